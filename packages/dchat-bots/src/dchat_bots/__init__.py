@@ -1,0 +1,5 @@
+"""dchat-bots."""
+
+from __future__ import annotations
+
+__all__: tuple[str, ...] = ()

@@ -1,0 +1,116 @@
+"""Canonical CBOR: deterministic encoding and strict, total, bounded decoding."""
+
+from __future__ import annotations
+
+import cbor2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dchat_core import (
+    DecodeError,
+    DecodeLimitError,
+    DecodeLimits,
+    EncodingError,
+    canonical_decode,
+    canonical_encode,
+)
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64 - 1)
+    | st.binary(max_size=64)
+    | st.text(max_size=32)
+)
+values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(max_size=8) | st.integers(-1000, 1000), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@given(values)
+def test_roundtrip_and_reencode_is_identical(value: object) -> None:
+    encoded = canonical_encode(value)
+    assert canonical_decode(encoded) == value
+    assert canonical_encode(canonical_decode(encoded)) == encoded
+
+
+@given(values)
+def test_cbor2_agrees_on_the_value(value: object) -> None:
+    assert cbor2.loads(canonical_encode(value)) == value
+
+
+@given(st.binary(max_size=256))
+def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
+    try:
+        value = canonical_decode(data)
+    except DecodeError:
+        return
+    assert canonical_encode(value) == data
+
+
+def test_known_bytes_rfc8949_examples() -> None:
+    assert canonical_encode(0) == bytes.fromhex("00")
+    assert canonical_encode(24) == bytes.fromhex("1818")
+    assert canonical_encode(-1) == bytes.fromhex("20")
+    assert canonical_encode(1_000_000) == bytes.fromhex("1a000f4240")
+    assert canonical_encode(2**64 - 1) == bytes.fromhex("1bffffffffffffffff")
+    assert canonical_encode(b"\x01\x02") == bytes.fromhex("420102")
+    assert canonical_encode("IETF") == bytes.fromhex("6449455446")
+    assert canonical_encode([1, [2, 3]]) == bytes.fromhex("8201820203")
+    # Keys sorted by the bytes of their encodings: 10 (0x0a) < 100 (0x1864) < -1 (0x20) < "z"
+    assert canonical_encode({"z": 1, -1: 2, 100: 3, 10: 4}) == bytes.fromhex(
+        "a40a04186403200261" + "7a01"
+    )
+
+
+@pytest.mark.parametrize(
+    "hex_input",
+    [
+        "1817",  # 23 in a one-byte head: not shortest
+        "190010",  # 16 in a two-byte head
+        "5f4101ff",  # indefinite-length bytes
+        "c11a514b67b0",  # a tag
+        "f93c00",  # a float
+        "f7",  # undefined
+        "a2616101616101",  # duplicate key
+        "a2616201616101",  # unsorted keys
+        "6261",  # truncated text
+        "62c328",  # invalid UTF-8
+        "0000",  # trailing bytes
+        "a1f401",  # bool as map key
+        "",  # empty
+        "1c",  # reserved head
+    ],
+)
+def test_non_canonical_or_malformed_is_rejected(hex_input: str) -> None:
+    with pytest.raises(DecodeError):
+        canonical_decode(bytes.fromhex(hex_input))
+
+
+def test_limits_are_enforced() -> None:
+    deep = b"\x81" * 40 + b"\x00"
+    with pytest.raises(DecodeLimitError):
+        canonical_decode(deep)
+    with pytest.raises(DecodeLimitError):
+        canonical_decode(canonical_encode(b"x" * 100), DecodeLimits(max_size=50))
+    with pytest.raises(DecodeLimitError):
+        canonical_decode(canonical_encode(list(range(100))), DecodeLimits(max_items=10))
+
+
+def test_huge_declared_length_fails_fast() -> None:
+    with pytest.raises(DecodeError):
+        canonical_decode(bytes.fromhex("5bffffffffffffffff"))
+    with pytest.raises(DecodeError):
+        canonical_decode(bytes.fromhex("9bffffffffffffffff"))
+
+
+def test_unencodable_values_raise_encoding_error() -> None:
+    for bad in (1.5, {1, 2}, object(), 2**64, -(2**64) - 1, {(1,): 2}, {True: 1}):
+        with pytest.raises(EncodingError):
+            canonical_encode(bad)

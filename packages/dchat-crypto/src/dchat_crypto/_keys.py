@@ -1,0 +1,175 @@
+"""Typed Ed25519 and X25519 keys.
+
+Each class wraps raw key bytes with its size as a class constant. Equality is
+constant-time, hashing uses public material only, and ``repr`` never shows
+private bytes, so keys can be logged or put in sets without leaking secrets.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from ._errors import BadSignatureError, InvalidKeyError
+from ._primitives import constant_time_equal
+
+__all__ = ("PrivateKey", "PublicKey", "SigningKey", "VerifyKey")
+
+
+def _check_bytes(cls: type[object], data: bytes, size: int) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidKeyError(f"{cls.__name__} must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) != size:
+        raise InvalidKeyError(f"{cls.__name__} must be {size} bytes, got {len(data)}")
+    return data
+
+
+class _RawKey:
+    """Shared behaviour: raw bytes, constant-time equality."""
+
+    SIZE: ClassVar[int] = 32
+    __slots__ = ("_raw",)
+    _raw: bytes
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = _check_bytes(type(self), raw, self.SIZE)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Build the key from its raw encoding.
+
+        Raises:
+            InvalidKeyError: If ``data`` does not have exactly ``SIZE`` bytes.
+        """
+        return cls(data)
+
+    def to_bytes(self) -> bytes:
+        """Return the raw encoding of the key."""
+        return self._raw
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _RawKey)
+        return constant_time_equal(self._raw, other._raw)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._raw))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._raw.hex()})"
+
+
+class _PrivateRawKey(_RawKey):
+    """Private keys: hash by public key, never show bytes in repr."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._public_bytes()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(public={self._public_bytes().hex()})"
+
+    def _public_bytes(self) -> bytes:
+        raise NotImplementedError
+
+
+class VerifyKey(_RawKey):
+    """An Ed25519 public key (32 bytes)."""
+
+    __slots__ = ()
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """Check an Ed25519 signature over ``message``.
+
+        Raises:
+            BadSignatureError: If the signature (or this key) is not valid.
+        """
+        if len(signature) != SigningKey.SIGNATURE_SIZE:
+            raise BadSignatureError
+        try:
+            Ed25519PublicKey.from_public_bytes(self._raw).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            raise BadSignatureError from None
+
+
+class SigningKey(_PrivateRawKey):
+    """An Ed25519 private key, stored as its 32-byte seed."""
+
+    SIGNATURE_SIZE: ClassVar[int] = 64
+    __slots__ = ("_key",)
+    _key: Ed25519PrivateKey
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(raw)
+        self._key = Ed25519PrivateKey.from_private_bytes(self._raw)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        """Create a new random signing key."""
+        return cls(Ed25519PrivateKey.generate().private_bytes_raw())
+
+    @property
+    def public_key(self) -> VerifyKey:
+        """The matching Ed25519 public key."""
+        return VerifyKey(self._public_bytes())
+
+    def _public_bytes(self) -> bytes:
+        return self._key.public_key().public_bytes_raw()
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message``; returns the 64-byte Ed25519 signature."""
+        return self._key.sign(message)
+
+
+class PublicKey(_RawKey):
+    """An X25519 public key (32 bytes)."""
+
+    __slots__ = ()
+
+
+class PrivateKey(_PrivateRawKey):
+    """An X25519 private key (32 bytes; clamping happens inside the DH)."""
+
+    __slots__ = ("_key",)
+    _key: X25519PrivateKey
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(raw)
+        self._key = X25519PrivateKey.from_private_bytes(self._raw)
+
+    @classmethod
+    def generate(cls) -> PrivateKey:
+        """Create a new random X25519 private key."""
+        return cls(X25519PrivateKey.generate().private_bytes_raw())
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The matching X25519 public key."""
+        return PublicKey(self._public_bytes())
+
+    def _public_bytes(self) -> bytes:
+        return self._key.public_key().public_bytes_raw()
+
+    def exchange(self, peer: PublicKey) -> bytes:
+        """Compute the 32-byte X25519 shared secret with ``peer``.
+
+        Raises:
+            InvalidKeyError: If the result is all zeros (a low-order peer point).
+        """
+        try:
+            shared = self._key.exchange(X25519PublicKey.from_public_bytes(peer.to_bytes()))
+        except ValueError:
+            # OpenSSL refuses all-zero outputs itself; report it like our own check.
+            raise InvalidKeyError("X25519 with a low-order point") from None
+        if constant_time_equal(shared, bytes(32)):
+            raise InvalidKeyError("X25519 with a low-order point")
+        return shared

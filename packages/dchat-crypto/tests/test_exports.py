@@ -1,0 +1,19 @@
+"""The public surface of dchat_crypto is exactly its `__all__`."""
+
+from __future__ import annotations
+
+import dchat_crypto
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    public = {name for name in vars(dchat_crypto) if not name.startswith("_")}
+    public -= {"annotations"}
+    submodules = {
+        name for name, value in vars(dchat_crypto).items() if type(value).__name__ == "module"
+    }
+    assert set(dchat_crypto.__all__) == public - submodules
+
+
+def test_all_is_a_sorted_tuple() -> None:
+    assert isinstance(dchat_crypto.__all__, tuple)
+    assert list(dchat_crypto.__all__) == sorted(dchat_crypto.__all__)

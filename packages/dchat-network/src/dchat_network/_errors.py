@@ -1,0 +1,60 @@
+"""Errors of :mod:`dchat_network`.
+
+::
+
+    DchatNetworkError(DchatError)
+    ├── LinkProtocolError(PeerError)        the peer broke the link protocol; the link is dead
+    │   ├── HandshakeFailedError            the Noise handshake or identity proof failed
+    │   └── FrameTooLargeError              a frame or message exceeded the size limit
+    ├── RelayProtocolError(PeerError, ValueError)  a relay request or reply is malformed
+    ├── LinkStateError(CallerError)         the local code used the link in the wrong state
+    └── LinkClosedError(TransportError)     the connection closed, reset, or timed out
+        └── LinkTimeoutError                an operation did not finish within its deadline
+"""
+
+from __future__ import annotations
+
+from dchat_core import CallerError, DchatError, PeerError, TransportError
+
+__all__ = (
+    "DchatNetworkError",
+    "FrameTooLargeError",
+    "HandshakeFailedError",
+    "LinkClosedError",
+    "LinkProtocolError",
+    "LinkStateError",
+    "LinkTimeoutError",
+    "RelayProtocolError",
+)
+
+
+class DchatNetworkError(DchatError):
+    """Root of the errors raised by :mod:`dchat_network`."""
+
+
+class LinkProtocolError(DchatNetworkError, PeerError):
+    """The peer violated the link protocol. The link cannot be used any more."""
+
+
+class HandshakeFailedError(LinkProtocolError):
+    """The handshake failed: malformed, unauthentic, or the wrong peer identity."""
+
+
+class FrameTooLargeError(LinkProtocolError):
+    """A frame or message exceeded the negotiated maximum size."""
+
+
+class RelayProtocolError(DchatNetworkError, PeerError, ValueError):
+    """A relay protocol message is malformed or unexpected."""
+
+
+class LinkStateError(DchatNetworkError, CallerError):
+    """The link was used in a state that does not allow the operation."""
+
+
+class LinkClosedError(DchatNetworkError, TransportError):
+    """The connection is closed (by either side, by reset, or after an error)."""
+
+
+class LinkTimeoutError(LinkClosedError):
+    """A link operation did not complete before its deadline."""

@@ -1,0 +1,211 @@
+"""Relay protocol messages, carried one per link message.
+
+A client deposits envelopes into mailboxes and, if it owns a mailbox, fetches
+and acknowledges them. Every request has a client-chosen request id ``rid`` that
+the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
+
+    put    {"t": "put", "rid": n, "mb": mailbox(32), "env": envelope}
+           -> {"t": "stored", "rid": n, "id": entry(32)}
+    fetch  {"t": "fetch", "rid": n, "max": k}
+           -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
+    ack    {"t": "ack", "rid": n, "ids": [entry, ...]}
+           -> {"t": "acked", "rid": n, "n": deleted}
+    any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
+
+Ownership: ``fetch`` and ``ack`` act on the mailbox whose id is the
+:class:`~dchat_core.MailboxId` of the key the client proved in the link
+handshake, so no request can name somebody else's mailbox.
+
+A ``stored`` reply is sent only after the envelope is durably committed, so the
+sender may forget it; entries are deleted only by ``ack`` from the owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from dchat_core import DecodeError, DecodeLimits, Fields, canonical_decode, canonical_encode
+
+from ._errors import RelayProtocolError
+
+__all__ = (
+    "MAX_BATCH",
+    "RelayAck",
+    "RelayAcked",
+    "RelayBatch",
+    "RelayError",
+    "RelayFetch",
+    "RelayMessage",
+    "RelayPut",
+    "RelayStored",
+    "decode_relay_message",
+    "encode_relay_message",
+)
+
+MAX_BATCH: Final = 64
+MAX_ENVELOPE: Final = 96 * 1024
+_MAX_RID: Final = 2**63 - 1
+_LIMITS: Final = DecodeLimits(max_size=8 * 1024 * 1024, max_depth=3, max_items=4 * MAX_BATCH + 16)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPut:
+    """Store ``envelope`` in ``mailbox``."""
+
+    rid: int
+    mailbox: bytes
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStored:
+    """The envelope is durably stored under ``entry_id``."""
+
+    rid: int
+    entry_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayFetch:
+    """Return up to ``limit`` waiting entries of the caller's own mailbox."""
+
+    rid: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayBatch:
+    """Waiting entries, oldest first."""
+
+    rid: int
+    items: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAck:
+    """Delete these entries of the caller's own mailbox: they are safely received."""
+
+    rid: int
+    entry_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAcked:
+    """``deleted`` entries were removed."""
+
+    rid: int
+    deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayError:
+    """The request failed; ``code`` is machine-readable, ``message`` for people."""
+
+    rid: int
+    code: str
+    message: str
+
+
+RelayMessage = RelayPut | RelayStored | RelayFetch | RelayBatch | RelayAck | RelayAcked | RelayError
+
+
+def encode_relay_message(message: RelayMessage) -> bytes:
+    """Canonical encoding of one relay message."""
+    match message:
+        case RelayPut(rid, mailbox, envelope):
+            body: dict[str, object] = {"t": "put", "mb": mailbox, "env": envelope}
+        case RelayStored(rid, entry_id):
+            body = {"t": "stored", "id": entry_id}
+        case RelayFetch(rid, limit):
+            body = {"t": "fetch", "max": limit}
+        case RelayBatch(rid, items):
+            body = {"t": "batch", "items": [list(item) for item in items]}
+        case RelayAck(rid, entry_ids):
+            body = {"t": "ack", "ids": list(entry_ids)}
+        case RelayAcked(rid, deleted):
+            body = {"t": "acked", "n": deleted}
+        case RelayError(rid, code, text):
+            body = {"t": "error", "code": code, "msg": text}
+    return canonical_encode({**body, "rid": rid})
+
+
+def decode_relay_message(data: bytes) -> RelayMessage:
+    """Parse one relay message from untrusted bytes.
+
+    Raises:
+        RelayProtocolError: malformed, unknown type or out-of-range field.
+    """
+    try:
+        value = canonical_decode(data, _LIMITS)
+        kind = value.get("t") if isinstance(value, dict) else None
+        decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+        if decoder is None:
+            raise RelayProtocolError("unknown relay message type")
+        return decoder(value)
+    except DecodeError as exc:
+        raise RelayProtocolError(f"malformed relay message: {exc}") from None
+
+
+def _fields(value: object, *names: str) -> tuple[Fields, int]:
+    fields = Fields(value, "relay message", frozenset({"t", "rid", *names}))
+    return fields, fields.get_int("rid", hi=_MAX_RID)
+
+
+def _put(value: object) -> RelayMessage:
+    f, rid = _fields(value, "mb", "env")
+    return RelayPut(rid, f.get_bytes("mb", size=32), f.get_bytes("env", max_size=MAX_ENVELOPE))
+
+
+def _stored(value: object) -> RelayMessage:
+    f, rid = _fields(value, "id")
+    return RelayStored(rid, f.get_bytes("id", size=32))
+
+
+def _fetch(value: object) -> RelayMessage:
+    f, rid = _fields(value, "max")
+    return RelayFetch(rid, f.get_int("max", lo=1, hi=MAX_BATCH))
+
+
+def _batch(value: object) -> RelayMessage:
+    f, rid = _fields(value, "items")
+    items = []
+    for item in f.get_list("items", max_len=MAX_BATCH):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise RelayProtocolError("batch item must be [id, envelope]")
+        entry, envelope = item
+        if not (isinstance(entry, bytes) and len(entry) == 32 and isinstance(envelope, bytes)):
+            raise RelayProtocolError("batch item has bad field types")
+        if len(envelope) > MAX_ENVELOPE:
+            raise RelayProtocolError("batch envelope too large")
+        items.append((entry, envelope))
+    return RelayBatch(rid, tuple(items))
+
+
+def _ack(value: object) -> RelayMessage:
+    f, rid = _fields(value, "ids")
+    ids = f.get_list("ids", max_len=MAX_BATCH)
+    if not all(isinstance(i, bytes) and len(i) == 32 for i in ids):
+        raise RelayProtocolError("ack ids must be 32-byte entry ids")
+    return RelayAck(rid, tuple(ids))
+
+
+def _acked(value: object) -> RelayMessage:
+    f, rid = _fields(value, "n")
+    return RelayAcked(rid, f.get_int("n", hi=MAX_BATCH))
+
+
+def _error(value: object) -> RelayMessage:
+    f, rid = _fields(value, "code", "msg")
+    return RelayError(rid, f.get_str("code", max_len=64), f.get_str("msg", max_len=512))
+
+
+_DECODERS = {
+    "put": _put,
+    "stored": _stored,
+    "fetch": _fetch,
+    "batch": _batch,
+    "ack": _ack,
+    "acked": _acked,
+    "error": _error,
+}

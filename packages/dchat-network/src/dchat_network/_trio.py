@@ -1,0 +1,193 @@
+"""The trio shell around :class:`LinkConnection`: TCP dialing and listening.
+
+All waiting happens under deadlines; every foreign exception (trio, OS) is
+translated to :class:`LinkClosedError` / :class:`LinkTimeoutError` here, so the
+rest of the code only sees dchat errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from dchat_core import DchatError, NodeId
+
+from ._errors import LinkClosedError, LinkTimeoutError
+from ._link import DEFAULT_MAX_MESSAGE, HandshakeComplete, LinkClosed, LinkConnection
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+    from dchat_crypto import SigningKey, VerifyKey
+
+__all__ = ("Link", "connect", "open_link", "serve_links")
+
+_log = logging.getLogger("dchat.network")
+_READ_SIZE = 65536
+
+
+@contextmanager
+def _translated(timeout: float | None) -> Iterator[None]:
+    try:
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            yield
+    except trio.TooSlowError:
+        raise LinkTimeoutError("link operation timed out") from None
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        raise LinkClosedError(f"connection failed: {type(exc).__name__}") from None
+
+
+class Link:
+    """An open, authenticated, encrypted link to one peer."""
+
+    def __init__(
+        self, stream: trio.abc.Stream, conn: LinkConnection, done: HandshakeComplete
+    ) -> None:
+        self._stream = stream
+        self._conn = conn
+        self._send_lock = trio.Lock()
+        self._recv_lock = trio.Lock()
+        self.peer_key: VerifyKey = done.peer_key
+        self.peer_id: NodeId = done.peer_id
+
+    async def send(self, data: bytes, *, timeout: float | None = 30.0) -> None:
+        """Send one message.
+
+        Raises:
+            FrameTooLargeError: ``data`` exceeds the link's maximum message size.
+            LinkClosedError: the connection failed or timed out.
+        """
+        async with self._send_lock:
+            self._conn.send_message(data)
+            with _translated(timeout):
+                await self._stream.send_all(self._conn.data_to_send())
+
+    async def receive(self, *, timeout: float | None = None) -> bytes:
+        """Wait for the next message.
+
+        Raises:
+            LinkProtocolError: the peer broke the protocol.
+            LinkClosedError: the peer closed the link, or the connection failed.
+        """
+        async with self._recv_lock:
+            with _translated(timeout):
+                while True:
+                    event = self._conn.next_event()
+                    if event is None:
+                        self._conn.receive_data(bytes(await self._stream.receive_some(_READ_SIZE)))
+                    elif isinstance(event, LinkClosed):
+                        raise LinkClosedError("peer closed the link")
+                    else:
+                        assert not isinstance(event, HandshakeComplete)
+                        return event.data
+
+    async def request(self, data: bytes, *, timeout: float = 30.0) -> bytes:
+        """Send one message and wait for the next one, both within ``timeout``."""
+        with _translated(timeout):
+            await self.send(data, timeout=None)
+            return await self.receive(timeout=None)
+
+    async def aclose(self) -> None:
+        """Close the link and its stream."""
+        self._conn.close()
+        with (
+            trio.move_on_after(1),
+            trio.CancelScope(shield=True),
+            suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
+        ):
+            await self._stream.aclose()
+
+
+async def open_link(
+    stream: trio.abc.Stream,
+    *,
+    initiator: bool,
+    node_key: SigningKey,
+    expected_peer: NodeId | None = None,
+    timeout: float = 10.0,
+    max_message: int = DEFAULT_MAX_MESSAGE,
+) -> Link:
+    """Run the link handshake over ``stream``.
+
+    Raises:
+        HandshakeFailedError: the handshake or the peer's identity proof failed.
+        LinkClosedError: the connection failed or the handshake timed out.
+    """
+    conn = LinkConnection(
+        initiator=initiator, node_key=node_key, expected_peer=expected_peer, max_message=max_message
+    )
+    with _translated(timeout):
+        while True:
+            pending = conn.data_to_send()
+            if pending:
+                await stream.send_all(pending)
+            event = conn.next_event()
+            if isinstance(event, HandshakeComplete):
+                return Link(stream, conn, event)
+            conn.receive_data(bytes(await stream.receive_some(_READ_SIZE)))
+
+
+async def connect(
+    host: str,
+    port: int,
+    *,
+    node_key: SigningKey,
+    expected_peer: NodeId | None = None,
+    timeout: float = 10.0,
+) -> Link:
+    """Dial ``host:port`` over TCP and open a link, all within ``timeout``."""
+    with _translated(timeout):
+        stream = await trio.open_tcp_stream(host, port)
+    try:
+        return await open_link(
+            stream, initiator=True, node_key=node_key, expected_peer=expected_peer, timeout=timeout
+        )
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+        raise
+
+
+async def serve_links(
+    handler: Callable[[Link], Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    node_key: SigningKey,
+    handshake_timeout: float = 10.0,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept TCP connections, open a link on each and run ``handler`` on it.
+
+    One misbehaving or failing connection never stops the listener: its error is
+    logged and only that connection is closed. ``task_status.started`` receives
+    the bound ``(host, port)``.
+    """
+
+    async def on_connection(stream: trio.SocketStream) -> None:
+        link: Link | None = None
+        try:
+            link = await open_link(
+                stream, initiator=False, node_key=node_key, timeout=handshake_timeout
+            )
+            await handler(link)
+        except DchatError as exc:
+            _log.info("link ended: %s: %s", type(exc).__name__, exc)
+        except Exception:
+            _log.exception("link handler crashed")
+        finally:
+            if link is not None:
+                await link.aclose()
+            else:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    sockname: Any = listeners[0].socket.getsockname()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, on_connection, listeners)
+        task_status.started((sockname[0], sockname[1]))

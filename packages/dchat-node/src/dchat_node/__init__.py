@@ -1,0 +1,27 @@
+"""dchat-node: the composition root. Roles, the local HTTP API, the CLIs and the demo.
+
+Named public modules: :mod:`dchat_node.cli` (the ``dchat`` and ``dchat-node``
+commands) and :mod:`dchat_node.config` (configuration loading).
+"""
+
+from __future__ import annotations
+
+from ._errors import ConfigError as ConfigError
+from ._errors import DchatNodeError as DchatNodeError
+from ._errors import NodeStateError as NodeStateError
+from ._process import NodeProcess as NodeProcess
+from ._process import free_port as free_port
+from ._runtime import run_node as run_node
+from .config import NodeConfig as NodeConfig
+from .config import load_config as load_config
+
+__all__ = (
+    "ConfigError",
+    "DchatNodeError",
+    "NodeConfig",
+    "NodeProcess",
+    "NodeStateError",
+    "free_port",
+    "load_config",
+    "run_node",
+)

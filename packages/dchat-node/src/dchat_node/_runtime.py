@@ -1,0 +1,182 @@
+"""The node process: opens storage, unlocks keys, runs the role's services.
+
+On start the node writes ``<data-dir>/api.json`` (mode 0600) with its API URL,
+a fresh bearer token, its role, link address, node id and pid; clients and the
+demo read it, and it is removed on a clean stop. SIGINT and SIGTERM stop the
+node gracefully.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import secrets
+import signal
+from typing import TYPE_CHECKING, Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from dchat_core import Clock, NodeId, SystemClock
+from dchat_crypto import (
+    DecryptionError,
+    KeystoreFormatError,
+    SigningKey,
+    decrypt_with_passphrase,
+    encrypt_with_passphrase,
+)
+from dchat_network import serve_links
+from dchat_storage import open_database
+
+from ._api import create_app
+from ._errors import ConfigError, NodeStateError
+from ._relay_service import RelayService
+from ._store import AsyncStore
+from ._user_service import UserService
+from .config import NodeConfig, parse_hostport
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ("Node", "run_node")
+
+_log = logging.getLogger("dchat.node")
+
+
+def _load_node_key(path: Path, passphrase: bytes) -> SigningKey:
+    """The relay's long-lived node key, created on first start."""
+    if path.exists():
+        try:
+            return SigningKey.from_bytes(decrypt_with_passphrase(path.read_bytes(), passphrase))
+        except (DecryptionError, KeystoreFormatError):
+            raise ConfigError("cannot unlock the node key: wrong passphrase?") from None
+    key = SigningKey.generate()
+    _write_private(path, encrypt_with_passphrase(key.to_bytes(), passphrase))
+    return key
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class Node:
+    """One running node: its config, storage and role services."""
+
+    def __init__(
+        self, config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self._user = (
+            UserService(config, store, clock, passphrase) if config.role == "user" else None
+        )
+        self.relay = RelayService(store, clock) if config.role == "relay" else None
+        self.node_id: NodeId | None = None
+        self.link_address: str | None = None
+        self.started_at = clock.now()
+
+    @property
+    def user(self) -> UserService:
+        """The user service; :class:`NodeStateError` on a relay."""
+        if self._user is None:
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self._user
+
+    async def status(self) -> dict[str, Any]:
+        """Counters and identity for ``/status``."""
+        db = self.store.db
+        report: dict[str, Any] = {
+            "role": self.config.role,
+            "uptime": round(self.clock.now() - self.started_at, 3),
+            "node_id": None if self.node_id is None else str(self.node_id),
+            "link": self.link_address,
+        }
+        if self.relay is not None:
+            report["mailbox_entries"] = await self.store.run(db.mailboxes.count)
+            report["stored"] = self.relay.stored
+            report["delivered"] = self.relay.delivered
+        if self._user is not None:
+            report["identity_id"] = (
+                None if self._user._identity is None else str(self._user.identity.identity_id)
+            )
+            report["outbox"] = await self.store.run(db.outbox.count)
+            report["sent"] = self._user.sent
+            report["received"] = self._user.received
+            report["rejected"] = self._user.rejected
+        return report
+
+
+async def _serve_api(node: Node, address: str, token: str, *, task_status: Any) -> None:
+    config = HypercornConfig()
+    config.bind = [address]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("dchat.api")
+    config.graceful_timeout = 2.0
+    app: Any = create_app(node, token)  # hypercorn types ASGI apps more narrowly than Starlette
+    await hypercorn_serve(app, config, task_status=task_status)
+
+
+async def _wait_for_signal(cancel: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            _log.info("stopping on signal %s", signal.Signals(signum).name)
+            cancel.cancel()
+            return
+
+
+async def run_node(config: NodeConfig, passphrase: bytes, *, clock: Clock | None = None) -> None:
+    """Run the node described by ``config`` until SIGINT/SIGTERM."""
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    runfile = config.data_dir / "api.json"
+    db = open_database(config.data_dir / "node.db")
+    try:
+        store = AsyncStore(db)
+        node = Node(config, store, clock or SystemClock(), passphrase)
+        with trio.CancelScope() as cancel:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_wait_for_signal, cancel)
+                info = await _start_role(node, nursery, passphrase)
+                _write_private(runfile, json.dumps(info).encode())
+                _log.info("node ready", extra={"role": config.role})
+    finally:
+        runfile.unlink(missing_ok=True)
+        db.close()
+
+
+async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> dict[str, Any]:
+    config = node.config
+    token = secrets.token_urlsafe(32)
+    if node.relay is not None:
+        key = await trio.to_thread.run_sync(
+            _load_node_key, config.data_dir / "node.key", passphrase
+        )
+        node.node_id = NodeId.derive(key.public_key.to_bytes())
+        host, port = parse_hostport(config.listen)
+        serve = functools.partial(serve_links, node.relay.handle, host, port, node_key=key)
+        bound = await nursery.start(serve)
+        node.link_address = f"{bound[0]}:{bound[1]}"
+        api_address = config.api_listen
+    else:
+        await node.user.load()
+        nursery.start_soon(node.user.run_outbox)
+        nursery.start_soon(node.user.run_mailbox)
+        api_address = config.listen
+    binds = await nursery.start(_serve_api, node, api_address, token)
+    return {
+        "url": binds[0],
+        "token": token,
+        "role": config.role,
+        "link": node.link_address,
+        "node_id": None if node.node_id is None else str(node.node_id),
+        "pid": os.getpid(),
+    }

@@ -1,0 +1,228 @@
+"""Command lines: ``dchat-node`` (run and set up a node) and ``dchat`` (the user's client).
+
+``dchat`` talks to a running node through its local API; it finds the node by its
+data directory (``--data-dir`` or ``DCHAT_DATA_DIR``). Errors print one line and
+exit with status 1; usage mistakes exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import trio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dchat_core import DchatError
+from dchat_sdk import RemoteClient
+
+from ._logging import configure_logging
+from .config import load_config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ("app", "main", "node_app", "node_main")
+
+T = TypeVar("T")
+_DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
+_err = Console(stderr=True)
+_out = Console()
+
+node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
+app = typer.Typer(
+    help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
+)
+contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
+app.add_typer(contact_app, name="contact")
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except DchatError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _passphrase(passphrase_file: Path | None) -> bytes:
+    if passphrase_file is not None:
+        try:
+            return passphrase_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise _fail(f"cannot read the passphrase file: {exc.strerror}") from None
+    value = os.environ.get("DCHAT_PASSPHRASE")
+    if not value:
+        raise _fail("set DCHAT_PASSPHRASE or pass --passphrase-file to unlock the node's keys")
+    return value.encode()
+
+
+@node_app.command("run")
+def run(
+    data_dir: DataDir = _DEFAULT_DIR,
+    role: Annotated[str | None, typer.Option(help="user or relay")] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT: relay protocol (relay) or local API (user)")
+    ] = None,
+    api_listen: Annotated[str | None, typer.Option(help="HOST:PORT of a relay's API")] = None,
+    relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
+    relay_node: Annotated[str | None, typer.Option(help="user: pin the relay's node id")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between fetches")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file (default DATA_DIR/dchat.toml)")
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="file holding the passphrase")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+) -> None:
+    """Run a node until SIGINT or SIGTERM."""
+    from ._runtime import run_node
+
+    overrides = {
+        "role": role,
+        "listen": listen,
+        "api_listen": api_listen,
+        "relay": relay,
+        "relay_node": relay_node,
+        "poll_interval": poll_interval,
+        "log_level": log_level,
+    }
+    cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
+    secret = _passphrase(passphrase_file)
+    configure_logging(cfg.log_level)
+    _guard(lambda: trio.run(run_node, cfg, secret))
+
+
+@node_app.command("init")
+def init_node(
+    data_dir: DataDir = _DEFAULT_DIR,
+    role: Annotated[str, typer.Option(help="user or relay")] = "user",
+    listen: Annotated[str, typer.Option(help="HOST:PORT")] = "127.0.0.1:8470",
+    relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
+) -> None:
+    """Write a starting ``dchat.toml`` into the data directory."""
+    path = data_dir / "dchat.toml"
+    if path.exists():
+        raise _fail(f"{path} exists already")
+    lines = ["[node]", f'role = "{role}"', f'listen = "{listen}"']
+    if relay:
+        lines.append(f'relay = "{relay}"')
+    _guard(
+        lambda: load_config(
+            data_dir,
+            config_file=Path("/nonexistent"),
+            overrides={"role": role, "listen": listen, "relay": relay},
+        )
+    )
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text("\n".join(lines) + "\n")
+    _out.print(f"wrote {path}")
+
+
+def _client(data_dir: Path) -> RemoteClient:
+    return _guard(lambda: RemoteClient.from_data_dir(data_dir))
+
+
+def _with_client(data_dir: Path, action: Callable[[RemoteClient], T]) -> T:
+    with _client(data_dir) as client:
+        return _guard(lambda: action(client))
+
+
+@app.command("init")
+def init_identity(
+    name: Annotated[str, typer.Option(help="The name shown on your contact card.")],
+    data_dir: DataDir = _DEFAULT_DIR,
+) -> None:
+    """Create this node's identity and print its contact card."""
+    identity = _with_client(data_dir, lambda c: c.create_identity(name))
+    _out.print(f"identity {identity}")
+    _out.print(_with_client(data_dir, lambda c: c.card()), soft_wrap=True)
+
+
+@app.command("card")
+def card(data_dir: DataDir = _DEFAULT_DIR) -> None:
+    """Print this identity's contact card, to give to people who should reach you."""
+    _out.print(_with_client(data_dir, lambda c: c.card()), soft_wrap=True, highlight=False)
+
+
+@contact_app.command("add")
+def contact_add(name: str, card: str, data_dir: DataDir = _DEFAULT_DIR) -> None:
+    """Add a contact from the card they gave you."""
+    contact = _with_client(data_dir, lambda c: c.add_contact(name, card))
+    _out.print(f"added {contact.name} ({contact.identity_id})", highlight=False)
+
+
+@contact_app.command("list")
+def contact_list(data_dir: DataDir = _DEFAULT_DIR) -> None:
+    """List contacts."""
+    table = Table("name", "identity")
+    for contact in _with_client(data_dir, lambda c: c.contacts()):
+        table.add_row(contact.name, contact.identity_id)
+    _out.print(table)
+
+
+@app.command("send")
+def send(to: str, text: str, data_dir: DataDir = _DEFAULT_DIR) -> None:
+    """Send TEXT to the contact named TO (delivered through their relay)."""
+    mid = _with_client(data_dir, lambda c: c.send(to, text))
+    _out.print(f"queued {mid}", highlight=False)
+
+
+@app.command("inbox")
+def inbox(
+    data_dir: DataDir = _DEFAULT_DIR,
+    peer: Annotated[str | None, typer.Option(help="only this contact")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show stored messages, oldest first."""
+    messages = _with_client(data_dir, lambda c: c.messages(peer, limit))
+    if as_json:
+        _out.print_json(json.dumps([_as_dict(m) for m in messages]))
+        return
+    table = Table("", "who", "message")
+    for m in messages:
+        who = m.peer_name or m.peer_id
+        table.add_row("<-" if m.direction == "in" else "->", who, m.text)
+    _out.print(table)
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in message.__slots__}
+
+
+@app.command("status")
+def status(data_dir: DataDir = _DEFAULT_DIR) -> None:
+    """Show the node's status."""
+    _out.print_json(json.dumps(_with_client(data_dir, lambda c: c.status())))
+
+
+@app.command("demo")
+def demo() -> None:
+    """Relay + two users as real processes: an E2E message to an offline recipient."""
+    from ._demo import run_demo
+
+    raise typer.Exit(run_demo(_out))
+
+
+def main() -> None:
+    """Entry point of ``dchat``."""
+    app()
+
+
+def node_main() -> None:
+    """Entry point of ``dchat-node``."""
+    node_app()

@@ -1,0 +1,97 @@
+"""Node configuration: a TOML file, then ``DCHAT_*`` environment variables, then flags.
+
+Precedence (highest first): command-line flags, environment variables
+(``DCHAT_ROLE``, ``DCHAT_LISTEN``, ``DCHAT_RELAY``, ``DCHAT_RELAY_NODE``,
+``DCHAT_API_LISTEN``, ``DCHAT_POLL_INTERVAL``, ``DCHAT_LOG_LEVEL``), the TOML file
+(``<data-dir>/dchat.toml`` or ``--config``), defaults. The passphrase that
+unlocks the node's keys never lives in the config: it comes from
+``DCHAT_PASSPHRASE`` or a ``--passphrase-file``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ("NodeConfig", "load_config", "parse_hostport")
+
+Role = Literal["user", "relay"]
+_ENV_FIELDS = ("role", "listen", "relay", "relay_node", "api_listen", "poll_interval", "log_level")
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (port 0 means any free port).
+
+    Raises:
+        ConfigError: not a valid address.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"not a HOST:PORT address: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+class NodeConfig(BaseModel):
+    """Validated node configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role = "user"
+    data_dir: Path
+    listen: str = Field(default="127.0.0.1:0", description="relay: link listener; user: API")
+    api_listen: str = Field(default="127.0.0.1:0", description="relay: HTTP API address")
+    relay: str | None = Field(default=None, description="user: HOST:PORT of the home relay")
+    relay_node: str | None = Field(default=None, description="user: pinned relay node id")
+    poll_interval: float = Field(default=2.0, gt=0, le=3600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("listen", "api_listen", "relay")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_hostport(value)
+        return value
+
+
+def load_config(
+    data_dir: Path,
+    *,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> NodeConfig:
+    """Merge file, environment and explicit overrides into a :class:`NodeConfig`.
+
+    Raises:
+        ConfigError: unreadable TOML or invalid values (the message names the field).
+    """
+    env = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    path = config_file if config_file is not None else data_dir / "dchat.toml"
+    if path.exists():
+        try:
+            merged.update(tomllib.loads(path.read_text()).get("node", {}))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+    for name in _ENV_FIELDS:
+        value = env.get(f"DCHAT_{name.upper()}")
+        if value is not None:
+            merged[name] = value
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    merged["data_dir"] = data_dir
+    try:
+        return NodeConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,116 @@
+"""Transactions shared by the repositories: many readers, one writer.
+
+Theory of operation: every public call runs inside :meth:`Access.read` or
+:meth:`Access.write`. Writers also hold a process-wide :class:`threading.Lock`,
+so at most one write transaction exists per :class:`Database` and threads never
+fight over SQLite's write lock (which would surface as "database is locked").
+Readers take no lock: in WAL mode they see the last committed snapshot while a
+writer works. A counter of calls in flight lets :meth:`Access.close` wait for
+them, so no pooled connection is still checked out when the engine is disposed.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from sqlalchemy.dialects import sqlite
+
+from ._engine import WRITE_OPTION, translate_errors
+from ._errors import DatabaseClosedError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy import Connection, Engine
+
+    from ._schema import Base
+
+__all__ = ("Access", "check_limit", "insert_ignore")
+
+
+class Access:
+    """Hands out read and write transactions on one engine; thread-safe."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._write_lock = threading.Lock()
+        self._state = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+
+    @contextmanager
+    def read(self, what: str) -> Iterator[Connection]:
+        """Run a read-only transaction on a consistent snapshot.
+
+        Args:
+            what: Description of the operation, for error messages.
+
+        Yields:
+            A connection inside a ``BEGIN`` transaction; rolled back at exit.
+        """
+        with self._call(), translate_errors(what), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self, what: str) -> Iterator[Connection]:
+        """Run a write transaction; it is committed (and fsynced) on normal exit.
+
+        Args:
+            what: Description of the operation, for error messages.
+
+        Yields:
+            A connection inside a ``BEGIN IMMEDIATE`` transaction. An exception
+            from the block rolls it back and propagates.
+        """
+        with (
+            self._call(),
+            self._write_lock,
+            translate_errors(what),
+            self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    def close(self) -> None:
+        """Refuse new calls, wait for calls in flight, then close every connection."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            self._state.wait_for(lambda: self._in_flight == 0)
+        self._engine.dispose()
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        with self._state:
+            if self._closed:
+                raise DatabaseClosedError("the database is closed")
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._in_flight -= 1
+                self._state.notify_all()
+
+
+def insert_ignore(conn: Connection, model: type[Base], values: dict[str, object]) -> bool:
+    """Insert a row unless it would violate a unique key; say whether it was inserted.
+
+    One statement (``INSERT ... ON CONFLICT DO NOTHING``) rather than a look-up
+    followed by an insert, so it stays correct if several processes share a file.
+    """
+    statement = sqlite.insert(model).values(values).on_conflict_do_nothing()
+    return conn.execute(statement).rowcount == 1
+
+
+def check_limit(limit: int) -> None:
+    """Reject a non-positive row limit.
+
+    Raises:
+        InvalidArgumentError: ``limit`` is below 1.
+    """
+    if limit < 1:
+        raise InvalidArgumentError(f"limit must be at least 1, got {limit}")

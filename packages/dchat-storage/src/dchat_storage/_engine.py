@@ -1,0 +1,114 @@
+"""SQLite engine set-up and translation of driver errors.
+
+Theory of operation: Python's ``sqlite3`` module, left to itself, opens
+transactions lazily and only before DML, so reads are not snapshot-consistent
+and a read-then-write transaction can fail with ``SQLITE_BUSY`` when it tries
+to upgrade its lock. We therefore switch the driver to autocommit
+(``isolation_level=None``) and let SQLAlchemy's ``begin`` event emit the
+``BEGIN`` itself: plain ``BEGIN`` for reads, ``BEGIN IMMEDIATE`` for writes, so
+a writer takes the write lock up front (waiting up to the busy timeout) and
+never deadlocks half-way through.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import URL, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from ._errors import StorageUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = ("BUSY_TIMEOUT_S", "WRITE_OPTION", "create_sqlite_engine", "translate_errors")
+
+# How long a connection waits for another process's lock before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+# Execution option that makes a connection's next transaction BEGIN IMMEDIATE.
+WRITE_OPTION = "dchat_write"
+
+# Applied to every new connection. ``synchronous=FULL`` fsyncs the WAL at every
+# commit, so an acknowledged write survives power loss, not just a crash of this
+# process (``NORMAL`` in WAL mode may lose the last commits on power loss).
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
+)
+
+
+def create_sqlite_engine(path: Path) -> Engine:
+    """Create an engine for the SQLite file at ``path`` with dchat's settings.
+
+    Connections are pooled (a ``QueuePool``, the default for SQLite files) and
+    may move between threads; each is used by one thread at a time.
+
+    Args:
+        path: The database file; created on first connect if missing.
+
+    Returns:
+        A configured engine. No connection is opened yet.
+    """
+    engine = create_engine(
+        # URL.create, not an f-string: a path may contain '?' or '#'.
+        URL.create("sqlite+pysqlite", database=str(path)),
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=BUSY_TIMEOUT_S,
+    )
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Autocommit at the driver level; _on_begin emits the real BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _PRAGMAS:
+            cursor.execute(pragma)
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        cursor.close()
+    if mode != "wal":
+        # E.g. a read-only directory where the -wal/-shm files cannot be made.
+        raise sqlite3.OperationalError(f"cannot enable WAL journal mode (got {mode!r})")
+
+
+def _on_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get(WRITE_OPTION, False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Turn SQLAlchemy and ``sqlite3`` errors into :class:`StorageUnavailableError`.
+
+    Callers translate the errors they expect (unique-key violations) before
+    they reach this boundary; anything left is a failure of the storage itself.
+
+    Args:
+        what: A short description of the operation, for the error message.
+
+    Raises:
+        StorageUnavailableError: The wrapped block raised a database error.
+    """
+    try:
+        yield
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        detail = getattr(exc, "orig", None) or exc
+        raise StorageUnavailableError(f"{what}: {detail}") from exc

@@ -1,0 +1,24 @@
+"""Shared fixtures: a fresh database in pytest's ``tmp_path``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dchat_storage import Database, open_database
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "node" / "dchat.sqlite3"
+
+
+@pytest.fixture
+def db(db_path: Path) -> Iterator[Database]:
+    database = open_database(db_path)
+    try:
+        yield database
+    finally:
+        database.close()

@@ -1,0 +1,107 @@
+"""Opening, closing, connection settings and hostile files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trio
+from sqlalchemy import text
+
+from dchat_core import CallerError, TransportError
+from dchat_storage import (
+    Database,
+    DatabaseClosedError,
+    StorageUnavailableError,
+    open_database,
+)
+
+
+def test_open_creates_parent_directories(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "db.sqlite3"
+    with open_database(path) as db:
+        assert db.path == path.resolve()
+        assert db.integrity_check() == "ok"
+    assert path.is_file()
+
+
+def test_every_connection_gets_the_durability_pragmas(db: Database) -> None:
+    # Two connections checked out at once, so both are real pool members.
+    engine = db._access._engine
+    with engine.connect() as first, engine.connect() as second:
+        for conn in (first, second):
+            pragmas = [
+                conn.execute(text(f"PRAGMA {name}")).scalar_one()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            ]
+            assert pragmas == ["wal", 2, 1, 30000]
+
+
+def test_close_is_idempotent_and_later_calls_fail(db_path: Path) -> None:
+    db = open_database(db_path)
+    db.close()
+    db.close()
+    with pytest.raises(DatabaseClosedError):
+        db.mailboxes.count()
+    with pytest.raises(CallerError):
+        db.identity.save("id", b"", b"", 0.0)
+
+
+def test_context_manager_closes(db_path: Path) -> None:
+    with open_database(db_path) as db:
+        db.messages.add(b"m", "in", "p", "x", 0.0, 0.0)
+    with pytest.raises(DatabaseClosedError):
+        db.messages.get(b"m")
+    # Closing checkpoints the WAL into the main file.
+    assert not db_path.with_name(db_path.name + "-wal").exists()
+
+
+def test_random_bytes_file_is_refused_and_left_intact(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-db"
+    garbage = os.urandom(64 * 1024)
+    path.write_bytes(garbage)
+    with pytest.raises(StorageUnavailableError) as caught:
+        open_database(path)
+    assert isinstance(caught.value, TransportError)
+    assert path.read_bytes() == garbage
+
+
+def test_directory_in_place_of_the_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StorageUnavailableError):
+        open_database(tmp_path)
+
+
+def test_parent_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(StorageUnavailableError):
+        open_database(tmp_path / "file" / "db.sqlite3")
+
+
+def test_corrupted_pages_are_reported(db_path: Path) -> None:
+    with open_database(db_path) as db:
+        for n in range(300):
+            db.mailboxes.put(b"box", n.to_bytes(4, "big") * 256, 0.0)
+    data = bytearray(db_path.read_bytes())
+    page = 4096
+    data[3 * page : 3 * page + 512] = os.urandom(512)
+    db_path.write_bytes(bytes(data))
+    try:
+        db = open_database(db_path)
+    except StorageUnavailableError:
+        return  # Refusing to open is an acceptable report too.
+    with db:
+        try:
+            report = db.integrity_check()
+        except StorageUnavailableError:
+            return
+        assert report != "ok"
+
+
+async def test_usable_from_trio_worker_threads(db: Database) -> None:
+    async with trio.open_nursery() as nursery:
+        for n in range(20):
+            nursery.start_soon(
+                trio.to_thread.run_sync, db.mailboxes.put, b"box", n.to_bytes(2, "big"), 0.0
+            )
+    assert await trio.to_thread.run_sync(db.mailboxes.count) == 20
