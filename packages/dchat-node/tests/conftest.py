@@ -30,7 +30,10 @@ def make_user(tmp_path: Path, relay: NodeProcess) -> Iterator[Callable[[str], No
 
     def make(name: str) -> NodeProcess:
         node = NodeProcess(
-            tmp_path / name, "user", passphrase=PASSPHRASE, relay=relay.info["link"],
+            tmp_path / name,
+            "user",
+            passphrase=PASSPHRASE,
+            relay=relay.info["link"],
             poll_interval=0.2,
         )
         node.start()
