@@ -44,7 +44,9 @@ _NONCE_SIZE = 12
 _HEADER_SIZE = _PARAMS.size + _SALT_SIZE + _NONCE_SIZE
 
 # DoS guard for blobs from untrusted storage: far above any sane setting.
-_MAX_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB
+# 1 GiB: 16x the default. A single corrupted byte in a blob header must not make
+# unlocking try to allocate many gigabytes.
+_MAX_MEMORY_KIB = 1024 * 1024
 _MAX_ITERATIONS = 64
 _MAX_LANES = 16
 
@@ -54,7 +56,7 @@ class KdfParams:
     """Argon2id cost parameters.
 
     Attributes:
-        memory_kib: Memory cost in KiB (at least ``8 * lanes``, at most 4 GiB).
+        memory_kib: Memory cost in KiB (at least ``8 * lanes``, at most 1 GiB).
         iterations: Number of passes (1 to 64).
         lanes: Degree of parallelism (1 to 16).
     """

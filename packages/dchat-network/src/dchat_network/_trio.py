@@ -17,7 +17,7 @@ import trio
 from dchat_core import DchatError, NodeId
 
 from ._errors import LinkClosedError, LinkTimeoutError
-from ._link import DEFAULT_MAX_MESSAGE, HandshakeComplete, LinkClosed, LinkConnection
+from ._link import DEFAULT_MAX_MESSAGE, HandshakeComplete, LinkClosed, LinkConnection, LinkState
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -28,6 +28,7 @@ __all__ = ("Link", "connect", "open_link", "serve_links")
 
 _log = logging.getLogger("dchat.network")
 _READ_SIZE = 65536
+_DEAD = (LinkState.CLOSED, LinkState.ERROR)
 
 
 @contextmanager
@@ -51,6 +52,7 @@ class Link:
         self._conn = conn
         self._send_lock = trio.Lock()
         self._recv_lock = trio.Lock()
+        self._send_broken = False
         self.peer_key: VerifyKey = done.peer_key
         self.peer_id: NodeId = done.peer_id
 
@@ -62,9 +64,15 @@ class Link:
             LinkClosedError: the connection failed or timed out.
         """
         async with self._send_lock:
+            if self._send_broken:
+                raise LinkClosedError("an earlier send was interrupted; the link is unusable")
             self._conn.send_message(data)
+            # A send_all cut short by a timeout or cancellation may have written part
+            # of a Noise frame; anything sent after it would be garbage to the peer.
+            self._send_broken = True
             with _translated(timeout):
                 await self._stream.send_all(self._conn.data_to_send())
+            self._send_broken = False
 
     async def receive(self, *, timeout: float | None = None) -> bytes:
         """Wait for the next message.
@@ -77,6 +85,8 @@ class Link:
             with _translated(timeout):
                 while True:
                     event = self._conn.next_event()
+                    if event is None and self._conn.state in _DEAD:
+                        raise LinkClosedError("the link is closed")
                     if event is None:
                         self._conn.receive_data(bytes(await self._stream.receive_some(_READ_SIZE)))
                     elif isinstance(event, LinkClosed):
@@ -94,9 +104,10 @@ class Link:
     async def aclose(self) -> None:
         """Close the link and its stream."""
         self._conn.close()
+        # One scope that both shields and bounds: a shield nested inside a separate
+        # move_on_after would also shield the close from that deadline.
         with (
-            trio.move_on_after(1),
-            trio.CancelScope(shield=True),
+            trio.move_on_after(1, shield=True),
             suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
         ):
             await self._stream.aclose()
@@ -140,11 +151,16 @@ async def connect(
     timeout: float = 10.0,
 ) -> Link:
     """Dial ``host:port`` over TCP and open a link, all within ``timeout``."""
+    deadline = trio.current_time() + timeout
     with _translated(timeout):
         stream = await trio.open_tcp_stream(host, port)
     try:
         return await open_link(
-            stream, initiator=True, node_key=node_key, expected_peer=expected_peer, timeout=timeout
+            stream,
+            initiator=True,
+            node_key=node_key,
+            expected_peer=expected_peer,
+            timeout=max(0.0, deadline - trio.current_time()),
         )
     except BaseException:
         with trio.CancelScope(shield=True):

@@ -132,64 +132,67 @@ def init_node(
     _out.print(f"wrote {path}")
 
 
-def _client(data_dir: Path) -> RemoteClient:
-    return _guard(lambda: RemoteClient.from_data_dir(data_dir))
+@app.callback()
+def _options(ctx: typer.Context, data_dir: DataDir = _DEFAULT_DIR) -> None:
+    """Options shared by every ``dchat`` command."""
+    ctx.obj = data_dir
 
 
-def _with_client(data_dir: Path, action: Callable[[RemoteClient], T]) -> T:
-    with _client(data_dir) as client:
+def _with_client(ctx: typer.Context, action: Callable[[RemoteClient], T]) -> T:
+    data_dir: Path = ctx.find_root().obj
+    with _guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
         return _guard(lambda: action(client))
 
 
 @app.command("init")
 def init_identity(
+    ctx: typer.Context,
     name: Annotated[str, typer.Option(help="The name shown on your contact card.")],
-    data_dir: DataDir = _DEFAULT_DIR,
 ) -> None:
     """Create this node's identity and print its contact card."""
-    identity = _with_client(data_dir, lambda c: c.create_identity(name))
+    identity = _with_client(ctx, lambda c: c.create_identity(name))
     _out.print(f"identity {identity}")
-    _out.print(_with_client(data_dir, lambda c: c.card()), soft_wrap=True)
+    _out.print(_with_client(ctx, lambda c: c.card()), soft_wrap=True)
 
 
 @app.command("card")
-def card(data_dir: DataDir = _DEFAULT_DIR) -> None:
+def card(ctx: typer.Context) -> None:
     """Print this identity's contact card, to give to people who should reach you."""
-    _out.print(_with_client(data_dir, lambda c: c.card()), soft_wrap=True, highlight=False)
+    _out.print(_with_client(ctx, lambda c: c.card()), soft_wrap=True, highlight=False)
 
 
 @contact_app.command("add")
-def contact_add(name: str, card: str, data_dir: DataDir = _DEFAULT_DIR) -> None:
+def contact_add(ctx: typer.Context, name: str, card: str) -> None:
     """Add a contact from the card they gave you."""
-    contact = _with_client(data_dir, lambda c: c.add_contact(name, card))
+    contact = _with_client(ctx, lambda c: c.add_contact(name, card))
     _out.print(f"added {contact.name} ({contact.identity_id})", highlight=False)
 
 
 @contact_app.command("list")
-def contact_list(data_dir: DataDir = _DEFAULT_DIR) -> None:
+def contact_list(ctx: typer.Context) -> None:
     """List contacts."""
     table = Table("name", "identity")
-    for contact in _with_client(data_dir, lambda c: c.contacts()):
+    for contact in _with_client(ctx, lambda c: c.contacts()):
         table.add_row(contact.name, contact.identity_id)
     _out.print(table)
 
 
 @app.command("send")
-def send(to: str, text: str, data_dir: DataDir = _DEFAULT_DIR) -> None:
+def send(ctx: typer.Context, to: str, text: str) -> None:
     """Send TEXT to the contact named TO (delivered through their relay)."""
-    mid = _with_client(data_dir, lambda c: c.send(to, text))
+    mid = _with_client(ctx, lambda c: c.send(to, text))
     _out.print(f"queued {mid}", highlight=False)
 
 
 @app.command("inbox")
 def inbox(
-    data_dir: DataDir = _DEFAULT_DIR,
+    ctx: typer.Context,
     peer: Annotated[str | None, typer.Option(help="only this contact")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show stored messages, oldest first."""
-    messages = _with_client(data_dir, lambda c: c.messages(peer, limit))
+    messages = _with_client(ctx, lambda c: c.messages(peer, limit))
     if as_json:
         _out.print_json(json.dumps([_as_dict(m) for m in messages]))
         return
@@ -205,9 +208,9 @@ def _as_dict(message: Any) -> dict[str, Any]:
 
 
 @app.command("status")
-def status(data_dir: DataDir = _DEFAULT_DIR) -> None:
+def status(ctx: typer.Context) -> None:
     """Show the node's status."""
-    _out.print_json(json.dumps(_with_client(data_dir, lambda c: c.status())))
+    _out.print_json(json.dumps(_with_client(ctx, lambda c: c.status())))
 
 
 @app.command("demo")

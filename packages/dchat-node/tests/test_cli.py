@@ -1,0 +1,72 @@
+"""The ``dchat`` and ``dchat-node`` command lines, driving real node processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dchat_node import NodeProcess
+from dchat_node.cli import app, node_app
+
+runner = CliRunner()
+
+
+def _dchat(node: NodeProcess, *args: str) -> str:
+    result = runner.invoke(app, ["--data-dir", str(node.data_dir), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.slow
+def test_init_contact_send_inbox(
+    make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None]
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    assert "identity dcid1" in _dchat(alice, "init", "--name", "alice")
+    _dchat(bob, "init", "--name", "bob")
+    bob_card = _dchat(bob, "card").strip()
+    assert bob_card.startswith("dchat-card:")
+    assert "added bob" in _dchat(alice, "contact", "add", "bob", bob_card)
+    assert "bob" in _dchat(alice, "contact", "list")
+    assert "queued dcmsg1" in _dchat(alice, "send", "bob", "hello from the command line")
+
+    def bob_has_it() -> bool:
+        inbox = json.loads(_dchat(bob, "inbox", "--json"))
+        return [m["text"] for m in inbox] == ["hello from the command line"]
+
+    wait_until(bob_has_it)
+    assert json.loads(_dchat(bob, "status"))["received"] == 1
+
+
+def test_no_running_node_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "status"])
+    assert result.exit_code == 1
+    assert "error:" in result.output
+    assert "no running node" in result.output
+
+
+def test_run_without_passphrase_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DCHAT_PASSPHRASE", raising=False)
+    result = runner.invoke(node_app, ["run", "--data-dir", str(tmp_path), "--role", "relay"])
+    assert result.exit_code == 1
+    assert "DCHAT_PASSPHRASE" in result.output
+
+
+def test_run_with_bad_config_names_the_problem(tmp_path: Path) -> None:
+    result = runner.invoke(node_app, ["run", "--data-dir", str(tmp_path), "--role", "wizard"])
+    assert result.exit_code == 1
+    assert "role" in result.output
+
+
+def test_node_init_writes_a_loadable_config(tmp_path: Path) -> None:
+    result = runner.invoke(
+        node_app, ["init", "--data-dir", str(tmp_path), "--relay", "127.0.0.1:7400"]
+    )
+    assert result.exit_code == 0, result.output
+    assert 'relay = "127.0.0.1:7400"' in (tmp_path / "dchat.toml").read_text()
+    again = runner.invoke(node_app, ["init", "--data-dir", str(tmp_path)])
+    assert again.exit_code == 1

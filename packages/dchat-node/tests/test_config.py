@@ -1,0 +1,66 @@
+"""Configuration: file, then environment, then flags; invalid values are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dchat_node import ConfigError, load_config
+from dchat_node.config import parse_hostport
+
+
+def test_precedence_file_env_flags(tmp_path: Path) -> None:
+    (tmp_path / "dchat.toml").write_text(
+        '[node]\nrole = "relay"\nlisten = "127.0.0.1:7000"\npoll_interval = 5\n'
+    )
+    from_file = load_config(tmp_path, environ={})
+    assert (from_file.role, from_file.listen, from_file.poll_interval) == (
+        "relay",
+        "127.0.0.1:7000",
+        5,
+    )
+    from_env = load_config(tmp_path, environ={"DCHAT_LISTEN": "127.0.0.1:7001"})
+    assert from_env.listen == "127.0.0.1:7001"
+    assert from_env.role == "relay"
+    from_flag = load_config(
+        tmp_path, environ={"DCHAT_LISTEN": "127.0.0.1:7001"}, overrides={"listen": "127.0.0.1:7002"}
+    )
+    assert from_flag.listen == "127.0.0.1:7002"
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ('[node]\nrole = "validator"\n', "role"),
+        ('[node]\nlisten = "nowhere"\n', "listen"),
+        ('[node]\nrelay = "127.0.0.1:99999"\n', "relay"),
+        ("[node]\npoll_interval = -1\n", "poll_interval"),
+        ('[node]\nsurprise = "x"\n', "surprise"),
+    ],
+)
+def test_invalid_values_name_the_field(tmp_path: Path, toml: str, field: str) -> None:
+    (tmp_path / "dchat.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=field):
+        load_config(tmp_path, environ={})
+
+
+def test_unreadable_toml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "dchat.toml").write_bytes(b"[node\n\xff")
+    with pytest.raises(ConfigError):
+        load_config(tmp_path, environ={})
+
+
+def test_bad_environment_value_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="poll_interval"):
+        load_config(tmp_path, environ={"DCHAT_POLL_INTERVAL": "soon"})
+
+
+@pytest.mark.parametrize("text", ["", "host", ":80", "host:", "host:http", "host:70000"])
+def test_parse_hostport_rejects(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_hostport(text)
+
+
+def test_parse_hostport_accepts_ipv6_brackets() -> None:
+    assert parse_hostport("[::1]:8000") == ("::1", 8000)

@@ -1,0 +1,230 @@
+"""A real relay process under hostile input: each bad connection ends with a typed
+error in the relay's log, and the relay keeps serving well-behaved clients."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dchat_core import MailboxId
+from dchat_crypto import SigningKey
+from dchat_identity import ContactCard, Identity
+from dchat_messaging import seal_message
+from dchat_network import (
+    LinkClosedError,
+    LinkConnection,
+    RelayBatch,
+    RelayFetch,
+    RelayPut,
+    RelayStored,
+    decode_relay_message,
+    encode_relay_message,
+    open_link,
+)
+from dchat_node import NodeProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """One relay for the whole module: every test also shows it survived the others."""
+    node = NodeProcess(
+        tmp_path_factory.mktemp("hostile") / "relay",
+        "relay",
+        passphrase=secrets.token_urlsafe(12),
+        listen=f"127.0.0.1:{free_port()}",
+    )
+    node.start()
+    yield node
+    node.kill()
+
+
+def _address(relay: NodeProcess) -> tuple[str, int]:
+    host, port = relay.info["link"].rsplit(":", 1)
+    return host, int(port)
+
+
+def _log(relay: NodeProcess) -> str:
+    return (Path(relay.data_dir) / "node.log").read_text(errors="replace")
+
+
+async def _wait_for_log(relay: NodeProcess, needle: str) -> None:
+    with trio.fail_after(10):
+        while needle not in _log(relay):  # noqa: ASYNC110 - polling a file, not a task
+            await trio.sleep(0.05)
+
+
+async def _assert_still_serving(relay: NodeProcess) -> None:
+    """A sender deposits, the owner fetches: the relay is healthy."""
+    host, port = _address(relay)
+    bob = Identity.generate()
+    card = ContactCard.issue(bob, name="bob", relay=relay.info["link"])
+    _, envelope = seal_message(Identity.generate(), card, "still alive?", now_ms=1)
+    with trio.fail_after(20):
+        stream = await trio.open_tcp_stream(host, port)
+        sender = await open_link(stream, initiator=True, node_key=SigningKey.generate())
+        put = RelayPut(1, bytes(envelope.mailbox), envelope.to_bytes())
+        reply = decode_relay_message(await sender.request(encode_relay_message(put)))
+        assert isinstance(reply, RelayStored)
+        await sender.aclose()
+        stream = await trio.open_tcp_stream(host, port)
+        owner = await open_link(stream, initiator=True, node_key=bob.mailbox_key)
+        reply = decode_relay_message(await owner.request(encode_relay_message(RelayFetch(2, 8))))
+        assert isinstance(reply, RelayBatch)
+        assert [env for _, env in reply.items] == [envelope.to_bytes()]
+        await owner.aclose()
+
+
+async def _closed_by_peer(stream: trio.SocketStream) -> bool:
+    with trio.fail_after(10):
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+    await stream.aclose()
+    return True
+
+
+async def test_truncated_handshake_then_close(relay: NodeProcess) -> None:
+    stream = await trio.open_tcp_stream(*_address(relay))
+    conn = LinkConnection(initiator=True, node_key=SigningKey.generate())
+    first = conn.data_to_send()
+    await stream.send_all(first[: len(first) // 2])
+    await stream.aclose()
+    await _wait_for_log(relay, "HandshakeFailedError")
+    await _assert_still_serving(relay)
+
+
+async def test_wrong_handshake_message_is_refused(relay: NodeProcess) -> None:
+    stream = await trio.open_tcp_stream(*_address(relay))
+    conn = LinkConnection(initiator=True, node_key=SigningKey.generate())
+    await stream.send_all(conn.data_to_send())
+    await stream.receive_some(65536)  # message 2 (assumed whole: it is small)
+    forged = bytes(64)  # a message 3 of the right shape that cannot authenticate
+    await stream.send_all(len(forged).to_bytes(2, "big") + forged)
+    assert await _closed_by_peer(stream)
+    await _wait_for_log(relay, "HandshakeFailedError")
+    await _assert_still_serving(relay)
+
+
+class _LyingProof(LinkConnection):
+    """Signs a static key other than its own: the binding must not verify."""
+
+    def _proof(self) -> bytes:
+        real, self._static_public = self._static_public, bytes(32)
+        try:
+            return super()._proof()
+        finally:
+            self._static_public = real
+
+
+async def test_bad_identity_signature_is_refused(relay: NodeProcess) -> None:
+    stream = await trio.open_tcp_stream(*_address(relay))
+    conn = _LyingProof(initiator=True, node_key=SigningKey.generate())
+    with trio.fail_after(10):
+        await stream.send_all(conn.data_to_send())
+        while conn.next_event() is None:
+            conn.receive_data(bytes(await stream.receive_some(65536)))
+            await stream.send_all(conn.data_to_send())
+    assert await _closed_by_peer(stream)
+    await _wait_for_log(relay, "peer identity proof failed")
+    await _assert_still_serving(relay)
+
+
+async def test_oversized_frame_ends_the_link(relay: NodeProcess) -> None:
+    stream = await trio.open_tcp_stream(*_address(relay))
+    link = await open_link(
+        stream, initiator=True, node_key=SigningKey.generate(), max_message=4 << 20
+    )
+    with contextlib.suppress(LinkClosedError):  # the relay may hang up mid-write
+        await link.send(b"\x00" * (2 << 20))
+    with pytest.raises(LinkClosedError):
+        await link.receive(timeout=10)
+    await link.aclose()
+    await _wait_for_log(relay, "FrameTooLargeError")
+    await _assert_still_serving(relay)
+
+
+async def test_malformed_request_gets_typed_error_then_close(relay: NodeProcess) -> None:
+    stream = await trio.open_tcp_stream(*_address(relay))
+    link = await open_link(stream, initiator=True, node_key=SigningKey.generate())
+    reply = decode_relay_message(await link.request(b"\xa1\x61t\x63bad", timeout=10))
+    assert reply.__class__.__name__ == "RelayError"
+    assert getattr(reply, "code", None) == "malformed"
+    with pytest.raises(LinkClosedError):
+        await link.receive(timeout=10)
+    await link.aclose()
+    await _assert_still_serving(relay)
+
+
+async def test_put_for_a_mailbox_the_envelope_does_not_name_is_refused(
+    relay: NodeProcess,
+) -> None:
+    bob = Identity.generate()
+    card = ContactCard.issue(bob, name="bob", relay=relay.info["link"])
+    _, envelope = seal_message(Identity.generate(), card, "hi", now_ms=1)
+    other = MailboxId.derive(SigningKey.generate().public_key.to_bytes())
+    stream = await trio.open_tcp_stream(*_address(relay))
+    link = await open_link(stream, initiator=True, node_key=SigningKey.generate())
+    put = RelayPut(5, bytes(other), envelope.to_bytes())
+    reply = decode_relay_message(await link.request(encode_relay_message(put), timeout=10))
+    assert getattr(reply, "code", None) == "bad_envelope"
+    await link.aclose()
+    await _assert_still_serving(relay)
+
+
+async def test_fetch_returns_only_the_callers_own_mailbox(relay: NodeProcess) -> None:
+    await _assert_still_serving(relay)  # leaves one delivered, and puts nothing else
+    bob = Identity.generate()
+    card = ContactCard.issue(bob, name="bob", relay=relay.info["link"])
+    _, envelope = seal_message(Identity.generate(), card, "for bob only", now_ms=1)
+    host, port = _address(relay)
+    sender = await open_link(
+        await trio.open_tcp_stream(host, port), initiator=True, node_key=SigningKey.generate()
+    )
+    put = RelayPut(1, bytes(envelope.mailbox), envelope.to_bytes())
+    assert isinstance(
+        decode_relay_message(await sender.request(encode_relay_message(put))), RelayStored
+    )
+    await sender.aclose()
+    thief = await open_link(
+        await trio.open_tcp_stream(host, port), initiator=True, node_key=SigningKey.generate()
+    )
+    reply = decode_relay_message(await thief.request(encode_relay_message(RelayFetch(2, 64))))
+    assert isinstance(reply, RelayBatch)
+    assert all(env != envelope.to_bytes() for _, env in reply.items)
+    await thief.aclose()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(garbage=st.binary(min_size=1, max_size=4096))
+def test_random_bytes_never_take_the_relay_down(relay: NodeProcess, garbage: bytes) -> None:
+    with socket.create_connection(_address(relay), timeout=10) as sock:
+        sock.sendall(garbage)
+        sock.shutdown(socket.SHUT_WR)
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+    # The listener is alive and completes a real handshake.
+    trio.run(_handshake_ok, relay)
+
+
+async def _handshake_ok(relay: NodeProcess) -> None:
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(*_address(relay))
+        link = await open_link(stream, initiator=True, node_key=SigningKey.generate())
+        await link.aclose()
