@@ -21,7 +21,9 @@ from dchat_messaging import seal_message
 from dchat_network import (
     LinkClosedError,
     LinkConnection,
+    RelayAck,
     RelayBatch,
+    RelayError,
     RelayFetch,
     RelayPut,
     RelayStored,
@@ -78,7 +80,8 @@ async def _assert_still_serving(relay: NodeProcess) -> None:
         await sender.aclose()
         stream = await trio.open_tcp_stream(host, port)
         owner = await open_link(stream, initiator=True, node_key=bob.mailbox_key)
-        reply = decode_relay_message(await owner.request(encode_relay_message(RelayFetch(2, 8))))
+        fetch = RelayFetch(2, bytes(bob.mailbox_id), 8)
+        reply = decode_relay_message(await owner.request(encode_relay_message(fetch)))
         assert isinstance(reply, RelayBatch)
         assert [env for _, env in reply.items] == [envelope.to_bytes()]
         await owner.aclose()
@@ -159,8 +162,8 @@ async def test_malformed_request_gets_typed_error_then_close(relay: NodeProcess)
     stream = await trio.open_tcp_stream(*_address(relay))
     link = await open_link(stream, initiator=True, node_key=SigningKey.generate())
     reply = decode_relay_message(await link.request(b"\xa1\x61t\x63bad", timeout=10))
-    assert reply.__class__.__name__ == "RelayError"
-    assert getattr(reply, "code", None) == "malformed"
+    assert isinstance(reply, RelayError)
+    assert reply.code == "malformed"
     with pytest.raises(LinkClosedError):
         await link.receive(timeout=10)
     await link.aclose()
@@ -183,8 +186,8 @@ async def test_put_for_a_mailbox_the_envelope_does_not_name_is_refused(
     await _assert_still_serving(relay)
 
 
-async def test_fetch_returns_only_the_callers_own_mailbox(relay: NodeProcess) -> None:
-    await _assert_still_serving(relay)  # leaves one delivered, and puts nothing else
+@pytest.mark.parametrize("kind", ["fetch", "ack"])
+async def test_someone_elses_mailbox_is_forbidden(relay: NodeProcess, kind: str) -> None:
     bob = Identity.generate()
     card = ContactCard.issue(bob, name="bob", relay=relay.info["link"])
     _, envelope = seal_message(Identity.generate(), card, "for bob only", now_ms=1)
@@ -193,17 +196,33 @@ async def test_fetch_returns_only_the_callers_own_mailbox(relay: NodeProcess) ->
         await trio.open_tcp_stream(host, port), initiator=True, node_key=SigningKey.generate()
     )
     put = RelayPut(1, bytes(envelope.mailbox), envelope.to_bytes())
-    assert isinstance(
-        decode_relay_message(await sender.request(encode_relay_message(put))), RelayStored
-    )
+    stored = decode_relay_message(await sender.request(encode_relay_message(put)))
+    assert isinstance(stored, RelayStored)
     await sender.aclose()
     thief = await open_link(
         await trio.open_tcp_stream(host, port), initiator=True, node_key=SigningKey.generate()
     )
-    reply = decode_relay_message(await thief.request(encode_relay_message(RelayFetch(2, 64))))
-    assert isinstance(reply, RelayBatch)
-    assert all(env != envelope.to_bytes() for _, env in reply.items)
+    request = (
+        RelayFetch(2, bytes(bob.mailbox_id), 64)
+        if kind == "fetch"
+        else RelayAck(2, bytes(bob.mailbox_id), (stored.entry_id,))
+    )
+    reply = decode_relay_message(await thief.request(encode_relay_message(request), timeout=10))
+    assert isinstance(reply, RelayError)
+    assert reply.code == "forbidden"
+    with pytest.raises(LinkClosedError):
+        await thief.receive(timeout=10)
     await thief.aclose()
+    await _wait_for_log(relay, "request refused: forbidden")
+    # The envelope is still there for its owner.
+    owner = await open_link(
+        await trio.open_tcp_stream(host, port), initiator=True, node_key=bob.mailbox_key
+    )
+    fetch = RelayFetch(3, bytes(bob.mailbox_id), 64)
+    batch = decode_relay_message(await owner.request(encode_relay_message(fetch)))
+    assert isinstance(batch, RelayBatch)
+    assert [env for _, env in batch.items] == [envelope.to_bytes()]
+    await owner.aclose()
 
 
 @settings(

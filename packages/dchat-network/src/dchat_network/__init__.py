@@ -28,6 +28,11 @@ from ._relay import RelayPut as RelayPut
 from ._relay import RelayStored as RelayStored
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
+from ._relay_server import MailboxStore as MailboxStore
+from ._relay_server import RelayClient as RelayClient
+from ._relay_server import RelayReply as RelayReply
+from ._relay_server import RelayServer as RelayServer
+from ._relay_server import StoredEntry as StoredEntry
 from ._trio import Link as Link
 from ._trio import connect as connect
 from ._trio import open_link as open_link
@@ -49,16 +54,21 @@ __all__ = (
     "LinkStateError",
     "LinkTimeoutError",
     "MAX_BATCH",
+    "MailboxStore",
     "MessageReceived",
     "RelayAck",
     "RelayAcked",
     "RelayBatch",
+    "RelayClient",
     "RelayError",
     "RelayFetch",
     "RelayMessage",
     "RelayProtocolError",
     "RelayPut",
+    "RelayReply",
+    "RelayServer",
     "RelayStored",
+    "StoredEntry",
     "connect",
     "decode_relay_message",
     "encode_relay_message",

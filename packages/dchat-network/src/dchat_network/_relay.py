@@ -6,15 +6,15 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
 
     put    {"t": "put", "rid": n, "mb": mailbox(32), "env": envelope}
            -> {"t": "stored", "rid": n, "id": entry(32)}
-    fetch  {"t": "fetch", "rid": n, "max": k}
+    fetch  {"t": "fetch", "rid": n, "mb": mailbox(32), "max": k}
            -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
-    ack    {"t": "ack", "rid": n, "ids": [entry, ...]}
+    ack    {"t": "ack", "rid": n, "mb": mailbox(32), "ids": [entry, ...]}
            -> {"t": "acked", "rid": n, "n": deleted}
     any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
 
-Ownership: ``fetch`` and ``ack`` act on the mailbox whose id is the
-:class:`~dchat_core.MailboxId` of the key the client proved in the link
-handshake, so no request can name somebody else's mailbox.
+Ownership: ``fetch`` and ``ack`` name a mailbox, and the relay serves them only
+if it is the :class:`~dchat_core.MailboxId` of the key the client proved in the
+link handshake (see :class:`~dchat_network.RelayServer`).
 
 A ``stored`` reply is sent only after the envelope is durably committed, so the
 sender may forget it; entries are deleted only by ``ack`` from the owner.
@@ -68,9 +68,10 @@ class RelayStored:
 
 @dataclass(frozen=True, slots=True)
 class RelayFetch:
-    """Return up to ``limit`` waiting entries of the caller's own mailbox."""
+    """Return up to ``limit`` waiting entries of ``mailbox``, the caller's own."""
 
     rid: int
+    mailbox: bytes
     limit: int
 
 
@@ -84,9 +85,10 @@ class RelayBatch:
 
 @dataclass(frozen=True, slots=True)
 class RelayAck:
-    """Delete these entries of the caller's own mailbox: they are safely received."""
+    """Delete these entries of ``mailbox`` (the caller's own): they are safely received."""
 
     rid: int
+    mailbox: bytes
     entry_ids: tuple[bytes, ...]
 
 
@@ -117,12 +119,12 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body: dict[str, object] = {"t": "put", "mb": mailbox, "env": envelope}
         case RelayStored(rid, entry_id):
             body = {"t": "stored", "id": entry_id}
-        case RelayFetch(rid, limit):
-            body = {"t": "fetch", "max": limit}
+        case RelayFetch(rid, mailbox, limit):
+            body = {"t": "fetch", "mb": mailbox, "max": limit}
         case RelayBatch(rid, items):
             body = {"t": "batch", "items": [list(item) for item in items]}
-        case RelayAck(rid, entry_ids):
-            body = {"t": "ack", "ids": list(entry_ids)}
+        case RelayAck(rid, mailbox, entry_ids):
+            body = {"t": "ack", "mb": mailbox, "ids": list(entry_ids)}
         case RelayAcked(rid, deleted):
             body = {"t": "acked", "n": deleted}
         case RelayError(rid, code, text):
@@ -163,8 +165,8 @@ def _stored(value: object) -> RelayMessage:
 
 
 def _fetch(value: object) -> RelayMessage:
-    f, rid = _fields(value, "max")
-    return RelayFetch(rid, f.get_int("max", lo=1, hi=MAX_BATCH))
+    f, rid = _fields(value, "mb", "max")
+    return RelayFetch(rid, f.get_bytes("mb", size=32), f.get_int("max", lo=1, hi=MAX_BATCH))
 
 
 def _batch(value: object) -> RelayMessage:
@@ -183,11 +185,12 @@ def _batch(value: object) -> RelayMessage:
 
 
 def _ack(value: object) -> RelayMessage:
-    f, rid = _fields(value, "ids")
+    f, rid = _fields(value, "mb", "ids")
+    mailbox = f.get_bytes("mb", size=32)
     ids = f.get_list("ids", max_len=MAX_BATCH)
     if not all(isinstance(i, bytes) and len(i) == 32 for i in ids):
         raise RelayProtocolError("ack ids must be 32-byte entry ids")
-    return RelayAck(rid, tuple(ids))
+    return RelayAck(rid, mailbox, tuple(ids))
 
 
 def _acked(value: object) -> RelayMessage:

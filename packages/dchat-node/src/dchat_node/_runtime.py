@@ -80,7 +80,7 @@ class Node:
         self._user = (
             UserService(config, store, clock, passphrase) if config.role == "user" else None
         )
-        self.relay = RelayService(store, clock) if config.role == "relay" else None
+        self.relay = RelayService(store.db, clock) if config.role == "relay" else None
         self.node_id: NodeId | None = None
         self.link_address: str | None = None
         self.started_at = clock.now()
@@ -103,8 +103,8 @@ class Node:
         }
         if self.relay is not None:
             report["mailbox_entries"] = await self.store.run(db.mailboxes.count)
-            report["stored"] = self.relay.stored
-            report["delivered"] = self.relay.delivered
+            report["stored"] = self.relay.server.stored
+            report["delivered"] = self.relay.server.delivered
         if self._user is not None:
             report["identity_id"] = (
                 None if self._user._identity is None else str(self._user.identity.identity_id)

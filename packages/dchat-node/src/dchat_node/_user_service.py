@@ -21,21 +21,7 @@ from dchat_core import Clock, DchatError, IdentityId, MessageId, NodeId
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity, InvalidCardError
 from dchat_messaging import EnvelopeRejectedError, SealedEnvelope, open_envelope, seal_message
-from dchat_network import (
-    Link,
-    RelayAck,
-    RelayAcked,
-    RelayBatch,
-    RelayError,
-    RelayFetch,
-    RelayMessage,
-    RelayProtocolError,
-    RelayPut,
-    RelayStored,
-    connect,
-    decode_relay_message,
-    encode_relay_message,
-)
+from dchat_network import Link, RelayBatch, RelayClient, connect
 
 from ._errors import NodeStateError
 from .config import NodeConfig, parse_hostport
@@ -65,7 +51,6 @@ class UserService:
         self._identity: Identity | None = None
         self._card: ContactCard | None = None
         self._wake_outbox = trio.Event()
-        self._rid = 0
         self.sent = 0
         self.received = 0
         self.rejected = 0
@@ -188,9 +173,8 @@ class UserService:
         # A fresh key per delivery: the relay cannot link deposits to one sender.
         link = await connect(host, port, node_key=SigningKey.generate())
         try:
-            reply = await self._request(link, RelayPut(self._next_rid(), mailbox, envelope))
-            if not isinstance(reply, RelayStored):
-                raise RelayProtocolError("relay did not confirm storage")
+            client = RelayClient()
+            client.receive(await link.request(client.put(mailbox, envelope)))
         finally:
             await link.aclose()
 
@@ -212,21 +196,23 @@ class UserService:
         host, port = parse_hostport(self._config.relay)
         pinned = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
         link = await connect(host, port, node_key=self.identity.mailbox_key, expected_peer=pinned)
-        new = 0
         try:
-            while True:
-                batch = await self._request(link, RelayFetch(self._next_rid(), _FETCH_LIMIT))
-                if not isinstance(batch, RelayBatch):
-                    raise RelayProtocolError("relay did not answer the fetch")
-                if not batch.items:
-                    return new
-                for _entry_id, raw in batch.items:
-                    new += await self._accept(raw)
-                ack = RelayAck(self._next_rid(), tuple(entry for entry, _ in batch.items))
-                if not isinstance(await self._request(link, ack), RelayAcked):
-                    raise RelayProtocolError("relay did not answer the ack")
+            return await self._drain(link, bytes(self.identity.mailbox_id))
         finally:
             await link.aclose()
+
+    async def _drain(self, link: Link, mailbox: bytes) -> int:
+        client = RelayClient()
+        new = 0
+        while True:
+            batch = client.receive(await link.request(client.fetch(mailbox, _FETCH_LIMIT)))
+            assert isinstance(batch, RelayBatch)
+            if not batch.items:
+                return new
+            for _entry_id, raw in batch.items:
+                new += await self._accept(raw)
+            # Acknowledge only after every message above is committed locally.
+            client.receive(await link.request(client.ack(mailbox, [e for e, _ in batch.items])))
 
     async def _accept(self, raw: bytes) -> int:
         try:
@@ -261,17 +247,3 @@ class UserService:
         records = await self._store.run(db.messages.list, peer_id, limit)
         names = {c.identity_id: c.name for c in await self.contacts()}
         return [(record, names.get(record.peer_id)) for record in records]
-
-    # -- plumbing ---------------------------------------------------------------
-
-    def _next_rid(self) -> int:
-        self._rid += 1
-        return self._rid
-
-    async def _request(self, link: Link, message: RelayMessage) -> RelayMessage:
-        reply = decode_relay_message(await link.request(encode_relay_message(message)))
-        if isinstance(reply, RelayError):
-            raise RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
-        if getattr(reply, "rid", None) != getattr(message, "rid", None):
-            raise RelayProtocolError("relay answered a different request")
-        return reply

@@ -1,0 +1,364 @@
+"""Link throughput and latency: dchat's link vs the same framing over `noiseprotocol`.
+
+Both sides of each comparison run over loopback TCP (127.0.0.1, a free port) in
+one trio process, in the same run:
+
+* ``dchat``: :func:`dchat_network.serve_links` / :func:`dchat_network.connect`
+  and ``Link.send`` / ``Link.receive``.
+* ``noiseprotocol``: the identical wire format (``Noise_XX_25519_ChaChaPoly_BLAKE2s``,
+  prologue ``dchat-link-v1``, u16-framed Noise messages carrying a stream of
+  u32-length-prefixed application messages, same identity proofs), driven by the
+  ``noiseprotocol`` package over a trio TCP stream. Only the Noise
+  implementation differs; before measuring, a baseline client opens a link to the
+  dchat server to prove the two speak the same bytes.
+
+Measurements, on 1 KiB messages:
+
+* one-way throughput: N messages streamed, then one request for an ack;
+* round-trip latency: request/response pings, median and p99.
+
+Each measurement runs ``--repeats`` times after a warm-up; the table reports the
+best throughput run and the run with the lowest median latency (its p99 alongside).
+The results replace this script's section of ``docs/benchmarks.md``.
+
+Usage::
+
+    uv run python benchmarks/bench_link.py [--messages N] [--pings N] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import trio
+from noise.connection import Keypair, NoiseConnection
+
+from dchat_core import canonical_encode
+from dchat_crypto import PrivateKey, SigningKey
+from dchat_network import Link, LinkClosedError, connect, serve_links
+
+PROTOCOL = b"Noise_XX_25519_ChaChaPoly_BLAKE2s"
+PROLOGUE = b"dchat-link-v1"
+BIND_DOMAIN = b"dchat-link-static-v1\x00"
+CHUNK = 65535 - 16  # largest plaintext per Noise transport message
+READ_SIZE = 65536
+SIZE = 1024
+DATA, PING, ACK = b"D", b"P", b"A"
+WAIT = 60  # upper bound on any single measurement
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- bench_link:start -->", "<!-- bench_link:end -->"
+
+
+# -- the baseline: the same protocol, driven by noiseprotocol ----------------------------
+
+
+class NoiseprotocolLink:
+    """A link speaking dchat's wire format with `noiseprotocol` doing the Noise part.
+
+    The framing code mirrors ``dchat_network._link.LinkConnection`` so the two
+    differ only in the Noise implementation. The peer's identity proof is not
+    checked (the handshake is not measured); ours is sent so a dchat peer accepts it.
+    """
+
+    def __init__(self, stream: trio.SocketStream, node_key: SigningKey) -> None:
+        self.stream = stream
+        self.node_key = node_key
+        self.static = PrivateKey.generate()
+        self.noise = NoiseConnection.from_name(PROTOCOL)
+        self.noise.set_prologue(PROLOGUE)
+        self.noise.set_keypair_from_private_bytes(Keypair.STATIC, self.static.to_bytes())
+        self.inbuf = bytearray()
+        self.plain = bytearray()
+        self.messages: list[bytes] = []
+
+    def proof(self) -> bytes:
+        sig = self.node_key.sign(BIND_DOMAIN + self.static.public_key.to_bytes())
+        return canonical_encode({"v": 1, "key": self.node_key.public_key.to_bytes(), "sig": sig})
+
+    async def _send_noise(self, message: bytes) -> None:
+        await self.stream.send_all(len(message).to_bytes(2, "big") + message)
+
+    async def _next_noise(self) -> bytes:
+        while True:
+            if len(self.inbuf) >= 2:
+                size = int.from_bytes(self.inbuf[:2], "big")
+                if len(self.inbuf) >= 2 + size:
+                    message = bytes(self.inbuf[2 : 2 + size])
+                    del self.inbuf[: 2 + size]
+                    return message
+            data = await self.stream.receive_some(READ_SIZE)
+            if not data:
+                raise EOFError
+            self.inbuf += data
+
+    async def handshake(self, *, initiator: bool) -> None:
+        if initiator:
+            self.noise.set_as_initiator()
+            self.noise.start_handshake()
+            await self._send_noise(bytes(self.noise.write_message(b"")))
+            self.noise.read_message(await self._next_noise())
+            await self._send_noise(bytes(self.noise.write_message(self.proof())))
+        else:
+            self.noise.set_as_responder()
+            self.noise.start_handshake()
+            self.noise.read_message(await self._next_noise())
+            await self._send_noise(bytes(self.noise.write_message(self.proof())))
+            self.noise.read_message(await self._next_noise())
+        assert self.noise.handshake_finished
+
+    async def send(self, data: bytes) -> None:
+        stream = len(data).to_bytes(4, "big") + data
+        out = bytearray()
+        for start in range(0, len(stream), CHUNK):
+            sealed = self.noise.encrypt(stream[start : start + CHUNK])
+            out += len(sealed).to_bytes(2, "big") + sealed
+        await self.stream.send_all(out)
+
+    async def receive(self) -> bytes:
+        while not self.messages:
+            self.plain += self.noise.decrypt(await self._next_noise())
+            while len(self.plain) >= 4:
+                size = int.from_bytes(self.plain[:4], "big")
+                if len(self.plain) < 4 + size:
+                    break
+                self.messages.append(bytes(self.plain[4 : 4 + size]))
+                del self.plain[: 4 + size]
+        return self.messages.pop(0)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+# -- one server protocol for both implementations ------------------------------------------
+
+
+async def serve(link: Link | NoiseprotocolLink) -> None:
+    """Count data messages, echo pings, answer an ack request with the count."""
+    count = 0
+    while True:
+        try:
+            message = await link.receive()
+        except (LinkClosedError, EOFError, trio.BrokenResourceError):
+            return
+        kind = message[:1]
+        if kind == DATA:
+            count += 1
+        elif kind == PING:
+            await link.send(message)
+        elif kind == ACK:
+            await link.send(count.to_bytes(8, "big"))
+            count = 0
+
+
+async def start_dchat_server(nursery: trio.Nursery) -> tuple[str, int]:
+    key = SigningKey.generate()
+    return await nursery.start(
+        lambda task_status: serve_links(
+            serve, "127.0.0.1", 0, node_key=key, task_status=task_status
+        )
+    )
+
+
+async def start_baseline_server(nursery: trio.Nursery) -> tuple[str, int]:
+    key = SigningKey.generate()
+
+    async def on_connection(stream: trio.SocketStream) -> None:
+        link = NoiseprotocolLink(stream, key)
+        await link.handshake(initiator=False)
+        await serve(link)
+
+    listeners = await nursery.start(partial(trio.serve_tcp, on_connection, 0, host="127.0.0.1"))
+    host, port = listeners[0].socket.getsockname()[:2]
+    return host, port
+
+
+async def dial_dchat(address: tuple[str, int]) -> Link:
+    return await connect(*address, node_key=SigningKey.generate())
+
+
+async def dial_baseline(address: tuple[str, int]) -> NoiseprotocolLink:
+    link = NoiseprotocolLink(await trio.open_tcp_stream(*address), SigningKey.generate())
+    await link.handshake(initiator=True)
+    return link
+
+
+# -- measurements ------------------------------------------------------------------------------
+
+
+async def throughput(link: Link | NoiseprotocolLink, n: int) -> float:
+    """Seconds to stream ``n`` 1 KiB messages and get them acknowledged."""
+    message = DATA + bytes(SIZE - 1)
+    start = time.perf_counter()
+    for _ in range(n):
+        await link.send(message)
+    await link.send(ACK)
+    received = int.from_bytes(await link.receive(), "big")
+    elapsed = time.perf_counter() - start
+    assert received == n, (received, n)
+    return elapsed
+
+
+async def round_trips(link: Link | NoiseprotocolLink, n: int) -> list[float]:
+    """Round-trip times, in seconds, of ``n`` 1 KiB pings."""
+    message = PING + bytes(SIZE - 1)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await link.send(message)
+        reply = await link.receive()
+        times.append(time.perf_counter() - start)
+        assert reply == message
+    return times
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float  # best throughput run
+    messages: int
+    median: float  # of the latency run with the lowest median
+    p99: float
+
+    @property
+    def msg_per_s(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.messages * SIZE / self.seconds / 1e6
+
+
+def p99(times: list[float]) -> float:
+    return statistics.quantiles(times, n=100, method="inclusive")[98]
+
+
+async def measure(name: str, link: Link | NoiseprotocolLink, args: argparse.Namespace) -> Result:
+    with trio.fail_after(WAIT):
+        await throughput(link, max(args.messages // 10, 100))  # warm-up
+        await round_trips(link, max(args.pings // 10, 50))
+        best = min([await throughput(link, args.messages) for _ in range(args.repeats)])
+        runs = [await round_trips(link, args.pings) for _ in range(args.repeats)]
+    fastest = min(runs, key=statistics.median)
+    result = Result(name, best, args.messages, statistics.median(fastest), p99(fastest))
+    print(
+        f"{name:>14}: {result.msg_per_s:9.0f} msg/s {result.mb_per_s:7.2f} MB/s  "
+        f"rtt median {result.median * 1e6:6.0f} us  p99 {result.p99 * 1e6:6.0f} us",
+        file=sys.stderr,
+    )
+    return result
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    async with trio.open_nursery() as nursery:
+        dchat_address = await start_dchat_server(nursery)
+        baseline_address = await start_baseline_server(nursery)
+        with trio.fail_after(WAIT):
+            # Same wire format: a noiseprotocol client is served by the dchat server.
+            probe = await dial_baseline(dchat_address)
+            await probe.send(PING + b"interop")
+            assert await probe.receive() == PING + b"interop"
+            await probe.aclose()
+            ours = await dial_dchat(dchat_address)
+            theirs = await dial_baseline(baseline_address)
+        results = [
+            await measure("dchat", ours, args),
+            await measure("noiseprotocol", theirs, args),
+        ]
+        await ours.aclose()
+        await theirs.aclose()
+        nursery.cancel_scope.cancel()
+    return results
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else "unknown"
+
+
+def command_line(argv: list[str]) -> str:
+    return " ".join(["uv run python benchmarks/bench_link.py", *argv])
+
+
+def section(results: list[Result], args: argparse.Namespace, argv: list[str]) -> str:
+    rows = [
+        f"| {r.name} | {r.msg_per_s:,.0f} | {r.mb_per_s:.1f} | "
+        f"{r.median * 1e6:.0f} | {r.p99 * 1e6:.0f} |"
+        for r in results
+    ]
+    ours, base = results
+    return "\n".join(
+        [
+            START,
+            "## Link throughput (1 KiB messages)",
+            "",
+            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
+            f"{os.cpu_count()} cores; Python {platform.python_version()}",
+            f"- Command: `{command_line(argv)}`",
+            f"- Loopback TCP, one trio process for client and server. Throughput: "
+            f"{args.messages:,} messages streamed, then one ack; best of {args.repeats} runs. "
+            f"Round trip: {args.pings:,} sequential 1 KiB pings; the run with the lowest "
+            f"median of {args.repeats}, its p99 alongside. Warm-up before each.",
+            "- Baseline: the same wire format (Noise_XX_25519_ChaChaPoly_BLAKE2s, u16 Noise "
+            "frames, u32 application messages) with the `noiseprotocol` package doing Noise.",
+            "",
+            "| implementation | msg/s | MB/s | RTT median (µs) | RTT p99 (µs) |",
+            "|---|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"dchat / noiseprotocol: throughput {ours.msg_per_s / base.msg_per_s:.2f}x, "
+            f"median round trip {ours.median / base.median:.2f}x.",
+            END,
+        ]
+    )
+
+
+def write_section(text: str, path: Path = DOCS) -> None:
+    """Replace this benchmark's delimited section, keeping everything else."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: text, old, count=1)
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="per throughput run")
+    parser.add_argument("--pings", type=int, default=2_000, help="per latency run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
+    args = parser.parse_args(argv)
+    results = trio.run(run, args)
+    text = section(results, args, argv)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The relay protocol's server and client logic, sans-IO.
+
+:class:`RelayServer` answers one request at a time against a :class:`MailboxStore`
+(the relay's durable mailboxes; the node passes its database, the simulator an
+in-memory store). It never reads a clock or a socket: the caller supplies the
+authenticated mailbox of the peer and the current time, and sends the reply.
+
+:class:`RelayClient` builds requests with fresh request ids and checks that each
+reply answers the request that is outstanding.
+
+Rules the server enforces (see docs/protocol.md, "Relay protocol"):
+
+* ``put`` is answered ``stored`` only after ``MailboxStore.put`` returned, i.e.
+  after the envelope is durable; the same envelope twice is stored once.
+* the envelope's own mailbox (found by the ``envelope_mailbox`` callback) must be
+  the ``mb`` of the request, and the mailbox quota must not be exceeded.
+* ``fetch`` and ``ack`` name a mailbox, which must be the one the peer proved in
+  the link handshake: anything else is ``forbidden`` and ends the link.
+* any error reply ends the link (``RelayReply.close``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Protocol
+
+from ._errors import RelayProtocolError
+from ._relay import (
+    MAX_BATCH,
+    RelayAck,
+    RelayAcked,
+    RelayBatch,
+    RelayError,
+    RelayFetch,
+    RelayMessage,
+    RelayPut,
+    RelayStored,
+    decode_relay_message,
+    encode_relay_message,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ("MailboxStore", "RelayClient", "RelayReply", "RelayServer", "StoredEntry")
+
+DEFAULT_QUOTA: Final = 64 * 1024 * 1024
+MAX_BATCH_BYTES: Final = 768 * 1024
+
+
+class StoredEntry(Protocol):
+    """One stored envelope as a :class:`MailboxStore` returns it."""
+
+    @property
+    def entry_id(self) -> bytes: ...
+
+    @property
+    def envelope(self) -> bytes: ...
+
+
+class MailboxStore(Protocol):
+    """Durable mailboxes. ``put`` must not return before the envelope is durable."""
+
+    def put(self, mailbox: bytes, envelope: bytes, received_at: float) -> tuple[bytes, bool]: ...
+
+    def fetch(self, mailbox: bytes, limit: int = 100) -> Sequence[StoredEntry]: ...
+
+    def ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int: ...
+
+    def total_bytes(self, mailbox: bytes) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReply:
+    """What to send back, and whether to close the link afterwards."""
+
+    data: bytes
+    message: RelayMessage
+    close: bool
+
+
+class RelayServer:
+    """Serves relay requests against ``store``.
+
+    Args:
+        store: The durable mailboxes.
+        envelope_mailbox: Returns the mailbox an envelope is addressed to, or
+            ``None`` if the envelope is malformed.
+        quota: The most bytes one mailbox may hold.
+    """
+
+    def __init__(
+        self,
+        store: MailboxStore,
+        envelope_mailbox: Callable[[bytes], bytes | None],
+        *,
+        quota: int = DEFAULT_QUOTA,
+    ) -> None:
+        self._store = store
+        self._envelope_mailbox = envelope_mailbox
+        self._quota = quota
+        self.stored = 0
+        self.delivered = 0
+
+    def handle(self, owner: bytes, data: bytes, now: float) -> RelayReply:
+        """Answer the request ``data`` from a peer that proved mailbox ``owner``."""
+        try:
+            request = decode_relay_message(data)
+        except RelayProtocolError as exc:
+            return self._reply(RelayError(0, "malformed", str(exc)))
+        match request:
+            case RelayPut():
+                return self._reply(self._put(request, now))
+            case RelayFetch() if request.mailbox == owner:
+                return self._reply(self._fetch(request))
+            case RelayAck() if request.mailbox == owner:
+                return self._reply(self._ack(request))
+            case RelayFetch() | RelayAck():
+                return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
+        return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
+
+    @staticmethod
+    def _reply(message: RelayMessage) -> RelayReply:
+        close = isinstance(message, RelayError)
+        return RelayReply(encode_relay_message(message), message, close)
+
+    def _put(self, request: RelayPut, now: float) -> RelayMessage:
+        if self._envelope_mailbox(request.envelope) != request.mailbox:
+            return RelayError(request.rid, "bad_envelope", "malformed or for another mailbox")
+        if self._store.total_bytes(request.mailbox) + len(request.envelope) > self._quota:
+            return RelayError(request.rid, "quota", "mailbox is full")
+        entry_id, created = self._store.put(request.mailbox, request.envelope, now)
+        self.stored += int(created)
+        return RelayStored(request.rid, entry_id)
+
+    def _fetch(self, request: RelayFetch) -> RelayMessage:
+        items: list[tuple[bytes, bytes]] = []
+        size = 0
+        for entry in self._store.fetch(request.mailbox, request.limit):
+            size += len(entry.envelope) + 64
+            if items and size > MAX_BATCH_BYTES:
+                break
+            items.append((entry.entry_id, entry.envelope))
+        return RelayBatch(request.rid, tuple(items))
+
+    def _ack(self, request: RelayAck) -> RelayMessage:
+        deleted = self._store.ack(request.mailbox, list(request.entry_ids))
+        self.delivered += deleted
+        return RelayAcked(request.rid, deleted)
+
+
+class RelayClient:
+    """Builds requests and checks replies, one outstanding request at a time."""
+
+    def __init__(self) -> None:
+        self._rid = 0
+        self._pending: RelayMessage | None = None
+
+    def _request(self, message: RelayMessage) -> bytes:
+        self._pending = message
+        return encode_relay_message(message)
+
+    def _next_rid(self) -> int:
+        self._rid += 1
+        return self._rid
+
+    def put(self, mailbox: bytes, envelope: bytes) -> bytes:
+        """A request to store ``envelope`` in ``mailbox``."""
+        return self._request(RelayPut(self._next_rid(), mailbox, envelope))
+
+    def fetch(self, mailbox: bytes, limit: int = MAX_BATCH) -> bytes:
+        """A request for up to ``limit`` entries of our own ``mailbox``."""
+        return self._request(RelayFetch(self._next_rid(), mailbox, limit))
+
+    def ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> bytes:
+        """A request to delete received entries of our own ``mailbox``."""
+        return self._request(RelayAck(self._next_rid(), mailbox, tuple(entry_ids)))
+
+    def receive(self, data: bytes) -> RelayMessage:
+        """Parse the reply to the outstanding request.
+
+        Raises:
+            RelayProtocolError: malformed, an error reply, or not the expected answer.
+        """
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RelayProtocolError("reply without a request")
+        reply = decode_relay_message(data)
+        if isinstance(reply, RelayError):
+            raise RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
+        expected = {RelayPut: RelayStored, RelayFetch: RelayBatch, RelayAck: RelayAcked}
+        if type(reply) is not expected.get(type(pending)) or reply.rid != pending.rid:
+            raise RelayProtocolError("relay answered a different request")
+        return reply

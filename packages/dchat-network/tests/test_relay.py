@@ -1,0 +1,211 @@
+"""The relay message codec: round trips, and only RelayProtocolError on bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dchat_core import DecodeLimits, canonical_decode, canonical_encode
+from dchat_network import (
+    MAX_BATCH,
+    RelayAck,
+    RelayAcked,
+    RelayBatch,
+    RelayError,
+    RelayFetch,
+    RelayMessage,
+    RelayProtocolError,
+    RelayPut,
+    RelayStored,
+    decode_relay_message,
+    encode_relay_message,
+)
+
+MAX_ENVELOPE = 96 * 1024
+MAX_RID = 2**63 - 1
+
+rids = st.integers(0, MAX_RID)
+ids = st.binary(min_size=32, max_size=32)
+envelopes = st.binary(max_size=2048) | st.just(bytes(MAX_ENVELOPE))
+small_envelopes = st.binary(max_size=64)
+
+messages: st.SearchStrategy[RelayMessage] = st.one_of(
+    st.builds(RelayPut, rids, ids, envelopes),
+    st.builds(RelayStored, rids, ids),
+    st.builds(RelayFetch, rids, ids, st.integers(1, MAX_BATCH)),
+    st.builds(
+        RelayBatch,
+        rids,
+        st.lists(st.tuples(ids, small_envelopes), max_size=MAX_BATCH).map(tuple),
+    ),
+    st.builds(RelayAck, rids, ids, st.lists(ids, max_size=MAX_BATCH).map(tuple)),
+    st.builds(RelayAcked, rids, st.integers(0, MAX_BATCH)),
+    st.builds(RelayError, rids, st.text(max_size=64), st.text(max_size=512)),
+)
+
+
+def body(message: RelayMessage) -> dict[str, Any]:
+    """The decoded wire map of a valid message, to mutate."""
+    value = canonical_decode(encode_relay_message(message), DecodeLimits(max_size=8 << 20))
+    assert isinstance(value, dict)
+    return value
+
+
+def decode_fails(data: bytes) -> None:
+    with pytest.raises(RelayProtocolError):
+        decode_relay_message(data)
+
+
+@given(messages)
+def test_every_message_round_trips(message: RelayMessage) -> None:
+    encoded = encode_relay_message(message)
+    assert decode_relay_message(encoded) == message
+    assert encode_relay_message(decode_relay_message(encoded)) == encoded
+
+
+def test_full_batch_of_maximal_envelopes_round_trips() -> None:
+    batch = RelayBatch(7, tuple((bytes([i]) * 32, bytes(MAX_ENVELOPE)) for i in range(MAX_BATCH)))
+    assert decode_relay_message(encode_relay_message(batch)) == batch
+
+
+def test_wire_format_is_the_documented_map() -> None:
+    put = RelayPut(5, bytes(32), b"env")
+    assert encode_relay_message(put) == canonical_encode(
+        {"t": "put", "rid": 5, "mb": bytes(32), "env": b"env"}
+    )
+    assert body(RelayBatch(1, ((bytes(32), b"e"),))) == {
+        "t": "batch",
+        "rid": 1,
+        "items": [[bytes(32), b"e"]],
+    }
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=512))
+def test_random_bytes_give_only_relay_protocol_errors(data: bytes) -> None:
+    try:
+        message = decode_relay_message(data)
+    except RelayProtocolError:
+        return
+    # Whatever decodes must be a real message that re-encodes to the same bytes.
+    assert encode_relay_message(message) == data
+
+
+cbor_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64 - 1)
+    | st.binary(max_size=40)
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=500)
+@given(messages, st.data())
+def test_any_field_replaced_by_any_value_gives_only_relay_protocol_errors(
+    message: RelayMessage, data: st.DataObject
+) -> None:
+    value = body(message)
+    key = data.draw(st.sampled_from(sorted(value)))
+    value[key] = data.draw(cbor_values)
+    try:
+        decoded = decode_relay_message(canonical_encode(value))
+    except RelayProtocolError:
+        return
+    assert encode_relay_message(decoded) == canonical_encode(value)
+
+
+@given(messages, st.sampled_from(["x", "extra", "id2", "rid2"]), cbor_values)
+def test_extra_fields_are_rejected(message: RelayMessage, key: str, extra: object) -> None:
+    value = body(message)
+    value[key] = extra
+    decode_fails(canonical_encode(value))
+
+
+@given(messages, st.data())
+def test_missing_fields_are_rejected(message: RelayMessage, data: st.DataObject) -> None:
+    value = body(message)
+    del value[data.draw(st.sampled_from(sorted(value)))]
+    decode_fails(canonical_encode(value))
+
+
+@pytest.mark.parametrize("t", ["", "PUT", "get", "store", 1, None, b"put", ["put"], {"t": 1}])
+def test_unknown_type_tags_are_rejected(t: object) -> None:
+    value = body(RelayFetch(1, bytes(32), 1))
+    value["t"] = t
+    decode_fails(canonical_encode(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"t": "put", "rid": 1, "mb": bytes(31), "env": b""},
+        {"t": "put", "rid": 1, "mb": bytes(33), "env": b""},
+        {"t": "put", "rid": 1, "mb": bytes(32), "env": bytes(MAX_ENVELOPE + 1)},
+        {"t": "put", "rid": 1, "mb": "32 chars of text instead of byte", "env": b""},
+        {"t": "put", "rid": -1, "mb": bytes(32), "env": b""},
+        {"t": "put", "rid": MAX_RID + 1, "mb": bytes(32), "env": b""},
+        {"t": "put", "rid": True, "mb": bytes(32), "env": b""},
+        {"t": "stored", "rid": 1, "id": bytes(16)},
+        {"t": "fetch", "rid": 1, "mb": bytes(32), "max": 0},
+        {"t": "fetch", "rid": 1, "mb": bytes(31), "max": 1},
+        {"t": "ack", "rid": 1, "mb": b"", "ids": []},
+        {"t": "fetch", "rid": 1, "mb": bytes(32), "max": MAX_BATCH + 1},
+        {"t": "fetch", "rid": 1, "mb": bytes(32), "max": "1"},
+        {"t": "batch", "rid": 1, "items": [[bytes(32), b"e"]] * (MAX_BATCH + 1)},
+        {"t": "batch", "rid": 1, "items": [[bytes(32)]]},
+        {"t": "batch", "rid": 1, "items": [[bytes(32), b"e", b"x"]]},
+        {"t": "batch", "rid": 1, "items": [[bytes(31), b"e"]]},
+        {"t": "batch", "rid": 1, "items": [[bytes(32), "e"]]},
+        {"t": "batch", "rid": 1, "items": [[bytes(32), bytes(MAX_ENVELOPE + 1)]]},
+        {"t": "batch", "rid": 1, "items": [b"not a pair"]},
+        {"t": "batch", "rid": 1, "items": {"a": 1}},
+        {"t": "ack", "rid": 1, "mb": bytes(32), "ids": [bytes(32)] * (MAX_BATCH + 1)},
+        {"t": "ack", "rid": 1, "mb": bytes(32), "ids": [bytes(33)]},
+        {"t": "ack", "rid": 1, "mb": bytes(32), "ids": [1]},
+        {"t": "ack", "rid": 1, "mb": bytes(32), "ids": bytes(32)},
+        {"t": "acked", "rid": 1, "n": MAX_BATCH + 1},
+        {"t": "acked", "rid": 1, "n": -1},
+        {"t": "error", "rid": 1, "code": "c" * 65, "msg": ""},
+        {"t": "error", "rid": 1, "code": "", "msg": "m" * 513},
+        {"t": "error", "rid": 1, "code": b"bytes", "msg": ""},
+    ],
+)
+def test_wrong_types_and_oversize_fields_are_rejected(value: dict[str, object]) -> None:
+    decode_fails(canonical_encode(value))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        canonical_encode([1, 2]),
+        canonical_encode("put"),
+        canonical_encode({"rid": 1}),
+        canonical_encode({1: "put", "rid": 1}),
+        canonical_encode({"t": "fetch", "rid": 1, "mb": bytes(32), "max": 1})
+        + b"\x00",  # trailing bytes
+        b"\xa3\x61t\x65fetch\x63rid\x01\x63max\x01",  # keys not in canonical order
+        b"\xbf\xff",  # indefinite-length map
+        b"\xc1\x00",  # a tag
+    ],
+)
+def test_non_canonical_or_non_map_inputs_are_rejected(data: bytes) -> None:
+    decode_fails(data)
+
+
+def test_oversize_input_is_rejected_without_decoding() -> None:
+    huge = canonical_encode(
+        {"t": "put", "rid": 1, "mb": bytes(32), "env": bytes(8 * 1024 * 1024 + 1)}
+    )
+    decode_fails(huge)
+
+
+def test_error_is_also_a_value_error() -> None:
+    with pytest.raises(ValueError, match="relay"):
+        decode_relay_message(b"\x00")

@@ -1,0 +1,169 @@
+"""The sans-IO relay server and client against an in-memory mailbox store."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dchat_core import canonical_encode
+from dchat_network import (
+    RelayAcked,
+    RelayBatch,
+    RelayClient,
+    RelayError,
+    RelayProtocolError,
+    RelayServer,
+    RelayStored,
+    decode_relay_message,
+)
+
+ALICE, BOB = b"A" * 32, b"B" * 32
+
+
+@dataclass(frozen=True)
+class Entry:
+    entry_id: bytes
+    envelope: bytes
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.boxes: dict[bytes, list[Entry]] = {}
+
+    def put(self, mailbox: bytes, envelope: bytes, received_at: float) -> tuple[bytes, bool]:
+        entry_id = hashlib.blake2b(envelope, digest_size=32).digest()
+        box = self.boxes.setdefault(mailbox, [])
+        if any(e.entry_id == entry_id for e in box):
+            return entry_id, False
+        box.append(Entry(entry_id, envelope))
+        return entry_id, True
+
+    def fetch(self, mailbox: bytes, limit: int = 100) -> Sequence[Entry]:
+        return self.boxes.get(mailbox, [])[:limit]
+
+    def ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int:
+        box = self.boxes.get(mailbox, [])
+        keep = [e for e in box if e.entry_id not in set(entry_ids)]
+        self.boxes[mailbox] = keep
+        return len(box) - len(keep)
+
+    def total_bytes(self, mailbox: bytes) -> int:
+        return sum(len(e.envelope) for e in self.boxes.get(mailbox, []))
+
+
+def envelope_for(mailbox: bytes, body: bytes) -> bytes:
+    return mailbox + body  # the test's envelope format: mailbox prefix, then anything
+
+
+def mailbox_of(envelope: bytes) -> bytes | None:
+    return envelope[:32] if len(envelope) >= 32 else None
+
+
+@pytest.fixture
+def server() -> RelayServer:
+    return RelayServer(MemoryStore(), mailbox_of, quota=10_000)
+
+
+def test_put_fetch_ack_round_trip(server: RelayServer) -> None:
+    sender, owner = RelayClient(), RelayClient()
+    envelope = envelope_for(BOB, b"hello")
+    stored = sender.receive(server.handle(ALICE, sender.put(BOB, envelope), 1.0).data)
+    assert isinstance(stored, RelayStored)
+    batch = owner.receive(server.handle(BOB, owner.fetch(BOB), 2.0).data)
+    assert isinstance(batch, RelayBatch)
+    assert batch.items == ((stored.entry_id, envelope),)
+    acked = owner.receive(server.handle(BOB, owner.ack(BOB, [stored.entry_id]), 3.0).data)
+    assert acked == RelayAcked(acked.rid, 1)
+    empty = owner.receive(server.handle(BOB, owner.fetch(BOB), 4.0).data)
+    assert isinstance(empty, RelayBatch)
+    assert empty.items == ()
+    assert (server.stored, server.delivered) == (1, 1)
+
+
+def test_same_envelope_twice_is_stored_once(server: RelayServer) -> None:
+    client = RelayClient()
+    envelope = envelope_for(BOB, b"x")
+    first = server.handle(ALICE, client.put(BOB, envelope), 1.0)
+    client.receive(first.data)
+    second = server.handle(ALICE, client.put(BOB, envelope), 1.0)
+    client.receive(second.data)
+    assert server.stored == 1
+
+
+@pytest.mark.parametrize("kind", ["fetch", "ack"])
+def test_other_peoples_mailboxes_are_forbidden_and_close(server: RelayServer, kind: str) -> None:
+    client = RelayClient()
+    client.receive(server.handle(ALICE, client.put(BOB, envelope_for(BOB, b"x")), 1.0).data)
+    request = client.fetch(BOB) if kind == "fetch" else client.ack(BOB, [bytes(32)])
+    reply = server.handle(ALICE, request, 2.0)
+    assert reply.close
+    assert isinstance(reply.message, RelayError)
+    assert reply.message.code == "forbidden"
+    assert server.delivered == 0
+
+
+@pytest.mark.parametrize(
+    ("mailbox", "envelope", "code"),
+    [
+        (BOB, envelope_for(ALICE, b"x"), "bad_envelope"),
+        (BOB, b"short", "bad_envelope"),
+        (BOB, envelope_for(BOB, bytes(20_000)), "quota"),
+    ],
+)
+def test_refused_puts(server: RelayServer, mailbox: bytes, envelope: bytes, code: str) -> None:
+    reply = server.handle(ALICE, RelayClient().put(mailbox, envelope), 1.0)
+    assert reply.close
+    assert isinstance(reply.message, RelayError)
+    assert reply.message.code == code
+    assert server.stored == 0
+
+
+@given(st.binary(max_size=512))
+def test_garbage_gets_an_error_reply_that_closes(data: bytes) -> None:
+    server = RelayServer(MemoryStore(), mailbox_of)
+    reply = server.handle(ALICE, data, 1.0)
+    assert reply.close
+    assert isinstance(decode_relay_message(reply.data), RelayError)
+    assert server.stored == 0
+
+
+def test_replies_that_are_not_requests_are_unexpected(server: RelayServer) -> None:
+    data = canonical_encode({"t": "acked", "rid": 1, "n": 0})
+    reply = server.handle(ALICE, data, 1.0)
+    assert reply.close
+    assert isinstance(reply.message, RelayError)
+    assert reply.message.code == "unexpected"
+
+
+def test_batches_are_bounded_by_bytes() -> None:
+    server = RelayServer(MemoryStore(), mailbox_of, quota=1 << 30)
+    client = RelayClient()
+    for i in range(20):
+        envelope = envelope_for(BOB, i.to_bytes(2, "big") + bytes(90_000))
+        client.receive(server.handle(ALICE, client.put(BOB, envelope), 1.0).data)
+    batch = client.receive(server.handle(BOB, client.fetch(BOB), 2.0).data)
+    assert isinstance(batch, RelayBatch)
+    assert 0 < len(batch.items) < 20
+    assert sum(len(env) for _, env in batch.items) <= 768 * 1024
+
+
+def test_client_rejects_error_mismatch_and_unsolicited_replies(server: RelayServer) -> None:
+    client = RelayClient()
+    with pytest.raises(RelayProtocolError):
+        client.receive(canonical_encode({"t": "acked", "rid": 1, "n": 0}))  # nothing pending
+    request = client.fetch(BOB)
+    with pytest.raises(RelayProtocolError):
+        client.receive(canonical_encode({"t": "acked", "rid": 1, "n": 0}))  # wrong type
+    client.fetch(BOB)
+    wrong_rid = canonical_encode({"t": "batch", "rid": 999, "items": []})
+    with pytest.raises(RelayProtocolError):
+        client.receive(wrong_rid)
+    reply = server.handle(ALICE, client.fetch(BOB), 1.0)  # forbidden
+    with pytest.raises(RelayProtocolError, match="forbidden"):
+        client.receive(reply.data)
+    assert request  # the first request was well-formed bytes
