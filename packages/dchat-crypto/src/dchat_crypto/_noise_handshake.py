@@ -9,12 +9,21 @@ message succeeded. A malformed or forged message therefore raises
 :class:`NoiseHandshakeError` and leaves the handshake exactly as it was, so
 a later genuine message still completes it. After the last message,
 ``split()`` yields the :class:`NoiseTransport` (once).
+
+Speed: the X25519 operations are the floor of a handshake's cost, so nothing
+else may do one needlessly. A fresh ephemeral key is generated once and kept as
+the ``cryptography`` object that computed its public key (wrapping it in
+:class:`PrivateKey` would import the private bytes again, a second scalar
+multiplication); our static public key is computed once per handshake; the
+per-pattern bookkeeping is parsed once per protocol name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from ._errors import (
     DecryptionError,
@@ -27,6 +36,7 @@ from ._keys import PrivateKey, PublicKey
 from ._noise_crypto import SymmetricState
 from ._noise_patterns import parse_protocol_name
 from ._noise_transport import NoiseTransport
+from ._primitives import constant_time_equal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,15 +49,61 @@ _PSK_SIZE = 32
 _TAG_SIZE = 16
 
 
-@dataclass(frozen=True, slots=True)
-class _Slots:
-    """The key variables ``s, e, rs, re`` plus the next PSK index."""
+class _Ephemeral:
+    """A freshly generated X25519 key: computed once, public half kept alongside."""
 
-    s: PrivateKey | None
-    e: PrivateKey | None
-    rs: PublicKey | None
-    re: PublicKey | None
-    psk_index: int = 0
+    __slots__ = ("_key", "public")
+
+    def __init__(self) -> None:
+        self._key = X25519PrivateKey.generate()
+        self.public = self._key.public_key().public_bytes_raw()
+
+    def exchange(self, peer: PublicKey) -> bytes:
+        """X25519 with ``peer``, with the checks of :meth:`PrivateKey.exchange`."""
+        try:
+            shared = self._key.exchange(X25519PublicKey.from_public_bytes(peer.to_bytes()))
+        except ValueError:
+            raise InvalidKeyError("X25519 with a low-order point") from None
+        if constant_time_equal(shared, _ZERO_DH):
+            raise InvalidKeyError("X25519 with a low-order point")
+        return shared
+
+
+class _Fixed:
+    """A caller-supplied ephemeral (hazmat, known-answer tests, session setup)."""
+
+    __slots__ = ("exchange", "public")
+
+    def __init__(self, key: PrivateKey) -> None:
+        self.public = key.public_key.to_bytes()
+        self.exchange = key.exchange
+
+
+_Local = PrivateKey | _Ephemeral | _Fixed
+_ZERO_DH = bytes(_DHLEN)
+
+
+class _Slots:
+    """The key variables ``s, e, rs, re`` plus the next PSK index.
+
+    Mutable, but only ever changed on a copy that is committed whole (see the
+    module docstring), exactly like the SymmetricState beside it.
+    """
+
+    __slots__ = ("e", "psk_index", "re", "rs", "s")
+
+    def __init__(
+        self,
+        s: PrivateKey | None,
+        e: _Ephemeral | _Fixed | None,
+        rs: PublicKey | None,
+        re: PublicKey | None,
+        psk_index: int = 0,
+    ) -> None:
+        self.s, self.e, self.rs, self.re, self.psk_index = s, e, rs, re, psk_index
+
+    def copy(self) -> _Slots:
+        return _Slots(self.s, self.e, self.rs, self.re, self.psk_index)
 
 
 class HandshakeState:
@@ -85,6 +141,8 @@ class HandshakeState:
         self._slots = _Slots(s=static, e=None, rs=remote_static, re=None)
         self._check_keys()
         self._fixed_ephemeral: PrivateKey | None = None
+        # Computed once: the pre-message and the "s" token both need it.
+        self._s_public = None if static is None else static.public_key.to_bytes()
         self._ss = SymmetricState(
             protocol.encode("ascii"), self._protocol.cipher, self._protocol.hash
         )
@@ -104,15 +162,9 @@ class HandshakeState:
         if any(len(psk) != _PSK_SIZE for psk in self._psks):
             raise InvalidKeyError(f"Noise PSKs must be {_PSK_SIZE} bytes")
 
-    def _our_tokens(self) -> set[str]:
-        proto, parity = self._protocol, 0 if self._initiator else 1
-        pre = proto.pre_initiator if self._initiator else proto.pre_responder
-        sent = [t for i, m in enumerate(proto.messages) if i % 2 == parity for t in m]
-        return set(pre) | set(sent)
-
     def _check_keys(self) -> None:
         proto = self._protocol
-        if ("s" in self._our_tokens()) != (self._slots.s is not None):
+        if ("s" in _our_tokens(proto.name, self._initiator)) != (self._slots.s is not None):
             raise NoiseStateError(f"{proto.pattern} {self._role} static key presence is wrong")
         their_pre = proto.pre_responder if self._initiator else proto.pre_initiator
         if "s" in their_pre and self._slots.rs is None:
@@ -132,8 +184,8 @@ class HandshakeState:
         ):
             for _op in tokens:  # only "s" occurs in supported patterns
                 if owner_is_initiator == self._initiator:
-                    assert self._slots.s is not None  # guaranteed by _check_keys
-                    self._ss.mix_hash(_public_bytes(self._slots.s))
+                    assert self._s_public is not None  # guaranteed by _check_keys
+                    self._ss.mix_hash(self._s_public)
                 else:
                     assert self._slots.rs is not None
                     self._ss.mix_hash(self._slots.rs.to_bytes())
@@ -183,10 +235,10 @@ class HandshakeState:
         """
         if not self.is_my_turn:
             raise NoiseStateError("not our turn to write a handshake message")
-        ss, slots = self._ss.copy(), self._slots
+        ss, slots = self._ss.copy(), self._slots.copy()
         out = bytearray()
         for op in self._protocol.messages[self._index]:
-            slots = self._write_token(op, ss, slots, out)
+            self._write_token(op, ss, slots, out)
         out += ss.encrypt_and_hash(bytes(payload))
         if len(out) > _MAX_MESSAGE:
             raise MessageTooLargeError(f"handshake message exceeds {_MAX_MESSAGE} bytes")
@@ -207,11 +259,11 @@ class HandshakeState:
         message = bytes(message)
         if len(message) > _MAX_MESSAGE:
             raise NoiseHandshakeError("handshake message too large")
-        ss, slots = self._ss.copy(), self._slots
+        ss, slots = self._ss.copy(), self._slots.copy()
         try:
             rest = message
             for op in self._protocol.messages[self._index]:
-                slots, rest = self._read_token(op, ss, slots, rest)
+                rest = self._read_token(op, ss, slots, rest)
             payload = ss.decrypt_and_hash(rest)
         except (DecryptionError, InvalidKeyError):
             raise NoiseHandshakeError("handshake message rejected") from None
@@ -243,60 +295,63 @@ class HandshakeState:
     # -- tokens -----------------------------------------------------------------------
 
     def _has_psk(self) -> bool:
-        return self._protocol.psk_count > 0
+        return bool(self._psks)  # _check_psks made their number the pattern's psk count
 
-    def _new_ephemeral(self) -> PrivateKey:
+    def _new_ephemeral(self) -> _Ephemeral | _Fixed:
         if self._fixed_ephemeral is not None:
-            return self._fixed_ephemeral
-        return PrivateKey.generate()
+            return _Fixed(self._fixed_ephemeral)
+        return _Ephemeral()
 
-    def _write_token(self, op: str, ss: SymmetricState, slots: _Slots, out: bytearray) -> _Slots:
+    def _write_token(self, op: str, ss: SymmetricState, slots: _Slots, out: bytearray) -> None:
         if op == "e":
-            e = self._new_ephemeral()
-            e_pub = _public_bytes(e)
-            out += e_pub
-            ss.mix_hash(e_pub)
+            e = slots.e = self._new_ephemeral()
+            out += e.public
+            ss.mix_hash(e.public)
             if self._has_psk():
-                ss.mix_key(e_pub)
-            return replace(slots, e=e)
-        if op == "s":
-            assert slots.s is not None  # guaranteed by _check_keys
-            out += ss.encrypt_and_hash(_public_bytes(slots.s))
-            return slots
-        return self._mix_token(op, ss, slots)
+                ss.mix_key(e.public)
+        elif op == "s":
+            assert self._s_public is not None  # guaranteed by _check_keys
+            out += ss.encrypt_and_hash(self._s_public)
+        else:
+            self._mix_token(op, ss, slots)
 
-    def _read_token(
-        self, op: str, ss: SymmetricState, slots: _Slots, data: bytes
-    ) -> tuple[_Slots, bytes]:
+    def _read_token(self, op: str, ss: SymmetricState, slots: _Slots, data: bytes) -> bytes:
         if op == "e":
             _need(data, _DHLEN)
             re = data[:_DHLEN]
             ss.mix_hash(re)
             if self._has_psk():
                 ss.mix_key(re)
-            return replace(slots, re=PublicKey(re)), data[_DHLEN:]
+            slots.re = PublicKey(re)
+            return data[_DHLEN:]
         if op == "s":
             size = _DHLEN + (_TAG_SIZE if ss.has_key() else 0)
             _need(data, size)
-            rs = ss.decrypt_and_hash(data[:size])
-            return replace(slots, rs=PublicKey(rs)), data[size:]
-        return self._mix_token(op, ss, slots), data
+            slots.rs = PublicKey(ss.decrypt_and_hash(data[:size]))
+            return data[size:]
+        self._mix_token(op, ss, slots)
+        return data
 
-    def _mix_token(self, op: str, ss: SymmetricState, slots: _Slots) -> _Slots:
+    def _mix_token(self, op: str, ss: SymmetricState, slots: _Slots) -> None:
         if op == "psk":
             ss.mix_key_and_hash(self._psks[slots.psk_index])
-            return replace(slots, psk_index=slots.psk_index + 1)
-        ss.mix_key(_dh(op, slots, initiator=self._initiator))
-        return slots
+            slots.psk_index += 1
+        else:
+            ss.mix_key(_dh(op, slots, initiator=self._initiator))
+
+
+@lru_cache(maxsize=64)
+def _our_tokens(protocol: str, initiator: bool) -> frozenset[str]:
+    """Every token this side sends, pre-messages included (fixed per protocol name)."""
+    proto, parity = parse_protocol_name(protocol), 0 if initiator else 1
+    pre = proto.pre_initiator if initiator else proto.pre_responder
+    sent = [t for i, m in enumerate(proto.messages) if i % 2 == parity for t in m]
+    return frozenset(pre) | frozenset(sent)
 
 
 def _need(data: bytes, size: int) -> None:
     if len(data) < size:
         raise NoiseHandshakeError("handshake message too short")
-
-
-def _public_bytes(key: PrivateKey) -> bytes:
-    return key.public_key.to_bytes()
 
 
 def _dh(op: str, slots: _Slots, *, initiator: bool) -> bytes:
@@ -305,7 +360,7 @@ def _dh(op: str, slots: _Slots, *, initiator: bool) -> bytes:
     # The initiator's key is the first letter's; the responder swaps the roles.
     ours = first if initiator else second
     theirs = second if initiator else first
-    local = slots.e if ours == "e" else slots.s
+    local: _Local | None = slots.e if ours == "e" else slots.s
     remote = slots.re if theirs == "e" else slots.rs
     assert local is not None
     assert remote is not None

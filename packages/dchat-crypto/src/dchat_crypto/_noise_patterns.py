@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ._errors import NoiseProtocolNameError
 from ._noise_crypto import CIPHERS, HASHES, CipherFunctions, HashFunctions
@@ -94,7 +95,16 @@ def parse_protocol_name(name: str) -> NoiseProtocol:
     Raises:
         NoiseProtocolNameError: If the name is malformed or anything is unsupported.
     """
-    match = _NAME_RE.fullmatch(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        raise NoiseProtocolNameError(f"unsupported Noise protocol name: {name!r}")
+    return _parse(name)
+
+
+# Every handshake parses its protocol name; the result is immutable, so each name
+# is parsed once. Failures raise and are therefore never cached.
+@lru_cache(maxsize=128)
+def _parse(name: str) -> NoiseProtocol:
+    match = _NAME_RE.fullmatch(name)
     if match is None:
         raise NoiseProtocolNameError(f"unsupported Noise protocol name: {name!r}")
     base, modifiers, dh, cipher, hash_name = match.groups()

@@ -3,11 +3,17 @@
 The AEAD wrappers translate every ``cryptography`` failure into the single
 opaque :class:`DecryptionError`, so that no foreign exception (and no hint of
 which check failed) escapes a public API.
+
+:func:`reusable_aead` serves hot paths (the Noise ``CipherState``) that use one
+key for many messages: building a ``cryptography`` AEAD object costs about as
+much as sealing 1 KiB, so those callers keep one object per key and translate
+:data:`AEAD_FAILURES` exactly as the wrappers below do.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -16,7 +22,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ._errors import DecryptionError, InvalidKeyError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = (
+    "AEAD_FAILURES",
     "AEAD_KEY_SIZE",
     "AEAD_NONCE_SIZE",
     "AEAD_TAG_SIZE",
@@ -26,11 +36,15 @@ __all__ = (
     "chacha20poly1305_encrypt",
     "constant_time_equal",
     "hkdf_sha256",
+    "reusable_aead",
 )
 
 AEAD_KEY_SIZE = 32
 AEAD_NONCE_SIZE = 12
 AEAD_TAG_SIZE = 16
+
+AEAD_FAILURES: Final = (InvalidTag, ValueError, OverflowError)
+"""What a ``cryptography`` AEAD may raise on bad input; callers map it to DecryptionError."""
 
 # RFC 5869: output is limited to 255 hash blocks.
 _HKDF_SHA256_MAX = 255 * 32
@@ -87,7 +101,7 @@ def chacha20poly1305_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: by
     _check_key_nonce(key, nonce)
     try:
         return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, ad)
-    except (InvalidTag, ValueError, OverflowError):
+    except AEAD_FAILURES:
         raise DecryptionError from None
 
 
@@ -102,5 +116,31 @@ def aesgcm_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> by
     _check_key_nonce(key, nonce)
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, ad)
-    except (InvalidTag, ValueError, OverflowError):
+    except AEAD_FAILURES:
         raise DecryptionError from None
+
+
+def reusable_aead(
+    encrypt_fn: Callable[..., bytes], decrypt_fn: Callable[..., bytes], key: bytes
+) -> ChaCha20Poly1305 | AESGCM | None:
+    """A ``cryptography`` AEAD object for ``key``, if the functions are one of our pairs.
+
+    The object is what the wrappers would build on every call; callers reuse it
+    for as long as the key is unchanged, and must translate :data:`AEAD_FAILURES`
+    on decryption into :class:`DecryptionError` as the wrappers do. Returns
+    ``None`` for any other functions, whose callers must keep calling them.
+
+    Raises:
+        InvalidKeyError: If ``key`` is not 32 bytes (as the wrappers do).
+    """
+    # Identity, not equality: only our own wrappers are known to be exactly "build
+    # this object, call it" (an arbitrary callable might not even be hashable).
+    if encrypt_fn is chacha20poly1305_encrypt and decrypt_fn is chacha20poly1305_decrypt:
+        cls: type[ChaCha20Poly1305 | AESGCM] = ChaCha20Poly1305
+    elif encrypt_fn is aesgcm_encrypt and decrypt_fn is aesgcm_decrypt:
+        cls = AESGCM
+    else:
+        return None
+    if len(key) != AEAD_KEY_SIZE:
+        raise InvalidKeyError(f"AEAD key must be {AEAD_KEY_SIZE} bytes")
+    return cls(key)

@@ -28,7 +28,7 @@ from dchat_core import (
 )
 from dchat_crypto import BadSignatureError, InvalidKeyError, PublicKey, VerifyKey
 
-from ._errors import InvalidCardError
+from ._errors import ExpiredError, InvalidCardError
 
 if TYPE_CHECKING:
     from ._identity import Identity
@@ -38,7 +38,7 @@ __all__ = ("ContactCard",)
 _PREFIX = "dchat-card:"
 _DOMAIN = b"dchat-card-v1\x00"
 _FIELDS = frozenset(
-    {"v", "name", "identity", "encryption", "mailbox", "relay", "relay_node", "sig"}
+    {"v", "name", "identity", "encryption", "mailbox", "relay", "relay_node", "exp", "sig"}
 )
 _LIMITS = DecodeLimits(max_size=2048, max_depth=2, max_items=32)
 MAX_NAME = 64
@@ -56,6 +56,7 @@ class ContactCard:
     relay: str
     relay_node: NodeId | None
     signature: bytes
+    expires_ms: int | None = None
 
     @property
     def identity_id(self) -> IdentityId:
@@ -64,9 +65,19 @@ class ContactCard:
 
     @classmethod
     def issue(
-        cls, identity: Identity, *, name: str, relay: str, relay_node: NodeId | None = None
+        cls,
+        identity: Identity,
+        *,
+        name: str,
+        relay: str,
+        relay_node: NodeId | None = None,
+        expires: float | None = None,
     ) -> ContactCard:
-        """Create and sign a card for ``identity`` whose mail waits at ``relay``."""
+        """Create and sign a card for ``identity`` whose mail waits at ``relay``.
+
+        ``expires`` (seconds since the epoch) limits the card's life (burners);
+        recipients check it with :meth:`check_not_expired`.
+        """
         _check_text(name, relay)
         unsigned = cls(
             name=name,
@@ -76,6 +87,7 @@ class ContactCard:
             relay=relay,
             relay_node=relay_node,
             signature=b"",
+            expires_ms=None if expires is None else int(expires * 1000),
         )
         signature = identity.signing_key.sign(_DOMAIN + canonical_encode(unsigned._fields()))
         return replace(unsigned, signature=signature)
@@ -91,7 +103,14 @@ class ContactCard:
         }
         if self.relay_node is not None:
             fields["relay_node"] = bytes(self.relay_node)
+        if self.expires_ms is not None:
+            fields["exp"] = self.expires_ms
         return fields
+
+    def check_not_expired(self, now: float) -> None:
+        """Raise :class:`ExpiredError` if the card carries an expiry at or before ``now``."""
+        if self.expires_ms is not None and int(now * 1000) >= self.expires_ms:
+            raise ExpiredError("the contact card has expired")
 
     def to_bytes(self) -> bytes:
         """Canonical encoding including the signature."""
@@ -122,6 +141,7 @@ class ContactCard:
                 if fields.has("relay_node")
                 else None,
                 signature=fields.get_bytes("sig", size=64),
+                expires_ms=fields.get_int("exp") if fields.has("exp") else None,
             )
             _check_text(card.name, card.relay)
             card.identity_key.verify(card.signature, _DOMAIN + canonical_encode(card._fields()))

@@ -10,12 +10,15 @@ An identity has three independent keys:
   key), never the identity id, so relays cannot link mailboxes to people.
 
 On disk the keys exist only inside a passphrase keystore (Argon2id + AEAD, see
-:func:`dchat_crypto.encrypt_with_passphrase`).
+:func:`dchat_crypto.encrypt_with_passphrase`). An identity may instead be derived
+from a BIP-39 recovery phrase (:meth:`Identity.from_phrase`), so that the phrase
+alone restores all three keys (path scheme in :mod:`._derivation`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dchat_core import (
     DecodeError,
@@ -35,7 +38,11 @@ from dchat_crypto import (
     encrypt_with_passphrase,
 )
 
+from ._derivation import IdentitySeed, Purpose
 from ._errors import KeystoreError
+
+if TYPE_CHECKING:
+    from ._records import Rng
 
 __all__ = ("Identity",)
 
@@ -51,9 +58,33 @@ class Identity:
     mailbox_key: SigningKey
 
     @classmethod
-    def generate(cls) -> Identity:
-        """A fresh identity with three independent random keys."""
-        return cls(SigningKey.generate(), PrivateKey.generate(), SigningKey.generate())
+    def generate(cls, rng: Rng | None = None) -> Identity:
+        """A fresh identity with three independent random keys (from ``rng`` if given)."""
+        if rng is None:
+            return cls(SigningKey.generate(), PrivateKey.generate(), SigningKey.generate())
+        return cls(
+            SigningKey.from_bytes(rng(32)),
+            PrivateKey.from_bytes(rng(32)),
+            SigningKey.from_bytes(rng(32)),
+        )
+
+    @classmethod
+    def from_seed(cls, seed: IdentitySeed, *, account: int = 0) -> Identity:
+        """The identity of ``account`` under ``seed``: keys at device ``0'``."""
+        return cls(
+            seed.signing_key(account, 0, Purpose.IDENTITY),
+            seed.exchange_key(account, 0, Purpose.ENCRYPTION),
+            seed.signing_key(account, 0, Purpose.MAILBOX),
+        )
+
+    @classmethod
+    def from_phrase(cls, phrase: str, *, passphrase: str = "", account: int = 0) -> Identity:
+        """Restore the identity a BIP-39 recovery phrase stands for.
+
+        Raises:
+            IdentityArgumentError: the phrase is not valid BIP-39 (word or checksum).
+        """
+        return cls.from_seed(IdentitySeed.from_phrase(phrase, passphrase), account=account)
 
     @property
     def identity_id(self) -> IdentityId:

@@ -20,6 +20,7 @@ from rich.table import Table
 from dchat_core import DchatError
 from dchat_sdk import RemoteClient
 
+from ._backup_cli import backup_app
 from ._logging import configure_logging
 from .config import load_config
 
@@ -34,6 +35,7 @@ _err = Console(stderr=True)
 _out = Console()
 
 node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
+node_app.add_typer(backup_app, name="backup")
 app = typer.Typer(
     help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
 )
