@@ -17,6 +17,11 @@ Measurements, on 1 KiB messages:
 * one-way throughput: N messages streamed, then one request for an ack;
 * round-trip latency: request/response pings, median and p99.
 
+A third row, ``dchat, send timeout=None``, runs dchat on both ends with
+``Link.send(..., timeout=None)``: the same code without the per-send deadline
+(a trio cancel scope) that the default ``timeout=30.0`` opens and the baseline
+has no equivalent of, so the table shows what that guarantee costs.
+
 Each measurement runs ``--repeats`` times after a warm-up; the table reports the
 best throughput run and the run with the lowest median latency (its p99 alongside).
 The results replace this script's section of ``docs/benchmarks.md``.
@@ -141,10 +146,29 @@ class NoiseprotocolLink:
         await self.stream.aclose()
 
 
+class NoDeadlineLink:
+    """A dchat :class:`Link` whose sends pass ``timeout=None`` (no per-send cancel scope)."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    async def send(self, data: bytes) -> None:
+        await self.link.send(data, timeout=None)
+
+    async def receive(self) -> bytes:
+        return await self.link.receive()
+
+    async def aclose(self) -> None:
+        await self.link.aclose()
+
+
+AnyLink = Link | NoiseprotocolLink | NoDeadlineLink
+
+
 # -- one server protocol for both implementations ------------------------------------------
 
 
-async def serve(link: Link | NoiseprotocolLink) -> None:
+async def serve(link: AnyLink) -> None:
     """Count data messages, echo pings, answer an ack request with the count."""
     count = 0
     while True:
@@ -162,11 +186,15 @@ async def serve(link: Link | NoiseprotocolLink) -> None:
             count = 0
 
 
-async def start_dchat_server(nursery: trio.Nursery) -> tuple[str, int]:
+async def start_dchat_server(nursery: trio.Nursery, *, deadlines: bool = True) -> tuple[str, int]:
     key = SigningKey.generate()
+
+    async def handler(link: Link) -> None:
+        await serve(link if deadlines else NoDeadlineLink(link))
+
     return await nursery.start(
         lambda task_status: serve_links(
-            serve, "127.0.0.1", 0, node_key=key, task_status=task_status
+            handler, "127.0.0.1", 0, node_key=key, task_status=task_status
         )
     )
 
@@ -197,7 +225,7 @@ async def dial_baseline(address: tuple[str, int]) -> NoiseprotocolLink:
 # -- measurements ------------------------------------------------------------------------------
 
 
-async def throughput(link: Link | NoiseprotocolLink, n: int) -> float:
+async def throughput(link: AnyLink, n: int) -> float:
     """Seconds to stream ``n`` 1 KiB messages and get them acknowledged."""
     message = DATA + bytes(SIZE - 1)
     start = time.perf_counter()
@@ -210,7 +238,7 @@ async def throughput(link: Link | NoiseprotocolLink, n: int) -> float:
     return elapsed
 
 
-async def round_trips(link: Link | NoiseprotocolLink, n: int) -> list[float]:
+async def round_trips(link: AnyLink, n: int) -> list[float]:
     """Round-trip times, in seconds, of ``n`` 1 KiB pings."""
     message = PING + bytes(SIZE - 1)
     times = []
@@ -244,7 +272,7 @@ def p99(times: list[float]) -> float:
     return statistics.quantiles(times, n=100, method="inclusive")[98]
 
 
-async def measure(name: str, link: Link | NoiseprotocolLink, args: argparse.Namespace) -> Result:
+async def measure(name: str, link: AnyLink, args: argparse.Namespace) -> Result:
     with trio.fail_after(WAIT):
         await throughput(link, max(args.messages // 10, 100))  # warm-up
         await round_trips(link, max(args.pings // 10, 50))
@@ -253,7 +281,7 @@ async def measure(name: str, link: Link | NoiseprotocolLink, args: argparse.Name
     fastest = min(runs, key=statistics.median)
     result = Result(name, best, args.messages, statistics.median(fastest), p99(fastest))
     print(
-        f"{name:>14}: {result.msg_per_s:9.0f} msg/s {result.mb_per_s:7.2f} MB/s  "
+        f"{name:>24}: {result.msg_per_s:9.0f} msg/s {result.mb_per_s:7.2f} MB/s  "
         f"rtt median {result.median * 1e6:6.0f} us  p99 {result.p99 * 1e6:6.0f} us",
         file=sys.stderr,
     )
@@ -263,6 +291,7 @@ async def measure(name: str, link: Link | NoiseprotocolLink, args: argparse.Name
 async def run(args: argparse.Namespace) -> list[Result]:
     async with trio.open_nursery() as nursery:
         dchat_address = await start_dchat_server(nursery)
+        no_deadline_address = await start_dchat_server(nursery, deadlines=False)
         baseline_address = await start_baseline_server(nursery)
         with trio.fail_after(WAIT):
             # Same wire format: a noiseprotocol client is served by the dchat server.
@@ -271,12 +300,15 @@ async def run(args: argparse.Namespace) -> list[Result]:
             assert await probe.receive() == PING + b"interop"
             await probe.aclose()
             ours = await dial_dchat(dchat_address)
+            no_deadline = NoDeadlineLink(await dial_dchat(no_deadline_address))
             theirs = await dial_baseline(baseline_address)
         results = [
             await measure("dchat", ours, args),
             await measure("noiseprotocol", theirs, args),
+            await measure("dchat, send timeout=None", no_deadline, args),
         ]
         await ours.aclose()
+        await no_deadline.aclose()
         await theirs.aclose()
         nursery.cancel_scope.cancel()
     return results
@@ -304,7 +336,7 @@ def section(results: list[Result], args: argparse.Namespace, argv: list[str]) ->
         f"{r.median * 1e6:.0f} | {r.p99 * 1e6:.0f} |"
         for r in results
     ]
-    ours, base = results
+    ours, base, no_deadline = results
     return "\n".join(
         [
             START,
@@ -320,13 +352,19 @@ def section(results: list[Result], args: argparse.Namespace, argv: list[str]) ->
             f"median of {args.repeats}, its p99 alongside. Warm-up before each.",
             "- Baseline: the same wire format (Noise_XX_25519_ChaChaPoly_BLAKE2s, u16 Noise "
             "frames, u32 application messages) with the `noiseprotocol` package doing Noise.",
+            "- `dchat` uses `Link.send`'s default 30 s deadline on every send, which the "
+            "baseline does not enforce; `dchat, send timeout=None` is the same code without "
+            "it (both ends).",
             "",
             "| implementation | msg/s | MB/s | RTT median (µs) | RTT p99 (µs) |",
             "|---|---:|---:|---:|---:|",
             *rows,
             "",
             f"dchat / noiseprotocol: throughput {ours.msg_per_s / base.msg_per_s:.2f}x, "
-            f"median round trip {ours.median / base.median:.2f}x.",
+            f"median round trip {ours.median / base.median:.2f}x. Without the per-send "
+            f"deadline (`send(..., timeout=None)` on both ends): throughput "
+            f"{no_deadline.msg_per_s / base.msg_per_s:.2f}x, median round trip "
+            f"{no_deadline.median / base.median:.2f}x.",
             END,
         ]
     )

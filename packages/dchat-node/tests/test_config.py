@@ -32,7 +32,7 @@ def test_precedence_file_env_flags(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "field"),
     [
-        ('[node]\nrole = "validator"\n', "role"),
+        ('[node]\nrole = "miner"\n', "role"),
         ('[node]\nlisten = "nowhere"\n', "listen"),
         ('[node]\nrelay = "127.0.0.1:99999"\n', "relay"),
         ("[node]\npoll_interval = -1\n", "poll_interval"),

@@ -33,9 +33,15 @@ def test_every_connection_gets_the_durability_pragmas(db: Database) -> None:
         for conn in (first, second):
             pragmas = [
                 conn.execute(text(f"PRAGMA {name}")).scalar_one()
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+                for name in (
+                    "journal_mode",
+                    "synchronous",
+                    "foreign_keys",
+                    "secure_delete",
+                    "busy_timeout",
+                )
             ]
-            assert pragmas == ["wal", 2, 1, 30000]
+            assert pragmas == ["wal", 2, 1, 1, 30000]
 
 
 def test_close_is_idempotent_and_later_calls_fail(db_path: Path) -> None:

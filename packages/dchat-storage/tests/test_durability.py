@@ -1,8 +1,11 @@
 """Acknowledged writes survive SIGKILL at random moments.
 
-Two writer processes run at a time on the same file, so kills also land while
-the other process holds, or waits for, the write lock. Every fourth writer is
-killed without waiting for it to start, which hits start-up and migration.
+60 writer processes, three at a time, on the same sealed (encrypted) file, so
+kills also land while another process holds, or waits for, the write lock.
+Each writer alternates relay mailbox puts and sealed message inserts. Every
+fourth writer is killed without waiting for it to open the database, which
+hits migration and unlocking. Writers are forked from a zygote that imported
+everything once (``_crash_writer.py``), so 60 rounds fit in well under a minute.
 
 SIGKILL leaves the OS page cache intact, so this proves "acknowledged means
 committed" and crash consistency, not fsync behaviour under power loss (that
@@ -11,79 +14,122 @@ rests on ``synchronous=FULL``, checked in test_database).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from dchat_storage import open_database
+from dchat_storage import StorageKey, open_database
 
-ROUNDS = 20
+ROUNDS = 60
+PARALLEL = 3
+KEY = StorageKey.generate()
 WRITER = Path(__file__).with_name("_crash_writer.py")
 START_TIMEOUT = 20.0
 
 
-def _read_ready(child: subprocess.Popen[bytes]) -> bytes:
-    """Wait (bounded) for the child's ``ready`` line; return any bytes after it."""
-    assert child.stdout is not None
-    fd, buf = child.stdout.fileno(), b""
-    deadline = time.monotonic() + START_TIMEOUT
-    while b"\n" not in buf:
-        readable, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
-        assert readable, "writer did not start in time"
-        chunk = os.read(fd, 4096)
-        assert chunk, "writer exited before it was ready"
-        buf += chunk
-    head, _, rest = buf.partition(b"\n")
-    assert head == b"ready"
-    return rest
+class Zygote:
+    """The forking parent of the writers; spawns are serialized by a lock."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WRITER), str(db_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "DCHAT_TEST_KEY": KEY.to_bytes().hex()},
+            text=True,
+        )
+        self._lock = threading.Lock()
+        assert self._readline() == "ready"
+
+    def _readline(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def spawn(self, round_no: int) -> int:
+        assert self.proc.stdin is not None
+        with self._lock:
+            self.proc.stdin.write(f"{round_no}\n")
+            self.proc.stdin.flush()
+            return int(self._readline())
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=10)
 
 
-def _run_and_kill(db_path: Path, round_no: int, rng: random.Random) -> set[bytes]:
-    """Start a writer, SIGKILL it at a random moment; return the ids it acknowledged."""
-    child = subprocess.Popen(
-        [sys.executable, str(WRITER), str(db_path), str(round_no)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,  # unbuffered, so _read_ready's raw reads lose nothing
-    )
-    early = b""
+@pytest.fixture
+def zygote(tmp_path: Path) -> Iterator[Zygote]:
+    z = Zygote(tmp_path / "node.db")
+    yield z
+    z.close()
+
+
+def _acks(path: Path) -> list[str]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return text.split("\n")[:-1]  # a torn last line is not an acknowledgement
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.005)
+    pytest.fail(f"writer {pid} survived SIGKILL")
+
+
+def _run_and_kill(zygote: Zygote, round_no: int, rng: random.Random) -> set[str]:
+    """Fork a writer, SIGKILL it at a random moment; return the writes it acknowledged."""
+    acks = zygote.db_path.with_name(f"{zygote.db_path.name}.acks-{round_no}")
+    pid = zygote.spawn(round_no)
     try:
         if round_no % 4 == 3:
-            time.sleep(rng.uniform(0.0, 1.2))
+            time.sleep(rng.uniform(0.0, 0.15))  # during open: migration, unlocking
         else:
-            early = _read_ready(child)
+            deadline = time.monotonic() + START_TIMEOUT
+            while "ready" not in _acks(acks):
+                assert time.monotonic() < deadline, "writer did not open the database"
+                time.sleep(0.002)
             time.sleep(rng.uniform(0.0, 0.4))
-        child.send_signal(signal.SIGKILL)
-        out, err = child.communicate(timeout=20)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == -signal.SIGKILL, err.decode(errors="replace")
-    # Drop the ready line and a torn last line: neither is an acknowledgement.
-    lines = (early + out).decode().split("\n")[:-1]
-    return {bytes.fromhex(line) for line in lines if line != "ready"}
+        with contextlib.suppress(ProcessLookupError):  # it died on its own: reported below
+            os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid)
+    lines = _acks(acks)
+    assert not [line for line in lines if line.startswith("died")], lines[-1]
+    return {line for line in lines if line != "ready"}
 
 
 @pytest.mark.slow
-def test_acknowledged_puts_survive_sigkill(tmp_path: Path) -> None:
-    db_path = tmp_path / "relay.sqlite3"
+def test_acknowledged_writes_survive_sigkill(zygote: Zygote) -> None:
     seed = random.randrange(2**32)
     rngs = [random.Random(seed + n) for n in range(ROUNDS)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        rounds = pool.map(lambda n: _run_and_kill(db_path, n, rngs[n]), range(ROUNDS))
-        acknowledged = set().union(*rounds)
-    assert acknowledged, "no put was ever acknowledged, so the test proved nothing"
-    with open_database(db_path) as db:
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        rounds = pool.map(lambda n: _run_and_kill(zygote, n, rngs[n]), range(ROUNDS))
+        acknowledged: set[str] = set().union(*rounds)
+    kinds = {line.split()[0] for line in acknowledged}
+    assert kinds == {"e", "m"}, "both kinds of write must be acknowledged to prove anything"
+    with open_database(zygote.db_path, key=KEY) as db:
         assert db.integrity_check() == "ok"
-        stored = {e.entry_id for e in db.mailboxes.fetch(b"crash-box", limit=1_000_000)}
+        stored = {f"e {e.entry_id.hex()}" for e in db.mailboxes.fetch(b"crash-box", 1_000_000)}
+        for message in db.messages.list(limit=1_000_000):
+            assert message.body == f"body of {message.message_id.hex()}"  # decrypts intact
+            stored.add(f"m {message.message_id.hex()}")
     missing = acknowledged - stored
     assert not missing, f"seed {seed}: {len(missing)} of {len(acknowledged)} acks lost"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +10,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
-from dchat_storage import StorageUnavailableError, open_database
+from dchat_storage import Database, StorageUnavailableError, open_database
 from dchat_storage._engine import WRITE_OPTION, create_sqlite_engine
 from dchat_storage._migrate import alembic_config, current_revision, head_revision, upgrade
 from dchat_storage._schema import metadata
@@ -105,3 +105,150 @@ def test_database_from_a_newer_release_is_refused(db_path: Path) -> None:
         engine.dispose()
     with pytest.raises(StorageUnavailableError, match="newer release"):
         open_database(db_path)
+
+
+# -- 0001 -> head with data, on both backends ------------------------------------------------
+
+_V1_ROWS = {
+    "identity": [
+        {"slot": 1, "identity_id": "id-me", "keystore": b"ks", "card": b"me", "created_at": 1.0}
+    ],
+    "contacts": [
+        {"identity_id": "id-bob", "name": "bob", "card": b"bob-card", "added_at": 2.0},
+        {"identity_id": "id-al", "name": "al", "card": b"al-card", "added_at": 3.0},
+    ],
+    "messages": [
+        {
+            "seq": n + 1,
+            "message_id": n.to_bytes(16, "big"),
+            "direction": "in" if n % 2 else "out",
+            "peer_id": "id-bob",
+            "body": f"old message {n}",
+            "sent_at": float(n),
+            "stored_at": float(n),
+        }
+        for n in range(700)  # more than one copy batch
+    ],
+    "outbox": [
+        {
+            "seq": 1,
+            "message_id": b"\x01" * 16,
+            "relay": "r:1",
+            "mailbox": b"box",
+            "envelope": b"env",
+            "attempts": 2,
+            "enqueued_at": 1.0,
+            "next_attempt_at": 5.0,
+        }
+    ],
+    "mailbox_entries": [
+        {
+            "mailbox": b"box",
+            "entry_id": b"e" * 32,
+            "envelope": b"sealed",
+            "size": 6,
+            "received_at": 4.0,
+        }
+    ],
+}
+
+
+def _v1_database(target: str, engine_factory: Callable[[], Engine]) -> None:
+    """Create a database at revision 0001 holding :data:`_V1_ROWS`."""
+    from sqlalchemy import MetaData, insert
+
+    engine = engine_factory()
+    try:
+        with engine.connect().execution_options(**{WRITE_OPTION: True}) as c, c.begin():
+            upgrade(c, "0001")
+            tables = MetaData()
+            tables.reflect(c)
+            for name, rows in _V1_ROWS.items():
+                c.execute(insert(tables.tables[name]), rows)
+    finally:
+        engine.dispose()
+    del target
+
+
+def _check_upgraded(db: Database) -> None:
+    from dchat_storage import ContactRecord, IdentityRecord, MessageRecord, OutboxItem
+
+    assert db.identity.get() == IdentityRecord("id-me", b"ks", b"me", 1.0)
+    assert db.contacts.list() == [
+        ContactRecord("al", "id-al", b"al-card", 3.0),
+        ContactRecord("bob", "id-bob", b"bob-card", 2.0),
+    ]
+    assert db.messages.count() == 700
+    assert db.messages.get((5).to_bytes(16, "big")) == MessageRecord(
+        (5).to_bytes(16, "big"), "in", "id-bob", "old message 5", 5.0, 5.0
+    )
+    assert [m.body for m in db.messages.list("id-bob", limit=2)] == [
+        "old message 698",
+        "old message 699",
+    ]
+    assert db.outbox.due(10.0) == [OutboxItem(b"\x01" * 16, "r:1", b"box", b"env", 2, 5.0)]
+    assert [e.envelope for e in db.mailboxes.fetch(b"box")] == [b"sealed"]
+    # New rows continue after the migrated ones (the sequence was moved on).
+    db.messages.add(b"new", "in", "id-bob", "after upgrade", 1000.0, 1000.0)
+    assert db.messages.list(limit=1)[0].body == "after upgrade"
+
+
+def test_data_written_at_0001_survives_upgrade_to_head_sqlite(db_path: Path) -> None:
+    db_path.parent.mkdir()
+    _v1_database(str(db_path), lambda: create_sqlite_engine(db_path))
+    with open_database(db_path) as db:
+        _check_upgraded(db)
+
+
+def test_data_written_at_0001_survives_upgrade_to_head_postgresql(pg_empty_url: str) -> None:
+    from dchat_storage._postgres import create_postgres_engine, postgres_url
+
+    _v1_database(pg_empty_url, lambda: create_postgres_engine(postgres_url(pg_empty_url)))
+    with open_database(pg_empty_url) as db:
+        _check_upgraded(db)
+
+
+def test_upgraded_clear_database_can_then_be_sealed(db_path: Path) -> None:
+    from dchat_storage import StorageKey
+
+    db_path.parent.mkdir()
+    _v1_database(str(db_path), lambda: create_sqlite_engine(db_path))
+    key = StorageKey.generate()
+    open_database(db_path, key=key).close()
+    assert b"old message 5" not in db_path.read_bytes()
+    with open_database(db_path, key=key) as db:
+        _check_upgraded(db)
+
+
+def test_postgresql_schema_matches_the_models(pg_empty_url: str) -> None:
+    from dchat_storage._postgres import create_postgres_engine, postgres_url
+
+    engine = create_postgres_engine(postgres_url(pg_empty_url))
+    try:
+        with engine.connect() as c, c.begin():
+            upgrade(c)
+            context = MigrationContext.configure(c, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+        with engine.connect() as c, c.begin():
+            command.downgrade(alembic_config(c), "base")
+        with engine.connect() as c, c.begin():
+            upgrade(c)
+            assert current_revision(c) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_sealed_database_refuses_downgrade(db_path: Path) -> None:
+    from dchat_storage import StorageKey
+
+    open_database(db_path, key=StorageKey.generate()).close()
+    engine = create_sqlite_engine(db_path)
+    try:
+        with (
+            engine.connect().execution_options(**{WRITE_OPTION: True}) as c,
+            pytest.raises(RuntimeError, match="encrypted"),
+            c.begin(),
+        ):
+            command.downgrade(alembic_config(c), "0001")
+    finally:
+        engine.dispose()

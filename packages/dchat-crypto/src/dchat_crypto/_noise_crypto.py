@@ -101,7 +101,7 @@ class HashFunctions:
 
     def hmac(self, key: bytes, data: bytes) -> bytes:
         """``HMAC-HASH(key, data)`` (RFC 2104, with this hash's block length)."""
-        block = _BLOCK_SIZES.get(self.constructor)
+        block = _BLOCK_SIZES.get(id(self.constructor))
         if block is None:
             return hmac.new(key, data, self.constructor).digest()
         inner, outer = _pads(self.constructor, block, key)
@@ -110,7 +110,7 @@ class HashFunctions:
     def hkdf(self, chaining_key: bytes, ikm: bytes, num_outputs: int) -> list[bytes]:
         """Noise ``HKDF``: 2 or 3 outputs of ``hashlen`` bytes each."""
         h = self.constructor
-        block = _BLOCK_SIZES.get(h)
+        block = _BLOCK_SIZES.get(id(h))
         if block is None:
             temp_key = self.hmac(chaining_key, ikm)
             outputs: list[bytes] = []
@@ -133,12 +133,14 @@ class HashFunctions:
 
 # HMAC (RFC 2104) by hand for the hashes Noise names: hmac.new() spends more time
 # in generic set-up than BLAKE2s spends hashing a Noise-sized input. Unknown
-# constructors still go through the hmac module.
-_BLOCK_SIZES: Final[dict[Callable[..., Any], int]] = {
-    hashlib.sha256: 64,
-    hashlib.sha512: 128,
-    hashlib.blake2s: 64,
-    hashlib.blake2b: 128,
+# constructors still go through the hmac module. Keyed by id(): these module-level
+# functions live as long as the process, and any callable can be looked up, even
+# an unhashable one.
+_BLOCK_SIZES: Final[dict[int, int]] = {
+    id(hashlib.sha256): 64,
+    id(hashlib.sha512): 128,
+    id(hashlib.blake2s): 64,
+    id(hashlib.blake2b): 128,
 }
 _IPAD: Final = bytes(x ^ 0x36 for x in range(256))
 _OPAD: Final = bytes(x ^ 0x5C for x in range(256))

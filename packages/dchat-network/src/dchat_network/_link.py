@@ -27,6 +27,12 @@ States::
         \\--------------(any protocol error)------------------> ERROR
 
 Any error is terminal: the object refuses further input and output.
+
+Both framing layers (u16 Noise frames in the byte stream, u32 messages in the
+plaintext stream) are cut by :class:`_Records`, which slices whole records
+straight out of the bytes it is given and buffers only an incomplete tail, so a
+read holding many small messages costs one slice per message, while input
+dribbled in byte by byte is still copied only a bounded number of times.
 """
 
 from __future__ import annotations
@@ -139,9 +145,9 @@ class LinkConnection:
         )
         self._transport: NoiseTransport | None = None
         self._state = LinkState.HANDSHAKE
-        self._inbuf = bytearray()
-        self._plain = bytearray()
-        self._outbuf = bytearray()
+        self._frames = _Records(2)
+        self._plain = _Records(4)
+        self._out: list[bytes] = []
         self._events: deque[LinkEvent] = deque()
         self._eof = False
         self._step = 0
@@ -160,8 +166,8 @@ class LinkConnection:
 
     def data_to_send(self) -> bytes:
         """Bytes that must be written to the stream, in order. Empties the buffer."""
-        out = bytes(self._outbuf)
-        self._outbuf.clear()
+        out = b"".join(self._out)
+        self._out.clear()
         return out
 
     def receive_data(self, data: bytes) -> None:
@@ -174,10 +180,8 @@ class LinkConnection:
             raise LinkStateError("link is no longer usable")
         if not data:
             self._eof = True
-        else:
-            self._inbuf += data
         try:
-            self._process()
+            self._process(bytes(data))
         except LinkProtocolError:
             self._state = LinkState.ERROR
             raise
@@ -198,6 +202,9 @@ class LinkConnection:
         if len(data) > self._max_message:
             raise FrameTooLargeError("message exceeds the link's maximum size")
         stream = len(data).to_bytes(4, "big") + data
+        if len(stream) <= _CHUNK:  # the common case: one Noise message, no slicing
+            self._write_noise(self._transport.encrypt(stream))
+            return
         for start in range(0, len(stream), _CHUNK):
             self._write_noise(self._transport.encrypt(stream[start : start + _CHUNK]))
 
@@ -209,22 +216,11 @@ class LinkConnection:
     # -- internals -------------------------------------------------------------
 
     def _write_noise(self, message: bytes) -> None:
-        self._outbuf += len(message).to_bytes(2, "big") + message
+        self._out += (len(message).to_bytes(2, "big"), message)
 
-    def _next_noise(self) -> bytes | None:
-        if len(self._inbuf) < 2:
-            return None
-        size = int.from_bytes(self._inbuf[:2], "big")
-        if len(self._inbuf) < 2 + size:
-            return None
-        message = bytes(self._inbuf[2 : 2 + size])
-        del self._inbuf[: 2 + size]
-        return message
-
-    def _process(self) -> None:
-        while self._state is not LinkState.CLOSED:
-            message = self._next_noise()
-            if message is None:
+    def _process(self, data: bytes) -> None:
+        for message in self._frames.split(data, _NOISE_MAX):
+            if self._state is LinkState.CLOSED:
                 break
             if self._state is LinkState.HANDSHAKE:
                 self._handshake_step(message)
@@ -236,7 +232,7 @@ class LinkConnection:
     def _on_eof(self) -> None:
         if self._state is LinkState.HANDSHAKE:
             raise HandshakeFailedError("peer closed the connection during the handshake")
-        if self._inbuf or self._plain:
+        if self._frames.pending or self._plain.pending:
             raise LinkProtocolError("peer closed the connection in the middle of a message")
         if self._state is LinkState.OPEN:
             self._state = LinkState.CLOSED
@@ -298,14 +294,68 @@ class LinkConnection:
     def _transport_step(self, message: bytes) -> None:
         assert self._transport is not None
         try:
-            self._plain += self._transport.decrypt(message)
+            plaintext = self._transport.decrypt(message)
         except (DecryptionError, NoiseError):
             raise LinkProtocolError("transport message failed authentication") from None
-        while len(self._plain) >= 4:
-            size = int.from_bytes(self._plain[:4], "big")
-            if size > self._max_message:
-                raise FrameTooLargeError("peer announced a message above the maximum size")
-            if len(self._plain) < 4 + size:
+        try:
+            messages = self._plain.split(plaintext, self._max_message)
+        except _RecordTooLargeError:
+            raise FrameTooLargeError("peer announced a message above the maximum size") from None
+        self._events.extend(map(MessageReceived, messages))
+
+
+class _RecordTooLargeError(Exception):
+    """A record header announced more than the limit (mapped to a link error)."""
+
+
+class _Records:
+    """Cuts a byte stream into records of a big-endian length header and a body.
+
+    Whole records are sliced straight out of the data handed to :meth:`split`;
+    only an incomplete tail is buffered. ``_need`` is how many buffered bytes the
+    tail must reach before it can hold a whole record (its header, then its
+    header and body), so input that arrives a few bytes at a time is appended
+    without being re-scanned or re-copied until that record is complete.
+    """
+
+    __slots__ = ("_buf", "_header", "_need")
+
+    def __init__(self, header: int) -> None:
+        self._header = header
+        self._buf = bytearray()
+        self._need = header
+
+    @property
+    def pending(self) -> bool:
+        """Whether part of a record is buffered."""
+        return bool(self._buf)
+
+    def split(self, data: bytes, limit: int) -> list[bytes]:
+        """The whole records of the buffered tail plus ``data``, in order.
+
+        Raises:
+            _RecordTooLargeError: A header announced more than ``limit`` bytes.
+        """
+        if self._buf:
+            self._buf += data
+            if len(self._buf) < self._need:
+                return []
+            data = bytes(self._buf)
+            self._buf.clear()
+        records: list[bytes] = []
+        header, pos, end = self._header, 0, len(data)
+        while end - pos >= header:
+            size = int.from_bytes(data[pos : pos + header], "big")
+            if size > limit:
+                raise _RecordTooLargeError
+            if end - pos - header < size:
+                self._need = header + size
                 break
-            self._events.append(MessageReceived(bytes(self._plain[4 : 4 + size])))
-            del self._plain[: 4 + size]
+            pos += header
+            records.append(data[pos : pos + size])
+            pos += size
+        else:
+            self._need = header
+        if pos < end:
+            self._buf += memoryview(data)[pos:]
+        return records

@@ -21,6 +21,7 @@ from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
 from ._errors import NodeStateError
+from ._validator_api import add_chain_routes
 
 if TYPE_CHECKING:
     from ._runtime import Node
@@ -33,6 +34,7 @@ _STATE_STATUS = {
     "no_relay": 409,
     "unknown_contact": 404,
     "wrong_role": 404,
+    "not_found": 404,
 }
 
 
@@ -111,6 +113,7 @@ def create_app(node: Node, token: str) -> FastAPI:
         rows = await node.user.messages(peer, limit)
         return {"messages": [_message_json(record, name) for record, name in rows]}
 
+    add_chain_routes(app, node, auth)
     return app
 
 

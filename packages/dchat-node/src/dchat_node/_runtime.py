@@ -1,5 +1,11 @@
 """The node process: opens storage, unlocks keys, runs the role's services.
 
+A user node's database is encrypted at rest: it is opened with the node
+passphrase, which unwraps (Argon2id) the database's storage key; a database
+left clear by an older release is sealed on that first open. A relay's
+database holds only sealed envelopes and stays clear. Both run the lifecycle
+task (``_lifecycle``).
+
 On start the node writes ``<data-dir>/api.json`` (mode 0600) with its API URL,
 a fresh bearer token, its role, link address, node id and pid; clients and the
 demo read it, and it is removed on a clean stop. SIGINT and SIGTERM stop the
@@ -29,17 +35,21 @@ from dchat_crypto import (
     encrypt_with_passphrase,
 )
 from dchat_network import serve_links
-from dchat_storage import open_database
+from dchat_storage import Database, LockedError, open_database
 
 from ._api import create_app
 from ._errors import ConfigError, NodeStateError
+from ._lifecycle import LifecycleTask, policy_for
 from ._relay_service import RelayService
 from ._store import AsyncStore
 from ._user_service import UserService
+from ._validator_api import start_validator
 from .config import NodeConfig, parse_hostport
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from ._validator_service import ValidatorService
 
 __all__ = ("Node", "run_node")
 
@@ -81,7 +91,9 @@ class Node:
             UserService(config, store, clock, passphrase) if config.role == "user" else None
         )
         self.relay = RelayService(store.db, clock) if config.role == "relay" else None
+        self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
         self.node_id: NodeId | None = None
+        self.validator: ValidatorService | None = None  # set by start_validator
         self.link_address: str | None = None
         self.started_at = clock.now()
 
@@ -100,6 +112,7 @@ class Node:
             "uptime": round(self.clock.now() - self.started_at, 3),
             "node_id": None if self.node_id is None else str(self.node_id),
             "link": self.link_address,
+            "lifecycle_sweeps": self.lifecycle.sweeps,
         }
         if self.relay is not None:
             report["mailbox_entries"] = await self.store.run(db.mailboxes.count)
@@ -138,7 +151,7 @@ async def run_node(config: NodeConfig, passphrase: bytes, *, clock: Clock | None
     """Run the node described by ``config`` until SIGINT/SIGTERM."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     runfile = config.data_dir / "api.json"
-    db = open_database(config.data_dir / "node.db")
+    db = await trio.to_thread.run_sync(_open_store, config, passphrase)
     try:
         store = AsyncStore(db)
         node = Node(config, store, clock or SystemClock(), passphrase)
@@ -153,10 +166,25 @@ async def run_node(config: NodeConfig, passphrase: bytes, *, clock: Clock | None
         db.close()
 
 
+def _open_store(config: NodeConfig, passphrase: bytes) -> Database:
+    """Open the node database: sealed at rest for a user node, clear for a relay."""
+    path = config.data_dir / "node.db"
+    if config.role != "user":
+        return open_database(path)
+    try:
+        return open_database(path, passphrase=passphrase)
+    except LockedError:
+        raise ConfigError("cannot unlock the database: wrong passphrase?") from None
+
+
 async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> dict[str, Any]:
     config = node.config
     token = secrets.token_urlsafe(32)
-    if node.relay is not None:
+    nursery.start_soon(node.lifecycle.run)
+    if config.role == "validator":
+        await start_validator(node, nursery, passphrase)
+        api_address = config.api_listen
+    elif node.relay is not None:
         key = await trio.to_thread.run_sync(
             _load_node_key, config.data_dir / "node.key", passphrase
         )

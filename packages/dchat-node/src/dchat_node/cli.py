@@ -21,6 +21,7 @@ from dchat_core import DchatError
 from dchat_sdk import RemoteClient
 
 from ._backup_cli import backup_app
+from ._chain_cli import chain_app, wallet_app
 from ._logging import configure_logging
 from .config import load_config
 
@@ -36,11 +37,13 @@ _out = Console()
 
 node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
 node_app.add_typer(backup_app, name="backup")
+node_app.add_typer(chain_app, name="chain")
 app = typer.Typer(
     help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
 )
 contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
+app.add_typer(wallet_app, name="wallet")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ("NodeConfig", "load_config", "parse_hostport")
 
-Role = Literal["user", "relay"]
+Role = Literal["user", "relay", "validator"]
 _ENV_FIELDS = ("role", "listen", "relay", "relay_node", "api_listen", "poll_interval", "log_level")
 
 
@@ -47,12 +47,20 @@ class NodeConfig(BaseModel):
 
     role: Role = "user"
     data_dir: Path
-    listen: str = Field(default="127.0.0.1:0", description="relay: link listener; user: API")
-    api_listen: str = Field(default="127.0.0.1:0", description="relay: HTTP API address")
+    listen: str = Field(
+        default="127.0.0.1:0", description="relay/validator: link listener; user: API"
+    )
+    api_listen: str = Field(default="127.0.0.1:0", description="relay/validator: HTTP API address")
     relay: str | None = Field(default=None, description="user: HOST:PORT of the home relay")
     relay_node: str | None = Field(default=None, description="user: pinned relay node id")
     poll_interval: float = Field(default=2.0, gt=0, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Validator settings (see _validator_service): peers as NODEID@HOST:PORT, the
+    # chain ids the genesis files must declare, and the least time between blocks.
+    peers: tuple[str, ...] = Field(default=(), max_length=1024)
+    currency_chain: str | None = Field(default=None, max_length=64)
+    chat_chain: str | None = Field(default=None, max_length=64)
+    block_interval: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod

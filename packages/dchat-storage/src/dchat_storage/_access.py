@@ -7,18 +7,23 @@ fight over SQLite's write lock (which would surface as "database is locked").
 Readers take no lock: in WAL mode they see the last committed snapshot while a
 writer works. A counter of calls in flight lets :meth:`Access.close` wait for
 them, so no pooled connection is still checked out when the engine is disposed.
+
+The :attr:`Access.sealer` seals payloads and computes blind indexes; it starts
+in clear mode and is replaced once the database is unlocked (``_keyring``).
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import literal_column
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ._engine import WRITE_OPTION, translate_errors
 from ._errors import DatabaseClosedError, InvalidArgumentError
+from ._sealing import Sealer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,6 +40,7 @@ class Access:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self.sealer: Sealer = Sealer()
         self._write_lock = threading.Lock()
         self._state = threading.Condition()
         self._in_flight = 0
@@ -73,6 +79,24 @@ class Access:
         ):
             yield conn
 
+    @contextmanager
+    def raw(self, what: str) -> Iterator[Any]:
+        """Hold the writer lock and a raw DB-API connection outside any transaction.
+
+        For statements that cannot run in a transaction (SQLite ``VACUUM``).
+        """
+        with self._call(), self._write_lock, translate_errors(what):
+            dbapi_connection = self._engine.raw_connection()
+            try:
+                yield dbapi_connection
+            finally:
+                dbapi_connection.close()
+
+    @property
+    def dialect(self) -> str:
+        """The backend's dialect name: ``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
     def close(self) -> None:
         """Refuse new calls, wait for calls in flight, then close every connection."""
         with self._state:
@@ -102,8 +126,13 @@ def insert_ignore(conn: Connection, model: type[Base], values: dict[str, object]
     One statement (``INSERT ... ON CONFLICT DO NOTHING``) rather than a look-up
     followed by an insert, so it stays correct if several processes share a file.
     """
-    statement = sqlite.insert(model).values(values).on_conflict_do_nothing()
-    return conn.execute(statement).rowcount == 1
+    if conn.dialect.name == "postgresql":
+        # An explicit RETURNING: PostgreSQL's rowcount is unknown until rows are fetched,
+        # and SQLAlchemy would otherwise consume its own implicit RETURNING row.
+        pg = postgresql.insert(model).values(values).on_conflict_do_nothing()
+        return conn.execute(pg.returning(literal_column("1"))).first() is not None
+    lite = sqlite.insert(model).values(values).on_conflict_do_nothing()
+    return conn.execute(lite).rowcount == 1
 
 
 def check_limit(limit: int) -> None:

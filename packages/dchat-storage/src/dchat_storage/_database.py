@@ -1,91 +1,144 @@
-"""Opening a database: the file, the engine, migrations and the repositories."""
+"""Opening a database: the backend, the engine, migrations, unlocking and the repositories."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from ._access import Access
+from ._attachments import AttachmentRepo
+from ._chain import ChainRepo
+from ._conversations import ConversationRepo
 from ._engine import create_sqlite_engine, translate_errors
 from ._errors import StorageUnavailableError
+from ._keyring import unlock
+from ._lifecycle import Lifecycle
 from ._local import ContactRepo, IdentityRepo
 from ._mailbox import MailboxRepo
 from ._messages import MessageRepo, OutboxRepo
 from ._migrate import upgrade
+from ._postgres import create_postgres_engine, is_postgres_target, postgres_url
+from ._settings import DeviceRepo, SettingsRepo
 
 if TYPE_CHECKING:
-    import os
     from types import TracebackType
+
+    from sqlalchemy import Engine
+
+    from dchat_crypto import KdfParams
+
+    from ._sealing import StorageKey
 
 __all__ = ("Database", "open_database")
 
 
-def open_database(path: str | os.PathLike[str]) -> Database:
-    """Open (creating if missing) the database at ``path`` and migrate it to head.
-
-    Missing parent directories are created. Migrations run in one transaction,
-    so a failure leaves the file at its previous revision.
+def open_database(
+    target: str | os.PathLike[str],
+    *,
+    key: StorageKey | None = None,
+    passphrase: str | bytes | None = None,
+    kdf_params: KdfParams | None = None,
+) -> Database:
+    """Open (creating if missing) a database, migrate it to head and unlock it.
 
     Args:
-        path: The SQLite file.
+        target: A SQLite file path (missing parent directories are created),
+            or a PostgreSQL URL (``postgresql+psycopg://user@host/db``; also
+            ``postgresql://`` and ``postgres://``).
+        key: Encrypt at rest under this storage key.
+        passphrase: Encrypt at rest under a storage key wrapped by this
+            passphrase (Argon2id) and kept in the database. A new or clear
+            database gets a fresh key; a clear one with rows is sealed now.
+        kdf_params: Argon2id cost for wrapping a new key (default: dchat_crypto's).
 
     Returns:
         An open :class:`Database`; close it with :meth:`Database.close` or ``with``.
 
     Raises:
-        StorageUnavailableError: The file cannot be created or opened, is not a
-            dchat database (or not a database at all), is corrupt, or was
-            written by a newer release.
+        StorageUnavailableError: The database cannot be reached or created, is
+            not a dchat database (or not a database at all), or was written by
+            a newer release. :class:`StorageCorruptError` if it is damaged.
+        LockedError: It is encrypted at rest and no key or passphrase, or the
+            wrong one, was given.
     """
-    resolved = Path(path).resolve()
-    try:
-        resolved.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageUnavailableError(f"cannot create {resolved.parent}: {exc}") from exc
-    database = Database(resolved)
+    database = Database(*_engine_for(target))
     try:
         with database._access.write("migrate") as conn:
             upgrade(conn)
+        unlock(database._access, key=key, passphrase=passphrase, params=kdf_params)
     except BaseException:
         database.close()
         raise
     return database
 
 
+def _engine_for(target: str | os.PathLike[str]) -> tuple[Engine, Path | None, str]:
+    if isinstance(target, str) and is_postgres_target(target):
+        url = postgres_url(target)
+        return create_postgres_engine(url), None, url.render_as_string(hide_password=True)
+    resolved = Path(os.fspath(target)).resolve()
+    try:
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageUnavailableError(f"cannot create {resolved.parent}: {exc}") from exc
+    return create_sqlite_engine(resolved), resolved, f"sqlite:///{resolved}"
+
+
 class Database:
-    """An open dchat database: the repositories over one SQLite file.
+    """An open dchat database: the repositories over one SQLite file or PostgreSQL database.
 
     Every method is synchronous, blocking and thread-safe; from trio call them
     via ``trio.to_thread.run_sync``. Writes are serialized, reads run
     concurrently on a consistent snapshot. Obtain one with :func:`open_database`.
 
     Attributes:
-        path: The absolute path of the database file.
+        path: The SQLite file (absolute), or None on PostgreSQL.
+        url: Where the database is (PostgreSQL password hidden).
         identity: The local identity.
         contacts: The address book.
+        conversations: Per-conversation retention and disappearing timers.
         messages: Delivered and sent messages.
         outbox: Envelopes awaiting delivery to relays.
+        devices: Devices of identities.
+        settings: Private key/value settings.
+        attachments: Uploaded attachments (validated, deduplicated, streamed).
         mailboxes: Envelopes stored for others (relay role).
+        chain: Chain blocks and state.
+        lifecycle: Retention, disappearing messages, TTLs and garbage collection.
     """
 
-    path: Path
-    identity: IdentityRepo
-    contacts: ContactRepo
-    messages: MessageRepo
-    outbox: OutboxRepo
-    mailboxes: MailboxRepo
+    path: Path | None
+    url: str
 
-    def __init__(self, path: Path) -> None:
-        """Wrap the file at ``path``; use :func:`open_database`, which also migrates."""
+    def __init__(self, engine: Engine, path: Path | None, url: str) -> None:
+        """Wrap ``engine``; use :func:`open_database`, which also migrates and unlocks."""
         self.path = path
-        self._access = Access(create_sqlite_engine(path))
+        self.url = url
+        self._access = Access(engine)
         self.identity = IdentityRepo(self._access)
         self.contacts = ContactRepo(self._access)
+        self.conversations = ConversationRepo(self._access)
         self.messages = MessageRepo(self._access)
         self.outbox = OutboxRepo(self._access)
+        self.devices = DeviceRepo(self._access)
+        self.settings = SettingsRepo(self._access)
+        self.attachments = AttachmentRepo(self._access)
         self.mailboxes = MailboxRepo(self._access)
+        self.chain = ChainRepo(self._access)
+        self.lifecycle = Lifecycle(self._access)
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._access.dialect
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether private fields are sealed at rest."""
+        return self._access.sealer.encrypted
 
     def close(self) -> None:
         """Wait for calls in flight, then close every connection. Idempotent."""
@@ -93,8 +146,16 @@ class Database:
             self._access.close()
 
     def integrity_check(self) -> str:
-        """Run ``PRAGMA integrity_check``; return its report (``"ok"`` if sound)."""
+        """Check the database; return ``"ok"`` when sound, else the problems found.
+
+        SQLite runs ``PRAGMA integrity_check`` (every page, index and
+        constraint). PostgreSQL checks its pages itself (page checksums, WAL),
+        so there this only proves the server answers and the schema is there.
+        """
         with self._access.read("integrity check") as conn:
+            if self._access.dialect != "sqlite":
+                conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one()
+                return "ok"
             lines = conn.execute(text("PRAGMA integrity_check")).scalars().all()
         return "\n".join(str(line) for line in lines)
 
@@ -110,4 +171,4 @@ class Database:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Database {str(self.path)!r}>"
+        return f"<Database {self.url!r}>"

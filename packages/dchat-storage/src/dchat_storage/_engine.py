@@ -1,4 +1,4 @@
-"""SQLite engine set-up and translation of driver errors.
+"""SQLite engine set-up and translation of driver errors (SQLite and PostgreSQL).
 
 Theory of operation: Python's ``sqlite3`` module, left to itself, opens
 transactions lazily and only before DML, so reads are not snapshot-consistent
@@ -16,10 +16,11 @@ import sqlite3
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy import URL, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
-from ._errors import StorageUnavailableError
+from ._errors import StorageCorruptError, StorageFullError, StorageUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
     from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ("BUSY_TIMEOUT_S", "WRITE_OPTION", "create_sqlite_engine", "translate_errors")
+__all__ = (
+    "BUSY_TIMEOUT_S",
+    "WRITE_OPTION",
+    "classify",
+    "create_sqlite_engine",
+    "translate_errors",
+)
 
 # How long a connection waits for another process's lock before giving up.
 BUSY_TIMEOUT_S = 30.0
@@ -39,12 +46,22 @@ WRITE_OPTION = "dchat_write"
 # Applied to every new connection. ``synchronous=FULL`` fsyncs the WAL at every
 # commit, so an acknowledged write survives power loss, not just a crash of this
 # process (``NORMAL`` in WAL mode may lose the last commits on power loss).
+# ``secure_delete`` overwrites deleted content in the file, so an expired
+# disappearing message does not linger in free pages for a later key compromise.
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
     f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
 )
+
+# SQLite result codes (the low byte of ``sqlite_errorcode``) and PostgreSQL
+# SQLSTATEs that mean "out of space" or "damaged", each with a typed error.
+_SQLITE_FULL = 13
+_SQLITE_CORRUPT = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_PG_FULL = ("53100", "54000")  # disk_full, program_limit_exceeded
+_PG_CORRUPT = ("XX001", "XX002")  # data_corrupted, index_corrupted
 
 
 def create_sqlite_engine(path: Path) -> Engine:
@@ -109,6 +126,30 @@ def translate_errors(what: str) -> Iterator[None]:
     """
     try:
         yield
-    except (SQLAlchemyError, sqlite3.Error) as exc:
+    except (SQLAlchemyError, sqlite3.Error, psycopg.Error) as exc:
         detail = getattr(exc, "orig", None) or exc
-        raise StorageUnavailableError(f"{what}: {detail}") from exc
+        raise classify(detail)(f"{what}: {detail}") from exc
+
+
+def classify(error: BaseException) -> type[StorageUnavailableError]:
+    """Pick the typed storage error for a driver exception.
+
+    Args:
+        error: The driver's exception (``sqlite3.Error`` or ``psycopg.Error``).
+
+    Returns:
+        :class:`StorageFullError`, :class:`StorageCorruptError` or, for
+        anything else, :class:`StorageUnavailableError`.
+    """
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if code == _SQLITE_FULL:
+            return StorageFullError
+        if code in _SQLITE_CORRUPT:
+            return StorageCorruptError
+    elif isinstance(error, psycopg.Error):
+        if error.sqlstate in _PG_FULL:
+            return StorageFullError
+        if error.sqlstate in _PG_CORRUPT:
+            return StorageCorruptError
+    return StorageUnavailableError

@@ -9,11 +9,21 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
         ├── NotFoundError(CallerError, LookupError)        the record to change does not exist
         ├── InvalidArgumentError(CallerError, ValueError)  an argument is out of its domain
         ├── DatabaseClosedError(CallerError)               the Database was used after close()
-        └── StorageUnavailableError(TransportError)        the file cannot be opened or used:
-                                                           I/O error, corrupt or foreign file,
-                                                           lock timeout, unknown schema revision
+        ├── LockedError(CallerError)                       wrong or missing at-rest key/passphrase
+        ├── QuotaExceededError(CallerError)                a per-identity quota would be exceeded
+        ├── UploadRejectedError(CallerError, ValueError)   an upload is refused; nothing stored
+        │   ├── ContentTypeMismatchError                   content is not what was declared
+        │   ├── UploadTooLargeError                        over the per-kind size limit
+        │   ├── DecompressionBombError                     an image decodes to too many pixels
+        │   └── MalformedContentError                      declared type right, content broken
+        └── StorageUnavailableError(TransportError)        the database cannot be opened or used:
+            │                                              I/O error, foreign file, server down,
+            │                                              lock timeout, unknown schema revision
+            ├── StorageFullError                           the disk (or size limit) is full
+            └── StorageCorruptError                        corrupt pages or a stored record that
+                                                           fails authentication
 
-SQLAlchemy and ``sqlite3`` exceptions never leave the public API; they are
+SQLAlchemy, ``sqlite3``, psycopg and Pillow exceptions never leave the public API; they are
 translated at the boundary (see ``_engine.translate_errors``) and chained as
 ``__cause__`` so the original stays available for debugging.
 """
@@ -23,12 +33,21 @@ from __future__ import annotations
 from dchat_core import CallerError, DchatError, TransportError
 
 __all__ = (
+    "ContentTypeMismatchError",
     "DatabaseClosedError",
     "DchatStorageError",
+    "DecompressionBombError",
     "DuplicateError",
     "InvalidArgumentError",
+    "LockedError",
+    "MalformedContentError",
     "NotFoundError",
+    "QuotaExceededError",
+    "StorageCorruptError",
+    "StorageFullError",
     "StorageUnavailableError",
+    "UploadRejectedError",
+    "UploadTooLargeError",
 )
 
 
@@ -59,3 +78,51 @@ class StorageUnavailableError(DchatStorageError, TransportError):
     that stayed busy past the timeout, or a schema revision this version of
     dchat-storage does not know (a database written by a newer release).
     """
+
+
+class StorageFullError(StorageUnavailableError):
+    """A write failed because the disk (or the configured size limit) is full.
+
+    The failed transaction was rolled back; everything committed before it is
+    intact. Free space and retry.
+    """
+
+
+class StorageCorruptError(StorageUnavailableError):
+    """The database is damaged: a corrupt page, or a stored record whose
+    authentication tag does not verify (flipped bits or tampering).
+
+    Nothing is written to repair it: the file is left as found, for a backup
+    restore or forensics.
+    """
+
+
+class LockedError(DchatStorageError, CallerError):
+    """The database is encrypted at rest and the key or passphrase is missing or wrong.
+
+    One opaque error for every unlock failure: it never says which check failed.
+    """
+
+
+class QuotaExceededError(DchatStorageError, CallerError):
+    """Storing this would take an identity over its storage quota; nothing was stored."""
+
+
+class UploadRejectedError(DchatStorageError, CallerError, ValueError):
+    """An upload was refused; nothing of it was stored."""
+
+
+class ContentTypeMismatchError(UploadRejectedError):
+    """The content bytes are not of the declared type (or of a type the kind allows)."""
+
+
+class UploadTooLargeError(UploadRejectedError):
+    """The upload is larger than the limit for its kind."""
+
+
+class DecompressionBombError(UploadRejectedError):
+    """An image would decode to more pixels than allowed (a decompression bomb)."""
+
+
+class MalformedContentError(UploadRejectedError):
+    """The content claims the right type but cannot be decoded (truncated, damaged)."""

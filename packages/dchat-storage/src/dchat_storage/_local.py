@@ -1,25 +1,38 @@
-"""Repositories for the user's own data: the local identity and the contacts."""
+"""Repositories for the user's own data: the local identity and the contacts.
+
+Both are sealed at rest: the identity row holds only a sealed payload, and a
+contact is found by blind indexes of its identity id and its local name.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ._errors import DuplicateError
 from ._records import ContactRecord, IdentityRecord
+from ._rowcodec import SealedTable
 from ._schema import Contact, Identity
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Mapping
+    from typing import Any
 
     from ._access import Access
 
-__all__ = ("ContactRepo", "IdentityRepo")
+__all__ = ("CONTACTS", "IDENTITY", "ContactRepo", "IdentityRepo")
 
-_IDENTITY_COLUMNS = (Identity.identity_id, Identity.keystore, Identity.card, Identity.created_at)
-_CONTACT_COLUMNS = (Contact.name, Contact.identity_id, Contact.card, Contact.added_at)
+IDENTITY = SealedTable(Identity, key="slot", ad=("slot",))
+CONTACTS = SealedTable(
+    Contact,
+    key="id_ix",
+    indexes={"id_ix": ("identity-id", "identity_id"), "name_ix": ("contact-name", "name")},
+    ad=("id_ix",),
+)
+_CONTACT_COLUMNS = (Contact.id_ix, Contact.payload, Contact.added_at)
 
 
 class IdentityRepo:
@@ -41,13 +54,8 @@ class IdentityRepo:
             DuplicateError: An identity is already stored.
             StorageUnavailableError: The database cannot be written.
         """
-        row = {
-            "slot": 1,
-            "identity_id": identity_id,
-            "keystore": keystore,
-            "card": card,
-            "created_at": created_at,
-        }
+        fields = {"identity_id": identity_id, "keystore": keystore, "card": card}
+        row = IDENTITY.row(self._access.sealer, fields, {"slot": 1, "created_at": created_at})
         with self._access.write("save identity") as conn:
             try:
                 conn.execute(insert(Identity).values(row))
@@ -56,9 +64,13 @@ class IdentityRepo:
 
     def get(self) -> IdentityRecord | None:
         """Return the local identity, or None before :meth:`save`."""
+        query = select(Identity.slot, Identity.payload, Identity.created_at)
         with self._access.read("get identity") as conn:
-            row = conn.execute(select(*_IDENTITY_COLUMNS)).one_or_none()
-        return None if row is None else IdentityRecord(*row)
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        fields = IDENTITY.fields(self._access.sealer, row._mapping)
+        return IdentityRecord(fields["identity_id"], fields["keystore"], fields["card"], row[2])
 
 
 class ContactRepo:
@@ -84,7 +96,8 @@ class ContactRepo:
             StorageUnavailableError: The database cannot be written.
         """
         record = ContactRecord(name=name, identity_id=identity_id, card=card, added_at=added_at)
-        row = {"name": name, "identity_id": identity_id, "card": card, "added_at": added_at}
+        fields = {"name": name, "identity_id": identity_id, "card": card}
+        row = CONTACTS.row(self._access.sealer, fields, {"added_at": added_at})
         with self._access.write("add contact") as conn:
             try:
                 conn.execute(insert(Contact).values(row))
@@ -96,21 +109,32 @@ class ContactRepo:
 
     def get_by_name(self, name: str) -> ContactRecord | None:
         """Return the contact with local name ``name``, or None."""
-        query = select(*_CONTACT_COLUMNS).where(Contact.name == name)
-        with self._access.read("get contact") as conn:
-            row = conn.execute(query).one_or_none()
-        return None if row is None else ContactRecord(*row)
+        ix = CONTACTS.index(self._access.sealer, "name_ix", name)
+        return self._one(select(*_CONTACT_COLUMNS).where(Contact.name_ix == ix))
 
     def get_by_identity(self, identity_id: str) -> ContactRecord | None:
         """Return the contact with identity id ``identity_id``, or None."""
-        query = select(*_CONTACT_COLUMNS).where(Contact.identity_id == identity_id)
-        with self._access.read("get contact") as conn:
-            row = conn.execute(query).one_or_none()
-        return None if row is None else ContactRecord(*row)
+        ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)
+        return self._one(select(*_CONTACT_COLUMNS).where(Contact.id_ix == ix))
 
     def list(self) -> builtins.list[ContactRecord]:
         """Return every contact, ordered by name."""
-        query = select(*_CONTACT_COLUMNS).order_by(Contact.name)
         with self._access.read("list contacts") as conn:
-            rows = conn.execute(query).all()
-        return [ContactRecord(*row) for row in rows]
+            rows = conn.execute(select(*_CONTACT_COLUMNS)).all()
+        # Names are sealed, so the database cannot order them; an address book is small.
+        return sorted((self._record(row._mapping) for row in rows), key=lambda c: c.name)
+
+    def remove(self, identity_id: str) -> bool:
+        """Delete the contact with ``identity_id``; return whether one was stored."""
+        ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)
+        with self._access.write("remove contact") as conn:
+            return conn.execute(delete(Contact).where(Contact.id_ix == ix)).rowcount > 0
+
+    def _one(self, query: Any) -> ContactRecord | None:
+        with self._access.read("get contact") as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else self._record(row._mapping)
+
+    def _record(self, row: Mapping[Any, Any]) -> ContactRecord:
+        fields = CONTACTS.fields(self._access.sealer, row)
+        return ContactRecord(fields["name"], fields["identity_id"], fields["card"], row["added_at"])

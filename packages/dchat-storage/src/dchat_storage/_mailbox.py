@@ -118,6 +118,16 @@ class MailboxRepo:
         with self._access.read("count entries") as conn:
             return conn.execute(query).scalar_one()
 
+    def expire(self, received_before: float) -> int:
+        """Delete entries received before ``received_before`` (the mailbox TTL).
+
+        Returns:
+            How many entries were deleted; 0 when run again with the same cutoff.
+        """
+        statement = delete(MailboxRow).where(MailboxRow.received_at < received_before)
+        with self._access.write("expire entries") as conn:
+            return conn.execute(statement).rowcount
+
     def total_bytes(self, mailbox: bytes) -> int:
         """Return the summed envelope size of ``mailbox``, for quota checks."""
         query = select(func.coalesce(func.sum(MailboxRow.size), 0)).where(

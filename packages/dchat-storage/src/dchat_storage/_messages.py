@@ -1,8 +1,12 @@
-"""Repositories for the messaging engine: the message store and the outbox."""
+"""Repositories for the messaging engine: the message store and the outbox.
+
+Message ids, peers and conversations are matched through blind indexes; the
+id, peer, conversation and body themselves are in the sealed payload.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -10,33 +14,55 @@ from sqlalchemy.exc import IntegrityError
 from ._access import check_limit, insert_ignore
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
 from ._records import MessageRecord, OutboxItem
-from ._schema import Message, OutboxRow
+from ._rowcodec import SealedTable, index_value
+from ._schema import Conversation, Message, OutboxRow
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Mapping
+
+    from sqlalchemy import Connection
 
     from ._access import Access
 
-__all__ = ("DIRECTIONS", "MessageRepo", "OutboxRepo")
+__all__ = ("DIRECTIONS", "MESSAGES", "OUTBOX", "MessageRepo", "OutboxRepo")
 
 DIRECTIONS = frozenset({"in", "out"})
 
+MESSAGES = SealedTable(
+    Message,
+    key="seq",
+    indexes={
+        "message_ix": ("message-id", "message_id"),
+        "peer_ix": ("identity-id", "peer_id"),
+        "conv_ix": ("conversation", "conversation_id"),
+    },
+    ad=("message_ix",),
+)
+OUTBOX = SealedTable(
+    OutboxRow, key="seq", indexes={"message_ix": ("message-id", "message_id")}, ad=("message_ix",)
+)
 _MESSAGE_COLUMNS = (
-    Message.message_id,
+    Message.message_ix,
     Message.direction,
-    Message.peer_id,
-    Message.body,
+    Message.payload,
     Message.sent_at,
     Message.stored_at,
+    Message.read_at,
+    Message.expires_at,
 )
 _OUTBOX_COLUMNS = (
-    OutboxRow.message_id,
-    OutboxRow.relay,
-    OutboxRow.mailbox,
-    OutboxRow.envelope,
+    OutboxRow.message_ix,
+    OutboxRow.payload,
     OutboxRow.attempts,
     OutboxRow.next_attempt_at,
 )
+
+
+def _timer(conn: Connection, conv_ix: bytes) -> float | None:
+    """The conversation's disappearing-message timer, if it has one."""
+    query = select(Conversation.disappear_s).where(Conversation.conv_ix == conv_ix)
+    return conn.execute(query).scalar_one_or_none()
 
 
 class MessageRepo:
@@ -53,11 +79,15 @@ class MessageRepo:
         body: str,
         sent_at: float,
         stored_at: float,
+        *,
+        conversation_id: str | None = None,
     ) -> bool:
         """Store a message unless one with the same id is already stored.
 
         This is what makes delivery to the application exactly-once: a
         redelivered envelope yields False and the caller does not show it again.
+        A sent message in a conversation with a disappearing timer starts its
+        timer now; a received one when it is read (:meth:`mark_read`).
 
         Args:
             message_id: The message's unique id.
@@ -66,6 +96,7 @@ class MessageRepo:
             body: Plaintext body.
             sent_at: The sender's timestamp.
             stored_at: The local time of storing.
+            conversation_id: The conversation; default: the direct one with ``peer_id``.
 
         Returns:
             True if stored now; False (and nothing changed) if already stored.
@@ -76,47 +107,107 @@ class MessageRepo:
         """
         if direction not in DIRECTIONS:
             raise InvalidArgumentError(f"direction must be 'in' or 'out', got {direction!r}")
-        row = {
+        fields = {
             "message_id": message_id,
-            "direction": direction,
             "peer_id": peer_id,
+            "conversation_id": conversation_id or peer_id,
+            "direct": conversation_id is None,
             "body": body,
-            "sent_at": sent_at,
-            "stored_at": stored_at,
         }
+        clear = {"direction": direction, "sent_at": sent_at, "stored_at": stored_at}
+        row = MESSAGES.row(self._access.sealer, fields, clear)
         with self._access.write("add message") as conn:
+            timer = _timer(conn, row["conv_ix"]) if direction == "out" else None
+            row["expires_at"] = None if timer is None else stored_at + timer
             return insert_ignore(conn, Message, row)
 
-    def list(self, peer_id: str | None = None, limit: int = 100) -> builtins.list[MessageRecord]:
-        """Return the most recent messages, oldest first.
-
-        Args:
-            peer_id: Only messages exchanged with this identity; None for all.
-            limit: How many of the most recently stored messages to return.
+    def mark_read(self, message_id: bytes, read_at: float) -> bool:
+        """Record that the user read a message; starts its disappearing timer.
 
         Returns:
-            Up to ``limit`` records ordered by ``stored_at`` (then storage order),
-            ascending: the last ``limit`` rows of the conversation.
+            True if it was unread until now; False if already read.
+
+        Raises:
+            NotFoundError: No message with that id is stored.
+        """
+        ix = index_value(self._access.sealer, "message-id", message_id)
+        with self._access.write("mark read") as conn:
+            found = conn.execute(
+                select(Message.conv_ix, Message.read_at).where(Message.message_ix == ix)
+            ).one_or_none()
+            if found is None:
+                raise NotFoundError(f"message {message_id.hex()} is not stored")
+            if found.read_at is not None:
+                return False
+            timer = _timer(conn, found.conv_ix)
+            expires = None if timer is None else read_at + timer
+            statement = update(Message).where(Message.message_ix == ix)
+            conn.execute(statement.values(read_at=read_at, expires_at=expires))
+            return True
+
+    def delete(self, message_id: bytes) -> bool:
+        """Delete a message (and its attachment links); return whether it existed."""
+        ix = index_value(self._access.sealer, "message-id", message_id)
+        with self._access.write("delete message") as conn:
+            return conn.execute(delete(Message).where(Message.message_ix == ix)).rowcount > 0
+
+    def list(
+        self,
+        peer_id: str | None = None,
+        limit: int = 100,
+        *,
+        conversation_id: str | None = None,
+    ) -> builtins.list[MessageRecord]:
+        """Return the last ``limit`` messages, oldest first.
+
+        Args:
+            peer_id: Only messages with this peer (any conversation).
+            limit: Maximum number of messages.
+            conversation_id: Only messages of this conversation.
 
         Raises:
             InvalidArgumentError: ``limit`` is below 1.
         """
         check_limit(limit)
+        sealer = self._access.sealer
         query = select(*_MESSAGE_COLUMNS)
         if peer_id is not None:
-            query = query.where(Message.peer_id == peer_id)
+            query = query.where(Message.peer_ix == index_value(sealer, "identity-id", peer_id))
+        if conversation_id is not None:
+            conv_ix = index_value(sealer, "conversation", conversation_id)
+            query = query.where(Message.conv_ix == conv_ix)
         # Newest first to let LIMIT pick the most recent, then reversed.
         query = query.order_by(Message.stored_at.desc(), Message.seq.desc()).limit(limit)
         with self._access.read("list messages") as conn:
             rows = conn.execute(query).all()
-        return [MessageRecord(*row) for row in reversed(rows)]
+        return [self._record(row._mapping) for row in reversed(rows)]
 
     def get(self, message_id: bytes) -> MessageRecord | None:
         """Return the message with id ``message_id``, or None."""
-        query = select(*_MESSAGE_COLUMNS).where(Message.message_id == message_id)
+        ix = index_value(self._access.sealer, "message-id", message_id)
+        query = select(*_MESSAGE_COLUMNS).where(Message.message_ix == ix)
         with self._access.read("get message") as conn:
             row = conn.execute(query).one_or_none()
-        return None if row is None else MessageRecord(*row)
+        return None if row is None else self._record(row._mapping)
+
+    def count(self) -> int:
+        """Return the number of stored messages."""
+        with self._access.read("count messages") as conn:
+            return conn.execute(select(func.count()).select_from(Message)).scalar_one()
+
+    def _record(self, row: Mapping[Any, Any]) -> MessageRecord:
+        f = MESSAGES.fields(self._access.sealer, row)
+        return MessageRecord(
+            f["message_id"],
+            row["direction"],
+            f["peer_id"],
+            f["body"],
+            row["sent_at"],
+            row["stored_at"],
+            None if f.get("direct", True) else f["conversation_id"],
+            row["read_at"],
+            row["expires_at"],
+        )
 
 
 class OutboxRepo:
@@ -134,15 +225,14 @@ class OutboxRepo:
             DuplicateError: An item for ``message_id`` is already queued.
             StorageUnavailableError: The database cannot be written.
         """
-        row = {
+        fields = {
             "message_id": message_id,
             "relay": relay,
             "mailbox": mailbox,
             "envelope": envelope,
-            "attempts": 0,
-            "enqueued_at": now,
-            "next_attempt_at": now,
         }
+        clear = {"attempts": 0, "enqueued_at": now, "next_attempt_at": now}
+        row = OUTBOX.row(self._access.sealer, fields, clear)
         with self._access.write("enqueue") as conn:
             try:
                 conn.execute(insert(OutboxRow).values(row))
@@ -164,7 +254,7 @@ class OutboxRepo:
         )
         with self._access.read("list due outbox items") as conn:
             rows = conn.execute(query).all()
-        return [OutboxItem(*row) for row in rows]
+        return [self._item(row._mapping) for row in rows]
 
     def mark_sent(self, message_id: bytes) -> None:
         """Remove a delivered item.
@@ -172,9 +262,9 @@ class OutboxRepo:
         Raises:
             NotFoundError: No item for ``message_id`` is queued.
         """
-        statement = delete(OutboxRow).where(OutboxRow.message_id == message_id)
+        ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("mark sent") as conn:
-            if conn.execute(statement).rowcount == 0:
+            if conn.execute(delete(OutboxRow).where(OutboxRow.message_ix == ix)).rowcount == 0:
                 raise NotFoundError(f"message {message_id.hex()} is not queued")
 
     def mark_failed(self, message_id: bytes, next_attempt_at: float) -> None:
@@ -183,9 +273,10 @@ class OutboxRepo:
         Raises:
             NotFoundError: No item for ``message_id`` is queued.
         """
+        ix = index_value(self._access.sealer, "message-id", message_id)
         statement = (
             update(OutboxRow)
-            .where(OutboxRow.message_id == message_id)
+            .where(OutboxRow.message_ix == ix)
             .values(attempts=OutboxRow.attempts + 1, next_attempt_at=next_attempt_at)
         )
         with self._access.write("mark failed") as conn:
@@ -196,3 +287,14 @@ class OutboxRepo:
         """Return the number of queued items."""
         with self._access.read("count outbox") as conn:
             return conn.execute(select(func.count()).select_from(OutboxRow)).scalar_one()
+
+    def _item(self, row: Mapping[Any, Any]) -> OutboxItem:
+        f = OUTBOX.fields(self._access.sealer, row)
+        return OutboxItem(
+            f["message_id"],
+            f["relay"],
+            f["mailbox"],
+            f["envelope"],
+            row["attempts"],
+            row["next_attempt_at"],
+        )

@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = (
+    "AttachmentRecord",
+    "BlockRecord",
     "ContactRecord",
+    "ConversationRecord",
+    "DeviceRecord",
     "IdentityRecord",
     "MailboxEntry",
     "MessageRecord",
@@ -62,6 +66,10 @@ class MessageRecord:
         body: The plaintext body.
         sent_at: The sender's timestamp, seconds since the Unix epoch.
         stored_at: When this node stored the message, seconds since the Unix epoch.
+        conversation_id: The conversation, or None for the direct conversation
+            with ``peer_id``.
+        read_at: When the user read it, or None.
+        expires_at: When it disappears (disappearing messages), or None.
     """
 
     message_id: bytes
@@ -70,6 +78,9 @@ class MessageRecord:
     body: str = field(repr=False)
     sent_at: float
     stored_at: float
+    conversation_id: str | None = None
+    read_at: float | None = None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +119,95 @@ class MailboxEntry:
     mailbox: bytes
     envelope: bytes = field(repr=False)
     received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    """A conversation's lifecycle settings.
+
+    Attributes:
+        conversation_id: The conversation's id (for a direct chat, the peer's
+            identity id).
+        title: A local title (may be empty).
+        retention: Keep messages this many seconds after storing; None = forever.
+        disappear_after: Delete a message this many seconds after it is read
+            (sent messages: after sending); None = no timer.
+        created_at: Seconds since the Unix epoch.
+    """
+
+    conversation_id: str
+    title: str = field(repr=False)
+    retention: float | None
+    disappear_after: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A device of an identity.
+
+    Attributes:
+        owner_id: Identity id the device belongs to.
+        device_id: The device's id.
+        name: A human-readable name.
+        data: The device's signed certificate or keys (opaque here).
+        added_at: Seconds since the Unix epoch.
+        revoked_at: When it was revoked, or None while active.
+    """
+
+    owner_id: str
+    device_id: bytes
+    name: str = field(repr=False)
+    data: bytes = field(repr=False)
+    added_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """A stored chain block.
+
+    Attributes:
+        chain: The chain's name (e.g. ``"chat"``, ``"currency"``).
+        height: The block height.
+        hash: The block hash.
+        data: The encoded block.
+    """
+
+    chain: str
+    height: int
+    hash: bytes
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    """An uploaded attachment's metadata (its content is read separately).
+
+    Attributes:
+        attachment_id: Random 16-byte id of this upload.
+        owner_id: Identity id whose quota the attachment counts against.
+        kind: ``image``, ``video``, ``audio``, ``voice`` or ``document``.
+        media_type: The type detected from the content bytes.
+        name: The file name given by the sender (may be empty).
+        size: Stored size in bytes (after location stripping).
+        content_hash: BLAKE2b-256 of the stored content.
+        width: Image width in pixels, or None.
+        height: Image height in pixels, or None.
+        thumbnail: A JPEG thumbnail (images), or empty.
+        location_kept: Whether the sender opted to keep location metadata.
+        created_at: Seconds since the Unix epoch.
+    """
+
+    attachment_id: bytes
+    owner_id: str
+    kind: str
+    media_type: str
+    name: str = field(repr=False)
+    size: int
+    content_hash: bytes
+    width: int | None
+    height: int | None
+    thumbnail: bytes = field(repr=False)
+    location_kept: bool
+    created_at: float

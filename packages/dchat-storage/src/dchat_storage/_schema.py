@@ -4,10 +4,14 @@ These models are the single source of truth for the schema: the Alembic
 revisions in ``migrations/versions`` must produce exactly these tables, and a
 test compares the two with Alembic's autogenerate.
 
-Tables that are read in arrival order (messages, outbox, mailbox entries) carry
-a surrogate ``seq`` key. Timestamps come from callers and may tie or go
-backwards, so ``seq`` is the tie-breaker that keeps ordering stable; it is a
-64-bit integer on servers and SQLite's rowid alias (also 64-bit) on SQLite.
+User-database tables keep every private field in one sealed ``payload`` column
+and match rows through blind-index columns (``*_ix``); see ``_sealing.py``.
+Relay and chain tables hold data that is public or already end-to-end sealed,
+in clear columns.
+
+Tables read in arrival order carry a surrogate ``seq`` key. Timestamps come
+from callers and may tie or go backwards, so ``seq`` is the tie-breaker that
+keeps ordering stable; it is BIGINT on servers and SQLite's rowid alias.
 """
 
 from __future__ import annotations
@@ -16,23 +20,33 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = (
+    "AttachmentRow",
     "Base",
+    "BlobChunk",
+    "BlobRow",
+    "Block",
+    "ChainState",
     "Contact",
+    "Conversation",
+    "DeviceRow",
     "Identity",
     "MailboxRow",
     "Message",
+    "MessageAttachment",
+    "Meta",
     "OutboxRow",
+    "Setting",
     "metadata",
 )
 
@@ -41,6 +55,7 @@ _NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
 
@@ -57,6 +72,15 @@ class Base(DeclarativeBase):
 metadata = Base.metadata
 
 
+class Meta(Base):
+    """Database-wide settings: at-rest mode, the wrapped storage key, a key check."""
+
+    __tablename__ = "storage_meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Identity(Base):
     """The one local identity; ``slot`` is pinned to 1 so a second row cannot exist."""
 
@@ -64,40 +88,56 @@ class Identity(Base):
     __table_args__ = (CheckConstraint("slot = 1", name="single_row"),)
 
     slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    identity_id: Mapped[str] = mapped_column(String(128))
-    keystore: Mapped[bytes] = mapped_column(LargeBinary)
-    card: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[float] = mapped_column(Float)
 
 
 class Contact(Base):
-    """Address book; both the identity and the local name are unique."""
+    """Address book; both the identity and the local name are unique (blind-indexed)."""
 
     __tablename__ = "contacts"
 
-    identity_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    name: Mapped[str] = mapped_column(String(256), unique=True)
-    card: Mapped[bytes] = mapped_column(LargeBinary)
+    id_ix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    name_ix: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     added_at: Mapped[float] = mapped_column(Float)
 
 
+class Conversation(Base):
+    """Per-conversation lifecycle settings; NULL means keep forever / no timer."""
+
+    __tablename__ = "conversations"
+
+    conv_ix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    retention_s: Mapped[float | None] = mapped_column(Float)
+    disappear_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class Message(Base):
-    """Delivered messages; the unique ``message_id`` gives exactly-once storage."""
+    """Delivered messages; the unique ``message_ix`` gives exactly-once storage."""
 
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
-        Index(None, "peer_id", "stored_at", "seq"),
+        Index(None, "peer_ix", "stored_at", "seq"),
+        Index(None, "conv_ix", "stored_at", "seq"),
         Index(None, "stored_at", "seq"),
+        Index(None, "expires_at"),
     )
 
     seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
-    message_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    message_ix: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     direction: Mapped[str] = mapped_column(String(3))
-    peer_id: Mapped[str] = mapped_column(String(128))
-    body: Mapped[str] = mapped_column(Text)
+    peer_ix: Mapped[bytes] = mapped_column(LargeBinary)
+    conv_ix: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     sent_at: Mapped[float] = mapped_column(Float)
     stored_at: Mapped[float] = mapped_column(Float)
+    # Disappearing messages: the timer starts when the message is read.
+    read_at: Mapped[float | None] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
 
 
 class OutboxRow(Base):
@@ -107,13 +147,96 @@ class OutboxRow(Base):
     __table_args__ = (Index(None, "next_attempt_at", "seq"),)
 
     seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
-    message_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
-    relay: Mapped[str] = mapped_column(String(512))
-    mailbox: Mapped[bytes] = mapped_column(LargeBinary)
-    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    message_ix: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     attempts: Mapped[int] = mapped_column(Integer)
     enqueued_at: Mapped[float] = mapped_column(Float)
     next_attempt_at: Mapped[float] = mapped_column(Float)
+
+
+class DeviceRow(Base):
+    """Devices of an identity (own or a contact's), with revocation time."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("owner_ix", "device_ix"),)
+
+    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    owner_ix: Mapped[bytes] = mapped_column(LargeBinary)
+    device_ix: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    added_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Setting(Base):
+    """Key/value settings; both the key and the value are private."""
+
+    __tablename__ = "settings"
+
+    key_ix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class BlobRow(Base):
+    """Deduplicated attachment content, stored as sealed chunks.
+
+    ``content_ix`` is NULL while an upload is still streaming in; such pending
+    blobs are invisible to readers and garbage-collected if abandoned.
+    """
+
+    __tablename__ = "blobs"
+    __table_args__ = (Index(None, "created_at"),)
+
+    blob_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    content_ix: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class BlobChunk(Base):
+    """One sealed chunk of a blob; ``idx`` counts from 0."""
+
+    __tablename__ = "blob_chunks"
+
+    blob_id: Mapped[bytes] = mapped_column(
+        LargeBinary, ForeignKey("blobs.blob_id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AttachmentRow(Base):
+    """An identity's upload: metadata (sealed) and a reference to its blob."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("owner_ix", "blob_id"), Index(None, "created_at"))
+
+    attachment_id: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    owner_ix: Mapped[bytes] = mapped_column(LargeBinary)
+    blob_id: Mapped[bytes] = mapped_column(LargeBinary, ForeignKey("blobs.blob_id"), index=True)
+    # Clear, so a quota is a cheap SUM per owner.
+    size: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class MessageAttachment(Base):
+    """Which message references which attachment; GC keeps referenced ones."""
+
+    __tablename__ = "message_attachments"
+
+    # By ``seq``, which never changes (blind indexes do when a clear database is sealed).
+    message_seq: Mapped[int] = mapped_column(
+        _Seq, ForeignKey("messages.seq", ondelete="CASCADE"), primary_key=True
+    )
+    attachment_id: Mapped[bytes] = mapped_column(
+        LargeBinary,
+        ForeignKey("attachments.attachment_id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )
 
 
 class MailboxRow(Base):
@@ -128,6 +251,7 @@ class MailboxRow(Base):
     __table_args__ = (
         UniqueConstraint("mailbox", "entry_id"),
         Index(None, "mailbox", "received_at", "seq"),
+        Index(None, "received_at"),
     )
 
     seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
@@ -137,3 +261,25 @@ class MailboxRow(Base):
     # Stored so quota checks are a cheap SUM, not a scan of every envelope.
     size: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[float] = mapped_column(Float)
+
+
+class Block(Base):
+    """A chain's blocks, by height and by hash (public data, stored in clear)."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (UniqueConstraint("chain", "hash"),)
+
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    height: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ChainState(Base):
+    """A chain's committed application state as key/value pairs."""
+
+    __tablename__ = "chain_state"
+
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,5 +1,65 @@
-"""dchat-testing."""
+"""dchat-testing: simulation, chaos harness, fixtures, strategies, conformance suites.
+
+* :mod:`dchat_testing.sim`: the deterministic simulator (``uv run dchat-sim``).
+* Fixtures: :func:`link_pair`, :func:`autojump_clock`, :func:`make_identity`,
+  :func:`make_card`, :func:`make_signing_key`, :class:`MemoryMailboxStore`.
+* Hypothesis strategies for every wire message: :func:`relay_messages`,
+  :func:`envelope_bytes`, :func:`sealed_envelopes`, :func:`contact_cards`,
+  :func:`identities`, :func:`link_frames`, :func:`hostile_bytes`.
+* Conformance: :class:`MailboxStoreConformance`, :func:`check_mailbox_store`.
+* Real processes: :class:`ChaosHarness`.
+
+Only tests import this package.
+"""
 
 from __future__ import annotations
 
-__all__: tuple[str, ...] = ()
+from ._chaos import ChaosHarness as ChaosHarness
+from ._conformance import MailboxStoreConformance as MailboxStoreConformance
+from ._conformance import check_mailbox_store as check_mailbox_store
+from ._errors import ChaosError as ChaosError
+from ._errors import DchatTestingError as DchatTestingError
+from ._errors import SimulationError as SimulationError
+from ._fixtures import AutojumpClock as AutojumpClock
+from ._fixtures import LinkPair as LinkPair
+from ._fixtures import autojump_clock as autojump_clock
+from ._fixtures import link_pair as link_pair
+from ._fixtures import make_card as make_card
+from ._fixtures import make_identity as make_identity
+from ._fixtures import make_signing_key as make_signing_key
+from ._mailbox import MemoryEntry as MemoryEntry
+from ._mailbox import MemoryMailboxStore as MemoryMailboxStore
+from ._mailbox import entry_id_of as entry_id_of
+from ._strategies import contact_cards as contact_cards
+from ._strategies import envelope_bytes as envelope_bytes
+from ._strategies import hostile_bytes as hostile_bytes
+from ._strategies import identities as identities
+from ._strategies import link_frames as link_frames
+from ._strategies import relay_messages as relay_messages
+from ._strategies import sealed_envelopes as sealed_envelopes
+
+__all__ = (
+    "AutojumpClock",
+    "ChaosError",
+    "ChaosHarness",
+    "DchatTestingError",
+    "LinkPair",
+    "MailboxStoreConformance",
+    "MemoryEntry",
+    "MemoryMailboxStore",
+    "SimulationError",
+    "autojump_clock",
+    "check_mailbox_store",
+    "contact_cards",
+    "entry_id_of",
+    "envelope_bytes",
+    "hostile_bytes",
+    "identities",
+    "link_frames",
+    "link_pair",
+    "make_card",
+    "make_identity",
+    "make_signing_key",
+    "relay_messages",
+    "sealed_envelopes",
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from dchat_storage import (
@@ -9,7 +11,6 @@ from dchat_storage import (
     Database,
     DuplicateError,
     IdentityRecord,
-    open_database,
 )
 
 
@@ -17,13 +18,12 @@ def test_identity_is_absent_until_saved(db: Database) -> None:
     assert db.identity.get() is None
 
 
-def test_identity_round_trips_across_reopen(db: Database) -> None:
+def test_identity_round_trips_across_reopen(db: Database, reopen: Callable[[], Database]) -> None:
     db.identity.save("id-alice", b"\x00wrapped-keys", b"card", 1700000000.5)
     db.close()
-    with open_database(db.path) as reopened:
-        assert reopened.identity.get() == IdentityRecord(
-            "id-alice", b"\x00wrapped-keys", b"card", 1700000000.5
-        )
+    assert reopen().identity.get() == IdentityRecord(
+        "id-alice", b"\x00wrapped-keys", b"card", 1700000000.5
+    )
 
 
 def test_second_identity_is_refused_and_first_kept(db: Database) -> None:
@@ -71,3 +71,11 @@ def test_duplicate_error_is_a_caller_value_error(db: Database) -> None:
     db.contacts.add("bob", "id-bob", b"", 0.0)
     with pytest.raises(ValueError, match="bob"):
         db.contacts.add("bob", "id-bob", b"", 0.0)
+
+
+def test_contact_remove(db: Database) -> None:
+    db.contacts.add("bob", "id-bob", b"card", 1.0)
+    assert db.contacts.remove("id-bob") is True
+    assert db.contacts.remove("id-bob") is False
+    assert db.contacts.get_by_name("bob") is None
+    db.contacts.add("bob", "id-bob2", b"card", 2.0)  # the name is free again

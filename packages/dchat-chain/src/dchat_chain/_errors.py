@@ -1,0 +1,89 @@
+"""Errors of :mod:`dchat_chain`.
+
+::
+
+    DchatChainError(DchatError)
+    ├── InvalidBlockError(PeerError, ValueError)         a block or header breaks a chain rule
+    ├── InvalidMessageError(PeerError, ValueError)       bytes are no known consensus message
+    │   ├── InvalidVoteError                             a vote is malformed, out of range or forged
+    │   └── InvalidProposalError                         a proposal is malformed, forged or not
+    │                                                    from the round's proposer
+    ├── InvalidCertificateError(PeerError, ValueError)   a commit certificate proves no commit
+    ├── InvalidEvidenceError(PeerError, ValueError)      misbehaviour evidence does not hold
+    ├── InvalidTransactionError(PeerError, ValueError)   a transaction is malformed or invalid now
+    ├── InvalidValidatorSetError(PeerError, ValueError)  a validator set is malformed or a key
+    │                                                    lacks its proof of possession
+    ├── SyncError(PeerError, ValueError)                 a sync response does not extend our chain
+    ├── ChainArgumentError(CallerError, ValueError)      a bad argument to a chain API
+    └── ChainStateError(CallerError)                     a call in the wrong state or order
+
+Every peer-caused error leaves the object that raised it unchanged, so a node
+can drop the message, score the peer and go on.
+"""
+
+from __future__ import annotations
+
+from dchat_core import CallerError, DchatError, PeerError
+
+__all__ = (
+    "ChainArgumentError",
+    "ChainStateError",
+    "DchatChainError",
+    "InvalidBlockError",
+    "InvalidCertificateError",
+    "InvalidEvidenceError",
+    "InvalidMessageError",
+    "InvalidProposalError",
+    "InvalidTransactionError",
+    "InvalidValidatorSetError",
+    "InvalidVoteError",
+    "SyncError",
+)
+
+
+class DchatChainError(DchatError):
+    """Root of the errors raised by :mod:`dchat_chain`."""
+
+
+class InvalidBlockError(DchatChainError, PeerError, ValueError):
+    """A block or header is malformed or breaks a chain rule (height, hashes, time, proposer)."""
+
+
+class InvalidMessageError(DchatChainError, PeerError, ValueError):
+    """Bytes are not a well-formed consensus message of a known type."""
+
+
+class InvalidVoteError(InvalidMessageError):
+    """A vote is malformed, for an unknown validator, out of range, or its signature is bad."""
+
+
+class InvalidProposalError(InvalidMessageError):
+    """A proposal is malformed, badly signed or not from the round's proposer."""
+
+
+class InvalidCertificateError(DchatChainError, PeerError, ValueError):
+    """A commit certificate is malformed, lacks quorum power or its aggregate does not verify."""
+
+
+class InvalidEvidenceError(DchatChainError, PeerError, ValueError):
+    """Evidence of misbehaviour is malformed or does not prove what it claims."""
+
+
+class InvalidTransactionError(DchatChainError, PeerError, ValueError):
+    """A transaction is malformed or not valid against the current state."""
+
+
+class InvalidValidatorSetError(DchatChainError, PeerError, ValueError):
+    """A validator set is malformed, or a BLS key lacks a valid proof of possession."""
+
+
+class SyncError(DchatChainError, PeerError, ValueError):
+    """A block-sync response is malformed or does not extend the local chain."""
+
+
+class ChainArgumentError(DchatChainError, CallerError, ValueError):
+    """A chain API was given a bad argument."""
+
+
+class ChainStateError(DchatChainError, CallerError):
+    """A chain API was called in the wrong state or order."""

@@ -1,0 +1,282 @@
+"""Each rule of the Tendermint engine, driven by hand-made messages, and hostile input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dchat_chain import (
+    Block,
+    Broadcast,
+    ChainState,
+    Checkpoint,
+    ConsensusEngine,
+    ConsensusOutput,
+    DchatChainError,
+    Decision,
+    EvidenceFound,
+    InvalidMessageError,
+    InvalidProposalError,
+    InvalidVoteError,
+    Persist,
+    Proposal,
+    SignatureCache,
+    Step,
+    Vote,
+    VoteKind,
+)
+from dchat_chain._consensus_sim import CHAIN_ID, SIM_CONFIG, HashApp, genesis_keys
+from dchat_core import PeerError
+
+KEYS, VALIDATORS = genesis_keys(4)
+GENESIS = ChainState.genesis(CHAIN_ID, VALIDATORS, HashApp().app_hash, 0)
+INDEX = {v.bls_public_key: i for i, v in enumerate(VALIDATORS.validators)}
+PROPOSER = [INDEX[VALIDATORS.proposer(r).bls_public_key] for r in range(4)]
+ME = PROPOSER[3]  # rounds 0-2 are proposed by others
+OTHERS = [i for i in range(4) if i != ME]
+CACHE = SignatureCache()
+CONFIG = replace(SIM_CONFIG, rebroadcast_ms=10**9)  # no re-sends muddling the outputs
+
+
+def engine(checkpoint: Checkpoint | None = None) -> tuple[ConsensusEngine, list[ConsensusOutput]]:
+    e = ConsensusEngine(
+        state=GENESIS,
+        app=HashApp(),
+        block_source=lambda n, size: [b"tx-a"],
+        key=KEYS[ME],
+        config=CONFIG,
+        checkpoint=checkpoint,
+        signatures=CACHE,
+    )
+    return e, e.start(0)
+
+
+def block(round_: int, tx: bytes = b"tx-1") -> Block:
+    return GENESIS.make_block(round_, 10, [tx], None)
+
+
+def proposal(round_: int, b: Block, pol: int = -1) -> Proposal:
+    return Proposal.create(KEYS[PROPOSER[round_]], CHAIN_ID, round_, pol, b)
+
+
+def vote(i: int, kind: VoteKind, round_: int, block_hash: bytes | None) -> Vote:
+    return Vote.create(KEYS[i], CHAIN_ID, kind, 1, round_, block_hash, i)
+
+
+def sent_votes(outputs: list[ConsensusOutput]) -> list[Vote]:
+    return [o.message for o in outputs if isinstance(o, Broadcast) and isinstance(o.message, Vote)]
+
+
+def feed(
+    e: ConsensusEngine, messages: list[Proposal | Vote], now: int = 1
+) -> list[ConsensusOutput]:
+    out: list[ConsensusOutput] = []
+    for m in messages:
+        out += e.receive(m.to_bytes(), now)
+    return out
+
+
+def to_round(e: ConsensusEngine, round_: int) -> None:
+    # f+1 messages from a higher round move us there (round skip).
+    feed(e, [vote(i, VoteKind.PRECOMMIT, round_, None) for i in OTHERS[:2]])
+    assert e.round == round_
+
+
+# -- the rules ------------------------------------------------------------------------------
+
+
+def test_prevotes_a_valid_proposal() -> None:
+    e, _ = engine()
+    b = block(0)
+    [v] = sent_votes(feed(e, [proposal(0, b)]))
+    assert (v.kind, v.round, v.block_hash) == (VoteKind.PREVOTE, 0, b.hash())
+    assert e.step is Step.PREVOTE
+
+
+def test_prevotes_nil_for_an_invalid_block() -> None:
+    e, _ = engine()
+    [v] = sent_votes(feed(e, [proposal(0, block(0, tx=b"not-a-sim-tx"))]))
+    assert v.block_hash is None
+
+
+def test_timeout_propose_prevotes_nil_and_timeout_prevote_precommits_nil() -> None:
+    e, _ = engine()
+    [v] = sent_votes(e.tick(CONFIG.propose_ms))
+    assert (v.kind, v.block_hash) == (VoteKind.PREVOTE, None)
+    b = block(0)
+    # 2f+1 prevotes of mixed kinds start timeout_prevote, which precommits nil.
+    feed(
+        e,
+        [
+            vote(OTHERS[0], VoteKind.PREVOTE, 0, b.hash()),
+            vote(OTHERS[1], VoteKind.PREVOTE, 0, None),
+        ],
+    )
+    [p] = sent_votes(e.tick(CONFIG.propose_ms + CONFIG.prevote_ms + 1))
+    assert (p.kind, p.block_hash) == (VoteKind.PRECOMMIT, None)
+
+
+def test_a_polka_locks_and_precommits() -> None:
+    e, _ = engine()
+    b = block(0)
+    out = feed(e, [proposal(0, b), *(vote(i, VoteKind.PREVOTE, 0, b.hash()) for i in OTHERS)])
+    assert [(v.kind, v.block_hash) for v in sent_votes(out)][-1] == (VoteKind.PRECOMMIT, b.hash())
+    assert e.locked == (0, b)
+    assert any(isinstance(o, Persist) and o.checkpoint.locked_block == b for o in out)
+
+
+def test_a_nil_polka_precommits_nil() -> None:
+    e, _ = engine()
+    feed(e, [proposal(0, block(0))])
+    out = feed(e, [vote(i, VoteKind.PREVOTE, 0, None) for i in OTHERS])
+    assert [(v.kind, v.block_hash) for v in sent_votes(out)] == [(VoteKind.PRECOMMIT, None)]
+
+
+def locked_on_a() -> tuple[ConsensusEngine, Block]:
+    e, _ = engine()
+    a = block(0, b"tx-a")
+    feed(e, [proposal(0, a), *(vote(i, VoteKind.PREVOTE, 0, a.hash()) for i in OTHERS)])
+    assert e.locked == (0, a)
+    return e, a
+
+
+def test_locking_prevents_prevoting_another_block() -> None:
+    e, _ = locked_on_a()
+    to_round(e, 1)
+    [v] = sent_votes(feed(e, [proposal(1, block(1, b"tx-b"))]))
+    assert (v.kind, v.round, v.block_hash) == (VoteKind.PREVOTE, 1, None)
+
+
+def test_locked_validator_prevotes_its_locked_block_again() -> None:
+    e, a = locked_on_a()
+    to_round(e, 1)
+    [v] = sent_votes(feed(e, [proposal(1, a, pol=0)]))
+    assert v.block_hash == a.hash()
+
+
+def test_a_later_polka_unlocks() -> None:
+    e, _ = locked_on_a()
+    b = block(1, b"tx-b")
+    to_round(e, 1)
+    feed(e, [*(vote(i, VoteKind.PREVOTE, 1, b.hash()) for i in OTHERS)])
+    to_round(e, 2)
+    [v] = sent_votes(feed(e, [proposal(2, b, pol=1)]))
+    assert v.block_hash == b.hash()
+
+
+def test_a_reproposal_without_its_polka_waits_then_prevotes_nil() -> None:
+    e, _ = engine()
+    b = block(0)
+    to_round(e, 1)
+    assert sent_votes(feed(e, [proposal(1, b, pol=0)])) == []
+    [v] = sent_votes(e.tick(10_000))
+    assert v.block_hash is None
+
+
+def test_round_skip_needs_more_than_a_third() -> None:
+    e, _ = engine()
+    feed(e, [vote(OTHERS[0], VoteKind.PREVOTE, 5, None)])
+    assert e.round == 0  # a quarter of the power is not enough
+    feed(e, [vote(OTHERS[1], VoteKind.PRECOMMIT, 5, None)])
+    assert e.round == 5
+
+
+def test_quorum_precommits_decide_with_a_verifying_certificate() -> None:
+    e, _ = engine()
+    b = block(0)
+    out = feed(e, [proposal(0, b), *(vote(i, VoteKind.PRECOMMIT, 0, b.hash()) for i in OTHERS)])
+    [decision] = [o for o in out if isinstance(o, Decision)]
+    assert decision.block == b
+    decision.certificate.verify(VALIDATORS, CHAIN_ID)
+    assert e.height == 2
+    assert e.round == 0
+
+
+def test_equivocation_yields_verifiable_evidence() -> None:
+    e, _ = engine()
+    b = block(0)
+    out = feed(
+        e,
+        [
+            vote(OTHERS[0], VoteKind.PREVOTE, 0, b.hash()),
+            vote(OTHERS[0], VoteKind.PREVOTE, 0, None),
+        ],
+    )
+    [found] = [o.evidence for o in out if isinstance(o, EvidenceFound)]
+    found.verify(VALIDATORS, CHAIN_ID)
+    assert found.validator_id == VALIDATORS.validators[OTHERS[0]].validator_id
+
+
+def test_a_restarted_validator_never_signs_a_different_vote() -> None:
+    e, _ = engine()
+    out = e.tick(CONFIG.propose_ms)  # prevote nil
+    [checkpoint] = [o.checkpoint for o in out if isinstance(o, Persist)][-1:]
+    restarted, start = engine(Checkpoint.from_bytes(checkpoint.to_bytes()))
+    assert [v.block_hash for v in sent_votes(start)] == [None]  # re-sent, not re-decided
+    assert sent_votes(feed(restarted, [proposal(0, block(0))])) == []
+
+
+# -- hostile input: typed errors, no state change -------------------------------------------
+
+
+def snapshot(e: ConsensusEngine) -> tuple[object, ...]:
+    return (e.height, e.round, e.step, e.locked, e.state)
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (b"\xff\x00", InvalidMessageError),
+        (b"\xa1ate", InvalidMessageError),
+        (Vote.create(KEYS[0], "other-chain", VoteKind.PREVOTE, 1, 0, None, 0), InvalidVoteError),
+        (Vote(VoteKind.PREVOTE, 1, 0, None, 1, KEYS[0].sign(b"x")), InvalidVoteError),
+        (Vote.create(KEYS[0], CHAIN_ID, VoteKind.PREVOTE, 1, 0, None, 3), InvalidVoteError),
+        (Proposal.create(KEYS[PROPOSER[1]], CHAIN_ID, 0, -1, block(0)), InvalidProposalError),
+        (Proposal.create(KEYS[PROPOSER[0]], CHAIN_ID, 0, 0, block(0)), InvalidProposalError),
+    ],
+)
+def test_forged_or_malformed_messages_are_refused(message: object, error: type[Exception]) -> None:
+    e, _ = engine()
+    before = snapshot(e)
+    data = message if isinstance(message, bytes) else message.to_bytes()  # type: ignore[attr-defined]
+    with pytest.raises(error):
+        e.receive(data, 1)
+    assert snapshot(e) == before
+
+
+def test_out_of_range_index_is_refused() -> None:
+    e, _ = engine()
+    with pytest.raises(InvalidVoteError):
+        e.receive(Vote(VoteKind.PREVOTE, 1, 0, None, 9, KEYS[0].sign(b"x")).to_bytes(), 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_never_crash_the_engine(data: bytes) -> None:
+    e, _ = engine()
+    before = snapshot(e)
+    with pytest.raises(PeerError) as info:
+        e.receive(data, 1)
+    assert isinstance(info.value, DchatChainError)
+    assert snapshot(e) == before
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2000), st.integers(0, 7))
+def test_bit_flipped_proposals_are_refused_or_ignored(position: int, bit: int) -> None:
+    # A flip in the signed parts breaks the signature or the body/header match;
+    # a flip in the height makes it another height's message, which waits unverified.
+    e, _ = engine()
+    data = bytearray(proposal(0, block(0)).to_bytes())
+    data[position % len(data)] ^= 1 << bit
+    error: DchatChainError | None = None
+    try:
+        outputs = e.receive(bytes(data), 1)
+    except DchatChainError as exc:
+        error, outputs = exc, []
+    assert error is None or isinstance(error, PeerError)
+    assert e.step is Step.PROPOSE
+    assert sent_votes(outputs) == []

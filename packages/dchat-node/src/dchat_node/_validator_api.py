@@ -1,0 +1,194 @@
+"""Chain routes of the node API (validator role) and the role's start-up.
+
+Routes (bearer token like the rest of the API; binary values are hex):
+
+* ``GET  /v1/chain/status``: height, last block hash, app hash, round, validator set, peers
+* ``GET  /v1/chain/blocks/{height}``: header, transaction hashes, commit certificate
+* ``GET  /v1/chain/txs/{hash}``: ``committed`` (height, index, code), ``pending`` or ``unknown``
+* ``POST /v1/chain/txs``: ``{"txs": [hex, ...]}`` (at most 2,048) into the mempool
+* ``GET  /v1/chain/accounts/{key}``: balance and nonce with a Merkle proof against
+  the app hash after block ``height``
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import trio
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_chain import tx_hash, verify_proof
+from dchat_core import canonical_decode
+
+from ._errors import NodeStateError
+from ._validator_app import account_key
+from ._validator_keys import load_validator_keys
+from ._validator_service import ValidatorService
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastapi import FastAPI
+    from fastapi.params import Depends
+
+    from dchat_chain import Block, CommitCertificate
+
+    from ._runtime import Node
+
+__all__ = ("add_chain_routes", "start_validator")
+
+HEX_32 = r"^[0-9a-f]{64}$"
+
+
+class SubmitTxs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    txs: list[Annotated[str, Field(max_length=2 * 32768, pattern=r"^([0-9a-f]{2})+$")]] = Field(
+        min_length=1, max_length=2048
+    )
+
+
+async def start_validator(node: Node, nursery: trio.Nursery, passphrase: bytes) -> None:
+    """Unlock the validator's keys and start the role inside ``nursery``."""
+    path = node.config.data_dir / "validator.key"
+    keys = await trio.to_thread.run_sync(load_validator_keys, path, passphrase)
+    service = ValidatorService(node.config, node.store, node.clock, keys)
+    node.link_address = await service.start(nursery)
+    node.node_id = keys.node_id
+    node.validator = service
+
+
+def _service(node: Node) -> ValidatorService:
+    service = getattr(node, "validator", None)
+    if service is None:
+        raise NodeStateError("wrong_role", "this node does not have the validator role")
+    assert isinstance(service, ValidatorService)
+    return service
+
+
+def chain_status(service: ValidatorService) -> dict[str, Any]:
+    """The ``/v1/chain/status`` document."""
+    engine = service.engine
+    state = engine.state
+    return {
+        "chain_id": state.chain_id,
+        "height": state.height - 1,
+        "last_block_hash": state.last_block_hash.hex(),
+        "app_hash": state.app_hash.hex(),
+        "round": engine.round,
+        "step": engine.step.name.lower(),
+        "validators": [
+            {
+                "id": v.validator_id.hex(),
+                "account": v.signing_key.to_bytes().hex(),
+                "power": v.power,
+            }
+            for v in state.validators.validators
+        ],
+        "mempool": len(service.app.mempool),
+        "peers": [
+            {"node_id": str(p.address.node_id), "connected": p.connected, "dropped": p.dropped}
+            for p in service.peers
+        ],
+        "evidence": len(service.evidence),
+        "rejected": service.rejected,
+    }
+
+
+def _cert_json(cert: CommitCertificate | None) -> dict[str, Any] | None:
+    if cert is None:
+        return None
+    return {
+        "height": cert.height,
+        "round": cert.round,
+        "block_hash": cert.block_hash.hex(),
+        "signers": cert.signers.hex(),
+        "signature": cert.signature.to_bytes().hex(),
+    }
+
+
+def block_json(
+    block: Block, cert: CommitCertificate | None, txs: Sequence[bytes]
+) -> dict[str, Any]:
+    """A block as the API shows it."""
+    h = block.header
+    return {
+        "height": h.height,
+        "hash": block.hash().hex(),
+        "round": h.round,
+        "time_ms": h.time_ms,
+        "prev_block_hash": h.prev_block_hash.hex(),
+        "txs_root": h.txs_root.hex(),
+        "app_hash": h.app_hash.hex(),
+        "validators_hash": h.validators_hash.hex(),
+        "proposer": h.proposer_id.hex(),
+        "txs": [t.hex() for t in txs],
+        "certificate": _cert_json(cert),
+    }
+
+
+def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
+    """Install the ``/v1/chain`` routes on ``app``."""
+
+    @app.get("/v1/chain/status", dependencies=auth)
+    async def status() -> dict[str, Any]:
+        return chain_status(_service(node))
+
+    @app.get("/v1/chain/blocks/{height}", dependencies=auth)
+    async def block(height: Annotated[int, PathParam(ge=1, le=1 << 53)]) -> dict[str, Any]:
+        service = _service(node)
+        loaded = await node.store.run(service.blocks.range, height, 1)
+        if not loaded:
+            raise NodeStateError("not_found", f"no block at height {height}")
+        blk, cert = loaded[0]
+        return block_json(blk, cert, [tx_hash(t) for t in blk.txs])
+
+    @app.get("/v1/chain/txs/{digest}", dependencies=auth)
+    async def tx_status(digest: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        service = _service(node)
+        raw = bytes.fromhex(digest)
+        found = service.app.index.get(raw)
+        if found is not None:
+            return {
+                "hash": digest,
+                "status": "committed",
+                "height": found.height,
+                "index": found.index,
+                "code": found.code,
+                "log": found.log,
+            }
+        state = "pending" if raw in service.app.mempool else "unknown"
+        return {"hash": digest, "status": state}
+
+    @app.post("/v1/chain/txs", dependencies=auth, status_code=202)
+    async def submit(body: SubmitTxs) -> dict[str, Any]:
+        results = await _service(node).submit([bytes.fromhex(t) for t in body.txs])
+        return {"results": results}
+
+    @app.get("/v1/chain/accounts/{key}", dependencies=auth)
+    async def account(key: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        service = _service(node)
+        answer = service.app.query(account_key(bytes.fromhex(key)))
+        value = answer.value
+        balance, nonce = (
+            (0, 0) if value is None else (int.from_bytes(value[:8]), int.from_bytes(value[8:]))
+        )
+        return {
+            "account": key,
+            "balance": balance,
+            "nonce": nonce,
+            "height": answer.height,
+            "app_hash": answer.app_hash.hex(),
+            "value": None if value is None else value.hex(),
+            "proof": answer.proof.hex(),
+            "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
+            "validator": _validator_record(service, bytes.fromhex(key)),
+        }
+
+
+def _validator_record(service: ValidatorService, owner: bytes) -> dict[str, Any] | None:
+    raw = service.app.query(b"val/" + owner).value
+    if raw is None:
+        return None
+    record = canonical_decode(raw)
+    return {"stake": record["stake"], "power": record["power"], "tombstoned": record["tomb"]}

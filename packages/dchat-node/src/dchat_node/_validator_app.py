@@ -1,0 +1,167 @@
+"""The currency application as a validator runs it: indexed, mempool-aware, replayable.
+
+:class:`IndexedApp` wraps :class:`dchat_chain.CurrencyChainApp` for the engine.
+On every ``commit`` (a block decided by consensus, fetched by block sync or
+replayed from the store: all three go through ``execute_block``) it records
+each transaction's result by hash and drops the block's transactions from the
+mempool *before the call returns*. That order matters: the engine starts the
+next height, and may reap the mempool for a proposal, inside the same call that
+committed, so a later hook would let a committed transaction be proposed twice.
+
+The slashing verifier reads the offender's BLS key from the committed state, so
+every validator judges evidence the same way (see ``docs/rationale.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from dchat_chain import (
+    ChainState,
+    CurrencyChainApp,
+    DuplicateVoteEvidence,
+    InvalidEvidenceError,
+    Mempool,
+    Validator,
+    ValidatorSet,
+    execute_block,
+    tx_hash,
+)
+from dchat_core import DchatError, canonical_decode
+from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dchat_chain import AppQueryResult, BlockContext, BlockResult, CommitCertificate, TxMeta
+
+    from ._validator_store import RepoBlockStore
+
+__all__ = ("IndexedApp", "TxStatus", "account_key", "replay_store")
+
+MAX_INDEX: Final = 1 << 20  # remembered transaction results (oldest forgotten first)
+
+
+def account_key(owner: bytes) -> bytes:
+    """The state key of an account (``docs/protocol.md``, "Keys shared by both chains")."""
+    return b"acct/" + owner
+
+
+@dataclass(frozen=True, slots=True)
+class TxStatus:
+    """Where a committed transaction landed and how it fared."""
+
+    height: int
+    index: int
+    code: int
+    log: str
+
+
+class IndexedApp:
+    """An :class:`dchat_chain.Application` that indexes results and updates a mempool.
+
+    Args:
+        genesis: The currency chain's canonical genesis document.
+    """
+
+    def __init__(self, genesis: bytes) -> None:
+        self.inner = CurrencyChainApp.from_genesis(genesis, self._verify_evidence)
+        self.mempool = Mempool(self.inner)
+        self.index: dict[bytes, TxStatus] = {}
+        self._applied: tuple[int, Sequence[bytes], BlockResult] | None = None
+
+    @property
+    def chain_id(self) -> str:
+        """The chain id from the genesis."""
+        return self.inner.chain_id
+
+    def genesis_state(self) -> ChainState:
+        """The chain state before block 1, from the genesis validators."""
+        members = [
+            Validator(
+                validator_id=u.validator_id,
+                signing_key=VerifyKey.from_bytes(u.signing_key),
+                bls_public_key=BlsPublicKey.from_bytes(u.bls_public_key),
+                power=u.power,
+                proof_of_possession=BlsSignature.from_bytes(u.proof_of_possession),
+            )
+            for u in self.inner.initial_validators()
+        ]
+        return ChainState.genesis(
+            self.chain_id, ValidatorSet.create(members), self.inner.app_hash, 0
+        )
+
+    # -- Application ----------------------------------------------------------------
+
+    def tx_meta(self, tx: bytes) -> TxMeta:
+        """Delegated."""
+        return self.inner.tx_meta(tx)
+
+    def check_tx(self, tx: bytes) -> None:
+        """Delegated."""
+        self.inner.check_tx(tx)
+
+    def apply_block(self, context: BlockContext, txs: Sequence[bytes]) -> BlockResult:
+        """Delegated; the result is kept for :meth:`commit`."""
+        result = self.inner.apply_block(context, txs)
+        self._applied = (context.height, txs, result)
+        return result
+
+    def commit(self) -> bytes:
+        """Commit, then index the block's results and update the mempool."""
+        app_hash = self.inner.commit()
+        if self._applied is not None:
+            height, txs, result = self._applied
+            self._applied = None
+            for i, (raw, res) in enumerate(zip(txs, result.tx_results, strict=True)):
+                if len(self.index) >= MAX_INDEX:
+                    del self.index[next(iter(self.index))]
+                self.index.setdefault(tx_hash(raw), TxStatus(height, i, res.code, res.log))
+            self.mempool.update(txs)
+        return app_hash
+
+    def query(self, key: bytes) -> AppQueryResult:
+        """Delegated."""
+        return self.inner.query(key)
+
+    # -- slashing -----------------------------------------------------------------
+
+    def _verify_evidence(self, evidence: bytes) -> bytes:
+        """Check double-sign evidence against the offender's registered BLS key."""
+        try:
+            parsed = DuplicateVoteEvidence.from_bytes(evidence)
+        except DchatError as exc:
+            raise InvalidEvidenceError(f"malformed evidence: {exc}") from None
+        operator = self.inner.state.get(b"valid/" + parsed.validator_id)
+        record = None
+        if operator is not None:
+            record = self.inner.state.get(b"val/" + canonical_decode(operator))
+        if record is None:
+            raise InvalidEvidenceError("evidence names no registered validator")
+        bls = BlsPublicKey.from_bytes(canonical_decode(record)["bls"])
+        parsed.verify_with_key(bls, self.chain_id)
+        return parsed.validator_id
+
+
+def replay_store(
+    store: RepoBlockStore, app: IndexedApp, batch: int = 200
+) -> tuple[ChainState, CommitCertificate | None]:
+    """Re-execute every stored block on a fresh ``app`` (blocking; run it in a thread).
+
+    The blocks were authenticated before they were stored, so no certificate is
+    checked again; each is still validated against the state it extends.
+
+    Returns:
+        The chain state after the last stored block, and that block's certificate.
+    """
+    state, last = app.genesis_state(), None
+    while state.height <= store.height():
+        rows = store.range(state.height, batch)
+        if not rows:
+            break
+        for block, certificate in rows:
+            state.validate_block(block, check_last_commit=False)
+            state, _ = execute_block(state, app, block)
+            last = certificate
+    return state, last

@@ -1,0 +1,300 @@
+"""The validator role: the trio shell around the sans-IO consensus engine.
+
+Theory of operation
+-------------------
+One task, the *engine task*, owns the :class:`dchat_chain.ConsensusEngine`
+and the application: every input (a peer's consensus message, a sync
+response, a due timer) is queued to it and handled to completion, outputs in
+order, before the next one. Output handling:
+
+* ``Persist``: the checkpoint is written durably (``RepoBlockStore``, SQLite
+  ``synchronous=FULL``) *before* any later output is acted on, so nothing the
+  validator signed leaves the process unless it would survive a crash.
+* ``Decision``: the block and certificate are stored durably, then the task
+  waits out what remains of ``block_interval`` since the previous decision
+  (the engine starts the next height at once; this is the node's pacing, the
+  ``timeout_commit`` the engine leaves to its shell).
+* ``Broadcast``: posted to every peer's queue (:mod:`._validator_links`).
+* ``ScheduleTimeout``: the task wakes up then and calls ``tick``.
+* ``SyncNeeded``: one sync request (100 blocks) to a connected peer; the
+  answer is authenticated and executed by ``BlockSyncClient``, stored, and the
+  engine jumps ahead with ``catch_up``; a non-empty batch asks for the next.
+* ``EvidenceFound``: kept, and a ``slash`` transaction signed by this
+  validator's account enters the mempool.
+
+Transactions arrive through the API (:meth:`ValidatorService.submit`), enter
+the mempool if ``check_tx`` admits them and are gossiped to peers in batches
+every 20 ms. On start, every stored block is re-executed on a fresh
+application (``replay_store``) and the engine resumes from the stored
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import heapq
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from dchat_chain import (
+    Broadcast,
+    Checkpoint,
+    ConsensusConfig,
+    ConsensusEngine,
+    Decision,
+    EvidenceFound,
+    Persist,
+    ScheduleTimeout,
+    SyncNeeded,
+    SyncRequest,
+    tx_hash,
+)
+from dchat_core import DchatError
+from dchat_network import serve_links
+
+from ._errors import ConfigError
+from ._validator_app import IndexedApp, replay_store
+from ._validator_links import PeerLink
+from ._validator_peers import InboundHandler, apply_sync_response, request_sync, slash_tx
+from ._validator_store import RepoBlockStore
+from ._validator_testnet import CURRENCY_GENESIS
+from ._validator_wire import CONSENSUS, MAX_GOSSIP_TXS, encode_txs, parse_peer
+from .config import parse_hostport
+
+if TYPE_CHECKING:
+    from dchat_chain import ConsensusOutput, DuplicateVoteEvidence, SyncResponse
+    from dchat_core import Clock
+
+    from ._store import AsyncStore
+    from ._validator_keys import ValidatorKeys
+    from .config import NodeConfig
+
+__all__ = ("ValidatorService",)
+
+_log = logging.getLogger("dchat.validator")
+INBOX: Final = 2048
+GOSSIP_INTERVAL: Final = 0.02
+ENGINE_CONFIG: Final = ConsensusConfig(max_block_bytes=768 << 10)  # a proposal fits a link message
+
+
+class ValidatorService:
+    """A currency-chain validator: engine, mempool, block store, peer links.
+
+    Args:
+        config: The node configuration (role ``validator``).
+        store: The node database (chain tables).
+        clock: Wall clock (block times and timeouts are milliseconds since the epoch).
+        keys: This validator's account and BLS keys.
+    """
+
+    def __init__(
+        self, config: NodeConfig, store: AsyncStore, clock: Clock, keys: ValidatorKeys
+    ) -> None:
+        genesis_path = config.data_dir / CURRENCY_GENESIS
+        try:
+            genesis = genesis_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {genesis_path}: {exc.strerror}") from None
+        self.app = IndexedApp(genesis)
+        if config.currency_chain not in (None, self.app.chain_id):
+            raise ConfigError(f"the genesis is for chain {self.app.chain_id!r}")
+        self.config, self.keys, self._store, self._clock = config, keys, store, clock
+        self.blocks = RepoBlockStore(store.db.chain, self.app.chain_id)
+        self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
+        self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes]](INBOX)
+        self._engine: ConsensusEngine | None = None
+        self._timers: list[int] = []
+        self._gossip: list[bytes] = []
+        self._last_decision = 0.0
+        self.sync_until = 0.0
+        self.evidence: list[DuplicateVoteEvidence] = []
+        self.rejected = 0
+
+    @property
+    def engine(self) -> ConsensusEngine:
+        """The running engine (after :meth:`start`)."""
+        assert self._engine is not None, "validator not started"
+        return self._engine
+
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds (the engine's time base)."""
+        return int(self._clock.now() * 1000)
+
+    # -- start-up -------------------------------------------------------------------
+
+    async def start(self, nursery: trio.Nursery) -> str:
+        """Replay the store, start the engine, links and gossip; returns the link address."""
+        state, last = await trio.to_thread.run_sync(replay_store, self.blocks, self.app)
+        raw = await self._store.run(self.blocks.load_checkpoint)
+        self._engine = ConsensusEngine(
+            state=state,
+            app=self.app,
+            block_source=lambda max_txs, max_bytes: self.app.mempool.reap(max_bytes, max_txs),
+            key=self.keys.bls,
+            config=ENGINE_CONFIG,
+            last_commit=last,
+            checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
+        )
+        _log.info("validator replayed %d blocks", state.height - 1)
+        inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
+        host, port = parse_hostport(self.config.listen)
+        serve = functools.partial(serve_links, node_key=self.keys.account)
+        bound = await nursery.start(serve, inbound.handle, host, port)
+        for peer in self.peers:
+            nursery.start_soon(peer.run)
+        nursery.start_soon(self._run_engine)
+        nursery.start_soon(self._run_gossip)
+        return f"{bound[0]}:{bound[1]}"
+
+    # -- the engine task --------------------------------------------------------------
+
+    async def _run_engine(self) -> None:
+        await self._process(self.engine.start(self.now_ms()))
+        while True:
+            item: tuple[str, bytes] | None = None
+            # Only the wait is bounded: output handling must never be cut short,
+            # or a checkpoint or a block could be skipped.
+            with trio.move_on_at(self._wake_at()):
+                item = await self._inbox.receive()
+            if item is not None:
+                await self._input(*item)
+            now = self.now_ms()
+            if self._timers and self._timers[0] <= now:
+                while self._timers and self._timers[0] <= now:
+                    heapq.heappop(self._timers)
+                await self._process(self.engine.tick(now))
+
+    def _wake_at(self) -> float:
+        if not self._timers:
+            return trio.current_time() + 1.0
+        return trio.current_time() + max(0, self._timers[0] - self.now_ms()) / 1000
+
+    async def _input(self, kind: str, payload: bytes) -> None:
+        if kind == "sync":
+            await self._apply_sync(payload)
+            return
+        try:
+            outputs = self.engine.receive(payload, self.now_ms())
+        except DchatError as exc:
+            self.rejected += 1  # a peer's bad message; the engine is unchanged
+            _log.debug("consensus message refused: %s", exc)
+            return
+        await self._process(outputs)
+
+    async def _process(self, outputs: list[ConsensusOutput]) -> None:
+        for out in outputs:
+            if isinstance(out, Persist):
+                await self._store.run(self.blocks.save_checkpoint, out.checkpoint.to_bytes())
+            elif isinstance(out, Decision):
+                await self._store.run(self.blocks.save, out.block, out.certificate)
+                await self._pace()
+            elif isinstance(out, Broadcast):
+                self.broadcast(bytes([CONSENSUS]) + out.message.to_bytes())
+            elif isinstance(out, ScheduleTimeout):
+                heapq.heappush(self._timers, out.at_ms)
+            elif isinstance(out, SyncNeeded):
+                self.request_sync()
+            elif isinstance(out, EvidenceFound):
+                self._on_evidence(out.evidence)
+
+    async def _pace(self) -> None:
+        wait = self._last_decision + self.config.block_interval - trio.current_time()
+        if wait > 0:
+            await trio.sleep(wait)
+        self._last_decision = trio.current_time()
+
+    def broadcast(self, data: bytes) -> None:
+        """Post ``data`` to every peer (dropped for a peer whose queue is full)."""
+        for peer in self.peers:
+            peer.post(data)
+
+    # -- block sync -------------------------------------------------------------------
+
+    def request_sync(self) -> None:
+        """Ask one connected peer for the blocks after ours (one request in flight)."""
+        if trio.current_time() < self.sync_until:
+            return
+        live = [p for p in self.peers if p.connected]
+        if live and request_sync(random.choice(live), SyncRequest(self.engine.height, 100)):
+            self.sync_until = trio.current_time() + 5.0
+
+    async def serve_sync(self, request: SyncRequest) -> SyncResponse:
+        """Answer a peer's sync request from the block store (in a worker thread)."""
+        return await self._store.run(self.blocks.serve_sync, request)
+
+    async def _on_sync(self, peer: PeerLink, payload: bytes) -> None:
+        with trio.move_on_after(10):
+            await self._inbox_send.send(("sync", payload))
+
+    async def _apply_sync(self, payload: bytes) -> None:
+        self.sync_until = 0.0
+        applied = apply_sync_response(self.engine.state, self.app, payload)
+        if applied is None:
+            self.rejected += 1
+            return
+        pairs, state = applied
+        for block, certificate in pairs:
+            await self._store.run(self.blocks.save, block, certificate)
+        if pairs:
+            outputs = self.engine.catch_up(state, pairs[-1][1], self.now_ms())
+            _log.info("block sync: now at height %d", state.height - 1)
+            await self._process(outputs)
+            self.request_sync()
+
+    # -- transactions -----------------------------------------------------------------
+
+    async def submit(self, txs: list[bytes]) -> list[dict[str, Any]]:
+        """Admit transactions to the mempool and queue them for gossip."""
+        results = []
+        for i, tx in enumerate(txs):
+            try:
+                self.app.mempool.add(tx)
+                self._gossip.append(tx)
+                results.append({"hash": tx_hash(tx).hex(), "accepted": True})
+            except DchatError as exc:
+                results.append(
+                    {
+                        "hash": tx_hash(tx).hex(),
+                        "accepted": False,
+                        "error": type(exc).__name__,
+                        "message": str(exc),
+                    }
+                )
+            if i % 64 == 63:
+                await trio.lowlevel.checkpoint()  # let consensus run between chunks
+        return results
+
+    async def admit_gossip(self, txs: list[bytes]) -> None:
+        """Add peers' transactions to the mempool (refusals are silent: peers race)."""
+        for i, tx in enumerate(txs):
+            with contextlib.suppress(DchatError):
+                self.app.mempool.add(tx)
+            if i % 64 == 63:
+                await trio.lowlevel.checkpoint()
+
+    async def _run_gossip(self) -> None:
+        while True:
+            await trio.sleep(GOSSIP_INTERVAL)
+            while self._gossip:
+                batch = self._gossip[:MAX_GOSSIP_TXS]
+                del self._gossip[:MAX_GOSSIP_TXS]
+                self.broadcast(encode_txs(batch))
+
+    def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
+        self.evidence.append(evidence)
+        _log.warning("double signing detected", extra={"height": evidence.height})
+        tx = slash_tx(self.app, self.keys.account, evidence)
+        try:
+            self.app.mempool.add(tx)
+            self._gossip.append(tx)
+        except DchatError as exc:
+            _log.info("slash transaction not admitted: %s", exc)
+
+    async def inbox_put(self, payload: bytes) -> None:
+        """Queue a peer's consensus message for the engine task (bounded wait)."""
+        with trio.move_on_after(10):
+            await self._inbox_send.send(("msg", payload))

@@ -1,0 +1,127 @@
+"""Settings (key/value, both sealed) and devices of identities."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ._errors import DuplicateError, NotFoundError
+from ._records import DeviceRecord
+from ._rowcodec import SealedTable
+from ._schema import DeviceRow, Setting
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Mapping
+
+    from ._access import Access
+
+__all__ = ("DEVICES", "SETTINGS", "DeviceRepo", "SettingsRepo")
+
+SETTINGS = SealedTable(
+    Setting, key="key_ix", indexes={"key_ix": ("setting", "key")}, ad=("key_ix",)
+)
+DEVICES = SealedTable(
+    DeviceRow,
+    key="seq",
+    indexes={"owner_ix": ("identity-id", "owner_id"), "device_ix": ("device-id", "device_id")},
+    ad=("owner_ix", "device_ix"),
+)
+_DEVICE_COLUMNS = (
+    DeviceRow.owner_ix,
+    DeviceRow.device_ix,
+    DeviceRow.payload,
+    DeviceRow.added_at,
+    DeviceRow.revoked_at,
+)
+
+
+class SettingsRepo:
+    """Private key/value settings. Obtain it as :attr:`Database.settings`."""
+
+    def __init__(self, access: Access) -> None:
+        self._access = access
+
+    def set(self, key: str, value: bytes, now: float) -> None:
+        """Store ``value`` under ``key``, replacing any previous value."""
+        row = SETTINGS.row(self._access.sealer, {"key": key, "value": value}, {"updated_at": now})
+        with self._access.write("set setting") as conn:
+            where = Setting.key_ix == row["key_ix"]
+            if conn.execute(update(Setting).where(where).values(row)).rowcount == 0:
+                conn.execute(insert(Setting).values(row))
+
+    def get(self, key: str) -> bytes | None:
+        """Return the value stored under ``key``, or None."""
+        ix = SETTINGS.index(self._access.sealer, "key_ix", key)
+        query = select(Setting.key_ix, Setting.payload).where(Setting.key_ix == ix)
+        with self._access.read("get setting") as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        value: bytes = SETTINGS.fields(self._access.sealer, row._mapping)["value"]
+        return value
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; return whether it was set."""
+        ix = SETTINGS.index(self._access.sealer, "key_ix", key)
+        with self._access.write("delete setting") as conn:
+            return conn.execute(delete(Setting).where(Setting.key_ix == ix)).rowcount > 0
+
+
+class DeviceRepo:
+    """Devices of identities (one's own, and contacts'). Obtain it as :attr:`Database.devices`."""
+
+    def __init__(self, access: Access) -> None:
+        self._access = access
+
+    def add(
+        self, owner_id: str, device_id: bytes, name: str, data: bytes, added_at: float
+    ) -> DeviceRecord:
+        """Register a device of ``owner_id``.
+
+        Raises:
+            DuplicateError: The owner already has a device with this id.
+        """
+        fields = {"owner_id": owner_id, "device_id": device_id, "name": name, "data": data}
+        row = DEVICES.row(self._access.sealer, fields, {"added_at": added_at, "revoked_at": None})
+        with self._access.write("add device") as conn:
+            try:
+                conn.execute(insert(DeviceRow).values(row))
+            except IntegrityError as exc:
+                raise DuplicateError(f"device {device_id.hex()} is already registered") from exc
+        return DeviceRecord(owner_id, device_id, name, data, added_at, None)
+
+    def revoke(self, owner_id: str, device_id: bytes, revoked_at: float) -> None:
+        """Mark a device revoked; revoking twice keeps the first time.
+
+        Raises:
+            NotFoundError: No such device.
+        """
+        sealer = self._access.sealer
+        where = (
+            DeviceRow.owner_ix == DEVICES.index(sealer, "owner_ix", owner_id),
+            DeviceRow.device_ix == DEVICES.index(sealer, "device_ix", device_id),
+        )
+        with self._access.write("revoke device") as conn:
+            if conn.execute(select(DeviceRow.seq).where(*where)).one_or_none() is None:
+                raise NotFoundError(f"device {device_id.hex()} is not registered")
+            statement = update(DeviceRow).where(*where, DeviceRow.revoked_at.is_(None))
+            conn.execute(statement.values(revoked_at=revoked_at))
+
+    def list(self, owner_id: str, *, active_only: bool = False) -> builtins.list[DeviceRecord]:
+        """Return the devices of ``owner_id`` in the order they were added."""
+        ix = DEVICES.index(self._access.sealer, "owner_ix", owner_id)
+        query = select(*_DEVICE_COLUMNS).where(DeviceRow.owner_ix == ix).order_by(DeviceRow.seq)
+        if active_only:
+            query = query.where(DeviceRow.revoked_at.is_(None))
+        with self._access.read("list devices") as conn:
+            rows = conn.execute(query).all()
+        return [self._record(row._mapping) for row in rows]
+
+    def _record(self, row: Mapping[Any, Any]) -> DeviceRecord:
+        f = DEVICES.fields(self._access.sealer, row)
+        return DeviceRecord(
+            f["owner_id"], f["device_id"], f["name"], f["data"], row["added_at"], row["revoked_at"]
+        )

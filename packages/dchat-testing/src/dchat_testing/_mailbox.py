@@ -1,0 +1,97 @@
+"""An in-memory :class:`dchat_network.MailboxStore`.
+
+It keeps the contract of the SQLite store (``dchat_storage.MailboxRepo``) and
+passes the same conformance suite (:class:`MailboxStoreConformance`): entry ids
+are BLAKE2b-256 of the envelope personalised ``dchat-envelope``, a repeated put
+of the same envelope into one mailbox stores one copy, fetch returns the oldest
+entries first (by arrival time, then insertion) and never deletes, ack deletes
+only the named mailbox's entries and ignores unknown ids.
+
+"Durable" here means: the object outlives the simulated node that uses it. The
+simulator hands the same store to a relay after every restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._errors import SimulationError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ("MemoryEntry", "MemoryMailboxStore", "entry_id_of")
+
+
+def entry_id_of(envelope: bytes) -> bytes:
+    """The entry id of ``envelope``: BLAKE2b-256, personalised ``dchat-envelope``."""
+    return hashlib.blake2b(envelope, digest_size=32, person=b"dchat-envelope").digest()
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEntry:
+    """One stored envelope."""
+
+    entry_id: bytes
+    mailbox: bytes
+    envelope: bytes
+    received_at: float
+    seq: int
+
+
+class MemoryMailboxStore:
+    """Mailboxes in a dict; a :class:`dchat_network.MailboxStore`."""
+
+    def __init__(self) -> None:
+        self._boxes: dict[bytes, dict[bytes, MemoryEntry]] = {}
+        self._seq = itertools.count()
+
+    def put(self, mailbox: bytes, envelope: bytes, received_at: float) -> tuple[bytes, bool]:
+        """Store ``envelope`` in ``mailbox``; ``(entry_id, created)``."""
+        entry_id = entry_id_of(envelope)
+        box = self._boxes.setdefault(bytes(mailbox), {})
+        if entry_id in box:
+            return entry_id, False
+        box[entry_id] = MemoryEntry(
+            entry_id, bytes(mailbox), bytes(envelope), received_at, next(self._seq)
+        )
+        return entry_id, True
+
+    def fetch(self, mailbox: bytes, limit: int = 100) -> list[MemoryEntry]:
+        """Up to ``limit`` entries, oldest first; they stay stored.
+
+        Raises:
+            SimulationError: ``limit`` is below 1.
+        """
+        if limit < 1:
+            raise SimulationError("limit must be at least 1")
+        entries = sorted(
+            self._boxes.get(bytes(mailbox), {}).values(), key=lambda e: (e.received_at, e.seq)
+        )
+        return entries[:limit]
+
+    def ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int:
+        """Delete these entries of ``mailbox``; returns how many existed."""
+        box = self._boxes.get(bytes(mailbox), {})
+        deleted = 0
+        for entry_id in dict.fromkeys(bytes(i) for i in entry_ids):
+            if box.pop(entry_id, None) is not None:
+                deleted += 1
+        return deleted
+
+    def total_bytes(self, mailbox: bytes) -> int:
+        """Summed envelope size of ``mailbox``."""
+        return sum(len(e.envelope) for e in self._boxes.get(bytes(mailbox), {}).values())
+
+    def count(self, mailbox: bytes | None = None) -> int:
+        """Entries in ``mailbox``, or in all mailboxes."""
+        if mailbox is not None:
+            return len(self._boxes.get(bytes(mailbox), {}))
+        return sum(len(box) for box in self._boxes.values())
+
+    def envelopes(self) -> list[bytes]:
+        """Every stored envelope, in storage order (for scans by tests)."""
+        return [e.envelope for box in self._boxes.values() for e in box.values()]

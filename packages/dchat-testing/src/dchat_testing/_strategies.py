@@ -1,0 +1,116 @@
+"""Hypothesis strategies for every message dchat puts on the wire.
+
+Structured values (relay messages, cards, envelopes) are valid by construction,
+for round-trip properties; :func:`link_frames` and :func:`hostile_bytes` are for
+feeding parsers input they must reject cleanly.
+
+Real sealing (:func:`sealed_envelopes`) draws its ephemeral key from the
+operating system, so the envelope bytes differ between runs of one example;
+everything else is a pure function of hypothesis's draws.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from dchat_core import MailboxId, MessageId, NodeId
+from dchat_crypto import PrivateKey, SigningKey
+from dchat_identity import ContactCard, Identity
+from dchat_messaging import SealedEnvelope, seal_message
+from dchat_network import (
+    MAX_BATCH,
+    RelayAck,
+    RelayAcked,
+    RelayBatch,
+    RelayError,
+    RelayFetch,
+    RelayMessage,
+    RelayPut,
+    RelayStored,
+)
+
+__all__ = (
+    "contact_cards",
+    "envelope_bytes",
+    "hostile_bytes",
+    "identities",
+    "link_frames",
+    "relay_messages",
+    "sealed_envelopes",
+)
+
+_RID = st.integers(min_value=0, max_value=2**63 - 1)
+_ID32 = st.binary(min_size=32, max_size=32)
+_PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def _printable(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(_PRINTABLE, min_size=1, max_size=max_size).filter(str.isprintable)
+
+
+def relay_messages(max_envelope: int = 2048, max_items: int = 8) -> st.SearchStrategy[RelayMessage]:
+    """Any valid relay message (all seven types), with small envelopes by default."""
+    envelope = st.binary(max_size=max_envelope)
+    items = st.lists(st.tuples(_ID32, envelope), max_size=min(max_items, MAX_BATCH))
+    ids = st.lists(_ID32, max_size=min(max_items, MAX_BATCH)).map(tuple)
+    return st.one_of(
+        st.builds(RelayPut, _RID, _ID32, envelope),
+        st.builds(RelayStored, _RID, _ID32),
+        st.builds(RelayFetch, _RID, _ID32, st.integers(1, MAX_BATCH)),
+        st.builds(RelayBatch, _RID, items.map(tuple)),
+        st.builds(RelayAck, _RID, _ID32, ids),
+        st.builds(RelayAcked, _RID, st.integers(0, MAX_BATCH)),
+        st.builds(RelayError, _RID, st.text(max_size=64), st.text(max_size=512)),
+    )
+
+
+def identities() -> st.SearchStrategy[Identity]:
+    """Identities whose three keys come from drawn seeds."""
+    return st.builds(
+        Identity,
+        _ID32.map(SigningKey.from_bytes),
+        _ID32.map(PrivateKey.from_bytes),
+        _ID32.map(SigningKey.from_bytes),
+    )
+
+
+@st.composite
+def contact_cards(draw: st.DrawFn) -> ContactCard:
+    """Signed cards with any valid name, relay address and optional relay node."""
+    identity = draw(identities())
+    relay_node = draw(st.none() | _ID32.map(NodeId))
+    return ContactCard.issue(
+        identity, name=draw(_printable(64)), relay=draw(_printable(255)), relay_node=relay_node
+    )
+
+
+def envelope_bytes(max_ciphertext: int = 4096) -> st.SearchStrategy[bytes]:
+    """Well-formed outer envelopes (mailbox + opaque ciphertext), as relays see them."""
+    return st.builds(SealedEnvelope, _ID32.map(MailboxId), st.binary(max_size=max_ciphertext)).map(
+        SealedEnvelope.to_bytes
+    )
+
+
+@st.composite
+def sealed_envelopes(draw: st.DrawFn) -> tuple[Identity, ContactCard, str, SealedEnvelope]:
+    """A real envelope: ``(recipient identity, sender card, text, envelope)``."""
+    sender, recipient = draw(identities()), draw(identities())
+    text = draw(st.text(min_size=1, max_size=200))
+    card = ContactCard.issue(recipient, name="recipient", relay="relay.example:7400")
+    now_ms = draw(st.integers(0, 2**48))
+    mid = MessageId(draw(st.binary(min_size=16, max_size=16)))
+    _, envelope = seal_message(sender, card, text, now_ms=now_ms, message_id=mid)
+    sender_card = ContactCard.issue(sender, name="sender", relay="relay.example:7400")
+    return recipient, sender_card, text, envelope
+
+
+def link_frames(max_payload: int = 512, max_frames: int = 4) -> st.SearchStrategy[bytes]:
+    """Correctly framed (2-byte length) Noise messages with arbitrary contents."""
+    frame = st.binary(max_size=max_payload).map(lambda m: len(m).to_bytes(2, "big") + m)
+    return st.lists(frame, min_size=1, max_size=max_frames).map(b"".join)
+
+
+def hostile_bytes(max_size: int = 1024) -> st.SearchStrategy[bytes]:
+    """Arbitrary bytes, biased towards things parsers trip on (lengths, CBOR heads)."""
+    heads = st.sampled_from([b"\xff\xff", b"\x00\x00", b"\xa4", b"\x5b" + b"\xff" * 8, b"\x9f"])
+    return st.one_of(st.binary(max_size=max_size), st.tuples(heads, st.binary()).map(b"".join))

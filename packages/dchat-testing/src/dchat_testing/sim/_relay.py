@@ -1,0 +1,177 @@
+"""The relay role in the simulator, and a relay with a planted bug.
+
+:class:`RelayNode` serves the real :class:`dchat_network.RelayServer` over real
+links. Like the node's relay service it handles requests one at a time in
+arrival order (one writer); each takes ``disk_latency`` (the commit) before the
+reply goes out, so a crash can fall between a durable write and its reply. Its
+:class:`MemoryMailboxStore` is the durable part and survives crashes.
+
+:class:`DeleteOnFetchRelayServer` is *wrong on purpose*: it deletes envelopes as
+soon as it hands them out, before the recipient acknowledged them. The
+simulator must catch it (``--relay delete-on-fetch``); it proves the checkers
+can fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from dchat_core import MailboxId, NodeId
+from dchat_messaging import MalformedEnvelopeError, SealedEnvelope
+from dchat_network import RelayBatch, RelayServer
+
+from .._mailbox import MemoryMailboxStore
+from ._node import NodeClock, SimLink, SimNode
+
+if TYPE_CHECKING:
+    from dchat_crypto import SigningKey
+    from dchat_network import MailboxStore, RelayReply
+
+    from ._loop import Timer
+    from ._network import Endpoint
+    from ._simulation import Simulation
+
+__all__ = ("RELAY_VARIANTS", "DeleteOnFetchRelayServer", "RelayNode", "envelope_mailbox")
+
+IDLE_TIMEOUT: Final = 60.0
+
+
+def envelope_mailbox(envelope: bytes) -> bytes | None:
+    """The mailbox a sealed envelope names, or ``None`` if it is malformed."""
+    try:
+        return bytes(SealedEnvelope.from_bytes(envelope).mailbox)
+    except MalformedEnvelopeError:
+        return None
+
+
+class DeleteOnFetchRelayServer(RelayServer):
+    """PLANTED BUG: deletes envelopes when they are fetched, not when acknowledged."""
+
+    def __init__(self, store: MailboxStore, mailbox_of: Callable[[bytes], bytes | None]) -> None:
+        super().__init__(store, mailbox_of)
+        self._bug_store = store
+
+    def handle(self, owner: bytes, data: bytes, now: float) -> RelayReply:
+        """Answer like the real server, then drop whatever the batch handed out."""
+        reply = super().handle(owner, data, now)
+        if isinstance(reply.message, RelayBatch) and reply.message.items:
+            self._bug_store.ack(owner, [entry for entry, _ in reply.message.items])
+        return reply
+
+
+RelayFactory: TypeAlias = Callable[["MailboxStore", Callable[[bytes], bytes | None]], RelayServer]
+
+#: Relay protocol implementations the simulator can run, by ``--relay`` name.
+RELAY_VARIANTS: Final[dict[str, RelayFactory]] = {
+    "real": RelayServer,
+    "delete-on-fetch": DeleteOnFetchRelayServer,
+}
+
+
+class _Session:
+    """One accepted link: the peer's mailbox and its idle timer."""
+
+    __slots__ = ("idle", "link", "owner")
+
+    def __init__(self) -> None:
+        self.owner = b""
+        self.link: SimLink | None = None
+        self.idle: Timer | None = None
+
+
+class RelayNode(SimNode):
+    """A relay: durable mailboxes, served over links with real Noise and relay protocol.
+
+    Args:
+        sim: The simulation.
+        name: Node name.
+        clock: The node's clock.
+        node_key: The relay's long-lived link key (durable).
+        variant: A key of :data:`RELAY_VARIANTS`.
+        disk_latency: Seconds (node clock) each request takes to commit.
+    """
+
+    def __init__(
+        self,
+        sim: Simulation,
+        name: str,
+        clock: NodeClock,
+        *,
+        node_key: SigningKey,
+        variant: str = "real",
+        disk_latency: float = 0.002,
+    ) -> None:
+        super().__init__(sim, name, clock)
+        self.node_key = node_key
+        self.store = MemoryMailboxStore()
+        self._factory = RELAY_VARIANTS[variant]
+        self._disk = disk_latency
+        self._writer_free = 0.0
+        self.server: RelayServer | None = None
+
+    @property
+    def node_id(self) -> NodeId:
+        """The relay's node id (what users pin)."""
+        return NodeId.derive(self.node_key.public_key.to_bytes())
+
+    def boot(self) -> None:
+        """Open the durable store, listen for links."""
+        self.server = self._factory(self.store, envelope_mailbox)
+        self._writer_free = 0.0
+        self.sim.network.listen(self.name, self._accept)
+
+    def _accept(self, endpoint: Endpoint) -> None:
+        session = _Session()
+        handler = _RelayHandler(self, session)
+        session.link = self.answer(endpoint, handler, node_key=self.node_key)
+        self._touch(session)
+
+    def _touch(self, session: _Session) -> None:
+        # An idle link is closed: a peer that vanished (crash, partition) must
+        # not pin a connection forever.
+        if session.idle is not None:
+            session.idle.cancel()
+        link = session.link
+        session.idle = self.after(IDLE_TIMEOUT, lambda: link.abort() if link else None)
+
+    def request(self, session: _Session, data: bytes) -> None:
+        """Queue a request behind the single writer; reply once it is committed."""
+        self.observe("relay_input", size=len(data), payload=data)
+        self._touch(session)
+        now = self.clock.monotonic()
+        self._writer_free = max(now, self._writer_free) + self._disk
+        self.after(self._writer_free - now, lambda: self._serve(session, data))
+
+    def _serve(self, session: _Session, data: bytes) -> None:
+        assert self.server is not None
+        reply = self.server.handle(session.owner, data, self.clock.now())
+        message = reply.message
+        self.observe("relay_reply", type=type(message).__name__)
+        link = session.link
+        if link is None or not link.is_open:
+            return
+        link.send(reply.data)
+        if isinstance(message, RelayBatch) and message.items:
+            self.observe("relay_batch_sent", items=len(message.items))
+        if reply.close:
+            link.close()
+
+
+class _RelayHandler:
+    """Link events of one relay session."""
+
+    def __init__(self, relay: RelayNode, session: _Session) -> None:
+        self._relay = relay
+        self._session = session
+
+    def on_open(self, link: SimLink) -> None:
+        assert link.peer_key is not None
+        self._session.owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
+
+    def on_message(self, link: SimLink, data: bytes) -> None:
+        self._relay.request(self._session, data)
+
+    def on_closed(self, link: SimLink, reason: str) -> None:
+        if self._session.idle is not None:
+            self._session.idle.cancel()

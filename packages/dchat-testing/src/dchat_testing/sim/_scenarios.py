@@ -1,0 +1,234 @@
+"""The scenarios: a world, a workload and a fault schedule each.
+
+Every scenario has a *fault window* (``duration`` seconds, during which
+messages are sent and faults happen), after which the runner heals the network,
+restarts crashed nodes and lets the system settle; the invariants are then
+checked. Fault times, targets and durations are drawn from the seed.
+
+New scenarios (the chain's "leader crash", "byzantine equivocation") are added
+with :func:`register_scenario`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from .._errors import SimulationError
+from ._network import LinkProfile
+from ._user import UserParams
+from ._world import MessagingWorld, WorldSpec, build_world
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable
+
+    from ._invariants import Ledger
+    from ._node import SimNode
+    from ._simulation import Observation, Simulation
+
+__all__ = (
+    "SCENARIOS",
+    "Scenario",
+    "ScenarioOptions",
+    "ScenarioPlan",
+    "register_scenario",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioOptions:
+    """What the caller may change about a scenario."""
+
+    relay: str = "real"
+    duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioPlan:
+    """What a built scenario tells the runner."""
+
+    fault_end: float
+    quiescent: Callable[[], bool]
+    settle_max: float = 400.0
+    ledger: Ledger | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A named recipe that sets up a simulation."""
+
+    name: str
+    summary: str
+    default_duration: float
+    build: Callable[[Simulation, ScenarioOptions, float], ScenarioPlan]
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def register_scenario(scenario: Scenario) -> Scenario:
+    """Make ``scenario`` available by name (to the runner and the CLI)."""
+    if scenario.name in SCENARIOS:
+        raise SimulationError(f"scenario {scenario.name!r} is registered already")
+    SCENARIOS[scenario.name] = scenario
+    return scenario
+
+
+def _crash_for(sim: Simulation, node: SimNode, at: float, downtime: float) -> None:
+    def crash() -> None:
+        if sim.faults_enabled:
+            node.crash()
+            sim.loop.call_later(downtime, restart)
+
+    def restart() -> None:
+        if sim.faults_enabled:
+            node.restart()
+
+    sim.at(at, crash)
+
+
+def _chance_crash(
+    sim: Simulation, rng: random.Random, probability: float, downtime: tuple[float, float]
+) -> Callable[[Observation], None]:
+    """A hook that crashes the observing node with ``probability`` (then restarts it)."""
+
+    def hook(obs: Observation) -> None:
+        if sim.faults_enabled and rng.random() < probability:
+            node = sim.nodes[obs.node]
+            _crash_for(sim, node, sim.now, rng.uniform(*downtime))
+
+    return hook
+
+
+# -- partition and heal ------------------------------------------------------------
+
+
+def _partition_episode(sim: Simulation, world: MessagingWorld, rng: random.Random) -> None:
+    names = sorted(sim.nodes)
+    kind = rng.choice(["pair", "isolate", "split"])
+    if kind == "pair":
+        pairs = [(world.random_node(rng, relays=False), world.random_node(rng, users=False))]
+    elif kind == "isolate":
+        lone = rng.choice(names)
+        pairs = [(lone, other) for other in names if other != lone]
+    else:
+        side = {name for name in names if rng.random() < 0.5}
+        pairs = [(a, b) for a in names for b in names if a in side and b not in side]
+    for a, b in pairs:
+        sim.network.cut(a, b)
+    sim.observe("sim", "partition", shape=kind, cuts=len(pairs))
+
+
+def _build_partition(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    world = build_world(sim, WorldSpec(relay_variant=options.relay))
+    rng = sim.rng("faults")
+    world.schedule_messages(24, 0.0, duration)
+    start = 0.0
+    while True:
+        start += rng.uniform(1.0, duration / 4)
+        if start >= duration:
+            break
+        length = rng.uniform(1.0, 15.0)
+        sim.at(start, lambda: _partition_episode(sim, world, rng))
+        sim.at(min(start + length, duration), sim.network.heal_all)
+        start += length
+    return ScenarioPlan(duration, world.quiescent, ledger=world.ledger)
+
+
+# -- relay crash during delivery -----------------------------------------------------
+
+
+def _build_relay_crash(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    world = build_world(sim, WorldSpec(relay_variant=options.relay))
+    rng = sim.rng("faults")
+    world.schedule_messages(24, 0.0, duration)
+    for _ in range(rng.randint(1, 4)):
+        relay = rng.choice(world.relays)
+        _crash_for(sim, relay, rng.uniform(0.0, duration), rng.uniform(0.5, 8.0))
+    # Crash at the worst moments: a relay right after it handed out a batch, a
+    # user right after it received one and before it committed it.
+    sim.on("relay_batch_sent", _chance_crash(sim, rng, 0.25, (0.5, 6.0)))
+    sim.on("batch_received", _chance_crash(sim, rng, 0.2, (0.5, 6.0)))
+    sim.on("relay_input", _chance_crash(sim, rng, 0.01, (0.5, 6.0)))
+    return ScenarioPlan(duration, world.quiescent, ledger=world.ledger)
+
+
+# -- message storm -------------------------------------------------------------------
+
+
+def _build_storm(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    sim.network.default = LinkProfile(latency=0.005, jitter=0.002, reset=0.003)
+    world = build_world(sim, WorldSpec(relay_variant=options.relay))
+    rng = sim.rng("faults")
+    # A hot recipient, offline during the storm, comes back to more than one
+    # fetch batch (64) of mail: its drain spans several fetch/ack rounds.
+    hot = rng.choice(world.users)
+    world.schedule_messages(80, 0.0, duration / 2, to=hot)
+    world.schedule_messages(20, 0.0, duration)
+    _crash_for(sim, hot, 0.0, duration + 1.0)  # back when the runner heals
+    relay = rng.choice(world.relays)
+    _crash_for(sim, relay, rng.uniform(0.0, duration), rng.uniform(0.2, 3.0))
+    user = rng.choice(world.users)
+    _crash_for(sim, user, rng.uniform(0.0, duration), rng.uniform(0.2, 3.0))
+    return ScenarioPlan(duration, world.quiescent, ledger=world.ledger)
+
+
+# -- slow and lossy links ------------------------------------------------------------
+
+
+def _build_slow_lossy(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    rng = sim.rng("faults")
+    sim.network.default = LinkProfile(
+        latency=rng.uniform(0.05, 0.3),
+        jitter=rng.uniform(0.01, 0.2),
+        spike=rng.uniform(0.01, 0.08),
+        spike_latency=rng.uniform(1.0, 6.0),
+        loss=rng.uniform(0.0, 0.15),
+        rto=0.3,
+        reset=rng.uniform(0.0, 0.05),
+        bandwidth=rng.uniform(4_000.0, 100_000.0),
+    )
+    params = replace(UserParams(), request_timeout=4.0)
+    spec = WorldSpec(relay_variant=options.relay, user_params=params, skew=120.0, drift=0.05)
+    world = build_world(sim, spec)
+    world.schedule_messages(20, 0.0, duration)
+    return ScenarioPlan(duration, world.quiescent, settle_max=900.0, ledger=world.ledger)
+
+
+register_scenario(
+    Scenario(
+        "partition-and-heal",
+        "2 relays, 4 users; random cuts (one pair, one node isolated, a random split)",
+        40.0,
+        _build_partition,
+    )
+)
+register_scenario(
+    Scenario(
+        "relay-crash-during-delivery",
+        "2 relays, 4 users; relays crash at random and right after handing out a batch, "
+        "users right after receiving one",
+        40.0,
+        _build_relay_crash,
+    )
+)
+register_scenario(
+    Scenario(
+        "message-storm",
+        "2 relays, 4 users; 100 messages in a few seconds, 80 of them to one user who "
+        "is offline meanwhile; a relay and a user crash, "
+        "0.3% of segments reset their connection",
+        5.0,
+        _build_storm,
+    )
+)
+register_scenario(
+    Scenario(
+        "slow-and-lossy-links",
+        "2 relays, 4 users; high latency with spikes, segment loss, resets, thin "
+        "bandwidth, clocks skewed up to 2 min and drifting up to 5%",
+        40.0,
+        _build_slow_lossy,
+    )
+)
