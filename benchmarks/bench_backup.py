@@ -24,11 +24,7 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
-import re
 import shutil
 import sqlite3
 import sys
@@ -40,12 +36,12 @@ from pathlib import Path
 
 import zstandard
 
+from _common import arg_parser, markers, publish, run_lines
 from dchat_crypto import KdfParams
 from dchat_storage.backup import LocalDirectoryDestination, Repository
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_backup:start -->", "<!-- bench_backup:end -->"
+NAME = "bench_backup"
+START, END = markers(NAME)
 MIB = 1 << 20
 # 16 letters: 4 bits of entropy per byte, so zstd roughly halves it, and random
 # content still never repeats (no free deduplication).
@@ -159,15 +155,6 @@ def run_tar(data: Path, work: Path) -> Row:
     return Row("tar+zstd", backup_s, sizes[0], second, after_edit, restore_s)
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
 def section(rows: list[Row], size: int, argv: list[str]) -> str:
     mb = size / 1e6
     lines = [
@@ -182,10 +169,7 @@ def section(rows: list[Row], size: int, argv: list[str]) -> str:
             START,
             "## Backups (dchat_storage.backup vs tar + zstd)",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}",
-            f"- Command: `{' '.join(['uv run python benchmarks/bench_backup.py', *argv])}`",
+            *run_lines(NAME, argv),
             f"- Data: {size / MIB:.1f} MiB in one directory: 50 % random bytes (4 files), "
             "37.5 % compressible bytes (4 bits of entropy per byte, 2 files), the rest a "
             "SQLite database in WAL mode. Source and repository on the same local disk. "
@@ -212,22 +196,10 @@ def section(rows: list[Row], size: int, argv: list[str]) -> str:
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--size-mib", type=int, default=96, help="size of the data directory")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-backup-") as tmp:
         work = Path(tmp)
@@ -239,10 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = [run_tar(work / "data", tar_work)]
         rows.insert(0, run_dchat(work / "data", dchat_work))
     text = section(rows, size, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

@@ -23,20 +23,16 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import hashlib
-import os
-import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING
 
 import blspy
 
+from _common import arg_parser, interleaved_rounds, load_at_end, markers, publish, run_lines
 from dchat_crypto import (
     BlsSecretKey,
     bls_aggregate,
@@ -46,12 +42,12 @@ from dchat_crypto import (
 )
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
 
 N = 100
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_bls:start -->", "<!-- bench_bls:end -->"
+NAME = "bench_bls"
+START, END = markers(NAME)
 
 
 @dataclass(frozen=True)
@@ -79,11 +75,9 @@ def measure(operations: dict[str, Callable[[], object]], args: argparse.Namespac
     """Best loop per operation; rounds interleave the rows so load spikes hit all alike."""
     for operation in operations.values():
         operation()  # warm-up
-    best = dict.fromkeys(operations, float("inf"))
-    for _ in range(args.repeats):
-        for name, operation in operations.items():
-            best[name] = min(best[name], seconds_per_call(operation, args.min_time))
-    return [Row(name, seconds) for name, seconds in best.items()]
+    loops = {name: partial(seconds_per_call, op, args.min_time) for name, op in operations.items()}
+    rounds = interleaved_rounds(loops, args.repeats)
+    return [Row(name, min(seconds)) for name, seconds in rounds.items()]
 
 
 def workload() -> dict[str, Callable[[], object]]:
@@ -118,15 +112,6 @@ def workload() -> dict[str, Callable[[], object]]:
     }
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
 def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
     by_name = {row.name: row for row in rows}
     fav = by_name[f"fast_aggregate_verify {N} (same message)"]
@@ -139,12 +124,7 @@ def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
             START,
             "## BLS12-381 signatures (blspy PopSchemeMPL behind dchat_crypto)",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}; "
-            f"blspy {blspy_version()}; 1-min load average at the end "
-            f"{os.getloadavg()[0]:.2f}",
-            f"- Command: `{' '.join(['uv run python benchmarks/bench_bls.py', *argv])}`",
+            *run_lines(NAME, argv, f"blspy {blspy_version()}", load_at_end()),
             f"- 32-byte messages, {N} keys. Each row: the best of {args.repeats} loops of at "
             f"least {args.min_time} s, after a warm-up; the rounds interleave the rows. "
             "Public keys and signatures are already decoded (decoding is not timed).",
@@ -168,31 +148,15 @@ def blspy_version() -> str:
     return version("blspy")
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, or append it; leave the rest alone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per loop")
     parser.add_argument("--repeats", type=int, default=5, help="rounds (loops per row)")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     rows = measure(workload(), args)
     text = section(rows, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import hashlib
-import os
-import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from _common import arg_parser, load_at_end, markers, publish, run_lines
 from dchat_chain import (
     BlockContext,
     CurrencyChainApp,
@@ -48,9 +44,11 @@ from dchat_chain import (
 from dchat_core import canonical_encode
 from dchat_crypto import SigningKey
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_chain_apps:start -->", "<!-- bench_chain_apps:end -->"
+if TYPE_CHECKING:
+    import argparse
+
+NAME = "bench_chain_apps"
+START, END = markers(NAME)
 
 
 @dataclass(frozen=True)
@@ -177,15 +175,6 @@ def merkle_rows(args: argparse.Namespace) -> list[Row]:
     ]
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
 def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
     table = [
         f"| {r.name} | {r.rate:,.0f} {r.unit} | {r.seconds / r.count * 1e6:,.1f} |" for r in rows
@@ -197,11 +186,7 @@ def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
             START,
             "## Chain applications (currency state machine, mempool, Merkle state)",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; {os.cpu_count()} cores; "
-            f"Python {platform.python_version()}; 1-min load average at the end "
-            f"{os.getloadavg()[0]:.2f}",
-            f"- Command: `{' '.join(['uv run python benchmarks/bench_chain_apps.py', *argv])}`",
+            *run_lines(NAME, argv, load_at_end()),
             f"- One process, one thread. Each row: the best of {args.repeats} runs after a "
             "warm-up. Transfers: Ed25519-signed, distinct senders, fee 1; apply_block "
             "includes the Merkle root of the new state, commit adopts it.",
@@ -220,31 +205,16 @@ def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, or append it; leave the rest alone."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--block", type=int, default=1_000, help="transactions per block")
     parser.add_argument("--keys", type=int, default=100_000, help="entries in the Merkle tree")
     parser.add_argument("--repeats", type=int, default=5, help="runs per row")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     rows = transfer_rows(args) + merkle_rows(args)
     text = section(rows, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

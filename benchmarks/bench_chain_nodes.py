@@ -24,29 +24,27 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from _common import arg_parser, load_at_end, markers, publish, run_lines
 from dchat_chain import Transaction, tx_hash
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_chain_nodes:start -->", "<!-- bench_chain_nodes:end -->"
+if TYPE_CHECKING:
+    import argparse
+
+NAME = "bench_chain_nodes"
+START, END = markers(NAME)
 PASSPHRASE = "bench passphrase"
 WAIT = 300.0  # upper bound on the whole run
 
@@ -173,11 +171,7 @@ def section(r: dict[str, Any], args: argparse.Namespace, argv: list[str]) -> str
             START,
             "## Chain nodes: finalized transfers with 4 validator processes",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; {os.cpu_count()} cores; "
-            f"Python {platform.python_version()}; 1-min load average at the end "
-            f"{os.getloadavg()[0]:.2f}",
-            f"- Command: `{' '.join(['uv run python benchmarks/bench_chain_nodes.py', *argv])}`",
+            *run_lines(NAME, argv, load_at_end(), cpu=False),
             f"- 4 validators + the submitting client on one machine, loopback links. "
             f"{args.senders} senders x {args.per_sender} transfers, {args.batch} per API "
             f"request, block_interval {args.block_interval} s. Target: 2,000 tx/s.",
@@ -198,31 +192,16 @@ def section(r: dict[str, Any], args: argparse.Namespace, argv: list[str]) -> str
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--senders", type=int, default=500)
     parser.add_argument("--per-sender", type=int, default=16, help="at most 17 (mempool gap)")
     parser.add_argument("--batch", type=int, default=500, help="transactions per API request")
     parser.add_argument("--block-interval", type=float, default=0.2)
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     text = section(run(args), args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

@@ -31,16 +31,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from _common import arg_parser, load_at_end, markers, publish, run_lines
 from dchat_chain import (
     BlockSyncClient,
     ChainState,
@@ -57,9 +53,11 @@ from dchat_chain._block_commit import make_bitmap
 from dchat_chain._consensus_sim import CHAIN_ID, HashApp, Simulation, genesis_keys
 from dchat_crypto import bls_aggregate, bls_verify
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_consensus:start -->", "<!-- bench_consensus:end -->"
+if TYPE_CHECKING:
+    import argparse
+
+NAME = "bench_consensus"
+START, END = markers(NAME)
 
 
 @dataclass(frozen=True)
@@ -164,27 +162,12 @@ def measure_consensus(heights: int, *, shared: bool) -> Row:
     return Row(name, sim.min_honest_height(), elapsed)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load = os.getloadavg()[0]
     lines = [
         START,
         "## Consensus: block sync, light-client checks, rounds (4 validators)",
         "",
-        f"- Date: {now}",
-        f"- Machine: {platform.platform()}; CPU: {cpu_model()}; {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}; 1-min load average at the end {load:.2f}",
-        f"- Command: `{' '.join(['uv run python benchmarks/bench_consensus.py', *argv])}`",
+        *run_lines(NAME, argv, load_at_end()),
         f"- Sync: {args.blocks:,} generated blocks (2 small txs each, all 4 validators sign), "
         f"batches of {args.batch}, responses pre-encoded (client decoding timed). Light client: "
         f"{args.headers:,} headers. Consensus: {args.heights} heights, no faults, "
@@ -201,24 +184,13 @@ def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    content = path.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(content):
-        content = pattern.sub(lambda _: text, content)
-    else:
-        content = content.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(content)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--blocks", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--headers", type=int, default=2_000)
     parser.add_argument("--heights", type=int, default=200)
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     print(f"building a chain of {args.blocks:,} blocks ...", file=sys.stderr)
     genesis, store = build_chain(args.blocks)
@@ -230,10 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         measure_consensus(args.heights, shared=False),
     ]
     text = section(rows, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

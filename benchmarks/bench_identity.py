@@ -27,18 +27,14 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
 import random
-import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from _common import arg_parser, markers, publish, run_lines
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import (
     DeviceCertificate,
@@ -59,11 +55,11 @@ from dchat_identity import (
 )
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_identity:start -->", "<!-- bench_identity:end -->"
+NAME = "bench_identity"
+START, END = markers(NAME)
 NOW = 1_700_000_000.0
 OPS = 10_000
 
@@ -206,15 +202,6 @@ def share_rows(repeats: int) -> list[Row]:
     ]  # fmt: skip
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
 def _rate(row: Row) -> str:
     return f"{row.items / row.seconds:,.0f} {row.unit}/s" if row.items > 1 else "-"
 
@@ -227,10 +214,7 @@ def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
             START,
             "## Identity: document chains, sync merges, recovery shares",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}",
-            f"- Command: `{' '.join(['uv run python benchmarks/bench_identity.py', *argv])}`",
+            *run_lines(NAME, argv),
             f"- Best of {args.repeats} runs after a warm-up. Documents list 8 device "
             "certificates; one device changes per version and every tenth version revokes one. "
             "Sync operations: 40 % register writes, 40 % contact adds, 20 % removes, 3 replicas.",
@@ -248,23 +232,11 @@ def section(rows: list[Row], args: argparse.Namespace, argv: list[str]) -> str:
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, or append it; leave the rest alone."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--versions", type=int, default=200, help="documents in the chain")
     parser.add_argument("--repeats", type=int, default=5, help="runs per row")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     rows = [
         *chain_rows(args.versions, args.repeats),
@@ -272,10 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         *share_rows(args.repeats),
     ]
     text = section(rows, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

@@ -33,24 +33,23 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
-import re
 import statistics
 import sys
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 from noise.connection import Keypair, NoiseConnection
 
+from _common import arg_parser, markers, publish, run_lines
 from dchat_core import canonical_encode
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_network import Link, LinkClosedError, connect, serve_links
+
+if TYPE_CHECKING:
+    import argparse
 
 PROTOCOL = b"Noise_XX_25519_ChaChaPoly_BLAKE2s"
 PROLOGUE = b"dchat-link-v1"
@@ -61,9 +60,8 @@ SIZE = 1024
 DATA, PING, ACK = b"D", b"P", b"A"
 WAIT = 60  # upper bound on any single measurement
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_link:start -->", "<!-- bench_link:end -->"
+NAME = "bench_link"
+START, END = markers(NAME)
 
 
 # -- the baseline: the same protocol, driven by noiseprotocol ----------------------------
@@ -317,19 +315,6 @@ async def run(args: argparse.Namespace) -> list[Result]:
 # -- report ----------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
-def command_line(argv: list[str]) -> str:
-    return " ".join(["uv run python benchmarks/bench_link.py", *argv])
-
-
 def section(results: list[Result], args: argparse.Namespace, argv: list[str]) -> str:
     rows = [
         f"| {r.name} | {r.msg_per_s:,.0f} | {r.mb_per_s:.1f} | "
@@ -342,10 +327,7 @@ def section(results: list[Result], args: argparse.Namespace, argv: list[str]) ->
             START,
             "## Link throughput (1 KiB messages)",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}",
-            f"- Command: `{command_line(argv)}`",
+            *run_lines(NAME, argv),
             f"- Loopback TCP, one trio process for client and server. Throughput: "
             f"{args.messages:,} messages streamed, then one ack; best of {args.repeats} runs. "
             f"Round trip: {args.pings:,} sequential 1 KiB pings; the run with the lowest "
@@ -370,32 +352,16 @@ def section(results: list[Result], args: argparse.Namespace, argv: list[str]) ->
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--messages", type=int, default=20_000, help="per throughput run")
     parser.add_argument("--pings", type=int, default=2_000, help="per latency run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     results = trio.run(run, args)
     text = section(results, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

@@ -34,23 +34,20 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING
 
 from noise.backends.default.keypairs import KeyPair25519
 from noise.connection import Keypair, NoiseConnection
 
+from _common import arg_parser, interleaved_rounds, load_averages, markers, publish, run_lines
 from dchat_crypto import HandshakeState, PrivateKey
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
 
     from dchat_crypto import NoiseTransport
@@ -59,9 +56,8 @@ XX = "Noise_XX_25519_ChaChaPoly_BLAKE2s"
 IK = "Noise_IK_25519_ChaChaPoly_BLAKE2s"
 SIZE = 1024
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_noise:start -->", "<!-- bench_noise:end -->"
+NAME = "bench_noise"
+START, END = markers(NAME)
 
 INITIATOR_STATIC = PrivateKey.generate()
 RESPONDER_STATIC = PrivateKey.generate()
@@ -224,10 +220,10 @@ def measure(args: argparse.Namespace) -> dict[str, list[Row]]:
     for title, (count, runs) in cases.items():
         for _, run in runs:
             run(max(count // 10, 10))  # warm-up
-        rows = [Row(label, count, []) for label, _ in runs]
-        for _ in range(args.repeats):
-            for row, (_, run) in zip(rows, runs, strict=True):
-                row.seconds.append(run(count))
+        rounds = interleaved_rounds(
+            {label: partial(run, count) for label, run in runs}, args.repeats
+        )
+        rows = [Row(label, count, rounds[label]) for label, _ in runs]
         for row in rows:
             print(
                 f"{title:>24} {row.label:>26}: best {row.best:10,.0f}/s  "
@@ -241,22 +237,6 @@ def measure(args: argparse.Namespace) -> dict[str, list[Row]]:
 # -- report ----------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
-def load_average() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def section(
     results: dict[str, list[Row]], args: argparse.Namespace, argv: list[str], load: str
 ) -> str:
@@ -264,11 +244,7 @@ def section(
         START,
         "## Noise handshakes and transport (in-process)",
         "",
-        f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-        f"{os.cpu_count()} cores; Python {platform.python_version()}; "
-        f"load average at start {load}",
-        f"- Command: `{' '.join(['uv run python benchmarks/bench_noise.py', *argv])}`",
+        *run_lines(NAME, argv, f"load average at start {load}"),
         f"- Handshakes: {args.handshakes:,} complete handshakes per round (both sides "
         "in-process, empty payloads, fresh ephemeral keys, static keys generated once, "
         "ending in Split). Transport: "
@@ -294,34 +270,18 @@ def section(
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--handshakes", type=int, default=1_000, help="per round")
     parser.add_argument("--messages", type=int, default=50_000, help="per round")
     parser.add_argument("--repeats", type=int, default=5, help="rounds per implementation")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
-    load = load_average()
+    load = load_averages()
     check_interop()
     results = measure(args)
     text = section(results, args, argv, load)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

@@ -27,30 +27,27 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
-import re
 import sys
 import time
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from _common import arg_parser, interleaved_rounds, markers, publish, run_lines
 from dchat_crypto import PrivateKey, RatchetPolicy, RatchetSession, SessionSecrets
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
 
 SIZE = 1024
 AD = b"alice-identity-id|bob-identity-id"
 OFF = RatchetPolicy(rotate_after_messages=None, rotate_after_seconds=None)
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_ratchet:start -->", "<!-- bench_ratchet:end -->"
+NAME = "bench_ratchet"
+START, END = markers(NAME)
 
 
 def make_pair(policy: RatchetPolicy) -> tuple[RatchetSession, RatchetSession]:
@@ -151,24 +148,17 @@ def best_interleaved(
     """
     for work, n in jobs:
         work(max(n // 10, 10))  # warm-up
-    results = [float("inf")] * len(jobs)
-    for _ in range(repeats):
-        for i, (work, n) in enumerate(jobs):
-            seconds, ops = work(n)
-            results[i] = min(results[i], seconds / ops)
-    return results
+
+    def per_op(work: Callable[[int], tuple[float, int]], n: int) -> float:
+        seconds, ops = work(n)
+        return seconds / ops
+
+    runs = {i: partial(per_op, work, n) for i, (work, n) in enumerate(jobs)}
+    rounds = interleaved_rounds(runs, repeats)
+    return [min(rounds[i]) for i in range(len(jobs))]
 
 
 # -- report ------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
 
 
 def measure(
@@ -212,16 +202,12 @@ def section(
     args: argparse.Namespace,
     argv: list[str],
 ) -> str:
-    command = " ".join(["uv run python benchmarks/bench_ratchet.py", *argv])
     return "\n".join(
         [
             START,
             "## Double Ratchet (1 KiB messages, one core)",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}",
-            f"- Command: `{command}`",
+            *run_lines(NAME, argv),
             f"- Load average when the run started (shared machine): {args.load:.2f}",
             f"- One process, one thread; a pair is one `encrypt` plus the peer's `decrypt`. "
             f"{args.messages:,} pairs per run (ping-pong: a quarter of that); best of "
@@ -246,32 +232,16 @@ def section(
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--messages", type=int, default=20_000, help="pairs per run")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     args.load = os.getloadavg()[0]
     rows, storage = measure(args)
     text = section(rows, storage, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

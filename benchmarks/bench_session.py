@@ -24,16 +24,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
-import re
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from functools import partial
+from typing import TYPE_CHECKING
 
+from _common import arg_parser, interleaved_rounds, markers, publish, run_lines
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import (
     HandshakeState,
@@ -50,9 +47,11 @@ from dchat_crypto import (
 )
 from dchat_crypto.hazmat import handshake_with_ephemeral
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_session:start -->", "<!-- bench_session:end -->"
+if TYPE_CHECKING:
+    import argparse
+
+NAME = "bench_session"
+START, END = markers(NAME)
 NOW = 1_800_000_000.0
 AD = b"bench"
 PROTOCOL = "Noise_Xpsk0_25519_ChaChaPoly_BLAKE2s"
@@ -71,14 +70,16 @@ def measure(ops: dict[str, Op], n: int, repeats: int) -> dict[str, float]:
     for op in ops.values():  # warm-up
         for i in range(WARM_UP):
             op(i)
-    best = dict.fromkeys(ops, float("inf"))
-    for _ in range(repeats):
-        for name, op in ops.items():
-            start = time.perf_counter()
-            for i in range(n):
-                op(i)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: n / elapsed for name, elapsed in best.items()}
+
+    def timed_run(op: Op) -> float:
+        start = time.perf_counter()
+        for i in range(n):
+            op(i)
+        return time.perf_counter() - start
+
+    runs = {name: partial(timed_run, op) for name, op in ops.items()}
+    rounds = interleaved_rounds(runs, repeats)
+    return {name: n / min(elapsed) for name, elapsed in rounds.items()}
 
 
 # -- X-Wing -----------------------------------------------------------------------------------
@@ -233,15 +234,6 @@ def setup_ops(n: int, repeats: int) -> dict[str, dict[str, Op]]:
 # -- report -------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
 def section(
     xwing: dict[str, float],
     setups: dict[str, tuple[float, float, float]],
@@ -259,16 +251,12 @@ def section(
         ratio.append(
             f"- {kind}: X-Wing hybrid / DH only, full setups per second {hybrid / dh_only:.2f}x."
         )
-    command = " ".join(["uv run python benchmarks/bench_session.py", *argv])
     return "\n".join(
         [
             START,
             "## Session setup (prekeys + X-Wing)",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}",
-            f"- Command: `{command}`",
+            *run_lines(NAME, argv),
             f"- One process, single thread. Each figure: best of {args.repeats} runs of "
             f"{args.n:,} operations after a warm-up; runs of all rows interleaved.",
             "- Baseline: the same construction without X-Wing (Ed25519 bundle check, "
@@ -289,24 +277,11 @@ def section(
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--n", type=int, default=300, help="operations per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     kinds = setup_ops(args.n, args.repeats)
     ops: dict[str, Op] = dict(xwing_ops())
@@ -318,10 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         for kind in kinds
     }
     text = section(xwing, setups, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

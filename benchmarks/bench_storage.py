@@ -25,12 +25,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -38,17 +34,21 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert
 
+from _common import arg_parser, markers, publish, run_lines
 from dchat_storage import Database, StorageKey, open_database
 from dchat_storage._messages import MESSAGES
 from dchat_storage._schema import Message
 from dchat_storage.testing import ENV_URL, postgres_database, postgres_server
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_storage:start -->", "<!-- bench_storage:end -->"
+if TYPE_CHECKING:
+    import argparse
+
+NAME = "bench_storage"
+START, END = markers(NAME)
 PEERS = [f"dchat1peer{n:04d}" for n in range(50)]
 BODY = "a typical chat message of about one hundred bytes, give or take a few words here"
 
@@ -122,15 +122,6 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
     return results, source
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
 def section(results: list[Result], source: str, args: argparse.Namespace, argv: list[str]) -> str:
     rows = [
         f"| {r.name} | {r.inserts_per_s:,.0f} | {r.median * 1e6:.0f} | {r.p99 * 1e6:.0f} |"
@@ -138,16 +129,12 @@ def section(results: list[Result], source: str, args: argparse.Namespace, argv: 
     ]
     by_name = {r.name: r for r in results}
     lite, pg = by_name["sqlite"], by_name["postgresql"]
-    command = " ".join(["uv run python benchmarks/bench_storage.py", *argv])
     return "\n".join(
         [
             START,
             "## Storage: message inserts and inbox queries, SQLite vs PostgreSQL",
             "",
-            f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {platform.platform()}; CPU: {cpu_model()}; "
-            f"{os.cpu_count()} cores; Python {platform.python_version()}",
-            f"- Command: `{command}`",
+            *run_lines(NAME, argv),
             f"- Inserts: {args.inserts:,} `messages.add` calls, one durable transaction each "
             "(SQLite WAL with `synchronous=FULL`; PostgreSQL with fsync and "
             f"`synchronous_commit` on, {source} server over loopback TCP). Inbox: "
@@ -167,31 +154,16 @@ def section(results: list[Result], source: str, args: argparse.Namespace, argv: 
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--inserts", type=int, default=500, help="timed inserts per backend")
     parser.add_argument("--messages", type=int, default=20_000, help="preloaded messages")
     parser.add_argument("--queries", type=int, default=1_000, help="timed inbox queries")
-    parser.add_argument("--no-write", action="store_true", help="print only, leave docs alone")
     args = parser.parse_args(argv)
     results, source = run(args)
     text = section(results, source, args, argv)
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    publish(NAME, text, args)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,10 @@ def classify(error: BaseException) -> type[StorageUnavailableError]:
             return StorageFullError
         if code in _SQLITE_CORRUPT:
             return StorageCorruptError
+        # Raised by Python's sqlite3 module, not SQLite: we only ever write valid
+        # UTF-8, so undecodable text in a column means the file was damaged.
+        if str(error).startswith("Could not decode to UTF-8"):
+            return StorageCorruptError
     elif isinstance(error, psycopg.Error):
         if error.sqlstate in _PG_FULL:
             return StorageFullError
