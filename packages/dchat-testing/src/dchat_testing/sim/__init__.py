@@ -1,13 +1,21 @@
 """dchat_testing.sim: deterministic simulation of dchat's protocols.
 
 Real protocol objects (Noise links, the relay server and client, sealed
-envelopes) run over a simulated network and virtual clocks; every random choice
-comes from the seed, so a seed replays a run byte for byte. Start with
+envelopes, the chain's consensus engine) run over a simulated network and
+virtual clocks; every random choice comes from the seed, so a seed replays a
+run byte for byte. Start with
 :func:`run_scenario`, or build a :class:`Simulation` by hand.
 """
 
 from __future__ import annotations
 
+from ._chain import ChainSpec as ChainSpec
+from ._chain import ChainWorld as ChainWorld
+from ._chain import EquivocationEvidence as EquivocationEvidence
+from ._chain import OneBlockPerHeight as OneBlockPerHeight
+from ._chain import ProgressAfterHealing as ProgressAfterHealing
+from ._chain import ValidatorNode as ValidatorNode
+from ._chain import build_chain_world as build_chain_world
 from ._determinism import seeded_key_generation as seeded_key_generation
 from ._invariants import ExactlyOnceDelivery as ExactlyOnceDelivery
 from ._invariants import Ledger as Ledger
@@ -48,8 +56,11 @@ from ._world import WorldSpec as WorldSpec
 from ._world import build_world as build_world
 
 __all__ = (
+    "ChainSpec",
+    "ChainWorld",
     "DeleteOnFetchRelayServer",
     "Endpoint",
+    "EquivocationEvidence",
     "EventLoop",
     "ExactlyOnceDelivery",
     "Invariant",
@@ -62,6 +73,8 @@ __all__ = (
     "NoAcknowledgedLoss",
     "NodeClock",
     "Observation",
+    "OneBlockPerHeight",
+    "ProgressAfterHealing",
     "RELAY_VARIANTS",
     "RelayNode",
     "RelaysHoldNoPlaintext",
@@ -78,8 +91,10 @@ __all__ = (
     "Trace",
     "UserNode",
     "UserParams",
+    "ValidatorNode",
     "Violation",
     "WorldSpec",
+    "build_chain_world",
     "build_world",
     "register_scenario",
     "repro_command",

@@ -5,16 +5,19 @@ messages are sent and faults happen), after which the runner heals the network,
 restarts crashed nodes and lets the system settle; the invariants are then
 checked. Fault times, targets and durations are drawn from the seed.
 
-New scenarios (the chain's "leader crash", "byzantine equivocation") are added
-with :func:`register_scenario`.
+The chain scenarios (``leader-crash``, ``byzantine-equivocation``) run 4
+validators (:mod:`._chain`) instead of the messaging world. New scenarios are
+added with :func:`register_scenario`.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .._errors import SimulationError
+from ._chain import ChainSpec, build_chain_world, crash_proposer_hook
 from ._network import LinkProfile
 from ._user import UserParams
 from ._world import MessagingWorld, WorldSpec, build_world
@@ -196,6 +199,63 @@ def _build_slow_lossy(sim: Simulation, options: ScenarioOptions, duration: float
     return ScenarioPlan(duration, world.quiescent, settle_max=900.0, ledger=world.ledger)
 
 
+# -- the chain -------------------------------------------------------------------------
+
+#: Validators spread over the internet: tens of ms, some spikes, loss and resets.
+CHAIN_LINKS: Final = LinkProfile(
+    latency=0.03, jitter=0.01, spike=0.01, spike_latency=0.5, loss=0.01, reset=0.002
+)
+CHAIN_SETTLE: Final = 15.0  # simulated seconds after healing (PROGRESS_BLOCKS need ~4)
+
+
+def _build_leader_crash(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    sim.network.default = CHAIN_LINKS
+    world = build_chain_world(sim, ChainSpec())
+    rng = sim.rng("faults")
+    world.schedule_txs(int(duration) * 2, 0.0, duration)
+
+    def crash(node: SimNode) -> None:
+        _crash_for(sim, node, sim.now, rng.uniform(0.5, 8.0))
+
+    def crash_proposer() -> None:
+        proposer = world.current_proposer()
+        if proposer is not None and proposer.up:
+            crash(proposer)
+
+    start = 0.0
+    while (start := start + rng.uniform(1.0, duration / 3)) < duration:
+        sim.at(start, crash_proposer)
+    # Right after a commit the proposer of the next height is mid-way: it has
+    # proposed (or is pacing before it does) and its peers wait on it.
+    sim.on("block_committed", crash_proposer_hook(sim, world, 0.02, crash))
+    if rng.random() < 0.3:  # a second validator cut off meanwhile: no quorum for a while
+        lone = rng.choice(world.validators).name
+        at = rng.uniform(0.0, duration)
+        for other in world.validators:
+            if other.name != lone:
+                sim.at(at, functools.partial(sim.network.cut, lone, other.name))
+    return ScenarioPlan(duration, world.quiescent, settle_max=CHAIN_SETTLE)
+
+
+def _build_equivocation(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    sim.network.default = CHAIN_LINKS
+    world = build_chain_world(sim, ChainSpec(equivocators=1))
+    rng = sim.rng("faults")
+    world.schedule_txs(int(duration) * 2, 0.0, duration)
+    names = [v.name for v in world.validators]
+    start = 0.0
+    while (start := start + rng.uniform(2.0, duration / 2)) < duration:
+        side = set(rng.sample(names, rng.choice([1, 2])))
+        length = rng.uniform(1.0, 6.0)
+        for a in sorted(side):
+            for b in names:
+                if b not in side:
+                    sim.at(start, functools.partial(sim.network.cut, a, b))
+        sim.at(min(start + length, duration), sim.network.heal_all)
+        start += length
+    return ScenarioPlan(duration, world.quiescent, settle_max=CHAIN_SETTLE)
+
+
 register_scenario(
     Scenario(
         "partition-and-heal",
@@ -230,5 +290,24 @@ register_scenario(
         "bandwidth, clocks skewed up to 2 min and drifting up to 5%",
         40.0,
         _build_slow_lossy,
+    )
+)
+register_scenario(
+    Scenario(
+        "leader-crash",
+        "4 validators; the proposer of the current height crashes (at random times and "
+        "right after a commit) and restarts from its block store; sometimes a second "
+        "validator is cut off",
+        20.0,
+        _build_leader_crash,
+    )
+)
+register_scenario(
+    Scenario(
+        "byzantine-equivocation",
+        "4 validators, one double-signs (twin proposals, conflicting votes); random "
+        "partitions; evidence must name it and only it",
+        20.0,
+        _build_equivocation,
     )
 )
