@@ -28,12 +28,11 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from _common import DOCS, ROOT, cpu_model, markers, write_section
 from dchat_testing.sim import (
     SCENARIOS,
     ChainSpec,
@@ -44,9 +43,8 @@ from dchat_testing.sim import (
     run_seeds,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_sim:start -->", "<!-- bench_sim:end -->"
+NAME = "bench_sim"
+START, END = markers(NAME)
 CI_SEEDS = 200
 
 
@@ -111,15 +109,6 @@ def scenarios(seeds: int) -> list[ScenarioRow]:
     return rows
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else "unknown"
-
-
 def steady_row(world: Steady) -> str:
     return (
         f"| {world.label} | {world.sim_seconds:,.0f} | {world.node_seconds:,.0f} | "
@@ -178,17 +167,6 @@ def section(worlds: list[Steady], rows: list[ScenarioRow], argv: list[str]) -> s
     )
 
 
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's delimited section, keeping everything else."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -210,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     text = section(worlds, rows, argv)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(NAME, text)
         print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
 
 
