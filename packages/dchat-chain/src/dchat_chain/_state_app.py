@@ -18,6 +18,7 @@ usually saw a transaction in its mempool before it sees it in a block.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from dchat_core import DchatError, DecodeError
@@ -79,7 +80,7 @@ class _VerifiedTransactions:
         self._txs[digest] = tx
 
 
-class ChainApp:
+class ChainApp(ABC):
     """Base of the chat and currency state machines (implements :class:`Application`).
 
     Subclasses set :attr:`KIND` and provide :meth:`_handlers`, and may override
@@ -106,11 +107,12 @@ class ChainApp:
 
     # -- subclass hooks ------------------------------------------------------------
 
+    @abstractmethod
     def _handlers(self) -> Mapping[str, Callable[[BlockContext, Transaction], None]]:
-        raise NotImplementedError
+        """The transaction kinds this chain accepts, each with its handler."""
 
-    def _begin_block(self, context: BlockContext) -> None:
-        """Work due at the start of a block (maturities, epochs)."""
+    def _begin_block(self, context: BlockContext) -> None:  # noqa: B027 - optional hook
+        """Work due at the start of a block (maturities, epochs); nothing by default."""
 
     def _end_block(self, context: BlockContext) -> tuple[ValidatorUpdate, ...]:
         """Work due at the end of a block; returns validator-set changes."""

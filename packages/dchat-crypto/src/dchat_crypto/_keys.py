@@ -7,6 +7,7 @@ private bytes, so keys can be logged or put in sets without leaking secrets.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar, Self
 
 from cryptography.exceptions import InvalidSignature
@@ -67,7 +68,7 @@ class _RawKey:
         return f"{type(self).__name__}({self._raw.hex()})"
 
 
-class _PrivateRawKey(_RawKey):
+class _PrivateRawKey(_RawKey, ABC):
     """Private keys: hash by public key, never show bytes in repr."""
 
     __slots__ = ()
@@ -78,8 +79,9 @@ class _PrivateRawKey(_RawKey):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(public={self._public_bytes().hex()})"
 
+    @abstractmethod
     def _public_bytes(self) -> bytes:
-        raise NotImplementedError
+        """The matching public key's bytes (each key type derives it its own way)."""
 
 
 class VerifyKey(_RawKey):

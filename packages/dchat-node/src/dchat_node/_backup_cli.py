@@ -19,11 +19,14 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dchat_core import DchatError
 from dchat_storage.backup import LocalDirectoryDestination, Repository
 
+from ._cli_common import err_console, read_passphrase
+from ._cli_common import fail as _fail
+from ._cli_common import guard as _guard
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from dchat_storage.backup import Progress as ProgressCallback
 
@@ -31,7 +34,6 @@ __all__ = ("backup_app",)
 
 T = TypeVar("T")
 _DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
-_err = Console(stderr=True)
 _out = Console()
 
 backup_app = typer.Typer(
@@ -50,28 +52,8 @@ PassFile = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except DchatError as exc:
-        raise _fail(str(exc)) from None
-
-
 def _passphrase(passphrase_file: Path | None) -> bytes:
-    if passphrase_file is not None:
-        try:
-            return passphrase_file.read_bytes().rstrip(b"\r\n")
-        except OSError as exc:
-            raise _fail(f"cannot read the passphrase file: {exc.strerror}") from None
-    value = os.environ.get("DCHAT_BACKUP_PASSPHRASE")
-    if not value:
-        raise _fail("set DCHAT_BACKUP_PASSPHRASE or pass --passphrase-file")
-    return value.encode()
+    return read_passphrase(passphrase_file, "DCHAT_BACKUP_PASSPHRASE", "open the repository")
 
 
 def _open(repo: Path, passphrase_file: Path | None) -> Repository:
@@ -84,7 +66,7 @@ def _progress(what: str, *, in_bytes: bool = True) -> Iterator[ProgressCallback]
     """A rich progress bar on stderr, fed by a library progress callback."""
     counter = DownloadColumn() if in_bytes else TextColumn("{task.completed}/{task.total}")
     columns = (TextColumn(what), BarColumn(), counter, TimeRemainingColumn())
-    with Progress(*columns, console=_err, transient=True) as bar:
+    with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(what, total=None)
 
         def update(done: int, total: int) -> None:
@@ -140,7 +122,7 @@ def verify(repo: Repo, passphrase_file: PassFile = None) -> None:
     with _progress("verifying", in_bytes=False) as progress:
         report = _guard(lambda: repository.verify(progress=progress))
     for problem in report.problems:
-        _err.print(str(problem), highlight=False, soft_wrap=True)
+        err_console.print(str(problem), highlight=False, soft_wrap=True)
     if not report.ok:
         damaged = ", ".join(sorted(s[:8] for s in report.damaged_snapshots)) or "none"
         count = len(report.problems)

@@ -10,7 +10,6 @@ app hash the node reports before printing anything.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,13 +22,14 @@ from dchat_chain import Transaction, verify_proof
 from dchat_core import DchatError
 from dchat_crypto import KdfParams
 
+from ._cli_common import fail as _fail
+from ._cli_common import read_passphrase
 from ._validator_app import account_key
 from ._validator_keys import load_validator_keys, load_wallet
 from ._validator_testnet import NetPlan, init_testnet
 
 __all__ = ("chain_app", "wallet_app")
 
-_err = Console(stderr=True)
 _out = Console()
 
 chain_app = typer.Typer(help="Chain set-up and queries.", no_args_is_help=True)
@@ -43,21 +43,8 @@ NodeDir = Annotated[
 PassFile = Annotated[Path | None, typer.Option(help="File holding the passphrase.")]
 
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
-
-
 def _passphrase(path: Path | None) -> bytes:
-    if path is not None:
-        try:
-            return path.read_bytes().rstrip(b"\r\n")
-        except OSError as exc:
-            raise _fail(f"cannot read the passphrase file: {exc.strerror}") from None
-    value = os.environ.get("DCHAT_PASSPHRASE")
-    if not value:
-        raise _fail("set DCHAT_PASSPHRASE or pass --passphrase-file")
-    return value.encode()
+    return read_passphrase(path, "DCHAT_PASSPHRASE", "unlock the keys")
 
 
 @chain_app.command("init-testnet")

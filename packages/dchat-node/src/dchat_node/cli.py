@@ -17,11 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dchat_core import DchatError
 from dchat_sdk import RemoteClient
 
 from ._backup_cli import backup_app
 from ._chain_cli import chain_app, wallet_app
+from ._cli_common import fail as _fail
+from ._cli_common import guard as _guard
+from ._cli_common import read_passphrase
 from ._logging import configure_logging
 from .config import load_config
 
@@ -32,7 +34,6 @@ __all__ = ("app", "main", "node_app", "node_main")
 
 T = TypeVar("T")
 _DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
-_err = Console(stderr=True)
 _out = Console()
 
 node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
@@ -48,30 +49,6 @@ app.add_typer(wallet_app, name="wallet")
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except DchatError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _passphrase(passphrase_file: Path | None) -> bytes:
-    if passphrase_file is not None:
-        try:
-            return passphrase_file.read_bytes().rstrip(b"\r\n")
-        except OSError as exc:
-            raise _fail(f"cannot read the passphrase file: {exc.strerror}") from None
-    value = os.environ.get("DCHAT_PASSPHRASE")
-    if not value:
-        raise _fail("set DCHAT_PASSPHRASE or pass --passphrase-file to unlock the node's keys")
-    return value.encode()
 
 
 @node_app.command("run")
@@ -106,7 +83,7 @@ def run(
         "log_level": log_level,
     }
     cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
-    secret = _passphrase(passphrase_file)
+    secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
     configure_logging(cfg.log_level)
     _guard(lambda: trio.run(run_node, cfg, secret))
 
