@@ -8,25 +8,50 @@ Receiving: the mailbox task connects to the home relay with the mailbox key,
 fetches waiting envelopes, opens and verifies each, commits the message (a
 duplicate message id is ignored, which makes delivery to the app exactly once)
 and only then acknowledges, so a crash at any point loses nothing.
+
+Extension points, used by the identity features (devices, burners, guardians):
+
+* **control messages** (``seal_control`` bodies) are not chat messages: each is
+  handed to the handler registered for its kind with :meth:`on_control`
+  (handlers must be idempotent: a crash before the ack redelivers). A kind
+  with no handler is counted as rejected and dropped.
+* **extra identities** (:meth:`add_identity`): envelopes for another local
+  identity (a burner) are fetched from that identity's own mailbox, with its
+  own mailbox key and a separate connection, and opened with its keys.
+* **raw mailboxes** (:meth:`add_raw_mailbox`): a mailbox whose envelopes are
+  not sealed messages (the devices' sync mailbox) is drained into a handler
+  that returns once each envelope is durably processed.
+* :meth:`queue_envelope` puts any sealed envelope in the durable outbox, and
+  :meth:`state_get` / :meth:`state_put` keep sealed blobs in the settings table.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import Clock, DchatError, IdentityId, MessageId, NodeId
+from dchat_core import Clock, DchatError, IdentityId, MailboxId, MessageId, NodeId
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity, InvalidCardError
-from dchat_messaging import EnvelopeRejectedError, SealedEnvelope, open_envelope, seal_message
+from dchat_messaging import (
+    EnvelopeRejectedError,
+    OpenedMessage,
+    SealedEnvelope,
+    open_envelope,
+    seal_control,
+    seal_message,
+)
 from dchat_network import Link, RelayBatch, RelayClient, connect
 
 from ._errors import NodeStateError
 from .config import NodeConfig, parse_hostport
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from dchat_storage import ContactRecord, MessageRecord
 
     from ._store import AsyncStore
@@ -36,6 +61,12 @@ __all__ = ("UserService",)
 _log = logging.getLogger("dchat.user")
 _FETCH_LIMIT: Final = 64
 _MAX_BACKOFF: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _RawMailbox:
+    key: SigningKey
+    handler: Callable[[bytes], Awaitable[None]]
 
 
 class UserService:
@@ -51,6 +82,9 @@ class UserService:
         self._identity: Identity | None = None
         self._card: ContactCard | None = None
         self._wake_outbox = trio.Event()
+        self._controls: dict[str, Callable[[OpenedMessage, Identity], Awaitable[None]]] = {}
+        self._extra: dict[IdentityId, Identity] = {}
+        self._raw: dict[bytes, _RawMailbox] = {}
         self.sent = 0
         self.received = 0
         self.rejected = 0
@@ -79,6 +113,77 @@ class UserService:
         if self._card is None:
             raise NodeStateError("no_identity", "this node has no identity yet: run `dchat init`")
         return self._card
+
+    # -- extension points -------------------------------------------------------
+
+    def on_control(
+        self, kind: str, handler: Callable[[OpenedMessage, Identity], Awaitable[None]]
+    ) -> None:
+        """Route control messages of ``kind`` to ``handler(message, receiving_identity)``."""
+        if kind in self._controls:
+            raise ValueError(f"a handler for {kind!r} is already registered")
+        self._controls[kind] = handler
+
+    def add_identity(self, identity: Identity) -> None:
+        """Also fetch and open mail for ``identity`` (e.g. a burner)."""
+        self._extra[identity.identity_id] = identity
+
+    def remove_identity(self, identity_id: IdentityId) -> None:
+        """Stop fetching mail for an extra identity."""
+        self._extra.pop(identity_id, None)
+
+    def add_raw_mailbox(self, key: SigningKey, handler: Callable[[bytes], Awaitable[None]]) -> None:
+        """Also drain the mailbox of ``key`` at the home relay into ``handler``."""
+        self._raw[key.public_key.to_bytes()] = _RawMailbox(key, handler)
+
+    def remove_raw_mailbox(self, key: SigningKey) -> None:
+        """Stop draining the mailbox of ``key``."""
+        self._raw.pop(key.public_key.to_bytes(), None)
+
+    async def queue_envelope(
+        self, relay: str, envelope: SealedEnvelope, message_id: MessageId | None = None
+    ) -> MessageId:
+        """Put ``envelope`` in the durable outbox for ``relay``; returns its outbox id."""
+        mid = message_id if message_id is not None else MessageId.random()
+        await self._store.run(
+            self._store.db.outbox.enqueue,
+            bytes(mid),
+            relay,
+            bytes(envelope.mailbox),
+            envelope.to_bytes(),
+            self._clock.now(),
+        )
+        self._wake_outbox.set()
+        return mid
+
+    async def send_control(
+        self,
+        card: ContactCard,
+        kind: str,
+        data: bytes,
+        *,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> MessageId:
+        """Seal a control payload to ``card`` (from ``sender``, default this identity)."""
+        identity = sender if sender is not None else self.identity
+        now_ms = int(self._clock.now() * 1000)
+        mid, envelope = seal_control(
+            identity, card, kind, data, now_ms=now_ms, sender_card=sender_card
+        )
+        return await self.queue_envelope(card.relay, envelope, mid)
+
+    async def state_get(self, key: str) -> bytes | None:
+        """A blob kept (sealed at rest) in the settings table."""
+        return await self._store.run(self._store.db.settings.get, key)
+
+    async def state_put(self, key: str, value: bytes) -> None:
+        """Durably store (sealed at rest) ``value`` under ``key``."""
+        await self._store.run(self._store.db.settings.set, key, value, self._clock.now())
+
+    async def state_delete(self, key: str) -> None:
+        """Forget ``key``."""
+        await self._store.run(self._store.db.settings.delete, key)
 
     async def create_identity(self, name: str) -> Identity:
         """Generate the identity, encrypt it under the node passphrase, store it."""
@@ -128,12 +233,25 @@ class UserService:
 
     # -- sending ----------------------------------------------------------------
 
-    async def send(self, to: str, text: str) -> MessageId:
-        """Seal ``text`` to the contact ``to`` and queue it for delivery."""
+    async def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> MessageId:
+        """Seal ``text`` to the contact ``to`` and queue it for delivery.
+
+        ``sender`` and ``sender_card`` write as another local identity (a
+        burner) instead of this node's identity.
+        """
         card = await self._contact_card(to)
         now = self._clock.now()
+        if sender is None:
+            sender, sender_card = self.identity, self.card
         mid, envelope = seal_message(
-            self.identity, card, text, now_ms=int(now * 1000), sender_card=self.card
+            sender, card, text, now_ms=int(now * 1000), sender_card=sender_card
         )
         db = self._store.db
         await self._store.run(
@@ -191,17 +309,52 @@ class UserService:
             await trio.sleep(self._config.poll_interval)
 
     async def fetch_once(self) -> int:
-        """Fetch, store and acknowledge everything waiting; returns new messages."""
-        assert self._config.relay is not None
+        """Fetch, store and acknowledge everything waiting; returns new messages.
+
+        Each mailbox (this identity's, every extra identity's, every raw one)
+        is drained over its own connection, authenticated by its own key.
+        """
+        new = await self._fetch_identity(self.identity)
+        for extra in list(self._extra.values()):
+            new += await self._fetch_identity(extra)
+        for raw in list(self._raw.values()):
+            await self._fetch_raw(raw)
+        return new
+
+    def _relay_target(self) -> tuple[str, int, NodeId | None]:
+        if self._config.relay is None:
+            raise NodeStateError("no_relay", "configure a home relay (--relay) first")
         host, port = parse_hostport(self._config.relay)
         pinned = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
-        link = await connect(host, port, node_key=self.identity.mailbox_key, expected_peer=pinned)
+        return host, port, pinned
+
+    async def _fetch_identity(self, identity: Identity) -> int:
+        host, port, pinned = self._relay_target()
+        link = await connect(host, port, node_key=identity.mailbox_key, expected_peer=pinned)
         try:
-            return await self._drain(link, bytes(self.identity.mailbox_id))
+            return await self._drain(link, bytes(identity.mailbox_id), identity)
         finally:
             await link.aclose()
 
-    async def _drain(self, link: Link, mailbox: bytes) -> int:
+    async def _fetch_raw(self, raw: _RawMailbox) -> None:
+        host, port, pinned = self._relay_target()
+        link = await connect(host, port, node_key=raw.key, expected_peer=pinned)
+        try:
+            mailbox = bytes(MailboxId.derive(raw.key.public_key.to_bytes()))
+            client = RelayClient()
+            while True:
+                batch = client.receive(await link.request(client.fetch(mailbox, _FETCH_LIMIT)))
+                assert isinstance(batch, RelayBatch)
+                if not batch.items:
+                    return
+                for _entry_id, data in batch.items:
+                    await raw.handler(data)
+                entries = [e for e, _ in batch.items]
+                client.receive(await link.request(client.ack(mailbox, entries)))
+        finally:
+            await link.aclose()
+
+    async def _drain(self, link: Link, mailbox: bytes, identity: Identity) -> int:
         client = RelayClient()
         new = 0
         while True:
@@ -210,16 +363,19 @@ class UserService:
             if not batch.items:
                 return new
             for _entry_id, raw in batch.items:
-                new += await self._accept(raw)
+                new += await self._accept(raw, identity)
             # Acknowledge only after every message above is committed locally.
             client.receive(await link.request(client.ack(mailbox, [e for e, _ in batch.items])))
 
-    async def _accept(self, raw: bytes) -> int:
+    async def _accept(self, raw: bytes, identity: Identity) -> int:
         try:
-            message = open_envelope(self.identity, SealedEnvelope.from_bytes(raw))
+            message = open_envelope(identity, SealedEnvelope.from_bytes(raw))
         except (EnvelopeRejectedError, DchatError):
             self.rejected += 1
             _log.warning("dropped an envelope that failed to open")
+            return 0
+        if message.kind != "text":
+            await self._dispatch(message, identity)
             return 0
         added = await self._store.run(
             self._store.db.messages.add,
@@ -233,6 +389,19 @@ class UserService:
         if added:
             self.received += 1
         return int(added)
+
+    async def _dispatch(self, message: OpenedMessage, identity: Identity) -> None:
+        handler = self._controls.get(message.kind)
+        if handler is None:
+            self.rejected += 1
+            _log.warning("dropped a control message of an unknown kind")
+            return
+        try:
+            await handler(message, identity)
+        except DchatError as exc:
+            # A hostile or stale control message must not block the mailbox.
+            self.rejected += 1
+            _log.warning("control message refused: %s", type(exc).__name__)
 
     async def messages(
         self, peer: str | None, limit: int
