@@ -7,16 +7,18 @@ token from the node's ``api.json``.
 
 from __future__ import annotations
 
+import base64
 import hmac
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_core import CallerError, DchatError, InvalidIdError, MessageId, PeerError
-from dchat_identity import InvalidCardError
+from dchat_core import CallerError, DchatError, IdentityId, InvalidIdError, MessageId, PeerError
+from dchat_identity import DchatIdentityError, IdentityDocument, InvalidCardError
 from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
@@ -90,6 +92,19 @@ def create_app(node: Node, token: str) -> FastAPI:
         card = node.user.card
         return {"identity_id": str(card.identity_id), "name": card.name, "card": card.to_text()}
 
+    @app.get("/v1/identity/document", dependencies=auth)
+    async def own_document() -> dict[str, Any]:
+        return document_json(await node.documents.head())
+
+    @app.get("/v1/documents/{identity_id}", dependencies=auth)
+    async def peer_document(
+        identity_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+    ) -> dict[str, Any]:
+        chain = await node.documents.peer_chain(IdentityId.parse(identity_id))
+        if chain is None:
+            raise NodeStateError("not_found", "no document received for that identity")
+        return document_json(chain.head)
+
     @app.post("/v1/contacts", dependencies=auth, status_code=201)
     async def add_contact(body: AddContact) -> dict[str, Any]:
         record = await node.user.add_contact(body.name, body.card)
@@ -115,6 +130,22 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     add_chain_routes(app, node, auth)
     return app
+
+
+def document_json(doc: IdentityDocument) -> dict[str, Any]:
+    """A document's summary and its signed bytes (base64url, unpadded)."""
+    return {
+        "subject": str(doc.subject),
+        "seq": doc.seq,
+        "identity_key": doc.identity_key.to_bytes().hex(),
+        "issued_ms": doc.issued_ms,
+        "devices": [cert.device_key.to_bytes().hex() for cert in doc.devices],
+        "revoked": len(doc.revoked),
+        "guardians": doc.guardians.hex(),
+        "profile": doc.profile.hex(),
+        "recovered": doc.recovery is not None,
+        "document": base64.urlsafe_b64encode(doc.to_bytes()).rstrip(b"=").decode(),
+    }
 
 
 def _message_json(record: MessageRecord, name: str | None) -> dict[str, Any]:
@@ -147,7 +178,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DchatError)
     async def dchat_error(_: Request, exc: DchatError) -> JSONResponse:
-        if isinstance(exc, InvalidCardError | ContentError | InvalidIdError):
+        if isinstance(exc, InvalidCardError | ContentError | InvalidIdError | DchatIdentityError):
             return _error(400, "invalid_input", str(exc))
         if isinstance(exc, CallerError | PeerError):
             return _error(400, type(exc).__name__, str(exc))

@@ -38,6 +38,7 @@ from dchat_network import serve_links
 from dchat_storage import Database, LockedError, open_database
 
 from ._api import create_app
+from ._documents import DocumentService
 from ._errors import ConfigError, NodeStateError
 from ._lifecycle import LifecycleTask, policy_for
 from ._relay_service import RelayService
@@ -90,6 +91,7 @@ class Node:
         self._user = (
             UserService(config, store, clock, passphrase) if config.role == "user" else None
         )
+        self._documents = None if self._user is None else DocumentService(self._user)
         self.relay = RelayService(store.db, clock) if config.role == "relay" else None
         self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
         self.node_id: NodeId | None = None
@@ -103,6 +105,13 @@ class Node:
         if self._user is None:
             raise NodeStateError("wrong_role", "this node does not have the user role")
         return self._user
+
+    @property
+    def documents(self) -> DocumentService:
+        """Identity documents (user role); :class:`NodeStateError` on other roles."""
+        if self._documents is None:
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self._documents
 
     async def status(self) -> dict[str, Any]:
         """Counters and identity for ``/status``."""

@@ -85,6 +85,7 @@ class UserService:
         self._controls: dict[str, Callable[[OpenedMessage, Identity], Awaitable[None]]] = {}
         self._extra: dict[IdentityId, Identity] = {}
         self._raw: dict[bytes, _RawMailbox] = {}
+        self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
         self.sent = 0
         self.received = 0
         self.rejected = 0
@@ -123,6 +124,19 @@ class UserService:
         if kind in self._controls:
             raise ValueError(f"a handler for {kind!r} is already registered")
         self._controls[kind] = handler
+
+    def on_contact_added(self, hook: Callable[[ContactCard], Awaitable[None]]) -> None:
+        """Call ``hook(card)`` after a contact is added through :meth:`add_contact`."""
+        self._contact_hooks.append(hook)
+
+    @property
+    def has_identity(self) -> bool:
+        """Whether this node holds an identity's keys."""
+        return self._identity is not None
+
+    def now(self) -> float:
+        """The node's clock."""
+        return self._clock.now()
 
     def add_identity(self, identity: Identity) -> None:
         """Also fetch and open mail for ``identity`` (e.g. a burner)."""
@@ -217,9 +231,12 @@ class UserService:
         if self._identity is not None and card.identity_id == self._identity.identity_id:
             raise InvalidCardError("that is this node's own card")
         db = self._store.db
-        return await self._store.run(
+        record = await self._store.run(
             db.contacts.add, name, str(card.identity_id), card.to_bytes(), self._clock.now()
         )
+        for hook in self._contact_hooks:
+            await hook(card)
+        return record
 
     async def contacts(self) -> list[ContactRecord]:
         """All contacts."""

@@ -144,6 +144,29 @@ class RemoteClient:
             )
         return payload
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> dict[str, Any]:
+        """Call any route of the node API and return its JSON object.
+
+        Raises:
+            ApiError: the node answered with an error (its code and message).
+            NodeUnreachableError: no answer.
+        """
+        return _object(self._call(method, path, body, params))
+
+    def document(self) -> dict[str, Any]:
+        """This identity's current identity document (summary and signed bytes)."""
+        return self.request("GET", "/v1/identity/document")
+
+    def peer_document(self, identity_id: str) -> dict[str, Any]:
+        """The newest document received from the identity ``identity_id``."""
+        return self.request("GET", f"/v1/documents/{identity_id}")
+
     def health(self) -> dict[str, Any]:
         """The node's liveness report."""
         return _object(self._call("GET", "/health"))

@@ -1,0 +1,96 @@
+"""Identity documents between real nodes: sent on contact add, refused when forged."""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+
+from dchat_core import NodeId
+from dchat_crypto import SigningKey
+from dchat_identity import ContactCard, Identity, IdentityDocument
+from dchat_messaging import seal_control
+from dchat_network import RelayClient, connect
+from dchat_sdk import ApiError, RemoteClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dchat_node import NodeProcess
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _deposit(relay: NodeProcess, card: ContactCard, envelope_bytes: bytes) -> None:
+    host, port = relay.info["link"].rsplit(":", 1)
+
+    async def put() -> None:
+        link = await connect(
+            host,
+            int(port),
+            node_key=SigningKey.generate(),
+            expected_peer=NodeId.parse(relay.info["node_id"]),
+        )
+        try:
+            client = RelayClient()
+            client.receive(await link.request(client.put(bytes(card.mailbox), envelope_bytes)))
+        finally:
+            await link.aclose()
+
+    trio.run(put)
+
+
+def test_contacts_receive_documents_and_forgeries_are_refused(
+    make_user: Callable[[str], NodeProcess], relay: NodeProcess, wait_until: Callable[..., None]
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    with alice.client() as a, bob.client() as b:
+        alice_id, bob_id = a.create_identity("alice"), b.create_identity("bob")
+        own = a.document()
+        assert (own["subject"], own["seq"], own["recovered"]) == (alice_id, 1, False)
+        IdentityDocument.from_bytes(_unb64(own["document"]))  # signed and well formed
+
+        with pytest.raises(ApiError) as missing:
+            b.peer_document(alice_id)
+        assert missing.value.status == 404
+        b.add_contact("alice", a.card())  # Bob sends his document to Alice
+        a.add_contact("bob", b.card())
+        wait_until(lambda: _has(b, alice_id) and _has(a, bob_id))
+        assert b.peer_document(alice_id)["document"] == own["document"]
+
+        # Mallory sends Bob a genuine document of someone else: it must come from its key.
+        victim = Identity.generate()
+        doc = IdentityDocument.genesis(
+            victim.signing_key, victim.encryption_key.public_key, now=1.8e9
+        )
+        bob_card = ContactCard.from_text(b.card())
+        _, envelope = seal_control(
+            Identity.generate(), bob_card, "identity.document", doc.to_bytes(), now_ms=1
+        )
+        rejected = b.status()["rejected"]
+        _deposit(relay, bob_card, envelope.to_bytes())
+        # Garbage in a well-signed control message is refused too.
+        _, junk = seal_control(
+            Identity.generate(), bob_card, "identity.document", b"\x00junk", now_ms=1
+        )
+        _deposit(relay, bob_card, junk.to_bytes())
+        wait_until(lambda: b.status()["rejected"] >= rejected + 2)
+        with pytest.raises(ApiError):
+            b.peer_document(str(ContactCard.issue(victim, name="v", relay="r:1").identity_id))
+        with pytest.raises(ApiError) as bad:
+            b.peer_document("not-an-id")
+        assert bad.value.status == 400
+        # Bob's node still works after the hostile input.
+        assert b.peer_document(alice_id)["seq"] == 1
+
+
+def _has(client: RemoteClient, identity_id: str) -> bool:
+    try:
+        client.peer_document(identity_id)
+    except ApiError:
+        return False
+    return True
