@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dchat_sdk import ApiError
+
 from ._process import NodeProcess, free_port
 
 if TYPE_CHECKING:
@@ -43,6 +45,18 @@ def _relay_leaks(data_dir: Path, secrets_: list[bytes]) -> str:
             content = path.read_bytes()
             found.update(s.decode() for s in secrets_ if s in content)
     return ", ".join(sorted(found)) or "none"
+
+
+def _wait_for_document(client: RemoteClient, identity_id: str, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.peer_document(identity_id)
+        except ApiError:
+            time.sleep(0.1)
+        else:
+            return True
+    return False
 
 
 def _wait_for_message(client: RemoteClient, timeout: float = 20.0) -> MessageInfo | None:
@@ -91,6 +105,10 @@ def _script(
         a.add_contact("bob", bob_card)
         b.add_contact("alice", alice_card)
         step("alice and bob exchanged contact cards (signed, self-certifying)")
+        bob_id = str(b.status()["identity_id"])
+        if not (_wait_for_document(a, bob_id) and _wait_for_document(b, alice_id)):
+            return step.fail("the identity documents were never delivered")
+        step("each node received and verified the other's identity document (via the relay)")
     bob.stop()
     step("bob's node stopped: bob is offline")
     with alice.client() as a:
