@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ("RepoBlockStore",)
 
 CHECKPOINT_KEY: Final = b"consensus/checkpoint"
+SNAPSHOT_KEY: Final = b"snapshot/latest"
 SYNC_BYTES: Final = 768 << 10  # stay well inside a link message (1 MiB)
 
 
@@ -121,6 +122,17 @@ class RepoBlockStore:
     def load_checkpoint(self) -> bytes | None:
         """The last saved checkpoint, or None."""
         return self._repo.get_state(self._chain, CHECKPOINT_KEY)
+
+    def save_snapshot(self, data: bytes) -> None:
+        """Durably replace the state snapshot (``StateSnapshot.to_bytes()``).
+
+        Only the latest is kept: a corrupt one costs a full replay, never safety.
+        """
+        self._repo.set_state(self._chain, {SNAPSHOT_KEY: data})
+
+    def load_snapshot(self) -> bytes | None:
+        """The last saved state snapshot, or None."""
+        return self._repo.get_state(self._chain, SNAPSHOT_KEY)
 
     def serve_sync(self, request: SyncRequest) -> SyncResponse:
         """Answer a block-sync request within :data:`SYNC_BYTES` (at least one block)."""
