@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from dchat_chain import (
+    ChainArgumentError,
     ChainState,
     CommitCertificate,
     SnapshotError,
@@ -228,3 +229,21 @@ def test_a_restarted_validator_resumes_from_its_own_snapshot(
     finally:
         for node in nodes:
             node.kill()
+
+
+def test_sync_batches_are_stored_in_one_transaction_or_not_at_all(
+    net: tuple[Path, dict[str, Any]], database: Database, tmp_path: Path
+) -> None:
+    chain = Chain(*net, database)
+    chain.grow(6)
+    pairs = chain.store.range(1, 6)
+    with open_database(tmp_path / "synced.db") as other:
+        synced = RepoBlockStore(other.chain, chain.app.chain_id)
+        with pytest.raises(ChainArgumentError, match="height order"):
+            synced.save_many([pairs[0], pairs[2]])
+        assert synced.height() == 0
+        assert synced.range(1, 10) == []
+        synced.save_many(pairs[:4])
+        synced.save_many(pairs[2:])  # overlapping: stored ones are checked and skipped
+        assert synced.height() == 6
+        assert synced.range(1, 10) == pairs

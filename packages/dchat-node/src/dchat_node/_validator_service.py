@@ -270,8 +270,7 @@ class ValidatorService:
             self.rejected += 1
             return
         pairs, state = applied
-        for block, certificate in pairs:
-            await self._store.run(self.blocks.save, block, certificate)
+        await self._store.run(self.blocks.save_many, pairs)  # one transaction per batch
         if pairs:
             outputs = self.engine.catch_up(state, pairs[-1][1], self.now_ms())
             _log.info("block sync: now at height %d", state.height - 1)
