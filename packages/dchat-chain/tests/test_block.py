@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import replace
 
@@ -26,6 +27,7 @@ from dchat_chain import (
     verify_tx_inclusion,
 )
 from dchat_chain._block_commit import make_bitmap
+from dchat_chain._block_merkle import merkle_root
 from dchat_chain._consensus_sim import CHAIN_ID, HashApp, genesis_keys
 from dchat_crypto import BlsSecretKey, bls_aggregate
 
@@ -62,6 +64,19 @@ def test_every_transaction_has_an_inclusion_proof(txs: list[bytes], data: st.Dat
         assert not verify_tx_inclusion(root, txs[index], other, len(txs), proof) or (
             txs[other] == txs[index]
         )
+
+
+def _rfc6962_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962 section 2.1 as written: split at the largest power of two below n."""
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _rfc6962_root(leaves[:k]) + _rfc6962_root(leaves[k:])).digest()
+
+
+@given(st.lists(st.binary(max_size=8), min_size=1, max_size=70))
+def test_merkle_root_is_the_rfc6962_tree(leaves: list[bytes]) -> None:
+    assert merkle_root(leaves) == _rfc6962_root(leaves)
 
 
 def test_roots_depend_on_order_and_content() -> None:

@@ -60,6 +60,22 @@ def test_ed25519_rfc8032(vectors: Path) -> None:
             key.public_key.verify(signature[:-1], message)
 
 
+def test_ed25519_verdicts_are_openssls() -> None:
+    # verify takes libsodium's fast path first; its refusals must fall back to
+    # OpenSSL's rules, which stay the definition of a valid signature.
+    small_order_key = VerifyKey(bytes([1]) + bytes(31))  # the identity point
+    identity_sig = bytes([1]) + bytes(63)  # R = identity, S = 0: valid for OpenSSL
+    small_order_key.verify(identity_sig, b"any message")
+    key = SigningKey.generate()
+    signature = bytearray(key.sign(b"m"))
+    key.public_key.verify(bytes(signature), b"m")
+    signature[40] ^= 1
+    with pytest.raises(BadSignatureError):
+        key.public_key.verify(bytes(signature), b"m")
+    with pytest.raises(BadSignatureError):
+        VerifyKey(bytes(32)).verify(bytes(64), b"m")  # not a point OpenSSL accepts either
+
+
 def test_hkdf_rfc5869(vectors: Path) -> None:
     cases = _cases(vectors, "rfc5869_key_cases.json")["cases"]
     assert len(cases) == 3

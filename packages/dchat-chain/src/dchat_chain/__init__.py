@@ -74,6 +74,8 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._snapshot import SnapshotError as SnapshotError
+from ._snapshot import StateSnapshot as StateSnapshot
 from ._state import StateStore as StateStore
 from ._sync import BlockSyncClient as BlockSyncClient
 from ._sync import SyncRequest as SyncRequest
@@ -151,6 +153,8 @@ __all__ = (
     "ReplayedNonceError",
     "ScheduleTimeout",
     "SignatureCache",
+    "SnapshotError",
+    "StateSnapshot",
     "StateStore",
     "Step",
     "SyncError",

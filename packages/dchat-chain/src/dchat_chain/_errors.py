@@ -16,6 +16,8 @@
     ├── SyncError(PeerError, ValueError)                 a sync response does not extend our chain
     ├── ChainArgumentError(CallerError, ValueError)      a bad argument to a chain API
     └── ChainStateError(CallerError)                     a call in the wrong state or order
+        └── SnapshotError                                a stored state snapshot is corrupt or
+                                                         not the stored chain's (_snapshot)
 
 Every peer-caused error leaves the object that raised it unchanged, so a node
 can drop the message, score the peer and go on.

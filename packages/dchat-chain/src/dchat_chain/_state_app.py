@@ -57,12 +57,13 @@ META_BLOCK: Final = b"meta/block"
 VERIFIED_CACHE_SIZE: Final = 1 << 15
 
 
-class _VerifiedTransactions:
-    """Bounded map: hash of a transaction whose signature verified -> its decoded form.
+class _TransactionCache:
+    """Bounded map: transaction hash -> its decoded form, oldest evicted first.
 
     Keyed by the hash of the full encoding (key, message and signature), so a
-    hit means these exact bytes were already decoded and verified; the oldest
-    entry is evicted first.
+    hit means these exact bytes were decoded before. Two instances are kept:
+    transactions merely decoded (for ``tx_meta``) and transactions whose chain
+    and signature were checked (for admission and execution).
     """
 
     __slots__ = ("_limit", "_txs")
@@ -101,7 +102,8 @@ class ChainApp(ABC):
         self._time_ms: int = block["t"]
         self._pending_height: int | None = None
         self._block_fees = 0
-        self._verified = _VerifiedTransactions(VERIFIED_CACHE_SIZE)
+        self._verified = _TransactionCache(VERIFIED_CACHE_SIZE)
+        self._decoded = _TransactionCache(VERIFIED_CACHE_SIZE)
         self.last_changes: dict[bytes, bytes | None] = {}
         self._dispatch = self._handlers()
 
@@ -153,8 +155,9 @@ class ChainApp(ABC):
 
     def tx_meta(self, tx: bytes) -> TxMeta:
         """Decode enough of ``tx`` for the mempool (no signature check)."""
-        decoded = Transaction.decode(tx)
-        return TxMeta(decoded.hash, decoded.sender, decoded.nonce, decoded.fee, len(tx))
+        digest = tx_hash(tx)
+        decoded = self._verified.get(digest) or self._decode(digest, tx)
+        return TxMeta(digest, decoded.sender, decoded.nonce, decoded.fee, len(tx))
 
     def check_tx(self, tx: bytes) -> None:
         """Admit and dry-run ``tx`` against the committed state; raise its typed error."""
@@ -206,10 +209,19 @@ class ChainApp(ABC):
         digest = tx_hash(raw)
         decoded = self._verified.get(digest)
         if decoded is None:
-            decoded = Transaction.decode(raw)
+            decoded = self._decode(digest, raw)
             decoded.check_chain(self.chain_id)
             decoded.verify_signature()
             self._verified.add(digest, decoded)
+        return decoded
+
+    def _decode(self, digest: bytes, raw: bytes) -> Transaction:
+        # A transaction is decoded for the mempool, gossip, a proposal's validity
+        # check and the mempool update after its block: once is enough.
+        decoded = self._decoded.get(digest)
+        if decoded is None:
+            decoded = Transaction.decode(raw)
+            self._decoded.add(digest, decoded)
         return decoded
 
     def _admit(self, context: BlockContext, tx: Transaction) -> None:

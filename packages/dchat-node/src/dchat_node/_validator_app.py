@@ -10,10 +10,16 @@ committed, so a later hook would let a committed transaction be proposed twice.
 
 The slashing verifier reads the offender's BLS key from the committed state, so
 every validator judges evidence the same way (see ``docs/rationale.md``).
+
+:func:`replay_store` rebuilds the state after a restart: from the stored state
+snapshot when one verifies against the stored blocks (then only the blocks
+above it run), otherwise from genesis. Results of transactions in blocks below
+the snapshot are not re-indexed (their blocks are not re-executed).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -23,6 +29,9 @@ from dchat_chain import (
     DuplicateVoteEvidence,
     InvalidEvidenceError,
     Mempool,
+    SnapshotError,
+    StateSnapshot,
+    StateStore,
     Validator,
     ValidatorSet,
     execute_block,
@@ -32,14 +41,15 @@ from dchat_core import DchatError, canonical_decode
 from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from dchat_chain import AppQueryResult, BlockContext, BlockResult, CommitCertificate, TxMeta
 
     from ._validator_store import RepoBlockStore
 
-__all__ = ("IndexedApp", "TxStatus", "account_key", "replay_store")
+__all__ = ("IndexedApp", "TxStatus", "account_key", "load_snapshot", "replay_store")
 
+_log = logging.getLogger("dchat.validator")
 MAX_INDEX: Final = 1 << 20  # remembered transaction results (oldest forgotten first)
 
 
@@ -75,6 +85,21 @@ class IndexedApp:
     def chain_id(self) -> str:
         """The chain id from the genesis."""
         return self.inner.chain_id
+
+    def restore(self, items: Mapping[bytes, bytes]) -> None:
+        """Replace the (fresh) state with verified snapshot entries; empties the mempool.
+
+        Raises:
+            SnapshotError: The entries are not a state of this chain.
+        """
+        try:
+            inner = CurrencyChainApp(StateStore(items), self._verify_evidence)
+        except DchatError as exc:
+            raise SnapshotError(f"snapshot is not a currency chain state: {exc}") from None
+        if inner.chain_id != self.chain_id:
+            raise SnapshotError("snapshot is of another chain")
+        self.inner, self.mempool = inner, Mempool(inner)
+        self._applied = None
 
     def genesis_state(self) -> ChainState:
         """The chain state before block 1, from the genesis validators."""
@@ -147,15 +172,20 @@ class IndexedApp:
 def replay_store(
     store: RepoBlockStore, app: IndexedApp, batch: int = 200
 ) -> tuple[ChainState, CommitCertificate | None]:
-    """Re-execute every stored block on a fresh ``app`` (blocking; run it in a thread).
+    """Rebuild ``app`` (fresh) from the store: snapshot, then the blocks above it.
 
-    The blocks were authenticated before they were stored, so no certificate is
-    checked again; each is still validated against the state it extends.
+    Blocking; run it in a thread. The blocks were authenticated before they were
+    stored, so no certificate is checked again; each is still validated against
+    the state it extends. A snapshot that does not verify (:class:`SnapshotError`)
+    is logged and ignored: every block is replayed from genesis.
 
     Returns:
         The chain state after the last stored block, and that block's certificate.
     """
     state, last = app.genesis_state(), None
+    loaded = load_snapshot(store, app)
+    if loaded is not None:
+        state, last = loaded
     while state.height <= store.height():
         rows = store.range(state.height, batch)
         if not rows:
@@ -165,3 +195,22 @@ def replay_store(
             state, _ = execute_block(state, app, block)
             last = certificate
     return state, last
+
+
+def load_snapshot(
+    store: RepoBlockStore, app: IndexedApp
+) -> tuple[ChainState, CommitCertificate] | None:
+    """Restore ``app`` from the stored snapshot if it verifies; its state and certificate."""
+    raw = store.load_snapshot()
+    if raw is None:
+        return None
+    try:
+        snapshot = StateSnapshot.from_bytes(raw)
+        rows = store.range(snapshot.height, 2)  # block h and, if stored, h + 1
+        snapshot.verify(rows[0][0] if rows else None, rows[1][0] if len(rows) > 1 else None)
+        app.restore(snapshot.items)
+    except SnapshotError as exc:
+        _log.warning("state snapshot not used, replaying every block: %s", exc)
+        return None
+    _log.info("state snapshot at height %d loaded", snapshot.height)
+    return snapshot.chain_state, rows[0][1]

@@ -24,9 +24,12 @@ order, before the next one. Output handling:
 
 Transactions arrive through the API (:meth:`ValidatorService.submit`), enter
 the mempool if ``check_tx`` admits them and are gossiped to peers in batches
-every 20 ms. On start, every stored block is re-executed on a fresh
-application (``replay_store``) and the engine resumes from the stored
-checkpoint.
+every 20 ms. Every ``snapshot_interval`` blocks (decided or synced) the state
+after the block is written as a ``StateSnapshot`` by a background task (it is
+only an optimisation: losing one costs a longer replay). On start, the stored
+snapshot is loaded if it verifies against the stored blocks and the blocks
+above it are re-executed (``replay_store``; without a usable snapshot, every
+block from genesis), and the engine resumes from the stored checkpoint.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from dchat_chain import (
     EvidenceFound,
     Persist,
     ScheduleTimeout,
+    StateSnapshot,
     SyncNeeded,
     SyncRequest,
     tx_hash,
@@ -113,6 +117,9 @@ class ValidatorService:
         self.sync_until = 0.0
         self.evidence: list[DuplicateVoteEvidence] = []
         self.rejected = 0
+        self.snapshot_height = 0  # the height of the last snapshot taken or loaded
+        self._snapshotting = False
+        self._nursery: trio.Nursery | None = None
 
     @property
     def engine(self) -> ConsensusEngine:
@@ -139,7 +146,9 @@ class ValidatorService:
             last_commit=last,
             checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
         )
-        _log.info("validator replayed %d blocks", state.height - 1)
+        _log.info("validator at height %d after replay", state.height - 1)
+        self.snapshot_height = state.height - 1
+        self._nursery = nursery
         inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
         host, port = parse_hostport(self.config.listen)
         serve = functools.partial(serve_links, node_key=self.keys.account)
@@ -191,6 +200,7 @@ class ValidatorService:
                 await self._store.run(self.blocks.save_checkpoint, out.checkpoint.to_bytes())
             elif isinstance(out, Decision):
                 await self._store.run(self.blocks.save, out.block, out.certificate)
+                self._maybe_snapshot(out.block.height)
                 await self._pace()
             elif isinstance(out, Broadcast):
                 self.broadcast(bytes([CONSENSUS]) + out.message.to_bytes())
@@ -200,6 +210,29 @@ class ValidatorService:
                 self.request_sync()
             elif isinstance(out, EvidenceFound):
                 self._on_evidence(out.evidence)
+
+    def _maybe_snapshot(self, height: int) -> None:
+        """Start writing a snapshot of the state after ``height`` if one is due."""
+        every = self.config.snapshot_interval
+        due = every and height // every > self.snapshot_height // every
+        # The engine may already have executed a later block in the same call:
+        # then app and engine are past ``height`` and the next block is the moment.
+        current = self.engine.state.height == height + 1 and self.app.inner.height == height
+        if not due or not current or self._snapshotting or self._nursery is None:
+            return
+        snapshot = StateSnapshot.take(self.engine.state, self.app.inner.state.committed_items())
+        self.snapshot_height, self._snapshotting = height, True
+        self._nursery.start_soon(self._write_snapshot, snapshot)
+
+    async def _write_snapshot(self, snapshot: StateSnapshot) -> None:
+        try:
+            data = await trio.to_thread.run_sync(snapshot.to_bytes)
+            await self._store.run(self.blocks.save_snapshot, data)
+            _log.info("state snapshot at height %d written", snapshot.height)
+        except DchatError as exc:  # an optimisation failed; the blocks are all stored
+            _log.warning("state snapshot at height %d not written: %s", snapshot.height, exc)
+        finally:
+            self._snapshotting = False
 
     async def _pace(self) -> None:
         wait = self._last_decision + self.config.block_interval - trio.current_time()
@@ -237,11 +270,11 @@ class ValidatorService:
             self.rejected += 1
             return
         pairs, state = applied
-        for block, certificate in pairs:
-            await self._store.run(self.blocks.save, block, certificate)
+        await self._store.run(self.blocks.save_many, pairs)  # one transaction per batch
         if pairs:
             outputs = self.engine.catch_up(state, pairs[-1][1], self.now_ms())
             _log.info("block sync: now at height %d", state.height - 1)
+            self._maybe_snapshot(state.height - 1)
             await self._process(outputs)
             self.request_sync()
 

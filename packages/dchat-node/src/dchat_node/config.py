@@ -61,6 +61,9 @@ class NodeConfig(BaseModel):
     currency_chain: str | None = Field(default=None, max_length=64)
     chat_chain: str | None = Field(default=None, max_length=64)
     block_interval: float = Field(default=1.0, ge=0, le=60)
+    # Every this many blocks a validator stores a state snapshot, so a restart
+    # replays only the blocks above it (0: never; see _validator_app.replay_store).
+    snapshot_interval: int = Field(default=1000, ge=0, le=1_000_000)
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod

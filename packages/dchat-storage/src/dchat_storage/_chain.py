@@ -18,7 +18,7 @@ from ._records import BlockRecord
 from ._schema import Block, ChainState
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from sqlalchemy import Connection
 
@@ -63,6 +63,20 @@ class ChainRepo:
             except IntegrityError as exc:
                 raise DuplicateError(f"{chain} block {height} is already stored") from exc
             _apply(conn, chain, state or {})
+
+    def commit_many(self, chain: str, blocks: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Store several ``(height, hash, data)`` blocks in one transaction (one sync).
+
+        Raises:
+            DuplicateError: One of them is stored already; nothing was changed.
+        """
+        with self._access.write("commit blocks") as conn:
+            for height, block_hash, data in blocks:
+                row = {"chain": chain, "height": height, "hash": block_hash, "data": data}
+                try:
+                    conn.execute(insert(Block).values(row))
+                except IntegrityError as exc:
+                    raise DuplicateError(f"{chain} block {height} is already stored") from exc
 
     def set_state(self, chain: str, changes: Mapping[bytes, bytes | None]) -> None:
         """Apply state changes (None deletes a key) in one transaction."""
