@@ -93,7 +93,9 @@ def test_link_sync_and_revoke_a_device(
         a2.add_contact("dave", _stranger_card(relay, "dave"))
         wait_until(lambda: "dave" in _names(a1))
         a1.request("PUT", "/v1/settings/theme", {"value": "dark"})
-        wait_until(lambda: a2.request("GET", "/v1/sync")["registers"].get("settings/theme") == "dark")
+        wait_until(
+            lambda: a2.request("GET", "/v1/sync")["registers"].get("settings/theme") == "dark"
+        )
 
         # Revoked: the laptop's later changes are refused by the phone.
         revoked = a1.request("POST", "/v1/devices/revoke", {"device": "laptop"})
