@@ -6,8 +6,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from typer.testing import CliRunner
 
 from dchat_identity import ContactCard, Identity
+from dchat_node.cli import app
 from dchat_sdk import ApiError
 
 if TYPE_CHECKING:
@@ -86,6 +88,13 @@ def test_link_sync_and_revoke_a_device(
         laptop = next(d for d in listed if d["name"] == "laptop")
         assert laptop["attested"]["keystore"] == "software"
         assert len(a2.request("GET", "/v1/devices")["devices"]) == 2
+        shown = CliRunner().invoke(app, ["--data-dir", str(two.data_dir), "id"])
+        assert shown.exit_code == 0, shown.output
+        assert alice in shown.output
+        assert "linked device" in shown.output
+        assert "laptop" in shown.output
+        listing = CliRunner().invoke(app, ["--data-dir", str(one.data_dir), "device", "list"])
+        assert "software" in listing.output  # the laptop's attested (claimed) keystore
 
         # Contacts flow both ways, including the one added before linking.
         a1.add_contact("carol", _stranger_card(relay, "carol"))
