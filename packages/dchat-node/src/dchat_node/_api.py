@@ -23,6 +23,7 @@ from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
 from ._errors import NodeStateError
+from ._identity_api import add_identity_routes, identity_json
 from ._validator_api import add_chain_routes
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ _STATE_STATUS = {
     "unknown_contact": 404,
     "wrong_role": 404,
     "not_found": 404,
+    "unknown_device": 404,
+    "no_pairing": 404,
 }
 
 
@@ -89,8 +92,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/v1/identity", dependencies=auth)
     async def get_identity() -> dict[str, Any]:
-        card = node.user.card
-        return {"identity_id": str(card.identity_id), "name": card.name, "card": card.to_text()}
+        return await identity_json(node)
 
     @app.get("/v1/identity/document", dependencies=auth)
     async def own_document() -> dict[str, Any]:
@@ -129,6 +131,7 @@ def create_app(node: Node, token: str) -> FastAPI:
         return {"messages": [_message_json(record, name) for record, name in rows]}
 
     add_chain_routes(app, node, auth)
+    add_identity_routes(app, node, auth)
     return app
 
 

@@ -40,6 +40,7 @@ from dchat_storage import Database, LockedError, open_database
 from ._api import create_app
 from ._documents import DocumentService
 from ._errors import ConfigError, NodeStateError
+from ._identity_api import IdentityFeatures
 from ._lifecycle import LifecycleTask, policy_for
 from ._relay_service import RelayService
 from ._store import AsyncStore
@@ -92,6 +93,11 @@ class Node:
             UserService(config, store, clock, passphrase) if config.role == "user" else None
         )
         self._documents = None if self._user is None else DocumentService(self._user)
+        self._features = (
+            None
+            if self._user is None or self._documents is None
+            else IdentityFeatures(self._user, self._documents, store)
+        )
         self.relay = RelayService(store.db, clock) if config.role == "relay" else None
         self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
         self.node_id: NodeId | None = None
@@ -112,6 +118,13 @@ class Node:
         if self._documents is None:
             raise NodeStateError("wrong_role", "this node does not have the user role")
         return self._documents
+
+    @property
+    def features(self) -> IdentityFeatures:
+        """Devices, pairing, sync and profiles (user role)."""
+        if self._features is None:
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self._features
 
     async def status(self) -> dict[str, Any]:
         """Counters and identity for ``/status``."""
@@ -205,6 +218,7 @@ async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> d
         api_address = config.api_listen
     else:
         await node.user.load()
+        await node.features.start()
         nursery.start_soon(node.user.run_outbox)
         nursery.start_soon(node.user.run_mailbox)
         api_address = config.listen

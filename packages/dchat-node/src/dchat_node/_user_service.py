@@ -138,6 +138,13 @@ class UserService:
         """The node's clock."""
         return self._clock.now()
 
+    @property
+    def home_relay(self) -> str:
+        """The configured home relay, ``HOST:PORT``."""
+        if self._config.relay is None:
+            raise NodeStateError("no_relay", "configure a home relay (--relay) first")
+        return self._config.relay
+
     def add_identity(self, identity: Identity) -> None:
         """Also fetch and open mail for ``identity`` (e.g. a burner)."""
         self._extra[identity.identity_id] = identity
@@ -318,7 +325,8 @@ class UserService:
     async def run_mailbox(self) -> None:
         """Poll the home relay for mail forever."""
         while True:
-            if self._identity is not None and self._config.relay is not None:
+            # A linked device or a pairing node has no identity, only raw mailboxes.
+            if (self._identity is not None or self._raw) and self._config.relay is not None:
                 try:
                     await self.fetch_once()
                 except DchatError as exc:
@@ -331,7 +339,7 @@ class UserService:
         Each mailbox (this identity's, every extra identity's, every raw one)
         is drained over its own connection, authenticated by its own key.
         """
-        new = await self._fetch_identity(self.identity)
+        new = 0 if self._identity is None else await self._fetch_identity(self._identity)
         for extra in list(self._extra.values()):
             new += await self._fetch_identity(extra)
         for raw in list(self._raw.values()):

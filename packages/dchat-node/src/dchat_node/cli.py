@@ -24,6 +24,7 @@ from ._chain_cli import chain_app, wallet_app
 from ._cli_common import fail as _fail
 from ._cli_common import guard as _guard
 from ._cli_common import read_passphrase
+from ._identity_cli import register_identity_commands
 from ._logging import configure_logging
 from .config import load_config
 
@@ -157,6 +158,9 @@ def contact_list(ctx: typer.Context) -> None:
     for contact in _with_client(ctx, lambda c: c.contacts()):
         table.add_row(contact.name, contact.identity_id)
     _out.print(table)
+
+
+register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 
 
 @app.command("send")
