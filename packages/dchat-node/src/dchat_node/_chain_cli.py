@@ -79,15 +79,20 @@ class _Api:
             info = json.loads((node / "api.json").read_text())
         except (OSError, ValueError):
             raise _fail(f"no running node found in {node} (api.json missing)") from None
-        headers = {"Authorization": f"Bearer {info['token']}"}
-        self._http = httpx.Client(base_url=info["url"], headers=headers, timeout=10.0)
+        self._url = str(info["url"])
+        self._headers = {"Authorization": f"Bearer {info['token']}"}
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        # One short-lived client per call: a command makes a handful of calls,
+        # and nothing is left open when it exits or fails.
         try:
-            response = self._http.request(method, path, json=body)
+            with httpx.Client(base_url=self._url, headers=self._headers, timeout=10.0) as http:
+                response = http.request(method, path, json=body)
+            data = response.json()
         except httpx.HTTPError as exc:
             raise _fail(f"the node did not answer: {type(exc).__name__}") from None
-        data = response.json()
+        except ValueError:
+            raise _fail(f"the node answered HTTP {response.status_code} without JSON") from None
         if response.status_code >= 400:
             raise _fail(str(data.get("error", {}).get("message", response.text)))
         return data
@@ -130,7 +135,9 @@ def _signed(
     except DchatError as exc:
         raise _fail(str(exc)) from None
     chain = api.call("GET", "/v1/chain/status")["chain_id"]
-    nonce = _account(api, key.public_key.to_bytes())["nonce"]
+    # The pending nonce, so transactions sent before the previous one committed
+    # queue behind it instead of reusing its nonce.
+    nonce = _account(api, key.public_key.to_bytes())["next_nonce"]
     return Transaction.create(key, chain_id=chain, nonce=nonce, fee=fee, kind=kind, body=body)
 
 
@@ -164,7 +171,9 @@ def balance(
         except ValueError:
             raise _fail("ACCOUNT must be 64 hex digits") from None
     answer = _account(_Api(node), owner)
-    _out.print_json(json.dumps({k: answer[k] for k in ("account", "balance", "nonce", "height")}))
+    _out.print_json(
+        json.dumps({k: answer[k] for k in ("account", "balance", "nonce", "next_nonce", "height")})
+    )
 
 
 @wallet_app.command("transfer")

@@ -7,7 +7,10 @@ Routes (bearer token like the rest of the API; binary values are hex):
 * ``GET  /v1/chain/txs/{hash}``: ``committed`` (height, index, code), ``pending`` or ``unknown``
 * ``POST /v1/chain/txs``: ``{"txs": [hex, ...]}`` (at most 2,048) into the mempool
 * ``GET  /v1/chain/accounts/{key}``: balance and nonce with a Merkle proof against
-  the app hash after block ``height``
+  the app hash after block ``height``, and ``next_nonce``: the nonce the
+  account's next transaction should carry (the committed nonce advanced past
+  the account's transactions queued in this node's mempool; not covered by
+  the proof)
 """
 
 from __future__ import annotations
@@ -177,6 +180,7 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             "account": key,
             "balance": balance,
             "nonce": nonce,
+            "next_nonce": service.app.mempool.next_nonce(bytes.fromhex(key), nonce),
             "height": answer.height,
             "app_hash": answer.app_hash.hex(),
             "value": None if value is None else value.hex(),

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ("IndexedApp", "TxStatus", "account_key", "replay_store")
 
 MAX_INDEX: Final = 1 << 20  # remembered transaction results (oldest forgotten first)
+MAX_PER_SENDER: Final = 64  # a wallet may queue this many transactions before a block
 
 
 def account_key(owner: bytes) -> bytes:
@@ -67,7 +68,7 @@ class IndexedApp:
 
     def __init__(self, genesis: bytes) -> None:
         self.inner = CurrencyChainApp.from_genesis(genesis, self._verify_evidence)
-        self.mempool = Mempool(self.inner)
+        self.mempool = Mempool(self.inner, max_per_sender=MAX_PER_SENDER, max_gap=MAX_PER_SENDER)
         self.index: dict[bytes, TxStatus] = {}
         self._applied: tuple[int, Sequence[bytes], BlockResult] | None = None
 

@@ -124,7 +124,7 @@ def slash_tx(app: IndexedApp, account: SigningKey, evidence: DuplicateVoteEviden
     tx = Transaction.create(
         account,
         chain_id=app.chain_id,
-        nonce=app.inner.account(owner).nonce,
+        nonce=app.mempool.next_nonce(owner, app.inner.account(owner).nonce),
         fee=int(app.inner.params()["min_fee"]),
         kind="slash",
         body={"evidence": evidence.to_bytes()},
