@@ -160,7 +160,7 @@ def balance(
     wallet: Annotated[Path | None, typer.Option("--wallet")] = None,
     passphrase_file: PassFile = None,
 ) -> None:
-    """Show an account's balance and nonce, checked against the node's Merkle proof."""
+    """Show an account's balance, nonces and validator record, checked by Merkle proof."""
     if account is None:
         if wallet is None:
             raise _fail("give an ACCOUNT or --wallet")
@@ -171,9 +171,8 @@ def balance(
         except ValueError:
             raise _fail("ACCOUNT must be 64 hex digits") from None
     answer = _account(_Api(node), owner)
-    _out.print_json(
-        json.dumps({k: answer[k] for k in ("account", "balance", "nonce", "next_nonce", "height")})
-    )
+    shown = ("account", "balance", "nonce", "next_nonce", "height", "validator")
+    _out.print_json(json.dumps({k: answer[k] for k in shown}))
 
 
 @wallet_app.command("transfer")
