@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from dchat_chain import Transaction
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess
+from dchat_node._channel_messages import Update, decode_text, encode_text
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
@@ -141,3 +143,102 @@ def test_replayed_nonce_is_refused_with_its_type(net: Net) -> None:
         assert again["error"] == "ReplayedNonceError"
     refused = net.cli("wallet", "balance", net.account(2))
     assert json.loads(refused)["nonce"] == 1
+
+
+# -- payment channels ------------------------------------------------------------------
+
+
+def _chan(net: Net, who: int, command: str, *args: str, ok: bool = True) -> str:
+    base = ["wallet", "channel", command, "--node", str(net.out / f"validator-{who % 4}")]
+    base += ["--wallet", str(net.wallet(who)), "--passphrase-file", str(net.passfile)]
+    result = runner.invoke(app, [*base, *args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1, result.output
+    return result.output
+
+
+def _text(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("dchat-chan:"))
+
+
+def _open(net: Net, a: int, b: int, deposit: int, peer_deposit: int) -> str:
+    offer = _chan(
+        net,
+        a,
+        "open",
+        "--peer",
+        net.account(b),
+        "--deposit",
+        str(deposit),
+        "--peer-deposit",
+        str(peer_deposit),
+    )
+    chan = offer.split("channel ")[1].split(":")[0]
+    consent = _text(_chan(net, b, "accept", _text(offer)))
+    assert f"channel {chan} is open" in _chan(net, a, "open", "--consent", consent)
+    return chan
+
+
+def _pay(net: Net, payer: int, payee: int, chan: str, amount: int) -> str:
+    update = _text(_chan(net, payer, "pay", chan, str(amount)))
+    countersigned = _text(_chan(net, payee, "accept", update))
+    _chan(net, payer, "accept", countersigned)
+    return countersigned
+
+
+def test_channel_payments_then_cooperative_close(net: Net) -> None:
+    a, b = 0, 1
+    before = [net.balance(net.account(i)) for i in (a, b)]
+    chan = _open(net, a, b, 1000, 500)
+    _pay(net, a, b, chan, 100)
+    first = _text(_chan(net, a, "pay", chan, "50"))
+    countersigned = _text(_chan(net, b, "accept", first))
+    # The same update again is a replay; a tampered one does not verify.
+    assert "replay" in _chan(net, b, "accept", first, ok=False)
+    sent = decode_text(_text(_chan(net, a, "pay", chan, "5")))
+    assert isinstance(sent, Update)
+    st = sent.state  # a pays 5 at seq 3; b changes the split in its own favour
+    forged = replace(
+        sent, state=replace(st, balance_a=st.balance_a - 9, balance_b=st.balance_b + 9)
+    )
+    assert "does not verify" in _chan(net, b, "accept", encode_text(forged), ok=False)
+    _chan(net, b, "accept", encode_text(sent))
+    assert "not a channel message" in _chan(net, b, "accept", "hello", ok=False)
+    assert "longer than" in _chan(net, b, "accept", "dchat-chan:" + "A" * 5000, ok=False)
+    _chan(net, a, "accept", countersigned)
+    _pay(net, b, a, chan, 30)
+    shown = json.loads(_chan(net, b, "show", countersigned))
+    assert (shown["seq"], shown["balance_a"], shown["balance_b"]) == (2, 850, 650)
+    rows = {r["channel"]: r for r in json.loads(_chan(net, a, "list"))}
+    assert rows[chan]["status"] == "open"
+    final = _text(_chan(net, a, "close", chan))
+    final_signed = _text(_chan(net, b, "accept", final))
+    assert "(final)" in _chan(net, a, "accept", final_signed)
+    assert "is closed" in _chan(net, b, "close", chan)
+    state = json.loads(_chan(net, a, "show", final_signed))
+    assert state["final"]
+    ba, bb = state["balance_a"], state["balance_b"]
+    assert (ba, bb) == (1000 - 155 + 30, 500 + 155 - 30)
+    _until(lambda: net.balance(net.account(a), 2) == before[0] - 1000 - 1 + ba)
+    assert net.balance(net.account(b), 2) == before[1] - 500 - 1 + bb
+    assert json.loads(_chan(net, b, "list"))[0]["status"] == "closed"
+
+
+def test_stale_unilateral_close_is_penalised_by_dispute(net: Net) -> None:
+    a, b = 2, 1  # account 2 cheats; account 1 watches
+    chan = _open(net, a, b, 1000, 0)
+    before = [net.balance(net.account(i)) for i in (a, b)]
+    stale = _pay(net, a, b, chan, 100)  # seq 1: a 900, b 100 (both signed)
+    _pay(net, a, b, chan, 200)  # seq 2: a 700, b 300
+    # Nothing newer to dispute yet, and b cannot dispute an open channel.
+    assert "not closing" in _chan(net, b, "dispute", chan, ok=False)
+    closing = _chan(net, a, "close", chan, "--unilateral", "--state", stale)
+    assert "may dispute until height" in closing
+    assert "disputed" in _chan(net, b, "dispute", chan)
+    # The cheater loses the whole channel: b gets all 1000.
+    _until(lambda: net.balance(net.account(b), 3) == before[1] + 1000 - 1)
+    assert net.balance(net.account(a), 3) == before[0] - 1  # the close fee
+    assert json.loads(_chan(net, a, "list"))[0]["status"] == "closed"
+    assert "not open" in _chan(net, a, "pay", chan, "1", ok=False)

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from dchat_chain import Transaction, verify_proof
 from dchat_core import DchatError
-from dchat_crypto import KdfParams
+from dchat_crypto import KdfParams, SigningKey
 
 from ._cli_common import fail as _fail
 from ._cli_common import read_passphrase
@@ -107,22 +107,23 @@ def _account(api: _Api, owner: bytes) -> dict[str, Any]:
     return answer
 
 
-def _send(api: _Api, tx: Transaction, wait: bool) -> None:
+def _send(api: _Api, tx: Transaction, wait: bool) -> dict[str, Any] | None:
+    """Submit ``tx``; with ``wait``, returns its committed status (code 0 or not)."""
     result = api.call("POST", "/v1/chain/txs", {"txs": [tx.raw.hex()]})["results"][0]
     if not result["accepted"]:
         raise _fail(f"refused: {result['error']}: {result['message']}")
     _out.print(f"submitted {result['hash']}", highlight=False)
     if not wait:
-        return
+        return None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        status = api.call("GET", f"/v1/chain/txs/{result['hash']}")
+        status: dict[str, Any] = api.call("GET", f"/v1/chain/txs/{result['hash']}")
         if status["status"] == "committed":
             outcome = (
                 "ok" if status["code"] == 0 else f"failed (code {status['code']}): {status['log']}"
             )
             _out.print(f"committed at height {status['height']}: {outcome}", highlight=False)
-            return
+            return status
         time.sleep(0.2)
     raise _fail("not committed within 60 s")
 
@@ -134,6 +135,12 @@ def _signed(
         key = load_wallet(key_file, secret)
     except DchatError as exc:
         raise _fail(str(exc)) from None
+    return _signed_with(api, key, kind, body, fee)
+
+
+def _signed_with(
+    api: _Api, key: SigningKey, kind: str, body: dict[str, Any], fee: int
+) -> Transaction:
     chain = api.call("GET", "/v1/chain/status")["chain_id"]
     # The pending nonce, so transactions sent before the previous one committed
     # queue behind it instead of reusing its nonce.

@@ -11,6 +11,8 @@ Routes (bearer token like the rest of the API; binary values are hex):
   account's next transaction should carry (the committed nonce advanced past
   the account's transactions queued in this node's mempool; not covered by
   the proof)
+* ``GET  /v1/chain/channels/{id}``: a payment channel's on-chain record (or null)
+  with a Merkle proof
 """
 
 from __future__ import annotations
@@ -188,6 +190,39 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
             "validator": _validator_record(service, bytes.fromhex(key)),
         }
+
+    @app.get("/v1/chain/channels/{chan}", dependencies=auth)
+    async def channel(chan: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return channel_json(_service(node), bytes.fromhex(chan))
+
+
+def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/channels/{id}`` document: the record, its proof and the root."""
+    answer = service.app.query(b"chan/" + chan)
+    value = answer.value
+    record = None
+    if value is not None:
+        raw = canonical_decode(value)
+        record = {
+            "a": raw["a"].hex(),
+            "b": raw["b"].hex(),
+            "deposit_a": raw["da"],
+            "deposit_b": raw["db"],
+            "status": "open" if raw["st"] == 0 else "closing",
+            "seq": raw["seq"],
+            "balance_a": raw["ba"],
+            "balance_b": raw["bb"],
+            "closer": raw["closer"].hex() if "closer" in raw else None,
+            "until": raw.get("until"),
+        }
+    return {
+        "channel": chan.hex(),
+        "height": answer.height,
+        "app_hash": answer.app_hash.hex(),
+        "value": None if value is None else value.hex(),
+        "proof": answer.proof.hex(),
+        "record": record,
+    }
 
 
 def _validator_record(service: ValidatorService, owner: bytes) -> dict[str, Any] | None:
