@@ -53,18 +53,30 @@ def init_testnet_command(
     validators: Annotated[int, typer.Option(min=1, max=64)] = 4,
     accounts: Annotated[int, typer.Option(min=0, max=1000, help="Funded test wallets.")] = 4,
     block_interval: Annotated[float, typer.Option(min=0, max=60)] = 1.0,
+    chain: Annotated[
+        str, typer.Option(help="The chain the validators run: currency or chat.")
+    ] = "currency",
+    pow_bits: Annotated[
+        int, typer.Option(min=0, max=64, help="Chat chain: identity registration work.")
+    ] = 20,
     passphrase_file: PassFile = None,
     insecure_fast_kdf: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Write genesis documents, validator data dirs (keys encrypted) and funded wallets."""
     secret = _passphrase(passphrase_file)
-    plan = NetPlan(validators=validators, accounts=accounts, block_interval=block_interval)
+    plan = NetPlan(
+        validators=validators,
+        accounts=accounts,
+        block_interval=block_interval,
+        chain=chain,
+        pow_bits=pow_bits,
+    )
     kdf = KdfParams.TESTING if insecure_fast_kdf else KdfParams.DEFAULT
     try:
         summary = init_testnet(out, plan, secret, kdf=kdf)
     except DchatError as exc:
         raise _fail(str(exc)) from None
-    _out.print(f"wrote a {validators}-validator testnet to {out}")
+    _out.print(f"wrote a {validators}-validator {chain} testnet to {out}")
     _out.print_json(json.dumps(summary))
 
 

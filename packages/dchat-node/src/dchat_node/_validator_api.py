@@ -12,7 +12,10 @@ Routes (bearer token like the rest of the API; binary values are hex):
   the account's transactions queued in this node's mempool; not covered by
   the proof)
 * ``GET  /v1/chain/channels/{id}``: a payment channel's on-chain record (or null)
-  with a Merkle proof
+  with a Merkle proof (currency chain)
+* ``GET  /v1/chain/identities/{id}``, ``GET /v1/chain/relays/{id}``: an identity's
+  registration record, a relay's directory entry (or null) with a Merkle proof
+  (chat chain)
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ def chain_status(service: ValidatorService) -> dict[str, Any]:
     state = engine.state
     return {
         "chain_id": state.chain_id,
+        "app": service.app.kind,
         "height": state.height - 1,
         "last_block_hash": state.last_block_hash.hex(),
         "app_hash": state.app_hash.hex(),
@@ -193,7 +197,15 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
     @app.get("/v1/chain/channels/{chan}", dependencies=auth)
     async def channel(chan: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
-        return channel_json(_service(node), bytes.fromhex(chan))
+        return channel_json(_on_chain(_service(node), "currency"), bytes.fromhex(chan))
+
+    @app.get("/v1/chain/identities/{ident}", dependencies=auth)
+    async def identity(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return identity_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
+
+    @app.get("/v1/chain/relays/{ident}", dependencies=auth)
+    async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
 
 
 def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
@@ -223,6 +235,55 @@ def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
         "proof": answer.proof.hex(),
         "record": record,
     }
+
+
+def _proved(service: ValidatorService, key: bytes) -> tuple[dict[str, Any], Any]:
+    """A committed value's proof document and its decoded value (None if absent)."""
+    answer = service.app.query(key)
+    value = answer.value
+    doc = {
+        "height": answer.height,
+        "app_hash": answer.app_hash.hex(),
+        "value": None if value is None else value.hex(),
+        "proof": answer.proof.hex(),
+        "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
+    }
+    return doc, None if value is None else canonical_decode(value)
+
+
+def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/identities/{id}`` document (chat chain, ``id/<id>``)."""
+    doc, raw = _proved(service, b"id/" + identity)
+    record = None
+    if raw is not None:
+        record = {
+            "key": raw["key"].hex(),
+            "document": raw["doc"].hex(),
+            "version": raw["ver"],
+            "guardians": [g.hex() for g in raw["g"]],
+            "threshold": raw["th"],
+        }
+    return {"identity": identity.hex(), **doc, "record": record}
+
+
+def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
+    doc, raw = _proved(service, b"relay/" + identity)
+    record = None
+    if raw is not None:
+        record = {
+            "endpoint": raw["ep"],
+            "region": raw["region"],
+            "stake_ref": raw["stake"].hex(),
+            "receipt_batches": raw["n"],
+        }
+    return {"identity": identity.hex(), **doc, "record": record}
+
+
+def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:
+    if service.app.kind != kind:
+        raise NodeStateError("wrong_chain", f"this validator runs the {service.app.kind} chain")
+    return service
 
 
 def _validator_record(service: ValidatorService, owner: bytes) -> dict[str, Any] | None:
