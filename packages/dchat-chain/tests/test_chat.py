@@ -243,3 +243,27 @@ def test_state_is_provable(chain: Chain) -> None:
 def test_unregistered_senders_are_unauthorized(chain: Chain) -> None:
     with pytest.raises(UnauthorizedError):
         chain.app.check_tx(chain.tx(B, "create_channel", {"name": "x"}))
+
+
+def test_genesis_validators_are_checked_and_fixed() -> None:
+    from dchat_chain import ChainArgumentError, validator_id_of
+    from dchat_crypto import BlsSecretKey
+
+    keys = [(SigningKey.generate(), BlsSecretKey.generate()) for _ in range(3)]
+    rows = [
+        [k.public_key.to_bytes(), b.public_key.to_bytes(), b.prove_possession().to_bytes(), 2]
+        for k, b in keys
+    ]
+    base = {"v": 1, "kind": "chat", "chain_id": "chat"}
+    app = ChatChainApp.from_genesis(canonical_encode({**base, "validators": rows}))
+    updates = app.initial_validators()
+    assert [u.validator_id for u in updates] == sorted(validator_id_of(r[0]) for r in rows)
+    assert {u.power for u in updates} == {2}
+    assert ChatChainApp.from_genesis(canonical_encode(base)).initial_validators() == ()
+    stolen = [rows[0][0], rows[0][1], rows[1][2], 2]  # another key's proof of possession
+    with pytest.raises(ChainArgumentError, match="proof"):
+        ChatChainApp.from_genesis(canonical_encode({**base, "validators": [stolen]}))
+    with pytest.raises(ChainArgumentError, match="twice"):
+        ChatChainApp.from_genesis(canonical_encode({**base, "validators": [rows[0], rows[0]]}))
+    with pytest.raises(ChainArgumentError, match="malformed"):
+        ChatChainApp.from_genesis(canonical_encode({**base, "validators": [[b"x", 1, 2, 3]]}))

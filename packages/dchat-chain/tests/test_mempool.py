@@ -86,6 +86,22 @@ def test_gaps_are_held_until_filled(app: CurrencyChainApp) -> None:
     assert pool.reap(1 << 20, 10) == [first, tx(KEYS[0], 1), tx(KEYS[0], 2)]
 
 
+def test_next_nonce_counts_the_senders_pending_run(app: CurrencyChainApp) -> None:
+    pool = Mempool(app, max_gap=3)
+    sender = KEYS[0].public_key.to_bytes()
+    assert pool.next_nonce(sender, 0) == 0
+    pool.add(tx(KEYS[0], 0))
+    pool.add(tx(KEYS[0], 1))
+    pool.add(tx(KEYS[0], 3))  # held behind a gap: not part of the run
+    assert pool.next_nonce(sender, 0) == 2
+    assert pool.next_nonce(KEYS[1].public_key.to_bytes(), 5) == 5
+    commit(app, [tx(KEYS[0], 0)])
+    pool.update([tx(KEYS[0], 0)])
+    assert pool.next_nonce(sender, app.account(sender).nonce) == 2
+    pool.add(tx(KEYS[0], 2))
+    assert pool.next_nonce(sender, 1) == 4
+
+
 def test_reap_orders_by_fee_but_keeps_each_senders_nonce_order(app: CurrencyChainApp) -> None:
     pool = Mempool(app)
     a0, a1 = tx(KEYS[0], 0, fee=1), tx(KEYS[0], 1, fee=50)

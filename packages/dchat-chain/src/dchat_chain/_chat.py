@@ -9,25 +9,42 @@ taken by a registered identity's current key and costs at least ``min_fee``.
 
 The handlers live in :mod:`._chat_identity`, :mod:`._chat_channels` and
 :mod:`._chat_directory`; their module docstrings give the key schemes.
+
+Validators. The chat chain has no stake of its own: its validator set is fixed
+by the genesis (optional ``"validators": [[account key(32), bls key(48), proof
+of possession(96), power], ...]``, each proof checked), stored at ``chatval``
+and handed to the engine by :meth:`ChatChainApp.initial_validators`; the chain
+never changes it. A genesis without validators still builds (a light client
+or a test can run the state machine without consensus).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from dchat_core import DchatError, DecodeError
+from dchat_crypto import BlsPublicKey, BlsSignature, bls_verify_possession
 
 from . import _bridge as bridge
 from . import _chat_channels as channels
 from . import _chat_directory as directory
 from . import _chat_identity as identity
+from ._app import ValidatorUpdate
 from ._bridge_headers import bridge_headers, seed_bridge
+from ._currency_staking import MAX_POWER, validator_id_of
+from ._errors import ChainArgumentError
 from ._state_app import ChainApp
 from ._state_genesis import ParamSpec, build_state
+from ._state_records import get_record, put_record
 from ._tx import MAX_AMOUNT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from dchat_core import Fields
+
     from ._app import BlockContext
+    from ._state import StateStore
     from ._tx import Transaction
 
 __all__ = ("CHAT_PARAMS", "ChatChainApp")
@@ -37,6 +54,37 @@ CHAT_PARAMS: Final[ParamSpec] = {
     "pow_bits": (20, 0, 64),
     "recovery_delay_ms": (7 * 24 * 3600 * 1000, 0, 1 << 50),
 }
+VALIDATORS_KEY: Final = b"chatval"
+
+
+def _validator_row(entry: Any) -> list[Any]:
+    if not (isinstance(entry, list) and len(entry) == 4):
+        raise DecodeError("validators must be [key, bls, pop, power] lists")
+    key, bls, pop, power = entry
+    if not (
+        isinstance(key, bytes)
+        and len(key) == 32
+        and isinstance(power, int)
+        and not isinstance(power, bool)
+        and 0 < power <= MAX_POWER
+    ):
+        raise DecodeError("malformed genesis validator")
+    try:
+        bls_verify_possession(BlsPublicKey.from_bytes(bls), BlsSignature.from_bytes(pop))
+    except (DchatError, TypeError):
+        raise ChainArgumentError("genesis validator: BLS key lacks a valid proof") from None
+    return [key, bls, pop, power]
+
+
+def _seed(state: StateStore, params: dict[str, int], fields: Fields) -> int:
+    seed_bridge(state, params, fields)
+    raw = fields.get_list("validators", max_len=1024) if fields.has("validators") else []
+    rows = sorted((_validator_row(e) for e in raw), key=lambda r: validator_id_of(r[0]))
+    if len({r[0] for r in rows}) != len(rows):
+        raise DecodeError("a genesis validator is listed twice")
+    if rows:
+        put_record(state, VALIDATORS_KEY, rows)
+    return 0
 
 
 class ChatChainApp(ChainApp):
@@ -51,7 +99,15 @@ class ChatChainApp(ChainApp):
         Raises:
             ChainArgumentError: The document is malformed.
         """
-        return cls(build_state(genesis, "chat", CHAT_PARAMS, {"bridge"}, seed_bridge))
+        return cls(build_state(genesis, "chat", CHAT_PARAMS, {"bridge", "validators"}, _seed))
+
+    def initial_validators(self) -> tuple[ValidatorUpdate, ...]:
+        """The genesis validator set (the chat chain never changes it)."""
+        rows: list[list[Any]] = get_record(self._state, VALIDATORS_KEY) or []
+        return tuple(
+            ValidatorUpdate(validator_id_of(key), bls, power, key, pop)
+            for key, bls, pop, power in rows
+        )
 
     def _minimum_fee(self, tx: Transaction) -> int:
         return 0 if tx.kind == "register_identity" else super()._minimum_fee(tx)

@@ -103,6 +103,20 @@ class Mempool:
         """Total bytes of pending transactions."""
         return self._bytes
 
+    def next_nonce(self, sender: bytes, committed: int) -> int:
+        """The nonce ``sender``'s next transaction should carry.
+
+        ``committed`` is the sender's next nonce in the committed state; every
+        pending transaction of the sender that continues the run from there
+        counts, so a client can queue several transactions before a block.
+        """
+        entry = self._senders.get(sender)
+        nonce = committed
+        if entry is not None:
+            while nonce in entry.txs:
+                nonce += 1
+        return nonce
+
     # -- admission -------------------------------------------------------------------
 
     def add(self, tx: bytes) -> TxMeta:

@@ -6,6 +6,7 @@ commands) and :mod:`dchat_node.config` (configuration loading).
 
 from __future__ import annotations
 
+from ._errors import ChannelError as ChannelError
 from ._errors import ConfigError as ConfigError
 from ._errors import DchatNodeError as DchatNodeError
 from ._errors import NodeStateError as NodeStateError
@@ -16,6 +17,7 @@ from .config import NodeConfig as NodeConfig
 from .config import load_config as load_config
 
 __all__ = (
+    "ChannelError",
     "ConfigError",
     "DchatNodeError",
     "NodeConfig",

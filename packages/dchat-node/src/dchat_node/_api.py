@@ -37,6 +37,7 @@ _STATE_STATUS = {
     "no_relay": 409,
     "unknown_contact": 404,
     "wrong_role": 404,
+    "wrong_chain": 404,
     "not_found": 404,
     "unknown_device": 404,
     "no_pairing": 404,

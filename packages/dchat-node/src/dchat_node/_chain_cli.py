@@ -20,7 +20,7 @@ from rich.console import Console
 
 from dchat_chain import Transaction, verify_proof
 from dchat_core import DchatError
-from dchat_crypto import KdfParams
+from dchat_crypto import KdfParams, SigningKey
 
 from ._cli_common import fail as _fail
 from ._cli_common import read_passphrase
@@ -53,18 +53,30 @@ def init_testnet_command(
     validators: Annotated[int, typer.Option(min=1, max=64)] = 4,
     accounts: Annotated[int, typer.Option(min=0, max=1000, help="Funded test wallets.")] = 4,
     block_interval: Annotated[float, typer.Option(min=0, max=60)] = 1.0,
+    chain: Annotated[
+        str, typer.Option(help="The chain the validators run: currency or chat.")
+    ] = "currency",
+    pow_bits: Annotated[
+        int, typer.Option(min=0, max=64, help="Chat chain: identity registration work.")
+    ] = 20,
     passphrase_file: PassFile = None,
     insecure_fast_kdf: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Write genesis documents, validator data dirs (keys encrypted) and funded wallets."""
     secret = _passphrase(passphrase_file)
-    plan = NetPlan(validators=validators, accounts=accounts, block_interval=block_interval)
+    plan = NetPlan(
+        validators=validators,
+        accounts=accounts,
+        block_interval=block_interval,
+        chain=chain,
+        pow_bits=pow_bits,
+    )
     kdf = KdfParams.TESTING if insecure_fast_kdf else KdfParams.DEFAULT
     try:
         summary = init_testnet(out, plan, secret, kdf=kdf)
     except DchatError as exc:
         raise _fail(str(exc)) from None
-    _out.print(f"wrote a {validators}-validator testnet to {out}")
+    _out.print(f"wrote a {validators}-validator {chain} testnet to {out}")
     _out.print_json(json.dumps(summary))
 
 
@@ -79,15 +91,20 @@ class _Api:
             info = json.loads((node / "api.json").read_text())
         except (OSError, ValueError):
             raise _fail(f"no running node found in {node} (api.json missing)") from None
-        headers = {"Authorization": f"Bearer {info['token']}"}
-        self._http = httpx.Client(base_url=info["url"], headers=headers, timeout=10.0)
+        self._url = str(info["url"])
+        self._headers = {"Authorization": f"Bearer {info['token']}"}
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        # One short-lived client per call: a command makes a handful of calls,
+        # and nothing is left open when it exits or fails.
         try:
-            response = self._http.request(method, path, json=body)
+            with httpx.Client(base_url=self._url, headers=self._headers, timeout=10.0) as http:
+                response = http.request(method, path, json=body)
+            data = response.json()
         except httpx.HTTPError as exc:
             raise _fail(f"the node did not answer: {type(exc).__name__}") from None
-        data = response.json()
+        except ValueError:
+            raise _fail(f"the node answered HTTP {response.status_code} without JSON") from None
         if response.status_code >= 400:
             raise _fail(str(data.get("error", {}).get("message", response.text)))
         return data
@@ -102,22 +119,23 @@ def _account(api: _Api, owner: bytes) -> dict[str, Any]:
     return answer
 
 
-def _send(api: _Api, tx: Transaction, wait: bool) -> None:
+def _send(api: _Api, tx: Transaction, wait: bool) -> dict[str, Any] | None:
+    """Submit ``tx``; with ``wait``, returns its committed status (code 0 or not)."""
     result = api.call("POST", "/v1/chain/txs", {"txs": [tx.raw.hex()]})["results"][0]
     if not result["accepted"]:
         raise _fail(f"refused: {result['error']}: {result['message']}")
     _out.print(f"submitted {result['hash']}", highlight=False)
     if not wait:
-        return
+        return None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        status = api.call("GET", f"/v1/chain/txs/{result['hash']}")
+        status: dict[str, Any] = api.call("GET", f"/v1/chain/txs/{result['hash']}")
         if status["status"] == "committed":
             outcome = (
                 "ok" if status["code"] == 0 else f"failed (code {status['code']}): {status['log']}"
             )
             _out.print(f"committed at height {status['height']}: {outcome}", highlight=False)
-            return
+            return status
         time.sleep(0.2)
     raise _fail("not committed within 60 s")
 
@@ -129,8 +147,16 @@ def _signed(
         key = load_wallet(key_file, secret)
     except DchatError as exc:
         raise _fail(str(exc)) from None
+    return _signed_with(api, key, kind, body, fee)
+
+
+def _signed_with(
+    api: _Api, key: SigningKey, kind: str, body: dict[str, Any], fee: int
+) -> Transaction:
     chain = api.call("GET", "/v1/chain/status")["chain_id"]
-    nonce = _account(api, key.public_key.to_bytes())["nonce"]
+    # The pending nonce, so transactions sent before the previous one committed
+    # queue behind it instead of reusing its nonce.
+    nonce = _account(api, key.public_key.to_bytes())["next_nonce"]
     return Transaction.create(key, chain_id=chain, nonce=nonce, fee=fee, kind=kind, body=body)
 
 
@@ -153,7 +179,7 @@ def balance(
     wallet: Annotated[Path | None, typer.Option("--wallet")] = None,
     passphrase_file: PassFile = None,
 ) -> None:
-    """Show an account's balance and nonce, checked against the node's Merkle proof."""
+    """Show an account's balance, nonces and validator record, checked by Merkle proof."""
     if account is None:
         if wallet is None:
             raise _fail("give an ACCOUNT or --wallet")
@@ -164,7 +190,8 @@ def balance(
         except ValueError:
             raise _fail("ACCOUNT must be 64 hex digits") from None
     answer = _account(_Api(node), owner)
-    _out.print_json(json.dumps({k: answer[k] for k in ("account", "balance", "nonce", "height")}))
+    shown = ("account", "balance", "nonce", "next_nonce", "height", "validator")
+    _out.print_json(json.dumps({k: answer[k] for k in shown}))
 
 
 @wallet_app.command("transfer")

@@ -7,7 +7,15 @@ Routes (bearer token like the rest of the API; binary values are hex):
 * ``GET  /v1/chain/txs/{hash}``: ``committed`` (height, index, code), ``pending`` or ``unknown``
 * ``POST /v1/chain/txs``: ``{"txs": [hex, ...]}`` (at most 2,048) into the mempool
 * ``GET  /v1/chain/accounts/{key}``: balance and nonce with a Merkle proof against
-  the app hash after block ``height``
+  the app hash after block ``height``, and ``next_nonce``: the nonce the
+  account's next transaction should carry (the committed nonce advanced past
+  the account's transactions queued in this node's mempool; not covered by
+  the proof)
+* ``GET  /v1/chain/channels/{id}``: a payment channel's on-chain record (or null)
+  with a Merkle proof (currency chain)
+* ``GET  /v1/chain/identities/{id}``, ``GET /v1/chain/relays/{id}``: an identity's
+  registration record, a relay's directory entry (or null) with a Merkle proof
+  (chat chain)
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ def chain_status(service: ValidatorService) -> dict[str, Any]:
     state = engine.state
     return {
         "chain_id": state.chain_id,
+        "app": service.app.kind,
         "height": state.height - 1,
         "last_block_hash": state.last_block_hash.hex(),
         "app_hash": state.app_hash.hex(),
@@ -177,6 +186,7 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             "account": key,
             "balance": balance,
             "nonce": nonce,
+            "next_nonce": service.app.mempool.next_nonce(bytes.fromhex(key), nonce),
             "height": answer.height,
             "app_hash": answer.app_hash.hex(),
             "value": None if value is None else value.hex(),
@@ -184,6 +194,96 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
             "validator": _validator_record(service, bytes.fromhex(key)),
         }
+
+    @app.get("/v1/chain/channels/{chan}", dependencies=auth)
+    async def channel(chan: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return channel_json(_on_chain(_service(node), "currency"), bytes.fromhex(chan))
+
+    @app.get("/v1/chain/identities/{ident}", dependencies=auth)
+    async def identity(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return identity_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
+
+    @app.get("/v1/chain/relays/{ident}", dependencies=auth)
+    async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
+
+
+def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/channels/{id}`` document: the record, its proof and the root."""
+    answer = service.app.query(b"chan/" + chan)
+    value = answer.value
+    record = None
+    if value is not None:
+        raw = canonical_decode(value)
+        record = {
+            "a": raw["a"].hex(),
+            "b": raw["b"].hex(),
+            "deposit_a": raw["da"],
+            "deposit_b": raw["db"],
+            "status": "open" if raw["st"] == 0 else "closing",
+            "seq": raw["seq"],
+            "balance_a": raw["ba"],
+            "balance_b": raw["bb"],
+            "closer": raw["closer"].hex() if "closer" in raw else None,
+            "until": raw.get("until"),
+        }
+    return {
+        "channel": chan.hex(),
+        "height": answer.height,
+        "app_hash": answer.app_hash.hex(),
+        "value": None if value is None else value.hex(),
+        "proof": answer.proof.hex(),
+        "record": record,
+    }
+
+
+def _proved(service: ValidatorService, key: bytes) -> tuple[dict[str, Any], Any]:
+    """A committed value's proof document and its decoded value (None if absent)."""
+    answer = service.app.query(key)
+    value = answer.value
+    doc = {
+        "height": answer.height,
+        "app_hash": answer.app_hash.hex(),
+        "value": None if value is None else value.hex(),
+        "proof": answer.proof.hex(),
+        "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
+    }
+    return doc, None if value is None else canonical_decode(value)
+
+
+def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/identities/{id}`` document (chat chain, ``id/<id>``)."""
+    doc, raw = _proved(service, b"id/" + identity)
+    record = None
+    if raw is not None:
+        record = {
+            "key": raw["key"].hex(),
+            "document": raw["doc"].hex(),
+            "version": raw["ver"],
+            "guardians": [g.hex() for g in raw["g"]],
+            "threshold": raw["th"],
+        }
+    return {"identity": identity.hex(), **doc, "record": record}
+
+
+def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
+    doc, raw = _proved(service, b"relay/" + identity)
+    record = None
+    if raw is not None:
+        record = {
+            "endpoint": raw["ep"],
+            "region": raw["region"],
+            "stake_ref": raw["stake"].hex(),
+            "receipt_batches": raw["n"],
+        }
+    return {"identity": identity.hex(), **doc, "record": record}
+
+
+def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:
+    if service.app.kind != kind:
+        raise NodeStateError("wrong_chain", f"this validator runs the {service.app.kind} chain")
+    return service
 
 
 def _validator_record(service: ValidatorService, owner: bytes) -> dict[str, Any] | None:

@@ -1,6 +1,8 @@
-"""The currency application as a validator runs it: indexed, mempool-aware, replayable.
+"""A chain application as a validator runs it: indexed, mempool-aware, replayable.
 
-:class:`IndexedApp` wraps :class:`dchat_chain.CurrencyChainApp` for the engine.
+:class:`IndexedApp` wraps the application the genesis names (its ``"kind"``:
+:class:`dchat_chain.CurrencyChainApp` or :class:`dchat_chain.ChatChainApp`) for
+the engine.
 On every ``commit`` (a block decided by consensus, fetched by block sync or
 replayed from the store: all three go through ``execute_block``) it records
 each transaction's result by hash and drops the block's transactions from the
@@ -8,8 +10,9 @@ mempool *before the call returns*. That order matters: the engine starts the
 next height, and may reap the mempool for a proposal, inside the same call that
 committed, so a later hook would let a committed transaction be proposed twice.
 
-The slashing verifier reads the offender's BLS key from the committed state, so
-every validator judges evidence the same way (see ``docs/rationale.md``).
+On the currency chain, the slashing verifier reads the offender's BLS key from
+the committed state, so every validator judges evidence the same way (see
+``docs/rationale.md``).
 
 :func:`replay_store` rebuilds the state after a restart: from the stored state
 snapshot when one verifies against the stored blocks (then only the blocks
@@ -24,7 +27,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from dchat_chain import (
+    ChainArgumentError,
     ChainState,
+    ChatChainApp,
     CurrencyChainApp,
     DuplicateVoteEvidence,
     InvalidEvidenceError,
@@ -37,7 +42,7 @@ from dchat_chain import (
     execute_block,
     tx_hash,
 )
-from dchat_core import DchatError, canonical_decode
+from dchat_core import DchatError, DecodeLimits, canonical_decode
 from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey
 
 if TYPE_CHECKING:
@@ -47,10 +52,19 @@ if TYPE_CHECKING:
 
     from ._validator_store import RepoBlockStore
 
-__all__ = ("IndexedApp", "TxStatus", "account_key", "load_snapshot", "replay_store")
+__all__ = (
+    "IndexedApp",
+    "TxStatus",
+    "account_key",
+    "genesis_kind",
+    "load_snapshot",
+    "replay_store",
+)
 
 _log = logging.getLogger("dchat.validator")
 MAX_INDEX: Final = 1 << 20  # remembered transaction results (oldest forgotten first)
+GENESIS_PEEK: Final = DecodeLimits(max_size=64 << 20, max_depth=8, max_items=1 << 22)
+MAX_PER_SENDER: Final = 64  # a wallet may queue this many transactions before a block
 
 
 def account_key(owner: bytes) -> bytes:
@@ -68,6 +82,21 @@ class TxStatus:
     log: str
 
 
+def genesis_kind(genesis: bytes) -> str:
+    """The application a genesis document is for: ``"currency"`` or ``"chat"``.
+
+    Raises:
+        ChainArgumentError: Not a genesis document of a known kind.
+    """
+    try:
+        kind = canonical_decode(genesis, GENESIS_PEEK).get("kind")
+    except (DchatError, AttributeError):
+        raise ChainArgumentError("not a genesis document") from None
+    if kind not in ("currency", "chat"):
+        raise ChainArgumentError("the genesis names no known chain application")
+    return str(kind)
+
+
 class IndexedApp:
     """An :class:`dchat_chain.Application` that indexes results and updates a mempool.
 
@@ -76,8 +105,13 @@ class IndexedApp:
     """
 
     def __init__(self, genesis: bytes) -> None:
-        self.inner = CurrencyChainApp.from_genesis(genesis, self._verify_evidence)
-        self.mempool = Mempool(self.inner)
+        self.kind = genesis_kind(genesis)
+        self.inner: CurrencyChainApp | ChatChainApp
+        if self.kind == "chat":
+            self.inner = ChatChainApp.from_genesis(genesis)
+        else:
+            self.inner = CurrencyChainApp.from_genesis(genesis, self._verify_evidence)
+        self.mempool = Mempool(self.inner, max_per_sender=MAX_PER_SENDER, max_gap=MAX_PER_SENDER)
         self.index: dict[bytes, TxStatus] = {}
         self._applied: tuple[int, Sequence[bytes], BlockResult] | None = None
 

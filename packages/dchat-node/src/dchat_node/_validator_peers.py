@@ -11,7 +11,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from dchat_chain import BlockSyncClient, SyncRequest, SyncResponse, Transaction
+from dchat_chain import (
+    BlockSyncClient,
+    CurrencyChainApp,
+    SyncRequest,
+    SyncResponse,
+    Transaction,
+)
 from dchat_core import DchatError, NodeId
 from dchat_network import LinkClosedError, LinkTimeoutError
 
@@ -118,13 +124,15 @@ def apply_sync_response(
     return pairs, client.state
 
 
-def slash_tx(app: IndexedApp, account: SigningKey, evidence: DuplicateVoteEvidence) -> bytes:
-    """A ``slash`` transaction carrying ``evidence``, signed by ``account``."""
+def slash_tx(app: IndexedApp, account: SigningKey, evidence: DuplicateVoteEvidence) -> bytes | None:
+    """A ``slash`` transaction for ``evidence``, signed by ``account`` (None on the chat chain)."""
+    if not isinstance(app.inner, CurrencyChainApp):
+        return None  # only the currency chain holds stake to slash
     owner = account.public_key.to_bytes()
     tx = Transaction.create(
         account,
         chain_id=app.chain_id,
-        nonce=app.inner.account(owner).nonce,
+        nonce=app.mempool.next_nonce(owner, app.inner.account(owner).nonce),
         fee=int(app.inner.params()["min_fee"]),
         kind="slash",
         body={"evidence": evidence.to_bytes()},

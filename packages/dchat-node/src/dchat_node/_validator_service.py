@@ -19,8 +19,13 @@ order, before the next one. Output handling:
 * ``SyncNeeded``: one sync request (100 blocks) to a connected peer; the
   answer is authenticated and executed by ``BlockSyncClient``, stored, and the
   engine jumps ahead with ``catch_up``; a non-empty batch asks for the next.
-* ``EvidenceFound``: kept, and a ``slash`` transaction signed by this
-  validator's account enters the mempool.
+* ``EvidenceFound``: kept, and on the currency chain a ``slash`` transaction
+  signed by this validator's account enters the mempool (the chat chain has
+  no stake; its evidence is only counted and logged).
+
+The chain is the one ``genesis.cbor`` in the data directory names (its
+``"kind"``), or the currency chain of ``genesis-currency.cbor`` in data
+directories written before ``init-testnet --chain``.
 
 Transactions arrive through the API (:meth:`ValidatorService.submit`), enter
 the mempool if ``check_tx`` admits them and are gossiped to peers in batches
@@ -65,7 +70,7 @@ from ._validator_app import IndexedApp, replay_store
 from ._validator_links import PeerLink
 from ._validator_peers import InboundHandler, apply_sync_response, request_sync, slash_tx
 from ._validator_store import RepoBlockStore
-from ._validator_testnet import CURRENCY_GENESIS
+from ._validator_testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS
 from ._validator_wire import CONSENSUS, MAX_GOSSIP_TXS, encode_txs, parse_peer
 from .config import parse_hostport
 
@@ -86,7 +91,7 @@ ENGINE_CONFIG: Final = ConsensusConfig(max_block_bytes=768 << 10)  # a proposal 
 
 
 class ValidatorService:
-    """A currency-chain validator: engine, mempool, block store, peer links.
+    """A validator of one chain (currency or chat): engine, mempool, block store, peer links.
 
     Args:
         config: The node configuration (role ``validator``).
@@ -98,13 +103,19 @@ class ValidatorService:
     def __init__(
         self, config: NodeConfig, store: AsyncStore, clock: Clock, keys: ValidatorKeys
     ) -> None:
-        genesis_path = config.data_dir / CURRENCY_GENESIS
+        genesis_path = config.data_dir / VALIDATOR_GENESIS
+        if not genesis_path.exists():
+            genesis_path = config.data_dir / CURRENCY_GENESIS  # data dirs written before --chain
         try:
             genesis = genesis_path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read {genesis_path}: {exc.strerror}") from None
-        self.app = IndexedApp(genesis)
-        if config.currency_chain not in (None, self.app.chain_id):
+        try:
+            self.app = IndexedApp(genesis)
+        except DchatError as exc:
+            raise ConfigError(f"{genesis_path.name}: {exc}") from None
+        expected = config.chat_chain if self.app.kind == "chat" else config.currency_chain
+        if expected not in (None, self.app.chain_id):
             raise ConfigError(f"the genesis is for chain {self.app.chain_id!r}")
         self.config, self.keys, self._store, self._clock = config, keys, store, clock
         self.blocks = RepoBlockStore(store.db.chain, self.app.chain_id)
@@ -321,6 +332,8 @@ class ValidatorService:
         self.evidence.append(evidence)
         _log.warning("double signing detected", extra={"height": evidence.height})
         tx = slash_tx(self.app, self.keys.account, evidence)
+        if tx is None:
+            return
         try:
             self.app.mempool.add(tx)
             self._gossip.append(tx)

@@ -6,10 +6,13 @@ Layout written under ``OUT``::
     testnet.json                               public summary (ids, addresses, accounts)
     validator-<i>/dchat.toml                   role validator, listen address, peers
     validator-<i>/validator.key                account + BLS keys, passphrase-encrypted
-    validator-<i>/genesis-*.cbor               copies the node reads at start
+    validator-<i>/genesis.cbor                 the genesis of the chain it validates
+                                               (``--chain``: currency or chat; its "kind")
+    validator-<i>/genesis-*.cbor               copies of both documents
     wallets/account-<i>.wallet                 funded test accounts, passphrase-encrypted
 
-Every validator gets equal stake. Addresses are free loopback ports at the time
+Every validator gets equal stake (currency) or equal power (chat: the chat
+genesis lists the same validators, a fixed set). Addresses are free loopback ports at the time
 of writing (a testnet for one machine); edit the TOML files to spread it out.
 """
 
@@ -30,10 +33,12 @@ from ._validator_keys import ValidatorKeys, write_validator_keys, write_wallet
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ("CHAT_GENESIS", "CURRENCY_GENESIS", "NetPlan", "init_testnet")
+__all__ = ("CHAT_GENESIS", "CURRENCY_GENESIS", "VALIDATOR_GENESIS", "NetPlan", "init_testnet")
 
 CURRENCY_GENESIS: Final = "genesis-currency.cbor"
 CHAT_GENESIS: Final = "genesis-chat.cbor"
+VALIDATOR_GENESIS: Final = "genesis.cbor"
+CHAINS: Final = ("currency", "chat")
 CURRENCY_PARAMS: Final = {"min_fee": 1, "unbonding_blocks": 100, "dispute_blocks": 20}
 
 
@@ -49,6 +54,8 @@ class NetPlan:
     chat_chain: str = "dchat-testnet-chat"
     host: str = "127.0.0.1"
     block_interval: float = 1.0
+    chain: str = "currency"  # the application the validators run
+    pow_bits: int = 20  # chat chain: proof-of-work bits an identity registration costs
 
 
 def _currency_genesis(plan: NetPlan, vals: list[ValidatorKeys], accts: list[bytes]) -> bytes:
@@ -73,13 +80,18 @@ def _currency_genesis(plan: NetPlan, vals: list[ValidatorKeys], accts: list[byte
     return canonical_encode(document)
 
 
-def _chat_genesis(plan: NetPlan, accts: list[bytes]) -> bytes:
+def _chat_genesis(plan: NetPlan, vals: list[ValidatorKeys], accts: list[bytes]) -> bytes:
+    rows = [
+        [k.account_public, k.bls.public_key.to_bytes(), k.bls.prove_possession().to_bytes(), 1]
+        for k in vals
+    ]
     document = {
         "v": 1,
         "kind": "chat",
         "chain_id": plan.chat_chain,
-        "params": {"min_fee": 1},
+        "params": {"min_fee": 1, "pow_bits": plan.pow_bits},
         "accounts": [[a, plan.balance] for a in accts],
+        "validators": rows,
     }
     return canonical_encode(document)
 
@@ -111,12 +123,14 @@ def init_testnet(
     """
     if not 1 <= plan.validators <= 64 or not 0 <= plan.accounts <= 1000:
         raise ConfigError("a testnet has 1 to 64 validators and at most 1000 accounts")
+    if plan.chain not in CHAINS:
+        raise ConfigError(f"--chain is one of {', '.join(CHAINS)}")
     if (out / CURRENCY_GENESIS).exists():
         raise ConfigError(f"{out} already holds a testnet")
     vals = [ValidatorKeys.generate() for _ in range(plan.validators)]
     wallets = [SigningKey.generate() for _ in range(plan.accounts)]
     accts = [w.public_key.to_bytes() for w in wallets]
-    currency, chat = _currency_genesis(plan, vals, accts), _chat_genesis(plan, accts)
+    currency, chat = _currency_genesis(plan, vals, accts), _chat_genesis(plan, vals, accts)
     CurrencyChainApp.from_genesis(currency)  # refuse to write a genesis the chain rejects
     ChatChainApp.from_genesis(chat)
     addresses = [f"{plan.host}:{free_port(plan.host)}" for _ in vals]
@@ -134,6 +148,7 @@ def init_testnet(
         (home / "dchat.toml").write_text(_toml(plan, addresses[i], peers))
         (home / CURRENCY_GENESIS).write_bytes(currency)
         (home / CHAT_GENESIS).write_bytes(chat)
+        (home / VALIDATOR_GENESIS).write_bytes(chat if plan.chain == "chat" else currency)
         write_validator_keys(home / "validator.key", keys, passphrase, kdf=kdf)
     (out / "wallets").mkdir(exist_ok=True, mode=0o700)
     for i, wallet in enumerate(wallets):
@@ -147,6 +162,7 @@ def _summary(
     plan: NetPlan, vals: list[ValidatorKeys], addresses: list[str], accts: list[bytes]
 ) -> dict[str, object]:
     return {
+        "chain": plan.chain,
         "currency_chain": plan.currency_chain,
         "chat_chain": plan.chat_chain,
         "validators": [

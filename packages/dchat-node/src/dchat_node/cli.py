@@ -21,6 +21,7 @@ from dchat_sdk import RemoteClient
 
 from ._backup_cli import backup_app
 from ._chain_cli import chain_app, wallet_app
+from ._channel_cli import channel_app
 from ._cli_common import fail as _fail
 from ._cli_common import guard as _guard
 from ._cli_common import read_passphrase
@@ -46,6 +47,7 @@ app = typer.Typer(
 contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(wallet_app, name="wallet")
+wallet_app.add_typer(channel_app, name="channel")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")

@@ -1,0 +1,179 @@
+"""The chat chain run by four real validator processes (``init-testnet --chain chat``).
+
+An identity registered through the API (paying its proof of work, no fee) and a
+relay listed by a funded identity are committed by consensus and readable from
+any validator with a Merkle proof that verifies against the block's app hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from dchat_chain import Transaction, solve_pow, verify_proof
+from dchat_core import IdentityId, canonical_decode
+from dchat_crypto import KdfParams, SigningKey
+from dchat_node import NodeProcess
+from dchat_node._validator_keys import load_wallet
+from dchat_node._validator_testnet import NetPlan, init_testnet
+from dchat_node.cli import node_app
+
+PASSPHRASE = "chat chain test passphrase"
+POW_BITS = 10
+
+
+def test_init_testnet_chain_option(tmp_path: Path) -> None:
+    runner = CliRunner()
+    passfile = tmp_path / "pass"
+    passfile.write_text(PASSPHRASE)
+    base = ["chain", "init-testnet", "--validators", "1", "--accounts", "0"]
+    base += ["--passphrase-file", str(passfile), "--insecure-fast-kdf"]
+    wrong = runner.invoke(node_app, [*base, "--out", str(tmp_path / "a"), "--chain", "gossip"])
+    assert wrong.exit_code == 1
+    assert "currency, chat" in wrong.output
+    done = runner.invoke(node_app, [*base, "--out", str(tmp_path / "b"), "--chain", "chat"])
+    assert done.exit_code == 0, done.output
+    genesis = canonical_decode((tmp_path / "b" / "validator-0" / "genesis.cbor").read_bytes())
+    assert genesis["kind"] == "chat"
+    assert len(genesis["validators"]) == 1
+
+
+@pytest.fixture
+def chat_net(tmp_path: Path) -> Iterator[tuple[dict[str, Any], list[httpx.Client], Path]]:
+    out = tmp_path / "net"
+    plan = NetPlan(validators=4, accounts=1, block_interval=0.3, chain="chat", pow_bits=POW_BITS)
+    summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
+    nodes = [
+        NodeProcess(out / v["dir"], "validator", passphrase=PASSPHRASE, listen=v["listen"])
+        for v in summary["validators"]
+    ]
+    clients: list[httpx.Client] = []
+    try:
+        for node in nodes:
+            node.start()
+            headers = {"Authorization": f"Bearer {node.info['token']}"}
+            clients.append(httpx.Client(base_url=node.info["url"], headers=headers, timeout=5))
+        yield summary, clients, out
+    finally:
+        for client in clients:
+            client.close()
+        for node in nodes:
+            node.kill()
+
+
+def _submit(client: httpx.Client, tx: Transaction) -> dict[str, Any]:
+    answer: dict[str, Any] = client.post("/v1/chain/txs", json={"txs": [tx.raw.hex()]}).json()
+    result: dict[str, Any] = answer["results"][0]
+    return result
+
+
+def _proved_record(client: httpx.Client, path: str, key: bytes) -> dict[str, Any] | None:
+    answer = client.get(path).json()
+    value = None if answer["value"] is None else bytes.fromhex(answer["value"])
+    root, proof = bytes.fromhex(answer["app_hash"]), bytes.fromhex(answer["proof"])
+    assert verify_proof(root, key, value, proof)
+    assert answer["proof_valid"]
+    record: dict[str, Any] | None = answer["record"]
+    return record
+
+
+@pytest.mark.slow
+def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
+    chat_net: tuple[dict[str, Any], list[httpx.Client], Path],
+    wait_until: Callable[..., None],
+) -> None:
+    summary, apis, out = chat_net
+    chain = summary["chat_chain"]
+    status = apis[0].get("/v1/chain/status").json()
+    assert (status["app"], status["chain_id"], len(status["validators"])) == ("chat", chain, 4)
+    wait_until(lambda: apis[3].get("/v1/chain/status").json()["height"] >= 2, timeout=30)
+
+    # A newcomer with no balance registers by proof of work alone (fee 0).
+    newcomer = SigningKey.generate()
+    pk = newcomer.public_key.to_bytes()
+    doc = bytes(range(32))
+
+    def register(work: bytes) -> Transaction:
+        body = {"pow": work, "doc": doc}
+        return Transaction.create(
+            newcomer, chain_id=chain, nonce=0, fee=0, kind="register_identity", body=body
+        )
+
+    lazy = _submit(apis[0], register(b"\x00" * 8))
+    work = solve_pow(chain, pk, POW_BITS)
+    if lazy["accepted"]:  # one in 2**POW_BITS zero nonces is valid work: skip the check
+        pytest.skip("the all-zero nonce happened to be valid work")
+    assert lazy["error"] == "UnauthorizedError"
+    assert "proof of work" in lazy["message"]
+    result = _submit(apis[0], register(work))
+    assert result["accepted"], result
+    replay = _submit(apis[1], register(work))
+    assert not replay["accepted"]
+    assert replay["error"] in ("DuplicateTransactionError", "ReplayedNonceError")
+    wait_until(
+        lambda: apis[2].get(f"/v1/chain/txs/{result['hash']}").json()["status"] == "committed",
+        timeout=30,
+    )
+    assert apis[2].get(f"/v1/chain/txs/{result['hash']}").json()["code"] == 0
+    ident = bytes(IdentityId.derive(pk))
+    for api in apis:
+        wait_until(
+            lambda api=api: api.get(f"/v1/chain/identities/{ident.hex()}").json()["record"],
+            timeout=10,
+        )
+        record = _proved_record(api, f"/v1/chain/identities/{ident.hex()}", b"id/" + ident)
+        assert record == {
+            "key": pk.hex(),
+            "document": doc.hex(),
+            "version": 1,
+            "guardians": [],
+            "threshold": 0,
+        }
+    absent = bytes(32)
+    assert _proved_record(apis[1], f"/v1/chain/identities/{absent.hex()}", b"id/" + absent) is None
+
+    # A funded wallet registers, then lists a relay (fee 1).
+    wallet = load_wallet(out / "wallets" / "account-0.wallet", PASSPHRASE.encode())
+    wpk = wallet.public_key.to_bytes()
+    txs = [
+        Transaction.create(
+            wallet,
+            chain_id=chain,
+            nonce=0,
+            fee=0,
+            kind="register_identity",
+            body={"pow": solve_pow(chain, wpk, POW_BITS), "doc": doc},
+        ),
+        Transaction.create(
+            wallet,
+            chain_id=chain,
+            nonce=1,
+            fee=1,
+            kind="register_relay",
+            body={"endpoint": "127.0.0.1:7400", "region": "eu", "stake_ref": wpk},
+        ),
+    ]
+    hashes = [_submit(apis[1], tx)["hash"] for tx in txs]
+    wait_until(
+        lambda: all(apis[0].get(f"/v1/chain/txs/{h}").json().get("code") == 0 for h in hashes),
+        timeout=30,
+    )
+    wid = bytes(IdentityId.derive(wpk))
+    wait_until(lambda: apis[3].get(f"/v1/chain/relays/{wid.hex()}").json()["record"], timeout=10)
+    relay = _proved_record(apis[3], f"/v1/chain/relays/{wid.hex()}", b"relay/" + wid)
+    assert relay == {
+        "endpoint": "127.0.0.1:7400",
+        "region": "eu",
+        "stake_ref": wpk.hex(),
+        "receipt_batches": 0,
+    }
+    # Currency-only routes answer with a typed error on a chat validator.
+    wrong = apis[0].get(f"/v1/chain/channels/{absent.hex()}")
+    assert wrong.status_code == 404
+    assert wrong.json()["error"]["code"] == "wrong_chain"
+    assert apis[0].get("/v1/chain/identities/zz").status_code == 422
