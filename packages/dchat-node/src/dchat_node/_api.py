@@ -23,6 +23,7 @@ from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
 from ._errors import NodeStateError
+from ._guardian_api import add_guardian_routes
 from ._validator_api import add_chain_routes
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ _STATE_STATUS = {
     "unknown_contact": 404,
     "wrong_role": 404,
     "not_found": 404,
+    "rate_limited": 429,
+    "burner_expired": 410,
 }
 
 
@@ -129,6 +132,7 @@ def create_app(node: Node, token: str) -> FastAPI:
         return {"messages": [_message_json(record, name) for record, name in rows]}
 
     add_chain_routes(app, node, auth)
+    add_guardian_routes(app, node, auth)
     return app
 
 

@@ -40,6 +40,7 @@ from dchat_storage import Database, LockedError, open_database
 from ._api import create_app
 from ._documents import DocumentService
 from ._errors import ConfigError, NodeStateError
+from ._guardian_service import GuardianService
 from ._lifecycle import LifecycleTask, policy_for
 from ._relay_service import RelayService
 from ._store import AsyncStore
@@ -92,6 +93,11 @@ class Node:
             UserService(config, store, clock, passphrase) if config.role == "user" else None
         )
         self._documents = None if self._user is None else DocumentService(self._user)
+        self._guardians = (
+            None
+            if self._user is None or self._documents is None
+            else GuardianService(self._user, self._documents, min_lock=config.guardian_min_lock)
+        )
         self.relay = RelayService(store.db, clock) if config.role == "relay" else None
         self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
         self.node_id: NodeId | None = None
@@ -112,6 +118,13 @@ class Node:
         if self._documents is None:
             raise NodeStateError("wrong_role", "this node does not have the user role")
         return self._documents
+
+    @property
+    def guardians(self) -> GuardianService:
+        """Guardians and recovery (user role); :class:`NodeStateError` on other roles."""
+        if self._guardians is None:
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self._guardians
 
     async def status(self) -> dict[str, Any]:
         """Counters and identity for ``/status``."""
@@ -135,6 +148,8 @@ class Node:
             report["sent"] = self._user.sent
             report["received"] = self._user.received
             report["rejected"] = self._user.rejected
+            report["rejected_retired"] = self._user.rejected_retired
+            report["refusals"] = dict(self._user.refusals)
         return report
 
 

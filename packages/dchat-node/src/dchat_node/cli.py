@@ -24,6 +24,7 @@ from ._chain_cli import chain_app, wallet_app
 from ._cli_common import fail as _fail
 from ._cli_common import guard as _guard
 from ._cli_common import read_passphrase
+from ._guardian_cli import guardian_app
 from ._logging import configure_logging
 from .config import load_config
 
@@ -45,6 +46,7 @@ app = typer.Typer(
 contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(guardian_app, name="guardian")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")

@@ -61,6 +61,8 @@ class NodeConfig(BaseModel):
     currency_chain: str | None = Field(default=None, max_length=64)
     chat_chain: str | None = Field(default=None, max_length=64)
     block_interval: float = Field(default=1.0, ge=0, le=60)
+    # Guardian recovery: the shortest time lock this node approves as a guardian.
+    guardian_min_lock: float = Field(default=7 * 24 * 3600.0, ge=0, le=365 * 24 * 3600.0)
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod
