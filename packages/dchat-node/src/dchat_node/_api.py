@@ -22,6 +22,7 @@ from dchat_identity import DchatIdentityError, IdentityDocument, InvalidCardErro
 from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
+from ._burner_api import add_burner_routes
 from ._errors import NodeStateError
 from ._guardian_api import add_guardian_routes
 from ._validator_api import add_chain_routes
@@ -133,6 +134,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     add_chain_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
+    add_burner_routes(app, node, auth)
     return app
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from dchat_sdk import RemoteClient
 
 from ._backup_cli import backup_app
+from ._burner_cli import burner_app, send_as_burner
 from ._chain_cli import chain_app, wallet_app
 from ._cli_common import fail as _fail
 from ._cli_common import guard as _guard
@@ -47,6 +48,7 @@ contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(guardian_app, name="guardian")
+app.add_typer(burner_app, name="burner")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -162,8 +164,16 @@ def contact_list(ctx: typer.Context) -> None:
 
 
 @app.command("send")
-def send(ctx: typer.Context, to: str, text: str) -> None:
+def send(
+    ctx: typer.Context,
+    to: str,
+    text: str,
+    as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
+) -> None:
     """Send TEXT to the contact named TO (delivered through their relay)."""
+    if as_burner is not None:
+        send_as_burner(ctx, as_burner, to, text)
+        return
     mid = _with_client(ctx, lambda c: c.send(to, text))
     _out.print(f"queued {mid}", highlight=False)
 
