@@ -290,3 +290,18 @@ def test_garbage_recovery_records_are_typed(data: bytes) -> None:
     ):
         with pytest.raises(MalformedRecordError):
             decoder(data)
+
+
+def test_a_release_is_checked_on_arrival() -> None:
+    _, guardians, _, shares, *_ = world()
+    request, _ = start()
+    _approval, release = approve_recovery(guardians[1], shares[1], request, now=NOW + 200)
+    release.check(new_alice(), request)
+    with pytest.raises(InvalidShareError):  # only the request's new key opens it
+        release.check(Identity.generate(SeededRng(b"mallory")), request)
+    with pytest.raises(InvalidShareError):  # moved to another position
+        ShareRelease(2, release.sealed).check(new_alice(), request)
+    with pytest.raises(InvalidShareError):  # tampered with
+        ShareRelease(1, release.sealed[:-1] + bytes([release.sealed[-1] ^ 1])).check(
+            new_alice(), request
+        )

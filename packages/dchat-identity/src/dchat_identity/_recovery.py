@@ -28,12 +28,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dchat_core import DecodeLimits, IdentityId, canonical_encode
-from dchat_crypto import PublicKey, VerifyKey, seal
+from dchat_crypto import DecryptionError, PublicKey, VerifyKey, open_sealed, seal
 
 from ._errors import (
     ExpiredError,
     ForgedRecordError,
     IdentityArgumentError,
+    InvalidShareError,
     MalformedRecordError,
 )
 from ._records import (
@@ -216,6 +217,25 @@ class ShareRelease:
 
     index: int
     sealed: bytes = field(repr=False)
+
+    def check(self, new_identity: Identity, request: RecoveryRequest) -> None:
+        """Check on arrival that the share opens with the request's new key.
+
+        Whether the words are the right ones shows only when ``M`` shares are
+        combined (:meth:`RecoveryProcess.complete`); this catches a box sealed to
+        another key, for another request or position, or tampered with.
+
+        Raises:
+            InvalidShareError: the box does not open (opaque).
+        """
+        try:
+            open_sealed(
+                new_identity.encryption_key,
+                self.sealed,
+                context=release_context(request, self.index),
+            ).decode("utf-8")
+        except (DecryptionError, UnicodeDecodeError):
+            raise InvalidShareError("a released share cannot be opened") from None
 
     def to_bytes(self) -> bytes:
         """Canonical encoding."""

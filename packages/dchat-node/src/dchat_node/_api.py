@@ -22,8 +22,10 @@ from dchat_identity import DchatIdentityError, IdentityDocument, InvalidCardErro
 from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
+from ._burner_api import add_burner_routes
 from ._errors import NodeStateError
 from ._identity_api import add_identity_routes, identity_json
+from ._guardian_api import add_guardian_routes
 from ._validator_api import add_chain_routes
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ _STATE_STATUS = {
     "not_found": 404,
     "unknown_device": 404,
     "no_pairing": 404,
+    "rate_limited": 429,
+    "burner_expired": 410,
 }
 
 
@@ -133,6 +137,8 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     add_chain_routes(app, node, auth)
     add_identity_routes(app, node, auth)
+    add_guardian_routes(app, node, auth)
+    add_burner_routes(app, node, auth)
     return app
 
 

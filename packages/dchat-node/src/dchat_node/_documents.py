@@ -14,7 +14,10 @@ subject must be signed by the very key that sent the message (trust on first
 use, like the card exchange); every later one must extend the chain
 (replayed, stale, forked or forged versions are refused with the typed errors
 of :mod:`dchat_identity`). A version whose key differs from the previous one
-is a recovery: :meth:`DocumentService.on_rotation` callbacks hear of it.
+is a recovery: :meth:`DocumentService.on_rotation` callbacks hear of it,
+with the card the new key sent along (its new mailbox and relay).
+
+Quiet contacts (those a burner writes to) never receive our document.
 """
 
 from __future__ import annotations
@@ -47,20 +50,27 @@ _PEER = "identity.doc.peer."
 
 _log = logging.getLogger("dchat.documents")
 
+if TYPE_CHECKING:
+    _RotationCallback = Callable[
+        [DocumentChain, IdentityDocument, ContactCard | None], Awaitable[None]
+    ]
+
 
 class DocumentService:
     """Publishes this identity's document and follows the documents of contacts."""
 
     def __init__(self, user: UserService) -> None:
         self._user = user
-        self._rotation: list[Callable[[DocumentChain, IdentityDocument], Awaitable[None]]] = []
+        self._rotation: list[_RotationCallback] = []
         user.on_control(DOCUMENT_KIND, self._received)
         user.on_contact_added(self._contact_added)
 
-    def on_rotation(
-        self, callback: Callable[[DocumentChain, IdentityDocument], Awaitable[None]]
-    ) -> None:
-        """Call ``callback(chain, previous_head)`` when a contact's identity key rotates."""
+    def on_rotation(self, callback: _RotationCallback) -> None:
+        """Call ``callback(chain, previous_head, sender_card)`` when a contact's key rotates.
+
+        ``sender_card`` is the card that came with the rotated document, if any.
+        A callback that raises refuses the new version (it is not stored).
+        """
         self._rotation.append(callback)
 
     # -- our own document -------------------------------------------------------
@@ -94,6 +104,8 @@ class DocumentService:
         chain.update(doc)
         await self._user.state_put(_OWN, chain.to_bytes())
         for contact in await self._user.contacts():
+            if self._user.is_quiet(contact.identity_id):
+                continue
             card = ContactCard.from_bytes(contact.card)
             await self._user.send_control(card, DOCUMENT_KIND, doc.to_bytes(), sender=identity)
         return doc
@@ -105,7 +117,11 @@ class DocumentService:
     async def _contact_added(self, card: ContactCard) -> None:
         if self._user.has_identity:
             doc = await self.head()
-            await self._user.send_control(card, DOCUMENT_KIND, doc.to_bytes())
+            # Our card rides along: a contact that follows an older key learns
+            # our new mailbox from it when this document is a recovery.
+            await self._user.send_control(
+                card, DOCUMENT_KIND, doc.to_bytes(), sender_card=self._user.card
+            )
 
     # -- contacts' documents ----------------------------------------------------
 
@@ -129,6 +145,6 @@ class DocumentService:
             chain.update(doc, now=now)
             if doc.identity_key != previous.identity_key:
                 for callback in self._rotation:
-                    await callback(chain, previous)
+                    await callback(chain, previous, message.sender_card)
         await self._user.state_put(_PEER + str(doc.subject), chain.to_bytes())
         _log.info("accepted an identity document", extra={"seq": doc.seq})

@@ -38,9 +38,11 @@ from dchat_network import serve_links
 from dchat_storage import Database, LockedError, open_database
 
 from ._api import create_app
+from ._burner_service import BurnerService
 from ._documents import DocumentService
 from ._errors import ConfigError, NodeStateError
 from ._identity_api import IdentityFeatures
+from ._guardian_service import GuardianService
 from ._lifecycle import LifecycleTask, policy_for
 from ._relay_service import RelayService
 from ._store import AsyncStore
@@ -98,6 +100,12 @@ class Node:
             if self._user is None or self._documents is None
             else IdentityFeatures(self._user, self._documents, store)
         )
+        self._guardians = (
+            None
+            if self._user is None or self._documents is None
+            else GuardianService(self._user, self._documents, min_lock=config.guardian_min_lock)
+        )
+        self._burners = None if self._user is None else BurnerService(self._user, config)
         self.relay = RelayService(store.db, clock) if config.role == "relay" else None
         self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
         self.node_id: NodeId | None = None
@@ -126,6 +134,20 @@ class Node:
             raise NodeStateError("wrong_role", "this node does not have the user role")
         return self._features
 
+    @property
+    def guardians(self) -> GuardianService:
+        """Guardians and recovery (user role); :class:`NodeStateError` on other roles."""
+        if self._guardians is None:
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self._guardians
+
+    @property
+    def burners(self) -> BurnerService:
+        """Burners (user role); :class:`NodeStateError` on other roles."""
+        if self._burners is None:
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self._burners
+
     async def status(self) -> dict[str, Any]:
         """Counters and identity for ``/status``."""
         db = self.store.db
@@ -148,6 +170,8 @@ class Node:
             report["sent"] = self._user.sent
             report["received"] = self._user.received
             report["rejected"] = self._user.rejected
+            report["rejected_retired"] = self._user.rejected_retired
+            report["refusals"] = dict(self._user.refusals)
         return report
 
 
@@ -219,6 +243,8 @@ async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> d
     else:
         await node.user.load()
         await node.features.start()
+        await node.burners.load()
+        nursery.start_soon(node.burners.run_expiry, max(1.0, config.poll_interval))
         nursery.start_soon(node.user.run_outbox)
         nursery.start_soon(node.user.run_mailbox)
         api_address = config.listen

@@ -23,17 +23,33 @@ Extension points, used by the identity features (devices, burners, guardians):
   that returns once each envelope is durably processed.
 * :meth:`queue_envelope` puts any sealed envelope in the durable outbox, and
   :meth:`state_get` / :meth:`state_put` keep sealed blobs in the settings table.
+* **quiet contacts** (``add_contact(..., announce=False)``) are contacts a
+  burner writes to: no hook runs for them and :meth:`is_quiet` tells the
+  document fan-out to skip them, so they never learn the main identity.
+* **retired keys** (:meth:`refuse_sender`): mail signed by a key a contact
+  lost to a recovery is refused and counted (``rejected_retired``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import Clock, DchatError, IdentityId, MailboxId, MessageId, NodeId
+from dchat_core import (
+    Clock,
+    DchatError,
+    DecodeLimits,
+    IdentityId,
+    MailboxId,
+    MessageId,
+    NodeId,
+    canonical_decode,
+    canonical_encode,
+)
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity, InvalidCardError
 from dchat_messaging import (
@@ -61,6 +77,9 @@ __all__ = ("UserService",)
 _log = logging.getLogger("dchat.user")
 _FETCH_LIMIT: Final = 64
 _MAX_BACKOFF: Final = 60.0
+_QUIET: Final = "user.quiet_contacts"
+_RETIRED: Final = "user.retired_senders"
+_ID_LIST_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=20000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +105,13 @@ class UserService:
         self._extra: dict[IdentityId, Identity] = {}
         self._raw: dict[bytes, _RawMailbox] = {}
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
+        self._quiet: set[str] = set()
+        self._retired: set[IdentityId] = set()
         self.sent = 0
         self.received = 0
         self.rejected = 0
+        self.rejected_retired = 0
+        self.refusals: Counter[str] = Counter()
 
     # -- identity ---------------------------------------------------------------
 
@@ -100,6 +123,17 @@ class UserService:
                 Identity.from_keystore, record.keystore, self._passphrase
             )
             self._card = ContactCard.from_bytes(record.card)
+        self._quiet = {i.decode() for i in await self._id_list(_QUIET)}
+        self._retired = {IdentityId(i) for i in await self._id_list(_RETIRED)}
+
+    async def _id_list(self, key: str) -> list[bytes]:
+        stored = await self.state_get(key)
+        if stored is None:
+            return []
+        items = canonical_decode(stored, _ID_LIST_LIMITS)
+        if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+            raise NodeStateError("corrupt_state", f"the stored {key} list is malformed")
+        return items
 
     @property
     def identity(self) -> Identity:
@@ -232,8 +266,13 @@ class UserService:
 
     # -- contacts ---------------------------------------------------------------
 
-    async def add_contact(self, name: str, card_text: str) -> ContactRecord:
-        """Verify ``card_text`` and store it under ``name``."""
+    async def add_contact(
+        self, name: str, card_text: str, *, announce: bool = True
+    ) -> ContactRecord:
+        """Verify ``card_text`` and store it under ``name``.
+
+        ``announce=False`` adds a quiet contact (see the module docstring).
+        """
         card = ContactCard.from_text(card_text)
         if self._identity is not None and card.identity_id == self._identity.identity_id:
             raise InvalidCardError("that is this node's own card")
@@ -241,9 +280,29 @@ class UserService:
         record = await self._store.run(
             db.contacts.add, name, str(card.identity_id), card.to_bytes(), self._clock.now()
         )
+        if not announce:
+            self._quiet.add(record.identity_id)
+            await self.state_put(_QUIET, canonical_encode(sorted(i.encode() for i in self._quiet)))
+            return record
         for hook in self._contact_hooks:
             await hook(card)
         return record
+
+    def is_quiet(self, identity_id: IdentityId | str) -> bool:
+        """Whether the contact was added quietly (for a burner)."""
+        return str(identity_id) in self._quiet
+
+    async def replace_contact(self, old: IdentityId, card: ContactCard) -> ContactRecord | None:
+        """Give the contact ``old`` a new card (its key rotated); None if unknown."""
+        db = self._store.db
+        return await self._store.run(
+            db.contacts.replace, str(old), str(card.identity_id), card.to_bytes()
+        )
+
+    async def refuse_sender(self, sender: IdentityId) -> None:
+        """From now on, refuse mail signed by ``sender`` (a key retired by a recovery)."""
+        self._retired.add(sender)
+        await self.state_put(_RETIRED, canonical_encode(sorted(bytes(i) for i in self._retired)))
 
     async def contacts(self) -> list[ContactRecord]:
         """All contacts."""
@@ -399,6 +458,12 @@ class UserService:
             self.rejected += 1
             _log.warning("dropped an envelope that failed to open")
             return 0
+        if message.sender in self._retired:
+            self.rejected += 1
+            self.rejected_retired += 1
+            self.refusals["RetiredKeyError"] += 1
+            _log.warning("dropped a message signed by a retired key")
+            return 0
         if message.kind != "text":
             await self._dispatch(message, identity)
             return 0
@@ -426,6 +491,7 @@ class UserService:
         except DchatError as exc:
             # A hostile or stale control message must not block the mailbox.
             self.rejected += 1
+            self.refusals[type(exc).__name__] += 1
             _log.warning("control message refused: %s", type(exc).__name__)
 
     async def messages(

@@ -20,12 +20,14 @@ from rich.table import Table
 from dchat_sdk import RemoteClient
 
 from ._backup_cli import backup_app
+from ._burner_cli import burner_app, send_as_burner
 from ._chain_cli import chain_app, wallet_app
 from ._channel_cli import channel_app
 from ._cli_common import fail as _fail
 from ._cli_common import guard as _guard
 from ._cli_common import read_passphrase
 from ._identity_cli import register_identity_commands
+from ._guardian_cli import guardian_app
 from ._logging import configure_logging
 from .config import load_config
 
@@ -48,6 +50,8 @@ contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(wallet_app, name="wallet")
 wallet_app.add_typer(channel_app, name="channel")
+app.add_typer(guardian_app, name="guardian")
+app.add_typer(burner_app, name="burner")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -166,8 +170,16 @@ register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 
 
 @app.command("send")
-def send(ctx: typer.Context, to: str, text: str) -> None:
+def send(
+    ctx: typer.Context,
+    to: str,
+    text: str,
+    as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
+) -> None:
     """Send TEXT to the contact named TO (delivered through their relay)."""
+    if as_burner is not None:
+        send_as_burner(ctx, as_burner, to, text)
+        return
     mid = _with_client(ctx, lambda c: c.send(to, text))
     _out.print(f"queued {mid}", highlight=False)
 

@@ -124,6 +124,34 @@ class ContactRepo:
         # Names are sealed, so the database cannot order them; an address book is small.
         return sorted((self._record(row._mapping) for row in rows), key=lambda c: c.name)
 
+    def replace(self, identity_id: str, new_identity_id: str, card: bytes) -> ContactRecord | None:
+        """Give the contact ``identity_id`` a new id and card, keeping its name and date.
+
+        Used when a contact's identity key rotates (guardian recovery). The
+        change is one transaction: the contact is never missing.
+
+        Returns:
+            The updated record, or None if no contact has ``identity_id``.
+
+        Raises:
+            DuplicateError: Another contact already has ``new_identity_id``.
+            StorageUnavailableError: The database cannot be written.
+        """
+        ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)
+        with self._access.write("replace contact") as conn:
+            row = conn.execute(select(*_CONTACT_COLUMNS).where(Contact.id_ix == ix)).one_or_none()
+            if row is None:
+                return None
+            old = self._record(row._mapping)
+            fields = {"name": old.name, "identity_id": new_identity_id, "card": card}
+            new_row = CONTACTS.row(self._access.sealer, fields, {"added_at": old.added_at})
+            conn.execute(delete(Contact).where(Contact.id_ix == ix))
+            try:
+                conn.execute(insert(Contact).values(new_row))
+            except IntegrityError as exc:
+                raise DuplicateError(f"a contact with identity {new_identity_id!r} exists") from exc
+        return ContactRecord(old.name, new_identity_id, card, old.added_at)
+
     def remove(self, identity_id: str) -> bool:
         """Delete the contact with ``identity_id``; return whether one was stored."""
         ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)

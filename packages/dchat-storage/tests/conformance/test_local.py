@@ -79,3 +79,23 @@ def test_contact_remove(db: Database) -> None:
     assert db.contacts.remove("id-bob") is False
     assert db.contacts.get_by_name("bob") is None
     db.contacts.add("bob", "id-bob2", b"card", 2.0)  # the name is free again
+
+
+def test_contact_replace_keeps_name_and_date(db: Database) -> None:
+    db.contacts.add("bob", "id-bob", b"old-card", 5.0)
+    db.contacts.add("carol", "id-carol", b"carol-card", 6.0)
+    replaced = db.contacts.replace("id-bob", "id-bob-2", b"new-card")
+    assert replaced == ContactRecord("bob", "id-bob-2", b"new-card", 5.0)
+    assert db.contacts.get_by_identity("id-bob") is None
+    assert db.contacts.get_by_identity("id-bob-2") == replaced
+    assert db.contacts.get_by_name("bob") == replaced
+    assert db.contacts.replace("id-nobody", "id-x", b"card") is None
+
+
+def test_contact_replace_onto_a_taken_id_changes_nothing(db: Database) -> None:
+    db.contacts.add("bob", "id-bob", b"bob-card", 5.0)
+    db.contacts.add("carol", "id-carol", b"carol-card", 6.0)
+    before = db.contacts.list()
+    with pytest.raises(DuplicateError):
+        db.contacts.replace("id-bob", "id-carol", b"card")
+    assert db.contacts.list() == before
