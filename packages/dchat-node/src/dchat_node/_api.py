@@ -24,8 +24,8 @@ from dchat_storage import DuplicateError, MessageRecord
 
 from ._burner_api import add_burner_routes
 from ._errors import NodeStateError
-from ._identity_api import add_identity_routes, identity_json
 from ._guardian_api import add_guardian_routes
+from ._identity_api import add_identity_routes, identity_json
 from ._validator_api import add_chain_routes
 
 if TYPE_CHECKING:

@@ -41,8 +41,8 @@ from ._api import create_app
 from ._burner_service import BurnerService
 from ._documents import DocumentService
 from ._errors import ConfigError, NodeStateError
-from ._identity_api import IdentityFeatures
 from ._guardian_service import GuardianService
+from ._identity_api import IdentityFeatures
 from ._lifecycle import LifecycleTask, policy_for
 from ._relay_service import RelayService
 from ._store import AsyncStore

@@ -26,8 +26,8 @@ from ._channel_cli import channel_app
 from ._cli_common import fail as _fail
 from ._cli_common import guard as _guard
 from ._cli_common import read_passphrase
-from ._identity_cli import register_identity_commands
 from ._guardian_cli import guardian_app
+from ._identity_cli import register_identity_commands
 from ._logging import configure_logging
 from .config import load_config
 
