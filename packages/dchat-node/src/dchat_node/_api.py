@@ -18,7 +18,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_core import CallerError, DchatError, IdentityId, InvalidIdError, MessageId, PeerError
-from dchat_identity import DchatIdentityError, IdentityDocument, InvalidCardError
+from dchat_identity import (
+    DchatIdentityError,
+    IdentityDocument,
+    InvalidCardError,
+    generate_phrase,
+)
 from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
@@ -35,6 +40,7 @@ __all__ = ("create_app",)
 
 _STATE_STATUS = {
     "no_identity": 409,
+    "invalid_request": 422,
     "identity_exists": 409,
     "no_relay": 409,
     "unknown_contact": 404,
@@ -54,6 +60,16 @@ class _Strict(BaseModel):
 
 class CreateIdentity(_Strict):
     name: str = Field(min_length=1, max_length=64)
+    # True: derive the keys from a new BIP-39 phrase, returned once in the answer.
+    recovery_phrase: bool = False
+    # Restore the identity of this phrase (then ask contacts: /v1/identity/resync).
+    restore_phrase: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class Resync(_Strict):
+    contacts: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=64
+    )
 
 
 class AddContact(_Strict):
@@ -92,8 +108,19 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.post("/v1/identity", dependencies=auth, status_code=201)
     async def create_identity(body: CreateIdentity) -> dict[str, Any]:
-        identity = await node.user.create_identity(body.name)
-        return {"identity_id": str(identity.identity_id), "card": node.user.card.to_text()}
+        if body.recovery_phrase and body.restore_phrase is not None:
+            raise NodeStateError("invalid_request", "ask for a new phrase or restore one, not both")
+        phrase = generate_phrase() if body.recovery_phrase else body.restore_phrase
+        identity = await node.user.create_identity(body.name, phrase=phrase)
+        if body.restore_phrase is not None:
+            await node.documents.mark_restoring()
+        answer: dict[str, Any] = {
+            "identity_id": str(identity.identity_id),
+            "card": node.user.card.to_text(),
+        }
+        if body.recovery_phrase:
+            answer["recovery_phrase"] = phrase
+        return answer
 
     @app.get("/v1/identity", dependencies=auth)
     async def get_identity() -> dict[str, Any]:
@@ -102,6 +129,10 @@ def create_app(node: Node, token: str) -> FastAPI:
     @app.get("/v1/identity/document", dependencies=auth)
     async def own_document() -> dict[str, Any]:
         return document_json(await node.documents.head())
+
+    @app.post("/v1/identity/resync", dependencies=auth, status_code=202)
+    async def resync(body: Resync) -> dict[str, Any]:
+        return {"asked": await node.documents.resync(body.contacts)}
 
     @app.get("/v1/documents/{identity_id}", dependencies=auth)
     async def peer_document(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from dchat_core import IdentityId
+from dchat_core import DecodeLimits, IdentityId, canonical_decode, canonical_encode
 from dchat_identity import (
     BrokenChainError,
     ContactCard,
@@ -33,6 +33,8 @@ from dchat_identity import (
     ForgedRecordError,
     Identity,
     IdentityDocument,
+    IdentityStateError,
+    MalformedRecordError,
 )
 
 if TYPE_CHECKING:
@@ -42,10 +44,15 @@ if TYPE_CHECKING:
 
     from ._user_service import UserService
 
-__all__ = ("DOCUMENT_KIND", "DocumentService")
+__all__ = ("DOCUMENT_KIND", "HEAD_KIND", "LOOKUP_KIND", "DocumentService")
 
 DOCUMENT_KIND = "identity.document"
+LOOKUP_KIND = "identity.lookup"
+HEAD_KIND = "identity.head"
+_LOOKUP = canonical_encode({"v": 1})
+_LOOKUP_LIMITS = DecodeLimits(max_size=64, max_depth=1, max_items=4)
 _OWN = "identity.doc.own"
+_RESTORING = "identity.doc.restoring"
 _PEER = "identity.doc.peer."
 
 _log = logging.getLogger("dchat.documents")
@@ -63,6 +70,8 @@ class DocumentService:
         self._user = user
         self._rotation: list[_RotationCallback] = []
         user.on_control(DOCUMENT_KIND, self._received)
+        user.on_control(LOOKUP_KIND, self._lookup_received)
+        user.on_control(HEAD_KIND, self._head_received)
         user.on_contact_added(self._contact_added)
 
     def on_rotation(self, callback: _RotationCallback) -> None:
@@ -80,6 +89,12 @@ class DocumentService:
         stored = await self._user.state_get(_OWN)
         if stored is not None:
             return DocumentChain.from_bytes(stored)
+        if await self._user.state_get(_RESTORING) is not None:
+            # A fresh version 1 would fork the history our contacts hold.
+            raise IdentityStateError(
+                "this identity was restored from its phrase: ask contacts for its document "
+                "first (resync)"
+            )
         identity = self._user.identity
         genesis = IdentityDocument.genesis(
             identity.signing_key, identity.encryption_key.public_key, now=self._user.now()
@@ -114,7 +129,17 @@ class DocumentService:
         """Adopt ``chain`` as ours (a recovered identity continues the old chain)."""
         await self._user.state_put(_OWN, chain.to_bytes())
 
+    async def mark_restoring(self) -> None:
+        """Our keys were restored: our chain must come from contacts (:meth:`resync`)."""
+        await self._user.state_put(_RESTORING, b"\x01")
+
+    async def restoring(self) -> bool:
+        """Whether we still wait for a contact to give us back our document."""
+        return await self._user.state_get(_RESTORING) is not None
+
     async def _contact_added(self, card: ContactCard) -> None:
+        if await self.restoring():
+            return
         if self._user.has_identity:
             doc = await self.head()
             # Our card rides along: a contact that follows an older key learns
@@ -122,6 +147,45 @@ class DocumentService:
             await self._user.send_control(
                 card, DOCUMENT_KIND, doc.to_bytes(), sender_card=self._user.card
             )
+
+    # -- restoring our chain from contacts -------------------------------------
+
+    async def resync(self, names: list[str]) -> int:
+        """Ask the contacts ``names`` for the newest version of our document they hold.
+
+        After restoring the keys from a recovery phrase the node has lost its
+        document chain; contacts that follow it answer with its head, which
+        only our key can have signed. The newest answer becomes our head.
+        """
+        cards = [await self._user.contact_card(name) for name in names]
+        for card in cards:
+            await self._user.send_control(card, LOOKUP_KIND, _LOOKUP)
+        return len(cards)
+
+    async def _lookup_received(self, message: OpenedMessage, _identity: Identity) -> None:
+        if canonical_decode(message.data, _LOOKUP_LIMITS) != {"v": 1}:
+            raise MalformedRecordError("an identity lookup is {'v': 1}")
+        chain = await self.peer_chain(message.sender)
+        if chain is None or IdentityId.derive(chain.identity_key.to_bytes()) != message.sender:
+            # We answer only the key that signs the chain we follow for it.
+            raise IdentityStateError("no document of the asking identity is followed here")
+        card = await self._user.card_of(message.sender)
+        if card is None:
+            raise IdentityStateError("identity lookups are answered for contacts only")
+        await self._user.send_control(card, HEAD_KIND, chain.head.to_bytes())
+
+    async def _head_received(self, message: OpenedMessage, identity: Identity) -> None:
+        doc = IdentityDocument.from_bytes(message.data)
+        if doc.identity_key != identity.signing_key.public_key:
+            raise ForgedRecordError  # only our own key can have signed our document
+        if doc.subject != identity.identity_id or identity is not self._user.identity:
+            raise BrokenChainError("that document is not this identity's")
+        stored = await self._user.state_get(_OWN)
+        if stored is not None and DocumentChain.from_bytes(stored).head.seq >= doc.seq:
+            return  # an older or equal version: keep ours (answers race; the newest wins)
+        await self.replace_own(DocumentChain(doc))
+        await self._user.state_delete(_RESTORING)
+        _log.info("restored our identity document", extra={"seq": doc.seq})
 
     # -- contacts' documents ----------------------------------------------------
 

@@ -110,9 +110,14 @@ async def identity_json(node: Node) -> dict[str, Any]:
         "role": "primary" if node.user.has_identity else "linked",
         "this_device": None if local is None else local.device_key.public_key.to_bytes().hex(),
     }
+    if node.user.has_identity and await node.documents.restoring():
+        # Restored from the phrase; the document comes back from contacts (resync).
+        out.update(document_seq=None, devices=[], restoring=True)
+        return out
     chain = await features.devices.chain()
     out["document_seq"] = chain.head.seq
     out["devices"] = await features.devices.listing()
+    out["restoring"] = False
     return out
 
 

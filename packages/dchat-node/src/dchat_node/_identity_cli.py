@@ -51,7 +51,12 @@ def register_identity_commands(
         info = call(ctx, "GET", "/v1/identity")
         _out.print(f"identity  {info['identity_id']}")
         _out.print(f"name      {info['name']}")
-        _out.print(f"this node {info['role']} device; document version {info['document_seq']}")
+        if info.get("restoring"):
+            _out.print("restored from its phrase: waiting for a contact's copy of the document")
+            _out.print("(run `dchat resync CONTACT...`)")
+        else:
+            version = info["document_seq"]
+            _out.print(f"this node {info['role']} device; document version {version}")
         _device_table(info["devices"])
 
     @device_app.command("list")

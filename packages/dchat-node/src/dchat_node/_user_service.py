@@ -240,14 +240,22 @@ class UserService:
         """Forget ``key``."""
         await self._store.run(self._store.db.settings.delete, key)
 
-    async def create_identity(self, name: str) -> Identity:
-        """Generate the identity, encrypt it under the node passphrase, store it."""
+    async def create_identity(self, name: str, *, phrase: str | None = None) -> Identity:
+        """Create the identity, encrypt it under the node passphrase, store it.
+
+        With ``phrase`` (BIP-39), the keys are derived from it (a new identity
+        whose phrase the caller shows once, or the restore of an old one);
+        otherwise they are random. The phrase itself is never stored.
+        """
         if self._identity is not None:
             raise NodeStateError("identity_exists", "this node already has an identity")
         if self._config.relay is None:
             raise NodeStateError("no_relay", "configure a home relay (--relay) first")
         relay_node = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
-        identity = Identity.generate()
+        if phrase is None:
+            identity = Identity.generate()
+        else:
+            identity = await trio.to_thread.run_sync(Identity.from_phrase, phrase)
         card = ContactCard.issue(
             identity, name=name, relay=self._config.relay, relay_node=relay_node
         )
@@ -307,6 +315,15 @@ class UserService:
     async def contacts(self) -> list[ContactRecord]:
         """All contacts."""
         return await self._store.run(self._store.db.contacts.list)
+
+    async def contact_card(self, name: str) -> ContactCard:
+        """The card of the contact ``name``; :class:`NodeStateError` if unknown."""
+        return await self._contact_card(name)
+
+    async def card_of(self, identity_id: IdentityId) -> ContactCard | None:
+        """The card of the contact with ``identity_id``, if it is one."""
+        record = await self._store.run(self._store.db.contacts.get_by_identity, str(identity_id))
+        return None if record is None else ContactCard.from_bytes(record.card)
 
     async def _contact_card(self, name: str) -> ContactCard:
         record = await self._store.run(self._store.db.contacts.get_by_name, name)

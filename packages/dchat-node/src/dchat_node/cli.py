@@ -137,11 +137,52 @@ def _with_client(ctx: typer.Context, action: Callable[[RemoteClient], T]) -> T:
 def init_identity(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="The name shown on your contact card.")],
+    phrase: Annotated[
+        bool, typer.Option("--phrase", help="Derive the keys from a new recovery phrase.")
+    ] = False,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Restore the identity of a recovery phrase.")
+    ] = False,
+    phrase_file: Annotated[
+        Path | None, typer.Option(help="--restore: read the phrase from this file.")
+    ] = None,
 ) -> None:
-    """Create this node's identity and print its contact card."""
-    identity = _with_client(ctx, lambda c: c.create_identity(name))
-    _out.print(f"identity {identity}")
-    _out.print(_with_client(ctx, lambda c: c.card()), soft_wrap=True)
+    """Create this node's identity and print its contact card.
+
+    With ``--phrase`` the 24-word recovery phrase is printed once: write it
+    down, it is not stored anywhere. With ``--restore`` the identity of a
+    phrase comes back; then ``dchat resync CONTACT...`` asks contacts for its
+    identity document.
+    """
+    if phrase and restore:
+        raise _fail("use --phrase or --restore, not both")
+    body: dict[str, Any] = {"name": name}
+    if phrase:
+        body["recovery_phrase"] = True
+    if restore:
+        if phrase_file is not None:
+            text = _guard(lambda: phrase_file.read_text())
+        else:
+            text = typer.prompt("recovery phrase", hide_input=True)
+        body["restore_phrase"] = " ".join(text.split())
+    answer = _with_client(ctx, lambda c: c.request("POST", "/v1/identity", body))
+    _out.print(f"identity {answer['identity_id']}")
+    if phrase:
+        _out.print("recovery phrase (shown once; anyone who has it owns this identity):")
+        _out.print(f"  {answer['recovery_phrase']}", soft_wrap=True, highlight=False)
+    _out.print(answer["card"], soft_wrap=True)
+
+
+@app.command("resync")
+def resync(
+    ctx: typer.Context,
+    contacts: Annotated[list[str], typer.Argument(help="Contacts to ask.")],
+) -> None:
+    """After ``init --restore``: ask contacts for this identity's latest document."""
+    answer = _with_client(
+        ctx, lambda c: c.request("POST", "/v1/identity/resync", {"contacts": contacts})
+    )
+    _out.print(f"asked {answer['asked']} contact(s); see `dchat id` for the document version")
 
 
 @app.command("card")
