@@ -41,6 +41,7 @@ _STATE_STATUS = {
     "not_found": 404,
     "unknown_device": 404,
     "no_pairing": 404,
+    "not_ready": 503,
 }
 
 
