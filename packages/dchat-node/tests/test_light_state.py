@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,8 @@ def test_a_state_anchored_elsewhere_or_damaged_is_refused(tmp_path: Path) -> Non
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=512))
 def test_decoder_is_total_on_random_bytes(data: bytes) -> None:
-    try:
+    with contextlib.suppress(LightStateError):
         decode_state(data)
-    except LightStateError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
@@ -111,10 +110,8 @@ ITEM = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(JSON | st.fixed_dictionaries({"headers": st.lists(ITEM, max_size=3)}))
 def test_header_pages_are_parsed_strictly(doc: Any) -> None:
-    try:
+    with contextlib.suppress(ChainAnswerError):
         parse_headers(doc, 2)
-    except ChainAnswerError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
@@ -135,7 +132,8 @@ def test_proven_answers_are_parsed_strictly(doc: Any) -> None:
         height, app_hash, _, _ = parse_proof(doc)
     except ChainAnswerError:
         return
-    assert doc["header_height"] == height + 1 and len(app_hash) <= 64
+    assert doc["header_height"] == height + 1
+    assert len(app_hash) <= 64
 
 
 def test_a_header_must_be_canonical() -> None:
