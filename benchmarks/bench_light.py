@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import arg_parser, interleaved_rounds, load_at_end, markers, publish, run_lines
-from dchat_chain import CurrencyChainApp, LightClient, vote_sign_bytes
-from dchat_chain._block_commit import VoteKind, bitmap_indices
+from dchat_chain import CurrencyChainApp, LightClient
+from dchat_chain._block_commit import VoteKind, bitmap_indices, vote_sign_bytes
 from dchat_chain._light_sim import SignedChain
 from dchat_core import canonical_encode
-from dchat_crypto import KdfParams, bls_verify
+from dchat_crypto import bls_verify
 from dchat_node._light_reader import LightReader, genesis_anchor
 from dchat_node._validator_keys import ValidatorKeys
 from dchat_node._validator_testnet import NetPlan, _currency_genesis
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 NAME = "bench_light"
 START, END = markers(NAME)
-del KdfParams  # keys are generated in memory; nothing is encrypted here
 
 
 def build(validators: int, headers: int) -> tuple[bytes, list[dict[str, Any]], list[Any]]:
