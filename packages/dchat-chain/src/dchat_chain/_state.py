@@ -67,6 +67,11 @@ class StateStore:
         """The Merkle root of the committed state."""
         return self._tree.root
 
+    @property
+    def committed_tree(self) -> MerkleTree:
+        """The committed tree itself: immutable, so it stays a valid snapshot after commits."""
+        return self._tree
+
     def prove(self, key: bytes) -> tuple[bytes | None, MerkleProof]:
         """The committed value of ``key`` with its (non-)inclusion proof."""
         return self._tree.prove(key)

@@ -51,6 +51,7 @@ _STATE_STATUS = {
     "no_pairing": 404,
     "rate_limited": 429,
     "burner_expired": 410,
+    "not_ready": 503,
 }
 
 

@@ -3,8 +3,12 @@
 The wallet signs transactions locally with a key from a passphrase-encrypted
 wallet file (a validator's ``validator.key`` works too) and talks to a
 validator's API, found through the validator's ``api.json`` (``--node DIR``).
-Account answers come with a Merkle proof, which the wallet checks against the
-app hash the node reports before printing anything.
+The node is not trusted: account answers are checked by a light client
+(:mod:`._light_reader`) against headers it verified by their commit
+certificates from the chain's genesis validator set. The genesis comes from
+``--genesis FILE`` or, on first use only, from the node's data directory
+(trust on first use, see ``docs/rationale.md``); the verified state is kept in
+``--light-dir`` (default: next to ``--wallet``, else ``~/.dchat/light``).
 """
 
 from __future__ import annotations
@@ -12,23 +16,29 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
 from rich.console import Console
 
-from dchat_chain import Transaction, verify_proof
+from dchat_chain import Transaction
 from dchat_core import DchatError
 from dchat_crypto import KdfParams, SigningKey
 
+from ._cli_common import err_console, read_passphrase
 from ._cli_common import fail as _fail
-from ._cli_common import read_passphrase
+from ._light_reader import LightReader, genesis_anchor, state_path
 from ._validator_app import account_key
 from ._validator_keys import load_validator_keys, load_wallet
-from ._validator_testnet import NetPlan, init_testnet
+from ._validator_testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS, NetPlan, init_testnet
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("chain_app", "wallet_app")
+
+T = TypeVar("T")
 
 _out = Console()
 
@@ -41,6 +51,23 @@ NodeDir = Annotated[
     typer.Option("--node", envvar="DCHAT_CHAIN_NODE", help="A validator's data directory."),
 ]
 PassFile = Annotated[Path | None, typer.Option(help="File holding the passphrase.")]
+GenesisFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--genesis",
+        envvar="DCHAT_GENESIS",
+        help="The chain's genesis file, the light client's trust anchor "
+        "(default: the node's, trusted on first use).",
+    ),
+]
+LightDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--light-dir",
+        envvar="DCHAT_LIGHT_DIR",
+        help="Where verified chain headers are kept (default: next to --wallet).",
+    ),
+]
 
 
 def _passphrase(path: Path | None) -> bytes:
@@ -84,15 +111,66 @@ def init_testnet_command(
 
 
 class _Api:
-    """A validator's chain API, reached through its ``api.json``."""
+    """A validator's chain API, reached through its ``api.json``, read through a light client."""
 
-    def __init__(self, node: Path) -> None:
+    def __init__(
+        self,
+        node: Path,
+        genesis: Path | None = None,
+        light_dir: Path | None = None,
+        wallet: Path | None = None,
+    ) -> None:
         try:
             info = json.loads((node / "api.json").read_text())
         except (OSError, ValueError):
             raise _fail(f"no running node found in {node} (api.json missing)") from None
         self._url = str(info["url"])
         self._headers = {"Authorization": f"Bearer {info['token']}"}
+        self._node, self._genesis = node, genesis
+        default = Path.home() / ".dchat" / "light" if wallet is None else wallet.parent
+        self._light_dir = light_dir or default
+        self._reader: LightReader | None = None
+
+    @property
+    def reader(self) -> LightReader:
+        """The light client of the node's chain (opened on first use)."""
+        if self._reader is None:
+            self._reader = self._open_reader()
+        return self._reader
+
+    def _open_reader(self) -> LightReader:
+        genesis: bytes | None = None
+        if self._genesis is not None:
+            pinned = genesis = _read_genesis(self._genesis)
+            chain = _guarded(lambda: genesis_anchor(pinned)[0])
+        else:
+            chain = str(self.call("GET", "/v1/chain/status").get("chain_id", ""))
+        path = state_path(self._light_dir, chain)
+        if genesis is None and not path.exists():
+            found = self._node / VALIDATOR_GENESIS
+            if not found.exists():
+                found = self._node / CURRENCY_GENESIS
+            err_console.print(
+                f"note: no verified state for chain {chain!r} yet; trusting {found} "
+                "as its genesis (first use; pin one with --genesis)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            genesis = _read_genesis(found)
+        return _guarded(lambda: LightReader.open(lambda p: self.call("GET", p), path, genesis))
+
+    @property
+    def chain_id(self) -> str:
+        """The chain id the light client was anchored at (not what the node says)."""
+        return self.reader.client.chain_id
+
+    def proven(self, path: str, key: bytes) -> tuple[dict[str, Any], bytes | None]:
+        """GET a proven answer for ``key``; returns it with the value the light client verified."""
+        try:
+            doc, value, _ = self.reader.read(path, key)
+        except DchatError as exc:
+            raise _fail(f"refused the node's answer: {type(exc).__name__}: {exc}") from None
+        return doc, value
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         # One short-lived client per call: a command makes a handful of calls,
@@ -110,13 +188,37 @@ class _Api:
         return data
 
 
+def _read_genesis(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot read the genesis {path}: {exc.strerror}") from None
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except DchatError as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from None
+
+
 def _account(api: _Api, owner: bytes) -> dict[str, Any]:
-    answer: dict[str, Any] = api.call("GET", f"/v1/chain/accounts/{owner.hex()}")
-    value = None if answer["value"] is None else bytes.fromhex(answer["value"])
-    root, proof = bytes.fromhex(answer["app_hash"]), bytes.fromhex(answer["proof"])
-    if not verify_proof(root, account_key(owner), value, proof):
-        raise _fail("the node's answer does not match its Merkle proof")
-    return answer
+    """The account's answer, with balance and nonce taken from the verified value."""
+    doc, value = api.proven(f"/v1/chain/accounts/{owner.hex()}", account_key(owner))
+    if value is not None and len(value) != 16:
+        raise _fail("refused the node's answer: an account record is 16 bytes")
+    balance, nonce = (
+        (0, 0) if value is None else (int.from_bytes(value[:8]), int.from_bytes(value[8:]))
+    )
+    hint = doc.get("next_nonce")  # not covered by the proof: a lie only gets the tx refused
+    next_nonce = hint if isinstance(hint, int) and hint >= nonce else nonce
+    return {
+        **doc,
+        "account": owner.hex(),
+        "balance": balance,
+        "nonce": nonce,
+        "next_nonce": next_nonce,
+    }
 
 
 def _send(api: _Api, tx: Transaction, wait: bool) -> dict[str, Any] | None:
@@ -135,9 +237,19 @@ def _send(api: _Api, tx: Transaction, wait: bool) -> dict[str, Any] | None:
                 "ok" if status["code"] == 0 else f"failed (code {status['code']}): {status['log']}"
             )
             _out.print(f"committed at height {status['height']}: {outcome}", highlight=False)
+            _await_certified(api, int(status["height"]), deadline)
             return status
         time.sleep(0.2)
     raise _fail("not committed within 60 s")
+
+
+def _await_certified(api: _Api, height: int, deadline: float) -> None:
+    """Wait until a header proves the state after ``height`` (the next block), best effort."""
+    while time.monotonic() < deadline:
+        certified = api.call("GET", "/v1/chain/status").get("certified_height")
+        if not isinstance(certified, int) or certified >= height:
+            return
+        time.sleep(0.1)
 
 
 def _signed(
@@ -153,7 +265,7 @@ def _signed(
 def _signed_with(
     api: _Api, key: SigningKey, kind: str, body: dict[str, Any], fee: int
 ) -> Transaction:
-    chain = api.call("GET", "/v1/chain/status")["chain_id"]
+    chain = api.chain_id
     # The pending nonce, so transactions sent before the previous one committed
     # queue behind it instead of reusing its nonce.
     nonce = _account(api, key.public_key.to_bytes())["next_nonce"]
@@ -178,8 +290,13 @@ def balance(
     ] = None,
     wallet: Annotated[Path | None, typer.Option("--wallet")] = None,
     passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
-    """Show an account's balance, nonces and validator record, checked by Merkle proof."""
+    """Show an account's balance and nonce, verified by light client and Merkle proof.
+
+    ``next_nonce`` and ``validator`` are the node's word (not covered by the proof).
+    """
     if account is None:
         if wallet is None:
             raise _fail("give an ACCOUNT or --wallet")
@@ -189,7 +306,9 @@ def balance(
             owner = bytes.fromhex(account)
         except ValueError:
             raise _fail("ACCOUNT must be 64 hex digits") from None
-    answer = _account(_Api(node), owner)
+        if len(owner) != 32:
+            raise _fail("ACCOUNT must be 64 hex digits")
+    answer = _account(_Api(node, genesis, light_dir, wallet), owner)
     shown = ("account", "balance", "nonce", "next_nonce", "height", "validator")
     _out.print_json(json.dumps({k: answer[k] for k in shown}))
 
@@ -203,6 +322,8 @@ def transfer(
     fee: Annotated[int, typer.Option(min=0)] = 1,
     wait: Annotated[bool, typer.Option(help="Wait until committed.")] = True,
     passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
     """Send AMOUNT to TO."""
     try:
@@ -211,7 +332,7 @@ def transfer(
         raise _fail("TO must be 64 hex digits") from None
     if len(recipient) != 32:
         raise _fail("TO must be 64 hex digits")
-    api = _Api(node)
+    api = _Api(node, genesis, light_dir, wallet)
     body = {"to": recipient, "amount": amount}
     _send(api, _signed(api, wallet, _passphrase(passphrase_file), "transfer", body, fee), wait)
 
@@ -224,6 +345,8 @@ def stake(
     fee: Annotated[int, typer.Option(min=0)] = 1,
     wait: Annotated[bool, typer.Option(help="Wait until committed.")] = True,
     passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
     """Bond AMOUNT more to the validator whose key file is --wallet."""
     secret = _passphrase(passphrase_file)
@@ -231,7 +354,7 @@ def stake(
         keys = load_validator_keys(wallet, secret)
     except DchatError as exc:
         raise _fail(str(exc)) from None
-    api = _Api(node)
+    api = _Api(node, genesis, light_dir, wallet)
     body: dict[str, Any] = {"amount": amount}
     if _account(api, keys.account_public)["validator"] is None:
         # A first stake registers the validator: its BLS key with the proof of possession.

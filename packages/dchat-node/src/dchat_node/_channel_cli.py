@@ -23,10 +23,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from dchat_chain import verify_proof
-from dchat_core import DchatError
+from dchat_core import DchatError, DecodeLimits, canonical_decode
 
-from ._chain_cli import NodeDir, PassFile, WalletFile, _Api, _passphrase, _send, _signed_with
+from ._chain_cli import (
+    GenesisFile,
+    LightDir,
+    NodeDir,
+    PassFile,
+    WalletFile,
+    _Api,
+    _passphrase,
+    _send,
+    _signed_with,
+)
 from ._channel_book import ChannelBook
 from ._channel_messages import Consent, Offer, Update, decode_text, encode_text
 from ._cli_common import fail as _fail
@@ -40,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ("channel_app",)
 
 _out = Console()
+_RECORD_LIMITS = DecodeLimits(max_size=4096, max_depth=2, max_items=32)
 
 
 def _say(text: str) -> None:
@@ -56,7 +66,14 @@ Fee = Annotated[int, typer.Option(min=0)]
 class _Session:
     """A command's wallet key, channel book and node API."""
 
-    def __init__(self, node: Path, wallet: Path, passphrase_file: Path | None) -> None:
+    def __init__(
+        self,
+        node: Path,
+        wallet: Path,
+        passphrase_file: Path | None,
+        genesis: Path | None = None,
+        light_dir: Path | None = None,
+    ) -> None:
         secret = _passphrase(passphrase_file)
         try:
             self.key = load_wallet(wallet, secret)
@@ -64,7 +81,7 @@ class _Session:
             self.book = ChannelBook.load(path, self.key, secret, wallet)
         except DchatError as exc:
             raise _fail(str(exc)) from None
-        self.api = _Api(node)
+        self.api = _Api(node, genesis, light_dir, wallet)
 
     def record(self, chan_hex: str) -> ChannelRecord:
         try:
@@ -76,14 +93,9 @@ class _Session:
             raise _fail(str(exc)) from None
 
     def on_chain(self, chan: bytes) -> dict[str, Any] | None:
-        """The channel's committed record, checked against the node's Merkle proof."""
-        answer = self.api.call("GET", f"/v1/chain/channels/{chan.hex()}")
-        value = None if answer["value"] is None else bytes.fromhex(answer["value"])
-        root, proof = bytes.fromhex(answer["app_hash"]), bytes.fromhex(answer["proof"])
-        if not verify_proof(root, b"chan/" + chan, value, proof):
-            raise _fail("the node's answer does not match its Merkle proof")
-        record: dict[str, Any] | None = answer["record"]
-        return record
+        """The channel's certified record, verified by the light client (None: no channel)."""
+        _, value = self.api.proven(f"/v1/chain/channels/{chan.hex()}", b"chan/" + chan)
+        return None if value is None else _channel_record(value)
 
     def refresh(self, record: ChannelRecord) -> dict[str, Any] | None:
         """Bring the record's status in line with the chain; returns the chain record."""
@@ -103,6 +115,17 @@ class _Session:
         self.book.save()
 
 
+def _channel_record(value: bytes) -> dict[str, Any]:
+    """The fields the commands use from a proven ``chan/<id>`` value (docs/protocol.md)."""
+    try:
+        raw = canonical_decode(value, _RECORD_LIMITS)
+        record = {"status": "open" if raw["st"] == 0 else "closing", "seq": int(raw["seq"])}
+        record["until"] = raw.get("until")
+    except (DchatError, KeyError, TypeError, ValueError, AttributeError):
+        raise _fail("refused the node's answer: a malformed channel record") from None
+    return record
+
+
 def _guard_book(action: Any) -> Any:
     try:
         return action()
@@ -120,9 +143,11 @@ def open_channel(
     consent: Annotated[str | None, typer.Option(help="The peer's consent text.")] = None,
     fee: Fee = 1,
     passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
     """Offer a channel to --peer (prints the offer), or open it with the peer's --consent."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     if consent is None:
         if peer is None:
             raise _fail("give --peer (to make an offer) or --consent (to open)")
@@ -132,7 +157,7 @@ def open_channel(
             raise _fail("--peer must be 64 hex digits") from None
         if len(peer_key) != 32:
             raise _fail("--peer must be 64 hex digits")
-        chain = s.api.call("GET", "/v1/chain/status")["chain_id"]
+        chain = s.api.chain_id
         nonce = s.api.call("GET", f"/v1/chain/accounts/{s.key.public_key.to_bytes().hex()}")
         offer = _guard_book(
             lambda: s.book.offer(chain, peer_key, deposit, peer_deposit, nonce["next_nonce"])
@@ -164,12 +189,19 @@ def open_channel(
 
 
 @channel_app.command("accept")
-def accept(node: NodeDir, wallet: WalletFile, text: Text, passphrase_file: PassFile = None) -> None:
+def accept(
+    node: NodeDir,
+    wallet: WalletFile,
+    text: Text,
+    passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
+) -> None:
     """Take a text from the peer: consent to an offer, or verify and countersign an update."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     message = _guard_book(lambda: decode_text(text))
     if isinstance(message, Offer):
-        if message.chain != s.api.call("GET", "/v1/chain/status")["chain_id"]:
+        if message.chain != s.api.chain_id:
             raise _fail("the offer is for another chain")
         answer = _guard_book(lambda: s.book.consent(message))
         s.save()
@@ -191,9 +223,16 @@ def accept(node: NodeDir, wallet: WalletFile, text: Text, passphrase_file: PassF
 
 
 @channel_app.command("show")
-def show(node: NodeDir, wallet: WalletFile, text: Text, passphrase_file: PassFile = None) -> None:
+def show(
+    node: NodeDir,
+    wallet: WalletFile,
+    text: Text,
+    passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
+) -> None:
     """Decode and check a text from the peer without storing or signing anything."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     message = _guard_book(lambda: decode_text(text))
     if isinstance(message, Offer):
         shown: dict[str, Any] = {"type": "offer", "channel": message.chan.hex()}
@@ -217,9 +256,11 @@ def pay(
     chan: ChanId,
     amount: Annotated[int, typer.Argument(min=1)],
     passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
     """Sign a payment of AMOUNT to the peer; prints the update to give them."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     record = s.record(chan)
     s.refresh(record)
     update = _guard_book(lambda: s.book.pay(record.chan, amount))
@@ -240,9 +281,11 @@ def close(
     ] = None,
     fee: Fee = 1,
     passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
     """Close cooperatively (a final state both signed), or --unilateral."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     record = s.record(chan)
     s.refresh(record)
     if record.status != "open":
@@ -278,10 +321,16 @@ def close(
 
 @channel_app.command("dispute")
 def dispute(
-    node: NodeDir, wallet: WalletFile, chan: ChanId, fee: Fee = 1, passphrase_file: PassFile = None
+    node: NodeDir,
+    wallet: WalletFile,
+    chan: ChanId,
+    fee: Fee = 1,
+    passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
     """Answer the peer's close of a stale state with the newer one both signed."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     record = s.record(chan)
     found = s.refresh(record)
     if found is None or found["status"] != "closing":
@@ -296,10 +345,16 @@ def dispute(
 
 @channel_app.command("settle")
 def settle(
-    node: NodeDir, wallet: WalletFile, chan: ChanId, fee: Fee = 1, passphrase_file: PassFile = None
+    node: NodeDir,
+    wallet: WalletFile,
+    chan: ChanId,
+    fee: Fee = 1,
+    passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
 ) -> None:
     """Pay out a unilateral close after its dispute window."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     record = s.record(chan)
     s.submit("channel_settle", {"chan": record.chan}, fee)
     s.refresh(record)
@@ -308,9 +363,15 @@ def settle(
 
 
 @channel_app.command("list")
-def list_channels(node: NodeDir, wallet: WalletFile, passphrase_file: PassFile = None) -> None:
+def list_channels(
+    node: NodeDir,
+    wallet: WalletFile,
+    passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
+) -> None:
     """This wallet's channels: status, latest seq and balances (status from the chain)."""
-    s = _Session(node, wallet, passphrase_file)
+    s = _Session(node, wallet, passphrase_file, genesis, light_dir)
     rows = []
     for record in s.book.channels.values():
         s.refresh(record)

@@ -4,11 +4,16 @@ Routes (bearer token like the rest of the API; binary values are hex):
 
 * ``GET  /v1/chain/status``: height, last block hash, app hash, round, validator set, peers
 * ``GET  /v1/chain/blocks/{height}``: header, transaction hashes, commit certificate
+* ``GET  /v1/chain/headers?from=H&limit=N``: up to N (at most 64) canonical headers
+  from H with their commit certificates and, where a header changes the
+  validator set, the new set (what a light client needs; docs/protocol.md §15)
 * ``GET  /v1/chain/txs/{hash}``: ``committed`` (height, index, code), ``pending`` or ``unknown``
 * ``POST /v1/chain/txs``: ``{"txs": [hex, ...]}`` (at most 2,048) into the mempool
 * ``GET  /v1/chain/accounts/{key}``: balance and nonce with a Merkle proof against
-  the app hash after block ``height``, and ``next_nonce``: the nonce the
-  account's next transaction should carry (the committed nonce advanced past
+  the app hash after block ``height`` (the *certified* state: header
+  ``height + 1``, stored with its certificate, carries that app hash), and
+  ``next_nonce``: the nonce the account's next transaction should carry (the
+  newest committed nonce advanced past
   the account's transactions queued in this node's mempool; not covered by
   the proof)
 * ``GET  /v1/chain/channels/{id}``: a payment channel's on-chain record (or null)
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import trio
 from fastapi import Path as PathParam
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_chain import tx_hash, verify_proof
@@ -31,6 +37,7 @@ from dchat_core import canonical_decode
 
 from ._errors import NodeStateError
 from ._validator_app import account_key
+from ._validator_headers import MAX_HEADERS, certified_height, certified_query, headers_page
 from ._validator_keys import load_validator_keys
 from ._validator_service import ValidatorService
 
@@ -40,7 +47,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.params import Depends
 
-    from dchat_chain import Block, CommitCertificate
+    from dchat_chain import AppQueryResult, Block, CommitCertificate
 
     from ._runtime import Node
 
@@ -101,7 +108,13 @@ def chain_status(service: ValidatorService) -> dict[str, Any]:
         ],
         "evidence": len(service.evidence),
         "rejected": service.rejected,
+        "certified_height": certified_height(service.app, service.blocks.height()),
     }
+
+
+def proven(service: ValidatorService, key: bytes) -> AppQueryResult:
+    """``key`` in the newest state a stored, certified header proves (see _validator_headers)."""
+    return certified_query(service.app, service.blocks.height(), key)
 
 
 def _cert_json(cert: CommitCertificate | None) -> dict[str, Any] | None:
@@ -152,6 +165,16 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         blk, cert = loaded[0]
         return block_json(blk, cert, [tx_hash(t) for t in blk.txs])
 
+    @app.get("/v1/chain/headers", dependencies=auth)
+    async def headers(
+        start: Annotated[int, Query(alias="from", ge=1, le=1 << 53)],
+        limit: Annotated[int, Query(ge=1, le=MAX_HEADERS)] = MAX_HEADERS,
+    ) -> dict[str, Any]:
+        service = _service(node)
+        return await node.store.run(
+            headers_page, service.blocks, service.sets, service.app.chain_id, start, limit
+        )
+
     @app.get("/v1/chain/txs/{digest}", dependencies=auth)
     async def tx_status(digest: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         service = _service(node)
@@ -177,7 +200,7 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.get("/v1/chain/accounts/{key}", dependencies=auth)
     async def account(key: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         service = _service(node)
-        answer = service.app.query(account_key(bytes.fromhex(key)))
+        answer = proven(service, account_key(bytes.fromhex(key)))
         value = answer.value
         balance, nonce = (
             (0, 0) if value is None else (int.from_bytes(value[:8]), int.from_bytes(value[8:]))
@@ -186,8 +209,9 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             "account": key,
             "balance": balance,
             "nonce": nonce,
-            "next_nonce": service.app.mempool.next_nonce(bytes.fromhex(key), nonce),
+            "next_nonce": _next_nonce(service, bytes.fromhex(key)),
             "height": answer.height,
+            "header_height": answer.height + 1,
             "app_hash": answer.app_hash.hex(),
             "value": None if value is None else value.hex(),
             "proof": answer.proof.hex(),
@@ -210,7 +234,7 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
 def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
     """The ``/v1/chain/channels/{id}`` document: the record, its proof and the root."""
-    answer = service.app.query(b"chan/" + chan)
+    answer = proven(service, b"chan/" + chan)
     value = answer.value
     record = None
     if value is not None:
@@ -230,6 +254,7 @@ def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
     return {
         "channel": chan.hex(),
         "height": answer.height,
+        "header_height": answer.height + 1,
         "app_hash": answer.app_hash.hex(),
         "value": None if value is None else value.hex(),
         "proof": answer.proof.hex(),
@@ -239,10 +264,11 @@ def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
 
 def _proved(service: ValidatorService, key: bytes) -> tuple[dict[str, Any], Any]:
     """A committed value's proof document and its decoded value (None if absent)."""
-    answer = service.app.query(key)
+    answer = proven(service, key)
     value = answer.value
     doc = {
         "height": answer.height,
+        "header_height": answer.height + 1,
         "app_hash": answer.app_hash.hex(),
         "value": None if value is None else value.hex(),
         "proof": answer.proof.hex(),
@@ -284,6 +310,11 @@ def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:
     if service.app.kind != kind:
         raise NodeStateError("wrong_chain", f"this validator runs the {service.app.kind} chain")
     return service
+
+
+def _next_nonce(service: ValidatorService, owner: bytes) -> int:
+    # From the newest committed state, not the certified one a block behind it.
+    return service.app.mempool.next_nonce(owner, service.app.inner.account(owner).nonce)
 
 
 def _validator_record(service: ValidatorService, owner: bytes) -> dict[str, Any] | None:

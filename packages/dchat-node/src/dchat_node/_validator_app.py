@@ -48,7 +48,14 @@ from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from dchat_chain import AppQueryResult, BlockContext, BlockResult, CommitCertificate, TxMeta
+    from dchat_chain import (
+        AppQueryResult,
+        BlockContext,
+        BlockResult,
+        CommitCertificate,
+        MerkleTree,
+        TxMeta,
+    )
 
     from ._validator_store import RepoBlockStore
 
@@ -65,6 +72,7 @@ _log = logging.getLogger("dchat.validator")
 MAX_INDEX: Final = 1 << 20  # remembered transaction results (oldest forgotten first)
 GENESIS_PEEK: Final = DecodeLimits(max_size=64 << 20, max_depth=8, max_items=1 << 22)
 MAX_PER_SENDER: Final = 64  # a wallet may queue this many transactions before a block
+KEEP_TREES: Final = 16  # committed state trees kept for certified queries (they share nodes)
 
 
 def account_key(owner: bytes) -> bytes:
@@ -114,6 +122,16 @@ class IndexedApp:
         self.mempool = Mempool(self.inner, max_per_sender=MAX_PER_SENDER, max_gap=MAX_PER_SENDER)
         self.index: dict[bytes, TxStatus] = {}
         self._applied: tuple[int, Sequence[bytes], BlockResult] | None = None
+        # The committed state tree after each recent height: header h + 1 carries
+        # the root of the state after block h, so a query a light client can check
+        # is answered from the tree one block behind the tip (see certified_query).
+        self.trees: dict[int, MerkleTree] = {}
+        self._keep_tree()
+
+    def _keep_tree(self) -> None:
+        self.trees[self.inner.height] = self.inner.state.committed_tree
+        while len(self.trees) > KEEP_TREES:
+            del self.trees[next(iter(self.trees))]
 
     @property
     def chain_id(self) -> str:
@@ -134,6 +152,8 @@ class IndexedApp:
             raise SnapshotError("snapshot is of another chain")
         self.inner, self.mempool = inner, Mempool(inner)
         self._applied = None
+        self.trees = {}
+        self._keep_tree()
 
     def genesis_state(self) -> ChainState:
         """The chain state before block 1, from the genesis validators."""
@@ -178,6 +198,7 @@ class IndexedApp:
                     del self.index[next(iter(self.index))]
                 self.index.setdefault(tx_hash(raw), TxStatus(height, i, res.code, res.log))
             self.mempool.update(txs)
+        self._keep_tree()
         return app_hash
 
     def query(self, key: bytes) -> AppQueryResult:

@@ -67,6 +67,7 @@ from dchat_network import serve_links
 
 from ._errors import ConfigError
 from ._validator_app import IndexedApp, replay_store
+from ._validator_headers import ValidatorSetLog
 from ._validator_links import PeerLink
 from ._validator_peers import InboundHandler, apply_sync_response, request_sync, slash_tx
 from ._validator_store import RepoBlockStore
@@ -119,6 +120,7 @@ class ValidatorService:
             raise ConfigError(f"the genesis is for chain {self.app.chain_id!r}")
         self.config, self.keys, self._store, self._clock = config, keys, store, clock
         self.blocks = RepoBlockStore(store.db.chain, self.app.chain_id)
+        self.sets = ValidatorSetLog(self.blocks)
         self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes]](INBOX)
         self._engine: ConsensusEngine | None = None
@@ -158,6 +160,7 @@ class ValidatorService:
             checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
         )
         _log.info("validator at height %d after replay", state.height - 1)
+        await self._note_sets()
         self.snapshot_height = state.height - 1
         self._nursery = nursery
         inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
@@ -211,6 +214,7 @@ class ValidatorService:
                 await self._store.run(self.blocks.save_checkpoint, out.checkpoint.to_bytes())
             elif isinstance(out, Decision):
                 await self._store.run(self.blocks.save, out.block, out.certificate)
+                await self._note_sets()
                 self._maybe_snapshot(out.block.height)
                 await self._pace()
             elif isinstance(out, Broadcast):
@@ -221,6 +225,12 @@ class ValidatorService:
                 self.request_sync()
             elif isinstance(out, EvidenceFound):
                 self._on_evidence(out.evidence)
+
+    async def _note_sets(self) -> None:
+        """Keep any validator set not seen before, for light clients (see _validator_headers)."""
+        new = self.sets.note(self.engine.state)
+        if new:
+            await self._store.run(self.sets.persist, new)
 
     def _maybe_snapshot(self, height: int) -> None:
         """Start writing a snapshot of the state after ``height`` if one is due."""
@@ -285,6 +295,7 @@ class ValidatorService:
         if pairs:
             outputs = self.engine.catch_up(state, pairs[-1][1], self.now_ms())
             _log.info("block sync: now at height %d", state.height - 1)
+            await self._note_sets()
             self._maybe_snapshot(state.height - 1)
             await self._process(outputs)
             self.request_sync()

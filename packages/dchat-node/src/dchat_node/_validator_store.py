@@ -34,6 +34,7 @@ __all__ = ("RepoBlockStore",)
 
 CHECKPOINT_KEY: Final = b"consensus/checkpoint"
 SNAPSHOT_KEY: Final = b"snapshot/latest"
+VALSET_PREFIX: Final = b"valset/"  # + the set's hash: sets light clients may ask for
 SYNC_BYTES: Final = 768 << 10  # stay well inside a link message (1 MiB)
 
 
@@ -167,6 +168,14 @@ class RepoBlockStore:
     def load_snapshot(self) -> bytes | None:
         """The last saved state snapshot, or None."""
         return self._repo.get_state(self._chain, SNAPSHOT_KEY)
+
+    def save_validator_set(self, digest: bytes, data: bytes) -> None:
+        """Durably keep a validator set (``ValidatorSet.to_bytes()``) under its hash."""
+        self._repo.set_state(self._chain, {VALSET_PREFIX + digest: data})
+
+    def load_validator_set(self, digest: bytes) -> bytes | None:
+        """A set kept by :meth:`save_validator_set`, or None."""
+        return self._repo.get_state(self._chain, VALSET_PREFIX + digest)
 
     def serve_sync(self, request: SyncRequest) -> SyncResponse:
         """Answer a block-sync request within :data:`SYNC_BYTES` (at least one block)."""
