@@ -213,6 +213,26 @@ def test_bad_certificates_are_refused(mutate: object) -> None:
         bad.verify(VALIDATORS, CHAIN_ID)
 
 
+@settings(max_examples=100)
+@given(bit=st.integers(0, 96 * 8 - 1))
+def test_a_decoded_certificate_with_a_damaged_signature_never_verifies(bit: int) -> None:
+    # The signature is decoded only when verified; a damaged one (whether or not
+    # it is still a curve point) fails there, as a typed certificate error.
+    obj = certificate([0, 1, 3]).to_obj()
+    raw = bytearray(obj["sig"])
+    raw[bit // 8] ^= 1 << (bit % 8)
+    damaged = CommitCertificate.from_obj({**obj, "sig": bytes(raw)})
+    assert damaged.to_obj()["sig"] == bytes(raw)
+    with pytest.raises(InvalidCertificateError):
+        damaged.verify(VALIDATORS, CHAIN_ID)
+
+
+def test_a_certificate_signature_of_the_wrong_size_is_refused_at_decoding() -> None:
+    obj = certificate([0, 1, 3]).to_obj()
+    with pytest.raises(InvalidCertificateError):
+        CommitCertificate.from_obj({**obj, "sig": obj["sig"][:95]})
+
+
 @settings(max_examples=200)
 @given(st.binary(max_size=200))
 def test_certificate_decoding_of_garbage_is_a_typed_error(data: bytes) -> None:

@@ -13,9 +13,11 @@ from dchat_chain import (
     Broadcast,
     ChainState,
     Checkpoint,
+    CommitCertificate,
     ConsensusEngine,
     ConsensusOutput,
     DchatChainError,
+    Decided,
     Decision,
     EvidenceFound,
     InvalidMessageError,
@@ -28,6 +30,7 @@ from dchat_chain import (
     Vote,
     VoteKind,
 )
+from dchat_chain._consensus_messages import decided_height
 from dchat_chain._consensus_sim import CHAIN_ID, SIM_CONFIG, HashApp, genesis_keys
 from dchat_core import PeerError
 
@@ -217,6 +220,51 @@ def test_a_restarted_validator_never_signs_a_different_vote() -> None:
     restarted, start = engine(Checkpoint.from_bytes(checkpoint.to_bytes()))
     assert [v.block_hash for v in sent_votes(start)] == [None]  # re-sent, not re-decided
     assert sent_votes(feed(restarted, [proposal(0, block(0))])) == []
+
+
+def decided_block() -> Decided:
+    e, _ = engine()
+    b = block(0)
+    out = feed(e, [proposal(0, b), *(vote(i, VoteKind.PRECOMMIT, 0, b.hash()) for i in OTHERS)])
+    [decision] = [o for o in out if isinstance(o, Decision)]
+    return Decided(decision.block, decision.certificate)
+
+
+DECIDED = decided_block()
+
+
+def test_a_decided_block_lets_a_lagging_engine_catch_up_and_its_resend_is_dropped() -> None:
+    decided = decided_block()
+    data = decided.to_bytes()
+    e, _ = engine()
+    assert any(isinstance(o, Decision) for o in e.receive(data, 1))
+    assert e.height == 2
+    assert e.receive(data, 2) == []  # the periodic re-send, now below our height
+    # Stale by its own account: dropped whatever follows the height...
+    assert e.receive(data[:-40], 3) == []
+    fresh, _ = engine()  # ...but at its own height it is decoded, strictly
+    with pytest.raises(InvalidMessageError):
+        fresh.receive(data[:-40], 3)
+
+
+@given(st.integers(1, 2**62))
+def test_decided_height_reads_the_height_of_any_decided_message(height: int) -> None:
+    decided = DECIDED
+    cert = decided.certificate
+    moved = CommitCertificate(height, cert.round, cert.block_hash, cert.signers, cert.signature)
+    data = Decided(decided.block, moved).to_bytes()
+    assert decided_height(data) == height
+    assert decided_height(data[:-1]) == height  # the rest is not looked at
+    assert decided_height(proposal(0, block(0)).to_bytes()) is None
+
+
+@pytest.mark.parametrize("cut", [0, 10, 54, 55, 56, 57])
+def test_decided_height_of_a_truncated_prefix_is_none(cut: int) -> None:
+    cert = DECIDED.certificate
+    moved = CommitCertificate(1000, cert.round, cert.block_hash, cert.signers, cert.signature)
+    data = Decided(DECIDED.block, moved).to_bytes()
+    assert decided_height(data[:cut]) is None
+    assert decided_height(data[:58]) == 1000  # head 0x19 and two bytes at offset 55
 
 
 # -- hostile input: typed errors, no state change -------------------------------------------

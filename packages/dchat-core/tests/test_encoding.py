@@ -86,11 +86,52 @@ def test_known_bytes_rfc8949_examples() -> None:
         "a1f401",  # bool as map key
         "",  # empty
         "1c",  # reserved head
+        # The same rules inside a list of byte strings and for short text keys,
+        # which the decoder handles on a fast path:
+        "81580401020304",  # a 4-byte string with a one-byte length head
+        "8259000401020304",  # a short string with a two-byte length head
+        "82410158",  # truncated length head
+        "8241015902",  # truncated two-byte length head
+        "824101430102",  # truncated byte string
+        "a2616201616201",  # duplicate text keys
+        "a161c301",  # invalid UTF-8 in a key
+        "a16201",  # truncated key
+        "a1",  # a map with nothing in it
+        "a1617a",  # a key without a value
+        "a161610080",  # trailing bytes after a map
     ],
 )
 def test_non_canonical_or_malformed_is_rejected(hex_input: str) -> None:
     with pytest.raises(DecodeError):
         canonical_decode(bytes.fromhex(hex_input))
+
+
+@given(values, st.data())
+def test_damaged_encodings_decode_canonically_or_raise(value: object, data: st.DataObject) -> None:
+    encoded = bytearray(canonical_encode([value, b"\x00" * 30, {"key": value}]))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(encoded) - 1))
+        encoded[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(encoded)))
+    damaged = bytes(encoded[:cut])
+    try:
+        decoded = canonical_decode(damaged)
+    except DecodeError:
+        return
+    assert canonical_encode(decoded) == damaged
+
+
+def test_limits_hold_on_lists_of_byte_strings_and_maps() -> None:
+    with pytest.raises(DecodeLimitError):
+        canonical_decode(canonical_encode([[b"x"]]), DecodeLimits(max_depth=1))
+    with pytest.raises(DecodeLimitError):
+        canonical_decode(canonical_encode([{"a": 1}]), DecodeLimits(max_depth=1))
+    assert canonical_decode(canonical_encode([[], {}]), DecodeLimits(max_depth=1)) == [[], {}]
+    with pytest.raises(DecodeLimitError):
+        canonical_decode(canonical_encode([b"x"] * 11), DecodeLimits(max_items=10))
+    many_keys = canonical_encode({str(i): i for i in range(6)})
+    with pytest.raises(DecodeLimitError):
+        canonical_decode(many_keys, DecodeLimits(max_items=10))
 
 
 def test_limits_are_enforced() -> None:

@@ -14,6 +14,8 @@ from dchat_crypto import (
     BlsSecretKey,
     BlsSignature,
     BlsUsageError,
+    bls_aggregate,
+    bls_fast_aggregate_verify,
     bls_verify,
 )
 
@@ -160,6 +162,34 @@ class TestSignature:
     def test_wrong_length_is_refused(self, size: int) -> None:
         with pytest.raises(BlsEncodingError):
             BlsSignature.from_bytes(b"\xc0" + bytes(size - 1) if size else b"")
+        with pytest.raises(BlsEncodingError):
+            BlsSignature.from_bytes_deferred(b"\xc0" + bytes(size - 1) if size else b"")
+
+    def test_a_deferred_signature_verifies_like_a_decoded_one(self) -> None:
+        signature = KEY.sign(b"m")
+        deferred = BlsSignature.from_bytes_deferred(signature.to_bytes())
+        assert deferred == signature
+        assert hash(deferred) == hash(signature)
+        bls_verify(KEY.public_key, b"m", deferred)
+        with pytest.raises(BadSignatureError):
+            bls_verify(KEY.public_key, b"n", deferred)
+
+    @settings(deadline=None, max_examples=200)
+    @given(bit=st.integers(0, 96 * 8 - 1))
+    def test_a_deferred_damaged_signature_fails_when_used(self, bit: int) -> None:
+        raw = bytearray(KEY.sign(b"m").to_bytes())
+        raw[bit // 8] ^= 1 << (bit % 8)
+        deferred = BlsSignature.from_bytes_deferred(bytes(raw))
+        assert deferred.to_bytes() == bytes(raw)
+        with pytest.raises(BadSignatureError):
+            bls_verify(KEY.public_key, b"m", deferred)
+        with pytest.raises(BadSignatureError):
+            bls_fast_aggregate_verify([KEY.public_key], b"m", deferred)
+        try:
+            BlsSignature.from_bytes(bytes(raw))
+        except BlsEncodingError:
+            with pytest.raises(BlsEncodingError):
+                bls_aggregate([deferred])
 
     def test_value_semantics(self) -> None:
         signature = KEY.sign(b"m")

@@ -153,6 +153,9 @@ class CommitCertificate:
     def from_obj(cls, obj: Any) -> CommitCertificate:
         """Decode a certificate map (structure only; call :meth:`verify`).
 
+        The signature is kept as bytes until :meth:`verify` decodes it; one that
+        is not a valid point then fails verification.
+
         Raises:
             InvalidCertificateError: The map is malformed.
         """
@@ -163,7 +166,9 @@ class CommitCertificate:
                 round=f.get_int("r", hi=MAX_ROUND),
                 block_hash=f.get_bytes("b", size=HASH_SIZE),
                 signers=f.get_bytes("s", max_size=(MAX_VALIDATORS + 7) // 8),
-                signature=BlsSignature.from_bytes(f.get_bytes("sig", size=96)),
+                # Decoded when verified: a synced batch carries one certificate
+                # per block and checks only the top one (the hashes fix the rest).
+                signature=BlsSignature.from_bytes_deferred(f.get_bytes("sig", size=96)),
             )
         except DchatError as exc:
             raise InvalidCertificateError(f"malformed certificate: {exc}") from None

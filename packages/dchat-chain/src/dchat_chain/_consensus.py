@@ -42,7 +42,7 @@ from dchat_core import DchatError
 
 from ._block_chain import execute_block
 from ._block_commit import VoteKind
-from ._consensus_messages import Decided, Proposal, Vote, decode_message
+from ._consensus_messages import Decided, Proposal, Vote, decided_height, decode_message
 from ._consensus_types import (
     BlockSource,
     Broadcast,
@@ -200,6 +200,8 @@ class ConsensusEngine:
     def receive(self, message: bytes | ConsensusMessage, now_ms: int) -> list[ConsensusOutput]:
         """Handle a message from a peer (bytes are decoded strictly first).
 
+        A decided block below our height is dropped unread: it would change nothing.
+
         Raises:
             DchatChainError: The message is malformed, forged, or from a validator
                 or proposer that had no right to send it (a ``PeerError``); the
@@ -207,8 +209,11 @@ class ConsensusEngine:
         """
         self._require_started()
         self._now = max(self._now, now_ms)
-        decoded = decode_message(message) if isinstance(message, bytes | bytearray) else message
-        self._handle(decoded)
+        if isinstance(message, bytes | bytearray):
+            if (decided_height(message) or self.height) < self.height:
+                return self._flush()  # a re-sent block we decided: _on_decided ignores it
+            message = decode_message(message)
+        self._handle(message)
         self._run_rules()
         return self._flush()
 

@@ -41,12 +41,16 @@ if TYPE_CHECKING:
 
     from ._validators import ValidatorSet
 
-__all__ = ("ConsensusMessage", "Decided", "Proposal", "Vote", "decode_message")
+__all__ = ("ConsensusMessage", "Decided", "Proposal", "Vote", "decided_height", "decode_message")
 
 _LIMITS: Final = DecodeLimits(max_size=MAX_BLOCK_SIZE + 8192, max_depth=5, max_items=12_100)
 _VOTE_FIELDS: Final = frozenset({"t", "k", "h", "r", "b", "i", "sig"})
 _PROPOSAL_FIELDS: Final = frozenset({"t", "h", "r", "pol", "block", "sig"})
 _DECIDED_FIELDS: Final = frozenset({"t", "block", "cert"})
+# How every canonical decided-block message begins (keys sort by their encodings:
+# "t", "cert", "block"; inside the certificate "b" then "h"), up to the height.
+_DECIDED_START: Final = b"\xa3\x61t\x67decided\x64cert\xa5\x61b\x58\x20"
+_HEIGHT_AT: Final = len(_DECIDED_START) + HASH_SIZE + 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +281,30 @@ _DECODERS: Final[dict[str, Callable[[Any], ConsensusMessage]]] = {
     "proposal": Proposal.from_obj,
     "decided": Decided.from_obj,
 }
+
+
+def decided_height(data: bytes) -> int | None:
+    """The height of a decided-block message, read from its first bytes alone.
+
+    Validators re-send their last decided block every second so that a peer one
+    height behind can catch up; every other peer already has it and would
+    ignore it after decoding a whole block. This lets them drop it unread.
+    Returns None unless ``data`` starts exactly like the canonical encoding of
+    a decided-block message (then :func:`decode_message` judges it in full).
+    """
+    if not data.startswith(_DECIDED_START) or data[_HEIGHT_AT - 2 : _HEIGHT_AT] != b"\x61h":
+        return None
+    head = data[_HEIGHT_AT : _HEIGHT_AT + 1]
+    if not head or head[0] < 24:
+        return head[0] if head else None
+    if head[0] > 27:
+        return None
+    size = 1 << (head[0] - 24)
+    raw = data[_HEIGHT_AT + 1 : _HEIGHT_AT + 1 + size]
+    value = int.from_bytes(raw, "big")
+    if len(raw) != size or value < (24 if size == 1 else 1 << (4 * size)):
+        return None  # truncated or not the shortest form: not canonical
+    return value
 
 
 def decode_message(data: bytes) -> ConsensusMessage:

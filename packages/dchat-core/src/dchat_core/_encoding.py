@@ -106,89 +106,148 @@ def canonical_encode(value: Any) -> bytes:
     return bytes(out)
 
 
+_SIMPLE: Final = {0xF4: False, 0xF5: True, 0xF6: None}
+_TRUNCATED: Final = "truncated input"
+_NOT_SHORTEST: Final = "non-canonical integer or length head"
+
+
 class _Decoder:
-    __slots__ = ("_data", "_items", "_limits", "_pos")
+    """One pass over ``data``; each step takes a position and returns (value, next position).
+
+    Written for CPython speed (this decodes every transaction, proposal and block):
+    positions are passed around instead of kept on ``self``, and the two shapes
+    that dominate the chain's traffic are handled without a call per item: byte
+    strings inside a list (a block's transactions) and short text keys of a map
+    (every record's field names). Both fast paths apply exactly the checks of
+    the general path: shortest-form heads, bounds, sorted unique keys, UTF-8,
+    depth and item limits.
+    """
+
+    __slots__ = ("_data", "_items", "_max_depth", "_max_items", "_size")
 
     def __init__(self, data: bytes, limits: DecodeLimits) -> None:
         self._data = data
-        self._pos = 0
-        self._limits = limits
+        self._size = len(data)
+        self._max_depth = limits.max_depth
+        self._max_items = limits.max_items
         self._items = 0
 
-    def _take(self, n: int) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise DecodeError("truncated input")
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
-
-    def _read_head(self) -> tuple[int, int, int]:
-        start = self._pos
-        (initial,) = self._take(1)
-        major, info = initial >> 5, initial & 0x1F
-        if info < 24:
-            return major, info, start
+    def _long_head(self, pos: int, info: int) -> tuple[int, int]:
+        # The argument of a head whose additional information is 24..31.
         if info > 27:
             raise DecodeError("indefinite lengths and reserved heads are not allowed")
         size = 1 << (info - 24)
-        value = int.from_bytes(self._take(size), "big")
-        minimum = 24 if size == 1 else 1 << (4 * size)
-        if value < minimum:
-            raise DecodeError("non-canonical integer or length head")
-        return major, value, start
+        end = pos + size
+        if end > self._size:
+            raise DecodeError(_TRUNCATED)
+        value = int.from_bytes(self._data[pos:end], "big")
+        if value < (24 if size == 1 else 1 << (4 * size)):
+            raise DecodeError(_NOT_SHORTEST)
+        return value, end
 
     def _count(self, n: int) -> None:
         self._items += n
-        if self._items > self._limits.max_items:
+        if self._items > self._max_items:
             raise DecodeLimitError("too many items")
 
-    def decode(self, depth: int) -> Any:
-        if depth > self._limits.max_depth:
-            raise DecodeLimitError("nesting too deep")
-        major, arg, start = self._read_head()
-        if major == 0:
-            return arg
-        if major == 1:
-            return -1 - arg
-        if major == 2:
-            return self._take(arg)
-        if major == 3:
+    def item(self, pos: int, depth: int) -> tuple[Any, int]:
+        data = self._data
+        if pos >= self._size:
+            raise DecodeError(_TRUNCATED)
+        initial = data[pos]
+        pos += 1
+        major, arg = initial >> 5, initial & 0x1F
+        if arg > 23:
+            arg, pos = self._long_head(pos, arg)
+        if major == 2 or major == 3:
+            end = pos + arg
+            if end > self._size:
+                raise DecodeError(_TRUNCATED)
+            if major == 2:
+                return data[pos:end], end
             try:
-                return self._take(arg).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DecodeError("invalid UTF-8 in text string") from exc
+                return data[pos:end].decode("utf-8"), end
+            except UnicodeDecodeError:
+                raise DecodeError("invalid UTF-8 in text string") from None
+        if major == 0:
+            return arg, pos
+        if major == 1:
+            return -1 - arg, pos
         if major == 4:
-            self._count(arg)
-            return [self.decode(depth + 1) for _ in range(arg)]
+            return self._list(pos, arg, depth)
         if major == 5:
-            return self._decode_map(arg, depth)
+            return self._map(pos, arg, depth)
         if major == 7:
-            simple = {20: False, 21: True, 22: None}
-            if self._data[start] & 0x1F != arg or arg not in simple:
+            if initial not in _SIMPLE:
                 raise DecodeError("only false, true and null simple values are allowed")
-            return simple[arg]
+            return _SIMPLE[initial], pos
         raise DecodeError("tags are not allowed")
 
-    def _decode_map(self, count: int, depth: int) -> dict[Any, Any]:
-        self._count(2 * count)
+    def _enter(self, count: int, depth: int) -> None:
+        self._count(count)
+        if count and depth >= self._max_depth:
+            raise DecodeLimitError("nesting too deep")
+
+    def _list(self, pos: int, count: int, depth: int) -> tuple[list[Any], int]:
+        self._enter(count, depth)
+        data, size, item = self._data, self._size, self.item
+        out: list[Any] = []
+        append = out.append
+        for _ in range(count):
+            initial = data[pos] if pos < size else 0
+            if not 0x40 <= initial <= 0x59:  # not a byte string shorter than 64 KiB
+                value, pos = item(pos, depth + 1)
+                append(value)
+                continue
+            if initial < 0x58:
+                start, length = pos + 1, initial - 0x40
+            elif initial == 0x58:
+                start = pos + 2
+                if start > size:
+                    raise DecodeError(_TRUNCATED)
+                length = data[pos + 1]
+                if length < 24:
+                    raise DecodeError(_NOT_SHORTEST)
+            else:
+                start = pos + 3
+                if start > size:
+                    raise DecodeError(_TRUNCATED)
+                length = data[pos + 1] << 8 | data[pos + 2]
+                if length < 0x100:
+                    raise DecodeError(_NOT_SHORTEST)
+            pos = start + length
+            if pos > size:
+                raise DecodeError(_TRUNCATED)
+            append(data[start:pos])
+        return out, pos
+
+    def _map(self, pos: int, count: int, depth: int) -> tuple[dict[Any, Any], int]:
+        self._enter(2 * count, depth)
+        data, size, item = self._data, self._size, self.item
         result: dict[Any, Any] = {}
         previous = b""
         for _ in range(count):
-            key_start = self._pos
-            key = self.decode(depth + 1)
-            raw_key = self._data[key_start : self._pos]
-            if isinstance(key, bool) or not isinstance(key, int | str):
-                raise DecodeError("map keys must be str or int")
+            start = pos
+            initial = data[pos] if pos < size else 0
+            if 0x60 <= initial < 0x78:  # text of fewer than 24 bytes: the usual field name
+                pos += 1 + initial - 0x60
+                if pos > size:
+                    raise DecodeError(_TRUNCATED)
+                raw_key = data[start:pos]
+                try:
+                    key: Any = raw_key[1:].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise DecodeError("invalid UTF-8 in text string") from None
+            else:
+                key, pos = item(pos, depth + 1)
+                if isinstance(key, bool) or not isinstance(key, int | str):
+                    raise DecodeError("map keys must be str or int")
+                raw_key = data[start:pos]
             if raw_key <= previous:
                 raise DecodeError("map keys unsorted or duplicated")
             previous = raw_key
-            result[key] = self.decode(depth + 1)
-        return result
-
-    def finish(self) -> None:
-        if self._pos != len(self._data):
-            raise DecodeError("trailing bytes after value")
+            result[key], pos = item(pos, depth + 1)
+        return result, pos
 
 
 def canonical_decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
@@ -203,7 +262,9 @@ def canonical_decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
     raw = bytes(data)
     if len(raw) > limits.max_size:
         raise DecodeLimitError("input too large")
-    decoder = _Decoder(raw, limits)
-    value = decoder.decode(0)
-    decoder.finish()
+    if limits.max_depth < 0:
+        raise DecodeLimitError("nesting too deep")
+    value, end = _Decoder(raw, limits).item(0, 0)
+    if end != len(raw):
+        raise DecodeError("trailing bytes after value")
     return value

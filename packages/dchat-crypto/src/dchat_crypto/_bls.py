@@ -107,13 +107,13 @@ class BlsSignature:
     """A BLS signature (or aggregate, or possession proof): a compressed G2 point of 96 bytes."""
 
     SIZE: ClassVar[int] = 96
-    __slots__ = ("_point", "_raw")
-    _point: object
+    __slots__ = ("_decoded", "_raw")
+    _decoded: object | None  # None until a deferred signature is first used
     _raw: bytes
 
     def __init__(self, data: bytes) -> None:
-        self._point = _BACKEND.g2_from_bytes(data)
-        self._raw = _BACKEND.g2_to_bytes(self._point)
+        self._decoded = point = _BACKEND.g2_from_bytes(data)
+        self._raw = _BACKEND.g2_to_bytes(point)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -126,11 +126,43 @@ class BlsSignature:
         return cls(data)
 
     @classmethod
+    def from_bytes_deferred(cls, data: bytes) -> Self:
+        """Keep ``data`` as it is and decode it the first time the signature is used.
+
+        For signatures that are carried far more often than checked (the
+        certificates inside a synced batch of blocks, of which only the top one
+        is verified): decoding a G2 point costs about as much as hashing the
+        whole block. The first verification or aggregation decodes and validates
+        ``data`` exactly as :meth:`from_bytes` does; if that fails, verification
+        raises :class:`BadSignatureError` and :func:`bls_aggregate`
+        :class:`BlsEncodingError`. Equality and :meth:`to_bytes` use ``data``.
+
+        Raises:
+            BlsEncodingError: If ``data`` is not 96 bytes.
+        """
+        if not isinstance(data, bytes | bytearray) or len(data) != cls.SIZE:
+            raise BlsEncodingError(f"a G2 point is {cls.SIZE} bytes")
+        signature = cls.__new__(cls)
+        signature._decoded = None
+        signature._raw = bytes(data)
+        return signature
+
+    @classmethod
     def _from_point(cls, point: object) -> Self:
         signature = cls.__new__(cls)
-        signature._point = point
+        signature._decoded = point
         signature._raw = _BACKEND.g2_to_bytes(point)
         return signature
+
+    @property
+    def _point(self) -> object:
+        point = self._decoded
+        if point is None:
+            point = _BACKEND.g2_from_bytes(self._raw)
+            if _BACKEND.g2_to_bytes(point) != self._raw:
+                raise BlsEncodingError("not the canonical encoding of a G2 point")
+            self._decoded = point
+        return point
 
     def to_bytes(self) -> bytes:
         """Return the 96-byte compressed encoding."""
@@ -230,13 +262,21 @@ class BlsSecretKey:
         return f"BlsSecretKey(public={self._public.to_bytes().hex()})"
 
 
+def _checkable(signature: BlsSignature) -> object:
+    # A deferred signature that turns out not to be a point simply does not verify.
+    try:
+        return signature._point
+    except BlsEncodingError:
+        raise BadSignatureError from None
+
+
 def bls_verify(public_key: BlsPublicKey, message: bytes, signature: BlsSignature) -> None:
     """Check that ``signature`` is ``public_key``'s signature over ``message``.
 
     Raises:
         BadSignatureError: If it is not (the identity signature never is).
     """
-    if not _BACKEND.verify(public_key._point, _message(message), signature._point):
+    if not _BACKEND.verify(public_key._point, _message(message), _checkable(signature)):
         raise BadSignatureError
 
 
@@ -266,7 +306,7 @@ def bls_aggregate_verify(
     if not public_keys or len(public_keys) != len(encoded) or len(set(encoded)) != len(encoded):
         raise BadSignatureError
     points = [key._point for key in public_keys]
-    if not _BACKEND.aggregate_verify(points, encoded, signature._point):
+    if not _BACKEND.aggregate_verify(points, encoded, _checkable(signature)):
         raise BadSignatureError
 
 
@@ -283,7 +323,7 @@ def bls_fast_aggregate_verify(
         BadSignatureError: If ``public_keys`` is empty or the aggregate does not verify.
     """
     points = [key._point for key in public_keys]
-    if not _BACKEND.fast_aggregate_verify(points, _message(message), signature._point):
+    if not _BACKEND.fast_aggregate_verify(points, _message(message), _checkable(signature)):
         raise BadSignatureError
 
 
@@ -293,5 +333,5 @@ def bls_verify_possession(public_key: BlsPublicKey, proof: BlsSignature) -> None
     Raises:
         BadSignatureError: If ``proof`` does not prove possession of ``public_key``.
     """
-    if not _BACKEND.pop_verify(public_key._point, proof._point):
+    if not _BACKEND.pop_verify(public_key._point, _checkable(proof)):
         raise BadSignatureError
