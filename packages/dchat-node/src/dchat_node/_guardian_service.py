@@ -187,9 +187,10 @@ class GuardianService:
         veto = RecoveryVeto.sign(self._user.identity, request, now=self._user.now())
         data = VetoMessage(veto).to_bytes()
         mine = await load_map(self._user, _MINE)
-        for raw in mine.get(b"set", [])[1:]:
-            assert isinstance(raw, bytes)
-            await self._user.send_control(ContactCard.from_bytes(raw), KIND_VETO, data)
+        guardians = mine.get(b"set", [])
+        for index in range(1, len(guardians)):
+            card = ContactCard.from_bytes(entry_bytes(guardians, index))
+            await self._user.send_control(card, KIND_VETO, data)
         await self._user.send_control(
             ContactCard.from_bytes(entry_bytes(entry, 1)), KIND_VETO, data
         )

@@ -17,7 +17,7 @@ from ._errors import NodeStateError
 if TYPE_CHECKING:
     from ._user_service import UserService
 
-__all__ = ("Entry", "entry_bytes", "entry_str", "load_map", "store_map")
+__all__ = ("Entry", "entry_bytes", "entry_int", "entry_str", "load_map", "store_map")
 
 Entry = list[bytes | str | int]
 _LIMITS: Final = DecodeLimits(max_size=4 << 20, max_depth=3, max_items=1 << 16)
@@ -51,6 +51,14 @@ def entry_bytes(entry: Entry, index: int) -> bytes:
     """Field ``index`` of a stored entry, which must be bytes."""
     value = entry[index] if index < len(entry) else None
     if not isinstance(value, bytes):
+        raise NodeStateError("corrupt_state", "a stored guardian entry is malformed")
+    return value
+
+
+def entry_int(entry: Entry, index: int) -> int:
+    """Field ``index`` of a stored entry, which must be an integer."""
+    value = entry[index] if index < len(entry) else None
+    if not isinstance(value, int):
         raise NodeStateError("corrupt_state", "a stored guardian entry is malformed")
     return value
 

@@ -37,7 +37,7 @@ from dchat_identity import (
 
 from ._documents import DOCUMENT_KIND
 from ._errors import NodeStateError
-from ._guardian_state import Entry, entry_bytes, load_map, store_map
+from ._guardian_state import Entry, entry_bytes, entry_int, load_map, store_map
 from ._guardian_wire import (
     KIND_APPROVAL,
     KIND_INFO,
@@ -142,8 +142,7 @@ class RecoveryService:
             or gset.index_of(sender.identity_key) is None
         ):
             raise UnexpectedRecoveryError("the guardian info does not fit the identity")
-        lock = state[b"lock"][0]
-        assert isinstance(lock, int)
+        lock = entry_int(state[b"lock"], 0)
         request = RecoveryRequest.create(
             identity, head, gset, now=self._user.now(), lock=lock / 1000
         )
