@@ -8,7 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
+from dchat_core import NodeId
+from dchat_crypto import SigningKey
+from dchat_messaging import SealedEnvelope
+from dchat_network import RelayClient, connect
 from dchat_node import NodeProcess, free_port
 
 PASSPHRASE = secrets.token_urlsafe(12)
@@ -43,6 +48,28 @@ def make_user(tmp_path: Path, relay: NodeProcess) -> Iterator[Callable[[str], No
     yield make
     for node in started:
         node.kill()
+
+
+@pytest.fixture
+def deposit(relay: NodeProcess) -> Callable[[SealedEnvelope], None]:
+    """Put an envelope straight into its mailbox at ``relay``, as any stranger can."""
+    host, port = relay.info["link"].rsplit(":", 1)
+    pinned = NodeId.parse(relay.info["node_id"])
+
+    def put(envelope: SealedEnvelope) -> None:
+        async def run() -> None:
+            key = SigningKey.generate()
+            link = await connect(host, int(port), node_key=key, expected_peer=pinned)
+            try:
+                client = RelayClient()
+                request = client.put(bytes(envelope.mailbox), envelope.to_bytes())
+                client.receive(await link.request(request))
+            finally:
+                await link.aclose()
+
+        trio.run(run)
+
+    return put
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -6,18 +6,15 @@ import base64
 from typing import TYPE_CHECKING
 
 import pytest
-import trio
 
-from dchat_core import NodeId
-from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity, IdentityDocument
 from dchat_messaging import seal_control
-from dchat_network import RelayClient, connect
 from dchat_sdk import ApiError, RemoteClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from dchat_messaging import SealedEnvelope
     from dchat_node import NodeProcess
 
 
@@ -25,27 +22,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _deposit(relay: NodeProcess, card: ContactCard, envelope_bytes: bytes) -> None:
-    host, port = relay.info["link"].rsplit(":", 1)
-
-    async def put() -> None:
-        link = await connect(
-            host,
-            int(port),
-            node_key=SigningKey.generate(),
-            expected_peer=NodeId.parse(relay.info["node_id"]),
-        )
-        try:
-            client = RelayClient()
-            client.receive(await link.request(client.put(bytes(card.mailbox), envelope_bytes)))
-        finally:
-            await link.aclose()
-
-    trio.run(put)
-
-
 def test_contacts_receive_documents_and_forgeries_are_refused(
-    make_user: Callable[[str], NodeProcess], relay: NodeProcess, wait_until: Callable[..., None]
+    make_user: Callable[[str], NodeProcess],
+    deposit: Callable[[SealedEnvelope], None],
+    wait_until: Callable[..., None],
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     with alice.client() as a, bob.client() as b:
@@ -72,12 +52,12 @@ def test_contacts_receive_documents_and_forgeries_are_refused(
             Identity.generate(), bob_card, "identity.document", doc.to_bytes(), now_ms=1
         )
         rejected = b.status()["rejected"]
-        _deposit(relay, bob_card, envelope.to_bytes())
+        deposit(envelope)
         # Garbage in a well-signed control message is refused too.
         _, junk = seal_control(
             Identity.generate(), bob_card, "identity.document", b"\x00junk", now_ms=1
         )
-        _deposit(relay, bob_card, junk.to_bytes())
+        deposit(junk)
         wait_until(lambda: b.status()["rejected"] >= rejected + 2)
         with pytest.raises(ApiError):
             b.peer_document(str(ContactCard.issue(victim, name="v", relay="r:1").identity_id))

@@ -14,11 +14,10 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import trio
 from typer.testing import CliRunner
 
-from dchat_core import DecodeLimits, IdentityId, NodeId, canonical_decode
-from dchat_crypto import PrivateKey, SigningKey, seal
+from dchat_core import DecodeLimits, IdentityId, canonical_decode
+from dchat_crypto import PrivateKey, seal
 from dchat_identity import (
     ContactCard,
     GuardianApproval,
@@ -29,7 +28,6 @@ from dchat_identity import (
     approve_recovery,
 )
 from dchat_messaging import seal_control, seal_message
-from dchat_network import RelayClient, connect
 from dchat_node import NodeProcess
 from dchat_node._guardian_wire import ApprovalMessage, RequestMessage
 from dchat_node.cli import app
@@ -76,23 +74,6 @@ def start_user(tmp_path: Path, relay: NodeProcess) -> Iterator[Callable[[str], N
         node.kill()
 
 
-def _deposit(relay: NodeProcess, card: ContactCard, envelope: SealedEnvelope) -> None:
-    host, port = relay.info["link"].rsplit(":", 1)
-
-    async def put() -> None:
-        link = await connect(
-            host, int(port), node_key=SigningKey.generate(),
-            expected_peer=NodeId.parse(relay.info["node_id"]),
-        )  # fmt: skip
-        try:
-            client = RelayClient()
-            client.receive(await link.request(client.put(bytes(card.mailbox), envelope.to_bytes())))
-        finally:
-            await link.aclose()
-
-    trio.run(put)
-
-
 def _stored_identity(node: NodeProcess) -> tuple[Identity, dict[bytes, Any]]:
     """A stopped node's keys and guardian holdings, read from its sealed database."""
     db = open_database(node.data_dir / "node.db", passphrase=PASSPHRASE.encode())
@@ -122,6 +103,7 @@ def _request_at(client: RemoteClient, request_id: str) -> dict[str, Any] | None:
 def test_recovery_through_three_of_five_guardians(
     start_user: Callable[[str], NodeProcess],
     relay: NodeProcess,
+    deposit: Callable[[SealedEnvelope], None],
     wait_until: Callable[..., None],
 ) -> None:
     with ExitStack() as stack:
@@ -201,7 +183,7 @@ def test_recovery_through_three_of_five_guardians(
             RequestMessage(request, a2_card).to_bytes(), now_ms=int(time.time() * 1000),
         )  # fmt: skip
         before = _refusals(gs[0], "ReplayedRecoveryError")
-        _deposit(relay, g1_card, envelope)
+        deposit(envelope)
         wait_until(lambda: _refusals(gs[0], "ReplayedRecoveryError") == before + 1)
         assert len(gs[0].request("GET", "/v1/guardians/requests")["requests"]) == 2
 
@@ -224,7 +206,7 @@ def test_recovery_through_three_of_five_guardians(
             Identity.generate(), a2_card, "guardian.approval",
             ApprovalMessage(forged, ShareRelease(2, bytes(80))).to_bytes(), now_ms=1,
         )  # fmt: skip
-        _deposit(relay, a2_card, envelope)
+        deposit(envelope)
         wait_until(lambda: _refusals(a2, "ForgedRecordError") == 1)
 
         # Guardian 4's genuine approval with a share sealed to the wrong key is refused.
@@ -237,7 +219,7 @@ def test_recovery_through_three_of_five_guardians(
         _, envelope = seal_control(
             g4, a2_card, "guardian.approval", ApprovalMessage(approval, wrong).to_bytes(), now_ms=1
         )
-        _deposit(relay, a2_card, envelope)
+        deposit(envelope)
         wait_until(lambda: _refusals(a2, "InvalidShareError") == 1)
         assert a2.request("GET", "/v1/recovery")["approvals"] == 2
 
@@ -247,7 +229,7 @@ def test_recovery_through_three_of_five_guardians(
         good = ApprovalMessage(approval, release).to_bytes()
         for _ in range(2):
             _, envelope = seal_control(g4, a2_card, "guardian.approval", good, now_ms=1)
-            _deposit(relay, a2_card, envelope)
+            deposit(envelope)
         wait_until(lambda: _refusals(a2, "ReplayedRecoveryError") == 1)
         assert a2.request("GET", "/v1/recovery")["approvals"] == 4
 
@@ -272,7 +254,7 @@ def test_recovery_through_three_of_five_guardians(
         assert str(old.identity_id) == alice_id
         bob_card = ContactCard.from_text(b.card())
         _, envelope = seal_message(old, bob_card, "send me money", now_ms=int(time.time() * 1000))
-        _deposit(relay, bob_card, envelope)
+        deposit(envelope)
         wait_until(lambda: b.status()["rejected_retired"] == 1)
         assert all(m.text != "send me money" for m in b.messages())
         # The guardians followed the rotation too, and dropped the now useless share.

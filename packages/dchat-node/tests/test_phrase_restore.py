@@ -6,14 +6,10 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-import trio
 from typer.testing import CliRunner
 
-from dchat_core import NodeId
-from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity, IdentityDocument
 from dchat_messaging import seal_control
-from dchat_network import RelayClient, connect
 from dchat_node.cli import app
 from dchat_sdk import ApiError
 
@@ -21,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from dchat_messaging import SealedEnvelope
     from dchat_node import NodeProcess
     from dchat_sdk import RemoteClient
 
@@ -40,20 +37,8 @@ def _seq(client: RemoteClient, identity_id: str) -> int | None:
         return None
 
 
-def _deposit(relay: NodeProcess, card: ContactCard, kind: str, data: bytes) -> None:
-    host, port = relay.info["link"].rsplit(":", 1)
-    _, envelope = seal_control(Identity.generate(), card, kind, data, now_ms=1)
-
-    async def put() -> None:
-        pinned = NodeId.parse(relay.info["node_id"])
-        link = await connect(host, int(port), node_key=SigningKey.generate(), expected_peer=pinned)
-        try:
-            client = RelayClient()
-            client.receive(await link.request(client.put(bytes(card.mailbox), envelope.to_bytes())))
-        finally:
-            await link.aclose()
-
-    trio.run(put)
+def _control(card: ContactCard, kind: str, data: bytes) -> SealedEnvelope:
+    return seal_control(Identity.generate(), card, kind, data, now_ms=1)[1]
 
 
 def _own_seq(client: RemoteClient) -> int | None:
@@ -66,7 +51,7 @@ def _own_seq(client: RemoteClient) -> int | None:
 @pytest.mark.slow
 def test_restore_from_phrase_continues_the_document_chain(
     make_user: Callable[[str], NodeProcess],
-    relay: NodeProcess,
+    deposit: Callable[[SealedEnvelope], None],
     wait_until: Callable[..., None],
     tmp_path: Path,
 ) -> None:
@@ -114,11 +99,11 @@ def test_restore_from_phrase_continues_the_document_chain(
             other.signing_key, other.encryption_key.public_key, now=1.8e9
         )
         rejected = f.status()["rejected"]
-        _deposit(relay, ContactCard.from_text(f.card()), "identity.head", forged.to_bytes())
+        deposit(_control(ContactCard.from_text(f.card()), "identity.head", forged.to_bytes()))
         wait_until(lambda: f.status()["rejected"] > rejected)
         # A stranger cannot ask Bob for Alice's document.
         rejected = b.status()["rejected"]
-        _deposit(relay, ContactCard.from_text(bob_card), "identity.lookup", b"\xa1av\x01")
+        deposit(_control(ContactCard.from_text(bob_card), "identity.lookup", b"\xa1av\x01"))
         wait_until(lambda: b.status()["rejected"] > rejected)
 
         assert "asked 1 contact" in _dchat(fresh, "resync", "bob")
