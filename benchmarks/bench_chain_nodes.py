@@ -182,6 +182,28 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def warm_up(clients: list[httpx.Client], blocks: int = 3) -> None:
+    """Wait until every link is up and the chain has decided ``blocks`` more heights.
+
+    Validators start one after another and redial peers with a backoff of up to
+    5 s, so the first heights need several rounds with growing timeouts; a run
+    that starts then measures start-up, not throughput.
+    """
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        states = [c.get("/v1/chain/status").json() for c in clients]
+        if all(p["connected"] for s in states for p in s["peers"]):
+            break
+        time.sleep(0.1)
+    else:
+        raise SystemExit("validator links did not come up within 60 s")
+    target = states[0]["height"] + blocks
+    while clients[0].get("/v1/chain/status").json()["height"] < target:
+        if time.monotonic() > deadline:
+            raise SystemExit("the chain made no progress within 60 s")
+        time.sleep(0.05)
+
+
 def run(args: argparse.Namespace, *, parallel: bool) -> dict[str, Any]:
     """One fresh 4-validator testnet, one submission pattern; the measurements."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,7 +219,7 @@ def run(args: argparse.Namespace, *, parallel: bool) -> dict[str, Any]:
             for node in nodes:
                 node.start(timeout=60)
             clients = [client(n) for n in nodes]
-            time.sleep(2.0)  # links up, a few empty blocks
+            warm_up(clients)
             start_height = clients[0].get("/v1/chain/status").json()["height"]
             cpu0 = [cpu_seconds(n.pid) for n in nodes]
             sent: dict[bytes, float] = {}

@@ -131,6 +131,19 @@ def test_a_polka_locks_and_precommits() -> None:
     assert any(isinstance(o, Persist) and o.checkpoint.locked_block == b for o in out)
 
 
+def test_a_polka_is_persisted_once_before_the_precommit_leaves() -> None:
+    e, _ = engine()
+    b = block(0)
+    feed(e, [proposal(0, b)])
+    out = e.receive(vote(OTHERS[0], VoteKind.PREVOTE, 0, b.hash()), 0)
+    out += e.receive(vote(OTHERS[1], VoteKind.PREVOTE, 0, b.hash()), 0)
+    kinds = [type(o) for o in out if isinstance(o, Persist | Broadcast)]
+    assert kinds == [Persist, Broadcast]  # one durable write, then the precommit
+    [checkpoint] = [o.checkpoint for o in out if isinstance(o, Persist)]
+    assert (checkpoint.locked_block, checkpoint.valid_block) == (b, b)
+    assert [v.kind for v in checkpoint.votes] == [VoteKind.PREVOTE, VoteKind.PRECOMMIT]
+
+
 def test_a_nil_polka_precommits_nil() -> None:
     e, _ = engine()
     feed(e, [proposal(0, block(0))])

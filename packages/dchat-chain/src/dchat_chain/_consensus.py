@@ -385,12 +385,13 @@ class ConsensusEngine:
         if not self._polka(self._round, block_hash) or not self._valid(block):
             return False
         self._polka_done.add(self._round)
-        if self._step is Step.PREVOTE:
-            self._locked_round, self._locked_block = self._round, block
-            self._vote(VoteKind.PRECOMMIT, block_hash)
-            self._step = Step.PRECOMMIT
         self._valid_round, self._valid_block = self._round, block
-        self._persist()
+        if self._step is not Step.PREVOTE:
+            self._persist()
+            return True
+        self._locked_round, self._locked_block = self._round, block
+        self._vote(VoteKind.PRECOMMIT, block_hash)  # its checkpoint holds lock and valid block
+        self._step = Step.PRECOMMIT
         return True
 
     def _rule_nil_polka(self) -> bool:
@@ -505,10 +506,9 @@ class ConsensusEngine:
         self._relay_polka()
 
     def _relay_polka(self) -> None:
-        # The paper assumes gossip: what one correct validator received, all
-        # eventually do. The votes behind our valid block are the ones that
-        # matter for liveness (a re-proposal with pol_round needs them), so we
-        # pass them on; our own current votes are re-sent above.
+        # The paper assumes gossip: what one correct validator received, all eventually
+        # do. The votes behind our valid block matter for liveness (a re-proposal with
+        # pol_round needs them), so we pass them on; our own votes are re-sent above.
         if self._valid_block is not None:
             block_hash = self._valid_block.hash()
             for vote in self._votes.votes_for(self._valid_round, VoteKind.PREVOTE, block_hash):

@@ -44,6 +44,7 @@ import functools
 import heapq
 import logging
 import random
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -56,10 +57,13 @@ from dchat_chain import (
     Decision,
     EvidenceFound,
     Persist,
+    Proposal,
     ScheduleTimeout,
     StateSnapshot,
     SyncNeeded,
     SyncRequest,
+    Vote,
+    VoteKind,
     tx_hash,
 )
 from dchat_core import DchatError
@@ -72,6 +76,7 @@ from ._validator_links import PeerLink
 from ._validator_peers import InboundHandler, apply_sync_response, request_sync, slash_tx
 from ._validator_store import RepoBlockStore
 from ._validator_testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS
+from ._validator_trace import HeightTrace
 from ._validator_wire import CONSENSUS, MAX_GOSSIP_TXS, encode_txs, parse_peer
 from .config import parse_hostport
 
@@ -88,7 +93,22 @@ __all__ = ("ValidatorService",)
 _log = logging.getLogger("dchat.validator")
 INBOX: Final = 2048
 GOSSIP_INTERVAL: Final = 0.02
+GOSSIP_IN: Final = 16  # peers' tx batches waiting for admission (each up to 2,048 txs)
 ENGINE_CONFIG: Final = ConsensusConfig(max_block_bytes=768 << 10)  # a proposal fits a link message
+
+
+def _superseded(outputs: list[ConsensusOutput], i: int) -> bool:
+    """True if a later checkpoint replaces ``outputs[i]`` before anything leaves the process.
+
+    Only the latest checkpoint is kept, so writing one that the next replaces
+    before any broadcast, decision or timer adds nothing to durability.
+    """
+    for later in outputs[i + 1 :]:
+        if isinstance(later, Persist):
+            return True
+        if not isinstance(later, ScheduleTimeout):
+            return False
+    return False
 
 
 class ValidatorService:
@@ -122,10 +142,11 @@ class ValidatorService:
         self.blocks = RepoBlockStore(store.db.chain, self.app.chain_id)
         self.sets = ValidatorSetLog(self.blocks)
         self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
-        self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes]](INBOX)
+        self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes, float]](INBOX)
         self._engine: ConsensusEngine | None = None
         self._timers: list[int] = []
         self._gossip: list[bytes] = []
+        self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](GOSSIP_IN)
         self._last_decision = 0.0
         self.sync_until = 0.0
         self.evidence: list[DuplicateVoteEvidence] = []
@@ -133,6 +154,7 @@ class ValidatorService:
         self.snapshot_height = 0  # the height of the last snapshot taken or loaded
         self._snapshotting = False
         self._nursery: trio.Nursery | None = None
+        self.trace = HeightTrace()  # debug-level timelines; inert otherwise
 
     @property
     def engine(self) -> ConsensusEngine:
@@ -171,6 +193,8 @@ class ValidatorService:
             nursery.start_soon(peer.run)
         nursery.start_soon(self._run_engine)
         nursery.start_soon(self._run_gossip)
+        nursery.start_soon(self._run_admission)
+        nursery.start_soon(self.trace.watch_lag)
         return f"{bound[0]}:{bound[1]}"
 
     # -- the engine task --------------------------------------------------------------
@@ -178,7 +202,7 @@ class ValidatorService:
     async def _run_engine(self) -> None:
         await self._process(self.engine.start(self.now_ms()))
         while True:
-            item: tuple[str, bytes] | None = None
+            item: tuple[str, bytes, float] | None = None
             # Only the wait is bounded: output handling must never be cut short,
             # or a checkpoint or a block could be skipped.
             with trio.move_on_at(self._wake_at()):
@@ -196,28 +220,48 @@ class ValidatorService:
             return trio.current_time() + 1.0
         return trio.current_time() + max(0, self._timers[0] - self.now_ms()) / 1000
 
-    async def _input(self, kind: str, payload: bytes) -> None:
+    async def _input(self, kind: str, payload: bytes, queued_at: float) -> None:
         if kind == "sync":
             await self._apply_sync(payload)
             return
+        trace = self.trace
+        if trace.enabled:
+            trace.peak("inbox_wait", time.monotonic() - queued_at)
+            if len(payload) > 4096:  # a proposal (or a re-sent decided block)
+                trace.mark("big_queued", queued_at)
+                trace.mark("big_taken")
+        began = time.monotonic() if trace.enabled else 0.0
         try:
             outputs = self.engine.receive(payload, self.now_ms())
         except DchatError as exc:
             self.rejected += 1  # a peer's bad message; the engine is unchanged
             _log.debug("consensus message refused: %s", exc)
             return
+        finally:
+            trace.cost("engine", time.monotonic() - began if trace.enabled else 0.0)
         await self._process(outputs)
 
     async def _process(self, outputs: list[ConsensusOutput]) -> None:
-        for out in outputs:
+        trace = self.trace
+        for i, out in enumerate(outputs):
+            began = time.monotonic() if trace.enabled else 0.0
             if isinstance(out, Persist):
+                if _superseded(outputs, i):
+                    continue
                 await self._store.run(self.blocks.save_checkpoint, out.checkpoint.to_bytes())
+                trace.cost("checkpoints", time.monotonic() - began if trace.enabled else 0.0)
             elif isinstance(out, Decision):
+                trace.mark("decided")
                 await self._store.run(self.blocks.save, out.block, out.certificate)
+                trace.mark("stored")
                 await self._note_sets()
                 self._maybe_snapshot(out.block.height)
                 await self._pace()
+                trace.mark("paced")
+                trace.flush(out.block.height, out.certificate.round, len(out.block.txs))
             elif isinstance(out, Broadcast):
+                if trace.enabled:
+                    self._trace_broadcast(out)
                 self.broadcast(bytes([CONSENSUS]) + out.message.to_bytes())
             elif isinstance(out, ScheduleTimeout):
                 heapq.heappush(self._timers, out.at_ms)
@@ -225,6 +269,14 @@ class ValidatorService:
                 self.request_sync()
             elif isinstance(out, EvidenceFound):
                 self._on_evidence(out.evidence)
+
+    def _trace_broadcast(self, out: Broadcast) -> None:
+        message = out.message
+        if isinstance(message, Proposal) and message.height == self.engine.height:
+            self.trace.mark("proposed")
+        elif isinstance(message, Vote) and message.height == self.engine.height:
+            name = "prevote" if message.kind is VoteKind.PREVOTE else "precommit"
+            self.trace.mark(f"{name}_r{message.round}")
 
     async def _note_sets(self) -> None:
         """Keep any validator set not seen before, for light clients (see _validator_headers)."""
@@ -282,7 +334,7 @@ class ValidatorService:
 
     async def _on_sync(self, peer: PeerLink, payload: bytes) -> None:
         with trio.move_on_after(10):
-            await self._inbox_send.send(("sync", payload))
+            await self._inbox_send.send(("sync", payload, 0.0))
 
     async def _apply_sync(self, payload: bytes) -> None:
         self.sync_until = 0.0
@@ -305,6 +357,7 @@ class ValidatorService:
     async def submit(self, txs: list[bytes]) -> list[dict[str, Any]]:
         """Admit transactions to the mempool and queue them for gossip."""
         results = []
+        began = time.monotonic()
         for i, tx in enumerate(txs):
             try:
                 self.app.mempool.add(tx)
@@ -320,16 +373,34 @@ class ValidatorService:
                     }
                 )
             if i % 64 == 63:
+                self.trace.peak("admit_stretch", time.monotonic() - began)
                 await trio.lowlevel.checkpoint()  # let consensus run between chunks
+                began = time.monotonic()
         return results
 
     async def admit_gossip(self, txs: list[bytes]) -> None:
+        """Queue a peer's transactions for admission (waits only while the queue is full).
+
+        Admission (a signature check per transaction) runs in its own task, so
+        the link reader goes straight on to the peer's next frame: a vote sent
+        after a large gossip batch is not held up by that batch's admission.
+        """
+        await self._gossip_in_send.send(txs)
+
+    async def _run_admission(self) -> None:
+        async for txs in self._gossip_in:
+            await self._admit_peer_txs(txs)
+
+    async def _admit_peer_txs(self, txs: list[bytes]) -> None:
         """Add peers' transactions to the mempool (refusals are silent: peers race)."""
+        began = time.monotonic()
         for i, tx in enumerate(txs):
             with contextlib.suppress(DchatError):
                 self.app.mempool.add(tx)
             if i % 64 == 63:
+                self.trace.peak("gossip_stretch", time.monotonic() - began)
                 await trio.lowlevel.checkpoint()
+                began = time.monotonic()
 
     async def _run_gossip(self) -> None:
         while True:
@@ -354,4 +425,4 @@ class ValidatorService:
     async def inbox_put(self, payload: bytes) -> None:
         """Queue a peer's consensus message for the engine task (bounded wait)."""
         with trio.move_on_after(10):
-            await self._inbox_send.send(("msg", payload))
+            await self._inbox_send.send(("msg", payload, time.monotonic()))
