@@ -50,7 +50,7 @@ import httpx
 from _common import arg_parser, load_at_end, markers, publish, run_lines
 from dchat_chain import Transaction, tx_hash
 from dchat_crypto import KdfParams
-from dchat_node import NodeProcess
+from dchat_node import NodeProcess, running_validators
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 
@@ -211,13 +211,7 @@ def run(args: argparse.Namespace, *, parallel: bool) -> dict[str, Any]:
         plan = NetPlan(validators=4, accounts=args.senders, block_interval=args.block_interval)
         summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
         txs = sign_all(out, summary, args.per_sender)
-        nodes = [
-            NodeProcess(out / v["dir"], "validator", passphrase=PASSPHRASE, listen=v["listen"])
-            for v in summary["validators"]
-        ]
-        try:
-            for node in nodes:
-                node.start(timeout=60)
+        with running_validators(out, summary, PASSPHRASE, timeout=60) as nodes:
             clients = [client(n) for n in nodes]
             warm_up(clients)
             start_height = clients[0].get("/v1/chain/status").json()["height"]
@@ -239,9 +233,6 @@ def run(args: argparse.Namespace, *, parallel: bool) -> dict[str, Any]:
             end_height = clients[0].get("/v1/chain/status").json()["height"]
             for c in clients:
                 c.close()
-        finally:
-            for node in nodes:
-                node.kill()
     latencies.sort()
     return {
         "txs": len(sent),

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from dchat_chain import DuplicateVoteEvidence, Transaction, Vote, VoteKind
 from dchat_core import NodeId
 from dchat_crypto import BlsSecretKey, KdfParams
-from dchat_node import NodeProcess
+from dchat_node import NodeProcess, running_validators
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
@@ -74,21 +74,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     out = tmp_path_factory.mktemp("byzantine") / "net"
     plan = NetPlan(validators=4, accounts=1, block_interval=0.3)
     summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
-    kinds = [NodeProcess, NodeProcess, NodeProcess, ByzantineProcess]
-    nodes = [
-        kind(out / v["dir"], "validator", passphrase=PASSPHRASE, listen=v["listen"])
-        for kind, v in zip(kinds, summary["validators"], strict=True)
-    ]
-    try:
-        for node in nodes:
-            node.start()
+    with running_validators(
+        out, summary, PASSPHRASE, kinds=[NodeProcess, NodeProcess, NodeProcess, ByzantineProcess]
+    ) as nodes:
         network = Net(out, summary, nodes)
         yield network
         for client in network.http:
             client.close()
-    finally:
-        for node in nodes:
-            node.kill()
 
 
 def _until(predicate: Callable[[], bool], timeout: float = 40.0) -> None:

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from dchat_chain import CommitCertificate
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams
-from dchat_node import NodeProcess
+from dchat_node import NodeProcess, running_validators
 from dchat_node._light_state import read_state
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
@@ -157,20 +157,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     out = tmp_path_factory.mktemp("light") / "net"
     plan = NetPlan(validators=4, accounts=1, block_interval=0.2)
     summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
-    nodes = [
-        NodeProcess(out / v["dir"], "validator", passphrase=PASSPHRASE, listen=v["listen"])
-        for v in summary["validators"]
-    ]
-    try:
-        for node in nodes:
-            node.start()
+    with running_validators(out, summary, PASSPHRASE) as nodes:
         network = Net(out, summary, nodes)
         yield network
         network.proxy.close()
         network.http.close()
-    finally:
-        for node in nodes:
-            node.kill()
 
 
 def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from dchat_chain import Transaction
 from dchat_crypto import KdfParams
-from dchat_node import NodeProcess
+from dchat_node import NodeProcess, running_validators
 from dchat_node._channel_messages import Update, decode_text, encode_text
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
@@ -80,20 +80,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     out = tmp_path_factory.mktemp("wallet") / "net"
     plan = NetPlan(validators=4, accounts=3, block_interval=0.3)
     summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
-    nodes = [
-        NodeProcess(out / v["dir"], "validator", passphrase=PASSPHRASE, listen=v["listen"])
-        for v in summary["validators"]
-    ]
-    try:
-        for node in nodes:
-            node.start()
+    with running_validators(out, summary, PASSPHRASE) as nodes:
         network = Net(out, summary, nodes)
         yield network
         for client in network.http:
             client.close()
-    finally:
-        for node in nodes:
-            node.kill()
 
 
 def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -15,6 +15,7 @@ from ._errors import NodeStateError as NodeStateError
 from ._errors import StaleAnswerError as StaleAnswerError
 from ._process import NodeProcess as NodeProcess
 from ._process import free_port as free_port
+from ._process import running_validators as running_validators
 from ._runtime import run_node as run_node
 from .config import NodeConfig as NodeConfig
 from .config import load_config as load_config
@@ -32,4 +33,5 @@ __all__ = (
     "free_port",
     "load_config",
     "run_node",
+    "running_validators",
 )
