@@ -8,7 +8,10 @@ task (``_lifecycle``).
 
 On start the node writes ``<data-dir>/api.json`` (mode 0600) with its API URL,
 a fresh bearer token, its role, link address, node id and pid; clients and the
-demo read it, and it is removed on a clean stop. SIGINT and SIGTERM stop the
+demo read it, and the process that wrote it removes it on a clean stop.
+Before opening the database the node takes the data directory's lock
+(``_datadir_lock``): a second node on the same directory refuses to start
+and leaves the first one's ``api.json`` alone. SIGINT and SIGTERM stop the
 node gracefully.
 """
 
@@ -39,6 +42,7 @@ from dchat_storage import Database, LockedError, open_database
 
 from ._api import create_app
 from ._burner_service import BurnerService
+from ._datadir_lock import datadir_lock
 from ._documents import DocumentService
 from ._errors import ConfigError, NodeStateError
 from ._guardian_service import GuardianService
@@ -196,19 +200,27 @@ async def _wait_for_signal(cancel: trio.CancelScope) -> None:
 async def run_node(config: NodeConfig, passphrase: bytes, *, clock: Clock | None = None) -> None:
     """Run the node described by ``config`` until SIGINT/SIGTERM."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with datadir_lock(config.data_dir):
+        await _run_locked(config, passphrase, clock or SystemClock())
+
+
+async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> None:
     runfile = config.data_dir / "api.json"
+    wrote_runfile = False
     db = await trio.to_thread.run_sync(_open_store, config, passphrase)
     try:
         store = AsyncStore(db)
-        node = Node(config, store, clock or SystemClock(), passphrase)
+        node = Node(config, store, clock, passphrase)
         with trio.CancelScope() as cancel:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_wait_for_signal, cancel)
                 info = await _start_role(node, nursery, passphrase)
                 _write_private(runfile, json.dumps(info).encode())
+                wrote_runfile = True
                 _log.info("node ready", extra={"role": config.role})
     finally:
-        runfile.unlink(missing_ok=True)
+        if wrote_runfile:  # never remove a file another (or a crashed) process wrote
+            runfile.unlink(missing_ok=True)
         db.close()
 
 
