@@ -1,31 +1,67 @@
-"""dchat-messaging: sealed envelopes and message content."""
+"""dchat-messaging: the messaging engine, its sessions, envelopes and message content.
+
+:class:`MessagingEngine` is the sans-IO core every node, simulator and embedded
+client drives: Double Ratchet sessions set up by X-Wing to published prekey
+bundles, fan-out to every device, sealing and opening, dedup and durable state
+through a :class:`MessageStore`.
+"""
 
 from __future__ import annotations
 
-from ._envelope import MAX_CONTROL as MAX_CONTROL
+from ._content import MAX_CONTROL as MAX_CONTROL
+from ._content import MAX_TEXT as MAX_TEXT
+from ._content import Content as Content
+from ._devices import DeviceAddress as DeviceAddress
+from ._devices import DeviceKeys as DeviceKeys
+from ._engine import DeviceDirectory as DeviceDirectory
+from ._engine import MessagingEngine as MessagingEngine
+from ._engine import QueuedControl as QueuedControl
+from ._engine import outbox_id as outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
-from ._envelope import MAX_TEXT as MAX_TEXT
-from ._envelope import OpenedMessage as OpenedMessage
 from ._envelope import SealedEnvelope as SealedEnvelope
-from ._envelope import open_envelope as open_envelope
-from ._envelope import seal_control as seal_control
-from ._envelope import seal_message as seal_message
+from ._errors import BundleRejectedError as BundleRejectedError
 from ._errors import ContentError as ContentError
 from ._errors import DchatMessagingError as DchatMessagingError
+from ._errors import EngineStateError as EngineStateError
 from ._errors import EnvelopeRejectedError as EnvelopeRejectedError
 from ._errors import MalformedEnvelopeError as MalformedEnvelopeError
+from ._events import EngineEvent as EngineEvent
+from ._events import MessageReceived as MessageReceived
+from ._events import Rejected as Rejected
+from ._events import SessionReset as SessionReset
+from ._outbox import Outbox as Outbox
+from ._outbox import RetryPolicy as RetryPolicy
+from ._prekey_policy import PrekeyPolicy as PrekeyPolicy
+from ._prekey_policy import PrekeyUpload as PrekeyUpload
+from ._store import MessageStore as MessageStore
+from ._store import OutboxEntry as OutboxEntry
 
 __all__ = (
+    "BundleRejectedError",
+    "Content",
     "ContentError",
     "DchatMessagingError",
+    "DeviceAddress",
+    "DeviceDirectory",
+    "DeviceKeys",
+    "EngineEvent",
+    "EngineStateError",
     "EnvelopeRejectedError",
     "MAX_CONTROL",
     "MAX_ENVELOPE",
     "MAX_TEXT",
     "MalformedEnvelopeError",
-    "OpenedMessage",
+    "MessageReceived",
+    "MessageStore",
+    "MessagingEngine",
+    "Outbox",
+    "OutboxEntry",
+    "PrekeyPolicy",
+    "PrekeyUpload",
+    "QueuedControl",
+    "Rejected",
+    "RetryPolicy",
     "SealedEnvelope",
-    "open_envelope",
-    "seal_control",
-    "seal_message",
+    "SessionReset",
+    "outbox_id",
 )

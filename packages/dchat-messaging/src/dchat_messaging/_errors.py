@@ -5,8 +5,11 @@
     DchatMessagingError(DchatError)
     ├── MalformedEnvelopeError(PeerError, ValueError)   the outer envelope cannot be parsed
     ├── EnvelopeRejectedError(PeerError, ValueError)    opening failed (one opaque error:
-    │                                                   decryption, signature, recipient, content)
-    └── ContentError(CallerError, ValueError)           a message the caller built is invalid
+    │                                                   decryption, session, recipient, content)
+    ├── BundleRejectedError(PeerError, ValueError)      a prekey bundle is forged, expired,
+    │                                                   or not the device's
+    ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
+    └── EngineStateError(CallerError)                   the engine's stored state is unusable
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 from dchat_core import CallerError, DchatError, PeerError
 
 __all__ = (
+    "BundleRejectedError",
     "ContentError",
     "DchatMessagingError",
+    "EngineStateError",
     "EnvelopeRejectedError",
     "MalformedEnvelopeError",
 )
@@ -36,5 +41,13 @@ class EnvelopeRejectedError(DchatMessagingError, PeerError, ValueError):
         super().__init__("envelope rejected")
 
 
+class BundleRejectedError(DchatMessagingError, PeerError, ValueError):
+    """A fetched prekey bundle cannot start a session with the device it was fetched for."""
+
+
 class ContentError(DchatMessagingError, CallerError, ValueError):
     """The message content given by the caller is invalid (e.g. too long)."""
+
+
+class EngineStateError(DchatMessagingError, CallerError):
+    """The engine's stored state is missing or cannot be decoded."""

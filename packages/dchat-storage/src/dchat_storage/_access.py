@@ -8,6 +8,12 @@ Readers take no lock: in WAL mode they see the last committed snapshot while a
 writer works. A counter of calls in flight lets :meth:`Access.close` wait for
 them, so no pooled connection is still checked out when the engine is disposed.
 
+Transactions nest per thread: inside :meth:`Access.transaction` (or any write),
+a further write runs in a SAVEPOINT of the same transaction and a read sees its
+uncommitted rows, so several repository calls commit together or not at all
+(the messaging engine stores a message, its outbox entry and the session state
+it produced in one commit).
+
 The :attr:`Access.sealer` seals payloads and computes blind indexes; it starts
 in clear mode and is replaced once the database is unlocked (``_keyring``).
 """
@@ -45,6 +51,11 @@ class Access:
         self._state = threading.Condition()
         self._in_flight = 0
         self._closed = False
+        self._current = threading.local()
+
+    def _open_write(self) -> Connection | None:
+        conn: Connection | None = getattr(self._current, "conn", None)
+        return conn
 
     @contextmanager
     def read(self, what: str) -> Iterator[Connection]:
@@ -55,7 +66,13 @@ class Access:
 
         Yields:
             A connection inside a ``BEGIN`` transaction; rolled back at exit.
+            Inside this thread's write transaction: that transaction's connection.
         """
+        outer = self._open_write()
+        if outer is not None:
+            with translate_errors(what):
+                yield outer
+            return
         with self._call(), translate_errors(what), self._engine.connect() as conn, conn.begin():
             yield conn
 
@@ -68,8 +85,15 @@ class Access:
 
         Yields:
             A connection inside a ``BEGIN IMMEDIATE`` transaction. An exception
-            from the block rolls it back and propagates.
+            from the block rolls it back and propagates. Nested in this thread's
+            write transaction, the block runs in a SAVEPOINT: an exception rolls
+            back only the block, and nothing is committed before the outermost exit.
         """
+        outer = self._open_write()
+        if outer is not None:
+            with translate_errors(what), outer.begin_nested():
+                yield outer
+            return
         with (
             self._call(),
             self._write_lock,
@@ -77,7 +101,11 @@ class Access:
             self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
             conn.begin(),
         ):
-            yield conn
+            self._current.conn = conn
+            try:
+                yield conn
+            finally:
+                self._current.conn = None
 
     @contextmanager
     def raw(self, what: str) -> Iterator[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from ._postgres import create_postgres_engine, is_postgres_target, postgres_url
 from ._settings import DeviceRepo, SettingsRepo
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
     from sqlalchemy import Engine
@@ -129,6 +131,24 @@ class Database:
         self.mailboxes = MailboxRepo(self._access)
         self.chain = ChainRepo(self._access)
         self.lifecycle = Lifecycle(self._access)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group repository calls made by this thread into one atomic commit.
+
+        Every write inside the block joins one ``BEGIN IMMEDIATE`` transaction
+        (each in a savepoint of its own) and every read sees its uncommitted
+        rows. The whole is committed, and fsynced, when the block exits
+        normally, and rolled back if it raises.
+
+        Example::
+
+            with db.transaction():
+                db.messages.add(...)
+                db.outbox.enqueue(...)
+        """
+        with self._access.write("transaction"):
+            yield
 
     @property
     def backend(self) -> str:

@@ -1,0 +1,178 @@
+"""What a session carries: the plaintext of one message, before padding.
+
+Inside a ratchet message (see :mod:`._wire`) the sender writes the padded
+(:func:`dchat_privacy.pad`) canonical encoding of::
+
+    {"v": 1, "mid": message id(16), "ts": milliseconds since the epoch,
+     "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes},
+     ["card": the sender's contact card],
+     ["peer": identity id(32)]}
+
+``card`` travels in the first message of each session, so a recipient who
+does not know the sender yet can answer (a message request). ``peer`` marks a
+*sent copy*: one of the sender's own devices telling the others what it sent
+to ``peer``, so that sent messages appear on every device. There is no
+signature: the session authenticates the sender to the recipient and to no
+one else (see ``docs/rationale.md``, "Deniable messages").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from dchat_core import (
+    DecodeError,
+    DecodeLimits,
+    Fields,
+    IdentityId,
+    MessageId,
+    canonical_decode,
+    canonical_encode,
+)
+from dchat_identity import ContactCard, InvalidCardError
+from dchat_privacy import PaddingError, PaddingTooLargeError, pad, unpad
+
+from ._errors import ContentError, EnvelopeRejectedError
+
+__all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
+
+MAX_TEXT: Final = 16_000
+MAX_CONTROL: Final = 48_000
+_KIND: Final = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+_FIELDS: Final = frozenset({"v", "mid", "ts", "body", "card", "peer"})
+_TEXT: Final = frozenset({"t", "text"})
+_CONTROL: Final = frozenset({"t", "kind", "data"})
+_LIMITS: Final = DecodeLimits(max_size=65536, max_depth=3, max_items=64)
+_MAX_TS: Final = 2**53
+
+
+def check_kind(kind: str) -> str:
+    """Return ``kind`` if it is a valid control kind.
+
+    Raises:
+        ContentError: not 1-32 of ``[a-z0-9_.-]`` starting with a letter, or ``"text"``.
+    """
+    if not isinstance(kind, str) or _KIND.fullmatch(kind) is None or kind == "text":
+        raise ContentError("control kind must be 1-32 of [a-z0-9_.-], starting with a letter")
+    return kind
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """One message as both ends read it.
+
+    Attributes:
+        message_id: Unique per message; the same on every device it reaches.
+        sent_at_ms: The sender's clock, milliseconds since the epoch.
+        kind: ``"text"`` for a person's message, else the control kind.
+        text: The text (empty for control messages).
+        data: The control payload (empty for text).
+        card: The sender's contact card, when it travels with the message.
+        peer: For a sent copy between one identity's devices, the other party.
+    """
+
+    message_id: MessageId
+    sent_at_ms: int
+    kind: str = "text"
+    text: str = ""
+    data: bytes = b""
+    card: ContactCard | None = None
+    peer: IdentityId | None = None
+
+    @classmethod
+    def text_message(
+        cls, text: str, *, now_ms: int, message_id: MessageId | None = None
+    ) -> Content:
+        """A person's text message.
+
+        Raises:
+            ContentError: ``text`` is empty or longer than :data:`MAX_TEXT`.
+        """
+        if not isinstance(text, str) or not text or len(text) > MAX_TEXT:
+            raise ContentError(f"message text must be 1-{MAX_TEXT} characters")
+        return cls(message_id or MessageId.random(), now_ms, "text", text)
+
+    @classmethod
+    def control(
+        cls, kind: str, data: bytes, *, now_ms: int, message_id: MessageId | None = None
+    ) -> Content:
+        """A control payload of ``kind`` for the recipient's node.
+
+        Raises:
+            ContentError: a bad kind, or ``data`` longer than :data:`MAX_CONTROL`.
+        """
+        check_kind(kind)
+        if not isinstance(data, bytes | bytearray) or len(data) > MAX_CONTROL:
+            raise ContentError(f"control payload must be at most {MAX_CONTROL} bytes")
+        return cls(message_id or MessageId.random(), now_ms, kind, "", bytes(data))
+
+    def to_padded(self) -> bytes:
+        """The padded canonical encoding that a session encrypts.
+
+        Raises:
+            ContentError: the whole does not fit the largest padding bucket.
+        """
+        body: dict[str, object]
+        if self.kind == "text":
+            body = {"t": "text", "text": self.text}
+        else:
+            body = {"t": "ctl", "kind": self.kind, "data": self.data}
+        value: dict[str, object] = {
+            "v": 1,
+            "mid": bytes(self.message_id),
+            "ts": self.sent_at_ms,
+            "body": body,
+        }
+        if self.card is not None:
+            value["card"] = self.card.to_bytes()
+        if self.peer is not None:
+            value["peer"] = bytes(self.peer)
+        try:
+            return pad(canonical_encode(value))
+        except PaddingTooLargeError:
+            raise ContentError("message (content plus sender card) is too large to send") from None
+
+    @classmethod
+    def from_padded(cls, data: bytes) -> Content:
+        """Parse what a session decrypted.
+
+        Raises:
+            EnvelopeRejectedError: anything malformed (the session authenticated
+                it, so this is a misbehaving peer; opaque like every opening failure).
+        """
+        try:
+            fields = Fields(canonical_decode(unpad(data), _LIMITS), "message", _FIELDS)
+            if fields.get_int("v") != 1:
+                raise ValueError("version")
+            kind, text, payload = _body(fields.raw("body"))
+            card = None
+            if fields.has("card"):
+                card = ContactCard.from_bytes(fields.get_bytes("card", max_size=2048))
+            peer = IdentityId(fields.get_bytes("peer", size=32)) if fields.has("peer") else None
+            return cls(
+                MessageId(fields.get_bytes("mid", size=MessageId.SIZE)),
+                fields.get_int("ts", hi=_MAX_TS),
+                kind,
+                text,
+                payload,
+                card,
+                peer,
+            )
+        except (DecodeError, PaddingError, InvalidCardError, ValueError):
+            raise EnvelopeRejectedError from None
+
+
+def _body(raw: object) -> tuple[str, str, bytes]:
+    content_type = Fields(raw, "body", _TEXT | _CONTROL).get_str("t", max_len=16)
+    if content_type == "text":
+        text = Fields(raw, "body", _TEXT).get_str("text", max_len=MAX_TEXT)
+        if not text:
+            raise ValueError("empty text")
+        return "text", text, b""
+    if content_type != "ctl":
+        raise ValueError("content type")
+    body = Fields(raw, "body", _CONTROL)
+    kind = check_kind(body.get_str("kind", max_len=32))
+    return kind, "", body.get_bytes("data", max_size=MAX_CONTROL)

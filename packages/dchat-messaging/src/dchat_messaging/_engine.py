@@ -1,0 +1,594 @@
+"""The messaging engine: sessions, fan-out, sealing and opening, sans-IO.
+
+Theory of operation
+-------------------
+One engine serves one local device of one identity. It never touches a socket
+or a clock: the shell passes ``now``, performs the network steps the engine
+asks for, and reports back.
+
+* **send** (:meth:`MessagingEngine.send`): the message is encrypted for every
+  target device (the recipient's devices, and as *sent copies* this
+  identity's other devices). A device with a session gets a Double Ratchet
+  message at once, sealed into an envelope and queued in the outbox. A device
+  without one is *pending*: the shell fetches its prekey bundle from the
+  device's relay (:meth:`needs_bundles`) and hands it to
+  :meth:`bundle_received`, which runs X-Wing session setup and queues every
+  pending message for the device. Each call is one store transaction.
+* **receive** (:meth:`receive`): the envelope is opened with this device's
+  X25519 key, the claimed sender device is checked against the directory,
+  the session (existing, or set up from the attached SessionInit and our
+  prekeys) decrypts it, and message, session state and consumed prekey commit
+  together. Anything wrong is a :class:`Rejected` event and changes nothing.
+* **prekeys** (:meth:`prekey_upload`): the engine keeps the private halves and
+  says what to publish at the home relay: a first set, a top-up when the relay
+  runs low, a fresh generation before the current one expires.
+
+A SessionInit whose session we already have (the initiator attaches it to
+every message until it hears back) selects that session. A new one from a
+device we had an established session with replaces it and is reported as
+:class:`SessionReset`; the old session is kept as ``previous`` to read
+messages still in flight. If both sides set up a session at once, the side
+with the lower device key keeps its own (the other's init is kept only for
+reading), so both end up sending on the same session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import TYPE_CHECKING, Final, Protocol
+
+from dchat_core import DecodeError, DecodeLimits, IdentityId, canonical_decode, canonical_encode
+from dchat_crypto import (
+    DchatCryptoError,
+    PrekeyBundle,
+    PrekeySecrets,
+    RatchetPolicy,
+    RatchetSession,
+    accept_session,
+    initiate_session,
+)
+
+from ._content import Content
+from ._devices import DeviceAddress
+from ._envelope import SealedEnvelope
+from ._errors import (
+    BundleRejectedError,
+    ContentError,
+    EngineStateError,
+    EnvelopeRejectedError,
+    MalformedEnvelopeError,
+)
+from ._events import EngineEvent, MessageReceived, Rejected, SessionReset
+from ._prekey_policy import PrekeyPolicy, PrekeyUpload
+from ._sessions import SessionRecord, SessionSlot, init_hash
+from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dchat_core import MessageId
+
+    from ._devices import DeviceKeys
+    from ._store import MessageStore
+
+__all__ = ("DeviceDirectory", "MessagingEngine", "QueuedControl", "outbox_id")
+
+_AD_DOMAIN: Final = b"dchat-session-ad-v1\x00"
+_LIMITS: Final = DecodeLimits(max_size=32 << 20, max_depth=4, max_items=1 << 16)
+MAX_PENDING_PER_DEVICE: Final = 1000
+_DEFAULT_RATCHET: Final = RatchetPolicy()
+RENEW_KIND: Final = "session.renew"
+"""The control a device sends to set up a new session after it lost the old one."""
+
+
+class DeviceDirectory(Protocol):
+    """Which devices speak for an identity (from contact cards and identity documents)."""
+
+    def is_device(self, identity: IdentityId, device_key: bytes) -> bool:
+        """Whether ``device_key`` is a current device of ``identity``."""
+        ...
+
+    def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
+        """How to reach that device, if known."""
+        ...
+
+
+class _PrimaryOnly:
+    """The directory of a node that knows no documents: only primary devices."""
+
+    def is_device(self, identity: IdentityId, device_key: bytes) -> bool:
+        return IdentityId.derive(device_key) == identity
+
+    def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
+        return None
+
+
+def outbox_id(message_id: MessageId, device_id: bytes) -> bytes:
+    """The outbox key of one message to one device."""
+    digest = hashlib.blake2b(bytes(message_id) + device_id, digest_size=16, person=b"dchat-outbox")
+    return digest.digest()
+
+
+def _ad(
+    initiator: IdentityId, initiator_dev: bytes, responder: IdentityId, responder_dev: bytes
+) -> bytes:
+    return _AD_DOMAIN + bytes(initiator) + initiator_dev + bytes(responder) + responder_dev
+
+
+class _NoSessionError(EnvelopeRejectedError):
+    """A session message from a device we hold no session with."""
+
+
+class QueuedControl:
+    """A received control message waiting for its handler (durable until done)."""
+
+    __slots__ = ("content", "sender", "sender_device")
+
+    def __init__(self, content: Content, sender: IdentityId, sender_device: bytes) -> None:
+        self.content, self.sender, self.sender_device = content, sender, sender_device
+
+
+class MessagingEngine:
+    """Sessions and messages of one local device.
+
+    Args:
+        keys: This device's keys.
+        store: Durable state.
+        namespace: Prefix of this engine's state keys (one per local identity).
+        directory: Decides which sender devices are genuine.
+        blocked: Identities whose messages are dropped after decryption.
+        ratchet_policy: Limits and rotation of new sessions.
+        prekey_policy: Prekey publishing schedule.
+    """
+
+    def __init__(
+        self,
+        keys: DeviceKeys,
+        store: MessageStore,
+        *,
+        namespace: str = "msg",
+        directory: DeviceDirectory | None = None,
+        blocked: frozenset[IdentityId] | set[IdentityId] | None = None,
+        ratchet_policy: RatchetPolicy = _DEFAULT_RATCHET,
+        prekey_policy: PrekeyPolicy | None = None,
+    ) -> None:
+        self.keys = keys
+        self._store = store
+        self._ns = namespace
+        self.directory: DeviceDirectory = directory or _PrimaryOnly()
+        self.blocked: set[IdentityId] = set(blocked or ())
+        self._ratchet_policy = ratchet_policy
+        self._prekey_policy = prekey_policy or PrekeyPolicy()
+
+    # -- state keys ----------------------------------------------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ".".join((self._ns, *parts))
+
+    def _load(self, key: str) -> object | None:
+        data = self._store.get_state(key)
+        if data is None:
+            return None
+        try:
+            value: object = canonical_decode(data, _LIMITS)
+        except DecodeError:
+            raise EngineStateError(f"stored state {key!r} is damaged") from None
+        return value
+
+    def _session(self, device_id: bytes) -> SessionRecord | None:
+        data = self._store.get_state(self._key("sess", device_id.hex()))
+        return None if data is None else SessionRecord.from_bytes(data)
+
+    def _save_session(self, device_id: bytes, record: SessionRecord) -> None:
+        self._store.put_state(self._key("sess", device_id.hex()), record.to_bytes())
+
+    def has_session(self, device_id: bytes) -> bool:
+        """Whether a session with this device exists."""
+        return self._store.get_state(self._key("sess", device_id.hex())) is not None
+
+    def forget_device(self, device_id: bytes) -> None:
+        """Drop the session and queued messages of a device (it was revoked)."""
+        with self._store.transaction():
+            self._store.delete_state(self._key("sess", device_id.hex()))
+            pending = self._pending()
+            if pending.pop(device_id, None) is not None:
+                self._save_pending(pending)
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(
+        self,
+        content: Content,
+        to: Sequence[DeviceAddress],
+        *,
+        now: float,
+        copies: Sequence[DeviceAddress] = (),
+        peer: IdentityId | None = None,
+        record: bool = True,
+    ) -> list[DeviceAddress]:
+        """Encrypt ``content`` for every device of ``to`` and sent copies for ``copies``.
+
+        Args:
+            content: The message.
+            to: The recipient's devices.
+            now: Current time (seconds).
+            copies: This identity's other devices.
+            peer: The conversation's other party (stored with the sent message
+                and named in sent copies); default: the identity of ``to``.
+            record: Store a text message as sent (in the same transaction).
+
+        Returns:
+            The devices that need a prekey bundle before their copy can go.
+
+        Raises:
+            ContentError: no recipient device, or the message does not fit.
+        """
+        if not to:
+            raise ContentError("a message needs at least one recipient device")
+        peer = peer if peer is not None else to[0].identity
+        card_copy = replace(content, card=self.keys.card)
+        plain, plain_card = content.to_padded(), card_copy.to_padded()
+        mirror = replace(content, peer=peer)
+        mirror_plain = mirror.to_padded() if copies else b""
+        waiting: list[DeviceAddress] = []
+        with self._store.transaction():
+            if record and content.kind == "text":
+                self._store.add_message(
+                    bytes(content.message_id), "out", str(peer), content.text,
+                    content.sent_at_ms / 1000, now,
+                )  # fmt: skip
+            pending = self._pending()
+            for device in to:
+                if not self._queue(device, content.message_id, plain, plain_card, pending, now):
+                    waiting.append(device)
+            for device in copies:
+                if device.device_id == self.keys.device_id:
+                    continue
+                if not self._queue(
+                    device, content.message_id, mirror_plain, mirror_plain, pending, now
+                ):
+                    waiting.append(device)
+            if waiting:
+                self._save_pending(pending)
+        return waiting
+
+    def _queue(
+        self,
+        device: DeviceAddress,
+        message_id: MessageId,
+        plain: bytes,
+        plain_card: bytes,
+        pending: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]],
+        now: float,
+    ) -> bool:
+        """Encrypt for ``device`` now if a session exists, else queue it; True if sent."""
+        oid = outbox_id(message_id, device.device_id)
+        record = self._session_or_none(device.device_id)
+        if record is None:
+            _, items = pending.setdefault(device.device_id, (device, []))
+            if len(items) >= MAX_PENDING_PER_DEVICE:
+                raise ContentError("too many messages wait for this device's prekeys")
+            items.append((oid, plain_card))
+            return False
+        slot = record.current
+        self._enqueue(device, slot, oid, plain_card if slot.init is not None else plain, now)
+        self._save_session(device.device_id, record)
+        return True
+
+    def _session_or_none(self, device_id: bytes) -> SessionRecord | None:
+        try:
+            return self._session(device_id)
+        except EngineStateError:
+            # A damaged session is replaced by a new one (reported to the peer as a reset).
+            self._store.delete_state(self._key("sess", device_id.hex()))
+            return None
+
+    def _enqueue(
+        self, device: DeviceAddress, slot: SessionSlot, oid: bytes, plain: bytes, now: float
+    ) -> None:
+        message = slot.ratchet.encrypt(plain, now=now)
+        inner = SessionEnvelope(
+            self.keys.identity, self.keys.device_key.public_key, slot.init, message
+        )
+        envelope = seal_session_envelope(
+            inner, mailbox=device.mailbox, device_key=device.exchange_key
+        )
+        self._store.enqueue(oid, device.relay, bytes(device.mailbox), envelope.to_bytes(), now)
+
+    def needs_bundles(self) -> list[DeviceAddress]:
+        """Devices with messages waiting for a session: fetch each one's prekey bundle."""
+        return [address for address, _ in self._pending().values()]
+
+    def bundle_received(self, device: DeviceAddress, bundle: bytes, *, now: float) -> int:
+        """Set up a session to ``device`` from its ``bundle``; queue what waited for it.
+
+        Returns:
+            How many messages were queued.
+
+        Raises:
+            BundleRejectedError: the bundle is malformed, forged, expired or
+                not ``device``'s (nothing changes; fetch again later).
+        """
+        try:
+            parsed = PrekeyBundle.from_bytes(bundle)
+            if parsed.identity_key != device.device_key or parsed.static_key != device.exchange_key:
+                raise BundleRejectedError("the prekey bundle is not this device's")
+            ad = _ad(self.keys.identity, self.keys.device_id, device.identity, device.device_id)
+            init, secrets, remote = initiate_session(
+                self.keys.device_key, self.keys.exchange_key, parsed, now=now, associated_data=ad
+            )
+            ratchet = RatchetSession.initiator(
+                secrets, remote, associated_data=ad, policy=self._ratchet_policy, now=now
+            )
+        except BundleRejectedError:
+            raise
+        except (DchatCryptoError, ValueError) as exc:
+            raise BundleRejectedError(f"unusable prekey bundle: {type(exc).__name__}") from None
+        slot = SessionSlot(ratchet, init=init)
+        with self._store.transaction():
+            old = self._session_or_none(device.device_id)
+            record = SessionRecord(device.identity, slot, None if old is None else old.current)
+            pending = self._pending()
+            _, items = pending.pop(device.device_id, (device, []))
+            for oid, plain in items:
+                self._enqueue(device, slot, oid, plain, now)
+            self._save_session(device.device_id, record)
+            self._save_pending(pending)
+        return len(items)
+
+    # -- pending ---------------------------------------------------------------------
+
+    def _pending(self) -> dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]:
+        raw = self._load(self._key("pending"))
+        if raw is None:
+            return {}
+        if not isinstance(raw, list):
+            raise EngineStateError("stored pending messages are damaged")
+        result: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]] = {}
+        for entry in raw:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], bytes)):
+                raise EngineStateError("stored pending messages are damaged")
+            address = DeviceAddress.from_bytes(entry[0])
+            items = [(i[0], i[1]) for i in entry[1] if isinstance(i, list) and len(i) == 2]
+            result[address.device_id] = (address, items)
+        return result
+
+    def _save_pending(
+        self, pending: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]
+    ) -> None:
+        if not pending:
+            self._store.delete_state(self._key("pending"))
+            return
+        value = [[a.to_bytes(), [list(i) for i in items]] for a, items in pending.values()]
+        self._store.put_state(self._key("pending"), canonical_encode(value))
+
+    # -- receiving -------------------------------------------------------------------
+
+    def receive(self, data: bytes, *, now: float) -> list[EngineEvent]:
+        """Open, authenticate and commit one envelope from this device's mailbox.
+
+        Never raises for bad input: every refusal is a :class:`Rejected` event
+        and leaves all state as it was.
+        """
+        try:
+            envelope = SealedEnvelope.from_bytes(data)
+            if envelope.mailbox != self.keys.mailbox:
+                raise EnvelopeRejectedError
+            inner = open_session_envelope(envelope, self.keys.exchange_key)
+        except (MalformedEnvelopeError, EnvelopeRejectedError) as exc:
+            return [Rejected(type(exc).__name__)]
+        device = inner.sender_device.to_bytes()
+        if not self.directory.is_device(inner.sender, device):
+            return [Rejected("UnknownDeviceError")]
+        try:
+            with self._store.transaction():
+                return self._receive(inner, device, now)
+        except _NoSessionError:
+            return self._renew(inner.sender, device, now)
+        except EnvelopeRejectedError:
+            return [Rejected("EnvelopeRejectedError")]
+        except EngineStateError:
+            return [Rejected("EngineStateError")]
+
+    def _receive(self, inner: SessionEnvelope, device: bytes, now: float) -> list[EngineEvent]:
+        events: list[EngineEvent] = []
+        record = self._session_or_none(device)
+        plain, record, reset = self._open(inner, device, record, now)
+        content = Content.from_padded(plain)
+        if content.peer is not None and inner.sender != self.keys.identity:
+            raise EnvelopeRejectedError  # only our own devices send sent copies
+        self._save_session(device, record)
+        if reset:
+            events.append(SessionReset(inner.sender, device))
+        if inner.sender in self.blocked:
+            events.append(MessageReceived(content, inner.sender, device, new=False, blocked=True))
+            return events
+        new = True
+        if content.kind == "text":
+            outgoing = content.peer is not None
+            new = self._store.add_message(
+                bytes(content.message_id),
+                "out" if outgoing else "in",
+                str(content.peer if outgoing else inner.sender),
+                content.text,
+                content.sent_at_ms / 1000,
+                now,
+            )
+        elif content.kind != RENEW_KIND:
+            self._push_control(content, inner.sender, device)
+        events.append(MessageReceived(content, inner.sender, device, new=new))
+        return events
+
+    def _open(
+        self, inner: SessionEnvelope, device: bytes, record: SessionRecord | None, now: float
+    ) -> tuple[bytes, SessionRecord, bool]:
+        """Decrypt with the right session; returns (plaintext, updated record, reset?)."""
+        if inner.init is not None:
+            digest = init_hash(inner.init)
+            known = None if record is None else record.knows_init(digest)
+            if known is None:
+                return self._accept(inner, device, record, digest, now)
+        if record is None:
+            raise _NoSessionError
+        for slot in record.slots():
+            try:
+                plain = slot.ratchet.decrypt(inner.message, now=now)
+            except DchatCryptoError:
+                continue
+            slot.init = None  # the peer answered: it has the session
+            return plain, record, False
+        raise EnvelopeRejectedError
+
+    def _accept(
+        self,
+        inner: SessionEnvelope,
+        device: bytes,
+        record: SessionRecord | None,
+        digest: bytes,
+        now: float,
+    ) -> tuple[bytes, SessionRecord, bool]:
+        assert inner.init is not None
+        prekeys = self._prekeys()
+        if prekeys is None:
+            raise EnvelopeRejectedError
+        ad = _ad(inner.sender, device, self.keys.identity, self.keys.device_id)
+        try:
+            secrets, ratchet_key, initiator = accept_session(
+                prekeys, self.keys.exchange_key, inner.init, now=now, associated_data=ad
+            )
+            if initiator.to_bytes() != device:
+                raise EnvelopeRejectedError
+            ratchet = RatchetSession.responder(
+                secrets, ratchet_key, associated_data=ad, policy=self._ratchet_policy, now=now
+            )
+            plain = ratchet.decrypt(inner.message, now=now)
+        except (DchatCryptoError, ValueError):
+            raise EnvelopeRejectedError from None
+        self._store.put_state(self._key("prekeys"), prekeys.to_bytes())
+        slot = SessionSlot(ratchet, init_hash=digest)
+        if record is None:
+            return plain, SessionRecord(inner.sender, slot), False
+        ours = record.current
+        if ours.init is not None and self.keys.device_id < device:
+            # Both sides started at once: the lower device key keeps its own session.
+            return plain, SessionRecord(record.peer, ours, slot), False
+        established = ours.init is None
+        return plain, SessionRecord(inner.sender, slot, ours), established
+
+    def _renew(self, sender: IdentityId, device: bytes, now: float) -> list[EngineEvent]:
+        """A session message from a device we have no session with: we lost it.
+
+        Set up a new session (by sending a small control message to the
+        device) so the peer learns, and report the reset to our user. A device
+        that already waits for a bundle is not asked again.
+        """
+        events: list[EngineEvent] = [Rejected("NoSessionError")]
+        address = self.directory.address(sender, device)
+        if address is None:
+            return events
+        with self._store.transaction():
+            if device in self._pending() or self.has_session(device):
+                return events
+            renew = Content.control(RENEW_KIND, b"", now_ms=int(now * 1000))
+            self.send(renew, [address], now=now, record=False)
+        events.append(SessionReset(sender, device))
+        return events
+
+    # -- controls --------------------------------------------------------------------
+
+    def _push_control(self, content: Content, sender: IdentityId, device: bytes) -> None:
+        queue = self._control_queue()
+        queue.append([bytes(sender), device, content.to_padded()])
+        self._store.put_state(self._key("controls"), canonical_encode(queue))
+
+    def _control_queue(self) -> list[list[bytes]]:
+        raw = self._load(self._key("controls"))
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise EngineStateError("stored control queue is damaged")
+        return raw
+
+    def pending_controls(self) -> list[QueuedControl]:
+        """Received control messages not yet marked done, oldest first."""
+        result = []
+        for sender, device, padded in self._control_queue():
+            try:
+                content = Content.from_padded(padded)
+            except EnvelopeRejectedError:
+                continue
+            result.append(QueuedControl(content, IdentityId(sender), device))
+        return result
+
+    def control_done(self, message_id: MessageId) -> None:
+        """The handler of a control message finished (successfully or not)."""
+        with self._store.transaction():
+            queue = self._control_queue()
+            keep = [
+                item for item in queue
+                if Content.from_padded(item[2]).message_id != message_id
+            ]  # fmt: skip
+            if len(keep) != len(queue):
+                self._store.put_state(self._key("controls"), canonical_encode(keep))
+
+    # -- prekeys ---------------------------------------------------------------------
+
+    def _prekeys(self) -> PrekeySecrets | None:
+        data = self._store.get_state(self._key("prekeys"))
+        if data is None:
+            return None
+        try:
+            return PrekeySecrets.from_bytes(data)
+        except (DchatCryptoError, ValueError):
+            raise EngineStateError("stored prekeys are damaged") from None
+
+    def prekey_upload(self, *, held: int | None, now: float) -> PrekeyUpload | None:
+        """What to publish at the home relay, if anything.
+
+        Args:
+            held: One-time bundles the relay reports holding; ``None`` when it
+                holds nothing of ours (never published, or it lost them).
+            now: Current time.
+
+        Returns:
+            The bundles to ``pk_put``, or None when the relay is well stocked.
+            The private halves are stored before this returns.
+        """
+        policy = self._prekey_policy
+        with self._store.transaction():
+            secrets = self._prekeys()
+            replace_all = True
+            if secrets is None:
+                secrets = PrekeySecrets.generate(
+                    self.keys.device_key.public_key,
+                    self.keys.exchange_key.public_key,
+                    now=now,
+                    lifetime=policy.lifetime,
+                )
+                count = policy.target
+            elif now >= secrets.expires_at - policy.rotate_before:
+                secrets.prune(now=now)
+                secrets.rotate(now=now, lifetime=policy.lifetime)
+                count = policy.target
+            elif held is None:
+                count = policy.target
+            elif held < policy.low_water:
+                replace_all, count = False, policy.target - held
+            else:
+                return None
+            ids = self._new_one_time(secrets, count)
+            self._store.put_state(self._key("prekeys"), secrets.to_bytes())
+        sign = self.keys.device_key
+        return PrekeyUpload(
+            secrets.bundle(sign).to_bytes(),
+            tuple(secrets.bundle(sign, one_time_prekey_id=i).to_bytes() for i in ids),
+            replace_all,
+        )
+
+    @staticmethod
+    def _new_one_time(secrets: PrekeySecrets, count: int) -> tuple[int, ...]:
+        try:
+            return secrets.generate_one_time_prekeys(count)
+        except DchatCryptoError:
+            return ()  # the private pool is full: publish the last-resort bundle only

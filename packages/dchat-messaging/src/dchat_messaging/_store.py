@@ -1,0 +1,79 @@
+"""The narrow storage interface the messaging engine needs.
+
+dchat-storage implements it over the node database
+(:class:`dchat_storage.EngineStore`); the simulator and the tests use an
+in-memory one (``dchat_testing.MemoryMessageStore``). Every call is
+synchronous. :meth:`MessageStore.transaction` groups calls into one atomic,
+durable commit: the engine wraps each send and each received envelope in one,
+so a message, its outbox entries and the session state that produced or
+consumed them are committed together or not at all.
+
+Values stored with :meth:`MessageStore.put_state` hold secrets (session and
+prekey state, queued plaintexts): an implementation must keep them encrypted
+at rest.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
+
+__all__ = ("MessageStore", "OutboxEntry")
+
+
+class OutboxEntry(Protocol):
+    """One queued envelope as :meth:`MessageStore.due` returns it."""
+
+    @property
+    def message_id(self) -> bytes: ...
+
+    @property
+    def relay(self) -> str: ...
+
+    @property
+    def mailbox(self) -> bytes: ...
+
+    @property
+    def envelope(self) -> bytes: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+
+class MessageStore(Protocol):
+    """Durable state of one node's messaging: key/value state, messages, outbox."""
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """Everything inside commits together when the block exits normally."""
+        ...
+
+    def get_state(self, key: str) -> bytes | None: ...
+
+    def put_state(self, key: str, value: bytes) -> None: ...
+
+    def delete_state(self, key: str) -> None: ...
+
+    def add_message(
+        self,
+        message_id: bytes,
+        direction: str,
+        peer: str,
+        text: str,
+        sent_at: float,
+        stored_at: float,
+    ) -> bool:
+        """Store a message unless its id is stored already; say whether it was new."""
+        ...
+
+    def enqueue(
+        self, outbox_id: bytes, relay: str, mailbox: bytes, envelope: bytes, now: float
+    ) -> None: ...
+
+    def due(self, now: float, limit: int) -> Sequence[OutboxEntry]: ...
+
+    def mark_sent(self, outbox_id: bytes) -> None: ...
+
+    def mark_failed(self, outbox_id: bytes, next_attempt_at: float) -> None: ...

@@ -1,0 +1,119 @@
+"""Test helpers for code that drives :class:`dchat_messaging.MessagingEngine`.
+
+:class:`MemoryMessageStore` keeps the :class:`~dchat_messaging.MessageStore`
+contract in memory, transactions included (a block that raises leaves
+everything as it was), so unit tests and the simulator run the real engine
+without a database. "Durable" means: the object outlives the engine using it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ("MemoryMessageStore", "MemoryOutboxEntry", "StoredMessage")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryOutboxEntry:
+    """One queued envelope."""
+
+    message_id: bytes
+    relay: str
+    mailbox: bytes
+    envelope: bytes
+    attempts: int = 0
+    due: float = 0.0
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One stored message."""
+
+    message_id: bytes
+    direction: str
+    peer: str
+    text: str
+    sent_at: float
+    stored_at: float
+
+
+class MemoryMessageStore:
+    """An in-memory, transactional :class:`~dchat_messaging.MessageStore`."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, bytes] = {}
+        self.messages: dict[bytes, StoredMessage] = {}
+        self.outbox: dict[bytes, MemoryOutboxEntry] = {}
+        self._seq = 0
+        self.commits = 0
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = (dict(self.state), dict(self.messages), dict(self.outbox), self._seq)
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self.state, self.messages, self.outbox, self._seq = saved
+            raise
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self.commits += 1
+
+    def get_state(self, key: str) -> bytes | None:
+        return self.state.get(key)
+
+    def put_state(self, key: str, value: bytes) -> None:
+        self.state[key] = bytes(value)
+
+    def delete_state(self, key: str) -> None:
+        self.state.pop(key, None)
+
+    def add_message(
+        self,
+        message_id: bytes,
+        direction: str,
+        peer: str,
+        text: str,
+        sent_at: float,
+        stored_at: float,
+    ) -> bool:
+        if message_id in self.messages:
+            return False
+        self.messages[message_id] = StoredMessage(
+            message_id, direction, peer, text, sent_at, stored_at
+        )
+        return True
+
+    def enqueue(
+        self, outbox_id: bytes, relay: str, mailbox: bytes, envelope: bytes, now: float
+    ) -> None:
+        if outbox_id in self.outbox:
+            raise KeyError("already queued")
+        self._seq += 1
+        self.outbox[outbox_id] = MemoryOutboxEntry(
+            outbox_id, relay, mailbox, envelope, 0, now, self._seq
+        )
+
+    def due(self, now: float, limit: int) -> list[MemoryOutboxEntry]:
+        ready = [e for e in self.outbox.values() if e.due <= now]
+        ready.sort(key=lambda e: (e.due, e.seq))
+        return ready[:limit]
+
+    def mark_sent(self, outbox_id: bytes) -> None:
+        self.outbox.pop(outbox_id, None)
+
+    def mark_failed(self, outbox_id: bytes, next_attempt_at: float) -> None:
+        entry = self.outbox.get(outbox_id)
+        if entry is not None:
+            self.outbox[outbox_id] = replace(
+                entry, attempts=entry.attempts + 1, due=next_attempt_at
+            )

@@ -1,0 +1,166 @@
+"""The messaging engine end to end over an in-memory relay."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dchat_messaging import Content, MessageReceived, Rejected, SessionReset
+
+if TYPE_CHECKING:
+    from conftest import Net
+
+T0 = 1000.0
+
+
+def _received(events: list[object]) -> list[MessageReceived]:
+    return [e for e in events if isinstance(e, MessageReceived)]
+
+
+def test_first_message_sets_up_a_session_and_replies_use_it(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    alice.send([bob.address], "hello bob", now=T0)
+    events = bob.fetch(now=T0 + 1)
+    (got,) = _received(events)
+    assert got.text == "hello bob" and got.sender == alice.card.identity_id and got.new
+    assert got.sender_card == alice.card  # the first message carries the card
+    bob.send([alice.address], "hi alice", now=T0 + 2)
+    alice.fetch(now=T0 + 3)
+    for i in range(5):
+        alice.send([bob.address], f"m{i}", now=T0 + 4 + i)
+    bob.fetch(now=T0 + 20)
+    assert bob.texts() == ["hello bob", "m0", "m1", "m2", "m3", "m4"]
+    assert alice.texts() == ["hi alice"]
+    assert alice.texts("out") == ["hello bob", "m0", "m1", "m2", "m3", "m4"]
+
+
+def test_one_time_prekey_is_consumed_once_and_later_messages_are_ratchet_only(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    held = len(net.relay.one_time[bytes(bob.address.mailbox)])
+    alice.send([bob.address], "one", now=T0)
+    assert len(net.relay.one_time[bytes(bob.address.mailbox)]) == held - 1
+    first = net.relay.recorded[-1]
+    bob.fetch(now=T0)
+    bob.send([alice.address], "ack", now=T0)
+    alice.fetch(now=T0)
+    alice.send([bob.address], "two", now=T0)
+    second = net.relay.recorded[-1]
+    # The init (1120-byte X-Wing ciphertext) rides only until the peer answered.
+    assert len(second) < len(first) - 1000
+
+
+def test_messages_before_the_first_answer_open_in_any_order(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    for i in range(4):
+        alice.send([bob.address], f"m{i}", now=T0 + i)
+    events = bob.fetch(now=T0 + 10, reverse=True)
+    assert sorted(m.text for m in _received(events)) == ["m0", "m1", "m2", "m3"]
+    assert not [e for e in events if isinstance(e, Rejected)]
+
+
+def test_redelivered_envelope_is_refused_and_not_stored_twice(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    alice.send([bob.address], "once", now=T0)
+    raw = net.relay.mail[bytes(bob.address.mailbox)][0]
+    bob.fetch(now=T0)
+    alice.send([bob.address], "twice?", now=T0)
+    bob.fetch(now=T0)
+    events = bob.engine.receive(raw, now=T0 + 5)
+    assert [type(e) for e in events] == [Rejected]
+    assert bob.texts() == ["once", "twice?"]
+
+
+def test_simultaneous_first_messages_converge_on_one_session(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    alice.send([bob.address], "from alice", now=T0)
+    bob.send([alice.address], "from bob", now=T0)
+    alice.fetch(now=T0 + 1)
+    bob.fetch(now=T0 + 1)
+    for i in range(3):
+        alice.send([bob.address], f"a{i}", now=T0 + 2 + i)
+        bob.send([alice.address], f"b{i}", now=T0 + 2 + i)
+        alice.fetch(now=T0 + 2 + i)
+        bob.fetch(now=T0 + 2 + i)
+    assert bob.texts() == ["from alice", "a0", "a1", "a2"]
+    assert alice.texts() == ["from bob", "b0", "b1", "b2"]
+
+
+def test_sent_copies_reach_the_senders_other_devices(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    laptop = net.linked(alice)
+    alice.send([bob.address], "seen everywhere", now=T0, copies=[laptop.address])
+    laptop.fetch(now=T0)
+    assert laptop.texts("out") == ["seen everywhere"]
+    (row,) = laptop.store.messages.values()
+    assert row.peer == str(bob.card.identity_id)
+
+
+def test_fan_out_to_every_device_of_the_recipient(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    bob_phone = net.linked(bob)
+    alice.send([bob.address, bob_phone.address], "to both", now=T0)
+    bob.fetch(now=T0)
+    bob_phone.fetch(now=T0)
+    assert bob.texts() == bob_phone.texts() == ["to both"]
+
+
+def test_a_device_outside_the_directory_is_refused(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    laptop = net.linked(alice)
+    net.directory.remove(laptop.address)  # revoked
+    laptop.send([bob.address], "from a revoked device", now=T0)
+    events = bob.fetch(now=T0)
+    assert [type(e) for e in events] == [Rejected]
+    assert events[0].reason == "UnknownDeviceError"  # type: ignore[union-attr]
+    assert bob.texts() == []
+
+
+def test_blocked_sender_is_decrypted_then_dropped(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    bob.engine.blocked.add(alice.card.identity_id)
+    alice.send([bob.address], "let me in", now=T0)
+    (event,) = bob.fetch(now=T0)
+    assert isinstance(event, MessageReceived) and event.blocked
+    assert bob.texts() == []
+
+
+def test_lost_session_is_renewed_and_reported_on_both_sides(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    alice.send([bob.address], "before", now=T0)
+    bob.fetch(now=T0)
+    bob.send([alice.address], "ok", now=T0)
+    alice.fetch(now=T0)
+    # Bob loses his session state (say a restore from an old backup).
+    for key in [k for k in bob.store.state if ".sess." in k]:
+        del bob.store.state[key]
+    alice.send([bob.address], "lost", now=T0 + 1)
+    events = bob.fetch(now=T0 + 1)
+    assert [type(e) for e in events] == [Rejected, SessionReset]
+    alice_events = alice.fetch(now=T0 + 2)
+    assert any(isinstance(e, SessionReset) for e in alice_events)
+    alice.send([bob.address], "after", now=T0 + 3)
+    bob.fetch(now=T0 + 3)
+    assert bob.texts() == ["before", "after"]
+
+
+def test_controls_wait_durably_until_done(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    content = Content.control("doc.push", b"payload", now_ms=1)
+    waiting = alice.engine.send(content, [bob.address], now=T0)
+    for device in waiting:
+        alice.engine.bundle_received(device, net.relay.take_bundle(bytes(device.mailbox)), now=T0)
+    alice.flush()
+    bob.fetch(now=T0)
+    (queued,) = bob.engine.pending_controls()
+    assert queued.content.kind == "doc.push" and queued.content.data == b"payload"
+    assert queued.sender == alice.card.identity_id
+    bob.engine.control_done(queued.content.message_id)
+    assert bob.engine.pending_controls() == []
+
+
+def test_each_send_is_one_transaction(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    alice.send([bob.address], "setup", now=T0)
+    bob.fetch(now=T0)
+    before = alice.store.commits
+    alice.engine.send(Content.text_message("x", now_ms=1), [bob.address], now=T0)
+    assert alice.store.commits == before + 1
