@@ -21,7 +21,9 @@ def test_first_message_sets_up_a_session_and_replies_use_it(net: Net) -> None:
     alice.send([bob.address], "hello bob", now=T0)
     events = bob.fetch(now=T0 + 1)
     (got,) = _received(events)
-    assert got.text == "hello bob" and got.sender == alice.card.identity_id and got.new
+    assert got.text == "hello bob"
+    assert got.sender == alice.card.identity_id
+    assert got.new
     assert got.sender_card == alice.card  # the first message carries the card
     bob.send([alice.address], "hi alice", now=T0 + 2)
     alice.fetch(now=T0 + 3)
@@ -119,7 +121,8 @@ def test_blocked_sender_is_decrypted_then_dropped(net: Net) -> None:
     bob.engine.blocked.add(alice.card.identity_id)
     alice.send([bob.address], "let me in", now=T0)
     (event,) = bob.fetch(now=T0)
-    assert isinstance(event, MessageReceived) and event.blocked
+    assert isinstance(event, MessageReceived)
+    assert event.blocked
     assert bob.texts() == []
 
 
@@ -151,7 +154,8 @@ def test_controls_wait_durably_until_done(net: Net) -> None:
     alice.flush()
     bob.fetch(now=T0)
     (queued,) = bob.engine.pending_controls()
-    assert queued.content.kind == "doc.push" and queued.content.data == b"payload"
+    assert queued.content.kind == "doc.push"
+    assert queued.content.data == b"payload"
     assert queued.sender == alice.card.identity_id
     bob.engine.control_done(queued.content.message_id)
     assert bob.engine.pending_controls() == []
