@@ -137,7 +137,8 @@ class MessagingEngine:
         store: Durable state.
         namespace: Prefix of this engine's state keys (one per local identity).
         directory: Decides which sender devices are genuine.
-        blocked: Identities whose messages are dropped after decryption.
+        blocked: Identities whose messages are dropped after decryption (the
+            set is kept, not copied: the caller may change it later).
         ratchet_policy: Limits and rotation of new sessions.
         prekey_policy: Prekey publishing schedule.
     """
@@ -149,7 +150,7 @@ class MessagingEngine:
         *,
         namespace: str = "msg",
         directory: DeviceDirectory | None = None,
-        blocked: frozenset[IdentityId] | set[IdentityId] | None = None,
+        blocked: set[IdentityId] | None = None,
         ratchet_policy: RatchetPolicy = _DEFAULT_RATCHET,
         prekey_policy: PrekeyPolicy | None = None,
     ) -> None:
@@ -157,7 +158,7 @@ class MessagingEngine:
         self._store = store
         self._ns = namespace
         self.directory: DeviceDirectory = directory or _PrimaryOnly()
-        self.blocked: set[IdentityId] = set(blocked or ())
+        self.blocked: set[IdentityId] = blocked if blocked is not None else set()
         self._ratchet_policy = ratchet_policy
         self._prekey_policy = prekey_policy or PrekeyPolicy()
 

@@ -40,7 +40,7 @@ from dchat_identity import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from dchat_messaging import OpenedMessage
+    from dchat_messaging import MessageReceived as OpenedMessage
 
     from ._user_service import UserService
 

@@ -67,7 +67,7 @@ from ._recovery_service import RecoveryService
 
 if TYPE_CHECKING:
     from dchat_identity import DocumentChain, Identity, IdentityDocument
-    from dchat_messaging import OpenedMessage
+    from dchat_messaging import MessageReceived as OpenedMessage
 
     from ._documents import DocumentService
     from ._user_service import UserService

@@ -1,7 +1,7 @@
 """Control payloads of guardian recovery, and the node's recovery errors.
 
 Each payload is a canonical CBOR map with ``"v": 1``, carried by a sealed
-control message (``seal_control``) of its kind; ``docs/protocol.md`` lists
+control message (``Content.control``) of its kind; ``docs/protocol.md`` lists
 them byte by byte. Decoding is strict and total: any malformed input raises a
 :class:`dchat_core.DecodeError` or a :mod:`dchat_identity` error, never
 anything else, and never returns a partial object.

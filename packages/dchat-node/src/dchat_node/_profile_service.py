@@ -36,7 +36,7 @@ from dchat_identity import (
 from ._errors import NodeStateError
 
 if TYPE_CHECKING:
-    from dchat_messaging import OpenedMessage
+    from dchat_messaging import MessageReceived as OpenedMessage
 
     from ._documents import DocumentService
     from ._store import AsyncStore

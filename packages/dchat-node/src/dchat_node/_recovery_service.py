@@ -53,7 +53,7 @@ from ._guardian_wire import (
 
 if TYPE_CHECKING:
     from dchat_identity import Identity, RecoveryVeto
-    from dchat_messaging import OpenedMessage
+    from dchat_messaging import MessageReceived as OpenedMessage
 
     from ._documents import DocumentService
     from ._user_service import UserService

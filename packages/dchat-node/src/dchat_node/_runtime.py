@@ -175,6 +175,7 @@ class Node:
             report["received"] = self._user.received
             report["rejected"] = self._user.rejected
             report["rejected_retired"] = self._user.rejected_retired
+            report["session_resets"] = self._user.session_resets
             report["refusals"] = dict(self._user.refusals)
         return report
 
@@ -258,6 +259,7 @@ async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> d
         await node.burners.load()
         nursery.start_soon(node.burners.run_expiry, max(1.0, config.poll_interval))
         nursery.start_soon(node.user.run_outbox)
+        nursery.start_soon(node.user.run_sessions)
         nursery.start_soon(node.user.run_mailbox)
         api_address = config.listen
     binds = await nursery.start(_serve_api, node, api_address, token)

@@ -1,23 +1,31 @@
-"""The user role: one identity, its contacts, sending and fetching mail.
+"""The user role: one identity, its contacts, and the trio shell of its messaging engines.
 
-Sending: the message is sealed, put in the durable outbox and recorded; the
-outbox task delivers it to the recipient's relay and removes it only when the
-relay confirms it stored the envelope. Failed attempts back off exponentially.
+Each local identity (the node's own, and each burner) has a
+:class:`dchat_messaging.MessagingEngine`; this module only moves bytes for them:
 
-Receiving: the mailbox task connects to the home relay with the mailbox key,
-fetches waiting envelopes, opens and verifies each, commits the message (a
-duplicate message id is ignored, which makes delivery to the app exactly once)
-and only then acknowledges, so a crash at any point loses nothing.
+* **sending**: the engine encrypts for each device of the recipient (and sent
+  copies for our other devices) and queues the envelopes, in one database
+  transaction. Devices without a session wait for a prekey bundle, which the
+  sessions task fetches from the device's relay (``pk_get``) and hands back.
+  The outbox task delivers envelopes and removes each only when the relay
+  confirms it stored it; failed attempts back off (the engine's retry policy).
+* **receiving**: the mailbox task connects to the home relay with the mailbox
+  key, publishes prekeys when the relay runs low (``pk_count``/``pk_put``),
+  fetches waiting envelopes and hands each to the engine, which commits the
+  message and the session state together (a redelivered message is refused by
+  the ratchet and never stored twice); only then is the batch acknowledged,
+  so a crash at any point loses nothing.
 
 Extension points, used by the identity features (devices, burners, guardians):
 
-* **control messages** (``seal_control`` bodies) are not chat messages: each is
-  handed to the handler registered for its kind with :meth:`on_control`
-  (handlers must be idempotent: a crash before the ack redelivers). A kind
-  with no handler is counted as rejected and dropped.
+* **control messages** (``Content.control``) are not chat messages: each is
+  handed to the handler registered for its kind with :meth:`on_control`.
+  The engine keeps each one durably until its handler ran (handlers must be
+  idempotent: a crash before that runs it again). A kind with no handler is
+  counted as rejected and dropped.
 * **extra identities** (:meth:`add_identity`): envelopes for another local
   identity (a burner) are fetched from that identity's own mailbox, with its
-  own mailbox key and a separate connection, and opened with its keys.
+  own mailbox key and a separate connection, and opened by its own engine.
 * **raw mailboxes** (:meth:`add_raw_mailbox`): a mailbox whose envelopes are
   not sealed messages (the devices' sync mailbox) is drained into a handler
   that returns once each envelope is durably processed.
@@ -26,15 +34,17 @@ Extension points, used by the identity features (devices, burners, guardians):
 * **quiet contacts** (``add_contact(..., announce=False)``) are contacts a
   burner writes to: no hook runs for them and :meth:`is_quiet` tells the
   document fan-out to skip them, so they never learn the main identity.
-* **retired keys** (:meth:`refuse_sender`): mail signed by a key a contact
-  lost to a recovery is refused and counted (``rejected_retired``).
+* **retired keys** (:meth:`refuse_sender`): mail from a key a contact lost to
+  a recovery is dropped after decryption and counted (``rejected_retired``).
+* **notices** (:meth:`notices`): a session reset (the peer lost its session
+  and set up a new one, or we did) is kept for the user to see.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -53,14 +63,26 @@ from dchat_core import (
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity, InvalidCardError
 from dchat_messaging import (
-    EnvelopeRejectedError,
-    OpenedMessage,
+    BundleRejectedError,
+    Content,
+    DeviceAddress,
+    DeviceKeys,
+    MessageReceived,
+    MessagingEngine,
+    Outbox,
+    Rejected,
     SealedEnvelope,
-    open_envelope,
-    seal_control,
-    seal_message,
+    SessionReset,
 )
-from dchat_network import Link, RelayBatch, RelayClient, connect
+from dchat_network import (
+    Link,
+    RelayBatch,
+    RelayClient,
+    RelayPrekeyBundle,
+    RelayPrekeysHeld,
+    connect,
+)
+from dchat_storage import EngineStore
 
 from ._errors import NodeStateError
 from .config import NodeConfig, parse_hostport
@@ -77,6 +99,8 @@ __all__ = ("UserService",)
 _log = logging.getLogger("dchat.user")
 _FETCH_LIMIT: Final = 64
 _MAX_BACKOFF: Final = 60.0
+_NOTICES: Final = "user.notices"
+_MAX_NOTICES: Final = 200
 _QUIET: Final = "user.quiet_contacts"
 _RETIRED: Final = "user.retired_senders"
 _ID_LIST_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=20000)
@@ -101,7 +125,13 @@ class UserService:
         self._identity: Identity | None = None
         self._card: ContactCard | None = None
         self._wake_outbox = trio.Event()
-        self._controls: dict[str, Callable[[OpenedMessage, Identity], Awaitable[None]]] = {}
+        self._wake_sessions = trio.Event()
+        self._engine_store = EngineStore(store.db)
+        self.outbox = Outbox(self._engine_store)
+        self._engines: dict[IdentityId, MessagingEngine] = {}
+        self._directory = _CardDirectory()
+        self._bundle_retry: dict[bytes, float] = {}
+        self._controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]] = {}
         self._extra: dict[IdentityId, Identity] = {}
         self._raw: dict[bytes, _RawMailbox] = {}
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
@@ -111,6 +141,7 @@ class UserService:
         self.received = 0
         self.rejected = 0
         self.rejected_retired = 0
+        self.session_resets = 0
         self.refusals: Counter[str] = Counter()
 
     # -- identity ---------------------------------------------------------------
@@ -124,7 +155,10 @@ class UserService:
             )
             self._card = ContactCard.from_bytes(record.card)
         self._quiet = {i.decode() for i in await self._id_list(_QUIET)}
-        self._retired = {IdentityId(i) for i in await self._id_list(_RETIRED)}
+        self._retired.clear()  # in place: the engines share this set
+        self._retired.update(IdentityId(i) for i in await self._id_list(_RETIRED))
+        for contact in await self.contacts():
+            self._directory.add(ContactCard.from_bytes(contact.card))
 
     async def _id_list(self, key: str) -> list[bytes]:
         stored = await self.state_get(key)
@@ -152,7 +186,7 @@ class UserService:
     # -- extension points -------------------------------------------------------
 
     def on_control(
-        self, kind: str, handler: Callable[[OpenedMessage, Identity], Awaitable[None]]
+        self, kind: str, handler: Callable[[MessageReceived, Identity], Awaitable[None]]
     ) -> None:
         """Route control messages of ``kind`` to ``handler(message, receiving_identity)``."""
         if kind in self._controls:
@@ -201,7 +235,7 @@ class UserService:
         """Put ``envelope`` in the durable outbox for ``relay``; returns its outbox id."""
         mid = message_id if message_id is not None else MessageId.random()
         await self._store.run(
-            self._store.db.outbox.enqueue,
+            self.outbox.enqueue,
             bytes(mid),
             relay,
             bytes(envelope.mailbox),
@@ -210,6 +244,50 @@ class UserService:
         )
         self._wake_outbox.set()
         return mid
+
+    def engine_for(self, identity: Identity, card: ContactCard | None = None) -> MessagingEngine:
+        """The messaging engine of a local identity (created on first use)."""
+        engine = self._engines.get(identity.identity_id)
+        if engine is None:
+            if card is None and self._identity is not None:
+                card = self._card if identity.identity_id == self._identity.identity_id else None
+            keys = DeviceKeys(
+                identity.identity_id,
+                identity.signing_key,
+                identity.encryption_key,
+                identity.mailbox_id,
+                card,
+            )
+            engine = MessagingEngine(
+                keys,
+                self._engine_store,
+                namespace=f"msg.{identity.identity_id}",
+                directory=self._directory,
+                blocked=self._retired,
+            )
+            self._engines[identity.identity_id] = engine
+        elif card is not None and engine.keys.card != card:
+            engine.keys = replace(engine.keys, card=card)
+        return engine
+
+    async def _send_content(
+        self,
+        identity: Identity,
+        card: ContactCard,
+        content: Content,
+        sender_card: ContactCard | None,
+    ) -> MessageId:
+        engine = self.engine_for(identity, sender_card)
+        if sender_card is not None and content.kind != "text":
+            content = replace(content, card=sender_card)
+        targets = [DeviceAddress.primary(card)]
+        waiting = await self._store.run(
+            engine.send, content, targets, now=self._clock.now()
+        )
+        if waiting:
+            self._wake_sessions.set()
+        self._wake_outbox.set()
+        return content.message_id
 
     async def send_control(
         self,
@@ -220,13 +298,10 @@ class UserService:
         sender: Identity | None = None,
         sender_card: ContactCard | None = None,
     ) -> MessageId:
-        """Seal a control payload to ``card`` (from ``sender``, default this identity)."""
+        """Send a control payload to ``card`` (from ``sender``, default this identity)."""
         identity = sender if sender is not None else self.identity
-        now_ms = int(self._clock.now() * 1000)
-        mid, envelope = seal_control(
-            identity, card, kind, data, now_ms=now_ms, sender_card=sender_card
-        )
-        return await self.queue_envelope(card.relay, envelope, mid)
+        content = Content.control(kind, data, now_ms=int(self._clock.now() * 1000))
+        return await self._send_content(identity, card, content, sender_card)
 
     async def state_get(self, key: str) -> bytes | None:
         """A blob kept (sealed at rest) in the settings table."""
@@ -288,6 +363,7 @@ class UserService:
         record = await self._store.run(
             db.contacts.add, name, str(card.identity_id), card.to_bytes(), self._clock.now()
         )
+        self._directory.add(card)
         if not announce:
             self._quiet.add(record.identity_id)
             await self.state_put(_QUIET, canonical_encode(sorted(i.encode() for i in self._quiet)))
@@ -303,13 +379,14 @@ class UserService:
     async def replace_contact(self, old: IdentityId, card: ContactCard) -> ContactRecord | None:
         """Give the contact ``old`` a new card (its key rotated); None if unknown."""
         db = self._store.db
+        self._directory.add(card)
         return await self._store.run(
             db.contacts.replace, str(old), str(card.identity_id), card.to_bytes()
         )
 
     async def refuse_sender(self, sender: IdentityId) -> None:
         """From now on, refuse mail signed by ``sender`` (a key retired by a recovery)."""
-        self._retired.add(sender)
+        self._retired.add(sender)  # shared with every engine as its blocked set
         await self.state_put(_RETIRED, canonical_encode(sorted(bytes(i) for i in self._retired)))
 
     async def contacts(self) -> list[ContactRecord]:
@@ -341,48 +418,30 @@ class UserService:
         sender: Identity | None = None,
         sender_card: ContactCard | None = None,
     ) -> MessageId:
-        """Seal ``text`` to the contact ``to`` and queue it for delivery.
+        """Encrypt ``text`` for the contact ``to`` and queue it for delivery.
 
         ``sender`` and ``sender_card`` write as another local identity (a
         burner) instead of this node's identity.
         """
         card = await self._contact_card(to)
-        now = self._clock.now()
         if sender is None:
             sender, sender_card = self.identity, self.card
-        mid, envelope = seal_message(
-            sender, card, text, now_ms=int(now * 1000), sender_card=sender_card
-        )
-        db = self._store.db
-        await self._store.run(
-            db.outbox.enqueue, bytes(mid), card.relay, bytes(card.mailbox), envelope.to_bytes(), now
-        )
-        await self._store.run(
-            db.messages.add, bytes(mid), "out", str(card.identity_id), text, now, now
-        )
-        self._wake_outbox.set()
-        return mid
+        content = Content.text_message(text, now_ms=int(self._clock.now() * 1000))
+        return await self._send_content(sender, card, content, sender_card)
 
     async def run_outbox(self) -> None:
-        """Deliver queued envelopes forever, with exponential backoff per item."""
+        """Deliver queued envelopes forever; a failed one is retried after a backoff."""
         while True:
-            for item in await self._store.run(self._store.db.outbox.due, self._clock.now()):
+            self._wake_outbox = trio.Event()
+            for item in await self._store.run(self.outbox.due, self._clock.now(), 64):
                 try:
                     await self._deliver(item.relay, item.mailbox, item.envelope)
                 except DchatError as exc:
-                    delay = min(
-                        _MAX_BACKOFF, self._config.poll_interval * 2 ** min(item.attempts, 8)
-                    )
                     _log.info("delivery deferred: %s", type(exc).__name__)
-                    await self._store.run(
-                        self._store.db.outbox.mark_failed,
-                        item.message_id,
-                        self._clock.now() + delay,
-                    )
+                    await self._store.run(self.outbox.failed, item, self._clock.now())
                 else:
-                    await self._store.run(self._store.db.outbox.mark_sent, item.message_id)
+                    await self._store.run(self.outbox.delivered, item.message_id)
                     self.sent += 1
-            self._wake_outbox = trio.Event()
             with trio.move_on_after(self._config.poll_interval):
                 await self._wake_outbox.wait()
 
@@ -393,6 +452,43 @@ class UserService:
         try:
             client = RelayClient()
             client.receive(await link.request(client.put(mailbox, envelope)))
+        finally:
+            await link.aclose()
+
+    # -- sessions ---------------------------------------------------------------
+
+    async def run_sessions(self) -> None:
+        """Fetch the prekey bundles that waiting messages need, forever."""
+        while True:
+            self._wake_sessions = trio.Event()
+            for engine in list(self._engines.values()):
+                for device in await self._store.run(engine.needs_bundles):
+                    await self._set_up(engine, device)
+            with trio.move_on_after(self._config.poll_interval):
+                await self._wake_sessions.wait()
+
+    async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
+        now = self._clock.now()
+        if self._bundle_retry.get(device.device_id, 0.0) > now:
+            return
+        try:
+            bundle = await self._fetch_bundle(device)
+            await self._store.run(engine.bundle_received, device, bundle, now=now)
+        except (DchatError, BundleRejectedError) as exc:
+            _log.info("session setup deferred: %s", type(exc).__name__)
+            self._bundle_retry[device.device_id] = now + min(_MAX_BACKOFF, 2.0)
+            return
+        self._bundle_retry.pop(device.device_id, None)
+        self._wake_outbox.set()
+
+    async def _fetch_bundle(self, device: DeviceAddress) -> bytes:
+        host, port = parse_hostport(device.relay)
+        link = await connect(host, port, node_key=SigningKey.generate())
+        try:
+            client = RelayClient()
+            reply = client.receive(await link.request(client.get_prekeys(bytes(device.mailbox))))
+            assert isinstance(reply, RelayPrekeyBundle)
+            return reply.bundle
         finally:
             await link.aclose()
 
@@ -432,10 +528,29 @@ class UserService:
     async def _fetch_identity(self, identity: Identity) -> int:
         host, port, pinned = self._relay_target()
         link = await connect(host, port, node_key=identity.mailbox_key, expected_peer=pinned)
+        engine = self.engine_for(identity)
         try:
-            return await self._drain(link, bytes(identity.mailbox_id), identity)
+            await self._publish_prekeys(link, engine)
+            new = await self._drain(link, bytes(identity.mailbox_id), engine, identity)
         finally:
             await link.aclose()
+        await self._dispatch_controls(engine, identity)
+        return new
+
+    async def _publish_prekeys(self, link: Link, engine: MessagingEngine) -> None:
+        """Top up (or first publish, or rotate) our bundles at the home relay."""
+        mailbox = bytes(engine.keys.mailbox)
+        client = RelayClient()
+        held = client.receive(await link.request(client.count_prekeys(mailbox)))
+        assert isinstance(held, RelayPrekeysHeld)
+        upload = await self._store.run(engine.prekey_upload, held=held.count, now=self._clock.now())
+        if upload is None:
+            return
+        request = client.put_prekeys(
+            mailbox, upload.last_resort, list(upload.one_time), replace=upload.replace
+        )
+        client.receive(await link.request(request))
+        _log.info("published %d one-time prekeys", len(upload.one_time))
 
     async def _fetch_raw(self, raw: _RawMailbox) -> None:
         host, port, pinned = self._relay_target()
@@ -455,7 +570,9 @@ class UserService:
         finally:
             await link.aclose()
 
-    async def _drain(self, link: Link, mailbox: bytes, identity: Identity) -> int:
+    async def _drain(
+        self, link: Link, mailbox: bytes, engine: MessagingEngine, identity: Identity
+    ) -> int:
         client = RelayClient()
         new = 0
         while True:
@@ -464,52 +581,73 @@ class UserService:
             if not batch.items:
                 return new
             for _entry_id, raw in batch.items:
-                new += await self._accept(raw, identity)
+                new += await self._accept(raw, engine)
             # Acknowledge only after every message above is committed locally.
             client.receive(await link.request(client.ack(mailbox, [e for e, _ in batch.items])))
+            await self._dispatch_controls(engine, identity)
 
-    async def _accept(self, raw: bytes, identity: Identity) -> int:
-        try:
-            message = open_envelope(identity, SealedEnvelope.from_bytes(raw))
-        except (EnvelopeRejectedError, DchatError):
-            self.rejected += 1
-            _log.warning("dropped an envelope that failed to open")
-            return 0
-        if message.sender in self._retired:
-            self.rejected += 1
-            self.rejected_retired += 1
-            self.refusals["RetiredKeyError"] += 1
-            _log.warning("dropped a message signed by a retired key")
-            return 0
-        if message.kind != "text":
-            await self._dispatch(message, identity)
-            return 0
-        added = await self._store.run(
-            self._store.db.messages.add,
-            bytes(message.message_id),
-            "in",
-            str(message.sender),
-            message.text,
-            message.sent_at_ms / 1000,
-            self._clock.now(),
-        )
-        if added:
-            self.received += 1
-        return int(added)
+    async def _accept(self, raw: bytes, engine: MessagingEngine) -> int:
+        events = await self._store.run(engine.receive, raw, now=self._clock.now())
+        new = 0
+        for event in events:
+            if isinstance(event, Rejected):
+                self.rejected += 1
+                self.refusals[event.reason] += 1
+                _log.warning("dropped an envelope: %s", event.reason)
+            elif isinstance(event, SessionReset):
+                self.session_resets += 1
+                await self._notice("session_reset", event.peer)
+                self._wake_sessions.set()
+            elif event.blocked:
+                self.rejected += 1
+                if event.sender in self._retired:
+                    self.rejected_retired += 1
+                    self.refusals["RetiredKeyError"] += 1
+                else:
+                    self.refusals["BlockedSenderError"] += 1
+            elif event.kind == "text" and event.new:
+                self.received += 1
+                new += 1
+        return new
 
-    async def _dispatch(self, message: OpenedMessage, identity: Identity) -> None:
-        handler = self._controls.get(message.kind)
-        if handler is None:
-            self.rejected += 1
-            _log.warning("dropped a control message of an unknown kind")
-            return
-        try:
-            await handler(message, identity)
-        except DchatError as exc:
-            # A hostile or stale control message must not block the mailbox.
-            self.rejected += 1
-            self.refusals[type(exc).__name__] += 1
-            _log.warning("control message refused: %s", type(exc).__name__)
+    async def _notice(self, kind: str, peer: IdentityId) -> None:
+        """Keep a notice for the user (e.g. "the session with X was reset")."""
+        stored = await self.state_get(_NOTICES)
+        notices = [] if stored is None else canonical_decode(stored, _ID_LIST_LIMITS)
+        if not isinstance(notices, list):
+            notices = []
+        notices.append([kind, bytes(peer), int(self._clock.now() * 1000)])
+        await self.state_put(_NOTICES, canonical_encode(notices[-_MAX_NOTICES:]))
+
+    async def notices(self) -> list[dict[str, object]]:
+        """Notices for the user, oldest first: ``{"kind", "peer", "at_ms"}``."""
+        stored = await self.state_get(_NOTICES)
+        items = [] if stored is None else canonical_decode(stored, _ID_LIST_LIMITS)
+        if not isinstance(items, list):
+            return []
+        return [
+            {"kind": k, "peer": str(IdentityId(p)), "at_ms": t}
+            for k, p, t in items
+            if isinstance(k, str) and isinstance(p, bytes) and len(p) == 32 and isinstance(t, int)
+        ]
+
+    async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity) -> None:
+        for queued in await self._store.run(engine.pending_controls):
+            message = MessageReceived(queued.content, queued.sender, queued.sender_device, True)
+            handler = self._controls.get(message.kind)
+            try:
+                if handler is None:
+                    self.rejected += 1
+                    _log.warning("dropped a control message of an unknown kind")
+                else:
+                    await handler(message, identity)
+            except DchatError as exc:
+                # A hostile or stale control message must not block the mailbox.
+                self.rejected += 1
+                self.refusals[type(exc).__name__] += 1
+                _log.warning("control message refused: %s", type(exc).__name__)
+            finally:
+                await self._store.run(engine.control_done, message.message_id)
 
     async def messages(
         self, peer: str | None, limit: int
@@ -524,3 +662,27 @@ class UserService:
         records = await self._store.run(db.messages.list, peer_id, limit)
         names = {c.identity_id: c.name for c in await self.contacts()}
         return [(record, names.get(record.peer_id)) for record in records]
+
+
+class _CardDirectory:
+    """Devices the node knows how to reach: the primary device of each contact's card.
+
+    Any identity's primary device (the identity key itself) is genuine; a
+    linked device must be listed by the identity's document (not yet consulted
+    here, so only primary devices are accepted).
+    """
+
+    def __init__(self) -> None:
+        self._cards: dict[IdentityId, ContactCard] = {}
+
+    def add(self, card: ContactCard) -> None:
+        self._cards[card.identity_id] = card
+
+    def is_device(self, identity: IdentityId, device_key: bytes) -> bool:
+        return IdentityId.derive(device_key) == identity
+
+    def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
+        card = self._cards.get(identity)
+        if card is None or card.identity_key.to_bytes() != device_key:
+            return None
+        return DeviceAddress.primary(card)

@@ -14,6 +14,7 @@ from ._chain import ChainRepo as ChainRepo
 from ._conversations import ConversationRepo as ConversationRepo
 from ._database import Database as Database
 from ._database import open_database as open_database
+from ._engine_store import EngineStore as EngineStore
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
 from ._errors import DatabaseClosedError as DatabaseClosedError
 from ._errors import DchatStorageError as DchatStorageError
@@ -65,6 +66,7 @@ __all__ = (
     "ConversationRecord",
     "ConversationRepo",
     "Database",
+    "EngineStore",
     "DatabaseClosedError",
     "DchatStorageError",
     "DecompressionBombError",

@@ -1,0 +1,72 @@
+"""The messaging engine's store over a node database.
+
+:class:`EngineStore` implements :class:`dchat_messaging.MessageStore` (a
+structural protocol; this package does not import dchat-messaging) with the
+repositories of one :class:`Database`: state values live sealed in the
+settings table, messages in the message store, envelopes in the outbox, and
+:meth:`EngineStore.transaction` makes the engine's several calls one commit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from ._database import Database
+    from ._records import OutboxItem
+
+__all__ = ("EngineStore",)
+
+
+class EngineStore:
+    """A :class:`dchat_messaging.MessageStore` backed by ``db``.
+
+    Args:
+        db: The node's open database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._now = 0.0
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One atomic, durable commit of every call inside (this thread's)."""
+        return self._db.transaction()
+
+    def get_state(self, key: str) -> bytes | None:
+        return self._db.settings.get(key)
+
+    def put_state(self, key: str, value: bytes) -> None:
+        self._db.settings.set(key, value, self._now)
+
+    def delete_state(self, key: str) -> None:
+        self._db.settings.delete(key)
+
+    def add_message(
+        self,
+        message_id: bytes,
+        direction: str,
+        peer: str,
+        text: str,
+        sent_at: float,
+        stored_at: float,
+    ) -> bool:
+        self._now = stored_at
+        return self._db.messages.add(message_id, direction, peer, text, sent_at, stored_at)
+
+    def enqueue(
+        self, outbox_id: bytes, relay: str, mailbox: bytes, envelope: bytes, now: float
+    ) -> None:
+        self._now = now
+        self._db.outbox.enqueue(outbox_id, relay, mailbox, envelope, now)
+
+    def due(self, now: float, limit: int) -> list[OutboxItem]:
+        return self._db.outbox.due(now, limit)
+
+    def mark_sent(self, outbox_id: bytes) -> None:
+        self._db.outbox.mark_sent(outbox_id)
+
+    def mark_failed(self, outbox_id: bytes, next_attempt_at: float) -> None:
+        self._db.outbox.mark_failed(outbox_id, next_attempt_at)
