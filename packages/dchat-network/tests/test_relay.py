@@ -11,12 +11,20 @@ from hypothesis import strategies as st
 from dchat_core import DecodeLimits, canonical_decode, canonical_encode
 from dchat_network import (
     MAX_BATCH,
+    MAX_PREKEY_BUNDLE,
+    MAX_PREKEY_PUT,
+    MAX_PREKEYS_HELD,
     RelayAck,
     RelayAcked,
     RelayBatch,
     RelayError,
     RelayFetch,
     RelayMessage,
+    RelayPrekeyBundle,
+    RelayPrekeyCount,
+    RelayPrekeyGet,
+    RelayPrekeyPut,
+    RelayPrekeysHeld,
     RelayProtocolError,
     RelayPut,
     RelayStored,
@@ -31,6 +39,7 @@ rids = st.integers(0, MAX_RID)
 ids = st.binary(min_size=32, max_size=32)
 envelopes = st.binary(max_size=2048) | st.just(bytes(MAX_ENVELOPE))
 small_envelopes = st.binary(max_size=64)
+bundles = st.binary(max_size=MAX_PREKEY_BUNDLE)
 
 messages: st.SearchStrategy[RelayMessage] = st.one_of(
     st.builds(RelayPut, rids, ids, envelopes),
@@ -44,6 +53,13 @@ messages: st.SearchStrategy[RelayMessage] = st.one_of(
     st.builds(RelayAck, rids, ids, st.lists(ids, max_size=MAX_BATCH).map(tuple)),
     st.builds(RelayAcked, rids, st.integers(0, MAX_BATCH)),
     st.builds(RelayError, rids, st.text(max_size=64), st.text(max_size=512)),
+    st.builds(
+        RelayPrekeyPut, rids, ids, bundles, st.lists(bundles, max_size=4).map(tuple), st.booleans()
+    ),
+    st.builds(RelayPrekeyCount, rids, ids),
+    st.builds(RelayPrekeyGet, rids, ids),
+    st.builds(RelayPrekeysHeld, rids, st.integers(0, MAX_PREKEYS_HELD)),
+    st.builds(RelayPrekeyBundle, rids, bundles),
 )
 
 
@@ -81,6 +97,40 @@ def test_wire_format_is_the_documented_map() -> None:
         "rid": 1,
         "items": [[bytes(32), b"e"]],
     }
+
+
+def test_full_prekey_put_round_trips() -> None:
+    big = bytes(MAX_PREKEY_BUNDLE)
+    put = RelayPrekeyPut(3, bytes(32), big, (big,) * MAX_PREKEY_PUT, replace=True)
+    assert decode_relay_message(encode_relay_message(put)) == put
+
+
+def test_prekey_wire_format_is_the_documented_map() -> None:
+    put = RelayPrekeyPut(2, bytes(32), b"L", (b"o1", b"o2"), replace=False)
+    assert body(put) == {
+        "t": "pk_put",
+        "rid": 2,
+        "mb": bytes(32),
+        "last": b"L",
+        "otks": [b"o1", b"o2"],
+        "replace": False,
+    }
+    assert body(RelayPrekeyCount(3, bytes(32))) == {"t": "pk_count", "rid": 3, "mb": bytes(32)}
+    assert body(RelayPrekeyGet(4, bytes(32))) == {"t": "pk_get", "rid": 4, "mb": bytes(32)}
+    assert body(RelayPrekeysHeld(5, 7)) == {"t": "pk_held", "rid": 5, "n": 7}
+    assert body(RelayPrekeyBundle(6, b"B")) == {"t": "pk_bundle", "rid": 6, "bundle": b"B"}
+
+
+def test_prekey_examples_in_the_protocol_doc() -> None:
+    # The hex examples of docs/protocol.md, "Relay protocol".
+    get = RelayPrekeyGet(7, bytes(range(32)))
+    assert encode_relay_message(get).hex() == (
+        "a3617466706b5f676574626d625820000102030405060708090a0b0c0d0e0f"
+        "101112131415161718191a1b1c1d1e1f6372696407"
+    )
+    assert encode_relay_message(RelayPrekeysHeld(7, 3)).hex() == (
+        "a3616e03617467706b5f68656c646372696407"
+    )
 
 
 @settings(max_examples=500)
@@ -174,6 +224,44 @@ def test_unknown_type_tags_are_rejected(t: object) -> None:
         {"t": "error", "rid": 1, "code": "c" * 65, "msg": ""},
         {"t": "error", "rid": 1, "code": "", "msg": "m" * 513},
         {"t": "error", "rid": 1, "code": b"bytes", "msg": ""},
+        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [], "replace": 1},
+        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [], "replace": None},
+        {"t": "pk_put", "rid": 1, "mb": bytes(31), "last": b"", "otks": [], "replace": True},
+        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": "x", "otks": [], "replace": True},
+        {
+            "t": "pk_put",
+            "rid": 1,
+            "mb": bytes(32),
+            "last": bytes(MAX_PREKEY_BUNDLE + 1),
+            "otks": [],
+            "replace": True,
+        },
+        {
+            "t": "pk_put",
+            "rid": 1,
+            "mb": bytes(32),
+            "last": b"",
+            "otks": [bytes(MAX_PREKEY_BUNDLE + 1)],
+            "replace": True,
+        },
+        {
+            "t": "pk_put",
+            "rid": 1,
+            "mb": bytes(32),
+            "last": b"",
+            "otks": [b""] * (MAX_PREKEY_PUT + 1),
+            "replace": True,
+        },
+        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [1], "replace": True},
+        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": b"", "replace": True},
+        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [[b""]], "replace": True},
+        {"t": "pk_count", "rid": 1, "mb": bytes(33)},
+        {"t": "pk_get", "rid": 1, "mb": None},
+        {"t": "pk_held", "rid": 1, "n": MAX_PREKEYS_HELD + 1},
+        {"t": "pk_held", "rid": 1, "n": -1},
+        {"t": "pk_held", "rid": 1, "n": False},
+        {"t": "pk_bundle", "rid": 1, "bundle": bytes(MAX_PREKEY_BUNDLE + 1)},
+        {"t": "pk_bundle", "rid": 1, "bundle": "text"},
     ],
 )
 def test_wrong_types_and_oversize_fields_are_rejected(value: dict[str, object]) -> None:

@@ -1,15 +1,31 @@
-"""The MailboxStore conformance suite, on the in-memory and the SQLite store."""
+"""The MailboxStore and PrekeyStore conformance suites, on the in-memory and SQL stores.
+
+The SQL prekey store also runs on PostgreSQL when ``DCHAT_TEST_POSTGRES_URL`` is set.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from dchat_network import MailboxStore
+from dchat_network import MailboxStore, PrekeyStore
 from dchat_storage import Database, open_database
-from dchat_testing import MailboxStoreConformance, MemoryMailboxStore, check_mailbox_store
+from dchat_storage.testing import postgres_database
+from dchat_testing import (
+    MailboxStoreConformance,
+    MemoryMailboxStore,
+    MemoryPrekeyStore,
+    PrekeyStoreConformance,
+    check_mailbox_store,
+    check_prekey_store,
+)
+
+POSTGRES_URL = os.environ.get("DCHAT_TEST_POSTGRES_URL")
 
 
 class TestMemoryMailboxStore(MailboxStoreConformance):
@@ -54,3 +70,67 @@ def test_the_function_form_passes_a_good_store() -> None:
 def test_broken_stores_fail_the_suite(broken: type[MemoryMailboxStore]) -> None:
     with pytest.raises(AssertionError):
         check_mailbox_store(broken)
+
+
+class TestMemoryPrekeyStore(PrekeyStoreConformance):
+    def make_store(self) -> PrekeyStore:
+        return MemoryPrekeyStore()
+
+
+class TestSqlitePrekeyRepo(PrekeyStoreConformance):
+    def make_store(self) -> PrekeyStore:
+        self._dir = tempfile.TemporaryDirectory()
+        self._db: Database = open_database(Path(self._dir.name) / "relay.db")
+        return self._db.prekeys
+
+    def close_store(self, store: PrekeyStore) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="DCHAT_TEST_POSTGRES_URL is not set")
+class TestPostgresPrekeyRepo(PrekeyStoreConformance):
+    def make_store(self) -> PrekeyStore:
+        assert POSTGRES_URL is not None
+        self._stack = contextlib.ExitStack()
+        url = self._stack.enter_context(postgres_database(POSTGRES_URL))
+        self._db: Database = open_database(url)
+        self._stack.callback(self._db.close)
+        return self._db.prekeys
+
+    def close_store(self, store: PrekeyStore) -> None:
+        self._stack.close()
+
+
+class ServesOneTimeTwice(MemoryPrekeyStore):
+    """A broken store: takes return one-time bundles without removing them."""
+
+    def take_prekey(self, mailbox: bytes) -> bytes | None:
+        held = self._one_time.get(mailbox)
+        return held[min(held)] if held else self._last.get(mailbox)
+
+
+class ReplaceKeepsOld(MemoryPrekeyStore):
+    """A broken store: ``replace`` is ignored."""
+
+    def put_prekeys(
+        self,
+        mailbox: bytes,
+        last: bytes,
+        one_time: Sequence[tuple[int, bytes]],
+        replace: bool,
+        now: float,
+    ) -> int:
+        return super().put_prekeys(mailbox, last, one_time, False, now)
+
+
+def test_the_prekey_function_form_passes_a_good_store() -> None:
+    closed: list[PrekeyStore] = []
+    check_prekey_store(MemoryPrekeyStore, closed.append)
+    assert len(closed) >= 7
+
+
+@pytest.mark.parametrize("broken", [ServesOneTimeTwice, ReplaceKeepsOld])
+def test_broken_prekey_stores_fail_the_suite(broken: type[MemoryPrekeyStore]) -> None:
+    with pytest.raises(AssertionError):
+        check_prekey_store(broken)

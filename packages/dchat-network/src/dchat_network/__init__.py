@@ -18,17 +18,26 @@ from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
 from ._relay import MAX_BATCH as MAX_BATCH
+from ._relay import MAX_PREKEY_BUNDLE as MAX_PREKEY_BUNDLE
+from ._relay import MAX_PREKEY_PUT as MAX_PREKEY_PUT
+from ._relay import MAX_PREKEYS_HELD as MAX_PREKEYS_HELD
 from ._relay import RelayAck as RelayAck
 from ._relay import RelayAcked as RelayAcked
 from ._relay import RelayBatch as RelayBatch
 from ._relay import RelayError as RelayError
 from ._relay import RelayFetch as RelayFetch
 from ._relay import RelayMessage as RelayMessage
+from ._relay import RelayPrekeyBundle as RelayPrekeyBundle
+from ._relay import RelayPrekeyCount as RelayPrekeyCount
+from ._relay import RelayPrekeyGet as RelayPrekeyGet
+from ._relay import RelayPrekeyPut as RelayPrekeyPut
+from ._relay import RelayPrekeysHeld as RelayPrekeysHeld
 from ._relay import RelayPut as RelayPut
 from ._relay import RelayStored as RelayStored
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
 from ._relay_server import MailboxStore as MailboxStore
+from ._relay_server import PrekeyStore as PrekeyStore
 from ._relay_server import RelayClient as RelayClient
 from ._relay_server import RelayReply as RelayReply
 from ._relay_server import RelayServer as RelayServer
@@ -54,8 +63,12 @@ __all__ = (
     "LinkStateError",
     "LinkTimeoutError",
     "MAX_BATCH",
+    "MAX_PREKEYS_HELD",
+    "MAX_PREKEY_BUNDLE",
+    "MAX_PREKEY_PUT",
     "MailboxStore",
     "MessageReceived",
+    "PrekeyStore",
     "RelayAck",
     "RelayAcked",
     "RelayBatch",
@@ -63,6 +76,11 @@ __all__ = (
     "RelayError",
     "RelayFetch",
     "RelayMessage",
+    "RelayPrekeyBundle",
+    "RelayPrekeyCount",
+    "RelayPrekeyGet",
+    "RelayPrekeyPut",
+    "RelayPrekeysHeld",
     "RelayProtocolError",
     "RelayPut",
     "RelayReply",

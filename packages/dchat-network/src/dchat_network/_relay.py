@@ -10,11 +10,21 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
            -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
     ack    {"t": "ack", "rid": n, "mb": mailbox(32), "ids": [entry, ...]}
            -> {"t": "acked", "rid": n, "n": deleted}
+    pk_put {"t": "pk_put", "rid": n, "mb": mailbox(32), "last": bundle,
+            "otks": [bundle, ...], "replace": bool}
+           -> {"t": "pk_held", "rid": n, "n": one-time bundles held}
+    pk_count {"t": "pk_count", "rid": n, "mb": mailbox(32)}
+           -> {"t": "pk_held", "rid": n, "n": one-time bundles held}
+    pk_get {"t": "pk_get", "rid": n, "mb": mailbox(32)}
+           -> {"t": "pk_bundle", "rid": n, "bundle": bundle}
     any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
 
 Ownership: ``fetch`` and ``ack`` name a mailbox, and the relay serves them only
 if it is the :class:`~dchat_core.MailboxId` of the key the client proved in the
-link handshake (see :class:`~dchat_network.RelayServer`).
+link handshake (see :class:`~dchat_network.RelayServer`). So do ``pk_put`` and
+``pk_count``; ``pk_get`` is open to anyone (a sender fetching a recipient's
+signed prekey bundle, ``dchat_crypto.PrekeyBundle``, each at most
+:data:`MAX_PREKEY_BUNDLE` bytes).
 
 A ``stored`` reply is sent only after the envelope is durably committed, so the
 sender may forget it; entries are deleted only by ``ack`` from the owner.
@@ -31,12 +41,20 @@ from ._errors import RelayProtocolError
 
 __all__ = (
     "MAX_BATCH",
+    "MAX_PREKEYS_HELD",
+    "MAX_PREKEY_BUNDLE",
+    "MAX_PREKEY_PUT",
     "RelayAck",
     "RelayAcked",
     "RelayBatch",
     "RelayError",
     "RelayFetch",
     "RelayMessage",
+    "RelayPrekeyBundle",
+    "RelayPrekeyCount",
+    "RelayPrekeyGet",
+    "RelayPrekeyPut",
+    "RelayPrekeysHeld",
     "RelayPut",
     "RelayStored",
     "decode_relay_message",
@@ -45,6 +63,12 @@ __all__ = (
 
 MAX_BATCH: Final = 64
 MAX_ENVELOPE: Final = 96 * 1024
+#: The largest signed prekey bundle a relay accepts or serves, in bytes.
+MAX_PREKEY_BUNDLE: Final = 2048
+#: The most one-time bundles in one ``pk_put``.
+MAX_PREKEY_PUT: Final = 100
+#: The most one-time bundles a relay holds for one mailbox.
+MAX_PREKEYS_HELD: Final = 200
 _MAX_RID: Final = 2**63 - 1
 _LIMITS: Final = DecodeLimits(max_size=8 * 1024 * 1024, max_depth=3, max_items=4 * MAX_BATCH + 16)
 
@@ -109,7 +133,69 @@ class RelayError:
     message: str
 
 
-RelayMessage = RelayPut | RelayStored | RelayFetch | RelayBatch | RelayAck | RelayAcked | RelayError
+@dataclass(frozen=True, slots=True)
+class RelayPrekeyPut:
+    """Publish prekey bundles for ``mailbox`` (the caller's own).
+
+    ``last`` is the last-resort bundle (no one-time prekey), ``one_time`` carry
+    one one-time prekey each. With ``replace`` every held bundle is dropped
+    first (rotation); otherwise held one-time bundles stay and ``last`` replaces
+    the held last-resort bundle.
+    """
+
+    rid: int
+    mailbox: bytes
+    last: bytes
+    one_time: tuple[bytes, ...]
+    replace: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPrekeyCount:
+    """How many one-time bundles does the relay hold for ``mailbox`` (the caller's own)?"""
+
+    rid: int
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPrekeyGet:
+    """Hand out one prekey bundle of ``mailbox`` (anyone may ask)."""
+
+    rid: int
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPrekeysHeld:
+    """The relay now holds ``count`` one-time bundles for the mailbox."""
+
+    rid: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPrekeyBundle:
+    """One signed prekey bundle; a one-time one is never handed out again."""
+
+    rid: int
+    bundle: bytes
+
+
+RelayMessage = (
+    RelayPut
+    | RelayStored
+    | RelayFetch
+    | RelayBatch
+    | RelayAck
+    | RelayAcked
+    | RelayError
+    | RelayPrekeyPut
+    | RelayPrekeyCount
+    | RelayPrekeyGet
+    | RelayPrekeysHeld
+    | RelayPrekeyBundle
+)
 
 
 def encode_relay_message(message: RelayMessage) -> bytes:
@@ -129,6 +215,17 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "acked", "n": deleted}
         case RelayError(rid, code, text):
             body = {"t": "error", "code": code, "msg": text}
+        case RelayPrekeyPut(rid, mailbox, last, one_time, replace):
+            otks = list(one_time)
+            body = {"t": "pk_put", "mb": mailbox, "last": last, "otks": otks, "replace": replace}
+        case RelayPrekeyCount(rid, mailbox):
+            body = {"t": "pk_count", "mb": mailbox}
+        case RelayPrekeyGet(rid, mailbox):
+            body = {"t": "pk_get", "mb": mailbox}
+        case RelayPrekeysHeld(rid, count):
+            body = {"t": "pk_held", "n": count}
+        case RelayPrekeyBundle(rid, bundle):
+            body = {"t": "pk_bundle", "bundle": bundle}
     return canonical_encode({**body, "rid": rid})
 
 
@@ -203,6 +300,39 @@ def _error(value: object) -> RelayMessage:
     return RelayError(rid, f.get_str("code", max_len=64), f.get_str("msg", max_len=512))
 
 
+def _pk_put(value: object) -> RelayMessage:
+    f, rid = _fields(value, "mb", "last", "otks", "replace")
+    mailbox = f.get_bytes("mb", size=32)
+    last = f.get_bytes("last", max_size=MAX_PREKEY_BUNDLE)
+    one_time = f.get_list("otks", max_len=MAX_PREKEY_PUT)
+    if not all(isinstance(b, bytes) and len(b) <= MAX_PREKEY_BUNDLE for b in one_time):
+        raise RelayProtocolError("otks must be prekey bundles of bounded size")
+    replace = f.raw("replace")
+    if not isinstance(replace, bool):
+        raise RelayProtocolError("replace must be a boolean")
+    return RelayPrekeyPut(rid, mailbox, last, tuple(one_time), replace)
+
+
+def _pk_count(value: object) -> RelayMessage:
+    f, rid = _fields(value, "mb")
+    return RelayPrekeyCount(rid, f.get_bytes("mb", size=32))
+
+
+def _pk_get(value: object) -> RelayMessage:
+    f, rid = _fields(value, "mb")
+    return RelayPrekeyGet(rid, f.get_bytes("mb", size=32))
+
+
+def _pk_held(value: object) -> RelayMessage:
+    f, rid = _fields(value, "n")
+    return RelayPrekeysHeld(rid, f.get_int("n", hi=MAX_PREKEYS_HELD))
+
+
+def _pk_bundle(value: object) -> RelayMessage:
+    f, rid = _fields(value, "bundle")
+    return RelayPrekeyBundle(rid, f.get_bytes("bundle", max_size=MAX_PREKEY_BUNDLE))
+
+
 _DECODERS = {
     "put": _put,
     "stored": _stored,
@@ -211,4 +341,9 @@ _DECODERS = {
     "ack": _ack,
     "acked": _acked,
     "error": _error,
+    "pk_put": _pk_put,
+    "pk_count": _pk_count,
+    "pk_get": _pk_get,
+    "pk_held": _pk_held,
+    "pk_bundle": _pk_bundle,
 }

@@ -16,6 +16,16 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   the ``mb`` of the request, and the mailbox quota must not be exceeded.
 * ``fetch`` and ``ack`` name a mailbox, which must be the one the peer proved in
   the link handshake: anything else is ``forbidden`` and ends the link.
+* ``pk_put`` and ``pk_count`` are served only for the peer's own mailbox
+  (else ``forbidden``); ``pk_get`` for anyone. Without a :class:`PrekeyStore`
+  all three are ``unsupported``.
+* ``pk_put`` stores nothing unless the whole set passes ``check_prekey_put``
+  (``bad_prekeys``) and the mailbox would hold at most ``MAX_PREKEYS_HELD``
+  one-time bundles (``prekey_quota``).
+* ``pk_get`` hands out the one-time bundle with the lowest prekey id and the
+  store deletes it in the same transaction, so each is served once; when none
+  is left it serves the last-resort bundle, which stays (``no_prekeys`` if the
+  owner never published).
 * any error reply ends the link (``RelayReply.close``).
 """
 
@@ -27,22 +37,36 @@ from typing import TYPE_CHECKING, Final, Protocol
 from ._errors import RelayProtocolError
 from ._relay import (
     MAX_BATCH,
+    MAX_PREKEYS_HELD,
     RelayAck,
     RelayAcked,
     RelayBatch,
     RelayError,
     RelayFetch,
     RelayMessage,
+    RelayPrekeyBundle,
+    RelayPrekeyCount,
+    RelayPrekeyGet,
+    RelayPrekeyPut,
+    RelayPrekeysHeld,
     RelayPut,
     RelayStored,
     decode_relay_message,
     encode_relay_message,
 )
+from ._relay_prekeys import BadPrekeysError, check_prekey_put
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ("MailboxStore", "RelayClient", "RelayReply", "RelayServer", "StoredEntry")
+__all__ = (
+    "MailboxStore",
+    "PrekeyStore",
+    "RelayClient",
+    "RelayReply",
+    "RelayServer",
+    "StoredEntry",
+)
 
 DEFAULT_QUOTA: Final = 64 * 1024 * 1024
 MAX_BATCH_BYTES: Final = 768 * 1024
@@ -70,6 +94,32 @@ class MailboxStore(Protocol):
     def total_bytes(self, mailbox: bytes) -> int: ...
 
 
+class PrekeyStore(Protocol):
+    """Durable prekey bundles per mailbox: one-time ones and one last-resort bundle.
+
+    ``put_prekeys`` stores ``last`` (replacing the held last-resort bundle) and
+    the one-time bundles ``(prekey id, bundle)``, keeping a held bundle whose id
+    repeats; with ``replace`` it first drops every held bundle. It returns the
+    number of one-time bundles now held. ``take_prekey`` removes and returns the
+    one-time bundle with the lowest id, else returns the last-resort bundle
+    (kept), else ``None``; it must be atomic and durable: no two calls, even
+    concurrent ones, return the same one-time bundle.
+    """
+
+    def put_prekeys(
+        self,
+        mailbox: bytes,
+        last: bytes,
+        one_time: Sequence[tuple[int, bytes]],
+        replace: bool,
+        now: float,
+    ) -> int: ...
+
+    def take_prekey(self, mailbox: bytes) -> bytes | None: ...
+
+    def count_prekeys(self, mailbox: bytes) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RelayReply:
     """What to send back, and whether to close the link afterwards."""
@@ -87,6 +137,8 @@ class RelayServer:
         envelope_mailbox: Returns the mailbox an envelope is addressed to, or
             ``None`` if the envelope is malformed.
         quota: The most bytes one mailbox may hold.
+        prekeys: The hosted prekey bundles; without it ``pk_*`` requests are
+            refused as ``unsupported``.
     """
 
     def __init__(
@@ -95,8 +147,10 @@ class RelayServer:
         envelope_mailbox: Callable[[bytes], bytes | None],
         *,
         quota: int = DEFAULT_QUOTA,
+        prekeys: PrekeyStore | None = None,
     ) -> None:
         self._store = store
+        self._prekeys = prekeys
         self._envelope_mailbox = envelope_mailbox
         self._quota = quota
         self.stored = 0
@@ -115,6 +169,8 @@ class RelayServer:
                 return self._reply(self._fetch(request))
             case RelayAck() if request.mailbox == owner:
                 return self._reply(self._ack(request))
+            case RelayPrekeyPut() | RelayPrekeyCount() | RelayPrekeyGet():
+                return self._reply(self._prekey_request(owner, request, now))
             case RelayFetch() | RelayAck():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
@@ -148,6 +204,35 @@ class RelayServer:
         self.delivered += deleted
         return RelayAcked(request.rid, deleted)
 
+    def _prekey_request(
+        self, owner: bytes, request: RelayPrekeyPut | RelayPrekeyCount | RelayPrekeyGet, now: float
+    ) -> RelayMessage:
+        store = self._prekeys
+        if store is None:
+            return RelayError(request.rid, "unsupported", "this relay hosts no prekeys")
+        if isinstance(request, RelayPrekeyGet):
+            bundle = store.take_prekey(request.mailbox)
+            if bundle is None:
+                return RelayError(request.rid, "no_prekeys", "no prekeys published")
+            return RelayPrekeyBundle(request.rid, bundle)
+        if request.mailbox != owner:
+            return RelayError(request.rid, "forbidden", "not your mailbox")
+        if isinstance(request, RelayPrekeyCount):
+            return RelayPrekeysHeld(request.rid, store.count_prekeys(request.mailbox))
+        return self._put_prekeys(store, request, now)
+
+    @staticmethod
+    def _put_prekeys(store: PrekeyStore, request: RelayPrekeyPut, now: float) -> RelayMessage:
+        try:
+            one_time = check_prekey_put(request.last, request.one_time, now)
+        except BadPrekeysError as exc:
+            return RelayError(request.rid, "bad_prekeys", str(exc))
+        held = 0 if request.replace else store.count_prekeys(request.mailbox)
+        if held + len(one_time) > MAX_PREKEYS_HELD:
+            return RelayError(request.rid, "prekey_quota", "too many one-time prekeys held")
+        count = store.put_prekeys(request.mailbox, request.last, one_time, request.replace, now)
+        return RelayPrekeysHeld(request.rid, count)
+
 
 class RelayClient:
     """Builds requests and checks replies, one outstanding request at a time."""
@@ -176,6 +261,28 @@ class RelayClient:
         """A request to delete received entries of our own ``mailbox``."""
         return self._request(RelayAck(self._next_rid(), mailbox, tuple(entry_ids)))
 
+    def put_prekeys(
+        self, mailbox: bytes, last: bytes, otks: Sequence[bytes], *, replace: bool
+    ) -> bytes:
+        """A request to publish prekey bundles for our own ``mailbox``.
+
+        Args:
+            mailbox: Our mailbox.
+            last: The encoded last-resort bundle (no one-time prekey).
+            otks: Encoded bundles with one one-time prekey each, at most
+                ``MAX_PREKEY_PUT``.
+            replace: Drop every bundle the relay holds first (after a rotation).
+        """
+        return self._request(RelayPrekeyPut(self._next_rid(), mailbox, last, tuple(otks), replace))
+
+    def count_prekeys(self, mailbox: bytes) -> bytes:
+        """A request for the number of one-time bundles held for our own ``mailbox``."""
+        return self._request(RelayPrekeyCount(self._next_rid(), mailbox))
+
+    def get_prekeys(self, mailbox: bytes) -> bytes:
+        """A request for one prekey bundle of anyone's ``mailbox``."""
+        return self._request(RelayPrekeyGet(self._next_rid(), mailbox))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -188,7 +295,16 @@ class RelayClient:
         reply = decode_relay_message(data)
         if isinstance(reply, RelayError):
             raise RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
-        expected = {RelayPut: RelayStored, RelayFetch: RelayBatch, RelayAck: RelayAcked}
-        if type(reply) is not expected.get(type(pending)) or reply.rid != pending.rid:
+        if type(reply) is not _EXPECTED.get(type(pending)) or reply.rid != pending.rid:
             raise RelayProtocolError("relay answered a different request")
         return reply
+
+
+_EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
+    RelayPut: RelayStored,
+    RelayFetch: RelayBatch,
+    RelayAck: RelayAcked,
+    RelayPrekeyPut: RelayPrekeysHeld,
+    RelayPrekeyCount: RelayPrekeysHeld,
+    RelayPrekeyGet: RelayPrekeyBundle,
+}

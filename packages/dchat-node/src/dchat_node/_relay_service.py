@@ -41,7 +41,7 @@ class RelayService:
     """Serves the relay protocol on accepted links, backed by the node database."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
-        self.server = RelayServer(db.mailboxes, envelope_mailbox)
+        self.server = RelayServer(db.mailboxes, envelope_mailbox, prekeys=db.prekeys)
         self._clock = clock
         # One writer thread: requests from all links are applied in one order.
         self._limiter = trio.CapacityLimiter(1)

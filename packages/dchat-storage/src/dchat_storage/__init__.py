@@ -38,6 +38,7 @@ from ._local import IdentityRepo as IdentityRepo
 from ._mailbox import MailboxRepo as MailboxRepo
 from ._messages import MessageRepo as MessageRepo
 from ._messages import OutboxRepo as OutboxRepo
+from ._prekeys import PrekeyRepo as PrekeyRepo
 from ._records import AttachmentRecord as AttachmentRecord
 from ._records import BlockRecord as BlockRecord
 from ._records import ContactRecord as ContactRecord
@@ -87,6 +88,7 @@ __all__ = (
     "NotFoundError",
     "OutboxItem",
     "OutboxRepo",
+    "PrekeyRepo",
     "QuotaExceededError",
     "SettingsRepo",
     "StorageCorruptError",

@@ -22,6 +22,7 @@ from ._mailbox import MailboxRepo
 from ._messages import MessageRepo, OutboxRepo
 from ._migrate import upgrade
 from ._postgres import create_postgres_engine, is_postgres_target, postgres_url
+from ._prekeys import PrekeyRepo
 from ._settings import DeviceRepo, SettingsRepo
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class Database:
         settings: Private key/value settings.
         attachments: Uploaded attachments (validated, deduplicated, streamed).
         mailboxes: Envelopes stored for others (relay role).
+        prekeys: Prekey bundles handed out for others (relay role).
         chain: Chain blocks and state.
         lifecycle: Retention, disappearing messages, TTLs and garbage collection.
     """
@@ -129,6 +131,7 @@ class Database:
         self.settings = SettingsRepo(self._access)
         self.attachments = AttachmentRepo(self._access)
         self.mailboxes = MailboxRepo(self._access)
+        self.prekeys = PrekeyRepo(self._access)
         self.chain = ChainRepo(self._access)
         self.lifecycle = Lifecycle(self._access)
 

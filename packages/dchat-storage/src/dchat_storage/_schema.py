@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +47,7 @@ __all__ = (
     "MessageAttachment",
     "Meta",
     "OutboxRow",
+    "PrekeyRow",
     "Setting",
     "metadata",
 )
@@ -261,6 +263,34 @@ class MailboxRow(Base):
     # Stored so quota checks are a cheap SUM, not a scan of every envelope.
     size: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[float] = mapped_column(Float)
+
+
+class PrekeyRow(Base):
+    """Signed prekey bundles a relay hands out on behalf of a mailbox's owner.
+
+    One-time bundles have their one-time ``prekey_id``; the single last-resort
+    bundle per mailbox has ``prekey_id`` NULL. NULLs are distinct in a unique
+    constraint, so a partial unique index keeps the last-resort bundle single.
+    Prekey ids are u32, hence BIGINT.
+    """
+
+    __tablename__ = "relay_prekeys"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "prekey_id"),
+        Index(
+            "uq_relay_prekeys_last_resort",
+            "mailbox",
+            unique=True,
+            sqlite_where=text("prekey_id IS NULL"),
+            postgresql_where=text("prekey_id IS NULL"),
+        ),
+    )
+
+    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    mailbox: Mapped[bytes] = mapped_column(LargeBinary)
+    prekey_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bundle: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[float] = mapped_column(Float)
 
 
 class Block(Base):

@@ -2,11 +2,13 @@
 
 * :mod:`dchat_testing.sim`: the deterministic simulator (``uv run dchat-sim``).
 * Fixtures: :func:`link_pair`, :func:`autojump_clock`, :func:`make_identity`,
-  :func:`make_card`, :func:`make_signing_key`, :class:`MemoryMailboxStore`.
+  :func:`make_card`, :func:`make_signing_key`, :class:`MemoryMailboxStore`,
+  :class:`MemoryPrekeyStore`.
 * Hypothesis strategies for every wire message: :func:`relay_messages`,
   :func:`envelope_bytes`, :func:`sealed_envelopes`, :func:`contact_cards`,
   :func:`identities`, :func:`link_frames`, :func:`hostile_bytes`.
-* Conformance: :class:`MailboxStoreConformance`, :func:`check_mailbox_store`.
+* Conformance: :class:`MailboxStoreConformance`, :func:`check_mailbox_store`,
+  :class:`PrekeyStoreConformance`, :func:`check_prekey_store`.
 * Real processes: :class:`ChaosHarness`.
 
 Only tests import this package.
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 from ._chaos import ChaosHarness as ChaosHarness
 from ._conformance import MailboxStoreConformance as MailboxStoreConformance
+from ._conformance import PrekeyStoreConformance as PrekeyStoreConformance
 from ._conformance import check_mailbox_store as check_mailbox_store
+from ._conformance import check_prekey_store as check_prekey_store
 from ._errors import ChaosError as ChaosError
 from ._errors import DchatTestingError as DchatTestingError
 from ._errors import SimulationError as SimulationError
@@ -29,6 +33,7 @@ from ._fixtures import make_identity as make_identity
 from ._fixtures import make_signing_key as make_signing_key
 from ._mailbox import MemoryEntry as MemoryEntry
 from ._mailbox import MemoryMailboxStore as MemoryMailboxStore
+from ._mailbox import MemoryPrekeyStore as MemoryPrekeyStore
 from ._mailbox import entry_id_of as entry_id_of
 from ._strategies import contact_cards as contact_cards
 from ._strategies import envelope_bytes as envelope_bytes
@@ -47,9 +52,12 @@ __all__ = (
     "MailboxStoreConformance",
     "MemoryEntry",
     "MemoryMailboxStore",
+    "MemoryPrekeyStore",
+    "PrekeyStoreConformance",
     "SimulationError",
     "autojump_clock",
     "check_mailbox_store",
+    "check_prekey_store",
     "contact_cards",
     "entry_id_of",
     "envelope_bytes",

@@ -1,4 +1,5 @@
-"""The conformance suite every :class:`dchat_network.MailboxStore` must pass.
+"""The conformance suites every :class:`dchat_network.MailboxStore` and
+:class:`dchat_network.PrekeyStore` must pass.
 
 Use it from a test module by subclassing (pytest collects the inherited tests)::
 
@@ -15,23 +16,34 @@ content-addressed entry ids, idempotent puts, oldest-first non-destructive
 fetches, acks that delete only the caller's entries, byte totals for quotas, and
 (:meth:`MailboxStoreConformance.test_matches_a_model`) agreement with a simple
 model over random operation sequences.
+
+:class:`PrekeyStoreConformance` (or :func:`check_prekey_store`) does the same
+for prekey stores: one-time bundles handed out lowest id first and each only
+once (also under concurrent takes), then the last-resort bundle, which stays;
+``replace`` and non-``replace`` puts; counts of one-time bundles per mailbox.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from typing import TYPE_CHECKING
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-    from dchat_network import MailboxStore
+    from dchat_network import MailboxStore, PrekeyStore
 
-__all__ = ("MailboxStoreConformance", "check_mailbox_store")
+__all__ = (
+    "MailboxStoreConformance",
+    "PrekeyStoreConformance",
+    "check_mailbox_store",
+    "check_prekey_store",
+)
 
 A, B = b"\x0a" * 32, b"\x0b" * 32
 
@@ -185,6 +197,182 @@ def check_mailbox_store(
             return factory()
 
         def close_store(self, store: MailboxStore) -> None:
+            if close is not None:
+                close(store)
+
+    suite = _Suite()
+    for name in sorted(dir(suite)):
+        if name.startswith("test_"):
+            getattr(suite, name)()
+
+
+def _otks(tag: bytes, ids: Sequence[int]) -> list[tuple[int, bytes]]:
+    return [(i, b"otk-%s-%d" % (tag, i)) for i in ids]
+
+
+_PREKEY_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"),
+            _WHICH,
+            st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 6), max_size=5, unique=True),
+            st.booleans(),
+        ),
+        st.tuples(st.just("take"), _WHICH, st.none(), st.none()),
+        st.tuples(st.just("count"), _WHICH, st.none(), st.none()),
+    ),
+    max_size=25,
+)
+
+
+class PrekeyStoreConformance:
+    """Mixin of tests; subclasses provide :meth:`make_store`."""
+
+    def make_store(self) -> PrekeyStore:
+        """A fresh, empty store."""
+        raise NotImplementedError
+
+    def close_store(self, store: PrekeyStore) -> None:
+        """Release a store made by :meth:`make_store` (default: nothing)."""
+
+    def _with_store(self, check: Callable[[PrekeyStore], None]) -> None:
+        store = self.make_store()
+        try:
+            check(store)
+        finally:
+            self.close_store(store)
+
+    def test_nothing_published_takes_none(self) -> None:
+        def check(store: PrekeyStore) -> None:
+            assert store.take_prekey(A) is None
+            assert store.count_prekeys(A) == 0
+
+        self._with_store(check)
+
+    def test_one_time_bundles_lowest_id_first_once_then_the_last_resort(self) -> None:
+        def check(store: PrekeyStore) -> None:
+            held = _otks(b"a", [7, 2**32 - 1, 0, 300])
+            assert store.put_prekeys(A, b"last-a", held, False, 1.0) == 4
+            assert store.count_prekeys(A) == 4
+            taken = [store.take_prekey(A) for _ in range(4)]
+            assert taken == [bundle for _, bundle in sorted(held)]
+            assert store.count_prekeys(A) == 0
+            assert [store.take_prekey(A) for _ in range(3)] == [b"last-a"] * 3
+
+        self._with_store(check)
+
+    def test_mailboxes_are_separate(self) -> None:
+        def check(store: PrekeyStore) -> None:
+            store.put_prekeys(A, b"last-a", _otks(b"a", [1, 2]), False, 1.0)
+            assert store.put_prekeys(B, b"last-b", _otks(b"b", [1]), False, 1.0) == 1
+            assert (store.count_prekeys(A), store.count_prekeys(B)) == (2, 1)
+            assert store.take_prekey(B) == b"otk-b-1"
+            assert store.take_prekey(B) == b"last-b"
+            assert store.count_prekeys(A) == 2
+
+        self._with_store(check)
+
+    def test_put_without_replace_keeps_held_bundles_and_replaces_the_last_resort(self) -> None:
+        def check(store: PrekeyStore) -> None:
+            store.put_prekeys(A, b"last-1", _otks(b"1", [1, 2]), False, 1.0)
+            # Id 2 is held: the held bundle stays (a retried put changes nothing).
+            assert store.put_prekeys(A, b"last-2", _otks(b"2", [2, 3]), False, 2.0) == 3
+            assert [store.take_prekey(A) for _ in range(4)] == [
+                b"otk-1-1",
+                b"otk-1-2",
+                b"otk-2-3",
+                b"last-2",
+            ]
+
+        self._with_store(check)
+
+    def test_put_with_replace_drops_every_held_bundle(self) -> None:
+        def check(store: PrekeyStore) -> None:
+            store.put_prekeys(A, b"last-1", _otks(b"1", [1, 2, 3]), False, 1.0)
+            assert store.put_prekeys(A, b"last-2", _otks(b"2", [9]), True, 2.0) == 1
+            assert [store.take_prekey(A) for _ in range(2)] == [b"otk-2-9", b"last-2"]
+            assert store.put_prekeys(A, b"last-3", [], True, 3.0) == 0
+            assert store.take_prekey(A) == b"last-3"
+
+        self._with_store(check)
+
+    def test_concurrent_takes_never_return_the_same_bundle(self) -> None:
+        def check(store: PrekeyStore) -> None:
+            held = _otks(b"a", range(40))
+            store.put_prekeys(A, b"last", held, False, 1.0)
+            taken: list[bytes | None] = []
+            lock = threading.Lock()
+
+            def taker() -> None:
+                for _ in range(12):
+                    bundle = store.take_prekey(A)
+                    with lock:
+                        taken.append(bundle)
+
+            threads = [threading.Thread(target=taker) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            one_time = [b for b in taken if b is not None and b != b"last"]
+            assert sorted(one_time) == sorted(bundle for _, bundle in held)
+            assert taken.count(b"last") == 8
+
+        self._with_store(check)
+
+    def test_matches_a_model(self) -> None:
+        examples = itertools.count()
+
+        def check(store: PrekeyStore) -> None:
+            @settings(max_examples=40, deadline=None, database=None)
+            @given(ops=_PREKEY_OPS)
+            def run(ops: list[tuple[str, int, list[int] | None, bool | None]]) -> None:
+                tag = next(examples).to_bytes(8, "big")
+                _check_prekeys_against_model(store, [tag + A[8:], tag + B[8:]], ops)
+
+            run()
+
+        self._with_store(check)
+
+
+def _check_prekeys_against_model(
+    store: PrekeyStore,
+    boxes: list[bytes],
+    ops: list[tuple[str, int, list[int] | None, bool | None]],
+) -> None:
+    last: dict[bytes, bytes] = {}
+    held: dict[bytes, dict[int, bytes]] = {box: {} for box in boxes}
+    for clock, (op, which, ids, replace) in enumerate(ops):
+        mailbox = boxes[which]
+        if op == "put":
+            assert ids is not None
+            assert replace is not None
+            one_time = _otks(b"%d" % clock, ids)
+            if replace:
+                held[mailbox].clear()
+            for prekey_id, bundle in one_time:
+                held[mailbox].setdefault(prekey_id, bundle)
+            last[mailbox] = b"last-%d" % clock
+            count = store.put_prekeys(mailbox, last[mailbox], one_time, replace, float(clock))
+            assert count == len(held[mailbox])
+        elif op == "take":
+            box = held[mailbox]
+            expected = box.pop(min(box)) if box else last.get(mailbox)
+            assert store.take_prekey(mailbox) == expected
+        else:
+            assert store.count_prekeys(mailbox) == len(held[mailbox])
+
+
+def check_prekey_store(
+    factory: Callable[[], PrekeyStore], close: Callable[[PrekeyStore], None] | None = None
+) -> None:
+    """Run the prekey suite against stores made by ``factory``; raises on a failure."""
+
+    class _Suite(PrekeyStoreConformance):
+        def make_store(self) -> PrekeyStore:
+            return factory()
+
+        def close_store(self, store: PrekeyStore) -> None:
             if close is not None:
                 close(store)
 

@@ -7,14 +7,20 @@ of the same envelope into one mailbox stores one copy, fetch returns the oldest
 entries first (by arrival time, then insertion) and never deletes, ack deletes
 only the named mailbox's entries and ignores unknown ids.
 
+:class:`MemoryPrekeyStore` does the same for ``dchat_storage.PrekeyRepo``
+(:class:`PrekeyStoreConformance`): one-time bundles are taken lowest prekey id
+first, each once (a lock makes takes atomic across threads), then the
+last-resort bundle, which stays.
+
 "Durable" here means: the object outlives the simulated node that uses it. The
-simulator hands the same store to a relay after every restart.
+simulator hands the same stores to a relay after every restart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +29,7 @@ from ._errors import SimulationError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ("MemoryEntry", "MemoryMailboxStore", "entry_id_of")
+__all__ = ("MemoryEntry", "MemoryMailboxStore", "MemoryPrekeyStore", "entry_id_of")
 
 
 def entry_id_of(envelope: bytes) -> bytes:
@@ -95,3 +101,43 @@ class MemoryMailboxStore:
     def envelopes(self) -> list[bytes]:
         """Every stored envelope, in storage order (for scans by tests)."""
         return [e.envelope for box in self._boxes.values() for e in box.values()]
+
+
+class MemoryPrekeyStore:
+    """Prekey bundles in dicts; a :class:`dchat_network.PrekeyStore`."""
+
+    def __init__(self) -> None:
+        self._last: dict[bytes, bytes] = {}
+        self._one_time: dict[bytes, dict[int, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def put_prekeys(
+        self,
+        mailbox: bytes,
+        last: bytes,
+        one_time: Sequence[tuple[int, bytes]],
+        replace: bool,
+        now: float,
+    ) -> int:
+        """Store ``last`` and the one-time bundles; how many one-time bundles are held."""
+        with self._lock:
+            held = self._one_time.setdefault(bytes(mailbox), {})
+            if replace:
+                held.clear()
+            for prekey_id, bundle in one_time:
+                held.setdefault(prekey_id, bytes(bundle))
+            self._last[bytes(mailbox)] = bytes(last)
+            return len(held)
+
+    def take_prekey(self, mailbox: bytes) -> bytes | None:
+        """Remove and return the lowest one-time bundle, else the last-resort one."""
+        with self._lock:
+            held = self._one_time.get(bytes(mailbox))
+            if held:
+                return held.pop(min(held))
+            return self._last.get(bytes(mailbox))
+
+    def count_prekeys(self, mailbox: bytes) -> int:
+        """One-time bundles held for ``mailbox``."""
+        with self._lock:
+            return len(self._one_time.get(bytes(mailbox), {}))

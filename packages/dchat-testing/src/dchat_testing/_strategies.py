@@ -19,12 +19,20 @@ from dchat_identity import ContactCard, Identity
 from dchat_messaging import SealedEnvelope, seal_message
 from dchat_network import (
     MAX_BATCH,
+    MAX_PREKEY_BUNDLE,
+    MAX_PREKEY_PUT,
+    MAX_PREKEYS_HELD,
     RelayAck,
     RelayAcked,
     RelayBatch,
     RelayError,
     RelayFetch,
     RelayMessage,
+    RelayPrekeyBundle,
+    RelayPrekeyCount,
+    RelayPrekeyGet,
+    RelayPrekeyPut,
+    RelayPrekeysHeld,
     RelayPut,
     RelayStored,
 )
@@ -49,10 +57,16 @@ def _printable(max_size: int) -> st.SearchStrategy[str]:
 
 
 def relay_messages(max_envelope: int = 2048, max_items: int = 8) -> st.SearchStrategy[RelayMessage]:
-    """Any valid relay message (all seven types), with small envelopes by default."""
+    """Any valid relay message (all twelve types), with small envelopes by default.
+
+    Prekey bundles are opaque bytes of up to ``max_envelope`` bytes here (the
+    codec does not parse them).
+    """
     envelope = st.binary(max_size=max_envelope)
     items = st.lists(st.tuples(_ID32, envelope), max_size=min(max_items, MAX_BATCH))
     ids = st.lists(_ID32, max_size=min(max_items, MAX_BATCH)).map(tuple)
+    bundle = st.binary(max_size=min(max_envelope, MAX_PREKEY_BUNDLE))
+    bundles = st.lists(bundle, max_size=min(max_items, MAX_PREKEY_PUT)).map(tuple)
     return st.one_of(
         st.builds(RelayPut, _RID, _ID32, envelope),
         st.builds(RelayStored, _RID, _ID32),
@@ -61,6 +75,11 @@ def relay_messages(max_envelope: int = 2048, max_items: int = 8) -> st.SearchStr
         st.builds(RelayAck, _RID, _ID32, ids),
         st.builds(RelayAcked, _RID, st.integers(0, MAX_BATCH)),
         st.builds(RelayError, _RID, st.text(max_size=64), st.text(max_size=512)),
+        st.builds(RelayPrekeyPut, _RID, _ID32, bundle, bundles, st.booleans()),
+        st.builds(RelayPrekeyCount, _RID, _ID32),
+        st.builds(RelayPrekeyGet, _RID, _ID32),
+        st.builds(RelayPrekeysHeld, _RID, st.integers(0, MAX_PREKEYS_HELD)),
+        st.builds(RelayPrekeyBundle, _RID, bundle),
     )
 
 

@@ -4,7 +4,8 @@
 links. Like the node's relay service it handles requests one at a time in
 arrival order (one writer); each takes ``disk_latency`` (the commit) before the
 reply goes out, so a crash can fall between a durable write and its reply. Its
-:class:`MemoryMailboxStore` is the durable part and survives crashes.
+:class:`MemoryMailboxStore` and :class:`MemoryPrekeyStore` are the durable part
+and survive crashes.
 
 :class:`DeleteOnFetchRelayServer` is *wrong on purpose*: it deletes envelopes as
 soon as it hands them out, before the recipient acknowledged them. The
@@ -14,19 +15,20 @@ can fail.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, Protocol
 
 from dchat_core import MailboxId, NodeId
 from dchat_messaging import MalformedEnvelopeError, SealedEnvelope
 from dchat_network import RelayBatch, RelayServer
 
-from .._mailbox import MemoryMailboxStore
+from .._mailbox import MemoryMailboxStore, MemoryPrekeyStore
 from ._node import NodeClock, SimLink, SimNode
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dchat_crypto import SigningKey
-    from dchat_network import MailboxStore, RelayReply
+    from dchat_network import MailboxStore, PrekeyStore, RelayReply
 
     from ._loop import Timer
     from ._network import Endpoint
@@ -48,8 +50,14 @@ def envelope_mailbox(envelope: bytes) -> bytes | None:
 class DeleteOnFetchRelayServer(RelayServer):
     """PLANTED BUG: deletes envelopes when they are fetched, not when acknowledged."""
 
-    def __init__(self, store: MailboxStore, mailbox_of: Callable[[bytes], bytes | None]) -> None:
-        super().__init__(store, mailbox_of)
+    def __init__(
+        self,
+        store: MailboxStore,
+        mailbox_of: Callable[[bytes], bytes | None],
+        *,
+        prekeys: PrekeyStore | None = None,
+    ) -> None:
+        super().__init__(store, mailbox_of, prekeys=prekeys)
         self._bug_store = store
 
     def handle(self, owner: bytes, data: bytes, now: float) -> RelayReply:
@@ -60,7 +68,18 @@ class DeleteOnFetchRelayServer(RelayServer):
         return reply
 
 
-RelayFactory: TypeAlias = Callable[["MailboxStore", Callable[[bytes], bytes | None]], RelayServer]
+class RelayFactory(Protocol):
+    """Makes a relay server over the node's durable stores (``RelayServer`` itself)."""
+
+    def __call__(
+        self,
+        store: MailboxStore,
+        envelope_mailbox: Callable[[bytes], bytes | None],
+        /,
+        *,
+        prekeys: PrekeyStore | None = None,
+    ) -> RelayServer: ...
+
 
 #: Relay protocol implementations the simulator can run, by ``--relay`` name.
 RELAY_VARIANTS: Final[dict[str, RelayFactory]] = {
@@ -105,6 +124,7 @@ class RelayNode(SimNode):
         super().__init__(sim, name, clock)
         self.node_key = node_key
         self.store = MemoryMailboxStore()
+        self.prekeys = MemoryPrekeyStore()
         self._factory = RELAY_VARIANTS[variant]
         self._disk = disk_latency
         self._writer_free = 0.0
@@ -117,7 +137,7 @@ class RelayNode(SimNode):
 
     def boot(self) -> None:
         """Open the durable store, listen for links."""
-        self.server = self._factory(self.store, envelope_mailbox)
+        self.server = self._factory(self.store, envelope_mailbox, prekeys=self.prekeys)
         self._writer_free = 0.0
         self.sim.network.listen(self.name, self._accept)
 
