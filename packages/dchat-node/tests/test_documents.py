@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dchat_identity import ContactCard, Identity, IdentityDocument
-from dchat_messaging import seal_control
 from dchat_sdk import ApiError, RemoteClient
 
 if TYPE_CHECKING:
@@ -25,6 +24,7 @@ def _unb64(text: str) -> bytes:
 def test_contacts_receive_documents_and_forgeries_are_refused(
     make_user: Callable[[str], NodeProcess],
     deposit: Callable[[SealedEnvelope], None],
+    crafted: Callable[[Identity, ContactCard, str, bytes], SealedEnvelope],
     wait_until: Callable[..., None],
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
@@ -48,15 +48,11 @@ def test_contacts_receive_documents_and_forgeries_are_refused(
             victim.signing_key, victim.encryption_key.public_key, now=1.8e9
         )
         bob_card = ContactCard.from_text(b.card())
-        _, envelope = seal_control(
-            Identity.generate(), bob_card, "identity.document", doc.to_bytes(), now_ms=1
-        )
+        envelope = crafted(Identity.generate(), bob_card, "identity.document", doc.to_bytes())
         rejected = b.status()["rejected"]
         deposit(envelope)
-        # Garbage in a well-signed control message is refused too.
-        _, junk = seal_control(
-            Identity.generate(), bob_card, "identity.document", b"\x00junk", now_ms=1
-        )
+        # Garbage in a well-authenticated control message is refused too.
+        junk = crafted(Identity.generate(), bob_card, "identity.document", b"\x00junk")
         deposit(junk)
         wait_until(lambda: b.status()["rejected"] >= rejected + 2)
         with pytest.raises(ApiError):

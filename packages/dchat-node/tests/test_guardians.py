@@ -27,7 +27,7 @@ from dchat_identity import (
     ShareRelease,
     approve_recovery,
 )
-from dchat_messaging import seal_control, seal_message
+from dchat_messaging import Content
 from dchat_node import NodeProcess
 from dchat_node._guardian_wire import ApprovalMessage, RequestMessage
 from dchat_node.cli import app
@@ -104,6 +104,8 @@ def test_recovery_through_three_of_five_guardians(
     start_user: Callable[[str], NodeProcess],
     relay: NodeProcess,
     deposit: Callable[[SealedEnvelope], None],
+    crafted: Callable[[Identity, ContactCard, str, bytes], SealedEnvelope],
+    crafted_message: Callable[[Identity, ContactCard, Content], SealedEnvelope],
     wait_until: Callable[..., None],
 ) -> None:
     with ExitStack() as stack:
@@ -178,9 +180,9 @@ def test_recovery_through_three_of_five_guardians(
         a2_card = ContactCard.from_text(a2.card())
         request = RecoveryRequest.from_bytes(bytes.fromhex(row["request"]))
         # Only the replay check runs first, so any sender can attempt it.
-        _, envelope = seal_control(
+        envelope = crafted(
             Identity.generate(), g1_card, "guardian.request",
-            RequestMessage(request, a2_card).to_bytes(), now_ms=int(time.time() * 1000),
+            RequestMessage(request, a2_card).to_bytes(),
         )  # fmt: skip
         before = _refusals(gs[0], "ReplayedRecoveryError")
         deposit(envelope)
@@ -202,9 +204,9 @@ def test_recovery_through_three_of_five_guardians(
 
         # A forged approval (not a guardian's signature) is refused.
         forged = GuardianApproval(bytes.fromhex(request_id), 2, int(time.time() * 1000), bytes(64))
-        _, envelope = seal_control(
+        envelope = crafted(
             Identity.generate(), a2_card, "guardian.approval",
-            ApprovalMessage(forged, ShareRelease(2, bytes(80))).to_bytes(), now_ms=1,
+            ApprovalMessage(forged, ShareRelease(2, bytes(80))).to_bytes(),
         )  # fmt: skip
         deposit(envelope)
         wait_until(lambda: _refusals(a2, "ForgedRecordError") == 1)
@@ -216,8 +218,8 @@ def test_recovery_through_three_of_five_guardians(
         approval, release = approve_recovery(g4, share, request, now=time.time())
         stranger = PrivateKey.generate().public_key
         wrong = ShareRelease(release.index, seal(stranger, b"not the share", context=b"x"))
-        _, envelope = seal_control(
-            g4, a2_card, "guardian.approval", ApprovalMessage(approval, wrong).to_bytes(), now_ms=1
+        envelope = crafted(
+            g4, a2_card, "guardian.approval", ApprovalMessage(approval, wrong).to_bytes()
         )
         deposit(envelope)
         wait_until(lambda: _refusals(a2, "InvalidShareError") == 1)
@@ -228,7 +230,7 @@ def test_recovery_through_three_of_five_guardians(
         wait_until(lambda: a2.request("GET", "/v1/recovery")["approvals"] == 3)
         good = ApprovalMessage(approval, release).to_bytes()
         for _ in range(2):
-            _, envelope = seal_control(g4, a2_card, "guardian.approval", good, now_ms=1)
+            envelope = crafted(g4, a2_card, "guardian.approval", good)
             deposit(envelope)
         wait_until(lambda: _refusals(a2, "ReplayedRecoveryError") == 1)
         assert a2.request("GET", "/v1/recovery")["approvals"] == 4
@@ -253,7 +255,8 @@ def test_recovery_through_three_of_five_guardians(
         old, _ = _stored_identity(alice)
         assert str(old.identity_id) == alice_id
         bob_card = ContactCard.from_text(b.card())
-        _, envelope = seal_message(old, bob_card, "send me money", now_ms=int(time.time() * 1000))
+        money = Content.text_message("send me money", now_ms=int(time.time() * 1000))
+        envelope = crafted_message(old, bob_card, money)
         deposit(envelope)
         wait_until(lambda: b.status()["rejected_retired"] == 1)
         assert all(m.text != "send me money" for m in b.messages())

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_identity import ContactCard, Identity, IdentityDocument
-from dchat_messaging import seal_control
 from dchat_node.cli import app
 from dchat_sdk import ApiError
 
@@ -37,10 +36,6 @@ def _seq(client: RemoteClient, identity_id: str) -> int | None:
         return None
 
 
-def _control(card: ContactCard, kind: str, data: bytes) -> SealedEnvelope:
-    return seal_control(Identity.generate(), card, kind, data, now_ms=1)[1]
-
-
 def _own_seq(client: RemoteClient) -> int | None:
     try:
         return int(client.document()["seq"])
@@ -52,6 +47,7 @@ def _own_seq(client: RemoteClient) -> int | None:
 def test_restore_from_phrase_continues_the_document_chain(
     make_user: Callable[[str], NodeProcess],
     deposit: Callable[[SealedEnvelope], None],
+    crafted: Callable[[Identity, ContactCard, str, bytes], SealedEnvelope],
     wait_until: Callable[..., None],
     tmp_path: Path,
 ) -> None:
@@ -99,11 +95,25 @@ def test_restore_from_phrase_continues_the_document_chain(
             other.signing_key, other.encryption_key.public_key, now=1.8e9
         )
         rejected = f.status()["rejected"]
-        deposit(_control(ContactCard.from_text(f.card()), "identity.head", forged.to_bytes()))
+        deposit(
+            crafted(
+                Identity.generate(),
+                ContactCard.from_text(f.card()),
+                "identity.head",
+                forged.to_bytes(),
+            )
+        )
         wait_until(lambda: f.status()["rejected"] > rejected)
         # A stranger cannot ask Bob for Alice's document.
         rejected = b.status()["rejected"]
-        deposit(_control(ContactCard.from_text(bob_card), "identity.lookup", b"\xa1av\x01"))
+        deposit(
+            crafted(
+                Identity.generate(),
+                ContactCard.from_text(bob_card),
+                "identity.lookup",
+                b"\xa1av\x01",
+            )
+        )
         wait_until(lambda: b.status()["rejected"] > rejected)
 
         assert "asked 1 contact" in _dchat(fresh, "resync", "bob")

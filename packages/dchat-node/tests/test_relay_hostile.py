@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from dchat_core import MailboxId
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity
-from dchat_messaging import seal_message
+from dchat_messaging import SealedEnvelope
 from dchat_network import (
     LinkClosedError,
     LinkConnection,
@@ -65,12 +65,17 @@ async def _wait_for_log(relay: NodeProcess, needle: str) -> None:
             await trio.sleep(0.05)
 
 
+def _opaque(card: ContactCard) -> SealedEnvelope:
+    """A well-formed envelope for ``card``'s mailbox (a relay never sees more)."""
+    return SealedEnvelope(card.mailbox, secrets.token_bytes(300))
+
+
 async def _assert_still_serving(relay: NodeProcess) -> None:
     """A sender deposits, the owner fetches: the relay is healthy."""
     host, port = _address(relay)
     bob = Identity.generate()
     card = ContactCard.issue(bob, name="bob", relay=relay.info["link"])
-    _, envelope = seal_message(Identity.generate(), card, "still alive?", now_ms=1)
+    envelope = _opaque(card)
     with trio.fail_after(20):
         stream = await trio.open_tcp_stream(host, port)
         sender = await open_link(stream, initiator=True, node_key=SigningKey.generate())
@@ -175,7 +180,7 @@ async def test_put_for_a_mailbox_the_envelope_does_not_name_is_refused(
 ) -> None:
     bob = Identity.generate()
     card = ContactCard.issue(bob, name="bob", relay=relay.info["link"])
-    _, envelope = seal_message(Identity.generate(), card, "hi", now_ms=1)
+    envelope = _opaque(card)
     other = MailboxId.derive(SigningKey.generate().public_key.to_bytes())
     stream = await trio.open_tcp_stream(*_address(relay))
     link = await open_link(stream, initiator=True, node_key=SigningKey.generate())
@@ -190,7 +195,7 @@ async def test_put_for_a_mailbox_the_envelope_does_not_name_is_refused(
 async def test_someone_elses_mailbox_is_forbidden(relay: NodeProcess, kind: str) -> None:
     bob = Identity.generate()
     card = ContactCard.issue(bob, name="bob", relay=relay.info["link"])
-    _, envelope = seal_message(Identity.generate(), card, "for bob only", now_ms=1)
+    envelope = _opaque(card)
     host, port = _address(relay)
     sender = await open_link(
         await trio.open_tcp_stream(host, port), initiator=True, node_key=SigningKey.generate()
