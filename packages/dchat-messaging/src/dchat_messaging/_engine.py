@@ -65,7 +65,7 @@ from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dchat_core import MessageId
 
@@ -114,6 +114,20 @@ def _ad(
     initiator: IdentityId, initiator_dev: bytes, responder: IdentityId, responder_dev: bytes
 ) -> bytes:
     return _AD_DOMAIN + bytes(initiator) + initiator_dev + bytes(responder) + responder_dev
+
+
+class _Lazy:
+    """A value computed on first use, then kept."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], bytes]) -> None:
+        self._make, self._value = make, b""
+
+    def get(self) -> bytes:
+        if not self._value:
+            self._value = self._make()
+        return self._value
 
 
 class _NoSessionError(EnvelopeRejectedError):
@@ -228,10 +242,13 @@ class MessagingEngine:
         if not to:
             raise ContentError("a message needs at least one recipient device")
         peer = peer if peer is not None else to[0].identity
-        card_copy = replace(content, card=self.keys.card)
-        plain, plain_card = content.to_padded(), card_copy.to_padded()
-        mirror = replace(content, peer=peer)
-        mirror_plain = mirror.to_padded() if copies else b""
+        plain = content.to_padded()
+        # The copy carrying our card goes only in a session's first messages:
+        # encoded once, and only if some device needs it.
+        plain_card = _Lazy(
+            lambda: replace(content, card=content.card or self.keys.card).to_padded()
+        )
+        mirror_plain = _Lazy(lambda: replace(content, peer=peer).to_padded())
         waiting: list[DeviceAddress] = []
         with self._store.transaction():
             if record and content.kind == "text":
@@ -246,9 +263,8 @@ class MessagingEngine:
             for device in copies:
                 if device.device_id == self.keys.device_id:
                     continue
-                if not self._queue(
-                    device, content.message_id, mirror_plain, mirror_plain, pending, now
-                ):
+                mirror = mirror_plain.get()
+                if not self._queue(device, content.message_id, mirror, mirror_plain, pending, now):
                     waiting.append(device)
             if waiting:
                 self._save_pending(pending)
@@ -259,7 +275,7 @@ class MessagingEngine:
         device: DeviceAddress,
         message_id: MessageId,
         plain: bytes,
-        plain_card: bytes,
+        plain_card: _Lazy,
         pending: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]],
         now: float,
     ) -> bool:
@@ -270,10 +286,10 @@ class MessagingEngine:
             _, items = pending.setdefault(device.device_id, (device, []))
             if len(items) >= MAX_PENDING_PER_DEVICE:
                 raise ContentError("too many messages wait for this device's prekeys")
-            items.append((oid, plain_card))
+            items.append((oid, plain_card.get()))
             return False
         slot = record.current
-        self._enqueue(device, slot, oid, plain_card if slot.init is not None else plain, now)
+        self._enqueue(device, slot, oid, plain_card.get() if slot.init is not None else plain, now)
         self._save_session(device.device_id, record)
         return True
 
@@ -480,9 +496,12 @@ class MessagingEngine:
     def _renew(self, sender: IdentityId, device: bytes, now: float) -> list[EngineEvent]:
         """A session message from a device we have no session with: we lost it.
 
-        Set up a new session (by sending a small control message to the
-        device) so the peer learns, and report the reset to our user. A device
-        that already waits for a bundle is not asked again.
+        Set up a new session by sending a small control message to the device;
+        the peer sees the new session replace its old one (a
+        :class:`SessionReset` on its side, authenticated by the new session).
+        Nothing here is authenticated, so nothing is reported to our user but
+        the refusal, and a device that already waits for a bundle or has a
+        session is not asked again.
         """
         events: list[EngineEvent] = [Rejected("NoSessionError")]
         address = self.directory.address(sender, device)
@@ -493,7 +512,6 @@ class MessagingEngine:
                 return events
             renew = Content.control(RENEW_KIND, b"", now_ms=int(now * 1000))
             self.send(renew, [address], now=now, record=False)
-        events.append(SessionReset(sender, device))
         return events
 
     # -- controls --------------------------------------------------------------------
