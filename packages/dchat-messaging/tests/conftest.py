@@ -40,6 +40,17 @@ class Directory:
     def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
         return self.devices.get(identity, {}).get(device_key)
 
+    vouched: list[tuple[IdentityId, bytes]] = field(default_factory=list)
+    documents: dict[bytes, tuple[IdentityId, frozenset[bytes]]] = field(default_factory=dict)
+
+    def vouch(self, identity: IdentityId, device_key: bytes, document: bytes) -> bool:
+        """A stand-in for document checks: ``documents`` maps a document to what it lists."""
+        listed = self.documents.get(document)
+        if listed is None or listed[0] != identity or device_key not in listed[1]:
+            return False
+        self.vouched.append((identity, device_key))
+        return True
+
 
 @dataclass
 class Relay:

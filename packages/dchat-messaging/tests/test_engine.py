@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from dchat_messaging import Content, MessageReceived, Rejected, SessionReset
@@ -168,3 +169,30 @@ def test_each_send_is_one_transaction(net: Net) -> None:
     before = alice.store.commits
     alice.engine.send(Content.text_message("x", now_ms=1), [bob.address], now=T0)
     assert alice.store.commits == before + 1
+
+
+def test_an_unknown_linked_device_is_accepted_when_its_document_vouches(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    laptop = net.linked(alice)
+    document = b"alice's document listing the laptop"
+    net.directory.documents[document] = (alice.card.identity_id, frozenset({laptop.keys.device_id}))
+    laptop.engine.keys = replace(laptop.engine.keys, document=document)
+    net.directory.remove(laptop.address)  # bob has not seen alice's new document yet
+    laptop.send([bob.address], "from the laptop", now=T0)
+    bob.fetch(now=T0)
+    assert bob.texts() == ["from the laptop"]
+    assert net.directory.vouched == [(alice.card.identity_id, laptop.keys.device_id)]
+
+
+def test_a_document_that_does_not_vouch_rolls_everything_back(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    laptop = net.linked(alice)
+    laptop.engine.keys = replace(laptop.engine.keys, document=b"not a document bob accepts")
+    net.directory.remove(laptop.address)
+    laptop.send([bob.address], "let me in", now=T0)
+    before = dict(bob.store.state)
+    events = bob.fetch(now=T0)
+    assert [type(e) for e in events] == [Rejected]
+    assert events[0].reason == "UnknownDeviceError"  # type: ignore[union-attr]
+    assert bob.store.state == before  # the one-time prekey was not consumed
+    assert bob.texts() == []

@@ -6,10 +6,14 @@ Inside a ratchet message (see :mod:`._wire`) the sender writes the padded
     {"v": 1, "mid": message id(16), "ts": milliseconds since the epoch,
      "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes},
      ["card": the sender's contact card],
+     ["doc": the sender's identity document],
      ["peer": identity id(32)]}
 
 ``card`` travels in the first message of each session, so a recipient who
-does not know the sender yet can answer (a message request). ``peer`` marks a
+does not know the sender yet can answer (a message request); ``doc`` (the
+sender's current identity document, when it has one) travels with it, so a
+recipient who has not seen the document yet can check that a linked device
+speaks for the identity before it accepts the session. ``peer`` marks a
 *sent copy*: one of the sender's own devices telling the others what it sent
 to ``peer``, so that sent messages appear on every device. There is no
 signature: the session authenticates the sender to the recipient and to no
@@ -41,7 +45,8 @@ __all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
 MAX_TEXT: Final = 16_000
 MAX_CONTROL: Final = 48_000
 _KIND: Final = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
-_FIELDS: Final = frozenset({"v", "mid", "ts", "body", "card", "peer"})
+_FIELDS: Final = frozenset({"v", "mid", "ts", "body", "card", "doc", "peer"})
+MAX_DOCUMENT: Final = 48_000
 _TEXT: Final = frozenset({"t", "text"})
 _CONTROL: Final = frozenset({"t", "kind", "data"})
 _LIMITS: Final = DecodeLimits(max_size=65536, max_depth=3, max_items=64)
@@ -70,6 +75,7 @@ class Content:
         text: The text (empty for control messages).
         data: The control payload (empty for text).
         card: The sender's contact card, when it travels with the message.
+        document: The sender's identity document, when it travels with the message.
         peer: For a sent copy between one identity's devices, the other party.
     """
 
@@ -80,6 +86,7 @@ class Content:
     data: bytes = b""
     card: ContactCard | None = None
     peer: IdentityId | None = None
+    document: bytes | None = None
 
     @classmethod
     def text_message(
@@ -127,6 +134,8 @@ class Content:
         }
         if self.card is not None:
             value["card"] = self.card.to_bytes()
+        if self.document is not None:
+            value["doc"] = self.document
         if self.peer is not None:
             value["peer"] = bytes(self.peer)
         try:
@@ -151,6 +160,7 @@ class Content:
             if fields.has("card"):
                 card = ContactCard.from_bytes(fields.get_bytes("card", max_size=2048))
             peer = IdentityId(fields.get_bytes("peer", size=32)) if fields.has("peer") else None
+            doc = fields.get_bytes("doc", max_size=MAX_DOCUMENT) if fields.has("doc") else None
             return cls(
                 MessageId(fields.get_bytes("mid", size=MessageId.SIZE)),
                 fields.get_int("ts", hi=_MAX_TS),
@@ -159,6 +169,7 @@ class Content:
                 payload,
                 card,
                 peer,
+                doc,
             )
         except (DecodeError, PaddingError, InvalidCardError, ValueError):
             raise EnvelopeRejectedError from None

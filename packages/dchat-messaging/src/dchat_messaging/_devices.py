@@ -141,6 +141,8 @@ class DeviceKeys:
             on the primary device).
         mailbox: Where this device's mail waits.
         card: The identity's contact card, sent in each session's first message.
+        document: The identity's current document (signed, listing this
+            device), sent with the card so that peers can check this device.
     """
 
     identity: IdentityId
@@ -148,6 +150,7 @@ class DeviceKeys:
     exchange_key: PrivateKey
     mailbox: MailboxId
     card: ContactCard | None = None
+    document: bytes | None = None
 
     def __repr__(self) -> str:
         return f"DeviceKeys({self.identity})"

@@ -93,6 +93,16 @@ class DeviceDirectory(Protocol):
         """How to reach that device, if known."""
         ...
 
+    def vouch(self, identity: IdentityId, device_key: bytes, document: bytes) -> bool:
+        """Whether ``document`` (sent by that device) proves it speaks for ``identity``.
+
+        Called for the first message of a session from a device
+        :meth:`is_device` does not know; the directory checks the document
+        (signatures, that it lists the device, that it is not older than the
+        version it follows) and may learn from it.
+        """
+        ...
+
 
 class _PrimaryOnly:
     """The directory of a node that knows no documents: only primary devices."""
@@ -102,6 +112,9 @@ class _PrimaryOnly:
 
     def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
         return None
+
+    def vouch(self, identity: IdentityId, device_key: bytes, document: bytes) -> bool:
+        return False
 
 
 def outbox_id(message_id: MessageId, device_id: bytes) -> bytes:
@@ -128,6 +141,10 @@ class _Lazy:
         if not self._value:
             self._value = self._make()
         return self._value
+
+
+class _UnknownDeviceError(EnvelopeRejectedError):
+    """A first message from a device the directory neither knows nor accepts."""
 
 
 class _NoSessionError(EnvelopeRejectedError):
@@ -246,7 +263,9 @@ class MessagingEngine:
         # The copy carrying our card goes only in a session's first messages:
         # encoded once, and only if some device needs it.
         plain_card = _Lazy(
-            lambda: replace(content, card=content.card or self.keys.card).to_padded()
+            lambda: replace(
+                content, card=content.card or self.keys.card, document=self.keys.document
+            ).to_padded()
         )
         mirror_plain = _Lazy(lambda: replace(content, peer=peer).to_padded())
         waiting: list[DeviceAddress] = []
@@ -396,11 +415,14 @@ class MessagingEngine:
         except (MalformedEnvelopeError, EnvelopeRejectedError) as exc:
             return [Rejected(type(exc).__name__)]
         device = inner.sender_device.to_bytes()
-        if not self.directory.is_device(inner.sender, device):
+        known = self.directory.is_device(inner.sender, device)
+        if not known and inner.init is None:
             return [Rejected("UnknownDeviceError")]
         try:
             with self._store.transaction():
-                return self._receive(inner, device, now)
+                return self._receive(inner, device, now, vouch=not known)
+        except _UnknownDeviceError:
+            return [Rejected("UnknownDeviceError")]
         except _NoSessionError:
             return self._renew(inner.sender, device, now)
         except EnvelopeRejectedError:
@@ -408,11 +430,18 @@ class MessagingEngine:
         except EngineStateError:
             return [Rejected("EngineStateError")]
 
-    def _receive(self, inner: SessionEnvelope, device: bytes, now: float) -> list[EngineEvent]:
+    def _receive(
+        self, inner: SessionEnvelope, device: bytes, now: float, *, vouch: bool
+    ) -> list[EngineEvent]:
         events: list[EngineEvent] = []
         record = self._session_or_none(device)
         plain, record, reset = self._open(inner, device, record, now)
         content = Content.from_padded(plain)
+        if vouch and (
+            content.document is None
+            or not self.directory.vouch(inner.sender, device, content.document)
+        ):
+            raise _UnknownDeviceError  # rolls back the session and the consumed prekey
         if content.peer is not None and inner.sender != self.keys.identity:
             raise EnvelopeRejectedError  # only our own devices send sent copies
         self._save_session(device, record)
