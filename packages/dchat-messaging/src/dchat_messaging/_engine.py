@@ -332,6 +332,10 @@ class MessagingEngine:
         )
         self._store.enqueue(oid, device.relay, bytes(device.mailbox), envelope.to_bytes(), now)
 
+    def pending_count(self) -> int:
+        """Messages waiting for a session (not yet in the outbox)."""
+        return sum(len(items) for _, items in self._pending().values())
+
     def needs_bundles(self) -> list[DeviceAddress]:
         """Devices with messages waiting for a session: fetch each one's prekey bundle."""
         return [address for address, _ in self._pending().values()]

@@ -124,7 +124,14 @@ class DeviceService:
         if self._local is None:
             stored = await self._user.state_get(_STATE)
             self._local = None if stored is None else LocalDevice.from_bytes(stored)
+            if self._local is not None and self._local.role == "linked":
+                self._attach(self._local)
         return self._local
+
+    def _attach(self, local: LocalDevice) -> None:
+        """Send and receive chat as a linked device of the identity."""
+        card = ContactCard.from_bytes(local.card)
+        self._user.use_linked_device(local.device_key, local.exchange_key, card)
 
     async def _save(self, local: LocalDevice) -> None:
         await self._user.state_put(_STATE, local.to_bytes())
@@ -140,8 +147,11 @@ class DeviceService:
         return await self._certify_primary()
 
     async def _certify_primary(self) -> LocalDevice:
+        # The primary device is the identity's own keys: its contact card already
+        # says how to reach it, so peers address it the same way with or without
+        # our document (see dchat_messaging.DeviceAddress).
         identity = self._user.identity
-        device, exchange = SigningKey.generate(), PrivateKey.generate()
+        device, exchange = identity.signing_key, identity.encryption_key
         chain = await self._documents.own_chain()
         cert = DeviceCertificate.issue(
             identity.signing_key,
@@ -194,6 +204,7 @@ class DeviceService:
         await self._save(replace(local, facts={**local.facts, hexkey: dict(facts)}))
         for hook in self._hooks:
             await hook(doc, False)
+        await self._documents.share_with_own_devices()
         return doc
 
     async def revoke(self, which: str) -> DeviceCertificate:
@@ -215,6 +226,7 @@ class DeviceService:
         )
         for hook in self._hooks:
             await hook(doc, True)
+        await self._user.forget_device(cert.device_key.to_bytes())
         _log.info("device revoked")
         return cert
 
@@ -246,6 +258,8 @@ class DeviceService:
             card.to_bytes(),
         )
         await self._save(local)
+        self._attach(local)
+        self._user.set_own_document(chain.head.to_bytes())
         _log.info("linked to an identity")
 
     async def accept_document(self, data: bytes) -> IdentityDocument | None:

@@ -35,6 +35,7 @@ from dchat_identity import (
     IdentityDocument,
     IdentityStateError,
     MalformedRecordError,
+    ReplayedDocumentError,
 )
 
 if TYPE_CHECKING:
@@ -44,9 +45,10 @@ if TYPE_CHECKING:
 
     from ._user_service import UserService
 
-__all__ = ("DOCUMENT_KIND", "HEAD_KIND", "LOOKUP_KIND", "DocumentService")
+__all__ = ("DOCUMENT_KIND", "HEAD_KIND", "LOOKUP_KIND", "PEER_KIND", "DocumentService")
 
 DOCUMENT_KIND = "identity.document"
+PEER_KIND = "identity.peer"
 LOOKUP_KIND = "identity.lookup"
 HEAD_KIND = "identity.head"
 _LOOKUP = canonical_encode({"v": 1})
@@ -72,7 +74,25 @@ class DocumentService:
         user.on_control(DOCUMENT_KIND, self._received)
         user.on_control(LOOKUP_KIND, self._lookup_received)
         user.on_control(HEAD_KIND, self._head_received)
+        user.on_control(PEER_KIND, self._peer_received)
+        user.on_device_control(DOCUMENT_KIND, lambda message: self._received(message, None))
+        user.on_device_control(PEER_KIND, lambda message: self._peer_received(message, None))
+        user.on_document_learned(self._learned)
         user.on_contact_added(self._contact_added)
+
+    async def load(self) -> None:
+        """Tell the messaging directory every chain we follow (at start-up)."""
+        stored = await self._user.state_get(_OWN)
+        if stored is not None:
+            self._follow_own(DocumentChain.from_bytes(stored))
+        for contact in await self._user.contacts():
+            chain = await self.peer_chain(IdentityId.parse(contact.identity_id))
+            if chain is not None:
+                self._user.directory.set_chain(chain)
+
+    def _follow_own(self, chain: DocumentChain) -> None:
+        self._user.directory.set_chain(chain, own=True)
+        self._user.set_own_document(chain.head.to_bytes())
 
     def on_rotation(self, callback: _RotationCallback) -> None:
         """Call ``callback(chain, previous_head, sender_card)`` when a contact's key rotates.
@@ -101,6 +121,7 @@ class DocumentService:
         )
         chain = DocumentChain(genesis)
         await self._user.state_put(_OWN, chain.to_bytes())
+        self._follow_own(chain)
         return chain
 
     async def head(self) -> IdentityDocument:
@@ -118,6 +139,7 @@ class DocumentService:
         doc = chain.head.successor(identity.signing_key, now=self._user.now(), **changes)
         chain.update(doc)
         await self._user.state_put(_OWN, chain.to_bytes())
+        self._follow_own(chain)
         for contact in await self._user.contacts():
             if self._user.is_quiet(contact.identity_id):
                 continue
@@ -128,6 +150,7 @@ class DocumentService:
     async def replace_own(self, chain: DocumentChain) -> None:
         """Adopt ``chain`` as ours (a recovered identity continues the old chain)."""
         await self._user.state_put(_OWN, chain.to_bytes())
+        self._follow_own(chain)
 
     async def mark_restoring(self) -> None:
         """Our keys were restored: our chain must come from contacts (:meth:`resync`)."""
@@ -194,10 +217,41 @@ class DocumentService:
         stored = await self._user.state_get(_PEER + str(subject))
         return None if stored is None else DocumentChain.from_bytes(stored)
 
-    async def _received(self, message: OpenedMessage, _identity: Identity) -> None:
+    async def _received(self, message: OpenedMessage, _identity: Identity | None) -> None:
         doc = IdentityDocument.from_bytes(message.data)
         if IdentityId.derive(doc.identity_key.to_bytes()) != message.sender:
             raise ForgedRecordError  # a document must come from the key it names
+        await self._follow_peer(doc, message.sender_card)
+
+    async def _learned(self, sender: IdentityId, data: bytes) -> None:
+        """A device's first message carried its identity's document (already checked)."""
+        doc = IdentityDocument.from_bytes(data)
+        try:
+            await self._follow_peer(doc, None)
+        except ReplayedDocumentError:
+            return
+
+    async def _peer_received(self, message: OpenedMessage, _identity: Identity | None) -> None:
+        """One of our own devices forwards a contact's document it follows."""
+        own = self._user.directory.own_identity
+        if own is None or message.sender != own:
+            raise ForgedRecordError  # only our own devices forward documents
+        doc = IdentityDocument.from_bytes(message.data)
+        try:
+            await self._follow_peer(doc, None, forward=False)
+        except ReplayedDocumentError:
+            return
+
+    async def share_with_own_devices(self) -> None:
+        """Forward every contact's document we follow to our other devices."""
+        for contact in await self._user.contacts():
+            chain = await self.peer_chain(IdentityId.parse(contact.identity_id))
+            if chain is not None:
+                await self._user.send_to_own_devices(PEER_KIND, chain.head.to_bytes())
+
+    async def _follow_peer(
+        self, doc: IdentityDocument, sender_card: ContactCard | None, *, forward: bool = True
+    ) -> None:
         chain = await self.peer_chain(doc.subject)
         now = self._user.now()
         if chain is None:
@@ -209,6 +263,9 @@ class DocumentService:
             chain.update(doc, now=now)
             if doc.identity_key != previous.identity_key:
                 for callback in self._rotation:
-                    await callback(chain, previous, message.sender_card)
+                    await callback(chain, previous, sender_card)
         await self._user.state_put(_PEER + str(doc.subject), chain.to_bytes())
+        self._user.directory.set_chain(chain)
         _log.info("accepted an identity document", extra={"seq": doc.seq})
+        if forward and not self._user.is_linked_device:
+            await self._user.send_to_own_devices(PEER_KIND, doc.to_bytes())

@@ -170,7 +170,8 @@ class Node:
             report["identity_id"] = (
                 None if self._user._identity is None else str(self._user.identity.identity_id)
             )
-            report["outbox"] = await self.store.run(db.outbox.count)
+            queued = await self.store.run(db.outbox.count)
+            report["outbox"] = queued + await self._user.waiting_for_sessions()
             report["sent"] = self._user.sent
             report["received"] = self._user.received
             report["rejected"] = self._user.rejected
@@ -256,6 +257,7 @@ async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> d
     else:
         await node.user.load()
         await node.features.start()
+        await node.documents.load()
         await node.burners.load()
         nursery.start_soon(node.burners.run_expiry, max(1.0, config.poll_interval))
         nursery.start_soon(node.user.run_outbox)

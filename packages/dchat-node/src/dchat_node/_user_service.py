@@ -42,6 +42,7 @@ Extension points, used by the identity features (devices, burners, guardians):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -60,7 +61,7 @@ from dchat_core import (
     canonical_decode,
     canonical_encode,
 )
-from dchat_crypto import SigningKey
+from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, Identity, InvalidCardError
 from dchat_messaging import (
     BundleRejectedError,
@@ -84,6 +85,7 @@ from dchat_network import (
 )
 from dchat_storage import EngineStore
 
+from ._directory import NodeDirectory
 from ._errors import NodeStateError
 from .config import NodeConfig, parse_hostport
 
@@ -104,6 +106,12 @@ _MAX_NOTICES: Final = 200
 _QUIET: Final = "user.quiet_contacts"
 _RETIRED: Final = "user.retired_senders"
 _ID_LIST_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=20000)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class _LinkedDevice:
+    keys: DeviceKeys
+    mailbox_key: SigningKey  # the device key: it proves the device mailbox to the relay
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +137,10 @@ class UserService:
         self._engine_store = EngineStore(store.db)
         self.outbox = Outbox(self._engine_store)
         self._engines: dict[IdentityId, MessagingEngine] = {}
-        self._directory = _CardDirectory()
+        self.directory = NodeDirectory(clock.now)
+        self._device: _LinkedDevice | None = None
+        self._learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]] = []
+        self._device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]] = {}
         self._bundle_retry: dict[bytes, float] = {}
         self._controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]] = {}
         self._extra: dict[IdentityId, Identity] = {}
@@ -158,7 +169,7 @@ class UserService:
         self._retired.clear()  # in place: the engines share this set
         self._retired.update(IdentityId(i) for i in await self._id_list(_RETIRED))
         for contact in await self.contacts():
-            self._directory.add(ContactCard.from_bytes(contact.card))
+            self.directory.add_card(ContactCard.from_bytes(contact.card))
 
     async def _id_list(self, key: str) -> list[bytes]:
         stored = await self.state_get(key)
@@ -192,6 +203,51 @@ class UserService:
         if kind in self._controls:
             raise ValueError(f"a handler for {kind!r} is already registered")
         self._controls[kind] = handler
+
+    def on_device_control(
+        self, kind: str, handler: Callable[[MessageReceived], Awaitable[None]]
+    ) -> None:
+        """Route control messages of ``kind`` to ``handler`` on a linked device too."""
+        self._device_controls[kind] = handler
+
+    def on_document_learned(self, hook: Callable[[IdentityId, bytes], Awaitable[None]]) -> None:
+        """Call ``hook(sender, document)`` for a document a device's first message carried."""
+        self._learned_hooks.append(hook)
+
+    def use_linked_device(
+        self, device_key: SigningKey, exchange_key: PrivateKey, card: ContactCard
+    ) -> None:
+        """Act as a linked device of ``card``'s identity: its own mailbox, sessions and keys."""
+        public = device_key.public_key.to_bytes()
+        keys = DeviceKeys(
+            card.identity_id, device_key, exchange_key, MailboxId.derive(public), card
+        )
+        self._device = _LinkedDevice(keys, device_key)
+        self.directory.add_card(card)
+        self._engines[card.identity_id] = MessagingEngine(
+            keys,
+            self._engine_store,
+            namespace=f"msg.{card.identity_id}",
+            directory=self.directory,
+            blocked=self._retired,
+        )
+
+    def set_own_document(self, document: bytes) -> None:
+        """Our identity's current document: it rides with each session's first messages."""
+        for engine in self._main_engines():
+            engine.keys = replace(engine.keys, document=document)
+
+    def _main_engines(self) -> list[MessagingEngine]:
+        if self._device is not None:
+            return [self._engines[self._device.keys.identity]]
+        if self._identity is None:
+            return []
+        return [self.engine_for(self._identity)]
+
+    @property
+    def is_linked_device(self) -> bool:
+        """Whether this node runs as a linked device (no identity key)."""
+        return self._device is not None
 
     def on_contact_added(self, hook: Callable[[ContactCard], Awaitable[None]]) -> None:
         """Call ``hook(card)`` after a contact is added through :meth:`add_contact`."""
@@ -262,7 +318,7 @@ class UserService:
                 keys,
                 self._engine_store,
                 namespace=f"msg.{identity.identity_id}",
-                directory=self._directory,
+                directory=self.directory,
                 blocked=self._retired,
             )
             self._engines[identity.identity_id] = engine
@@ -270,24 +326,72 @@ class UserService:
             engine.keys = replace(engine.keys, card=card)
         return engine
 
+    def _main_engine(self) -> MessagingEngine:
+        engines = self._main_engines()
+        if not engines:
+            raise NodeStateError("no_identity", "this node has no identity yet: run `dchat init`")
+        return engines[0]
+
     async def _send_content(
         self,
-        identity: Identity,
         card: ContactCard,
         content: Content,
+        sender: Identity | None,
         sender_card: ContactCard | None,
     ) -> MessageId:
-        engine = self.engine_for(identity, sender_card)
+        """Fan ``content`` out to every device of ``card``'s identity.
+
+        As this node's identity (``sender`` None), sent copies also go to our
+        other devices; as another local identity (a burner, a recovery's new
+        key) they do not, since it has no other devices.
+        """
+        copies: list[DeviceAddress] = []
+        if sender is None:
+            engine = self._main_engine()
+            own = engine.keys.card
+            if own is not None:
+                copies = self.directory.own_devices(own, besides=engine.keys.device_id)
+        else:
+            engine = self.engine_for(sender, sender_card)
         if sender_card is not None and content.kind != "text":
             content = replace(content, card=sender_card)
-        targets = [DeviceAddress.primary(card)]
+        targets = self.directory.devices_of(card)
         waiting = await self._store.run(
-            engine.send, content, targets, now=self._clock.now()
+            functools.partial(engine.send, content, targets, now=self._clock.now(), copies=copies)
         )
         if waiting:
             self._wake_sessions.set()
         self._wake_outbox.set()
         return content.message_id
+
+    async def send_to_own_devices(self, kind: str, data: bytes) -> None:
+        """Send a control payload to our identity's other devices (if any)."""
+        engine = self._main_engine()
+        own = engine.keys.card
+        if own is None:
+            return
+        devices = self.directory.own_devices(own, besides=engine.keys.device_id)
+        if not devices:
+            return
+        content = Content.control(kind, data, now_ms=int(self._clock.now() * 1000))
+        waiting = await self._store.run(
+            functools.partial(engine.send, content, devices, now=self._clock.now(), record=False)
+        )
+        if waiting:
+            self._wake_sessions.set()
+        self._wake_outbox.set()
+
+    async def waiting_for_sessions(self) -> int:
+        """Messages not yet in the outbox: their devices' sessions are being set up."""
+        total = 0
+        for engine in list(self._engines.values()):
+            total += await self._store.run(engine.pending_count)
+        return total
+
+    async def forget_device(self, device_key: bytes) -> None:
+        """A device was revoked: drop its sessions and anything waiting for it."""
+        for engine in list(self._engines.values()):
+            await self._store.run(engine.forget_device, device_key)
 
     async def send_control(
         self,
@@ -299,9 +403,8 @@ class UserService:
         sender_card: ContactCard | None = None,
     ) -> MessageId:
         """Send a control payload to ``card`` (from ``sender``, default this identity)."""
-        identity = sender if sender is not None else self.identity
         content = Content.control(kind, data, now_ms=int(self._clock.now() * 1000))
-        return await self._send_content(identity, card, content, sender_card)
+        return await self._send_content(card, content, sender, sender_card)
 
     async def state_get(self, key: str) -> bytes | None:
         """A blob kept (sealed at rest) in the settings table."""
@@ -363,7 +466,7 @@ class UserService:
         record = await self._store.run(
             db.contacts.add, name, str(card.identity_id), card.to_bytes(), self._clock.now()
         )
-        self._directory.add(card)
+        self.directory.add_card(card)
         if not announce:
             self._quiet.add(record.identity_id)
             await self.state_put(_QUIET, canonical_encode(sorted(i.encode() for i in self._quiet)))
@@ -379,7 +482,7 @@ class UserService:
     async def replace_contact(self, old: IdentityId, card: ContactCard) -> ContactRecord | None:
         """Give the contact ``old`` a new card (its key rotated); None if unknown."""
         db = self._store.db
-        self._directory.add(card)
+        self.directory.add_card(card)
         return await self._store.run(
             db.contacts.replace, str(old), str(card.identity_id), card.to_bytes()
         )
@@ -424,10 +527,8 @@ class UserService:
         burner) instead of this node's identity.
         """
         card = await self._contact_card(to)
-        if sender is None:
-            sender, sender_card = self.identity, self.card
         content = Content.text_message(text, now_ms=int(self._clock.now() * 1000))
-        return await self._send_content(sender, card, content, sender_card)
+        return await self._send_content(card, content, sender, sender_card)
 
     async def run_outbox(self) -> None:
         """Deliver queued envelopes forever; a failed one is retried after a backoff."""
@@ -497,8 +598,9 @@ class UserService:
     async def run_mailbox(self) -> None:
         """Poll the home relay for mail forever."""
         while True:
-            # A linked device or a pairing node has no identity, only raw mailboxes.
-            if (self._identity is not None or self._raw) and self._config.relay is not None:
+            # A pairing node has no identity, only raw mailboxes.
+            active = self._identity is not None or self._device is not None or self._raw
+            if active and self._config.relay is not None:
                 try:
                     await self.fetch_once()
                 except DchatError as exc:
@@ -512,6 +614,9 @@ class UserService:
         is drained over its own connection, authenticated by its own key.
         """
         new = 0 if self._identity is None else await self._fetch_identity(self._identity)
+        if self._device is not None:
+            engine = self._engines[self._device.keys.identity]
+            new += await self._fetch_mailbox(self._device.mailbox_key, engine, None)
         for extra in list(self._extra.values()):
             new += await self._fetch_identity(extra)
         for raw in list(self._raw.values()):
@@ -526,12 +631,16 @@ class UserService:
         return host, port, pinned
 
     async def _fetch_identity(self, identity: Identity) -> int:
+        return await self._fetch_mailbox(identity.mailbox_key, self.engine_for(identity), identity)
+
+    async def _fetch_mailbox(
+        self, key: SigningKey, engine: MessagingEngine, identity: Identity | None
+    ) -> int:
         host, port, pinned = self._relay_target()
-        link = await connect(host, port, node_key=identity.mailbox_key, expected_peer=pinned)
-        engine = self.engine_for(identity)
+        link = await connect(host, port, node_key=key, expected_peer=pinned)
         try:
             await self._publish_prekeys(link, engine)
-            new = await self._drain(link, bytes(identity.mailbox_id), engine, identity)
+            new = await self._drain(link, bytes(engine.keys.mailbox), engine, identity)
         finally:
             await link.aclose()
         await self._dispatch_controls(engine, identity)
@@ -571,7 +680,7 @@ class UserService:
             await link.aclose()
 
     async def _drain(
-        self, link: Link, mailbox: bytes, engine: MessagingEngine, identity: Identity
+        self, link: Link, mailbox: bytes, engine: MessagingEngine, identity: Identity | None
     ) -> int:
         client = RelayClient()
         new = 0
@@ -608,6 +717,9 @@ class UserService:
             elif event.kind == "text" and event.new:
                 self.received += 1
                 new += 1
+        for sender, document in self.directory.take_learned():
+            for hook in self._learned_hooks:
+                await hook(sender, document)
         return new
 
     async def _notice(self, kind: str, peer: IdentityId) -> None:
@@ -631,12 +743,15 @@ class UserService:
             if isinstance(k, str) and isinstance(p, bytes) and len(p) == 32 and isinstance(t, int)
         ]
 
-    async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity) -> None:
+    async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity | None) -> None:
         for queued in await self._store.run(engine.pending_controls):
             message = MessageReceived(queued.content, queued.sender, queued.sender_device, True)
             handler = self._controls.get(message.kind)
+            device_handler = self._device_controls.get(message.kind)
             try:
-                if handler is None:
+                if identity is None and device_handler is not None:
+                    await device_handler(message)
+                elif identity is None or handler is None:
                     self.rejected += 1
                     _log.warning("dropped a control message of an unknown kind")
                 else:
@@ -662,27 +777,3 @@ class UserService:
         records = await self._store.run(db.messages.list, peer_id, limit)
         names = {c.identity_id: c.name for c in await self.contacts()}
         return [(record, names.get(record.peer_id)) for record in records]
-
-
-class _CardDirectory:
-    """Devices the node knows how to reach: the primary device of each contact's card.
-
-    Any identity's primary device (the identity key itself) is genuine; a
-    linked device must be listed by the identity's document (not yet consulted
-    here, so only primary devices are accepted).
-    """
-
-    def __init__(self) -> None:
-        self._cards: dict[IdentityId, ContactCard] = {}
-
-    def add(self, card: ContactCard) -> None:
-        self._cards[card.identity_id] = card
-
-    def is_device(self, identity: IdentityId, device_key: bytes) -> bool:
-        return IdentityId.derive(device_key) == identity
-
-    def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
-        card = self._cards.get(identity)
-        if card is None or card.identity_key.to_bytes() != device_key:
-            return None
-        return DeviceAddress.primary(card)
