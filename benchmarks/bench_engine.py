@@ -68,7 +68,7 @@ class Side:
     def publish(self) -> None:
         upload = self.engine.prekey_upload(held=None, now=T0)
         assert upload is not None
-        self.bundles = list(upload.one_time)
+        self.bundles = [blob for _, blob in upload.one_time]
 
     def take_envelopes(self) -> list[bytes]:
         entries = self.store.due(float("inf"), 10_000)

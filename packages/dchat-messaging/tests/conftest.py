@@ -102,7 +102,7 @@ class Device:
         if upload.replace:
             self.relay.one_time[mb] = []
         self.relay.last[mb] = upload.last_resort
-        self.relay.one_time.setdefault(mb, []).extend(upload.one_time)
+        self.relay.one_time.setdefault(mb, []).extend(blob for _, blob in upload.one_time)
 
     def send(
         self,

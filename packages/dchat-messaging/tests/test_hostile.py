@@ -22,6 +22,7 @@ from dchat_messaging import (
     Rejected,
     SealedEnvelope,
 )
+from dchat_messaging._bundle_wrap import unwrap_bundle, wrap_bundle
 from dchat_messaging._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
 if TYPE_CHECKING:
@@ -454,11 +455,21 @@ def test_a_forged_message_from_a_device_without_a_session_asks_to_renew_once(net
 
 
 def _waiting(net: Net) -> tuple[Device, Device, bytes]:
-    """Alice has a message for Bob waiting for his bundle; the genuine bundle."""
+    """Alice has a message for Bob waiting for his bundle; the genuine bundle (unwrapped)."""
     alice, bob = net.person("alice"), net.person("bob")
     content = Content.text_message("waiting", now_ms=int(T0 * 1000))
     assert alice.engine.send(content, [bob.address], now=T0) == [bob.address]
-    return alice, bob, net.relay.take_bundle(bytes(bob.address.mailbox))
+    served = net.relay.take_bundle(bytes(bob.address.mailbox))
+    return alice, bob, unwrap_bundle(served, **_place(bob))
+
+
+def _place(device: Device) -> dict[str, bytes]:
+    return {"device_key": device.keys.device_id, "mailbox": bytes(device.address.mailbox)}
+
+
+def _wrapped(device: Device, plain: bytes) -> bytes:
+    """``plain`` as the relay would serve it for ``device`` (anyone with its card can make it)."""
+    return wrap_bundle(plain, **_place(device))
 
 
 def _bundle_refused(alice: Device, device: Any, bundle: bytes, *, now: float = T0) -> None:
@@ -486,16 +497,16 @@ def test_a_bundle_with_a_bad_signature_is_refused(net: Net, field: str) -> None:
         raw = bytearray(value[field])
         raw[len(raw) // 2] ^= 0x01
         value[field] = bytes(raw)
-    _bundle_refused(alice, bob.address, canonical_encode(value))
-    _good_bundle_delivers(net, alice, bob, bundle)
+    _bundle_refused(alice, bob.address, _wrapped(bob, canonical_encode(value)))
+    _good_bundle_delivers(net, alice, bob, _wrapped(bob, bundle))
 
 
 def test_an_expired_bundle_is_refused(net: Net) -> None:
     alice, bob, bundle = _waiting(net)
     expires = canonical_decode(bundle)["exp"]
-    _bundle_refused(alice, bob.address, bundle, now=expires)
-    _bundle_refused(alice, bob.address, bundle, now=expires + 86_400)
-    _good_bundle_delivers(net, alice, bob, bundle)
+    _bundle_refused(alice, bob.address, _wrapped(bob, bundle), now=expires)
+    _bundle_refused(alice, bob.address, _wrapped(bob, bundle), now=expires + 86_400)
+    _good_bundle_delivers(net, alice, bob, _wrapped(bob, bundle))
 
 
 def test_a_bundle_of_another_device_or_identity_is_refused(net: Net) -> None:
@@ -503,8 +514,31 @@ def test_a_bundle_of_another_device_or_identity_is_refused(net: Net) -> None:
     carol = net.person("carol")
     phone = net.linked(bob)
     for other in (carol, phone):
-        _bundle_refused(alice, bob.address, net.relay.take_bundle(bytes(other.address.mailbox)))
-    _good_bundle_delivers(net, alice, bob, bundle)
+        served = net.relay.take_bundle(bytes(other.address.mailbox))
+        _bundle_refused(alice, bob.address, served)  # does not even open under bob's key
+        # Rewrapped for bob (as a relay that knew bob's card could): the keys are not bob's.
+        _bundle_refused(alice, bob.address, _wrapped(bob, unwrap_bundle(served, **_place(other))))
+    _good_bundle_delivers(net, alice, bob, _wrapped(bob, bundle))
+
+
+def test_a_bundle_altered_by_the_relay_does_not_open(net: Net) -> None:
+    alice, bob, bundle = _waiting(net)
+    served = bytearray(_wrapped(bob, bundle))
+    for index in (0, 12, len(served) // 2, len(served) - 1):
+        altered = bytearray(served)
+        altered[index] ^= 0x01
+        _bundle_refused(alice, bob.address, bytes(altered))
+    _bundle_refused(alice, bob.address, bytes(served[:20]))
+    _good_bundle_delivers(net, alice, bob, bytes(served))
+
+
+def test_the_relay_cannot_read_whose_bundle_it_holds(net: Net) -> None:
+    bob = net.person("bob")
+    mailbox = bytes(bob.address.mailbox)
+    for blob in [net.relay.last[mailbox], *net.relay.one_time[mailbox]]:
+        assert bob.keys.device_id not in blob
+        assert bytes(bob.card.identity_id) not in blob
+        assert bob.address.exchange_key.to_bytes() not in blob
 
 
 def test_garbage_bundles_are_refused(net: Net) -> None:
@@ -523,7 +557,8 @@ def test_garbage_bundles_are_refused(net: Net) -> None:
     def check(data: bytes) -> None:
         if data == bundle:
             return
+        _bundle_refused(alice, bob.address, _wrapped(bob, data))
         _bundle_refused(alice, bob.address, data)
 
     check()
-    _good_bundle_delivers(net, alice, bob, bundle)
+    _good_bundle_delivers(net, alice, bob, _wrapped(bob, bundle))

@@ -49,6 +49,7 @@ from dchat_crypto import (
     initiate_session,
 )
 
+from ._bundle_wrap import unwrap_bundle, wrap_bundle
 from ._content import Content
 from ._devices import DeviceAddress
 from ._envelope import SealedEnvelope
@@ -341,7 +342,7 @@ class MessagingEngine:
         return [address for address, _ in self._pending().values()]
 
     def bundle_received(self, device: DeviceAddress, bundle: bytes, *, now: float) -> int:
-        """Set up a session to ``device`` from its ``bundle``; queue what waited for it.
+        """Set up a session to ``device`` from its (wrapped) ``bundle``; queue what waited.
 
         Returns:
             How many messages were queued.
@@ -350,8 +351,9 @@ class MessagingEngine:
             BundleRejectedError: the bundle is malformed, forged, expired or
                 not ``device``'s (nothing changes; fetch again later).
         """
+        plain = unwrap_bundle(bundle, device_key=device.device_id, mailbox=bytes(device.mailbox))
         try:
-            parsed = PrekeyBundle.from_bytes(bundle)
+            parsed = PrekeyBundle.from_bytes(plain)
             if parsed.identity_key != device.device_key or parsed.static_key != device.exchange_key:
                 raise BundleRejectedError("the prekey bundle is not this device's")
             ad = _ad(self.keys.identity, self.keys.device_id, device.identity, device.device_id)
@@ -632,9 +634,13 @@ class MessagingEngine:
             ids = self._new_one_time(secrets, count)
             self._store.put_state(self._key("prekeys"), secrets.to_bytes())
         sign = self.keys.device_key
+        place = {"device_key": self.keys.device_id, "mailbox": bytes(self.keys.mailbox)}
         return PrekeyUpload(
-            secrets.bundle(sign).to_bytes(),
-            tuple(secrets.bundle(sign, one_time_prekey_id=i).to_bytes() for i in ids),
+            wrap_bundle(secrets.bundle(sign).to_bytes(), **place),
+            tuple(
+                (i, wrap_bundle(secrets.bundle(sign, one_time_prekey_id=i).to_bytes(), **place))
+                for i in ids
+            ),
             replace_all,
         )
 

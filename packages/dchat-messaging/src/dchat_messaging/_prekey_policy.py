@@ -26,14 +26,14 @@ class PrekeyPolicy:
 
 @dataclass(frozen=True, slots=True)
 class PrekeyUpload:
-    """Signed bundles for the home relay's ``pk_put``.
+    """Wrapped bundles for the home relay's ``pk_put`` (opaque to the relay).
 
     Attributes:
         last_resort: The bundle without a one-time prekey, served when none is left.
-        one_time: One bundle per new one-time prekey.
+        one_time: ``(one-time prekey id, bundle)`` per new one-time prekey.
         replace: Drop every bundle the relay holds first (a new generation).
     """
 
     last_resort: bytes
-    one_time: tuple[bytes, ...]
+    one_time: tuple[tuple[int, bytes], ...]
     replace: bool
