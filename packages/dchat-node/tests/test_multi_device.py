@@ -41,7 +41,7 @@ def _seen(client: RemoteClient) -> set[tuple[str, str]]:
 def _devices_of(client: RemoteClient, identity: str) -> int:
     try:
         document: dict[str, Any] = client.peer_document(identity)
-    except Exception:  # noqa: BLE001 - not followed yet
+    except Exception:
         return 0
     return len(document.get("devices", ()))
 

@@ -31,6 +31,7 @@ from ._burner_api import add_burner_routes
 from ._errors import NodeStateError
 from ._guardian_api import add_guardian_routes
 from ._identity_api import add_identity_routes, identity_json
+from ._requests_api import add_request_routes
 from ._validator_api import add_chain_routes
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ _STATE_STATUS = {
     "rate_limited": 429,
     "burner_expired": 410,
     "not_ready": 503,
+    "no_card": 409,
 }
 
 
@@ -165,12 +167,16 @@ def create_app(node: Node, token: str) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         rows = await node.user.messages(peer, limit)
+        if peer is None:  # the inbox: message requests wait in /v1/requests
+            pending = node.requests.pending()
+            rows = [(record, name) for record, name in rows if record.peer_id not in pending]
         return {"messages": [_message_json(record, name) for record, name in rows]}
 
     add_chain_routes(app, node, auth)
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)
+    add_request_routes(app, node, auth)
     return app
 
 

@@ -49,6 +49,7 @@ from ._guardian_service import GuardianService
 from ._identity_api import IdentityFeatures
 from ._lifecycle import LifecycleTask, policy_for
 from ._relay_service import RelayService
+from ._requests_service import RequestService
 from ._store import AsyncStore
 from ._user_service import UserService
 from ._validator_api import start_validator
@@ -110,6 +111,7 @@ class Node:
             else GuardianService(self._user, self._documents, min_lock=config.guardian_min_lock)
         )
         self._burners = None if self._user is None else BurnerService(self._user, config)
+        self._requests = None if self._user is None else RequestService(self._user, store)
         self.relay = RelayService(store.db, clock) if config.role == "relay" else None
         self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
         self.node_id: NodeId | None = None
@@ -151,6 +153,13 @@ class Node:
         if self._burners is None:
             raise NodeStateError("wrong_role", "this node does not have the user role")
         return self._burners
+
+    @property
+    def requests(self) -> RequestService:
+        """Message requests and blocking (user role)."""
+        if self._requests is None:
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self._requests
 
     async def status(self) -> dict[str, Any]:
         """Counters and identity for ``/status``."""
@@ -256,6 +265,7 @@ async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> d
         api_address = config.api_listen
     else:
         await node.user.load()
+        await node.requests.load()
         await node.features.start()
         await node.documents.load()
         await node.burners.load()

@@ -90,7 +90,7 @@ from ._errors import NodeStateError
 from .config import NodeConfig, parse_hostport
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from dchat_storage import ContactRecord, MessageRecord
 
@@ -140,6 +140,10 @@ class UserService:
         self.directory = NodeDirectory(clock.now)
         self._device: _LinkedDevice | None = None
         self._learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]] = []
+        self._message_hooks: list[Callable[[MessageReceived], Awaitable[None]]] = []
+        self._card_sources: list[Callable[[IdentityId], ContactCard | None]] = []
+        self._blocked: set[IdentityId] = set()
+        self._drop: set[IdentityId] = set()  # retired or blocked: every engine drops them
         self._device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]] = {}
         self._bundle_retry: dict[bytes, float] = {}
         self._controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]] = {}
@@ -166,8 +170,10 @@ class UserService:
             )
             self._card = ContactCard.from_bytes(record.card)
         self._quiet = {i.decode() for i in await self._id_list(_QUIET)}
-        self._retired.clear()  # in place: the engines share this set
+        self._retired.clear()
         self._retired.update(IdentityId(i) for i in await self._id_list(_RETIRED))
+        self._drop.clear()  # in place: the engines share this set
+        self._drop.update(self._retired | self._blocked)
         for contact in await self.contacts():
             self.directory.add_card(ContactCard.from_bytes(contact.card))
 
@@ -210,6 +216,47 @@ class UserService:
         """Route control messages of ``kind`` to ``handler`` on a linked device too."""
         self._device_controls[kind] = handler
 
+    def on_message(self, hook: Callable[[MessageReceived], Awaitable[None]]) -> None:
+        """Call ``hook(message)`` after each received message is committed."""
+        self._message_hooks.append(hook)
+
+    def on_card_lookup(self, source: Callable[[IdentityId], ContactCard | None]) -> None:
+        """Also find the card of a non-contact with ``source`` (a message request's)."""
+        self._card_sources.append(source)
+
+    def block_senders(self, identities: Iterable[IdentityId]) -> None:
+        """Drop messages from these identities after decryption (not persisted here)."""
+        for identity in identities:
+            self._blocked.add(identity)
+            self._drop.add(identity)
+
+    def unblock_sender(self, identity: IdentityId) -> None:
+        """Let ``identity`` through again (unless its key was retired by a recovery)."""
+        self._blocked.discard(identity)
+        if identity not in self._retired:
+            self._drop.discard(identity)
+
+    def blocked_senders(self) -> frozenset[IdentityId]:
+        """The blocked identities."""
+        return frozenset(self._blocked)
+
+    def is_me(self, identity: IdentityId) -> bool:
+        """Whether ``identity`` is this node's identity (or the one it is a device of)."""
+        engines = self._main_engines()
+        return bool(engines) and engines[0].keys.identity == identity
+
+    async def delete_messages(self, peer: str) -> int:
+        """Delete every stored message with ``peer`` (an identity id)."""
+        deleted = 0
+        while True:
+            rows = await self._store.run(self._store.db.messages.list, peer, 500)
+            if not rows:
+                return deleted
+            for row in rows:
+                deleted += int(
+                    await self._store.run(self._store.db.messages.delete, row.message_id)
+                )
+
     def on_document_learned(self, hook: Callable[[IdentityId, bytes], Awaitable[None]]) -> None:
         """Call ``hook(sender, document)`` for a document a device's first message carried."""
         self._learned_hooks.append(hook)
@@ -229,7 +276,7 @@ class UserService:
             self._engine_store,
             namespace=f"msg.{card.identity_id}",
             directory=self.directory,
-            blocked=self._retired,
+            blocked=self._drop,
         )
 
     def set_own_document(self, document: bytes) -> None:
@@ -319,7 +366,7 @@ class UserService:
                 self._engine_store,
                 namespace=f"msg.{identity.identity_id}",
                 directory=self.directory,
-                blocked=self._retired,
+                blocked=self._drop,
             )
             self._engines[identity.identity_id] = engine
         elif card is not None and engine.keys.card != card:
@@ -489,7 +536,8 @@ class UserService:
 
     async def refuse_sender(self, sender: IdentityId) -> None:
         """From now on, refuse mail signed by ``sender`` (a key retired by a recovery)."""
-        self._retired.add(sender)  # shared with every engine as its blocked set
+        self._retired.add(sender)
+        self._drop.add(sender)
         await self.state_put(_RETIRED, canonical_encode(sorted(bytes(i) for i in self._retired)))
 
     async def contacts(self) -> list[ContactRecord]:
@@ -506,10 +554,18 @@ class UserService:
         return None if record is None else ContactCard.from_bytes(record.card)
 
     async def _contact_card(self, name: str) -> ContactCard:
+        """A contact by name, or anyone whose card we hold by identity id."""
         record = await self._store.run(self._store.db.contacts.get_by_name, name)
-        if record is None:
-            raise NodeStateError("unknown_contact", f"no contact named {name!r}")
-        return ContactCard.from_bytes(record.card)
+        if record is not None:
+            return ContactCard.from_bytes(record.card)
+        if name.startswith(IdentityId.PREFIX):
+            identity = IdentityId.parse(name)
+            card = await self.card_of(identity)
+            for source in self._card_sources:
+                card = card or source(identity)
+            if card is not None:
+                return card
+        raise NodeStateError("unknown_contact", f"no contact named {name!r}")
 
     # -- sending ----------------------------------------------------------------
 
@@ -717,6 +773,8 @@ class UserService:
             elif event.kind == "text" and event.new:
                 self.received += 1
                 new += 1
+                for on_message in self._message_hooks:
+                    await on_message(event)
         for sender, document in self.directory.take_learned():
             for hook in self._learned_hooks:
                 await hook(sender, document)

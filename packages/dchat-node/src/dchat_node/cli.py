@@ -29,6 +29,7 @@ from ._cli_common import read_passphrase
 from ._guardian_cli import guardian_app
 from ._identity_cli import register_identity_commands
 from ._logging import configure_logging
+from ._requests_cli import register_request_commands
 from .config import load_config
 
 if TYPE_CHECKING:
@@ -208,6 +209,7 @@ def contact_list(ctx: typer.Context) -> None:
 
 
 register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
+register_request_commands(app)
 
 
 @app.command("send")
@@ -217,7 +219,7 @@ def send(
     text: str,
     as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
 ) -> None:
-    """Send TEXT to the contact named TO (delivered through their relay)."""
+    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender."""
     if as_burner is not None:
         send_as_burner(ctx, as_burner, to, text)
         return

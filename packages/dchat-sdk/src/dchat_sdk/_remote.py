@@ -192,7 +192,16 @@ class RemoteClient:
         return [_contact(c) for c in _list(self._call("GET", "/v1/contacts"), "contacts")]
 
     def send(self, to: str, text: str) -> str:
-        """Send ``text`` to the contact named ``to``; returns the message id."""
+        """Send ``text`` to ``to``; returns the message id.
+
+        ``to`` is a contact's name or the identity id of anyone whose card the
+        node holds (a contact, or the sender of a message request), so any
+        received message can be answered::
+
+            for m in client.messages():
+                if m.direction == "in":
+                    client.send(m.peer_id, "got it")
+        """
         return _str(self._call("POST", "/v1/messages", {"to": to, "text": text}), "message_id")
 
     def messages(self, peer: str | None = None, limit: int = 100) -> list[MessageInfo]:
@@ -202,6 +211,35 @@ class RemoteClient:
             params["peer"] = peer  # encoded by httpx: names may hold '&', '#', '+'
         reply = self._call("GET", "/v1/messages", params=params)
         return [_message(m) for m in _list(reply, "messages")]
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Open message requests (senders who are not contacts), oldest first."""
+        return [_object(r) for r in _list(self._call("GET", "/v1/requests"), "requests")]
+
+    def accept_request(self, identity_id: str, name: str) -> ContactInfo:
+        """Make the sender of a request a contact named ``name``."""
+        reply = self._call("POST", f"/v1/requests/{identity_id}/accept", {"name": name})
+        return _contact(reply)
+
+    def ignore_request(self, identity_id: str) -> int:
+        """Drop a request and delete its messages; returns how many were deleted."""
+        return _int(self._call("POST", f"/v1/requests/{identity_id}/ignore"), "deleted")
+
+    def block(self, identity_id: str) -> int:
+        """Block an identity: its messages are dropped from now on (and a request's deleted)."""
+        return _int(self._call("POST", "/v1/blocked", {"identity_id": identity_id}), "deleted")
+
+    def unblock(self, identity_id: str) -> None:
+        """Let a blocked identity's messages through again."""
+        self._call("DELETE", f"/v1/blocked/{identity_id}")
+
+    def blocked(self) -> list[str]:
+        """Blocked identity ids."""
+        return [str(i) for i in _list(self._call("GET", "/v1/blocked"), "blocked")]
+
+    def notices(self) -> list[dict[str, Any]]:
+        """Notices for the user, e.g. ``{"kind": "session_reset", "peer": ..., "at_ms": ...}``."""
+        return [_object(n) for n in _list(self._call("GET", "/v1/notices"), "notices")]
 
 
 # Reply readers: a reply of the wrong shape is the node's fault, reported as
@@ -233,6 +271,13 @@ def _number(reply: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _BadReplyError(f"node reply field {key!r} is not a number")
     return float(value)
+
+
+def _int(reply: Any, key: str) -> int:
+    value = _field(reply, key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _BadReplyError(f"node reply field {key!r} is not an integer")
+    return value
 
 
 def _list(reply: Any, key: str) -> list[Any]:
