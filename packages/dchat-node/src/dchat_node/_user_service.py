@@ -281,9 +281,7 @@ class UserService:
         if sender_card is not None and content.kind != "text":
             content = replace(content, card=sender_card)
         targets = [DeviceAddress.primary(card)]
-        waiting = await self._store.run(
-            engine.send, content, targets, now=self._clock.now()
-        )
+        waiting = await self._store.run(engine.send, content, targets, now=self._clock.now())
         if waiting:
             self._wake_sessions.set()
         self._wake_outbox.set()
