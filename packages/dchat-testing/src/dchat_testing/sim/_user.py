@@ -11,21 +11,21 @@ network work (deposits, bundle fetches, the mailbox link) is forgotten at boot.
 
 * **send**: the app's message goes to :meth:`MessagingEngine.send` for the
   recipient's primary device. Without a session, the device waits for its
-  prekey bundle: a :class:`_BundleFetch` dials the device's relay under a fresh
-  link key and sends ``pk_get``; the bundle goes to
+  prekey bundle: a ``BundleFetch`` (:mod:`._user_requests`) dials the device's
+  relay under a fresh link key and sends ``pk_get``; the bundle goes to
   :meth:`MessagingEngine.bundle_received`, which sets up the session and queues
   the sealed envelope in the store's outbox. A failed fetch is retried with
   backoff.
-* **deliver**: the pump takes due outbox entries; a :class:`_Put` dials the
+* **deliver**: the pump takes due outbox entries; a ``Put`` dials the
   recipient's relay under a fresh link key and sends ``put``; on ``stored`` the
   entry is marked sent (a disk write, ``disk_latency`` later: a crash in
   between re-sends it). A failure (reset, timeout, error reply) marks it
   failed with exponential backoff and jitter, forever.
-* **receive**: every ``poll_interval`` the :class:`_Fetcher` (a link to the
-  home relay proven with the mailbox key, the relay pinned by node id) asks
-  how many one-time prekeys the relay holds (``pk_count``), publishes what
-  :meth:`MessagingEngine.prekey_upload` asks for (``pk_put``), then fetches.
-  ``disk_latency`` after a batch arrives, each envelope goes to
+* **receive**: every ``poll_interval`` the ``Fetcher`` (a link to the home
+  relay proven with the mailbox key, the relay pinned by node id) asks, now
+  and then, how many one-time prekeys the relay holds (``pk_count``) and
+  publishes what :meth:`MessagingEngine.prekey_upload` asks for (``pk_put``),
+  then fetches. ``disk_latency`` after a batch arrives, each envelope goes to
   :meth:`MessagingEngine.receive` (one transaction each: the app sees a
   message exactly when it is committed), and only then is the batch
   acknowledged. A redelivered envelope is refused by the ratchet (its message
@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dchat_core import MessageId
-from dchat_crypto import SigningKey
 from dchat_identity import ContactCard
 from dchat_messaging import (
     BundleRejectedError,
@@ -58,18 +57,11 @@ from dchat_messaging import (
     outbox_id,
 )
 from dchat_messaging.testing import MemoryMessageStore
-from dchat_network import (
-    RelayAcked,
-    RelayBatch,
-    RelayClient,
-    RelayPrekeyBundle,
-    RelayPrekeysHeld,
-    RelayProtocolError,
-    RelayStored,
-)
+from dchat_network import RelayBatch, RelayClient
 
 from .._errors import SimulationError
-from ._node import NodeClock, SimLink, SimNode
+from ._node import NodeClock, SimNode
+from ._user_requests import BundleFetch, Fetcher, Put
 
 if TYPE_CHECKING:
     from dchat_core import NodeId
@@ -164,7 +156,7 @@ class UserNode(SimNode):
         self.engine = self._new_engine()
         self._in_flight: set[bytes] = set()
         self._fetching: dict[bytes, int] = {}
-        self._session: _Fetcher | None = None
+        self._session: Fetcher | None = None
         self._pump_timer: Timer | None = None
         self._prekeys_checked: float | None = None
 
@@ -237,7 +229,7 @@ class UserNode(SimNode):
     def _fetch_bundle(self, device: DeviceAddress) -> None:
         if device.device_id not in self._fetching:
             self._fetching[device.device_id] = 0
-            _BundleFetch(self, device)
+            BundleFetch(self, device)
 
     def _bundle_fetched(self, device: DeviceAddress, bundle: bytes) -> None:
         if not any(d.device_id == device.device_id for d in self.engine.needs_bundles()):
@@ -259,7 +251,7 @@ class UserNode(SimNode):
         self.after(self._backoff(attempts), lambda: self._retry_bundle(device))
 
     def _retry_bundle(self, device: DeviceAddress) -> None:
-        _BundleFetch(self, device)
+        BundleFetch(self, device)
 
     def _backoff(self, attempts: int) -> float:
         exponential = self.params.backoff_base * float(2 ** min(attempts, 10))
@@ -274,7 +266,7 @@ class UserNode(SimNode):
             if free > 0 and entry.message_id not in self._in_flight:
                 self._in_flight.add(entry.message_id)
                 free -= 1
-                _Put(self, entry)
+                Put(self, entry)
         busy = self._in_flight
         waiting = [e.due for e in store.outbox.values() if e.due > now and e.message_id not in busy]
         if self._pump_timer is not None:
@@ -312,12 +304,12 @@ class UserNode(SimNode):
 
     def _poll(self) -> None:
         if self._session is None:
-            self._session = _Fetcher(self)
+            self._session = Fetcher(self)
         elif self._session.state == "idle":
             self._session.refresh()
         self._schedule_poll()
 
-    def _session_ended(self, session: _Fetcher, reason: str) -> None:
+    def _session_ended(self, session: Fetcher, reason: str) -> None:
         if self._session is session:
             self._session = None
             self._prekeys_checked = None
@@ -338,7 +330,7 @@ class UserNode(SimNode):
         self.observe("prekeys_published", one_time=len(upload.one_time))
         return upload.last_resort, list(upload.one_time), upload.replace
 
-    def _receive_batch(self, session: _Fetcher, batch: RelayBatch) -> None:
+    def _receive_batch(self, session: Fetcher, batch: RelayBatch) -> None:
         incarnation = self.incarnation
         self.observe("batch_received", items=len(batch.items))
         if self.incarnation != incarnation:
@@ -379,183 +371,3 @@ class UserNode(SimNode):
                 )
         else:
             self.observe("session_reset", peer=str(event.peer))
-
-
-class _Request:
-    """One request on a fresh link to a relay: dial, send, wait for the reply or fail."""
-
-    def __init__(self, user: UserNode, relay: str, relay_node: NodeId | None) -> None:
-        self._user = user
-        self._client = RelayClient()
-        self._done = False
-        # A fresh key per request: the relay cannot link requests to a sender.
-        key = SigningKey.from_bytes(user.rng.randbytes(32))
-        self._timer = user.after(user.params.request_timeout, self._timeout)
-        self._link = user.dial(relay, self, node_key=key, expected_peer=relay_node)
-
-    def request(self) -> bytes:
-        raise NotImplementedError
-
-    def on_open(self, link: SimLink) -> None:
-        link.send(self.request())
-
-    def on_message(self, link: SimLink, data: bytes) -> None:
-        try:
-            reply = self._client.receive(data)
-        except RelayProtocolError:
-            self._finish(None, reason="refused")
-            return
-        self._finish(reply, reason="unexpected")
-
-    def on_closed(self, link: SimLink, reason: str) -> None:
-        self._finish(None, reason=reason)
-
-    def _timeout(self) -> None:
-        self._finish(None, reason="timeout")
-
-    def _finish(self, reply: object, *, reason: str) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._timer.cancel()
-        if self.answered(reply):
-            self._link.close()
-        else:
-            self._link.abort()
-            self.failed(reason)
-
-    def answered(self, reply: object) -> bool:
-        """Handle the reply; False if it is not the expected one."""
-        raise NotImplementedError
-
-    def failed(self, reason: str) -> None:
-        raise NotImplementedError
-
-
-class _Put(_Request):
-    """One deposit attempt: ``put`` an outbox entry, wait for ``stored``."""
-
-    def __init__(self, user: UserNode, entry: MemoryOutboxEntry) -> None:
-        self._entry = entry
-        sent = user.durable.sent.get(entry.message_id)
-        super().__init__(user, entry.relay, None if sent is None else sent.relay_node)
-
-    def request(self) -> bytes:
-        return self._client.put(self._entry.mailbox, self._entry.envelope)
-
-    def answered(self, reply: object) -> bool:
-        if not isinstance(reply, RelayStored):
-            return False
-        self._user._stored(self._entry)
-        return True
-
-    def failed(self, reason: str) -> None:
-        self._user._put_failed(self._entry, reason)
-
-
-class _BundleFetch(_Request):
-    """One ``pk_get`` for a device's prekey bundle."""
-
-    def __init__(self, user: UserNode, device: DeviceAddress) -> None:
-        self._device = device
-        super().__init__(user, device.relay, device.relay_node)
-
-    def request(self) -> bytes:
-        return self._client.get_prekeys(bytes(self._device.mailbox))
-
-    def answered(self, reply: object) -> bool:
-        if not isinstance(reply, RelayPrekeyBundle):
-            return False
-        self._user._bundle_fetched(self._device, reply.bundle)
-        return True
-
-    def failed(self, reason: str) -> None:
-        self._user._bundle_failed(self._device, reason)
-
-
-class _Fetcher:
-    """The mailbox link: count and publish prekeys, fetch, (commit), ack, repeat."""
-
-    def __init__(self, user: UserNode) -> None:
-        self._user = user
-        self._client = RelayClient()
-        self._mailbox = bytes(user.durable.identity.mailbox_id)
-        self._more = False
-        self.state = "connecting"
-        self._timer: Timer | None = user.after(user.params.request_timeout, self._timeout)
-        self._link = user.dial(
-            user.card.relay,
-            self,
-            node_key=user.durable.identity.mailbox_key,
-            expected_peer=user.card.relay_node,
-        )
-
-    def refresh(self) -> None:
-        """Top up prekeys if the relay runs low (checked now and then), then fetch."""
-        if self._user._prekeys_due():
-            self._request("counting", self._client.count_prekeys(self._mailbox))
-        else:
-            self.fetch()
-
-    def fetch(self) -> None:
-        self._request("fetching", self._client.fetch(self._mailbox, self._user.params.fetch_limit))
-
-    def ack(self, ids: list[bytes], *, full: bool) -> None:
-        if self._link.is_open:
-            self._more = full
-            self._request("acking", self._client.ack(self._mailbox, ids))
-
-    def _request(self, state: str, data: bytes) -> None:
-        self.state = state
-        self._arm()
-        self._link.send(data)
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._user.after(self._user.params.request_timeout, self._timeout)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def on_open(self, link: SimLink) -> None:
-        self.refresh()
-
-    def on_message(self, link: SimLink, data: bytes) -> None:
-        self._disarm()
-        try:
-            reply = self._client.receive(data)
-        except RelayProtocolError:
-            self._fail("refused")
-            return
-        if isinstance(reply, RelayPrekeysHeld) and self.state == "counting":
-            upload = self._user._prekeys_held(reply.count)
-            if upload is None:
-                self.fetch()
-            else:
-                last, one_time, replace = upload
-                put = self._client.put_prekeys(self._mailbox, last, one_time, replace=replace)
-                self._request("publishing", put)
-        elif isinstance(reply, RelayPrekeysHeld):
-            self._user.observe("prekeys_stored", held=reply.count)
-            self.fetch()
-        elif isinstance(reply, RelayBatch) and reply.items:
-            self.state = "committing"
-            self._user._receive_batch(self, reply)
-        elif isinstance(reply, RelayBatch | RelayAcked):
-            self.state = "idle"
-            if isinstance(reply, RelayAcked) and self._more:
-                self.fetch()
-
-    def on_closed(self, link: SimLink, reason: str) -> None:
-        self._fail(reason)
-
-    def _timeout(self) -> None:
-        self._fail("timeout")
-
-    def _fail(self, reason: str) -> None:
-        self._disarm()
-        self._link.abort()
-        self._user._session_ended(self, reason)
