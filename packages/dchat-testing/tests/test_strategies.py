@@ -7,8 +7,8 @@ import contextlib
 from hypothesis import given, settings
 
 from dchat_crypto import SigningKey
-from dchat_identity import ContactCard, Identity
-from dchat_messaging import SealedEnvelope, open_envelope
+from dchat_identity import ContactCard
+from dchat_messaging import MessageReceived, MessagingEngine, SealedEnvelope
 from dchat_network import (
     LinkConnection,
     LinkProtocolError,
@@ -46,12 +46,13 @@ def test_outer_envelopes_parse(data: bytes) -> None:
 @settings(max_examples=25, deadline=None)
 @given(sealed_envelopes())
 def test_sealed_envelopes_open_for_their_recipient(
-    drawn: tuple[Identity, ContactCard, str, SealedEnvelope],
+    drawn: tuple[MessagingEngine, ContactCard, str, SealedEnvelope, float],
 ) -> None:
-    recipient, sender_card, text, envelope = drawn
-    opened = open_envelope(recipient, SealedEnvelope.from_bytes(envelope.to_bytes()))
-    assert opened.text == text
-    assert opened.sender == sender_card.identity_id
+    recipient, sender_card, text, envelope, now = drawn
+    [event] = recipient.receive(envelope.to_bytes(), now=now)
+    assert isinstance(event, MessageReceived)
+    assert event.text == text
+    assert event.sender == sender_card.identity_id
 
 
 @settings(max_examples=50, deadline=None)

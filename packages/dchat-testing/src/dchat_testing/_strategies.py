@@ -4,9 +4,10 @@ Structured values (relay messages, cards, envelopes) are valid by construction,
 for round-trip properties; :func:`link_frames` and :func:`hostile_bytes` are for
 feeding parsers input they must reject cleanly.
 
-Real sealing (:func:`sealed_envelopes`) draws its ephemeral key from the
-operating system, so the envelope bytes differ between runs of one example;
-everything else is a pure function of hypothesis's draws.
+Real sealing (:func:`sealed_envelopes`, through the messaging engine) draws
+ephemeral keys and nonces from the operating system, so the envelope bytes
+differ between runs of one example; everything else is a pure function of
+hypothesis's draws.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from hypothesis import strategies as st
 from dchat_core import MailboxId, MessageId, NodeId
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, Identity
-from dchat_messaging import SealedEnvelope, seal_message
+from dchat_messaging import (
+    Content,
+    DeviceAddress,
+    DeviceKeys,
+    MessagingEngine,
+    PrekeyPolicy,
+    SealedEnvelope,
+)
+from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import (
     MAX_BATCH,
     MAX_PREKEY_BUNDLE,
@@ -110,17 +119,42 @@ def envelope_bytes(max_ciphertext: int = 4096) -> st.SearchStrategy[bytes]:
     )
 
 
+def _engine(identity: Identity, card: ContactCard, store: MemoryMessageStore) -> MessagingEngine:
+    keys = DeviceKeys(
+        card.identity_id, identity.signing_key, identity.encryption_key, identity.mailbox_id, card
+    )
+    # One one-time prekey is enough for one session, and keeps examples fast.
+    return MessagingEngine(keys, store, prekey_policy=PrekeyPolicy(1, 1))
+
+
 @st.composite
-def sealed_envelopes(draw: st.DrawFn) -> tuple[Identity, ContactCard, str, SealedEnvelope]:
-    """A real envelope: ``(recipient identity, sender card, text, envelope)``."""
+def sealed_envelopes(
+    draw: st.DrawFn,
+) -> tuple[MessagingEngine, ContactCard, str, SealedEnvelope, float]:
+    """A session's first envelope: ``(recipient's engine, sender card, text, envelope, now)``.
+
+    The recipient's engine (over a fresh in-memory store) holds the prekeys
+    the envelope's session setup used, so ``engine.receive(..., now=now)``
+    opens it; ``now`` is when it was sealed (seconds).
+    """
     sender, recipient = draw(identities()), draw(identities())
     text = draw(st.text(min_size=1, max_size=200))
+    sender_card = ContactCard.issue(sender, name="sender", relay="relay.example:7400")
     card = ContactCard.issue(recipient, name="recipient", relay="relay.example:7400")
     now_ms = draw(st.integers(0, 2**48))
+    now = now_ms / 1000
     mid = MessageId(draw(st.binary(min_size=16, max_size=16)))
-    _, envelope = seal_message(sender, card, text, now_ms=now_ms, message_id=mid)
-    sender_card = ContactCard.issue(sender, name="sender", relay="relay.example:7400")
-    return recipient, sender_card, text, envelope
+    outbox = MemoryMessageStore()
+    receiving = _engine(recipient, card, MemoryMessageStore())
+    sending = _engine(sender, sender_card, outbox)
+    upload = receiving.prekey_upload(held=None, now=now)
+    assert upload is not None
+    device = DeviceAddress.primary(card)
+    content = Content.text_message(text, now_ms=now_ms, message_id=mid)
+    sending.send(content, [device], now=now)
+    sending.bundle_received(device, upload.one_time[0], now=now)
+    [entry] = outbox.outbox.values()
+    return receiving, sender_card, text, SealedEnvelope.from_bytes(entry.envelope), now
 
 
 def link_frames(max_payload: int = 512, max_frames: int = 4) -> st.SearchStrategy[bytes]:

@@ -1,4 +1,8 @@
-"""Same seed, same trace, byte for byte; different seeds, different traces."""
+"""Same seed, same trace, byte for byte; different seeds, different traces.
+
+The trace holds events, times and segment sizes (not ciphertext bytes, which
+the messaging engine's cryptography makes differ between runs).
+"""
 
 from __future__ import annotations
 

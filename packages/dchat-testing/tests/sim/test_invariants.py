@@ -75,8 +75,11 @@ def test_a_sender_that_forgets_to_seal_is_caught_end_to_end() -> None:
     world = build_world(sim, WorldSpec())
     alice, bob = world.users[0], world.users[1]
     sim.run(0.1)
+    # A shell bug: an unsealed envelope in the outbox, next to the real message.
+    unsealed = SealedEnvelope(bob.card.mailbox, TEXT.encode()).to_bytes()
+    alice.durable.store.enqueue(
+        b"\x01" * 16, bob.card.relay, bytes(bob.card.mailbox), unsealed, 0.0
+    )
     world.send(alice, bob, TEXT)
-    [item] = alice.durable.outbox.values()
-    item.envelope = SealedEnvelope(bob.card.mailbox, TEXT.encode()).to_bytes()
     sim.run(10.0)
     assert [v.invariant for v in sim.violations] == ["relays hold no plaintext"]

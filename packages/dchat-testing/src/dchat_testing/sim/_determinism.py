@@ -8,7 +8,13 @@ sealed box. dchat-crypto makes them with ``cryptography``'s
 :meth:`dchat_crypto.PrivateKey.generate`), which reads the operating system's
 generator. While a simulation runs, this module points that constructor, and
 ``Ed25519PrivateKey.generate()``, at the simulation's generator, so the same
-seed gives the same bytes on the wire.
+seed draws the same keys and consumes the simulation's streams the same way.
+
+The messaging engine's cryptography has randomness this patch does not reach:
+ML-KEM encapsulation happens inside OpenSSL, and X-Wing prekey seeds and AEAD
+nonces come from ``os.urandom``. Its ciphertexts therefore differ between runs
+of one seed, but not their sizes, and nothing the simulator decides depends on
+their bytes; so the trace records sizes only (see :mod:`._simulation`).
 
 We patch the third-party constructors rather than dchat's own classes because
 they are the narrow waist every key passes through, and a stable public API,

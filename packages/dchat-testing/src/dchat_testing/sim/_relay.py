@@ -141,6 +141,11 @@ class RelayNode(SimNode):
         self._writer_free = 0.0
         self.sim.network.listen(self.name, self._accept)
 
+    def serve_out_of_band(self, owner: bytes, data: bytes) -> bytes:
+        """Answer one request from ``owner``'s mailbox without a link (world set-up)."""
+        server = self._factory(self.store, envelope_mailbox, prekeys=self.prekeys)
+        return server.handle(owner, data, self.clock.now()).data
+
     def _accept(self, endpoint: Endpoint) -> None:
         session = _Session()
         handler = _RelayHandler(self, session)

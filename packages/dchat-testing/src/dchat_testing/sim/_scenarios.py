@@ -162,7 +162,8 @@ def _build_relay_crash(sim: Simulation, options: ScenarioOptions, duration: floa
 
 def _build_storm(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
     sim.network.default = LinkProfile(latency=0.005, jitter=0.002, reset=0.003)
-    world = build_world(sim, WorldSpec(relay_variant=options.relay))
+    # Users registered before the run: senders find the offline user's prekeys.
+    world = build_world(sim, WorldSpec(relay_variant=options.relay, registered=True))
     rng = sim.rng("faults")
     # A hot recipient, offline during the storm, comes back to more than one
     # fetch batch (64) of mail: its drain spans several fetch/ack rounds.

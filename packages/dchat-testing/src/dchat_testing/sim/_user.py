@@ -1,21 +1,41 @@
-"""The user role in the simulator: seal, deposit with retries, fetch, store, ack.
+"""The user role in the simulator: the real messaging engine, driven over simulated links.
 
 Theory of operation
 -------------------
-This follows the node's user service (``dchat_node._user_service``) step for
-step, with the real protocol objects and a simulated disk:
+The user drives the real :class:`dchat_messaging.MessagingEngine`, as the
+node's user service (``dchat_node._user_service``) does, in the same order of
+steps; only the shell around it is simulated. The engine's durable state is a
+:class:`dchat_messaging.testing.MemoryMessageStore` in :class:`UserDurable`: it
+outlives crashes, so what the engine committed survives and the in-flight
+network work (deposits, bundle fetches, the mailbox link) is forgotten at boot.
 
-* **send**: the app's message is sealed (real :func:`dchat_messaging.seal_message`)
-  and put in the durable outbox. A deposit dials the recipient's relay under a
-  fresh link key and sends ``put``; on ``stored`` the outbox entry is deleted
-  (a disk write, ``disk_latency`` later: a crash in between re-sends it). A
-  failure (reset, timeout, error reply) reschedules the entry with exponential
-  backoff and jitter, forever.
-* **receive**: every ``poll_interval`` the user fetches from its home relay over
-  a link proven with its mailbox key (the relay pinned by node id). Each batch is
-  opened and verified, new message ids are committed to the durable inbox (the
-  app sees a message exactly when it is committed) and only then acknowledged.
-  A message id already in the inbox is not delivered again.
+* **send**: the app's message goes to :meth:`MessagingEngine.send` for the
+  recipient's primary device. Without a session, the device waits for its
+  prekey bundle: a ``BundleFetch`` (:mod:`._user_requests`) dials the device's
+  relay under a fresh link key and sends ``pk_get``; the bundle goes to
+  :meth:`MessagingEngine.bundle_received`, which sets up the session and queues
+  the sealed envelope in the store's outbox. A failed fetch is retried with
+  backoff.
+* **deliver**: the pump takes due outbox entries; a ``Put`` dials the
+  recipient's relay under a fresh link key and sends ``put``; on ``stored`` the
+  entry is marked sent (a disk write, ``disk_latency`` later: a crash in
+  between re-sends it). A failure (reset, timeout, error reply) marks it
+  failed with exponential backoff and jitter, forever.
+* **receive**: every ``poll_interval`` the ``Fetcher`` (a link to the home
+  relay proven with the mailbox key, the relay pinned by node id) asks, now
+  and then, how many one-time prekeys the relay holds (``pk_count``) and
+  publishes what :meth:`MessagingEngine.prekey_upload` asks for (``pk_put``),
+  then fetches. ``disk_latency`` after a batch arrives, each envelope goes to
+  :meth:`MessagingEngine.receive` (one transaction each: the app sees a
+  message exactly when it is committed), and only then is the batch
+  acknowledged. A redelivered envelope is refused by the ratchet (its message
+  key is spent); the user remembers which message each relay entry carried,
+  so it reports that as ``duplicate_dropped``, not ``rejected``.
+
+Every random choice of the shell comes from the node's ``rng``. The engine's
+cryptography also reads the operating system's generator (ML-KEM, nonces), so
+ciphertexts differ between runs of one seed; their sizes, and so every timing,
+do not.
 """
 
 from __future__ import annotations
@@ -25,29 +45,37 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dchat_core import MessageId
-from dchat_crypto import SigningKey
 from dchat_identity import ContactCard
 from dchat_messaging import (
-    EnvelopeRejectedError,
-    MalformedEnvelopeError,
-    SealedEnvelope,
-    open_envelope,
-    seal_message,
+    BundleRejectedError,
+    Content,
+    DeviceAddress,
+    DeviceKeys,
+    MessageReceived,
+    MessagingEngine,
+    Rejected,
+    outbox_id,
 )
-from dchat_network import RelayAcked, RelayBatch, RelayClient, RelayProtocolError, RelayStored
+from dchat_messaging.testing import MemoryMessageStore
+from dchat_network import RelayBatch, RelayClient
 
 from .._errors import SimulationError
-from ._node import NodeClock, SimLink, SimNode
+from ._node import NodeClock, SimNode
+from ._user_requests import BundleFetch, Fetcher, Put
 
 if TYPE_CHECKING:
     from dchat_core import NodeId
     from dchat_identity import Identity
-    from dchat_messaging import OpenedMessage
+    from dchat_messaging import EngineEvent
+    from dchat_messaging.testing import MemoryOutboxEntry
 
     from ._loop import Timer
+    from ._relay import RelayNode
     from ._simulation import Simulation
 
-__all__ = ("OutboxItem", "UserDurable", "UserNode", "UserParams", "text_digest")
+__all__ = ("SentRecord", "UserDurable", "UserNode", "UserParams", "text_digest")
+
+_SEEN = "sim.entry."
 
 
 def text_digest(text: str) -> str:
@@ -57,7 +85,12 @@ def text_digest(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class UserParams:
-    """Timings of a user node, in seconds of its own clock."""
+    """Timings of a user node, in seconds of its own clock.
+
+    ``prekey_interval`` is how often the mailbox link asks the relay how many
+    prekeys it holds (also once per new link). Loading the prekey secrets is
+    the engine's most expensive step, so not every poll.
+    """
 
     poll_interval: float = 1.0
     request_timeout: float = 5.0
@@ -66,29 +99,30 @@ class UserParams:
     backoff_max: float = 20.0
     max_in_flight: int = 4
     fetch_limit: int = 64
+    prekey_interval: float = 30.0
 
 
-@dataclass(slots=True)
-class OutboxItem:
-    """A sealed envelope waiting for its relay's ``stored``."""
+@dataclass(frozen=True, slots=True)
+class SentRecord:
+    """What the shell keeps about one outbox entry besides the engine's row."""
 
-    mid: bytes
-    relay: str
+    mid: str
     relay_node: NodeId | None
-    mailbox: bytes
-    envelope: bytes
-    attempts: int = 0
-    due: float = 0.0
 
 
 @dataclass(slots=True)
 class UserDurable:
-    """What survives a crash: keys, card, outbox and inbox."""
+    """What survives a crash: keys, card, and the engine's store.
+
+    ``sent`` maps each outbox id to the message id it carries (for the
+    ``stored_seen`` observations) and the recipient relay's node id (pinned
+    on deposit).
+    """
 
     identity: Identity
     card: ContactCard
-    outbox: dict[bytes, OutboxItem] = field(default_factory=dict)
-    inbox: dict[bytes, str] = field(default_factory=dict)
+    store: MemoryMessageStore = field(default_factory=MemoryMessageStore)
+    sent: dict[bytes, SentRecord] = field(default_factory=dict)
 
 
 class UserNode(SimNode):
@@ -119,27 +153,60 @@ class UserNode(SimNode):
         card = ContactCard.issue(identity, name=name, relay=home_relay, relay_node=home_relay_node)
         self.durable = UserDurable(identity, card)
         self.params = params or UserParams()
+        self.engine = self._new_engine()
         self._in_flight: set[bytes] = set()
-        self._session: _Fetcher | None = None
+        self._fetching: dict[bytes, int] = {}
+        self._session: Fetcher | None = None
         self._pump_timer: Timer | None = None
+        self._prekeys_checked: float | None = None
 
     @property
     def card(self) -> ContactCard:
         """This user's contact card."""
         return self.durable.card
 
+    def _new_engine(self) -> MessagingEngine:
+        identity, card = self.durable.identity, self.durable.card
+        keys = DeviceKeys(
+            card.identity_id,
+            identity.signing_key,
+            identity.encryption_key,
+            identity.mailbox_id,
+            card,
+        )
+        return MessagingEngine(keys, self.durable.store, namespace=f"msg.{card.identity_id}")
+
     def boot(self) -> None:
-        """Forget in-flight work; start polling and delivering the outbox."""
+        """Forget in-flight work; start polling, fetching bundles, delivering the outbox."""
+        self.engine = self._new_engine()
         self._in_flight = set()
+        self._fetching = {}
         self._session = None
         self._pump_timer = None
+        self._prekeys_checked = None
         self._schedule_poll()
+        for device in self.engine.needs_bundles():
+            self._fetch_bundle(device)
         self._pump()
+
+    def register(self, relay: RelayNode) -> None:
+        """Publish prekeys at the home ``relay`` before the run, out of band (like the cards).
+
+        Raises:
+            RelayProtocolError: the relay refused them.
+        """
+        mailbox = bytes(self.durable.identity.mailbox_id)
+        upload = self.engine.prekey_upload(held=None, now=self.clock.now())
+        assert upload is not None  # nothing was published yet
+        client = RelayClient()
+        one_time = list(upload.one_time)
+        request = client.put_prekeys(mailbox, upload.last_resort, one_time, replace=upload.replace)
+        client.receive(relay.serve_out_of_band(mailbox, request))
 
     # -- sending ------------------------------------------------------------------
 
     def submit(self, recipient: ContactCard, text: str) -> bytes:
-        """The app sends ``text``: seal it and queue it durably. Returns the message id.
+        """The app sends ``text``: the engine encrypts and queues it. Returns the message id.
 
         Raises:
             SimulationError: the node is down.
@@ -147,53 +214,86 @@ class UserNode(SimNode):
         if not self.up:
             raise SimulationError(f"{self.name} is down")
         mid = MessageId(self.rng.randbytes(MessageId.SIZE))
-        now_ms = int(self.clock.now() * 1000)
-        _, envelope = seal_message(
-            self.durable.identity, recipient, text, now_ms=now_ms, message_id=mid
-        )
-        item = OutboxItem(
-            bytes(mid), recipient.relay, recipient.relay_node, bytes(envelope.mailbox),
-            envelope.to_bytes(),
-        )  # fmt: skip
-        self.durable.outbox[item.mid] = item
-        self.observe("submit", mid=item.mid.hex(), to=str(recipient.identity_id))
+        now = self.clock.now()
+        content = Content.text_message(text, now_ms=int(now * 1000), message_id=mid)
+        device = DeviceAddress.primary(recipient)
+        record = SentRecord(bytes(mid).hex(), device.relay_node)
+        self.durable.sent[outbox_id(mid, device.device_id)] = record
+        waiting = self.engine.send(content, [device], now=now)
+        self.observe("submit", mid=bytes(mid).hex(), to=str(recipient.identity_id))
+        for address in waiting:
+            self._fetch_bundle(address)
         self._pump()
-        return item.mid
+        return bytes(mid)
+
+    def _fetch_bundle(self, device: DeviceAddress) -> None:
+        if device.device_id not in self._fetching:
+            self._fetching[device.device_id] = 0
+            BundleFetch(self, device)
+
+    def _bundle_fetched(self, device: DeviceAddress, bundle: bytes) -> None:
+        if not any(d.device_id == device.device_id for d in self.engine.needs_bundles()):
+            self._fetching.pop(device.device_id, None)  # a stale answer: nothing waits
+            return
+        try:
+            queued = self.engine.bundle_received(device, bundle, now=self.clock.now())
+        except BundleRejectedError:
+            self._bundle_failed(device, "bad-bundle")
+            return
+        self._fetching.pop(device.device_id, None)
+        self.observe("session_set_up", queued=queued)
+        self._pump()
+
+    def _bundle_failed(self, device: DeviceAddress, reason: str) -> None:
+        attempts = self._fetching.get(device.device_id, 0) + 1
+        self._fetching[device.device_id] = attempts
+        self.observe("bundle_failed", reason=reason, attempts=attempts)
+        self.after(self._backoff(attempts), lambda: self._retry_bundle(device))
+
+    def _retry_bundle(self, device: DeviceAddress) -> None:
+        BundleFetch(self, device)
+
+    def _backoff(self, attempts: int) -> float:
+        exponential = self.params.backoff_base * float(2 ** min(attempts, 10))
+        jitter: float = self.rng.uniform(0.5, 1.0)
+        return min(self.params.backoff_max, exponential) * jitter
 
     def _pump(self) -> None:
         now = self.clock.now()
-        next_due: float | None = None
-        for item in list(self.durable.outbox.values()):
-            if item.mid in self._in_flight:
-                continue
-            if item.due > now:
-                next_due = item.due if next_due is None else min(next_due, item.due)
-            elif len(self._in_flight) < self.params.max_in_flight:
-                self._in_flight.add(item.mid)
-                _Put(self, item)
+        store = self.durable.store
+        free = self.params.max_in_flight - len(self._in_flight)
+        for entry in store.due(now, free + len(self._in_flight)):
+            if free > 0 and entry.message_id not in self._in_flight:
+                self._in_flight.add(entry.message_id)
+                free -= 1
+                Put(self, entry)
+        busy = self._in_flight
+        waiting = [e.due for e in store.outbox.values() if e.due > now and e.message_id not in busy]
         if self._pump_timer is not None:
             self._pump_timer.cancel()
             self._pump_timer = None
-        if next_due is not None:
-            self._pump_timer = self.after(next_due - now, self._pump)
+        if waiting:
+            self._pump_timer = self.after(min(waiting) - now, self._pump)
 
-    def _stored(self, item: OutboxItem) -> None:
-        self.observe("stored_seen", mid=item.mid.hex(), attempts=item.attempts + 1)
+    def _mid(self, entry: MemoryOutboxEntry) -> str:
+        sent = self.durable.sent.get(entry.message_id)
+        return entry.message_id.hex() if sent is None else sent.mid
+
+    def _stored(self, entry: MemoryOutboxEntry) -> None:
+        self.observe("stored_seen", mid=self._mid(entry), attempts=entry.attempts + 1)
 
         def commit() -> None:
-            self.durable.outbox.pop(item.mid, None)
-            self._in_flight.discard(item.mid)
+            self.durable.store.mark_sent(entry.message_id)
+            self._in_flight.discard(entry.message_id)
             self._pump()
 
         self.after(self.params.disk_latency, commit)
 
-    def _put_failed(self, item: OutboxItem, reason: str) -> None:
-        item.attempts += 1
-        exponential = self.params.backoff_base * 2 ** min(item.attempts, 10)
-        backoff = min(self.params.backoff_max, exponential)
-        item.due = self.clock.now() + backoff * self.rng.uniform(0.5, 1.0)
-        self._in_flight.discard(item.mid)
-        self.observe("put_failed", mid=item.mid.hex(), reason=reason, attempts=item.attempts)
+    def _put_failed(self, entry: MemoryOutboxEntry, reason: str) -> None:
+        attempts = entry.attempts + 1
+        self.durable.store.mark_failed(entry.message_id, self.clock.now() + self._backoff(attempts))
+        self._in_flight.discard(entry.message_id)
+        self.observe("put_failed", mid=self._mid(entry), reason=reason, attempts=attempts)
         self._pump()
 
     # -- receiving ----------------------------------------------------------------
@@ -204,23 +304,33 @@ class UserNode(SimNode):
 
     def _poll(self) -> None:
         if self._session is None:
-            self._session = _Fetcher(self)
+            self._session = Fetcher(self)
         elif self._session.state == "idle":
-            self._session.fetch()
+            self._session.refresh()
         self._schedule_poll()
 
-    def _session_ended(self, session: _Fetcher, reason: str) -> None:
+    def _session_ended(self, session: Fetcher, reason: str) -> None:
         if self._session is session:
             self._session = None
+            self._prekeys_checked = None
             self.observe("fetch_failed", reason=reason)
 
-    def _receive_batch(self, session: _Fetcher, batch: RelayBatch) -> None:
-        opened: list[OpenedMessage] = []
-        for _entry_id, raw in batch.items:
-            try:
-                opened.append(open_envelope(self.durable.identity, SealedEnvelope.from_bytes(raw)))
-            except (EnvelopeRejectedError, MalformedEnvelopeError):
-                self.observe("rejected")
+    def _prekeys_due(self) -> bool:
+        now = self.clock.monotonic()
+        last = self._prekeys_checked
+        if last is not None and now - last < self.params.prekey_interval:
+            return False
+        self._prekeys_checked = now
+        return True
+
+    def _prekeys_held(self, held: int) -> tuple[bytes, list[bytes], bool] | None:
+        upload = self.engine.prekey_upload(held=held, now=self.clock.now())
+        if upload is None:
+            return None
+        self.observe("prekeys_published", one_time=len(upload.one_time))
+        return upload.last_resort, list(upload.one_time), upload.replace
+
+    def _receive_batch(self, session: Fetcher, batch: RelayBatch) -> None:
         incarnation = self.incarnation
         self.observe("batch_received", items=len(batch.items))
         if self.incarnation != incarnation:
@@ -228,134 +338,36 @@ class UserNode(SimNode):
         ids = [entry_id for entry_id, _ in batch.items]
 
         def commit() -> None:
-            self._commit(opened)
+            for entry_id, raw in batch.items:
+                self._accept(entry_id, raw)
             session.ack(ids, full=len(ids) >= self.params.fetch_limit)
 
         self.after(self.params.disk_latency, commit)
 
-    def _commit(self, messages: list[OpenedMessage]) -> None:
-        for message in messages:
-            mid = bytes(message.message_id)
-            if mid in self.durable.inbox:
-                self.observe("duplicate_dropped", mid=mid.hex())
-                continue
-            self.durable.inbox[mid] = message.text
-            self.observe(
-                "deliver",
-                mid=mid.hex(),
-                sender=str(message.sender),
-                text=text_digest(message.text),
-            )
+    def _accept(self, entry_id: bytes, raw: bytes) -> None:
+        store = self.durable.store
+        seen = _SEEN + entry_id.hex()
+        with store.transaction():
+            events = self.engine.receive(raw, now=self.clock.now())
+            for event in events:
+                if isinstance(event, MessageReceived):
+                    store.put_state(seen, bytes(event.message_id))
+        for event in events:
+            self._report(event, store.get_state(seen))
 
-
-class _Put:
-    """One deposit attempt: dial the relay, ``put``, wait for ``stored``."""
-
-    def __init__(self, user: UserNode, item: OutboxItem) -> None:
-        self._user = user
-        self._item = item
-        self._client = RelayClient()
-        self._done = False
-        # A fresh key per deposit: the relay cannot link deposits to a sender.
-        key = SigningKey.from_bytes(user.rng.randbytes(32))
-        self._timer = user.after(user.params.request_timeout, self._timeout)
-        self._link = user.dial(item.relay, self, node_key=key, expected_peer=item.relay_node)
-
-    def on_open(self, link: SimLink) -> None:
-        link.send(self._client.put(self._item.mailbox, self._item.envelope))
-
-    def on_message(self, link: SimLink, data: bytes) -> None:
-        try:
-            reply = self._client.receive(data)
-        except RelayProtocolError:
-            self._finish(ok=False, reason="refused")
-            return
-        self._finish(ok=isinstance(reply, RelayStored), reason="unexpected")
-
-    def on_closed(self, link: SimLink, reason: str) -> None:
-        self._finish(ok=False, reason=reason)
-
-    def _timeout(self) -> None:
-        self._finish(ok=False, reason="timeout")
-
-    def _finish(self, *, ok: bool, reason: str) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._timer.cancel()
-        if ok:
-            self._link.close()
-            self._user._stored(self._item)
+    def _report(self, event: EngineEvent, carried: bytes | None) -> None:
+        if isinstance(event, Rejected):
+            if carried is not None and carried in self.durable.store.messages:
+                self.observe("duplicate_dropped", mid=carried.hex())  # spent by the ratchet
+            else:
+                self.observe("rejected", reason=event.reason)
+        elif isinstance(event, MessageReceived):
+            mid = bytes(event.message_id).hex()
+            if not event.new:
+                self.observe("duplicate_dropped", mid=mid)
+            elif event.kind == "text":
+                self.observe(
+                    "deliver", mid=mid, sender=str(event.sender), text=text_digest(event.text)
+                )
         else:
-            self._link.abort()
-            self._user._put_failed(self._item, reason)
-
-
-class _Fetcher:
-    """The mailbox link: fetch, (commit), ack, repeated while batches come full."""
-
-    def __init__(self, user: UserNode) -> None:
-        self._user = user
-        self._client = RelayClient()
-        self._mailbox = bytes(user.durable.identity.mailbox_id)
-        self._more = False
-        self.state = "connecting"
-        self._timer: Timer | None = user.after(user.params.request_timeout, self._timeout)
-        self._link = user.dial(
-            user.card.relay,
-            self,
-            node_key=user.durable.identity.mailbox_key,
-            expected_peer=user.card.relay_node,
-        )
-
-    def fetch(self) -> None:
-        self._request("fetching", self._client.fetch(self._mailbox, self._user.params.fetch_limit))
-
-    def ack(self, ids: list[bytes], *, full: bool) -> None:
-        if self._link.is_open:
-            self._more = full
-            self._request("acking", self._client.ack(self._mailbox, ids))
-
-    def _request(self, state: str, data: bytes) -> None:
-        self.state = state
-        self._arm()
-        self._link.send(data)
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._user.after(self._user.params.request_timeout, self._timeout)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def on_open(self, link: SimLink) -> None:
-        self.fetch()
-
-    def on_message(self, link: SimLink, data: bytes) -> None:
-        self._disarm()
-        try:
-            reply = self._client.receive(data)
-        except RelayProtocolError:
-            self._fail("refused")
-            return
-        if isinstance(reply, RelayBatch) and reply.items:
-            self.state = "committing"
-            self._user._receive_batch(self, reply)
-        elif isinstance(reply, RelayBatch | RelayAcked):
-            self.state = "idle"
-            if isinstance(reply, RelayAcked) and self._more:
-                self.fetch()
-
-    def on_closed(self, link: SimLink, reason: str) -> None:
-        self._fail(reason)
-
-    def _timeout(self) -> None:
-        self._fail("timeout")
-
-    def _fail(self, reason: str) -> None:
-        self._disarm()
-        self._link.abort()
-        self._user._session_ended(self, reason)
+            self.observe("session_reset", peer=str(event.peer))

@@ -38,7 +38,9 @@ class WorldSpec:
     """The shape of a messaging world.
 
     ``skew`` is the largest clock offset in seconds and ``drift`` the largest
-    relative rate error of any node's clock.
+    relative rate error of any node's clock. With ``registered``, every user's
+    prekeys are at its relay before the run (otherwise each publishes them on
+    its first mailbox fetch, and messages to it wait until then).
     """
 
     relays: int = 2
@@ -47,6 +49,7 @@ class WorldSpec:
     user_params: UserParams = field(default_factory=UserParams)
     skew: float = 30.0
     drift: float = 0.01
+    registered: bool = False
 
 
 class MessagingWorld:
@@ -101,7 +104,7 @@ class MessagingWorld:
         return (
             self.ledger.settled()
             and not any(self._pending.values())
-            and all(not user.durable.outbox for user in self.users)
+            and all(not user.durable.store.outbox for user in self.users)
             and all(relay.store.count() == 0 for relay in self.relays)
         )
 
@@ -145,6 +148,9 @@ def build_world(sim: Simulation, spec: WorldSpec) -> MessagingWorld:
                 params=spec.user_params,
             )
         )
+    if spec.registered:
+        for index, user in enumerate(users):
+            user.register(relays[index % len(relays)])
     world = MessagingWorld(sim, relays, users)
     for node in [*relays, *users]:
         sim.add_node(node)
