@@ -196,3 +196,27 @@ def test_a_document_that_does_not_vouch_rolls_everything_back(net: Net) -> None:
     assert events[0].reason == "UnknownDeviceError"  # type: ignore[union-attr]
     assert bob.store.state == before  # the one-time prekey was not consumed
     assert bob.texts() == []
+
+
+def test_prekeys_are_topped_up_below_the_low_water_mark_and_rotated_before_expiry(
+    net: Net,
+) -> None:
+    bob = net.person("bob")
+    policy = bob.engine._prekey_policy
+    assert bob.engine.prekey_upload(held=policy.target, now=T0) is None
+    top_up = bob.engine.prekey_upload(held=policy.low_water - 1, now=T0)
+    assert top_up is not None
+    assert not top_up.replace
+    assert len(top_up.one_time) == policy.target - policy.low_water + 1
+    ids = [i for i, _ in top_up.one_time]
+    assert len(set(ids)) == len(ids)
+    rotation_due = T0 + policy.lifetime - policy.rotate_before
+    assert bob.engine.prekey_upload(held=policy.target, now=rotation_due - 1) is None
+    rotated = bob.engine.prekey_upload(held=policy.target, now=rotation_due + 1)
+    assert rotated is not None
+    assert rotated.replace
+    assert len(rotated.one_time) == policy.target
+    # The relay lost everything: publish a full set again.
+    again = bob.engine.prekey_upload(held=None, now=rotation_due + 2)
+    assert again is not None
+    assert again.replace

@@ -610,6 +610,10 @@ class MessagingEngine:
             The private halves are stored before this returns.
         """
         policy = self._prekey_policy
+        due = self._store.get_state(self._key("prekeys", "rotate"))
+        stocked = held is not None and held >= policy.low_water
+        if stocked and due is not None and now < int.from_bytes(due, "big"):
+            return None  # the common case, without decoding every private prekey
         with self._store.transaction():
             secrets = self._prekeys()
             replace_all = True
@@ -630,9 +634,11 @@ class MessagingEngine:
             elif held < policy.low_water:
                 replace_all, count = False, policy.target - held
             else:
+                self._note_rotation(secrets)
                 return None
             ids = self._new_one_time(secrets, count)
             self._store.put_state(self._key("prekeys"), secrets.to_bytes())
+            self._note_rotation(secrets)
         sign = self.keys.device_key
         place = {"device_key": self.keys.device_id, "mailbox": bytes(self.keys.mailbox)}
         return PrekeyUpload(
@@ -643,6 +649,11 @@ class MessagingEngine:
             ),
             replace_all,
         )
+
+    def _note_rotation(self, secrets: PrekeySecrets) -> None:
+        """Remember when the next generation is due, so polls need not decode the secrets."""
+        rotate_at = max(0, int(secrets.expires_at - self._prekey_policy.rotate_before))
+        self._store.put_state(self._key("prekeys", "rotate"), rotate_at.to_bytes(8, "big"))
 
     @staticmethod
     def _new_one_time(secrets: PrekeySecrets, count: int) -> tuple[int, ...]:
