@@ -134,9 +134,8 @@ def _script(
         message = _wait_for_message(b)
     if message is None:
         return step.fail("bob never received the message")
-    step(
-        f"bob reads from {message.peer_name} ({message.peer_id[:20]}…), authenticated by the session:"
-    )
+    who = f"{message.peer_name} ({message.peer_id[:20]}…)"
+    step(f"bob reads from {who}, authenticated by the session:")
     out.print(f"      {message.text!r}", highlight=False)
     remaining = len(_relay_rows(relay.data_dir))
     step(f"bob acknowledged; the relay now holds {remaining} envelope(s)")
