@@ -40,6 +40,8 @@ ids = st.binary(min_size=32, max_size=32)
 envelopes = st.binary(max_size=2048) | st.just(bytes(MAX_ENVELOPE))
 small_envelopes = st.binary(max_size=64)
 bundles = st.binary(max_size=MAX_PREKEY_BUNDLE)
+# The codec checks only types: the server refuses bad ids and sizes (bad_prekeys).
+one_time = st.lists(st.tuples(st.integers(-(2**64), 2**64 - 1), bundles), max_size=4)
 
 messages: st.SearchStrategy[RelayMessage] = st.one_of(
     st.builds(RelayPut, rids, ids, envelopes),
@@ -53,9 +55,7 @@ messages: st.SearchStrategy[RelayMessage] = st.one_of(
     st.builds(RelayAck, rids, ids, st.lists(ids, max_size=MAX_BATCH).map(tuple)),
     st.builds(RelayAcked, rids, st.integers(0, MAX_BATCH)),
     st.builds(RelayError, rids, st.text(max_size=64), st.text(max_size=512)),
-    st.builds(
-        RelayPrekeyPut, rids, ids, bundles, st.lists(bundles, max_size=4).map(tuple), st.booleans()
-    ),
+    st.builds(RelayPrekeyPut, rids, ids, bundles, one_time.map(tuple), st.booleans()),
     st.builds(RelayPrekeyCount, rids, ids),
     st.builds(RelayPrekeyGet, rids, ids),
     st.builds(RelayPrekeysHeld, rids, st.integers(0, MAX_PREKEYS_HELD)),
@@ -101,18 +101,19 @@ def test_wire_format_is_the_documented_map() -> None:
 
 def test_full_prekey_put_round_trips() -> None:
     big = bytes(MAX_PREKEY_BUNDLE)
-    put = RelayPrekeyPut(3, bytes(32), big, (big,) * MAX_PREKEY_PUT, replace=True)
+    otks = tuple((2**32 - 1 - i, big) for i in range(MAX_PREKEY_PUT))
+    put = RelayPrekeyPut(3, bytes(32), big, otks, replace=True)
     assert decode_relay_message(encode_relay_message(put)) == put
 
 
 def test_prekey_wire_format_is_the_documented_map() -> None:
-    put = RelayPrekeyPut(2, bytes(32), b"L", (b"o1", b"o2"), replace=False)
+    put = RelayPrekeyPut(2, bytes(32), b"L", ((9, b"o9"), (1, b"o1")), replace=False)
     assert body(put) == {
         "t": "pk_put",
         "rid": 2,
         "mb": bytes(32),
         "last": b"L",
-        "otks": [b"o1", b"o2"],
+        "otks": [[9, b"o9"], [1, b"o1"]],  # in the owner's order
         "replace": False,
     }
     assert body(RelayPrekeyCount(3, bytes(32))) == {"t": "pk_count", "rid": 3, "mb": bytes(32)}
@@ -131,6 +132,11 @@ def test_prekey_examples_in_the_protocol_doc() -> None:
     assert encode_relay_message(RelayPrekeysHeld(7, 3)).hex() == (
         "a3616e03617467706b5f68656c646372696407"
     )
+    put = RelayPrekeyPut(2, bytes(32), b"\x4c", ((5, b"\x6f"),), replace=False)
+    assert encode_relay_message(put).hex() == (
+        "a6617466706b5f707574626d625820" + "00" * 32 + "6372696402646c617374414c"
+        "646f746b73818205416f677265706c616365f4"
+    )
 
 
 @settings(max_examples=500)
@@ -143,6 +149,9 @@ def test_random_bytes_give_only_relay_protocol_errors(data: bytes) -> None:
     # Whatever decodes must be a real message that re-encodes to the same bytes.
     assert encode_relay_message(message) == data
 
+
+# A well-typed pk_put map, to break one field of.
+PK_PUT = {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [], "replace": True}
 
 cbor_values = st.recursive(
     st.none()
@@ -182,6 +191,14 @@ def test_missing_fields_are_rejected(message: RelayMessage, data: st.DataObject)
     value = body(message)
     del value[data.draw(st.sampled_from(sorted(value)))]
     decode_fails(canonical_encode(value))
+
+
+def test_prekey_put_bounds_are_left_to_the_server() -> None:
+    # Sizes and id ranges are the relay's rules (bad_prekeys), not the codec's.
+    big = bytes(MAX_PREKEY_BUNDLE + 1)
+    value = {**PK_PUT, "last": big, "otks": [[-1, b""], [2**64 - 1, big], [-1, b"o"]]}
+    put = decode_relay_message(canonical_encode(value))
+    assert put == RelayPrekeyPut(1, bytes(32), big, ((-1, b""), (2**64 - 1, big), (-1, b"o")), True)
 
 
 @pytest.mark.parametrize("t", ["", "PUT", "get", "store", 1, None, b"put", ["put"], {"t": 1}])
@@ -228,33 +245,18 @@ def test_unknown_type_tags_are_rejected(t: object) -> None:
         {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [], "replace": None},
         {"t": "pk_put", "rid": 1, "mb": bytes(31), "last": b"", "otks": [], "replace": True},
         {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": "x", "otks": [], "replace": True},
-        {
-            "t": "pk_put",
-            "rid": 1,
-            "mb": bytes(32),
-            "last": bytes(MAX_PREKEY_BUNDLE + 1),
-            "otks": [],
-            "replace": True,
-        },
-        {
-            "t": "pk_put",
-            "rid": 1,
-            "mb": bytes(32),
-            "last": b"",
-            "otks": [bytes(MAX_PREKEY_BUNDLE + 1)],
-            "replace": True,
-        },
-        {
-            "t": "pk_put",
-            "rid": 1,
-            "mb": bytes(32),
-            "last": b"",
-            "otks": [b""] * (MAX_PREKEY_PUT + 1),
-            "replace": True,
-        },
-        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [1], "replace": True},
-        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": b"", "replace": True},
-        {"t": "pk_put", "rid": 1, "mb": bytes(32), "last": b"", "otks": [[b""]], "replace": True},
+        {**PK_PUT, "otks": [[i, b"o"] for i in range(MAX_PREKEY_PUT + 1)]},
+        {**PK_PUT, "otks": [1]},
+        {**PK_PUT, "otks": b""},
+        {**PK_PUT, "otks": [b"o"]},
+        {**PK_PUT, "otks": [[b""]]},
+        {**PK_PUT, "otks": [[1]]},
+        {**PK_PUT, "otks": [[1, b"o", b"x"]]},
+        {**PK_PUT, "otks": [[b"o", 1]]},
+        {**PK_PUT, "otks": [["1", b"o"]]},
+        {**PK_PUT, "otks": [[True, b"o"]]},
+        {**PK_PUT, "otks": [[1, "o"]]},
+        {**PK_PUT, "otks": [[None, b"o"]]},
         {"t": "pk_count", "rid": 1, "mb": bytes(33)},
         {"t": "pk_get", "rid": 1, "mb": None},
         {"t": "pk_held", "rid": 1, "n": MAX_PREKEYS_HELD + 1},

@@ -13,11 +13,16 @@ from dchat_network import (
     LinkConnection,
     LinkProtocolError,
     RelayMessage,
+    RelayPrekeyPut,
+    RelayPrekeysHeld,
     RelayProtocolError,
+    RelayServer,
     decode_relay_message,
     encode_relay_message,
 )
 from dchat_testing import (
+    MemoryMailboxStore,
+    MemoryPrekeyStore,
     contact_cards,
     envelope_bytes,
     hostile_bytes,
@@ -30,6 +35,18 @@ from dchat_testing import (
 @given(relay_messages())
 def test_relay_messages_round_trip(message: RelayMessage) -> None:
     assert decode_relay_message(encode_relay_message(message)) == message
+
+
+@settings(max_examples=300)
+@given(relay_messages(max_envelope=64))
+def test_drawn_prekey_puts_are_accepted_by_a_relay(put: RelayMessage) -> None:
+    if not isinstance(put, RelayPrekeyPut):
+        return  # a filter would discard too much; one draw in twelve is a put
+    prekeys = MemoryPrekeyStore()
+    server = RelayServer(MemoryMailboxStore(), lambda _: None, prekeys=prekeys)
+    reply = server.handle(put.mailbox, encode_relay_message(put), 1.0)
+    assert reply.message == RelayPrekeysHeld(put.rid, len(put.one_time))
+    assert prekeys.take_prekey(put.mailbox) == min(put.one_time, default=(0, put.last))[1]
 
 
 @given(contact_cards())

@@ -10,21 +10,25 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
            -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
     ack    {"t": "ack", "rid": n, "mb": mailbox(32), "ids": [entry, ...]}
            -> {"t": "acked", "rid": n, "n": deleted}
-    pk_put {"t": "pk_put", "rid": n, "mb": mailbox(32), "last": bundle,
-            "otks": [bundle, ...], "replace": bool}
+    pk_put {"t": "pk_put", "rid": n, "mb": mailbox(32), "last": blob,
+            "otks": [[prekey id, blob], ...], "replace": bool}
            -> {"t": "pk_held", "rid": n, "n": one-time bundles held}
     pk_count {"t": "pk_count", "rid": n, "mb": mailbox(32)}
            -> {"t": "pk_held", "rid": n, "n": one-time bundles held}
     pk_get {"t": "pk_get", "rid": n, "mb": mailbox(32)}
-           -> {"t": "pk_bundle", "rid": n, "bundle": bundle}
+           -> {"t": "pk_bundle", "rid": n, "bundle": blob}
     any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
 
 Ownership: ``fetch`` and ``ack`` name a mailbox, and the relay serves them only
 if it is the :class:`~dchat_core.MailboxId` of the key the client proved in the
 link handshake (see :class:`~dchat_network.RelayServer`). So do ``pk_put`` and
 ``pk_count``; ``pk_get`` is open to anyone (a sender fetching a recipient's
-signed prekey bundle, ``dchat_crypto.PrekeyBundle``, each at most
-:data:`MAX_PREKEY_BUNDLE` bytes).
+prekey bundle). Each ``blob`` is a prekey bundle its owner wrapped so that only
+holders of the owner's contact card or identity document can open it: opaque
+to the relay, which never parses one (a bundle names its owner's identity key,
+and the relay must not link a mailbox to a person). The codec checks only the
+types of ``pk_put``; the server refuses (``bad_prekeys``) an empty blob, one over
+:data:`MAX_PREKEY_BUNDLE` bytes, a prekey id outside ``0..2**32-1`` or repeated.
 
 A ``stored`` reply is sent only after the envelope is durably committed, so the
 sender may forget it; entries are deleted only by ``ack`` from the owner.
@@ -63,14 +67,16 @@ __all__ = (
 
 MAX_BATCH: Final = 64
 MAX_ENVELOPE: Final = 96 * 1024
-#: The largest signed prekey bundle a relay accepts or serves, in bytes.
-MAX_PREKEY_BUNDLE: Final = 2048
+#: The largest (wrapped) prekey bundle a relay accepts or serves, in bytes.
+MAX_PREKEY_BUNDLE: Final = 2200
 #: The most one-time bundles in one ``pk_put``.
 MAX_PREKEY_PUT: Final = 100
 #: The most one-time bundles a relay holds for one mailbox.
 MAX_PREKEYS_HELD: Final = 200
 _MAX_RID: Final = 2**63 - 1
-_LIMITS: Final = DecodeLimits(max_size=8 * 1024 * 1024, max_depth=3, max_items=4 * MAX_BATCH + 16)
+_LIMITS: Final = DecodeLimits(
+    max_size=8 * 1024 * 1024, max_depth=3, max_items=max(4 * MAX_BATCH, 3 * MAX_PREKEY_PUT) + 16
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +143,17 @@ class RelayError:
 class RelayPrekeyPut:
     """Publish prekey bundles for ``mailbox`` (the caller's own).
 
-    ``last`` is the last-resort bundle (no one-time prekey), ``one_time`` carry
-    one one-time prekey each. With ``replace`` every held bundle is dropped
-    first (rotation); otherwise held one-time bundles stay and ``last`` replaces
-    the held last-resort bundle.
+    ``last`` is the wrapped last-resort bundle; ``one_time`` pairs each wrapped
+    one-time bundle with the id of its one-time prekey, which the relay uses to
+    hand them out lowest first (it cannot read the bundles). With ``replace``
+    every held bundle is dropped first (rotation); otherwise held one-time
+    bundles stay and ``last`` replaces the held last-resort bundle.
     """
 
     rid: int
     mailbox: bytes
     last: bytes
-    one_time: tuple[bytes, ...]
+    one_time: tuple[tuple[int, bytes], ...]
     replace: bool
 
 
@@ -176,7 +183,7 @@ class RelayPrekeysHeld:
 
 @dataclass(frozen=True, slots=True)
 class RelayPrekeyBundle:
-    """One signed prekey bundle; a one-time one is never handed out again."""
+    """One wrapped prekey bundle; a one-time one is never handed out again."""
 
     rid: int
     bundle: bytes
@@ -216,7 +223,7 @@ def encode_relay_message(message: RelayMessage) -> bytes:
         case RelayError(rid, code, text):
             body = {"t": "error", "code": code, "msg": text}
         case RelayPrekeyPut(rid, mailbox, last, one_time, replace):
-            otks = list(one_time)
+            otks = [[prekey_id, blob] for prekey_id, blob in one_time]
             body = {"t": "pk_put", "mb": mailbox, "last": last, "otks": otks, "replace": replace}
         case RelayPrekeyCount(rid, mailbox):
             body = {"t": "pk_count", "mb": mailbox}
@@ -303,10 +310,17 @@ def _error(value: object) -> RelayMessage:
 def _pk_put(value: object) -> RelayMessage:
     f, rid = _fields(value, "mb", "last", "otks", "replace")
     mailbox = f.get_bytes("mb", size=32)
-    last = f.get_bytes("last", max_size=MAX_PREKEY_BUNDLE)
-    one_time = f.get_list("otks", max_len=MAX_PREKEY_PUT)
-    if not all(isinstance(b, bytes) and len(b) <= MAX_PREKEY_BUNDLE for b in one_time):
-        raise RelayProtocolError("otks must be prekey bundles of bounded size")
+    last = f.get_bytes("last")
+    one_time = []
+    for item in f.get_list("otks", max_len=MAX_PREKEY_PUT):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise RelayProtocolError("otks item must be [prekey id, bundle]")
+        prekey_id, blob = item
+        if isinstance(prekey_id, bool) or not isinstance(prekey_id, int):
+            raise RelayProtocolError("otks prekey id must be an integer")
+        if not isinstance(blob, bytes):
+            raise RelayProtocolError("otks bundle must be bytes")
+        one_time.append((prekey_id, blob))
     replace = f.raw("replace")
     if not isinstance(replace, bool):
         raise RelayProtocolError("replace must be a boolean")

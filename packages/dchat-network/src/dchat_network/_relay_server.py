@@ -20,8 +20,9 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   (else ``forbidden``); ``pk_get`` for anyone. Without a :class:`PrekeyStore`
   all three are ``unsupported``.
 * ``pk_put`` stores nothing unless the whole set passes ``check_prekey_put``
-  (``bad_prekeys``) and the mailbox would hold at most ``MAX_PREKEYS_HELD``
-  one-time bundles (``prekey_quota``).
+  (``bad_prekeys``: shape only, as the bundles are opaque to the relay) and the
+  mailbox would hold at most ``MAX_PREKEYS_HELD`` one-time bundles
+  (``prekey_quota``).
 * ``pk_get`` hands out the one-time bundle with the lowest prekey id and the
   store deletes it in the same transaction, so each is served once; when none
   is left it serves the last-resort bundle, which stays (``no_prekeys`` if the
@@ -97,13 +98,14 @@ class MailboxStore(Protocol):
 class PrekeyStore(Protocol):
     """Durable prekey bundles per mailbox: one-time ones and one last-resort bundle.
 
-    ``put_prekeys`` stores ``last`` (replacing the held last-resort bundle) and
-    the one-time bundles ``(prekey id, bundle)``, keeping a held bundle whose id
-    repeats; with ``replace`` it first drops every held bundle. It returns the
-    number of one-time bundles now held. ``take_prekey`` removes and returns the
-    one-time bundle with the lowest id, else returns the last-resort bundle
-    (kept), else ``None``; it must be atomic and durable: no two calls, even
-    concurrent ones, return the same one-time bundle.
+    Bundles are opaque bytes, stored and returned verbatim. ``put_prekeys``
+    stores ``last`` (replacing the held last-resort bundle) and the one-time
+    bundles ``(prekey id, bundle)``, keeping a held bundle whose id repeats;
+    with ``replace`` it first drops every held bundle. It returns the number of
+    one-time bundles now held. ``take_prekey`` removes and returns the one-time
+    bundle with the lowest id, else returns the last-resort bundle (kept), else
+    ``None``; it must be atomic and durable: no two calls, even concurrent
+    ones, return the same one-time bundle.
     """
 
     def put_prekeys(
@@ -224,9 +226,10 @@ class RelayServer:
     @staticmethod
     def _put_prekeys(store: PrekeyStore, request: RelayPrekeyPut, now: float) -> RelayMessage:
         try:
-            one_time = check_prekey_put(request.last, request.one_time, now)
+            check_prekey_put(request.last, request.one_time)
         except BadPrekeysError as exc:
             return RelayError(request.rid, "bad_prekeys", str(exc))
+        one_time = request.one_time
         held = 0 if request.replace else store.count_prekeys(request.mailbox)
         if held + len(one_time) > MAX_PREKEYS_HELD:
             return RelayError(request.rid, "prekey_quota", "too many one-time prekeys held")
@@ -262,25 +265,30 @@ class RelayClient:
         return self._request(RelayAck(self._next_rid(), mailbox, tuple(entry_ids)))
 
     def put_prekeys(
-        self, mailbox: bytes, last: bytes, otks: Sequence[bytes], *, replace: bool
+        self, mailbox: bytes, last: bytes, otks: Sequence[tuple[int, bytes]], *, replace: bool
     ) -> bytes:
         """A request to publish prekey bundles for our own ``mailbox``.
 
+        The bundles are opaque to the relay (the caller wraps them); it only
+        checks their sizes and the prekey ids.
+
         Args:
             mailbox: Our mailbox.
-            last: The encoded last-resort bundle (no one-time prekey).
-            otks: Encoded bundles with one one-time prekey each, at most
-                ``MAX_PREKEY_PUT``.
+            last: The wrapped last-resort bundle, 1 to ``MAX_PREKEY_BUNDLE`` bytes.
+            otks: ``(one-time prekey id, wrapped bundle)`` pairs, at most
+                ``MAX_PREKEY_PUT``, ids distinct and in ``0..2**32-1``; the
+                relay hands them out lowest id first.
             replace: Drop every bundle the relay holds first (after a rotation).
         """
-        return self._request(RelayPrekeyPut(self._next_rid(), mailbox, last, tuple(otks), replace))
+        one_time = tuple((prekey_id, blob) for prekey_id, blob in otks)
+        return self._request(RelayPrekeyPut(self._next_rid(), mailbox, last, one_time, replace))
 
     def count_prekeys(self, mailbox: bytes) -> bytes:
         """A request for the number of one-time bundles held for our own ``mailbox``."""
         return self._request(RelayPrekeyCount(self._next_rid(), mailbox))
 
     def get_prekeys(self, mailbox: bytes) -> bytes:
-        """A request for one prekey bundle of anyone's ``mailbox``."""
+        """A request for one (wrapped) prekey bundle of anyone's ``mailbox``."""
         return self._request(RelayPrekeyGet(self._next_rid(), mailbox))
 
     def receive(self, data: bytes) -> RelayMessage:

@@ -20,7 +20,8 @@ model over random operation sequences.
 :class:`PrekeyStoreConformance` (or :func:`check_prekey_store`) does the same
 for prekey stores: one-time bundles handed out lowest id first and each only
 once (also under concurrent takes), then the last-resort bundle, which stays;
-``replace`` and non-``replace`` puts; counts of one-time bundles per mailbox.
+``replace`` and non-``replace`` puts; counts of one-time bundles per mailbox;
+bundles kept verbatim (they are opaque bytes to a relay).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from dchat_network import MAX_PREKEY_BUNDLE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -151,7 +154,7 @@ class MailboxStoreConformance:
         examples = itertools.count()
 
         def check(store: MailboxStore) -> None:
-            @settings(max_examples=60, deadline=None, database=None)
+            @settings(max_examples=60, deadline=None, database=None, report_multiple_bugs=False)
             @given(ops=_OPS)
             def run(ops: list[tuple[str, int, object]]) -> None:
                 tag = next(examples).to_bytes(8, "big")
@@ -296,6 +299,16 @@ class PrekeyStoreConformance:
 
         self._with_store(check)
 
+    def test_bundles_are_opaque_bytes_kept_verbatim(self) -> None:
+        def check(store: PrekeyStore) -> None:
+            # Wrapped bundles: any byte values, up to the relay's size bound.
+            big, odd = bytes(range(256)) * 8 + b"\x00" * 152, b"\x00\xff\x00"
+            assert len(big) == MAX_PREKEY_BUNDLE
+            store.put_prekeys(A, big[::-1], [(0, b"\x00"), (1, big), (2, odd)], False, 1.0)
+            assert [store.take_prekey(A) for _ in range(4)] == [b"\x00", big, odd, big[::-1]]
+
+        self._with_store(check)
+
     def test_concurrent_takes_never_return_the_same_bundle(self) -> None:
         def check(store: PrekeyStore) -> None:
             held = _otks(b"a", range(40))
@@ -324,7 +337,8 @@ class PrekeyStoreConformance:
         examples = itertools.count()
 
         def check(store: PrekeyStore) -> None:
-            @settings(max_examples=40, deadline=None, database=None)
+            # One failure, not a group, so a broken store raises AssertionError.
+            @settings(max_examples=40, deadline=None, database=None, report_multiple_bugs=False)
             @given(ops=_PREKEY_OPS)
             def run(ops: list[tuple[str, int, list[int] | None, bool | None]]) -> None:
                 tag = next(examples).to_bytes(8, "big")

@@ -69,13 +69,20 @@ def relay_messages(max_envelope: int = 2048, max_items: int = 8) -> st.SearchStr
     """Any valid relay message (all twelve types), with small envelopes by default.
 
     Prekey bundles are opaque bytes of up to ``max_envelope`` bytes here (the
-    codec does not parse them).
+    relay never parses them), and ``pk_put`` one-time prekey ids are distinct
+    and in ``0..2**32-1``, so every drawn put is one a relay accepts (quota
+    permitting).
     """
     envelope = st.binary(max_size=max_envelope)
     items = st.lists(st.tuples(_ID32, envelope), max_size=min(max_items, MAX_BATCH))
     ids = st.lists(_ID32, max_size=min(max_items, MAX_BATCH)).map(tuple)
     bundle = st.binary(max_size=min(max_envelope, MAX_PREKEY_BUNDLE))
-    bundles = st.lists(bundle, max_size=min(max_items, MAX_PREKEY_PUT)).map(tuple)
+    blob = st.binary(min_size=1, max_size=min(max_envelope, MAX_PREKEY_BUNDLE))
+    one_time = st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), blob),
+        max_size=min(max_items, MAX_PREKEY_PUT),
+        unique_by=lambda item: item[0],
+    ).map(tuple)
     return st.one_of(
         st.builds(RelayPut, _RID, _ID32, envelope),
         st.builds(RelayStored, _RID, _ID32),
@@ -84,7 +91,7 @@ def relay_messages(max_envelope: int = 2048, max_items: int = 8) -> st.SearchStr
         st.builds(RelayAck, _RID, _ID32, ids),
         st.builds(RelayAcked, _RID, st.integers(0, MAX_BATCH)),
         st.builds(RelayError, _RID, st.text(max_size=64), st.text(max_size=512)),
-        st.builds(RelayPrekeyPut, _RID, _ID32, bundle, bundles, st.booleans()),
+        st.builds(RelayPrekeyPut, _RID, _ID32, blob, one_time, st.booleans()),
         st.builds(RelayPrekeyCount, _RID, _ID32),
         st.builds(RelayPrekeyGet, _RID, _ID32),
         st.builds(RelayPrekeysHeld, _RID, st.integers(0, MAX_PREKEYS_HELD)),
