@@ -159,7 +159,7 @@ def sealed_envelopes(
     device = DeviceAddress.primary(card)
     content = Content.text_message(text, now_ms=now_ms, message_id=mid)
     sending.send(content, [device], now=now)
-    sending.bundle_received(device, upload.one_time[0], now=now)
+    sending.bundle_received(device, upload.one_time[0][1], now=now)
     [entry] = outbox.outbox.values()
     return receiving, sender_card, text, SealedEnvelope.from_bytes(entry.envelope), now
 

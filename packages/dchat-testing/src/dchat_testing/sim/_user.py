@@ -323,7 +323,7 @@ class UserNode(SimNode):
         self._prekeys_checked = now
         return True
 
-    def _prekeys_held(self, held: int) -> tuple[bytes, list[bytes], bool] | None:
+    def _prekeys_held(self, held: int) -> tuple[bytes, list[tuple[int, bytes]], bool] | None:
         upload = self.engine.prekey_upload(held=held, now=self.clock.now())
         if upload is None:
             return None
