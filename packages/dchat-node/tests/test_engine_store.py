@@ -1,0 +1,143 @@
+"""The messaging engine over the real node database: one commit per step, all or nothing.
+
+Runs on SQLite, and on PostgreSQL too when ``DCHAT_TEST_POSTGRES_URL`` is set
+(``.ci/run`` starts a server).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from dchat_identity import ContactCard, Identity
+from dchat_messaging import (
+    Content,
+    DeviceAddress,
+    DeviceKeys,
+    MessageReceived,
+    MessagingEngine,
+)
+from dchat_messaging.testing import MemoryMessageStore
+from dchat_storage import Database, EngineStore, open_database
+
+T0 = 1_800_000_000.0
+RELAY = "127.0.0.1:7400"
+
+
+def _targets() -> list[str]:
+    targets = ["sqlite"]
+    if os.environ.get("DCHAT_TEST_POSTGRES_URL"):
+        targets.append("postgresql")
+    return targets
+
+
+@pytest.fixture(params=_targets())
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        database = open_database(tmp_path / "node.db", passphrase=b"correct horse")
+    else:
+        from sqlalchemy import create_engine, text
+
+        base = os.environ["DCHAT_TEST_POSTGRES_URL"]
+        name = f"engine_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        database = open_database(base.rsplit("/", 1)[0] + f"/{name}", passphrase=b"horse")
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def _person(name: str) -> tuple[Identity, ContactCard, DeviceKeys]:
+    identity = Identity.generate()
+    card = ContactCard.issue(identity, name=name, relay=RELAY)
+    keys = DeviceKeys(
+        identity.identity_id, identity.signing_key, identity.encryption_key,
+        identity.mailbox_id, card,
+    )  # fmt: skip
+    return identity, card, keys
+
+
+def _commits(db: Database) -> list[int]:
+    counter = [0]
+
+    def count(_conn: object) -> None:
+        counter[0] += 1
+
+    event.listen(db._access._engine, "commit", count)
+    return counter
+
+
+def test_a_send_and_a_receive_are_one_commit_each(db: Database) -> None:
+    _, bob_card, bob_keys = _person("bob")
+    _, alice_card, alice_keys = _person("alice")
+    bob = MessagingEngine(bob_keys, EngineStore(db), namespace="msg.bob")
+    alice_store = MemoryMessageStore()
+    alice = MessagingEngine(alice_keys, alice_store)
+    upload = bob.prekey_upload(held=None, now=T0)
+    assert upload is not None
+    bob_device, alice_device = DeviceAddress.primary(bob_card), DeviceAddress.primary(alice_card)
+    alice.send(Content.text_message("hello", now_ms=1), [bob_device], now=T0)
+    alice.bundle_received(bob_device, upload.one_time[0][1], now=T0)
+    (entry,) = alice_store.due(T0, 10)
+
+    commits = _commits(db)
+    events = bob.receive(entry.envelope, now=T0)
+    assert [type(e) for e in events] == [MessageReceived]
+    assert commits[0] == 1  # message + session + consumed one-time prekey together
+
+    commits[0] = 0
+    bob.send(Content.text_message("hi alice", now_ms=2), [alice_device], now=T0)
+    assert commits[0] == 1  # the sent message, the session and the outbox entry
+    assert db.outbox.count() == 1
+    assert [m.body for m in db.messages.list(None, 10)] == ["hello", "hi alice"]
+
+
+def test_a_send_that_fails_halfway_leaves_nothing_behind(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, bob_keys = _person("bob")
+    store = EngineStore(db)
+    bob = MessagingEngine(bob_keys, store, namespace="msg.bob")
+    devices = []
+    for name in ("alice", "carol"):
+        _, card, keys = _person(name)
+        peer = MessagingEngine(keys, MemoryMessageStore())
+        upload = peer.prekey_upload(held=None, now=T0)
+        assert upload is not None
+        device = DeviceAddress.primary(card)
+        bob.send(Content.control("x.setup", b"", now_ms=1), [device], now=T0)
+        bob.bundle_received(device, upload.one_time[0][1], now=T0)
+        devices.append(device)
+    before = {key: store.get_state(key) for key in _session_keys(bob, devices)}
+    queued = db.outbox.count()
+
+    calls = [0]
+    real = store.enqueue
+
+    def fail_second(*args: object, **kwargs: object) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError("disk full")
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "enqueue", fail_second)
+    with pytest.raises(OSError, match="disk full"):
+        bob.send(Content.text_message("to both", now_ms=3), devices, now=T0)
+    assert db.outbox.count() == queued
+    assert [m.body for m in db.messages.list(None, 10)] == []
+    assert {key: store.get_state(key) for key in before} == before  # no ratchet step kept
+
+
+def _session_keys(engine: MessagingEngine, devices: list[DeviceAddress]) -> list[str]:
+    return [f"msg.bob.sess.{d.device_id.hex()}" for d in devices]
