@@ -122,7 +122,9 @@ class BurnerService:
             await self._user.state_put(_STORE, store.to_bytes())
             await store_map(self._user, _CARDS, cards)
             self._user.add_identity(burner.identity)
+            self._user.engine_for(burner.identity, card)
         _log.info("burner created")
+        await self._user.publish_prekeys_now(burner.identity)  # reachable at once
         return _burner_json(burner, card)
 
     async def describe(self) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ class RequestService:
         self._requests: dict[bytes, dict[str, Any]] = {}
         user.on_message(self._received)
         user.on_card_lookup(self.card)
+        user.on_contact_added(self._contact_added)
 
     async def load(self) -> None:
         """Read the stored requests and block list."""
@@ -58,6 +59,11 @@ class RequestService:
         if not isinstance(blocked, list):
             raise NodeStateError("corrupt_state", "the stored block list is malformed")
         self._user.block_senders(IdentityId(b) for b in blocked)
+
+    async def _contact_added(self, card: ContactCard) -> None:
+        """A requester added as a contact by hand is no longer a request."""
+        if self._requests.pop(bytes(card.identity_id), None) is not None:
+            await self._save()
 
     async def _save(self) -> None:
         await self._user.state_put(_REQUESTS, canonical_encode(self._requests))

@@ -495,7 +495,31 @@ class UserService:
         )
         self._identity, self._card = identity, card
         _log.info("identity created")
+        await self.publish_prekeys_now(identity)
         return identity
+
+    async def publish_prekeys_now(self, identity: Identity) -> bool:
+        """Publish ``identity``'s prekeys at the home relay now (best effort).
+
+        Until its bundles are at the relay nobody can start a session with the
+        identity, so a new identity publishes before its creation returns
+        rather than at the next poll; if the relay cannot be reached, the
+        mailbox task publishes later. Returns whether it succeeded.
+        """
+        try:
+            host, port, pinned = self._relay_target()
+            with trio.fail_after(10):
+                link = await connect(
+                    host, port, node_key=identity.mailbox_key, expected_peer=pinned
+                )
+                try:
+                    await self._publish_prekeys(link, self.engine_for(identity))
+                finally:
+                    await link.aclose()
+        except (DchatError, trio.TooSlowError) as exc:
+            _log.info("prekeys not published yet: %s", type(exc).__name__)
+            return False
+        return True
 
     # -- contacts ---------------------------------------------------------------
 
