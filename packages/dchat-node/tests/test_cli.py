@@ -31,6 +31,8 @@ def test_init_contact_send_inbox(
     bob_card = _dchat(bob, "card").strip()
     assert bob_card.startswith("dchat-card:")
     assert "added bob" in _dchat(alice, "contact", "add", "bob", bob_card)
+    alice_card = _dchat(alice, "card").strip()
+    assert "added alice" in _dchat(bob, "contact", "add", "alice", alice_card)
     assert "bob" in _dchat(alice, "contact", "list")
     assert "queued dcmsg1" in _dchat(alice, "send", "bob", "hello from the command line")
 

@@ -87,9 +87,16 @@ class Api:
         answer: dict[str, Any] = self.http.get(f"/v1/chain/txs/{digest}").json()
         return answer
 
-    def balance(self, account: str) -> int:
-        answer = self.http.get(f"/v1/chain/accounts/{account}").json()
-        assert answer["proof_valid"]
+    def balance(self, account: str, *, timeout: float = 30.0) -> int:
+        """The certified balance; before the first certified state the node says
+        ``not_ready`` (no proof yet), so ask again until it has one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.http.get(f"/v1/chain/accounts/{account}").json()
+            if "proof_valid" in answer or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert answer["proof_valid"], answer
         return int(answer["balance"])
 
 

@@ -41,8 +41,9 @@ def test_frozen_killed_and_restarted_nodes_still_deliver_exactly_once(tmp_path: 
             a.create_identity("alice")
             b.create_identity("bob")
             a.add_contact("bob", b.card())
+            b.add_contact("alice", a.card())  # (else alice's mail waits as a request)
         # Adding a contact sends it our identity document: let that go first.
-        wait_until(lambda: outbox(alice) == 0)
+        wait_until(lambda: outbox(alice) == 0 and outbox(bob) == 0)
 
         # A frozen relay accepts TCP connections but answers nothing: the
         # message waits in alice's outbox until the relay thaws.

@@ -129,7 +129,7 @@ class RequestService:
         if not entry["card"]:
             raise NodeStateError("no_card", "that request carried no card to add as a contact")
         record = await self._user.add_contact(name, ContactCard.from_bytes(entry["card"]).to_text())
-        del self._requests[key]
+        self._requests.pop(key, None)  # (the contact hook has dropped it already)
         await self._save()
         return {"name": record.name, "identity_id": record.identity_id}
 
