@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,12 +20,17 @@ TEXT = "meet at the usual place at nine; bring the blue notebook"
 
 
 def _pair(make_user: Callable[[str], NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
+    """Two users who added each other, once their identity documents are delivered."""
     alice, bob = make_user("alice"), make_user("bob")
     with alice.client() as a, bob.client() as b:
         a.create_identity("alice")
         b.create_identity("bob")
         a.add_contact("bob", b.card())
         b.add_contact("alice", a.card())
+        deadline = time.monotonic() + 20
+        while a.status()["outbox"] or b.status()["outbox"]:
+            assert time.monotonic() < deadline, "the identity documents were never delivered"
+            time.sleep(0.05)
     return alice, bob
 
 

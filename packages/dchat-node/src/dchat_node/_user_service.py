@@ -145,7 +145,7 @@ class UserService:
         self._blocked: set[IdentityId] = set()
         self._drop: set[IdentityId] = set()  # retired or blocked: every engine drops them
         self._device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]] = {}
-        self._bundle_retry: dict[bytes, float] = {}
+        self._bundle_retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
         self._controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]] = {}
         self._extra: dict[IdentityId, Identity] = {}
         self._raw: dict[bytes, _RawMailbox] = {}
@@ -650,14 +650,17 @@ class UserService:
 
     async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
         now = self._clock.now()
-        if self._bundle_retry.get(device.device_id, 0.0) > now:
+        attempts, due = self._bundle_retry.get(device.device_id, (0, 0.0))
+        if due > now:
             return
         try:
             bundle = await self._fetch_bundle(device)
             await self._store.run(engine.bundle_received, device, bundle, now=now)
         except (DchatError, BundleRejectedError) as exc:
+            # The device's relay is down, or it has published no bundle yet: back off.
+            delay = min(_MAX_BACKOFF, self._config.poll_interval * 2 ** min(attempts, 8))
             _log.info("session setup deferred: %s", type(exc).__name__)
-            self._bundle_retry[device.device_id] = now + min(_MAX_BACKOFF, 2.0)
+            self._bundle_retry[device.device_id] = (attempts + 1, now + delay)
             return
         self._bundle_retry.pop(device.device_id, None)
         self._wake_outbox.set()
