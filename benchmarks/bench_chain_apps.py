@@ -33,14 +33,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from _common import arg_parser, load_at_end, markers, publish, run_lines
-from dchat_chain import (
-    BlockContext,
-    CurrencyChainApp,
-    Mempool,
-    MerkleTree,
-    Transaction,
-    verify_proof,
-)
+from dchat_chain import CurrencyChainApp, Mempool, Transaction
+from dchat_chain.lowlevel import BlockContext, MerkleTree, verify_proof
 from dchat_core import canonical_encode
 from dchat_crypto import SigningKey
 

@@ -48,7 +48,8 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 
 from _common import arg_parser, load_at_end, markers, publish, run_lines
-from dchat_chain import Transaction, tx_hash
+from dchat_chain import Transaction
+from dchat_chain.lowlevel import tx_hash
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess, running_validators
 from dchat_node._validator_keys import load_wallet

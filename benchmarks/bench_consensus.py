@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from _common import arg_parser, load_at_end, markers, publish, run_lines
-from dchat_chain import (
+from dchat_chain import ChainState, CommitCertificate
+from dchat_chain._block_commit import make_bitmap
+from dchat_chain._consensus_sim import CHAIN_ID, HashApp, Simulation, genesis_keys
+from dchat_chain.lowlevel import (
     BlockSyncClient,
-    ChainState,
-    CommitCertificate,
     MemoryBlockStore,
     SignatureCache,
     SyncRequest,
@@ -49,8 +50,6 @@ from dchat_chain import (
     execute_block,
     serve_sync,
 )
-from dchat_chain._block_commit import make_bitmap
-from dchat_chain._consensus_sim import CHAIN_ID, HashApp, Simulation, genesis_keys
 from dchat_crypto import bls_aggregate, bls_verify
 
 if TYPE_CHECKING:

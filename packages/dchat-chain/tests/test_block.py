@@ -17,18 +17,20 @@ from dchat_chain import (
     DchatChainError,
     InvalidBlockError,
     InvalidCertificateError,
-    InvalidValidatorSetError,
     Validator,
     ValidatorSet,
+)
+from dchat_chain._block_commit import make_bitmap
+from dchat_chain._block_merkle import merkle_root
+from dchat_chain._consensus_sim import CHAIN_ID, HashApp, genesis_keys
+from dchat_chain.lowlevel import (
+    InvalidValidatorSetError,
     Vote,
     VoteKind,
     tx_inclusion_proof,
     txs_root,
     verify_tx_inclusion,
 )
-from dchat_chain._block_commit import make_bitmap
-from dchat_chain._block_merkle import merkle_root
-from dchat_chain._consensus_sim import CHAIN_ID, HashApp, genesis_keys
 from dchat_crypto import BlsSecretKey, bls_aggregate
 
 KEYS, VALIDATORS = genesis_keys(4)

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from dchat_chain import ChainArgumentError, MemoryBlockStore, replay
+from dchat_chain import ChainArgumentError
 from dchat_chain._consensus_sim import HashApp, Simulation
+from dchat_chain.lowlevel import MemoryBlockStore, replay
 
 
 def decided_store(height: int) -> tuple[Simulation, MemoryBlockStore]:

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dchat_chain import (
-    BlockContext,
-    ChannelState,
-    CurrencyChainApp,
-    Transaction,
-    channel_open_terms,
-    payment_channel_id,
-)
+from dchat_chain import CurrencyChainApp, Transaction
+from dchat_chain.lowlevel import BlockContext, ChannelState, channel_open_terms, payment_channel_id
 from dchat_core import canonical_encode
 from dchat_crypto import SigningKey
 

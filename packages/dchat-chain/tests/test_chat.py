@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from dchat_chain import (
+from dchat_chain import ChatChainApp, Transaction
+from dchat_chain._chat_identity import pow_ok
+from dchat_chain.lowlevel import (
     BlockContext,
-    ChatChainApp,
     FeeTooLowError,
-    Transaction,
     UnauthorizedError,
     chat_channel_id,
     solve_pow,
     verify_proof,
 )
-from dchat_chain._chat_identity import pow_ok
 from dchat_core import IdentityId, canonical_decode, canonical_encode
 from dchat_crypto import SigningKey
 
@@ -246,7 +245,8 @@ def test_unregistered_senders_are_unauthorized(chain: Chain) -> None:
 
 
 def test_genesis_validators_are_checked_and_fixed() -> None:
-    from dchat_chain import ChainArgumentError, validator_id_of
+    from dchat_chain import ChainArgumentError
+    from dchat_chain.lowlevel import validator_id_of
     from dchat_crypto import BlsSecretKey
 
     keys = [(SigningKey.generate(), BlsSecretKey.generate()) for _ in range(3)]

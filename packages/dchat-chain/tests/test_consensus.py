@@ -17,21 +17,23 @@ from dchat_chain import (
     ConsensusEngine,
     ConsensusOutput,
     DchatChainError,
-    Decided,
     Decision,
     EvidenceFound,
     InvalidMessageError,
+    Persist,
+)
+from dchat_chain._consensus_messages import decided_height
+from dchat_chain._consensus_sim import CHAIN_ID, SIM_CONFIG, HashApp, genesis_keys
+from dchat_chain.lowlevel import (
+    Decided,
     InvalidProposalError,
     InvalidVoteError,
-    Persist,
     Proposal,
     SignatureCache,
     Step,
     Vote,
     VoteKind,
 )
-from dchat_chain._consensus_messages import decided_height
-from dchat_chain._consensus_sim import CHAIN_ID, SIM_CONFIG, HashApp, genesis_keys
 from dchat_core import PeerError
 
 KEYS, VALIDATORS = genesis_keys(4)

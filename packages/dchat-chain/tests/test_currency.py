@@ -6,15 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dchat_chain import (
-    BlockContext,
-    ChainArgumentError,
-    CurrencyChainApp,
-    InvalidEvidenceError,
-    Transaction,
-    validator_id_of,
-    verify_proof,
-)
+from dchat_chain import ChainArgumentError, CurrencyChainApp, Transaction
+from dchat_chain.lowlevel import BlockContext, InvalidEvidenceError, validator_id_of, verify_proof
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_chain import DuplicateVoteEvidence, InvalidEvidenceError, Vote, VoteKind
 from dchat_chain._consensus_sim import CHAIN_ID, genesis_keys
+from dchat_chain.lowlevel import DuplicateVoteEvidence, InvalidEvidenceError, Vote, VoteKind
 
 KEYS, VALIDATORS = genesis_keys(4)
 ID1 = VALIDATORS.validators[1].validator_id

@@ -1,19 +1,45 @@
-"""The public surface of dchat_chain is exactly its `__all__`."""
+"""The public surfaces of dchat_chain are exactly the `__all__` of it and of its lowlevel module."""
 
 from __future__ import annotations
 
+from types import ModuleType
+
+import pytest
+
 import dchat_chain
+import dchat_chain.lowlevel
+
+SURFACES = [dchat_chain, dchat_chain.lowlevel]
 
 
-def test_all_lists_exactly_the_public_names() -> None:
-    public = {name for name in vars(dchat_chain) if not name.startswith("_")}
-    public -= {"annotations"}
-    submodules = {
-        name for name, value in vars(dchat_chain).items() if type(value).__name__ == "module"
+def _public_names(module: ModuleType) -> set[str]:
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and name != "annotations" and not isinstance(value, ModuleType)
     }
-    assert set(dchat_chain.__all__) == public - submodules
 
 
-def test_all_is_a_sorted_tuple() -> None:
-    assert isinstance(dchat_chain.__all__, tuple)
-    assert list(dchat_chain.__all__) == sorted(dchat_chain.__all__)
+@pytest.mark.parametrize("module", SURFACES, ids=lambda m: m.__name__)
+def test_all_lists_exactly_the_public_names(module: ModuleType) -> None:
+    assert set(module.__all__) == _public_names(module)
+
+
+@pytest.mark.parametrize("module", SURFACES, ids=lambda m: m.__name__)
+def test_all_is_a_sorted_tuple(module: ModuleType) -> None:
+    assert isinstance(module.__all__, tuple)
+    assert list(module.__all__) == sorted(module.__all__)
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
+def test_every_name_has_exactly_one_home() -> None:
+    assert not set(dchat_chain.__all__) & set(dchat_chain.lowlevel.__all__)
+
+
+def test_everyday_api_fits_one_screen() -> None:
+    assert len(dchat_chain.__all__) <= 35
+
+
+def test_lowlevel_names_are_not_reachable_from_the_package_root() -> None:
+    for name in dchat_chain.lowlevel.__all__:
+        assert not hasattr(dchat_chain, name), name

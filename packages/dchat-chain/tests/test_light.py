@@ -12,17 +12,19 @@ from hypothesis import strategies as st
 from dchat_chain import (
     CurrencyChainApp,
     InvalidCertificateError,
-    InvalidStateProofError,
     LightClient,
     LightClientError,
     Transaction,
-    UnexpectedHeaderError,
-    UntrustedValidatorsError,
-    UnverifiedHeaderError,
     ValidatorSet,
 )
 from dchat_chain._light_sim import SignedChain, validator_set_of
 from dchat_chain._state_records import account_key
+from dchat_chain.lowlevel import (
+    InvalidStateProofError,
+    UnexpectedHeaderError,
+    UntrustedValidatorsError,
+    UnverifiedHeaderError,
+)
 from dchat_core import canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
 

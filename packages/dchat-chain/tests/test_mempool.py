@@ -8,17 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dchat_chain import (
+from dchat_chain import CurrencyChainApp, Mempool, Transaction
+from dchat_chain.lowlevel import (
     BlockContext,
-    CurrencyChainApp,
     DuplicateTransactionError,
     FutureNonceError,
     InsufficientFundsError,
     MalformedTransactionError,
-    Mempool,
     MempoolFullError,
     ReplayedNonceError,
-    Transaction,
 )
 from dchat_core import canonical_encode
 from dchat_crypto import SigningKey

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_chain import MerkleProof, MerkleTree, verify_proof
 from dchat_chain._merkle import EMPTY_ROOT
+from dchat_chain.lowlevel import MerkleProof, MerkleTree, verify_proof
 from dchat_core import canonical_encode
 
 keys = st.binary(min_size=0, max_size=12)

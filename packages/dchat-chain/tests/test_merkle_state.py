@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_chain import ChainStateError, MerkleTree, StateStore, verify_proof
+from dchat_chain import ChainStateError
+from dchat_chain.lowlevel import MerkleTree, StateStore, verify_proof
 
 ops = st.lists(
     st.tuples(

@@ -9,17 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_chain import (
+from dchat_chain import DchatChainError, InvalidCertificateError, SyncError
+from dchat_chain._consensus_sim import HashApp, Simulation
+from dchat_chain.lowlevel import (
     BlockSyncClient,
-    DchatChainError,
-    InvalidCertificateError,
     MemoryBlockStore,
-    SyncError,
     SyncRequest,
     SyncResponse,
     serve_sync,
 )
-from dchat_chain._consensus_sim import HashApp, Simulation
 from dchat_core import PeerError
 
 

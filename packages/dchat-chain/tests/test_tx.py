@@ -8,18 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dchat_chain import (
+from dchat_chain import ChatChainApp, CurrencyChainApp, InvalidTransactionError, Transaction
+from dchat_chain.lowlevel import (
     BadTransactionSignatureError,
     BlockContext,
-    ChatChainApp,
-    CurrencyChainApp,
     FeeTooLowError,
     FutureNonceError,
     InsufficientFundsError,
-    InvalidTransactionError,
     MalformedTransactionError,
     ReplayedNonceError,
-    Transaction,
     WrongChainError,
     tx_hash,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 
-from dchat_chain import Vote, VoteKind, decode_message
+from dchat_chain.lowlevel import Vote, VoteKind, decode_message
 from dchat_core import DchatError
 from dchat_node import _validator_api
 from dchat_node._validator_service import ValidatorService

@@ -21,7 +21,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dchat_chain import DuplicateVoteEvidence, Transaction, Vote, VoteKind
+from dchat_chain import Transaction
+from dchat_chain.lowlevel import DuplicateVoteEvidence, Vote, VoteKind
 from dchat_core import NodeId
 from dchat_crypto import BlsSecretKey, KdfParams
 from dchat_node import NodeProcess, running_validators

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dchat_chain import Transaction, solve_pow, verify_proof
+from dchat_chain import Transaction
+from dchat_chain.lowlevel import solve_pow, verify_proof
 from dchat_core import IdentityId, canonical_decode
 from dchat_crypto import KdfParams, SigningKey
 from dchat_node import NodeProcess

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dchat_chain import Checkpoint, ConsensusOutput, Persist, ScheduleTimeout, Step, SyncNeeded
+from dchat_chain import Checkpoint, ConsensusOutput, Persist, ScheduleTimeout, SyncNeeded
+from dchat_chain.lowlevel import Step
 from dchat_node._validator_service import _superseded
 
 

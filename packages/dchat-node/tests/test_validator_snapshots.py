@@ -18,18 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from dchat_chain import (
-    ChainArgumentError,
-    ChainState,
-    CommitCertificate,
-    SnapshotError,
-    StateSnapshot,
-    Transaction,
-    Vote,
-    VoteKind,
-    execute_block,
-)
+from dchat_chain import ChainArgumentError, ChainState, CommitCertificate, Transaction
 from dchat_chain._block_commit import make_bitmap
+from dchat_chain.lowlevel import SnapshotError, StateSnapshot, Vote, VoteKind, execute_block
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams, bls_aggregate
 from dchat_node import NodeProcess

@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_chain import ChannelState
+from dchat_chain.lowlevel import ChannelState
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
 from dchat_crypto import (
     BadSignatureError,

@@ -21,7 +21,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dchat_chain import ChannelState, channel_open_terms, payment_channel_id
+from dchat_chain.lowlevel import ChannelState, channel_open_terms, payment_channel_id
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
 
 from ._errors import ChannelError

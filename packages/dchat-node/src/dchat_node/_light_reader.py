@@ -29,13 +29,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_chain import (
-    BlockHeader,
-    CommitCertificate,
-    InvalidStateProofError,
-    LightClient,
-    ValidatorSet,
-)
+from dchat_chain import BlockHeader, CommitCertificate, LightClient, ValidatorSet
+from dchat_chain.lowlevel import InvalidStateProofError
 from dchat_core import DchatError, DecodeLimits, canonical_decode, canonical_encode
 
 from ._errors import ChainAnswerError, LightStateError, StaleAnswerError

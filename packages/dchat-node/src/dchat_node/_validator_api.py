@@ -32,7 +32,7 @@ from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_chain import tx_hash, verify_proof
+from dchat_chain.lowlevel import tx_hash, verify_proof
 from dchat_core import canonical_decode
 
 from ._errors import NodeStateError
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.params import Depends
 
-    from dchat_chain import AppQueryResult, Block, CommitCertificate
+    from dchat_chain import Block, CommitCertificate
+    from dchat_chain.lowlevel import AppQueryResult
 
     from ._runtime import Node
 

@@ -31,14 +31,16 @@ from dchat_chain import (
     ChainState,
     ChatChainApp,
     CurrencyChainApp,
+    Mempool,
+    Validator,
+    ValidatorSet,
+)
+from dchat_chain.lowlevel import (
     DuplicateVoteEvidence,
     InvalidEvidenceError,
-    Mempool,
     SnapshotError,
     StateSnapshot,
     StateStore,
-    Validator,
-    ValidatorSet,
     execute_block,
     tx_hash,
 )
@@ -48,14 +50,8 @@ from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from dchat_chain import (
-        AppQueryResult,
-        BlockContext,
-        BlockResult,
-        CommitCertificate,
-        MerkleTree,
-        TxMeta,
-    )
+    from dchat_chain import CommitCertificate
+    from dchat_chain.lowlevel import AppQueryResult, BlockContext, BlockResult, MerkleTree, TxMeta
 
     from ._validator_store import RepoBlockStore
 

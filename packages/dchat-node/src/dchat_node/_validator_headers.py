@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_chain import AppQueryResult
+from dchat_chain.lowlevel import AppQueryResult
 from dchat_core import canonical_encode
 
 from ._errors import NodeStateError

@@ -11,13 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from dchat_chain import (
-    BlockSyncClient,
-    CurrencyChainApp,
-    SyncRequest,
-    SyncResponse,
-    Transaction,
-)
+from dchat_chain import CurrencyChainApp, Transaction
+from dchat_chain.lowlevel import BlockSyncClient, SyncRequest, SyncResponse
 from dchat_core import DchatError, NodeId
 from dchat_network import LinkClosedError, LinkTimeoutError
 
@@ -30,7 +25,8 @@ from ._validator_wire import (
 )
 
 if TYPE_CHECKING:
-    from dchat_chain import Block, ChainState, CommitCertificate, DuplicateVoteEvidence
+    from dchat_chain import Block, ChainState, CommitCertificate
+    from dchat_chain.lowlevel import DuplicateVoteEvidence
     from dchat_crypto import SigningKey
     from dchat_network import Link
 

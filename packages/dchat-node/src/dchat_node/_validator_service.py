@@ -57,15 +57,10 @@ from dchat_chain import (
     Decision,
     EvidenceFound,
     Persist,
-    Proposal,
     ScheduleTimeout,
-    StateSnapshot,
     SyncNeeded,
-    SyncRequest,
-    Vote,
-    VoteKind,
-    tx_hash,
 )
+from dchat_chain.lowlevel import Proposal, StateSnapshot, SyncRequest, Vote, VoteKind, tx_hash
 from dchat_core import DchatError
 from dchat_network import serve_links
 
@@ -81,7 +76,8 @@ from ._validator_wire import CONSENSUS, MAX_GOSSIP_TXS, encode_txs, parse_peer
 from .config import parse_hostport
 
 if TYPE_CHECKING:
-    from dchat_chain import ConsensusOutput, DuplicateVoteEvidence, SyncResponse
+    from dchat_chain import ConsensusOutput
+    from dchat_chain.lowlevel import DuplicateVoteEvidence, SyncResponse
     from dchat_core import Clock
 
     from ._store import AsyncStore

@@ -1,4 +1,4 @@
-"""A durable :class:`dchat_chain.BlockStore` on the node database (``ChainRepo``).
+"""A durable :class:`dchat_chain.lowlevel.BlockStore` on the node database (``ChainRepo``).
 
 Each decided block is one ``ChainRepo.commit`` row (block and certificate
 together, so one never exists without the other) and the consensus checkpoint
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from dchat_chain import Block, ChainArgumentError, CommitCertificate, SyncResponse
+from dchat_chain import Block, ChainArgumentError, CommitCertificate
+from dchat_chain.lowlevel import SyncResponse
 from dchat_core import DchatError, canonical_decode, canonical_encode
 from dchat_storage import DuplicateError
 
@@ -27,7 +28,7 @@ from ._errors import NodeStateError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from dchat_chain import SyncRequest
+    from dchat_chain.lowlevel import SyncRequest
     from dchat_storage import ChainRepo
 
 __all__ = ("RepoBlockStore",)

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A :class:`ValidatorNode` is dchat-node's validator shell reduced to consensus,
 around a real :class:`dchat_chain.ConsensusEngine`, a :class:`~dchat_chain.Mempool`
-and a :class:`~dchat_chain.MemoryBlockStore` (``durable``: blocks, certificates
+and a :class:`~dchat_chain.lowlevel.MemoryBlockStore` (``durable``: blocks, certificates
 and the consensus checkpoint survive a crash; on boot every stored block is
 replayed into a fresh application and the engine resumes from the checkpoint).
 
@@ -19,7 +19,7 @@ replayed into a fresh application and the engine resumes from the checkpoint).
   re-send their current messages every ``rebroadcast_ms``, so a link silent for
   ``LINK_IDLE`` is dead (partition, crashed peer): it is aborted and re-dialled.
 * ``SyncNeeded`` sends one block-sync request to a connected peer; the answer
-  is authenticated and executed by :class:`~dchat_chain.BlockSyncClient`.
+  is authenticated and executed by :class:`~dchat_chain.lowlevel.BlockSyncClient`.
 
 An *equivocator* runs the honest engine but double-signs on the wire: each
 proposal gets a twin block for half of the honest peers, each vote a conflicting
@@ -41,30 +41,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from dchat_chain import (
-    AppQueryResult,
-    BlockResult,
-    BlockSyncClient,
     Broadcast,
     ChainState,
     Checkpoint,
     ConsensusConfig,
     ConsensusEngine,
-    Decided,
     Decision,
     EvidenceFound,
     InvalidTransactionError,
-    MemoryBlockStore,
     Mempool,
     Persist,
-    Proposal,
     ScheduleTimeout,
-    SignatureCache,
     SyncNeeded,
-    SyncRequest,
-    TxMeta,
     TxResult,
     Validator,
     ValidatorSet,
+)
+from dchat_chain.lowlevel import (
+    AppQueryResult,
+    BlockResult,
+    BlockSyncClient,
+    Decided,
+    MemoryBlockStore,
+    Proposal,
+    SignatureCache,
+    SyncRequest,
+    TxMeta,
     Vote,
     replay,
     serve_sync,
@@ -78,7 +80,8 @@ from ._simulation import Violation
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from dchat_chain import BlockContext, ConsensusOutput
+    from dchat_chain import ConsensusOutput
+    from dchat_chain.lowlevel import BlockContext
 
     from ._network import Endpoint
     from ._simulation import Observation, Simulation

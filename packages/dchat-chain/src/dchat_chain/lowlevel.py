@@ -1,0 +1,156 @@
+"""The low-level API of dchat-chain: building blocks beneath the everyday API.
+
+:mod:`dchat_chain` itself exports what a typical user of the chain needs (the
+engine, blocks and certificates, the chain applications, transactions, mempool,
+light client and the main errors). This module holds the rest, for code that
+implements or drives the parts the everyday API wraps: a validator node, an
+application of its own, a simulation or a test harness.
+
+- consensus messages and votes: ``ConsensusMessage``, ``Proposal``, ``Vote``,
+  ``VoteKind``, ``Decided``, ``decode_message``, ``Step``, ``SignatureCache``
+- the application contract's records: ``BlockContext``, ``BlockResult``,
+  ``TxMeta``, ``ValidatorUpdate``, ``AppQueryResult``, ``BlockSource``,
+  ``execute_block``
+- block store, replay and block sync: ``BlockStore``, ``MemoryBlockStore``,
+  ``replay``, ``BlockSyncClient``, ``SyncRequest``, ``SyncResponse``,
+  ``serve_sync``
+- Merkle trees and proofs: ``MerkleTree``, ``MerkleProof``, ``verify_proof``,
+  ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
+- state storage and snapshots: ``StateStore``, ``StateSnapshot``
+- misbehaviour evidence: ``DuplicateVoteEvidence``, ``EvidenceVerifier``,
+  ``validator_id_of``
+- chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
+  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``
+- the fine-grained errors under the roots that :mod:`dchat_chain` exports (the
+  typed transaction rejections, vote, proposal, evidence, validator-set,
+  snapshot, mempool and light-client errors); catching the root still catches
+  them.
+
+Every name is importable from exactly one of :mod:`dchat_chain` and this module.
+"""
+
+from __future__ import annotations
+
+from ._app import AppQueryResult as AppQueryResult
+from ._app import BlockContext as BlockContext
+from ._app import BlockResult as BlockResult
+from ._app import TxMeta as TxMeta
+from ._app import ValidatorUpdate as ValidatorUpdate
+from ._block_chain import execute_block as execute_block
+from ._block_commit import VoteKind as VoteKind
+from ._block_merkle import tx_hash as tx_hash
+from ._block_merkle import tx_inclusion_proof as tx_inclusion_proof
+from ._block_merkle import txs_root as txs_root
+from ._block_merkle import verify_tx_inclusion as verify_tx_inclusion
+from ._blockstore import BlockStore as BlockStore
+from ._blockstore import MemoryBlockStore as MemoryBlockStore
+from ._blockstore import replay as replay
+from ._channels import ChannelState as ChannelState
+from ._channels import channel_open_terms as channel_open_terms
+from ._channels import payment_channel_id as payment_channel_id
+from ._chat_channels import chat_channel_id as chat_channel_id
+from ._chat_identity import solve_pow as solve_pow
+from ._consensus_messages import ConsensusMessage as ConsensusMessage
+from ._consensus_messages import Decided as Decided
+from ._consensus_messages import Proposal as Proposal
+from ._consensus_messages import Vote as Vote
+from ._consensus_messages import decode_message as decode_message
+from ._consensus_types import BlockSource as BlockSource
+from ._consensus_types import Step as Step
+from ._consensus_votes import SignatureCache as SignatureCache
+from ._currency_staking import EvidenceVerifier as EvidenceVerifier
+from ._currency_staking import validator_id_of as validator_id_of
+from ._errors import InvalidEvidenceError as InvalidEvidenceError
+from ._errors import InvalidProposalError as InvalidProposalError
+from ._errors import InvalidValidatorSetError as InvalidValidatorSetError
+from ._errors import InvalidVoteError as InvalidVoteError
+from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
+from ._light import InvalidStateProofError as InvalidStateProofError
+from ._light import UnexpectedHeaderError as UnexpectedHeaderError
+from ._light import UntrustedValidatorsError as UntrustedValidatorsError
+from ._light import UnverifiedHeaderError as UnverifiedHeaderError
+from ._mempool import DuplicateTransactionError as DuplicateTransactionError
+from ._mempool import MempoolFullError as MempoolFullError
+from ._merkle import MerkleProof as MerkleProof
+from ._merkle import MerkleTree as MerkleTree
+from ._merkle import verify_proof as verify_proof
+from ._snapshot import SnapshotError as SnapshotError
+from ._snapshot import StateSnapshot as StateSnapshot
+from ._state import StateStore as StateStore
+from ._sync import BlockSyncClient as BlockSyncClient
+from ._sync import SyncRequest as SyncRequest
+from ._sync import SyncResponse as SyncResponse
+from ._sync import serve_sync as serve_sync
+from ._tx_errors import BadTransactionSignatureError as BadTransactionSignatureError
+from ._tx_errors import FeeTooLowError as FeeTooLowError
+from ._tx_errors import FutureNonceError as FutureNonceError
+from ._tx_errors import InsufficientFundsError as InsufficientFundsError
+from ._tx_errors import MalformedTransactionError as MalformedTransactionError
+from ._tx_errors import NonceError as NonceError
+from ._tx_errors import RejectedTransactionError as RejectedTransactionError
+from ._tx_errors import ReplayedNonceError as ReplayedNonceError
+from ._tx_errors import UnauthorizedError as UnauthorizedError
+from ._tx_errors import WrongChainError as WrongChainError
+
+__all__ = (
+    "AppQueryResult",
+    "BadTransactionSignatureError",
+    "BlockContext",
+    "BlockResult",
+    "BlockSource",
+    "BlockStore",
+    "BlockSyncClient",
+    "ChannelState",
+    "ConsensusMessage",
+    "Decided",
+    "DuplicateTransactionError",
+    "DuplicateVoteEvidence",
+    "EvidenceVerifier",
+    "FeeTooLowError",
+    "FutureNonceError",
+    "InsufficientFundsError",
+    "InvalidEvidenceError",
+    "InvalidProposalError",
+    "InvalidStateProofError",
+    "InvalidValidatorSetError",
+    "InvalidVoteError",
+    "MalformedTransactionError",
+    "MemoryBlockStore",
+    "MempoolFullError",
+    "MerkleProof",
+    "MerkleTree",
+    "NonceError",
+    "Proposal",
+    "RejectedTransactionError",
+    "ReplayedNonceError",
+    "SignatureCache",
+    "SnapshotError",
+    "StateSnapshot",
+    "StateStore",
+    "Step",
+    "SyncRequest",
+    "SyncResponse",
+    "TxMeta",
+    "UnauthorizedError",
+    "UnexpectedHeaderError",
+    "UntrustedValidatorsError",
+    "UnverifiedHeaderError",
+    "ValidatorUpdate",
+    "Vote",
+    "VoteKind",
+    "WrongChainError",
+    "channel_open_terms",
+    "chat_channel_id",
+    "decode_message",
+    "execute_block",
+    "payment_channel_id",
+    "replay",
+    "serve_sync",
+    "solve_pow",
+    "tx_hash",
+    "tx_inclusion_proof",
+    "txs_root",
+    "validator_id_of",
+    "verify_proof",
+    "verify_tx_inclusion",
+)
