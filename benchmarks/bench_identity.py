@@ -43,13 +43,15 @@ from dchat_identity import (
     Guardian,
     Identity,
     IdentityDocument,
+    setup_guardians,
+)
+from dchat_identity.lowlevel import (
     SyncKey,
     SyncReplica,
     SyncState,
     combine_shares,
     open_sync_message,
     seal_sync_message,
-    setup_guardians,
     split_secret,
     verify_update,
 )

@@ -16,11 +16,10 @@ from dchat_identity import (
     Identity,
     IdentityArgumentError,
     IdentityDocument,
-    IdentitySeed,
     MalformedRecordError,
-    Purpose,
     RateLimitedError,
 )
+from dchat_identity.lowlevel import IdentitySeed, Purpose
 
 from .conftest import SeededRng
 

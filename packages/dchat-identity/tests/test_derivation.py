@@ -10,14 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_identity import (
+from dchat_identity import Identity, IdentityArgumentError, generate_phrase
+from dchat_identity.lowlevel import (
     COIN_TYPE,
     ExtendedKey,
-    Identity,
-    IdentityArgumentError,
     IdentitySeed,
     Purpose,
-    generate_phrase,
     key_path,
     phrase_to_seed,
 )

@@ -10,19 +10,21 @@ import pytest
 from dchat_core import canonical_encode
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import (
-    BrokenChainError,
     DeviceCertificate,
     DeviceRevocation,
     DocumentChain,
     ExpiredError,
     ForgedRecordError,
-    ForkedDocumentError,
     Identity,
     IdentityArgumentError,
     IdentityDocument,
     MalformedRecordError,
-    ReplayedDocumentError,
     RevokedDeviceError,
+)
+from dchat_identity.lowlevel import (
+    BrokenChainError,
+    ForkedDocumentError,
+    ReplayedDocumentError,
     StaleDocumentError,
     verify_update,
 )

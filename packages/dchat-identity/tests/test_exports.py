@@ -1,19 +1,51 @@
-"""The public surface of dchat_identity is exactly its `__all__`."""
+"""The public surfaces of dchat_identity are exactly their `__all__`.
+
+The everyday API (`dchat_identity`) fits one screen; everything else lives in
+`dchat_identity.lowlevel`, and each name is importable from exactly one of them.
+"""
 
 from __future__ import annotations
 
+from types import ModuleType
+
+import pytest
+
 import dchat_identity
+import dchat_identity.lowlevel
+
+SURFACES = [dchat_identity, dchat_identity.lowlevel]
 
 
-def test_all_lists_exactly_the_public_names() -> None:
-    public = {name for name in vars(dchat_identity) if not name.startswith("_")}
-    public -= {"annotations"}
-    submodules = {
-        name for name, value in vars(dchat_identity).items() if type(value).__name__ == "module"
+def _public_names(module: ModuleType) -> set[str]:
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and name != "annotations" and not isinstance(value, ModuleType)
     }
-    assert set(dchat_identity.__all__) == public - submodules
 
 
-def test_all_is_a_sorted_tuple() -> None:
-    assert isinstance(dchat_identity.__all__, tuple)
-    assert list(dchat_identity.__all__) == sorted(dchat_identity.__all__)
+@pytest.mark.parametrize("module", SURFACES, ids=lambda m: m.__name__)
+def test_all_lists_exactly_the_public_names(module: ModuleType) -> None:
+    assert set(module.__all__) == _public_names(module)
+
+
+@pytest.mark.parametrize("module", SURFACES, ids=lambda m: m.__name__)
+def test_all_is_a_sorted_tuple(module: ModuleType) -> None:
+    assert isinstance(module.__all__, tuple)
+    assert list(module.__all__) == sorted(module.__all__)
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
+def test_each_name_has_exactly_one_home() -> None:
+    assert not set(dchat_identity.__all__) & set(dchat_identity.lowlevel.__all__)
+
+
+def test_everyday_api_fits_one_screen() -> None:
+    assert len(dchat_identity.__all__) <= 35
+
+
+def test_lowlevel_is_the_only_public_submodule() -> None:
+    submodules = {
+        name for name, value in vars(dchat_identity).items() if isinstance(value, ModuleType)
+    }
+    assert {name for name in submodules if not name.startswith("_")} == {"lowlevel"}

@@ -10,19 +10,18 @@ from hypothesis import strategies as st
 
 from dchat_core import canonical_decode, canonical_encode
 from dchat_identity import (
-    DeviceAttestation,
     DocumentChain,
     ExpiredError,
     ForgedRecordError,
     Identity,
     IdentityDocument,
-    IdentityStateError,
     MalformedRecordError,
     PairingCodeError,
     PairingHost,
     PairingJoiner,
     RevokedDeviceError,
 )
+from dchat_identity.lowlevel import DeviceAttestation, IdentityStateError
 
 from .conftest import SeededRng
 

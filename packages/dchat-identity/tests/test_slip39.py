@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_identity import IdentityArgumentError, InvalidShareError, combine_shares, split_secret
+from dchat_identity import IdentityArgumentError
+from dchat_identity.lowlevel import InvalidShareError, combine_shares, split_secret
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 

@@ -10,17 +10,19 @@ from hypothesis import strategies as st
 
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import (
-    ClockSkewError,
     DeviceCertificate,
     DeviceRevocation,
     DocumentChain,
     ForgedRecordError,
-    HybridClock,
     Identity,
     IdentityDocument,
-    IdentitySeed,
     MalformedRecordError,
     RevokedDeviceError,
+)
+from dchat_identity.lowlevel import (
+    ClockSkewError,
+    HybridClock,
+    IdentitySeed,
     SyncKey,
     SyncOp,
     SyncReplica,

@@ -19,12 +19,9 @@ from dchat_identity import (
     Identity,
     IdentityDocument,
     MalformedRecordError,
-    ReplayedDocumentError,
     RevokedDeviceError,
-    SyncKey,
-    SyncReplica,
-    seal_sync_message,
 )
+from dchat_identity.lowlevel import ReplayedDocumentError, SyncKey, SyncReplica, seal_sync_message
 from dchat_messaging import SealedEnvelope
 from dchat_node._rendezvous import (
     Rekey,

@@ -18,15 +18,8 @@ from typer.testing import CliRunner
 
 from dchat_core import DecodeLimits, IdentityId, canonical_decode
 from dchat_crypto import PrivateKey, seal
-from dchat_identity import (
-    ContactCard,
-    GuardianApproval,
-    GuardianShare,
-    Identity,
-    RecoveryRequest,
-    ShareRelease,
-    approve_recovery,
-)
+from dchat_identity import ContactCard, Identity, RecoveryRequest, approve_recovery
+from dchat_identity.lowlevel import GuardianApproval, GuardianShare, ShareRelease
 from dchat_messaging import Content
 from dchat_node import NodeProcess
 from dchat_node._guardian_wire import ApprovalMessage, RequestMessage

@@ -33,8 +33,8 @@ from dchat_identity import (
     IdentityArgumentError,
     IdentityDocument,
     MalformedRecordError,
-    SyncKey,
 )
+from dchat_identity.lowlevel import SyncKey
 
 from ._errors import NodeStateError
 

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 from dchat_core import DchatError, IdentityId
 from dchat_crypto import VerifyKey
-from dchat_identity import DocumentChain, IdentityDocument, ReplayedDocumentError
+from dchat_identity import DocumentChain, IdentityDocument
+from dchat_identity.lowlevel import ReplayedDocumentError
 from dchat_messaging import DeviceAddress
 
 if TYPE_CHECKING:

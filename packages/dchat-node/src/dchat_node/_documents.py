@@ -27,16 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from dchat_core import DecodeLimits, IdentityId, canonical_decode, canonical_encode
 from dchat_identity import (
-    BrokenChainError,
     ContactCard,
     DocumentChain,
     ForgedRecordError,
     Identity,
     IdentityDocument,
-    IdentityStateError,
     MalformedRecordError,
-    ReplayedDocumentError,
 )
+from dchat_identity.lowlevel import BrokenChainError, IdentityStateError, ReplayedDocumentError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -14,8 +14,8 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_core import IdentityId
-from dchat_identity import (
-    ExpiredError,
+from dchat_identity import ExpiredError
+from dchat_identity.lowlevel import (
     InvalidShareError,
     NotEnoughApprovalsError,
     TimeLockedError,

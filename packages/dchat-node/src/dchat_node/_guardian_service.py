@@ -32,16 +32,14 @@ from dchat_identity import (
     ContactCard,
     Guardian,
     GuardianSet,
-    GuardianShare,
     InvalidCardError,
     RecoveryProcess,
     RecoveryRequest,
     RecoveryVeto,
-    TimeLockedError,
-    VetoedError,
     approve_recovery,
     setup_guardians,
 )
+from dchat_identity.lowlevel import GuardianShare, TimeLockedError, VetoedError
 
 from ._errors import NodeStateError
 from ._guardian_state import Entry, entry_bytes, entry_str, load_map, store_map

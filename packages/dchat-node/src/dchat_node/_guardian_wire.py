@@ -31,14 +31,12 @@ from dchat_core import (
 )
 from dchat_identity import (
     ContactCard,
-    GuardianApproval,
     GuardianSet,
-    GuardianShare,
     IdentityDocument,
     RecoveryRequest,
     RecoveryVeto,
-    ShareRelease,
 )
+from dchat_identity.lowlevel import GuardianApproval, GuardianShare, ShareRelease
 
 from ._errors import DchatNodeError
 

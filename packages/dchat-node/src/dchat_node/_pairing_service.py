@@ -35,13 +35,13 @@ from dchat_core import DchatError, Fields, IdentityId, MailboxId, canonical_deco
 from dchat_crypto import DecryptionError, SigningKey, open_sealed, seal
 from dchat_identity import (
     ContactCard,
-    DeviceAttestation,
     ForgedRecordError,
     IdentityDocument,
     PairingCodeError,
     PairingHost,
     PairingJoiner,
 )
+from dchat_identity.lowlevel import DeviceAttestation
 from dchat_messaging import SealedEnvelope
 
 from ._errors import NodeStateError

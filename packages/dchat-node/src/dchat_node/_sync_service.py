@@ -1,6 +1,6 @@
 """Multi-device sync: contacts, settings, read state and profile fields across own devices.
 
-Theory of operation. Each device keeps a :class:`dchat_identity.SyncReplica`
+Theory of operation. Each device keeps a :class:`dchat_identity.lowlevel.SyncReplica`
 (HLC-stamped CRDT: last-writer-wins registers, observed-remove sets) whose
 replica id is its device key; the replica is kept sealed at rest under
 ``sync.replica``. A local change becomes operations, signed by the device key
@@ -38,9 +38,11 @@ from dchat_identity import (
     ContactCard,
     DocumentChain,
     ForgedRecordError,
-    HybridClock,
     IdentityArgumentError,
     MalformedRecordError,
+)
+from dchat_identity.lowlevel import (
+    HybridClock,
     ReplayedDocumentError,
     SyncKey,
     SyncOp,
