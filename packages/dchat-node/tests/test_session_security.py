@@ -14,9 +14,10 @@ and every one of these envelopes opened.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from dchat_messaging import Content, DeviceKeys, MessageReceived, MessagingEngin
 from dchat_messaging._sessions import SessionRecord
 from dchat_messaging._wire import SessionEnvelope, seal_session_envelope
 from dchat_node import NodeProcess
-from dchat_storage import EngineStore, open_database
+from dchat_storage import Database, EngineStore, open_database
 
 from .conftest import PASSPHRASE
 
@@ -73,8 +74,9 @@ def _steal(node: NodeProcess, where: Path) -> Path:
     return where
 
 
-def _attacker_opens(stolen: Path, envelopes: list[bytes]) -> list[str]:
-    """What the thief reads from ``envelopes`` with everything in ``stolen``."""
+@contextlib.contextmanager
+def _engine_of(stolen: Path) -> Iterator[tuple[Database, Identity, MessagingEngine]]:
+    """The engine a node would run, over a copied data directory and its passphrase."""
     db = open_database(stolen / "node.db", passphrase=PASSPHRASE.encode())
     try:
         record = db.identity.get()
@@ -82,8 +84,14 @@ def _attacker_opens(stolen: Path, envelopes: list[bytes]) -> list[str]:
         me = Identity.from_keystore(record.keystore, PASSPHRASE.encode())
         card = ContactCard.from_bytes(record.card)
         keys = DeviceKeys(me.identity_id, me.signing_key, me.encryption_key, me.mailbox_id, card)
-        store = EngineStore(db)
-        engine = MessagingEngine(keys, store, namespace=f"msg.{me.identity_id}")
+        yield db, me, MessagingEngine(keys, EngineStore(db), namespace=f"msg.{me.identity_id}")
+    finally:
+        db.close()
+
+
+def _attacker_opens(stolen: Path, envelopes: list[bytes]) -> list[str]:
+    """What the thief reads from ``envelopes`` with everything in ``stolen``."""
+    with _engine_of(stolen) as (db, _, engine):
         read: list[str] = []
         for raw in envelopes:
             events = engine.receive(raw, now=time.time())
@@ -92,8 +100,6 @@ def _attacker_opens(stolen: Path, envelopes: list[bytes]) -> list[str]:
             )
         assert [m.body for m in db.messages.list(None, 1000) if m.body in read] == read
         return read
-    finally:
-        db.close()
 
 
 def test_forward_secrecy_recorded_envelopes_stay_closed_after_full_compromise(
@@ -247,16 +253,9 @@ def test_deniability_what_bob_stores_lets_bob_write_as_alice(
         alice_id = a.request("GET", "/v1/identity")["identity_id"]
     stolen = _steal(bob, tmp_path / "bob-stolen")
 
-    db = open_database(stolen / "node.db", passphrase=PASSPHRASE.encode())
-    try:
-        record = db.identity.get()
-        assert record is not None
-        me = Identity.from_keystore(record.keystore, PASSPHRASE.encode())
-        card = ContactCard.from_bytes(record.card)
-        keys = DeviceKeys(me.identity_id, me.signing_key, me.encryption_key, me.mailbox_id, card)
+    with _engine_of(stolen) as (db, me, engine):
         store = EngineStore(db)
         namespace = f"msg.{me.identity_id}"
-        engine = MessagingEngine(keys, store, namespace=namespace)
         sender = IdentityId.parse(alice_id)
         alice_key = next(
             VerifyKey.from_bytes(c.identity_key.to_bytes())
@@ -284,7 +283,7 @@ def test_deniability_what_bob_stores_lets_bob_write_as_alice(
         forged = seal_session_envelope(
             inner, mailbox=me.mailbox_id, device_key=me.encryption_key.public_key
         )
-        events = engine.receive(forged.to_bytes(), now=2e9)
+        events = engine.receive(forged.to_bytes(), now=time.time())
         (event,) = events
         assert isinstance(event, MessageReceived)
         assert event.sender == sender
@@ -292,5 +291,3 @@ def test_deniability_what_bob_stores_lets_bob_write_as_alice(
         rows = {m.body: m for m in db.messages.list(None, 100)}
         real, fake = rows["see you at nine"], rows[text]
         assert (real.direction, real.peer_id) == (fake.direction, fake.peer_id) == ("in", alice_id)
-    finally:
-        db.close()
