@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from dchat_messaging import Content, MessageReceived, Rejected, SessionReset
+from dchat_messaging import Content, MessageReceived, MessagingEngine, Rejected, SessionReset
+from dchat_messaging.testing import MemoryMessageStore
 
 if TYPE_CHECKING:
     from conftest import Net
@@ -220,3 +221,23 @@ def test_prekeys_are_topped_up_below_the_low_water_mark_and_rotated_before_expir
     again = bob.engine.prekey_upload(held=None, now=rotation_due + 2)
     assert again is not None
     assert again.replace
+
+
+def test_a_peer_that_lost_everything_is_answered_on_its_new_session(net: Net) -> None:
+    """Bob's own session to Alice is still unanswered when a restored Alice starts anew.
+
+    Whatever the order of their device keys, Bob must answer on Alice's new
+    session: the one his old SessionInit needs (Alice's old prekeys) is gone.
+    """
+    for _ in range(8):  # both orders of the device keys, with high probability
+        alice, bob = net.person("alice"), net.person("bob")
+        bob.send([alice.address], "are you there?", now=T0)  # never answered
+        net.relay.mail.pop(bytes(alice.address.mailbox), None)  # lost with alice's device
+        alice.store = MemoryMessageStore()  # restored from her phrase: same keys, no state
+        alice.engine = MessagingEngine(alice.keys, alice.store, directory=net.directory)
+        alice.publish(now=T0 + 1)
+        alice.send([bob.address], "it is me again", now=T0 + 2)
+        assert bob.fetch(now=T0 + 3)
+        bob.send([alice.address], "welcome back", now=T0 + 4)
+        alice.fetch(now=T0 + 5)
+        assert alice.texts() == ["welcome back"]

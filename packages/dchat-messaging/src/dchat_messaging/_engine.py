@@ -24,12 +24,12 @@ asks for, and reports back.
   runs low, a fresh generation before the current one expires.
 
 A SessionInit whose session we already have (the initiator attaches it to
-every message until it hears back) selects that session. A new one from a
-device we had an established session with replaces it and is reported as
-:class:`SessionReset`; the old session is kept as ``previous`` to read
-messages still in flight. If both sides set up a session at once, the side
-with the lower device key keeps its own (the other's init is kept only for
-reading), so both end up sending on the same session.
+every message until it hears back) selects that session. A new one becomes
+the current session; the old one is kept as ``previous`` to read messages
+still in flight, and replacing an established session is reported as
+:class:`SessionReset`. A message that opens with the previous session makes
+it current again, so when both sides set up a session at once they converge
+on whichever one the other side writes on, and nothing in flight is lost.
 """
 
 from __future__ import annotations
@@ -489,6 +489,9 @@ class MessagingEngine:
             except DchatCryptoError:
                 continue
             slot.init = None  # the peer answered: it has the session
+            if slot is record.previous:
+                # The peer writes on the other session: use it too (both converge).
+                record.current, record.previous = slot, record.current
             return plain, record, False
         raise EnvelopeRejectedError
 
@@ -522,9 +525,8 @@ class MessagingEngine:
         if record is None:
             return plain, SessionRecord(inner.sender, slot), False
         ours = record.current
-        if ours.init is not None and self.keys.device_id < device:
-            # Both sides started at once: the lower device key keeps its own session.
-            return plain, SessionRecord(record.peer, ours, slot), False
+        # A new session becomes current; the old one is kept to read what is in
+        # flight. Replacing one that had carried messages both ways is a reset.
         established = ours.init is None
         return plain, SessionRecord(inner.sender, slot, ours), established
 

@@ -1,8 +1,9 @@
 """Per-device session records as the engine stores them.
 
 A record holds up to two Double Ratchet sessions with one peer device:
-``current``, used to send, and ``previous``, kept only to read messages still
-in flight when a new session replaced it. Alongside each session::
+``current``, used to send, and ``previous``, kept to read messages still in
+flight when a new session replaced it (a message that opens with it makes it
+current again). Alongside each session::
 
     {"v": 1, "peer": identity id(32),
      "cur": {"r": ratchet state, ["init": SessionInit], ["ih": init hash]},
