@@ -134,6 +134,7 @@ class UserService:
         self._card: ContactCard | None = None
         self._wake_outbox = trio.Event()
         self._wake_sessions = trio.Event()
+        self._publishing = trio.Lock()
         self._engine_store = EngineStore(store.db)
         self.outbox = Outbox(self._engine_store)
         self._engines: dict[IdentityId, MessagingEngine] = {}
@@ -730,7 +731,15 @@ class UserService:
         return new
 
     async def _publish_prekeys(self, link: Link, engine: MessagingEngine) -> None:
-        """Top up (or first publish, or rotate) our bundles at the home relay."""
+        """Top up (or first publish, or rotate) our bundles at the home relay.
+
+        One at a time: a new identity publishes at once while the mailbox task
+        may be polling, and two concurrent counts would both ask for a top-up.
+        """
+        async with self._publishing:
+            await self._publish_prekeys_locked(link, engine)
+
+    async def _publish_prekeys_locked(self, link: Link, engine: MessagingEngine) -> None:
         mailbox = bytes(engine.keys.mailbox)
         client = RelayClient()
         held = client.receive(await link.request(client.count_prekeys(mailbox)))
