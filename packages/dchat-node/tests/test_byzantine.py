@@ -10,10 +10,10 @@ through the API is refused with a typed error and harms nobody.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from dchat_node import NodeProcess, running_validators
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
+from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -84,13 +85,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             client.close()
 
 
-def _until(predicate: Callable[[], bool], timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"condition not met within {timeout}s")
+_until = functools.partial(wait_until, timeout=40.0)
 
 
 def _slash(net: Net, evidence: bytes) -> dict[str, Any]:

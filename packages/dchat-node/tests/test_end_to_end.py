@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rich.console import Console
 from dchat_identity import ContactCard
 from dchat_node import NodeProcess
 from dchat_node._demo import run_demo
+from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +27,10 @@ def _pair(make_user: Callable[[str], NodeProcess]) -> tuple[NodeProcess, NodePro
         b.create_identity("bob")
         a.add_contact("bob", b.card())
         b.add_contact("alice", a.card())
-        deadline = time.monotonic() + 20
-        while a.status()["outbox"] or b.status()["outbox"]:
-            assert time.monotonic() < deadline, "the identity documents were never delivered"
-            time.sleep(0.05)
+        wait_until(
+            lambda: not a.status()["outbox"] and not b.status()["outbox"],
+            what="the identity documents delivered",
+        )
     return alice, bob
 
 

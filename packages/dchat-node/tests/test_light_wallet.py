@@ -12,11 +12,11 @@ the validator set (validator 0 stakes more, so its power changes).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +35,7 @@ from dchat_node import NodeProcess, running_validators
 from dchat_node._light_state import read_state
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
+from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -164,13 +165,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         network.http.close()
 
 
-def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"condition not met within {timeout}s")
+_until = functools.partial(wait_until, timeout=30.0)
 
 
 def test_honest_node_across_a_validator_set_change(net: Net, tmp_path: Path) -> None:

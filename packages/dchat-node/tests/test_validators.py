@@ -8,8 +8,7 @@ resumes and the restarted one catches up by block sync.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ from dchat_node import ConfigError, NodeProcess
 from dchat_node._validator_keys import load_validator_keys, load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node._validator_wire import parse_peer
+from dchat_testing import holds_for, wait_stable, wait_until
 
 PASSPHRASE = "validator test passphrase"
 SECRET = PASSPHRASE.encode()
@@ -90,12 +90,13 @@ class Api:
     def balance(self, account: str, *, timeout: float = 30.0) -> int:
         """The certified balance; before the first certified state the node says
         ``not_ready`` (no proof yet), so ask again until it has one."""
-        deadline = time.monotonic() + timeout
-        while True:
-            answer = self.http.get(f"/v1/chain/accounts/{account}").json()
-            if "proof_valid" in answer or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+
+        def certified() -> dict[str, Any] | None:
+            answer: dict[str, Any] = self.http.get(f"/v1/chain/accounts/{account}").json()
+            return answer if "proof_valid" in answer else None
+
+        answer = wait_until(certified, timeout=timeout, what="a certified balance")
+        assert isinstance(answer, dict)
         assert answer["proof_valid"], answer
         return int(answer["balance"])
 
@@ -146,7 +147,6 @@ def _agree(a: Api, b: Api, top: int) -> None:
 def test_four_validators_tolerate_one_crash_halt_at_two_and_resume(
     testnet: tuple[Path, dict[str, Any]],
     validators: list[NodeProcess],
-    wait_until: Callable[..., None],
     close_clients: None,
 ) -> None:
     out, summary = testnet
@@ -170,10 +170,10 @@ def test_four_validators_tolerate_one_crash_halt_at_two_and_resume(
 
     # Two SIGKILLed: half the power is left, below the 2/3 quorum: no new blocks.
     validators[2].kill()
-    time.sleep(1.5)  # a block already past its precommits may still land
-    stalled = [apis[0].height(), apis[1].height()]
-    time.sleep(3.0)
-    assert [apis[0].height(), apis[1].height()] == stalled
+    # A block already past its precommits may still land: wait for the heights to
+    # settle, then watch that they stay put.
+    stalled = wait_stable(lambda: [apis[0].height(), apis[1].height()], quiet=1.5, timeout=20)
+    holds_for(lambda: [apis[0].height(), apis[1].height()] == stalled, seconds=3.0)
     _agree(apis[0], apis[1], min(stalled))
 
     # One returns: progress resumes; it catches up (block sync) on the same chain.

@@ -6,9 +6,9 @@ nonce is refused with its typed error.
 
 from __future__ import annotations
 
+import functools
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from dchat_node._channel_messages import Update, decode_text, encode_text
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
+from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -87,13 +88,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             client.close()
 
 
-def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"condition not met within {timeout}s")
+_until = functools.partial(wait_until, timeout=30.0)
 
 
 def test_twenty_back_to_back_transfers_all_finalize(net: Net) -> None:

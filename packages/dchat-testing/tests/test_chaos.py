@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dchat_node import NodeProcess
-from dchat_testing import ChaosError, ChaosHarness
+from dchat_testing import ChaosError, ChaosHarness, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"condition not met within {timeout}s")
+wait_until = functools.partial(wait_until, timeout=30.0)
 
 
 def inbox(node: NodeProcess) -> list[str]:

@@ -9,7 +9,11 @@
   :func:`identities`, :func:`link_frames`, :func:`hostile_bytes`.
 * Conformance: :class:`MailboxStoreConformance`, :func:`check_mailbox_store`,
   :class:`PrekeyStoreConformance`, :func:`check_prekey_store`.
-* Real processes: :class:`ChaosHarness`.
+* Real processes: :class:`ChaosHarness`; :func:`wait_until` /
+  :func:`wait_until_async`, the one way tests wait for another process or task.
+* Seeded randomness: :class:`SeededRng` (bytes), :func:`seeded_random`.
+* :mod:`dchat_testing.pytest_plugin`: the fixtures every package's tests share
+  (loaded by the repository's ``conftest.py``).
 
 Only tests import this package.
 """
@@ -24,6 +28,7 @@ from ._conformance import check_prekey_store as check_prekey_store
 from ._errors import ChaosError as ChaosError
 from ._errors import DchatTestingError as DchatTestingError
 from ._errors import SimulationError as SimulationError
+from ._errors import WaitTimeoutError as WaitTimeoutError
 from ._fixtures import AutojumpClock as AutojumpClock
 from ._fixtures import LinkPair as LinkPair
 from ._fixtures import autojump_clock as autojump_clock
@@ -35,6 +40,8 @@ from ._mailbox import MemoryEntry as MemoryEntry
 from ._mailbox import MemoryMailboxStore as MemoryMailboxStore
 from ._mailbox import MemoryPrekeyStore as MemoryPrekeyStore
 from ._mailbox import entry_id_of as entry_id_of
+from ._seeded import SeededRng as SeededRng
+from ._seeded import seeded_random as seeded_random
 from ._strategies import contact_cards as contact_cards
 from ._strategies import envelope_bytes as envelope_bytes
 from ._strategies import hostile_bytes as hostile_bytes
@@ -42,6 +49,10 @@ from ._strategies import identities as identities
 from ._strategies import link_frames as link_frames
 from ._strategies import relay_messages as relay_messages
 from ._strategies import sealed_envelopes as sealed_envelopes
+from ._waiting import holds_for as holds_for
+from ._waiting import wait_stable as wait_stable
+from ._waiting import wait_until as wait_until
+from ._waiting import wait_until_async as wait_until_async
 
 __all__ = (
     "AutojumpClock",
@@ -54,13 +65,16 @@ __all__ = (
     "MemoryMailboxStore",
     "MemoryPrekeyStore",
     "PrekeyStoreConformance",
+    "SeededRng",
     "SimulationError",
+    "WaitTimeoutError",
     "autojump_clock",
     "check_mailbox_store",
     "check_prekey_store",
     "contact_cards",
     "entry_id_of",
     "envelope_bytes",
+    "holds_for",
     "hostile_bytes",
     "identities",
     "link_frames",
@@ -70,4 +84,8 @@ __all__ = (
     "make_signing_key",
     "relay_messages",
     "sealed_envelopes",
+    "seeded_random",
+    "wait_stable",
+    "wait_until",
+    "wait_until_async",
 )

@@ -1,34 +1,83 @@
-"""Fixtures that start real node processes on loopback, and always stop them."""
+"""The pytest plugin every package's tests share (loaded by the repository's conftest.py).
+
+Fixtures:
+
+* ``wait_until``: :func:`dchat_testing.wait_until`, the one way a test waits
+  for another process (never a fixed sleep, never a single read).
+* ``rng``: a ``random.Random`` seeded from the test's id (same test, same draws).
+* ``vectors``: the folder of standard test vectors (``$DCHAT_VECTORS`` or
+  ``../shared/vectors`` beside the repository); tests needing it skip, saying
+  why, when it is absent.
+* Real processes on loopback, always killed afterwards: ``relay`` (a relay
+  node), ``make_user`` (user nodes homed on it), ``deposit`` (put an envelope
+  straight into a mailbox, as any stranger can), ``crafted`` and
+  ``crafted_message`` (genuine engine messages from an identity that has no
+  node, for hostile-input tests).
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
 
 from dchat_core import NodeId
 from dchat_crypto import SigningKey
-from dchat_identity import ContactCard, Identity
-from dchat_messaging import (
-    Content,
-    DeviceAddress,
-    DeviceKeys,
-    MessagingEngine,
-    SealedEnvelope,
-)
+from dchat_messaging import Content, DeviceAddress, DeviceKeys, MessagingEngine, SealedEnvelope
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import RelayClient, RelayPrekeyBundle, connect
 from dchat_node import NodeProcess, free_port
 
+from ._seeded import seeded_random
+from ._waiting import wait_until as _wait_until
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable, Iterator
+
+    from dchat_identity import ContactCard, Identity
+
+#: The passphrase of every node the fixtures start (random per test session).
 PASSPHRASE = secrets.token_urlsafe(12)
 
 
 @pytest.fixture
+def wait_until() -> Callable[..., object]:
+    """Poll a predicate until it holds (see :func:`dchat_testing.wait_until`)."""
+    return _wait_until
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """A ``random.Random`` seeded from the test's node id."""
+    return seeded_random(request.node.nodeid)
+
+
+def vectors_dir() -> Path:
+    """``$DCHAT_VECTORS`` if set, else ``<repo>/../shared/vectors``."""
+    override = os.environ.get("DCHAT_VECTORS")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[4].parent / "shared" / "vectors"
+
+
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    """The standard vectors folder; skips (saying where it looked) if absent."""
+    path = vectors_dir()
+    if not path.is_dir():
+        pytest.skip(f"conformance vectors folder not found at {path} (set DCHAT_VECTORS)")
+    return path
+
+
+@pytest.fixture
 def relay(tmp_path: Path) -> Iterator[NodeProcess]:
+    """A relay node process on a free loopback port."""
     node = NodeProcess(
         tmp_path / "relay", "relay", passphrase=PASSPHRASE, listen=f"127.0.0.1:{free_port()}"
     )
@@ -39,6 +88,7 @@ def relay(tmp_path: Path) -> Iterator[NodeProcess]:
 
 @pytest.fixture
 def make_user(tmp_path: Path, relay: NodeProcess) -> Iterator[Callable[[str], NodeProcess]]:
+    """Start user node processes homed on ``relay``; all are killed after the test."""
     started: list[NodeProcess] = []
 
     def make(name: str) -> NodeProcess:
@@ -80,21 +130,6 @@ def deposit(relay: NodeProcess) -> Callable[[SealedEnvelope], None]:
     return put
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"condition not met within {timeout}s")
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., None]:
-    """Poll a predicate until it holds; fail the test after a timeout (default 20 s)."""
-    return _wait_until
-
-
 def craft(
     sender: Identity, card: ContactCard, content: Content, *, timeout: float = 20.0
 ) -> SealedEnvelope:
@@ -103,7 +138,7 @@ def craft(
     It runs the real engine (with an in-memory store) and fetches the
     recipient's prekey bundle from its relay, as any stranger can; the
     recipient's node must have published its prekeys (it does on its first
-    mailbox fetch, so this retries until then).
+    mailbox fetch, so this waits until a bundle is there).
     """
     keys = DeviceKeys(
         sender.identity_id, sender.signing_key, sender.encryption_key, sender.mailbox_id
@@ -124,15 +159,8 @@ def craft(
         finally:
             await link.aclose()
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            bundle = trio.run(fetch)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    bundle = _wait_until(lambda: trio.run(fetch), timeout=timeout, what="a prekey bundle")
+    assert isinstance(bundle, bytes)
     engine.bundle_received(device, bundle, now=time.time())
     (entry,) = store.due(float("inf"), 10)
     return SealedEnvelope.from_bytes(entry.envelope)
@@ -145,7 +173,7 @@ def craft_control(sender: Identity, card: ContactCard, kind: str, data: bytes) -
 
 @pytest.fixture
 def crafted() -> Callable[[Identity, ContactCard, str, bytes], SealedEnvelope]:
-    """:func:`craft_control` as a fixture (test modules cannot import conftest)."""
+    """:func:`craft_control` as a fixture."""
     return craft_control
 
 
