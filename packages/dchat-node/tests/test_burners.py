@@ -16,8 +16,7 @@ from dchat_messaging._wire import open_session_envelope
 from dchat_node.cli import app
 from dchat_sdk import ApiError
 from dchat_storage import open_database
-
-from .conftest import PASSPHRASE
+from dchat_testing.pytest_plugin import PASSPHRASE
 
 if TYPE_CHECKING:
     from collections.abc import Callable

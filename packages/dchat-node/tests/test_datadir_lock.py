@@ -14,8 +14,7 @@ import pytest
 
 from dchat_node import NodeProcess, NodeStateError
 from dchat_node._datadir_lock import datadir_lock
-
-from .conftest import PASSPHRASE
+from dchat_testing.pytest_plugin import PASSPHRASE
 
 _HOLDER = """
 import sys

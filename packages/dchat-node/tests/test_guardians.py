@@ -26,8 +26,7 @@ from dchat_node._guardian_wire import ApprovalMessage, RequestMessage
 from dchat_node.cli import app
 from dchat_sdk import ApiError, RemoteClient
 from dchat_storage import open_database
-
-from .conftest import PASSPHRASE
+from dchat_testing.pytest_plugin import PASSPHRASE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

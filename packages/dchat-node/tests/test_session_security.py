@@ -32,8 +32,7 @@ from dchat_messaging._sessions import SessionRecord
 from dchat_messaging._wire import SessionEnvelope, seal_session_envelope
 from dchat_node import NodeProcess
 from dchat_storage import Database, EngineStore, open_database
-
-from .conftest import PASSPHRASE
+from dchat_testing.pytest_plugin import PASSPHRASE
 
 pytestmark = pytest.mark.slow
 
