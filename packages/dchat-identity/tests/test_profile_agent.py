@@ -15,6 +15,7 @@ from dchat_identity import (
     Identity,
     IdentityArgumentError,
     MalformedRecordError,
+    Profile,
     Visibility,
 )
 from dchat_identity.lowlevel import (
@@ -29,24 +30,32 @@ from .conftest import SeededRng
 RELAY = "relay.example:7000"
 
 
+def _three_fields(alice: Identity) -> Profile:
+    """A public name, a bio for contacts, a status for nobody, set one revision at a time."""
+    profile = None
+    for name, value, visibility in (
+        ("display_name", "A", Visibility.PUBLIC),
+        ("bio", "for friends", Visibility.CONTACTS),
+        ("status", "gone fishing", Visibility.NOBODY),
+    ):
+        profile, synced = ProfileAgent.revise(
+            profile, {name: value}, visibility, alice.signing_key, alice.identity_id,
+            rng=SeededRng(name.encode()),
+        )  # fmt: skip
+        assert synced == [("set", f"profile/{name}", value),
+                          ("set", f"profile.vis/{name}", visibility.value)]  # fmt: skip
+    assert profile is not None
+    return profile
+
+
 @functools.cache
 def _alice_profile() -> tuple[Identity, ContactCard, bytes]:
     alice = Identity.generate()
-    profile, _ = ProfileAgent.revise(
-        None, {"display_name": "Alice"}, Visibility.PUBLIC, alice.signing_key, alice.identity_id
-    )
-    profile, _ = ProfileAgent.revise(
-        profile, {"bio": "friends"}, Visibility.CONTACTS, alice.signing_key, alice.identity_id
-    )
-    profile, synced = ProfileAgent.revise(
-        profile, {"status": "away"}, Visibility.NOBODY, alice.signing_key, alice.identity_id,
-        rng=SeededRng(),
-    )  # fmt: skip
-    assert synced == [("set", "profile/status", "away"), ("set", "profile.vis/status", "nobody")]
+    profile = _three_fields(alice)
     assert profile_fields(profile)["fields"] == {
-        "bio": {"value": "friends", "visibility": "contacts"},
-        "display_name": {"value": "Alice", "visibility": "public"},
-        "status": {"value": "away", "visibility": "nobody"},
+        "bio": {"value": "for friends", "visibility": "contacts"},
+        "display_name": {"value": "A", "visibility": "public"},
+        "status": {"value": "gone fishing", "visibility": "nobody"},
     }
     card = ContactCard.issue(alice, name="alice", relay=RELAY)
     request = ProfileAgent().ask(card)
@@ -71,16 +80,7 @@ def test_a_revision_keeps_other_fields_and_may_change_a_visibility() -> None:
 
 def test_strangers_see_public_fields_contacts_more_nobody_all() -> None:
     alice = Identity.generate()
-    profile, _ = ProfileAgent.revise(
-        None, {"display_name": "A"}, Visibility.PUBLIC, alice.signing_key, alice.identity_id
-    )
-    profile, _ = ProfileAgent.revise(
-        profile, {"bio": "for friends"}, Visibility.CONTACTS, alice.signing_key, alice.identity_id
-    )
-    profile, _ = ProfileAgent.revise(
-        profile, {"status": "gone fishing"}, Visibility.NOBODY, alice.signing_key,
-        alice.identity_id,
-    )  # fmt: skip
+    profile = _three_fields(alice)
     card = ContactCard.issue(alice, name="alice", relay=RELAY)
     request = canonical_encode({"v": 1})
     for contact, shown in (
