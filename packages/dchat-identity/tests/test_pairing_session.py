@@ -208,6 +208,21 @@ def test_an_attestation_by_another_key_is_refused_at_confirmation() -> None:
     assert host.error[0] == "authentication_failed"
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_an_attestation_for_another_challenge_or_too_old_is_refused(late: bool) -> None:
+    _, host, joiner = _sessions()
+    keys = decode_pair_item(_one(host.receive(_one(joiner.hello()), now=NOW)))
+    if late:  # the joiner's clock is 400 s behind: its answer looks stale
+        reveal = joiner.receive(encode_pair_item("keys", **keys.fields), now=NOW - 400)
+    else:  # someone swapped the challenge on the way
+        swapped = encode_pair_item("keys", m=keys.fields["m"], nonce=bytes(32))
+        reveal = joiner.receive(swapped, now=NOW)
+    out = host.receive(_one(reveal), now=NOW)
+    assert host.error is not None
+    assert host.error[0] == ("expired" if late else "authentication_failed")
+    assert decode_pair_item(_one(out)).kind == "abort"
+
+
 def test_a_tampered_starter_kit_is_refused() -> None:
     alice, host, joiner = _sessions()
     _to_sas(host, joiner)

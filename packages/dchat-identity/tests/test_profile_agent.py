@@ -115,6 +115,8 @@ def test_views_are_accepted_only_from_who_we_asked_or_know() -> None:
     cached = asker.accept(served, alice.identity_id, None, document_profile=b"\0" * 32)
     assert cached.matches_document is False
     assert asker.asked(alice.identity_id) is None  # answered: no longer pending
+    with pytest.raises(ForgedRecordError):  # the same view again, from a non-contact
+        asker.accept(served, alice.identity_id, None, document_profile=None)
 
 
 def test_a_view_from_another_identity_or_under_another_key_is_forged() -> None:
