@@ -252,6 +252,12 @@ def test_a_document_without_the_new_device_is_not_adopted() -> None:
         LocalDevice.adopt(joined, now=NOW)
     joiner.fail(RevokedDeviceError("not listed"))
     assert joiner.error == ("revoked_device", "not listed")
+    joiner.fail(RevokedDeviceError("again"), code="other")
+    assert joiner.error == ("revoked_device", "not listed")  # the first failure stands
+
+    _, host, _ = _sessions()
+    host.fail(RevokedDeviceError("mine"), code="identity_exists")
+    assert host.error == ("identity_exists", "mine")
 
 
 @settings(max_examples=150)

@@ -222,13 +222,16 @@ class PairingSession:
         if not self.finished:
             self.state, self.error = _FAILED, (code, message)
 
-    def fail(self, exc: DchatError) -> None:
-        """End the session because ``exc`` (e.g. from the caller's own step) was raised."""
-        self._fail(error_code(exc), str(exc) or "authentication failed")
+    def fail(self, exc: DchatError, *, code: str | None = None) -> None:
+        """End the session because ``exc`` (e.g. from the caller's own step) was raised.
 
-    def refuse(self, exc: DchatError) -> PairingOutput:
+        ``code`` overrides :func:`error_code` (for the caller's own error types).
+        """
+        self._fail(code or error_code(exc), str(exc) or "authentication failed")
+
+    def refuse(self, exc: DchatError, *, code: str | None = None) -> PairingOutput:
         """Like :meth:`fail`, and tell the other device (an item could not be used)."""
-        self.fail(exc)
+        self.fail(exc, code=code)
         return PairingOutput(send=(encode_pair_item("abort", why="failed"),))
 
     def expire(self, *, now: float) -> None:

@@ -158,9 +158,9 @@ class PairingService:
                     await hook()
         except DchatError as exc:
             if tell_peer:
-                await self._send(session, session.refuse(exc))
+                await self._send(session, session.refuse(exc, code=error_code(exc)))
             else:
-                session.fail(exc)
+                session.fail(exc, code=error_code(exc))
         self._close_if_finished(session)
 
     async def _send(self, session: PairingSession, out: PairingOutput) -> None:
