@@ -49,3 +49,18 @@ def test_lowlevel_is_the_only_public_submodule() -> None:
         name for name, value in vars(dchat_identity).items() if isinstance(value, ModuleType)
     }
     assert {name for name in submodules if not name.startswith("_")} == {"lowlevel"}
+
+
+def test_the_device_agents_and_their_codecs_are_low_level() -> None:
+    agents = {
+        "PairingSession", "PairingOutput", "Certify", "JoinedDevice", "SyncAgent",
+        "SyncDelivery", "SyncedContact", "LocalDevice", "plan_revocation", "find_devices",
+        "device_rows", "ProfileAgent", "CachedProfile", "error_code",
+    }  # fmt: skip
+    codecs = {
+        "rendezvous_keys", "sync_mailbox_key", "encode_pair_item", "decode_pair_item",
+        "encode_starter", "decode_starter", "encode_sync_item", "decode_sync_item",
+        "seal_sync_item", "open_sync_item", "Rekey", "SyncItem", "PairItem",
+    }  # fmt: skip
+    assert agents | codecs <= set(dchat_identity.lowlevel.__all__)
+    assert not (agents | codecs) & set(dchat_identity.__all__)

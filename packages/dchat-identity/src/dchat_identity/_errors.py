@@ -27,6 +27,8 @@
 
 Authentication failures (signatures, MACs, AEAD tags) all raise
 :class:`ForgedRecordError` with one fixed message, never saying which check failed.
+:func:`error_code` names a failure for machines (the node's API and the
+pairing and sync agents report these codes).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = (
     "StaleDocumentError",
     "TimeLockedError",
     "VetoedError",
+    "error_code",
 )
 
 
@@ -157,3 +160,23 @@ class NotEnoughApprovalsError(RecoveryError, CallerError):
 
 class InvalidShareError(RecoveryError, PeerError, ValueError):
     """A recovery share is wrong, corrupt or does not combine with the others."""
+
+
+_CODES = {
+    "PairingCodeError": "pairing_code",
+    "ForgedRecordError": "authentication_failed",
+    "MalformedRecordError": "malformed",
+    "ExpiredError": "expired",
+    "RevokedDeviceError": "revoked_device",
+}
+
+
+def error_code(exc: BaseException) -> str:
+    """The machine-readable code of a failure.
+
+    The common ones have short names (``pairing_code``, ``authentication_failed``,
+    ``malformed``, ``expired``, ``revoked_device``); any other is its class name
+    (``StaleDocumentError``, ...).
+    """
+    name = type(exc).__name__
+    return _CODES.get(name, name)

@@ -12,11 +12,15 @@ only ``mailbox_id = BLAKE2b(public key)``)::
         = Ed25519 seed HKDF-SHA256(ikm=sync secret of the epoch,
                                    salt=device public key, info=b"dchat-sync-mailbox-v1", 32)
 
-Pairing items carry the four messages of :mod:`dchat_identity`'s pairing
-protocol plus an attestation challenge/answer and the new device's starter
-kit; sync items are sealed (``dchat_crypto.seal``) to the receiving device's
-X25519 key and hold a document, a signed rekey and/or a sync message. Every
-decoder here is strict and bounded and raises ``MalformedRecordError`` only.
+Pairing items carry the four messages of the pairing protocol
+(:mod:`._pairing`) plus an attestation challenge/answer and the new device's
+starter kit; sync items are sealed (``dchat_crypto.seal``) to the receiving
+device's X25519 key and hold a document, a signed rekey and/or a sync message
+(:mod:`._sync`). The relay envelope around an item (``SealedEnvelope``) is the
+node's business: this module sees only its ciphertext. Every decoder here is
+strict and bounded and raises ``MalformedRecordError`` (an item that does not
+open under the device's key: ``ForgedRecordError``) only. ``docs/protocol.md``
+section 17 has the byte layout.
 """
 
 from __future__ import annotations
@@ -26,10 +30,23 @@ from typing import Any, Final
 
 from dchat_core import DecodeError, DecodeLimits, Fields, IdentityId, canonical_decode
 from dchat_core import canonical_encode as encode
-from dchat_crypto import BadSignatureError, SigningKey, VerifyKey, hkdf_sha256
-from dchat_identity import ForgedRecordError, MalformedRecordError
+from dchat_crypto import (
+    BadSignatureError,
+    DecryptionError,
+    PrivateKey,
+    PublicKey,
+    SigningKey,
+    VerifyKey,
+    hkdf_sha256,
+    open_sealed,
+    seal,
+)
+
+from ._errors import ForgedRecordError, MalformedRecordError
 
 __all__ = (
+    "ABORT_REASONS",
+    "ITEM_CONTEXT",
     "PAIR_KINDS",
     "PairItem",
     "Rekey",
@@ -40,7 +57,9 @@ __all__ = (
     "encode_pair_item",
     "encode_starter",
     "encode_sync_item",
+    "open_sync_item",
     "rendezvous_keys",
+    "seal_sync_item",
     "sync_mailbox_key",
 )
 
@@ -52,6 +71,7 @@ PAIR_KINDS: Final = {
     "abort": frozenset({"why"}),
 }
 ABORT_REASONS: Final = frozenset({"cancelled", "sas_mismatch", "expired", "failed"})
+ITEM_CONTEXT: Final = b"dchat-sync-item-v1"
 _ITEM_LIMITS = DecodeLimits(max_size=64 * 1024, max_depth=2, max_items=16)
 _REKEY_DOMAIN = b"dchat-sync-rekey-v1\x00"
 _MAX_BLOB = 60 * 1024
@@ -235,3 +255,22 @@ def decode_sync_item(data: bytes) -> SyncItem:
     if all(value is None for value in parts.values()):
         raise MalformedRecordError("malformed sync item: empty")
     return SyncItem(parts["doc"], parts["rekey"], parts["ops"])
+
+
+def seal_sync_item(item: SyncItem, device_exchange_key: PublicKey) -> bytes:
+    """The ciphertext of one sync-mailbox entry for the device holding ``device_exchange_key``."""
+    return seal(device_exchange_key, encode_sync_item(item), context=ITEM_CONTEXT)
+
+
+def open_sync_item(ciphertext: bytes, exchange_key: PrivateKey) -> SyncItem:
+    """Open one sync-mailbox entry addressed to the device holding ``exchange_key``.
+
+    Raises:
+        ForgedRecordError: not sealed to this device (or tampered with).
+        MalformedRecordError: it opens, but is not a well-formed item.
+    """
+    try:
+        plain = open_sealed(exchange_key, ciphertext, context=ITEM_CONTEXT)
+    except DecryptionError:
+        raise ForgedRecordError from None
+    return decode_sync_item(plain)

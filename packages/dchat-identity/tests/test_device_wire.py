@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_core import MailboxId
-from dchat_crypto import PrivateKey, SigningKey, seal
+from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import (
     DeviceCertificate,
     DeviceRevocation,
@@ -21,20 +20,26 @@ from dchat_identity import (
     MalformedRecordError,
     RevokedDeviceError,
 )
-from dchat_identity.lowlevel import ReplayedDocumentError, SyncKey, SyncReplica, seal_sync_message
-from dchat_messaging import SealedEnvelope
-from dchat_node._rendezvous import (
+from dchat_identity.lowlevel import (
     Rekey,
+    ReplayedDocumentError,
     SyncItem,
+    SyncKey,
+    SyncReplica,
     decode_pair_item,
     decode_starter,
     decode_sync_item,
     encode_pair_item,
+    encode_starter,
     encode_sync_item,
+    open_ops,
+    open_sync_item,
     rendezvous_keys,
+    seal_sync_item,
+    seal_sync_message,
+    state_ops,
     sync_mailbox_key,
 )
-from dchat_node._sync_service import ITEM_CONTEXT, open_ops, state_ops, unseal_item
 
 NOW = 1.8e9
 
@@ -52,6 +57,20 @@ def test_items_round_trip(m: bytes, other: bytes) -> None:
     assert (item.kind, item.fields) == ("keys", {"m": m, "nonce": other})
     sync = SyncItem(document=m, ops=other)
     assert decode_sync_item(encode_sync_item(sync)) == sync
+    assert decode_starter(encode_starter(m, other, 7)) == (m, other, 7)
+
+
+def test_items_are_refused_when_kind_and_fields_disagree() -> None:
+    with pytest.raises(ValueError, match="bad pairing item"):
+        encode_pair_item("keys", m=b"x")  # no nonce
+    with pytest.raises(MalformedRecordError):
+        decode_pair_item(encode_pair_item("hello", m=b"x").replace(b"hello", b"hellx"))
+    with pytest.raises(MalformedRecordError):
+        decode_pair_item(
+            encode_pair_item("abort", why="cancelled").replace(b"cancelled", b"cancelleX")
+        )
+    with pytest.raises(MalformedRecordError, match="empty"):
+        decode_sync_item(encode_sync_item(SyncItem()))
 
 
 def test_derivations_separate_directions_codes_and_devices() -> None:
@@ -117,14 +136,10 @@ def test_sync_ops_from_revoked_unknown_or_forged_devices_are_refused() -> None:
 def test_items_and_rekeys_are_bound_to_their_device() -> None:
     alice, mallory = Identity.generate(), Identity.generate()
     exchange, device = PrivateKey.generate(), SigningKey.generate()
-    body = encode_sync_item(SyncItem(ops=b"x"))
-    mailbox = MailboxId.derive(
-        sync_mailbox_key(os.urandom(32), device.public_key).public_key.to_bytes()
-    )
-    envelope = SealedEnvelope(mailbox, seal(exchange.public_key, body, context=ITEM_CONTEXT))
-    assert unseal_item(envelope.to_bytes(), exchange) == SyncItem(ops=b"x")
+    sealed = seal_sync_item(SyncItem(ops=b"x"), exchange.public_key)
+    assert open_sync_item(sealed, exchange) == SyncItem(ops=b"x")
     with pytest.raises(ForgedRecordError):
-        unseal_item(envelope.to_bytes(), PrivateKey.generate())
+        open_sync_item(sealed, PrivateKey.generate())
     rekey = Rekey.issue(alice.signing_key, alice.identity_id, device.public_key, 1, os.urandom(32))
     decoded = Rekey.from_bytes(rekey.to_bytes())
     decoded.verify(alice.signing_key.public_key, alice.identity_id, device.public_key)
