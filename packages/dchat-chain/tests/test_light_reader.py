@@ -159,6 +159,22 @@ def test_an_old_answer_is_stale_and_replayed_headers_do_not_link(validator_chain
     assert reader.height == 6
 
 
+def test_catch_up_verifies_headers_only_up_to_the_height(validator_chain: Any) -> None:
+    chain = validator_chain()
+    chain.grow(5)
+    reader = _fresh(chain)
+    op = reader.catch_up(3)
+    requests = []
+    while (request := op.next_request()) is not None:
+        requests.append(request)
+        op.receive(chain.fetch(request))
+    assert requests == ["/v1/chain/headers?from=1&limit=3"]
+    assert reader.height == 3
+    with pytest.raises(ChainStateError):
+        op.result()  # a catch-up has no answer
+    assert reader.catch_up(2).next_request() is None  # nothing to do
+
+
 def test_a_read_is_used_once_in_order(validator_chain: Any) -> None:
     chain = validator_chain()
     chain.grow(2)

@@ -24,6 +24,9 @@ The reader does no I/O. One read is a :class:`LightRead`, driven by the shell::
         read.receive(get_json(request))  # the shell's GET of an API path
     doc, value, height = read.result()
 
+:meth:`LightReader.catch_up` is the same loop without the answer: headers
+only, up to a given height.
+
 Headers verified before a refusal stay verified; the shell persists
 :meth:`LightReader.to_bytes` when :attr:`LightReader.height` moved.
 
@@ -118,6 +121,10 @@ class LightReader:
         """A verified read of ``key`` from the proven answer at API ``path``."""
         return LightRead(self.client, path, key)
 
+    def catch_up(self, height: int) -> LightRead:
+        """Verify headers up to ``height``: a :class:`LightRead` without an answer."""
+        return LightRead(self.client, "", b"", up_to=height)
+
 
 class LightRead:
     """One verified read: the answer, then the headers that prove it.
@@ -126,24 +133,30 @@ class LightRead:
         client: The light client (headers it verifies stay verified).
         path: The API path of a proven answer for ``key``.
         key: The state key the answer must prove.
+        up_to: Instead of an answer, verify headers up to this height only
+            (``path`` and ``key`` are not used; there is no :meth:`result`).
     """
 
-    def __init__(self, client: LightClient, path: str, key: bytes) -> None:
+    def __init__(
+        self, client: LightClient, path: str, key: bytes, *, up_to: int | None = None
+    ) -> None:
         self._client, self._path, self._key = client, path, key
         self._doc: Any = None
         self._answer: tuple[int, bytes, bytes | None, bytes] | None = None
-        self._done = False
+        self._target = up_to  # the header to verify up to, once known
+        self._done = up_to is not None and client.height >= up_to
 
-    def _page(self, target: int) -> tuple[int, int]:
-        return self._client.height + 1, min(HEADERS_PAGE, target - self._client.height)
+    def _page(self) -> tuple[int, int]:
+        assert self._target is not None
+        return self._client.height + 1, min(HEADERS_PAGE, self._target - self._client.height)
 
     def next_request(self) -> str | None:
         """The API path to GET next, or None when the read is complete."""
         if self._done:
             return None
-        if self._answer is None:
+        if self._target is None:
             return self._path
-        start, want = self._page(self._answer[0] + 1)
+        start, want = self._page()
         return f"/v1/chain/headers?from={start}&limit={want}"
 
     def receive(self, doc: Any) -> None:
@@ -158,22 +171,23 @@ class LightRead:
         """
         if self._done:
             raise ChainStateError("the read is complete")
-        if self._answer is None:
+        if self._target is None:
             answer = parse_proof(doc)
             if answer[0] + 1 < self._client.height:
                 raise StaleAnswerError(
                     f"the node answers for height {answer[0]}; header {self._client.height} "
                     "was verified already"
                 )
-            self._doc, self._answer = doc, answer
+            self._doc, self._answer, self._target = doc, answer, answer[0] + 1
         else:
             self._take_headers(doc)
-        if self._client.height >= self._answer[0] + 1:
-            self._finish(*self._answer)
+        if self._client.height >= self._target:
+            if self._answer is not None:
+                self._finish(*self._answer)
+            self._done = True
 
     def _take_headers(self, doc: Any) -> None:
-        assert self._answer is not None
-        _, want = self._page(self._answer[0] + 1)
+        _, want = self._page()
         page = parse_headers(doc, want)
         if not page:
             raise ChainAnswerError(f"the node has no header {self._client.height + 1}")
@@ -187,13 +201,12 @@ class LightRead:
         if header.app_hash != app_hash:
             raise InvalidStateProofError("the answer's app hash is not the certified one")
         self._client.verify_state(header, self._key, value, proof)
-        self._done = True
 
     def result(self) -> tuple[Any, bytes | None, int]:
         """The answer, the proven value (None: absent) and the height of its state.
 
         Raises:
-            ChainStateError: The read is not complete.
+            ChainStateError: The read is not complete, or was a catch-up.
         """
         if not self._done or self._answer is None:
             raise ChainStateError("the read is not complete")

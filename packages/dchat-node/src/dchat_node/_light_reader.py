@@ -136,6 +136,12 @@ class WalletLightReader:
         """Persist the verified state (atomic)."""
         write_state(self._path, self.reader.to_bytes())
 
+    def catch_up(self, height: int) -> int:
+        """Verify headers until ``height``; returns how many were verified (saved)."""
+        start = self.reader.height
+        self._run(self.reader.catch_up(height))
+        return self.reader.height - start
+
     def read(self, path: str, key: bytes) -> tuple[dict[str, Any], bytes | None, int]:
         """GET ``path`` (a proven answer for ``key``) and verify it.
 
@@ -150,13 +156,17 @@ class WalletLightReader:
         deadline = time.monotonic() + self._stale_wait
         while True:
             try:
-                return self._run(self.reader.read(path, key))
+                read = self._run(self.reader.read(path, key))
             except StaleAnswerError:
                 if time.monotonic() >= deadline:
                     raise
-            time.sleep(RETRY_PAUSE)
+                time.sleep(RETRY_PAUSE)
+                continue
+            doc, value, height = read.result()
+            return doc, value, height
 
-    def _run(self, read: LightRead) -> tuple[dict[str, Any], bytes | None, int]:
+    def _run(self, read: LightRead) -> LightRead:
+        """Answer ``read``'s requests; save what verified, also after a refusal."""
         start = self.reader.height
         try:
             while (request := read.next_request()) is not None:
@@ -164,5 +174,4 @@ class WalletLightReader:
         finally:
             if self.reader.height != start:
                 self.save()
-        doc, value, height = read.result()
-        return doc, value, height
+        return read
