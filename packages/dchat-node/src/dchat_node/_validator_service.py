@@ -284,7 +284,7 @@ class ValidatorService:
             self.trace.mark(f"{name}_r{message.round}")
 
     async def _note_sets(self) -> None:
-        """Keep any validator set not seen before, for light clients (see _validator_headers)."""
+        """Keep any validator set not seen before, for light clients (see ValidatorSetLog)."""
         new = self.sets.note(self.engine.state)
         if new:
             await self._store.run(self.sets.persist, new)
