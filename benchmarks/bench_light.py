@@ -4,7 +4,7 @@ A currency chain of ``--headers`` empty blocks is produced in process by
 :class:`dchat_chain._light_sim.SignedChain` (real blocks, every validator
 precommits, certificates aggregated) for each validator-set size in
 ``--validators``. The headers are served as ``/v1/chain/headers`` pages (JSON,
-hex, 64 per page) from memory, and the wallet's own :class:`LightReader`
+hex, 64 per page) from memory, and the wallet's own :class:`WalletLightReader`
 catches up from genesis: page parsing, header decoding, one aggregate
 certificate verification per header, one state-file write at the end. No HTTP:
 the figure is the client's CPU cost, not the network's.
@@ -30,9 +30,10 @@ from _common import arg_parser, interleaved_rounds, load_at_end, markers, publis
 from dchat_chain import CurrencyChainApp, LightClient
 from dchat_chain._block_commit import VoteKind, bitmap_indices, vote_sign_bytes
 from dchat_chain._light_sim import SignedChain
+from dchat_chain.lowlevel import genesis_anchor
 from dchat_core import canonical_encode
 from dchat_crypto import bls_verify
-from dchat_node._light_reader import LightReader, genesis_anchor
+from dchat_node._light_reader import WalletLightReader
 from dchat_node._validator_keys import ValidatorKeys
 from dchat_node._validator_testnet import NetPlan, _currency_genesis
 
@@ -80,7 +81,7 @@ def build(validators: int, headers: int) -> tuple[bytes, list[dict[str, Any]], l
 
 
 def wallet_catch_up(genesis: bytes, items: list[dict[str, Any]]) -> float:
-    """Seconds for a fresh LightReader to verify every header (pages of 64)."""
+    """Seconds for a fresh WalletLightReader to verify every header (pages of 64)."""
 
     def fetch(path: str) -> dict[str, Any]:
         start = int(path.split("from=")[1].split("&")[0])
@@ -88,7 +89,7 @@ def wallet_catch_up(genesis: bytes, items: list[dict[str, Any]]) -> float:
         return {"chain_id": "", "tip": len(items), "headers": items[start - 1 : start - 1 + limit]}
 
     with tempfile.TemporaryDirectory() as tmp:
-        reader = LightReader.open(fetch, Path(tmp) / "bench.light", genesis)
+        reader = WalletLightReader.open(fetch, Path(tmp) / "bench.light", genesis)
         began = time.perf_counter()
         reader.catch_up(len(items))
         elapsed = time.perf_counter() - began
@@ -137,7 +138,7 @@ def section(rows: list[tuple[int, float, float]], args: argparse.Namespace, argv
             "",
             *run_lines(NAME, argv, load_at_end()),
             f"- {n} empty currency-chain headers, every validator signing; best of "
-            f"{args.repeats} interleaved rounds. Wallet: `LightReader.catch_up` from genesis "
+            f"{args.repeats} interleaved rounds. Wallet: `WalletLightReader.catch_up` from genesis "
             "over in-memory `/v1/chain/headers` pages (parsing, one aggregate verification "
             "per header, state file written once). Baseline: each precommit verified alone.",
             "",

@@ -20,15 +20,22 @@ import pytest
 
 from dchat_chain import ChainArgumentError, ChainState, CommitCertificate, Transaction
 from dchat_chain._block_commit import make_bitmap
-from dchat_chain.lowlevel import SnapshotError, StateSnapshot, Vote, VoteKind, execute_block
+from dchat_chain.lowlevel import (
+    DurableBlockStore,
+    IndexedApp,
+    SnapshotError,
+    StateSnapshot,
+    Vote,
+    VoteKind,
+    execute_block,
+    replay_store,
+)
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams, bls_aggregate
 from dchat_node import NodeProcess
-from dchat_node._validator_app import IndexedApp, replay_store
 from dchat_node._validator_keys import load_validator_keys, load_wallet
-from dchat_node._validator_store import RepoBlockStore
 from dchat_node._validator_testnet import CURRENCY_GENESIS, NetPlan, init_testnet
-from dchat_storage import Database, open_database
+from dchat_storage import ChainBlockLog, Database, open_database
 
 PASSPHRASE = "snapshot test passphrase"
 SECRET = PASSPHRASE.encode()
@@ -53,7 +60,7 @@ class Chain:
     def __init__(self, out: Path, summary: dict[str, Any], database: Database) -> None:
         self.genesis = (out / "validator-0" / CURRENCY_GENESIS).read_bytes()
         self.app = IndexedApp(self.genesis)
-        self.store = RepoBlockStore(database.chain, self.app.chain_id)
+        self.store = DurableBlockStore(ChainBlockLog(database.chain, self.app.chain_id))
         self.state = self.app.genesis_state()
         keys = [
             load_validator_keys(out / v["dir"] / "validator.key", SECRET)
@@ -229,7 +236,7 @@ def test_sync_batches_are_stored_in_one_transaction_or_not_at_all(
     chain.grow(6)
     pairs = chain.store.range(1, 6)
     with open_database(tmp_path / "synced.db") as other:
-        synced = RepoBlockStore(other.chain, chain.app.chain_id)
+        synced = DurableBlockStore(ChainBlockLog(other.chain, chain.app.chain_id))
         with pytest.raises(ChainArgumentError, match="height order"):
             synced.save_many([pairs[0], pairs[2]])
         assert synced.height() == 0

@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_chain import Transaction
+from dchat_chain.lowlevel import ChannelUpdate, decode_channel_text, encode_channel_text
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess, running_validators
-from dchat_node._channel_messages import Update, decode_text, encode_text
 from dchat_node._validator_keys import load_wallet
 from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
@@ -190,14 +190,14 @@ def test_channel_payments_then_cooperative_close(net: Net) -> None:
     countersigned = _text(_chan(net, b, "accept", first))
     # The same update again is a replay; a tampered one does not verify.
     assert "replay" in _chan(net, b, "accept", first, ok=False)
-    sent = decode_text(_text(_chan(net, a, "pay", chan, "5")))
-    assert isinstance(sent, Update)
+    sent = decode_channel_text(_text(_chan(net, a, "pay", chan, "5")))
+    assert isinstance(sent, ChannelUpdate)
     st = sent.state  # a pays 5 at seq 3; b changes the split in its own favour
     forged = replace(
         sent, state=replace(st, balance_a=st.balance_a - 9, balance_b=st.balance_b + 9)
     )
-    assert "does not verify" in _chan(net, b, "accept", encode_text(forged), ok=False)
-    _chan(net, b, "accept", encode_text(sent))
+    assert "does not verify" in _chan(net, b, "accept", encode_channel_text(forged), ok=False)
+    _chan(net, b, "accept", encode_channel_text(sent))
     assert "not a channel message" in _chan(net, b, "accept", "hello", ok=False)
     assert "longer than" in _chan(net, b, "accept", "dchat-chan:" + "A" * 5000, ok=False)
     _chan(net, a, "accept", countersigned)

@@ -14,10 +14,19 @@
     ├── InvalidValidatorSetError(PeerError, ValueError)  a validator set is malformed or a key
     │                                                    lacks its proof of possession
     ├── SyncError(PeerError, ValueError)                 a sync response does not extend our chain
+    ├── ChannelError(PeerError, ValueError)              a payment-channel message is malformed,
+    │                                                    forged, stale or out of turn
+    ├── ChainAnswerError(PeerError, ValueError)          a node's chain answer is malformed or does
+    │   │                                                not match what the light client verified
+    │   └── StaleAnswerError                             it is about a state older than one verified
     ├── ChainArgumentError(CallerError, ValueError)      a bad argument to a chain API
+    │   └── LightStateError                              a light-client state is corrupt or
+    │                                                    anchored to another genesis
     └── ChainStateError(CallerError)                     a call in the wrong state or order
-        └── SnapshotError                                a stored state snapshot is corrupt or
-                                                         not the stored chain's (_snapshot)
+        ├── SnapshotError                                a stored state snapshot is corrupt or
+        │                                                not the stored chain's (_snapshot)
+        ├── CorruptStoreError                            a stored block record does not decode
+        └── NotCertifiedError                            no stored header proves a kept state yet
 
 Every peer-caused error leaves the object that raised it unchanged, so a node
 can drop the message, score the peer and go on.
@@ -29,7 +38,10 @@ from dchat_core import CallerError, DchatError, PeerError
 
 __all__ = (
     "ChainArgumentError",
+    "ChainAnswerError",
     "ChainStateError",
+    "ChannelError",
+    "CorruptStoreError",
     "DchatChainError",
     "InvalidBlockError",
     "InvalidCertificateError",
@@ -39,6 +51,9 @@ __all__ = (
     "InvalidTransactionError",
     "InvalidValidatorSetError",
     "InvalidVoteError",
+    "LightStateError",
+    "NotCertifiedError",
+    "StaleAnswerError",
     "SyncError",
 )
 
@@ -89,3 +104,27 @@ class ChainArgumentError(DchatChainError, CallerError, ValueError):
 
 class ChainStateError(DchatChainError, CallerError):
     """A chain API was called in the wrong state or order."""
+
+
+class CorruptStoreError(ChainStateError):
+    """A stored block record does not decode: the block store is damaged."""
+
+
+class NotCertifiedError(ChainStateError):
+    """No stored header proves a state this node keeps yet (retry after the next block)."""
+
+
+class ChannelError(DchatChainError, PeerError, ValueError):
+    """A payment-channel message or request is malformed, forged, stale or out of turn."""
+
+
+class ChainAnswerError(DchatChainError, PeerError, ValueError):
+    """A node's chain answer is malformed or does not match what the light client verified."""
+
+
+class StaleAnswerError(ChainAnswerError):
+    """The answer is for a state older than the newest header the light client verified."""
+
+
+class LightStateError(ChainArgumentError):
+    """A persisted light-client state is corrupt or anchored to another genesis."""

@@ -17,33 +17,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dchat_core import canonical_encode
-from dchat_crypto import BlsPublicKey, BlsSecretKey, BlsSignature, VerifyKey, bls_aggregate
+from dchat_crypto import BlsSecretKey, bls_aggregate
 
 from ._block_chain import ChainState, execute_block
 from ._block_commit import CommitCertificate, VoteKind, make_bitmap, vote_sign_bytes
-from ._validators import Validator, ValidatorSet
+from ._validators import ValidatorSet, validator_set_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ._app import Application, BlockResult, ValidatorUpdate
-    from ._block import BlockHeader
+    from ._app import Application, BlockResult
+    from ._block import Block, BlockHeader
 
 __all__ = ("SignedChain", "header_item", "validator_set_of")
-
-
-def validator_set_of(updates: Iterable[ValidatorUpdate]) -> ValidatorSet:
-    """The genesis set described by an application's initial validator updates."""
-    return ValidatorSet.create(
-        Validator(
-            validator_id=u.validator_id,
-            signing_key=VerifyKey.from_bytes(u.signing_key),
-            bls_public_key=BlsPublicKey.from_bytes(u.bls_public_key),
-            power=u.power,
-            proof_of_possession=BlsSignature.from_bytes(u.proof_of_possession),
-        )
-        for u in updates
-    )
 
 
 def header_item(
@@ -79,6 +65,7 @@ class SignedChain:
         self.app = app
         self.state = ChainState.genesis(chain_id, validators, app.query(b"").app_hash, 0)
         self.keys = {k.public_key.to_bytes(): k for k in keys}
+        self.blocks: dict[int, Block] = {}
         self.headers: dict[int, BlockHeader] = {}
         self.certificates: dict[int, CommitCertificate] = {}
         self.next_sets: dict[int, ValidatorSet] = {}  # the set announced for h + 1 by header h
@@ -119,6 +106,7 @@ class SignedChain:
         self.state.validate_block(block)
         certificate = self.certify(block.header)
         certificate.verify(self.state.validators, self.state.chain_id)
+        self.blocks[height] = block
         self.headers[height] = block.header
         self.certificates[height] = certificate
         self.next_sets[height] = self.state.next_validators

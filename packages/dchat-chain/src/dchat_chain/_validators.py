@@ -35,7 +35,9 @@ from ._errors import InvalidValidatorSetError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-__all__ = ("MAX_VALIDATORS", "Validator", "ValidatorSet")
+    from ._app import ValidatorUpdate
+
+__all__ = ("MAX_VALIDATORS", "Validator", "ValidatorSet", "validator_set_of")
 
 MAX_VALIDATORS: Final = 1024
 MAX_TOTAL_POWER: Final = 1 << 60
@@ -286,3 +288,17 @@ class ValidatorSet:
             for v in members:
                 _check_possession(v)
         return result
+
+
+def validator_set_of(updates: Iterable[ValidatorUpdate]) -> ValidatorSet:
+    """The set an application's validator updates describe (its genesis validators)."""
+    return ValidatorSet.create(
+        Validator(
+            validator_id=u.validator_id,
+            signing_key=VerifyKey.from_bytes(u.signing_key),
+            bls_public_key=BlsPublicKey.from_bytes(u.bls_public_key),
+            power=u.power,
+            proof_of_possession=BlsSignature.from_bytes(u.proof_of_possession),
+        )
+        for u in updates
+    )

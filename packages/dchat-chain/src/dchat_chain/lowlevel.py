@@ -14,17 +14,29 @@ application of its own, a simulation or a test harness.
 - block store, replay and block sync: ``BlockStore``, ``MemoryBlockStore``,
   ``replay``, ``BlockSyncClient``, ``SyncRequest``, ``SyncResponse``,
   ``serve_sync``
+- a validator's durable store and application: ``BlockLog`` (what a database
+  implements), ``MemoryBlockLog``, ``DurableBlockStore``, ``IndexedApp``,
+  ``TxStatus``, ``genesis_kind``, ``replay_store``, ``load_snapshot``,
+  ``account_key``
+- serving and reading certified state (light clients over a node API):
+  ``ValidatorSetLog``, ``certified_height``, ``certified_query``,
+  ``headers_page``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
+  ``LightRead``, ``genesis_anchor``, ``parse_headers``, ``parse_proof``,
+  ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``
 - Merkle trees and proofs: ``MerkleTree``, ``MerkleProof``, ``verify_proof``,
   ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
 - state storage and snapshots: ``StateStore``, ``StateSnapshot``
 - misbehaviour evidence: ``DuplicateVoteEvidence``, ``EvidenceVerifier``,
   ``validator_id_of``
+- payment channels off chain: ``ChannelBook``, ``ChannelRecord``,
+  ``ChannelOffer``, ``ChannelConsent``, ``ChannelUpdate``, ``ChannelMessage``,
+  ``encode_channel_text``, ``decode_channel_text``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
   ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``
 - the fine-grained errors under the roots that :mod:`dchat_chain` exports (the
   typed transaction rejections, vote, proposal, evidence, validator-set,
-  snapshot, mempool and light-client errors); catching the root still catches
-  them.
+  snapshot, store, mempool, light-client, answer and channel errors); catching
+  the root still catches them.
 
 Every name is importable from exactly one of :mod:`dchat_chain` and this module.
 """
@@ -38,6 +50,9 @@ from ._app import TxMeta as TxMeta
 from ._app import ValidatorUpdate as ValidatorUpdate
 from ._block_chain import execute_block as execute_block
 from ._block_commit import VoteKind as VoteKind
+from ._block_log import BlockLog as BlockLog
+from ._block_log import DurableBlockStore as DurableBlockStore
+from ._block_log import MemoryBlockLog as MemoryBlockLog
 from ._block_merkle import tx_hash as tx_hash
 from ._block_merkle import tx_inclusion_proof as tx_inclusion_proof
 from ._block_merkle import txs_root as txs_root
@@ -45,6 +60,14 @@ from ._block_merkle import verify_tx_inclusion as verify_tx_inclusion
 from ._blockstore import BlockStore as BlockStore
 from ._blockstore import MemoryBlockStore as MemoryBlockStore
 from ._blockstore import replay as replay
+from ._channel_book import ChannelBook as ChannelBook
+from ._channel_book import ChannelRecord as ChannelRecord
+from ._channel_messages import ChannelConsent as ChannelConsent
+from ._channel_messages import ChannelMessage as ChannelMessage
+from ._channel_messages import ChannelOffer as ChannelOffer
+from ._channel_messages import ChannelUpdate as ChannelUpdate
+from ._channel_messages import decode_channel_text as decode_channel_text
+from ._channel_messages import encode_channel_text as encode_channel_text
 from ._channels import ChannelState as ChannelState
 from ._channels import channel_open_terms as channel_open_terms
 from ._channels import payment_channel_id as payment_channel_id
@@ -60,15 +83,40 @@ from ._consensus_types import Step as Step
 from ._consensus_votes import SignatureCache as SignatureCache
 from ._currency_staking import EvidenceVerifier as EvidenceVerifier
 from ._currency_staking import validator_id_of as validator_id_of
+from ._errors import ChainAnswerError as ChainAnswerError
+from ._errors import ChannelError as ChannelError
+from ._errors import CorruptStoreError as CorruptStoreError
 from ._errors import InvalidEvidenceError as InvalidEvidenceError
 from ._errors import InvalidProposalError as InvalidProposalError
 from ._errors import InvalidValidatorSetError as InvalidValidatorSetError
 from ._errors import InvalidVoteError as InvalidVoteError
+from ._errors import LightStateError as LightStateError
+from ._errors import NotCertifiedError as NotCertifiedError
+from ._errors import StaleAnswerError as StaleAnswerError
 from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
+from ._indexed_app import IndexedApp as IndexedApp
+from ._indexed_app import TxStatus as TxStatus
+from ._indexed_app import genesis_kind as genesis_kind
+from ._indexed_app import load_snapshot as load_snapshot
+from ._indexed_app import replay_store as replay_store
 from ._light import InvalidStateProofError as InvalidStateProofError
 from ._light import UnexpectedHeaderError as UnexpectedHeaderError
 from ._light import UntrustedValidatorsError as UntrustedValidatorsError
 from ._light import UnverifiedHeaderError as UnverifiedHeaderError
+from ._light_answers import parse_headers as parse_headers
+from ._light_answers import parse_proof as parse_proof
+from ._light_reader import LightRead as LightRead
+from ._light_reader import LightReader as LightReader
+from ._light_reader import genesis_anchor as genesis_anchor
+from ._light_serve import MAX_HEADERS as MAX_HEADERS
+from ._light_serve import ValidatorSetLog as ValidatorSetLog
+from ._light_serve import answer_fields as answer_fields
+from ._light_serve import certified_height as certified_height
+from ._light_serve import certified_query as certified_query
+from ._light_serve import headers_page as headers_page
+from ._light_state import MAX_LIGHT_STATE_SIZE as MAX_LIGHT_STATE_SIZE
+from ._light_state import decode_light_state as decode_light_state
+from ._light_state import encode_light_state as encode_light_state
 from ._mempool import DuplicateTransactionError as DuplicateTransactionError
 from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
@@ -77,6 +125,7 @@ from ._merkle import verify_proof as verify_proof
 from ._snapshot import SnapshotError as SnapshotError
 from ._snapshot import StateSnapshot as StateSnapshot
 from ._state import StateStore as StateStore
+from ._state_records import account_key as account_key
 from ._sync import BlockSyncClient as BlockSyncClient
 from ._sync import SyncRequest as SyncRequest
 from ._sync import SyncResponse as SyncResponse
@@ -96,55 +145,92 @@ __all__ = (
     "AppQueryResult",
     "BadTransactionSignatureError",
     "BlockContext",
+    "BlockLog",
     "BlockResult",
     "BlockSource",
     "BlockStore",
     "BlockSyncClient",
+    "ChainAnswerError",
+    "ChannelBook",
+    "ChannelConsent",
+    "ChannelError",
+    "ChannelMessage",
+    "ChannelOffer",
+    "ChannelRecord",
     "ChannelState",
+    "ChannelUpdate",
     "ConsensusMessage",
+    "CorruptStoreError",
     "Decided",
     "DuplicateTransactionError",
     "DuplicateVoteEvidence",
+    "DurableBlockStore",
     "EvidenceVerifier",
     "FeeTooLowError",
     "FutureNonceError",
+    "IndexedApp",
     "InsufficientFundsError",
     "InvalidEvidenceError",
     "InvalidProposalError",
     "InvalidStateProofError",
     "InvalidValidatorSetError",
     "InvalidVoteError",
+    "LightRead",
+    "LightReader",
+    "LightStateError",
+    "MAX_HEADERS",
+    "MAX_LIGHT_STATE_SIZE",
     "MalformedTransactionError",
+    "MemoryBlockLog",
     "MemoryBlockStore",
     "MempoolFullError",
     "MerkleProof",
     "MerkleTree",
     "NonceError",
+    "NotCertifiedError",
     "Proposal",
     "RejectedTransactionError",
     "ReplayedNonceError",
     "SignatureCache",
     "SnapshotError",
+    "StaleAnswerError",
     "StateSnapshot",
     "StateStore",
     "Step",
     "SyncRequest",
     "SyncResponse",
     "TxMeta",
+    "TxStatus",
     "UnauthorizedError",
     "UnexpectedHeaderError",
     "UntrustedValidatorsError",
     "UnverifiedHeaderError",
+    "ValidatorSetLog",
     "ValidatorUpdate",
     "Vote",
     "VoteKind",
     "WrongChainError",
+    "account_key",
+    "answer_fields",
+    "certified_height",
+    "certified_query",
     "channel_open_terms",
     "chat_channel_id",
+    "decode_channel_text",
+    "decode_light_state",
     "decode_message",
+    "encode_channel_text",
+    "encode_light_state",
     "execute_block",
+    "genesis_anchor",
+    "genesis_kind",
+    "headers_page",
+    "load_snapshot",
+    "parse_headers",
+    "parse_proof",
     "payment_channel_id",
     "replay",
+    "replay_store",
     "serve_sync",
     "solve_pow",
     "tx_hash",

@@ -6,13 +6,9 @@ commands) and :mod:`dchat_node.config` (configuration loading).
 
 from __future__ import annotations
 
-from ._errors import ChainAnswerError as ChainAnswerError
-from ._errors import ChannelError as ChannelError
 from ._errors import ConfigError as ConfigError
 from ._errors import DchatNodeError as DchatNodeError
-from ._errors import LightStateError as LightStateError
 from ._errors import NodeStateError as NodeStateError
-from ._errors import StaleAnswerError as StaleAnswerError
 from ._process import NodeProcess as NodeProcess
 from ._process import free_port as free_port
 from ._process import running_validators as running_validators
@@ -21,15 +17,11 @@ from .config import NodeConfig as NodeConfig
 from .config import load_config as load_config
 
 __all__ = (
-    "ChainAnswerError",
-    "ChannelError",
     "ConfigError",
     "DchatNodeError",
-    "LightStateError",
     "NodeConfig",
     "NodeProcess",
     "NodeStateError",
-    "StaleAnswerError",
     "free_port",
     "load_config",
     "run_node",

@@ -4,7 +4,8 @@ The wallet signs transactions locally with a key from a passphrase-encrypted
 wallet file (a validator's ``validator.key`` works too) and talks to a
 validator's API, found through the validator's ``api.json`` (``--node DIR``).
 The node is not trusted: account answers are checked by a light client
-(:mod:`._light_reader`) against headers it verified by their commit
+(:class:`dchat_chain.lowlevel.LightReader`, :mod:`._light_reader` keeps its
+state) against headers it verified by their commit
 certificates from the chain's genesis validator set. The genesis comes from
 ``--genesis FILE`` or, on first use only, from the node's data directory
 (trust on first use, see ``docs/rationale.md``); the verified state is kept in
@@ -23,13 +24,13 @@ import typer
 from rich.console import Console
 
 from dchat_chain import Transaction
+from dchat_chain.lowlevel import account_key, genesis_anchor
 from dchat_core import DchatError
 from dchat_crypto import KdfParams, SigningKey
 
 from ._cli_common import err_console, read_passphrase
 from ._cli_common import fail as _fail
-from ._light_reader import LightReader, genesis_anchor, state_path
-from ._validator_app import account_key
+from ._light_reader import WalletLightReader, state_path
 from ._validator_keys import load_validator_keys, load_wallet
 from ._validator_testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS, NetPlan, init_testnet
 
@@ -129,16 +130,16 @@ class _Api:
         self._node, self._genesis = node, genesis
         default = Path.home() / ".dchat" / "light" if wallet is None else wallet.parent
         self._light_dir = light_dir or default
-        self._reader: LightReader | None = None
+        self._reader: WalletLightReader | None = None
 
     @property
-    def reader(self) -> LightReader:
+    def reader(self) -> WalletLightReader:
         """The light client of the node's chain (opened on first use)."""
         if self._reader is None:
             self._reader = self._open_reader()
         return self._reader
 
-    def _open_reader(self) -> LightReader:
+    def _open_reader(self) -> WalletLightReader:
         genesis: bytes | None = None
         if self._genesis is not None:
             pinned = genesis = _read_genesis(self._genesis)
@@ -157,7 +158,9 @@ class _Api:
                 soft_wrap=True,
             )
             genesis = _read_genesis(found)
-        return _guarded(lambda: LightReader.open(lambda p: self.call("GET", p), path, genesis))
+        return _guarded(
+            lambda: WalletLightReader.open(lambda p: self.call("GET", p), path, genesis)
+        )
 
     @property
     def chain_id(self) -> str:

@@ -11,8 +11,9 @@ publishes the latest state both signed (or an older one given with
 with a newer state; ``settle`` pays out after the window.
 
 States live in ``WALLET.channels``, encrypted with the wallet passphrase (see
-:mod:`._channel_book`). Every text from the peer is decoded with bounds and
-checked before anything is signed or stored.
+:mod:`._channel_file`; the rules are ``dchat_chain.lowlevel.ChannelBook``'s).
+Every text from the peer is decoded with bounds and checked before anything is
+signed or stored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from dchat_chain.lowlevel import (
+    ChannelConsent,
+    ChannelOffer,
+    ChannelUpdate,
+    decode_channel_text,
+    encode_channel_text,
+)
 from dchat_core import DchatError, DecodeLimits, canonical_decode
 
 from ._chain_cli import (
@@ -36,15 +44,14 @@ from ._chain_cli import (
     _send,
     _signed_with,
 )
-from ._channel_book import ChannelBook
-from ._channel_messages import Consent, Offer, Update, decode_text, encode_text
+from ._channel_file import ChannelFile
 from ._cli_common import fail as _fail
 from ._validator_keys import load_wallet
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ._channel_book import ChannelRecord
+    from dchat_chain.lowlevel import ChannelRecord
 
 __all__ = ("channel_app",)
 
@@ -78,7 +85,7 @@ class _Session:
         try:
             self.key = load_wallet(wallet, secret)
             path = wallet.with_name(wallet.name + ".channels")
-            self.book = ChannelBook.load(path, self.key, secret, wallet)
+            self.file, self.book = ChannelFile.load(path, self.key, secret, wallet)
         except DchatError as exc:
             raise _fail(str(exc)) from None
         self.api = _Api(node, genesis, light_dir, wallet)
@@ -112,7 +119,7 @@ class _Session:
             raise _fail("the transaction failed on chain")
 
     def save(self) -> None:
-        self.book.save()
+        self.file.save(self.book)
 
 
 def _channel_record(value: bytes) -> dict[str, Any]:
@@ -166,10 +173,10 @@ def open_channel(
         _say(
             f"channel {offer.chan.hex()}: give this offer to the peer",
         )
-        _say(encode_text(offer))
+        _say(encode_channel_text(offer))
         return
-    message = _guard_book(lambda: decode_text(consent))
-    if not isinstance(message, Consent):
+    message = _guard_book(lambda: decode_channel_text(consent))
+    if not isinstance(message, ChannelConsent):
         raise _fail("--consent must be the peer's consent text")
     record = _guard_book(lambda: s.book.take_consent(message))
     s.save()
@@ -199,16 +206,16 @@ def accept(
 ) -> None:
     """Take a text from the peer: consent to an offer, or verify and countersign an update."""
     s = _Session(node, wallet, passphrase_file, genesis, light_dir)
-    message = _guard_book(lambda: decode_text(text))
-    if isinstance(message, Offer):
+    message = _guard_book(lambda: decode_channel_text(text))
+    if isinstance(message, ChannelOffer):
         if message.chain != s.api.chain_id:
             raise _fail("the offer is for another chain")
         answer = _guard_book(lambda: s.book.consent(message))
         s.save()
         _say(f"channel {message.chan.hex()}: give this consent to the opener")
-        _say(encode_text(answer))
+        _say(encode_channel_text(answer))
         return
-    if not isinstance(message, Update):
+    if not isinstance(message, ChannelUpdate):
         raise _fail("expected an offer or an update")
     record = _guard_book(lambda: s.book.get(message.state.channel))
     s.refresh(record)
@@ -219,7 +226,7 @@ def accept(
         f"accepted seq {state.seq}: a {state.balance_a}, b {state.balance_b}"
         f"{' (final)' if state.final else ''}; the countersigned copy for the peer:"
     )
-    _say(encode_text(signed))
+    _say(encode_channel_text(signed))
 
 
 @channel_app.command("show")
@@ -233,12 +240,12 @@ def show(
 ) -> None:
     """Decode and check a text from the peer without storing or signing anything."""
     s = _Session(node, wallet, passphrase_file, genesis, light_dir)
-    message = _guard_book(lambda: decode_text(text))
-    if isinstance(message, Offer):
+    message = _guard_book(lambda: decode_channel_text(text))
+    if isinstance(message, ChannelOffer):
         shown: dict[str, Any] = {"type": "offer", "channel": message.chan.hex()}
         shown |= {"a": message.a.hex(), "b": message.b.hex(), "deposit_a": message.da}
         shown |= {"deposit_b": message.db, "to_me": message.b == s.book.me}
-    elif isinstance(message, Consent):
+    elif isinstance(message, ChannelConsent):
         shown = {"type": "consent", "channel": message.chan.hex()}
     else:
         _guard_book(lambda: s.book.accept(message, keep=False))
@@ -267,7 +274,7 @@ def pay(
     s.save()
     st = update.state
     _say(f"seq {st.seq}: a {st.balance_a}, b {st.balance_b}; give this to the peer:")
-    _say(encode_text(update))
+    _say(encode_channel_text(update))
 
 
 @channel_app.command("close")
@@ -293,8 +300,8 @@ def close(
     if unilateral:
         published = record.full
         if state is not None:
-            given = _guard_book(lambda: decode_text(state))
-            if not isinstance(given, Update) or given.state.channel != record.chan:
+            given = _guard_book(lambda: decode_channel_text(state))
+            if not isinstance(given, ChannelUpdate) or given.state.channel != record.chan:
                 raise _fail("--state must be a signed update of this channel")
             published = given
         body = {
@@ -316,7 +323,7 @@ def close(
     final = _guard_book(lambda: s.book.pay(record.chan, 0, final=True))
     s.save()
     _say("final state signed; the peer runs `accept` on it, then `close`:")
-    _say(encode_text(final))
+    _say(encode_channel_text(final))
 
 
 @channel_app.command("dispute")

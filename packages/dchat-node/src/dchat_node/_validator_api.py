@@ -25,24 +25,33 @@ Routes (bearer token like the rest of the API; binary values are hex):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import trio
 from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_chain.lowlevel import tx_hash, verify_proof
+from dchat_chain.lowlevel import (
+    MAX_HEADERS,
+    CorruptStoreError,
+    NotCertifiedError,
+    account_key,
+    answer_fields,
+    certified_height,
+    certified_query,
+    headers_page,
+    tx_hash,
+    verify_proof,
+)
 from dchat_core import canonical_decode
 
 from ._errors import NodeStateError
-from ._validator_app import account_key
-from ._validator_headers import MAX_HEADERS, certified_height, certified_query, headers_page
 from ._validator_keys import load_validator_keys
 from ._validator_service import ValidatorService
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from fastapi import FastAPI
     from fastapi.params import Depends
@@ -53,6 +62,8 @@ if TYPE_CHECKING:
     from ._runtime import Node
 
 __all__ = ("add_chain_routes", "start_validator")
+
+T = TypeVar("T")
 
 HEX_32 = r"^[0-9a-f]{64}$"
 
@@ -114,8 +125,19 @@ def chain_status(service: ValidatorService) -> dict[str, Any]:
 
 
 def proven(service: ValidatorService, key: bytes) -> AppQueryResult:
-    """``key`` in the newest state a stored, certified header proves (see _validator_headers)."""
-    return certified_query(service.app, service.blocks.height(), key)
+    """``key`` in the newest state a stored, certified header proves (``certified_query``)."""
+    try:
+        return certified_query(service.app, service.blocks.height(), key)
+    except NotCertifiedError as exc:
+        raise NodeStateError("not_ready", str(exc)) from None
+
+
+async def _read_store(node: Node, read: Callable[..., T], *args: Any) -> T:
+    """Run a block-store read in the store's worker thread; a damaged store is ``corrupt_store``."""
+    try:
+        return await node.store.run(read, *args)
+    except CorruptStoreError as exc:
+        raise NodeStateError("corrupt_store", str(exc)) from None
 
 
 def _cert_json(cert: CommitCertificate | None) -> dict[str, Any] | None:
@@ -160,7 +182,7 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.get("/v1/chain/blocks/{height}", dependencies=auth)
     async def block(height: Annotated[int, PathParam(ge=1, le=1 << 53)]) -> dict[str, Any]:
         service = _service(node)
-        loaded = await node.store.run(service.blocks.range, height, 1)
+        loaded = await _read_store(node, service.blocks.range, height, 1)
         if not loaded:
             raise NodeStateError("not_found", f"no block at height {height}")
         blk, cert = loaded[0]
@@ -172,8 +194,8 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         limit: Annotated[int, Query(ge=1, le=MAX_HEADERS)] = MAX_HEADERS,
     ) -> dict[str, Any]:
         service = _service(node)
-        return await node.store.run(
-            headers_page, service.blocks, service.sets, service.app.chain_id, start, limit
+        return await _read_store(
+            node, headers_page, service.blocks, service.sets, service.app.chain_id, start, limit
         )
 
     @app.get("/v1/chain/txs/{digest}", dependencies=auth)
@@ -201,8 +223,7 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.get("/v1/chain/accounts/{key}", dependencies=auth)
     async def account(key: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         service = _service(node)
-        answer = proven(service, account_key(bytes.fromhex(key)))
-        value = answer.value
+        doc, value = _proved(service, account_key(bytes.fromhex(key)))
         balance, nonce = (
             (0, 0) if value is None else (int.from_bytes(value[:8]), int.from_bytes(value[8:]))
         )
@@ -211,12 +232,7 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             "balance": balance,
             "nonce": nonce,
             "next_nonce": _next_nonce(service, bytes.fromhex(key)),
-            "height": answer.height,
-            "header_height": answer.height + 1,
-            "app_hash": answer.app_hash.hex(),
-            "value": None if value is None else value.hex(),
-            "proof": answer.proof.hex(),
-            "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
+            **doc,
             "validator": _validator_record(service, bytes.fromhex(key)),
         }
 
@@ -252,37 +268,26 @@ def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
             "closer": raw["closer"].hex() if "closer" in raw else None,
             "until": raw.get("until"),
         }
-    return {
-        "channel": chan.hex(),
-        "height": answer.height,
-        "header_height": answer.height + 1,
-        "app_hash": answer.app_hash.hex(),
-        "value": None if value is None else value.hex(),
-        "proof": answer.proof.hex(),
-        "record": record,
-    }
+    return {"channel": chan.hex(), **answer_fields(answer), "record": record}
 
 
-def _proved(service: ValidatorService, key: bytes) -> tuple[dict[str, Any], Any]:
-    """A committed value's proof document and its decoded value (None if absent)."""
+def _proved(service: ValidatorService, key: bytes) -> tuple[dict[str, Any], bytes | None]:
+    """A committed value's proof document and the value (None if absent)."""
     answer = proven(service, key)
     value = answer.value
     doc = {
-        "height": answer.height,
-        "header_height": answer.height + 1,
-        "app_hash": answer.app_hash.hex(),
-        "value": None if value is None else value.hex(),
-        "proof": answer.proof.hex(),
+        **answer_fields(answer),
         "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
     }
-    return doc, None if value is None else canonical_decode(value)
+    return doc, value
 
 
 def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
     """The ``/v1/chain/identities/{id}`` document (chat chain, ``id/<id>``)."""
-    doc, raw = _proved(service, b"id/" + identity)
+    doc, value = _proved(service, b"id/" + identity)
     record = None
-    if raw is not None:
+    if value is not None:
+        raw = canonical_decode(value)
         record = {
             "key": raw["key"].hex(),
             "document": raw["doc"].hex(),
@@ -295,9 +300,10 @@ def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
 
 def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
     """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
-    doc, raw = _proved(service, b"relay/" + identity)
+    doc, value = _proved(service, b"relay/" + identity)
     record = None
-    if raw is not None:
+    if value is not None:
+        raw = canonical_decode(value)
         record = {
             "endpoint": raw["ep"],
             "region": raw["region"],

@@ -26,11 +26,10 @@ from ._validator_wire import (
 
 if TYPE_CHECKING:
     from dchat_chain import Block, ChainState, CommitCertificate
-    from dchat_chain.lowlevel import DuplicateVoteEvidence
+    from dchat_chain.lowlevel import DuplicateVoteEvidence, IndexedApp
     from dchat_crypto import SigningKey
     from dchat_network import Link
 
-    from ._validator_app import IndexedApp
     from ._validator_links import PeerLink
     from ._validator_service import ValidatorService
 

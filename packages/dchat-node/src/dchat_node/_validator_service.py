@@ -7,7 +7,7 @@ and the application: every input (a peer's consensus message, a sync
 response, a due timer) is queued to it and handled to completion, outputs in
 order, before the next one. Output handling:
 
-* ``Persist``: the checkpoint is written durably (``RepoBlockStore``, SQLite
+* ``Persist``: the checkpoint is written durably (``DurableBlockStore``, SQLite
   ``synchronous=FULL``) *before* any later output is acted on, so nothing the
   validator signed leaves the process unless it would survive a crash.
 * ``Decision``: the block and certificate are stored durably, then the task
@@ -60,16 +60,25 @@ from dchat_chain import (
     ScheduleTimeout,
     SyncNeeded,
 )
-from dchat_chain.lowlevel import Proposal, StateSnapshot, SyncRequest, Vote, VoteKind, tx_hash
+from dchat_chain.lowlevel import (
+    DurableBlockStore,
+    IndexedApp,
+    Proposal,
+    StateSnapshot,
+    SyncRequest,
+    ValidatorSetLog,
+    Vote,
+    VoteKind,
+    replay_store,
+    tx_hash,
+)
 from dchat_core import DchatError
 from dchat_network import serve_links
+from dchat_storage import ChainBlockLog
 
 from ._errors import ConfigError
-from ._validator_app import IndexedApp, replay_store
-from ._validator_headers import ValidatorSetLog
 from ._validator_links import PeerLink
 from ._validator_peers import InboundHandler, apply_sync_response, request_sync, slash_tx
-from ._validator_store import RepoBlockStore
 from ._validator_testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS
 from ._validator_trace import HeightTrace
 from ._validator_wire import CONSENSUS, MAX_GOSSIP_TXS, encode_txs, parse_peer
@@ -135,7 +144,7 @@ class ValidatorService:
         if expected not in (None, self.app.chain_id):
             raise ConfigError(f"the genesis is for chain {self.app.chain_id!r}")
         self.config, self.keys, self._store, self._clock = config, keys, store, clock
-        self.blocks = RepoBlockStore(store.db.chain, self.app.chain_id)
+        self.blocks = DurableBlockStore(ChainBlockLog(store.db.chain, self.app.chain_id))
         self.sets = ValidatorSetLog(self.blocks)
         self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes, float]](INBOX)
@@ -275,7 +284,7 @@ class ValidatorService:
             self.trace.mark(f"{name}_r{message.round}")
 
     async def _note_sets(self) -> None:
-        """Keep any validator set not seen before, for light clients (see _validator_headers)."""
+        """Keep any validator set not seen before, for light clients (see ValidatorSetLog)."""
         new = self.sets.note(self.engine.state)
         if new:
             await self._store.run(self.sets.persist, new)

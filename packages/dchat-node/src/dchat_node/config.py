@@ -62,7 +62,7 @@ class NodeConfig(BaseModel):
     chat_chain: str | None = Field(default=None, max_length=64)
     block_interval: float = Field(default=1.0, ge=0, le=60)
     # Every this many blocks a validator stores a state snapshot, so a restart
-    # replays only the blocks above it (0: never; see _validator_app.replay_store).
+    # replays only the blocks above it (0: never; see dchat_chain.lowlevel.replay_store).
     snapshot_interval: int = Field(default=1000, ge=0, le=1_000_000)
     # Guardian recovery: the shortest time lock this node approves as a guardian.
     guardian_min_lock: float = Field(default=7 * 24 * 3600.0, ge=0, le=365 * 24 * 3600.0)

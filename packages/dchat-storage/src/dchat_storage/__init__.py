@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._attachments import AttachmentRepo as AttachmentRepo
 from ._chain import ChainRepo as ChainRepo
+from ._chain_log import ChainBlockLog as ChainBlockLog
 from ._conversations import ConversationRepo as ConversationRepo
 from ._database import Database as Database
 from ._database import open_database as open_database
@@ -60,6 +61,7 @@ __all__ = (
     "AttachmentRecord",
     "AttachmentRepo",
     "BlockRecord",
+    "ChainBlockLog",
     "ChainRepo",
     "ContactRecord",
     "ContactRepo",

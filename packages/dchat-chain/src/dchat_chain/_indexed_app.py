@@ -1,8 +1,7 @@
 """A chain application as a validator runs it: indexed, mempool-aware, replayable.
 
 :class:`IndexedApp` wraps the application the genesis names (its ``"kind"``:
-:class:`dchat_chain.CurrencyChainApp` or :class:`dchat_chain.ChatChainApp`) for
-the engine.
+:class:`CurrencyChainApp` or :class:`ChatChainApp`) for the engine.
 On every ``commit`` (a block decided by consensus, fetched by block sync or
 replayed from the store: all three go through ``execute_block``) it records
 each transaction's result by hash and drops the block's transactions from the
@@ -14,10 +13,12 @@ On the currency chain, the slashing verifier reads the offender's BLS key from
 the committed state, so every validator judges evidence the same way (see
 ``docs/rationale.md``).
 
-:func:`replay_store` rebuilds the state after a restart: from the stored state
-snapshot when one verifies against the stored blocks (then only the blocks
-above it run), otherwise from genesis. Results of transactions in blocks below
-the snapshot are not re-indexed (their blocks are not re-executed).
+:func:`replay_store` rebuilds the state after a restart from a
+:class:`DurableBlockStore`: from the stored state snapshot when one verifies
+against the stored blocks (then only the blocks above it run), otherwise from
+genesis. Results of transactions in blocks below the snapshot are not
+re-indexed (their blocks are not re-executed). Whether the snapshot was used
+is logged (``dchat.chain``), since a refused one costs start-up time only.
 """
 
 from __future__ import annotations
@@ -26,54 +27,41 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from dchat_chain import (
-    ChainArgumentError,
-    ChainState,
-    ChatChainApp,
-    CurrencyChainApp,
-    Mempool,
-    Validator,
-    ValidatorSet,
-)
-from dchat_chain.lowlevel import (
-    DuplicateVoteEvidence,
-    InvalidEvidenceError,
-    SnapshotError,
-    StateSnapshot,
-    StateStore,
-    execute_block,
-    tx_hash,
-)
 from dchat_core import DchatError, DecodeLimits, canonical_decode
-from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey
+from dchat_crypto import BlsPublicKey
+
+from ._block_chain import ChainState, execute_block
+from ._block_merkle import tx_hash
+from ._chat import ChatChainApp
+from ._currency import CurrencyChainApp
+from ._errors import ChainArgumentError, InvalidEvidenceError
+from ._evidence import DuplicateVoteEvidence
+from ._mempool import Mempool
+from ._snapshot import SnapshotError, StateSnapshot
+from ._state import StateStore
+from ._validators import validator_set_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from dchat_chain import CommitCertificate
-    from dchat_chain.lowlevel import AppQueryResult, BlockContext, BlockResult, MerkleTree, TxMeta
-
-    from ._validator_store import RepoBlockStore
+    from ._app import AppQueryResult, BlockContext, BlockResult, TxMeta
+    from ._block_commit import CommitCertificate
+    from ._block_log import DurableBlockStore
+    from ._merkle import MerkleTree
 
 __all__ = (
     "IndexedApp",
     "TxStatus",
-    "account_key",
     "genesis_kind",
     "load_snapshot",
     "replay_store",
 )
 
-_log = logging.getLogger("dchat.validator")
+_log = logging.getLogger("dchat.chain")
 MAX_INDEX: Final = 1 << 20  # remembered transaction results (oldest forgotten first)
 GENESIS_PEEK: Final = DecodeLimits(max_size=64 << 20, max_depth=8, max_items=1 << 22)
 MAX_PER_SENDER: Final = 64  # a wallet may queue this many transactions before a block
 KEEP_TREES: Final = 16  # committed state trees kept for certified queries (they share nodes)
-
-
-def account_key(owner: bytes) -> bytes:
-    """The state key of an account (``docs/protocol.md``, "Keys shared by both chains")."""
-    return b"acct/" + owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +90,10 @@ def genesis_kind(genesis: bytes) -> str:
 
 
 class IndexedApp:
-    """An :class:`dchat_chain.Application` that indexes results and updates a mempool.
+    """An :class:`Application` that indexes results and updates a mempool.
 
     Args:
-        genesis: The currency chain's canonical genesis document.
+        genesis: The chain's canonical genesis document (currency or chat).
     """
 
     def __init__(self, genesis: bytes) -> None:
@@ -115,7 +103,7 @@ class IndexedApp:
             self.inner = ChatChainApp.from_genesis(genesis)
         else:
             self.inner = CurrencyChainApp.from_genesis(genesis, self._verify_evidence)
-        self.mempool = Mempool(self.inner, max_per_sender=MAX_PER_SENDER, max_gap=MAX_PER_SENDER)
+        self.mempool = self._mempool()
         self.index: dict[bytes, TxStatus] = {}
         self._applied: tuple[int, Sequence[bytes], BlockResult] | None = None
         # The committed state tree after each recent height: header h + 1 carries
@@ -123,6 +111,9 @@ class IndexedApp:
         # is answered from the tree one block behind the tip (see certified_query).
         self.trees: dict[int, MerkleTree] = {}
         self._keep_tree()
+
+    def _mempool(self) -> Mempool:
+        return Mempool(self.inner, max_per_sender=MAX_PER_SENDER, max_gap=MAX_PER_SENDER)
 
     def _keep_tree(self) -> None:
         self.trees[self.inner.height] = self.inner.state.committed_tree
@@ -140,32 +131,26 @@ class IndexedApp:
         Raises:
             SnapshotError: The entries are not a state of this chain.
         """
+        inner: CurrencyChainApp | ChatChainApp
         try:
-            inner = CurrencyChainApp(StateStore(items), self._verify_evidence)
+            if self.kind == "chat":
+                inner = ChatChainApp(StateStore(items))
+            else:
+                inner = CurrencyChainApp(StateStore(items), self._verify_evidence)
         except DchatError as exc:
-            raise SnapshotError(f"snapshot is not a currency chain state: {exc}") from None
+            raise SnapshotError(f"snapshot is not a {self.kind} chain state: {exc}") from None
         if inner.chain_id != self.chain_id:
             raise SnapshotError("snapshot is of another chain")
-        self.inner, self.mempool = inner, Mempool(inner)
+        self.inner = inner
+        self.mempool = self._mempool()
         self._applied = None
         self.trees = {}
         self._keep_tree()
 
     def genesis_state(self) -> ChainState:
         """The chain state before block 1, from the genesis validators."""
-        members = [
-            Validator(
-                validator_id=u.validator_id,
-                signing_key=VerifyKey.from_bytes(u.signing_key),
-                bls_public_key=BlsPublicKey.from_bytes(u.bls_public_key),
-                power=u.power,
-                proof_of_possession=BlsSignature.from_bytes(u.proof_of_possession),
-            )
-            for u in self.inner.initial_validators()
-        ]
-        return ChainState.genesis(
-            self.chain_id, ValidatorSet.create(members), self.inner.app_hash, 0
-        )
+        validators = validator_set_of(self.inner.initial_validators())
+        return ChainState.genesis(self.chain_id, validators, self.inner.app_hash, 0)
 
     # -- Application ----------------------------------------------------------------
 
@@ -221,11 +206,11 @@ class IndexedApp:
 
 
 def replay_store(
-    store: RepoBlockStore, app: IndexedApp, batch: int = 200
+    store: DurableBlockStore, app: IndexedApp, batch: int = 200
 ) -> tuple[ChainState, CommitCertificate | None]:
     """Rebuild ``app`` (fresh) from the store: snapshot, then the blocks above it.
 
-    Blocking; run it in a thread. The blocks were authenticated before they were
+    Blocks while the store does; run it in a thread. The blocks were authenticated before they were
     stored, so no certificate is checked again; each is still validated against
     the state it extends. A snapshot that does not verify (:class:`SnapshotError`)
     is logged and ignored: every block is replayed from genesis.
@@ -249,7 +234,7 @@ def replay_store(
 
 
 def load_snapshot(
-    store: RepoBlockStore, app: IndexedApp
+    store: DurableBlockStore, app: IndexedApp
 ) -> tuple[ChainState, CommitCertificate] | None:
     """Restore ``app`` from the stored snapshot if it verifies; its state and certificate."""
     raw = store.load_snapshot()

@@ -1,7 +1,7 @@
-"""A wallet's payment channels: the off-chain states, kept in an encrypted file.
+"""A wallet's payment channels: the off-chain state machine of each, and its encoding.
 
 Theory of operation. For each channel the book keeps the opening terms (an
-:class:`Offer`), a status (``offered``, ``open``, ``closing``, ``closed``), the
+:class:`ChannelOffer`), a status (``offered``, ``open``, ``closing``, ``closed``), the
 peer's consent signature (opener only), and two states:
 
 * ``latest``: the highest-``seq`` state this wallet signed. Payments build on
@@ -16,54 +16,47 @@ shrink (the receiver never countersigns a payment *from* itself), countersigns
 and stores it; handing the countersigned copy back lets the payer store it as
 ``full`` too. A final state (cooperative close) is accepted by the same rule.
 
-The file (``WALLET.channels``) is an ``encrypt_with_passphrase`` blob under the
-wallet's passphrase and the wallet file's own Argon2id cost, around one
-canonical map (``docs/protocol.md``, section 16), written atomically (0600).
+Every check happens before anything changes: a refused offer, consent or
+update (a forged or missing signature, a replayed or older ``seq``, balances
+that do not add up or that take funds from this wallet, a payment larger than
+this side holds, a state after a final one) is a :class:`ChannelError` and
+leaves the book as it was.
+
+The book does no I/O. :meth:`ChannelBook.to_bytes` is the canonical map
+(``docs/protocol.md``, section 16) a wallet keeps; the node encrypts it under
+the wallet's passphrase (``WALLET.channels``).
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_chain.lowlevel import ChannelState
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
-from dchat_crypto import (
-    BadSignatureError,
-    DecryptionError,
-    KdfParams,
-    KeystoreFormatError,
-    VerifyKey,
-    decrypt_with_passphrase,
-    encrypt_with_passphrase,
-)
+from dchat_crypto import BadSignatureError, VerifyKey
 
-from ._channel_messages import Consent, Offer, Update, decode_obj
-from ._errors import ChannelError, ConfigError
-from ._validator_keys import write_private
+from ._channel_messages import ChannelConsent, ChannelOffer, ChannelUpdate, decode_channel_obj
+from ._channels import ChannelState
+from ._errors import ChannelError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from dchat_crypto import SigningKey
 
-__all__ = ("ChannelBook", "ChannelRecord")
+__all__ = ("MAX_CHANNELS", "ChannelBook", "ChannelRecord")
 
 MAX_CHANNELS: Final = 1024
 _LIMITS: Final = DecodeLimits(max_size=4 << 20, max_depth=5, max_items=8 * MAX_CHANNELS)
-_KDF_HEADER: Final = struct.Struct(">4sBIIB")  # the keystore header (docs/protocol.md §8)
 
 
 @dataclass
 class ChannelRecord:
     """One channel as this wallet knows it."""
 
-    offer: Offer
+    offer: ChannelOffer
     status: str
     consent: bytes | None = None
-    latest: Update | None = None
-    full: Update | None = None
+    latest: ChannelUpdate | None = None
+    full: ChannelUpdate | None = None
 
     @property
     def chan(self) -> bytes:
@@ -95,25 +88,16 @@ class ChannelRecord:
         """Read a stored record (raises ``DecodeError``/``ChannelError`` on corruption)."""
         f = Fields(obj, "channel", frozenset({"offer", "status", "consent", "latest", "full"}))
         offer, latest, full = (
-            decode_obj(f.raw(k)) if f.raw(k) is not None else None
+            decode_channel_obj(f.raw(k)) if f.raw(k) is not None else None
             for k in ("offer", "latest", "full")
         )
-        if not isinstance(offer, Offer) or not all(
-            u is None or isinstance(u, Update) for u in (latest, full)
+        if not isinstance(offer, ChannelOffer) or not all(
+            u is None or isinstance(u, ChannelUpdate) for u in (latest, full)
         ):
             raise ChannelError("channel record holds the wrong message types")
         consent = None if f.raw("consent") is None else f.get_bytes("consent", size=64)
         status = f.get_str("status", max_len=16)
         return cls(offer, status, consent, latest, full)  # type: ignore[arg-type]
-
-
-def _kdf_of(blob: bytes) -> KdfParams:
-    """The Argon2id cost recorded in a keystore blob's header."""
-    try:
-        _, _, memory, iterations, lanes = _KDF_HEADER.unpack_from(blob)
-        return KdfParams(memory_kib=memory, iterations=iterations, lanes=lanes)
-    except (struct.error, KeystoreFormatError):
-        return KdfParams.DEFAULT
 
 
 def _verify(key: bytes, sig: bytes | None, message: bytes, who: str) -> None:
@@ -126,72 +110,53 @@ def _verify(key: bytes, sig: bytes | None, message: bytes, who: str) -> None:
 
 
 class ChannelBook:
-    """The channels of one wallet key, persisted encrypted next to the wallet.
+    """The channels of one wallet key.
 
     Args:
-        path: The channel file (created on first save).
-        key: The wallet's account key.
-        passphrase: The wallet's passphrase (also encrypts this file).
-        kdf: Argon2id cost for a new file (an existing file keeps its own).
+        key: The wallet's account key (it signs consents and states).
     """
 
-    def __init__(self, path: Path, key: SigningKey, passphrase: bytes, kdf: KdfParams) -> None:
-        self.path, self._key, self._passphrase, self._kdf = path, key, passphrase, kdf
+    def __init__(self, key: SigningKey) -> None:
+        self._key = key
         self.me = key.public_key.to_bytes()
         self.channels: dict[bytes, ChannelRecord] = {}
 
     @classmethod
-    def load(cls, path: Path, key: SigningKey, passphrase: bytes, wallet: Path) -> ChannelBook:
-        """Open ``path`` (empty if missing), with the wallet file's KDF cost for a new one.
+    def from_bytes(cls, data: bytes, key: SigningKey) -> ChannelBook:
+        """The book :meth:`to_bytes` gave, for the same key.
 
         Raises:
-            ConfigError: Unreadable, wrong passphrase, another wallet's, or corrupt.
+            ChannelError: Not a channel book, another key's, or corrupt.
         """
-        try:
-            kdf = _kdf_of(wallet.read_bytes())
-            blob = path.read_bytes() if path.exists() else None
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path.name}: {exc.strerror}") from None
-        book = cls(path, key, passphrase, kdf if blob is None else _kdf_of(blob))
-        if blob is not None:
-            book._read(blob)
-        return book
-
-    def _read(self, blob: bytes) -> None:
-        try:
-            plain = decrypt_with_passphrase(blob, self._passphrase)
-        except (DecryptionError, KeystoreFormatError):
-            raise ConfigError(f"cannot unlock {self.path.name}: wrong passphrase?") from None
+        book = cls(key)
         try:
             f = Fields(
-                canonical_decode(plain, _LIMITS),
+                canonical_decode(data, _LIMITS),
                 "channels",
                 frozenset({"v", "kind", "owner", "channels"}),
             )
             if f.get_int("v") != 1 or f.get_str("kind", max_len=16) != "channels":
-                raise ChannelError("not a channel file")
-            if f.get_bytes("owner", size=32) != self.me:
-                raise ConfigError(f"{self.path.name} belongs to another wallet")
+                raise ChannelError("not a channel book")
+            if f.get_bytes("owner", size=32) != book.me:
+                raise ChannelError("the channel book belongs to another wallet")
             for raw in f.get_list("channels", max_len=MAX_CHANNELS):
                 record = ChannelRecord.from_obj(raw)
-                self.channels[record.chan] = record
-        except ConfigError:
+                book.channels[record.chan] = record
+        except ChannelError:
             raise
         except DchatError as exc:
-            raise ConfigError(f"{self.path.name} is corrupt: {exc}") from None
+            raise ChannelError(f"the channel book is corrupt: {exc}") from None
+        return book
 
-    def save(self) -> None:
-        """Encrypt and write the book atomically."""
+    def to_bytes(self) -> bytes:
+        """The canonical encoding of the book (what a wallet keeps, encrypted)."""
         content = {
             "v": 1,
             "kind": "channels",
             "owner": self.me,
             "channels": [r.to_obj() for r in self.channels.values()],
         }
-        blob = encrypt_with_passphrase(
-            canonical_encode(content), self._passphrase, params=self._kdf
-        )
-        write_private(self.path, blob)
+        return canonical_encode(content)
 
     def get(self, chan: bytes) -> ChannelRecord:
         """The record of ``chan``.
@@ -204,33 +169,50 @@ class ChannelBook:
             raise ChannelError("no such channel in this wallet")
         return record
 
-    def _add(self, record: ChannelRecord) -> None:
-        if record.chan not in self.channels and len(self.channels) >= MAX_CHANNELS:
+    def _add_offered(self, offer: ChannelOffer) -> None:
+        known = self.channels.get(offer.chan)
+        if known is not None:
+            # The same terms again (the id is their hash): keep what this wallet
+            # holds; an offer replayed for a running channel must not reset it.
+            if known.status != "offered":
+                raise ChannelError(f"the channel is {known.status} already")
+            return
+        if len(self.channels) >= MAX_CHANNELS:
             raise ChannelError(f"a wallet keeps at most {MAX_CHANNELS} channels")
-        self.channels[record.chan] = record
+        self.channels[offer.chan] = ChannelRecord(offer, "offered")
 
     def _peer(self, record: ChannelRecord) -> bytes:
         return record.offer.b if record.offer.a == self.me else record.offer.a
 
     # -- opening -------------------------------------------------------------------
 
-    def offer(self, chain: str, peer: bytes, deposit: int, peer_deposit: int, nonce: int) -> Offer:
+    def offer(
+        self, chain: str, peer: bytes, deposit: int, peer_deposit: int, nonce: int
+    ) -> ChannelOffer:
         """Propose a channel to ``peer``, opened at this wallet's ``nonce``."""
-        offer = Offer(chain, self.me, peer, deposit, peer_deposit, nonce)
+        offer = ChannelOffer(chain, self.me, peer, deposit, peer_deposit, nonce)
         if peer == self.me or deposit + peer_deposit == 0:
             raise ChannelError("a channel needs another party and a deposit")
-        self._add(ChannelRecord(offer, "offered"))
+        self._add_offered(offer)
         return offer
 
-    def consent(self, offer: Offer) -> Consent:
-        """As the peer, agree to ``offer`` (which must name this wallet as ``b``)."""
+    def consent(self, offer: ChannelOffer) -> ChannelConsent:
+        """As the peer, agree to ``offer`` (which must name this wallet as ``b``).
+
+        Raises:
+            ChannelError: Not addressed here, or a channel with these terms runs already.
+        """
         if offer.b != self.me:
             raise ChannelError("this offer is not addressed to this wallet")
-        self._add(ChannelRecord(offer, "offered"))
-        return Consent(offer.chan, self._key.sign(offer.terms()))
+        self._add_offered(offer)
+        return ChannelConsent(offer.chan, self._key.sign(offer.terms()))
 
-    def take_consent(self, consent: Consent) -> ChannelRecord:
-        """As the opener, check and keep the peer's consent to an offer made here."""
+    def take_consent(self, consent: ChannelConsent) -> ChannelRecord:
+        """As the opener, check and keep the peer's consent to an offer made here.
+
+        Raises:
+            ChannelError: No offer of this wallet awaits it, or the signature is not the peer's.
+        """
         record = self.get(consent.chan)
         if record.offer.a != self.me or record.status != "offered":
             raise ChannelError("no open offer of this wallet for that channel")
@@ -240,8 +222,15 @@ class ChannelBook:
 
     # -- payments ------------------------------------------------------------------
 
-    def pay(self, chan: bytes, amount: int, *, final: bool = False) -> Update:
-        """Sign the next state, ``amount`` moved from this wallet to the peer."""
+    def pay(self, chan: bytes, amount: int, *, final: bool = False) -> ChannelUpdate:
+        """Sign the next state, ``amount`` moved from this wallet to the peer.
+
+        Raises:
+            ChannelError: Unknown or not open channel, a final state signed
+                already, or ``amount`` negative or more than this side holds.
+        """
+        if amount < 0:
+            raise ChannelError("a payment cannot be negative")
         record = self.get(chan)
         if record.status != "open":
             raise ChannelError(f"the channel is {record.status}, not open")
@@ -254,11 +243,11 @@ class ChannelBook:
         ba, bb = (ba - amount, bb + amount) if mine_is_a else (ba + amount, bb - amount)
         state = ChannelState(chan, record.seq() + 1, ba, bb, final)
         sig = state.sign(self._key)
-        update = Update(state, sig, None) if mine_is_a else Update(state, None, sig)
+        update = ChannelUpdate(state, sig, None) if mine_is_a else ChannelUpdate(state, None, sig)
         record.latest = update
         return update
 
-    def accept(self, update: Update, *, keep: bool = True) -> Update:
+    def accept(self, update: ChannelUpdate, *, keep: bool = True) -> ChannelUpdate:
         """Verify a state from the peer, countersign it if new, keep it; returns it signed by both.
 
         With ``keep`` False only the checks run (the book is unchanged).

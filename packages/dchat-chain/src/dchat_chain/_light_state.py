@@ -1,4 +1,4 @@
-"""The wallet's persisted light-client state: one file per chain, written atomically.
+"""A light client's persisted state: the bytes a wallet keeps per chain.
 
 Format (deterministic CBOR, docs/protocol.md §16)::
 
@@ -10,39 +10,33 @@ Format (deterministic CBOR, docs/protocol.md §16)::
 header (null before the first), ``vals`` the set trusted to sign the header
 after it. The checksum catches a damaged file, and the body must then still be
 a consistent client (the set hashes to the header's ``next_validators_hash``,
-or to the anchor before any header): a file that fails any check is a
-:class:`LightStateError`, never a reason to trust something else.
-
-Writes go to a temporary file in the same directory, are fsynced, renamed over
-the old file and the directory fsynced, so a crash leaves the old or the new
-state, never a torn one.
+or to the anchor before any header): bytes that fail any check are a
+:class:`LightStateError`, never a reason to trust something else. Where the
+bytes live (a file written atomically) is the shell's business.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from dchat_chain import BlockHeader, LightClient, ValidatorSet
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
 
+from ._block import BlockHeader
 from ._errors import LightStateError
+from ._light import LightClient
+from ._validators import ValidatorSet
 
-if TYPE_CHECKING:
-    from pathlib import Path
+__all__ = ("MAX_LIGHT_STATE_SIZE", "decode_light_state", "encode_light_state")
 
-__all__ = ("MAX_STATE_SIZE", "decode_state", "encode_state", "read_state", "write_state")
-
-MAX_STATE_SIZE: Final = 4 << 20
-_LIMITS: Final = DecodeLimits(max_size=MAX_STATE_SIZE, max_depth=3, max_items=64)
+MAX_LIGHT_STATE_SIZE: Final = 4 << 20
+_LIMITS: Final = DecodeLimits(max_size=MAX_LIGHT_STATE_SIZE, max_depth=3, max_items=64)
 _OUTER: Final = frozenset({"v", "body", "sum"})
 _BODY: Final = frozenset({"chain", "anchor", "header", "vals"})
 
 
-def encode_state(client: LightClient, anchor: bytes) -> bytes:
-    """The file bytes for ``client``, which started from the set hashing to ``anchor``."""
+def encode_light_state(client: LightClient, anchor: bytes) -> bytes:
+    """The stored bytes for ``client``, which started from the set hashing to ``anchor``."""
     header = client.header(client.height) if client.height else None
     body = canonical_encode(
         {
@@ -55,8 +49,8 @@ def encode_state(client: LightClient, anchor: bytes) -> bytes:
     return canonical_encode({"v": 1, "body": body, "sum": hashlib.sha256(body).digest()})
 
 
-def decode_state(data: bytes) -> tuple[LightClient, bytes]:
-    """The client and its anchor from file bytes.
+def decode_light_state(data: bytes) -> tuple[LightClient, bytes]:
+    """The client and its anchor from stored bytes.
 
     Raises:
         LightStateError: The bytes are damaged, malformed or inconsistent.
@@ -65,7 +59,7 @@ def decode_state(data: bytes) -> tuple[LightClient, bytes]:
         outer = Fields(canonical_decode(data, _LIMITS), "light state", _OUTER)
         if outer.get_int("v") != 1:
             raise LightStateError("light state: unsupported version")
-        body = outer.get_bytes("body", max_size=MAX_STATE_SIZE)
+        body = outer.get_bytes("body", max_size=MAX_LIGHT_STATE_SIZE)
         if hashlib.sha256(body).digest() != outer.get_bytes("sum", size=32):
             raise LightStateError("light state: checksum mismatch (the file is damaged)")
         f = Fields(canonical_decode(body, _LIMITS), "light state body", _BODY)
@@ -87,43 +81,3 @@ def decode_state(data: bytes) -> tuple[LightClient, bytes]:
         raise
     except (DchatError, ValueError, TypeError) as exc:
         raise LightStateError(f"light state is corrupt: {exc}") from None
-
-
-def read_state(path: Path) -> tuple[LightClient, bytes] | None:
-    """The state stored at ``path``, or None when there is no file.
-
-    Raises:
-        LightStateError: The file is unreadable, too large or corrupt.
-    """
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_STATE_SIZE + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise LightStateError(f"cannot read {path.name}: {exc.strerror}") from None
-    if len(data) > MAX_STATE_SIZE:
-        raise LightStateError(f"{path.name} is larger than a light state can be")
-    return decode_state(data)
-
-
-def write_state(path: Path, client: LightClient, anchor: bytes) -> None:
-    """Replace the state at ``path`` atomically and durably (tmp, fsync, rename, fsync dir)."""
-    data = encode_state(client, anchor)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise LightStateError(f"cannot write {path.name}: {exc.strerror}") from None
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

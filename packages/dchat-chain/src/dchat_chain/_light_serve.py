@@ -1,7 +1,7 @@
 """What a validator serves to light clients: certified headers and certified state.
 
 Theory of operation. Header ``h + 1`` carries the root of the state *after*
-block ``h`` (see :mod:`dchat_chain._block`), so the newest state a light client
+block ``h`` (see :mod:`._block`), so the newest state a light client
 can check is the one after block ``tip - 1``, where ``tip`` is the newest
 block this node has stored with its commit certificate. :func:`certified_query`
 answers from that state: :class:`IndexedApp` keeps the last few committed
@@ -14,28 +14,31 @@ its chain state as blocks are decided, synced or replayed
 (:meth:`ValidatorSetLog.note`) and stores each one once, by hash, in the chain
 state table, so it can still serve old hand-offs after a restart.
 
-The functions taking a :class:`RepoBlockStore` block; the API runs them in a
-worker thread.
+The documents are the node API's (``docs/protocol.md`` §15): :func:`headers_page`
+is ``GET /v1/chain/headers``, :func:`answer_fields` the proof part every proven
+answer carries; :mod:`._light_answers` parses both on the client side. The
+functions taking a :class:`DurableBlockStore` block while it does; a shell
+runs them in a worker thread.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_chain.lowlevel import AppQueryResult
 from dchat_core import canonical_encode
 
-from ._errors import NodeStateError
+from ._app import AppQueryResult
+from ._errors import NotCertifiedError
 
 if TYPE_CHECKING:
-    from dchat_chain import ChainState
-
-    from ._validator_app import IndexedApp
-    from ._validator_store import RepoBlockStore
+    from ._block_chain import ChainState
+    from ._block_log import DurableBlockStore
+    from ._indexed_app import IndexedApp
 
 __all__ = (
     "MAX_HEADERS",
     "ValidatorSetLog",
+    "answer_fields",
     "certified_height",
     "certified_query",
     "headers_page",
@@ -47,7 +50,7 @@ MAX_HEADERS: Final = 64  # headers per page: a page stays small whatever the blo
 class ValidatorSetLog:
     """Every validator set this chain has used, by hash, in memory and in the store."""
 
-    def __init__(self, blocks: RepoBlockStore) -> None:
+    def __init__(self, blocks: DurableBlockStore) -> None:
         self._blocks = blocks
         self._known: dict[bytes, bytes] = {}
 
@@ -86,18 +89,18 @@ def certified_query(app: IndexedApp, stored: int, key: bytes) -> AppQueryResult:
     """``key`` in the state after block ``height``, provable by header ``height + 1``.
 
     Raises:
-        NodeStateError: ``not_ready``: no stored header proves a kept state yet.
+        NotCertifiedError: No stored header proves a kept state yet.
     """
     height = certified_height(app, stored)
     if height is None:
-        raise NodeStateError("not_ready", "no certified state yet; retry after the next block")
+        raise NotCertifiedError("no certified state yet; retry after the next block")
     tree = app.trees[height]
     value, proof = tree.prove(key)
     return AppQueryResult(key, value, proof.encode(), height, tree.root)
 
 
 def headers_page(
-    blocks: RepoBlockStore, sets: ValidatorSetLog, chain_id: str, start: int, limit: int
+    blocks: DurableBlockStore, sets: ValidatorSetLog, chain_id: str, start: int, limit: int
 ) -> dict[str, Any]:
     """The ``/v1/chain/headers`` document: headers ``start..`` with their certificates.
 
@@ -121,3 +124,19 @@ def headers_page(
             }
         )
     return {"chain_id": chain_id, "tip": blocks.height(), "headers": items}
+
+
+def answer_fields(answer: AppQueryResult) -> dict[str, Any]:
+    """The proof part of a proven API answer: what :func:`parse_proof` reads back.
+
+    ``height`` is the state's, ``header_height`` the header whose app hash
+    proves it; binary fields are hex, an absent value is null.
+    """
+    value = answer.value
+    return {
+        "height": answer.height,
+        "header_height": answer.height + 1,
+        "app_hash": answer.app_hash.hex(),
+        "value": None if value is None else value.hex(),
+        "proof": answer.proof.hex(),
+    }

@@ -10,8 +10,8 @@ canonical map (``docs/protocol.md``, section 16)::
 
 The text comes from the other party and is untrusted: decoding is bounded
 (:data:`MAX_TEXT` characters, small CBOR limits) and every malformed text raises
-:class:`ChannelError`. Signatures are checked by the channel book, which knows
-the parties' keys.
+:class:`ChannelError`. Signatures are checked by the channel book
+(:mod:`._channel_book`), which knows the parties' keys.
 """
 
 from __future__ import annotations
@@ -21,12 +21,22 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dchat_chain.lowlevel import ChannelState, channel_open_terms, payment_channel_id
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
 
+from ._channels import ChannelState, channel_open_terms, payment_channel_id
 from ._errors import ChannelError
 
-__all__ = ("MAX_TEXT", "PREFIX", "Consent", "Offer", "Update", "decode_text", "encode_text")
+__all__ = (
+    "MAX_TEXT",
+    "PREFIX",
+    "ChannelConsent",
+    "ChannelMessage",
+    "ChannelOffer",
+    "ChannelUpdate",
+    "decode_channel_obj",
+    "decode_channel_text",
+    "encode_channel_text",
+)
 
 PREFIX: Final = "dchat-chan:"
 MAX_TEXT: Final = 2048
@@ -34,7 +44,7 @@ _LIMITS: Final = DecodeLimits(max_size=1024, max_depth=2, max_items=16)
 
 
 @dataclass(frozen=True, slots=True)
-class Offer:
+class ChannelOffer:
     """Channel terms proposed by ``a`` (the opener) at its transaction nonce ``n``."""
 
     chain: str
@@ -60,7 +70,7 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
-class Consent:
+class ChannelConsent:
     """The peer's Ed25519 signature over an offer's terms."""
 
     chan: bytes
@@ -72,7 +82,7 @@ class Consent:
 
 
 @dataclass(frozen=True, slots=True)
-class Update:
+class ChannelUpdate:
     """A channel state with the signatures collected so far."""
 
     state: ChannelState
@@ -105,16 +115,16 @@ class Update:
         return self.state.to_body(self.sig_a, self.sig_b)
 
 
-Message = Offer | Consent | Update
+ChannelMessage = ChannelOffer | ChannelConsent | ChannelUpdate
 
 
-def encode_text(message: Message) -> str:
+def encode_channel_text(message: ChannelMessage) -> str:
     """The pasteable text of ``message``."""
     raw = canonical_encode(message.to_obj())
     return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_text(text: str) -> Message:
+def decode_channel_text(text: str) -> ChannelMessage:
     """Decode a message text received from the other party.
 
     Raises:
@@ -131,7 +141,7 @@ def decode_text(text: str) -> Message:
     except (binascii.Error, ValueError):
         raise ChannelError("channel message is not valid base64url") from None
     try:
-        return decode_obj(canonical_decode(raw, _LIMITS))
+        return decode_channel_obj(canonical_decode(raw, _LIMITS))
     except ChannelError:
         raise
     except DchatError as exc:
@@ -142,7 +152,7 @@ def _opt_sig(fields: Fields, key: str) -> bytes | None:
     return None if fields.raw(key) is None else fields.get_bytes(key, size=64)
 
 
-def decode_obj(obj: Any) -> Message:
+def decode_channel_obj(obj: Any) -> ChannelMessage:
     """A message from its decoded map (also used for the wallet's own file).
 
     Raises:
@@ -152,7 +162,7 @@ def decode_obj(obj: Any) -> Message:
     kind = obj.get("t") if isinstance(obj, dict) else None
     if kind == "offer":
         f = Fields(obj, "offer", frozenset({"t", "chain", "a", "b", "da", "db", "n"}))
-        offer = Offer(
+        offer = ChannelOffer(
             f.get_str("chain", max_len=64),
             f.get_bytes("a", size=32),
             f.get_bytes("b", size=32),
@@ -165,7 +175,7 @@ def decode_obj(obj: Any) -> Message:
         return offer
     if kind == "consent":
         f = Fields(obj, "consent", frozenset({"t", "chan", "sig"}))
-        return Consent(f.get_bytes("chan", size=32), f.get_bytes("sig", size=64))
+        return ChannelConsent(f.get_bytes("chan", size=32), f.get_bytes("sig", size=64))
     if kind == "update":
         keys = frozenset({"t", "chan", "seq", "ba", "bb", "final", "sig_a", "sig_b"})
         f = Fields(obj, "update", keys)
@@ -179,5 +189,5 @@ def decode_obj(obj: Any) -> Message:
             f.get_int("bb"),
             final,
         )
-        return Update(state, _opt_sig(f, "sig_a"), _opt_sig(f, "sig_b"))
+        return ChannelUpdate(state, _opt_sig(f, "sig_a"), _opt_sig(f, "sig_b"))
     raise ChannelError("unknown channel message type")
