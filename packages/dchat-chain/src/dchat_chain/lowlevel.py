@@ -14,6 +14,12 @@ application of its own, a simulation or a test harness.
 - block store, replay and block sync: ``BlockStore``, ``MemoryBlockStore``,
   ``replay``, ``BlockSyncClient``, ``SyncRequest``, ``SyncResponse``,
   ``serve_sync``
+- the validator driver (engine, timers, pacing, block sync, gossip around one
+  validator, sans-IO) and its effects and peer wire: ``ValidatorDriver``,
+  ``DriverEffect``, ``SaveCheckpoint``, ``StoreBlock``, ``StoreSynced``,
+  ``SendToPeers``, ``RequestSync``, ``ReportEvidence``, ``resume_point``,
+  ``store_effect``, ``PeerTag``, ``encode_peer_message``,
+  ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``
 - Merkle trees and proofs: ``MerkleTree``, ``MerkleProof``, ``verify_proof``,
   ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
 - state storage and snapshots: ``StateStore``, ``StateSnapshot``
@@ -91,6 +97,22 @@ from ._tx_errors import RejectedTransactionError as RejectedTransactionError
 from ._tx_errors import ReplayedNonceError as ReplayedNonceError
 from ._tx_errors import UnauthorizedError as UnauthorizedError
 from ._tx_errors import WrongChainError as WrongChainError
+from ._validator_driver import DriverEffect as DriverEffect
+from ._validator_driver import ReportEvidence as ReportEvidence
+from ._validator_driver import RequestSync as RequestSync
+from ._validator_driver import SaveCheckpoint as SaveCheckpoint
+from ._validator_driver import SendToPeers as SendToPeers
+from ._validator_driver import StoreBlock as StoreBlock
+from ._validator_driver import StoreSynced as StoreSynced
+from ._validator_driver import ValidatorDriver as ValidatorDriver
+from ._validator_driver import resume_point as resume_point
+from ._validator_driver import store_effect as store_effect
+from ._validator_wire import MAX_GOSSIP_TXS as MAX_GOSSIP_TXS
+from ._validator_wire import PeerTag as PeerTag
+from ._validator_wire import decode_txs as decode_txs
+from ._validator_wire import encode_peer_message as encode_peer_message
+from ._validator_wire import encode_txs as encode_txs
+from ._validator_wire import split_peer_message as split_peer_message
 
 __all__ = (
     "AppQueryResult",
@@ -103,6 +125,7 @@ __all__ = (
     "ChannelState",
     "ConsensusMessage",
     "Decided",
+    "DriverEffect",
     "DuplicateTransactionError",
     "DuplicateVoteEvidence",
     "EvidenceVerifier",
@@ -114,20 +137,28 @@ __all__ = (
     "InvalidStateProofError",
     "InvalidValidatorSetError",
     "InvalidVoteError",
+    "MAX_GOSSIP_TXS",
     "MalformedTransactionError",
     "MemoryBlockStore",
     "MempoolFullError",
     "MerkleProof",
     "MerkleTree",
     "NonceError",
+    "PeerTag",
     "Proposal",
     "RejectedTransactionError",
     "ReplayedNonceError",
+    "ReportEvidence",
+    "RequestSync",
+    "SaveCheckpoint",
+    "SendToPeers",
     "SignatureCache",
     "SnapshotError",
     "StateSnapshot",
     "StateStore",
     "Step",
+    "StoreBlock",
+    "StoreSynced",
     "SyncRequest",
     "SyncResponse",
     "TxMeta",
@@ -135,6 +166,7 @@ __all__ = (
     "UnexpectedHeaderError",
     "UntrustedValidatorsError",
     "UnverifiedHeaderError",
+    "ValidatorDriver",
     "ValidatorUpdate",
     "Vote",
     "VoteKind",
@@ -142,11 +174,17 @@ __all__ = (
     "channel_open_terms",
     "chat_channel_id",
     "decode_message",
+    "decode_txs",
+    "encode_peer_message",
+    "encode_txs",
     "execute_block",
     "payment_channel_id",
     "replay",
+    "resume_point",
     "serve_sync",
     "solve_pow",
+    "split_peer_message",
+    "store_effect",
     "tx_hash",
     "tx_inclusion_proof",
     "txs_root",
