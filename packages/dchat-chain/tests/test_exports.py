@@ -43,3 +43,9 @@ def test_everyday_api_fits_one_screen() -> None:
 def test_lowlevel_names_are_not_reachable_from_the_package_root() -> None:
     for name in dchat_chain.lowlevel.__all__:
         assert not hasattr(dchat_chain, name), name
+
+
+def test_the_validator_driver_and_its_wire_are_lowlevel() -> None:
+    names = {"ValidatorDriver", "DriverEffect", "PeerTag", "split_peer_message", "store_effect"}
+    assert names <= set(dchat_chain.lowlevel.__all__)
+    assert not names & set(dchat_chain.__all__)

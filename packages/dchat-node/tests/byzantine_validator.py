@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hashlib
 
-from dchat_chain.lowlevel import Vote, VoteKind, decode_message
+from dchat_chain.lowlevel import PeerTag, Vote, VoteKind, decode_message
 from dchat_core import DchatError
 from dchat_node import _validator_api
 from dchat_node._validator_service import ValidatorService
-from dchat_node._validator_wire import CONSENSUS
 from dchat_node.cli import node_main
 
 
@@ -25,7 +24,7 @@ class DoubleSigningService(ValidatorService):
 
     def broadcast(self, data: bytes) -> None:
         super().broadcast(data)
-        if data[:1] != bytes([CONSENSUS]):
+        if data[:1] != bytes([PeerTag.CONSENSUS]):
             return
         try:
             message = decode_message(data[1:])
@@ -47,7 +46,7 @@ class DoubleSigningService(ValidatorService):
             phantom,
             message.validator_index,
         )
-        super().broadcast(bytes([CONSENSUS]) + twin.to_bytes())
+        super().broadcast(bytes([PeerTag.CONSENSUS]) + twin.to_bytes())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""A deterministic in-process network of consensus engines, for tests and benchmarks.
+"""A deterministic in-process network of validator drivers, for tests and benchmarks.
 
 Theory of operation
 -------------------
@@ -9,7 +9,10 @@ the network drops, duplicates, delays (which reorders) and partitions
 messages; afterwards every message between live nodes arrives within
 ``max_delay_ms``. A crashed node loses everything but its block store (blocks,
 certificates, checkpoint) and comes back by replaying it into a fresh
-application. Byzantine nodes run an honest engine whose outputs the network
+application. Each validator is a :class:`~dchat_chain.lowlevel.ValidatorDriver`
+(the one the node and dchat-testing's simulator drive), with this module as
+its shell: effects become queued deliveries, store writes and timer events.
+Byzantine nodes run an honest driver whose outputs the network
 tampers with: an *equivocator* sends a conflicting second vote for each vote,
 a *garbage* node also sends corrupted and forged messages.
 
@@ -31,30 +34,32 @@ from dchat_crypto import BlsSecretKey, BlsSignature, SigningKey
 from ._app import AppQueryResult, BlockResult, TxMeta, TxResult
 from ._block_chain import ChainState
 from ._block_commit import CommitCertificate
-from ._blockstore import MemoryBlockStore, replay
-from ._consensus import ConsensusEngine
+from ._blockstore import MemoryBlockStore
 from ._consensus_messages import Decided, Proposal, Vote
-from ._consensus_types import (
-    Broadcast,
-    Checkpoint,
-    ConsensusConfig,
-    Decision,
-    EvidenceFound,
-    Persist,
-    ScheduleTimeout,
-    SyncNeeded,
-)
+from ._consensus_types import ConsensusConfig
 from ._consensus_votes import SignatureCache
 from ._errors import InvalidTransactionError
-from ._sync import BlockSyncClient, SyncRequest, serve_sync
+from ._mempool import Mempool
+from ._sync import SyncRequest, serve_sync
+from ._validator_driver import (
+    ReportEvidence,
+    RequestSync,
+    SendToPeers,
+    StoreBlock,
+    StoreSynced,
+    ValidatorDriver,
+    resume_point,
+    store_effect,
+)
 from ._validators import Validator, ValidatorSet
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ._app import BlockContext
-    from ._consensus_types import ConsensusOutput
+    from ._consensus import ConsensusEngine
     from ._evidence import DuplicateVoteEvidence
+    from ._validator_driver import DriverEffect
 
 __all__ = ("HashApp", "SimNode", "Simulation", "genesis_keys")
 
@@ -132,23 +137,29 @@ def genesis_keys(n: int) -> tuple[tuple[BlsSecretKey, ...], ValidatorSet]:
 
 @dataclass
 class SimNode:
-    """One simulated validator: engine, application, store and fault role."""
+    """One simulated validator: its driver, application, store and fault role."""
 
     index: int
     key: BlsSecretKey
     role: str = "honest"  # "honest", "equivocator" or "garbage"
     store: MemoryBlockStore = field(default_factory=MemoryBlockStore)
     app: HashApp = field(default_factory=HashApp)
-    engine: ConsensusEngine | None = None
+    driver: ValidatorDriver | None = None
     alive: bool = True
     epoch: int = 0  # bumps on crash so the dead incarnation's events are dropped
     decided: dict[int, bytes] = field(default_factory=dict)
     evidence: list[DuplicateVoteEvidence] = field(default_factory=list)
     rejected: int = 0  # peer messages refused with a typed error
+    armed: set[int] = field(default_factory=set)  # deadlines with a tick queued
+
+    @property
+    def engine(self) -> ConsensusEngine | None:
+        """The running engine (None while crashed)."""
+        return None if self.driver is None else self.driver.engine
 
 
 class Simulation:
-    """A seeded run of ``n`` engines over a faulty virtual network."""
+    """A seeded run of ``n`` validator drivers over a faulty virtual network."""
 
     def __init__(
         self,
@@ -195,7 +206,7 @@ class Simulation:
         self.at(restart_ms, "restart", node)
 
     def start(self) -> None:
-        """Start every engine at time 0."""
+        """Start every validator at time 0."""
         for node in self.nodes:
             self._boot(node)
 
@@ -221,43 +232,49 @@ class Simulation:
             return
         node = self.nodes[event[1]]
         if kind == "crash":
-            node.alive, node.engine = False, None
+            node.alive, node.driver = False, None
             node.epoch += 1
         elif kind == "restart":
             node.alive = True
             node.app = HashApp()
             self._boot(node)
-        elif node.alive and event[-1] == node.epoch and node.engine is not None:
-            self._to_engine(node, kind, event)
+        elif node.alive and event[-1] == node.epoch and node.driver is not None:
+            self._to_driver(node, node.driver, kind, event)
 
-    def _to_engine(self, node: SimNode, kind: str, event: tuple[Any, ...]) -> None:
-        assert node.engine is not None
+    def _to_driver(
+        self, node: SimNode, driver: ValidatorDriver, kind: str, event: tuple[Any, ...]
+    ) -> None:
         if kind == "tick":
-            self._handle(node, node.engine.tick(self.now))
+            node.armed.discard(event[2])
+            self._handle(node, driver.tick(self.now))
         elif kind == "deliver":
             try:
-                outputs = node.engine.receive(event[2], self.now)
+                effects = driver.receive_consensus(event[2], self.now)
             except PeerError:
                 node.rejected += 1
                 return
-            self._handle(node, outputs)
+            self._handle(node, effects)
         elif kind == "sync":
-            self._sync(node, self.nodes[event[2]])
+            request = SyncRequest.from_bytes(event[3])
+            response = serve_sync(self.nodes[event[2]].store, request)
+            self._handle(node, driver.receive_sync(response.to_bytes(), self.now))
 
     def _boot(self, node: SimNode) -> None:
-        state, last_commit = replay(node.store, node.app, self.genesis)
-        raw = node.store.load_checkpoint()
-        node.engine = ConsensusEngine(
+        state, last_commit, checkpoint = resume_point(node.store, node.app, self.genesis)
+        node.armed = set()
+        node.driver = ValidatorDriver(
             state=state,
             app=node.app,
-            block_source=self._block_source,
+            mempool=Mempool(node.app),
             key=node.key,
             config=self.config,
             last_commit=last_commit,
-            checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
+            checkpoint=checkpoint,
             signatures=self.signatures,
+            block_source=self._block_source,
+            gossip=False,
         )
-        self._handle(node, node.engine.start(self.now))
+        self._handle(node, node.driver.start(self.now))
 
     def _block_source(self, max_txs: int, max_bytes: int) -> list[bytes]:
         txs = []
@@ -266,37 +283,27 @@ class Simulation:
             txs.append(b"tx-%d" % self._tx_counter)
         return txs
 
-    def _sync(self, node: SimNode, peer: SimNode) -> None:
-        assert node.engine is not None
-        client = BlockSyncClient(node.engine.state, node.app, batch=50)
-        response = serve_sync(peer.store, SyncRequest(node.engine.height, 50))
-        for block, cert, _ in client.receive(response.to_bytes()):
-            self._record(node, block.height, block.hash(), cert, block)
-        if client.last_commit is not None:
-            self._handle(node, node.engine.catch_up(client.state, client.last_commit, self.now))
+    # -- effects ----------------------------------------------------------------------
 
-    # -- outputs ----------------------------------------------------------------------
-
-    def _handle(self, node: SimNode, outputs: list[ConsensusOutput]) -> None:
-        for output in outputs:
-            if isinstance(output, Persist):
-                node.store.save_checkpoint(output.checkpoint.to_bytes())
-            elif isinstance(output, Decision):
-                block = output.block
-                self._record(node, block.height, block.hash(), output.certificate, block)
-            elif isinstance(output, ScheduleTimeout):
-                self.at(output.at_ms, "tick", node.index, node.epoch)
-            elif isinstance(output, EvidenceFound):
-                node.evidence.append(output.evidence)
-            elif isinstance(output, SyncNeeded):
+    def _handle(self, node: SimNode, effects: list[DriverEffect]) -> None:
+        for effect in effects:
+            store_effect(node.store, effect)
+            if isinstance(effect, StoreBlock):
+                node.decided[effect.block.height] = effect.block.hash()
+            elif isinstance(effect, StoreSynced):
+                node.decided.update((b.height, b.hash()) for b, _ in effect.blocks)
+            elif isinstance(effect, ReportEvidence):
+                node.evidence.append(effect.evidence)
+            elif isinstance(effect, RequestSync):
                 peer = self.rng.choice([p for p in self.nodes if p is not node])
-                self.at(self.now + self._delay(), "sync", node.index, peer.index, node.epoch)
-            elif isinstance(output, Broadcast):
-                self._broadcast(node, output.message)
-
-    def _record(self, node: SimNode, height: int, block_hash: bytes, cert: Any, block: Any) -> None:
-        node.decided[height] = block_hash
-        node.store.save(block, cert)
+                sync = ("sync", node.index, peer.index, effect.request.to_bytes(), node.epoch)
+                self.at(self.now + self._delay(), *sync)
+            elif isinstance(effect, SendToPeers) and effect.message is not None:
+                self._broadcast(node, effect.message)
+        deadline = None if node.driver is None else node.driver.deadline
+        if deadline is not None and deadline not in node.armed:
+            node.armed.add(deadline)
+            self.at(deadline, "tick", node.index, deadline, node.epoch)
 
     def _broadcast(self, node: SimNode, message: Proposal | Vote | Decided) -> None:
         extra: list[bytes] = []

@@ -23,6 +23,12 @@ application of its own, a simulation or a test harness.
   ``headers_page``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
   ``LightRead``, ``genesis_anchor``, ``parse_headers``, ``parse_proof``,
   ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``
+- the validator driver (engine, timers, pacing, block sync, gossip around one
+  validator, sans-IO) and its effects and peer wire: ``ValidatorDriver``,
+  ``DriverEffect``, ``SaveCheckpoint``, ``StoreBlock``, ``StoreSynced``,
+  ``SendToPeers``, ``RequestSync``, ``ReportEvidence``, ``resume_point``,
+  ``store_effect``, ``PeerTag``, ``encode_peer_message``,
+  ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``
 - Merkle trees and proofs: ``MerkleTree``, ``MerkleProof``, ``verify_proof``,
   ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
 - state storage and snapshots: ``StateStore``, ``StateSnapshot``
@@ -140,6 +146,22 @@ from ._tx_errors import RejectedTransactionError as RejectedTransactionError
 from ._tx_errors import ReplayedNonceError as ReplayedNonceError
 from ._tx_errors import UnauthorizedError as UnauthorizedError
 from ._tx_errors import WrongChainError as WrongChainError
+from ._validator_driver import DriverEffect as DriverEffect
+from ._validator_driver import ReportEvidence as ReportEvidence
+from ._validator_driver import RequestSync as RequestSync
+from ._validator_driver import SaveCheckpoint as SaveCheckpoint
+from ._validator_driver import SendToPeers as SendToPeers
+from ._validator_driver import StoreBlock as StoreBlock
+from ._validator_driver import StoreSynced as StoreSynced
+from ._validator_driver import ValidatorDriver as ValidatorDriver
+from ._validator_driver import resume_point as resume_point
+from ._validator_driver import store_effect as store_effect
+from ._validator_wire import MAX_GOSSIP_TXS as MAX_GOSSIP_TXS
+from ._validator_wire import PeerTag as PeerTag
+from ._validator_wire import decode_txs as decode_txs
+from ._validator_wire import encode_peer_message as encode_peer_message
+from ._validator_wire import encode_txs as encode_txs
+from ._validator_wire import split_peer_message as split_peer_message
 
 __all__ = (
     "AppQueryResult",
@@ -162,6 +184,7 @@ __all__ = (
     "ConsensusMessage",
     "CorruptStoreError",
     "Decided",
+    "DriverEffect",
     "DuplicateTransactionError",
     "DuplicateVoteEvidence",
     "DurableBlockStore",
@@ -178,6 +201,7 @@ __all__ = (
     "LightRead",
     "LightReader",
     "LightStateError",
+    "MAX_GOSSIP_TXS",
     "MAX_HEADERS",
     "MAX_LIGHT_STATE_SIZE",
     "MalformedTransactionError",
@@ -188,15 +212,22 @@ __all__ = (
     "MerkleTree",
     "NonceError",
     "NotCertifiedError",
+    "PeerTag",
     "Proposal",
     "RejectedTransactionError",
     "ReplayedNonceError",
+    "ReportEvidence",
+    "RequestSync",
+    "SaveCheckpoint",
+    "SendToPeers",
     "SignatureCache",
     "SnapshotError",
     "StaleAnswerError",
     "StateSnapshot",
     "StateStore",
     "Step",
+    "StoreBlock",
+    "StoreSynced",
     "SyncRequest",
     "SyncResponse",
     "TxMeta",
@@ -205,6 +236,7 @@ __all__ = (
     "UnexpectedHeaderError",
     "UntrustedValidatorsError",
     "UnverifiedHeaderError",
+    "ValidatorDriver",
     "ValidatorSetLog",
     "ValidatorUpdate",
     "Vote",
@@ -219,8 +251,11 @@ __all__ = (
     "decode_channel_text",
     "decode_light_state",
     "decode_message",
+    "decode_txs",
     "encode_channel_text",
     "encode_light_state",
+    "encode_peer_message",
+    "encode_txs",
     "execute_block",
     "genesis_anchor",
     "genesis_kind",
@@ -231,8 +266,11 @@ __all__ = (
     "payment_channel_id",
     "replay",
     "replay_store",
+    "resume_point",
     "serve_sync",
     "solve_pow",
+    "split_peer_message",
+    "store_effect",
     "tx_hash",
     "tx_inclusion_proof",
     "txs_root",

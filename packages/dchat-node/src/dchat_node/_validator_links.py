@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from dchat_chain.lowlevel import PeerTag
 from dchat_core import DchatError
 from dchat_network import LinkTimeoutError, connect
-
-from ._validator_wire import SYNC_RESPONSE
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -123,7 +122,7 @@ class PeerLink:
                 data = await link.receive(timeout=READ_TIMEOUT)
             except LinkTimeoutError:
                 continue  # only sync responses come this way: silence is normal
-            if data[:1] != bytes([SYNC_RESPONSE]):
+            if data[:1] != bytes([PeerTag.SYNC_RESPONSE]):
                 _log.info("peer %s sent an unexpected message; closing", self.address.node_id)
                 return
             await self._on_sync(self, data[1:])

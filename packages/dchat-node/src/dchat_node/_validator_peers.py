@@ -1,9 +1,11 @@
-"""The validator's side of peer traffic: inbound links, block sync, slashing transactions.
+"""The validator's side of peer traffic: inbound links and slashing transactions.
 
 Inbound links are accepted only from the configured peers (the handshake
-proved the node id). Consensus messages go to the engine task's queue, gossip
-to the mempool, and sync requests are answered on the same link from the
-block store (in a worker thread).
+proved the node id). Messages are framed as dchat-chain's validator wire says
+(:class:`dchat_chain.lowlevel.PeerTag`): consensus messages go to the engine
+task's queue, gossip to the admission task, and sync requests are answered on
+the same link from the block store (in a worker thread). A malformed message
+closes the link.
 """
 
 from __future__ import annotations
@@ -12,28 +14,33 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 from dchat_chain import CurrencyChainApp, Transaction
-from dchat_chain.lowlevel import BlockSyncClient, SyncRequest, SyncResponse
+from dchat_chain.lowlevel import (
+    PeerTag,
+    SyncRequest,
+    decode_txs,
+    encode_peer_message,
+    split_peer_message,
+)
 from dchat_core import DchatError, NodeId
 from dchat_network import LinkClosedError, LinkTimeoutError
 
-from ._validator_wire import (
-    CONSENSUS,
-    SYNC_REQUEST,
-    SYNC_RESPONSE,
-    TXS,
-    decode_txs,
-)
-
 if TYPE_CHECKING:
-    from dchat_chain import Block, ChainState, CommitCertificate
-    from dchat_chain.lowlevel import DuplicateVoteEvidence, IndexedApp
+    from collections.abc import Awaitable
+    from typing import Protocol
+
+    from dchat_chain.lowlevel import DuplicateVoteEvidence, IndexedApp, SyncResponse
     from dchat_crypto import SigningKey
     from dchat_network import Link
 
-    from ._validator_links import PeerLink
-    from ._validator_service import ValidatorService
+    class _Validator(Protocol):
+        """What the inbound side needs of the validator service."""
 
-__all__ = ("InboundHandler", "apply_sync_response", "request_sync", "slash_tx")
+        def inbox_put(self, payload: bytes) -> Awaitable[None]: ...
+        def admit_gossip(self, txs: list[bytes]) -> Awaitable[None]: ...
+        def serve_sync(self, request: SyncRequest) -> Awaitable[SyncResponse]: ...
+
+
+__all__ = ("InboundHandler", "slash_tx")
 
 _log = logging.getLogger("dchat.validator")
 IDLE_TIMEOUT: Final = 60.0  # peers re-send every second; a silent link is dead
@@ -43,7 +50,7 @@ SEND_TIMEOUT: Final = 30.0
 class InboundHandler:
     """Serves links that peers dialled to us."""
 
-    def __init__(self, service: ValidatorService, allowed: set[NodeId]) -> None:
+    def __init__(self, service: _Validator, allowed: set[NodeId]) -> None:
         self._service = service
         self._allowed = allowed
 
@@ -62,61 +69,25 @@ class InboundHandler:
                 return
 
     async def _dispatch(self, link: Link, data: bytes) -> bool:
-        tag, payload = data[:1], data[1:]
-        if tag == bytes([CONSENSUS]):
-            await self._service.inbox_put(payload)
-        elif tag == bytes([TXS]):
-            try:
+        try:
+            tag, payload = split_peer_message(data)
+            if tag is PeerTag.TXS:
                 txs = decode_txs(payload)
-            except DchatError:
-                return False
-            await self._service.admit_gossip(txs)
-        elif tag == bytes([SYNC_REQUEST]):
-            try:
+            elif tag is PeerTag.SYNC_REQUEST:
                 request = SyncRequest.from_bytes(payload)
-            except DchatError:
-                return False
-            response = await self._service.serve_sync(request)
-            await link.send(bytes([SYNC_RESPONSE]) + response.to_bytes(), timeout=SEND_TIMEOUT)
-        else:
+        except DchatError:
             return False
+        if tag is PeerTag.CONSENSUS:
+            await self._service.inbox_put(payload)  # the engine task checks it
+        elif tag is PeerTag.TXS:
+            await self._service.admit_gossip(txs)
+        elif tag is PeerTag.SYNC_REQUEST:
+            response = await self._service.serve_sync(request)
+            reply = encode_peer_message(PeerTag.SYNC_RESPONSE, response.to_bytes())
+            await link.send(reply, timeout=SEND_TIMEOUT)
+        else:
+            return False  # responses come back on our own outbound links only
         return True
-
-
-def request_sync(peer: PeerLink, request: SyncRequest) -> bool:
-    """Queue a sync request to ``peer``; False if its queue is full."""
-    return peer.post(bytes([SYNC_REQUEST]) + request.to_bytes())
-
-
-def apply_sync_response(
-    state: ChainState, app: IndexedApp, payload: bytes
-) -> tuple[list[tuple[Block, CommitCertificate]], ChainState] | None:
-    """Authenticate and execute a sync response on ``app``.
-
-    Returns:
-        The blocks executed with their certificates and the state after them
-        (possibly none), or None when the response was refused before anything
-        ran. If a block in the middle fails, the ones before it were executed
-        and are returned, so the caller stores exactly what the app holds.
-    """
-    try:
-        response = SyncResponse.from_bytes(payload)
-    except DchatError as exc:
-        _log.info("sync response refused: %s", exc)
-        return None
-    client = BlockSyncClient(state, app, batch=100)
-    try:
-        client.receive(response)
-    except DchatError as exc:
-        _log.info("sync response refused: %s", exc)
-    done = client.state.height - state.height
-    blocks = response.blocks[:done]
-    certs: list[CommitCertificate | None] = [
-        *(b.last_commit for b in response.blocks[1:]),
-        response.certificate,
-    ]
-    pairs = [(b, c) for b, c in zip(blocks, certs[:done], strict=True) if c is not None]
-    return pairs, client.state
 
 
 def slash_tx(app: IndexedApp, account: SigningKey, evidence: DuplicateVoteEvidence) -> bytes | None:

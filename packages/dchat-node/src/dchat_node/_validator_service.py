@@ -1,25 +1,22 @@
-"""The validator role: the trio shell around the sans-IO consensus engine.
+"""The validator role: the trio shell around dchat-chain's sans-IO validator driver.
 
 Theory of operation
 -------------------
-One task, the *engine task*, owns the :class:`dchat_chain.ConsensusEngine`
-and the application: every input (a peer's consensus message, a sync
-response, a due timer) is queued to it and handled to completion, outputs in
-order, before the next one. Output handling:
+:class:`dchat_chain.lowlevel.ValidatorDriver` does the validator's work (the
+consensus engine, timers, pacing between blocks, block sync, gossip batches);
+this shell feeds it and carries out its effects. One task, the *engine task*,
+owns the driver: every input (a peer's consensus message, a sync response, the
+driver's deadline) is queued to it and handled to completion, effects in
+order, before the next one:
 
-* ``Persist``: the checkpoint is written durably (``DurableBlockStore``, SQLite
-  ``synchronous=FULL``) *before* any later output is acted on, so nothing the
+* ``SaveCheckpoint``: written durably (``DurableBlockStore``, SQLite
+  ``synchronous=FULL``) *before* any later effect is acted on, so nothing the
   validator signed leaves the process unless it would survive a crash.
-* ``Decision``: the block and certificate are stored durably, then the task
-  waits out what remains of ``block_interval`` since the previous decision
-  (the engine starts the next height at once; this is the node's pacing, the
-  ``timeout_commit`` the engine leaves to its shell).
-* ``Broadcast``: posted to every peer's queue (:mod:`._validator_links`).
-* ``ScheduleTimeout``: the task wakes up then and calls ``tick``.
-* ``SyncNeeded``: one sync request (100 blocks) to a connected peer; the
-  answer is authenticated and executed by ``BlockSyncClient``, stored, and the
-  engine jumps ahead with ``catch_up``; a non-empty batch asks for the next.
-* ``EvidenceFound``: kept, and on the currency chain a ``slash`` transaction
+* ``StoreBlock`` / ``StoreSynced``: the decided (or synced) blocks and
+  certificates are stored durably; new validator sets are kept for light clients.
+* ``SendToPeers``: posted to every peer's queue (:mod:`._validator_links`).
+* ``RequestSync``: sent to one connected peer (a random one).
+* ``ReportEvidence``: kept, and on the currency chain a ``slash`` transaction
   signed by this validator's account enters the mempool (the chat chain has
   no stake; its evidence is only counted and logged).
 
@@ -34,14 +31,12 @@ after the block is written as a ``StateSnapshot`` by a background task (it is
 only an optimisation: losing one costs a longer replay). On start, the stored
 snapshot is loaded if it verifies against the stored blocks and the blocks
 above it are re-executed (``replay_store``; without a usable snapshot, every
-block from genesis), and the engine resumes from the stored checkpoint.
+block from genesis), and the driver resumes from the stored checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import heapq
 import logging
 import random
 import time
@@ -49,23 +44,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from dchat_chain import (
-    Broadcast,
-    Checkpoint,
-    ConsensusConfig,
-    ConsensusEngine,
-    Decision,
-    EvidenceFound,
-    Persist,
-    ScheduleTimeout,
-    SyncNeeded,
-)
+from dchat_chain import Checkpoint, ConsensusConfig
 from dchat_chain.lowlevel import (
     DurableBlockStore,
     IndexedApp,
     Proposal,
+    ReportEvidence,
+    RequestSync,
+    SaveCheckpoint,
+    SendToPeers,
     StateSnapshot,
-    SyncRequest,
+    StoreBlock,
+    StoreSynced,
+    ValidatorDriver,
     ValidatorSetLog,
     Vote,
     VoteKind,
@@ -78,15 +69,15 @@ from dchat_storage import ChainBlockLog
 
 from ._errors import ConfigError
 from ._validator_links import PeerLink
-from ._validator_peers import InboundHandler, apply_sync_response, request_sync, slash_tx
+from ._validator_peers import InboundHandler, slash_tx
 from ._validator_testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS
 from ._validator_trace import HeightTrace
-from ._validator_wire import CONSENSUS, MAX_GOSSIP_TXS, encode_txs, parse_peer
+from ._validator_wire import parse_peer
 from .config import parse_hostport
 
 if TYPE_CHECKING:
-    from dchat_chain import ConsensusOutput
-    from dchat_chain.lowlevel import DuplicateVoteEvidence, SyncResponse
+    from dchat_chain import ConsensusEngine
+    from dchat_chain.lowlevel import DriverEffect, DuplicateVoteEvidence, SyncRequest, SyncResponse
     from dchat_core import Clock
 
     from ._store import AsyncStore
@@ -100,24 +91,11 @@ INBOX: Final = 2048
 GOSSIP_INTERVAL: Final = 0.02
 GOSSIP_IN: Final = 16  # peers' tx batches waiting for admission (each up to 2,048 txs)
 ENGINE_CONFIG: Final = ConsensusConfig(max_block_bytes=768 << 10)  # a proposal fits a link message
-
-
-def _superseded(outputs: list[ConsensusOutput], i: int) -> bool:
-    """True if a later checkpoint replaces ``outputs[i]`` before anything leaves the process.
-
-    Only the latest checkpoint is kept, so writing one that the next replaces
-    before any broadcast, decision or timer adds nothing to durability.
-    """
-    for later in outputs[i + 1 :]:
-        if isinstance(later, Persist):
-            return True
-        if not isinstance(later, ScheduleTimeout):
-            return False
-    return False
+CHUNK: Final = 64  # transactions admitted between two scheduler checkpoints
 
 
 class ValidatorService:
-    """A validator of one chain (currency or chat): engine, mempool, block store, peer links.
+    """A validator of one chain (currency or chat): driver, block store, peer links.
 
     Args:
         config: The node configuration (role ``validator``).
@@ -148,43 +126,49 @@ class ValidatorService:
         self.sets = ValidatorSetLog(self.blocks)
         self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes, float]](INBOX)
-        self._engine: ConsensusEngine | None = None
-        self._timers: list[int] = []
-        self._gossip: list[bytes] = []
+        self._driver: ValidatorDriver | None = None
         self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](GOSSIP_IN)
-        self._last_decision = 0.0
-        self.sync_until = 0.0
         self.evidence: list[DuplicateVoteEvidence] = []
-        self.rejected = 0
         self.snapshot_height = 0  # the height of the last snapshot taken or loaded
         self._snapshotting = False
         self._nursery: trio.Nursery | None = None
         self.trace = HeightTrace()  # debug-level timelines; inert otherwise
 
     @property
+    def driver(self) -> ValidatorDriver:
+        """The running driver (after :meth:`start`)."""
+        assert self._driver is not None, "validator not started"
+        return self._driver
+
+    @property
     def engine(self) -> ConsensusEngine:
         """The running engine (after :meth:`start`)."""
-        assert self._engine is not None, "validator not started"
-        return self._engine
+        return self.driver.engine
+
+    @property
+    def rejected(self) -> int:
+        """Peer messages (consensus, sync responses) refused with a typed error."""
+        return 0 if self._driver is None else self._driver.rejected
 
     def now_ms(self) -> int:
-        """Wall-clock milliseconds (the engine's time base)."""
+        """Wall-clock milliseconds (the driver's time base)."""
         return int(self._clock.now() * 1000)
 
     # -- start-up -------------------------------------------------------------------
 
     async def start(self, nursery: trio.Nursery) -> str:
-        """Replay the store, start the engine, links and gossip; returns the link address."""
+        """Replay the store, start the driver, links and gossip; returns the link address."""
         state, last = await trio.to_thread.run_sync(replay_store, self.blocks, self.app)
         raw = await self._store.run(self.blocks.load_checkpoint)
-        self._engine = ConsensusEngine(
+        self._driver = ValidatorDriver(
             state=state,
             app=self.app,
-            block_source=lambda max_txs, max_bytes: self.app.mempool.reap(max_bytes, max_txs),
+            mempool=self.app.mempool,  # after replay: a loaded snapshot replaces it
             key=self.keys.bls,
             config=ENGINE_CONFIG,
             last_commit=last,
             checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
+            block_interval_ms=int(self.config.block_interval * 1000),
         )
         _log.info("validator at height %d after replay", state.height - 1)
         await self._note_sets()
@@ -205,29 +189,33 @@ class ValidatorService:
     # -- the engine task --------------------------------------------------------------
 
     async def _run_engine(self) -> None:
-        await self._process(self.engine.start(self.now_ms()))
+        driver = self.driver
+        await self._execute(driver.start(self.now_ms()))
         while True:
             item: tuple[str, bytes, float] | None = None
-            # Only the wait is bounded: output handling must never be cut short,
-            # or a checkpoint or a block could be skipped.
+            # Only the wait is bounded: effects must never be cut short, or a
+            # checkpoint or a block could be skipped.
             with trio.move_on_at(self._wake_at()):
                 item = await self._inbox.receive()
             if item is not None:
                 await self._input(*item)
             now = self.now_ms()
-            if self._timers and self._timers[0] <= now:
-                while self._timers and self._timers[0] <= now:
-                    heapq.heappop(self._timers)
-                await self._process(self.engine.tick(now))
+            deadline = driver.deadline
+            if deadline is not None and deadline <= now:
+                await self._execute(driver.tick(now))
 
     def _wake_at(self) -> float:
-        if not self._timers:
+        deadline = self.driver.deadline
+        if deadline is None:
             return trio.current_time() + 1.0
-        return trio.current_time() + max(0, self._timers[0] - self.now_ms()) / 1000
+        return trio.current_time() + max(0, deadline - self.now_ms()) / 1000
 
     async def _input(self, kind: str, payload: bytes, queued_at: float) -> None:
         if kind == "sync":
-            await self._apply_sync(payload)
+            effects = self.driver.receive_sync(payload, self.now_ms())
+            if effects:
+                _log.info("block sync: now at height %d", self.engine.height - 1)
+            await self._execute(effects)
             return
         trace = self.trace
         if trace.enabled:
@@ -237,51 +225,50 @@ class ValidatorService:
                 trace.mark("big_taken")
         began = time.monotonic() if trace.enabled else 0.0
         try:
-            outputs = self.engine.receive(payload, self.now_ms())
-        except DchatError as exc:
-            self.rejected += 1  # a peer's bad message; the engine is unchanged
+            effects = self.driver.receive_consensus(payload, self.now_ms())
+        except DchatError as exc:  # a peer's bad message; the engine is unchanged
             _log.debug("consensus message refused: %s", exc)
             return
         finally:
             trace.cost("engine", time.monotonic() - began if trace.enabled else 0.0)
-        await self._process(outputs)
+        await self._execute(effects)
 
-    async def _process(self, outputs: list[ConsensusOutput]) -> None:
+    async def _execute(self, effects: list[DriverEffect]) -> None:
         trace = self.trace
-        for i, out in enumerate(outputs):
+        for effect in effects:
             began = time.monotonic() if trace.enabled else 0.0
-            if isinstance(out, Persist):
-                if _superseded(outputs, i):
-                    continue
-                await self._store.run(self.blocks.save_checkpoint, out.checkpoint.to_bytes())
+            if isinstance(effect, SaveCheckpoint):
+                await self._store.run(self.blocks.save_checkpoint, effect.data)
                 trace.cost("checkpoints", time.monotonic() - began if trace.enabled else 0.0)
-            elif isinstance(out, Decision):
+            elif isinstance(effect, StoreBlock):
                 trace.mark("decided")
-                await self._store.run(self.blocks.save, out.block, out.certificate)
+                await self._store.run(self.blocks.save, effect.block, effect.certificate)
                 trace.mark("stored")
-                await self._note_sets()
-                self._maybe_snapshot(out.block.height)
-                await self._pace()
-                trace.mark("paced")
-                trace.flush(out.block.height, out.certificate.round, len(out.block.txs))
-            elif isinstance(out, Broadcast):
+                await self._stored(effect.block.height)
+                trace.flush(effect.block.height, effect.certificate.round, len(effect.block.txs))
+            elif isinstance(effect, StoreSynced):
+                await self._store.run(self.blocks.save_many, effect.blocks)  # one transaction
+                await self._stored(effect.blocks[-1][0].height)
+            elif isinstance(effect, SendToPeers):
                 if trace.enabled:
-                    self._trace_broadcast(out)
-                self.broadcast(bytes([CONSENSUS]) + out.message.to_bytes())
-            elif isinstance(out, ScheduleTimeout):
-                heapq.heappush(self._timers, out.at_ms)
-            elif isinstance(out, SyncNeeded):
-                self.request_sync()
-            elif isinstance(out, EvidenceFound):
-                self._on_evidence(out.evidence)
+                    self._trace_broadcast(effect)
+                self.broadcast(effect.data)
+            elif isinstance(effect, RequestSync):
+                self._request_sync(effect.data)
+            elif isinstance(effect, ReportEvidence):
+                self._on_evidence(effect.evidence)
 
-    def _trace_broadcast(self, out: Broadcast) -> None:
-        message = out.message
+    def _trace_broadcast(self, effect: SendToPeers) -> None:
+        message = effect.message
         if isinstance(message, Proposal) and message.height == self.engine.height:
             self.trace.mark("proposed")
         elif isinstance(message, Vote) and message.height == self.engine.height:
             name = "prevote" if message.kind is VoteKind.PREVOTE else "precommit"
             self.trace.mark(f"{name}_r{message.round}")
+
+    async def _stored(self, height: int) -> None:
+        await self._note_sets()
+        self._maybe_snapshot(height)
 
     async def _note_sets(self) -> None:
         """Keep any validator set not seen before, for light clients (see ValidatorSetLog)."""
@@ -312,12 +299,6 @@ class ValidatorService:
         finally:
             self._snapshotting = False
 
-    async def _pace(self) -> None:
-        wait = self._last_decision + self.config.block_interval - trio.current_time()
-        if wait > 0:
-            await trio.sleep(wait)
-        self._last_decision = trio.current_time()
-
     def broadcast(self, data: bytes) -> None:
         """Post ``data`` to every peer (dropped for a peer whose queue is full)."""
         for peer in self.peers:
@@ -325,13 +306,11 @@ class ValidatorService:
 
     # -- block sync -------------------------------------------------------------------
 
-    def request_sync(self) -> None:
-        """Ask one connected peer for the blocks after ours (one request in flight)."""
-        if trio.current_time() < self.sync_until:
-            return
+    def _request_sync(self, data: bytes) -> None:
+        """Send a sync request to one connected peer (the driver keeps one in flight)."""
         live = [p for p in self.peers if p.connected]
-        if live and request_sync(random.choice(live), SyncRequest(self.engine.height, 100)):
-            self.sync_until = trio.current_time() + 5.0
+        if not live or not random.choice(live).post(data):
+            self.driver.sync_unsent()
 
     async def serve_sync(self, request: SyncRequest) -> SyncResponse:
         """Answer a peer's sync request from the block store (in a worker thread)."""
@@ -341,22 +320,6 @@ class ValidatorService:
         with trio.move_on_after(10):
             await self._inbox_send.send(("sync", payload, 0.0))
 
-    async def _apply_sync(self, payload: bytes) -> None:
-        self.sync_until = 0.0
-        applied = apply_sync_response(self.engine.state, self.app, payload)
-        if applied is None:
-            self.rejected += 1
-            return
-        pairs, state = applied
-        await self._store.run(self.blocks.save_many, pairs)  # one transaction per batch
-        if pairs:
-            outputs = self.engine.catch_up(state, pairs[-1][1], self.now_ms())
-            _log.info("block sync: now at height %d", state.height - 1)
-            await self._note_sets()
-            self._maybe_snapshot(state.height - 1)
-            await self._process(outputs)
-            self.request_sync()
-
     # -- transactions -----------------------------------------------------------------
 
     async def submit(self, txs: list[bytes]) -> list[dict[str, Any]]:
@@ -364,20 +327,13 @@ class ValidatorService:
         results = []
         began = time.monotonic()
         for i, tx in enumerate(txs):
+            result: dict[str, Any] = {"hash": tx_hash(tx).hex(), "accepted": True}
             try:
-                self.app.mempool.add(tx)
-                self._gossip.append(tx)
-                results.append({"hash": tx_hash(tx).hex(), "accepted": True})
+                self.driver.submit(tx)
             except DchatError as exc:
-                results.append(
-                    {
-                        "hash": tx_hash(tx).hex(),
-                        "accepted": False,
-                        "error": type(exc).__name__,
-                        "message": str(exc),
-                    }
-                )
-            if i % 64 == 63:
+                result.update(accepted=False, error=type(exc).__name__, message=str(exc))
+            results.append(result)
+            if i % CHUNK == CHUNK - 1:
                 self.trace.peak("admit_stretch", time.monotonic() - began)
                 await trio.lowlevel.checkpoint()  # let consensus run between chunks
                 began = time.monotonic()
@@ -394,26 +350,17 @@ class ValidatorService:
 
     async def _run_admission(self) -> None:
         async for txs in self._gossip_in:
-            await self._admit_peer_txs(txs)
-
-    async def _admit_peer_txs(self, txs: list[bytes]) -> None:
-        """Add peers' transactions to the mempool (refusals are silent: peers race)."""
-        began = time.monotonic()
-        for i, tx in enumerate(txs):
-            with contextlib.suppress(DchatError):
-                self.app.mempool.add(tx)
-            if i % 64 == 63:
+            for start in range(0, len(txs), CHUNK):
+                began = time.monotonic()
+                self.driver.admit(txs[start : start + CHUNK])  # refusals are silent: peers race
                 self.trace.peak("gossip_stretch", time.monotonic() - began)
                 await trio.lowlevel.checkpoint()
-                began = time.monotonic()
 
     async def _run_gossip(self) -> None:
         while True:
             await trio.sleep(GOSSIP_INTERVAL)
-            while self._gossip:
-                batch = self._gossip[:MAX_GOSSIP_TXS]
-                del self._gossip[:MAX_GOSSIP_TXS]
-                self.broadcast(encode_txs(batch))
+            for message in self.driver.take_gossip():
+                self.broadcast(message)
 
     def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
         self.evidence.append(evidence)
@@ -422,8 +369,7 @@ class ValidatorService:
         if tx is None:
             return
         try:
-            self.app.mempool.add(tx)
-            self._gossip.append(tx)
+            self.driver.submit(tx)
         except DchatError as exc:
             _log.info("slash transaction not admitted: %s", exc)
 

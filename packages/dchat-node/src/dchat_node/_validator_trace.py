@@ -3,7 +3,7 @@
 Off unless the ``dchat.validator.trace`` logger is enabled at debug level
 (``--log-level debug``): then :class:`HeightTrace` records monotonic timestamps
 of the steps of each height (proposal sent or received, prevote and precommit
-sent, decision, block stored, pacing done) and the engine task's own costs
+sent, decision, block stored) and the engine task's own costs
 (time in engine calls, durable writes, inbox queueing), and logs one line per
 height. A companion task measures event-loop lag (how late a 5 ms sleep wakes
 up). ``time.monotonic`` is system-wide on Linux, so the ``t0`` of lines from

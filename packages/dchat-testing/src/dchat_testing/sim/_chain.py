@@ -2,24 +2,22 @@
 
 Theory of operation
 -------------------
-A :class:`ValidatorNode` is dchat-node's validator shell reduced to consensus,
-around a real :class:`dchat_chain.ConsensusEngine`, a :class:`~dchat_chain.Mempool`
-and a :class:`~dchat_chain.lowlevel.MemoryBlockStore` (``durable``: blocks, certificates
-and the consensus checkpoint survive a crash; on boot every stored block is
-replayed into a fresh application and the engine resumes from the checkpoint).
+A :class:`ValidatorNode` is a shell around the real
+:class:`dchat_chain.lowlevel.ValidatorDriver`, the one dchat-node's validator
+drives (consensus engine, mempool, timers, pacing by ``block_interval``, block
+sync), with a :class:`~dchat_chain.lowlevel.MemoryBlockStore` as its disk
+(``durable``: blocks, certificates and the consensus checkpoint survive a
+crash; on boot every stored block is replayed into a fresh application and the
+driver resumes from the checkpoint). The shell only does what the node's does:
 
-* One engine "task": inputs (a peer's message, a due timer, a sync response)
-  are handled one at a time, outputs in order. ``Persist`` is written before
-  any later output leaves. After a ``Decision`` the node waits out what remains
-  of ``block_interval`` before acting on the rest of the outputs, inputs queue
-  meanwhile: the node's pacing (Tendermint's ``timeout_commit``), which the
-  engine leaves to its shell.
+* Inputs (a peer's message, the driver's deadline, a sync response) are fed
+  to the driver one at a time and its effects carried out in order; storage
+  effects go to the disk before anything later leaves.
 * Links: one real Noise link per pair of validators (the lower name dials),
-  tag-byte framing (consensus message, sync request, sync response). Peers
+  framed by the validator wire (:class:`~dchat_chain.lowlevel.PeerTag`). Peers
   re-send their current messages every ``rebroadcast_ms``, so a link silent for
   ``LINK_IDLE`` is dead (partition, crashed peer): it is aborted and re-dialled.
-* ``SyncNeeded`` sends one block-sync request to a connected peer; the answer
-  is authenticated and executed by :class:`~dchat_chain.lowlevel.BlockSyncClient`.
+* ``RequestSync`` goes to one connected peer, which answers from its disk.
 
 An *equivocator* runs the honest engine but double-signs on the wire: each
 proposal gets a twin block for half of the honest peers, each vote a conflicting
@@ -36,23 +34,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from dchat_chain import (
-    Broadcast,
     ChainState,
-    Checkpoint,
     ConsensusConfig,
-    ConsensusEngine,
-    Decision,
-    EvidenceFound,
     InvalidTransactionError,
     Mempool,
-    Persist,
-    ScheduleTimeout,
-    SyncNeeded,
     TxResult,
     Validator,
     ValidatorSet,
@@ -60,16 +49,25 @@ from dchat_chain import (
 from dchat_chain.lowlevel import (
     AppQueryResult,
     BlockResult,
-    BlockSyncClient,
     Decided,
     MemoryBlockStore,
+    PeerTag,
     Proposal,
+    ReportEvidence,
+    RequestSync,
+    SendToPeers,
     SignatureCache,
+    StoreBlock,
+    StoreSynced,
     SyncRequest,
     TxMeta,
+    ValidatorDriver,
     Vote,
-    replay,
+    encode_peer_message,
+    resume_point,
     serve_sync,
+    split_peer_message,
+    store_effect,
 )
 from dchat_core import DchatError, NodeId
 from dchat_crypto import BlsSecretKey, SigningKey
@@ -80,8 +78,8 @@ from ._simulation import Violation
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from dchat_chain import ConsensusOutput
-    from dchat_chain.lowlevel import BlockContext
+    from dchat_chain import ConsensusEngine
+    from dchat_chain.lowlevel import BlockContext, DriverEffect
 
     from ._network import Endpoint
     from ._simulation import Observation, Simulation
@@ -106,7 +104,6 @@ WATCHDOG: Final = 0.5
 SYNC_BATCH: Final = 50
 SYNC_RETRY: Final = 5.0
 BOTH_VERSIONS: Final = 0.5  # an equivocator sends a peer both versions this often
-_CONSENSUS, _SYNC_REQUEST, _SYNC_RESPONSE = b"c", b"q", b"r"
 
 
 class SimChainApp:
@@ -218,7 +215,7 @@ class ChainWorld:
 
 
 class ValidatorNode(SimNode):
-    """A validator: engine, application, mempool, block store, links to its peers.
+    """A validator: a validator driver, its disk, links to its peers.
 
     Args:
         sim: The simulation.
@@ -244,127 +241,98 @@ class ValidatorNode(SimNode):
         self.link_key = link_key
         self.bls_key = bls_key
         self.durable = ValidatorDisk()
-        self.engine: ConsensusEngine | None = None
+        self.driver: ValidatorDriver | None = None
         self.app = SimChainApp()
         self._links: dict[str, SimLink] = {}
         self._heard: dict[str, float] = {}
-        self._inbox: deque[tuple[bytes, bytes]] = deque()
-        self._paused = False
-        self._last_decision = float("-inf")
-        self._sync_until = 0.0
+        self._armed: set[int] = set()
         self._conflicts: dict[tuple[int, int, int], bytes] = {}
+
+    @property
+    def engine(self) -> ConsensusEngine | None:
+        """The running engine (None before the first boot)."""
+        return None if self.driver is None else self.driver.engine
 
     @property
     def engine_height(self) -> int:
         """The height the engine is deciding (0 while down)."""
-        return self.engine.height if self.engine is not None and self.up else 0
+        return self.driver.engine.height if self.driver is not None and self.up else 0
 
     def boot(self) -> None:
-        """Replay the store into a fresh app, resume the engine, listen and dial."""
+        """Replay the store into a fresh app, resume the driver, listen and dial."""
         self.app = SimChainApp()
-        store = self.durable.store
-        state, last_commit = replay(store, self.app, self.world.genesis)
-        raw = store.load_checkpoint()
-        mempool = self.app.mempool
-        self.engine = ConsensusEngine(
+        state, last_commit, checkpoint = resume_point(
+            self.durable.store, self.app, self.world.genesis
+        )
+        self.driver = ValidatorDriver(
             state=state,
             app=self.app,
-            block_source=lambda max_txs, max_bytes: mempool.reap(max_bytes, max_txs),
+            mempool=self.app.mempool,
             key=self.bls_key,
             config=ENGINE_CONFIG,
             last_commit=last_commit,
-            checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
+            checkpoint=checkpoint,
             signatures=self.world.signatures,
+            block_interval_ms=round(self.world.spec.block_interval * 1000),
+            sync_batch=SYNC_BATCH,
+            sync_retry_ms=round(SYNC_RETRY * 1000),
+            gossip=False,
         )
-        self._links, self._heard, self._inbox = {}, {}, deque()
-        self._paused, self._last_decision, self._sync_until = False, float("-inf"), 0.0
+        self._links, self._heard, self._armed = {}, {}, set()
         self.sim.network.listen(self.name, self._accept)
         self.after(0.0, self._watchdog)  # once everyone booted at this instant listens
-        self._process(self.engine.start(self._now_ms()))
+        self._execute(self.driver.start(self._now_ms()))
 
     def submit(self, tx: bytes) -> None:
         """A client hands ``tx`` to this validator (lost if it is down or refuses it)."""
-        if self.up:
+        if self.up and self.driver is not None:
             try:
-                self.app.mempool.add(tx)
+                self.driver.submit(tx)
             except DchatError:
                 return
 
-    # -- the engine task ---------------------------------------------------------------
+    # -- driving the driver ------------------------------------------------------------
 
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
 
-    def _input(self, kind: bytes, payload: bytes) -> None:
-        if self._paused:
-            self._inbox.append((kind, payload))
-            return
-        engine = self.engine
-        assert engine is not None
-        if kind == b"t":
-            self._process(engine.tick(max(self._now_ms(), int.from_bytes(payload, "big"))))
-        elif kind == _SYNC_RESPONSE:
-            self._apply_sync(payload)
-        else:
-            try:
-                outputs = engine.receive(payload, self._now_ms())
-            except DchatError:
-                self.observe("rejected")
-                return
-            self._process(outputs)
+    def _wake(self, due: int) -> None:
+        self._armed.discard(due)
+        assert self.driver is not None
+        self._execute(self.driver.tick(max(self._now_ms(), due)))
 
-    def _process(self, outputs: list[ConsensusOutput]) -> None:
-        incarnation = self.incarnation
-        for index, out in enumerate(outputs):
+    def _execute(self, effects: list[DriverEffect]) -> None:
+        driver, incarnation = self.driver, self.incarnation
+        assert driver is not None
+        for effect in effects:
             if not self.up or self.incarnation != incarnation:
-                return
-            if isinstance(out, Persist):
-                self.durable.store.save_checkpoint(out.checkpoint.to_bytes())
-            elif isinstance(out, Decision):
-                self._commit(out.block.height, out)
-                if self._pace(outputs[index + 1 :]):
-                    return
-            elif isinstance(out, Broadcast):
-                self._broadcast(out.message)
-            elif isinstance(out, ScheduleTimeout):
-                self._schedule(out.at_ms)
-            elif isinstance(out, SyncNeeded):
-                self._request_sync()
-            elif isinstance(out, EvidenceFound):
-                offender = self.world.by_validator_id.get(out.evidence.validator_id, "?")
-                self.observe("evidence", offender=offender, height=out.evidence.height)
+                return  # an observer crashed us part-way
+            store_effect(self.durable.store, effect)
+            if isinstance(effect, StoreBlock):
+                block = effect.block
+                self._committed(block.height, block.hash().hex(), len(block.txs))
+            elif isinstance(effect, StoreSynced):
+                for block, _ in effect.blocks:
+                    self._committed(block.height, block.hash().hex(), 0)
+            elif isinstance(effect, SendToPeers) and effect.message is not None:
+                self._broadcast(effect.data, effect.message)
+            elif isinstance(effect, RequestSync):
+                self._request_sync(driver, effect.data)
+            elif isinstance(effect, ReportEvidence):
+                evidence = effect.evidence
+                offender = self.world.by_validator_id.get(evidence.validator_id, "?")
+                self.observe("evidence", offender=offender, height=evidence.height)
+        due = driver.deadline
+        if due is not None and due not in self._armed and self.up:
+            self._armed.add(due)
+            self.after(max(0.0, (due - self.clock.now() * 1000) / 1000), lambda: self._wake(due))
 
-    def _commit(self, height: int, decision: Decision) -> None:
-        self.durable.store.save(decision.block, decision.certificate)
-        block = decision.block.hash().hex()
-        self.observe("block_committed", height=height, block=block, txs=len(decision.block.txs))
-
-    def _pace(self, rest: list[ConsensusOutput]) -> bool:
-        """Wait out the block interval before ``rest``; True if we are waiting."""
-        now = self.clock.monotonic()
-        wait = self._last_decision + self.world.spec.block_interval - now
-        self._last_decision = max(now, self._last_decision + self.world.spec.block_interval)
-        if wait <= 0:
-            return False
-        self._paused = True
-        self.after(wait, lambda: self._resume(rest))
-        return True
-
-    def _resume(self, rest: list[ConsensusOutput]) -> None:
-        self._paused = False
-        self._process(rest)
-        while self._inbox and not self._paused:
-            self._input(*self._inbox.popleft())
-
-    def _schedule(self, at_ms: int) -> None:
-        delay = (at_ms - self.clock.now() * 1000) / 1000
-        due = at_ms.to_bytes(8, "big")
-        self.after(max(0.0, delay), lambda: self._input(b"t", due))
+    def _committed(self, height: int, block: str, txs: int) -> None:
+        self.observe("block_committed", height=height, block=block, txs=txs)
 
     # -- sending, equivocation -------------------------------------------------------
 
-    def _broadcast(self, message: Proposal | Vote | Decided) -> None:
-        data = _CONSENSUS + message.to_bytes()
+    def _broadcast(self, data: bytes, message: Proposal | Vote | Decided) -> None:
         twin = None if self.name not in self.world.byzantine else self._twin(message)
         for peer, link in sorted(self._links.items()):
             if not link.is_open:
@@ -387,12 +355,12 @@ class ValidatorNode(SimNode):
             conflict = self._conflict(message)
             if conflict is None:
                 return None
-            self._conflicts[slot] = _CONSENSUS + conflict.to_bytes()
+            self._conflicts[slot] = encode_peer_message(PeerTag.CONSENSUS, conflict.to_bytes())
         return self._conflicts[slot]
 
     def _conflict(self, message: Proposal | Vote) -> Proposal | Vote | None:
-        engine = self.engine
-        assert engine is not None
+        assert self.driver is not None
+        engine = self.driver.engine
         if isinstance(message, Vote):
             other: bytes | None
             if message.block_hash is None:
@@ -458,48 +426,36 @@ class ValidatorNode(SimNode):
 
     def received(self, handler: _PeerHandler, link: SimLink, data: bytes) -> None:
         """One framed message from a peer."""
-        if handler.peer is None:
+        if handler.peer is None or self.driver is None:
             return
         self._heard[handler.peer] = self.clock.monotonic()
-        tag, payload = data[:1], data[1:]
-        if tag == _SYNC_REQUEST:
-            self._serve_sync(link, payload)
-        elif tag in (_CONSENSUS, _SYNC_RESPONSE):
-            self._input(tag, payload)
+        try:
+            tag, payload = split_peer_message(data)
+            request = SyncRequest.from_bytes(payload) if tag is PeerTag.SYNC_REQUEST else None
+        except DchatError:
+            return
+        now = self._now_ms()
+        if request is not None:
+            response = serve_sync(self.durable.store, request)
+            link.send(encode_peer_message(PeerTag.SYNC_RESPONSE, response.to_bytes()))
+        elif tag is PeerTag.SYNC_RESPONSE:
+            self._execute(self.driver.receive_sync(payload, now))
+        elif tag is PeerTag.CONSENSUS:
+            try:
+                effects = self.driver.receive_consensus(payload, now)
+            except DchatError:
+                self.observe("rejected")
+                return
+            self._execute(effects)
 
     # -- block sync -----------------------------------------------------------------
 
-    def _request_sync(self) -> None:
-        now = self.clock.monotonic()
+    def _request_sync(self, driver: ValidatorDriver, data: bytes) -> None:
         live = sorted(peer for peer, link in self._links.items() if link.is_open)
-        if now < self._sync_until or not live or self.engine is None:
+        if not live:
+            driver.sync_unsent()
             return
-        request = SyncRequest(self.engine.height, SYNC_BATCH)
-        self._links[self.rng.choice(live)].send(_SYNC_REQUEST + request.to_bytes())
-        self._sync_until = now + SYNC_RETRY
-
-    def _serve_sync(self, link: SimLink, payload: bytes) -> None:
-        try:
-            response = serve_sync(self.durable.store, SyncRequest.from_bytes(payload))
-        except DchatError:
-            return
-        link.send(_SYNC_RESPONSE + response.to_bytes())
-
-    def _apply_sync(self, payload: bytes) -> None:
-        engine = self.engine
-        assert engine is not None
-        self._sync_until = 0.0
-        client = BlockSyncClient(engine.state, self.app, batch=SYNC_BATCH)
-        try:
-            applied = client.receive(payload)
-        except DchatError:
-            return  # stale (we moved on meanwhile) or bad
-        for block, certificate, _ in applied:
-            self.durable.store.save(block, certificate)
-            self.observe("block_committed", height=block.height, block=block.hash().hex(), txs=0)
-        if applied and client.last_commit is not None:
-            self._process(engine.catch_up(client.state, client.last_commit, self._now_ms()))
-            self._request_sync()
+        self._links[self.rng.choice(live)].send(data)
 
 
 class _PeerHandler:

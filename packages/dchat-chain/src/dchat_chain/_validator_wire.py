@@ -1,0 +1,88 @@
+"""What validators send each other over their links: one tag byte and a payload.
+
+::
+
+    0x01 consensus   a ConsensusMessage (proposal, vote, decided), as :mod:`._consensus_messages`
+                     encodes it
+    0x02 txs         canonical [tx bytes, ...] (at most MAX_GOSSIP_TXS): mempool gossip
+    0x03 sync-req    a SyncRequest
+    0x04 sync-resp   a SyncResponse (the answer to a sync-req, on the same link)
+
+This module only frames: :func:`split_peer_message` checks the tag and hands
+back the payload, which its consumer decodes (the engine a consensus message,
+:class:`~dchat_chain.lowlevel.SyncRequest` a request, the validator driver a
+sync response, :func:`decode_txs` a gossip batch). Every malformed input gives
+a typed peer error (:class:`~dchat_chain.InvalidMessageError` or
+:class:`~dchat_chain.SyncError`), so a shell can close the link of a peer that
+sends one.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from dchat_core import DchatError, DecodeLimits, canonical_decode, canonical_encode
+
+from ._errors import InvalidMessageError
+
+__all__ = (
+    "MAX_GOSSIP_TXS",
+    "PeerTag",
+    "decode_txs",
+    "encode_peer_message",
+    "encode_txs",
+    "split_peer_message",
+)
+
+MAX_GOSSIP_TXS: Final = 2048
+_TX_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=MAX_GOSSIP_TXS)
+
+
+class PeerTag(enum.IntEnum):
+    """The first byte of every validator link message."""
+
+    CONSENSUS = 0x01
+    TXS = 0x02
+    SYNC_REQUEST = 0x03
+    SYNC_RESPONSE = 0x04
+
+
+def encode_peer_message(tag: PeerTag, payload: bytes) -> bytes:
+    """One link message: the tag byte, then ``payload``."""
+    return bytes([tag]) + payload
+
+
+def split_peer_message(data: bytes) -> tuple[PeerTag, bytes]:
+    """The tag and payload of a link message (the payload is not decoded).
+
+    Raises:
+        InvalidMessageError: Empty, or an unknown tag.
+    """
+    if not data:
+        raise InvalidMessageError("empty validator link message")
+    try:
+        tag = PeerTag(data[0])
+    except ValueError:
+        raise InvalidMessageError(f"unknown validator link message tag {data[0]:#04x}") from None
+    return tag, bytes(data[1:])
+
+
+def encode_txs(txs: list[bytes]) -> bytes:
+    """A gossip message (tag included) carrying ``txs`` (at most ``MAX_GOSSIP_TXS``)."""
+    return encode_peer_message(PeerTag.TXS, canonical_encode(txs))
+
+
+def decode_txs(payload: bytes) -> list[bytes]:
+    """The transactions of a gossip payload (after the tag).
+
+    Raises:
+        InvalidMessageError: Not a list of byte strings within the limits.
+    """
+    try:
+        items = canonical_decode(payload, _TX_LIMITS)
+    except DchatError as exc:
+        raise InvalidMessageError(f"gossip: {exc}") from None
+    if not isinstance(items, list) or not all(isinstance(t, bytes) for t in items):
+        raise InvalidMessageError("gossip: expected a list of transactions")
+    return items
