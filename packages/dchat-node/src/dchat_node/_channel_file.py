@@ -22,7 +22,7 @@ from dchat_crypto import (
 )
 
 from ._errors import ConfigError
-from ._validator_keys import write_private
+from ._files import write_private
 
 if TYPE_CHECKING:
     from pathlib import Path

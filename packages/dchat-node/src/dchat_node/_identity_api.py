@@ -1,7 +1,7 @@
 """Devices, pairing, sync, settings and profiles: the services and their API routes.
 
-:class:`IdentityFeatures` wires the services of a user node together
-(devices, pairing, sync, profiles); :func:`add_identity_routes` exposes them
+:func:`add_identity_routes` exposes the device, pairing, sync and profile
+services of a user node (:class:`~._user_role.IdentityFeatures`)
 under the node's token auth with strict bodies and the one error shape.
 Pairing is asynchronous: ``POST`` starts a session and returns at once, the
 client polls ``GET /v1/devices/pairing`` for the SAS and the outcome.
@@ -23,36 +23,16 @@ from dchat_identity import (
     Visibility,
 )
 
-from ._devices_service import DeviceService
-from ._pairing_service import PairingService, error_code
-from ._profile_service import ProfileService
-from ._sync_service import SyncService
+from ._pairing_service import error_code
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
     from fastapi.params import Depends
 
-    from ._documents import DocumentService
     from ._runtime import Node
-    from ._store import AsyncStore
-    from ._user_service import UserService
+    from ._user_role import IdentityFeatures
 
-__all__ = ("IdentityFeatures", "add_identity_routes", "identity_json")
-
-
-class IdentityFeatures:
-    """The device, pairing, sync and profile services of one user node."""
-
-    def __init__(self, user: UserService, documents: DocumentService, store: AsyncStore) -> None:
-        self.devices = DeviceService(user, documents)
-        self.pairing = PairingService(user, self.devices)
-        self.sync = SyncService(user, self.devices, store)
-        self.profile = ProfileService(user, documents, self.sync, store)
-        self.pairing.on_joined(self.sync.start)
-
-    async def start(self) -> None:
-        """After the identity is loaded: start draining the sync mailbox."""
-        await self.sync.start()
+__all__ = ("add_identity_routes", "identity_json")
 
 
 class _Strict(BaseModel):

@@ -1,4 +1,10 @@
-"""The node process: opens storage, unlocks keys, runs the role's services.
+"""The node process: opens storage, composes the role, serves the API.
+
+:func:`build_node` is the one place a node is composed from its config: a
+:class:`~._user_role.UserRole`, :class:`~._relay_role.RelayRole` or
+:class:`~._validator_role.ValidatorRole` over the opened store, inside a
+:class:`Node` that adds the lifecycle task and the ``/status`` report. The
+API reaches the role's services through the node's properties.
 
 A user node's database is encrypted at rest: it is opened with the node
 passphrase, which unwraps (Argon2id) the database's storage key; a database
@@ -17,7 +23,6 @@ node gracefully.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -30,140 +35,117 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from dchat_core import Clock, NodeId, SystemClock
-from dchat_crypto import (
-    DecryptionError,
-    KeystoreFormatError,
-    SigningKey,
-    decrypt_with_passphrase,
-    encrypt_with_passphrase,
-)
-from dchat_network import serve_links
 from dchat_storage import Database, LockedError, open_database
 
 from ._api import create_app
-from ._burner_service import BurnerService
 from ._datadir_lock import datadir_lock
-from ._documents import DocumentService
 from ._errors import ConfigError, NodeStateError
-from ._guardian_service import GuardianService
-from ._identity_api import IdentityFeatures
+from ._files import write_private
 from ._lifecycle import LifecycleTask, policy_for
-from ._relay_service import RelayService
-from ._requests_service import RequestService
+from ._relay_role import RelayRole
 from ._store import AsyncStore
-from ._user_service import UserService
-from ._validator_api import start_validator
-from .config import NodeConfig, parse_hostport
+from ._user_role import UserRole
+from ._validator_role import ValidatorRole
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
+    from ._burner_service import BurnerService
+    from ._documents import DocumentService
+    from ._guardian_service import GuardianService
+    from ._requests_service import RequestService
+    from ._user_role import IdentityFeatures
+    from ._user_service import UserService
     from ._validator_service import ValidatorService
+    from .config import NodeConfig
 
-__all__ = ("Node", "run_node")
+__all__ = ("Node", "build_node", "run_node")
 
 _log = logging.getLogger("dchat.node")
 
-
-def _load_node_key(path: Path, passphrase: bytes) -> SigningKey:
-    """The relay's long-lived node key, created on first start."""
-    if path.exists():
-        try:
-            return SigningKey.from_bytes(decrypt_with_passphrase(path.read_bytes(), passphrase))
-        except (DecryptionError, KeystoreFormatError):
-            raise ConfigError("cannot unlock the node key: wrong passphrase?") from None
-    key = SigningKey.generate()
-    _write_private(path, encrypt_with_passphrase(key.to_bytes(), passphrase))
-    return key
+Role = UserRole | RelayRole | ValidatorRole
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def build_node(config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes) -> Node:
+    """The one place a node is composed: the role its config names, over ``store``."""
+    role: Role
+    if config.role == "user":
+        role = UserRole(config, store, clock, passphrase)
+    elif config.role == "relay":
+        role = RelayRole(config, store, clock)
+    else:
+        role = ValidatorRole(config, store, clock)
+    return Node(config, store, clock, role)
 
 
 class Node:
-    """One running node: its config, storage and role services."""
+    """One running node: its config, storage, role and lifecycle task.
 
-    def __init__(
-        self, config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes
-    ) -> None:
+    The API reaches the role's services through the properties below, each of
+    which answers ``wrong_role`` (a :class:`NodeStateError`) on another role.
+    """
+
+    def __init__(self, config: NodeConfig, store: AsyncStore, clock: Clock, role: Role) -> None:
         self.config = config
         self.store = store
         self.clock = clock
-        self._user = (
-            UserService(config, store, clock, passphrase) if config.role == "user" else None
-        )
-        self._documents = None if self._user is None else DocumentService(self._user)
-        self._features = (
-            None
-            if self._user is None or self._documents is None
-            else IdentityFeatures(self._user, self._documents, store)
-        )
-        self._guardians = (
-            None
-            if self._user is None or self._documents is None
-            else GuardianService(self._user, self._documents, min_lock=config.guardian_min_lock)
-        )
-        self._burners = None if self._user is None else BurnerService(self._user, config)
-        self._requests = None if self._user is None else RequestService(self._user, store)
-        self.relay = RelayService(store.db, clock) if config.role == "relay" else None
+        self.role = role
         self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
         self.node_id: NodeId | None = None
-        self.validator: ValidatorService | None = None  # set by start_validator
         self.link_address: str | None = None
         self.started_at = clock.now()
 
+    def _user_role(self) -> UserRole:
+        if not isinstance(self.role, UserRole):
+            raise NodeStateError("wrong_role", "this node does not have the user role")
+        return self.role
+
     @property
     def user(self) -> UserService:
-        """The user service; :class:`NodeStateError` on a relay."""
-        if self._user is None:
-            raise NodeStateError("wrong_role", "this node does not have the user role")
-        return self._user
+        """The messaging shell (user role)."""
+        return self._user_role().user
 
     @property
     def documents(self) -> DocumentService:
-        """Identity documents (user role); :class:`NodeStateError` on other roles."""
-        if self._documents is None:
-            raise NodeStateError("wrong_role", "this node does not have the user role")
-        return self._documents
+        """Identity documents (user role)."""
+        return self._user_role().documents
 
     @property
     def features(self) -> IdentityFeatures:
         """Devices, pairing, sync and profiles (user role)."""
-        if self._features is None:
-            raise NodeStateError("wrong_role", "this node does not have the user role")
-        return self._features
+        return self._user_role().features
 
     @property
     def guardians(self) -> GuardianService:
-        """Guardians and recovery (user role); :class:`NodeStateError` on other roles."""
-        if self._guardians is None:
-            raise NodeStateError("wrong_role", "this node does not have the user role")
-        return self._guardians
+        """Guardians and recovery (user role)."""
+        return self._user_role().guardians
 
     @property
     def burners(self) -> BurnerService:
-        """Burners (user role); :class:`NodeStateError` on other roles."""
-        if self._burners is None:
-            raise NodeStateError("wrong_role", "this node does not have the user role")
-        return self._burners
+        """Burners (user role)."""
+        return self._user_role().burners
 
     @property
     def requests(self) -> RequestService:
         """Message requests and blocking (user role)."""
-        if self._requests is None:
-            raise NodeStateError("wrong_role", "this node does not have the user role")
-        return self._requests
+        return self._user_role().requests
+
+    @property
+    def validator(self) -> ValidatorService:
+        """The consensus shell (validator role, once started)."""
+        if not isinstance(self.role, ValidatorRole) or self.role.service is None:
+            raise NodeStateError("wrong_role", "this node does not have the validator role")
+        return self.role.service
+
+    async def start(self, nursery: trio.Nursery, passphrase: bytes) -> str:
+        """Start the lifecycle task and the role; returns the address the API listens on."""
+        nursery.start_soon(self.lifecycle.run)
+        if isinstance(self.role, UserRole):
+            await self.role.start(nursery)
+            return self.config.listen
+        self.link_address, self.node_id = await self.role.start(nursery, passphrase)
+        return self.config.api_listen
 
     async def status(self) -> dict[str, Any]:
         """Counters and identity for ``/status``."""
-        db = self.store.db
         report: dict[str, Any] = {
             "role": self.config.role,
             "uptime": round(self.clock.now() - self.started_at, 3),
@@ -171,22 +153,10 @@ class Node:
             "link": self.link_address,
             "lifecycle_sweeps": self.lifecycle.sweeps,
         }
-        if self.relay is not None:
-            report["mailbox_entries"] = await self.store.run(db.mailboxes.count)
-            report["stored"] = self.relay.server.stored
-            report["delivered"] = self.relay.server.delivered
-        if self._user is not None:
-            report["identity_id"] = (
-                None if self._user._identity is None else str(self._user.identity.identity_id)
-            )
-            queued = await self.store.run(db.outbox.count)
-            report["outbox"] = queued + await self._user.waiting_for_sessions()
-            report["sent"] = self._user.sent
-            report["received"] = self._user.received
-            report["rejected"] = self._user.rejected
-            report["rejected_retired"] = self._user.rejected_retired
-            report["session_resets"] = self._user.session_resets
-            report["refusals"] = dict(self._user.refusals)
+        if isinstance(self.role, RelayRole):
+            report |= await self.role.status()
+        elif isinstance(self.role, UserRole):
+            report |= await self.role.status(await self.store.run(self.store.db.outbox.count))
         return report
 
 
@@ -221,12 +191,12 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
     db = await trio.to_thread.run_sync(_open_store, config, passphrase)
     try:
         store = AsyncStore(db)
-        node = Node(config, store, clock, passphrase)
+        node = build_node(config, store, clock, passphrase)
         with trio.CancelScope() as cancel:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_wait_for_signal, cancel)
-                info = await _start_role(node, nursery, passphrase)
-                _write_private(runfile, json.dumps(info).encode())
+                info = await _start(node, nursery, passphrase)
+                write_private(runfile, json.dumps(info).encode())
                 wrote_runfile = True
                 _log.info("node ready", extra={"role": config.role})
     finally:
@@ -246,39 +216,14 @@ def _open_store(config: NodeConfig, passphrase: bytes) -> Database:
         raise ConfigError("cannot unlock the database: wrong passphrase?") from None
 
 
-async def _start_role(node: Node, nursery: trio.Nursery, passphrase: bytes) -> dict[str, Any]:
-    config = node.config
+async def _start(node: Node, nursery: trio.Nursery, passphrase: bytes) -> dict[str, Any]:
     token = secrets.token_urlsafe(32)
-    nursery.start_soon(node.lifecycle.run)
-    if config.role == "validator":
-        await start_validator(node, nursery, passphrase)
-        api_address = config.api_listen
-    elif node.relay is not None:
-        key = await trio.to_thread.run_sync(
-            _load_node_key, config.data_dir / "node.key", passphrase
-        )
-        node.node_id = NodeId.derive(key.public_key.to_bytes())
-        host, port = parse_hostport(config.listen)
-        serve = functools.partial(serve_links, node.relay.handle, host, port, node_key=key)
-        bound = await nursery.start(serve)
-        node.link_address = f"{bound[0]}:{bound[1]}"
-        api_address = config.api_listen
-    else:
-        await node.user.load()
-        await node.requests.load()
-        await node.features.start()
-        await node.documents.load()
-        await node.burners.load()
-        nursery.start_soon(node.burners.run_expiry, max(1.0, config.poll_interval))
-        nursery.start_soon(node.user.run_outbox)
-        nursery.start_soon(node.user.run_sessions)
-        nursery.start_soon(node.user.run_mailbox)
-        api_address = config.listen
+    api_address = await node.start(nursery, passphrase)
     binds = await nursery.start(_serve_api, node, api_address, token)
     return {
         "url": binds[0],
         "token": token,
-        "role": config.role,
+        "role": node.config.role,
         "link": node.link_address,
         "node_id": None if node.node_id is None else str(node.node_id),
         "pid": os.getpid(),

@@ -1,4 +1,4 @@
-"""Chain routes of the node API (validator role) and the role's start-up.
+"""Chain routes of the node API (validator role).
 
 Routes (bearer token like the rest of the API; binary values are hex):
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import trio
 from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,8 +46,6 @@ from dchat_chain.lowlevel import (
 from dchat_core import canonical_decode
 
 from ._errors import NodeStateError
-from ._validator_keys import load_validator_keys
-from ._validator_service import ValidatorService
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -60,8 +57,9 @@ if TYPE_CHECKING:
     from dchat_chain.lowlevel import AppQueryResult
 
     from ._runtime import Node
+    from ._validator_service import ValidatorService
 
-__all__ = ("add_chain_routes", "start_validator")
+__all__ = ("add_chain_routes",)
 
 T = TypeVar("T")
 
@@ -75,22 +73,8 @@ class SubmitTxs(BaseModel):
     )
 
 
-async def start_validator(node: Node, nursery: trio.Nursery, passphrase: bytes) -> None:
-    """Unlock the validator's keys and start the role inside ``nursery``."""
-    path = node.config.data_dir / "validator.key"
-    keys = await trio.to_thread.run_sync(load_validator_keys, path, passphrase)
-    service = ValidatorService(node.config, node.store, node.clock, keys)
-    node.link_address = await service.start(nursery)
-    node.node_id = keys.node_id
-    node.validator = service
-
-
 def _service(node: Node) -> ValidatorService:
-    service = getattr(node, "validator", None)
-    if service is None:
-        raise NodeStateError("wrong_role", "this node does not have the validator role")
-    assert isinstance(service, ValidatorService)
-    return service
+    return node.validator
 
 
 def chain_status(service: ValidatorService) -> dict[str, Any]:

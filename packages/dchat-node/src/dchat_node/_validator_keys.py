@@ -14,7 +14,6 @@ Nothing here logs or returns key material in a ``repr``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -30,6 +29,7 @@ from dchat_crypto import (
 )
 
 from ._errors import ConfigError
+from ._files import write_private
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,7 +38,6 @@ __all__ = (
     "ValidatorKeys",
     "load_validator_keys",
     "load_wallet",
-    "write_private",
     "write_validator_keys",
     "write_wallet",
 )
@@ -67,17 +66,6 @@ class ValidatorKeys:
     def node_id(self) -> NodeId:
         """Validator id and link identity: ``NodeId.derive(account key)``."""
         return NodeId.derive(self.account_public)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename), mode 0600."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _seal(path: Path, content: dict[str, object], passphrase: bytes, kdf: KdfParams) -> None:
