@@ -21,8 +21,8 @@ for counting.
 State, kept through a :class:`~dchat_messaging.StateStore` (sealed at rest by
 the node's store), in canonical CBOR under fixed keys:
 
-* ``user.requests``: ``{identity: {"first": ms, "n": count, "card": bytes}}``
-  (``card`` empty when no card came);
+* ``user.requests``: ``{identity id text: {"first": ms, "n": count, "card":
+  bytes}}`` (``card`` empty when no card came; canonical map keys are text);
 * ``user.blocked`` and ``user.retired_senders``: sorted lists of identity ids.
 
 Each change is written at once, in one transaction, under a lock (the node
@@ -94,14 +94,16 @@ class _Entry:
 
     @classmethod
     def decode(cls, key: object, value: object) -> tuple[bytes, _Entry]:
-        if not (isinstance(key, bytes) and len(key) == IdentityId.SIZE and isinstance(value, dict)):
+        if not (isinstance(key, str) and isinstance(value, dict) and set(value) == _ENTRY_FIELDS):
             raise _corrupt("message requests")
-        if set(value) != _ENTRY_FIELDS:
-            raise _corrupt("message requests")
+        try:
+            identity = IdentityId.parse(key)
+        except DchatError:
+            raise _corrupt("message requests") from None
         first, count, card = value["first"], value["n"], value["card"]
         if not (isinstance(first, int) and isinstance(count, int) and isinstance(card, bytes)):
             raise _corrupt("message requests")
-        return key, cls(first, count, card)
+        return bytes(identity), cls(first, count, card)
 
     def request(self, key: bytes) -> MessageRequest:
         card = ContactCard.from_bytes(self.card) if self.card else None
@@ -174,7 +176,7 @@ class MessageRequests:
         return dict(_Entry.decode(k, v) for k, v in raw.items())
 
     def _save_requests(self) -> None:
-        value = {k: e.value() for k, e in self._requests.items()}
+        value = {str(IdentityId(k)): e.value() for k, e in self._requests.items()}
         self._store.put_state(REQUESTS_KEY, canonical_encode(value))
 
     # -- requests --------------------------------------------------------------------
