@@ -22,7 +22,9 @@ sans-IO half, in :mod:`dchat_messaging`):
 
 from __future__ import annotations
 
+import functools
 import logging
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -37,7 +39,7 @@ from ._errors import NodeStateError
 from .config import parse_hostport
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from dchat_core import Clock, IdentityId
     from dchat_identity import Identity
@@ -115,14 +117,7 @@ class MailDelivery:
                 await self._wake_outbox.wait()
 
     async def _deliver(self, relay: str, mailbox: bytes, envelope: bytes) -> None:
-        host, port = parse_hostport(relay)
-        # A fresh key per delivery: the relay cannot link deposits to one sender.
-        link = await connect(host, port, node_key=SigningKey.generate())
-        try:
-            client = RelayClient()
-            client.receive(await link.request(client.put(mailbox, envelope)))
-        finally:
-            await link.aclose()
+        await _one_shot(relay, lambda client: client.put(mailbox, envelope))
 
     # -- sessions -------------------------------------------------------------------
 
@@ -154,15 +149,10 @@ class MailDelivery:
         self._wake_outbox.set()
 
     async def _fetch_bundle(self, device: DeviceAddress) -> bytes:
-        host, port = parse_hostport(device.relay)
-        link = await connect(host, port, node_key=SigningKey.generate())
-        try:
-            client = RelayClient()
-            reply = client.receive(await link.request(client.get_prekeys(bytes(device.mailbox))))
-            assert isinstance(reply, RelayPrekeyBundle)
-            return reply.bundle
-        finally:
-            await link.aclose()
+        mailbox = bytes(device.mailbox)
+        reply = await _one_shot(device.relay, lambda client: client.get_prekeys(mailbox))
+        assert isinstance(reply, RelayPrekeyBundle)
+        return reply.bundle
 
     # -- mailboxes ------------------------------------------------------------------
 
@@ -196,12 +186,18 @@ class MailDelivery:
             await self._fetch_raw(raw)
         return new
 
-    def _relay_target(self) -> tuple[str, int, NodeId | None]:
+    @asynccontextmanager
+    async def _home_link(self, key: SigningKey) -> AsyncIterator[Link]:
+        """A link to the home relay (pinned by node id when configured), proven with ``key``."""
         if self._config.relay is None:
             raise NodeStateError("no_relay", "configure a home relay (--relay) first")
         host, port = parse_hostport(self._config.relay)
         pinned = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
-        return host, port, pinned
+        link = await connect(host, port, node_key=key, expected_peer=pinned)
+        try:
+            yield link
+        finally:
+            await link.aclose()
 
     async def _fetch_identity(self, identity: Identity) -> int:
         engine = self.engines.for_identity(identity)
@@ -210,13 +206,17 @@ class MailDelivery:
     async def _fetch_mailbox(
         self, key: SigningKey, engine: MessagingEngine, identity: Identity | None
     ) -> int:
-        host, port, pinned = self._relay_target()
-        link = await connect(host, port, node_key=key, expected_peer=pinned)
-        try:
+        new = 0
+
+        async def accept(raw: bytes) -> None:
+            nonlocal new
+            new += await self._accept(raw, engine)
+
+        async with self._home_link(key) as link:
             await self._publish_prekeys(link, engine)
-            new = await self._drain(link, bytes(engine.keys.mailbox), engine, identity)
-        finally:
-            await link.aclose()
+            # Each batch's controls run after it is acknowledged (and again below).
+            after = functools.partial(self._dispatch_controls, engine, identity)
+            await _drain(link, bytes(engine.keys.mailbox), accept, after)
         await self._dispatch_controls(engine, identity)
         return new
 
@@ -229,15 +229,9 @@ class MailDelivery:
         mailbox task publishes later. Returns whether it succeeded.
         """
         try:
-            host, port, pinned = self._relay_target()
             with trio.fail_after(10):
-                link = await connect(
-                    host, port, node_key=identity.mailbox_key, expected_peer=pinned
-                )
-                try:
+                async with self._home_link(identity.mailbox_key) as link:
                     await self._publish_prekeys(link, self.engines.for_identity(identity))
-                finally:
-                    await link.aclose()
         except (DchatError, trio.TooSlowError) as exc:
             _log.info("prekeys not published yet: %s", type(exc).__name__)
             return False
@@ -265,38 +259,9 @@ class MailDelivery:
             _log.info("published %d one-time prekeys", len(upload.one_time))
 
     async def _fetch_raw(self, raw: RawMailbox) -> None:
-        host, port, pinned = self._relay_target()
-        link = await connect(host, port, node_key=raw.key, expected_peer=pinned)
-        try:
-            mailbox = bytes(MailboxId.derive(raw.key.public_key.to_bytes()))
-            client = RelayClient()
-            while True:
-                batch = client.receive(await link.request(client.fetch(mailbox, _FETCH_LIMIT)))
-                assert isinstance(batch, RelayBatch)
-                if not batch.items:
-                    return
-                for _entry_id, data in batch.items:
-                    await raw.handler(data)
-                entries = [e for e, _ in batch.items]
-                client.receive(await link.request(client.ack(mailbox, entries)))
-        finally:
-            await link.aclose()
-
-    async def _drain(
-        self, link: Link, mailbox: bytes, engine: MessagingEngine, identity: Identity | None
-    ) -> int:
-        client = RelayClient()
-        new = 0
-        while True:
-            batch = client.receive(await link.request(client.fetch(mailbox, _FETCH_LIMIT)))
-            assert isinstance(batch, RelayBatch)
-            if not batch.items:
-                return new
-            for _entry_id, raw in batch.items:
-                new += await self._accept(raw, engine)
-            # Acknowledge only after every message above is committed locally.
-            client.receive(await link.request(client.ack(mailbox, [e for e, _ in batch.items])))
-            await self._dispatch_controls(engine, identity)
+        async with self._home_link(raw.key) as link:
+            mailbox = MailboxId.derive(raw.key.public_key.to_bytes())
+            await _drain(link, bytes(mailbox), raw.handler, None)
 
     async def _accept(self, raw: bytes, engine: MessagingEngine) -> int:
         now = self._clock.now()
@@ -337,3 +302,39 @@ class MailDelivery:
                 _log.warning("control message refused: %s", type(exc).__name__)
             finally:
                 await self._store.run(engine.control_done, message.message_id)
+
+
+async def _one_shot(relay: str, request: Callable[[RelayClient], bytes]) -> object:
+    """One request to ``relay`` on a fresh link; the decoded reply (errors raise)."""
+    host, port = parse_hostport(relay)
+    # A fresh key per request: the relay cannot link requests to one sender.
+    link = await connect(host, port, node_key=SigningKey.generate())
+    try:
+        client = RelayClient()
+        return client.receive(await link.request(request(client)))
+    finally:
+        await link.aclose()
+
+
+async def _drain(
+    link: Link,
+    mailbox: bytes,
+    handle: Callable[[bytes], Awaitable[None]],
+    after_batch: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Fetch ``mailbox`` until empty: ``handle`` each envelope, then acknowledge the batch.
+
+    The relay deletes only acknowledged entries, and ``handle`` returns only
+    once an envelope is durably processed, so a crash at any point loses nothing.
+    """
+    client = RelayClient()
+    while True:
+        batch = client.receive(await link.request(client.fetch(mailbox, _FETCH_LIMIT)))
+        assert isinstance(batch, RelayBatch)
+        if not batch.items:
+            return
+        for _entry_id, data in batch.items:
+            await handle(data)
+        client.receive(await link.request(client.ack(mailbox, [e for e, _ in batch.items])))
+        if after_batch is not None:
+            await after_batch()
