@@ -99,7 +99,7 @@ class UserService(MailDelivery):
         self._store = store
         self._clock = clock
         self._passphrase = passphrase
-        self._identity: Identity | None = None
+        self._identity = None
         self._card: ContactCard | None = None
         self._wake_outbox = trio.Event()
         self._wake_sessions = trio.Event()
@@ -112,14 +112,10 @@ class UserService(MailDelivery):
         self.engines = LocalEngines(engine_store, self.directory, self.senders.dropped)
         self.stats = ReceiveStats()
         self.sent = 0
-        self._learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]] = []
-        self._message_hooks: list[Callable[[MessageReceived], Awaitable[None]]] = []
+        # Declared in MailDelivery, which consumes them:
+        self._learned_hooks, self._message_hooks, self._device_controls = [], [], {}
+        self._bundle_retry, self._controls, self._extra, self._raw = {}, {}, {}, {}
         self._card_sources: list[Callable[[IdentityId], ContactCard | None]] = []
-        self._device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]] = {}
-        self._bundle_retry: dict[bytes, tuple[int, float]] = {}
-        self._controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]] = {}
-        self._extra: dict[IdentityId, Identity] = {}
-        self._raw: dict[bytes, RawMailbox] = {}
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
         self._quiet: set[str] = set()
 
