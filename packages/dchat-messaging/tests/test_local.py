@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from dchat_core import IdentityId
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, DeviceCertificate, DocumentChain, Identity, IdentityDocument
-from dchat_messaging import Content, DocumentDirectory, LocalEngines
+from dchat_messaging import (
+    Content,
+    DocumentDirectory,
+    LocalEngines,
+    MessageReceived,
+    MessageRequests,
+    ReceiveStats,
+    Rejected,
+    SessionReset,
+)
 from dchat_messaging.testing import MemoryMessageStore
 
 T0 = 1_000_000.0
@@ -85,3 +97,17 @@ def test_a_linked_device_speaks_for_its_identity_with_its_own_mailbox() -> None:
     local.set_document(b"the document")
     assert engine.keys.document == b"the document"
     assert local.send_to_own_devices(engine, "x.sync", b"", now=T0) is not None  # the primary
+
+
+def test_receive_stats_count_refusals_resets_and_only_new_texts() -> None:
+    stats = ReceiveStats()
+    peer = IdentityId(b"\x05" * 32)
+    text = MessageReceived(Content.text_message("hi", now_ms=1), peer, b"dev", new=True)
+    control = replace(text, content=Content.control("x.y", b"", now_ms=1))
+    reset = SessionReset(peer, b"dev")
+    events = [Rejected("MalformedEnvelopeError"), reset, text, replace(text, new=False), control]
+    texts, resets = stats.count(events, MessageRequests(MemoryMessageStore()))
+    assert texts == [text]
+    assert resets == [reset]
+    assert (stats.received, stats.session_resets, stats.rejected) == (1, 1, 1)
+    assert stats.refusals == {"MalformedEnvelopeError": 1}
