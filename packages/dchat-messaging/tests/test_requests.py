@@ -187,6 +187,17 @@ def test_a_noted_request_is_written_at_once_and_reloads_with_its_card(net: Net) 
     )
 
 
+def test_a_stored_card_that_does_not_verify_is_corrupt_state(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    note_all(guarded(bob, net), deliver(alice, bob, "hello", T0), known=False)
+    bob.store.state[REQUESTS_KEY] = bob.store.state[REQUESTS_KEY].replace(
+        alice.card.identity_key.to_bytes(), bytes(32)
+    )
+    with pytest.raises(RequestError) as caught:
+        MessageRequests(bob.store).load()
+    assert caught.value.code == "corrupt_state"
+
+
 def test_beyond_the_limit_strangers_are_stored_but_not_listed(net: Net) -> None:
     alice, bob, carol = net.person("alice"), net.person("bob"), net.person("carol")
     policy = MessageRequests(bob.store, limit=1)

@@ -96,13 +96,15 @@ class _Entry:
     def decode(cls, key: object, value: object) -> tuple[bytes, _Entry]:
         if not (isinstance(key, str) and isinstance(value, dict) and set(value) == _ENTRY_FIELDS):
             raise _corrupt("message requests")
-        try:
-            identity = IdentityId.parse(key)
-        except DchatError:
-            raise _corrupt("message requests") from None
         first, count, card = value["first"], value["n"], value["card"]
         if not (isinstance(first, int) and isinstance(count, int) and isinstance(card, bytes)):
             raise _corrupt("message requests")
+        try:
+            identity = IdentityId.parse(key)
+            if card:
+                ContactCard.from_bytes(card)  # checked once here, so listing cannot fail
+        except DchatError:
+            raise _corrupt("message requests") from None
         return bytes(identity), cls(first, count, card)
 
     def request(self, key: bytes) -> MessageRequest:
