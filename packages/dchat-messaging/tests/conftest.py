@@ -43,7 +43,9 @@ class Directory:
     vouched: list[tuple[IdentityId, bytes]] = field(default_factory=list)
     documents: dict[bytes, tuple[IdentityId, frozenset[bytes]]] = field(default_factory=dict)
 
-    def vouch(self, identity: IdentityId, device_key: bytes, document: bytes) -> bool:
+    def vouch(
+        self, identity: IdentityId, device_key: bytes, document: bytes, *, now: float
+    ) -> bool:
         """A stand-in for document checks: ``documents`` maps a document to what it lists."""
         listed = self.documents.get(document)
         if listed is None or listed[0] != identity or device_key not in listed[1]:

@@ -3,7 +3,11 @@
 :class:`MessagingEngine` is the sans-IO core every node, simulator and embedded
 client drives: Double Ratchet sessions set up by X-Wing to published prekey
 bundles, fan-out to every device, sealing and opening, dedup and durable state
-through a :class:`MessageStore`.
+through a :class:`MessageStore`. Around it, the sans-IO pieces a user node
+(or the simulator) composes: :class:`LocalEngines` (the engines of its local
+identities, fan-out), :class:`DocumentDirectory` (which devices speak for
+whom), :class:`MessageRequests` (mail from strangers, blocking, retired keys)
+and :class:`Notices`.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 from ._content import MAX_CONTROL as MAX_CONTROL
 from ._content import MAX_TEXT as MAX_TEXT
 from ._content import Content as Content
+from ._controls import QueuedControl as QueuedControl
 from ._devices import DeviceAddress as DeviceAddress
 from ._devices import DeviceKeys as DeviceKeys
-from ._engine import DeviceDirectory as DeviceDirectory
+from ._directory import DeviceDirectory as DeviceDirectory
+from ._directory import DocumentDirectory as DocumentDirectory
 from ._engine import MessagingEngine as MessagingEngine
-from ._engine import QueuedControl as QueuedControl
 from ._engine import outbox_id as outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
 from ._envelope import SealedEnvelope as SealedEnvelope
@@ -25,16 +30,24 @@ from ._errors import DchatMessagingError as DchatMessagingError
 from ._errors import EngineStateError as EngineStateError
 from ._errors import EnvelopeRejectedError as EnvelopeRejectedError
 from ._errors import MalformedEnvelopeError as MalformedEnvelopeError
+from ._errors import RequestError as RequestError
 from ._events import EngineEvent as EngineEvent
 from ._events import MessageReceived as MessageReceived
 from ._events import Rejected as Rejected
 from ._events import SessionReset as SessionReset
+from ._local import LocalEngines as LocalEngines
+from ._local import ReceiveStats as ReceiveStats
+from ._notices import Notice as Notice
+from ._notices import Notices as Notices
 from ._outbox import Outbox as Outbox
 from ._outbox import RetryPolicy as RetryPolicy
 from ._prekey_policy import PrekeyPolicy as PrekeyPolicy
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
+from ._requests import MessageRequest as MessageRequest
+from ._requests import MessageRequests as MessageRequests
 from ._store import MessageStore as MessageStore
 from ._store import OutboxEntry as OutboxEntry
+from ._store import StateStore as StateStore
 
 __all__ = (
     "BundleRejectedError",
@@ -44,24 +57,33 @@ __all__ = (
     "DeviceAddress",
     "DeviceDirectory",
     "DeviceKeys",
+    "DocumentDirectory",
     "EngineEvent",
     "EngineStateError",
     "EnvelopeRejectedError",
+    "LocalEngines",
     "MAX_CONTROL",
     "MAX_ENVELOPE",
     "MAX_TEXT",
     "MalformedEnvelopeError",
     "MessageReceived",
+    "MessageRequest",
+    "MessageRequests",
     "MessageStore",
     "MessagingEngine",
+    "Notice",
+    "Notices",
     "Outbox",
     "OutboxEntry",
     "PrekeyPolicy",
     "PrekeyUpload",
     "QueuedControl",
+    "ReceiveStats",
     "Rejected",
+    "RequestError",
     "RetryPolicy",
     "SealedEnvelope",
     "SessionReset",
+    "StateStore",
     "outbox_id",
 )

@@ -36,22 +36,23 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
-from dchat_core import DecodeError, DecodeLimits, IdentityId, canonical_decode, canonical_encode
+from dchat_core import IdentityId, canonical_encode
 from dchat_crypto import (
     DchatCryptoError,
     PrekeyBundle,
-    PrekeySecrets,
     RatchetPolicy,
     RatchetSession,
     accept_session,
     initiate_session,
 )
 
-from ._bundle_wrap import unwrap_bundle, wrap_bundle
+from ._bundle_wrap import unwrap_bundle
 from ._content import Content
+from ._controls import ControlQueue, QueuedControl, load_state
 from ._devices import DeviceAddress
+from ._directory import DeviceDirectory, PrimaryOnly
 from ._envelope import SealedEnvelope
 from ._errors import (
     BundleRejectedError,
@@ -61,7 +62,7 @@ from ._errors import (
     MalformedEnvelopeError,
 )
 from ._events import EngineEvent, MessageReceived, Rejected, SessionReset
-from ._prekey_policy import PrekeyPolicy, PrekeyUpload
+from ._prekey_policy import PrekeyKeeper, PrekeyPolicy, PrekeyUpload
 from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
@@ -73,49 +74,13 @@ if TYPE_CHECKING:
     from ._devices import DeviceKeys
     from ._store import MessageStore
 
-__all__ = ("DeviceDirectory", "MessagingEngine", "QueuedControl", "outbox_id")
+__all__ = ("MessagingEngine", "outbox_id")
 
 _AD_DOMAIN: Final = b"dchat-session-ad-v1\x00"
-_LIMITS: Final = DecodeLimits(max_size=32 << 20, max_depth=4, max_items=1 << 16)
 MAX_PENDING_PER_DEVICE: Final = 1000
 _DEFAULT_RATCHET: Final = RatchetPolicy()
 RENEW_KIND: Final = "session.renew"
 """The control a device sends to set up a new session after it lost the old one."""
-
-
-class DeviceDirectory(Protocol):
-    """Which devices speak for an identity (from contact cards and identity documents)."""
-
-    def is_device(self, identity: IdentityId, device_key: bytes) -> bool:
-        """Whether ``device_key`` is a current device of ``identity``."""
-        ...
-
-    def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
-        """How to reach that device, if known."""
-        ...
-
-    def vouch(self, identity: IdentityId, device_key: bytes, document: bytes) -> bool:
-        """Whether ``document`` (sent by that device) proves it speaks for ``identity``.
-
-        Called for the first message of a session from a device
-        :meth:`is_device` does not know; the directory checks the document
-        (signatures, that it lists the device, that it is not older than the
-        version it follows) and may learn from it.
-        """
-        ...
-
-
-class _PrimaryOnly:
-    """The directory of a node that knows no documents: only primary devices."""
-
-    def is_device(self, identity: IdentityId, device_key: bytes) -> bool:
-        return IdentityId.derive(device_key) == identity
-
-    def address(self, identity: IdentityId, device_key: bytes) -> DeviceAddress | None:
-        return None
-
-    def vouch(self, identity: IdentityId, device_key: bytes, document: bytes) -> bool:
-        return False
 
 
 def outbox_id(message_id: MessageId, device_id: bytes) -> bytes:
@@ -152,15 +117,6 @@ class _NoSessionError(EnvelopeRejectedError):
     """A session message from a device we hold no session with."""
 
 
-class QueuedControl:
-    """A received control message waiting for its handler (durable until done)."""
-
-    __slots__ = ("content", "sender", "sender_device")
-
-    def __init__(self, content: Content, sender: IdentityId, sender_device: bytes) -> None:
-        self.content, self.sender, self.sender_device = content, sender, sender_device
-
-
 class MessagingEngine:
     """Sessions and messages of one local device.
 
@@ -189,25 +145,17 @@ class MessagingEngine:
         self.keys = keys
         self._store = store
         self._ns = namespace
-        self.directory: DeviceDirectory = directory or _PrimaryOnly()
+        self.directory: DeviceDirectory = directory or PrimaryOnly()
         self.blocked: set[IdentityId] = blocked if blocked is not None else set()
         self._ratchet_policy = ratchet_policy
         self._prekey_policy = prekey_policy or PrekeyPolicy()
+        self._prekeys = PrekeyKeeper(store, self._key("prekeys"), self._prekey_policy)
+        self._controls = ControlQueue(store, self._key("controls"))
 
     # -- state keys ----------------------------------------------------------------
 
     def _key(self, *parts: str) -> str:
         return ".".join((self._ns, *parts))
-
-    def _load(self, key: str) -> object | None:
-        data = self._store.get_state(key)
-        if data is None:
-            return None
-        try:
-            value: object = canonical_decode(data, _LIMITS)
-        except DecodeError:
-            raise EngineStateError(f"stored state {key!r} is damaged") from None
-        return value
 
     def _session(self, device_id: bytes) -> SessionRecord | None:
         data = self._store.get_state(self._key("sess", device_id.hex()))
@@ -382,7 +330,7 @@ class MessagingEngine:
     # -- pending ---------------------------------------------------------------------
 
     def _pending(self) -> dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]:
-        raw = self._load(self._key("pending"))
+        raw = load_state(self._store, self._key("pending"))
         if raw is None:
             return {}
         if not isinstance(raw, list):
@@ -445,7 +393,7 @@ class MessagingEngine:
         content = Content.from_padded(plain)
         if vouch and (
             content.document is None
-            or not self.directory.vouch(inner.sender, device, content.document)
+            or not self.directory.vouch(inner.sender, device, content.document, now=now)
         ):
             raise _UnknownDeviceError  # rolls back the session and the consumed prekey
         if content.peer is not None and inner.sender != self.keys.identity:
@@ -468,7 +416,7 @@ class MessagingEngine:
                 now,
             )
         elif content.kind != RENEW_KIND:
-            self._push_control(content, inner.sender, device)
+            self._controls.push(content, inner.sender, device)
         events.append(MessageReceived(content, inner.sender, device, new=new))
         return events
 
@@ -504,7 +452,7 @@ class MessagingEngine:
         now: float,
     ) -> tuple[bytes, SessionRecord, bool]:
         assert inner.init is not None
-        prekeys = self._prekeys()
+        prekeys = self._prekeys.load()
         if prekeys is None:
             raise EnvelopeRejectedError
         ad = _ad(inner.sender, device, self.keys.identity, self.keys.device_id)
@@ -520,7 +468,7 @@ class MessagingEngine:
             plain = ratchet.decrypt(inner.message, now=now)
         except (DchatCryptoError, ValueError):
             raise EnvelopeRejectedError from None
-        self._store.put_state(self._key("prekeys"), prekeys.to_bytes())
+        self._prekeys.save(prekeys)
         slot = SessionSlot(ratchet, init_hash=digest)
         if record is None:
             return plain, SessionRecord(inner.sender, slot), False
@@ -553,51 +501,15 @@ class MessagingEngine:
 
     # -- controls --------------------------------------------------------------------
 
-    def _push_control(self, content: Content, sender: IdentityId, device: bytes) -> None:
-        queue = self._control_queue()
-        queue.append([bytes(sender), device, content.to_padded()])
-        self._store.put_state(self._key("controls"), canonical_encode(queue))
-
-    def _control_queue(self) -> list[list[bytes]]:
-        raw = self._load(self._key("controls"))
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            raise EngineStateError("stored control queue is damaged")
-        return raw
-
     def pending_controls(self) -> list[QueuedControl]:
         """Received control messages not yet marked done, oldest first."""
-        result = []
-        for sender, device, padded in self._control_queue():
-            try:
-                content = Content.from_padded(padded)
-            except EnvelopeRejectedError:
-                continue
-            result.append(QueuedControl(content, IdentityId(sender), device))
-        return result
+        return self._controls.pending()
 
     def control_done(self, message_id: MessageId) -> None:
         """The handler of a control message finished (successfully or not)."""
-        with self._store.transaction():
-            queue = self._control_queue()
-            keep = [
-                item for item in queue
-                if Content.from_padded(item[2]).message_id != message_id
-            ]  # fmt: skip
-            if len(keep) != len(queue):
-                self._store.put_state(self._key("controls"), canonical_encode(keep))
+        self._controls.done(message_id)
 
     # -- prekeys ---------------------------------------------------------------------
-
-    def _prekeys(self) -> PrekeySecrets | None:
-        data = self._store.get_state(self._key("prekeys"))
-        if data is None:
-            return None
-        try:
-            return PrekeySecrets.from_bytes(data)
-        except (DchatCryptoError, ValueError):
-            raise EngineStateError("stored prekeys are damaged") from None
 
     def prekey_upload(self, *, held: int | None, now: float) -> PrekeyUpload | None:
         """What to publish at the home relay, if anything.
@@ -611,55 +523,4 @@ class MessagingEngine:
             The bundles to ``pk_put``, or None when the relay is well stocked.
             The private halves are stored before this returns.
         """
-        policy = self._prekey_policy
-        due = self._store.get_state(self._key("prekeys", "rotate"))
-        stocked = held is not None and held >= policy.low_water
-        if stocked and due is not None and now < int.from_bytes(due, "big"):
-            return None  # the common case, without decoding every private prekey
-        with self._store.transaction():
-            secrets = self._prekeys()
-            replace_all = True
-            if secrets is None:
-                secrets = PrekeySecrets.generate(
-                    self.keys.device_key.public_key,
-                    self.keys.exchange_key.public_key,
-                    now=now,
-                    lifetime=policy.lifetime,
-                )
-                count = policy.target
-            elif now >= secrets.expires_at - policy.rotate_before:
-                secrets.prune(now=now)
-                secrets.rotate(now=now, lifetime=policy.lifetime)
-                count = policy.target
-            elif held is None:
-                count = policy.target
-            elif held < policy.low_water:
-                replace_all, count = False, policy.target - held
-            else:
-                self._note_rotation(secrets)
-                return None
-            ids = self._new_one_time(secrets, count)
-            self._store.put_state(self._key("prekeys"), secrets.to_bytes())
-            self._note_rotation(secrets)
-        sign = self.keys.device_key
-        place = {"device_key": self.keys.device_id, "mailbox": bytes(self.keys.mailbox)}
-        return PrekeyUpload(
-            wrap_bundle(secrets.bundle(sign).to_bytes(), **place),
-            tuple(
-                (i, wrap_bundle(secrets.bundle(sign, one_time_prekey_id=i).to_bytes(), **place))
-                for i in ids
-            ),
-            replace_all,
-        )
-
-    def _note_rotation(self, secrets: PrekeySecrets) -> None:
-        """Remember when the next generation is due, so polls need not decode the secrets."""
-        rotate_at = max(0, int(secrets.expires_at - self._prekey_policy.rotate_before))
-        self._store.put_state(self._key("prekeys", "rotate"), rotate_at.to_bytes(8, "big"))
-
-    @staticmethod
-    def _new_one_time(secrets: PrekeySecrets, count: int) -> tuple[int, ...]:
-        try:
-            return secrets.generate_one_time_prekeys(count)
-        except DchatCryptoError:
-            return ()  # the private pool is full: publish the last-resort bundle only
+        return self._prekeys.upload(self.keys, held=held, now=now)

@@ -9,7 +9,10 @@
     ├── BundleRejectedError(PeerError, ValueError)      a prekey bundle is forged, expired,
     │                                                   or not the device's
     ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
-    └── EngineStateError(CallerError)                   the engine's stored state is unusable
+    ├── EngineStateError(CallerError)                   the engine's stored state is unusable
+    └── RequestError(CallerError)                       a message-request or block-list call
+                                                        does not fit the state (``code`` says
+                                                        why: not_found, no_card, corrupt_state)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = (
     "EngineStateError",
     "EnvelopeRejectedError",
     "MalformedEnvelopeError",
+    "RequestError",
 )
 
 
@@ -51,3 +55,16 @@ class ContentError(DchatMessagingError, CallerError, ValueError):
 
 class EngineStateError(DchatMessagingError, CallerError):
     """The engine's stored state is missing or cannot be decoded."""
+
+
+class RequestError(DchatMessagingError, CallerError):
+    """A message-request or block-list operation does not fit the current state.
+
+    Attributes:
+        code: Machine-readable reason (``not_found``, ``no_card``,
+            ``corrupt_state``); a node's API answers with it.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

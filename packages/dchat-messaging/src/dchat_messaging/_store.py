@@ -2,7 +2,7 @@
 
 dchat-storage implements it over the node database
 (:class:`dchat_storage.EngineStore`); the simulator and the tests use an
-in-memory one (``dchat_testing.MemoryMessageStore``). Every call is
+in-memory one (``dchat_messaging.testing.MemoryMessageStore``). Every call is
 synchronous. :meth:`MessageStore.transaction` groups calls into one atomic,
 durable commit: the engine wraps each send and each received envelope in one,
 so a message, its outbox entries and the session state that produced or
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from contextlib import AbstractContextManager
 
-__all__ = ("MessageStore", "OutboxEntry")
+__all__ = ("MessageStore", "OutboxEntry", "StateStore")
 
 
 class OutboxEntry(Protocol):
@@ -43,8 +43,8 @@ class OutboxEntry(Protocol):
     def attempts(self) -> int: ...
 
 
-class MessageStore(Protocol):
-    """Durable state of one node's messaging: key/value state, messages, outbox."""
+class StateStore(Protocol):
+    """Durable key/value state with transactions: all the request policy needs."""
 
     def transaction(self) -> AbstractContextManager[object]:
         """Everything inside commits together when the block exits normally."""
@@ -55,6 +55,10 @@ class MessageStore(Protocol):
     def put_state(self, key: str, value: bytes) -> None: ...
 
     def delete_state(self, key: str) -> None: ...
+
+
+class MessageStore(StateStore, Protocol):
+    """Durable state of one node's messaging: key/value state, messages, outbox."""
 
     def add_message(
         self,

@@ -2,15 +2,21 @@
 
 Theory of operation
 -------------------
-The user drives the real :class:`dchat_messaging.MessagingEngine`, as the
+The user composes the real sans-IO pieces of :mod:`dchat_messaging` as the
 node's user service (``dchat_node._user_service``) does, in the same order of
-steps; only the shell around it is simulated. The engine's durable state is a
+steps: :class:`~dchat_messaging.LocalEngines` (its engine), a
+:class:`~dchat_messaging.DocumentDirectory` (fan-out; the simulated users
+follow no documents, so each has its primary device only) and
+:class:`~dchat_messaging.MessageRequests` (the users exchange cards out of
+band but hold no contacts, so every sender is a stranger and lands as a
+request). Only the shell around them is simulated. Their durable state is a
 :class:`dchat_messaging.testing.MemoryMessageStore` in :class:`UserDurable`: it
 outlives crashes, so what the engine committed survives and the in-flight
 network work (deposits, bundle fetches, the mailbox link) is forgotten at boot.
 
-* **send**: the app's message goes to :meth:`MessagingEngine.send` for the
-  recipient's primary device. Without a session, the device waits for its
+* **send**: the app's message goes through :meth:`LocalEngines.send` to every
+  device the directory lists for the recipient. Without a session, a device
+  waits for its
   prekey bundle: a ``BundleFetch`` (:mod:`._user_requests`) dials the device's
   relay under a fresh link key and sends ``pk_get``; the bundle goes to
   :meth:`MessagingEngine.bundle_received`, which sets up the session and queues
@@ -27,7 +33,8 @@ network work (deposits, bundle fetches, the mailbox link) is forgotten at boot.
   publishes what :meth:`MessagingEngine.prekey_upload` asks for (``pk_put``),
   then fetches. ``disk_latency`` after a batch arrives, each envelope goes to
   :meth:`MessagingEngine.receive` (one transaction each: the app sees a
-  message exactly when it is committed), and only then is the batch
+  message exactly when it is committed, and a stranger's message is noted as
+  a request in the same transaction), and only then is the batch
   acknowledged. A redelivered envelope is refused by the ratchet (its message
   key is spent); the user remembers which message each relay entry carried,
   so it reports that as ``duplicate_dropped``, not ``rejected``.
@@ -49,10 +56,10 @@ from dchat_identity import ContactCard
 from dchat_messaging import (
     BundleRejectedError,
     Content,
-    DeviceAddress,
-    DeviceKeys,
+    DocumentDirectory,
+    LocalEngines,
     MessageReceived,
-    MessagingEngine,
+    MessageRequests,
     Rejected,
     outbox_id,
 )
@@ -66,7 +73,7 @@ from ._user_requests import BundleFetch, Fetcher, Put
 if TYPE_CHECKING:
     from dchat_core import NodeId
     from dchat_identity import Identity
-    from dchat_messaging import EngineEvent
+    from dchat_messaging import DeviceAddress, EngineEvent, MessagingEngine
     from dchat_messaging.testing import MemoryOutboxEntry
 
     from ._loop import Timer
@@ -153,6 +160,8 @@ class UserNode(SimNode):
         card = ContactCard.issue(identity, name=name, relay=home_relay, relay_node=home_relay_node)
         self.durable = UserDurable(identity, card)
         self.params = params or UserParams()
+        self.directory = DocumentDirectory()
+        self.requests = MessageRequests(self.durable.store)
         self.engine = self._new_engine()
         self._in_flight: set[bytes] = set()
         self._fetching: dict[bytes, int] = {}
@@ -165,16 +174,16 @@ class UserNode(SimNode):
         """This user's contact card."""
         return self.durable.card
 
+    engines: LocalEngines
+
     def _new_engine(self) -> MessagingEngine:
-        identity, card = self.durable.identity, self.durable.card
-        keys = DeviceKeys(
-            card.identity_id,
-            identity.signing_key,
-            identity.encryption_key,
-            identity.mailbox_id,
-            card,
-        )
-        return MessagingEngine(keys, self.durable.store, namespace=f"msg.{card.identity_id}")
+        """The engine and request policy over the durable store (at creation and each boot)."""
+        self.requests.load()
+        self.engines = LocalEngines(self.durable.store, self.directory, self.requests.dropped)
+        self.engines.set_main(self.durable.identity, self.durable.card)
+        engine = self.engines.main()
+        assert engine is not None
+        return engine
 
     def boot(self) -> None:
         """Forget in-flight work; start polling, fetching bundles, delivering the outbox."""
@@ -216,10 +225,10 @@ class UserNode(SimNode):
         mid = MessageId(self.rng.randbytes(MessageId.SIZE))
         now = self.clock.now()
         content = Content.text_message(text, now_ms=int(now * 1000), message_id=mid)
-        device = DeviceAddress.primary(recipient)
-        record = SentRecord(bytes(mid).hex(), device.relay_node)
-        self.durable.sent[outbox_id(mid, device.device_id)] = record
-        waiting = self.engine.send(content, [device], now=now)
+        for device in self.directory.devices_of(recipient):
+            record = SentRecord(bytes(mid).hex(), device.relay_node)
+            self.durable.sent[outbox_id(mid, device.device_id)] = record
+        waiting = self.engines.send(self.engine, recipient, content, now=now, copies=True)
         self.observe("submit", mid=bytes(mid).hex(), to=str(recipient.identity_id))
         for address in waiting:
             self._fetch_bundle(address)
@@ -352,6 +361,7 @@ class UserNode(SimNode):
             for event in events:
                 if isinstance(event, MessageReceived):
                     store.put_state(seen, bytes(event.message_id))
+                    self.requests.note(event, known=self.engines.is_me(event.sender))
         for event in events:
             self._report(event, store.get_state(seen))
 
