@@ -49,3 +49,15 @@ def test_lowlevel_is_the_only_public_submodule() -> None:
         name for name, value in vars(dchat_identity).items() if isinstance(value, ModuleType)
     }
     assert {name for name in submodules if not name.startswith("_")} == {"lowlevel"}
+
+
+def test_recovery_agents_and_their_codecs_are_lowlevel() -> None:
+    agents = {
+        "GuardianAgent", "RecoveryAgent", "Outgoing", "ShareMessage", "LookupMessage",
+        "InfoMessage", "RequestMessage", "ApprovalMessage", "VetoMessage", "KIND_SHARE",
+        "follow", "Followed", "check_origin", "answer_lookup", "restored_chain", "first_chain",
+        "RecoveryStateError", "RecoveryRefusedError", "ReplayedRecoveryError",
+        "UnexpectedRecoveryError", "RecoveryLockTooShortError", "decode_map", "encode_map",
+    }  # fmt: skip
+    assert agents <= set(dchat_identity.lowlevel.__all__)
+    assert not agents & set(dchat_identity.__all__)

@@ -18,9 +18,22 @@ kept apart:
   :class:`DeviceAttestation`, :class:`TokenBucket`) and
   :func:`verify_update`, the single-step check behind
   :meth:`dchat_identity.DocumentChain.update`.
+- Guardian recovery and document trust as sans-IO agents for the node's
+  shells: :class:`GuardianAgent` (owner and guardian), :class:`RecoveryAgent`
+  (the recovering node) with their control payloads (:class:`ShareMessage`,
+  :class:`LookupMessage`, :class:`InfoMessage`, :class:`RequestMessage`,
+  :class:`ApprovalMessage`, :class:`VetoMessage`, the ``KIND_*`` names) and
+  the :class:`Outgoing` values they return; the rules for which documents to
+  believe (:func:`follow`, :class:`Followed`, :func:`check_origin`,
+  :func:`check_forwarder`, :func:`answer_lookup`, :func:`first_chain`,
+  :func:`restored_chain` and the ``identity.*`` kinds); the stored maps the
+  agents keep (:data:`Entry`, :data:`EntryMap`, :func:`decode_map`,
+  :func:`encode_map`).
 - Specific errors: the subclasses of :class:`dchat_identity.DocumentChainError`
   and :class:`dchat_identity.RecoveryError`, :class:`ClockSkewError` and
   :class:`IdentityStateError` (a call in the wrong order: fix it, don't catch it).
+  :class:`RecoveryStateError` carries a ``code`` a node answers its API with;
+  :class:`RecoveryRefusedError` and its subclasses refuse a peer's recovery message.
   Catch the family roots exported by :mod:`dchat_identity` instead.
 """
 
@@ -38,49 +51,117 @@ from ._derivation import Purpose as Purpose
 from ._derivation import key_path as key_path
 from ._derivation import phrase_to_seed as phrase_to_seed
 from ._devices import DeviceAttestation as DeviceAttestation
+from ._document_trust import DOCUMENT_KIND as DOCUMENT_KIND
+from ._document_trust import HEAD_KIND as HEAD_KIND
+from ._document_trust import LOOKUP_KIND as LOOKUP_KIND
+from ._document_trust import LOOKUP_MESSAGE as LOOKUP_MESSAGE
+from ._document_trust import PEER_KIND as PEER_KIND
+from ._document_trust import Followed as Followed
+from ._document_trust import answer_lookup as answer_lookup
+from ._document_trust import check_forwarder as check_forwarder
+from ._document_trust import check_origin as check_origin
+from ._document_trust import first_chain as first_chain
+from ._document_trust import follow as follow
+from ._document_trust import restored_chain as restored_chain
 from ._errors import BrokenChainError as BrokenChainError
 from ._errors import ClockSkewError as ClockSkewError
 from ._errors import ForkedDocumentError as ForkedDocumentError
 from ._errors import IdentityStateError as IdentityStateError
 from ._errors import InvalidShareError as InvalidShareError
 from ._errors import NotEnoughApprovalsError as NotEnoughApprovalsError
+from ._errors import RecoveryLockTooShortError as RecoveryLockTooShortError
+from ._errors import RecoveryRefusedError as RecoveryRefusedError
+from ._errors import RecoveryStateError as RecoveryStateError
 from ._errors import ReplayedDocumentError as ReplayedDocumentError
+from ._errors import ReplayedRecoveryError as ReplayedRecoveryError
 from ._errors import StaleDocumentError as StaleDocumentError
 from ._errors import TimeLockedError as TimeLockedError
+from ._errors import UnexpectedRecoveryError as UnexpectedRecoveryError
 from ._errors import VetoedError as VetoedError
+from ._guardian_agent import GUARDIAN_STATE as GUARDIAN_STATE
+from ._guardian_agent import GuardianAgent as GuardianAgent
+from ._guardian_wire import KIND_ALERT as KIND_ALERT
+from ._guardian_wire import KIND_APPROVAL as KIND_APPROVAL
+from ._guardian_wire import KIND_INFO as KIND_INFO
+from ._guardian_wire import KIND_LOOKUP as KIND_LOOKUP
+from ._guardian_wire import KIND_REQUEST as KIND_REQUEST
+from ._guardian_wire import KIND_SHARE as KIND_SHARE
+from ._guardian_wire import KIND_VETO as KIND_VETO
+from ._guardian_wire import ApprovalMessage as ApprovalMessage
+from ._guardian_wire import InfoMessage as InfoMessage
+from ._guardian_wire import LookupMessage as LookupMessage
+from ._guardian_wire import Outgoing as Outgoing
+from ._guardian_wire import RequestMessage as RequestMessage
+from ._guardian_wire import ShareMessage as ShareMessage
+from ._guardian_wire import VetoMessage as VetoMessage
 from ._guardians import GuardianShare as GuardianShare
 from ._hlc import HybridClock as HybridClock
 from ._hlc import Timestamp as Timestamp
 from ._pairing_joiner import PairedDevice as PairedDevice
 from ._recovery import GuardianApproval as GuardianApproval
 from ._recovery import ShareRelease as ShareRelease
+from ._recovery_agent import RECOVERY_STATE as RECOVERY_STATE
+from ._recovery_agent import RecoveryAgent as RecoveryAgent
 from ._recovery_process import RecoveryCertificate as RecoveryCertificate
 from ._slip10 import ExtendedKey as ExtendedKey
 from ._slip39 import combine_shares as combine_shares
 from ._slip39 import split_secret as split_secret
+from ._stored_maps import Entry as Entry
+from ._stored_maps import EntryMap as EntryMap
+from ._stored_maps import decode_map as decode_map
+from ._stored_maps import encode_map as encode_map
 from ._sync import SyncKey as SyncKey
 from ._sync import open_sync_message as open_sync_message
 from ._sync import seal_sync_message as seal_sync_message
 
 __all__ = (
+    "ApprovalMessage",
     "BrokenChainError",
     "COIN_TYPE",
     "ClockSkewError",
+    "DOCUMENT_KIND",
     "DeviceAttestation",
+    "Entry",
+    "EntryMap",
     "ExtendedKey",
+    "Followed",
     "ForkedDocumentError",
+    "GUARDIAN_STATE",
+    "GuardianAgent",
     "GuardianApproval",
     "GuardianShare",
+    "HEAD_KIND",
     "HybridClock",
     "IdentitySeed",
     "IdentityStateError",
+    "InfoMessage",
     "InvalidShareError",
+    "KIND_ALERT",
+    "KIND_APPROVAL",
+    "KIND_INFO",
+    "KIND_LOOKUP",
+    "KIND_REQUEST",
+    "KIND_SHARE",
+    "KIND_VETO",
+    "LOOKUP_KIND",
+    "LOOKUP_MESSAGE",
+    "LookupMessage",
     "NotEnoughApprovalsError",
     "OpKind",
+    "Outgoing",
+    "PEER_KIND",
     "PairedDevice",
     "Purpose",
+    "RECOVERY_STATE",
+    "RecoveryAgent",
     "RecoveryCertificate",
+    "RecoveryLockTooShortError",
+    "RecoveryRefusedError",
+    "RecoveryStateError",
     "ReplayedDocumentError",
+    "ReplayedRecoveryError",
+    "RequestMessage",
+    "ShareMessage",
     "ShareRelease",
     "StaleDocumentError",
     "SyncKey",
@@ -90,11 +171,21 @@ __all__ = (
     "TimeLockedError",
     "Timestamp",
     "TokenBucket",
+    "UnexpectedRecoveryError",
+    "VetoMessage",
     "VetoedError",
+    "answer_lookup",
+    "check_forwarder",
+    "check_origin",
     "combine_shares",
+    "decode_map",
+    "encode_map",
+    "first_chain",
+    "follow",
     "key_path",
     "open_sync_message",
     "phrase_to_seed",
+    "restored_chain",
     "seal_sync_message",
     "split_secret",
     "verify_update",
