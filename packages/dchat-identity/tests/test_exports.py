@@ -64,3 +64,15 @@ def test_the_device_agents_and_their_codecs_are_low_level() -> None:
     }  # fmt: skip
     assert agents | codecs <= set(dchat_identity.lowlevel.__all__)
     assert not (agents | codecs) & set(dchat_identity.__all__)
+
+
+def test_recovery_agents_and_their_codecs_are_lowlevel() -> None:
+    agents = {
+        "GuardianAgent", "RecoveryAgent", "Outgoing", "ShareMessage", "LookupMessage",
+        "InfoMessage", "RequestMessage", "ApprovalMessage", "VetoMessage", "KIND_SHARE",
+        "follow", "Followed", "check_origin", "answer_lookup", "restored_chain", "first_chain",
+        "RecoveryStateError", "RecoveryRefusedError", "ReplayedRecoveryError",
+        "UnexpectedRecoveryError", "RecoveryLockTooShortError", "decode_map", "encode_map",
+    }  # fmt: skip
+    assert agents <= set(dchat_identity.lowlevel.__all__)
+    assert not agents & set(dchat_identity.__all__)

@@ -19,10 +19,15 @@ from typer.testing import CliRunner
 from dchat_core import DecodeLimits, IdentityId, canonical_decode
 from dchat_crypto import PrivateKey, seal
 from dchat_identity import ContactCard, Identity, RecoveryRequest, approve_recovery
-from dchat_identity.lowlevel import GuardianApproval, GuardianShare, ShareRelease
+from dchat_identity.lowlevel import (
+    ApprovalMessage,
+    GuardianApproval,
+    GuardianShare,
+    RequestMessage,
+    ShareRelease,
+)
 from dchat_messaging import Content
 from dchat_node import NodeProcess
-from dchat_node._guardian_wire import ApprovalMessage, RequestMessage
 from dchat_node.cli import app
 from dchat_sdk import ApiError, RemoteClient
 from dchat_storage import open_database

@@ -23,7 +23,13 @@
         ├── TimeLockedError(CallerError)               before the time lock ends / veto too late
         ├── VetoedError(CallerError)                   the current key vetoed the request
         ├── NotEnoughApprovalsError(CallerError)       fewer than the threshold of approvals
-        └── InvalidShareError(PeerError, ValueError)   a recovery share is wrong or corrupt
+        ├── InvalidShareError(PeerError, ValueError)   a recovery share is wrong or corrupt
+        ├── RecoveryStateError(CallerError)            a step does not fit the stored state
+        │                                              (``.code``: not_found, no_recovery, ...)
+        └── RecoveryRefusedError(PeerError)            a peer's recovery message is refused
+            ├── ReplayedRecoveryError                  request or approval seen before
+            ├── UnexpectedRecoveryError                not ours, not from a guardian, stale
+            └── RecoveryLockTooShortError              the request's time lock is below policy
 
 Authentication failures (signatures, MACs, AEAD tags) all raise
 :class:`ForgedRecordError` with one fixed message, never saying which check failed.
@@ -53,10 +59,15 @@ __all__ = (
     "PairingCodeError",
     "RateLimitedError",
     "RecoveryError",
+    "RecoveryLockTooShortError",
+    "RecoveryRefusedError",
+    "RecoveryStateError",
     "ReplayedDocumentError",
+    "ReplayedRecoveryError",
     "RevokedDeviceError",
     "StaleDocumentError",
     "TimeLockedError",
+    "UnexpectedRecoveryError",
     "VetoedError",
     "error_code",
 )
@@ -180,3 +191,33 @@ def error_code(exc: BaseException) -> str:
     """
     name = type(exc).__name__
     return _CODES.get(name, name)
+
+
+class RecoveryStateError(RecoveryError, CallerError):
+    """A guardian or recovery step does not fit the stored state.
+
+    Attributes:
+        code: Machine-readable reason (``not_found``, ``already_approved``,
+            ``stale_request``, ``recovery_in_progress``, ``invalid_recovery``,
+            ``no_recovery``, ``corrupt_state``); the node's API answers with it.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RecoveryRefusedError(RecoveryError, PeerError):
+    """A peer's guardian-recovery message was refused."""
+
+
+class ReplayedRecoveryError(RecoveryRefusedError):
+    """The same request or approval arrived before."""
+
+
+class UnexpectedRecoveryError(RecoveryRefusedError):
+    """The message does not fit the state (not ours, wrong sender, stale)."""
+
+
+class RecoveryLockTooShortError(RecoveryRefusedError):
+    """The request's time lock is shorter than this guardian's policy."""

@@ -33,9 +33,22 @@ kept apart:
   :func:`encode_starter`, :func:`decode_starter`) and sync items
   (:class:`SyncItem`, :class:`Rekey`, :func:`encode_sync_item`,
   :func:`decode_sync_item`, :func:`seal_sync_item`, :func:`open_sync_item`).
+- Guardian recovery and document trust as sans-IO agents for the node's
+  shells: :class:`GuardianAgent` (owner and guardian), :class:`RecoveryAgent`
+  (the recovering node) with their control payloads (:class:`ShareMessage`,
+  :class:`LookupMessage`, :class:`InfoMessage`, :class:`RequestMessage`,
+  :class:`ApprovalMessage`, :class:`VetoMessage`, the ``KIND_*`` names) and
+  the :class:`Outgoing` values they return; the rules for which documents to
+  believe (:func:`follow`, :class:`Followed`, :func:`check_origin`,
+  :func:`check_forwarder`, :func:`answer_lookup`, :func:`first_chain`,
+  :func:`restored_chain` and the ``identity.*`` kinds); the stored maps the
+  agents keep (:data:`Entry`, :data:`EntryMap`, :func:`decode_map`,
+  :func:`encode_map`).
 - Specific errors: the subclasses of :class:`dchat_identity.DocumentChainError`
   and :class:`dchat_identity.RecoveryError`, :class:`ClockSkewError` and
   :class:`IdentityStateError` (a call in the wrong order: fix it, don't catch it).
+  :class:`RecoveryStateError` carries a ``code`` a node answers its API with;
+  :class:`RecoveryRefusedError` and its subclasses refuse a peer's recovery message.
   Catch the family roots exported by :mod:`dchat_identity` instead.
 """
 
@@ -71,17 +84,50 @@ from ._device_wire import rendezvous_keys as rendezvous_keys
 from ._device_wire import seal_sync_item as seal_sync_item
 from ._device_wire import sync_mailbox_key as sync_mailbox_key
 from ._devices import DeviceAttestation as DeviceAttestation
+from ._document_trust import DOCUMENT_KIND as DOCUMENT_KIND
+from ._document_trust import HEAD_KIND as HEAD_KIND
+from ._document_trust import LOOKUP_KIND as LOOKUP_KIND
+from ._document_trust import LOOKUP_MESSAGE as LOOKUP_MESSAGE
+from ._document_trust import PEER_KIND as PEER_KIND
+from ._document_trust import Followed as Followed
+from ._document_trust import answer_lookup as answer_lookup
+from ._document_trust import check_forwarder as check_forwarder
+from ._document_trust import check_origin as check_origin
+from ._document_trust import first_chain as first_chain
+from ._document_trust import follow as follow
+from ._document_trust import restored_chain as restored_chain
 from ._errors import BrokenChainError as BrokenChainError
 from ._errors import ClockSkewError as ClockSkewError
 from ._errors import ForkedDocumentError as ForkedDocumentError
 from ._errors import IdentityStateError as IdentityStateError
 from ._errors import InvalidShareError as InvalidShareError
 from ._errors import NotEnoughApprovalsError as NotEnoughApprovalsError
+from ._errors import RecoveryLockTooShortError as RecoveryLockTooShortError
+from ._errors import RecoveryRefusedError as RecoveryRefusedError
+from ._errors import RecoveryStateError as RecoveryStateError
 from ._errors import ReplayedDocumentError as ReplayedDocumentError
+from ._errors import ReplayedRecoveryError as ReplayedRecoveryError
 from ._errors import StaleDocumentError as StaleDocumentError
 from ._errors import TimeLockedError as TimeLockedError
+from ._errors import UnexpectedRecoveryError as UnexpectedRecoveryError
 from ._errors import VetoedError as VetoedError
 from ._errors import error_code as error_code
+from ._guardian_agent import GUARDIAN_STATE as GUARDIAN_STATE
+from ._guardian_agent import GuardianAgent as GuardianAgent
+from ._guardian_wire import KIND_ALERT as KIND_ALERT
+from ._guardian_wire import KIND_APPROVAL as KIND_APPROVAL
+from ._guardian_wire import KIND_INFO as KIND_INFO
+from ._guardian_wire import KIND_LOOKUP as KIND_LOOKUP
+from ._guardian_wire import KIND_REQUEST as KIND_REQUEST
+from ._guardian_wire import KIND_SHARE as KIND_SHARE
+from ._guardian_wire import KIND_VETO as KIND_VETO
+from ._guardian_wire import ApprovalMessage as ApprovalMessage
+from ._guardian_wire import InfoMessage as InfoMessage
+from ._guardian_wire import LookupMessage as LookupMessage
+from ._guardian_wire import Outgoing as Outgoing
+from ._guardian_wire import RequestMessage as RequestMessage
+from ._guardian_wire import ShareMessage as ShareMessage
+from ._guardian_wire import VetoMessage as VetoMessage
 from ._guardians import GuardianShare as GuardianShare
 from ._hlc import HybridClock as HybridClock
 from ._hlc import Timestamp as Timestamp
@@ -98,10 +144,16 @@ from ._profile_agent import profile_fields as profile_fields
 from ._profile_agent import synced_profile_fields as synced_profile_fields
 from ._recovery import GuardianApproval as GuardianApproval
 from ._recovery import ShareRelease as ShareRelease
+from ._recovery_agent import RECOVERY_STATE as RECOVERY_STATE
+from ._recovery_agent import RecoveryAgent as RecoveryAgent
 from ._recovery_process import RecoveryCertificate as RecoveryCertificate
 from ._slip10 import ExtendedKey as ExtendedKey
 from ._slip39 import combine_shares as combine_shares
 from ._slip39 import split_secret as split_secret
+from ._stored_maps import Entry as Entry
+from ._stored_maps import EntryMap as EntryMap
+from ._stored_maps import decode_map as decode_map
+from ._stored_maps import encode_map as encode_map
 from ._sync import SyncKey as SyncKey
 from ._sync import open_sync_message as open_sync_message
 from ._sync import seal_sync_message as seal_sync_message
@@ -113,24 +165,45 @@ from ._sync_agent import open_ops as open_ops
 from ._sync_agent import state_ops as state_ops
 
 __all__ = (
+    "ApprovalMessage",
     "BrokenChainError",
     "COIN_TYPE",
     "CachedProfile",
     "Certify",
     "ClockSkewError",
+    "DOCUMENT_KIND",
     "DeviceAttestation",
+    "Entry",
+    "EntryMap",
     "ExtendedKey",
+    "Followed",
     "ForkedDocumentError",
+    "GUARDIAN_STATE",
+    "GuardianAgent",
     "GuardianApproval",
     "GuardianShare",
+    "HEAD_KIND",
     "HybridClock",
     "IdentitySeed",
     "IdentityStateError",
+    "InfoMessage",
     "InvalidShareError",
     "JoinedDevice",
+    "KIND_ALERT",
+    "KIND_APPROVAL",
+    "KIND_INFO",
+    "KIND_LOOKUP",
+    "KIND_REQUEST",
+    "KIND_SHARE",
+    "KIND_VETO",
+    "LOOKUP_KIND",
+    "LOOKUP_MESSAGE",
     "LocalDevice",
+    "LookupMessage",
     "NotEnoughApprovalsError",
     "OpKind",
+    "Outgoing",
+    "PEER_KIND",
     "PROFILE_REQUEST_KIND",
     "PROFILE_VIEW_KIND",
     "PairItem",
@@ -139,10 +212,18 @@ __all__ = (
     "PairingSession",
     "ProfileAgent",
     "Purpose",
+    "RECOVERY_STATE",
+    "RecoveryAgent",
     "RecoveryCertificate",
+    "RecoveryLockTooShortError",
+    "RecoveryRefusedError",
+    "RecoveryStateError",
     "Rekey",
     "ReplayedDocumentError",
+    "ReplayedRecoveryError",
+    "RequestMessage",
     "Revocation",
+    "ShareMessage",
     "ShareRelease",
     "StaleDocumentError",
     "SyncAgent",
@@ -156,18 +237,27 @@ __all__ = (
     "TimeLockedError",
     "Timestamp",
     "TokenBucket",
+    "UnexpectedRecoveryError",
+    "VetoMessage",
     "VetoedError",
+    "answer_lookup",
+    "check_forwarder",
+    "check_origin",
     "combine_shares",
     "contact_changes",
+    "decode_map",
     "decode_pair_item",
     "decode_starter",
     "decode_sync_item",
     "device_rows",
+    "encode_map",
     "encode_pair_item",
     "encode_starter",
     "encode_sync_item",
     "error_code",
     "find_devices",
+    "first_chain",
+    "follow",
     "key_path",
     "open_ops",
     "open_sync_item",
@@ -176,6 +266,7 @@ __all__ = (
     "plan_revocation",
     "profile_fields",
     "rendezvous_keys",
+    "restored_chain",
     "seal_sync_item",
     "seal_sync_message",
     "split_secret",

@@ -24,6 +24,7 @@ from dchat_identity import (
     InvalidCardError,
     generate_phrase,
 )
+from dchat_identity.lowlevel import RecoveryRefusedError
 from dchat_messaging import ContentError
 from dchat_storage import DuplicateError, MessageRecord
 
@@ -226,6 +227,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DchatError)
     async def dchat_error(_: Request, exc: DchatError) -> JSONResponse:
+        if isinstance(exc, RecoveryRefusedError):  # named by type, as when it was the node's
+            return _error(400, type(exc).__name__, str(exc))
         if isinstance(exc, InvalidCardError | ContentError | InvalidIdError | DchatIdentityError):
             return _error(400, "invalid_input", str(exc))
         if isinstance(exc, CallerError | PeerError):

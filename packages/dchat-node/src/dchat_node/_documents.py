@@ -1,23 +1,21 @@
-"""Identity documents on a user node: our own chain, and the chains of our contacts.
+"""Identity documents on a user node: the trio shell around the document-trust rules.
 
-Our own document (:class:`dchat_identity.IdentityDocument`) is created lazily
-(version 1 the first time anything needs it) and every change (a device
-linked or revoked, a new guardian set, a profile commitment, a recovery) is a
-successor signed by the identity key. The whole chain is kept sealed at rest
-in the settings table under ``identity.doc.own``.
+Which documents to believe is decided by :mod:`dchat_identity`'s rules
+(:func:`dchat_identity.lowlevel.follow` and its companions: trust on first
+use from the key that sent it, hash-chained updates, refused forks and
+replays, rotations only with the new card). This shell stores the chains,
+sends and routes the ``identity.*`` control messages, and tells the
+messaging directory every chain it believes.
 
-Contacts learn documents from ``identity.document`` control messages: the
-head is sent to a contact when they are added and to every contact when it
-changes. A receiving node keeps a :class:`dchat_identity.DocumentChain` per
-subject (``identity.doc.peer.<id>``). The first document it accepts for a
-subject must be signed by the very key that sent the message (trust on first
-use, like the card exchange); every later one must extend the chain
-(replayed, stale, forked or forged versions are refused with the typed errors
-of :mod:`dchat_identity`). A version whose key differs from the previous one
-is a recovery: :meth:`DocumentService.on_rotation` callbacks hear of it,
-with the card the new key sent along (its new mailbox and relay).
-
-Quiet contacts (those a burner writes to) never receive our document.
+Our own document is created lazily (version 1 the first time anything
+needs it) and every change (a device linked or revoked, a new guardian set,
+a profile commitment, a recovery) is a successor signed by the identity key.
+The whole chain is kept sealed at rest in the settings table under
+``identity.doc.own``; a contact's chain under ``identity.doc.peer.<id>``.
+A version whose key differs from the previous one is a recovery:
+:meth:`DocumentService.on_rotation` callbacks hear of it, with the card the
+new key sent along (its new mailbox and relay). Quiet contacts (those a
+burner writes to) never receive our document.
 """
 
 from __future__ import annotations
@@ -25,16 +23,23 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from dchat_core import DecodeLimits, IdentityId, canonical_decode, canonical_encode
-from dchat_identity import (
-    ContactCard,
-    DocumentChain,
-    ForgedRecordError,
-    Identity,
-    IdentityDocument,
-    MalformedRecordError,
+from dchat_core import IdentityId
+from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocument
+from dchat_identity.lowlevel import (
+    DOCUMENT_KIND,
+    HEAD_KIND,
+    LOOKUP_KIND,
+    LOOKUP_MESSAGE,
+    PEER_KIND,
+    IdentityStateError,
+    ReplayedDocumentError,
+    answer_lookup,
+    check_forwarder,
+    check_origin,
+    first_chain,
+    follow,
+    restored_chain,
 )
-from dchat_identity.lowlevel import BrokenChainError, IdentityStateError, ReplayedDocumentError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -45,12 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ("DOCUMENT_KIND", "HEAD_KIND", "LOOKUP_KIND", "PEER_KIND", "DocumentService")
 
-DOCUMENT_KIND = "identity.document"
-PEER_KIND = "identity.peer"
-LOOKUP_KIND = "identity.lookup"
-HEAD_KIND = "identity.head"
-_LOOKUP = canonical_encode({"v": 1})
-_LOOKUP_LIMITS = DecodeLimits(max_size=64, max_depth=1, max_items=4)
 _OWN = "identity.doc.own"
 _RESTORING = "identity.doc.restoring"
 _PEER = "identity.doc.peer."
@@ -58,9 +57,7 @@ _PEER = "identity.doc.peer."
 _log = logging.getLogger("dchat.documents")
 
 if TYPE_CHECKING:
-    _RotationCallback = Callable[
-        [DocumentChain, IdentityDocument, ContactCard | None], Awaitable[None]
-    ]
+    _RotationCallback = Callable[[DocumentChain, IdentityDocument, ContactCard], Awaitable[None]]
 
 
 class DocumentService:
@@ -95,8 +92,9 @@ class DocumentService:
     def on_rotation(self, callback: _RotationCallback) -> None:
         """Call ``callback(chain, previous_head, sender_card)`` when a contact's key rotates.
 
-        ``sender_card`` is the card that came with the rotated document, if any.
-        A callback that raises refuses the new version (it is not stored).
+        ``sender_card`` is the card that came with the rotated document (a
+        rotation without one is refused before any callback). A callback that
+        raises refuses the new version (it is not stored).
         """
         self._rotation.append(callback)
 
@@ -107,17 +105,8 @@ class DocumentService:
         stored = await self._user.state_get(_OWN)
         if stored is not None:
             return DocumentChain.from_bytes(stored)
-        if await self._user.state_get(_RESTORING) is not None:
-            # A fresh version 1 would fork the history our contacts hold.
-            raise IdentityStateError(
-                "this identity was restored from its phrase: ask contacts for its document "
-                "first (resync)"
-            )
-        identity = self._user.identity
-        genesis = IdentityDocument.genesis(
-            identity.signing_key, identity.encryption_key.public_key, now=self._user.now()
-        )
-        chain = DocumentChain(genesis)
+        restoring = await self._user.state_get(_RESTORING) is not None
+        chain = first_chain(self._user.identity, restoring=restoring, now=self._user.now())
         await self._user.state_put(_OWN, chain.to_bytes())
         self._follow_own(chain)
         return chain
@@ -180,33 +169,27 @@ class DocumentService:
         """
         cards = [await self._user.contact_card(name) for name in names]
         for card in cards:
-            await self._user.send_control(card, LOOKUP_KIND, _LOOKUP)
+            await self._user.send_control(card, LOOKUP_KIND, LOOKUP_MESSAGE)
         return len(cards)
 
     async def _lookup_received(self, message: OpenedMessage, _identity: Identity) -> None:
-        if canonical_decode(message.data, _LOOKUP_LIMITS) != {"v": 1}:
-            raise MalformedRecordError("an identity lookup is {'v': 1}")
         chain = await self.peer_chain(message.sender)
-        if chain is None or IdentityId.derive(chain.identity_key.to_bytes()) != message.sender:
-            # We answer only the key that signs the chain we follow for it.
-            raise IdentityStateError("no document of the asking identity is followed here")
+        head = answer_lookup(chain, message.data, message.sender)
         card = await self._user.card_of(message.sender)
         if card is None:
             raise IdentityStateError("identity lookups are answered for contacts only")
-        await self._user.send_control(card, HEAD_KIND, chain.head.to_bytes())
+        await self._user.send_control(card, HEAD_KIND, head.to_bytes())
 
     async def _head_received(self, message: OpenedMessage, identity: Identity) -> None:
-        doc = IdentityDocument.from_bytes(message.data)
-        if doc.identity_key != identity.signing_key.public_key:
-            raise ForgedRecordError  # only our own key can have signed our document
-        if doc.subject != identity.identity_id or identity is not self._user.identity:
-            raise BrokenChainError("that document is not this identity's")
         stored = await self._user.state_get(_OWN)
-        if stored is not None and DocumentChain.from_bytes(stored).head.seq >= doc.seq:
-            return  # an older or equal version: keep ours (answers race; the newest wins)
-        await self.replace_own(DocumentChain(doc))
+        own = None if stored is None else DocumentChain.from_bytes(stored)
+        main = identity is self._user.identity
+        chain = restored_chain(identity, own, message.data, main=main)
+        if chain is None:
+            return
+        await self.replace_own(chain)
         await self._user.state_delete(_RESTORING)
-        _log.info("restored our identity document", extra={"seq": doc.seq})
+        _log.info("restored our identity document", extra={"seq": chain.head.seq})
 
     # -- contacts' documents ----------------------------------------------------
 
@@ -217,8 +200,7 @@ class DocumentService:
 
     async def _received(self, message: OpenedMessage, _identity: Identity | None) -> None:
         doc = IdentityDocument.from_bytes(message.data)
-        if IdentityId.derive(doc.identity_key.to_bytes()) != message.sender:
-            raise ForgedRecordError  # a document must come from the key it names
+        check_origin(doc, message.sender)
         await self._follow_peer(doc, message.sender_card)
 
     async def _learned(self, sender: IdentityId, data: bytes) -> None:
@@ -231,9 +213,7 @@ class DocumentService:
 
     async def _peer_received(self, message: OpenedMessage, _identity: Identity | None) -> None:
         """One of our own devices forwards a contact's document it follows."""
-        own = self._user.directory.own_identity
-        if own is None or message.sender != own:
-            raise ForgedRecordError  # only our own devices forward documents
+        check_forwarder(message.sender, self._user.directory.own_identity)
         doc = IdentityDocument.from_bytes(message.data)
         try:
             await self._follow_peer(doc, None, forward=False)
@@ -251,17 +231,11 @@ class DocumentService:
         self, doc: IdentityDocument, sender_card: ContactCard | None, *, forward: bool = True
     ) -> None:
         chain = await self.peer_chain(doc.subject)
-        now = self._user.now()
-        if chain is None:
-            if doc.recovery is not None:
-                raise BrokenChainError("a recovered identity must extend a chain we follow")
-            chain = DocumentChain(doc, now=now)
-        else:
-            previous = chain.head
-            chain.update(doc, now=now)
-            if doc.identity_key != previous.identity_key:
-                for callback in self._rotation:
-                    await callback(chain, previous, sender_card)
+        followed = follow(chain, doc, card=sender_card, now=self._user.now())
+        chain = followed.chain
+        if followed.rotated_from is not None and sender_card is not None:
+            for callback in self._rotation:
+                await callback(chain, followed.rotated_from, sender_card)
         await self._user.state_put(_PEER + str(doc.subject), chain.to_bytes())
         self._user.directory.set_chain(chain)
         _log.info("accepted an identity document", extra={"seq": doc.seq})

@@ -20,7 +20,7 @@ from dchat_identity import (
     approve_recovery,
     setup_guardians,
 )
-from dchat_node._guardian_wire import (
+from dchat_identity.lowlevel import (
     ApprovalMessage,
     InfoMessage,
     LookupMessage,

@@ -1,4 +1,4 @@
-"""Control payloads of guardian recovery, and the node's recovery errors.
+"""Control payloads of guardian recovery, and what an agent asks its shell to send.
 
 Each payload is a canonical CBOR map with ``"v": 1``, carried by a sealed
 control message (``Content.control``) of its kind; ``docs/protocol.md`` lists
@@ -6,13 +6,8 @@ them byte by byte. Decoding is strict and total: any malformed input raises a
 :class:`dchat_core.DecodeError` or a :mod:`dchat_identity` error, never
 anything else, and never returns a partial object.
 
-Errors (all refuse a peer's message, which the mailbox counts by type)::
-
-    DchatNodeError
-    └── RecoveryRefusedError(PeerError)            a recovery message is refused
-        ├── ReplayedRecoveryError                  request or approval seen before
-        ├── UnexpectedRecoveryError                not ours, not from a guardian, stale
-        └── RecoveryLockTooShortError              the request's time lock is below policy
+The guardian and recovery agents do no I/O: they return :class:`Outgoing`
+values (a card, a kind, a payload) that the node sends as control messages.
 """
 
 from __future__ import annotations
@@ -25,20 +20,14 @@ from dchat_core import (
     DecodeLimits,
     Fields,
     IdentityId,
-    PeerError,
     canonical_decode,
     canonical_encode,
 )
-from dchat_identity import (
-    ContactCard,
-    GuardianSet,
-    IdentityDocument,
-    RecoveryRequest,
-    RecoveryVeto,
-)
-from dchat_identity.lowlevel import GuardianApproval, GuardianShare, ShareRelease
 
-from ._errors import DchatNodeError
+from ._card import ContactCard
+from ._document import IdentityDocument
+from ._guardians import GuardianSet, GuardianShare
+from ._recovery import GuardianApproval, RecoveryRequest, RecoveryVeto, ShareRelease
 
 __all__ = (
     "KIND_ALERT",
@@ -51,12 +40,9 @@ __all__ = (
     "ApprovalMessage",
     "InfoMessage",
     "LookupMessage",
-    "RecoveryLockTooShortError",
-    "RecoveryRefusedError",
-    "ReplayedRecoveryError",
+    "Outgoing",
     "RequestMessage",
     "ShareMessage",
-    "UnexpectedRecoveryError",
     "VetoMessage",
 )
 
@@ -72,20 +58,13 @@ _LIMITS: Final = DecodeLimits(max_size=48_000, max_depth=2, max_items=16)
 _CARD_MAX: Final = 2048
 
 
-class RecoveryRefusedError(DchatNodeError, PeerError):
-    """A guardian-recovery message was refused."""
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A control payload an agent wants sent: ``data`` of ``kind`` to ``card``."""
 
-
-class ReplayedRecoveryError(RecoveryRefusedError):
-    """The same request or approval arrived before."""
-
-
-class UnexpectedRecoveryError(RecoveryRefusedError):
-    """The message does not fit this node's state (not ours, wrong sender, stale)."""
-
-
-class RecoveryLockTooShortError(RecoveryRefusedError):
-    """The request's time lock is shorter than this guardian's policy."""
+    card: ContactCard
+    kind: str
+    data: bytes
 
 
 def _fields(data: bytes, what: str, names: set[str]) -> Fields:
