@@ -52,8 +52,8 @@ from dchat_chain import Transaction
 from dchat_chain.lowlevel import tx_hash
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess, running_validators
-from dchat_node._validator_keys import load_wallet
-from dchat_node._validator_testnet import NetPlan, init_testnet
+from dchat_node.validator._keys import load_wallet
+from dchat_node.validator._testnet import NetPlan, init_testnet
 
 if TYPE_CHECKING:
     import argparse

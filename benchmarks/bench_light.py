@@ -33,9 +33,9 @@ from dchat_chain._light_sim import SignedChain
 from dchat_chain.lowlevel import genesis_anchor
 from dchat_core import canonical_encode
 from dchat_crypto import bls_verify
-from dchat_node._light_reader import WalletLightReader
-from dchat_node._validator_keys import ValidatorKeys
-from dchat_node._validator_testnet import NetPlan, _currency_genesis
+from dchat_node.validator._keys import ValidatorKeys
+from dchat_node.validator._testnet import NetPlan, _currency_genesis
+from dchat_node.wallet._light import WalletLightReader
 
 if TYPE_CHECKING:
     import argparse

@@ -15,8 +15,8 @@ import hashlib
 from dchat_chain.lowlevel import PeerTag, Vote, VoteKind, decode_message
 from dchat_core import DchatError
 from dchat_node import _validator_api
-from dchat_node._validator_service import ValidatorService
 from dchat_node.cli import node_main
+from dchat_node.validator._service import ValidatorService
 
 
 class DoubleSigningService(ValidatorService):

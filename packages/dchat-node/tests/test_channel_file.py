@@ -12,8 +12,8 @@ import pytest
 
 from dchat_crypto import KdfParams, SigningKey
 from dchat_node import ConfigError
-from dchat_node._channel_file import ChannelFile
-from dchat_node._validator_keys import write_wallet
+from dchat_node.validator._keys import write_wallet
+from dchat_node.wallet._channel_file import ChannelFile
 
 SECRET = b"channel book passphrase"
 

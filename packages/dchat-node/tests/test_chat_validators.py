@@ -20,9 +20,9 @@ from dchat_chain.lowlevel import solve_pow, verify_proof
 from dchat_core import IdentityId, canonical_decode
 from dchat_crypto import KdfParams, SigningKey
 from dchat_node import NodeProcess
-from dchat_node._validator_keys import load_wallet
-from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import node_app
+from dchat_node.validator._keys import load_wallet
+from dchat_node.validator._testnet import NetPlan, init_testnet
 
 PASSPHRASE = "chat chain test passphrase"
 POW_BITS = 10

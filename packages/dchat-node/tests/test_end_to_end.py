@@ -11,7 +11,7 @@ from rich.console import Console
 
 from dchat_identity import ContactCard
 from dchat_node import NodeProcess
-from dchat_node._demo import run_demo
+from dchat_node.cli._demo import run_demo
 from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from dchat_chain.lowlevel import (
     encode_light_state,
 )
 from dchat_crypto import BlsSecretKey, SigningKey
-from dchat_node._light_reader import WalletLightReader, read_state, state_path, write_state
+from dchat_node.wallet._light import WalletLightReader, read_state, state_path, write_state
 
 
 def _set() -> ValidatorSet:

@@ -32,9 +32,9 @@ from dchat_chain import CommitCertificate
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess, running_validators
-from dchat_node._light_reader import read_state
-from dchat_node._validator_testnet import NetPlan, init_testnet
 from dchat_node.cli import app
+from dchat_node.validator._testnet import NetPlan, init_testnet
+from dchat_node.wallet._light import read_state
 from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow

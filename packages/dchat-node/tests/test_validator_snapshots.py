@@ -33,8 +33,8 @@ from dchat_chain.lowlevel import (
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams, bls_aggregate
 from dchat_node import NodeProcess
-from dchat_node._validator_keys import load_validator_keys, load_wallet
-from dchat_node._validator_testnet import CURRENCY_GENESIS, NetPlan, init_testnet
+from dchat_node.validator._keys import load_validator_keys, load_wallet
+from dchat_node.validator._testnet import CURRENCY_GENESIS, NetPlan, init_testnet
 from dchat_storage import ChainBlockLog, Database, open_database
 
 PASSPHRASE = "snapshot test passphrase"

@@ -18,9 +18,9 @@ import pytest
 from dchat_chain import Transaction
 from dchat_crypto import KdfParams
 from dchat_node import ConfigError, NodeProcess
-from dchat_node._validator_keys import load_validator_keys, load_wallet
-from dchat_node._validator_testnet import NetPlan, init_testnet
-from dchat_node._validator_wire import parse_peer
+from dchat_node.validator._keys import load_validator_keys, load_wallet
+from dchat_node.validator._testnet import NetPlan, init_testnet
+from dchat_node.validator._wire import parse_peer
 from dchat_testing import holds_for, wait_stable, wait_until
 
 PASSPHRASE = "validator test passphrase"

@@ -37,25 +37,25 @@ from hypercorn.trio import serve as hypercorn_serve
 from dchat_core import Clock, NodeId, SystemClock
 from dchat_storage import Database, LockedError, open_database
 
-from ._api import create_app
 from ._datadir_lock import datadir_lock
 from ._errors import ConfigError, NodeStateError
 from ._files import write_private
 from ._lifecycle import LifecycleTask, policy_for
-from ._relay_role import RelayRole
 from ._store import AsyncStore
-from ._user_role import UserRole
-from ._validator_role import ValidatorRole
+from .api._app import create_app
+from .relay._role import RelayRole
+from .user._role import UserRole
+from .validator._role import ValidatorRole
 
 if TYPE_CHECKING:
-    from ._burner_service import BurnerService
-    from ._documents import DocumentService
-    from ._guardian_service import GuardianService
-    from ._requests_service import RequestService
-    from ._user_role import IdentityFeatures
-    from ._user_service import UserService
-    from ._validator_service import ValidatorService
     from .config import NodeConfig
+    from .user._burners import BurnerService
+    from .user._documents import DocumentService
+    from .user._guardians import GuardianService
+    from .user._requests import RequestService
+    from .user._role import IdentityFeatures
+    from .user._service import UserService
+    from .validator._service import ValidatorService
 
 __all__ = ("Node", "build_node", "run_node")
 

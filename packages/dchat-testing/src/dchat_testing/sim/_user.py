@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 The user composes the real sans-IO pieces of :mod:`dchat_messaging` as the
-node's user service (``dchat_node._user_service``) does, in the same order of
+node's user service (``dchat_node.user._service``) does, in the same order of
 steps: :class:`~dchat_messaging.LocalEngines` (its engine), a
 :class:`~dchat_messaging.DocumentDirectory` (fan-out; the simulated users
 follow no documents, so each has its primary device only) and

@@ -1,0 +1,236 @@
+"""The node's local HTTP API (FastAPI), served on loopback behind a bearer token.
+
+Every error answer has one shape: ``{"error": {"code": str, "message": str}}``.
+``/health`` is open (it says nothing but "alive"); everything else needs the
+token from the node's ``api.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_core import CallerError, DchatError, IdentityId, InvalidIdError, MessageId, PeerError
+from dchat_identity import (
+    DchatIdentityError,
+    IdentityDocument,
+    InvalidCardError,
+    generate_phrase,
+)
+from dchat_identity.lowlevel import RecoveryRefusedError
+from dchat_messaging import ContentError
+from dchat_storage import DuplicateError, MessageRecord
+
+from .._errors import NodeStateError
+from ._burners import add_burner_routes
+from ._guardians import add_guardian_routes
+from ._identity import add_identity_routes, identity_json
+from ._requests import add_request_routes
+from ._validator import add_chain_routes
+
+if TYPE_CHECKING:
+    from .._runtime import Node
+
+__all__ = ("create_app",)
+
+_STATE_STATUS = {
+    "no_identity": 409,
+    "invalid_request": 422,
+    "identity_exists": 409,
+    "no_relay": 409,
+    "unknown_contact": 404,
+    "wrong_role": 404,
+    "wrong_chain": 404,
+    "not_found": 404,
+    "unknown_device": 404,
+    "no_pairing": 404,
+    "rate_limited": 429,
+    "burner_expired": 410,
+    "not_ready": 503,
+    "no_card": 409,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateIdentity(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    # True: derive the keys from a new BIP-39 phrase, returned once in the answer.
+    recovery_phrase: bool = False
+    # Restore the identity of this phrase (then ask contacts: /v1/identity/resync).
+    restore_phrase: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class Resync(_Strict):
+    contacts: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=64
+    )
+
+
+class AddContact(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    card: str = Field(min_length=1, max_length=4096)
+
+
+class SendMessage(_Strict):
+    to: str = Field(min_length=1, max_length=128)
+    text: str = Field(min_length=1, max_length=16000)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(node: Node, token: str) -> FastAPI:
+    """Build the API for ``node``, guarded by ``token``."""
+    app = FastAPI(title="dchat node", version="0.1.0", docs_url=None, redoc_url=None)
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        expected = f"Bearer {token}".encode()
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
+            raise NodeStateError("unauthorized", "missing or wrong bearer token")
+
+    auth = [Depends(authorized)]
+    _install_error_handlers(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "role": node.config.role}
+
+    @app.get("/status", dependencies=auth)
+    async def status() -> dict[str, Any]:
+        return await node.status()
+
+    @app.post("/v1/identity", dependencies=auth, status_code=201)
+    async def create_identity(body: CreateIdentity) -> dict[str, Any]:
+        if body.recovery_phrase and body.restore_phrase is not None:
+            raise NodeStateError("invalid_request", "ask for a new phrase or restore one, not both")
+        phrase = generate_phrase() if body.recovery_phrase else body.restore_phrase
+        identity = await node.user.create_identity(body.name, phrase=phrase)
+        if body.restore_phrase is not None:
+            await node.documents.mark_restoring()
+        answer: dict[str, Any] = {
+            "identity_id": str(identity.identity_id),
+            "card": node.user.card.to_text(),
+        }
+        if body.recovery_phrase:
+            answer["recovery_phrase"] = phrase
+        return answer
+
+    @app.get("/v1/identity", dependencies=auth)
+    async def get_identity() -> dict[str, Any]:
+        return await identity_json(node)
+
+    @app.get("/v1/identity/document", dependencies=auth)
+    async def own_document() -> dict[str, Any]:
+        return document_json(await node.documents.head())
+
+    @app.post("/v1/identity/resync", dependencies=auth, status_code=202)
+    async def resync(body: Resync) -> dict[str, Any]:
+        return {"asked": await node.documents.resync(body.contacts)}
+
+    @app.get("/v1/documents/{identity_id}", dependencies=auth)
+    async def peer_document(
+        identity_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+    ) -> dict[str, Any]:
+        chain = await node.documents.peer_chain(IdentityId.parse(identity_id))
+        if chain is None:
+            raise NodeStateError("not_found", "no document received for that identity")
+        return document_json(chain.head)
+
+    @app.post("/v1/contacts", dependencies=auth, status_code=201)
+    async def add_contact(body: AddContact) -> dict[str, Any]:
+        record = await node.user.add_contact(body.name, body.card)
+        return {"name": record.name, "identity_id": record.identity_id}
+
+    @app.get("/v1/contacts", dependencies=auth)
+    async def list_contacts() -> dict[str, Any]:
+        contacts = await node.user.contacts()
+        return {"contacts": [{"name": c.name, "identity_id": c.identity_id} for c in contacts]}
+
+    @app.post("/v1/messages", dependencies=auth, status_code=202)
+    async def send_message(body: SendMessage) -> dict[str, Any]:
+        mid = await node.user.send(body.to, body.text)
+        return {"message_id": str(mid)}
+
+    @app.get("/v1/messages", dependencies=auth)
+    async def list_messages(
+        peer: Annotated[str | None, Query(max_length=128)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        rows = await node.user.messages(peer, limit)
+        if peer is None:  # the inbox: message requests wait in /v1/requests
+            pending = node.requests.pending()
+            rows = [(record, name) for record, name in rows if record.peer_id not in pending]
+        return {"messages": [_message_json(record, name) for record, name in rows]}
+
+    add_chain_routes(app, node, auth)
+    add_identity_routes(app, node, auth)
+    add_guardian_routes(app, node, auth)
+    add_burner_routes(app, node, auth)
+    add_request_routes(app, node, auth)
+    return app
+
+
+def document_json(doc: IdentityDocument) -> dict[str, Any]:
+    """A document's summary and its signed bytes (base64url, unpadded)."""
+    return {
+        "subject": str(doc.subject),
+        "seq": doc.seq,
+        "identity_key": doc.identity_key.to_bytes().hex(),
+        "issued_ms": doc.issued_ms,
+        "devices": [cert.device_key.to_bytes().hex() for cert in doc.devices],
+        "revoked": len(doc.revoked),
+        "guardians": doc.guardians.hex(),
+        "profile": doc.profile.hex(),
+        "recovered": doc.recovery is not None,
+        "document": base64.urlsafe_b64encode(doc.to_bytes()).rstrip(b"=").decode(),
+    }
+
+
+def _message_json(record: MessageRecord, name: str | None) -> dict[str, Any]:
+    return {
+        "message_id": str(MessageId(record.message_id)),
+        "direction": record.direction,
+        "peer_id": record.peer_id,
+        "peer_name": name,
+        "text": record.body,
+        "sent_at": record.sent_at,
+        "stored_at": record.stored_at,
+    }
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NodeStateError)
+    async def state_error(_: Request, exc: NodeStateError) -> JSONResponse:
+        status = 401 if exc.code == "unauthorized" else _STATE_STATUS.get(exc.code, 409)
+        return _error(status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(DuplicateError)
+    async def duplicate(_: Request, exc: DuplicateError) -> JSONResponse:
+        return _error(409, "duplicate", str(exc))
+
+    @app.exception_handler(DchatError)
+    async def dchat_error(_: Request, exc: DchatError) -> JSONResponse:
+        if isinstance(exc, RecoveryRefusedError):  # named by type, as when it was the node's
+            return _error(400, type(exc).__name__, str(exc))
+        if isinstance(exc, InvalidCardError | ContentError | InvalidIdError | DchatIdentityError):
+            return _error(400, "invalid_input", str(exc))
+        if isinstance(exc, CallerError | PeerError):
+            return _error(400, type(exc).__name__, str(exc))
+        return _error(503, "unavailable", "the node could not complete the request")

@@ -1,0 +1,316 @@
+"""Chain routes of the node API (validator role).
+
+Routes (bearer token like the rest of the API; binary values are hex):
+
+* ``GET  /v1/chain/status``: height, last block hash, app hash, round, validator set, peers
+* ``GET  /v1/chain/blocks/{height}``: header, transaction hashes, commit certificate
+* ``GET  /v1/chain/headers?from=H&limit=N``: up to N (at most 64) canonical headers
+  from H with their commit certificates and, where a header changes the
+  validator set, the new set (what a light client needs; docs/protocol.md §15)
+* ``GET  /v1/chain/txs/{hash}``: ``committed`` (height, index, code), ``pending`` or ``unknown``
+* ``POST /v1/chain/txs``: ``{"txs": [hex, ...]}`` (at most 2,048) into the mempool
+* ``GET  /v1/chain/accounts/{key}``: balance and nonce with a Merkle proof against
+  the app hash after block ``height`` (the *certified* state: header
+  ``height + 1``, stored with its certificate, carries that app hash), and
+  ``next_nonce``: the nonce the account's next transaction should carry (the
+  newest committed nonce advanced past
+  the account's transactions queued in this node's mempool; not covered by
+  the proof)
+* ``GET  /v1/chain/channels/{id}``: a payment channel's on-chain record (or null)
+  with a Merkle proof (currency chain)
+* ``GET  /v1/chain/identities/{id}``, ``GET /v1/chain/relays/{id}``: an identity's
+  registration record, a relay's directory entry (or null) with a Merkle proof
+  (chat chain)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from fastapi import Path as PathParam
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_chain.lowlevel import (
+    MAX_HEADERS,
+    CorruptStoreError,
+    NotCertifiedError,
+    account_key,
+    answer_fields,
+    certified_height,
+    certified_query,
+    headers_page,
+    tx_hash,
+    verify_proof,
+)
+from dchat_core import canonical_decode
+
+from .._errors import NodeStateError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from fastapi import FastAPI
+    from fastapi.params import Depends
+
+    from dchat_chain import Block, CommitCertificate
+    from dchat_chain.lowlevel import AppQueryResult
+
+    from .._runtime import Node
+    from ..validator._service import ValidatorService
+
+__all__ = ("add_chain_routes",)
+
+T = TypeVar("T")
+
+HEX_32 = r"^[0-9a-f]{64}$"
+
+
+class SubmitTxs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    txs: list[Annotated[str, Field(max_length=2 * 32768, pattern=r"^([0-9a-f]{2})+$")]] = Field(
+        min_length=1, max_length=2048
+    )
+
+
+def _service(node: Node) -> ValidatorService:
+    return node.validator
+
+
+def chain_status(service: ValidatorService) -> dict[str, Any]:
+    """The ``/v1/chain/status`` document."""
+    engine = service.engine
+    state = engine.state
+    return {
+        "chain_id": state.chain_id,
+        "app": service.app.kind,
+        "height": state.height - 1,
+        "last_block_hash": state.last_block_hash.hex(),
+        "app_hash": state.app_hash.hex(),
+        "round": engine.round,
+        "step": engine.step.name.lower(),
+        "validators": [
+            {
+                "id": v.validator_id.hex(),
+                "account": v.signing_key.to_bytes().hex(),
+                "power": v.power,
+            }
+            for v in state.validators.validators
+        ],
+        "mempool": len(service.app.mempool),
+        "peers": [
+            {"node_id": str(p.address.node_id), "connected": p.connected, "dropped": p.dropped}
+            for p in service.peers
+        ],
+        "evidence": len(service.evidence),
+        "rejected": service.rejected,
+        "certified_height": certified_height(service.app, service.blocks.height()),
+    }
+
+
+def proven(service: ValidatorService, key: bytes) -> AppQueryResult:
+    """``key`` in the newest state a stored, certified header proves (``certified_query``)."""
+    try:
+        return certified_query(service.app, service.blocks.height(), key)
+    except NotCertifiedError as exc:
+        raise NodeStateError("not_ready", str(exc)) from None
+
+
+async def _read_store(node: Node, read: Callable[..., T], *args: Any) -> T:
+    """Run a block-store read in the store's worker thread; a damaged store is ``corrupt_store``."""
+    try:
+        return await node.store.run(read, *args)
+    except CorruptStoreError as exc:
+        raise NodeStateError("corrupt_store", str(exc)) from None
+
+
+def _cert_json(cert: CommitCertificate | None) -> dict[str, Any] | None:
+    if cert is None:
+        return None
+    return {
+        "height": cert.height,
+        "round": cert.round,
+        "block_hash": cert.block_hash.hex(),
+        "signers": cert.signers.hex(),
+        "signature": cert.signature.to_bytes().hex(),
+    }
+
+
+def block_json(
+    block: Block, cert: CommitCertificate | None, txs: Sequence[bytes]
+) -> dict[str, Any]:
+    """A block as the API shows it."""
+    h = block.header
+    return {
+        "height": h.height,
+        "hash": block.hash().hex(),
+        "round": h.round,
+        "time_ms": h.time_ms,
+        "prev_block_hash": h.prev_block_hash.hex(),
+        "txs_root": h.txs_root.hex(),
+        "app_hash": h.app_hash.hex(),
+        "validators_hash": h.validators_hash.hex(),
+        "proposer": h.proposer_id.hex(),
+        "txs": [t.hex() for t in txs],
+        "certificate": _cert_json(cert),
+    }
+
+
+def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
+    """Install the ``/v1/chain`` routes on ``app``."""
+
+    @app.get("/v1/chain/status", dependencies=auth)
+    async def status() -> dict[str, Any]:
+        return chain_status(_service(node))
+
+    @app.get("/v1/chain/blocks/{height}", dependencies=auth)
+    async def block(height: Annotated[int, PathParam(ge=1, le=1 << 53)]) -> dict[str, Any]:
+        service = _service(node)
+        loaded = await _read_store(node, service.blocks.range, height, 1)
+        if not loaded:
+            raise NodeStateError("not_found", f"no block at height {height}")
+        blk, cert = loaded[0]
+        return block_json(blk, cert, [tx_hash(t) for t in blk.txs])
+
+    @app.get("/v1/chain/headers", dependencies=auth)
+    async def headers(
+        start: Annotated[int, Query(alias="from", ge=1, le=1 << 53)],
+        limit: Annotated[int, Query(ge=1, le=MAX_HEADERS)] = MAX_HEADERS,
+    ) -> dict[str, Any]:
+        service = _service(node)
+        return await _read_store(
+            node, headers_page, service.blocks, service.sets, service.app.chain_id, start, limit
+        )
+
+    @app.get("/v1/chain/txs/{digest}", dependencies=auth)
+    async def tx_status(digest: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        service = _service(node)
+        raw = bytes.fromhex(digest)
+        found = service.app.index.get(raw)
+        if found is not None:
+            return {
+                "hash": digest,
+                "status": "committed",
+                "height": found.height,
+                "index": found.index,
+                "code": found.code,
+                "log": found.log,
+            }
+        state = "pending" if raw in service.app.mempool else "unknown"
+        return {"hash": digest, "status": state}
+
+    @app.post("/v1/chain/txs", dependencies=auth, status_code=202)
+    async def submit(body: SubmitTxs) -> dict[str, Any]:
+        results = await _service(node).submit([bytes.fromhex(t) for t in body.txs])
+        return {"results": results}
+
+    @app.get("/v1/chain/accounts/{key}", dependencies=auth)
+    async def account(key: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        service = _service(node)
+        doc, value = _proved(service, account_key(bytes.fromhex(key)))
+        balance, nonce = (
+            (0, 0) if value is None else (int.from_bytes(value[:8]), int.from_bytes(value[8:]))
+        )
+        return {
+            "account": key,
+            "balance": balance,
+            "nonce": nonce,
+            "next_nonce": _next_nonce(service, bytes.fromhex(key)),
+            **doc,
+            "validator": _validator_record(service, bytes.fromhex(key)),
+        }
+
+    @app.get("/v1/chain/channels/{chan}", dependencies=auth)
+    async def channel(chan: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return channel_json(_on_chain(_service(node), "currency"), bytes.fromhex(chan))
+
+    @app.get("/v1/chain/identities/{ident}", dependencies=auth)
+    async def identity(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return identity_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
+
+    @app.get("/v1/chain/relays/{ident}", dependencies=auth)
+    async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
+        return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
+
+
+def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/channels/{id}`` document: the record, its proof and the root."""
+    answer = proven(service, b"chan/" + chan)
+    value = answer.value
+    record = None
+    if value is not None:
+        raw = canonical_decode(value)
+        record = {
+            "a": raw["a"].hex(),
+            "b": raw["b"].hex(),
+            "deposit_a": raw["da"],
+            "deposit_b": raw["db"],
+            "status": "open" if raw["st"] == 0 else "closing",
+            "seq": raw["seq"],
+            "balance_a": raw["ba"],
+            "balance_b": raw["bb"],
+            "closer": raw["closer"].hex() if "closer" in raw else None,
+            "until": raw.get("until"),
+        }
+    return {"channel": chan.hex(), **answer_fields(answer), "record": record}
+
+
+def _proved(service: ValidatorService, key: bytes) -> tuple[dict[str, Any], bytes | None]:
+    """A committed value's proof document and the value (None if absent)."""
+    answer = proven(service, key)
+    value = answer.value
+    doc = {
+        **answer_fields(answer),
+        "proof_valid": verify_proof(answer.app_hash, answer.key, value, answer.proof),
+    }
+    return doc, value
+
+
+def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/identities/{id}`` document (chat chain, ``id/<id>``)."""
+    doc, value = _proved(service, b"id/" + identity)
+    record = None
+    if value is not None:
+        raw = canonical_decode(value)
+        record = {
+            "key": raw["key"].hex(),
+            "document": raw["doc"].hex(),
+            "version": raw["ver"],
+            "guardians": [g.hex() for g in raw["g"]],
+            "threshold": raw["th"],
+        }
+    return {"identity": identity.hex(), **doc, "record": record}
+
+
+def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
+    """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
+    doc, value = _proved(service, b"relay/" + identity)
+    record = None
+    if value is not None:
+        raw = canonical_decode(value)
+        record = {
+            "endpoint": raw["ep"],
+            "region": raw["region"],
+            "stake_ref": raw["stake"].hex(),
+            "receipt_batches": raw["n"],
+        }
+    return {"identity": identity.hex(), **doc, "record": record}
+
+
+def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:
+    if service.app.kind != kind:
+        raise NodeStateError("wrong_chain", f"this validator runs the {service.app.kind} chain")
+    return service
+
+
+def _next_nonce(service: ValidatorService, owner: bytes) -> int:
+    # From the newest committed state, not the certified one a block behind it.
+    return service.app.mempool.next_nonce(owner, service.app.inner.account(owner).nonce)
+
+
+def _validator_record(service: ValidatorService, owner: bytes) -> dict[str, Any] | None:
+    raw = service.app.query(b"val/" + owner).value
+    if raw is None:
+        return None
+    record = canonical_decode(raw)
+    return {"stake": record["stake"], "power": record["power"], "tombstoned": record["tomb"]}

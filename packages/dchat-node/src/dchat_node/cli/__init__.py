@@ -1,0 +1,274 @@
+"""Command lines: ``dchat-node`` (run and set up a node) and ``dchat`` (the user's client).
+
+``dchat`` talks to a running node through its local API; it finds the node by its
+data directory (``--data-dir`` or ``DCHAT_DATA_DIR``). Errors print one line and
+exit with status 1; usage mistakes exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import trio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dchat_sdk import RemoteClient
+
+from .._logging import configure_logging
+from ..config import load_config
+from ._backup import backup_app
+from ._burners import burner_app, send_as_burner
+from ._chain import chain_app, wallet_app
+from ._channels import channel_app
+from ._common import fail as _fail
+from ._common import guard as _guard
+from ._common import read_passphrase
+from ._guardians import guardian_app
+from ._identity import register_identity_commands
+from ._requests import register_request_commands
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ("app", "main", "node_app", "node_main")
+
+T = TypeVar("T")
+_DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
+_out = Console()
+
+node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
+node_app.add_typer(backup_app, name="backup")
+node_app.add_typer(chain_app, name="chain")
+app = typer.Typer(
+    help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
+)
+contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
+app.add_typer(contact_app, name="contact")
+app.add_typer(wallet_app, name="wallet")
+wallet_app.add_typer(channel_app, name="channel")
+app.add_typer(guardian_app, name="guardian")
+app.add_typer(burner_app, name="burner")
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
+]
+
+
+@node_app.command("run")
+def run(
+    data_dir: DataDir = _DEFAULT_DIR,
+    role: Annotated[str | None, typer.Option(help="user or relay")] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT: relay protocol (relay) or local API (user)")
+    ] = None,
+    api_listen: Annotated[str | None, typer.Option(help="HOST:PORT of a relay's API")] = None,
+    relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
+    relay_node: Annotated[str | None, typer.Option(help="user: pin the relay's node id")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between fetches")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file (default DATA_DIR/dchat.toml)")
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="file holding the passphrase")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+) -> None:
+    """Run a node until SIGINT or SIGTERM."""
+    from .._runtime import run_node
+
+    overrides = {
+        "role": role,
+        "listen": listen,
+        "api_listen": api_listen,
+        "relay": relay,
+        "relay_node": relay_node,
+        "poll_interval": poll_interval,
+        "log_level": log_level,
+    }
+    cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
+    secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
+    configure_logging(cfg.log_level)
+    _guard(lambda: trio.run(run_node, cfg, secret))
+
+
+@node_app.command("init")
+def init_node(
+    data_dir: DataDir = _DEFAULT_DIR,
+    role: Annotated[str, typer.Option(help="user or relay")] = "user",
+    listen: Annotated[str, typer.Option(help="HOST:PORT")] = "127.0.0.1:8470",
+    relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
+) -> None:
+    """Write a starting ``dchat.toml`` into the data directory."""
+    path = data_dir / "dchat.toml"
+    if path.exists():
+        raise _fail(f"{path} exists already")
+    lines = ["[node]", f'role = "{role}"', f'listen = "{listen}"']
+    if relay:
+        lines.append(f'relay = "{relay}"')
+    _guard(
+        lambda: load_config(
+            data_dir,
+            config_file=Path("/nonexistent"),
+            overrides={"role": role, "listen": listen, "relay": relay},
+        )
+    )
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text("\n".join(lines) + "\n")
+    _out.print(f"wrote {path}")
+
+
+@app.callback()
+def _options(ctx: typer.Context, data_dir: DataDir = _DEFAULT_DIR) -> None:
+    """Options shared by every ``dchat`` command."""
+    ctx.obj = data_dir
+
+
+def _with_client(ctx: typer.Context, action: Callable[[RemoteClient], T]) -> T:
+    data_dir: Path = ctx.find_root().obj
+    with _guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
+        return _guard(lambda: action(client))
+
+
+@app.command("init")
+def init_identity(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="The name shown on your contact card.")],
+    phrase: Annotated[
+        bool, typer.Option("--phrase", help="Derive the keys from a new recovery phrase.")
+    ] = False,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Restore the identity of a recovery phrase.")
+    ] = False,
+    phrase_file: Annotated[
+        Path | None, typer.Option(help="--restore: read the phrase from this file.")
+    ] = None,
+) -> None:
+    """Create this node's identity and print its contact card.
+
+    With ``--phrase`` the 24-word recovery phrase is printed once: write it
+    down, it is not stored anywhere. With ``--restore`` the identity of a
+    phrase comes back; then ``dchat resync CONTACT...`` asks contacts for its
+    identity document.
+    """
+    if phrase and restore:
+        raise _fail("use --phrase or --restore, not both")
+    body: dict[str, Any] = {"name": name}
+    if phrase:
+        body["recovery_phrase"] = True
+    if restore:
+        if phrase_file is not None:
+            text = _guard(lambda: phrase_file.read_text())
+        else:
+            text = typer.prompt("recovery phrase", hide_input=True)
+        body["restore_phrase"] = " ".join(text.split())
+    answer = _with_client(ctx, lambda c: c.request("POST", "/v1/identity", body))
+    _out.print(f"identity {answer['identity_id']}")
+    if phrase:
+        _out.print("recovery phrase (shown once; anyone who has it owns this identity):")
+        _out.print(f"  {answer['recovery_phrase']}", soft_wrap=True, highlight=False)
+    _out.print(answer["card"], soft_wrap=True)
+
+
+@app.command("resync")
+def resync(
+    ctx: typer.Context,
+    contacts: Annotated[list[str], typer.Argument(help="Contacts to ask.")],
+) -> None:
+    """After ``init --restore``: ask contacts for this identity's latest document."""
+    answer = _with_client(
+        ctx, lambda c: c.request("POST", "/v1/identity/resync", {"contacts": contacts})
+    )
+    _out.print(f"asked {answer['asked']} contact(s); see `dchat id` for the document version")
+
+
+@app.command("card")
+def card(ctx: typer.Context) -> None:
+    """Print this identity's contact card, to give to people who should reach you."""
+    _out.print(_with_client(ctx, lambda c: c.card()), soft_wrap=True, highlight=False)
+
+
+@contact_app.command("add")
+def contact_add(ctx: typer.Context, name: str, card: str) -> None:
+    """Add a contact from the card they gave you."""
+    contact = _with_client(ctx, lambda c: c.add_contact(name, card))
+    _out.print(f"added {contact.name} ({contact.identity_id})", highlight=False)
+
+
+@contact_app.command("list")
+def contact_list(ctx: typer.Context) -> None:
+    """List contacts."""
+    table = Table("name", "identity")
+    for contact in _with_client(ctx, lambda c: c.contacts()):
+        table.add_row(contact.name, contact.identity_id)
+    _out.print(table)
+
+
+register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
+register_request_commands(app)
+
+
+@app.command("send")
+def send(
+    ctx: typer.Context,
+    to: str,
+    text: str,
+    as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
+) -> None:
+    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender."""
+    if as_burner is not None:
+        send_as_burner(ctx, as_burner, to, text)
+        return
+    mid = _with_client(ctx, lambda c: c.send(to, text))
+    _out.print(f"queued {mid}", highlight=False)
+
+
+@app.command("inbox")
+def inbox(
+    ctx: typer.Context,
+    peer: Annotated[str | None, typer.Option(help="only this contact")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show stored messages, oldest first."""
+    messages = _with_client(ctx, lambda c: c.messages(peer, limit))
+    if as_json:
+        _out.print_json(json.dumps([_as_dict(m) for m in messages]))
+        return
+    table = Table("", "who", "message")
+    for m in messages:
+        who = m.peer_name or m.peer_id
+        table.add_row("<-" if m.direction == "in" else "->", who, m.text)
+    _out.print(table)
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in message.__slots__}
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Show the node's status."""
+    _out.print_json(json.dumps(_with_client(ctx, lambda c: c.status())))
+
+
+@app.command("demo")
+def demo() -> None:
+    """Relay + two users as real processes: an E2E message to an offline recipient."""
+    from ._demo import run_demo
+
+    raise typer.Exit(run_demo(_out))
+
+
+def main() -> None:
+    """Entry point of ``dchat``."""
+    app()
+
+
+def node_main() -> None:
+    """Entry point of ``dchat-node``."""
+    node_app()

@@ -1,0 +1,164 @@
+"""``dchat-node backup``: encrypted, deduplicated backups of a node's data directory.
+
+The repository passphrase comes from ``DCHAT_BACKUP_PASSPHRASE`` or
+``--passphrase-file`` (never a flag value, which other users could read from the
+process list). ``create`` is safe while the node runs: databases are copied
+with SQLite's online backup API. Errors print one line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dchat_storage.backup import LocalDirectoryDestination, Repository
+
+from ._common import err_console, read_passphrase
+from ._common import fail as _fail
+from ._common import guard as _guard
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dchat_storage.backup import Progress as ProgressCallback
+
+__all__ = ("backup_app",)
+
+T = TypeVar("T")
+_DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
+_out = Console()
+
+backup_app = typer.Typer(
+    help="Encrypted, deduplicated backups of a node's data directory.", no_args_is_help=True
+)
+
+Repo = Annotated[
+    Path, typer.Option("--repo", envvar="DCHAT_BACKUP_REPO", help="The backup repository.")
+]
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
+]
+PassFile = Annotated[
+    Path | None,
+    typer.Option(help="File holding the repository passphrase (else DCHAT_BACKUP_PASSPHRASE)."),
+]
+
+
+def _passphrase(passphrase_file: Path | None) -> bytes:
+    return read_passphrase(passphrase_file, "DCHAT_BACKUP_PASSPHRASE", "open the repository")
+
+
+def _open(repo: Path, passphrase_file: Path | None) -> Repository:
+    secret = _passphrase(passphrase_file)
+    return _guard(lambda: Repository.open(LocalDirectoryDestination(repo), secret))
+
+
+@contextmanager
+def _progress(what: str, *, in_bytes: bool = True) -> Iterator[ProgressCallback]:
+    """A rich progress bar on stderr, fed by a library progress callback."""
+    counter = DownloadColumn() if in_bytes else TextColumn("{task.completed}/{task.total}")
+    columns = (TextColumn(what), BarColumn(), counter, TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _when(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+@backup_app.command("init")
+def init(repo: Repo, passphrase_file: PassFile = None) -> None:
+    """Create a backup repository at REPO, locked by the passphrase."""
+    secret = _passphrase(passphrase_file)
+    _guard(lambda: Repository.init(LocalDirectoryDestination(repo), secret))
+    _out.print(f"created backup repository {repo}", highlight=False)
+
+
+@backup_app.command("create")
+def create(repo: Repo, data_dir: DataDir = _DEFAULT_DIR, passphrase_file: PassFile = None) -> None:
+    """Take a snapshot of the data directory (safe while the node runs)."""
+    repository = _open(repo, passphrase_file)
+    with _progress("backing up") as progress:
+        result = _guard(lambda: repository.create(data_dir, exclude=[repo], progress=progress))
+    snap = result.snapshot
+    _out.print(
+        f"snapshot {snap.short_id}: {snap.files} files, {snap.size:,} bytes; "
+        f"{result.new_chunks} new of {result.chunks} chunks, "
+        f"{result.bytes_written:,} bytes written",
+        highlight=False,
+    )
+
+
+@backup_app.command("list")
+def list_snapshots(repo: Repo, passphrase_file: PassFile = None) -> None:
+    """List snapshots, oldest first."""
+    repository = _open(repo, passphrase_file)
+    table = Table("id", "time", "files", "size", "source")
+    for snap in _guard(repository.snapshots):
+        table.add_row(
+            snap.short_id, _when(snap.time), str(snap.files), f"{snap.size:,}", snap.source
+        )
+    _out.print(table)
+
+
+@backup_app.command("verify")
+def verify(repo: Repo, passphrase_file: PassFile = None) -> None:
+    """Read and authenticate every blob; exit 1 if anything is damaged or missing."""
+    repository = _open(repo, passphrase_file)
+    with _progress("verifying", in_bytes=False) as progress:
+        report = _guard(lambda: repository.verify(progress=progress))
+    for problem in report.problems:
+        err_console.print(str(problem), highlight=False, soft_wrap=True)
+    if not report.ok:
+        damaged = ", ".join(sorted(s[:8] for s in report.damaged_snapshots)) or "none"
+        count = len(report.problems)
+        raise _fail(f"{count} problem{'s' * (count != 1)}; damaged snapshots: {damaged}")
+    _out.print(
+        f"ok: {report.snapshots} snapshots, {report.chunks} chunks, "
+        f"{report.bytes_read:,} bytes authenticated",
+        highlight=False,
+    )
+
+
+@backup_app.command("restore")
+def restore(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")],
+    target: Annotated[Path, typer.Option(help="An empty or missing directory.")],
+    repo: Repo,
+    passphrase_file: PassFile = None,
+) -> None:
+    """Restore SNAPSHOT into an empty directory, checking every file's hash."""
+    repository = _open(repo, passphrase_file)
+    with _progress("restoring") as progress:
+        snap = _guard(lambda: repository.restore(snapshot, target, progress=progress))
+    _out.print(f"restored snapshot {snap.short_id} into {target}", highlight=False)
+
+
+@backup_app.command("prune")
+def prune(
+    repo: Repo,
+    keep_last: Annotated[int, typer.Option(min=1, help="How many newest snapshots to keep.")],
+    passphrase_file: PassFile = None,
+) -> None:
+    """Forget all but the newest snapshots and delete chunks nothing references."""
+    repository = _open(repo, passphrase_file)
+    result = _guard(lambda: repository.prune(keep_last=keep_last))
+    _out.print(
+        f"removed {len(result.removed_snapshots)} snapshots and {result.removed_chunks} "
+        f"chunks; kept {len(result.kept_snapshots)} snapshots",
+        highlight=False,
+    )

@@ -1,0 +1,10 @@
+"""The user role: trio shells around the messaging engine and the identity agents.
+
+``_role`` builds them (:class:`~.user._role.UserRole`); ``_service`` and
+``_delivery`` are the messaging shell (outbox, sessions, mailbox tasks);
+``_documents``, ``_devices``, ``_pairing``, ``_sync``, ``_profiles``,
+``_guardians``, ``_recovery``, ``_burners`` and ``_requests`` each persist and
+send for one agent of dchat-identity or dchat-messaging.
+"""
+
+from __future__ import annotations

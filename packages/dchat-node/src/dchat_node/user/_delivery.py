@@ -1,0 +1,340 @@
+"""The user role's trio tasks: deliver the outbox, set up sessions, drain the mailboxes.
+
+These are the I/O half of :class:`~dchat_node.user._service.UserService`
+(mixed into it; the engines, the directory and the request policy are the
+sans-IO half, in :mod:`dchat_messaging`):
+
+* **outbox** (:meth:`run_outbox`): deliver each queued envelope to its relay
+  under a fresh link key (the relay cannot link deposits to one sender) and
+  remove it only when the relay confirms it stored it; failures back off (the
+  engine's retry policy).
+* **sessions** (:meth:`run_sessions`): fetch the prekey bundle of each device
+  a message waits for (``pk_get``) and hand it to the engine; a relay that is
+  down, or a device that published nothing yet, is retried with backoff.
+* **mailboxes** (:meth:`run_mailbox`): connect to the home relay with each
+  mailbox key, publish prekeys when the relay runs low (``pk_count`` /
+  ``pk_put``), fetch waiting envelopes and hand each to its engine, which
+  commits the message and the session state together; only then is the batch
+  acknowledged, so a crash at any point loses nothing. Control messages then
+  go to their handlers, each removed from the engine's durable queue once
+  its handler ran.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from dchat_core import DchatError, MailboxId, NodeId
+from dchat_crypto import SigningKey
+from dchat_messaging import BundleRejectedError, MessageReceived, Rejected
+from dchat_network import RelayBatch, RelayClient, RelayPrekeyBundle, RelayPrekeysHeld, connect
+
+from .._errors import NodeStateError
+from ..config import parse_hostport
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from dchat_core import Clock, IdentityId
+    from dchat_identity import Identity
+    from dchat_messaging import (
+        DeviceAddress,
+        DocumentDirectory,
+        LocalEngines,
+        MessageRequests,
+        MessagingEngine,
+        Notices,
+        Outbox,
+        ReceiveStats,
+    )
+    from dchat_network import Link
+
+    from .._store import AsyncStore
+    from ..config import NodeConfig
+
+__all__ = ("MailDelivery", "RawMailbox")
+
+_log = logging.getLogger("dchat.user")
+_FETCH_LIMIT: Final = 64
+_MAX_BACKOFF: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RawMailbox:
+    """A mailbox drained into a handler (its envelopes are not sealed messages)."""
+
+    key: SigningKey
+    handler: Callable[[bytes], Awaitable[None]]
+
+
+class MailDelivery:
+    """The outbox, sessions and mailbox tasks of a user node (a mixin of ``UserService``)."""
+
+    _config: NodeConfig
+    _store: AsyncStore
+    _clock: Clock
+    _identity: Identity | None
+    _wake_outbox: trio.Event
+    _wake_sessions: trio.Event
+    _publishing: trio.Lock
+    _bundle_retry: dict[bytes, tuple[int, float]]  # device: (attempts, due)
+    _extra: dict[IdentityId, Identity]
+    _raw: dict[bytes, RawMailbox]
+    _controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]]
+    _device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]]
+    _message_hooks: list[Callable[[MessageReceived], Awaitable[None]]]
+    _learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]]
+    outbox: Outbox
+    engines: LocalEngines
+    directory: DocumentDirectory
+    senders: MessageRequests
+    notices_log: Notices
+    stats: ReceiveStats
+    sent: int
+
+    # -- outbox ---------------------------------------------------------------------
+
+    async def run_outbox(self) -> None:
+        """Deliver queued envelopes forever; a failed one is retried after a backoff."""
+        while True:
+            self._wake_outbox = trio.Event()
+            for item in await self._store.run(self.outbox.due, self._clock.now(), 64):
+                try:
+                    await self._deliver(item.relay, item.mailbox, item.envelope)
+                except DchatError as exc:
+                    _log.info("delivery deferred: %s", type(exc).__name__)
+                    await self._store.run(self.outbox.failed, item, self._clock.now())
+                else:
+                    await self._store.run(self.outbox.delivered, item.message_id)
+                    self.sent += 1
+            with trio.move_on_after(self._config.poll_interval):
+                await self._wake_outbox.wait()
+
+    async def _deliver(self, relay: str, mailbox: bytes, envelope: bytes) -> None:
+        await _one_shot(relay, lambda client: client.put(mailbox, envelope))
+
+    # -- sessions -------------------------------------------------------------------
+
+    async def run_sessions(self) -> None:
+        """Fetch the prekey bundles that waiting messages need, forever."""
+        while True:
+            self._wake_sessions = trio.Event()
+            for engine in self.engines.all():
+                for device in await self._store.run(engine.needs_bundles):
+                    await self._set_up(engine, device)
+            with trio.move_on_after(self._config.poll_interval):
+                await self._wake_sessions.wait()
+
+    async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
+        now = self._clock.now()
+        attempts, due = self._bundle_retry.get(device.device_id, (0, 0.0))
+        if due > now:
+            return
+        try:
+            bundle = await self._fetch_bundle(device)
+            await self._store.run(engine.bundle_received, device, bundle, now=now)
+        except (DchatError, BundleRejectedError) as exc:
+            # The device's relay is down, or it has published no bundle yet: back off.
+            delay = min(_MAX_BACKOFF, self._config.poll_interval * 2 ** min(attempts, 8))
+            _log.info("session setup deferred: %s", type(exc).__name__)
+            self._bundle_retry[device.device_id] = (attempts + 1, now + delay)
+            return
+        self._bundle_retry.pop(device.device_id, None)
+        self._wake_outbox.set()
+
+    async def _fetch_bundle(self, device: DeviceAddress) -> bytes:
+        mailbox = bytes(device.mailbox)
+        reply = await _one_shot(device.relay, lambda client: client.get_prekeys(mailbox))
+        assert isinstance(reply, RelayPrekeyBundle)
+        return reply.bundle
+
+    # -- mailboxes ------------------------------------------------------------------
+
+    async def run_mailbox(self) -> None:
+        """Poll the home relay for mail forever."""
+        while True:
+            # A pairing node has no identity, only raw mailboxes.
+            active = self._identity is not None or self.engines.linked is not None or self._raw
+            if active and self._config.relay is not None:
+                try:
+                    await self.fetch_once()
+                except DchatError as exc:
+                    _log.info("mailbox fetch failed: %s", type(exc).__name__)
+            await trio.sleep(self._config.poll_interval)
+
+    async def fetch_once(self) -> int:
+        """Fetch, store and acknowledge everything waiting; returns new messages.
+
+        Each mailbox (this identity's, every extra identity's, every raw one)
+        is drained over its own connection, authenticated by its own key.
+        """
+        new = 0 if self._identity is None else await self._fetch_identity(self._identity)
+        linked = self.engines.linked
+        if linked is not None:
+            engine = self.engines.main()
+            assert engine is not None
+            new += await self._fetch_mailbox(linked.device_key, engine, None)
+        for extra in list(self._extra.values()):
+            new += await self._fetch_identity(extra)
+        for raw in list(self._raw.values()):
+            await self._fetch_raw(raw)
+        return new
+
+    @asynccontextmanager
+    async def _home_link(self, key: SigningKey) -> AsyncIterator[Link]:
+        """A link to the home relay (pinned by node id when configured), proven with ``key``."""
+        if self._config.relay is None:
+            raise NodeStateError("no_relay", "configure a home relay (--relay) first")
+        host, port = parse_hostport(self._config.relay)
+        pinned = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
+        link = await connect(host, port, node_key=key, expected_peer=pinned)
+        try:
+            yield link
+        finally:
+            await link.aclose()
+
+    async def _fetch_identity(self, identity: Identity) -> int:
+        engine = self.engines.for_identity(identity)
+        return await self._fetch_mailbox(identity.mailbox_key, engine, identity)
+
+    async def _fetch_mailbox(
+        self, key: SigningKey, engine: MessagingEngine, identity: Identity | None
+    ) -> int:
+        new = 0
+
+        async def accept(raw: bytes) -> None:
+            nonlocal new
+            new += await self._accept(raw, engine)
+
+        async with self._home_link(key) as link:
+            await self._publish_prekeys(link, engine)
+            # Each batch's controls run after it is acknowledged (and again below).
+            after = functools.partial(self._dispatch_controls, engine, identity)
+            await _drain(link, bytes(engine.keys.mailbox), accept, after)
+        await self._dispatch_controls(engine, identity)
+        return new
+
+    async def publish_prekeys_now(self, identity: Identity) -> bool:
+        """Publish ``identity``'s prekeys at the home relay now (best effort).
+
+        Until its bundles are at the relay nobody can start a session with the
+        identity, so a new identity publishes before its creation returns
+        rather than at the next poll; if the relay cannot be reached, the
+        mailbox task publishes later. Returns whether it succeeded.
+        """
+        try:
+            with trio.fail_after(10):
+                async with self._home_link(identity.mailbox_key) as link:
+                    await self._publish_prekeys(link, self.engines.for_identity(identity))
+        except (DchatError, trio.TooSlowError) as exc:
+            _log.info("prekeys not published yet: %s", type(exc).__name__)
+            return False
+        return True
+
+    async def _publish_prekeys(self, link: Link, engine: MessagingEngine) -> None:
+        """Top up (or first publish, or rotate) our bundles at the home relay.
+
+        One at a time: a new identity publishes at once while the mailbox task
+        may be polling, and two concurrent counts would both ask for a top-up.
+        """
+        async with self._publishing:
+            mailbox = bytes(engine.keys.mailbox)
+            client = RelayClient()
+            held = client.receive(await link.request(client.count_prekeys(mailbox)))
+            assert isinstance(held, RelayPrekeysHeld)
+            now = self._clock.now()
+            upload = await self._store.run(engine.prekey_upload, held=held.count, now=now)
+            if upload is None:
+                return
+            request = client.put_prekeys(
+                mailbox, upload.last_resort, list(upload.one_time), replace=upload.replace
+            )
+            client.receive(await link.request(request))
+            _log.info("published %d one-time prekeys", len(upload.one_time))
+
+    async def _fetch_raw(self, raw: RawMailbox) -> None:
+        async with self._home_link(raw.key) as link:
+            mailbox = MailboxId.derive(raw.key.public_key.to_bytes())
+            await _drain(link, bytes(mailbox), raw.handler, None)
+
+    async def _accept(self, raw: bytes, engine: MessagingEngine) -> int:
+        now = self._clock.now()
+        events = await self._store.run(engine.receive, raw, now=now)
+        for event in events:
+            if isinstance(event, Rejected):
+                _log.warning("dropped an envelope: %s", event.reason)
+        texts, resets = self.stats.count(events, self.senders)
+        for reset in resets:
+            await self._store.run(
+                self.notices_log.add, "session_reset", reset.peer, at_ms=int(now * 1000)
+            )
+            self._wake_sessions.set()
+        for message in texts:
+            for on_message in self._message_hooks:
+                await on_message(message)
+        for sender, document in self.directory.take_learned():
+            for hook in self._learned_hooks:
+                await hook(sender, document)
+        return len(texts)
+
+    async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity | None) -> None:
+        for queued in await self._store.run(engine.pending_controls):
+            message = MessageReceived(queued.content, queued.sender, queued.sender_device, True)
+            handler = self._controls.get(message.kind)
+            device_handler = self._device_controls.get(message.kind)
+            try:
+                if identity is None and device_handler is not None:
+                    await device_handler(message)
+                elif identity is None or handler is None:
+                    self.stats.rejected += 1
+                    _log.warning("dropped a control message of an unknown kind")
+                else:
+                    await handler(message, identity)
+            except DchatError as exc:
+                # A hostile or stale control message must not block the mailbox.
+                self.stats.refuse(type(exc).__name__)
+                _log.warning("control message refused: %s", type(exc).__name__)
+            finally:
+                await self._store.run(engine.control_done, message.message_id)
+
+
+async def _one_shot(relay: str, request: Callable[[RelayClient], bytes]) -> object:
+    """One request to ``relay`` on a fresh link; the decoded reply (errors raise)."""
+    host, port = parse_hostport(relay)
+    # A fresh key per request: the relay cannot link requests to one sender.
+    link = await connect(host, port, node_key=SigningKey.generate())
+    try:
+        client = RelayClient()
+        return client.receive(await link.request(request(client)))
+    finally:
+        await link.aclose()
+
+
+async def _drain(
+    link: Link,
+    mailbox: bytes,
+    handle: Callable[[bytes], Awaitable[None]],
+    after_batch: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Fetch ``mailbox`` until empty: ``handle`` each envelope, then acknowledge the batch.
+
+    The relay deletes only acknowledged entries, and ``handle`` returns only
+    once an envelope is durably processed, so a crash at any point loses nothing.
+    """
+    client = RelayClient()
+    while True:
+        batch = client.receive(await link.request(client.fetch(mailbox, _FETCH_LIMIT)))
+        assert isinstance(batch, RelayBatch)
+        if not batch.items:
+            return
+        for _entry_id, data in batch.items:
+            await handle(data)
+        client.receive(await link.request(client.ack(mailbox, [e for e, _ in batch.items])))
+        if after_batch is not None:
+            await after_batch()

@@ -1,0 +1,243 @@
+"""Identity documents on a user node: the trio shell around the document-trust rules.
+
+Which documents to believe is decided by :mod:`dchat_identity`'s rules
+(:func:`dchat_identity.lowlevel.follow` and its companions: trust on first
+use from the key that sent it, hash-chained updates, refused forks and
+replays, rotations only with the new card). This shell stores the chains,
+sends and routes the ``identity.*`` control messages, and tells the
+messaging directory every chain it believes.
+
+Our own document is created lazily (version 1 the first time anything
+needs it) and every change (a device linked or revoked, a new guardian set,
+a profile commitment, a recovery) is a successor signed by the identity key.
+The whole chain is kept sealed at rest in the settings table under
+``identity.doc.own``; a contact's chain under ``identity.doc.peer.<id>``.
+A version whose key differs from the previous one is a recovery:
+:meth:`DocumentService.on_rotation` callbacks hear of it, with the card the
+new key sent along (its new mailbox and relay). Quiet contacts (those a
+burner writes to) never receive our document.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from dchat_core import IdentityId
+from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocument
+from dchat_identity.lowlevel import (
+    DOCUMENT_KIND,
+    HEAD_KIND,
+    LOOKUP_KIND,
+    LOOKUP_MESSAGE,
+    PEER_KIND,
+    IdentityStateError,
+    ReplayedDocumentError,
+    answer_lookup,
+    check_forwarder,
+    check_origin,
+    first_chain,
+    follow,
+    restored_chain,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from dchat_messaging import MessageReceived as OpenedMessage
+
+    from ._service import UserService
+
+__all__ = ("DOCUMENT_KIND", "HEAD_KIND", "LOOKUP_KIND", "PEER_KIND", "DocumentService")
+
+_OWN = "identity.doc.own"
+_RESTORING = "identity.doc.restoring"
+_PEER = "identity.doc.peer."
+
+_log = logging.getLogger("dchat.documents")
+
+if TYPE_CHECKING:
+    _RotationCallback = Callable[[DocumentChain, IdentityDocument, ContactCard], Awaitable[None]]
+
+
+class DocumentService:
+    """Publishes this identity's document and follows the documents of contacts."""
+
+    def __init__(self, user: UserService) -> None:
+        self._user = user
+        self._rotation: list[_RotationCallback] = []
+        user.on_control(DOCUMENT_KIND, self._received)
+        user.on_control(LOOKUP_KIND, self._lookup_received)
+        user.on_control(HEAD_KIND, self._head_received)
+        user.on_control(PEER_KIND, self._peer_received)
+        user.on_device_control(DOCUMENT_KIND, lambda message: self._received(message, None))
+        user.on_device_control(PEER_KIND, lambda message: self._peer_received(message, None))
+        user.on_document_learned(self._learned)
+        user.on_contact_added(self._contact_added)
+
+    async def load(self) -> None:
+        """Tell the messaging directory every chain we follow (at start-up)."""
+        stored = await self._user.state_get(_OWN)
+        if stored is not None:
+            self._follow_own(DocumentChain.from_bytes(stored))
+        for contact in await self._user.contacts():
+            chain = await self.peer_chain(IdentityId.parse(contact.identity_id))
+            if chain is not None:
+                self._user.directory.set_chain(chain)
+
+    def _follow_own(self, chain: DocumentChain) -> None:
+        self._user.directory.set_chain(chain, own=True)
+        self._user.set_own_document(chain.head.to_bytes())
+
+    def on_rotation(self, callback: _RotationCallback) -> None:
+        """Call ``callback(chain, previous_head, sender_card)`` when a contact's key rotates.
+
+        ``sender_card`` is the card that came with the rotated document (a
+        rotation without one is refused before any callback). A callback that
+        raises refuses the new version (it is not stored).
+        """
+        self._rotation.append(callback)
+
+    # -- our own document -------------------------------------------------------
+
+    async def own_chain(self) -> DocumentChain:
+        """Our document chain, creating version 1 if there is none yet."""
+        stored = await self._user.state_get(_OWN)
+        if stored is not None:
+            return DocumentChain.from_bytes(stored)
+        restoring = await self._user.state_get(_RESTORING) is not None
+        chain = first_chain(self._user.identity, restoring=restoring, now=self._user.now())
+        await self._user.state_put(_OWN, chain.to_bytes())
+        self._follow_own(chain)
+        return chain
+
+    async def head(self) -> IdentityDocument:
+        """Our current document."""
+        return (await self.own_chain()).head
+
+    async def publish(self, *, signer: Identity | None = None, **changes: Any) -> IdentityDocument:
+        """Sign the next version with ``changes``, store it, and send it to every contact.
+
+        ``signer`` is the identity signing it (default ours); it differs only
+        for a recovery, whose ``changes`` then carry the certificate.
+        """
+        chain = await self.own_chain()
+        identity = signer if signer is not None else self._user.identity
+        doc = chain.head.successor(identity.signing_key, now=self._user.now(), **changes)
+        chain.update(doc)
+        await self._user.state_put(_OWN, chain.to_bytes())
+        self._follow_own(chain)
+        for contact in await self._user.contacts():
+            if self._user.is_quiet(contact.identity_id):
+                continue
+            card = ContactCard.from_bytes(contact.card)
+            await self._user.send_control(card, DOCUMENT_KIND, doc.to_bytes(), sender=identity)
+        return doc
+
+    async def replace_own(self, chain: DocumentChain) -> None:
+        """Adopt ``chain`` as ours (a recovered identity continues the old chain)."""
+        await self._user.state_put(_OWN, chain.to_bytes())
+        self._follow_own(chain)
+
+    async def mark_restoring(self) -> None:
+        """Our keys were restored: our chain must come from contacts (:meth:`resync`)."""
+        await self._user.state_put(_RESTORING, b"\x01")
+
+    async def restoring(self) -> bool:
+        """Whether we still wait for a contact to give us back our document."""
+        return await self._user.state_get(_RESTORING) is not None
+
+    async def _contact_added(self, card: ContactCard) -> None:
+        if await self.restoring():
+            return
+        if self._user.has_identity:
+            doc = await self.head()
+            # Our card rides along: a contact that follows an older key learns
+            # our new mailbox from it when this document is a recovery.
+            await self._user.send_control(
+                card, DOCUMENT_KIND, doc.to_bytes(), sender_card=self._user.card
+            )
+
+    # -- restoring our chain from contacts -------------------------------------
+
+    async def resync(self, names: list[str]) -> int:
+        """Ask the contacts ``names`` for the newest version of our document they hold.
+
+        After restoring the keys from a recovery phrase the node has lost its
+        document chain; contacts that follow it answer with its head, which
+        only our key can have signed. The newest answer becomes our head.
+        """
+        cards = [await self._user.contact_card(name) for name in names]
+        for card in cards:
+            await self._user.send_control(card, LOOKUP_KIND, LOOKUP_MESSAGE)
+        return len(cards)
+
+    async def _lookup_received(self, message: OpenedMessage, _identity: Identity) -> None:
+        chain = await self.peer_chain(message.sender)
+        head = answer_lookup(chain, message.data, message.sender)
+        card = await self._user.card_of(message.sender)
+        if card is None:
+            raise IdentityStateError("identity lookups are answered for contacts only")
+        await self._user.send_control(card, HEAD_KIND, head.to_bytes())
+
+    async def _head_received(self, message: OpenedMessage, identity: Identity) -> None:
+        stored = await self._user.state_get(_OWN)
+        own = None if stored is None else DocumentChain.from_bytes(stored)
+        main = identity is self._user.identity
+        chain = restored_chain(identity, own, message.data, main=main)
+        if chain is None:
+            return
+        await self.replace_own(chain)
+        await self._user.state_delete(_RESTORING)
+        _log.info("restored our identity document", extra={"seq": chain.head.seq})
+
+    # -- contacts' documents ----------------------------------------------------
+
+    async def peer_chain(self, subject: IdentityId) -> DocumentChain | None:
+        """The chain we follow for ``subject``, if we have received any version."""
+        stored = await self._user.state_get(_PEER + str(subject))
+        return None if stored is None else DocumentChain.from_bytes(stored)
+
+    async def _received(self, message: OpenedMessage, _identity: Identity | None) -> None:
+        doc = IdentityDocument.from_bytes(message.data)
+        check_origin(doc, message.sender)
+        await self._follow_peer(doc, message.sender_card)
+
+    async def _learned(self, sender: IdentityId, data: bytes) -> None:
+        """A device's first message carried its identity's document (already checked)."""
+        doc = IdentityDocument.from_bytes(data)
+        try:
+            await self._follow_peer(doc, None)
+        except ReplayedDocumentError:
+            return
+
+    async def _peer_received(self, message: OpenedMessage, _identity: Identity | None) -> None:
+        """One of our own devices forwards a contact's document it follows."""
+        check_forwarder(message.sender, self._user.directory.own_identity)
+        doc = IdentityDocument.from_bytes(message.data)
+        try:
+            await self._follow_peer(doc, None, forward=False)
+        except ReplayedDocumentError:
+            return
+
+    async def share_with_own_devices(self) -> None:
+        """Forward every contact's document we follow to our other devices."""
+        for contact in await self._user.contacts():
+            chain = await self.peer_chain(IdentityId.parse(contact.identity_id))
+            if chain is not None:
+                await self._user.send_to_own_devices(PEER_KIND, chain.head.to_bytes())
+
+    async def _follow_peer(
+        self, doc: IdentityDocument, sender_card: ContactCard | None, *, forward: bool = True
+    ) -> None:
+        chain = await self.peer_chain(doc.subject)
+        followed = follow(chain, doc, card=sender_card, now=self._user.now())
+        chain = followed.chain
+        if followed.rotated_from is not None and sender_card is not None:
+            for callback in self._rotation:
+                await callback(chain, followed.rotated_from, sender_card)
+        await self._user.state_put(_PEER + str(doc.subject), chain.to_bytes())
+        self._user.directory.set_chain(chain)
+        _log.info("accepted an identity document", extra={"seq": doc.seq})
+        if forward and not self._user.is_linked_device:
+            await self._user.send_to_own_devices(PEER_KIND, doc.to_bytes())

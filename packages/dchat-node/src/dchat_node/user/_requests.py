@@ -1,0 +1,130 @@
+"""Message requests and blocking on a user node: the shell of :class:`MessageRequests`.
+
+The policy (:class:`dchat_messaging.MessageRequests`, held by the user service
+as ``senders``) decides: a text message from an identity that is neither a
+contact nor ourselves makes its sender a *request*; the inbox
+(``GET /v1/messages`` without a peer) leaves such messages out until the user
+accepts (the card that came sealed with the message becomes a contact),
+ignores (request and messages deleted) or blocks the sender. A blocked
+identity's messages are still decrypted (the session must advance), then
+dropped and counted (``refusals.BlockedSenderError``).
+
+This shell answers the contact question for the policy, deletes messages and
+adds contacts through the user service, and turns the policy's
+:class:`~dchat_messaging.RequestError` into :class:`NodeStateError` with the
+same code (``not_found``, ``no_card``, ``corrupt_state``) for the API.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from dchat_core import IdentityId
+from dchat_messaging import RequestError
+
+from .._errors import NodeStateError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dchat_identity import ContactCard
+    from dchat_messaging import MessageReceived
+
+    from .._store import AsyncStore
+    from ._service import UserService
+
+__all__ = ("RequestService",)
+
+
+@contextmanager
+def _as_node_error() -> Iterator[None]:
+    try:
+        yield
+    except RequestError as exc:
+        raise NodeStateError(exc.code, str(exc)) from None
+
+
+class RequestService:
+    """Message requests and the block list of one user node."""
+
+    def __init__(self, user: UserService, store: AsyncStore) -> None:
+        self._user = user
+        self._store = store
+        self._policy = user.senders
+        user.on_message(self._received)
+        user.on_card_lookup(self._policy.card)
+        user.on_contact_added(self._contact_added)
+
+    async def load(self) -> None:
+        """Nothing to read: the user service loads the policy with the identity."""
+
+    async def _contact_added(self, card: ContactCard) -> None:
+        """A requester added as a contact by hand is no longer a request."""
+        await self._store.run(self._policy.resolve, card.identity_id)
+
+    async def _received(self, message: MessageReceived) -> None:
+        if message.kind != "text" or message.blocked or not message.new:
+            return
+        known = self._user.is_me(message.sender)
+        known = known or await self._user.card_of(message.sender) is not None
+        await self._store.run(functools.partial(self._policy.note, message, known=known))
+
+    def pending(self) -> set[str]:
+        """Identity ids with an open request (their messages stay out of the inbox)."""
+        return self._policy.pending()
+
+    async def listing(self) -> list[dict[str, Any]]:
+        """Open requests, oldest first, with a preview of the latest message."""
+        rows = []
+        for request in self._policy.listing():
+            who = str(request.identity)
+            messages = await self._user.messages(who, 1)
+            rows.append(
+                {
+                    "identity_id": who,
+                    "name": None if request.card is None else request.card.name,
+                    "messages": request.messages,
+                    "first_ms": request.first_ms,
+                    "preview": messages[-1][0].body if messages else None,
+                    "can_reply": request.card is not None,
+                }
+            )
+        return rows
+
+    async def accept(self, who: str, name: str) -> dict[str, Any]:
+        """Make the requester a contact named ``name``."""
+        identity = IdentityId.parse(who)
+        with _as_node_error():
+            card = self._policy.card_to_accept(identity)
+        record = await self._user.add_contact(name, card.to_text())
+        await self._store.run(self._policy.resolve, identity)  # (the contact hook did already)
+        return {"name": record.name, "identity_id": record.identity_id}
+
+    async def ignore(self, who: str) -> int:
+        """Drop the request and delete its messages; returns how many were deleted."""
+        identity = IdentityId.parse(who)
+        with _as_node_error():
+            self._policy.get(identity)
+        deleted = await self._user.delete_messages(who)
+        await self._store.run(self._policy.resolve, identity)
+        return deleted
+
+    async def block(self, who: str) -> int:
+        """Block an identity (a requester or anyone): its messages are dropped from now on."""
+        identity = IdentityId.parse(who)
+        if not await self._store.run(self._policy.block, identity):
+            return 0
+        deleted = await self._user.delete_messages(who)
+        await self._store.run(self._policy.resolve, identity)
+        return deleted
+
+    async def unblock(self, who: str) -> None:
+        """Let an identity's messages through again."""
+        with _as_node_error():
+            await self._store.run(self._policy.unblock, IdentityId.parse(who))
+
+    def blocked(self) -> list[str]:
+        """Blocked identity ids."""
+        return sorted(str(i) for i in self._policy.blocked())

@@ -1,0 +1,90 @@
+"""The user role: the services of a user node, wired together and started.
+
+A user node runs the messaging shell (:class:`UserService`) and, around it,
+identity documents, the device features (devices, pairing, sync, profiles),
+guardians and recovery, burners and message requests. Each of those is a thin
+shell around its package's sans-IO agent; this module only builds them in the
+order their hooks need and starts their tasks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._burners import BurnerService
+from ._devices import DeviceService
+from ._documents import DocumentService
+from ._guardians import GuardianService
+from ._pairing import PairingService
+from ._profiles import ProfileService
+from ._requests import RequestService
+from ._service import UserService
+from ._sync import SyncService
+
+if TYPE_CHECKING:
+    import trio
+
+    from dchat_core import Clock
+
+    from .._store import AsyncStore
+    from ..config import NodeConfig
+
+__all__ = ("IdentityFeatures", "UserRole")
+
+
+class IdentityFeatures:
+    """The device, pairing, sync and profile services of one user node."""
+
+    def __init__(self, user: UserService, documents: DocumentService, store: AsyncStore) -> None:
+        self.devices = DeviceService(user, documents)
+        self.pairing = PairingService(user, self.devices)
+        self.sync = SyncService(user, self.devices, store)
+        self.profile = ProfileService(user, documents, self.sync, store)
+        self.pairing.on_joined(self.sync.start)
+
+    async def start(self) -> None:
+        """After the identity is loaded: start draining the sync mailbox."""
+        await self.sync.start()
+
+
+class UserRole:
+    """Every service of a user node (built in dependency order, started by :meth:`start`)."""
+
+    def __init__(
+        self, config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes
+    ) -> None:
+        self.config = config
+        self.user = UserService(config, store, clock, passphrase)
+        self.documents = DocumentService(self.user)
+        self.features = IdentityFeatures(self.user, self.documents, store)
+        self.guardians = GuardianService(
+            self.user, self.documents, min_lock=config.guardian_min_lock
+        )
+        self.burners = BurnerService(self.user, config)
+        self.requests = RequestService(self.user, store)
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Load the stored state, then run the outbox, session and mailbox tasks."""
+        await self.user.load()
+        await self.requests.load()
+        await self.features.start()
+        await self.documents.load()
+        await self.burners.load()
+        nursery.start_soon(self.burners.run_expiry, max(1.0, self.config.poll_interval))
+        nursery.start_soon(self.user.run_outbox)
+        nursery.start_soon(self.user.run_sessions)
+        nursery.start_soon(self.user.run_mailbox)
+
+    async def status(self, outbox_rows: int) -> dict[str, Any]:
+        """The user part of ``/status`` (``outbox_rows``: envelopes queued in the database)."""
+        user = self.user
+        return {
+            "identity_id": str(user.identity.identity_id) if user.has_identity else None,
+            "outbox": outbox_rows + await user.waiting_for_sessions(),
+            "sent": user.sent,
+            "received": user.received,
+            "rejected": user.rejected,
+            "rejected_retired": user.rejected_retired,
+            "session_resets": user.session_resets,
+            "refusals": dict(user.refusals),
+        }

@@ -1,0 +1,379 @@
+"""The validator role: the trio shell around dchat-chain's sans-IO validator driver.
+
+Theory of operation
+-------------------
+:class:`dchat_chain.lowlevel.ValidatorDriver` does the validator's work (the
+consensus engine, timers, pacing between blocks, block sync, gossip batches);
+this shell feeds it and carries out its effects. One task, the *engine task*,
+owns the driver: every input (a peer's consensus message, a sync response, the
+driver's deadline) is queued to it and handled to completion, effects in
+order, before the next one:
+
+* ``SaveCheckpoint``: written durably (``DurableBlockStore``, SQLite
+  ``synchronous=FULL``) *before* any later effect is acted on, so nothing the
+  validator signed leaves the process unless it would survive a crash.
+* ``StoreBlock`` / ``StoreSynced``: the decided (or synced) blocks and
+  certificates are stored durably; new validator sets are kept for light clients.
+* ``SendToPeers``: posted to every peer's queue (:mod:`._validator_links`).
+* ``RequestSync``: sent to one connected peer (a random one).
+* ``ReportEvidence``: kept, and on the currency chain a ``slash`` transaction
+  signed by this validator's account enters the mempool (the chat chain has
+  no stake; its evidence is only counted and logged).
+
+The chain is the one ``genesis.cbor`` in the data directory names (its
+``"kind"``), or the currency chain of ``genesis-currency.cbor`` in data
+directories written before ``init-testnet --chain``.
+
+Transactions arrive through the API (:meth:`ValidatorService.submit`), enter
+the mempool if ``check_tx`` admits them and are gossiped to peers in batches
+every 20 ms. Every ``snapshot_interval`` blocks (decided or synced) the state
+after the block is written as a ``StateSnapshot`` by a background task (it is
+only an optimisation: losing one costs a longer replay). On start, the stored
+snapshot is loaded if it verifies against the stored blocks and the blocks
+above it are re-executed (``replay_store``; without a usable snapshot, every
+block from genesis), and the driver resumes from the stored checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from dchat_chain import Checkpoint, ConsensusConfig
+from dchat_chain.lowlevel import (
+    DurableBlockStore,
+    IndexedApp,
+    Proposal,
+    ReportEvidence,
+    RequestSync,
+    SaveCheckpoint,
+    SendToPeers,
+    StateSnapshot,
+    StoreBlock,
+    StoreSynced,
+    ValidatorDriver,
+    ValidatorSetLog,
+    Vote,
+    VoteKind,
+    replay_store,
+    tx_hash,
+)
+from dchat_core import DchatError
+from dchat_network import serve_links
+from dchat_storage import ChainBlockLog
+
+from .._errors import ConfigError
+from ..config import parse_hostport
+from ._links import PeerLink
+from ._peers import InboundHandler, slash_tx
+from ._testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS
+from ._trace import HeightTrace
+from ._wire import parse_peer
+
+if TYPE_CHECKING:
+    from dchat_chain import ConsensusEngine
+    from dchat_chain.lowlevel import DriverEffect, DuplicateVoteEvidence, SyncRequest, SyncResponse
+    from dchat_core import Clock
+
+    from .._store import AsyncStore
+    from ..config import NodeConfig
+    from ._keys import ValidatorKeys
+
+__all__ = ("ValidatorService",)
+
+_log = logging.getLogger("dchat.validator")
+INBOX: Final = 2048
+GOSSIP_INTERVAL: Final = 0.02
+GOSSIP_IN: Final = 16  # peers' tx batches waiting for admission (each up to 2,048 txs)
+ENGINE_CONFIG: Final = ConsensusConfig(max_block_bytes=768 << 10)  # a proposal fits a link message
+CHUNK: Final = 64  # transactions admitted between two scheduler checkpoints
+
+
+class ValidatorService:
+    """A validator of one chain (currency or chat): driver, block store, peer links.
+
+    Args:
+        config: The node configuration (role ``validator``).
+        store: The node database (chain tables).
+        clock: Wall clock (block times and timeouts are milliseconds since the epoch).
+        keys: This validator's account and BLS keys.
+    """
+
+    def __init__(
+        self, config: NodeConfig, store: AsyncStore, clock: Clock, keys: ValidatorKeys
+    ) -> None:
+        genesis_path = config.data_dir / VALIDATOR_GENESIS
+        if not genesis_path.exists():
+            genesis_path = config.data_dir / CURRENCY_GENESIS  # data dirs written before --chain
+        try:
+            genesis = genesis_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {genesis_path}: {exc.strerror}") from None
+        try:
+            self.app = IndexedApp(genesis)
+        except DchatError as exc:
+            raise ConfigError(f"{genesis_path.name}: {exc}") from None
+        expected = config.chat_chain if self.app.kind == "chat" else config.currency_chain
+        if expected not in (None, self.app.chain_id):
+            raise ConfigError(f"the genesis is for chain {self.app.chain_id!r}")
+        self.config, self.keys, self._store, self._clock = config, keys, store, clock
+        self.blocks = DurableBlockStore(ChainBlockLog(store.db.chain, self.app.chain_id))
+        self.sets = ValidatorSetLog(self.blocks)
+        self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
+        self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes, float]](INBOX)
+        self._driver: ValidatorDriver | None = None
+        self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](GOSSIP_IN)
+        self.evidence: list[DuplicateVoteEvidence] = []
+        self.snapshot_height = 0  # the height of the last snapshot taken or loaded
+        self._snapshotting = False
+        self._nursery: trio.Nursery | None = None
+        self.trace = HeightTrace()  # debug-level timelines; inert otherwise
+
+    @property
+    def driver(self) -> ValidatorDriver:
+        """The running driver (after :meth:`start`)."""
+        assert self._driver is not None, "validator not started"
+        return self._driver
+
+    @property
+    def engine(self) -> ConsensusEngine:
+        """The running engine (after :meth:`start`)."""
+        return self.driver.engine
+
+    @property
+    def rejected(self) -> int:
+        """Peer messages (consensus, sync responses) refused with a typed error."""
+        return 0 if self._driver is None else self._driver.rejected
+
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds (the driver's time base)."""
+        return int(self._clock.now() * 1000)
+
+    # -- start-up -------------------------------------------------------------------
+
+    async def start(self, nursery: trio.Nursery) -> str:
+        """Replay the store, start the driver, links and gossip; returns the link address."""
+        state, last = await trio.to_thread.run_sync(replay_store, self.blocks, self.app)
+        raw = await self._store.run(self.blocks.load_checkpoint)
+        self._driver = ValidatorDriver(
+            state=state,
+            app=self.app,
+            mempool=self.app.mempool,  # after replay: a loaded snapshot replaces it
+            key=self.keys.bls,
+            config=ENGINE_CONFIG,
+            last_commit=last,
+            checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
+            block_interval_ms=int(self.config.block_interval * 1000),
+        )
+        _log.info("validator at height %d after replay", state.height - 1)
+        await self._note_sets()
+        self.snapshot_height = state.height - 1
+        self._nursery = nursery
+        inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
+        host, port = parse_hostport(self.config.listen)
+        serve = functools.partial(serve_links, node_key=self.keys.account)
+        bound = await nursery.start(serve, inbound.handle, host, port)
+        for peer in self.peers:
+            nursery.start_soon(peer.run)
+        nursery.start_soon(self._run_engine)
+        nursery.start_soon(self._run_gossip)
+        nursery.start_soon(self._run_admission)
+        nursery.start_soon(self.trace.watch_lag)
+        return f"{bound[0]}:{bound[1]}"
+
+    # -- the engine task --------------------------------------------------------------
+
+    async def _run_engine(self) -> None:
+        driver = self.driver
+        await self._execute(driver.start(self.now_ms()))
+        while True:
+            item: tuple[str, bytes, float] | None = None
+            # Only the wait is bounded: effects must never be cut short, or a
+            # checkpoint or a block could be skipped.
+            with trio.move_on_at(self._wake_at()):
+                item = await self._inbox.receive()
+            if item is not None:
+                await self._input(*item)
+            now = self.now_ms()
+            deadline = driver.deadline
+            if deadline is not None and deadline <= now:
+                await self._execute(driver.tick(now))
+
+    def _wake_at(self) -> float:
+        deadline = self.driver.deadline
+        if deadline is None:
+            return trio.current_time() + 1.0
+        return trio.current_time() + max(0, deadline - self.now_ms()) / 1000
+
+    async def _input(self, kind: str, payload: bytes, queued_at: float) -> None:
+        if kind == "sync":
+            effects = self.driver.receive_sync(payload, self.now_ms())
+            if effects:
+                _log.info("block sync: now at height %d", self.engine.height - 1)
+            await self._execute(effects)
+            return
+        trace = self.trace
+        if trace.enabled:
+            trace.peak("inbox_wait", time.monotonic() - queued_at)
+            if len(payload) > 4096:  # a proposal (or a re-sent decided block)
+                trace.mark("big_queued", queued_at)
+                trace.mark("big_taken")
+        began = time.monotonic() if trace.enabled else 0.0
+        try:
+            effects = self.driver.receive_consensus(payload, self.now_ms())
+        except DchatError as exc:  # a peer's bad message; the engine is unchanged
+            _log.debug("consensus message refused: %s", exc)
+            return
+        finally:
+            trace.cost("engine", time.monotonic() - began if trace.enabled else 0.0)
+        await self._execute(effects)
+
+    async def _execute(self, effects: list[DriverEffect]) -> None:
+        trace = self.trace
+        for effect in effects:
+            began = time.monotonic() if trace.enabled else 0.0
+            if isinstance(effect, SaveCheckpoint):
+                await self._store.run(self.blocks.save_checkpoint, effect.data)
+                trace.cost("checkpoints", time.monotonic() - began if trace.enabled else 0.0)
+            elif isinstance(effect, StoreBlock):
+                trace.mark("decided")
+                await self._store.run(self.blocks.save, effect.block, effect.certificate)
+                trace.mark("stored")
+                await self._stored(effect.block.height)
+                trace.flush(effect.block.height, effect.certificate.round, len(effect.block.txs))
+            elif isinstance(effect, StoreSynced):
+                await self._store.run(self.blocks.save_many, effect.blocks)  # one transaction
+                await self._stored(effect.blocks[-1][0].height)
+            elif isinstance(effect, SendToPeers):
+                if trace.enabled:
+                    self._trace_broadcast(effect)
+                self.broadcast(effect.data)
+            elif isinstance(effect, RequestSync):
+                self._request_sync(effect.data)
+            elif isinstance(effect, ReportEvidence):
+                self._on_evidence(effect.evidence)
+
+    def _trace_broadcast(self, effect: SendToPeers) -> None:
+        message = effect.message
+        if isinstance(message, Proposal) and message.height == self.engine.height:
+            self.trace.mark("proposed")
+        elif isinstance(message, Vote) and message.height == self.engine.height:
+            name = "prevote" if message.kind is VoteKind.PREVOTE else "precommit"
+            self.trace.mark(f"{name}_r{message.round}")
+
+    async def _stored(self, height: int) -> None:
+        await self._note_sets()
+        self._maybe_snapshot(height)
+
+    async def _note_sets(self) -> None:
+        """Keep any validator set not seen before, for light clients (see ValidatorSetLog)."""
+        new = self.sets.note(self.engine.state)
+        if new:
+            await self._store.run(self.sets.persist, new)
+
+    def _maybe_snapshot(self, height: int) -> None:
+        """Start writing a snapshot of the state after ``height`` if one is due."""
+        every = self.config.snapshot_interval
+        due = every and height // every > self.snapshot_height // every
+        # The engine may already have executed a later block in the same call:
+        # then app and engine are past ``height`` and the next block is the moment.
+        current = self.engine.state.height == height + 1 and self.app.inner.height == height
+        if not due or not current or self._snapshotting or self._nursery is None:
+            return
+        snapshot = StateSnapshot.take(self.engine.state, self.app.inner.state.committed_items())
+        self.snapshot_height, self._snapshotting = height, True
+        self._nursery.start_soon(self._write_snapshot, snapshot)
+
+    async def _write_snapshot(self, snapshot: StateSnapshot) -> None:
+        try:
+            data = await trio.to_thread.run_sync(snapshot.to_bytes)
+            await self._store.run(self.blocks.save_snapshot, data)
+            _log.info("state snapshot at height %d written", snapshot.height)
+        except DchatError as exc:  # an optimisation failed; the blocks are all stored
+            _log.warning("state snapshot at height %d not written: %s", snapshot.height, exc)
+        finally:
+            self._snapshotting = False
+
+    def broadcast(self, data: bytes) -> None:
+        """Post ``data`` to every peer (dropped for a peer whose queue is full)."""
+        for peer in self.peers:
+            peer.post(data)
+
+    # -- block sync -------------------------------------------------------------------
+
+    def _request_sync(self, data: bytes) -> None:
+        """Send a sync request to one connected peer (the driver keeps one in flight)."""
+        live = [p for p in self.peers if p.connected]
+        if not live or not random.choice(live).post(data):
+            self.driver.sync_unsent()
+
+    async def serve_sync(self, request: SyncRequest) -> SyncResponse:
+        """Answer a peer's sync request from the block store (in a worker thread)."""
+        return await self._store.run(self.blocks.serve_sync, request)
+
+    async def _on_sync(self, peer: PeerLink, payload: bytes) -> None:
+        with trio.move_on_after(10):
+            await self._inbox_send.send(("sync", payload, 0.0))
+
+    # -- transactions -----------------------------------------------------------------
+
+    async def submit(self, txs: list[bytes]) -> list[dict[str, Any]]:
+        """Admit transactions to the mempool and queue them for gossip."""
+        results = []
+        began = time.monotonic()
+        for i, tx in enumerate(txs):
+            result: dict[str, Any] = {"hash": tx_hash(tx).hex(), "accepted": True}
+            try:
+                self.driver.submit(tx)
+            except DchatError as exc:
+                result.update(accepted=False, error=type(exc).__name__, message=str(exc))
+            results.append(result)
+            if i % CHUNK == CHUNK - 1:
+                self.trace.peak("admit_stretch", time.monotonic() - began)
+                await trio.lowlevel.checkpoint()  # let consensus run between chunks
+                began = time.monotonic()
+        return results
+
+    async def admit_gossip(self, txs: list[bytes]) -> None:
+        """Queue a peer's transactions for admission (waits only while the queue is full).
+
+        Admission (a signature check per transaction) runs in its own task, so
+        the link reader goes straight on to the peer's next frame: a vote sent
+        after a large gossip batch is not held up by that batch's admission.
+        """
+        await self._gossip_in_send.send(txs)
+
+    async def _run_admission(self) -> None:
+        async for txs in self._gossip_in:
+            for start in range(0, len(txs), CHUNK):
+                began = time.monotonic()
+                self.driver.admit(txs[start : start + CHUNK])  # refusals are silent: peers race
+                self.trace.peak("gossip_stretch", time.monotonic() - began)
+                await trio.lowlevel.checkpoint()
+
+    async def _run_gossip(self) -> None:
+        while True:
+            await trio.sleep(GOSSIP_INTERVAL)
+            for message in self.driver.take_gossip():
+                self.broadcast(message)
+
+    def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
+        self.evidence.append(evidence)
+        _log.warning("double signing detected", extra={"height": evidence.height})
+        tx = slash_tx(self.app, self.keys.account, evidence)
+        if tx is None:
+            return
+        try:
+            self.driver.submit(tx)
+        except DchatError as exc:
+            _log.info("slash transaction not admitted: %s", exc)
+
+    async def inbox_put(self, payload: bytes) -> None:
+        """Queue a peer's consensus message for the engine task (bounded wait)."""
+        with trio.move_on_after(10):
+            await self._inbox_send.send(("msg", payload, time.monotonic()))
