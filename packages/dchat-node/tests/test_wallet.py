@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import ChannelUpdate, decode_channel_text, encode_channel_text
 from dchat_crypto import KdfParams
-from dchat_node import NodeProcess, running_validators
+from dchat_node import NodeProcess
 from dchat_node.cli import app
 from dchat_node.validator._keys import load_wallet
 from dchat_node.validator._testnet import NetPlan, init_testnet
-from dchat_testing import wait_until
+from dchat_testing import running_validators, wait_until
 
 pytestmark = pytest.mark.slow
 

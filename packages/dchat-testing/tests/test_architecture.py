@@ -195,6 +195,24 @@ def test_declared_dependencies_are_the_imported_ones(module: str) -> None:
     assert unused == [], f"{package.dist} declares {unused} but never imports them"
 
 
+def test_only_the_client_cli_of_the_node_uses_the_sdk() -> None:
+    """The roles never call their own API through a client; only ``dchat`` (cli/) does."""
+    users = sorted(
+        name
+        for name, found in PACKAGE_MAP["dchat_node"].graph.items()
+        if any(_top(item) == "dchat_sdk" for item in found)
+        and not (name == "dchat_node.cli" or name.startswith("dchat_node.cli."))
+    )
+    assert users == []
+
+
+def test_every_role_has_its_own_subpackage() -> None:
+    modules = set(PACKAGE_MAP["dchat_node"].graph)
+    assert {f"dchat_node.{r}" for r in ("user", "relay", "validator", "wallet", "api", "cli")} <= (
+        modules
+    )
+
+
 def test_the_checks_see_a_planted_upward_import(tmp_path: Path) -> None:
     """The scanner finds a function-local import (so the tests above can fail)."""
     source = tmp_path / "mod.py"

@@ -9,11 +9,10 @@ from __future__ import annotations
 from ._errors import ConfigError as ConfigError
 from ._errors import DchatNodeError as DchatNodeError
 from ._errors import NodeStateError as NodeStateError
-from ._process import NodeProcess as NodeProcess
-from ._process import free_port as free_port
-from ._process import running_validators as running_validators
 from ._runtime import run_node as run_node
+from .cli._process import NodeProcess as NodeProcess
 from .config import NodeConfig as NodeConfig
+from .config import free_port as free_port
 from .config import load_config as load_config
 
 __all__ = (
@@ -25,5 +24,4 @@ __all__ = (
     "free_port",
     "load_config",
     "run_node",
-    "running_validators",
 )

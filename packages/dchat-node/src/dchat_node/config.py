@@ -11,6 +11,7 @@ unlocks the node's keys never lives in the config: it comes from
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,10 +23,18 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ("NodeConfig", "load_config", "parse_hostport")
+__all__ = ("NodeConfig", "free_port", "load_config", "parse_hostport")
 
 Role = Literal["user", "relay", "validator"]
 _ENV_FIELDS = ("role", "listen", "relay", "relay_node", "api_listen", "poll_interval", "log_level")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def parse_hostport(text: str) -> tuple[str, int]:

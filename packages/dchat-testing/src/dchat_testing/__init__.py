@@ -40,6 +40,7 @@ from ._mailbox import MemoryEntry as MemoryEntry
 from ._mailbox import MemoryMailboxStore as MemoryMailboxStore
 from ._mailbox import MemoryPrekeyStore as MemoryPrekeyStore
 from ._mailbox import entry_id_of as entry_id_of
+from ._processes import running_validators as running_validators
 from ._seeded import SeededRng as SeededRng
 from ._seeded import seeded_random as seeded_random
 from ._strategies import contact_cards as contact_cards
@@ -83,6 +84,7 @@ __all__ = (
     "make_identity",
     "make_signing_key",
     "relay_messages",
+    "running_validators",
     "sealed_envelopes",
     "seeded_random",
     "wait_stable",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from dchat_sdk import ApiError
 
-from .._process import NodeProcess, free_port
+from ._process import NodeProcess, free_port
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -27,7 +27,7 @@ from dchat_core import canonical_encode
 from dchat_crypto import KdfParams, SigningKey
 
 from .._errors import ConfigError
-from .._process import free_port
+from ..config import free_port
 from ._keys import ValidatorKeys, write_validator_keys, write_wallet
 
 if TYPE_CHECKING:

@@ -1,17 +1,15 @@
 """Nodes as real OS processes: start, wait until ready, stop, kill, restart.
 
-Used by ``dchat demo`` and by the integration tests. A node is ready when its
-``api.json`` names the pid of the process we started (a stale file left by a
-killed predecessor is ignored).
+Used by ``dchat demo`` and by the integration tests (through dchat-testing).
+A node is ready when its ``api.json`` names the pid of the process we started
+(a stale file left by a killed predecessor is ignored).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from dchat_sdk import RemoteClient
 
-from ._errors import DchatNodeError
+from .._errors import DchatNodeError
+from ..config import free_port
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
-__all__ = ("NodeProcess", "free_port", "running_validators")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ("NodeProcess", "free_port")
 
 
 class NodeProcess:
@@ -135,33 +125,3 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
-
-
-@contextlib.contextmanager
-def running_validators(
-    out: Path,
-    summary: Mapping[str, Any],
-    passphrase: str,
-    *,
-    kinds: Sequence[type[NodeProcess]] | None = None,
-    timeout: float = 30.0,
-) -> Iterator[list[NodeProcess]]:
-    """Start every validator of a testnet written by ``init-testnet``; kill them all on exit.
-
-    ``summary`` is what :func:`init_testnet` returned for ``out``; ``kinds``
-    (one per validator, default :class:`NodeProcess`) lets a test run its own
-    subclass for some of them.
-    """
-    validators = summary["validators"]
-    chosen = list(kinds) if kinds is not None else [NodeProcess] * len(validators)
-    nodes = [
-        kind(out / v["dir"], "validator", passphrase=passphrase, listen=v["listen"])
-        for kind, v in zip(chosen, validators, strict=True)
-    ]
-    try:
-        for node in nodes:
-            node.start(timeout=timeout)
-        yield nodes
-    finally:
-        for node in nodes:
-            node.kill()
