@@ -49,11 +49,11 @@ import httpx
 
 from _common import arg_parser, load_at_end, markers, publish, run_lines
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import tx_hash
+from dchat_chain.lowlevel import NetPlan, tx_hash
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess, running_validators
+from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
-from dchat_node.validator._testnet import NetPlan, init_testnet
 
 if TYPE_CHECKING:
     import argparse
@@ -209,8 +209,9 @@ def run(args: argparse.Namespace, *, parallel: bool) -> dict[str, Any]:
     """One fresh 4-validator testnet, one submission pattern; the measurements."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "net"
-        plan = NetPlan(validators=4, accounts=args.senders, block_interval=args.block_interval)
-        summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
+        plan = NetPlan(validators=4, accounts=args.senders)
+        secret, interval = PASSPHRASE.encode(), args.block_interval
+        summary = init_testnet(out, plan, secret, kdf=KdfParams.TESTING, block_interval=interval)
         txs = sign_all(out, summary, args.per_sender)
         with running_validators(out, summary, PASSPHRASE, timeout=60) as nodes:
             clients = [client(n) for n in nodes]

@@ -20,6 +20,7 @@ Usage::
 
 from __future__ import annotations
 
+import secrets
 import sys
 import tempfile
 import time
@@ -30,11 +31,9 @@ from _common import arg_parser, interleaved_rounds, load_at_end, markers, publis
 from dchat_chain import CurrencyChainApp, LightClient
 from dchat_chain._block_commit import VoteKind, bitmap_indices, vote_sign_bytes
 from dchat_chain._light_sim import SignedChain
-from dchat_chain.lowlevel import genesis_anchor
+from dchat_chain.lowlevel import NetPlan, genesis_anchor, plan_testnet
 from dchat_core import canonical_encode
 from dchat_crypto import bls_verify
-from dchat_node.validator._keys import ValidatorKeys
-from dchat_node.validator._testnet import NetPlan, _currency_genesis
 from dchat_node.wallet._light import WalletLightReader
 
 if TYPE_CHECKING:
@@ -49,8 +48,9 @@ START, END = markers(NAME)
 
 def build(validators: int, headers: int) -> tuple[bytes, list[dict[str, Any]], list[Any]]:
     """Genesis, header pages' items, and per-header (message, [(pk, sig)]) for the baseline."""
-    keys = [ValidatorKeys.generate() for _ in range(validators)]
-    genesis = _currency_genesis(NetPlan(validators=validators, accounts=0), keys, [])
+    addresses = [f"127.0.0.1:{9000 + i}" for i in range(validators)]  # never listened on
+    net = plan_testnet(NetPlan(validators=validators, accounts=0), addresses, secrets.token_bytes)
+    keys, genesis = [v.keys for v in net.validators], net.currency_genesis
     chain_id, vals = genesis_anchor(genesis)
     chain = SignedChain(
         chain_id, CurrencyChainApp.from_genesis(genesis), vals, [k.bls for k in keys]

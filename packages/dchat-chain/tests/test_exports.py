@@ -49,3 +49,20 @@ def test_the_validator_driver_and_its_wire_are_lowlevel() -> None:
     names = {"ValidatorDriver", "DriverEffect", "PeerTag", "split_peer_message", "store_effect"}
     assert names <= set(dchat_chain.lowlevel.__all__)
     assert not names & set(dchat_chain.__all__)
+
+
+def test_validator_set_up_is_lowlevel() -> None:
+    names = {
+        "NetPlan",
+        "PlannedTestnet",
+        "PlannedValidator",
+        "plan_testnet",
+        "ValidatorKeys",
+        "KeyRecordError",
+        "encode_validator_keys",
+        "decode_validator_keys",
+        "encode_wallet_key",
+        "decode_wallet_key",
+    }
+    assert names <= set(dchat_chain.lowlevel.__all__)
+    assert not names & set(dchat_chain.__all__)

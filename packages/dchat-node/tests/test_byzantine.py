@@ -22,13 +22,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import DuplicateVoteEvidence, Vote, VoteKind
+from dchat_chain.lowlevel import DuplicateVoteEvidence, NetPlan, Vote, VoteKind
 from dchat_core import NodeId
 from dchat_crypto import BlsSecretKey, KdfParams
 from dchat_node import NodeProcess
 from dchat_node.cli import app
+from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
-from dchat_node.validator._testnet import NetPlan, init_testnet
 from dchat_testing import running_validators, wait_until
 
 pytestmark = pytest.mark.slow
@@ -74,8 +74,10 @@ class Net:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     out = tmp_path_factory.mktemp("byzantine") / "net"
-    plan = NetPlan(validators=4, accounts=1, block_interval=0.3)
-    summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
+    plan = NetPlan(validators=4, accounts=1)
+    summary = init_testnet(
+        out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.3
+    )
     with running_validators(
         out, summary, PASSPHRASE, kinds=[NodeProcess, NodeProcess, NodeProcess, ByzantineProcess]
     ) as nodes:

@@ -16,13 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import solve_pow, verify_proof
+from dchat_chain.lowlevel import NetPlan, solve_pow, verify_proof
 from dchat_core import IdentityId, canonical_decode
 from dchat_crypto import KdfParams, SigningKey
 from dchat_node import NodeProcess
 from dchat_node.cli import node_app
+from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
-from dchat_node.validator._testnet import NetPlan, init_testnet
 
 PASSPHRASE = "chat chain test passphrase"
 POW_BITS = 10
@@ -47,8 +47,10 @@ def test_init_testnet_chain_option(tmp_path: Path) -> None:
 @pytest.fixture
 def chat_net(tmp_path: Path) -> Iterator[tuple[dict[str, Any], list[httpx.Client], Path]]:
     out = tmp_path / "net"
-    plan = NetPlan(validators=4, accounts=1, block_interval=0.3, chain="chat", pow_bits=POW_BITS)
-    summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
+    plan = NetPlan(validators=4, accounts=1, chain="chat", pow_bits=POW_BITS)
+    summary = init_testnet(
+        out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.3
+    )
     nodes = [
         NodeProcess(out / v["dir"], "validator", passphrase=PASSPHRASE, listen=v["listen"])
         for v in summary["validators"]

@@ -29,11 +29,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dchat_chain import CommitCertificate
+from dchat_chain.lowlevel import NetPlan
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess
 from dchat_node.cli import app
-from dchat_node.validator._testnet import NetPlan, init_testnet
+from dchat_node.cli._testnet import init_testnet
 from dchat_node.wallet._light import read_state
 from dchat_testing import running_validators, wait_until
 
@@ -156,8 +157,10 @@ class Net:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     out = tmp_path_factory.mktemp("light") / "net"
-    plan = NetPlan(validators=4, accounts=1, block_interval=0.2)
-    summary = init_testnet(out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING)
+    plan = NetPlan(validators=4, accounts=1)
+    summary = init_testnet(
+        out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.2
+    )
     with running_validators(out, summary, PASSPHRASE) as nodes:
         network = Net(out, summary, nodes)
         yield network

@@ -23,6 +23,7 @@ from dchat_chain._block_commit import make_bitmap
 from dchat_chain.lowlevel import (
     DurableBlockStore,
     IndexedApp,
+    NetPlan,
     SnapshotError,
     StateSnapshot,
     Vote,
@@ -33,8 +34,8 @@ from dchat_chain.lowlevel import (
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams, bls_aggregate
 from dchat_node import NodeProcess
-from dchat_node.validator._keys import load_validator_keys, load_wallet
-from dchat_node.validator._testnet import CURRENCY_GENESIS, NetPlan, init_testnet
+from dchat_node.cli._testnet import init_testnet
+from dchat_node.validator._keys import CURRENCY_GENESIS, load_validator_keys, load_wallet
 from dchat_storage import ChainBlockLog, Database, open_database
 
 PASSPHRASE = "snapshot test passphrase"
@@ -43,8 +44,10 @@ SECRET = PASSPHRASE.encode()
 
 @pytest.fixture
 def net(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    plan = NetPlan(validators=4, accounts=2, block_interval=0.2)
-    return tmp_path / "net", init_testnet(tmp_path / "net", plan, SECRET, kdf=KdfParams.TESTING)
+    plan = NetPlan(validators=4, accounts=2)
+    return tmp_path / "net", init_testnet(
+        tmp_path / "net", plan, SECRET, kdf=KdfParams.TESTING, block_interval=0.2
+    )
 
 
 @pytest.fixture

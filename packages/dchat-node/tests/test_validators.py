@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from dchat_chain import Transaction
+from dchat_chain.lowlevel import NetPlan
 from dchat_crypto import KdfParams
 from dchat_node import ConfigError, NodeProcess
+from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_validator_keys, load_wallet
-from dchat_node.validator._testnet import NetPlan, init_testnet
 from dchat_node.validator._wire import parse_peer
 from dchat_testing import holds_for, wait_stable, wait_until
 
@@ -29,8 +30,10 @@ SECRET = PASSPHRASE.encode()
 
 @pytest.fixture
 def testnet(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    plan = NetPlan(validators=4, accounts=2, block_interval=0.3)
-    summary = init_testnet(tmp_path / "net", plan, SECRET, kdf=KdfParams.TESTING)
+    plan = NetPlan(validators=4, accounts=2)
+    summary = init_testnet(
+        tmp_path / "net", plan, SECRET, kdf=KdfParams.TESTING, block_interval=0.3
+    )
     return tmp_path / "net", summary
 
 

@@ -20,8 +20,10 @@
     │   │                                                not match what the light client verified
     │   └── StaleAnswerError                             it is about a state older than one verified
     ├── ChainArgumentError(CallerError, ValueError)      a bad argument to a chain API
-    │   └── LightStateError                              a light-client state is corrupt or
-    │                                                    anchored to another genesis
+    │   ├── LightStateError                              a light-client state is corrupt or
+    │   │                                                anchored to another genesis
+    │   └── KeyRecordError                               a key record is corrupt, of another
+    │                                                    kind or holds an invalid key
     └── ChainStateError(CallerError)                     a call in the wrong state or order
         ├── SnapshotError                                a stored state snapshot is corrupt or
         │                                                not the stored chain's (_snapshot)
@@ -51,6 +53,7 @@ __all__ = (
     "InvalidTransactionError",
     "InvalidValidatorSetError",
     "InvalidVoteError",
+    "KeyRecordError",
     "LightStateError",
     "NotCertifiedError",
     "StaleAnswerError",
@@ -128,3 +131,17 @@ class StaleAnswerError(ChainAnswerError):
 
 class LightStateError(ChainArgumentError):
     """A persisted light-client state is corrupt or anchored to another genesis."""
+
+
+class KeyRecordError(ChainArgumentError):
+    """A decrypted validator or wallet key record is corrupt, of another kind or holds a bad key.
+
+    Attributes:
+        reason: What is wrong, phrased to follow the record's name ("is corrupt: ...",
+            "is not a wallet key file", "holds an invalid key: ..."), so a caller that
+            knows the file can say which one.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"key record {reason}")
+        self.reason = reason

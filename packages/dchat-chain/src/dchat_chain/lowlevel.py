@@ -29,6 +29,10 @@ application of its own, a simulation or a test harness.
   ``SendToPeers``, ``RequestSync``, ``ReportEvidence``, ``resume_point``,
   ``store_effect``, ``PeerTag``, ``encode_peer_message``,
   ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``
+- validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
+  ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
+  ``decode_wallet_key``, ``KeyRecordError``; local testnets ``NetPlan``,
+  ``plan_testnet``, ``PlannedTestnet``, ``PlannedValidator``
 - Merkle trees and proofs: ``MerkleTree``, ``MerkleProof``, ``verify_proof``,
   ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
 - state storage and snapshots: ``StateStore``, ``StateSnapshot``
@@ -96,6 +100,7 @@ from ._errors import InvalidEvidenceError as InvalidEvidenceError
 from ._errors import InvalidProposalError as InvalidProposalError
 from ._errors import InvalidValidatorSetError as InvalidValidatorSetError
 from ._errors import InvalidVoteError as InvalidVoteError
+from ._errors import KeyRecordError as KeyRecordError
 from ._errors import LightStateError as LightStateError
 from ._errors import NotCertifiedError as NotCertifiedError
 from ._errors import StaleAnswerError as StaleAnswerError
@@ -136,6 +141,10 @@ from ._sync import BlockSyncClient as BlockSyncClient
 from ._sync import SyncRequest as SyncRequest
 from ._sync import SyncResponse as SyncResponse
 from ._sync import serve_sync as serve_sync
+from ._testnet import NetPlan as NetPlan
+from ._testnet import PlannedTestnet as PlannedTestnet
+from ._testnet import PlannedValidator as PlannedValidator
+from ._testnet import plan_testnet as plan_testnet
 from ._tx_errors import BadTransactionSignatureError as BadTransactionSignatureError
 from ._tx_errors import FeeTooLowError as FeeTooLowError
 from ._tx_errors import FutureNonceError as FutureNonceError
@@ -156,6 +165,11 @@ from ._validator_driver import StoreSynced as StoreSynced
 from ._validator_driver import ValidatorDriver as ValidatorDriver
 from ._validator_driver import resume_point as resume_point
 from ._validator_driver import store_effect as store_effect
+from ._validator_keys import ValidatorKeys as ValidatorKeys
+from ._validator_keys import decode_validator_keys as decode_validator_keys
+from ._validator_keys import decode_wallet_key as decode_wallet_key
+from ._validator_keys import encode_validator_keys as encode_validator_keys
+from ._validator_keys import encode_wallet_key as encode_wallet_key
 from ._validator_wire import MAX_GOSSIP_TXS as MAX_GOSSIP_TXS
 from ._validator_wire import PeerTag as PeerTag
 from ._validator_wire import decode_txs as decode_txs
@@ -198,6 +212,7 @@ __all__ = (
     "InvalidStateProofError",
     "InvalidValidatorSetError",
     "InvalidVoteError",
+    "KeyRecordError",
     "LightRead",
     "LightReader",
     "LightStateError",
@@ -210,9 +225,12 @@ __all__ = (
     "MempoolFullError",
     "MerkleProof",
     "MerkleTree",
+    "NetPlan",
     "NonceError",
     "NotCertifiedError",
     "PeerTag",
+    "PlannedTestnet",
+    "PlannedValidator",
     "Proposal",
     "RejectedTransactionError",
     "ReplayedNonceError",
@@ -237,6 +255,7 @@ __all__ = (
     "UntrustedValidatorsError",
     "UnverifiedHeaderError",
     "ValidatorDriver",
+    "ValidatorKeys",
     "ValidatorSetLog",
     "ValidatorUpdate",
     "Vote",
@@ -252,10 +271,14 @@ __all__ = (
     "decode_light_state",
     "decode_message",
     "decode_txs",
+    "decode_validator_keys",
+    "decode_wallet_key",
     "encode_channel_text",
     "encode_light_state",
     "encode_peer_message",
     "encode_txs",
+    "encode_validator_keys",
+    "encode_wallet_key",
     "execute_block",
     "genesis_anchor",
     "genesis_kind",
@@ -264,6 +287,7 @@ __all__ = (
     "parse_headers",
     "parse_proof",
     "payment_channel_id",
+    "plan_testnet",
     "replay",
     "replay_store",
     "resume_point",

@@ -24,15 +24,20 @@ import typer
 from rich.console import Console
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import account_key, genesis_anchor
+from dchat_chain.lowlevel import NetPlan, account_key, genesis_anchor
 from dchat_core import DchatError
 from dchat_crypto import KdfParams, SigningKey
 
-from ..validator._keys import load_validator_keys, load_wallet
-from ..validator._testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS, NetPlan, init_testnet
+from ..validator._keys import (
+    CURRENCY_GENESIS,
+    VALIDATOR_GENESIS,
+    load_validator_keys,
+    load_wallet,
+)
 from ..wallet._light import WalletLightReader, state_path
 from ._common import err_console, read_passphrase
 from ._common import fail as _fail
+from ._testnet import init_testnet
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -92,16 +97,10 @@ def init_testnet_command(
 ) -> None:
     """Write genesis documents, validator data dirs (keys encrypted) and funded wallets."""
     secret = _passphrase(passphrase_file)
-    plan = NetPlan(
-        validators=validators,
-        accounts=accounts,
-        block_interval=block_interval,
-        chain=chain,
-        pow_bits=pow_bits,
-    )
+    plan = NetPlan(validators=validators, accounts=accounts, chain=chain, pow_bits=pow_bits)
     kdf = KdfParams.TESTING if insecure_fast_kdf else KdfParams.DEFAULT
     try:
-        summary = init_testnet(out, plan, secret, kdf=kdf)
+        summary = init_testnet(out, plan, secret, kdf=kdf, block_interval=block_interval)
     except DchatError as exc:
         raise _fail(str(exc)) from None
     _out.print(f"wrote a {validators}-validator {chain} testnet to {out}")

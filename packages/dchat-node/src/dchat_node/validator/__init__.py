@@ -1,8 +1,10 @@
 """The validator role: the trio shell around :class:`dchat_chain.lowlevel.ValidatorDriver`.
 
-``_role`` unlocks the keys (``_keys``) and starts ``_service``, which carries
-out the driver's effects over peer links (``_links``, ``_peers``, ``_wire``);
-``_testnet`` writes local test networks, ``_trace`` the per-height timing log.
+``_role`` unlocks the keys (``_keys``: the encrypted key files, whose records
+are ``dchat_chain.lowlevel``'s) and starts ``_service``, which carries out the
+driver's effects over peer links (``_links``, ``_peers``, ``_wire``); ``_trace``
+is the per-height timing log. Local testnets are planned by
+``dchat_chain.lowlevel.plan_testnet`` and written by ``cli/_testnet``.
 """
 
 from __future__ import annotations

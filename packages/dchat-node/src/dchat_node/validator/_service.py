@@ -69,20 +69,25 @@ from dchat_storage import ChainBlockLog
 
 from .._errors import ConfigError
 from ..config import parse_hostport
+from ._keys import CURRENCY_GENESIS, VALIDATOR_GENESIS
 from ._links import PeerLink
 from ._peers import InboundHandler, slash_tx
-from ._testnet import CURRENCY_GENESIS, VALIDATOR_GENESIS
 from ._trace import HeightTrace
 from ._wire import parse_peer
 
 if TYPE_CHECKING:
     from dchat_chain import ConsensusEngine
-    from dchat_chain.lowlevel import DriverEffect, DuplicateVoteEvidence, SyncRequest, SyncResponse
+    from dchat_chain.lowlevel import (
+        DriverEffect,
+        DuplicateVoteEvidence,
+        SyncRequest,
+        SyncResponse,
+        ValidatorKeys,
+    )
     from dchat_core import Clock
 
     from .._store import AsyncStore
     from ..config import NodeConfig
-    from ._keys import ValidatorKeys
 
 __all__ = ("ValidatorService",)
 
