@@ -51,12 +51,14 @@ from _common import arg_parser, load_at_end, markers, publish, run_lines
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import NetPlan, tx_hash
 from dchat_crypto import KdfParams
-from dchat_node import NodeProcess, running_validators
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
+from dchat_testing import running_validators
 
 if TYPE_CHECKING:
     import argparse
+
+    from dchat_node import NodeProcess
 
 NAME = "bench_chain_nodes"
 START, END = markers(NAME)
