@@ -127,12 +127,23 @@ class DocumentService:
         chain.update(doc)
         await self._user.state_put(_OWN, chain.to_bytes())
         self._follow_own(chain)
-        for contact in await self._user.contacts():
-            if self._user.is_quiet(contact.identity_id):
-                continue
-            card = ContactCard.from_bytes(contact.card)
-            await self._user.send_control(card, DOCUMENT_KIND, doc.to_bytes(), sender=identity)
+        await self.announce(doc, sender=identity)
         return doc
+
+    async def announce(
+        self,
+        doc: IdentityDocument,
+        *,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> None:
+        """Send ``doc`` to every contact that is not a burner's."""
+        for contact in await self._user.contacts():
+            if not self._user.is_quiet(contact.identity_id):
+                card = ContactCard.from_bytes(contact.card)
+                await self._user.send_control(
+                    card, DOCUMENT_KIND, doc.to_bytes(), sender=sender, sender_card=sender_card
+                )
 
     async def replace_own(self, chain: DocumentChain) -> None:
         """Adopt ``chain`` as ours (a recovered identity continues the old chain)."""
