@@ -39,11 +39,9 @@ __all__ = (
     "check_main",
     "commit",
     "contact_named",
-    "load_blobs",
     "load_map",
     "send_all",
     "state_errors",
-    "store_blobs",
     "store_map",
 )
 
@@ -69,22 +67,12 @@ def state_errors() -> Iterator[None]:
         raise NodeStateError(exc.code, str(exc)) from None
 
 
-async def load_blobs(user: UserService, keys: Iterable[str]) -> dict[str, bytes | None]:
-    """The blobs stored under ``keys`` (``None`` where nothing is)."""
-    return {key: await user.state_get(key) for key in keys}
-
-
-async def store_blobs(user: UserService, blobs: Mapping[str, bytes]) -> None:
-    """Durably replace each blob under its key."""
-    for key, blob in blobs.items():
-        await user.state_put(key, blob)
-
-
 async def commit(
     user: UserService, changes: Mapping[str, bytes], outgoing: Iterable[Outgoing] = ()
 ) -> None:
     """Store the blobs an agent step changed, then send what it returned."""
-    await store_blobs(user, changes)
+    for key, blob in changes.items():
+        await user.state_put(key, blob)
     await send_all(user, outgoing)
 
 

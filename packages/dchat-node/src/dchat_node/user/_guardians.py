@@ -27,27 +27,23 @@ from typing import TYPE_CHECKING, Any
 
 from dchat_core import IdentityId
 from dchat_identity.lowlevel import (
+    GUARDIAN_KINDS,
     GUARDIAN_STATE,
-    KIND_ALERT,
     KIND_APPROVAL,
     KIND_INFO,
-    KIND_LOOKUP,
-    KIND_REQUEST,
-    KIND_SHARE,
     KIND_VETO,
     RECOVERY_STATE,
     GuardianAgent,
-    LookupMessage,
     RecoveryAgent,
-    RequestMessage,
-    ShareMessage,
     VetoMessage,
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import check_main, commit, contact_named, load_blobs, send_all, state_errors
+from ._guardian_state import check_main, commit, contact_named, send_all, state_errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocument, RecoveryVeto
     from dchat_messaging import MessageReceived as OpenedMessage
 
@@ -58,6 +54,8 @@ __all__ = ("GuardianService", "RecoveryService")
 
 _log = logging.getLogger("dchat.guardians")
 _rlog = logging.getLogger("dchat.recovery")
+if TYPE_CHECKING:
+    _Wanted = Callable[[GuardianAgent], Iterable[IdentityId]]
 
 
 class RecoveryService:
@@ -148,23 +146,17 @@ class GuardianService:
         self._documents = documents
         self._min_lock = min_lock
         self.recovery = RecoveryService(user, documents)
-        user.on_control(KIND_SHARE, self._share_received)
-        user.on_control(KIND_LOOKUP, self._lookup_received)
-        user.on_control(KIND_REQUEST, self._request_received)
-        user.on_control(KIND_ALERT, self._alert_received)
-        user.on_control(KIND_VETO, self._veto_received)
+        for kind in GUARDIAN_KINDS:
+            user.on_control(kind, self._received)
         documents.on_rotation(self._contact_rotated)
 
-    async def _agent(self, *subjects: IdentityId, held: bool = False) -> GuardianAgent:
-        """The agent over our stored maps, believing our chains of ``subjects``.
-
-        ``held``: also of every identity whose share we hold.
-        """
-        blobs = await load_blobs(self._user, GUARDIAN_STATE)
+    async def _agent(self, wanted: _Wanted = lambda _agent: ()) -> GuardianAgent:
+        """The agent over our stored maps, believing our chains of the ``wanted`` identities."""
+        blobs = {key: await self._user.state_get(key) for key in GUARDIAN_STATE}
         agent = GuardianAgent(blobs, min_lock=self._min_lock)
         with state_errors():
-            wanted = {*subjects, *(agent.held_subjects() if held else ())}
-        for subject in wanted:
+            subjects = set(wanted(agent))
+        for subject in subjects:
             chain = await self._documents.peer_chain(subject)
             if chain is not None:
                 agent.believe(chain)
@@ -191,15 +183,6 @@ class GuardianService:
         with state_errors():
             return (await self._agent()).describe()
 
-    async def _alert_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        alert = RequestMessage.from_bytes(message.data)
-        subject = (await self._documents.head()).subject
-        agent = await self._agent()
-        if agent.alert_received(identity, subject, message.sender, alert):
-            await commit(self._user, agent.changes())
-            _log.warning("someone asked our guardians to recover this identity")
-
     async def veto(self, request_id: str) -> dict[str, Any]:
         """Refuse a recovery request with the current key (before its time lock ends)."""
         if not self._user.has_identity:  # alerts come only to an identity
@@ -213,34 +196,24 @@ class GuardianService:
 
     # -- guardian --------------------------------------------------------------------
 
-    async def _share_received(self, message: OpenedMessage, identity: Identity) -> None:
+    async def _received(self, message: OpenedMessage, identity: Identity) -> None:
+        """A guardian control message to our identity: one agent step."""
         check_main(self._user, identity)
-        gift = ShareMessage.from_bytes(message.data)
-        agent = await self._agent(gift.share.guardian_set.subject)
-        agent.share_received(identity, message.sender, gift)
-        await commit(self._user, agent.changes())
-        _log.info(
-            "holding a guardian share", extra={"threshold": gift.share.guardian_set.threshold}
-        )
+        kind, data = message.kind, message.data
+        if kind == KIND_VETO and await self.recovery.veto_received(
+            VetoMessage.from_bytes(data).veto
+        ):
+            return  # it was for our own recovery
+        agent = await self._agent(lambda agent: agent.needs(kind, data))
+        step = agent.receive(kind, identity, message.sender, data, now=self._user.now())
+        await commit(self._user, agent.changes(), step.outgoing)
+        if step.note is not None:
+            _log.log(logging.WARNING if step.warn else logging.INFO, step.note)
 
     async def held(self) -> list[dict[str, Any]]:
         """The shares we hold for others (never the shares themselves)."""
         with state_errors():
             return (await self._agent()).held()
-
-    async def _lookup_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        lookup = LookupMessage.from_bytes(message.data)
-        agent = await self._agent(lookup.subject)
-        await send_all(self._user, [agent.lookup_received(message.sender, lookup)])
-
-    async def _request_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        incoming = RequestMessage.from_bytes(message.data)
-        agent = await self._agent(incoming.request.subject)
-        alert = agent.request_received(message.sender, incoming, now=self._user.now())
-        await commit(self._user, agent.changes(), [alert])
-        _log.warning("a recovery request is waiting for this guardian's approval")
 
     async def requests(self) -> list[dict[str, Any]]:
         """Recovery requests waiting for (or given) our approval."""
@@ -255,24 +228,13 @@ class GuardianService:
         """
         if not self._user.has_identity:  # requests come only to an identity
             raise NodeStateError("not_found", "no such recovery request")
-        agent = await self._agent(held=True)
+        agent = await self._agent(GuardianAgent.held_subjects)
         with state_errors():
             report, answer = agent.approve(self._user.identity, request_id, now=self._user.now())
         await send_all(self._user, [answer])
         await commit(self._user, agent.changes())
         _log.info("approved a recovery request")
         return report
-
-    async def _veto_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        veto = VetoMessage.from_bytes(message.data).veto
-        if await self.recovery.veto_received(veto):
-            return
-        agent = await self._agent(held=True)
-        applied = agent.veto_received(veto, now=self._user.now())
-        await commit(self._user, agent.changes())
-        if applied:
-            _log.warning("a recovery request was vetoed by the identity's current key")
 
     # -- contact ---------------------------------------------------------------------
 
