@@ -73,6 +73,7 @@ def test_recovery_agents_and_their_codecs_are_lowlevel() -> None:
         "follow", "Followed", "check_origin", "answer_lookup", "restored_chain", "first_chain",
         "RecoveryStateError", "RecoveryRefusedError", "ReplayedRecoveryError",
         "UnexpectedRecoveryError", "RecoveryLockTooShortError", "decode_map", "encode_map",
+        "GuardianStep", "GUARDIAN_KINDS",
     }  # fmt: skip
     assert agents <= set(dchat_identity.lowlevel.__all__)
     assert not agents & set(dchat_identity.__all__)

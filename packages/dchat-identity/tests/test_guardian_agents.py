@@ -25,6 +25,7 @@ from dchat_identity import (
     RecoveryVeto,
 )
 from dchat_identity.lowlevel import (
+    GUARDIAN_KINDS,
     GUARDIAN_STATE,
     KIND_ALERT,
     KIND_APPROVAL,
@@ -32,6 +33,7 @@ from dchat_identity.lowlevel import (
     KIND_LOOKUP,
     KIND_REQUEST,
     KIND_SHARE,
+    KIND_VETO,
     RECOVERY_STATE,
     ApprovalMessage,
     GuardianAgent,
@@ -480,3 +482,76 @@ def test_refusals_are_peer_errors_and_state_errors_are_the_callers() -> None:
         assert issubclass(refusal, PeerError)
     assert issubclass(RecoveryStateError, CallerError)
     assert RecoveryStateError("not_found", "x").code == "not_found"
+
+
+def test_received_guardian_messages_are_one_step_by_kind() -> None:
+    world = setup_world()
+    alice, new, g0, g1 = world.alice, world.new, *world.guardians[:2]
+    lookup = LookupMessage(alice.id, new.card).to_bytes()
+    agent = g0.guardian()
+    assert agent.needs(KIND_LOOKUP, lookup) == [alice.id]
+    step = agent.receive(KIND_LOOKUP, g0.identity, new.id, lookup, now=NOW + 10)
+    assert [(o.kind, o.card.identity_id) for o in step.outgoing] == [(KIND_INFO, new.id)]
+    assert step.note is None
+    assert not agent.changes()
+
+    request_id, alerts = request_recovery(world)
+    agent = alice.guardian()
+    assert agent.needs(KIND_ALERT, alerts[0].data) == []
+    step = agent.receive(KIND_ALERT, alice.identity, g0.id, alerts[0].data, now=NOW + 11)
+    assert step.warn
+    assert step.note
+    assert not step.outgoing
+    alice.save(agent)
+    step = alice.guardian().receive(KIND_ALERT, alice.identity, g1.id, alerts[1].data, now=NOW)
+    assert step.note is None  # every guardian forwards the same request: nothing new
+    _, vetoes = alice.guardian().veto(alice.identity, request_id, now=NOW + 12)
+
+    veto = deliver(vetoes, KIND_VETO, g1)
+    agent = g1.guardian()
+    assert agent.needs(KIND_VETO, veto) == [alice.id]  # the owners of the shares it holds
+    for subject in agent.needs(KIND_VETO, veto):
+        agent.believe(g1.chains[subject])
+    step = agent.receive(KIND_VETO, g1.identity, alice.id, veto, now=NOW + 13)
+    assert step.warn
+    assert step.note
+    g1.save(agent)
+    assert g1.guardian().requests()[0]["status"] == "vetoed"
+
+
+def test_an_alert_without_a_guardian_set_and_unknown_kinds_are_refused() -> None:
+    world = setup_world()
+    _, alerts = request_recovery(world)
+    g0, g1 = world.guardians[:2]
+    agent = g0.guardian()  # a guardian, but nobody's owner
+    with pytest.raises(UnexpectedRecoveryError):
+        agent.receive(KIND_ALERT, g0.identity, g1.id, alerts[0].data, now=NOW + 11)
+    for call in (
+        lambda: agent.needs("guardian.nonsense", b""),
+        lambda: agent.receive(KIND_INFO, g0.identity, g1.id, b"", now=NOW),
+    ):
+        with pytest.raises(UnexpectedRecoveryError):
+            call()
+    assert not agent.changes()
+
+
+@functools.cache
+def _guardian_world() -> World:
+    world = setup_world()
+    request_recovery(world)
+    return world
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from(GUARDIAN_KINDS), st.booleans())
+def test_hostile_guardian_messages_give_typed_errors_and_change_nothing(
+    data: bytes, kind: str, owner: bool
+) -> None:
+    world = _guardian_world()
+    node = world.alice if owner else world.guardians[0]
+    agent = node.guardian()
+    with pytest.raises(DchatError):  # a decode or record error, never anything untyped
+        agent.needs(kind, data)
+    with pytest.raises(DchatError):
+        agent.receive(kind, node.identity, world.new.id, data, now=NOW + 20)
+    assert not agent.changes()

@@ -24,6 +24,7 @@ from dchat_identity.lowlevel import (
     LocalDevice,
     SyncAgent,
     SyncDelivery,
+    SyncedContact,
     SyncKey,
     contact_changes,
     plan_revocation,
@@ -227,3 +228,8 @@ def test_hostile_bytes_give_typed_errors(data: bytes) -> None:
         phone.agent.receive_ops(data, phone.local, chain, now=NOW)
     with pytest.raises(MalformedRecordError):
         SyncAgent.check_rekey(data, chain, phone.local)
+
+
+def test_a_synced_contact_whose_name_is_taken_tries_numbered_names_then_gives_up() -> None:
+    names = list(SyncedContact("bob", "dchat-id", b"").names())
+    assert names == ["bob", *(f"bob-{n}" for n in range(2, 10))]

@@ -34,6 +34,7 @@ agent those chains (:meth:`~GuardianAgent.believe`). The stored maps::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import DchatError, IdentityId
@@ -51,11 +52,15 @@ from ._guardian_wire import (
     KIND_ALERT,
     KIND_APPROVAL,
     KIND_INFO,
+    KIND_LOOKUP,
+    KIND_REQUEST,
     KIND_SHARE,
     KIND_VETO,
     ApprovalMessage,
     InfoMessage,
+    LookupMessage,
     Outgoing,
+    RequestMessage,
     ShareMessage,
     VetoMessage,
 )
@@ -70,10 +75,16 @@ if TYPE_CHECKING:
 
     from ._chain import DocumentChain
     from ._document import IdentityDocument
-    from ._guardian_wire import LookupMessage, RequestMessage
     from ._identity import Identity
 
-__all__ = ("GUARDIAN_STATE", "GuardianAgent", "parse_request_id", "request_json")
+__all__ = (
+    "GUARDIAN_KINDS",
+    "GUARDIAN_STATE",
+    "GuardianAgent",
+    "GuardianStep",
+    "parse_request_id",
+    "request_json",
+)
 
 _MINE: Final = "guardian.mine"
 _HELD: Final = "guardian.held"
@@ -81,8 +92,19 @@ _REQUESTS: Final = "guardian.requests"
 _ALERTS: Final = "guardian.alerts"
 _EARLY_VETOES: Final = "guardian.vetoes"
 GUARDIAN_STATE: Final = (_MINE, _HELD, _REQUESTS, _ALERTS, _EARLY_VETOES)
+GUARDIAN_KINDS: Final = (KIND_SHARE, KIND_LOOKUP, KIND_REQUEST, KIND_ALERT, KIND_VETO)
+"""The control messages an owner or a guardian takes (:meth:`GuardianAgent.receive`)."""
 _MAX_REQUESTS: Final = 64
 _SKEW_MS: Final = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class GuardianStep:
+    """What one received message did: what to send, and a line for the caller's log."""
+
+    outgoing: list[Outgoing]
+    note: str | None = None  # None: nothing worth logging
+    warn: bool = False  # the note is a warning: someone is recovering an identity
 
 
 class GuardianAgent:
@@ -122,6 +144,66 @@ class GuardianAgent:
     def held_subjects(self) -> list[IdentityId]:
         """The identities whose shares we hold (the chains worth :meth:`believe`-ing)."""
         return [IdentityId(subject) for subject in self._map(_HELD)]
+
+    # -- received messages -------------------------------------------------------------
+
+    def needs(self, kind: str, data: bytes) -> list[IdentityId]:
+        """The identities whose chains a ``kind`` message needs: :meth:`believe` them first.
+
+        Raises:
+            UnexpectedRecoveryError: ``kind`` is not in :data:`GUARDIAN_KINDS`.
+            DecodeError, MalformedRecordError: ``data`` is not a ``kind`` message.
+            RecoveryStateError: ``corrupt_state`` (a veto needs the held shares' owners).
+        """
+        if kind == KIND_SHARE:
+            return [ShareMessage.from_bytes(data).share.guardian_set.subject]
+        if kind == KIND_LOOKUP:
+            return [LookupMessage.from_bytes(data).subject]
+        if kind in (KIND_REQUEST, KIND_ALERT):
+            subject = RequestMessage.from_bytes(data).request.subject
+            return [subject] if kind == KIND_REQUEST else []
+        if kind == KIND_VETO:
+            VetoMessage.from_bytes(data)
+            return self.held_subjects()
+        raise UnexpectedRecoveryError(f"{kind!r} is no guardian message")
+
+    def receive(
+        self, kind: str, identity: Identity, sender: IdentityId, data: bytes, *, now: float
+    ) -> GuardianStep:
+        """Take one ``kind`` message from ``sender`` to ``identity`` (ours).
+
+        Dispatches to the step for ``kind`` below; an alert is checked against
+        the subject of our guardian set (there is none: it is refused).
+
+        Raises:
+            UnexpectedRecoveryError, ReplayedRecoveryError, RecoveryLockTooShortError:
+                refused (nothing changed).
+            DecodeError, MalformedRecordError: ``data`` is not a ``kind`` message.
+        """
+        if kind == KIND_SHARE:
+            gift = ShareMessage.from_bytes(data)
+            self.share_received(identity, sender, gift)
+            return GuardianStep([], "holding a guardian share")
+        if kind == KIND_LOOKUP:
+            return GuardianStep([self.lookup_received(sender, LookupMessage.from_bytes(data))])
+        if kind == KIND_REQUEST:
+            alert = self.request_received(sender, RequestMessage.from_bytes(data), now=now)
+            note = "a recovery request is waiting for this guardian's approval"
+            return GuardianStep([alert], note, warn=True)
+        if kind == KIND_ALERT:
+            gset = self._gset()
+            if gset is None:
+                raise UnexpectedRecoveryError("alerts come from our guardians")
+            new = self.alert_received(
+                identity, gset.subject, sender, RequestMessage.from_bytes(data)
+            )
+            note = "someone asked our guardians to recover this identity"
+            return GuardianStep([], note if new else None, warn=True)
+        if kind == KIND_VETO:
+            applied = self.veto_received(VetoMessage.from_bytes(data).veto, now=now)
+            note = "a recovery request was vetoed by the identity's current key"
+            return GuardianStep([], note if applied else None, warn=True)
+        raise UnexpectedRecoveryError(f"{kind!r} is no guardian message")
 
     # -- owner ---------------------------------------------------------------------
 

@@ -91,6 +91,16 @@ class SyncedContact:
     identity_id: str
     card: bytes
 
+    def names(self) -> Iterator[str]:
+        """Names to try for it, in order, while the contacts table says one is taken.
+
+        Its own name first, then ``name-2`` .. ``name-9``; a contact whose
+        names are all taken is left out (a caller logs it).
+        """
+        yield self.name
+        for n in range(2, 10):
+            yield f"{self.name}-{n}"
+
 
 def contact_changes(name: str, card: ContactCard) -> list[Change]:
     """The changes that sync one contact (card and name registers, then the set)."""

@@ -34,7 +34,9 @@ kept apart:
   (:class:`SyncItem`, :class:`Rekey`, :func:`encode_sync_item`,
   :func:`decode_sync_item`, :func:`seal_sync_item`, :func:`open_sync_item`).
 - Guardian recovery and document trust as sans-IO agents for the node's
-  shells: :class:`GuardianAgent` (owner and guardian), :class:`RecoveryAgent`
+  shells: :class:`GuardianAgent` (owner and guardian; :meth:`~GuardianAgent.receive`
+  takes the :data:`GUARDIAN_KINDS` messages and returns a :class:`GuardianStep`),
+  :class:`RecoveryAgent`
   (the recovering node) with their control payloads (:class:`ShareMessage`,
   :class:`LookupMessage`, :class:`InfoMessage`, :class:`RequestMessage`,
   :class:`ApprovalMessage`, :class:`VetoMessage`, the ``KIND_*`` names) and
@@ -112,8 +114,10 @@ from ._errors import TimeLockedError as TimeLockedError
 from ._errors import UnexpectedRecoveryError as UnexpectedRecoveryError
 from ._errors import VetoedError as VetoedError
 from ._errors import error_code as error_code
+from ._guardian_agent import GUARDIAN_KINDS as GUARDIAN_KINDS
 from ._guardian_agent import GUARDIAN_STATE as GUARDIAN_STATE
 from ._guardian_agent import GuardianAgent as GuardianAgent
+from ._guardian_agent import GuardianStep as GuardianStep
 from ._guardian_wire import KIND_ALERT as KIND_ALERT
 from ._guardian_wire import KIND_APPROVAL as KIND_APPROVAL
 from ._guardian_wire import KIND_INFO as KIND_INFO
@@ -178,10 +182,12 @@ __all__ = (
     "ExtendedKey",
     "Followed",
     "ForkedDocumentError",
+    "GUARDIAN_KINDS",
     "GUARDIAN_STATE",
     "GuardianAgent",
     "GuardianApproval",
     "GuardianShare",
+    "GuardianStep",
     "HEAD_KIND",
     "HybridClock",
     "IdentitySeed",

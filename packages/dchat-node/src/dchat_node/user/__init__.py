@@ -3,8 +3,9 @@
 ``_role`` builds them (:class:`~.user._role.UserRole`); ``_service`` and
 ``_delivery`` are the messaging shell (outbox, sessions, mailbox tasks);
 ``_documents``, ``_devices``, ``_pairing``, ``_sync``, ``_profiles``,
-``_guardians``, ``_recovery``, ``_burners`` and ``_requests`` each persist and
-send for one agent of dchat-identity or dchat-messaging.
+``_guardians`` (guardians and recovery), ``_burners`` and ``_requests`` each
+persist and send for agents of dchat-identity or dchat-messaging;
+``_guardian_state`` holds the steps they share (stored maps, commit, errors).
 """
 
 from __future__ import annotations

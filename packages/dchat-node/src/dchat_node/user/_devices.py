@@ -99,6 +99,11 @@ class DeviceService:
             raise NodeStateError("no_identity", "this node is neither an identity nor a device")
         return await self._documents.own_chain()
 
+    async def check_fresh(self) -> None:
+        """Refuse if this node already is an identity or one of its devices."""
+        if self._user.has_identity or await self.load() is not None:
+            raise NodeStateError("identity_exists", "this node already belongs to an identity")
+
     async def card(self) -> ContactCard:
         """The identity's contact card (a linked device keeps its own copy)."""
         local = await self.load()
@@ -155,8 +160,7 @@ class DeviceService:
 
     async def adopt(self, joined: JoinedDevice) -> None:
         """Become a linked device of the joined identity (pairing succeeded)."""
-        if self._user.has_identity or await self.load() is not None:
-            raise NodeStateError("identity_exists", "this node already belongs to an identity")
+        await self.check_fresh()
         local, chain = LocalDevice.adopt(joined, now=self._user.now())
         await self._documents.replace_own(chain)
         await self._save(local)
@@ -175,8 +179,9 @@ class DeviceService:
     async def accept_rekey(self, key: SyncKey) -> None:
         """Move a linked device to a newer sync epoch."""
         local = await self.local()
-        if key.epoch > local.sync_key.epoch:
-            await self._save(local.with_sync_key(key))
+        moved = local.with_sync_key(key)  # itself unless the epoch is newer
+        if moved is not local:
+            await self._save(moved)
 
     async def listing(self) -> list[dict[str, Any]]:
         """Every device the document lists or revoked, for display."""

@@ -20,6 +20,7 @@ burner writes to) never receive our document.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ from dchat_identity.lowlevel import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from dchat_messaging import MessageReceived as OpenedMessage
 
@@ -77,13 +78,11 @@ class DocumentService:
 
     async def load(self) -> None:
         """Tell the messaging directory every chain we follow (at start-up)."""
-        stored = await self._user.state_get(_OWN)
-        if stored is not None:
-            self._follow_own(DocumentChain.from_bytes(stored))
-        for contact in await self._user.contacts():
-            chain = await self.peer_chain(IdentityId.parse(contact.identity_id))
-            if chain is not None:
-                self._user.directory.set_chain(chain)
+        own = await self._stored_own()
+        if own is not None:
+            self._follow_own(own)
+        async for chain in self._contact_chains():
+            self._user.directory.set_chain(chain)
 
     def _follow_own(self, chain: DocumentChain) -> None:
         self._user.directory.set_chain(chain, own=True)
@@ -102,14 +101,18 @@ class DocumentService:
 
     async def own_chain(self) -> DocumentChain:
         """Our document chain, creating version 1 if there is none yet."""
-        stored = await self._user.state_get(_OWN)
+        stored = await self._stored_own()
         if stored is not None:
-            return DocumentChain.from_bytes(stored)
+            return stored
         restoring = await self._user.state_get(_RESTORING) is not None
         chain = first_chain(self._user.identity, restoring=restoring, now=self._user.now())
         await self._user.state_put(_OWN, chain.to_bytes())
         self._follow_own(chain)
         return chain
+
+    async def _stored_own(self) -> DocumentChain | None:
+        stored = await self._user.state_get(_OWN)
+        return None if stored is None else DocumentChain.from_bytes(stored)
 
     async def head(self) -> IdentityDocument:
         """Our current document."""
@@ -127,12 +130,23 @@ class DocumentService:
         chain.update(doc)
         await self._user.state_put(_OWN, chain.to_bytes())
         self._follow_own(chain)
-        for contact in await self._user.contacts():
-            if self._user.is_quiet(contact.identity_id):
-                continue
-            card = ContactCard.from_bytes(contact.card)
-            await self._user.send_control(card, DOCUMENT_KIND, doc.to_bytes(), sender=identity)
+        await self.announce(doc, sender=identity)
         return doc
+
+    async def announce(
+        self,
+        doc: IdentityDocument,
+        *,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> None:
+        """Send ``doc`` to every contact that is not a burner's."""
+        for contact in await self._user.contacts():
+            if not self._user.is_quiet(contact.identity_id):
+                card = ContactCard.from_bytes(contact.card)
+                await self._user.send_control(
+                    card, DOCUMENT_KIND, doc.to_bytes(), sender=sender, sender_card=sender_card
+                )
 
     async def replace_own(self, chain: DocumentChain) -> None:
         """Adopt ``chain`` as ours (a recovered identity continues the old chain)."""
@@ -181,10 +195,8 @@ class DocumentService:
         await self._user.send_control(card, HEAD_KIND, head.to_bytes())
 
     async def _head_received(self, message: OpenedMessage, identity: Identity) -> None:
-        stored = await self._user.state_get(_OWN)
-        own = None if stored is None else DocumentChain.from_bytes(stored)
         main = identity is self._user.identity
-        chain = restored_chain(identity, own, message.data, main=main)
+        chain = restored_chain(identity, await self._stored_own(), message.data, main=main)
         if chain is None:
             return
         await self.replace_own(chain)
@@ -205,27 +217,25 @@ class DocumentService:
 
     async def _learned(self, sender: IdentityId, data: bytes) -> None:
         """A device's first message carried its identity's document (already checked)."""
-        doc = IdentityDocument.from_bytes(data)
-        try:
-            await self._follow_peer(doc, None)
-        except ReplayedDocumentError:
-            return
+        with contextlib.suppress(ReplayedDocumentError):
+            await self._follow_peer(IdentityDocument.from_bytes(data), None)
 
     async def _peer_received(self, message: OpenedMessage, _identity: Identity | None) -> None:
         """One of our own devices forwards a contact's document it follows."""
         check_forwarder(message.sender, self._user.directory.own_identity)
-        doc = IdentityDocument.from_bytes(message.data)
-        try:
-            await self._follow_peer(doc, None, forward=False)
-        except ReplayedDocumentError:
-            return
+        with contextlib.suppress(ReplayedDocumentError):
+            await self._follow_peer(IdentityDocument.from_bytes(message.data), None, forward=False)
 
     async def share_with_own_devices(self) -> None:
         """Forward every contact's document we follow to our other devices."""
+        async for chain in self._contact_chains():
+            await self._user.send_to_own_devices(PEER_KIND, chain.head.to_bytes())
+
+    async def _contact_chains(self) -> AsyncIterator[DocumentChain]:
         for contact in await self._user.contacts():
             chain = await self.peer_chain(IdentityId.parse(contact.identity_id))
             if chain is not None:
-                await self._user.send_to_own_devices(PEER_KIND, chain.head.to_bytes())
+                yield chain
 
     async def _follow_peer(
         self, doc: IdentityDocument, sender_card: ContactCard | None, *, forward: bool = True

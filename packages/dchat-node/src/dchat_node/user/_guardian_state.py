@@ -1,12 +1,15 @@
-"""What the guardian, recovery and burner shells share: stored maps, errors, sending.
+"""What the agent shells share: stored maps, errors, sending, contacts by name.
 
-Each map is one settings blob (``UserService.state_put``, sealed at rest) in
-the format of :func:`dchat_identity.lowlevel.decode_map`; the guardian and
-recovery agents, and the burner service, keep their state this way.
-:func:`state_errors` turns the agents' :class:`RecoveryStateError` into the
-node's :class:`NodeStateError` with the same code (``corrupt_state``,
-``not_found``, ...), which the API maps to HTTP. :func:`send_all` sends what
-an agent returned; :func:`check_main` keeps burners out of guardian business.
+Every agent step in a shell has the same I/O around it: load the agent's
+blobs from the settings table (``UserService.state_get``, sealed at rest),
+run one step with ``now``, then :func:`commit`: store the blobs the step
+changed and send the :class:`~dchat_identity.lowlevel.Outgoing` items it
+returned. Maps are in the format of :func:`dchat_identity.lowlevel.decode_map`
+(the guardian and recovery agents and the burner service keep their state
+this way). :func:`state_errors` turns the agents' :class:`RecoveryStateError`
+into the node's :class:`NodeStateError` with the same code (``corrupt_state``,
+``not_found``, ...), which the API maps to HTTP; :func:`check_main` keeps
+burners out of guardian business.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from dchat_identity import ContactCard
 from dchat_identity.lowlevel import (
     RecoveryStateError,
     UnexpectedRecoveryError,
@@ -24,7 +28,7 @@ from dchat_identity.lowlevel import (
 from .._errors import NodeStateError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from dchat_identity import Identity
     from dchat_identity.lowlevel import EntryMap, Outgoing
@@ -33,11 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = (
     "check_main",
-    "load_blobs",
+    "commit",
+    "contact_named",
     "load_map",
     "send_all",
     "state_errors",
-    "store_blobs",
     "store_map",
 )
 
@@ -63,15 +67,23 @@ def state_errors() -> Iterator[None]:
         raise NodeStateError(exc.code, str(exc)) from None
 
 
-async def load_blobs(user: UserService, keys: Iterable[str]) -> dict[str, bytes | None]:
-    """The blobs stored under ``keys`` (``None`` where nothing is)."""
-    return {key: await user.state_get(key) for key in keys}
-
-
-async def store_blobs(user: UserService, blobs: dict[str, bytes]) -> None:
-    """Durably replace each blob under its key."""
-    for key, blob in blobs.items():
+async def commit(
+    user: UserService, changes: Mapping[str, bytes], outgoing: Iterable[Outgoing] = ()
+) -> None:
+    """Store the blobs an agent step changed, then send what it returned."""
+    for key, blob in changes.items():
         await user.state_put(key, blob)
+    await send_all(user, outgoing)
+
+
+async def contact_named(user: UserService, name: str, *, quiet_ok: bool = True) -> ContactCard:
+    """The card of the contact ``name`` (by name only; a burner's only if ``quiet_ok``)."""
+    for record in await user.contacts():
+        if record.name == name:
+            if not quiet_ok and user.is_quiet(record.identity_id):
+                raise NodeStateError("quiet_contact", f"{name!r} is a burner's contact")
+            return ContactCard.from_bytes(record.card)
+    raise NodeStateError("unknown_contact", f"no contact named {name!r}")
 
 
 async def load_map(user: UserService, key: str) -> EntryMap:

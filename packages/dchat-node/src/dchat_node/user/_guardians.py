@@ -1,12 +1,18 @@
-"""Guardian recovery on a user node: the trio shell around the identity agents.
+"""Guardian recovery on a user node: the trio shells around the identity agents.
 
 The rules live in :mod:`dchat_identity` (:class:`GuardianAgent` for the owner
 and the guardian, :class:`RecoveryAgent` for the recovering node, see their
-theory of operation). For each API call or control message this shell loads
+theory of operation). For each API call or control message a shell loads
 the agent's sealed maps from the settings table, hands it the document
-chains it needs, runs one step, stores what changed and sends what the step
-returned through :class:`UserService`. Guardian business is the main
-identity's: a burner never takes part.
+chains it needs, runs one step with ``now``, stores what changed and sends
+what the step returned (:func:`._guardian_state.commit`). Guardian business
+is the main identity's: a burner never takes part.
+
+Recovering node (:class:`RecoveryService`): its state is ``recovery.state``,
+written after every accepted message, so a crash loses nothing; it creates
+the node's identity (the new keys) when a recovery starts, and on finish
+adopts the continued document chain and sends its head, with our new card,
+to every contact that is not a burner's.
 
 Contact: when a contact's key rotates through a recovery, its stored card is
 replaced by the card that came with the rotated document, mail signed by the
@@ -20,35 +26,116 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from dchat_core import IdentityId
-from dchat_identity import ContactCard
 from dchat_identity.lowlevel import (
+    GUARDIAN_KINDS,
     GUARDIAN_STATE,
-    KIND_ALERT,
-    KIND_LOOKUP,
-    KIND_REQUEST,
-    KIND_SHARE,
+    KIND_APPROVAL,
+    KIND_INFO,
     KIND_VETO,
+    RECOVERY_STATE,
     GuardianAgent,
-    LookupMessage,
-    RequestMessage,
-    ShareMessage,
+    RecoveryAgent,
     VetoMessage,
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import check_main, load_blobs, send_all, state_errors, store_blobs
-from ._recovery import RecoveryService
+from ._guardian_state import check_main, commit, contact_named, send_all, state_errors
 
 if TYPE_CHECKING:
-    from dchat_identity import DocumentChain, Identity, IdentityDocument
+    from collections.abc import Callable, Iterable
+
+    from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocument, RecoveryVeto
     from dchat_messaging import MessageReceived as OpenedMessage
 
     from ._documents import DocumentService
     from ._service import UserService
 
-__all__ = ("GuardianService",)
+__all__ = ("GuardianService", "RecoveryService")
 
 _log = logging.getLogger("dchat.guardians")
+_rlog = logging.getLogger("dchat.recovery")
+if TYPE_CHECKING:
+    _Wanted = Callable[[GuardianAgent], Iterable[IdentityId]]
+
+
+class RecoveryService:
+    """Drives one recovery of an identity whose devices are all lost."""
+
+    def __init__(self, user: UserService, documents: DocumentService) -> None:
+        self._user = user
+        self._documents = documents
+        user.on_control(KIND_INFO, self._info_received)
+        user.on_control(KIND_APPROVAL, self._approval_received)
+
+    async def _agent(self) -> RecoveryAgent:
+        stored = await self._user.state_get(RECOVERY_STATE)
+        with state_errors():
+            return RecoveryAgent(stored)
+
+    async def start(
+        self, subject: IdentityId, guardians: list[str], *, lock: float, name: str | None
+    ) -> dict[str, Any]:
+        """Begin recovering ``subject`` through the contacts ``guardians``.
+
+        Creates this node's identity (the new keys) if it has none yet.
+        """
+        agent = await self._agent()
+        with state_errors():
+            agent.check_start(len(guardians), lock=lock)
+        cards = [await contact_named(self._user, n) for n in guardians]
+        if not self._user.has_identity:
+            await self._user.create_identity(name or "recovered")
+        lookups = agent.start(subject, cards, self._user.card, lock=lock)
+        await commit(self._user, agent.changes(), lookups)
+        return await self.status()
+
+    async def _info_received(self, message: OpenedMessage, identity: Identity) -> None:
+        check_main(self._user, identity)
+        agent = await self._agent()
+        requests = agent.info_received(
+            identity, message.sender, message.data, self._user.card, now=self._user.now()
+        )
+        if requests:
+            await commit(self._user, agent.changes(), requests)
+            _rlog.info("recovery request sent to the guardians")
+
+    async def _approval_received(self, message: OpenedMessage, identity: Identity) -> None:
+        check_main(self._user, identity)
+        agent = await self._agent()
+        count = agent.approval_received(
+            identity, message.sender, message.data, now=self._user.now()
+        )
+        await commit(self._user, agent.changes())
+        _rlog.info("guardian approval recorded", extra={"approvals": count})
+
+    async def veto_received(self, veto: RecoveryVeto) -> bool:
+        """Apply a veto if it is for our request; False if it is not ours."""
+        agent = await self._agent()
+        if not agent.veto_received(veto, now=self._user.now()):
+            return False
+        if agent.changes():
+            await commit(self._user, agent.changes())
+            _rlog.warning("the identity's current key vetoed this recovery")
+        return True
+
+    async def finish(self) -> dict[str, Any]:
+        """Complete the recovery (after the lock, with M approvals); announce it."""
+        if not self._user.has_identity:  # the identity is made when a recovery starts
+            raise NodeStateError("no_recovery", "no recovery is under way")
+        agent = await self._agent()
+        with state_errors():
+            chain = agent.finish(self._user.identity, now=self._user.now())
+        await self._documents.replace_own(chain)
+        await commit(self._user, agent.changes())
+        await self._documents.announce(chain.head, sender_card=self._user.card)
+        _rlog.info("identity recovered", extra={"seq": chain.head.seq})
+        return await self.status()
+
+    async def status(self) -> dict[str, Any]:
+        """Where the recovery stands."""
+        agent = await self._agent()
+        with state_errors():
+            return agent.status(now=self._user.now())
 
 
 class GuardianService:
@@ -59,66 +146,42 @@ class GuardianService:
         self._documents = documents
         self._min_lock = min_lock
         self.recovery = RecoveryService(user, documents)
-        user.on_control(KIND_SHARE, self._share_received)
-        user.on_control(KIND_LOOKUP, self._lookup_received)
-        user.on_control(KIND_REQUEST, self._request_received)
-        user.on_control(KIND_ALERT, self._alert_received)
-        user.on_control(KIND_VETO, self._veto_received)
+        for kind in GUARDIAN_KINDS:
+            user.on_control(kind, self._received)
         documents.on_rotation(self._contact_rotated)
 
-    async def _agent(self, *subjects: IdentityId, held: bool = False) -> GuardianAgent:
-        """The agent over our stored maps, believing our chains of ``subjects``.
-
-        ``held``: also of every identity whose share we hold.
-        """
-        blobs = await load_blobs(self._user, GUARDIAN_STATE)
+    async def _agent(self, wanted: _Wanted = lambda _agent: ()) -> GuardianAgent:
+        """The agent over our stored maps, believing our chains of the ``wanted`` identities."""
+        blobs = {key: await self._user.state_get(key) for key in GUARDIAN_STATE}
         agent = GuardianAgent(blobs, min_lock=self._min_lock)
         with state_errors():
-            wanted = {*subjects, *(agent.held_subjects() if held else ())}
-        for subject in wanted:
+            subjects = set(wanted(agent))
+        for subject in subjects:
             chain = await self._documents.peer_chain(subject)
             if chain is not None:
                 agent.believe(chain)
         return agent
 
-    async def _save(self, agent: GuardianAgent) -> None:
-        await store_blobs(self._user, agent.changes())
-
     # -- owner ---------------------------------------------------------------------
 
     async def setup(self, names: list[str], threshold: int) -> dict[str, Any]:
         """Make the contacts ``names`` our guardians, ``threshold`` of them needed."""
-        guardians = [(name, await self._contact(name)) for name in names]
+        guardians = [
+            (name, await contact_named(self._user, name, quiet_ok=False)) for name in names
+        ]
         head = await self._documents.head()
         agent = await self._agent()
         gset, shares = agent.setup(self._user.card, head.subject, guardians, threshold)
-        await self._save(agent)
+        await commit(self._user, agent.changes())
         await self._documents.publish(guardians=gset.set_hash)
         await send_all(self._user, shares)
         _log.info("guardian set published", extra={"guardians": len(names), "m": threshold})
         return await self.describe()
 
-    async def _contact(self, name: str) -> ContactCard:
-        for record in await self._user.contacts():
-            if record.name == name:
-                if self._user.is_quiet(record.identity_id):
-                    raise NodeStateError("quiet_contact", f"{name!r} is a burner's contact")
-                return ContactCard.from_bytes(record.card)
-        raise NodeStateError("unknown_contact", f"no contact named {name!r}")
-
     async def describe(self) -> dict[str, Any]:
         """Our guardian set (names, ids, threshold) and the recovery alerts received."""
         with state_errors():
             return (await self._agent()).describe()
-
-    async def _alert_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        alert = RequestMessage.from_bytes(message.data)
-        subject = (await self._documents.head()).subject
-        agent = await self._agent()
-        if agent.alert_received(identity, subject, message.sender, alert):
-            await self._save(agent)
-            _log.warning("someone asked our guardians to recover this identity")
 
     async def veto(self, request_id: str) -> dict[str, Any]:
         """Refuse a recovery request with the current key (before its time lock ends)."""
@@ -128,40 +191,29 @@ class GuardianService:
         with state_errors():
             report, vetoes = agent.veto(self._user.identity, request_id, now=self._user.now())
         await send_all(self._user, vetoes)
-        await self._save(agent)
+        await commit(self._user, agent.changes())
         return report
 
     # -- guardian --------------------------------------------------------------------
 
-    async def _share_received(self, message: OpenedMessage, identity: Identity) -> None:
+    async def _received(self, message: OpenedMessage, identity: Identity) -> None:
+        """A guardian control message to our identity: one agent step."""
         check_main(self._user, identity)
-        gift = ShareMessage.from_bytes(message.data)
-        agent = await self._agent(gift.share.guardian_set.subject)
-        agent.share_received(identity, message.sender, gift)
-        await self._save(agent)
-        _log.info(
-            "holding a guardian share", extra={"threshold": gift.share.guardian_set.threshold}
-        )
+        kind, data = message.kind, message.data
+        if kind == KIND_VETO and await self.recovery.veto_received(
+            VetoMessage.from_bytes(data).veto
+        ):
+            return  # it was for our own recovery
+        agent = await self._agent(lambda agent: agent.needs(kind, data))
+        step = agent.receive(kind, identity, message.sender, data, now=self._user.now())
+        await commit(self._user, agent.changes(), step.outgoing)
+        if step.note is not None:
+            _log.log(logging.WARNING if step.warn else logging.INFO, step.note)
 
     async def held(self) -> list[dict[str, Any]]:
         """The shares we hold for others (never the shares themselves)."""
         with state_errors():
             return (await self._agent()).held()
-
-    async def _lookup_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        lookup = LookupMessage.from_bytes(message.data)
-        agent = await self._agent(lookup.subject)
-        await send_all(self._user, [agent.lookup_received(message.sender, lookup)])
-
-    async def _request_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        incoming = RequestMessage.from_bytes(message.data)
-        agent = await self._agent(incoming.request.subject)
-        alert = agent.request_received(message.sender, incoming, now=self._user.now())
-        await self._save(agent)
-        await send_all(self._user, [alert])
-        _log.warning("a recovery request is waiting for this guardian's approval")
 
     async def requests(self) -> list[dict[str, Any]]:
         """Recovery requests waiting for (or given) our approval."""
@@ -176,24 +228,13 @@ class GuardianService:
         """
         if not self._user.has_identity:  # requests come only to an identity
             raise NodeStateError("not_found", "no such recovery request")
-        agent = await self._agent(held=True)
+        agent = await self._agent(GuardianAgent.held_subjects)
         with state_errors():
             report, answer = agent.approve(self._user.identity, request_id, now=self._user.now())
         await send_all(self._user, [answer])
-        await self._save(agent)
+        await commit(self._user, agent.changes())
         _log.info("approved a recovery request")
         return report
-
-    async def _veto_received(self, message: OpenedMessage, identity: Identity) -> None:
-        check_main(self._user, identity)
-        veto = VetoMessage.from_bytes(message.data).veto
-        if await self.recovery.veto_received(veto):
-            return
-        agent = await self._agent(held=True)
-        applied = agent.veto_received(veto, now=self._user.now())
-        await self._save(agent)
-        if applied:
-            _log.warning("a recovery request was vetoed by the identity's current key")
 
     # -- contact ---------------------------------------------------------------------
 
@@ -205,5 +246,5 @@ class GuardianService:
         await self._user.refuse_sender(old)
         agent = await self._agent()
         if agent.forget(chain.subject):  # the set is gone with the key
-            await self._save(agent)
+            await commit(self._user, agent.changes())
         _log.info("a contact's identity key rotated (guardian recovery)")

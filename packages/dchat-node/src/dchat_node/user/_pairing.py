@@ -74,8 +74,7 @@ class PairingService:
 
     async def start_join(self, code: str, name: str, timeout: float) -> dict[str, Any]:
         """Join the identity whose primary shows ``code``; this node must be fresh."""
-        if self._user.has_identity or await self._devices.load() is not None:
-            raise NodeStateError("identity_exists", "this node already belongs to an identity")
+        await self._devices.check_fresh()
         session = PairingSession.join(
             code, device_name=name, facts=_FACTS, now=self._user.now(), timeout=timeout
         )

@@ -26,12 +26,12 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
+from ._guardian_state import contact_named
 
 if TYPE_CHECKING:
     from dchat_identity import Visibility
     from dchat_messaging import MessageReceived as OpenedMessage
 
-    from .._store import AsyncStore
     from ._documents import DocumentService
     from ._service import UserService
     from ._sync import SyncService
@@ -46,10 +46,8 @@ _log = logging.getLogger("dchat.profile")
 class ProfileService:
     """Our own profile, serving it by relation, and the profiles others served us."""
 
-    def __init__(
-        self, user: UserService, documents: DocumentService, sync: SyncService, store: AsyncStore
-    ) -> None:
-        self._user, self._documents, self._sync, self._store = user, documents, sync, store
+    def __init__(self, user: UserService, documents: DocumentService, sync: SyncService) -> None:
+        self._user, self._documents, self._sync = user, documents, sync
         self._agent = ProfileAgent()
         user.on_control(PROFILE_REQUEST_KIND, self._on_request)
         user.on_control(PROFILE_VIEW_KIND, self._on_view)
@@ -80,18 +78,12 @@ class ProfileService:
 
     # -- asking for and caching others' profiles ----------------------------------
 
-    async def _contact(self, who: str) -> ContactCard:
-        record = await self._store.run(self._store.db.contacts.get_by_name, who)
-        if record is None:
-            raise NodeStateError("unknown_contact", f"no contact named {who!r}")
-        return ContactCard.from_bytes(record.card)
-
     async def request(self, who: str) -> str:
         """Ask the contact named ``who`` (or the holder of card text ``who``) for their profile."""
         if who.startswith("dchat-card:"):
             card = ContactCard.from_text(who)
         else:
-            card = await self._contact(who)
+            card = await contact_named(self._user, who)
         payload = self._agent.ask(card)
         await self._user.send_control(
             card, PROFILE_REQUEST_KIND, payload, sender_card=self._user.card
@@ -103,7 +95,7 @@ class ProfileService:
         if who.startswith(IdentityId.PREFIX):
             subject = IdentityId.parse(who)
         else:
-            subject = (await self._contact(who)).identity_id
+            subject = (await contact_named(self._user, who)).identity_id
         stored = await self._user.state_get(_PEER + str(subject))
         if stored is None:
             raise NodeStateError("not_found", "no profile received from them yet")
@@ -115,7 +107,7 @@ class ProfileService:
         card = message.sender_card
         if card is None:
             raise MalformedRecordError("a profile request must carry the requester's card")
-        known = await self._store.run(self._store.db.contacts.get_by_identity, str(message.sender))
+        known = await self._user.card_of(message.sender)
         view = self._agent.serve(message.data, await self._own(), contact=known is not None)
         if view is not None:
             await self._user.send_control(card, PROFILE_VIEW_KIND, view)
@@ -126,8 +118,7 @@ class ProfileService:
         sender = message.sender
         card = self._agent.asked(sender)
         if card is None:
-            record = await self._store.run(self._store.db.contacts.get_by_identity, str(sender))
-            card = None if record is None else ContactCard.from_bytes(record.card)
+            card = await self._user.card_of(sender)
         chain = await self._documents.peer_chain(sender)
         committed = None if chain is None else chain.head.profile
         cached = self._agent.accept(message.data, sender, card, document_profile=committed)

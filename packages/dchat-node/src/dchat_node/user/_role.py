@@ -39,7 +39,7 @@ class IdentityFeatures:
         self.devices = DeviceService(user, documents)
         self.pairing = PairingService(user, self.devices)
         self.sync = SyncService(user, self.devices, store)
-        self.profile = ProfileService(user, documents, self.sync, store)
+        self.profile = ProfileService(user, documents, self.sync)
         self.pairing.on_joined(self.sync.start)
 
     async def start(self) -> None:

@@ -177,14 +177,11 @@ class SyncService:
                     await self._add_contact(contact)
 
     async def _add_contact(self, contact: SyncedContact) -> None:
-        db = self._store.db
-        for suffix in ("", *(f"-{n}" for n in range(2, 10))):
-            try:
+        add = self._store.db.contacts.add
+        for name in contact.names():
+            with contextlib.suppress(DuplicateError):
                 await self._store.run(
-                    db.contacts.add, contact.name + suffix, contact.identity_id, contact.card,
-                    self._user.now(),
-                )  # fmt: skip
+                    add, name, contact.identity_id, contact.card, self._user.now()
+                )
                 return
-            except DuplicateError:
-                continue
         _log.warning("a synced contact's name is taken")
