@@ -35,12 +35,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from dchat_core import Clock, NodeId, SystemClock
-from dchat_storage import Database, LockedError, open_database
+from dchat_storage import Database, LockedError, SweepSchedule, open_database
 
 from ._datadir_lock import datadir_lock
 from ._errors import ConfigError, NodeStateError
 from ._files import write_private
-from ._lifecycle import LifecycleTask, policy_for
+from ._lifecycle import LifecycleTask
 from ._store import AsyncStore
 from .api._app import create_app
 from .relay._role import RelayRole
@@ -88,7 +88,7 @@ class Node:
         self.store = store
         self.clock = clock
         self.role = role
-        self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
+        self.lifecycle = LifecycleTask(store, clock, SweepSchedule.for_role(config.role))
         self.node_id: NodeId | None = None
         self.link_address: str | None = None
         self.started_at = clock.now()
@@ -151,7 +151,7 @@ class Node:
             "uptime": round(self.clock.now() - self.started_at, 3),
             "node_id": None if self.node_id is None else str(self.node_id),
             "link": self.link_address,
-            "lifecycle_sweeps": self.lifecycle.sweeps,
+            "lifecycle_sweeps": self.lifecycle.schedule.sweeps,
         }
         if isinstance(self.role, RelayRole):
             report |= await self.role.status()
