@@ -27,6 +27,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
+from ._guardian_state import load
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -59,8 +60,7 @@ class DeviceService:
     async def load(self) -> LocalDevice | None:
         """This device's state, if it is a primary that certified itself or a linked device."""
         if self._local is None:
-            stored = await self._user.state_get(_STATE)
-            self._local = None if stored is None else LocalDevice.from_bytes(stored)
+            self._local = await load(self._user, _STATE, LocalDevice.from_bytes)
             if self._local is not None and self._local.linked:
                 self._attach(self._local)
         return self._local

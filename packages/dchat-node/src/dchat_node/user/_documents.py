@@ -39,6 +39,8 @@ from dchat_identity.lowlevel import (
     restored_chain,
 )
 
+from ._guardian_state import load
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -109,8 +111,7 @@ class DocumentService:
         return chain
 
     async def _stored_own(self) -> DocumentChain | None:
-        stored = await self._user.state_get(_OWN)
-        return None if stored is None else DocumentChain.from_bytes(stored)
+        return await load(self._user, _OWN, DocumentChain.from_bytes)
 
     async def head(self) -> IdentityDocument:
         """Our current document."""
@@ -206,8 +207,7 @@ class DocumentService:
 
     async def peer_chain(self, subject: IdentityId) -> DocumentChain | None:
         """The chain we follow for ``subject``, if we have received any version."""
-        stored = await self._user.state_get(_PEER + str(subject))
-        return None if stored is None else DocumentChain.from_bytes(stored)
+        return await load(self._user, _PEER + str(subject), DocumentChain.from_bytes)
 
     async def _received(self, message: OpenedMessage) -> None:
         route = DOCUMENT_KIND if message.kind == DOCUMENT_KIND else PEER_KIND

@@ -28,6 +28,7 @@ from dchat_identity.lowlevel import (
 from dchat_messaging import SealedEnvelope
 from dchat_storage import DuplicateError
 
+from ._guardian_state import queue_sealed
 from ._pairing import error_code
 
 if TYPE_CHECKING:
@@ -82,9 +83,7 @@ class SyncService:
         await self._user.state_put(_REPLICA, agent.to_bytes())
 
     async def _send(self, deliveries: list[SyncDelivery]) -> None:
-        for d in deliveries:
-            envelope = SealedEnvelope(d.mailbox, d.ciphertext)
-            await self._user.queue_envelope(self._user.home_relay, envelope)
+        await queue_sealed(self._user, [(d.mailbox, d.ciphertext) for d in deliveries])
 
     # -- local changes ---------------------------------------------------------------
 
