@@ -223,3 +223,22 @@ def test_next_version_is_signed_and_appended() -> None:
     with pytest.raises(IdentityArgumentError):  # someone else cannot extend our chain
         DocumentTrust.next_version(chain, mallory().signing_key, now=NOW + 2)
     assert chain.head == doc
+
+
+def test_a_linked_device_follows_our_chain_and_ignores_redeliveries() -> None:
+    v1, v2, _ = history()
+    chain = follow(None, v1, card=None, now=NOW).chain
+    assert DocumentTrust.follow_own(chain, v2.to_bytes(), now=NOW) == v2
+    assert DocumentTrust.follow_own(chain, v2.to_bytes(), now=NOW) is None
+    fork = v1.successor(alice().signing_key, now=NOW + 11, devices=(cert(3),))
+    with pytest.raises(ForkedDocumentError):
+        DocumentTrust.follow_own(chain, fork.to_bytes(), now=NOW)
+    assert chain.head == v2
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_hostile_own_updates_give_a_typed_error(data: bytes) -> None:
+    chain = follow(None, history()[0], card=None, now=NOW).chain
+    with pytest.raises(DchatError):
+        DocumentTrust.follow_own(chain, data, now=NOW)

@@ -284,6 +284,24 @@ class DocumentTrust:
         return Accepted(followed.chain, followed.rotated_from, forward)
 
     @staticmethod
+    def follow_own(chain: DocumentChain, data: bytes, *, now: float) -> IdentityDocument | None:
+        """A linked device extends our own chain with ``data`` from the primary.
+
+        Returns the new head, or ``None`` if ``data`` is a version we already
+        hold (sync items are redelivered).
+
+        Raises:
+            MalformedRecordError: ``data`` is not a document.
+            DocumentChainError, ForgedRecordError, ExpiredError: as :meth:`DocumentChain.update`.
+        """
+        doc = IdentityDocument.from_bytes(data)
+        try:
+            chain.update(doc, now=now)
+        except ReplayedDocumentError:
+            return None
+        return doc
+
+    @staticmethod
     def next_version(
         chain: DocumentChain, signer: SigningKey, *, now: float, **changes: Any
     ) -> IdentityDocument:

@@ -20,11 +20,7 @@ import trio
 
 from dchat_core import DchatError
 from dchat_identity import ContactCard, IdentityArgumentError
-from dchat_identity.lowlevel import (
-    ReplayedDocumentError,
-    SyncAgent,
-    contact_changes,
-)
+from dchat_identity.lowlevel import SyncAgent, contact_changes
 from dchat_messaging import SealedEnvelope
 from dchat_storage import DuplicateError
 
@@ -157,11 +153,10 @@ class SyncService:
             return
         item = SyncAgent.open_item(SealedEnvelope.from_bytes(raw).ciphertext, local)
         if item.document is not None and local.linked:
-            with contextlib.suppress(ReplayedDocumentError):  # a redelivery: nothing new
-                await self._devices.accept_document(item.document)
+            await self._devices.accept_document(item.document)
         if item.rekey is not None:
-            key = SyncAgent.check_rekey(item.rekey, await self._devices.chain(), local)
-            await self._devices.accept_rekey(key)
+            chain = await self._devices.chain()
+            await self._devices.accept_rekey(SyncAgent.rekeyed(item.rekey, chain, local))
             local = await self._devices.local()
             await self.start()
         if item.ops is not None:
