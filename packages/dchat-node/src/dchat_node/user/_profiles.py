@@ -114,10 +114,8 @@ class ProfileService:
 
     async def _on_view(self, message: OpenedMessage, _identity: Any) -> None:
         sender = message.sender
-        card = self._agent.asked(sender)
-        if card is None:
-            card = await self._user.card_of(sender)
         chain = await self._documents.peer_chain(sender)
         committed = None if chain is None else chain.head.profile
+        card = await self._user.card_of(sender)  # the agent prefers the card we asked
         cached = self._agent.accept(message.data, sender, card, document_profile=committed)
         await self._user.state_put(_PEER + str(sender), cached.to_bytes())
