@@ -7,10 +7,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dchat_core import DchatError, canonical_encode
-from dchat_identity import ContactCard, ForgedRecordError, Identity, InvalidCardError
+from dchat_identity import (
+    ContactCard,
+    ForgedRecordError,
+    Identity,
+    IdentityArgumentError,
+    InvalidCardError,
+)
 from dchat_identity.lowlevel import (
+    DOCUMENT_KIND,
+    LEARNED,
     LOOKUP_MESSAGE,
+    PEER_KIND,
     BrokenChainError,
+    DocumentTrust,
     ForkedDocumentError,
     IdentityStateError,
     ReplayedDocumentError,
@@ -141,3 +151,94 @@ def test_a_restored_identity_takes_its_chain_from_contacts() -> None:
 def test_malformed_head_answers_give_a_typed_error(data: bytes) -> None:
     with pytest.raises(DchatError):
         restored_chain(alice(), None, data)
+
+
+# -- the agent: every route a contact's document can take ----------------------
+
+
+def test_the_agent_follows_a_contact_and_forwards_to_our_devices() -> None:
+    v1, v2, _ = history()
+    primary = DocumentTrust(mallory().identity_id, linked=False)
+    first = primary.accept(DOCUMENT_KIND, None, v1, sender=alice().identity_id, card=None, now=NOW)
+    assert first is not None
+    assert (first.chain.head, first.rotated_from, first.forward) == (v1, None, True)
+    linked = DocumentTrust(mallory().identity_id, linked=True)  # the primary forwards, not us
+    step = linked.accept(LEARNED, first.chain, v2, sender=alice().identity_id, card=None, now=NOW)
+    assert step is not None
+    assert (step.chain.head, step.forward) == (v2, False)
+
+
+def test_the_agent_checks_who_sent_or_forwarded_it() -> None:
+    v1, _, _ = history()
+    ours = DocumentTrust(alice().identity_id, linked=False)
+    with pytest.raises(ForgedRecordError):  # Mallory relays Alice's genuine document
+        ours.accept(DOCUMENT_KIND, None, v1, sender=mallory().identity_id, card=None, now=NOW)
+    stranger = DocumentTrust(mallory().identity_id, linked=False)
+    with pytest.raises(ForgedRecordError):  # only our own identity forwards
+        stranger.accept(PEER_KIND, None, v1, sender=alice().identity_id, card=None, now=NOW)
+    step = ours.accept(PEER_KIND, None, v1, sender=alice().identity_id, card=None, now=NOW)
+    assert step is not None
+    assert step.forward is False  # never sent back to the devices it came from
+
+
+def test_a_redelivery_is_not_news_but_a_contacts_replay_is_refused() -> None:
+    v1, _, _ = history()
+    trust = DocumentTrust(alice().identity_id, linked=False)
+    chain = follow(None, v1, card=None, now=NOW).chain
+    for route in (PEER_KIND, LEARNED):
+        assert (
+            trust.accept(route, chain, v1, sender=alice().identity_id, card=None, now=NOW) is None
+        )
+    with pytest.raises(ReplayedDocumentError):
+        trust.accept(DOCUMENT_KIND, chain, v1, sender=alice().identity_id, card=None, now=NOW)
+
+
+def test_a_rotation_needs_the_card_from_the_contact_itself() -> None:
+    v2, v3, new_card = recovered()
+    trust = DocumentTrust(mallory().identity_id, linked=False)
+    new_id = new_card.identity_id
+    chain = follow(None, v2, card=None, now=NOW).chain
+    with pytest.raises(InvalidCardError):  # a card riding on another route does not count
+        trust.accept(LEARNED, chain, v3, sender=new_id, card=new_card, now=NOW + 100)
+    step = trust.accept(DOCUMENT_KIND, chain, v3, sender=new_id, card=new_card, now=NOW + 100)
+    assert step is not None
+    assert (step.chain.head, step.rotated_from) == (v3, v2)
+
+
+@given(st.text(max_size=30).filter(lambda r: r not in (DOCUMENT_KIND, PEER_KIND, LEARNED)))
+def test_unknown_routes_and_mismatched_chains_are_refused(route: str) -> None:
+    v1, _, _ = history()
+    trust = DocumentTrust(alice().identity_id, linked=False)
+    with pytest.raises(IdentityArgumentError):
+        trust.accept(route, None, v1, sender=alice().identity_id, card=None, now=NOW)
+    theirs = first_chain(mallory(), restoring=False, now=NOW)
+    with pytest.raises(IdentityArgumentError):
+        trust.accept(DOCUMENT_KIND, theirs, v1, sender=alice().identity_id, card=None, now=NOW)
+
+
+def test_next_version_is_signed_and_appended() -> None:
+    chain = first_chain(alice(), restoring=False, now=NOW)
+    doc = DocumentTrust.next_version(chain, alice().signing_key, now=NOW + 1, devices=(cert(1),))
+    assert (chain.head, doc.seq, doc.devices) == (doc, 2, (cert(1),))
+    with pytest.raises(IdentityArgumentError):  # someone else cannot extend our chain
+        DocumentTrust.next_version(chain, mallory().signing_key, now=NOW + 2)
+    assert chain.head == doc
+
+
+def test_a_linked_device_follows_our_chain_and_ignores_redeliveries() -> None:
+    v1, v2, _ = history()
+    chain = follow(None, v1, card=None, now=NOW).chain
+    assert DocumentTrust.follow_own(chain, v2.to_bytes(), now=NOW) == v2
+    assert DocumentTrust.follow_own(chain, v2.to_bytes(), now=NOW) is None
+    fork = v1.successor(alice().signing_key, now=NOW + 11, devices=(cert(3),))
+    with pytest.raises(ForkedDocumentError):
+        DocumentTrust.follow_own(chain, fork.to_bytes(), now=NOW)
+    assert chain.head == v2
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_hostile_own_updates_give_a_typed_error(data: bytes) -> None:
+    chain = follow(None, history()[0], card=None, now=NOW).chain
+    with pytest.raises(DchatError):
+        DocumentTrust.follow_own(chain, data, now=NOW)

@@ -70,6 +70,7 @@ def test_recovery_agents_and_their_codecs_are_lowlevel() -> None:
     agents = {
         "GuardianAgent", "RecoveryAgent", "Outgoing", "ShareMessage", "LookupMessage",
         "InfoMessage", "RequestMessage", "ApprovalMessage", "VetoMessage", "KIND_SHARE",
+        "DocumentTrust", "Accepted", "LEARNED",
         "follow", "Followed", "check_origin", "answer_lookup", "restored_chain", "first_chain",
         "RecoveryStateError", "RecoveryRefusedError", "ReplayedRecoveryError",
         "UnexpectedRecoveryError", "RecoveryLockTooShortError", "decode_map", "encode_map",

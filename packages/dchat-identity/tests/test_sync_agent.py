@@ -182,7 +182,11 @@ def test_after_a_revocation_the_rest_get_a_rekey_and_the_revoked_device_is_refus
     with pytest.raises(ForgedRecordError):  # a rekey is for one device only
         SyncAgent.check_rekey(item.rekey, chain, tablet.local)
     assert not state  # the state went to the new epoch's mailbox: not drained yet
-    laptop.local = laptop.local.with_sync_key(key)  # now it drains the new mailbox too
+    moved = SyncAgent.rekeyed(item.rekey, chain, laptop.local)
+    assert moved is not None
+    assert moved.sync_key == key
+    assert SyncAgent.rekeyed(item.rekey, chain, moved) is None  # a redelivery: not newer
+    laptop.local = moved  # now it drains the new mailbox too
     assert _apply(laptop, _for(laptop, deliveries)[1:], chain) == 1
     assert laptop.agent.state.get("settings/theme") == "dark"
 
@@ -228,6 +232,8 @@ def test_hostile_bytes_give_typed_errors(data: bytes) -> None:
         phone.agent.receive_ops(data, phone.local, chain, now=NOW)
     with pytest.raises(MalformedRecordError):
         SyncAgent.check_rekey(data, chain, phone.local)
+    with pytest.raises(MalformedRecordError):
+        SyncAgent.rekeyed(data, chain, phone.local)
 
 
 def test_a_synced_contact_whose_name_is_taken_tries_numbered_names_then_gives_up() -> None:

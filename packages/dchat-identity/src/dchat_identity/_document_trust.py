@@ -24,12 +24,25 @@ the head they follow (``identity.head``, :func:`answer_lookup`), which only
 its key can have signed; the newest answer wins (:func:`restored_chain`).
 Until then it must not start a new chain, which would fork the history its
 contacts hold (:func:`first_chain`).
+
+:class:`DocumentTrust` is the agent a node's document shell calls for every
+contact document it hears of, whatever the route: from the contact itself
+(:data:`DOCUMENT_KIND`: signed by the key that sent it), from one of our own
+devices (:data:`PEER_KIND`: only our identity may forward), or riding on a
+device's first message (:data:`LEARNED`: already checked by messaging). It
+decodes, checks and follows the document, and answers with an
+:class:`Accepted` step: the chain to store, the rotation to report, and
+whether to forward the document to our other devices (a document that came
+from them is not sent back, and a linked device leaves that to the
+primary). A redelivery by a device or a first message is not news
+(``None``); a contact re-sending a document it sent before is refused, as
+before, so its sender learns of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import DecodeLimits, IdentityId, canonical_decode, canonical_encode
 
@@ -38,21 +51,28 @@ from ._document import IdentityDocument
 from ._errors import (
     BrokenChainError,
     ForgedRecordError,
+    IdentityArgumentError,
     IdentityStateError,
     InvalidCardError,
     MalformedRecordError,
+    ReplayedDocumentError,
 )
 
 if TYPE_CHECKING:
+    from dchat_crypto import SigningKey
+
     from ._card import ContactCard
     from ._identity import Identity
 
 __all__ = (
     "DOCUMENT_KIND",
     "HEAD_KIND",
+    "LEARNED",
     "LOOKUP_KIND",
     "LOOKUP_MESSAGE",
     "PEER_KIND",
+    "Accepted",
+    "DocumentTrust",
     "Followed",
     "answer_lookup",
     "check_forwarder",
@@ -66,6 +86,7 @@ DOCUMENT_KIND: Final = "identity.document"
 PEER_KIND: Final = "identity.peer"
 LOOKUP_KIND: Final = "identity.lookup"
 HEAD_KIND: Final = "identity.head"
+LEARNED: Final = "identity.learned"  # a route, never a wire kind: see DocumentTrust
 LOOKUP_MESSAGE: Final = canonical_encode({"v": 1})
 _LOOKUP_LIMITS: Final = DecodeLimits(max_size=64, max_depth=1, max_items=4)
 
@@ -191,3 +212,106 @@ def restored_chain(
     if own is not None and own.head.seq >= doc.seq:
         return None  # an older or equal version: keep ours (answers race; the newest wins)
     return DocumentChain(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A contact's document the agent accepted: what the shell stores and sends.
+
+    Attributes:
+        chain: The chain to store under ``chain.subject`` and believe from now on.
+        rotated_from: The previous head, if the identity key rotated (a recovery).
+        forward: Send ``chain.head`` to our other devices as :data:`PEER_KIND`.
+    """
+
+    chain: DocumentChain
+    rotated_from: IdentityDocument | None
+    forward: bool
+
+
+class DocumentTrust:
+    """The document shell's decisions, one call per event (sans-IO, see the module).
+
+    Args:
+        own: Our identity (``None`` on a node that has none yet).
+        linked: Whether this node is a linked device (it forwards nothing).
+    """
+
+    def __init__(self, own: IdentityId | None, *, linked: bool) -> None:
+        self._own, self._linked = own, linked
+
+    def accept(
+        self,
+        route: str,
+        chain: DocumentChain | None,
+        doc: IdentityDocument,
+        *,
+        sender: IdentityId,
+        card: ContactCard | None,
+        now: float,
+    ) -> Accepted | None:
+        """Follow ``doc``, which came by ``route`` (:data:`DOCUMENT_KIND`, :data:`PEER_KIND`
+        or :data:`LEARNED`) from ``sender``.
+
+        ``chain`` is the stored chain of ``doc.subject`` (``None`` if none);
+        ``card`` the card that came along (only a contact's own message
+        carries one that counts).
+
+        Raises:
+            IdentityArgumentError: an unknown route, or the chain of another subject.
+            ForgedRecordError: a contact's document from another key, or a
+                forward from someone who is not our identity.
+            DocumentChainError, ExpiredError, InvalidCardError: as :func:`follow`
+                (a replay only from a contact).
+        """
+        if route not in (DOCUMENT_KIND, PEER_KIND, LEARNED):
+            raise IdentityArgumentError(f"no document route {route!r}")
+        if route == DOCUMENT_KIND:
+            check_origin(doc, sender)
+        else:
+            if route == PEER_KIND:
+                check_forwarder(sender, self._own)
+            card = None
+        if chain is not None and chain.subject != doc.subject:
+            raise IdentityArgumentError("that chain is another identity's")
+        try:
+            followed = follow(chain, doc, card=card, now=now)
+        except ReplayedDocumentError:
+            if route == DOCUMENT_KIND:
+                raise
+            return None  # a device's redelivery, or a document we already follow
+        forward = route != PEER_KIND and not self._linked
+        return Accepted(followed.chain, followed.rotated_from, forward)
+
+    @staticmethod
+    def follow_own(chain: DocumentChain, data: bytes, *, now: float) -> IdentityDocument | None:
+        """A linked device extends our own chain with ``data`` from the primary.
+
+        Returns the new head, or ``None`` if ``data`` is a version we already
+        hold (sync items are redelivered).
+
+        Raises:
+            MalformedRecordError: ``data`` is not a document.
+            DocumentChainError, ForgedRecordError, ExpiredError: as :meth:`DocumentChain.update`.
+        """
+        doc = IdentityDocument.from_bytes(data)
+        try:
+            chain.update(doc, now=now)
+        except ReplayedDocumentError:
+            return None
+        return doc
+
+    @staticmethod
+    def next_version(
+        chain: DocumentChain, signer: SigningKey, *, now: float, **changes: Any
+    ) -> IdentityDocument:
+        """Sign our chain's next version with ``changes`` and append it to ``chain``.
+
+        Raises:
+            IdentityArgumentError: ``signer`` is not the chain's key (and no
+                recovery certificate is among ``changes``), or a change is not allowed.
+            DocumentChainError, ForgedRecordError: as :meth:`DocumentChain.update`.
+        """
+        doc = chain.head.successor(signer, now=now, **changes)
+        chain.update(doc)
+        return doc

@@ -288,6 +288,16 @@ class SyncAgent:
         rekey.verify(chain.identity_key, chain.subject, local.device_key.public_key)
         return SyncKey(rekey.secret, rekey.epoch)
 
+    @staticmethod
+    def rekeyed(data: bytes, chain: DocumentChain, local: LocalDevice) -> LocalDevice | None:
+        """This device's state after a rekey; ``None`` if its epoch is not newer (a redelivery).
+
+        Raises:
+            MalformedRecordError, ForgedRecordError: as :meth:`check_rekey`.
+        """
+        moved = local.with_sync_key(SyncAgent.check_rekey(data, chain, local))
+        return None if moved is local else moved
+
     def receive_ops(
         self, data: bytes, local: LocalDevice, chain: DocumentChain, *, now: float
     ) -> int:

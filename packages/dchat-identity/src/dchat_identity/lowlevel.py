@@ -41,7 +41,7 @@ kept apart:
   :class:`LookupMessage`, :class:`InfoMessage`, :class:`RequestMessage`,
   :class:`ApprovalMessage`, :class:`VetoMessage`, the ``KIND_*`` names) and
   the :class:`Outgoing` values they return; the rules for which documents to
-  believe (:func:`follow`, :class:`Followed`, :func:`check_origin`,
+  believe (:class:`DocumentTrust`, :func:`follow`, :class:`Followed`, :func:`check_origin`,
   :func:`check_forwarder`, :func:`answer_lookup`, :func:`first_chain`,
   :func:`restored_chain` and the ``identity.*`` kinds); the stored maps the
   agents keep (:data:`Entry`, :data:`EntryMap`, :func:`decode_map`,
@@ -88,9 +88,12 @@ from ._device_wire import sync_mailbox_key as sync_mailbox_key
 from ._devices import DeviceAttestation as DeviceAttestation
 from ._document_trust import DOCUMENT_KIND as DOCUMENT_KIND
 from ._document_trust import HEAD_KIND as HEAD_KIND
+from ._document_trust import LEARNED as LEARNED
 from ._document_trust import LOOKUP_KIND as LOOKUP_KIND
 from ._document_trust import LOOKUP_MESSAGE as LOOKUP_MESSAGE
 from ._document_trust import PEER_KIND as PEER_KIND
+from ._document_trust import Accepted as Accepted
+from ._document_trust import DocumentTrust as DocumentTrust
 from ._document_trust import Followed as Followed
 from ._document_trust import answer_lookup as answer_lookup
 from ._document_trust import check_forwarder as check_forwarder
@@ -169,6 +172,7 @@ from ._sync_agent import open_ops as open_ops
 from ._sync_agent import state_ops as state_ops
 
 __all__ = (
+    "Accepted",
     "ApprovalMessage",
     "BrokenChainError",
     "COIN_TYPE",
@@ -177,6 +181,7 @@ __all__ = (
     "ClockSkewError",
     "DOCUMENT_KIND",
     "DeviceAttestation",
+    "DocumentTrust",
     "Entry",
     "EntryMap",
     "ExtendedKey",
@@ -202,6 +207,7 @@ __all__ = (
     "KIND_REQUEST",
     "KIND_SHARE",
     "KIND_VETO",
+    "LEARNED",
     "LOOKUP_KIND",
     "LOOKUP_MESSAGE",
     "LocalDevice",

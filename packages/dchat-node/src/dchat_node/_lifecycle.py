@@ -1,89 +1,53 @@
 """The lifecycle task: storage's retention, expiry and collection rules on a schedule.
 
-Every :data:`SWEEP_INTERVAL` seconds (and once at start) the node runs
-:meth:`dchat_storage.Lifecycle.sweep` in a worker thread: disappearing
-messages whose timer ran out, messages past their conversation's retention,
-relay mailbox entries past the TTL, and attachments no message references.
-A sweep is idempotent, so a missed or repeated tick changes nothing; a sweep
-that fails (disk trouble) is logged and retried at the next tick.
+What a sweep deletes is :meth:`dchat_storage.Lifecycle.sweep`; which policy a
+role sweeps with and when the next sweep is due is
+:class:`dchat_storage.SweepSchedule`. This task runs each sweep in a worker
+thread, sleeps until the next one, and logs what it deleted; a sweep that
+fails (disk trouble) is logged and retried at the next tick.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import trio
 
-from dchat_storage import DchatStorageError, LifecyclePolicy, SweepReport
+from dchat_storage import DchatStorageError, SweepReport
 
 if TYPE_CHECKING:
     from dchat_core import Clock
+    from dchat_storage import SweepSchedule
 
     from ._store import AsyncStore
 
-__all__ = ("SWEEP_INTERVAL", "LifecycleTask", "policy_for")
+__all__ = ("LifecycleTask",)
 
 _log = logging.getLogger("dchat.lifecycle")
-SWEEP_INTERVAL: Final = 60.0
-DAY: Final = 86400.0
-
-
-def policy_for(role: str) -> LifecyclePolicy:
-    """The database-wide lifecycle policy of a node role.
-
-    Relays keep undelivered envelopes for 30 days (a recipient offline longer
-    must be re-sent to); user nodes hold no mailboxes, and give an unsent
-    attachment a day before collecting it.
-    """
-    if role == "relay":
-        return LifecyclePolicy(mailbox_ttl=30 * DAY, attachment_grace=DAY)
-    return LifecyclePolicy(mailbox_ttl=None, attachment_grace=DAY)
 
 
 class LifecycleTask:
-    """Runs the sweeps; counts them for ``/status``."""
+    """Runs the sweeps ``schedule`` asks for (its counters feed ``/status``)."""
 
-    def __init__(
-        self,
-        store: AsyncStore,
-        clock: Clock,
-        policy: LifecyclePolicy,
-        *,
-        interval: float = SWEEP_INTERVAL,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self._policy = policy
-        self._interval = interval
-        self.sweeps = 0
-        self.deleted = 0
+    def __init__(self, store: AsyncStore, clock: Clock, schedule: SweepSchedule) -> None:
+        self._store, self._clock, self.schedule = store, clock, schedule
 
     async def sweep_once(self) -> SweepReport:
         """Apply the rules as of the clock's now; returns what was deleted."""
-        lifecycle = self._store.db.lifecycle
+        report: SweepReport | None = None
         try:
-            report = await self._store.run(lifecycle.sweep, self._clock.now(), self._policy)
+            sweep = self._store.db.lifecycle.sweep
+            report = await self._store.run(sweep, self._clock.now(), self.schedule.policy)
         except DchatStorageError as exc:
             _log.warning("lifecycle sweep failed: %s", type(exc).__name__)
-            return SweepReport()
-        self.sweeps += 1
-        self.deleted += report.total
-        if report.total:
-            _log.info(
-                "lifecycle sweep",
-                extra={
-                    "disappeared": report.disappeared,
-                    "retention": report.retention,
-                    "mailbox_entries": report.mailbox_entries,
-                    "attachments": report.attachments,
-                    "blobs": report.blobs,
-                },
-            )
-        return report
+        self.schedule.done(self._clock.now(), report)
+        if report is not None and report.total:
+            _log.info("lifecycle sweep", extra=report.counts())
+        return report or SweepReport()
 
     async def run(self) -> None:
-        """Sweep now and then every interval, forever."""
+        """Sweep now and whenever the schedule says, forever."""
         while True:
             await self.sweep_once()
-            await trio.sleep(self._interval)
+            await trio.sleep(self.schedule.wait(self._clock.now()))

@@ -3,8 +3,7 @@
 :func:`build_node` is the one place a node is composed from its config: a
 :class:`~._user_role.UserRole`, :class:`~._relay_role.RelayRole` or
 :class:`~._validator_role.ValidatorRole` over the opened store, inside a
-:class:`Node` that adds the lifecycle task and the ``/status`` report. The
-API reaches the role's services through the node's properties.
+:class:`Node` that adds the lifecycle task and the ``/status`` report.
 
 A user node's database is encrypted at rest: it is opened with the node
 passphrase, which unwraps (Argon2id) the database's storage key; a database
@@ -35,12 +34,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from dchat_core import Clock, NodeId, SystemClock
-from dchat_storage import Database, LockedError, open_database
+from dchat_storage import Database, LockedError, SweepSchedule, open_database
 
 from ._datadir_lock import datadir_lock
-from ._errors import ConfigError, NodeStateError
+from ._errors import ConfigError
 from ._files import write_private
-from ._lifecycle import LifecycleTask, policy_for
+from ._lifecycle import LifecycleTask
 from ._store import AsyncStore
 from .api._app import create_app
 from .relay._role import RelayRole
@@ -49,13 +48,6 @@ from .validator._role import ValidatorRole
 
 if TYPE_CHECKING:
     from .config import NodeConfig
-    from .user._burners import BurnerService
-    from .user._documents import DocumentService
-    from .user._guardians import GuardianService
-    from .user._requests import RequestService
-    from .user._role import IdentityFeatures
-    from .user._service import UserService
-    from .validator._service import ValidatorService
 
 __all__ = ("Node", "build_node", "run_node")
 
@@ -79,8 +71,7 @@ def build_node(config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: 
 class Node:
     """One running node: its config, storage, role and lifecycle task.
 
-    The API reaches the role's services through the properties below, each of
-    which answers ``wrong_role`` (a :class:`NodeStateError`) on another role.
+    The API reaches the role's services through ``role`` (``api._roles``).
     """
 
     def __init__(self, config: NodeConfig, store: AsyncStore, clock: Clock, role: Role) -> None:
@@ -88,52 +79,10 @@ class Node:
         self.store = store
         self.clock = clock
         self.role = role
-        self.lifecycle = LifecycleTask(store, clock, policy_for(config.role))
+        self.lifecycle = LifecycleTask(store, clock, SweepSchedule.for_role(config.role))
         self.node_id: NodeId | None = None
         self.link_address: str | None = None
         self.started_at = clock.now()
-
-    def _user_role(self) -> UserRole:
-        if not isinstance(self.role, UserRole):
-            raise NodeStateError("wrong_role", "this node does not have the user role")
-        return self.role
-
-    @property
-    def user(self) -> UserService:
-        """The messaging shell (user role)."""
-        return self._user_role().user
-
-    @property
-    def documents(self) -> DocumentService:
-        """Identity documents (user role)."""
-        return self._user_role().documents
-
-    @property
-    def features(self) -> IdentityFeatures:
-        """Devices, pairing, sync and profiles (user role)."""
-        return self._user_role().features
-
-    @property
-    def guardians(self) -> GuardianService:
-        """Guardians and recovery (user role)."""
-        return self._user_role().guardians
-
-    @property
-    def burners(self) -> BurnerService:
-        """Burners (user role)."""
-        return self._user_role().burners
-
-    @property
-    def requests(self) -> RequestService:
-        """Message requests and blocking (user role)."""
-        return self._user_role().requests
-
-    @property
-    def validator(self) -> ValidatorService:
-        """The consensus shell (validator role, once started)."""
-        if not isinstance(self.role, ValidatorRole) or self.role.service is None:
-            raise NodeStateError("wrong_role", "this node does not have the validator role")
-        return self.role.service
 
     async def start(self, nursery: trio.Nursery, passphrase: bytes) -> str:
         """Start the lifecycle task and the role; returns the address the API listens on."""
@@ -151,7 +100,7 @@ class Node:
             "uptime": round(self.clock.now() - self.started_at, 3),
             "node_id": None if self.node_id is None else str(self.node_id),
             "link": self.link_address,
-            "lifecycle_sweeps": self.lifecycle.sweeps,
+            "lifecycle_sweeps": self.lifecycle.schedule.sweeps,
         }
         if isinstance(self.role, RelayRole):
             report |= await self.role.status()

@@ -53,6 +53,8 @@ from ._sealing import StorageKey as StorageKey
 from ._settings import DeviceRepo as DeviceRepo
 from ._settings import SettingsRepo as SettingsRepo
 from ._sniff import sniff as detect_media_type
+from ._sweeps import SWEEP_INTERVAL as SWEEP_INTERVAL
+from ._sweeps import SweepSchedule as SweepSchedule
 from ._uploads import KINDS as ATTACHMENT_KINDS
 from ._uploads import UploadLimits as UploadLimits
 
@@ -92,12 +94,14 @@ __all__ = (
     "OutboxRepo",
     "PrekeyRepo",
     "QuotaExceededError",
+    "SWEEP_INTERVAL",
     "SettingsRepo",
     "StorageCorruptError",
     "StorageFullError",
     "StorageKey",
     "StorageUnavailableError",
     "SweepReport",
+    "SweepSchedule",
     "UploadLimits",
     "UploadRejectedError",
     "UploadTooLargeError",

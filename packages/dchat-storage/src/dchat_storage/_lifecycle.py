@@ -67,12 +67,20 @@ class SweepReport:
     attachments: int = 0
     blobs: int = 0
 
+    def counts(self) -> dict[str, int]:
+        """Each rule's count by name (for logs and reports)."""
+        return {
+            "disappeared": self.disappeared,
+            "retention": self.retention,
+            "mailbox_entries": self.mailbox_entries,
+            "attachments": self.attachments,
+            "blobs": self.blobs,
+        }
+
     @property
     def total(self) -> int:
         """Rows deleted in all."""
-        return (
-            self.disappeared + self.retention + self.mailbox_entries + self.attachments + self.blobs
-        )
+        return sum(self.counts().values())
 
 
 def _delete_messages(conn: Connection, condition: ColumnElement[bool]) -> int:

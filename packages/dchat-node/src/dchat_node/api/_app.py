@@ -33,6 +33,7 @@ from ._burners import add_burner_routes
 from ._guardians import add_guardian_routes
 from ._identity import add_identity_routes, identity_json
 from ._requests import add_request_routes
+from ._roles import user_role
 from ._validator import add_chain_routes
 
 if TYPE_CHECKING:
@@ -115,12 +116,12 @@ def create_app(node: Node, token: str) -> FastAPI:
         if body.recovery_phrase and body.restore_phrase is not None:
             raise NodeStateError("invalid_request", "ask for a new phrase or restore one, not both")
         phrase = generate_phrase() if body.recovery_phrase else body.restore_phrase
-        identity = await node.user.create_identity(body.name, phrase=phrase)
+        identity = await user_role(node).user.create_identity(body.name, phrase=phrase)
         if body.restore_phrase is not None:
-            await node.documents.mark_restoring()
+            await user_role(node).documents.mark_restoring()
         answer: dict[str, Any] = {
             "identity_id": str(identity.identity_id),
-            "card": node.user.card.to_text(),
+            "card": user_role(node).user.card.to_text(),
         }
         if body.recovery_phrase:
             answer["recovery_phrase"] = phrase
@@ -132,34 +133,34 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/v1/identity/document", dependencies=auth)
     async def own_document() -> dict[str, Any]:
-        return document_json(await node.documents.head())
+        return document_json(await user_role(node).documents.head())
 
     @app.post("/v1/identity/resync", dependencies=auth, status_code=202)
     async def resync(body: Resync) -> dict[str, Any]:
-        return {"asked": await node.documents.resync(body.contacts)}
+        return {"asked": await user_role(node).documents.resync(body.contacts)}
 
     @app.get("/v1/documents/{identity_id}", dependencies=auth)
     async def peer_document(
         identity_id: Annotated[str, PathParam(min_length=1, max_length=128)],
     ) -> dict[str, Any]:
-        chain = await node.documents.peer_chain(IdentityId.parse(identity_id))
+        chain = await user_role(node).documents.peer_chain(IdentityId.parse(identity_id))
         if chain is None:
             raise NodeStateError("not_found", "no document received for that identity")
         return document_json(chain.head)
 
     @app.post("/v1/contacts", dependencies=auth, status_code=201)
     async def add_contact(body: AddContact) -> dict[str, Any]:
-        record = await node.user.add_contact(body.name, body.card)
+        record = await user_role(node).user.add_contact(body.name, body.card)
         return {"name": record.name, "identity_id": record.identity_id}
 
     @app.get("/v1/contacts", dependencies=auth)
     async def list_contacts() -> dict[str, Any]:
-        contacts = await node.user.contacts()
+        contacts = await user_role(node).user.contacts()
         return {"contacts": [{"name": c.name, "identity_id": c.identity_id} for c in contacts]}
 
     @app.post("/v1/messages", dependencies=auth, status_code=202)
     async def send_message(body: SendMessage) -> dict[str, Any]:
-        mid = await node.user.send(body.to, body.text)
+        mid = await user_role(node).user.send(body.to, body.text)
         return {"message_id": str(mid)}
 
     @app.get("/v1/messages", dependencies=auth)
@@ -167,9 +168,9 @@ def create_app(node: Node, token: str) -> FastAPI:
         peer: Annotated[str | None, Query(max_length=128)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        rows = await node.user.messages(peer, limit)
+        rows = await user_role(node).user.messages(peer, limit)
         if peer is None:  # the inbox: message requests wait in /v1/requests
-            pending = node.requests.pending()
+            pending = user_role(node).requests.pending()
             rows = [(record, name) for record, name in rows if record.peer_id not in pending]
         return {"messages": [_message_json(record, name) for record, name in rows]}
 

@@ -12,6 +12,7 @@ from fastapi import Path as PathParam
 from pydantic import Field
 
 from ._guardians import Strict
+from ._roles import user_role
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -44,23 +45,23 @@ def add_burner_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
     @app.post("/v1/burners", dependencies=auth, status_code=201)
     async def create(body: CreateBurner) -> dict[str, Any]:
-        return await node.burners.create(ttl=body.ttl, name=body.name)
+        return await user_role(node).burners.create(ttl=body.ttl, name=body.name)
 
     @app.get("/v1/burners", dependencies=auth)
     async def describe() -> dict[str, Any]:
-        return {"burners": await node.burners.describe()}
+        return {"burners": await user_role(node).burners.describe()}
 
     @app.delete("/v1/burners/{burner_id}", dependencies=auth)
     async def discard(burner_id: BurnerId) -> dict[str, Any]:
-        await node.burners.discard(burner_id)
+        await user_role(node).burners.discard(burner_id)
         return {"discarded": burner_id}
 
     @app.post("/v1/burners/{burner_id}/contacts", dependencies=auth, status_code=201)
     async def add_contact(burner_id: BurnerId, body: BurnerContact) -> dict[str, Any]:
-        record = await node.burners.add_contact(burner_id, body.name, body.card)
+        record = await user_role(node).burners.add_contact(burner_id, body.name, body.card)
         return {"name": record.name, "identity_id": record.identity_id}
 
     @app.post("/v1/burners/{burner_id}/messages", dependencies=auth, status_code=202)
     async def send(burner_id: BurnerId, body: BurnerMessage) -> dict[str, Any]:
-        mid = await node.burners.send(burner_id, body.to, body.text)
+        mid = await user_role(node).burners.send(burner_id, body.to, body.text)
         return {"message_id": str(mid)}

@@ -23,6 +23,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
+from ._roles import user_role
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -86,42 +87,42 @@ def add_guardian_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def setup(body: SetupGuardians) -> dict[str, Any]:
         if len(set(body.names)) != len(body.names) or body.threshold > len(body.names):
             raise NodeStateError("invalid_guardians", "distinct names, threshold <= guardians")
-        return await node.guardians.setup(body.names, body.threshold)
+        return await user_role(node).guardians.setup(body.names, body.threshold)
 
     @app.get("/v1/guardians", dependencies=deps)
     async def describe() -> dict[str, Any]:
-        return await node.guardians.describe()
+        return await user_role(node).guardians.describe()
 
     @app.get("/v1/guardians/held", dependencies=deps)
     async def held() -> dict[str, Any]:
-        return {"held": await node.guardians.held()}
+        return {"held": await user_role(node).guardians.held()}
 
     @app.get("/v1/guardians/requests", dependencies=deps)
     async def requests() -> dict[str, Any]:
-        return {"requests": await node.guardians.requests()}
+        return {"requests": await user_role(node).guardians.requests()}
 
     @app.post("/v1/guardians/requests/{request_id}/approve", dependencies=deps)
     async def approve(request_id: RequestId) -> dict[str, Any]:
         with _recovery_errors():
-            return await node.guardians.approve(request_id)
+            return await user_role(node).guardians.approve(request_id)
 
     @app.post("/v1/guardians/alerts/{request_id}/veto", dependencies=deps)
     async def veto(request_id: RequestId) -> dict[str, Any]:
         with _recovery_errors():
-            return await node.guardians.veto(request_id)
+            return await user_role(node).guardians.veto(request_id)
 
     @app.post("/v1/recovery", dependencies=deps, status_code=202)
     async def start(body: StartRecovery) -> dict[str, Any]:
         subject = IdentityId.parse(body.subject)
-        return await node.guardians.recovery.start(
+        return await user_role(node).guardians.recovery.start(
             subject, body.guardians, lock=body.lock, name=body.name
         )
 
     @app.get("/v1/recovery", dependencies=deps)
     async def status() -> dict[str, Any]:
-        return await node.guardians.recovery.status()
+        return await user_role(node).guardians.recovery.status()
 
     @app.post("/v1/recovery/finish", dependencies=deps)
     async def finish() -> dict[str, Any]:
         with _recovery_errors():
-            return await node.guardians.recovery.finish()
+            return await user_role(node).guardians.recovery.finish()

@@ -24,6 +24,7 @@ from dchat_identity import (
 )
 
 from ..user._pairing import error_code
+from ._roles import user_role
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -80,17 +81,17 @@ class RequestProfile(_Strict):
 
 async def identity_json(node: Node) -> dict[str, Any]:
     """``GET /v1/identity``: id, name, card, role, document version and devices."""
-    features = node.features
+    features = user_role(node).features
     card = await features.devices.card()
     local = await features.devices.load()
     out: dict[str, Any] = {
         "identity_id": str(card.identity_id),
         "name": card.name,
         "card": card.to_text(),
-        "role": "primary" if node.user.has_identity else "linked",
+        "role": "primary" if user_role(node).user.has_identity else "linked",
         "this_device": None if local is None else local.device_key.public_key.to_bytes().hex(),
     }
-    if node.user.has_identity and await node.documents.restoring():
+    if user_role(node).user.has_identity and await user_role(node).documents.restoring():
         # Restored from the phrase; the document comes back from contacts (resync).
         out.update(document_seq=None, devices=[], restoring=True)
         return out
@@ -106,7 +107,7 @@ def add_identity_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     _install_errors(app)
 
     def f() -> IdentityFeatures:
-        return node.features
+        return user_role(node).features
 
     @app.get("/v1/devices", dependencies=auth)
     async def list_devices() -> dict[str, Any]:

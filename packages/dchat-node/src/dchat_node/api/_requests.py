@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._roles import user_role
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.params import Depends
@@ -42,33 +44,33 @@ def add_request_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
     @app.get("/v1/requests", dependencies=auth)
     async def list_requests() -> dict[str, Any]:
-        return {"requests": await node.requests.listing()}
+        return {"requests": await user_role(node).requests.listing()}
 
     @app.post("/v1/requests/{who}/accept", dependencies=auth)
     async def accept(who: Who, body: Accept) -> dict[str, Any]:
-        return await node.requests.accept(who, body.name)
+        return await user_role(node).requests.accept(who, body.name)
 
     @app.post("/v1/requests/{who}/ignore", dependencies=auth)
     async def ignore(who: Who) -> dict[str, Any]:
-        return {"deleted": await node.requests.ignore(who)}
+        return {"deleted": await user_role(node).requests.ignore(who)}
 
     @app.post("/v1/requests/{who}/block", dependencies=auth)
     async def block_requester(who: Who) -> dict[str, Any]:
-        return {"deleted": await node.requests.block(who)}
+        return {"deleted": await user_role(node).requests.block(who)}
 
     @app.get("/v1/blocked", dependencies=auth)
     async def blocked() -> dict[str, Any]:
-        return {"blocked": node.requests.blocked()}
+        return {"blocked": user_role(node).requests.blocked()}
 
     @app.post("/v1/blocked", dependencies=auth, status_code=201)
     async def block(body: Block) -> dict[str, Any]:
-        return {"deleted": await node.requests.block(body.identity_id)}
+        return {"deleted": await user_role(node).requests.block(body.identity_id)}
 
     @app.delete("/v1/blocked/{who}", dependencies=auth)
     async def unblock(who: Who) -> dict[str, Any]:
-        await node.requests.unblock(who)
+        await user_role(node).requests.unblock(who)
         return {"unblocked": who}
 
     @app.get("/v1/notices", dependencies=auth)
     async def notices() -> dict[str, Any]:
-        return {"notices": await node.user.notices()}
+        return {"notices": await user_role(node).user.notices()}

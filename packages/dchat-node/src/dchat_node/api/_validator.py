@@ -46,6 +46,7 @@ from dchat_chain.lowlevel import (
 from dchat_core import canonical_decode
 
 from .._errors import NodeStateError
+from ._roles import validator_service
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -74,7 +75,7 @@ class SubmitTxs(BaseModel):
 
 
 def _service(node: Node) -> ValidatorService:
-    return node.validator
+    return validator_service(node)
 
 
 def chain_status(service: ValidatorService) -> dict[str, Any]:

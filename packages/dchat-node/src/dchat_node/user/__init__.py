@@ -5,7 +5,8 @@
 ``_documents``, ``_devices``, ``_pairing``, ``_sync``, ``_profiles``,
 ``_guardians`` (guardians and recovery), ``_burners`` and ``_requests`` each
 persist and send for agents of dchat-identity or dchat-messaging;
-``_guardian_state`` holds the steps they share (stored maps, commit, errors).
+``_guardian_state`` holds the steps they share (loading stored blobs and maps,
+commit, sealed sends, errors).
 """
 
 from __future__ import annotations

@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from dchat_identity import ContactCard, DocumentChain, IdentityDocument
 from dchat_identity.lowlevel import (
+    DocumentTrust,
     IdentityStateError,
     LocalDevice,
-    SyncKey,
     device_rows,
     find_devices,
     plan_revocation,
 )
 
 from .._errors import NodeStateError
+from ._guardian_state import load
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -59,8 +60,7 @@ class DeviceService:
     async def load(self) -> LocalDevice | None:
         """This device's state, if it is a primary that certified itself or a linked device."""
         if self._local is None:
-            stored = await self._user.state_get(_STATE)
-            self._local = None if stored is None else LocalDevice.from_bytes(stored)
+            self._local = await load(self._user, _STATE, LocalDevice.from_bytes)
             if self._local is not None and self._local.linked:
                 self._attach(self._local)
         return self._local
@@ -168,19 +168,15 @@ class DeviceService:
         self._user.set_own_document(chain.head.to_bytes())
         _log.info("linked to an identity")
 
-    async def accept_document(self, data: bytes) -> IdentityDocument | None:
-        """A linked device learns the next document version; ``None`` if it knew it."""
+    async def accept_document(self, data: bytes) -> None:
+        """A linked device learns the next document version (a known one changes nothing)."""
         chain = await self._documents.own_chain()
-        doc = IdentityDocument.from_bytes(data)
-        chain.update(doc, now=self._user.now())  # replayed, stale, forked, forged: raises
-        await self._documents.replace_own(chain)
-        return doc
+        if DocumentTrust.follow_own(chain, data, now=self._user.now()) is not None:
+            await self._documents.replace_own(chain)
 
-    async def accept_rekey(self, key: SyncKey) -> None:
-        """Move a linked device to a newer sync epoch."""
-        local = await self.local()
-        moved = local.with_sync_key(key)  # itself unless the epoch is newer
-        if moved is not local:
+    async def accept_rekey(self, moved: LocalDevice | None) -> None:
+        """Move a linked device to a newer sync epoch (``None``: it was not newer)."""
+        if moved is not None:
             await self._save(moved)
 
     async def listing(self) -> list[dict[str, Any]]:

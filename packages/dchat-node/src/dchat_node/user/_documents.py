@@ -1,11 +1,11 @@
 """Identity documents on a user node: the trio shell around the document-trust rules.
 
-Which documents to believe is decided by :mod:`dchat_identity`'s rules
-(:func:`dchat_identity.lowlevel.follow` and its companions: trust on first
-use from the key that sent it, hash-chained updates, refused forks and
-replays, rotations only with the new card). This shell stores the chains,
-sends and routes the ``identity.*`` control messages, and tells the
-messaging directory every chain it believes.
+Which documents to believe, and whom to forward them to, is decided by
+:class:`dchat_identity.lowlevel.DocumentTrust` (trust on first use from the
+key that sent it, hash-chained updates, refused forks and replays, rotations
+only with the new card); lookups and restores by its companion functions.
+This shell stores the chains, sends and routes the ``identity.*`` control
+messages, and tells the messaging directory every chain it believes.
 
 Our own document is created lazily (version 1 the first time anything
 needs it) and every change (a device linked or revoked, a new guardian set,
@@ -20,7 +20,6 @@ burner writes to) never receive our document.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -29,18 +28,18 @@ from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocumen
 from dchat_identity.lowlevel import (
     DOCUMENT_KIND,
     HEAD_KIND,
+    LEARNED,
     LOOKUP_KIND,
     LOOKUP_MESSAGE,
     PEER_KIND,
+    DocumentTrust,
     IdentityStateError,
-    ReplayedDocumentError,
     answer_lookup,
-    check_forwarder,
-    check_origin,
     first_chain,
-    follow,
     restored_chain,
 )
+
+from ._guardian_state import load
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -67,13 +66,14 @@ class DocumentService:
     def __init__(self, user: UserService) -> None:
         self._user = user
         self._rotation: list[_RotationCallback] = []
-        user.on_control(DOCUMENT_KIND, self._received)
         user.on_control(LOOKUP_KIND, self._lookup_received)
         user.on_control(HEAD_KIND, self._head_received)
-        user.on_control(PEER_KIND, self._peer_received)
-        user.on_device_control(DOCUMENT_KIND, lambda message: self._received(message, None))
-        user.on_device_control(PEER_KIND, lambda message: self._peer_received(message, None))
-        user.on_document_learned(self._learned)
+        for kind in (DOCUMENT_KIND, PEER_KIND):
+            user.on_control(kind, lambda message, _identity: self._received(message))
+            user.on_device_control(kind, self._received)
+        user.on_document_learned(
+            lambda sender, data: self._follow_peer(LEARNED, data, sender, None)
+        )
         user.on_contact_added(self._contact_added)
 
     async def load(self) -> None:
@@ -111,8 +111,7 @@ class DocumentService:
         return chain
 
     async def _stored_own(self) -> DocumentChain | None:
-        stored = await self._user.state_get(_OWN)
-        return None if stored is None else DocumentChain.from_bytes(stored)
+        return await load(self._user, _OWN, DocumentChain.from_bytes)
 
     async def head(self) -> IdentityDocument:
         """Our current document."""
@@ -126,8 +125,9 @@ class DocumentService:
         """
         chain = await self.own_chain()
         identity = signer if signer is not None else self._user.identity
-        doc = chain.head.successor(identity.signing_key, now=self._user.now(), **changes)
-        chain.update(doc)
+        doc = DocumentTrust.next_version(
+            chain, identity.signing_key, now=self._user.now(), **changes
+        )
         await self._user.state_put(_OWN, chain.to_bytes())
         self._follow_own(chain)
         await self.announce(doc, sender=identity)
@@ -207,24 +207,11 @@ class DocumentService:
 
     async def peer_chain(self, subject: IdentityId) -> DocumentChain | None:
         """The chain we follow for ``subject``, if we have received any version."""
-        stored = await self._user.state_get(_PEER + str(subject))
-        return None if stored is None else DocumentChain.from_bytes(stored)
+        return await load(self._user, _PEER + str(subject), DocumentChain.from_bytes)
 
-    async def _received(self, message: OpenedMessage, _identity: Identity | None) -> None:
-        doc = IdentityDocument.from_bytes(message.data)
-        check_origin(doc, message.sender)
-        await self._follow_peer(doc, message.sender_card)
-
-    async def _learned(self, sender: IdentityId, data: bytes) -> None:
-        """A device's first message carried its identity's document (already checked)."""
-        with contextlib.suppress(ReplayedDocumentError):
-            await self._follow_peer(IdentityDocument.from_bytes(data), None)
-
-    async def _peer_received(self, message: OpenedMessage, _identity: Identity | None) -> None:
-        """One of our own devices forwards a contact's document it follows."""
-        check_forwarder(message.sender, self._user.directory.own_identity)
-        with contextlib.suppress(ReplayedDocumentError):
-            await self._follow_peer(IdentityDocument.from_bytes(message.data), None, forward=False)
+    async def _received(self, message: OpenedMessage) -> None:
+        route = DOCUMENT_KIND if message.kind == DOCUMENT_KIND else PEER_KIND
+        await self._follow_peer(route, message.data, message.sender, message.sender_card)
 
     async def share_with_own_devices(self) -> None:
         """Forward every contact's document we follow to our other devices."""
@@ -238,16 +225,21 @@ class DocumentService:
                 yield chain
 
     async def _follow_peer(
-        self, doc: IdentityDocument, sender_card: ContactCard | None, *, forward: bool = True
+        self, route: str, data: bytes, sender: IdentityId, card: ContactCard | None
     ) -> None:
-        chain = await self.peer_chain(doc.subject)
-        followed = follow(chain, doc, card=sender_card, now=self._user.now())
-        chain = followed.chain
-        if followed.rotated_from is not None and sender_card is not None:
+        doc = IdentityDocument.from_bytes(data)
+        trust = DocumentTrust(self._user.directory.own_identity, linked=self._user.is_linked_device)
+        step = trust.accept(
+            route, await self.peer_chain(doc.subject), doc, sender=sender, card=card,
+            now=self._user.now(),
+        )  # fmt: skip
+        if step is None:
+            return
+        if step.rotated_from is not None and card is not None:
             for callback in self._rotation:
-                await callback(chain, followed.rotated_from, sender_card)
-        await self._user.state_put(_PEER + str(doc.subject), chain.to_bytes())
-        self._user.directory.set_chain(chain)
+                await callback(step.chain, step.rotated_from, card)
+        await self._user.state_put(_PEER + str(doc.subject), step.chain.to_bytes())
+        self._user.directory.set_chain(step.chain)
         _log.info("accepted an identity document", extra={"seq": doc.seq})
-        if forward and not self._user.is_linked_device:
-            await self._user.send_to_own_devices(PEER_KIND, doc.to_bytes())
+        if step.forward:
+            await self._user.send_to_own_devices(PEER_KIND, data)

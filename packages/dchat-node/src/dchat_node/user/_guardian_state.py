@@ -1,13 +1,16 @@
-"""What the agent shells share: stored maps, errors, sending, contacts by name.
+"""What the agent shells share: stored state, errors, sending, contacts by name.
 
 Every agent step in a shell has the same I/O around it: load the agent's
-blobs from the settings table (``UserService.state_get``, sealed at rest),
-run one step with ``now``, then :func:`commit`: store the blobs the step
-changed and send the :class:`~dchat_identity.lowlevel.Outgoing` items it
-returned. Maps are in the format of :func:`dchat_identity.lowlevel.decode_map`
-(the guardian and recovery agents and the burner service keep their state
-this way). :func:`state_errors` turns the agents' :class:`RecoveryStateError`
-into the node's :class:`NodeStateError` with the same code (``corrupt_state``,
+blobs from the settings table (``UserService.state_get``, sealed at rest;
+:func:`load` decodes one, ``None`` if there is none yet), run one step with
+``now``, then :func:`commit`: store the blobs the step changed and send the
+:class:`~dchat_identity.lowlevel.Outgoing` items it returned
+(:func:`queue_sealed` for the raw items a pairing session or the sync agent
+addresses to a mailbox at the home relay). Maps are in the format of
+:func:`dchat_identity.lowlevel.decode_map` (the guardian and recovery agents
+and the burner service keep their state this way). :func:`state_errors`
+turns the agents' :class:`RecoveryStateError` into the node's
+:class:`NodeStateError` with the same code (``corrupt_state``,
 ``not_found``, ...), which the API maps to HTTP; :func:`check_main` keeps
 burners out of guardian business.
 """
@@ -15,7 +18,7 @@ burners out of guardian business.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from dchat_identity import ContactCard
 from dchat_identity.lowlevel import (
@@ -24,12 +27,14 @@ from dchat_identity.lowlevel import (
     decode_map,
     encode_map,
 )
+from dchat_messaging import SealedEnvelope
 
 from .._errors import NodeStateError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
+    from dchat_core import MailboxId
     from dchat_identity import Identity
     from dchat_identity.lowlevel import EntryMap, Outgoing
 
@@ -39,11 +44,27 @@ __all__ = (
     "check_main",
     "commit",
     "contact_named",
+    "load",
     "load_map",
+    "queue_sealed",
     "send_all",
     "state_errors",
     "store_map",
 )
+
+_T = TypeVar("_T")
+
+
+async def load(user: UserService, key: str, decode: Callable[[bytes], _T]) -> _T | None:
+    """The blob stored under ``key``, decoded (``None`` if nothing is stored there)."""
+    stored = await user.state_get(key)
+    return None if stored is None else decode(stored)
+
+
+async def queue_sealed(user: UserService, items: Iterable[tuple[MailboxId, bytes]]) -> None:
+    """Queue ``(mailbox, ciphertext)`` items for the home relay through the durable outbox."""
+    for mailbox, data in items:
+        await user.queue_envelope(user.home_relay, SealedEnvelope(mailbox, data))
 
 
 def check_main(user: UserService, identity: Identity) -> None:

@@ -24,6 +24,7 @@ from dchat_identity.lowlevel import error_code as identity_error_code
 from dchat_messaging import SealedEnvelope
 
 from .._errors import NodeStateError
+from ._guardian_state import queue_sealed
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -164,8 +165,7 @@ class PairingService:
 
     async def _send(self, session: PairingSession, out: PairingOutput) -> None:
         mailbox = MailboxId.derive(session.outbox.public_key.to_bytes())
-        for item in out.send:
-            await self._user.queue_envelope(self._user.home_relay, SealedEnvelope(mailbox, item))
+        await queue_sealed(self._user, [(mailbox, item) for item in out.send])
 
     def _close_if_finished(self, session: PairingSession) -> None:
         if session.finished and self._open:

@@ -26,7 +26,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import contact_named
+from ._guardian_state import contact_named, load
 
 if TYPE_CHECKING:
     from dchat_identity import Visibility
@@ -53,10 +53,8 @@ class ProfileService:
         user.on_control(PROFILE_VIEW_KIND, self._on_view)
 
     async def _own(self) -> Profile | None:
-        stored = await self._user.state_get(_OWN)
-        if stored is None:
-            return None
-        return Profile.from_bytes(stored, self._user.identity.signing_key.public_key)
+        key = self._user.identity.signing_key.public_key
+        return await load(self._user, _OWN, lambda stored: Profile.from_bytes(stored, key))
 
     async def set(self, changes: dict[str, str], visibility: Visibility) -> dict[str, Any]:
         """Set ``changes`` (field -> value) with ``visibility``, sign, publish, sync."""
@@ -96,10 +94,10 @@ class ProfileService:
             subject = IdentityId.parse(who)
         else:
             subject = (await contact_named(self._user, who)).identity_id
-        stored = await self._user.state_get(_PEER + str(subject))
-        if stored is None:
+        cached = await load(self._user, _PEER + str(subject), CachedProfile.from_bytes)
+        if cached is None:
             raise NodeStateError("not_found", "no profile received from them yet")
-        return CachedProfile.from_bytes(stored).describe(subject)
+        return cached.describe(subject)
 
     # -- control messages ---------------------------------------------------------
 
@@ -116,10 +114,8 @@ class ProfileService:
 
     async def _on_view(self, message: OpenedMessage, _identity: Any) -> None:
         sender = message.sender
-        card = self._agent.asked(sender)
-        if card is None:
-            card = await self._user.card_of(sender)
         chain = await self._documents.peer_chain(sender)
         committed = None if chain is None else chain.head.profile
+        card = await self._user.card_of(sender)  # the agent prefers the card we asked
         cached = self._agent.accept(message.data, sender, card, document_profile=committed)
         await self._user.state_put(_PEER + str(sender), cached.to_bytes())

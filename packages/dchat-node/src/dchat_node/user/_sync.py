@@ -20,14 +20,11 @@ import trio
 
 from dchat_core import DchatError
 from dchat_identity import ContactCard, IdentityArgumentError
-from dchat_identity.lowlevel import (
-    ReplayedDocumentError,
-    SyncAgent,
-    contact_changes,
-)
+from dchat_identity.lowlevel import SyncAgent, contact_changes
 from dchat_messaging import SealedEnvelope
 from dchat_storage import DuplicateError
 
+from ._guardian_state import queue_sealed
 from ._pairing import error_code
 
 if TYPE_CHECKING:
@@ -82,9 +79,7 @@ class SyncService:
         await self._user.state_put(_REPLICA, agent.to_bytes())
 
     async def _send(self, deliveries: list[SyncDelivery]) -> None:
-        for d in deliveries:
-            envelope = SealedEnvelope(d.mailbox, d.ciphertext)
-            await self._user.queue_envelope(self._user.home_relay, envelope)
+        await queue_sealed(self._user, [(d.mailbox, d.ciphertext) for d in deliveries])
 
     # -- local changes ---------------------------------------------------------------
 
@@ -158,11 +153,10 @@ class SyncService:
             return
         item = SyncAgent.open_item(SealedEnvelope.from_bytes(raw).ciphertext, local)
         if item.document is not None and local.linked:
-            with contextlib.suppress(ReplayedDocumentError):  # a redelivery: nothing new
-                await self._devices.accept_document(item.document)
+            await self._devices.accept_document(item.document)
         if item.rekey is not None:
-            key = SyncAgent.check_rekey(item.rekey, await self._devices.chain(), local)
-            await self._devices.accept_rekey(key)
+            chain = await self._devices.chain()
+            await self._devices.accept_rekey(SyncAgent.rekeyed(item.rekey, chain, local))
             local = await self._devices.local()
             await self.start()
         if item.ops is not None:
