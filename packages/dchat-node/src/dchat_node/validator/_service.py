@@ -14,7 +14,7 @@ order, before the next one:
   validator signed leaves the process unless it would survive a crash.
 * ``StoreBlock`` / ``StoreSynced``: the decided (or synced) blocks and
   certificates are stored durably; new validator sets are kept for light clients.
-* ``SendToPeers``: posted to every peer's queue (:mod:`._validator_links`).
+* ``SendToPeers``: posted to every peer's queue (:mod:`._links`).
 * ``RequestSync``: sent to one connected peer (a random one).
 * ``ReportEvidence``: logged and handed to the book (below), which keeps it
   and on the currency chain submits a ``slash`` transaction.

@@ -161,8 +161,7 @@ class WalletLightReader:
                     raise
                 time.sleep(RETRY_PAUSE)
                 continue
-            doc, value, height = read.result()
-            return doc, value, height
+            return read.result()
 
     def _run(self, read: LightRead) -> LightRead:
         """Answer ``read``'s requests; save what verified, also after a refusal."""
