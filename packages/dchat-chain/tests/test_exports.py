@@ -51,6 +51,19 @@ def test_the_validator_driver_and_its_wire_are_lowlevel() -> None:
     assert not names & set(dchat_chain.__all__)
 
 
+def test_the_validator_node_book_and_link_decoding_are_lowlevel() -> None:
+    names = {
+        "ValidatorBook",
+        "PeerStats",
+        "slash_tx",
+        "decode_inbound",
+        "sync_response_payload",
+        "light_state_name",
+    }
+    assert names <= set(dchat_chain.lowlevel.__all__)
+    assert not names & set(dchat_chain.__all__)
+
+
 def test_validator_set_up_is_lowlevel() -> None:
     names = {
         "NetPlan",

@@ -80,6 +80,27 @@ def test_structural_errors() -> None:
         KdfParams(memory_kib=1024, iterations=1, lanes=0)
 
 
+def test_the_kdf_cost_is_read_from_the_header() -> None:
+    assert KdfParams.of_blob(BLOB) == KdfParams.TESTING
+    cheap = KdfParams(memory_kib=2048, iterations=2, lanes=1)
+    assert KdfParams.of_blob(encrypt_with_passphrase(SECRET, "x", params=cheap)) == cheap
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"",
+        BLOB[:57],
+        b"XXXX" + BLOB[4:],
+        BLOB[:4] + b"\x02" + BLOB[5:],
+        BLOB[:5] + struct.pack(">IIB", 1024, 65, 1) + BLOB[14:],
+    ],
+)
+def test_no_kdf_cost_from_a_malformed_blob(blob: bytes) -> None:
+    with pytest.raises(KeystoreFormatError):
+        KdfParams.of_blob(blob)
+
+
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=120) | st.binary(min_size=1, max_size=60).map(lambda b: BLOB[:14] + b))
 def test_random_bytes_only_raise_typed_errors(data: bytes) -> None:

@@ -14,8 +14,8 @@ import hashlib
 
 from dchat_chain.lowlevel import PeerTag, Vote, VoteKind, decode_message
 from dchat_core import DchatError
-from dchat_node import _validator_api
 from dchat_node.cli import node_main
+from dchat_node.validator import _role
 from dchat_node.validator._service import ValidatorService
 
 
@@ -50,5 +50,5 @@ class DoubleSigningService(ValidatorService):
 
 
 if __name__ == "__main__":
-    _validator_api.ValidatorService = DoubleSigningService  # type: ignore[misc]
+    _role.ValidatorService = DoubleSigningService  # type: ignore[misc]
     node_main()

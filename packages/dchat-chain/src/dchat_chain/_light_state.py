@@ -12,12 +12,15 @@ after it. The checksum catches a damaged file, and the body must then still be
 a consistent client (the set hashes to the header's ``next_validators_hash``,
 or to the anchor before any header): bytes that fail any check are a
 :class:`LightStateError`, never a reason to trust something else. Where the
-bytes live (a file written atomically) is the shell's business.
+bytes live (a file written atomically) is the shell's business; the name it
+gives them is :func:`light_state_name` (the chain id with every character
+outside ``A-Z a-z 0-9 . _ -`` replaced, so no chain id can name a path).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Final
 
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
@@ -27,12 +30,17 @@ from ._errors import LightStateError
 from ._light import LightClient
 from ._validators import ValidatorSet
 
-__all__ = ("MAX_LIGHT_STATE_SIZE", "decode_light_state", "encode_light_state")
+__all__ = ("MAX_LIGHT_STATE_SIZE", "decode_light_state", "encode_light_state", "light_state_name")
 
 MAX_LIGHT_STATE_SIZE: Final = 4 << 20
 _LIMITS: Final = DecodeLimits(max_size=MAX_LIGHT_STATE_SIZE, max_depth=3, max_items=64)
 _OUTER: Final = frozenset({"v", "body", "sum"})
 _BODY: Final = frozenset({"chain", "anchor", "header", "vals"})
+
+
+def light_state_name(chain_id: str) -> str:
+    """The file name of the light state of ``chain_id`` (one path component)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", chain_id) + ".light"
 
 
 def encode_light_state(client: LightClient, anchor: bytes) -> bytes:

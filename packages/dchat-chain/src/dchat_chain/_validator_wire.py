@@ -15,6 +15,12 @@ sync response, :func:`decode_txs` a gossip batch). Every malformed input gives
 a typed peer error (:class:`~dchat_chain.InvalidMessageError` or
 :class:`~dchat_chain.SyncError`), so a shell can close the link of a peer that
 sends one.
+
+A validator's two link directions carry different messages: a link a peer
+dialled brings consensus messages, gossip and sync requests
+(:func:`decode_inbound` decodes all three), and the answer to a sync request
+comes back on the link we dialled (:func:`sync_response_payload`). Anything
+else is a protocol violation.
 """
 
 from __future__ import annotations
@@ -25,14 +31,17 @@ from typing import Final
 from dchat_core import DchatError, DecodeLimits, canonical_decode, canonical_encode
 
 from ._errors import InvalidMessageError
+from ._sync import SyncRequest
 
 __all__ = (
     "MAX_GOSSIP_TXS",
     "PeerTag",
+    "decode_inbound",
     "decode_txs",
     "encode_peer_message",
     "encode_txs",
     "split_peer_message",
+    "sync_response_payload",
 )
 
 MAX_GOSSIP_TXS: Final = 2048
@@ -86,3 +95,34 @@ def decode_txs(payload: bytes) -> list[bytes]:
     if not isinstance(items, list) or not all(isinstance(t, bytes) for t in items):
         raise InvalidMessageError("gossip: expected a list of transactions")
     return items
+
+
+def decode_inbound(data: bytes) -> bytes | list[bytes] | SyncRequest:
+    """A message on a link a peer dialled: consensus payload, gossip batch or sync request.
+
+    The consensus payload is returned undecoded (the engine decodes and checks it).
+
+    Raises:
+        InvalidMessageError: Malformed, or a sync response (those come back on
+            our own links only).
+        SyncError: A malformed sync request.
+    """
+    tag, payload = split_peer_message(data)
+    if tag is PeerTag.CONSENSUS:
+        return payload
+    if tag is PeerTag.TXS:
+        return decode_txs(payload)
+    if tag is PeerTag.SYNC_REQUEST:
+        return SyncRequest.from_bytes(payload)
+    raise InvalidMessageError("a sync response on a link the peer dialled")
+
+
+def sync_response_payload(data: bytes) -> bytes:
+    """The payload of a message on a link we dialled, which must be a sync response.
+
+    Raises:
+        InvalidMessageError: Anything else.
+    """
+    if data[:1] != bytes([PeerTag.SYNC_RESPONSE]):
+        raise InvalidMessageError("only sync responses come back on a dialled link")
+    return bytes(data[1:])

@@ -128,6 +128,7 @@ from ._light_serve import headers_page as headers_page
 from ._light_state import MAX_LIGHT_STATE_SIZE as MAX_LIGHT_STATE_SIZE
 from ._light_state import decode_light_state as decode_light_state
 from ._light_state import encode_light_state as encode_light_state
+from ._light_state import light_state_name as light_state_name
 from ._mempool import DuplicateTransactionError as DuplicateTransactionError
 from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
@@ -170,12 +171,17 @@ from ._validator_keys import decode_validator_keys as decode_validator_keys
 from ._validator_keys import decode_wallet_key as decode_wallet_key
 from ._validator_keys import encode_validator_keys as encode_validator_keys
 from ._validator_keys import encode_wallet_key as encode_wallet_key
+from ._validator_node import PeerStats as PeerStats
+from ._validator_node import ValidatorBook as ValidatorBook
+from ._validator_node import slash_tx as slash_tx
 from ._validator_wire import MAX_GOSSIP_TXS as MAX_GOSSIP_TXS
 from ._validator_wire import PeerTag as PeerTag
+from ._validator_wire import decode_inbound as decode_inbound
 from ._validator_wire import decode_txs as decode_txs
 from ._validator_wire import encode_peer_message as encode_peer_message
 from ._validator_wire import encode_txs as encode_txs
 from ._validator_wire import split_peer_message as split_peer_message
+from ._validator_wire import sync_response_payload as sync_response_payload
 
 __all__ = (
     "AppQueryResult",
@@ -228,6 +234,7 @@ __all__ = (
     "NetPlan",
     "NonceError",
     "NotCertifiedError",
+    "PeerStats",
     "PeerTag",
     "PlannedTestnet",
     "PlannedValidator",
@@ -254,6 +261,7 @@ __all__ = (
     "UnexpectedHeaderError",
     "UntrustedValidatorsError",
     "UnverifiedHeaderError",
+    "ValidatorBook",
     "ValidatorDriver",
     "ValidatorKeys",
     "ValidatorSetLog",
@@ -268,6 +276,7 @@ __all__ = (
     "channel_open_terms",
     "chat_channel_id",
     "decode_channel_text",
+    "decode_inbound",
     "decode_light_state",
     "decode_message",
     "decode_txs",
@@ -283,6 +292,7 @@ __all__ = (
     "genesis_anchor",
     "genesis_kind",
     "headers_page",
+    "light_state_name",
     "load_snapshot",
     "parse_headers",
     "parse_proof",
@@ -292,9 +302,11 @@ __all__ = (
     "replay_store",
     "resume_point",
     "serve_sync",
+    "slash_tx",
     "solve_pow",
     "split_peer_message",
     "store_effect",
+    "sync_response_payload",
     "tx_hash",
     "tx_inclusion_proof",
     "txs_root",

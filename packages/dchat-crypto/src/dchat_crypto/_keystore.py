@@ -74,6 +74,15 @@ class KdfParams:
     def __post_init__(self) -> None:
         self.check()
 
+    @classmethod
+    def of_blob(cls, blob: bytes) -> KdfParams:
+        """The cost recorded in the header of a blob :func:`encrypt_with_passphrase` made.
+
+        Raises:
+            KeystoreFormatError: Not a keystore blob, or its cost is out of range.
+        """
+        return _parse_header(blob)[0]
+
     def check(self) -> None:
         """Validate the parameters.
 

@@ -37,7 +37,6 @@ from dchat_chain.lowlevel import (
     NotCertifiedError,
     account_key,
     answer_fields,
-    certified_height,
     certified_query,
     headers_page,
     tx_hash,
@@ -80,33 +79,7 @@ def _service(node: Node) -> ValidatorService:
 
 def chain_status(service: ValidatorService) -> dict[str, Any]:
     """The ``/v1/chain/status`` document."""
-    engine = service.engine
-    state = engine.state
-    return {
-        "chain_id": state.chain_id,
-        "app": service.app.kind,
-        "height": state.height - 1,
-        "last_block_hash": state.last_block_hash.hex(),
-        "app_hash": state.app_hash.hex(),
-        "round": engine.round,
-        "step": engine.step.name.lower(),
-        "validators": [
-            {
-                "id": v.validator_id.hex(),
-                "account": v.signing_key.to_bytes().hex(),
-                "power": v.power,
-            }
-            for v in state.validators.validators
-        ],
-        "mempool": len(service.app.mempool),
-        "peers": [
-            {"node_id": str(p.address.node_id), "connected": p.connected, "dropped": p.dropped}
-            for p in service.peers
-        ],
-        "evidence": len(service.evidence),
-        "rejected": service.rejected,
-        "certified_height": certified_height(service.app, service.blocks.height()),
-    }
+    return service.status()
 
 
 def proven(service: ValidatorService, key: bytes) -> AppQueryResult:

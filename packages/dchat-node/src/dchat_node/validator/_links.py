@@ -4,8 +4,9 @@ One :class:`PeerLink` per peer owns a bounded queue. Posting never blocks the
 consensus task: when the queue is full (peer down or slow) the message is
 dropped and counted, which is safe because the engine re-sends its current
 proposal and votes every ``rebroadcast_ms`` and a peer that fell behind
-catches up with block sync. The link is redialled with exponential backoff
-(0.2 s to 5 s); the handshake pins the peer's node id (``expected_peer``).
+catches up with block sync. The link's counters and redial schedule are
+dchat-chain's :class:`~dchat_chain.lowlevel.PeerStats`; the handshake pins the
+peer's node id (``expected_peer``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_chain.lowlevel import PeerTag
+from dchat_chain.lowlevel import PeerStats, sync_response_payload
 from dchat_core import DchatError
 from dchat_network import LinkTimeoutError, connect
 
@@ -34,7 +35,6 @@ QUEUE: Final = 512
 DIAL_TIMEOUT: Final = 5.0
 SEND_TIMEOUT: Final = 10.0
 READ_TIMEOUT: Final = 30.0
-BACKOFF_MIN, BACKOFF_MAX = 0.2, 5.0
 
 
 class PeerLink:
@@ -56,22 +56,19 @@ class PeerLink:
         self._key = node_key
         self._on_sync = on_sync_response
         self._send, self._recv = trio.open_memory_channel[bytes](QUEUE)
-        self.connected = False
-        self.dropped = 0
-        self.connects = 0
+        self.stats = PeerStats(str(address.node_id))
 
     def post(self, data: bytes) -> bool:
         """Queue ``data`` for the peer; False (and counted) when the queue is full."""
         try:
             self._send.send_nowait(data)
         except trio.WouldBlock:
-            self.dropped += 1
+            self.stats.dropped += 1
             return False
         return True
 
     async def run(self) -> None:
         """Keep a link to the peer open and drain the queue into it, forever."""
-        backoff = BACKOFF_MIN
         while True:
             try:
                 link = await connect(
@@ -83,21 +80,19 @@ class PeerLink:
                 )
             except DchatError as exc:
                 _log.debug("dial %s failed: %s", self.address.node_id, exc)
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                await trio.sleep(self.stats.dial_failed())
                 continue
-            backoff = BACKOFF_MIN
-            self.connects += 1
+            self.stats.dialled()
             await self._serve(link)
 
     async def _serve(self, link: Link) -> None:
-        self.connected = True
+        self.stats.connected = True
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._guard, self._read, link, nursery.cancel_scope)
                 await self._guard(self._write, link, nursery.cancel_scope)
         finally:
-            self.connected = False
+            self.stats.connected = False
             await link.aclose()
 
     @staticmethod
@@ -122,7 +117,9 @@ class PeerLink:
                 data = await link.receive(timeout=READ_TIMEOUT)
             except LinkTimeoutError:
                 continue  # only sync responses come this way: silence is normal
-            if data[:1] != bytes([PeerTag.SYNC_RESPONSE]):
+            try:
+                payload = sync_response_payload(data)
+            except DchatError:
                 _log.info("peer %s sent an unexpected message; closing", self.address.node_id)
                 return
-            await self._on_sync(self, data[1:])
+            await self._on_sync(self, payload)

@@ -1,11 +1,11 @@
-"""The validator's side of peer traffic: inbound links and slashing transactions.
+"""The validator's side of inbound peer links.
 
 Inbound links are accepted only from the configured peers (the handshake
-proved the node id). Messages are framed as dchat-chain's validator wire says
-(:class:`dchat_chain.lowlevel.PeerTag`): consensus messages go to the engine
-task's queue, gossip to the admission task, and sync requests are answered on
-the same link from the block store (in a worker thread). A malformed message
-closes the link.
+proved the node id). Messages are decoded by dchat-chain's validator wire
+(:func:`dchat_chain.lowlevel.decode_inbound`): consensus messages go to the
+engine task's queue, gossip to the admission task, and sync requests are
+answered on the same link from the block store (in a worker thread). A
+malformed message closes the link.
 """
 
 from __future__ import annotations
@@ -13,14 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from dchat_chain import CurrencyChainApp, Transaction
-from dchat_chain.lowlevel import (
-    PeerTag,
-    SyncRequest,
-    decode_txs,
-    encode_peer_message,
-    split_peer_message,
-)
+from dchat_chain.lowlevel import PeerTag, SyncRequest, decode_inbound, encode_peer_message
 from dchat_core import DchatError, NodeId
 from dchat_network import LinkClosedError, LinkTimeoutError
 
@@ -28,8 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
     from typing import Protocol
 
-    from dchat_chain.lowlevel import DuplicateVoteEvidence, IndexedApp, SyncResponse
-    from dchat_crypto import SigningKey
+    from dchat_chain.lowlevel import SyncResponse
     from dchat_network import Link
 
     class _Validator(Protocol):
@@ -40,7 +32,7 @@ if TYPE_CHECKING:
         def serve_sync(self, request: SyncRequest) -> Awaitable[SyncResponse]: ...
 
 
-__all__ = ("InboundHandler", "slash_tx")
+__all__ = ("InboundHandler",)
 
 _log = logging.getLogger("dchat.validator")
 IDLE_TIMEOUT: Final = 60.0  # peers re-send every second; a silent link is dead
@@ -70,37 +62,15 @@ class InboundHandler:
 
     async def _dispatch(self, link: Link, data: bytes) -> bool:
         try:
-            tag, payload = split_peer_message(data)
-            if tag is PeerTag.TXS:
-                txs = decode_txs(payload)
-            elif tag is PeerTag.SYNC_REQUEST:
-                request = SyncRequest.from_bytes(payload)
+            message = decode_inbound(data)
         except DchatError:
             return False
-        if tag is PeerTag.CONSENSUS:
-            await self._service.inbox_put(payload)  # the engine task checks it
-        elif tag is PeerTag.TXS:
-            await self._service.admit_gossip(txs)
-        elif tag is PeerTag.SYNC_REQUEST:
-            response = await self._service.serve_sync(request)
+        if isinstance(message, SyncRequest):
+            response = await self._service.serve_sync(message)
             reply = encode_peer_message(PeerTag.SYNC_RESPONSE, response.to_bytes())
             await link.send(reply, timeout=SEND_TIMEOUT)
+        elif isinstance(message, list):
+            await self._service.admit_gossip(message)
         else:
-            return False  # responses come back on our own outbound links only
+            await self._service.inbox_put(message)  # the engine task checks it
         return True
-
-
-def slash_tx(app: IndexedApp, account: SigningKey, evidence: DuplicateVoteEvidence) -> bytes | None:
-    """A ``slash`` transaction for ``evidence``, signed by ``account`` (None on the chat chain)."""
-    if not isinstance(app.inner, CurrencyChainApp):
-        return None  # only the currency chain holds stake to slash
-    owner = account.public_key.to_bytes()
-    tx = Transaction.create(
-        account,
-        chain_id=app.chain_id,
-        nonce=app.mempool.next_nonce(owner, app.inner.account(owner).nonce),
-        fee=int(app.inner.params()["min_fee"]),
-        kind="slash",
-        body={"evidence": evidence.to_bytes()},
-    )
-    return tx.raw

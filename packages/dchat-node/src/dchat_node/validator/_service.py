@@ -14,11 +14,10 @@ order, before the next one:
   validator signed leaves the process unless it would survive a crash.
 * ``StoreBlock`` / ``StoreSynced``: the decided (or synced) blocks and
   certificates are stored durably; new validator sets are kept for light clients.
-* ``SendToPeers``: posted to every peer's queue (:mod:`._validator_links`).
+* ``SendToPeers``: posted to every peer's queue (:mod:`._links`).
 * ``RequestSync``: sent to one connected peer (a random one).
-* ``ReportEvidence``: kept, and on the currency chain a ``slash`` transaction
-  signed by this validator's account enters the mempool (the chat chain has
-  no stake; its evidence is only counted and logged).
+* ``ReportEvidence``: logged and handed to the book (below), which keeps it
+  and on the currency chain submits a ``slash`` transaction.
 
 The chain is the one ``genesis.cbor`` in the data directory names (its
 ``"kind"``), or the currency chain of ``genesis-currency.cbor`` in data
@@ -26,12 +25,14 @@ directories written before ``init-testnet --chain``.
 
 Transactions arrive through the API (:meth:`ValidatorService.submit`), enter
 the mempool if ``check_tx`` admits them and are gossiped to peers in batches
-every 20 ms. Every ``snapshot_interval`` blocks (decided or synced) the state
-after the block is written as a ``StateSnapshot`` by a background task (it is
-only an optimisation: losing one costs a longer replay). On start, the stored
-snapshot is loaded if it verifies against the stored blocks and the blocks
-above it are re-executed (``replay_store``; without a usable snapshot, every
-block from genesis), and the driver resumes from the stored checkpoint.
+every 20 ms. The decisions around the driver (when a state snapshot is due,
+evidence and slashing, submission results, the status document) are
+dchat-chain's :class:`~dchat_chain.lowlevel.ValidatorBook`; a due snapshot is
+written by a background task (it is only an optimisation: losing one costs a
+longer replay). On start, the stored snapshot is loaded if it verifies against
+the stored blocks and the blocks above it are re-executed (``replay_store``;
+without a usable snapshot, every block from genesis), and the book resumes the
+driver from the stored checkpoint.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from dchat_chain import Checkpoint, ConsensusConfig
 from dchat_chain.lowlevel import (
     DurableBlockStore,
     IndexedApp,
@@ -53,15 +53,13 @@ from dchat_chain.lowlevel import (
     RequestSync,
     SaveCheckpoint,
     SendToPeers,
-    StateSnapshot,
     StoreBlock,
     StoreSynced,
-    ValidatorDriver,
+    ValidatorBook,
     ValidatorSetLog,
     Vote,
     VoteKind,
     replay_store,
-    tx_hash,
 )
 from dchat_core import DchatError
 from dchat_network import serve_links
@@ -71,7 +69,7 @@ from .._errors import ConfigError
 from ..config import parse_hostport
 from ._keys import CURRENCY_GENESIS, VALIDATOR_GENESIS
 from ._links import PeerLink
-from ._peers import InboundHandler, slash_tx
+from ._peers import InboundHandler
 from ._trace import HeightTrace
 from ._wire import parse_peer
 
@@ -79,9 +77,10 @@ if TYPE_CHECKING:
     from dchat_chain import ConsensusEngine
     from dchat_chain.lowlevel import (
         DriverEffect,
-        DuplicateVoteEvidence,
+        StateSnapshot,
         SyncRequest,
         SyncResponse,
+        ValidatorDriver,
         ValidatorKeys,
     )
     from dchat_core import Clock
@@ -95,7 +94,6 @@ _log = logging.getLogger("dchat.validator")
 INBOX: Final = 2048
 GOSSIP_INTERVAL: Final = 0.02
 GOSSIP_IN: Final = 16  # peers' tx batches waiting for admission (each up to 2,048 txs)
-ENGINE_CONFIG: Final = ConsensusConfig(max_block_bytes=768 << 10)  # a proposal fits a link message
 CHUNK: Final = 64  # transactions admitted between two scheduler checkpoints
 
 
@@ -131,29 +129,24 @@ class ValidatorService:
         self.sets = ValidatorSetLog(self.blocks)
         self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes, float]](INBOX)
-        self._driver: ValidatorDriver | None = None
         self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](GOSSIP_IN)
-        self.evidence: list[DuplicateVoteEvidence] = []
-        self.snapshot_height = 0  # the height of the last snapshot taken or loaded
-        self._snapshotting = False
+        self.book = ValidatorBook(self.app, keys.account, config.snapshot_interval)
         self._nursery: trio.Nursery | None = None
         self.trace = HeightTrace()  # debug-level timelines; inert otherwise
 
     @property
     def driver(self) -> ValidatorDriver:
         """The running driver (after :meth:`start`)."""
-        assert self._driver is not None, "validator not started"
-        return self._driver
+        return self.book.driver
 
     @property
     def engine(self) -> ConsensusEngine:
         """The running engine (after :meth:`start`)."""
         return self.driver.engine
 
-    @property
-    def rejected(self) -> int:
-        """Peer messages (consensus, sync responses) refused with a typed error."""
-        return 0 if self._driver is None else self._driver.rejected
+    def status(self) -> dict[str, Any]:
+        """The ``/v1/chain/status`` document."""
+        return self.book.status((p.stats for p in self.peers), self.blocks.height())
 
     def now_ms(self) -> int:
         """Wall-clock milliseconds (the driver's time base)."""
@@ -165,19 +158,10 @@ class ValidatorService:
         """Replay the store, start the driver, links and gossip; returns the link address."""
         state, last = await trio.to_thread.run_sync(replay_store, self.blocks, self.app)
         raw = await self._store.run(self.blocks.load_checkpoint)
-        self._driver = ValidatorDriver(
-            state=state,
-            app=self.app,
-            mempool=self.app.mempool,  # after replay: a loaded snapshot replaces it
-            key=self.keys.bls,
-            config=ENGINE_CONFIG,
-            last_commit=last,
-            checkpoint=None if raw is None else Checkpoint.from_bytes(raw),
-            block_interval_ms=int(self.config.block_interval * 1000),
-        )
+        interval_ms = int(self.config.block_interval * 1000)
+        self.book.resume(state, last, raw, self.keys.bls, interval_ms)
         _log.info("validator at height %d after replay", state.height - 1)
         await self._note_sets()
-        self.snapshot_height = state.height - 1
         self._nursery = nursery
         inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
         host, port = parse_hostport(self.config.listen)
@@ -261,7 +245,9 @@ class ValidatorService:
             elif isinstance(effect, RequestSync):
                 self._request_sync(effect.data)
             elif isinstance(effect, ReportEvidence):
-                self._on_evidence(effect.evidence)
+                _log.warning("double signing detected", extra={"height": effect.evidence.height})
+                if (refused := self.book.on_evidence(effect.evidence)) is not None:
+                    _log.info("slash transaction not admitted: %s", refused)
 
     def _trace_broadcast(self, effect: SendToPeers) -> None:
         message = effect.message
@@ -273,26 +259,16 @@ class ValidatorService:
 
     async def _stored(self, height: int) -> None:
         await self._note_sets()
-        self._maybe_snapshot(height)
+        snapshot = self.book.snapshot_due(height, self.engine.state)
+        if snapshot is not None:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._write_snapshot, snapshot)
 
     async def _note_sets(self) -> None:
         """Keep any validator set not seen before, for light clients (see ValidatorSetLog)."""
         new = self.sets.note(self.engine.state)
         if new:
             await self._store.run(self.sets.persist, new)
-
-    def _maybe_snapshot(self, height: int) -> None:
-        """Start writing a snapshot of the state after ``height`` if one is due."""
-        every = self.config.snapshot_interval
-        due = every and height // every > self.snapshot_height // every
-        # The engine may already have executed a later block in the same call:
-        # then app and engine are past ``height`` and the next block is the moment.
-        current = self.engine.state.height == height + 1 and self.app.inner.height == height
-        if not due or not current or self._snapshotting or self._nursery is None:
-            return
-        snapshot = StateSnapshot.take(self.engine.state, self.app.inner.state.committed_items())
-        self.snapshot_height, self._snapshotting = height, True
-        self._nursery.start_soon(self._write_snapshot, snapshot)
 
     async def _write_snapshot(self, snapshot: StateSnapshot) -> None:
         try:
@@ -302,7 +278,7 @@ class ValidatorService:
         except DchatError as exc:  # an optimisation failed; the blocks are all stored
             _log.warning("state snapshot at height %d not written: %s", snapshot.height, exc)
         finally:
-            self._snapshotting = False
+            self.book.snapshot_written()
 
     def broadcast(self, data: bytes) -> None:
         """Post ``data`` to every peer (dropped for a peer whose queue is full)."""
@@ -313,7 +289,7 @@ class ValidatorService:
 
     def _request_sync(self, data: bytes) -> None:
         """Send a sync request to one connected peer (the driver keeps one in flight)."""
-        live = [p for p in self.peers if p.connected]
+        live = [p for p in self.peers if p.stats.connected]
         if not live or not random.choice(live).post(data):
             self.driver.sync_unsent()
 
@@ -332,12 +308,7 @@ class ValidatorService:
         results = []
         began = time.monotonic()
         for i, tx in enumerate(txs):
-            result: dict[str, Any] = {"hash": tx_hash(tx).hex(), "accepted": True}
-            try:
-                self.driver.submit(tx)
-            except DchatError as exc:
-                result.update(accepted=False, error=type(exc).__name__, message=str(exc))
-            results.append(result)
+            results.append(self.book.submit(tx))
             if i % CHUNK == CHUNK - 1:
                 self.trace.peak("admit_stretch", time.monotonic() - began)
                 await trio.lowlevel.checkpoint()  # let consensus run between chunks
@@ -366,17 +337,6 @@ class ValidatorService:
             await trio.sleep(GOSSIP_INTERVAL)
             for message in self.driver.take_gossip():
                 self.broadcast(message)
-
-    def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
-        self.evidence.append(evidence)
-        _log.warning("double signing detected", extra={"height": evidence.height})
-        tx = slash_tx(self.app, self.keys.account, evidence)
-        if tx is None:
-            return
-        try:
-            self.driver.submit(tx)
-        except DchatError as exc:
-            _log.info("slash transaction not admitted: %s", exc)
 
     async def inbox_put(self, payload: bytes) -> None:
         """Queue a peer's consensus message for the engine task (bounded wait)."""

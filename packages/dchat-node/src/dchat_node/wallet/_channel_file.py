@@ -9,8 +9,7 @@ keeps its own), written atomically with mode 0600.
 
 from __future__ import annotations
 
-import struct
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from dchat_chain.lowlevel import ChannelBook, ChannelError
 from dchat_crypto import (
@@ -31,15 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = ("ChannelFile",)
 
-_KDF_HEADER: Final = struct.Struct(">4sBIIB")  # the keystore header (docs/protocol.md §8)
-
 
 def _kdf_of(blob: bytes) -> KdfParams:
-    """The Argon2id cost recorded in a keystore blob's header."""
+    """The Argon2id cost recorded in a keystore blob's header (the default if none)."""
     try:
-        _, _, memory, iterations, lanes = _KDF_HEADER.unpack_from(blob)
-        return KdfParams(memory_kib=memory, iterations=iterations, lanes=lanes)
-    except (struct.error, KeystoreFormatError):
+        return KdfParams.of_blob(blob)
+    except KeystoreFormatError:
         return KdfParams.DEFAULT
 
 

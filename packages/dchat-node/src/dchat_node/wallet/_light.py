@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +22,7 @@ from dchat_chain.lowlevel import (
     LightStateError,
     StaleAnswerError,
     decode_light_state,
+    light_state_name,
 )
 
 if TYPE_CHECKING:
@@ -40,8 +40,7 @@ RETRY_PAUSE: Final = 0.2
 
 def state_path(directory: Path, chain_id: str) -> Path:
     """Where the light state of ``chain_id`` lives in ``directory``."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", chain_id)
-    return directory / f"{safe}.light"
+    return directory / light_state_name(chain_id)
 
 
 def _read_bytes(path: Path) -> bytes | None:
@@ -162,8 +161,7 @@ class WalletLightReader:
                     raise
                 time.sleep(RETRY_PAUSE)
                 continue
-            doc, value, height = read.result()
-            return doc, value, height
+            return read.result()
 
     def _run(self, read: LightRead) -> LightRead:
         """Answer ``read``'s requests; save what verified, also after a refusal."""
