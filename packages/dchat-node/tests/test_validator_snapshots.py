@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -215,8 +214,7 @@ def test_a_restarted_validator_resumes_from_its_own_snapshot(
         taken = int(written.findall(log.read_text())[0])
         with _api(nodes[3]) as api:  # a header above the snapshot must be stored
             wait_until(lambda: int(api.get("/v1/chain/status").json()["height"]) > taken)
-        nodes[3].kill()
-        time.sleep(0.5)
+        nodes[3].kill()  # returns once the process is gone
         nodes[3].start()
         with _api(nodes[3]) as api, _api(nodes[0]) as other:
             top = taken + 6

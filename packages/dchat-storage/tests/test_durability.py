@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from dchat_storage import StorageKey, open_database
+from dchat_testing import wait_until
 
 ROUNDS = 60
 PARALLEL = 3
@@ -83,15 +84,16 @@ def _acks(path: Path) -> list[str]:
     return text.split("\n")[:-1]  # a torn last line is not an acknowledgement
 
 
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def _wait_gone(pid: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.005)
-    pytest.fail(f"writer {pid} survived SIGKILL")
+    wait_until(lambda: _gone(pid), timeout=10, interval=0.005, what=f"writer {pid} gone")
 
 
 def _run_and_kill(zygote: Zygote, round_no: int, rng: random.Random) -> set[str]:
@@ -102,10 +104,12 @@ def _run_and_kill(zygote: Zygote, round_no: int, rng: random.Random) -> set[str]
         if round_no % 4 == 3:
             time.sleep(rng.uniform(0.0, 0.15))  # during open: migration, unlocking
         else:
-            deadline = time.monotonic() + START_TIMEOUT
-            while "ready" not in _acks(acks):
-                assert time.monotonic() < deadline, "writer did not open the database"
-                time.sleep(0.002)
+            wait_until(
+                lambda: "ready" in _acks(acks),
+                timeout=START_TIMEOUT,
+                interval=0.002,
+                what="the writer opened the database",
+            )
             time.sleep(rng.uniform(0.0, 0.4))
     finally:
         with contextlib.suppress(ProcessLookupError):  # it died on its own: reported below

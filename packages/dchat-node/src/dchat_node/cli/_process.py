@@ -69,7 +69,7 @@ class NodeProcess:
             cmd += ["--relay", self._relay]
         return cmd
 
-    def start(self, timeout: float = 30.0) -> dict[str, Any]:
+    def start(self, timeout: float = 60.0) -> dict[str, Any]:
         """Start the process and wait until its API is up; returns ``api.json``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "DCHAT_PASSPHRASE": self._passphrase}
