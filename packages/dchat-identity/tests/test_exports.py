@@ -78,3 +78,9 @@ def test_recovery_agents_and_their_codecs_are_lowlevel() -> None:
     }  # fmt: skip
     assert agents <= set(dchat_identity.lowlevel.__all__)
     assert not agents & set(dchat_identity.__all__)
+
+
+def test_the_burner_book_is_lowlevel() -> None:
+    names = {"BurnerBook", "BURNER_KEYS", "BurnerStateError", "burner_row"}
+    assert names <= set(dchat_identity.lowlevel.__all__)
+    assert not names & set(dchat_identity.__all__)

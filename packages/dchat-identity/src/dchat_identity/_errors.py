@@ -8,6 +8,8 @@
     ├── IdentityArgumentError(CallerError, ValueError) bad phrase, path, threshold, field, ...
     ├── IdentityStateError(CallerError)                a call in the wrong state or order
     ├── RateLimitedError(CallerError)                  too many burners too quickly (.retry_after)
+    ├── BurnerStateError(CallerError)                  a burner call does not fit the stored
+    │                                                  burners (``.code``: not_found, ...)
     ├── MalformedRecordError(PeerError, ValueError)    bytes are not a well-formed record
     ├── ForgedRecordError(PeerError)                   a signature or MAC does not verify (opaque)
     ├── ExpiredError(PeerError, ValueError)            a document, card, code or request expired
@@ -43,6 +45,7 @@ from dchat_core import CallerError, DchatError, PeerError
 
 __all__ = (
     "BrokenChainError",
+    "BurnerStateError",
     "ClockSkewError",
     "DchatIdentityError",
     "DocumentChainError",
@@ -104,6 +107,19 @@ class RateLimitedError(DchatIdentityError, CallerError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BurnerStateError(DchatIdentityError, CallerError):
+    """A burner operation does not fit the stored burners.
+
+    Attributes:
+        code: Machine-readable reason (``not_found``, ``burner_expired``,
+            ``rate_limited``, ``corrupt_state``); the node's API answers with it.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class MalformedRecordError(DchatIdentityError, PeerError, ValueError):

@@ -52,10 +52,16 @@ kept apart:
   :class:`RecoveryStateError` carries a ``code`` a node answers its API with;
   :class:`RecoveryRefusedError` and its subclasses refuse a peer's recovery message.
   Catch the family roots exported by :mod:`dchat_identity` instead.
+- A device's burners as the node keeps them: :class:`BurnerBook` (keys, cards,
+  recently expired ids; stored under :data:`BURNER_KEYS`), :func:`burner_row`,
+  and :class:`BurnerStateError`, whose ``code`` the node answers with.
 """
 
 from __future__ import annotations
 
+from ._burner_book import BURNER_KEYS as BURNER_KEYS
+from ._burner_book import BurnerBook as BurnerBook
+from ._burner_book import burner_row as burner_row
 from ._burners import TokenBucket as TokenBucket
 from ._chain import verify_update as verify_update
 from ._crdt import OpKind as OpKind
@@ -102,6 +108,7 @@ from ._document_trust import first_chain as first_chain
 from ._document_trust import follow as follow
 from ._document_trust import restored_chain as restored_chain
 from ._errors import BrokenChainError as BrokenChainError
+from ._errors import BurnerStateError as BurnerStateError
 from ._errors import ClockSkewError as ClockSkewError
 from ._errors import ForkedDocumentError as ForkedDocumentError
 from ._errors import IdentityStateError as IdentityStateError
@@ -174,7 +181,10 @@ from ._sync_agent import state_ops as state_ops
 __all__ = (
     "Accepted",
     "ApprovalMessage",
+    "BURNER_KEYS",
     "BrokenChainError",
+    "BurnerBook",
+    "BurnerStateError",
     "COIN_TYPE",
     "CachedProfile",
     "Certify",
@@ -253,6 +263,7 @@ __all__ = (
     "VetoMessage",
     "VetoedError",
     "answer_lookup",
+    "burner_row",
     "check_forwarder",
     "check_origin",
     "combine_shares",
