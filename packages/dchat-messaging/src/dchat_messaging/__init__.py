@@ -7,7 +7,9 @@ through a :class:`MessageStore`. Around it, the sans-IO pieces a user node
 (or the simulator) composes: :class:`LocalEngines` (the engines of its local
 identities, fan-out), :class:`DocumentDirectory` (which devices speak for
 whom), :class:`MessageRequests` (mail from strangers, blocking, retired keys)
-and :class:`Notices`.
+and :class:`Notices`, all held together with a user node's rules (contacts,
+quiet contacts, what a received envelope came to, bundle backoff) by
+:class:`UserMessaging`.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ from ._requests import MessageRequests as MessageRequests
 from ._store import MessageStore as MessageStore
 from ._store import OutboxEntry as OutboxEntry
 from ._store import StateStore as StateStore
+from ._user import Accepted as Accepted
+from ._user import UserMessaging as UserMessaging
 
 __all__ = (
+    "Accepted",
     "BundleRejectedError",
     "Content",
     "ContentError",
@@ -85,5 +90,6 @@ __all__ = (
     "SealedEnvelope",
     "SessionReset",
     "StateStore",
+    "UserMessaging",
     "outbox_id",
 )

@@ -114,6 +114,11 @@ class LocalEngines:
             engine.keys = replace(engine.keys, card=card)
         return engine
 
+    @property
+    def primary(self) -> IdentityId | None:
+        """The node's own identity when it holds the identity key (not as a linked device)."""
+        return None if self._main is None else self._main[0].identity_id
+
     def main(self) -> MessagingEngine | None:
         """The engine of the node's own identity (as primary or linked device), if any."""
         if self.linked is not None:

@@ -1,8 +1,9 @@
 """The user role's trio tasks: deliver the outbox, set up sessions, drain the mailboxes.
 
 These are the I/O half of :class:`~dchat_node.user._service.UserService`
-(mixed into it; the engines, the directory and the request policy are the
-sans-IO half, in :mod:`dchat_messaging`):
+(mixed into it); the decisions (which bundles to fetch and when to retry,
+what a received envelope counts as, when to publish prekeys) are the sans-IO
+half, :class:`dchat_messaging.UserMessaging` and its engines:
 
 * **outbox** (:meth:`run_outbox`): deliver each queued envelope to its relay
   under a fresh link key (the relay cannot link deposits to one sender) and
@@ -32,7 +33,7 @@ import trio
 
 from dchat_core import DchatError, MailboxId, NodeId
 from dchat_crypto import SigningKey
-from dchat_messaging import BundleRejectedError, MessageReceived, Rejected
+from dchat_messaging import MessageReceived
 from dchat_network import RelayBatch, RelayClient, RelayPrekeyBundle, RelayPrekeysHeld, connect
 
 from .._errors import NodeStateError
@@ -43,16 +44,7 @@ if TYPE_CHECKING:
 
     from dchat_core import Clock, IdentityId
     from dchat_identity import Identity
-    from dchat_messaging import (
-        DeviceAddress,
-        DocumentDirectory,
-        LocalEngines,
-        MessageRequests,
-        MessagingEngine,
-        Notices,
-        Outbox,
-        ReceiveStats,
-    )
+    from dchat_messaging import DeviceAddress, LocalEngines, MessagingEngine, UserMessaging
     from dchat_network import Link
 
     from .._store import AsyncStore
@@ -62,7 +54,6 @@ __all__ = ("MailDelivery", "RawMailbox")
 
 _log = logging.getLogger("dchat.user")
 _FETCH_LIMIT: Final = 64
-_MAX_BACKOFF: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +74,14 @@ class MailDelivery:
     _wake_outbox: trio.Event
     _wake_sessions: trio.Event
     _publishing: trio.Lock
-    _bundle_retry: dict[bytes, tuple[int, float]]  # device: (attempts, due)
     _extra: dict[IdentityId, Identity]
     _raw: dict[bytes, RawMailbox]
     _controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]]
     _device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]]
     _message_hooks: list[Callable[[MessageReceived], Awaitable[None]]]
     _learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]]
-    outbox: Outbox
+    agent: UserMessaging
     engines: LocalEngines
-    directory: DocumentDirectory
-    senders: MessageRequests
-    notices_log: Notices
-    stats: ReceiveStats
-    sent: int
 
     # -- outbox ---------------------------------------------------------------------
 
@@ -104,20 +89,17 @@ class MailDelivery:
         """Deliver queued envelopes forever; a failed one is retried after a backoff."""
         while True:
             self._wake_outbox = trio.Event()
-            for item in await self._store.run(self.outbox.due, self._clock.now(), 64):
+            for item in await self._store.run(self.agent.outbox.due, self._clock.now(), 64):
                 try:
-                    await self._deliver(item.relay, item.mailbox, item.envelope)
+                    mailbox, envelope = item.mailbox, item.envelope
+                    await _one_shot(item.relay, lambda c: c.put(mailbox, envelope))  # noqa: B023 (awaited here)
                 except DchatError as exc:
                     _log.info("delivery deferred: %s", type(exc).__name__)
-                    await self._store.run(self.outbox.failed, item, self._clock.now())
+                    await self._store.run(self.agent.outbox.failed, item, self._clock.now())
                 else:
-                    await self._store.run(self.outbox.delivered, item.message_id)
-                    self.sent += 1
+                    await self._store.run(self.agent.delivered, item.message_id)
             with trio.move_on_after(self._config.poll_interval):
                 await self._wake_outbox.wait()
-
-    async def _deliver(self, relay: str, mailbox: bytes, envelope: bytes) -> None:
-        await _one_shot(relay, lambda client: client.put(mailbox, envelope))
 
     # -- sessions -------------------------------------------------------------------
 
@@ -125,34 +107,23 @@ class MailDelivery:
         """Fetch the prekey bundles that waiting messages need, forever."""
         while True:
             self._wake_sessions = trio.Event()
-            for engine in self.engines.all():
-                for device in await self._store.run(engine.needs_bundles):
-                    await self._set_up(engine, device)
+            for engine, device in await self._store.run(self.agent.bundles_due, self._clock.now()):
+                await self._set_up(engine, device)
             with trio.move_on_after(self._config.poll_interval):
                 await self._wake_sessions.wait()
 
     async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
         now = self._clock.now()
-        attempts, due = self._bundle_retry.get(device.device_id, (0, 0.0))
-        if due > now:
-            return
-        try:
-            bundle = await self._fetch_bundle(device)
-            await self._store.run(engine.bundle_received, device, bundle, now=now)
-        except (DchatError, BundleRejectedError) as exc:
-            # The device's relay is down, or it has published no bundle yet: back off.
-            delay = min(_MAX_BACKOFF, self._config.poll_interval * 2 ** min(attempts, 8))
-            _log.info("session setup deferred: %s", type(exc).__name__)
-            self._bundle_retry[device.device_id] = (attempts + 1, now + delay)
-            return
-        self._bundle_retry.pop(device.device_id, None)
-        self._wake_outbox.set()
-
-    async def _fetch_bundle(self, device: DeviceAddress) -> bytes:
         mailbox = bytes(device.mailbox)
-        reply = await _one_shot(device.relay, lambda client: client.get_prekeys(mailbox))
-        assert isinstance(reply, RelayPrekeyBundle)
-        return reply.bundle
+        try:
+            reply = await _one_shot(device.relay, lambda client: client.get_prekeys(mailbox))
+            assert isinstance(reply, RelayPrekeyBundle)
+            await self._store.run(self.agent.bundle_received, engine, device, reply.bundle, now=now)
+        except DchatError as exc:  # its relay is down, or it published no (valid) bundle yet
+            self.agent.bundle_failed(device, now=now, interval=self._config.poll_interval)
+            _log.info("session setup deferred: %s", type(exc).__name__)
+        else:
+            self._wake_outbox.set()
 
     # -- mailboxes ------------------------------------------------------------------
 
@@ -160,7 +131,7 @@ class MailDelivery:
         """Poll the home relay for mail forever."""
         while True:
             # A pairing node has no identity, only raw mailboxes.
-            active = self._identity is not None or self.engines.linked is not None or self._raw
+            active = self.engines.main() is not None or self._raw
             if active and self._config.relay is not None:
                 try:
                     await self.fetch_once()
@@ -264,24 +235,18 @@ class MailDelivery:
             await _drain(link, bytes(mailbox), raw.handler, None)
 
     async def _accept(self, raw: bytes, engine: MessagingEngine) -> int:
-        now = self._clock.now()
-        events = await self._store.run(engine.receive, raw, now=now)
-        for event in events:
-            if isinstance(event, Rejected):
-                _log.warning("dropped an envelope: %s", event.reason)
-        texts, resets = self.stats.count(events, self.senders)
-        for reset in resets:
-            await self._store.run(
-                self.notices_log.add, "session_reset", reset.peer, at_ms=int(now * 1000)
-            )
+        accepted = await self._store.run(self.agent.accept, engine, raw, now=self._clock.now())
+        for reason in accepted.dropped:
+            _log.warning("dropped an envelope: %s", reason)
+        if accepted.resets:
             self._wake_sessions.set()
-        for message in texts:
+        for message in accepted.texts:
             for on_message in self._message_hooks:
                 await on_message(message)
-        for sender, document in self.directory.take_learned():
+        for sender, document in accepted.learned:
             for hook in self._learned_hooks:
                 await hook(sender, document)
-        return len(texts)
+        return len(accepted.texts)
 
     async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity | None) -> None:
         for queued in await self._store.run(engine.pending_controls):
@@ -292,13 +257,13 @@ class MailDelivery:
                 if identity is None and device_handler is not None:
                     await device_handler(message)
                 elif identity is None or handler is None:
-                    self.stats.rejected += 1
+                    self.agent.control_dropped()
                     _log.warning("dropped a control message of an unknown kind")
                 else:
                     await handler(message, identity)
             except DchatError as exc:
                 # A hostile or stale control message must not block the mailbox.
-                self.stats.refuse(type(exc).__name__)
+                self.agent.control_dropped(type(exc).__name__)
                 _log.warning("control message refused: %s", type(exc).__name__)
             finally:
                 await self._store.run(engine.control_done, message.message_id)

@@ -1,13 +1,11 @@
 """The user role: one identity, its contacts, and the trio shell of its messaging engines.
 
 Each local identity (the node's own, and each burner) has a
-:class:`dchat_messaging.MessagingEngine`, kept by a
-:class:`dchat_messaging.LocalEngines` with the
-:class:`dchat_messaging.DocumentDirectory` (who speaks for whom) and the
-:class:`dchat_messaging.MessageRequests` policy (strangers, blocked senders,
-retired keys). This module persists and schedules around them: sending runs
-one engine call in a database worker and wakes the tasks of
-:mod:`._user_delivery` (outbox, sessions, mailboxes), mixed into
+:class:`dchat_messaging.MessagingEngine`; :class:`dchat_messaging.UserMessaging`
+holds them with the directory, the request policy, the notices, the quiet
+contacts and the counters, and makes every decision. This module persists and
+schedules around it: each call runs in a database worker, and sending wakes
+the tasks of :mod:`._delivery` (outbox, sessions, mailboxes), mixed into
 :class:`UserService`.
 
 Extension points, used by the identity features (devices, burners, guardians):
@@ -43,27 +41,9 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import (
-    DecodeLimits,
-    IdentityId,
-    MessageId,
-    NodeId,
-    canonical_decode,
-    canonical_encode,
-)
-from dchat_identity import ContactCard, Identity, InvalidCardError
-from dchat_messaging import (
-    Content,
-    DocumentDirectory,
-    LocalEngines,
-    MessageRequests,
-    MessagingEngine,
-    Notices,
-    Outbox,
-    ReceiveStats,
-    RequestError,
-    SealedEnvelope,
-)
+from dchat_core import IdentityId, MessageId, NodeId
+from dchat_identity import ContactCard, Identity
+from dchat_messaging import Content, MessagingEngine, RequestError, SealedEnvelope, UserMessaging
 from dchat_storage import EngineStore
 
 from .._errors import NodeStateError
@@ -84,8 +64,6 @@ if TYPE_CHECKING:
 __all__ = ("UserService",)
 
 _log = logging.getLogger("dchat.user")
-_QUIET: Final = "user.quiet_contacts"
-_QUIET_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=20000)
 _NO_IDENTITY: Final = "this node has no identity yet: run `dchat init`"
 
 
@@ -104,22 +82,21 @@ class UserService(MailDelivery):
         self._wake_outbox = trio.Event()
         self._wake_sessions = trio.Event()
         self._publishing = trio.Lock()
-        engine_store = EngineStore(store.db)
-        self.outbox = Outbox(engine_store)
-        self.directory = DocumentDirectory()
-        self.senders = MessageRequests(engine_store)
-        self.notices_log = Notices(engine_store)
-        self.engines = LocalEngines(engine_store, self.directory, self.senders.dropped)
-        self.stats = ReceiveStats()
-        self.sent = 0
+        self.agent = UserMessaging(EngineStore(store.db))
+        self.outbox, self.directory = self.agent.outbox, self.agent.directory
+        self.senders, self.engines = self.agent.requests, self.agent.engines
+        self.notices_log, self.stats = self.agent.notices, self.agent.stats
         # Declared in MailDelivery, which consumes them:
         self._learned_hooks, self._message_hooks, self._device_controls = [], [], {}
-        self._bundle_retry, self._controls, self._extra, self._raw = {}, {}, {}, {}
+        self._controls, self._extra, self._raw = {}, {}, {}
         self._card_sources: list[Callable[[IdentityId], ContactCard | None]] = []
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
-        self._quiet: set[str] = set()
 
     # -- status counters (see ReceiveStats) ------------------------------------------
+
+    @property
+    def sent(self) -> int:
+        return self.agent.sent
 
     @property
     def received(self) -> int:
@@ -151,24 +128,15 @@ class UserService(MailDelivery):
                 Identity.from_keystore, record.keystore, self._passphrase
             )
             self._set_identity(identity, ContactCard.from_bytes(record.card))
-        self._quiet = await self._quiet_list()
+        cards = [contact.card for contact in await self.contacts()]
         try:
-            await self._store.run(self.senders.load)
+            await self._store.run(self.agent.load, cards)
         except RequestError as exc:
             raise NodeStateError(exc.code, str(exc)) from None
-        for contact in await self.contacts():
-            self.directory.add_card(ContactCard.from_bytes(contact.card))
 
     def _set_identity(self, identity: Identity, card: ContactCard) -> None:
         self._identity, self._card = identity, card
         self.engines.set_main(identity, card)
-
-    async def _quiet_list(self) -> set[str]:
-        stored = await self.state_get(_QUIET)
-        items = [] if stored is None else canonical_decode(stored, _QUIET_LIMITS)
-        if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
-            raise NodeStateError("corrupt_state", f"the stored {_QUIET} list is malformed")
-        return {i.decode() for i in items}
 
     @property
     def identity(self) -> Identity:
@@ -352,8 +320,7 @@ class UserService(MailDelivery):
 
     async def notices(self) -> list[dict[str, object]]:
         """Notices for the user, oldest first: ``{"kind", "peer", "at_ms"}``."""
-        notices = await self._store.run(self.notices_log.listing)
-        return [{"kind": n.kind, "peer": str(n.peer), "at_ms": n.at_ms} for n in notices]
+        return await self._store.run(self.agent.notice_rows)
 
     async def delete_messages(self, peer: str) -> int:
         """Delete every stored message with ``peer`` (an identity id)."""
@@ -376,25 +343,22 @@ class UserService(MailDelivery):
 
         ``announce=False`` adds a quiet contact (see the module docstring).
         """
-        card = ContactCard.from_text(card_text)
-        if self._identity is not None and card.identity_id == self._identity.identity_id:
-            raise InvalidCardError("that is this node's own card")
-        db = self._store.db
+        card = self.agent.new_contact(card_text)
         record = await self._store.run(
-            db.contacts.add, name, str(card.identity_id), card.to_bytes(), self._clock.now()
+            self._store.db.contacts.add,
+            name,
+            str(card.identity_id),
+            card.to_bytes(),
+            self._clock.now(),
         )
-        self.directory.add_card(card)
-        if not announce:
-            self._quiet.add(record.identity_id)
-            await self.state_put(_QUIET, canonical_encode(sorted(i.encode() for i in self._quiet)))
-            return record
-        for hook in self._contact_hooks:
+        await self._store.run(self.agent.contact_added, card, announce=announce)
+        for hook in self._contact_hooks if announce else []:
             await hook(card)
         return record
 
     def is_quiet(self, identity_id: IdentityId | str) -> bool:
         """Whether the contact was added quietly (for a burner)."""
-        return str(identity_id) in self._quiet
+        return self.agent.is_quiet(identity_id)
 
     async def replace_contact(self, old: IdentityId, card: ContactCard) -> ContactRecord | None:
         """Give the contact ``old`` a new card (its key rotated); None if unknown."""

@@ -1,0 +1,209 @@
+"""Everything a user node decides about its messaging, without doing any I/O.
+
+Theory of operation
+-------------------
+A user node's messaging is a set of :class:`~dchat_messaging.MessagingEngine`
+(one per local identity, in :class:`~dchat_messaging.LocalEngines`) around
+one store, plus the state that surrounds them: the durable
+:class:`~dchat_messaging.Outbox`, the :class:`~dchat_messaging.DocumentDirectory`
+(who speaks for whom), the :class:`~dchat_messaging.MessageRequests` policy,
+the :class:`~dchat_messaging.Notices` log, the counters of
+:class:`~dchat_messaging.ReceiveStats` and the *quiet contacts* (contacts a
+burner writes to: no document is sent to them, so they never learn the main
+identity). :class:`UserMessaging` holds them together and makes the
+decisions; the node's trio shell only connects, fetches, sends and sleeps:
+
+* **contacts**: a new contact's card must not be our own; adding one teaches
+  the directory its devices, and a quiet one is remembered durably under
+  :data:`QUIET_KEY` (a sorted list of identity-id strings).
+* **receiving** (:meth:`UserMessaging.accept`): one envelope through its
+  engine, the events counted, a session reset logged as a notice, and what
+  the shell must act on returned as one :class:`Accepted` (new texts for the
+  message hooks, documents learned for the document hooks, reasons of dropped
+  envelopes for the log).
+* **sessions** (:meth:`UserMessaging.bundles_due`): which devices' prekey
+  bundles to fetch now; a device whose fetch failed waits with exponential
+  backoff (``interval * 2**attempts``, at most :data:`MAX_BACKOFF` seconds).
+* **delivery**: what left the outbox is counted in :attr:`UserMessaging.sent`.
+
+Calls that touch the store are synchronous and meant for the shell's
+database worker; none reads a clock (``now`` is passed in). Corrupt stored
+state raises :class:`~dchat_messaging.RequestError` (``corrupt_state``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from dchat_core import DchatError, DecodeLimits, canonical_decode, canonical_encode
+from dchat_identity import ContactCard, InvalidCardError
+
+from ._directory import DocumentDirectory
+from ._errors import RequestError
+from ._events import Rejected
+from ._local import LocalEngines, ReceiveStats
+from ._notices import Notices
+from ._outbox import Outbox
+from ._requests import MessageRequests
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from dchat_core import IdentityId
+
+    from ._devices import DeviceAddress
+    from ._engine import MessagingEngine
+    from ._events import MessageReceived, SessionReset
+    from ._store import MessageStore
+
+__all__ = ("MAX_BACKOFF", "QUIET_KEY", "Accepted", "UserMessaging")
+
+QUIET_KEY: Final = "user.quiet_contacts"
+"""Where the quiet contacts are kept in the store's state."""
+MAX_BACKOFF: Final = 60.0
+"""Longest wait (seconds) before fetching a device's prekey bundle again."""
+_QUIET_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=20000)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What one received envelope came to, for the shell to act on."""
+
+    texts: list[MessageReceived]
+    """New text messages (for the message hooks)."""
+    resets: list[SessionReset]
+    """Session resets (already logged as notices; sessions need setting up)."""
+    learned: list[tuple[IdentityId, bytes]]
+    """Documents a device's first message carried, by sender."""
+    dropped: list[str]
+    """Reasons of envelopes the engine rejected (for the log)."""
+
+
+def _decode_quiet(stored: bytes | None) -> set[str]:
+    corrupt = RequestError("corrupt_state", f"the stored {QUIET_KEY} list is malformed")
+    if stored is None:
+        return set()
+    try:
+        items = canonical_decode(stored, _QUIET_LIMITS)
+        if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+            raise corrupt
+        return {i.decode() for i in items}
+    except (DchatError, UnicodeDecodeError):
+        raise corrupt from None
+
+
+class UserMessaging:
+    """The sans-IO state and rules of one user node's messaging.
+
+    Args:
+        store: The node's message store (sealed at rest by the node).
+    """
+
+    def __init__(self, store: MessageStore) -> None:
+        self._store = store
+        self.outbox = Outbox(store)
+        self.directory = DocumentDirectory()
+        self.requests = MessageRequests(store)
+        self.notices = Notices(store)
+        self.engines = LocalEngines(store, self.directory, self.requests.dropped)
+        self.stats = ReceiveStats()
+        self.sent = 0
+        """Envelopes the relays confirmed they stored."""
+        self._quiet: set[str] = set()
+        self._retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
+
+    def load(self, cards: Iterable[bytes]) -> None:
+        """Read the stored state; ``cards`` are the stored contacts' cards.
+
+        Raises:
+            RequestError: ``corrupt_state``, the stored state is malformed.
+        """
+        self._quiet = _decode_quiet(self._store.get_state(QUIET_KEY))
+        self.requests.load()
+        for card in cards:
+            self.directory.add_card(ContactCard.from_bytes(card))
+
+    # -- contacts ----------------------------------------------------------------------
+
+    def new_contact(self, card_text: str) -> ContactCard:
+        """The verified card a contact is added with.
+
+        Raises:
+            InvalidCardError: the card is malformed, forged, or our own.
+        """
+        card = ContactCard.from_text(card_text)
+        if self.engines.primary == card.identity_id:
+            raise InvalidCardError("that is this node's own card")
+        return card
+
+    def contact_added(self, card: ContactCard, *, announce: bool) -> None:
+        """A contact was stored: learn its devices; remember it if it is quiet."""
+        self.directory.add_card(card)
+        if not announce:
+            self._quiet.add(str(card.identity_id))
+            self._store.put_state(
+                QUIET_KEY, canonical_encode(sorted(i.encode() for i in self._quiet))
+            )
+
+    def is_quiet(self, identity_id: IdentityId | str) -> bool:
+        """Whether the contact was added quietly (for a burner)."""
+        return str(identity_id) in self._quiet
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def accept(self, engine: MessagingEngine, data: bytes, *, now: float) -> Accepted:
+        """Open one envelope with ``engine``, count it, log its session resets."""
+        events = engine.receive(data, now=now)
+        texts, resets = self.stats.count(events, self.requests)
+        for reset in resets:
+            self.notices.add("session_reset", reset.peer, at_ms=int(now * 1000))
+        dropped = [event.reason for event in events if isinstance(event, Rejected)]
+        return Accepted(texts, resets, self.directory.take_learned(), dropped)
+
+    def control_dropped(self, reason: str | None = None) -> None:
+        """Count a control message nobody handled (``reason``: its handler refused it)."""
+        if reason is None:
+            self.stats.rejected += 1
+        else:
+            self.stats.refuse(reason)
+
+    def notice_rows(self) -> list[dict[str, object]]:
+        """Notices for the user, oldest first: ``{"kind", "peer", "at_ms"}``."""
+        return [
+            {"kind": n.kind, "peer": str(n.peer), "at_ms": n.at_ms} for n in self.notices.listing()
+        ]
+
+    # -- sessions and delivery --------------------------------------------------------
+
+    def bundles_due(self, now: float) -> list[tuple[MessagingEngine, DeviceAddress]]:
+        """The devices whose prekey bundle to fetch now, with the engine waiting for each."""
+        return [
+            (engine, device)
+            for engine in self.engines.all()
+            for device in engine.needs_bundles()
+            if self._retry.get(device.device_id, (0, 0.0))[1] <= now
+        ]
+
+    def bundle_failed(self, device: DeviceAddress, *, now: float, interval: float) -> float:
+        """A bundle fetch failed (relay down, nothing published): back off; returns the delay."""
+        attempts = self._retry.get(device.device_id, (0, 0.0))[0]
+        delay = min(MAX_BACKOFF, interval * 2.0 ** min(attempts, 8))
+        self._retry[device.device_id] = (attempts + 1, now + delay)
+        return delay
+
+    def bundle_received(
+        self, engine: MessagingEngine, device: DeviceAddress, bundle: bytes, *, now: float
+    ) -> None:
+        """Hand a fetched bundle to ``engine`` (its waiting messages move to the outbox).
+
+        Raises:
+            BundleRejectedError: the bundle cannot start a session with ``device``.
+        """
+        engine.bundle_received(device, bundle, now=now)
+        self._retry.pop(device.device_id, None)
+
+    def delivered(self, outbox_id: bytes) -> None:
+        """A relay confirmed it stored the queued envelope ``outbox_id``."""
+        self.outbox.delivered(outbox_id)
+        self.sent += 1

@@ -1,0 +1,163 @@
+"""UserMessaging: a user node's messaging rules, driven without a network."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dchat_core import IdentityId, canonical_encode
+from dchat_identity import ContactCard, Identity, InvalidCardError
+from dchat_messaging import Content, DchatMessagingError, RequestError, UserMessaging
+from dchat_messaging.testing import MemoryMessageStore
+
+T0 = 1_000_000.0
+RELAY = "127.0.0.1:7400"
+QUIET = "user.quiet_contacts"  # the stored key is part of a node's data directory
+
+
+class Node:
+    """One user node's messaging, its prekeys published to ``bundles``."""
+
+    def __init__(self, name: str, bundles: dict[bytes, bytes]) -> None:
+        self.identity = Identity.generate()
+        self.card = ContactCard.issue(self.identity, name=name, relay=RELAY)
+        self.store = MemoryMessageStore()
+        self.agent = UserMessaging(self.store)
+        self.agent.engines.set_main(self.identity, self.card)
+        engine = self.agent.engines.main()
+        assert engine is not None
+        self.engine = engine
+        upload = engine.prekey_upload(held=None, now=T0)
+        assert upload is not None
+        bundles[bytes(self.card.mailbox)] = upload.last_resort
+
+    def send(self, to: ContactCard, text: str) -> None:
+        content = Content.text_message(text, now_ms=int(T0 * 1000))
+        self.agent.engines.send(self.engine, to, content, now=T0, copies=True)
+
+
+@pytest.fixture
+def pair() -> tuple[Node, Node, dict[bytes, bytes]]:
+    bundles: dict[bytes, bytes] = {}
+    alice, bob = Node("alice", bundles), Node("bob", bundles)
+    alice.agent.contact_added(bob.card, announce=True)
+    bob.agent.contact_added(alice.card, announce=True)
+    return alice, bob, bundles
+
+
+def test_a_message_is_set_up_delivered_accepted_and_counted_once(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    alice.send(bob.card, "hi bob")
+    due = alice.agent.bundles_due(T0)
+    assert [device.identity for _, device in due] == [bob.card.identity_id]
+    for engine, device in due:
+        alice.agent.bundle_received(engine, device, bundles[bytes(device.mailbox)], now=T0)
+    assert alice.agent.bundles_due(T0) == []
+    entries = list(alice.agent.outbox.due(T0, 64))
+    assert len(entries) == 1
+    accepted = bob.agent.accept(bob.engine, entries[0].envelope, now=T0)
+    assert [m.text for m in accepted.texts] == ["hi bob"]
+    assert (accepted.resets, accepted.dropped) == ([], [])
+    again = bob.agent.accept(bob.engine, entries[0].envelope, now=T0)  # a redelivery
+    assert again.texts == []
+    assert bob.agent.stats.received == 1
+    alice.agent.delivered(entries[0].message_id)
+    assert alice.agent.sent == 1
+    assert list(alice.agent.outbox.due(T0 + 3600, 64)) == []
+
+
+@given(st.binary(max_size=300))
+def test_hostile_envelopes_are_dropped_and_counted_never_raised(data: bytes) -> None:
+    node = Node("carol", {})
+    accepted = node.agent.accept(node.engine, data, now=T0)
+    assert accepted.texts == []
+    assert len(accepted.dropped) == 1
+    assert node.agent.stats.rejected == 1
+    assert sum(node.agent.stats.refusals.values()) == 1
+
+
+def test_a_failed_bundle_fetch_backs_off_exponentially_up_to_a_minute(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    alice.send(bob.card, "hi")
+    ((engine, device),) = alice.agent.bundles_due(T0)
+    now, delays = T0, []
+    for _ in range(9):
+        assert alice.agent.bundles_due(now) != []
+        delays.append(alice.agent.bundle_failed(device, now=now, interval=1.0))
+        assert alice.agent.bundles_due(now + delays[-1] - 0.01) == []
+        now += delays[-1]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    with pytest.raises(DchatMessagingError):  # a forged bundle keeps the backoff
+        alice.agent.bundle_received(engine, device, b"\x00" * 40, now=now)
+    alice.agent.bundle_failed(device, now=now, interval=1.0)
+    assert alice.agent.bundles_due(now) == []
+    alice.agent.bundle_received(engine, device, bundles[bytes(device.mailbox)], now=now + 60)
+    assert alice.agent.bundles_due(now + 60) == []  # set up; the backoff is forgotten
+    assert len(alice.agent.outbox.due(now + 60, 64)) == 1
+
+
+def test_contacts_must_not_be_our_own_card(pair: tuple[Node, Node, dict[bytes, bytes]]) -> None:
+    alice, bob, _ = pair
+    assert alice.agent.new_contact(bob.card.to_text()) == bob.card
+    with pytest.raises(InvalidCardError):
+        alice.agent.new_contact(alice.card.to_text())
+    with pytest.raises(InvalidCardError):
+        alice.agent.new_contact("dchat-card:not a card")
+
+
+def test_quiet_contacts_are_remembered_across_a_restart() -> None:
+    bundles: dict[bytes, bytes] = {}
+    alice, bob, carol = Node("alice", bundles), Node("bob", bundles), Node("carol", bundles)
+    alice.agent.contact_added(bob.card, announce=False)
+    alice.agent.contact_added(carol.card, announce=True)
+    restarted = UserMessaging(alice.store)
+    restarted.load([bob.card.to_bytes(), carol.card.to_bytes()])
+    assert restarted.is_quiet(bob.card.identity_id)
+    assert restarted.is_quiet(str(bob.card.identity_id))
+    assert not restarted.is_quiet(carol.card.identity_id)
+    assert restarted.directory.devices_of(bob.card)  # the stored cards teach the directory
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b"\xff not canonical",
+        canonical_encode([1, 2]),
+        canonical_encode({"a": 1}),
+        canonical_encode([b"\xff\xfe"]),  # not text
+    ],
+)
+def test_a_malformed_quiet_list_is_corrupt_state(stored: bytes) -> None:
+    store = MemoryMessageStore()
+    store.put_state(QUIET, stored)
+    with pytest.raises(RequestError) as caught:
+        UserMessaging(store).load([])
+    assert caught.value.code == "corrupt_state"
+
+
+@given(st.binary(max_size=200))
+def test_any_stored_quiet_list_loads_or_is_corrupt_state(stored: bytes) -> None:
+    store = MemoryMessageStore()
+    store.put_state(QUIET, stored)
+    code = None
+    try:
+        UserMessaging(store).load([])
+    except RequestError as exc:
+        code = exc.code
+    assert code in {None, "corrupt_state"}
+
+
+def test_notices_and_unhandled_controls_are_reported() -> None:
+    node = Node("dave", {})
+    peer = IdentityId(bytes(IdentityId.SIZE))
+    node.agent.notices.add("session_reset", peer, at_ms=5)
+    assert node.agent.notice_rows() == [{"kind": "session_reset", "peer": str(peer), "at_ms": 5}]
+    node.agent.control_dropped()
+    node.agent.control_dropped("UnexpectedRecoveryError")
+    assert node.agent.stats.rejected == 2
+    assert dict(node.agent.stats.refusals) == {"UnexpectedRecoveryError": 1}
