@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import IdentityId, canonical_encode
+from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, Identity, InvalidCardError
 from dchat_messaging import Content, DchatMessagingError, RequestError, UserMessaging
 from dchat_messaging.testing import MemoryMessageStore
@@ -161,3 +162,25 @@ def test_notices_and_unhandled_controls_are_reported() -> None:
     node.agent.control_dropped("UnexpectedRecoveryError")
     assert node.agent.stats.rejected == 2
     assert dict(node.agent.stats.refusals) == {"UnexpectedRecoveryError": 1}
+
+
+def test_the_mailboxes_to_drain_follow_the_local_identities() -> None:
+    empty = UserMessaging(MemoryMessageStore())
+    assert empty.mailboxes() == []  # nothing to fetch before an identity exists
+    node, burner = Node("erin", {}), Identity.generate()
+    node.agent.add_identity(burner)
+    own, extra = node.agent.mailboxes()
+    assert (own.key, own.engine, own.identity) == (
+        node.identity.mailbox_key,
+        node.engine,
+        node.identity,
+    )
+    assert (extra.key, extra.identity) == (burner.mailbox_key, burner)
+    assert extra.engine.keys.mailbox == burner.mailbox_id
+    node.agent.remove_identity(burner.identity_id)
+    assert [box.identity for box in node.agent.mailboxes()] == [node.identity]
+    device = UserMessaging(MemoryMessageStore())
+    key = SigningKey.generate()
+    engine = device.engines.link_device(key, PrivateKey.generate(), node.card)
+    (linked,) = device.mailboxes()
+    assert (linked.key, linked.engine, linked.identity) == (key, engine, None)

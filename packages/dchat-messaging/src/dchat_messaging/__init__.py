@@ -51,6 +51,7 @@ from ._store import MessageStore as MessageStore
 from ._store import OutboxEntry as OutboxEntry
 from ._store import StateStore as StateStore
 from ._user import Accepted as Accepted
+from ._user import UserMailbox as UserMailbox
 from ._user import UserMessaging as UserMessaging
 
 __all__ = (
@@ -90,6 +91,7 @@ __all__ = (
     "SealedEnvelope",
     "SessionReset",
     "StateStore",
+    "UserMailbox",
     "UserMessaging",
     "outbox_id",
 )

@@ -115,8 +115,13 @@ class LocalEngines:
         return engine
 
     @property
-    def primary(self) -> IdentityId | None:
+    def primary_identity(self) -> Identity | None:
         """The node's own identity when it holds the identity key (not as a linked device)."""
+        return None if self._main is None else self._main[0]
+
+    @property
+    def primary(self) -> IdentityId | None:
+        """The id of :attr:`primary_identity`."""
         return None if self._main is None else self._main[0].identity_id
 
     def main(self) -> MessagingEngine | None:

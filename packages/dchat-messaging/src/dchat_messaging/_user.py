@@ -25,6 +25,10 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   bundles to fetch now; a device whose fetch failed waits with exponential
   backoff (``interval * 2**attempts``, at most :data:`MAX_BACKOFF` seconds).
 * **delivery**: what left the outbox is counted in :attr:`UserMessaging.sent`.
+* **mailboxes** (:meth:`UserMessaging.mailboxes`): which mailboxes to drain,
+  each with the key that proves the right to it and the engine that opens
+  its mail: the node's identity's (or, on a linked device, the device's own)
+  and each extra local identity's (a burner's, :meth:`UserMessaging.add_identity`).
 
 Calls that touch the store are synchronous and meant for the shell's
 database worker; none reads a clock (``now`` is passed in). Corrupt stored
@@ -51,13 +55,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from dchat_core import IdentityId
+    from dchat_crypto import SigningKey
+    from dchat_identity import Identity
 
     from ._devices import DeviceAddress
     from ._engine import MessagingEngine
     from ._events import MessageReceived, SessionReset
     from ._store import MessageStore
 
-__all__ = ("MAX_BACKOFF", "QUIET_KEY", "Accepted", "UserMessaging")
+__all__ = ("MAX_BACKOFF", "QUIET_KEY", "Accepted", "UserMailbox", "UserMessaging")
 
 QUIET_KEY: Final = "user.quiet_contacts"
 """Where the quiet contacts are kept in the store's state."""
@@ -78,6 +84,16 @@ class Accepted:
     """Documents a device's first message carried, by sender."""
     dropped: list[str]
     """Reasons of envelopes the engine rejected (for the log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserMailbox:
+    """A mailbox to drain: the key that proves the right to it and the engine for its mail."""
+
+    key: SigningKey
+    engine: MessagingEngine
+    identity: Identity | None
+    """The local identity it belongs to; ``None`` on a linked device (no identity key)."""
 
 
 def _decode_quiet(stored: bytes | None) -> set[str]:
@@ -112,6 +128,7 @@ class UserMessaging:
         """Envelopes the relays confirmed they stored."""
         self._quiet: set[str] = set()
         self._retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
+        self._extra: dict[IdentityId, Identity] = {}
 
     def load(self, cards: Iterable[bytes]) -> None:
         """Read the stored state; ``cards`` are the stored contacts' cards.
@@ -123,6 +140,28 @@ class UserMessaging:
         self.requests.load()
         for card in cards:
             self.directory.add_card(ContactCard.from_bytes(card))
+
+    # -- local identities ------------------------------------------------------------
+
+    def add_identity(self, identity: Identity) -> None:
+        """Also drain the mailbox of ``identity`` (another local identity, e.g. a burner)."""
+        self._extra[identity.identity_id] = identity
+
+    def remove_identity(self, identity_id: IdentityId) -> None:
+        """Stop draining an extra identity's mailbox."""
+        self._extra.pop(identity_id, None)
+
+    def mailboxes(self) -> list[UserMailbox]:
+        """The mailboxes to drain: ours (as primary or linked device), then the extra ones."""
+        own = self.engines.primary_identity
+        boxes = [self._box(identity) for identity in ([] if own is None else [own])]
+        main, linked = self.engines.main(), self.engines.linked
+        if linked is not None and main is not None:
+            boxes.append(UserMailbox(linked.device_key, main, None))
+        return boxes + [self._box(identity) for identity in self._extra.values()]
+
+    def _box(self, identity: Identity) -> UserMailbox:
+        return UserMailbox(identity.mailbox_key, self.engines.for_identity(identity), identity)
 
     # -- contacts ----------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from dchat_core import MessageId, NodeId
 from dchat_identity.lowlevel import BURNER_KEYS, BurnerBook, BurnerStateError, burner_row
 
 from .._errors import NodeStateError
@@ -37,6 +36,7 @@ from ._guardian_state import commit
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from dchat_core import MessageId
     from dchat_storage import ContactRecord
 
     from ..config import NodeConfig
@@ -89,8 +89,7 @@ class BurnerService:
 
     async def create(self, *, ttl: float, name: str | None) -> dict[str, Any]:
         """A new burner valid for ``ttl`` seconds; its card carries the expiry."""
-        relay = self._user.home_relay
-        relay_node = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
+        relay, relay_node = self._user.home_relay, self._user.home_relay_node
         async with self._book() as book:
             burner, card = book.create(
                 now=self._user.now(),

@@ -70,11 +70,9 @@ class MailDelivery:
     _config: NodeConfig
     _store: AsyncStore
     _clock: Clock
-    _identity: Identity | None
     _wake_outbox: trio.Event
     _wake_sessions: trio.Event
     _publishing: trio.Lock
-    _extra: dict[IdentityId, Identity]
     _raw: dict[bytes, RawMailbox]
     _controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]]
     _device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]]
@@ -82,6 +80,18 @@ class MailDelivery:
     _learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]]
     agent: UserMessaging
     engines: LocalEngines
+
+    @property
+    def home_relay(self) -> str:
+        """The configured home relay, ``HOST:PORT``."""
+        if self._config.relay is None:
+            raise NodeStateError("no_relay", "configure a home relay (--relay) first")
+        return self._config.relay
+
+    @property
+    def home_relay_node(self) -> NodeId | None:
+        """The home relay's pinned node id, if configured."""
+        return NodeId.parse(self._config.relay_node) if self._config.relay_node else None
 
     # -- outbox ---------------------------------------------------------------------
 
@@ -131,7 +141,7 @@ class MailDelivery:
         """Poll the home relay for mail forever."""
         while True:
             # A pairing node has no identity, only raw mailboxes.
-            active = self.engines.main() is not None or self._raw
+            active = self.agent.mailboxes() or self._raw
             if active and self._config.relay is not None:
                 try:
                     await self.fetch_once()
@@ -145,14 +155,9 @@ class MailDelivery:
         Each mailbox (this identity's, every extra identity's, every raw one)
         is drained over its own connection, authenticated by its own key.
         """
-        new = 0 if self._identity is None else await self._fetch_identity(self._identity)
-        linked = self.engines.linked
-        if linked is not None:
-            engine = self.engines.main()
-            assert engine is not None
-            new += await self._fetch_mailbox(linked.device_key, engine, None)
-        for extra in list(self._extra.values()):
-            new += await self._fetch_identity(extra)
+        new = 0
+        for box in self.agent.mailboxes():
+            new += await self._fetch_mailbox(box.key, box.engine, box.identity)
         for raw in list(self._raw.values()):
             await self._fetch_raw(raw)
         return new
@@ -160,19 +165,12 @@ class MailDelivery:
     @asynccontextmanager
     async def _home_link(self, key: SigningKey) -> AsyncIterator[Link]:
         """A link to the home relay (pinned by node id when configured), proven with ``key``."""
-        if self._config.relay is None:
-            raise NodeStateError("no_relay", "configure a home relay (--relay) first")
-        host, port = parse_hostport(self._config.relay)
-        pinned = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
-        link = await connect(host, port, node_key=key, expected_peer=pinned)
+        host, port = parse_hostport(self.home_relay)
+        link = await connect(host, port, node_key=key, expected_peer=self.home_relay_node)
         try:
             yield link
         finally:
             await link.aclose()
-
-    async def _fetch_identity(self, identity: Identity) -> int:
-        engine = self.engines.for_identity(identity)
-        return await self._fetch_mailbox(identity.mailbox_key, engine, identity)
 
     async def _fetch_mailbox(
         self, key: SigningKey, engine: MessagingEngine, identity: Identity | None

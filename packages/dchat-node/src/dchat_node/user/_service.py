@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import IdentityId, MessageId, NodeId
+from dchat_core import IdentityId, MessageId
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import Content, MessagingEngine, RequestError, SealedEnvelope, UserMessaging
 from dchat_storage import EngineStore
@@ -77,7 +77,7 @@ class UserService(MailDelivery):
         self._store = store
         self._clock = clock
         self._passphrase = passphrase
-        self._identity = None
+        self._identity: Identity | None = None
         self._card: ContactCard | None = None
         self._wake_outbox = trio.Event()
         self._wake_sessions = trio.Event()
@@ -88,7 +88,7 @@ class UserService(MailDelivery):
         self.notices_log, self.stats = self.agent.notices, self.agent.stats
         # Declared in MailDelivery, which consumes them:
         self._learned_hooks, self._message_hooks, self._device_controls = [], [], {}
-        self._controls, self._extra, self._raw = {}, {}, {}
+        self._controls, self._raw = {}, {}
         self._card_sources: list[Callable[[IdentityId], ContactCard | None]] = []
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
 
@@ -170,13 +170,6 @@ class UserService(MailDelivery):
         """The node's clock."""
         return self._clock.now()
 
-    @property
-    def home_relay(self) -> str:
-        """The configured home relay, ``HOST:PORT``."""
-        if self._config.relay is None:
-            raise NodeStateError("no_relay", "configure a home relay (--relay) first")
-        return self._config.relay
-
     async def create_identity(self, name: str, *, phrase: str | None = None) -> Identity:
         """Create the identity, encrypt it under the node passphrase, store it.
 
@@ -186,8 +179,7 @@ class UserService(MailDelivery):
         """
         if self._identity is not None:
             raise NodeStateError("identity_exists", "this node already has an identity")
-        relay = self.home_relay
-        relay_node = NodeId.parse(self._config.relay_node) if self._config.relay_node else None
+        relay, relay_node = self.home_relay, self.home_relay_node
         if phrase is None:
             identity = Identity.generate()
         else:
@@ -270,11 +262,11 @@ class UserService(MailDelivery):
 
     def add_identity(self, identity: Identity) -> None:
         """Also fetch and open mail for ``identity`` (e.g. a burner)."""
-        self._extra[identity.identity_id] = identity
+        self.agent.add_identity(identity)
 
     def remove_identity(self, identity_id: IdentityId) -> None:
         """Stop fetching mail for an extra identity."""
-        self._extra.pop(identity_id, None)
+        self.agent.remove_identity(identity_id)
 
     def add_raw_mailbox(self, key: SigningKey, handler: Callable[[bytes], Awaitable[None]]) -> None:
         """Also drain the mailbox of ``key`` at the home relay into ``handler``."""
