@@ -167,7 +167,9 @@ def test_notices_and_unhandled_controls_are_reported() -> None:
 def test_the_mailboxes_to_drain_follow_the_local_identities() -> None:
     empty = UserMessaging(MemoryMessageStore())
     assert empty.mailboxes() == []  # nothing to fetch before an identity exists
+    assert (empty.engines.primary_identity, empty.engines.primary_card) == (None, None)
     node, burner = Node("erin", {}), Identity.generate()
+    assert node.agent.engines.primary_card == node.card
     node.agent.add_identity(burner)
     own, extra = node.agent.mailboxes()
     assert (own.key, own.engine, own.identity) == (

@@ -120,6 +120,11 @@ class LocalEngines:
         return None if self._main is None else self._main[0]
 
     @property
+    def primary_card(self) -> ContactCard | None:
+        """The card of :attr:`primary_identity`."""
+        return None if self._main is None else self._main[1]
+
+    @property
     def primary(self) -> IdentityId | None:
         """The id of :attr:`primary_identity`."""
         return None if self._main is None else self._main[0].identity_id

@@ -77,8 +77,6 @@ class UserService(MailDelivery):
         self._store = store
         self._clock = clock
         self._passphrase = passphrase
-        self._identity: Identity | None = None
-        self._card: ContactCard | None = None
         self._wake_outbox = trio.Event()
         self._wake_sessions = trio.Event()
         self._publishing = trio.Lock()
@@ -127,35 +125,33 @@ class UserService(MailDelivery):
             identity = await trio.to_thread.run_sync(
                 Identity.from_keystore, record.keystore, self._passphrase
             )
-            self._set_identity(identity, ContactCard.from_bytes(record.card))
+            self.engines.set_main(identity, ContactCard.from_bytes(record.card))
         cards = [contact.card for contact in await self.contacts()]
         try:
             await self._store.run(self.agent.load, cards)
         except RequestError as exc:
             raise NodeStateError(exc.code, str(exc)) from None
 
-    def _set_identity(self, identity: Identity, card: ContactCard) -> None:
-        self._identity, self._card = identity, card
-        self.engines.set_main(identity, card)
-
     @property
     def identity(self) -> Identity:
         """The unlocked identity; :class:`NodeStateError` if none exists yet."""
-        if self._identity is None:
+        identity = self.engines.primary_identity
+        if identity is None:
             raise NodeStateError("no_identity", _NO_IDENTITY)
-        return self._identity
+        return identity
 
     @property
     def card(self) -> ContactCard:
         """This identity's own contact card."""
-        if self._card is None:
+        card = self.engines.primary_card
+        if card is None:
             raise NodeStateError("no_identity", _NO_IDENTITY)
-        return self._card
+        return card
 
     @property
     def has_identity(self) -> bool:
         """Whether this node holds an identity's keys."""
-        return self._identity is not None
+        return self.engines.primary is not None
 
     @property
     def is_linked_device(self) -> bool:
@@ -177,7 +173,7 @@ class UserService(MailDelivery):
         whose phrase the caller shows once, or the restore of an old one);
         otherwise they are random. The phrase itself is never stored.
         """
-        if self._identity is not None:
+        if self.has_identity:
             raise NodeStateError("identity_exists", "this node already has an identity")
         relay, relay_node = self.home_relay, self.home_relay_node
         if phrase is None:
@@ -193,7 +189,7 @@ class UserService(MailDelivery):
             card.to_bytes(),
             self._clock.now(),
         )
-        self._set_identity(identity, card)
+        self.engines.set_main(identity, card)
         _log.info("identity created")
         await self.publish_prekeys_now(identity)
         return identity
