@@ -95,6 +95,7 @@ def test_the_kdf_cost_is_read_from_the_header() -> None:
         BLOB[:4] + b"\x02" + BLOB[5:],
         BLOB[:5] + struct.pack(">IIB", 1024, 65, 1) + BLOB[14:],
     ],
+    ids=["empty", "truncated", "wrong-magic", "wrong-version", "bad-iterations"],
 )
 def test_no_kdf_cost_from_a_malformed_blob(blob: bytes) -> None:
     with pytest.raises(KeystoreFormatError):
