@@ -33,13 +33,8 @@ from typing import TYPE_CHECKING
 import blspy
 
 from _common import arg_parser, interleaved_rounds, load_at_end, markers, publish, run_lines
-from dchat_crypto import (
-    BlsSecretKey,
-    bls_aggregate,
-    bls_aggregate_verify,
-    bls_fast_aggregate_verify,
-    bls_verify,
-)
+from dchat_crypto import BlsSecretKey, bls_aggregate, bls_verify
+from dchat_crypto.hazmat import bls_aggregate_verify, bls_fast_aggregate_verify
 
 if TYPE_CHECKING:
     import argparse

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-    from dchat_crypto import NoiseTransport
+    from dchat_crypto.hazmat import NoiseTransport
 
 XX = "Noise_XX_25519_ChaChaPoly_BLAKE2s"
 IK = "Noise_IK_25519_ChaChaPoly_BLAKE2s"

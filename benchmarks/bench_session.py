@@ -42,10 +42,9 @@ from dchat_crypto import (
     VerifyKey,
     XWingPrivateKey,
     accept_session,
-    hkdf_sha256,
     initiate_session,
 )
-from dchat_crypto.hazmat import handshake_with_ephemeral
+from dchat_crypto.hazmat import handshake_with_ephemeral, hkdf_sha256
 
 if TYPE_CHECKING:
     import argparse

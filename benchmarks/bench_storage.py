@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import insert
 
 from _common import arg_parser, markers, publish, run_lines
-from dchat_storage import Database, StorageKey, open_database
+from dchat_storage import Database, open_database
 from dchat_storage._messages import MESSAGES
 from dchat_storage._schema import Message
+from dchat_storage.lowlevel import StorageKey
 from dchat_storage.testing import ENV_URL, postgres_database, postgres_server
 
 if TYPE_CHECKING:

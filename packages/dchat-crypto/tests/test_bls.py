@@ -16,15 +16,17 @@ from dchat_crypto import (
     BlsError,
     BlsPublicKey,
     BlsSecretKey,
-    BlsSecretKeyError,
     BlsSignature,
-    BlsUsageError,
     DchatCryptoError,
     InvalidKeyError,
     bls_aggregate,
+    bls_verify,
+)
+from dchat_crypto.hazmat import (
+    BlsSecretKeyError,
+    BlsUsageError,
     bls_aggregate_verify,
     bls_fast_aggregate_verify,
-    bls_verify,
     bls_verify_possession,
 )
 

@@ -9,15 +9,13 @@ from hypothesis import strategies as st
 from dchat_core import PeerError
 from dchat_crypto import (
     BadSignatureError,
-    BlsEncodingError,
     BlsPublicKey,
     BlsSecretKey,
     BlsSignature,
-    BlsUsageError,
     bls_aggregate,
-    bls_fast_aggregate_verify,
     bls_verify,
 )
+from dchat_crypto.hazmat import BlsEncodingError, BlsUsageError, bls_fast_aggregate_verify
 
 # The BLS12-381 base field modulus; G1 is y^2 = x^3 + 4 over it.
 P = int(

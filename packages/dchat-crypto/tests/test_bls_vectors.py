@@ -23,19 +23,21 @@ import pytest
 
 from dchat_crypto import (
     BadSignatureError,
-    BlsEncodingError,
     BlsPublicKey,
     BlsSecretKey,
-    BlsSecretKeyError,
     BlsSignature,
-    BlsUsageError,
     bls_aggregate,
-    bls_aggregate_verify,
-    bls_fast_aggregate_verify,
     bls_verify,
-    bls_verify_possession,
 )
 from dchat_crypto._bls_backend import CIPHERSUITE, POP_CIPHERSUITE, BlspyBackend
+from dchat_crypto.hazmat import (
+    BlsEncodingError,
+    BlsSecretKeyError,
+    BlsUsageError,
+    bls_aggregate_verify,
+    bls_fast_aggregate_verify,
+    bls_verify_possession,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path

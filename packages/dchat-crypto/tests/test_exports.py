@@ -1,19 +1,40 @@
-"""The public surface of dchat_crypto is exactly its `__all__`."""
+"""The public surfaces of dchat_crypto are exactly the `__all__` of it and of its hazmat."""
 
 from __future__ import annotations
 
+from types import ModuleType
+
+import pytest
+
 import dchat_crypto
+import dchat_crypto.hazmat
+
+SURFACES = [dchat_crypto, dchat_crypto.hazmat]
 
 
-def test_all_lists_exactly_the_public_names() -> None:
-    public = {name for name in vars(dchat_crypto) if not name.startswith("_")}
-    public -= {"annotations"}
-    submodules = {
-        name for name, value in vars(dchat_crypto).items() if type(value).__name__ == "module"
+def _public_names(module: ModuleType) -> set[str]:
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and name != "annotations" and not isinstance(value, ModuleType)
     }
-    assert set(dchat_crypto.__all__) == public - submodules
 
 
-def test_all_is_a_sorted_tuple() -> None:
-    assert isinstance(dchat_crypto.__all__, tuple)
-    assert list(dchat_crypto.__all__) == sorted(dchat_crypto.__all__)
+@pytest.mark.parametrize("module", SURFACES, ids=lambda m: m.__name__)
+def test_all_lists_exactly_the_public_names(module: ModuleType) -> None:
+    assert set(module.__all__) == _public_names(module)
+
+
+@pytest.mark.parametrize("module", SURFACES, ids=lambda m: m.__name__)
+def test_all_is_a_sorted_tuple(module: ModuleType) -> None:
+    assert isinstance(module.__all__, tuple)
+    assert list(module.__all__) == sorted(module.__all__)
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
+def test_every_name_has_exactly_one_home() -> None:
+    assert not set(dchat_crypto.__all__) & set(dchat_crypto.hazmat.__all__)
+
+
+def test_everyday_api_fits_one_screen() -> None:
+    assert len(dchat_crypto.__all__) <= 35

@@ -6,14 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_crypto import (
-    HandshakeState,
-    InvalidKeyError,
+from dchat_crypto import HandshakeState, InvalidKeyError, PrivateKey
+from dchat_crypto.hazmat import (
     MessageTooLargeError,
     NoiseHandshakeError,
     NoiseProtocolNameError,
     NoiseStateError,
-    PrivateKey,
 )
 
 XX = "Noise_XX_25519_ChaChaPoly_BLAKE2s"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from noise.connection import Keypair, NoiseConnection
 
-from dchat_crypto import HandshakeState, NoiseTransport, PrivateKey
+from dchat_crypto import HandshakeState, PrivateKey
+from dchat_crypto.hazmat import NoiseTransport
 
 PROTOCOLS = (
     "Noise_XX_25519_ChaChaPoly_BLAKE2s",

@@ -18,15 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_crypto import (
-    DecryptionError,
-    HandshakeState,
-    InvalidKeyError,
-    NoiseHandshakeError,
-    NoiseProtocolNameError,
-    NonceExhaustedError,
-    PrivateKey,
-)
+from dchat_crypto import DecryptionError, HandshakeState, InvalidKeyError, PrivateKey
 from dchat_crypto.hazmat import (
     CIPHERS,
     HASHES,
@@ -34,6 +26,9 @@ from dchat_crypto.hazmat import (
     CipherFunctions,
     CipherState,
     HashFunctions,
+    NoiseHandshakeError,
+    NoiseProtocolNameError,
+    NonceExhaustedError,
     parse_protocol_name,
 )
 

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_crypto import (
-    DecryptionError,
-    HandshakeState,
+from dchat_crypto import DecryptionError, HandshakeState
+from dchat_crypto.hazmat import (
+    CIPHERS,
+    MAX_NONCE,
     MessageTooLargeError,
     NoiseTransport,
     NonceExhaustedError,
 )
-from dchat_crypto.hazmat import CIPHERS, MAX_NONCE
 
 NN = "Noise_NN_25519_ChaChaPoly_BLAKE2s"
 

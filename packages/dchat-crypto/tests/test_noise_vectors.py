@@ -8,8 +8,12 @@ from typing import Any
 
 import pytest
 
-from dchat_crypto import HandshakeState, NoiseProtocolNameError, PrivateKey, PublicKey
-from dchat_crypto.hazmat import handshake_with_ephemeral, parse_protocol_name
+from dchat_crypto import HandshakeState, PrivateKey, PublicKey
+from dchat_crypto.hazmat import (
+    NoiseProtocolNameError,
+    handshake_with_ephemeral,
+    parse_protocol_name,
+)
 
 FILES = ("cacophony.txt", "snow_snow.txt")
 # Lower bounds on how many vectors we support per file (all 25519, non-deferred).

@@ -9,17 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dchat_core import canonical_decode, canonical_encode
-from dchat_crypto import (
-    InvalidBundleError,
-    InvalidPrekeyStateError,
-    PrekeyArgumentError,
-    PrekeyBundle,
-    PrekeySecrets,
-    PrivateKey,
-    SigningKey,
-    XWingPrivateKey,
-)
+from dchat_crypto import PrekeyBundle, PrekeySecrets, PrivateKey, SigningKey, XWingPrivateKey
 from dchat_crypto._prekey_secrets import MAX_DELIVERY_DELAY, MAX_ONE_TIME_PREKEYS
+from dchat_crypto.hazmat import InvalidBundleError, InvalidPrekeyStateError, PrekeyArgumentError
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

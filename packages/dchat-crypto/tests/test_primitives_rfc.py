@@ -17,9 +17,8 @@ from dchat_crypto import (
     SigningKey,
     VerifyKey,
     constant_time_equal,
-    hkdf_sha256,
 )
-from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt
+from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
 
 
 def _cases(vectors: Path, name: str) -> dict[str, Any]:

@@ -12,13 +12,12 @@ from dchat_crypto import (
     DecryptionError,
     InvalidKeyError,
     PrivateKey,
-    RatchetArgumentError,
     RatchetPolicy,
     RatchetSession,
-    RatchetStateError,
     SessionSecrets,
 )
 from dchat_crypto._ratchet_state import MAX_SKIPPED_CHAINS
+from dchat_crypto.hazmat import RatchetArgumentError, RatchetStateError
 
 AD = b"alice-identity|bob-identity"
 NO_ROTATION = RatchetPolicy(rotate_after_messages=None, rotate_after_seconds=None)

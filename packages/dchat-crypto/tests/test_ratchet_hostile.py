@@ -16,15 +16,8 @@ from hypothesis.stateful import (
 )
 
 from dchat_core import PeerError, canonical_decode, canonical_encode
-from dchat_crypto import (
-    DecryptionError,
-    PrivateKey,
-    RatchetFormatError,
-    RatchetPolicy,
-    RatchetSession,
-    RatchetStateError,
-    SessionSecrets,
-)
+from dchat_crypto import DecryptionError, PrivateKey, RatchetPolicy, RatchetSession, SessionSecrets
+from dchat_crypto.hazmat import RatchetFormatError, RatchetStateError
 
 AD = b"alice|bob"
 

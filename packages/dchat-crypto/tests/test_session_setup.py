@@ -14,11 +14,7 @@ from dchat_core import canonical_decode
 from dchat_crypto import (
     DchatCryptoError,
     DecryptionError,
-    InvalidBundleError,
-    InvalidSessionInitError,
-    PrekeyArgumentError,
     PrekeyBundle,
-    PrekeyReusedError,
     PrekeySecrets,
     PrivateKey,
     PublicKey,
@@ -31,6 +27,12 @@ from dchat_crypto import (
     initiate_session,
 )
 from dchat_crypto._prekey_secrets import MAX_DELIVERY_DELAY
+from dchat_crypto.hazmat import (
+    InvalidBundleError,
+    InvalidSessionInitError,
+    PrekeyArgumentError,
+    PrekeyReusedError,
+)
 
 NOW = 1_800_000_000.0
 AD = b"dchat-test alice->bob"

@@ -6,8 +6,6 @@ import pytest
 
 from dchat_crypto import (
     DecryptionError,
-    InvalidSessionInitError,
-    PrekeyReusedError,
     PrekeySecrets,
     PrivateKey,
     RatchetSession,
@@ -15,6 +13,7 @@ from dchat_crypto import (
     accept_session,
     initiate_session,
 )
+from dchat_crypto.hazmat import InvalidSessionInitError, PrekeyReusedError
 
 NOW = 1_800_000_000.0
 

@@ -24,13 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_crypto import (
-    InvalidCiphertextError,
-    InvalidKeyError,
-    PrivateKey,
-    XWingPrivateKey,
-    XWingPublicKey,
-)
+from dchat_crypto import InvalidKeyError, PrivateKey, XWingPrivateKey, XWingPublicKey
+from dchat_crypto.hazmat import InvalidCiphertextError
 
 _KEY = XWingPrivateKey.from_seed(bytes(range(32)))
 _CT_M = 1088

@@ -13,10 +13,10 @@ from dchat_messaging import (
     LocalEngines,
     MessageReceived,
     MessageRequests,
-    ReceiveStats,
     Rejected,
     SessionReset,
 )
+from dchat_messaging.lowlevel import ReceiveStats
 from dchat_messaging.testing import MemoryMessageStore
 
 T0 = 1_000_000.0

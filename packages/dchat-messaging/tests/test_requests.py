@@ -16,11 +16,11 @@ from dchat_messaging import (
     MessageRequests,
     MessagingEngine,
     Notices,
-    ReceiveStats,
     RequestError,
 )
 from dchat_messaging._notices import MAX_NOTICES, NOTICES_KEY
 from dchat_messaging._requests import BLOCKED_KEY, REQUESTS_KEY, RETIRED_KEY
+from dchat_messaging.lowlevel import ReceiveStats
 from dchat_messaging.testing import MemoryMessageStore
 
 if TYPE_CHECKING:

@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 from dchat_core import IdentityId, MailboxId, MessageId, canonical_decode, canonical_encode
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import (
-    MAX_CONTROL,
-    MAX_ENVELOPE,
     MAX_TEXT,
     Content,
     ContentError,
@@ -23,6 +21,7 @@ from dchat_messaging import (
     MessageReceived,
     SealedEnvelope,
 )
+from dchat_messaging.lowlevel import MAX_CONTROL, MAX_ENVELOPE
 from dchat_privacy import DEFAULT_BUCKETS, pad, unpad
 
 if TYPE_CHECKING:

@@ -10,15 +10,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dchat_core import NodeId, canonical_encode
-from dchat_crypto import HandshakeState, NoiseTransport, PrivateKey, SigningKey
-from dchat_network import (
-    DEFAULT_MAX_MESSAGE,
+from dchat_crypto import HandshakeState, PrivateKey, SigningKey
+from dchat_crypto.hazmat import NoiseTransport
+from dchat_network import DEFAULT_MAX_MESSAGE, HandshakeFailedError, LinkProtocolError
+from dchat_network.lowlevel import (
     FrameTooLargeError,
     HandshakeComplete,
-    HandshakeFailedError,
     LinkClosed,
     LinkConnection,
-    LinkProtocolError,
     LinkState,
     LinkStateError,
     MessageReceived,

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dchat_core import DecodeLimits, canonical_decode, canonical_encode
-from dchat_network import (
+from dchat_network import RelayError, RelayMessage, RelayProtocolError
+from dchat_network.lowlevel import (
     MAX_BATCH,
     MAX_PREKEY_BUNDLE,
     MAX_PREKEY_PUT,
@@ -17,15 +18,12 @@ from dchat_network import (
     RelayAck,
     RelayAcked,
     RelayBatch,
-    RelayError,
     RelayFetch,
-    RelayMessage,
     RelayPrekeyBundle,
     RelayPrekeyCount,
     RelayPrekeyGet,
     RelayPrekeyPut,
     RelayPrekeysHeld,
-    RelayProtocolError,
     RelayPut,
     RelayStored,
     decode_relay_message,

@@ -9,17 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
-from dchat_network import (
+from dchat_network import RelayClient, RelayError, RelayMessage, RelayProtocolError, RelayServer
+from dchat_network.lowlevel import (
     MAX_PREKEY_BUNDLE,
     MAX_PREKEY_PUT,
     MAX_PREKEYS_HELD,
-    RelayClient,
-    RelayError,
-    RelayMessage,
     RelayPrekeyBundle,
     RelayPrekeysHeld,
-    RelayProtocolError,
-    RelayServer,
 )
 
 ALICE, BOB = b"A" * 32, b"B" * 32

@@ -11,16 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
-from dchat_network import (
-    RelayAcked,
-    RelayBatch,
-    RelayClient,
-    RelayError,
-    RelayProtocolError,
-    RelayServer,
-    RelayStored,
-    decode_relay_message,
-)
+from dchat_network import RelayClient, RelayError, RelayProtocolError, RelayServer
+from dchat_network.lowlevel import RelayAcked, RelayBatch, RelayStored, decode_relay_message
 
 ALICE, BOB = b"A" * 32, b"B" * 32
 

@@ -14,16 +14,15 @@ from dchat_core import NodeId
 from dchat_crypto import SigningKey
 from dchat_network import (
     DEFAULT_MAX_MESSAGE,
-    FrameTooLargeError,
     HandshakeFailedError,
     Link,
     LinkClosedError,
-    LinkConnection,
     LinkTimeoutError,
     connect,
     open_link,
     serve_links,
 )
+from dchat_network.lowlevel import FrameTooLargeError, LinkConnection
 
 CLIENT, SERVER, OTHER = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
 WAIT = 10  # generous bound on every wait; the tests finish in milliseconds

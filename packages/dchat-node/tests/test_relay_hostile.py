@@ -18,18 +18,16 @@ from dchat_core import MailboxId
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import SealedEnvelope
-from dchat_network import (
-    LinkClosedError,
+from dchat_network import LinkClosedError, RelayError, open_link
+from dchat_network.lowlevel import (
     LinkConnection,
     RelayAck,
     RelayBatch,
-    RelayError,
     RelayFetch,
     RelayPut,
     RelayStored,
     decode_relay_message,
     encode_relay_message,
-    open_link,
 )
 from dchat_node import NodeProcess, free_port
 

@@ -20,7 +20,8 @@ import os
 import signal
 import sys
 
-from dchat_storage import StorageKey, open_database
+from dchat_storage import open_database
+from dchat_storage.lowlevel import StorageKey
 
 
 def _write_forever(path: str, round_no: int, key: StorageKey) -> None:

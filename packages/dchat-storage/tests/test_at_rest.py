@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from dchat_crypto import KdfParams
-from dchat_storage import Database, LockedError, StorageKey, open_database
+from dchat_storage import Database, LockedError, open_database
+from dchat_storage.lowlevel import StorageKey
 from dchat_storage.testing import media_samples
 
 SECRETS = {

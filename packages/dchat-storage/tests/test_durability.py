@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from dchat_storage import StorageKey, open_database
+from dchat_storage import open_database
+from dchat_storage.lowlevel import StorageKey
 from dchat_testing import wait_until
 
 ROUNDS = 60

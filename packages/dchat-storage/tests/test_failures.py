@@ -22,11 +22,11 @@ from dchat_storage import (
     Database,
     StorageCorruptError,
     StorageFullError,
-    StorageKey,
     StorageUnavailableError,
     open_database,
 )
 from dchat_storage._schema import Message
+from dchat_storage.lowlevel import StorageKey
 
 
 def _cap_pages(db: Database, extra: int) -> None:

@@ -209,7 +209,7 @@ def test_data_written_at_0001_survives_upgrade_to_head_postgresql(pg_empty_url: 
 
 
 def test_upgraded_clear_database_can_then_be_sealed(db_path: Path) -> None:
-    from dchat_storage import StorageKey
+    from dchat_storage.lowlevel import StorageKey
 
     db_path.parent.mkdir()
     _v1_database(str(db_path), lambda: create_sqlite_engine(db_path))
@@ -239,7 +239,7 @@ def test_postgresql_schema_matches_the_models(pg_empty_url: str) -> None:
 
 
 def test_sealed_database_refuses_downgrade(db_path: Path) -> None:
-    from dchat_storage import StorageKey
+    from dchat_storage.lowlevel import StorageKey
 
     open_database(db_path, key=StorageKey.generate()).close()
     engine = create_sqlite_engine(db_path)

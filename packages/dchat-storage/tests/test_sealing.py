@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_crypto import KdfParams
-from dchat_storage import InvalidArgumentError, LockedError, StorageCorruptError, StorageKey
+from dchat_storage import InvalidArgumentError, LockedError, StorageCorruptError
 from dchat_storage._sealing import AeadSealer, Sealer
+from dchat_storage.lowlevel import StorageKey
 
 KEY = StorageKey.generate()
 

@@ -15,17 +15,19 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from dchat_storage import (
-    ContentTypeMismatchError,
     Database,
-    DecompressionBombError,
     InvalidArgumentError,
-    MalformedContentError,
-    StorageKey,
     UploadLimits,
     UploadRejectedError,
-    UploadTooLargeError,
     detect_media_type,
     open_database,
+)
+from dchat_storage.lowlevel import (
+    ContentTypeMismatchError,
+    DecompressionBombError,
+    MalformedContentError,
+    StorageKey,
+    UploadTooLargeError,
 )
 from dchat_storage.testing import GPS_SAMPLE, image_bytes, jpeg_with_gps, media_samples
 

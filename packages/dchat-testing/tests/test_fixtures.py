@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from dchat_core import Clock, NodeId
-from dchat_network import HandshakeComplete, LinkState
+from dchat_network.lowlevel import HandshakeComplete, LinkState
 from dchat_testing import (
     AutojumpClock,
     autojump_clock,

@@ -9,14 +9,11 @@ from hypothesis import given, settings
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard
 from dchat_messaging import MessageReceived, MessagingEngine, SealedEnvelope
-from dchat_network import (
+from dchat_network import LinkProtocolError, RelayMessage, RelayProtocolError, RelayServer
+from dchat_network.lowlevel import (
     LinkConnection,
-    LinkProtocolError,
-    RelayMessage,
     RelayPrekeyPut,
     RelayPrekeysHeld,
-    RelayProtocolError,
-    RelayServer,
     decode_relay_message,
     encode_relay_message,
 )

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
-from dchat_crypto import BlsSignature, bls_fast_aggregate_verify
+from dchat_crypto import BlsSignature
+from dchat_crypto.hazmat import bls_fast_aggregate_verify
 
 from ._errors import InvalidCertificateError
 from ._validators import MAX_VALIDATORS

@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import DchatError, DecodeError
-from dchat_crypto import BlsPublicKey, BlsSignature, bls_verify_possession
+from dchat_crypto import BlsPublicKey, BlsSignature
+from dchat_crypto.hazmat import bls_verify_possession
 
 from . import _bridge as bridge
 from . import _chat_channels as channels

@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from dchat_core import DchatError, NodeId
-from dchat_crypto import BlsPublicKey, BlsSignature, bls_verify_possession
+from dchat_crypto import BlsPublicKey, BlsSignature
+from dchat_crypto.hazmat import bls_verify_possession
 
 from ._app import ValidatorUpdate
 from ._state_records import (

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import DchatError, DecodeError, Fields, canonical_decode, canonical_encode
-from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey, bls_verify_possession
+from dchat_crypto import BlsPublicKey, BlsSignature, VerifyKey
+from dchat_crypto.hazmat import bls_verify_possession
 
 from ._errors import InvalidValidatorSetError
 

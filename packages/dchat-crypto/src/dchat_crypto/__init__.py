@@ -10,25 +10,14 @@ from ._bls import BlsPublicKey as BlsPublicKey
 from ._bls import BlsSecretKey as BlsSecretKey
 from ._bls import BlsSignature as BlsSignature
 from ._bls import bls_aggregate as bls_aggregate
-from ._bls import bls_aggregate_verify as bls_aggregate_verify
-from ._bls import bls_fast_aggregate_verify as bls_fast_aggregate_verify
 from ._bls import bls_verify as bls_verify
-from ._bls import bls_verify_possession as bls_verify_possession
-from ._bls_errors import BlsEncodingError as BlsEncodingError
 from ._bls_errors import BlsError as BlsError
-from ._bls_errors import BlsSecretKeyError as BlsSecretKeyError
-from ._bls_errors import BlsUsageError as BlsUsageError
 from ._errors import BadSignatureError as BadSignatureError
 from ._errors import DchatCryptoError as DchatCryptoError
 from ._errors import DecryptionError as DecryptionError
 from ._errors import InvalidKeyError as InvalidKeyError
 from ._errors import KeystoreFormatError as KeystoreFormatError
-from ._errors import MessageTooLargeError as MessageTooLargeError
 from ._errors import NoiseError as NoiseError
-from ._errors import NoiseHandshakeError as NoiseHandshakeError
-from ._errors import NoiseProtocolNameError as NoiseProtocolNameError
-from ._errors import NoiseStateError as NoiseStateError
-from ._errors import NonceExhaustedError as NonceExhaustedError
 from ._keys import PrivateKey as PrivateKey
 from ._keys import PublicKey as PublicKey
 from ._keys import SigningKey as SigningKey
@@ -37,71 +26,42 @@ from ._keystore import KdfParams as KdfParams
 from ._keystore import decrypt_with_passphrase as decrypt_with_passphrase
 from ._keystore import encrypt_with_passphrase as encrypt_with_passphrase
 from ._noise_handshake import HandshakeState as HandshakeState
-from ._noise_transport import NoiseTransport as NoiseTransport
 from ._prekey_secrets import PrekeySecrets as PrekeySecrets
 from ._prekeys import PrekeyBundle as PrekeyBundle
 from ._primitives import constant_time_equal as constant_time_equal
-from ._primitives import hkdf_sha256 as hkdf_sha256
 from ._ratchet import RatchetSession as RatchetSession
-from ._ratchet_types import RatchetArgumentError as RatchetArgumentError
 from ._ratchet_types import RatchetError as RatchetError
-from ._ratchet_types import RatchetFormatError as RatchetFormatError
 from ._ratchet_types import RatchetPolicy as RatchetPolicy
-from ._ratchet_types import RatchetStateError as RatchetStateError
 from ._ratchet_types import SessionSecrets as SessionSecrets
 from ._sealed import open_sealed as open_sealed
 from ._sealed import seal as seal
-from ._session_errors import InvalidBundleError as InvalidBundleError
-from ._session_errors import InvalidPrekeyStateError as InvalidPrekeyStateError
-from ._session_errors import InvalidSessionInitError as InvalidSessionInitError
-from ._session_errors import PrekeyArgumentError as PrekeyArgumentError
-from ._session_errors import PrekeyReusedError as PrekeyReusedError
 from ._session_errors import SessionSetupError as SessionSetupError
 from ._session_init import SessionInit as SessionInit
 from ._session_setup import accept_session as accept_session
 from ._session_setup import initiate_session as initiate_session
-from ._xwing import InvalidCiphertextError as InvalidCiphertextError
 from ._xwing import XWingPrivateKey as XWingPrivateKey
 from ._xwing import XWingPublicKey as XWingPublicKey
 
 __all__ = (
     "BadSignatureError",
-    "BlsEncodingError",
     "BlsError",
     "BlsPublicKey",
     "BlsSecretKey",
-    "BlsSecretKeyError",
     "BlsSignature",
-    "BlsUsageError",
     "DchatCryptoError",
     "DecryptionError",
     "HandshakeState",
-    "InvalidBundleError",
-    "InvalidCiphertextError",
     "InvalidKeyError",
-    "InvalidPrekeyStateError",
-    "InvalidSessionInitError",
     "KdfParams",
     "KeystoreFormatError",
-    "MessageTooLargeError",
     "NoiseError",
-    "NoiseHandshakeError",
-    "NoiseProtocolNameError",
-    "NoiseStateError",
-    "NoiseTransport",
-    "NonceExhaustedError",
-    "PrekeyArgumentError",
     "PrekeyBundle",
-    "PrekeyReusedError",
     "PrekeySecrets",
     "PrivateKey",
     "PublicKey",
-    "RatchetArgumentError",
     "RatchetError",
-    "RatchetFormatError",
     "RatchetPolicy",
     "RatchetSession",
-    "RatchetStateError",
     "SessionInit",
     "SessionSecrets",
     "SessionSetupError",
@@ -111,14 +71,10 @@ __all__ = (
     "XWingPublicKey",
     "accept_session",
     "bls_aggregate",
-    "bls_aggregate_verify",
-    "bls_fast_aggregate_verify",
     "bls_verify",
-    "bls_verify_possession",
     "constant_time_equal",
     "decrypt_with_passphrase",
     "encrypt_with_passphrase",
-    "hkdf_sha256",
     "initiate_session",
     "open_sealed",
     "seal",

@@ -4,11 +4,17 @@ Nothing here is needed for ordinary use, and everything here is easy to
 misuse: fixed ephemeral keys destroy forward secrecy and, if reused, security
 altogether; setting nonces by hand can repeat them. Prefer the top-level API
 (:class:`dchat_crypto.HandshakeState`, :func:`dchat_crypto.seal`, ...).
+
+It also holds what only protocol implementers and their tests need from the
+higher layers: the Noise transport and the specific errors beneath the
+everyday ones (each a subclass of an error :mod:`dchat_crypto` exports, so
+catching the everyday class still works), HKDF, and the BLS aggregate and
+proof-of-possession checks.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import typing
 
 from ._noise_crypto import CIPHERS as CIPHERS
 from ._noise_crypto import HASHES as HASHES
@@ -17,7 +23,7 @@ from ._noise_crypto import CipherFunctions as CipherFunctions
 from ._noise_crypto import CipherState as CipherState
 from ._noise_crypto import HashFunctions as HashFunctions
 from ._noise_crypto import SymmetricState as SymmetricState
-from ._noise_handshake import HandshakeState
+from ._noise_handshake import HandshakeState as _HandshakeState
 from ._noise_patterns import NoiseProtocol as NoiseProtocol
 from ._noise_patterns import parse_protocol_name as parse_protocol_name
 from ._primitives import aesgcm_decrypt as aesgcm_decrypt
@@ -26,22 +32,65 @@ from ._primitives import chacha20poly1305_decrypt as chacha20poly1305_decrypt
 from ._primitives import chacha20poly1305_encrypt as chacha20poly1305_encrypt
 from ._primitives import hkdf_sha256 as hkdf_sha256
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ._keys import PrivateKey, PublicKey
 
+from ._bls import bls_aggregate_verify as bls_aggregate_verify
+from ._bls import bls_fast_aggregate_verify as bls_fast_aggregate_verify
+from ._bls import bls_verify_possession as bls_verify_possession
+from ._bls_errors import BlsEncodingError as BlsEncodingError
+from ._bls_errors import BlsSecretKeyError as BlsSecretKeyError
+from ._bls_errors import BlsUsageError as BlsUsageError
+from ._errors import MessageTooLargeError as MessageTooLargeError
+from ._errors import NoiseHandshakeError as NoiseHandshakeError
+from ._errors import NoiseProtocolNameError as NoiseProtocolNameError
+from ._errors import NoiseStateError as NoiseStateError
+from ._errors import NonceExhaustedError as NonceExhaustedError
+from ._noise_transport import NoiseTransport as NoiseTransport
+from ._ratchet_types import RatchetArgumentError as RatchetArgumentError
+from ._ratchet_types import RatchetFormatError as RatchetFormatError
+from ._ratchet_types import RatchetStateError as RatchetStateError
+from ._session_errors import InvalidBundleError as InvalidBundleError
+from ._session_errors import InvalidPrekeyStateError as InvalidPrekeyStateError
+from ._session_errors import InvalidSessionInitError as InvalidSessionInitError
+from ._session_errors import PrekeyArgumentError as PrekeyArgumentError
+from ._session_errors import PrekeyReusedError as PrekeyReusedError
+from ._xwing import InvalidCiphertextError as InvalidCiphertextError
+
 __all__ = (
+    "BlsEncodingError",
+    "BlsSecretKeyError",
+    "BlsUsageError",
     "CIPHERS",
-    "HASHES",
-    "MAX_NONCE",
     "CipherFunctions",
     "CipherState",
+    "HASHES",
     "HashFunctions",
+    "InvalidBundleError",
+    "InvalidCiphertextError",
+    "InvalidPrekeyStateError",
+    "InvalidSessionInitError",
+    "MAX_NONCE",
+    "MessageTooLargeError",
+    "NoiseHandshakeError",
     "NoiseProtocol",
+    "NoiseProtocolNameError",
+    "NoiseStateError",
+    "NoiseTransport",
+    "NonceExhaustedError",
+    "PrekeyArgumentError",
+    "PrekeyReusedError",
+    "RatchetArgumentError",
+    "RatchetFormatError",
+    "RatchetStateError",
     "SymmetricState",
     "aesgcm_decrypt",
     "aesgcm_encrypt",
+    "bls_aggregate_verify",
+    "bls_fast_aggregate_verify",
+    "bls_verify_possession",
     "chacha20poly1305_decrypt",
     "chacha20poly1305_encrypt",
     "handshake_with_ephemeral",
@@ -59,13 +108,13 @@ def handshake_with_ephemeral(
     static: PrivateKey | None = None,
     remote_static: PublicKey | None = None,
     psks: Sequence[bytes] = (),
-) -> HandshakeState:
+) -> _HandshakeState:
     """Build a :class:`HandshakeState` whose ephemeral key is ``ephemeral``.
 
     Only for known-answer tests: a fixed ephemeral key must never be used twice.
     Arguments are as for :class:`HandshakeState`.
     """
-    state = HandshakeState(
+    state = _HandshakeState(
         protocol,
         initiator=initiator,
         prologue=prologue,

@@ -12,8 +12,8 @@ meets the 96-bit random-nonce collision bound; ``label`` separates uses.
 
 from __future__ import annotations
 
-from dchat_crypto import DecryptionError, hkdf_sha256
-from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt
+from dchat_crypto import DecryptionError
+from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
 
 from ._errors import ForgedRecordError
 from ._records import Rng, default_rng

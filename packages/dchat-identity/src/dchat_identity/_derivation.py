@@ -24,7 +24,8 @@ from enum import IntEnum
 
 from mnemonic import Mnemonic
 
-from dchat_crypto import PrivateKey, SigningKey, hkdf_sha256
+from dchat_crypto import PrivateKey, SigningKey
+from dchat_crypto.hazmat import hkdf_sha256
 
 from ._errors import IdentityArgumentError
 from ._records import Rng, default_rng

@@ -37,10 +37,10 @@ from dchat_crypto import (
     PublicKey,
     SigningKey,
     VerifyKey,
-    hkdf_sha256,
     open_sealed,
     seal,
 )
+from dchat_crypto.hazmat import hkdf_sha256
 
 from ._errors import ForgedRecordError, MalformedRecordError
 

@@ -21,15 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dchat_core import DecodeLimits, IdentityId, canonical_encode
-from dchat_crypto import (
-    DecryptionError,
-    PublicKey,
-    SigningKey,
-    VerifyKey,
-    hkdf_sha256,
-    open_sealed,
-    seal,
-)
+from dchat_crypto import DecryptionError, PublicKey, SigningKey, VerifyKey, open_sealed, seal
+from dchat_crypto.hazmat import hkdf_sha256
 
 from ._errors import IdentityArgumentError, InvalidShareError, MalformedRecordError
 from ._records import Rng, check_version, decode_fields, default_rng, record_hash, strict

@@ -32,7 +32,8 @@ from enum import Enum
 from typing import Any
 
 from dchat_core import DecodeLimits, IdentityId, canonical_encode
-from dchat_crypto import InvalidKeyError, PrivateKey, PublicKey, SigningKey, VerifyKey, hkdf_sha256
+from dchat_crypto import InvalidKeyError, PrivateKey, PublicKey, SigningKey, VerifyKey
+from dchat_crypto.hazmat import hkdf_sha256
 
 from ._aead import seal_box
 from ._devices import DeviceCertificate

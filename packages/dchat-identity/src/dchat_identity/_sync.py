@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dchat_core import DecodeError, DecodeLimits, canonical_decode, canonical_encode
-from dchat_crypto import BadSignatureError, SigningKey, VerifyKey, hkdf_sha256
+from dchat_crypto import BadSignatureError, SigningKey, VerifyKey
+from dchat_crypto.hazmat import hkdf_sha256
 
 from ._aead import open_box, seal_box
 from ._crdt import SyncOp

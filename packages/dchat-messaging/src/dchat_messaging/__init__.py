@@ -14,17 +14,13 @@ quiet contacts, what a received envelope came to, bundle backoff) by
 
 from __future__ import annotations
 
-from ._content import MAX_CONTROL as MAX_CONTROL
 from ._content import MAX_TEXT as MAX_TEXT
 from ._content import Content as Content
-from ._controls import QueuedControl as QueuedControl
 from ._devices import DeviceAddress as DeviceAddress
 from ._devices import DeviceKeys as DeviceKeys
 from ._directory import DeviceDirectory as DeviceDirectory
 from ._directory import DocumentDirectory as DocumentDirectory
 from ._engine import MessagingEngine as MessagingEngine
-from ._engine import outbox_id as outbox_id
-from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
 from ._envelope import SealedEnvelope as SealedEnvelope
 from ._errors import BundleRejectedError as BundleRejectedError
 from ._errors import ContentError as ContentError
@@ -38,24 +34,17 @@ from ._events import MessageReceived as MessageReceived
 from ._events import Rejected as Rejected
 from ._events import SessionReset as SessionReset
 from ._local import LocalEngines as LocalEngines
-from ._local import ReceiveStats as ReceiveStats
-from ._notices import Notice as Notice
 from ._notices import Notices as Notices
 from ._outbox import Outbox as Outbox
 from ._outbox import RetryPolicy as RetryPolicy
 from ._prekey_policy import PrekeyPolicy as PrekeyPolicy
-from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._requests import MessageRequest as MessageRequest
 from ._requests import MessageRequests as MessageRequests
 from ._store import MessageStore as MessageStore
-from ._store import OutboxEntry as OutboxEntry
 from ._store import StateStore as StateStore
-from ._user import Accepted as Accepted
-from ._user import UserMailbox as UserMailbox
 from ._user import UserMessaging as UserMessaging
 
 __all__ = (
-    "Accepted",
     "BundleRejectedError",
     "Content",
     "ContentError",
@@ -68,8 +57,6 @@ __all__ = (
     "EngineStateError",
     "EnvelopeRejectedError",
     "LocalEngines",
-    "MAX_CONTROL",
-    "MAX_ENVELOPE",
     "MAX_TEXT",
     "MalformedEnvelopeError",
     "MessageReceived",
@@ -77,21 +64,14 @@ __all__ = (
     "MessageRequests",
     "MessageStore",
     "MessagingEngine",
-    "Notice",
     "Notices",
     "Outbox",
-    "OutboxEntry",
     "PrekeyPolicy",
-    "PrekeyUpload",
-    "QueuedControl",
-    "ReceiveStats",
     "Rejected",
     "RequestError",
     "RetryPolicy",
     "SealedEnvelope",
     "SessionReset",
     "StateStore",
-    "UserMailbox",
     "UserMessaging",
-    "outbox_id",
 )

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from dchat_crypto import DecryptionError, hkdf_sha256
-from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt
+from dchat_crypto import DecryptionError
+from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
 
 from ._errors import BundleRejectedError
 

@@ -30,7 +30,8 @@ from dchat_core import (
     canonical_decode,
     canonical_encode,
 )
-from dchat_crypto import RatchetFormatError, RatchetSession, SessionInit
+from dchat_crypto import RatchetSession, SessionInit
+from dchat_crypto.hazmat import RatchetFormatError
 
 from ._errors import EngineStateError
 

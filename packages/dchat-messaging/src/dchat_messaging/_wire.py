@@ -38,7 +38,6 @@ from dchat_core import (
 from dchat_crypto import (
     DecryptionError,
     InvalidKeyError,
-    InvalidSessionInitError,
     PrivateKey,
     PublicKey,
     SessionInit,
@@ -46,6 +45,7 @@ from dchat_crypto import (
     open_sealed,
     seal,
 )
+from dchat_crypto.hazmat import InvalidSessionInitError
 
 from ._envelope import SealedEnvelope
 from ._errors import EnvelopeRejectedError

@@ -49,11 +49,11 @@ from dchat_crypto import (
     HandshakeState,
     InvalidKeyError,
     NoiseError,
-    NoiseTransport,
     PrivateKey,
     SigningKey,
     VerifyKey,
 )
+from dchat_crypto.hazmat import NoiseTransport
 
 from ._errors import (
     FrameTooLargeError,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dchat_storage import Database, StorageKey, open_database
+from dchat_storage import Database, open_database
+from dchat_storage.lowlevel import StorageKey
 
 BACKENDS = ("sqlite", "sqlite-sealed", "postgresql")
 

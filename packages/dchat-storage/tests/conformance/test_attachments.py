@@ -8,15 +8,9 @@ import os
 import pytest
 from sqlalchemy import func, insert, select
 
-from dchat_storage import (
-    ContentTypeMismatchError,
-    Database,
-    LifecyclePolicy,
-    NotFoundError,
-    QuotaExceededError,
-    UploadLimits,
-)
+from dchat_storage import Database, LifecyclePolicy, NotFoundError, QuotaExceededError, UploadLimits
 from dchat_storage._schema import AttachmentRow, BlobChunk, BlobRow
+from dchat_storage.lowlevel import ContentTypeMismatchError
 
 PDF = b"%PDF-1.7\n" + os.urandom(200_000)  # several chunks
 DAY = 86400.0

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dchat_storage import (
-    ConversationRecord,
-    Database,
-    InvalidArgumentError,
-    LifecyclePolicy,
-    NotFoundError,
-)
+from dchat_storage import Database, InvalidArgumentError, LifecyclePolicy, NotFoundError
+from dchat_storage.lowlevel import ConversationRecord
 
 DAY = 86400.0
 

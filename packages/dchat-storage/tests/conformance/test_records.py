@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dchat_storage import BlockRecord, Database, DeviceRecord, DuplicateError, NotFoundError
+from dchat_storage import Database, DuplicateError, NotFoundError
+from dchat_storage.lowlevel import BlockRecord, DeviceRecord
 
 
 def test_settings_set_get_replace_delete(db: Database) -> None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_network import MAX_PREKEY_BUNDLE
+from dchat_network.lowlevel import MAX_PREKEY_BUNDLE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

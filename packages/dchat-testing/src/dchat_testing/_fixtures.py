@@ -22,7 +22,8 @@ import trio.testing
 from dchat_core import NodeId
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, Identity
-from dchat_network import DEFAULT_MAX_MESSAGE, LinkConnection, LinkEvent, MessageReceived
+from dchat_network import DEFAULT_MAX_MESSAGE
+from dchat_network.lowlevel import LinkConnection, LinkEvent, MessageReceived
 
 from ._errors import SimulationError
 

@@ -26,7 +26,8 @@ from dchat_messaging import (
     SealedEnvelope,
 )
 from dchat_messaging.testing import MemoryMessageStore
-from dchat_network import (
+from dchat_network import RelayError, RelayMessage
+from dchat_network.lowlevel import (
     MAX_BATCH,
     MAX_PREKEY_BUNDLE,
     MAX_PREKEY_PUT,
@@ -34,9 +35,7 @@ from dchat_network import (
     RelayAck,
     RelayAcked,
     RelayBatch,
-    RelayError,
     RelayFetch,
-    RelayMessage,
     RelayPrekeyBundle,
     RelayPrekeyCount,
     RelayPrekeyGet,

@@ -30,7 +30,8 @@ from dchat_core import NodeId
 from dchat_crypto import SigningKey
 from dchat_messaging import Content, DeviceAddress, DeviceKeys, MessagingEngine, SealedEnvelope
 from dchat_messaging.testing import MemoryMessageStore
-from dchat_network import RelayClient, RelayPrekeyBundle, connect
+from dchat_network import RelayClient, connect
+from dchat_network.lowlevel import RelayPrekeyBundle
 from dchat_node import NodeProcess, free_port
 
 from ._seeded import seeded_random

@@ -34,7 +34,8 @@ import trio
 from dchat_core import DchatError, MailboxId, NodeId
 from dchat_crypto import SigningKey
 from dchat_messaging import MessageReceived
-from dchat_network import RelayBatch, RelayClient, RelayPrekeyBundle, RelayPrekeysHeld, connect
+from dchat_network import RelayClient, connect
+from dchat_network.lowlevel import RelayBatch, RelayPrekeyBundle, RelayPrekeysHeld
 
 from .._errors import NodeStateError
 from ..config import parse_hostport

@@ -40,9 +40,8 @@ from dchat_crypto import (
     KeystoreFormatError,
     decrypt_with_passphrase,
     encrypt_with_passphrase,
-    hkdf_sha256,
 )
-from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt
+from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
 
 from ._errors import BackupAuthenticationError, BackupIntegrityError
 

@@ -20,13 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from dchat_crypto import PrivateKey
-from dchat_network import (
-    HandshakeComplete,
-    LinkClosed,
-    LinkConnection,
-    LinkProtocolError,
-    MessageReceived,
-)
+from dchat_network import LinkProtocolError
+from dchat_network.lowlevel import HandshakeComplete, LinkClosed, LinkConnection, MessageReceived
 
 if TYPE_CHECKING:
     import random

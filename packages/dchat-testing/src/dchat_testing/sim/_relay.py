@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from dchat_core import MailboxId, NodeId
 from dchat_messaging import MalformedEnvelopeError, SealedEnvelope
-from dchat_network import RelayBatch, RelayServer
+from dchat_network import RelayServer
+from dchat_network.lowlevel import RelayBatch
 
 from .._mailbox import MemoryMailboxStore, MemoryPrekeyStore
 from ._node import NodeClock, SimLink, SimNode

@@ -61,10 +61,10 @@ from dchat_messaging import (
     MessageReceived,
     MessageRequests,
     Rejected,
-    outbox_id,
 )
+from dchat_messaging.lowlevel import outbox_id
 from dchat_messaging.testing import MemoryMessageStore
-from dchat_network import RelayBatch, RelayClient
+from dchat_network import RelayClient
 
 from .._errors import SimulationError
 from ._node import NodeClock, SimNode
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from dchat_identity import Identity
     from dchat_messaging import DeviceAddress, EngineEvent, MessagingEngine
     from dchat_messaging.testing import MemoryOutboxEntry
+    from dchat_network.lowlevel import RelayBatch
 
     from ._loop import Timer
     from ._relay import RelayNode

@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dchat_crypto import SigningKey
-from dchat_network import (
+from dchat_network import RelayClient, RelayProtocolError
+from dchat_network.lowlevel import (
     RelayAcked,
     RelayBatch,
-    RelayClient,
     RelayPrekeyBundle,
     RelayPrekeysHeld,
-    RelayProtocolError,
     RelayStored,
 )
 

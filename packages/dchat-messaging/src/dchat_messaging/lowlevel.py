@@ -1,0 +1,36 @@
+"""The low-level API of dchat-messaging: the records and counters behind the engine.
+
+:mod:`dchat_messaging` exports what a user of the messaging layer needs: the
+:class:`MessagingEngine` and its store protocols, content, device addresses,
+the directory, message requests, the user's messaging policy and the errors.
+This module holds the records those return or keep (outbox entries and their
+ids, queued controls, prekey uploads, notices, receive counters, what a
+mailbox drain accepted) and the envelope and control size limits, for shells
+and test harnesses that drive the engine directly.
+"""
+
+from __future__ import annotations
+
+from ._content import MAX_CONTROL as MAX_CONTROL
+from ._controls import QueuedControl as QueuedControl
+from ._engine import outbox_id as outbox_id
+from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
+from ._local import ReceiveStats as ReceiveStats
+from ._notices import Notice as Notice
+from ._prekey_policy import PrekeyUpload as PrekeyUpload
+from ._store import OutboxEntry as OutboxEntry
+from ._user import Accepted as Accepted
+from ._user import UserMailbox as UserMailbox
+
+__all__ = (
+    "Accepted",
+    "MAX_CONTROL",
+    "MAX_ENVELOPE",
+    "Notice",
+    "OutboxEntry",
+    "PrekeyUpload",
+    "QueuedControl",
+    "ReceiveStats",
+    "UserMailbox",
+    "outbox_id",
+)

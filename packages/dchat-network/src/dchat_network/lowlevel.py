@@ -1,0 +1,70 @@
+"""The low-level API of dchat-network: the sans-IO link and the relay protocol's messages.
+
+:mod:`dchat_network` exports what a user of the network layer needs: opening
+and serving links over trio (:func:`connect`, :func:`open_link`,
+:func:`serve_links`, :class:`Link`), the relay server and client
+(:class:`RelayServer`, :class:`RelayClient`) with their store protocols, and
+the main errors. This module holds the rest, for code that implements or tests
+the protocols themselves: the sans-IO :class:`LinkConnection` and its events
+and states, each relay request and reply class with the codec
+(:func:`encode_relay_message`, :func:`decode_relay_message`), the protocol
+limits (``MAX_*``), and the specific framing and state errors.
+"""
+
+from __future__ import annotations
+
+from ._errors import FrameTooLargeError as FrameTooLargeError
+from ._errors import LinkStateError as LinkStateError
+from ._link import HandshakeComplete as HandshakeComplete
+from ._link import LinkClosed as LinkClosed
+from ._link import LinkConnection as LinkConnection
+from ._link import LinkEvent as LinkEvent
+from ._link import LinkState as LinkState
+from ._link import MessageReceived as MessageReceived
+from ._relay import MAX_BATCH as MAX_BATCH
+from ._relay import MAX_PREKEY_BUNDLE as MAX_PREKEY_BUNDLE
+from ._relay import MAX_PREKEY_PUT as MAX_PREKEY_PUT
+from ._relay import MAX_PREKEYS_HELD as MAX_PREKEYS_HELD
+from ._relay import RelayAck as RelayAck
+from ._relay import RelayAcked as RelayAcked
+from ._relay import RelayBatch as RelayBatch
+from ._relay import RelayFetch as RelayFetch
+from ._relay import RelayPrekeyBundle as RelayPrekeyBundle
+from ._relay import RelayPrekeyCount as RelayPrekeyCount
+from ._relay import RelayPrekeyGet as RelayPrekeyGet
+from ._relay import RelayPrekeyPut as RelayPrekeyPut
+from ._relay import RelayPrekeysHeld as RelayPrekeysHeld
+from ._relay import RelayPut as RelayPut
+from ._relay import RelayStored as RelayStored
+from ._relay import decode_relay_message as decode_relay_message
+from ._relay import encode_relay_message as encode_relay_message
+from ._relay_server import StoredEntry as StoredEntry
+
+__all__ = (
+    "FrameTooLargeError",
+    "HandshakeComplete",
+    "LinkClosed",
+    "LinkConnection",
+    "LinkEvent",
+    "LinkState",
+    "LinkStateError",
+    "MAX_BATCH",
+    "MAX_PREKEYS_HELD",
+    "MAX_PREKEY_BUNDLE",
+    "MAX_PREKEY_PUT",
+    "MessageReceived",
+    "RelayAck",
+    "RelayAcked",
+    "RelayBatch",
+    "RelayFetch",
+    "RelayPrekeyBundle",
+    "RelayPrekeyCount",
+    "RelayPrekeyGet",
+    "RelayPrekeyPut",
+    "RelayPrekeysHeld",
+    "RelayPut",
+    "RelayStored",
+    "StoredEntry",
+    "decode_relay_message",
+    "encode_relay_message",
+)

@@ -1,0 +1,55 @@
+"""The low-level API of dchat-storage: the repositories and records beneath :class:`Database`.
+
+:mod:`dchat_storage` exports what a user of the storage layer needs: opening a
+database (:func:`open_database`, :class:`Database`), the stores the engines
+use (``EngineStore``, ``ChainBlockLog``), lifecycle rules, upload validation
+and the errors a caller handles. This module holds the rest, for code that
+types against the pieces a :class:`Database` is made of: the repositories
+(``db.mailboxes`` is a :class:`MailboxRepo`, and so on) and their records,
+:class:`StorageKey` (the raw at-rest key behind a passphrase), and the specific
+upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`.
+"""
+
+from __future__ import annotations
+
+from ._attachments import AttachmentRepo as AttachmentRepo
+from ._chain import ChainRepo as ChainRepo
+from ._conversations import ConversationRepo as ConversationRepo
+from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
+from ._errors import DecompressionBombError as DecompressionBombError
+from ._errors import MalformedContentError as MalformedContentError
+from ._errors import UploadTooLargeError as UploadTooLargeError
+from ._local import ContactRepo as ContactRepo
+from ._local import IdentityRepo as IdentityRepo
+from ._mailbox import MailboxRepo as MailboxRepo
+from ._messages import MessageRepo as MessageRepo
+from ._messages import OutboxRepo as OutboxRepo
+from ._prekeys import PrekeyRepo as PrekeyRepo
+from ._records import BlockRecord as BlockRecord
+from ._records import ConversationRecord as ConversationRecord
+from ._records import DeviceRecord as DeviceRecord
+from ._sealing import StorageKey as StorageKey
+from ._settings import DeviceRepo as DeviceRepo
+from ._settings import SettingsRepo as SettingsRepo
+
+__all__ = (
+    "AttachmentRepo",
+    "BlockRecord",
+    "ChainRepo",
+    "ContactRepo",
+    "ContentTypeMismatchError",
+    "ConversationRecord",
+    "ConversationRepo",
+    "DecompressionBombError",
+    "DeviceRecord",
+    "DeviceRepo",
+    "IdentityRepo",
+    "MailboxRepo",
+    "MalformedContentError",
+    "MessageRepo",
+    "OutboxRepo",
+    "PrekeyRepo",
+    "SettingsRepo",
+    "StorageKey",
+    "UploadTooLargeError",
+)
