@@ -24,7 +24,8 @@ from dchat_messaging._requests import BLOCKED_KEY, REQUESTS_KEY, RETIRED_KEY
 from dchat_messaging.testing import MemoryMessageStore
 
 if TYPE_CHECKING:
-    from conftest import Device, Net
+    from dchat_testing import EngineDevice as Device
+    from dchat_testing import EngineNet as Net
 
 T0 = 1000.0
 
