@@ -1,7 +1,7 @@
 """dchat-testing: simulation, chaos harness, fixtures, strategies, conformance suites.
 
 * :mod:`dchat_testing.sim`: the deterministic simulator (``uv run dchat-sim``).
-* Fixtures: :func:`link_pair`, :func:`autojump_clock`, :func:`make_identity`,
+* Fixtures: :func:`link_pair`, :func:`pump_link`, :func:`autojump_clock`, :func:`make_identity`,
   :func:`make_card`, :func:`make_signing_key`, :class:`MemoryMailboxStore`,
   :class:`MemoryPrekeyStore`.
 * Hypothesis strategies for every wire message: :func:`relay_messages`,
@@ -45,6 +45,7 @@ from ._fixtures import link_pair as link_pair
 from ._fixtures import make_card as make_card
 from ._fixtures import make_identity as make_identity
 from ._fixtures import make_signing_key as make_signing_key
+from ._fixtures import pump_link as pump_link
 from ._mailbox import MemoryEntry as MemoryEntry
 from ._mailbox import MemoryMailboxStore as MemoryMailboxStore
 from ._mailbox import MemoryPrekeyStore as MemoryPrekeyStore
@@ -98,6 +99,7 @@ __all__ = (
     "make_card",
     "make_identity",
     "make_signing_key",
+    "pump_link",
     "relay_messages",
     "running_validators",
     "sealed_envelopes",
