@@ -20,12 +20,13 @@ from dchat_crypto import (
     XWingPrivateKey,
 )
 from dchat_crypto._prekey_secrets import MAX_DELIVERY_DELAY, MAX_ONE_TIME_PREKEYS
+from dchat_testing import SeededRng, make_signing_key, seeded_random
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
 
-_IDENTITY = SigningKey.from_bytes(bytes(range(32)))
-_STATIC = PrivateKey.from_bytes(bytes(range(32, 64)))
+_IDENTITY = make_signing_key(seeded_random("prekeys identity"))
+_STATIC = PrivateKey.from_bytes(SeededRng(b"prekeys static")(32))
 _SECRETS = PrekeySecrets.generate(
     _IDENTITY.public_key, _STATIC.public_key, now=NOW, one_time_count=2
 )

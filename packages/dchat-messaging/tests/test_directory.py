@@ -18,6 +18,7 @@ from dchat_identity import (
     IdentityDocument,
 )
 from dchat_messaging import DeviceAddress, DocumentDirectory
+from dchat_testing import make_card, make_identity
 
 T0 = 1_000_000.0
 RELAY = "127.0.0.1:7400"
@@ -55,8 +56,8 @@ class Person:
 
 
 def person(name: str) -> Person:
-    identity = Identity.generate()
-    card = ContactCard.issue(identity, name=name, relay=RELAY)
+    identity = make_identity()
+    card = make_card(identity, name, relay=RELAY)
     genesis = IdentityDocument.genesis(
         identity.signing_key, identity.encryption_key.public_key, now=T0
     )

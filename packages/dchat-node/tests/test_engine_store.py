@@ -22,6 +22,7 @@ from dchat_messaging import (
 )
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_storage import Database, EngineStore, open_database
+from dchat_testing import make_card, make_identity
 
 T0 = 1_800_000_000.0
 RELAY = "127.0.0.1:7400"
@@ -41,8 +42,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 def _person(name: str) -> tuple[Identity, ContactCard, DeviceKeys]:
-    identity = Identity.generate()
-    card = ContactCard.issue(identity, name=name, relay=RELAY)
+    identity = make_identity()
+    card = make_card(identity, name, relay=RELAY)
     keys = DeviceKeys(
         identity.identity_id, identity.signing_key, identity.encryption_key,
         identity.mailbox_id, card,
