@@ -20,7 +20,7 @@ from dchat_crypto import (
     XWingPrivateKey,
 )
 from dchat_crypto._prekey_secrets import MAX_DELIVERY_DELAY, MAX_ONE_TIME_PREKEYS
-from dchat_testing import SeededRng, make_signing_key, seeded_random
+from dchat_testing import SeededRng, hostile_bytes, make_signing_key, seeded_random
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -168,7 +168,7 @@ def test_non_canonical_bundle_bytes_are_rejected() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=2000))
+@given(hostile_bytes(max_size=2000))
 def test_random_bytes_are_not_a_bundle(data: bytes) -> None:
     with pytest.raises(InvalidBundleError):
         PrekeyBundle.from_bytes(data)

@@ -25,6 +25,7 @@ from dchat_crypto import (
     RatchetStateError,
     SessionSecrets,
 )
+from dchat_testing import hostile_bytes
 
 AD = b"alice|bob"
 
@@ -248,7 +249,7 @@ def test_state_round_trips_exactly_and_keeps_working() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=400))
+@given(hostile_bytes(max_size=400))
 def test_from_bytes_on_garbage_raises_a_typed_error(data: bytes) -> None:
     with pytest.raises(RatchetFormatError) as excinfo:
         RatchetSession.from_bytes(data)

@@ -31,7 +31,7 @@ from dchat_identity.lowlevel import (
     open_sync_message,
     seal_sync_message,
 )
-from dchat_testing import make_signing_key, seeded_random
+from dchat_testing import hostile_bytes, make_signing_key, seeded_random
 
 NOW = 1_700_000_000.0
 
@@ -271,7 +271,7 @@ def test_forged_and_misdirected_sync_messages_are_rejected() -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=400))
+@given(hostile_bytes(max_size=400))
 def test_garbage_sync_input_is_typed(data: bytes) -> None:
     _, chain, _, _, key = setup()
     with pytest.raises(MalformedRecordError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_network import (
@@ -17,7 +16,7 @@ from dchat_network import (
     RelayStored,
     decode_relay_message,
 )
-from dchat_testing import MemoryMailboxStore
+from dchat_testing import MemoryMailboxStore, hostile_bytes
 
 ALICE, BOB = b"A" * 32, b"B" * 32
 
@@ -89,7 +88,7 @@ def test_refused_puts(server: RelayServer, mailbox: bytes, envelope: bytes, code
     assert server.stored == 0
 
 
-@given(st.binary(max_size=512))
+@given(hostile_bytes(max_size=512))
 def test_garbage_gets_an_error_reply_that_closes(data: bytes) -> None:
     server = RelayServer(MemoryMailboxStore(), mailbox_of)
     reply = server.handle(ALICE, data, 1.0)

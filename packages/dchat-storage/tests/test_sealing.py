@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from dchat_crypto import KdfParams
 from dchat_storage import InvalidArgumentError, LockedError, StorageCorruptError, StorageKey
 from dchat_storage._sealing import AeadSealer, Sealer
+from dchat_testing import hostile_bytes
 
 KEY = StorageKey.generate()
 
@@ -72,7 +73,7 @@ def test_any_flipped_byte_fails_authentication(data: bytes, position: int, flip:
         sealer.open("p", b"ad", bytes(sealed))
 
 
-@given(st.binary(max_size=100))
+@given(hostile_bytes(max_size=100))
 def test_garbage_never_opens(data: bytes) -> None:
     with pytest.raises(StorageCorruptError):
         AeadSealer(KEY).open("p", b"", data)
