@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dchat_core import DchatError, canonical_encode
 from dchat_identity import (
