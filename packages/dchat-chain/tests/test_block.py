@@ -32,6 +32,7 @@ from dchat_chain.lowlevel import (
     verify_tx_inclusion,
 )
 from dchat_crypto import BlsSecretKey, bls_aggregate
+from dchat_testing import hostile_bytes
 
 KEYS, VALIDATORS = genesis_keys(4)
 GENESIS = ChainState.genesis(CHAIN_ID, VALIDATORS, HashApp().app_hash, 0)
@@ -118,7 +119,7 @@ def test_a_block_breaking_any_header_rule_is_refused(change: dict[str, object]) 
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_block_decoding_of_garbage_is_a_typed_error(data: bytes) -> None:
     with pytest.raises(InvalidBlockError):
         Block.from_bytes(data)
@@ -236,7 +237,7 @@ def test_a_certificate_signature_of_the_wrong_size_is_refused_at_decoding() -> N
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=200))
+@given(hostile_bytes(max_size=200))
 def test_certificate_decoding_of_garbage_is_a_typed_error(data: bytes) -> None:
     with pytest.raises(InvalidCertificateError):
         CommitCertificate.from_bytes(data)

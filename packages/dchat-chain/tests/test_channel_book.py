@@ -22,6 +22,7 @@ from dchat_chain.lowlevel import (
 )
 from dchat_core import DecodeError, canonical_encode
 from dchat_crypto import SigningKey
+from dchat_testing import hostile_bytes
 
 ALICE, BOB = SigningKey(b"\x31" * 32), SigningKey(b"\x32" * 32)
 
@@ -210,7 +211,7 @@ def test_decoded_maps_are_typed_errors_or_valid_messages(kind: str, fields: dict
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_the_book_decoder_is_total(data: bytes) -> None:
     with contextlib.suppress(ChannelError):
         ChannelBook.from_bytes(data, ALICE)

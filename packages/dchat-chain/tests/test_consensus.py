@@ -35,6 +35,7 @@ from dchat_chain.lowlevel import (
     VoteKind,
 )
 from dchat_core import PeerError
+from dchat_testing import hostile_bytes
 
 KEYS, VALIDATORS = genesis_keys(4)
 GENESIS = ChainState.genesis(CHAIN_ID, VALIDATORS, HashApp().app_hash, 0)
@@ -317,7 +318,7 @@ def test_out_of_range_index_is_refused() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=200))
+@given(hostile_bytes(max_size=200))
 def test_random_bytes_never_crash_the_engine(data: bytes) -> None:
     e, _ = engine()
     before = snapshot(e)

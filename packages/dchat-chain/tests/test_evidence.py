@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_chain._consensus_sim import CHAIN_ID, genesis_keys
 from dchat_chain.lowlevel import DuplicateVoteEvidence, InvalidEvidenceError, Vote, VoteKind
+from dchat_testing import hostile_bytes
 
 KEYS, VALIDATORS = genesis_keys(4)
 ID1 = VALIDATORS.validators[1].validator_id
@@ -63,7 +63,7 @@ def test_unordered_encoding_is_refused() -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_garbage_is_a_typed_error(data: bytes) -> None:
     with pytest.raises(InvalidEvidenceError):
         DuplicateVoteEvidence.from_bytes(data)

@@ -27,6 +27,7 @@ from dchat_chain.lowlevel import (
 )
 from dchat_core import canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
+from dchat_testing import hostile_bytes
 
 BLS = [BlsSecretKey.from_seed(bytes([40 + i]) * 32) for i in range(5)]
 ACCOUNTS = [SigningKey(bytes([60 + i]) * 32) for i in range(5)]
@@ -274,7 +275,7 @@ def test_any_change_to_a_certified_header_is_refused(field: str, data: st.DataOb
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.binary(max_size=400))
+@given(hostile_bytes(max_size=400))
 def test_garbage_proofs_and_states_are_typed_errors(data: bytes) -> None:
     chain = shared_chain()
     client = follower(chain)

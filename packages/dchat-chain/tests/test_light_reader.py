@@ -38,6 +38,7 @@ from dchat_chain.lowlevel import (
 )
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
+from dchat_testing import hostile_bytes
 
 
 def _account_path(chain: Any, i: int = 0) -> str:
@@ -244,7 +245,7 @@ def test_a_state_anchored_elsewhere_is_refused() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=512))
+@given(hostile_bytes(max_size=512))
 def test_decoder_is_total_on_random_bytes(data: bytes) -> None:
     with contextlib.suppress(LightStateError):
         decode_light_state(data)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from dchat_chain._merkle import EMPTY_ROOT
 from dchat_chain.lowlevel import MerkleProof, MerkleTree, verify_proof
 from dchat_core import canonical_encode
+from dchat_testing import hostile_bytes
 
 keys = st.binary(min_size=0, max_size=12)
 values = st.binary(min_size=0, max_size=16)
@@ -112,7 +113,7 @@ def test_non_inclusion_via_another_leaf_is_checked_for_its_prefix() -> None:
     assert not verify_proof(tree.root, b"only", None, proof.encode())
 
 
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 @settings(max_examples=300)
 def test_verify_proof_is_total_on_garbage(garbage: bytes) -> None:
     assert verify_proof(EMPTY_ROOT, b"k", None, garbage) in (True, False)

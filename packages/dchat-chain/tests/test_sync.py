@@ -7,7 +7,6 @@ from functools import lru_cache
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_chain import DchatChainError, InvalidCertificateError, SyncError
 from dchat_chain._consensus_sim import HashApp, Simulation
@@ -19,6 +18,7 @@ from dchat_chain.lowlevel import (
     serve_sync,
 )
 from dchat_core import PeerError
+from dchat_testing import hostile_bytes
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +106,7 @@ def test_response_that_does_not_start_at_our_height_is_refused() -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_garbage_responses_and_requests_are_typed_errors(data: bytes) -> None:
     c, _ = client()
     with pytest.raises(DchatChainError) as info:

@@ -22,6 +22,7 @@ from dchat_chain.lowlevel import (
 )
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import SigningKey
+from dchat_testing import hostile_bytes
 
 ALICE = SigningKey(bytes(range(32)))
 FIELD_NAMES = sorted(
@@ -173,7 +174,7 @@ def test_apply_block_is_deterministic() -> None:
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=400))
+@given(hostile_bytes(max_size=400))
 def test_random_bytes_never_crash_check_tx(data: bytes) -> None:
     for app in (CURRENCY, CHAT):
         with pytest.raises(InvalidTransactionError):

@@ -54,6 +54,7 @@ from dchat_chain.lowlevel import (
     store_effect,
 )
 from dchat_core import PeerError
+from dchat_testing import hostile_bytes
 
 KEYS, VALIDATORS = genesis_keys(4)
 GENESIS = ChainState.genesis(CHAIN_ID, VALIDATORS, HashApp().app_hash, 0)
@@ -310,7 +311,7 @@ def test_unknown_or_empty_link_messages_are_typed_errors(data: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_arbitrary_peer_bytes_give_typed_errors_or_nothing(data: bytes) -> None:
     d = driver(0)
     d.start(0)

@@ -18,6 +18,7 @@ from dchat_chain.lowlevel import (
 )
 from dchat_core import NodeId, canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
+from dchat_testing import hostile_bytes
 
 SEED = bytes(range(64))
 # The records of SEED's keys, as the key files written before the codec moved here hold them.
@@ -106,7 +107,7 @@ def test_bad_wallet_records_are_refused() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=200))
+@given(hostile_bytes(max_size=200))
 def test_any_bytes_decode_or_raise_a_key_record_error(data: bytes) -> None:
     for decode in (decode_validator_keys, decode_wallet_key):
         with contextlib.suppress(KeyRecordError):

@@ -15,6 +15,7 @@ from dchat_core import (
     canonical_decode,
     canonical_encode,
 )
+from dchat_testing import hostile_bytes
 
 scalars = (
     st.none()
@@ -45,7 +46,7 @@ def test_cbor2_agrees_on_the_value(value: object) -> None:
     assert cbor2.loads(canonical_encode(value)) == value
 
 
-@given(st.binary(max_size=256))
+@given(hostile_bytes(max_size=256))
 def test_arbitrary_bytes_decode_or_raise_decode_error(data: bytes) -> None:
     try:
         value = canonical_decode(data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_crypto import DecryptionError, HandshakeState
 from dchat_crypto.hazmat import (
@@ -14,6 +13,7 @@ from dchat_crypto.hazmat import (
     NoiseTransport,
     NonceExhaustedError,
 )
+from dchat_testing import hostile_bytes
 
 NN = "Noise_NN_25519_ChaChaPoly_BLAKE2s"
 
@@ -61,7 +61,7 @@ def test_failed_decrypt_does_not_advance_nonce() -> None:
 
 
 @settings(max_examples=100)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_random_bytes_give_decryption_error_and_state_survives(data: bytes) -> None:
     a, b = _transports()
     with pytest.raises(DecryptionError):

@@ -12,12 +12,13 @@ from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import PrekeyBundle, PrekeySecrets, PrivateKey, SigningKey, XWingPrivateKey
 from dchat_crypto._prekey_secrets import MAX_DELIVERY_DELAY, MAX_ONE_TIME_PREKEYS
 from dchat_crypto.hazmat import InvalidBundleError, InvalidPrekeyStateError, PrekeyArgumentError
+from dchat_testing import SeededRng, hostile_bytes, make_signing_key, seeded_random
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
 
-_IDENTITY = SigningKey.from_bytes(bytes(range(32)))
-_STATIC = PrivateKey.from_bytes(bytes(range(32, 64)))
+_IDENTITY = make_signing_key(seeded_random("prekeys identity"))
+_STATIC = PrivateKey.from_bytes(SeededRng(b"prekeys static")(32))
 _SECRETS = PrekeySecrets.generate(
     _IDENTITY.public_key, _STATIC.public_key, now=NOW, one_time_count=2
 )
@@ -159,7 +160,7 @@ def test_non_canonical_bundle_bytes_are_rejected() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=2000))
+@given(hostile_bytes(max_size=2000))
 def test_random_bytes_are_not_a_bundle(data: bytes) -> None:
     with pytest.raises(InvalidBundleError):
         PrekeyBundle.from_bytes(data)

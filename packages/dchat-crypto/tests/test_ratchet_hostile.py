@@ -18,6 +18,7 @@ from hypothesis.stateful import (
 from dchat_core import PeerError, canonical_decode, canonical_encode
 from dchat_crypto import DecryptionError, PrivateKey, RatchetPolicy, RatchetSession, SessionSecrets
 from dchat_crypto.hazmat import RatchetFormatError, RatchetStateError
+from dchat_testing import hostile_bytes
 
 AD = b"alice|bob"
 
@@ -241,7 +242,7 @@ def test_state_round_trips_exactly_and_keeps_working() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=400))
+@given(hostile_bytes(max_size=400))
 def test_from_bytes_on_garbage_raises_a_typed_error(data: bytes) -> None:
     with pytest.raises(RatchetFormatError) as excinfo:
         RatchetSession.from_bytes(data)

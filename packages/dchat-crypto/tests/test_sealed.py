@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_crypto import DecryptionError, PrivateKey, open_sealed, seal
+from dchat_testing import hostile_bytes
 
 RECIPIENT = PrivateKey.generate()
 
@@ -60,7 +60,7 @@ def test_low_order_ephemeral_fails_opaquely() -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=200))
+@given(hostile_bytes(max_size=200))
 def test_random_bytes_only_raise_decryption_error(data: bytes) -> None:
     with pytest.raises(DecryptionError):
         open_sealed(RECIPIENT, data)

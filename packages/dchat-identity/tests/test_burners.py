@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_core import IdentityId, MailboxId
 from dchat_identity import (
@@ -20,6 +19,7 @@ from dchat_identity import (
     RateLimitedError,
 )
 from dchat_identity.lowlevel import IdentitySeed, Purpose
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -164,7 +164,7 @@ def test_repr_hides_keys() -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=500))
+@given(hostile_bytes(max_size=500))
 def test_garbage_stores_are_typed_errors(data: bytes) -> None:
     with pytest.raises(MalformedRecordError):
         BurnerStore.from_bytes(data)

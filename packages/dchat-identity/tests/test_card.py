@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from dchat_core import NodeId, canonical_encode
 from dchat_identity import ContactCard, Identity, InvalidCardError
+from dchat_testing import hostile_bytes
 
 RELAY = "relay.example.org:8471"
 PREFIX = "dchat-card:"
@@ -248,7 +249,7 @@ def test_any_name_issues_a_round_tripping_card_or_is_refused(name: str) -> None:
 
 
 @settings(max_examples=300)
-@given(st.binary(max_size=3000))
+@given(hostile_bytes(max_size=3000))
 def test_random_bytes_only_raise_invalid_card_error(data: bytes) -> None:
     with pytest.raises(InvalidCardError):
         ContactCard.from_bytes(data)
@@ -262,7 +263,7 @@ def test_random_text_only_raises_invalid_card_error(text: str) -> None:
 
 
 @settings(max_examples=300)
-@given(st.binary(max_size=2500))
+@given(hostile_bytes(max_size=2500))
 def test_random_base64_payload_only_raises_invalid_card_error(data: bytes) -> None:
     with pytest.raises(InvalidCardError):
         ContactCard.from_text(PREFIX + base64.urlsafe_b64encode(data).decode().rstrip("="))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import (
@@ -22,6 +21,7 @@ from dchat_identity.lowlevel import (
     find_devices,
     plan_revocation,
 )
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -65,7 +65,7 @@ def test_the_state_round_trips_and_strict_decoding_refuses_the_rest() -> None:
         LocalDevice.from_bytes(no_keys.to_bytes())
 
 
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_decoding_any_bytes_is_total(data: bytes) -> None:
     with pytest.raises(MalformedRecordError):  # random bytes are never a device state
         LocalDevice.from_bytes(data)

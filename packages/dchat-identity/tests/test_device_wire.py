@@ -40,11 +40,12 @@ from dchat_identity.lowlevel import (
     state_ops,
     sync_mailbox_key,
 )
+from dchat_testing import hostile_bytes
 
 NOW = 1.8e9
 
 
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_decoders_are_total(data: bytes) -> None:
     for decode in (decode_pair_item, decode_sync_item, decode_starter, Rekey.from_bytes):
         with contextlib.suppress(MalformedRecordError):  # the only error allowed

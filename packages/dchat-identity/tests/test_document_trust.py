@@ -31,6 +31,7 @@ from dchat_identity.lowlevel import (
     follow,
     restored_chain,
 )
+from dchat_testing import hostile_bytes
 
 from .test_document_chain import NOW, alice, cert, history, mallory
 from .test_guardian_agents import recovered
@@ -117,7 +118,7 @@ def test_lookups_are_answered_only_to_the_key_of_the_chain() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=80))
+@given(hostile_bytes(max_size=80))
 def test_malformed_lookups_give_a_typed_error(data: bytes) -> None:
     chain = follow(None, history()[0], card=None, now=NOW).chain
     if data == LOOKUP_MESSAGE:
@@ -147,7 +148,7 @@ def test_a_restored_identity_takes_its_chain_from_contacts() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_malformed_head_answers_give_a_typed_error(data: bytes) -> None:
     with pytest.raises(DchatError):
         restored_chain(alice(), None, data)

@@ -19,6 +19,7 @@ from dchat_identity import (
     IdentityDocument,
     MalformedRecordError,
 )
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -41,7 +42,7 @@ _VALUES = st.one_of(
 
 
 @settings(max_examples=300)
-@given(st.binary(max_size=2000))
+@given(hostile_bytes(max_size=2000))
 def test_random_bytes_are_malformed(data: bytes) -> None:
     for decode in DECODERS:
         with pytest.raises(MalformedRecordError):

@@ -22,6 +22,7 @@ from dchat_identity import (
     RevokedDeviceError,
 )
 from dchat_identity.lowlevel import DeviceAttestation, IdentityStateError
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -221,7 +222,7 @@ def test_malformed_codes_are_refused(code: str) -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_garbage_messages_are_typed_errors(data: bytes) -> None:
     h = host()
     with pytest.raises(MalformedRecordError):
@@ -263,7 +264,7 @@ def test_attestation_is_verified_against_the_challenge_and_time() -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=500))
+@given(hostile_bytes(max_size=500))
 def test_garbage_attestations_are_typed_errors(data: bytes) -> None:
     with pytest.raises(MalformedRecordError):
         DeviceAttestation.from_bytes(data)

@@ -7,7 +7,6 @@ import functools
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_core import canonical_decode, canonical_encode
 from dchat_identity import (
@@ -21,6 +20,7 @@ from dchat_identity import (
     Relation,
     Visibility,
 )
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -133,7 +133,7 @@ def test_bad_fields_are_refused(values) -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=600))
+@given(hostile_bytes(max_size=600))
 def test_garbage_profiles_are_typed(data: bytes) -> None:
     with pytest.raises(MalformedRecordError):
         ProfileView.from_bytes(data, alice().signing_key.public_key)

@@ -6,7 +6,6 @@ import functools
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_identity import (
@@ -24,6 +23,7 @@ from dchat_identity.lowlevel import (
     profile_fields,
     synced_profile_fields,
 )
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -138,7 +138,7 @@ def test_a_linked_device_reads_the_profile_from_synced_registers() -> None:
     }
 
 
-@given(st.binary(max_size=200))
+@given(hostile_bytes(max_size=200))
 def test_hostile_payloads_give_typed_errors(data: bytes) -> None:
     alice, card, _ = _alice_profile()
     with pytest.raises(MalformedRecordError):

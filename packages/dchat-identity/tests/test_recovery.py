@@ -7,7 +7,6 @@ import functools
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_core import canonical_decode, canonical_encode
 from dchat_identity import (
@@ -38,6 +37,7 @@ from dchat_identity.lowlevel import (
     TimeLockedError,
     VetoedError,
 )
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -278,7 +278,7 @@ def test_setup_refuses_bad_guardian_sets() -> None:
 
 
 @settings(max_examples=100)
-@given(st.binary(max_size=600))
+@given(hostile_bytes(max_size=600))
 def test_garbage_recovery_records_are_typed(data: bytes) -> None:
     for decoder in (
         RecoveryRequest.from_bytes,

@@ -31,6 +31,7 @@ from dchat_identity.lowlevel import (
     open_sync_message,
     seal_sync_message,
 )
+from dchat_testing import hostile_bytes, make_signing_key, seeded_random
 
 NOW = 1_700_000_000.0
 
@@ -194,7 +195,10 @@ def test_sync_state_round_trip() -> None:
 def setup() -> tuple[Identity, DocumentChain, SigningKey, SigningKey, SyncKey]:
     seed = IdentitySeed(bytes(range(64)))
     owner = Identity.from_seed(seed)
-    dev1, dev2 = SigningKey.from_bytes(bytes(32)), SigningKey.from_bytes(bytes([1]) * 32)
+    dev1, dev2 = (
+        make_signing_key(seeded_random("sync dev1")),
+        make_signing_key(seeded_random("sync dev2")),
+    )
     certs = tuple(
         DeviceCertificate.issue(
             owner.signing_key, owner.identity_id, d.public_key,
@@ -245,7 +249,7 @@ def test_sync_message_from_a_revoked_device_is_rejected() -> None:
 def test_forged_and_misdirected_sync_messages_are_rejected() -> None:
     owner, chain, dev1, _, key = setup()
     op = SyncReplica(b"x").add("contacts", "eve", now=NOW)
-    outsider = SigningKey.from_bytes(bytes([9]) * 32)
+    outsider = make_signing_key(seeded_random("sync outsider"))
     with pytest.raises(RevokedDeviceError):
         open_sync_message(
             seal_sync_message([op], key=key, device_key=outsider, subject=owner.identity_id),
@@ -267,7 +271,7 @@ def test_forged_and_misdirected_sync_messages_are_rejected() -> None:
 
 
 @settings(max_examples=200)
-@given(st.binary(max_size=400))
+@given(hostile_bytes(max_size=400))
 def test_garbage_sync_input_is_typed(data: bytes) -> None:
     _, chain, _, _, key = setup()
     with pytest.raises(MalformedRecordError):

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from dchat_core import MailboxId
 from dchat_crypto import PrivateKey, SigningKey
@@ -29,6 +28,7 @@ from dchat_identity.lowlevel import (
     contact_changes,
     plan_revocation,
 )
+from dchat_testing import hostile_bytes
 
 from .conftest import SeededRng
 
@@ -221,7 +221,7 @@ def test_the_replica_survives_storage() -> None:
 
 
 @settings(max_examples=100)
-@given(st.binary(max_size=300))
+@given(hostile_bytes(max_size=300))
 def test_hostile_bytes_give_typed_errors(data: bytes) -> None:
     _, chain, phone, _ = _devices()
     with pytest.raises(MalformedRecordError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hypothesis import given
-from hypothesis import strategies as st
 
 from dchat_core import IdentityId
 from dchat_crypto import PrivateKey, SigningKey
@@ -18,6 +17,7 @@ from dchat_identity import (
     IdentityDocument,
 )
 from dchat_messaging import DeviceAddress, DocumentDirectory
+from dchat_testing import hostile_bytes, make_card, make_identity
 
 T0 = 1_000_000.0
 RELAY = "127.0.0.1:7400"
@@ -55,8 +55,8 @@ class Person:
 
 
 def person(name: str) -> Person:
-    identity = Identity.generate()
-    card = ContactCard.issue(identity, name=name, relay=RELAY)
+    identity = make_identity()
+    card = make_card(identity, name, relay=RELAY)
     genesis = IdentityDocument.genesis(
         identity.signing_key, identity.encryption_key.public_key, now=T0
     )
@@ -163,7 +163,7 @@ def test_a_recovered_identity_must_extend_a_chain_already_followed() -> None:
     assert directory.vouch(alice.id, key_of(laptop), first_version(), now=T0 + 5)
 
 
-@given(st.binary(max_size=2048))
+@given(hostile_bytes(max_size=2048))
 def test_hostile_document_bytes_never_vouch_and_never_raise(data: bytes) -> None:
     directory = DocumentDirectory()
     identity = IdentityId(b"\x07" * 32)

@@ -9,7 +9,7 @@ from dchat_messaging import Content, MessageReceived, MessagingEngine, Rejected,
 from dchat_messaging.testing import MemoryMessageStore
 
 if TYPE_CHECKING:
-    from conftest import Net
+    from dchat_testing import EngineNet as Net
 
 T0 = 1000.0
 

@@ -26,7 +26,8 @@ from dchat_messaging._bundle_wrap import unwrap_bundle, wrap_bundle
 from dchat_messaging._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
 if TYPE_CHECKING:
-    from conftest import Device, Net
+    from dchat_testing import EngineDevice as Device
+    from dchat_testing import EngineNet as Net
 
 T0 = 1000.0
 OPAQUE = "EnvelopeRejectedError"

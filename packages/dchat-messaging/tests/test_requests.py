@@ -24,7 +24,8 @@ from dchat_messaging.lowlevel import ReceiveStats
 from dchat_messaging.testing import MemoryMessageStore
 
 if TYPE_CHECKING:
-    from conftest import Device, Net
+    from dchat_testing import EngineDevice as Device
+    from dchat_testing import EngineNet as Net
 
 T0 = 1000.0
 

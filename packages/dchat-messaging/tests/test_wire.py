@@ -25,7 +25,7 @@ from dchat_messaging.lowlevel import MAX_CONTROL, MAX_ENVELOPE
 from dchat_privacy import DEFAULT_BUCKETS, pad, unpad
 
 if TYPE_CHECKING:
-    from conftest import Net
+    from dchat_testing import EngineNet as Net
 
 T0 = 1000.0
 NOW_MS = 1_700_000_000_000

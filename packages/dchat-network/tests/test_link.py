@@ -22,6 +22,7 @@ from dchat_network.lowlevel import (
     LinkStateError,
     MessageReceived,
 )
+from dchat_testing import pump_link
 
 PROTOCOL = "Noise_XX_25519_ChaChaPoly_BLAKE2s"
 PROLOGUE = b"dchat-link-v1"
@@ -52,33 +53,12 @@ def frame(message: bytes) -> bytes:
     return len(message).to_bytes(2, "big") + message
 
 
-def pump(a: LinkConnection, b: LinkConnection, chunks: list[int] | None = None) -> None:
-    """Move bytes both ways until neither side has anything to send.
-
-    ``chunks`` (cycled) gives the sizes in which bytes are delivered; whole
-    buffers by default.
-    """
-    sizes = itertools.cycle(chunks) if chunks else None
-    while True:
-        moved = False
-        for src, dst in ((a, b), (b, a)):
-            data = src.data_to_send()
-            moved |= bool(data)
-            pos = 0
-            while pos < len(data):
-                step = next(sizes) if sizes else len(data)
-                dst.receive_data(data[pos : pos + step])
-                pos += step
-        if not moved:
-            return
-
-
 def open_pair(
     *, client_max: int = DEFAULT_MAX_MESSAGE, server_max: int = DEFAULT_MAX_MESSAGE
 ) -> tuple[LinkConnection, LinkConnection]:
     client = LinkConnection(initiator=True, node_key=ALICE, max_message=client_max)
     server = LinkConnection(initiator=False, node_key=BOB, max_message=server_max)
-    pump(client, server)
+    pump_link(client, server)
     assert isinstance(client.next_event(), HandshakeComplete)
     assert isinstance(server.next_event(), HandshakeComplete)
     return client, server
@@ -104,7 +84,7 @@ def test_handshake_proves_each_side_to_the_other() -> None:
     client = LinkConnection(initiator=True, node_key=ALICE, expected_peer=node_id(BOB))
     server = LinkConnection(initiator=False, node_key=BOB, expected_peer=node_id(ALICE))
     assert client.state is server.state is LinkState.HANDSHAKE
-    pump(client, server)
+    pump_link(client, server)
     assert events(client) == [HandshakeComplete(BOB.public_key, node_id(BOB))]
     assert events(server) == [HandshakeComplete(ALICE.public_key, node_id(ALICE))]
     assert client.state is server.state is LinkState.OPEN
@@ -121,7 +101,7 @@ def test_handshake_messages_are_u16_framed_and_message_1_is_bare() -> None:
 def test_handshake_works_delivered_one_byte_at_a_time() -> None:
     client = LinkConnection(initiator=True, node_key=ALICE)
     server = LinkConnection(initiator=False, node_key=BOB)
-    pump(client, server, chunks=[1])
+    pump_link(client, server, chunks=[1])
     assert [type(e) for e in events(client)] == [HandshakeComplete]
     assert [type(e) for e in events(server)] == [HandshakeComplete]
 
@@ -131,7 +111,7 @@ def test_static_key_can_be_long_lived() -> None:
     for _ in range(2):
         client = LinkConnection(initiator=True, node_key=ALICE, static=static)
         server = LinkConnection(initiator=False, node_key=BOB)
-        pump(client, server)
+        pump_link(client, server)
         assert events(server) == [HandshakeComplete(ALICE.public_key, node_id(ALICE))]
 
 
@@ -143,7 +123,7 @@ def test_messages_round_trip_both_ways(size: int) -> None:
     client, server = open_pair()
     client.send_message(payload(size, 1))
     server.send_message(payload(size, 2))
-    pump(client, server)
+    pump_link(client, server)
     assert events(server) == [MessageReceived(payload(size, 1))]
     assert events(client) == [MessageReceived(payload(size, 2))]
 
@@ -153,7 +133,7 @@ def test_messages_round_trip_one_byte_at_a_time(size: int) -> None:
     client, server = open_pair()
     client.send_message(payload(size, 1))
     server.send_message(payload(size, 2))
-    pump(client, server, chunks=[1])
+    pump_link(client, server, chunks=[1])
     assert events(server) == [MessageReceived(payload(size, 1))]
     assert events(client) == [MessageReceived(payload(size, 2))]
 
@@ -161,7 +141,7 @@ def test_messages_round_trip_one_byte_at_a_time(size: int) -> None:
 def test_message_of_exactly_max_message_passes_and_one_more_does_not() -> None:
     client, server = open_pair(client_max=1000, server_max=1000)
     client.send_message(payload(1000))
-    pump(client, server)
+    pump_link(client, server)
     assert events(server) == [MessageReceived(payload(1000))]
     with pytest.raises(FrameTooLargeError):
         client.send_message(payload(1001))
@@ -177,7 +157,7 @@ def test_messages_round_trip_in_random_chunkings(sizes: list[int], chunks: list[
     for i, size in enumerate(sizes):
         client.send_message(payload(size, i))
         server.send_message(payload(size, i + 100))
-    pump(client, server, chunks=chunks)
+    pump_link(client, server, chunks=chunks)
     assert events(server) == [MessageReceived(payload(s, i)) for i, s in enumerate(sizes)]
     assert events(client) == [MessageReceived(payload(s, i + 100)) for i, s in enumerate(sizes)]
 
@@ -189,7 +169,7 @@ def test_handshake_and_messages_survive_any_split_points(
 ) -> None:
     client = LinkConnection(initiator=True, node_key=ALICE)
     server = LinkConnection(initiator=False, node_key=BOB)
-    pump(client, server, chunks=data.draw(st.lists(st.integers(1, 200), min_size=1)))
+    pump_link(client, server, chunks=data.draw(st.lists(st.integers(1, 200), min_size=1)))
     assert [type(e) for e in events(server)] == [HandshakeComplete]
     for m in messages:
         client.send_message(m)
@@ -204,7 +184,7 @@ def test_handshake_and_messages_survive_any_split_points(
 def test_peer_close_between_messages_is_a_clean_close() -> None:
     client, server = open_pair()
     client.send_message(b"last words")
-    pump(client, server)
+    pump_link(client, server)
     server.receive_data(b"")
     assert events(server) == [MessageReceived(b"last words"), LinkClosed()]
     assert server.state is LinkState.CLOSED
@@ -233,7 +213,7 @@ def test_send_before_open_is_a_state_error() -> None:
     # The failed call did not disturb the handshake.
     server = LinkConnection(initiator=False, node_key=BOB)
     server.receive_data(first)
-    pump(client, server)
+    pump_link(client, server)
     assert [type(e) for e in events(client)] == [HandshakeComplete]
 
 
@@ -244,7 +224,7 @@ def test_oversize_local_send_queues_nothing_and_keeps_the_link() -> None:
     assert client.data_to_send() == b""
     assert client.state is LinkState.OPEN
     client.send_message(b"still fine")
-    pump(client, server)
+    pump_link(client, server)
     assert events(server) == [MessageReceived(b"still fine")]
 
 
@@ -443,7 +423,7 @@ def test_expected_peer_mismatch_fails(dialer_checks: bool) -> None:
     )
     victim = client if dialer_checks else server
     with pytest.raises(HandshakeFailedError):
-        pump(client, server)
+        pump_link(client, server)
     assert not any(isinstance(e, HandshakeComplete) for e in events(victim))
     assert_dead(victim)
     if dialer_checks:  # the dialer never sent its own proof to the wrong node
@@ -454,7 +434,7 @@ def test_peer_announcing_a_message_above_max_message_fails() -> None:
     client, server = open_pair(client_max=10_000, server_max=1000)
     client.send_message(payload(1001))
     with pytest.raises(FrameTooLargeError):
-        pump(client, server)
+        pump_link(client, server)
     assert events(server) == []
     assert_dead(server)
 

@@ -29,6 +29,7 @@ from dchat_network.lowlevel import (
     decode_relay_message,
     encode_relay_message,
 )
+from dchat_testing import hostile_bytes
 
 MAX_ENVELOPE = 96 * 1024
 MAX_RID = 2**63 - 1
@@ -138,7 +139,7 @@ def test_prekey_examples_in_the_protocol_doc() -> None:
 
 
 @settings(max_examples=500)
-@given(st.binary(max_size=512))
+@given(hostile_bytes(max_size=512))
 def test_random_bytes_give_only_relay_protocol_errors(data: bytes) -> None:
     try:
         message = decode_relay_message(data)

@@ -17,42 +17,10 @@ from dchat_network.lowlevel import (
     RelayPrekeyBundle,
     RelayPrekeysHeld,
 )
+from dchat_testing import MemoryPrekeyStore
 
 ALICE, BOB = b"A" * 32, b"B" * 32
 NOW = 1_000_000.0
-
-
-class MemoryPrekeys:
-    """The PrekeyStore contract in a few lines (dchat_testing has the full one)."""
-
-    def __init__(self) -> None:
-        self.last: dict[bytes, bytes] = {}
-        self.one_time: dict[bytes, dict[int, bytes]] = {}
-
-    def put_prekeys(
-        self,
-        mailbox: bytes,
-        last: bytes,
-        one_time: Sequence[tuple[int, bytes]],
-        replace: bool,
-        now: float,
-    ) -> int:
-        held = self.one_time.setdefault(mailbox, {})
-        if replace:
-            held.clear()
-        for prekey_id, bundle in one_time:
-            held.setdefault(prekey_id, bundle)
-        self.last[mailbox] = last
-        return len(held)
-
-    def take_prekey(self, mailbox: bytes) -> bytes | None:
-        held = self.one_time.get(mailbox, {})
-        if held:
-            return held.pop(min(held))
-        return self.last.get(mailbox)
-
-    def count_prekeys(self, mailbox: bytes) -> int:
-        return len(self.one_time.get(mailbox, {}))
 
 
 def otks(tag: bytes, ids: Sequence[int]) -> list[tuple[int, bytes]]:
@@ -60,12 +28,14 @@ def otks(tag: bytes, ids: Sequence[int]) -> list[tuple[int, bytes]]:
     return [(i, b"otk-%s-%d" % (tag, i)) for i in ids]
 
 
-def server_with_store() -> tuple[RelayServer, MemoryPrekeys]:
-    store = MemoryPrekeys()
+def server_with_store() -> tuple[RelayServer, MemoryPrekeyStore]:
+    store = MemoryPrekeyStore()
     return RelayServer(MemoryMailboxes(), lambda _: None, prekeys=store), store
 
 
 class MemoryMailboxes:
+    """A mailbox store that fails the test if the server touches it."""
+
     def put(self, mailbox: bytes, envelope: bytes, received_at: float) -> tuple[bytes, bool]:
         raise AssertionError("not used")
 
@@ -146,8 +116,7 @@ def test_put_and_count_are_only_for_the_own_mailbox(kind: str) -> None:
     else:
         request = client.count_prekeys(BOB)
     assert refused(server, ALICE, request) == "forbidden"
-    assert store.last == {}
-    assert store.one_time == {}
+    assert store.contents() == ({}, {})
 
 
 @pytest.mark.parametrize("kind", ["put", "count", "get"])
@@ -180,12 +149,12 @@ BAD_SETS: dict[str, tuple[bytes, list[tuple[int, bytes]]]] = {
 def test_malformed_sets_are_refused_and_store_nothing(case: str) -> None:
     server, store = server_with_store()
     publish(server, otks(b"p", [1, 2]), replace=True, last=b"previous")
-    before = (dict(store.last), {k: dict(v) for k, v in store.one_time.items()})
+    before = store.contents()
     last, one_time = BAD_SETS[case]
     for replace in (False, True):
         request = RelayClient().put_prekeys(BOB, last, one_time, replace=replace)
         assert refused(server, BOB, request) == "bad_prekeys"
-    assert (store.last, store.one_time) == before
+    assert store.contents() == before
 
 
 def test_the_bounds_themselves_are_accepted() -> None:
@@ -265,12 +234,12 @@ def test_any_put_is_stored_exactly_when_well_formed_and_never_raises(
     reply = server.handle(BOB, RelayClient().put_prekeys(BOB, last, one_time, replace=replace), NOW)
     if _well_formed(last, one_time):
         assert reply.message == RelayPrekeysHeld(1, len(one_time))
-        assert store.last == {BOB: last}
+        assert store.contents()[0] == {BOB: last}
     else:
         assert isinstance(reply.message, RelayError)
         assert reply.message.code == "bad_prekeys"
         assert reply.close
-        assert store.last == {}
+        assert store.contents()[0] == {}
 
 
 def test_client_matches_prekey_replies_to_requests() -> None:

@@ -1,51 +1,16 @@
-"""The sans-IO relay server and client against an in-memory mailbox store."""
+"""The sans-IO relay server and client against the kit's in-memory mailbox store."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_network import RelayClient, RelayError, RelayProtocolError, RelayServer
 from dchat_network.lowlevel import RelayAcked, RelayBatch, RelayStored, decode_relay_message
+from dchat_testing import MemoryMailboxStore, hostile_bytes
 
 ALICE, BOB = b"A" * 32, b"B" * 32
-
-
-@dataclass(frozen=True)
-class Entry:
-    entry_id: bytes
-    envelope: bytes
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.boxes: dict[bytes, list[Entry]] = {}
-
-    def put(self, mailbox: bytes, envelope: bytes, received_at: float) -> tuple[bytes, bool]:
-        entry_id = hashlib.blake2b(envelope, digest_size=32).digest()
-        box = self.boxes.setdefault(mailbox, [])
-        if any(e.entry_id == entry_id for e in box):
-            return entry_id, False
-        box.append(Entry(entry_id, envelope))
-        return entry_id, True
-
-    def fetch(self, mailbox: bytes, limit: int = 100) -> Sequence[Entry]:
-        return self.boxes.get(mailbox, [])[:limit]
-
-    def ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int:
-        box = self.boxes.get(mailbox, [])
-        keep = [e for e in box if e.entry_id not in set(entry_ids)]
-        self.boxes[mailbox] = keep
-        return len(box) - len(keep)
-
-    def total_bytes(self, mailbox: bytes) -> int:
-        return sum(len(e.envelope) for e in self.boxes.get(mailbox, []))
 
 
 def envelope_for(mailbox: bytes, body: bytes) -> bytes:
@@ -58,7 +23,7 @@ def mailbox_of(envelope: bytes) -> bytes | None:
 
 @pytest.fixture
 def server() -> RelayServer:
-    return RelayServer(MemoryStore(), mailbox_of, quota=10_000)
+    return RelayServer(MemoryMailboxStore(), mailbox_of, quota=10_000)
 
 
 def test_put_fetch_ack_round_trip(server: RelayServer) -> None:
@@ -115,9 +80,9 @@ def test_refused_puts(server: RelayServer, mailbox: bytes, envelope: bytes, code
     assert server.stored == 0
 
 
-@given(st.binary(max_size=512))
+@given(hostile_bytes(max_size=512))
 def test_garbage_gets_an_error_reply_that_closes(data: bytes) -> None:
-    server = RelayServer(MemoryStore(), mailbox_of)
+    server = RelayServer(MemoryMailboxStore(), mailbox_of)
     reply = server.handle(ALICE, data, 1.0)
     assert reply.close
     assert isinstance(decode_relay_message(reply.data), RelayError)
@@ -133,7 +98,7 @@ def test_replies_that_are_not_requests_are_unexpected(server: RelayServer) -> No
 
 
 def test_batches_are_bounded_by_bytes() -> None:
-    server = RelayServer(MemoryStore(), mailbox_of, quota=1 << 30)
+    server = RelayServer(MemoryMailboxStore(), mailbox_of, quota=1 << 30)
     client = RelayClient()
     for i in range(20):
         envelope = envelope_for(BOB, i.to_bytes(2, "big") + bytes(90_000))

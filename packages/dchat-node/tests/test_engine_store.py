@@ -1,13 +1,11 @@
 """The messaging engine over the real node database: one commit per step, all or nothing.
 
-Runs on SQLite, and on PostgreSQL too when ``DCHAT_TEST_POSTGRES_URL`` is set
-(``.ci/run`` starts a server).
+Runs on SQLite and on PostgreSQL (the ``pg_empty_url`` fixture: the server in
+``DCHAT_TEST_POSTGRES_URL``, as ``.ci/run`` sets, or a throwaway one).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,34 +22,19 @@ from dchat_messaging import (
 )
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_storage import Database, EngineStore, open_database
+from dchat_testing import make_card, make_identity
 
 T0 = 1_800_000_000.0
 RELAY = "127.0.0.1:7400"
 
 
-def _targets() -> list[str]:
-    targets = ["sqlite"]
-    if os.environ.get("DCHAT_TEST_POSTGRES_URL"):
-        targets.append("postgresql")
-    return targets
-
-
-@pytest.fixture(params=_targets())
+@pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         database = open_database(tmp_path / "node.db", passphrase=b"correct horse")
-    else:
-        from sqlalchemy import create_engine, text
-
-        base = os.environ["DCHAT_TEST_POSTGRES_URL"]
-        name = f"engine_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
-        try:
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        finally:
-            admin.dispose()
-        database = open_database(base.rsplit("/", 1)[0] + f"/{name}", passphrase=b"horse")
+    else:  # a fresh empty database; skipped, saying why, when no server can be had
+        url = request.getfixturevalue("pg_empty_url")
+        database = open_database(url, passphrase=b"horse")
     try:
         yield database
     finally:
@@ -59,8 +42,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 def _person(name: str) -> tuple[Identity, ContactCard, DeviceKeys]:
-    identity = Identity.generate()
-    card = ContactCard.issue(identity, name=name, relay=RELAY)
+    identity = make_identity()
+    card = make_card(identity, name, relay=RELAY)
     keys = DeviceKeys(
         identity.identity_id, identity.signing_key, identity.encryption_key,
         identity.mailbox_id, card,

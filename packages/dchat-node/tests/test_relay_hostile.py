@@ -30,6 +30,7 @@ from dchat_network.lowlevel import (
     encode_relay_message,
 )
 from dchat_node import NodeProcess, free_port
+from dchat_testing import wait_until_async
 
 pytestmark = pytest.mark.slow
 
@@ -58,9 +59,7 @@ def _log(relay: NodeProcess) -> str:
 
 
 async def _wait_for_log(relay: NodeProcess, needle: str) -> None:
-    with trio.fail_after(10):
-        while needle not in _log(relay):  # noqa: ASYNC110 - polling a file, not a task
-            await trio.sleep(0.05)
+    await wait_until_async(lambda: needle in _log(relay), timeout=10, what=repr(needle))
 
 
 def _opaque(card: ContactCard) -> SealedEnvelope:

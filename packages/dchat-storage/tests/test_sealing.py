@@ -10,6 +10,7 @@ from dchat_crypto import KdfParams
 from dchat_storage import InvalidArgumentError, LockedError, StorageCorruptError
 from dchat_storage._sealing import AeadSealer, Sealer
 from dchat_storage.lowlevel import StorageKey
+from dchat_testing import hostile_bytes
 
 KEY = StorageKey.generate()
 
@@ -73,7 +74,7 @@ def test_any_flipped_byte_fails_authentication(data: bytes, position: int, flip:
         sealer.open("p", b"ad", bytes(sealed))
 
 
-@given(st.binary(max_size=100))
+@given(hostile_bytes(max_size=100))
 def test_garbage_never_opens(data: bytes) -> None:
     with pytest.raises(StorageCorruptError):
         AeadSealer(KEY).open("p", b"", data)

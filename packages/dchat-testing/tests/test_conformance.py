@@ -1,12 +1,11 @@
 """The MailboxStore and PrekeyStore conformance suites, on the in-memory and SQL stores.
 
-The SQL prekey store also runs on PostgreSQL when ``DCHAT_TEST_POSTGRES_URL`` is set.
+The SQL prekey store also runs on PostgreSQL (the plugin's ``pg_server``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +23,6 @@ from dchat_testing import (
     check_mailbox_store,
     check_prekey_store,
 )
-
-POSTGRES_URL = os.environ.get("DCHAT_TEST_POSTGRES_URL")
 
 
 class TestMemoryMailboxStore(MailboxStoreConformance):
@@ -88,12 +85,15 @@ class TestSqlitePrekeyRepo(PrekeyStoreConformance):
         self._dir.cleanup()
 
 
-@pytest.mark.skipif(POSTGRES_URL is None, reason="DCHAT_TEST_POSTGRES_URL is not set")
 class TestPostgresPrekeyRepo(PrekeyStoreConformance):
+    @pytest.fixture(autouse=True)
+    def _server(self, pg_server: str) -> None:
+        """The plugin's PostgreSQL server (skips, saying why, when there is none)."""
+        self._server_url = pg_server
+
     def make_store(self) -> PrekeyStore:
-        assert POSTGRES_URL is not None
         self._stack = contextlib.ExitStack()
-        url = self._stack.enter_context(postgres_database(POSTGRES_URL))
+        url = self._stack.enter_context(postgres_database(self._server_url))
         self._db: Database = open_database(url)
         self._stack.callback(self._db.close)
         return self._db.prekeys
@@ -134,3 +134,15 @@ def test_the_prekey_function_form_passes_a_good_store() -> None:
 def test_broken_prekey_stores_fail_the_suite(broken: type[MemoryPrekeyStore]) -> None:
     with pytest.raises(AssertionError):
         check_prekey_store(broken)
+
+
+def test_memory_prekey_store_contents_are_a_copy_of_what_it_holds() -> None:
+    store = MemoryPrekeyStore()
+    assert store.contents() == ({}, {})
+    store.put_prekeys(b"m", b"last", [(2, b"two"), (1, b"one")], False, 0.0)
+    last, one_time = store.contents()
+    assert last == {b"m": b"last"}
+    assert one_time == {b"m": {1: b"one", 2: b"two"}}
+    one_time[b"m"].clear()
+    assert store.take_prekey(b"m") == b"one"
+    assert store.contents() == ({b"m": b"last"}, {b"m": {2: b"two"}})

@@ -17,3 +17,15 @@ def test_all_lists_exactly_the_public_names() -> None:
 def test_all_is_a_sorted_tuple() -> None:
     assert isinstance(dchat_testing.__all__, tuple)
     assert list(dchat_testing.__all__) == sorted(dchat_testing.__all__)
+
+
+def test_the_messaging_engine_harness_is_exported() -> None:
+    harness = {
+        "ENGINE_RELAY",
+        "EngineDevice",
+        "EngineNet",
+        "MemoryRelay",
+        "StubDirectory",
+        "envelope_mailbox",
+    }
+    assert harness <= set(dchat_testing.__all__)

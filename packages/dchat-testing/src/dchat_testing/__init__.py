@@ -1,7 +1,7 @@
 """dchat-testing: simulation, chaos harness, fixtures, strategies, conformance suites.
 
 * :mod:`dchat_testing.sim`: the deterministic simulator (``uv run dchat-sim``).
-* Fixtures: :func:`link_pair`, :func:`autojump_clock`, :func:`make_identity`,
+* Fixtures: :func:`link_pair`, :func:`pump_link`, :func:`autojump_clock`, :func:`make_identity`,
   :func:`make_card`, :func:`make_signing_key`, :class:`MemoryMailboxStore`,
   :class:`MemoryPrekeyStore`.
 * Hypothesis strategies for every wire message: :func:`relay_messages`,
@@ -11,6 +11,9 @@
   :class:`PrekeyStoreConformance`, :func:`check_prekey_store`.
 * Real processes: :class:`ChaosHarness`; :func:`wait_until` /
   :func:`wait_until_async`, the one way tests wait for another process or task.
+* Messaging engines over an in-memory relay: :class:`EngineNet`,
+  :class:`EngineDevice`, :class:`MemoryRelay`, :class:`StubDirectory`,
+  :func:`envelope_mailbox` (the ``net`` fixture).
 * Seeded randomness: :class:`SeededRng` (bytes), :func:`seeded_random`.
 * :mod:`dchat_testing.pytest_plugin`: the fixtures every package's tests share
   (loaded by the repository's ``conftest.py``).
@@ -25,6 +28,12 @@ from ._conformance import MailboxStoreConformance as MailboxStoreConformance
 from ._conformance import PrekeyStoreConformance as PrekeyStoreConformance
 from ._conformance import check_mailbox_store as check_mailbox_store
 from ._conformance import check_prekey_store as check_prekey_store
+from ._engine_net import ENGINE_RELAY as ENGINE_RELAY
+from ._engine_net import EngineDevice as EngineDevice
+from ._engine_net import EngineNet as EngineNet
+from ._engine_net import MemoryRelay as MemoryRelay
+from ._engine_net import StubDirectory as StubDirectory
+from ._engine_net import envelope_mailbox as envelope_mailbox
 from ._errors import ChaosError as ChaosError
 from ._errors import DchatTestingError as DchatTestingError
 from ._errors import SimulationError as SimulationError
@@ -36,6 +45,7 @@ from ._fixtures import link_pair as link_pair
 from ._fixtures import make_card as make_card
 from ._fixtures import make_identity as make_identity
 from ._fixtures import make_signing_key as make_signing_key
+from ._fixtures import pump_link as pump_link
 from ._mailbox import MemoryEntry as MemoryEntry
 from ._mailbox import MemoryMailboxStore as MemoryMailboxStore
 from ._mailbox import MemoryPrekeyStore as MemoryPrekeyStore
@@ -60,14 +70,19 @@ __all__ = (
     "ChaosError",
     "ChaosHarness",
     "DchatTestingError",
+    "ENGINE_RELAY",
+    "EngineDevice",
+    "EngineNet",
     "LinkPair",
     "MailboxStoreConformance",
     "MemoryEntry",
     "MemoryMailboxStore",
     "MemoryPrekeyStore",
+    "MemoryRelay",
     "PrekeyStoreConformance",
     "SeededRng",
     "SimulationError",
+    "StubDirectory",
     "WaitTimeoutError",
     "autojump_clock",
     "check_mailbox_store",
@@ -75,6 +90,7 @@ __all__ = (
     "contact_cards",
     "entry_id_of",
     "envelope_bytes",
+    "envelope_mailbox",
     "holds_for",
     "hostile_bytes",
     "identities",
@@ -83,6 +99,7 @@ __all__ = (
     "make_card",
     "make_identity",
     "make_signing_key",
+    "pump_link",
     "relay_messages",
     "running_validators",
     "sealed_envelopes",

@@ -6,6 +6,10 @@
 * :func:`link_pair`: two real :class:`dchat_network.LinkConnection` ends wired
   in memory, handshake done; :meth:`LinkPair.pump` moves bytes until both are
   quiet. The protocol-test pattern of h11's ``tests/helpers.py``.
+* :func:`pump_link`: the same for any two :class:`dchat_network.LinkConnection`
+  ends (mid-handshake too), leaving their events queued for the test to read.
+  Both pumps can deliver the bytes in given chunk sizes, so a test can split
+  the stream at every point a real network might.
 * :class:`AutojumpClock`: trio's autojump ``MockClock`` together with a
   :class:`dchat_core.Clock` reading the same virtual time, so trio shells and
   the sans-IO objects they drive agree on the time.
@@ -13,8 +17,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 import trio.testing
@@ -27,6 +33,9 @@ from dchat_network.lowlevel import LinkConnection, LinkEvent, MessageReceived
 
 from ._errors import SimulationError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
 __all__ = (
     "AutojumpClock",
     "LinkPair",
@@ -35,6 +44,7 @@ __all__ = (
     "make_card",
     "make_identity",
     "make_signing_key",
+    "pump_link",
 )
 
 
@@ -78,28 +88,28 @@ class LinkPair:
     initiator_key: SigningKey
     responder_key: SigningKey
 
-    def pump(self, limit: int = 1000) -> tuple[list[LinkEvent], list[LinkEvent]]:
+    def pump(
+        self, limit: int = 1000, *, chunks: Sequence[int] | None = None
+    ) -> tuple[list[LinkEvent], list[LinkEvent]]:
         """Move bytes both ways until neither side has any; the events each side saw.
+
+        Args:
+            limit: Most rounds (one move each way) before giving up.
+            chunks: Sizes (cycled) in which bytes are delivered; whole buffers
+                if omitted.
 
         Raises:
             SimulationError: the two sides kept talking for ``limit`` rounds.
         """
         seen: tuple[list[LinkEvent], list[LinkEvent]] = ([], [])
-        for _ in range(limit):
-            moved = False
-            for src, dst, events in (
-                (self.initiator, self.responder, seen[1]),
-                (self.responder, self.initiator, seen[0]),
-            ):
-                data = src.data_to_send()
-                if data:
-                    moved = True
-                    dst.receive_data(data)
-                while (event := dst.next_event()) is not None:
+
+        def drain() -> None:
+            for conn, events in ((self.responder, seen[1]), (self.initiator, seen[0])):
+                while (event := conn.next_event()) is not None:
                     events.append(event)
-            if not moved:
-                return seen
-        raise SimulationError("link pair did not go quiet")
+
+        _pump(self.initiator, self.responder, chunks, limit, drain)
+        return seen
 
     def send(self, data: bytes, *, from_initiator: bool = True) -> bytes:
         """Send one message across and return what the other side received."""
@@ -110,6 +120,59 @@ class LinkPair:
         if len(received) != 1:
             raise SimulationError(f"expected one message, the peer saw {events!r}")
         return received[0]
+
+
+def _pump(
+    a: LinkConnection,
+    b: LinkConnection,
+    chunks: Sequence[int] | None,
+    limit: int,
+    after_round: Callable[[], object],
+) -> None:
+    """Move bytes a to b, then b to a, calling ``after_round``, until a round moves none."""
+    sizes: Iterator[int] | None = itertools.cycle(chunks) if chunks else None
+    if chunks and min(chunks) < 1:
+        raise SimulationError("chunk sizes must be at least 1")
+    for _ in range(limit):
+        moved = False
+        for src, dst in ((a, b), (b, a)):
+            data = src.data_to_send()
+            moved |= bool(data)
+            pos = 0
+            while pos < len(data):
+                step = next(sizes) if sizes is not None else len(data)
+                dst.receive_data(data[pos : pos + step])
+                pos += step
+        after_round()
+        if not moved:
+            return
+    raise SimulationError("link pair did not go quiet")
+
+
+def pump_link(
+    a: LinkConnection,
+    b: LinkConnection,
+    *,
+    chunks: Sequence[int] | None = None,
+    limit: int = 1000,
+) -> None:
+    """Move bytes both ways between two link ends until neither has any to send.
+
+    Events stay queued on each end (read them with ``next_event``), so a test
+    can check exactly what each side saw, handshake included.
+
+    Args:
+        a: One end (its bytes move first in each round).
+        b: The other end.
+        chunks: Sizes (cycled) in which bytes are delivered; whole buffers if
+            omitted.
+        limit: Most rounds before giving up.
+
+    Raises:
+        SimulationError: the two ends kept talking for ``limit`` rounds, or a
+            chunk size is below 1.
+    """
+    _pump(a, b, chunks, limit, lambda: None)
 
 
 def link_pair(

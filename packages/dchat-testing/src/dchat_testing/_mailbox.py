@@ -141,3 +141,12 @@ class MemoryPrekeyStore:
         """One-time bundles held for ``mailbox``."""
         with self._lock:
             return len(self._one_time.get(bytes(mailbox), {}))
+
+    def contents(self) -> tuple[dict[bytes, bytes], dict[bytes, dict[int, bytes]]]:
+        """A copy of everything held: last-resort bundles, and one-time bundles by id.
+
+        Both per mailbox (a mailbox that was ever written has a one-time map,
+        possibly empty). For tests that check a refused request changed nothing.
+        """
+        with self._lock:
+            return dict(self._last), {box: dict(held) for box, held in self._one_time.items()}

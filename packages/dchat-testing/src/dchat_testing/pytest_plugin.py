@@ -15,6 +15,14 @@ Fixtures:
   straight into a mailbox, as any stranger can), ``crafted`` and
   ``crafted_message`` (genuine engine messages from an identity that has no
   node, for hostile-input tests).
+* ``net``: an :class:`dchat_testing.EngineNet`, messaging engines wired through
+  an in-memory relay (a test module's own ``net`` fixture takes precedence).
+* PostgreSQL (see :mod:`dchat_storage.testing`): ``pg_server`` (the server's
+  URL, from ``DCHAT_TEST_POSTGRES_URL`` or a throwaway server started for the
+  session), ``pg_template`` (a database migrated to head), ``pg_url`` (a fresh
+  copy of the template per test) and ``pg_empty_url`` (a fresh empty database
+  per test). Tests needing them are skipped, with the reason, only when no
+  server can be had; with the variable set, an unreachable server is an error.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 import trio
@@ -36,7 +45,10 @@ from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import RelayClient, connect
 from dchat_network.lowlevel import RelayPrekeyBundle
 from dchat_node import NodeProcess, free_port
+from dchat_storage import open_database
+from dchat_storage.testing import PostgresUnavailableError, postgres_database, postgres_server
 
+from ._engine_net import EngineNet
 from ._seeded import seeded_random
 from ._waiting import wait_until as _wait_until
 
@@ -192,3 +204,45 @@ def crafted() -> Callable[[Identity, ContactCard, str, bytes], SealedEnvelope]:
 def crafted_message() -> Callable[[Identity, ContactCard, Content], SealedEnvelope]:
     """:func:`craft` as a fixture."""
     return craft
+
+
+@pytest.fixture
+def net() -> EngineNet:
+    """Messaging engines wired through an in-memory relay (see :class:`EngineNet`)."""
+    return EngineNet()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server's maintenance database, for the whole session."""
+    server = postgres_server()
+    try:
+        url = server.__enter__()
+    except PostgresUnavailableError as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: str) -> Iterator[str]:
+    """A database migrated to head, copied for each test (faster than migrating each)."""
+    with postgres_database(pg_server) as url:
+        open_database(url).close()
+        yield urlsplit(url).path.lstrip("/")
+
+
+@pytest.fixture
+def pg_url(pg_server: str, pg_template: str) -> Iterator[str]:
+    """A fresh database migrated to head (a copy of ``pg_template``), dropped afterwards."""
+    with postgres_database(pg_server, template=pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_empty_url(pg_server: str) -> Iterator[str]:
+    """A fresh empty database, dropped afterwards."""
+    with postgres_database(pg_server) as url:
+        yield url
