@@ -170,6 +170,16 @@ def test_notices_and_unhandled_controls_are_reported() -> None:
     node.agent.control_dropped("UnexpectedRecoveryError")
     assert node.agent.stats.rejected == 2
     assert dict(node.agent.stats.refusals) == {"UnexpectedRecoveryError": 1}
+    node.agent.stats.session_resets += 1
+    # The /status keys, in their order (clients read them by name, people by eye).
+    assert list(node.agent.counters().items()) == [
+        ("sent", 0),
+        ("received", 0),
+        ("rejected", 2),
+        ("rejected_retired", 0),
+        ("session_resets", 1),
+        ("refusals", {"UnexpectedRecoveryError": 1}),
+    ]
 
 
 def test_the_mailboxes_to_drain_follow_the_local_identities() -> None:

@@ -266,6 +266,22 @@ class UserMessaging:
         else:
             self.stats.refuse(reason)
 
+    def counters(self) -> dict[str, object]:
+        """The status counters: envelopes sent, then what received ones came to.
+
+        ``{"sent", "received", "rejected", "rejected_retired", "session_resets",
+        "refusals"}``, the last one a count per refusal reason.
+        """
+        stats = self.stats
+        return {
+            "sent": self.sent,
+            "received": stats.received,
+            "rejected": stats.rejected,
+            "rejected_retired": stats.rejected_retired,
+            "session_resets": stats.session_resets,
+            "refusals": dict(stats.refusals),
+        }
+
     def notice_rows(self) -> list[dict[str, object]]:
         """Notices for the user, oldest first: ``{"kind", "peer", "at_ms"}``."""
         return [

@@ -50,7 +50,6 @@ from .._errors import NodeStateError
 from ._delivery import MailDelivery, RawMailbox
 
 if TYPE_CHECKING:
-    from collections import Counter
     from collections.abc import Awaitable, Callable
 
     from dchat_core import Clock
@@ -83,37 +82,10 @@ class UserService(MailDelivery):
         self.agent = UserMessaging(EngineStore(store.db))
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
         self.senders, self.engines = self.agent.requests, self.agent.engines
-        self.notices_log, self.stats = self.agent.notices, self.agent.stats
         # Declared in MailDelivery, which consumes them:
         self._learned_hooks, self._message_hooks, self._raw = [], [], {}
         self._card_sources: list[Callable[[IdentityId], ContactCard | None]] = []
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
-
-    # -- status counters (see ReceiveStats) ------------------------------------------
-
-    @property
-    def sent(self) -> int:
-        return self.agent.sent
-
-    @property
-    def received(self) -> int:
-        return self.stats.received
-
-    @property
-    def rejected(self) -> int:
-        return self.stats.rejected
-
-    @property
-    def rejected_retired(self) -> int:
-        return self.stats.rejected_retired
-
-    @property
-    def session_resets(self) -> int:
-        return self.stats.session_resets
-
-    @property
-    def refusals(self) -> Counter[str]:
-        return self.stats.refusals
 
     # -- identity ---------------------------------------------------------------
 
