@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,7 +11,13 @@ from hypothesis import strategies as st
 from dchat_core import IdentityId, canonical_encode
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, Identity, InvalidCardError
-from dchat_messaging import Content, DchatMessagingError, RequestError, UserMessaging
+from dchat_messaging import (
+    Content,
+    DchatMessagingError,
+    MessageReceived,
+    RequestError,
+    UserMessaging,
+)
 from dchat_messaging.testing import MemoryMessageStore
 
 T0 = 1_000_000.0
@@ -162,6 +170,16 @@ def test_notices_and_unhandled_controls_are_reported() -> None:
     node.agent.control_dropped("UnexpectedRecoveryError")
     assert node.agent.stats.rejected == 2
     assert dict(node.agent.stats.refusals) == {"UnexpectedRecoveryError": 1}
+    node.agent.stats.session_resets += 1
+    # The /status keys, in their order (clients read them by name, people by eye).
+    assert list(node.agent.counters().items()) == [
+        ("sent", 0),
+        ("received", 0),
+        ("rejected", 2),
+        ("rejected_retired", 0),
+        ("session_resets", 1),
+        ("refusals", {"UnexpectedRecoveryError": 1}),
+    ]
 
 
 def test_the_mailboxes_to_drain_follow_the_local_identities() -> None:
@@ -186,3 +204,70 @@ def test_the_mailboxes_to_drain_follow_the_local_identities() -> None:
     engine = device.engines.link_device(key, PrivateKey.generate(), node.card)
     (linked,) = device.mailboxes()
     assert (linked.key, linked.engine, linked.identity) == (key, engine, None)
+
+
+def _deliver_controls(
+    alice: Node, bob: Node, bundles: dict[bytes, bytes], kinds: list[str]
+) -> None:
+    for kind in kinds:
+        content = Content.control(kind, kind.encode(), now_ms=int(T0 * 1000))
+        alice.agent.engines.send(alice.engine, bob.card, content, now=T0, copies=True)
+    for engine, device in alice.agent.bundles_due(T0):
+        alice.agent.bundle_received(engine, device, bundles[bytes(device.mailbox)], now=T0)
+    for entry in alice.agent.outbox.due(T0, 64):
+        bob.agent.accept(bob.engine, entry.envelope, now=T0)
+
+
+def test_controls_go_to_the_handler_of_their_kind_with_the_receiving_identity(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    seen: list[tuple[str, bytes, IdentityId]] = []
+
+    async def handler(message: MessageReceived, identity: Identity) -> None:
+        seen.append((message.kind, message.data, identity.identity_id))
+
+    async def device_only(message: MessageReceived) -> None:
+        raise AssertionError("a main identity's control never goes to a device handler")
+
+    bob.agent.on_control("x.ping", handler)
+    bob.agent.on_device_control("x.sync", device_only)
+    with pytest.raises(ValueError, match="already registered"):
+        bob.agent.on_control("x.ping", handler)
+    _deliver_controls(alice, bob, bundles, ["x.ping", "x.unknown", "x.sync"])
+    due = bob.agent.controls_due(bob.engine, bob.identity)
+    assert [(m.kind, m.sender) for m, _ in due] == [
+        ("x.ping", alice.card.identity_id),
+        ("x.unknown", alice.card.identity_id),
+        ("x.sync", alice.card.identity_id),
+    ]
+    assert [h is None for _, h in due] == [False, True, True]
+    assert bob.agent.stats.rejected == 2  # the kinds nobody handles, counted once each
+    message, run = due[0]
+    assert run is not None
+    asyncio.run(run(message))
+    assert seen == [("x.ping", b"x.ping", bob.identity.identity_id)]
+
+
+def test_a_linked_device_mailbox_runs_only_device_handlers(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    seen: list[bytes] = []
+
+    async def main_only(message: MessageReceived, identity: Identity) -> None:
+        raise AssertionError("no identity key on a linked device")
+
+    async def device(message: MessageReceived) -> None:
+        seen.append(message.data)
+
+    bob.agent.on_control("x.ping", main_only)
+    bob.agent.on_device_control("x.sync", device)
+    _deliver_controls(alice, bob, bundles, ["x.ping", "x.sync"])
+    due = bob.agent.controls_due(bob.engine, None)
+    assert [h is None for _, h in due] == [True, False]
+    assert bob.agent.stats.rejected == 1
+    message, run = due[1]
+    assert run is not None
+    asyncio.run(run(message))
+    assert seen == [b"x.sync"]

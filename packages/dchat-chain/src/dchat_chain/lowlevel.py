@@ -28,7 +28,8 @@ application of its own, a simulation or a test harness.
   ``DriverEffect``, ``SaveCheckpoint``, ``StoreBlock``, ``StoreSynced``,
   ``SendToPeers``, ``RequestSync``, ``ReportEvidence``, ``resume_point``,
   ``store_effect``, ``PeerTag``, ``encode_peer_message``,
-  ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``
+  ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``;
+  per-height timing bookkeeping ``HeightTimeline``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
   ``decode_wallet_key``, ``KeyRecordError``; local testnets ``NetPlan``,
@@ -105,6 +106,7 @@ from ._errors import LightStateError as LightStateError
 from ._errors import NotCertifiedError as NotCertifiedError
 from ._errors import StaleAnswerError as StaleAnswerError
 from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
+from ._height_timeline import HeightTimeline as HeightTimeline
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
 from ._indexed_app import genesis_kind as genesis_kind
@@ -211,6 +213,7 @@ __all__ = (
     "EvidenceVerifier",
     "FeeTooLowError",
     "FutureNonceError",
+    "HeightTimeline",
     "IndexedApp",
     "InsufficientFundsError",
     "InvalidEvidenceError",

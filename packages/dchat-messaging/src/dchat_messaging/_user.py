@@ -29,6 +29,12 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   each with the key that proves the right to it and the engine that opens
   its mail: the node's identity's (or, on a linked device, the device's own)
   and each extra local identity's (a burner's, :meth:`UserMessaging.add_identity`).
+* **control messages** (:meth:`UserMessaging.controls_due`): each control
+  message an engine holds goes to the handler registered for its kind
+  (:meth:`UserMessaging.on_control`), called with the receiving identity; in
+  the mailbox of a linked device (no identity key) only kinds registered with
+  :meth:`UserMessaging.on_device_control` are handled. A kind with no handler
+  is counted as rejected and dropped (its handler is ``None``).
 
 Calls that touch the store are synchronous and meant for the shell's
 database worker; none reads a clock (``now`` is passed in). Corrupt stored
@@ -37,6 +43,7 @@ state raises :class:`~dchat_messaging.RequestError` (``corrupt_state``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -45,14 +52,14 @@ from dchat_identity import ContactCard, InvalidCardError
 
 from ._directory import DocumentDirectory
 from ._errors import RequestError
-from ._events import Rejected
+from ._events import MessageReceived, Rejected
 from ._local import LocalEngines, ReceiveStats
 from ._notices import Notices
 from ._outbox import Outbox
 from ._requests import MessageRequests
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from dchat_core import IdentityId
     from dchat_crypto import SigningKey
@@ -60,7 +67,7 @@ if TYPE_CHECKING:
 
     from ._devices import DeviceAddress
     from ._engine import MessagingEngine
-    from ._events import MessageReceived, SessionReset
+    from ._events import SessionReset
     from ._store import MessageStore
 
 __all__ = ("MAX_BACKOFF", "QUIET_KEY", "Accepted", "UserMailbox", "UserMessaging")
@@ -70,6 +77,11 @@ QUIET_KEY: Final = "user.quiet_contacts"
 MAX_BACKOFF: Final = 60.0
 """Longest wait (seconds) before fetching a device's prekey bundle again."""
 _QUIET_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=20000)
+if TYPE_CHECKING:
+    ControlHandler = Callable[[MessageReceived, Identity], Awaitable[None]]
+    """Handles a control message received by a local identity (the second argument)."""
+    DeviceControlHandler = Callable[[MessageReceived], Awaitable[None]]
+    """Handles a control message received in a linked device's own mailbox."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,12 @@ def _decode_quiet(stored: bytes | None) -> set[str]:
         raise corrupt from None
 
 
+def _call_with(
+    handler: ControlHandler, identity: Identity, message: MessageReceived
+) -> Awaitable[None]:
+    return handler(message, identity)
+
+
 class UserMessaging:
     """The sans-IO state and rules of one user node's messaging.
 
@@ -129,6 +147,8 @@ class UserMessaging:
         self._quiet: set[str] = set()
         self._retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
         self._extra: dict[IdentityId, Identity] = {}
+        self._controls: dict[str, ControlHandler] = {}
+        self._device_controls: dict[str, DeviceControlHandler] = {}
 
     def load(self, cards: Iterable[bytes]) -> None:
         """Read the stored state; ``cards`` are the stored contacts' cards.
@@ -200,12 +220,67 @@ class UserMessaging:
         dropped = [event.reason for event in events if isinstance(event, Rejected)]
         return Accepted(texts, resets, self.directory.take_learned(), dropped)
 
+    def on_control(self, kind: str, handler: ControlHandler) -> None:
+        """Route control messages of ``kind`` to ``handler(message, receiving_identity)``.
+
+        Raises:
+            ValueError: ``kind`` already has a handler.
+        """
+        if kind in self._controls:
+            raise ValueError(f"a handler for {kind!r} is already registered")
+        self._controls[kind] = handler
+
+    def on_device_control(self, kind: str, handler: DeviceControlHandler) -> None:
+        """Route control messages of ``kind`` to ``handler`` on a linked device too."""
+        self._device_controls[kind] = handler
+
+    def controls_due(
+        self, engine: MessagingEngine, identity: Identity | None
+    ) -> list[tuple[MessageReceived, DeviceControlHandler | None]]:
+        """The control messages ``engine`` holds, each with the handler to run it.
+
+        ``identity`` is the local identity the mailbox belongs to (``None``:
+        a linked device's own). A message with no handler comes with ``None``
+        and is counted as rejected now; the shell still marks it done
+        (:meth:`MessagingEngine.control_done`) so that it is dropped.
+        """
+        due: list[tuple[MessageReceived, DeviceControlHandler | None]] = []
+        for queued in engine.pending_controls():
+            message = MessageReceived(queued.content, queued.sender, queued.sender_device, True)
+            due.append((message, self._route(message.kind, identity)))
+        return due
+
+    def _route(self, kind: str, identity: Identity | None) -> DeviceControlHandler | None:
+        if identity is None and kind in self._device_controls:
+            return self._device_controls[kind]
+        handler = self._controls.get(kind)
+        if identity is None or handler is None:
+            self.control_dropped()
+            return None
+        return functools.partial(_call_with, handler, identity)
+
     def control_dropped(self, reason: str | None = None) -> None:
         """Count a control message nobody handled (``reason``: its handler refused it)."""
         if reason is None:
             self.stats.rejected += 1
         else:
             self.stats.refuse(reason)
+
+    def counters(self) -> dict[str, object]:
+        """The status counters: envelopes sent, then what received ones came to.
+
+        ``{"sent", "received", "rejected", "rejected_retired", "session_resets",
+        "refusals"}``, the last one a count per refusal reason.
+        """
+        stats = self.stats
+        return {
+            "sent": self.sent,
+            "received": stats.received,
+            "rejected": stats.rejected,
+            "rejected_retired": stats.rejected_retired,
+            "session_resets": stats.session_resets,
+            "refusals": dict(stats.refusals),
+        }
 
     def notice_rows(self) -> list[dict[str, object]]:
         """Notices for the user, oldest first: ``{"kind", "peer", "at_ms"}``."""

@@ -33,7 +33,6 @@ import trio
 
 from dchat_core import DchatError, MailboxId, NodeId
 from dchat_crypto import SigningKey
-from dchat_messaging import MessageReceived
 from dchat_network import RelayClient, connect
 from dchat_network.lowlevel import RelayBatch, RelayPrekeyBundle, RelayPrekeysHeld
 
@@ -45,7 +44,13 @@ if TYPE_CHECKING:
 
     from dchat_core import Clock, IdentityId
     from dchat_identity import Identity
-    from dchat_messaging import DeviceAddress, LocalEngines, MessagingEngine, UserMessaging
+    from dchat_messaging import (
+        DeviceAddress,
+        LocalEngines,
+        MessageReceived,
+        MessagingEngine,
+        UserMessaging,
+    )
     from dchat_network import Link
 
     from .._store import AsyncStore
@@ -75,8 +80,6 @@ class MailDelivery:
     _wake_sessions: trio.Event
     _publishing: trio.Lock
     _raw: dict[bytes, RawMailbox]
-    _controls: dict[str, Callable[[MessageReceived, Identity], Awaitable[None]]]
-    _device_controls: dict[str, Callable[[MessageReceived], Awaitable[None]]]
     _message_hooks: list[Callable[[MessageReceived], Awaitable[None]]]
     _learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]]
     agent: UserMessaging
@@ -248,18 +251,12 @@ class MailDelivery:
         return len(accepted.texts)
 
     async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity | None) -> None:
-        for queued in await self._store.run(engine.pending_controls):
-            message = MessageReceived(queued.content, queued.sender, queued.sender_device, True)
-            handler = self._controls.get(message.kind)
-            device_handler = self._device_controls.get(message.kind)
+        for message, handler in await self._store.run(self.agent.controls_due, engine, identity):
             try:
-                if identity is None and device_handler is not None:
-                    await device_handler(message)
-                elif identity is None or handler is None:
-                    self.agent.control_dropped()
+                if handler is None:
                     _log.warning("dropped a control message of an unknown kind")
                 else:
-                    await handler(message, identity)
+                    await handler(message)
             except DchatError as exc:
                 # A hostile or stale control message must not block the mailbox.
                 self.agent.control_dropped(type(exc).__name__)

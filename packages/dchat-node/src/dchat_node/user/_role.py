@@ -81,10 +81,5 @@ class UserRole:
         return {
             "identity_id": str(user.identity.identity_id) if user.has_identity else None,
             "outbox": outbox_rows + await user.waiting_for_sessions(),
-            "sent": user.sent,
-            "received": user.received,
-            "rejected": user.rejected,
-            "rejected_retired": user.rejected_retired,
-            "session_resets": user.session_resets,
-            "refusals": dict(user.refusals),
+            **user.agent.counters(),
         }

@@ -50,7 +50,6 @@ from .._errors import NodeStateError
 from ._delivery import MailDelivery, RawMailbox
 
 if TYPE_CHECKING:
-    from collections import Counter
     from collections.abc import Awaitable, Callable
 
     from dchat_core import Clock
@@ -83,38 +82,10 @@ class UserService(MailDelivery):
         self.agent = UserMessaging(EngineStore(store.db))
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
         self.senders, self.engines = self.agent.requests, self.agent.engines
-        self.notices_log, self.stats = self.agent.notices, self.agent.stats
         # Declared in MailDelivery, which consumes them:
-        self._learned_hooks, self._message_hooks, self._device_controls = [], [], {}
-        self._controls, self._raw = {}, {}
+        self._learned_hooks, self._message_hooks, self._raw = [], [], {}
         self._card_sources: list[Callable[[IdentityId], ContactCard | None]] = []
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
-
-    # -- status counters (see ReceiveStats) ------------------------------------------
-
-    @property
-    def sent(self) -> int:
-        return self.agent.sent
-
-    @property
-    def received(self) -> int:
-        return self.stats.received
-
-    @property
-    def rejected(self) -> int:
-        return self.stats.rejected
-
-    @property
-    def rejected_retired(self) -> int:
-        return self.stats.rejected_retired
-
-    @property
-    def session_resets(self) -> int:
-        return self.stats.session_resets
-
-    @property
-    def refusals(self) -> Counter[str]:
-        return self.stats.refusals
 
     # -- identity ---------------------------------------------------------------
 
@@ -230,15 +201,13 @@ class UserService(MailDelivery):
         self, kind: str, handler: Callable[[MessageReceived, Identity], Awaitable[None]]
     ) -> None:
         """Route control messages of ``kind`` to ``handler(message, receiving_identity)``."""
-        if kind in self._controls:
-            raise ValueError(f"a handler for {kind!r} is already registered")
-        self._controls[kind] = handler
+        self.agent.on_control(kind, handler)
 
     def on_device_control(
         self, kind: str, handler: Callable[[MessageReceived], Awaitable[None]]
     ) -> None:
         """Route control messages of ``kind`` to ``handler`` on a linked device too."""
-        self._device_controls[kind] = handler
+        self.agent.on_device_control(kind, handler)
 
     def on_message(self, hook: Callable[[MessageReceived], Awaitable[None]]) -> None:
         """Call ``hook(message)`` after each received message is committed."""

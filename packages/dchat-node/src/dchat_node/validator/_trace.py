@@ -9,7 +9,9 @@ height. A companion task measures event-loop lag (how late a 5 ms sleep wakes
 up). ``time.monotonic`` is system-wide on Linux, so the ``t0`` of lines from
 different validator processes on one machine can be compared.
 
-When off, every method returns at its first line: nothing is recorded.
+When off, every method returns at its first line: nothing is recorded. The
+bookkeeping is :class:`dchat_chain.lowlevel.HeightTimeline` (sans-IO); this
+shell reads the clock, hooks the garbage collector and logs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import time
 from typing import Any, Final
 
 import trio
+
+from dchat_chain.lowlevel import HeightTimeline
 
 __all__ = ("HeightTrace",)
 
@@ -32,9 +36,7 @@ class HeightTrace:
 
     def __init__(self) -> None:
         self.enabled = _log.isEnabledFor(logging.DEBUG)
-        self._start = time.monotonic()
-        self._marks: list[tuple[str, float]] = []
-        self._costs: dict[str, float] = {}
+        self._timeline = HeightTimeline(time.monotonic())
         self._lag_max = 0.0
         self._gc_began = 0.0
         if self.enabled:
@@ -50,38 +52,25 @@ class HeightTrace:
 
     def mark(self, name: str, at: float | None = None) -> None:
         """Note that step ``name`` happened (now, or ``at``); the first time per height counts."""
-        if self.enabled and all(n != name for n, _ in self._marks):
-            self._marks.append((name, time.monotonic() if at is None else at))
+        if self.enabled:
+            self._timeline.mark(name, time.monotonic() if at is None else at)
 
     def cost(self, name: str, seconds: float) -> None:
         """Add ``seconds`` to this height's total for ``name``."""
         if self.enabled:
-            self._costs[name] = self._costs.get(name, 0.0) + seconds
+            self._timeline.cost(name, seconds)
 
     def peak(self, name: str, seconds: float) -> None:
         """Keep the largest ``seconds`` seen for ``name`` this height."""
         if self.enabled:
-            self._costs[name] = max(self._costs.get(name, 0.0), seconds)
+            self._timeline.peak(name, seconds)
 
     def flush(self, height: int, round_: int, txs: int) -> None:
         """Log the finished height and reset for the next one."""
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        marks = " ".join(f"{n}={(t - self._start) * 1000:.0f}" for n, t in self._marks)
-        costs = " ".join(f"{n}={s * 1000:.0f}" for n, s in sorted(self._costs.items()))
-        _log.debug(
-            "height %d round %d txs %d t0=%.4f total=%.0f | %s | %s | lag_max=%.0f",
-            height,
-            round_,
-            txs,
-            self._start,
-            (now - self._start) * 1000,
-            marks,
-            costs,
-            self._lag_max * 1000,
-        )
-        self._start, self._marks, self._costs, self._lag_max = now, [], {}, 0.0
+        if self.enabled:
+            line = self._timeline.finish(height, round_, txs, time.monotonic())
+            _log.debug("%s | lag_max=%.0f", line, self._lag_max * 1000)
+            self._lag_max = 0.0
 
     async def watch_lag(self) -> None:
         """Record how late the event loop runs a short sleep (only when enabled)."""

@@ -1,0 +1,30 @@
+"""HeightTimeline: first marks win, costs add up, peaks keep the maximum, finish resets."""
+
+from __future__ import annotations
+
+from dchat_chain.lowlevel import HeightTimeline
+
+
+def test_a_height_renders_marks_in_order_and_costs_by_name() -> None:
+    timeline = HeightTimeline(10.0)
+    timeline.mark("proposed", 10.010)
+    timeline.mark("decided", 10.250)
+    timeline.mark("proposed", 10.300)  # a later repeat does not move the first
+    timeline.cost("engine", 0.004)
+    timeline.cost("engine", 0.006)
+    timeline.peak("inbox_wait", 0.003)
+    timeline.peak("inbox_wait", 0.001)
+    line = timeline.finish(7, 1, 3, now=10.5)
+    assert line == (
+        "height 7 round 1 txs 3 t0=10.0000 total=500 | proposed=10 decided=250 "
+        "| engine=10 inbox_wait=3"
+    )
+
+
+def test_finish_starts_the_next_height_empty_at_now() -> None:
+    timeline = HeightTimeline(1.0)
+    timeline.mark("stored", 1.5)
+    timeline.cost("checkpoints", 0.2)
+    timeline.finish(1, 0, 0, now=2.0)
+    assert timeline.start == 2.0
+    assert timeline.finish(2, 0, 0, now=2.1) == "height 2 round 0 txs 0 t0=2.0000 total=100 |  | "
