@@ -83,5 +83,5 @@ def test_wrong_passphrase_stops_the_user_node(
         alice.data_dir, "user", passphrase="not the passphrase", relay=relay.info["link"]
     )
     with pytest.raises(Exception, match="exited early"):
-        impostor.start(timeout=20)
+        impostor.start(timeout=60)
     assert "wrong passphrase" in (alice.data_dir / "node.log").read_text()
