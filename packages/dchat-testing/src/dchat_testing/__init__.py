@@ -38,6 +38,7 @@ from ._errors import ChaosError as ChaosError
 from ._errors import DchatTestingError as DchatTestingError
 from ._errors import SimulationError as SimulationError
 from ._errors import WaitTimeoutError as WaitTimeoutError
+from ._exports import check_export_surfaces as check_export_surfaces
 from ._fixtures import AutojumpClock as AutojumpClock
 from ._fixtures import LinkPair as LinkPair
 from ._fixtures import autojump_clock as autojump_clock
@@ -85,6 +86,7 @@ __all__ = (
     "StubDirectory",
     "WaitTimeoutError",
     "autojump_clock",
+    "check_export_surfaces",
     "check_mailbox_store",
     "check_prekey_store",
     "contact_cards",
