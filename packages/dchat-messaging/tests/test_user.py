@@ -8,14 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_core import IdentityId, canonical_encode
+from dchat_core import IdentityId, MailboxId
 from dchat_crypto import PrivateKey, SigningKey
-from dchat_identity import ContactCard, Identity, InvalidCardError
+from dchat_identity import ContactCard, Identity
 from dchat_messaging import (
     Content,
     DchatMessagingError,
     MessageReceived,
-    RequestError,
     UserMessaging,
 )
 from dchat_messaging.testing import MemoryMessageStore
@@ -50,8 +49,8 @@ class Node:
 def pair() -> tuple[Node, Node, dict[bytes, bytes]]:
     bundles: dict[bytes, bytes] = {}
     alice, bob = Node("alice", bundles), Node("bob", bundles)
-    alice.agent.contact_added(bob.card, announce=True)
-    bob.agent.contact_added(alice.card, announce=True)
+    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
+    bob.agent.contacts.add("alice", alice.card.to_text(), now=T0)
     return alice, bob, bundles
 
 
@@ -110,57 +109,6 @@ def test_a_failed_bundle_fetch_backs_off_exponentially_up_to_a_minute(
     assert len(alice.agent.outbox.due(now + 60, 64)) == 1
 
 
-def test_contacts_must_not_be_our_own_card(pair: tuple[Node, Node, dict[bytes, bytes]]) -> None:
-    alice, bob, _ = pair
-    assert alice.agent.new_contact(bob.card.to_text()) == bob.card
-    with pytest.raises(InvalidCardError):
-        alice.agent.new_contact(alice.card.to_text())
-    with pytest.raises(InvalidCardError):
-        alice.agent.new_contact("dchat-card:not a card")
-
-
-def test_quiet_contacts_are_remembered_across_a_restart() -> None:
-    bundles: dict[bytes, bytes] = {}
-    alice, bob, carol = Node("alice", bundles), Node("bob", bundles), Node("carol", bundles)
-    alice.agent.contact_added(bob.card, announce=False)
-    alice.agent.contact_added(carol.card, announce=True)
-    restarted = UserMessaging(alice.store)
-    restarted.load([bob.card.to_bytes(), carol.card.to_bytes()])
-    assert restarted.is_quiet(bob.card.identity_id)
-    assert restarted.is_quiet(str(bob.card.identity_id))
-    assert not restarted.is_quiet(carol.card.identity_id)
-    assert restarted.directory.devices_of(bob.card)  # the stored cards teach the directory
-
-
-@pytest.mark.parametrize(
-    "stored",
-    [
-        b"\xff not canonical",
-        canonical_encode([1, 2]),
-        canonical_encode({"a": 1}),
-        canonical_encode([b"\xff\xfe"]),  # not text
-    ],
-)
-def test_a_malformed_quiet_list_is_corrupt_state(stored: bytes) -> None:
-    store = MemoryMessageStore()
-    store.put_state(QUIET, stored)
-    with pytest.raises(RequestError) as caught:
-        UserMessaging(store).load([])
-    assert caught.value.code == "corrupt_state"
-
-
-@given(st.binary(max_size=200))
-def test_any_stored_quiet_list_loads_or_is_corrupt_state(stored: bytes) -> None:
-    store = MemoryMessageStore()
-    store.put_state(QUIET, stored)
-    code = None
-    try:
-        UserMessaging(store).load([])
-    except RequestError as exc:
-        code = exc.code
-    assert code in {None, "corrupt_state"}
-
-
 def test_notices_and_unhandled_controls_are_reported() -> None:
     node = Node("dave", {})
     peer = IdentityId(bytes(IdentityId.SIZE))
@@ -204,6 +152,26 @@ def test_the_mailboxes_to_drain_follow_the_local_identities() -> None:
     engine = device.engines.link_device(key, PrivateKey.generate(), node.card)
     (linked,) = device.mailboxes()
     assert (linked.key, linked.engine, linked.identity) == (key, engine, None)
+
+
+def test_raw_mailboxes_are_drained_into_their_own_handler_until_removed() -> None:
+    agent = UserMessaging(MemoryMessageStore())
+    sync_key, other_key = SigningKey.generate(), SigningKey.generate()
+
+    async def handler(envelope: bytes) -> None:
+        pass
+
+    assert agent.raw_mailboxes() == []
+    agent.add_raw_mailbox(sync_key, handler)
+    agent.add_raw_mailbox(other_key, handler)
+    agent.add_raw_mailbox(sync_key, handler)  # once per key
+    boxes = agent.raw_mailboxes()
+    assert [box.key for box in boxes] == [sync_key, other_key]
+    assert boxes[0].mailbox == bytes(MailboxId.derive(sync_key.public_key.to_bytes()))
+    assert agent.mailboxes() == []  # raw ones are not opened by an engine
+    agent.remove_raw_mailbox(sync_key)
+    agent.remove_raw_mailbox(sync_key)  # removing twice is harmless
+    assert [box.key for box in agent.raw_mailboxes()] == [other_key]
 
 
 def _deliver_controls(

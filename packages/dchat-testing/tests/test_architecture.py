@@ -213,6 +213,19 @@ def test_every_role_has_its_own_subpackage() -> None:
     )
 
 
+NODE_SHELL_LIMIT = 4_000
+"""Lines (all of them) of dchat-node outside ``api/`` and ``cli/``: composition only."""
+
+
+def test_the_node_outside_its_api_and_cli_stays_a_thin_shell() -> None:
+    """Logic belongs in the package that owns it; the node only composes (issue 12)."""
+    src = PACKAGES / "dchat-node" / "src" / "dchat_node"
+    shell = [p for p in src.rglob("*.py") if p.relative_to(src).parts[0] not in {"api", "cli"}]
+    assert len(shell) > 20  # the scan sees the node's modules (it cannot pass on an empty set)
+    lines = sum(len(p.read_text().splitlines()) for p in shell)
+    assert lines < NODE_SHELL_LIMIT, f"{lines} lines: move logic into its package"
+
+
 def test_the_checks_see_a_planted_upward_import(tmp_path: Path) -> None:
     """The scanner finds a function-local import (so the tests above can fail)."""
     source = tmp_path / "mod.py"

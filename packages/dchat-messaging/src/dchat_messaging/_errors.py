@@ -10,9 +10,11 @@
     │                                                   or not the device's
     ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
     ├── EngineStateError(CallerError)                   the engine's stored state is unusable
-    └── RequestError(CallerError)                       a message-request or block-list call
-                                                        does not fit the state (``code`` says
-                                                        why: not_found, no_card, corrupt_state)
+    └── RequestError(CallerError)                       a message-request, block-list or contact
+                                                        call does not fit the state (``code``
+                                                        says why: not_found, no_card,
+                                                        corrupt_state, unknown_contact,
+                                                        quiet_contact)
 """
 
 from __future__ import annotations
@@ -58,11 +60,12 @@ class EngineStateError(DchatMessagingError, CallerError):
 
 
 class RequestError(DchatMessagingError, CallerError):
-    """A message-request or block-list operation does not fit the current state.
+    """A message-request, block-list or contact operation does not fit the current state.
 
     Attributes:
         code: Machine-readable reason (``not_found``, ``no_card``,
-            ``corrupt_state``); a node's API answers with it.
+            ``corrupt_state``, ``unknown_contact``, ``quiet_contact``); a node's
+            API answers with it.
     """
 
     def __init__(self, code: str, message: str) -> None:

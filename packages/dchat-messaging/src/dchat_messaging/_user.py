@@ -4,18 +4,15 @@ Theory of operation
 -------------------
 A user node's messaging is a set of :class:`~dchat_messaging.MessagingEngine`
 (one per local identity, in :class:`~dchat_messaging.LocalEngines`) around
-one store, plus the state that surrounds them: the durable
+one store, plus the state that surrounds them: the contacts, the durable
 :class:`~dchat_messaging.Outbox`, the :class:`~dchat_messaging.DocumentDirectory`
 (who speaks for whom), the :class:`~dchat_messaging.MessageRequests` policy,
 the :class:`~dchat_messaging.Notices` log, the counters of
-:class:`~dchat_messaging.ReceiveStats` and the *quiet contacts* (contacts a
-burner writes to: no document is sent to them, so they never learn the main
-identity). :class:`UserMessaging` holds them together and makes the
+:class:`~dchat_messaging.ReceiveStats`. :class:`UserMessaging` holds them together and makes the
 decisions; the node's trio shell only connects, fetches, sends and sleeps:
 
-* **contacts**: a new contact's card must not be our own; adding one teaches
-  the directory its devices, and a quiet one is remembered durably under
-  :data:`QUIET_KEY` (a sorted list of identity-id strings).
+* **contacts** (:attr:`UserMessaging.contacts`, a :class:`~dchat_messaging.ContactBook`):
+  names, verified cards, quiet contacts and the messages kept with each.
 * **receiving** (:meth:`UserMessaging.accept`): one envelope through its
   engine, the events counted, a session reset logged as a notice, and what
   the shell must act on returned as one :class:`Accepted` (new texts for the
@@ -28,7 +25,10 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
 * **mailboxes** (:meth:`UserMessaging.mailboxes`): which mailboxes to drain,
   each with the key that proves the right to it and the engine that opens
   its mail: the node's identity's (or, on a linked device, the device's own)
-  and each extra local identity's (a burner's, :meth:`UserMessaging.add_identity`).
+  and each extra local identity's (a burner's, :meth:`UserMessaging.add_identity`);
+  *raw* mailboxes (:meth:`UserMessaging.add_raw_mailbox`, a device sync
+  mailbox) hold envelopes that are not sealed messages and are drained into
+  their own handler.
 * **control messages** (:meth:`UserMessaging.controls_due`): each control
   message an engine holds goes to the handler registered for its kind
   (:meth:`UserMessaging.on_control`), called with the receiving identity; in
@@ -47,11 +47,10 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from dchat_core import DchatError, DecodeLimits, canonical_decode, canonical_encode
-from dchat_identity import ContactCard, InvalidCardError
+from dchat_core import MailboxId
 
+from ._contacts import ContactBook
 from ._directory import DocumentDirectory
-from ._errors import RequestError
 from ._events import MessageReceived, Rejected
 from ._local import LocalEngines, ReceiveStats
 from ._notices import Notices
@@ -59,24 +58,21 @@ from ._outbox import Outbox
 from ._requests import MessageRequests
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable
 
     from dchat_core import IdentityId
     from dchat_crypto import SigningKey
     from dchat_identity import Identity
 
+    from ._contacts import UserStore
     from ._devices import DeviceAddress
     from ._engine import MessagingEngine
     from ._events import SessionReset
-    from ._store import MessageStore
 
-__all__ = ("MAX_BACKOFF", "QUIET_KEY", "Accepted", "UserMailbox", "UserMessaging")
+__all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "UserMailbox", "UserMessaging")
 
-QUIET_KEY: Final = "user.quiet_contacts"
-"""Where the quiet contacts are kept in the store's state."""
 MAX_BACKOFF: Final = 60.0
 """Longest wait (seconds) before fetching a device's prekey bundle again."""
-_QUIET_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=2, max_items=20000)
 if TYPE_CHECKING:
     ControlHandler = Callable[[MessageReceived, Identity], Awaitable[None]]
     """Handles a control message received by a local identity (the second argument)."""
@@ -108,17 +104,18 @@ class UserMailbox:
     """The local identity it belongs to; ``None`` on a linked device (no identity key)."""
 
 
-def _decode_quiet(stored: bytes | None) -> set[str]:
-    corrupt = RequestError("corrupt_state", f"the stored {QUIET_KEY} list is malformed")
-    if stored is None:
-        return set()
-    try:
-        items = canonical_decode(stored, _QUIET_LIMITS)
-        if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
-            raise corrupt
-        return {i.decode() for i in items}
-    except (DchatError, UnicodeDecodeError):
-        raise corrupt from None
+@dataclass(frozen=True, slots=True)
+class RawMailbox:
+    """A mailbox drained into a handler (its envelopes are not sealed messages)."""
+
+    key: SigningKey
+    handler: Callable[[bytes], Awaitable[None]]
+    """Returns once an envelope is durably processed."""
+
+    @property
+    def mailbox(self) -> bytes:
+        """The mailbox id ``key`` proves the right to."""
+        return bytes(MailboxId.derive(self.key.public_key.to_bytes()))
 
 
 def _call_with(
@@ -134,32 +131,31 @@ class UserMessaging:
         store: The node's message store (sealed at rest by the node).
     """
 
-    def __init__(self, store: MessageStore) -> None:
+    def __init__(self, store: UserStore) -> None:
         self._store = store
         self.outbox = Outbox(store)
         self.directory = DocumentDirectory()
         self.requests = MessageRequests(store)
         self.notices = Notices(store)
         self.engines = LocalEngines(store, self.directory, self.requests.dropped)
+        self.contacts = ContactBook(store, self.directory, lambda: self.engines.primary)
         self.stats = ReceiveStats()
         self.sent = 0
         """Envelopes the relays confirmed they stored."""
-        self._quiet: set[str] = set()
         self._retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
         self._extra: dict[IdentityId, Identity] = {}
+        self._raw: dict[bytes, RawMailbox] = {}
         self._controls: dict[str, ControlHandler] = {}
         self._device_controls: dict[str, DeviceControlHandler] = {}
 
-    def load(self, cards: Iterable[bytes]) -> None:
-        """Read the stored state; ``cards`` are the stored contacts' cards.
+    def load(self) -> None:
+        """Read the stored state (contacts, request policy).
 
         Raises:
             RequestError: ``corrupt_state``, the stored state is malformed.
         """
-        self._quiet = _decode_quiet(self._store.get_state(QUIET_KEY))
+        self.contacts.load()
         self.requests.load()
-        for card in cards:
-            self.directory.add_card(ContactCard.from_bytes(card))
 
     # -- local identities ------------------------------------------------------------
 
@@ -180,34 +176,20 @@ class UserMessaging:
             boxes.append(UserMailbox(linked.device_key, main, None))
         return boxes + [self._box(identity) for identity in self._extra.values()]
 
+    def add_raw_mailbox(self, key: SigningKey, handler: Callable[[bytes], Awaitable[None]]) -> None:
+        """Also drain the mailbox of ``key`` into ``handler``."""
+        self._raw[key.public_key.to_bytes()] = RawMailbox(key, handler)
+
+    def remove_raw_mailbox(self, key: SigningKey) -> None:
+        """Stop draining the mailbox of ``key``."""
+        self._raw.pop(key.public_key.to_bytes(), None)
+
+    def raw_mailboxes(self) -> list[RawMailbox]:
+        """The raw mailboxes to drain."""
+        return list(self._raw.values())
+
     def _box(self, identity: Identity) -> UserMailbox:
         return UserMailbox(identity.mailbox_key, self.engines.for_identity(identity), identity)
-
-    # -- contacts ----------------------------------------------------------------------
-
-    def new_contact(self, card_text: str) -> ContactCard:
-        """The verified card a contact is added with.
-
-        Raises:
-            InvalidCardError: the card is malformed, forged, or our own.
-        """
-        card = ContactCard.from_text(card_text)
-        if self.engines.primary == card.identity_id:
-            raise InvalidCardError("that is this node's own card")
-        return card
-
-    def contact_added(self, card: ContactCard, *, announce: bool) -> None:
-        """A contact was stored: learn its devices; remember it if it is quiet."""
-        self.directory.add_card(card)
-        if not announce:
-            self._quiet.add(str(card.identity_id))
-            self._store.put_state(
-                QUIET_KEY, canonical_encode(sorted(i.encode() for i in self._quiet))
-            )
-
-    def is_quiet(self, identity_id: IdentityId | str) -> bool:
-        """Whether the contact was added quietly (for a burner)."""
-        return str(identity_id) in self._quiet
 
     # -- receiving ---------------------------------------------------------------------
 

@@ -3,14 +3,21 @@
 :mod:`dchat_messaging` exports what a user of the messaging layer needs: the
 :class:`MessagingEngine` and its store protocols, content, device addresses,
 the directory, message requests, the user's messaging policy and the errors.
-This module holds the records those return or keep (outbox entries and their
-ids, queued controls, prekey uploads, notices, receive counters, what a
-mailbox drain accepted) and the envelope and control size limits, for shells
-and test harnesses that drive the engine directly.
+This module holds the contact book (:class:`ContactBook`, reached as
+``UserMessaging.contacts``) with its store protocols, the records those
+return or keep (outbox entries and their ids, queued controls, prekey
+uploads, notices, receive counters, what a mailbox drain accepted) and the
+envelope and control size limits, for shells and test harnesses that drive
+the engine directly.
 """
 
 from __future__ import annotations
 
+from ._contacts import ContactBook as ContactBook
+from ._contacts import ContactEntry as ContactEntry
+from ._contacts import ContactStore as ContactStore
+from ._contacts import MessageEntry as MessageEntry
+from ._contacts import UserStore as UserStore
 from ._content import MAX_CONTROL as MAX_CONTROL
 from ._controls import QueuedControl as QueuedControl
 from ._engine import outbox_id as outbox_id
@@ -20,17 +27,24 @@ from ._notices import Notice as Notice
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._store import OutboxEntry as OutboxEntry
 from ._user import Accepted as Accepted
+from ._user import RawMailbox as RawMailbox
 from ._user import UserMailbox as UserMailbox
 
 __all__ = (
     "Accepted",
+    "ContactBook",
+    "ContactEntry",
+    "ContactStore",
     "MAX_CONTROL",
     "MAX_ENVELOPE",
+    "MessageEntry",
     "Notice",
     "OutboxEntry",
     "PrekeyUpload",
     "QueuedControl",
+    "RawMailbox",
     "ReceiveStats",
     "UserMailbox",
+    "UserStore",
     "outbox_id",
 )

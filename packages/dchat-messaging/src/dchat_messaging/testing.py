@@ -1,9 +1,10 @@
 """Test helpers for code that drives :class:`dchat_messaging.MessagingEngine`.
 
 :class:`MemoryMessageStore` keeps the :class:`~dchat_messaging.MessageStore`
-contract in memory, transactions included (a block that raises leaves
-everything as it was), so unit tests and the simulator run the real engine
-without a database. "Durable" means: the object outlives the engine using it.
+contract (and the contact book's, ``dchat_messaging.lowlevel.UserStore``) in
+memory, transactions included (a block that raises leaves everything as it
+was), so unit tests and the simulator run the real engine without a database.
+"Durable" means: the object outlives the engine using it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ("MemoryMessageStore", "MemoryOutboxEntry", "StoredMessage")
+__all__ = ("MemoryContact", "MemoryMessageStore", "MemoryOutboxEntry", "StoredMessage")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,27 @@ class StoredMessage:
     text: str
     sent_at: float
     stored_at: float
+    seq: int = 0
+
+    @property
+    def peer_id(self) -> str:
+        """The peer's identity id (as the contact book reads it)."""
+        return self.peer
+
+    @property
+    def body(self) -> str:
+        """The text (as the contact book reads it)."""
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryContact:
+    """One stored contact."""
+
+    name: str
+    identity_id: str
+    card: bytes
+    added_at: float
 
 
 class MemoryMessageStore:
@@ -50,18 +72,25 @@ class MemoryMessageStore:
         self.state: dict[str, bytes] = {}
         self.messages: dict[bytes, StoredMessage] = {}
         self.outbox: dict[bytes, MemoryOutboxEntry] = {}
+        self.contacts: dict[str, MemoryContact] = {}  # by identity id
         self._seq = 0
         self.commits = 0
         self._depth = 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        saved = (dict(self.state), dict(self.messages), dict(self.outbox), self._seq)
+        saved = (
+            dict(self.state),
+            dict(self.messages),
+            dict(self.outbox),
+            dict(self.contacts),
+            self._seq,
+        )
         self._depth += 1
         try:
             yield
         except BaseException:
-            self.state, self.messages, self.outbox, self._seq = saved
+            self.state, self.messages, self.outbox, self.contacts, self._seq = saved
             raise
         finally:
             self._depth -= 1
@@ -88,8 +117,9 @@ class MemoryMessageStore:
     ) -> bool:
         if message_id in self.messages:
             return False
+        self._seq += 1
         self.messages[message_id] = StoredMessage(
-            message_id, direction, peer, text, sent_at, stored_at
+            message_id, direction, peer, text, sent_at, stored_at, self._seq
         )
         return True
 
@@ -117,3 +147,38 @@ class MemoryMessageStore:
             self.outbox[outbox_id] = replace(
                 entry, attempts=entry.attempts + 1, due=next_attempt_at
             )
+
+    def add_contact(
+        self, name: str, identity_id: str, card: bytes, added_at: float
+    ) -> MemoryContact:
+        if identity_id in self.contacts or self.contact_named(name) is not None:
+            raise KeyError(f"a contact named {name!r} or with identity {identity_id!r} exists")
+        self.contacts[identity_id] = MemoryContact(name, identity_id, bytes(card), added_at)
+        return self.contacts[identity_id]
+
+    def contact_named(self, name: str) -> MemoryContact | None:
+        return next((c for c in self.contacts.values() if c.name == name), None)
+
+    def contact_of(self, identity_id: str) -> MemoryContact | None:
+        return self.contacts.get(identity_id)
+
+    def list_contacts(self) -> list[MemoryContact]:
+        return sorted(self.contacts.values(), key=lambda c: c.name)
+
+    def replace_contact(self, identity_id: str, new_id: str, card: bytes) -> MemoryContact | None:
+        old = self.contacts.get(identity_id)
+        if old is None:
+            return None
+        if new_id != identity_id and new_id in self.contacts:
+            raise KeyError(f"a contact with identity {new_id!r} exists")
+        del self.contacts[identity_id]
+        self.contacts[new_id] = replace(old, identity_id=new_id, card=bytes(card))
+        return self.contacts[new_id]
+
+    def list_messages(self, peer: str | None, limit: int) -> list[StoredMessage]:
+        kept = [m for m in self.messages.values() if peer is None or m.peer == peer]
+        kept.sort(key=lambda m: (m.stored_at, m.seq))
+        return kept[-limit:] if limit > 0 else []
+
+    def delete_message(self, message_id: bytes) -> bool:
+        return self.messages.pop(message_id, None) is not None

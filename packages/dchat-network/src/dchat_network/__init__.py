@@ -16,6 +16,8 @@ from ._relay_server import PrekeyStore as PrekeyStore
 from ._relay_server import RelayClient as RelayClient
 from ._relay_server import RelayReply as RelayReply
 from ._relay_server import RelayServer as RelayServer
+from ._session import RelaySession as RelaySession
+from ._session import relay_session as relay_session
 from ._trio import Link as Link
 from ._trio import connect as connect
 from ._trio import open_link as open_link
@@ -37,7 +39,9 @@ __all__ = (
     "RelayProtocolError",
     "RelayReply",
     "RelayServer",
+    "RelaySession",
     "connect",
     "open_link",
+    "relay_session",
     "serve_links",
 )

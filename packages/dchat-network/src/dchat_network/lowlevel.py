@@ -3,8 +3,9 @@
 :mod:`dchat_network` exports what a user of the network layer needs: opening
 and serving links over trio (:func:`connect`, :func:`open_link`,
 :func:`serve_links`, :class:`Link`), the relay server and client
-(:class:`RelayServer`, :class:`RelayClient`) with their store protocols, and
-the main errors. This module holds the rest, for code that implements or tests
+(:class:`RelayServer`, :class:`RelayClient`) with their store protocols, a
+relay client's session over trio (:func:`relay_session`, :class:`RelaySession`)
+and the main errors. This module holds the rest, for code that implements or tests
 the protocols themselves: the sans-IO :class:`LinkConnection` and its events
 and states, each relay request and reply class with the codec
 (:func:`encode_relay_message`, :func:`decode_relay_message`), the protocol

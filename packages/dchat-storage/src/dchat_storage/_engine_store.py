@@ -1,10 +1,12 @@
 """The messaging engine's store over a node database.
 
-:class:`EngineStore` implements :class:`dchat_messaging.MessageStore` (a
-structural protocol; this package does not import dchat-messaging) with the
+:class:`EngineStore` implements ``dchat_messaging.lowlevel.UserStore`` (the
+engine's ``MessageStore`` and the contact book's ``ContactStore``; structural
+protocols, this package does not import dchat-messaging) with the
 repositories of one :class:`Database`: state values live sealed in the
-settings table, messages in the message store, envelopes in the outbox, and
-:meth:`EngineStore.transaction` makes the engine's several calls one commit.
+settings table, messages in the message store, envelopes in the outbox,
+contacts in the address book, and :meth:`EngineStore.transaction` makes the
+engine's several calls one commit.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from ._database import Database
-    from ._records import OutboxItem
+    from ._records import ContactRecord, MessageRecord, OutboxItem
 
 __all__ = ("EngineStore",)
 
 
 class EngineStore:
-    """A :class:`dchat_messaging.MessageStore` backed by ``db``.
+    """A ``dchat_messaging.lowlevel.UserStore`` backed by ``db``.
 
     Args:
         db: The node's open database.
@@ -70,3 +72,26 @@ class EngineStore:
 
     def mark_failed(self, outbox_id: bytes, next_attempt_at: float) -> None:
         self._db.outbox.mark_failed(outbox_id, next_attempt_at)
+
+    def add_contact(
+        self, name: str, identity_id: str, card: bytes, added_at: float
+    ) -> ContactRecord:
+        return self._db.contacts.add(name, identity_id, card, added_at)
+
+    def contact_named(self, name: str) -> ContactRecord | None:
+        return self._db.contacts.get_by_name(name)
+
+    def contact_of(self, identity_id: str) -> ContactRecord | None:
+        return self._db.contacts.get_by_identity(identity_id)
+
+    def list_contacts(self) -> list[ContactRecord]:
+        return self._db.contacts.list()
+
+    def replace_contact(self, identity_id: str, new_id: str, card: bytes) -> ContactRecord | None:
+        return self._db.contacts.replace(identity_id, new_id, card)
+
+    def list_messages(self, peer: str | None, limit: int) -> list[MessageRecord]:
+        return self._db.messages.list(peer, limit)
+
+    def delete_message(self, message_id: bytes) -> bool:
+        return self._db.messages.delete(message_id)

@@ -25,8 +25,8 @@ from dchat_identity import (
     generate_phrase,
 )
 from dchat_identity.lowlevel import RecoveryRefusedError
-from dchat_messaging import ContentError
-from dchat_storage import DuplicateError, MessageRecord
+from dchat_messaging import ContentError, RequestError
+from dchat_storage import DuplicateError
 
 from .._errors import NodeStateError
 from ._burners import add_burner_routes
@@ -37,6 +37,8 @@ from ._roles import user_role
 from ._validator import add_chain_routes
 
 if TYPE_CHECKING:
+    from dchat_messaging.lowlevel import MessageEntry
+
     from .._runtime import Node
 
 __all__ = ("create_app",)
@@ -155,7 +157,8 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/v1/contacts", dependencies=auth)
     async def list_contacts() -> dict[str, Any]:
-        contacts = await user_role(node).user.contacts()
+        user = user_role(node).user
+        contacts = await user.run(user.book.entries)
         return {"contacts": [{"name": c.name, "identity_id": c.identity_id} for c in contacts]}
 
     @app.post("/v1/messages", dependencies=auth, status_code=202)
@@ -168,7 +171,8 @@ def create_app(node: Node, token: str) -> FastAPI:
         peer: Annotated[str | None, Query(max_length=128)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        rows = await user_role(node).user.messages(peer, limit)
+        user = user_role(node).user
+        rows = await user.run(user.book.messages, peer, limit)
         if peer is None:  # the inbox: message requests wait in /v1/requests
             pending = user_role(node).requests.pending()
             rows = [(record, name) for record, name in rows if record.peer_id not in pending]
@@ -198,7 +202,7 @@ def document_json(doc: IdentityDocument) -> dict[str, Any]:
     }
 
 
-def _message_json(record: MessageRecord, name: str | None) -> dict[str, Any]:
+def _message_json(record: MessageEntry, name: str | None) -> dict[str, Any]:
     return {
         "message_id": str(MessageId(record.message_id)),
         "direction": record.direction,
@@ -212,7 +216,8 @@ def _message_json(record: MessageRecord, name: str | None) -> dict[str, Any]:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NodeStateError)
-    async def state_error(_: Request, exc: NodeStateError) -> JSONResponse:
+    @app.exception_handler(RequestError)
+    async def state_error(_: Request, exc: NodeStateError | RequestError) -> JSONResponse:
         status = 401 if exc.code == "unauthorized" else _STATE_STATUS.get(exc.code, 409)
         return _error(status, exc.code, str(exc))
 

@@ -73,4 +73,5 @@ def add_request_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
     @app.get("/v1/notices", dependencies=auth)
     async def notices() -> dict[str, Any]:
-        return {"notices": await user_role(node).user.notices()}
+        user = user_role(node).user
+        return {"notices": await user.run(user.agent.notice_rows)}

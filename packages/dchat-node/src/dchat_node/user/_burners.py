@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from dchat_core import MessageId
-    from dchat_storage import ContactRecord
+    from dchat_messaging.lowlevel import ContactEntry
 
     from ..config import NodeConfig
     from ._service import UserService
@@ -70,7 +70,7 @@ class BurnerService:
                 book = BurnerBook.from_blobs(stored, now=now)
                 gone = book.expire(now=now)
                 for burner_id in gone:
-                    self._user.remove_identity(burner_id)
+                    self._user.agent.remove_identity(burner_id)
                 if gone:
                     _log.info("expired burners discarded", extra={"count": len(gone)})
                 try:
@@ -85,7 +85,7 @@ class BurnerService:
         """At start: discard expired burners and fetch mail for the live ones."""
         async with self._book() as book:
             for burner_id in book.ids():
-                self._user.add_identity(book.store.get(burner_id).identity)
+                self._user.agent.add_identity(book.store.get(burner_id).identity)
 
     async def create(self, *, ttl: float, name: str | None) -> dict[str, Any]:
         """A new burner valid for ``ttl`` seconds; its card carries the expiry."""
@@ -98,8 +98,8 @@ class BurnerService:
                 relay=relay,
                 relay_node=relay_node,
             )
-        self._user.add_identity(burner.identity)
-        self._user.engine_for(burner.identity, card)
+        self._user.agent.add_identity(burner.identity)
+        self._user.engines.for_identity(burner.identity, card)
         _log.info("burner created")
         await self._user.publish_prekeys_now(burner.identity)  # reachable at once
         return burner_row(burner, card)
@@ -112,10 +112,10 @@ class BurnerService:
     async def discard(self, burner_id: str) -> None:
         """Delete the burner's keys for good and stop fetching its mail."""
         async with self._book() as book:
-            self._user.remove_identity(book.discard(burner_id, now=self._user.now()))
+            self._user.agent.remove_identity(book.discard(burner_id, now=self._user.now()))
         _log.info("burner discarded")
 
-    async def add_contact(self, burner_id: str, name: str, card_text: str) -> ContactRecord:
+    async def add_contact(self, burner_id: str, name: str, card_text: str) -> ContactEntry:
         """Add a quiet contact to write to from ``burner_id`` (no document is sent)."""
         async with self._book() as book:
             book.live(burner_id, now=self._user.now())

@@ -25,24 +25,22 @@ from __future__ import annotations
 
 import functools
 import logging
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import trio
 
-from dchat_core import DchatError, MailboxId, NodeId
-from dchat_crypto import SigningKey
-from dchat_network import RelayClient, connect
-from dchat_network.lowlevel import RelayBatch, RelayPrekeyBundle, RelayPrekeysHeld
+from dchat_core import DchatError, NodeId
+from dchat_network import relay_session
 
 from .._errors import NodeStateError
 from ..config import parse_hostport
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
 
     from dchat_core import Clock, IdentityId
+    from dchat_crypto import SigningKey
     from dchat_identity import Identity
     from dchat_messaging import (
         DeviceAddress,
@@ -51,23 +49,15 @@ if TYPE_CHECKING:
         MessagingEngine,
         UserMessaging,
     )
-    from dchat_network import Link
+    from dchat_messaging.lowlevel import RawMailbox
+    from dchat_network import RelaySession
 
     from .._store import AsyncStore
     from ..config import NodeConfig
 
-__all__ = ("MailDelivery", "RawMailbox")
+__all__ = ("MailDelivery",)
 
 _log = logging.getLogger("dchat.user")
-_FETCH_LIMIT: Final = 64
-
-
-@dataclass(frozen=True, slots=True)
-class RawMailbox:
-    """A mailbox drained into a handler (its envelopes are not sealed messages)."""
-
-    key: SigningKey
-    handler: Callable[[bytes], Awaitable[None]]
 
 
 class MailDelivery:
@@ -79,7 +69,6 @@ class MailDelivery:
     _wake_outbox: trio.Event
     _wake_sessions: trio.Event
     _publishing: trio.Lock
-    _raw: dict[bytes, RawMailbox]
     _message_hooks: list[Callable[[MessageReceived], Awaitable[None]]]
     _learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]]
     agent: UserMessaging
@@ -105,8 +94,9 @@ class MailDelivery:
             self._wake_outbox = trio.Event()
             for item in await self._store.run(self.agent.outbox.due, self._clock.now(), 64):
                 try:
-                    mailbox, envelope = item.mailbox, item.envelope
-                    await _one_shot(item.relay, lambda c: c.put(mailbox, envelope))  # noqa: B023 (awaited here)
+                    # A fresh key per deposit: the relay cannot link them to one sender.
+                    async with relay_session(*parse_hostport(item.relay)) as relay:
+                        await relay.put(item.mailbox, item.envelope)
                 except DchatError as exc:
                     _log.info("delivery deferred: %s", type(exc).__name__)
                     await self._store.run(self.agent.outbox.failed, item, self._clock.now())
@@ -128,11 +118,10 @@ class MailDelivery:
 
     async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
         now = self._clock.now()
-        mailbox = bytes(device.mailbox)
         try:
-            reply = await _one_shot(device.relay, lambda client: client.get_prekeys(mailbox))
-            assert isinstance(reply, RelayPrekeyBundle)
-            await self._store.run(self.agent.bundle_received, engine, device, reply.bundle, now=now)
+            async with relay_session(*parse_hostport(device.relay)) as relay:
+                bundle = await relay.get_prekeys(bytes(device.mailbox))
+            await self._store.run(self.agent.bundle_received, engine, device, bundle, now=now)
         except DchatError as exc:  # its relay is down, or it published no (valid) bundle yet
             self.agent.bundle_failed(device, now=now, interval=self._config.poll_interval)
             _log.info("session setup deferred: %s", type(exc).__name__)
@@ -145,7 +134,7 @@ class MailDelivery:
         """Poll the home relay for mail forever."""
         while True:
             # A pairing node has no identity, only raw mailboxes.
-            active = self.agent.mailboxes() or self._raw
+            active = self.agent.mailboxes() or self.agent.raw_mailboxes()
             if active and self._config.relay is not None:
                 try:
                     await self.fetch_once()
@@ -162,19 +151,14 @@ class MailDelivery:
         new = 0
         for box in self.agent.mailboxes():
             new += await self._fetch_mailbox(box.key, box.engine, box.identity)
-        for raw in list(self._raw.values()):
+        for raw in self.agent.raw_mailboxes():
             await self._fetch_raw(raw)
         return new
 
-    @asynccontextmanager
-    async def _home_link(self, key: SigningKey) -> AsyncIterator[Link]:
-        """A link to the home relay (pinned by node id when configured), proven with ``key``."""
+    def _home(self, key: SigningKey) -> AbstractAsyncContextManager[RelaySession]:
+        """A session with the home relay (pinned by node id if configured), proven with ``key``."""
         host, port = parse_hostport(self.home_relay)
-        link = await connect(host, port, node_key=key, expected_peer=self.home_relay_node)
-        try:
-            yield link
-        finally:
-            await link.aclose()
+        return relay_session(host, port, node_key=key, expected_peer=self.home_relay_node)
 
     async def _fetch_mailbox(
         self, key: SigningKey, engine: MessagingEngine, identity: Identity | None
@@ -185,11 +169,11 @@ class MailDelivery:
             nonlocal new
             new += await self._accept(raw, engine)
 
-        async with self._home_link(key) as link:
-            await self._publish_prekeys(link, engine)
+        async with self._home(key) as relay:
+            await self._publish_prekeys(relay, engine)
             # Each batch's controls run after it is acknowledged (and again below).
             after = functools.partial(self._dispatch_controls, engine, identity)
-            await _drain(link, bytes(engine.keys.mailbox), accept, after)
+            await relay.drain(bytes(engine.keys.mailbox), accept, after)
         await self._dispatch_controls(engine, identity)
         return new
 
@@ -203,14 +187,14 @@ class MailDelivery:
         """
         try:
             with trio.fail_after(10):
-                async with self._home_link(identity.mailbox_key) as link:
-                    await self._publish_prekeys(link, self.engines.for_identity(identity))
+                async with self._home(identity.mailbox_key) as relay:
+                    await self._publish_prekeys(relay, self.engines.for_identity(identity))
         except (DchatError, trio.TooSlowError) as exc:
             _log.info("prekeys not published yet: %s", type(exc).__name__)
             return False
         return True
 
-    async def _publish_prekeys(self, link: Link, engine: MessagingEngine) -> None:
+    async def _publish_prekeys(self, relay: RelaySession, engine: MessagingEngine) -> None:
         """Top up (or first publish, or rotate) our bundles at the home relay.
 
         One at a time: a new identity publishes at once while the mailbox task
@@ -218,23 +202,17 @@ class MailDelivery:
         """
         async with self._publishing:
             mailbox = bytes(engine.keys.mailbox)
-            client = RelayClient()
-            held = client.receive(await link.request(client.count_prekeys(mailbox)))
-            assert isinstance(held, RelayPrekeysHeld)
-            now = self._clock.now()
-            upload = await self._store.run(engine.prekey_upload, held=held.count, now=now)
+            held = await relay.count_prekeys(mailbox)
+            upload = await self._store.run(engine.prekey_upload, held=held, now=self._clock.now())
             if upload is None:
                 return
-            request = client.put_prekeys(
-                mailbox, upload.last_resort, list(upload.one_time), replace=upload.replace
-            )
-            client.receive(await link.request(request))
+            last, one_time = upload.last_resort, list(upload.one_time)
+            await relay.put_prekeys(mailbox, last, one_time, replace=upload.replace)
             _log.info("published %d one-time prekeys", len(upload.one_time))
 
     async def _fetch_raw(self, raw: RawMailbox) -> None:
-        async with self._home_link(raw.key) as link:
-            mailbox = MailboxId.derive(raw.key.public_key.to_bytes())
-            await _drain(link, bytes(mailbox), raw.handler, None)
+        async with self._home(raw.key) as relay:
+            await relay.drain(raw.mailbox, raw.handler)
 
     async def _accept(self, raw: bytes, engine: MessagingEngine) -> int:
         accepted = await self._store.run(self.agent.accept, engine, raw, now=self._clock.now())
@@ -263,39 +241,3 @@ class MailDelivery:
                 _log.warning("control message refused: %s", type(exc).__name__)
             finally:
                 await self._store.run(engine.control_done, message.message_id)
-
-
-async def _one_shot(relay: str, request: Callable[[RelayClient], bytes]) -> object:
-    """One request to ``relay`` on a fresh link; the decoded reply (errors raise)."""
-    host, port = parse_hostport(relay)
-    # A fresh key per request: the relay cannot link requests to one sender.
-    link = await connect(host, port, node_key=SigningKey.generate())
-    try:
-        client = RelayClient()
-        return client.receive(await link.request(request(client)))
-    finally:
-        await link.aclose()
-
-
-async def _drain(
-    link: Link,
-    mailbox: bytes,
-    handle: Callable[[bytes], Awaitable[None]],
-    after_batch: Callable[[], Awaitable[None]] | None,
-) -> None:
-    """Fetch ``mailbox`` until empty: ``handle`` each envelope, then acknowledge the batch.
-
-    The relay deletes only acknowledged entries, and ``handle`` returns only
-    once an envelope is durably processed, so a crash at any point loses nothing.
-    """
-    client = RelayClient()
-    while True:
-        batch = client.receive(await link.request(client.fetch(mailbox, _FETCH_LIMIT)))
-        assert isinstance(batch, RelayBatch)
-        if not batch.items:
-            return
-        for _entry_id, data in batch.items:
-            await handle(data)
-        client.receive(await link.request(client.ack(mailbox, [e for e, _ in batch.items])))
-        if after_batch is not None:
-            await after_batch()

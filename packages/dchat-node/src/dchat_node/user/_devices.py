@@ -68,7 +68,7 @@ class DeviceService:
     def _attach(self, local: LocalDevice) -> None:
         """Send and receive chat as a linked device of the identity."""
         card = ContactCard.from_bytes(local.card)
-        self._user.use_linked_device(local.device_key, local.exchange_key, card)
+        self._user.engines.link_device(local.device_key, local.exchange_key, card)
 
     async def _save(self, local: LocalDevice) -> None:
         await self._user.state_put(_STATE, local.to_bytes())
@@ -152,7 +152,7 @@ class DeviceService:
         await self._save(plan.local)
         doc = await self._documents.publish(devices=plan.devices, revoked=plan.revoked)
         await self._changed(doc, True)
-        await self._user.forget_device(cert.device_key.to_bytes())
+        await self._user.run(self._user.engines.forget_device, cert.device_key.to_bytes())
         _log.info("device revoked")
         return cert
 
@@ -165,7 +165,7 @@ class DeviceService:
         await self._documents.replace_own(chain)
         await self._save(local)
         self._attach(local)
-        self._user.set_own_document(chain.head.to_bytes())
+        self._user.engines.set_document(chain.head.to_bytes())
         _log.info("linked to an identity")
 
     async def accept_document(self, data: bytes) -> None:

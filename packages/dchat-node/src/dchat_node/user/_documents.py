@@ -66,11 +66,11 @@ class DocumentService:
     def __init__(self, user: UserService) -> None:
         self._user = user
         self._rotation: list[_RotationCallback] = []
-        user.on_control(LOOKUP_KIND, self._lookup_received)
-        user.on_control(HEAD_KIND, self._head_received)
+        user.agent.on_control(LOOKUP_KIND, self._lookup_received)
+        user.agent.on_control(HEAD_KIND, self._head_received)
         for kind in (DOCUMENT_KIND, PEER_KIND):
-            user.on_control(kind, lambda message, _identity: self._received(message))
-            user.on_device_control(kind, self._received)
+            user.agent.on_control(kind, lambda message, _identity: self._received(message))
+            user.agent.on_device_control(kind, self._received)
         user.on_document_learned(
             lambda sender, data: self._follow_peer(LEARNED, data, sender, None)
         )
@@ -86,7 +86,7 @@ class DocumentService:
 
     def _follow_own(self, chain: DocumentChain) -> None:
         self._user.directory.set_chain(chain, own=True)
-        self._user.set_own_document(chain.head.to_bytes())
+        self._user.engines.set_document(chain.head.to_bytes())
 
     def on_rotation(self, callback: _RotationCallback) -> None:
         """Call ``callback(chain, previous_head, sender_card)`` when a contact's key rotates.
@@ -141,12 +141,10 @@ class DocumentService:
         sender_card: ContactCard | None = None,
     ) -> None:
         """Send ``doc`` to every contact that is not a burner's."""
-        for contact in await self._user.contacts():
-            if not self._user.is_quiet(contact.identity_id):
-                card = ContactCard.from_bytes(contact.card)
-                await self._user.send_control(
-                    card, DOCUMENT_KIND, doc.to_bytes(), sender=sender, sender_card=sender_card
-                )
+        for card in await self._user.run(self._user.book.announced):
+            await self._user.send_control(
+                card, DOCUMENT_KIND, doc.to_bytes(), sender=sender, sender_card=sender_card
+            )
 
     async def replace_own(self, chain: DocumentChain) -> None:
         """Adopt ``chain`` as ours (a recovered identity continues the old chain)."""
@@ -181,7 +179,7 @@ class DocumentService:
         document chain; contacts that follow it answer with its head, which
         only our key can have signed. The newest answer becomes our head.
         """
-        cards = [await self._user.contact_card(name) for name in names]
+        cards = [await self._user.run(self._user.book.find, name) for name in names]
         for card in cards:
             await self._user.send_control(card, LOOKUP_KIND, LOOKUP_MESSAGE)
         return len(cards)
@@ -189,7 +187,7 @@ class DocumentService:
     async def _lookup_received(self, message: OpenedMessage, _identity: Identity) -> None:
         chain = await self.peer_chain(message.sender)
         head = answer_lookup(chain, message.data, message.sender)
-        card = await self._user.card_of(message.sender)
+        card = await self._user.run(self._user.book.card_of, message.sender)
         if card is None:
             raise IdentityStateError("identity lookups are answered for contacts only")
         await self._user.send_control(card, HEAD_KIND, head.to_bytes())
@@ -219,7 +217,7 @@ class DocumentService:
             await self._user.send_to_own_devices(PEER_KIND, chain.head.to_bytes())
 
     async def _contact_chains(self) -> AsyncIterator[DocumentChain]:
-        for contact in await self._user.contacts():
+        for contact in await self._user.run(self._user.book.entries):
             chain = await self.peer_chain(IdentityId.parse(contact.identity_id))
             if chain is not None:
                 yield chain
@@ -228,7 +226,9 @@ class DocumentService:
         self, route: str, data: bytes, sender: IdentityId, card: ContactCard | None
     ) -> None:
         doc = IdentityDocument.from_bytes(data)
-        trust = DocumentTrust(self._user.directory.own_identity, linked=self._user.is_linked_device)
+        trust = DocumentTrust(
+            self._user.directory.own_identity, linked=self._user.engines.linked is not None
+        )
         step = trust.accept(
             route, await self.peer_chain(doc.subject), doc, sender=sender, card=card,
             now=self._user.now(),

@@ -20,7 +20,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from dchat_identity import ContactCard
 from dchat_identity.lowlevel import (
     RecoveryStateError,
     UnexpectedRecoveryError,
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = (
     "check_main",
     "commit",
-    "contact_named",
     "load",
     "load_map",
     "queue_sealed",
@@ -95,16 +93,6 @@ async def commit(
     for key, blob in changes.items():
         await user.state_put(key, blob)
     await send_all(user, outgoing)
-
-
-async def contact_named(user: UserService, name: str, *, quiet_ok: bool = True) -> ContactCard:
-    """The card of the contact ``name`` (by name only; a burner's only if ``quiet_ok``)."""
-    for record in await user.contacts():
-        if record.name == name:
-            if not quiet_ok and user.is_quiet(record.identity_id):
-                raise NodeStateError("quiet_contact", f"{name!r} is a burner's contact")
-            return ContactCard.from_bytes(record.card)
-    raise NodeStateError("unknown_contact", f"no contact named {name!r}")
 
 
 async def load_map(user: UserService, key: str) -> EntryMap:

@@ -39,7 +39,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import check_main, commit, contact_named, send_all, state_errors
+from ._guardian_state import check_main, commit, send_all, state_errors
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -64,8 +64,8 @@ class RecoveryService:
     def __init__(self, user: UserService, documents: DocumentService) -> None:
         self._user = user
         self._documents = documents
-        user.on_control(KIND_INFO, self._info_received)
-        user.on_control(KIND_APPROVAL, self._approval_received)
+        user.agent.on_control(KIND_INFO, self._info_received)
+        user.agent.on_control(KIND_APPROVAL, self._approval_received)
 
     async def _agent(self) -> RecoveryAgent:
         stored = await self._user.state_get(RECOVERY_STATE)
@@ -82,7 +82,7 @@ class RecoveryService:
         agent = await self._agent()
         with state_errors():
             agent.check_start(len(guardians), lock=lock)
-        cards = [await contact_named(self._user, n) for n in guardians]
+        cards = [await self._user.run(self._user.book.named, n) for n in guardians]
         if not self._user.has_identity:
             await self._user.create_identity(name or "recovered")
         lookups = agent.start(subject, cards, self._user.card, lock=lock)
@@ -147,7 +147,7 @@ class GuardianService:
         self._min_lock = min_lock
         self.recovery = RecoveryService(user, documents)
         for kind in GUARDIAN_KINDS:
-            user.on_control(kind, self._received)
+            user.agent.on_control(kind, self._received)
         documents.on_rotation(self._contact_rotated)
 
     async def _agent(self, wanted: _Wanted = lambda _agent: ()) -> GuardianAgent:
@@ -167,7 +167,8 @@ class GuardianService:
     async def setup(self, names: list[str], threshold: int) -> dict[str, Any]:
         """Make the contacts ``names`` our guardians, ``threshold`` of them needed."""
         guardians = [
-            (name, await contact_named(self._user, name, quiet_ok=False)) for name in names
+            (name, await self._user.run(self._user.book.named, name, quiet_ok=False))
+            for name in names
         ]
         head = await self._documents.head()
         agent = await self._agent()
@@ -242,8 +243,8 @@ class GuardianService:
         self, chain: DocumentChain, previous: IdentityDocument, card: ContactCard
     ) -> None:
         old = IdentityId.derive(previous.identity_key.to_bytes())
-        await self._user.replace_contact(old, card)
-        await self._user.refuse_sender(old)
+        await self._user.run(self._user.book.replace, old, card)
+        await self._user.run(self._user.senders.retire, old)
         agent = await self._agent()
         if agent.forget(chain.subject):  # the set is gone with the key
             await commit(self._user, agent.changes())

@@ -86,9 +86,9 @@ class PairingService:
     async def _replace(self, session: PairingSession) -> None:
         async with self._lock:
             if self._session is not None:
-                self._user.remove_raw_mailbox(self._session.inbox)
+                self._user.agent.remove_raw_mailbox(self._session.inbox)
             self._session, self._open = session, True
-            self._user.add_raw_mailbox(session.inbox, self._received)
+            self._user.agent.add_raw_mailbox(session.inbox, self._received)
 
     # -- polling, confirming, aborting -----------------------------------------------
 
@@ -170,6 +170,6 @@ class PairingService:
     def _close_if_finished(self, session: PairingSession) -> None:
         if session.finished and self._open:
             self._open = False
-            self._user.remove_raw_mailbox(session.inbox)
+            self._user.agent.remove_raw_mailbox(session.inbox)
             if session.error is not None:
                 _log.info("pairing failed: %s", session.error[0])

@@ -26,7 +26,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import contact_named, load
+from ._guardian_state import load
 
 if TYPE_CHECKING:
     from dchat_identity import Visibility
@@ -49,8 +49,8 @@ class ProfileService:
     def __init__(self, user: UserService, documents: DocumentService, sync: SyncService) -> None:
         self._user, self._documents, self._sync = user, documents, sync
         self._agent = ProfileAgent()
-        user.on_control(PROFILE_REQUEST_KIND, self._on_request)
-        user.on_control(PROFILE_VIEW_KIND, self._on_view)
+        user.agent.on_control(PROFILE_REQUEST_KIND, self._on_request)
+        user.agent.on_control(PROFILE_VIEW_KIND, self._on_view)
 
     async def _own(self) -> Profile | None:
         key = self._user.identity.signing_key.public_key
@@ -81,7 +81,7 @@ class ProfileService:
         if who.startswith("dchat-card:"):
             card = ContactCard.from_text(who)
         else:
-            card = await contact_named(self._user, who)
+            card = await self._user.run(self._user.book.named, who)
         payload = self._agent.ask(card)
         await self._user.send_control(
             card, PROFILE_REQUEST_KIND, payload, sender_card=self._user.card
@@ -93,7 +93,7 @@ class ProfileService:
         if who.startswith(IdentityId.PREFIX):
             subject = IdentityId.parse(who)
         else:
-            subject = (await contact_named(self._user, who)).identity_id
+            subject = (await self._user.run(self._user.book.named, who)).identity_id
         cached = await load(self._user, _PEER + str(subject), CachedProfile.from_bytes)
         if cached is None:
             raise NodeStateError("not_found", "no profile received from them yet")
@@ -105,7 +105,7 @@ class ProfileService:
         card = message.sender_card
         if card is None:
             raise MalformedRecordError("a profile request must carry the requester's card")
-        known = await self._user.card_of(message.sender)
+        known = await self._user.run(self._user.book.card_of, message.sender)
         view = self._agent.serve(message.data, await self._own(), contact=known is not None)
         if view is not None:
             await self._user.send_control(card, PROFILE_VIEW_KIND, view)
@@ -116,6 +116,7 @@ class ProfileService:
         sender = message.sender
         chain = await self._documents.peer_chain(sender)
         committed = None if chain is None else chain.head.profile
-        card = await self._user.card_of(sender)  # the agent prefers the card we asked
+        # The agent prefers the card we asked with.
+        card = await self._user.run(self._user.book.card_of, sender)
         cached = self._agent.accept(message.data, sender, card, document_profile=committed)
         await self._user.state_put(_PEER + str(sender), cached.to_bytes())

@@ -9,26 +9,20 @@ ignores (request and messages deleted) or blocks the sender. A blocked
 identity's messages are still decrypted (the session must advance), then
 dropped and counted (``refusals.BlockedSenderError``).
 
-This shell answers the contact question for the policy, deletes messages and
-adds contacts through the user service, and turns the policy's
-:class:`~dchat_messaging.RequestError` into :class:`NodeStateError` with the
-same code (``not_found``, ``no_card``, ``corrupt_state``) for the API.
+This shell answers the contact question for the policy and deletes
+messages and adds contacts through the user service's contact book. The
+policy's :class:`~dchat_messaging.RequestError` carries a code (``not_found``,
+``no_card``, ``corrupt_state``) that the API answers with.
 """
 
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dchat_core import IdentityId
-from dchat_messaging import RequestError
-
-from .._errors import NodeStateError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from dchat_identity import ContactCard
     from dchat_messaging import MessageReceived
 
@@ -36,14 +30,6 @@ if TYPE_CHECKING:
     from ._service import UserService
 
 __all__ = ("RequestService",)
-
-
-@contextmanager
-def _as_node_error() -> Iterator[None]:
-    try:
-        yield
-    except RequestError as exc:
-        raise NodeStateError(exc.code, str(exc)) from None
 
 
 class RequestService:
@@ -54,7 +40,7 @@ class RequestService:
         self._store = store
         self._policy = user.senders
         user.on_message(self._received)
-        user.on_card_lookup(self._policy.card)
+        user.book.add_card_source(self._policy.card)
         user.on_contact_added(self._contact_added)
 
     async def load(self) -> None:
@@ -67,8 +53,8 @@ class RequestService:
     async def _received(self, message: MessageReceived) -> None:
         if message.kind != "text" or message.blocked or not message.new:
             return
-        known = self._user.is_me(message.sender)
-        known = known or await self._user.card_of(message.sender) is not None
+        known = self._user.engines.is_me(message.sender)
+        known = known or await self._store.run(self._user.book.card_of, message.sender) is not None
         await self._store.run(functools.partial(self._policy.note, message, known=known))
 
     def pending(self) -> set[str]:
@@ -80,7 +66,7 @@ class RequestService:
         rows = []
         for request in self._policy.listing():
             who = str(request.identity)
-            messages = await self._user.messages(who, 1)
+            messages = await self._store.run(self._user.book.messages, who, 1)
             rows.append(
                 {
                     "identity_id": who,
@@ -96,8 +82,7 @@ class RequestService:
     async def accept(self, who: str, name: str) -> dict[str, Any]:
         """Make the requester a contact named ``name``."""
         identity = IdentityId.parse(who)
-        with _as_node_error():
-            card = self._policy.card_to_accept(identity)
+        card = self._policy.card_to_accept(identity)
         record = await self._user.add_contact(name, card.to_text())
         await self._store.run(self._policy.resolve, identity)  # (the contact hook did already)
         return {"name": record.name, "identity_id": record.identity_id}
@@ -105,9 +90,8 @@ class RequestService:
     async def ignore(self, who: str) -> int:
         """Drop the request and delete its messages; returns how many were deleted."""
         identity = IdentityId.parse(who)
-        with _as_node_error():
-            self._policy.get(identity)
-        deleted = await self._user.delete_messages(who)
+        self._policy.get(identity)
+        deleted = await self._store.run(self._user.book.delete_messages, who)
         await self._store.run(self._policy.resolve, identity)
         return deleted
 
@@ -116,14 +100,13 @@ class RequestService:
         identity = IdentityId.parse(who)
         if not await self._store.run(self._policy.block, identity):
             return 0
-        deleted = await self._user.delete_messages(who)
+        deleted = await self._store.run(self._user.book.delete_messages, who)
         await self._store.run(self._policy.resolve, identity)
         return deleted
 
     async def unblock(self, who: str) -> None:
         """Let an identity's messages through again."""
-        with _as_node_error():
-            await self._store.run(self._policy.unblock, IdentityId.parse(who))
+        await self._store.run(self._policy.unblock, IdentityId.parse(who))
 
     def blocked(self) -> list[str]:
         """Blocked identity ids."""

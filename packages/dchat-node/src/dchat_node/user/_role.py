@@ -80,6 +80,6 @@ class UserRole:
         user = self.user
         return {
             "identity_id": str(user.identity.identity_id) if user.has_identity else None,
-            "outbox": outbox_rows + await user.waiting_for_sessions(),
+            "outbox": outbox_rows + await user.run(user.engines.pending_count),
             **user.agent.counters(),
         }

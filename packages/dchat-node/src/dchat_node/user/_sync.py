@@ -13,6 +13,7 @@ their error code kept for ``GET /v1/sync``; they never block the mailbox.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +65,10 @@ class SyncService:
         if local is None:
             return
         for key in self._mailboxes:
-            self._user.remove_raw_mailbox(key)
+            self._user.agent.remove_raw_mailbox(key)
         self._mailboxes = SyncAgent.mailbox_keys(local)
         for key in self._mailboxes:
-            self._user.add_raw_mailbox(key, self._received)
+            self._user.agent.add_raw_mailbox(key, self._received)
 
     async def _load(self, local: LocalDevice) -> SyncAgent:
         if self._agent is None:
@@ -127,7 +128,8 @@ class SyncService:
         local = await self._devices.local()
         async with self._lock:
             agent = await self._load(local)
-            contacts = [(c.name, c.identity_id, c.card) for c in await self._user.contacts()]
+            entries = await self._user.run(self._user.book.entries)
+            contacts = [(c.name, c.identity_id, c.card) for c in entries]
             agent.adopt_contacts(contacts, now=self._user.now())
             await self._persist(agent)
             deliveries = agent.handover(
@@ -166,16 +168,14 @@ class SyncService:
                 applied = agent.receive_ops(item.ops, local, chain, now=self._user.now())
                 await self._persist(agent)
                 self.applied += applied
-                known = [c.identity_id for c in await self._user.contacts()]
+                known = [c.identity_id for c in await self._user.run(self._user.book.entries)]
                 for contact in agent.missing_contacts(known):
                     await self._add_contact(contact)
 
     async def _add_contact(self, contact: SyncedContact) -> None:
-        add = self._store.db.contacts.add
+        card, add = ContactCard.from_bytes(contact.card), self._user.book.add_card
         for name in contact.names():
             with contextlib.suppress(DuplicateError):
-                await self._store.run(
-                    add, name, contact.identity_id, contact.card, self._user.now()
-                )
+                await self._store.run(functools.partial(add, now=self._user.now()), name, card)
                 return
         _log.warning("a synced contact's name is taken")

@@ -3,16 +3,13 @@
 The reader (verification, the order of requests) is dchat-chain's and does no
 I/O. This shell GETs what it asks for, retries a stale answer for a few
 seconds (another node may lag a block), and keeps the verified state in one
-file per chain, written atomically: a temporary file in the same directory is
-fsynced, renamed over the old file and the directory fsynced, so a crash
-leaves the old or the new state, never a torn one. Whatever verified before a
+file per chain, written atomically and durably (a crash leaves the old or the
+new state, never a torn one). Whatever verified before a
 refusal is kept and saved.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,6 +21,8 @@ from dchat_chain.lowlevel import (
     decode_light_state,
     light_state_name,
 )
+
+from .._files import write_private
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,24 +66,11 @@ def read_state(path: Path) -> tuple[LightClient, bytes] | None:
 
 
 def write_state(path: Path, data: bytes) -> None:
-    """Replace the state at ``path`` atomically and durably (tmp, fsync, rename, fsync dir)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Replace the state at ``path`` atomically and durably (see :func:`write_private`)."""
     try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
+        write_private(path, data)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise LightStateError(f"cannot write {path.name}: {exc.strerror}") from None
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class WalletLightReader:

@@ -1,0 +1,159 @@
+"""A client's requests to one relay over one link, in trio.
+
+:class:`RelaySession` pairs a :class:`~dchat_network.Link` with the sans-IO
+:class:`~dchat_network.RelayClient`: each method sends one request, waits for
+its reply and returns the reply's content; a refusal, a malformed reply or an
+answer to another request raises :class:`~dchat_network.RelayProtocolError`.
+Requests on one session run one at a time (a lock orders concurrent callers).
+
+:func:`relay_session` dials a relay and opens a session. Without a
+``node_key`` it proves a fresh, random key, so the relay cannot link the
+session to any other (what an envelope deposit or a prekey fetch wants); with
+the key of a mailbox it may fetch and acknowledge that mailbox.
+
+:meth:`RelaySession.drain` empties a mailbox: each fetched envelope is handed
+to a callback that returns only once the envelope is durably processed, and
+only then is the batch acknowledged (the relay deletes acknowledged entries
+only), so a crash at any point loses nothing; at worst an envelope is handed
+over twice and the receiver's deduplication drops the copy.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import trio
+
+from dchat_crypto import SigningKey
+
+from ._errors import RelayProtocolError
+from ._relay import (
+    RelayAcked,
+    RelayBatch,
+    RelayPrekeyBundle,
+    RelayPrekeysHeld,
+    RelayStored,
+)
+from ._relay_server import RelayClient
+from ._trio import connect
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+    from dchat_core import NodeId
+
+    from ._relay import RelayMessage
+    from ._trio import Link
+
+__all__ = ("RelaySession", "relay_session")
+
+DRAIN_BATCH: Final = 64
+"""Entries fetched per request while draining a mailbox."""
+_R = TypeVar("_R")
+
+
+class RelaySession:
+    """Typed requests to one relay over an open link.
+
+    Args:
+        link: An open link to the relay (closed by :meth:`aclose`).
+    """
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self._client = RelayClient()
+        self._lock = trio.Lock()
+
+    async def _ask(self, build: Callable[[RelayClient], bytes], expected: type[_R]) -> _R:
+        async with self._lock:
+            reply: RelayMessage = self._client.receive(await self.link.request(build(self._client)))
+        if not isinstance(reply, expected):  # pragma: no cover (RelayClient checks the type)
+            raise RelayProtocolError("relay answered a different request")
+        return reply
+
+    async def put(self, mailbox: bytes, envelope: bytes) -> bytes:
+        """Store ``envelope`` in anyone's ``mailbox``; returns the relay's entry id."""
+        stored = await self._ask(lambda c: c.put(mailbox, envelope), RelayStored)
+        return stored.entry_id
+
+    async def get_prekeys(self, mailbox: bytes) -> bytes:
+        """One (wrapped) prekey bundle of anyone's ``mailbox``."""
+        return (await self._ask(lambda c: c.get_prekeys(mailbox), RelayPrekeyBundle)).bundle
+
+    async def count_prekeys(self, mailbox: bytes) -> int:
+        """How many one-time bundles the relay holds for our own ``mailbox``."""
+        return (await self._ask(lambda c: c.count_prekeys(mailbox), RelayPrekeysHeld)).count
+
+    async def put_prekeys(
+        self,
+        mailbox: bytes,
+        last_resort: bytes,
+        one_time: Sequence[tuple[int, bytes]],
+        *,
+        replace: bool,
+    ) -> int:
+        """Publish bundles for our own ``mailbox``; returns how many one-time ones it holds."""
+        put = await self._ask(
+            lambda c: c.put_prekeys(mailbox, last_resort, one_time, replace=replace),
+            RelayPrekeysHeld,
+        )
+        return put.count
+
+    async def fetch(self, mailbox: bytes, limit: int = DRAIN_BATCH) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` waiting ``(entry id, envelope)`` pairs of our own ``mailbox``."""
+        return list((await self._ask(lambda c: c.fetch(mailbox, limit), RelayBatch)).items)
+
+    async def ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int:
+        """Delete received entries of our own ``mailbox``; returns how many were deleted."""
+        return (await self._ask(lambda c: c.ack(mailbox, entry_ids), RelayAcked)).deleted
+
+    async def drain(
+        self,
+        mailbox: bytes,
+        handle: Callable[[bytes], Awaitable[None]],
+        after_batch: Callable[[], Awaitable[None]] | None = None,
+    ) -> int:
+        """Fetch ``mailbox`` until it is empty; returns how many envelopes were handled.
+
+        ``handle`` each envelope, acknowledge the batch, then call ``after_batch``.
+        """
+        handled = 0
+        while batch := await self.fetch(mailbox):
+            for _entry_id, envelope in batch:
+                await handle(envelope)
+            handled += len(batch)
+            await self.ack(mailbox, [entry_id for entry_id, _ in batch])
+            if after_batch is not None:
+                await after_batch()
+        return handled
+
+    async def aclose(self) -> None:
+        """Close the link."""
+        await self.link.aclose()
+
+
+@asynccontextmanager
+async def relay_session(
+    host: str,
+    port: int,
+    *,
+    node_key: SigningKey | None = None,
+    expected_peer: NodeId | None = None,
+    timeout: float = 10.0,
+) -> AsyncIterator[RelaySession]:
+    """Dial the relay at ``host:port`` and open a session (closed on exit).
+
+    Args:
+        node_key: The key the link proves (a mailbox key to fetch that
+            mailbox); a fresh random one if None, unlinkable to any other session.
+        expected_peer: The relay's pinned node id, if known.
+        timeout: For the connection and the handshake.
+    """
+    key = SigningKey.generate() if node_key is None else node_key
+    link = await connect(host, port, node_key=key, expected_peer=expected_peer, timeout=timeout)
+    session = RelaySession(link)
+    try:
+        yield session
+    finally:
+        await session.aclose()
