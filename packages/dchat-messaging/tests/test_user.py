@@ -77,6 +77,26 @@ def test_a_message_is_set_up_delivered_accepted_and_counted_once(
     assert list(alice.agent.outbox.due(T0 + 3600, 64)) == []
 
 
+def test_a_pushed_batch_is_opened_in_one_transaction_and_deposits_are_settled(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    for i in range(5):
+        alice.send(bob.card, f"m{i}")
+    for engine, device in alice.agent.bundles_due(T0):
+        alice.agent.bundle_received(engine, device, bundles[bytes(device.mailbox)], now=T0)
+    entries = list(alice.agent.outbox.due(T0, 64))
+    commits = bob.store.commits
+    batch = [e.envelope for e in entries] + [b"garbage"]
+    accepted = bob.agent.accept_many(bob.engine, batch, now=T0)
+    assert bob.store.commits == commits + 1
+    assert [m.text for m in accepted.texts] == [f"m{i}" for i in range(5)]
+    assert len(accepted.dropped) == 1
+    failed = alice.agent.deposited(entries, [b"\x00" * 32] * 4 + ["quota"], now=T0)
+    assert (failed, alice.agent.sent) == (1, 4)
+    assert [e.message_id for e in alice.store.outbox.values()] == [entries[-1].message_id]
+
+
 @given(st.binary(max_size=300))
 def test_hostile_envelopes_are_dropped_and_counted_never_raised(data: bytes) -> None:
     node = Node("carol", {})

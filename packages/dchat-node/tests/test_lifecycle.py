@@ -13,8 +13,7 @@ import trio.testing
 
 from dchat_core import ManualClock
 from dchat_node._lifecycle import LifecycleTask
-from dchat_node._store import AsyncStore
-from dchat_storage import Database, SweepSchedule, open_database
+from dchat_storage import AsyncStore, Database, SweepSchedule, open_database
 
 DAY = 86400.0
 

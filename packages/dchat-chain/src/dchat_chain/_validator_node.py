@@ -16,7 +16,10 @@ trio shell only stores, sends, schedules and logs:
   engine and the application are both just past that block (the engine may
   already have executed a later one in the same call; then the next block is
   the moment), and only one at a time (the shell writes it in the background
-  and calls :meth:`ValidatorBook.snapshot_written`).
+  and calls :meth:`ValidatorBook.snapshot_written`). A snapshot after block H
+  is handed out only once a later block is stored: at start-up a snapshot is
+  used only if a stored header above it commits to its state, so one written
+  before that header could be useless after a crash.
 * *Evidence.* A double sign is kept; on the currency chain a ``slash``
   transaction signed by this validator's account enters the mempool (the chat
   chain holds no stake, so there its evidence is only counted).
@@ -127,6 +130,7 @@ class ValidatorBook:
         self.evidence: list[DuplicateVoteEvidence] = []
         self.snapshot_height = 0  # the height of the last snapshot taken or loaded
         self._snapshotting = False
+        self._held: StateSnapshot | None = None  # taken, waiting for a stored block above it
         self._driver: ValidatorDriver | None = None
 
     @property
@@ -162,14 +166,25 @@ class ValidatorBook:
         return self._driver
 
     def snapshot_due(self, height: int, state: ChainState) -> StateSnapshot | None:
-        """The snapshot after stored block ``height`` if one is due (``state``: the engine's)."""
+        """The snapshot to write now, if any (block ``height`` was just stored).
+
+        When one is due after ``height`` it is taken now (``state``: the
+        engine's) and returned by the call for a later stored block.
+        """
+        held = self._held
+        if held is not None:
+            if height <= held.height:
+                return None
+            self._held = None
+            return held
         every = self._every
         due = every and height // every > self.snapshot_height // every
         current = state.height == height + 1 and self.app.inner.height == height
         if not due or not current or self._snapshotting:
             return None
         self.snapshot_height, self._snapshotting = height, True
-        return StateSnapshot.take(state, self.app.inner.state.committed_items())
+        self._held = StateSnapshot.take(state, self.app.inner.state.committed_items())
+        return None
 
     def snapshot_written(self) -> None:
         """The snapshot :meth:`snapshot_due` gave is written (or failed): another may follow."""

@@ -32,6 +32,7 @@ from dchat_core import IdentityId, MailboxId
 from ._content import Content
 from ._devices import DeviceKeys
 from ._engine import MessagingEngine
+from ._errors import RequestError
 from ._events import MessageReceived, Rejected, SessionReset
 
 if TYPE_CHECKING:
@@ -188,6 +189,34 @@ class LocalEngines:
             content = replace(content, card=sender_card)
         targets = self.directory.devices_of(card)
         return engine.send(content, targets, now=now, copies=extra)
+
+    def send_as(
+        self,
+        card: ContactCard,
+        content: Content,
+        *,
+        now: float,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> list[DeviceAddress]:
+        """Send as the node's identity (``sender`` None) or as another local identity.
+
+        As the node's identity, sent copies also go to our other devices; as
+        another local identity (a burner, a recovery's new key) they do not,
+        since it has no other devices. Returns the devices waiting for a bundle.
+
+        Raises:
+            RequestError: ``no_identity``, the node has no identity yet.
+        """
+        if sender is not None:
+            engine = self.for_identity(sender, sender_card)
+        elif (main := self.main()) is not None:
+            engine = main
+        else:
+            raise RequestError("no_identity", "this node has no identity yet: run `dchat init`")
+        return self.send(
+            engine, card, content, now=now, copies=sender is None, sender_card=sender_card
+        )
 
     def send_to_own_devices(
         self, engine: MessagingEngine, kind: str, data: bytes, *, now: float

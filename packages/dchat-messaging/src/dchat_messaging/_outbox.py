@@ -1,17 +1,39 @@
-"""Retries of queued envelopes: which are due, and when a failed one is tried again."""
+"""The outbox's rules: which queued envelopes go now, in what batches, and retries.
+
+Order: envelopes to one destination (a mailbox at a relay) leave in the order
+they were queued. An envelope waiting to be retried holds every later one to
+the same destination, so a recipient never gets a newer message before an
+older one that is merely delayed; other destinations are not held up.
+
+Batches: due envelopes are grouped by relay, in queue order, into deposits of
+at most :data:`MAX_DEPOSIT` envelopes and :data:`MAX_DEPOSIT_BYTES` bytes
+(the relay protocol's ``put_many`` limits), each one request and one commit at
+the relay.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from dchat_core import MailboxId, MessageId
+
+from ._envelope import SealedEnvelope
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ._store import MessageStore, OutboxEntry
 
-__all__ = ("Outbox", "RetryPolicy")
+__all__ = ("MAX_DEPOSIT", "MAX_DEPOSIT_BYTES", "Outbox", "RetryPolicy", "deposits")
+
+MAX_DEPOSIT: Final = 64
+"""Envelopes in one deposit (the relay protocol's ``put_many`` limit)."""
+MAX_DEPOSIT_BYTES: Final = 768 * 1024
+"""Envelope bytes in one deposit (the relay protocol's ``put_many`` limit)."""
+_LOOKAHEAD: Final = 4
+"""Queued entries read per due one asked for (held ones are skipped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +75,28 @@ class Outbox:
         """Queue an envelope that is not a session message (pairing, sync)."""
         self._store.enqueue(outbox_id, relay, mailbox, envelope, now)
 
-    def due(self, now: float, limit: int = 64) -> Sequence[OutboxEntry]:
-        """Items to deliver now, earliest due first."""
-        return self._store.due(now, limit)
+    def enqueue_sealed(self, relay: str, items: Sequence[tuple[bytes, bytes]], now: float) -> None:
+        """Queue ``(mailbox, ciphertext)`` items as sealed envelopes, each under a random id."""
+        with self._store.transaction():
+            for mailbox, ciphertext in items:
+                envelope = SealedEnvelope(MailboxId(mailbox), ciphertext).to_bytes()
+                self._store.enqueue(bytes(MessageId.random()), relay, mailbox, envelope, now)
+
+    def due(self, now: float, limit: int = 64) -> list[OutboxEntry]:
+        """Up to ``limit`` entries to deliver now, in queue order, none overtaking a held one."""
+        held: set[tuple[str, bytes]] = set()
+        ready: list[OutboxEntry] = []
+        for entry in self._store.queued(limit * _LOOKAHEAD):
+            destination = (entry.relay, entry.mailbox)
+            if destination in held:
+                continue
+            if entry.next_attempt_at > now:
+                held.add(destination)
+                continue
+            ready.append(entry)
+            if len(ready) == limit:
+                break
+        return ready
 
     def delivered(self, outbox_id: bytes) -> None:
         """The relay stored the envelope: forget it."""
@@ -66,3 +107,33 @@ class Outbox:
         retry_at = now + self._policy.delay(entry.attempts, self._rng)
         self._store.mark_failed(entry.message_id, retry_at)
         return retry_at
+
+    def settle(self, entries: Sequence[OutboxEntry], results: Sequence[object], now: float) -> int:
+        """Apply a deposit's per-entry results in one transaction; returns how many were stored.
+
+        A result that is ``bytes`` (the relay's entry id) means stored: the
+        entry is forgotten; anything else (a refusal code, an error name)
+        means it failed and is retried later.
+        """
+        stored = 0
+        with self._store.transaction():
+            for entry, result in zip(entries, results, strict=True):
+                if isinstance(result, bytes):
+                    self._store.mark_sent(entry.message_id)
+                    stored += 1
+                else:
+                    self.failed(entry, now)
+        return stored
+
+
+def deposits(entries: Sequence[OutboxEntry]) -> list[list[OutboxEntry]]:
+    """Group ``entries`` by relay, keeping their order, into deposits within the limits."""
+    by_relay: dict[str, list[list[OutboxEntry]]] = {}
+    for entry in entries:
+        batches = by_relay.setdefault(entry.relay, [[]])
+        batch = batches[-1]
+        size = sum(len(e.envelope) for e in batch) + len(entry.envelope)
+        if batch and (len(batch) == MAX_DEPOSIT or size > MAX_DEPOSIT_BYTES):
+            batches.append(batch := [])
+        batch.append(entry)
+    return [batch for batches in by_relay.values() for batch in batches]

@@ -58,7 +58,7 @@ from ._outbox import Outbox
 from ._requests import MessageRequests
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from dchat_core import IdentityId
     from dchat_crypto import SigningKey
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ._devices import DeviceAddress
     from ._engine import MessagingEngine
     from ._events import SessionReset
+    from ._store import OutboxEntry
 
 __all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "UserMailbox", "UserMessaging")
 
@@ -145,6 +146,8 @@ class UserMessaging:
         self._retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
         self._extra: dict[IdentityId, Identity] = {}
         self._raw: dict[bytes, RawMailbox] = {}
+        self.mailboxes_changed: Callable[[], None] = lambda: None
+        """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
         self._controls: dict[str, ControlHandler] = {}
         self._device_controls: dict[str, DeviceControlHandler] = {}
 
@@ -162,10 +165,12 @@ class UserMessaging:
     def add_identity(self, identity: Identity) -> None:
         """Also drain the mailbox of ``identity`` (another local identity, e.g. a burner)."""
         self._extra[identity.identity_id] = identity
+        self.mailboxes_changed()
 
     def remove_identity(self, identity_id: IdentityId) -> None:
         """Stop draining an extra identity's mailbox."""
         self._extra.pop(identity_id, None)
+        self.mailboxes_changed()
 
     def mailboxes(self) -> list[UserMailbox]:
         """The mailboxes to drain: ours (as primary or linked device), then the extra ones."""
@@ -179,10 +184,12 @@ class UserMessaging:
     def add_raw_mailbox(self, key: SigningKey, handler: Callable[[bytes], Awaitable[None]]) -> None:
         """Also drain the mailbox of ``key`` into ``handler``."""
         self._raw[key.public_key.to_bytes()] = RawMailbox(key, handler)
+        self.mailboxes_changed()
 
     def remove_raw_mailbox(self, key: SigningKey) -> None:
         """Stop draining the mailbox of ``key``."""
         self._raw.pop(key.public_key.to_bytes(), None)
+        self.mailboxes_changed()
 
     def raw_mailboxes(self) -> list[RawMailbox]:
         """The raw mailboxes to drain."""
@@ -192,6 +199,20 @@ class UserMessaging:
         return UserMailbox(identity.mailbox_key, self.engines.for_identity(identity), identity)
 
     # -- receiving ---------------------------------------------------------------------
+
+    def accept_many(
+        self, engine: MessagingEngine, envelopes: list[bytes], *, now: float
+    ) -> Accepted:
+        """Open a batch of envelopes with ``engine`` in one transaction (one commit for all)."""
+        results = Accepted([], [], [], [])
+        with self._store.transaction():
+            for data in envelopes:
+                one = self.accept(engine, data, now=now)
+                results.texts.extend(one.texts)
+                results.resets.extend(one.resets)
+                results.learned.extend(one.learned)
+                results.dropped.extend(one.dropped)
+        return results
 
     def accept(self, engine: MessagingEngine, data: bytes, *, now: float) -> Accepted:
         """Open one envelope with ``engine``, count it, log its session resets."""
@@ -303,3 +324,11 @@ class UserMessaging:
         """A relay confirmed it stored the queued envelope ``outbox_id``."""
         self.outbox.delivered(outbox_id)
         self.sent += 1
+
+    def deposited(
+        self, entries: Sequence[OutboxEntry], results: Sequence[object], *, now: float
+    ) -> int:
+        """A deposit's per-entry results (entry ids, or what failed); returns how many failed."""
+        stored = self.outbox.settle(entries, results, now)
+        self.sent += stored
+        return len(entries) - stored

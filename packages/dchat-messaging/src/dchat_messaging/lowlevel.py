@@ -24,6 +24,9 @@ from ._engine import outbox_id as outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
 from ._local import ReceiveStats as ReceiveStats
 from ._notices import Notice as Notice
+from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
+from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
+from ._outbox import deposits as deposits
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._store import OutboxEntry as OutboxEntry
 from ._user import Accepted as Accepted
@@ -36,6 +39,8 @@ __all__ = (
     "ContactEntry",
     "ContactStore",
     "MAX_CONTROL",
+    "MAX_DEPOSIT",
+    "MAX_DEPOSIT_BYTES",
     "MAX_ENVELOPE",
     "MessageEntry",
     "Notice",
@@ -46,5 +51,6 @@ __all__ = (
     "ReceiveStats",
     "UserMailbox",
     "UserStore",
+    "deposits",
     "outbox_id",
 )

@@ -31,6 +31,11 @@ class MemoryOutboxEntry:
     due: float = 0.0
     seq: int = 0
 
+    @property
+    def next_attempt_at(self) -> float:
+        """When the entry is due (the outbox protocol's name)."""
+        return self.due
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
@@ -137,6 +142,9 @@ class MemoryMessageStore:
         ready = [e for e in self.outbox.values() if e.due <= now]
         ready.sort(key=lambda e: (e.due, e.seq))
         return ready[:limit]
+
+    def queued(self, limit: int) -> list[MemoryOutboxEntry]:
+        return sorted(self.outbox.values(), key=lambda e: e.seq)[:limit]
 
     def mark_sent(self, outbox_id: bytes) -> None:
         self.outbox.pop(outbox_id, None)

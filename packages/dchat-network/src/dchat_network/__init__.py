@@ -11,6 +11,10 @@ from ._errors import RelayProtocolError as RelayProtocolError
 from ._link import DEFAULT_MAX_MESSAGE as DEFAULT_MAX_MESSAGE
 from ._relay import RelayError as RelayError
 from ._relay import RelayMessage as RelayMessage
+from ._relay_host import RelayHost as RelayHost
+from ._relay_links import MailboxLink as MailboxLink
+from ._relay_links import ReconnectPolicy as ReconnectPolicy
+from ._relay_links import RelayPool as RelayPool
 from ._relay_server import MailboxStore as MailboxStore
 from ._relay_server import PrekeyStore as PrekeyStore
 from ._relay_server import RelayClient as RelayClient
@@ -31,11 +35,15 @@ __all__ = (
     "LinkClosedError",
     "LinkProtocolError",
     "LinkTimeoutError",
+    "MailboxLink",
     "MailboxStore",
     "PrekeyStore",
+    "ReconnectPolicy",
     "RelayClient",
     "RelayError",
+    "RelayHost",
     "RelayMessage",
+    "RelayPool",
     "RelayProtocolError",
     "RelayReply",
     "RelayServer",

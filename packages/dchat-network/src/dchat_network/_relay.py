@@ -10,6 +10,11 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
            -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
     ack    {"t": "ack", "rid": n, "mb": mailbox(32), "ids": [entry, ...]}
            -> {"t": "acked", "rid": n, "n": deleted}
+    put_many {"t": "put_many", "rid": n, "items": [[mailbox(32), envelope], ...]}
+           -> {"t": "stored_many", "rid": n, "res": [entry(32) or refusal code, ...]}
+    pull   {"t": "pull", "rid": n, "mb": mailbox(32), "max": k, "ack": [entry, ...],
+            "wait": milliseconds}
+           -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
     pk_put {"t": "pk_put", "rid": n, "mb": mailbox(32), "last": blob,
             "otks": [[prekey id, blob], ...], "replace": bool}
            -> {"t": "pk_held", "rid": n, "n": one-time bundles held}
@@ -31,7 +36,16 @@ types of ``pk_put``; the server refuses (``bad_prekeys``) an empty blob, one ove
 :data:`MAX_PREKEY_BUNDLE` bytes, a prekey id outside ``0..2**32-1`` or repeated.
 
 A ``stored`` reply is sent only after the envelope is durably committed, so the
-sender may forget it; entries are deleted only by ``ack`` from the owner.
+sender may forget it; entries are deleted only by ``ack`` (or a ``pull``'s
+``ack``) from the owner.
+
+``put_many`` deposits up to :data:`MAX_BATCH` envelopes (at most
+:data:`MAX_BATCH_BYTES` in all) in one request and one commit; each item is
+answered on its own (an entry id, or the code that refused it), so one full
+mailbox does not fail the others, and a refusal does not end the link.
+``pull`` is the owner's push channel: it acknowledges ``ack``, then answers
+with the waiting entries at once, or, when none wait, holds the answer until
+one arrives or ``wait`` milliseconds (at most :data:`MAX_WAIT_MS`) pass.
 """
 
 from __future__ import annotations
@@ -45,6 +59,8 @@ from ._errors import RelayProtocolError
 
 __all__ = (
     "MAX_BATCH",
+    "MAX_BATCH_BYTES",
+    "MAX_WAIT_MS",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
@@ -59,13 +75,20 @@ __all__ = (
     "RelayPrekeyGet",
     "RelayPrekeyPut",
     "RelayPrekeysHeld",
+    "RelayPull",
     "RelayPut",
+    "RelayPutMany",
     "RelayStored",
+    "RelayStoredMany",
     "decode_relay_message",
     "encode_relay_message",
 )
 
 MAX_BATCH: Final = 64
+#: The most envelope bytes in one ``batch`` or ``put_many`` (fits one link message).
+MAX_BATCH_BYTES: Final = 768 * 1024
+#: The longest a ``pull`` may ask the relay to hold its answer.
+MAX_WAIT_MS: Final = 30_000
 MAX_ENVELOPE: Final = 96 * 1024
 #: The largest (wrapped) prekey bundle a relay accepts or serves, in bytes.
 MAX_PREKEY_BUNDLE: Final = 2200
@@ -128,6 +151,37 @@ class RelayAcked:
 
     rid: int
     deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPutMany:
+    """Store each ``(mailbox, envelope)`` of ``items``; whatever is stored commits together."""
+
+    rid: int
+    items: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStoredMany:
+    """Per item of a ``put_many``, in order: its entry id (32 bytes, stored) or refusal code."""
+
+    rid: int
+    results: tuple[bytes | str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPull:
+    """Delete ``ack`` from ``mailbox`` (the caller's own), then return up to ``limit`` entries.
+
+    When none is waiting the relay holds the answer until one arrives or
+    ``wait_ms`` pass (0: answer at once).
+    """
+
+    rid: int
+    mailbox: bytes
+    limit: int
+    ack: tuple[bytes, ...]
+    wait_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +256,9 @@ RelayMessage = (
     | RelayPrekeyGet
     | RelayPrekeysHeld
     | RelayPrekeyBundle
+    | RelayPutMany
+    | RelayStoredMany
+    | RelayPull
 )
 
 
@@ -233,6 +290,12 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "pk_held", "n": count}
         case RelayPrekeyBundle(rid, bundle):
             body = {"t": "pk_bundle", "bundle": bundle}
+        case RelayPutMany(rid, items):
+            body = {"t": "put_many", "items": [list(item) for item in items]}
+        case RelayStoredMany(rid, results):
+            body = {"t": "stored_many", "res": list(results)}
+        case RelayPull(rid, mailbox, limit, ack, wait_ms):
+            body = {"t": "pull", "mb": mailbox, "max": limit, "ack": list(ack), "wait": wait_ms}
     return canonical_encode({**body, "rid": rid})
 
 
@@ -288,13 +351,52 @@ def _batch(value: object) -> RelayMessage:
     return RelayBatch(rid, tuple(items))
 
 
-def _ack(value: object) -> RelayMessage:
-    f, rid = _fields(value, "mb", "ids")
-    mailbox = f.get_bytes("mb", size=32)
-    ids = f.get_list("ids", max_len=MAX_BATCH)
+def _entry_ids(f: Fields, name: str) -> tuple[bytes, ...]:
+    ids = f.get_list(name, max_len=MAX_BATCH)
     if not all(isinstance(i, bytes) and len(i) == 32 for i in ids):
         raise RelayProtocolError("ack ids must be 32-byte entry ids")
-    return RelayAck(rid, mailbox, tuple(ids))
+    return tuple(ids)
+
+
+def _ack(value: object) -> RelayMessage:
+    f, rid = _fields(value, "mb", "ids")
+    return RelayAck(rid, f.get_bytes("mb", size=32), _entry_ids(f, "ids"))
+
+
+def _put_many(value: object) -> RelayMessage:
+    f, rid = _fields(value, "items")
+    items, total = [], 0
+    for item in f.get_list("items", max_len=MAX_BATCH):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise RelayProtocolError("put_many item must be [mailbox, envelope]")
+        mailbox, envelope = item
+        if not (isinstance(mailbox, bytes) and len(mailbox) == 32 and isinstance(envelope, bytes)):
+            raise RelayProtocolError("put_many item has bad field types")
+        if len(envelope) > MAX_ENVELOPE:
+            raise RelayProtocolError("put_many envelope too large")
+        total += len(envelope)
+        items.append((mailbox, envelope))
+    if not items or total > MAX_BATCH_BYTES:
+        raise RelayProtocolError("put_many must hold 1 to 64 envelopes of at most 768 KiB")
+    return RelayPutMany(rid, tuple(items))
+
+
+def _stored_many(value: object) -> RelayMessage:
+    f, rid = _fields(value, "res")
+    results: list[bytes | str] = []
+    for result in f.get_list("res", max_len=MAX_BATCH):
+        entry_id = isinstance(result, bytes) and len(result) == 32
+        if not (entry_id or (isinstance(result, str) and 0 < len(result) <= 64)):
+            raise RelayProtocolError("stored_many result must be an entry id or a code")
+        results.append(result)
+    return RelayStoredMany(rid, tuple(results))
+
+
+def _pull(value: object) -> RelayMessage:
+    f, rid = _fields(value, "mb", "max", "ack", "wait")
+    mailbox = f.get_bytes("mb", size=32)
+    limit = f.get_int("max", lo=1, hi=MAX_BATCH)
+    return RelayPull(rid, mailbox, limit, _entry_ids(f, "ack"), f.get_int("wait", hi=MAX_WAIT_MS))
 
 
 def _acked(value: object) -> RelayMessage:
@@ -360,4 +462,7 @@ _DECODERS = {
     "pk_get": _pk_get,
     "pk_held": _pk_held,
     "pk_bundle": _pk_bundle,
+    "put_many": _put_many,
+    "stored_many": _stored_many,
+    "pull": _pull,
 }

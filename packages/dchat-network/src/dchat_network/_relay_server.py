@@ -14,8 +14,17 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   after the envelope is durable; the same envelope twice is stored once.
 * the envelope's own mailbox (found by the ``envelope_mailbox`` callback) must be
   the ``mb`` of the request, and the mailbox quota must not be exceeded.
-* ``fetch`` and ``ack`` name a mailbox, which must be the one the peer proved in
-  the link handshake: anything else is ``forbidden`` and ends the link.
+* ``fetch``, ``ack`` and ``pull`` name a mailbox, which must be the one the
+  peer proved in the link handshake: anything else is ``forbidden`` and ends
+  the link.
+* ``put_many`` checks and stores each item as ``put`` would, but answers each
+  on its own (a refused item does not end the link); the shell runs the whole
+  request in one transaction, so the stored ones cost one commit.
+* ``pull`` acknowledges, then fetches; when nothing waits and the request
+  allows a wait, the reply says so (``RelayReply.park``): the shell holds it
+  until an envelope for that mailbox is stored (``RelayReply.notify`` of the
+  storing request names the mailboxes that got new entries) or the wait ends,
+  then asks :meth:`RelayServer.resume` for the answer.
 * ``pk_put`` and ``pk_count`` are served only for the peer's own mailbox
   (else ``forbidden``); ``pk_get`` for anyone. Without a :class:`PrekeyStore`
   all three are ``unsupported``.
@@ -38,6 +47,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from ._errors import RelayProtocolError
 from ._relay import (
     MAX_BATCH,
+    MAX_BATCH_BYTES,
     MAX_PREKEYS_HELD,
     RelayAck,
     RelayAcked,
@@ -50,8 +60,11 @@ from ._relay import (
     RelayPrekeyGet,
     RelayPrekeyPut,
     RelayPrekeysHeld,
+    RelayPull,
     RelayPut,
+    RelayPutMany,
     RelayStored,
+    RelayStoredMany,
     decode_relay_message,
     encode_relay_message,
 )
@@ -70,7 +83,12 @@ __all__ = (
 )
 
 DEFAULT_QUOTA: Final = 64 * 1024 * 1024
-MAX_BATCH_BYTES: Final = 768 * 1024
+
+
+_REFUSALS: Final = {
+    "bad_envelope": "malformed or for another mailbox",
+    "quota": "mailbox is full",
+}
 
 
 class StoredEntry(Protocol):
@@ -129,6 +147,10 @@ class RelayReply:
     data: bytes
     message: RelayMessage
     close: bool
+    notify: tuple[bytes, ...] = ()
+    """Mailboxes that got new entries (wake their parked pulls)."""
+    park: RelayPull | None = None
+    """A pull to hold until its mailbox gets an entry or its wait ends (then :meth:`resume`)."""
 
 
 class RelayServer:
@@ -166,45 +188,67 @@ class RelayServer:
             return self._reply(RelayError(0, "malformed", str(exc)))
         match request:
             case RelayPut():
-                return self._reply(self._put(request, now))
+                stored = self._store_one(request.mailbox, request.envelope, now)
+                if isinstance(stored, str):
+                    return self._reply(RelayError(request.rid, stored, _REFUSALS[stored]))
+                return self._reply(RelayStored(request.rid, stored), (request.mailbox,))
+            case RelayPutMany():
+                return self._put_many(request, now)
             case RelayFetch() if request.mailbox == owner:
-                return self._reply(self._fetch(request))
+                return self._reply(self._fetch(request.rid, request.mailbox, request.limit))
             case RelayAck() if request.mailbox == owner:
-                return self._reply(self._ack(request))
+                return self._reply(RelayAcked(request.rid, self._ack(owner, request.entry_ids)))
+            case RelayPull() if request.mailbox == owner:
+                self._ack(owner, request.ack)
+                batch = self._fetch(request.rid, owner, request.limit)
+                park = request if not batch.items and request.wait_ms > 0 else None
+                return RelayReply(encode_relay_message(batch), batch, False, park=park)
             case RelayPrekeyPut() | RelayPrekeyCount() | RelayPrekeyGet():
                 return self._reply(self._prekey_request(owner, request, now))
-            case RelayFetch() | RelayAck():
+            case RelayFetch() | RelayAck() | RelayPull():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
+    def resume(self, pull: RelayPull) -> RelayReply:
+        """The answer to a parked ``pull`` once woken or timed out (maybe still empty)."""
+        return self._reply(self._fetch(pull.rid, pull.mailbox, pull.limit))
+
     @staticmethod
-    def _reply(message: RelayMessage) -> RelayReply:
+    def _reply(message: RelayMessage, notify: tuple[bytes, ...] = ()) -> RelayReply:
         close = isinstance(message, RelayError)
-        return RelayReply(encode_relay_message(message), message, close)
+        return RelayReply(encode_relay_message(message), message, close, notify)
 
-    def _put(self, request: RelayPut, now: float) -> RelayMessage:
-        if self._envelope_mailbox(request.envelope) != request.mailbox:
-            return RelayError(request.rid, "bad_envelope", "malformed or for another mailbox")
-        if self._store.total_bytes(request.mailbox) + len(request.envelope) > self._quota:
-            return RelayError(request.rid, "quota", "mailbox is full")
-        entry_id, created = self._store.put(request.mailbox, request.envelope, now)
+    def _store_one(self, mailbox: bytes, envelope: bytes, now: float) -> bytes | str:
+        """Store one envelope; its entry id, or the code that refused it."""
+        if self._envelope_mailbox(envelope) != mailbox:
+            return "bad_envelope"
+        if self._store.total_bytes(mailbox) + len(envelope) > self._quota:
+            return "quota"
+        entry_id, created = self._store.put(mailbox, envelope, now)
         self.stored += int(created)
-        return RelayStored(request.rid, entry_id)
+        return entry_id
 
-    def _fetch(self, request: RelayFetch) -> RelayMessage:
+    def _put_many(self, request: RelayPutMany, now: float) -> RelayReply:
+        results = [self._store_one(mailbox, env, now) for mailbox, env in request.items]
+        notify = {
+            m for (m, _), r in zip(request.items, results, strict=True) if isinstance(r, bytes)
+        }
+        return self._reply(RelayStoredMany(request.rid, tuple(results)), tuple(sorted(notify)))
+
+    def _fetch(self, rid: int, mailbox: bytes, limit: int) -> RelayBatch:
         items: list[tuple[bytes, bytes]] = []
         size = 0
-        for entry in self._store.fetch(request.mailbox, request.limit):
+        for entry in self._store.fetch(mailbox, limit):
             size += len(entry.envelope) + 64
             if items and size > MAX_BATCH_BYTES:
                 break
             items.append((entry.entry_id, entry.envelope))
-        return RelayBatch(request.rid, tuple(items))
+        return RelayBatch(rid, tuple(items))
 
-    def _ack(self, request: RelayAck) -> RelayMessage:
-        deleted = self._store.ack(request.mailbox, list(request.entry_ids))
+    def _ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int:
+        deleted = self._store.ack(mailbox, list(entry_ids)) if entry_ids else 0
         self.delivered += deleted
-        return RelayAcked(request.rid, deleted)
+        return deleted
 
     def _prekey_request(
         self, owner: bytes, request: RelayPrekeyPut | RelayPrekeyCount | RelayPrekeyGet, now: float
@@ -264,6 +308,16 @@ class RelayClient:
         """A request to delete received entries of our own ``mailbox``."""
         return self._request(RelayAck(self._next_rid(), mailbox, tuple(entry_ids)))
 
+    def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> bytes:
+        """A request to store each ``(mailbox, envelope)`` (1 to ``MAX_BATCH``)."""
+        return self._request(RelayPutMany(self._next_rid(), tuple(items)))
+
+    def pull(
+        self, mailbox: bytes, ack: Sequence[bytes], *, limit: int = MAX_BATCH, wait_ms: int = 0
+    ) -> bytes:
+        """A request to acknowledge ``ack`` of our own ``mailbox`` and fetch, waiting if empty."""
+        return self._request(RelayPull(self._next_rid(), mailbox, limit, tuple(ack), wait_ms))
+
     def put_prekeys(
         self, mailbox: bytes, last: bytes, otks: Sequence[tuple[int, bytes]], *, replace: bool
     ) -> bytes:
@@ -305,6 +359,18 @@ class RelayClient:
             raise RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
         if type(reply) is not _EXPECTED.get(type(pending)) or reply.rid != pending.rid:
             raise RelayProtocolError("relay answered a different request")
+        if (
+            isinstance(pending, RelayPutMany)
+            and isinstance(reply, RelayStoredMany)
+            and len(reply.results) != len(pending.items)
+        ):
+            raise RelayProtocolError("relay answered a different number of items")
+        if (
+            isinstance(pending, RelayPull)
+            and isinstance(reply, RelayBatch)
+            and len(reply.items) > pending.limit
+        ):
+            raise RelayProtocolError("relay answered more entries than asked")
         return reply
 
 
@@ -315,4 +381,6 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     RelayPrekeyPut: RelayPrekeysHeld,
     RelayPrekeyCount: RelayPrekeysHeld,
     RelayPrekeyGet: RelayPrekeyBundle,
+    RelayPutMany: RelayStoredMany,
+    RelayPull: RelayBatch,
 }

@@ -29,11 +29,14 @@ from dchat_crypto import SigningKey
 
 from ._errors import RelayProtocolError
 from ._relay import (
+    MAX_BATCH,
+    MAX_WAIT_MS,
     RelayAcked,
     RelayBatch,
     RelayPrekeyBundle,
     RelayPrekeysHeld,
     RelayStored,
+    RelayStoredMany,
 )
 from ._relay_server import RelayClient
 from ._trio import connect
@@ -65,9 +68,14 @@ class RelaySession:
         self._client = RelayClient()
         self._lock = trio.Lock()
 
-    async def _ask(self, build: Callable[[RelayClient], bytes], expected: type[_R]) -> _R:
+    async def _ask(
+        self, build: Callable[[RelayClient], bytes], expected: type[_R], *, timeout: float = 30.0
+    ) -> _R:
         async with self._lock:
-            reply: RelayMessage = self._client.receive(await self.link.request(build(self._client)))
+            request = build(self._client)
+            reply: RelayMessage = self._client.receive(
+                await self.link.request(request, timeout=timeout)
+            )
         if not isinstance(reply, expected):  # pragma: no cover (RelayClient checks the type)
             raise RelayProtocolError("relay answered a different request")
         return reply
@@ -76,6 +84,30 @@ class RelaySession:
         """Store ``envelope`` in anyone's ``mailbox``; returns the relay's entry id."""
         stored = await self._ask(lambda c: c.put(mailbox, envelope), RelayStored)
         return stored.entry_id
+
+    async def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes | str]:
+        """Store each ``(mailbox, envelope)`` in one request and one commit at the relay.
+
+        Returns, per item in order, its entry id or the code that refused it
+        (``quota``, ``bad_envelope``).
+        """
+        return list((await self._ask(lambda c: c.put_many(items), RelayStoredMany)).results)
+
+    async def pull(
+        self, mailbox: bytes, ack: Sequence[bytes] = (), *, wait: float = 0.0
+    ) -> list[tuple[bytes, bytes]]:
+        """Acknowledge ``ack`` of our own ``mailbox``, then fetch what waits there.
+
+        When nothing waits, the relay answers as soon as something arrives, or
+        with nothing after ``wait`` seconds (at most ``MAX_WAIT_MS``).
+        """
+        wait_ms = min(int(wait * 1000), MAX_WAIT_MS)
+        reply = await self._ask(
+            lambda c: c.pull(mailbox, ack, limit=MAX_BATCH, wait_ms=wait_ms),
+            RelayBatch,
+            timeout=wait + 30.0,
+        )
+        return list(reply.items)
 
     async def get_prekeys(self, mailbox: bytes) -> bytes:
         """One (wrapped) prekey bundle of anyone's ``mailbox``."""

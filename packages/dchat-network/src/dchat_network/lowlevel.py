@@ -3,13 +3,15 @@
 :mod:`dchat_network` exports what a user of the network layer needs: opening
 and serving links over trio (:func:`connect`, :func:`open_link`,
 :func:`serve_links`, :class:`Link`), the relay server and client
-(:class:`RelayServer`, :class:`RelayClient`) with their store protocols, a
-relay client's session over trio (:func:`relay_session`, :class:`RelaySession`)
-and the main errors. This module holds the rest, for code that implements or tests
-the protocols themselves: the sans-IO :class:`LinkConnection` and its events
-and states, each relay request and reply class with the codec
-(:func:`encode_relay_message`, :func:`decode_relay_message`), the protocol
-limits (``MAX_*``), and the specific framing and state errors.
+(:class:`RelayServer`, :class:`RelayClient`) with their store protocols, the
+relay over trio (:class:`RelayHost` serving it; a client's
+:func:`relay_session` / :class:`RelaySession`, standing :class:`MailboxLink`
+and deposit :class:`RelayPool`) and the main errors. This module holds the
+rest, for code that implements or tests the protocols themselves: the sans-IO
+:class:`LinkConnection` and its events and states, each relay request and
+reply class with the codec (:func:`encode_relay_message`,
+:func:`decode_relay_message`), the protocol limits (``MAX_*``), and the
+specific framing and state errors.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
 from ._relay import MAX_BATCH as MAX_BATCH
+from ._relay import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from ._relay import MAX_PREKEY_BUNDLE as MAX_PREKEY_BUNDLE
 from ._relay import MAX_PREKEY_PUT as MAX_PREKEY_PUT
 from ._relay import MAX_PREKEYS_HELD as MAX_PREKEYS_HELD
+from ._relay import MAX_WAIT_MS as MAX_WAIT_MS
 from ._relay import RelayAck as RelayAck
 from ._relay import RelayAcked as RelayAcked
 from ._relay import RelayBatch as RelayBatch
@@ -35,8 +39,11 @@ from ._relay import RelayPrekeyCount as RelayPrekeyCount
 from ._relay import RelayPrekeyGet as RelayPrekeyGet
 from ._relay import RelayPrekeyPut as RelayPrekeyPut
 from ._relay import RelayPrekeysHeld as RelayPrekeysHeld
+from ._relay import RelayPull as RelayPull
 from ._relay import RelayPut as RelayPut
+from ._relay import RelayPutMany as RelayPutMany
 from ._relay import RelayStored as RelayStored
+from ._relay import RelayStoredMany as RelayStoredMany
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
 from ._relay_server import StoredEntry as StoredEntry
@@ -50,9 +57,11 @@ __all__ = (
     "LinkState",
     "LinkStateError",
     "MAX_BATCH",
+    "MAX_BATCH_BYTES",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
+    "MAX_WAIT_MS",
     "MessageReceived",
     "RelayAck",
     "RelayAcked",
@@ -63,8 +72,11 @@ __all__ = (
     "RelayPrekeyGet",
     "RelayPrekeyPut",
     "RelayPrekeysHeld",
+    "RelayPull",
     "RelayPut",
+    "RelayPutMany",
     "RelayStored",
+    "RelayStoredMany",
     "StoredEntry",
     "decode_relay_message",
     "encode_relay_message",

@@ -18,9 +18,7 @@ from dchat_storage import DchatStorageError, SweepReport
 
 if TYPE_CHECKING:
     from dchat_core import Clock
-    from dchat_storage import SweepSchedule
-
-    from ._store import AsyncStore
+    from dchat_storage import AsyncStore, SweepSchedule
 
 __all__ = ("LifecycleTask",)
 

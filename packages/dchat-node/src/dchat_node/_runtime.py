@@ -34,13 +34,12 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from dchat_core import Clock, NodeId, SystemClock
-from dchat_storage import Database, LockedError, SweepSchedule, open_database
+from dchat_storage import AsyncStore, Database, LockedError, SweepSchedule, open_database
 
 from ._datadir_lock import datadir_lock
 from ._errors import ConfigError
 from ._files import write_private
 from ._lifecycle import LifecycleTask
-from ._store import AsyncStore
 from .api._app import create_app
 from .relay._role import RelayRole
 from .user._role import UserRole

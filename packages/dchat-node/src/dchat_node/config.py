@@ -62,7 +62,12 @@ class NodeConfig(BaseModel):
     api_listen: str = Field(default="127.0.0.1:0", description="relay/validator: HTTP API address")
     relay: str | None = Field(default=None, description="user: HOST:PORT of the home relay")
     relay_node: str | None = Field(default=None, description="user: pinned relay node id")
-    poll_interval: float = Field(default=2.0, gt=0, le=3600)
+    poll_interval: float = Field(
+        default=2.0, gt=0, le=3600, description="user: seconds between retries of failed deliveries"
+    )
+    unlinkable_sends: bool = Field(
+        default=False, description="user: a fresh link and key per deposit (slower, unlinkable)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Validator settings (see _validator_service): peers as NODEID@HOST:PORT, the
     # chain ids the genesis files must declare, and the least time between blocks.

@@ -9,6 +9,7 @@ from trio, run them in a worker thread (``trio.to_thread.run_sync``).
 
 from __future__ import annotations
 
+from ._async import AsyncStore as AsyncStore
 from ._chain_log import ChainBlockLog as ChainBlockLog
 from ._database import Database as Database
 from ._database import open_database as open_database
@@ -41,6 +42,7 @@ from ._uploads import UploadLimits as UploadLimits
 
 __all__ = (
     "ATTACHMENT_KINDS",
+    "AsyncStore",
     "AttachmentRecord",
     "ChainBlockLog",
     "ContactRecord",

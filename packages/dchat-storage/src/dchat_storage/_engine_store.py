@@ -67,6 +67,9 @@ class EngineStore:
     def due(self, now: float, limit: int) -> list[OutboxItem]:
         return self._db.outbox.due(now, limit)
 
+    def queued(self, limit: int) -> list[OutboxItem]:
+        return self._db.outbox.queued(limit)
+
     def mark_sent(self, outbox_id: bytes) -> None:
         self._db.outbox.mark_sent(outbox_id)
 

@@ -256,6 +256,18 @@ class OutboxRepo:
             rows = conn.execute(query).all()
         return [self._item(row._mapping) for row in rows]
 
+    def queued(self, limit: int = 50) -> builtins.list[OutboxItem]:
+        """Return the oldest ``limit`` items, due or not, in the order they were queued.
+
+        Raises:
+            InvalidArgumentError: ``limit`` is below 1.
+        """
+        check_limit(limit)
+        query = select(*_OUTBOX_COLUMNS).order_by(OutboxRow.seq).limit(limit)
+        with self._access.read("list queued outbox items") as conn:
+            rows = conn.execute(query).all()
+        return [self._item(row._mapping) for row in rows]
+
     def mark_sent(self, message_id: bytes) -> None:
         """Remove a delivered item.
 

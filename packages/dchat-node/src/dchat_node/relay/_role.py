@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dchat_core import Clock
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ..config import NodeConfig
 
 __all__ = ("RelayRole", "load_node_key")
@@ -56,7 +56,7 @@ class RelayRole:
     def __init__(self, config: NodeConfig, store: AsyncStore, clock: Clock) -> None:
         self.config = config
         self.store = store
-        self.service = RelayService(store.db, clock)
+        self.service = RelayService(store, clock)
 
     async def start(self, nursery: trio.Nursery, passphrase: bytes) -> tuple[str, NodeId]:
         """Unlock the node key, listen for links; returns (link address, node id)."""
@@ -74,4 +74,5 @@ class RelayRole:
             "mailbox_entries": await self.store.run(self.store.db.mailboxes.count),
             "stored": self.service.server.stored,
             "delivered": self.service.server.delivered,
+            "parked_pulls": self.service.parked,
         }

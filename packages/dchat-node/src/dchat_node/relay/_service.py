@@ -1,32 +1,26 @@
-"""The relay role: the trio shell around :class:`dchat_network.RelayServer`.
+"""The relay role's service: :class:`dchat_network.RelayHost` over the node database.
 
-Per link, requests are served one at a time, in order. Each request is handled
-in a worker thread (the server writes to SQLite); the reply is sent only after
-the handler returns, so a ``stored`` reply always follows a durable commit. The
-peer's mailbox is derived from the key it proved in the link handshake. A reply
-that is an error ends the link; other links are unaffected.
+The sans-IO :class:`dchat_network.RelayServer` keeps its mailboxes and prekeys
+in the node database; :class:`~dchat_network.RelayHost` serves it on links
+(one request at a time per link, pulls held until mail arrives). Each
+request runs in the database worker as a grouped call (``AsyncStore.run_grouped``): in one
+transaction, shared with the requests of other links that arrive meanwhile,
+so a reply always follows a durable commit and a ``put_many`` of many
+envelopes, or many links' puts at once, cost one.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import trio
-
-from dchat_core import MailboxId
 from dchat_messaging import MalformedEnvelopeError, SealedEnvelope
-from dchat_network import LinkClosedError, RelayError, RelayProtocolError, RelayServer
+from dchat_network import RelayHost, RelayServer
 
 if TYPE_CHECKING:
     from dchat_core import Clock
-    from dchat_network import Link
-    from dchat_storage import Database
+    from dchat_storage import AsyncStore
 
-__all__ = ("RelayService",)
-
-_log = logging.getLogger("dchat.relay")
-IDLE_TIMEOUT: Final = 300.0
+__all__ = ("RelayService", "envelope_mailbox")
 
 
 def envelope_mailbox(envelope: bytes) -> bytes | None:
@@ -37,28 +31,10 @@ def envelope_mailbox(envelope: bytes) -> bytes | None:
         return None
 
 
-class RelayService:
+class RelayService(RelayHost):
     """Serves the relay protocol on accepted links, backed by the node database."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.server = RelayServer(db.mailboxes, envelope_mailbox, prekeys=db.prekeys)
-        self._clock = clock
-        # One writer thread: requests from all links are applied in one order.
-        self._limiter = trio.CapacityLimiter(1)
-
-    async def handle(self, link: Link) -> None:
-        """Serve requests on ``link`` until it closes or misbehaves."""
-        owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
-        while True:
-            try:
-                data = await link.receive(timeout=IDLE_TIMEOUT)
-            except LinkClosedError:
-                return
-            reply = await trio.to_thread.run_sync(
-                self.server.handle, owner, data, self._clock.now(), limiter=self._limiter
-            )
-            await link.send(reply.data)
-            if reply.close:
-                assert isinstance(reply.message, RelayError)
-                raise RelayProtocolError(f"request refused: {reply.message.code}")
-            _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
+    def __init__(self, store: AsyncStore, clock: Clock) -> None:
+        db = store.db
+        server = RelayServer(db.mailboxes, envelope_mailbox, prekeys=db.prekeys)
+        super().__init__(server, store.run_grouped, clock.now)

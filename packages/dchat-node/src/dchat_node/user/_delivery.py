@@ -1,36 +1,42 @@
-"""The user role's trio tasks: deliver the outbox, set up sessions, drain the mailboxes.
+"""The user role's trio tasks: deliver the outbox, set up sessions, keep the mailbox links.
 
 These are the I/O half of :class:`~dchat_node.user._service.UserService`
-(mixed into it); the decisions (which bundles to fetch and when to retry,
-what a received envelope counts as, when to publish prekeys) are the sans-IO
-half, :class:`dchat_messaging.UserMessaging` and its engines:
+(mixed into it); the decisions (what is due and in which batches, when to
+retry, what a received envelope counts as, when to publish prekeys) are the
+sans-IO half, :class:`dchat_messaging.UserMessaging`, its outbox and engines;
+the links are dchat-network's.
 
-* **outbox** (:meth:`run_outbox`): deliver each queued envelope to its relay
-  under a fresh link key (the relay cannot link deposits to one sender) and
-  remove it only when the relay confirms it stored it; failures back off (the
-  engine's retry policy).
+* **outbox** (:meth:`run_outbox`): woken by every send, it drains everything
+  due, in queue order per destination, as ``put_many`` deposits over the
+  pooled links (:class:`dchat_network.RelayPool`, one per relay, random key),
+  and applies each deposit's per-envelope results in one transaction. It
+  re-reads the queue after each round, so a wake-up during a round is never
+  lost; it sleeps only when nothing is due (retries wake it after at most
+  ``poll_interval``).
 * **sessions** (:meth:`run_sessions`): fetch the prekey bundle of each device
-  a message waits for (``pk_get``) and hand it to the engine; a relay that is
-  down, or a device that published nothing yet, is retried with backoff.
-* **mailboxes** (:meth:`run_mailbox`): connect to the home relay with each
-  mailbox key, publish prekeys when the relay runs low (``pk_count`` /
-  ``pk_put``), fetch waiting envelopes and hand each to its engine, which
-  commits the message and the session state together; only then is the batch
-  acknowledged, so a crash at any point loses nothing. Control messages then
-  go to their handlers, each removed from the engine's durable queue once
-  its handler ran.
+  a message waits for and hand it to the engine; a relay that is down, or a
+  device that published nothing yet, is retried with backoff.
+* **mailboxes** (:meth:`run_mailbox`): one standing link per mailbox
+  (:class:`dchat_network.MailboxLink`: the identity's, a linked device's, each
+  burner's, each raw one), each proven with its own key, so the relay cannot
+  tie them together. The relay pushes mail as it arrives; each batch is opened
+  in one transaction, the message hooks run, then control messages go to their
+  handlers, and only then is the batch acknowledged. Prekeys are topped up on
+  each connection, when a link is idle and at most every
+  :data:`PREKEY_CHECK` seconds under load.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from dchat_core import DchatError, NodeId
-from dchat_network import relay_session
+from dchat_messaging.lowlevel import UserMailbox, deposits
+from dchat_network import MailboxLink, RelayPool, relay_session
 
 from .._errors import NodeStateError
 from ..config import parse_hostport
@@ -49,15 +55,16 @@ if TYPE_CHECKING:
         MessagingEngine,
         UserMessaging,
     )
-    from dchat_messaging.lowlevel import RawMailbox
+    from dchat_messaging.lowlevel import OutboxEntry, RawMailbox
     from dchat_network import RelaySession
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ..config import NodeConfig
 
 __all__ = ("MailDelivery",)
 
 _log = logging.getLogger("dchat.user")
+PREKEY_CHECK: Final = 5.0
 
 
 class MailDelivery:
@@ -68,11 +75,15 @@ class MailDelivery:
     _clock: Clock
     _wake_outbox: trio.Event
     _wake_sessions: trio.Event
+    _wake_links: trio.Event
     _publishing: trio.Lock
+    _prekeys_checked: dict[bytes, float]
     _message_hooks: list[Callable[[MessageReceived], Awaitable[None]]]
     _learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]]
     agent: UserMessaging
     engines: LocalEngines
+    pool: RelayPool
+    links: dict[bytes, MailboxLink]
 
     @property
     def home_relay(self) -> str:
@@ -91,19 +102,25 @@ class MailDelivery:
     async def run_outbox(self) -> None:
         """Deliver queued envelopes forever; a failed one is retried after a backoff."""
         while True:
-            self._wake_outbox = trio.Event()
-            for item in await self._store.run(self.agent.outbox.due, self._clock.now(), 64):
-                try:
-                    # A fresh key per deposit: the relay cannot link them to one sender.
-                    async with relay_session(*parse_hostport(item.relay)) as relay:
-                        await relay.put(item.mailbox, item.envelope)
-                except DchatError as exc:
-                    _log.info("delivery deferred: %s", type(exc).__name__)
-                    await self._store.run(self.agent.outbox.failed, item, self._clock.now())
-                else:
-                    await self._store.run(self.agent.delivered, item.message_id)
+            self._wake_outbox = trio.Event()  # armed before reading: no wake-up is lost
+            while due := await self._store.run(self.agent.outbox.due, self._clock.now(), 256):
+                for batch in deposits(due):
+                    await self._deposit(batch)
             with trio.move_on_after(self._config.poll_interval):
                 await self._wake_outbox.wait()
+
+    async def _deposit(self, batch: list[OutboxEntry]) -> None:
+        items = [(entry.mailbox, entry.envelope) for entry in batch]
+        try:
+            results: list[bytes | str] = await self.pool.put_many(
+                *parse_hostport(batch[0].relay), items
+            )
+        except DchatError as exc:
+            _log.info("delivery deferred: %s", type(exc).__name__)
+            results = [type(exc).__name__] * len(batch)
+        deposited = functools.partial(self.agent.deposited, now=self._clock.now())
+        if failed := await self._store.run(deposited, batch, results):
+            _log.info("%d envelopes refused by the relay, retried later", failed)
 
     # -- sessions -------------------------------------------------------------------
 
@@ -119,8 +136,8 @@ class MailDelivery:
     async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
         now = self._clock.now()
         try:
-            async with relay_session(*parse_hostport(device.relay)) as relay:
-                bundle = await relay.get_prekeys(bytes(device.mailbox))
+            host, port = parse_hostport(device.relay)
+            bundle = await self.pool.get_prekeys(host, port, bytes(device.mailbox))
             await self._store.run(self.agent.bundle_received, engine, device, bundle, now=now)
         except DchatError as exc:  # its relay is down, or it published no (valid) bundle yet
             self.agent.bundle_failed(device, now=now, interval=self._config.poll_interval)
@@ -131,91 +148,49 @@ class MailDelivery:
     # -- mailboxes ------------------------------------------------------------------
 
     async def run_mailbox(self) -> None:
-        """Poll the home relay for mail forever."""
-        while True:
-            # A pairing node has no identity, only raw mailboxes.
-            active = self.agent.mailboxes() or self.agent.raw_mailboxes()
-            if active and self._config.relay is not None:
-                try:
-                    await self.fetch_once()
-                except DchatError as exc:
-                    _log.info("mailbox fetch failed: %s", type(exc).__name__)
-            await trio.sleep(self._config.poll_interval)
+        """Keep one link per mailbox to drain, as the set of mailboxes changes."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                self._wake_links = trio.Event()
+                self._reconcile(nursery)
+                await self._wake_links.wait()
 
-    async def fetch_once(self) -> int:
-        """Fetch, store and acknowledge everything waiting; returns new messages.
+    def _reconcile(self, nursery: trio.Nursery) -> None:
+        """Start a link for each mailbox to drain that has none; stop the unwanted ones."""
+        boxes: list[UserMailbox | RawMailbox] = [*self.agent.mailboxes()]
+        boxes += self.agent.raw_mailboxes() if self._config.relay else []
+        wanted = {box.key.public_key.to_bytes(): box for box in boxes if self._config.relay}
+        for gone in set(self.links) - set(wanted):
+            self.links.pop(gone).stop()
+        for key, box in wanted.items():
+            if key not in self.links:
+                self.links[key] = link = self._link(box)
+                nursery.start_soon(link.run)
 
-        Each mailbox (this identity's, every extra identity's, every raw one)
-        is drained over its own connection, authenticated by its own key.
-        """
-        new = 0
-        for box in self.agent.mailboxes():
-            new += await self._fetch_mailbox(box.key, box.engine, box.identity)
-        for raw in self.agent.raw_mailboxes():
-            await self._fetch_raw(raw)
-        return new
-
-    def _home(self, key: SigningKey) -> AbstractAsyncContextManager[RelaySession]:
-        """A session with the home relay (pinned by node id if configured), proven with ``key``."""
+    def _link(self, box: UserMailbox | RawMailbox) -> MailboxLink:
         host, port = parse_hostport(self.home_relay)
-        return relay_session(host, port, node_key=key, expected_peer=self.home_relay_node)
+        pinned = self.home_relay_node
+        if not isinstance(box, UserMailbox):
+            drain = functools.partial(_each, box.handler)
+            return MailboxLink(host, port, box.key, drain, expected_peer=pinned)
+        publish = functools.partial(self._publish_prekeys, engine=box.engine)
+        return MailboxLink(
+            host,
+            port,
+            box.key,
+            functools.partial(self._accept, box.engine, box.identity),
+            on_connect=publish,
+            on_idle=publish,
+            after_batch=functools.partial(self._publish_prekeys, engine=box.engine, every=True),
+            expected_peer=pinned,
+        )
 
-    async def _fetch_mailbox(
-        self, key: SigningKey, engine: MessagingEngine, identity: Identity | None
-    ) -> int:
-        new = 0
-
-        async def accept(raw: bytes) -> None:
-            nonlocal new
-            new += await self._accept(raw, engine)
-
-        async with self._home(key) as relay:
-            await self._publish_prekeys(relay, engine)
-            # Each batch's controls run after it is acknowledged (and again below).
-            after = functools.partial(self._dispatch_controls, engine, identity)
-            await relay.drain(bytes(engine.keys.mailbox), accept, after)
-        await self._dispatch_controls(engine, identity)
-        return new
-
-    async def publish_prekeys_now(self, identity: Identity) -> bool:
-        """Publish ``identity``'s prekeys at the home relay now (best effort).
-
-        Until its bundles are at the relay nobody can start a session with the
-        identity, so a new identity publishes before its creation returns
-        rather than at the next poll; if the relay cannot be reached, the
-        mailbox task publishes later. Returns whether it succeeded.
-        """
-        try:
-            with trio.fail_after(10):
-                async with self._home(identity.mailbox_key) as relay:
-                    await self._publish_prekeys(relay, self.engines.for_identity(identity))
-        except (DchatError, trio.TooSlowError) as exc:
-            _log.info("prekeys not published yet: %s", type(exc).__name__)
-            return False
-        return True
-
-    async def _publish_prekeys(self, relay: RelaySession, engine: MessagingEngine) -> None:
-        """Top up (or first publish, or rotate) our bundles at the home relay.
-
-        One at a time: a new identity publishes at once while the mailbox task
-        may be polling, and two concurrent counts would both ask for a top-up.
-        """
-        async with self._publishing:
-            mailbox = bytes(engine.keys.mailbox)
-            held = await relay.count_prekeys(mailbox)
-            upload = await self._store.run(engine.prekey_upload, held=held, now=self._clock.now())
-            if upload is None:
-                return
-            last, one_time = upload.last_resort, list(upload.one_time)
-            await relay.put_prekeys(mailbox, last, one_time, replace=upload.replace)
-            _log.info("published %d one-time prekeys", len(upload.one_time))
-
-    async def _fetch_raw(self, raw: RawMailbox) -> None:
-        async with self._home(raw.key) as relay:
-            await relay.drain(raw.mailbox, raw.handler)
-
-    async def _accept(self, raw: bytes, engine: MessagingEngine) -> int:
-        accepted = await self._store.run(self.agent.accept, engine, raw, now=self._clock.now())
+    async def _accept(
+        self, engine: MessagingEngine, identity: Identity | None, batch: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Open a pushed batch in one transaction, run the hooks, then the control handlers."""
+        accept = functools.partial(self.agent.accept_many, engine, now=self._clock.now())
+        accepted = await self._store.run(accept, [envelope for _, envelope in batch])
         for reason in accepted.dropped:
             _log.warning("dropped an envelope: %s", reason)
         if accepted.resets:
@@ -226,7 +201,52 @@ class MailDelivery:
         for sender, document in accepted.learned:
             for hook in self._learned_hooks:
                 await hook(sender, document)
-        return len(accepted.texts)
+        await self._dispatch_controls(engine, identity)
+
+    def _home(self, key: SigningKey) -> AbstractAsyncContextManager[RelaySession]:
+        """A session with the home relay (pinned by node id if configured), proven with ``key``."""
+        host, port = parse_hostport(self.home_relay)
+        return relay_session(host, port, node_key=key, expected_peer=self.home_relay_node)
+
+    async def publish_prekeys_now(self, identity: Identity) -> bool:
+        """Publish ``identity``'s prekeys at the home relay now (best effort).
+
+        Until its bundles are at the relay nobody can start a session with the
+        identity, so a new identity publishes before its creation returns
+        rather than when its mailbox link connects. Returns whether it succeeded.
+        """
+        try:
+            with trio.fail_after(10):
+                async with self._home(identity.mailbox_key) as relay:
+                    engine = self.engines.for_identity(identity)
+                    await self._publish_prekeys(relay, engine=engine)
+        except (DchatError, trio.TooSlowError) as exc:
+            _log.info("prekeys not published yet: %s", type(exc).__name__)
+            return False
+        return True
+
+    async def _publish_prekeys(
+        self, relay: RelaySession, *, engine: MessagingEngine, every: bool = False
+    ) -> None:
+        """Top up (or first publish, or rotate) our bundles at the home relay.
+
+        With ``every``, only if the last check is :data:`PREKEY_CHECK` seconds
+        old (after each batch under load). One at a time: a new identity
+        publishes at once while its mailbox link may be connecting, and two
+        concurrent counts would both ask for a top-up.
+        """
+        mailbox, now = bytes(engine.keys.mailbox), self._clock.now()
+        if every and now - self._prekeys_checked.get(mailbox, 0.0) < PREKEY_CHECK:
+            return
+        async with self._publishing:
+            self._prekeys_checked[mailbox] = now
+            held = await relay.count_prekeys(mailbox)
+            upload = await self._store.run(engine.prekey_upload, held=held, now=self._clock.now())
+            if upload is None:
+                return
+            last, one_time = upload.last_resort, list(upload.one_time)
+            await relay.put_prekeys(mailbox, last, one_time, replace=upload.replace)
+            _log.info("published %d one-time prekeys", len(upload.one_time))
 
     async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity | None) -> None:
         for message, handler in await self._store.run(self.agent.controls_due, engine, identity):
@@ -241,3 +261,11 @@ class MailDelivery:
                 _log.warning("control message refused: %s", type(exc).__name__)
             finally:
                 await self._store.run(engine.control_done, message.message_id)
+
+
+async def _each(
+    handler: Callable[[bytes], Awaitable[None]], batch: list[tuple[bytes, bytes]]
+) -> None:
+    """Hand each envelope of a raw mailbox's batch to its handler, in order."""
+    for _entry_id, envelope in batch:
+        await handler(envelope)

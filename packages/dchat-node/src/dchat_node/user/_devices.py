@@ -69,6 +69,7 @@ class DeviceService:
         """Send and receive chat as a linked device of the identity."""
         card = ContactCard.from_bytes(local.card)
         self._user.engines.link_device(local.device_key, local.exchange_key, card)
+        self._user.mailboxes_changed()
 
     async def _save(self, local: LocalDevice) -> None:
         await self._user.state_put(_STATE, local.to_bytes())
@@ -87,11 +88,6 @@ class DeviceService:
         await self._documents.publish(devices=(*chain.head.devices, cert))
         _log.info("primary device certified")
         return local
-
-    @property
-    def is_linked(self) -> bool:
-        """Whether this node is a linked (non-primary) device."""
-        return self._local is not None and self._local.linked
 
     async def chain(self) -> DocumentChain:
         """The identity's document chain as this device knows it."""

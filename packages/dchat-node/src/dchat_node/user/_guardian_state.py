@@ -26,7 +26,6 @@ from dchat_identity.lowlevel import (
     decode_map,
     encode_map,
 )
-from dchat_messaging import SealedEnvelope
 
 from .._errors import NodeStateError
 
@@ -61,8 +60,9 @@ async def load(user: UserService, key: str, decode: Callable[[bytes], _T]) -> _T
 
 async def queue_sealed(user: UserService, items: Iterable[tuple[MailboxId, bytes]]) -> None:
     """Queue ``(mailbox, ciphertext)`` items for the home relay through the durable outbox."""
-    for mailbox, data in items:
-        await user.queue_envelope(user.home_relay, SealedEnvelope(mailbox, data))
+    enqueue = user.agent.outbox.enqueue_sealed
+    await user.run(enqueue, user.home_relay, [(bytes(m), data) for m, data in items], user.now())
+    user.wake_outbox()
 
 
 def check_main(user: UserService, identity: Identity) -> None:

@@ -25,8 +25,8 @@ from dchat_core import IdentityId
 if TYPE_CHECKING:
     from dchat_identity import ContactCard
     from dchat_messaging import MessageReceived
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ._service import UserService
 
 __all__ = ("RequestService",)

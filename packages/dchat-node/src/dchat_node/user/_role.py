@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     import trio
 
     from dchat_core import Clock
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ..config import NodeConfig
 
 __all__ = ("IdentityFeatures", "UserRole")

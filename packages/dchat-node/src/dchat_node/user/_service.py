@@ -23,8 +23,9 @@ Extension points, used by the identity features (devices, burners, guardians):
 * **raw mailboxes** (``agent.add_raw_mailbox``): a mailbox whose envelopes are
   not sealed messages (the devices' sync mailbox) is drained into a handler
   that returns once each envelope is durably processed.
-* :meth:`queue_envelope` puts any sealed envelope in the durable outbox, and
-  :meth:`state_get` / :meth:`state_put` keep sealed blobs in the settings table.
+* ``agent.outbox.enqueue_sealed`` puts sealed envelopes in the durable outbox
+  (then :meth:`wake_outbox`), and :meth:`state_get` / :meth:`state_put` keep
+  sealed blobs in the settings table.
 * **contacts** are the agent's :attr:`book` (a ``ContactBook``: names, cards,
   quiet contacts, the messages kept with each), called through :attr:`run`.
   **Quiet contacts** (``add_contact(..., announce=False)``) are contacts a
@@ -45,9 +46,9 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import IdentityId, MessageId
 from dchat_identity import ContactCard, Identity
-from dchat_messaging import Content, MessagingEngine, RequestError, SealedEnvelope, UserMessaging
+from dchat_messaging import Content, RequestError, UserMessaging
+from dchat_network import RelayPool
 from dchat_storage import EngineStore
 
 from .._errors import NodeStateError
@@ -56,11 +57,11 @@ from ._delivery import MailDelivery
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from dchat_core import Clock
+    from dchat_core import Clock, IdentityId, MessageId
     from dchat_messaging import DeviceAddress, MessageReceived
     from dchat_messaging.lowlevel import ContactEntry
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ..config import NodeConfig
 
 __all__ = ("UserService",)
@@ -81,11 +82,16 @@ class UserService(MailDelivery):
         self._passphrase = passphrase
         self._wake_outbox = trio.Event()
         self._wake_sessions = trio.Event()
+        self._wake_links = trio.Event()
         self._publishing = trio.Lock()
+        self._prekeys_checked = {}
+        self.pool = RelayPool(unlinkable=config.unlinkable_sends)
+        self.links = {}
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = UserMessaging(EngineStore(store.db))
         self.book = self.agent.contacts
+        self.agent.mailboxes_changed = self.mailboxes_changed
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
         self.senders, self.engines = self.agent.requests, self.agent.engines
         # Declared in MailDelivery, which consumes them:
@@ -156,15 +162,14 @@ class UserService(MailDelivery):
             self._clock.now(),
         )
         self.engines.set_main(identity, card)
+        self.mailboxes_changed()
         _log.info("identity created")
         await self.publish_prekeys_now(identity)
         return identity
 
-    def _main_engine(self) -> MessagingEngine:
-        engine = self.engines.main()
-        if engine is None:
-            raise NodeStateError("no_identity", _NO_IDENTITY)
-        return engine
+    def mailboxes_changed(self) -> None:
+        """The mailboxes to drain changed: the mailbox task re-reads them."""
+        self._wake_links.set()
 
     # -- extension points -------------------------------------------------------
 
@@ -180,21 +185,9 @@ class UserService(MailDelivery):
         """Call ``hook(card)`` after a contact is added through :meth:`add_contact`."""
         self._contact_hooks.append(hook)
 
-    async def queue_envelope(
-        self, relay: str, envelope: SealedEnvelope, message_id: MessageId | None = None
-    ) -> MessageId:
-        """Put ``envelope`` in the durable outbox for ``relay``; returns its outbox id."""
-        mid = message_id if message_id is not None else MessageId.random()
-        await self._store.run(
-            self.outbox.enqueue,
-            bytes(mid),
-            relay,
-            bytes(envelope.mailbox),
-            envelope.to_bytes(),
-            self._clock.now(),
-        )
+    def wake_outbox(self) -> None:
+        """Something was queued: the outbox task delivers it now."""
         self._wake_outbox.set()
-        return mid
 
     async def state_get(self, key: str) -> bytes | None:
         """A blob kept (sealed at rest) in the settings table."""
@@ -262,38 +255,18 @@ class UserService(MailDelivery):
         sender: Identity | None,
         sender_card: ContactCard | None,
     ) -> MessageId:
-        """Fan ``content`` out to every device of ``card``'s identity.
-
-        As this node's identity (``sender`` None), sent copies also go to our
-        other devices; as another local identity (a burner, a recovery's new
-        key) they do not, since it has no other devices.
-        """
-        if sender is None:
-            engine = self._main_engine()
-        else:
-            engine = self.engines.for_identity(sender, sender_card)
-        send = functools.partial(
-            self.engines.send,
-            engine,
-            card,
-            content,
-            now=self._clock.now(),
-            copies=sender is None,
-            sender_card=sender_card,
-        )
-        self._woken(await self._store.run(send))
+        """Fan ``content`` out to every device of ``card``'s identity (see ``send_as``)."""
+        now = self._clock.now()
+        send = functools.partial(self.engines.send_as, sender=sender, sender_card=sender_card)
+        self._woken(await self._store.run_grouped(send, card, content, now=now))
         return content.message_id
 
     async def send_to_own_devices(self, kind: str, data: bytes) -> None:
         """Send a control payload to our identity's other devices (if any)."""
-        send = functools.partial(
-            self.engines.send_to_own_devices,
-            self._main_engine(),
-            kind,
-            data,
-            now=self._clock.now(),
-        )
-        waiting = await self._store.run(send)
+        engine, now = self.engines.main(), self._clock.now()
+        if engine is None:
+            raise NodeStateError("no_identity", _NO_IDENTITY)
+        waiting = await self.run(self.engines.send_to_own_devices, engine, kind, data, now=now)
         if waiting is not None:
             self._woken(waiting)
 

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from dchat_crypto import SigningKey
     from dchat_identity import IdentityDocument
     from dchat_identity.lowlevel import LocalDevice, SyncDelivery, SyncedContact
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ._devices import DeviceService
     from ._service import UserService
 

@@ -11,8 +11,8 @@ from ._service import ValidatorService
 
 if TYPE_CHECKING:
     from dchat_core import Clock, NodeId
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ..config import NodeConfig
 
 __all__ = ("ValidatorRole",)

@@ -84,8 +84,8 @@ if TYPE_CHECKING:
         ValidatorKeys,
     )
     from dchat_core import Clock
+    from dchat_storage import AsyncStore
 
-    from .._store import AsyncStore
     from ..config import NodeConfig
 
 __all__ = ("ValidatorService",)

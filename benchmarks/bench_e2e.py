@@ -1,0 +1,250 @@
+"""End-to-end delivery: a relay and two user nodes as processes, 1 KiB messages through the API.
+
+A relay, alice and bob are started as a user starts them (``dchat-node run``),
+each its own process; alice sends 1 KiB texts to bob through her node's HTTP
+API, as the SDK does. Measured in one run:
+
+- **delivered, 16 senders**: 16 threads post concurrently; the time from the
+  first send until bob's node holds all N (its ``received`` counter);
+- **delivered, sequential**: one thread posts N one after another, same clock;
+- **latency**: alice sends paced at 100 msg/s; for each message, the time from
+  just before its POST until bob's node reports it received (bob's status is
+  read every 2 ms, so figures carry up to ~3 ms of sampling error);
+- **CPU per delivered message**: user + system CPU of the three processes over
+  the concurrent run, divided by N;
+- **ceiling**: the bare link echo of ``bench_link.py`` (1 KiB messages over one
+  link, no storage, no encryption beyond the link's) in the same run, and the
+  ratio of the end-to-end rate to it.
+
+The last printed line is ``e2e: <X> msg/s delivered (16 senders), <Y> msg/s
+sequential, p50 <A> ms, p99 <B> ms``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import trio
+
+import _common
+
+if TYPE_CHECKING:
+    import argparse
+
+    from dchat_node import NodeProcess
+
+NAME = "bench_e2e"
+TEXT = "x" * 1024
+SENDERS = 16
+PACE = 100.0  # messages per second in the latency run
+WAIT = 300.0  # upper bound on any phase
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def api(node: NodeProcess) -> httpx.Client:
+    """A keep-alive HTTP client for ``node``'s API."""
+    headers = {"Authorization": f"Bearer {node.info['token']}"}
+    return httpx.Client(base_url=node.info["url"], headers=headers, timeout=60.0)
+
+
+def received(bob: httpx.Client) -> int:
+    """Messages bob's node has received so far."""
+    return int(bob.get("/status").json()["received"])
+
+
+def wait_received(bob: httpx.Client, target: int, period: float = 0.005) -> float:
+    """Block until bob has ``target`` messages; returns the time (monotonic) it saw them."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if received(bob) >= target:
+            return time.monotonic()
+        time.sleep(period)
+    raise SystemExit(f"bob did not receive {target} messages within {WAIT:.0f} s")
+
+
+def send_all(nodes: dict[str, NodeProcess], count: int, senders: int) -> float:
+    """Send ``count`` messages with ``senders`` threads; seconds until bob holds them all."""
+    clients = [api(nodes["alice"]) for _ in range(senders)]
+    with api(nodes["bob"]) as bob:
+        start_count = received(bob)
+        began = time.monotonic()
+
+        def post(i: int) -> None:
+            client = clients[i % senders]
+            reply = client.post("/v1/messages", json={"to": "bob", "text": TEXT})
+            reply.raise_for_status()
+
+        with ThreadPoolExecutor(senders) as pool:
+            shares = [range(k, count, senders) for k in range(senders)]
+            list(pool.map(lambda share: [post(i) for i in share], shares))
+        done = wait_received(bob, start_count + count)
+    for client in clients:
+        client.close()
+    return done - began
+
+
+def latencies(nodes: dict[str, NodeProcess], count: int) -> list[float]:
+    """Send ``count`` messages paced at :data:`PACE`/s; each one's send-to-received seconds."""
+    sent: list[float] = []
+    seen: list[float] = []
+    stop = threading.Event()
+    with api(nodes["alice"]) as alice, api(nodes["bob"]) as bob:
+        base = received(bob)
+
+        def watch() -> None:
+            while not stop.is_set() and len(seen) < count:
+                now, have = time.monotonic(), received(bob) - base
+                seen.extend([now] * (have - len(seen)))
+                time.sleep(0.002)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        began = time.monotonic()
+        for i in range(count):
+            time.sleep(max(0.0, began + i / PACE - time.monotonic()))
+            sent.append(time.monotonic())
+            alice.post("/v1/messages", json={"to": "bob", "text": TEXT}).raise_for_status()
+        watcher.join(WAIT)
+        stop.set()
+    if len(seen) < count:
+        raise SystemExit("the latency run did not complete")
+    return [s - t for t, s in zip(sent, seen, strict=False)]
+
+
+def start_nodes(root: Path) -> dict[str, NodeProcess]:
+    """A relay and two user nodes with identities that hold each other's cards."""
+    from dchat_node import NodeProcess
+    from dchat_node.config import free_port
+
+    passphrase = secrets.token_urlsafe(16)
+    relay_addr = f"127.0.0.1:{free_port()}"
+    relay = NodeProcess(root / "relay", "relay", passphrase=passphrase, listen=relay_addr)
+    relay.start()
+    nodes = {"relay": relay}
+    for name in ("alice", "bob"):
+        node = NodeProcess(root / name, "user", passphrase=passphrase, relay=relay_addr)
+        node.start()
+        nodes[name] = node
+        with node.client() as client:
+            client.create_identity(name)
+    with nodes["alice"].client() as alice, nodes["bob"].client() as bob:
+        alice.add_contact("bob", bob.card())
+        bob.add_contact("alice", alice.card())
+    return nodes
+
+
+def warm_up(nodes: dict[str, NodeProcess]) -> None:
+    """Set up the session (the first message's X-Wing setup) and the links."""
+    with api(nodes["alice"]) as alice, api(nodes["bob"]) as bob:
+        base = received(bob)
+        for _ in range(20):
+            alice.post("/v1/messages", json={"to": "bob", "text": TEXT}).raise_for_status()
+        wait_received(bob, base + 20)
+
+
+def link_ceiling(messages: int) -> float:
+    """The bare link echo's messages per second (``bench_link.py``'s workload)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_link
+
+    async def measure() -> float:
+        async with trio.open_nursery() as nursery:
+            address = await bench_link.start_dchat_server(nursery)
+            link = await bench_link.dial_dchat(address)
+            await bench_link.throughput(link, 1000)  # warm-up
+            rate = messages / await bench_link.throughput(link, messages)
+            await link.aclose()
+            nursery.cancel_scope.cancel()
+        return rate
+
+    return trio.run(measure)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="dchat-bench-e2e-") as tmp:
+        nodes = start_nodes(Path(tmp))
+        try:
+            warm_up(nodes)
+            pids = {name: node.pid for name, node in nodes.items()}
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            concurrent = send_all(nodes, args.messages, SENDERS)
+            split = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+            cpu = sum(split.values())
+            sequential = send_all(nodes, args.messages, 1)
+            lat = latencies(nodes, min(args.messages, args.latency_messages))
+        finally:
+            for node in nodes.values():
+                node.stop()
+    ceiling = link_ceiling(args.messages * 10)
+    cuts = statistics.quantiles(lat, n=100)
+    return {
+        "concurrent": args.messages / concurrent,
+        "sequential": args.messages / sequential,
+        "p50": cuts[49] * 1000,
+        "p99": cuts[98] * 1000,
+        "cpu_ms": cpu / args.messages * 1000,
+        "cpu_split": {name: t / args.messages * 1000 for name, t in split.items()},
+        "ceiling": ceiling,
+    }
+
+
+def section(result: dict[str, Any], args: argparse.Namespace, argv: list[str]) -> str:
+    lines = [
+        "## End-to-end delivery (relay + two user nodes, as processes)",
+        "",
+        *_common.run_lines(NAME, argv, _common.load_at_end()),
+        "",
+        f"1 KiB texts from alice to bob through alice's HTTP API; N = {args.messages}.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| delivered, {SENDERS} concurrent senders | {result['concurrent']:,.0f} msg/s |",
+        f"| delivered, one sequential sender | {result['sequential']:,.0f} msg/s |",
+        f"| latency send → received at 100 msg/s, p50 | {result['p50']:.1f} ms |",
+        f"| latency send → received at 100 msg/s, p99 | {result['p99']:.1f} ms |",
+        f"| CPU per delivered message (3 processes) | {result['cpu_ms']:.2f} ms |",
+        *(f"| … of which {name} | {ms:.2f} ms |" for name, ms in result["cpu_split"].items()),
+        f"| ceiling: bare link echo, 1 KiB | {result['ceiling']:,.0f} msg/s |",
+        f"| end to end / ceiling ({SENDERS} senders) | "
+        f"{result['concurrent'] / result['ceiling']:.1%} |",
+        "",
+        "Latency is sampled by reading bob's status every 2 ms (up to ~3 ms of error).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _common.arg_parser(__doc__)
+    parser.add_argument("--messages", type=int, default=2000, help="N per throughput run")
+    parser.add_argument("--latency-messages", type=int, default=500, help="paced messages")
+    args = parser.parse_args(argv)
+    result = run(args)
+    text = section(result, args, argv)
+    print(text)
+    if not args.no_write:
+        _common.write_section(NAME, text)
+    print(
+        f"e2e: {result['concurrent']:.0f} msg/s delivered ({SENDERS} senders), "
+        f"{result['sequential']:.0f} msg/s sequential, p50 {result['p50']:.1f} ms, "
+        f"p99 {result['p99']:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

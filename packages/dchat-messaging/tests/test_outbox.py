@@ -1,0 +1,78 @@
+"""The outbox's rules: queue order per destination, deposit batches, results of a deposit."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dchat_messaging import Outbox
+from dchat_messaging.lowlevel import MAX_DEPOSIT, MAX_DEPOSIT_BYTES, deposits
+from dchat_messaging.testing import MemoryMessageStore
+
+T0 = 1_000.0
+A, B = b"a" * 32, b"b" * 32
+
+
+def queue(store: MemoryMessageStore, items: list[tuple[str, str, bytes, int]]) -> Outbox:
+    """Queue ``(id, relay, mailbox, size)`` items in order; returns the outbox."""
+    outbox = Outbox(store, rng=random.Random(1))
+    for name, relay, mailbox, size in items:
+        outbox.enqueue(name.encode(), relay, mailbox, b"e" * size, T0)
+    return outbox
+
+
+def test_a_delayed_envelope_holds_later_ones_to_its_destination_only() -> None:
+    store = MemoryMessageStore()
+    outbox = queue(
+        store,
+        [("1", "r1", A, 10), ("2", "r1", B, 10), ("3", "r1", A, 10), ("4", "r2", A, 10)],
+    )
+    (first,) = [e for e in outbox.due(T0) if e.message_id == b"1"]
+    retry_at = outbox.failed(first, T0)
+    assert retry_at > T0
+    # 3 goes to the same mailbox at the same relay as 1: it waits; 2 and 4 do not.
+    assert [e.message_id for e in outbox.due(T0)] == [b"2", b"4"]
+    assert [e.message_id for e in outbox.due(retry_at)] == [b"1", b"2", b"3", b"4"]
+
+
+def test_due_is_in_queue_order_and_bounded() -> None:
+    store = MemoryMessageStore()
+    outbox = queue(store, [(f"{i:03d}", "r", A, 1) for i in range(100)])
+    assert [e.message_id for e in outbox.due(T0, limit=10)] == [b"%03d" % i for i in range(10)]
+
+
+def test_deposits_group_by_relay_in_order_within_the_limits() -> None:
+    store = MemoryMessageStore()
+    items = [(f"{i:03d}", "r1" if i % 3 else "r2", A, 100) for i in range(200)]
+    outbox = queue(store, items)
+    batches = deposits(outbox.due(T0, limit=200))
+    assert all(len({e.relay for e in batch}) == 1 for batch in batches)
+    assert all(len(batch) <= MAX_DEPOSIT for batch in batches)
+    r1 = [e.message_id for batch in batches if batch[0].relay == "r1" for e in batch]
+    assert r1 == [b"%03d" % i for i in range(200) if i % 3]  # queue order kept per relay
+
+
+@given(st.lists(st.integers(min_value=1, max_value=96 * 1024), min_size=1, max_size=80))
+def test_deposits_never_exceed_the_byte_limit(sizes: list[int]) -> None:
+    store = MemoryMessageStore()
+    outbox = queue(store, [(f"{i:03d}", "r", A, size) for i, size in enumerate(sizes)])
+    batches = deposits(outbox.due(T0, limit=len(sizes)))
+    assert [e for batch in batches for e in batch] == outbox.due(T0, limit=len(sizes))
+    for batch in batches:
+        assert batch
+        assert len(batch) == 1 or sum(len(e.envelope) for e in batch) <= MAX_DEPOSIT_BYTES
+
+
+def test_settle_forgets_stored_envelopes_and_retries_refused_ones() -> None:
+    store = MemoryMessageStore()
+    outbox = queue(store, [("1", "r", A, 1), ("2", "r", B, 1), ("3", "r", A, 1)])
+    due = outbox.due(T0)
+    commits = store.commits
+    stored = outbox.settle(due, [b"\x01" * 32, "quota", "LinkClosedError"], T0)
+    assert stored == 1
+    assert store.commits == commits + 1  # one transaction for the whole deposit
+    assert set(store.outbox) == {b"2", b"3"}
+    assert all(entry.attempts == 1 for entry in store.outbox.values())
+    assert outbox.due(T0) == []  # both wait for their retry

@@ -1,0 +1,225 @@
+"""A client's standing links to relays, in trio: one per owned mailbox, a pool for deposits.
+
+Theory of operation
+-------------------
+:class:`MailboxLink` keeps one link open to the relay that holds a mailbox,
+proven with the mailbox's key, and takes the mailbox's mail as the relay
+pushes it: it sends a ``pull`` that the relay holds until mail arrives (or
+``wait`` seconds pass), hands the batch to ``handle`` (which returns only
+once every envelope in it is durably processed), and acknowledges the batch
+in its next ``pull``. A crash or a lost link before that acknowledgement
+means the batch is handed over again (receivers deduplicate); nothing is
+ever lost. A link that fails is reopened after a backoff with jitter
+(:class:`ReconnectPolicy`); its state (``connecting``, ``connected``,
+``waiting``, ``stopped``) and last error are kept for status pages.
+
+:class:`RelayPool` holds the links a client deposits envelopes and fetches
+prekey bundles over: one per relay, reused, each proving a random key made
+for that link (so deposits on one link are linkable to each other, as they
+are by the connection's address anyway, but not to any mailbox). With
+``unlinkable=True`` every request gets a link and key of its own instead
+(a handshake per request: slower, but a relay cannot group deposits even by
+link). A pooled link the relay dropped while idle is reopened once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import trio
+
+from dchat_core import DchatError, MailboxId
+from dchat_crypto import SigningKey
+
+from ._errors import LinkClosedError
+from ._session import RelaySession, relay_session
+from ._trio import connect
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from dchat_core import NodeId
+
+__all__ = ("MailboxLink", "ReconnectPolicy", "RelayPool")
+
+_log = logging.getLogger("dchat.links")
+_R = TypeVar("_R")
+PULL_WAIT: Final = 20.0
+"""How long the relay may hold a pull (seconds): the link's keep-alive period."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectPolicy:
+    """Wait ``base * 2**failures`` seconds, at most ``cap``, times U(0.5, 1), before redialling."""
+
+    base: float = 0.2
+    cap: float = 30.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure (counting from 1)."""
+        growth = float(2 ** min(max(failures - 1, 0), 16))
+        return min(self.cap, self.base * growth) * rng.uniform(0.5, 1.0)
+
+
+class MailboxLink:
+    """Keeps a mailbox's link open and hands its mail to ``handle`` as it arrives.
+
+    Args:
+        host: The relay's host.
+        port: The relay's link port.
+        key: The mailbox's key (the link proves it; the mailbox is derived from it).
+        handle: Called with each batch of ``(entry id, envelope)``; returns once
+            all are durably processed. If it raises, the batch is not
+            acknowledged and the link is reopened after a backoff.
+        on_connect: Called with the session after each (re)connection, before
+            the first pull (e.g. to publish prekeys).
+        on_idle: Called with the session when a pull ended without mail.
+        after_batch: Called with the session after each handled batch.
+        expected_peer: The relay's pinned node id, if known.
+        wait: How long a pull may be held.
+        policy: Backoff between reconnections.
+        rng: Jitter source.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        key: SigningKey,
+        handle: Callable[[list[tuple[bytes, bytes]]], Awaitable[None]],
+        *,
+        on_connect: Callable[[RelaySession], Awaitable[None]] | None = None,
+        on_idle: Callable[[RelaySession], Awaitable[None]] | None = None,
+        after_batch: Callable[[RelaySession], Awaitable[None]] | None = None,
+        expected_peer: NodeId | None = None,
+        wait: float = PULL_WAIT,
+        policy: ReconnectPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.relay = f"{host}:{port}"
+        self.mailbox = bytes(MailboxId.derive(key.public_key.to_bytes()))
+        self._dial = (host, port, key, expected_peer)
+        self._handle, self._on_connect = handle, on_connect
+        self._on_idle, self._after_batch = on_idle, after_batch
+        self._wait = wait
+        self._policy = policy or ReconnectPolicy()
+        self._rng = rng or random.Random()
+        self._cancel = trio.CancelScope()
+        self.state = "connecting"
+        self.last_error: str | None = None
+        self.failures = 0
+        """Consecutive failed attempts (0 while connected)."""
+        self.received = 0
+        """Envelopes handed to ``handle``."""
+
+    async def run(self) -> None:
+        """Keep the link up until :meth:`stop` (or cancellation)."""
+        with self._cancel:
+            while True:
+                try:
+                    await self._connected()
+                except (DchatError, trio.TooSlowError) as exc:
+                    self.failures += 1
+                    self.last_error = type(exc).__name__
+                    self.state = "waiting"
+                    delay = self._policy.delay(self.failures, self._rng)
+                    _log.info("relay link lost: %s; retrying in %.1f s", self.last_error, delay)
+                    await trio.sleep(delay)
+                    self.state = "connecting"
+        self.state = "stopped"
+
+    def stop(self) -> None:
+        """Close the link and end :meth:`run`."""
+        self._cancel.cancel()
+
+    async def _connected(self) -> None:
+        host, port, key, expected = self._dial
+        async with relay_session(host, port, node_key=key, expected_peer=expected) as session:
+            if self._on_connect is not None:
+                await self._on_connect(session)
+            self.state, self.failures = "connected", 0
+            ack: list[bytes] = []
+            while True:
+                batch = await session.pull(self.mailbox, ack, wait=self._wait)
+                ack = [entry_id for entry_id, _ in batch]
+                hook = self._on_idle
+                if batch:
+                    await self._handle(batch)
+                    self.received += len(batch)
+                    hook = self._after_batch
+                if hook is not None:
+                    await hook(session)
+
+
+class RelayPool:
+    """Links for deposits and bundle fetches, one per relay, each with a random key.
+
+    Args:
+        unlinkable: A fresh link and key for every request instead of reusing one.
+        timeout: For each connection and handshake.
+    """
+
+    def __init__(self, *, unlinkable: bool = False, timeout: float = 10.0) -> None:
+        self._unlinkable = unlinkable
+        self._timeout = timeout
+        self._links: dict[tuple[str, int], RelaySession] = {}
+        self._dialling: dict[tuple[str, int], trio.Lock] = {}
+
+    async def put_many(
+        self, host: str, port: int, items: Sequence[tuple[bytes, bytes]]
+    ) -> list[bytes | str]:
+        """Deposit ``(mailbox, envelope)`` items at one relay; per item its entry id or refusal."""
+        return await self._call(host, port, lambda session: session.put_many(items))
+
+    async def get_prekeys(self, host: str, port: int, mailbox: bytes) -> bytes:
+        """One (wrapped) prekey bundle of ``mailbox`` at the relay ``host:port``."""
+        return await self._call(host, port, lambda session: session.get_prekeys(mailbox))
+
+    @property
+    def open_links(self) -> int:
+        """Pooled links open now."""
+        return len(self._links)
+
+    async def aclose(self) -> None:
+        """Close every pooled link."""
+        links, self._links = self._links, {}
+        for session in links.values():
+            await session.aclose()
+
+    async def _call(
+        self, host: str, port: int, call: Callable[[RelaySession], Awaitable[_R]]
+    ) -> _R:
+        if self._unlinkable:
+            async with relay_session(host, port, timeout=self._timeout) as session:
+                return await call(session)
+        address = (host, port)
+        while True:
+            session, fresh = await self._get(address)
+            try:
+                return await call(session)
+            except LinkClosedError:
+                await self._drop(address, session)
+                if fresh:  # a stale pooled link is reopened once; a fresh one failing is final
+                    raise
+            except BaseException:
+                await self._drop(address, session)  # a failed or cut request may break the link
+                raise
+
+    async def _get(self, address: tuple[str, int]) -> tuple[RelaySession, bool]:
+        async with self._dialling.setdefault(address, trio.Lock()):
+            session = self._links.get(address)
+            if session is not None:
+                return session, False
+            host, port = address
+            key = SigningKey.generate()
+            link = await connect(host, port, node_key=key, timeout=self._timeout)
+            session = self._links[address] = RelaySession(link)
+            return session, True
+
+    async def _drop(self, address: tuple[str, int], session: RelaySession) -> None:
+        if self._links.get(address) is session:
+            del self._links[address]
+        await session.aclose()

@@ -1,0 +1,111 @@
+"""Real processes: push delivery, no lost wake-ups, queue order through relay crashes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dchat_node import NodeProcess
+from dchat_testing import wait_until
+from dchat_testing.pytest_plugin import PASSPHRASE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pair(tmp_path: Path, relay: NodeProcess) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Alice and bob, each other's contacts, retrying failed deliveries only every 2 minutes.
+
+    With such a long retry timer, anything that arrives quickly arrived because
+    a send woke the outbox and the relay pushed it, not because a timer fired.
+    """
+    nodes = [
+        NodeProcess(
+            tmp_path / name,
+            "user",
+            passphrase=PASSPHRASE,
+            relay=relay.info["link"],
+            poll_interval=120.0,
+        )
+        for name in ("alice", "bob")
+    ]
+    try:
+        for node in nodes:
+            node.start()
+        alice, bob = nodes
+        with alice.client() as a, bob.client() as b:
+            a.create_identity("alice")
+            b.create_identity("bob")
+            a.add_contact("bob", b.card())
+            b.add_contact("alice", a.card())
+        yield alice, bob
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+def _inbound(node: NodeProcess) -> list[str]:
+    with node.client() as client:
+        return [m.text for m in client.messages(limit=1000) if m.direction == "in"]
+
+
+def test_a_burst_larger_than_a_batch_arrives_without_waiting_for_a_timer(
+    pair: tuple[NodeProcess, NodeProcess],
+) -> None:
+    alice, bob = pair
+    sent = [f"burst {i:03d}" for i in range(150)]  # > one deposit and one pull (64 each)
+    with alice.client() as a:
+        for text in sent:
+            a.send("bob", text)
+    # Well under the 120 s retry timer: the wake-ups and the push did it.
+    wait_until(lambda: len(_inbound(bob)) >= len(sent), timeout=60, what="the burst delivered")
+    assert _inbound(bob) == sent
+    with alice.client() as a:
+        assert a.status()["outbox"] == 0
+
+
+def test_queue_order_survives_three_relay_kills_during_200_sends(
+    tmp_path: Path, relay: NodeProcess
+) -> None:
+    users = [
+        NodeProcess(
+            tmp_path / name, "user", passphrase=PASSPHRASE, relay=relay.info["link"],
+            poll_interval=0.2,
+        )
+        for name in ("alice", "bob")
+    ]  # fmt: skip
+    try:
+        for node in users:
+            node.start()
+        alice, bob = users
+        with alice.client() as a, bob.client() as b:
+            a.create_identity("alice")
+            b.create_identity("bob")
+            a.add_contact("bob", b.card())
+            b.add_contact("alice", a.card())
+        sent = [f"ordered {i:03d}" for i in range(200)]
+        progress = threading.Semaphore(0)
+
+        def send_all() -> None:
+            with alice.client() as a:
+                for text in sent:
+                    a.send("bob", text)
+                    progress.release()
+
+        sender = threading.Thread(target=send_all)
+        sender.start()
+        for _ in range(3):  # a SIGKILL after every ~50 sends, then a restart
+            for _ in range(50):
+                assert progress.acquire(timeout=60)
+            relay.kill()
+            relay.start()
+        sender.join(timeout=120)
+        assert not sender.is_alive()
+        wait_until(lambda: len(_inbound(bob)) >= len(sent), timeout=120, what="all delivered")
+        assert _inbound(bob) == sent  # exactly once each, in the order they were sent
+    finally:
+        for node in users:
+            node.kill()

@@ -1,0 +1,129 @@
+"""The synchronous database reached from trio: worker threads and group commit.
+
+Theory of operation
+-------------------
+:class:`AsyncStore` runs repository calls in worker threads
+(``trio.to_thread.run_sync``) so they never block the event loop;
+:meth:`AsyncStore.run` runs one call as it is.
+
+:meth:`AsyncStore.run_grouped` is *group commit*: calls made while a commit
+is in progress queue up, and the next commit runs all of them (up to
+``batch``) in one transaction, so concurrent writers share one fsync instead
+of paying one each. Each call runs in a savepoint of its own: one that
+raises is rolled back alone and its caller gets the exception, the others
+commit. Nothing returns before the commit that holds it is durable, so a
+caller that got a result may rely on it surviving a crash. If the commit
+itself fails, every call in it gets that error and none of them took effect.
+There is no leader task: the first waiting caller whose call is still queued
+runs the next commit. A caller cancelled before its call ran takes the call
+out of the queue; one cancelled while its group commits still has it
+committed (as with ``trio.to_thread``, a running call is not abandoned).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._database import Database
+
+__all__ = ("AsyncStore",)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+GROUP: Final = 64
+"""The most calls one group commit runs."""
+
+
+class _Call:
+    """One grouped call: what to run, then its value or the exception it raised."""
+
+    __slots__ = ("done", "error", "fn", "ran", "value")
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+        self.ran = self.done = False
+        self.value: object = None
+        self.error: BaseException | None = None
+
+
+def _commit_group(db: Database, calls: list[_Call]) -> None:
+    """Run ``calls`` in one transaction, each in a savepoint (runs in a worker thread)."""
+    with db.transaction():
+        for call in calls:
+            try:
+                with db.transaction():
+                    call.value = call.fn()
+            except Exception as exc:  # the caller gets it; the other calls still commit
+                call.error = exc
+            call.ran = True
+
+
+class AsyncStore:
+    """A :class:`Database` reached through worker threads.
+
+    Args:
+        db: The open database.
+        threads: The most worker threads in use at once (SQLite has one writer
+            at a time anyway; readers may overlap it).
+        batch: The most calls in one group commit.
+    """
+
+    def __init__(self, db: Database, *, threads: int = 2, batch: int = GROUP) -> None:
+        self.db = db
+        self._limiter = trio.CapacityLimiter(threads)
+        self._batch = batch
+        self._queued: list[_Call] = []
+        self._committing = False
+        self._turn = trio.Event()
+        self.group_commits = 0
+        """Group commits run so far."""
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call ``fn(*args, **kwargs)`` in a worker thread and return its result."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def run_grouped(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call ``fn`` in a transaction shared with concurrent grouped calls; one commit for all.
+
+        Returns (or raises) once the commit holding the call is durable.
+        """
+        call = _Call(functools.partial(fn, *args, **kwargs))
+        self._queued.append(call)
+        try:
+            while not call.done:
+                if self._committing:
+                    await self._turn.wait()
+                else:
+                    await self._commit_next(call)
+        except BaseException:
+            if call in self._queued:  # cancelled before it ran: it never will
+                self._queued.remove(call)
+            raise
+        if call.error is not None:
+            raise call.error
+        return call.value  # type: ignore[return-value]
+
+    async def _commit_next(self, leader: _Call) -> None:
+        group, self._queued = self._queued[: self._batch], self._queued[self._batch :]
+        self._committing = True
+        try:
+            await self.run(_commit_group, self.db, group)
+        except Exception as exc:  # the commit failed: nothing in the group took effect
+            for member in group:
+                member.ran, member.error = True, exc
+        finally:
+            # Cut short before it ran (the leader was cancelled): the others wait on.
+            self._queued[:0] = [m for m in group if not m.ran and m is not leader]
+            for member in group:
+                member.done = member.ran
+            self._committing = False
+            self.group_commits += 1
+            self._turn.set()
+            self._turn = trio.Event()
