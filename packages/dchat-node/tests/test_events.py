@@ -7,6 +7,11 @@ The stream is followed through the SDK (``AsyncRemoteClient`` under trio,
 from __future__ import annotations
 
 import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
@@ -238,3 +243,70 @@ def test_a_cursor_behind_retention_is_expired(carol: NodeProcess) -> None:
         api.send("dave", "after the prune")
         page, _ = api.event_page(after=head)
         assert [e.message.text for e in page if e.message] == ["after the prune"]
+
+
+class Watch:
+    """``dchat watch`` as a user starts it, in its own process, its lines read by a thread."""
+
+    def __init__(self, node: NodeProcess, *args: str) -> None:
+        command = [sys.executable, "-c", "from dchat_node.cli import main; main()"]
+        command += ["--data-dir", str(node.data_dir), "watch", *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+
+    def lines(self, n: int, timeout: float = 30.0) -> list[str]:
+        """The next ``n`` lines it prints (the test fails after ``timeout`` seconds)."""
+        return [self._lines.get(timeout=timeout) for _ in range(n)]
+
+    def interrupt(self) -> int:
+        """Ctrl-C; returns its exit status."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=15)
+        finally:
+            self.process.kill()
+            self._reader.join(timeout=15)
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+
+
+def test_requests_are_events_and_dchat_watch_prints_them(
+    make_user: Callable[[str], NodeProcess], wait_until: Callable[..., object]
+) -> None:
+    bob_node, alice_node = make_user("bob"), make_user("alice")
+    with bob_node.client() as bob, alice_node.client() as alice:
+        bob.create_identity("bob")
+        alice_id = alice.create_identity("alice")
+        alice.add_contact("bob", bob.card())
+        alice.send("bob", "hi bob, from a stranger")
+        wait_until(lambda: len(bob.event_page(after=0)[0]) == 2)
+        bob.accept_request(alice_id, "alice")
+        events, _ = bob.event_page(after=0)
+    assert [(e.kind, e.data.get("state")) for e in events] == [
+        ("message", None),
+        ("request", "open"),
+        ("request", "accepted"),
+    ]
+    assert events[1].data["identity_id"] == alice_id
+    assert events[0].message is not None
+    assert events[0].message.peer_name == "alice"  # the name as it is now
+
+    as_json = Watch(bob_node, "--json", "--after", "0")
+    printed = [json.loads(line) for line in as_json.lines(3)]
+    assert as_json.interrupt() == 0
+    assert [p["cursor"] for p in printed] == [e.cursor for e in events]
+    assert [p["kind"] for p in printed] == ["message", "request", "request"]
+    assert printed[0]["data"]["text"] == "hi bob, from a stranger"
+
+    for_people = Watch(bob_node, "--after", str(events[0].cursor - 1))
+    first = for_people.lines(2)
+    assert for_people.interrupt() == 0
+    assert first[0].endswith("<- alice: hi bob, from a stranger")
+    assert first[1].endswith(f"request from {alice_id}: open")
