@@ -9,15 +9,14 @@ shared with :meth:`RemoteClient.events`; this module only moves bytes.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 
-from ._errors import NodeUnreachableError, _BadReplyError
-from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_from_json
-from ._replies import MessagePage, api_error, integer, items, message_page
+from ._errors import NodeUnreachableError
+from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
+from ._replies import MessagePage, answer, client_options, message_page, query, refusal
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -45,12 +44,7 @@ class AsyncRemoteClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            transport=transport,
-        )
+        self._http = httpx.AsyncClient(**client_options(base_url, token, timeout, transport))
 
     async def aclose(self) -> None:
         """Release the HTTP connection pool."""
@@ -72,13 +66,7 @@ class AsyncRemoteClient:
             response = await self._http.get(path, params=params)
         except httpx.HTTPError as exc:
             raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
-        try:
-            payload = response.json()
-        except ValueError:
-            raise _BadReplyError("node sent a non-JSON reply") from None
-        if response.status_code >= 400:
-            raise api_error(response.status_code, payload)
-        return payload
+        return answer(response)
 
     async def message_page(
         self,
@@ -89,71 +77,44 @@ class AsyncRemoteClient:
         before: int | None = None,
     ) -> MessagePage:
         """One page of stored messages (as :meth:`RemoteClient.message_page`)."""
-        params: dict[str, str | int] = {"limit": limit}
-        for name, value in (("peer", peer), ("after", after), ("before", before)):
-            if value is not None:
-                params[name] = value
+        params = query(peer=peer or None, limit=limit, after=after, before=before)
         return message_page(await self._get("/v1/messages", params))
 
     async def event_page(
         self, after: int | None = None, limit: int = 100
     ) -> tuple[list[Event], int]:
         """One page of events and the cursor to continue (as :meth:`RemoteClient.event_page`)."""
-        params: dict[str, str | int] = {"limit": limit, "format": "json"}
-        if after is not None:
-            params["after"] = after
-        reply = await self._get("/v1/events", params)
-        return [event_from_json(e) for e in items(reply, "events")], integer(reply, "next")
+        return event_page(
+            await self._get("/v1/events", query(after=after, limit=limit, format="json"))
+        )
 
     async def events(
         self, after: int | None = None, *, retries: int | None = None
     ) -> AsyncGenerator[Event, None]:
-        """Follow the node's events as they happen, forever.
+        """Follow the node's events as they happen: :meth:`RemoteClient.events`, async.
 
         An async generator: to stop early, close it (``contextlib.aclosing``)::
 
             async with aclosing(client.events(after=cursor)) as events:
                 async for event in events:
                     ...
-
-        Args:
-            after: Start after this cursor (None: only events from now on).
-            retries: Give up after this many failed reconnections in a row (None: never).
-
-        A dropped connection (or a node restart) is resumed after the last
-        event yielded: no event is missed or repeated.
-
-        Raises:
-            ApiError: The node refused: ``cursor_expired`` (re-list, follow from
-                now), ``unauthorized``, or ``invalid_request``.
-            NodeUnreachableError: ``retries`` reconnections failed in a row.
         """
         reader, backoff = EventReader(after), Backoff()
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
         while True:
             params, headers = reader.request()
             reader.connected()
+            failure: Exception | None = None
             try:
                 async with self._http.stream(
                     "GET", "/v1/events", params=params, headers=headers, timeout=timeout
                 ) as response:
                     if response.status_code >= 400:
-                        raise api_error(response.status_code, _json(await response.aread()))
+                        raise refusal(response.status_code, await response.aread())
                     async for chunk in response.aiter_text():
                         backoff.reset()
                         for event in reader.feed(chunk):
                             yield event
             except httpx.HTTPError as exc:
-                failure: Exception = exc
-            else:
-                failure = NodeUnreachableError("the node closed the event stream")
-            if retries is not None and backoff.failures >= retries:
-                raise NodeUnreachableError(f"event stream lost: {type(failure).__name__}")
-            await anyio.sleep(backoff.next_delay(reader.retry_s))
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
+                failure = exc
+            await anyio.sleep(backoff.after_drop(failure, retries, reader.retry_s))

@@ -19,11 +19,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._errors import ApiError, _BadReplyError
-from ._replies import MessageInfo, message
+from ._errors import ApiError, NodeUnreachableError, _BadReplyError
+from ._replies import MessageInfo, integer, items, message
 from ._sse import SseDecoder
 
-__all__ = ("STREAM_READ_TIMEOUT", "Backoff", "Event", "EventReader", "parse_cursor")
+__all__ = (
+    "STREAM_READ_TIMEOUT",
+    "Backoff",
+    "Event",
+    "EventReader",
+    "event_from_json",
+    "event_page",
+    "parse_cursor",
+)
 
 STREAM_READ_TIMEOUT: Final = 45.0
 """Seconds without a byte after which a stream is taken as dropped (the node
@@ -72,6 +80,11 @@ def event_from_json(reply: Any) -> Event:
     if not isinstance(kind, str) or not isinstance(data, dict):
         raise _BadReplyError("an event lacks its kind or data")
     return Event(cursor, kind, data)
+
+
+def event_page(reply: Any) -> tuple[list[Event], int]:
+    """A JSON page of events and the cursor to continue after."""
+    return [event_from_json(e) for e in items(reply, "events")], integer(reply, "next")
 
 
 class EventReader:
@@ -154,3 +167,17 @@ class Backoff:
     def reset(self) -> None:
         """The stream is flowing again."""
         self.failures = 0
+
+    def after_drop(
+        self, failure: Exception | None, retries: int | None, hint: float | None
+    ) -> float:
+        """A connection ended (``failure``, or None: the node closed it): the delay
+        before the next attempt.
+
+        Raises:
+            NodeUnreachableError: ``retries`` attempts in a row failed.
+        """
+        if retries is not None and self.failures >= retries:
+            what = "the node closed it" if failure is None else type(failure).__name__
+            raise NodeUnreachableError(f"event stream lost: {what}")
+        return self.next_delay(hint)

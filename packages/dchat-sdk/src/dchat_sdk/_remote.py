@@ -14,18 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._errors import ApiError, DchatSdkError, NodeUnreachableError, _BadReplyError
-from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_from_json
+from ._errors import ApiError, DchatSdkError, NodeUnreachableError
+from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
 from ._replies import (
     ContactInfo,
     MessageInfo,
     MessagePage,
-    api_error,
+    answer,
+    client_options,
     contact,
     integer,
     items,
     message_page,
     obj,
+    query,
+    refusal,
     string,
 )
 
@@ -40,13 +43,6 @@ __all__ = (
     "NodeUnreachableError",
     "RemoteClient",
 )
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
 
 
 class RemoteClient:
@@ -67,12 +63,7 @@ class RemoteClient:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            transport=transport,
-        )
+        self._http = httpx.Client(**client_options(base_url, token, timeout, transport))
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path, *, timeout: float = 10.0) -> RemoteClient:
@@ -105,13 +96,7 @@ class RemoteClient:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:
             raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
-        try:
-            payload = response.json()
-        except ValueError:
-            raise _BadReplyError("node sent a non-JSON reply") from None
-        if response.status_code >= 400:
-            raise api_error(response.status_code, payload)
-        return payload
+        return answer(response)
 
     def request(
         self,
@@ -201,12 +186,8 @@ class RemoteClient:
         ``before=C``: the ``limit`` stored before it; neither: the newest.
         ``page.before`` pages back (None at the oldest), ``page.after`` forward.
         """
-        params: dict[str, str | int] = {"limit": limit}
-        if peer:
-            params["peer"] = peer  # encoded by httpx: names may hold '&', '#', '+'
-        for name, cursor in (("after", after), ("before", before)):
-            if cursor is not None:
-                params[name] = cursor
+        # Encoded by httpx: names may hold '&', '#', '+'.
+        params = query(peer=peer or None, limit=limit, after=after, before=before)
         return message_page(self._call("GET", "/v1/messages", params=params))
 
     def event_page(self, after: int | None = None, limit: int = 100) -> tuple[list[Event], int]:
@@ -218,11 +199,8 @@ class RemoteClient:
             ApiError: ``cursor_expired`` (HTTP 410): events after ``after`` were
                 pruned; re-list the messages and follow from the returned end.
         """
-        params: dict[str, str | int] = {"limit": limit, "format": "json"}
-        if after is not None:
-            params["after"] = after
-        reply = self._call("GET", "/v1/events", params=params)
-        return [event_from_json(e) for e in items(reply, "events")], integer(reply, "next")
+        params = query(after=after, limit=limit, format="json")
+        return event_page(self._call("GET", "/v1/events", params=params))
 
     def events(self, after: int | None = None, *, retries: int | None = None) -> Iterator[Event]:
         """Follow the node's events as they happen, forever (a generator; break to stop).
@@ -245,22 +223,19 @@ class RemoteClient:
         while True:
             params, headers = reader.request()
             reader.connected()
+            failure: Exception | None = None
             try:
                 with self._http.stream(
                     "GET", "/v1/events", params=params, headers=headers, timeout=timeout
                 ) as response:
                     if response.status_code >= 400:
-                        raise api_error(response.status_code, _json_or_none(response.read()))
+                        raise refusal(response.status_code, response.read())
                     for chunk in response.iter_text():
                         backoff.reset()
                         yield from reader.feed(chunk)
             except httpx.HTTPError as exc:
-                failure: Exception = exc
-            else:
-                failure = NodeUnreachableError("the node closed the event stream")
-            if retries is not None and backoff.failures >= retries:
-                raise NodeUnreachableError(f"event stream lost: {type(failure).__name__}")
-            time.sleep(backoff.next_delay(reader.retry_s))
+                failure = exc
+            time.sleep(backoff.after_drop(failure, retries, reader.retry_s))
 
     def requests(self) -> list[dict[str, Any]]:
         """Open message requests (senders who are not contacts), oldest first."""

@@ -6,16 +6,22 @@ A reply of the wrong shape is the node's fault, reported as
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ApiError, _BadReplyError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = (
     "ContactInfo",
     "MessageInfo",
     "MessagePage",
+    "answer",
     "api_error",
+    "client_options",
     "contact",
     "integer",
     "items",
@@ -24,6 +30,8 @@ __all__ = (
     "message_page",
     "number",
     "obj",
+    "query",
+    "refusal",
     "string",
 )
 
@@ -64,6 +72,41 @@ class MessagePage:
     messages: list[MessageInfo]
     before: int | None
     after: int | None
+
+
+def client_options(base_url: str, token: str, timeout: float, transport: Any) -> dict[str, Any]:
+    """The httpx client settings of a node client (sync or async)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    return {"base_url": base_url, "headers": headers, "timeout": timeout, "transport": transport}
+
+
+def query(**values: str | int | None) -> dict[str, str | int]:
+    """Query parameters, leaving out those that are None."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def answer(response: httpx.Response) -> Any:
+    """The JSON of a read answer, or the error it carries.
+
+    Raises:
+        ApiError: The node answered an error.
+        _BadReplyError: The answer is not JSON.
+    """
+    try:
+        payload = response.json()
+    except ValueError:
+        raise _BadReplyError("node sent a non-JSON reply") from None
+    if response.status_code >= 400:
+        raise api_error(response.status_code, payload)
+    return payload
+
+
+def refusal(status: int, body: bytes) -> ApiError:
+    """The :class:`ApiError` of an error answer to a stream request."""
+    try:
+        return api_error(status, json.loads(body))
+    except ValueError:
+        return api_error(status, None)
 
 
 def api_error(status: int, payload: Any) -> ApiError:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 import trio
 from fastapi import Header, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from dchat_storage import CursorExpiredError
 
@@ -163,6 +164,21 @@ class NotifyAfterWrites:
                 self._feed.notify()
 
 
+class EventOut(BaseModel):
+    """One event of a page."""
+
+    cursor: int
+    kind: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    """``GET /v1/events?format=json``: events after the cursor, and where to go on."""
+
+    events: list[EventOut]
+    next: int
+
+
 def _event_json(record: EventRecord, names: dict[bytes, str | None]) -> dict[str, Any]:
     data = record.data
     if record.message is not None:
@@ -173,7 +189,21 @@ def _event_json(record: EventRecord, names: dict[bytes, str | None]) -> dict[str
 def add_event_routes(app: FastAPI, feed: EventFeed, auth: list[Depends]) -> None:
     """Add ``GET /v1/events`` (see the module docstring) to ``app``."""
 
-    @app.get("/v1/events", dependencies=auth, response_model=None)
+    @app.get(
+        "/v1/events",
+        dependencies=auth,
+        response_model=None,
+        responses={
+            200: {
+                "description": "An event stream, or with format=json one page",
+                "content": {
+                    "text/event-stream": {"schema": {"type": "string"}},
+                    "application/json": {"schema": EventPage.model_json_schema()},
+                },
+            },
+            410: {"description": "cursor_expired: events after the cursor were pruned"},
+        },
+    )
     async def events(
         after: Cursor = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
@@ -181,6 +211,11 @@ def add_event_routes(app: FastAPI, feed: EventFeed, auth: list[Depends]) -> None
         last_event_id: Annotated[str | None, Header(max_length=64)] = None,
         accept: Annotated[str | None, Header(max_length=1024)] = None,
     ) -> dict[str, Any] | StreamingResponse:
+        """Follow the event log from a cursor (Server-Sent Events), or read one page of it.
+
+        See docs/protocol.md, section 19: ``id`` is the cursor, ``event`` the kind,
+        ``data`` the JSON; resume with ``after`` or ``Last-Event-ID``.
+        """
         if after is None:
             after = _last_event_id(last_event_id)
         start = await feed.head() if after is None else after

@@ -75,6 +75,11 @@ def add_message_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         after: Cursor = None,
         before: Cursor = None,
     ) -> dict[str, Any]:
+        """Stored messages, oldest first: the newest ``limit``, or a page by cursor.
+
+        ``after``/``before`` page in storage order; the answer's ``before`` and
+        ``after`` are the cursors to continue with (docs/protocol.md, section 19).
+        """
         user = user_role(node).user
         listing = functools.partial(user.book.messages, after=after, before=before)
         rows = await user.run(listing, peer, limit)
