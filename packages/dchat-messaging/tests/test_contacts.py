@@ -142,6 +142,24 @@ def test_messages_are_listed_with_peer_names_and_deleted_per_peer() -> None:
     assert len(agent.contacts.messages(None, 100)) == 5  # bob's are untouched
 
 
+def test_messages_page_by_cursor_with_names() -> None:
+    store = MemoryMessageStore()
+    agent, _ = node(store)
+    bob = person("bob")
+    agent.contacts.add("bob", bob.to_text(), now=T0)
+    for i in range(6):  # storage times out of order: cursors follow storage order
+        store.add_message(b"b%d" % i, "in", str(bob.identity_id), f"hi {i}", T0, T0 - i)
+    everything = agent.contacts.messages(None, 100, after=0)
+    assert [m.body for m, _ in everything] == [f"hi {i}" for i in range(6)]
+    cursors = [m.cursor for m, _ in everything]
+    assert cursors == sorted(cursors)
+    after = agent.contacts.messages("bob", 2, after=cursors[1])
+    assert [(m.body, name) for m, name in after] == [("hi 2", "bob"), ("hi 3", "bob")]
+    before = agent.contacts.messages("bob", 2, before=cursors[4])
+    assert [m.body for m, _ in before] == ["hi 2", "hi 3"]
+    assert agent.contacts.messages(None, 10, after=cursors[-1]) == []
+
+
 def test_deleting_a_long_conversation_takes_several_batches() -> None:
     store = MemoryMessageStore()
     agent, _ = node(store)

@@ -27,6 +27,7 @@ SECRETS = {
     "device": "Grandmothers-Tablet",
     "filename": "tax-return-2026.pdf",
     "relay": "relay.secret-host.example:7400",
+    "event": "lantern-signal-from-the-event-log",
 }
 MESSAGE_ID = bytes.fromhex("5eed" * 8)
 KEYSTORE = b"KEYSTORE-BLOB-" + bytes(range(32))
@@ -42,6 +43,7 @@ def _fill(db: Database) -> None:
     db.outbox.enqueue(b"out-" + MESSAGE_ID, SECRETS["relay"], b"mailbox-id", b"envelope", 4.0)
     db.settings.set(SECRETS["setting"], SECRETS["setting"].encode(), 5.0)
     db.devices.add(SECRETS["own"], b"device-one", SECRETS["device"], b"cert", 6.0)
+    db.events.append("request", {"identity_id": SECRETS["peer"], "note": SECRETS["event"]}, 8.0)
     db.attachments.upload(
         SECRETS["own"],
         "document",

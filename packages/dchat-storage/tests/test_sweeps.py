@@ -21,6 +21,15 @@ def test_each_role_has_its_policy() -> None:
         assert (policy.mailbox_ttl, policy.attachment_grace) == (None, DAY)
 
 
+def test_the_event_log_keeps_its_ttl() -> None:
+    assert SweepSchedule.for_role("user").policy.event_ttl == 30 * DAY
+    assert SweepSchedule.for_role("user", event_ttl=3600.0).policy.event_ttl == 3600.0
+    assert SweepSchedule.for_role("user", event_ttl=None).policy.event_ttl is None
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(InvalidArgumentError):
+            SweepSchedule.for_role("user", event_ttl=bad)
+
+
 @given(st.text(max_size=20).filter(lambda role: role not in ("user", "relay", "validator")))
 def test_an_unknown_role_is_refused(role: str) -> None:
     with pytest.raises(InvalidArgumentError):
@@ -50,8 +59,10 @@ def test_a_failed_sweep_is_retried_at_the_next_tick_and_not_counted() -> None:
 
 
 def test_report_counts_sum_to_total() -> None:
-    report = SweepReport(disappeared=1, retention=2, mailbox_entries=3, attachments=4, blobs=5)
-    assert report.total == sum(report.counts().values()) == 15
+    report = SweepReport(
+        disappeared=1, retention=2, mailbox_entries=3, attachments=4, blobs=5, events=6
+    )
+    assert report.total == sum(report.counts().values()) == 21
     assert set(report.counts()) == {
-        "disappeared", "retention", "mailbox_entries", "attachments", "blobs"
+        "disappeared", "retention", "mailbox_entries", "attachments", "blobs", "events"
     }  # fmt: skip

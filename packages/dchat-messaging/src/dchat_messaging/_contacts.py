@@ -39,7 +39,7 @@ from ._errors import RequestError
 from ._store import MessageStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from ._directory import DocumentDirectory
 
@@ -77,6 +77,10 @@ class MessageEntry(Protocol):
     def sent_at(self) -> float: ...
     @property
     def stored_at(self) -> float: ...
+    @property
+    def cursor(self) -> int | None:
+        """Its place in storage order, to page from (None if the store has none)."""
+        ...
 
 
 class ContactStore(Protocol):
@@ -95,8 +99,14 @@ class ContactStore(Protocol):
         """Give the contact ``identity_id`` a new identity and card; None if unknown."""
         ...
 
-    def list_messages(self, peer: str | None, limit: int) -> Sequence[MessageEntry]:
-        """The last ``limit`` messages (with ``peer`` only, if given), oldest first."""
+    def list_messages(
+        self, peer: str | None, limit: int, *, after: int | None = None, before: int | None = None
+    ) -> Sequence[MessageEntry]:
+        """The last ``limit`` messages (with ``peer`` only, if given), oldest first.
+
+        With ``after``: the first ``limit`` whose cursor is above it; with
+        ``before``: the last ``limit`` whose cursor is below it (storage order).
+        """
         ...
 
     def delete_message(self, message_id: bytes) -> bool: ...
@@ -255,15 +265,23 @@ class ContactBook:
 
     # -- messages --------------------------------------------------------------------
 
-    def messages(self, peer: str | None, limit: int) -> list[tuple[MessageEntry, str | None]]:
+    def messages(
+        self, peer: str | None, limit: int, *, after: int | None = None, before: int | None = None
+    ) -> list[tuple[MessageEntry, str | None]]:
         """The last ``limit`` stored messages (with ``peer``, a name or identity id, if given),
-        each with its peer's contact name if it is a contact.
+        each with its peer's contact name if it is a contact; ``after`` / ``before`` page
+        by cursor (see :meth:`ContactStore.list_messages`).
         """
         peer_id = peer
         if peer is not None and not peer.startswith(IdentityId.PREFIX):
             peer_id = str(self.find(peer).identity_id)
+        listed = self._store.list_messages(peer_id, limit, after=after, before=before)
+        return self.with_names(listed)
+
+    def with_names(self, listed: Iterable[MessageEntry]) -> list[tuple[MessageEntry, str | None]]:
+        """Each message with its peer's contact name, if the peer is a contact."""
         names = {entry.identity_id: entry.name for entry in self._store.list_contacts()}
-        return [(m, names.get(m.peer_id)) for m in self._store.list_messages(peer_id, limit)]
+        return [(m, names.get(m.peer_id)) for m in listed]
 
     def delete_messages(self, peer: str) -> int:
         """Delete every stored message with ``peer`` (an identity id); returns how many."""

@@ -59,6 +59,11 @@ class StoredMessage:
         """The text (as the contact book reads it)."""
         return self.text
 
+    @property
+    def cursor(self) -> int:
+        """Its place in storage order (as the contact book pages by)."""
+        return self.seq
+
 
 @dataclass(frozen=True, slots=True)
 class MemoryContact:
@@ -183,10 +188,18 @@ class MemoryMessageStore:
         self.contacts[new_id] = replace(old, identity_id=new_id, card=bytes(card))
         return self.contacts[new_id]
 
-    def list_messages(self, peer: str | None, limit: int) -> list[StoredMessage]:
+    def list_messages(
+        self, peer: str | None, limit: int, *, after: int | None = None, before: int | None = None
+    ) -> list[StoredMessage]:
         kept = [m for m in self.messages.values() if peer is None or m.peer == peer]
-        kept.sort(key=lambda m: (m.stored_at, m.seq))
-        return kept[-limit:] if limit > 0 else []
+        kept = [m for m in kept if after is None or m.seq > after]
+        kept = [m for m in kept if before is None or m.seq < before]
+        if limit <= 0:
+            return []
+        if after is not None and before is None:
+            return sorted(kept, key=lambda m: m.seq)[:limit]
+        kept.sort(key=lambda m: (m.seq,) if before is not None else (m.stored_at, m.seq))
+        return kept[-limit:]
 
     def delete_message(self, message_id: bytes) -> bool:
         return self.messages.pop(message_id, None) is not None

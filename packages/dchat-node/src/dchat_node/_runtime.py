@@ -78,7 +78,8 @@ class Node:
         self.store = store
         self.clock = clock
         self.role = role
-        self.lifecycle = LifecycleTask(store, clock, SweepSchedule.for_role(config.role))
+        schedule = SweepSchedule.for_role(config.role, event_ttl=config.event_retention)
+        self.lifecycle = LifecycleTask(store, clock, schedule)
         self.node_id: NodeId | None = None
         self.link_address: str | None = None
         self.started_at = clock.now()

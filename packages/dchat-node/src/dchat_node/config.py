@@ -80,6 +80,7 @@ class NodeConfig(BaseModel):
     snapshot_interval: int = Field(default=1000, ge=0, le=1_000_000)
     # Guardian recovery: the shortest time lock this node approves as a guardian.
     guardian_min_lock: float = Field(default=7 * 24 * 3600.0, ge=0, le=365 * 24 * 3600.0)
+    event_retention: float = Field(default=30 * 86400.0, gt=0)  # seconds; GET /v1/events
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod

@@ -1,19 +1,30 @@
-"""dchat-sdk: clients for dchat. So far: :class:`RemoteClient` for a node's local API."""
+"""dchat-sdk: clients for dchat.
+
+So far: :class:`RemoteClient` (synchronous) and :class:`AsyncRemoteClient`
+(asyncio or trio) for a node's local API, including its event stream
+(:class:`Event`, resumable by cursor).
+"""
 
 from __future__ import annotations
 
-from ._remote import ApiError as ApiError
-from ._remote import ContactInfo as ContactInfo
-from ._remote import DchatSdkError as DchatSdkError
-from ._remote import MessageInfo as MessageInfo
-from ._remote import NodeUnreachableError as NodeUnreachableError
+from ._async import AsyncRemoteClient as AsyncRemoteClient
+from ._errors import ApiError as ApiError
+from ._errors import DchatSdkError as DchatSdkError
+from ._errors import NodeUnreachableError as NodeUnreachableError
+from ._events import Event as Event
 from ._remote import RemoteClient as RemoteClient
+from ._replies import ContactInfo as ContactInfo
+from ._replies import MessageInfo as MessageInfo
+from ._replies import MessagePage as MessagePage
 
 __all__ = (
     "ApiError",
+    "AsyncRemoteClient",
     "ContactInfo",
     "DchatSdkError",
+    "Event",
     "MessageInfo",
+    "MessagePage",
     "NodeUnreachableError",
     "RemoteClient",
 )

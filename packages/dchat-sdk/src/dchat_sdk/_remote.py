@@ -8,13 +8,32 @@ a running node; every failure surfaces as a :class:`DchatSdkError` subclass.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from dchat_core import CallerError, DchatError, PeerError, TransportError
+from ._errors import ApiError, DchatSdkError, NodeUnreachableError
+from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
+from ._replies import (
+    ContactInfo,
+    MessageInfo,
+    MessagePage,
+    answer,
+    client_options,
+    contact,
+    integer,
+    items,
+    message_page,
+    obj,
+    query,
+    refusal,
+    string,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = (
     "ApiError",
@@ -24,53 +43,6 @@ __all__ = (
     "NodeUnreachableError",
     "RemoteClient",
 )
-
-
-class DchatSdkError(DchatError):
-    """Root of the errors raised by :mod:`dchat_sdk`."""
-
-
-class NodeUnreachableError(DchatSdkError, TransportError):
-    """The node's API could not be reached (not running, wrong address, timeout)."""
-
-
-class ApiError(DchatSdkError, CallerError):
-    """The node refused a request.
-
-    Attributes:
-        status: HTTP status code.
-        code: Machine-readable error code from the node.
-    """
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code}, HTTP {status})")
-        self.status = status
-        self.code = code
-
-
-class _BadReplyError(DchatSdkError, PeerError, ValueError):
-    """The node answered with something that is not the documented JSON."""
-
-
-@dataclass(frozen=True, slots=True)
-class ContactInfo:
-    """A contact as the node lists it."""
-
-    name: str
-    identity_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class MessageInfo:
-    """A stored message as the node lists it."""
-
-    message_id: str
-    direction: str
-    peer_id: str
-    peer_name: str | None
-    text: str
-    sent_at: float
-    stored_at: float
 
 
 class RemoteClient:
@@ -91,12 +63,7 @@ class RemoteClient:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            transport=transport,
-        )
+        self._http = httpx.Client(**client_options(base_url, token, timeout, transport))
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path, *, timeout: float = 10.0) -> RemoteClient:
@@ -129,20 +96,7 @@ class RemoteClient:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:
             raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
-        try:
-            payload = response.json()
-        except ValueError:
-            raise _BadReplyError("node sent a non-JSON reply") from None
-        if response.status_code >= 400:
-            error = payload.get("error") if isinstance(payload, dict) else None
-            if not isinstance(error, dict):
-                error = {}
-            raise ApiError(
-                response.status_code,
-                str(error.get("code", "unknown")),
-                str(error.get("message", "request failed")),
-            )
-        return payload
+        return answer(response)
 
     def request(
         self,
@@ -157,7 +111,7 @@ class RemoteClient:
             ApiError: the node answered with an error (its code and message).
             NodeUnreachableError: no answer.
         """
-        return _object(self._call(method, path, body, params))
+        return obj(self._call(method, path, body, params))
 
     def document(self) -> dict[str, Any]:
         """This identity's current identity document (summary and signed bytes)."""
@@ -169,27 +123,27 @@ class RemoteClient:
 
     def health(self) -> dict[str, Any]:
         """The node's liveness report."""
-        return _object(self._call("GET", "/health"))
+        return obj(self._call("GET", "/health"))
 
     def status(self) -> dict[str, Any]:
         """Role, identity, counters."""
-        return _object(self._call("GET", "/status"))
+        return obj(self._call("GET", "/status"))
 
     def create_identity(self, name: str) -> str:
         """Create this node's identity; returns the identity id."""
-        return _str(self._call("POST", "/v1/identity", {"name": name}), "identity_id")
+        return string(self._call("POST", "/v1/identity", {"name": name}), "identity_id")
 
     def card(self) -> str:
         """This node's contact card (text form), to hand to others."""
-        return _str(self._call("GET", "/v1/identity"), "card")
+        return string(self._call("GET", "/v1/identity"), "card")
 
     def add_contact(self, name: str, card: str) -> ContactInfo:
         """Add a contact from their card."""
-        return _contact(self._call("POST", "/v1/contacts", {"name": name, "card": card}))
+        return contact(self._call("POST", "/v1/contacts", {"name": name, "card": card}))
 
     def contacts(self) -> list[ContactInfo]:
         """All contacts, by name."""
-        return [_contact(c) for c in _list(self._call("GET", "/v1/contacts"), "contacts")]
+        return [contact(c) for c in items(self._call("GET", "/v1/contacts"), "contacts")]
 
     def send(self, to: str, text: str) -> str:
         """Send ``text`` to ``to``; returns the message id.
@@ -202,32 +156,103 @@ class RemoteClient:
                 if m.direction == "in":
                     client.send(m.peer_id, "got it")
         """
-        return _str(self._call("POST", "/v1/messages", {"to": to, "text": text}), "message_id")
+        return string(self._call("POST", "/v1/messages", {"to": to, "text": text}), "message_id")
 
-    def messages(self, peer: str | None = None, limit: int = 100) -> list[MessageInfo]:
-        """Stored messages, oldest first (optionally with one contact only)."""
-        params: dict[str, str | int] = {"limit": limit}
-        if peer:
-            params["peer"] = peer  # encoded by httpx: names may hold '&', '#', '+'
-        reply = self._call("GET", "/v1/messages", params=params)
-        return [_message(m) for m in _list(reply, "messages")]
+    def messages(
+        self,
+        peer: str | None = None,
+        limit: int = 100,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+    ) -> list[MessageInfo]:
+        """Stored messages, oldest first (optionally with one contact only).
+
+        Without a cursor the newest ``limit``; see :meth:`message_page` for paging.
+        """
+        return self.message_page(peer, limit, after=after, before=before).messages
+
+    def message_page(
+        self,
+        peer: str | None = None,
+        limit: int = 100,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+    ) -> MessagePage:
+        """One page of stored messages, with the cursors to continue.
+
+        ``after=C``: the ``limit`` messages stored after cursor ``C``;
+        ``before=C``: the ``limit`` stored before it; neither: the newest.
+        ``page.before`` pages back (None at the oldest), ``page.after`` forward.
+        """
+        # Encoded by httpx: names may hold '&', '#', '+'.
+        params = query(peer=peer or None, limit=limit, after=after, before=before)
+        return message_page(self._call("GET", "/v1/messages", params=params))
+
+    def event_page(self, after: int | None = None, limit: int = 100) -> tuple[list[Event], int]:
+        """One page of events after ``after`` (None: from now) and the cursor to continue.
+
+        For clients that cannot hold a stream open; :meth:`events` follows live.
+
+        Raises:
+            ApiError: ``cursor_expired`` (HTTP 410): events after ``after`` were
+                pruned; re-list the messages and follow from the returned end.
+        """
+        params = query(after=after, limit=limit, format="json")
+        return event_page(self._call("GET", "/v1/events", params=params))
+
+    def events(self, after: int | None = None, *, retries: int | None = None) -> Iterator[Event]:
+        """Follow the node's events as they happen, forever (a generator; break to stop).
+
+        Args:
+            after: Start after this cursor (None: only events from now on).
+            retries: Give up after this many failed reconnections in a row
+                (None: never; each waits longer, up to a few seconds).
+
+        A dropped connection (or a node restart) is resumed after the last
+        event yielded: no event is missed or repeated.
+
+        Raises:
+            ApiError: The node refused: ``cursor_expired`` (re-list, follow from
+                now), ``unauthorized``, or ``invalid_request``.
+            NodeUnreachableError: ``retries`` reconnections failed in a row.
+        """
+        reader, backoff = EventReader(after), Backoff()
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
+        while True:
+            params, headers = reader.request()
+            reader.connected()
+            failure: Exception | None = None
+            try:
+                with self._http.stream(
+                    "GET", "/v1/events", params=params, headers=headers, timeout=timeout
+                ) as response:
+                    if response.status_code >= 400:
+                        raise refusal(response.status_code, response.read())
+                    for chunk in response.iter_text():
+                        backoff.reset()
+                        yield from reader.feed(chunk)
+            except httpx.HTTPError as exc:
+                failure = exc
+            time.sleep(backoff.after_drop(failure, retries, reader.retry_s))
 
     def requests(self) -> list[dict[str, Any]]:
         """Open message requests (senders who are not contacts), oldest first."""
-        return [_object(r) for r in _list(self._call("GET", "/v1/requests"), "requests")]
+        return [obj(r) for r in items(self._call("GET", "/v1/requests"), "requests")]
 
     def accept_request(self, identity_id: str, name: str) -> ContactInfo:
         """Make the sender of a request a contact named ``name``."""
         reply = self._call("POST", f"/v1/requests/{identity_id}/accept", {"name": name})
-        return _contact(reply)
+        return contact(reply)
 
     def ignore_request(self, identity_id: str) -> int:
         """Drop a request and delete its messages; returns how many were deleted."""
-        return _int(self._call("POST", f"/v1/requests/{identity_id}/ignore"), "deleted")
+        return integer(self._call("POST", f"/v1/requests/{identity_id}/ignore"), "deleted")
 
     def block(self, identity_id: str) -> int:
         """Block an identity: its messages are dropped from now on (and a request's deleted)."""
-        return _int(self._call("POST", "/v1/blocked", {"identity_id": identity_id}), "deleted")
+        return integer(self._call("POST", "/v1/blocked", {"identity_id": identity_id}), "deleted")
 
     def unblock(self, identity_id: str) -> None:
         """Let a blocked identity's messages through again."""
@@ -235,69 +260,8 @@ class RemoteClient:
 
     def blocked(self) -> list[str]:
         """Blocked identity ids."""
-        return [str(i) for i in _list(self._call("GET", "/v1/blocked"), "blocked")]
+        return [str(i) for i in items(self._call("GET", "/v1/blocked"), "blocked")]
 
     def notices(self) -> list[dict[str, Any]]:
         """Notices for the user, e.g. ``{"kind": "session_reset", "peer": ..., "at_ms": ...}``."""
-        return [_object(n) for n in _list(self._call("GET", "/v1/notices"), "notices")]
-
-
-# Reply readers: a reply of the wrong shape is the node's fault, reported as
-# _BadReplyError instead of leaking KeyError/TypeError to the caller.
-
-
-def _object(reply: Any) -> dict[str, Any]:
-    if not isinstance(reply, dict):
-        raise _BadReplyError("node reply is not a JSON object")
-    return reply
-
-
-def _field(reply: Any, key: str) -> Any:
-    obj = _object(reply)
-    if key not in obj:
-        raise _BadReplyError(f"node reply lacks {key!r}")
-    return obj[key]
-
-
-def _str(reply: Any, key: str) -> str:
-    value = _field(reply, key)
-    if not isinstance(value, str):
-        raise _BadReplyError(f"node reply field {key!r} is not a string")
-    return value
-
-
-def _number(reply: Any, key: str) -> float:
-    value = _field(reply, key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _BadReplyError(f"node reply field {key!r} is not a number")
-    return float(value)
-
-
-def _int(reply: Any, key: str) -> int:
-    value = _field(reply, key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _BadReplyError(f"node reply field {key!r} is not an integer")
-    return value
-
-
-def _list(reply: Any, key: str) -> list[Any]:
-    value = _field(reply, key)
-    if not isinstance(value, list):
-        raise _BadReplyError(f"node reply field {key!r} is not a list")
-    return value
-
-
-def _contact(reply: Any) -> ContactInfo:
-    return ContactInfo(_str(reply, "name"), _str(reply, "identity_id"))
-
-
-def _message(reply: Any) -> MessageInfo:
-    return MessageInfo(
-        message_id=_str(reply, "message_id"),
-        direction=_str(reply, "direction"),
-        peer_id=_str(reply, "peer_id"),
-        peer_name=None if _field(reply, "peer_name") is None else _str(reply, "peer_name"),
-        text=_str(reply, "text"),
-        sent_at=_number(reply, "sent_at"),
-        stored_at=_number(reply, "stored_at"),
-    )
+        return [obj(n) for n in items(self._call("GET", "/v1/notices"), "notices")]

@@ -14,6 +14,7 @@ from ._chain_log import ChainBlockLog as ChainBlockLog
 from ._database import Database as Database
 from ._database import open_database as open_database
 from ._engine_store import EngineStore as EngineStore
+from ._errors import CursorExpiredError as CursorExpiredError
 from ._errors import DatabaseClosedError as DatabaseClosedError
 from ._errors import DchatStorageError as DchatStorageError
 from ._errors import DuplicateError as DuplicateError
@@ -25,6 +26,7 @@ from ._errors import StorageCorruptError as StorageCorruptError
 from ._errors import StorageFullError as StorageFullError
 from ._errors import StorageUnavailableError as StorageUnavailableError
 from ._errors import UploadRejectedError as UploadRejectedError
+from ._event_log import EventRecord as EventRecord
 from ._lifecycle import Lifecycle as Lifecycle
 from ._lifecycle import LifecyclePolicy as LifecyclePolicy
 from ._lifecycle import SweepReport as SweepReport
@@ -46,11 +48,13 @@ __all__ = (
     "AttachmentRecord",
     "ChainBlockLog",
     "ContactRecord",
+    "CursorExpiredError",
     "Database",
     "DatabaseClosedError",
     "DchatStorageError",
     "DuplicateError",
     "EngineStore",
+    "EventRecord",
     "IdentityRecord",
     "InvalidArgumentError",
     "Lifecycle",

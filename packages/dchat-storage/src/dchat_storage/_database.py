@@ -15,6 +15,7 @@ from ._chain import ChainRepo
 from ._conversations import ConversationRepo
 from ._engine import create_sqlite_engine, translate_errors
 from ._errors import StorageUnavailableError
+from ._event_log import EventLog
 from ._keyring import unlock
 from ._lifecycle import Lifecycle
 from ._local import ContactRepo, IdentityRepo
@@ -105,6 +106,7 @@ class Database:
         conversations: Per-conversation retention and disappearing timers.
         messages: Delivered and sent messages.
         outbox: Envelopes awaiting delivery to relays.
+        events: The event log clients follow (messages stored, requests, ...).
         devices: Devices of identities.
         settings: Private key/value settings.
         attachments: Uploaded attachments (validated, deduplicated, streamed).
@@ -127,6 +129,7 @@ class Database:
         self.conversations = ConversationRepo(self._access)
         self.messages = MessageRepo(self._access)
         self.outbox = OutboxRepo(self._access)
+        self.events = EventLog(self._access)
         self.devices = DeviceRepo(self._access)
         self.settings = SettingsRepo(self._access)
         self.attachments = AttachmentRepo(self._access)

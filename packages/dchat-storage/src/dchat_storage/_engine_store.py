@@ -93,8 +93,10 @@ class EngineStore:
     def replace_contact(self, identity_id: str, new_id: str, card: bytes) -> ContactRecord | None:
         return self._db.contacts.replace(identity_id, new_id, card)
 
-    def list_messages(self, peer: str | None, limit: int) -> list[MessageRecord]:
-        return self._db.messages.list(peer, limit)
+    def list_messages(
+        self, peer: str | None, limit: int, *, after: int | None = None, before: int | None = None
+    ) -> list[MessageRecord]:
+        return self._db.messages.list(peer, limit, after=after, before=before)
 
     def delete_message(self, message_id: bytes) -> bool:
         return self._db.messages.delete(message_id)

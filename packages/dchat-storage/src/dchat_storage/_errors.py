@@ -11,6 +11,7 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
         ├── DatabaseClosedError(CallerError)               the Database was used after close()
         ├── LockedError(CallerError)                       wrong or missing at-rest key/passphrase
         ├── QuotaExceededError(CallerError)                a per-identity quota would be exceeded
+        ├── CursorExpiredError(CallerError, LookupError)   events after a cursor were pruned
         ├── UploadRejectedError(CallerError, ValueError)   an upload is refused; nothing stored
         │   ├── ContentTypeMismatchError                   content is not what was declared
         │   ├── UploadTooLargeError                        over the per-kind size limit
@@ -34,6 +35,7 @@ from dchat_core import CallerError, DchatError, TransportError
 
 __all__ = (
     "ContentTypeMismatchError",
+    "CursorExpiredError",
     "DatabaseClosedError",
     "DchatStorageError",
     "DecompressionBombError",
@@ -106,6 +108,16 @@ class LockedError(DchatStorageError, CallerError):
 
 class QuotaExceededError(DchatStorageError, CallerError):
     """Storing this would take an identity over its storage quota; nothing was stored."""
+
+
+class CursorExpiredError(DchatStorageError, CallerError, LookupError):
+    """Events after this cursor were pruned by retention: they cannot be replayed.
+
+    The client re-lists what it shows (the messages) and follows the log again
+    from its current end.
+    """
+
+    code = "cursor_expired"
 
 
 class UploadRejectedError(DchatStorageError, CallerError, ValueError):

@@ -21,6 +21,7 @@ from ._attachments import ATTACHMENTS
 from ._blobs import BLOBS
 from ._conversations import CONVERSATIONS
 from ._errors import InvalidArgumentError, LockedError, StorageCorruptError
+from ._events import EVENTS
 from ._local import CONTACTS, IDENTITY
 from ._messages import MESSAGES, OUTBOX
 from ._rowcodec import row_ad
@@ -41,7 +42,16 @@ __all__ = ("unlock",)
 CLEAR: Final = b"clear"
 SEALED: Final = b"aead-v1"
 _CHECK: Final = b"dchat-storage key check"
-_TABLES: Final = (IDENTITY, CONTACTS, CONVERSATIONS, MESSAGES, OUTBOX, DEVICES, SETTINGS)
+_TABLES: Final = (
+    IDENTITY,
+    CONTACTS,
+    CONVERSATIONS,
+    MESSAGES,
+    OUTBOX,
+    DEVICES,
+    SETTINGS,
+    EVENTS,
+)
 _BATCH: Final = 500
 
 

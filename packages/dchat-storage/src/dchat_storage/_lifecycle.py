@@ -1,4 +1,4 @@
-"""Lifecycle rules: disappearing messages, retention, mailbox TTL, garbage collection.
+"""Lifecycle rules: disappearing messages, retention, mailbox and event TTL, garbage collection.
 
 :meth:`Lifecycle.sweep` applies every rule as of a given time. Each rule is a
 DELETE of rows whose deadline has passed, so a sweep is idempotent: running it
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, delete, or_, select
 
+from ._events import prune_events
 from ._schema import (
     AttachmentRow,
     BlobChunk,
@@ -43,10 +44,14 @@ class LifecyclePolicy:
             dropped (None: never). Default 30 days.
         attachment_grace: An attachment no message references is collected
             this long after upload (it may be about to be sent). Default 1 day.
+        event_ttl: Events older than this many seconds are pruned from the
+            event log (None: never); a client further behind must re-list.
+            Default 30 days.
     """
 
     mailbox_ttl: float | None = 30 * DAY
     attachment_grace: float = DAY
+    event_ttl: float | None = 30 * DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,7 @@ class SweepReport:
         mailbox_entries: Relay mailbox entries past the TTL.
         attachments: Unreferenced attachments past the grace period.
         blobs: Content no attachment references any more (and abandoned uploads).
+        events: Events pruned from the event log past its TTL.
     """
 
     disappeared: int = 0
@@ -66,6 +72,7 @@ class SweepReport:
     mailbox_entries: int = 0
     attachments: int = 0
     blobs: int = 0
+    events: int = 0
 
     def counts(self) -> dict[str, int]:
         """Each rule's count by name (for logs and reports)."""
@@ -75,6 +82,7 @@ class SweepReport:
             "mailbox_entries": self.mailbox_entries,
             "attachments": self.attachments,
             "blobs": self.blobs,
+            "events": self.events,
         }
 
     @property
@@ -120,7 +128,11 @@ class Lifecycle:
                 ).rowcount
         with self._access.write("collect attachments") as conn:
             attachments, blobs = _collect(conn, now - policy.attachment_grace)
-        return SweepReport(disappeared, retention, entries, attachments, blobs)
+        events = 0
+        if policy.event_ttl is not None:
+            with self._access.write("prune events") as conn:
+                events = prune_events(conn, now - policy.event_ttl)
+        return SweepReport(disappeared, retention, entries, attachments, blobs, events)
 
 
 def _past_retention(now: float) -> ColumnElement[bool]:

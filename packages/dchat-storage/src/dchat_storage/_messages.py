@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ._access import check_limit, insert_ignore
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
+from ._events import MESSAGE_EVENT, append_event
 from ._records import MessageRecord, OutboxItem
 from ._rowcodec import SealedTable, index_value
 from ._schema import Conversation, Message, OutboxRow
@@ -24,8 +25,17 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from ._access import Access
+    from ._sealing import Sealer
 
-__all__ = ("DIRECTIONS", "MESSAGES", "OUTBOX", "MessageRepo", "OutboxRepo")
+__all__ = (
+    "DIRECTIONS",
+    "MESSAGES",
+    "MESSAGE_COLUMNS",
+    "OUTBOX",
+    "MessageRepo",
+    "OutboxRepo",
+    "message_record",
+)
 
 DIRECTIONS = frozenset({"in", "out"})
 
@@ -42,7 +52,8 @@ MESSAGES = SealedTable(
 OUTBOX = SealedTable(
     OutboxRow, key="seq", indexes={"message_ix": ("message-id", "message_id")}, ad=("message_ix",)
 )
-_MESSAGE_COLUMNS = (
+MESSAGE_COLUMNS = (
+    Message.seq,
     Message.message_ix,
     Message.direction,
     Message.payload,
@@ -63,6 +74,27 @@ def _timer(conn: Connection, conv_ix: bytes) -> float | None:
     """The conversation's disappearing-message timer, if it has one."""
     query = select(Conversation.disappear_s).where(Conversation.conv_ix == conv_ix)
     return conn.execute(query).scalar_one_or_none()
+
+
+def message_record(sealer: Sealer, row: Mapping[Any, Any]) -> MessageRecord:
+    """The record of a row selected with :data:`MESSAGE_COLUMNS`.
+
+    Raises:
+        StorageCorruptError: The payload does not authenticate or decode.
+    """
+    f = MESSAGES.fields(sealer, row)
+    return MessageRecord(
+        f["message_id"],
+        row["direction"],
+        f["peer_id"],
+        f["body"],
+        row["sent_at"],
+        row["stored_at"],
+        None if f.get("direct", True) else f["conversation_id"],
+        row["read_at"],
+        row["expires_at"],
+        cursor=row["seq"],
+    )
 
 
 class MessageRepo:
@@ -88,6 +120,10 @@ class MessageRepo:
         redelivered envelope yields False and the caller does not show it again.
         A sent message in a conversation with a disappearing timer starts its
         timer now; a received one when it is read (:meth:`mark_read`).
+
+        A new message also appends a ``message`` event to the event log in the
+        same transaction (here rather than in a caller, so no path that stores
+        a message can forget it and no extra commit is paid for it).
 
         Args:
             message_id: The message's unique id.
@@ -119,7 +155,13 @@ class MessageRepo:
         with self._access.write("add message") as conn:
             timer = _timer(conn, row["conv_ix"]) if direction == "out" else None
             row["expires_at"] = None if timer is None else stored_at + timer
-            return insert_ignore(conn, Message, row)
+            if not insert_ignore(conn, Message, row):
+                return False
+            seq = conn.execute(
+                select(Message.seq).where(Message.message_ix == row["message_ix"])
+            ).scalar_one()
+            append_event(conn, self._access.sealer, MESSAGE_EVENT, {}, stored_at, message_seq=seq)
+            return True
 
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
         """Record that the user read a message; starts its disappearing timer.
@@ -157,57 +199,66 @@ class MessageRepo:
         limit: int = 100,
         *,
         conversation_id: str | None = None,
+        after: int | None = None,
+        before: int | None = None,
     ) -> builtins.list[MessageRecord]:
-        """Return the last ``limit`` messages, oldest first.
+        """Return up to ``limit`` messages, oldest first.
+
+        Without a cursor: the last ``limit`` messages (by storage time). With
+        ``after``: the first ``limit`` messages stored after the message whose
+        :attr:`MessageRecord.cursor` it is; with ``before``: the last ``limit``
+        stored before it (both may be given: a window). Cursors are storage
+        order, so paging never skips or repeats a message, whatever the clocks did.
 
         Args:
             peer_id: Only messages with this peer (any conversation).
             limit: Maximum number of messages.
             conversation_id: Only messages of this conversation.
+            after: Only messages with a cursor above this one.
+            before: Only messages with a cursor below this one.
 
         Raises:
-            InvalidArgumentError: ``limit`` is below 1.
+            InvalidArgumentError: ``limit`` is below 1, or a cursor is negative.
         """
         check_limit(limit)
         sealer = self._access.sealer
-        query = select(*_MESSAGE_COLUMNS)
+        query = select(*MESSAGE_COLUMNS)
         if peer_id is not None:
             query = query.where(Message.peer_ix == index_value(sealer, "identity-id", peer_id))
         if conversation_id is not None:
             conv_ix = index_value(sealer, "conversation", conversation_id)
             query = query.where(Message.conv_ix == conv_ix)
-        # Newest first to let LIMIT pick the most recent, then reversed.
-        query = query.order_by(Message.stored_at.desc(), Message.seq.desc()).limit(limit)
+        for cursor in (after, before):
+            if cursor is not None and cursor < 0:
+                raise InvalidArgumentError(f"a cursor is never negative, got {cursor}")
+        if after is not None:
+            query = query.where(Message.seq > after)
+        if before is not None:
+            query = query.where(Message.seq < before)
+        forward = after is not None and before is None
+        if forward:  # the oldest after the cursor, already in order
+            query = query.order_by(Message.seq)
+        elif before is not None:  # the newest before the cursor, reversed below
+            query = query.order_by(Message.seq.desc())
+        else:  # the newest by storage time, reversed below
+            query = query.order_by(Message.stored_at.desc(), Message.seq.desc())
         with self._access.read("list messages") as conn:
-            rows = conn.execute(query).all()
-        return [self._record(row._mapping) for row in reversed(rows)]
+            rows = conn.execute(query.limit(limit)).all()
+        ordered = rows if forward else reversed(rows)
+        return [message_record(sealer, row._mapping) for row in ordered]
 
     def get(self, message_id: bytes) -> MessageRecord | None:
         """Return the message with id ``message_id``, or None."""
         ix = index_value(self._access.sealer, "message-id", message_id)
-        query = select(*_MESSAGE_COLUMNS).where(Message.message_ix == ix)
+        query = select(*MESSAGE_COLUMNS).where(Message.message_ix == ix)
         with self._access.read("get message") as conn:
             row = conn.execute(query).one_or_none()
-        return None if row is None else self._record(row._mapping)
+        return None if row is None else message_record(self._access.sealer, row._mapping)
 
     def count(self) -> int:
         """Return the number of stored messages."""
         with self._access.read("count messages") as conn:
             return conn.execute(select(func.count()).select_from(Message)).scalar_one()
-
-    def _record(self, row: Mapping[Any, Any]) -> MessageRecord:
-        f = MESSAGES.fields(self._access.sealer, row)
-        return MessageRecord(
-            f["message_id"],
-            row["direction"],
-            f["peer_id"],
-            f["body"],
-            row["sent_at"],
-            row["stored_at"],
-            None if f.get("direct", True) else f["conversation_id"],
-            row["read_at"],
-            row["expires_at"],
-        )
 
 
 class OutboxRepo:

@@ -70,6 +70,8 @@ class MessageRecord:
             with ``peer_id``.
         read_at: When the user read it, or None.
         expires_at: When it disappears (disappearing messages), or None.
+        cursor: Its place in storage order, for paging (``MessageRepo.list``);
+            None on a record not read from a database. Not compared.
     """
 
     message_id: bytes
@@ -81,6 +83,7 @@ class MessageRecord:
     conversation_id: str | None = None
     read_at: float | None = None
     expires_at: float | None = None
+    cursor: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

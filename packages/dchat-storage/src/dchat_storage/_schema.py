@@ -41,6 +41,7 @@ __all__ = (
     "Contact",
     "Conversation",
     "DeviceRow",
+    "EventRow",
     "Identity",
     "MailboxRow",
     "Message",
@@ -154,6 +155,27 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     enqueued_at: Mapped[float] = mapped_column(Float)
     next_attempt_at: Mapped[float] = mapped_column(Float)
+
+
+class EventRow(Base):
+    """The event log clients follow (``_events.py``); ``seq`` is the client's cursor.
+
+    ``sqlite_autoincrement`` makes SQLite never reuse a sequence number, even after
+    the newest rows were deleted, so a cursor only ever points backwards. A
+    ``message`` event refers to its message by ``message_seq`` and goes when the
+    message goes (ON DELETE CASCADE): an event exists exactly while its message does.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "created_at"), {"sqlite_autoincrement": True})
+
+    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    message_seq: Mapped[int | None] = mapped_column(
+        _Seq, ForeignKey("messages.seq", ondelete="CASCADE"), index=True
+    )
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class DeviceRow(Base):

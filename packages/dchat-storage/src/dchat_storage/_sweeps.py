@@ -12,7 +12,8 @@ also counts the sweeps and the rows deleted for the node's ``/status``.
 :meth:`SweepSchedule.for_role` holds the database-wide policy of each node
 role: a relay keeps undelivered envelopes for 30 days (a recipient offline
 longer must be re-sent to); user and validator nodes hold no mailboxes.
-Every role gives an unsent attachment a day before collecting it.
+Every role gives an unsent attachment a day before collecting it, and keeps
+its event log for ``event_ttl`` (30 days unless the node is configured otherwise).
 """
 
 from __future__ import annotations
@@ -55,16 +56,27 @@ class SweepSchedule:
             raise InvalidArgumentError("the sweep interval must be a positive number of seconds")
 
     @classmethod
-    def for_role(cls, role: str, *, interval: float = SWEEP_INTERVAL) -> SweepSchedule:
+    def for_role(
+        cls, role: str, *, interval: float = SWEEP_INTERVAL, event_ttl: float | None = 30 * DAY
+    ) -> SweepSchedule:
         """The schedule of a node with ``role`` (one of :data:`ROLES`).
 
+        Args:
+            role: The node's role.
+            interval: Seconds between two sweeps.
+            event_ttl: How long the event log keeps an event (None: forever).
+
         Raises:
-            InvalidArgumentError: an unknown role, or an interval that is not positive.
+            InvalidArgumentError: an unknown role, an interval that is not
+                positive, or an event TTL that is not.
         """
         if role not in ROLES:
             raise InvalidArgumentError(f"no lifecycle policy for the role {role!r}")
+        if event_ttl is not None and not event_ttl > 0:
+            raise InvalidArgumentError("the event TTL must be a positive number of seconds")
         ttl = 30 * DAY if role == "relay" else None
-        return cls(LifecyclePolicy(mailbox_ttl=ttl, attachment_grace=DAY), interval)
+        policy = LifecyclePolicy(mailbox_ttl=ttl, attachment_grace=DAY, event_ttl=event_ttl)
+        return cls(policy, interval)
 
     def wait(self, now: float) -> float:
         """Seconds from ``now`` until the next sweep is due (0: at once)."""

@@ -5,7 +5,8 @@ database (:func:`open_database`, :class:`Database`), the stores the engines
 use (``EngineStore``, ``ChainBlockLog``), lifecycle rules, upload validation
 and the errors a caller handles. This module holds the rest, for code that
 types against the pieces a :class:`Database` is made of: the repositories
-(``db.mailboxes`` is a :class:`MailboxRepo`, and so on) and their records,
+(``db.mailboxes`` is a :class:`MailboxRepo`, ``db.events`` an :class:`EventLog`,
+and so on) and their records,
 :class:`StorageKey` (the raw at-rest key behind a passphrase), and the specific
 upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`.
 """
@@ -19,6 +20,7 @@ from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
 from ._errors import DecompressionBombError as DecompressionBombError
 from ._errors import MalformedContentError as MalformedContentError
 from ._errors import UploadTooLargeError as UploadTooLargeError
+from ._event_log import EventLog as EventLog
 from ._local import ContactRepo as ContactRepo
 from ._local import IdentityRepo as IdentityRepo
 from ._mailbox import MailboxRepo as MailboxRepo
@@ -43,6 +45,7 @@ __all__ = (
     "DecompressionBombError",
     "DeviceRecord",
     "DeviceRepo",
+    "EventLog",
     "IdentityRepo",
     "MailboxRepo",
     "MalformedContentError",

@@ -11,13 +11,13 @@ import base64
 import hmac
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_core import CallerError, DchatError, IdentityId, InvalidIdError, MessageId, PeerError
+from dchat_core import CallerError, DchatError, IdentityId, InvalidIdError, PeerError
 from dchat_identity import (
     DchatIdentityError,
     IdentityDocument,
@@ -26,19 +26,19 @@ from dchat_identity import (
 )
 from dchat_identity.lowlevel import RecoveryRefusedError
 from dchat_messaging import ContentError, RequestError
-from dchat_storage import DuplicateError
+from dchat_storage import CursorExpiredError, DuplicateError
 
 from .._errors import NodeStateError
 from ._burners import add_burner_routes
+from ._events import EventFeed, NotifyAfterWrites, add_event_routes
 from ._guardians import add_guardian_routes
 from ._identity import add_identity_routes, identity_json
+from ._messages import add_message_routes
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._validator import add_chain_routes
 
 if TYPE_CHECKING:
-    from dchat_messaging.lowlevel import MessageEntry
-
     from .._runtime import Node
 
 __all__ = ("create_app",)
@@ -82,11 +82,6 @@ class Resync(_Strict):
 class AddContact(_Strict):
     name: str = Field(min_length=1, max_length=64)
     card: str = Field(min_length=1, max_length=4096)
-
-
-class SendMessage(_Strict):
-    to: str = Field(min_length=1, max_length=128)
-    text: str = Field(min_length=1, max_length=16000)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -161,28 +156,15 @@ def create_app(node: Node, token: str) -> FastAPI:
         contacts = await user.run(user.book.entries)
         return {"contacts": [{"name": c.name, "identity_id": c.identity_id} for c in contacts]}
 
-    @app.post("/v1/messages", dependencies=auth, status_code=202)
-    async def send_message(body: SendMessage) -> dict[str, Any]:
-        mid = await user_role(node).user.send(body.to, body.text)
-        return {"message_id": str(mid)}
-
-    @app.get("/v1/messages", dependencies=auth)
-    async def list_messages(
-        peer: Annotated[str | None, Query(max_length=128)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
-        user = user_role(node).user
-        rows = await user.run(user.book.messages, peer, limit)
-        if peer is None:  # the inbox: message requests wait in /v1/requests
-            pending = user_role(node).requests.pending()
-            rows = [(record, name) for record, name in rows if record.peer_id not in pending]
-        return {"messages": [_message_json(record, name) for record, name in rows]}
-
     add_chain_routes(app, node, auth)
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)
     add_request_routes(app, node, auth)
+    add_message_routes(app, node, auth)
+    feed = EventFeed(node)
+    add_event_routes(app, feed, auth)
+    app.add_middleware(NotifyAfterWrites, feed=feed)
     return app
 
 
@@ -202,18 +184,6 @@ def document_json(doc: IdentityDocument) -> dict[str, Any]:
     }
 
 
-def _message_json(record: MessageEntry, name: str | None) -> dict[str, Any]:
-    return {
-        "message_id": str(MessageId(record.message_id)),
-        "direction": record.direction,
-        "peer_id": record.peer_id,
-        "peer_name": name,
-        "text": record.body,
-        "sent_at": record.sent_at,
-        "stored_at": record.stored_at,
-    }
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NodeStateError)
     @app.exception_handler(RequestError)
@@ -226,6 +196,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(CursorExpiredError)
+    async def cursor_expired(_: Request, exc: CursorExpiredError) -> JSONResponse:
+        return _error(410, exc.code, str(exc))
 
     @app.exception_handler(DuplicateError)
     async def duplicate(_: Request, exc: DuplicateError) -> JSONResponse:

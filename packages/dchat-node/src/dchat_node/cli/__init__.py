@@ -25,12 +25,14 @@ from ._backup import backup_app
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
 from ._channels import channel_app
+from ._common import err_console as _err
 from ._common import fail as _fail
 from ._common import guard as _guard
 from ._common import read_passphrase
 from ._guardians import guardian_app
 from ._identity import register_identity_commands
 from ._requests import register_request_commands
+from ._watch import register_watch_command
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -210,6 +212,7 @@ def contact_list(ctx: typer.Context) -> None:
 
 register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 register_request_commands(app)
+register_watch_command(app)
 
 
 @app.command("send")
@@ -232,18 +235,23 @@ def inbox(
     ctx: typer.Context,
     peer: Annotated[str | None, typer.Option(help="only this contact")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    after: Annotated[int | None, typer.Option(min=0, help="page: stored after this cursor")] = None,
+    before: Annotated[int | None, typer.Option(min=0, help="page: stored before it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show stored messages, oldest first."""
-    messages = _with_client(ctx, lambda c: c.messages(peer, limit))
+    """Show stored messages, oldest first (the newest, or a page by cursor)."""
+    page = _with_client(ctx, lambda c: c.message_page(peer, limit, after=after, before=before))
     if as_json:
-        _out.print_json(json.dumps([_as_dict(m) for m in messages]))
+        _out.print_json(json.dumps([_as_dict(m) for m in page.messages]))
         return
     table = Table("", "who", "message")
-    for m in messages:
+    for m in page.messages:
         who = m.peer_name or m.peer_id
         table.add_row("<-" if m.direction == "in" else "->", who, m.text)
     _out.print(table)
+    if after is not None or before is not None or page.before is not None:
+        older = "none" if page.before is None else f"--before {page.before}"
+        _err.print(f"older: {older}; newer: --after {page.after}", highlight=False)
 
 
 def _as_dict(message: Any) -> dict[str, Any]:

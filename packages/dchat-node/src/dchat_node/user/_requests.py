@@ -10,7 +10,8 @@ identity's messages are still decrypted (the session must advance), then
 dropped and counted (``refusals.BlockedSenderError``).
 
 This shell answers the contact question for the policy and deletes
-messages and adds contacts through the user service's contact book. The
+messages and adds contacts through the user service's contact book, and
+logs each request change as a ``request`` event (in its commit). The
 policy's :class:`~dchat_messaging.RequestError` carries a code (``not_found``,
 ``no_card``, ``corrupt_state``) that the API answers with.
 """
@@ -47,15 +48,25 @@ class RequestService:
         """Nothing to read: the user service loads the policy with the identity."""
 
     async def _contact_added(self, card: ContactCard) -> None:
-        """A requester added as a contact by hand is no longer a request."""
-        await self._store.run(self._policy.resolve, card.identity_id)
+        """A requester added as a contact (by hand, or accepted) is no longer a request."""
+        await self._resolved(card.identity_id, "accepted")
 
     async def _received(self, message: MessageReceived) -> None:
         if message.kind != "text" or message.blocked or not message.new:
             return
         known = self._user.engines.is_me(message.sender)
         known = known or await self._store.run(self._user.book.card_of, message.sender) is not None
-        await self._store.run(functools.partial(self._policy.note, message, known=known))
+        note = functools.partial(self._policy.note, message, known=known)
+        await self._logged(note, message.sender, "open")
+
+    async def _resolved(self, identity: IdentityId, state: str) -> None:
+        await self._logged(functools.partial(self._policy.resolve, identity), identity, state)
+
+    async def _logged(self, change: functools.partial[bool], who: IdentityId, state: str) -> None:
+        """Make a policy change; if it changed anything, log a ``request`` event in its commit."""
+        event = {"identity_id": str(who), "state": state}
+        log = self._store.db.events.append_after
+        await self._store.run(log, change, "request", event, self._user.now())
 
     def pending(self) -> set[str]:
         """Identity ids with an open request (their messages stay out of the inbox)."""
@@ -92,7 +103,7 @@ class RequestService:
         identity = IdentityId.parse(who)
         self._policy.get(identity)
         deleted = await self._store.run(self._user.book.delete_messages, who)
-        await self._store.run(self._policy.resolve, identity)
+        await self._resolved(identity, "ignored")
         return deleted
 
     async def block(self, who: str) -> int:
@@ -101,7 +112,7 @@ class RequestService:
         if not await self._store.run(self._policy.block, identity):
             return 0
         deleted = await self._store.run(self._user.book.delete_messages, who)
-        await self._store.run(self._policy.resolve, identity)
+        await self._resolved(identity, "blocked")
         return deleted
 
     async def unblock(self, who: str) -> None:

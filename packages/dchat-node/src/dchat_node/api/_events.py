@@ -1,0 +1,233 @@
+"""``GET /v1/events``: the node's event log as Server-Sent Events or JSON pages (user role).
+
+Theory of operation. The log itself is storage's (``Database.events``): every
+stored message appends a ``message`` event in the same commit, the request
+shell appends ``request`` events; the cursor is the log's sequence. This
+module follows it for clients:
+
+* **Waking.** :class:`EventFeed` holds a ``trio.Event`` that is set and
+  replaced whenever a commit may have appended events: after each received
+  message (the user service's message hook) and after each API call that
+  may write (a send, a request decision: :class:`NotifyAfterWrites`, around
+  the app). A waiting stream takes
+  the current event *before* it reads the database and waits on it only if the
+  read found nothing, so a commit that lands between the read and the wait
+  has already set the event it waits on: no wake-up is lost, and no timer polls
+  the database. The keep-alive tick re-reads as well, which bounds the delay
+  of an event committed by a path that does not notify.
+* **Bounded.** Each read is one page of at most :data:`PAGE` events, sent
+  before the next is read; a slow client holds back its own stream (the
+  server's send waits) and never makes the node buffer the log.
+* **Framing.** Each event is ``id: <cursor>``, ``event: <kind>``,
+  ``data: <json>`` and a blank line; a stream opens with ``retry:`` and an
+  ``id:`` line carrying the cursor it starts after (so a client holds a resume
+  point before the first event), and says ``: keep-alive`` every
+  :data:`KEEPALIVE` seconds. A cursor that retention overtakes mid-stream ends
+  the stream with an ``event: error`` frame carrying ``cursor_expired``.
+
+Resuming: ``?after=<cursor>``, else the ``Last-Event-ID`` header, else the
+current end of the log (only new events). ``format=json`` (or an ``Accept``
+header naming ``application/json`` and not ``text/event-stream``) answers one
+page instead: ``{"events": [...], "next": <cursor>}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+import trio
+from fastapi import Header, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from dchat_storage import CursorExpiredError
+
+from .._errors import NodeStateError
+from ._messages import MAX_CURSOR, Cursor, message_json
+from ._roles import user_role
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from fastapi import FastAPI
+    from fastapi.params import Depends
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from dchat_messaging import MessageReceived
+    from dchat_storage import EventRecord
+
+    from .._runtime import Node
+
+__all__ = ("EventFeed", "NotifyAfterWrites", "add_event_routes", "sse_frame")
+
+PAGE: Final = 100
+"""Events read from the database at a time for a stream."""
+KEEPALIVE: Final = 15.0
+"""Seconds of silence after which a stream sends a comment (and re-reads)."""
+RETRY_MS: Final = 2000
+"""The reconnection delay a stream suggests to its client."""
+
+
+def sse_frame(cursor: int, kind: str, data: dict[str, Any]) -> str:
+    """One Server-Sent Events frame (the JSON has no newlines, so one ``data:`` line)."""
+    return f"id: {cursor}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _last_event_id(value: str | None) -> int | None:
+    """The cursor in a ``Last-Event-ID`` header (None if absent or empty)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_CURSOR:
+        raise NodeStateError("invalid_request", "Last-Event-ID must be an event cursor")
+    return int(text)
+
+
+class EventFeed:
+    """Reads the event log for clients and wakes those waiting for new events."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._changed = trio.Event()
+        if node.config.role == "user":
+            user_role(node).user.on_message(self._received)
+
+    def notify(self) -> None:
+        """A commit may have appended events: wake every waiting stream."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _received(self, _: MessageReceived) -> None:
+        self.notify()
+
+    async def head(self) -> int:
+        """The cursor of the newest event."""
+        user_role(self._node)
+        return await self._node.store.run(self._node.store.db.events.head)
+
+    async def page(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """The JSON of the first ``limit`` events after ``after``.
+
+        Raises:
+            CursorExpiredError: Retention pruned events after ``after``.
+        """
+        user = user_role(self._node).user
+        records = await user.run(self._node.store.db.events.page, after, limit)
+        named = await user.run(user.book.with_names, [r.message for r in records if r.message])
+        names = {record.message_id: name for record, name in named}
+        return [_event_json(r, names) for r in records]
+
+    async def wait(self, after: int, limit: int, timeout: float) -> list[dict[str, Any]]:
+        """Events after ``after``, waiting up to ``timeout`` seconds for the first."""
+        with trio.move_on_after(timeout):
+            while True:
+                changed = self._changed  # armed before the read: no lost wake-up
+                events = await self.page(after, limit)
+                if events:
+                    return events
+                await changed.wait()
+        return []
+
+    async def stream(self, after: int) -> AsyncIterator[str]:
+        """The SSE body: frames of the events after ``after``, forever."""
+        yield f"retry: {RETRY_MS}\nid: {after}\n\n"
+        while True:
+            try:
+                events = await self.wait(after, PAGE, KEEPALIVE)
+            except CursorExpiredError as exc:
+                error = {"error": {"code": exc.code, "message": str(exc)}}
+                yield f"event: error\ndata: {json.dumps(error)}\n\n"
+                return
+            if not events:
+                yield ": keep-alive\n\n"
+            for event in events:
+                yield sse_frame(event["cursor"], event["kind"], event["data"])
+                after = event["cursor"]
+
+
+class NotifyAfterWrites:
+    """ASGI middleware: after each request that is not a GET, :meth:`EventFeed.notify`.
+
+    Pure ASGI (not Starlette's ``BaseHTTPMiddleware``), so streamed answers pass
+    through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, feed: EventFeed) -> None:
+        self._app, self._feed = app, feed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            if scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD"):
+                self._feed.notify()
+
+
+class EventOut(BaseModel):
+    """One event of a page."""
+
+    cursor: int
+    kind: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    """``GET /v1/events?format=json``: events after the cursor, and where to go on."""
+
+    events: list[EventOut]
+    next: int
+
+
+def _event_json(record: EventRecord, names: dict[bytes, str | None]) -> dict[str, Any]:
+    data = record.data
+    if record.message is not None:
+        data = message_json(record.message, names.get(record.message.message_id))
+    return {"cursor": record.cursor, "kind": record.kind, "at": record.created_at, "data": data}
+
+
+def add_event_routes(app: FastAPI, feed: EventFeed, auth: list[Depends]) -> None:
+    """Add ``GET /v1/events`` (see the module docstring) to ``app``."""
+
+    @app.get(
+        "/v1/events",
+        dependencies=auth,
+        response_model=None,
+        responses={
+            200: {
+                "description": "An event stream, or with format=json one page",
+                "content": {
+                    "text/event-stream": {"schema": {"type": "string"}},
+                    "application/json": {"schema": EventPage.model_json_schema()},
+                },
+            },
+            410: {"description": "cursor_expired: events after the cursor were pruned"},
+        },
+    )
+    async def events(
+        after: Cursor = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
+        format: Annotated[Literal["sse", "json"] | None, Query()] = None,
+        last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+        accept: Annotated[str | None, Header(max_length=1024)] = None,
+    ) -> dict[str, Any] | StreamingResponse:
+        """Follow the event log from a cursor (Server-Sent Events), or read one page of it.
+
+        See docs/protocol.md, section 19: ``id`` is the cursor, ``event`` the kind,
+        ``data`` the JSON; resume with ``after`` or ``Last-Event-ID``.
+        """
+        if after is None:
+            after = _last_event_id(last_event_id)
+        start = await feed.head() if after is None else after
+        if format == "json" or (format is None and _wants_json(accept)):
+            page = await feed.page(start, limit)
+            return {"events": page, "next": page[-1]["cursor"] if page else start}
+        await feed.page(start, 1)  # an expired cursor is refused before the stream starts
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(
+            feed.stream(start), media_type="text/event-stream", headers=headers
+        )
+
+
+def _wants_json(accept: str | None) -> bool:
+    return accept is not None and "application/json" in accept and "event-stream" not in accept

@@ -1,0 +1,74 @@
+"""``dchat watch``: print the node's events as they arrive, until Ctrl-C.
+
+It follows ``GET /v1/events`` through :meth:`dchat_sdk.RemoteClient.events`,
+which resumes after a dropped connection (or a node restart) from the last
+event printed, so nothing is shown twice or skipped. ``--json`` prints one
+JSON object per line (``{"cursor", "kind", "data"}``); keep the last cursor
+and pass it as ``--after`` to carry on later from there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from dchat_sdk import RemoteClient
+
+from ._common import guard
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dchat_sdk import Event
+
+__all__ = ("register_watch_command",)
+
+_out = Console(highlight=False, soft_wrap=True)
+
+
+def describe(event: Event) -> str:
+    """One line for a person: time, who, what."""
+    message = event.message
+    at = message.stored_at if message is not None else time.time()
+    clock = time.strftime("%H:%M:%S", time.localtime(at))
+    if message is not None:
+        who = message.peer_name or message.peer_id
+        arrow = "<-" if message.direction == "in" else "->"
+        return f"{clock} {arrow} {who}: {message.text}"
+    if event.kind == "request":
+        return f"{clock} request from {event.data.get('identity_id')}: {event.data.get('state')}"
+    return f"{clock} {event.kind}: {json.dumps(event.data)}"
+
+
+def _follow(client: RemoteClient, after: int | None, as_json: bool) -> None:
+    for event in client.events(after):
+        if as_json:
+            line = {"cursor": event.cursor, "kind": event.kind, "data": event.data}
+            print(json.dumps(line), flush=True)
+        else:
+            _out.print(escape(describe(event)))
+
+
+def register_watch_command(app: typer.Typer) -> None:
+    """Add ``watch`` to the ``dchat`` command group ``app``."""
+
+    @app.command("watch")
+    def watch(
+        ctx: typer.Context,
+        after: Annotated[
+            int | None, typer.Option(min=0, help="resume after this event cursor")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    ) -> None:
+        """Print events (new messages, requests) as they arrive, until Ctrl-C."""
+        data_dir: Path = ctx.find_root().obj
+        with guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
+            try:
+                guard(lambda: _follow(client, after, as_json))
+            except KeyboardInterrupt:
+                raise typer.Exit(0) from None

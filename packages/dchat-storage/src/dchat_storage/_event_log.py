@@ -1,0 +1,141 @@
+"""The event log's repository: appending events and reading them after a cursor.
+
+How the log works (cursors, kinds, retention) is told in ``_events.py``;
+this module is its public face, :attr:`Database.events`. Reading is paged:
+a client that follows the log asks for the next ``limit`` events after the
+last cursor it holds, so memory stays bounded however far behind it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import select
+
+from ._access import check_limit
+from ._errors import InvalidArgumentError
+from ._events import EVENTS, MESSAGE_EVENT, append_event, check_cursor, head_cursor
+from ._messages import MESSAGE_COLUMNS, message_record
+from ._schema import EventRow, Message
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Callable, Mapping
+
+    from ._access import Access
+    from ._records import MessageRecord
+
+__all__ = ("MAX_EVENT_PAGE", "EventLog", "EventRecord")
+
+MAX_EVENT_PAGE: Final = 1000
+"""The most events one :meth:`EventLog.page` returns."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event of the log.
+
+    Attributes:
+        cursor: Its place in the log; resume after it to get the events that follow.
+        kind: What happened (``message``, ``request``, ...).
+        created_at: When it was appended, seconds since the Unix epoch.
+        data: The event's data (empty for a ``message`` event).
+        message: The stored message, for a ``message`` event; else None.
+    """
+
+    cursor: int
+    kind: str
+    created_at: float
+    data: dict[str, Any] = field(repr=False)
+    message: MessageRecord | None = field(default=None, repr=False)
+
+
+class EventLog:
+    """The event log. Obtain it as :attr:`Database.events`."""
+
+    def __init__(self, access: Access) -> None:
+        self._access = access
+
+    def append(self, kind: str, data: Mapping[str, Any], now: float) -> int:
+        """Append an event (joining this thread's transaction, if any); returns its cursor.
+
+        Args:
+            kind: A lowercase name of at most 32 characters (``[a-z][a-z0-9_]*``).
+            data: A map of JSON-able values (sealed at rest).
+            now: The current time.
+
+        Raises:
+            InvalidArgumentError: ``kind`` is not a valid kind, or it is ``message``
+                (message events are appended by :meth:`MessageRepo.add` only).
+            EncodingError: ``data`` holds a value that cannot be encoded.
+        """
+        if kind == MESSAGE_EVENT:
+            raise InvalidArgumentError("message events come with their message")
+        with self._access.write("append event") as conn:
+            return append_event(conn, self._access.sealer, kind, data, now)
+
+    def append_after(
+        self, change: Callable[[], object], kind: str, data: Mapping[str, Any], now: float
+    ) -> bool:
+        """Call ``change()`` and, unless it returns False, append an event: one commit.
+
+        For a change made elsewhere (a policy that keeps its state through this
+        database) whose event must exist exactly when the change does. An
+        exception from ``change`` rolls both back.
+
+        Returns:
+            Whether the event was appended.
+
+        Raises:
+            InvalidArgumentError: As :meth:`append`.
+        """
+        with self._access.write("change and append event"):
+            if change() is False:
+                return False
+            self.append(kind, data, now)
+            return True
+
+    def page(self, after: int, limit: int = 100) -> builtins.list[EventRecord]:
+        """The first ``limit`` events after the cursor ``after``, oldest first.
+
+        Args:
+            after: The last cursor the client holds (0: from the start).
+            limit: At most this many (1 to :data:`MAX_EVENT_PAGE`).
+
+        Raises:
+            InvalidArgumentError: ``limit`` is out of range, or ``after`` is negative.
+            CursorExpiredError: Events after ``after`` were pruned by retention.
+        """
+        check_limit(limit)
+        if limit > MAX_EVENT_PAGE:
+            raise InvalidArgumentError(f"limit must be at most {MAX_EVENT_PAGE}, got {limit}")
+        query = (
+            select(
+                EventRow.seq.label("cursor"),
+                EventRow.kind,
+                EventRow.payload.label("event_payload"),
+                EventRow.created_at.label("event_at"),
+                *MESSAGE_COLUMNS,
+            )
+            .select_from(EventRow)
+            .outerjoin(Message, Message.seq == EventRow.message_seq)
+            .where(EventRow.seq > after)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        with self._access.read("read events") as conn:
+            check_cursor(conn, after)
+            rows = conn.execute(query).all()
+        return [self._record(row._mapping) for row in rows]
+
+    def head(self) -> int:
+        """The cursor of the newest event: following from it gives only new events."""
+        with self._access.read("event log head") as conn:
+            return head_cursor(conn)
+
+    def _record(self, row: Mapping[Any, Any]) -> EventRecord:
+        sealer = self._access.sealer
+        data = EVENTS.fields(sealer, {"kind": row["kind"], "payload": row["event_payload"]})
+        message = None if row["seq"] is None else message_record(sealer, row)
+        return EventRecord(row["cursor"], row["kind"], row["event_at"], data, message)
