@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from dchat_node import NodeProcess
+from dchat_node.cli import app
 from dchat_testing import wait_until
 from dchat_testing.pytest_plugin import PASSPHRASE
 
@@ -109,3 +111,31 @@ def test_queue_order_survives_three_relay_kills_during_200_sends(
     finally:
         for node in users:
             node.kill()
+
+
+def test_status_and_send_say_when_the_relay_is_unreachable(
+    relay: NodeProcess, make_user: Callable[[str], NodeProcess]
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    with alice.client() as a, bob.client() as b:
+        a.create_identity("alice")
+        b.create_identity("bob")
+        a.add_contact("bob", b.card())
+        b.add_contact("alice", a.card())
+        wait_until(lambda: a.status()["relay"] == "connected", what="alice's link up")
+        relay.kill()
+        wait_until(lambda: a.status()["relay"] == "unreachable", what="the loss noticed")
+        result = CliRunner().invoke(app, ["--data-dir", str(alice.data_dir), "send", "bob", "hi"])
+        assert result.exit_code == 0, result.output
+        assert "relay unreachable" in result.output
+        status = a.status()
+        assert status["outbox"] >= 1
+        assert status["outbox_oldest_age"] is not None
+        assert all(link["state"] != "connected" for link in status["links"])
+        assert all(link["last_error"] for link in status["links"])
+        assert "unreachable" in (alice.data_dir / "node.log").read_text()
+        relay.start()
+        wait_until(lambda: a.status()["relay"] == "connected", timeout=60, what="reconnected")
+        wait_until(lambda: a.status()["outbox"] == 0, timeout=60, what="the queue delivered")
+        assert a.status()["outbox_oldest_age"] is None
+    wait_until(lambda: _inbound(bob) == ["hi"], timeout=60, what="bob has it")

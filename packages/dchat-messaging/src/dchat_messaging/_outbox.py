@@ -98,6 +98,10 @@ class Outbox:
                 break
         return ready
 
+    def oldest(self) -> float | None:
+        """When the oldest queued envelope was queued (None: the outbox is empty)."""
+        return self._store.oldest_queued()
+
     def delivered(self, outbox_id: bytes) -> None:
         """The relay stored the envelope: forget it."""
         self._store.mark_sent(outbox_id)

@@ -30,6 +30,7 @@ class MemoryOutboxEntry:
     attempts: int = 0
     due: float = 0.0
     seq: int = 0
+    queued_at: float = 0.0
 
     @property
     def next_attempt_at(self) -> float:
@@ -140,13 +141,16 @@ class MemoryMessageStore:
             raise KeyError("already queued")
         self._seq += 1
         self.outbox[outbox_id] = MemoryOutboxEntry(
-            outbox_id, relay, mailbox, envelope, 0, now, self._seq
+            outbox_id, relay, mailbox, envelope, 0, now, self._seq, now
         )
 
     def due(self, now: float, limit: int) -> list[MemoryOutboxEntry]:
         ready = [e for e in self.outbox.values() if e.due <= now]
         ready.sort(key=lambda e: (e.due, e.seq))
         return ready[:limit]
+
+    def oldest_queued(self) -> float | None:
+        return min((e.queued_at for e in self.outbox.values()), default=None)
 
     def queued(self, limit: int) -> list[MemoryOutboxEntry]:
         return sorted(self.outbox.values(), key=lambda e: e.seq)[:limit]

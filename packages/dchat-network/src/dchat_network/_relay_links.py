@@ -126,10 +126,22 @@ class MailboxLink:
                     self.last_error = type(exc).__name__
                     self.state = "waiting"
                     delay = self._policy.delay(self.failures, self._rng)
-                    _log.info("relay link lost: %s; retrying in %.1f s", self.last_error, delay)
+                    level = logging.WARNING if self.failures == 1 else logging.INFO
+                    what = self.relay, self.last_error, delay
+                    _log.log(level, "relay %s unreachable (%s); retrying in %.1f s", *what)
                     await trio.sleep(delay)
                     self.state = "connecting"
         self.state = "stopped"
+
+    def status(self) -> dict[str, object]:
+        """The link's state for a status page (no mailbox id: it would name the owner)."""
+        return {
+            "relay": self.relay,
+            "state": self.state,
+            "failures": self.failures,
+            "last_error": self.last_error,
+            "received": self.received,
+        }
 
     def stop(self) -> None:
         """Close the link and end :meth:`run`."""

@@ -67,6 +67,9 @@ class EngineStore:
     def due(self, now: float, limit: int) -> list[OutboxItem]:
         return self._db.outbox.due(now, limit)
 
+    def oldest_queued(self) -> float | None:
+        return self._db.outbox.oldest()
+
     def queued(self, limit: int) -> list[OutboxItem]:
         return self._db.outbox.queued(limit)
 

@@ -307,6 +307,12 @@ class OutboxRepo:
             rows = conn.execute(query).all()
         return [self._item(row._mapping) for row in rows]
 
+    def oldest(self) -> float | None:
+        """When the oldest queued item was queued (seconds since the epoch); None if none."""
+        with self._access.read("oldest outbox item") as conn:
+            value = conn.execute(select(func.min(OutboxRow.enqueued_at))).scalar_one()
+        return None if value is None else float(value)
+
     def queued(self, limit: int = 50) -> builtins.list[OutboxItem]:
         """Return the oldest ``limit`` items, due or not, in the order they were queued.
 

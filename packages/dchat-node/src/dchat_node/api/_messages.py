@@ -65,8 +65,9 @@ def add_message_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
     @app.post("/v1/messages", dependencies=auth, status_code=202)
     async def send_message(body: SendMessage) -> dict[str, Any]:
-        mid = await user_role(node).user.send(body.to, body.text)
-        return {"message_id": str(mid)}
+        user = user_role(node).user
+        mid = await user.send(body.to, body.text)
+        return {"message_id": str(mid), "relay": user.relay_state()}
 
     @app.get("/v1/messages", dependencies=auth)
     async def list_messages(

@@ -226,8 +226,10 @@ def send(
     if as_burner is not None:
         send_as_burner(ctx, as_burner, to, text)
         return
-    mid = _with_client(ctx, lambda c: c.send(to, text))
-    _out.print(f"queued {mid}", highlight=False)
+    body = {"to": to, "text": text}
+    reply = _with_client(ctx, lambda c: c.request("POST", "/v1/messages", body))
+    note = ", relay unreachable" if reply.get("relay") == "unreachable" else ""
+    _out.print(f"queued {reply.get('message_id')}{note}", highlight=False)
 
 
 @app.command("inbox")

@@ -97,6 +97,12 @@ class MailDelivery:
         """The home relay's pinned node id, if configured."""
         return NodeId.parse(self._config.relay_node) if self._config.relay_node else None
 
+    def relay_state(self) -> str:
+        """``connected`` if a mailbox link to the home relay is up, else ``unreachable``."""
+        if any(link.state == "connected" for link in self.links.values()):
+            return "connected"
+        return "unreachable" if self.links or self._config.relay is None else "connecting"
+
     # -- outbox ---------------------------------------------------------------------
 
     async def run_outbox(self) -> None:

@@ -77,9 +77,13 @@ class UserRole:
 
     async def status(self, outbox_rows: int) -> dict[str, Any]:
         """The user part of ``/status`` (``outbox_rows``: envelopes queued in the database)."""
-        user = self.user
+        user, now = self.user, self.user.now()
+        oldest = await user.run(user.agent.outbox.oldest)
         return {
             "identity_id": str(user.identity.identity_id) if user.has_identity else None,
             "outbox": outbox_rows + await user.run(user.engines.pending_count),
+            "outbox_oldest_age": None if oldest is None else round(max(0.0, now - oldest), 3),
+            "relay": user.relay_state(),
+            "links": [link.status() for link in user.links.values()],
             **user.agent.counters(),
         }
