@@ -108,6 +108,10 @@ def test_queue_order_survives_three_relay_kills_during_200_sends(
         assert not sender.is_alive()
         wait_until(lambda: len(_inbound(bob)) >= len(sent), timeout=120, what="all delivered")
         assert _inbound(bob) == sent  # exactly once each, in the order they were sent
+        with bob.client() as b:
+            listing = b.request("GET", "/v1/messages", params={"peer": "alice", "limit": 1000})
+        assert [m["text"] for m in listing["messages"]] == sent  # the conversation's order
+        assert listing["missing"] == 0
     finally:
         for node in users:
             node.kill()

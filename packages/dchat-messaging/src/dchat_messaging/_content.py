@@ -7,7 +7,8 @@ Inside a ratchet message (see :mod:`._wire`) the sender writes the padded
      "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes},
      ["card": the sender's contact card],
      ["doc": the sender's identity document],
-     ["peer": identity id(32)]}
+     ["peer": identity id(32)],
+     ["seq": n, "lc": n]}
 
 ``card`` travels in the first message of each session, so a recipient who
 does not know the sender yet can answer (a message request); ``doc`` (the
@@ -15,7 +16,12 @@ sender's current identity document, when it has one) travels with it, so a
 recipient who has not seen the document yet can check that a linked device
 speaks for the identity before it accepts the session. ``peer`` marks a
 *sent copy*: one of the sender's own devices telling the others what it sent
-to ``peer``, so that sent messages appear on every device. There is no
+to ``peer``, so that sent messages appear on every device. A text message
+carries its place in the conversation: ``seq`` counts the sending device's
+text messages in this conversation (1, 2, ...; a receiver that sees 5 after 3
+knows 4 is missing) and ``lc`` is a Lamport clock of the conversation (one
+more than the highest it had sent or seen), by which every device shows the
+conversation in the same order, whatever order envelopes arrived in. There is no
 signature: the session authenticates the sender to the recipient and to no
 one else (see ``docs/rationale.md``, "Deniable messages").
 """
@@ -45,7 +51,7 @@ __all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
 MAX_TEXT: Final = 16_000
 MAX_CONTROL: Final = 48_000
 _KIND: Final = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
-_FIELDS: Final = frozenset({"v", "mid", "ts", "body", "card", "doc", "peer"})
+_FIELDS: Final = frozenset({"v", "mid", "ts", "body", "card", "doc", "peer", "seq", "lc"})
 MAX_DOCUMENT: Final = 48_000
 _TEXT: Final = frozenset({"t", "text"})
 _CONTROL: Final = frozenset({"t", "kind", "data"})
@@ -77,6 +83,9 @@ class Content:
         card: The sender's contact card, when it travels with the message.
         document: The sender's identity document, when it travels with the message.
         peer: For a sent copy between one identity's devices, the other party.
+        seq: A text message's number among its sending device's texts in the
+            conversation (from 1), if it carries one.
+        lamport: A text message's Lamport clock in the conversation, if it carries one.
     """
 
     message_id: MessageId
@@ -87,6 +96,8 @@ class Content:
     card: ContactCard | None = None
     peer: IdentityId | None = None
     document: bytes | None = None
+    seq: int | None = None
+    lamport: int | None = None
 
     @classmethod
     def text_message(
@@ -138,6 +149,8 @@ class Content:
             value["doc"] = self.document
         if self.peer is not None:
             value["peer"] = bytes(self.peer)
+        if self.seq is not None and self.lamport is not None:
+            value["seq"], value["lc"] = self.seq, self.lamport
         try:
             return pad(canonical_encode(value))
         except PaddingTooLargeError:
@@ -161,6 +174,12 @@ class Content:
                 card = ContactCard.from_bytes(fields.get_bytes("card", max_size=2048))
             peer = IdentityId(fields.get_bytes("peer", size=32)) if fields.has("peer") else None
             doc = fields.get_bytes("doc", max_size=MAX_DOCUMENT) if fields.has("doc") else None
+            seq = lamport = None
+            if fields.has("seq") or fields.has("lc"):
+                seq, lamport = (
+                    fields.get_int("seq", lo=1, hi=_MAX_TS),
+                    fields.get_int("lc", hi=_MAX_TS),
+                )
             return cls(
                 MessageId(fields.get_bytes("mid", size=MessageId.SIZE)),
                 fields.get_int("ts", hi=_MAX_TS),
@@ -170,6 +189,8 @@ class Content:
                 card,
                 peer,
                 doc,
+                seq,
+                lamport,
             )
         except (DecodeError, PaddingError, InvalidCardError, ValueError):
             raise EnvelopeRejectedError from None

@@ -62,6 +62,7 @@ from ._errors import (
     MalformedEnvelopeError,
 )
 from ._events import EngineEvent, MessageReceived, Rejected, SessionReset
+from ._order import ConversationOrder
 from ._prekey_policy import PrekeyKeeper, PrekeyPolicy, PrekeyUpload
 from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
@@ -151,6 +152,8 @@ class MessagingEngine:
         self._prekey_policy = prekey_policy or PrekeyPolicy()
         self._prekeys = PrekeyKeeper(store, self._key("prekeys"), self._prekey_policy)
         self._controls = ControlQueue(store, self._key("controls"))
+        self.order = ConversationOrder(store, self._key)
+        """Each conversation's sequence numbers, clock and missing texts."""
 
     # -- state keys ----------------------------------------------------------------
 
@@ -208,22 +211,23 @@ class MessagingEngine:
         if not to:
             raise ContentError("a message needs at least one recipient device")
         peer = peer if peer is not None else to[0].identity
-        plain = content.to_padded()
-        # The copy carrying our card goes only in a session's first messages:
-        # encoded once, and only if some device needs it.
-        plain_card = _Lazy(
-            lambda: replace(
-                content, card=content.card or self.keys.card, document=self.keys.document
-            ).to_padded()
-        )
-        mirror_plain = _Lazy(lambda: replace(content, peer=peer).to_padded())
         waiting: list[DeviceAddress] = []
         with self._store.transaction():
             if record and content.kind == "text":
+                content = self.order.stamp(str(peer), content)
                 self._store.add_message(
                     bytes(content.message_id), "out", str(peer), content.text,
-                    content.sent_at_ms / 1000, now,
+                    content.sent_at_ms / 1000, now, order=content.lamport,
                 )  # fmt: skip
+            plain = content.to_padded()
+            # The copy carrying our card goes only in a session's first messages:
+            # encoded once, and only if some device needs it.
+            plain_card = _Lazy(
+                lambda: replace(
+                    content, card=content.card or self.keys.card, document=self.keys.document
+                ).to_padded()
+            )
+            mirror_plain = _Lazy(lambda: replace(content, peer=peer).to_padded())
             pending = self._pending()
             for device in to:
                 if not self._queue(device, content.message_id, plain, plain_card, pending, now):
@@ -407,14 +411,18 @@ class MessagingEngine:
         new = True
         if content.kind == "text":
             outgoing = content.peer is not None
+            conversation = str(content.peer if outgoing else inner.sender)
             new = self._store.add_message(
                 bytes(content.message_id),
                 "out" if outgoing else "in",
-                str(content.peer if outgoing else inner.sender),
+                conversation,
                 content.text,
                 content.sent_at_ms / 1000,
                 now,
+                order=content.lamport,
             )
+            if new:
+                self.order.observe(conversation, device, content)
         elif content.kind != RENEW_KIND:
             self._controls.push(content, inner.sender, device)
         events.append(MessageReceived(content, inner.sender, device, new=new))

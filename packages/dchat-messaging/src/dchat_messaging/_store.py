@@ -70,8 +70,14 @@ class MessageStore(StateStore, Protocol):
         text: str,
         sent_at: float,
         stored_at: float,
+        *,
+        order: int | None = None,
     ) -> bool:
-        """Store a message unless its id is stored already; say whether it was new."""
+        """Store a message unless its id is stored already; say whether it was new.
+
+        ``order`` is its place in the conversation (the Lamport clock it
+        carries); listings of a conversation sort by it.
+        """
         ...
 
     def enqueue(

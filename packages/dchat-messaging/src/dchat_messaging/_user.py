@@ -262,6 +262,11 @@ class UserMessaging:
             return None
         return functools.partial(_call_with, handler, identity)
 
+    def missing(self, peer: str) -> int:
+        """Texts of the conversation with ``peer`` known to be missing (gaps in their numbers)."""
+        engine = self.engines.main()
+        return 0 if engine is None else engine.order.missing(peer)
+
     def control_dropped(self, reason: str | None = None) -> None:
         """Count a control message nobody handled (``reason``: its handler refused it)."""
         if reason is None:

@@ -24,6 +24,8 @@ from ._engine import outbox_id as outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
 from ._local import ReceiveStats as ReceiveStats
 from ._notices import Notice as Notice
+from ._order import MAX_AHEAD as MAX_AHEAD
+from ._order import ConversationOrder as ConversationOrder
 from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
@@ -38,6 +40,8 @@ __all__ = (
     "ContactBook",
     "ContactEntry",
     "ContactStore",
+    "ConversationOrder",
+    "MAX_AHEAD",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",

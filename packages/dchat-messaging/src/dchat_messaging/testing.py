@@ -49,6 +49,7 @@ class StoredMessage:
     sent_at: float
     stored_at: float
     seq: int = 0
+    order: int | None = None
 
     @property
     def peer_id(self) -> str:
@@ -125,12 +126,14 @@ class MemoryMessageStore:
         text: str,
         sent_at: float,
         stored_at: float,
+        *,
+        order: int | None = None,
     ) -> bool:
         if message_id in self.messages:
             return False
         self._seq += 1
         self.messages[message_id] = StoredMessage(
-            message_id, direction, peer, text, sent_at, stored_at, self._seq
+            message_id, direction, peer, text, sent_at, stored_at, self._seq, order
         )
         return True
 
@@ -201,9 +204,13 @@ class MemoryMessageStore:
         if limit <= 0:
             return []
         if after is not None and before is None:
-            return sorted(kept, key=lambda m: m.seq)[:limit]
-        kept.sort(key=lambda m: (m.seq,) if before is not None else (m.stored_at, m.seq))
-        return kept[-limit:]
+            page = sorted(kept, key=lambda m: m.seq)[:limit]
+        else:
+            kept.sort(key=lambda m: (m.seq,) if before is not None else (m.stored_at, m.seq))
+            page = kept[-limit:]
+        if peer is not None:  # a conversation is shown by each message's place in it
+            page.sort(key=lambda m: m.order or 0)  # stable: ties keep the page's order
+        return page
 
     def delete_message(self, message_id: bytes) -> bool:
         return self.messages.pop(message_id, None) is not None

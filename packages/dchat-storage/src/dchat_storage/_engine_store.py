@@ -54,9 +54,13 @@ class EngineStore:
         text: str,
         sent_at: float,
         stored_at: float,
+        *,
+        order: int | None = None,
     ) -> bool:
         self._now = stored_at
-        return self._db.messages.add(message_id, direction, peer, text, sent_at, stored_at)
+        return self._db.messages.add(
+            message_id, direction, peer, text, sent_at, stored_at, order=order
+        )
 
     def enqueue(
         self, outbox_id: bytes, relay: str, mailbox: bytes, envelope: bytes, now: float

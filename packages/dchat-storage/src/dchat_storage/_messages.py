@@ -61,6 +61,7 @@ MESSAGE_COLUMNS = (
     Message.stored_at,
     Message.read_at,
     Message.expires_at,
+    Message.conv_order,
 )
 _OUTBOX_COLUMNS = (
     OutboxRow.message_ix,
@@ -113,6 +114,7 @@ class MessageRepo:
         stored_at: float,
         *,
         conversation_id: str | None = None,
+        order: int | None = None,
     ) -> bool:
         """Store a message unless one with the same id is already stored.
 
@@ -133,6 +135,7 @@ class MessageRepo:
             sent_at: The sender's timestamp.
             stored_at: The local time of storing.
             conversation_id: The conversation; default: the direct one with ``peer_id``.
+            order: Its place in the conversation (the Lamport clock it carries).
 
         Returns:
             True if stored now; False (and nothing changed) if already stored.
@@ -150,7 +153,12 @@ class MessageRepo:
             "direct": conversation_id is None,
             "body": body,
         }
-        clear = {"direction": direction, "sent_at": sent_at, "stored_at": stored_at}
+        clear = {
+            "direction": direction,
+            "sent_at": sent_at,
+            "stored_at": stored_at,
+            "conv_order": order,
+        }
         row = MESSAGES.row(self._access.sealer, fields, clear)
         with self._access.write("add message") as conn:
             timer = _timer(conn, row["conv_ix"]) if direction == "out" else None
@@ -209,6 +217,9 @@ class MessageRepo:
         :attr:`MessageRecord.cursor` it is; with ``before``: the last ``limit``
         stored before it (both may be given: a window). Cursors are storage
         order, so paging never skips or repeats a message, whatever the clocks did.
+        With a peer or conversation, the page is shown in conversation order
+        (each message's place, the Lamport clock it carried; messages stored
+        before places were kept come first).
 
         Args:
             peer_id: Only messages with this peer (any conversation).
@@ -244,7 +255,9 @@ class MessageRepo:
             query = query.order_by(Message.stored_at.desc(), Message.seq.desc())
         with self._access.read("list messages") as conn:
             rows = conn.execute(query.limit(limit)).all()
-        ordered = rows if forward else reversed(rows)
+        ordered = list(rows if forward else reversed(rows))
+        if peer_id is not None or conversation_id is not None:  # shown by place in the conversation
+            ordered.sort(key=lambda row: row.conv_order or 0)  # stable: ties keep the page's order
         return [message_record(sealer, row._mapping) for row in ordered]
 
     def get(self, message_id: bytes) -> MessageRecord | None:

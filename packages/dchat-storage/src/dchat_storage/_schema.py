@@ -125,6 +125,7 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         Index(None, "peer_ix", "stored_at", "seq"),
+        Index(None, "peer_ix", "conv_order"),
         Index(None, "conv_ix", "stored_at", "seq"),
         Index(None, "stored_at", "seq"),
         Index(None, "expires_at"),
@@ -138,6 +139,8 @@ class Message(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     sent_at: Mapped[float] = mapped_column(Float)
     stored_at: Mapped[float] = mapped_column(Float)
+    # The message's place in its conversation (its Lamport clock); NULL before 0005.
+    conv_order: Mapped[int | None] = mapped_column(BigInteger)
     # Disappearing messages: the timer starts when the message is read.
     read_at: Mapped[float | None] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float)

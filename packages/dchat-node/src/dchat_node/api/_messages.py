@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_core import MessageId
+from dchat_core import IdentityId, MessageId
 
 from ._roles import user_role
 
@@ -92,8 +92,14 @@ def add_message_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             newest = max(cursors)
         else:  # nothing in range: what is newer starts where the range did
             newest = after if after is not None else max(0, (before or 1) - 1)
+        missing = None
+        if peer is not None:  # texts known to be missing from the conversation, so far
+            if not peer.startswith(IdentityId.PREFIX):
+                peer = str((await user.run(user.book.find, peer)).identity_id)
+            missing = await user.run(user.agent.missing, peer)
         return {
             "messages": [message_json(record, name) for record, name in rows],
             "before": min(cursors) if len(cursors) == limit else None,
             "after": newest,
+            "missing": missing,
         }
