@@ -143,3 +143,48 @@ def test_status_and_send_say_when_the_relay_is_unreachable(
         wait_until(lambda: a.status()["outbox"] == 0, timeout=60, what="the queue delivered")
         assert a.status()["outbox_oldest_age"] is None
     wait_until(lambda: _inbound(bob) == ["hi"], timeout=60, what="bob has it")
+
+
+def test_sends_acknowledged_under_load_survive_a_sigkill(
+    relay: NodeProcess, make_user: Callable[[str], NodeProcess]
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    with alice.client() as a, bob.client() as b:
+        a.create_identity("alice")
+        b.create_identity("bob")
+        a.add_contact("bob", b.card())
+        b.add_contact("alice", a.card())
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send(worker: int) -> None:
+        with alice.client() as a:
+            for i in range(1000):
+                if stop.is_set():
+                    return
+                try:
+                    text = f"w{worker} m{i}"
+                    a.send("bob", text)  # returns only once the send is committed
+                except Exception:  # the node was killed under us: not acknowledged
+                    return
+                with lock:
+                    acknowledged.append(text)
+
+    workers = [threading.Thread(target=send, args=(w,)) for w in range(8)]
+    for worker in workers:
+        worker.start()
+    wait_until(lambda: len(acknowledged) >= 100, timeout=60, what="sends under way")
+    alice.kill()  # SIGKILL while eight clients are sending (group commits in flight)
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=60)
+    with lock:
+        survivors = list(acknowledged)
+    alice.start()
+    wait_until(
+        lambda: set(survivors) <= set(_inbound(bob)),
+        timeout=120,
+        what="every acknowledged send delivered after the restart",
+    )
+    assert len(_inbound(bob)) == len(set(_inbound(bob)))  # and none twice
