@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from dchat_core import IdentityId, canonical_encode
 from dchat_crypto import (
@@ -96,18 +96,22 @@ def _ad(
     return _AD_DOMAIN + bytes(initiator) + initiator_dev + bytes(responder) + responder_dev
 
 
-class _Lazy:
+_V = TypeVar("_V")
+
+
+class _Lazy(Generic[_V]):
     """A value computed on first use, then kept."""
 
-    __slots__ = ("_make", "_value")
+    __slots__ = ("_done", "_make", "_value")
 
-    def __init__(self, make: Callable[[], bytes]) -> None:
-        self._make, self._value = make, b""
+    def __init__(self, make: Callable[[], _V]) -> None:
+        self._make, self._done = make, False
+        self._value: _V | None = None
 
-    def get(self) -> bytes:
-        if not self._value:
-            self._value = self._make()
-        return self._value
+    def get(self) -> _V:
+        if not self._done:
+            self._value, self._done = self._make(), True
+        return self._value  # type: ignore[return-value]
 
 
 class _UnknownDeviceError(EnvelopeRejectedError):
@@ -228,7 +232,7 @@ class MessagingEngine:
                 ).to_padded()
             )
             mirror_plain = _Lazy(lambda: replace(content, peer=peer).to_padded())
-            pending = self._pending()
+            pending = _Lazy(self._pending)  # read only if some device has no session
             for device in to:
                 if not self._queue(device, content.message_id, plain, plain_card, pending, now):
                     waiting.append(device)
@@ -239,7 +243,7 @@ class MessagingEngine:
                 if not self._queue(device, content.message_id, mirror, mirror_plain, pending, now):
                     waiting.append(device)
             if waiting:
-                self._save_pending(pending)
+                self._save_pending(pending.get())
         return waiting
 
     def _queue(
@@ -247,15 +251,15 @@ class MessagingEngine:
         device: DeviceAddress,
         message_id: MessageId,
         plain: bytes,
-        plain_card: _Lazy,
-        pending: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]],
+        plain_card: _Lazy[bytes],
+        pending: _Lazy[dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]],
         now: float,
     ) -> bool:
         """Encrypt for ``device`` now if a session exists, else queue it; True if sent."""
         oid = outbox_id(message_id, device.device_id)
         record = self._session_or_none(device.device_id)
         if record is None:
-            _, items = pending.setdefault(device.device_id, (device, []))
+            _, items = pending.get().setdefault(device.device_id, (device, []))
             if len(items) >= MAX_PENDING_PER_DEVICE:
                 raise ContentError("too many messages wait for this device's prekeys")
             items.append((oid, plain_card.get()))
