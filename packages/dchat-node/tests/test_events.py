@@ -268,8 +268,8 @@ class Watch:
     def interrupt(self) -> int:
         """Ctrl-C; returns its exit status."""
         self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=15)
+        try:  # generous: on a loaded machine (a CI run, two workers) exiting took over 15 s
+            return self.process.wait(timeout=60)
         finally:
             self.process.kill()
             self._reader.join(timeout=15)

@@ -84,7 +84,7 @@ class Net:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     out = tmp_path_factory.mktemp("wallet") / "net"
-    plan = NetPlan(validators=4, accounts=3)
+    plan = NetPlan(validators=4, accounts=4)  # tests share the net: each its own accounts
     summary = init_testnet(
         out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.3
     )
@@ -121,7 +121,7 @@ def test_twenty_back_to_back_transfers_all_finalize(net: Net) -> None:
 
 
 def test_replayed_nonce_is_refused_with_its_type(net: Net) -> None:
-    key = load_wallet(net.wallet(2), PASSPHRASE.encode())
+    key = load_wallet(net.wallet(3), PASSPHRASE.encode())  # no other test spends from it
     chain = net.summary["currency_chain"]
 
     def transfer(nonce: int, amount: int) -> bytes:
@@ -140,7 +140,7 @@ def test_replayed_nonce_is_refused_with_its_type(net: Net) -> None:
         assert again["error"] == "ReplayedNonceError"
     # The light client reads the certified state: the one a stored header proves.
     _until(lambda: (net.get("/v1/chain/status").get("certified_height") or 0) >= committed)
-    shown = json.loads(net.cli("wallet", "balance", net.account(2)))
+    shown = json.loads(net.cli("wallet", "balance", net.account(3)))
     assert shown["nonce"] == 1
     assert shown["height"] >= committed
 
