@@ -221,6 +221,15 @@ class UserNode(SimNode):
         request = client.put_prekeys(mailbox, upload.last_resort, one_time, replace=upload.replace)
         client.receive(relay.serve_out_of_band(mailbox, request))
 
+    def shown(self, peer: str) -> list[str]:
+        """Ids (hex) of the conversation with ``peer`` as the app lists it (by place)."""
+        store = self.durable.store
+        return [m.message_id.hex() for m in store.list_messages(peer, len(store.messages) + 1)]
+
+    def missing(self, peer: str) -> int:
+        """Texts from ``peer`` the engine knows are missing (gaps in their numbers)."""
+        return self.agent.missing(peer)
+
     # -- sending ------------------------------------------------------------------
 
     def submit(self, recipient: ContactCard, text: str) -> bytes:
