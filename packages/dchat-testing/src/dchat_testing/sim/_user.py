@@ -169,6 +169,7 @@ class UserNode(SimNode):
         self._reconnect = ReconnectPolicy(self.params.reconnect_base, self.params.reconnect_max)
         self.engine = self._new_agent()
         self._deposit_links: dict[str, DepositLink] = {}
+        self._depositing: set[str] = set()
         self._fetching: dict[bytes, int] = {}
         self._puller: MailboxPuller | None = None
         self._link_failures = 0
@@ -198,6 +199,7 @@ class UserNode(SimNode):
         """Forget in-flight work; open the mailbox link, fetch bundles, deliver the outbox."""
         self.engine = self._new_agent()
         self._deposit_links = {}
+        self._depositing = set()
         self._fetching = {}
         self._puller = MailboxPuller(self)
         self._link_failures = 0
@@ -288,12 +290,11 @@ class UserNode(SimNode):
     def _pump(self) -> None:
         """Send each idle relay's first due batch; wake again when a held entry is due."""
         now = self.clock.now()
-        busy = {relay for relay, link in self._deposit_links.items() if link.busy}
         for batch in deposits(self.agent.outbox.due(now, OUTBOX_READ)):
             relay = batch[0].relay
-            if relay in busy:
-                continue  # one deposit in flight per relay; its next batch follows its answer
-            busy.add(relay)
+            if relay in self._depositing:
+                continue  # one deposit per relay until settled; its next batch follows
+            self._depositing.add(relay)
             link = self._deposit_links.get(relay)
             if link is None:
                 sent = self.durable.sent.get(batch[0].message_id)
@@ -324,6 +325,7 @@ class UserNode(SimNode):
 
         def commit() -> None:
             self.agent.deposited(batch, results, now=self.clock.now())
+            self._depositing.discard(link.relay)
             self._pump()
 
         self.after(self.params.disk_latency, commit)
@@ -335,6 +337,7 @@ class UserNode(SimNode):
             del self._deposit_links[link.relay]
         if batch is not None:
             self.agent.deposited(batch, [reason] * len(batch), now=self.clock.now())
+            self._depositing.discard(link.relay)
             for entry in batch:
                 what = {"mid": self._mid(entry), "reason": reason}
                 self.observe("put_failed", **what, attempts=entry.attempts + 1)

@@ -124,11 +124,6 @@ class DepositLink:
         key = SigningKey.from_bytes(user.rng.randbytes(32))
         self._link = user.dial(relay, self, node_key=key, expected_peer=relay_node)
 
-    @property
-    def busy(self) -> bool:
-        """A deposit is in flight."""
-        return self._batch is not None
-
     def deposit(self, batch: list[OutboxEntry]) -> None:
         """Send ``batch`` as one ``put_many`` (now, or once the link is open)."""
         assert self._batch is None
