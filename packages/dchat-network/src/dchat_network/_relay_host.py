@@ -11,13 +11,12 @@ sends the reply. Requests on one link are served one at a time, in order.
 A ``pull`` that finds its mailbox empty is *parked*: the task holds the
 reply until an envelope for that mailbox is stored or the pull's wait ends,
 then asks the server again (:meth:`RelayServer.resume`). Wake-ups cannot be
-lost: each mailbox with an open owner link has a version, bumped after every
-commit that stored something in it (``RelayReply.notify``); the task notes
-the version *before* the server looks at the mailbox and parks only while
-the version is unchanged. A store that committed before the pull looked is
-in the pull's answer; one that commits after it bumps the version after the
-pull noted it, so the pull does not sleep through it. Versions are kept only
-for mailboxes whose owner has a link open.
+lost: the versions are kept by the sans-IO :class:`PullWakeups` (shared with
+the simulator's relay): each mailbox with an open owner link has one, bumped
+after every commit that stored something in it (``RelayReply.notify``); the
+task notes the version *before* the server looks at the mailbox and parks
+only while the version is unchanged. On top of it, this host keeps one trio
+event per watched mailbox, set and replaced at each bump.
 
 A reply that is an error ends the link; other links are unaffected. A link
 that sends nothing for ``idle_timeout`` seconds is closed.
@@ -35,6 +34,7 @@ from dchat_core import MailboxId
 
 from ._errors import LinkClosedError, RelayProtocolError
 from ._relay import RelayError
+from ._relay_wakeups import PullWakeups
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -47,17 +47,6 @@ __all__ = ("RelayHost",)
 
 _log = logging.getLogger("dchat.relay")
 IDLE_TIMEOUT: Final = 300.0
-
-
-class _Watch:
-    """The version of one mailbox whose owner has links open, and the event of its next bump."""
-
-    __slots__ = ("event", "links", "version")
-
-    def __init__(self) -> None:
-        self.version = 0
-        self.links = 0
-        self.event = trio.Event()
 
 
 class RelayHost:
@@ -84,53 +73,50 @@ class RelayHost:
         self._run = run
         self._now = now
         self._idle = idle_timeout
-        self._watched: dict[bytes, _Watch] = {}
+        self._wakeups = PullWakeups()
+        self._events: dict[bytes, trio.Event] = {}  # of each watched mailbox's next bump
         self.parked = 0
         """Pulls waiting for mail right now."""
 
     async def handle(self, link: Link) -> None:
         """Serve requests on ``link`` until it closes, idles out or misbehaves."""
         owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
-        watch = self._watched.setdefault(owner, _Watch())
-        watch.links += 1
+        self._wakeups.opened(owner)
+        self._events.setdefault(owner, trio.Event())
         try:
-            await self._serve(link, owner, watch)
+            await self._serve(link, owner)
         finally:
-            watch.links -= 1
-            if watch.links == 0:
-                del self._watched[owner]
+            if self._wakeups.closed(owner):
+                del self._events[owner]
 
-    async def _serve(self, link: Link, owner: bytes, watch: _Watch) -> None:
+    async def _serve(self, link: Link, owner: bytes) -> None:
         while True:
             try:
                 data = await link.receive(timeout=self._idle)
             except LinkClosedError:
                 return
-            seen = watch.version
+            seen = self._wakeups.version(owner)
             reply = await self._run(functools.partial(self.server.handle, owner, data, self._now()))
             self._wake(reply.notify)
             if reply.park is not None:
-                reply = await self._parked(reply.park, watch, seen)
+                reply = await self._parked(reply.park, owner, seen)
             await link.send(reply.data)
             if reply.close:
                 assert isinstance(reply.message, RelayError)
                 raise RelayProtocolError(f"request refused: {reply.message.code}")
             _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
 
-    async def _parked(self, pull: RelayPull, watch: _Watch, seen: int) -> RelayReply:
+    async def _parked(self, pull: RelayPull, owner: bytes, seen: int) -> RelayReply:
         self.parked += 1
         try:
             with trio.move_on_after(pull.wait_ms / 1000):
-                while watch.version == seen:
-                    await watch.event.wait()
+                while not self._wakeups.changed(owner, seen):
+                    await self._events[owner].wait()
         finally:
             self.parked -= 1
         return await self._run(functools.partial(self.server.resume, pull))
 
     def _wake(self, mailboxes: tuple[bytes, ...]) -> None:
-        for mailbox in mailboxes:
-            watch = self._watched.get(mailbox)
-            if watch is not None:
-                watch.version += 1
-                watch.event.set()
-                watch.event = trio.Event()
+        for mailbox in self._wakeups.bump(mailboxes):
+            self._events[mailbox].set()
+            self._events[mailbox] = trio.Event()

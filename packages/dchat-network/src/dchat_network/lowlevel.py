@@ -11,7 +11,8 @@ rest, for code that implements or tests the protocols themselves: the sans-IO
 :class:`LinkConnection` and its events and states, each relay request and
 reply class with the codec (:func:`encode_relay_message`,
 :func:`decode_relay_message`), the protocol limits (``MAX_*``), and the
-specific framing and state errors.
+specific framing and state errors, and :class:`PullWakeups` (the sans-IO
+wake-up bookkeeping of held pulls, for hosts of the relay server).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from ._relay import RelayStoredMany as RelayStoredMany
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
 from ._relay_server import StoredEntry as StoredEntry
+from ._relay_wakeups import PullWakeups as PullWakeups
 
 __all__ = (
     "FrameTooLargeError",
@@ -63,6 +65,7 @@ __all__ = (
     "MAX_PREKEY_PUT",
     "MAX_WAIT_MS",
     "MessageReceived",
+    "PullWakeups",
     "RelayAck",
     "RelayAcked",
     "RelayBatch",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dchat_testing.sim import (
+    ConversationOrder,
     ExactlyOnceDelivery,
     Ledger,
     NoAcknowledgedLoss,
@@ -10,6 +11,7 @@ from dchat_testing.sim import (
     RelaysHoldNoPlaintext,
     SentMessage,
     Simulation,
+    UserNode,
 )
 from dchat_testing.sim._user import text_digest
 
@@ -83,3 +85,81 @@ def test_a_sender_that_forgets_to_seal_is_caught_end_to_end() -> None:
     world.send(alice, bob, TEXT)
     sim.run(10.0)
     assert [v.invariant for v in sim.violations] == ["relays hold no plaintext"]
+
+
+class FakeInbox:
+    """What an app shows, made by hand."""
+
+    def __init__(self, name: str, shown: dict[str, list[str]], missing: int = 0) -> None:
+        self.name = name
+        self._shown = shown
+        self._missing = missing
+
+    def shown(self, peer: str) -> list[str]:
+        return self._shown.get(peer, [])
+
+    def missing(self, peer: str) -> int:
+        return self._missing
+
+
+def ledger_of_three() -> Ledger:
+    ledger = Ledger()
+    for mid in ("m1", "m2", "m3"):
+        ledger.record_sent(mid, SENT)
+        ledger.record_delivered(mid)
+    return ledger
+
+
+def test_conversation_order_accepts_the_sent_order_among_other_messages() -> None:
+    inbox = FakeInbox("user-1", {"dcid1sender": ["m1", "mine", "m2", "m3"]})
+    assert list(ConversationOrder(ledger_of_three(), [inbox]).finish(Simulation(1))) == []
+
+
+def test_conversation_order_flags_overtaking_and_gaps_left_at_the_end() -> None:
+    swapped = FakeInbox("user-1", {"dcid1sender": ["m1", "m3", "m2"]})
+    [violation] = ConversationOrder(ledger_of_three(), [swapped]).finish(Simulation(1))
+    assert "m3 in the place of m2" in violation.detail
+    hidden = FakeInbox("user-1", {"dcid1sender": ["m1", "m2"]})
+    [violation] = ConversationOrder(ledger_of_three(), [hidden]).finish(Simulation(1))
+    assert "nothing in the place of m3" in violation.detail
+    gap = FakeInbox("user-1", {"dcid1sender": ["m1", "m2", "m3"]}, missing=1)
+    [violation] = ConversationOrder(ledger_of_three(), [gap]).finish(Simulation(1))
+    assert "1 texts from dcid1sender missing" in violation.detail
+
+
+def test_conversation_order_leaves_a_conversation_with_a_loss_to_the_loss_checker() -> None:
+    ledger = ledger_of_three()
+    ledger.record_sent("m4", SENT)  # never delivered
+    inbox = FakeInbox("user-1", {"dcid1sender": ["m3", "m1"]})
+    assert list(ConversationOrder(ledger, [inbox]).finish(Simulation(1))) == []
+
+
+def test_exactly_once_flags_a_message_shown_twice_at_the_end() -> None:
+    ledger = ledger_of_three()
+    fine = FakeInbox("user-1", {"dcid1sender": ["m1", "m2", "m3"]})
+    assert list(ExactlyOnceDelivery(ledger, [fine]).finish(Simulation(1))) == []
+    twice = FakeInbox("user-1", {"dcid1sender": ["m1", "m2", "m2", "m3"]})
+    [violation] = ExactlyOnceDelivery(ledger, [twice]).finish(Simulation(1))
+    assert "m2 from dcid1sender more than once" in violation.detail
+
+
+def test_the_users_listings_are_what_the_order_checker_reads() -> None:
+    """Not vacuous: every conversation of a faulty run is listed whole, in the order sent."""
+    from dchat_testing.sim import SCENARIOS, ScenarioOptions
+
+    sim = Simulation(2, label="push-link-loss")
+    scenario = SCENARIOS["push-link-loss"]
+    plan = scenario.build(sim, ScenarioOptions(), scenario.default_duration)
+    sim.run(scenario.default_duration)
+    sim.heal()
+    sim.run(scenario.default_duration + 200.0)
+    assert sim.violations == []
+    assert plan.ledger is not None
+    users = [node for node in sim.nodes.values() if isinstance(node, UserNode)]
+    conversations = 0
+    for user in users:
+        for peer, sent in plan.ledger.conversations(user.name).items():
+            assert [mid for mid in user.shown(peer) if mid in set(sent)] == sent
+            assert user.missing(peer) == 0
+            conversations += 1
+    assert conversations >= 4

@@ -17,7 +17,9 @@ from ._chain import ProgressAfterHealing as ProgressAfterHealing
 from ._chain import ValidatorNode as ValidatorNode
 from ._chain import build_chain_world as build_chain_world
 from ._determinism import seeded_key_generation as seeded_key_generation
+from ._invariants import ConversationOrder as ConversationOrder
 from ._invariants import ExactlyOnceDelivery as ExactlyOnceDelivery
+from ._invariants import Inbox as Inbox
 from ._invariants import Ledger as Ledger
 from ._invariants import NoAcknowledgedLoss as NoAcknowledgedLoss
 from ._invariants import RelaysHoldNoPlaintext as RelaysHoldNoPlaintext
@@ -58,11 +60,13 @@ from ._world import build_world as build_world
 __all__ = (
     "ChainSpec",
     "ChainWorld",
+    "ConversationOrder",
     "DeleteOnFetchRelayServer",
     "Endpoint",
     "EquivocationEvidence",
     "EventLoop",
     "ExactlyOnceDelivery",
+    "Inbox",
     "Invariant",
     "Ledger",
     "LinkHandler",

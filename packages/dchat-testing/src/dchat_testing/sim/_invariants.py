@@ -2,10 +2,17 @@
 
 * :class:`ExactlyOnceDelivery` (safety, checked at every delivery): the app of
   the intended recipient sees each submitted message once, with the text and
-  sender that were sent, and never a message nobody sent.
+  sender that were sent, and never a message nobody sent; at the end, no
+  conversation listing shows a message twice.
 * :class:`NoAcknowledgedLoss` (at the end, after healing): every message whose
   ``stored`` reached its sender was delivered; and, since senders retry until
-  ``stored``, every submitted message was delivered.
+  ``stored``, every submitted message was delivered. (No recipient ever goes
+  away in these worlds, so there is no exception for one.)
+* :class:`ConversationOrder` (at the end, after healing): each recipient's
+  listing of each conversation (what the app shows, by each message's place,
+  not by arrival) has every sender's texts in the order they were sent, and
+  the engine reports no text of it missing. A conversation with a message
+  still undelivered is left to :class:`NoAcknowledgedLoss`.
 * :class:`RelaysHoldNoPlaintext`: no request a relay receives (after the link's
   decryption) and nothing a relay stores contains the text of any message.
 
@@ -16,19 +23,21 @@ implement the same :class:`~dchat_testing.sim.Invariant` protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ._simulation import Observation, Violation
 from ._user import text_digest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from ._relay import RelayNode
     from ._simulation import Simulation
 
 __all__ = (
+    "ConversationOrder",
     "ExactlyOnceDelivery",
+    "Inbox",
     "Ledger",
     "NoAcknowledgedLoss",
     "RelaysHoldNoPlaintext",
@@ -48,6 +57,23 @@ class SentMessage:
     sender_id: str
     recipient: str
     text: str
+
+
+class Inbox(Protocol):
+    """What a user's app shows: the checkers read it at the end of a run."""
+
+    @property
+    def name(self) -> str:
+        """The node's name (a :class:`SentMessage`'s ``recipient``)."""
+        ...
+
+    def shown(self, peer: str) -> list[str]:
+        """Ids (hex) of the messages of the conversation with ``peer``, in the order shown."""
+        ...
+
+    def missing(self, peer: str) -> int:
+        """Texts of the conversation with ``peer`` known to be missing (gaps)."""
+        ...
 
 
 class Ledger:
@@ -74,14 +100,23 @@ class Ledger:
         """Every sent message delivered."""
         return not self._undelivered
 
+    def conversations(self, recipient: str) -> dict[str, list[str]]:
+        """The messages sent to ``recipient``, by sender id, each list in the order sent."""
+        found: dict[str, list[str]] = {}
+        for mid, message in self.sent.items():
+            if message.recipient == recipient:
+                found.setdefault(message.sender_id, []).append(mid)
+        return found
+
 
 class ExactlyOnceDelivery:
-    """Each message reaches its recipient's app once, unaltered."""
+    """Each message reaches its recipient's app once, unaltered, and is shown once."""
 
     name = "exactly-once delivery"
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, inboxes: Sequence[Inbox] = ()) -> None:
         self._ledger = ledger
+        self._inboxes = inboxes
 
     def observe(self, obs: Observation) -> Iterable[Violation]:
         if obs.kind == "stored_seen":
@@ -106,7 +141,15 @@ class ExactlyOnceDelivery:
         return ()
 
     def finish(self, sim: Simulation) -> Iterable[Violation]:
-        return ()
+        found = []
+        for inbox in self._inboxes:
+            for peer in self._ledger.conversations(inbox.name):
+                shown = inbox.shown(peer)
+                twice = sorted({mid for mid in shown if shown.count(mid) > 1})
+                if twice:
+                    detail = f"{inbox.name} shows message {twice[0]} from {peer} more than once"
+                    found.append(Violation(self.name, sim.now, detail))
+        return found
 
 
 class NoAcknowledgedLoss:
@@ -162,3 +205,40 @@ class RelaysHoldNoPlaintext:
                 if self._marker in envelope or any(text in envelope for text in texts):
                     return (Violation(self.name, sim.now, f"{relay.name} stores a plaintext"),)
         return ()
+
+
+class ConversationOrder:
+    """Each conversation shows each sender's texts in the order sent, with no gap left."""
+
+    name = "per-conversation order"
+
+    def __init__(self, ledger: Ledger, inboxes: Sequence[Inbox]) -> None:
+        self._ledger = ledger
+        self._inboxes = inboxes
+
+    def observe(self, obs: Observation) -> Iterable[Violation]:
+        return ()
+
+    def finish(self, sim: Simulation) -> Iterable[Violation]:
+        found = []
+        for inbox in self._inboxes:
+            for peer, sent in self._ledger.conversations(inbox.name).items():
+                if any(mid not in self._ledger.delivered for mid in sent):
+                    continue  # a loss: NoAcknowledgedLoss names it
+                ours = set(sent)
+                shown = [mid for mid in inbox.shown(peer) if mid in ours]
+                if shown != sent:
+                    place = next(
+                        i for i in range(len(shown) + 1) if shown[i : i + 1] != sent[i : i + 1]
+                    )
+                    what = shown[place] if place < len(shown) else "nothing"
+                    expected = sent[place] if place < len(sent) else "nothing"
+                    detail = (
+                        f"{inbox.name} shows the texts from {peer} out of order: "
+                        f"{what} in the place of {expected}"
+                    )
+                    found.append(Violation(self.name, sim.now, detail))
+                elif missing := inbox.missing(peer):
+                    detail = f"{inbox.name} reports {missing} texts from {peer} missing at the end"
+                    found.append(Violation(self.name, sim.now, detail))
+        return found

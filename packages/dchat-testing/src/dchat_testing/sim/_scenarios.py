@@ -5,6 +5,10 @@ messages are sent and faults happen), after which the runner heals the network,
 restarts crashed nodes and lets the system settle; the invariants are then
 checked. Fault times, targets and durations are drawn from the seed.
 
+``push-link-loss`` aims at push delivery: links die while a relay's pushed
+batch is in flight and relays restart, and every conversation must still
+come out whole, once and in order.
+
 The chain scenarios (``leader-crash``, ``byzantine-equivocation``) run 4
 validators (:mod:`._chain`) instead of the messaging world. New scenarios are
 added with :func:`register_scenario`.
@@ -157,6 +161,53 @@ def _build_relay_crash(sim: Simulation, options: ScenarioOptions, duration: floa
     return ScenarioPlan(duration, world.quiescent, ledger=world.ledger)
 
 
+# -- link loss mid-push ---------------------------------------------------------------
+
+
+def _cut_after_push(
+    sim: Simulation, world: MessagingWorld, rng: random.Random, probability: float
+) -> Callable[[Observation], None]:
+    """A hook: right after a relay pushed a batch, cut it off from every user for a while.
+
+    The batch's segments still in flight vanish with the cut: the receiving
+    link dies mid-push, before the batch arrived or before its ack could.
+    """
+
+    def hook(obs: Observation) -> None:
+        if not sim.faults_enabled or rng.random() >= probability:
+            return
+        relay = obs.node
+        for user in world.users:
+            sim.network.cut(relay, user.name)
+        sim.observe("sim", "cut_after_push", relay=relay)
+
+        def heal() -> None:
+            for user in world.users:
+                sim.network.heal(relay, user.name)
+
+        sim.loop.call_later(rng.uniform(0.2, 4.0), heal)
+
+    return hook
+
+
+def _build_push_link_loss(
+    sim: Simulation, options: ScenarioOptions, duration: float
+) -> ScenarioPlan:
+    sim.network.default = LinkProfile(latency=0.01, jitter=0.004, reset=0.01)
+    world = build_world(sim, WorldSpec(relay_variant=options.relay, registered=True))
+    rng = sim.rng("faults")
+    # Bursts to one recipient (several conversations, each ordered), then background traffic.
+    hot = rng.choice(world.users)
+    world.schedule_messages(40, 0.0, duration / 4, to=hot)
+    world.schedule_messages(30, 0.0, duration)
+    for _ in range(rng.randint(2, 4)):
+        relay = rng.choice(world.relays)
+        _crash_for(sim, relay, rng.uniform(0.0, duration), rng.uniform(0.2, 5.0))
+    sim.on("relay_batch_sent", _cut_after_push(sim, world, rng, 0.3))
+    sim.on("relay_batch_sent", _chance_crash(sim, rng, 0.05, (0.2, 3.0)))
+    return ScenarioPlan(duration, world.quiescent, ledger=world.ledger)
+
+
 # -- message storm -------------------------------------------------------------------
 
 
@@ -272,6 +323,16 @@ register_scenario(
         "users right after receiving one",
         40.0,
         _build_relay_crash,
+    )
+)
+register_scenario(
+    Scenario(
+        "push-link-loss",
+        "2 relays, 4 users; bursts to one user; relays cut off from every user right "
+        "after pushing a batch (the push dies in flight), relays crash and restart, "
+        "1% of segments reset their connection",
+        30.0,
+        _build_push_link_loss,
     )
 )
 register_scenario(

@@ -2,42 +2,45 @@
 
 Theory of operation
 -------------------
-The user composes the real sans-IO pieces of :mod:`dchat_messaging` as the
-node's user service (``dchat_node.user._service``) does, in the same order of
-steps: :class:`~dchat_messaging.LocalEngines` (its engine), a
-:class:`~dchat_messaging.DocumentDirectory` (fan-out; the simulated users
-follow no documents, so each has its primary device only) and
-:class:`~dchat_messaging.MessageRequests` (the users exchange cards out of
-band but hold no contacts, so every sender is a stranger and lands as a
-request). Only the shell around them is simulated. Their durable state is a
-:class:`dchat_messaging.testing.MemoryMessageStore` in :class:`UserDurable`: it
-outlives crashes, so what the engine committed survives and the in-flight
-network work (deposits, bundle fetches, the mailbox link) is forgotten at boot.
+The user composes the real sans-IO pieces as the node's user shell
+(``dchat_node.user._delivery``) does, in the same order of steps: a
+:class:`~dchat_messaging.UserMessaging` over its store (its
+:class:`~dchat_messaging.LocalEngines`, outbox, directory and request
+policy; the simulated users follow no documents, so each has its primary
+device only, and hold no contacts, so every sender lands as a request). Only
+the shell around it is simulated. Its durable state is a
+:class:`dchat_messaging.testing.MemoryMessageStore` in :class:`UserDurable`:
+it outlives crashes, so what the engine committed survives and the in-flight
+network work (deposits, bundle fetches, the mailbox link) is forgotten at
+boot. The outbox's retry jitter and the reconnection backoff draw from the
+node's seeded ``rng``.
 
 * **send**: the app's message goes through :meth:`LocalEngines.send` to every
   device the directory lists for the recipient. Without a session, a device
-  waits for its
-  prekey bundle: a ``BundleFetch`` (:mod:`._user_requests`) dials the device's
-  relay under a fresh link key and sends ``pk_get``; the bundle goes to
-  :meth:`MessagingEngine.bundle_received`, which sets up the session and queues
-  the sealed envelope in the store's outbox. A failed fetch is retried with
-  backoff.
-* **deliver**: the pump takes due outbox entries; a ``Put`` dials the
-  recipient's relay under a fresh link key and sends ``put``; on ``stored`` the
-  entry is marked sent (a disk write, ``disk_latency`` later: a crash in
-  between re-sends it). A failure (reset, timeout, error reply) marks it
-  failed with exponential backoff and jitter, forever.
-* **receive**: every ``poll_interval`` the ``Fetcher`` (a link to the home
-  relay proven with the mailbox key, the relay pinned by node id) asks, now
-  and then, how many one-time prekeys the relay holds (``pk_count``) and
-  publishes what :meth:`MessagingEngine.prekey_upload` asks for (``pk_put``),
-  then fetches. ``disk_latency`` after a batch arrives, each envelope goes to
-  :meth:`MessagingEngine.receive` (one transaction each: the app sees a
-  message exactly when it is committed, and a stranger's message is noted as
-  a request in the same transaction), and only then is the batch
-  acknowledged. A redelivered envelope is refused by the ratchet (its message
-  key is spent); the user remembers which message each relay entry carried,
-  so it reports that as ``duplicate_dropped``, not ``rejected``.
+  waits for its prekey bundle: a ``BundleFetch`` (:mod:`._user_requests`)
+  dials the device's relay under a fresh link key and sends ``pk_get``; the
+  bundle goes to :meth:`UserMessaging.bundle_received`, which sets up the
+  session and queues the sealed envelope in the outbox. A failed fetch is
+  retried with backoff.
+* **deliver**: the pump takes :meth:`Outbox.due` entries (queue order per
+  destination: a delayed envelope holds the later ones to its mailbox),
+  groups them with :func:`~dchat_messaging.lowlevel.deposits` and sends each
+  relay's first batch as one ``put_many`` over that relay's reused
+  ``DepositLink`` (one deposit in flight per relay). ``disk_latency`` after
+  the reply, :meth:`UserMessaging.deposited` settles the per-envelope results
+  in one transaction (a crash in between re-sends them). A lost link or a
+  timeout fails the whole batch, which backs off and is retried, forever.
+* **receive**: one standing ``MailboxPuller`` per user (its mailbox key
+  proves it, the relay pinned by node id) checks its prekeys on connect and
+  now and then (``pk_count``, ``pk_put`` of what
+  :meth:`MessagingEngine.prekey_upload` asks for), then sends ``pull`` with
+  a wait: the relay pushes mail as it arrives. ``disk_latency`` after a batch
+  arrives, :meth:`UserMessaging.accept_many` opens it in one transaction (the
+  app sees a message exactly when it is committed), and only the next
+  ``pull`` acknowledges it. A lost link (reset, timeout, relay crash) is
+  redialled after :class:`dchat_network.ReconnectPolicy`'s backoff with
+  jitter; a batch it had not acknowledged comes again and the engine refuses
+  the copies (their message keys are spent).
 
 Every random choice of the shell comes from the node's ``rng``. The engine's
 cryptography also reads the operating system's generator (ML-KEM, nonces), so
@@ -56,25 +59,23 @@ from dchat_identity import ContactCard
 from dchat_messaging import (
     BundleRejectedError,
     Content,
-    DocumentDirectory,
-    LocalEngines,
-    MessageReceived,
-    MessageRequests,
-    Rejected,
+    Outbox,
+    RetryPolicy,
+    UserMessaging,
 )
-from dchat_messaging.lowlevel import outbox_id
+from dchat_messaging.lowlevel import deposits, outbox_id
 from dchat_messaging.testing import MemoryMessageStore
-from dchat_network import RelayClient
+from dchat_network import ReconnectPolicy, RelayClient
 
 from .._errors import SimulationError
 from ._node import NodeClock, SimNode
-from ._user_requests import BundleFetch, Fetcher, Put
+from ._user_requests import BundleFetch, DepositLink, MailboxPuller
 
 if TYPE_CHECKING:
     from dchat_core import NodeId
     from dchat_identity import Identity
-    from dchat_messaging import DeviceAddress, EngineEvent, MessagingEngine
-    from dchat_messaging.testing import MemoryOutboxEntry
+    from dchat_messaging import DeviceAddress, MessagingEngine
+    from dchat_messaging.lowlevel import Accepted, OutboxEntry
     from dchat_network.lowlevel import RelayBatch
 
     from ._loop import Timer
@@ -83,7 +84,8 @@ if TYPE_CHECKING:
 
 __all__ = ("SentRecord", "UserDurable", "UserNode", "UserParams", "text_digest")
 
-_SEEN = "sim.entry."
+OUTBOX_READ = 256
+"""Outbox entries read per pump (the node's outbox reads as many)."""
 
 
 def text_digest(text: str) -> str:
@@ -97,15 +99,18 @@ class UserParams:
 
     ``prekey_interval`` is how often the mailbox link asks the relay how many
     prekeys it holds (also once per new link). Loading the prekey secrets is
-    the engine's most expensive step, so not every poll.
+    the engine's most expensive step, so not every pull. ``pull_wait`` is how
+    long the relay may hold a pull; ``backoff_*`` pace retries of deposits
+    and bundle fetches, ``reconnect_*`` the redialling of the mailbox link.
     """
 
-    poll_interval: float = 1.0
+    pull_wait: float = 20.0
     request_timeout: float = 5.0
     disk_latency: float = 0.002
     backoff_base: float = 0.5
     backoff_max: float = 20.0
-    max_in_flight: int = 4
+    reconnect_base: float = 0.2
+    reconnect_max: float = 10.0
     fetch_limit: int = 64
     prekey_interval: float = 30.0
 
@@ -134,7 +139,7 @@ class UserDurable:
 
 
 class UserNode(SimNode):
-    """A user node: sends through recipients' relays, fetches from its home relay.
+    """A user node: deposits at recipients' relays, takes pushed mail from its home relay.
 
     Args:
         sim: The simulation.
@@ -142,7 +147,7 @@ class UserNode(SimNode):
         clock: The node's clock.
         identity: The user's keys.
         home_relay: Name of the relay node holding this user's mailbox.
-        home_relay_node: That relay's node id, pinned when fetching.
+        home_relay_node: That relay's node id, pinned by the mailbox link.
         params: Timings.
     """
 
@@ -161,12 +166,13 @@ class UserNode(SimNode):
         card = ContactCard.issue(identity, name=name, relay=home_relay, relay_node=home_relay_node)
         self.durable = UserDurable(identity, card)
         self.params = params or UserParams()
-        self.directory = DocumentDirectory()
-        self.requests = MessageRequests(self.durable.store)
-        self.engine = self._new_engine()
-        self._in_flight: set[bytes] = set()
+        self._reconnect = ReconnectPolicy(self.params.reconnect_base, self.params.reconnect_max)
+        self.engine = self._new_agent()
+        self._deposit_links: dict[str, DepositLink] = {}
+        self._depositing: set[str] = set()
         self._fetching: dict[bytes, int] = {}
-        self._session: Fetcher | None = None
+        self._puller: MailboxPuller | None = None
+        self._link_failures = 0
         self._pump_timer: Timer | None = None
         self._prekeys_checked: float | None = None
 
@@ -175,26 +181,30 @@ class UserNode(SimNode):
         """This user's contact card."""
         return self.durable.card
 
-    engines: LocalEngines
+    agent: UserMessaging
 
-    def _new_engine(self) -> MessagingEngine:
-        """The engine and request policy over the durable store (at creation and each boot)."""
-        self.requests.load()
-        self.engines = LocalEngines(self.durable.store, self.directory, self.requests.dropped)
-        self.engines.set_main(self.durable.identity, self.durable.card)
-        engine = self.engines.main()
+    def _new_agent(self) -> MessagingEngine:
+        """The messaging agent over the durable store (at creation and each boot); its engine."""
+        store = self.durable.store
+        self.agent = UserMessaging(store)
+        retry = RetryPolicy(self.params.backoff_base, self.params.backoff_max)
+        self.agent.outbox = Outbox(store, retry, rng=self.rng)
+        self.agent.load()
+        self.agent.engines.set_main(self.durable.identity, self.durable.card)
+        engine = self.agent.engines.main()
         assert engine is not None
         return engine
 
     def boot(self) -> None:
-        """Forget in-flight work; start polling, fetching bundles, delivering the outbox."""
-        self.engine = self._new_engine()
-        self._in_flight = set()
+        """Forget in-flight work; open the mailbox link, fetch bundles, deliver the outbox."""
+        self.engine = self._new_agent()
+        self._deposit_links = {}
+        self._depositing = set()
         self._fetching = {}
-        self._session = None
+        self._puller = MailboxPuller(self)
+        self._link_failures = 0
         self._pump_timer = None
         self._prekeys_checked = None
-        self._schedule_poll()
         for device in self.engine.needs_bundles():
             self._fetch_bundle(device)
         self._pump()
@@ -213,6 +223,15 @@ class UserNode(SimNode):
         request = client.put_prekeys(mailbox, upload.last_resort, one_time, replace=upload.replace)
         client.receive(relay.serve_out_of_band(mailbox, request))
 
+    def shown(self, peer: str) -> list[str]:
+        """Ids (hex) of the conversation with ``peer`` as the app lists it (by place)."""
+        store = self.durable.store
+        return [m.message_id.hex() for m in store.list_messages(peer, len(store.messages) + 1)]
+
+    def missing(self, peer: str) -> int:
+        """Texts from ``peer`` the engine knows are missing (gaps in their numbers)."""
+        return self.agent.missing(peer)
+
     # -- sending ------------------------------------------------------------------
 
     def submit(self, recipient: ContactCard, text: str) -> bytes:
@@ -226,10 +245,10 @@ class UserNode(SimNode):
         mid = MessageId(self.rng.randbytes(MessageId.SIZE))
         now = self.clock.now()
         content = Content.text_message(text, now_ms=int(now * 1000), message_id=mid)
-        for device in self.directory.devices_of(recipient):
+        for device in self.agent.directory.devices_of(recipient):
             record = SentRecord(bytes(mid).hex(), device.relay_node)
             self.durable.sent[outbox_id(mid, device.device_id)] = record
-        waiting = self.engines.send(self.engine, recipient, content, now=now, copies=True)
+        waiting = self.agent.engines.send(self.engine, recipient, content, now=now, copies=True)
         self.observe("submit", mid=bytes(mid).hex(), to=str(recipient.identity_id))
         for address in waiting:
             self._fetch_bundle(address)
@@ -246,12 +265,12 @@ class UserNode(SimNode):
             self._fetching.pop(device.device_id, None)  # a stale answer: nothing waits
             return
         try:
-            queued = self.engine.bundle_received(device, bundle, now=self.clock.now())
+            self.agent.bundle_received(self.engine, device, bundle, now=self.clock.now())
         except BundleRejectedError:
             self._bundle_failed(device, "bad-bundle")
             return
         self._fetching.pop(device.device_id, None)
-        self.observe("session_set_up", queued=queued)
+        self.observe("session_set_up", queued=len(self.durable.store.outbox))
         self._pump()
 
     def _bundle_failed(self, device: DeviceAddress, reason: str) -> None:
@@ -269,61 +288,80 @@ class UserNode(SimNode):
         return min(self.params.backoff_max, exponential) * jitter
 
     def _pump(self) -> None:
+        """Send each idle relay's first due batch; wake again when a held entry is due."""
         now = self.clock.now()
-        store = self.durable.store
-        free = self.params.max_in_flight - len(self._in_flight)
-        for entry in store.due(now, free + len(self._in_flight)):
-            if free > 0 and entry.message_id not in self._in_flight:
-                self._in_flight.add(entry.message_id)
-                free -= 1
-                Put(self, entry)
-        busy = self._in_flight
-        waiting = [e.due for e in store.outbox.values() if e.due > now and e.message_id not in busy]
+        for batch in deposits(self.agent.outbox.due(now, OUTBOX_READ)):
+            relay = batch[0].relay
+            if relay in self._depositing:
+                continue  # one deposit per relay until settled; its next batch follows
+            self._depositing.add(relay)
+            link = self._deposit_links.get(relay)
+            if link is None:
+                sent = self.durable.sent.get(batch[0].message_id)
+                link = DepositLink(self, relay, None if sent is None else sent.relay_node)
+                self._deposit_links[relay] = link
+            link.deposit(batch)
+        waiting = [e.due for e in self.durable.store.outbox.values() if e.due > now]
         if self._pump_timer is not None:
             self._pump_timer.cancel()
             self._pump_timer = None
         if waiting:
             self._pump_timer = self.after(min(waiting) - now, self._pump)
 
-    def _mid(self, entry: MemoryOutboxEntry) -> str:
+    def _mid(self, entry: OutboxEntry) -> str:
         sent = self.durable.sent.get(entry.message_id)
         return entry.message_id.hex() if sent is None else sent.mid
 
-    def _stored(self, entry: MemoryOutboxEntry) -> None:
-        self.observe("stored_seen", mid=self._mid(entry), attempts=entry.attempts + 1)
+    def _deposited(
+        self, link: DepositLink, batch: list[OutboxEntry], results: list[object]
+    ) -> None:
+        """The relay answered a deposit: note what it stored, commit the results, go on."""
+        for entry, result in zip(batch, results, strict=True):
+            if isinstance(result, bytes):
+                self.observe("stored_seen", mid=self._mid(entry), attempts=entry.attempts + 1)
+            else:
+                what = {"mid": self._mid(entry), "reason": str(result)}
+                self.observe("put_failed", **what, attempts=entry.attempts + 1)
 
         def commit() -> None:
-            self.durable.store.mark_sent(entry.message_id)
-            self._in_flight.discard(entry.message_id)
+            self.agent.deposited(batch, results, now=self.clock.now())
+            self._depositing.discard(link.relay)
             self._pump()
 
         self.after(self.params.disk_latency, commit)
 
-    def _put_failed(self, entry: MemoryOutboxEntry, reason: str) -> None:
-        attempts = entry.attempts + 1
-        self.durable.store.mark_failed(entry.message_id, self.clock.now() + self._backoff(attempts))
-        self._in_flight.discard(entry.message_id)
-        self.observe("put_failed", mid=self._mid(entry), reason=reason, attempts=attempts)
+    def _deposit_link_lost(
+        self, link: DepositLink, batch: list[OutboxEntry] | None, reason: str
+    ) -> None:
+        if self._deposit_links.get(link.relay) is link:
+            del self._deposit_links[link.relay]
+        if batch is not None:
+            self.agent.deposited(batch, [reason] * len(batch), now=self.clock.now())
+            self._depositing.discard(link.relay)
+            for entry in batch:
+                what = {"mid": self._mid(entry), "reason": reason}
+                self.observe("put_failed", **what, attempts=entry.attempts + 1)
         self._pump()
 
     # -- receiving ----------------------------------------------------------------
 
-    def _schedule_poll(self) -> None:
-        delay = self.params.poll_interval * self.rng.uniform(0.75, 1.25)
-        self.after(delay, self._poll)
+    def _puller_connected(self, puller: MailboxPuller) -> None:
+        self._link_failures = 0
+        self._prekeys_checked = None  # check on each new link
+        self.observe("mailbox_link_up")
 
-    def _poll(self) -> None:
-        if self._session is None:
-            self._session = Fetcher(self)
-        elif self._session.state == "idle":
-            self._session.refresh()
-        self._schedule_poll()
+    def _puller_ended(self, puller: MailboxPuller, reason: str) -> None:
+        if self._puller is not puller:
+            return
+        self._puller = None
+        self._link_failures += 1
+        delay = self._reconnect.delay(self._link_failures, self.rng)
+        self.observe("fetch_failed", reason=reason, retry_in=round(delay, 6))
+        self.after(delay, self._redial)
 
-    def _session_ended(self, session: Fetcher, reason: str) -> None:
-        if self._session is session:
-            self._session = None
-            self._prekeys_checked = None
-            self.observe("fetch_failed", reason=reason)
+    def _redial(self) -> None:
+        if self._puller is None:
+            self._puller = MailboxPuller(self)
 
     def _prekeys_due(self) -> bool:
         now = self.clock.monotonic()
@@ -340,7 +378,7 @@ class UserNode(SimNode):
         self.observe("prekeys_published", one_time=len(upload.one_time))
         return upload.last_resort, list(upload.one_time), upload.replace
 
-    def _receive_batch(self, session: Fetcher, batch: RelayBatch) -> None:
+    def _receive_batch(self, puller: MailboxPuller, batch: RelayBatch) -> None:
         incarnation = self.incarnation
         self.observe("batch_received", items=len(batch.items))
         if self.incarnation != incarnation:
@@ -348,37 +386,19 @@ class UserNode(SimNode):
         ids = [entry_id for entry_id, _ in batch.items]
 
         def commit() -> None:
-            for entry_id, raw in batch.items:
-                self._accept(entry_id, raw)
-            session.ack(ids, full=len(ids) >= self.params.fetch_limit)
+            envelopes = [raw for _, raw in batch.items]
+            self._report(self.agent.accept_many(self.engine, envelopes, now=self.clock.now()))
+            if not puller.ended:
+                puller.pull(ids)  # the acknowledgement rides the next pull
 
         self.after(self.params.disk_latency, commit)
 
-    def _accept(self, entry_id: bytes, raw: bytes) -> None:
-        store = self.durable.store
-        seen = _SEEN + entry_id.hex()
-        with store.transaction():
-            events = self.engine.receive(raw, now=self.clock.now())
-            for event in events:
-                if isinstance(event, MessageReceived):
-                    store.put_state(seen, bytes(event.message_id))
-                    self.requests.note(event, known=self.engines.is_me(event.sender))
-        for event in events:
-            self._report(event, store.get_state(seen))
-
-    def _report(self, event: EngineEvent, carried: bytes | None) -> None:
-        if isinstance(event, Rejected):
-            if carried is not None and carried in self.durable.store.messages:
-                self.observe("duplicate_dropped", mid=carried.hex())  # spent by the ratchet
-            else:
-                self.observe("rejected", reason=event.reason)
-        elif isinstance(event, MessageReceived):
-            mid = bytes(event.message_id).hex()
-            if not event.new:
-                self.observe("duplicate_dropped", mid=mid)
-            elif event.kind == "text":
-                self.observe(
-                    "deliver", mid=mid, sender=str(event.sender), text=text_digest(event.text)
-                )
-        else:
-            self.observe("session_reset", peer=str(event.peer))
+    def _report(self, accepted: Accepted) -> None:
+        for message in accepted.texts:
+            mid = bytes(message.message_id).hex()
+            what = {"sender": str(message.sender), "text": text_digest(message.text)}
+            self.observe("deliver", mid=mid, **what)
+        for reason in accepted.dropped:
+            self.observe("dropped", reason=reason)  # redelivered copies: spent message keys
+        for reset in accepted.resets:
+            self.observe("session_reset", peer=str(reset.peer))

@@ -15,6 +15,7 @@ from dchat_identity import Identity
 
 from ._invariants import (
     PLAINTEXT_MARKER,
+    ConversationOrder,
     ExactlyOnceDelivery,
     Ledger,
     NoAcknowledgedLoss,
@@ -62,8 +63,9 @@ class MessagingWorld:
         self.ledger = Ledger()
         self._pending: dict[str, list[tuple[UserNode, str]]] = {}
         self._workload = sim.rng("workload")
-        sim.add_invariant(ExactlyOnceDelivery(self.ledger))
+        sim.add_invariant(ExactlyOnceDelivery(self.ledger, users))
         sim.add_invariant(NoAcknowledgedLoss(self.ledger))
+        sim.add_invariant(ConversationOrder(self.ledger, users))
         sim.add_invariant(RelaysHoldNoPlaintext(self.ledger, relays))
         sim.on("up", self._on_up)
 
