@@ -249,7 +249,11 @@ class Watch:
     """``dchat watch`` as a user starts it, in its own process, its lines read by a thread."""
 
     def __init__(self, node: NodeProcess, *args: str) -> None:
-        command = [sys.executable, "-c", "from dchat_node.cli import main; main()"]
+        # A process started from a background job of a non-interactive shell (as CI
+        # runs) inherits SIGINT ignored, and Python then never turns Ctrl-C into
+        # KeyboardInterrupt; a terminal's `dchat watch` does not. Restore it first.
+        start = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)"
+        command = [sys.executable, "-c", f"{start}; from dchat_node.cli import main; main()"]
         command += ["--data-dir", str(node.data_dir), "watch", *args]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self._lines: queue.Queue[str] = queue.Queue()
@@ -268,8 +272,8 @@ class Watch:
     def interrupt(self) -> int:
         """Ctrl-C; returns its exit status."""
         self.process.send_signal(signal.SIGINT)
-        try:  # generous: on a loaded machine (a CI run, two workers) exiting took over 15 s
-            return self.process.wait(timeout=60)
+        try:
+            return self.process.wait(timeout=15)
         finally:
             self.process.kill()
             self._reader.join(timeout=15)
