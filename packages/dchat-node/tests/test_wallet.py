@@ -91,6 +91,14 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     )
     with running_validators(out, summary, PASSPHRASE) as nodes:
         network = Net(out, summary, nodes)
+        # Whichever test runs first on this worker finds a certified state on every node
+        # (balances and the wallet's light client read only certified state).
+        for i in range(len(nodes)):
+            wait_until(
+                lambda i=i: (network.get("/v1/chain/status", i).get("certified_height") or 0) >= 1,
+                timeout=30.0,
+                what=f"a certified state on validator {i}",
+            )
         yield network
         for client in network.http:
             client.close()
