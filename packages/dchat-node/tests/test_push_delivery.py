@@ -38,15 +38,20 @@ def pair(tmp_path: Path, relay: NodeProcess) -> Iterator[tuple[NodeProcess, Node
         for node in nodes:
             node.start()
         alice, bob = nodes
-        with alice.client() as a, bob.client() as b:
-            a.create_identity("alice")
-            b.create_identity("bob")
-            a.add_contact("bob", b.card())
-            b.add_contact("alice", a.card())
+        _introduce(alice, bob)
         yield alice, bob
     finally:
         for node in nodes:
             node.kill()
+
+
+def _introduce(alice: NodeProcess, bob: NodeProcess) -> None:
+    """Give both nodes an identity and make them each other's contacts."""
+    with alice.client() as a, bob.client() as b:
+        a.create_identity("alice")
+        b.create_identity("bob")
+        a.add_contact("bob", b.card())
+        b.add_contact("alice", a.card())
 
 
 def _inbound(node: NodeProcess) -> list[str]:
@@ -70,62 +75,42 @@ def test_a_burst_larger_than_a_batch_arrives_without_waiting_for_a_timer(
 
 
 def test_queue_order_survives_three_relay_kills_during_200_sends(
-    tmp_path: Path, relay: NodeProcess
+    relay: NodeProcess, make_user: Callable[[str], NodeProcess]
 ) -> None:
-    users = [
-        NodeProcess(
-            tmp_path / name, "user", passphrase=PASSPHRASE, relay=relay.info["link"],
-            poll_interval=0.2,
-        )
-        for name in ("alice", "bob")
-    ]  # fmt: skip
-    try:
-        for node in users:
-            node.start()
-        alice, bob = users
-        with alice.client() as a, bob.client() as b:
-            a.create_identity("alice")
-            b.create_identity("bob")
-            a.add_contact("bob", b.card())
-            b.add_contact("alice", a.card())
-        sent = [f"ordered {i:03d}" for i in range(200)]
-        progress = threading.Semaphore(0)
+    alice, bob = make_user("alice"), make_user("bob")  # retries every 0.2 s
+    _introduce(alice, bob)
+    sent = [f"ordered {i:03d}" for i in range(200)]
+    progress = threading.Semaphore(0)
 
-        def send_all() -> None:
-            with alice.client() as a:
-                for text in sent:
-                    a.send("bob", text)
-                    progress.release()
+    def send_all() -> None:
+        with alice.client() as a:
+            for text in sent:
+                a.send("bob", text)
+                progress.release()
 
-        sender = threading.Thread(target=send_all)
-        sender.start()
-        for _ in range(3):  # a SIGKILL after every ~50 sends, then a restart
-            for _ in range(50):
-                assert progress.acquire(timeout=60)
-            relay.kill()
-            relay.start()
-        sender.join(timeout=120)
-        assert not sender.is_alive()
-        wait_until(lambda: len(_inbound(bob)) >= len(sent), timeout=120, what="all delivered")
-        assert _inbound(bob) == sent  # exactly once each, in the order they were sent
-        with bob.client() as b:
-            listing = b.request("GET", "/v1/messages", params={"peer": "alice", "limit": 1000})
-        assert [m["text"] for m in listing["messages"]] == sent  # the conversation's order
-        assert listing["missing"] == 0
-    finally:
-        for node in users:
-            node.kill()
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    for _ in range(3):  # a SIGKILL after every ~50 sends, then a restart
+        for _ in range(50):
+            assert progress.acquire(timeout=60)
+        relay.kill()
+        relay.start()
+    sender.join(timeout=120)
+    assert not sender.is_alive()
+    wait_until(lambda: len(_inbound(bob)) >= len(sent), timeout=120, what="all delivered")
+    assert _inbound(bob) == sent  # exactly once each, in the order they were sent
+    with bob.client() as b:
+        listing = b.request("GET", "/v1/messages", params={"peer": "alice", "limit": 1000})
+    assert [m["text"] for m in listing["messages"]] == sent  # the conversation's order
+    assert listing["missing"] == 0
 
 
 def test_status_and_send_say_when_the_relay_is_unreachable(
     relay: NodeProcess, make_user: Callable[[str], NodeProcess]
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    with alice.client() as a, bob.client() as b:
-        a.create_identity("alice")
-        b.create_identity("bob")
-        a.add_contact("bob", b.card())
-        b.add_contact("alice", a.card())
+    _introduce(alice, bob)
+    with alice.client() as a:
         wait_until(lambda: a.status()["relay"] == "connected", what="alice's link up")
         relay.kill()
         wait_until(lambda: a.status()["relay"] == "unreachable", what="the loss noticed")
@@ -149,11 +134,7 @@ def test_sends_acknowledged_under_load_survive_a_sigkill(
     relay: NodeProcess, make_user: Callable[[str], NodeProcess]
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    with alice.client() as a, bob.client() as b:
-        a.create_identity("alice")
-        b.create_identity("bob")
-        a.add_contact("bob", b.card())
-        b.add_contact("alice", a.card())
+    _introduce(alice, bob)
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
