@@ -236,6 +236,8 @@ def test_event_and_message_pages() -> None:
             assert request.url.params["format"] == "json"
             events = [{"cursor": 3, "kind": "message", "data": MESSAGE}]
             return httpx.Response(200, json={"events": events, "next": 3})
+        if "peer" in request.url.params:  # a conversation: the node counts its gaps
+            return httpx.Response(200, json={"messages": [], "after": 0, "missing": 2})
         assert request.url.params["before"] == "9"
         return httpx.Response(200, json={"messages": [MESSAGE], "before": None, "after": 8})
 
@@ -244,6 +246,8 @@ def test_event_and_message_pages() -> None:
         assert (cursor, events[0].cursor, events[0].kind) == (3, 3, "message")
         page = client.message_page(before=9)
         assert (len(page.messages), page.before, page.after) == (1, None, 8)
+        assert page.missing is None
+        assert client.message_page("bob").missing == 2
 
 
 # Hanging up mid-stream abandons httpx's nested async generators (text, bytes): trio

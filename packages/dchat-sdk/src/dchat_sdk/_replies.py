@@ -67,11 +67,14 @@ class MessagePage:
             page reached the oldest message).
         after: Pass as ``after=`` for what is newer than this page (None only
             from a node that predates cursor paging).
+        missing: With a peer: how many of the conversation's texts are known
+            to be missing (gaps in their senders' numbering); else None.
     """
 
     messages: list[MessageInfo]
     before: int | None
     after: int | None
+    missing: int | None = None
 
 
 def client_options(base_url: str, token: str, timeout: float, transport: Any) -> dict[str, Any]:
@@ -181,4 +184,5 @@ def message_page(reply: Any) -> MessagePage:
     found = obj(reply)
     before = None if found.get("before") is None else integer(found, "before")
     after = None if found.get("after") is None else integer(found, "after")
-    return MessagePage([message(m) for m in items(found, "messages")], before, after)
+    missing = None if found.get("missing") is None else integer(found, "missing")
+    return MessagePage([message(m) for m in items(found, "messages")], before, after, missing)

@@ -251,6 +251,8 @@ def inbox(
         who = m.peer_name or m.peer_id
         table.add_row("<-" if m.direction == "in" else "->", who, m.text)
     _out.print(table)
+    if page.missing:
+        _err.print(f"{page.missing} message(s) missing so far: they will show when they arrive")
     if after is not None or before is not None or page.before is not None:
         older = "none" if page.before is None else f"--before {page.before}"
         _err.print(f"older: {older}; newer: --after {page.after}", highlight=False)
