@@ -5,16 +5,20 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import pytest
+
 from dchat_messaging import Content, MessageReceived, MessagingEngine, Rejected, SessionReset
 from dchat_messaging.testing import MemoryMessageStore
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dchat_testing import EngineNet as Net
 
 T0 = 1000.0
 
 
-def _received(events: list[object]) -> list[MessageReceived]:
+def _received(events: Sequence[object]) -> list[MessageReceived]:
     return [e for e in events if isinstance(e, MessageReceived)]
 
 
@@ -137,6 +141,7 @@ def test_lost_session_is_renewed_and_the_peer_sees_the_reset(net: Net) -> None:
     # Bob loses his session state (say a restore from an old backup).
     for key in [k for k in bob.store.state if ".sess." in k]:
         del bob.store.state[key]
+    bob.restart()
     alice.send([bob.address], "lost", now=T0 + 1)
     events = bob.fetch(now=T0 + 1)
     assert [type(e) for e in events] == [Rejected]  # unauthenticated: no notice here
@@ -241,3 +246,51 @@ def test_a_peer_that_lost_everything_is_answered_on_its_new_session(net: Net) ->
         bob.send([alice.address], "welcome back", now=T0 + 4)
         alice.fetch(now=T0 + 5)
         assert alice.texts() == ["welcome back"]
+
+
+class _Boom(Exception):
+    """Fails the transaction a test wraps around an engine call."""
+
+
+def test_a_receive_rolled_back_by_the_caller_leaves_the_envelope_readable(net: Net) -> None:
+    # The engine keeps sessions decoded in memory; a rollback of an enclosing
+    # transaction (a group commit that failed) must drop what it changed there,
+    # or the ratchet would have used up the message key and the redelivered
+    # envelope could never be opened.
+    alice, bob = net.person("alice"), net.person("bob")
+    alice.send([bob.address], "hello", now=T0)
+    bob.fetch(now=T0)
+    bob.send([alice.address], "hi", now=T0)
+    alice.fetch(now=T0)
+    alice.send([bob.address], "once", now=T0 + 1)
+    (raw,) = net.relay.mail.pop(bytes(bob.address.mailbox))
+    opened: list[str] = []
+
+    def receive_then_fail() -> None:
+        with bob.store.transaction():
+            opened.extend(e.text for e in _received(bob.engine.receive(raw, now=T0 + 1)))
+            raise _Boom
+
+    with pytest.raises(_Boom):
+        receive_then_fail()
+    assert opened == ["once"]
+    assert bob.texts() == ["hello"]
+    assert [e.text for e in _received(bob.engine.receive(raw, now=T0 + 2))] == ["once"]
+
+
+def test_a_send_rolled_back_by_the_caller_leaves_no_gap_in_the_conversation(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    alice.send([bob.address], "one", now=T0)
+    content = Content.text_message("never sent", now_ms=int(T0 * 1000))
+
+    def send_then_fail() -> None:
+        with alice.store.transaction():
+            alice.engine.send(content, [bob.address], now=T0)
+            raise _Boom
+
+    with pytest.raises(_Boom):
+        send_then_fail()
+    alice.send([bob.address], "two", now=T0 + 1)
+    received = _received(bob.fetch(now=T0 + 1))
+    assert [(e.text, e.content.seq) for e in received] == [("one", 1), ("two", 2)]
+    assert bob.engine.order.missing(str(alice.card.identity_id)) == 0

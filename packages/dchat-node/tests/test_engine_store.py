@@ -124,3 +124,37 @@ def test_a_send_that_fails_halfway_leaves_nothing_behind(
 
 def _session_keys(engine: MessagingEngine, devices: list[DeviceAddress]) -> list[str]:
     return [f"msg.bob.sess.{d.device_id.hex()}" for d in devices]
+
+
+def test_a_receive_in_a_failed_group_commit_can_be_repeated(db: Database) -> None:
+    # The engine keeps the session decoded in memory; the database's undo hooks
+    # drop it when the enclosing transaction fails, so the ratchet has not used
+    # up the message key and the redelivered envelope opens.
+    _, bob_card, bob_keys = _person("bob")
+    _, _, alice_keys = _person("alice")
+    bob = MessagingEngine(bob_keys, EngineStore(db), namespace="msg.bob")
+    alice_store = MemoryMessageStore()
+    alice = MessagingEngine(alice_keys, alice_store)
+    upload = bob.prekey_upload(held=None, now=T0)
+    assert upload is not None
+    bob_device = DeviceAddress.primary(bob_card)
+    alice.send(Content.text_message("first", now_ms=1), [bob_device], now=T0)
+    alice.bundle_received(bob_device, upload.one_time[0][1], now=T0)
+    alice.send(Content.text_message("second", now_ms=2), [bob_device], now=T0)
+    first, second = (entry.envelope for entry in alice_store.due(T0, 10))
+    assert isinstance(bob.receive(first, now=T0)[0], MessageReceived)
+
+    class Boom(Exception):
+        pass
+
+    def receive_then_fail() -> None:
+        with db.transaction():  # as AsyncStore.run_grouped nests it
+            assert isinstance(bob.receive(second, now=T0)[0], MessageReceived)
+            raise Boom
+
+    with pytest.raises(Boom):
+        receive_then_fail()
+    assert [m.body for m in db.messages.list(None, 10)] == ["first"]
+    events = bob.receive(second, now=T0)
+    assert [type(e) for e in events] == [MessageReceived]
+    assert [m.body for m in db.messages.list(None, 10)] == ["first", "second"]

@@ -35,6 +35,7 @@ on whichever one the other side writes on, and nothing in flight is lost.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
@@ -79,6 +80,8 @@ __all__ = ("MessagingEngine", "outbox_id")
 
 _AD_DOMAIN: Final = b"dchat-session-ad-v1\x00"
 MAX_PENDING_PER_DEVICE: Final = 1000
+SESSIONS_KEPT: Final = 1024
+"""Session records an engine keeps decoded in memory (the most recently used)."""
 _DEFAULT_RATCHET: Final = RatchetPolicy()
 RENEW_KIND: Final = "session.renew"
 """The control a device sends to set up a new session after it lost the old one."""
@@ -112,6 +115,35 @@ class _Lazy(Generic[_V]):
         if not self._done:
             self._value, self._done = self._make(), True
         return self._value  # type: ignore[return-value]
+
+
+class _Sessions:
+    """The session records used lately, decoded (decoding one costs more than using it).
+
+    Write-through and bounded: every change is stored as well, so dropping an
+    entry (the least recently used, past :data:`SESSIONS_KEPT`, or one a
+    rolled-back transaction touched) only costs a decode later.
+    """
+
+    __slots__ = ("_records",)
+
+    def __init__(self) -> None:
+        self._records: OrderedDict[bytes, SessionRecord] = OrderedDict()
+
+    def get(self, device_id: bytes) -> SessionRecord | None:
+        record = self._records.get(device_id)
+        if record is not None:
+            self._records.move_to_end(device_id)
+        return record
+
+    def put(self, device_id: bytes, record: SessionRecord) -> None:
+        self._records[device_id] = record
+        self._records.move_to_end(device_id)
+        if len(self._records) > SESSIONS_KEPT:
+            self._records.popitem(last=False)
+
+    def drop(self, device_id: bytes) -> None:
+        self._records.pop(device_id, None)
 
 
 class _UnknownDeviceError(EnvelopeRejectedError):
@@ -156,6 +188,7 @@ class MessagingEngine:
         self._prekey_policy = prekey_policy or PrekeyPolicy()
         self._prekeys = PrekeyKeeper(store, self._key("prekeys"), self._prekey_policy)
         self._controls = ControlQueue(store, self._key("controls"))
+        self._sessions = _Sessions()
         self.order = ConversationOrder(store, self._key)
         """Each conversation's sequence numbers, clock and missing texts."""
 
@@ -165,11 +198,30 @@ class MessagingEngine:
         return ".".join((self._ns, *parts))
 
     def _session(self, device_id: bytes) -> SessionRecord | None:
-        data = self._store.get_state(self._key("sess", device_id.hex()))
-        return None if data is None else SessionRecord.from_bytes(data)
+        """The session record of ``device_id``; only inside a store transaction.
+
+        Records are kept decoded (:class:`_Sessions`): the caller changes the
+        record it gets in place (the ratchet steps), then saves it or raises,
+        and a rollback drops it from memory either way.
+        """
+        record = self._sessions.get(device_id)
+        if record is None:
+            data = self._store.get_state(self._key("sess", device_id.hex()))
+            if data is None:
+                return None
+            record = SessionRecord.from_bytes(data)
+            self._sessions.put(device_id, record)
+        self._store.on_rollback(lambda: self._sessions.drop(device_id))
+        return record
 
     def _save_session(self, device_id: bytes, record: SessionRecord) -> None:
         self._store.put_state(self._key("sess", device_id.hex()), record.to_bytes())
+        self._sessions.put(device_id, record)
+        self._store.on_rollback(lambda: self._sessions.drop(device_id))
+
+    def _delete_session(self, device_id: bytes) -> None:
+        self._store.delete_state(self._key("sess", device_id.hex()))
+        self._sessions.drop(device_id)
 
     def has_session(self, device_id: bytes) -> bool:
         """Whether a session with this device exists."""
@@ -178,7 +230,7 @@ class MessagingEngine:
     def forget_device(self, device_id: bytes) -> None:
         """Drop the session and queued messages of a device (it was revoked)."""
         with self._store.transaction():
-            self._store.delete_state(self._key("sess", device_id.hex()))
+            self._delete_session(device_id)
             pending = self._pending()
             if pending.pop(device_id, None) is not None:
                 self._save_pending(pending)
@@ -274,7 +326,7 @@ class MessagingEngine:
             return self._session(device_id)
         except EngineStateError:
             # A damaged session is replaced by a new one (reported to the peer as a reset).
-            self._store.delete_state(self._key("sess", device_id.hex()))
+            self._delete_session(device_id)
             return None
 
     def _enqueue(

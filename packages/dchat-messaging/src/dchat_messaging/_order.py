@@ -23,6 +23,7 @@ device; beyond that the oldest gap is given up (counted as missing no more).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ("MAX_AHEAD", "ConversationOrder")
 
 MAX_AHEAD: Final = 256
+KEPT: Final = 1024
+"""Conversations whose order state is kept decoded in memory (the most recently used)."""
 _LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=4, max_items=8 * MAX_AHEAD + 64)
 _State = tuple[int, int, dict[bytes, tuple[int, list[int]]]]
 
@@ -54,10 +57,16 @@ class ConversationOrder:
     def __init__(self, store: StateStore, key: Callable[..., str]) -> None:
         self._store = store
         self._key = key
+        # Decoded states of the conversations in use lately, write-through like the
+        # engine's sessions; read and changed only inside the store's transactions.
+        self._states: OrderedDict[str, _State] = OrderedDict()
 
     def stamp(self, peer: str, content: Content) -> Content:
-        """``content`` with its ``seq`` and Lamport clock for a text sent to ``peer``."""
-        next_seq, clock, seen = self._load(peer)
+        """``content`` with its ``seq`` and Lamport clock for a text sent to ``peer``.
+
+        Call it inside a store transaction (as :meth:`observe`).
+        """
+        next_seq, clock, seen = self._current(peer)
         stamped = replace(content, seq=next_seq, lamport=clock + 1)
         self._save(peer, (next_seq + 1, clock + 1, seen))
         return stamped
@@ -66,7 +75,7 @@ class ConversationOrder:
         """A text in the conversation with ``peer`` arrived from ``device``: note its place."""
         if content.seq is None or content.lamport is None:
             return
-        next_seq, clock, seen = self._load(peer)
+        next_seq, clock, seen = self._current(peer)
         low, above = seen.get(device, (0, []))
         if content.seq > low and content.seq not in above:
             above = sorted([*above, content.seq])
@@ -83,6 +92,16 @@ class ConversationOrder:
         """How many texts of the conversation with ``peer`` are known to be missing."""
         _, _, seen = self._load(peer)
         return sum(above[-1] - low - len(above) for low, above in seen.values() if above)
+
+    def _current(self, peer: str) -> _State:
+        """The state to change, kept decoded; a rollback drops it from memory."""
+        state = self._states.get(peer)
+        if state is None:
+            state = self._load(peer)
+        else:
+            self._states.move_to_end(peer)
+        self._store.on_rollback(lambda: self._states.pop(peer, None))
+        return state
 
     def _load(self, peer: str) -> _State:
         raw = self._store.get_state(self._key("order", peer))
@@ -105,3 +124,8 @@ class ConversationOrder:
         next_seq, clock, seen = state
         value = [next_seq, clock, {d.hex(): [low, above] for d, (low, above) in seen.items()}]
         self._store.put_state(self._key("order", peer), canonical_encode(value))
+        self._states[peer] = state
+        self._states.move_to_end(peer)
+        if len(self._states) > KEPT:
+            self._states.popitem(last=False)
+        self._store.on_rollback(lambda: self._states.pop(peer, None))

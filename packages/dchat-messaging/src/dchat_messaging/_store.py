@@ -8,6 +8,11 @@ durable commit: the engine wraps each send and each received envelope in one,
 so a message, its outbox entries and the session state that produced or
 consumed them are committed together or not at all.
 
+The engine assumes it is the only writer of its state keys, and keeps what it
+read and wrote decoded in memory (write-through: every change is stored in the
+same transaction, and :meth:`StateStore.on_rollback` drops what a failed one
+left in memory).
+
 Values stored with :meth:`MessageStore.put_state` hold secrets (session and
 prekey state, queued plaintexts): an implementation must keep them encrypted
 at rest.
@@ -18,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
 
 __all__ = ("MessageStore", "OutboxEntry", "StateStore")
@@ -50,6 +55,16 @@ class StateStore(Protocol):
 
     def transaction(self) -> AbstractContextManager[object]:
         """Everything inside commits together when the block exits normally."""
+        ...
+
+    def on_rollback(self, undo: Callable[[], object]) -> None:
+        """Call ``undo`` if the innermost open transaction is rolled back.
+
+        The engine keeps decoded state beside the store (a cache); ``undo``
+        forgets what a transaction put there, so the cache never holds what
+        the store does not. Never called after a successful commit; outside a
+        transaction, dropped.
+        """
         ...
 
     def get_state(self, key: str) -> bytes | None: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = ("MemoryContact", "MemoryMessageStore", "MemoryOutboxEntry", "StoredMessage")
 
@@ -88,6 +88,7 @@ class MemoryMessageStore:
         self._seq = 0
         self.commits = 0
         self._depth = 0
+        self._undos: list[list[Callable[[], object]]] = []
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -99,15 +100,26 @@ class MemoryMessageStore:
             self._seq,
         )
         self._depth += 1
+        self._undos.append([])
         try:
             yield
         except BaseException:
             self.state, self.messages, self.outbox, self.contacts, self._seq = saved
+            for undo in reversed(self._undos[-1]):
+                undo()
             raise
         finally:
             self._depth -= 1
+            undos = self._undos.pop()
         if self._depth == 0:
             self.commits += 1
+        else:  # undone too if the enclosing transaction rolls back
+            self._undos[-1] += undos
+
+    def on_rollback(self, undo: Callable[[], object]) -> None:
+        """Call ``undo`` if the innermost open transaction rolls back (outside one: dropped)."""
+        if self._undos:
+            self._undos[-1].append(undo)
 
     def get_state(self, key: str) -> bytes | None:
         return self.state.get(key)

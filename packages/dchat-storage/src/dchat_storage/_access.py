@@ -14,6 +14,15 @@ uncommitted rows, so several repository calls commit together or not at all
 (the messaging engine stores a message, its outbox entry and the session state
 it produced in one commit).
 
+A repository write whose failure ends the caller's transaction anyway (nearly
+every one) may ask for no savepoint of its own (``write(..., savepoint=False)``),
+saving two round trips. If it raises, the enclosing level is *doomed*: should
+a caller catch the error and carry on, that level refuses further reads and
+writes and to commit (:class:`TransactionDoomedError`) and is rolled back, so half a write is never
+kept, nor a transaction PostgreSQL has already aborted committed. Savepoints
+are plain ``SAVEPOINT`` statements issued here: SQLAlchemy's nested
+transactions cost several times more per level, and each engine send opens two.
+
 The :attr:`Access.sealer` seals payloads and computes blind indexes; it starts
 in clear mode and is replaced once the database is unlocked (``_keyring``).
 """
@@ -28,17 +37,40 @@ from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ._engine import WRITE_OPTION, translate_errors
-from ._errors import DatabaseClosedError, InvalidArgumentError
+from ._errors import DatabaseClosedError, InvalidArgumentError, TransactionDoomedError
 from ._sealing import Sealer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from sqlalchemy import Connection, Engine
 
     from ._schema import Base
 
 __all__ = ("Access", "check_limit", "insert_ignore")
+
+_DOOMED = "a write failed inside this transaction and the error was caught; nothing was kept"
+
+
+class _Level:
+    """One open level of a thread's write transaction: the outermost or a savepoint."""
+
+    __slots__ = ("doomed", "undos")
+
+    def __init__(self) -> None:
+        self.doomed = False
+        self.undos: list[Callable[[], object]] = []
+
+    def undo(self) -> None:
+        """The level was rolled back: run its undo callbacks, newest first."""
+        undos, self.undos = self.undos, []
+        for undo in reversed(undos):
+            undo()
+
+
+def _check_alive(levels: list[_Level]) -> None:
+    if any(level.doomed for level in levels):
+        raise TransactionDoomedError(_DOOMED)
 
 
 class Access:
@@ -70,6 +102,7 @@ class Access:
         """
         outer = self._open_write()
         if outer is not None:
+            _check_alive(self._current.levels)
             with translate_errors(what):
                 yield outer
             return
@@ -77,35 +110,94 @@ class Access:
             yield conn
 
     @contextmanager
-    def write(self, what: str) -> Iterator[Connection]:
+    def write(self, what: str, *, savepoint: bool = True) -> Iterator[Connection]:
         """Run a write transaction; it is committed (and fsynced) on normal exit.
 
         Args:
             what: Description of the operation, for error messages.
+            savepoint: Nested in this thread's write transaction, run the block
+                in a SAVEPOINT. With ``False`` it runs in the enclosing level,
+                and if it raises, that level is doomed (see the module
+                docstring): for writes no caller catches the errors of.
 
         Yields:
             A connection inside a ``BEGIN IMMEDIATE`` transaction. An exception
             from the block rolls it back and propagates. Nested in this thread's
             write transaction, the block runs in a SAVEPOINT: an exception rolls
             back only the block, and nothing is committed before the outermost exit.
+
+        Raises:
+            TransactionDoomedError: A write without a savepoint failed inside
+                this level and the block went on and ended normally; nothing of
+                the level is kept.
         """
         outer = self._open_write()
         if outer is not None:
-            with translate_errors(what), outer.begin_nested():
-                yield outer
+            levels: list[_Level] = self._current.levels
+            _check_alive(levels)
+            if not savepoint:
+                try:
+                    with translate_errors(what):
+                        yield outer
+                except BaseException:
+                    levels[-1].doomed = True
+                    raise
+                return
+            with translate_errors(what):
+                yield from self._savepoint(outer, levels)
             return
-        with (
-            self._call(),
-            self._write_lock,
-            translate_errors(what),
-            self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
-            conn.begin(),
-        ):
-            self._current.conn = conn
+        with self._call(), self._write_lock, translate_errors(what):
+            top = _Level()
             try:
-                yield conn
+                with (
+                    self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
+                    conn.begin() as transaction,
+                ):
+                    self._current.conn, self._current.levels = conn, [top]
+                    try:
+                        yield conn
+                        if top.doomed:
+                            transaction.rollback()
+                            raise TransactionDoomedError(_DOOMED)
+                    finally:
+                        self._current.conn = self._current.levels = None
+            except BaseException:  # rolled back, or the commit failed
+                top.undo()  # still under the write lock: no other writer saw the caches
+                raise
+
+    def _savepoint(self, conn: Connection, levels: list[_Level]) -> Iterator[Connection]:
+        name = f"dchat_{len(levels)}"
+        conn.exec_driver_sql(f"SAVEPOINT {name}")
+        level = _Level()
+        levels.append(level)
+        try:
+            yield conn
+            if level.doomed:
+                raise TransactionDoomedError(_DOOMED)
+        except BaseException:
+            levels.pop()
+            try:
+                conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
             finally:
-                self._current.conn = None
+                level.undo()
+            raise
+        levels.pop()
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        levels[-1].undos += level.undos  # undone too if the enclosing level rolls back
+
+    def on_rollback(self, undo: Callable[[], object]) -> None:
+        """Call ``undo`` if this thread's innermost open write level is rolled back.
+
+        For state kept beside the database (a cache of decoded rows): ``undo``
+        forgets what the level wrote there. It runs under the writer lock, once,
+        when the level (or an enclosing one, or the commit) fails; never after a
+        successful commit. Outside a write transaction there is nothing left to
+        roll back, and ``undo`` is dropped.
+        """
+        levels: list[_Level] | None = getattr(self._current, "levels", None)
+        if levels:
+            levels[-1].undos.append(undo)
 
     @contextmanager
     def raw(self, what: str) -> Iterator[Any]:

@@ -27,7 +27,7 @@ from ._prekeys import PrekeyRepo
 from ._settings import DeviceRepo, SettingsRepo
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
     from sqlalchemy import Engine
@@ -155,6 +155,17 @@ class Database:
         """
         with self._access.write("transaction"):
             yield
+
+    def on_rollback(self, undo: Callable[[], object]) -> None:
+        """Call ``undo`` if this thread's innermost open transaction level is rolled back.
+
+        For state kept beside the database, such as a cache of decoded rows:
+        ``undo`` forgets what the level put there, so the cache never holds
+        what the database does not. It runs once, under the writer lock, when
+        the level, an enclosing one or the commit fails; never after a
+        successful commit. Outside a transaction it is dropped.
+        """
+        self._access.on_rollback(undo)
 
     @property
     def backend(self) -> str:

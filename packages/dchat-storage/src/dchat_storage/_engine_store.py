@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
 
     from ._database import Database
@@ -36,6 +37,10 @@ class EngineStore:
     def transaction(self) -> AbstractContextManager[None]:
         """One atomic, durable commit of every call inside (this thread's)."""
         return self._db.transaction()
+
+    def on_rollback(self, undo: Callable[[], object]) -> None:
+        """Call ``undo`` if the innermost open transaction level rolls back."""
+        self._db.on_rollback(undo)
 
     def get_state(self, key: str) -> bytes | None:
         return self._db.settings.get(key)

@@ -12,6 +12,8 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
         ├── LockedError(CallerError)                       wrong or missing at-rest key/passphrase
         ├── QuotaExceededError(CallerError)                a per-identity quota would be exceeded
         ├── CursorExpiredError(CallerError, LookupError)   events after a cursor were pruned
+        ├── TransactionDoomedError(CallerError)            a failed write was caught and the
+        │                                                  transaction went on; none of it kept
         ├── UploadRejectedError(CallerError, ValueError)   an upload is refused; nothing stored
         │   ├── ContentTypeMismatchError                   content is not what was declared
         │   ├── UploadTooLargeError                        over the per-kind size limit
@@ -48,6 +50,7 @@ __all__ = (
     "StorageCorruptError",
     "StorageFullError",
     "StorageUnavailableError",
+    "TransactionDoomedError",
     "UploadRejectedError",
     "UploadTooLargeError",
 )
@@ -118,6 +121,17 @@ class CursorExpiredError(DchatStorageError, CallerError, LookupError):
     """
 
     code = "cursor_expired"
+
+
+class TransactionDoomedError(DchatStorageError, CallerError):
+    """A write inside a transaction failed, its caller caught the error and went on.
+
+    Most writes run without a savepoint of their own, so a failure cannot be
+    undone alone: the enclosing transaction (or savepoint) refuses further
+    reads and writes, and is rolled back instead of committed; nothing of it
+    is kept. This is a bug in the caller, which should let the error end the
+    transaction (or open a nested one around what it expects may fail).
+    """
 
 
 class UploadRejectedError(DchatStorageError, CallerError, ValueError):

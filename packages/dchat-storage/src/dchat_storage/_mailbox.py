@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
-from ._access import check_limit, insert_ignore
+from ._access import check_limit
 from ._records import MailboxEntry
 from ._schema import MailboxRow
 
@@ -23,6 +23,12 @@ ENTRY_ID_PERSON = b"dchat-envelope"
 # Ids per DELETE, well under SQLite's bound-parameter limit.
 _CHUNK = 500
 
+# Prepared once (it runs for every envelope): stores unless the mailbox holds it.
+_PUT = text(
+    "INSERT INTO mailbox_entries (mailbox, entry_id, envelope, size, received_at)"
+    " VALUES (:mailbox, :entry_id, :envelope, :size, :received_at)"
+    " ON CONFLICT DO NOTHING RETURNING seq"
+)
 _ENTRY_COLUMNS = (
     MailboxRow.entry_id,
     MailboxRow.mailbox,
@@ -68,8 +74,8 @@ class MailboxRepo:
             "size": len(envelope),
             "received_at": received_at,
         }
-        with self._access.write("put envelope") as conn:
-            stored = insert_ignore(conn, MailboxRow, row)
+        with self._access.write("put envelope", savepoint=False) as conn:
+            stored = conn.execute(_PUT, row).first() is not None
         return entry_id, stored
 
     def fetch(self, mailbox: bytes, limit: int = 100) -> list[MailboxEntry]:
@@ -101,7 +107,7 @@ class MailboxRepo:
         if not ids:
             return 0
         deleted = 0
-        with self._access.write("ack entries") as conn:
+        with self._access.write("ack entries", savepoint=False) as conn:
             for start in range(0, len(ids), _CHUNK):
                 statement = delete(MailboxRow).where(
                     MailboxRow.mailbox == mailbox,

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from ._access import check_limit, insert_ignore
+from ._access import check_limit
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
 from ._events import MESSAGE_EVENT, append_event
 from ._records import MessageRecord, OutboxItem
 from ._rowcodec import SealedTable, index_value
-from ._schema import Conversation, Message, OutboxRow
+from ._schema import Message, OutboxRow
 
 if TYPE_CHECKING:
     import builtins
@@ -71,10 +71,27 @@ _OUTBOX_COLUMNS = (
 )
 
 
+# Prepared once: they run for every message stored or queued. ``ON CONFLICT DO
+# NOTHING ... RETURNING`` (SQLite and PostgreSQL alike) inserts unless the id is
+# stored, and says which in the same statement.
+_ADD = text(
+    "INSERT INTO messages (message_ix, peer_ix, conv_ix, payload, direction, sent_at,"
+    " stored_at, conv_order, expires_at) VALUES (:message_ix, :peer_ix, :conv_ix, :payload,"
+    " :direction, :sent_at, :stored_at, :conv_order, :expires_at)"
+    " ON CONFLICT DO NOTHING RETURNING seq"
+)
+_TIMER = text("SELECT disappear_s FROM conversations WHERE conv_ix = :conv_ix")
+_ENQUEUE = text(
+    "INSERT INTO outbox (message_ix, payload, attempts, enqueued_at, next_attempt_at)"
+    " VALUES (:message_ix, :payload, :attempts, :enqueued_at, :next_attempt_at)"
+)
+_MARK_SENT = text("DELETE FROM outbox WHERE message_ix = :message_ix")
+
+
 def _timer(conn: Connection, conv_ix: bytes) -> float | None:
     """The conversation's disappearing-message timer, if it has one."""
-    query = select(Conversation.disappear_s).where(Conversation.conv_ix == conv_ix)
-    return conn.execute(query).scalar_one_or_none()
+    value = conn.execute(_TIMER, {"conv_ix": conv_ix}).scalar_one_or_none()
+    return None if value is None else float(value)
 
 
 def message_record(sealer: Sealer, row: Mapping[Any, Any]) -> MessageRecord:
@@ -160,14 +177,12 @@ class MessageRepo:
             "conv_order": order,
         }
         row = MESSAGES.row(self._access.sealer, fields, clear)
-        with self._access.write("add message") as conn:
+        with self._access.write("add message", savepoint=False) as conn:
             timer = _timer(conn, row["conv_ix"]) if direction == "out" else None
             row["expires_at"] = None if timer is None else stored_at + timer
-            if not insert_ignore(conn, Message, row):
+            seq = conn.execute(_ADD, row).scalar_one_or_none()
+            if seq is None:  # already stored
                 return False
-            seq = conn.execute(
-                select(Message.seq).where(Message.message_ix == row["message_ix"])
-            ).scalar_one()
             append_event(conn, self._access.sealer, MESSAGE_EVENT, {}, stored_at, message_seq=seq)
             return True
 
@@ -297,9 +312,9 @@ class OutboxRepo:
         }
         clear = {"attempts": 0, "enqueued_at": now, "next_attempt_at": now}
         row = OUTBOX.row(self._access.sealer, fields, clear)
-        with self._access.write("enqueue") as conn:
+        with self._access.write("enqueue", savepoint=False) as conn:
             try:
-                conn.execute(insert(OutboxRow).values(row))
+                conn.execute(_ENQUEUE, row)
             except IntegrityError as exc:
                 raise DuplicateError(f"message {message_id.hex()} is already queued") from exc
 
@@ -345,8 +360,8 @@ class OutboxRepo:
             NotFoundError: No item for ``message_id`` is queued.
         """
         ix = index_value(self._access.sealer, "message-id", message_id)
-        with self._access.write("mark sent") as conn:
-            if conn.execute(delete(OutboxRow).where(OutboxRow.message_ix == ix)).rowcount == 0:
+        with self._access.write("mark sent", savepoint=False) as conn:
+            if conn.execute(_MARK_SENT, {"message_ix": ix}).rowcount == 0:
                 raise NotFoundError(f"message {message_id.hex()} is not queued")
 
     def mark_failed(self, message_id: bytes, next_attempt_at: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ._errors import DuplicateError, NotFoundError
@@ -29,6 +29,15 @@ DEVICES = SealedTable(
     indexes={"owner_ix": ("identity-id", "owner_id"), "device_ix": ("device-id", "device_id")},
     ad=("owner_ix", "device_ix"),
 )
+# Prepared once: these run several times per message (the messaging engine's state).
+# One upsert statement, in the syntax SQLite and PostgreSQL share.
+_UPSERT = text(
+    "INSERT INTO settings (key_ix, payload, updated_at) VALUES (:key_ix, :payload, :updated_at)"
+    " ON CONFLICT (key_ix) DO UPDATE SET payload = excluded.payload,"
+    " updated_at = excluded.updated_at"
+)
+_GET = text("SELECT payload FROM settings WHERE key_ix = :key_ix")
+_DELETE = text("DELETE FROM settings WHERE key_ix = :key_ix")
 _DEVICE_COLUMNS = (
     DeviceRow.owner_ix,
     DeviceRow.device_ix,
@@ -47,27 +56,25 @@ class SettingsRepo:
     def set(self, key: str, value: bytes, now: float) -> None:
         """Store ``value`` under ``key``, replacing any previous value."""
         row = SETTINGS.row(self._access.sealer, {"key": key, "value": value}, {"updated_at": now})
-        with self._access.write("set setting") as conn:
-            where = Setting.key_ix == row["key_ix"]
-            if conn.execute(update(Setting).where(where).values(row)).rowcount == 0:
-                conn.execute(insert(Setting).values(row))
+        with self._access.write("set setting", savepoint=False) as conn:
+            conn.execute(_UPSERT, row)
 
     def get(self, key: str) -> bytes | None:
         """Return the value stored under ``key``, or None."""
         ix = SETTINGS.index(self._access.sealer, "key_ix", key)
-        query = select(Setting.key_ix, Setting.payload).where(Setting.key_ix == ix)
         with self._access.read("get setting") as conn:
-            row = conn.execute(query).one_or_none()
-        if row is None:
+            found = conn.execute(_GET, {"key_ix": ix}).one_or_none()
+        if found is None:
             return None
-        value: bytes = SETTINGS.fields(self._access.sealer, row._mapping)["value"]
+        row = {"key_ix": ix, "payload": bytes(found[0])}
+        value: bytes = SETTINGS.fields(self._access.sealer, row)["value"]
         return value
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it was set."""
         ix = SETTINGS.index(self._access.sealer, "key_ix", key)
-        with self._access.write("delete setting") as conn:
-            return conn.execute(delete(Setting).where(Setting.key_ix == ix)).rowcount > 0
+        with self._access.write("delete setting", savepoint=False) as conn:
+            return conn.execute(_DELETE, {"key_ix": ix}).rowcount > 0
 
 
 class DeviceRepo:

@@ -134,6 +134,14 @@ class EngineDevice:
         self.engine = MessagingEngine(self.keys, self.store, directory=directory)
         self.publish(now=1000.0)
 
+    def restart(self) -> None:
+        """A new engine over the same store, as after the process restarted.
+
+        What the old engine kept in memory is gone; change the store directly
+        (a lost session, an old backup) only before this.
+        """
+        self.engine = MessagingEngine(self.keys, self.store, directory=self.directory)
+
     def publish(self, *, now: float, held: int | None = None) -> None:
         """Upload prekeys to the relay as the engine asks (``held``: how many it still has)."""
         upload = self.engine.prekey_upload(held=held, now=now)

@@ -1,0 +1,177 @@
+"""Nested transactions: savepoints, writes without one (and the doom they carry), undo hooks.
+
+Runs on every backend: PostgreSQL aborts a transaction at the first failed
+statement where SQLite undoes only the statement, and the rules here must hold
+on both.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from dchat_storage import Database, DatabaseClosedError, DuplicateError
+from dchat_storage.lowlevel import TransactionDoomedError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class Boom(Exception):
+    """Raised by a test to roll a block back."""
+
+
+def _in_transaction(db: Database, *steps: Callable[[], object]) -> None:
+    """Run ``steps`` in one (possibly nested) transaction of ``db``."""
+    with db.transaction():
+        for step in steps:
+            step()
+
+
+def _boom() -> None:
+    raise Boom
+
+
+def _duplicate_enqueue(db: Database) -> None:
+    """A write without a savepoint of its own that fails (the id is queued already)."""
+    db.outbox.enqueue(b"m1", "relay", b"box", b"again", 2.0)
+
+
+def _caught_duplicate(db: Database) -> None:
+    """A caller that catches the failed write and goes on (the bug the doom catches)."""
+    with pytest.raises(DuplicateError):
+        _duplicate_enqueue(db)
+
+
+def test_a_failed_savepoint_write_is_undone_alone(db: Database) -> None:
+    def inner() -> None:
+        with pytest.raises(Boom):
+            _in_transaction(db, lambda: db.settings.set("undone", b"2", 1.0), _boom)
+
+    _in_transaction(
+        db,
+        lambda: db.settings.set("kept", b"1", 1.0),
+        inner,
+        lambda: db.settings.set("kept too", b"3", 1.0),
+    )
+    assert db.settings.get("kept") == b"1"
+    assert db.settings.get("kept too") == b"3"
+    assert db.settings.get("undone") is None
+
+
+def test_a_caught_failure_of_a_write_without_savepoint_dooms_the_transaction(
+    db: Database,
+) -> None:
+    db.outbox.enqueue(b"m1", "relay", b"box", b"env", 1.0)
+    refused: list[str] = []
+
+    def go_on() -> None:  # the caller goes on: refused at once
+        with pytest.raises(TransactionDoomedError):
+            db.settings.set("after", b"2", 1.0)
+        refused.append("after")
+
+    with pytest.raises(TransactionDoomedError):
+        _in_transaction(
+            db, lambda: db.settings.set("before", b"1", 1.0), lambda: _caught_duplicate(db), go_on
+        )
+    assert refused == ["after"]
+    assert db.settings.get("before") is None
+    assert db.settings.get("after") is None
+    assert [item.envelope for item in db.outbox.queued(10)] == [b"env"]
+    db.settings.set("later", b"3", 1.0)  # the database is fine afterwards
+    assert db.settings.get("later") == b"3"
+
+
+def test_a_doomed_savepoint_rolls_back_alone_and_the_transaction_goes_on(db: Database) -> None:
+    db.outbox.enqueue(b"m1", "relay", b"box", b"env", 1.0)
+
+    def inner() -> None:
+        with pytest.raises(TransactionDoomedError):
+            _in_transaction(
+                db, lambda: db.settings.set("undone", b"2", 1.0), lambda: _caught_duplicate(db)
+            )
+
+    _in_transaction(
+        db,
+        lambda: db.settings.set("kept", b"1", 1.0),
+        inner,
+        lambda: db.settings.set("kept too", b"3", 1.0),  # allowed: the savepoint took it
+    )
+    assert db.settings.get("kept") == b"1"
+    assert db.settings.get("kept too") == b"3"
+    assert db.settings.get("undone") is None
+
+
+def test_a_failure_that_propagates_ends_the_level_as_an_ordinary_rollback(db: Database) -> None:
+    db.outbox.enqueue(b"m1", "relay", b"box", b"env", 1.0)
+
+    def inner() -> None:
+        with pytest.raises(DuplicateError):
+            _in_transaction(
+                db, lambda: db.settings.set("undone", b"1", 1.0), lambda: _duplicate_enqueue(db)
+            )
+
+    _in_transaction(db, inner, lambda: db.settings.set("kept", b"2", 1.0))
+    assert db.settings.get("undone") is None
+    assert db.settings.get("kept") == b"2"
+
+
+def test_undo_hooks_run_for_what_is_rolled_back_and_never_after_a_commit(db: Database) -> None:
+    ran: list[str] = []
+
+    def note(what: str) -> Callable[[], None]:
+        return lambda: db.on_rollback(lambda: ran.append(what))
+
+    def rolled_back() -> None:
+        with pytest.raises(Boom):
+            _in_transaction(db, note("inner 1"), note("inner 2"), _boom)
+
+    released = lambda: _in_transaction(db, note("released"))  # noqa: E731
+    _in_transaction(db, note("committed"), rolled_back, released)
+    assert ran == ["inner 2", "inner 1"]  # newest first; the released one stays unrun
+
+    ran.clear()
+    with pytest.raises(Boom):  # released into the outer level, which rolls back, taking it along
+        _in_transaction(db, released, note("outer"), _boom)
+    assert ran == ["outer", "released"]
+
+    db.on_rollback(lambda: ran.append("outside"))  # nothing to roll back: dropped
+    _in_transaction(db)
+    assert ran == ["outer", "released"]
+
+
+def test_undo_hooks_run_when_the_commit_itself_fails(db: Database) -> None:
+    ran: list[str] = []
+    db.outbox.enqueue(b"m1", "relay", b"box", b"env", 1.0)
+    with pytest.raises(TransactionDoomedError):
+        _in_transaction(
+            db, lambda: db.on_rollback(lambda: ran.append("undone")), lambda: _caught_duplicate(db)
+        )
+    assert ran == ["undone"]
+
+
+def test_a_doomed_transaction_refuses_reads_and_writes_at_once(db: Database) -> None:
+    db.outbox.enqueue(b"m1", "relay", b"box", b"env", 1.0)
+    refused: list[str] = []
+
+    def read() -> None:
+        with pytest.raises(TransactionDoomedError):
+            db.settings.get("anything")
+        refused.append("read")
+
+    def write() -> None:
+        with pytest.raises(TransactionDoomedError):
+            db.settings.set("anything", b"1", 1.0)
+        refused.append("write")
+
+    with pytest.raises(TransactionDoomedError):
+        _in_transaction(db, lambda: _caught_duplicate(db), read, write)
+    assert refused == ["read", "write"]
+    assert db.settings.get("anything") is None
+
+
+def test_a_closed_database_refuses_a_transaction(db: Database) -> None:
+    db.close()
+    with pytest.raises(DatabaseClosedError):
+        _in_transaction(db)
