@@ -156,3 +156,35 @@ def test_unencodable_values_raise_encoding_error() -> None:
     for bad in (1.5, {1, 2}, object(), 2**64, -(2**64) - 1, {(1,): 2}, {True: 1}):
         with pytest.raises(EncodingError):
             canonical_encode(bad)
+
+
+def _nested(depth: int, leaf: object, *, as_map: bool = False) -> object:
+    value = leaf
+    for _ in range(depth):
+        value = {"k": value} if as_map else [value]
+    return value
+
+
+@pytest.mark.parametrize("as_map", [False, True])
+def test_encoding_refuses_values_nested_past_64_levels(as_map: bool) -> None:
+    # Items may sit 64 containers deep, not 65, whatever shape gets them there.
+    for leaf in (1, b"x", "x", None):
+        canonical_encode(_nested(64, leaf, as_map=as_map))
+        with pytest.raises(EncodingError):
+            canonical_encode(_nested(65, leaf, as_map=as_map))
+    canonical_encode(_nested(64, [], as_map=as_map))  # an empty container holds nothing
+    with pytest.raises(EncodingError):
+        canonical_encode(_nested(65, {}, as_map=as_map))
+
+
+def test_subclasses_of_the_data_model_encode_as_their_base_types() -> None:
+    class Number(int):
+        pass
+
+    class Text(str):
+        pass
+
+    assert canonical_encode(Number(300)) == canonical_encode(300)
+    assert canonical_encode({Text("a"): Number(1)}) == canonical_encode({"a": 1})
+    assert canonical_encode(bytearray(b"ab")) == canonical_encode(b"ab")
+    assert canonical_encode((1, "two")) == canonical_encode([1, "two"])

@@ -51,6 +51,43 @@ def _head(major: int, value: int) -> bytes:
 
 
 def _encode_into(out: bytearray, value: Any, depth: int) -> None:
+    # The exact built-in types first, by one type lookup (this encodes every state
+    # record, message and transaction); anything else takes the general path below.
+    kind = type(value)
+    if kind is bytes:
+        n = len(value)
+        if n < 24:
+            out.append(0x40 | n)
+        else:
+            out += _head(2, n)
+        out += value
+    elif kind is str:
+        raw = value.encode("utf-8")
+        n = len(raw)
+        if n < 24:
+            out.append(0x60 | n)
+        else:
+            out += _head(3, n)
+        out += raw
+    elif kind is int and 0 <= value < 24:
+        out.append(value)
+    elif kind is dict:
+        _encode_map(out, value, depth)
+    elif kind is list or kind is tuple:
+        n = len(value)
+        if depth > 64 or (n and depth == 64):  # the items would nest 65 deep
+            raise EncodingError("value nests too deeply to encode")
+        if n < 24:
+            out.append(0x80 | n)
+        else:
+            out += _head(4, n)
+        for item in value:
+            _encode_into(out, item, depth + 1)
+    else:
+        _encode_other(out, value, depth)
+
+
+def _encode_other(out: bytearray, value: Any, depth: int) -> None:
     if depth > 64:
         raise EncodingError("value nests too deeply to encode")
     if value is None:
@@ -82,14 +119,31 @@ def _encode_into(out: bytearray, value: Any, depth: int) -> None:
         raise EncodingError(f"cannot canonically encode {type(value).__name__}")
 
 
-def _encode_map(out: bytearray, value: dict[Any, Any], depth: int) -> None:
-    entries: list[tuple[bytes, Any]] = []
-    for key, item in value.items():
+def _map_key(key: Any) -> bytes:
+    """The encoding of a map key (cached: records use the same few names again and again)."""
+    raw = _KEYS.get(key) if type(key) is str else None
+    if raw is None:
         if isinstance(key, bool) or not isinstance(key, int | str):
             raise EncodingError("map keys must be str or int")
-        entries.append((canonical_encode(key), item))
-    entries.sort(key=lambda kv: kv[0])
-    out += _head(5, len(entries))
+        raw = canonical_encode(key)
+        if type(key) is str and len(key) <= 32 and len(_KEYS) < 4096:
+            _KEYS[key] = raw
+    return raw
+
+
+_KEYS: dict[str, bytes] = {}
+
+
+def _encode_map(out: bytearray, value: dict[Any, Any], depth: int) -> None:
+    n = len(value)
+    if depth > 64 or (n and depth == 64):  # the items would nest 65 deep
+        raise EncodingError("value nests too deeply to encode")
+    # Keys encode uniquely, so the sort never compares two items.
+    entries = sorted((_map_key(key), item) for key, item in value.items())
+    if n < 24:
+        out.append(0xA0 | n)
+    else:
+        out += _head(5, n)
     for raw_key, item in entries:
         out += raw_key
         _encode_into(out, item, depth + 1)

@@ -45,6 +45,14 @@ MAX_NAME = 64
 MAX_RELAY = 255
 
 
+# Cards verified lately, by their exact encoding (canonical: one encoding per card).
+# A node reads the same few cards for every message; decoding and checking the
+# signature each time cost more than the rest of a send. Only cards that verified
+# are kept, and a card is immutable, so a hit is exactly what a fresh check gives.
+_VERIFIED: dict[bytes, ContactCard] = {}
+_VERIFIED_KEPT = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ContactCard:
     """A signed, self-certifying description of how to reach an identity."""
@@ -127,6 +135,10 @@ class ContactCard:
         Raises:
             InvalidCardError: malformed, or the signature does not verify.
         """
+        data = bytes(data)
+        known = _VERIFIED.get(data)
+        if known is not None and type(known) is cls:
+            return known
         try:
             fields = Fields(canonical_decode(data, _LIMITS), "card", _FIELDS)
             if fields.get_int("v") != 1:
@@ -149,6 +161,9 @@ class ContactCard:
             raise InvalidCardError(f"malformed contact card: {exc}") from None
         except BadSignatureError:
             raise InvalidCardError("contact card signature does not verify") from None
+        if len(_VERIFIED) >= _VERIFIED_KEPT:
+            _VERIFIED.clear()
+        _VERIFIED[data] = card
         return card
 
     @classmethod

@@ -218,18 +218,28 @@ class RelayServer:
         close = isinstance(message, RelayError)
         return RelayReply(encode_relay_message(message), message, close, notify)
 
-    def _store_one(self, mailbox: bytes, envelope: bytes, now: float) -> bytes | str:
-        """Store one envelope; its entry id, or the code that refused it."""
+    def _store_one(
+        self, mailbox: bytes, envelope: bytes, now: float, held: dict[bytes, int] | None = None
+    ) -> bytes | str:
+        """Store one envelope; its entry id, or the code that refused it.
+
+        ``held`` carries each mailbox's stored bytes from one envelope of a
+        batch to the next (all in one transaction), so the sum is read once.
+        """
         if self._envelope_mailbox(envelope) != mailbox:
             return "bad_envelope"
-        if self._store.total_bytes(mailbox) + len(envelope) > self._quota:
+        held = {} if held is None else held
+        size = held[mailbox] if mailbox in held else self._store.total_bytes(mailbox)
+        if size + len(envelope) > self._quota:
             return "quota"
         entry_id, created = self._store.put(mailbox, envelope, now)
+        held[mailbox] = size + len(envelope) * created
         self.stored += int(created)
         return entry_id
 
     def _put_many(self, request: RelayPutMany, now: float) -> RelayReply:
-        results = [self._store_one(mailbox, env, now) for mailbox, env in request.items]
+        held: dict[bytes, int] = {}
+        results = [self._store_one(mailbox, env, now, held) for mailbox, env in request.items]
         notify = {
             m for (m, _), r in zip(request.items, results, strict=True) if isinstance(r, bytes)
         }

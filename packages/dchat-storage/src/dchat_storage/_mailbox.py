@@ -29,6 +29,7 @@ _PUT = text(
     " VALUES (:mailbox, :entry_id, :envelope, :size, :received_at)"
     " ON CONFLICT DO NOTHING RETURNING seq"
 )
+_TOTAL = text("SELECT coalesce(sum(size), 0) FROM mailbox_entries WHERE mailbox = :mailbox")
 _ENTRY_COLUMNS = (
     MailboxRow.entry_id,
     MailboxRow.mailbox,
@@ -136,8 +137,5 @@ class MailboxRepo:
 
     def total_bytes(self, mailbox: bytes) -> int:
         """Return the summed envelope size of ``mailbox``, for quota checks."""
-        query = select(func.coalesce(func.sum(MailboxRow.size), 0)).where(
-            MailboxRow.mailbox == mailbox
-        )
         with self._access.read("sum entry sizes") as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(_TOTAL, {"mailbox": mailbox}).scalar_one())

@@ -92,7 +92,8 @@ def create_app(node: Node, token: str) -> FastAPI:
     """Build the API for ``node``, guarded by ``token``."""
     app = FastAPI(title="dchat node", version="0.1.0", docs_url=None, redoc_url=None)
 
-    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+    # async: FastAPI runs a plain function dependency in a worker thread, per request.
+    async def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         expected = f"Bearer {token}".encode()
         if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
             raise NodeStateError("unauthorized", "missing or wrong bearer token")

@@ -54,9 +54,11 @@ class RequestService:
     async def _received(self, message: MessageReceived) -> None:
         if message.kind != "text" or message.blocked or not message.new:
             return
-        known = self._user.engines.is_me(message.sender)
-        known = known or await self._store.run(self._user.book.card_of, message.sender) is not None
-        note = functools.partial(self._policy.note, message, known=known)
+        if self._user.engines.is_me(message.sender):
+            return
+        if await self._store.run(self._user.book.card_of, message.sender) is not None:
+            return  # a contact's message is no request (and needs no write to say so)
+        note = functools.partial(self._policy.note, message, known=False)
         await self._logged(note, message.sender, "open")
 
     async def _resolved(self, identity: IdentityId, state: str) -> None:

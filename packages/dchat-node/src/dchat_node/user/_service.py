@@ -231,9 +231,14 @@ class UserService(MailDelivery):
         ``sender`` and ``sender_card`` write as another local identity (a
         burner) instead of this node's identity.
         """
-        card = await self.run(self.book.find, to)
         content = Content.text_message(text, now_ms=int(self._clock.now() * 1000))
-        return await self._send_content(card, content, sender, sender_card)
+        send = functools.partial(self.engines.send_as, sender=sender, sender_card=sender_card)
+
+        def find_and_send() -> list[DeviceAddress]:  # one trip to a worker thread for both
+            return send(self.book.find(to), content, now=self._clock.now())
+
+        self._woken(await self._store.run_grouped(find_and_send))
+        return content.message_id
 
     async def send_control(
         self,
