@@ -28,9 +28,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 
 from ._errors import CursorExpiredError, InvalidArgumentError
+from ._prepared import Prepared
 from ._rowcodec import SealedTable
 from ._schema import EventRow, Meta
 
@@ -55,7 +56,7 @@ EVENTS = SealedTable(EventRow, key="seq", ad=("kind",))
 MESSAGE_EVENT: Final = "message"
 _KIND: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _HORIZON: Final = "events_pruned_through"
-_APPEND = text(  # prepared once: it runs for every message stored
+_APPEND = Prepared(  # prepared once: it runs for every message stored
     "INSERT INTO events (kind, message_seq, payload, created_at)"
     " VALUES (:kind, :message_seq, :payload, :created_at) RETURNING seq"
 )
@@ -84,7 +85,7 @@ def append_event(
     """Append one event inside the caller's write transaction; returns its cursor."""
     row = EVENTS.row(sealer, data, {"kind": check_kind(kind), "created_at": now})
     row["message_seq"] = message_seq
-    return int(conn.execute(_APPEND, row).scalar_one())
+    return int(_APPEND.one(conn, row)[0])
 
 
 def horizon(conn: Connection) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ._errors import DuplicateError
+from ._prepared import Prepared
 from ._records import ContactRecord, IdentityRecord
 from ._rowcodec import SealedTable
 from ._schema import Contact, Identity
@@ -33,6 +34,9 @@ CONTACTS = SealedTable(
     ad=("id_ix",),
 )
 _CONTACT_COLUMNS = (Contact.id_ix, Contact.payload, Contact.added_at)
+# Prepared once: a send looks its contact up by name, a receive by identity.
+_BY_NAME = Prepared("SELECT id_ix, payload, added_at FROM contacts WHERE name_ix = :ix")
+_BY_ID = Prepared("SELECT id_ix, payload, added_at FROM contacts WHERE id_ix = :ix")
 
 
 class IdentityRepo:
@@ -110,12 +114,12 @@ class ContactRepo:
     def get_by_name(self, name: str) -> ContactRecord | None:
         """Return the contact with local name ``name``, or None."""
         ix = CONTACTS.index(self._access.sealer, "name_ix", name)
-        return self._one(select(*_CONTACT_COLUMNS).where(Contact.name_ix == ix))
+        return self._one(_BY_NAME, ix)
 
     def get_by_identity(self, identity_id: str) -> ContactRecord | None:
         """Return the contact with identity id ``identity_id``, or None."""
         ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)
-        return self._one(select(*_CONTACT_COLUMNS).where(Contact.id_ix == ix))
+        return self._one(_BY_ID, ix)
 
     def list(self) -> builtins.list[ContactRecord]:
         """Return every contact, ordered by name."""
@@ -158,10 +162,12 @@ class ContactRepo:
         with self._access.write("remove contact") as conn:
             return conn.execute(delete(Contact).where(Contact.id_ix == ix)).rowcount > 0
 
-    def _one(self, query: Any) -> ContactRecord | None:
+    def _one(self, query: Prepared, ix: bytes) -> ContactRecord | None:
         with self._access.read("get contact") as conn:
-            row = conn.execute(query).one_or_none()
-        return None if row is None else self._record(row._mapping)
+            row = query.one(conn, {"ix": ix})
+        if row is None:
+            return None
+        return self._record({"id_ix": bytes(row[0]), "payload": bytes(row[1]), "added_at": row[2]})
 
     def _record(self, row: Mapping[Any, Any]) -> ContactRecord:
         fields = CONTACTS.fields(self._access.sealer, row)

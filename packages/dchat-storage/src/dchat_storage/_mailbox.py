@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from ._access import check_limit
+from ._prepared import Prepared
 from ._records import MailboxEntry
 from ._schema import MailboxRow
 
@@ -24,12 +25,12 @@ ENTRY_ID_PERSON = b"dchat-envelope"
 _CHUNK = 500
 
 # Prepared once (it runs for every envelope): stores unless the mailbox holds it.
-_PUT = text(
+_PUT = Prepared(
     "INSERT INTO mailbox_entries (mailbox, entry_id, envelope, size, received_at)"
     " VALUES (:mailbox, :entry_id, :envelope, :size, :received_at)"
     " ON CONFLICT DO NOTHING RETURNING seq"
 )
-_TOTAL = text("SELECT coalesce(sum(size), 0) FROM mailbox_entries WHERE mailbox = :mailbox")
+_TOTAL = Prepared("SELECT coalesce(sum(size), 0) FROM mailbox_entries WHERE mailbox = :mailbox")
 _ENTRY_COLUMNS = (
     MailboxRow.entry_id,
     MailboxRow.mailbox,
@@ -76,7 +77,7 @@ class MailboxRepo:
             "received_at": received_at,
         }
         with self._access.write("put envelope", savepoint=False) as conn:
-            stored = conn.execute(_PUT, row).first() is not None
+            stored = _PUT.one(conn, row) is not None
         return entry_id, stored
 
     def fetch(self, mailbox: bytes, limit: int = 100) -> list[MailboxEntry]:
@@ -138,4 +139,4 @@ class MailboxRepo:
     def total_bytes(self, mailbox: bytes) -> int:
         """Return the summed envelope size of ``mailbox``, for quota checks."""
         with self._access.read("sum entry sizes") as conn:
-            return int(conn.execute(_TOTAL, {"mailbox": mailbox}).scalar_one())
+            return int(_TOTAL.one(conn, {"mailbox": mailbox})[0])

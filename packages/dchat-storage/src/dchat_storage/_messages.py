@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, select, update
 
 from ._access import check_limit
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
 from ._events import MESSAGE_EVENT, append_event
+from ._prepared import INTEGRITY_ERRORS, Prepared
 from ._records import MessageRecord, OutboxItem
 from ._rowcodec import SealedTable, index_value
 from ._schema import Message, OutboxRow
@@ -74,24 +74,24 @@ _OUTBOX_COLUMNS = (
 # Prepared once: they run for every message stored or queued. ``ON CONFLICT DO
 # NOTHING ... RETURNING`` (SQLite and PostgreSQL alike) inserts unless the id is
 # stored, and says which in the same statement.
-_ADD = text(
+_ADD = Prepared(
     "INSERT INTO messages (message_ix, peer_ix, conv_ix, payload, direction, sent_at,"
     " stored_at, conv_order, expires_at) VALUES (:message_ix, :peer_ix, :conv_ix, :payload,"
     " :direction, :sent_at, :stored_at, :conv_order, :expires_at)"
     " ON CONFLICT DO NOTHING RETURNING seq"
 )
-_TIMER = text("SELECT disappear_s FROM conversations WHERE conv_ix = :conv_ix")
-_ENQUEUE = text(
+_TIMER = Prepared("SELECT disappear_s FROM conversations WHERE conv_ix = :conv_ix")
+_ENQUEUE = Prepared(
     "INSERT INTO outbox (message_ix, payload, attempts, enqueued_at, next_attempt_at)"
     " VALUES (:message_ix, :payload, :attempts, :enqueued_at, :next_attempt_at)"
 )
-_MARK_SENT = text("DELETE FROM outbox WHERE message_ix = :message_ix")
+_MARK_SENT = Prepared("DELETE FROM outbox WHERE message_ix = :message_ix")
 
 
 def _timer(conn: Connection, conv_ix: bytes) -> float | None:
     """The conversation's disappearing-message timer, if it has one."""
-    value = conn.execute(_TIMER, {"conv_ix": conv_ix}).scalar_one_or_none()
-    return None if value is None else float(value)
+    found = _TIMER.one(conn, {"conv_ix": conv_ix})
+    return None if found is None or found[0] is None else float(found[0])
 
 
 def message_record(sealer: Sealer, row: Mapping[Any, Any]) -> MessageRecord:
@@ -180,9 +180,10 @@ class MessageRepo:
         with self._access.write("add message", savepoint=False) as conn:
             timer = _timer(conn, row["conv_ix"]) if direction == "out" else None
             row["expires_at"] = None if timer is None else stored_at + timer
-            seq = conn.execute(_ADD, row).scalar_one_or_none()
-            if seq is None:  # already stored
+            added = _ADD.one(conn, row)
+            if added is None:  # already stored
                 return False
+            seq = int(added[0])
             append_event(conn, self._access.sealer, MESSAGE_EVENT, {}, stored_at, message_seq=seq)
             return True
 
@@ -314,8 +315,8 @@ class OutboxRepo:
         row = OUTBOX.row(self._access.sealer, fields, clear)
         with self._access.write("enqueue", savepoint=False) as conn:
             try:
-                conn.execute(_ENQUEUE, row)
-            except IntegrityError as exc:
+                _ENQUEUE.run(conn, row)
+            except INTEGRITY_ERRORS as exc:
                 raise DuplicateError(f"message {message_id.hex()} is already queued") from exc
 
     def due(self, now: float, limit: int = 50) -> builtins.list[OutboxItem]:
@@ -361,7 +362,7 @@ class OutboxRepo:
         """
         ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("mark sent", savepoint=False) as conn:
-            if conn.execute(_MARK_SENT, {"message_ix": ix}).rowcount == 0:
+            if _MARK_SENT.run(conn, {"message_ix": ix}).rowcount == 0:
                 raise NotFoundError(f"message {message_id.hex()} is not queued")
 
     def mark_failed(self, message_id: bytes, next_attempt_at: float) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ._errors import DuplicateError, NotFoundError
+from ._prepared import Prepared
 from ._records import DeviceRecord
 from ._rowcodec import SealedTable
 from ._schema import DeviceRow, Setting
@@ -31,13 +32,13 @@ DEVICES = SealedTable(
 )
 # Prepared once: these run several times per message (the messaging engine's state).
 # One upsert statement, in the syntax SQLite and PostgreSQL share.
-_UPSERT = text(
+_UPSERT = Prepared(
     "INSERT INTO settings (key_ix, payload, updated_at) VALUES (:key_ix, :payload, :updated_at)"
     " ON CONFLICT (key_ix) DO UPDATE SET payload = excluded.payload,"
     " updated_at = excluded.updated_at"
 )
-_GET = text("SELECT payload FROM settings WHERE key_ix = :key_ix")
-_DELETE = text("DELETE FROM settings WHERE key_ix = :key_ix")
+_GET = Prepared("SELECT payload FROM settings WHERE key_ix = :key_ix")
+_DELETE = Prepared("DELETE FROM settings WHERE key_ix = :key_ix")
 _DEVICE_COLUMNS = (
     DeviceRow.owner_ix,
     DeviceRow.device_ix,
@@ -57,13 +58,13 @@ class SettingsRepo:
         """Store ``value`` under ``key``, replacing any previous value."""
         row = SETTINGS.row(self._access.sealer, {"key": key, "value": value}, {"updated_at": now})
         with self._access.write("set setting", savepoint=False) as conn:
-            conn.execute(_UPSERT, row)
+            _UPSERT.run(conn, row)
 
     def get(self, key: str) -> bytes | None:
         """Return the value stored under ``key``, or None."""
         ix = SETTINGS.index(self._access.sealer, "key_ix", key)
         with self._access.read("get setting") as conn:
-            found = conn.execute(_GET, {"key_ix": ix}).one_or_none()
+            found = _GET.one(conn, {"key_ix": ix})
         if found is None:
             return None
         row = {"key_ix": ix, "payload": bytes(found[0])}
@@ -74,7 +75,7 @@ class SettingsRepo:
         """Delete ``key``; return whether it was set."""
         ix = SETTINGS.index(self._access.sealer, "key_ix", key)
         with self._access.write("delete setting", savepoint=False) as conn:
-            return conn.execute(_DELETE, {"key_ix": ix}).rowcount > 0
+            return int(_DELETE.run(conn, {"key_ix": ix}).rowcount) > 0
 
 
 class DeviceRepo:

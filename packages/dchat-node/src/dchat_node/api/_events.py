@@ -112,9 +112,13 @@ class EventFeed:
         Raises:
             CursorExpiredError: Retention pruned events after ``after``.
         """
-        user = user_role(self._node).user
-        records = await user.run(self._node.store.db.events.page, after, limit)
-        named = await user.run(user.book.with_names, [r.message for r in records if r.message])
+        user, events = user_role(self._node).user, self._node.store.db.events
+
+        def read() -> tuple[list[EventRecord], list[tuple[Any, str | None]]]:
+            records = events.page(after, limit)  # one worker trip for both reads
+            return records, user.book.with_names([r.message for r in records if r.message])
+
+        records, named = await user.run(read)
         names = {record.message_id: name for record, name in named}
         return [_event_json(r, names) for r in records]
 

@@ -182,11 +182,15 @@ def _field(raw: Any, key: str, kind: type[Any]) -> Any:
 
 
 def _check_path(path: str) -> str:
-    """Accept only normalized relative paths: no root, no ``..``, no empty parts."""
+    """Accept only normalized relative paths: no root, no ``..``, no empty parts.
+
+    ``""`` names the snapshot's root; ``"."`` (no parts at all) is refused, so
+    the root has one name only.
+    """
     if path == "":
         return path
     parts = PurePosixPath(path).parts
     normal = PurePosixPath(*parts).as_posix() == path
-    if not normal or path.startswith("/") or "\x00" in path or ".." in parts:
+    if not parts or not normal or path.startswith("/") or "\x00" in path or ".." in parts:
         raise BackupIntegrityError("unsafe path in snapshot")
     return path
