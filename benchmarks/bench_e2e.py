@@ -11,7 +11,8 @@ API (``POST /v1/messages``, the request the SDK sends). Measured in one run:
   just before its POST until its ``message`` event reaches a client following
   bob's event stream (``GET /v1/events``, through the SDK's ``events()``);
 - **CPU per delivered message**: user + system CPU of the three processes over
-  the concurrent run, divided by N (and, apart, the load generator's own: it
+  the concurrent run, divided by N; bob's includes answering this script's
+  ``/status`` polls (one every 25 ms). Apart: the load generator's own CPU (it
   shares the two cores; its clients are lean ``http.client`` keep-alive ones);
 - **ceiling**: the bare link echo of ``bench_link.py`` (1 KiB messages over one
   link, no storage, no encryption beyond the link's) in the same run, and the
@@ -117,7 +118,7 @@ def received(bob: Api) -> int:
     return int(bob.call("GET", "/status")["received"])
 
 
-def wait_received(bob: Api, target: int, period: float = 0.01) -> float:
+def wait_received(bob: Api, target: int, period: float = 0.025) -> float:
     """Block until bob has ``target`` messages; returns the time (monotonic) it saw them."""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:

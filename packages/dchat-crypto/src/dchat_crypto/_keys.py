@@ -163,7 +163,10 @@ class PrivateKey(_PrivateRawKey):
     @classmethod
     def generate(cls) -> PrivateKey:
         """Create a new random X25519 private key."""
-        return cls(X25519PrivateKey.generate().private_bytes_raw())
+        key = X25519PrivateKey.generate()
+        made = cls.__new__(cls)  # keeps the generated key rather than parsing its bytes again
+        made._raw, made._key = key.private_bytes_raw(), key
+        return made
 
     @property
     def public_key(self) -> PublicKey:

@@ -102,10 +102,8 @@ class Node:
             "link": self.link_address,
             "lifecycle_sweeps": self.lifecycle.schedule.sweeps,
         }
-        if isinstance(self.role, RelayRole):
+        if isinstance(self.role, RelayRole | UserRole):
             report |= await self.role.status()
-        elif isinstance(self.role, UserRole):
-            report |= await self.role.status(await self.store.run(self.store.db.outbox.count))
         return report
 
 

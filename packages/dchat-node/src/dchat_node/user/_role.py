@@ -54,6 +54,7 @@ class UserRole:
         self, config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes
     ) -> None:
         self.config = config
+        self._store = store
         self.user = UserService(config, store, clock, passphrase)
         self.documents = DocumentService(self.user)
         self.features = IdentityFeatures(self.user, self.documents, store)
@@ -75,13 +76,18 @@ class UserRole:
         nursery.start_soon(self.user.run_sessions)
         nursery.start_soon(self.user.run_mailbox)
 
-    async def status(self, outbox_rows: int) -> dict[str, Any]:
-        """The user part of ``/status`` (``outbox_rows``: envelopes queued in the database)."""
-        user, now = self.user, self.user.now()
-        oldest = await user.run(user.agent.outbox.oldest)
+    async def status(self) -> dict[str, Any]:
+        """The user part of ``/status``."""
+        user, now, db = self.user, self.user.now(), self._store.db
+
+        def queue() -> tuple[int, float | None]:  # one worker trip for the three reads
+            queued = db.outbox.count() + user.engines.pending_count()
+            return queued, user.agent.outbox.oldest()
+
+        queued, oldest = await user.run(queue)
         return {
             "identity_id": str(user.identity.identity_id) if user.has_identity else None,
-            "outbox": outbox_rows + await user.run(user.engines.pending_count),
+            "outbox": queued,
             "outbox_oldest_age": None if oldest is None else round(max(0.0, now - oldest), 3),
             "relay": user.relay_state(),
             "links": [link.status() for link in user.links.values()],
