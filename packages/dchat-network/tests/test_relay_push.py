@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 
 import pytest
@@ -195,6 +195,41 @@ async def test_mail_is_pushed_to_a_standing_link_without_polling() -> None:
         assert link.state == "connected"
         link.stop()
         await pool.aclose()
+
+
+async def test_a_woken_pull_is_answered_through_the_read_path() -> None:
+    # The answer to a parked pull only reads; the node runs it outside the group
+    # commit's turn (RelayHost's ``read``), and everything else through ``run``.
+    ran: dict[str, list[str]] = {"run": [], "read": []}
+
+    def recorder(path: str) -> Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]]:
+        async def call(work: Callable[[], RelayReply]) -> RelayReply:
+            ran[path].append(work.func.__name__)  # type: ignore[attr-defined]
+            return work()
+
+        return call
+
+    bob, inbox = SigningKey.generate(), Inbox()
+    box = mailbox_of(bob)
+    host = RelayHost(new_server(), recorder("run"), trio.current_time, read=recorder("read"))
+    async with trio.open_nursery() as nursery:
+        h, p = await nursery.start(
+            lambda task_status: serve_links(
+                host.handle, "127.0.0.1", 0, node_key=SERVER, task_status=task_status
+            )
+        )
+        link = MailboxLink(h, p, bob, inbox.handle, wait=30.0, policy=FAST)
+        nursery.start_soon(link.run)
+        pool = RelayPool()
+        with trio.fail_after(WAIT):
+            await wait_until_async(lambda: host.parked, what="the pull held")
+            await pool.put_many(h, p, [(box, envelope_for(box, b"hello"))])
+            await inbox.wait_for(1)
+        link.stop()
+        await pool.aclose()
+        nursery.cancel_scope.cancel()
+    assert ran["read"] == ["resume"]
+    assert set(ran["run"]) == {"handle"}
 
 
 async def test_a_burst_larger_than_a_batch_drains_and_is_acknowledged() -> None:

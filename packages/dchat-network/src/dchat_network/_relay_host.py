@@ -10,7 +10,8 @@ sends the reply. Requests on one link are served one at a time, in order.
 
 A ``pull`` that finds its mailbox empty is *parked*: the task holds the
 reply until an envelope for that mailbox is stored or the pull's wait ends,
-then asks the server again (:meth:`RelayServer.resume`). Wake-ups cannot be
+then asks the server again (:meth:`RelayServer.resume`, which only reads: it
+runs in ``read`` when given, so it need not wait for a commit's turn). Wake-ups cannot be
 lost: the versions are kept by the sans-IO :class:`PullWakeups` (shared with
 the simulator's relay): each mailbox with an open owner link has one, bumped
 after every commit that stored something in it (``RelayReply.notify``); the
@@ -59,6 +60,8 @@ class RelayHost:
             database worker inside one transaction, and returns its result.
         now: The wall clock (seconds since the epoch) for stored entries.
         idle_timeout: Close a link silent this long.
+        read: Like ``run``, for a request that only reads (a parked pull's
+            answer); default ``run``.
     """
 
     def __init__(
@@ -68,9 +71,11 @@ class RelayHost:
         now: Callable[[], float],
         *,
         idle_timeout: float = IDLE_TIMEOUT,
+        read: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]] | None = None,
     ) -> None:
         self.server = server
         self._run = run
+        self._read = read or run
         self._now = now
         self._idle = idle_timeout
         self._wakeups = PullWakeups()
@@ -114,7 +119,7 @@ class RelayHost:
                     await self._events[owner].wait()
         finally:
             self.parked -= 1
-        return await self._run(functools.partial(self.server.resume, pull))
+        return await self._read(functools.partial(self.server.resume, pull))
 
     def _wake(self, mailboxes: tuple[bytes, ...]) -> None:
         for mailbox in self._wakeups.bump(mailboxes):

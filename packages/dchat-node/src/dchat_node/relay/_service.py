@@ -37,4 +37,4 @@ class RelayService(RelayHost):
     def __init__(self, store: AsyncStore, clock: Clock) -> None:
         db = store.db
         server = RelayServer(db.mailboxes, envelope_mailbox, prekeys=db.prekeys)
-        super().__init__(server, store.run_grouped, clock.now)
+        super().__init__(server, store.run_grouped, clock.now, read=store.run)

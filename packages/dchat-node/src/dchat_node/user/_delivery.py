@@ -125,7 +125,8 @@ class MailDelivery:
             _log.info("delivery deferred: %s", type(exc).__name__)
             results = [type(exc).__name__] * len(batch)
         deposited = functools.partial(self.agent.deposited, now=self._clock.now())
-        if failed := await self._store.run(deposited, batch, results):
+        # Grouped: the settling shares its commit with the sends made meanwhile.
+        if failed := await self._store.run_grouped(deposited, batch, results):
             _log.info("%d envelopes refused by the relay, retried later", failed)
 
     # -- sessions -------------------------------------------------------------------
@@ -196,7 +197,7 @@ class MailDelivery:
     ) -> None:
         """Open a pushed batch in one transaction, run the hooks, then the control handlers."""
         accept = functools.partial(self.agent.accept_many, engine, now=self._clock.now())
-        accepted = await self._store.run(accept, [envelope for _, envelope in batch])
+        accepted = await self._store.run_grouped(accept, [envelope for _, envelope in batch])
         for reason in accepted.dropped:
             _log.warning("dropped an envelope: %s", reason)
         if accepted.resets:
