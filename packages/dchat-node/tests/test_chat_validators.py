@@ -115,6 +115,11 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
     assert "proof of work" in lazy["message"]
     result = _submit(apis[0], register(work))
     assert result["accepted"], result
+    # The replay goes to another validator once gossip has brought it the original.
+    wait_until(
+        lambda: apis[1].get(f"/v1/chain/txs/{result['hash']}").json()["status"] != "unknown",
+        timeout=30,
+    )
     replay = _submit(apis[1], register(work))
     assert not replay["accepted"]
     assert replay["error"] in ("DuplicateTransactionError", "ReplayedNonceError")
