@@ -12,6 +12,7 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
         ├── LockedError(CallerError)                       wrong or missing at-rest key/passphrase
         ├── QuotaExceededError(CallerError)                a per-identity quota would be exceeded
         ├── CursorExpiredError(CallerError, LookupError)   events after a cursor were pruned
+        ├── ExposedDirectoryError(CallerError)             a data directory other users can reach
         ├── UploadRejectedError(CallerError, ValueError)   an upload is refused; nothing stored
         │   ├── ContentTypeMismatchError                   content is not what was declared
         │   ├── UploadTooLargeError                        over the per-kind size limit
@@ -40,6 +41,7 @@ __all__ = (
     "DchatStorageError",
     "DecompressionBombError",
     "DuplicateError",
+    "ExposedDirectoryError",
     "InvalidArgumentError",
     "LockedError",
     "MalformedContentError",
@@ -138,3 +140,7 @@ class DecompressionBombError(UploadRejectedError):
 
 class MalformedContentError(UploadRejectedError):
     """The content claims the right type but cannot be decoded (truncated, damaged)."""
+
+
+class ExposedDirectoryError(DchatStorageError, CallerError):
+    """A data directory is not private to the running user (see ``check_private_directory``)."""

@@ -7,8 +7,9 @@ and the errors a caller handles. This module holds the rest, for code that
 types against the pieces a :class:`Database` is made of: the repositories
 (``db.mailboxes`` is a :class:`MailboxRepo`, ``db.events`` an :class:`EventLog`,
 and so on) and their records,
-:class:`StorageKey` (the raw at-rest key behind a passphrase), and the specific
-upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`.
+:class:`StorageKey` (the raw at-rest key behind a passphrase), the specific
+upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
+:class:`ExposedDirectoryError` (from :func:`dchat_storage.check_private_directory`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._chain import ChainRepo as ChainRepo
 from ._conversations import ConversationRepo as ConversationRepo
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
 from ._errors import DecompressionBombError as DecompressionBombError
+from ._errors import ExposedDirectoryError as ExposedDirectoryError
 from ._errors import MalformedContentError as MalformedContentError
 from ._errors import UploadTooLargeError as UploadTooLargeError
 from ._event_log import EventLog as EventLog
@@ -46,6 +48,7 @@ __all__ = (
     "DeviceRecord",
     "DeviceRepo",
     "EventLog",
+    "ExposedDirectoryError",
     "IdentityRepo",
     "MailboxRepo",
     "MalformedContentError",

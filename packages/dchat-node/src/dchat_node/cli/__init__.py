@@ -79,6 +79,12 @@ def run(
         Path | None, typer.Option(help="file holding the passphrase")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+    expose_api: Annotated[
+        bool | None,
+        typer.Option(
+            "--expose-api", help="allow the API off loopback (needs api_tls_cert/api_tls_key)"
+        ),
+    ] = None,
 ) -> None:
     """Run a node until SIGINT or SIGTERM."""
     from .._runtime import run_node
@@ -91,6 +97,7 @@ def run(
         "relay_node": relay_node,
         "poll_interval": poll_interval,
         "log_level": log_level,
+        "expose_api": expose_api,
     }
     cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
     secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
@@ -282,5 +289,6 @@ def main() -> None:
 
 
 def node_main() -> None:
-    """Entry point of ``dchat-node``."""
+    """Entry point of ``dchat-node``: what it creates (data, keys, backups) is private."""
+    os.umask(0o077)
     node_app()
