@@ -77,7 +77,9 @@ def test_the_token_is_checked_before_the_body_arrives(user: NodeProcess) -> None
 
 def test_malformed_json_without_the_token_is_401_not_422(user: NodeProcess) -> None:
     for token in (None, "wrong"):
-        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         response = httpx.post(
             user.info["url"] + "/v1/identity", content=b"{not json", headers=headers, timeout=10
         )
