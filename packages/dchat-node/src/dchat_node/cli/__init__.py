@@ -108,27 +108,22 @@ def run(
 @node_app.command("init")
 def init_node(
     data_dir: DataDir = _DEFAULT_DIR,
-    role: Annotated[str, typer.Option(help="user or relay")] = "user",
-    listen: Annotated[str, typer.Option(help="HOST:PORT")] = "127.0.0.1:8470",
+    role: Annotated[str, typer.Option(help="user, relay or validator")] = "user",
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT (user 127.0.0.1:8470, relay :7400, validator :7500)"),
+    ] = None,
+    api_listen: Annotated[
+        str | None, typer.Option(help="relay/validator: HOST:PORT of the API (loopback)")
+    ] = None,
     relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
 ) -> None:
-    """Write a starting ``dchat.toml`` into the data directory."""
-    path = data_dir / "dchat.toml"
-    if path.exists():
-        raise _fail(f"{path} exists already")
-    lines = ["[node]", f'role = "{role}"', f'listen = "{listen}"']
-    if relay:
-        lines.append(f'relay = "{relay}"')
-    _guard(
-        lambda: load_config(
-            data_dir,
-            config_file=Path("/nonexistent"),
-            overrides={"role": role, "listen": listen, "relay": relay},
-        )
-    )
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text("\n".join(lines) + "\n")
-    _out.print(f"wrote {path}")
+    """Write a commented ``dchat.toml`` for ROLE into the data directory (every option)."""
+    from ._init import render_config, write_config
+
+    text = _guard(lambda: render_config(role, listen=listen, api_listen=api_listen, relay=relay))
+    _guard(lambda: write_config(data_dir, text))
+    _out.print(f"wrote {data_dir / 'dchat.toml'}", highlight=False)
 
 
 @app.callback()
