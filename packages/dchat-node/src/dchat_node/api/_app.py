@@ -212,7 +212,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NodeStateError)
     @app.exception_handler(RequestError)
     async def state_error(_: Request, exc: NodeStateError | RequestError) -> JSONResponse:
-        status = 401 if exc.code == "unauthorized" else _STATE_STATUS.get(exc.code, 409)
+        status = _STATE_STATUS.get(exc.code, 409)
         return _error(status, exc.code, str(exc))
 
     @app.exception_handler(RequestValidationError)
