@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from dchat_node import NodeProcess
+from dchat_sdk import RemoteClient
 from dchat_testing import write_self_signed_tls
 from dchat_testing.pytest_plugin import PASSPHRASE
 
@@ -176,9 +177,19 @@ def test_an_api_off_loopback_is_refused(tmp_path: Path, args: tuple[str, ...]) -
 def test_exposing_the_api_without_tls_is_refused(tmp_path: Path) -> None:
     result = _run(tmp_path / "node", "--listen", "0.0.0.0:0", "--expose-api")
     assert "expose_api needs TLS" in _one_line_error(result)
+    config = tmp_path / "tls.toml"
+    config.write_text(
+        '[node]\napi_tls_cert = "/nonexistent.pem"\napi_tls_key = "/nonexistent.key"\n'
+    )
+    result = _run(
+        tmp_path / "node", "--listen", "0.0.0.0:0", "--expose-api", "--config", str(config)
+    )
+    assert "cannot load the API's TLS files /nonexistent.pem" in _one_line_error(result)
 
 
-def test_an_exposed_api_is_served_over_tls_only(tmp_path: Path) -> None:
+def test_an_exposed_api_is_served_over_tls_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tmp_path / "relay"
     data.mkdir(mode=0o700)
     cert, _ = write_self_signed_tls(data)
@@ -194,6 +205,9 @@ def test_an_exposed_api_is_served_over_tls_only(tmp_path: Path) -> None:
             assert https.get("/health").json()["status"] == "ok"
             assert https.get("/status", headers=auth).json()["role"] == "relay"
             assert https.get("/status").status_code == 401
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # how a local `dchat` trusts it
+        with RemoteClient.from_data_dir(data) as client:
+            assert client.status()["role"] == "relay"
         clear = info["url"].replace("https://", "http://")
         with pytest.raises(httpx.HTTPError):  # no clear-text API on the same port
             httpx.get(clear + "/health", timeout=5)

@@ -69,3 +69,12 @@ def test_a_missing_path_or_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(ExposedDirectoryError, match="is not a directory"):
         check_private_directory(tmp_path / "file")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a directory to another user")
+def test_another_users_directory_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "d"
+    target.mkdir(mode=0o700)
+    os.chown(target, 54321, -1)
+    with pytest.raises(ExposedDirectoryError, match="belongs to uid 54321, not to this user"):
+        check_private_directory(target)
