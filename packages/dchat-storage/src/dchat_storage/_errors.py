@@ -6,13 +6,13 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
     DchatError
     └── DchatStorageError                     root of this package's errors
         ├── DuplicateError(CallerError, ValueError)        a unique key is already stored
+        ├── ExposedDirectoryError(CallerError)             a data directory other users can reach
         ├── NotFoundError(CallerError, LookupError)        the record to change does not exist
         ├── InvalidArgumentError(CallerError, ValueError)  an argument is out of its domain
         ├── DatabaseClosedError(CallerError)               the Database was used after close()
         ├── LockedError(CallerError)                       wrong or missing at-rest key/passphrase
         ├── QuotaExceededError(CallerError)                a per-identity quota would be exceeded
         ├── CursorExpiredError(CallerError, LookupError)   events after a cursor were pruned
-        ├── ExposedDirectoryError(CallerError)             a data directory other users can reach
         ├── UploadRejectedError(CallerError, ValueError)   an upload is refused; nothing stored
         │   ├── ContentTypeMismatchError                   content is not what was declared
         │   ├── UploadTooLargeError                        over the per-kind size limit

@@ -7,9 +7,8 @@ and the errors a caller handles. This module holds the rest, for code that
 types against the pieces a :class:`Database` is made of: the repositories
 (``db.mailboxes`` is a :class:`MailboxRepo`, ``db.events`` an :class:`EventLog`,
 and so on) and their records,
-:class:`StorageKey` (the raw at-rest key behind a passphrase), the specific
-upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
-:class:`ExposedDirectoryError` (from :func:`dchat_storage.check_private_directory`).
+:class:`StorageKey` (the raw at-rest key behind a passphrase), and the specific
+upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`.
 """
 
 from __future__ import annotations
