@@ -69,6 +69,6 @@ def test_node_init_writes_a_loadable_config(tmp_path: Path) -> None:
         node_app, ["init", "--data-dir", str(tmp_path), "--relay", "127.0.0.1:7400"]
     )
     assert result.exit_code == 0, result.output
-    assert 'relay = "127.0.0.1:7400"' in (tmp_path / "dchat.toml").read_text()
+    assert 'relay = "127.0.0.1:7400"' in (tmp_path / "dchat.toml").read_text().splitlines()
     again = runner.invoke(node_app, ["init", "--data-dir", str(tmp_path)])
     assert again.exit_code == 1

@@ -16,8 +16,11 @@ a fresh bearer token, its role, link address, node id and pid; clients and the
 demo read it, and the process that wrote it removes it on a clean stop.
 Before opening the database the node takes the data directory's lock
 (``_datadir_lock``): a second node on the same directory refuses to start
-and leaves the first one's ``api.json`` alone. SIGINT and SIGTERM stop the
-node gracefully.
+and leaves the first one's ``api.json`` alone. Before that it sets the umask
+to 0077 and refuses a data directory other users can reach
+(:func:`dchat_storage.check_private_directory`), and refuses an API address
+off loopback unless exposed on purpose over TLS (``api._serve``). SIGINT and
+SIGTERM stop the node gracefully.
 """
 
 from __future__ import annotations
@@ -30,17 +33,22 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from dchat_core import Clock, NodeId, SystemClock
-from dchat_storage import AsyncStore, Database, LockedError, SweepSchedule, open_database
+from dchat_storage import (
+    AsyncStore,
+    Database,
+    LockedError,
+    SweepSchedule,
+    check_private_directory,
+    open_database,
+)
 
 from ._datadir_lock import datadir_lock
 from ._errors import ConfigError
 from ._files import write_private
 from ._lifecycle import LifecycleTask
-from .api._app import create_app
+from .api._serve import check_api_exposure, serve_api
 from .relay._role import RelayRole
 from .user._role import UserRole
 from .validator._role import ValidatorRole
@@ -107,16 +115,6 @@ class Node:
         return report
 
 
-async def _serve_api(node: Node, address: str, token: str, *, task_status: Any) -> None:
-    config = HypercornConfig()
-    config.bind = [address]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("dchat.api")
-    config.graceful_timeout = 2.0
-    app: Any = create_app(node, token)  # hypercorn types ASGI apps more narrowly than Starlette
-    await hypercorn_serve(app, config, task_status=task_status)
-
-
 async def _wait_for_signal(cancel: trio.CancelScope) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
@@ -127,7 +125,10 @@ async def _wait_for_signal(cancel: trio.CancelScope) -> None:
 
 async def run_node(config: NodeConfig, passphrase: bytes, *, clock: Clock | None = None) -> None:
     """Run the node described by ``config`` until SIGINT/SIGTERM."""
+    check_api_exposure(config)
+    os.umask(0o077)  # whatever the node and its libraries create is the user's alone
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_private_directory(config.data_dir)
     with datadir_lock(config.data_dir):
         await _run_locked(config, passphrase, clock or SystemClock())
 
@@ -166,7 +167,7 @@ def _open_store(config: NodeConfig, passphrase: bytes) -> Database:
 async def _start(node: Node, nursery: trio.Nursery, passphrase: bytes) -> dict[str, Any]:
     token = secrets.token_urlsafe(32)
     api_address = await node.start(nursery, passphrase)
-    binds = await nursery.start(_serve_api, node, api_address, token)
+    binds = await nursery.start(serve_api, node, api_address, token)
     return {
         "url": binds[0],
         "token": token,

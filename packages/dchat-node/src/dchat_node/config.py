@@ -60,6 +60,11 @@ class NodeConfig(BaseModel):
         default="127.0.0.1:0", description="relay/validator: link listener; user: API"
     )
     api_listen: str = Field(default="127.0.0.1:0", description="relay/validator: HTTP API address")
+    # The API off loopback only when asked, and then only over TLS (api/_serve.py).
+    expose_api: bool = False
+    api_tls_cert: Path | None = Field(default=None, description="PEM certificate chain")
+    api_tls_key: Path | None = Field(default=None, description="PEM private key")
+    api_max_body: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024**3)
     relay: str | None = Field(default=None, description="user: HOST:PORT of the home relay")
     relay_node: str | None = Field(default=None, description="user: pinned relay node id")
     poll_interval: float = Field(

@@ -30,6 +30,7 @@ from ._event_log import EventRecord as EventRecord
 from ._lifecycle import Lifecycle as Lifecycle
 from ._lifecycle import LifecyclePolicy as LifecyclePolicy
 from ._lifecycle import SweepReport as SweepReport
+from ._private_dir import check_private_directory as check_private_directory
 from ._records import AttachmentRecord as AttachmentRecord
 from ._records import ContactRecord as ContactRecord
 from ._records import IdentityRecord as IdentityRecord
@@ -73,6 +74,7 @@ __all__ = (
     "SweepSchedule",
     "UploadLimits",
     "UploadRejectedError",
+    "check_private_directory",
     "detect_media_type",
     "open_database",
 )

@@ -49,7 +49,7 @@ def open_database(
     """Open (creating if missing) a database, migrate it to head and unlock it.
 
     Args:
-        target: A SQLite file path (missing parent directories are created),
+        target: A SQLite file path (created 0600; missing parent directories 0700),
             or a PostgreSQL URL (``postgresql+psycopg://user@host/db``; also
             ``postgresql://`` and ``postgres://``).
         key: Encrypt at rest under this storage key.
@@ -85,9 +85,12 @@ def _engine_for(target: str | os.PathLike[str]) -> tuple[Engine, Path | None, st
         return create_postgres_engine(url), None, url.render_as_string(hide_password=True)
     resolved = Path(os.fspath(target)).resolve()
     try:
-        resolved.parent.mkdir(parents=True, exist_ok=True)
+        resolved.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created here 0600 whatever the umask (SQLite gives its -wal and -shm
+        # files the database file's mode); an existing file keeps its mode.
+        os.close(os.open(resolved, os.O_RDWR | os.O_CREAT, 0o600))
     except OSError as exc:
-        raise StorageUnavailableError(f"cannot create {resolved.parent}: {exc}") from exc
+        raise StorageUnavailableError(f"cannot create {resolved}: {exc}") from exc
     return create_sqlite_engine(resolved), resolved, f"sqlite:///{resolved}"
 
 

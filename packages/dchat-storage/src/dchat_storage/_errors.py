@@ -6,6 +6,7 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
     DchatError
     └── DchatStorageError                     root of this package's errors
         ├── DuplicateError(CallerError, ValueError)        a unique key is already stored
+        ├── ExposedDirectoryError(CallerError)             a data directory other users can reach
         ├── NotFoundError(CallerError, LookupError)        the record to change does not exist
         ├── InvalidArgumentError(CallerError, ValueError)  an argument is out of its domain
         ├── DatabaseClosedError(CallerError)               the Database was used after close()
@@ -42,6 +43,7 @@ __all__ = (
     "DchatStorageError",
     "DecompressionBombError",
     "DuplicateError",
+    "ExposedDirectoryError",
     "InvalidArgumentError",
     "LockedError",
     "MalformedContentError",
@@ -152,3 +154,7 @@ class DecompressionBombError(UploadRejectedError):
 
 class MalformedContentError(UploadRejectedError):
     """The content claims the right type but cannot be decoded (truncated, damaged)."""
+
+
+class ExposedDirectoryError(DchatStorageError, CallerError):
+    """A data directory is not private to the running user (see ``check_private_directory``)."""

@@ -19,6 +19,7 @@ from ._chain import ChainRepo as ChainRepo
 from ._conversations import ConversationRepo as ConversationRepo
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
 from ._errors import DecompressionBombError as DecompressionBombError
+from ._errors import ExposedDirectoryError as ExposedDirectoryError
 from ._errors import MalformedContentError as MalformedContentError
 from ._errors import TransactionDoomedError as TransactionDoomedError
 from ._errors import UploadTooLargeError as UploadTooLargeError
@@ -48,6 +49,7 @@ __all__ = (
     "DeviceRecord",
     "DeviceRepo",
     "EventLog",
+    "ExposedDirectoryError",
     "IdentityRepo",
     "MailboxRepo",
     "MalformedContentError",

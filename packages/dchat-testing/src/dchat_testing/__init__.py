@@ -14,6 +14,7 @@
 * Messaging engines over an in-memory relay: :class:`EngineNet`,
   :class:`EngineDevice`, :class:`MemoryRelay`, :class:`StubDirectory`,
   :func:`envelope_mailbox` (the ``net`` fixture).
+* TLS: :func:`write_self_signed_tls` (a certificate and key for a test API).
 * Seeded randomness: :class:`SeededRng` (bytes), :func:`seeded_random`.
 * :mod:`dchat_testing.pytest_plugin`: the fixtures every package's tests share
   (loaded by the repository's ``conftest.py``).
@@ -61,6 +62,7 @@ from ._strategies import identities as identities
 from ._strategies import link_frames as link_frames
 from ._strategies import relay_messages as relay_messages
 from ._strategies import sealed_envelopes as sealed_envelopes
+from ._tls import write_self_signed_tls as write_self_signed_tls
 from ._waiting import holds_for as holds_for
 from ._waiting import wait_stable as wait_stable
 from ._waiting import wait_until as wait_until
@@ -109,4 +111,5 @@ __all__ = (
     "wait_stable",
     "wait_until",
     "wait_until_async",
+    "write_self_signed_tls",
 )

@@ -2,19 +2,24 @@
 
 Every error answer has one shape: ``{"error": {"code": str, "message": str}}``.
 ``/health`` is open (it says nothing but "alive"); everything else needs the
-token from the node's ``api.json``.
+token from the node's ``api.json``, checked by :class:`~._guard.RequireToken`
+before a body is read (bodies are capped by :class:`~._guard.LimitBody`).
+``/openapi.json`` needs the token too; it declares the token as an HTTP bearer
+security scheme and lists only the routes of the node's role (the others stay
+routed and answer ``wrong_role``).
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_core import CallerError, DchatError, IdentityId, InvalidIdError, PeerError
@@ -31,6 +36,7 @@ from dchat_storage import CursorExpiredError, DuplicateError
 from .._errors import NodeStateError
 from ._burners import add_burner_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
+from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
 from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
@@ -42,6 +48,12 @@ if TYPE_CHECKING:
     from .._runtime import Node
 
 __all__ = ("create_app",)
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="The bearer token from the node's api.json (a new one at every start).",
+)
 
 _STATE_STATUS = {
     "no_identity": 409,
@@ -92,13 +104,8 @@ def create_app(node: Node, token: str) -> FastAPI:
     """Build the API for ``node``, guarded by ``token``."""
     app = FastAPI(title="dchat node", version="0.1.0", docs_url=None, redoc_url=None)
 
-    # async: FastAPI runs a plain function dependency in a worker thread, per request.
-    async def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
-        expected = f"Bearer {token}".encode()
-        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
-            raise NodeStateError("unauthorized", "missing or wrong bearer token")
-
-    auth = [Depends(authorized)]
+    # RequireToken checks the token; this only declares it (OpenAPI's security scheme).
+    auth = [Security(_BEARER)]
     _install_error_handlers(app)
 
     @app.get("/health")
@@ -166,7 +173,23 @@ def create_app(node: Node, token: str) -> FastAPI:
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     app.add_middleware(NotifyAfterWrites, feed=feed)
+    app.add_middleware(LimitBody, max_body=node.config.api_max_body)
+    app.add_middleware(RequireToken, token=token, open_paths=("/health",))  # outermost
+    _list_only_role_routes(app, node.config.role)
     return app
+
+
+def _route_role(path: str) -> str | None:
+    """The role whose routes ``path`` is (None: every role's)."""
+    if path.startswith("/v1/chain/"):
+        return "validator"
+    return "user" if path.startswith("/v1/") else None
+
+
+def _list_only_role_routes(app: FastAPI, role: str) -> None:
+    for route in app.routes:
+        if isinstance(route, APIRoute) and _route_role(route.path) not in (None, role):
+            route.include_in_schema = False
 
 
 def document_json(doc: IdentityDocument) -> dict[str, Any]:
@@ -189,7 +212,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NodeStateError)
     @app.exception_handler(RequestError)
     async def state_error(_: Request, exc: NodeStateError | RequestError) -> JSONResponse:
-        status = 401 if exc.code == "unauthorized" else _STATE_STATUS.get(exc.code, 409)
+        status = _STATE_STATUS.get(exc.code, 409)
         return _error(status, exc.code, str(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -79,6 +79,12 @@ def run(
         Path | None, typer.Option(help="file holding the passphrase")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+    expose_api: Annotated[
+        bool | None,
+        typer.Option(
+            "--expose-api", help="allow the API off loopback (needs api_tls_cert/api_tls_key)"
+        ),
+    ] = None,
 ) -> None:
     """Run a node until SIGINT or SIGTERM."""
     from .._runtime import run_node
@@ -91,6 +97,7 @@ def run(
         "relay_node": relay_node,
         "poll_interval": poll_interval,
         "log_level": log_level,
+        "expose_api": expose_api,
     }
     cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
     secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
@@ -101,27 +108,22 @@ def run(
 @node_app.command("init")
 def init_node(
     data_dir: DataDir = _DEFAULT_DIR,
-    role: Annotated[str, typer.Option(help="user or relay")] = "user",
-    listen: Annotated[str, typer.Option(help="HOST:PORT")] = "127.0.0.1:8470",
+    role: Annotated[str, typer.Option(help="user, relay or validator")] = "user",
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT (user 127.0.0.1:8470, relay :7400, validator :7500)"),
+    ] = None,
+    api_listen: Annotated[
+        str | None, typer.Option(help="relay/validator: HOST:PORT of the API (loopback)")
+    ] = None,
     relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
 ) -> None:
-    """Write a starting ``dchat.toml`` into the data directory."""
-    path = data_dir / "dchat.toml"
-    if path.exists():
-        raise _fail(f"{path} exists already")
-    lines = ["[node]", f'role = "{role}"', f'listen = "{listen}"']
-    if relay:
-        lines.append(f'relay = "{relay}"')
-    _guard(
-        lambda: load_config(
-            data_dir,
-            config_file=Path("/nonexistent"),
-            overrides={"role": role, "listen": listen, "relay": relay},
-        )
-    )
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text("\n".join(lines) + "\n")
-    _out.print(f"wrote {path}")
+    """Write a commented ``dchat.toml`` for ROLE into the data directory (every option)."""
+    from ._init import render_config, write_config
+
+    text = _guard(lambda: render_config(role, listen=listen, api_listen=api_listen, relay=relay))
+    _guard(lambda: write_config(data_dir, text))
+    _out.print(f"wrote {data_dir / 'dchat.toml'}", highlight=False)
 
 
 @app.callback()
@@ -282,5 +284,6 @@ def main() -> None:
 
 
 def node_main() -> None:
-    """Entry point of ``dchat-node``."""
+    """Entry point of ``dchat-node``: what it creates (data, keys, backups) is private."""
+    os.umask(0o077)
     node_app()

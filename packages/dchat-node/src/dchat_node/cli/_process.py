@@ -30,7 +30,7 @@ class NodeProcess:
     """A ``dchat-node run`` child process with its own data directory.
 
     Args:
-        data_dir: The node's data directory (created if missing).
+        data_dir: The node's data directory (created if missing, made private).
         role: ``"user"`` or ``"relay"``.
         passphrase: Unlocks the node's keys (passed through the environment).
         listen: ``--listen`` address.
@@ -70,10 +70,16 @@ class NodeProcess:
         return cmd
 
     def start(self, timeout: float = 60.0) -> dict[str, Any]:
-        """Start the process and wait until its API is up; returns ``api.json``."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Start the process and wait until its API is up; returns ``api.json``.
+
+        The data directory is created, or made, private (0700): the node refuses
+        one that other users can reach.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data_dir.chmod(0o700)
         env = {**os.environ, "DCHAT_PASSPHRASE": self._passphrase}
-        with (self.data_dir / "node.log").open("ab") as log:
+        log_fd = os.open(self.data_dir / "node.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
             self._proc = subprocess.Popen(
                 self._command(), env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
             )
