@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from dchat_node import ConfigError, load_config
-from dchat_node.config import parse_hostport
+from dchat_node.config import free_ports, parse_hostport
 
 
 def test_precedence_file_env_flags(tmp_path: Path) -> None:
@@ -64,3 +65,11 @@ def test_parse_hostport_rejects(text: str) -> None:
 
 def test_parse_hostport_accepts_ipv6_brackets() -> None:
     assert parse_hostport("[::1]:8000") == ("::1", 8000)
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(64)
+    assert len(set(ports)) == 64  # held together while picked: never one port twice
+    for port in ports[:4]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

@@ -10,6 +10,7 @@ unlocks the node's keys never lives in the config: it comes from
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tomllib
@@ -31,10 +32,22 @@ _ENV_FIELDS = ("role", "listen", "relay", "relay_node", "api_listen", "poll_inte
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` right now.
+
+    All are held at once while they are picked, so none is handed out twice
+    (one at a time, the kernel may give a just-released port again).
+    """
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind((host, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 def parse_hostport(text: str) -> tuple[str, int]:

@@ -86,7 +86,10 @@ class NodeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise DchatNodeError(f"{self.role} node exited early; see {self.data_dir}/node.log")
+                raise DchatNodeError(
+                    f"{self.role} node exited early; see {self.data_dir}/node.log; it ends:\n"
+                    + self.log_tail()
+                )
             info = self._read_info()
             if info.get("pid") == self._proc.pid:
                 self.info = info
@@ -94,6 +97,14 @@ class NodeProcess:
             time.sleep(0.05)
         self.kill()
         raise DchatNodeError(f"{self.role} node did not become ready within {timeout}s")
+
+    def log_tail(self, lines: int = 12) -> str:
+        """The last ``lines`` lines of the node's log (what it said before it stopped)."""
+        try:
+            text = (self.data_dir / "node.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
 
     def _read_info(self) -> dict[str, Any]:
         try:

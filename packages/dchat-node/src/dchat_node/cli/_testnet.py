@@ -25,7 +25,7 @@ from dchat_chain.lowlevel import NetPlan, PlannedValidator, plan_testnet
 from dchat_crypto import KdfParams
 
 from .._errors import ConfigError
-from ..config import free_port
+from ..config import free_ports
 from ..validator._keys import (
     CHAT_GENESIS,
     CURRENCY_GENESIS,
@@ -58,7 +58,7 @@ def init_testnet(
     plan.check()
     if (out / CURRENCY_GENESIS).exists():
         raise ConfigError(f"{out} already holds a testnet")
-    addresses = [f"{host}:{free_port(host)}" for _ in range(plan.validators)]
+    addresses = [f"{host}:{port}" for port in free_ports(plan.validators, host)]
     net = plan_testnet(plan, addresses, secrets.token_bytes)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     (out / CURRENCY_GENESIS).write_bytes(net.currency_genesis)
