@@ -257,7 +257,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def section(result: dict[str, Any], args: argparse.Namespace, argv: list[str]) -> str:
+    start, end = _common.markers(NAME)
     lines = [
+        start,
         "## End-to-end delivery (relay + two user nodes, as processes)",
         "",
         *_common.run_lines(NAME, argv, _common.load_at_end()),
@@ -280,8 +282,9 @@ def section(result: dict[str, Any], args: argparse.Namespace, argv: list[str]) -
         "",
         "Latency: from just before alice's POST until the message's event reaches a client "
         "following bob's event stream.",
+        end,
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
