@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dchat_node import ConfigError, load_config
-from dchat_node.config import free_ports, parse_hostport
+from dchat_node.cli._process import free_ports
+from dchat_node.config import parse_hostport
 
 
 def test_precedence_file_env_flags(tmp_path: Path) -> None:

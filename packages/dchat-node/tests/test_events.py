@@ -23,6 +23,7 @@ import trio
 
 from dchat_identity import ContactCard, Identity
 from dchat_node import NodeProcess
+from dchat_node.cli._watch import describe
 from dchat_sdk import ApiError, AsyncRemoteClient, Event, RemoteClient
 from dchat_storage import LifecyclePolicy, open_database
 from dchat_testing.pytest_plugin import PASSPHRASE
@@ -314,3 +315,8 @@ def test_requests_are_events_and_dchat_watch_prints_them(
     assert for_people.interrupt() == 0
     assert first[0].endswith("<- alice: hi bob, from a stranger")
     assert first[1].endswith(f"request from {alice_id}: open")
+
+
+def test_dchat_watch_describes_relay_status_events() -> None:
+    assert describe(Event(7, "status", {"relay": "unreachable"})).endswith("relay unreachable")
+    assert describe(Event(8, "status", {"relay": "connected"})).endswith("relay connected")

@@ -127,6 +127,10 @@ def test_status_and_send_say_when_the_relay_is_unreachable(
         wait_until(lambda: a.status()["relay"] == "connected", timeout=60, what="reconnected")
         wait_until(lambda: a.status()["outbox"] == 0, timeout=60, what="the queue delivered")
         assert a.status()["outbox_oldest_age"] is None
+        # A client following the event stream saw each change, in order, without polling.
+        events, _ = a.event_page(after=0, limit=1000)
+        changes = [e.data["relay"] for e in events if e.kind == "status"]
+        assert changes == ["connected", "unreachable", "connected"]
     wait_until(lambda: _inbound(bob) == ["hi"], timeout=60, what="bob has it")
 
 

@@ -82,6 +82,7 @@ class MailboxLink:
         wait: How long a pull may be held.
         policy: Backoff between reconnections.
         rng: Jitter source.
+        on_state: Called with the new :attr:`state` each time it changes.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class MailboxLink:
         wait: float = PULL_WAIT,
         policy: ReconnectPolicy | None = None,
         rng: random.Random | None = None,
+        on_state: Callable[[str], None] | None = None,
     ) -> None:
         self.relay = f"{host}:{port}"
         self.mailbox = bytes(MailboxId.derive(key.public_key.to_bytes()))
@@ -108,7 +110,8 @@ class MailboxLink:
         self._policy = policy or ReconnectPolicy()
         self._rng = rng or random.Random()
         self._cancel = trio.CancelScope()
-        self.state = "connecting"
+        self._on_state = on_state
+        self._state = "connecting"
         self.last_error: str | None = None
         self.failures = 0
         """Consecutive failed attempts (0 while connected)."""
@@ -132,6 +135,17 @@ class MailboxLink:
                     await trio.sleep(delay)
                     self.state = "connecting"
         self.state = "stopped"
+
+    @property
+    def state(self) -> str:
+        """``connecting``, ``connected``, ``waiting`` (to retry) or ``stopped``."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        changed, self._state = value != self._state, value
+        if changed and self._on_state is not None:
+            self._on_state(value)
 
     def status(self) -> dict[str, object]:
         """The link's state for a status page (no mailbox id: it would name the owner)."""

@@ -11,8 +11,8 @@ from ._errors import DchatNodeError as DchatNodeError
 from ._errors import NodeStateError as NodeStateError
 from ._runtime import run_node as run_node
 from .cli._process import NodeProcess as NodeProcess
+from .cli._process import free_port as free_port
 from .config import NodeConfig as NodeConfig
-from .config import free_port as free_port
 from .config import load_config as load_config
 
 __all__ = (

@@ -10,9 +10,7 @@ unlocks the node's keys never lives in the config: it comes from
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,30 +22,10 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ("NodeConfig", "free_port", "load_config", "parse_hostport")
+__all__ = ("NodeConfig", "load_config", "parse_hostport")
 
 Role = Literal["user", "relay", "validator"]
 _ENV_FIELDS = ("role", "listen", "relay", "relay_node", "api_listen", "poll_interval", "log_level")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
-    return free_ports(1, host)[0]
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct TCP ports free on ``host`` right now.
-
-    All are held at once while they are picked, so none is handed out twice
-    (one at a time, the kernel may give a just-released port again).
-    """
-    with contextlib.ExitStack() as held:
-        ports: list[int] = []
-        for _ in range(count):
-            sock = held.enter_context(socket.socket())
-            sock.bind((host, 0))
-            ports.append(sock.getsockname()[1])
-        return ports
 
 
 def parse_hostport(text: str) -> tuple[str, int]:

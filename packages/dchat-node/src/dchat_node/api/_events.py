@@ -92,6 +92,7 @@ class EventFeed:
         self._changed = trio.Event()
         if node.config.role == "user":
             user_role(node).user.on_message(self._received)
+            user_role(node).user.on_event_logged(self.notify)
 
     def notify(self) -> None:
         """A commit may have appended events: wake every waiting stream."""

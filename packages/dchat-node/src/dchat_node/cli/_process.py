@@ -7,9 +7,11 @@ A node is ready when its ``api.json`` names the pid of the process we started
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,12 +20,31 @@ from typing import TYPE_CHECKING, Any
 from dchat_sdk import RemoteClient
 
 from .._errors import DchatNodeError
-from ..config import free_port
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ("NodeProcess", "free_port")
+__all__ = ("NodeProcess", "free_port", "free_ports")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` right now.
+
+    All are held at once while they are picked, so none is handed out twice
+    (one at a time, the kernel may give a just-released port again).
+    """
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind((host, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 class NodeProcess:

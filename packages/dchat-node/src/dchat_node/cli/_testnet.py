@@ -25,7 +25,6 @@ from dchat_chain.lowlevel import NetPlan, PlannedValidator, plan_testnet
 from dchat_crypto import KdfParams
 
 from .._errors import ConfigError
-from ..config import free_ports
 from ..validator._keys import (
     CHAT_GENESIS,
     CURRENCY_GENESIS,
@@ -33,6 +32,7 @@ from ..validator._keys import (
     write_validator_keys,
     write_wallet,
 )
+from ._process import free_ports
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -42,6 +42,8 @@ def describe(event: Event) -> str:
         return f"{clock} {arrow} {who}: {message.text}"
     if event.kind == "request":
         return f"{clock} request from {event.data.get('identity_id')}: {event.data.get('state')}"
+    if event.kind == "status":
+        return f"{clock} relay {event.data.get('relay')}"
     return f"{clock} {event.kind}: {json.dumps(event.data)}"
 
 
@@ -65,7 +67,7 @@ def register_watch_command(app: typer.Typer) -> None:
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     ) -> None:
-        """Print events (new messages, requests) as they arrive, until Ctrl-C."""
+        """Print events (new messages, requests, relay status) as they arrive, until Ctrl-C."""
         data_dir: Path = ctx.find_root().obj
         with guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
             try:

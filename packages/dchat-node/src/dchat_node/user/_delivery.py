@@ -80,6 +80,8 @@ class MailDelivery:
     _prekeys_checked: dict[bytes, float]
     _message_hooks: list[Callable[[MessageReceived], Awaitable[None]]]
     _learned_hooks: list[Callable[[IdentityId, bytes], Awaitable[None]]]
+    _event_hooks: list[Callable[[], None]]
+    _wake_status: trio.Event
     agent: UserMessaging
     engines: LocalEngines
     pool: RelayPool
@@ -102,6 +104,29 @@ class MailDelivery:
         if any(link.state == "connected" for link in self.links.values()):
             return "connected"
         return "unreachable" if self.links or self._config.relay is None else "connecting"
+
+    async def run_status_events(self) -> None:
+        """Log a ``status`` event each time the relay becomes connected or unreachable.
+
+        Clients following the event stream learn of it without polling
+        ``/status``; the transient ``connecting`` is not logged.
+        """
+        logged: str | None = None
+        while True:
+            self._wake_status = trio.Event()  # armed before reading: no change is missed
+            state = self.relay_state()
+            if state != logged and state != "connecting":
+                data = {"relay": state}
+                await self._store.run(
+                    self._store.db.events.append, "status", data, self._clock.now()
+                )
+                logged = state
+                for hook in self._event_hooks:
+                    hook()
+            await self._wake_status.wait()
+
+    def _link_state(self, _state: str) -> None:
+        self._wake_status.set()
 
     # -- outbox ---------------------------------------------------------------------
 
@@ -179,7 +204,9 @@ class MailDelivery:
         pinned = self.home_relay_node
         if not isinstance(box, UserMailbox):
             drain = functools.partial(_each, box.handler)
-            return MailboxLink(host, port, box.key, drain, expected_peer=pinned)
+            return MailboxLink(
+                host, port, box.key, drain, expected_peer=pinned, on_state=self._link_state
+            )
         publish = functools.partial(self._publish_prekeys, engine=box.engine)
         return MailboxLink(
             host,
@@ -190,6 +217,7 @@ class MailDelivery:
             on_idle=publish,
             after_batch=functools.partial(self._publish_prekeys, engine=box.engine, every=True),
             expected_peer=pinned,
+            on_state=self._link_state,
         )
 
     async def _accept(

@@ -75,6 +75,7 @@ class UserRole:
         nursery.start_soon(self.user.run_outbox)
         nursery.start_soon(self.user.run_sessions)
         nursery.start_soon(self.user.run_mailbox)
+        nursery.start_soon(self.user.run_status_events)
 
     async def status(self) -> dict[str, Any]:
         """The user part of ``/status``."""

@@ -95,7 +95,8 @@ class UserService(MailDelivery):
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
         self.senders, self.engines = self.agent.requests, self.agent.engines
         # Declared in MailDelivery, which consumes them:
-        self._learned_hooks, self._message_hooks = [], []
+        self._learned_hooks, self._message_hooks, self._event_hooks = [], [], []
+        self._wake_status = trio.Event()
         self._contact_hooks: list[Callable[[ContactCard], Awaitable[None]]] = []
 
     # -- identity ---------------------------------------------------------------
@@ -176,6 +177,10 @@ class UserService(MailDelivery):
     def on_message(self, hook: Callable[[MessageReceived], Awaitable[None]]) -> None:
         """Call ``hook(message)`` after each received message is committed."""
         self._message_hooks.append(hook)
+
+    def on_event_logged(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` after an event other than a message's is committed to the log."""
+        self._event_hooks.append(hook)
 
     def on_document_learned(self, hook: Callable[[IdentityId, bytes], Awaitable[None]]) -> None:
         """Call ``hook(sender, document)`` for a document a device's first message carried."""
