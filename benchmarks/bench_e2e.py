@@ -178,8 +178,7 @@ def latencies(nodes: dict[str, NodeProcess], count: int) -> list[float]:
 
 def start_nodes(root: Path) -> dict[str, NodeProcess]:
     """A relay and two user nodes with identities that hold each other's cards."""
-    from dchat_node import NodeProcess
-    from dchat_node.config import free_port
+    from dchat_node import NodeProcess, free_port
 
     passphrase = secrets.token_urlsafe(16)
     relay_addr = f"127.0.0.1:{free_port()}"
