@@ -13,16 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from dchat_chain.lowlevel import NetPlan
 from dchat_core import MailboxId, SystemClock
+from dchat_crypto import KdfParams
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import Content, SealedEnvelope
 from dchat_network import RelayClient
 from dchat_node._runtime import Node, build_node
 from dchat_node.api._app import create_app
-from dchat_node.config import NodeConfig
+from dchat_node.cli._testnet import init_testnet
+from dchat_node.config import NodeConfig, load_config
 from dchat_storage import AsyncStore, open_database
+from dchat_testing import wait_until_async
 
 TOKEN = "metrics-test-token"
 NOW = 1_700_000_000.0
@@ -171,3 +176,34 @@ async def test_each_app_has_its_own_registry(make_node: Any) -> None:
     assert value(one, "dchat_node_info", role="relay") == 1
     assert ("dchat_node_info", (("role", "relay"),)) not in samples(two)
     assert value(again, "dchat_node_info", role="relay") == 1
+
+
+async def test_a_running_validator_reports_its_chain_and_its_unreachable_peers(
+    tmp_path: Path,
+) -> None:
+    """One validator of four, alone in this process: no quorum, its peers refuse its dials."""
+    secret = b"metrics validator"
+    plan = NetPlan(validators=4, accounts=1)
+    init_testnet(tmp_path / "net", plan, secret, kdf=KdfParams.TESTING, block_interval=0.05)
+    home = tmp_path / "net" / "validator-0"
+    with open_database(home / "node.db") as db:
+        node = build_node(load_config(home), AsyncStore(db), SystemClock(), secret)
+        async with trio.open_nursery() as nursery:
+            await node.start(nursery, secret)
+            service = node.role.service
+            assert service is not None
+            peers = service.peers
+            await wait_until_async(lambda: all(p.stats.dial_failures for p in peers), timeout=30)
+            _, text = await scrape(create_app(node, TOKEN))
+            nursery.cancel_scope.cancel()
+    assert value(text, "dchat_chain_info", chain=service.app.kind, id=service.app.chain_id) == 1
+    assert value(text, "dchat_chain_height") == 0
+    assert value(text, "dchat_chain_round") >= 0
+    assert value(text, "dchat_chain_validators") == 4
+    assert (value(text, "dchat_chain_peers"), value(text, "dchat_chain_peers_connected")) == (3, 0)
+    assert value(text, "dchat_chain_peer_dial_failures_total", kind="LinkClosedError") >= 3
+    assert value(text, "dchat_chain_commit_latency_seconds_count") == 0
+    assert value(text, "dchat_chain_mempool_transactions") == 0
+    assert value(text, "dchat_chain_evidence_total") == 0
+    assert value(text, "dchat_links_open") == 0
+    assert value(text, "dchat_database_size_bytes") > 0
