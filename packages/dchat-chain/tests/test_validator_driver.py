@@ -255,6 +255,10 @@ def test_pacing_holds_outputs_after_a_decision_and_queues_messages() -> None:
     assert stored(d.tick(1100)) == [3]  # the queued message ran when the hold ended
     assert d.deadline == 2100
     assert d.engine.height == 4
+    # Commit latency: from each height's start (the start, a decision, a hold's end) to its
+    # decision: 0.1 s, 0.1 s, then 0 s for the height that began when the hold ended at 1100.
+    assert (d.commit_latency.count, d.commit_latency.sum) == (3, pytest.approx(0.2))
+    assert dict(d.commit_latency.cumulative())[0.005] == 1
 
 
 def test_resume_point_and_store_effect_restart_where_the_store_left_off() -> None:

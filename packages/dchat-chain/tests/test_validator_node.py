@@ -44,7 +44,8 @@ def test_redial_backoff_doubles_to_its_cap_and_a_dial_resets_it() -> None:
     assert [peer.dial_failed() for _ in range(7)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
     peer.dialled()
     assert peer.connects == 1
-    assert peer.dial_failed() == 0.2
+    assert peer.dial_failed("LinkTimeoutError") == 0.2
+    assert dict(peer.dial_failures) == {"DchatError": 7, "LinkTimeoutError": 1}
 
 
 def test_peer_status_entry() -> None:

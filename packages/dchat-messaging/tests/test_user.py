@@ -97,6 +97,31 @@ def test_a_pushed_batch_is_opened_in_one_transaction_and_deposits_are_settled(
     assert [e.message_id for e in alice.store.outbox.values()] == [entries[-1].message_id]
 
 
+def test_metric_figures_count_messages_envelopes_and_delivery_latency(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    for i in range(3):
+        alice.send(bob.card, f"m{i}")
+    alice.agent.engines.send(
+        alice.engine, bob.card, Content.control("x.kind", b"", now_ms=0), now=T0, copies=True
+    )
+    assert dict(alice.agent.engines.sent) == {"text": 3, "control": 1}
+    for engine, device in alice.agent.bundles_due(T0):
+        alice.agent.bundle_received(engine, device, bundles[bytes(device.mailbox)], now=T0)
+    entries = list(alice.agent.outbox.due(T0, 64))
+    assert len(entries) == 4
+    # Stored 0.3 s after the enqueue (the relay's answer), but one refused: no latency for it.
+    alice.agent.deposited(entries, [b"\x00" * 32] * 3 + ["quota"], now=T0 + 0.3)
+    latency = alice.agent.outbox.latency
+    assert (latency.count, latency.sum) == (3, pytest.approx(0.9))
+    assert dict(latency.cumulative())[0.25] == 0
+    assert dict(latency.cumulative())[0.5] == 3
+    bob.agent.accept_many(bob.engine, [e.envelope for e in entries[:3]] + [b"junk"], now=T0)
+    assert (bob.agent.stats.envelopes, bob.agent.stats.received) == (4, 3)
+    assert sum(bob.agent.stats.refusals.values()) == 1
+
+
 @given(st.binary(max_size=300))
 def test_hostile_envelopes_are_dropped_and_counted_never_raised(data: bytes) -> None:
     node = Node("carol", {})

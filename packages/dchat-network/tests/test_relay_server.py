@@ -78,6 +78,23 @@ def test_refused_puts(server: RelayServer, mailbox: bytes, envelope: bytes, code
     assert isinstance(reply.message, RelayError)
     assert reply.message.code == code
     assert server.stored == 0
+    assert dict(server.refusals) == {code: 1}  # counted once, by its code (for metrics)
+
+
+def test_counters_of_stored_bytes_and_of_refused_items_by_code(server: RelayServer) -> None:
+    client = RelayClient()
+    items = [
+        (BOB, envelope_for(BOB, b"one")),
+        (BOB, envelope_for(BOB, b"one")),  # a duplicate: stored once
+        (BOB, envelope_for(ALICE, b"x")),
+        (ALICE, envelope_for(ALICE, bytes(20_000))),
+    ]
+    reply = server.handle(ALICE, client.put_many(items), 1.0)
+    assert not reply.close
+    assert (server.stored, server.stored_bytes) == (1, 35)
+    assert dict(server.refusals) == {"bad_envelope": 1, "quota": 1}
+    server.handle(ALICE, client.fetch(BOB), 2.0)
+    assert server.refusals["forbidden"] == 1
 
 
 @given(hostile_bytes(max_size=512))

@@ -17,12 +17,14 @@ from dchat_network import (
     HandshakeFailedError,
     Link,
     LinkClosedError,
+    LinkStats,
     LinkTimeoutError,
     connect,
     open_link,
     serve_links,
 )
 from dchat_network.lowlevel import FrameTooLargeError, LinkConnection
+from dchat_testing import wait_until_async
 
 CLIENT, SERVER, OTHER = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
 WAIT = 10  # generous bound on every wait; the tests finish in milliseconds
@@ -43,7 +45,9 @@ async def echo(link: Link) -> None:
 
 @asynccontextmanager
 async def server(
-    handler: Callable[[Link], Awaitable[None]] = echo, handshake_timeout: float = 5.0
+    handler: Callable[[Link], Awaitable[None]] = echo,
+    handshake_timeout: float = 5.0,
+    stats: LinkStats | None = None,
 ) -> AsyncIterator[tuple[str, int]]:
     async with trio.open_nursery() as nursery:
         with trio.fail_after(WAIT):
@@ -54,6 +58,7 @@ async def server(
                     0,
                     node_key=SERVER,
                     handshake_timeout=handshake_timeout,
+                    stats=stats,
                     task_status=task_status,
                 )
             )
@@ -142,6 +147,26 @@ async def test_garbage_client_does_not_stop_the_listener(caplog: pytest.LogCaptu
             await stream.aclose()
         await assert_served(address)
     assert "HandshakeFailedError" in caplog.text
+
+
+async def test_the_listener_counts_links_and_handshake_failures_by_kind() -> None:
+    stats = LinkStats()
+    async with server(handshake_timeout=0.3, stats=stats) as address:
+        with trio.fail_after(WAIT):
+            garbage = await trio.open_tcp_stream(*address)
+            await garbage.send_all(b"\x00\x05hello, this is not Noise")
+            await wait_for_close(garbage)
+            silent = await trio.open_tcp_stream(*address)
+            await wait_for_close(silent)  # the handshake timeout
+            link = await connect(*address, node_key=CLIENT)
+            assert await link.request(b"x") == b"x"
+            assert stats.open == 1
+            await link.aclose()
+            await garbage.aclose()
+            await silent.aclose()
+        await wait_until_async(lambda: stats.open == 0, timeout=WAIT, what="the close counted")
+    assert stats.accepted == 3
+    assert dict(stats.handshake_failures) == {"HandshakeFailedError": 1, "LinkTimeoutError": 1}
 
 
 async def test_silent_client_is_dropped_after_the_handshake_timeout() -> None:

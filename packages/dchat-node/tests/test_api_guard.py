@@ -186,8 +186,8 @@ def test_openapi_declares_a_bearer_scheme_on_every_route_but_health(
 
 
 def test_openapi_lists_only_the_routes_of_the_role(schemas: dict[str, dict[str, Any]]) -> None:
-    assert sorted(schemas["relay"]["paths"]) == ["/health", "/status"]
-    validator = set(schemas["validator"]["paths"]) - {"/health", "/status"}
+    assert sorted(schemas["relay"]["paths"]) == ["/health", "/metrics", "/status"]
+    validator = set(schemas["validator"]["paths"]) - {"/health", "/metrics", "/status"}
     assert validator
     assert all(p.startswith("/v1/chain/") for p in validator)
     user = set(schemas["user"]["paths"])

@@ -50,6 +50,11 @@ response is authenticated and executed by
 prefix, if one in the middle fails) are reported for storage, the engine jumps
 ahead with ``catch_up`` and, if the batch was not empty, the next batch is
 requested.
+
+*Commit latency.* :attr:`ValidatorDriver.commit_latency` (a
+:class:`dchat_core.Histogram`) gets, at each decision, the time from the
+height's start to it: the start is the previous decision, or the end of its
+pacing hold, or the driver's start or the last block sync.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from dchat_core import DchatError, PeerError
+from dchat_core import DchatError, Histogram, PeerError
 
 from ._blockstore import replay
 from ._consensus import ConsensusEngine
@@ -230,6 +235,9 @@ class ValidatorDriver:
         self._queued: deque[tuple[PeerTag, bytes]] = deque(maxlen=HELD_INPUTS)
         self._last_decision: int | None = None
         self._sync_until: int | None = None
+        self.commit_latency = Histogram()
+        """Seconds from a height's start (after pacing) to its decision, for metrics."""
+        self._height_began: int | None = None
 
     def _reap(self, max_txs: int, max_bytes: int) -> list[bytes]:
         return self.mempool.reap(max_bytes, max_txs)
@@ -238,6 +246,7 @@ class ValidatorDriver:
 
     def start(self, now_ms: int) -> list[DriverEffect]:
         """Start (or resume) the engine."""
+        self._height_began = now_ms
         return self._run(self.engine.start(now_ms), now_ms)
 
     @property
@@ -315,6 +324,7 @@ class ValidatorDriver:
             (b, c) for b, c in zip(response.blocks[:done], certs, strict=True) if c is not None
         )
         effects: list[DriverEffect] = [StoreSynced(pairs)]
+        self._height_began = now_ms  # synced heights are not timed: the next one starts now
         effects += self._run(self.engine.catch_up(client.state, client.last_commit, now_ms), now_ms)
         effects += self._request_sync(now_ms)
         return effects
@@ -381,7 +391,11 @@ class ValidatorDriver:
                     effects.append(SaveCheckpoint(out.checkpoint.to_bytes()))
             elif isinstance(out, Decision):
                 effects.append(StoreBlock(out.block, out.certificate))
-                if self._pace(now_ms):
+                if self._height_began is not None:
+                    self.commit_latency.observe((now_ms - self._height_began) / 1000)
+                held = self._pace(now_ms)
+                self._height_began = self._last_decision  # the next height starts then
+                if held:
                     self._held = list(outputs[i + 1 :])
                     return effects
             elif isinstance(out, Broadcast):

@@ -34,6 +34,7 @@ Nothing here reads a clock or touches a socket or a file.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import DchatError
@@ -82,10 +83,15 @@ class PeerStats:
         self.connected = False
         self.dropped = 0  # messages dropped because the link's queue was full
         self.connects = 0  # successful dials
+        self.dial_failures: Counter[str] = Counter()  # failed dials, by error class
         self._backoff = BACKOFF_MIN_S
 
-    def dial_failed(self) -> float:
-        """A dial failed: the seconds to wait before the next one (doubling, capped)."""
+    def dial_failed(self, kind: str = "DchatError") -> float:
+        """A dial failed (``kind``: the error's class): seconds to wait before the next one.
+
+        The wait doubles with each failure in a row, up to :data:`BACKOFF_MAX_S`.
+        """
+        self.dial_failures[kind] += 1
         delay = self._backoff
         self._backoff = min(delay * 2, BACKOFF_MAX_S)
         return delay

@@ -1,4 +1,4 @@
-"""dchat-core: value types, identifiers, canonical encoding, error roots and clocks."""
+"""dchat-core: value types, identifiers, canonical encoding, error roots, clocks, histograms."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from ._errors import DecodeLimitError as DecodeLimitError
 from ._errors import EncodingError as EncodingError
 from ._errors import PeerError as PeerError
 from ._errors import TransportError as TransportError
+from ._histogram import LATENCY_BUCKETS as LATENCY_BUCKETS
+from ._histogram import Histogram as Histogram
 from ._ids import IdentityId as IdentityId
 from ._ids import InvalidIdError as InvalidIdError
 from ._ids import MailboxId as MailboxId
@@ -33,8 +35,10 @@ __all__ = (
     "DecodeLimits",
     "EncodingError",
     "Fields",
+    "Histogram",
     "IdentityId",
     "InvalidIdError",
+    "LATENCY_BUCKETS",
     "MailboxId",
     "ManualClock",
     "MessageId",

@@ -68,6 +68,8 @@ class LocalEngines:
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
         self.linked: DeviceKeys | None = None
+        self.sent: Counter[str] = Counter()
+        """Messages sent to contacts, by kind (``text`` or ``control``), for metrics."""
 
     def _new(self, keys: DeviceKeys) -> MessagingEngine:
         engine = MessagingEngine(
@@ -188,7 +190,9 @@ class LocalEngines:
         if sender_card is not None and content.kind != "text":
             content = replace(content, card=sender_card)
         targets = self.directory.devices_of(card)
-        return engine.send(content, targets, now=now, copies=extra)
+        waiting = engine.send(content, targets, now=now, copies=extra)
+        self.sent["text" if content.kind == "text" else "control"] += 1
+        return waiting
 
     def send_as(
         self,
@@ -242,6 +246,8 @@ class LocalEngines:
 class ReceiveStats:
     """What received envelopes came to, for a node's status report."""
 
+    envelopes: int = 0
+    """Envelopes opened (or refused) by the engines, whatever they came to."""
     received: int = 0
     rejected: int = 0
     rejected_retired: int = 0

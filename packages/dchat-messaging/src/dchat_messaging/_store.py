@@ -49,6 +49,11 @@ class OutboxEntry(Protocol):
     @property
     def next_attempt_at(self) -> float: ...
 
+    @property
+    def queued_at(self) -> float:
+        """When it was queued (the ``now`` of its enqueue)."""
+        ...
+
 
 class StateStore(Protocol):
     """Durable key/value state with transactions: all the request policy needs."""

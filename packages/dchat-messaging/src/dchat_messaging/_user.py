@@ -217,6 +217,7 @@ class UserMessaging:
     def accept(self, engine: MessagingEngine, data: bytes, *, now: float) -> Accepted:
         """Open one envelope with ``engine``, count it, log its session resets."""
         events = engine.receive(data, now=now)
+        self.stats.envelopes += 1
         texts, resets = self.stats.count(events, self.requests)
         for reset in resets:
             self.notices.add("session_reset", reset.peer, at_ms=int(now * 1000))

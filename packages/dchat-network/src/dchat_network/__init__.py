@@ -9,6 +9,7 @@ from ._errors import LinkProtocolError as LinkProtocolError
 from ._errors import LinkTimeoutError as LinkTimeoutError
 from ._errors import RelayProtocolError as RelayProtocolError
 from ._link import DEFAULT_MAX_MESSAGE as DEFAULT_MAX_MESSAGE
+from ._link_stats import LinkStats as LinkStats
 from ._relay import RelayError as RelayError
 from ._relay import RelayMessage as RelayMessage
 from ._relay_host import RelayHost as RelayHost
@@ -34,6 +35,7 @@ __all__ = (
     "Link",
     "LinkClosedError",
     "LinkProtocolError",
+    "LinkStats",
     "LinkTimeoutError",
     "MailboxLink",
     "MailboxStore",

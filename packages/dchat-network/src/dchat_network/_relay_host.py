@@ -34,6 +34,7 @@ import trio
 from dchat_core import MailboxId
 
 from ._errors import LinkClosedError, RelayProtocolError
+from ._link_stats import LinkStats
 from ._relay import RelayError
 from ._relay_wakeups import PullWakeups
 
@@ -82,6 +83,8 @@ class RelayHost:
         self._events: dict[bytes, trio.Event] = {}  # of each watched mailbox's next bump
         self.parked = 0
         """Pulls waiting for mail right now."""
+        self.links = LinkStats()
+        """The listener's counters (pass it to :func:`serve_links` as ``stats``)."""
 
     async def handle(self, link: Link) -> None:
         """Serve requests on ``link`` until it closes, idles out or misbehaves."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -117,6 +118,8 @@ class MailboxLink:
         """Consecutive failed attempts (0 while connected)."""
         self.received = 0
         """Envelopes handed to ``handle``."""
+        self.errors: Counter[str] = Counter()
+        """Failed attempts (dial, handshake, or a link that broke), by error class."""
 
     async def run(self) -> None:
         """Keep the link up until :meth:`stop` (or cancellation)."""
@@ -127,6 +130,7 @@ class MailboxLink:
                 except (DchatError, trio.TooSlowError) as exc:
                     self.failures += 1
                     self.last_error = type(exc).__name__
+                    self.errors[self.last_error] += 1
                     self.state = "waiting"
                     delay = self._policy.delay(self.failures, self._rng)
                     level = logging.WARNING if self.failures == 1 else logging.INFO

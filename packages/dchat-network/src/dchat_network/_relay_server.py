@@ -41,6 +41,7 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -178,7 +179,13 @@ class RelayServer:
         self._envelope_mailbox = envelope_mailbox
         self._quota = quota
         self.stored = 0
+        """Envelopes stored (a duplicate of a stored one is not counted)."""
+        self.stored_bytes = 0
+        """Their bytes."""
         self.delivered = 0
+        """Envelopes acknowledged by their mailbox's owner (and deleted)."""
+        self.refusals: Counter[str] = Counter()
+        """Refused requests and ``put_many`` items, by error code (a fixed set)."""
 
     def handle(self, owner: bytes, data: bytes, now: float) -> RelayReply:
         """Answer the request ``data`` from a peer that proved mailbox ``owner``."""
@@ -213,9 +220,10 @@ class RelayServer:
         """The answer to a parked ``pull`` once woken or timed out (maybe still empty)."""
         return self._reply(self._fetch(pull.rid, pull.mailbox, pull.limit))
 
-    @staticmethod
-    def _reply(message: RelayMessage, notify: tuple[bytes, ...] = ()) -> RelayReply:
+    def _reply(self, message: RelayMessage, notify: tuple[bytes, ...] = ()) -> RelayReply:
         close = isinstance(message, RelayError)
+        if isinstance(message, RelayError):
+            self.refusals[message.code] += 1
         return RelayReply(encode_relay_message(message), message, close, notify)
 
     def _store_one(
@@ -235,11 +243,13 @@ class RelayServer:
         entry_id, created = self._store.put(mailbox, envelope, now)
         held[mailbox] = size + len(envelope) * created
         self.stored += int(created)
+        self.stored_bytes += len(envelope) * created
         return entry_id
 
     def _put_many(self, request: RelayPutMany, now: float) -> RelayReply:
         held: dict[bytes, int] = {}
         results = [self._store_one(mailbox, env, now, held) for mailbox, env in request.items]
+        self.refusals.update(r for r in results if isinstance(r, str))
         notify = {
             m for (m, _), r in zip(request.items, results, strict=True) if isinstance(r, bytes)
         }

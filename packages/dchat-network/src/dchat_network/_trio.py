@@ -32,6 +32,7 @@ from ._link import (
     LinkEvent,
     LinkState,
 )
+from ._link_stats import LinkStats
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -255,28 +256,34 @@ async def serve_links(
     *,
     node_key: SigningKey,
     handshake_timeout: float = 10.0,
+    stats: LinkStats | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept TCP connections, open a link on each and run ``handler`` on it.
 
     One misbehaving or failing connection never stops the listener: its error is
     logged and only that connection is closed. ``task_status.started`` receives
-    the bound ``(host, port)``.
+    the bound ``(host, port)``. ``stats``, if given, counts the connections.
     """
+    counts = LinkStats() if stats is None else stats
 
     async def on_connection(stream: trio.SocketStream) -> None:
         link: Link | None = None
+        counts.accepted += 1
         try:
             link = await open_link(
                 stream, initiator=False, node_key=node_key, timeout=handshake_timeout
             )
+            counts.open += 1
             await handler(link)
         except DchatError as exc:
             _log.info("link ended: %s: %s", type(exc).__name__, exc)
+            (counts.handshake_failures if link is None else counts.ended)[type(exc).__name__] += 1
         except Exception:
             _log.exception("link handler crashed")
         finally:
             if link is not None:
+                counts.open -= 1
                 await link.aclose()
             else:
                 with trio.CancelScope(shield=True):

@@ -126,6 +126,13 @@ class MailboxRepo:
         with self._access.read("count entries") as conn:
             return conn.execute(query).scalar_one()
 
+    def usage(self) -> tuple[int, int]:
+        """Entries and their summed envelope bytes over all mailboxes, in one scan (metrics)."""
+        query = select(func.count(), func.coalesce(func.sum(MailboxRow.size), 0))
+        with self._access.read("mailbox usage") as conn:
+            entries, size = conn.execute(query).one()
+        return int(entries), int(size)
+
     def expire(self, received_before: float) -> int:
         """Delete entries received before ``received_before`` (the mailbox TTL).
 

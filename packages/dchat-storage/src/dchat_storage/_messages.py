@@ -68,6 +68,7 @@ _OUTBOX_COLUMNS = (
     OutboxRow.payload,
     OutboxRow.attempts,
     OutboxRow.next_attempt_at,
+    OutboxRow.enqueued_at,
 )
 
 
@@ -395,4 +396,5 @@ class OutboxRepo:
             f["envelope"],
             row["attempts"],
             row["next_attempt_at"],
+            row["enqueued_at"],
         )

@@ -97,6 +97,7 @@ class OutboxItem:
         envelope: The sealed envelope bytes.
         attempts: How many delivery attempts have failed so far.
         next_attempt_at: Earliest time of the next attempt, seconds since the Unix epoch.
+        queued_at: When it was queued, seconds since the Unix epoch.
     """
 
     message_id: bytes
@@ -105,6 +106,7 @@ class OutboxItem:
     envelope: bytes = field(repr=False)
     attempts: int
     next_attempt_at: float
+    queued_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,12 +66,14 @@ def test_ack_of_many_ids_in_one_call(db: Database) -> None:
 
 def test_count_and_total_bytes(db: Database) -> None:
     assert db.mailboxes.total_bytes(BOX_A) == 0
+    assert db.mailboxes.usage() == (0, 0)
     db.mailboxes.put(BOX_A, b"x" * 100, 0.0)
     db.mailboxes.put(BOX_A, b"y" * 23, 0.0)
     db.mailboxes.put(BOX_A, b"y" * 23, 0.0)
     db.mailboxes.put(BOX_B, b"z" * 7, 0.0)
     assert (db.mailboxes.count(BOX_A), db.mailboxes.count(BOX_B), db.mailboxes.count()) == (2, 1, 3)
     assert (db.mailboxes.total_bytes(BOX_A), db.mailboxes.total_bytes(BOX_B)) == (123, 7)
+    assert db.mailboxes.usage() == (3, 130)  # every mailbox, for the relay's metrics
 
 
 def test_fetch_rejects_non_positive_limit(db: Database) -> None:

@@ -71,7 +71,7 @@ def test_outbox_round_trip_and_due(db: Database) -> None:
     assert db.outbox.count() == 1
     assert db.outbox.due(99.0) == []
     assert db.outbox.due(100.0) == [
-        OutboxItem(b"m1", "relay.example:7000", b"box", b"env", 0, 100.0)
+        OutboxItem(b"m1", "relay.example:7000", b"box", b"env", 0, 100.0, 100.0)
     ]
 
 

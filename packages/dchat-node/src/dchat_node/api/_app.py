@@ -4,9 +4,10 @@ Every error answer has one shape: ``{"error": {"code": str, "message": str}}``.
 ``/health`` is open (it says nothing but "alive"); everything else needs the
 token from the node's ``api.json``, checked by :class:`~._guard.RequireToken`
 before a body is read (bodies are capped by :class:`~._guard.LimitBody`).
-``/openapi.json`` needs the token too; it declares the token as an HTTP bearer
-security scheme and lists only the routes of the node's role (the others stay
-routed and answer ``wrong_role``).
+``/metrics`` (Prometheus text, :mod:`._metrics`) needs the token too, and so
+does ``/openapi.json``; it declares the token as an HTTP bearer security
+scheme and lists only the routes of the node's role (the others stay routed
+and answer ``wrong_role``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
 from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
+from ._metrics import add_metrics_route
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._validator import add_chain_routes
@@ -115,6 +117,8 @@ def create_app(node: Node, token: str) -> FastAPI:
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
         return await node.status()
+
+    add_metrics_route(app, node, auth)
 
     @app.post("/v1/identity", dependencies=auth, status_code=201)
     async def create_identity(body: CreateIdentity) -> dict[str, Any]:

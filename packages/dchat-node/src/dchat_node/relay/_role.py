@@ -64,7 +64,8 @@ class RelayRole:
             load_node_key, self.config.data_dir / "node.key", passphrase
         )
         host, port = parse_hostport(self.config.listen)
-        serve = functools.partial(serve_links, self.service.handle, host, port, node_key=key)
+        handle, stats = self.service.handle, self.service.links
+        serve = functools.partial(serve_links, handle, host, port, node_key=key, stats=stats)
         bound = await nursery.start(serve)
         return f"{bound[0]}:{bound[1]}", NodeId.derive(key.public_key.to_bytes())
 

@@ -80,7 +80,7 @@ class PeerLink:
                 )
             except DchatError as exc:
                 _log.debug("dial %s failed: %s", self.address.node_id, exc)
-                await trio.sleep(self.stats.dial_failed())
+                await trio.sleep(self.stats.dial_failed(type(exc).__name__))
                 continue
             self.stats.dialled()
             await self._serve(link)

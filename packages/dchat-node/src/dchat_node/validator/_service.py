@@ -62,7 +62,7 @@ from dchat_chain.lowlevel import (
     replay_store,
 )
 from dchat_core import DchatError
-from dchat_network import serve_links
+from dchat_network import LinkStats, serve_links
 from dchat_storage import ChainBlockLog
 
 from .._errors import ConfigError
@@ -133,6 +133,7 @@ class ValidatorService:
         self.book = ValidatorBook(self.app, keys.account, config.snapshot_interval)
         self._nursery: trio.Nursery | None = None
         self.trace = HeightTrace()  # debug-level timelines; inert otherwise
+        self.links = LinkStats()  # the inbound listener's counters (metrics)
 
     @property
     def driver(self) -> ValidatorDriver:
@@ -165,7 +166,7 @@ class ValidatorService:
         self._nursery = nursery
         inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
         host, port = parse_hostport(self.config.listen)
-        serve = functools.partial(serve_links, node_key=self.keys.account)
+        serve = functools.partial(serve_links, node_key=self.keys.account, stats=self.links)
         bound = await nursery.start(serve, inbound.handle, host, port)
         for peer in self.peers:
             nursery.start_soon(peer.run)
