@@ -24,9 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from dchat_chain.lowlevel import NetPlan
 from dchat_crypto import KdfParams
 from dchat_identity import ContactCard
-from dchat_node import NodeProcess
+from dchat_node import NodeProcess, free_port
 from dchat_node.cli._testnet import init_testnet
-from dchat_node.config import free_port
 from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow
