@@ -61,7 +61,11 @@ def _commits(db: Database) -> list[int]:
     return counter
 
 
-def test_a_send_and_a_receive_are_one_commit_each(db: Database) -> None:
+def _first_contact(db: Database, *texts: str) -> tuple[MessagingEngine, DeviceAddress, list[bytes]]:
+    """Bob's engine on ``db``; alice (in memory) sets up a session and writes ``texts``.
+
+    Returns bob's engine, alice's device and alice's envelopes, not yet received.
+    """
     _, bob_card, bob_keys = _person("bob")
     _, alice_card, alice_keys = _person("alice")
     bob = MessagingEngine(bob_keys, EngineStore(db), namespace="msg.bob")
@@ -69,13 +73,20 @@ def test_a_send_and_a_receive_are_one_commit_each(db: Database) -> None:
     alice = MessagingEngine(alice_keys, alice_store)
     upload = bob.prekey_upload(held=None, now=T0)
     assert upload is not None
-    bob_device, alice_device = DeviceAddress.primary(bob_card), DeviceAddress.primary(alice_card)
-    alice.send(Content.text_message("hello", now_ms=1), [bob_device], now=T0)
-    alice.bundle_received(bob_device, upload.one_time[0][1], now=T0)
-    (entry,) = alice_store.due(T0, 10)
+    bob_device = DeviceAddress.primary(bob_card)
+    for n, text in enumerate(texts):
+        alice.send(Content.text_message(text, now_ms=n + 1), [bob_device], now=T0)
+        if n == 0:
+            alice.bundle_received(bob_device, upload.one_time[0][1], now=T0)
+    envelopes = [entry.envelope for entry in alice_store.due(T0, 10)]
+    return bob, DeviceAddress.primary(alice_card), envelopes
+
+
+def test_a_send_and_a_receive_are_one_commit_each(db: Database) -> None:
+    bob, alice_device, (envelope,) = _first_contact(db, "hello")
 
     commits = _commits(db)
-    events = bob.receive(entry.envelope, now=T0)
+    events = bob.receive(envelope, now=T0)
     assert [type(e) for e in events] == [MessageReceived]
     assert commits[0] == 1  # message + session + consumed one-time prekey together
 
@@ -130,18 +141,7 @@ def test_a_receive_in_a_failed_group_commit_can_be_repeated(db: Database) -> Non
     # The engine keeps the session decoded in memory; the database's undo hooks
     # drop it when the enclosing transaction fails, so the ratchet has not used
     # up the message key and the redelivered envelope opens.
-    _, bob_card, bob_keys = _person("bob")
-    _, _, alice_keys = _person("alice")
-    bob = MessagingEngine(bob_keys, EngineStore(db), namespace="msg.bob")
-    alice_store = MemoryMessageStore()
-    alice = MessagingEngine(alice_keys, alice_store)
-    upload = bob.prekey_upload(held=None, now=T0)
-    assert upload is not None
-    bob_device = DeviceAddress.primary(bob_card)
-    alice.send(Content.text_message("first", now_ms=1), [bob_device], now=T0)
-    alice.bundle_received(bob_device, upload.one_time[0][1], now=T0)
-    alice.send(Content.text_message("second", now_ms=2), [bob_device], now=T0)
-    first, second = (entry.envelope for entry in alice_store.due(T0, 10))
+    bob, _, (first, second) = _first_contact(db, "first", "second")
     assert isinstance(bob.receive(first, now=T0)[0], MessageReceived)
 
     class Boom(Exception):
