@@ -35,7 +35,6 @@ on whichever one the other side writes on, and nothing in flight is lost.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
@@ -65,6 +64,7 @@ from ._errors import (
 from ._events import EngineEvent, MessageReceived, Rejected, SessionReset
 from ._order import ConversationOrder
 from ._prekey_policy import PrekeyKeeper, PrekeyPolicy, PrekeyUpload
+from ._recent import Recent
 from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
@@ -117,35 +117,6 @@ class _Lazy(Generic[_V]):
         return self._value  # type: ignore[return-value]
 
 
-class _Sessions:
-    """The session records used lately, decoded (decoding one costs more than using it).
-
-    Write-through and bounded: every change is stored as well, so dropping an
-    entry (the least recently used, past :data:`SESSIONS_KEPT`, or one a
-    rolled-back transaction touched) only costs a decode later.
-    """
-
-    __slots__ = ("_records",)
-
-    def __init__(self) -> None:
-        self._records: OrderedDict[bytes, SessionRecord] = OrderedDict()
-
-    def get(self, device_id: bytes) -> SessionRecord | None:
-        record = self._records.get(device_id)
-        if record is not None:
-            self._records.move_to_end(device_id)
-        return record
-
-    def put(self, device_id: bytes, record: SessionRecord) -> None:
-        self._records[device_id] = record
-        self._records.move_to_end(device_id)
-        if len(self._records) > SESSIONS_KEPT:
-            self._records.popitem(last=False)
-
-    def drop(self, device_id: bytes) -> None:
-        self._records.pop(device_id, None)
-
-
 class _UnknownDeviceError(EnvelopeRejectedError):
     """A first message from a device the directory neither knows nor accepts."""
 
@@ -188,7 +159,8 @@ class MessagingEngine:
         self._prekey_policy = prekey_policy or PrekeyPolicy()
         self._prekeys = PrekeyKeeper(store, self._key("prekeys"), self._prekey_policy)
         self._controls = ControlQueue(store, self._key("controls"))
-        self._sessions = _Sessions()
+        # Decoded session records, write-through (see ``_session``).
+        self._sessions: Recent[bytes, SessionRecord] = Recent(SESSIONS_KEPT)
         self.order = ConversationOrder(store, self._key)
         """Each conversation's sequence numbers, clock and missing texts."""
 
@@ -200,7 +172,7 @@ class MessagingEngine:
     def _session(self, device_id: bytes) -> SessionRecord | None:
         """The session record of ``device_id``; only inside a store transaction.
 
-        Records are kept decoded (:class:`_Sessions`): the caller changes the
+        Records are kept decoded (:class:`Recent`): the caller changes the
         record it gets in place (the ratchet steps), then saves it or raises,
         and a rollback drops it from memory either way.
         """

@@ -23,13 +23,13 @@ device; beyond that the oldest gap is given up (counted as missing no more).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
 from dchat_core import DchatError, DecodeLimits, canonical_decode, canonical_encode
 
 from ._errors import EngineStateError
+from ._recent import Recent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +59,7 @@ class ConversationOrder:
         self._key = key
         # Decoded states of the conversations in use lately, write-through like the
         # engine's sessions; read and changed only inside the store's transactions.
-        self._states: OrderedDict[str, _State] = OrderedDict()
+        self._states: Recent[str, _State] = Recent(KEPT)
 
     def stamp(self, peer: str, content: Content) -> Content:
         """``content`` with its ``seq`` and Lamport clock for a text sent to ``peer``.
@@ -98,9 +98,7 @@ class ConversationOrder:
         state = self._states.get(peer)
         if state is None:
             state = self._load(peer)
-        else:
-            self._states.move_to_end(peer)
-        self._store.on_rollback(lambda: self._states.pop(peer, None))
+        self._store.on_rollback(lambda: self._states.drop(peer))
         return state
 
     def _load(self, peer: str) -> _State:
@@ -124,8 +122,5 @@ class ConversationOrder:
         next_seq, clock, seen = state
         value = [next_seq, clock, {d.hex(): [low, above] for d, (low, above) in seen.items()}]
         self._store.put_state(self._key("order", peer), canonical_encode(value))
-        self._states[peer] = state
-        self._states.move_to_end(peer)
-        if len(self._states) > KEPT:
-            self._states.popitem(last=False)
-        self._store.on_rollback(lambda: self._states.pop(peer, None))
+        self._states.put(peer, state)
+        self._store.on_rollback(lambda: self._states.drop(peer))
