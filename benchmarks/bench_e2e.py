@@ -1,19 +1,21 @@
 """End-to-end delivery: a relay and two user nodes as processes, 1 KiB messages through the API.
 
 A relay, alice and bob are started as a user starts them (``dchat-node run``),
-each its own process; alice sends 1 KiB texts to bob through her node's HTTP
-API (``POST /v1/messages``, the request the SDK sends). Measured in one run:
+each its own process; alice sends 1 KiB texts to bob through her node's API.
+The senders hold the API's WebSocket (``/v1/socket``) through the SDK's
+``RemoteSocket``, one each; the same runs over plain HTTP (``POST
+/v1/messages`` on keep-alive connections) are the baseline. Measured in one run:
 
-- **delivered, 16 senders**: 16 threads post concurrently; the time from the
+- **delivered, 16 senders**: 16 threads send concurrently; the time from the
   first send until bob's node holds all N (its ``received`` counter);
-- **delivered, sequential**: one thread posts N one after another, same clock;
-- **latency**: alice sends paced at 100 msg/s; for each message, the time from
-  just before its POST until its ``message`` event reaches a client following
-  bob's event stream (``GET /v1/events``, through the SDK's ``events()``);
+- **delivered, sequential**: one thread sends N one after another, same clock;
+- **latency**: alice sends paced at 100 msg/s over a socket; for each message,
+  the time from just before its send until its ``message`` event reaches a
+  client following bob's events on a socket (the SDK's ``RemoteSocket.events``);
 - **CPU per delivered message**: user + system CPU of the three processes over
-  the concurrent run, divided by N; bob's includes answering this script's
+  concurrent socket run, divided by N; bob's includes answering this script's
   ``/status`` polls (one every 25 ms). Apart: the load generator's own CPU (it
-  shares the two cores; its clients are lean ``http.client`` keep-alive ones);
+  shares the two cores);
 - **ceiling**: the bare link echo of ``bench_link.py`` (1 KiB messages over one
   link, no storage, no encryption beyond the link's) in the same run, and the
   ratio of the end-to-end rate to it.
@@ -108,6 +110,27 @@ class Api:
         self.close()
 
 
+class Socket:
+    """A sender on the API's WebSocket, through the SDK (``RemoteSocket``)."""
+
+    def __init__(self, node: NodeProcess) -> None:
+        from dchat_sdk import RemoteSocket
+
+        self._socket = RemoteSocket(node.info["url"], node.info["token"], timeout=60.0)
+
+    def send(self, text: str) -> None:
+        """Send ``text`` to bob."""
+        self._socket.send("bob", text)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def sender(node: NodeProcess, transport: str) -> Api | Socket:
+    """A client of ``node`` that sends over ``transport`` (``socket`` or ``http``)."""
+    return Socket(node) if transport == "socket" else Api(node)
+
+
 def api(node: NodeProcess) -> Api:
     """A keep-alive client of ``node``'s API."""
     return Api(node)
@@ -128,9 +151,11 @@ def wait_received(bob: Api, target: int, period: float = 0.025) -> float:
     raise SystemExit(f"bob did not receive {target} messages within {WAIT:.0f} s")
 
 
-def send_all(nodes: dict[str, NodeProcess], count: int, senders: int) -> float:
+def send_all(
+    nodes: dict[str, NodeProcess], count: int, senders: int, transport: str = "socket"
+) -> float:
     """Send ``count`` messages with ``senders`` threads; seconds until bob holds them all."""
-    clients = [api(nodes["alice"]) for _ in range(senders)]
+    clients = [sender(nodes["alice"], transport) for _ in range(senders)]
     with api(nodes["bob"]) as bob:
         start_count = received(bob)
         began = time.monotonic()
@@ -151,8 +176,8 @@ def latencies(nodes: dict[str, NodeProcess], count: int) -> list[float]:
     """Send ``count`` messages paced at :data:`PACE`/s; each one's send-to-event seconds."""
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
-    with nodes["bob"].client(timeout=60) as bob:
-        _, start = bob.event_page()  # the log's end now: every later event is followed
+    with nodes["bob"].client(timeout=60) as client, client.socket() as bob:
+        _, start = client.event_page()  # the log's end now: every later event is followed
 
         def follow() -> None:
             for event in bob.events(after=start):
@@ -163,13 +188,16 @@ def latencies(nodes: dict[str, NodeProcess], count: int) -> list[float]:
 
         watcher = threading.Thread(target=follow, daemon=True)
         watcher.start()
-        with api(nodes["alice"]) as alice:
+        alice = sender(nodes["alice"], "socket")
+        try:
             began = time.monotonic()
             for i in range(count):
                 time.sleep(max(0.0, began + i / PACE - time.monotonic()))
                 text = f"{i:06d}" + TEXT[6:]
                 sent[text] = time.monotonic()
                 alice.send(text)
+        finally:
+            alice.close()
         watcher.join(WAIT)
     if len(seen) < count:
         raise SystemExit("the latency run did not complete")
@@ -238,6 +266,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu = sum(split.values())
             sequential = send_all(nodes, args.messages, 1)
             lat = latencies(nodes, min(args.messages, args.latency_messages))
+            http_concurrent = send_all(nodes, args.messages, SENDERS, "http")
+            http_sequential = send_all(nodes, args.messages, 1, "http")
         finally:
             for node in nodes.values():
                 node.stop()
@@ -252,6 +282,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_split": {name: t / args.messages * 1000 for name, t in split.items()},
         "load_cpu_ms": load / args.messages * 1000,
         "ceiling": ceiling,
+        "http_concurrent": args.messages / http_concurrent,
+        "http_sequential": args.messages / http_sequential,
     }
 
 
@@ -263,7 +295,9 @@ def section(result: dict[str, Any], args: argparse.Namespace, argv: list[str]) -
         "",
         *_common.run_lines(NAME, argv, _common.load_at_end()),
         "",
-        f"1 KiB texts from alice to bob through alice's HTTP API; N = {args.messages}.",
+        f"1 KiB texts from alice to bob through alice's API; N = {args.messages}. The senders "
+        "hold the API's WebSocket (the SDK's `RemoteSocket`); the same runs over HTTP "
+        "(`POST /v1/messages`, keep-alive) are the baseline.",
         "",
         "| measure | value |",
         "|---|---|",
@@ -275,12 +309,16 @@ def section(result: dict[str, Any], args: argparse.Namespace, argv: list[str]) -
         *(f"| … of which {name} | {ms:.2f} ms |" for name, ms in result["cpu_split"].items()),
         f"| load generator (this script, {SENDERS} threads), not counted above | "
         f"{result['load_cpu_ms']:.2f} ms |",
+        f"| baseline over HTTP POST: {SENDERS} concurrent senders | "
+        f"{result['http_concurrent']:,.0f} msg/s |",
+        f"| baseline over HTTP POST: one sequential sender | "
+        f"{result['http_sequential']:,.0f} msg/s |",
         f"| ceiling: bare link echo, 1 KiB | {result['ceiling']:,.0f} msg/s |",
         f"| end to end / ceiling ({SENDERS} senders) | "
         f"{result['concurrent'] / result['ceiling']:.1%} |",
         "",
-        "Latency: from just before alice's POST until the message's event reaches a client "
-        "following bob's event stream.",
+        "Latency: from just before alice's send until the message's event reaches a client "
+        "following bob's events on a socket.",
         end,
     ]
     return "\n".join(lines)

@@ -97,6 +97,27 @@ def test_a_pushed_batch_is_opened_in_one_transaction_and_deposits_are_settled(
     assert [e.message_id for e in alice.store.outbox.values()] == [entries[-1].message_id]
 
 
+def test_accepted_texts_say_whether_the_sender_is_a_contact(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    stranger = Node("mallory", bundles)
+    alice.send(bob.card, "from a contact")
+    stranger.send(bob.card, "from a stranger")
+    entries = []
+    for node in (alice, stranger):
+        for engine, device in node.agent.bundles_due(T0):
+            node.agent.bundle_received(engine, device, bundles[bytes(device.mailbox)], now=T0)
+        entries += list(node.agent.outbox.due(T0, 64))
+    commits = bob.store.commits
+    accepted = bob.agent.accept_many(bob.engine, [e.envelope for e in entries], now=T0)
+    assert bob.store.commits == commits + 1  # read in the batch's own transaction
+    assert [(m.text, m.contact) for m in accepted.texts] == [
+        ("from a contact", True),
+        ("from a stranger", False),
+    ]
+
+
 def test_metric_figures_count_messages_envelopes_and_delivery_latency(
     pair: tuple[Node, Node, dict[bytes, bytes]],
 ) -> None:

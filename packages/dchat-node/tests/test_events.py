@@ -21,7 +21,6 @@ import httpx
 import pytest
 import trio
 
-from dchat_identity import ContactCard, Identity
 from dchat_node import NodeProcess
 from dchat_node.cli._watch import describe
 from dchat_sdk import ApiError, AsyncRemoteClient, Event, RemoteClient
@@ -29,17 +28,6 @@ from dchat_storage import LifecyclePolicy, open_database
 from dchat_testing.pytest_plugin import PASSPHRASE
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def carol(make_user: Callable[[str], NodeProcess]) -> NodeProcess:
-    """A user with an identity and a contact ``dave`` (whose relay is never reached)."""
-    node = make_user("carol")
-    with node.client() as api:
-        api.create_identity("carol")
-        dave = ContactCard.issue(Identity.generate(), name="dave", relay="127.0.0.1:1")
-        api.add_contact("dave", dave.to_text())
-    return node
 
 
 def _get(node: NodeProcess, path: str, token: str | None = "", **kw: Any) -> httpx.Response:

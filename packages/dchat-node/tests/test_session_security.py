@@ -37,16 +37,6 @@ from dchat_testing.pytest_plugin import PASSPHRASE
 pytestmark = pytest.mark.slow
 
 
-def _pair(make_user: Callable[[str], NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
-    alice, bob = make_user("alice"), make_user("bob")
-    with alice.client() as a, bob.client() as b:
-        a.create_identity("alice")
-        b.create_identity("bob")
-        a.add_contact("bob", b.card())
-        b.add_contact("alice", a.card())
-    return alice, bob
-
-
 def _texts(node: NodeProcess, direction: str = "in") -> list[str]:
     with node.client() as client:
         return [m.text for m in client.messages() if m.direction == direction]
@@ -103,11 +93,11 @@ def _attacker_opens(stolen: Path, envelopes: list[bytes]) -> list[str]:
 
 def test_forward_secrecy_recorded_envelopes_stay_closed_after_full_compromise(
     relay: NodeProcess,
-    make_user: Callable[[str], NodeProcess],
+    user_pair: tuple[NodeProcess, NodeProcess],
     wait_until: Callable[..., None],
     tmp_path: Path,
 ) -> None:
-    alice, bob = _pair(make_user)
+    alice, bob = user_pair
     mailbox = _mailbox(bob)
     wait_until(lambda: len(_texts(bob, "in")) == 0 and _stored(relay, mailbox) == [])
     bob.stop()
@@ -128,11 +118,11 @@ def test_forward_secrecy_recorded_envelopes_stay_closed_after_full_compromise(
 
 def test_post_compromise_security_heals_after_both_sides_write(
     relay: NodeProcess,
-    make_user: Callable[[str], NodeProcess],
+    user_pair: tuple[NodeProcess, NodeProcess],
     wait_until: Callable[..., None],
     tmp_path: Path,
 ) -> None:
-    alice, bob = _pair(make_user)
+    alice, bob = user_pair
     with alice.client() as a, bob.client() as b:
         a.send("bob", "before the theft")
         wait_until(lambda: _texts(bob) == ["before the theft"])
@@ -229,7 +219,7 @@ def test_post_quantum_first_messages_need_ml_kem_not_just_x25519(
 
 def test_deniability_what_bob_stores_lets_bob_write_as_alice(
     relay: NodeProcess,
-    make_user: Callable[[str], NodeProcess],
+    user_pair: tuple[NodeProcess, NodeProcess],
     wait_until: Callable[..., None],
     tmp_path: Path,
 ) -> None:
@@ -244,7 +234,7 @@ def test_deniability_what_bob_stores_lets_bob_write_as_alice(
     therefore no proof. Before the engine, each message carried Alice's
     Ed25519 signature over its text, which Bob could not produce.
     """
-    alice, bob = _pair(make_user)
+    alice, bob = user_pair
     with alice.client() as a:
         a.send("bob", "see you at nine")
     wait_until(lambda: _texts(bob) == ["see you at nine"])

@@ -24,6 +24,9 @@ class MessageReceived:
         sender_device: The authenticated device key (raw).
         new: False when the message id was already stored (a redelivery).
         blocked: The sender is blocked: the message was dropped, not stored.
+        contact: Whether the sender is in the contact book, as read in the
+            transaction that stored the message (None: not looked up; the user
+            agent looks it up for new texts).
     """
 
     content: Content
@@ -31,6 +34,7 @@ class MessageReceived:
     sender_device: bytes
     new: bool
     blocked: bool = False
+    contact: bool | None = None
 
     @property
     def message_id(self) -> MessageId:

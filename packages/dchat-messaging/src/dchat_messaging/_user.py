@@ -44,7 +44,7 @@ state raises :class:`~dchat_messaging.RequestError` (``corrupt_state``).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from dchat_core import MailboxId
@@ -219,6 +219,9 @@ class UserMessaging:
         events = engine.receive(data, now=now)
         self.stats.envelopes += 1
         texts, resets = self.stats.count(events, self.requests)
+        # Whether each sender is a contact, read in this transaction: the request
+        # policy needs it, and asking later would cost the shell a trip per message.
+        texts = [replace(t, contact=self.contacts.card_of(t.sender) is not None) for t in texts]
         for reset in resets:
             self.notices.add("session_reset", reset.peer, at_ms=int(now * 1000))
         dropped = [event.reason for event in events if isinstance(event, Rejected)]

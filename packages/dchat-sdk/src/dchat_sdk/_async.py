@@ -17,6 +17,7 @@ import httpx
 from ._errors import NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
 from ._replies import MessagePage, answer, client_options, message_page, query, refusal
+from ._socket import AsyncRemoteSocket
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -45,6 +46,12 @@ class AsyncRemoteClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(**client_options(base_url, token, timeout, transport))
+        self._socket_args = (base_url, token, timeout)
+
+    def socket(self) -> AsyncRemoteSocket:
+        """The node API's WebSocket, to open with ``async with``: sends and events."""
+        base_url, token, timeout = self._socket_args
+        return AsyncRemoteSocket(base_url, token, timeout=timeout)
 
     async def aclose(self) -> None:
         """Release the HTTP connection pool."""

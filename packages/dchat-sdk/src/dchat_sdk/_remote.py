@@ -31,6 +31,7 @@ from ._replies import (
     refusal,
     string,
 )
+from ._socket import RemoteSocket
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -64,6 +65,7 @@ class RemoteClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(**client_options(base_url, token, timeout, transport))
+        self._socket_args = (base_url, token, timeout)
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path, *, timeout: float = 10.0) -> RemoteClient:
@@ -74,6 +76,11 @@ class RemoteClient:
             return cls(str(info["url"]), str(info["token"]), timeout=timeout)
         except (OSError, ValueError, KeyError, TypeError):
             raise NodeUnreachableError(f"no running node found for {data_dir}") from None
+
+    def socket(self) -> RemoteSocket:
+        """Open the node API's WebSocket (sends and events on one connection; ``with``)."""
+        base_url, token, timeout = self._socket_args
+        return RemoteSocket(base_url, token, timeout=timeout)
 
     def close(self) -> None:
         """Release the HTTP connection pool."""

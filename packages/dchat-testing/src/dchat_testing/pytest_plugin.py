@@ -40,6 +40,7 @@ from hypothesis import HealthCheck, settings
 
 from dchat_core import NodeId
 from dchat_crypto import SigningKey
+from dchat_identity import ContactCard, Identity
 from dchat_messaging import Content, DeviceAddress, DeviceKeys, MessagingEngine, SealedEnvelope
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import RelayClient, connect
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Callable, Iterator
 
-    from dchat_identity import ContactCard, Identity
 
 # Hypothesis checks correctness, not speed: its per-example deadline and the
 # "too slow" health check fail tests on a loaded machine (two xdist workers and
@@ -129,6 +129,29 @@ def make_user(tmp_path: Path, relay: NodeProcess) -> Iterator[Callable[[str], No
     yield make
     for node in started:
         node.kill()
+
+
+@pytest.fixture
+def user_pair(make_user: Callable[[str], NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
+    """Users ``alice`` and ``bob`` with identities, each the other's contact."""
+    alice, bob = make_user("alice"), make_user("bob")
+    with alice.client() as a, bob.client() as b:
+        a.create_identity("alice")
+        b.create_identity("bob")
+        a.add_contact("bob", b.card())
+        b.add_contact("alice", a.card())
+    return alice, bob
+
+
+@pytest.fixture
+def carol(make_user: Callable[[str], NodeProcess]) -> NodeProcess:
+    """A user with an identity and a contact ``dave`` (whose relay is never reached)."""
+    node = make_user("carol")
+    with node.client() as api:
+        api.create_identity("carol")
+        dave = ContactCard.issue(Identity.generate(), name="dave", relay="127.0.0.1:1")
+        api.add_contact("dave", dave.to_text())
+    return node
 
 
 @pytest.fixture

@@ -23,18 +23,16 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_core import CallerError, DchatError, IdentityId, InvalidIdError, PeerError
+from dchat_core import DchatError, IdentityId
 from dchat_identity import (
-    DchatIdentityError,
     IdentityDocument,
-    InvalidCardError,
     generate_phrase,
 )
-from dchat_identity.lowlevel import RecoveryRefusedError
-from dchat_messaging import ContentError, RequestError
+from dchat_messaging import RequestError
 from dchat_storage import CursorExpiredError, DuplicateError
 
 from .._errors import NodeStateError
+from ._answers import error_of
 from ._burners import add_burner_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
 from ._guard import LimitBody, RequireToken
@@ -44,6 +42,7 @@ from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._requests import add_request_routes
 from ._roles import user_role
+from ._socket import add_socket_route
 from ._validator import add_chain_routes
 
 if TYPE_CHECKING:
@@ -56,23 +55,6 @@ _BEARER = HTTPBearer(
     scheme_name="token",
     description="The bearer token from the node's api.json (a new one at every start).",
 )
-
-_STATE_STATUS = {
-    "no_identity": 409,
-    "invalid_request": 422,
-    "identity_exists": 409,
-    "no_relay": 409,
-    "unknown_contact": 404,
-    "wrong_role": 404,
-    "wrong_chain": 404,
-    "not_found": 404,
-    "unknown_device": 404,
-    "no_pairing": 404,
-    "rate_limited": 429,
-    "burner_expired": 410,
-    "not_ready": 503,
-    "no_card": 409,
-}
 
 
 class _Strict(BaseModel):
@@ -176,6 +158,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_message_routes(app, node, auth)
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
+    add_socket_route(app, node, feed)
     app.add_middleware(NotifyAfterWrites, feed=feed)
     app.add_middleware(LimitBody, max_body=node.config.api_max_body)
     app.add_middleware(RequireToken, token=token, open_paths=("/health",))  # outermost
@@ -213,32 +196,17 @@ def document_json(doc: IdentityDocument) -> dict[str, Any]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(NodeStateError)
-    @app.exception_handler(RequestError)
-    async def state_error(_: Request, exc: NodeStateError | RequestError) -> JSONResponse:
-        status = _STATE_STATUS.get(exc.code, 409)
-        return _error(status, exc.code, str(exc))
-
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
 
+    @app.exception_handler(NodeStateError)
+    @app.exception_handler(RequestError)
     @app.exception_handler(CursorExpiredError)
-    async def cursor_expired(_: Request, exc: CursorExpiredError) -> JSONResponse:
-        return _error(410, exc.code, str(exc))
-
     @app.exception_handler(DuplicateError)
-    async def duplicate(_: Request, exc: DuplicateError) -> JSONResponse:
-        return _error(409, "duplicate", str(exc))
-
     @app.exception_handler(DchatError)
-    async def dchat_error(_: Request, exc: DchatError) -> JSONResponse:
-        if isinstance(exc, RecoveryRefusedError):  # named by type, as when it was the node's
-            return _error(400, type(exc).__name__, str(exc))
-        if isinstance(exc, InvalidCardError | ContentError | InvalidIdError | DchatIdentityError):
-            return _error(400, "invalid_input", str(exc))
-        if isinstance(exc, CallerError | PeerError):
-            return _error(400, type(exc).__name__, str(exc))
-        return _error(503, "unavailable", "the node could not complete the request")
+    async def dchat_error(_: Request, exc: Exception) -> JSONResponse:
+        status, code, message = error_of(exc) or (503, "unavailable", "internal error")
+        return _error(status, code, message)

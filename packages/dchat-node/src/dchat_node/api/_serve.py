@@ -89,6 +89,7 @@ async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -
     config.accesslog = None
     config.errorlog = logging.getLogger("dchat.api")
     config.graceful_timeout = 2.0
+    config.websocket_max_message_size = node.config.api_max_body
     tls = _tls_files(node.config)
     if tls is not None:
         config.certfile, config.keyfile = (str(path) for path in tls)

@@ -56,7 +56,10 @@ class RequestService:
             return
         if self._user.engines.is_me(message.sender):
             return
-        if await self._store.run(self._user.book.card_of, message.sender) is not None:
+        contact = message.contact  # read when the message was stored, if it was
+        if contact is None:
+            contact = await self._store.run(self._user.book.card_of, message.sender) is not None
+        if contact:
             return  # a contact's message is no request (and needs no write to say so)
         note = functools.partial(self._policy.note, message, known=False)
         await self._logged(note, message.sender, "open")

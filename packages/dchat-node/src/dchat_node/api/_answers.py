@@ -1,0 +1,59 @@
+"""How the API answers the errors of the layers below: one mapping for HTTP and the socket.
+
+Every error answer has one shape, ``{"error": {"code": str, "message": str}}``;
+:func:`error_of` gives the HTTP status, code and message for an exception of
+the node or the engines, so a route (``_app.py``'s handlers) and a socket
+request (``_socket.py``) answer the same failure the same way.
+"""
+
+from __future__ import annotations
+
+from dchat_core import CallerError, DchatError, InvalidIdError, PeerError
+from dchat_identity import DchatIdentityError, InvalidCardError
+from dchat_identity.lowlevel import RecoveryRefusedError
+from dchat_messaging import ContentError, RequestError
+from dchat_storage import CursorExpiredError, DuplicateError
+
+from .._errors import NodeStateError
+
+__all__ = ("error_of",)
+
+_STATE_STATUS = {
+    "no_identity": 409,
+    "invalid_request": 422,
+    "identity_exists": 409,
+    "no_relay": 409,
+    "unknown_contact": 404,
+    "wrong_role": 404,
+    "wrong_chain": 404,
+    "not_found": 404,
+    "unknown_device": 404,
+    "no_pairing": 404,
+    "rate_limited": 429,
+    "burner_expired": 410,
+    "not_ready": 503,
+    "no_card": 409,
+}
+
+
+def error_of(exc: Exception) -> tuple[int, str, str] | None:
+    """The HTTP status, code and message the API answers ``exc`` with (None: not ours).
+
+    One mapping for the HTTP routes (the handlers below) and the socket
+    (``_socket.py``), so an error reads the same on both.
+    """
+    if isinstance(exc, NodeStateError | RequestError):
+        return _STATE_STATUS.get(exc.code, 409), exc.code, str(exc)
+    if isinstance(exc, CursorExpiredError):
+        return 410, exc.code, str(exc)
+    if isinstance(exc, DuplicateError):
+        return 409, "duplicate", str(exc)
+    if isinstance(exc, RecoveryRefusedError):  # named by type, as when it was the node's
+        return 400, type(exc).__name__, str(exc)
+    if isinstance(exc, InvalidCardError | ContentError | InvalidIdError | DchatIdentityError):
+        return 400, "invalid_input", str(exc)
+    if isinstance(exc, CallerError | PeerError):
+        return 400, type(exc).__name__, str(exc)
+    if isinstance(exc, DchatError):
+        return 503, "unavailable", "the node could not complete the request"
+    return None
