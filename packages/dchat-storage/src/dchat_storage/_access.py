@@ -29,6 +29,7 @@ in clear mode and is replaced once the database is unlocked (``_keyring``).
 
 from __future__ import annotations
 
+import functools
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ._engine import WRITE_OPTION, translate_errors
 from ._errors import DatabaseClosedError, InvalidArgumentError, TransactionDoomedError
+from ._prepared import Prepared
 from ._sealing import Sealer
 
 if TYPE_CHECKING:
@@ -71,6 +73,17 @@ class _Level:
 def _check_alive(levels: list[_Level]) -> None:
     if any(level.doomed for level in levels):
         raise TransactionDoomedError(_DOOMED)
+
+
+@functools.cache
+def _savepoint_statements(depth: int) -> tuple[Prepared, Prepared, Prepared]:
+    """SAVEPOINT, RELEASE and ROLLBACK TO for the savepoint at nesting ``depth``."""
+    name = f"dchat_{depth}"
+    return (
+        Prepared(f"SAVEPOINT {name}"),
+        Prepared(f"RELEASE SAVEPOINT {name}"),
+        Prepared(f"ROLLBACK TO SAVEPOINT {name}"),
+    )
 
 
 class Access:
@@ -166,8 +179,10 @@ class Access:
                 raise
 
     def _savepoint(self, conn: Connection, levels: list[_Level]) -> Iterator[Connection]:
-        name = f"dchat_{len(levels)}"
-        conn.exec_driver_sql(f"SAVEPOINT {name}")
+        # Straight to the driver: a savepoint opens around every grouped call and
+        # many repository writes, and SQLAlchemy's execution path costs more than it.
+        begin, release, rollback = _savepoint_statements(len(levels))
+        begin.run(conn)
         level = _Level()
         levels.append(level)
         try:
@@ -177,13 +192,13 @@ class Access:
         except BaseException:
             levels.pop()
             try:
-                conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
-                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+                rollback.run(conn)
+                release.run(conn)
             finally:
                 level.undo()
             raise
         levels.pop()
-        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        release.run(conn)
         levels[-1].undos += level.undos  # undone too if the enclosing level rolls back
 
     def on_rollback(self, undo: Callable[[], object]) -> None:
