@@ -188,3 +188,25 @@ def test_subclasses_of_the_data_model_encode_as_their_base_types() -> None:
     assert canonical_encode({Text("a"): Number(1)}) == canonical_encode({"a": 1})
     assert canonical_encode(bytearray(b"ab")) == canonical_encode(b"ab")
     assert canonical_encode((1, "two")) == canonical_encode([1, "two"])
+
+
+@given(st.dictionaries(st.text(max_size=6), st.integers(0, 5), max_size=8), st.randoms())
+def test_map_order_does_not_depend_on_insertion_order(value: dict[str, int], rnd: object) -> None:
+    # The key order of a map shape is remembered; any insertion order of the same
+    # keys must still encode to the same canonical bytes.
+    items = list(value.items())
+    rnd.shuffle(items)  # type: ignore[attr-defined]
+    assert canonical_encode(dict(items)) == canonical_encode(value)
+    assert cbor2.loads(canonical_encode(dict(items))) == value
+
+
+def test_remembered_map_shapes_never_let_a_bool_key_through() -> None:
+    # (1,) == (True,): a remembered shape of int keys must not admit a bool key.
+    for good in ({1: "a"}, {"a": 1, 1: 2}):
+        canonical_encode(good)
+    for bad in ({True: "a"}, {"a": 1, True: 2}):
+        with pytest.raises(EncodingError):
+            canonical_encode(bad)
+    canonical_encode({"x": 1})
+    with pytest.raises(EncodingError):
+        canonical_encode({"x": 1.5})  # a remembered shape still checks its values

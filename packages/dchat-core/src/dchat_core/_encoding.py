@@ -134,19 +134,36 @@ def _map_key(key: Any) -> bytes:
 _KEYS: dict[str, bytes] = {}
 
 
+_ORDERS: dict[tuple[str, ...], tuple[tuple[str, bytes], ...]] = {}
+"""For maps whose keys are all text: the keys in canonical order with their
+encodings, by the keys in insertion order. Records are built by the same few
+dict literals again and again, so the sort is done once per shape."""
+
+
+def _key_order(keys: tuple[Any, ...]) -> tuple[tuple[Any, bytes], ...]:
+    """The keys with their encodings, sorted by encoding (validated, and cached for text)."""
+    order = _ORDERS.get(keys)
+    if order is None:
+        # Keys encode uniquely, so the sort never compares two keys.
+        order = tuple(sorted(((key, _map_key(key)) for key in keys), key=lambda e: e[1]))
+        # Only all-text shapes: a tuple with 1 would equal one with True (bools are refused).
+        if len(_ORDERS) < 1024 and len(keys) <= 64 and all(type(k) is str for k in keys):
+            _ORDERS[keys] = order
+    return order
+
+
 def _encode_map(out: bytearray, value: dict[Any, Any], depth: int) -> None:
     n = len(value)
     if depth > 64 or (n and depth == 64):  # the items would nest 65 deep
         raise EncodingError("value nests too deeply to encode")
-    # Keys encode uniquely, so the sort never compares two items.
-    entries = sorted((_map_key(key), item) for key, item in value.items())
+    order = _key_order(tuple(value))
     if n < 24:
         out.append(0xA0 | n)
     else:
         out += _head(5, n)
-    for raw_key, item in entries:
+    for key, raw_key in order:
         out += raw_key
-        _encode_into(out, item, depth + 1)
+        _encode_into(out, value[key], depth + 1)
 
 
 def canonical_encode(value: Any) -> bytes:
