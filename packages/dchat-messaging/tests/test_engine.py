@@ -168,6 +168,44 @@ def test_controls_wait_durably_until_done(net: Net) -> None:
     assert bob.engine.pending_controls() == []
 
 
+def test_the_control_queue_is_known_empty_only_after_reading_it_empty(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    assert bob.engine.controls_maybe_pending  # unknown at start: a crash may have left some
+    assert bob.engine.pending_controls() == []
+    assert not bob.engine.controls_maybe_pending
+    content = Content.control("doc.push", b"payload", now_ms=1)
+    waiting = alice.engine.send(content, [bob.address], now=T0)
+    for device in waiting:
+        alice.engine.bundle_received(device, net.relay.take_bundle(bytes(device.mailbox)), now=T0)
+    alice.flush()
+    bob.fetch(now=T0)
+    assert bob.engine.controls_maybe_pending
+    (queued,) = bob.engine.pending_controls()
+    bob.engine.control_done(queued.content.message_id)
+    assert bob.engine.controls_maybe_pending  # not read since
+    assert bob.engine.pending_controls() == []
+    assert not bob.engine.controls_maybe_pending
+    alice.send([bob.address], "a text", now=T0 + 1)
+    bob.fetch(now=T0 + 1)
+    assert not bob.engine.controls_maybe_pending  # texts do not touch the queue
+
+
+def test_a_control_pushed_while_the_queue_is_read_keeps_it_maybe_pending(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    queue = bob.engine._controls
+    read = queue._items
+
+    def racing_read() -> list[list[bytes]]:
+        items = read()  # the read sees the queue empty...
+        queue._items = read  # type: ignore[method-assign]
+        queue.push(Content.control("k", b"", now_ms=1), alice.card.identity_id, b"d")  # ...then
+        return items
+
+    queue._items = racing_read  # type: ignore[method-assign]
+    assert bob.engine.pending_controls() == []
+    assert bob.engine.controls_maybe_pending
+
+
 def test_each_send_is_one_transaction(net: Net) -> None:
     alice, bob = net.person("alice"), net.person("bob")
     alice.send([bob.address], "setup", now=T0)

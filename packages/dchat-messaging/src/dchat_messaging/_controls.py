@@ -59,6 +59,19 @@ class ControlQueue:
     def __init__(self, store: StateStore, key: str) -> None:
         self._store = store
         self._key = key
+        self._pushes = 0
+        self._empty_after: int | None = None  # pushes counted when a read found it empty
+
+    @property
+    def maybe_pending(self) -> bool:
+        """False only when the queue is known empty: read empty, and nothing pushed since.
+
+        Lets the shell skip reading the database after every batch of plain
+        messages. A push counts before its commit, so a read that raced it is
+        never taken as proof of emptiness (and a rolled-back push only costs
+        one more read).
+        """
+        return self._empty_after != self._pushes
 
     def _items(self) -> list[list[bytes]]:
         raw = load_state(self._store, self._key)
@@ -70,14 +83,19 @@ class ControlQueue:
 
     def push(self, content: Content, sender: IdentityId, device: bytes) -> None:
         """Queue a control message (inside the caller's transaction)."""
+        self._pushes += 1
         queue = self._items()
         queue.append([bytes(sender), device, content.to_padded()])
         self._store.put_state(self._key, canonical_encode(queue))
 
     def pending(self) -> list[QueuedControl]:
         """Control messages not yet marked done, oldest first."""
+        pushes = self._pushes  # before the read: a push racing it keeps maybe_pending
+        items = self._items()
+        if not items:
+            self._empty_after = pushes
         result = []
-        for sender, device, padded in self._items():
+        for sender, device, padded in items:
             try:
                 content = Content.from_padded(padded)
             except EnvelopeRejectedError:

@@ -541,6 +541,11 @@ class MessagingEngine:
         """Received control messages not yet marked done, oldest first."""
         return self._controls.pending()
 
+    @property
+    def controls_maybe_pending(self) -> bool:
+        """Whether :meth:`pending_controls` may find something (False: known empty)."""
+        return self._controls.maybe_pending
+
     def control_done(self, message_id: MessageId) -> None:
         """The handler of a control message finished (successfully or not)."""
         self._controls.done(message_id)

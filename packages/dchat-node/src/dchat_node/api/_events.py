@@ -10,11 +10,13 @@ module follows it for clients:
   message (the user service's message hook) and after each API call that
   may write (a send, a request decision: :class:`NotifyAfterWrites`, around
   the app). A waiting stream takes
-  the current event *before* it reads the database and waits on it only if the
-  read found nothing, so a commit that lands between the read and the wait
-  has already set the event it waits on: no wake-up is lost, and no timer polls
-  the database. The keep-alive tick re-reads as well, which bounds the delay
-  of an event committed by a path that does not notify.
+  the current event *before* it reads the database and, once a read reached the
+  end of the log, waits on it before reading again, so a commit that lands
+  between the read and the wait has already set the event it waits on: no
+  wake-up is lost, no timer polls the database, and a batch of events costs
+  one read (:meth:`EventFeed.follow`, for the SSE stream and the socket). The
+  keep-alive tick re-reads as well, which bounds the delay of an event
+  committed by a path that does not notify.
 * **Bounded.** Each read is one page of at most :data:`PAGE` events, sent
   before the next is read; a slow client holds back its own stream (the
   server's send waits) and never makes the node buffer the log.
@@ -123,32 +125,47 @@ class EventFeed:
         names = {record.message_id: name for record, name in named}
         return [_event_json(r, names) for r in records]
 
-    async def wait(self, after: int, limit: int, timeout: float) -> list[dict[str, Any]]:
-        """Events after ``after``, waiting up to ``timeout`` seconds for the first."""
-        with trio.move_on_after(timeout):
-            while True:
-                changed = self._changed  # armed before the read: no lost wake-up
-                events = await self.page(after, limit)
-                if events:
-                    return events
-                await changed.wait()
-        return []
+    async def follow(self, after: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of the events after ``after`` as they are committed, forever.
+
+        An empty page after :data:`KEEPALIVE` seconds without one. A page
+        shorter than :data:`PAGE` reached the end of the log, so the next read
+        waits for a wake-up armed before that read (nothing committed since
+        then is missed) instead of reading again at once: one read per batch
+        of events, not two.
+
+        Raises:
+            CursorExpiredError: Retention pruned events after the cursor.
+        """
+        changed: trio.Event | None = None
+        while True:
+            quiet = False
+            if changed is not None:
+                with trio.move_on_after(KEEPALIVE):
+                    await changed.wait()
+                quiet = not changed.is_set()
+            changed = self._changed  # armed before the read: no lost wake-up
+            events = await self.page(after, PAGE)
+            if events:
+                after = events[-1]["cursor"]
+                yield events
+            elif quiet:
+                yield events  # nothing for KEEPALIVE seconds (the re-read bounds a missed wake)
+            if len(events) == PAGE:
+                changed = None  # more may be waiting: read on at once
 
     async def stream(self, after: int) -> AsyncIterator[str]:
         """The SSE body: frames of the events after ``after``, forever."""
         yield f"retry: {RETRY_MS}\nid: {after}\n\n"
-        while True:
-            try:
-                events = await self.wait(after, PAGE, KEEPALIVE)
-            except CursorExpiredError as exc:
-                error = {"error": {"code": exc.code, "message": str(exc)}}
-                yield f"event: error\ndata: {json.dumps(error)}\n\n"
-                return
-            if not events:
-                yield ": keep-alive\n\n"
-            for event in events:
-                yield sse_frame(event["cursor"], event["kind"], event["data"])
-                after = event["cursor"]
+        try:
+            async for events in self.follow(after):
+                if not events:
+                    yield ": keep-alive\n\n"
+                for event in events:
+                    yield sse_frame(event["cursor"], event["kind"], event["data"])
+        except CursorExpiredError as exc:
+            error = {"error": {"code": exc.code, "message": str(exc)}}
+            yield f"event: error\ndata: {json.dumps(error)}\n\n"
 
 
 class NotifyAfterWrites:

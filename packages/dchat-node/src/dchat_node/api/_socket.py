@@ -40,7 +40,6 @@ from dchat_storage import CursorExpiredError
 
 from .._errors import NodeStateError
 from ._answers import error_of
-from ._events import KEEPALIVE, PAGE
 from ._messages import MAX_CURSOR, SendMessage
 from ._roles import user_role
 
@@ -172,16 +171,13 @@ class _Socket:
         return start
 
     async def _follow(self, rid: int, after: int) -> None:
-        while True:
-            try:
-                events = await self._feed.wait(after, PAGE, KEEPALIVE)
-            except CursorExpiredError as exc:
-                await self.answer(rid, exc)
-                self._following = False
-                return
-            for event in events:
-                await self._send({"event": event})
-                after = event["cursor"]
+        try:
+            async for events in self._feed.follow(after):
+                for event in events:
+                    await self._send({"event": event})
+        except CursorExpiredError as exc:
+            await self.answer(rid, exc)
+            self._following = False
 
 
 def add_socket_route(app: FastAPI, node: Node, feed: EventFeed) -> None:

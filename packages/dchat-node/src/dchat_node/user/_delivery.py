@@ -284,6 +284,8 @@ class MailDelivery:
             _log.info("published %d one-time prekeys", len(upload.one_time))
 
     async def _dispatch_controls(self, engine: MessagingEngine, identity: Identity | None) -> None:
+        if not engine.controls_maybe_pending:  # a batch of plain texts: no read needed
+            return
         for message, handler in await self._store.run(self.agent.controls_due, engine, identity):
             try:
                 if handler is None:
