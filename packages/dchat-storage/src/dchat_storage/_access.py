@@ -71,8 +71,9 @@ class _Level:
 
 
 def _check_alive(levels: list[_Level]) -> None:
-    if any(level.doomed for level in levels):
-        raise TransactionDoomedError(_DOOMED)
+    for level in levels:  # a plain loop: this runs for every read and write in a transaction
+        if level.doomed:
+            raise TransactionDoomedError(_DOOMED)
 
 
 @functools.cache
