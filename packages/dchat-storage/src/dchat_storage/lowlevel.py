@@ -9,7 +9,8 @@ types against the pieces a :class:`Database` is made of: the repositories
 and so on) and their records,
 :class:`StorageKey` (the raw at-rest key behind a passphrase), the specific
 upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
-:class:`TransactionDoomedError` (a caller caught a failed write and went on).
+:class:`TransactionDoomedError` (a caller caught a failed write and went on) and
+:class:`DatabaseInUseError` (another process claimed the database).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._attachments import AttachmentRepo as AttachmentRepo
 from ._chain import ChainRepo as ChainRepo
 from ._conversations import ConversationRepo as ConversationRepo
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
+from ._errors import DatabaseInUseError as DatabaseInUseError
 from ._errors import DecompressionBombError as DecompressionBombError
 from ._errors import ExposedDirectoryError as ExposedDirectoryError
 from ._errors import MalformedContentError as MalformedContentError
@@ -45,6 +47,7 @@ __all__ = (
     "ContentTypeMismatchError",
     "ConversationRecord",
     "ConversationRepo",
+    "DatabaseInUseError",
     "DecompressionBombError",
     "DeviceRecord",
     "DeviceRepo",
