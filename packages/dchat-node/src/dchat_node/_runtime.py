@@ -21,6 +21,15 @@ to 0077 and refuses a data directory other users can reach
 (:func:`dchat_storage.check_private_directory`), and refuses an API address
 off loopback unless exposed on purpose over TLS (``api._serve``). SIGINT and
 SIGTERM stop the node gracefully.
+
+With ``database_url`` set (user and relay nodes) the database is on
+PostgreSQL, through the same repositories and migrations; the data directory
+still holds the keys, ``api.json`` and the lock. A user node's private fields
+are sealed there exactly as in ``node.db`` (the wrapped storage key lives in
+the database). Because that database is not inside the locked directory, the
+node also claims it (:meth:`dchat_storage.Database.claim_exclusive`): a second
+node on the same URL is refused with ``database_in_use``. Only the redacted
+URL (password hidden) is ever logged.
 """
 
 from __future__ import annotations
@@ -138,6 +147,8 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
     wrote_runfile = False
     db = await trio.to_thread.run_sync(_open_store, config, passphrase)
     try:
+        await trio.to_thread.run_sync(db.claim_exclusive)
+        _log.info("database open", extra={"database": db.url})
         store = AsyncStore(db)
         node = build_node(config, store, clock, passphrase)
         with trio.CancelScope() as cancel:
@@ -154,12 +165,16 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
 
 
 def _open_store(config: NodeConfig, passphrase: bytes) -> Database:
-    """Open the node database: sealed at rest for a user node, clear for a relay."""
-    path = config.data_dir / "node.db"
+    """Open the node database: sealed at rest for a user node, clear for a relay.
+
+    ``DATA_DIR/node.db``, or the PostgreSQL database ``database_url`` names.
+    """
+    url = config.database_url
+    target = config.data_dir / "node.db" if url is None else url.get_secret_value()
     if config.role != "user":
-        return open_database(path)
+        return open_database(target)
     try:
-        return open_database(path, passphrase=passphrase)
+        return open_database(target, passphrase=passphrase)
     except LockedError:
         raise ConfigError("cannot unlock the database: wrong passphrase?") from None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -206,6 +206,23 @@ class Database:
             if self._claim is not None:
                 self._claim.close()
                 self._claim = None
+
+    def size_bytes(self) -> int:
+        """The space the database takes: its files on SQLite, the server's count on PostgreSQL.
+
+        SQLite: the database file and its ``-wal`` and ``-shm`` (which come and
+        go). PostgreSQL: ``pg_database_size`` of this database (tables, indexes,
+        TOAST; not the server's WAL).
+        """
+        if self.path is None:
+            with self._access.read("database size") as conn:
+                query = text("SELECT pg_database_size(current_database())")
+                return int(conn.execute(query).scalar_one())
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
 
     def integrity_check(self) -> str:
         """Check the database; return ``"ok"`` when sound, else the problems found.

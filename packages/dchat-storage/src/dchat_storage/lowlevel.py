@@ -10,7 +10,8 @@ and so on) and their records,
 :class:`StorageKey` (the raw at-rest key behind a passphrase), the specific
 upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
 :class:`TransactionDoomedError` (a caller caught a failed write and went on) and
-:class:`DatabaseInUseError` (another process claimed the database).
+:class:`DatabaseInUseError` (another process claimed the database), and
+:func:`is_postgres_target` (whether an :func:`open_database` target names PostgreSQL).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ._local import IdentityRepo as IdentityRepo
 from ._mailbox import MailboxRepo as MailboxRepo
 from ._messages import MessageRepo as MessageRepo
 from ._messages import OutboxRepo as OutboxRepo
+from ._postgres import is_postgres_target as is_postgres_target
 from ._prekeys import PrekeyRepo as PrekeyRepo
 from ._records import BlockRecord as BlockRecord
 from ._records import ConversationRecord as ConversationRecord
@@ -63,4 +65,5 @@ __all__ = (
     "StorageKey",
     "TransactionDoomedError",
     "UploadTooLargeError",
+    "is_postgres_target",
 )
