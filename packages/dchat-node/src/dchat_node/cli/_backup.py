@@ -119,6 +119,7 @@ def create(
         bool,
         typer.Option(
             "--without-database",
+            envvar="DCHAT_BACKUP_WITHOUT_DATABASE",
             help="The node's database is on PostgreSQL and backed up there: copy the rest.",
         ),
     ] = False,
