@@ -2,9 +2,10 @@
 
 Each node gets a fresh database on the test server (``DCHAT_TEST_POSTGRES_URL``,
 which ``.ci/run`` sets; dropped afterwards). Messages go both ways, nodes are
-restarted (the relay killed), and nothing is lost; the user databases hold no
-plaintext (the at-rest sealing works on PostgreSQL too); a second node on a
-database in use is refused with one line. Without a server the test skips, but
+restarted (the relay killed), and nothing is lost, neither in the messages nor
+in the event log; the user databases hold no plaintext (the at-rest sealing
+works on PostgreSQL too) and the log no password; a second node on a database
+in use is refused with one line. Without a server the test skips, but
 not under ``CI=true``: CI must run it.
 """
 
@@ -75,19 +76,20 @@ def _dump(url: str) -> bytes:
     return b"\n".join(rows)
 
 
+def _relay(data_dir: Path, database_url: str) -> NodeProcess:
+    listen = f"127.0.0.1:{free_port()}"
+    return NodeProcess(
+        data_dir, "relay", passphrase=PASSPHRASE, listen=listen, database_url=database_url
+    )
+
+
 def test_relay_and_users_on_postgresql_lose_nothing_across_restarts(
     tmp_path: Path, databases: Callable[[], str]
 ) -> None:
     urls = {name: databases() for name in ("relay", "alice", "bob")}
     # The test server trusts loopback, so a password is ignored: it must still never be shown.
     urls["alice"] = make_url(urls["alice"]).set(password=SECRET).render_as_string(False)
-    relay = NodeProcess(
-        tmp_path / "relay",
-        "relay",
-        passphrase=PASSPHRASE,
-        listen=f"127.0.0.1:{free_port()}",
-        database_url=urls["relay"],
-    )
+    relay = _relay(tmp_path / "relay", urls["relay"])
     with ExitStack() as running:
         running.callback(relay.kill)
         relay.start()
@@ -134,6 +136,10 @@ def test_relay_and_users_on_postgresql_lose_nothing_across_restarts(
         assert _texts(alice, "in") == [TO_ALICE]
         assert _texts(alice, "out") == [TO_BOB, WHILE_AWAY]
         assert _texts(bob, "out") == [TO_ALICE]
+        with bob.client() as b:  # the event log, a table of the same database, kept it all
+            events, _ = b.event_page(after=0, limit=100)
+        received = [e.message for e in events if e.kind == "message" and e.message is not None]
+        assert [m.text for m in received if m.direction == "in"] == [TO_BOB, WHILE_AWAY]
 
         # Sealed at rest on PostgreSQL too: no plaintext in any row of a user's database.
         for name in ("alice", "bob"):
@@ -148,13 +154,7 @@ def test_relay_and_users_on_postgresql_lose_nothing_across_restarts(
         assert SECRET not in log
 
         # A second node on a database in use is refused with one line.
-        intruder = NodeProcess(
-            tmp_path / "intruder",
-            "relay",
-            passphrase=PASSPHRASE,
-            listen=f"127.0.0.1:{free_port()}",
-            database_url=urls["relay"],
-        )
+        intruder = _relay(tmp_path / "intruder", urls["relay"])
         running.callback(intruder.kill)
         with pytest.raises(DchatNodeError, match="exited early") as caught:
             intruder.start()
