@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from dchat_node import ConfigError, load_config
+from dchat_node.cli._common import check_database_url_option
 from dchat_node.cli._process import free_ports
-from dchat_node.config import check_database_url_option, parse_hostport
+from dchat_node.config import parse_hostport
 
 
 def test_precedence_file_env_flags(tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_database_url_from_file_env_or_flag_and_never_shown(tmp_path: Path) -> N
     ("fields", "message"),
     [
         ({"database_url": "sqlite:///x.db?password=hunter2"}, "not a PostgreSQL URL"),
-        ({"role": "validator", "database_url": _PG}, "database_url is for user and relay"),
+        ({"role": "validator", "database_url": _PG}, "database_url: .*for user and relay nodes"),
     ],
 )
 def test_database_url_mistakes_are_config_errors(

@@ -21,15 +21,8 @@ to 0077 and refuses a data directory other users can reach
 (:func:`dchat_storage.check_private_directory`), and refuses an API address
 off loopback unless exposed on purpose over TLS (``api._serve``). SIGINT and
 SIGTERM stop the node gracefully.
-
-With ``database_url`` set (user and relay nodes) the database is on
-PostgreSQL, through the same repositories and migrations; the data directory
-still holds the keys, ``api.json`` and the lock. A user node's private fields
-are sealed there exactly as in ``node.db`` (the wrapped storage key lives in
-the database). Because that database is not inside the locked directory, the
-node also claims it (:meth:`dchat_storage.Database.claim_exclusive`): a second
-node on the same URL is refused with ``database_in_use``. Only the redacted
-URL (password hidden) is ever logged.
+With ``database_url`` the database is on PostgreSQL (sealed the same way), outside the
+locked directory, so the node also claims it (``Database.claim_exclusive``).
 """
 
 from __future__ import annotations
@@ -52,10 +45,10 @@ from dchat_storage import (
     check_private_directory,
     open_database,
 )
+from dchat_storage.lowlevel import write_private
 
 from ._datadir_lock import datadir_lock
 from ._errors import ConfigError
-from ._files import write_private
 from ._lifecycle import LifecycleTask
 from .api._serve import check_api_exposure, serve_api
 from .relay._role import RelayRole
@@ -165,10 +158,7 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
 
 
 def _open_store(config: NodeConfig, passphrase: bytes) -> Database:
-    """Open the node database: sealed at rest for a user node, clear for a relay.
-
-    ``DATA_DIR/node.db``, or the PostgreSQL database ``database_url`` names.
-    """
+    """Open ``node.db`` or ``database_url``: sealed at rest for a user node, clear for a relay."""
     url = config.database_url
     target = config.data_dir / "node.db" if url is None else url.get_secret_value()
     if config.role != "user":

@@ -2,16 +2,10 @@
 
 Precedence (highest first): command-line flags, environment variables
 (``DCHAT_ROLE``, ``DCHAT_LISTEN``, ``DCHAT_RELAY``, ``DCHAT_RELAY_NODE``,
-``DCHAT_API_LISTEN``, ``DCHAT_POLL_INTERVAL``, ``DCHAT_LOG_LEVEL``,
-``DCHAT_DATABASE_URL``), the TOML file (``<data-dir>/dchat.toml`` or
-``--config``), defaults. The passphrase that unlocks the node's keys never
-lives in the config: it comes from ``DCHAT_PASSPHRASE`` or a
-``--passphrase-file``.
-
-``database_url`` puts a user or relay node's database on PostgreSQL instead
-of ``<data-dir>/node.db`` (SQLite). It may hold a password, so it is a
-:class:`~pydantic.SecretStr`: the config's repr and validation errors never
-show it, and the node logs only its redacted form (``Database.url``).
+``DCHAT_API_LISTEN``, ``DCHAT_POLL_INTERVAL``, ``DCHAT_LOG_LEVEL``, ``DCHAT_DATABASE_URL``),
+the TOML file (``<data-dir>/dchat.toml`` or ``--config``), defaults. The passphrase that
+unlocks the node's keys never lives in the config: it comes from ``DCHAT_PASSPHRASE`` or a
+``--passphrase-file``. ``database_url`` (a SecretStr: never shown) may hold a password.
 """
 
 from __future__ import annotations
@@ -20,17 +14,8 @@ import os
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from dchat_storage.lowlevel import is_postgres_target
 
@@ -39,23 +24,13 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = (
-    "NodeConfig",
-    "check_database_url_option",
-    "database_outside",
-    "load_config",
-    "parse_hostport",
-)
+    from pydantic import ValidationInfo
+
+__all__ = ("NodeConfig", "load_config", "parse_hostport")
 
 Role = Literal["user", "relay", "validator"]
 _ENV_FIELDS = (
-    "role",
-    "listen",
-    "relay",
-    "relay_node",
-    "api_listen",
-    "poll_interval",
-    "log_level",
+    *("role", "listen", "relay", "relay_node", "api_listen", "poll_interval", "log_level"),
     "database_url",
 )
 
@@ -70,19 +45,6 @@ def parse_hostport(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"not a HOST:PORT address: {text!r}")
     return host.strip("[]"), int(port)
-
-
-def check_database_url_option(url: str | None) -> None:
-    """Refuse a password in a ``--database-url`` flag (any user can read a process's arguments).
-
-    Raises:
-        ConfigError: the URL holds a password.
-    """
-    if url and urlsplit(url).password is not None:
-        raise ConfigError(
-            "--database-url holds a password, which other users can read from the process "
-            "list: put the URL in dchat.toml or DCHAT_DATABASE_URL, or the password in ~/.pgpass"
-        )
 
 
 class NodeConfig(BaseModel):
@@ -134,16 +96,12 @@ class NodeConfig(BaseModel):
 
     @field_validator("database_url")
     @classmethod
-    def _postgres(cls, value: SecretStr | None) -> SecretStr | None:
+    def _postgres(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and not is_postgres_target(value.get_secret_value()):
             raise ValueError("not a PostgreSQL URL (postgresql://USER@HOST:PORT/DATABASE)")
+        if value is not None and info.data.get("role") == "validator":
+            raise ValueError("for user and relay nodes; a validator keeps node.db")
         return value
-
-    @model_validator(mode="after")
-    def _database_role(self) -> NodeConfig:
-        if self.database_url is not None and self.role == "validator":
-            raise ValueError("database_url is for user and relay nodes; a validator uses SQLite")
-        return self
 
 
 def load_config(
@@ -179,20 +137,3 @@ def load_config(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
-
-
-def database_outside(data_dir: Path, *, environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the node of ``data_dir`` keeps its database elsewhere (``database_url`` set).
-
-    Read leniently, for ``dchat-node backup``: ``DCHAT_DATABASE_URL``, or the
-    key in ``data_dir/dchat.toml``; an unreadable file counts as not set
-    (backing up a directory must not depend on its config being valid).
-    """
-    env = os.environ if environ is None else environ
-    if env.get("DCHAT_DATABASE_URL"):
-        return True
-    try:
-        table = tomllib.loads((data_dir / "dchat.toml").read_text()).get("node", {})
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(table, dict) and bool(table.get("database_url"))

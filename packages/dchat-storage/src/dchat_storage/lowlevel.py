@@ -11,7 +11,8 @@ and so on) and their records,
 upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
 :class:`TransactionDoomedError` (a caller caught a failed write and went on) and
 :class:`DatabaseInUseError` (another process claimed the database), and
-:func:`is_postgres_target` (whether an :func:`open_database` target names PostgreSQL).
+:func:`is_postgres_target` (whether an :func:`open_database` target names PostgreSQL),
+and :func:`write_private` (a file replaced atomically and durably, mode 0600).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ._messages import MessageRepo as MessageRepo
 from ._messages import OutboxRepo as OutboxRepo
 from ._postgres import is_postgres_target as is_postgres_target
 from ._prekeys import PrekeyRepo as PrekeyRepo
+from ._private_dir import write_private as write_private
 from ._records import BlockRecord as BlockRecord
 from ._records import ConversationRecord as ConversationRecord
 from ._records import DeviceRecord as DeviceRecord
@@ -66,4 +68,5 @@ __all__ = (
     "TransactionDoomedError",
     "UploadTooLargeError",
     "is_postgres_target",
+    "write_private",
 )

@@ -20,15 +20,15 @@ from rich.table import Table
 from dchat_sdk import RemoteClient
 
 from .._logging import configure_logging
-from ..config import check_database_url_option, load_config
+from ..config import load_config
 from ._backup import backup_app
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
 from ._channels import channel_app
+from ._common import check_database_url_option, read_passphrase
 from ._common import err_console as _err
 from ._common import fail as _fail
 from ._common import guard as _guard
-from ._common import read_passphrase
 from ._guardians import guardian_app
 from ._identity import register_identity_commands
 from ._requests import register_request_commands

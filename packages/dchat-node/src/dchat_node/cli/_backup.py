@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -28,7 +29,6 @@ from rich.table import Table
 from dchat_storage.backup import LocalDirectoryDestination, Repository
 
 from .._errors import ConfigError
-from ..config import database_outside
 from ._common import err_console, read_passphrase
 from ._common import fail as _fail
 from ._common import guard as _guard
@@ -94,6 +94,22 @@ def init(repo: Repo, passphrase_file: PassFile = None) -> None:
     secret = _passphrase(passphrase_file)
     _guard(lambda: Repository.init(LocalDirectoryDestination(repo), secret))
     _out.print(f"created backup repository {repo}", highlight=False)
+
+
+def database_outside(data_dir: Path) -> bool:
+    """Whether the node of ``data_dir`` keeps its database elsewhere (``database_url`` set).
+
+    Read leniently, for ``dchat-node backup``: ``DCHAT_DATABASE_URL``, or the
+    key in ``data_dir/dchat.toml``; an unreadable file counts as not set
+    (backing up a directory must not depend on its config being valid).
+    """
+    if os.environ.get("DCHAT_DATABASE_URL"):
+        return True
+    try:
+        table = tomllib.loads((data_dir / "dchat.toml").read_text()).get("node", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(table, dict) and bool(table.get("database_url"))
 
 
 def check_database_inside(data_dir: Path) -> None:

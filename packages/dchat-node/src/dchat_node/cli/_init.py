@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from dchat_storage.lowlevel import write_private
+
 from .._errors import ConfigError
-from .._files import write_private
 from ..config import NodeConfig, load_config
 
 __all__ = ("ROLE_ADDRESSES", "render_config", "write_config")
