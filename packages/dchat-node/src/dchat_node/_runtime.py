@@ -21,8 +21,11 @@ to 0077 and refuses a data directory other users can reach
 (:func:`dchat_storage.check_private_directory`), and refuses an API address
 off loopback unless exposed on purpose over TLS (``api._serve``). SIGINT and
 SIGTERM stop the node gracefully.
-With ``database_url`` the database is on PostgreSQL (sealed the same way), outside the
-locked directory, so the node also claims it (``Database.claim_exclusive``).
+
+With ``database_url`` (user and relay nodes) the database is on PostgreSQL,
+sealed the same way; being outside the locked directory, it is also claimed
+(``Database.claim_exclusive``: a second node on it stops with
+``database_in_use``). Only its redacted URL is logged.
 """
 
 from __future__ import annotations

@@ -30,7 +30,13 @@ __all__ = ("NodeConfig", "load_config", "parse_hostport")
 
 Role = Literal["user", "relay", "validator"]
 _ENV_FIELDS = (
-    *("role", "listen", "relay", "relay_node", "api_listen", "poll_interval", "log_level"),
+    "role",
+    "listen",
+    "relay",
+    "relay_node",
+    "api_listen",
+    "poll_interval",
+    "log_level",
     "database_url",
 )
 
