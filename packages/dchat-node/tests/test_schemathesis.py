@@ -53,6 +53,7 @@ request-timeout = 2
 def schemathesis(node: NodeProcess, workdir: Path) -> None:
     """Run schemathesis against ``node``'s API; fail with its report unless it passes."""
     cli = Path(sys.executable).parent / "schemathesis"
+    assert cli.exists(), f"no {cli}: schemathesis is in the dev group (uv sync --locked)"
     config = workdir / "schemathesis.toml"
     config.write_text(CONFIG)
     command = [
