@@ -226,3 +226,48 @@ def test_the_event_stream_schema_describes_one_frame(schemas: dict[str, dict[str
     assert set(frame["properties"]) == {"id", "event", "data", "retry"}
     page = content["application/json"]["schema"]
     assert page == {"$ref": "#/components/schemas/EventPage"}
+
+
+def test_every_guarded_operation_declares_the_error_shape(
+    schemas: dict[str, dict[str, Any]],
+) -> None:
+    # Schemathesis holds answers to their declared schemas: with the shape
+    # declared, a 4xx in any other shape fails the run.
+    for schema in schemas.values():
+        error = schema["components"]["schemas"]["Error"]
+        assert error["required"] == ["error"]
+        assert "HTTPValidationError" not in schema["components"]["schemas"]
+        for path, operations in schema["paths"].items():
+            for operation in operations.values():
+                responses = operation["responses"]
+                if path == "/health":
+                    assert "4XX" not in responses
+                    continue
+                for status in ("4XX", "422"):
+                    if status in responses:
+                        body = responses[status]["content"]["application/json"]["schema"]
+                        assert body == {"$ref": "#/components/schemas/Error"}, (path, status)
+                assert "4XX" in responses, path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/no-such-route", 404, "not_found"),
+        ("POST", "/status", 405, "method_not_allowed"),
+        ("DELETE", "/v1/identity", 405, "method_not_allowed"),
+    ],
+)
+async def test_the_routers_own_answers_have_the_error_shape(
+    tmp_path: Path, method: str, path: str, status: int, code: str
+) -> None:
+    # They were FastAPI's {"detail": "Not Found"} (and "Method Not Allowed").
+    with open_database(tmp_path / "user.db") as db:
+        config = NodeConfig.model_validate({"role": "user", "data_dir": tmp_path})
+        app = create_app(build_node(config, AsyncStore(db), SystemClock(), b"unused"), TOKEN)
+        scope = {**_scope(path, {"Authorization": f"Bearer {TOKEN}"}), "method": method}
+        scope |= {"query_string": b"", "root_path": "", "scheme": "http", "server": ("x", 80)}
+        answer_status, body = await _call(app, scope, [b""])
+    assert answer_status == status
+    assert body["error"]["code"] == code
+    assert set(body) == {"error"}

@@ -10,7 +10,9 @@ bounded *fuzzing* phase (``MAX_EXAMPLES`` cases per operation). Checks:
 * ``not_a_server_error``: no answer is 5xx; every caller mistake is a typed
   4xx in the API's error shape;
 * ``response_schema_conformance``: each answer matches the schema the
-  document declares for it (the SSE frames of ``/v1/events`` included).
+  document declares for it: every 4xx the error shape (``Error``), the pages
+  and SSE frames of ``/v1/events`` theirs (most success bodies are declared
+  as free-form objects; docs/rationale.md says why).
 
 The run's output is shown when it fails (it prints each failing case as a curl
 command and the seed to replay it).
