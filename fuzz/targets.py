@@ -9,6 +9,9 @@ decoder of dchat promises (docs/protocol.md, "Decoding untrusted bytes"):
 * the decoder raises the typed error its package documents for malformed input,
   which is always a :class:`dchat_core.PeerError` of that package.
 
+``canonical_values`` checks the other direction, decode(encode(x)) == x, for
+values x of the canonical data model built from the fuzzer's bytes.
+
 Anything else (``KeyError``, ``IndexError``, ``RecursionError``, a foreign
 library's exception, a ``PeerError`` of another package leaking through, an
 assertion) propagates: under atheris that is a crash, saved by ``run.py`` into
@@ -26,11 +29,15 @@ import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import cbor2
+
 from dchat_chain import Block, BlockHeader, CommitCertificate, DchatChainError, Transaction
 from dchat_chain.lowlevel import decode_inbound, decode_message
 from dchat_core import (
     DchatCoreError,
     DecodeError,
+    DecodeLimitError,
+    DecodeLimits,
     MailboxId,
     PeerError,
     canonical_decode,
@@ -94,6 +101,63 @@ def canonical_cbor(data: bytes) -> None:
     value = _expect(DchatCoreError, canonical_decode, data)
     if value is not None or data == b"\xf6":
         assert canonical_encode(value) == data, "a decoded value must re-encode to its input"
+
+
+def _allowed(value: object, depth: int = 0) -> bool:
+    """Whether ``value`` is in the canonical data model (and shallow enough to decode)."""
+    if depth > DecodeLimits().max_depth:
+        return False
+    if value is None or isinstance(value, bool | bytes | str):
+        return True
+    if isinstance(value, int):
+        return -(2**64) <= value < 2**64
+    if isinstance(value, list):
+        return all(_allowed(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        keys_ok = all(isinstance(k, str) or type(k) is int for k in value)
+        return keys_ok and all(_allowed(v, depth + 1) for v in value.values())
+    return False
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality that tells ``True`` from ``1`` (Python's ``==`` does not)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _reversed_maps(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_reversed_maps(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _reversed_maps(value[k]) for k in reversed(list(value))}
+    return value
+
+
+def canonical_values(data: bytes) -> None:
+    """decode(encode(x)) == x for values x of the data model, whatever their map order.
+
+    The fuzzer's bytes become a value through cbor2's lenient decoder (any CBOR,
+    canonical or not); values outside the model are skipped. Encoding must not
+    depend on the insertion order of map keys (the encoder remembers key orders).
+    """
+    try:
+        value = cbor2.loads(data)
+    except Exception:
+        return
+    if not _allowed(value):
+        return
+    encoded = canonical_encode(value)
+    assert canonical_encode(_reversed_maps(value)) == encoded, "map order changed the encoding"
+    try:
+        decoded = canonical_decode(encoded)
+    except DecodeLimitError:  # more items or bytes than a decoder accepts: refused, typed
+        return
+    assert _same(decoded, value), "decode(encode(x)) != x"
 
 
 # -- dchat_network: link frames and relay requests -----------------------------------------
@@ -242,6 +306,7 @@ def validator_links(data: bytes) -> None:
 
 TARGETS: dict[str, Target] = {
     "canonical_cbor": canonical_cbor,
+    "canonical_values": canonical_values,
     "link_frames": link_frames,
     "link_roundtrip": link_roundtrip,
     "relay_requests": relay_requests,
@@ -335,6 +400,8 @@ def _block(txs: tuple[bytes, ...]) -> bytes:
 def seeds(name: str, vectors: Path | None = None) -> list[bytes]:
     """The starting inputs of target ``name`` (valid encodings from the real encoders)."""
     cbor = [canonical_encode({"a": [1, -2, b"x", "y", None, True]}), b"\xf6", b"\x80"]
+    if name == "canonical_values":  # non-canonical on purpose: long heads, unsorted keys
+        return [*cbor, bytes.fromhex("a2616201616100"), bytes.fromhex("9f1801ff"), b"\xa1\x01\xf5"]
     if name in ("canonical_cbor", "consensus_messages", "certificates"):
         return cbor
     if name in ("identity_wire", "validator_links"):

@@ -58,6 +58,7 @@ def _kept() -> list[tuple[str, Path]]:
 def test_every_decoder_of_the_brief_has_a_target() -> None:
     assert {
         "canonical_cbor",
+        "canonical_values",
         "link_frames",
         "relay_requests",
         "envelopes",
@@ -95,6 +96,12 @@ def vectors_or_none() -> Path | None:
 @given(data=st.one_of(hostile_bytes(), st.binary(max_size=64)))
 def test_hostile_bytes_get_a_value_or_the_typed_error(name: str, data: bytes) -> None:
     targets.TARGETS[name](data)
+
+
+def test_the_value_round_trip_tells_booleans_from_integers() -> None:
+    assert targets._same({"a": [1, b"x"]}, {"a": [1, b"x"]})
+    assert not targets._same([True], [1])
+    assert not targets._same({"a": 0}, {"a": False})
 
 
 def test_only_the_owners_typed_peer_error_counts_as_a_clean_rejection() -> None:
