@@ -33,8 +33,9 @@ ERROR_SCHEMA: dict[str, object] = {
     },
 }
 
-#: Codes of the answers the router gives itself (no route, or not this method).
-ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
+#: Codes of the answers FastAPI and the router give themselves: a body that is
+#: not even text (400), no route (404), not this method (405).
+ROUTING_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 _STATE_STATUS = {
     "no_identity": 409,

@@ -233,8 +233,9 @@ def document_json(doc: IdentityDocument) -> dict[str, Any]:
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def routing_error(_: Request, exc: Exception) -> JSONResponse:
-        # The router's own answers (no such route, not this method: HTTPExceptions
-        # of those statuses) in the one shape, keeping their headers (Allow).
+        # FastAPI's and the router's own answers (an unparsable body, no such
+        # route, not this method: HTTPExceptions of those statuses) in the one
+        # shape, keeping their headers (Allow).
         status = int(getattr(exc, "status_code", 404))
         answer = _error(status, ROUTING_CODES[status], str(getattr(exc, "detail", "")))
         answer.headers.update(getattr(exc, "headers", None) or {})
