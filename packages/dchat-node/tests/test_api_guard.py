@@ -193,3 +193,85 @@ def test_openapi_lists_only_the_routes_of_the_role(schemas: dict[str, dict[str, 
     user = set(schemas["user"]["paths"])
     assert {"/v1/identity", "/v1/messages", "/v1/events"} <= user
     assert not any(p.startswith("/v1/chain/") for p in user)
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        own = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
+        return own + [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+def test_every_schema_reference_resolves_in_the_document(
+    schemas: dict[str, dict[str, Any]],
+) -> None:
+    # /v1/events once embedded a model's own "#/$defs/..." references, which
+    # point nowhere in the OpenAPI document (schemathesis could not check its pages).
+    for role, schema in schemas.items():
+        refs = _refs(schema)
+        assert refs or role == "relay"
+        for ref in refs:
+            assert ref.startswith("#/components/schemas/"), (role, ref)
+            assert ref.rsplit("/", 1)[1] in schema["components"]["schemas"], (role, ref)
+
+
+def test_the_event_stream_schema_describes_one_frame(schemas: dict[str, dict[str, Any]]) -> None:
+    # Schema-checking tools validate each parsed SSE frame against this schema; it
+    # once said "string", so every real frame ({"id", "event", "data"}) failed it.
+    content = schemas["user"]["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
+    frame = content["text/event-stream"]["schema"]
+    assert frame["type"] == "object"
+    assert set(frame["properties"]) == {"id", "event", "data", "retry"}
+    page = content["application/json"]["schema"]
+    assert page == {"$ref": "#/components/schemas/EventPage"}
+
+
+def test_every_guarded_operation_declares_the_error_shape(
+    schemas: dict[str, dict[str, Any]],
+) -> None:
+    # Schemathesis holds answers to their declared schemas: with the shape
+    # declared, a 4xx in any other shape fails the run.
+    for schema in schemas.values():
+        error = schema["components"]["schemas"]["Error"]
+        assert error["required"] == ["error"]
+        assert "HTTPValidationError" not in schema["components"]["schemas"]
+        for path, operations in schema["paths"].items():
+            for operation in operations.values():
+                responses = operation["responses"]
+                if path == "/health":
+                    assert "4XX" not in responses
+                    continue
+                for status in ("4XX", "422"):
+                    if status in responses:
+                        body = responses[status]["content"]["application/json"]["schema"]
+                        assert body == {"$ref": "#/components/schemas/Error"}, (path, status)
+                assert "4XX" in responses, path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/no-such-route", 404, "not_found"),
+        ("POST", "/status", 405, "method_not_allowed"),
+        ("DELETE", "/v1/identity", 405, "method_not_allowed"),
+        # Found by schemathesis: a JSON body that is not UTF-8 (FastAPI: "There
+        # was an error parsing the body").
+        ("POST", "/v1/contacts", 400, "invalid_request"),
+    ],
+)
+async def test_the_routers_own_answers_have_the_error_shape(
+    tmp_path: Path, method: str, path: str, status: int, code: str
+) -> None:
+    # They were FastAPI's {"detail": "Not Found"} ("Method Not Allowed", ...).
+    with open_database(tmp_path / "user.db") as db:
+        config = NodeConfig.model_validate({"role": "user", "data_dir": tmp_path})
+        app = create_app(build_node(config, AsyncStore(db), SystemClock(), b"unused"), TOKEN)
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        scope = {**_scope(path, headers), "method": method}
+        scope |= {"query_string": b"", "root_path": "", "scheme": "http", "server": ("x", 80)}
+        answer_status, body = await _call(app, scope, [b"\xff\xfe{"])
+    assert answer_status == status
+    assert body["error"]["code"] == code
+    assert set(body) == {"error"}

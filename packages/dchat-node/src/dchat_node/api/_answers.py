@@ -16,7 +16,26 @@ from dchat_storage import CursorExpiredError, DuplicateError
 
 from .._errors import NodeStateError
 
-__all__ = ("error_of",)
+__all__ = ("ERROR_SCHEMA", "ROUTING_CODES", "error_of")
+
+#: The JSON schema of every error answer (the OpenAPI document's ``Error``).
+ERROR_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "additionalProperties": False,
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+#: Codes of the answers FastAPI and the router give themselves: a body that is
+#: not even text (400), no route (404), not this method (405).
+ROUTING_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 _STATE_STATUS = {
     "no_identity": 409,

@@ -32,7 +32,7 @@ from dchat_messaging import RequestError
 from dchat_storage import CursorExpiredError, DuplicateError
 
 from .._errors import NodeStateError
-from ._answers import error_of
+from ._answers import ERROR_SCHEMA, ROUTING_CODES, error_of
 from ._burners import add_burner_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
 from ._guard import LimitBody, RequireToken
@@ -163,6 +163,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     app.add_middleware(LimitBody, max_body=node.config.api_max_body)
     app.add_middleware(RequireToken, token=token, open_paths=("/health",))  # outermost
     _list_only_role_routes(app, node.config.role)
+    _declare_errors(app)
     return app
 
 
@@ -177,6 +178,41 @@ def _list_only_role_routes(app: FastAPI, role: str) -> None:
     for route in app.routes:
         if isinstance(route, APIRoute) and _route_role(route.path) not in (None, role):
             route.include_in_schema = False
+
+
+def _declare_errors(app: FastAPI) -> None:
+    """Declare the error shape on every guarded operation of ``app``'s OpenAPI document.
+
+    Any 4xx (``4XX``) and the 422 FastAPI lists for validation failures answer
+    ``{"error": {"code", "message"}}``, so schema checkers (schemathesis'
+    ``response_schema_conformance``) hold every error body to that shape;
+    FastAPI's own ``HTTPValidationError`` (``{"detail": [...]}``), which this
+    API never answers, is dropped.
+    """
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain()
+        error = {
+            "description": "A typed error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for path, operations in schema["paths"].items():
+            for operation in operations.values():
+                if path != "/health":
+                    responses = operation.setdefault("responses", {})
+                    responses["4XX"] = error
+                    if "422" in responses:
+                        responses["422"] = {**error, "description": "invalid_request"}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        components["Error"] = ERROR_SCHEMA
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def document_json(doc: IdentityDocument) -> dict[str, Any]:
@@ -196,6 +232,18 @@ def document_json(doc: IdentityDocument) -> dict[str, Any]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    async def routing_error(_: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's and the router's own answers (an unparsable body, no such
+        # route, not this method: HTTPExceptions of those statuses) in the one
+        # shape, keeping their headers (Allow).
+        status = int(getattr(exc, "status_code", 404))
+        answer = _error(status, ROUTING_CODES[status], str(getattr(exc, "detail", "")))
+        answer.headers.update(getattr(exc, "headers", None) or {})
+        return answer
+
+    for status in ROUTING_CODES:
+        app.add_exception_handler(status, routing_error)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}

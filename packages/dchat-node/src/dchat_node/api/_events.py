@@ -194,6 +194,19 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
+#: One Server-Sent Events frame as a client parses it (every field is optional:
+#: the opening frame is ``retry`` and ``id`` only; ``data`` is JSON text).
+SSE_FRAME: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 class EventPage(BaseModel):
     """``GET /v1/events?format=json``: events after the cursor, and where to go on."""
 
@@ -218,10 +231,10 @@ def add_event_routes(app: FastAPI, feed: EventFeed, auth: list[Depends]) -> None
         responses={
             200: {
                 "description": "An event stream, or with format=json one page",
-                "content": {
-                    "text/event-stream": {"schema": {"type": "string"}},
-                    "application/json": {"schema": EventPage.model_json_schema()},
-                },
+                # FastAPI lists EventPage under components (so its references resolve);
+                # the stream's schema describes each frame, as OpenAPI 3.1 tools read it.
+                "model": EventPage,
+                "content": {"text/event-stream": {"schema": SSE_FRAME}},
             },
             410: {"description": "cursor_expired: events after the cursor were pruned"},
         },
