@@ -16,7 +16,11 @@ nothing for metrics beyond the engines' own counters.
 Figures that live in the database (outbox depth, the relay's mailbox
 contents) are read once per scrape, in one worker trip
 (:meth:`NodeMetrics.refresh`), never per message. The database's size is
-the size of its files (``node.db`` and its ``-wal``/``-shm``).
+the size of its files (``node.db`` and its ``-wal``/``-shm``). The age of
+the last verified backup comes from the record the backup job writes into
+the data directory after a verification passed
+(:func:`dchat_storage.backup.read_backup_status`); a node that never had one
+exports no ``dchat_backup_*`` figures.
 
 Each app has its own :class:`~prometheus_client.CollectorRegistry` (never the
 global default one), so several nodes in one process (the tests) do not
@@ -43,6 +47,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from dchat_storage.backup import read_backup_status
 
 from ..relay._role import RelayRole
 from ..user._role import UserRole
@@ -186,6 +192,28 @@ class NodeMetrics(Collector):
             "dchat_group_commits_total",
             "Database group commits (one transaction for concurrent writers).",
             node.store.group_commits,
+        )
+        yield from self._backup()
+
+    def _backup(self) -> Iterator[Metric]:
+        """The last verified backup, when the backup job recorded one (else nothing)."""
+        status = read_backup_status(self._node.config.data_dir)
+        if status is None:
+            return
+        yield _gauge(
+            "dchat_backup_last_success_timestamp_seconds",
+            "When the newest snapshot that passed verification was taken (Unix time).",
+            status.snapshot_time,
+        )
+        yield _gauge(
+            "dchat_backup_last_verify_timestamp_seconds",
+            "When the backup repository last passed a full verification (Unix time).",
+            status.verified_at,
+        )
+        yield _gauge(
+            "dchat_backup_snapshots",
+            "Snapshots in the repository at that verification.",
+            status.snapshots,
         )
 
     def _database_size(self) -> int:
