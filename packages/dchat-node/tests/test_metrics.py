@@ -95,6 +95,8 @@ async def test_metrics_need_the_token(make_node: Any) -> None:
     assert status == 200
     assert value(text, "dchat_node_info", role="relay") == 1
     assert value(text, "dchat_database_size_bytes") > 0  # node.db exists
+    size = value(text, "dchat_data_filesystem_size_bytes")
+    assert 0 < value(text, "dchat_data_filesystem_avail_bytes") <= size
     assert "process_cpu_seconds_total" in text  # the process collector, in this app's registry
 
 

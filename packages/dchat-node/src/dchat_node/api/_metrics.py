@@ -40,6 +40,7 @@ docs/operations.md).
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import Response
@@ -183,6 +184,7 @@ class NodeMetrics(Collector):
             "Size of the node database's files in the data directory.",
             self._database_size(),
         )
+        yield from self._filesystem()
         schedule = node.lifecycle.schedule
         yield _counter("dchat_lifecycle_sweeps_total", "Lifecycle sweeps run.", schedule.sweeps)
         yield _counter(
@@ -214,6 +216,23 @@ class NodeMetrics(Collector):
             "dchat_backup_snapshots",
             "Snapshots in the repository at that verification.",
             status.snapshots,
+        )
+
+    def _filesystem(self) -> Iterator[Metric]:
+        """Space on the data directory's filesystem (for a disk-nearly-full alert)."""
+        try:
+            fs = os.statvfs(self._node.config.data_dir)
+        except OSError:
+            return
+        yield _gauge(
+            "dchat_data_filesystem_avail_bytes",
+            "Bytes available to the node on its data directory's filesystem.",
+            fs.f_bavail * fs.f_frsize,
+        )
+        yield _gauge(
+            "dchat_data_filesystem_size_bytes",
+            "Size of the data directory's filesystem.",
+            fs.f_blocks * fs.f_frsize,
         )
 
     def _database_size(self) -> int:
