@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._tracing import TRACING_OFF, Tracing
 from ._burners import BurnerService
 from ._devices import DeviceService
 from ._documents import DocumentService
@@ -51,11 +52,16 @@ class UserRole:
     """Every service of a user node (built in dependency order, started by :meth:`start`)."""
 
     def __init__(
-        self, config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes
+        self,
+        config: NodeConfig,
+        store: AsyncStore,
+        clock: Clock,
+        passphrase: bytes,
+        tracing: Tracing = TRACING_OFF,
     ) -> None:
         self.config = config
         self._store = store
-        self.user = UserService(config, store, clock, passphrase)
+        self.user = UserService(config, store, clock, passphrase, tracing)
         self.documents = DocumentService(self.user)
         self.features = IdentityFeatures(self.user, self.documents, store)
         self.guardians = GuardianService(
