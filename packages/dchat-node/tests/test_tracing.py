@@ -1,15 +1,18 @@
 """OpenTelemetry spans of send -> relay -> receive, with the SDK's in-memory exporter.
 
-A relay and two user nodes run in this process, each with its own tracer
-provider and :class:`InMemorySpanExporter`; alice sends bob a text. The
-spans must show alice's send and deposit (the deposit linked to the send),
-the relay's request and push, and bob's receive, and no attribute may carry
-the text, an identity id, a mailbox or a key of the test's users. Tracing
-off is one shared object that allocates nothing per step.
+A relay and two user nodes run in this process under one installed tracing
+(``dchat_network.tracing``: tracing is per process) with an
+:class:`InMemorySpanExporter`; alice sends bob a text through the API's send.
+The spans must show alice's send and deposit (the deposit linked to the
+send), the relay's request and push, and bob's receive, and no attribute
+may carry the text, an identity id, a mailbox, a key or a card of the
+test's users. Tracing off is one shared object that allocates nothing per
+step; the node's settings turn it on with a file exporter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dchat_core import SystemClock
+from dchat_network import tracing
+from dchat_network.tracing import TRACING_OFF, Tracing
 from dchat_node._runtime import Node, build_node
-from dchat_node._tracing import TRACING_OFF, Tracing, tracing_from_config
+from dchat_node.api._messages import traced_send
 from dchat_node.config import NodeConfig, load_config
 from dchat_node.user._role import UserRole
 from dchat_node.user._service import UserService
@@ -33,20 +38,21 @@ PASSPHRASE = b"tracing test passphrase"
 TEXT = "a very private tracing test message"
 
 
-def traced() -> tuple[Tracing, InMemorySpanExporter]:
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Tracing(provider), exporter
+    previous = tracing.install(Tracing(provider))
+    yield exporter
+    tracing.install(previous).shutdown()
 
 
-async def start(
-    stack: ExitStack, nursery: trio.Nursery, data_dir: Path, tracing: Tracing, **options: Any
-) -> Node:
+async def start(stack: ExitStack, nursery: trio.Nursery, data_dir: Path, **options: Any) -> Node:
     """Build and start a node in ``nursery`` over a new database in ``data_dir``."""
     db = stack.enter_context(open_database(data_dir / "node.db"))
     config = NodeConfig.model_validate({"data_dir": data_dir, **options})
-    node = build_node(config, AsyncStore(db), SystemClock(), PASSPHRASE, tracing)
+    node = build_node(config, AsyncStore(db), SystemClock(), PASSPHRASE)
     await node.start(nursery, PASSPHRASE)
     return node
 
@@ -67,7 +73,7 @@ async def _send_and_receive(alice: Node, bob: Node) -> tuple[UserService, UserSe
     await b.create_identity("bob")
     await a.add_contact("bob", b.card.to_text())
     await b.add_contact("alice", a.card.to_text())
-    await a.send("bob", TEXT)
+    await traced_send(a, "bob", TEXT)
     await wait_until_async(lambda: b.agent.stats.received >= 1, what="bob receives")
     for user in (a, b):
         await user.pool.aclose()  # the deposit links (the node's exit closes them)
@@ -83,50 +89,51 @@ def attribute_values(exporter: InMemorySpanExporter) -> list[str]:
     return values
 
 
-async def test_spans_of_a_send_through_the_relay_to_the_receiver(dirs: dict[str, Path]) -> None:
-    (relay_tracing, relay_spans), (a_tracing, a_spans), (b_tracing, b_spans) = (
-        traced(),
-        traced(),
-        traced(),
-    )
+async def test_spans_of_a_send_through_the_relay_to_the_receiver(
+    dirs: dict[str, Path], spans: InMemorySpanExporter
+) -> None:
     with ExitStack() as stack:
         async with trio.open_nursery() as nursery:
-            relay = await start(
-                stack, nursery, dirs["relay"], relay_tracing, role="relay", listen="127.0.0.1:0"
-            )
+            relay = await start(stack, nursery, dirs["relay"], role="relay", listen="127.0.0.1:0")
             home = {"role": "user", "relay": relay.link_address, "relay_node": str(relay.node_id)}
-            alice = await start(stack, nursery, dirs["alice"], a_tracing, **home)
-            bob = await start(stack, nursery, dirs["bob"], b_tracing, **home)
+            alice = await start(stack, nursery, dirs["alice"], **home)
+            bob = await start(stack, nursery, dirs["bob"], **home)
             a, b = await _send_and_receive(alice, bob)
             nursery.cancel_scope.cancel()
 
-    sent = {s.name: s for s in a_spans.get_finished_spans()}
-    assert {"dchat.send", "dchat.deposit"} <= sent.keys()
-    send = sent["dchat.send"]
-    deposits = [s for s in a_spans.get_finished_spans() if s.name == "dchat.deposit"]
-    linked = [d for d in deposits if any(link.context == send.context for link in d.links)]
-    assert linked, "no deposit span links to the send"
-    assert linked[0].attributes is not None
-    assert linked[0].attributes["dchat.envelopes"] >= 1
-    assert linked[0].attributes["dchat.envelopes_refused"] == 0
-    relay_names = {s.name for s in relay_spans.get_finished_spans()}
-    assert {"dchat.relay.request", "dchat.relay.push"} <= relay_names
-    received = [s for s in b_spans.get_finished_spans() if s.name == "dchat.receive"]
-    assert sum((s.attributes or {}).get("dchat.messages", 0) for s in received) >= 1
+    finished = spans.get_finished_spans()
+    by_name: dict[str, list[Any]] = {}
+    for span in finished:
+        by_name.setdefault(span.name, []).append(span)
+    (send,) = by_name["dchat.send"]
+    linked = [
+        d for d in by_name["dchat.deposit"] if any(k.context == send.context for k in d.links)
+    ]
+    assert len(linked) == 1, "exactly one deposit span links to the send"
+    attributes = linked[0].attributes
+    assert attributes is not None
+    assert attributes["dchat.envelopes"] >= 1
+    assert attributes["dchat.envelopes_refused"] == 0
+    replies = {
+        (s.attributes or {}).get("dchat.relay.reply") for s in by_name["dchat.relay.request"]
+    }
+    assert len(replies) > 1  # puts, pulls and prekey requests, by reply kind
+    assert by_name["dchat.relay.push"]  # bob's parked pull answered when alice's envelope came
+    assert sum((s.attributes or {}).get("dchat.envelopes", 0) for s in by_name["dchat.receive"])
 
-    forbidden = [TEXT, "alice", "bob"]
+    forbidden = [TEXT, "alice", "bob", relay.link_address or "?", str(relay.node_id)]
     for user in (a, b):
         identity = user.identity
         forbidden += [str(identity.identity_id), bytes(identity.mailbox_id).hex()]
         forbidden.append(identity.signing_key.public_key.to_bytes().hex())
         forbidden.append(user.card.to_text())
-    for exporter in (relay_spans, a_spans, b_spans):
-        values = attribute_values(exporter)
-        assert values  # the spans carry figures
-        assert not [v for v in values for secret in forbidden if secret in v]
+    values = attribute_values(spans)
+    assert values  # the spans carry figures
+    assert not [v for v in values for secret in forbidden if secret in v]
 
 
 def test_tracing_off_is_one_shared_do_nothing_step() -> None:
+    assert tracing.active is TRACING_OFF  # the default
     first = TRACING_OFF.span("dchat.send")
     assert first is TRACING_OFF.span("dchat.receive") is TRACING_OFF.deposit_span()
     with first as span:
@@ -134,17 +141,17 @@ def test_tracing_off_is_one_shared_do_nothing_step() -> None:
     assert not TRACING_OFF.enabled
 
 
-def test_the_config_turns_tracing_on_with_a_file(tmp_path: Path) -> None:
-    assert tracing_from_config(load_config(tmp_path)) is TRACING_OFF
-    (tmp_path / "dchat.toml").write_text(
-        '[node]\nrole = "relay"\n\n[tracing]\nfile = "spans.jsonl"\n'
+def test_a_file_target_turns_tracing_on(tmp_path: Path) -> None:
+    off = tracing.configure("dchat-relay", endpoint=None, file=None, fallback=tmp_path / "x")
+    assert off is TRACING_OFF
+    on = tracing.configure(
+        "dchat-relay", endpoint=None, file=tmp_path / "spans.jsonl", fallback=tmp_path / "x"
     )
-    tracing = tracing_from_config(load_config(tmp_path))
-    assert tracing.enabled
-    with tracing.span("dchat.relay.request") as span:
+    assert on.enabled
+    with on.span("dchat.relay.request") as span:
         assert span is not None
         span.set_attribute("dchat.relay.reply", "Stored")
-    tracing.shutdown()
+    on.shutdown()
     line = (tmp_path / "spans.jsonl").read_text()
     assert '"dchat.relay.request"' in line
     assert '"service.name": "dchat-relay"' in line
@@ -153,9 +160,20 @@ def test_the_config_turns_tracing_on_with_a_file(tmp_path: Path) -> None:
 def test_an_otlp_endpoint_without_the_exporter_package_falls_back_to_a_file(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "dchat.toml").write_text('[tracing]\nendpoint = "http://127.0.0.1:9/v1/traces"\n')
-    tracing = tracing_from_config(load_config(tmp_path))
-    with tracing.span("dchat.send"):
+    on = tracing.configure(
+        "dchat-user",
+        endpoint="http://127.0.0.1:9/v1/traces",
+        file=None,
+        fallback=tmp_path / "traces.jsonl",
+    )
+    with on.span("dchat.send"):
         pass
-    tracing.shutdown()
+    on.shutdown()
     assert '"dchat.send"' in (tmp_path / "traces.jsonl").read_text()
+
+
+def test_the_node_settings_name_the_targets(tmp_path: Path) -> None:
+    (tmp_path / "dchat.toml").write_text('[node]\nrole = "relay"\ntracing_file = "spans.jsonl"\n')
+    config = load_config(tmp_path)
+    assert config.tracing_file == Path("spans.jsonl")
+    assert config.tracing_endpoint is None

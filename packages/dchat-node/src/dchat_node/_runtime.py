@@ -48,7 +48,6 @@ from ._datadir_lock import datadir_lock
 from ._errors import ConfigError
 from ._files import write_private
 from ._lifecycle import LifecycleTask
-from ._tracing import TRACING_OFF, Tracing, tracing_from_config
 from .api._serve import check_api_exposure, serve_api
 from .relay._role import RelayRole
 from .user._role import UserRole
@@ -64,22 +63,13 @@ _log = logging.getLogger("dchat.node")
 Role = UserRole | RelayRole | ValidatorRole
 
 
-def build_node(
-    config: NodeConfig,
-    store: AsyncStore,
-    clock: Clock,
-    passphrase: bytes,
-    tracing: Tracing = TRACING_OFF,
-) -> Node:
-    """The one place a node is composed: the role its config names, over ``store``.
-
-    ``tracing``: where the message path's spans go (:func:`tracing_from_config`).
-    """
+def build_node(config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes) -> Node:
+    """The one place a node is composed: the role its config names, over ``store``."""
     role: Role
     if config.role == "user":
-        role = UserRole(config, store, clock, passphrase, tracing)
+        role = UserRole(config, store, clock, passphrase)
     elif config.role == "relay":
-        role = RelayRole(config, store, clock, tracing)
+        role = RelayRole(config, store, clock)
     else:
         role = ValidatorRole(config, store, clock)
     return Node(config, store, clock, role)
@@ -147,10 +137,9 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
     runfile = config.data_dir / "api.json"
     wrote_runfile = False
     db = await trio.to_thread.run_sync(_open_store, config, passphrase)
-    tracing = tracing_from_config(config)
     try:
         store = AsyncStore(db)
-        node = build_node(config, store, clock, passphrase, tracing)
+        node = build_node(config, store, clock, passphrase)
         with trio.CancelScope() as cancel:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_wait_for_signal, cancel)
@@ -159,7 +148,6 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
                 wrote_runfile = True
                 _log.info("node ready", extra={"role": config.role})
     finally:
-        tracing.shutdown()  # flushes the spans still batched
         if wrote_runfile:  # never remove a file another (or a crashed) process wrote
             runfile.unlink(missing_ok=True)
         db.close()

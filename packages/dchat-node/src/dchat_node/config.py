@@ -40,19 +40,6 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class TracingConfig(BaseModel):
-    """The ``[tracing]`` table: where spans go (nowhere by default: tracing off)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    endpoint: str | None = Field(
-        default=None, description="OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces"
-    )
-    file: Path | None = Field(
-        default=None, description="append spans as JSON lines here (relative: to the data dir)"
-    )
-
-
 class NodeConfig(BaseModel):
     """Validated node configuration."""
 
@@ -90,7 +77,8 @@ class NodeConfig(BaseModel):
     # Guardian recovery: the shortest time lock this node approves as a guardian.
     guardian_min_lock: float = Field(default=7 * 24 * 3600.0, ge=0, le=365 * 24 * 3600.0)
     event_retention: float = Field(default=30 * 86400.0, gt=0)  # seconds; GET /v1/events
-    tracing: TracingConfig = TracingConfig()  # the [tracing] table of dchat.toml
+    tracing_endpoint: str | None = None  # OTLP/HTTP traces URL (docs/operations.md, Tracing)
+    tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod
@@ -117,10 +105,7 @@ def load_config(
     path = config_file if config_file is not None else data_dir / "dchat.toml"
     if path.exists():
         try:
-            document = tomllib.loads(path.read_text())
-            merged.update(document.get("node", {}))
-            if "tracing" in document:
-                merged["tracing"] = document["tracing"]
+            merged.update(tomllib.loads(path.read_text()).get("node", {}))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from None
     for name in _ENV_FIELDS:

@@ -24,7 +24,6 @@ from dchat_network import serve_links
 
 from .._errors import ConfigError
 from .._files import write_private
-from .._tracing import TRACING_OFF, Tracing
 from ..config import parse_hostport
 from ._service import RelayService
 
@@ -54,12 +53,10 @@ def load_node_key(path: Path, passphrase: bytes) -> SigningKey:
 class RelayRole:
     """A relay: the sans-IO relay server behind the link listener."""
 
-    def __init__(
-        self, config: NodeConfig, store: AsyncStore, clock: Clock, tracing: Tracing = TRACING_OFF
-    ) -> None:
+    def __init__(self, config: NodeConfig, store: AsyncStore, clock: Clock) -> None:
         self.config = config
         self.store = store
-        self.service = RelayService(store, clock, tracing)
+        self.service = RelayService(store, clock)
 
     async def start(self, nursery: trio.Nursery, passphrase: bytes) -> tuple[str, NodeId]:
         """Unlock the node key, listen for links; returns (link address, node id)."""

@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from dchat_network import RelaySession
     from dchat_storage import AsyncStore
 
-    from .._tracing import Tracing
     from ..config import NodeConfig
 
 __all__ = ("MailDelivery",)
@@ -84,7 +83,6 @@ class MailDelivery:
     _event_hooks: list[Callable[[], None]]
     _wake_status: trio.Event
     agent: UserMessaging
-    tracing: Tracing
     engines: LocalEngines
     pool: RelayPool
     links: dict[bytes, MailboxLink]
@@ -143,17 +141,6 @@ class MailDelivery:
                 await self._wake_outbox.wait()
 
     async def _deposit(self, batch: list[OutboxEntry]) -> None:
-        with self.tracing.deposit_span() as span:
-            failed = await self._deposit_batch(batch)
-            if span is not None:
-                span.set_attribute("dchat.envelopes", len(batch))
-                span.set_attribute("dchat.envelope_bytes", sum(len(e.envelope) for e in batch))
-                span.set_attribute("dchat.envelopes_refused", failed)
-        if failed:
-            _log.info("%d envelopes refused by the relay, retried later", failed)
-
-    async def _deposit_batch(self, batch: list[OutboxEntry]) -> int:
-        """Hand ``batch`` to its relay and settle it; the number refused or not handed."""
         items = [(entry.mailbox, entry.envelope) for entry in batch]
         try:
             results: list[bytes | str] = await self.pool.put_many(
@@ -164,8 +151,8 @@ class MailDelivery:
             results = [type(exc).__name__] * len(batch)
         deposited = functools.partial(self.agent.deposited, now=self._clock.now())
         # Grouped: the settling shares its commit with the sends made meanwhile.
-        failed: int = await self._store.run_grouped(deposited, batch, results)
-        return failed
+        if failed := await self._store.run_grouped(deposited, batch, results):
+            _log.info("%d envelopes refused by the relay, retried later", failed)
 
     # -- sessions -------------------------------------------------------------------
 
@@ -238,12 +225,7 @@ class MailDelivery:
     ) -> None:
         """Open a pushed batch in one transaction, run the hooks, then the control handlers."""
         accept = functools.partial(self.agent.accept_many, engine, now=self._clock.now())
-        with self.tracing.span("dchat.receive") as span:
-            accepted = await self._store.run_grouped(accept, [envelope for _, envelope in batch])
-            if span is not None:
-                span.set_attribute("dchat.envelopes", len(batch))
-                span.set_attribute("dchat.messages", len(accepted.texts))
-                span.set_attribute("dchat.envelopes_dropped", len(accepted.dropped))
+        accepted = await self._store.run_grouped(accept, [envelope for _, envelope in batch])
         for reason in accepted.dropped:
             _log.warning("dropped an envelope: %s", reason)
         if accepted.resets:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._tracing import TRACING_OFF, Tracing
 from ._burners import BurnerService
 from ._devices import DeviceService
 from ._documents import DocumentService
@@ -52,16 +51,11 @@ class UserRole:
     """Every service of a user node (built in dependency order, started by :meth:`start`)."""
 
     def __init__(
-        self,
-        config: NodeConfig,
-        store: AsyncStore,
-        clock: Clock,
-        passphrase: bytes,
-        tracing: Tracing = TRACING_OFF,
+        self, config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes
     ) -> None:
         self.config = config
         self._store = store
-        self.user = UserService(config, store, clock, passphrase, tracing)
+        self.user = UserService(config, store, clock, passphrase)
         self.documents = DocumentService(self.user)
         self.features = IdentityFeatures(self.user, self.documents, store)
         self.guardians = GuardianService(

@@ -52,7 +52,6 @@ from dchat_network import RelayPool
 from dchat_storage import EngineStore
 
 from .._errors import NodeStateError
-from .._tracing import TRACING_OFF, Tracing
 from ._delivery import MailDelivery
 
 if TYPE_CHECKING:
@@ -75,15 +74,9 @@ class UserService(MailDelivery):
     """Holds the unlocked identity and runs the outbox and mailbox tasks."""
 
     def __init__(
-        self,
-        config: NodeConfig,
-        store: AsyncStore,
-        clock: Clock,
-        passphrase: bytes,
-        tracing: Tracing = TRACING_OFF,
+        self, config: NodeConfig, store: AsyncStore, clock: Clock, passphrase: bytes
     ) -> None:
         self._config = config
-        self.tracing = tracing
         self._store = store
         self._clock = clock
         self._passphrase = passphrase
@@ -249,13 +242,7 @@ class UserService(MailDelivery):
         def find_and_send() -> list[DeviceAddress]:  # one trip to a worker thread for both
             return send(self.book.find(to), content, now=self._clock.now())
 
-        with self.tracing.span("dchat.send") as span:
-            waiting = await self._store.run_grouped(find_and_send)
-            if span is not None:
-                span.set_attribute("dchat.content_kind", "text")
-                span.set_attribute("dchat.devices_waiting_for_session", len(waiting))
-                self.tracing.sent(span)
-        self._woken(waiting)
+        self._woken(await self._store.run_grouped(find_and_send))
         return content.message_id
 
     async def send_control(
