@@ -32,8 +32,9 @@ def test_round_trip_private_and_replaced(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_directory_is_a_typed_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")  # a file where the data directory's parent should be
     with pytest.raises(BackupIOError):
-        write_backup_status(tmp_path / "missing", BackupStatus(1.0, 2.0, 1))
+        write_backup_status(tmp_path / "file" / "data", BackupStatus(1.0, 2.0, 1))
 
 
 @pytest.mark.parametrize(

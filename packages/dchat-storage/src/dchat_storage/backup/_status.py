@@ -10,24 +10,25 @@ the data directory once verification passed: when the newest snapshot was
 taken, when it was verified and how many snapshots the repository holds.
 Nothing else: no path, no passphrase, no snapshot id.
 
-The file is replaced atomically (written to a ``.tmp`` side file, which
-backups skip, then renamed), created 0600 like everything in a data
-directory. :func:`read_backup_status` never raises on a missing or damaged
+The file is replaced atomically and durably, created 0600 like everything
+in a data directory (by :meth:`LocalDirectoryDestination.put`, whose side
+file backups skip). :func:`read_backup_status` never raises on a missing or damaged
 record: a reader (the metrics scrape) then simply has no figure to report,
 which is what an alert on a missing figure is for.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from ._errors import BackupIOError
+from ._destination import LocalDirectoryDestination
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ("BACKUP_STATUS_FILE", "BackupStatus", "read_backup_status", "write_backup_status")
 
@@ -56,8 +57,6 @@ def write_backup_status(data_dir: str | os.PathLike[str], status: BackupStatus) 
     Raises:
         BackupIOError: The record cannot be written.
     """
-    path = Path(data_dir) / BACKUP_STATUS_FILE
-    temporary = path.with_name(path.name + ".tmp")
     body = json.dumps(
         {
             "snapshot_time": status.snapshot_time,
@@ -65,17 +64,8 @@ def write_backup_status(data_dir: str | os.PathLike[str], status: BackupStatus) 
             "snapshots": status.snapshots,
         }
     ).encode()
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(body)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise BackupIOError(f"cannot record the backup status in {path}: {exc.strerror}") from None
+    # The repository's atomic, durable, 0600 put, aimed at the data directory.
+    LocalDirectoryDestination(data_dir).put(BACKUP_STATUS_FILE, body)
 
 
 def _number(value: object) -> float | None:
