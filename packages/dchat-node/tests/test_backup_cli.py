@@ -174,3 +174,22 @@ def test_backup_wipe_restore_gives_back_a_working_node(
     with alice.client() as a, bob.client() as b:
         a.send("bob", "after the restore")
         wait_until(lambda: "after the restore" in [m.text for m in b.messages()])
+
+
+def test_a_node_with_its_database_on_postgresql_is_not_backed_up_by_accident(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DCHAT_DATABASE_URL", raising=False)
+    repo = str(tmp_path / "repo")
+    _backup("init", "--repo", repo)
+    url = "postgresql://dchat:hunter2@db.example.org/relay"
+    (data_dir / "dchat.toml").write_text(f'[node]\nrole = "relay"\ndatabase_url = "{url}"\n')
+    refused = _backup("create", "--repo", repo, "--data-dir", str(data_dir), code=1)
+    assert "is on PostgreSQL (database_url)" in refused
+    assert "--without-database" in refused
+    assert "hunter2" not in refused
+    assert len(refused.strip().splitlines()) == 1
+    assert "Traceback" not in refused
+    assert "ok: 0 snapshots" in _backup("verify", "--repo", repo)
+    taken = _backup("create", "--repo", repo, "--data-dir", str(data_dir), "--without-database")
+    assert "2 files" in taken

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dchat_node import ConfigError, load_config
+from dchat_node.cli._common import check_database_url_option
 from dchat_node.cli._process import free_ports
 from dchat_node.config import parse_hostport
 
@@ -74,3 +75,43 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     for port in ports[:4]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+_PG = "postgresql://dchat:hunter2@db.example.org:5432/relay"
+
+
+def test_database_url_from_file_env_or_flag_and_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "dchat.toml").write_text(f'[node]\nrole = "relay"\ndatabase_url = "{_PG}"\n')
+    config = load_config(tmp_path, environ={})
+    assert config.database_url is not None
+    assert config.database_url.get_secret_value() == _PG
+    assert "hunter2" not in repr(config)
+    assert "hunter2" not in str(config.model_dump())
+    other = "postgres://dchat@other/relay"
+    from_env = load_config(tmp_path, environ={"DCHAT_DATABASE_URL": other})
+    assert from_env.database_url is not None
+    assert from_env.database_url.get_secret_value() == other
+    assert load_config(tmp_path / "none", environ={}).database_url is None  # SQLite: node.db
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"database_url": "sqlite:///x.db?password=hunter2"}, "not a PostgreSQL URL"),
+        ({"role": "validator", "database_url": _PG}, "database_url: .*for user and relay nodes"),
+    ],
+)
+def test_database_url_mistakes_are_config_errors(
+    tmp_path: Path, fields: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(tmp_path, environ={}, overrides=fields)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_password_on_the_command_line_is_refused() -> None:
+    check_database_url_option(None)
+    check_database_url_option("postgresql://dchat@db.example.org/relay")
+    with pytest.raises(ConfigError, match="process list") as caught:
+        check_database_url_option(_PG)
+    assert "hunter2" not in str(caught.value)

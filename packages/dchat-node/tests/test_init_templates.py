@@ -102,3 +102,29 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="exists already"):
         write_config(tmp_path, render_config("user"))
     assert (tmp_path / "dchat.toml").read_text() == "[node]\n"
+
+
+def test_a_database_url_becomes_an_active_line(tmp_path: Path) -> None:
+    url = "postgresql://dchat@db.example.org:5432/dchat_relay"
+    text = _init(tmp_path, "--role", "relay", "--database-url", url)
+    assert f'database_url = "{url}"' in text.splitlines()
+    config = load_config(tmp_path, environ={})
+    assert config.database_url is not None
+    assert config.database_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--database-url", "postgresql://dchat:pw@db/x"), "holds a password"),
+        (("--role", "validator", "--database-url", "postgresql://db/x"), "user and relay"),
+    ],
+)
+def test_database_url_mistakes_at_init_are_one_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = runner.invoke(node_app, ["init", "--data-dir", str(tmp_path / "d"), *args])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert ":pw@" not in result.output
+    assert not (tmp_path / "d" / "dchat.toml").exists()

@@ -16,6 +16,7 @@ from dchat_storage import (
     StorageUnavailableError,
     open_database,
 )
+from dchat_storage.lowlevel import DatabaseInUseError
 
 
 def test_open_creates_parent_directories(tmp_path: Path) -> None:
@@ -111,3 +112,21 @@ async def test_usable_from_trio_worker_threads(db: Database) -> None:
                 trio.to_thread.run_sync, db.mailboxes.put, b"box", n.to_bytes(2, "big"), 0.0
             )
     assert await trio.to_thread.run_sync(db.mailboxes.count) == 20
+
+
+def test_a_postgresql_database_is_claimed_by_one_handle(pg_url: str) -> None:
+    with open_database(pg_url) as first, open_database(pg_url) as second:
+        first.claim_exclusive()
+        first.claim_exclusive()  # again: harmless
+        with pytest.raises(DatabaseInUseError) as caught:
+            second.claim_exclusive()
+        assert caught.value.code == "database_in_use"
+        assert "another node is using the database" in str(caught.value)
+        first.close()  # closing drops the claim
+        second.claim_exclusive()
+
+
+def test_claiming_a_sqlite_database_is_left_to_the_data_directory_lock(db_path: Path) -> None:
+    with open_database(db_path) as first, open_database(db_path) as second:
+        first.claim_exclusive()
+        second.claim_exclusive()

@@ -21,6 +21,11 @@ to 0077 and refuses a data directory other users can reach
 (:func:`dchat_storage.check_private_directory`), and refuses an API address
 off loopback unless exposed on purpose over TLS (``api._serve``). SIGINT and
 SIGTERM stop the node gracefully.
+
+With ``database_url`` (user and relay nodes) the database is on PostgreSQL,
+sealed the same way; being outside the locked directory, it is also claimed
+(``Database.claim_exclusive``: a second node on it stops with
+``database_in_use``). Only its redacted URL is logged.
 """
 
 from __future__ import annotations
@@ -43,10 +48,10 @@ from dchat_storage import (
     check_private_directory,
     open_database,
 )
+from dchat_storage.lowlevel import write_private
 
 from ._datadir_lock import datadir_lock
 from ._errors import ConfigError
-from ._files import write_private
 from ._lifecycle import LifecycleTask
 from .api._serve import check_api_exposure, serve_api
 from .relay._role import RelayRole
@@ -138,6 +143,8 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
     wrote_runfile = False
     db = await trio.to_thread.run_sync(_open_store, config, passphrase)
     try:
+        await trio.to_thread.run_sync(db.claim_exclusive)
+        _log.info("database open", extra={"database": db.url})
         store = AsyncStore(db)
         node = build_node(config, store, clock, passphrase)
         with trio.CancelScope() as cancel:
@@ -154,12 +161,13 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
 
 
 def _open_store(config: NodeConfig, passphrase: bytes) -> Database:
-    """Open the node database: sealed at rest for a user node, clear for a relay."""
-    path = config.data_dir / "node.db"
+    """Open ``node.db`` or ``database_url``: sealed at rest for a user node, clear for a relay."""
+    url = config.database_url
+    target = config.data_dir / "node.db" if url is None else url.get_secret_value()
     if config.role != "user":
-        return open_database(path)
+        return open_database(target)
     try:
-        return open_database(path, passphrase=passphrase)
+        return open_database(target, passphrase=passphrase)
     except LockedError:
         raise ConfigError("cannot unlock the database: wrong passphrase?") from None
 

@@ -2,10 +2,10 @@
 
 Precedence (highest first): command-line flags, environment variables
 (``DCHAT_ROLE``, ``DCHAT_LISTEN``, ``DCHAT_RELAY``, ``DCHAT_RELAY_NODE``,
-``DCHAT_API_LISTEN``, ``DCHAT_POLL_INTERVAL``, ``DCHAT_LOG_LEVEL``), the TOML file
-(``<data-dir>/dchat.toml`` or ``--config``), defaults. The passphrase that
-unlocks the node's keys never lives in the config: it comes from
-``DCHAT_PASSPHRASE`` or a ``--passphrase-file``.
+``DCHAT_API_LISTEN``, ``DCHAT_POLL_INTERVAL``, ``DCHAT_LOG_LEVEL``, ``DCHAT_DATABASE_URL``),
+the TOML file (``<data-dir>/dchat.toml`` or ``--config``), defaults. The passphrase that
+unlocks the node's keys never lives in the config: it comes from ``DCHAT_PASSPHRASE`` or a
+``--passphrase-file``. ``database_url`` (a SecretStr: never shown) may hold a password.
 """
 
 from __future__ import annotations
@@ -15,17 +15,30 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from dchat_storage.lowlevel import is_postgres_target
 
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from pydantic import ValidationInfo
+
 __all__ = ("NodeConfig", "load_config", "parse_hostport")
 
 Role = Literal["user", "relay", "validator"]
-_ENV_FIELDS = ("role", "listen", "relay", "relay_node", "api_listen", "poll_interval", "log_level")
+_ENV_FIELDS = (
+    "role",
+    "listen",
+    "relay",
+    "relay_node",
+    "api_listen",
+    "poll_interval",
+    "log_level",
+    "database_url",
+)
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
@@ -77,6 +90,8 @@ class NodeConfig(BaseModel):
     # Guardian recovery: the shortest time lock this node approves as a guardian.
     guardian_min_lock: float = Field(default=7 * 24 * 3600.0, ge=0, le=365 * 24 * 3600.0)
     event_retention: float = Field(default=30 * 86400.0, gt=0)  # seconds; GET /v1/events
+    # user/relay: a PostgreSQL URL; the database is there instead of DATA_DIR/node.db.
+    database_url: SecretStr | None = None
     tracing_endpoint: str | None = None  # OTLP/HTTP traces URL (docs/operations.md, Tracing)
     tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
 
@@ -85,6 +100,15 @@ class NodeConfig(BaseModel):
     def _address(cls, value: str | None) -> str | None:
         if value is not None:
             parse_hostport(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not is_postgres_target(value.get_secret_value()):
+            raise ValueError("not a PostgreSQL URL (postgresql://USER@HOST:PORT/DATABASE)")
+        if value is not None and info.data.get("role") == "validator":
+            raise ValueError("for user and relay nodes; a validator keeps node.db")
         return value
 
 

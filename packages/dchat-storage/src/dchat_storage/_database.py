@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from ._local import ContactRepo, IdentityRepo
 from ._mailbox import MailboxRepo
 from ._messages import MessageRepo, OutboxRepo
 from ._migrate import upgrade
-from ._postgres import create_postgres_engine, is_postgres_target, postgres_url
+from ._postgres import claim_database, create_postgres_engine, is_postgres_target, postgres_url
 from ._prekeys import PrekeyRepo
 from ._settings import DeviceRepo, SettingsRepo
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import TracebackType
 
+    import psycopg
     from sqlalchemy import Engine
 
     from dchat_crypto import KdfParams
@@ -140,6 +141,8 @@ class Database:
         self.prekeys = PrekeyRepo(self._access)
         self.chain = ChainRepo(self._access)
         self.lifecycle = Lifecycle(self._access)
+        self._engine = engine
+        self._claim: psycopg.Connection[tuple[object, ...]] | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -180,10 +183,46 @@ class Database:
         """Whether private fields are sealed at rest."""
         return self._access.sealer.encrypted
 
+    def claim_exclusive(self) -> None:
+        """Make this the only handle that claims the database, until :meth:`close`.
+
+        On PostgreSQL a session-level advisory lock held on a connection of its
+        own (``_postgres.claim_database``): a second node started on the same
+        URL is refused instead of acting on the first one's rows. On SQLite
+        this does nothing: the file lives in the node's data directory, whose
+        lock already keeps a second node out. Claiming twice is harmless.
+
+        Raises:
+            DatabaseInUseError: Another process holds the claim.
+            StorageUnavailableError: The server cannot be reached.
+        """
+        if self._access.dialect == "postgresql" and self._claim is None:
+            self._claim = claim_database(self._engine.url)
+
     def close(self) -> None:
         """Wait for calls in flight, then close every connection. Idempotent."""
         with translate_errors("close"):
             self._access.close()
+            if self._claim is not None:
+                self._claim.close()
+                self._claim = None
+
+    def size_bytes(self) -> int:
+        """The space the database takes: its files on SQLite, the server's count on PostgreSQL.
+
+        SQLite: the database file and its ``-wal`` and ``-shm`` (which come and
+        go). PostgreSQL: ``pg_database_size`` of this database (tables, indexes,
+        TOAST; not the server's WAL).
+        """
+        if self.path is None:
+            with self._access.read("database size") as conn:
+                query = text("SELECT pg_database_size(current_database())")
+                return int(conn.execute(query).scalar_one())
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
 
     def integrity_check(self) -> str:
         """Check the database; return ``"ok"`` when sound, else the problems found.

@@ -10,6 +10,7 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
         ├── NotFoundError(CallerError, LookupError)        the record to change does not exist
         ├── InvalidArgumentError(CallerError, ValueError)  an argument is out of its domain
         ├── DatabaseClosedError(CallerError)               the Database was used after close()
+        ├── DatabaseInUseError(CallerError)                another process claimed the database
         ├── LockedError(CallerError)                       wrong or missing at-rest key/passphrase
         ├── QuotaExceededError(CallerError)                a per-identity quota would be exceeded
         ├── CursorExpiredError(CallerError, LookupError)   events after a cursor were pruned
@@ -40,6 +41,7 @@ __all__ = (
     "ContentTypeMismatchError",
     "CursorExpiredError",
     "DatabaseClosedError",
+    "DatabaseInUseError",
     "DchatStorageError",
     "DecompressionBombError",
     "DuplicateError",
@@ -158,3 +160,9 @@ class MalformedContentError(UploadRejectedError):
 
 class ExposedDirectoryError(DchatStorageError, CallerError):
     """A data directory is not private to the running user (see ``check_private_directory``)."""
+
+
+class DatabaseInUseError(DchatStorageError, CallerError):
+    """Another process holds the database's claim (:meth:`Database.claim_exclusive`)."""
+
+    code = "database_in_use"

@@ -19,26 +19,37 @@ Pool settings, and why (also in the README):
   server's defaults): a commit that returned is durable, and every
   read-modify-write in the repositories is one statement or runs under the
   process's writer lock with unique constraints as the cross-process guard.
+
+A node claims its database (:func:`claim_database`) with a session-level
+advisory lock held on a connection of its own, outside the pool: on SQLite the
+node's data-directory lock covers its database file, but a PostgreSQL database
+lives elsewhere, and two nodes started on one URL would each act on the other's
+rows (a relay's mailboxes, a user's ratchet states). Advisory locks are scoped
+to one database, so one fixed key serves every database; the server drops the
+lock when the holding session ends, so a crashed node leaves nothing stale.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ._engine import BUSY_TIMEOUT_S
-from ._errors import InvalidArgumentError
+from ._errors import DatabaseInUseError, InvalidArgumentError, StorageUnavailableError
 
 if TYPE_CHECKING:
     from sqlalchemy import URL, Engine
 
-__all__ = ("create_postgres_engine", "is_postgres_target", "postgres_url")
+__all__ = ("claim_database", "create_postgres_engine", "is_postgres_target", "postgres_url")
 
 _SCHEMES: Final = ("postgresql://", "postgres://", "postgresql+psycopg://")
 _TIMEOUT_MS: Final = int(BUSY_TIMEOUT_S * 1000)
+# The advisory-lock key of a node's claim: the first 8 bytes of b"dchatnod" as a signed int64.
+_CLAIM_KEY: Final = int.from_bytes(b"dchatnod", "big", signed=True)
 
 
 def is_postgres_target(target: str) -> bool:
@@ -77,3 +88,27 @@ def create_postgres_engine(url: URL) -> Engine:
             "options": options,
         },
     )
+
+
+def claim_database(url: URL) -> psycopg.Connection[tuple[object, ...]]:
+    """Take the node claim on the database at ``url``; close the returned connection to drop it.
+
+    Raises:
+        DatabaseInUseError: Another session holds the claim.
+        StorageUnavailableError: The server cannot be reached.
+    """
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    where = url.render_as_string(hide_password=True)
+    try:
+        conn = psycopg.connect(plain, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise StorageUnavailableError(f"cannot reach {where}: {exc}") from exc
+    try:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_CLAIM_KEY,)).fetchone()
+    except psycopg.Error as exc:
+        conn.close()
+        raise StorageUnavailableError(f"cannot claim {where}: {exc}") from exc
+    if row is None or not row[0]:
+        conn.close()
+        raise DatabaseInUseError(f"another node is using the database {where}")
+    return conn

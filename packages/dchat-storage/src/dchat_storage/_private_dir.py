@@ -9,10 +9,18 @@ So, like OpenSSH's ``StrictModes`` does for ``~/.ssh``,
 running user or that grants group or other users any access, and says how to
 fix it. It changes nothing itself: tightening modes silently would hide a
 setup mistake (a shared directory, a wrong volume mount) from the operator.
+
+The files a node keeps beside its database (node and validator keys, wallets,
+channel books, light-client states, ``api.json``) hold secrets or verified
+state; none may be left half-written by a crash or readable by other users.
+:func:`write_private` writes a temporary file in the same directory and fsyncs
+it, renames it over the old file and fsyncs the directory, so a crash leaves
+the old or the new file, never a torn one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from typing import TYPE_CHECKING
@@ -22,7 +30,7 @@ from ._errors import ExposedDirectoryError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ("check_private_directory",)
+__all__ = ("check_private_directory", "write_private")
 
 
 def check_private_directory(path: Path) -> None:
@@ -49,3 +57,29 @@ def check_private_directory(path: Path) -> None:
             f"data directory {path} is open to other users (mode {mode:04o}); "
             f"fix it with: chmod 700 {path}"
         )
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600), atomically and durably.
+
+    Raises:
+        OSError: The file cannot be written (the old one is left as it was).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

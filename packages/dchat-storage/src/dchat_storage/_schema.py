@@ -278,7 +278,9 @@ class MailboxRow(Base):
     __table_args__ = (
         UniqueConstraint("mailbox", "entry_id"),
         Index(None, "mailbox", "received_at", "seq"),
-        Index(None, "received_at"),
+        # Covering for usage() (count and sum of every entry, per metrics scrape); the
+        # TTL sweep searches by received_at (migration 0006).
+        Index(None, "received_at", "size"),
     )
 
     seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)

@@ -9,7 +9,10 @@ types against the pieces a :class:`Database` is made of: the repositories
 and so on) and their records,
 :class:`StorageKey` (the raw at-rest key behind a passphrase), the specific
 upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
-:class:`TransactionDoomedError` (a caller caught a failed write and went on).
+:class:`TransactionDoomedError` (a caller caught a failed write and went on) and
+:class:`DatabaseInUseError` (another process claimed the database), and
+:func:`is_postgres_target` (whether an :func:`open_database` target names PostgreSQL),
+and :func:`write_private` (a file replaced atomically and durably, mode 0600).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ._attachments import AttachmentRepo as AttachmentRepo
 from ._chain import ChainRepo as ChainRepo
 from ._conversations import ConversationRepo as ConversationRepo
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
+from ._errors import DatabaseInUseError as DatabaseInUseError
 from ._errors import DecompressionBombError as DecompressionBombError
 from ._errors import ExposedDirectoryError as ExposedDirectoryError
 from ._errors import MalformedContentError as MalformedContentError
@@ -29,7 +33,9 @@ from ._local import IdentityRepo as IdentityRepo
 from ._mailbox import MailboxRepo as MailboxRepo
 from ._messages import MessageRepo as MessageRepo
 from ._messages import OutboxRepo as OutboxRepo
+from ._postgres import is_postgres_target as is_postgres_target
 from ._prekeys import PrekeyRepo as PrekeyRepo
+from ._private_dir import write_private as write_private
 from ._records import BlockRecord as BlockRecord
 from ._records import ConversationRecord as ConversationRecord
 from ._records import DeviceRecord as DeviceRecord
@@ -45,6 +51,7 @@ __all__ = (
     "ContentTypeMismatchError",
     "ConversationRecord",
     "ConversationRepo",
+    "DatabaseInUseError",
     "DecompressionBombError",
     "DeviceRecord",
     "DeviceRepo",
@@ -60,4 +67,6 @@ __all__ = (
     "StorageKey",
     "TransactionDoomedError",
     "UploadTooLargeError",
+    "is_postgres_target",
+    "write_private",
 )

@@ -79,3 +79,19 @@ def test_count_and_total_bytes(db: Database) -> None:
 def test_fetch_rejects_non_positive_limit(db: Database) -> None:
     with pytest.raises(InvalidArgumentError):
         db.mailboxes.fetch(BOX_A, limit=0)
+
+
+def test_put_bulk_stores_like_put_and_skips_what_is_held(db: Database) -> None:
+    held, _ = db.mailboxes.put(BOX_A, b"held", 1.0)
+    new = hashlib.blake2b(b"new", digest_size=32, person=b"dchat-envelope").digest()
+    db.mailboxes.put_bulk(
+        [(BOX_A, b"held", 5.0), (BOX_A, b"new", 2.0), (BOX_B, b"held", 3.0), (BOX_A, b"new", 4.0)]
+    )
+    assert db.mailboxes.fetch(BOX_A) == [
+        MailboxEntry(held, BOX_A, b"held", 1.0),
+        MailboxEntry(new, BOX_A, b"new", 2.0),
+    ]
+    assert db.mailboxes.fetch(BOX_B) == [MailboxEntry(held, BOX_B, b"held", 3.0)]
+    assert db.mailboxes.total_bytes(BOX_A) == len(b"held") + len(b"new")
+    db.mailboxes.put_bulk([])
+    assert db.mailboxes.count() == 3

@@ -16,9 +16,11 @@ nothing for metrics beyond the engines' own counters.
 Figures that live in the database (outbox depth, the relay's mailbox
 contents) are read once per scrape, in one worker trip
 (:meth:`NodeMetrics.refresh`), never per message. The database's size is
-the size of its files (``node.db`` and its ``-wal``/``-shm``). The age of
-the last verified backup comes from the record the backup job writes into
-the data directory after a verification passed
+:meth:`dchat_storage.Database.size_bytes`: the files of ``node.db`` (with its
+``-wal``/``-shm``), or on PostgreSQL the server's size of the node's database.
+The free space of the data directory's filesystem is read at each scrape
+(``statvfs``). The age of the last verified backup comes from the record the
+backup job writes into the data directory after a verification passed
 (:func:`dchat_storage.backup.read_backup_status`); a node that never had one
 exports no ``dchat_backup_*`` figures.
 
@@ -39,7 +41,6 @@ docs/operations.md).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import TYPE_CHECKING, Any, Final
 
@@ -71,7 +72,6 @@ __all__ = ("LINK_STATES", "NodeMetrics", "add_metrics_route")
 
 LINK_STATES: Final = ("connecting", "connected", "waiting", "stopped")
 """The states of a user node's standing mailbox links (each is always reported)."""
-_DB_FILES: Final = ("node.db", "node.db-wal", "node.db-shm")
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -138,27 +138,28 @@ class NodeMetrics(Collector):
 
     async def refresh(self) -> None:
         """Read the figures kept in the database (one worker trip per scrape)."""
-        role, store = self._node.role, self._node.store
-        read: Callable[[], dict[str, Any]]
+        role, db = self._node.role, self._node.store.db
+        figures: Callable[[], dict[str, Any]] = dict
         if isinstance(role, UserRole):
             user = role.user
 
-            def read() -> dict[str, Any]:
+            def figures() -> dict[str, Any]:
                 return {
-                    "outbox": store.db.outbox.count(),
+                    "outbox": db.outbox.count(),
                     "waiting": user.engines.pending_count(),
                     "oldest": user.agent.outbox.oldest(),
                 }
 
         elif isinstance(role, RelayRole):
 
-            def read() -> dict[str, Any]:
-                entries, size = store.db.mailboxes.usage()
+            def figures() -> dict[str, Any]:
+                entries, size = db.mailboxes.usage()
                 return {"entries": entries, "bytes": size}
 
-        else:
-            return
-        self._stored = await store.run(read)
+        def read() -> dict[str, Any]:
+            return figures() | {"size": db.size_bytes()}
+
+        self._stored = await self._node.store.run(read)
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of this node, read now."""
@@ -181,8 +182,8 @@ class NodeMetrics(Collector):
         )
         yield _gauge(
             "dchat_database_size_bytes",
-            "Size of the node database's files in the data directory.",
-            self._database_size(),
+            "Size of the node database (its SQLite files, or its PostgreSQL database).",
+            self._stored.get("size", 0),
         )
         yield from self._filesystem()
         schedule = node.lifecycle.schedule
@@ -234,13 +235,6 @@ class NodeMetrics(Collector):
             "Size of the data directory's filesystem.",
             fs.f_blocks * fs.f_frsize,
         )
-
-    def _database_size(self) -> int:
-        total = 0
-        for name in _DB_FILES:
-            with contextlib.suppress(OSError):  # -wal and -shm come and go
-                total += (self._node.config.data_dir / name).stat().st_size
-        return total
 
     def _user(self, role: UserRole) -> Iterator[Metric]:
         user = role.user

@@ -25,10 +25,10 @@ from ._backup import backup_app
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
 from ._channels import channel_app
+from ._common import check_database_url_option, read_passphrase
 from ._common import err_console as _err
 from ._common import fail as _fail
 from ._common import guard as _guard
-from ._common import read_passphrase
 from ._guardians import guardian_app
 from ._identity import register_identity_commands
 from ._requests import register_request_commands
@@ -59,6 +59,13 @@ app.add_typer(burner_app, name="burner")
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
 ]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="user/relay: PostgreSQL URL of the node's database (default DATA_DIR/node.db); "
+        "no password here (use dchat.toml, DCHAT_DATABASE_URL or ~/.pgpass)"
+    ),
+]
 
 
 @node_app.command("run")
@@ -85,12 +92,14 @@ def run(
             "--expose-api", help="allow the API off loopback (needs api_tls_cert/api_tls_key)"
         ),
     ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Run a node until SIGINT or SIGTERM."""
     from dchat_network import tracing
 
     from .._runtime import run_node
 
+    _guard(lambda: check_database_url_option(database_url))
     overrides = {
         "role": role,
         "listen": listen,
@@ -100,6 +109,7 @@ def run(
         "poll_interval": poll_interval,
         "log_level": log_level,
         "expose_api": expose_api,
+        "database_url": database_url,
     }
     cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
     secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
@@ -130,11 +140,17 @@ def init_node(
         str | None, typer.Option(help="relay/validator: HOST:PORT of the API (loopback)")
     ] = None,
     relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Write a commented ``dchat.toml`` for ROLE into the data directory (every option)."""
     from ._init import render_config, write_config
 
-    text = _guard(lambda: render_config(role, listen=listen, api_listen=api_listen, relay=relay))
+    _guard(lambda: check_database_url_option(database_url))
+    text = _guard(
+        lambda: render_config(
+            role, listen=listen, api_listen=api_listen, relay=relay, database_url=database_url
+        )
+    )
     _guard(lambda: write_config(data_dir, text))
     _out.print(f"wrote {data_dir / 'dchat.toml'}", highlight=False)
 

@@ -4,6 +4,12 @@ The repository passphrase comes from ``DCHAT_BACKUP_PASSPHRASE`` or
 ``--passphrase-file`` (never a flag value, which other users could read from the
 process list). ``create`` is safe while the node runs: databases are copied
 with SQLite's online backup API. Errors print one line and exit with status 1.
+
+A node whose database is on PostgreSQL (``database_url``) keeps only its keys
+and config in the data directory, so a snapshot of it is not a backup of the
+node: ``create`` refuses (``ConfigError``) unless ``--without-database`` says
+the database is backed up on the server's side (``pg_dump``, see
+docs/operations.md).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -27,6 +34,7 @@ from dchat_storage.backup import (
     write_backup_status,
 )
 
+from .._errors import ConfigError
 from ._common import err_console, read_passphrase
 from ._common import fail as _fail
 from ._common import guard as _guard
@@ -94,9 +102,53 @@ def init(repo: Repo, passphrase_file: PassFile = None) -> None:
     _out.print(f"created backup repository {repo}", highlight=False)
 
 
+def database_outside(data_dir: Path) -> bool:
+    """Whether the node of ``data_dir`` keeps its database elsewhere (``database_url`` set).
+
+    Read leniently, for ``dchat-node backup``: ``DCHAT_DATABASE_URL``, or the
+    key in ``data_dir/dchat.toml``; an unreadable file counts as not set
+    (backing up a directory must not depend on its config being valid).
+    """
+    if os.environ.get("DCHAT_DATABASE_URL"):
+        return True
+    try:
+        table = tomllib.loads((data_dir / "dchat.toml").read_text()).get("node", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(table, dict) and bool(table.get("database_url"))
+
+
+def check_database_inside(data_dir: Path) -> None:
+    """Refuse to back up a data directory whose node database is on PostgreSQL.
+
+    Raises:
+        ConfigError: ``database_url`` is set for this node.
+    """
+    if database_outside(data_dir):
+        raise ConfigError(
+            f"the database of the node in {data_dir} is on PostgreSQL (database_url), not in the "
+            "data directory: back it up with pg_dump (docs/operations.md) and pass "
+            "--without-database to back up the keys and config alone"
+        )
+
+
 @backup_app.command("create")
-def create(repo: Repo, data_dir: DataDir = _DEFAULT_DIR, passphrase_file: PassFile = None) -> None:
+def create(
+    repo: Repo,
+    data_dir: DataDir = _DEFAULT_DIR,
+    passphrase_file: PassFile = None,
+    without_database: Annotated[
+        bool,
+        typer.Option(
+            "--without-database",
+            envvar="DCHAT_BACKUP_WITHOUT_DATABASE",
+            help="The node's database is on PostgreSQL and backed up there: copy the rest.",
+        ),
+    ] = False,
+) -> None:
     """Take a snapshot of the data directory (safe while the node runs)."""
+    if not without_database:
+        _guard(lambda: check_database_inside(data_dir))
     repository = _open(repo, passphrase_file)
     with _progress("backing up") as progress:
         result = _guard(lambda: repository.create(data_dir, exclude=[repo], progress=progress))

@@ -1,20 +1,23 @@
-"""What every dchat command line shares: one-line errors and passphrase input."""
+"""What every dchat command line shares: one-line errors, passphrase and database URL input."""
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 
 from dchat_core import DchatError
 
+from .._errors import ConfigError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-__all__ = ("err_console", "fail", "guard", "read_passphrase")
+__all__ = ("check_database_url_option", "err_console", "fail", "guard", "read_passphrase")
 
 T = TypeVar("T")
 err_console = Console(stderr=True)
@@ -45,3 +48,16 @@ def read_passphrase(passphrase_file: Path | None, env_var: str, purpose: str) ->
     if not value:
         raise fail(f"set {env_var} or pass --passphrase-file to {purpose}")
     return value.encode()
+
+
+def check_database_url_option(url: str | None) -> None:
+    """Refuse a password in a ``--database-url`` flag (any user can read a process's arguments).
+
+    Raises:
+        ConfigError: the URL holds a password.
+    """
+    if url and urlsplit(url).password is not None:
+        raise ConfigError(
+            "--database-url holds a password, which other users can read from the process "
+            "list: put the URL in dchat.toml or DCHAT_DATABASE_URL, or the password in ~/.pgpass"
+        )

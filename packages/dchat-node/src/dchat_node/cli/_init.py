@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from dchat_storage.lowlevel import write_private
+
 from .._errors import ConfigError
-from .._files import write_private
 from ..config import NodeConfig, load_config
 
 __all__ = ("ROLE_ADDRESSES", "render_config", "write_config")
@@ -37,7 +38,12 @@ def _template(name: str) -> str:
 
 
 def render_config(
-    role: str, *, listen: str | None = None, api_listen: str | None = None, relay: str | None = None
+    role: str,
+    *,
+    listen: str | None = None,
+    api_listen: str | None = None,
+    relay: str | None = None,
+    database_url: str | None = None,
 ) -> str:
     """The commented ``dchat.toml`` text for ``role``.
 
@@ -48,14 +54,22 @@ def render_config(
         raise ConfigError(f"unknown role {role!r}: choose user, relay or validator")
     if relay and role != "user":
         raise ConfigError("--relay names a user node's home relay; leave it out for a " + role)
+    if database_url and role == "validator":
+        raise ConfigError("--database-url is for user and relay nodes; a validator keeps node.db")
     default_listen, default_api = ROLE_ADDRESSES[role]
     relay_line = (
         f"relay = {json.dumps(relay)}" if relay else '# e.g. relay = "relay.example.org:7400"'
+    )
+    database_line = (
+        f"database_url = {json.dumps(database_url)}"
+        if database_url
+        else f'# e.g. database_url = "postgresql://dchat@db.example.org:5432/dchat_{role}"'
     )
     text = Template(_template(f"{role}.toml")).substitute(
         listen=json.dumps(listen or default_listen),  # a TOML basic string, quotes escaped
         api_listen=json.dumps(api_listen or default_api),
         relay_line=relay_line,
+        database_line=database_line,
     )
     return text + _template("common.toml")
 

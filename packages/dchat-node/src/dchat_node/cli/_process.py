@@ -56,6 +56,8 @@ class NodeProcess:
         passphrase: Unlocks the node's keys (passed through the environment).
         listen: ``--listen`` address.
         relay: For user nodes, the home relay ``HOST:PORT``.
+        database_url: A PostgreSQL URL for the node's database (passed in
+            ``DCHAT_DATABASE_URL``, so a password stays out of the process list).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class NodeProcess:
         listen: str = "127.0.0.1:0",
         relay: str | None = None,
         poll_interval: float = 0.5,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.role = role
@@ -74,6 +77,7 @@ class NodeProcess:
         self._listen = listen
         self._relay = relay
         self._poll = poll_interval
+        self._database_url = database_url
         self._proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
 
@@ -99,6 +103,8 @@ class NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.data_dir.chmod(0o700)
         env = {**os.environ, "DCHAT_PASSPHRASE": self._passphrase}
+        if self._database_url is not None:
+            env["DCHAT_DATABASE_URL"] = self._database_url
         log_fd = os.open(self.data_dir / "node.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(log_fd, "ab") as log:
             self._proc = subprocess.Popen(

@@ -21,9 +21,9 @@ from dchat_crypto import (
     encrypt_with_passphrase,
 )
 from dchat_network import serve_links
+from dchat_storage.lowlevel import write_private
 
 from .._errors import ConfigError
-from .._files import write_private
 from ..config import parse_hostport
 from ._service import RelayService
 

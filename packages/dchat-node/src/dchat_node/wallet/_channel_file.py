@@ -19,9 +19,9 @@ from dchat_crypto import (
     decrypt_with_passphrase,
     encrypt_with_passphrase,
 )
+from dchat_storage.lowlevel import write_private
 
 from .._errors import ConfigError
-from .._files import write_private
 
 if TYPE_CHECKING:
     from pathlib import Path

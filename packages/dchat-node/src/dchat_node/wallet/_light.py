@@ -21,8 +21,7 @@ from dchat_chain.lowlevel import (
     decode_light_state,
     light_state_name,
 )
-
-from .._files import write_private
+from dchat_storage.lowlevel import write_private
 
 if TYPE_CHECKING:
     from collections.abc import Callable
