@@ -339,3 +339,15 @@ def test_longest_first_message_with_card_goes_through(net: Net) -> None:
     assert isinstance(event, MessageReceived)
     assert event.text == EMOJI * MAX_TEXT
     assert event.sender_card == alice.card
+
+
+@given(st.binary(max_size=200))
+@example(SealedEnvelope(MailboxId(b"m" * 32), b"sealed").to_bytes())
+def test_mailbox_of_names_the_mailbox_of_well_formed_bytes_and_none_else(data: bytes) -> None:
+    try:
+        expected: bytes | None = bytes(SealedEnvelope.from_bytes(data).mailbox)
+    except MalformedEnvelopeError:
+        expected = None
+    assert SealedEnvelope.mailbox_of(data) == expected
+    if data == SealedEnvelope(MailboxId(b"m" * 32), b"sealed").to_bytes():
+        assert expected == b"m" * 32

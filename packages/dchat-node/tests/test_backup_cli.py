@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from dchat_node import NodeProcess
 from dchat_node.cli import node_app
+from dchat_storage.backup import read_backup_status
 
 runner = CliRunner()
 PASSPHRASE = "backup passphrase for tests"
@@ -105,6 +107,36 @@ def test_verify_names_the_damaged_file_and_exits_1(data_dir: Path, tmp_path: Pat
     assert "files/blob.bin" in output
     assert "damaged" in output
     assert "error: 1 problem;" in output
+
+
+def test_verify_records_the_newest_verified_snapshot_in_the_data_dir(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    _backup("init", "--repo", str(repo))
+    _backup("verify", "--repo", str(repo), "--data-dir", str(data_dir))
+    assert read_backup_status(data_dir) is None  # an empty repository proves no backup
+    _backup("create", "--repo", str(repo), "--data-dir", str(data_dir))
+    _backup("verify", "--repo", str(repo))  # no --data-dir: records nothing
+    assert read_backup_status(data_dir) is None
+    before = time.time()
+    _backup("verify", "--repo", str(repo), "--data-dir", str(data_dir))
+    status = read_backup_status(data_dir)
+    assert status is not None
+    assert status.snapshots == 1
+    assert before - 60 < status.snapshot_time <= status.verified_at <= time.time()
+
+
+def test_a_failed_verify_keeps_the_previous_record(data_dir: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _backup("init", "--repo", str(repo))
+    _backup("create", "--repo", str(repo), "--data-dir", str(data_dir))
+    _backup("verify", "--repo", str(repo), "--data-dir", str(data_dir))
+    recorded = read_backup_status(data_dir)
+    for chunk in (p for p in (repo / "data").rglob("*") if p.is_file()):
+        chunk.write_bytes(chunk.read_bytes()[:-1])
+    _backup("verify", "--repo", str(repo), "--data-dir", str(data_dir), code=1)
+    assert read_backup_status(data_dir) == recorded
 
 
 # -- the full cycle on a live node ---------------------------------------------------------

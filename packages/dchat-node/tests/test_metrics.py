@@ -27,6 +27,7 @@ from dchat_node.api._app import create_app
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.config import NodeConfig, load_config
 from dchat_storage import AsyncStore, open_database
+from dchat_storage.backup import BackupStatus, write_backup_status
 from dchat_testing import wait_until_async
 
 TOKEN = "metrics-test-token"
@@ -94,7 +95,21 @@ async def test_metrics_need_the_token(make_node: Any) -> None:
     assert status == 200
     assert value(text, "dchat_node_info", role="relay") == 1
     assert value(text, "dchat_database_size_bytes") > 0  # node.db exists
+    size = value(text, "dchat_data_filesystem_size_bytes")
+    assert 0 < value(text, "dchat_data_filesystem_avail_bytes") <= size
     assert "process_cpu_seconds_total" in text  # the process collector, in this app's registry
+
+
+async def test_the_last_verified_backup_shows_once_recorded(make_node: Any) -> None:
+    node = make_node("relay")
+    app = create_app(node, TOKEN)
+    _, text = await scrape(app)
+    assert "dchat_backup_" not in text  # never backed up: no figure (an alert's absent())
+    write_backup_status(node.config.data_dir, BackupStatus(NOW - 3600, NOW - 60, 7))
+    _, text = await scrape(app)
+    assert value(text, "dchat_backup_last_success_timestamp_seconds") == NOW - 3600
+    assert value(text, "dchat_backup_last_verify_timestamp_seconds") == NOW - 60
+    assert value(text, "dchat_backup_snapshots") == 7
 
 
 async def test_a_user_nodes_messages_queue_and_latency_show(make_node: Any) -> None:

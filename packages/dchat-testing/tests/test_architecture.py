@@ -33,7 +33,12 @@ LAYERS = {
     "dchat_testing": 6,
 }
 # Import names that differ from their distribution's name.
-DISTRIBUTIONS = {"nacl": "pynacl", "PIL": "pillow", "shamir_mnemonic": "shamir-mnemonic"}
+DISTRIBUTIONS = {
+    "nacl": "pynacl",
+    "PIL": "pillow",
+    "shamir_mnemonic": "shamir-mnemonic",
+    "opentelemetry": "opentelemetry-sdk",  # the SDK brings the API (one namespace, two dists)
+}
 
 
 @dataclass

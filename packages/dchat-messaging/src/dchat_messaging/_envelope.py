@@ -57,3 +57,14 @@ class SealedEnvelope:
             if isinstance(exc, MalformedEnvelopeError):
                 raise
             raise MalformedEnvelopeError(f"malformed envelope: {exc}") from None
+
+    @classmethod
+    def mailbox_of(cls, data: bytes) -> bytes | None:
+        """The mailbox untrusted envelope bytes are addressed to, or ``None`` if malformed.
+
+        What a relay needs to file an envelope (``RelayServer``'s ``envelope_mailbox``).
+        """
+        try:
+            return bytes(cls.from_bytes(data).mailbox)
+        except MalformedEnvelopeError:
+            return None

@@ -21,6 +21,9 @@ event per watched mailbox, set and replaced at each bump.
 
 A reply that is an error ends the link; other links are unaffected. A link
 that sends nothing for ``idle_timeout`` seconds is closed.
+
+Each request and each parked pull's answer runs in a ``dchat.relay.request``
+or ``dchat.relay.push`` span when the process traces (:mod:`.tracing`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import trio
 
 from dchat_core import MailboxId
 
+from . import tracing
 from ._errors import LinkClosedError, RelayProtocolError
 from ._link_stats import LinkStats
 from ._relay import RelayError
@@ -40,6 +44,8 @@ from ._relay_wakeups import PullWakeups
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from opentelemetry.trace import Span
 
     from ._relay import RelayPull
     from ._relay_server import RelayReply, RelayServer
@@ -104,7 +110,11 @@ class RelayHost:
             except LinkClosedError:
                 return
             seen = self._wakeups.version(owner)
-            reply = await self._run(functools.partial(self.server.handle, owner, data, self._now()))
+            call = functools.partial(self.server.handle, owner, data, self._now())
+            with tracing.active.span("dchat.relay.request") as span:
+                reply = await self._run(call)
+                if span is not None:
+                    _traced(span, reply)
             self._wake(reply.notify)
             if reply.park is not None:
                 reply = await self._parked(reply.park, owner, seen)
@@ -122,9 +132,20 @@ class RelayHost:
                     await self._events[owner].wait()
         finally:
             self.parked -= 1
-        return await self._read(functools.partial(self.server.resume, pull))
+        with tracing.active.span("dchat.relay.push") as span:
+            reply = await self._read(functools.partial(self.server.resume, pull))
+            if span is not None:
+                _traced(span, reply)
+        return reply
 
     def _wake(self, mailboxes: tuple[bytes, ...]) -> None:
         for mailbox in self._wakeups.bump(mailboxes):
             self._events[mailbox].set()
             self._events[mailbox] = trio.Event()
+
+
+def _traced(span: Span, reply: RelayReply) -> None:
+    """A relay step's span gets the reply's kind and size (never a mailbox or an address)."""
+    span.set_attribute("dchat.relay.reply", type(reply.message).__name__)
+    span.set_attribute("dchat.relay.reply_bytes", len(reply.data))
+    span.set_attribute("dchat.relay.mailboxes_woken", len(reply.notify))

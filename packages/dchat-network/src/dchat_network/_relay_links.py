@@ -35,6 +35,7 @@ import trio
 from dchat_core import DchatError, MailboxId
 from dchat_crypto import SigningKey
 
+from . import tracing
 from ._errors import LinkClosedError
 from ._session import RelaySession, relay_session
 from ._trio import connect
@@ -177,7 +178,10 @@ class MailboxLink:
                 ack = [entry_id for entry_id, _ in batch]
                 hook = self._on_idle
                 if batch:
-                    await self._handle(batch)
+                    with tracing.active.span("dchat.receive") as span:
+                        await self._handle(batch)
+                        if span is not None:
+                            span.set_attribute("dchat.envelopes", len(batch))
                     self.received += len(batch)
                     hook = self._after_batch
                 if hook is not None:
@@ -201,8 +205,19 @@ class RelayPool:
     async def put_many(
         self, host: str, port: int, items: Sequence[tuple[bytes, bytes]]
     ) -> list[bytes | str]:
-        """Deposit ``(mailbox, envelope)`` items at one relay; per item its entry id or refusal."""
-        return await self._call(host, port, lambda session: session.put_many(items))
+        """Deposit ``(mailbox, envelope)`` items at one relay; per item its entry id or refusal.
+
+        Runs in a ``dchat.deposit`` span when the process traces (:mod:`.tracing`).
+        """
+        with tracing.active.deposit_span() as span:
+            results = await self._call(host, port, lambda session: session.put_many(items))
+            if span is not None:
+                span.set_attribute("dchat.envelopes", len(items))
+                span.set_attribute("dchat.envelope_bytes", sum(len(e) for _, e in items))
+                span.set_attribute(
+                    "dchat.envelopes_refused", sum(isinstance(r, str) for r in results)
+                )
+        return results
 
     async def get_prekeys(self, host: str, port: int, mailbox: bytes) -> bytes:
         """One (wrapped) prekey bundle of ``mailbox`` at the relay ``host:port``."""

@@ -92,6 +92,8 @@ class NodeConfig(BaseModel):
     event_retention: float = Field(default=30 * 86400.0, gt=0)  # seconds; GET /v1/events
     # user/relay: a PostgreSQL URL; the database is there instead of DATA_DIR/node.db.
     database_url: SecretStr | None = None
+    tracing_endpoint: str | None = None  # OTLP/HTTP traces URL (docs/operations.md, Tracing)
+    tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod

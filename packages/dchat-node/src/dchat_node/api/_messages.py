@@ -23,6 +23,7 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_core import IdentityId, MessageId
+from dchat_network import tracing
 
 from ._roles import user_role
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from dchat_messaging.lowlevel import MessageEntry
 
     from .._runtime import Node
+    from ..user._service import UserService
 
 __all__ = ("Cursor", "add_message_routes", "message_json")
 
@@ -60,13 +62,27 @@ def message_json(record: MessageEntry, name: str | None) -> dict[str, Any]:
     }
 
 
+async def traced_send(user: UserService, to: str, text: str) -> MessageId:
+    """Send a text, in a ``dchat.send`` span when the node traces (``dchat_network.tracing``).
+
+    The span ends when the message is encrypted and queued; the relay pool's
+    ``dchat.deposit`` span that hands it to the relay links back to it.
+    """
+    with tracing.active.span("dchat.send") as span:
+        mid = await user.send(to, text)
+        if span is not None:
+            span.set_attribute("dchat.content_kind", "text")
+            tracing.active.sent(span)
+    return mid
+
+
 def add_message_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     """Add the routes above to ``app``."""
 
     @app.post("/v1/messages", dependencies=auth, status_code=202)
     async def send_message(body: SendMessage) -> dict[str, Any]:
         user = user_role(node).user
-        mid = await user.send(body.to, body.text)
+        mid = await traced_send(user, body.to, body.text)
         return {"message_id": str(mid), "relay": user.relay_state()}
 
     @app.get("/v1/messages", dependencies=auth)

@@ -18,6 +18,11 @@ contents) are read once per scrape, in one worker trip
 (:meth:`NodeMetrics.refresh`), never per message. The database's size is
 :meth:`dchat_storage.Database.size_bytes`: the files of ``node.db`` (with its
 ``-wal``/``-shm``), or on PostgreSQL the server's size of the node's database.
+The free space of the data directory's filesystem is read at each scrape
+(``statvfs``). The age of the last verified backup comes from the record the
+backup job writes into the data directory after a verification passed
+(:func:`dchat_storage.backup.read_backup_status`); a node that never had one
+exports no ``dchat_backup_*`` figures.
 
 Each app has its own :class:`~prometheus_client.CollectorRegistry` (never the
 global default one), so several nodes in one process (the tests) do not
@@ -36,6 +41,7 @@ docs/operations.md).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import Response
@@ -43,6 +49,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from dchat_storage.backup import read_backup_status
 
 from ..relay._role import RelayRole
 from ..user._role import UserRole
@@ -177,6 +185,7 @@ class NodeMetrics(Collector):
             "Size of the node database (its SQLite files, or its PostgreSQL database).",
             self._stored.get("size", 0),
         )
+        yield from self._filesystem()
         schedule = node.lifecycle.schedule
         yield _counter("dchat_lifecycle_sweeps_total", "Lifecycle sweeps run.", schedule.sweeps)
         yield _counter(
@@ -186,6 +195,45 @@ class NodeMetrics(Collector):
             "dchat_group_commits_total",
             "Database group commits (one transaction for concurrent writers).",
             node.store.group_commits,
+        )
+        yield from self._backup()
+
+    def _backup(self) -> Iterator[Metric]:
+        """The last verified backup, when the backup job recorded one (else nothing)."""
+        status = read_backup_status(self._node.config.data_dir)
+        if status is None:
+            return
+        yield _gauge(
+            "dchat_backup_last_success_timestamp_seconds",
+            "When the newest snapshot that passed verification was taken (Unix time).",
+            status.snapshot_time,
+        )
+        yield _gauge(
+            "dchat_backup_last_verify_timestamp_seconds",
+            "When the backup repository last passed a full verification (Unix time).",
+            status.verified_at,
+        )
+        yield _gauge(
+            "dchat_backup_snapshots",
+            "Snapshots in the repository at that verification.",
+            status.snapshots,
+        )
+
+    def _filesystem(self) -> Iterator[Metric]:
+        """Space on the data directory's filesystem (for a disk-nearly-full alert)."""
+        try:
+            fs = os.statvfs(self._node.config.data_dir)
+        except OSError:
+            return
+        yield _gauge(
+            "dchat_data_filesystem_avail_bytes",
+            "Bytes available to the node on its data directory's filesystem.",
+            fs.f_bavail * fs.f_frsize,
+        )
+        yield _gauge(
+            "dchat_data_filesystem_size_bytes",
+            "Size of the data directory's filesystem.",
+            fs.f_blocks * fs.f_frsize,
         )
 
     def _user(self, role: UserRole) -> Iterator[Metric]:

@@ -40,7 +40,7 @@ from dchat_storage import CursorExpiredError
 
 from .._errors import NodeStateError
 from ._answers import error_of
-from ._messages import MAX_CURSOR, SendMessage
+from ._messages import MAX_CURSOR, SendMessage, traced_send
 from ._roles import user_role
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class _Socket:
             raise _bad(f"{where}: {first.get('msg', 'invalid')}") from None
         user = user_role(self._node).user
         try:
-            mid = await user.send(body.to, body.text)
+            mid = await traced_send(user, body.to, body.text)
         finally:
             self._feed.notify()  # the sent message is an event
         return {"message_id": str(mid), "relay": user.relay_state()}

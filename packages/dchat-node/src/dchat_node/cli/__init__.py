@@ -95,6 +95,8 @@ def run(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run a node until SIGINT or SIGTERM."""
+    from dchat_network import tracing
+
     from .._runtime import run_node
 
     _guard(lambda: check_database_url_option(database_url))
@@ -112,7 +114,18 @@ def run(
     cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
     secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
     configure_logging(cfg.log_level)
-    _guard(lambda: trio.run(run_node, cfg, secret))
+    file = cfg.tracing_file
+    traces = tracing.configure(
+        f"dchat-{cfg.role}",
+        endpoint=cfg.tracing_endpoint,
+        file=None if file is None else cfg.data_dir / file,  # an absolute file stays itself
+        fallback=cfg.data_dir / "traces.jsonl",
+    )
+    tracing.install(traces)
+    try:
+        _guard(lambda: trio.run(run_node, cfg, secret))
+    finally:
+        traces.shutdown()  # flushes the spans still batched
 
 
 @node_app.command("init")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,12 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dchat_storage.backup import LocalDirectoryDestination, Repository
+from dchat_storage.backup import (
+    BackupStatus,
+    LocalDirectoryDestination,
+    Repository,
+    write_backup_status,
+)
 
 from .._errors import ConfigError
 from ._common import err_console, read_passphrase
@@ -167,10 +173,22 @@ def list_snapshots(repo: Repo, passphrase_file: PassFile = None) -> None:
     _out.print(table)
 
 
+RecordIn = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="DCHAT_DATA_DIR",
+        help="On success, record the newest verified snapshot's time in this node data "
+        "directory (the node reports it as dchat_backup_last_success_timestamp_seconds).",
+    ),
+]
+
+
 @backup_app.command("verify")
-def verify(repo: Repo, passphrase_file: PassFile = None) -> None:
+def verify(repo: Repo, passphrase_file: PassFile = None, data_dir: RecordIn = None) -> None:
     """Read and authenticate every blob; exit 1 if anything is damaged or missing."""
     repository = _open(repo, passphrase_file)
+    started = time.time()
     with _progress("verifying", in_bytes=False) as progress:
         report = _guard(lambda: repository.verify(progress=progress))
     for problem in report.problems:
@@ -179,6 +197,11 @@ def verify(repo: Repo, passphrase_file: PassFile = None) -> None:
         damaged = ", ".join(sorted(s[:8] for s in report.damaged_snapshots)) or "none"
         count = len(report.problems)
         raise _fail(f"{count} problem{'s' * (count != 1)}; damaged snapshots: {damaged}")
+    if data_dir is not None:
+        snapshots = _guard(repository.snapshots)
+        if snapshots:  # an empty repository proves no backup
+            status = BackupStatus(snapshots[-1].time, started, len(snapshots))
+            _guard(lambda: write_backup_status(data_dir, status))
     _out.print(
         f"ok: {report.snapshots} snapshots, {report.chunks} chunks, "
         f"{report.bytes_read:,} bytes authenticated",

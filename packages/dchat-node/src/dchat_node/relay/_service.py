@@ -13,22 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dchat_messaging import MalformedEnvelopeError, SealedEnvelope
+from dchat_messaging import SealedEnvelope
 from dchat_network import RelayHost, RelayServer
 
 if TYPE_CHECKING:
     from dchat_core import Clock
     from dchat_storage import AsyncStore
 
-__all__ = ("RelayService", "envelope_mailbox")
-
-
-def envelope_mailbox(envelope: bytes) -> bytes | None:
-    """The mailbox a sealed envelope is addressed to, or ``None`` if malformed."""
-    try:
-        return bytes(SealedEnvelope.from_bytes(envelope).mailbox)
-    except MalformedEnvelopeError:
-        return None
+__all__ = ("RelayService",)
 
 
 class RelayService(RelayHost):
@@ -36,5 +28,5 @@ class RelayService(RelayHost):
 
     def __init__(self, store: AsyncStore, clock: Clock) -> None:
         db = store.db
-        server = RelayServer(db.mailboxes, envelope_mailbox, prekeys=db.prekeys)
+        server = RelayServer(db.mailboxes, SealedEnvelope.mailbox_of, prekeys=db.prekeys)
         super().__init__(server, store.run_grouped, clock.now, read=store.run)

@@ -35,13 +35,19 @@ from ._report import PruneResult as PruneResult
 from ._report import Snapshot as Snapshot
 from ._report import VerifyReport as VerifyReport
 from ._repository import Repository as Repository
+from ._status import BACKUP_STATUS_FILE as BACKUP_STATUS_FILE
+from ._status import BackupStatus as BackupStatus
+from ._status import read_backup_status as read_backup_status
+from ._status import write_backup_status as write_backup_status
 
 __all__ = (
+    "BACKUP_STATUS_FILE",
     "BackupAuthenticationError",
     "BackupDestination",
     "BackupError",
     "BackupIOError",
     "BackupIntegrityError",
+    "BackupStatus",
     "BackupUsageError",
     "ChunkerParams",
     "CreateResult",
@@ -53,4 +59,6 @@ __all__ = (
     "Snapshot",
     "SnapshotNotFoundError",
     "VerifyReport",
+    "read_backup_status",
+    "write_backup_status",
 )

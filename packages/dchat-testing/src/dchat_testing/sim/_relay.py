@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, Protocol
 
 from dchat_core import MailboxId, NodeId
-from dchat_messaging import MalformedEnvelopeError, SealedEnvelope
+from dchat_messaging import SealedEnvelope
 from dchat_network import RelayServer
 from dchat_network.lowlevel import PullWakeups, RelayBatch
 
@@ -50,12 +50,8 @@ __all__ = ("RELAY_VARIANTS", "DeleteOnFetchRelayServer", "RelayNode", "envelope_
 IDLE_TIMEOUT: Final = 60.0
 
 
-def envelope_mailbox(envelope: bytes) -> bytes | None:
-    """The mailbox a sealed envelope names, or ``None`` if it is malformed."""
-    try:
-        return bytes(SealedEnvelope.from_bytes(envelope).mailbox)
-    except MalformedEnvelopeError:
-        return None
+envelope_mailbox = SealedEnvelope.mailbox_of
+"""The mailbox a sealed envelope names, or ``None`` if it is malformed."""
 
 
 class DeleteOnFetchRelayServer(RelayServer):
