@@ -20,11 +20,21 @@ only while the version is unchanged. On top of it, this host keeps one trio
 event per watched mailbox, set and replaced at each bump.
 
 A reply that is an error ends the link; other links are unaffected. A link
-that sends nothing for ``idle_timeout`` seconds is closed.
+that sends nothing for ``idle_timeout`` seconds (its first request: for
+``first_request_timeout``) is told so (an ``error`` ``idle`` with ``rid`` 0,
+which :class:`RelayClient` reads as the link closing) and closed.
+
+Abuse limits: the host is the listener's :class:`ConnectionGate`
+(:func:`serve_links` ``gate=host``), which asks its :class:`RelayGuard` to
+admit each connection; a link over a connection cap gets ``busy``
+(``connections``) as the answer to its first request and is closed. Each
+admitted link gets a :class:`PutBudget` (its own buckets and its source's),
+which the server charges for deposits, in the worker that runs it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import TYPE_CHECKING, Final
@@ -33,9 +43,10 @@ import trio
 
 from dchat_core import MailboxId
 
-from ._errors import LinkClosedError, RelayProtocolError
+from ._errors import LinkClosedError, LinkTimeoutError, RelayProtocolError
 from ._link_stats import LinkStats
-from ._relay import RelayError
+from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_message
+from ._relay_limits import RelayGuard, RelayLimits, retry_ms
 from ._relay_wakeups import PullWakeups
 
 if TYPE_CHECKING:
@@ -49,6 +60,7 @@ __all__ = ("RelayHost",)
 
 _log = logging.getLogger("dchat.relay")
 IDLE_TIMEOUT: Final = 300.0
+FIRST_REQUEST_TIMEOUT: Final = 20.0
 
 
 class RelayHost:
@@ -63,6 +75,8 @@ class RelayHost:
         idle_timeout: Close a link silent this long.
         read: Like ``run``, for a request that only reads (a parked pull's
             answer); default ``run``.
+        limits: The abuse limits (connection caps, rates); None: none.
+        first_request_timeout: Close a link that sends no first request this long.
     """
 
     def __init__(
@@ -73,8 +87,13 @@ class RelayHost:
         *,
         idle_timeout: float = IDLE_TIMEOUT,
         read: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]] | None = None,
+        limits: RelayLimits | None = None,
+        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
     ) -> None:
         self.server = server
+        self.guard = RelayGuard(limits) if limits is not None else None
+        """The connection caps and rate buckets (None: unlimited)."""
+        self._first = first_request_timeout
         self._run = run
         self._read = read or run
         self._now = now
@@ -86,8 +105,20 @@ class RelayHost:
         self.links = LinkStats()
         """The listener's counters (pass it to :func:`serve_links` as ``stats``)."""
 
+    def connect(self, address: str) -> str | None:
+        """The :class:`ConnectionGate` check: admit a connection from ``address``?"""
+        return None if self.guard is None else self.guard.connect(address, self._now())
+
+    def disconnect(self, address: str, verdict: str | None) -> None:
+        """The :class:`ConnectionGate` close: a connection :meth:`connect` answered ended."""
+        if self.guard is not None:
+            self.guard.disconnect(address, verdict, self._now())
+
     async def handle(self, link: Link) -> None:
         """Serve requests on ``link`` until it closes, idles out or misbehaves."""
+        if link.refused is not None:
+            await self._refuse(link, link.refused)
+            return
         owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
         self._wakeups.opened(owner)
         self._events.setdefault(owner, trio.Event())
@@ -97,14 +128,41 @@ class RelayHost:
             if self._wakeups.closed(owner):
                 del self._events[owner]
 
+    async def _refuse(self, link: Link, reason: str) -> None:
+        """Answer an over-cap link's first request ``busy`` (``connections``), then close it."""
+        assert self.guard is not None
+        try:
+            data = await link.receive(timeout=self._first)
+        except LinkClosedError:
+            return
+        rid = _rid(data)
+        wait = retry_ms(self.guard.limits.connection_retry)
+        # The guard counted the refusal when it refused the connection.
+        await link.send(encode_relay_message(RelayBusy(rid, reason, wait)), timeout=5.0)
+
+    async def _idle_out(self, link: Link, why: str) -> None:
+        """Tell a silent link it is closed (best effort), and count it."""
+        if self.guard is not None:
+            self.guard.refusals[why] += 1
+        error = RelayError(0, "idle", "closed after a silence")
+        with contextlib.suppress(LinkClosedError):
+            await link.send(encode_relay_message(error), timeout=5.0)
+
     async def _serve(self, link: Link, owner: bytes) -> None:
+        budget = self.guard.budget(link.source, self._now()) if self.guard else None
+        timeout, why = self._first, "first_request_timeout"
         while True:
             try:
-                data = await link.receive(timeout=self._idle)
+                data = await link.receive(timeout=timeout)
+            except LinkTimeoutError:
+                await self._idle_out(link, why)
+                return
             except LinkClosedError:
                 return
+            timeout, why = self._idle, "idle_timeout"
             seen = self._wakeups.version(owner)
-            reply = await self._run(functools.partial(self.server.handle, owner, data, self._now()))
+            handle = functools.partial(self.server.handle, owner, data, self._now(), budget)
+            reply = await self._run(handle)
             self._wake(reply.notify)
             if reply.park is not None:
                 reply = await self._parked(reply.park, owner, seen)
@@ -128,3 +186,11 @@ class RelayHost:
         for mailbox in self._wakeups.bump(mailboxes):
             self._events[mailbox].set()
             self._events[mailbox] = trio.Event()
+
+
+def _rid(data: bytes) -> int:
+    """The request id of ``data`` if it parses, else 0 (for an answer that is not served)."""
+    try:
+        return int(getattr(decode_relay_message(data), "rid", 0))
+    except RelayProtocolError:
+        return 0

@@ -56,7 +56,7 @@ class RelayRole:
     def __init__(self, config: NodeConfig, store: AsyncStore, clock: Clock) -> None:
         self.config = config
         self.store = store
-        self.service = RelayService(store, clock)
+        self.service = RelayService(store, clock, config)
 
     async def start(self, nursery: trio.Nursery, passphrase: bytes) -> tuple[str, NodeId]:
         """Unlock the node key, listen for links; returns (link address, node id)."""
@@ -64,8 +64,17 @@ class RelayRole:
             load_node_key, self.config.data_dir / "node.key", passphrase
         )
         host, port = parse_hostport(self.config.listen)
-        handle, stats = self.service.handle, self.service.links
-        serve = functools.partial(serve_links, handle, host, port, node_key=key, stats=stats)
+        service = self.service
+        serve = functools.partial(
+            serve_links,
+            service.handle,
+            host,
+            port,
+            node_key=key,
+            stats=service.links,
+            gate=service,
+            handshake_timeout=self.config.relay_handshake_timeout,
+        )
         bound = await nursery.start(serve)
         return f"{bound[0]}:{bound[1]}", NodeId.derive(key.public_key.to_bytes())
 
