@@ -29,7 +29,10 @@ Abuse limits: the host is the listener's :class:`ConnectionGate`
 admit each connection; a link over a connection cap gets ``busy``
 (``connections``) as the answer to its first request and is closed. Each
 admitted link gets a :class:`PutBudget` (its own buckets and its source's),
-which the server charges for deposits, in the worker that runs it.
+which the server charges for deposits, in the worker that runs it. After a
+``busy`` answer the host reads nothing more from that link until the
+retry-after has passed, so a client that ignores backpressure is slowed by
+TCP flow control rather than served refusals as fast as it can ask.
 """
 
 from __future__ import annotations
@@ -170,6 +173,11 @@ class RelayHost:
             if reply.close:
                 assert isinstance(reply.message, RelayError)
                 raise RelayProtocolError(f"request refused: {reply.message.code}")
+            if isinstance(reply.message, RelayBusy):
+                # Read nothing more from this link before its retry-after: a client
+                # that ignores backpressure is paced by TCP instead of costing the
+                # relay a decryption and a decode per refused request.
+                await trio.sleep(min(reply.message.retry_ms / 1000, self._idle))
             _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
 
     async def _parked(self, pull: RelayPull, owner: bytes, seen: int) -> RelayReply:

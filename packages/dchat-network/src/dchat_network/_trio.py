@@ -206,8 +206,15 @@ async def open_link(
     expected_peer: NodeId | None = None,
     timeout: float = 10.0,
     max_message: int = DEFAULT_MAX_MESSAGE,
+    turn: trio.Semaphore | None = None,
 ) -> Link:
     """Run the link handshake over ``stream``.
+
+    ``turn``, if given, is held while each received handshake message is
+    processed (the public-key operations); a listener shares one among all its
+    handshakes, so that they take turns, one step per scheduler pass, and a
+    burst of connections cannot hold up established links for more than one
+    step.
 
     Raises:
         HandshakeFailedError: the handshake or the peer's identity proof failed.
@@ -224,7 +231,12 @@ async def open_link(
             event = conn.next_event()
             if isinstance(event, HandshakeComplete):
                 return Link(stream, conn, event)
-            conn.receive_data(bytes(await stream.receive_some(_READ_SIZE)))
+            data = bytes(await stream.receive_some(_READ_SIZE))
+            if turn is None:
+                conn.receive_data(data)
+            else:
+                async with turn:
+                    conn.receive_data(data)
 
 
 async def connect(
@@ -296,6 +308,7 @@ async def serve_links(
     connections, e.g. slowloris, hold nothing longer).
     """
     counts = LinkStats() if stats is None else stats
+    turn = trio.Semaphore(1)  # handshakes take turns (see open_link)
 
     async def on_connection(stream: trio.SocketStream) -> None:
         address = _peer_address(stream)
@@ -315,7 +328,7 @@ async def serve_links(
             return
         try:
             link = await open_link(
-                stream, initiator=False, node_key=node_key, timeout=handshake_timeout
+                stream, initiator=False, node_key=node_key, timeout=handshake_timeout, turn=turn
             )
             link.source, link.refused = address, verdict
             counts.open += 1

@@ -80,6 +80,7 @@ class NodeConfig(BaseModel):
     # Relay abuse limits (dchat_network.RelayLimits; 0 turns a cap or rate off).
     relay_max_connections: int = Field(default=16384, ge=0)
     relay_max_connections_per_source: int = Field(default=1024, ge=0)  # IPv4 or IPv6 /64
+    relay_max_refusing: int = Field(default=64, ge=0)  # over-cap ones answered busy at once
     relay_link_puts: float = Field(default=2000.0, ge=0)  # envelopes per second per link
     relay_link_bytes: float = Field(default=16 * 1024**2, ge=0)  # bytes per second per link
     relay_source_puts: float = Field(default=4000.0, ge=0)
@@ -88,7 +89,7 @@ class NodeConfig(BaseModel):
     relay_disk_budget: int = Field(default=8 * 1024**3, ge=0)  # bytes, all mailboxes together
     relay_mailbox_quota: int = Field(default=64 * 1024**2, ge=96 * 1024)  # bytes, one mailbox
     relay_replay_window: float = Field(default=86400.0, ge=0)  # refuse re-puts of delivered
-    relay_replay_entries: int = Field(default=65536, ge=0, le=10_000_000)  # about 190 B each
+    relay_replay_entries: int = Field(default=65536, ge=0, le=10_000_000)  # about 110 B each
     relay_handshake_timeout: float = Field(default=10.0, gt=0, le=600)  # half-open connections
     relay_first_request_timeout: float = Field(default=20.0, gt=0, le=3600)
     relay_idle_timeout: float = Field(default=300.0, gt=0, le=86400)

@@ -43,6 +43,7 @@ def relay_limits(config: NodeConfig) -> RelayLimits:
     return RelayLimits(
         max_connections=config.relay_max_connections,
         max_connections_per_source=config.relay_max_connections_per_source,
+        max_refusing=config.relay_max_refusing,
         link_puts=config.relay_link_puts,
         link_bytes=config.relay_link_bytes,
         source_puts=config.relay_source_puts,
