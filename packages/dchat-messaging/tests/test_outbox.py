@@ -85,13 +85,14 @@ def test_a_busy_relay_is_held_for_at_least_its_retry_after_and_nothing_is_lost()
     refused = [e for e in outbox.due(T0) if e.relay == "r1"][:2]  # one deposit: 1 and 2
     until = outbox.busy(refused, 5.0, T0)
     assert T0 + 5.0 <= until <= T0 + 5.0 * 1.25
-    assert outbox.held_for(T0) == until - T0
+    assert outbox.held_for(T0, 60.0) == until - T0
+    assert outbox.held_for(T0, 1.0) == 1.0
     # nothing for r1 goes before the retry-after, not even 4 (not in the refused deposit);
     # r2 is not held up
     assert [e.message_id for e in outbox.due(T0 + 4.99)] == [b"3"]
     assert [e.message_id for e in outbox.due(until)] == [b"1", b"2", b"3", b"4"]
     assert set(store.outbox) == {b"1", b"2", b"3", b"4"}  # all still queued
-    assert outbox.held_for(until) is None
+    assert outbox.held_for(until, 60.0) == 60.0
     assert outbox.busy_answers == 1
 
 

@@ -339,3 +339,14 @@ def test_longest_first_message_with_card_goes_through(net: Net) -> None:
     assert isinstance(event, MessageReceived)
     assert event.text == EMOJI * MAX_TEXT
     assert event.sender_card == alice.card
+
+
+@given(data=st.binary(max_size=200), box=st.binary(min_size=32, max_size=32))
+def test_mailbox_of_names_the_mailbox_or_none_for_anything_malformed(
+    data: bytes, box: bytes
+) -> None:
+    envelope = SealedEnvelope(MailboxId(box), data).to_bytes()
+    assert SealedEnvelope.mailbox_of(envelope) == box
+    assert SealedEnvelope.mailbox_of(envelope[:-1]) is None  # truncated: malformed, no raise
+    found = SealedEnvelope.mailbox_of(data)  # arbitrary bytes: a mailbox or None, never a raise
+    assert found is None or len(found) == 32

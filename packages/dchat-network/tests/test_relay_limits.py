@@ -204,7 +204,7 @@ def _server(**limits: float) -> tuple[RelayServer, MemoryMailboxStore]:
     store = MemoryMailboxStore()
     usage = [0]
     server = RelayServer(
-        store, mailbox_of, quota=1 << 30, limits=RelayLimits(**limits), usage=lambda: usage[0]
+        store, mailbox_of, quota=1 << 30, limits=RelayLimits(**limits), usage=lambda: (0, usage[0])
     )
     return server, store
 
@@ -240,7 +240,7 @@ def test_the_disk_budget_counts_all_mailboxes_and_rereads_the_total() -> None:
     store = MemoryMailboxStore()
     held = [0]
     limits = RelayLimits(disk_budget=100, disk_retry=30)
-    server = RelayServer(store, mailbox_of, limits=limits, usage=lambda: held[0])
+    server = RelayServer(store, mailbox_of, limits=limits, usage=lambda: (0, held[0]))
     client = RelayClient()
     items = [(box, envelope_for(box, b"x" * 8)) for box in (OWNER, SENDER)]  # 40 bytes each
     stored = client.receive(server.handle(SENDER, client.put_many(items), 0.0).data)
@@ -324,3 +324,18 @@ def test_a_relay_closing_an_idle_link_reads_as_the_link_closing() -> None:
     client.put(OWNER, envelope_for(OWNER, b"x"))
     with pytest.raises(LinkClosedError):
         client.receive(encode_relay_message(RelayError(0, "idle", "closed after a silence")))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"max_connections": -1}, {"link_bytes": -0.5}, {"burst": 0}, {"idle_timeout": 0}],
+)
+def test_limits_out_of_range_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        RelayLimits(**bad)  # type: ignore[arg-type]
+
+
+def test_zero_turns_caps_and_rates_off() -> None:
+    limits = RelayLimits(max_connections=0, max_connections_per_source=0, link_puts=0)
+    guard = RelayGuard(limits)
+    assert all(guard.connect("10.0.0.1", 0.0) is None for _ in range(100))

@@ -162,9 +162,8 @@ async def test_a_relays_stores_refusals_and_mailboxes_show(make_node: Any) -> No
 
 
 async def test_a_relays_abuse_refusals_show_by_reason(make_node: Any) -> None:
-    node = make_node(
-        "relay", relay_link_puts=1.0, relay_burst=1.0, relay_max_connections_per_source=1
-    )
+    limits = {"link_puts": 1.0, "burst": 1.0, "max_connections_per_source": 1}
+    node = make_node("relay", relay_limits=limits)
     service = node.role.service
     server, guard = service.server, service.guard
     assert guard is not None

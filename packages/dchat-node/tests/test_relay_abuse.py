@@ -39,19 +39,19 @@ pytestmark = pytest.mark.slow
 
 DRIVER = Path(__file__).with_name("_abuse_driver.py")
 LIMITS = {
-    "relay_max_connections": 1000,
-    "relay_max_connections_per_source": 200,
-    "relay_max_refusing": 64,
-    "relay_link_puts": 100.0,
-    "relay_link_bytes": 1024.0 * 1024,
-    "relay_source_puts": 200.0,
-    "relay_source_bytes": 2048.0 * 1024,
-    "relay_burst": 1.0,
-    "relay_mailbox_quota": 2 * 1024 * 1024,
-    "relay_replay_window": 3600.0,
-    "relay_handshake_timeout": 2.0,
-    "relay_first_request_timeout": 2.0,
-    "relay_idle_timeout": 30.0,
+    "max_connections": 1000,
+    "max_connections_per_source": 200,
+    "max_refusing": 64,
+    "link_puts": 100.0,
+    "link_bytes": 1024.0 * 1024,
+    "source_puts": 200.0,
+    "source_bytes": 2048.0 * 1024,
+    "burst": 1.0,
+    "mailbox_quota": 2 * 1024 * 1024,
+    "replay_window": 3600.0,
+    "handshake_timeout": 2.0,
+    "first_request_timeout": 2.0,
+    "idle_timeout": 30.0,
 }
 HONEST_MESSAGES = 200
 HONEST_RATE = 40.0  # messages per second
@@ -59,11 +59,11 @@ SLACK = 3.0  # seconds a timeout may be late on a loaded 2-core machine
 
 
 def start_relay(root: Path, **limits: object) -> NodeProcess:
-    """A relay process whose ``dchat.toml`` sets ``limits``."""
+    """A relay process whose ``dchat.toml`` sets ``limits`` (``[node.relay_limits]``)."""
     data_dir = root / "relay"
     data_dir.mkdir(parents=True, mode=0o700)
     lines = [f"{name} = {value!r}" for name, value in limits.items()]
-    (data_dir / "dchat.toml").write_text("[node]\n" + "\n".join(lines) + "\n")
+    (data_dir / "dchat.toml").write_text("[node.relay_limits]\n" + "\n".join(lines) + "\n")
     node = NodeProcess(
         data_dir, "relay", passphrase=secrets.token_urlsafe(12), listen=f"127.0.0.1:{free_port()}"
     )
@@ -223,9 +223,9 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     assert set(connections) <= {"served", "busy_source_connections"}  # none dropped unanswered
     loris = results["slowloris"]
     assert loris["half_open_closed"] == 100
-    assert loris["half_open_max_s"] <= LIMITS["relay_handshake_timeout"] + SLACK
+    assert loris["half_open_max_s"] <= LIMITS["handshake_timeout"] + SLACK
     assert loris["idle_closed"] == loris["idle_message"] == 50  # each told "idle", then closed
-    assert loris["idle_max_s"] <= LIMITS["relay_first_request_timeout"] + SLACK
+    assert loris["idle_max_s"] <= LIMITS["first_request_timeout"] + SLACK
 
     found = metrics(relay)
     refusals = {
@@ -284,11 +284,11 @@ def test_an_anonymous_disk_fill_stops_at_the_global_budget(tmp_path: Path) -> No
     budget = 8 * 1024 * 1024
     relay = start_relay(
         tmp_path,
-        relay_disk_budget=budget,
-        relay_link_bytes=0.0,
-        relay_link_puts=0.0,
-        relay_source_bytes=0.0,
-        relay_source_puts=0.0,
+        disk_budget=budget,
+        link_bytes=0.0,
+        link_puts=0.0,
+        source_bytes=0.0,
+        source_puts=0.0,
     )
     try:
         fill = outcome(

@@ -21,8 +21,8 @@ def relay(tmp_path: Path) -> Iterator[NodeProcess]:
     """A relay that takes 5 deposits a second from any link or source (the users' ``relay``)."""
     data_dir = tmp_path / "relay"
     data_dir.mkdir(mode=0o700)
-    limits = "relay_link_puts = 5.0\nrelay_source_puts = 5.0\nrelay_burst = 1.0\n"
-    (data_dir / "dchat.toml").write_text("[node]\n" + limits)
+    limits = "link_puts = 5.0\nsource_puts = 5.0\nburst = 1.0\n"
+    (data_dir / "dchat.toml").write_text("[node.relay_limits]\n" + limits)
     node = NodeProcess(
         data_dir, "relay", passphrase=secrets.token_urlsafe(12), listen=f"127.0.0.1:{free_port()}"
     )

@@ -57,3 +57,11 @@ class SealedEnvelope:
             if isinstance(exc, MalformedEnvelopeError):
                 raise
             raise MalformedEnvelopeError(f"malformed envelope: {exc}") from None
+
+    @staticmethod
+    def mailbox_of(data: bytes) -> bytes | None:
+        """The mailbox envelope bytes are addressed to, or ``None`` if malformed (for a relay)."""
+        try:
+            return bytes(SealedEnvelope.from_bytes(data).mailbox)
+        except MalformedEnvelopeError:
+            return None

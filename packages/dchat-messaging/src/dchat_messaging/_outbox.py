@@ -135,10 +135,10 @@ class Outbox:
                 self._store.mark_failed(entry.message_id, until)
         return until
 
-    def held_for(self, now: float) -> float | None:
-        """Seconds until the first held relay is released (None: none is held)."""
+    def held_for(self, now: float, longest: float) -> float:
+        """Seconds until the first held relay is released, at most ``longest``."""
         self._held = {relay: until for relay, until in self._held.items() if until > now}
-        return min(self._held.values()) - now if self._held else None
+        return min([longest, *(until - now for until in self._held.values())])
 
     def oldest(self) -> float | None:
         """When the oldest queued envelope was queued (None: the outbox is empty)."""

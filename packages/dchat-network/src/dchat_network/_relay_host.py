@@ -51,9 +51,12 @@ from ._link_stats import LinkStats
 from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_message
 from ._relay_limits import RelayGuard, RelayLimits, retry_ms
 from ._relay_wakeups import PullWakeups
+from ._trio import serve_links
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from dchat_crypto import SigningKey
 
     from ._relay import RelayPull
     from ._relay_server import RelayReply, RelayServer
@@ -75,11 +78,12 @@ class RelayHost:
             arguments bound) where the server's store may be used, e.g. in the
             database worker inside one transaction, and returns its result.
         now: The wall clock (seconds since the epoch) for stored entries.
-        idle_timeout: Close a link silent this long.
+        idle_timeout: Close a link silent this long (default: the limits', else 300 s).
         read: Like ``run``, for a request that only reads (a parked pull's
             answer); default ``run``.
         limits: The abuse limits (connection caps, rates); None: none.
-        first_request_timeout: Close a link that sends no first request this long.
+        first_request_timeout: Close a link that sends no first request this long
+            (default: the limits', else 20 s).
     """
 
     def __init__(
@@ -88,25 +92,48 @@ class RelayHost:
         run: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]],
         now: Callable[[], float],
         *,
-        idle_timeout: float = IDLE_TIMEOUT,
+        idle_timeout: float | None = None,
         read: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]] | None = None,
         limits: RelayLimits | None = None,
-        first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
+        first_request_timeout: float | None = None,
     ) -> None:
         self.server = server
         self.guard = RelayGuard(limits) if limits is not None else None
         """The connection caps and rate buckets (None: unlimited)."""
-        self._first = first_request_timeout
+        self.limits = limits or RelayLimits(
+            idle_timeout=IDLE_TIMEOUT, first_request_timeout=FIRST_REQUEST_TIMEOUT
+        )
+        self._first = first_request_timeout or self.limits.first_request_timeout
         self._run = run
         self._read = read or run
         self._now = now
-        self._idle = idle_timeout
+        self._idle = idle_timeout or self.limits.idle_timeout
         self._wakeups = PullWakeups()
         self._events: dict[bytes, trio.Event] = {}  # of each watched mailbox's next bump
         self.parked = 0
         """Pulls waiting for mail right now."""
         self.links = LinkStats()
         """The listener's counters (pass it to :func:`serve_links` as ``stats``)."""
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        node_key: SigningKey,
+        *,
+        task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` and serve every link (:func:`serve_links` with this gate)."""
+        await serve_links(
+            self.handle,
+            host,
+            port,
+            node_key=node_key,
+            handshake_timeout=self.limits.handshake_timeout,
+            stats=self.links,
+            gate=self,
+            task_status=task_status,
+        )
 
     def connect(self, address: str) -> str | None:
         """The :class:`ConnectionGate` check: admit a connection from ``address``?"""

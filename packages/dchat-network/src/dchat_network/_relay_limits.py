@@ -43,7 +43,7 @@ import ipaddress
 import math
 import os
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final
 
 from ._relay import MAX_BATCH_BYTES, MAX_RETRY_MS
@@ -82,6 +82,10 @@ class RelayLimits:
         disk_retry: The ``retry`` of a ``busy`` answer for a full disk budget.
         replay_window: Seconds a delivered envelope's re-put is refused (0: off).
         replay_entries: The most delivered envelopes remembered (the memory bound).
+        mailbox_quota: The most envelope bytes one mailbox may hold.
+        handshake_timeout: Seconds a connection may take to finish its handshake.
+        first_request_timeout: Seconds from the handshake to the first request.
+        idle_timeout: Seconds an established link may stay silent.
     """
 
     max_connections: int = 16384
@@ -97,6 +101,16 @@ class RelayLimits:
     disk_retry: float = 60.0
     replay_window: float = 24 * 3600.0
     replay_entries: int = 65536
+    mailbox_quota: int = 64 * 1024 * 1024
+    handshake_timeout: float = 10.0
+    first_request_timeout: float = 20.0
+    idle_timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
+            positive = name == "burst" or name.endswith("timeout")
+            if isinstance(value, bool) or value < 0 or (positive and value == 0):
+                raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0")
 
 
 class TokenBucket:

@@ -85,13 +85,13 @@ from ._relay import (
     decode_relay_message,
     encode_relay_message,
 )
-from ._relay_limits import DeliveredSet, entry_id_of, retry_ms
+from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ._relay_limits import PutBudget, RelayLimits
+    from ._relay_limits import PutBudget
 
 __all__ = (
     "MailboxStore",
@@ -183,11 +183,12 @@ class RelayServer:
         store: The durable mailboxes.
         envelope_mailbox: Returns the mailbox an envelope is addressed to, or
             ``None`` if the envelope is malformed.
-        quota: The most bytes one mailbox may hold.
+        quota: The most bytes one mailbox may hold (default: the limits', else 64 MiB).
         prekeys: The hosted prekey bundles; without it ``pk_*`` requests are
             refused as ``unsupported``.
         limits: The abuse limits (disk budget, replay window); None: neither.
-        usage: Returns the envelope bytes held by all mailboxes (for the disk budget).
+        usage: Returns the envelopes and envelope bytes held by all mailboxes (for
+            the disk budget; ``MailboxRepo.usage``).
     """
 
     def __init__(
@@ -195,10 +196,10 @@ class RelayServer:
         store: MailboxStore,
         envelope_mailbox: Callable[[bytes], bytes | None],
         *,
-        quota: int = DEFAULT_QUOTA,
+        quota: int | None = None,
         prekeys: PrekeyStore | None = None,
         limits: RelayLimits | None = None,
-        usage: Callable[[], int] | None = None,
+        usage: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         self._store = store
         self._limits = limits
@@ -211,7 +212,7 @@ class RelayServer:
         """The replay window's book (None without limits)."""
         self._prekeys = prekeys
         self._envelope_mailbox = envelope_mailbox
-        self._quota = quota
+        self._quota = quota if quota is not None else (limits or RelayLimits()).mailbox_quota
         self.stored = 0
         """Envelopes stored (a duplicate of a stored one is not counted)."""
         self.stored_bytes = 0
@@ -301,7 +302,7 @@ class RelayServer:
             return False
         fresh = now - self._held_read >= _USAGE_REFRESH or now < self._held_read
         if (self._held is None or self._held + size > budget) and fresh:
-            self._held, self._held_read = self._usage(), now
+            self._held, self._held_read = self._usage()[1], now
         assert self._held is not None
         return self._held + size > budget
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dchat_network import RelayLimits
+
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
@@ -77,22 +79,7 @@ class NodeConfig(BaseModel):
     # Guardian recovery: the shortest time lock this node approves as a guardian.
     guardian_min_lock: float = Field(default=7 * 24 * 3600.0, ge=0, le=365 * 24 * 3600.0)
     event_retention: float = Field(default=30 * 86400.0, gt=0)  # seconds; GET /v1/events
-    # Relay abuse limits (dchat_network.RelayLimits; 0 turns a cap or rate off).
-    relay_max_connections: int = Field(default=16384, ge=0)
-    relay_max_connections_per_source: int = Field(default=1024, ge=0)  # IPv4 or IPv6 /64
-    relay_max_refusing: int = Field(default=64, ge=0)  # over-cap ones answered busy at once
-    relay_link_puts: float = Field(default=2000.0, ge=0)  # envelopes per second per link
-    relay_link_bytes: float = Field(default=16 * 1024**2, ge=0)  # bytes per second per link
-    relay_source_puts: float = Field(default=4000.0, ge=0)
-    relay_source_bytes: float = Field(default=32 * 1024**2, ge=0)
-    relay_burst: float = Field(default=2.0, gt=0, le=3600)  # seconds of rate a bucket holds
-    relay_disk_budget: int = Field(default=8 * 1024**3, ge=0)  # bytes, all mailboxes together
-    relay_mailbox_quota: int = Field(default=64 * 1024**2, ge=96 * 1024)  # bytes, one mailbox
-    relay_replay_window: float = Field(default=86400.0, ge=0)  # refuse re-puts of delivered
-    relay_replay_entries: int = Field(default=65536, ge=0, le=10_000_000)  # about 110 B each
-    relay_handshake_timeout: float = Field(default=10.0, gt=0, le=600)  # half-open connections
-    relay_first_request_timeout: float = Field(default=20.0, gt=0, le=3600)
-    relay_idle_timeout: float = Field(default=300.0, gt=0, le=86400)
+    relay_limits: RelayLimits = Field(default_factory=RelayLimits)  # [node.relay_limits]
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod

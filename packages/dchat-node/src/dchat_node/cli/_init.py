@@ -57,7 +57,8 @@ def render_config(
         api_listen=json.dumps(api_listen or default_api),
         relay_line=relay_line,
     )
-    return text + _template("common.toml")
+    tables = "\n" + _template("relay_limits.toml") if role == "relay" else ""
+    return text + _template("common.toml") + tables  # [node.X] tables after all node keys
 
 
 def write_config(data_dir: Path, text: str) -> NodeConfig:

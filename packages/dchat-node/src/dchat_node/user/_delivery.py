@@ -12,9 +12,7 @@ the links are dchat-network's.
   and applies each deposit's per-envelope results in one transaction. It
   re-reads the queue after each round, so a wake-up during a round is never
   lost; it sleeps only when nothing is due (retries wake it after at most
-  ``poll_interval``). A relay that answers ``busy`` is held, with the
-  refused deposit, for at least its retry-after (``Outbox.busy``); the task
-  then sleeps until the first held relay is released, if that is sooner.
+  ``poll_interval``; a relay that answered ``busy`` is held its retry-after).
 * **sessions** (:meth:`run_sessions`): fetch the prekey bundle of each device
   a message waits for and hand it to the engine; a relay that is down, or a
   device that published nothing yet, is retried with backoff.
@@ -139,9 +137,8 @@ class MailDelivery:
             while due := await self._store.run(self.agent.outbox.due, self._clock.now(), 256):
                 for batch in deposits(due):
                     await self._deposit(batch)
-            held = await self._store.run(self.agent.outbox.held_for, self._clock.now())
-            pause = self._config.poll_interval if held is None else held
-            with trio.move_on_after(min(self._config.poll_interval, pause)):
+            held = functools.partial(self.agent.outbox.held_for, longest=self._config.poll_interval)
+            with trio.move_on_after(await self._store.run(held, self._clock.now())):
                 await self._wake_outbox.wait()
 
     async def _deposit(self, batch: list[OutboxEntry]) -> None:
