@@ -102,9 +102,6 @@ __all__ = (
     "StoredEntry",
 )
 
-DEFAULT_QUOTA: Final = 64 * 1024 * 1024
-
-
 _REFUSALS: Final = {
     "bad_envelope": "malformed or for another mailbox",
     "quota": "mailbox is full",
