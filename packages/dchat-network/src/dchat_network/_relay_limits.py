@@ -147,8 +147,12 @@ class TokenBucket:
             self._level = self.level(now) - min(tokens, self.capacity)
 
     def full(self, now: float) -> bool:
-        """Whether the bucket is full again (it then remembers nothing)."""
-        return self.rate <= 0 or self.level(now) >= self.capacity
+        """Whether the bucket is full again (it then remembers nothing).
+
+        Only reads: the listener asks from its own thread while the server
+        charges the bucket in the database worker.
+        """
+        return self.rate <= 0 or self._level + (now - self._at) * self.rate >= self.capacity
 
 
 def _buckets(puts: float, size: float, limits: RelayLimits, now: float) -> list[TokenBucket]:
