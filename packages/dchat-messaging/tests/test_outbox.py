@@ -76,3 +76,49 @@ def test_settle_forgets_stored_envelopes_and_retries_refused_ones() -> None:
     assert set(store.outbox) == {b"2", b"3"}
     assert all(entry.attempts == 1 for entry in store.outbox.values())
     assert outbox.due(T0) == []  # both wait for their retry
+
+
+def test_a_busy_relay_is_held_for_at_least_its_retry_after_and_nothing_is_lost() -> None:
+    store = MemoryMessageStore()
+    items = [("1", "r1", A, 1), ("2", "r1", B, 1), ("3", "r2", A, 1), ("4", "r1", A, 1)]
+    outbox = queue(store, items)
+    refused = [e for e in outbox.due(T0) if e.relay == "r1"][:2]  # one deposit: 1 and 2
+    until = outbox.busy(refused, 5.0, T0)
+    assert T0 + 5.0 <= until <= T0 + 5.0 * 1.25
+    assert outbox.held_for(T0, 60.0) == until - T0
+    assert outbox.held_for(T0, 1.0) == 1.0
+    # nothing for r1 goes before the retry-after, not even 4 (not in the refused deposit);
+    # r2 is not held up
+    assert [e.message_id for e in outbox.due(T0 + 4.99)] == [b"3"]
+    assert [e.message_id for e in outbox.due(until)] == [b"1", b"2", b"3", b"4"]
+    assert set(store.outbox) == {b"1", b"2", b"3", b"4"}  # all still queued
+    assert outbox.held_for(until, 60.0) == 60.0
+    assert outbox.busy_answers == 1
+
+
+@given(
+    answers=st.lists(st.floats(min_value=0.0, max_value=30.0), min_size=1, max_size=8),
+    count=st.integers(1, 20),
+)
+def test_order_per_destination_survives_any_run_of_busy_answers(
+    answers: list[float], count: int
+) -> None:
+    store = MemoryMessageStore()
+    outbox = queue(store, [(f"{i:03d}", "r", A, 1) for i in range(count)])
+    now, sent = T0, []
+    for retry_after in answers:  # the relay answers busy, then later takes one deposit
+        due = outbox.due(now, limit=4)
+        if due:
+            now = outbox.busy(due, retry_after, now)
+            assert outbox.due(now - 1e-6, limit=count) == []
+    while due := outbox.due(now, limit=4):
+        outbox.settle(due, [b"\x01" * 32] * len(due), now)
+        sent += [e.message_id for e in due]
+    assert sent == [b"%03d" % i for i in range(count)]
+
+
+def test_a_delivered_answer_counts_as_stored() -> None:
+    store = MemoryMessageStore()
+    outbox = queue(store, [("1", "r", A, 1)])
+    assert outbox.settle(outbox.due(T0), ["delivered"], T0) == 1
+    assert store.outbox == {}

@@ -351,3 +351,14 @@ def test_mailbox_of_names_the_mailbox_of_well_formed_bytes_and_none_else(data: b
     assert SealedEnvelope.mailbox_of(data) == expected
     if data == SealedEnvelope(MailboxId(b"m" * 32), b"sealed").to_bytes():
         assert expected == b"m" * 32
+
+
+@given(data=st.binary(max_size=200), box=st.binary(min_size=32, max_size=32))
+def test_mailbox_of_names_the_mailbox_or_none_for_anything_malformed(
+    data: bytes, box: bytes
+) -> None:
+    envelope = SealedEnvelope(MailboxId(box), data).to_bytes()
+    assert SealedEnvelope.mailbox_of(envelope) == box
+    assert SealedEnvelope.mailbox_of(envelope[:-1]) is None  # truncated: malformed, no raise
+    found = SealedEnvelope.mailbox_of(data)  # arbitrary bytes: a mailbox or None, never a raise
+    assert found is None or len(found) == 32

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import stat
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from dchat_network import RelayLimits
 from dchat_node import ConfigError, load_config
 from dchat_node.cli import node_app
 from dchat_node.cli._init import ROLE_ADDRESSES, render_config, write_config
@@ -48,16 +50,28 @@ def test_given_options_become_active_lines(tmp_path: Path) -> None:
     )
 
 
+def _tables(text: str) -> tuple[str, dict[str, str]]:
+    """The ``[node]`` part of a config text, and each ``[node.NAME]`` table's text by name."""
+    parts = re.split(r"^\[node\.(\w+)\]$", text, flags=re.MULTILINE)
+    return parts[0], dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_every_option_is_documented_for_every_role(role: str) -> None:
-    text = render_config(role)
-    defaults = {name for name, _ in _DEFAULT_LINE.findall(text)}
+    text, tables = _tables(render_config(role))
+    defaults = {name for name, _ in _DEFAULT_LINE.findall(text)} | set(tables)
     examples = set(_EXAMPLE_LINE.findall(text))
     active = set(re.findall(r"^(\w+) = ", text, re.MULTILINE))
     (not_used,) = _NOT_USED.findall(text)
     ignored = {name.strip() for name in re.sub(r"\(.*?\)|#", "", not_used).split(",")}
     assert defaults | examples | active | ignored == set(NodeConfig.model_fields) - {"data_dir"}
     assert not (defaults | examples | active) & ignored
+
+
+def test_every_relay_limit_is_documented_in_its_table() -> None:
+    _, tables = _tables(render_config("relay"))
+    documented = {name for name, _ in _DEFAULT_LINE.findall(tables["relay_limits"])}
+    assert documented == {field.name for field in dataclasses.fields(RelayLimits)}
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -176,6 +176,29 @@ async def test_a_relays_stores_refusals_and_mailboxes_show(make_node: Any) -> No
     assert label_values(text) <= {"relay", "bad_envelope"}  # role and refusal code only
 
 
+async def test_a_relays_abuse_refusals_show_by_reason(make_node: Any) -> None:
+    limits = {"link_puts": 1.0, "burst": 1.0, "max_connections_per_source": 1}
+    node = make_node("relay", relay_limits=limits)
+    service = node.role.service
+    server, guard = service.server, service.guard
+    assert guard is not None
+    assert service.connect("192.0.2.1") is None
+    assert service.connect("192.0.2.1") == "source_connections"  # over the per-source cap
+    budget = guard.budget("192.0.2.1", NOW)
+    box = bytes(MailboxId.derive(b"k" * 32))
+    client = RelayClient()
+    for n in range(3):  # one put a second: the second and third are busy
+        envelope = SealedEnvelope(MailboxId(box), bytes([n]) * 40).to_bytes()
+        server.handle(b"o" * 32, client.put_many([(box, envelope)]), NOW, budget)
+    _, text = await scrape(create_app(node, TOKEN))
+    assert value(text, "dchat_relay_refusals_total", code="busy_rate") == 2
+    assert value(text, "dchat_relay_connection_refusals_total", reason="source_connections") == 1
+    assert value(text, "dchat_relay_connections") == 1
+    assert value(text, "dchat_relay_replay_entries") == 0
+    assert "192.0.2.1" not in text
+    assert label_values(text) <= {"relay", "busy_rate", "source_connections"}
+
+
 async def test_an_unstarted_validator_reports_only_the_common_figures(make_node: Any) -> None:
     _, text = await scrape(create_app(make_node("validator"), TOKEN))
     names = {name for name, _ in samples(text)}

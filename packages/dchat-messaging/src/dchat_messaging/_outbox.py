@@ -10,6 +10,17 @@ at most :data:`MAX_DEPOSIT` envelopes and :data:`MAX_DEPOSIT_BYTES` bytes
 (the relay protocol's ``put_many`` limits), each one request and one commit at
 the relay.
 
+Backpressure: a relay over a limit answers ``busy`` with a retry-after
+(:class:`dchat_network.RelayBusyError`). :meth:`Outbox.busy` then holds that
+whole relay (in memory: a restart forgets it, which at worst asks once too
+early) until at least the retry-after has passed, jittered up by at most a
+quarter so that many senders do not all return at once, and marks the
+refused deposit's entries for retry at the same time. :meth:`Outbox.due`
+skips entries for a held relay, so the order per destination is kept and
+nothing is dropped: the entries stay queued. A ``delivered`` answer (the
+relay saw the envelope delivered already, a re-send after a lost reply)
+counts as stored.
+
 Delivery latency: :meth:`Outbox.settle` observes, for each envelope a relay
 stored, the time from its enqueue to that settle (the relay's
 acknowledgement, retries included) in :attr:`Outbox.latency`, a
@@ -76,6 +87,9 @@ class Outbox:
         self._rng = rng or random.Random()
         self.latency = Histogram()
         """Seconds from enqueue to the relay's stored acknowledgement, per envelope."""
+        self._held: dict[str, float] = {}  # relay: held until (it answered busy)
+        self.busy_answers = 0
+        """Deposits a relay answered ``busy`` (each held its relay for a while)."""
 
     def enqueue(
         self, outbox_id: bytes, relay: str, mailbox: bytes, envelope: bytes, now: float
@@ -94,9 +108,10 @@ class Outbox:
         """Up to ``limit`` entries to deliver now, in queue order, none overtaking a held one."""
         held: set[tuple[str, bytes]] = set()
         ready: list[OutboxEntry] = []
+        busy = {relay for relay, until in self._held.items() if until > now}
         for entry in self._store.queued(limit * _LOOKAHEAD):
             destination = (entry.relay, entry.mailbox)
-            if destination in held:
+            if destination in held or entry.relay in busy:
                 continue
             if entry.next_attempt_at > now:
                 held.add(destination)
@@ -105,6 +120,25 @@ class Outbox:
             if len(ready) == limit:
                 break
         return ready
+
+    def busy(self, entries: Sequence[OutboxEntry], retry_after: float, now: float) -> float:
+        """The relay of ``entries`` (one deposit) answered busy; returns when it is tried again.
+
+        Holds the relay and the entries until at least ``now + retry_after``.
+        """
+        until = now + max(0.0, retry_after) * self._rng.uniform(1.0, 1.25)
+        relay = entries[0].relay
+        self._held[relay] = max(self._held.get(relay, until), until)
+        self.busy_answers += 1
+        with self._store.transaction():
+            for entry in entries:
+                self._store.mark_failed(entry.message_id, until)
+        return until
+
+    def held_for(self, now: float, longest: float) -> float:
+        """Seconds until the first held relay is released, at most ``longest``."""
+        self._held = {relay: until for relay, until in self._held.items() if until > now}
+        return min([longest, *(until - now for until in self._held.values())])
 
     def oldest(self) -> float | None:
         """When the oldest queued envelope was queued (None: the outbox is empty)."""
@@ -123,14 +157,15 @@ class Outbox:
     def settle(self, entries: Sequence[OutboxEntry], results: Sequence[object], now: float) -> int:
         """Apply a deposit's per-entry results in one transaction; returns how many were stored.
 
-        A result that is ``bytes`` (the relay's entry id) means stored: the
-        entry is forgotten; anything else (a refusal code, an error name)
-        means it failed and is retried later.
+        A result that is ``bytes`` (the relay's entry id) means stored, and
+        ``delivered`` (the relay saw it delivered already) as good: the entry
+        is forgotten; anything else (a refusal code, an error name) means it
+        failed and is retried later.
         """
         waited: list[float] = []
         with self._store.transaction():
             for entry, result in zip(entries, results, strict=True):
-                if isinstance(result, bytes):
+                if isinstance(result, bytes) or result == "delivered":
                     self._store.mark_sent(entry.message_id)
                     waited.append(now - entry.queued_at)
                 else:

@@ -334,6 +334,12 @@ class UserMessaging:
         self.outbox.delivered(outbox_id)
         self.sent += 1
 
+    def relay_busy(
+        self, entries: Sequence[OutboxEntry], retry_after: float, *, now: float
+    ) -> float:
+        """A deposit's relay answered busy: hold it ``retry_after`` s or more; returns until."""
+        return self.outbox.busy(entries, retry_after, now)
+
     def deposited(
         self, entries: Sequence[OutboxEntry], results: Sequence[object], *, now: float
     ) -> int:

@@ -7,12 +7,14 @@ from ._errors import HandshakeFailedError as HandshakeFailedError
 from ._errors import LinkClosedError as LinkClosedError
 from ._errors import LinkProtocolError as LinkProtocolError
 from ._errors import LinkTimeoutError as LinkTimeoutError
+from ._errors import RelayBusyError as RelayBusyError
 from ._errors import RelayProtocolError as RelayProtocolError
 from ._link import DEFAULT_MAX_MESSAGE as DEFAULT_MAX_MESSAGE
 from ._link_stats import LinkStats as LinkStats
 from ._relay import RelayError as RelayError
 from ._relay import RelayMessage as RelayMessage
 from ._relay_host import RelayHost as RelayHost
+from ._relay_limits import RelayLimits as RelayLimits
 from ._relay_links import MailboxLink as MailboxLink
 from ._relay_links import ReconnectPolicy as ReconnectPolicy
 from ._relay_links import RelayPool as RelayPool
@@ -41,9 +43,11 @@ __all__ = (
     "MailboxStore",
     "PrekeyStore",
     "ReconnectPolicy",
+    "RelayBusyError",
     "RelayClient",
     "RelayError",
     "RelayHost",
+    "RelayLimits",
     "RelayMessage",
     "RelayPool",
     "RelayProtocolError",

@@ -7,6 +7,7 @@
     │   ├── HandshakeFailedError            the Noise handshake or identity proof failed
     │   └── FrameTooLargeError              a frame or message exceeded the size limit
     ├── RelayProtocolError(PeerError, ValueError)  a relay request or reply is malformed
+    ├── RelayBusyError(TransportError)      the relay answered ``busy``: retry after a delay
     ├── LinkStateError(CallerError)         the local code used the link in the wrong state
     └── LinkClosedError(TransportError)     the connection closed, reset, or timed out
         └── LinkTimeoutError                an operation did not finish within its deadline
@@ -24,6 +25,7 @@ __all__ = (
     "LinkProtocolError",
     "LinkStateError",
     "LinkTimeoutError",
+    "RelayBusyError",
     "RelayProtocolError",
 )
 
@@ -46,6 +48,19 @@ class FrameTooLargeError(LinkProtocolError):
 
 class RelayProtocolError(DchatNetworkError, PeerError, ValueError):
     """A relay protocol message is malformed or unexpected."""
+
+
+class RelayBusyError(DchatNetworkError, TransportError):
+    """The relay is over a limit (``reason``) and asks for nothing more before ``retry_after`` s.
+
+    Nothing was stored: the caller keeps what it tried to send and tries again
+    no sooner than ``retry_after`` seconds from now (the relay's backpressure).
+    """
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(f"relay busy ({reason}): retry after {retry_after:.3f} s")
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class LinkStateError(DchatNetworkError, CallerError):

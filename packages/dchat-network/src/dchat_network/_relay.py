@@ -23,6 +23,7 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
     pk_get {"t": "pk_get", "rid": n, "mb": mailbox(32)}
            -> {"t": "pk_bundle", "rid": n, "bundle": blob}
     any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
+    over a limit -> {"t": "busy", "rid": n, "why": str, "retry": milliseconds}
 
 Ownership: ``fetch`` and ``ack`` name a mailbox, and the relay serves them only
 if it is the :class:`~dchat_core.MailboxId` of the key the client proved in the
@@ -46,6 +47,13 @@ mailbox does not fail the others, and a refusal does not end the link.
 ``pull`` is the owner's push channel: it acknowledges ``ack``, then answers
 with the waiting entries at once, or, when none wait, holds the answer until
 one arrives or ``wait`` milliseconds (at most :data:`MAX_WAIT_MS`) pass.
+
+``busy`` is the relay's backpressure (see :class:`~dchat_network.lowlevel.RelayGuard`):
+the request was not served because a limit is reached (``why``: ``rate``,
+``connections``, ``disk``), and the client should send nothing of the kind to
+this relay for ``retry`` milliseconds (at most :data:`MAX_RETRY_MS`). Unlike
+``error`` it does not end the link, except for ``connections`` (the link was
+over the relay's connection cap, and the relay closes it after answering).
 """
 
 from __future__ import annotations
@@ -64,9 +72,11 @@ __all__ = (
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
+    "MAX_RETRY_MS",
     "RelayAck",
     "RelayAcked",
     "RelayBatch",
+    "RelayBusy",
     "RelayError",
     "RelayFetch",
     "RelayMessage",
@@ -96,6 +106,8 @@ MAX_PREKEY_BUNDLE: Final = 2200
 MAX_PREKEY_PUT: Final = 100
 #: The most one-time bundles a relay holds for one mailbox.
 MAX_PREKEYS_HELD: Final = 200
+#: The longest ``retry`` a ``busy`` answer may ask for (one hour).
+MAX_RETRY_MS: Final = 3_600_000
 _MAX_RID: Final = 2**63 - 1
 _LIMITS: Final = DecodeLimits(
     max_size=8 * 1024 * 1024, max_depth=3, max_items=max(4 * MAX_BATCH, 3 * MAX_PREKEY_PUT) + 16
@@ -194,6 +206,15 @@ class RelayError:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayBusy:
+    """Not served: a limit is reached (``reason``); try again after ``retry_ms`` milliseconds."""
+
+    rid: int
+    reason: str
+    retry_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class RelayPrekeyPut:
     """Publish prekey bundles for ``mailbox`` (the caller's own).
 
@@ -259,6 +280,7 @@ RelayMessage = (
     | RelayPutMany
     | RelayStoredMany
     | RelayPull
+    | RelayBusy
 )
 
 
@@ -296,6 +318,8 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "stored_many", "res": list(results)}
         case RelayPull(rid, mailbox, limit, ack, wait_ms):
             body = {"t": "pull", "mb": mailbox, "max": limit, "ack": list(ack), "wait": wait_ms}
+        case RelayBusy(rid, reason, retry_ms):
+            body = {"t": "busy", "why": reason, "retry": retry_ms}
     return canonical_encode({**body, "rid": rid})
 
 
@@ -409,6 +433,11 @@ def _error(value: object) -> RelayMessage:
     return RelayError(rid, f.get_str("code", max_len=64), f.get_str("msg", max_len=512))
 
 
+def _busy(value: object) -> RelayMessage:
+    f, rid = _fields(value, "why", "retry")
+    return RelayBusy(rid, f.get_str("why", max_len=64), f.get_int("retry", hi=MAX_RETRY_MS))
+
+
 def _pk_put(value: object) -> RelayMessage:
     f, rid = _fields(value, "mb", "last", "otks", "replace")
     mailbox = f.get_bytes("mb", size=32)
@@ -465,4 +494,5 @@ _DECODERS = {
     "put_many": _put_many,
     "stored_many": _stored_many,
     "pull": _pull,
+    "busy": _busy,
 }

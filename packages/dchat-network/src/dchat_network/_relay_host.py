@@ -20,7 +20,19 @@ only while the version is unchanged. On top of it, this host keeps one trio
 event per watched mailbox, set and replaced at each bump.
 
 A reply that is an error ends the link; other links are unaffected. A link
-that sends nothing for ``idle_timeout`` seconds is closed.
+that sends nothing for ``idle_timeout`` seconds (its first request: for
+``first_request_timeout``) is told so (an ``error`` ``idle`` with ``rid`` 0,
+which :class:`RelayClient` reads as the link closing) and closed.
+
+Abuse limits: the host is the listener's :class:`ConnectionGate`
+(:func:`serve_links` ``gate=host``), which asks its :class:`RelayGuard` to
+admit each connection; a link over a connection cap gets ``busy``
+(``connections``) as the answer to its first request and is closed. Each
+admitted link gets a :class:`PutBudget` (its own buckets and its source's),
+which the server charges for deposits, in the worker that runs it. After a
+``busy`` answer the host reads nothing more from that link until the
+retry-after has passed, so a client that ignores backpressure is slowed by
+TCP flow control rather than served refusals as fast as it can ask.
 
 Each request and each parked pull's answer runs in a ``dchat.relay.request``
 or ``dchat.relay.push`` span when the process traces (:mod:`.tracing`).
@@ -28,6 +40,7 @@ or ``dchat.relay.push`` span when the process traces (:mod:`.tracing`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import TYPE_CHECKING, Final
@@ -37,15 +50,19 @@ import trio
 from dchat_core import MailboxId
 
 from . import tracing
-from ._errors import LinkClosedError, RelayProtocolError
+from ._errors import LinkClosedError, LinkTimeoutError, RelayProtocolError
 from ._link_stats import LinkStats
-from ._relay import RelayError
+from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_message
+from ._relay_limits import RelayGuard, RelayLimits, retry_ms
 from ._relay_wakeups import PullWakeups
+from ._trio import serve_links
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from opentelemetry.trace import Span
+
+    from dchat_crypto import SigningKey
 
     from ._relay import RelayPull
     from ._relay_server import RelayReply, RelayServer
@@ -55,6 +72,7 @@ __all__ = ("RelayHost",)
 
 _log = logging.getLogger("dchat.relay")
 IDLE_TIMEOUT: Final = 300.0
+FIRST_REQUEST_TIMEOUT: Final = 20.0
 
 
 class RelayHost:
@@ -66,9 +84,12 @@ class RelayHost:
             arguments bound) where the server's store may be used, e.g. in the
             database worker inside one transaction, and returns its result.
         now: The wall clock (seconds since the epoch) for stored entries.
-        idle_timeout: Close a link silent this long.
+        idle_timeout: Close a link silent this long (default: the limits', else 300 s).
         read: Like ``run``, for a request that only reads (a parked pull's
             answer); default ``run``.
+        limits: The abuse limits (connection caps, rates); None: none.
+        first_request_timeout: Close a link that sends no first request this long
+            (default: the limits', else 20 s).
     """
 
     def __init__(
@@ -77,14 +98,22 @@ class RelayHost:
         run: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]],
         now: Callable[[], float],
         *,
-        idle_timeout: float = IDLE_TIMEOUT,
+        idle_timeout: float | None = None,
         read: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]] | None = None,
+        limits: RelayLimits | None = None,
+        first_request_timeout: float | None = None,
     ) -> None:
         self.server = server
+        self.guard = RelayGuard(limits) if limits is not None else None
+        """The connection caps and rate buckets (None: unlimited)."""
+        self.limits = limits or RelayLimits(
+            idle_timeout=IDLE_TIMEOUT, first_request_timeout=FIRST_REQUEST_TIMEOUT
+        )
+        self._first = first_request_timeout or self.limits.first_request_timeout
         self._run = run
         self._read = read or run
         self._now = now
-        self._idle = idle_timeout
+        self._idle = idle_timeout or self.limits.idle_timeout
         self._wakeups = PullWakeups()
         self._events: dict[bytes, trio.Event] = {}  # of each watched mailbox's next bump
         self.parked = 0
@@ -92,8 +121,40 @@ class RelayHost:
         self.links = LinkStats()
         """The listener's counters (pass it to :func:`serve_links` as ``stats``)."""
 
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        node_key: SigningKey,
+        *,
+        task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` and serve every link (:func:`serve_links` with this gate)."""
+        await serve_links(
+            self.handle,
+            host,
+            port,
+            node_key=node_key,
+            handshake_timeout=self.limits.handshake_timeout,
+            stats=self.links,
+            gate=self,
+            task_status=task_status,
+        )
+
+    def connect(self, address: str) -> str | None:
+        """The :class:`ConnectionGate` check: admit a connection from ``address``?"""
+        return None if self.guard is None else self.guard.connect(address, self._now())
+
+    def disconnect(self, address: str, verdict: str | None) -> None:
+        """The :class:`ConnectionGate` close: a connection :meth:`connect` answered ended."""
+        if self.guard is not None:
+            self.guard.disconnect(address, verdict, self._now())
+
     async def handle(self, link: Link) -> None:
         """Serve requests on ``link`` until it closes, idles out or misbehaves."""
+        if link.refused is not None:
+            await self._refuse(link, link.refused)
+            return
         owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
         self._wakeups.opened(owner)
         self._events.setdefault(owner, trio.Event())
@@ -103,14 +164,40 @@ class RelayHost:
             if self._wakeups.closed(owner):
                 del self._events[owner]
 
+    async def _refuse(self, link: Link, reason: str) -> None:
+        """Answer an over-cap link's first request ``busy`` (``connections``), then close it."""
+        assert self.guard is not None
+        try:
+            data = await link.receive(timeout=self._first)
+        except LinkClosedError:
+            return
+        rid = _rid(data)
+        wait = retry_ms(self.guard.limits.connection_retry)
+        # The guard counted the refusal when it refused the connection.
+        await link.send(encode_relay_message(RelayBusy(rid, reason, wait)), timeout=5.0)
+
+    async def _idle_out(self, link: Link, why: str) -> None:
+        """Tell a silent link it is closed (best effort), and count it."""
+        if self.guard is not None:
+            self.guard.refusals[why] += 1
+        error = RelayError(0, "idle", "closed after a silence")
+        with contextlib.suppress(LinkClosedError):
+            await link.send(encode_relay_message(error), timeout=5.0)
+
     async def _serve(self, link: Link, owner: bytes) -> None:
+        budget = self.guard.budget(link.source, self._now()) if self.guard else None
+        timeout, why = self._first, "first_request_timeout"
         while True:
             try:
-                data = await link.receive(timeout=self._idle)
+                data = await link.receive(timeout=timeout)
+            except LinkTimeoutError:
+                await self._idle_out(link, why)
+                return
             except LinkClosedError:
                 return
+            timeout, why = self._idle, "idle_timeout"
             seen = self._wakeups.version(owner)
-            call = functools.partial(self.server.handle, owner, data, self._now())
+            call = functools.partial(self.server.handle, owner, data, self._now(), budget)
             with tracing.active.span("dchat.relay.request") as span:
                 reply = await self._run(call)
                 if span is not None:
@@ -122,6 +209,11 @@ class RelayHost:
             if reply.close:
                 assert isinstance(reply.message, RelayError)
                 raise RelayProtocolError(f"request refused: {reply.message.code}")
+            if isinstance(reply.message, RelayBusy):
+                # Read nothing more from this link before its retry-after: a client
+                # that ignores backpressure is paced by TCP instead of costing the
+                # relay a decryption and a decode per refused request.
+                await trio.sleep(min(reply.message.retry_ms / 1000, self._idle))
             _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
 
     async def _parked(self, pull: RelayPull, owner: bytes, seen: int) -> RelayReply:
@@ -149,3 +241,11 @@ def _traced(span: Span, reply: RelayReply) -> None:
     span.set_attribute("dchat.relay.reply", type(reply.message).__name__)
     span.set_attribute("dchat.relay.reply_bytes", len(reply.data))
     span.set_attribute("dchat.relay.mailboxes_woken", len(reply.notify))
+
+
+def _rid(data: bytes) -> int:
+    """The request id of ``data`` if it parses, else 0 (for an answer that is not served)."""
+    try:
+        return int(getattr(decode_relay_message(data), "rid", 0))
+    except RelayProtocolError:
+        return 0

@@ -36,7 +36,7 @@ from dchat_core import DchatError, MailboxId
 from dchat_crypto import SigningKey
 
 from . import tracing
-from ._errors import LinkClosedError
+from ._errors import LinkClosedError, RelayBusyError
 from ._session import RelaySession, relay_session
 from ._trio import connect
 
@@ -134,6 +134,8 @@ class MailboxLink:
                     self.errors[self.last_error] += 1
                     self.state = "waiting"
                     delay = self._policy.delay(self.failures, self._rng)
+                    if isinstance(exc, RelayBusyError):  # the relay said when to come back
+                        delay = max(delay, exc.retry_after)
                     level = logging.WARNING if self.failures == 1 else logging.INFO
                     what = self.relay, self.last_error, delay
                     _log.log(level, "relay %s unreachable (%s); retrying in %.1f s", *what)
@@ -249,6 +251,10 @@ class RelayPool:
                 await self._drop(address, session)
                 if fresh:  # a stale pooled link is reopened once; a fresh one failing is final
                     raise
+            except RelayBusyError as exc:
+                if exc.reason == "connections" or exc.reason == "source_connections":
+                    await self._drop(address, session)  # the relay closes an over-cap link
+                raise  # answered in full: the link stays usable
             except BaseException:
                 await self._drop(address, session)  # a failed or cut request may break the link
                 raise

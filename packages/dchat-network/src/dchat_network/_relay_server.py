@@ -37,6 +37,21 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   is left it serves the last-resort bundle, which stays (``no_prekeys`` if the
   owner never published).
 * any error reply ends the link (``RelayReply.close``).
+
+Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
+
+* a deposit (``put``, ``put_many``, ``pk_put``, ``pk_get``) is charged to the
+  link's :class:`PutBudget` when the shell passes one; if its buckets lack the
+  tokens the answer is ``busy`` (``rate``) and nothing is done. It runs where
+  the server runs (the node's database worker), so the buckets need no lock.
+* a deposit that would take the envelopes held by all mailboxes past
+  ``disk_budget`` is answered ``busy`` (``disk``). The total is read from
+  ``usage`` (one scan) at most once a second, and only when the running
+  estimate (the last reading plus what was stored since, acks not subtracted,
+  so it errs high) says the budget would be passed.
+* an envelope its owner acknowledged within ``replay_window`` is refused
+  (``delivered``) instead of stored again (:class:`DeliveredSet`); senders
+  count that as delivered.
 """
 
 from __future__ import annotations
@@ -45,7 +60,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from ._errors import RelayProtocolError
+from ._errors import LinkClosedError, RelayBusyError, RelayProtocolError
 from ._relay import (
     MAX_BATCH,
     MAX_BATCH_BYTES,
@@ -53,6 +68,7 @@ from ._relay import (
     RelayAck,
     RelayAcked,
     RelayBatch,
+    RelayBusy,
     RelayError,
     RelayFetch,
     RelayMessage,
@@ -69,10 +85,13 @@ from ._relay import (
     decode_relay_message,
     encode_relay_message,
 )
+from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from ._relay_limits import PutBudget
 
 __all__ = (
     "MailboxStore",
@@ -83,13 +102,13 @@ __all__ = (
     "StoredEntry",
 )
 
-DEFAULT_QUOTA: Final = 64 * 1024 * 1024
-
-
 _REFUSALS: Final = {
     "bad_envelope": "malformed or for another mailbox",
     "quota": "mailbox is full",
+    "delivered": "already delivered to its owner",
 }
+_USAGE_REFRESH: Final = 1.0
+"""Seconds between two readings of the relay's total held bytes (when near the budget)."""
 
 
 class StoredEntry(Protocol):
@@ -161,9 +180,12 @@ class RelayServer:
         store: The durable mailboxes.
         envelope_mailbox: Returns the mailbox an envelope is addressed to, or
             ``None`` if the envelope is malformed.
-        quota: The most bytes one mailbox may hold.
+        quota: The most bytes one mailbox may hold (default: the limits', else 64 MiB).
         prekeys: The hosted prekey bundles; without it ``pk_*`` requests are
             refused as ``unsupported``.
+        limits: The abuse limits (disk budget, replay window); None: neither.
+        usage: Returns the envelopes and envelope bytes held by all mailboxes (for
+            the disk budget; ``MailboxRepo.usage``).
     """
 
     def __init__(
@@ -171,13 +193,23 @@ class RelayServer:
         store: MailboxStore,
         envelope_mailbox: Callable[[bytes], bytes | None],
         *,
-        quota: int = DEFAULT_QUOTA,
+        quota: int | None = None,
         prekeys: PrekeyStore | None = None,
+        limits: RelayLimits | None = None,
+        usage: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         self._store = store
+        self._limits = limits
+        self._usage = usage
+        self._held: int | None = None  # all mailboxes' bytes, as last read plus stored since
+        self._held_read = float("-inf")
+        self.recently_delivered = (
+            DeliveredSet(limits.replay_entries, limits.replay_window) if limits else None
+        )
+        """The replay window's book (None without limits)."""
         self._prekeys = prekeys
         self._envelope_mailbox = envelope_mailbox
-        self._quota = quota
+        self._quota = quota if quota is not None else (limits or RelayLimits()).mailbox_quota
         self.stored = 0
         """Envelopes stored (a duplicate of a stored one is not counted)."""
         self.stored_bytes = 0
@@ -187,12 +219,20 @@ class RelayServer:
         self.refusals: Counter[str] = Counter()
         """Refused requests and ``put_many`` items, by error code (a fixed set)."""
 
-    def handle(self, owner: bytes, data: bytes, now: float) -> RelayReply:
-        """Answer the request ``data`` from a peer that proved mailbox ``owner``."""
+    def handle(
+        self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
+    ) -> RelayReply:
+        """Answer the request ``data`` from a peer that proved mailbox ``owner``.
+
+        ``budget``: the link's rate buckets, charged for deposits (None: no rate limit).
+        """
         try:
             request = decode_relay_message(data)
         except RelayProtocolError as exc:
             return self._reply(RelayError(0, "malformed", str(exc)))
+        busy = self._limit(request, now, budget)
+        if busy is not None:
+            return self._reply(busy)
         match request:
             case RelayPut():
                 stored = self._store_one(request.mailbox, request.envelope, now)
@@ -204,9 +244,10 @@ class RelayServer:
             case RelayFetch() if request.mailbox == owner:
                 return self._reply(self._fetch(request.rid, request.mailbox, request.limit))
             case RelayAck() if request.mailbox == owner:
-                return self._reply(RelayAcked(request.rid, self._ack(owner, request.entry_ids)))
+                acked = self._ack(owner, request.entry_ids, now)
+                return self._reply(RelayAcked(request.rid, acked))
             case RelayPull() if request.mailbox == owner:
-                self._ack(owner, request.ack)
+                self._ack(owner, request.ack, now)
                 batch = self._fetch(request.rid, owner, request.limit)
                 park = request if not batch.items and request.wait_ms > 0 else None
                 return RelayReply(encode_relay_message(batch), batch, False, park=park)
@@ -224,7 +265,43 @@ class RelayServer:
         close = isinstance(message, RelayError)
         if isinstance(message, RelayError):
             self.refusals[message.code] += 1
+        elif isinstance(message, RelayBusy):
+            self.refusals[f"busy_{message.reason}"] += 1
         return RelayReply(encode_relay_message(message), message, close, notify)
+
+    def _limit(
+        self, request: RelayMessage, now: float, budget: PutBudget | None
+    ) -> RelayBusy | None:
+        """A ``busy`` answer if the request is a deposit over a rate or the disk budget."""
+        match request:
+            case RelayPut():
+                items, size = 1, len(request.envelope)
+            case RelayPutMany():
+                items, size = len(request.items), sum(len(env) for _, env in request.items)
+            case RelayPrekeyPut():
+                items = 1
+                size = len(request.last) + sum(len(blob) for _, blob in request.one_time)
+            case RelayPrekeyGet():
+                items, size = 1, 0
+            case _:
+                return None
+        if budget is not None and (wait := budget.charge(items, size, now)) > 0:
+            return RelayBusy(request.rid, "rate", retry_ms(wait))
+        if isinstance(request, RelayPut | RelayPutMany) and self._over_budget(size, now):
+            assert self._limits is not None
+            return RelayBusy(request.rid, "disk", retry_ms(self._limits.disk_retry))
+        return None
+
+    def _over_budget(self, size: int, now: float) -> bool:
+        """Whether ``size`` more bytes would pass the disk budget (re-reading the total if so)."""
+        budget = self._limits.disk_budget if self._limits else 0
+        if not budget or self._usage is None:
+            return False
+        fresh = now - self._held_read >= _USAGE_REFRESH or now < self._held_read
+        if (self._held is None or self._held + size > budget) and fresh:
+            self._held, self._held_read = self._usage()[1], now
+        assert self._held is not None
+        return self._held + size > budget
 
     def _store_one(
         self, mailbox: bytes, envelope: bytes, now: float, held: dict[bytes, int] | None = None
@@ -236,6 +313,9 @@ class RelayServer:
         """
         if self._envelope_mailbox(envelope) != mailbox:
             return "bad_envelope"
+        recent = self.recently_delivered
+        if recent and (mailbox, entry_id_of(envelope), now) in recent:
+            return "delivered"
         held = {} if held is None else held
         size = held[mailbox] if mailbox in held else self._store.total_bytes(mailbox)
         if size + len(envelope) > self._quota:
@@ -244,6 +324,8 @@ class RelayServer:
         held[mailbox] = size + len(envelope) * created
         self.stored += int(created)
         self.stored_bytes += len(envelope) * created
+        if self._held is not None:
+            self._held += len(envelope) * created
         return entry_id
 
     def _put_many(self, request: RelayPutMany, now: float) -> RelayReply:
@@ -265,9 +347,11 @@ class RelayServer:
             items.append((entry.entry_id, entry.envelope))
         return RelayBatch(rid, tuple(items))
 
-    def _ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int:
+    def _ack(self, mailbox: bytes, entry_ids: Sequence[bytes], now: float) -> int:
         deleted = self._store.ack(mailbox, list(entry_ids)) if entry_ids else 0
         self.delivered += deleted
+        if deleted and self.recently_delivered is not None:
+            self.recently_delivered.add(mailbox, tuple(entry_ids), now)
         return deleted
 
     def _prekey_request(
@@ -376,7 +460,11 @@ class RelayClient:
             raise RelayProtocolError("reply without a request")
         reply = decode_relay_message(data)
         if isinstance(reply, RelayError):
+            if reply.code == "idle" and reply.rid == 0:  # the relay closed a silent link
+                raise LinkClosedError("the relay closed the idle link")
             raise RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
+        if isinstance(reply, RelayBusy):
+            raise RelayBusyError(reply.reason, reply.retry_ms / 1000)
         if type(reply) is not _EXPECTED.get(type(pending)) or reply.rid != pending.rid:
             raise RelayProtocolError("relay answered a different request")
         if (

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from dchat_crypto import SigningKey, VerifyKey
 
-__all__ = ("Link", "connect", "open_link", "serve_links")
+__all__ = ("ConnectionGate", "Link", "connect", "open_link", "serve_links")
 
 _log = logging.getLogger("dchat.network")
 _READ_SIZE = 65536
@@ -104,6 +104,10 @@ class Link:
         self._send_broken = False
         self.peer_key: VerifyKey = done.peer_key
         self.peer_id: NodeId = done.peer_id
+        self.source = ""
+        """The peer's IP address, on links :func:`serve_links` accepted."""
+        self.refused: str | None = None
+        """Why the listener's gate refused this connection (None: admitted)."""
 
     async def send(self, data: bytes, *, timeout: float | None = 30.0) -> None:
         """Send one message.
@@ -202,8 +206,15 @@ async def open_link(
     expected_peer: NodeId | None = None,
     timeout: float = 10.0,
     max_message: int = DEFAULT_MAX_MESSAGE,
+    turn: trio.Semaphore | None = None,
 ) -> Link:
     """Run the link handshake over ``stream``.
+
+    ``turn``, if given, is held while each received handshake message is
+    processed (the public-key operations); a listener shares one among all its
+    handshakes, so that they take turns, one step per scheduler pass, and a
+    burst of connections cannot hold up established links for more than one
+    step.
 
     Raises:
         HandshakeFailedError: the handshake or the peer's identity proof failed.
@@ -220,7 +231,12 @@ async def open_link(
             event = conn.next_event()
             if isinstance(event, HandshakeComplete):
                 return Link(stream, conn, event)
-            conn.receive_data(bytes(await stream.receive_some(_READ_SIZE)))
+            data = bytes(await stream.receive_some(_READ_SIZE))
+            if turn is None:
+                conn.receive_data(data)
+            else:
+                async with turn:
+                    conn.receive_data(data)
 
 
 async def connect(
@@ -249,6 +265,26 @@ async def connect(
         raise
 
 
+class ConnectionGate(Protocol):
+    """Admits accepted connections (e.g. a relay's connection caps), before the handshake."""
+
+    def connect(self, address: str) -> str | None:
+        """None to admit a connection from ``address``; else why not (``overflow``: drop it)."""
+        ...
+
+    def disconnect(self, address: str, verdict: str | None) -> None:
+        """The connection ``connect`` answered ``verdict`` closed."""
+        ...
+
+
+def _peer_address(stream: trio.SocketStream) -> str:
+    try:
+        peer: Any = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(peer[0]) if isinstance(peer, tuple) else ""
+
+
 async def serve_links(
     handler: Callable[[Link], Awaitable[None]],
     host: str,
@@ -257,6 +293,7 @@ async def serve_links(
     node_key: SigningKey,
     handshake_timeout: float = 10.0,
     stats: LinkStats | None = None,
+    gate: ConnectionGate | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept TCP connections, open a link on each and run ``handler`` on it.
@@ -264,16 +301,36 @@ async def serve_links(
     One misbehaving or failing connection never stops the listener: its error is
     logged and only that connection is closed. ``task_status.started`` receives
     the bound ``(host, port)``. ``stats``, if given, counts the connections.
+    ``gate``, if given, is asked about each connection before its handshake: a
+    refused one still gets its link (``Link.refused`` says why, for the handler
+    to answer), except ``overflow``, which is closed at once. A handshake that
+    does not complete within ``handshake_timeout`` is closed (half-open
+    connections, e.g. slowloris, hold nothing longer).
     """
     counts = LinkStats() if stats is None else stats
+    turn = trio.Semaphore(1)  # handshakes take turns (see open_link)
 
     async def on_connection(stream: trio.SocketStream) -> None:
+        address = _peer_address(stream)
+        verdict = gate.connect(address) if gate is not None else None
+        try:
+            await on_admitted(stream, address, verdict)
+        finally:
+            if gate is not None:
+                gate.disconnect(address, verdict)
+
+    async def on_admitted(stream: trio.SocketStream, address: str, verdict: str | None) -> None:
         link: Link | None = None
         counts.accepted += 1
+        if verdict == "overflow":
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+            return
         try:
             link = await open_link(
-                stream, initiator=False, node_key=node_key, timeout=handshake_timeout
+                stream, initiator=False, node_key=node_key, timeout=handshake_timeout, turn=turn
             )
+            link.source, link.refused = address, verdict
             counts.open += 1
             await handler(link)
         except DchatError as exc:

@@ -11,8 +11,11 @@ rest, for code that implements or tests the protocols themselves: the sans-IO
 :class:`LinkConnection` and its events and states, each relay request and
 reply class with the codec (:func:`encode_relay_message`,
 :func:`decode_relay_message`), the protocol limits (``MAX_*``), and the
-specific framing and state errors, and :class:`PullWakeups` (the sans-IO
-wake-up bookkeeping of held pulls, for hosts of the relay server).
+specific framing and state errors, :class:`PullWakeups` (the sans-IO
+wake-up bookkeeping of held pulls, for hosts of the relay server), and the
+relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
+:class:`PutBudget`, :class:`DeliveredSet`) and a listener's
+:class:`ConnectionGate`.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from ._relay import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from ._relay import MAX_PREKEY_BUNDLE as MAX_PREKEY_BUNDLE
 from ._relay import MAX_PREKEY_PUT as MAX_PREKEY_PUT
 from ._relay import MAX_PREKEYS_HELD as MAX_PREKEYS_HELD
+from ._relay import MAX_RETRY_MS as MAX_RETRY_MS
 from ._relay import MAX_WAIT_MS as MAX_WAIT_MS
 from ._relay import RelayAck as RelayAck
 from ._relay import RelayAcked as RelayAcked
 from ._relay import RelayBatch as RelayBatch
+from ._relay import RelayBusy as RelayBusy
 from ._relay import RelayFetch as RelayFetch
 from ._relay import RelayPrekeyBundle as RelayPrekeyBundle
 from ._relay import RelayPrekeyCount as RelayPrekeyCount
@@ -47,10 +52,17 @@ from ._relay import RelayStored as RelayStored
 from ._relay import RelayStoredMany as RelayStoredMany
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
+from ._relay_limits import DeliveredSet as DeliveredSet
+from ._relay_limits import PutBudget as PutBudget
+from ._relay_limits import RelayGuard as RelayGuard
+from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_server import StoredEntry as StoredEntry
 from ._relay_wakeups import PullWakeups as PullWakeups
+from ._trio import ConnectionGate as ConnectionGate
 
 __all__ = (
+    "ConnectionGate",
+    "DeliveredSet",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -63,13 +75,17 @@ __all__ = (
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
+    "MAX_RETRY_MS",
     "MAX_WAIT_MS",
     "MessageReceived",
     "PullWakeups",
+    "PutBudget",
     "RelayAck",
     "RelayAcked",
     "RelayBatch",
+    "RelayBusy",
     "RelayFetch",
+    "RelayGuard",
     "RelayPrekeyBundle",
     "RelayPrekeyCount",
     "RelayPrekeyGet",
@@ -81,6 +97,7 @@ __all__ = (
     "RelayStored",
     "RelayStoredMany",
     "StoredEntry",
+    "TokenBucket",
     "decode_relay_message",
     "encode_relay_message",
 )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from dchat_network import RelayLimits
 from dchat_storage.lowlevel import is_postgres_target
 
 from ._errors import ConfigError
@@ -94,6 +95,7 @@ class NodeConfig(BaseModel):
     database_url: SecretStr | None = None
     tracing_endpoint: str | None = None  # OTLP/HTTP traces URL (docs/operations.md, Tracing)
     tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
+    relay_limits: RelayLimits = Field(default_factory=RelayLimits)  # [node.relay_limits]
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod

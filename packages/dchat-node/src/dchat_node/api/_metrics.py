@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from dchat_network import LinkStats
 
     from .._runtime import Node
+    from ..relay._service import RelayService
 
 __all__ = ("LINK_STATES", "NodeMetrics", "add_metrics_route")
 
@@ -127,6 +128,26 @@ def _listener(stats: LinkStats) -> Iterator[Metric]:
         "kind",
         dict(stats.ended),
     )
+
+
+def _guard(service: RelayService) -> Iterator[Metric]:
+    """A relay's abuse limits: connections held, refused, and the replay window's size."""
+    guard, recent = service.guard, service.server.recently_delivered
+    if guard is not None:
+        yield _gauge("dchat_relay_connections", "Admitted connections open now.", guard.connections)
+        yield _by(
+            CounterMetricFamily,
+            "dchat_relay_connection_refusals_total",
+            "Connections refused or closed by the relay's limits, by reason.",
+            "reason",
+            dict(guard.refusals),
+        )
+    if recent is not None:
+        yield _gauge(
+            "dchat_relay_replay_entries",
+            "Delivered envelopes remembered to refuse their replay.",
+            len(recent),
+        )
 
 
 class NodeMetrics(Collector):
@@ -351,6 +372,7 @@ class NodeMetrics(Collector):
             self._stored.get("bytes", 0),
         )
         yield _gauge("dchat_relay_parked_pulls", "Pulls held open until mail.", service.parked)
+        yield from _guard(service)
         yield from _listener(service.links)
 
     def _validator(self, role: ValidatorRole) -> Iterator[Metric]:

@@ -71,7 +71,8 @@ def render_config(
         relay_line=relay_line,
         database_line=database_line,
     )
-    return text + _template("common.toml")
+    tables = "\n" + _template("relay_limits.toml") if role == "relay" else ""
+    return text + _template("common.toml") + tables  # [node.X] tables after all node keys
 
 
 def write_config(data_dir: Path, text: str) -> NodeConfig:

@@ -7,7 +7,6 @@ the node passphrase in ``<data-dir>/node.key``.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -20,7 +19,6 @@ from dchat_crypto import (
     decrypt_with_passphrase,
     encrypt_with_passphrase,
 )
-from dchat_network import serve_links
 from dchat_storage.lowlevel import write_private
 
 from .._errors import ConfigError
@@ -56,7 +54,7 @@ class RelayRole:
     def __init__(self, config: NodeConfig, store: AsyncStore, clock: Clock) -> None:
         self.config = config
         self.store = store
-        self.service = RelayService(store, clock)
+        self.service = RelayService(store, clock, config.relay_limits)
 
     async def start(self, nursery: trio.Nursery, passphrase: bytes) -> tuple[str, NodeId]:
         """Unlock the node key, listen for links; returns (link address, node id)."""
@@ -64,9 +62,7 @@ class RelayRole:
             load_node_key, self.config.data_dir / "node.key", passphrase
         )
         host, port = parse_hostport(self.config.listen)
-        handle, stats = self.service.handle, self.service.links
-        serve = functools.partial(serve_links, handle, host, port, node_key=key, stats=stats)
-        bound = await nursery.start(serve)
+        bound = await nursery.start(self.service.serve, host, port, key)
         return f"{bound[0]}:{bound[1]}", NodeId.derive(key.public_key.to_bytes())
 
     async def status(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ in the node database; :class:`~dchat_network.RelayHost` serves it on links
 request runs in the database worker as a grouped call (``AsyncStore.run_grouped``): in one
 transaction, shared with the requests of other links that arrive meanwhile,
 so a reply always follows a durable commit and a ``put_many`` of many
-envelopes, or many links' puts at once, cost one.
+envelopes, or many links' puts at once, cost one. Limits: ``[node.relay_limits]``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dchat_messaging import SealedEnvelope
-from dchat_network import RelayHost, RelayServer
+from dchat_network import RelayHost, RelayLimits, RelayServer
 
 if TYPE_CHECKING:
     from dchat_core import Clock
@@ -26,7 +26,10 @@ __all__ = ("RelayService",)
 class RelayService(RelayHost):
     """Serves the relay protocol on accepted links, backed by the node database."""
 
-    def __init__(self, store: AsyncStore, clock: Clock) -> None:
-        db = store.db
-        server = RelayServer(db.mailboxes, SealedEnvelope.mailbox_of, prekeys=db.prekeys)
-        super().__init__(server, store.run_grouped, clock.now, read=store.run)
+    def __init__(self, store: AsyncStore, clock: Clock, limits: RelayLimits) -> None:
+        db, mailbox_of = store.db, SealedEnvelope.mailbox_of
+        boxes = db.mailboxes
+        server = RelayServer(
+            boxes, mailbox_of, prekeys=db.prekeys, limits=limits, usage=boxes.usage
+        )
+        super().__init__(server, store.run_grouped, clock.now, read=store.run, limits=limits)

@@ -12,7 +12,7 @@ the links are dchat-network's.
   and applies each deposit's per-envelope results in one transaction. It
   re-reads the queue after each round, so a wake-up during a round is never
   lost; it sleeps only when nothing is due (retries wake it after at most
-  ``poll_interval``).
+  ``poll_interval``; a relay that answered ``busy`` is held its retry-after).
 * **sessions** (:meth:`run_sessions`): fetch the prekey bundle of each device
   a message waits for and hand it to the engine; a relay that is down, or a
   device that published nothing yet, is retried with backoff.
@@ -36,7 +36,7 @@ import trio
 
 from dchat_core import DchatError, NodeId
 from dchat_messaging.lowlevel import UserMailbox, deposits
-from dchat_network import MailboxLink, RelayPool, relay_session
+from dchat_network import MailboxLink, RelayBusyError, RelayPool, relay_session
 
 from .._errors import NodeStateError
 from ..config import parse_hostport
@@ -137,7 +137,8 @@ class MailDelivery:
             while due := await self._store.run(self.agent.outbox.due, self._clock.now(), 256):
                 for batch in deposits(due):
                     await self._deposit(batch)
-            with trio.move_on_after(self._config.poll_interval):
+            held = functools.partial(self.agent.outbox.held_for, longest=self._config.poll_interval)
+            with trio.move_on_after(await self._store.run(held, self._clock.now())):
                 await self._wake_outbox.wait()
 
     async def _deposit(self, batch: list[OutboxEntry]) -> None:
@@ -146,6 +147,11 @@ class MailDelivery:
             results: list[bytes | str] = await self.pool.put_many(
                 *parse_hostport(batch[0].relay), items
             )
+        except RelayBusyError as exc:
+            busy = functools.partial(self.agent.relay_busy, now=self._clock.now())
+            await self._store.run_grouped(busy, batch, exc.retry_after)
+            _log.info("relay busy (%s): %d envelopes held", exc.reason, len(batch))
+            return
         except DchatError as exc:
             _log.info("delivery deferred: %s", type(exc).__name__)
             results = [type(exc).__name__] * len(batch)

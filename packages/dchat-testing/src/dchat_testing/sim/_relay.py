@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from dchat_crypto import SigningKey
     from dchat_network import MailboxStore, PrekeyStore, RelayReply
-    from dchat_network.lowlevel import RelayPull
+    from dchat_network.lowlevel import PutBudget, RelayPull
 
     from ._loop import Timer
     from ._network import Endpoint
@@ -67,9 +67,11 @@ class DeleteOnFetchRelayServer(RelayServer):
         super().__init__(store, mailbox_of, prekeys=prekeys)
         self._bug_store = store
 
-    def handle(self, owner: bytes, data: bytes, now: float) -> RelayReply:
+    def handle(
+        self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
+    ) -> RelayReply:
         """Answer like the real server, then drop whatever the batch handed out."""
-        return self._drop(owner, super().handle(owner, data, now))
+        return self._drop(owner, super().handle(owner, data, now, budget))
 
     def resume(self, pull: RelayPull) -> RelayReply:
         """Answer a held pull like the real server, then drop what it handed out."""

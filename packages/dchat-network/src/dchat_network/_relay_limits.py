@@ -1,0 +1,322 @@
+"""A relay's abuse limits, sans-IO: connection caps, token buckets, the replay window.
+
+Theory of operation
+-------------------
+A relay accepts deposits from anyone (a sender proves only a random key), so
+what it can bound is *how much* one connection, one source address and all
+of them together may cost it. :class:`RelayGuard` keeps that book; the trio
+shell (:class:`~dchat_network.RelayHost`, :func:`~dchat_network.serve_links`)
+asks it and acts, and the sans-IO :class:`~dchat_network.RelayServer` asks it
+per request. Nothing here reads a clock: every call takes ``now``.
+
+* **Connections.** :meth:`RelayGuard.connect` is asked when a TCP connection
+  is accepted, before the handshake. Up to ``max_connections`` in all and
+  ``max_connections_per_source`` per source are admitted. Past a cap the
+  connection is still *answered*: it may finish the handshake, and its first
+  request gets ``busy`` (``connections``) before the relay closes it, so a
+  client learns why and when to come back. Only while more than
+  ``max_refusing`` such refusals are under way at once is a connection closed
+  at once without an answer (``overflow``): answering costs a handshake, and a
+  flood must not make the relay spend without bound on refusing it.
+* **Rates.** Each link and each source address has two token buckets (puts
+  per second and envelope bytes per second, each holding ``burst`` seconds'
+  worth). A ``put``/``put_many``/``pk_put``/``pk_get`` costs its items and
+  bytes from both of its buckets, or, if either lacks them, is answered
+  ``busy`` (``rate``) with the time until both will hold them, and costs
+  nothing. An owner's ``pull``, ``fetch`` and ``ack`` are free: they touch
+  only the mailbox the link proved. A source's buckets outlive its
+  connections (a reconnect does not refill them) until they are full again.
+* **Replay window.** :class:`DeliveredSet` remembers the envelopes owners
+  acknowledged (deleted) within ``replay_window`` seconds, at most
+  ``replay_entries`` of them, oldest forgotten first; the server refuses a
+  re-put of one (``delivered``) instead of storing it again.
+
+Source addresses are IPv4 addresses, or IPv6 /64 prefixes (one host usually
+holds a whole /64). Nothing about a source is published: the metrics count
+refusals by reason only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import os
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field, fields
+from typing import Final
+
+from ._relay import MAX_BATCH_BYTES, MAX_RETRY_MS
+
+__all__ = (
+    "DeliveredSet",
+    "PutBudget",
+    "RelayGuard",
+    "RelayLimits",
+    "TokenBucket",
+    "entry_id_of",
+    "retry_ms",
+    "source_of",
+)
+
+_OVERFLOW: Final = "overflow"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    """Every abuse limit of a relay (0 turns a rate or cap off where said).
+
+    Attributes:
+        max_connections: Connections open at once, in all (0: no cap).
+        max_connections_per_source: Connections open at once from one source (0: no cap).
+        max_refusing: Over-cap connections being answered ``busy`` at once;
+            past it they are closed unanswered.
+        link_puts: Put items per second one link may send (0: no limit).
+        link_bytes: Envelope bytes per second one link may send (0: no limit).
+        source_puts: Put items per second one source address may send (0: no limit).
+        source_bytes: Envelope bytes per second one source may send (0: no limit).
+        burst: Seconds of rate a bucket holds (bytes buckets hold at least one
+            largest request, :data:`~dchat_network.lowlevel.MAX_BATCH_BYTES`).
+        connection_retry: The ``retry`` of a ``busy`` answer to an over-cap connection.
+        disk_budget: The most envelope bytes all mailboxes together may hold (0: no budget).
+        disk_retry: The ``retry`` of a ``busy`` answer for a full disk budget.
+        replay_window: Seconds a delivered envelope's re-put is refused (0: off).
+        replay_entries: The most delivered envelopes remembered (the memory bound).
+        mailbox_quota: The most envelope bytes one mailbox may hold.
+        handshake_timeout: Seconds a connection may take to finish its handshake.
+        first_request_timeout: Seconds from the handshake to the first request.
+        idle_timeout: Seconds an established link may stay silent.
+    """
+
+    max_connections: int = 16384
+    max_connections_per_source: int = 1024
+    max_refusing: int = 64
+    link_puts: float = 2000.0
+    link_bytes: float = 16 * 1024 * 1024
+    source_puts: float = 4000.0
+    source_bytes: float = 32 * 1024 * 1024
+    burst: float = 2.0
+    connection_retry: float = 1.0
+    disk_budget: int = 8 * 1024**3
+    disk_retry: float = 60.0
+    replay_window: float = 24 * 3600.0
+    replay_entries: int = 65536
+    mailbox_quota: int = 64 * 1024 * 1024
+    handshake_timeout: float = 10.0
+    first_request_timeout: float = 20.0
+    idle_timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
+            positive = name == "burst" or name.endswith("timeout")
+            if isinstance(value, bool) or value < 0 or (positive and value == 0):
+                raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0")
+
+
+class TokenBucket:
+    """``rate`` tokens per second, holding at most ``capacity``; starts full.
+
+    A rate of 0 means unlimited: every take succeeds.
+    """
+
+    __slots__ = ("_at", "_level", "capacity", "rate")
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._level = capacity
+        self._at = now
+
+    def level(self, now: float) -> float:
+        """Tokens held at ``now`` (time going backwards adds nothing)."""
+        if now > self._at:
+            self._level = min(self.capacity, self._level + (now - self._at) * self.rate)
+            self._at = now
+        return self._level
+
+    def wait(self, tokens: float, now: float) -> float:
+        """Seconds until ``tokens`` are held (0: now); takes nothing."""
+        if self.rate <= 0:
+            return 0.0
+        missing = min(tokens, self.capacity) - self.level(now)
+        return max(0.0, missing / self.rate)
+
+    def take(self, tokens: float, now: float) -> None:
+        """Remove ``tokens`` (the caller checked :meth:`wait` first)."""
+        if self.rate > 0:
+            self._level = self.level(now) - min(tokens, self.capacity)
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket is full again (it then remembers nothing).
+
+        Only reads: the listener asks from its own thread while the server
+        charges the bucket in the database worker.
+        """
+        return self.rate <= 0 or self._level + (now - self._at) * self.rate >= self.capacity
+
+
+def _buckets(puts: float, size: float, limits: RelayLimits, now: float) -> list[TokenBucket]:
+    byte_capacity = max(size * limits.burst, float(MAX_BATCH_BYTES))
+    puts_capacity = max(puts * limits.burst, 1.0)
+    return [TokenBucket(puts, puts_capacity, now), TokenBucket(size, byte_capacity, now)]
+
+
+@dataclass(slots=True)
+class PutBudget:
+    """The buckets one link's deposits are charged to: its own and its source's."""
+
+    buckets: list[TokenBucket] = field(default_factory=list)
+    """``[link puts, link bytes, source puts, source bytes]``."""
+
+    def charge(self, items: int, size: int, now: float) -> float:
+        """Charge ``items`` puts of ``size`` bytes: 0 if done, else seconds to wait (uncharged)."""
+        costs = (items, size) * (len(self.buckets) // 2)
+        wait = max((b.wait(c, now) for b, c in zip(self.buckets, costs, strict=True)), default=0.0)
+        if wait > 0:
+            return wait
+        for bucket, cost in zip(self.buckets, costs, strict=True):
+            bucket.take(cost, now)
+        return 0.0
+
+
+def source_of(address: str) -> str:
+    """The source an address is counted under: itself (IPv4), its /64 (IPv6), else as is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+
+
+class RelayGuard:
+    """The connection caps and rate buckets of one relay (see the module docstring)."""
+
+    def __init__(self, limits: RelayLimits | None = None) -> None:
+        self.limits = limits or RelayLimits()
+        self.connections = 0
+        """Admitted connections open now."""
+        self.refusing = 0
+        """Over-cap connections being answered ``busy`` now."""
+        self._per_source: Counter[str] = Counter()
+        self._source_buckets: dict[str, list[TokenBucket]] = {}
+        self.refusals: Counter[str] = Counter()
+        """Connections and requests refused here, by reason (a fixed set)."""
+
+    def connect(self, address: str, now: float) -> str | None:
+        """A connection from ``address`` was accepted: None (admitted) or why not.
+
+        ``connections`` or ``source_connections``: answer ``busy`` and close;
+        ``overflow``: close at once. Every call is paired with :meth:`disconnect`
+        with the same answer.
+        """
+        source, limits = source_of(address), self.limits
+        over_total = limits.max_connections and self.connections >= limits.max_connections
+        per_source = limits.max_connections_per_source
+        over_source = per_source and self._per_source[source] >= per_source
+        if not (over_total or over_source):
+            self.connections += 1
+            self._per_source[source] += 1
+            return None
+        reason = "connections" if over_total else "source_connections"
+        if self.refusing >= limits.max_refusing:
+            reason = _OVERFLOW
+        else:
+            self.refusing += 1
+        self.refusals[reason] += 1
+        return reason
+
+    def disconnect(self, address: str, admitted: str | None, now: float) -> None:
+        """The connection :meth:`connect` answered ``admitted`` closed."""
+        if admitted is not None:
+            self.refusing -= admitted != _OVERFLOW
+            return
+        source = source_of(address)
+        self.connections -= 1
+        self._per_source[source] -= 1
+        if self._per_source[source] <= 0:
+            del self._per_source[source]
+            buckets = self._source_buckets.get(source)
+            if buckets is not None and all(b.full(now) for b in buckets):
+                del self._source_buckets[source]
+
+    def budget(self, address: str, now: float) -> PutBudget:
+        """The buckets a new link from ``address`` is charged to."""
+        limits, source = self.limits, source_of(address)
+        shared = self._source_buckets.get(source)
+        if shared is None:
+            shared = _buckets(limits.source_puts, limits.source_bytes, limits, now)
+            self._source_buckets[source] = shared
+        return PutBudget([*_buckets(limits.link_puts, limits.link_bytes, limits, now), *shared])
+
+    def sources(self) -> int:
+        """Source addresses with connections or unrefilled buckets (bounded by the caps)."""
+        return len(self._source_buckets.keys() | self._per_source.keys())
+
+
+def entry_id_of(envelope: bytes) -> bytes:
+    """An envelope's entry id (protocol §5): BLAKE2b-256, personalised ``dchat-envelope``."""
+    return hashlib.blake2b(envelope, digest_size=32, person=b"dchat-envelope").digest()
+
+
+def retry_ms(seconds: float) -> int:
+    """A wait in seconds as a ``busy`` answer's ``retry`` (at least 1 ms, at most the cap)."""
+    return max(1, min(MAX_RETRY_MS, math.ceil(seconds * 1000)))
+
+
+class DeliveredSet:
+    """Recently delivered envelopes, remembered by a salted 64-bit digest, bounded.
+
+    Memory: one ordered-dict entry per envelope (an int key and a float),
+    measured at about 110 bytes each in CPython 3 (tests/test_relay_limits.py
+    pins it below 200), so the default ``capacity`` of 65,536 costs about
+    7 MiB (at most 12.5 MiB). Keys are
+    salted with a random per-process secret, so nobody can craft two envelopes
+    that collide; an accidental collision (chance about n / 2**64) would only
+    refuse one re-put as ``delivered``.
+
+    Args:
+        capacity: The most envelopes remembered; the oldest is forgotten first.
+        window: Seconds an envelope is remembered after its delivery.
+    """
+
+    def __init__(self, capacity: int, window: float, *, salt: bytes | None = None) -> None:
+        self.capacity = capacity
+        self.window = window
+        self._salt = os.urandom(16) if salt is None else salt
+        self._seen: OrderedDict[int, float] = OrderedDict()  # in delivery order
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _key(self, mailbox: bytes, entry_id: bytes) -> int:
+        digest = hashlib.blake2b(mailbox + entry_id, digest_size=8, key=self._salt).digest()
+        return int.from_bytes(digest, "big")
+
+    def add(self, mailbox: bytes, entry_ids: list[bytes] | tuple[bytes, ...], now: float) -> None:
+        """The owner of ``mailbox`` acknowledged ``entry_ids`` at ``now``."""
+        if self.capacity <= 0 or self.window <= 0:
+            return
+        for entry_id in entry_ids:
+            key = self._key(mailbox, entry_id)
+            self._seen[key] = now
+            self._seen.move_to_end(key)
+        self._expire(now)
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+
+    def __contains__(self, item: tuple[bytes, bytes, float]) -> bool:
+        mailbox, entry_id, now = item
+        if not self._seen:
+            return False
+        at = self._seen.get(self._key(mailbox, entry_id))
+        return at is not None and now - at < self.window
+
+    def _expire(self, now: float) -> None:
+        seen = self._seen
+        while seen:
+            key, at = next(iter(seen.items()))
+            if now - at < self.window:
+                return
+            del seen[key]
