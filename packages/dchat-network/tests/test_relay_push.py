@@ -175,7 +175,8 @@ class Inbox:
         self.changed = trio.Event()
 
     async def wait_for(self, count: int) -> None:
-        while len(self.envelopes) < count:
+        """Until ``count`` distinct envelopes arrived (a redelivery is not one more)."""
+        while len(set(self.envelopes)) < count:
             await self.changed.wait()
 
 
