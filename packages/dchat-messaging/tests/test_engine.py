@@ -13,6 +13,7 @@ from dchat_messaging.testing import MemoryMessageStore
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from dchat_testing import EngineDevice as Person
     from dchat_testing import EngineNet as Net
 
 T0 = 1000.0
@@ -152,14 +153,19 @@ def test_lost_session_is_renewed_and_the_peer_sees_the_reset(net: Net) -> None:
     assert bob.texts() == ["before", "after"]
 
 
-def test_controls_wait_durably_until_done(net: Net) -> None:
-    alice, bob = net.person("alice"), net.person("bob")
+def _deliver_control(net: Net, alice: Person, bob: Person) -> None:
+    """Alice sends bob a ``doc.push`` control message (setting up the session) and he fetches."""
     content = Content.control("doc.push", b"payload", now_ms=1)
     waiting = alice.engine.send(content, [bob.address], now=T0)
     for device in waiting:
         alice.engine.bundle_received(device, net.relay.take_bundle(bytes(device.mailbox)), now=T0)
     alice.flush()
     bob.fetch(now=T0)
+
+
+def test_controls_wait_durably_until_done(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    _deliver_control(net, alice, bob)
     (queued,) = bob.engine.pending_controls()
     assert queued.content.kind == "doc.push"
     assert queued.content.data == b"payload"
@@ -173,12 +179,7 @@ def test_the_control_queue_is_known_empty_only_after_reading_it_empty(net: Net) 
     assert bob.engine.controls_maybe_pending  # unknown at start: a crash may have left some
     assert bob.engine.pending_controls() == []
     assert not bob.engine.controls_maybe_pending
-    content = Content.control("doc.push", b"payload", now_ms=1)
-    waiting = alice.engine.send(content, [bob.address], now=T0)
-    for device in waiting:
-        alice.engine.bundle_received(device, net.relay.take_bundle(bytes(device.mailbox)), now=T0)
-    alice.flush()
-    bob.fetch(now=T0)
+    _deliver_control(net, alice, bob)
     assert bob.engine.controls_maybe_pending
     (queued,) = bob.engine.pending_controls()
     bob.engine.control_done(queued.content.message_id)

@@ -19,14 +19,10 @@ pytestmark = pytest.mark.slow
 TEXT = "meet at the usual place at nine; bring the blue notebook"
 
 
-def _pair(make_user: Callable[[str], NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
-    """Two users who added each other, once their identity documents are delivered."""
-    alice, bob = make_user("alice"), make_user("bob")
+def _pair(users: tuple[NodeProcess, NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
+    """The two users who added each other, once their identity documents are delivered."""
+    alice, bob = users
     with alice.client() as a, bob.client() as b:
-        a.create_identity("alice")
-        b.create_identity("bob")
-        a.add_contact("bob", b.card())
-        b.add_contact("alice", a.card())
         wait_until(
             lambda: not a.status()["outbox"] and not b.status()["outbox"],
             what="the identity documents delivered",
@@ -54,9 +50,11 @@ def test_demo_exits_zero_and_bob_reads_alice() -> None:
 
 
 def test_relay_killed_after_ack_still_delivers_exactly_once(
-    relay: NodeProcess, make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None]
+    relay: NodeProcess,
+    user_pair: tuple[NodeProcess, NodeProcess],
+    wait_until: Callable[..., None],
 ) -> None:
-    alice, bob = _pair(make_user)
+    alice, bob = _pair(user_pair)
     bob.stop()
     with alice.client() as a:
         a.send("bob", TEXT)
@@ -75,9 +73,11 @@ def test_relay_killed_after_ack_still_delivers_exactly_once(
 
 
 def test_relay_files_hold_neither_plaintext_nor_sender_id(
-    relay: NodeProcess, make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None]
+    relay: NodeProcess,
+    user_pair: tuple[NodeProcess, NodeProcess],
+    wait_until: Callable[..., None],
 ) -> None:
-    alice, bob = _pair(make_user)
+    alice, bob = _pair(user_pair)
     with alice.client() as a:
         card = ContactCard.from_text(a.card())
         a.send("bob", TEXT)
@@ -101,9 +101,11 @@ def test_relay_files_hold_neither_plaintext_nor_sender_id(
 
 
 def test_message_to_offline_user_waits_in_outbox_until_relay_returns(
-    relay: NodeProcess, make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None]
+    relay: NodeProcess,
+    user_pair: tuple[NodeProcess, NodeProcess],
+    wait_until: Callable[..., None],
 ) -> None:
-    alice, bob = _pair(make_user)
+    alice, bob = _pair(user_pair)
     relay.stop()
     with alice.client() as a:
         a.send("bob", TEXT)
