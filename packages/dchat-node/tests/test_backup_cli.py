@@ -149,14 +149,12 @@ def _state(node: NodeProcess) -> tuple[str, list[object], list[object]]:
 
 @pytest.mark.slow
 def test_backup_wipe_restore_gives_back_a_working_node(
-    make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None], tmp_path: Path
+    user_pair: tuple[NodeProcess, NodeProcess],
+    wait_until: Callable[..., None],
+    tmp_path: Path,
 ) -> None:
-    alice, bob = make_user("alice"), make_user("bob")
+    alice, bob = user_pair
     with alice.client() as a, bob.client() as b:
-        a.create_identity("alice")
-        b.create_identity("bob")
-        a.add_contact("bob", b.card())
-        b.add_contact("alice", a.card())
         a.send("bob", "before the backup")
         wait_until(lambda: [m.text for m in b.messages()] == ["before the backup"])
         b.send("alice", "a reply, also before")
