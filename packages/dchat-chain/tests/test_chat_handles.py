@@ -13,6 +13,7 @@ from dchat_chain._chat_handles import parse_relay_text
 from dchat_chain._handle_names import handle_pow_ok, handle_skeleton
 from dchat_chain.lowlevel import (
     BlockContext,
+    HandleOwner,
     InvalidHandleError,
     handle_key,
     handle_work_bits,
@@ -67,9 +68,11 @@ class Chain:
                 **params,
             },
         }
-        self.app = ChatChainApp.from_genesis(canonical_encode(genesis))
+        self.genesis = canonical_encode(genesis)
+        self.app = ChatChainApp.from_genesis(self.genesis)
         self.nonces: dict[bytes, int] = {}
         self.time_ms = 0
+        self.bits = params.get("handle_pow_bits", HANDLE_POW)
 
     def run(self, who: Identity | SigningKey, kind: str, body: dict[str, Any]) -> int:
         key = who.signing_key if isinstance(who, Identity) else who
@@ -93,7 +96,7 @@ class Chain:
         assert self.run(who, "register_identity", body) == 0
 
     def take(self, who: Identity, name: str, **extra: Any) -> int:
-        bits = handle_work_bits(HANDLE_POW, name)
+        bits = handle_work_bits(self.bits, name)
         body = {
             "name": name,
             "pow": solve_handle_pow("chat", name, ident(who), bits),
@@ -102,6 +105,14 @@ class Chain:
             **extra,
         }
         return self.run(who, "register_handle", body)
+
+    def renew(self, who: Identity, name: str, owner: Identity | None = None, **extra: Any) -> int:
+        """Renew ``name`` as ``who`` with fresh work for ``owner``'s identity (default: who)."""
+        record = self.handle(name)
+        term = 0 if record is None else record["exp"]
+        bits = handle_work_bits(self.bits, name)
+        work = solve_handle_pow("chat", name, ident(owner or who), bits, term)
+        return self.run(who, "renew_handle", {"name": name, "pow": work, **extra})
 
     def handle(self, name: str) -> dict[str, Any] | None:
         raw = self.app.state.committed_get(handle_key(name))
@@ -192,6 +203,17 @@ def test_registration_without_enough_work_is_refused() -> None:
     assert chain.handle(name) is None
 
 
+def test_renewal_work_is_bound_to_the_term() -> None:
+    chain = Chain(handle_pow_bits=12)
+    chain.register(A)
+    assert chain.take(A, "alice-long") == 0
+    exp = chain.handle("alice-long")["exp"]
+    stale = solve_handle_pow("chat", "alice-long", ident(A), handle_work_bits(12, "alice-long"))
+    body = {"name": "alice-long", "pow": stale}  # the registration's work, replayed
+    assert chain.run(A, "renew_handle", body) == UNAUTHORIZED
+    assert chain.handle("alice-long")["exp"] == exp
+
+
 def test_work_is_bound_to_the_name_the_identity_and_the_chain() -> None:
     name, bits = "alice-long", handle_work_bits(12, "alice-long")
     chain = Chain(handle_pow_bits=12)
@@ -210,7 +232,8 @@ def test_registration_needs_no_fee_but_a_registered_identity() -> None:
     chain.register(A)
     assert chain.take(A, "alice") == 0
     assert chain.take(B, "bobby") == UNAUTHORIZED  # B has no identity on the chain
-    assert chain.run(A, "renew_handle", {"name": "alice"}) != 0  # renewing pays the fee
+    assert chain.renew(A, "alice") == 0  # renewing costs work, no fee
+    assert chain.run(A, "transfer_handle", {"name": "alice"}) == 7  # a transfer pays the fee
 
 
 # -- register, look-alikes, one handle each ------------------------------------------------------
@@ -263,12 +286,12 @@ def test_a_handle_expires_unless_renewed(chain: Chain) -> None:
     start = chain.app.height
     for _ in range(TERM - 2):
         chain.block()
-    assert chain.run(A, "renew_handle", {"name": "alice", "relays": RELAYS[:1]}) == 0
+    assert chain.renew(A, "alice", relays=RELAYS[:1]) == 0
     assert chain.handle("alice")["exp"] == chain.app.height + TERM > start + TERM
     assert chain.handle("alice")["relays"] == RELAYS[:1]
     while chain.app.height < chain.handle("alice")["exp"]:
         chain.block()
-    assert chain.run(A, "renew_handle", {"name": "alice"}) == REJECTED  # expired
+    assert chain.renew(A, "alice") == REJECTED  # expired
     assert chain.take(B, "alice") == 0  # free for anyone again
     assert chain.handle("alice")["id"] == ident(B)
     assert chain.app.state.committed_get(b"hid/" + ident(A)) is None
@@ -277,7 +300,7 @@ def test_a_handle_expires_unless_renewed(chain: Chain) -> None:
 
 def test_only_the_owner_renews_or_releases(chain: Chain) -> None:
     assert chain.take(A, "alice") == 0
-    assert chain.run(B, "renew_handle", {"name": "alice"}) == UNAUTHORIZED
+    assert chain.renew(B, "alice", owner=A) == UNAUTHORIZED
     assert chain.run(B, "release_handle", {"name": "alice"}) == UNAUTHORIZED
     assert chain.run(A, "release_handle", {"name": "a1ice"}) == REJECTED  # not its exact name
     assert chain.run(A, "release_handle", {"name": "alice"}) == 0
@@ -297,7 +320,7 @@ def test_transfer_moves_the_handle_with_the_new_owners_card(chain: Chain) -> Non
     assert chain.run(A, "transfer_handle", body) == 0
     record = chain.handle("alice")
     assert (record["id"], record["card"], record["mb"]) == (ident(B), card(B), bytes(B.mailbox_id))
-    assert chain.run(B, "renew_handle", {"name": "alice"}) == 0
+    assert chain.renew(B, "alice") == 0
     assert chain.take(A, "alice-again") == 0  # A holds none now
     assert chain.take(C, "carol") == 0
     body = {"name": "alice", "to": ident(C), "relays": RELAYS, "card": card(C)}
@@ -314,12 +337,30 @@ def test_the_handle_follows_a_key_rotation(chain: Chain) -> None:
     assert chain.run(B, "recovery_request", {"identity": ident(A), "new_key": pk(NEW)}) == 0
     assert chain.run(C, "recovery_approve", {"identity": ident(A)}) == 0
     assert chain.run(B, "recovery_execute", {"identity": ident(A)}) == 0
-    assert chain.run(A, "renew_handle", {"name": "alice"}) == UNAUTHORIZED  # the old key
-    assert chain.run(NEW, "renew_handle", {"name": "alice", "card": card(A)}) == UNAUTHORIZED
-    assert chain.run(NEW, "renew_handle", {"name": "alice", "card": card(NEW)}) == 0
+    assert chain.renew(A, "alice") == UNAUTHORIZED  # the old key
+    assert chain.renew(NEW, "alice", owner=A, card=card(A)) == UNAUTHORIZED
+    assert chain.renew(NEW, "alice", owner=NEW, card=card(NEW)) == UNAUTHORIZED  # NEW's work
+    assert chain.renew(NEW, "alice", owner=A, card=card(NEW)) == 0
     record = chain.handle("alice")
     assert (record["id"], record["card"]) == (ident(A), card(NEW))  # same identity, new card
     assert chain.run(NEW, "release_handle", {"name": "alice"}) == 0
+
+
+def test_the_owner_plan_registers_renews_and_releases() -> None:
+    chain = Chain()
+    owner = HandleOwner(A.signing_key, chain.genesis)
+    assert owner.identity == ident(A)
+    txs = owner.register(0, "@Alice", RELAYS[:1], card(A), registered=False, document=b"doc")
+    assert [tx.kind for tx in txs] == ["register_identity", "register_handle"]
+    assert chain.block([tx.raw for tx in txs]) == [0, 0]
+    assert chain.handle("alice")["relays"] == RELAYS[:1]
+    renewal = owner.renew(2, "alice", chain.handle("alice")["exp"], RELAYS, card(A))
+    assert chain.block([renewal.raw]) == [0]
+    assert chain.handle("alice")["relays"] == RELAYS
+    assert chain.block([owner.release(3, "alice").raw]) == [0]
+    assert chain.handle("alice") is None
+    again = owner.register(4, "alice", RELAYS, card(A), registered=True)
+    assert [tx.kind for tx in again] == ["register_handle"]
 
 
 # -- hostile bodies --------------------------------------------------------------------------

@@ -168,7 +168,11 @@ def test_after_a_key_rotation_the_old_card_is_not_current(validator_chain: Any) 
     assert stale is not None
     assert stale.key == NEW.signing_key.public_key.to_bytes()
     assert not stale.card_current  # the card of the retired key
-    assert net.send(NEW, "renew_handle", {"name": "alice", "card": _card(NEW)}) == 0
+    work = solve_handle_pow(
+        "chat", "alice", _id(ALICE), handle_work_bits(2, "alice"), stale.expires
+    )
+    body = {"name": "alice", "pow": work, "card": _card(NEW)}
+    assert net.send(NEW, "renew_handle", body) == 0
     fresh = net.lookup("alice")
     assert fresh is not None
     assert fresh.card_current

@@ -4,10 +4,10 @@ Theory of operation. Senders are Ed25519 keys with chat-chain fee accounts
 (funded at genesis; fees are burned, because this chain has no validator
 rewards to pay). Registration is the exception: a newcomer has no balance, so
 ``register_identity`` may pay no fee and costs a proof of work of
-``pow_bits`` bits instead (see :mod:`._chat_identity`); so does taking a
-public handle, ``register_handle`` (``handle_pow_bits``,
-:mod:`._chat_handles`). Every other action is
-taken by a registered identity's current key and costs at least ``min_fee``.
+``pow_bits`` bits instead (see :mod:`._chat_identity`). Taking or renewing a
+public handle likewise costs work (``handle_pow_bits``, :mod:`._chat_handles`)
+and releasing one is free. Every other action is taken by a registered
+identity's current key and costs at least ``min_fee``.
 
 The handlers live in :mod:`._chat_identity`, :mod:`._chat_channels`,
 :mod:`._chat_directory` and :mod:`._chat_handles`; their module docstrings
@@ -61,7 +61,10 @@ CHAT_PARAMS: Final[ParamSpec] = {
     "handle_pow_bits": (22, 0, 64),
     "handle_term": (30 * 24 * 3600, 1, 1 << 40),  # blocks: 30 days of 1 s blocks
 }
-FREE_KINDS: Final = frozenset({"register_identity", "register_handle"})
+# Paid in work, not fees (a newcomer has no tokens); release_handle can succeed once.
+FREE_KINDS: Final = frozenset(
+    {"register_identity", "register_handle", "renew_handle", "release_handle"}
+)
 VALIDATORS_KEY: Final = b"chatval"
 
 
@@ -116,6 +119,10 @@ class ChatChainApp(ChainApp):
             ValidatorUpdate(validator_id_of(key), bls, power, key, pop)
             for key, bls, pop, power in rows
         )
+
+    def params(self) -> dict[str, Any]:
+        """A copy of the chain's parameters."""
+        return dict(self._params)
 
     def _minimum_fee(self, tx: Transaction) -> int:
         return 0 if tx.kind in FREE_KINDS else super()._minimum_fee(tx)

@@ -6,10 +6,12 @@ plus two bits per character under six) instead of a fee, like registering an
 identity, so squatting many names costs work in proportion and the newcomer
 needs no tokens; one handle per identity multiplies that by the work of an
 identity registration. A handle lives ``handle_term`` blocks from its
-registration or last renewal; the owner renews it (no work: the owner paid
-once and renewing proves the owner is still there) and may refresh its relays
-and card on the way. After its expiry height the slot is free for anyone,
-and lookups treat the stale record as absent.
+registration or last renewal; the owner renews it with the same work again
+(bound to the term being renewed, so holding a name costs work per term and
+squatting never becomes free) and may refresh its relays and card on the
+way. Registering, renewing and releasing pay no fee (a newcomer has no
+tokens); a transfer pays the chain's fee. After its expiry height the slot is
+free for anyone, and lookups treat the stale record as absent.
 
 Ownership is by identity id, and every action is authorised by the identity's
 *current* key (``idkey/``), so when a guardian recovery moves the identity to a
@@ -148,6 +150,20 @@ def _free_holder(state: StateStore, context: BlockContext, identity: bytes) -> N
     state.delete(b"hid/" + identity)
 
 
+def _check_work(
+    params: dict[str, Any],
+    context: BlockContext,
+    fields: Fields,
+    name: str,
+    identity: bytes,
+    term: int,
+) -> None:
+    bits = handle_work_bits(params["handle_pow_bits"], name)
+    nonce = fields.get_bytes("pow", max_size=32)
+    if not handle_pow_ok(context.chain_id, name, identity, nonce, bits, term):
+        raise UnauthorizedError(f"insufficient proof of work ({bits} bits for this name)")
+
+
 def register_handle(
     state: StateStore, params: dict[str, Any], context: BlockContext, tx: Transaction
 ) -> None:
@@ -155,10 +171,7 @@ def register_handle(
     fields = body_fields(tx.body, "register_handle", {"name", "pow", "relays", "card"})
     name = _name(fields)
     identity = identity_of(state, tx.sender)
-    bits = handle_work_bits(params["handle_pow_bits"], name)
-    nonce = fields.get_bytes("pow", max_size=32)
-    if not handle_pow_ok(context.chain_id, name, identity, nonce, bits):
-        raise UnauthorizedError(f"insufficient proof of work ({bits} bits for this name)")
+    _check_work(params, context, fields, name, identity, 0)
     relays, (card, mailbox) = _relays(fields), _card(fields, tx.sender)
     key = handle_key(name)
     old: dict[str, Any] | None = get_record(state, key)
@@ -176,10 +189,11 @@ def register_handle(
 def renew_handle(
     state: StateStore, params: dict[str, Any], context: BlockContext, tx: Transaction
 ) -> None:
-    """``renew_handle {name, [relays], [card]}``: extend the term, refresh relays and card."""
-    fields = body_fields(tx.body, "renew_handle", {"name", "relays", "card"})
+    """``renew_handle {name, pow, [relays], [card]}``: a new term, fresh relays and card."""
+    fields = body_fields(tx.body, "renew_handle", {"name", "pow", "relays", "card"})
     name = _name(fields)
-    _, record = _owned(state, context, tx, name)
+    identity, record = _owned(state, context, tx, name)
+    _check_work(params, context, fields, name, identity, record["exp"])
     if fields.has("relays"):
         record["relays"] = _relays(fields)
     if fields.has("card"):

@@ -21,9 +21,11 @@ three steps, all pure functions of the text:
    parameter ``handle_pow_bits`` plus two bits (four times the work) for each
    character under six, because short names are scarce.
 
-The proof of work is bound to the chain, the normalised name and the
-registering identity (:func:`handle_pow_ok`), so work done for one name, one
-identity or one chain is worth nothing for another.
+The proof of work is bound to the chain, the normalised name, the
+registering identity and the term it opens (0 for a registration, the current
+expiry height for a renewal: :func:`handle_pow_ok`), so work done for one
+name, identity, chain or term is worth nothing for another. Holding a name
+therefore costs its work once per term.
 """
 
 from __future__ import annotations
@@ -93,19 +95,28 @@ def handle_work_bits(base: int, name: str) -> int:
     return min(64, base + 2 * max(0, _SHORT - len(name)))
 
 
-def _digest(chain_id: str, name: str, identity: bytes, nonce: bytes) -> int:
+def _digest(chain_id: str, name: str, term: int, identity: bytes, nonce: bytes) -> int:
     data = HANDLE_POW_DOMAIN + chain_id.encode() + b"\x00" + name.encode() + b"\x00"
-    return int.from_bytes(hashlib.sha256(data + identity + nonce).digest(), "big")
+    data += term.to_bytes(8, "big") + identity + nonce
+    return int.from_bytes(hashlib.sha256(data).digest(), "big")
 
 
-def handle_pow_ok(chain_id: str, name: str, identity: bytes, nonce: bytes, bits: int) -> bool:
-    """Whether ``nonce`` proves ``bits`` bits of work for ``identity`` taking ``name``."""
-    return _digest(chain_id, name, identity, nonce) >> (256 - bits) == 0 if bits else True
+def handle_pow_ok(
+    chain_id: str, name: str, identity: bytes, nonce: bytes, bits: int, term: int = 0
+) -> bool:
+    """Whether ``nonce`` proves ``bits`` bits of work for ``identity`` taking ``name``.
+
+    ``term`` is 0 for a registration and the current expiry height for a
+    renewal, so each renewal needs fresh work.
+    """
+    if not bits:
+        return True
+    return _digest(chain_id, name, term, identity, nonce) >> (256 - bits) == 0
 
 
-def solve_handle_pow(chain_id: str, name: str, identity: bytes, bits: int) -> bytes:
-    """Find a registration proof (about ``2**bits`` hashes; run it off the event loop)."""
+def solve_handle_pow(chain_id: str, name: str, identity: bytes, bits: int, term: int = 0) -> bytes:
+    """Find a proof for :func:`handle_pow_ok` (about ``2**bits`` hashes: off the event loop)."""
     counter = 0
-    while not handle_pow_ok(chain_id, name, identity, counter.to_bytes(8, "big"), bits):
+    while not handle_pow_ok(chain_id, name, identity, counter.to_bytes(8, "big"), bits, term):
         counter += 1
     return counter.to_bytes(8, "big")

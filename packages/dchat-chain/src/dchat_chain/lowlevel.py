@@ -46,7 +46,8 @@ application of its own, a simulation or a test harness.
   ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``
 - public handles (chat chain): ``normalize_handle``, ``handle_key``,
   ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
-  verified lookup ``HandleLookup`` and its ``HandleRecord``
+  verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
+  transactions ``HandleOwner``
 - the fine-grained errors under the roots that :mod:`dchat_chain` exports (the
   typed transaction rejections, vote, proposal, evidence, validator-set,
   snapshot, store, mempool, light-client, answer and channel errors); catching
@@ -116,6 +117,7 @@ from ._handle_names import InvalidHandleError as InvalidHandleError
 from ._handle_names import handle_work_bits as handle_work_bits
 from ._handle_names import normalize_handle as normalize_handle
 from ._handle_names import solve_handle_pow as solve_handle_pow
+from ._handle_owner import HandleOwner as HandleOwner
 from ._height_timeline import HeightTimeline as HeightTimeline
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
@@ -224,6 +226,7 @@ __all__ = (
     "FeeTooLowError",
     "FutureNonceError",
     "HandleLookup",
+    "HandleOwner",
     "HandleRecord",
     "HeightTimeline",
     "IndexedApp",
