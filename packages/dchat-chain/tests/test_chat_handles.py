@@ -340,7 +340,17 @@ def test_the_handle_follows_a_key_rotation(chain: Chain) -> None:
     assert chain.renew(A, "alice") == UNAUTHORIZED  # the old key
     assert chain.renew(NEW, "alice", owner=A, card=card(A)) == UNAUTHORIZED
     assert chain.renew(NEW, "alice", owner=NEW, card=card(NEW)) == UNAUTHORIZED  # NEW's work
-    assert chain.renew(NEW, "alice", owner=A, card=card(NEW)) == 0
+    rotated = HandleOwner(NEW.signing_key, chain.genesis)  # its own id is not A's
+    renewal = rotated.renew(
+        chain.nonces[pk(NEW)],
+        "alice",
+        chain.handle("alice")["exp"],
+        RELAYS,
+        card(NEW),
+        identity=ident(A),
+    )
+    chain.nonces[pk(NEW)] += 1
+    assert chain.block([renewal.raw]) == [0]
     record = chain.handle("alice")
     assert (record["id"], record["card"]) == (ident(A), card(NEW))  # same identity, new card
     assert chain.run(NEW, "release_handle", {"name": "alice"}) == 0

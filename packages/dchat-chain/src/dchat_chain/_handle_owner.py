@@ -66,9 +66,9 @@ class HandleOwner:
         doc = hashlib.sha256(document).digest()
         return self._tx(nonce, "register_identity", {"pow": work, "doc": doc})
 
-    def _work(self, name: str, term: int) -> bytes:
+    def _work(self, name: str, term: int, identity: bytes | None = None) -> bytes:
         bits = handle_work_bits(self._params["handle_pow_bits"], name)
-        return solve_handle_pow(self.chain_id, name, self.identity, bits, term)
+        return solve_handle_pow(self.chain_id, name, identity or self.identity, bits, term)
 
     def register(
         self,
@@ -92,13 +92,25 @@ class HandleOwner:
         return txs
 
     def renew(
-        self, nonce: int, text: str, expires: int, relays: Sequence[str], card: bytes
+        self,
+        nonce: int,
+        text: str,
+        expires: int,
+        relays: Sequence[str],
+        card: bytes,
+        *,
+        identity: bytes | None = None,
     ) -> Transaction:
-        """``renew_handle`` of the handle expiring at ``expires``, with fresh relays and card."""
+        """``renew_handle`` of the handle expiring at ``expires``, with fresh relays and card.
+
+        ``identity`` is the handle's owner as the chain names it (the verified
+        record's): after a guardian recovery it is no longer the id this key
+        derives, and the work is bound to it.
+        """
         name = normalize_handle(text)
         body = {
             "name": name,
-            "pow": self._work(name, expires),
+            "pow": self._work(name, expires, identity),
             "relays": list(relays),
             "card": card,
         }

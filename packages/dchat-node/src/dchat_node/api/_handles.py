@@ -222,9 +222,13 @@ class HandleDesk:
             record = await self.lookup(name)
             if record is None:
                 raise NodeStateError("not_found", f"no live handle @{found_name(name)}")
+            if record.key != owner.public_key:
+                raise NodeStateError("handle_refused", "the handle is not this identity's")
             txs = [
                 await trio.to_thread.run_sync(
-                    lambda: owner.renew(nonce, name, record.expires, relays, card)
+                    lambda: owner.renew(
+                        nonce, name, record.expires, relays, card, identity=record.identity
+                    )
                 )
             ]
         else:
