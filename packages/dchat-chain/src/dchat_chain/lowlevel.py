@@ -44,6 +44,10 @@ application of its own, a simulation or a test harness.
   ``encode_channel_text``, ``decode_channel_text``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
   ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``
+- public handles (chat chain): ``normalize_handle``, ``handle_key``,
+  ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
+  verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
+  transactions ``HandleOwner``
 - the fine-grained errors under the roots that :mod:`dchat_chain` exports (the
   typed transaction rejections, vote, proposal, evidence, validator-set,
   snapshot, store, mempool, light-client, answer and channel errors); catching
@@ -83,6 +87,7 @@ from ._channels import ChannelState as ChannelState
 from ._channels import channel_open_terms as channel_open_terms
 from ._channels import payment_channel_id as payment_channel_id
 from ._chat_channels import chat_channel_id as chat_channel_id
+from ._chat_handles import handle_key as handle_key
 from ._chat_identity import solve_pow as solve_pow
 from ._consensus_messages import ConsensusMessage as ConsensusMessage
 from ._consensus_messages import Decided as Decided
@@ -106,6 +111,13 @@ from ._errors import LightStateError as LightStateError
 from ._errors import NotCertifiedError as NotCertifiedError
 from ._errors import StaleAnswerError as StaleAnswerError
 from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
+from ._handle_lookup import HandleLookup as HandleLookup
+from ._handle_lookup import HandleRecord as HandleRecord
+from ._handle_names import InvalidHandleError as InvalidHandleError
+from ._handle_names import handle_work_bits as handle_work_bits
+from ._handle_names import normalize_handle as normalize_handle
+from ._handle_names import solve_handle_pow as solve_handle_pow
+from ._handle_owner import HandleOwner as HandleOwner
 from ._height_timeline import HeightTimeline as HeightTimeline
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
@@ -213,10 +225,14 @@ __all__ = (
     "EvidenceVerifier",
     "FeeTooLowError",
     "FutureNonceError",
+    "HandleLookup",
+    "HandleOwner",
+    "HandleRecord",
     "HeightTimeline",
     "IndexedApp",
     "InsufficientFundsError",
     "InvalidEvidenceError",
+    "InvalidHandleError",
     "InvalidProposalError",
     "InvalidStateProofError",
     "InvalidValidatorSetError",
@@ -294,9 +310,12 @@ __all__ = (
     "execute_block",
     "genesis_anchor",
     "genesis_kind",
+    "handle_key",
+    "handle_work_bits",
     "headers_page",
     "light_state_name",
     "load_snapshot",
+    "normalize_handle",
     "parse_headers",
     "parse_proof",
     "payment_channel_id",
@@ -306,6 +325,7 @@ __all__ = (
     "resume_point",
     "serve_sync",
     "slash_tx",
+    "solve_handle_pow",
     "solve_pow",
     "split_peer_message",
     "store_effect",

@@ -84,6 +84,9 @@ class NodeConfig(BaseModel):
     peers: tuple[str, ...] = Field(default=(), max_length=1024)
     currency_chain: str | None = Field(default=None, max_length=64)
     chat_chain: str | None = Field(default=None, max_length=64)
+    # user: @handles' chat chain: a validator's data dir (its api.json), a pinned genesis
+    chat_node: Path | None = None
+    chat_genesis: Path | None = None  # default: chat_node's genesis.cbor, trusted on first use
     block_interval: float = Field(default=1.0, ge=0, le=60)
     # Every this many blocks a validator stores a state snapshot, so a restart
     # replays only the blocks above it (0: never; see dchat_chain.lowlevel.replay_store).

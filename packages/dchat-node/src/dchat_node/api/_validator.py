@@ -21,6 +21,9 @@ Routes (bearer token like the rest of the API; binary values are hex):
 * ``GET  /v1/chain/identities/{id}``, ``GET /v1/chain/relays/{id}``: an identity's
   registration record, a relay's directory entry (or null) with a Merkle proof
   (chat chain)
+* ``GET  /v1/chain/handles/{name}``: the slot of a public handle (``handle/<skeleton>``)
+  with a Merkle proof and the record decoded (chat chain; the decoded part is a
+  convenience, a light client checks the proven value)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dchat_chain.lowlevel import (
     account_key,
     answer_fields,
     certified_query,
+    handle_key,
     headers_page,
     tx_hash,
     verify_proof,
@@ -64,6 +68,7 @@ __all__ = ("add_chain_routes",)
 T = TypeVar("T")
 
 HEX_32 = r"^[0-9a-f]{64}$"
+HANDLE = r"^[a-z0-9-]{3,32}$"  # a normalised handle (dchat_chain.lowlevel.normalize_handle)
 
 
 class SubmitTxs(BaseModel):
@@ -202,6 +207,10 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def identity(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return identity_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
 
+    @app.get("/v1/chain/handles/{name}", dependencies=auth)
+    async def handle(name: Annotated[str, PathParam(pattern=HANDLE)]) -> dict[str, Any]:
+        return handle_json(_on_chain(_service(node), "chat"), name)
+
     @app.get("/v1/chain/relays/{ident}", dependencies=auth)
     async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
@@ -269,6 +278,22 @@ def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
             "receipt_batches": raw["n"],
         }
     return {"identity": identity.hex(), **doc, "record": record}
+
+
+def handle_json(service: ValidatorService, name: str) -> dict[str, Any]:
+    """The ``/v1/chain/handles/{name}`` document (chat chain, ``handle/<skeleton>``)."""
+    doc, value = _proved(service, handle_key(name))
+    record = None
+    if value is not None:
+        raw = canonical_decode(value)
+        record = {
+            "name": raw["name"],
+            "identity": raw["id"].hex(),
+            "expires": raw["exp"],
+            "relays": raw["relays"],
+            "mailbox": raw["mb"].hex(),
+        }
+    return {"handle": name, **doc, "record": record}
 
 
 def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:
