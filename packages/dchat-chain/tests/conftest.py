@@ -35,6 +35,7 @@ ACCOUNTS = [SigningKey(bytes([90 + i]) * 32) for i in range(4)]
 PK = [a.public_key.to_bytes() for a in ACCOUNTS]
 _HEADERS = re.compile(r"/v1/chain/headers\?from=(\d+)&limit=(\d+)")
 _ACCOUNT = re.compile(r"/v1/chain/accounts/([0-9a-f]{64})")
+_STATE = re.compile(r"/v1/chain/(state|relays)/((?:[0-9a-f]{2})+)")
 
 
 def genesis_document(
@@ -74,6 +75,19 @@ class ValidatorChain:
         self.nonces = [0] * len(ACCOUNTS)
         self.sets.persist(self.sets.note(self.signed.state))
 
+    def tx(self, sender: int, kind: str, body: dict[str, Any], fee: int = 1) -> bytes:
+        """A signed transaction of account ``sender`` at its next nonce."""
+        tx = Transaction.create(
+            ACCOUNTS[sender],
+            chain_id=self.app.chain_id,
+            nonce=self.nonces[sender],
+            fee=fee,
+            kind=kind,
+            body=body,
+        )
+        self.nonces[sender] += 1
+        return tx.raw
+
     def transfer(self, sender: int = 0, amount: int = 5) -> Transaction:
         """A signed transfer to the next account, at the sender's next nonce."""
         tx = Transaction.create(
@@ -111,8 +125,13 @@ class ValidatorChain:
             start, limit = int(found[1]), int(found[2])
             return headers_page(self.store, self.sets, self.app.chain_id, start, limit)
         found = _ACCOUNT.fullmatch(path)
-        assert found, path
-        key = account_key(bytes.fromhex(found[1]))
+        if found:
+            key = account_key(bytes.fromhex(found[1]))
+        else:
+            found = _STATE.fullmatch(path)
+            assert found, path
+            key = bytes.fromhex(found[2])
+            key = b"relay/" + key if found[1] == "relays" else key
         return answer_fields(certified_query(self.app, self.store.height(), key))
 
 

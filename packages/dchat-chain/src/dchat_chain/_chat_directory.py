@@ -3,21 +3,31 @@
 Theory of operation. A relay operator's identity lists its relay with an
 endpoint, a region and a *stake reference*: the currency-chain account whose
 relay stake backs it. This chain stores the reference; clients check the stake
-itself with a currency-chain Merkle proof (the cross-chain check that makes
-listing conditional on stake belongs to the light-client work, not here).
+itself with a currency-chain Merkle proof (:mod:`._relay_directory` reads the
+directory, :mod:`._relay_choice` picks home relays from it). A listing may
+also carry the relay's link key (``node``: users pin the node id derived from
+it), network ``tags`` (lowercase words such as ``as:64500``; the region is a
+tag too) and an operator ``label``; the registering identity is the operator.
+
+Every listed relay's identity id is also kept in one sorted index,
+``relayidx``, so a light client can read the whole directory by proofs: the
+index, then each entry (a state proof covers one key; without the index a
+node could hide relays by not naming them).
 
 A listed relay commits batches of delivery receipts as Merkle roots with a
 count; the count also feeds the relay's ``delivered`` reputation counter.
 Identities vouch for one another once per pair (and may withdraw it), which
 feeds the ``vouches`` counter. Counters are integers, never scores with floats.
 
-State: ``relay/<id>`` -> ``{"ep", "region", "stake", "n"}``;
+State: ``relay/<id>`` -> ``{"ep", "region", "stake", "n"[, "node", "tags", "label"]}``;
+``relayidx`` -> sorted list of listed relay identity ids (at most ``MAX_RELAYS``);
 ``rcpt/<id><index(8)>`` -> ``{"root", "count", "h"}``;
 ``rep/<id>`` -> ``{"v": vouches, "d": delivered}``; ``vouch/<from><to>`` -> 1.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 from ._chat_identity import identity_of, load_identity
@@ -25,11 +35,15 @@ from ._state_records import body_fields, get_record, int_be, put_record
 from ._tx_errors import MalformedTransactionError, RejectedTransactionError, UnauthorizedError
 
 if TYPE_CHECKING:
+    from dchat_core import Fields
+
     from ._app import BlockContext
     from ._state import StateStore
     from ._tx import Transaction
 
 __all__ = (
+    "MAX_RELAYS",
+    "RELAY_INDEX_KEY",
     "receipt_batch",
     "register_relay",
     "unregister_relay",
@@ -37,11 +51,38 @@ __all__ = (
 )
 
 MAX_RECEIPTS: Final = 1 << 24
+MAX_RELAYS: Final = 4096
+MAX_TAGS: Final = 8
+MAX_TAG_LEN: Final = 32
+MAX_LABEL_LEN: Final = 64
+RELAY_INDEX_KEY: Final = b"relayidx"
+_TAG: Final = re.compile(r"[a-z0-9][a-z0-9:._-]*")
+
+
+def _tags(fields: Fields) -> list[str]:
+    raw = fields.get_list("tags", max_len=MAX_TAGS) if fields.has("tags") else []
+    if not all(isinstance(t, str) and len(t) <= MAX_TAG_LEN and _TAG.fullmatch(t) for t in raw):
+        raise MalformedTransactionError("tags are lowercase words of at most 32 characters")
+    if raw != sorted(set(raw)):
+        raise MalformedTransactionError("tags must be sorted and distinct")
+    return raw
+
+
+def _extras(fields: Fields) -> dict[str, Any]:
+    """The optional listing fields (a listing without them stays valid)."""
+    extras: dict[str, Any] = {}
+    if fields.has("node"):
+        extras["node"] = fields.get_bytes("node", size=32)
+    if fields.has("tags"):
+        extras["tags"] = _tags(fields)
+    if fields.has("label"):
+        extras["label"] = fields.get_str("label", max_len=MAX_LABEL_LEN)
+    return extras
 
 
 def register_relay(state: StateStore, tx: Transaction) -> None:
-    """``register_relay {endpoint, region, stake_ref}``: list or update the sender's relay."""
-    fields = body_fields(tx.body, "register_relay", {"endpoint", "region", "stake_ref"})
+    """``register_relay {endpoint, region, stake_ref, [node, tags, label]}``: list or update."""
+    fields = body_fields(tx.body, "register_relay", _RELAY_FIELDS)
     identity = identity_of(state, tx.sender)
     old: dict[str, Any] = get_record(state, b"relay/" + identity) or {"n": 0}
     record = {
@@ -49,8 +90,17 @@ def register_relay(state: StateStore, tx: Transaction) -> None:
         "region": fields.get_str("region", max_len=32),
         "stake": fields.get_bytes("stake_ref", size=32),
         "n": old["n"],
+        **_extras(fields),
     }
+    index: list[bytes] = get_record(state, RELAY_INDEX_KEY) or []
+    if identity not in index:
+        if len(index) >= MAX_RELAYS:
+            raise RejectedTransactionError("the relay directory is full")
+        put_record(state, RELAY_INDEX_KEY, sorted([*index, identity]))
     put_record(state, b"relay/" + identity, record)
+
+
+_RELAY_FIELDS: Final = {"endpoint", "region", "stake_ref", "node", "tags", "label"}
 
 
 def unregister_relay(state: StateStore, tx: Transaction) -> None:
@@ -60,6 +110,12 @@ def unregister_relay(state: StateStore, tx: Transaction) -> None:
     if state.get(b"relay/" + identity) is None:
         raise RejectedTransactionError("no relay listed")
     state.delete(b"relay/" + identity)
+    index: list[bytes] = get_record(state, RELAY_INDEX_KEY) or []
+    rest = [i for i in index if i != identity]
+    if rest:
+        put_record(state, RELAY_INDEX_KEY, rest)
+    else:
+        state.delete(RELAY_INDEX_KEY)
 
 
 def _bump(state: StateStore, identity: bytes, counter: str, delta: int) -> None:

@@ -30,6 +30,13 @@ application of its own, a simulation or a test harness.
   ``store_effect``, ``PeerTag``, ``encode_peer_message``,
   ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``;
   per-height timing bookkeeping ``HeightTimeline``
+- the relay directory and home-relay choice (sans-IO): ``DirectoryRead``,
+  ``DirectoryView``, ``RelayListing``, ``decode_relay_index``,
+  ``decode_relay_listing``, ``decode_relay_bond``, ``relay_listing_key``,
+  ``relay_bond_key``, ``DirectoryAnswerError``; ``choose_home_relays``,
+  ``ChoicePolicy``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
+  ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
+  ``NotEnoughRelaysError``), ``PinnedRelaysError``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
   ``decode_wallet_key``, ``KeyRecordError``; local testnets ``NetPlan``,
@@ -148,6 +155,24 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._relay_choice import ChoicePolicy as ChoicePolicy
+from ._relay_choice import HomeRelays as HomeRelays
+from ._relay_choice import NotEnoughRelaysError as NotEnoughRelaysError
+from ._relay_choice import PinnedRelay as PinnedRelay
+from ._relay_choice import PinnedRelaysError as PinnedRelaysError
+from ._relay_choice import SingleOperatorViewError as SingleOperatorViewError
+from ._relay_choice import UnsafeDirectoryError as UnsafeDirectoryError
+from ._relay_choice import choose_home_relays as choose_home_relays
+from ._relay_choice import operator_groups as operator_groups
+from ._relay_directory import DirectoryAnswerError as DirectoryAnswerError
+from ._relay_directory import DirectoryRead as DirectoryRead
+from ._relay_directory import DirectoryView as DirectoryView
+from ._relay_directory import RelayListing as RelayListing
+from ._relay_directory import decode_relay_bond as decode_relay_bond
+from ._relay_directory import decode_relay_index as decode_relay_index
+from ._relay_directory import decode_relay_listing as decode_relay_listing
+from ._relay_directory import relay_bond_key as relay_bond_key
+from ._relay_directory import relay_listing_key as relay_listing_key
 from ._snapshot import SnapshotError as SnapshotError
 from ._snapshot import StateSnapshot as StateSnapshot
 from ._state import StateStore as StateStore
@@ -215,9 +240,13 @@ __all__ = (
     "ChannelRecord",
     "ChannelState",
     "ChannelUpdate",
+    "ChoicePolicy",
     "ConsensusMessage",
     "CorruptStoreError",
     "Decided",
+    "DirectoryAnswerError",
+    "DirectoryRead",
+    "DirectoryView",
     "DriverEffect",
     "DuplicateTransactionError",
     "DuplicateVoteEvidence",
@@ -229,6 +258,7 @@ __all__ = (
     "HandleOwner",
     "HandleRecord",
     "HeightTimeline",
+    "HomeRelays",
     "IndexedApp",
     "InsufficientFundsError",
     "InvalidEvidenceError",
@@ -253,18 +283,23 @@ __all__ = (
     "NetPlan",
     "NonceError",
     "NotCertifiedError",
+    "NotEnoughRelaysError",
     "PeerStats",
     "PeerTag",
+    "PinnedRelay",
+    "PinnedRelaysError",
     "PlannedTestnet",
     "PlannedValidator",
     "Proposal",
     "RejectedTransactionError",
+    "RelayListing",
     "ReplayedNonceError",
     "ReportEvidence",
     "RequestSync",
     "SaveCheckpoint",
     "SendToPeers",
     "SignatureCache",
+    "SingleOperatorViewError",
     "SnapshotError",
     "StaleAnswerError",
     "StateSnapshot",
@@ -278,6 +313,7 @@ __all__ = (
     "TxStatus",
     "UnauthorizedError",
     "UnexpectedHeaderError",
+    "UnsafeDirectoryError",
     "UntrustedValidatorsError",
     "UnverifiedHeaderError",
     "ValidatorBook",
@@ -294,10 +330,14 @@ __all__ = (
     "certified_query",
     "channel_open_terms",
     "chat_channel_id",
+    "choose_home_relays",
     "decode_channel_text",
     "decode_inbound",
     "decode_light_state",
     "decode_message",
+    "decode_relay_bond",
+    "decode_relay_index",
+    "decode_relay_listing",
     "decode_txs",
     "decode_validator_keys",
     "decode_wallet_key",
@@ -316,10 +356,13 @@ __all__ = (
     "light_state_name",
     "load_snapshot",
     "normalize_handle",
+    "operator_groups",
     "parse_headers",
     "parse_proof",
     "payment_channel_id",
     "plan_testnet",
+    "relay_bond_key",
+    "relay_listing_key",
     "replay",
     "replay_store",
     "resume_point",
