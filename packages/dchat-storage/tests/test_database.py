@@ -130,3 +130,11 @@ def test_claiming_a_sqlite_database_is_left_to_the_data_directory_lock(db_path: 
     with open_database(db_path) as first, open_database(db_path) as second:
         first.claim_exclusive()
         second.claim_exclusive()
+
+
+def test_mailbox_count_counts_distinct_mailboxes_with_mail(db: Database) -> None:
+    assert db.mailboxes.mailbox_count() == 0
+    for box, n in ((b"a", 1), (b"a", 2), (b"b", 3)):
+        db.mailboxes.put(box, n.to_bytes(2, "big"), 0.0)
+    assert db.mailboxes.mailbox_count() == 2
+    assert db.mailboxes.usage() == (3, 6)

@@ -33,6 +33,7 @@ __all__ = (
     "POOL_KEY",
     "distribute_rewards",
     "fund_pool",
+    "median_scores",
     "relay_bond",
     "relay_unbond",
     "uptime_report",
@@ -123,7 +124,8 @@ def uptime_report(
     put_record(state, reporters_key, [*reporters, tx.sender])
 
 
-def _median_scores(reports: list[list[list[Any]]]) -> dict[bytes, int]:
+def median_scores(reports: list[list[list[Any]]]) -> dict[bytes, int]:
+    """Each scored relay's lower median over ``reports`` (missing from a report: 0)."""
     relays = sorted({relay for report in reports for relay, _ in report})
     tables = [dict((relay, score) for relay, score in report) for report in reports]
     medians = {}
@@ -148,7 +150,7 @@ def distribute_rewards(state: StateStore, params: dict[str, Any], context: Block
     state.delete(reporters_key)
     medians = {
         relay: score
-        for relay, score in _median_scores(reports).items()
+        for relay, score in median_scores(reports).items()
         if score and (get_record(state, _relay_key(relay)) or 0) >= params["min_relay_stake"]
     }
     pool: int = get_record(state, POOL_KEY) or 0

@@ -57,6 +57,7 @@ __all__ = (
     "NotEnoughRelaysError",
     "PinnedRelay",
     "PinnedRelaysError",
+    "RelayDiscovery",
     "SingleOperatorViewError",
     "UnsafeDirectoryError",
     "choose_home_relays",
@@ -101,6 +102,42 @@ class ChoicePolicy:
     def __post_init__(self) -> None:
         if not 1 <= self.min_home_relays <= 16 or self.rotation_period < 0 or self.min_bond < 0:
             raise ChainArgumentError("min_home_relays 1..16, rotation_period and min_bond >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class RelayDiscovery:
+    """A user node's ``[node.relay_discovery]`` settings: where to read, how to choose.
+
+    Attributes:
+        enabled: Resolve the home relays from the directory at start.
+        chat_api: The chat-chain validator API to read: its data directory
+            (``api.json`` gives address and token) or a URL (the token then
+            comes from ``DCHAT_CHAIN_API_TOKEN``). It is not trusted.
+        currency_api: The same for the currency chain (relay bonds).
+        chat_genesis: The chat chain's genesis file, the light client's
+            trust anchor (relative: to the data directory).
+        currency_genesis: The currency chain's.
+        min_home_relays: See :class:`ChoicePolicy`.
+        rotation_period: See :class:`ChoicePolicy`.
+        min_bond: See :class:`ChoicePolicy`.
+    """
+
+    enabled: bool = False
+    chat_api: str = ""
+    currency_api: str = ""
+    chat_genesis: str = "genesis-chat.cbor"
+    currency_genesis: str = "genesis-currency.cbor"
+    min_home_relays: int = 2
+    rotation_period: float = 30 * 86400.0
+    min_bond: int = 1
+
+    def __post_init__(self) -> None:
+        self.policy  # noqa: B018 - checks the numbers now, at configuration time
+
+    @property
+    def policy(self) -> ChoicePolicy:
+        """The choice rules."""
+        return ChoicePolicy(self.min_home_relays, self.rotation_period, self.min_bond)
 
 
 @dataclass(frozen=True, slots=True)

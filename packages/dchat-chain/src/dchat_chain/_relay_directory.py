@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 from dchat_core import DchatError, DecodeLimits, Fields, NodeId, canonical_decode
 
 from ._chat_directory import MAX_LABEL_LEN, MAX_RELAYS, MAX_TAGS, RELAY_INDEX_KEY
+from ._currency_relays import MAX_SCORE, median_scores
 from ._errors import ChainAnswerError, ChainStateError
 from ._tx import MAX_AMOUNT
 
@@ -47,6 +48,7 @@ __all__ = (
     "decode_relay_bond",
     "decode_relay_index",
     "decode_relay_listing",
+    "epoch_score",
     "relay_bond_key",
     "relay_listing_key",
 )
@@ -195,6 +197,36 @@ def decode_relay_bond(value: bytes | None) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_AMOUNT:
         raise DirectoryAnswerError("relay bond: not an amount")
     return raw
+
+
+def epoch_score(reports: list[bytes | None], relay: bytes) -> int:
+    """``relay``'s score so far this epoch: the lower median over the proven reports.
+
+    ``reports`` are the stored values of ``report/<epoch>/<validator>`` (None:
+    absent); a relay missing from a report scores 0 in it, as at payout.
+
+    Raises:
+        DirectoryAnswerError: A report does not decode.
+    """
+    tables = []
+    for value in reports:
+        if value is None:
+            continue
+        try:
+            raw = canonical_decode(value, _LIMITS)
+        except DchatError as exc:
+            raise _answer_error("uptime report", exc) from None
+        if not isinstance(raw, list) or not all(
+            isinstance(p, list)
+            and len(p) == 2
+            and isinstance(p[0], bytes)
+            and type(p[1]) is int
+            and 0 <= p[1] <= MAX_SCORE
+            for p in raw
+        ):
+            raise DirectoryAnswerError("uptime report: not [relay, score] pairs")
+        tables.append(raw)
+    return median_scores(tables).get(relay, 0) if tables else 0
 
 
 @dataclass(frozen=True)

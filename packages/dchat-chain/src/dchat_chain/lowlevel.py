@@ -32,9 +32,9 @@ application of its own, a simulation or a test harness.
   per-height timing bookkeeping ``HeightTimeline``
 - the relay directory and home-relay choice (sans-IO): ``DirectoryRead``,
   ``DirectoryView``, ``RelayListing``, ``decode_relay_index``,
-  ``decode_relay_listing``, ``decode_relay_bond``, ``relay_listing_key``,
+  ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``relay_listing_key``,
   ``relay_bond_key``, ``DirectoryAnswerError``; ``choose_home_relays``,
-  ``ChoicePolicy``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
+  ``ChoicePolicy``, ``RelayDiscovery``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
   ``NotEnoughRelaysError``), ``PinnedRelaysError``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
@@ -160,6 +160,7 @@ from ._relay_choice import HomeRelays as HomeRelays
 from ._relay_choice import NotEnoughRelaysError as NotEnoughRelaysError
 from ._relay_choice import PinnedRelay as PinnedRelay
 from ._relay_choice import PinnedRelaysError as PinnedRelaysError
+from ._relay_choice import RelayDiscovery as RelayDiscovery
 from ._relay_choice import SingleOperatorViewError as SingleOperatorViewError
 from ._relay_choice import UnsafeDirectoryError as UnsafeDirectoryError
 from ._relay_choice import choose_home_relays as choose_home_relays
@@ -171,6 +172,7 @@ from ._relay_directory import RelayListing as RelayListing
 from ._relay_directory import decode_relay_bond as decode_relay_bond
 from ._relay_directory import decode_relay_index as decode_relay_index
 from ._relay_directory import decode_relay_listing as decode_relay_listing
+from ._relay_directory import epoch_score as epoch_score
 from ._relay_directory import relay_bond_key as relay_bond_key
 from ._relay_directory import relay_listing_key as relay_listing_key
 from ._snapshot import SnapshotError as SnapshotError
@@ -292,6 +294,7 @@ __all__ = (
     "PlannedValidator",
     "Proposal",
     "RejectedTransactionError",
+    "RelayDiscovery",
     "RelayListing",
     "ReplayedNonceError",
     "ReportEvidence",
@@ -347,6 +350,7 @@ __all__ = (
     "encode_txs",
     "encode_validator_keys",
     "encode_wallet_key",
+    "epoch_score",
     "execute_block",
     "genesis_anchor",
     "genesis_kind",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from dchat_chain.lowlevel import RelayDiscovery
 from dchat_network import RelayLimits
 from dchat_storage.lowlevel import is_postgres_target
 
@@ -99,6 +100,13 @@ class NodeConfig(BaseModel):
     tracing_endpoint: str | None = None  # OTLP/HTTP traces URL (docs/operations.md, Tracing)
     tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
     relay_limits: RelayLimits = Field(default_factory=RelayLimits)  # [node.relay_limits]
+    # user: home relays from the chain's directory (cli/_relays.py); true = defaults
+    relay_discovery: RelayDiscovery = Field(default_factory=RelayDiscovery)
+
+    @field_validator("relay_discovery", mode="before")
+    @classmethod
+    def _discovery(cls, value: Any) -> Any:
+        return RelayDiscovery(enabled=value) if isinstance(value, bool) else value
 
     @field_validator("listen", "api_listen", "relay")
     @classmethod

@@ -218,6 +218,12 @@ class MailboxRepo:
         with self._access.read("count entries") as conn:
             return conn.execute(query).scalar_one()
 
+    def mailbox_count(self) -> int:
+        """How many distinct mailboxes hold at least one entry."""
+        query = select(func.count(func.distinct(MailboxRow.mailbox)))
+        with self._access.read("count mailboxes") as conn:
+            return int(conn.execute(query).scalar_one())
+
     def usage(self) -> tuple[int, int]:
         """Entries and their summed envelope bytes over all mailboxes, in one scan (metrics)."""
         query = select(func.count(), func.coalesce(func.sum(MailboxRow.size), 0))

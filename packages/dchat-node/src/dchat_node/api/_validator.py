@@ -24,6 +24,9 @@ Routes (bearer token like the rest of the API; binary values are hex):
 * ``GET  /v1/chain/handles/{name}``: the slot of a public handle (``handle/<skeleton>``)
   with a Merkle proof and the record decoded (chat chain; the decoded part is a
   convenience, a light client checks the proven value)
+* ``GET  /v1/chain/state/{key}``: any state key (hex, at most 128 bytes) with its
+  Merkle proof, the value raw (hex): what a light client reads when no route
+  decodes the record, e.g. the relay index ``relayidx`` or a relay bond
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ T = TypeVar("T")
 
 HEX_32 = r"^[0-9a-f]{64}$"
 HANDLE = r"^[a-z0-9-]{3,32}$"  # a normalised handle (dchat_chain.lowlevel.normalize_handle)
+HEX_KEY = r"^([0-9a-f]{2}){1,128}$"
 
 
 class SubmitTxs(BaseModel):
@@ -215,6 +219,11 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
 
+    @app.get("/v1/chain/state/{key}", dependencies=auth)
+    async def state(key: Annotated[str, PathParam(pattern=HEX_KEY)]) -> dict[str, Any]:
+        doc, _ = _proved(_service(node), bytes.fromhex(key))
+        return {"key": key, **doc}
+
 
 def channel_json(service: ValidatorService, chan: bytes) -> dict[str, Any]:
     """The ``/v1/chain/channels/{id}`` document: the record, its proof and the root."""
@@ -268,7 +277,7 @@ def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
 def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
     """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
     doc, value = _proved(service, b"relay/" + identity)
-    record = None
+    record: dict[str, Any] | None = None
     if value is not None:
         raw = canonical_decode(value)
         record = {
@@ -277,6 +286,9 @@ def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
             "stake_ref": raw["stake"].hex(),
             "receipt_batches": raw["n"],
         }
+        if "node" in raw:
+            record["node_key"] = raw["node"].hex()
+        record |= {k: raw[k] for k in ("tags", "label") if k in raw}
     return {"identity": identity.hex(), **doc, "record": record}
 
 

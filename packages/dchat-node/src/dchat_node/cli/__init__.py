@@ -32,6 +32,8 @@ from ._common import guard as _guard
 from ._guardians import guardian_app
 from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
+from ._relay import relay_app
+from ._relays import register_relays_command, resolve_for_run
 from ._requests import register_request_commands
 from ._watch import register_watch_command
 
@@ -47,6 +49,7 @@ _out = Console()
 node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
 node_app.add_typer(backup_app, name="backup")
 node_app.add_typer(chain_app, name="chain")
+node_app.add_typer(relay_app, name="relay")
 app = typer.Typer(
     help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
 )
@@ -115,6 +118,7 @@ def run(
     }
     cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
     secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
+    cfg = resolve_for_run(cfg)
     configure_logging(cfg.log_level)
     file = cfg.tracing_file
     traces = tracing.configure(
@@ -155,6 +159,9 @@ def init_node(
     )
     _guard(lambda: write_config(data_dir, text))
     _out.print(f"wrote {data_dir / 'dchat.toml'}", highlight=False)
+
+
+register_relays_command(node_app, _DEFAULT_DIR)
 
 
 @app.callback()

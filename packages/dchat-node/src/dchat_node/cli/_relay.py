@@ -1,0 +1,303 @@
+"""``dchat-node relay register|bond|unbond|status``: a relay operator's chain commands.
+
+The operator is an identity on the chat chain: the key in ``--wallet`` (a
+passphrase-encrypted wallet file, as for ``dchat wallet``). ``register``
+registers that identity first if the chain does not know it (paying the
+chain's proof of work, read by proof from its ``meta/chain`` record), then
+lists the relay whose data directory is ``--relay-dir``: its link key is
+unlocked from ``node.key`` with the same passphrase, so users can pin it, and
+its endpoint defaults to the address the running relay listens on.
+``bond``/``unbond`` move relay stake on the currency chain under the same key
+(the default stake reference of a listing).
+
+``status`` puts side by side what the relay reports of itself
+(``GET /v1/relay/status``: load and quota use) and what the chains say, each
+value verified by the light client: the listing, the bond, the delivery and
+vouch counters, the uptime score so far this epoch (the lower median of the
+validators' reports, as the payout computes it) and the stake account's
+balance, into which epoch rewards are paid (the chain keeps no separate
+record of earnings).
+
+Transactions are signed locally and submitted to a validator found by its
+data directory (``--chat-node``/``--currency-node``), which is not trusted:
+every answer the commands rely on is proven (see :mod:`._chain`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from dchat_chain.lowlevel import (
+    DirectoryAnswerError,
+    account_key,
+    decode_relay_bond,
+    decode_relay_listing,
+    epoch_score,
+    relay_bond_key,
+    relay_listing_key,
+    solve_pow,
+)
+from dchat_core import DchatError, IdentityId, NodeId, canonical_decode
+
+from ..relay._role import load_node_key
+from ..validator._keys import load_wallet
+from ._chain import GenesisFile, LightDir, PassFile, _Api, _passphrase, _send, _signed_with
+from ._common import err_console
+from ._common import fail as _fail
+
+if TYPE_CHECKING:
+    from dchat_chain.lowlevel import RelayListing
+    from dchat_crypto import SigningKey
+
+__all__ = ("relay_app",)
+
+_out = Console()
+relay_app = typer.Typer(
+    help="Operate a relay: list it, bond stake, watch it.", no_args_is_help=True
+)
+
+ChatNode = Annotated[
+    Path, typer.Option("--chat-node", help="A chat-chain validator's data directory.")
+]
+CurrencyNode = Annotated[
+    Path, typer.Option("--currency-node", help="A currency-chain validator's data directory.")
+]
+Wallet = Annotated[Path, typer.Option("--wallet", help="The operator's encrypted key file.")]
+Fee = Annotated[int, typer.Option(min=0)]
+Wait = Annotated[bool, typer.Option(help="Wait until committed.")]
+
+
+def _state_path(key: bytes) -> str:
+    return f"/v1/chain/state/{key.hex()}"
+
+
+def _record(api: _Api, path: str, key: bytes) -> Any:
+    """The decoded proven value at ``key`` (None: absent)."""
+    _, value = api.proven(path, key)
+    return None if value is None else canonical_decode(value)
+
+
+def _committed(api: _Api, key: SigningKey, kind: str, body: dict[str, Any], fee: int) -> None:
+    """Sign, submit and wait; a transaction the chain refuses is an error."""
+    status = _send(api, _signed_with(api, key, kind, body, fee), True)
+    if status is not None and status["code"] != 0:
+        raise _fail(f"{kind} failed on chain: {status['log']}")
+
+
+def _ensure_identity(api: _Api, key: SigningKey) -> bytes:
+    """The operator's identity id, registered on the chat chain first if need be."""
+    public = key.public_key.to_bytes()
+    identity = bytes(IdentityId.derive(public))
+    if _record(api, f"/v1/chain/identities/{identity.hex()}", b"id/" + identity) is not None:
+        return identity
+    meta = _record(api, _state_path(b"meta/chain"), b"meta/chain")
+    bits = int(meta["params"]["pow_bits"]) if isinstance(meta, dict) else 20
+    err_console.print(f"registering the operator identity ({bits} bits of proof of work)")
+    work = solve_pow(api.chain_id, public, bits)
+    _committed(api, key, "register_identity", {"pow": work, "doc": bytes(32)}, 0)
+    return identity
+
+
+def _relay_key(relay_dir: Path, secret: bytes) -> SigningKey:
+    if not (relay_dir / "node.key").exists():
+        raise _fail(f"{relay_dir} holds no relay node key (start the relay once first)")
+    try:
+        return load_node_key(relay_dir / "node.key", secret)
+    except DchatError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _relay_info(relay_dir: Path) -> dict[str, Any]:
+    try:
+        info: dict[str, Any] = json.loads((relay_dir / "api.json").read_text())
+    except (OSError, ValueError):
+        raise _fail(f"no running relay found in {relay_dir} (api.json missing)") from None
+    return info
+
+
+def _account_arg(text: str | None, default: bytes) -> bytes:
+    if text is None:
+        return default
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise _fail("an account or identity is 64 hex digits")
+    return raw
+
+
+@relay_app.command("register")
+def register(
+    chat_node: ChatNode,
+    wallet: Wallet,
+    relay_dir: Annotated[Path, typer.Option("--relay-dir", help="The relay's data directory.")],
+    region: Annotated[str, typer.Option(help="Where the relay runs, e.g. eu-west.")],
+    endpoint: Annotated[
+        str | None, typer.Option(help="HOST:PORT users dial (default: the running relay's).")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="A network tag, e.g. as:64500 (repeatable).")
+    ] = None,
+    label: Annotated[str, typer.Option(help="The operator's name, shown to users.")] = "",
+    stake_ref: Annotated[
+        str | None, typer.Option(help="Currency account bonding for it (default: --wallet's).")
+    ] = None,
+    fee: Fee = 1,
+    passphrase_file: PassFile = None,
+    genesis: GenesisFile = None,
+    light_dir: LightDir = None,
+) -> None:
+    """List (or update) the relay in --relay-dir on the chat chain, operated by --wallet."""
+    secret = _passphrase(passphrase_file)
+    try:
+        key = load_wallet(wallet, secret)
+    except DchatError as exc:
+        raise _fail(str(exc)) from None
+    node_key = _relay_key(relay_dir, secret).public_key.to_bytes()
+    where = endpoint or str(_relay_info(relay_dir).get("link") or "")
+    tags = sorted({t.lower() for t in tag or []})
+    api = _Api(chat_node, genesis, light_dir, wallet)
+    identity = _ensure_identity(api, key)
+    body = {
+        "endpoint": where,
+        "region": region,
+        "stake_ref": _account_arg(stake_ref, key.public_key.to_bytes()),
+        "node": node_key,
+        "tags": tags,
+        "label": label,
+    }
+    _committed(api, key, "register_relay", body, fee)
+    node = NodeId.derive(node_key)
+    _out.print(f"listed relay {node}@{where} operated by {IdentityId(identity)}", highlight=False)
+
+
+def _stake(kind: str, node: Path, wallet: Path, amount: int, fee: int, pf: Path | None) -> None:
+    secret = _passphrase(pf)
+    try:
+        key = load_wallet(wallet, secret)
+    except DchatError as exc:
+        raise _fail(str(exc)) from None
+    api = _Api(node, None, None, wallet)
+    _committed(api, key, kind, {"amount": amount}, fee)
+    owner = key.public_key.to_bytes()
+    bond = decode_relay_bond(
+        api.proven(_state_path(relay_bond_key(owner)), relay_bond_key(owner))[1]
+    )
+    _out.print(f"relay bond of {owner.hex()}: {bond}", highlight=False)
+
+
+@relay_app.command("bond")
+def bond(
+    currency_node: CurrencyNode,
+    wallet: Wallet,
+    amount: Annotated[int, typer.Argument(min=1)],
+    fee: Fee = 1,
+    passphrase_file: PassFile = None,
+) -> None:
+    """Bond AMOUNT of --wallet's funds as relay stake (the listing's stake reference)."""
+    _stake("relay_bond", currency_node, wallet, amount, fee, passphrase_file)
+
+
+@relay_app.command("unbond")
+def unbond(
+    currency_node: CurrencyNode,
+    wallet: Wallet,
+    amount: Annotated[int, typer.Argument(min=1)],
+    fee: Fee = 1,
+    passphrase_file: PassFile = None,
+) -> None:
+    """Start unbonding AMOUNT of relay stake (paid back after the unbonding period)."""
+    _stake("relay_unbond", currency_node, wallet, amount, fee, passphrase_file)
+
+
+def _listing_json(listing: RelayListing) -> dict[str, Any]:
+    return {
+        "operator": str(IdentityId(listing.identity)),
+        "address": listing.address,
+        "region": listing.region,
+        "tags": list(listing.tags),
+        "label": listing.label,
+        "stake_ref": listing.stake_ref.hex(),
+    }
+
+
+def _chat_side(api: _Api, identity: bytes) -> tuple[dict[str, Any], RelayListing | None]:
+    key = relay_listing_key(identity)
+    _, value = api.proven(f"/v1/chain/relays/{identity.hex()}", key)
+    if value is None:
+        return {"listed": False}, None
+    try:
+        listing = decode_relay_listing(identity, value)
+    except DirectoryAnswerError as exc:
+        raise _fail(str(exc)) from None
+    rep = _record(api, _state_path(b"rep/" + identity), b"rep/" + identity) or {}
+    counters = {"delivered": rep.get("d", 0), "vouches": rep.get("v", 0)}
+    return {"listed": True, **_listing_json(listing), **counters}, listing
+
+
+def _currency_side(api: _Api, account: bytes) -> dict[str, Any]:
+    bond = decode_relay_bond(
+        api.proven(_state_path(relay_bond_key(account)), relay_bond_key(account))[1]
+    )
+    doc, value = api.proven(f"/v1/chain/accounts/{account.hex()}", account_key(account))
+    balance = 0 if value is None else int.from_bytes(value[:8])
+    meta = _record(api, _state_path(b"meta/chain"), b"meta/chain") or {}
+    epoch_blocks = int(meta.get("params", {}).get("epoch_blocks", 0) or 0)
+    result = {"bond": bond, "balance": balance, "height": doc.get("height")}
+    if epoch_blocks:
+        epoch = int(doc["height"]) // epoch_blocks
+        tag = epoch.to_bytes(8, "big")
+        reporters = _record(api, _state_path(b"reporters/" + tag), b"reporters/" + tag) or []
+        reports = []
+        for reporter in reporters:
+            key = b"report/" + tag + b"/" + reporter
+            reports.append(api.proven(_state_path(key), key)[1])
+        score = epoch_score(reports, account)
+        result |= {"epoch": epoch, "score": score, "reports": len(reports)}
+    return result
+
+
+@relay_app.command("status")
+def status(
+    relay_dir: Annotated[
+        Path | None, typer.Option("--relay-dir", help="The relay's data directory.")
+    ] = None,
+    chat_node: Annotated[Path | None, typer.Option("--chat-node")] = None,
+    currency_node: Annotated[Path | None, typer.Option("--currency-node")] = None,
+    wallet: Annotated[Path | None, typer.Option("--wallet")] = None,
+    operator: Annotated[
+        str | None, typer.Option(help="The operator's identity id (hex; default: --wallet's).")
+    ] = None,
+    passphrase_file: PassFile = None,
+    light_dir: LightDir = None,
+) -> None:
+    """Show a relay's load and quota use and, verified, its listing, bond, score and balance."""
+    report: dict[str, Any] = {}
+    if relay_dir is not None:
+        info = _relay_info(relay_dir)
+        report["relay"] = _Api(relay_dir).call("GET", "/v1/relay/status")
+        report["relay"]["api"] = info.get("url")
+    owner: bytes | None = None
+    if wallet is not None:
+        owner = load_wallet(wallet, _passphrase(passphrase_file)).public_key.to_bytes()
+    identity = _account_arg(operator, bytes(IdentityId.derive(owner)) if owner else b"")
+    listing = None
+    if chat_node is not None:
+        if len(identity) != 32:
+            raise _fail("give --operator or --wallet to read the chat chain")
+        report["directory"], listing = _chat_side(
+            _Api(chat_node, None, light_dir, wallet), identity
+        )
+    if currency_node is not None:
+        account = listing.stake_ref if listing is not None else owner
+        if account is None:
+            raise _fail("give --wallet, or --chat-node to find the stake account")
+        api = _Api(currency_node, None, light_dir, wallet)
+        report["stake"] = {"account": account.hex(), **_currency_side(api, account)}
+    _out.print_json(json.dumps(report))
