@@ -41,7 +41,7 @@ from ._handles import add_handle_routes
 from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
-from ._relay import add_relay_routes
+from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._socket import add_socket_route
@@ -103,7 +103,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
-        return await node.status()
+        return await node.status() | await home_relays(node)
 
     add_metrics_route(app, node, auth)
 

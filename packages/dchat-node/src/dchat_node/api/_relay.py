@@ -1,4 +1,4 @@
-"""The relay operator's route of the node API (relay role).
+"""The relay operator's route of the node API (relay role), and a user's home relays.
 
 ``GET /v1/relay/status``: what an operator watches on one relay: its node id
 and link address, its load (links open, held pulls, envelopes stored and
@@ -7,11 +7,19 @@ mail, their entries and bytes against the disk budget, the per-mailbox
 quota). Chain-side figures (listing, bond, score, earnings) are not the
 relay's to vouch for: ``dchat-node relay status`` reads them through light
 clients and shows them beside this document.
+
+A user node that discovered its home relays from the directory
+(``cli/_relays.py``) adds them to ``GET /status`` as ``home_relays``
+(``NODEID@HOST:PORT``, in pinning order).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+import trio
+
+from dchat_chain.lowlevel import HomeRelays, PinnedRelaysError
 
 from .._errors import NodeStateError
 from ..relay._role import RelayRole
@@ -24,7 +32,9 @@ if TYPE_CHECKING:
 
     from .._runtime import Node
 
-__all__ = ("add_relay_routes", "relay_status")
+__all__ = ("HOME_RELAYS_FILE", "add_relay_routes", "home_relays", "relay_status")
+
+HOME_RELAYS_FILE = "home-relays.json"
 
 
 def _relay_role(node: Node) -> RelayRole:
@@ -63,6 +73,17 @@ async def relay_status(node: Node) -> dict[str, Any]:
             "mailbox_quota": limits.mailbox_quota,
         },
     }
+
+
+async def home_relays(node: Node) -> dict[str, Any]:
+    """``{"home_relays": [...]}`` for a user node that pinned some, else ``{}``."""
+    path = trio.Path(node.config.data_dir / HOME_RELAYS_FILE)
+    if node.config.role != "user" or not await path.exists():
+        return {}
+    try:
+        return {"home_relays": list(HomeRelays.from_json(await path.read_text()).addresses)}
+    except (OSError, PinnedRelaysError):
+        return {"home_relays": None}
 
 
 def add_relay_routes(app: FastAPI, node: Node, auth: Sequence[Depends]) -> None:

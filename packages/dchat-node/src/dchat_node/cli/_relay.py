@@ -174,7 +174,8 @@ def register(
     }
     _committed(api, key, "register_relay", body, fee)
     node = NodeId.derive(node_key)
-    _out.print(f"listed relay {node}@{where} operated by {IdentityId(identity)}", highlight=False)
+    text = f"listed relay {node}@{where} operated by {IdentityId(identity)}"
+    _out.print(text, highlight=False, soft_wrap=True)
 
 
 def _stake(kind: str, node: Path, wallet: Path, amount: int, fee: int, pf: Path | None) -> None:
@@ -189,7 +190,7 @@ def _stake(kind: str, node: Path, wallet: Path, amount: int, fee: int, pf: Path 
     bond = decode_relay_bond(
         api.proven(_state_path(relay_bond_key(owner)), relay_bond_key(owner))[1]
     )
-    _out.print(f"relay bond of {owner.hex()}: {bond}", highlight=False)
+    _out.print(f"relay bond of {owner.hex()}: {bond}", highlight=False, soft_wrap=True)
 
 
 @relay_app.command("bond")

@@ -46,6 +46,7 @@ from dchat_chain.lowlevel import (
 from dchat_core import DchatError, NodeId
 from dchat_storage.lowlevel import write_private
 
+from ..api._relay import HOME_RELAYS_FILE
 from ..config import NodeConfig, load_config
 from ..wallet._light import WalletLightReader, state_path
 from ._common import err_console
@@ -62,7 +63,6 @@ __all__ = (
     "with_home_relays",
 )
 
-HOME_RELAYS_FILE = "home-relays.json"
 _out = Console()
 
 

@@ -1,0 +1,186 @@
+"""Relay directory end to end: relays register and bond, a user node discovers diverse ones.
+
+Real processes: two chat-chain validators and two currency-chain validators
+(the same testnet keys running each genesis), three relays and a user node.
+Each relay's operator lists it with ``dchat-node relay register`` and bonds
+with ``dchat-node relay bond``; two relays share a region, so the only diverse
+pairs hold the third. The user node, configured with ``relay_discovery``,
+reads the directory through its light clients at start, pins two diverse
+relays in ``home-relays.json`` and runs on the first; ``dchat-node relay
+status`` shows one relay's load, quota and verified chain-side figures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from dchat_chain.lowlevel import NetPlan
+from dchat_crypto import KdfParams
+from dchat_node import NodeProcess
+from dchat_node.cli import node_app
+from dchat_node.cli._process import free_ports
+from dchat_node.cli._testnet import init_testnet
+
+PASSPHRASE = "relay directory test passphrase"
+REGIONS = ["eu", "eu", "us"]
+
+pytestmark = pytest.mark.slow
+
+
+def _currency_copies(net: Path, summary: dict[str, Any]) -> list[Path]:
+    """The chat validators' keys running the currency genesis, on other ports."""
+    old = [v["listen"] for v in summary["validators"]]
+    new = [f"127.0.0.1:{port}" for port in free_ports(len(old), "127.0.0.1")]
+    homes = []
+    for v in summary["validators"]:
+        home = net / f"currency-{v['dir']}"
+        shutil.copytree(net / v["dir"], home)
+        (home / "genesis.cbor").write_bytes((net / "genesis-currency.cbor").read_bytes())
+        toml = (home / "dchat.toml").read_text()
+        for before, after in zip(old, new, strict=True):
+            toml = toml.replace(before, after)
+        (home / "dchat.toml").write_text(toml)
+        homes.append(home)
+    return homes
+
+
+def _certified(proc: NodeProcess) -> bool:
+    headers = {"Authorization": f"Bearer {proc.info['token']}"}
+    answer = httpx.get(proc.info["url"] + "/v1/chain/status", headers=headers, timeout=5)
+    return bool((answer.json().get("certified_height") or 0) >= 1)
+
+
+@pytest.fixture
+def network(tmp_path: Path, wait_until: Callable[..., None]) -> Iterator[dict[str, Any]]:
+    net = tmp_path / "net"
+    # Two validators per chain: the smallest set that needs a peer's vote per block.
+    plan = NetPlan(validators=2, accounts=3, chain="chat", pow_bits=4)
+    summary = init_testnet(
+        net, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.3
+    )
+    chat = [net / v["dir"] for v in summary["validators"]]
+    currency = _currency_copies(net, summary)
+    procs = [
+        NodeProcess(home, "validator", passphrase=PASSPHRASE, listen=_toml_listen(home))
+        for home in chat + currency
+    ]
+    relays = [
+        NodeProcess(tmp_path / f"relay-{i}", "relay", passphrase=PASSPHRASE) for i in range(3)
+    ]
+    try:
+        for proc in procs + relays:
+            proc.start()
+        for proc in procs:
+            wait_until(lambda proc=proc: _certified(proc), timeout=60)
+        yield {"net": net, "chat": chat[0], "currency": currency[1], "relays": relays}
+    finally:
+        for proc in procs + relays:
+            proc.kill()
+
+
+def _toml_listen(directory: Path) -> str:
+    for line in (directory / "dchat.toml").read_text().splitlines():
+        if line.startswith("listen"):
+            return line.split('"')[1]
+    raise AssertionError("no listen address")
+
+
+def _cli(args: list[str], passfile: Path) -> str:
+    result = CliRunner().invoke(node_app, [*args, "--passphrase-file", str(passfile)])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
+    network: dict[str, Any], tmp_path: Path
+) -> None:
+    passfile = tmp_path / "pass"
+    passfile.write_text(PASSPHRASE)
+    wallets = network["net"] / "wallets"
+    light = tmp_path / "operator-light"
+    chat_genesis = network["net"] / "genesis-chat.cbor"
+    for i, relay in enumerate(network["relays"]):
+        wallet = ["--wallet", str(wallets / f"account-{i}.wallet")]
+        out = _cli(
+            [
+                "relay", "register", "--chat-node", str(network["chat"]), *wallet,
+                "--relay-dir", str(relay.data_dir), "--region", REGIONS[i],
+                "--tag", f"as:{64500 + i}", "--label", f"operator {i}",
+                "--genesis", str(chat_genesis), "--light-dir", str(light),
+            ],
+            passfile,
+        )  # fmt: skip
+        assert f"@{relay.info['link']}" in out
+        out = _cli(
+            ["relay", "bond", "--currency-node", str(network["currency"]), *wallet, "50"], passfile
+        )
+        assert "relay bond of" in out
+        assert out.rstrip().endswith(": 50")
+
+    status = json.loads(
+        _cli(
+            [
+                "relay", "status", "--relay-dir", str(network["relays"][2].data_dir),
+                "--chat-node", str(network["chat"]), "--currency-node", str(network["currency"]),
+                "--wallet", str(wallets / "account-2.wallet"), "--light-dir", str(light),
+            ],
+            passfile,
+        )
+    )  # fmt: skip
+    assert status["relay"]["quota"]["mailboxes"] == 0
+    assert status["relay"]["load"]["links_open"] >= 0
+    assert status["directory"]["listed"]
+    assert status["directory"]["region"] == "us"
+    assert status["directory"]["tags"] == ["as:64502"]
+    assert status["directory"]["address"].endswith("@" + network["relays"][2].info["link"])
+    assert status["stake"]["bond"] == 50
+    assert status["stake"]["balance"] > 0
+
+    user_dir = tmp_path / "user"
+    user_dir.mkdir(mode=0o700)
+    (user_dir / "dchat.toml").write_text(
+        "[node]\n"
+        "[node.relay_discovery]\n"
+        "enabled = true\n"
+        f'chat_api = "{network["chat"]}"\n'
+        f'currency_api = "{network["currency"]}"\n'
+        f'chat_genesis = "{chat_genesis}"\n'
+        f'currency_genesis = "{network["net"] / "genesis-currency.cbor"}"\n'
+        "min_bond = 50\n"
+    )
+    user = NodeProcess(user_dir, "user", passphrase=PASSPHRASE)
+    try:
+        user.start()
+        home = json.loads((user_dir / "home-relays.json").read_text())
+        links = {r.info["link"]: i for i, r in enumerate(network["relays"])}
+        chosen = [links[r["endpoint"]] for r in home["relays"]]
+        assert len(chosen) == 2
+        assert 2 in chosen  # the only relay outside "eu": every diverse pair holds it
+        assert {REGIONS[i] for i in chosen} == {"eu", "us"}
+        by_link = {r.info["link"]: r.info["node_id"] for r in network["relays"]}
+        for relay in home["relays"]:
+            assert relay["address"] == f"{by_link[relay['endpoint']]}@{relay['endpoint']}"
+        headers = {"Authorization": f"Bearer {user.info['token']}"}
+        answer = httpx.get(user.info["url"] + "/status", headers=headers, timeout=5).json()
+        assert answer["home_relays"] == [r["address"] for r in home["relays"]]
+        shown = json.loads(
+            CliRunner().invoke(node_app, ["relays", "--data-dir", str(user_dir), "--json"]).output
+        )
+        assert shown["relays"] == home["relays"]
+    finally:
+        user.kill()
+    # A restart keeps the pinned relays (nothing became ineligible).
+    user.start()
+    try:
+        again = json.loads((user_dir / "home-relays.json").read_text())
+        assert again == home
+    finally:
+        user.kill()
