@@ -71,7 +71,8 @@ def render_config(
         relay_line=relay_line,
         database_line=database_line,
     )
-    tables = "\n" + _template("relay_limits.toml") if role == "relay" else ""
+    table = {"relay": "relay_limits.toml", "user": "relay_discovery.toml"}.get(role)
+    tables = "\n" + _template(table) if table else ""
     return text + _template("common.toml") + tables  # [node.X] tables after all node keys
 
 

@@ -1,0 +1,73 @@
+"""Relay discovery at start, without chains: settings, the fallback to pinned relays, the API.
+
+The end-to-end path (relays register, a user node discovers them through real
+validators) is in test_relay_directory.py; these tests need no process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+
+from dchat_chain.lowlevel import HomeRelays, PinnedRelay, PinnedRelaysError
+from dchat_core import NodeId
+from dchat_node import ConfigError
+from dchat_node.cli._relays import HOME_RELAYS_FILE, resolve_for_run, with_home_relays
+from dchat_node.config import NodeConfig, load_config
+
+PINNED = HomeRelays(
+    (
+        PinnedRelay(b"\x01" * 32, b"\x11" * 32, "relay-a.example:7400", 5.0),
+        PinnedRelay(b"\x02" * 32, b"\x12" * 32, "relay-b.example:7400", 6.0),
+    ),
+    6.0,
+)
+
+
+def _config(data_dir: Path, **discovery: object) -> NodeConfig:
+    table = {"enabled": True, "chat_api": "missing-chat", "currency_api": "missing-cur"}
+    return load_config(data_dir, overrides={"relay_discovery": table | discovery}, environ={})
+
+
+def test_true_is_short_for_enabled_defaults(tmp_path: Path) -> None:
+    config = load_config(tmp_path, overrides={"relay_discovery": True}, environ={})
+    assert config.relay_discovery.enabled
+    assert config.relay_discovery.policy.min_home_relays == 2
+    with pytest.raises(ConfigError, match="min_home_relays"):
+        load_config(tmp_path, overrides={"relay_discovery": {"min_home_relays": 0}}, environ={})
+
+
+def test_an_unreachable_directory_keeps_the_pinned_relays(tmp_path: Path) -> None:
+    (tmp_path / HOME_RELAYS_FILE).write_text(PINNED.to_json())
+    config = resolve_for_run(_config(tmp_path))
+    assert config.relay == "relay-a.example:7400"
+    assert config.relay_node == str(NodeId.derive(b"\x11" * 32))
+
+
+def test_an_unreachable_directory_without_pinned_relays_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(typer.Exit):
+        resolve_for_run(_config(tmp_path))
+
+
+def test_a_corrupt_pinned_file_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / HOME_RELAYS_FILE).write_text('{"v": 1, "relays": "x"}')
+    with pytest.raises(typer.Exit):
+        resolve_for_run(_config(tmp_path))
+    with pytest.raises(PinnedRelaysError):
+        HomeRelays.from_json((tmp_path / HOME_RELAYS_FILE).read_text())
+
+
+def test_discovery_off_leaves_the_config_alone(tmp_path: Path) -> None:
+    config = load_config(tmp_path, overrides={"relay": "r.example:1"}, environ={})
+    assert resolve_for_run(config) is config
+
+
+def test_the_choice_becomes_the_relays_of_the_node(tmp_path: Path) -> None:
+    config = with_home_relays(_config(tmp_path), PINNED)
+    assert (config.relay, config.relay_node) == (
+        "relay-a.example:7400",
+        str(NodeId.derive(b"\x11" * 32)),
+    )
+    assert config.relay_discovery.enabled
