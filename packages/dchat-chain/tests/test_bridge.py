@@ -19,6 +19,7 @@ from dchat_chain._bridge import DONE, LOCKED, REFUNDED, claim_key, lock_id, lock
 from dchat_chain._bridge_headers import CLIENT_KEY
 from dchat_chain._consensus_sim import genesis_keys
 from dchat_chain._light_sim import SignedChain, validator_set_of
+from dchat_chain.lowlevel import decode_relay_index, decode_relay_listing
 from dchat_core import IdentityId, canonical_decode, canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
 
@@ -191,6 +192,9 @@ class World:
         """Safety at every moment: no side is done while the other is undone for good."""
         status, claimed = self.lock_status(), self.claimed()
         assert claimed == self.listed()
+        if claimed:  # a relay listed by a claim is in the index, and the reader decodes it
+            assert ID[RELAY] in decode_relay_index(self.chat.app.query(b"relayidx").value)
+            decode_relay_listing(ID[RELAY], self.chat.app.query(b"relay/" + ID[RELAY]).value)
         assert not (claimed and status == REFUNDED)
         assert not (status == DONE and not claimed)
         assert self.relay_stake() == (STAKE if status == DONE else 0)

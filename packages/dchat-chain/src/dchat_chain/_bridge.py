@@ -45,6 +45,7 @@ from ._bridge_headers import (
     prove_against,
     read_headers,
 )
+from ._chat_directory import index_relay
 from ._chat_identity import identity_of
 from ._state_records import amount, body_fields, credit, debit, get_record, put_record
 from ._tx_errors import RejectedTransactionError, UnauthorizedError
@@ -195,4 +196,5 @@ def xclaim(state: StateStore, chain_id: str, context: BlockContext, tx: Transact
         "n": old["n"],
         "lock": lock,
     }
+    index_relay(state, identity)
     put_record(state, b"relay/" + identity, listing)

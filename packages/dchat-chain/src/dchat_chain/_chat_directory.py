@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = (
     "MAX_RELAYS",
     "RELAY_INDEX_KEY",
+    "index_relay",
     "receipt_batch",
     "register_relay",
     "unregister_relay",
@@ -80,6 +81,19 @@ def _extras(fields: Fields) -> dict[str, Any]:
     return extras
 
 
+def index_relay(state: StateStore, identity: bytes) -> None:
+    """Add ``identity`` to the relay index (every way of listing a relay calls this).
+
+    Raises:
+        RejectedTransactionError: The directory holds ``MAX_RELAYS`` relays already.
+    """
+    index: list[bytes] = get_record(state, RELAY_INDEX_KEY) or []
+    if identity not in index:
+        if len(index) >= MAX_RELAYS:
+            raise RejectedTransactionError("the relay directory is full")
+        put_record(state, RELAY_INDEX_KEY, sorted([*index, identity]))
+
+
 def register_relay(state: StateStore, tx: Transaction) -> None:
     """``register_relay {endpoint, region, stake_ref, [node, tags, label]}``: list or update."""
     fields = body_fields(tx.body, "register_relay", _RELAY_FIELDS)
@@ -92,11 +106,7 @@ def register_relay(state: StateStore, tx: Transaction) -> None:
         "n": old["n"],
         **_extras(fields),
     }
-    index: list[bytes] = get_record(state, RELAY_INDEX_KEY) or []
-    if identity not in index:
-        if len(index) >= MAX_RELAYS:
-            raise RejectedTransactionError("the relay directory is full")
-        put_record(state, RELAY_INDEX_KEY, sorted([*index, identity]))
+    index_relay(state, identity)
     put_record(state, b"relay/" + identity, record)
 
 

@@ -54,7 +54,7 @@ __all__ = (
 )
 
 _LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=3, max_items=MAX_RELAYS + 16)
-_LISTING_FIELDS: Final = frozenset({"ep", "region", "stake", "n", "node", "tags", "label"})
+_LISTING_FIELDS: Final = frozenset({"ep", "region", "stake", "n", "node", "tags", "label", "lock"})
 _ENDPOINT: Final = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})")
 _TAG: Final = re.compile(r"[a-z0-9][a-z0-9:._-]{0,31}")
 
@@ -175,6 +175,8 @@ def decode_relay_listing(identity: bytes, value: bytes) -> RelayListing:
             label=f.get_str("label", max_len=MAX_LABEL_LEN) if f.has("label") else "",
         )
         f.get_int("n")
+        if f.has("lock"):  # listed by a cross-chain claim (._bridge): the lock's id
+            f.get_bytes("lock", size=32)
     except DirectoryAnswerError:
         raise
     except DchatError as exc:
