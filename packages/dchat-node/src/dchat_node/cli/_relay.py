@@ -42,12 +42,12 @@ from dchat_chain.lowlevel import (
     relay_listing_key,
     solve_pow,
 )
-from dchat_core import DchatError, IdentityId, NodeId, canonical_decode
+from dchat_core import IdentityId, NodeId, canonical_decode
 
 from ..relay._role import load_node_key
 from ..validator._keys import load_wallet
 from ._chain import GenesisFile, LightDir, PassFile, _Api, _passphrase, _send, _signed_with
-from ._common import err_console
+from ._common import err_console, guard
 from ._common import fail as _fail
 
 if TYPE_CHECKING:
@@ -106,10 +106,7 @@ def _ensure_identity(api: _Api, key: SigningKey) -> bytes:
 def _relay_key(relay_dir: Path, secret: bytes) -> SigningKey:
     if not (relay_dir / "node.key").exists():
         raise _fail(f"{relay_dir} holds no relay node key (start the relay once first)")
-    try:
-        return load_node_key(relay_dir / "node.key", secret)
-    except DchatError as exc:
-        raise _fail(str(exc)) from None
+    return guard(lambda: load_node_key(relay_dir / "node.key", secret))
 
 
 def _relay_info(relay_dir: Path) -> dict[str, Any]:
@@ -155,10 +152,7 @@ def register(
 ) -> None:
     """List (or update) the relay in --relay-dir on the chat chain, operated by --wallet."""
     secret = _passphrase(passphrase_file)
-    try:
-        key = load_wallet(wallet, secret)
-    except DchatError as exc:
-        raise _fail(str(exc)) from None
+    key = guard(lambda: load_wallet(wallet, secret))
     node_key = _relay_key(relay_dir, secret).public_key.to_bytes()
     where = endpoint or str(_relay_info(relay_dir).get("link") or "")
     tags = sorted({t.lower() for t in tag or []})
@@ -180,10 +174,7 @@ def register(
 
 def _stake(kind: str, node: Path, wallet: Path, amount: int, fee: int, pf: Path | None) -> None:
     secret = _passphrase(pf)
-    try:
-        key = load_wallet(wallet, secret)
-    except DchatError as exc:
-        raise _fail(str(exc)) from None
+    key = guard(lambda: load_wallet(wallet, secret))
     api = _Api(node, None, None, wallet)
     _committed(api, key, kind, {"amount": amount}, fee)
     owner = key.public_key.to_bytes()
@@ -286,7 +277,8 @@ def status(
         report["relay"]["api"] = info.get("url")
     owner: bytes | None = None
     if wallet is not None:
-        owner = load_wallet(wallet, _passphrase(passphrase_file)).public_key.to_bytes()
+        secret = _passphrase(passphrase_file)
+        owner = guard(lambda: load_wallet(wallet, secret)).public_key.to_bytes()
     identity = _account_arg(operator, bytes(IdentityId.derive(owner)) if owner else b"")
     listing = None
     if chat_node is not None:
