@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,15 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dchat_chain.lowlevel import NetPlan
+from dchat_chain.lowlevel import InvalidStateProofError, NetPlan
+from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess
 from dchat_node.cli import node_app
 from dchat_node.cli._process import free_ports
+from dchat_node.cli._relays import discover_home_relays
 from dchat_node.cli._testnet import init_testnet
+from dchat_node.config import load_config
 
 PASSPHRASE = "relay directory test passphrase"
 REGIONS = ["eu", "eu", "us"]
@@ -66,7 +71,8 @@ def network(tmp_path: Path, wait_until: Callable[..., None]) -> Iterator[dict[st
     summary = init_testnet(
         net, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.3
     )
-    chat = [net / v["dir"] for v in summary["validators"]]
+    validators: list[dict[str, Any]] = summary["validators"]  # type: ignore[assignment]
+    chat = [net / v["dir"] for v in validators]
     currency = _currency_copies(net, summary)
     procs = [
         NodeProcess(home, "validator", passphrase=PASSPHRASE, listen=_toml_listen(home))
@@ -91,6 +97,32 @@ def _toml_listen(directory: Path) -> str:
         if line.startswith("listen"):
             return line.split('"')[1]
     raise AssertionError("no listen address")
+
+
+class _LyingChatNode(ThreadingHTTPServer):
+    """Forwards to a real chat validator, but answers the relay index without one relay."""
+
+    def __init__(self, upstream: dict[str, Any]) -> None:
+        self.upstream = upstream
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                headers = {"Authorization": f"Bearer {upstream['token']}"}
+                answer = httpx.get(upstream["url"] + self.path, headers=headers, timeout=10).json()
+                if self.path == f"/v1/chain/state/{b'relayidx'.hex()}" and answer.get("value"):
+                    index = canonical_decode(bytes.fromhex(answer["value"]))
+                    answer["value"] = canonical_encode(index[1:]).hex()
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
 
 
 def _cli(args: list[str], passfile: Path) -> str:
@@ -182,5 +214,52 @@ def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
     try:
         again = json.loads((user_dir / "home-relays.json").read_text())
         assert again == home
+        headers = {"Authorization": f"Bearer {user.info['token']}"}
+        wrong = httpx.get(user.info["url"] + "/v1/relay/status", headers=headers, timeout=5)
+        assert wrong.json()["error"]["code"] == "wrong_role"
     finally:
         user.kill()
+
+
+def test_a_lying_chat_node_cannot_hide_a_relay(
+    network: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passfile = tmp_path / "pass"
+    passfile.write_text(PASSPHRASE)
+    wallets, net = network["net"] / "wallets", network["net"]
+    for i, relay in enumerate(network["relays"][:2]):
+        wallet = ["--wallet", str(wallets / f"account-{i}.wallet")]
+        _cli(
+            [
+                "relay", "register", "--chat-node", str(network["chat"]), *wallet,
+                "--relay-dir", str(relay.data_dir), "--region", f"r{i}",
+                "--genesis", str(net / "genesis-chat.cbor"), "--light-dir", str(tmp_path / "l"),
+            ],
+            passfile,
+        )  # fmt: skip
+    upstream = json.loads((network["chat"] / "api.json").read_text())
+    liar = _LyingChatNode(upstream)
+    threading.Thread(target=liar.serve_forever, daemon=True).start()
+    try:
+        # The same lie a node could tell: a well-formed index, one relay short.
+        monkeypatch.setenv("DCHAT_CHAIN_API_TOKEN", "unused")
+        user_dir = tmp_path / "user"
+        user_dir.mkdir(mode=0o700)
+        table = {
+            "enabled": True,
+            "chat_api": f"http://127.0.0.1:{liar.server_address[1]}",
+            "currency_api": str(network["currency"]),
+            "chat_genesis": str(net / "genesis-chat.cbor"),
+            "currency_genesis": str(net / "genesis-currency.cbor"),
+            "min_bond": 0,
+        }
+        config = load_config(user_dir, overrides={"relay_discovery": table}, environ={})
+        with pytest.raises(InvalidStateProofError):
+            discover_home_relays(config)
+        assert not (user_dir / "home-relays.json").exists()
+        honest = {**table, "chat_api": str(network["chat"])}
+        config = load_config(user_dir, overrides={"relay_discovery": honest}, environ={})
+        assert len(discover_home_relays(config).relays) == 2
+    finally:
+        liar.shutdown()
+        liar.server_close()
