@@ -46,6 +46,7 @@ from dchat_chain.lowlevel import (
 from dchat_core import DchatError, NodeId
 from dchat_storage.lowlevel import write_private
 
+from .._errors import DchatNodeError
 from ..api._relay import HOME_RELAYS_FILE
 from ..config import NodeConfig, load_config
 from ..wallet._light import WalletLightReader, state_path
@@ -66,8 +67,8 @@ __all__ = (
 _out = Console()
 
 
-class DiscoveryError(Exception):
-    """The directory could not be read (transport, missing files); the message says why."""
+class DiscoveryError(DchatNodeError):
+    """The directory could not be read (unreachable node, missing file); the message says why."""
 
 
 def _api(text: str, data_dir: Path) -> tuple[str, dict[str, str]]:
@@ -124,9 +125,9 @@ def read_directory(config: NodeConfig) -> DirectoryView:
             while (step := directory.next_read()) is not None:
                 chain, path, key = step
                 directory.receive(readers[chain].read(path, key)[1])
+    except DchatError:
+        raise
     except (httpx.HTTPError, ValueError) as exc:
-        if isinstance(exc, DchatError):
-            raise
         raise DiscoveryError(f"the chain node did not answer: {type(exc).__name__}") from None
     return directory.view()
 
@@ -173,7 +174,7 @@ def resolve_for_run(config: NodeConfig) -> NodeConfig:
     try:
         home = discover_home_relays(config)
         note = "home relays"
-    except (DiscoveryError, DchatError) as exc:
+    except DchatError as exc:
         home = _guard(lambda: load_pinned(config.data_dir))
         if not home.relays:
             raise _fail(f"relay discovery: {type(exc).__name__}: {exc}") from None
@@ -209,7 +210,7 @@ def register_relays_command(app: typer.Typer, default_dir: Path) -> None:
             cfg = _guard(lambda: load_config(data_dir, config_file=config))
             try:
                 home = discover_home_relays(cfg)
-            except (DiscoveryError, DchatError) as exc:
+            except DchatError as exc:
                 raise _fail(f"{type(exc).__name__}: {exc}") from None
         else:
             home = _guard(lambda: load_pinned(data_dir))
