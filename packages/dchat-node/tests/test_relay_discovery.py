@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from dchat_chain.lowlevel import HomeRelays, PinnedRelay, PinnedRelaysError
 from dchat_core import NodeId
+from dchat_crypto import KdfParams, SigningKey
 from dchat_node import ConfigError
+from dchat_node.cli import node_app
 from dchat_node.cli._relays import HOME_RELAYS_FILE, resolve_for_run, with_home_relays
 from dchat_node.config import NodeConfig, load_config
+from dchat_node.validator._keys import write_wallet
 
 PINNED = HomeRelays(
     (
@@ -71,3 +75,46 @@ def test_the_choice_becomes_the_relays_of_the_node(tmp_path: Path) -> None:
         str(NodeId.derive(b"\x11" * 32)),
     )
     assert config.relay_discovery.enabled
+
+
+def _wallet(tmp_path: Path) -> tuple[Path, Path]:
+    passfile, wallet = tmp_path / "pass", tmp_path / "op.wallet"
+    passfile.write_text("operator passphrase")
+    write_wallet(wallet, SigningKey.generate(), b"operator passphrase", kdf=KdfParams.TESTING)
+    return wallet, passfile
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(node_app, list(args))
+    return result.exit_code, result.output
+
+
+def test_relay_commands_fail_with_one_clear_line(tmp_path: Path) -> None:
+    wallet, passfile = _wallet(tmp_path)
+    common = ["--wallet", str(wallet), "--passphrase-file", str(passfile)]
+    code, out = _run(
+        "relay", "register", "--chat-node", str(tmp_path), "--relay-dir", str(tmp_path),
+        "--region", "eu", *common,
+    )  # fmt: skip
+    assert (code, "holds no relay node key" in out) == (1, True)
+    code, out = _run("relay", "bond", "--currency-node", str(tmp_path), *common, "5")
+    assert (code, "no running node found" in out) == (1, True)
+    code, out = _run("relay", "status", "--chat-node", str(tmp_path))
+    assert (code, "give --operator or --wallet" in out) == (1, True)
+    code, out = _run("relay", "status", "--operator", "zz", "--chat-node", str(tmp_path))
+    assert (code, "64 hex digits" in out) == (1, True)
+    wrong = ["--wallet", str(wallet), "--passphrase-file", str(tmp_path / "op.wallet")]
+    code, out = _run("relay", "bond", "--currency-node", str(tmp_path), *wrong, "5")
+    assert code == 1
+    assert "error" in out
+
+
+def test_relays_shows_the_pinned_choice(tmp_path: Path) -> None:
+    code, out = _run("relays", "--data-dir", str(tmp_path))
+    assert (code, "no home relays chosen yet" in out) == (0, True)
+    (tmp_path / HOME_RELAYS_FILE).write_text(PINNED.to_json())
+    code, out = _run("relays", "--data-dir", str(tmp_path), "--json")
+    assert code == 0
+    assert HomeRelays.from_json(out) == PINNED
+    code, out = _run("relays", "--data-dir", str(tmp_path), "--refresh")
+    assert (code, "DiscoveryError" in out) == (1, True)  # discovery is not configured
