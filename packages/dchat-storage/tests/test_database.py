@@ -138,3 +138,5 @@ def test_mailbox_count_counts_distinct_mailboxes_with_mail(db: Database) -> None
         db.mailboxes.put(box, n.to_bytes(2, "big"), 0.0)
     assert db.mailboxes.mailbox_count() == 2
     assert db.mailboxes.usage() == (3, 6)
+    db.mailboxes.ack(b"b", [entry.entry_id for entry in db.mailboxes.fetch(b"b")])
+    assert db.mailboxes.mailbox_count() == 1

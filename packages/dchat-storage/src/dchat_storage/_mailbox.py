@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ._access import check_limit
 from ._prepared import Prepared
 from ._records import MailboxEntry
-from ._schema import MailboxRow
+from ._schema import MailboxRow, MailboxUsageRow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -219,8 +219,8 @@ class MailboxRepo:
             return conn.execute(query).scalar_one()
 
     def mailbox_count(self) -> int:
-        """How many distinct mailboxes hold at least one entry."""
-        query = select(func.count(func.distinct(MailboxRow.mailbox)))
+        """How many mailboxes hold at least one entry (one ``mailbox_usage`` row each)."""
+        query = select(func.count()).select_from(MailboxUsageRow)
         with self._access.read("count mailboxes") as conn:
             return int(conn.execute(query).scalar_one())
 
