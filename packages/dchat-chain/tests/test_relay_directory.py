@@ -31,6 +31,7 @@ from dchat_chain.lowlevel import (
     decode_relay_bond,
     decode_relay_index,
     decode_relay_listing,
+    epoch_score,
 )
 from dchat_core import IdentityId, canonical_decode, canonical_encode
 from dchat_testing import hostile_bytes
@@ -225,3 +226,21 @@ def test_mangled_listing_maps_give_typed_errors(record: dict[str, Any]) -> None:
         return
     assert set(record) <= {"ep", "region", "stake", "n", "node", "tags", "label"}
     assert listing.stake_ref == record["stake"]
+
+
+def test_the_epoch_score_is_the_lower_median_as_at_payout() -> None:
+    relay, other = b"\x01" * 32, b"\x02" * 32
+    reports = [
+        canonical_encode([[relay, 9000], [other, 10]]),
+        canonical_encode([[relay, 7000]]),
+        canonical_encode([[other, 5]]),  # the relay scores 0 in this one
+        None,  # a reporter whose report is gone counts for nothing
+    ]
+    assert epoch_score(reports, relay) == 7000
+    assert epoch_score(reports, other) == 5
+    assert epoch_score([], relay) == 0
+    for bad in ([[relay, 10_001]], [[relay, True]], [relay], {"x": 1}):
+        with pytest.raises(DirectoryAnswerError):
+            epoch_score([canonical_encode(bad)], relay)
+    with pytest.raises(DirectoryAnswerError):
+        epoch_score([b"\xff"], relay)
