@@ -178,34 +178,35 @@ def _stake(kind: str, node: Path, wallet: Path, amount: int, fee: int, pf: Path 
     api = _Api(node, None, None, wallet)
     _committed(api, key, kind, {"amount": amount}, fee)
     owner = key.public_key.to_bytes()
-    bond = decode_relay_bond(
-        api.proven(_state_path(relay_bond_key(owner)), relay_bond_key(owner))[1]
-    )
-    _out.print(f"relay bond of {owner.hex()}: {bond}", highlight=False, soft_wrap=True)
+    _out.print(f"relay bond of {owner.hex()}: {_bond(api, owner)}", highlight=False, soft_wrap=True)
 
 
-@relay_app.command("bond")
-def bond(
-    currency_node: CurrencyNode,
-    wallet: Wallet,
-    amount: Annotated[int, typer.Argument(min=1)],
-    fee: Fee = 1,
-    passphrase_file: PassFile = None,
-) -> None:
-    """Bond AMOUNT of --wallet's funds as relay stake (the listing's stake reference)."""
-    _stake("relay_bond", currency_node, wallet, amount, fee, passphrase_file)
+def _bond(api: _Api, account: bytes) -> int:
+    """``account``'s relay bond, verified."""
+    key = relay_bond_key(account)
+    return decode_relay_bond(api.proven(_state_path(key), key)[1])
 
 
-@relay_app.command("unbond")
-def unbond(
-    currency_node: CurrencyNode,
-    wallet: Wallet,
-    amount: Annotated[int, typer.Argument(min=1)],
-    fee: Fee = 1,
-    passphrase_file: PassFile = None,
-) -> None:
-    """Start unbonding AMOUNT of relay stake (paid back after the unbonding period)."""
-    _stake("relay_unbond", currency_node, wallet, amount, fee, passphrase_file)
+def _stake_command(name: str, kind: str, doc: str) -> None:
+    def command(
+        currency_node: CurrencyNode,
+        wallet: Wallet,
+        amount: Annotated[int, typer.Argument(min=1)],
+        fee: Fee = 1,
+        passphrase_file: PassFile = None,
+    ) -> None:
+        _stake(kind, currency_node, wallet, amount, fee, passphrase_file)
+
+    command.__doc__ = doc
+    relay_app.command(name)(command)
+
+
+_stake_command(
+    "bond", "relay_bond", "Bond AMOUNT of --wallet's funds as relay stake (the listing's stake)."
+)
+_stake_command(
+    "unbond", "relay_unbond", "Start unbonding AMOUNT of relay stake (paid back after unbonding)."
+)
 
 
 def _listing_json(listing: RelayListing) -> dict[str, Any]:
@@ -234,9 +235,7 @@ def _chat_side(api: _Api, identity: bytes) -> tuple[dict[str, Any], RelayListing
 
 
 def _currency_side(api: _Api, account: bytes) -> dict[str, Any]:
-    bond = decode_relay_bond(
-        api.proven(_state_path(relay_bond_key(account)), relay_bond_key(account))[1]
-    )
+    bond = _bond(api, account)
     doc, value = api.proven(f"/v1/chain/accounts/{account.hex()}", account_key(account))
     balance = 0 if value is None else int.from_bytes(value[:8])
     meta = _record(api, _state_path(b"meta/chain"), b"meta/chain") or {}
