@@ -14,10 +14,12 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_chain import ChainStateError
+from dchat_chain import ChainStateError, InvalidTransactionError, Transaction
+from dchat_chain._chat_directory import register_relay
+from dchat_chain._state_records import put_record
 from dchat_chain.lowlevel import (
     ChoicePolicy,
     DirectoryAnswerError,
@@ -27,13 +29,15 @@ from dchat_chain.lowlevel import (
     InvalidStateProofError,
     LightReader,
     SingleOperatorViewError,
+    StateStore,
     choose_home_relays,
     decode_relay_bond,
     decode_relay_index,
     decode_relay_listing,
     epoch_score,
 )
-from dchat_core import IdentityId, canonical_decode, canonical_encode
+from dchat_core import DecodeError, IdentityId, canonical_decode, canonical_encode
+from dchat_crypto import SigningKey
 from dchat_testing import hostile_bytes
 
 NODE_KEYS = [bytes([60 + i]) * 32 for i in range(4)]
@@ -244,3 +248,38 @@ def test_the_epoch_score_is_the_lower_median_as_at_payout() -> None:
             epoch_score([canonical_encode(bad)], relay)
     with pytest.raises(DirectoryAnswerError):
         epoch_score([b"\xff"], relay)
+
+
+_SENDER = SigningKey(b"\x07" * 32)
+_BODY_VALUES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.text(max_size=40),
+    st.binary(max_size=40),
+    st.just(bytes(32)),
+    st.just(["as:1", "eu"]),
+    st.lists(st.one_of(st.text(max_size=40), st.binary(max_size=4)), max_size=10),
+    st.none(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["endpoint", "region", "stake_ref", "node", "tags", "label", "other"]),
+        _BODY_VALUES,
+    )
+)
+def test_hostile_register_relay_bodies_are_refused_typed(body: dict[str, Any]) -> None:
+    state = StateStore()
+    state.begin()
+    put_record(state, b"idkey/" + _SENDER.public_key.to_bytes(), b"\x09" * 32)
+    tx = Transaction.create(_SENDER, chain_id="c", nonce=0, fee=0, kind="register_relay", body=body)
+    try:
+        register_relay(state, tx)
+    except (InvalidTransactionError, DecodeError):  # the app answers a DecodeError with code 1
+        assert state.get(b"relay/" + b"\x09" * 32) is None
+        return
+    listing = decode_relay_listing(b"\x09" * 32, state.get(b"relay/" + b"\x09" * 32))
+    assert decode_relay_index(state.get(b"relayidx")) == (b"\x09" * 32,)
+    assert listing.endpoint == body["endpoint"]
