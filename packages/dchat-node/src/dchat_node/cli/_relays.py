@@ -15,7 +15,9 @@ If the directory cannot be read, or the view is refused (all relays under one
 operator, too few diverse ones), a node that has pinned relays keeps them and
 says so on stderr; one that has none stops with the reason. The chain API
 read is a validator's: its data directory (``api.json``) or a URL with the
-token in ``DCHAT_CHAIN_API_TOKEN``; it is never trusted.
+token in ``DCHAT_CHAIN_API_TOKEN``; it is never trusted. Without ``chat_api``
+the chat chain is the one the node's handles read (``chat_node``, and
+``chat_genesis`` unless the table names its own).
 
 ``dchat-node relays`` shows the pinned choice; ``--refresh`` resolves it now.
 Discovery runs here, in the command line, so the node shell stays a thin
@@ -40,6 +42,7 @@ from rich.table import Table
 from dchat_chain.lowlevel import (
     DirectoryRead,
     HomeRelays,
+    RelayDiscovery,
     choose_home_relays,
     genesis_anchor,
 )
@@ -113,10 +116,15 @@ def read_directory(config: NodeConfig) -> DirectoryView:
         DchatError: An answer failed verification (a lying or broken node).
     """
     settings, data_dir = config.relay_discovery, config.data_dir
+    # The chat chain the handles feature reads (chat_node, chat_genesis) serves here too.
+    chat_api = settings.chat_api or str(config.chat_node or "")
+    chat_genesis = settings.chat_genesis
+    if config.chat_genesis is not None and chat_genesis == RelayDiscovery().chat_genesis:
+        chat_genesis = str(config.chat_genesis)
     try:
         with httpx.Client(timeout=10.0) as http:
             readers = {
-                "chat": _reader(http, settings.chat_api, settings.chat_genesis, data_dir),
+                "chat": _reader(http, chat_api, chat_genesis, data_dir),
                 "currency": _reader(
                     http, settings.currency_api, settings.currency_genesis, data_dir
                 ),
