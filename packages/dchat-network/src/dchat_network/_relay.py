@@ -22,6 +22,8 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
            -> {"t": "pk_held", "rid": n, "n": one-time bundles held}
     pk_get {"t": "pk_get", "rid": n, "mb": mailbox(32)}
            -> {"t": "pk_bundle", "rid": n, "bundle": blob}
+    probe  {"t": "probe", "rid": n, "ch": challenge}
+           -> {"t": "probe_ok", "rid": n, "sig": bytes(64)}
     any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
     over a limit -> {"t": "busy", "rid": n, "why": str, "retry": milliseconds}
 
@@ -48,6 +50,10 @@ mailbox does not fail the others, and a refusal does not end the link.
 with the waiting entries at once, or, when none wait, holds the answer until
 one arrives or ``wait`` milliseconds (at most :data:`MAX_WAIT_MS`) pass.
 
+``probe`` carries a validator's signed challenge (see :mod:`._probe`); the
+relay answers with its node key's signature over it, or ``bad_probe`` (a
+stale, foreign or forged challenge) or ``unsupported`` (no node key).
+
 ``busy`` is the relay's backpressure (see :class:`~dchat_network.lowlevel.RelayGuard`):
 the request was not served because a limit is reached (``why``: ``rate``,
 ``connections``, ``disk``), and the client should send nothing of the kind to
@@ -64,6 +70,7 @@ from typing import Final
 from dchat_core import DecodeError, DecodeLimits, Fields, canonical_decode, canonical_encode
 
 from ._errors import RelayProtocolError
+from ._probe import MAX_CHALLENGE as MAX_PROBE_CHALLENGE
 
 __all__ = (
     "MAX_BATCH",
@@ -85,6 +92,8 @@ __all__ = (
     "RelayPrekeyGet",
     "RelayPrekeyPut",
     "RelayPrekeysHeld",
+    "RelayProbe",
+    "RelayProbeAnswer",
     "RelayPull",
     "RelayPut",
     "RelayPutMany",
@@ -264,6 +273,22 @@ class RelayPrekeyBundle:
     bundle: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class RelayProbe:
+    """Sign this validator's challenge with the relay's node key (see :mod:`._probe`)."""
+
+    rid: int
+    challenge: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayProbeAnswer:
+    """The relay node key's signature over the challenge (with its domain)."""
+
+    rid: int
+    signature: bytes
+
+
 RelayMessage = (
     RelayPut
     | RelayStored
@@ -281,6 +306,8 @@ RelayMessage = (
     | RelayStoredMany
     | RelayPull
     | RelayBusy
+    | RelayProbe
+    | RelayProbeAnswer
 )
 
 
@@ -320,6 +347,10 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "pull", "mb": mailbox, "max": limit, "ack": list(ack), "wait": wait_ms}
         case RelayBusy(rid, reason, retry_ms):
             body = {"t": "busy", "why": reason, "retry": retry_ms}
+        case RelayProbe(rid, challenge):
+            body = {"t": "probe", "ch": challenge}
+        case RelayProbeAnswer(rid, signature):
+            body = {"t": "probe_ok", "sig": signature}
     return canonical_encode({**body, "rid": rid})
 
 
@@ -478,6 +509,16 @@ def _pk_bundle(value: object) -> RelayMessage:
     return RelayPrekeyBundle(rid, f.get_bytes("bundle", max_size=MAX_PREKEY_BUNDLE))
 
 
+def _probe(value: object) -> RelayMessage:
+    f, rid = _fields(value, "ch")
+    return RelayProbe(rid, f.get_bytes("ch", max_size=MAX_PROBE_CHALLENGE))
+
+
+def _probe_ok(value: object) -> RelayMessage:
+    f, rid = _fields(value, "sig")
+    return RelayProbeAnswer(rid, f.get_bytes("sig", size=64))
+
+
 _DECODERS = {
     "put": _put,
     "stored": _stored,
@@ -495,4 +536,6 @@ _DECODERS = {
     "stored_many": _stored_many,
     "pull": _pull,
     "busy": _busy,
+    "probe": _probe,
+    "probe_ok": _probe_ok,
 }

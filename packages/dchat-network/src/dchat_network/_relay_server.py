@@ -36,6 +36,10 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   store deletes it in the same transaction, so each is served once; when none
   is left it serves the last-resort bundle, which stays (``no_prekeys`` if the
   owner never published).
+* ``probe`` is answered with the node key's signature over the challenge
+  (:func:`~dchat_network._probe.answer_probe`) when the server has one
+  (:attr:`RelayServer.node_key`, set by the host to the key its links prove),
+  ``bad_probe`` for a stale, foreign or forged challenge, else ``unsupported``.
 * any error reply ends the link (``RelayReply.close``).
 
 Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
@@ -60,7 +64,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from ._errors import LinkClosedError, RelayBusyError, RelayProtocolError
+from ._errors import LinkClosedError, ProbeError, RelayBusyError, RelayProtocolError
+from ._probe import answer_probe
 from ._relay import (
     MAX_BATCH,
     MAX_BATCH_BYTES,
@@ -77,6 +82,8 @@ from ._relay import (
     RelayPrekeyGet,
     RelayPrekeyPut,
     RelayPrekeysHeld,
+    RelayProbe,
+    RelayProbeAnswer,
     RelayPull,
     RelayPut,
     RelayPutMany,
@@ -90,6 +97,8 @@ from ._relay_prekeys import BadPrekeysError, check_prekey_put
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from dchat_crypto import SigningKey
 
     from ._relay_limits import PutBudget
 
@@ -218,6 +227,10 @@ class RelayServer:
         """Envelopes acknowledged by their mailbox's owner (and deleted)."""
         self.refusals: Counter[str] = Counter()
         """Refused requests and ``put_many`` items, by error code (a fixed set)."""
+        self.node_key: SigningKey | None = None
+        """The key probes are answered with (the relay's node key; None: probes unsupported)."""
+        self.probes = 0
+        """Probe challenges answered."""
 
     def handle(
         self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
@@ -255,6 +268,8 @@ class RelayServer:
                 return self._reply(self._prekey_request(owner, request, now))
             case RelayFetch() | RelayAck() | RelayPull():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
+            case RelayProbe():
+                return self._reply(self._probe(request, now))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
     def resume(self, pull: RelayPull) -> RelayReply:
@@ -354,6 +369,16 @@ class RelayServer:
             self.recently_delivered.add(mailbox, tuple(entry_ids), now)
         return deleted
 
+    def _probe(self, request: RelayProbe, now: float) -> RelayMessage:
+        if self.node_key is None:
+            return RelayError(request.rid, "unsupported", "this relay answers no probes")
+        try:
+            signature = answer_probe(self.node_key, request.challenge, int(now * 1000))
+        except ProbeError as exc:
+            return RelayError(request.rid, "bad_probe", str(exc))
+        self.probes += 1
+        return RelayProbeAnswer(request.rid, signature)
+
     def _prekey_request(
         self, owner: bytes, request: RelayPrekeyPut | RelayPrekeyCount | RelayPrekeyGet, now: float
     ) -> RelayMessage:
@@ -449,6 +474,10 @@ class RelayClient:
         """A request for one (wrapped) prekey bundle of anyone's ``mailbox``."""
         return self._request(RelayPrekeyGet(self._next_rid(), mailbox))
 
+    def probe(self, challenge: bytes) -> bytes:
+        """A request to sign a probe ``challenge`` (see :mod:`dchat_network._probe`)."""
+        return self._request(RelayProbe(self._next_rid(), challenge))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -491,4 +520,5 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     RelayPrekeyGet: RelayPrekeyBundle,
     RelayPutMany: RelayStoredMany,
     RelayPull: RelayBatch,
+    RelayProbe: RelayProbeAnswer,
 }

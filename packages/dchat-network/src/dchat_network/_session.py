@@ -35,6 +35,7 @@ from ._relay import (
     RelayBatch,
     RelayPrekeyBundle,
     RelayPrekeysHeld,
+    RelayProbeAnswer,
     RelayStored,
     RelayStoredMany,
 )
@@ -159,6 +160,11 @@ class RelaySession:
             if after_batch is not None:
                 await after_batch()
         return handled
+
+    async def probe(self, challenge: bytes, *, timeout: float = 30.0) -> bytes:
+        """Have the relay sign a validator's probe ``challenge``; its signature."""
+        reply = await self._ask(lambda c: c.probe(challenge), RelayProbeAnswer, timeout=timeout)
+        return reply.signature
 
     async def aclose(self) -> None:
         """Close the link."""

@@ -13,6 +13,8 @@ reply class with the codec (:func:`encode_relay_message`,
 :func:`decode_relay_message`), the protocol limits (``MAX_*``), and the
 specific framing and state errors, :class:`PullWakeups` (the sans-IO
 wake-up bookkeeping of held pulls, for hosts of the relay server), and the
+validators' probes (:class:`ProbeChallenge`, :func:`answer_probe`,
+:func:`check_probe_answer`, one probe over trio :func:`probe_once`), the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PutBudget`, :class:`DeliveredSet`) and a listener's
 :class:`ConnectionGate`.
@@ -28,6 +30,10 @@ from ._link import LinkConnection as LinkConnection
 from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
+from ._probe import ProbeChallenge as ProbeChallenge
+from ._probe import answer_probe as answer_probe
+from ._probe import check_probe_answer as check_probe_answer
+from ._probe_driver import probe_once as probe_once
 from ._relay import MAX_BATCH as MAX_BATCH
 from ._relay import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from ._relay import MAX_PREKEY_BUNDLE as MAX_PREKEY_BUNDLE
@@ -45,6 +51,8 @@ from ._relay import RelayPrekeyCount as RelayPrekeyCount
 from ._relay import RelayPrekeyGet as RelayPrekeyGet
 from ._relay import RelayPrekeyPut as RelayPrekeyPut
 from ._relay import RelayPrekeysHeld as RelayPrekeysHeld
+from ._relay import RelayProbe as RelayProbe
+from ._relay import RelayProbeAnswer as RelayProbeAnswer
 from ._relay import RelayPull as RelayPull
 from ._relay import RelayPut as RelayPut
 from ._relay import RelayPutMany as RelayPutMany
@@ -78,6 +86,7 @@ __all__ = (
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
     "MessageReceived",
+    "ProbeChallenge",
     "PullWakeups",
     "PutBudget",
     "RelayAck",
@@ -91,6 +100,8 @@ __all__ = (
     "RelayPrekeyGet",
     "RelayPrekeyPut",
     "RelayPrekeysHeld",
+    "RelayProbe",
+    "RelayProbeAnswer",
     "RelayPull",
     "RelayPut",
     "RelayPutMany",
@@ -98,6 +109,9 @@ __all__ = (
     "RelayStoredMany",
     "StoredEntry",
     "TokenBucket",
+    "answer_probe",
+    "check_probe_answer",
     "decode_relay_message",
     "encode_relay_message",
+    "probe_once",
 )
