@@ -38,7 +38,7 @@ application of its own, a simulation or a test harness.
   ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
 - state storage and snapshots: ``StateStore``, ``StateSnapshot``
 - misbehaviour evidence: ``DuplicateVoteEvidence``, ``EvidenceVerifier``,
-  ``validator_id_of``
+  ``validator_id_of``, ``RelayFaultEvidence``
 - payment channels off chain: ``ChannelBook``, ``ChannelRecord``,
   ``ChannelOffer``, ``ChannelConsent``, ``ChannelUpdate``, ``ChannelMessage``,
   ``encode_channel_text``, ``decode_channel_text``
@@ -107,6 +107,7 @@ from ._errors import NotCertifiedError as NotCertifiedError
 from ._errors import StaleAnswerError as StaleAnswerError
 from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
 from ._height_timeline import HeightTimeline as HeightTimeline
+from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
 from ._indexed_app import genesis_kind as genesis_kind
@@ -243,6 +244,7 @@ __all__ = (
     "PlannedValidator",
     "Proposal",
     "RejectedTransactionError",
+    "RelayFaultEvidence",
     "ReplayedNonceError",
     "ReportEvidence",
     "RequestSync",
