@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 from dchat_core import NodeId
 from dchat_crypto import SigningKey
-from dchat_network import ProbeError, Prober, ProbeTarget, RelayHost, RelayServer, run_prober
+from dchat_network import (
+    ProbeError,
+    Prober,
+    ProbeTarget,
+    RelayHost,
+    RelayServer,
+    listing_targets,
+    run_prober,
+)
 from dchat_network.lowlevel import (
     ProbeChallenge,
     RelayProbe,
@@ -185,30 +193,64 @@ async def test_probe_once_passes_against_a_live_relay_and_fails_against_an_impos
     assert prober.scores(0) == [(ACCOUNT, 10_000 // 3)]
 
 
+class Book:
+    """A validator book stand-in: the epoch moves one block per look; reports are kept."""
+
+    def __init__(self) -> None:
+        self.offsets = iter(range(100))
+        self.reports: list[tuple[int, list[tuple[bytes, int]]]] = []
+
+    def probe_position(self) -> tuple[int, int, int] | None:
+        return (2, next(self.offsets), 8)
+
+    def file_uptime(self, epoch: int, scores: list[tuple[bytes, int]]) -> list[Exception]:
+        self.reports.append((epoch, scores))
+        return [ValueError("refused")]  # logged, not fatal
+
+
 async def test_run_prober_files_a_report_late_in_the_epoch() -> None:
     clock = [NOW / 1000]
-    reports: list[tuple[int, list[tuple[bytes, int]]]] = []
-    offsets = iter(range(100))
-
-    def position() -> tuple[int, int, int] | None:
-        return (2, next(offsets), 8)
+    book = Book()
 
     async def targets(port: int) -> list[ProbeTarget]:
         return [target(port)]
 
+    async def broken() -> list[ProbeTarget]:
+        raise KeyError("token")
+
     async with relay_host(RELAY, clock) as port:
         with trio.fail_after(WAIT):
             async with trio.open_nursery() as nursery:
+                prober = Prober(VALIDATOR)
                 nursery.start_soon(
                     lambda: run_prober(
-                        Prober(VALIDATOR),
-                        lambda: targets(port),
-                        position,
-                        lambda e, s: reports.append((e, s)),
-                        lambda: NOW,
-                        interval=0.01,
+                        prober, lambda: targets(port), book, lambda: NOW, interval=0.01
                     )
                 )
-                await wait_until_async(lambda: reports, timeout=WAIT, what="a report")
+                await wait_until_async(lambda: book.reports, timeout=WAIT, what="a report")
                 nursery.cancel_scope.cancel()
-    assert reports == [(2, [(ACCOUNT, 10_000)])]
+    assert book.reports == [(2, [(ACCOUNT, 10_000)])]
+    other = Book()
+    with trio.move_on_after(0.2):  # a reader that fails: nothing listed, nothing reported
+        await run_prober(Prober(VALIDATOR), broken, other, lambda: NOW, interval=0.01)
+    assert other.reports == []
+
+
+def test_a_listing_yields_the_probeable_entries_only() -> None:
+    listing = {
+        "height": 9,
+        "relays": [
+            {
+                "identity": "00" * 32,
+                "endpoint": f"{RELAY_ID}@127.0.0.1:7000",
+                "stake_ref": "a1" * 32,
+            },
+            {"identity": "01" * 32, "endpoint": "127.0.0.1:7001", "stake_ref": "a2" * 32},
+            {"identity": "02" * 32, "endpoint": f"{RELAY_ID}@h:1", "stake_ref": "zz"},
+            {"identity": "03" * 32},
+            "junk",
+        ],
+    }
+    assert listing_targets(listing) == [ProbeTarget(ACCOUNT, "127.0.0.1", 7000, RELAY_ID)]
+    assert listing_targets(["not", "a", "listing"]) == []
+    assert listing_targets({"relays": 5}) == []

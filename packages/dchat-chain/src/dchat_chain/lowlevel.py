@@ -29,7 +29,7 @@ application of its own, a simulation or a test harness.
   ``SendToPeers``, ``RequestSync``, ``ReportEvidence``, ``resume_point``,
   ``store_effect``, ``PeerTag``, ``encode_peer_message``,
   ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``;
-  per-height timing bookkeeping ``HeightTimeline``
+  per-height timing bookkeeping ``HeightTimeline``, ``sent_step``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
   ``decode_wallet_key``, ``KeyRecordError``; local testnets ``NetPlan``,
@@ -43,7 +43,7 @@ application of its own, a simulation or a test harness.
   ``ChannelOffer``, ``ChannelConsent``, ``ChannelUpdate``, ``ChannelMessage``,
   ``encode_channel_text``, ``decode_channel_text``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
-  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``
+  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``, ``relay_directory``
 - the fine-grained errors under the roots that :mod:`dchat_chain` exports (the
   typed transaction rejections, vote, proposal, evidence, validator-set,
   snapshot, store, mempool, light-client, answer and channel errors); catching
@@ -83,6 +83,7 @@ from ._channels import ChannelState as ChannelState
 from ._channels import channel_open_terms as channel_open_terms
 from ._channels import payment_channel_id as payment_channel_id
 from ._chat_channels import chat_channel_id as chat_channel_id
+from ._chat_directory import relay_directory as relay_directory
 from ._chat_identity import solve_pow as solve_pow
 from ._consensus_messages import ConsensusMessage as ConsensusMessage
 from ._consensus_messages import Decided as Decided
@@ -107,7 +108,7 @@ from ._errors import NotCertifiedError as NotCertifiedError
 from ._errors import StaleAnswerError as StaleAnswerError
 from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
 from ._height_timeline import HeightTimeline as HeightTimeline
-from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
+from ._height_timeline import sent_step as sent_step
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
 from ._indexed_app import genesis_kind as genesis_kind
@@ -137,6 +138,7 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
 from ._snapshot import SnapshotError as SnapshotError
 from ._snapshot import StateSnapshot as StateSnapshot
 from ._state import StateStore as StateStore
@@ -303,9 +305,11 @@ __all__ = (
     "parse_proof",
     "payment_channel_id",
     "plan_testnet",
+    "relay_directory",
     "replay",
     "replay_store",
     "resume_point",
+    "sent_step",
     "serve_sync",
     "slash_tx",
     "solve_pow",

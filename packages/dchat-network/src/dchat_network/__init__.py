@@ -15,6 +15,7 @@ from ._link_stats import LinkStats as LinkStats
 from ._probe_driver import run_prober as run_prober
 from ._prober import Prober as Prober
 from ._prober import ProbeTarget as ProbeTarget
+from ._prober import listing_targets as listing_targets
 from ._relay import RelayError as RelayError
 from ._relay import RelayMessage as RelayMessage
 from ._relay_host import RelayHost as RelayHost
@@ -62,6 +63,7 @@ __all__ = (
     "RelayServer",
     "RelaySession",
     "connect",
+    "listing_targets",
     "open_link",
     "relay_session",
     "run_prober",

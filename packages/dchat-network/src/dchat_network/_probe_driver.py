@@ -10,8 +10,8 @@ directory; a failed read keeps the last listing), and probes every listed
 relay at once, each over a fresh link with a fresh link key (so a relay cannot
 tell a probe's link from a user's until the challenge arrives), pinned to the
 relay's node id, all within ``timeout``. When the prober says an epoch's
-report is due, ``report`` gets it (the validator book turns it into an
-``uptime_report`` transaction).
+report is due, the book's ``file_uptime`` gets it (dchat-chain's validator
+book turns it into an ``uptime_report`` transaction).
 
 Nothing here decides anything: what a probe's outcome is, when a report is
 due and what it says are the sans-IO :class:`Prober`'s.
@@ -20,7 +20,7 @@ due and what it says are the sans-IO :class:`Prober`'s.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -34,9 +34,21 @@ if TYPE_CHECKING:
 
     from ._prober import Prober, ProbeTarget
 
-__all__ = ("probe_once", "run_prober")
+__all__ = ("ProbeBook", "probe_once", "run_prober")
 
 _log = logging.getLogger("dchat.probe")
+
+
+class ProbeBook(Protocol):
+    """Where the chain is and where reports go (dchat-chain's ``ValidatorBook`` is one)."""
+
+    def probe_position(self) -> tuple[int, int, int] | None:
+        """(epoch, blocks of it past, epoch length), or None while there is nothing to report."""
+        ...
+
+    def file_uptime(self, epoch: int, scores: list[tuple[bytes, int]]) -> Sequence[Exception]:
+        """Hand in ``epoch``'s report; the refusals, if any."""
+        ...
 
 
 async def probe_once(
@@ -61,8 +73,7 @@ async def probe_once(
 async def run_prober(
     prober: Prober,
     targets: Callable[[], Awaitable[Sequence[ProbeTarget]]],
-    position: Callable[[], tuple[int, int, int] | None],
-    report: Callable[[int, list[tuple[bytes, int]]], object],
+    book: ProbeBook,
     now_ms: Callable[[], int],
     *,
     interval: float = 5.0,
@@ -71,18 +82,19 @@ async def run_prober(
     """Probe the directory's relays every ``interval`` s and hand in due reports (forever)."""
     listed: list[ProbeTarget] = []
     while True:
-        where = position()
+        where = book.probe_position()
         if where is not None:
             try:
                 with trio.fail_after(timeout):
                     listed = prober.targets_of(await targets())
-            except (DchatError, OSError, trio.TooSlowError) as exc:
-                _log.warning("relay directory not read: %s", exc)
+            except Exception as exc:
+                _log.warning("relay directory not read: %s: %s", type(exc).__name__, exc)
             async with trio.open_nursery() as nursery:
                 for target in listed:
                     nursery.start_soon(probe_once, prober, target, where[0], now_ms, timeout)
-            where = position()
+            where = book.probe_position()
             due = None if where is None else prober.take_report(*where)
             if where is not None and due is not None:
-                report(where[0], due)
+                for refusal in book.file_uptime(where[0], due):
+                    _log.warning("uptime report not admitted: %s", refusal)
         await trio.sleep(interval)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import InvalidIdError, NodeId
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from dchat_crypto import SigningKey
 
-__all__ = ("MAX_SCORE", "MAX_TARGETS", "ProbeTarget", "Prober")
+__all__ = ("MAX_SCORE", "MAX_TARGETS", "ProbeTarget", "Prober", "listing_targets")
 
 #: A perfect score (the currency chain's ``uptime_report`` scale).
 MAX_SCORE: Final = 10_000
@@ -85,6 +85,23 @@ class ProbeTarget:
         if not 0 < int(port) < 65536:
             raise ProbeError(f"not a port: {port!r}")
         return cls(stake_ref, host.strip("[]"), int(port), node)
+
+
+def listing_targets(listing: Any) -> list[ProbeTarget]:
+    """The probeable relays of a chat validator's ``GET /v1/chain/relays`` answer.
+
+    An entry that is not ``{"stake_ref": hex(32), "endpoint": "NODEID@HOST:PORT", ...}``
+    is left out (a relay listed without its node id cannot be probed).
+    """
+    entries = listing.get("relays") if isinstance(listing, dict) else None
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            stake = bytes.fromhex(entry["stake_ref"])
+            found.append(ProbeTarget.from_directory(stake, str(entry["endpoint"])))
+        except (ProbeError, KeyError, TypeError, ValueError):
+            continue
+    return found
 
 
 @dataclass(slots=True)

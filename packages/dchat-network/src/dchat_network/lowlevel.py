@@ -33,6 +33,7 @@ from ._link import MessageReceived as MessageReceived
 from ._probe import ProbeChallenge as ProbeChallenge
 from ._probe import answer_probe as answer_probe
 from ._probe import check_probe_answer as check_probe_answer
+from ._probe_driver import ProbeBook as ProbeBook
 from ._probe_driver import probe_once as probe_once
 from ._relay import MAX_BATCH as MAX_BATCH
 from ._relay import MAX_BATCH_BYTES as MAX_BATCH_BYTES
@@ -86,6 +87,7 @@ __all__ = (
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
     "MessageReceived",
+    "ProbeBook",
     "ProbeChallenge",
     "PullWakeups",
     "PutBudget",

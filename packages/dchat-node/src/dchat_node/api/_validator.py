@@ -21,6 +21,9 @@ Routes (bearer token like the rest of the API; binary values are hex):
 * ``GET  /v1/chain/identities/{id}``, ``GET /v1/chain/relays/{id}``: an identity's
   registration record, a relay's directory entry (or null) with a Merkle proof
   (chat chain)
+* ``GET  /v1/chain/relays``: every relay the chat chain lists (committed state,
+  no proof: a scan, which a currency validator's prober reads from its own
+  operator's chat validator; docs/operations.md, "Relay probes")
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dchat_chain.lowlevel import (
     answer_fields,
     certified_query,
     headers_page,
+    relay_directory,
     tx_hash,
     verify_proof,
 )
@@ -202,6 +206,15 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def identity(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return identity_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
 
+    @app.get("/v1/chain/relays", dependencies=auth)
+    async def relays() -> dict[str, Any]:
+        service = _on_chain(_service(node), "chat")
+        listed = relay_directory(service.app.inner.state)
+        return {
+            "height": service.app.inner.height,
+            "relays": [{"identity": i.hex(), **_relay_record(r)} for i, r in listed],
+        }
+
     @app.get("/v1/chain/relays/{ident}", dependencies=auth)
     async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
@@ -259,16 +272,17 @@ def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
 def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
     """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
     doc, value = _proved(service, b"relay/" + identity)
-    record = None
-    if value is not None:
-        raw = canonical_decode(value)
-        record = {
-            "endpoint": raw["ep"],
-            "region": raw["region"],
-            "stake_ref": raw["stake"].hex(),
-            "receipt_batches": raw["n"],
-        }
+    record = None if value is None else _relay_record(canonical_decode(value))
     return {"identity": identity.hex(), **doc, "record": record}
+
+
+def _relay_record(raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "endpoint": raw["ep"],
+        "region": raw["region"],
+        "stake_ref": raw["stake"].hex(),
+        "receipt_batches": raw["n"],
+    }
 
 
 def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:
