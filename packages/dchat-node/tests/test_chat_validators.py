@@ -180,6 +180,27 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
         "stake_ref": wpk.hex(),
         "receipt_batches": 0,
     }
+    # The directory listing (what a currency validator's prober reads) shows the relay
+    # and, once it claimed a receipt batch, that batch (what the prober audits).
+    claim = Transaction.create(
+        wallet,
+        chain_id=chain,
+        nonce=2,
+        fee=1,
+        kind="receipt_batch",
+        body={"root": b"\x07" * 32, "count": 3},
+    )
+    claimed = _submit(apis[1], claim)["hash"]
+    wait_until(lambda: apis[2].get(f"/v1/chain/txs/{claimed}").json().get("code") == 0, timeout=30)
+    (listed,) = apis[2].get("/v1/chain/relays").json()["relays"]
+    assert listed == {
+        "identity": wid.hex(),
+        "endpoint": "127.0.0.1:7400",
+        "region": "eu",
+        "stake_ref": wpk.hex(),
+        "receipt_batches": 1,
+        "last_batch": {"root": "07" * 32, "count": 3},
+    }
     # Currency-only routes answer with a typed error on a chat validator.
     wrong = apis[0].get(f"/v1/chain/channels/{absent.hex()}")
     assert wrong.status_code == 404

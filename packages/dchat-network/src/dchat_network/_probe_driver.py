@@ -9,7 +9,9 @@ relay directory (``targets``: the node's reader of the chat chain's
 directory; a failed read keeps the last listing), and probes every listed
 relay at once, each over a fresh link with a fresh link key (so a relay cannot
 tell a probe's link from a user's until the challenge arrives), pinned to the
-relay's node id, all within ``timeout``. When the prober says an epoch's
+relay's node id, all within ``timeout``; a relay that passes is then audited
+on the same link for one random leaf of its last claimed receipt batch (a
+relay that answers ``no_batch`` or an unbacked leaf is convicted). When the prober says an epoch's
 report is due, the book's ``file_uptime`` gets it (dchat-chain's validator
 book turns it into an ``uptime_report`` transaction).
 
@@ -27,12 +29,15 @@ import trio
 from dchat_core import DchatError
 from dchat_crypto import SigningKey
 
+from ._errors import RelayProtocolError
+from ._receipts import AuditAnswer
 from ._session import relay_session
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from ._prober import Prober, ProbeTarget
+    from ._session import RelaySession
 
 __all__ = ("ProbeBook", "probe_once", "run_prober")
 
@@ -63,11 +68,34 @@ async def probe_once(
             ) as session:
                 signature = await session.probe(challenge.to_bytes(), timeout=timeout)
                 relay_key = session.link.peer_key.to_bytes()
+                passed = prober.answered(challenge, relay_key, signature, now_ms())
+                if passed and (index := prober.audit_index(target)) is not None:
+                    await _audit(prober, session, target, epoch, index, timeout)
     except (DchatError, OSError, trio.TooSlowError) as exc:
         _log.info("probe failed", extra={"relay": str(target.node), "error": type(exc).__name__})
         prober.failed(challenge)
         return False
-    return prober.answered(challenge, relay_key, signature, now_ms())
+    return passed
+
+
+async def _audit(
+    prober: Prober,
+    session: RelaySession,
+    target: ProbeTarget,
+    epoch: int,
+    index: int,
+    timeout: float,
+) -> None:
+    """Audit leaf ``index`` of the target's claimed batch; a refusal counts as a failure."""
+    assert target.batch is not None
+    answer: AuditAnswer | None = None
+    try:
+        reply = await session.audit(target.batch[0], index, timeout=timeout)
+        answer = AuditAnswer(reply.entry_id, reply.receipt, reply.path)
+    except RelayProtocolError:
+        pass  # no such batch or leaf: the claim is not backed
+    if not prober.audited(target, epoch, index, answer):
+        _log.warning("relay failed a receipt audit", extra={"relay": str(target.node)})
 
 
 async def run_prober(

@@ -16,7 +16,12 @@ answer cannot count twice.
 Per epoch and relay the prober counts probes sent and passed; the relay's
 score is ``10_000 * passed // sent`` (the currency chain's scale), and 0
 for a relay this validator *convicted* in that epoch (:meth:`Prober.convict`:
-it failed a receipt audit). The report of an epoch is taken once, after
+it failed a receipt audit). With each probe the prober audits one random leaf
+(:meth:`Prober.audit_index`) of the relay's last claimed receipt batch, if it
+has one: :meth:`Prober.audited` checks the relay's answer
+(:func:`~dchat_network._receipts.check_audit`) and convicts on failure.
+
+The report of an epoch is taken once, after
 ``report_at`` of the epoch's blocks (so it rests on most of the epoch's probes
 and still lands inside the epoch, as the chain accepts reports for the
 current epoch only): :meth:`Prober.take_report`. Older epochs are forgotten.
@@ -37,6 +42,7 @@ from dchat_core import InvalidIdError, NodeId
 
 from ._errors import ProbeError
 from ._probe import NONCE_SIZE, ProbeChallenge, check_probe_answer
+from ._receipts import AuditAnswer, check_audit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -60,15 +66,20 @@ class ProbeTarget:
         host: Its link address's host.
         port: Its link address's port.
         node: The node id its link must prove (and its probe answers' signer).
+        batch: The Merkle root and leaf count of its last claimed receipt batch
+            (audited with each probe), if any.
     """
 
     account: bytes
     host: str
     port: int
     node: NodeId
+    batch: tuple[bytes, int] | None = None
 
     @classmethod
-    def from_directory(cls, stake_ref: bytes, endpoint: str) -> ProbeTarget:
+    def from_directory(
+        cls, stake_ref: bytes, endpoint: str, batch: tuple[bytes, int] | None = None
+    ) -> ProbeTarget:
         """A target from a directory entry's stake reference and ``NODEID@HOST:PORT`` endpoint.
 
         Raises:
@@ -84,24 +95,35 @@ class ProbeTarget:
             raise ProbeError(f"not a node id: {node_text!r}") from None
         if not 0 < int(port) < 65536:
             raise ProbeError(f"not a port: {port!r}")
-        return cls(stake_ref, host.strip("[]"), int(port), node)
+        return cls(stake_ref, host.strip("[]"), int(port), node, batch)
 
 
 def listing_targets(listing: Any) -> list[ProbeTarget]:
     """The probeable relays of a chat validator's ``GET /v1/chain/relays`` answer.
 
     An entry that is not ``{"stake_ref": hex(32), "endpoint": "NODEID@HOST:PORT", ...}``
-    is left out (a relay listed without its node id cannot be probed).
+    is left out (a relay listed without its node id cannot be probed); its
+    ``"last_batch": {"root": hex(32), "count": n}``, when present, is audited.
     """
     entries = listing.get("relays") if isinstance(listing, dict) else None
     found = []
     for entry in entries if isinstance(entries, list) else []:
         try:
             stake = bytes.fromhex(entry["stake_ref"])
-            found.append(ProbeTarget.from_directory(stake, str(entry["endpoint"])))
+            found.append(ProbeTarget.from_directory(stake, str(entry["endpoint"]), _batch(entry)))
         except (ProbeError, KeyError, TypeError, ValueError):
             continue
     return found
+
+
+def _batch(entry: dict[str, Any]) -> tuple[bytes, int] | None:
+    last = entry.get("last_batch")
+    if last is None:
+        return None
+    root, count = bytes.fromhex(last["root"]), last["count"]
+    if len(root) != 32 or not isinstance(count, int) or count < 1:
+        raise ValueError("not a receipt batch")
+    return root, count
 
 
 @dataclass(slots=True)
@@ -167,6 +189,26 @@ class Prober:
     def failed(self, challenge: ProbeChallenge) -> None:
         """No (usable) answer to ``challenge``: it stays counted as sent, not passed."""
         self._pending.pop(challenge.nonce, None)
+
+    def audit_index(self, target: ProbeTarget) -> int | None:
+        """A random leaf of ``target``'s claimed batch to audit (None: nothing claimed)."""
+        if target.batch is None:
+            return None
+        return int.from_bytes(self._random(8), "big") % target.batch[1]
+
+    def audited(
+        self, target: ProbeTarget, epoch: int, index: int, answer: AuditAnswer | None
+    ) -> bool:
+        """The relay's answer to the audit of leaf ``index`` (None: none); whether it held.
+
+        A relay that cannot back the leaf it claimed is convicted for ``epoch``.
+        """
+        assert target.batch is not None
+        root, count = target.batch
+        held = answer is not None and check_audit(bytes(target.node), root, count, index, answer)
+        if not held:
+            self.convict(epoch, target.account)
+        return held
 
     def convict(self, epoch: int, account: bytes) -> None:
         """``account``'s relay failed an audit in ``epoch``: it scores 0 in that epoch."""

@@ -40,6 +40,12 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   (:func:`~dchat_network._probe.answer_probe`) when the server has one
   (:attr:`RelayServer.node_key`, set by the host to the key its links prove),
   ``bad_probe`` for a stale, foreign or forged challenge, else ``unsupported``.
+* ``rcpt`` is kept in the server's :class:`ReceiptBook` (:attr:`RelayServer.receipts`,
+  made with the node key) when it is the link owner's, names this relay and
+  verifies; else ``bad_receipt``. ``audit`` is answered from the sealed batches
+  (``no_batch`` for a root the relay does not hold). Without a node key a
+  receipt is answered as covering 0 envelopes (not kept: the client stops
+  sending them) and every audit is ``no_batch``.
 * any error reply ends the link (``RelayReply.close``).
 
 Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
@@ -64,14 +70,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
+from dchat_core import NodeId
+
 from ._errors import LinkClosedError, ProbeError, RelayBusyError, RelayProtocolError
 from ._probe import answer_probe
+from ._receipts import ReceiptBook
 from ._relay import (
     MAX_BATCH,
     MAX_BATCH_BYTES,
     MAX_PREKEYS_HELD,
     RelayAck,
     RelayAcked,
+    RelayAudit,
+    RelayAuditAnswer,
     RelayBatch,
     RelayBusy,
     RelayError,
@@ -87,6 +98,8 @@ from ._relay import (
     RelayPull,
     RelayPut,
     RelayPutMany,
+    RelayReceipt,
+    RelayReceiptTaken,
     RelayStored,
     RelayStoredMany,
     decode_relay_message,
@@ -227,10 +240,21 @@ class RelayServer:
         """Envelopes acknowledged by their mailbox's owner (and deleted)."""
         self.refusals: Counter[str] = Counter()
         """Refused requests and ``put_many`` items, by error code (a fixed set)."""
-        self.node_key: SigningKey | None = None
-        """The key probes are answered with (the relay's node key; None: probes unsupported)."""
+        self._node_key: SigningKey | None = None
+        self.receipts: ReceiptBook | None = None
+        """The delivery receipts given to this relay (made when :attr:`node_key` is set)."""
         self.probes = 0
         """Probe challenges answered."""
+
+    @property
+    def node_key(self) -> SigningKey | None:
+        """The relay's node key: answers probes, names the relay in receipts (None: neither)."""
+        return self._node_key
+
+    @node_key.setter
+    def node_key(self, key: SigningKey) -> None:
+        self._node_key = key
+        self.receipts = ReceiptBook(bytes(NodeId.derive(key.public_key.to_bytes())))
 
     def handle(
         self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
@@ -270,6 +294,8 @@ class RelayServer:
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
             case RelayProbe():
                 return self._reply(self._probe(request, now))
+            case RelayReceipt() | RelayAudit():
+                return self._reply(self._receipt_request(owner, request))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
     def resume(self, pull: RelayPull) -> RelayReply:
@@ -379,6 +405,21 @@ class RelayServer:
         self.probes += 1
         return RelayProbeAnswer(request.rid, signature)
 
+    def _receipt_request(self, owner: bytes, request: RelayReceipt | RelayAudit) -> RelayMessage:
+        book = self.receipts
+        if book is None and isinstance(request, RelayReceipt):
+            return RelayReceiptTaken(request.rid, 0)  # not kept: the client stops offering them
+        if isinstance(request, RelayAudit):
+            answer = None if book is None else book.answer(request.root, request.index)
+            if answer is None:
+                return RelayError(request.rid, "no_batch", "no such receipt batch or leaf")
+            return RelayAuditAnswer(request.rid, answer.entry_id, answer.receipt, answer.path)
+        assert book is not None
+        try:
+            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt))
+        except ProbeError as exc:
+            return RelayError(request.rid, "bad_receipt", str(exc))
+
     def _prekey_request(
         self, owner: bytes, request: RelayPrekeyPut | RelayPrekeyCount | RelayPrekeyGet, now: float
     ) -> RelayMessage:
@@ -478,6 +519,14 @@ class RelayClient:
         """A request to sign a probe ``challenge`` (see :mod:`dchat_network._probe`)."""
         return self._request(RelayProbe(self._next_rid(), challenge))
 
+    def receipt(self, receipt: bytes) -> bytes:
+        """A request to keep a delivery receipt for our own mailbox."""
+        return self._request(RelayReceipt(self._next_rid(), receipt))
+
+    def audit(self, root: bytes, index: int) -> bytes:
+        """A request for leaf ``index`` of the receipt batch with ``root``."""
+        return self._request(RelayAudit(self._next_rid(), root, index))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -521,4 +570,6 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     RelayPutMany: RelayStoredMany,
     RelayPull: RelayBatch,
     RelayProbe: RelayProbeAnswer,
+    RelayReceipt: RelayReceiptTaken,
+    RelayAudit: RelayAuditAnswer,
 }

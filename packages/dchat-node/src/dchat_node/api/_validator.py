@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from fastapi.params import Depends
 
     from dchat_chain import Block, CommitCertificate
-    from dchat_chain.lowlevel import AppQueryResult
+    from dchat_chain.lowlevel import AppQueryResult, StateStore
 
     from .._runtime import Node
     from ..validator._service import ValidatorService
@@ -209,11 +209,12 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.get("/v1/chain/relays", dependencies=auth)
     async def relays() -> dict[str, Any]:
         service = _on_chain(_service(node), "chat")
-        listed = relay_directory(service.app.inner.state)
-        return {
-            "height": service.app.inner.height,
-            "relays": [{"identity": i.hex(), **_relay_record(r)} for i, r in listed],
-        }
+        state = service.app.inner.state
+        listed = [
+            {"identity": i.hex(), **_relay_record(r), "last_batch": _last_batch(state, i, r["n"])}
+            for i, r in relay_directory(state)
+        ]
+        return {"height": service.app.inner.height, "relays": listed}
 
     @app.get("/v1/chain/relays/{ident}", dependencies=auth)
     async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
@@ -283,6 +284,15 @@ def _relay_record(raw: dict[str, Any]) -> dict[str, Any]:
         "stake_ref": raw["stake"].hex(),
         "receipt_batches": raw["n"],
     }
+
+
+def _last_batch(state: StateStore, identity: bytes, batches: int) -> dict[str, Any] | None:
+    """A relay's last claimed receipt batch (what probing validators audit), or None."""
+    raw = batches and state.committed_get(b"rcpt/" + identity + (batches - 1).to_bytes(8, "big"))
+    if not raw:
+        return None
+    batch = canonical_decode(raw)
+    return {"root": batch["root"].hex(), "count": batch["count"]}
 
 
 def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:
