@@ -40,6 +40,7 @@ from ._guardians import add_guardian_routes
 from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
+from ._relay import add_relay_routes
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._socket import add_socket_route
@@ -151,6 +152,7 @@ def create_app(node: Node, token: str) -> FastAPI:
         return {"contacts": [{"name": c.name, "identity_id": c.identity_id} for c in contacts]}
 
     add_chain_routes(app, node, auth)
+    add_relay_routes(app, node, auth)
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)
