@@ -45,6 +45,7 @@ __all__ = (
     "ProbeChallenge",
     "answer_probe",
     "check_probe_answer",
+    "check_signed",
 )
 
 CHALLENGE_DOMAIN: Final = b"dchat-probe-v1\x00"
@@ -134,12 +135,20 @@ class ProbeChallenge:
             raise ProbeError("the challenge is for another relay")
         if abs(now_ms - self.issued_ms) > MAX_SKEW_MS:
             raise ProbeError("the challenge is not fresh")
-        try:
-            VerifyKey(self.prober).verify(
-                self.signature, CHALLENGE_DOMAIN + canonical_encode(self._unsigned())
-            )
-        except BadSignatureError:
-            raise ProbeError("the challenge's signature does not verify") from None
+        signed = CHALLENGE_DOMAIN + canonical_encode(self._unsigned())
+        check_signed(self.prober, self.signature, signed, "the challenge")
+
+
+def check_signed(key: bytes, signature: bytes, message: bytes, what: str) -> None:
+    """Check ``key``'s signature over ``message``.
+
+    Raises:
+        ProbeError: It does not verify (``what`` names the signed thing in the message).
+    """
+    try:
+        VerifyKey(key).verify(signature, message)
+    except BadSignatureError:
+        raise ProbeError(f"{what}'s signature does not verify") from None
 
 
 def answer_probe(node_key: SigningKey, challenge: bytes, now_ms: int) -> bytes:

@@ -44,9 +44,9 @@ from dchat_core import (
     canonical_decode,
     canonical_encode,
 )
-from dchat_crypto import BadSignatureError, VerifyKey
 
 from ._errors import ProbeError
+from ._probe import check_signed
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -137,12 +137,8 @@ class DeliveryReceipt:
             raise ProbeError("a receipt names 1 to 64 entry ids of 32 bytes")
         if list(ids) != sorted(set(ids)):
             raise ProbeError("a receipt's entry ids are sorted and distinct")
-        try:
-            VerifyKey(receipt.key).verify(
-                receipt.signature, RECEIPT_DOMAIN + canonical_encode(receipt._unsigned())
-            )
-        except BadSignatureError:
-            raise ProbeError("the receipt's signature does not verify") from None
+        signed = RECEIPT_DOMAIN + canonical_encode(receipt._unsigned())
+        check_signed(receipt.key, receipt.signature, signed, "the receipt")
         return receipt
 
 
