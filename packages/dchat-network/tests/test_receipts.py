@@ -218,3 +218,21 @@ async def test_the_mailbox_link_receipts_each_batch_and_validators_audit_the_cla
         link.stop()
         await pool.aclose()
         assert got == envelopes
+
+
+def test_a_full_book_drops_its_oldest_receipt_and_keeps_few_batches() -> None:
+    book = ReceiptBook(RELAY_ID, keep=2, max_pending=2)
+    for i in range(3):
+        book.take(BOX, receipt([bytes([i]) * 32]))
+    assert book.pending == 2
+    batch = book.seal()
+    assert batch is not None
+    assert [leaf[:32] for leaf in batch.leaves] == [b"\x01" * 32, b"\x02" * 32]
+    roots = [batch.root]
+    for i in range(3, 5):
+        book.take(BOX, receipt([bytes([i]) * 32]))
+        sealed = book.seal()
+        assert sealed is not None
+        roots.append(sealed.root)
+    assert book.answer(roots[0], 0) is None  # dropped: only the last two are kept
+    assert book.answer(roots[2], 0) is not None

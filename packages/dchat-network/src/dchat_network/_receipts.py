@@ -33,7 +33,7 @@ of picking one of them.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from dchat_core import (
@@ -161,22 +161,40 @@ def _split(n: int) -> int:
     return k
 
 
-def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    """The RFC 6962 Merkle tree hash of ``leaves`` (at least one)."""
-    if len(leaves) == 1:
-        return _leaf(leaves[0])
-    k = _split(len(leaves))
-    return _node(merkle_root(leaves[:k]), merkle_root(leaves[k:]))
+def _root(leaves: Sequence[bytes], lo: int, hi: int, memo: dict[tuple[int, int], bytes]) -> bytes:
+    if hi - lo == 1:
+        return _leaf(leaves[lo])
+    found = memo.get((lo, hi))
+    if found is None:
+        k = _split(hi - lo)
+        found = _node(_root(leaves, lo, lo + k, memo), _root(leaves, lo + k, hi, memo))
+        memo[lo, hi] = found
+    return found
 
 
-def merkle_path(leaves: Sequence[bytes], index: int) -> list[bytes]:
+def merkle_root(leaves: Sequence[bytes], memo: dict[tuple[int, int], bytes] | None = None) -> bytes:
+    """The RFC 6962 Merkle tree hash of ``leaves`` (at least one).
+
+    ``memo`` keeps every inner node's hash, so later paths cost O(log n).
+    """
+    return _root(leaves, 0, len(leaves), {} if memo is None else memo)
+
+
+def merkle_path(
+    leaves: Sequence[bytes], index: int, memo: dict[tuple[int, int], bytes] | None = None
+) -> list[bytes]:
     """The audit path of leaf ``index`` (siblings from the leaf up)."""
-    if len(leaves) == 1:
-        return []
-    k = _split(len(leaves))
-    if index < k:
-        return [*merkle_path(leaves[:k], index), merkle_root(leaves[k:])]
-    return [*merkle_path(leaves[k:], index - k), merkle_root(leaves[:k])]
+    memo = {} if memo is None else memo
+    lo, hi, path = 0, len(leaves), []
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            path.append(_root(leaves, lo + k, hi, memo))
+            hi = lo + k
+        else:
+            path.append(_root(leaves, lo, lo + k, memo))
+            lo += k
+    return path[::-1]
 
 
 def verify_merkle_path(
@@ -216,15 +234,19 @@ class AuditAnswer:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptBatch:
-    """A sealed batch: its leaves (sorted), root, and the receipts they name."""
+    """A sealed batch: its leaves (sorted), root, and the receipts they name.
+
+    The tree's inner hashes are kept (``nodes``), so an audit costs O(log n).
+    """
 
     leaves: tuple[bytes, ...]
     receipts: dict[bytes, bytes]  # receipt digest -> receipt bytes
+    nodes: dict[tuple[int, int], bytes] = field(default_factory=dict, repr=False)
 
     @property
     def root(self) -> bytes:
         """The Merkle root the relay claims on chain."""
-        return merkle_root(self.leaves)
+        return merkle_root(self.leaves, self.nodes)
 
     @property
     def count(self) -> int:
@@ -236,22 +258,26 @@ class ReceiptBatch:
         if not 0 <= index < len(self.leaves):
             return None
         leaf = self.leaves[index]
-        path = tuple(merkle_path(self.leaves, index))
+        path = tuple(merkle_path(self.leaves, index, self.nodes))
         return AuditAnswer(leaf[:32], self.receipts[leaf[32:]], path)
 
 
 class ReceiptBook:
     """A relay's receipts: taken as they come, sealed into batches, kept for audits.
 
+    Memory is bounded: at most ``max_pending`` receipts wait for a seal (the
+    oldest is dropped for a new one: claim often) and ``keep`` sealed batches
+    are kept; a receipt is at most about 2.3 KiB (64 ids), usually far less.
+
     Args:
         relay: This relay's node id (receipts must name it).
         keep: How many sealed batches to keep for audits (oldest dropped).
-        max_pending: Receipts held before a seal (more are refused until then).
+        max_pending: Receipts held before a seal.
     """
 
-    def __init__(self, relay: bytes, *, keep: int = 64, max_pending: int = 1 << 16) -> None:
+    def __init__(self, relay: bytes, *, keep: int = 8, max_pending: int = 4096) -> None:
         self.relay, self._keep, self._max = relay, keep, max_pending
-        self._pending: dict[bytes, bytes] = {}  # receipt digest -> bytes
+        self._pending: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}  # digest -> (bytes, ids)
         self.batches: dict[bytes, ReceiptBatch] = {}  # root -> batch
         self.taken = 0
         """Receipts accepted."""
@@ -260,8 +286,7 @@ class ReceiptBook:
         """Accept a receipt from the owner of mailbox ``owner``; the entry ids it covers.
 
         Raises:
-            ProbeError: Malformed or forged, for another relay or another mailbox, or
-                the book is full until the next seal.
+            ProbeError: Malformed or forged, for another relay or another mailbox.
         """
         receipt = DeliveryReceipt.from_bytes(data)
         if receipt.relay != self.relay:
@@ -269,8 +294,8 @@ class ReceiptBook:
         if receipt.mailbox != owner:
             raise ProbeError("the receipt is not for the link's own mailbox")
         if len(self._pending) >= self._max:
-            raise ProbeError("too many receipts waiting for a batch")
-        self._pending[receipt.digest()] = receipt.to_bytes()
+            del self._pending[next(iter(self._pending))]  # the oldest goes unclaimed
+        self._pending[receipt.digest()] = (receipt.to_bytes(), receipt.entry_ids)
         self.taken += 1
         return len(receipt.entry_ids)
 
@@ -284,10 +309,11 @@ class ReceiptBook:
         if not self._pending:
             return None
         leaves: dict[bytes, bytes] = {}
-        for digest, raw in self._pending.items():
-            for entry_id in DeliveryReceipt.from_bytes(raw).entry_ids:
+        for digest, (_, entry_ids) in self._pending.items():
+            for entry_id in entry_ids:
                 leaves.setdefault(entry_id, entry_id + digest)
-        batch = ReceiptBatch(tuple(leaves[i] for i in sorted(leaves)), dict(self._pending))
+        receipts = {digest: raw for digest, (raw, _) in self._pending.items()}
+        batch = ReceiptBatch(tuple(leaves[i] for i in sorted(leaves)), receipts)
         self._pending = {}
         self.batches[batch.root] = batch
         while len(self.batches) > self._keep:
