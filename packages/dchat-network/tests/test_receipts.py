@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,9 @@ from dchat_network import (
     ProbeError,
     Prober,
     ProbeTarget,
+    RelayClient,
     RelayHost,
+    RelayLimits,
     RelayPool,
     RelayServer,
 )
@@ -45,6 +48,11 @@ BOB = SigningKey.generate()
 BOX = bytes(MailboxId.derive(BOB.public_key.to_bytes()))
 IDS = [bytes([i]) * 32 for i in range(1, 6)]
 WAIT = 10
+
+
+def entry_id_of(envelope: bytes) -> bytes:
+    """Protocol §5: an entry id is the envelope's BLAKE2b-256, personalised."""
+    return hashlib.blake2b(envelope, digest_size=32, person=b"dchat-envelope").digest()
 
 
 def receipt(ids: list[bytes] = IDS, key: SigningKey = BOB, relay: bytes = RELAY_ID) -> bytes:
@@ -141,18 +149,33 @@ def test_a_claim_padded_with_leaves_no_receipt_backs_fails_its_audit() -> None:
     assert not check_audit(RELAY_ID, root, len(padded), index, AuditAnswer(b"\xee" * 32, b"x", ()))
 
 
-def test_the_server_keeps_receipts_and_answers_audits_with_a_node_key() -> None:
-    server = RelayServer(MemoryMailboxStore(), lambda env: None)
-    request = encode_relay_message(RelayReceipt(3, receipt()))
+def test_the_server_keeps_receipts_for_what_it_delivered_and_answers_audits() -> None:
+    server = RelayServer(MemoryMailboxStore(), lambda env: env[:32] if len(env) >= 32 else None)
+    client = RelayClient()
+    envelopes = [BOX + b"%d" % i for i in range(3)]
+    assert not server.handle(
+        b"\x00" * 32, client.put_many([(BOX, e) for e in envelopes]), 0.0
+    ).close
+    ids = [entry_id_of(e) for e in envelopes]
+    request = encode_relay_message(RelayReceipt(3, receipt(ids)))
     plain = server.handle(BOX, request, 0.0)
     assert plain.message == RelayReceiptTaken(3, 0)  # no node key: not kept, no error
     assert not plain.close
     server.node_key = RELAY
     taken = server.handle(BOX, request, 0.0)
-    assert taken.message == RelayReceiptTaken(3, len(IDS))
+    assert taken.message == RelayReceiptTaken(3, 3)
+    made_up = server.handle(BOX, encode_relay_message(RelayReceipt(4, receipt(IDS))), 0.0)
+    assert made_up.close
+    assert "did not deliver" in getattr(made_up.message, "message", "")
     refused = server.handle(b"\x00" * 32, request, 0.0)
     assert refused.close
     assert getattr(refused.message, "code", "") == "bad_receipt"
+    # Acknowledged (and deleted) within the replay window still counts as delivered.
+    acked = RelayServer(MemoryMailboxStore(), lambda env: env[:32], limits=RelayLimits())
+    acked.node_key = RELAY
+    acked.handle(b"\x00" * 32, client.put_many([(BOX, e) for e in envelopes]), 0.0)
+    acked.handle(BOX, client.ack(BOX, ids), 1.0)
+    assert acked.handle(BOX, request, 2.0).message == RelayReceiptTaken(3, 3)
     assert server.receipts is not None
     batch = server.receipts.seal()
     assert batch is not None

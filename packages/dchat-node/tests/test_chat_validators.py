@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import NetPlan, solve_pow, verify_proof
-from dchat_core import IdentityId, NodeId, canonical_decode
+from dchat_core import IdentityId, MailboxId, NodeId, canonical_decode
 from dchat_crypto import KdfParams, SigningKey, encrypt_with_passphrase
+from dchat_messaging import SealedEnvelope
 from dchat_network import relay_session
 from dchat_network.lowlevel import AuditAnswer, DeliveryReceipt, check_audit
 from dchat_node import NodeProcess
@@ -82,14 +83,19 @@ def _submit(client: httpx.Client, tx: Transaction) -> dict[str, Any]:
     return result
 
 
-async def _give_receipt(host: str, port: int, relay_key: SigningKey, ids: list[bytes]) -> int:
-    """A mailbox owner gives the relay a receipt for ``ids``; how many it kept."""
+async def _give_receipt(host: str, port: int, relay_key: SigningKey) -> int:
+    """Three envelopes reach a mailbox through the relay, whose owner receipts them."""
     owner = SigningKey.generate()
+    mailbox = MailboxId.derive(owner.public_key.to_bytes())
+    envelopes = [SealedEnvelope(mailbox, b"sealed %d" % i * 10).to_bytes() for i in range(3)]
     relay_id = bytes(NodeId.derive(relay_key.public_key.to_bytes()))
-    receipt = DeliveryReceipt.sign(owner, relay_id, ids).to_bytes()
     with trio.fail_after(10):
+        async with relay_session(host, port) as sender:
+            await sender.put_many([(bytes(mailbox), e) for e in envelopes])
         async with relay_session(host, port, node_key=owner) as session:
-            return await session.send_receipt(receipt)
+            pushed = await session.pull(bytes(mailbox))
+            receipt = DeliveryReceipt.sign(owner, relay_id, [i for i, _ in pushed])
+            return await session.send_receipt(receipt.to_bytes())
 
 
 async def _audit(host: str, port: int, root: bytes, index: int) -> AuditAnswer:
@@ -216,8 +222,7 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
     relay_node.start()
     try:
         host, port = relay_node.info["link"].rsplit(":", 1)
-        entry_ids = [bytes([i]) * 32 for i in (3, 1, 2)]
-        kept = trio.run(_give_receipt, host, int(port), wallet, entry_ids)
+        kept = trio.run(_give_receipt, host, int(port), wallet)
         assert kept == 3
         passfile = out / "passphrase"
         passfile.write_text(PASSPHRASE)

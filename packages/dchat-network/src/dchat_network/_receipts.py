@@ -49,7 +49,7 @@ from ._errors import ProbeError
 from ._probe import check_signed
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dchat_crypto import SigningKey
 
@@ -282,17 +282,27 @@ class ReceiptBook:
         self.taken = 0
         """Receipts accepted."""
 
-    def take(self, owner: bytes, data: bytes) -> int:
+    def take(
+        self, owner: bytes, data: bytes, delivered: Callable[[bytes], bool] | None = None
+    ) -> int:
         """Accept a receipt from the owner of mailbox ``owner``; the entry ids it covers.
 
+        ``delivered``: whether this relay handed the owner the envelope with that
+        entry id (None: not checked). A receipt naming any other is refused, so
+        nobody can fill the book with receipts for envelopes that never passed
+        through this relay.
+
         Raises:
-            ProbeError: Malformed or forged, for another relay or another mailbox.
+            ProbeError: Malformed or forged, for another relay or another mailbox,
+                or naming an envelope this relay did not deliver.
         """
         receipt = DeliveryReceipt.from_bytes(data)
         if receipt.relay != self.relay:
             raise ProbeError("the receipt names another relay")
         if receipt.mailbox != owner:
             raise ProbeError("the receipt is not for the link's own mailbox")
+        if delivered is not None and not all(map(delivered, receipt.entry_ids)):
+            raise ProbeError("the receipt names an envelope this relay did not deliver")
         if len(self._pending) >= self._max:
             del self._pending[next(iter(self._pending))]  # the oldest goes unclaimed
         self._pending[receipt.digest()] = (receipt.to_bytes(), receipt.entry_ids)

@@ -41,8 +41,10 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   (:attr:`RelayServer.node_key`, set by the host to the key its links prove),
   ``bad_probe`` for a stale, foreign or forged challenge, else ``unsupported``.
 * ``rcpt`` is kept in the server's :class:`ReceiptBook` (:attr:`RelayServer.receipts`,
-  made with the node key) when it is the link owner's, names this relay and
-  verifies; else ``bad_receipt``. ``audit`` is answered from the sealed batches
+  made with the node key) when it is the link owner's, names this relay,
+  verifies and names only envelopes this relay delivered to that mailbox
+  (still held, pushed but not yet acknowledged, or acknowledged within the
+  replay window); else ``bad_receipt``. ``audit`` is answered from the sealed batches
   (``no_batch`` for a root the relay does not hold). Without a node key a
   receipt is answered as covering 0 envelopes (not kept: the client stops
   sending them) and every audit is ``no_batch``.
@@ -295,7 +297,7 @@ class RelayServer:
             case RelayProbe():
                 return self._reply(self._probe(request, now))
             case RelayReceipt() | RelayAudit():
-                return self._reply(self._receipt_request(owner, request))
+                return self._reply(self._receipt_request(owner, request, now))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
     def resume(self, pull: RelayPull) -> RelayReply:
@@ -405,7 +407,9 @@ class RelayServer:
         self.probes += 1
         return RelayProbeAnswer(request.rid, signature)
 
-    def _receipt_request(self, owner: bytes, request: RelayReceipt | RelayAudit) -> RelayMessage:
+    def _receipt_request(
+        self, owner: bytes, request: RelayReceipt | RelayAudit, now: float
+    ) -> RelayMessage:
         book = self.receipts
         if book is None and isinstance(request, RelayReceipt):
             return RelayReceiptTaken(request.rid, 0)  # not kept: the client stops offering them
@@ -415,8 +419,16 @@ class RelayServer:
                 return RelayError(request.rid, "no_batch", "no such receipt batch or leaf")
             return RelayAuditAnswer(request.rid, answer.entry_id, answer.receipt, answer.path)
         assert book is not None
+        # Delivered means: pushed and not yet acknowledged (the receipt comes before the
+        # ack, which rides the next pull), or acknowledged within the replay window.
+        held = {entry.entry_id for entry in self._store.fetch(owner, MAX_BATCH)}
+        recent = self.recently_delivered
+
+        def delivered(entry_id: bytes) -> bool:
+            return entry_id in held or (recent is not None and (owner, entry_id, now) in recent)
+
         try:
-            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt))
+            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt, delivered))
         except ProbeError as exc:
             return RelayError(request.rid, "bad_receipt", str(exc))
 
