@@ -41,6 +41,7 @@ from ._handles import add_handle_routes
 from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
+from ._relay import add_relay_routes
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._socket import add_socket_route
@@ -164,6 +165,7 @@ def create_app(node: Node, token: str) -> FastAPI:
         return {"contacts": [{"name": c.name, "identity_id": c.identity_id} for c in contacts]}
 
     add_chain_routes(app, node, auth)
+    add_relay_routes(app, node, auth)
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)
@@ -184,6 +186,8 @@ def _route_role(path: str) -> str | None:
     """The role whose routes ``path`` is (None: every role's)."""
     if path.startswith("/v1/chain/"):
         return "validator"
+    if path.startswith("/v1/relay/"):
+        return "relay"
     return "user" if path.startswith("/v1/") else None
 
 

@@ -32,6 +32,7 @@ from ._common import guard as _guard
 from ._guardians import guardian_app
 from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
+from ._relay import relay_app
 from ._requests import register_request_commands
 from ._watch import register_watch_command
 
@@ -47,6 +48,7 @@ _out = Console()
 node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
 node_app.add_typer(backup_app, name="backup")
 node_app.add_typer(chain_app, name="chain")
+node_app.add_typer(relay_app, name="relay")
 app = typer.Typer(
     help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
 )
