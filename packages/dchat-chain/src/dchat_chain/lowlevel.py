@@ -37,6 +37,7 @@ application of its own, a simulation or a test harness.
   ``ChoicePolicy``, ``RelayDiscovery``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
   ``NotEnoughRelaysError``), ``PinnedRelaysError``
+  per-height timing bookkeeping ``HeightTimeline``, ``sent_step``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
   ``decode_wallet_key``, ``KeyRecordError``; local testnets ``NetPlan``,
@@ -45,12 +46,12 @@ application of its own, a simulation or a test harness.
   ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
 - state storage and snapshots: ``StateStore``, ``StateSnapshot``
 - misbehaviour evidence: ``DuplicateVoteEvidence``, ``EvidenceVerifier``,
-  ``validator_id_of``
+  ``validator_id_of``, ``RelayFaultEvidence``
 - payment channels off chain: ``ChannelBook``, ``ChannelRecord``,
   ``ChannelOffer``, ``ChannelConsent``, ``ChannelUpdate``, ``ChannelMessage``,
   ``encode_channel_text``, ``decode_channel_text``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
-  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``
+  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``, ``relay_directory``
 - public handles (chat chain): ``normalize_handle``, ``handle_key``,
   ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
   verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
@@ -94,6 +95,7 @@ from ._channels import ChannelState as ChannelState
 from ._channels import channel_open_terms as channel_open_terms
 from ._channels import payment_channel_id as payment_channel_id
 from ._chat_channels import chat_channel_id as chat_channel_id
+from ._chat_directory import relay_directory as relay_directory
 from ._chat_handles import handle_key as handle_key
 from ._chat_identity import solve_pow as solve_pow
 from ._consensus_messages import ConsensusMessage as ConsensusMessage
@@ -126,6 +128,7 @@ from ._handle_names import normalize_handle as normalize_handle
 from ._handle_names import solve_handle_pow as solve_handle_pow
 from ._handle_owner import HandleOwner as HandleOwner
 from ._height_timeline import HeightTimeline as HeightTimeline
+from ._height_timeline import sent_step as sent_step
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
 from ._indexed_app import genesis_kind as genesis_kind
@@ -175,6 +178,7 @@ from ._relay_directory import decode_relay_listing as decode_relay_listing
 from ._relay_directory import epoch_score as epoch_score
 from ._relay_directory import relay_bond_key as relay_bond_key
 from ._relay_directory import relay_listing_key as relay_listing_key
+from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
 from ._snapshot import SnapshotError as SnapshotError
 from ._snapshot import StateSnapshot as StateSnapshot
 from ._state import StateStore as StateStore
@@ -295,6 +299,7 @@ __all__ = (
     "Proposal",
     "RejectedTransactionError",
     "RelayDiscovery",
+    "RelayFaultEvidence",
     "RelayListing",
     "ReplayedNonceError",
     "ReportEvidence",
@@ -366,10 +371,12 @@ __all__ = (
     "payment_channel_id",
     "plan_testnet",
     "relay_bond_key",
+    "relay_directory",
     "relay_listing_key",
     "replay",
     "replay_store",
     "resume_point",
+    "sent_step",
     "serve_sync",
     "slash_tx",
     "solve_handle_pow",

@@ -186,6 +186,8 @@ def _route_role(path: str) -> str | None:
     """The role whose routes ``path`` is (None: every role's)."""
     if path.startswith("/v1/chain/"):
         return "validator"
+    if path.startswith("/v1/relay/"):
+        return "relay"
     return "user" if path.startswith("/v1/") else None
 
 

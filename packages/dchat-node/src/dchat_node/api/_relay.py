@@ -1,12 +1,20 @@
-"""The relay operator's route of the node API (relay role), and a user's home relays.
+"""Relay routes of the node API (relay role), and a user's home relays.
 
-``GET /v1/relay/status``: what an operator watches on one relay: its node id
-and link address, its load (links open, held pulls, envelopes stored and
-delivered since start, refusals by code) and its quota use (mailboxes holding
-mail, their entries and bytes against the disk budget, the per-mailbox
-quota). Chain-side figures (listing, bond, score, earnings) are not the
-relay's to vouch for: ``dchat-node relay status`` reads them through light
-clients and shows them beside this document.
+* ``POST /v1/relay/receipts/batch``: seal the receipts given to this relay
+  since the last call into a Merkle batch (kept in memory for validators'
+  audits) and answer ``{"root": hex | null, "count": leaves, "receipts": n,
+  "taken": receipts accepted since start}``; the operator's ``dchat-node relay
+  claim`` then claims it on the chat chain (docs/protocol.md, section 5).
+* ``GET /v1/relay/status``: what an operator watches on one relay: its node
+  id and link address, its load (links open, held pulls, envelopes stored and
+  delivered since start, refusals by code) and its quota use (mailboxes
+  holding mail, their entries and bytes against the disk budget, the
+  per-mailbox quota). Chain-side figures (listing, bond, score, earnings) are
+  not the relay's to vouch for: ``dchat-node relay status`` reads them through
+  light clients and shows them beside this document.
+
+The receipt book is used where the relay server uses it, in the database
+worker, so a seal never races a receipt being taken.
 
 A user node that discovered its home relays from the directory
 (``cli/_relays.py``) adds them to ``GET /status`` as ``home_relays``
@@ -22,13 +30,13 @@ import trio
 from dchat_chain.lowlevel import HomeRelays, PinnedRelaysError
 
 from .._errors import NodeStateError
-from ..relay._role import RelayRole
+from ._roles import relay_role
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from fastapi import FastAPI
     from fastapi.params import Depends
+
+    from dchat_network.lowlevel import ReceiptBook
 
     from .._runtime import Node
 
@@ -37,15 +45,21 @@ __all__ = ("HOME_RELAYS_FILE", "add_relay_routes", "home_relays", "relay_status"
 HOME_RELAYS_FILE = "home-relays.json"
 
 
-def _relay_role(node: Node) -> RelayRole:
-    if not isinstance(node.role, RelayRole):
-        raise NodeStateError("wrong_role", "this node does not have the relay role")
-    return node.role
+def _seal(book: ReceiptBook) -> dict[str, Any]:
+    batch = book.seal()
+    if batch is None:
+        return {"root": None, "count": 0, "receipts": 0, "taken": book.taken}
+    return {
+        "root": batch.root.hex(),
+        "count": batch.count,
+        "receipts": len(batch.receipts),
+        "taken": book.taken,
+    }
 
 
 async def relay_status(node: Node) -> dict[str, Any]:
     """The ``/v1/relay/status`` document."""
-    role = _relay_role(node)
+    role = relay_role(node)
     host, db = role.service, role.store.db
     server, limits = host.server, host.limits
     mailboxes = await role.store.run(db.mailboxes.mailbox_count)
@@ -86,9 +100,18 @@ async def home_relays(node: Node) -> dict[str, Any]:
         return {"home_relays": None}
 
 
-def add_relay_routes(app: FastAPI, node: Node, auth: Sequence[Depends]) -> None:
-    """Install ``GET /v1/relay/status`` on ``app``."""
+def add_relay_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
+    """Register the relay routes."""
 
-    @app.get("/v1/relay/status", dependencies=list(auth))
+    @app.post("/v1/relay/receipts/batch", dependencies=auth)
+    async def seal_receipts() -> dict[str, Any]:
+        role = relay_role(node)
+        book = role.service.server.receipts
+        if book is None:
+            raise NodeStateError("not_ready", "the relay has not started")
+        result: dict[str, Any] = await role.store.run(_seal, book)
+        return result
+
+    @app.get("/v1/relay/status", dependencies=auth)
     async def status() -> dict[str, Any]:
         return await relay_status(node)

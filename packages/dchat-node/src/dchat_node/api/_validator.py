@@ -27,6 +27,9 @@ Routes (bearer token like the rest of the API; binary values are hex):
 * ``GET  /v1/chain/state/{key}``: any state key (hex, at most 128 bytes) with its
   Merkle proof, the value raw (hex): what a light client reads when no route
   decodes the record, e.g. the relay index ``relayidx`` or a relay bond
+* ``GET  /v1/chain/relays``: every relay the chat chain lists (committed state,
+  no proof: a scan, which a currency validator's prober reads from its own
+  operator's chat validator; docs/operations.md, "Relay probes")
 """
 
 from __future__ import annotations
@@ -46,10 +49,11 @@ from dchat_chain.lowlevel import (
     certified_query,
     handle_key,
     headers_page,
+    relay_directory,
     tx_hash,
     verify_proof,
 )
-from dchat_core import canonical_decode
+from dchat_core import NodeId, canonical_decode
 
 from .._errors import NodeStateError
 from ._roles import validator_service
@@ -61,7 +65,7 @@ if TYPE_CHECKING:
     from fastapi.params import Depends
 
     from dchat_chain import Block, CommitCertificate
-    from dchat_chain.lowlevel import AppQueryResult
+    from dchat_chain.lowlevel import AppQueryResult, StateStore
 
     from .._runtime import Node
     from ..validator._service import ValidatorService
@@ -215,6 +219,16 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def handle(name: Annotated[str, PathParam(pattern=HANDLE)]) -> dict[str, Any]:
         return handle_json(_on_chain(_service(node), "chat"), name)
 
+    @app.get("/v1/chain/relays", dependencies=auth)
+    async def relays() -> dict[str, Any]:
+        service = _on_chain(_service(node), "chat")
+        state = service.app.inner.state
+        listed = [
+            {"identity": i.hex(), **_relay_record(r), "last_batch": _last_batch(state, i, r["n"])}
+            for i, r in relay_directory(state)
+        ]
+        return {"height": service.app.inner.height, "relays": listed}
+
     @app.get("/v1/chain/relays/{ident}", dependencies=auth)
     async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
@@ -277,18 +291,7 @@ def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
 def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
     """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
     doc, value = _proved(service, b"relay/" + identity)
-    record: dict[str, Any] | None = None
-    if value is not None:
-        raw = canonical_decode(value)
-        record = {
-            "endpoint": raw["ep"],
-            "region": raw["region"],
-            "stake_ref": raw["stake"].hex(),
-            "receipt_batches": raw["n"],
-        }
-        if "node" in raw:
-            record["node_key"] = raw["node"].hex()
-        record |= {k: raw[k] for k in ("tags", "label") if k in raw}
+    record = None if value is None else _relay_record(canonical_decode(value))
     return {"identity": identity.hex(), **doc, "record": record}
 
 
@@ -306,6 +309,30 @@ def handle_json(service: ValidatorService, name: str) -> dict[str, Any]:
             "mailbox": raw["mb"].hex(),
         }
     return {"handle": name, **doc, "record": record}
+
+
+def _relay_record(raw: dict[str, Any]) -> dict[str, Any]:
+    endpoint = raw["ep"]
+    if "node" in raw and "@" not in endpoint:  # the NODEID@HOST:PORT form probers dial
+        endpoint = f"{NodeId.derive(raw['node'])}@{endpoint}"
+    record = {
+        "endpoint": endpoint,
+        "region": raw["region"],
+        "stake_ref": raw["stake"].hex(),
+        "receipt_batches": raw["n"],
+    }
+    if "node" in raw:
+        record["node_key"] = raw["node"].hex()
+    return record | {k: raw[k] for k in ("tags", "label") if k in raw}
+
+
+def _last_batch(state: StateStore, identity: bytes, batches: int) -> dict[str, Any] | None:
+    """A relay's last claimed receipt batch (what probing validators audit), or None."""
+    raw = batches and state.committed_get(b"rcpt/" + identity + (batches - 1).to_bytes(8, "big"))
+    if not raw:
+        return None
+    batch = canonical_decode(raw)
+    return {"root": batch["root"].hex(), "count": batch["count"]}
 
 
 def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:

@@ -1,4 +1,4 @@
-"""``dchat-node relay register|bond|unbond|status``: a relay operator's chain commands.
+"""``dchat-node relay register|bond|unbond|status|claim``: a relay operator's chain commands.
 
 The operator is an identity on the chat chain: the key in ``--wallet`` (a
 passphrase-encrypted wallet file, as for ``dchat wallet``). ``register``
@@ -21,6 +21,16 @@ record of earnings).
 Transactions are signed locally and submitted to a validator found by its
 data directory (``--chat-node``/``--currency-node``), which is not trusted:
 every answer the commands rely on is proven (see :mod:`._chain`).
+
+A relay keeps the delivery receipts its users' nodes give it (in memory, for
+validators' audits). ``claim`` asks the running relay (``--data-dir``, through
+its ``api.json``) to seal the receipts taken since the last claim into a Merkle
+batch, and claims that batch on the chat chain as ``receipt_batch {root,
+count}``, signed with the relay's node key (unlocked with the node passphrase)
+and sent to the chat validator of ``--node``. The node key must be the key of
+the chat-chain identity that listed the relay (``register_relay``): the chain
+accepts batches only from a listed relay's identity. Run it now and then (a
+timer); every claimed batch stays auditable while the relay runs.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
     DirectoryAnswerError,
     account_key,
@@ -42,11 +53,20 @@ from dchat_chain.lowlevel import (
     relay_listing_key,
     solve_pow,
 )
-from dchat_core import IdentityId, NodeId, canonical_decode
+from dchat_core import DchatError, IdentityId, NodeId, canonical_decode
 
 from ..relay._role import load_node_key
 from ..validator._keys import load_wallet
-from ._chain import GenesisFile, LightDir, PassFile, _Api, _passphrase, _send, _signed_with
+from ._chain import (
+    GenesisFile,
+    LightDir,
+    NodeDir,
+    PassFile,
+    _Api,
+    _passphrase,
+    _send,
+    _signed_with,
+)
 from ._common import err_console, guard
 from ._common import fail as _fail
 
@@ -293,3 +313,42 @@ def status(
         api = _Api(currency_node, None, light_dir, wallet)
         report["stake"] = {"account": account.hex(), **_currency_side(api, account)}
     _out.print_json(json.dumps(report))
+
+
+RelayDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The relay's data directory.")
+]
+
+
+@relay_app.command("claim")
+def claim(
+    data_dir: RelayDir,
+    node: NodeDir,
+    passphrase_file: PassFile = None,
+    fee: Annotated[int, typer.Option(min=0, help="The chat chain fee to pay.")] = 1,
+) -> None:
+    """Seal the relay's new delivery receipts and claim the batch on the chat chain."""
+    if not (data_dir / "node.key").exists():  # (loading would make one)
+        raise _fail(f"no relay node key in {data_dir}")
+    try:
+        key = load_node_key(data_dir / "node.key", _passphrase(passphrase_file))
+    except DchatError as exc:
+        raise _fail(str(exc)) from None
+    sealed = _Api(data_dir).call("POST", "/v1/relay/receipts/batch")
+    if sealed["root"] is None:
+        _out.print_json(json.dumps({"claimed": False, **sealed}))
+        return
+    chain = _Api(node)
+    owner = key.public_key.to_bytes()
+    tx = Transaction.create(
+        key,
+        chain_id=str(chain.call("GET", "/v1/chain/status")["chain_id"]),
+        nonce=int(chain.call("GET", f"/v1/chain/accounts/{owner.hex()}")["next_nonce"]),
+        fee=fee,
+        kind="receipt_batch",
+        body={"root": bytes.fromhex(sealed["root"]), "count": sealed["count"]},
+    )
+    (result,) = chain.call("POST", "/v1/chain/txs", {"txs": [tx.raw.hex()]})["results"]
+    _out.print_json(json.dumps({"claimed": bool(result["accepted"]), **sealed, "tx": result}))
+    if not result["accepted"]:
+        raise typer.Exit(1)
