@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 from dchat_core import DchatError, DecodeLimits, Fields, NodeId, canonical_decode
 
 from ._chat_directory import MAX_LABEL_LEN, MAX_RELAYS, MAX_TAGS, RELAY_INDEX_KEY
-from ._currency_relays import MAX_SCORE, median_scores
+from ._currency_relays import MAX_SCORE, median_scores, relay_key
 from ._errors import ChainAnswerError, ChainStateError
 from ._tx import MAX_AMOUNT
 
@@ -70,7 +70,7 @@ def relay_listing_key(identity: bytes) -> bytes:
 
 def relay_bond_key(account: bytes) -> bytes:
     """The currency-chain state key of ``account``'s relay bond."""
-    return b"relay/" + account
+    return relay_key(account)
 
 
 @dataclass(frozen=True, slots=True)
