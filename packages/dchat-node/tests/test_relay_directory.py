@@ -22,17 +22,23 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from typer.testing import CliRunner
 
 from dchat_chain.lowlevel import InvalidStateProofError, NetPlan
-from dchat_core import canonical_decode, canonical_encode
-from dchat_crypto import KdfParams
+from dchat_core import IdentityId, MailboxId, NodeId, canonical_decode, canonical_encode
+from dchat_crypto import KdfParams, SigningKey
+from dchat_messaging import SealedEnvelope
+from dchat_network import relay_session
+from dchat_network.lowlevel import DeliveryReceipt
 from dchat_node import NodeProcess
 from dchat_node.cli import node_app
 from dchat_node.cli._process import free_ports
 from dchat_node.cli._relays import discover_home_relays
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.config import load_config
+from dchat_node.relay._role import load_node_key
+from dchat_node.validator._keys import load_wallet
 
 PASSPHRASE = "relay directory test passphrase"
 REGIONS = ["eu", "eu", "us"]
@@ -123,6 +129,22 @@ class _LyingChatNode(ThreadingHTTPServer):
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
+
+
+async def _give_receipt(link: str, relay_key: SigningKey) -> int:
+    """Two envelopes reach a mailbox through the relay, whose owner receipts them."""
+    host, port = link.rsplit(":", 1)
+    owner = SigningKey.generate()
+    mailbox = MailboxId.derive(owner.public_key.to_bytes())
+    envelopes = [SealedEnvelope(mailbox, b"sealed %d" % i * 10).to_bytes() for i in range(2)]
+    relay_id = bytes(NodeId.derive(relay_key.public_key.to_bytes()))
+    with trio.fail_after(10):
+        async with relay_session(host, int(port)) as sender:
+            await sender.put_many([(bytes(mailbox), e) for e in envelopes])
+        async with relay_session(host, int(port), node_key=owner) as session:
+            pushed = await session.pull(bytes(mailbox))
+            receipt = DeliveryReceipt.sign(owner, relay_id, [i for i, _ in pushed])
+            return await session.send_receipt(receipt.to_bytes())
 
 
 def _cli(args: list[str], passfile: Path) -> str:
@@ -221,8 +243,11 @@ def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
         user.kill()
 
 
-def test_a_lying_chat_node_cannot_hide_a_relay(
-    network: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_operator_claims_receipts_and_a_lying_chat_node_cannot_hide_a_relay(
+    network: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    wait_until: Callable[..., None],
 ) -> None:
     passfile = tmp_path / "pass"
     passfile.write_text(PASSPHRASE)
@@ -237,7 +262,31 @@ def test_a_lying_chat_node_cannot_hide_a_relay(
             ],
             passfile,
         )  # fmt: skip
+    # The operator (not the relay's node key) listed relay 0: it claims the receipts.
+    relay = network["relays"][0]
+    node_key = load_node_key(relay.data_dir / "node.key", PASSPHRASE.encode())
+    assert trio.run(_give_receipt, relay.info["link"], node_key) == 2
+    claim = ["relay", "claim", "--data-dir", str(relay.data_dir), "--node", str(network["chat"])]
+    claimed = json.loads(_cli([*claim, "--wallet", str(wallets / "account-0.wallet")], passfile))
+    assert (claimed["claimed"], claimed["count"]) == (True, 2)
+    assert claimed["tx"]["accepted"]
     upstream = json.loads((network["chat"] / "api.json").read_text())
+    operator = bytes(
+        IdentityId.derive(
+            load_wallet(wallets / "account-0.wallet", PASSPHRASE.encode()).public_key.to_bytes()
+        )
+    )
+
+    def listed() -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {upstream['token']}"}
+        relays = httpx.get(upstream["url"] + "/v1/chain/relays", headers=headers, timeout=5)
+        (entry,) = [r for r in relays.json()["relays"] if r["identity"] == operator.hex()]
+        return dict(entry)
+
+    wait_until(lambda: listed()["receipt_batches"] == 1, timeout=30)
+    # What currency validators' probers read: the relay's node id, dialable, and the batch.
+    assert listed()["endpoint"] == f"{relay.info['node_id']}@{relay.info['link']}"
+    assert listed()["last_batch"] == {"root": claimed["root"], "count": 2}
     liar = _LyingChatNode(upstream)
     threading.Thread(target=liar.serve_forever, daemon=True).start()
     try:

@@ -26,10 +26,11 @@ A relay keeps the delivery receipts its users' nodes give it (in memory, for
 validators' audits). ``claim`` asks the running relay (``--data-dir``, through
 its ``api.json``) to seal the receipts taken since the last claim into a Merkle
 batch, and claims that batch on the chat chain as ``receipt_batch {root,
-count}``, signed with the relay's node key (unlocked with the node passphrase)
-and sent to the chat validator of ``--node``. The node key must be the key of
-the chat-chain identity that listed the relay (``register_relay``): the chain
-accepts batches only from a listed relay's identity. Run it now and then (a
+count}``, signed with the key of the chat-chain identity that listed the relay
+(the chain accepts batches only from a listed relay's identity): the operator's
+``--wallet`` for a relay listed with ``relay register``, else the relay's node
+key (unlocked with the node passphrase); it is sent to the chat validator of
+``--node``. Run it now and then (a
 timer); every claimed batch stays auditable while the relay runs.
 """
 
@@ -53,7 +54,7 @@ from dchat_chain.lowlevel import (
     relay_listing_key,
     solve_pow,
 )
-from dchat_core import DchatError, IdentityId, NodeId, canonical_decode
+from dchat_core import IdentityId, NodeId, canonical_decode
 
 from ..relay._role import load_node_key
 from ..validator._keys import load_wallet
@@ -326,14 +327,21 @@ def claim(
     node: NodeDir,
     passphrase_file: PassFile = None,
     fee: Annotated[int, typer.Option(min=0, help="The chat chain fee to pay.")] = 1,
+    wallet: Annotated[
+        Path | None,
+        typer.Option(
+            "--wallet",
+            help="Sign as the operator that listed the relay with `relay register` "
+            "(default: the relay's node key).",
+        ),
+    ] = None,
 ) -> None:
     """Seal the relay's new delivery receipts and claim the batch on the chat chain."""
-    if not (data_dir / "node.key").exists():  # (loading would make one)
-        raise _fail(f"no relay node key in {data_dir}")
-    try:
-        key = load_node_key(data_dir / "node.key", _passphrase(passphrase_file))
-    except DchatError as exc:
-        raise _fail(str(exc)) from None
+    secret = _passphrase(passphrase_file)
+    if wallet is not None:
+        key = guard(lambda: load_wallet(wallet, secret))
+    else:
+        key = _relay_key(data_dir, secret)
     sealed = _Api(data_dir).call("POST", "/v1/relay/receipts/batch")
     if sealed["root"] is None:
         _out.print_json(json.dumps({"claimed": False, **sealed}))
