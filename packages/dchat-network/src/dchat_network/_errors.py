@@ -57,10 +57,12 @@ class RelayBusyError(DchatNetworkError, TransportError):
     no sooner than ``retry_after`` seconds from now (the relay's backpressure).
     """
 
-    def __init__(self, reason: str, retry_after: float) -> None:
+    def __init__(self, reason: str, retry_after: float, challenge: object = None) -> None:
         super().__init__(f"relay busy ({reason}): retry after {retry_after:.3f} s")
         self.reason = reason
         self.retry_after = retry_after
+        self.challenge = challenge
+        """With ``reason`` ``pow``: the :class:`~dchat_network.lowlevel.PowChallenge` to meet."""
 
 
 class LinkStateError(DchatNetworkError, CallerError):

@@ -14,7 +14,10 @@ reply class with the codec (:func:`encode_relay_message`,
 specific framing and state errors, :class:`PullWakeups` (the sans-IO
 wake-up bookkeeping of held pulls, for hosts of the relay server), and the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
-:class:`PutBudget`, :class:`DeliveredSet`) and a listener's
+:class:`PutBudget`, :class:`DeliveredSet`), put authorization (the relay's
+:class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
+:class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
+:func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`) and a listener's
 :class:`ConnectionGate`.
 """
 
@@ -28,6 +31,14 @@ from ._link import LinkConnection as LinkConnection
 from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
+from ._put_auth import PowChallenge as PowChallenge
+from ._put_auth import PutAuthClient as PutAuthClient
+from ._put_auth import PutAuthorizer as PutAuthorizer
+from ._put_auth import auth_pow as auth_pow
+from ._put_auth import auth_token as auth_token
+from ._put_auth import pow_ok as pow_ok
+from ._put_auth import solve_pow as solve_pow
+from ._put_auth import token_hash as token_hash
 from ._relay import MAX_BATCH as MAX_BATCH
 from ._relay import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from ._relay import MAX_PREKEY_BUNDLE as MAX_PREKEY_BUNDLE
@@ -50,6 +61,8 @@ from ._relay import RelayPut as RelayPut
 from ._relay import RelayPutMany as RelayPutMany
 from ._relay import RelayStored as RelayStored
 from ._relay import RelayStoredMany as RelayStoredMany
+from ._relay import RelayTokenSet as RelayTokenSet
+from ._relay import RelayTokensHeld as RelayTokensHeld
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
 from ._relay_limits import DeliveredSet as DeliveredSet
@@ -78,7 +91,10 @@ __all__ = (
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
     "MessageReceived",
+    "PowChallenge",
     "PullWakeups",
+    "PutAuthClient",
+    "PutAuthorizer",
     "PutBudget",
     "RelayAck",
     "RelayAcked",
@@ -96,8 +112,15 @@ __all__ = (
     "RelayPutMany",
     "RelayStored",
     "RelayStoredMany",
+    "RelayTokenSet",
+    "RelayTokensHeld",
     "StoredEntry",
     "TokenBucket",
+    "auth_pow",
+    "auth_token",
     "decode_relay_message",
     "encode_relay_message",
+    "pow_ok",
+    "solve_pow",
+    "token_hash",
 )
