@@ -314,7 +314,7 @@ async def test_the_pool_solves_the_work_asked_and_uses_tokens_once_asked() -> No
     token = os.urandom(16)
     server.authorizer.set_tokens(OWNER, [token_hash(token)])
     async with relay(server) as (h, p):
-        pool = RelayPool(auth=PutAuthClient({OWNER: token}.get, max_bits=12))
+        pool = RelayPool(tokens={OWNER: token}.get, max_bits=12)
         with trio.fail_after(WAIT):
             stranger = [(OTHER, envelope_for(OTHER, bytes([i]))) for i in range(6)]
             results = await pool.put_many(h, p, stranger)
@@ -333,7 +333,7 @@ async def test_the_pool_solves_the_work_asked_and_uses_tokens_once_asked() -> No
 async def test_work_over_the_senders_limit_stays_refused_for_a_later_retry() -> None:
     server = new_server(pow_free_mailbox=0.0, pow_min_bits=20, pow_max_bits=20)
     async with relay(server) as (h, p):
-        pool = RelayPool(auth=PutAuthClient(max_bits=12))
+        pool = RelayPool(max_bits=12)
         with trio.fail_after(WAIT):
             results = await pool.put_many(h, p, [(OTHER, envelope_for(OTHER, b"x"))])
         assert results == ["pow"]

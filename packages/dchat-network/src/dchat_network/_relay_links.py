@@ -198,21 +198,28 @@ class RelayPool:
 
     Deposits are authorized by :class:`PutAuthClient` rules: put tokens once a
     relay asked for work, else proof of work solved in a worker thread; an
-    item whose work the relay asks is over ``auth.max_bits`` keeps its
+    item whose work the relay asks is over ``max_bits`` keeps its
     ``pow`` refusal (the caller retries it later).
 
     Args:
         unlinkable: A fresh link and key for every request instead of reusing one.
         timeout: For each connection and handshake.
-        auth: How deposits are authorized (default: no tokens, work up to 24 bits).
+        tokens: The put token we hold for a mailbox, or None (default: none).
+        max_bits: The most proof of work paid for one envelope.
     """
 
     def __init__(
-        self, *, unlinkable: bool = False, timeout: float = 10.0, auth: PutAuthClient | None = None
+        self,
+        *,
+        unlinkable: bool = False,
+        timeout: float = 10.0,
+        tokens: Callable[[bytes], bytes | None] | None = None,
+        max_bits: int = 24,
     ) -> None:
         self._unlinkable = unlinkable
         self._timeout = timeout
-        self.auth = auth or PutAuthClient()
+        self.auth = PutAuthClient(tokens, max_bits=max_bits)
+        """How deposits are authorized."""
         self._links: dict[tuple[str, int], RelaySession] = {}
         self._dialling: dict[tuple[str, int], trio.Lock] = {}
 
