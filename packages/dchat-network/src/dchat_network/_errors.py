@@ -8,6 +8,7 @@
     │   └── FrameTooLargeError              a frame or message exceeded the size limit
     ├── RelayProtocolError(PeerError, ValueError)  a relay request or reply is malformed
     ├── RelayBusyError(TransportError)      the relay answered ``busy``: retry after a delay
+    ├── UpnpError(TransportError)           no internet gateway, or it refused or garbled a call
     ├── LinkStateError(CallerError)         the local code used the link in the wrong state
     └── LinkClosedError(TransportError)     the connection closed, reset, or timed out
         └── LinkTimeoutError                an operation did not finish within its deadline
@@ -27,6 +28,7 @@ __all__ = (
     "LinkTimeoutError",
     "RelayBusyError",
     "RelayProtocolError",
+    "UpnpError",
 )
 
 
@@ -63,6 +65,14 @@ class RelayBusyError(DchatNetworkError, TransportError):
         self.retry_after = retry_after
         self.challenge = challenge
         """With ``reason`` ``pow``: the :class:`~dchat_network.lowlevel.PowChallenge` to meet."""
+
+
+class UpnpError(DchatNetworkError, TransportError):
+    """The gateway is missing, refused a call (``code``: its UPnP error code) or answered badly."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LinkStateError(DchatNetworkError, CallerError):

@@ -17,14 +17,16 @@ relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PutBudget`, :class:`DeliveredSet`), put authorization (the relay's
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
-:func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`) and a listener's
-:class:`ConnectionGate`.
+:func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
+:class:`ConnectionGate`, and UPnP IGD port mapping for relays behind a router
+(:class:`PortMapper` and its error :class:`UpnpError`).
 """
 
 from __future__ import annotations
 
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
+from ._errors import UpnpError as UpnpError
 from ._link import HandshakeComplete as HandshakeComplete
 from ._link import LinkClosed as LinkClosed
 from ._link import LinkConnection as LinkConnection
@@ -72,6 +74,7 @@ from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_server import StoredEntry as StoredEntry
 from ._relay_wakeups import PullWakeups as PullWakeups
 from ._trio import ConnectionGate as ConnectionGate
+from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
     "ConnectionGate",
@@ -91,6 +94,7 @@ __all__ = (
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
     "MessageReceived",
+    "PortMapper",
     "PowChallenge",
     "PullWakeups",
     "PutAuthClient",
@@ -116,6 +120,7 @@ __all__ = (
     "RelayTokensHeld",
     "StoredEntry",
     "TokenBucket",
+    "UpnpError",
     "auth_pow",
     "auth_token",
     "decode_relay_message",
