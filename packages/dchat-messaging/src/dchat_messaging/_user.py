@@ -127,6 +127,11 @@ class RawMailbox:
         """The mailbox id ``key`` proves the right to."""
         return bytes(MailboxId.derive(self.key.public_key.to_bytes()))
 
+    async def take(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Hand each envelope of a pushed batch of ``(entry id, envelope)`` to the handler."""
+        for _entry_id, envelope in batch:
+            await self.handler(envelope)
+
 
 async def _handled_on_receipt(_message: MessageReceived, _identity: Identity) -> None:
     """The control handler of kinds :meth:`UserMessaging.accept` handles itself."""

@@ -364,7 +364,7 @@ class NodeMetrics(Collector):
         yield _by(
             CounterMetricFamily,
             "dchat_relay_put_authorizations_total",
-            "Deposited envelopes by authorization: token, work, free (quiet), refused (asked work).",
+            "Deposits by authorization: token, work, free (quiet), refused (work asked).",
             "kind",
             dict(server.authorizer.counts),
         )
