@@ -243,16 +243,27 @@ class RelayPool:
     async def _authorized_deposit(
         self, host: str, port: int, items: Sequence[tuple[bytes, bytes]]
     ) -> list[bytes | str]:
-        """Deposit ``items``, answering up to two rounds of ``pow`` refusals (token, then work)."""
+        """Deposit ``items``, answering up to two rounds of ``pow`` refusals (token, then work).
+
+        A failure after the first round fails only the items still refused
+        (their result is the error's name); the ones stored stay stored.
+        """
         relay = f"{host}:{port}"
         auth = self.auth.first(relay, [mailbox for mailbox, _ in items], trio.current_time())
         todo = list(range(len(items)))
         results: list[bytes | str] = ["pow"] * len(items)
-        for _round in range(3):
+        for attempt in range(3):
             batch = [items[i] for i in todo]
             sent = [auth[i] for i in todo]
             deposit = functools.partial(RelaySession.deposit, items=batch, auth=sent)
-            reply = await self._call(host, port, deposit)
+            try:
+                reply = await self._call(host, port, deposit)
+            except DchatError as exc:
+                if attempt == 0:
+                    raise
+                for i in todo:  # what the first attempts stored stays stored
+                    results[i] = type(exc).__name__
+                break
             for i, result in zip(todo, reply.results, strict=True):
                 results[i] = result
             todo = [i for i in todo if results[i] == "pow"]
