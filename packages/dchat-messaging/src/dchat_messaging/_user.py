@@ -137,6 +137,10 @@ async def _handled_on_receipt(_message: MessageReceived, _identity: Identity) ->
     """The control handler of kinds :meth:`UserMessaging.accept` handles itself."""
 
 
+async def _handled_on_receipt_by_device(_message: MessageReceived) -> None:
+    """The same, on a linked device (a contact's token reaches all our devices)."""
+
+
 def _call_with(
     handler: ControlHandler, identity: Identity, message: MessageReceived
 ) -> Awaitable[None]:
@@ -167,7 +171,9 @@ class UserMessaging:
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
         self._controls: dict[str, ControlHandler] = {PUT_TOKEN_KIND: _handled_on_receipt}
-        self._device_controls: dict[str, DeviceControlHandler] = {}
+        self._device_controls: dict[str, DeviceControlHandler] = {
+            PUT_TOKEN_KIND: _handled_on_receipt_by_device
+        }
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
 
