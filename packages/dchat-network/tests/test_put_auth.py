@@ -132,6 +132,14 @@ def test_auth_tokens_and_challenges_round_trip_through_the_codec() -> None:
     assert decode_relay_message(plain) == RelayPutMany(7, ((OWNER, b"a"),))
 
 
+def test_the_tok_set_example_of_the_protocol_document() -> None:
+    encoded = encode_relay_message(RelayTokenSet(3, bytes(32), ()))
+    assert (
+        encoded.hex()
+        == "a4617467746f6b5f736574626d625820" + "00" * 32 + "63726964036668617368657380"
+    )
+
+
 @pytest.mark.parametrize(
     "body",
     [
