@@ -395,3 +395,19 @@ def test_a_revoked_token_leaves_the_registration_and_a_rollback_undoes_an_issue(
         issue_then_fail()
     assert tokens.issued_to(other) is None
     assert tokens.registration == (2, ())
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"v": 1, "issued": {"x": 5}, "held": {}},
+        {"v": 1, "issued": {}, "held": {"zz": b"t" * 16}},
+        {"v": 1, "issued": [], "held": {}},
+        {"issued": {}, "held": {}},
+    ],
+)
+def test_damaged_stored_put_tokens_are_a_typed_error(stored: dict[str, object]) -> None:
+    store = MemoryMessageStore()
+    store.put_state("put_tokens", canonical_encode(stored))
+    with pytest.raises(DchatMessagingError):
+        PutTokens(store).load()

@@ -107,6 +107,9 @@ class PutTokens:
             held_map = {bytes.fromhex(mailbox): token for mailbox, token in held.items()}
         except (TypeError, ValueError):
             raise EngineStateError("stored put tokens are damaged") from None
+        tokens = [*issued.values(), *held_map.values()]
+        if not all(isinstance(t, bytes) and len(t) == _TOKEN for t in tokens):
+            raise EngineStateError("stored put tokens are damaged")
         self._issued, self._held, self._version = dict(issued), held_map, version
         self._publish()
 
