@@ -33,6 +33,7 @@ from dchat_core import MailboxId
 from dchat_crypto import SigningKey
 from dchat_messaging import SealedEnvelope
 from dchat_network import RelayBusyError, relay_session
+from dchat_network.lowlevel import auth_token
 from dchat_node import NodeProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -137,17 +138,21 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
     """Deposit ``count`` envelopes at ``HONEST_RATE``; seconds from each deposit to its receipt.
 
     The sender honours ``busy`` (waits its retry-after, then deposits again);
-    that wait counts in the latency.
+    that wait counts in the latency. It is the owner's contact: it deposits
+    with the put token the owner registered, so it never pays proof of work.
     """
     host, port = address(relay)
     owner = SigningKey.generate()
     box = bytes(MailboxId.derive(owner.public_key.to_bytes()))
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
-    done = trio.Event()
+    done, registered = trio.Event(), trio.Event()
+    token = secrets.token_bytes(16)
 
     async def receive() -> None:
         async with relay_session(host, port, node_key=owner) as session:
+            await session.sync_tokens(box, (1, [token]))
+            registered.set()
             ack: list[bytes] = []
             while len(latencies) < count:
                 batch = await session.pull(box, ack, wait=5.0)
@@ -159,6 +164,7 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
         done.set()
 
     async def send() -> None:
+        await registered.wait()
         async with relay_session(host, port) as session:
             for _ in range(count):
                 body = secrets.token_bytes(1024)
@@ -166,7 +172,7 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
                 sent[body] = trio.current_time()
                 while True:
                     try:
-                        (result,) = await session.put_many([(box, envelope)])
+                        (result,) = await session.put_many([(box, envelope)], [auth])
                     except RelayBusyError as busy:
                         await trio.sleep(busy.retry_after)
                         continue
@@ -174,6 +180,7 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
                     break
                 await trio.sleep(1 / HONEST_RATE)
 
+    auth = auth_token(token)
     with trio.fail_after(120):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive)
@@ -212,11 +219,13 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     fill = results["disk fill (random mailboxes)"]
     assert fill["busy_rate"] > 0
     assert fill["stored"] > 0
-    assert set(fill) <= {"stored", "busy_rate"}  # typed answers only
+    assert set(fill) <= {"stored", "busy_rate", "pow"}  # typed answers only
     flood = results["mailbox flood"]
-    assert flood["quota"] > 0
+    # Without a put token, one mailbox's free allowance is soon spent and the
+    # relay asks for proof of work (the flooder does not pay it).
+    assert flood["pow"] > 0
     assert flood["busy_rate"] > 0
-    assert set(flood) <= {"stored", "quota", "busy_rate"}
+    assert set(flood) <= {"stored", "quota", "busy_rate", "pow"}
     connections = results["2,000 connections"]
     assert sum(connections.values()) == 2000
     assert connections["busy_source_connections"] >= 2000 - 8 * 200
@@ -234,7 +243,7 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
         if name == "dchat_relay_refusals_total"
     }
     assert refusals["busy_rate"] > 0
-    assert refusals["quota"] > 0
+    assert refusals["pow"] > 0
     closed = {
         dict(labels)["reason"]: value
         for (name, labels), value in found.items()
@@ -287,6 +296,7 @@ def test_an_anonymous_disk_fill_stops_at_the_global_budget(tmp_path: Path) -> No
     budget = 8 * 1024 * 1024
     relay = start_relay(
         tmp_path,
+        pow_max_bits=0,  # no proof of work: the budget alone stops the fill here
         disk_budget=budget,
         link_bytes=0.0,
         link_puts=0.0,

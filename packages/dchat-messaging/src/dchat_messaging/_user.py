@@ -22,6 +22,13 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   bundles to fetch now; a device whose fetch failed waits with exponential
   backoff (``interval * 2**attempts``, at most :data:`MAX_BACKOFF` seconds).
 * **delivery**: what left the outbox is counted in :attr:`UserMessaging.sent`.
+* **put tokens** (:attr:`UserMessaging.tokens`, :class:`~dchat_messaging.lowlevel.PutTokens`):
+  the first time the node's identity sends to a contact
+  (:meth:`UserMessaging.send_as`), a ``put.token`` control hands the contact
+  a token for our mailbox in the same transaction; one received is kept
+  for the sender's mailbox as its card names it (:meth:`UserMessaging.accept`).
+  The mailbox link registers :meth:`UserMessaging.token_registration`, and
+  the deposit pool attaches :meth:`PutTokens.token_for` when a relay asks for work.
 * **mailboxes** (:meth:`UserMessaging.mailboxes`): which mailboxes to drain,
   each with the key that proves the right to it and the engine that opens
   its mail: the node's identity's (or, on a linked device, the device's own)
@@ -50,11 +57,13 @@ from typing import TYPE_CHECKING, Final
 from dchat_core import MailboxId
 
 from ._contacts import ContactBook
+from ._content import Content
 from ._directory import DocumentDirectory
 from ._events import MessageReceived, Rejected
 from ._local import LocalEngines, ReceiveStats
 from ._notices import Notices
 from ._outbox import Outbox
+from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
 from ._requests import MessageRequests
 
 if TYPE_CHECKING:
@@ -62,7 +71,7 @@ if TYPE_CHECKING:
 
     from dchat_core import IdentityId
     from dchat_crypto import SigningKey
-    from dchat_identity import Identity
+    from dchat_identity import ContactCard, Identity
 
     from ._contacts import UserStore
     from ._devices import DeviceAddress
@@ -118,6 +127,19 @@ class RawMailbox:
         """The mailbox id ``key`` proves the right to."""
         return bytes(MailboxId.derive(self.key.public_key.to_bytes()))
 
+    async def take(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Hand each envelope of a pushed batch of ``(entry id, envelope)`` to the handler."""
+        for _entry_id, envelope in batch:
+            await self.handler(envelope)
+
+
+async def _handled_on_receipt(_message: MessageReceived, _identity: Identity) -> None:
+    """The control handler of kinds :meth:`UserMessaging.accept` handles itself."""
+
+
+async def _handled_on_receipt_by_device(_message: MessageReceived) -> None:
+    """The same, on a linked device (a contact's token reaches all our devices)."""
+
 
 def _call_with(
     handler: ControlHandler, identity: Identity, message: MessageReceived
@@ -148,8 +170,12 @@ class UserMessaging:
         self._raw: dict[bytes, RawMailbox] = {}
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
-        self._controls: dict[str, ControlHandler] = {}
-        self._device_controls: dict[str, DeviceControlHandler] = {}
+        self._controls: dict[str, ControlHandler] = {PUT_TOKEN_KIND: _handled_on_receipt}
+        self._device_controls: dict[str, DeviceControlHandler] = {
+            PUT_TOKEN_KIND: _handled_on_receipt_by_device
+        }
+        self.tokens = PutTokens(store)
+        """Put tokens: issued to our contacts, and theirs for their mailboxes."""
 
     def load(self) -> None:
         """Read the stored state (contacts, request policy).
@@ -159,6 +185,7 @@ class UserMessaging:
         """
         self.contacts.load()
         self.requests.load()
+        self.tokens.load()
 
     # -- local identities ------------------------------------------------------------
 
@@ -225,6 +252,11 @@ class UserMessaging:
         for reset in resets:
             self.notices.add("session_reset", reset.peer, at_ms=int(now * 1000))
         dropped = [event.reason for event in events if isinstance(event, Rejected)]
+        for event in events:
+            if isinstance(event, MessageReceived) and event.kind == PUT_TOKEN_KIND and event.new:
+                card = self.contacts.card_of(event.sender) or event.sender_card
+                own = card is not None and card.identity_id == event.sender
+                self.tokens.learn(event.data, card.mailbox if own and card else None)
         return Accepted(texts, resets, self.directory.take_learned(), dropped)
 
     def on_control(self, kind: str, handler: ControlHandler) -> None:
@@ -299,6 +331,46 @@ class UserMessaging:
         return [
             {"kind": n.kind, "peer": str(n.peer), "at_ms": n.at_ms} for n in self.notices.listing()
         ]
+
+    # -- sending and put tokens ---------------------------------------------------------
+
+    def send_as(
+        self,
+        card: ContactCard,
+        content: Content,
+        *,
+        now: float,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> list[DeviceAddress]:
+        """:meth:`LocalEngines.send_as`, plus a put token with the first mail to a contact.
+
+        A token goes only from the node's own identity (``sender`` None, on
+        its primary device) to a contact of the book; it rides in the same
+        transaction as ``content``. Returns the devices waiting for a bundle.
+        """
+        engines = self.engines
+        with self._store.transaction():
+            waiting = engines.send_as(
+                card, content, now=now, sender=sender, sender_card=sender_card
+            )
+            own, main = engines.primary_identity, engines.main()
+            if sender is None and own is not None and main is not None:
+                if self.contacts.card_of(card.identity_id) is None:
+                    return waiting
+                token = self.tokens.issue(card.identity_id)
+                if token is not None:
+                    data = encode_put_token(bytes(own.mailbox_id), token)
+                    gift = Content.control(PUT_TOKEN_KIND, data, now_ms=int(now * 1000))
+                    waiting += engines.send(main, card, gift, now=now, copies=False)
+        return waiting
+
+    def token_registration(self, mailbox: bytes) -> tuple[int, tuple[bytes, ...]]:
+        """``(version, tokens)`` to register at the relay for ``mailbox`` (ours only)."""
+        own = self.engines.primary_identity
+        if own is None or bytes(own.mailbox_id) != mailbox:
+            return (0, ())
+        return self.tokens.registration
 
     # -- sessions and delivery --------------------------------------------------------
 

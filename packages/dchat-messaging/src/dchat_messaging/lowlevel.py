@@ -6,9 +6,10 @@ the directory, message requests, the user's messaging policy and the errors.
 This module holds the contact book (:class:`ContactBook`, reached as
 ``UserMessaging.contacts``) with its store protocols, the records those
 return or keep (outbox entries and their ids, queued controls, prekey
-uploads, notices, receive counters, what a mailbox drain accepted) and the
-envelope and control size limits, for shells and test harnesses that drive
-the engine directly.
+uploads, notices, receive counters, what a mailbox drain accepted), the
+put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
+kind :data:`PUT_TOKEN_KIND`) and the envelope and control size limits, for
+shells and test harnesses that drive the engine directly.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
+from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
+from ._put_tokens import PutTokens as PutTokens
 from ._store import OutboxEntry as OutboxEntry
 from ._user import Accepted as Accepted
 from ._user import RawMailbox as RawMailbox
@@ -49,7 +52,9 @@ __all__ = (
     "MessageEntry",
     "Notice",
     "OutboxEntry",
+    "PUT_TOKEN_KIND",
     "PrekeyUpload",
+    "PutTokens",
     "QueuedControl",
     "RawMailbox",
     "ReceiveStats",

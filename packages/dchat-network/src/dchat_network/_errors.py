@@ -9,6 +9,7 @@
     ├── RelayProtocolError(PeerError, ValueError)  a relay request or reply is malformed
     ├── ProbeError(PeerError, ValueError)   a probe, receipt or audit answer does not hold
     ├── RelayBusyError(TransportError)      the relay answered ``busy``: retry after a delay
+    ├── UpnpError(TransportError)           no internet gateway, or it refused or garbled a call
     ├── LinkStateError(CallerError)         the local code used the link in the wrong state
     └── LinkClosedError(TransportError)     the connection closed, reset, or timed out
         └── LinkTimeoutError                an operation did not finish within its deadline
@@ -29,6 +30,7 @@ __all__ = (
     "ProbeError",
     "RelayBusyError",
     "RelayProtocolError",
+    "UpnpError",
 )
 
 
@@ -63,10 +65,20 @@ class RelayBusyError(DchatNetworkError, TransportError):
     no sooner than ``retry_after`` seconds from now (the relay's backpressure).
     """
 
-    def __init__(self, reason: str, retry_after: float) -> None:
+    def __init__(self, reason: str, retry_after: float, challenge: object = None) -> None:
         super().__init__(f"relay busy ({reason}): retry after {retry_after:.3f} s")
         self.reason = reason
         self.retry_after = retry_after
+        self.challenge = challenge
+        """With ``reason`` ``pow``: the :class:`~dchat_network.lowlevel.PowChallenge` to meet."""
+
+
+class UpnpError(DchatNetworkError, TransportError):
+    """The gateway is missing, refused a call (``code``: its UPnP error code) or answered badly."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LinkStateError(DchatNetworkError, CallerError):

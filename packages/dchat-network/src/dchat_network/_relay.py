@@ -4,14 +4,15 @@ A client deposits envelopes into mailboxes and, if it owns a mailbox, fetches
 and acknowledges them. Every request has a client-chosen request id ``rid`` that
 the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
 
-    put    {"t": "put", "rid": n, "mb": mailbox(32), "env": envelope}
+    put    {"t": "put", "rid": n, "mb": mailbox(32), "env": envelope, ?"auth": authorization}
            -> {"t": "stored", "rid": n, "id": entry(32)}
     fetch  {"t": "fetch", "rid": n, "mb": mailbox(32), "max": k}
            -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
     ack    {"t": "ack", "rid": n, "mb": mailbox(32), "ids": [entry, ...]}
            -> {"t": "acked", "rid": n, "n": deleted}
-    put_many {"t": "put_many", "rid": n, "items": [[mailbox(32), envelope], ...]}
-           -> {"t": "stored_many", "rid": n, "res": [entry(32) or refusal code, ...]}
+    put_many {"t": "put_many", "rid": n, "items": [[mailbox(32), envelope, ?authorization], ...]}
+           -> {"t": "stored_many", "rid": n, "res": [entry(32) or refusal code, ...],
+               ?"pow": [seed(16), bits]}
     pull   {"t": "pull", "rid": n, "mb": mailbox(32), "max": k, "ack": [entry, ...],
             "wait": milliseconds}
            -> {"t": "batch", "rid": n, "items": [[id, env], ...]}
@@ -30,7 +31,10 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
            -> {"t": "audit_ok", "rid": n, "id": entry(32), "rcpt": receipt,
                "path": [bytes(32), ...]}
     any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
-    over a limit -> {"t": "busy", "rid": n, "why": str, "retry": milliseconds}
+    tok_set {"t": "tok_set", "rid": n, "mb": mailbox(32), "hashes": [hash(16), ...]}
+           -> {"t": "tok_held", "rid": n, "n": token hashes held}
+    over a limit -> {"t": "busy", "rid": n, "why": str, "retry": milliseconds,
+                     ?"pow": [seed(16), bits]}
 
 Ownership: ``fetch`` and ``ack`` name a mailbox, and the relay serves them only
 if it is the :class:`~dchat_core.MailboxId` of the key the client proved in the
@@ -69,6 +73,15 @@ the request was not served because a limit is reached (``why``: ``rate``,
 this relay for ``retry`` milliseconds (at most :data:`MAX_RETRY_MS`). Unlike
 ``error`` it does not end the link, except for ``connections`` (the link was
 over the relay's connection cap, and the relay closes it after answering).
+
+Put authorization (:mod:`dchat_network._put_auth`): a deposit may carry an
+``authorization`` (a put token, ``0x01 || token(16)``, or a proof-of-work
+stamp, ``0x02 || seed(16) || nonce(8)``). A deposit the relay will not take
+without work is answered ``busy`` with ``why`` ``pow`` and ``retry`` 0 (a
+``put``) or the item code ``pow`` (a ``put_many``), and the answer's ``pow``
+field says what work to do. ``tok_set`` (the owner's, like ``pk_put``)
+replaces the mailbox's registered token hashes (at most
+:data:`MAX_TOKENS_HELD`).
 """
 
 from __future__ import annotations
@@ -80,6 +93,7 @@ from dchat_core import DecodeError, DecodeLimits, Fields, canonical_decode, cano
 
 from ._errors import RelayProtocolError
 from ._probe import MAX_CHALLENGE as MAX_PROBE_CHALLENGE
+from ._put_auth import MAX_POW_BITS, MAX_TOKENS_HELD, SEED_SIZE, PowChallenge, check_auth
 from ._receipts import MAX_RECEIPT
 
 __all__ = (
@@ -113,6 +127,8 @@ __all__ = (
     "RelayPutMany",
     "RelayStored",
     "RelayStoredMany",
+    "RelayTokenSet",
+    "RelayTokensHeld",
     "decode_relay_message",
     "encode_relay_message",
 )
@@ -135,17 +151,20 @@ MAX_RETRY_MS: Final = 3_600_000
 MAX_AUDIT_PATH: Final = 64
 _MAX_RID: Final = 2**63 - 1
 _LIMITS: Final = DecodeLimits(
-    max_size=8 * 1024 * 1024, max_depth=3, max_items=max(4 * MAX_BATCH, 3 * MAX_PREKEY_PUT) + 16
+    max_size=8 * 1024 * 1024,
+    max_depth=3,
+    max_items=max(4 * MAX_BATCH, 3 * MAX_PREKEY_PUT, MAX_TOKENS_HELD) + 16,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class RelayPut:
-    """Store ``envelope`` in ``mailbox``."""
+    """Store ``envelope`` in ``mailbox`` (``auth``: a put token or proof-of-work stamp)."""
 
     rid: int
     mailbox: bytes
     envelope: bytes
+    auth: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +211,14 @@ class RelayAcked:
 
 @dataclass(frozen=True, slots=True)
 class RelayPutMany:
-    """Store each ``(mailbox, envelope)`` of ``items``; whatever is stored commits together."""
+    """Store each ``(mailbox, envelope)`` of ``items``; whatever is stored commits together.
+
+    ``auth``: empty, or one authorization (or None) per item.
+    """
 
     rid: int
     items: tuple[tuple[bytes, bytes], ...]
+    auth: tuple[bytes | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +227,8 @@ class RelayStoredMany:
 
     rid: int
     results: tuple[bytes | str, ...]
+    pow: PowChallenge | None = None
+    """The work to do for the items refused ``pow``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +262,8 @@ class RelayBusy:
     rid: int
     reason: str
     retry_ms: int
+    pow: PowChallenge | None = None
+    """With ``reason`` ``pow``: the work to do before retrying."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +314,23 @@ class RelayPrekeyBundle:
 
     rid: int
     bundle: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTokenSet:
+    """Replace the put-token hashes registered for ``mailbox`` (the caller's own)."""
+
+    rid: int
+    mailbox: bytes
+    hashes: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTokensHeld:
+    """The relay now holds ``count`` token hashes for the mailbox."""
+
+    rid: int
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +401,8 @@ RelayMessage = (
     | RelayStoredMany
     | RelayPull
     | RelayBusy
+    | RelayTokenSet
+    | RelayTokensHeld
     | RelayProbe
     | RelayProbeAnswer
     | RelayReceipt
@@ -369,8 +415,10 @@ RelayMessage = (
 def encode_relay_message(message: RelayMessage) -> bytes:
     """Canonical encoding of one relay message."""
     match message:
-        case RelayPut(rid, mailbox, envelope):
+        case RelayPut(rid, mailbox, envelope, auth):
             body: dict[str, object] = {"t": "put", "mb": mailbox, "env": envelope}
+            if auth is not None:
+                body["auth"] = auth
         case RelayStored(rid, entry_id):
             body = {"t": "stored", "id": entry_id}
         case RelayFetch(rid, mailbox, limit):
@@ -394,14 +442,26 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "pk_held", "n": count}
         case RelayPrekeyBundle(rid, bundle):
             body = {"t": "pk_bundle", "bundle": bundle}
-        case RelayPutMany(rid, items):
-            body = {"t": "put_many", "items": [list(item) for item in items]}
-        case RelayStoredMany(rid, results):
+        case RelayPutMany(rid, items, auth):
+            listed = [list(item) for item in items]
+            for item, one in zip(listed, auth, strict=False):
+                if one is not None:
+                    item.append(one)
+            body = {"t": "put_many", "items": listed}
+        case RelayStoredMany(rid, results, challenge):
             body = {"t": "stored_many", "res": list(results)}
+            if challenge is not None:
+                body["pow"] = [challenge.seed, challenge.bits]
         case RelayPull(rid, mailbox, limit, ack, wait_ms):
             body = {"t": "pull", "mb": mailbox, "max": limit, "ack": list(ack), "wait": wait_ms}
-        case RelayBusy(rid, reason, retry_ms):
+        case RelayBusy(rid, reason, retry_ms, challenge):
             body = {"t": "busy", "why": reason, "retry": retry_ms}
+            if challenge is not None:
+                body["pow"] = [challenge.seed, challenge.bits]
+        case RelayTokenSet(rid, mailbox, hashes):
+            body = {"t": "tok_set", "mb": mailbox, "hashes": list(hashes)}
+        case RelayTokensHeld(rid, count):
+            body = {"t": "tok_held", "n": count}
         case RelayProbe(rid, challenge):
             body = {"t": "probe", "ch": challenge}
         case RelayProbeAnswer(rid, signature):
@@ -439,9 +499,31 @@ def _fields(value: object, *names: str) -> tuple[Fields, int]:
     return fields, fields.get_int("rid", hi=_MAX_RID)
 
 
+def _auth(value: object) -> bytes:
+    if not (isinstance(value, bytes) and check_auth(value)):
+        raise RelayProtocolError("malformed put authorization")
+    return value
+
+
+def _challenge(f: Fields) -> PowChallenge | None:
+    if not f.has("pow"):
+        return None
+    value = f.raw("pow")
+    if not (isinstance(value, list) and len(value) == 2):
+        raise RelayProtocolError("pow must be [seed, bits]")
+    seed, bits = value
+    if not (isinstance(seed, bytes) and len(seed) == SEED_SIZE):
+        raise RelayProtocolError("pow seed must be 16 bytes")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 0 < bits <= MAX_POW_BITS:
+        raise RelayProtocolError("pow bits out of range")
+    return PowChallenge(seed, bits)
+
+
 def _put(value: object) -> RelayMessage:
-    f, rid = _fields(value, "mb", "env")
-    return RelayPut(rid, f.get_bytes("mb", size=32), f.get_bytes("env", max_size=MAX_ENVELOPE))
+    f, rid = _fields(value, "mb", "env", "auth")
+    auth = _auth(f.raw("auth")) if f.has("auth") else None
+    mailbox, envelope = f.get_bytes("mb", size=32), f.get_bytes("env", max_size=MAX_ENVELOPE)
+    return RelayPut(rid, mailbox, envelope, auth)
 
 
 def _stored(value: object) -> RelayMessage:
@@ -483,11 +565,12 @@ def _ack(value: object) -> RelayMessage:
 
 def _put_many(value: object) -> RelayMessage:
     f, rid = _fields(value, "items")
-    items, total = [], 0
+    items, total, auth = [], 0, []
     for item in f.get_list("items", max_len=MAX_BATCH):
-        if not (isinstance(item, list) and len(item) == 2):
-            raise RelayProtocolError("put_many item must be [mailbox, envelope]")
-        mailbox, envelope = item
+        if not (isinstance(item, list) and len(item) in (2, 3)):
+            raise RelayProtocolError("put_many item must be [mailbox, envelope, ?auth]")
+        mailbox, envelope = item[:2]
+        auth.append(_auth(item[2]) if len(item) == 3 else None)
         if not (isinstance(mailbox, bytes) and len(mailbox) == 32 and isinstance(envelope, bytes)):
             raise RelayProtocolError("put_many item has bad field types")
         if len(envelope) > MAX_ENVELOPE:
@@ -496,18 +579,18 @@ def _put_many(value: object) -> RelayMessage:
         items.append((mailbox, envelope))
     if not items or total > MAX_BATCH_BYTES:
         raise RelayProtocolError("put_many must hold 1 to 64 envelopes of at most 768 KiB")
-    return RelayPutMany(rid, tuple(items))
+    return RelayPutMany(rid, tuple(items), tuple(auth) if any(auth) else ())
 
 
 def _stored_many(value: object) -> RelayMessage:
-    f, rid = _fields(value, "res")
+    f, rid = _fields(value, "res", "pow")
     results: list[bytes | str] = []
     for result in f.get_list("res", max_len=MAX_BATCH):
         entry_id = isinstance(result, bytes) and len(result) == 32
         if not (entry_id or (isinstance(result, str) and 0 < len(result) <= 64)):
             raise RelayProtocolError("stored_many result must be an entry id or a code")
         results.append(result)
-    return RelayStoredMany(rid, tuple(results))
+    return RelayStoredMany(rid, tuple(results), _challenge(f))
 
 
 def _pull(value: object) -> RelayMessage:
@@ -528,8 +611,24 @@ def _error(value: object) -> RelayMessage:
 
 
 def _busy(value: object) -> RelayMessage:
-    f, rid = _fields(value, "why", "retry")
-    return RelayBusy(rid, f.get_str("why", max_len=64), f.get_int("retry", hi=MAX_RETRY_MS))
+    f, rid = _fields(value, "why", "retry", "pow")
+    reason, retry = f.get_str("why", max_len=64), f.get_int("retry", hi=MAX_RETRY_MS)
+    return RelayBusy(rid, reason, retry, _challenge(f))
+
+
+def _tok_set(value: object) -> RelayMessage:
+    f, rid = _fields(value, "mb", "hashes")
+    hashes = f.get_list("hashes", max_len=MAX_TOKENS_HELD)
+    if not all(isinstance(h, bytes) and len(h) == 16 for h in hashes):
+        raise RelayProtocolError("token hashes must be 16 bytes each")
+    if len(set(hashes)) != len(hashes):
+        raise RelayProtocolError("token hashes repeat")
+    return RelayTokenSet(rid, f.get_bytes("mb", size=32), tuple(hashes))
+
+
+def _tok_held(value: object) -> RelayMessage:
+    f, rid = _fields(value, "n")
+    return RelayTokensHeld(rid, f.get_int("n", hi=MAX_TOKENS_HELD))
 
 
 def _pk_put(value: object) -> RelayMessage:
@@ -623,6 +722,8 @@ _DECODERS = {
     "stored_many": _stored_many,
     "pull": _pull,
     "busy": _busy,
+    "tok_set": _tok_set,
+    "tok_held": _tok_held,
     "probe": _probe,
     "probe_ok": _probe_ok,
     "rcpt": _rcpt,

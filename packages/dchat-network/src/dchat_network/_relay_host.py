@@ -213,10 +213,12 @@ class RelayHost:
             if reply.close:
                 assert isinstance(reply.message, RelayError)
                 raise RelayProtocolError(f"request refused: {reply.message.code}")
-            if isinstance(reply.message, RelayBusy):
+            if isinstance(reply.message, RelayBusy) and reply.message.reason != "tokens":
                 # Read nothing more from this link before its retry-after: a client
                 # that ignores backpressure is paced by TCP instead of costing the
-                # relay a decryption and a decode per refused request.
+                # relay a decryption and a decode per refused request. (A spent
+                # token budget refuses an owner's registration, not a deposit: its
+                # mailbox link goes on.)
                 await trio.sleep(min(reply.message.retry_ms / 1000, self._idle))
             _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
 

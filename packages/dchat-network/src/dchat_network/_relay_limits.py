@@ -46,6 +46,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, fields
 from typing import Final
 
+from ._put_auth import MAX_POW_BITS, PutAuthorizer
 from ._relay import MAX_BATCH_BYTES, MAX_RETRY_MS
 
 __all__ = (
@@ -86,6 +87,14 @@ class RelayLimits:
         handshake_timeout: Seconds a connection may take to finish its handshake.
         first_request_timeout: Seconds from the handshake to the first request.
         idle_timeout: Seconds an established link may stay silent.
+        pow_free_relay: Strangers' puts (no valid put token) per ``pow_window`` the
+            whole relay serves without proof of work.
+        pow_free_mailbox: Strangers' puts per ``pow_window`` one mailbox gets without work.
+        pow_min_bits: Zero bits asked once a load passes its allowance.
+        pow_step_bits: Bits added per doubling of the load past the allowance.
+        pow_max_bits: The most bits asked (0: proof of work off, every put served).
+        pow_window: Seconds over which the load is measured (a decaying count).
+        max_put_tokens: Put-token hashes all mailboxes together may register.
     """
 
     max_connections: int = 16384
@@ -105,12 +114,33 @@ class RelayLimits:
     handshake_timeout: float = 10.0
     first_request_timeout: float = 20.0
     idle_timeout: float = 300.0
+    pow_free_relay: float = 6000.0
+    pow_free_mailbox: float = 60.0
+    pow_min_bits: int = 8
+    pow_step_bits: int = 2
+    pow_max_bits: int = 22
+    pow_window: float = 60.0
+    max_put_tokens: int = 262144
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
-            positive = name == "burst" or name.endswith("timeout")
+            positive = name in ("burst", "pow_window") or name.endswith("timeout")
             if isinstance(value, bool) or value < 0 or (positive and value == 0):
                 raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0")
+        if self.pow_max_bits > MAX_POW_BITS or self.pow_min_bits > MAX_POW_BITS:
+            raise ValueError(f"pow bits must be at most {MAX_POW_BITS}")
+
+    def authorizer(self) -> PutAuthorizer:
+        """A relay's put-authorization book under these limits."""
+        return PutAuthorizer(
+            free_relay=self.pow_free_relay,
+            free_mailbox=self.pow_free_mailbox,
+            min_bits=self.pow_min_bits,
+            step_bits=self.pow_step_bits,
+            max_bits=self.pow_max_bits,
+            window=self.pow_window,
+            max_tokens=self.max_put_tokens,
+        )
 
 
 class TokenBucket:

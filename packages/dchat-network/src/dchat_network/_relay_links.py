@@ -28,6 +28,7 @@ link). A pooled link the relay dropped while idle is reopened once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections import Counter
@@ -41,7 +42,9 @@ from dchat_crypto import SigningKey
 
 from . import tracing
 from ._errors import LinkClosedError, RelayBusyError, RelayProtocolError
+from ._put_auth import PowChallenge, PutAuthClient, auth_pow, solve_pow
 from ._receipts import DeliveryReceipt
+from ._relay_limits import entry_id_of
 from ._session import RelaySession, relay_session
 from ._trio import connect
 
@@ -212,14 +215,30 @@ class MailboxLink:
 class RelayPool:
     """Links for deposits and bundle fetches, one per relay, each with a random key.
 
+    Deposits are authorized by :class:`PutAuthClient` rules: put tokens once a
+    relay asked for work, else proof of work solved in a worker thread; an
+    item whose work the relay asks is over ``max_bits`` keeps its
+    ``pow`` refusal (the caller retries it later).
+
     Args:
         unlinkable: A fresh link and key for every request instead of reusing one.
         timeout: For each connection and handshake.
+        tokens: The put token we hold for a mailbox, or None (default: none).
+        max_bits: The most proof of work paid for one envelope.
     """
 
-    def __init__(self, *, unlinkable: bool = False, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        unlinkable: bool = False,
+        timeout: float = 10.0,
+        tokens: Callable[[bytes], bytes | None] | None = None,
+        max_bits: int = 24,
+    ) -> None:
         self._unlinkable = unlinkable
         self._timeout = timeout
+        self.auth = PutAuthClient(tokens, max_bits=max_bits)
+        """How deposits are authorized."""
         self._links: dict[tuple[str, int], RelaySession] = {}
         self._dialling: dict[tuple[str, int], trio.Lock] = {}
 
@@ -231,7 +250,7 @@ class RelayPool:
         Runs in a ``dchat.deposit`` span when the process traces (:mod:`.tracing`).
         """
         with tracing.active.deposit_span() as span:
-            results = await self._call(host, port, lambda session: session.put_many(items))
+            results = await self._authorized_deposit(host, port, items)
             if span is not None:
                 span.set_attribute("dchat.envelopes", len(items))
                 span.set_attribute("dchat.envelope_bytes", sum(len(e) for _, e in items))
@@ -239,6 +258,70 @@ class RelayPool:
                     "dchat.envelopes_refused", sum(isinstance(r, str) for r in results)
                 )
         return results
+
+    async def _authorized_deposit(
+        self, host: str, port: int, items: Sequence[tuple[bytes, bytes]]
+    ) -> list[bytes | str]:
+        """Deposit ``items``, answering up to two rounds of ``pow`` refusals (token, then work).
+
+        A failure after the first round fails only the items still refused
+        (their result is the error's name); the ones stored stay stored.
+        """
+        relay = f"{host}:{port}"
+        auth = self.auth.first(relay, [mailbox for mailbox, _ in items], trio.current_time())
+        todo = list(range(len(items)))
+        results: list[bytes | str] = ["pow"] * len(items)
+        for attempt in range(3):
+            batch = [items[i] for i in todo]
+            sent = [auth[i] for i in todo]
+            deposit = functools.partial(RelaySession.deposit, items=batch, auth=sent)
+            try:
+                reply = await self._call(host, port, deposit)
+            except DchatError as exc:
+                if attempt == 0:
+                    raise
+                for i in todo:  # what the first attempts stored stays stored
+                    results[i] = type(exc).__name__
+                break
+            for i, result in zip(todo, reply.results, strict=True):
+                results[i] = result
+            todo = [i for i in todo if results[i] == "pow"]
+            if reply.pow is None or not todo:
+                break
+            self.auth.asked(relay, trio.current_time())
+            todo = await self._answer(reply.pow, items, auth, todo)
+            if not todo:
+                break
+        return results
+
+    async def _answer(
+        self,
+        challenge: PowChallenge,
+        items: Sequence[tuple[bytes, bytes]],
+        auth: list[bytes | None],
+        refused: list[int],
+    ) -> list[int]:
+        """Set a token or a solved stamp as ``auth`` of each refused item; those to resend."""
+        work: list[int] = []
+        again: list[int] = []
+        for i in refused:
+            answer = self.auth.retry(items[i][0], auth[i], challenge)
+            if isinstance(answer, bytes):
+                auth[i] = answer
+                again.append(i)
+            elif answer is not None:
+                work.append(i)
+        if work:
+            seed, bits = challenge.seed, challenge.bits
+            ids = [entry_id_of(items[i][1]) for i in work]
+            nonces = await trio.to_thread.run_sync(
+                lambda: [solve_pow(seed, entry, bits) for entry in ids], abandon_on_cancel=True
+            )
+            for i, nonce in zip(work, nonces, strict=True):
+                if nonce is not None:
+                    auth[i] = auth_pow(seed, nonce)
+                    again.append(i)
+        return sorted(again)
 
     async def get_prekeys(self, host: str, port: int, mailbox: bytes) -> bytes:
         """One (wrapped) prekey bundle of ``mailbox`` at the relay ``host:port``."""

@@ -64,6 +64,14 @@ Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
 * an envelope its owner acknowledged within ``replay_window`` is refused
   (``delivered``) instead of stored again (:class:`DeliveredSet`); senders
   count that as delivered.
+
+Put authorization (:class:`~dchat_network.lowlevel.PutAuthorizer`): each
+envelope to be stored is authorized by its put token or proof-of-work stamp,
+or served free while the relay is quiet; otherwise it is refused with the
+challenge (``busy`` ``pow`` to a ``put``, the item code ``pow`` and the
+reply's ``pow`` field in ``stored_many``). ``tok_set`` (owner only) replaces
+the mailbox's token hashes; past the relay's token budget it is answered
+``busy`` (``tokens``).
 """
 
 from __future__ import annotations
@@ -104,6 +112,8 @@ from ._relay import (
     RelayReceiptTaken,
     RelayStored,
     RelayStoredMany,
+    RelayTokenSet,
+    RelayTokensHeld,
     decode_relay_message,
     encode_relay_message,
 )
@@ -115,6 +125,7 @@ if TYPE_CHECKING:
 
     from dchat_crypto import SigningKey
 
+    from ._put_auth import PowChallenge
     from ._relay_limits import PutBudget
 
 __all__ = (
@@ -132,6 +143,8 @@ _REFUSALS: Final = {
     "delivered": "already delivered to its owner",
 }
 _USAGE_REFRESH: Final = 1.0
+_TOKENS_RETRY: Final = 60.0
+"""The ``retry`` of a ``busy`` (``tokens``) answer: the relay's token budget is spent."""
 """Seconds between two readings of the relay's total held bytes (when near the budget)."""
 
 
@@ -234,6 +247,9 @@ class RelayServer:
         self._prekeys = prekeys
         self._envelope_mailbox = envelope_mailbox
         self._quota = quota if quota is not None else (limits or RelayLimits()).mailbox_quota
+        self.authorizer = (limits or RelayLimits(pow_max_bits=0)).authorizer()
+        """Put tokens and proof of work (without ``limits``: tokens only, never work)."""
+        self._challenge: PowChallenge | None = None  # of this request's last ``pow`` refusal
         self.stored = 0
         """Envelopes stored (a duplicate of a stored one is not counted)."""
         self.stored_bytes = 0
@@ -269,12 +285,15 @@ class RelayServer:
             request = decode_relay_message(data)
         except RelayProtocolError as exc:
             return self._reply(RelayError(0, "malformed", str(exc)))
+        self._challenge = None
         busy = self._limit(request, now, budget)
         if busy is not None:
             return self._reply(busy)
         match request:
             case RelayPut():
-                stored = self._store_one(request.mailbox, request.envelope, now)
+                stored = self._store_one(request.mailbox, request.envelope, now, auth=request.auth)
+                if stored == "pow":
+                    return self._reply(RelayBusy(request.rid, "pow", 0, self._challenge))
                 if isinstance(stored, str):
                     return self._reply(RelayError(request.rid, stored, _REFUSALS[stored]))
                 return self._reply(RelayStored(request.rid, stored), (request.mailbox,))
@@ -292,7 +311,9 @@ class RelayServer:
                 return RelayReply(encode_relay_message(batch), batch, False, park=park)
             case RelayPrekeyPut() | RelayPrekeyCount() | RelayPrekeyGet():
                 return self._reply(self._prekey_request(owner, request, now))
-            case RelayFetch() | RelayAck() | RelayPull():
+            case RelayTokenSet() if request.mailbox == owner:
+                return self._reply(self._set_tokens(request))
+            case RelayFetch() | RelayAck() | RelayPull() | RelayTokenSet():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
             case RelayProbe():
                 return self._reply(self._probe(request, now))
@@ -346,19 +367,37 @@ class RelayServer:
         assert self._held is not None
         return self._held + size > budget
 
+    def _set_tokens(self, request: RelayTokenSet) -> RelayMessage:
+        count = self.authorizer.set_tokens(request.mailbox, request.hashes)
+        if count is None:
+            return RelayBusy(request.rid, "tokens", retry_ms(_TOKENS_RETRY))
+        return RelayTokensHeld(request.rid, count)
+
     def _store_one(
-        self, mailbox: bytes, envelope: bytes, now: float, held: dict[bytes, int] | None = None
+        self,
+        mailbox: bytes,
+        envelope: bytes,
+        now: float,
+        held: dict[bytes, int] | None = None,
+        auth: bytes | None = None,
     ) -> bytes | str:
         """Store one envelope; its entry id, or the code that refused it.
 
         ``held`` carries each mailbox's stored bytes from one envelope of a
         batch to the next (all in one transaction), so the sum is read once.
+        A ``pow`` refusal leaves its challenge in ``_challenge``.
         """
         if self._envelope_mailbox(envelope) != mailbox:
             return "bad_envelope"
+        entry = entry_id_of(envelope)
         recent = self.recently_delivered
-        if recent and (mailbox, entry_id_of(envelope), now) in recent:
+        if recent and (mailbox, entry, now) in recent:
             return "delivered"
+        challenge = self.authorizer.authorize(mailbox, entry, auth, now)
+        if challenge is not None:
+            if self._challenge is None or challenge.bits > self._challenge.bits:
+                self._challenge = challenge
+            return "pow"
         held = {} if held is None else held
         size = held[mailbox] if mailbox in held else self._store.total_bytes(mailbox)
         if size + len(envelope) > self._quota:
@@ -373,12 +412,17 @@ class RelayServer:
 
     def _put_many(self, request: RelayPutMany, now: float) -> RelayReply:
         held: dict[bytes, int] = {}
-        results = [self._store_one(mailbox, env, now, held) for mailbox, env in request.items]
+        auth = request.auth or (None,) * len(request.items)
+        results = [
+            self._store_one(mailbox, env, now, held, one)
+            for (mailbox, env), one in zip(request.items, auth, strict=True)
+        ]
         self.refusals.update(r for r in results if isinstance(r, str))
         notify = {
             m for (m, _), r in zip(request.items, results, strict=True) if isinstance(r, bytes)
         }
-        return self._reply(RelayStoredMany(request.rid, tuple(results)), tuple(sorted(notify)))
+        reply = RelayStoredMany(request.rid, tuple(results), self._challenge)
+        return self._reply(reply, tuple(sorted(notify)))
 
     def _fetch(self, rid: int, mailbox: bytes, limit: int) -> RelayBatch:
         items: list[tuple[bytes, bytes]] = []
@@ -478,9 +522,9 @@ class RelayClient:
         self._rid += 1
         return self._rid
 
-    def put(self, mailbox: bytes, envelope: bytes) -> bytes:
-        """A request to store ``envelope`` in ``mailbox``."""
-        return self._request(RelayPut(self._next_rid(), mailbox, envelope))
+    def put(self, mailbox: bytes, envelope: bytes, auth: bytes | None = None) -> bytes:
+        """A request to store ``envelope`` in ``mailbox`` (``auth``: token or stamp)."""
+        return self._request(RelayPut(self._next_rid(), mailbox, envelope, auth))
 
     def fetch(self, mailbox: bytes, limit: int = MAX_BATCH) -> bytes:
         """A request for up to ``limit`` entries of our own ``mailbox``."""
@@ -490,9 +534,19 @@ class RelayClient:
         """A request to delete received entries of our own ``mailbox``."""
         return self._request(RelayAck(self._next_rid(), mailbox, tuple(entry_ids)))
 
-    def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> bytes:
-        """A request to store each ``(mailbox, envelope)`` (1 to ``MAX_BATCH``)."""
-        return self._request(RelayPutMany(self._next_rid(), tuple(items)))
+    def put_many(
+        self, items: Sequence[tuple[bytes, bytes]], auth: Sequence[bytes | None] = ()
+    ) -> bytes:
+        """A request to store each ``(mailbox, envelope)`` (1 to ``MAX_BATCH``).
+
+        ``auth``: empty, or per item its authorization (a put token or stamp) or None.
+        """
+        one_each = tuple(auth) if any(a is not None for a in auth) else ()
+        return self._request(RelayPutMany(self._next_rid(), tuple(items), one_each))
+
+    def set_tokens(self, mailbox: bytes, hashes: Sequence[bytes]) -> bytes:
+        """A request to replace the put-token hashes of our own ``mailbox``."""
+        return self._request(RelayTokenSet(self._next_rid(), mailbox, tuple(hashes)))
 
     def pull(
         self, mailbox: bytes, ack: Sequence[bytes], *, limit: int = MAX_BATCH, wait_ms: int = 0
@@ -554,7 +608,7 @@ class RelayClient:
                 raise LinkClosedError("the relay closed the idle link")
             raise RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
         if isinstance(reply, RelayBusy):
-            raise RelayBusyError(reply.reason, reply.retry_ms / 1000)
+            raise RelayBusyError(reply.reason, reply.retry_ms / 1000, reply.pow)
         if type(reply) is not _EXPECTED.get(type(pending)) or reply.rid != pending.rid:
             raise RelayProtocolError("relay answered a different request")
         if (
@@ -581,6 +635,7 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     RelayPrekeyGet: RelayPrekeyBundle,
     RelayPutMany: RelayStoredMany,
     RelayPull: RelayBatch,
+    RelayTokenSet: RelayTokensHeld,
     RelayProbe: RelayProbeAnswer,
     RelayReceipt: RelayReceiptTaken,
     RelayAudit: RelayAuditAnswer,

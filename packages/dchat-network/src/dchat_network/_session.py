@@ -27,7 +27,8 @@ import trio
 
 from dchat_crypto import SigningKey
 
-from ._errors import RelayProtocolError
+from ._errors import RelayBusyError, RelayProtocolError
+from ._put_auth import token_hash
 from ._relay import (
     MAX_BATCH,
     MAX_WAIT_MS,
@@ -40,6 +41,7 @@ from ._relay import (
     RelayReceiptTaken,
     RelayStored,
     RelayStoredMany,
+    RelayTokensHeld,
 )
 from ._relay_server import RelayClient
 from ._trio import connect
@@ -70,6 +72,8 @@ class RelaySession:
         self.link = link
         self._client = RelayClient()
         self._lock = trio.Lock()
+        self.tokens_sent = -1
+        """The version of the put-token set this link registered (-1: none yet)."""
 
     async def _ask(
         self, build: Callable[[RelayClient], bytes], expected: type[_R], *, timeout: float = 30.0
@@ -83,18 +87,48 @@ class RelaySession:
             raise RelayProtocolError("relay answered a different request")
         return reply
 
-    async def put(self, mailbox: bytes, envelope: bytes) -> bytes:
-        """Store ``envelope`` in anyone's ``mailbox``; returns the relay's entry id."""
-        stored = await self._ask(lambda c: c.put(mailbox, envelope), RelayStored)
+    async def put(self, mailbox: bytes, envelope: bytes, auth: bytes | None = None) -> bytes:
+        """Store ``envelope`` in anyone's ``mailbox``; returns the relay's entry id.
+
+        Raises:
+            RelayBusyError: also ``pow``: the relay asks for work (its ``challenge``).
+        """
+        stored = await self._ask(lambda c: c.put(mailbox, envelope, auth), RelayStored)
         return stored.entry_id
 
-    async def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes | str]:
+    async def put_many(
+        self, items: Sequence[tuple[bytes, bytes]], auth: Sequence[bytes | None] = ()
+    ) -> list[bytes | str]:
         """Store each ``(mailbox, envelope)`` in one request and one commit at the relay.
 
         Returns, per item in order, its entry id or the code that refused it
-        (``quota``, ``bad_envelope``).
+        (``quota``, ``bad_envelope``, ``pow``; :meth:`deposit` also gives the challenge).
         """
-        return list((await self._ask(lambda c: c.put_many(items), RelayStoredMany)).results)
+        return list((await self.deposit(items, auth)).results)
+
+    async def deposit(
+        self, items: Sequence[tuple[bytes, bytes]], auth: Sequence[bytes | None] = ()
+    ) -> RelayStoredMany:
+        """:meth:`put_many`'s whole answer: per-item results and the work asked, if any."""
+        return await self._ask(lambda c: c.put_many(items, auth), RelayStoredMany)
+
+    async def sync_tokens(self, mailbox: bytes, registration: tuple[int, Sequence[bytes]]) -> None:
+        """Register the hashes of our own ``mailbox``'s put tokens, unless this link did.
+
+        ``registration``: ``(version, tokens)`` of the owner's token set; only
+        their hashes (:func:`~dchat_network.lowlevel.token_hash`) are sent. An
+        empty set that never changed (version 0) is not sent. A relay whose
+        token budget is spent (``busy``) is asked again on the next call.
+        """
+        version, tokens = registration
+        if version == self.tokens_sent or (version == 0 and not tokens):
+            return
+        hashes = [token_hash(token) for token in tokens]
+        try:
+            await self._ask(lambda c: c.set_tokens(mailbox, hashes), RelayTokensHeld)
+        except RelayBusyError:
+            return
+        self.tokens_sent = version
 
     async def pull(
         self, mailbox: bytes, ack: Sequence[bytes] = (), *, wait: float = 0.0

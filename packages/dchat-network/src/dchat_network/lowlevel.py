@@ -20,14 +20,19 @@ validators' probes (:class:`ProbeChallenge`, :func:`answer_probe`,
 :class:`AuditAnswer`, :func:`check_audit`, the RFC 6962 Merkle helpers
 :func:`merkle_root`, :func:`merkle_path`, :func:`verify_merkle_path`), the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
-:class:`PutBudget`, :class:`DeliveredSet`) and a listener's
-:class:`ConnectionGate`.
+:class:`PutBudget`, :class:`DeliveredSet`), put authorization (the relay's
+:class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
+:class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
+:func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
+:class:`ConnectionGate`, and UPnP IGD port mapping for relays behind a router
+(:class:`PortMapper` and its error :class:`UpnpError`).
 """
 
 from __future__ import annotations
 
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
+from ._errors import UpnpError as UpnpError
 from ._link import HandshakeComplete as HandshakeComplete
 from ._link import LinkClosed as LinkClosed
 from ._link import LinkConnection as LinkConnection
@@ -39,6 +44,14 @@ from ._probe import answer_probe as answer_probe
 from ._probe import check_probe_answer as check_probe_answer
 from ._probe_driver import ProbeBook as ProbeBook
 from ._probe_driver import probe_once as probe_once
+from ._put_auth import PowChallenge as PowChallenge
+from ._put_auth import PutAuthClient as PutAuthClient
+from ._put_auth import PutAuthorizer as PutAuthorizer
+from ._put_auth import auth_pow as auth_pow
+from ._put_auth import auth_token as auth_token
+from ._put_auth import pow_ok as pow_ok
+from ._put_auth import solve_pow as solve_pow
+from ._put_auth import token_hash as token_hash
 from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
@@ -75,6 +88,8 @@ from ._relay import RelayReceipt as RelayReceipt
 from ._relay import RelayReceiptTaken as RelayReceiptTaken
 from ._relay import RelayStored as RelayStored
 from ._relay import RelayStoredMany as RelayStoredMany
+from ._relay import RelayTokenSet as RelayTokenSet
+from ._relay import RelayTokensHeld as RelayTokensHeld
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
 from ._relay_limits import DeliveredSet as DeliveredSet
@@ -84,6 +99,7 @@ from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_server import StoredEntry as StoredEntry
 from ._relay_wakeups import PullWakeups as PullWakeups
 from ._trio import ConnectionGate as ConnectionGate
+from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
     "AuditAnswer",
@@ -105,9 +121,13 @@ __all__ = (
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
     "MessageReceived",
+    "PortMapper",
+    "PowChallenge",
     "ProbeBook",
     "ProbeChallenge",
     "PullWakeups",
+    "PutAuthClient",
+    "PutAuthorizer",
     "PutBudget",
     "ReceiptBatch",
     "ReceiptBook",
@@ -133,15 +153,23 @@ __all__ = (
     "RelayReceiptTaken",
     "RelayStored",
     "RelayStoredMany",
+    "RelayTokenSet",
+    "RelayTokensHeld",
     "StoredEntry",
     "TokenBucket",
+    "UpnpError",
     "answer_probe",
+    "auth_pow",
+    "auth_token",
     "check_audit",
     "check_probe_answer",
     "decode_relay_message",
     "encode_relay_message",
     "merkle_path",
     "merkle_root",
+    "pow_ok",
     "probe_once",
+    "solve_pow",
+    "token_hash",
     "verify_merkle_path",
 )

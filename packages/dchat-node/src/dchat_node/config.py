@@ -103,6 +103,8 @@ class NodeConfig(BaseModel):
     tracing_endpoint: str | None = None  # OTLP/HTTP traces URL (docs/operations.md, Tracing)
     tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
     relay_limits: RelayLimits = Field(default_factory=RelayLimits)  # [node.relay_limits]
+    upnp: bool = False  # relay: map the link port on the router by UPnP IGD (docs/operations.md)
+    upnp_igd: str | None = None  # relay: the gateway's description URL (else an SSDP search)
     # user: home relays from the chain's directory (cli/_relays.py); true = defaults
     relay_discovery: RelayDiscovery = Field(default_factory=RelayDiscovery)
 

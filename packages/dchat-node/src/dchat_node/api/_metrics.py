@@ -361,6 +361,18 @@ class NodeMetrics(Collector):
             "code",
             dict(server.refusals),
         )
+        yield _by(
+            CounterMetricFamily,
+            "dchat_relay_put_authorizations_total",
+            "Deposits by authorization: token, work, free (quiet), refused (work asked).",
+            "kind",
+            dict(server.authorizer.counts),
+        )
+        yield _gauge(
+            "dchat_relay_put_tokens",
+            "Put-token hashes registered by all mailboxes.",
+            server.authorizer.tokens_held,
+        )
         yield _gauge(
             "dchat_relay_mailbox_envelopes",
             "Envelopes held in mailboxes.",

@@ -19,6 +19,7 @@ from dchat_crypto import (
     decrypt_with_passphrase,
     encrypt_with_passphrase,
 )
+from dchat_network.lowlevel import PortMapper
 from dchat_storage.lowlevel import write_private
 
 from .._errors import ConfigError
@@ -55,6 +56,7 @@ class RelayRole:
         self.config = config
         self.store = store
         self.service = RelayService(store, clock, config.relay_limits)
+        self.mapper: PortMapper | None = None
 
     async def start(self, nursery: trio.Nursery, passphrase: bytes) -> tuple[str, NodeId]:
         """Unlock the node key, listen for links; returns (link address, node id)."""
@@ -63,6 +65,9 @@ class RelayRole:
         )
         host, port = parse_hostport(self.config.listen)
         bound = await nursery.start(self.service.serve, host, port, key)
+        if self.config.upnp:  # reachable from outside a home router (removed on shutdown)
+            self.mapper = PortMapper(bound[1], igd=self.config.upnp_igd)
+            nursery.start_soon(self.mapper.run)
         return f"{bound[0]}:{bound[1]}", NodeId.derive(key.public_key.to_bytes())
 
     async def status(self) -> dict[str, Any]:
@@ -72,4 +77,5 @@ class RelayRole:
             "stored": self.service.server.stored,
             "delivered": self.service.server.delivered,
             "parked_pulls": self.service.parked,
+            "upnp": None if self.mapper is None else self.mapper.status(),
         }

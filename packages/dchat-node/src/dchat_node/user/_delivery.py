@@ -209,7 +209,7 @@ class MailDelivery:
         host, port = parse_hostport(self.home_relay)
         pinned = self.home_relay_node
         if not isinstance(box, UserMailbox):
-            drain = functools.partial(_each, box.handler)
+            drain = box.take
             return MailboxLink(
                 host, port, box.key, drain, expected_peer=pinned, on_state=self._link_state
             )
@@ -277,6 +277,7 @@ class MailDelivery:
         concurrent counts would both ask for a top-up.
         """
         mailbox, now = bytes(engine.keys.mailbox), self._clock.now()
+        await relay.sync_tokens(mailbox, self.agent.token_registration(mailbox))  # put tokens
         if every and now - self._prekeys_checked.get(mailbox, 0.0) < PREKEY_CHECK:
             return
         async with self._publishing:
@@ -304,11 +305,3 @@ class MailDelivery:
                 _log.warning("control message refused: %s", type(exc).__name__)
             finally:
                 await self._store.run(engine.control_done, message.message_id)
-
-
-async def _each(
-    handler: Callable[[bytes], Awaitable[None]], batch: list[tuple[bytes, bytes]]
-) -> None:
-    """Hand each envelope of a raw mailbox's batch to its handler, in order."""
-    for _entry_id, envelope in batch:
-        await handler(envelope)

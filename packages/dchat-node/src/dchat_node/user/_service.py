@@ -85,11 +85,11 @@ class UserService(MailDelivery):
         self._wake_links = trio.Event()
         self._publishing = trio.Lock()
         self._prekeys_checked = {}
-        self.pool = RelayPool(unlinkable=config.unlinkable_sends)
         self.links = {}
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
-        self.agent = UserMessaging(EngineStore(store.db))
+        self.agent = agent = UserMessaging(EngineStore(store.db))
+        self.pool = RelayPool(unlinkable=config.unlinkable_sends, tokens=agent.tokens.token_for)
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
@@ -237,7 +237,7 @@ class UserService(MailDelivery):
         burner) instead of this node's identity.
         """
         content = Content.text_message(text, now_ms=int(self._clock.now() * 1000))
-        send = functools.partial(self.engines.send_as, sender=sender, sender_card=sender_card)
+        send = functools.partial(self.agent.send_as, sender=sender, sender_card=sender_card)
 
         def find_and_send() -> list[DeviceAddress]:  # one trip to a worker thread for both
             return send(self.book.find(to), content, now=self._clock.now())
@@ -267,7 +267,7 @@ class UserService(MailDelivery):
     ) -> MessageId:
         """Fan ``content`` out to every device of ``card``'s identity (see ``send_as``)."""
         now = self._clock.now()
-        send = functools.partial(self.engines.send_as, sender=sender, sender_card=sender_card)
+        send = functools.partial(self.agent.send_as, sender=sender, sender_card=sender_card)
         self._woken(await self._store.run_grouped(send, card, content, now=now))
         return content.message_id
 
