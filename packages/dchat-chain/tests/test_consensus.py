@@ -344,3 +344,27 @@ def test_bit_flipped_proposals_are_refused_or_ignored(position: int, bit: int) -
     assert error is None or isinstance(error, PeerError)
     assert e.step is Step.PROPOSE
     assert sent_votes(outputs) == []
+
+
+def test_a_lone_validator_decides_one_height_per_call() -> None:
+    """With one validator every quorum is its own vote: a decision must not start a chain of them.
+
+    Before, ``start`` decided height after height inside one call and never
+    returned (a one-validator network never served its API).
+    """
+    keys, validators = genesis_keys(1)
+    alone = ConsensusEngine(
+        state=ChainState.genesis(CHAIN_ID, validators, HashApp().app_hash, 0),
+        app=HashApp(),
+        block_source=lambda n, size: [b"tx-a"],
+        key=keys[0],
+        config=CONFIG,
+        signatures=CACHE,
+    )
+    outputs = alone.start(0)
+    assert [type(o) for o in outputs].count(Decision) == 1
+    assert alone.height == 2
+    for now in range(1, 6):  # each call goes on with the height the last one began
+        outputs = alone.tick(now)
+        assert [type(o) for o in outputs].count(Decision) == 1
+        assert alone.height == now + 2

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = ("ConsensusEngine",)
 
 _REBROADCAST: Final = 0  # timer kind for re-sending own messages (steps are 1..3)
+_CONTINUE: Final = -1  # timer kind: run the rules of a height a decision just started
 
 # (timer that fired, current step) -> action. Pairs not listed: the timer is stale.
 _TIMEOUTS: Final[dict[tuple[int, Step], str]] = {
@@ -221,10 +222,14 @@ class ConsensusEngine:
         """Fire every timer due at ``now_ms``."""
         self._require_started()
         self._now = max(self._now, now_ms)
+        due = []  # those due now; any this call schedules wait for the next one
         while self._timers and self._timers[0][0] <= self._now:
-            _, height, round_, kind = heapq.heappop(self._timers)
+            due.append(heapq.heappop(self._timers))
+        for _, height, round_, kind in due:
             if kind == _REBROADCAST:
                 self._rebroadcast()
+            elif kind == _CONTINUE:
+                pass  # the rules below carry on the new height
             elif height == self.height and round_ == self._round:
                 self._on_timeout(Step(kind))
             self._run_rules()
@@ -339,8 +344,15 @@ class ConsensusEngine:
             self._rule_nil_polka,
             self._rule_timers,
         )
+        height = self.height
         while any(rule() for rule in rules):
-            pass
+            if self.height != height:
+                # A decision began the next height: it goes on in a later call (a timer due
+                # now), so no call decides more than one height. A lone validator would
+                # otherwise decide height after height inside one call, forever, and its
+                # host could neither pace the heights nor do anything else.
+                self._schedule(0, _CONTINUE)
+                return
 
     def _rule_decide(self) -> bool:
         # upon PROPOSAL(h, r, v) and 2f+1 PRECOMMIT(h, r, id(v)), any round r.
