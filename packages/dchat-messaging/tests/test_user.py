@@ -192,6 +192,7 @@ def test_notices_and_unhandled_controls_are_reported() -> None:
         ("rejected", 2),
         ("rejected_retired", 0),
         ("session_resets", 1),
+        ("duplicates", 0),
         ("refusals", {"UnexpectedRecoveryError": 1}),
     ]
 

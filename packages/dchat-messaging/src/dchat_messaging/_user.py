@@ -282,7 +282,7 @@ class UserMessaging:
         """The status counters: envelopes sent, then what received ones came to.
 
         ``{"sent", "received", "rejected", "rejected_retired", "session_resets",
-        "refusals"}``, the last one a count per refusal reason.
+        "duplicates", "refusals"}``, the last one a count per refusal reason.
         """
         stats = self.stats
         return {
@@ -291,6 +291,7 @@ class UserMessaging:
             "rejected": stats.rejected,
             "rejected_retired": stats.rejected_retired,
             "session_resets": stats.session_resets,
+            "duplicates": stats.duplicates,
             "refusals": dict(stats.refusals),
         }
 

@@ -15,10 +15,13 @@ specific framing and state errors, :class:`PullWakeups` (the sans-IO
 wake-up bookkeeping of held pulls, for hosts of the relay server), and the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PutBudget`, :class:`DeliveredSet`) and a listener's
-:class:`ConnectionGate`.
+:class:`ConnectionGate`; :class:`RelayAddress` (from dchat-core: ``[NODEID@]HOST:PORT``,
+how a user names its home relays).
 """
 
 from __future__ import annotations
+
+from dchat_core import RelayAddress as RelayAddress
 
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
@@ -82,6 +85,7 @@ __all__ = (
     "PutBudget",
     "RelayAck",
     "RelayAcked",
+    "RelayAddress",
     "RelayBatch",
     "RelayBusy",
     "RelayFetch",
