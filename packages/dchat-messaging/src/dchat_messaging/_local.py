@@ -65,6 +65,8 @@ class LocalEngines:
         self._store = store
         self.directory = directory
         self._dropped = dropped
+        self.paths: int | None = None
+        """Relays of a device each envelope goes to (``None``: all); given to new engines."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
         self.linked: DeviceKeys | None = None
@@ -79,6 +81,7 @@ class LocalEngines:
             directory=self.directory,
             blocked=self._dropped,
         )
+        engine.paths = self.paths
         self._engines[keys.identity] = engine
         return engine
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from dchat_core import MailboxId
 
@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "UserMailbox", "UserMessaging")
 
+_Relay = TypeVar("_Relay")
 MAX_BACKOFF: Final = 60.0
 """Longest wait (seconds) before fetching a device's prekey bundle again."""
 if TYPE_CHECKING:
@@ -194,6 +195,17 @@ class UserMessaging:
     def raw_mailboxes(self) -> list[RawMailbox]:
         """The raw mailboxes to drain."""
         return list(self._raw.values())
+
+    def mailbox_links(
+        self, relays: Sequence[_Relay]
+    ) -> dict[tuple[bytes, str], tuple[UserMailbox | RawMailbox, _Relay]]:
+        """The standing links to keep: one per mailbox (ours and raw ones) and home relay.
+
+        Keyed by ``(mailbox public key, str(relay))``, so a shell reconciles
+        the links it runs with this map as mailboxes and relays come and go.
+        """
+        boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
+        return {(b.key.public_key.to_bytes(), str(r)): (b, r) for b in boxes for r in relays}
 
     def _box(self, identity: Identity) -> UserMailbox:
         return UserMailbox(identity.mailbox_key, self.engines.for_identity(identity), identity)

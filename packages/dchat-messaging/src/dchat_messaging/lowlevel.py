@@ -32,6 +32,7 @@ from ._order import ConversationOrder as ConversationOrder
 from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
+from ._outbox import relay_deposits as relay_deposits
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._seen import SeenEnvelopes as SeenEnvelopes
 from ._seen import envelope_digest as envelope_digest
@@ -66,4 +67,5 @@ __all__ = (
     "envelope_digest",
     "outbox_id",
     "path_outbox_id",
+    "relay_deposits",
 )
