@@ -363,3 +363,9 @@ def test_issue_wants_exactly_one_form_of_relays() -> None:
         ContactCard.issue(_alice(), name="Alice")
     with pytest.raises(InvalidCardError):
         ContactCard.issue(_alice(), name="Alice", relay=RELAY, relays=TWO)
+
+
+def test_a_card_too_big_for_a_first_message_is_refused_at_issue() -> None:
+    relays = [f"relay-{i}-{'x' * 230}.example:7400" for i in range(8)]
+    with pytest.raises(InvalidCardError, match="at most"):
+        ContactCard.issue(_alice(), name="Alice", relays=relays)

@@ -62,7 +62,9 @@ _FIELDS = frozenset(
         "sig",
     }
 )
-_LIMITS = DecodeLimits(max_size=3072, max_depth=2, max_items=32)
+MAX_CARD = 2048
+"""Bytes of an encoded card (a session's first messages carry it)."""
+_LIMITS = DecodeLimits(max_size=MAX_CARD, max_depth=2, max_items=32)
 MAX_NAME = 64
 MAX_RELAY = 255
 MAX_RELAYS = 8
@@ -140,7 +142,10 @@ class ContactCard:
             expires_ms=None if expires is None else int(expires * 1000),
         )
         signature = identity.signing_key.sign(_DOMAIN + canonical_encode(unsigned._fields()))
-        return replace(unsigned, signature=signature)
+        card = replace(unsigned, signature=signature)
+        if len(card.to_bytes()) > MAX_CARD:
+            raise InvalidCardError(f"a card is at most {MAX_CARD} bytes: fewer or shorter relays")
+        return card
 
     def _fields(self) -> dict[str, object]:
         fields: dict[str, object] = {
