@@ -60,16 +60,6 @@ class DeviceAddress:
     mailbox: MailboxId
     relays: tuple[str, ...]
 
-    @property
-    def relay(self) -> str:
-        """The first relay's address (``HOST:PORT``)."""
-        return RelayAddress.split(self.relays[0])[1]
-
-    @property
-    def relay_node(self) -> NodeId | None:
-        """The first relay's node id, when pinned."""
-        return RelayAddress.split(self.relays[0])[0]
-
     def paths(self, k: int | None = None) -> list[str]:
         """The relay addresses (without node ids) a message to this device goes to.
 
@@ -124,9 +114,9 @@ class DeviceAddress:
         if len(self.relays) > 1:
             value["relays"] = list(self.relays)
             return canonical_encode(value)
-        value["relay"] = self.relay
-        if self.relay_node is not None:
-            value["node"] = bytes(self.relay_node)
+        node, value["relay"] = RelayAddress.split(self.relays[0])
+        if node is not None:
+            value["node"] = bytes(node)
         return canonical_encode(value)
 
     @classmethod
