@@ -151,6 +151,9 @@ class UserMessaging:
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
         self._controls: dict[str, ControlHandler] = {}
         self._device_controls: dict[str, DeviceControlHandler] = {}
+        # Per engine, the control messages handed out and not yet done: with a
+        # mailbox link per home relay, two links' tasks may ask at once.
+        self._handling: dict[MessagingEngine, set[bytes]] = {}
 
     def load(self) -> None:
         """Read the stored state (contacts, request policy).
@@ -262,9 +265,19 @@ class UserMessaging:
         a linked device's own). A message with no handler comes with ``None``
         and is counted as rejected now; the shell still marks it done
         (:meth:`MessagingEngine.control_done`) so that it is dropped.
+
+        Each message is handed out once: until it is done, a later call (the
+        task of another mailbox link of the same mailbox, at another home
+        relay) skips it, so no handler runs twice for one message.
         """
         due: list[tuple[MessageReceived, DeviceControlHandler | None]] = []
-        for queued in engine.pending_controls():
+        pending = engine.pending_controls()
+        handling = self._handling.setdefault(engine, set())
+        handling &= {bytes(queued.content.message_id) for queued in pending}  # done: forgotten
+        for queued in pending:
+            if bytes(queued.content.message_id) in handling:
+                continue  # handed out already, not done yet
+            handling.add(bytes(queued.content.message_id))
             message = MessageReceived(queued.content, queued.sender, queued.sender_device, True)
             due.append((message, self._route(message.kind, identity)))
         return due
