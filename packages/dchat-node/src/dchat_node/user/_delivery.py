@@ -95,11 +95,6 @@ class MailDelivery:
             raise NodeStateError("no_relay", "configure a home relay (--relay) first")
         return self._config.home_relays
 
-    @property
-    def home_relay(self) -> str:
-        """The first home relay, ``HOST:PORT`` (where raw sealed envelopes are queued)."""
-        return self.home_relays[0].hostport
-
     def relay_state(self) -> str:
         """``connected`` if a mailbox link to a home relay is up, else ``unreachable``."""
         if any(link.state == "connected" for link in self.links.values()):
