@@ -37,7 +37,9 @@ _HEADERS = re.compile(r"/v1/chain/headers\?from=(\d+)&limit=(\d+)")
 _ACCOUNT = re.compile(r"/v1/chain/accounts/([0-9a-f]{64})")
 
 
-def genesis_document(kind: str = "currency", chain_id: str = "idx") -> bytes:
+def genesis_document(
+    kind: str = "currency", chain_id: str = "idx", params: dict[str, int] | None = None
+) -> bytes:
     """A genesis of four validators (100 power each) and four funded accounts."""
     validators = [
         [PK[i], BLS[i].public_key.to_bytes(), BLS[i].prove_possession().to_bytes(), 100]
@@ -50,6 +52,8 @@ def genesis_document(kind: str = "currency", chain_id: str = "idx") -> bytes:
         "accounts": [[pk, 10_000] for pk in PK],
         "validators": validators,
     }
+    if params:
+        doc["params"] = params
     return canonical_encode(doc)
 
 
@@ -59,8 +63,10 @@ class ValidatorChain:
     PK = PK
     genesis_document = staticmethod(genesis_document)
 
-    def __init__(self, kind: str = "currency", chain_id: str = "idx") -> None:
-        self.genesis = genesis_document(kind, chain_id)
+    def __init__(
+        self, kind: str = "currency", chain_id: str = "idx", params: dict[str, int] | None = None
+    ) -> None:
+        self.genesis = genesis_document(kind, chain_id, params)
         self.app = IndexedApp(self.genesis)
         self.store = DurableBlockStore(MemoryBlockLog())
         self.sets = ValidatorSetLog(self.store)

@@ -11,6 +11,7 @@ from dchat_chain.lowlevel import (
     FeeTooLowError,
     UnauthorizedError,
     chat_channel_id,
+    relay_directory,
     solve_pow,
     verify_proof,
 )
@@ -123,7 +124,10 @@ def test_prekey_pointer_and_relay_directory(chain: Chain) -> None:
     assert chain.run(B, "receipt_batch", {"root": b"s" * 32, "count": 5}) == 0
     assert chain.get(b"rcpt/" + ID[B] + (1).to_bytes(8, "big"))["root"] == b"s" * 32
     assert chain.get(b"rep/" + ID[B]) == {"v": 0, "d": 15}
+    listed = relay_directory(chain.app.state)
+    assert [(i, r["ep"], r["stake"]) for i, r in listed] == [(ID[B], "relay.example:7400", PK[B])]
     assert chain.run(B, "unregister_relay", {}) == 0
+    assert relay_directory(chain.app.state) == []
     assert chain.run(B, "receipt_batch", {"root": b"r" * 32, "count": 1}) == 8
 
 

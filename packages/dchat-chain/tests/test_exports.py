@@ -80,3 +80,10 @@ def test_validator_set_up_is_lowlevel() -> None:
     }
     assert names <= set(dchat_chain.lowlevel.__all__)
     assert not names & set(dchat_chain.__all__)
+
+
+def test_public_handles_are_lowlevel() -> None:
+    names = {"HandleLookup", "HandleRecord", "InvalidHandleError", "normalize_handle"}
+    names |= {"handle_key", "handle_work_bits", "solve_handle_pow", "HandleOwner"}
+    assert names <= set(dchat_chain.lowlevel.__all__)
+    assert not names & set(dchat_chain.__all__)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dchat_chain.lowlevel import HeightTimeline
+from dchat_chain.lowlevel import HeightTimeline, Vote, VoteKind, sent_step
+from dchat_crypto import BlsSecretKey
 
 
 def test_a_height_renders_marks_in_order_and_costs_by_name() -> None:
@@ -28,3 +29,13 @@ def test_finish_starts_the_next_height_empty_at_now() -> None:
     timeline.finish(1, 0, 0, now=2.0)
     assert timeline.start == 2.0
     assert timeline.finish(2, 0, 0, now=2.1) == "height 2 round 0 txs 0 t0=2.0000 total=100 |  | "
+
+
+def test_a_broadcast_marks_its_step_only_at_the_current_height() -> None:
+    key = BlsSecretKey.from_seed(b"k" * 32)
+    prevote = Vote.create(key, "c", VoteKind.PREVOTE, 5, 1, b"h" * 32, 0)
+    precommit = Vote.create(key, "c", VoteKind.PRECOMMIT, 5, 0, b"h" * 32, 0)
+    assert sent_step(prevote, 5) == "prevote_r1"
+    assert sent_step(precommit, 5) == "precommit_r0"
+    assert sent_step(prevote, 6) is None
+    assert sent_step(b"other", 5) is None

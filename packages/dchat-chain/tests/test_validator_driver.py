@@ -250,6 +250,8 @@ def test_pacing_holds_outputs_after_a_decision_and_queues_messages() -> None:
     assert stored(d.receive_consensus(decided(2), 200)) == [2]
     assert d.holding
     assert d.deadline == 1100
+    assert d.wait_s(1000) == 0.1
+    assert d.wait_s(2000) == 0
     assert d.receive_consensus(decided(3), 300) == []  # queued, not refused
     assert d.tick(1099) == []
     assert stored(d.tick(1100)) == [3]  # the queued message ran when the hold ended

@@ -3,22 +3,30 @@
 An identity registered through the API (paying its proof of work, no fee) and a
 relay listed by a funded identity are committed by consensus and readable from
 any validator with a Merkle proof that verifies against the block's app hash.
+That relay, run as a real relay process with the identity's key as its node
+key, takes a delivery receipt, claims the sealed batch with ``dchat-node relay
+claim`` and backs an audited leaf of it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trio
 from typer.testing import CliRunner
 
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import NetPlan, solve_pow, verify_proof
-from dchat_core import IdentityId, canonical_decode
-from dchat_crypto import KdfParams, SigningKey
+from dchat_core import IdentityId, MailboxId, NodeId, canonical_decode
+from dchat_crypto import KdfParams, SigningKey, encrypt_with_passphrase
+from dchat_messaging import SealedEnvelope
+from dchat_network import relay_session
+from dchat_network.lowlevel import AuditAnswer, DeliveryReceipt, check_audit
 from dchat_node import NodeProcess
 from dchat_node.cli import node_app
 from dchat_node.cli._testnet import init_testnet
@@ -73,6 +81,28 @@ def _submit(client: httpx.Client, tx: Transaction) -> dict[str, Any]:
     answer: dict[str, Any] = client.post("/v1/chain/txs", json={"txs": [tx.raw.hex()]}).json()
     result: dict[str, Any] = answer["results"][0]
     return result
+
+
+async def _give_receipt(host: str, port: int, relay_key: SigningKey) -> int:
+    """Three envelopes reach a mailbox through the relay, whose owner receipts them."""
+    owner = SigningKey.generate()
+    mailbox = MailboxId.derive(owner.public_key.to_bytes())
+    envelopes = [SealedEnvelope(mailbox, b"sealed %d" % i * 10).to_bytes() for i in range(3)]
+    relay_id = bytes(NodeId.derive(relay_key.public_key.to_bytes()))
+    with trio.fail_after(10):
+        async with relay_session(host, port) as sender:
+            await sender.put_many([(bytes(mailbox), e) for e in envelopes])
+        async with relay_session(host, port, node_key=owner) as session:
+            pushed = await session.pull(bytes(mailbox))
+            receipt = DeliveryReceipt.sign(owner, relay_id, [i for i, _ in pushed])
+            return await session.send_receipt(receipt.to_bytes())
+
+
+async def _audit(host: str, port: int, root: bytes, index: int) -> AuditAnswer:
+    with trio.fail_after(10):
+        async with relay_session(host, port) as session:
+            reply = await session.audit(root, index)
+    return AuditAnswer(reply.entry_id, reply.receipt, reply.path)
 
 
 def _proved_record(client: httpx.Client, path: str, key: bytes) -> dict[str, Any] | None:
@@ -180,6 +210,50 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
         "stake_ref": wpk.hex(),
         "receipt_batches": 0,
     }
+    # The relay whose node key is that identity's key takes a delivery receipt,
+    # seals it into a batch and claims it (`dchat-node relay claim`); the directory
+    # listing (what currency validators' probers read) shows the claimed batch, and
+    # the relay backs any leaf of it with the receipt and a Merkle path.
+    relay_dir = out / "relay"
+    relay_dir.mkdir(mode=0o700)
+    sealed_key = encrypt_with_passphrase(wallet.to_bytes(), PASSPHRASE, params=KdfParams.TESTING)
+    (relay_dir / "node.key").write_bytes(sealed_key)
+    relay_node = NodeProcess(relay_dir, "relay", passphrase=PASSPHRASE)
+    relay_node.start()
+    try:
+        host, port = relay_node.info["link"].rsplit(":", 1)
+        kept = trio.run(_give_receipt, host, int(port), wallet)
+        assert kept == 3
+        passfile = out / "passphrase"
+        passfile.write_text(PASSPHRASE)
+        args = ["relay", "claim", "--data-dir", str(relay_dir), "--node"]
+        args += [str(out / summary["validators"][1]["dir"]), "--passphrase-file", str(passfile)]
+        done = CliRunner().invoke(node_app, args)
+        assert done.exit_code == 0, done.output
+        claimed = json.loads(done.output)
+        assert (claimed["claimed"], claimed["count"], claimed["receipts"]) == (True, 3, 1)
+
+        def listed() -> dict[str, Any]:
+            (entry,) = apis[2].get("/v1/chain/relays").json()["relays"]
+            return dict(entry)
+
+        wait_until(lambda: listed()["receipt_batches"] == 1, timeout=30)
+        assert listed() == {
+            "identity": wid.hex(),
+            "endpoint": "127.0.0.1:7400",
+            "region": "eu",
+            "stake_ref": wpk.hex(),
+            "receipt_batches": 1,
+            "last_batch": {"root": claimed["root"], "count": 3},
+        }
+        root = bytes.fromhex(claimed["root"])
+        answer = trio.run(_audit, host, int(port), root, 2)
+        relay_id = bytes(NodeId.derive(wpk))
+        assert check_audit(relay_id, root, 3, 2, answer)
+        again = CliRunner().invoke(node_app, args)  # nothing new to claim
+        assert json.loads(again.output)["claimed"] is False
+    finally:
+        relay_node.kill()
     # Currency-only routes answer with a typed error on a chat validator.
     wrong = apis[0].get(f"/v1/chain/channels/{absent.hex()}")
     assert wrong.status_code == 404

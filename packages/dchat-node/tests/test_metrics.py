@@ -171,6 +171,8 @@ async def test_a_relays_stores_refusals_and_mailboxes_show(make_node: Any) -> No
     assert value(text, "dchat_relay_mailbox_envelopes") == 1
     assert value(text, "dchat_relay_mailbox_bytes") == len(good)
     assert value(text, "dchat_relay_envelopes_delivered_total") == 0
+    assert value(text, "dchat_relay_probes_total") == 0
+    assert value(text, "dchat_relay_receipts_total") == 0
     assert value(text, "dchat_links_open") == 0
     assert other.hex() not in text
     assert label_values(text) <= {"relay", "bad_envelope"}  # role and refusal code only

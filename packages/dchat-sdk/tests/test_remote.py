@@ -115,6 +115,33 @@ def test_add_contact() -> None:
     assert node.last_json() == {"name": "bob", "card": "dchat-card:b"}
 
 
+def test_add_contact_by_handle() -> None:
+    node = Node(201, {"name": "alice", "identity_id": "dcid1al"})
+    with node.client() as client:
+        assert client.add_contact_by_handle("@alice") == ContactInfo("alice", "dcid1al")
+        assert node.last_json() == {"handle": "@alice"}
+        client.add_contact_by_handle("@alice", "al")
+    assert (node.last.method, node.last.url.path) == ("POST", "/v1/contacts")
+    assert node.last_json() == {"handle": "@alice", "name": "al"}
+
+
+def test_handle_calls() -> None:
+    found = {"handle": "alice", "identity": "ab" * 32, "relays": ["127.0.0.1:7"]}
+    node = Node(reply=found)
+    with node.client() as client:
+        assert client.lookup_handle("@alice/../x") == found
+        assert node.last.url.raw_path == b"/v1/handles/@alice%2F..%2Fx"  # one path segment
+        node.reply = {"handle": found}
+        assert client.own_handle() == found
+        assert (node.last.method, node.last.url.path) == ("GET", "/v1/handle")
+        assert client.handle_action("register", "@alice") == found
+        assert node.last_json() == {"action": "register", "name": "@alice"}
+        node.reply = {"handle": None}
+        assert client.handle_action("release") is None
+        assert node.last_json() == {"action": "release"}
+        assert client.own_handle() is None
+
+
 def test_contacts() -> None:
     reply = {
         "contacts": [{"name": "bob", "identity_id": "i1"}, {"name": "eve", "identity_id": "i2"}]

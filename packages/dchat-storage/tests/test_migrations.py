@@ -188,6 +188,7 @@ def _check_upgraded(db: Database) -> None:
     ]
     assert db.outbox.due(10.0) == [OutboxItem(b"\x01" * 16, "r:1", b"box", b"env", 2, 5.0, 1.0)]
     assert [e.envelope for e in db.mailboxes.fetch(b"box")] == [b"sealed"]
+    assert db.mailboxes.total_bytes(b"box") == len(b"sealed")  # 0007 counted what was held
     # New rows continue after the migrated ones (the sequence was moved on).
     db.messages.add(b"new", "in", "id-bob", "after upgrade", 1000.0, 1000.0)
     assert db.messages.list(limit=1)[0].body == "after upgrade"

@@ -4,11 +4,14 @@ Theory of operation. Senders are Ed25519 keys with chat-chain fee accounts
 (funded at genesis; fees are burned, because this chain has no validator
 rewards to pay). Registration is the exception: a newcomer has no balance, so
 ``register_identity`` may pay no fee and costs a proof of work of
-``pow_bits`` bits instead (see :mod:`._chat_identity`). Every other action is
-taken by a registered identity's current key and costs at least ``min_fee``.
+``pow_bits`` bits instead (see :mod:`._chat_identity`). Taking or renewing a
+public handle likewise costs work (``handle_pow_bits``, :mod:`._chat_handles`)
+and releasing one is free. Every other action is taken by a registered
+identity's current key and costs at least ``min_fee``.
 
-The handlers live in :mod:`._chat_identity`, :mod:`._chat_channels` and
-:mod:`._chat_directory`; their module docstrings give the key schemes.
+The handlers live in :mod:`._chat_identity`, :mod:`._chat_channels`,
+:mod:`._chat_directory` and :mod:`._chat_handles`; their module docstrings
+give the key schemes.
 
 Validators. The chat chain has no stake of its own: its validator set is fixed
 by the genesis (optional ``"validators": [[account key(32), bls key(48), proof
@@ -29,6 +32,7 @@ from dchat_crypto.hazmat import bls_verify_possession
 from . import _bridge as bridge
 from . import _chat_channels as channels
 from . import _chat_directory as directory
+from . import _chat_handles as handles
 from . import _chat_identity as identity
 from ._app import ValidatorUpdate
 from ._bridge_headers import bridge_headers, seed_bridge
@@ -54,7 +58,13 @@ CHAT_PARAMS: Final[ParamSpec] = {
     "min_fee": (0, 0, MAX_AMOUNT),
     "pow_bits": (20, 0, 64),
     "recovery_delay_ms": (7 * 24 * 3600 * 1000, 0, 1 << 50),
+    "handle_pow_bits": (22, 0, 64),
+    "handle_term": (30 * 24 * 3600, 1, 1 << 40),  # blocks: 30 days of 1 s blocks
 }
+# Paid in work, not fees (a newcomer has no tokens); release_handle can succeed once.
+FREE_KINDS: Final = frozenset(
+    {"register_identity", "register_handle", "renew_handle", "release_handle"}
+)
 VALIDATORS_KEY: Final = b"chatval"
 
 
@@ -110,8 +120,12 @@ class ChatChainApp(ChainApp):
             for key, bls, pop, power in rows
         )
 
+    def params(self) -> dict[str, Any]:
+        """A copy of the chain's parameters."""
+        return dict(self._params)
+
     def _minimum_fee(self, tx: Transaction) -> int:
-        return 0 if tx.kind == "register_identity" else super()._minimum_fee(tx)
+        return 0 if tx.kind in FREE_KINDS else super()._minimum_fee(tx)
 
     def _handlers(self) -> Mapping[str, Callable[[BlockContext, Transaction], None]]:
         s, p = self._state, self._params
@@ -130,6 +144,10 @@ class ChatChainApp(ChainApp):
             "unregister_relay": lambda c, tx: directory.unregister_relay(s, tx),
             "receipt_batch": lambda c, tx: directory.receipt_batch(s, c, tx),
             "vouch": lambda c, tx: directory.vouch(s, tx),
+            "register_handle": lambda c, tx: handles.register_handle(s, p, c, tx),
+            "renew_handle": lambda c, tx: handles.renew_handle(s, p, c, tx),
+            "transfer_handle": lambda c, tx: handles.transfer_handle(s, c, tx),
+            "release_handle": lambda c, tx: handles.release_handle(s, c, tx),
             "create_channel": lambda c, tx: channels.create_channel(s, tx),
             "set_role": lambda c, tx: channels.set_role(s, tx),
             "transfer_channel": lambda c, tx: channels.transfer_channel(s, tx),

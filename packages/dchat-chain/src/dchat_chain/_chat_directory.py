@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from dchat_core import canonical_decode
+
 from ._chat_identity import identity_of, load_identity
 from ._state_records import body_fields, get_record, int_be, put_record
 from ._tx_errors import MalformedTransactionError, RejectedTransactionError, UnauthorizedError
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = (
     "receipt_batch",
     "register_relay",
+    "relay_directory",
     "unregister_relay",
     "vouch",
 )
@@ -51,6 +54,18 @@ def register_relay(state: StateStore, tx: Transaction) -> None:
         "n": old["n"],
     }
     put_record(state, b"relay/" + identity, record)
+
+
+def relay_directory(state: StateStore) -> list[tuple[bytes, dict[str, Any]]]:
+    """Every listed relay of the committed state: (identity, record), by identity.
+
+    A scan of the state (validators serve it to their own probers; see
+    docs/operations.md), not something a light client can check: it has no proof.
+    """
+    return [
+        (key[len(b"relay/") :], canonical_decode(value))
+        for key, value in state.committed_prefix(b"relay/")
+    ]
 
 
 def unregister_relay(state: StateStore, tx: Transaction) -> None:

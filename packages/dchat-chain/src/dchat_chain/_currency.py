@@ -8,7 +8,8 @@ every height, the sum of balances, bonded and unbonding stake, relay stake,
 channel deposits, the relay pool and ``meta/burned``.
 
 Block hooks: at block start, matured unbonding entries pay out and, at an
-epoch's first block, relay rewards of the previous epoch are distributed; at
+epoch's first block, relay rewards of the previous epoch are distributed and
+its low median scores count towards relay faults (:mod:`._relay_faults`); at
 block end, fees are settled and validator power changes become
 :class:`ValidatorUpdate`\\ s for the engine.
 """
@@ -21,6 +22,7 @@ from . import _bridge as bridge
 from . import _channels as channels
 from . import _currency_relays as relays
 from . import _currency_staking as staking
+from . import _relay_faults as faults
 from ._bridge_headers import bridge_headers
 from ._currency_genesis import build_currency_state
 from ._state_app import ChainApp
@@ -78,7 +80,11 @@ class CurrencyChainApp(ChainApp):
             "transfer": lambda c, tx: _transfer(s, tx),
             "stake": lambda c, tx: staking.stake(s, p, tx),
             "unbond": lambda c, tx: staking.unbond(s, p, c, tx),
-            "slash": lambda c, tx: staking.slash(s, p, self._verifier, tx),
+            "slash": lambda c, tx: (
+                faults.slash_relay(s, p, tx)
+                if faults.is_relay_fault(tx)
+                else staking.slash(s, p, self._verifier, tx)
+            ),
             "relay_bond": lambda c, tx: relays.relay_bond(s, tx),
             "relay_unbond": lambda c, tx: relays.relay_unbond(s, p, c, tx),
             "fund_relay_pool": lambda c, tx: relays.fund_pool(s, tx),
@@ -97,7 +103,9 @@ class CurrencyChainApp(ChainApp):
 
     def _begin_block(self, context: BlockContext) -> None:
         staking.release_unbonded(self._state, context.height)
-        relays.distribute_rewards(self._state, self._params, context)
+        paid = relays.distribute_rewards(self._state, self._params, context)
+        if paid is not None:
+            faults.note_faults(self._state, self._params, *paid)
 
     def _settle_fees(self, context: BlockContext, total: int) -> None:
         burned = total * self._params["burn_permille"] // 1000

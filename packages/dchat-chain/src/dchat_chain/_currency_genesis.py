@@ -47,6 +47,11 @@ CURRENCY_PARAMS: Final[ParamSpec] = {
     "relay_reward_per_epoch": (0, 0, _BIG),
     "min_relay_stake": (1, 1, _BIG),
     "dispute_blocks": (100, 1, 1 << 40),
+    # Relay faults (see ._relay_faults): a median score below relay_fault_score for
+    # relay_fault_epochs epochs in a row (0: never) costs relay_slash_permille of the bond.
+    "relay_fault_score": (5_000, 0, 10_000),
+    "relay_fault_epochs": (3, 0, 1 << 20),
+    "relay_slash_permille": (100, 0, 1000),
 }
 
 

@@ -34,6 +34,7 @@ __all__ = (
     "distribute_rewards",
     "fund_pool",
     "relay_bond",
+    "relay_key",
     "relay_unbond",
     "uptime_report",
 )
@@ -43,7 +44,8 @@ MAX_SCORE: Final = 10_000
 MAX_SCORED_RELAYS: Final = 256
 
 
-def _relay_key(owner: bytes) -> bytes:
+def relay_key(owner: bytes) -> bytes:
+    """The state key of ``owner``'s relay stake."""
     return b"relay/" + owner
 
 
@@ -51,9 +53,7 @@ def relay_bond(state: StateStore, tx: Transaction) -> None:
     """``relay_bond {amount}``: lock funds as the sender's relay stake."""
     value = amount(body_fields(tx.body, "relay_bond", {"amount"}), "amount", lo=1)
     debit(state, tx.sender, value)
-    put_record(
-        state, _relay_key(tx.sender), (get_record(state, _relay_key(tx.sender)) or 0) + value
-    )
+    put_record(state, relay_key(tx.sender), (get_record(state, relay_key(tx.sender)) or 0) + value)
 
 
 def relay_unbond(
@@ -61,13 +61,13 @@ def relay_unbond(
 ) -> None:
     """``relay_unbond {amount}``: start unbonding relay stake (same period as validators)."""
     value = amount(body_fields(tx.body, "relay_unbond", {"amount"}), "amount", lo=1)
-    bonded: int = get_record(state, _relay_key(tx.sender)) or 0
+    bonded: int = get_record(state, relay_key(tx.sender)) or 0
     if bonded < value:
         raise RejectedTransactionError("not that much relay stake bonded")
     if bonded == value:
-        state.delete(_relay_key(tx.sender))
+        state.delete(relay_key(tx.sender))
     else:
-        put_record(state, _relay_key(tx.sender), bonded - value)
+        put_record(state, relay_key(tx.sender), bonded - value)
     queue_unbonding(state, params, context, tx.sender, value)
 
 
@@ -133,10 +133,16 @@ def _median_scores(reports: list[list[list[Any]]]) -> dict[bytes, int]:
     return medians
 
 
-def distribute_rewards(state: StateStore, params: dict[str, Any], context: BlockContext) -> None:
-    """At an epoch's first block, pay the previous epoch's relay rewards."""
+def distribute_rewards(
+    state: StateStore, params: dict[str, Any], context: BlockContext
+) -> tuple[int, dict[bytes, int]] | None:
+    """At an epoch's first block, pay the previous epoch's relay rewards.
+
+    Returns that epoch and the median score of every relay a report named
+    (for :func:`._relay_faults.note_faults`), or None at any other block.
+    """
     if context.height % params["epoch_blocks"] or context.height == 0:
-        return
+        return None
     epoch = _epoch(params, context.height) - 1
     reporters_key = b"reporters/" + int_be(epoch)
     reporters: list[bytes] = get_record(state, reporters_key) or []
@@ -146,10 +152,16 @@ def distribute_rewards(state: StateStore, params: dict[str, Any], context: Block
         reports.append(get_record(state, report_key))
         state.delete(report_key)
     state.delete(reporters_key)
+    scored = _median_scores(reports)
+    _pay(state, params, scored)
+    return epoch, scored
+
+
+def _pay(state: StateStore, params: dict[str, Any], scored: dict[bytes, int]) -> None:
     medians = {
         relay: score
-        for relay, score in _median_scores(reports).items()
-        if score and (get_record(state, _relay_key(relay)) or 0) >= params["min_relay_stake"]
+        for relay, score in scored.items()
+        if score and (get_record(state, relay_key(relay)) or 0) >= params["min_relay_stake"]
     }
     pool: int = get_record(state, POOL_KEY) or 0
     budget = min(pool, params["relay_reward_per_epoch"])

@@ -51,6 +51,7 @@ __all__ = (
     "register_validator",
     "release_unbonded",
     "slash",
+    "slash_unbonding",
     "stake",
     "unbond",
     "validator_id_of",
@@ -198,13 +199,14 @@ def slash(
     record["stake"] -= taken
     record["tomb"] = True
     put_record(state, _val_key(operator), record)
-    taken += _slash_unbonding(state, operator, rate)
+    taken += slash_unbonding(state, operator, rate)
     reward = taken * params["slash_reward_permille"] // 1000
     credit(state, tx.sender, reward)
     burn(state, taken - reward)
 
 
-def _slash_unbonding(state: StateStore, owner: bytes, rate: int) -> int:
+def slash_unbonding(state: StateStore, owner: bytes, rate: int) -> int:
+    """Take ``rate`` permille of each of ``owner``'s unbonding entries; the amount taken."""
     entries: list[list[int]] = get_record(state, b"unb/" + owner) or []
     taken = sum(value * rate // 1000 for _, value in entries)
     if entries:

@@ -22,6 +22,8 @@
     ├── ChainArgumentError(CallerError, ValueError)      a bad argument to a chain API
     │   ├── LightStateError                              a light-client state is corrupt or
     │   │                                                anchored to another genesis
+    │   ├── InvalidHandleError                           a handle breaks the naming rule
+    │   │                                                (_handle_names)
     │   └── KeyRecordError                               a key record is corrupt, of another
     │                                                    kind or holds an invalid key
     └── ChainStateError(CallerError)                     a call in the wrong state or order

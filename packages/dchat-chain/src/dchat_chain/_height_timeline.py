@@ -15,7 +15,20 @@ goes.
 
 from __future__ import annotations
 
-__all__ = ("HeightTimeline",)
+from ._block_commit import VoteKind
+from ._consensus_messages import Proposal, Vote
+
+__all__ = ("HeightTimeline", "sent_step")
+
+
+def sent_step(message: object, height: int) -> str | None:
+    """The step a broadcast ``message`` marks at ``height`` (``proposed``, ``prevote_r0``, ...)."""
+    if isinstance(message, Proposal) and message.height == height:
+        return "proposed"
+    if isinstance(message, Vote) and message.height == height:
+        name = "prevote" if message.kind is VoteKind.PREVOTE else "precommit"
+        return f"{name}_r{message.round}"
+    return None
 
 
 class HeightTimeline:

@@ -76,6 +76,10 @@ class StateStore:
         """The committed value of ``key`` with its (non-)inclusion proof."""
         return self._tree.prove(key)
 
+    def committed_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """The committed entries whose key starts with ``prefix``, by key (a scan: O(state))."""
+        return sorted((k, v) for k, v in self._values.items() if k.startswith(prefix))
+
     def committed_items(self) -> dict[bytes, bytes]:
         """A copy of every committed entry (for persistence or export)."""
         return dict(self._values)

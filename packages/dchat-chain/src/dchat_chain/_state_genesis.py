@@ -25,10 +25,18 @@ from ._tx import MAX_AMOUNT
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ("ParamSpec", "build_state", "read_genesis")
+__all__ = ("LATE_PARAMS", "ParamSpec", "build_state", "param", "read_genesis")
 
 _LIMITS: Final = DecodeLimits(max_size=64 << 20, max_depth=6, max_items=1 << 22)
 ParamSpec = dict[str, tuple[int, int, int]]  # name -> (default, lo, hi)
+#: Parameters added after chains were started: stored only when the genesis gives
+#: them, so an older genesis keeps its state root; readers use :func:`param`.
+LATE_PARAMS: Final = frozenset({"relay_fault_score", "relay_fault_epochs", "relay_slash_permille"})
+
+
+def param(params: Mapping[str, int], spec: ParamSpec, name: str) -> int:
+    """The value of parameter ``name`` (its default when the genesis left a late one out)."""
+    return params.get(name, spec[name][0])
 
 
 def read_genesis(data: bytes, kind: str, extra: set[str]) -> Fields:
@@ -53,6 +61,8 @@ def _params(fields: Fields, spec: ParamSpec) -> dict[str, int]:
         raise ChainArgumentError("genesis: params must be a map of known names")
     params = {}
     for name, (default, lo, hi) in spec.items():
+        if name in LATE_PARAMS and name not in given:
+            continue
         value = given.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise ChainArgumentError(f"genesis: parameter {name!r} out of range")

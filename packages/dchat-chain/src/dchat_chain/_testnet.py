@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 from dchat_core import canonical_encode
 from dchat_crypto import SigningKey
 
-from ._chat import ChatChainApp
+from ._chat import CHAT_PARAMS, ChatChainApp
 from ._currency import CurrencyChainApp
 from ._errors import ChainArgumentError
 from ._validator_keys import SEED_SIZE, ValidatorKeys
@@ -51,6 +51,7 @@ class NetPlan:
     chat_chain: str = "dchat-testnet-chat"
     chain: str = "currency"  # the application the validators run
     pow_bits: int = 20  # chat chain: proof-of-work bits an identity registration costs
+    handle_pow_bits: int = 22  # chat chain: the base work of a public handle
 
     def check(self) -> None:
         """Refuse sizes out of range and unknown chains (before any key is made).
@@ -170,12 +171,19 @@ def _currency_genesis(plan: NetPlan, vals: list[ValidatorKeys], accts: list[byte
     return canonical_encode(document)
 
 
+def _handle_param(plan: NetPlan) -> dict[str, int]:
+    # Named only when it differs from the chain's default, so the genesis bytes of
+    # the plans made before handles existed stay what they were.
+    default = CHAT_PARAMS["handle_pow_bits"][0]
+    return {} if plan.handle_pow_bits == default else {"handle_pow_bits": plan.handle_pow_bits}
+
+
 def _chat_genesis(plan: NetPlan, vals: list[ValidatorKeys], accts: list[bytes]) -> bytes:
     document = {
         "v": 1,
         "kind": "chat",
         "chain_id": plan.chat_chain,
-        "params": {"min_fee": 1, "pow_bits": plan.pow_bits},
+        "params": {"min_fee": 1, "pow_bits": plan.pow_bits, **_handle_param(plan)},
         "accounts": [[a, plan.balance] for a in accts],
         "validators": _rows(vals, 1),
     }

@@ -256,6 +256,11 @@ class ValidatorDriver:
             return self._hold_until
         return self._timers[0] if self._timers else None
 
+    def wait_s(self, now_ms: int, idle: float = 1.0) -> float:
+        """Seconds from ``now_ms`` until :attr:`deadline` (``idle`` when there is none)."""
+        deadline = self.deadline
+        return idle if deadline is None else max(0, deadline - now_ms) / 1000
+
     @property
     def holding(self) -> bool:
         """True while outputs wait out the block interval."""

@@ -23,6 +23,12 @@ trio shell only stores, sends, schedules and logs:
 * *Evidence.* A double sign is kept; on the currency chain a ``slash``
   transaction signed by this validator's account enters the mempool (the chat
   chain holds no stake, so there its evidence is only counted).
+* *Relay probes.* On the currency chain the node's prober (dchat-network's
+  ``run_prober``) asks :meth:`ValidatorBook.probe_position` where the chain is
+  in its reward epoch and hands the epoch's scores to
+  :meth:`ValidatorBook.file_uptime`, which submits this validator's signed
+  ``uptime_report`` and a ``slash`` with :class:`RelayFaultEvidence` for every
+  relay fault the chain has recorded and not yet punished.
 * *Answers.* A client's submission result and the ``/v1/chain/status``
   document are built here, field for field.
 * *Peers.* :class:`PeerStats` keeps one outbound link's counters and its
@@ -43,6 +49,7 @@ from ._block_merkle import tx_hash
 from ._consensus_types import Checkpoint, ConsensusConfig
 from ._currency import CurrencyChainApp
 from ._light_serve import certified_height
+from ._relay_faults import pending_faults
 from ._snapshot import StateSnapshot
 from ._tx import Transaction
 from ._validator_driver import ValidatorDriver
@@ -56,6 +63,7 @@ if TYPE_CHECKING:
     from ._block_commit import CommitCertificate
     from ._evidence import DuplicateVoteEvidence
     from ._indexed_app import IndexedApp
+    from ._relay_faults import RelayFaultEvidence
 
 __all__ = (
     "BACKOFF_MAX_S",
@@ -106,18 +114,27 @@ class PeerStats:
         return {"node_id": self.node_id, "connected": self.connected, "dropped": self.dropped}
 
 
-def slash_tx(app: IndexedApp, account: SigningKey, evidence: DuplicateVoteEvidence) -> bytes | None:
+def slash_tx(
+    app: IndexedApp, account: SigningKey, evidence: DuplicateVoteEvidence | RelayFaultEvidence
+) -> bytes | None:
     """A ``slash`` transaction for ``evidence``, signed by ``account`` (None on the chat chain)."""
+    return _currency_tx(app, account, "slash", {"evidence": evidence.to_bytes()})
+
+
+def _currency_tx(
+    app: IndexedApp, account: SigningKey, kind: str, body: dict[str, Any]
+) -> bytes | None:
+    """A currency-chain transaction from ``account`` with its next nonce (None elsewhere)."""
     if not isinstance(app.inner, CurrencyChainApp):
-        return None  # only the currency chain holds stake to slash
+        return None  # only the currency chain holds stake and pays relays
     owner = account.public_key.to_bytes()
     tx = Transaction.create(
         account,
         chain_id=app.chain_id,
         nonce=app.mempool.next_nonce(owner, app.inner.account(owner).nonce),
         fee=int(app.inner.params()["min_fee"]),
-        kind="slash",
-        body={"evidence": evidence.to_bytes()},
+        kind=kind,
+        body=body,
     )
     return tx.raw
 
@@ -207,6 +224,36 @@ class ValidatorBook:
         except DchatError as exc:
             return exc
         return None
+
+    def probe_position(self) -> tuple[int, int, int] | None:
+        """Where the next block is in its reward epoch: (epoch, blocks past, epoch length).
+
+        None on the chat chain or before the driver runs (nothing to report).
+        """
+        inner = self.app.inner
+        if not isinstance(inner, CurrencyChainApp) or self._driver is None:
+            return None
+        every = int(inner.params()["epoch_blocks"])
+        height = self._driver.engine.height
+        return height // every, height % every, every
+
+    def file_uptime(self, epoch: int, scores: Iterable[tuple[bytes, int]]) -> list[DchatError]:
+        """Submit this validator's ``uptime_report`` for ``epoch`` and pending relay slashes.
+
+        Returns the mempool's refusals (e.g. the report of an epoch already past).
+        """
+        body = {"epoch": epoch, "scores": [[account, score] for account, score in scores]}
+        txs = [_currency_tx(self.app, self._account, "uptime_report", body)]
+        for evidence in pending_faults(self.app.inner.state):
+            txs.append(slash_tx(self.app, self._account, evidence))
+        refused = []
+        for tx in txs:
+            try:
+                if tx is not None:
+                    self.driver.submit(tx)
+            except DchatError as exc:
+                refused.append(exc)
+        return refused
 
     def submit(self, tx: bytes) -> dict[str, Any]:
         """Admit a client's transaction; its entry in the submission answer."""

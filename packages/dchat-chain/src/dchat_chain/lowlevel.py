@@ -29,7 +29,7 @@ application of its own, a simulation or a test harness.
   ``SendToPeers``, ``RequestSync``, ``ReportEvidence``, ``resume_point``,
   ``store_effect``, ``PeerTag``, ``encode_peer_message``,
   ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``;
-  per-height timing bookkeeping ``HeightTimeline``
+  per-height timing bookkeeping ``HeightTimeline``, ``sent_step``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
   ``decode_wallet_key``, ``KeyRecordError``; local testnets ``NetPlan``,
@@ -38,12 +38,16 @@ application of its own, a simulation or a test harness.
   ``tx_hash``, ``txs_root``, ``tx_inclusion_proof``, ``verify_tx_inclusion``
 - state storage and snapshots: ``StateStore``, ``StateSnapshot``
 - misbehaviour evidence: ``DuplicateVoteEvidence``, ``EvidenceVerifier``,
-  ``validator_id_of``
+  ``validator_id_of``, ``RelayFaultEvidence``
 - payment channels off chain: ``ChannelBook``, ``ChannelRecord``,
   ``ChannelOffer``, ``ChannelConsent``, ``ChannelUpdate``, ``ChannelMessage``,
   ``encode_channel_text``, ``decode_channel_text``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
-  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``
+  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``, ``relay_directory``
+- public handles (chat chain): ``normalize_handle``, ``handle_key``,
+  ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
+  verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
+  transactions ``HandleOwner``
 - the fine-grained errors under the roots that :mod:`dchat_chain` exports (the
   typed transaction rejections, vote, proposal, evidence, validator-set,
   snapshot, store, mempool, light-client, answer and channel errors); catching
@@ -83,6 +87,8 @@ from ._channels import ChannelState as ChannelState
 from ._channels import channel_open_terms as channel_open_terms
 from ._channels import payment_channel_id as payment_channel_id
 from ._chat_channels import chat_channel_id as chat_channel_id
+from ._chat_directory import relay_directory as relay_directory
+from ._chat_handles import handle_key as handle_key
 from ._chat_identity import solve_pow as solve_pow
 from ._consensus_messages import ConsensusMessage as ConsensusMessage
 from ._consensus_messages import Decided as Decided
@@ -106,7 +112,15 @@ from ._errors import LightStateError as LightStateError
 from ._errors import NotCertifiedError as NotCertifiedError
 from ._errors import StaleAnswerError as StaleAnswerError
 from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
+from ._handle_lookup import HandleLookup as HandleLookup
+from ._handle_lookup import HandleRecord as HandleRecord
+from ._handle_names import InvalidHandleError as InvalidHandleError
+from ._handle_names import handle_work_bits as handle_work_bits
+from ._handle_names import normalize_handle as normalize_handle
+from ._handle_names import solve_handle_pow as solve_handle_pow
+from ._handle_owner import HandleOwner as HandleOwner
 from ._height_timeline import HeightTimeline as HeightTimeline
+from ._height_timeline import sent_step as sent_step
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
 from ._indexed_app import genesis_kind as genesis_kind
@@ -136,6 +150,7 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
 from ._snapshot import SnapshotError as SnapshotError
 from ._snapshot import StateSnapshot as StateSnapshot
 from ._state import StateStore as StateStore
@@ -213,10 +228,14 @@ __all__ = (
     "EvidenceVerifier",
     "FeeTooLowError",
     "FutureNonceError",
+    "HandleLookup",
+    "HandleOwner",
+    "HandleRecord",
     "HeightTimeline",
     "IndexedApp",
     "InsufficientFundsError",
     "InvalidEvidenceError",
+    "InvalidHandleError",
     "InvalidProposalError",
     "InvalidStateProofError",
     "InvalidValidatorSetError",
@@ -243,6 +262,7 @@ __all__ = (
     "PlannedValidator",
     "Proposal",
     "RejectedTransactionError",
+    "RelayFaultEvidence",
     "ReplayedNonceError",
     "ReportEvidence",
     "RequestSync",
@@ -294,18 +314,24 @@ __all__ = (
     "execute_block",
     "genesis_anchor",
     "genesis_kind",
+    "handle_key",
+    "handle_work_bits",
     "headers_page",
     "light_state_name",
     "load_snapshot",
+    "normalize_handle",
     "parse_headers",
     "parse_proof",
     "payment_channel_id",
     "plan_testnet",
+    "relay_directory",
     "replay",
     "replay_store",
     "resume_point",
+    "sent_step",
     "serve_sync",
     "slash_tx",
+    "solve_handle_pow",
     "solve_pow",
     "split_peer_message",
     "store_effect",

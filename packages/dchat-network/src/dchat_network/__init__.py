@@ -1,4 +1,4 @@
-"""dchat-network: the link protocol (sans-IO), the relay protocol and the trio transport."""
+"""dchat-network: the link protocol (sans-IO), the relay protocol and probes, the trio transport."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from ._errors import HandshakeFailedError as HandshakeFailedError
 from ._errors import LinkClosedError as LinkClosedError
 from ._errors import LinkProtocolError as LinkProtocolError
 from ._errors import LinkTimeoutError as LinkTimeoutError
+from ._errors import ProbeError as ProbeError
 from ._errors import RelayBusyError as RelayBusyError
 from ._errors import RelayProtocolError as RelayProtocolError
 from ._link import DEFAULT_MAX_MESSAGE as DEFAULT_MAX_MESSAGE
 from ._link_stats import LinkStats as LinkStats
+from ._probe_driver import run_prober as run_prober
+from ._prober import Prober as Prober
+from ._prober import ProbeTarget as ProbeTarget
+from ._prober import listing_targets as listing_targets
 from ._relay import RelayError as RelayError
 from ._relay import RelayMessage as RelayMessage
 from ._relay_host import RelayHost as RelayHost
@@ -42,6 +47,9 @@ __all__ = (
     "MailboxLink",
     "MailboxStore",
     "PrekeyStore",
+    "ProbeError",
+    "ProbeTarget",
+    "Prober",
     "ReconnectPolicy",
     "RelayBusyError",
     "RelayClient",
@@ -55,7 +63,9 @@ __all__ = (
     "RelayServer",
     "RelaySession",
     "connect",
+    "listing_targets",
     "open_link",
     "relay_session",
+    "run_prober",
     "serve_links",
 )

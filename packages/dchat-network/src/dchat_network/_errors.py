@@ -7,6 +7,7 @@
     │   ├── HandshakeFailedError            the Noise handshake or identity proof failed
     │   └── FrameTooLargeError              a frame or message exceeded the size limit
     ├── RelayProtocolError(PeerError, ValueError)  a relay request or reply is malformed
+    ├── ProbeError(PeerError, ValueError)   a probe, receipt or audit answer does not hold
     ├── RelayBusyError(TransportError)      the relay answered ``busy``: retry after a delay
     ├── LinkStateError(CallerError)         the local code used the link in the wrong state
     └── LinkClosedError(TransportError)     the connection closed, reset, or timed out
@@ -25,6 +26,7 @@ __all__ = (
     "LinkProtocolError",
     "LinkStateError",
     "LinkTimeoutError",
+    "ProbeError",
     "RelayBusyError",
     "RelayProtocolError",
 )
@@ -48,6 +50,10 @@ class FrameTooLargeError(LinkProtocolError):
 
 class RelayProtocolError(DchatNetworkError, PeerError, ValueError):
     """A relay protocol message is malformed or unexpected."""
+
+
+class ProbeError(DchatNetworkError, PeerError, ValueError):
+    """A probe challenge, a delivery receipt or an audit answer does not hold."""
 
 
 class RelayBusyError(DchatNetworkError, TransportError):

@@ -22,6 +22,13 @@ the reply repeats. Encoding: canonical CBOR maps with a type tag ``t``::
            -> {"t": "pk_held", "rid": n, "n": one-time bundles held}
     pk_get {"t": "pk_get", "rid": n, "mb": mailbox(32)}
            -> {"t": "pk_bundle", "rid": n, "bundle": blob}
+    probe  {"t": "probe", "rid": n, "ch": challenge}
+           -> {"t": "probe_ok", "rid": n, "sig": bytes(64)}
+    rcpt   {"t": "rcpt", "rid": n, "r": receipt}
+           -> {"t": "rcpt_ok", "rid": n, "n": envelopes it covers}
+    audit  {"t": "audit", "rid": n, "root": bytes(32), "i": leaf index}
+           -> {"t": "audit_ok", "rid": n, "id": entry(32), "rcpt": receipt,
+               "path": [bytes(32), ...]}
     any failure -> {"t": "error", "rid": n, "code": str, "msg": str}
     over a limit -> {"t": "busy", "rid": n, "why": str, "retry": milliseconds}
 
@@ -48,6 +55,14 @@ mailbox does not fail the others, and a refusal does not end the link.
 with the waiting entries at once, or, when none wait, holds the answer until
 one arrives or ``wait`` milliseconds (at most :data:`MAX_WAIT_MS`) pass.
 
+``probe`` carries a validator's signed challenge (see :mod:`._probe`); the
+relay answers with its node key's signature over it, or ``bad_probe`` (a
+stale, foreign or forged challenge) or ``unsupported`` (no node key).
+
+``rcpt`` hands the relay a delivery receipt the owner of the link's mailbox
+signed (see :mod:`._receipts`); ``audit`` asks for leaf ``i`` of the receipt
+batch with Merkle root ``root`` (``no_batch`` when the relay does not have it).
+
 ``busy`` is the relay's backpressure (see :class:`~dchat_network.lowlevel.RelayGuard`):
 the request was not served because a limit is reached (``why``: ``rate``,
 ``connections``, ``disk``), and the client should send nothing of the kind to
@@ -64,6 +79,8 @@ from typing import Final
 from dchat_core import DecodeError, DecodeLimits, Fields, canonical_decode, canonical_encode
 
 from ._errors import RelayProtocolError
+from ._probe import MAX_CHALLENGE as MAX_PROBE_CHALLENGE
+from ._receipts import MAX_RECEIPT
 
 __all__ = (
     "MAX_BATCH",
@@ -85,6 +102,12 @@ __all__ = (
     "RelayPrekeyGet",
     "RelayPrekeyPut",
     "RelayPrekeysHeld",
+    "RelayAudit",
+    "RelayAuditAnswer",
+    "RelayProbe",
+    "RelayProbeAnswer",
+    "RelayReceipt",
+    "RelayReceiptTaken",
     "RelayPull",
     "RelayPut",
     "RelayPutMany",
@@ -108,6 +131,8 @@ MAX_PREKEY_PUT: Final = 100
 MAX_PREKEYS_HELD: Final = 200
 #: The longest ``retry`` a ``busy`` answer may ask for (one hour).
 MAX_RETRY_MS: Final = 3_600_000
+#: The longest Merkle path an audit answer may carry.
+MAX_AUDIT_PATH: Final = 64
 _MAX_RID: Final = 2**63 - 1
 _LIMITS: Final = DecodeLimits(
     max_size=8 * 1024 * 1024, max_depth=3, max_items=max(4 * MAX_BATCH, 3 * MAX_PREKEY_PUT) + 16
@@ -264,6 +289,57 @@ class RelayPrekeyBundle:
     bundle: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class RelayProbe:
+    """Sign this validator's challenge with the relay's node key (see :mod:`._probe`)."""
+
+    rid: int
+    challenge: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayProbeAnswer:
+    """The relay node key's signature over the challenge (with its domain)."""
+
+    rid: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReceipt:
+    """A delivery receipt signed by the owner of the link's mailbox (see :mod:`._receipts`)."""
+
+    rid: int
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReceiptTaken:
+    """The relay keeps the receipt; it covers ``count`` envelopes."""
+
+    rid: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAudit:
+    """Show leaf ``index`` of the receipt batch with Merkle root ``root``."""
+
+    rid: int
+    root: bytes
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAuditAnswer:
+    """The leaf's entry id, the receipt it names and its Merkle path (leaf upwards)."""
+
+    rid: int
+    entry_id: bytes
+    receipt: bytes
+    path: tuple[bytes, ...]
+
+
 RelayMessage = (
     RelayPut
     | RelayStored
@@ -281,6 +357,12 @@ RelayMessage = (
     | RelayStoredMany
     | RelayPull
     | RelayBusy
+    | RelayProbe
+    | RelayProbeAnswer
+    | RelayReceipt
+    | RelayReceiptTaken
+    | RelayAudit
+    | RelayAuditAnswer
 )
 
 
@@ -320,6 +402,18 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "pull", "mb": mailbox, "max": limit, "ack": list(ack), "wait": wait_ms}
         case RelayBusy(rid, reason, retry_ms):
             body = {"t": "busy", "why": reason, "retry": retry_ms}
+        case RelayProbe(rid, challenge):
+            body = {"t": "probe", "ch": challenge}
+        case RelayProbeAnswer(rid, signature):
+            body = {"t": "probe_ok", "sig": signature}
+        case RelayReceipt(rid, receipt):
+            body = {"t": "rcpt", "r": receipt}
+        case RelayReceiptTaken(rid, count):
+            body = {"t": "rcpt_ok", "n": count}
+        case RelayAudit(rid, root, index):
+            body = {"t": "audit", "root": root, "i": index}
+        case RelayAuditAnswer(rid, entry_id, receipt, path):
+            body = {"t": "audit_ok", "id": entry_id, "rcpt": receipt, "path": list(path)}
     return canonical_encode({**body, "rid": rid})
 
 
@@ -478,6 +572,40 @@ def _pk_bundle(value: object) -> RelayMessage:
     return RelayPrekeyBundle(rid, f.get_bytes("bundle", max_size=MAX_PREKEY_BUNDLE))
 
 
+def _probe(value: object) -> RelayMessage:
+    f, rid = _fields(value, "ch")
+    return RelayProbe(rid, f.get_bytes("ch", max_size=MAX_PROBE_CHALLENGE))
+
+
+def _probe_ok(value: object) -> RelayMessage:
+    f, rid = _fields(value, "sig")
+    return RelayProbeAnswer(rid, f.get_bytes("sig", size=64))
+
+
+def _rcpt(value: object) -> RelayMessage:
+    f, rid = _fields(value, "r")
+    return RelayReceipt(rid, f.get_bytes("r", max_size=MAX_RECEIPT))
+
+
+def _rcpt_ok(value: object) -> RelayMessage:
+    f, rid = _fields(value, "n")
+    return RelayReceiptTaken(rid, f.get_int("n", hi=MAX_BATCH))
+
+
+def _audit(value: object) -> RelayMessage:
+    f, rid = _fields(value, "root", "i")
+    return RelayAudit(rid, f.get_bytes("root", size=32), f.get_int("i", hi=1 << 32))
+
+
+def _audit_ok(value: object) -> RelayMessage:
+    f, rid = _fields(value, "id", "rcpt", "path")
+    path = f.get_list("path", max_len=MAX_AUDIT_PATH)
+    if not all(isinstance(p, bytes) and len(p) == 32 for p in path):
+        raise RelayProtocolError("an audit path holds 32-byte hashes")
+    receipt = f.get_bytes("rcpt", max_size=MAX_RECEIPT)
+    return RelayAuditAnswer(rid, f.get_bytes("id", size=32), receipt, tuple(path))
+
+
 _DECODERS = {
     "put": _put,
     "stored": _stored,
@@ -495,4 +623,10 @@ _DECODERS = {
     "stored_many": _stored_many,
     "pull": _pull,
     "busy": _busy,
+    "probe": _probe,
+    "probe_ok": _probe_ok,
+    "rcpt": _rcpt,
+    "rcpt_ok": _rcpt_ok,
+    "audit": _audit,
+    "audit_ok": _audit_ok,
 }

@@ -129,7 +129,11 @@ class RelayHost:
         *,
         task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on ``host:port`` and serve every link (:func:`serve_links` with this gate)."""
+        """Listen on ``host:port`` and serve every link (:func:`serve_links` with this gate).
+
+        ``node_key`` also answers validators' probes (:attr:`RelayServer.node_key`).
+        """
+        self.server.node_key = node_key
         await serve_links(
             self.handle,
             host,

@@ -7,7 +7,11 @@ proven with the mailbox's key, and takes the mailbox's mail as the relay
 pushes it: it sends a ``pull`` that the relay holds until mail arrives (or
 ``wait`` seconds pass), hands the batch to ``handle`` (which returns only
 once every envelope in it is durably processed), and acknowledges the batch
-in its next ``pull``. A crash or a lost link before that acknowledgement
+in its next ``pull``. Right after ``handle`` it gives the relay a delivery
+receipt for the batch, signed with the mailbox key (:mod:`._receipts`; one
+signature and one round trip per batch), which the relay claims rewards
+with; a relay that keeps none (or refuses one) is not offered more.
+A crash or a lost link before that acknowledgement
 means the batch is handed over again (receivers deduplicate); nothing is
 ever lost. A link that fails is reopened after a backoff with jitter
 (:class:`ReconnectPolicy`); its state (``connecting``, ``connected``,
@@ -32,18 +36,17 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
-from dchat_core import DchatError, InvalidRelayAddressError, MailboxId, RelayAddress
+from dchat_core import DchatError, InvalidRelayAddressError, MailboxId, NodeId, RelayAddress
 from dchat_crypto import SigningKey
 
 from . import tracing
-from ._errors import LinkClosedError, RelayBusyError
+from ._errors import LinkClosedError, RelayBusyError, RelayProtocolError
+from ._receipts import DeliveryReceipt
 from ._session import RelaySession, relay_session
 from ._trio import connect
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
-
-    from dchat_core import NodeId
 
 __all__ = ("MailboxLink", "ReconnectPolicy", "RelayPool")
 
@@ -85,6 +88,7 @@ class MailboxLink:
         policy: Backoff between reconnections.
         rng: Jitter source.
         on_state: Called with the new :attr:`state` each time it changes.
+        receipts: Sign and send a delivery receipt for each handled batch.
     """
 
     def __init__(
@@ -102,8 +106,11 @@ class MailboxLink:
         policy: ReconnectPolicy | None = None,
         rng: random.Random | None = None,
         on_state: Callable[[str], None] | None = None,
+        receipts: bool = True,
     ) -> None:
         self.relay = f"{host}:{port}"
+        self.receipts = receipts
+        """Whether batches are receipted (turned off when the relay refuses a receipt)."""
         self.mailbox = bytes(MailboxId.derive(key.public_key.to_bytes()))
         self._dial = (host, port, key, expected_peer)
         self._handle, self._on_connect = handle, on_connect
@@ -185,9 +192,21 @@ class MailboxLink:
                         if span is not None:
                             span.set_attribute("dchat.envelopes", len(batch))
                     self.received += len(batch)
+                    if self.receipts:
+                        await self._receipt(session, ack)
                     hook = self._after_batch
                 if hook is not None:
                     await hook(session)
+
+    async def _receipt(self, session: RelaySession, entry_ids: list[bytes]) -> None:
+        relay = bytes(NodeId.derive(session.link.peer_key.to_bytes()))
+        receipt = DeliveryReceipt.sign(self._dial[2], relay, entry_ids)
+        try:
+            kept = await session.send_receipt(receipt.to_bytes())
+        except RelayProtocolError:
+            self.receipts = False  # a relay that refuses receipts: the next link offers none
+            raise
+        self.receipts = kept > 0  # 0: this relay keeps none
 
 
 class RelayPool:

@@ -36,6 +36,18 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   store deletes it in the same transaction, so each is served once; when none
   is left it serves the last-resort bundle, which stays (``no_prekeys`` if the
   owner never published).
+* ``probe`` is answered with the node key's signature over the challenge
+  (:func:`~dchat_network._probe.answer_probe`) when the server has one
+  (:attr:`RelayServer.node_key`, set by the host to the key its links prove),
+  ``bad_probe`` for a stale, foreign or forged challenge, else ``unsupported``.
+* ``rcpt`` is kept in the server's :class:`ReceiptBook` (:attr:`RelayServer.receipts`,
+  made with the node key) when it is the link owner's, names this relay,
+  verifies and names only envelopes this relay delivered to that mailbox
+  (still held, pushed but not yet acknowledged, or acknowledged within the
+  replay window); else ``bad_receipt``. ``audit`` is answered from the sealed batches
+  (``no_batch`` for a root the relay does not hold). Without a node key a
+  receipt is answered as covering 0 envelopes (not kept: the client stops
+  sending them) and every audit is ``no_batch``.
 * any error reply ends the link (``RelayReply.close``).
 
 Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
@@ -60,13 +72,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from ._errors import LinkClosedError, RelayBusyError, RelayProtocolError
+from dchat_core import NodeId
+
+from ._errors import LinkClosedError, ProbeError, RelayBusyError, RelayProtocolError
+from ._probe import answer_probe
+from ._receipts import ReceiptBook
 from ._relay import (
     MAX_BATCH,
     MAX_BATCH_BYTES,
     MAX_PREKEYS_HELD,
     RelayAck,
     RelayAcked,
+    RelayAudit,
+    RelayAuditAnswer,
     RelayBatch,
     RelayBusy,
     RelayError,
@@ -77,9 +95,13 @@ from ._relay import (
     RelayPrekeyGet,
     RelayPrekeyPut,
     RelayPrekeysHeld,
+    RelayProbe,
+    RelayProbeAnswer,
     RelayPull,
     RelayPut,
     RelayPutMany,
+    RelayReceipt,
+    RelayReceiptTaken,
     RelayStored,
     RelayStoredMany,
     decode_relay_message,
@@ -90,6 +112,8 @@ from ._relay_prekeys import BadPrekeysError, check_prekey_put
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from dchat_crypto import SigningKey
 
     from ._relay_limits import PutBudget
 
@@ -218,6 +242,21 @@ class RelayServer:
         """Envelopes acknowledged by their mailbox's owner (and deleted)."""
         self.refusals: Counter[str] = Counter()
         """Refused requests and ``put_many`` items, by error code (a fixed set)."""
+        self._node_key: SigningKey | None = None
+        self.receipts: ReceiptBook | None = None
+        """The delivery receipts given to this relay (made when :attr:`node_key` is set)."""
+        self.probes = 0
+        """Probe challenges answered."""
+
+    @property
+    def node_key(self) -> SigningKey | None:
+        """The relay's node key: answers probes, names the relay in receipts (None: neither)."""
+        return self._node_key
+
+    @node_key.setter
+    def node_key(self, key: SigningKey) -> None:
+        self._node_key = key
+        self.receipts = ReceiptBook(bytes(NodeId.derive(key.public_key.to_bytes())))
 
     def handle(
         self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
@@ -255,6 +294,10 @@ class RelayServer:
                 return self._reply(self._prekey_request(owner, request, now))
             case RelayFetch() | RelayAck() | RelayPull():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
+            case RelayProbe():
+                return self._reply(self._probe(request, now))
+            case RelayReceipt() | RelayAudit():
+                return self._reply(self._receipt_request(owner, request, now))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
     def resume(self, pull: RelayPull) -> RelayReply:
@@ -354,6 +397,41 @@ class RelayServer:
             self.recently_delivered.add(mailbox, tuple(entry_ids), now)
         return deleted
 
+    def _probe(self, request: RelayProbe, now: float) -> RelayMessage:
+        if self.node_key is None:
+            return RelayError(request.rid, "unsupported", "this relay answers no probes")
+        try:
+            signature = answer_probe(self.node_key, request.challenge, int(now * 1000))
+        except ProbeError as exc:
+            return RelayError(request.rid, "bad_probe", str(exc))
+        self.probes += 1
+        return RelayProbeAnswer(request.rid, signature)
+
+    def _receipt_request(
+        self, owner: bytes, request: RelayReceipt | RelayAudit, now: float
+    ) -> RelayMessage:
+        book = self.receipts
+        if book is None and isinstance(request, RelayReceipt):
+            return RelayReceiptTaken(request.rid, 0)  # not kept: the client stops offering them
+        if isinstance(request, RelayAudit):
+            answer = None if book is None else book.answer(request.root, request.index)
+            if answer is None:
+                return RelayError(request.rid, "no_batch", "no such receipt batch or leaf")
+            return RelayAuditAnswer(request.rid, answer.entry_id, answer.receipt, answer.path)
+        assert book is not None
+        # Delivered means: pushed and not yet acknowledged (the receipt comes before the
+        # ack, which rides the next pull), or acknowledged within the replay window.
+        held = {entry.entry_id for entry in self._store.fetch(owner, MAX_BATCH)}
+        recent = self.recently_delivered
+
+        def delivered(entry_id: bytes) -> bool:
+            return entry_id in held or (recent is not None and (owner, entry_id, now) in recent)
+
+        try:
+            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt, delivered))
+        except ProbeError as exc:
+            return RelayError(request.rid, "bad_receipt", str(exc))
+
     def _prekey_request(
         self, owner: bytes, request: RelayPrekeyPut | RelayPrekeyCount | RelayPrekeyGet, now: float
     ) -> RelayMessage:
@@ -449,6 +527,18 @@ class RelayClient:
         """A request for one (wrapped) prekey bundle of anyone's ``mailbox``."""
         return self._request(RelayPrekeyGet(self._next_rid(), mailbox))
 
+    def probe(self, challenge: bytes) -> bytes:
+        """A request to sign a probe ``challenge`` (see :mod:`dchat_network._probe`)."""
+        return self._request(RelayProbe(self._next_rid(), challenge))
+
+    def receipt(self, receipt: bytes) -> bytes:
+        """A request to keep a delivery receipt for our own mailbox."""
+        return self._request(RelayReceipt(self._next_rid(), receipt))
+
+    def audit(self, root: bytes, index: int) -> bytes:
+        """A request for leaf ``index`` of the receipt batch with ``root``."""
+        return self._request(RelayAudit(self._next_rid(), root, index))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -491,4 +581,7 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     RelayPrekeyGet: RelayPrekeyBundle,
     RelayPutMany: RelayStoredMany,
     RelayPull: RelayBatch,
+    RelayProbe: RelayProbeAnswer,
+    RelayReceipt: RelayReceiptTaken,
+    RelayAudit: RelayAuditAnswer,
 }

@@ -32,9 +32,12 @@ from ._relay import (
     MAX_BATCH,
     MAX_WAIT_MS,
     RelayAcked,
+    RelayAuditAnswer,
     RelayBatch,
     RelayPrekeyBundle,
     RelayPrekeysHeld,
+    RelayProbeAnswer,
+    RelayReceiptTaken,
     RelayStored,
     RelayStoredMany,
 )
@@ -159,6 +162,19 @@ class RelaySession:
             if after_batch is not None:
                 await after_batch()
         return handled
+
+    async def probe(self, challenge: bytes, *, timeout: float = 30.0) -> bytes:
+        """Have the relay sign a validator's probe ``challenge``; its signature."""
+        reply = await self._ask(lambda c: c.probe(challenge), RelayProbeAnswer, timeout=timeout)
+        return reply.signature
+
+    async def send_receipt(self, receipt: bytes) -> int:
+        """Give the relay a delivery receipt for our own mailbox; the envelopes it covers."""
+        return (await self._ask(lambda c: c.receipt(receipt), RelayReceiptTaken)).count
+
+    async def audit(self, root: bytes, index: int, *, timeout: float = 30.0) -> RelayAuditAnswer:
+        """Ask for leaf ``index`` of the relay's receipt batch ``root`` with its proof."""
+        return await self._ask(lambda c: c.audit(root, index), RelayAuditAnswer, timeout=timeout)
 
     async def aclose(self) -> None:
         """Close the link."""

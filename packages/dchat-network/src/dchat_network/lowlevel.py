@@ -13,6 +13,12 @@ reply class with the codec (:func:`encode_relay_message`,
 :func:`decode_relay_message`), the protocol limits (``MAX_*``), and the
 specific framing and state errors, :class:`PullWakeups` (the sans-IO
 wake-up bookkeeping of held pulls, for hosts of the relay server), and the
+validators' probes (:class:`ProbeChallenge`, :func:`answer_probe`,
+:func:`check_probe_answer`, one probe over trio :func:`probe_once`,
+:class:`ProbeBook`), delivery receipts and their audits
+(:class:`DeliveryReceipt`, :class:`ReceiptBook`, :class:`ReceiptBatch`,
+:class:`AuditAnswer`, :func:`check_audit`, the RFC 6962 Merkle helpers
+:func:`merkle_root`, :func:`merkle_path`, :func:`verify_merkle_path`), the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PutBudget`, :class:`DeliveredSet`) and a listener's
 :class:`ConnectionGate`; :class:`RelayAddress` (from dchat-core: ``[NODEID@]HOST:PORT``,
@@ -31,6 +37,19 @@ from ._link import LinkConnection as LinkConnection
 from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
+from ._probe import ProbeChallenge as ProbeChallenge
+from ._probe import answer_probe as answer_probe
+from ._probe import check_probe_answer as check_probe_answer
+from ._probe_driver import ProbeBook as ProbeBook
+from ._probe_driver import probe_once as probe_once
+from ._receipts import AuditAnswer as AuditAnswer
+from ._receipts import DeliveryReceipt as DeliveryReceipt
+from ._receipts import ReceiptBatch as ReceiptBatch
+from ._receipts import ReceiptBook as ReceiptBook
+from ._receipts import check_audit as check_audit
+from ._receipts import merkle_path as merkle_path
+from ._receipts import merkle_root as merkle_root
+from ._receipts import verify_merkle_path as verify_merkle_path
 from ._relay import MAX_BATCH as MAX_BATCH
 from ._relay import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from ._relay import MAX_PREKEY_BUNDLE as MAX_PREKEY_BUNDLE
@@ -40,6 +59,8 @@ from ._relay import MAX_RETRY_MS as MAX_RETRY_MS
 from ._relay import MAX_WAIT_MS as MAX_WAIT_MS
 from ._relay import RelayAck as RelayAck
 from ._relay import RelayAcked as RelayAcked
+from ._relay import RelayAudit as RelayAudit
+from ._relay import RelayAuditAnswer as RelayAuditAnswer
 from ._relay import RelayBatch as RelayBatch
 from ._relay import RelayBusy as RelayBusy
 from ._relay import RelayFetch as RelayFetch
@@ -48,9 +69,13 @@ from ._relay import RelayPrekeyCount as RelayPrekeyCount
 from ._relay import RelayPrekeyGet as RelayPrekeyGet
 from ._relay import RelayPrekeyPut as RelayPrekeyPut
 from ._relay import RelayPrekeysHeld as RelayPrekeysHeld
+from ._relay import RelayProbe as RelayProbe
+from ._relay import RelayProbeAnswer as RelayProbeAnswer
 from ._relay import RelayPull as RelayPull
 from ._relay import RelayPut as RelayPut
 from ._relay import RelayPutMany as RelayPutMany
+from ._relay import RelayReceipt as RelayReceipt
+from ._relay import RelayReceiptTaken as RelayReceiptTaken
 from ._relay import RelayStored as RelayStored
 from ._relay import RelayStoredMany as RelayStoredMany
 from ._relay import decode_relay_message as decode_relay_message
@@ -64,8 +89,10 @@ from ._relay_wakeups import PullWakeups as PullWakeups
 from ._trio import ConnectionGate as ConnectionGate
 
 __all__ = (
+    "AuditAnswer",
     "ConnectionGate",
     "DeliveredSet",
+    "DeliveryReceipt",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -81,11 +108,17 @@ __all__ = (
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
     "MessageReceived",
+    "ProbeBook",
+    "ProbeChallenge",
     "PullWakeups",
     "PutBudget",
+    "ReceiptBatch",
+    "ReceiptBook",
     "RelayAck",
     "RelayAcked",
     "RelayAddress",
+    "RelayAudit",
+    "RelayAuditAnswer",
     "RelayBatch",
     "RelayBusy",
     "RelayFetch",
@@ -95,13 +128,24 @@ __all__ = (
     "RelayPrekeyGet",
     "RelayPrekeyPut",
     "RelayPrekeysHeld",
+    "RelayProbe",
+    "RelayProbeAnswer",
     "RelayPull",
     "RelayPut",
     "RelayPutMany",
+    "RelayReceipt",
+    "RelayReceiptTaken",
     "RelayStored",
     "RelayStoredMany",
     "StoredEntry",
     "TokenBucket",
+    "answer_probe",
+    "check_audit",
+    "check_probe_answer",
     "decode_relay_message",
     "encode_relay_message",
+    "merkle_path",
+    "merkle_root",
+    "probe_once",
+    "verify_merkle_path",
 )

@@ -88,10 +88,16 @@ class NodeConfig(BaseModel):
     peers: tuple[str, ...] = Field(default=(), max_length=1024)
     currency_chain: str | None = Field(default=None, max_length=64)
     chat_chain: str | None = Field(default=None, max_length=64)
+    # user: @handles' chat chain: a validator's data dir (its api.json), a pinned genesis
+    chat_node: Path | None = None
+    chat_genesis: Path | None = None  # default: chat_node's genesis.cbor, trusted on first use
     block_interval: float = Field(default=1.0, ge=0, le=60)
     # Every this many blocks a validator stores a state snapshot, so a restart
     # replays only the blocks above it (0: never; see dchat_chain.lowlevel.replay_store).
     snapshot_interval: int = Field(default=1000, ge=0, le=1_000_000)
+    # Currency validator: probe the relays listed by the chat validator of this data dir.
+    probe_directory: Path | None = None
+    probe_interval: float = Field(default=5.0, gt=0, le=3600)
     # Guardian recovery: the shortest time lock this node approves as a guardian.
     guardian_min_lock: float = Field(default=7 * 24 * 3600.0, ge=0, le=365 * 24 * 3600.0)
     event_retention: float = Field(default=30 * 86400.0, gt=0)  # seconds; GET /v1/events

@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -147,6 +148,39 @@ class RemoteClient:
     def add_contact(self, name: str, card: str) -> ContactInfo:
         """Add a contact from their card."""
         return contact(self._call("POST", "/v1/contacts", {"name": name, "card": card}))
+
+    def add_contact_by_handle(self, handle: str, name: str | None = None) -> ContactInfo:
+        """Add the owner of a public ``handle`` (``@alice``) as a contact.
+
+        The node looks the handle up on the chat chain through its light client
+        (commit certificates and a Merkle proof) and adds the card found there;
+        ``name`` defaults to the handle.
+        """
+        body: dict[str, Any] = {"handle": handle}
+        if name is not None:
+            body["name"] = name
+        return contact(self._call("POST", "/v1/contacts", body))
+
+    def lookup_handle(self, handle: str) -> dict[str, Any]:
+        """The live ``handle`` as the chat chain certifies it (404 ``not_found`` if none)."""
+        return self.request("GET", f"/v1/handles/{quote(handle, safe='@')}")
+
+    def own_handle(self) -> dict[str, Any] | None:
+        """This identity's public handle, verified on chain, or None."""
+        found = self.request("GET", "/v1/handle")["handle"]
+        return None if found is None else obj(found)
+
+    def handle_action(self, action: str, name: str | None = None) -> dict[str, Any] | None:
+        """``register`` (with ``name``), ``renew`` or ``release`` this identity's handle.
+
+        Returns the handle afterwards (None once released). Registering solves a
+        proof of work on the node and waits until the chain certified the result.
+        """
+        body: dict[str, Any] = {"action": action}
+        if name is not None:
+            body["name"] = name
+        found = self.request("POST", "/v1/handle", body)["handle"]
+        return None if found is None else obj(found)
 
     def contacts(self) -> list[ContactInfo]:
         """All contacts, by name."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, delete, or_, select
 
 from ._events import prune_events
+from ._mailbox import delete_entries
 from ._schema import (
     AttachmentRow,
     BlobChunk,
@@ -123,9 +124,7 @@ class Lifecycle:
         if policy.mailbox_ttl is not None:
             cutoff = now - policy.mailbox_ttl
             with self._access.write("expire mailbox entries") as conn:
-                entries = conn.execute(
-                    delete(MailboxRow).where(MailboxRow.received_at < cutoff)
-                ).rowcount
+                entries = delete_entries(conn, MailboxRow.received_at < cutoff)
         with self._access.write("collect attachments") as conn:
             attachments, blobs = _collect(conn, now - policy.attachment_grace)
         events = 0

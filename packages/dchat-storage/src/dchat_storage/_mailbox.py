@@ -1,11 +1,20 @@
-"""The relay's mailbox store: sealed envelopes held for offline recipients."""
+"""The relay's mailbox store: sealed envelopes held for offline recipients.
+
+Each non-empty mailbox's entry count and summed bytes live in
+``mailbox_usage`` (:class:`~dchat_storage._schema.MailboxUsageRow`), changed in
+the transaction that stores or deletes the entries: every insert adds its
+size, every delete (acknowledgement, TTL sweep) goes through
+:func:`delete_entries`, which subtracts what it removed. So the quota check
+(:meth:`MailboxRepo.total_bytes`) is one primary-key read, however full the
+mailbox is.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ._access import check_limit
@@ -16,9 +25,12 @@ from ._schema import MailboxRow
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from sqlalchemy import ColumnElement
+    from sqlalchemy.engine import Connection
+
     from ._access import Access
 
-__all__ = ("ENTRY_ID_PERSON", "MailboxRepo", "entry_id_of")
+__all__ = ("ENTRY_ID_PERSON", "MailboxRepo", "delete_entries", "entry_id_of")
 
 ENTRY_ID_PERSON = b"dchat-envelope"
 
@@ -31,7 +43,23 @@ _PUT = Prepared(
     " VALUES (:mailbox, :entry_id, :envelope, :size, :received_at)"
     " ON CONFLICT DO NOTHING RETURNING seq"
 )
-_TOTAL = Prepared("SELECT coalesce(sum(size), 0) FROM mailbox_entries WHERE mailbox = :mailbox")
+_TOTAL = Prepared("SELECT size FROM mailbox_usage WHERE mailbox = :mailbox")
+_ADD = Prepared(
+    "INSERT INTO mailbox_usage (mailbox, entries, size) VALUES (:mailbox, :entries, :size)"
+    " ON CONFLICT (mailbox) DO UPDATE SET entries = mailbox_usage.entries + excluded.entries,"
+    " size = mailbox_usage.size + excluded.size"
+)
+_SUB = Prepared(
+    "UPDATE mailbox_usage SET entries = entries - :entries, size = size - :size"
+    " WHERE mailbox = :mailbox"
+)
+_DROP_EMPTY = Prepared("DELETE FROM mailbox_usage WHERE mailbox = :mailbox AND entries <= 0")
+_RECOUNT = (
+    "INSERT INTO mailbox_usage (mailbox, entries, size)"
+    " SELECT mailbox, count(*), sum(size) FROM mailbox_entries WHERE mailbox IN ({})"
+    " GROUP BY mailbox"
+    " ON CONFLICT (mailbox) DO UPDATE SET entries = excluded.entries, size = excluded.size"
+)
 _ENTRY_COLUMNS = (
     MailboxRow.entry_id,
     MailboxRow.mailbox,
@@ -43,6 +71,34 @@ _ENTRY_COLUMNS = (
 def entry_id_of(envelope: bytes) -> bytes:
     """Return an envelope's entry id: its 32-byte BLAKE2b-256, personalized."""
     return hashlib.blake2b(envelope, digest_size=32, person=ENTRY_ID_PERSON).digest()
+
+
+def delete_entries(conn: Connection, where: ColumnElement[bool]) -> int:
+    """Delete the entries matching ``where`` and take them off ``mailbox_usage``.
+
+    In ``conn``'s transaction; chunks of :data:`_CHUNK` rows, so the rows a
+    sweep returns stay few in memory. Returns how many entries were deleted.
+    """
+    deleted = 0
+    while True:
+        chunk = select(MailboxRow.seq).where(where).limit(_CHUNK).scalar_subquery()
+        statement = (
+            delete(MailboxRow)
+            .where(MailboxRow.seq.in_(chunk))
+            .returning(MailboxRow.mailbox, MailboxRow.size)
+        )
+        removed: dict[bytes, list[int]] = {}
+        for mailbox, size in conn.execute(statement):
+            counts = removed.setdefault(mailbox, [0, 0])
+            counts[0] += 1
+            counts[1] += size
+        for mailbox, (entries, size) in removed.items():
+            _SUB.run(conn, {"mailbox": mailbox, "entries": entries, "size": size})
+            _DROP_EMPTY.run(conn, {"mailbox": mailbox})
+        done = sum(entries for entries, _ in removed.values())
+        deleted += done
+        if done < _CHUNK:
+            return deleted
 
 
 class MailboxRepo:
@@ -79,6 +135,8 @@ class MailboxRepo:
         }
         with self._access.write("put envelope", savepoint=False) as conn:
             stored = _PUT.one(conn, row) is not None
+            if stored:
+                _ADD.run(conn, {"mailbox": mailbox, "entries": 1, "size": len(envelope)})
         return entry_id, stored
 
     def put_bulk(self, entries: Iterable[tuple[bytes, bytes, float]]) -> None:
@@ -102,9 +160,15 @@ class MailboxRepo:
         ]
         if not rows:
             return
+        touched = list(dict.fromkeys(row["mailbox"] for row in rows))
         with self._access.write("put envelopes") as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             conn.execute(dialect.insert(MailboxRow).on_conflict_do_nothing(), rows)
+            for start in range(0, len(touched), _CHUNK):  # counted again from the entries
+                part = touched[start : start + _CHUNK]
+                names = ", ".join(f":m{i}" for i in range(len(part)))
+                recount = text(_RECOUNT.format(names))
+                conn.execute(recount, {f"m{i}": mailbox for i, mailbox in enumerate(part)})
 
     def fetch(self, mailbox: bytes, limit: int = 100) -> list[MailboxEntry]:
         """Return up to ``limit`` entries of ``mailbox``, oldest first; they stay stored.
@@ -137,11 +201,13 @@ class MailboxRepo:
         deleted = 0
         with self._access.write("ack entries", savepoint=False) as conn:
             for start in range(0, len(ids), _CHUNK):
-                statement = delete(MailboxRow).where(
-                    MailboxRow.mailbox == mailbox,
-                    MailboxRow.entry_id.in_(ids[start : start + _CHUNK]),
+                deleted += delete_entries(
+                    conn,
+                    and_(
+                        MailboxRow.mailbox == mailbox,
+                        MailboxRow.entry_id.in_(ids[start : start + _CHUNK]),
+                    ),
                 )
-                deleted += conn.execute(statement).rowcount
         return deleted
 
     def count(self, mailbox: bytes | None = None) -> int:
@@ -165,11 +231,11 @@ class MailboxRepo:
         Returns:
             How many entries were deleted; 0 when run again with the same cutoff.
         """
-        statement = delete(MailboxRow).where(MailboxRow.received_at < received_before)
         with self._access.write("expire entries") as conn:
-            return conn.execute(statement).rowcount
+            return delete_entries(conn, MailboxRow.received_at < received_before)
 
     def total_bytes(self, mailbox: bytes) -> int:
-        """Return the summed envelope size of ``mailbox``, for quota checks."""
-        with self._access.read("sum entry sizes") as conn:
-            return int(_TOTAL.one(conn, {"mailbox": mailbox})[0])
+        """Return the summed envelope size of ``mailbox``, for quota checks (one key read)."""
+        with self._access.read("mailbox bytes") as conn:
+            row = _TOTAL.one(conn, {"mailbox": mailbox})
+        return 0 if row is None else int(row[0])

@@ -44,6 +44,7 @@ __all__ = (
     "EventRow",
     "Identity",
     "MailboxRow",
+    "MailboxUsageRow",
     "Message",
     "MessageAttachment",
     "Meta",
@@ -287,9 +288,26 @@ class MailboxRow(Base):
     mailbox: Mapped[bytes] = mapped_column(LargeBinary)
     entry_id: Mapped[bytes] = mapped_column(LargeBinary)
     envelope: Mapped[bytes] = mapped_column(LargeBinary)
-    # Stored so quota checks are a cheap SUM, not a scan of every envelope.
+    # Kept per row for the usage figures and the counters of ``mailbox_usage``.
     size: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[float] = mapped_column(Float)
+
+
+class MailboxUsageRow(Base):
+    """Each non-empty mailbox's entry count and summed envelope bytes (the quota check).
+
+    Kept by :class:`~dchat_storage.lowlevel.MailboxRepo` in the transaction that
+    stores or deletes the entries, so a quota check is one primary-key read
+    however full the mailbox is (summing its entries cost one read per entry:
+    about 100 ms per put into a mailbox near its 64 MiB quota). A mailbox whose
+    last entry goes loses its row.
+    """
+
+    __tablename__ = "mailbox_usage"
+
+    mailbox: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    entries: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
 
 
 class PrekeyRow(Base):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dchat_storage import Database, InvalidArgumentError, MailboxEntry
 
@@ -95,3 +97,61 @@ def test_put_bulk_stores_like_put_and_skips_what_is_held(db: Database) -> None:
     assert db.mailboxes.total_bytes(BOX_A) == len(b"held") + len(b"new")
     db.mailboxes.put_bulk([])
     assert db.mailboxes.count() == 3
+
+
+def _usage_rows(db: Database) -> dict[bytes, tuple[int, int]]:
+    with db._access.read("test") as conn:
+        kept = conn.exec_driver_sql("SELECT mailbox, entries, size FROM mailbox_usage").all()
+        counted = conn.exec_driver_sql(
+            "SELECT mailbox, count(*), sum(size) FROM mailbox_entries GROUP BY mailbox"
+        ).all()
+    assert {bytes(m): (e, s) for m, e, s in kept} == {bytes(m): (e, s) for m, e, s in counted}
+    return {bytes(m): (e, s) for m, e, s in kept}
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "bulk", "ack", "expire", "sweep"]),
+        st.sampled_from([BOX_A, BOX_B, b"\xcc" * 32]),
+        st.integers(0, 7),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_the_usage_counters_always_match_a_recount(
+    db: Database, ops: list[tuple[str, bytes, int]]
+) -> None:
+    """Every path that stores or deletes entries keeps ``mailbox_usage`` exact."""
+    from dchat_storage import LifecyclePolicy
+
+    with db.transaction():  # a clean slate per example (the fixture is shared)
+        db.mailboxes.expire(float("inf"))
+    for op, box, n in ops:
+        envelope = bytes([n]) * (n + 1)
+        if op == "put":
+            db.mailboxes.put(box, envelope, float(n))
+        elif op == "bulk":
+            db.mailboxes.put_bulk([(box, envelope, float(n)), (box, envelope + b"!", float(n))])
+        elif op == "ack":
+            db.mailboxes.ack(box, [e.entry_id for e in db.mailboxes.fetch(box)][: n + 1])
+        elif op == "expire":
+            db.mailboxes.expire(float(n))
+        else:
+            db.lifecycle.sweep(float(n) + 10.0, LifecyclePolicy(mailbox_ttl=10.0))
+        usage = _usage_rows(db)
+        assert all(entries > 0 for entries, _ in usage.values())  # no row for an empty mailbox
+        assert db.mailboxes.total_bytes(box) == usage.get(box, (0, 0))[1]
+
+
+def test_total_bytes_reads_one_row_however_full_the_mailbox(db: Database) -> None:
+    """The quota check does not read the entries (it did: ~100 ms at a full mailbox)."""
+    db.mailboxes.put_bulk([(BOX_A, i.to_bytes(3, "big") * 10, 0.0) for i in range(3000)])
+    assert db.mailboxes.total_bytes(BOX_A) == 3000 * 30
+    with db._access.write("test") as conn:
+        conn.exec_driver_sql("UPDATE mailbox_usage SET size = 5")
+    assert db.mailboxes.total_bytes(BOX_A) == 5

@@ -52,6 +52,10 @@ _STATE_STATUS = {
     "burner_expired": 410,
     "not_ready": 503,
     "no_card": 409,
+    "no_chain": 409,
+    "chain_unreachable": 503,
+    "handle_refused": 409,
+    "stale_handle": 409,
 }
 
 

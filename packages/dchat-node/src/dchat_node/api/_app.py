@@ -37,9 +37,11 @@ from ._burners import add_burner_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
 from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
+from ._handles import add_handle_routes
 from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
+from ._relay import add_relay_routes
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._socket import add_socket_route
@@ -76,8 +78,11 @@ class Resync(_Strict):
 
 
 class AddContact(_Strict):
-    name: str = Field(min_length=1, max_length=64)
-    card: str = Field(min_length=1, max_length=4096)
+    # A card, or a public handle looked up on the chat chain (api/_handles.py);
+    # with a handle the name defaults to the handle.
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    card: str | None = Field(default=None, min_length=1, max_length=4096)
+    handle: str | None = Field(default=None, min_length=1, max_length=33)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -139,8 +144,17 @@ def create_app(node: Node, token: str) -> FastAPI:
             raise NodeStateError("not_found", "no document received for that identity")
         return document_json(chain.head)
 
+    handles = add_handle_routes(app, node, auth)
+
     @app.post("/v1/contacts", dependencies=auth, status_code=201)
     async def add_contact(body: AddContact) -> dict[str, Any]:
+        if (body.card is None) == (body.handle is None):
+            raise NodeStateError("invalid_request", "give a card or a handle (one of them)")
+        if body.handle is not None:
+            name, identity_id = await handles.add_contact(body.handle, body.name)
+            return {"name": name, "identity_id": identity_id}
+        if body.name is None or body.card is None:
+            raise NodeStateError("invalid_request", "a contact added by card needs a name")
         record = await user_role(node).user.add_contact(body.name, body.card)
         return {"name": record.name, "identity_id": record.identity_id}
 
@@ -151,6 +165,7 @@ def create_app(node: Node, token: str) -> FastAPI:
         return {"contacts": [{"name": c.name, "identity_id": c.identity_id} for c in contacts]}
 
     add_chain_routes(app, node, auth)
+    add_relay_routes(app, node, auth)
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)
@@ -171,6 +186,8 @@ def _route_role(path: str) -> str | None:
     """The role whose routes ``path`` is (None: every role's)."""
     if path.startswith("/v1/chain/"):
         return "validator"
+    if path.startswith("/v1/relay/"):
+        return "relay"
     return "user" if path.startswith("/v1/") else None
 
 

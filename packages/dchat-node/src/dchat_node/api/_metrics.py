@@ -377,6 +377,13 @@ class NodeMetrics(Collector):
             self._stored.get("bytes", 0),
         )
         yield _gauge("dchat_relay_parked_pulls", "Pulls held open until mail.", service.parked)
+        yield _counter("dchat_relay_probes_total", "Validators' probes answered.", server.probes)
+        receipts = server.receipts
+        yield _counter(
+            "dchat_relay_receipts_total",
+            "Delivery receipts accepted from mailbox owners.",
+            0 if receipts is None else receipts.taken,
+        )
         yield from _guard(service)
         yield from _listener(service.links)
 

@@ -21,6 +21,12 @@ Routes (bearer token like the rest of the API; binary values are hex):
 * ``GET  /v1/chain/identities/{id}``, ``GET /v1/chain/relays/{id}``: an identity's
   registration record, a relay's directory entry (or null) with a Merkle proof
   (chat chain)
+* ``GET  /v1/chain/handles/{name}``: the slot of a public handle (``handle/<skeleton>``)
+  with a Merkle proof and the record decoded (chat chain; the decoded part is a
+  convenience, a light client checks the proven value)
+* ``GET  /v1/chain/relays``: every relay the chat chain lists (committed state,
+  no proof: a scan, which a currency validator's prober reads from its own
+  operator's chat validator; docs/operations.md, "Relay probes")
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ from dchat_chain.lowlevel import (
     account_key,
     answer_fields,
     certified_query,
+    handle_key,
     headers_page,
+    relay_directory,
     tx_hash,
     verify_proof,
 )
@@ -54,7 +62,7 @@ if TYPE_CHECKING:
     from fastapi.params import Depends
 
     from dchat_chain import Block, CommitCertificate
-    from dchat_chain.lowlevel import AppQueryResult
+    from dchat_chain.lowlevel import AppQueryResult, StateStore
 
     from .._runtime import Node
     from ..validator._service import ValidatorService
@@ -64,6 +72,7 @@ __all__ = ("add_chain_routes",)
 T = TypeVar("T")
 
 HEX_32 = r"^[0-9a-f]{64}$"
+HANDLE = r"^[a-z0-9-]{3,32}$"  # a normalised handle (dchat_chain.lowlevel.normalize_handle)
 
 
 class SubmitTxs(BaseModel):
@@ -202,6 +211,20 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def identity(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return identity_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
 
+    @app.get("/v1/chain/handles/{name}", dependencies=auth)
+    async def handle(name: Annotated[str, PathParam(pattern=HANDLE)]) -> dict[str, Any]:
+        return handle_json(_on_chain(_service(node), "chat"), name)
+
+    @app.get("/v1/chain/relays", dependencies=auth)
+    async def relays() -> dict[str, Any]:
+        service = _on_chain(_service(node), "chat")
+        state = service.app.inner.state
+        listed = [
+            {"identity": i.hex(), **_relay_record(r), "last_batch": _last_batch(state, i, r["n"])}
+            for i, r in relay_directory(state)
+        ]
+        return {"height": service.app.inner.height, "relays": listed}
+
     @app.get("/v1/chain/relays/{ident}", dependencies=auth)
     async def relay(ident: Annotated[str, PathParam(pattern=HEX_32)]) -> dict[str, Any]:
         return relay_json(_on_chain(_service(node), "chat"), bytes.fromhex(ident))
@@ -259,16 +282,42 @@ def identity_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
 def relay_json(service: ValidatorService, identity: bytes) -> dict[str, Any]:
     """The ``/v1/chain/relays/{id}`` document (chat chain, ``relay/<id>``)."""
     doc, value = _proved(service, b"relay/" + identity)
+    record = None if value is None else _relay_record(canonical_decode(value))
+    return {"identity": identity.hex(), **doc, "record": record}
+
+
+def handle_json(service: ValidatorService, name: str) -> dict[str, Any]:
+    """The ``/v1/chain/handles/{name}`` document (chat chain, ``handle/<skeleton>``)."""
+    doc, value = _proved(service, handle_key(name))
     record = None
     if value is not None:
         raw = canonical_decode(value)
         record = {
-            "endpoint": raw["ep"],
-            "region": raw["region"],
-            "stake_ref": raw["stake"].hex(),
-            "receipt_batches": raw["n"],
+            "name": raw["name"],
+            "identity": raw["id"].hex(),
+            "expires": raw["exp"],
+            "relays": raw["relays"],
+            "mailbox": raw["mb"].hex(),
         }
-    return {"identity": identity.hex(), **doc, "record": record}
+    return {"handle": name, **doc, "record": record}
+
+
+def _relay_record(raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "endpoint": raw["ep"],
+        "region": raw["region"],
+        "stake_ref": raw["stake"].hex(),
+        "receipt_batches": raw["n"],
+    }
+
+
+def _last_batch(state: StateStore, identity: bytes, batches: int) -> dict[str, Any] | None:
+    """A relay's last claimed receipt batch (what probing validators audit), or None."""
+    raw = batches and state.committed_get(b"rcpt/" + identity + (batches - 1).to_bytes(8, "big"))
+    if not raw:
+        return None
+    batch = canonical_decode(raw)
+    return {"root": batch["root"].hex(), "count": batch["count"]}
 
 
 def _on_chain(service: ValidatorService, kind: str) -> ValidatorService:

@@ -30,7 +30,9 @@ from ._common import err_console as _err
 from ._common import fail as _fail
 from ._common import guard as _guard
 from ._guardians import guardian_app
+from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
+from ._relay import relay_app
 from ._requests import register_request_commands
 from ._watch import register_watch_command
 
@@ -46,6 +48,7 @@ _out = Console()
 node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
 node_app.add_typer(backup_app, name="backup")
 node_app.add_typer(chain_app, name="chain")
+node_app.add_typer(relay_app, name="relay")
 app = typer.Typer(
     help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
 )
@@ -55,6 +58,7 @@ app.add_typer(wallet_app, name="wallet")
 wallet_app.add_typer(channel_app, name="channel")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
+app.add_typer(handle_app, name="handle")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -232,10 +236,26 @@ def card(ctx: typer.Context) -> None:
 
 
 @contact_app.command("add")
-def contact_add(ctx: typer.Context, name: str, card: str) -> None:
-    """Add a contact from the card they gave you."""
-    contact = _with_client(ctx, lambda c: c.add_contact(name, card))
-    _out.print(f"added {contact.name} ({contact.identity_id})", highlight=False)
+def contact_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="a name for the contact, or their @handle")],
+    card: Annotated[
+        str | None, typer.Argument(help="their card, or their @handle (looked up on chain)")
+    ] = None,
+) -> None:
+    """Add a contact from the card they gave you, or by their public @handle.
+
+    ``dchat contact add @alice`` (named alice) or ``dchat contact add al @alice``
+    looks the handle up on the chat chain, verified by the node's light client.
+    """
+    if card is None and not is_handle(name):
+        raise _fail("give their card, or their @handle")
+    if card is None or is_handle(card):
+        who, identity = add_by_handle(ctx, card or name, None if card is None else name)
+    else:
+        contact = _with_client(ctx, lambda c: c.add_contact(name, card))
+        who, identity = contact.name, contact.identity_id
+    _out.print(f"added {who} ({identity})", highlight=False)
 
 
 @contact_app.command("list")

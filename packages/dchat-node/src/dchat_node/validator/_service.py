@@ -38,17 +38,18 @@ driver from the stored checkpoint.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import random
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+import httpx
 import trio
 
 from dchat_chain.lowlevel import (
     DurableBlockStore,
     IndexedApp,
-    Proposal,
     ReportEvidence,
     RequestSync,
     SaveCheckpoint,
@@ -57,12 +58,11 @@ from dchat_chain.lowlevel import (
     StoreSynced,
     ValidatorBook,
     ValidatorSetLog,
-    Vote,
-    VoteKind,
     replay_store,
+    sent_step,
 )
 from dchat_core import DchatError
-from dchat_network import LinkStats, serve_links
+from dchat_network import LinkStats, Prober, ProbeTarget, listing_targets, run_prober, serve_links
 from dchat_storage import ChainBlockLog
 
 from .._errors import ConfigError
@@ -174,7 +174,18 @@ class ValidatorService:
         nursery.start_soon(self._run_gossip)
         nursery.start_soon(self._run_admission)
         nursery.start_soon(self.trace.watch_lag)
+        if self.config.probe_directory is not None and self.app.kind == "currency":
+            run = functools.partial(run_prober, interval=self.config.probe_interval)
+            nursery.start_soon(run, Prober(self.keys.account), self._listed, self.book, self.now_ms)
         return f"{bound[0]}:{bound[1]}"
+
+    async def _listed(self) -> list[ProbeTarget]:
+        """The relays the chat validator of ``probe_directory`` lists (its ``api.json``)."""
+        info = json.loads(await trio.Path(f"{self.config.probe_directory}/api.json").read_text())
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            headers = {"Authorization": f"Bearer {info['token']}"}
+            answer = await client.get(f"{info['url']}/v1/chain/relays", headers=headers)
+        return listing_targets(answer.raise_for_status().json())
 
     # -- the engine task --------------------------------------------------------------
 
@@ -185,7 +196,7 @@ class ValidatorService:
             item: tuple[str, bytes, float] | None = None
             # Only the wait is bounded: effects must never be cut short, or a
             # checkpoint or a block could be skipped.
-            with trio.move_on_at(self._wake_at()):
+            with trio.move_on_after(driver.wait_s(self.now_ms())):
                 item = await self._inbox.receive()
             if item is not None:
                 await self._input(*item)
@@ -193,12 +204,6 @@ class ValidatorService:
             deadline = driver.deadline
             if deadline is not None and deadline <= now:
                 await self._execute(driver.tick(now))
-
-    def _wake_at(self) -> float:
-        deadline = self.driver.deadline
-        if deadline is None:
-            return trio.current_time() + 1.0
-        return trio.current_time() + max(0, deadline - self.now_ms()) / 1000
 
     async def _input(self, kind: str, payload: bytes, queued_at: float) -> None:
         if kind == "sync":
@@ -240,8 +245,8 @@ class ValidatorService:
                 await self._store.run(self.blocks.save_many, effect.blocks)  # one transaction
                 await self._stored(effect.blocks[-1][0].height)
             elif isinstance(effect, SendToPeers):
-                if trace.enabled:
-                    self._trace_broadcast(effect)
+                if trace.enabled and (step := sent_step(effect.message, self.engine.height)):
+                    trace.mark(step)
                 self.broadcast(effect.data)
             elif isinstance(effect, RequestSync):
                 self._request_sync(effect.data)
@@ -249,14 +254,6 @@ class ValidatorService:
                 _log.warning("double signing detected", extra={"height": effect.evidence.height})
                 if (refused := self.book.on_evidence(effect.evidence)) is not None:
                     _log.info("slash transaction not admitted: %s", refused)
-
-    def _trace_broadcast(self, effect: SendToPeers) -> None:
-        message = effect.message
-        if isinstance(message, Proposal) and message.height == self.engine.height:
-            self.trace.mark("proposed")
-        elif isinstance(message, Vote) and message.height == self.engine.height:
-            name = "prevote" if message.kind is VoteKind.PREVOTE else "precommit"
-            self.trace.mark(f"{name}_r{message.round}")
 
     async def _stored(self, height: int) -> None:
         await self._note_sets()

@@ -1,0 +1,121 @@
+"""The owner's side of a handle: the transactions that register, renew and release it.
+
+Theory of operation. :class:`HandleOwner` knows the chat chain from its
+genesis (chain id, ``pow_bits``, ``handle_pow_bits``) and the identity's key,
+and builds signed transactions; it does no I/O and keeps no state, so the
+shell reads what the plan depends on and passes it in: the identity's next
+nonce (a node's hint: a wrong one only gets the transaction refused), whether
+the identity is registered yet and, for a renewal, the current expiry height
+(both from verified reads, :class:`HandleLookup` and :class:`LightRead`). An
+identity that is not on the chain yet is registered in the same batch, at the
+nonce before the handle's. Solving the proofs of work is CPU work of about
+``2**bits`` hashes: the shell runs these methods in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from dchat_core import IdentityId
+
+from ._chat import ChatChainApp
+from ._chat_identity import solve_pow
+from ._handle_names import handle_work_bits, normalize_handle, solve_handle_pow
+from ._tx import Transaction
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dchat_crypto import SigningKey
+
+__all__ = ("HandleOwner",)
+
+
+class HandleOwner:
+    """Builds an identity's handle transactions for one chat chain.
+
+    Args:
+        key: The identity's current signing key.
+        genesis: The chat chain's genesis document (the light client's anchor).
+
+    Raises:
+        ChainArgumentError: ``genesis`` is not a chat chain's.
+    """
+
+    def __init__(self, key: SigningKey, genesis: bytes) -> None:
+        app = ChatChainApp.from_genesis(genesis)
+        self.chain_id = app.chain_id
+        self._params = app.params()
+        self._key = key
+        self.public_key = key.public_key.to_bytes()
+        self.identity = bytes(IdentityId.derive(self.public_key))
+
+    @property
+    def identity_path(self) -> tuple[str, bytes]:
+        """The API path and state key of this identity's registration (a verified read)."""
+        return f"/v1/chain/identities/{self.identity.hex()}", b"id/" + self.identity
+
+    def _tx(self, nonce: int, kind: str, body: dict[str, Any], fee: int = 0) -> Transaction:
+        return Transaction.create(
+            self._key, chain_id=self.chain_id, nonce=nonce, fee=fee, kind=kind, body=body
+        )
+
+    def _registration(self, nonce: int, document: bytes) -> Transaction:
+        work = solve_pow(self.chain_id, self.public_key, self._params["pow_bits"])
+        doc = hashlib.sha256(document).digest()
+        return self._tx(nonce, "register_identity", {"pow": work, "doc": doc})
+
+    def _work(self, name: str, term: int, identity: bytes | None = None) -> bytes:
+        bits = handle_work_bits(self._params["handle_pow_bits"], name)
+        return solve_handle_pow(self.chain_id, name, identity or self.identity, bits, term)
+
+    def register(
+        self,
+        nonce: int,
+        text: str,
+        relays: Sequence[str],
+        card: bytes,
+        *,
+        registered: bool,
+        document: bytes = b"",
+    ) -> list[Transaction]:
+        """``register_handle`` for ``text``, after ``register_identity`` unless ``registered``.
+
+        ``document`` is the identity document whose hash a new registration
+        records. Raises :class:`InvalidHandleError` for a name outside the rule.
+        """
+        name = normalize_handle(text)
+        txs = [] if registered else [self._registration(nonce, document)]
+        body = {"name": name, "pow": self._work(name, 0), "relays": list(relays), "card": card}
+        txs.append(self._tx(nonce + len(txs), "register_handle", body))
+        return txs
+
+    def renew(
+        self,
+        nonce: int,
+        text: str,
+        expires: int,
+        relays: Sequence[str],
+        card: bytes,
+        *,
+        identity: bytes | None = None,
+    ) -> Transaction:
+        """``renew_handle`` of the handle expiring at ``expires``, with fresh relays and card.
+
+        ``identity`` is the handle's owner as the chain names it (the verified
+        record's): after a guardian recovery it is no longer the id this key
+        derives, and the work is bound to it.
+        """
+        name = normalize_handle(text)
+        body = {
+            "name": name,
+            "pow": self._work(name, expires, identity),
+            "relays": list(relays),
+            "card": card,
+        }
+        return self._tx(nonce, "renew_handle", body)
+
+    def release(self, nonce: int, text: str) -> Transaction:
+        """``release_handle``: give the handle up."""
+        return self._tx(nonce, "release_handle", {"name": normalize_handle(text)})

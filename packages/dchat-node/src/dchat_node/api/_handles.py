@@ -1,0 +1,301 @@
+"""Public handles on a user node: look one up (verified), add a contact by it, own one.
+
+Routes (user role, bearer token like the rest of the API):
+
+* ``GET  /v1/handles/{name}``: the live handle ``name`` (``@alice`` or ``alice``)
+  as the chat chain certifies it, checked by the light client; 404 ``not_found``
+  if it is not registered (absent, expired, or a look-alike's slot)
+* ``GET  /v1/handle``: this identity's own handle (null if it holds none)
+* ``POST /v1/handle``: ``{"action": "register", "name": ...}``, ``{"action": "renew"}``
+  or ``{"action": "release"}``: sign the transactions with the identity key,
+  submit them and wait until the chain committed and certified them
+* ``POST /v1/contacts`` with ``handle`` instead of ``card`` is answered here too
+  (:meth:`HandleDesk.add_contact`)
+
+The chain work is dchat-chain's: :class:`~dchat_chain.lowlevel.HandleLookup`
+verifies each answer by commit certificates and Merkle proofs, and
+:class:`~dchat_chain.lowlevel.HandleOwner` builds the transactions. This module
+is their I/O: it reaches a chat-chain validator through the ``api.json`` in the
+configured ``chat_node`` directory, keeps the light client's verified headers in
+``DATA_DIR/light/<chain>.light`` and the own handle's name in the node's sealed
+settings. A stale answer (the node a block behind) is asked again for a few
+seconds; a lying node's answer is refused with the light client's typed error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+import httpx
+import trio
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_chain.lowlevel import (
+    HandleLookup,
+    HandleOwner,
+    LightReader,
+    StaleAnswerError,
+    genesis_anchor,
+    light_state_name,
+    normalize_handle,
+)
+from dchat_identity import ContactCard
+
+from .._errors import NodeStateError
+from ..validator._keys import VALIDATOR_GENESIS
+from ..wallet._light import state_path, write_state
+from ._roles import user_role
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from fastapi import FastAPI
+    from fastapi.params import Depends
+
+    from dchat_chain import Transaction
+    from dchat_chain.lowlevel import HandleRecord, LightRead
+
+    from .._runtime import Node
+
+__all__ = ("HandleDesk", "add_handle_routes")
+
+OWN_HANDLE: Final = "handle.own"  # settings key: the own handle's name
+STALE_WAIT: Final = 5.0
+COMMIT_WAIT: Final = 60.0
+POLL: Final = 0.1
+
+
+class HandleAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["register", "renew", "release"]
+    name: str | None = Field(default=None, min_length=1, max_length=33)
+
+
+def record_json(record: HandleRecord) -> dict[str, Any]:
+    """A verified handle as the API shows it."""
+    return {
+        "handle": record.name,
+        "identity": record.identity.hex(),
+        "relays": list(record.relays),
+        "mailbox": record.mailbox.hex(),
+        "expires": record.expires,
+        "height": record.height,
+        "card": ContactCard.from_bytes(record.card).to_text() if record.card_current else None,
+        "card_current": record.card_current,
+    }
+
+
+class HandleDesk:
+    """The user node's way to the chat chain for handles (see the module docstring)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._lock = trio.Lock()  # one light client: one verified read at a time
+
+    # -- the chain node and the light client ------------------------------------------------
+
+    def _chain_dir(self) -> Path:
+        chat_node = self._node.config.chat_node
+        if chat_node is None:
+            raise NodeStateError("no_chain", "no chat chain configured (set chat_node)")
+        return chat_node
+
+    def _genesis(self) -> bytes:
+        path = self._node.config.chat_genesis or self._chain_dir() / VALIDATOR_GENESIS
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise NodeStateError("no_chain", f"cannot read the chat genesis: {exc}") from None
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            info = json.loads(await trio.Path(self._chain_dir() / "api.json").read_text())
+            headers = {"Authorization": f"Bearer {info['token']}"}
+            async with httpx.AsyncClient(base_url=info["url"], headers=headers, timeout=10) as c:
+                answer = await c.request(method, path, json=body)
+            data = answer.json()
+        except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as exc:
+            raise NodeStateError("chain_unreachable", f"the chat chain node: {exc}") from None
+        if answer.status_code >= 400:
+            raise NodeStateError("chain_unreachable", f"the chat chain node: {data}")
+        return data
+
+    def _state_file(self, chain_id: str) -> Path:
+        return state_path(self._node.config.data_dir / "light", chain_id)
+
+    async def _reader(self) -> LightReader:
+        genesis = self._genesis()
+        chain_id = genesis_anchor(genesis)[0]
+        path = trio.Path(self._state_file(chain_id))
+        stored = await path.read_bytes() if await path.exists() else None
+        return LightReader.restore(stored, genesis, name=light_state_name(chain_id))
+
+    async def _verified(self, start: Any) -> Any:
+        """Run the read ``start(reader)`` makes to the end; retry stale answers; keep headers."""
+        async with self._lock:
+            reader = await self._reader()
+            height = reader.height
+            deadline = trio.current_time() + STALE_WAIT
+            try:
+                while True:
+                    read = start(reader)
+                    try:
+                        while (path := read.next_request()) is not None:
+                            read.receive(await self._call("GET", path))
+                        return read
+                    except StaleAnswerError:
+                        if trio.current_time() >= deadline:
+                            raise
+                        await trio.sleep(0.2)
+            finally:
+                if reader.height != height:
+                    file = self._state_file(reader.client.chain_id)
+                    file.parent.mkdir(mode=0o700, exist_ok=True)
+                    await trio.to_thread.run_sync(write_state, file, reader.to_bytes())
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    async def lookup(self, text: str) -> HandleRecord | None:
+        """The live handle ``text``, verified; None if it is not registered."""
+        normalize_handle(text)  # a name outside the rule is refused before any I/O
+        found: HandleLookup = await self._verified(lambda r: HandleLookup(r, text))
+        return found.result()
+
+    async def show(self, text: str) -> dict[str, Any]:
+        """``GET /v1/handles/{name}``."""
+        record = await self.lookup(text)
+        if record is None:
+            raise NodeStateError("not_found", f"no live handle @{found_name(text)}")
+        return record_json(record)
+
+    async def add_contact(self, text: str, name: str | None) -> tuple[str, str]:
+        """Add the owner of handle ``text`` as a contact (its card, verified on chain)."""
+        record = await self.lookup(text)
+        if record is None:
+            raise NodeStateError("not_found", f"no live handle @{found_name(text)}")
+        if not record.card_current:
+            raise NodeStateError(
+                "stale_handle", "the handle's card predates its owner's key rotation"
+            )
+        card = ContactCard.from_bytes(record.card).to_text()
+        entry = await user_role(self._node).user.add_contact(name or record.name, card)
+        return entry.name, entry.identity_id
+
+    # -- the owner --------------------------------------------------------------------------------
+
+    async def own(self) -> dict[str, Any]:
+        """``GET /v1/handle``: the own handle, verified (null if none)."""
+        name = await user_role(self._node).user.state_get(OWN_HANDLE)
+        record = None if name is None else await self.lookup(name.decode())
+        mine = record is not None and record.key == self._owner().public_key
+        return {"handle": record_json(record) if mine and record is not None else None}
+
+    def _owner(self) -> HandleOwner:
+        return HandleOwner(user_role(self._node).user.identity.signing_key, self._genesis())
+
+    async def act(self, body: HandleAction) -> dict[str, Any]:
+        """``POST /v1/handle``."""
+        user = user_role(self._node).user
+        stored = await user.state_get(OWN_HANDLE)
+        name = body.name or (None if stored is None else stored.decode())
+        if name is None:
+            raise NodeStateError("invalid_request", "name the handle")
+        normalize_handle(name)
+        owner = self._owner()
+        account = await self._call("GET", f"/v1/chain/accounts/{owner.public_key.hex()}")
+        nonce = int(account.get("next_nonce", 0))
+        card = user.card.to_bytes()
+        relays = relays_of(user.card)
+        if body.action == "register":
+            path, key = owner.identity_path
+            read: LightRead = await self._verified(lambda r: r.read(path, key))
+            registered = read.result()[1] is not None
+            document = (await user_role(self._node).documents.head()).to_bytes()
+            txs = await trio.to_thread.run_sync(
+                lambda: owner.register(
+                    nonce, name, relays, card, registered=registered, document=document
+                )
+            )
+        elif body.action == "renew":
+            record = await self.lookup(name)
+            if record is None:
+                raise NodeStateError("not_found", f"no live handle @{found_name(name)}")
+            if record.key != owner.public_key:
+                raise NodeStateError("handle_refused", "the handle is not this identity's")
+            txs = [
+                await trio.to_thread.run_sync(
+                    lambda: owner.renew(
+                        nonce, name, record.expires, relays, card, identity=record.identity
+                    )
+                )
+            ]
+        else:
+            txs = [owner.release(nonce, name)]
+        for tx in txs:  # one by one: the handle needs the identity registered first
+            await self._submit(tx)
+        if body.action == "release":
+            await user.state_delete(OWN_HANDLE)
+            return {"handle": None}
+        await user.state_put(OWN_HANDLE, txs[-1].body["name"].encode())
+        return await self.own()
+
+    async def _submit(self, tx: Transaction) -> None:
+        """Submit ``tx``; wait until it is committed and a header certifies its result."""
+        result = (await self._call("POST", "/v1/chain/txs", {"txs": [tx.raw.hex()]}))["results"][0]
+        if not result["accepted"]:
+            raise NodeStateError("handle_refused", f"{result['error']}: {result['message']}")
+        with trio.move_on_after(COMMIT_WAIT) as scope:
+            status = await self._committed(tx.hash.hex())
+            if status["code"] != 0:
+                raise NodeStateError("handle_refused", str(status["log"]))
+            height = int(status["height"])
+            while True:  # polling a remote node: there is no event to wait for
+                if await self._certified(height):
+                    break
+                await trio.sleep(POLL)
+        if scope.cancelled_caught:
+            raise NodeStateError("chain_unreachable", "not committed in time")
+
+    async def _certified(self, height: int) -> bool:
+        status = await self._call("GET", "/v1/chain/status")
+        return bool(status.get("certified_height", 0) >= height)
+
+    async def _committed(self, digest: str) -> dict[str, Any]:
+        while True:
+            status: dict[str, Any] = await self._call("GET", f"/v1/chain/txs/{digest}")
+            if status["status"] == "committed":
+                return status
+            await trio.sleep(POLL)
+
+
+def found_name(text: str) -> str:
+    """``text`` without its ``@`` (for messages)."""
+    return text.removeprefix("@")
+
+
+def relays_of(card: ContactCard) -> list[str]:
+    """Every home relay of ``card``, in the relay list format (``[NODEID@]HOST:PORT``)."""
+    return list(card.relays)
+
+
+def add_handle_routes(app: FastAPI, node: Node, auth: list[Depends]) -> HandleDesk:
+    """Install the handle routes on ``app``; returns the desk (``POST /v1/contacts`` uses it)."""
+    desk = HandleDesk(node)
+
+    @app.get("/v1/handles/{name}", dependencies=auth)
+    async def show_handle(
+        name: Annotated[str, PathParam(min_length=1, max_length=33)],
+    ) -> dict[str, Any]:
+        return await desk.show(name)
+
+    @app.get("/v1/handle", dependencies=auth)
+    async def own_handle() -> dict[str, Any]:
+        return await desk.own()
+
+    @app.post("/v1/handle", dependencies=auth)
+    async def act_on_handle(body: HandleAction) -> dict[str, Any]:
+        return await desk.act(body)
+
+    return desk
