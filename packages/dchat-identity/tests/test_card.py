@@ -99,13 +99,16 @@ def test_issued_card_signs_exactly_the_documented_message() -> None:
 
 _TAMPERS = {
     "name": lambda c: dataclasses.replace(c, name="Mallory"),
-    "relay": lambda c: dataclasses.replace(c, relay="evil.example:8471"),
+    "relay": lambda c: dataclasses.replace(c, relays=(f"{c.relay_node}@evil.example:8471",)),
+    "relay_added": lambda c: dataclasses.replace(c, relays=(*c.relays, "evil.example:8471")),
     "encryption_key": lambda c: dataclasses.replace(
         c, encryption_key=_mallory().encryption_key.public_key
     ),
     "mailbox": lambda c: dataclasses.replace(c, mailbox=_mallory().mailbox_id),
-    "relay_node_changed": lambda c: dataclasses.replace(c, relay_node=NodeId.derive(b"evil")),
-    "relay_node_removed": lambda c: dataclasses.replace(c, relay_node=None),
+    "relay_node_changed": lambda c: dataclasses.replace(
+        c, relays=(f"{NodeId.derive(b'evil')}@{c.relay}",)
+    ),
+    "relay_node_removed": lambda c: dataclasses.replace(c, relays=(c.relay,)),
 }
 
 
@@ -120,7 +123,8 @@ def test_tampered_field_breaks_the_signature(tamper: str) -> None:
 
 
 def test_added_relay_node_breaks_the_signature() -> None:
-    forged = dataclasses.replace(_card(with_node=False), relay_node=NodeId.derive(b"evil"))
+    card = _card(with_node=False)
+    forged = dataclasses.replace(card, relays=(f"{NodeId.derive(b'evil')}@{card.relay}",))
     with pytest.raises(InvalidCardError, match="signature"):
         ContactCard.from_bytes(forged.to_bytes())
 
@@ -302,3 +306,66 @@ def test_any_single_field_substitution_is_rejected(data: st.DataObject) -> None:
     fields[key] = value
     with pytest.raises(InvalidCardError):
         ContactCard.from_bytes(canonical_encode({**fields, "sig": signature}))
+
+
+# -- several home relays (version 2) ------------------------------------------
+
+NODE_B = NodeId.derive(b"second relay")
+TWO = (RELAY, f"{NODE_B}@relay-b.example.org:7400")
+
+
+def test_a_card_lists_every_home_relay_and_round_trips() -> None:
+    card = ContactCard.issue(_alice(), name="Alice", relays=TWO)
+    again = ContactCard.from_text(card.to_text())
+    assert again.relays == TWO
+    assert (again.relay, again.relay_node) == (RELAY, None)  # the first one, as before
+
+
+def test_one_relay_keeps_the_version_1_bytes() -> None:
+    node = NodeId.derive(b"relay node key")
+    listed = ContactCard.issue(_alice(), name="Alice", relays=(f"{node}@{RELAY}",))
+    assert listed.relays == _card().relays
+    assert ContactCard.from_bytes(listed.to_bytes()).relays == _card().relays
+    assert _fields(_card())["v"] == 1
+    assert b"relays" not in _card().to_bytes()
+
+
+def _v2(relays: list[object]) -> dict[str, Any]:
+    fields = _fields(_card(with_node=False))
+    del fields["relay"]
+    return {**fields, "v": 2, "relays": relays}
+
+
+@pytest.mark.parametrize(
+    "relays",
+    [
+        [RELAY],  # one relay has the version 1 form only
+        [RELAY, RELAY],
+        [RELAY, "no-port"],
+        [RELAY, 7400],
+        [f"relay-{i}.example:7400" for i in range(9)],
+    ],
+)
+def test_bad_relay_lists_are_refused(relays: list[object]) -> None:
+    with pytest.raises(InvalidCardError):
+        ContactCard.from_bytes(_signed(_v2(relays), _alice()))
+
+
+def test_version_2_with_a_single_relay_field_is_refused() -> None:
+    fields = {**_v2(list(TWO)), "relay": RELAY}
+    with pytest.raises(InvalidCardError):
+        ContactCard.from_bytes(_signed(fields, _alice()))
+    assert ContactCard.from_bytes(_signed(_v2(list(TWO)), _alice())).relays == TWO
+
+
+def test_issue_wants_exactly_one_form_of_relays() -> None:
+    with pytest.raises(InvalidCardError):
+        ContactCard.issue(_alice(), name="Alice")
+    with pytest.raises(InvalidCardError):
+        ContactCard.issue(_alice(), name="Alice", relay=RELAY, relays=TWO)
+
+
+def test_a_card_too_big_for_a_first_message_is_refused_at_issue() -> None:
+    relays = [f"relay-{i}-{'x' * 230}.example:7400" for i in range(8)]
+    with pytest.raises(InvalidCardError, match="at most"):
+        ContactCard.issue(_alice(), name="Alice", relays=relays)

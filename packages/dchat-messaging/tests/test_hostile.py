@@ -24,6 +24,7 @@ from dchat_messaging import (
 )
 from dchat_messaging._bundle_wrap import unwrap_bundle, wrap_bundle
 from dchat_messaging._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
+from dchat_messaging.lowlevel import Duplicate, SeenEnvelopes
 
 if TYPE_CHECKING:
     from dchat_testing import EngineDevice as Device
@@ -98,6 +99,22 @@ def _refused(device: Device, raw: bytes, *, now: float = T0) -> set[str]:
     assert all(isinstance(e, Rejected) for e in events), events
     assert _snapshot(device) == before
     return {e.reason for e in events if isinstance(e, Rejected)}
+
+
+def _duplicate_then_forgotten(device: Device, *raws: bytes, now: float) -> None:
+    """Each of ``raws`` is a copy received already; then the digests age out of the seen set.
+
+    What remains is the session's own guard (a spent message key or prekey),
+    which the caller checks next: a replay older than the seen set is refused.
+    """
+    before = _snapshot(device)
+    for raw in raws:
+        assert device.engine.receive(raw, now=now) == [Duplicate()]
+    assert _snapshot(device) == before
+    with device.store.transaction():
+        for key in [k for k in device.store.state if k.startswith("msg.seen.")]:
+            device.store.delete_state(key)
+    device.engine.seen = SeenEnvelopes(device.store, "msg.seen")
 
 
 def _texts(events: list[Any]) -> list[str]:
@@ -368,6 +385,7 @@ def test_replayed_first_message_after_the_session_was_deleted_is_refused(net: Ne
     assert _texts(bob.engine.receive(first, now=T0)) == ["first"]
     bob.engine.forget_device(alice.keys.device_id)
     assert not bob.engine.has_session(alice.keys.device_id)
+    _duplicate_then_forgotten(bob, first, now=T0 + 5)
     assert _refused(bob, first, now=T0 + 5) == {OPAQUE}  # its one-time prekey is spent
     assert bob.texts() == ["first"]
 
@@ -382,6 +400,7 @@ def test_replayed_last_resort_first_message_is_refused(net: Net) -> None:
     assert inner.init.one_time_prekey_id is None
     assert _texts(bob.engine.receive(first, now=T0)) == ["first"]
     bob.engine.forget_device(alice.keys.device_id)
+    _duplicate_then_forgotten(bob, first, now=T0 + 5)
     assert _refused(bob, first, now=T0 + 5) == {OPAQUE}
     assert bob.texts() == ["first"]
 
@@ -394,6 +413,7 @@ def test_reordered_messages_open_and_replays_are_refused(net: Net) -> None:
     for i in order:
         opened += _texts(bob.engine.receive(raws[i], now=T0 + 10))
     assert opened == [f"m{i}" for i in order]
+    _duplicate_then_forgotten(bob, *raws, now=T0 + 11)
     for raw in raws:
         assert _refused(bob, raw, now=T0 + 11) == {OPAQUE}
     assert bob.texts() == ["hello", *(f"m{i}" for i in order)]

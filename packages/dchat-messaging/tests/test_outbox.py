@@ -122,3 +122,15 @@ def test_a_delivered_answer_counts_as_stored() -> None:
     outbox = queue(store, [("1", "r", A, 1)])
     assert outbox.settle(outbox.due(T0), ["delivered"], T0) == 1
     assert store.outbox == {}
+
+
+def test_a_dead_relays_backlog_does_not_hold_back_another_relays_entries() -> None:
+    """Far more entries wait for a dead relay than one read sees: the others still go."""
+    store = MemoryMessageStore()
+    backlog = [(f"a{i:04d}", "dead", A, 1) for i in range(100)]
+    outbox = queue(store, [*backlog, ("b1", "live", A, 1), ("b2", "live", B, 1)])
+    (first,) = [e for e in outbox.due(T0, limit=1)]
+    assert first.relay == "dead"
+    retry_at = outbox.failed(first, T0)  # the dead relay's first entry holds its queue
+    assert [e.message_id for e in outbox.due(T0, limit=4)] == [b"b1", b"b2"]
+    assert [e.message_id for e in outbox.due(retry_at, limit=1)] == [b"a0000"]

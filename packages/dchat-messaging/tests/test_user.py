@@ -193,6 +193,7 @@ def test_notices_and_unhandled_controls_are_reported() -> None:
         ("rejected", 2),
         ("rejected_retired", 0),
         ("session_resets", 1),
+        ("duplicates", 0),
         ("refusals", {"UnexpectedRecoveryError": 1}),
     ]
 
@@ -278,10 +279,16 @@ def test_controls_go_to_the_handler_of_their_kind_with_the_receiving_identity(
     ]
     assert [h is None for _, h in due] == [False, True, True]
     assert bob.agent.stats.rejected == 2  # the kinds nobody handles, counted once each
+    # Another mailbox link's task asking meanwhile gets none of them a second time.
+    assert bob.agent.controls_due(bob.engine, bob.identity) == []
     message, run = due[0]
     assert run is not None
     asyncio.run(run(message))
     assert seen == [("x.ping", b"x.ping", bob.identity.identity_id)]
+    for message, _ in due:
+        bob.engine.control_done(message.message_id)
+    _deliver_controls(alice, bob, bundles, ["x.ping"])  # a new one is handed out again
+    assert [m.kind for m, _ in bob.agent.controls_due(bob.engine, bob.identity)] == ["x.ping"]
 
 
 def test_a_linked_device_mailbox_runs_only_device_handlers(

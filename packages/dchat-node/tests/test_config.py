@@ -115,3 +115,41 @@ def test_a_password_on_the_command_line_is_refused() -> None:
     with pytest.raises(ConfigError, match="process list") as caught:
         check_database_url_option(_PG)
     assert "hunter2" not in str(caught.value)
+
+
+_NINE = ", ".join(f'"h:{port}"' for port in range(1, 10))
+
+
+def test_home_relays_from_the_list_or_the_one_relay_shorthand(tmp_path: Path) -> None:
+    from dchat_core import NodeId, RelayAddress
+
+    node = str(NodeId.derive(b"relay b"))
+    (tmp_path / "dchat.toml").write_text(
+        f'[node]\nrelays = ["127.0.0.1:7400", "{node}@[::1]:7401"]\nmultipath_k = 1\n'
+    )
+    config = load_config(tmp_path, environ={})
+    assert config.home_relays == (
+        RelayAddress("127.0.0.1", 7400),
+        RelayAddress("::1", 7401, NodeId.parse(node)),
+    )
+    assert config.multipath_k == 1
+    one = load_config(tmp_path, overrides={"relays": (), "relay": "h:1", "relay_node": node})
+    assert one.home_relays == (RelayAddress("h", 1, NodeId.parse(node)),)
+    assert load_config(tmp_path, overrides={"relays": ()}).home_relays == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "complaint"),
+    [
+        ('relays = ["h:1", "h:1"]\n', "relays"),
+        ('relays = ["h:0"]\n', "relays"),
+        ('relays = ["dcnd1zz@h:1"]\n', "relays"),
+        ('relays = ["h:1"]\nrelay = "h:2"\n', "relays"),
+        ("multipath_k = 0\n", "multipath_k"),
+        (f"relays = [{_NINE}]\n", "relays"),
+    ],
+)
+def test_bad_home_relays_are_named(tmp_path: Path, table: str, complaint: str) -> None:
+    (tmp_path / "dchat.toml").write_text("[node]\n" + table)
+    with pytest.raises(ConfigError, match=complaint):
+        load_config(tmp_path, environ={})

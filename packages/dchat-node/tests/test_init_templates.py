@@ -142,3 +142,18 @@ def test_database_url_mistakes_at_init_are_one_line(
     assert message in result.output
     assert ":pw@" not in result.output
     assert not (tmp_path / "d" / "dchat.toml").exists()
+
+
+def test_init_writes_every_home_relay_given(tmp_path: Path) -> None:
+    from dchat_core import NodeId, RelayAddress
+
+    pinned = f"{NodeId.derive(b'b')}@127.0.0.1:7401"
+    text = _init(tmp_path, "--relay", "127.0.0.1:7400", "--relay", pinned)
+    assert f'relays = ["127.0.0.1:7400", "{pinned}"]' in text.splitlines()
+    config = load_config(tmp_path, environ={})
+    assert config.home_relays == (RelayAddress("127.0.0.1", 7400), RelayAddress.parse(pinned))
+
+
+def test_init_writes_one_pinned_relay_as_a_list(tmp_path: Path) -> None:
+    pinned = "dcnd1" + "a" * 52 + "@127.0.0.1:7401"
+    assert render_config("user", relays=(pinned,)).count(f'relays = ["{pinned}"]') == 1

@@ -46,8 +46,7 @@ def test_true_is_short_for_enabled_defaults(tmp_path: Path) -> None:
 def test_an_unreachable_directory_keeps_the_pinned_relays(tmp_path: Path) -> None:
     (tmp_path / HOME_RELAYS_FILE).write_text(PINNED.to_json())
     config = resolve_for_run(_config(tmp_path))
-    assert config.relay == "relay-a.example:7400"
-    assert config.relay_node == str(NodeId.derive(b"\x11" * 32))
+    assert [str(a) for a in config.home_relays] == list(PINNED.addresses)
 
 
 def test_an_unreachable_directory_without_pinned_relays_stops_the_start(tmp_path: Path) -> None:
@@ -70,10 +69,10 @@ def test_discovery_off_leaves_the_config_alone(tmp_path: Path) -> None:
 
 def test_the_choice_becomes_the_relays_of_the_node(tmp_path: Path) -> None:
     config = with_home_relays(_config(tmp_path), PINNED)
-    assert (config.relay, config.relay_node) == (
-        "relay-a.example:7400",
-        str(NodeId.derive(b"\x11" * 32)),
-    )
+    first, second = config.home_relays  # both, each pinned to its listed node key
+    assert (first.hostport, first.node) == ("relay-a.example:7400", NodeId.derive(b"\x11" * 32))
+    assert (second.hostport, second.node) == ("relay-b.example:7400", NodeId.derive(b"\x12" * 32))
+    assert config.relay is None
     assert config.relay_discovery.enabled
 
 

@@ -78,3 +78,19 @@ def test_another_users_directory_is_refused(tmp_path: Path) -> None:
     os.chown(target, 54321, -1)
     with pytest.raises(ExposedDirectoryError, match="belongs to uid 54321, not to this user"):
         check_private_directory(target)
+
+
+def test_read_private_reads_what_write_private_wrote_and_bounds_the_size(tmp_path: Path) -> None:
+    from dchat_storage.lowlevel import read_private, write_private
+
+    path = tmp_path / "state" / "s.bin"
+    assert read_private(path, 8) is None  # no file yet
+    write_private(path, b"12345678")
+    assert read_private(path, 8) == b"12345678"
+    write_private(path, b"123456789")
+    with pytest.raises(ValueError, match="larger than 8 bytes"):
+        read_private(path, 8)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(IsADirectoryError):
+        read_private(path, 8)  # there, but not readable as a file

@@ -24,6 +24,8 @@ from ._ids import MailboxId as MailboxId
 from ._ids import MessageId as MessageId
 from ._ids import NodeId as NodeId
 from ._records import Fields as Fields
+from ._relay_address import InvalidRelayAddressError as InvalidRelayAddressError
+from ._relay_address import RelayAddress as RelayAddress
 
 __all__ = (
     "CallerError",
@@ -38,12 +40,14 @@ __all__ = (
     "Histogram",
     "IdentityId",
     "InvalidIdError",
+    "InvalidRelayAddressError",
     "LATENCY_BUCKETS",
     "MailboxId",
     "ManualClock",
     "MessageId",
     "NodeId",
     "PeerError",
+    "RelayAddress",
     "SystemClock",
     "TransportError",
     "canonical_decode",

@@ -42,7 +42,7 @@ from ._errors import (
 from ._stored_maps import decode_map, encode_map
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from dchat_core import NodeId
 
@@ -126,7 +126,14 @@ class BurnerBook:
         self.changed = True
 
     def create(
-        self, *, now: float, ttl: float, name: str, relay: str, relay_node: NodeId | None
+        self,
+        *,
+        now: float,
+        ttl: float,
+        name: str,
+        relay: str | None = None,
+        relay_node: NodeId | None = None,
+        relays: Sequence[str] = (),
     ) -> tuple[Burner, ContactCard]:
         """A new burner valid for ``ttl`` seconds and its card (which carries the expiry).
 
@@ -141,7 +148,7 @@ class BurnerBook:
             message = f"too many burners; retry in {exc.retry_after:.0f} s"
             raise BurnerStateError("rate_limited", message) from None
         try:
-            card = burner.card(name=name, relay=relay, relay_node=relay_node)
+            card = burner.card(name=name, relay=relay, relay_node=relay_node, relays=relays)
         except DchatIdentityError:  # e.g. a name too long: no burner without a card
             self.store.discard(burner.identity_id)
             raise

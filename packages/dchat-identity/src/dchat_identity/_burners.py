@@ -16,7 +16,7 @@ backup, are storage's to erase; see the README.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dchat_core import DecodeLimits, IdentityId, NodeId, canonical_encode
 from dchat_crypto import PrivateKey, SigningKey
@@ -26,6 +26,9 @@ from ._document import IdentityDocument
 from ._errors import IdentityArgumentError, MalformedRecordError, RateLimitedError
 from ._identity import Identity
 from ._records import Rng, check_version, decode_fields, default_rng, strict, to_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ("Burner", "BurnerStore", "TokenBucket")
 
@@ -81,13 +84,21 @@ class Burner:
         assert self.document.expires_ms is not None
         return self.document.expires_ms
 
-    def card(self, *, name: str, relay: str, relay_node: NodeId | None = None) -> ContactCard:
-        """A contact card for the burner, expiring with it."""
+    def card(
+        self,
+        *,
+        name: str,
+        relay: str | None = None,
+        relay_node: NodeId | None = None,
+        relays: Sequence[str] = (),
+    ) -> ContactCard:
+        """A contact card for the burner (at ``relay`` or ``relays``), expiring with it."""
         return ContactCard.issue(
             self.identity,
             name=name,
             relay=relay,
             relay_node=relay_node,
+            relays=relays,
             expires=self.expires_ms / 1000,
         )
 

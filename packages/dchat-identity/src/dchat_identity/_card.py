@@ -1,9 +1,17 @@
 """Contact cards: what one person hands another so they can write to them.
 
 A card carries the identity public key, the encryption key, the mailbox id and
-the relay that holds the mailbox, all signed by the identity key. Its id is
-derived from the key inside it, so a card cannot claim someone else's id, and
-the signature stops anyone from swapping the encryption key or the relay.
+the home relays that hold the mailbox (one or more, each ``HOST:PORT`` or
+``NODEID@HOST:PORT``, see :class:`dchat_core.RelayAddress`), all signed by the
+identity key. Its id is derived from the key inside it, so a card cannot claim
+someone else's id, and the signature stops anyone from swapping the encryption
+key or a relay.
+
+Encodings: a card with one relay is version 1 (``relay`` and the optional
+``relay_node``, byte for byte what cards were before several relays); a card
+with two or more is version 2 (``relays``, a list of address texts, at most
+:data:`MAX_RELAYS`). Each card has exactly one encoding: a version 2 card with
+fewer than two relays is refused.
 
 Text form: ``dchat-card:`` followed by unpadded base64url of the canonical
 encoding. The signed message is ``b"dchat-card-v1\\x00" || canonical(fields)``.
@@ -23,6 +31,7 @@ from dchat_core import (
     IdentityId,
     MailboxId,
     NodeId,
+    RelayAddress,
     canonical_decode,
     canonical_encode,
 )
@@ -31,6 +40,8 @@ from dchat_crypto import BadSignatureError, InvalidKeyError, PublicKey, VerifyKe
 from ._errors import ExpiredError, InvalidCardError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._identity import Identity
 
 __all__ = ("ContactCard",)
@@ -38,11 +49,26 @@ __all__ = ("ContactCard",)
 _PREFIX = "dchat-card:"
 _DOMAIN = b"dchat-card-v1\x00"
 _FIELDS = frozenset(
-    {"v", "name", "identity", "encryption", "mailbox", "relay", "relay_node", "exp", "sig"}
+    {
+        "v",
+        "name",
+        "identity",
+        "encryption",
+        "mailbox",
+        "relay",
+        "relay_node",
+        "relays",
+        "exp",
+        "sig",
+    }
 )
-_LIMITS = DecodeLimits(max_size=2048, max_depth=2, max_items=32)
+MAX_CARD = 2048
+"""Bytes of an encoded card (a session's first messages carry it)."""
+_LIMITS = DecodeLimits(max_size=MAX_CARD, max_depth=2, max_items=32)
 MAX_NAME = 64
 MAX_RELAY = 255
+MAX_RELAYS = 8
+"""Home relays one card may list."""
 
 
 # Cards verified lately, by their exact encoding (canonical: one encoding per card).
@@ -61,10 +87,20 @@ class ContactCard:
     identity_key: VerifyKey
     encryption_key: PublicKey
     mailbox: MailboxId
-    relay: str
-    relay_node: NodeId | None
+    relays: tuple[str, ...]
+    """The home relays, first the preferred one: ``[NODEID@]ADDRESS`` texts."""
     signature: bytes
     expires_ms: int | None = None
+
+    @property
+    def relay(self) -> str:
+        """The first home relay's address, without its node id."""
+        return RelayAddress.split(self.relays[0])[1]
+
+    @property
+    def relay_node(self) -> NodeId | None:
+        """The first home relay's pinned node id, if any."""
+        return RelayAddress.split(self.relays[0])[0]
 
     @property
     def identity_id(self) -> IdentityId:
@@ -77,40 +113,54 @@ class ContactCard:
         identity: Identity,
         *,
         name: str,
-        relay: str,
+        relay: str | None = None,
         relay_node: NodeId | None = None,
+        relays: Sequence[str] = (),
         expires: float | None = None,
     ) -> ContactCard:
-        """Create and sign a card for ``identity`` whose mail waits at ``relay``.
+        """Create and sign a card for ``identity`` whose mail waits at its home relays.
 
-        ``expires`` (seconds since the epoch) limits the card's life (burners);
-        recipients check it with :meth:`check_not_expired`.
+        The relays are ``relays`` (address texts, ``[NODEID@]HOST:PORT``) or
+        the one ``relay`` (pinned to ``relay_node`` if given). ``expires``
+        (seconds since the epoch) limits the card's life (burners); recipients
+        check it with :meth:`check_not_expired`.
+
+        Raises:
+            InvalidCardError: no relay, both forms, too many, or bad text.
         """
-        _check_text(name, relay)
+        if (relay is None) == (not relays):
+            raise InvalidCardError("give either one relay or a list of relays")
+        listed = tuple(relays) if relays else (RelayAddress.join(relay_node, relay or ""),)
+        _check_text(name, listed)
         unsigned = cls(
             name=name,
             identity_key=identity.signing_key.public_key,
             encryption_key=identity.encryption_key.public_key,
             mailbox=identity.mailbox_id,
-            relay=relay,
-            relay_node=relay_node,
+            relays=listed,
             signature=b"",
             expires_ms=None if expires is None else int(expires * 1000),
         )
         signature = identity.signing_key.sign(_DOMAIN + canonical_encode(unsigned._fields()))
-        return replace(unsigned, signature=signature)
+        card = replace(unsigned, signature=signature)
+        if len(card.to_bytes()) > MAX_CARD:
+            raise InvalidCardError(f"a card is at most {MAX_CARD} bytes: fewer or shorter relays")
+        return card
 
     def _fields(self) -> dict[str, object]:
         fields: dict[str, object] = {
-            "v": 1,
+            "v": 1 if len(self.relays) == 1 else 2,
             "name": self.name,
             "identity": self.identity_key.to_bytes(),
             "encryption": self.encryption_key.to_bytes(),
             "mailbox": bytes(self.mailbox),
-            "relay": self.relay,
         }
-        if self.relay_node is not None:
-            fields["relay_node"] = bytes(self.relay_node)
+        if len(self.relays) > 1:
+            fields["relays"] = list(self.relays)
+        else:
+            fields["relay"] = self.relay
+            if self.relay_node is not None:
+                fields["relay_node"] = bytes(self.relay_node)
         if self.expires_ms is not None:
             fields["exp"] = self.expires_ms
         return fields
@@ -141,21 +191,16 @@ class ContactCard:
             return known
         try:
             fields = Fields(canonical_decode(data, _LIMITS), "card", _FIELDS)
-            if fields.get_int("v") != 1:
-                raise InvalidCardError("unsupported card version")
             card = cls(
                 name=fields.get_str("name", max_len=MAX_NAME),
                 identity_key=VerifyKey.from_bytes(fields.get_bytes("identity", size=32)),
                 encryption_key=PublicKey.from_bytes(fields.get_bytes("encryption", size=32)),
                 mailbox=MailboxId(fields.get_bytes("mailbox", size=32)),
-                relay=fields.get_str("relay", max_len=MAX_RELAY),
-                relay_node=NodeId(fields.get_bytes("relay_node", size=32))
-                if fields.has("relay_node")
-                else None,
+                relays=_decode_relays(fields),
                 signature=fields.get_bytes("sig", size=64),
                 expires_ms=fields.get_int("exp") if fields.has("exp") else None,
             )
-            _check_text(card.name, card.relay)
+            _check_text(card.name, card.relays)
             card.identity_key.verify(card.signature, _DOMAIN + canonical_encode(card._fields()))
         except (DecodeError, InvalidKeyError, ValueError) as exc:
             raise InvalidCardError(f"malformed contact card: {exc}") from None
@@ -179,8 +224,35 @@ class ContactCard:
         return cls.from_bytes(raw)
 
 
-def _check_text(name: str, relay: str) -> None:
+def _decode_relays(fields: Fields) -> tuple[str, ...]:
+    """The relays of a version 1 (one ``relay``) or version 2 (a ``relays`` list) card."""
+    version = fields.get_int("v")
+    if version == 1 and not fields.has("relays"):
+        relay = fields.get_str("relay", max_len=MAX_RELAY)
+        if not fields.has("relay_node"):
+            if RelayAddress.split(relay)[0] is not None:
+                raise InvalidCardError("a version 1 relay carries its node id apart")
+            return (relay,)
+        return (RelayAddress.join(NodeId(fields.get_bytes("relay_node", size=32)), relay),)
+    if version == 2 and not fields.has("relay") and not fields.has("relay_node"):
+        listed = fields.get_list("relays")
+        if not 2 <= len(listed) <= MAX_RELAYS or not all(isinstance(r, str) for r in listed):
+            raise InvalidCardError("a version 2 card lists 2-8 relay texts")
+        return tuple(str(r) for r in listed)
+    raise InvalidCardError("unsupported card version")
+
+
+def _check_text(name: str, relays: tuple[str, ...]) -> None:
     if not name or len(name) > MAX_NAME or not name.isprintable():
         raise InvalidCardError("card name must be 1-64 printable characters")
-    if not relay or len(relay) > MAX_RELAY or not relay.isprintable():
-        raise InvalidCardError("relay address must be 1-255 printable characters")
+    if not relays or len(relays) > MAX_RELAYS or len(set(relays)) != len(relays):
+        raise InvalidCardError("a card lists 1-8 distinct relays")
+    for relay in relays:
+        address = RelayAddress.split(relay)[1]
+        if not address or len(address) > MAX_RELAY or not address.isprintable():
+            raise InvalidCardError("relay address must be 1-255 printable characters")
+        if len(relays) > 1:  # version 2 lists strict addresses
+            try:
+                RelayAddress.parse(relay)
+            except ValueError as exc:
+                raise InvalidCardError(str(exc)) from None

@@ -3,7 +3,9 @@
 An identity speaks through one or more *devices*. Each device has an Ed25519
 device key (it signs the device's prekey bundles and its side of session
 setup), an X25519 key (the outer sealed box and session setup's static key)
-and a mailbox at the identity's relay. The primary device is the identity's
+and a mailbox at each of the identity's home relays (the card lists them; a
+message goes to every one of them, or the first ``k``, see
+:class:`~dchat_messaging.MessagingEngine`). The primary device is the identity's
 own keys: its device key is the identity key and its mailbox the one on the
 contact card, so a contact card alone is enough to reach it. A linked device
 is certified in the identity document and reads the mailbox of its device key.
@@ -21,6 +23,7 @@ from dchat_core import (
     IdentityId,
     MailboxId,
     NodeId,
+    RelayAddress,
     canonical_decode,
     canonical_encode,
 )
@@ -33,8 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ("DeviceAddress", "DeviceKeys")
 
-_FIELDS: Final = frozenset({"v", "id", "dev", "dh", "mb", "relay", "node"})
-_LIMITS: Final = DecodeLimits(max_size=1024, max_depth=1, max_items=32)
+_FIELDS: Final = frozenset({"v", "id", "dev", "dh", "mb", "relay", "node", "relays"})
+MAX_RELAYS: Final = 8
+_LIMITS: Final = DecodeLimits(max_size=4096, max_depth=2, max_items=32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +50,23 @@ class DeviceAddress:
         device_key: The device's Ed25519 key (the identity key for a primary device).
         exchange_key: The device's X25519 key.
         mailbox: The device's mailbox.
-        relay: ``HOST:PORT`` of the relay holding the mailbox.
-        relay_node: That relay's node id, when pinned.
+        relays: The relays holding the mailbox (the card's, in its order):
+            ``[NODEID@]HOST:PORT`` texts.
     """
 
     identity: IdentityId
     device_key: VerifyKey
     exchange_key: PublicKey
     mailbox: MailboxId
-    relay: str
-    relay_node: NodeId | None = None
+    relays: tuple[str, ...]
+
+    def paths(self, k: int | None = None) -> list[str]:
+        """The relay addresses (without node ids) a message to this device goes to.
+
+        The first ``k`` of the relays (``None``: all of them), duplicates dropped.
+        """
+        chosen = self.relays if k is None else self.relays[: max(1, k)]
+        return list(dict.fromkeys(RelayAddress.split(text)[1] for text in chosen))
 
     @property
     def device_id(self) -> bytes:
@@ -75,8 +86,7 @@ class DeviceAddress:
             card.identity_key,
             card.encryption_key,
             card.mailbox,
-            card.relay,
-            card.relay_node,
+            card.relays,
         )
 
     @classmethod
@@ -89,8 +99,7 @@ class DeviceAddress:
             cert.device_key,
             cert.exchange_key,
             MailboxId.derive(cert.device_key.to_bytes()),
-            card.relay,
-            card.relay_node,
+            card.relays,
         )
 
     def to_bytes(self) -> bytes:
@@ -101,10 +110,13 @@ class DeviceAddress:
             "dev": self.device_id,
             "dh": self.exchange_key.to_bytes(),
             "mb": bytes(self.mailbox),
-            "relay": self.relay,
         }
-        if self.relay_node is not None:
-            value["node"] = bytes(self.relay_node)
+        if len(self.relays) > 1:
+            value["relays"] = list(self.relays)
+            return canonical_encode(value)
+        node, value["relay"] = RelayAddress.split(self.relays[0])
+        if node is not None:
+            value["node"] = bytes(node)
         return canonical_encode(value)
 
     @classmethod
@@ -116,14 +128,20 @@ class DeviceAddress:
         """
         try:
             f = Fields(canonical_decode(data, _LIMITS), "device address", _FIELDS)
-            node = NodeId(f.get_bytes("node", size=32)) if f.has("node") else None
+            if f.has("relays"):
+                listed = f.get_list("relays", max_len=MAX_RELAYS)
+                relays = tuple(r for r in listed if isinstance(r, str) and 0 < len(r) <= 511)
+                if len(relays) != len(listed) or not relays:
+                    raise ValueError("bad relays")
+            else:
+                node = NodeId(f.get_bytes("node", size=32)) if f.has("node") else None
+                relays = (RelayAddress.join(node, f.get_str("relay", max_len=255)),)
             return cls(
                 IdentityId(f.get_bytes("id", size=32)),
                 VerifyKey.from_bytes(f.get_bytes("dev", size=32)),
                 PublicKey.from_bytes(f.get_bytes("dh", size=32)),
                 MailboxId(f.get_bytes("mb", size=32)),
-                f.get_str("relay", max_len=255),
-                node,
+                relays,
             )
         except (DecodeError, InvalidKeyError, ValueError):
             raise EngineStateError("a stored device address is malformed") from None

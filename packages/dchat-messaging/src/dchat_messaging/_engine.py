@@ -14,7 +14,12 @@ asks for, and reports back.
   device's relay (:meth:`needs_bundles`) and hands it to
   :meth:`bundle_received`, which runs X-Wing session setup and queues every
   pending message for the device. Each call is one store transaction.
-* **receive** (:meth:`receive`): the envelope is opened with this device's
+* **multi-path**: each sealed envelope is queued once per relay of the
+  device (the first :attr:`MessagingEngine.paths`, default all), each copy
+  its own outbox item, so a dead relay delays only its own queue.
+* **receive** (:meth:`receive`): a copy of an envelope received already
+  (the same bytes via another relay, :mod:`._seen`) is a :class:`Duplicate`
+  and changes nothing; otherwise the envelope is opened with this device's
   X25519 key, the claimed sender device is checked against the directory,
   the session (existing, or set up from the attached SessionInit and our
   prekeys) decrypts it, and message, session state and consumed prekey commit
@@ -61,10 +66,11 @@ from ._errors import (
     EnvelopeRejectedError,
     MalformedEnvelopeError,
 )
-from ._events import EngineEvent, MessageReceived, Rejected, SessionReset
+from ._events import Duplicate, EngineEvent, MessageReceived, Rejected, SessionReset
 from ._order import ConversationOrder
 from ._prekey_policy import PrekeyKeeper, PrekeyPolicy, PrekeyUpload
 from ._recent import Recent
+from ._seen import SeenEnvelopes, envelope_digest
 from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
@@ -76,7 +82,7 @@ if TYPE_CHECKING:
     from ._devices import DeviceKeys
     from ._store import MessageStore
 
-__all__ = ("MessagingEngine", "outbox_id")
+__all__ = ("MessagingEngine", "outbox_id", "path_outbox_id")
 
 _AD_DOMAIN: Final = b"dchat-session-ad-v1\x00"
 MAX_PENDING_PER_DEVICE: Final = 1000
@@ -88,8 +94,14 @@ RENEW_KIND: Final = "session.renew"
 
 
 def outbox_id(message_id: MessageId, device_id: bytes) -> bytes:
-    """The outbox key of one message to one device."""
+    """The outbox key of one message to one device (its copy for the device's first relay)."""
     digest = hashlib.blake2b(bytes(message_id) + device_id, digest_size=16, person=b"dchat-outbox")
+    return digest.digest()
+
+
+def path_outbox_id(first: bytes, relay: str) -> bytes:
+    """The outbox key of the copy of ``first`` (an :func:`outbox_id`) for another ``relay``."""
+    digest = hashlib.blake2b(first + relay.encode(), digest_size=16, person=b"dchat-outbox-p")
     return digest.digest()
 
 
@@ -163,6 +175,10 @@ class MessagingEngine:
         self._sessions: Recent[bytes, SessionRecord] = Recent(SESSIONS_KEPT)
         self.order = ConversationOrder(store, self._key)
         """Each conversation's sequence numbers, clock and missing texts."""
+        self.paths: int | None = None
+        """How many of a device's relays each envelope goes to (``None``: all; multi-path)."""
+        self.seen = SeenEnvelopes(store, self._key("seen"))
+        """Digests of the envelopes received lately (a copy via another relay is a duplicate)."""
 
     # -- state keys ----------------------------------------------------------------
 
@@ -311,7 +327,12 @@ class MessagingEngine:
         envelope = seal_session_envelope(
             inner, mailbox=device.mailbox, device_key=device.exchange_key
         )
-        self._store.enqueue(oid, device.relay, bytes(device.mailbox), envelope.to_bytes(), now)
+        raw, mailbox = envelope.to_bytes(), bytes(device.mailbox)
+        for index, relay in enumerate(device.paths(self.paths)):
+            # One outbox item per relay: each relay's queue keeps its own order and
+            # retries, so a dead relay holds back only its own copies.
+            key = oid if index == 0 else path_outbox_id(oid, relay)
+            self._store.enqueue(key, relay, mailbox, raw, now)
 
     def pending_count(self) -> int:
         """Messages waiting for a session (not yet in the outbox)."""
@@ -397,6 +418,9 @@ class MessagingEngine:
             envelope = SealedEnvelope.from_bytes(data)
             if envelope.mailbox != self.keys.mailbox:
                 raise EnvelopeRejectedError
+            digest = envelope_digest(data)
+            if self.seen.contains(digest):
+                return [Duplicate()]  # the copy another relay held
             inner = open_session_envelope(envelope, self.keys.exchange_key)
         except (MalformedEnvelopeError, EnvelopeRejectedError) as exc:
             return [Rejected(type(exc).__name__)]
@@ -406,7 +430,9 @@ class MessagingEngine:
             return [Rejected("UnknownDeviceError")]
         try:
             with self._store.transaction():
-                return self._receive(inner, device, now, vouch=not known)
+                events = self._receive(inner, device, now, vouch=not known)
+                self.seen.add(digest)  # committed with the message, or not at all
+                return events
         except _UnknownDeviceError:
             return [Rejected("UnknownDeviceError")]
         except _NoSessionError:

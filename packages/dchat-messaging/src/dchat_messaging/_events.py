@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from ._content import Content
 
-__all__ = ("MessageReceived", "Rejected", "SessionReset", "EngineEvent")
+__all__ = ("Duplicate", "EngineEvent", "MessageReceived", "Rejected", "SessionReset")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,4 +79,12 @@ class Rejected:
     reason: str
 
 
-EngineEvent = MessageReceived | SessionReset | Rejected
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A copy of an envelope received already (through another home relay): not an error.
+
+    Nothing changes but the count; the shell acknowledges it like any other.
+    """
+
+
+EngineEvent = MessageReceived | SessionReset | Rejected | Duplicate

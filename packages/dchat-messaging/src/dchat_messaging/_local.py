@@ -33,7 +33,7 @@ from ._content import Content
 from ._devices import DeviceKeys
 from ._engine import MessagingEngine
 from ._errors import RequestError
-from ._events import MessageReceived, Rejected, SessionReset
+from ._events import Duplicate, MessageReceived, Rejected, SessionReset
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,6 +65,8 @@ class LocalEngines:
         self._store = store
         self.directory = directory
         self._dropped = dropped
+        self.paths: int | None = None
+        """Relays of a device each envelope goes to (``None``: all); given to new engines."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
         self.linked: DeviceKeys | None = None
@@ -79,6 +81,7 @@ class LocalEngines:
             directory=self.directory,
             blocked=self._dropped,
         )
+        engine.paths = self.paths
         self._engines[keys.identity] = engine
         return engine
 
@@ -252,6 +255,8 @@ class ReceiveStats:
     rejected: int = 0
     rejected_retired: int = 0
     session_resets: int = 0
+    duplicates: int = 0
+    """Copies of envelopes received already (multi-path: the same one via another relay)."""
     refusals: Counter[str] = field(default_factory=Counter)
 
     def refuse(self, reason: str) -> None:
@@ -268,6 +273,8 @@ class ReceiveStats:
         for event in events:
             if isinstance(event, Rejected):
                 self.refuse(event.reason)
+            elif isinstance(event, Duplicate):
+                self.duplicates += 1
             elif isinstance(event, SessionReset):
                 self.session_resets += 1
                 resets.append(event)

@@ -3,7 +3,11 @@
 Order: envelopes to one destination (a mailbox at a relay) leave in the order
 they were queued. An envelope waiting to be retried holds every later one to
 the same destination, so a recipient never gets a newer message before an
-older one that is merely delayed; other destinations are not held up.
+older one that is merely delayed; other destinations are not held up. With
+several home relays each copy of an envelope is its own entry (one per relay),
+so a dead relay holds back only its own copies: :meth:`Outbox.due` reads the
+queue a page at a time, past a dead relay's backlog (up to :data:`MAX_PAGES`
+pages), until it finds entries that can go.
 
 Batches: due envelopes are grouped by relay, in queue order, into deposits of
 at most :data:`MAX_DEPOSIT` envelopes and :data:`MAX_DEPOSIT_BYTES` bytes
@@ -43,14 +47,23 @@ if TYPE_CHECKING:
 
     from ._store import MessageStore, OutboxEntry
 
-__all__ = ("MAX_DEPOSIT", "MAX_DEPOSIT_BYTES", "Outbox", "RetryPolicy", "deposits")
+__all__ = (
+    "MAX_DEPOSIT",
+    "MAX_DEPOSIT_BYTES",
+    "Outbox",
+    "RetryPolicy",
+    "deposits",
+    "relay_deposits",
+)
 
 MAX_DEPOSIT: Final = 64
 """Envelopes in one deposit (the relay protocol's ``put_many`` limit)."""
 MAX_DEPOSIT_BYTES: Final = 768 * 1024
 """Envelope bytes in one deposit (the relay protocol's ``put_many`` limit)."""
 _LOOKAHEAD: Final = 4
-"""Queued entries read per due one asked for (held ones are skipped)."""
+"""Queued entries read per page, per due one asked for (held ones are skipped)."""
+MAX_PAGES: Final = 8
+"""Pages :meth:`Outbox.due` reads at most (past a dead relay's backlog)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,16 +122,21 @@ class Outbox:
         held: set[tuple[str, bytes]] = set()
         ready: list[OutboxEntry] = []
         busy = {relay for relay, until in self._held.items() if until > now}
-        for entry in self._store.queued(limit * _LOOKAHEAD):
-            destination = (entry.relay, entry.mailbox)
-            if destination in held or entry.relay in busy:
-                continue
-            if entry.next_attempt_at > now:
-                held.add(destination)
-                continue
-            ready.append(entry)
-            if len(ready) == limit:
-                break
+        page = limit * _LOOKAHEAD
+        for number in range(MAX_PAGES):
+            entries = self._store.queued(page, number * page)
+            for entry in entries:
+                destination = (entry.relay, entry.mailbox)
+                if destination in held or entry.relay in busy:
+                    continue
+                if entry.next_attempt_at > now:
+                    held.add(destination)
+                    continue
+                ready.append(entry)
+                if len(ready) == limit:
+                    return ready
+            if len(entries) < page or ready:
+                break  # the queue's end, or work enough for this round
         return ready
 
     def busy(self, entries: Sequence[OutboxEntry], retry_after: float, now: float) -> float:
@@ -186,3 +204,15 @@ def deposits(entries: Sequence[OutboxEntry]) -> list[list[OutboxEntry]]:
             batches.append(batch := [])
         batch.append(entry)
     return [batch for batches in by_relay.values() for batch in batches]
+
+
+def relay_deposits(entries: Sequence[OutboxEntry]) -> list[list[list[OutboxEntry]]]:
+    """:func:`deposits` per relay: a list of each relay's deposits, in order.
+
+    A shell delivers the relays in parallel and each relay's deposits one after
+    another, so a relay that is down or slow delays only its own queue.
+    """
+    by_relay: dict[str, list[list[OutboxEntry]]] = {}
+    for batch in deposits(entries):
+        by_relay.setdefault(batch[0].relay, []).append(batch)
+    return list(by_relay.values())

@@ -109,8 +109,11 @@ class MessageStore(StateStore, Protocol):
         """When the oldest entry still queued was queued; None if there is none."""
         ...
 
-    def queued(self, limit: int) -> Sequence[OutboxEntry]:
-        """The oldest ``limit`` queued entries, due or not, in the order they were queued."""
+    def queued(self, limit: int, offset: int = 0) -> Sequence[OutboxEntry]:
+        """``limit`` queued entries, due or not, in the order they were queued.
+
+        The oldest ``offset`` entries are skipped (the next page).
+        """
         ...
 
     def mark_sent(self, outbox_id: bytes) -> None: ...

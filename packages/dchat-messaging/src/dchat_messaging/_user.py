@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from dchat_core import MailboxId
 
@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "UserMailbox", "UserMessaging")
 
+_Relay = TypeVar("_Relay")
 MAX_BACKOFF: Final = 60.0
 """Longest wait (seconds) before fetching a device's prekey bundle again."""
 if TYPE_CHECKING:
@@ -176,6 +177,9 @@ class UserMessaging:
         }
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
+        # Per engine, the control messages handed out and not yet done: with a
+        # mailbox link per home relay, two links' tasks may ask at once.
+        self._handling: dict[MessagingEngine, set[bytes]] = {}
 
     def load(self) -> None:
         """Read the stored state (contacts, request policy).
@@ -221,6 +225,17 @@ class UserMessaging:
     def raw_mailboxes(self) -> list[RawMailbox]:
         """The raw mailboxes to drain."""
         return list(self._raw.values())
+
+    def mailbox_links(
+        self, relays: Sequence[_Relay]
+    ) -> dict[tuple[bytes, str], tuple[UserMailbox | RawMailbox, _Relay]]:
+        """The standing links to keep: one per mailbox (ours and raw ones) and home relay.
+
+        Keyed by ``(mailbox public key, str(relay))``, so a shell reconciles
+        the links it runs with this map as mailboxes and relays come and go.
+        """
+        boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
+        return {(b.key.public_key.to_bytes(), str(r)): (b, r) for b in boxes for r in relays}
 
     def _box(self, identity: Identity) -> UserMailbox:
         return UserMailbox(identity.mailbox_key, self.engines.for_identity(identity), identity)
@@ -282,9 +297,19 @@ class UserMessaging:
         a linked device's own). A message with no handler comes with ``None``
         and is counted as rejected now; the shell still marks it done
         (:meth:`MessagingEngine.control_done`) so that it is dropped.
+
+        Each message is handed out once: until it is done, a later call (the
+        task of another mailbox link of the same mailbox, at another home
+        relay) skips it, so no handler runs twice for one message.
         """
         due: list[tuple[MessageReceived, DeviceControlHandler | None]] = []
-        for queued in engine.pending_controls():
+        pending = engine.pending_controls()
+        handling = self._handling.setdefault(engine, set())
+        handling &= {bytes(queued.content.message_id) for queued in pending}  # done: forgotten
+        for queued in pending:
+            if bytes(queued.content.message_id) in handling:
+                continue  # handed out already, not done yet
+            handling.add(bytes(queued.content.message_id))
             message = MessageReceived(queued.content, queued.sender, queued.sender_device, True)
             due.append((message, self._route(message.kind, identity)))
         return due
@@ -314,7 +339,7 @@ class UserMessaging:
         """The status counters: envelopes sent, then what received ones came to.
 
         ``{"sent", "received", "rejected", "rejected_retired", "session_resets",
-        "refusals"}``, the last one a count per refusal reason.
+        "duplicates", "refusals"}``, the last one a count per refusal reason.
         """
         stats = self.stats
         return {
@@ -323,6 +348,7 @@ class UserMessaging:
             "rejected": stats.rejected,
             "rejected_retired": stats.rejected_retired,
             "session_resets": stats.session_resets,
+            "duplicates": stats.duplicates,
             "refusals": dict(stats.refusals),
         }
 

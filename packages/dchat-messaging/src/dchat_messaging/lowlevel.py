@@ -6,7 +6,8 @@ the directory, message requests, the user's messaging policy and the errors.
 This module holds the contact book (:class:`ContactBook`, reached as
 ``UserMessaging.contacts``) with its store protocols, the records those
 return or keep (outbox entries and their ids, queued controls, prekey
-uploads, notices, receive counters, what a mailbox drain accepted), the
+uploads, notices, receive counters, what a mailbox drain accepted, the
+duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
 kind :data:`PUT_TOKEN_KIND`) and the envelope and control size limits, for
 shells and test harnesses that drive the engine directly.
@@ -22,7 +23,9 @@ from ._contacts import UserStore as UserStore
 from ._content import MAX_CONTROL as MAX_CONTROL
 from ._controls import QueuedControl as QueuedControl
 from ._engine import outbox_id as outbox_id
+from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
+from ._events import Duplicate as Duplicate
 from ._local import ReceiveStats as ReceiveStats
 from ._notices import Notice as Notice
 from ._order import MAX_AHEAD as MAX_AHEAD
@@ -30,9 +33,12 @@ from ._order import ConversationOrder as ConversationOrder
 from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
+from ._outbox import relay_deposits as relay_deposits
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
+from ._seen import SeenEnvelopes as SeenEnvelopes
+from ._seen import envelope_digest as envelope_digest
 from ._store import OutboxEntry as OutboxEntry
 from ._user import Accepted as Accepted
 from ._user import RawMailbox as RawMailbox
@@ -44,6 +50,7 @@ __all__ = (
     "ContactEntry",
     "ContactStore",
     "ConversationOrder",
+    "Duplicate",
     "MAX_AHEAD",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
@@ -58,8 +65,12 @@ __all__ = (
     "QueuedControl",
     "RawMailbox",
     "ReceiveStats",
+    "SeenEnvelopes",
     "UserMailbox",
     "UserStore",
     "deposits",
+    "envelope_digest",
     "outbox_id",
+    "path_outbox_id",
+    "relay_deposits",
 )

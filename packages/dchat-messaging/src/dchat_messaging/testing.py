@@ -167,8 +167,8 @@ class MemoryMessageStore:
     def oldest_queued(self) -> float | None:
         return min((e.queued_at for e in self.outbox.values()), default=None)
 
-    def queued(self, limit: int) -> list[MemoryOutboxEntry]:
-        return sorted(self.outbox.values(), key=lambda e: e.seq)[:limit]
+    def queued(self, limit: int, offset: int = 0) -> list[MemoryOutboxEntry]:
+        return sorted(self.outbox.values(), key=lambda e: e.seq)[offset : offset + limit]
 
     def mark_sent(self, outbox_id: bytes) -> None:
         self.outbox.pop(outbox_id, None)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import trio
 
-from dchat_core import DchatError, MailboxId, NodeId
+from dchat_core import DchatError, InvalidRelayAddressError, MailboxId, NodeId, RelayAddress
 from dchat_crypto import SigningKey
 
 from . import tracing
@@ -326,6 +326,21 @@ class RelayPool:
     async def get_prekeys(self, host: str, port: int, mailbox: bytes) -> bytes:
         """One (wrapped) prekey bundle of ``mailbox`` at the relay ``host:port``."""
         return await self._call(host, port, lambda session: session.get_prekeys(mailbox))
+
+    async def get_prekeys_from(self, relays: Sequence[str], mailbox: bytes) -> bytes:
+        """A bundle of ``mailbox`` from the first of ``relays`` (address texts) that answers.
+
+        A device with several home relays publishes at each: when one is down
+        (or lost its bundles), the next one serves. Raises the last relay's error.
+        """
+        for number, text in enumerate(relays):
+            try:
+                relay = RelayAddress.parse(text)
+                return await self.get_prekeys(relay.host, relay.port, mailbox)
+            except DchatError:
+                if number == len(relays) - 1:
+                    raise
+        raise InvalidRelayAddressError("no relay to fetch a prekey bundle from")
 
     @property
     def open_links(self) -> int:

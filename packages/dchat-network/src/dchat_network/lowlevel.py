@@ -25,10 +25,13 @@ relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
 :class:`ConnectionGate`, and UPnP IGD port mapping for relays behind a router
-(:class:`PortMapper` and its error :class:`UpnpError`).
+(:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
+(from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
 """
 
 from __future__ import annotations
+
+from dchat_core import RelayAddress as RelayAddress
 
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
@@ -133,6 +136,7 @@ __all__ = (
     "ReceiptBook",
     "RelayAck",
     "RelayAcked",
+    "RelayAddress",
     "RelayAudit",
     "RelayAuditAnswer",
     "RelayBatch",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from dchat_chain.lowlevel import RelayDiscovery
+from dchat_core import RelayAddress
 from dchat_network import RelayLimits
 from dchat_storage.lowlevel import is_postgres_target
 
@@ -73,6 +74,9 @@ class NodeConfig(BaseModel):
     api_max_body: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024**3)
     relay: str | None = Field(default=None, description="user: HOST:PORT of the home relay")
     relay_node: str | None = Field(default=None, description="user: pinned relay node id")
+    # user: every home relay, [NODEID@]HOST:PORT (``relay``/``relay_node``: a one-entry shorthand)
+    relays: tuple[str, ...] = Field(default=(), max_length=8)
+    multipath_k: int | None = Field(default=None, ge=1, le=8)  # relays per envelope; None: all
     poll_interval: float = Field(
         default=2.0, gt=0, le=3600, description="user: seconds between retries of failed deliveries"
     )
@@ -119,6 +123,20 @@ class NodeConfig(BaseModel):
         if value is not None:
             parse_hostport(value)
         return value
+
+    @field_validator("relays")
+    @classmethod
+    def _relays(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        unique = len({RelayAddress.parse(t) for t in value}) == len(value)
+        if not unique or (value and info.data.get("relay")):
+            raise ValueError("distinct [NODEID@]HOST:PORT texts, and no `relay` beside them")
+        return value
+
+    @property
+    def home_relays(self) -> tuple[RelayAddress, ...]:
+        """The home relays: ``relays``, or the one ``relay`` (pinned to ``relay_node``)."""
+        one = f"{self.relay_node}@{self.relay}" if self.relay_node else self.relay
+        return tuple(RelayAddress.parse(t) for t in (self.relays or ((one,) if one else ())))
 
     @field_validator("database_url")
     @classmethod

@@ -79,8 +79,8 @@ class EngineStore:
     def oldest_queued(self) -> float | None:
         return self._db.outbox.oldest()
 
-    def queued(self, limit: int) -> list[OutboxItem]:
-        return self._db.outbox.queued(limit)
+    def queued(self, limit: int, offset: int = 0) -> list[OutboxItem]:
+        return self._db.outbox.queued(limit, offset)
 
     def mark_sent(self, outbox_id: bytes) -> None:
         self._db.outbox.mark_sent(outbox_id)

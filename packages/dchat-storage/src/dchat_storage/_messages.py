@@ -343,14 +343,17 @@ class OutboxRepo:
             value = conn.execute(select(func.min(OutboxRow.enqueued_at))).scalar_one()
         return None if value is None else float(value)
 
-    def queued(self, limit: int = 50) -> builtins.list[OutboxItem]:
-        """Return the oldest ``limit`` items, due or not, in the order they were queued.
+    def queued(self, limit: int = 50, offset: int = 0) -> builtins.list[OutboxItem]:
+        """Return ``limit`` items, due or not, in the order they were queued.
+
+        The oldest ``offset`` are skipped (a page further down the queue).
 
         Raises:
             InvalidArgumentError: ``limit`` is below 1.
         """
         check_limit(limit)
-        query = select(*_OUTBOX_COLUMNS).order_by(OutboxRow.seq).limit(limit)
+        query = select(*_OUTBOX_COLUMNS).order_by(OutboxRow.seq).offset(max(0, offset))
+        query = query.limit(limit)
         with self._access.read("list queued outbox items") as conn:
             rows = conn.execute(query).all()
         return [self._item(row._mapping) for row in rows]

@@ -83,3 +83,23 @@ def write_private(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def read_private(path: Path, max_size: int) -> bytes | None:
+    """The contents of ``path`` (``None`` if there is no such file), at most ``max_size`` bytes.
+
+    The counterpart of :func:`write_private` for small state files: a file
+    larger than ``max_size`` is refused rather than read whole.
+
+    Raises:
+        OSError: The file exists but cannot be read.
+        ValueError: The file is larger than ``max_size``.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_size + 1)
+    except FileNotFoundError:
+        return None
+    if len(data) > max_size:
+        raise ValueError(f"{path.name} is larger than {max_size} bytes")
+    return data

@@ -12,7 +12,8 @@ upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
 :class:`TransactionDoomedError` (a caller caught a failed write and went on) and
 :class:`DatabaseInUseError` (another process claimed the database), and
 :func:`is_postgres_target` (whether an :func:`open_database` target names PostgreSQL),
-and :func:`write_private` (a file replaced atomically and durably, mode 0600).
+and :func:`write_private` (a file replaced atomically and durably, mode 0600) with
+its reader :func:`read_private` (bounded in size).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ._messages import MessageRepo as MessageRepo
 from ._messages import OutboxRepo as OutboxRepo
 from ._postgres import is_postgres_target as is_postgres_target
 from ._prekeys import PrekeyRepo as PrekeyRepo
+from ._private_dir import read_private as read_private
 from ._private_dir import write_private as write_private
 from ._records import BlockRecord as BlockRecord
 from ._records import ConversationRecord as ConversationRecord
@@ -68,5 +70,6 @@ __all__ = (
     "TransactionDoomedError",
     "UploadTooLargeError",
     "is_postgres_target",
+    "read_private",
     "write_private",
 )

@@ -124,7 +124,7 @@ class EngineDevice:
             key, exchange, mailbox = identity.signing_key, identity.encryption_key, card.mailbox
         self.keys = DeviceKeys(card.identity_id, key, exchange, mailbox, card)
         self.address = DeviceAddress(
-            card.identity_id, key.public_key, exchange.public_key, mailbox, ENGINE_RELAY
+            card.identity_id, key.public_key, exchange.public_key, mailbox, (ENGINE_RELAY,)
         )
         self.card = card
         self.relay = relay

@@ -87,3 +87,18 @@ def test_mail_is_pushed_to_a_waiting_pull_not_polled() -> None:
     # Each sent at a whole second; the first needs a bundle fetch and a session.
     latencies = [o.time - (3.0 + number) for number, o in enumerate(delivered)]
     assert max(latencies[1:]) < 0.2 < pull_wait
+
+
+def test_multi_relay_churn_delivers_through_both_homes_while_relays_come_and_go() -> None:
+    kinds: Counter[str] = Counter()
+    links: Counter[str] = Counter()
+    crashed: set[str] = set()
+    for seed in (1, 2):
+        for o in observe("multi-relay-churn", seed, {"duplicates", "crash", "mailbox_link_up"}):
+            kinds[o.kind] += int(o.data.get("count", 1))
+            links[o.node] += o.kind == "mailbox_link_up"
+            crashed |= {o.node} if o.kind == "crash" and o.node.startswith("relay") else set()
+    assert kinds["duplicates"] > 10  # the second copies, counted and dropped
+    assert len(crashed) == 4  # every relay churned
+    # Each user kept a link to each of its two home relays, and relinked after crashes.
+    assert all(links[f"user-{i}"] >= 4 for i in range(4))

@@ -276,8 +276,8 @@ def found_name(text: str) -> str:
 
 
 def relays_of(card: ContactCard) -> list[str]:
-    """The relay list of ``card`` in the relay list format (``NODEID@HOST:PORT``)."""
-    return [card.relay if card.relay_node is None else f"{card.relay_node}@{card.relay}"]
+    """Every home relay of ``card``, in the relay list format (``[NODEID@]HOST:PORT``)."""
+    return list(card.relays)
 
 
 def add_handle_routes(app: FastAPI, node: Node, auth: list[Depends]) -> HandleDesk:

@@ -288,6 +288,11 @@ class NodeMetrics(Collector):
             refusals,
         )
         yield _counter("dchat_session_resets_total", "Sessions set up again.", stats.session_resets)
+        yield _counter(
+            "dchat_envelopes_duplicate_total",
+            "Copies of envelopes received already (multi-path: via another relay), dropped.",
+            stats.duplicates,
+        )
         yield from self._outbox(agent.outbox.latency, user.now())
         yield from self._mailbox_links(role)
 
@@ -326,7 +331,7 @@ class NodeMetrics(Collector):
         yield _by(
             GaugeMetricFamily,
             "dchat_mailbox_links",
-            "Standing links to the home relay (one per mailbox drained), by state.",
+            "Standing links to the home relays (one per mailbox drained and relay), by state.",
             "state",
             states,
         )

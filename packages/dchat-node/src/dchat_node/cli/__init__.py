@@ -145,16 +145,22 @@ def init_node(
     api_listen: Annotated[
         str | None, typer.Option(help="relay/validator: HOST:PORT of the API (loopback)")
     ] = None,
-    relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
+    relay: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="user: a home relay, [NODEID@]HOST:PORT; repeat it for several (multi-path)"
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write a commented ``dchat.toml`` for ROLE into the data directory (every option)."""
     from ._init import render_config, write_config
 
     _guard(lambda: check_database_url_option(database_url))
+    relays = tuple(relay or ())
     text = _guard(
         lambda: render_config(
-            role, listen=listen, api_listen=api_listen, relay=relay, database_url=database_url
+            role, listen=listen, api_listen=api_listen, relays=relays, database_url=database_url
         )
     )
     _guard(lambda: write_config(data_dir, text))

@@ -44,22 +44,29 @@ def render_config(
     api_listen: str | None = None,
     relay: str | None = None,
     database_url: str | None = None,
+    relays: tuple[str, ...] = (),
 ) -> str:
     """The commented ``dchat.toml`` text for ``role``.
+
+    One home relay (``relay``, or a ``relays`` of one) without a node id is
+    written as ``relay = ...``, otherwise ``relays = [...]``.
 
     Raises:
         ConfigError: an unknown role, or a home relay for a node that is not a user.
     """
+    relays = (*relays, *([relay] if relay else []))
     if role not in ROLE_ADDRESSES:
         raise ConfigError(f"unknown role {role!r}: choose user, relay or validator")
-    if relay and role != "user":
+    if relays and role != "user":
         raise ConfigError("--relay names a user node's home relay; leave it out for a " + role)
     if database_url and role == "validator":
         raise ConfigError("--database-url is for user and relay nodes; a validator keeps node.db")
     default_listen, default_api = ROLE_ADDRESSES[role]
-    relay_line = (
-        f"relay = {json.dumps(relay)}" if relay else '# e.g. relay = "relay.example.org:7400"'
-    )
+    relay_line = '# e.g. relay = "relay.example.org:7400"'
+    if len(relays) == 1 and "@" not in relays[0]:
+        relay_line = f"relay = {json.dumps(relays[0])}"
+    elif relays:
+        relay_line = f"relays = [{', '.join(json.dumps(r) for r in relays)}]"
     database_line = (
         f"database_url = {json.dumps(database_url)}"
         if database_url

@@ -8,8 +8,7 @@ chain's bonds; every value proven against a certified header, the headers
 verified from the genesis files given as trust anchors), lets
 :func:`dchat_chain.lowlevel.choose_home_relays` pick diverse, staked relays,
 pinned guard-style against the choice stored in ``DATA_DIR/home-relays.json``,
-stores the result there and runs the node with it as its ``relays`` list
-(the first also as the one-entry shorthand ``relay`` + ``relay_node``).
+stores the result there and runs the node with it as its ``relays`` list.
 
 If the directory cannot be read, or the view is refused (all relays under one
 operator, too few diverse ones), a node that has pinned relays keeps them and
@@ -46,7 +45,7 @@ from dchat_chain.lowlevel import (
     choose_home_relays,
     genesis_anchor,
 )
-from dchat_core import DchatError, NodeId
+from dchat_core import DchatError
 from dchat_storage.lowlevel import write_private
 
 from .._errors import DchatNodeError
@@ -164,14 +163,8 @@ def discover_home_relays(config: NodeConfig, now: float | None = None) -> HomeRe
 
 
 def with_home_relays(config: NodeConfig, home: HomeRelays) -> NodeConfig:
-    """``config`` running on ``home`` (``relays``, and the first as ``relay``/``relay_node``)."""
-    first = home.relays[0]
-    update: dict[str, Any] = {
-        "relay": first.endpoint,
-        "relay_node": str(NodeId.derive(first.node_key)),
-    }
-    if "relays" in NodeConfig.model_fields:  # the multi-relay list, where the node has it
-        update["relays"] = list(home.addresses)
+    """``config`` running on ``home``: its ``relays`` list (in place of any one ``relay``)."""
+    update = {"relays": list(home.addresses), "relay": None, "relay_node": None}
     return NodeConfig.model_validate({**config.model_dump(), **update})
 
 

@@ -89,14 +89,10 @@ class BurnerService:
 
     async def create(self, *, ttl: float, name: str | None) -> dict[str, Any]:
         """A new burner valid for ``ttl`` seconds; its card carries the expiry."""
-        relay, relay_node = self._user.home_relay, self._user.home_relay_node
+        relays = [str(relay) for relay in self._user.home_relays]
         async with self._book() as book:
             burner, card = book.create(
-                now=self._user.now(),
-                ttl=ttl,
-                name=name or "burner",
-                relay=relay,
-                relay_node=relay_node,
+                now=self._user.now(), ttl=ttl, name=name or "burner", relays=relays
             )
         self._user.agent.add_identity(burner.identity)
         self._user.engines.for_identity(burner.identity, card)

@@ -8,7 +8,8 @@ the links are dchat-network's.
 
 * **outbox** (:meth:`run_outbox`): woken by every send, it drains everything
   due, in queue order per destination, as ``put_many`` deposits over the
-  pooled links (:class:`dchat_network.RelayPool`, one per relay, random key),
+  pooled links (:class:`dchat_network.RelayPool`, one per relay, random key;
+  the relays of a round in parallel, so a dead one does not delay the others),
   and applies each deposit's per-envelope results in one transaction. It
   re-reads the queue after each round, so a wake-up during a round is never
   lost; it sleeps only when nothing is due (retries wake it after at most
@@ -16,12 +17,14 @@ the links are dchat-network's.
 * **sessions** (:meth:`run_sessions`): fetch the prekey bundle of each device
   a message waits for and hand it to the engine; a relay that is down, or a
   device that published nothing yet, is retried with backoff.
-* **mailboxes** (:meth:`run_mailbox`): one standing link per mailbox
-  (:class:`dchat_network.MailboxLink`: the identity's, a linked device's, each
-  burner's, each raw one), each proven with its own key, so the relay cannot
-  tie them together. The relay pushes mail as it arrives; each batch is opened
-  in one transaction, the message hooks run, then control messages go to their
-  handlers, and only then is the batch acknowledged. Prekeys are topped up on
+* **mailboxes** (:meth:`run_mailbox`): one standing link per mailbox and home
+  relay (:class:`dchat_network.MailboxLink`: the identity's, a linked device's,
+  each burner's, each raw one), each proven with its own key, so the relay
+  cannot tie them together; a copy of an envelope that came through another
+  relay first is counted by the engine as a duplicate and acknowledged. The
+  relay pushes mail as it arrives; each batch is opened in one transaction,
+  the message hooks run, then control messages go to their handlers, and only
+  then is the batch acknowledged. Prekeys are topped up (at each relay) on
   each connection, when a link is idle and at most every
   :data:`PREKEY_CHECK` seconds under load.
 """
@@ -34,8 +37,8 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import DchatError, NodeId
-from dchat_messaging.lowlevel import UserMailbox, deposits
+from dchat_core import DchatError
+from dchat_messaging.lowlevel import UserMailbox, relay_deposits
 from dchat_network import MailboxLink, RelayBusyError, RelayPool, relay_session
 
 from .._errors import NodeStateError
@@ -43,10 +46,8 @@ from ..config import parse_hostport
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from contextlib import AbstractAsyncContextManager
 
-    from dchat_core import Clock, IdentityId
-    from dchat_crypto import SigningKey
+    from dchat_core import Clock, IdentityId, RelayAddress
     from dchat_identity import Identity
     from dchat_messaging import (
         DeviceAddress,
@@ -85,25 +86,20 @@ class MailDelivery:
     agent: UserMessaging
     engines: LocalEngines
     pool: RelayPool
-    links: dict[bytes, MailboxLink]
+    links: dict[tuple[bytes, str], MailboxLink]
 
     @property
-    def home_relay(self) -> str:
-        """The configured home relay, ``HOST:PORT``."""
-        if self._config.relay is None:
+    def home_relays(self) -> tuple[RelayAddress, ...]:
+        """The configured home relays (``no_relay`` if there is none)."""
+        if not self._config.home_relays:
             raise NodeStateError("no_relay", "configure a home relay (--relay) first")
-        return self._config.relay
-
-    @property
-    def home_relay_node(self) -> NodeId | None:
-        """The home relay's pinned node id, if configured."""
-        return NodeId.parse(self._config.relay_node) if self._config.relay_node else None
+        return self._config.home_relays
 
     def relay_state(self) -> str:
-        """``connected`` if a mailbox link to the home relay is up, else ``unreachable``."""
+        """``connected`` if a mailbox link to a home relay is up, else ``unreachable``."""
         if any(link.state == "connected" for link in self.links.values()):
             return "connected"
-        return "unreachable" if self.links or self._config.relay is None else "connecting"
+        return "unreachable" if self.links or not self._config.home_relays else "connecting"
 
     async def run_status_events(self) -> None:
         """Log a ``status`` event each time the relay becomes connected or unreachable.
@@ -135,30 +131,33 @@ class MailDelivery:
         while True:
             self._wake_outbox = trio.Event()  # armed before reading: no wake-up is lost
             while due := await self._store.run(self.agent.outbox.due, self._clock.now(), 256):
-                for batch in deposits(due):
-                    await self._deposit(batch)
+                async with trio.open_nursery() as nursery:  # relays in parallel, each in order
+                    for batches in relay_deposits(due):
+                        nursery.start_soon(self._deposit, batches)
             held = functools.partial(self.agent.outbox.held_for, longest=self._config.poll_interval)
             with trio.move_on_after(await self._store.run(held, self._clock.now())):
                 await self._wake_outbox.wait()
 
-    async def _deposit(self, batch: list[OutboxEntry]) -> None:
-        items = [(entry.mailbox, entry.envelope) for entry in batch]
-        try:
-            results: list[bytes | str] = await self.pool.put_many(
-                *parse_hostport(batch[0].relay), items
-            )
-        except RelayBusyError as exc:
-            busy = functools.partial(self.agent.relay_busy, now=self._clock.now())
-            await self._store.run_grouped(busy, batch, exc.retry_after)
-            _log.info("relay busy (%s): %d envelopes held", exc.reason, len(batch))
-            return
-        except DchatError as exc:
-            _log.info("delivery deferred: %s", type(exc).__name__)
-            results = [type(exc).__name__] * len(batch)
-        deposited = functools.partial(self.agent.deposited, now=self._clock.now())
-        # Grouped: the settling shares its commit with the sends made meanwhile.
-        if failed := await self._store.run_grouped(deposited, batch, results):
-            _log.info("%d envelopes refused by the relay, retried later", failed)
+    async def _deposit(self, batches: list[list[OutboxEntry]]) -> None:
+        """Deposit one relay's batches in order (a busy relay holds the rest)."""
+        for batch in batches:
+            items = [(entry.mailbox, entry.envelope) for entry in batch]
+            try:
+                results: list[bytes | str] = await self.pool.put_many(
+                    *parse_hostport(batch[0].relay), items
+                )
+            except RelayBusyError as exc:
+                busy = functools.partial(self.agent.relay_busy, now=self._clock.now())
+                await self._store.run_grouped(busy, batch, exc.retry_after)
+                _log.info("relay busy (%s): %d envelopes held", exc.reason, len(batch))
+                return
+            except DchatError as exc:
+                _log.info("delivery deferred: %s", type(exc).__name__)
+                results = [type(exc).__name__] * len(batch)
+            deposited = functools.partial(self.agent.deposited, now=self._clock.now())
+            # Grouped: the settling shares its commit with the sends made meanwhile.
+            if failed := await self._store.run_grouped(deposited, batch, results):
+                _log.info("%d envelopes refused by the relay, retried later", failed)
 
     # -- sessions -------------------------------------------------------------------
 
@@ -173,11 +172,10 @@ class MailDelivery:
 
     async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
         now = self._clock.now()
-        try:
-            host, port = parse_hostport(device.relay)
-            bundle = await self.pool.get_prekeys(host, port, bytes(device.mailbox))
+        try:  # from its first relay that answers
+            bundle = await self.pool.get_prekeys_from(device.paths(), bytes(device.mailbox))
             await self._store.run(self.agent.bundle_received, engine, device, bundle, now=now)
-        except DchatError as exc:  # its relay is down, or it published no (valid) bundle yet
+        except DchatError as exc:  # its relays are down, or it published no (valid) bundle yet
             self.agent.bundle_failed(device, now=now, interval=self._config.poll_interval)
             _log.info("session setup deferred: %s", type(exc).__name__)
         else:
@@ -194,20 +192,17 @@ class MailDelivery:
                 await self._wake_links.wait()
 
     def _reconcile(self, nursery: trio.Nursery) -> None:
-        """Start a link for each mailbox to drain that has none; stop the unwanted ones."""
-        boxes: list[UserMailbox | RawMailbox] = [*self.agent.mailboxes()]
-        boxes += self.agent.raw_mailboxes() if self._config.relay else []
-        wanted = {box.key.public_key.to_bytes(): box for box in boxes if self._config.relay}
+        """Start a link for each mailbox and home relay that has none; stop the unwanted ones."""
+        wanted = self.agent.mailbox_links(self._config.home_relays)
         for gone in set(self.links) - set(wanted):
             self.links.pop(gone).stop()
-        for key, box in wanted.items():
+        for key, (box, relay) in wanted.items():
             if key not in self.links:
-                self.links[key] = link = self._link(box)
+                self.links[key] = link = self._link(box, relay)
                 nursery.start_soon(link.run)
 
-    def _link(self, box: UserMailbox | RawMailbox) -> MailboxLink:
-        host, port = parse_hostport(self.home_relay)
-        pinned = self.home_relay_node
+    def _link(self, box: UserMailbox | RawMailbox, relay: RelayAddress) -> MailboxLink:
+        host, port, pinned = relay.host, relay.port, relay.node
         if not isinstance(box, UserMailbox):
             drain = box.take
             return MailboxLink(
@@ -244,32 +239,29 @@ class MailDelivery:
                 await hook(sender, document)
         await self._dispatch_controls(engine, identity)
 
-    def _home(self, key: SigningKey) -> AbstractAsyncContextManager[RelaySession]:
-        """A session with the home relay (pinned by node id if configured), proven with ``key``."""
-        host, port = parse_hostport(self.home_relay)
-        return relay_session(host, port, node_key=key, expected_peer=self.home_relay_node)
-
     async def publish_prekeys_now(self, identity: Identity) -> bool:
-        """Publish ``identity``'s prekeys at the home relay now (best effort).
+        """Publish ``identity``'s prekeys at each home relay now (best effort).
 
-        Until its bundles are at the relay nobody can start a session with the
+        Until its bundles are at a relay nobody can start a session with the
         identity, so a new identity publishes before its creation returns
-        rather than when its mailbox link connects. Returns whether it succeeded.
+        rather than when its mailbox links connect. Returns whether all succeeded.
         """
-        try:
-            with trio.fail_after(10):
-                async with self._home(identity.mailbox_key) as relay:
-                    engine = self.engines.for_identity(identity)
-                    await self._publish_prekeys(relay, engine=engine)
-        except (DchatError, trio.TooSlowError) as exc:
-            _log.info("prekeys not published yet: %s", type(exc).__name__)
-            return False
-        return True
+        engine, key, done = self.engines.for_identity(identity), identity.mailbox_key, 0
+        for r in self.home_relays:  # each pinned by node id if configured
+            session = relay_session(r.host, r.port, node_key=key, expected_peer=r.node)
+            try:
+                with trio.fail_after(10):
+                    async with session as relay:
+                        await self._publish_prekeys(relay, engine=engine)
+                done += 1
+            except (DchatError, trio.TooSlowError) as exc:
+                _log.info("prekeys not published yet: %s", type(exc).__name__)
+        return done == len(self.home_relays)
 
     async def _publish_prekeys(
         self, relay: RelaySession, *, engine: MessagingEngine, every: bool = False
     ) -> None:
-        """Top up (or first publish, or rotate) our bundles at the home relay.
+        """Top up (or first publish, or rotate) our bundles at the home relay of ``relay``.
 
         With ``every``, only if the last check is :data:`PREKEY_CHECK` seconds
         old (after each batch under load). One at a time: a new identity

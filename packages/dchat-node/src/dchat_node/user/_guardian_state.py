@@ -59,9 +59,9 @@ async def load(user: UserService, key: str, decode: Callable[[bytes], _T]) -> _T
 
 
 async def queue_sealed(user: UserService, items: Iterable[tuple[MailboxId, bytes]]) -> None:
-    """Queue ``(mailbox, ciphertext)`` items for the home relay through the durable outbox."""
-    enqueue = user.agent.outbox.enqueue_sealed
-    await user.run(enqueue, user.home_relay, [(bytes(m), data) for m, data in items], user.now())
+    """Queue ``(mailbox, ciphertext)`` items for the first home relay through the durable outbox."""
+    enqueue, relay = user.agent.outbox.enqueue_sealed, user.home_relays[0].hostport
+    await user.run(enqueue, relay, [(bytes(m), data) for m, data in items], user.now())
     user.wake_outbox()
 
 

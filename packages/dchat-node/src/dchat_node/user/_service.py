@@ -90,6 +90,7 @@ class UserService(MailDelivery):
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
         self.pool = RelayPool(unlinkable=config.unlinkable_sends, tokens=agent.tokens.token_for)
+        agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
@@ -148,12 +149,12 @@ class UserService(MailDelivery):
         """
         if self.has_identity:
             raise NodeStateError("identity_exists", "this node already has an identity")
-        relay, relay_node = self.home_relay, self.home_relay_node
+        relays = [str(relay) for relay in self.home_relays]
         if phrase is None:
             identity = Identity.generate()
         else:
             identity = await trio.to_thread.run_sync(Identity.from_phrase, phrase)
-        card = ContactCard.issue(identity, name=name, relay=relay, relay_node=relay_node)
+        card = ContactCard.issue(identity, name=name, relays=relays)
         keystore = await trio.to_thread.run_sync(identity.to_keystore, self._passphrase)
         await self._store.run(
             self._store.db.identity.save,

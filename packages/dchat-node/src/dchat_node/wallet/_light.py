@@ -21,7 +21,7 @@ from dchat_chain.lowlevel import (
     decode_light_state,
     light_state_name,
 )
-from dchat_storage.lowlevel import write_private
+from dchat_storage.lowlevel import read_private, write_private
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,15 +43,9 @@ def state_path(directory: Path, chain_id: str) -> Path:
 
 def _read_bytes(path: Path) -> bytes | None:
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_LIGHT_STATE_SIZE + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise LightStateError(f"cannot read {path.name}: {exc.strerror}") from None
-    if len(data) > MAX_LIGHT_STATE_SIZE:
-        raise LightStateError(f"{path.name} is larger than a light state can be")
-    return data
+        return read_private(path, MAX_LIGHT_STATE_SIZE)
+    except (OSError, ValueError) as exc:
+        raise LightStateError(f"cannot read {path.name}: {exc}") from None
 
 
 def read_state(path: Path) -> tuple[LightClient, bytes] | None:

@@ -9,6 +9,12 @@ checked. Fault times, targets and durations are drawn from the seed.
 batch is in flight and relays restart, and every conversation must still
 come out whole, once and in order.
 
+``multi-relay-churn`` aims at multi-path delivery: every user has two home
+relays (its card lists both, each envelope goes to both, the recipient counts
+the second copy as a duplicate) while the relays keep crashing and coming
+back, sometimes both of a user's at once; every conversation must still come
+out whole, once and in order.
+
 The chain scenarios (``leader-crash``, ``byzantine-equivocation``) run 4
 validators (:mod:`._chain`) instead of the messaging world. New scenarios are
 added with :func:`register_scenario`.
@@ -208,6 +214,30 @@ def _build_push_link_loss(
     return ScenarioPlan(duration, world.quiescent, ledger=world.ledger)
 
 
+# -- multi-path under relay churn ---------------------------------------------------------
+
+
+def _build_multi_relay_churn(
+    sim: Simulation, options: ScenarioOptions, duration: float
+) -> ScenarioPlan:
+    sim.network.default = LinkProfile(latency=0.01, jitter=0.004, reset=0.005)
+    spec = WorldSpec(relays=4, relay_variant=options.relay, registered=True, homes=2)
+    world = build_world(sim, spec)
+    rng = sim.rng("faults")
+    hot = rng.choice(world.users)
+    world.schedule_messages(20, 0.0, duration / 2, to=hot)
+    world.schedule_messages(20, 0.0, duration)
+    for relay in world.relays:  # churn: each relay goes down and comes back, again and again
+        start = rng.uniform(0.0, duration / 4)
+        while start < duration:
+            downtime = rng.uniform(0.5, 6.0)
+            _crash_for(sim, relay, start, downtime)
+            start += downtime + rng.uniform(0.5, duration / 3)
+    # And at the worst moments: right after a relay pushed a batch, before its ack.
+    sim.on("relay_batch_sent", _chance_crash(sim, rng, 0.1, (0.2, 4.0)))
+    return ScenarioPlan(duration, world.quiescent, ledger=world.ledger)
+
+
 # -- message storm -------------------------------------------------------------------
 
 
@@ -333,6 +363,16 @@ register_scenario(
         "1% of segments reset their connection",
         30.0,
         _build_push_link_loss,
+    )
+)
+register_scenario(
+    Scenario(
+        "multi-relay-churn",
+        "4 relays, 4 users with 2 home relays each (multi-path); every relay crashes and "
+        "restarts again and again (both of a user's at times) and right after pushing a "
+        "batch; 0.5% of segments reset their connection",
+        20.0,
+        _build_multi_relay_churn,
     )
 )
 register_scenario(

@@ -30,8 +30,11 @@ node's seeded ``rng``.
   the reply, :meth:`UserMessaging.deposited` settles the per-envelope results
   in one transaction (a crash in between re-sends them). A lost link or a
   timeout fails the whole batch, which backs off and is retried, forever.
-* **receive**: one standing ``MailboxPuller`` per user (its mailbox key
-  proves it, the relay pinned by node id) checks its prekeys on connect and
+* **receive**: one standing ``MailboxPuller`` per home relay of the user
+  (its mailbox key proves it, the relay pinned by node id; a user with
+  several home relays, :class:`~dchat_identity.ContactCard` ``relays``, gets
+  every envelope through each of them and the engine counts the later copies
+  as duplicates) checks its prekeys on connect and
   now and then (``pk_count``, ``pk_put`` of what
   :meth:`MessagingEngine.prekey_upload` asks for), then sends ``pull`` with
   a wait: the relay pushes mail as it arrives. ``disk_latency`` after a batch
@@ -39,8 +42,12 @@ node's seeded ``rng``.
   app sees a message exactly when it is committed), and only the next
   ``pull`` acknowledges it. A lost link (reset, timeout, relay crash) is
   redialled after :class:`dchat_network.ReconnectPolicy`'s backoff with
-  jitter; a batch it had not acknowledged comes again and the engine refuses
-  the copies (their message keys are spent).
+  jitter; a batch it had not acknowledged comes again and the engine counts
+  the copies as duplicates.
+
+Relay addresses: with one home relay a card names the relay node itself
+(``relay-0``); with several, each is ``NODEID@relay-0:7400`` (a strict
+address) and the shell dials the node named by its host.
 
 Every random choice of the shell comes from the node's ``rng``. The engine's
 cryptography also reads the operating system's generator (ML-KEM, nonces), so
@@ -54,7 +61,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dchat_core import MessageId
+from dchat_core import MessageId, RelayAddress
 from dchat_identity import ContactCard
 from dchat_messaging import (
     BundleRejectedError,
@@ -63,7 +70,7 @@ from dchat_messaging import (
     RetryPolicy,
     UserMessaging,
 )
-from dchat_messaging.lowlevel import deposits, outbox_id
+from dchat_messaging.lowlevel import deposits, outbox_id, path_outbox_id
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import ReconnectPolicy, RelayClient
 
@@ -72,6 +79,8 @@ from ._node import NodeClock, SimNode
 from ._user_requests import BundleFetch, DepositLink, MailboxPuller
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dchat_core import NodeId
     from dchat_identity import Identity
     from dchat_messaging import DeviceAddress, MessagingEngine
@@ -84,6 +93,8 @@ if TYPE_CHECKING:
 
 __all__ = ("SentRecord", "UserDurable", "UserNode", "UserParams", "text_digest")
 
+SIM_PORT = 7400
+"""The port in the address of a relay of a multi-relay card (``NODEID@relay-0:7400``)."""
 OUTBOX_READ = 256
 """Outbox entries read per pump (the node's outbox reads as many)."""
 
@@ -149,6 +160,7 @@ class UserNode(SimNode):
         home_relay: Name of the relay node holding this user's mailbox.
         home_relay_node: That relay's node id, pinned by the mailbox link.
         params: Timings.
+        more_relays: Further home relays, ``(name, node id)`` each (multi-path).
     """
 
     def __init__(
@@ -161,9 +173,17 @@ class UserNode(SimNode):
         home_relay: str,
         home_relay_node: NodeId,
         params: UserParams | None = None,
+        more_relays: Sequence[tuple[str, NodeId]] = (),
     ) -> None:
         super().__init__(sim, name, clock)
-        card = ContactCard.issue(identity, name=name, relay=home_relay, relay_node=home_relay_node)
+        homes = [(home_relay, home_relay_node), *more_relays]
+        if len(homes) == 1:
+            card = ContactCard.issue(
+                identity, name=name, relay=home_relay, relay_node=home_relay_node
+            )
+        else:
+            relays = [f"{node}@{relay}:{SIM_PORT}" for relay, node in homes]
+            card = ContactCard.issue(identity, name=name, relays=relays)
         self.durable = UserDurable(identity, card)
         self.params = params or UserParams()
         self._reconnect = ReconnectPolicy(self.params.reconnect_base, self.params.reconnect_max)
@@ -171,10 +191,10 @@ class UserNode(SimNode):
         self._deposit_links: dict[str, DepositLink] = {}
         self._depositing: set[str] = set()
         self._fetching: dict[bytes, int] = {}
-        self._puller: MailboxPuller | None = None
-        self._link_failures = 0
+        self._pullers: dict[str, MailboxPuller] = {}
+        self._link_failures: dict[str, int] = {}
         self._pump_timer: Timer | None = None
-        self._prekeys_checked: float | None = None
+        self._prekeys_checked: dict[str, float] = {}
 
     @property
     def card(self) -> ContactCard:
@@ -201,10 +221,12 @@ class UserNode(SimNode):
         self._deposit_links = {}
         self._depositing = set()
         self._fetching = {}
-        self._puller = MailboxPuller(self)
-        self._link_failures = 0
+        self._pullers = {}
+        self._link_failures = {}
         self._pump_timer = None
-        self._prekeys_checked = None
+        self._prekeys_checked = {}
+        for relay in self.card.relays:
+            self._redial(relay)
         for device in self.engine.needs_bundles():
             self._fetch_bundle(device)
         self._pump()
@@ -246,8 +268,11 @@ class UserNode(SimNode):
         now = self.clock.now()
         content = Content.text_message(text, now_ms=int(now * 1000), message_id=mid)
         for device in self.agent.directory.devices_of(recipient):
-            record = SentRecord(bytes(mid).hex(), device.relay_node)
-            self.durable.sent[outbox_id(mid, device.device_id)] = record
+            first = outbox_id(mid, device.device_id)
+            nodes = {address: node for node, address in map(RelayAddress.split, device.relays)}
+            for number, relay in enumerate(device.paths(self.engine.paths)):
+                key = first if number == 0 else path_outbox_id(first, relay)
+                self.durable.sent[key] = SentRecord(bytes(mid).hex(), nodes.get(relay))
         waiting = self.agent.engines.send(self.engine, recipient, content, now=now, copies=True)
         self.observe("submit", mid=bytes(mid).hex(), to=str(recipient.identity_id))
         for address in waiting:
@@ -280,7 +305,7 @@ class UserNode(SimNode):
         self.after(self._backoff(attempts), lambda: self._retry_bundle(device))
 
     def _retry_bundle(self, device: DeviceAddress) -> None:
-        BundleFetch(self, device)
+        BundleFetch(self, device, self._fetching.get(device.device_id, 0))  # the next relay
 
     def _backoff(self, attempts: int) -> float:
         exponential = self.params.backoff_base * float(2 ** min(attempts, 10))
@@ -346,29 +371,30 @@ class UserNode(SimNode):
     # -- receiving ----------------------------------------------------------------
 
     def _puller_connected(self, puller: MailboxPuller) -> None:
-        self._link_failures = 0
-        self._prekeys_checked = None  # check on each new link
+        self._link_failures[puller.relay] = 0
+        self._prekeys_checked.pop(puller.relay, None)  # check on each new link
         self.observe("mailbox_link_up")
 
     def _puller_ended(self, puller: MailboxPuller, reason: str) -> None:
-        if self._puller is not puller:
+        if self._pullers.get(puller.relay) is not puller:
             return
-        self._puller = None
-        self._link_failures += 1
-        delay = self._reconnect.delay(self._link_failures, self.rng)
+        del self._pullers[puller.relay]
+        failures = self._link_failures[puller.relay] = self._link_failures.get(puller.relay, 0) + 1
+        delay = self._reconnect.delay(failures, self.rng)
         self.observe("fetch_failed", reason=reason, retry_in=round(delay, 6))
-        self.after(delay, self._redial)
+        self.after(delay, lambda: self._redial(puller.relay))
 
-    def _redial(self) -> None:
-        if self._puller is None:
-            self._puller = MailboxPuller(self)
+    def _redial(self, relay: str) -> None:
+        """Open the mailbox link to the home relay ``relay`` (a card's text) unless it is up."""
+        if relay not in self._pullers:
+            self._pullers[relay] = MailboxPuller(self, relay)
 
-    def _prekeys_due(self) -> bool:
+    def _prekeys_due(self, relay: str) -> bool:
         now = self.clock.monotonic()
-        last = self._prekeys_checked
+        last = self._prekeys_checked.get(relay)
         if last is not None and now - last < self.params.prekey_interval:
             return False
-        self._prekeys_checked = now
+        self._prekeys_checked[relay] = now
         return True
 
     def _prekeys_held(self, held: int) -> tuple[bytes, list[tuple[int, bytes]], bool] | None:
@@ -387,7 +413,10 @@ class UserNode(SimNode):
 
         def commit() -> None:
             envelopes = [raw for _, raw in batch.items]
+            copies = self.agent.stats.duplicates
             self._report(self.agent.accept_many(self.engine, envelopes, now=self.clock.now()))
+            if copies := self.agent.stats.duplicates - copies:
+                self.observe("duplicates", count=copies)  # copies via another relay, or again
             if not puller.ended:
                 puller.pull(ids)  # the acknowledgement rides the next pull
 

@@ -4,14 +4,15 @@ Each object owns one simulated link and reports back to its :class:`UserNode`
 (see :mod:`._user` for the order of steps): a :class:`DepositLink` per relay
 (reused for every ``put_many``, proven with a random key), a one-shot
 :class:`BundleFetch` per ``pk_get`` (a fresh link and key each), and the
-standing :class:`MailboxPuller` of the user's mailbox (``pull`` held by the
-relay, acknowledgement riding the next ``pull``).
+standing :class:`MailboxPuller` of the user's mailbox at each home relay
+(``pull`` held by the relay, acknowledgement riding the next ``pull``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dchat_core import RelayAddress
 from dchat_crypto import SigningKey
 from dchat_network import RelayClient, RelayProtocolError
 from dchat_network.lowlevel import (
@@ -30,7 +31,13 @@ if TYPE_CHECKING:
     from ._node import SimLink
     from ._user import UserNode
 
-__all__ = ("BundleFetch", "DepositLink", "MailboxPuller")
+__all__ = ("BundleFetch", "DepositLink", "MailboxPuller", "relay_name")
+
+
+def relay_name(address: str) -> str:
+    """The node to dial for a relay address: ``relay-0:7400`` and ``relay-0`` are ``relay-0``."""
+    rest = RelayAddress.split(address)[1]
+    return rest.rpartition(":")[0] or rest
 
 
 class _Request:
@@ -43,7 +50,7 @@ class _Request:
         # A fresh key per request: the relay cannot link requests to a sender.
         key = SigningKey.from_bytes(user.rng.randbytes(32))
         self._timer = user.after(user.params.request_timeout, self._timeout)
-        self._link = user.dial(relay, self, node_key=key, expected_peer=relay_node)
+        self._link = user.dial(relay_name(relay), self, node_key=key, expected_peer=relay_node)
 
     def request(self) -> bytes:
         raise NotImplementedError
@@ -85,11 +92,12 @@ class _Request:
 
 
 class BundleFetch(_Request):
-    """One ``pk_get`` for a device's prekey bundle."""
+    """One ``pk_get`` for a device's prekey bundle (try number ``attempt`` asks the next relay)."""
 
-    def __init__(self, user: UserNode, device: DeviceAddress) -> None:
+    def __init__(self, user: UserNode, device: DeviceAddress, attempt: int = 0) -> None:
         self._device = device
-        super().__init__(user, device.relay, device.relay_node)
+        node, address = RelayAddress.split(device.relays[attempt % len(device.relays)])
+        super().__init__(user, address, node)
 
     def request(self) -> bytes:
         return self._client.get_prekeys(bytes(self._device.mailbox))
@@ -122,7 +130,7 @@ class DepositLink:
         self._timer: Timer | None = None
         self.closed = False
         key = SigningKey.from_bytes(user.rng.randbytes(32))
-        self._link = user.dial(relay, self, node_key=key, expected_peer=relay_node)
+        self._link = user.dial(relay_name(relay), self, node_key=key, expected_peer=relay_node)
 
     def deposit(self, batch: list[OutboxEntry]) -> None:
         """Send ``batch`` as one ``put_many`` (now, or once the link is open)."""
@@ -187,24 +195,23 @@ class MailboxPuller:
     (the user reconnects after a backoff).
     """
 
-    def __init__(self, user: UserNode) -> None:
+    def __init__(self, user: UserNode, relay: str) -> None:
         self._user = user
+        self.relay = relay
+        """The home relay, as the card lists it."""
         self._client = RelayClient()
         self._mailbox = bytes(user.durable.identity.mailbox_id)
         self.state = "connecting"
         self.ended = False
         self._ack: list[bytes] = []  # held back while prekeys are checked
         self._timer: Timer | None = user.after(user.params.request_timeout, self._timeout)
-        self._link = user.dial(
-            user.card.relay,
-            self,
-            node_key=user.durable.identity.mailbox_key,
-            expected_peer=user.card.relay_node,
-        )
+        node, address = RelayAddress.split(relay)
+        key = user.durable.identity.mailbox_key
+        self._link = user.dial(relay_name(address), self, node_key=key, expected_peer=node)
 
     def pull(self, ack: list[bytes]) -> None:
         """Acknowledge ``ack`` and ask for the next batch (held while the mailbox is empty)."""
-        if self._user._prekeys_due():
+        if self._user._prekeys_due(self.relay):
             self._ack = ack
             self._request("counting", self._client.count_prekeys(self._mailbox))
             return

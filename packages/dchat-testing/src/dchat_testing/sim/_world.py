@@ -41,7 +41,9 @@ class WorldSpec:
     ``skew`` is the largest clock offset in seconds and ``drift`` the largest
     relative rate error of any node's clock. With ``registered``, every user's
     prekeys are at its relay before the run (otherwise each publishes them on
-    its first mailbox fetch, and messages to it wait until then).
+    its first mailbox fetch, and messages to it wait until then). ``homes`` is
+    how many home relays each user has (user ``i`` on relays ``i, i+1, ...``
+    modulo their number; more than one: multi-path delivery).
     """
 
     relays: int = 2
@@ -51,6 +53,7 @@ class WorldSpec:
     skew: float = 30.0
     drift: float = 0.01
     registered: bool = False
+    homes: int = 1
 
 
 class MessagingWorld:
@@ -138,7 +141,8 @@ def build_world(sim: Simulation, spec: WorldSpec) -> MessagingWorld:
             PrivateKey.from_bytes(keys.randbytes(32)),
             SigningKey.from_bytes(keys.randbytes(32)),
         )
-        home = relays[index % len(relays)]
+        homes = [relays[(index + j) % len(relays)] for j in range(spec.homes)]
+        home = homes[0]
         users.append(
             UserNode(
                 sim,
@@ -148,11 +152,13 @@ def build_world(sim: Simulation, spec: WorldSpec) -> MessagingWorld:
                 home_relay=home.name,
                 home_relay_node=home.node_id,
                 params=spec.user_params,
+                more_relays=[(relay.name, relay.node_id) for relay in homes[1:]],
             )
         )
     if spec.registered:
         for index, user in enumerate(users):
-            user.register(relays[index % len(relays)])
+            for j in range(spec.homes):
+                user.register(relays[(index + j) % len(relays)])
     world = MessagingWorld(sim, relays, users)
     for node in [*relays, *users]:
         sim.add_node(node)
