@@ -109,11 +109,44 @@ def test_every_leaf_has_a_path_to_the_root_and_no_other_leaf_does(
 # -- the relay's book and the audit -----------------------------------------------------
 
 
+def test_a_receipt_covers_only_entries_handed_to_its_owner_and_each_once() -> None:
+    book = ReceiptBook(RELAY_ID)
+    with pytest.raises(ProbeError, match="did not deliver"):
+        book.take(BOX, receipt())  # nothing handed out yet
+    book.handed(BOX, IDS[:3])
+    book.handed(BOX, IDS[3:])  # two pushes, one receipt for both
+    assert book.take(BOX, receipt()) == len(IDS)
+    with pytest.raises(ProbeError, match="did not deliver"):
+        book.take(BOX, receipt([IDS[0]]))  # receipted already
+    carol = SigningKey.generate()
+    carol_box = bytes(MailboxId.derive(carol.public_key.to_bytes()))
+    book.handed(BOX, [b"\x09" * 32])
+    with pytest.raises(ProbeError, match="did not deliver"):  # handed to bob, not carol
+        book.take(carol_box, receipt([b"\x09" * 32], key=carol))
+
+
+def test_the_handed_record_is_bounded() -> None:
+    from dchat_network._receipts import HANDED_OWNERS, HANDED_PER_OWNER
+
+    book = ReceiptBook(RELAY_ID)
+    many = [i.to_bytes(32, "big") for i in range(HANDED_PER_OWNER + 10)]
+    book.handed(BOX, many)
+    with pytest.raises(ProbeError):
+        book.take(BOX, receipt(many[:1]))  # the oldest were forgotten
+    assert book.take(BOX, receipt(many[-64:])) == 64
+    for owner in range(HANDED_OWNERS + 1):
+        book.handed(owner.to_bytes(32, "big"), [b"\x01" * 32])
+    book.handed(BOX, [b"\x02" * 32])  # BOX is the most recent again
+    assert len(book._handed) == HANDED_OWNERS
+
+
 def test_the_book_takes_the_owners_receipts_and_answers_audits() -> None:
     book = ReceiptBook(RELAY_ID)
+    book.handed(BOX, IDS)
     assert book.take(BOX, receipt()) == len(IDS)
     carol = SigningKey.generate()
     carol_box = bytes(MailboxId.derive(carol.public_key.to_bytes()))
+    book.handed(carol_box, [IDS[0], b"\x09" * 32])
     assert book.take(carol_box, receipt([IDS[0], b"\x09" * 32], key=carol)) == 2
     with pytest.raises(ProbeError, match="own mailbox"):
         book.take(carol_box, receipt())
@@ -134,6 +167,7 @@ def test_the_book_takes_the_owners_receipts_and_answers_audits() -> None:
 
 def test_a_claim_padded_with_leaves_no_receipt_backs_fails_its_audit() -> None:
     book = ReceiptBook(RELAY_ID)
+    book.handed(BOX, IDS)
     book.take(BOX, receipt())
     honest = book.seal()
     assert honest is not None
@@ -162,18 +196,24 @@ def test_the_server_keeps_receipts_for_what_it_delivered_and_answers_audits() ->
     assert plain.message == RelayReceiptTaken(3, 0)  # no node key: not kept, no error
     assert not plain.close
     server.node_key = RELAY
+    stored_only = server.handle(BOX, request, 0.0)  # stored, but never handed to bob
+    assert "did not deliver" in getattr(stored_only.message, "message", "")
+    server.handle(BOX, client.fetch(BOX, 64), 0.0)  # now pushed to its owner
     taken = server.handle(BOX, request, 0.0)
     assert taken.message == RelayReceiptTaken(3, 3)
+    again = server.handle(BOX, request, 0.0)  # each entry is receipted once
+    assert "did not deliver" in getattr(again.message, "message", "")
     made_up = server.handle(BOX, encode_relay_message(RelayReceipt(4, receipt(IDS))), 0.0)
     assert made_up.close
     assert "did not deliver" in getattr(made_up.message, "message", "")
     refused = server.handle(b"\x00" * 32, request, 0.0)
     assert refused.close
     assert getattr(refused.message, "code", "") == "bad_receipt"
-    # Acknowledged (and deleted) within the replay window still counts as delivered.
+    # Handed out and acknowledged (deleted) before the receipt still counts.
     acked = RelayServer(MemoryMailboxStore(), lambda env: env[:32], limits=RelayLimits())
     acked.node_key = RELAY
     acked.handle(b"\x00" * 32, client.put_many([(BOX, e) for e in envelopes]), 0.0)
+    acked.handle(BOX, client.pull(BOX, (), limit=64, wait_ms=0), 0.5)
     acked.handle(BOX, client.ack(BOX, ids), 1.0)
     assert acked.handle(BOX, request, 2.0).message == RelayReceiptTaken(3, 3)
     assert server.receipts is not None
@@ -246,6 +286,7 @@ async def test_the_mailbox_link_receipts_each_batch_and_validators_audit_the_cla
 def test_a_full_book_drops_its_oldest_receipt_and_keeps_few_batches() -> None:
     book = ReceiptBook(RELAY_ID, keep=2, max_pending=2)
     for i in range(3):
+        book.handed(BOX, [bytes([i]) * 32])
         book.take(BOX, receipt([bytes([i]) * 32]))
     assert book.pending == 2
     batch = book.seal()
@@ -253,6 +294,7 @@ def test_a_full_book_drops_its_oldest_receipt_and_keeps_few_batches() -> None:
     assert [leaf[:32] for leaf in batch.leaves] == [b"\x01" * 32, b"\x02" * 32]
     roots = [batch.root]
     for i in range(3, 5):
+        book.handed(BOX, [bytes([i]) * 32])
         book.take(BOX, receipt([bytes([i]) * 32]))
         sealed = book.seal()
         assert sealed is not None

@@ -40,6 +40,7 @@ class Relay:
         user = SigningKey(bytes([seed + 2]) * 32)
         mailbox = bytes(MailboxId.derive(user.public_key.to_bytes()))
         ids = [bytes([seed, i]) * 16 for i in range(6)]
+        self.book.handed(mailbox, ids)
         self.book.take(mailbox, DeliveryReceipt.sign(user, bytes(self.node_id), ids).to_bytes())
         batch = self.book.seal()
         assert batch is not None

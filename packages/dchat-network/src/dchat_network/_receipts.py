@@ -69,6 +69,10 @@ __all__ = (
 RECEIPT_DOMAIN: Final = b"dchat-receipt-v1\x00"
 MAX_IDS: Final = 64
 MAX_RECEIPT: Final = 4096
+HANDED_PER_OWNER: Final = 128
+"""Entries handed to one mailbox's owner that the book remembers for its receipts."""
+HANDED_OWNERS: Final = 4096
+"""Mailboxes whose handed entries the book remembers (the least recently served go)."""
 _LIMITS: Final = DecodeLimits(max_size=MAX_RECEIPT, max_depth=2, max_items=2 * MAX_IDS + 16)
 _FIELDS: Final = frozenset({"v", "relay", "key", "ids", "sig"})
 
@@ -269,6 +273,16 @@ class ReceiptBook:
     oldest is dropped for a new one: claim often) and ``keep`` sealed batches
     are kept; a receipt is at most about 2.3 KiB (64 ids), usually far less.
 
+    The book also remembers which entries the relay handed to each mailbox's
+    owner (:meth:`handed`, called as a push or fetch goes out) until a receipt
+    covers them: a receipt may name only those, and each of them once. So an
+    owner can receipt several batches at once (one signature and one request
+    per 64 entries) even after acknowledging them. At most
+    :data:`HANDED_PER_OWNER` entries are remembered per mailbox and
+    :data:`HANDED_OWNERS` mailboxes in all (the least recently served are
+    forgotten: their entries go unreceipted, the relay's loss alone): about
+    50 MiB if every one of them were full, a few KiB per active mailbox in use.
+
     Args:
         relay: This relay's node id (receipts must name it).
         keep: How many sealed batches to keep for audits (oldest dropped).
@@ -281,6 +295,19 @@ class ReceiptBook:
         self.batches: dict[bytes, ReceiptBatch] = {}  # root -> batch
         self.taken = 0
         """Receipts accepted."""
+        self._handed: dict[bytes, dict[bytes, None]] = {}  # owner -> entry ids (ordered sets)
+
+    def handed(self, owner: bytes, entry_ids: Sequence[bytes]) -> None:
+        """The relay handed the owner of mailbox ``owner`` these entries (push or fetch)."""
+        if not entry_ids:
+            return
+        ids = self._handed.pop(owner, None) or {}
+        self._handed[owner] = ids  # now the most recently served
+        ids.update(dict.fromkeys(entry_ids))
+        while len(ids) > HANDED_PER_OWNER:
+            del ids[next(iter(ids))]
+        while len(self._handed) > HANDED_OWNERS:
+            del self._handed[next(iter(self._handed))]
 
     def take(
         self, owner: bytes, data: bytes, delivered: Callable[[bytes], bool] | None = None
@@ -288,9 +315,10 @@ class ReceiptBook:
         """Accept a receipt from the owner of mailbox ``owner``; the entry ids it covers.
 
         ``delivered``: whether this relay handed the owner the envelope with that
-        entry id (None: not checked). A receipt naming any other is refused, so
-        nobody can fill the book with receipts for envelopes that never passed
-        through this relay.
+        entry id (None: the book's own record, :meth:`handed`). A receipt naming
+        any other, or one entry twice, is refused, so nobody can fill the book
+        with receipts for envelopes that never passed through this relay; a
+        receipted entry is forgotten, so no entry is receipted twice.
 
         Raises:
             ProbeError: Malformed or forged, for another relay or another mailbox,
@@ -301,8 +329,15 @@ class ReceiptBook:
             raise ProbeError("the receipt names another relay")
         if receipt.mailbox != owner:
             raise ProbeError("the receipt is not for the link's own mailbox")
-        if delivered is not None and not all(map(delivered, receipt.entry_ids)):
+        handed = self._handed.get(owner, {})
+        if delivered is None:
+            delivered = handed.__contains__
+        if len(set(receipt.entry_ids)) != len(receipt.entry_ids) or not all(
+            map(delivered, receipt.entry_ids)
+        ):
             raise ProbeError("the receipt names an envelope this relay did not deliver")
+        for entry_id in receipt.entry_ids:  # each entry is receipted once
+            handed.pop(entry_id, None)
         if len(self._pending) >= self._max:
             del self._pending[next(iter(self._pending))]  # the oldest goes unclaimed
         self._pending[receipt.digest()] = (receipt.to_bytes(), receipt.entry_ids)

@@ -7,10 +7,15 @@ proven with the mailbox's key, and takes the mailbox's mail as the relay
 pushes it: it sends a ``pull`` that the relay holds until mail arrives (or
 ``wait`` seconds pass), hands the batch to ``handle`` (which returns only
 once every envelope in it is durably processed), and acknowledges the batch
-in its next ``pull``. Right after ``handle`` it gives the relay a delivery
-receipt for the batch, signed with the mailbox key (:mod:`._receipts`; one
-signature and one round trip per batch), which the relay claims rewards
-with; a relay that keeps none (or refuses one) is not offered more.
+in its next ``pull``. The handled entries are also owed a delivery receipt
+signed with the mailbox key (:mod:`._receipts`), which the relay claims
+rewards with: one receipt covers up to :data:`~dchat_network.lowlevel.MAX_IDS`
+entries, given once that many are owed or :data:`RECEIPT_EVERY` seconds after
+the oldest owed batch (a pull waits no longer than that while some are owed),
+so a busy link signs and asks once per 64 envelopes, not once per batch, and
+the next batch's pull never waits for a receipt's round trip. A relay that
+keeps none (or refuses one) is not offered more; entries owed when a link
+drops go unreceipted (the relay loses that reward, nothing else).
 A crash or a lost link before that acknowledgement
 means the batch is handed over again (receivers deduplicate); nothing is
 ever lost. A link that fails is reopened after a backoff with jitter
@@ -43,7 +48,7 @@ from dchat_crypto import SigningKey
 from . import tracing
 from ._errors import LinkClosedError, RelayBusyError, RelayProtocolError
 from ._put_auth import PowChallenge, PutAuthClient, auth_pow, solve_pow
-from ._receipts import DeliveryReceipt
+from ._receipts import MAX_IDS, DeliveryReceipt
 from ._relay_limits import entry_id_of
 from ._session import RelaySession, relay_session
 from ._trio import connect
@@ -55,6 +60,8 @@ __all__ = ("MailboxLink", "ReconnectPolicy", "RelayPool")
 
 _log = logging.getLogger("dchat.links")
 _R = TypeVar("_R")
+RECEIPT_EVERY: Final = 1.0
+"""Seconds the oldest owed delivery receipt may wait for more entries to cover."""
 PULL_WAIT: Final = 20.0
 """How long the relay may hold a pull (seconds): the link's keep-alive period."""
 
@@ -185,8 +192,13 @@ class MailboxLink:
                 await self._on_connect(session)
             self.state, self.failures = "connected", 0
             ack: list[bytes] = []
+            owed: list[bytes] = []  # handled entries not yet in a receipt
+            owed_since = 0.0
             while True:
-                batch = await session.pull(self.mailbox, ack, wait=self._wait)
+                wait = self._wait
+                if owed:
+                    wait = min(wait, max(0.0, owed_since + RECEIPT_EVERY - trio.current_time()))
+                batch = await session.pull(self.mailbox, ack, wait=wait)
                 ack = [entry_id for entry_id, _ in batch]
                 hook = self._on_idle
                 if batch:
@@ -196,8 +208,14 @@ class MailboxLink:
                             span.set_attribute("dchat.envelopes", len(batch))
                     self.received += len(batch)
                     if self.receipts:
-                        await self._receipt(session, ack)
+                        owed_since = owed_since if owed else trio.current_time()
+                        owed += ack
                     hook = self._after_batch
+                due = bool(owed) and trio.current_time() >= owed_since + RECEIPT_EVERY
+                while self.receipts and (len(owed) >= MAX_IDS or (owed and due)):
+                    await self._receipt(session, owed[:MAX_IDS])
+                    del owed[:MAX_IDS]
+                    owed_since = trio.current_time()
                 if hook is not None:
                     await hook(session)
 

@@ -432,6 +432,8 @@ class RelayServer:
             if items and size > MAX_BATCH_BYTES:
                 break
             items.append((entry.entry_id, entry.envelope))
+        if self.receipts is not None:  # what the owner may now give a receipt for
+            self.receipts.handed(mailbox, [entry_id for entry_id, _ in items])
         return RelayBatch(rid, tuple(items))
 
     def _ack(self, mailbox: bytes, entry_ids: Sequence[bytes], now: float) -> int:
@@ -463,16 +465,8 @@ class RelayServer:
                 return RelayError(request.rid, "no_batch", "no such receipt batch or leaf")
             return RelayAuditAnswer(request.rid, answer.entry_id, answer.receipt, answer.path)
         assert book is not None
-        # Delivered means: pushed and not yet acknowledged (the receipt comes before the
-        # ack, which rides the next pull), or acknowledged within the replay window.
-        held = {entry.entry_id for entry in self._store.fetch(owner, MAX_BATCH)}
-        recent = self.recently_delivered
-
-        def delivered(entry_id: bytes) -> bool:
-            return entry_id in held or (recent is not None and (owner, entry_id, now) in recent)
-
-        try:
-            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt, delivered))
+        try:  # only for entries this relay handed the owner (the book keeps which)
+            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt))
         except ProbeError as exc:
             return RelayError(request.rid, "bad_receipt", str(exc))
 
