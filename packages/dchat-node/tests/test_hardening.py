@@ -128,7 +128,13 @@ def test_relay_openapi_lists_no_user_routes(relay: NodeProcess) -> None:
         headers={"Authorization": f"Bearer {relay.info['token']}"},
         timeout=10,
     ).json()
-    assert sorted(schema["paths"]) == ["/health", "/metrics", "/status", "/v1/relay/receipts/batch"]
+    assert sorted(schema["paths"]) == [
+        "/health",
+        "/metrics",
+        "/status",
+        "/v1/relay/receipts/batch",
+        "/v1/relay/status",
+    ]
     contacts = httpx.get(  # user routes still answer, with the usual error
         relay.info["url"] + "/v1/contacts",
         headers={"Authorization": f"Bearer {relay.info['token']}"},

@@ -418,18 +418,18 @@ class MessagingEngine:
             envelope = SealedEnvelope.from_bytes(data)
             if envelope.mailbox != self.keys.mailbox:
                 raise EnvelopeRejectedError
-            digest = envelope_digest(data)
-            if self.seen.contains(digest):
-                return [Duplicate()]  # the copy another relay held
-            inner = open_session_envelope(envelope, self.keys.exchange_key)
         except (MalformedEnvelopeError, EnvelopeRejectedError) as exc:
             return [Rejected(type(exc).__name__)]
-        device = inner.sender_device.to_bytes()
-        known = self.directory.is_device(inner.sender, device)
-        if not known and inner.init is None:
-            return [Rejected("UnknownDeviceError")]
+        digest = envelope_digest(data)
         try:
-            with self._store.transaction():
+            with self._store.transaction():  # one transaction for the reads and the writes
+                if self.seen.contains(digest):
+                    return [Duplicate()]  # the copy another relay held
+                inner = open_session_envelope(envelope, self.keys.exchange_key)
+                device = inner.sender_device.to_bytes()
+                known = self.directory.is_device(inner.sender, device)
+                if not known and inner.init is None:
+                    return [Rejected("UnknownDeviceError")]
                 events = self._receive(inner, device, now, vouch=not known)
                 self.seen.add(digest)  # committed with the message, or not at all
                 return events
@@ -437,8 +437,8 @@ class MessagingEngine:
             return [Rejected("UnknownDeviceError")]
         except _NoSessionError:
             return self._renew(inner.sender, device, now)
-        except EnvelopeRejectedError:
-            return [Rejected("EnvelopeRejectedError")]
+        except (MalformedEnvelopeError, EnvelopeRejectedError) as exc:
+            return [Rejected(type(exc).__name__)]
         except EngineStateError:
             return [Rejected("EngineStateError")]
 
