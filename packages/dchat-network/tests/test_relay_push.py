@@ -350,3 +350,19 @@ def test_reconnect_delays_grow_with_jitter_up_to_the_cap() -> None:
     assert 0.1 <= delays[0] <= 0.2
     assert all(d <= 30.0 for d in delays)
     assert delays[-1] >= 15.0
+
+
+def test_links_state_names_the_best_link() -> None:
+    from dchat_crypto import SigningKey
+    from dchat_network import links_state
+
+    async def handle(batch: list[tuple[bytes, bytes]]) -> None:
+        del batch
+
+    links = [MailboxLink("127.0.0.1", 1, SigningKey.generate(), handle) for _ in range(2)]
+    assert links_state([], configured=False) == "unreachable"  # nothing to connect to
+    assert links_state([], configured=True) == "connecting"  # the first links open
+    links[0].state, links[1].state = "waiting", "connecting"
+    assert links_state(links, configured=True) == "unreachable"
+    links[1].state = "connected"
+    assert links_state(iter(links), configured=True) == "connected"

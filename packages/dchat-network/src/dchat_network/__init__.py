@@ -23,6 +23,7 @@ from ._relay_limits import RelayLimits as RelayLimits
 from ._relay_links import MailboxLink as MailboxLink
 from ._relay_links import ReconnectPolicy as ReconnectPolicy
 from ._relay_links import RelayPool as RelayPool
+from ._relay_links import links_state as links_state
 from ._relay_server import MailboxStore as MailboxStore
 from ._relay_server import PrekeyStore as PrekeyStore
 from ._relay_server import RelayClient as RelayClient
@@ -63,6 +64,7 @@ __all__ = (
     "RelayServer",
     "RelaySession",
     "connect",
+    "links_state",
     "listing_targets",
     "open_link",
     "relay_session",

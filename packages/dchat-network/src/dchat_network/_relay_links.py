@@ -54,9 +54,9 @@ from ._session import RelaySession, relay_session
 from ._trio import connect
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-__all__ = ("MailboxLink", "ReconnectPolicy", "RelayPool")
+__all__ = ("MailboxLink", "ReconnectPolicy", "RelayPool", "links_state")
 
 _log = logging.getLogger("dchat.links")
 _R = TypeVar("_R")
@@ -228,6 +228,19 @@ class MailboxLink:
             self.receipts = False  # a relay that refuses receipts: the next link offers none
             raise
         self.receipts = kept > 0  # 0: this relay keeps none
+
+
+def links_state(links: Iterable[MailboxLink], configured: bool) -> str:
+    """One word for a client's mailbox links: what its status pages and events show.
+
+    ``connected`` if any link is up; ``unreachable`` if there are links and
+    none is up, or no relay is configured at all; ``connecting`` while the
+    first links are being opened.
+    """
+    states = [link.state for link in links]
+    if "connected" in states:
+        return "connected"
+    return "unreachable" if states or not configured else "connecting"
 
 
 class RelayPool:

@@ -39,7 +39,7 @@ import trio
 
 from dchat_core import DchatError
 from dchat_messaging.lowlevel import UserMailbox, relay_deposits
-from dchat_network import MailboxLink, RelayBusyError, RelayPool, relay_session
+from dchat_network import MailboxLink, RelayBusyError, RelayPool, links_state, relay_session
 
 from .._errors import NodeStateError
 from ..config import parse_hostport
@@ -96,10 +96,8 @@ class MailDelivery:
         return self._config.home_relays
 
     def relay_state(self) -> str:
-        """``connected`` if a mailbox link to a home relay is up, else ``unreachable``."""
-        if any(link.state == "connected" for link in self.links.values()):
-            return "connected"
-        return "unreachable" if self.links or not self._config.home_relays else "connecting"
+        """``connected``, ``connecting`` or ``unreachable`` (see :func:`links_state`)."""
+        return links_state(self.links.values(), bool(self._config.home_relays))
 
     async def run_status_events(self) -> None:
         """Log a ``status`` event each time the relay becomes connected or unreachable.
@@ -158,6 +156,7 @@ class MailDelivery:
             # Grouped: the settling shares its commit with the sends made meanwhile.
             if failed := await self._store.run_grouped(deposited, batch, results):
                 _log.info("%d envelopes refused by the relay, retried later", failed)
+                return  # the rest wait for the next round, behind the failed ones (order)
 
     # -- sessions -------------------------------------------------------------------
 
