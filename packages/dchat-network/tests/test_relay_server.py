@@ -7,7 +7,13 @@ from hypothesis import given
 
 from dchat_core import canonical_encode
 from dchat_network import RelayClient, RelayError, RelayProtocolError, RelayServer
-from dchat_network.lowlevel import RelayAcked, RelayBatch, RelayStored, decode_relay_message
+from dchat_network.lowlevel import (
+    RelayAcked,
+    RelayBatch,
+    RelayStored,
+    RelayStoredMany,
+    decode_relay_message,
+)
 from dchat_testing import MemoryMailboxStore, hostile_bytes
 
 ALICE, BOB = b"A" * 32, b"B" * 32
@@ -95,6 +101,27 @@ def test_counters_of_stored_bytes_and_of_refused_items_by_code(server: RelayServ
     assert dict(server.refusals) == {"bad_envelope": 1, "quota": 1}
     server.handle(ALICE, client.fetch(BOB), 2.0)
     assert server.refusals["forbidden"] == 1
+
+
+def test_nothing_of_a_mailbox_is_stored_behind_a_refused_item(server: RelayServer) -> None:
+    """Per destination, a batch is stored in order up to its first refusal, never past it.
+
+    The sender retries the refused item later; a later one stored now would
+    overtake it (seen as messages out of order after relay restarts).
+    """
+    items = [
+        (BOB, envelope_for(BOB, b"first")),
+        (BOB, envelope_for(BOB, bytes(20_000))),  # over the quota: refused
+        (ALICE, envelope_for(ALICE, b"other")),  # another mailbox: unaffected
+        (BOB, envelope_for(BOB, b"third")),  # would fit, but must not pass the refused one
+        (BOB, envelope_for(ALICE, b"x")),  # malformed: its own code, as before
+    ]
+    reply = server.handle(ALICE, RelayClient().put_many(items), 1.0)
+    assert isinstance(reply.message, RelayStoredMany)
+    codes = [r if isinstance(r, str) else "stored" for r in reply.message.results]
+    assert codes == ["stored", "quota", "stored", "quota", "bad_envelope"]
+    assert server.stored == 2
+    assert dict(server.refusals) == {"quota": 2, "bad_envelope": 1}  # each item, by its code
 
 
 @given(hostile_bytes(max_size=512))

@@ -413,16 +413,35 @@ class RelayServer:
     def _put_many(self, request: RelayPutMany, now: float) -> RelayReply:
         held: dict[bytes, int] = {}
         auth = request.auth or (None,) * len(request.items)
-        results = [
-            self._store_one(mailbox, env, now, held, one)
-            for (mailbox, env), one in zip(request.items, auth, strict=True)
-        ]
-        self.refusals.update(r for r in results if isinstance(r, str))
+        results: list[bytes | str] = []
+        refused: dict[bytes, str] = {}  # mailbox -> the code that refused an item of it
+        for (mailbox, env), one in zip(request.items, auth, strict=True):
+            if mailbox in refused:  # behind a refused item: never stored ahead of it
+                results.append(self._held_back(mailbox, env, now, one) or refused[mailbox])
+                continue
+            result = self._store_one(mailbox, env, now, held, one)
+            if isinstance(result, str) and result not in ("delivered", "bad_envelope"):
+                refused[mailbox] = result  # the sender retries it
+            results.append(result)
+        self.refusals.update(r for r in results if isinstance(r, str))  # each item, by code
         notify = {
             m for (m, _), r in zip(request.items, results, strict=True) if isinstance(r, bytes)
         }
         reply = RelayStoredMany(request.rid, tuple(results), self._challenge)
         return self._reply(reply, tuple(sorted(notify)))
+
+    def _held_back(
+        self, mailbox: bytes, envelope: bytes, now: float, auth: bytes | None
+    ) -> str | None:
+        """An item held behind a refused one: still weighed as load (``pow`` if due), unstored."""
+        if self._envelope_mailbox(envelope) != mailbox:
+            return "bad_envelope"
+        challenge = self.authorizer.authorize(mailbox, entry_id_of(envelope), auth, now)
+        if challenge is None:
+            return None
+        if self._challenge is None or challenge.bits > self._challenge.bits:
+            self._challenge = challenge
+        return "pow"
 
     def _fetch(self, rid: int, mailbox: bytes, limit: int) -> RelayBatch:
         items: list[tuple[bytes, bytes]] = []
