@@ -35,7 +35,9 @@ hits both alike.
 All simulated users share the loopback address, so the relays run with the
 per-source put buckets off and a per-source connection cap of 4,096 (those
 limits model one abusive host; the per-link buckets stay on at their
-defaults). Written to a ``dchat.toml`` in each relay's data directory.
+defaults), and proof of work for tokenless puts is off (every put here is a
+stranger's; the work would be the load generator's cost, not the relay's).
+Written to a ``dchat.toml`` in each relay's data directory.
 
 Usage::
 
@@ -75,6 +77,7 @@ RELAY_TOML = """\
 source_puts = 0
 source_bytes = 0
 max_connections_per_source = 4096
+pow_max_bits = 0
 """
 
 
