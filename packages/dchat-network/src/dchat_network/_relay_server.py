@@ -393,10 +393,7 @@ class RelayServer:
         recent = self.recently_delivered
         if recent and (mailbox, entry, now) in recent:
             return "delivered"
-        challenge = self.authorizer.authorize(mailbox, entry, auth, now)
-        if challenge is not None:
-            if self._challenge is None or challenge.bits > self._challenge.bits:
-                self._challenge = challenge
+        if self._needs_work(mailbox, entry, auth, now):
             return "pow"
         held = {} if held is None else held
         size = held[mailbox] if mailbox in held else self._store.total_bytes(mailbox)
@@ -436,12 +433,16 @@ class RelayServer:
         """An item held behind a refused one: still weighed as load (``pow`` if due), unstored."""
         if self._envelope_mailbox(envelope) != mailbox:
             return "bad_envelope"
-        challenge = self.authorizer.authorize(mailbox, entry_id_of(envelope), auth, now)
-        if challenge is None:
-            return None
-        if self._challenge is None or challenge.bits > self._challenge.bits:
+        return "pow" if self._needs_work(mailbox, entry_id_of(envelope), auth, now) else None
+
+    def _needs_work(self, mailbox: bytes, entry: bytes, auth: bytes | None, now: float) -> bool:
+        """Weigh a deposit as load; True if it needs work (the challenge is kept for the reply)."""
+        challenge = self.authorizer.authorize(mailbox, entry, auth, now)
+        if challenge is not None and (
+            self._challenge is None or challenge.bits > self._challenge.bits
+        ):
             self._challenge = challenge
-        return "pow"
+        return challenge is not None
 
     def _fetch(self, rid: int, mailbox: bytes, limit: int) -> RelayBatch:
         items: list[tuple[bytes, bytes]] = []
