@@ -32,8 +32,9 @@ application of its own, a simulation or a test harness.
   per-height timing bookkeeping ``HeightTimeline``
 - the relay directory and home-relay choice (sans-IO): ``DirectoryRead``,
   ``DirectoryView``, ``RelayListing``, ``decode_relay_index``,
-  ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``relay_listing_key``,
-  ``relay_bond_key``, ``DirectoryAnswerError``; ``choose_home_relays``,
+  ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``epoch_delivered``,
+  ``decode_relay_earnings``, ``relay_earnings_key``, ``relay_listing_key``, ``relay_bond_key``,
+  ``DirectoryAnswerError``; ``choose_home_relays``,
   ``ChoicePolicy``, ``RelayDiscovery``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
   ``NotEnoughRelaysError``), ``PinnedRelaysError``
@@ -173,10 +174,13 @@ from ._relay_directory import DirectoryRead as DirectoryRead
 from ._relay_directory import DirectoryView as DirectoryView
 from ._relay_directory import RelayListing as RelayListing
 from ._relay_directory import decode_relay_bond as decode_relay_bond
+from ._relay_directory import decode_relay_earnings as decode_relay_earnings
 from ._relay_directory import decode_relay_index as decode_relay_index
 from ._relay_directory import decode_relay_listing as decode_relay_listing
+from ._relay_directory import epoch_delivered as epoch_delivered
 from ._relay_directory import epoch_score as epoch_score
 from ._relay_directory import relay_bond_key as relay_bond_key
+from ._relay_directory import relay_earnings_key as relay_earnings_key
 from ._relay_directory import relay_listing_key as relay_listing_key
 from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
 from ._snapshot import SnapshotError as SnapshotError
@@ -344,6 +348,7 @@ __all__ = (
     "decode_light_state",
     "decode_message",
     "decode_relay_bond",
+    "decode_relay_earnings",
     "decode_relay_index",
     "decode_relay_listing",
     "decode_txs",
@@ -355,6 +360,7 @@ __all__ = (
     "encode_txs",
     "encode_validator_keys",
     "encode_wallet_key",
+    "epoch_delivered",
     "epoch_score",
     "execute_block",
     "genesis_anchor",
@@ -372,6 +378,7 @@ __all__ = (
     "plan_testnet",
     "relay_bond_key",
     "relay_directory",
+    "relay_earnings_key",
     "relay_listing_key",
     "replay",
     "replay_store",
