@@ -141,6 +141,10 @@ from ._light import UntrustedValidatorsError as UntrustedValidatorsError
 from ._light import UnverifiedHeaderError as UnverifiedHeaderError
 from ._light_answers import parse_headers as parse_headers
 from ._light_answers import parse_proof as parse_proof
+from ._light_file import WalletLightReader as WalletLightReader
+from ._light_file import light_state_path as light_state_path
+from ._light_file import read_light_state as read_light_state
+from ._light_file import write_light_state as write_light_state
 from ._light_reader import LightRead as LightRead
 from ._light_reader import LightReader as LightReader
 from ._light_reader import genesis_anchor as genesis_anchor
@@ -335,6 +339,7 @@ __all__ = (
     "ValidatorUpdate",
     "Vote",
     "VoteKind",
+    "WalletLightReader",
     "WrongChainError",
     "account_key",
     "answer_fields",
@@ -369,6 +374,7 @@ __all__ = (
     "handle_work_bits",
     "headers_page",
     "light_state_name",
+    "light_state_path",
     "load_snapshot",
     "normalize_handle",
     "operator_groups",
@@ -376,6 +382,7 @@ __all__ = (
     "parse_proof",
     "payment_channel_id",
     "plan_testnet",
+    "read_light_state",
     "relay_bond_key",
     "relay_directory",
     "relay_earnings_key",
@@ -397,4 +404,5 @@ __all__ = (
     "validator_id_of",
     "verify_proof",
     "verify_tx_inclusion",
+    "write_light_state",
 )
