@@ -6,7 +6,8 @@ Theory of operation
 book's store may be used (``run``: the node's database worker), which batch is
 due (the policy may seal the pending receipts, durably, before it answers),
 hands that batch's root and count to ``submit`` (the node signs a
-``receipt_batch`` transaction and sends it to a chat validator), and reports
+``receipt_batch`` transaction, sends it to a chat validator and waits until it
+is committed), and reports
 the outcome back to the policy: a success is written to the book's store as
 the batch's claim time, a failure of any kind is retried later. Between
 rounds it sleeps as long as the policy says. What to claim and when are the
@@ -46,12 +47,13 @@ async def run_claims(
     run: StoreRunner,
     now: Callable[[], float],
     *,
-    timeout: float = 30.0,
+    timeout: float = 60.0,
 ) -> None:
     """Claim ``book``'s batches as ``policy`` says, through ``submit(root, count, fee)``.
 
-    ``submit`` raises when the claim was not admitted; ``run`` runs a call
-    where the book's store may be used.
+    ``submit`` returns once the claim is committed and raises when it was
+    refused (``timeout`` bounds it); ``run`` runs a call where the book's
+    store may be used.
     """
     while True:
         batch: ReceiptBatch | None = await run(lambda: policy.due(book, now()))

@@ -21,7 +21,12 @@ and reports the outcome. Nothing here reads a clock: every call takes ``now``.
   waits.
 * **Retries.** A failed submission (no validator, a refusal) is retried
   after ``retry`` seconds, doubling up to ``interval``; a success resets it.
-  A claim counts as made once a validator admitted it to its mempool.
+  A claim counts as made once it is committed (the node's ``submit`` waits
+  for that, within the loop's timeout): only then may the book drop the
+  batch it supersedes, which probers keep auditing until the new claim is on
+  chain. A claim committed after the wait timed out is claimed again: the
+  chain then holds the root twice, which costs a fee and earns nothing more
+  (probers count a root once).
 """
 
 from __future__ import annotations

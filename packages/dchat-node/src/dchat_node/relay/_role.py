@@ -57,7 +57,11 @@ def load_node_key(path: Path, passphrase: bytes) -> SigningKey:
 
 
 async def submit_claim(chat_node: Path, key: SigningKey, root: bytes, count: int, fee: int) -> None:
-    """Sign ``receipt_batch {root, count}`` and hand it to the chat validator of ``chat_node``."""
+    """Claim ``receipt_batch {root, count}`` through the chat validator of ``chat_node``.
+
+    Returns once the claim is committed (the caller bounds the wait): only then
+    may the relay drop the batch this claim supersedes.
+    """
     info = json.loads(await trio.Path(chat_node / "api.json").read_text())
     auth = {"Authorization": f"Bearer {info['token']}"}
     async with httpx.AsyncClient(base_url=info["url"], headers=auth, timeout=10.0) as api:
@@ -69,9 +73,13 @@ async def submit_claim(chat_node: Path, key: SigningKey, root: bytes, count: int
             key, chain_id=chain, nonce=nonce, fee=fee, kind="receipt_batch", body=body
         )
         answer = await api.post("/v1/chain/txs", json={"txs": [tx.raw.hex()]})
-    (result,) = answer.raise_for_status().json()["results"]
-    if not result["accepted"]:
-        raise NodeStateError("claim_refused", f"{result['error']}: {result['message']}")
+        (result,) = answer.raise_for_status().json()["results"]
+        while result.get("status") != "committed" and result.get("accepted", True):
+            await trio.sleep(0.5)  # polling a remote node: there is no event to wait for
+            result = (await api.get(f"/v1/chain/txs/{tx.hash.hex()}")).json()
+    if not result.get("accepted", True) or result.get("code"):
+        why = result.get("log") or f"{result.get('error')}: {result.get('message')}"
+        raise NodeStateError("claim_refused", why)
 
 
 class RelayRole:
