@@ -233,6 +233,7 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
         assert done.exit_code == 0, done.output
         claimed = json.loads(done.output)
         assert (claimed["claimed"], claimed["count"], claimed["receipts"]) == (True, 3, 1)
+        assert claimed["committed"]
 
         def listed() -> dict[str, Any]:
             (entry,) = apis[2].get("/v1/chain/relays").json()["relays"]

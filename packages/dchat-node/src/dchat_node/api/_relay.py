@@ -83,6 +83,7 @@ def _claimed(book: ReceiptBook, root: bytes, now: float) -> bool:
 def _receipts(book: ReceiptBook | None, claims: ClaimPolicy | None) -> dict[str, Any] | None:
     if book is None:
         return None
+    book.load()
     return {
         "taken": book.taken,
         "pending": book.pending,

@@ -32,14 +32,15 @@ chain as ``receipt_batch {root, count}``, signed with the key of the chat-chain
 identity that listed the relay (the chain accepts batches only from a listed
 relay's identity): the operator's ``--wallet`` for a relay listed with ``relay
 register``, else the relay's node key (unlocked with the node passphrase),
-sent to the chat validator of ``--node``, and tells the relay the batch was
-claimed. Every claimed batch stays auditable across restarts until a later
-claim is past the audit window.
+sent to the chat validator of ``--node``, and, once the claim is committed
+(within 60 s), tells the relay the batch was claimed. Every claimed batch
+stays auditable across restarts until a later claim is past the audit window.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -368,8 +369,21 @@ def claim(
         body={"root": bytes.fromhex(sealed["root"]), "count": sealed["count"]},
     )
     (result,) = chain.call("POST", "/v1/chain/txs", {"txs": [tx.raw.hex()]})["results"]
-    if result["accepted"]:  # the relay keeps older batches until this claim's audits are over
+    committed = result["accepted"] and _committed_ok(chain, result["hash"])
+    if committed:  # the relay keeps older batches until this claim's audits are over
         _Api(data_dir).call("POST", "/v1/relay/receipts/claimed", {"root": sealed["root"]})
-    _out.print_json(json.dumps({"claimed": bool(result["accepted"]), **sealed, "tx": result}))
+    claimed = {"claimed": bool(result["accepted"]), "committed": committed}
+    _out.print_json(json.dumps({**claimed, **sealed, "tx": result}))
     if not result["accepted"]:
         raise typer.Exit(1)
+
+
+def _committed_ok(chain: _Api, digest: str, wait: float = 60.0) -> bool:
+    """Whether transaction ``digest`` is committed with code 0 within ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        status = chain.call("GET", f"/v1/chain/txs/{digest}")
+        if status["status"] == "committed":
+            return bool(status["code"] == 0)
+        time.sleep(0.2)
+    return False
