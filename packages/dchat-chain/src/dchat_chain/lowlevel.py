@@ -22,7 +22,9 @@ application of its own, a simulation or a test harness.
   ``ValidatorSetLog``, ``certified_height``, ``certified_query``,
   ``headers_page``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
   ``LightRead``, ``genesis_anchor``, ``parse_headers``, ``parse_proof``,
-  ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``
+  ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``; the
+  blocking shell keeping a reader in a file, ``WalletLightReader`` with
+  ``light_state_path``, ``read_light_state``, ``write_light_state``
 - the validator driver (engine, timers, pacing, block sync, gossip around one
   validator, sans-IO) and its effects and peer wire: ``ValidatorDriver``,
   ``DriverEffect``, ``SaveCheckpoint``, ``StoreBlock``, ``StoreSynced``,

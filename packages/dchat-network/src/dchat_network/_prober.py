@@ -33,7 +33,7 @@ is 0. The report carries each relay's count beside its score (the currency
 chain pays part of the epoch's rewards by the median count). Only the last
 claimed batch is audited, so a batch the relay's next claim replaced before it
 was proven is never counted (its receipts earn nothing): the relay's claim
-policy (:class:`~dchat_network.ClaimPolicy`) claims at most once per interval,
+policy (:class:`~dchat_network.lowlevel.ClaimPolicy`) claims at most once per interval,
 long enough for many probe rounds.
 
 Scores are keyed by the relay's *stake account* on the currency chain (the
