@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_chain import CurrencyChainApp, Transaction
+from dchat_chain._currency_relays import parse_report_entry
 from dchat_chain.lowlevel import (
     BlockContext,
     DirectoryAnswerError,
@@ -191,3 +192,32 @@ def test_hostile_earnings_records_fail_typed(raw: bytes) -> None:
         return
     assert set(decoded) == {"uptime", "delivery"}
     assert canonical_decode(raw) == {"u": decoded["uptime"], "d": decoded["delivery"]}
+
+
+_ITEMS = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, (1 << 33)) | st.binary(max_size=33),
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=6,
+)
+
+
+@given(_ITEMS)
+def test_any_report_entry_parses_to_a_triple_or_is_refused(item: Any) -> None:
+    parsed = parse_report_entry(item)
+    if parsed is None:
+        return
+    relay, score, delivered = parsed
+    assert item[:2] == [relay, score]
+    assert delivered == (item[2] if len(item) == 3 else 0)
+    assert len(relay) == 32
+    assert 0 <= score <= 10_000
+    assert 0 <= delivered <= 1 << 32
+
+
+def test_a_report_may_mix_both_entry_formats() -> None:
+    chain = Chain().bonded(R1, R2)
+    rows = [[account(R1), 10_000], [account(R2), 10_000, 4]]
+    assert chain.report(rows, rows) == [0, 0]
+    chain.pay()
+    assert chain.earnings(R2) == {"uptime": 250, "delivery": 500}
+    assert chain.earnings(R1) == {"uptime": 250, "delivery": 0}
