@@ -166,6 +166,18 @@ def test_a_batch_counts_as_delivered_after_enough_audits_once_in_the_epoch_it_is
     assert prober.scores(6) == [(ACCOUNT, 10_000, 0)]  # the same root is not counted again
 
 
+def test_a_batch_proven_after_the_report_counts_in_the_next_epoch() -> None:
+    prober = Prober(VALIDATOR, audits=1, random_bytes=nonces())
+    relay, book = _claimed(3, 3)
+    earlier, earlier_book = _claimed(1, 1)
+    assert _audit(prober, earlier, earlier_book, 8)  # an earlier batch, proven in epoch 8
+    assert prober.take_report(8, 15, 20) == [(ACCOUNT, 10_000, 1)]
+    assert _audit(prober, relay, book, 8)  # proven late in epoch 8: after its report
+    assert prober.take_report(9, 15, 20) is None  # nothing probed in 9 yet
+    assert _audit(prober, relay, book, 9)  # counted once only
+    assert prober.take_report(9, 15, 20) == [(ACCOUNT, 10_000, 3)]
+
+
 def test_a_padded_batch_is_convicted_and_delivers_nothing() -> None:
     prober = Prober(VALIDATOR, audits=1, random_bytes=nonces())
     relay, book = _claimed(4, 64)  # 60 of its 64 claimed leaves are not backed

@@ -23,8 +23,9 @@ has one: :meth:`Prober.audited` checks the relay's answer
 
 *Proven deliveries.* A claimed batch (by its root) whose leaves passed
 ``audits`` of this prober's audits is *proven*: its count is added to the
-relay's delivery count of the epoch in which it became proven, once (the
-prober remembers the roots it counted, :data:`COUNTED_ROOTS` per relay).
+relay's delivery count of the epoch in which it became proven (of the next
+one when that epoch's report was taken already), once (the prober remembers
+the roots it counted, :data:`COUNTED_ROOTS` per relay).
 Several passes are asked for because one random leaf says little about a
 batch padded with unbacked leaves: a batch of which a fraction ``f`` is
 backed is counted with probability ``f ** audits`` per validator, while one
@@ -239,8 +240,9 @@ class Prober:
         passes = batches.pop(root, 0)
         if passes != _COUNTED:
             passes += 1
-            if passes >= self._audits:
-                self._epoch(epoch).delivered[target.account] += count
+            if passes >= self._audits:  # proven: counted in the next report taken
+                later = epoch + 1 if self._epoch(epoch).reported else epoch
+                self._epoch(later).delivered[target.account] += count
                 passes = _COUNTED
         batches[root] = passes
         while len(batches) > COUNTED_ROOTS:
