@@ -197,6 +197,9 @@ def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
     assert status["directory"]["address"].endswith("@" + network["relays"][2].info["link"])
     assert status["stake"]["bond"] == 50
     assert status["stake"]["balance"] > 0
+    assert status["stake"]["earnings"] == {"uptime": 0, "delivery": 0}  # no probers here
+    assert status["relay"]["receipts"]["taken"] == 0
+    assert status["relay"]["receipts"]["auto_claims"] is None  # no chat_node: manual claims
 
     user_dir = tmp_path / "user"
     user_dir.mkdir(mode=0o700)

@@ -16,7 +16,10 @@ wake-up bookkeeping of held pulls, for hosts of the relay server), and the
 validators' probes (:class:`ProbeChallenge`, :func:`answer_probe`,
 :func:`check_probe_answer`, one probe over trio :func:`probe_once`,
 :class:`ProbeBook`), delivery receipts and their audits
-(:class:`DeliveryReceipt`, :class:`ReceiptBook`, :class:`ReceiptBatch`,
+(:class:`DeliveryReceipt`, :class:`ReceiptBook` and its :class:`ReceiptStore`,
+:class:`ReceiptBatch`, a relay's automatic claims (:class:`ClaimSettings`,
+the sans-IO :class:`ClaimPolicy` and its trio loop :func:`run_claims` with a
+:class:`StoreRunner`),
 :class:`AuditAnswer`, :func:`check_audit`, the RFC 6962 Merkle helpers
 :func:`merkle_root`, :func:`merkle_path`, :func:`verify_merkle_path`), the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
@@ -33,6 +36,10 @@ from __future__ import annotations
 
 from dchat_core import RelayAddress as RelayAddress
 
+from ._claim_driver import StoreRunner as StoreRunner
+from ._claim_driver import run_claims as run_claims
+from ._claims import ClaimPolicy as ClaimPolicy
+from ._claims import ClaimSettings as ClaimSettings
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
 from ._errors import UpnpError as UpnpError
@@ -59,6 +66,7 @@ from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
 from ._receipts import ReceiptBook as ReceiptBook
+from ._receipts import ReceiptStore as ReceiptStore
 from ._receipts import check_audit as check_audit
 from ._receipts import merkle_path as merkle_path
 from ._receipts import merkle_root as merkle_root
@@ -106,6 +114,8 @@ from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
     "AuditAnswer",
+    "ClaimPolicy",
+    "ClaimSettings",
     "ConnectionGate",
     "DeliveredSet",
     "DeliveryReceipt",
@@ -134,6 +144,7 @@ __all__ = (
     "PutBudget",
     "ReceiptBatch",
     "ReceiptBook",
+    "ReceiptStore",
     "RelayAck",
     "RelayAcked",
     "RelayAddress",
@@ -159,6 +170,7 @@ __all__ = (
     "RelayStoredMany",
     "RelayTokenSet",
     "RelayTokensHeld",
+    "StoreRunner",
     "StoredEntry",
     "TokenBucket",
     "UpnpError",
@@ -173,6 +185,7 @@ __all__ = (
     "merkle_root",
     "pow_ok",
     "probe_once",
+    "run_claims",
     "solve_pow",
     "token_hash",
     "verify_merkle_path",

@@ -24,7 +24,13 @@ import typer
 from rich.console import Console
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import NetPlan, account_key, genesis_anchor
+from dchat_chain.lowlevel import (
+    NetPlan,
+    WalletLightReader,
+    account_key,
+    genesis_anchor,
+    light_state_path,
+)
 from dchat_core import DchatError
 from dchat_crypto import KdfParams, SigningKey
 
@@ -34,7 +40,6 @@ from ..validator._keys import (
     load_validator_keys,
     load_wallet,
 )
-from ..wallet._light import WalletLightReader, state_path
 from ._common import err_console, read_passphrase
 from ._common import fail as _fail
 from ._testnet import init_testnet
@@ -145,7 +150,7 @@ class _Api:
             chain = _guarded(lambda: genesis_anchor(pinned)[0])
         else:
             chain = str(self.call("GET", "/v1/chain/status").get("chain_id", ""))
-        path = state_path(self._light_dir, chain)
+        path = light_state_path(self._light_dir, chain)
         if genesis is None and not path.exists():
             found = self._node / VALIDATOR_GENESIS
             if not found.exists():
