@@ -23,13 +23,12 @@ if TYPE_CHECKING:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """Answers every GET with its path as JSON (HTTP/1.0: the body ends with the connection)."""
+
     def do_GET(self) -> None:
-        body = json.dumps({"path": self.path}).encode()
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(json.dumps({"path": self.path}).encode())
 
     def log_message(self, *args: Any) -> None:
         pass
