@@ -3,10 +3,11 @@
 The operator is an identity on the chat chain: the key in ``--wallet`` (a
 passphrase-encrypted wallet file, as for ``dchat wallet``). ``register``
 registers that identity first if the chain does not know it (paying the
-chain's proof of work, read by proof from its ``meta/chain`` record), then
-lists the relay whose data directory is ``--relay-dir``: its link key is
-unlocked from ``node.key`` with the same passphrase, so users can pin it, and
-its endpoint defaults to the address the running relay listens on.
+chain's proof of work, read by proof from its ``meta/chain`` record; sent just
+ahead of the listing, so both commit in one block), then lists the relay whose
+data directory is ``--relay-dir``: its link key is unlocked from ``node.key``
+with the same passphrase, so users can pin it, and its endpoint defaults to
+the address the running relay listens on.
 ``bond``/``unbond`` move relay stake on the currency chain under the same key
 (the default stake reference of a listing).
 
@@ -118,7 +119,13 @@ def _committed(api: _Api, key: SigningKey, kind: str, body: dict[str, Any], fee:
 
 
 def _ensure_identity(api: _Api, key: SigningKey) -> bytes:
-    """The operator's identity id, registered on the chat chain first if need be."""
+    """The operator's identity id, its registration submitted first if the chain lacks it.
+
+    The registration is not waited for: the listing signed next takes the
+    following nonce, so both commit together, in order (one block's wait, not
+    two); if the registration fails on chain, so does the listing, and
+    :func:`_committed` reports it.
+    """
     public = key.public_key.to_bytes()
     identity = bytes(IdentityId.derive(public))
     if _record(api, f"/v1/chain/identities/{identity.hex()}", b"id/" + identity) is not None:
@@ -127,7 +134,8 @@ def _ensure_identity(api: _Api, key: SigningKey) -> bytes:
     bits = int(meta["params"]["pow_bits"]) if isinstance(meta, dict) else 20
     err_console.print(f"registering the operator identity ({bits} bits of proof of work)")
     work = solve_pow(api.chain_id, public, bits)
-    _committed(api, key, "register_identity", {"pow": work, "doc": bytes(32)}, 0)
+    body = {"pow": work, "doc": bytes(32)}
+    _send(api, _signed_with(api, key, "register_identity", body, 0), False)
     return identity
 
 
