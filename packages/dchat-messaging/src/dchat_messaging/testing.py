@@ -50,6 +50,7 @@ class StoredMessage:
     stored_at: float
     seq: int = 0
     order: int | None = None
+    read_at: float | None = None
 
     @property
     def peer_id(self) -> str:
@@ -226,3 +227,18 @@ class MemoryMessageStore:
 
     def delete_message(self, message_id: bytes) -> bool:
         return self.messages.pop(message_id, None) is not None
+
+    def get_message(self, message_id: bytes) -> StoredMessage | None:
+        return self.messages.get(message_id)
+
+    def mark_read(self, message_id: bytes, read_at: float) -> bool:
+        found = self.messages.get(message_id)
+        if found is None:
+            raise KeyError(f"message {message_id.hex()} is not stored")
+        if found.read_at is not None:
+            return False
+        self.messages[message_id] = replace(found, read_at=read_at)
+        return True
+
+    def remove_contact(self, identity_id: str) -> bool:
+        return self.contacts.pop(identity_id, None) is not None
