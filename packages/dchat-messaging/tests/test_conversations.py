@@ -92,7 +92,7 @@ def test_texts_are_marked_delivered_then_read(pair: tuple[Node, Node]) -> None:
     deliver(alice, bob)
     assert alice.row(ids[0])["delivered"] is False
     updates = deliver(bob, alice)  # one delivery receipt for the batch
-    assert [u.kind for u in updates] == ["delivered"]  # type: ignore[attr-defined]
+    assert [(u.kind, u.detail) for u in updates] == [("receipt", {"read": False})]  # type: ignore[attr-defined]
     assert [alice.row(i)["delivered"] for i in ids] == [True] * 3
     assert [alice.row(i)["read"] for i in ids] == [False] * 3
     read, _ = bob.agent.converse.read("alice", now=T0 + 5)
@@ -100,6 +100,8 @@ def test_texts_are_marked_delivered_then_read(pair: tuple[Node, Node]) -> None:
     assert [bob.row(i)["read"] for i in ids] == [True] * 3
     deliver(bob, alice)
     assert [alice.row(i)["read"] for i in ids] == [True] * 3
+    logged = [(kind, data["read"]) for kind, data, _ in alice.store.events]
+    assert logged == [("receipt", False), ("receipt", True)]  # for the event stream
     assert bob.agent.converse.read("alice", now=T0 + 6)[0] == []  # nothing unread: no receipt
     assert bob.outgoing() == []
 

@@ -121,6 +121,9 @@ class ContactStore(Protocol):
         ...
 
     def remove_contact(self, identity_id: str) -> bool: ...
+    def log_event(self, kind: str, data: dict[str, object], now: float) -> None:
+        """Append an event for the user's clients (in the open transaction)."""
+        ...
 
 
 class UserStore(MessageStore, ContactStore, Protocol):

@@ -142,9 +142,14 @@ _NOTE_FIELDS: Final = ("re", "fwd", "ed", "rx", "d", "r")
 class ConversationUpdate:
     """What an applied control changed, for the shell's event stream.
 
-    ``kind`` is ``delivered``, ``read``, ``edit``, ``delete``, ``reaction``
-    or ``typing``; ``ids`` the texts it touched; ``by`` who did it.
+    ``kind`` is ``receipt``, ``edit``, ``delete``, ``reaction`` or ``typing``
+    (the event's kind in the node's event log); ``ids`` the texts it touched;
+    ``by`` who did it; ``detail`` the rest (``read``; ``text``; ``emoji``, ``on``).
     """
+
+    def event(self) -> dict[str, object]:
+        """The event log's data of this update."""
+        return {"peer": self.peer, "by": self.by, "ids": list(self.ids), **self.detail}
 
     kind: str
     peer: str
@@ -267,7 +272,7 @@ class Conversations:
             done.append(str(mid))
         if not done:
             return None
-        return ConversationUpdate("read" if receipt.read else "delivered", peer, by, tuple(done))
+        return ConversationUpdate("receipt", peer, by, tuple(done), {"read": receipt.read})
 
     def _in_conversation(self, target: MessageId, peer: str) -> MessageEntry:
         entry = self._store.get_message(bytes(target))

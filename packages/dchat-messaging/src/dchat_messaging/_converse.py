@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from ._content import Content
 from ._conversation import RECEIPT_KIND
 from ._errors import RequestError
 
@@ -25,9 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from dchat_core import MessageId
+    from dchat_identity import ContactCard, Identity
 
     from ._contacts import ContactBook
-    from ._content import Content
     from ._conversations import Conversations
     from ._devices import DeviceAddress
     from ._local import LocalEngines
@@ -71,6 +72,48 @@ class ConversationActions:
             card = self.contacts.find(peer)
             content = make(str(card.identity_id))
             return content.message_id, self._send_as(card, content, now=now)
+
+    def send_text(
+        self,
+        peer: str,
+        text: str,
+        *,
+        now: float,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> tuple[MessageId, list[DeviceAddress]]:
+        """Send ``text`` to the contact ``peer`` (as ``sender``, default our identity)."""
+        content = Content.text_message(text, now_ms=int(now * 1000))
+        with self._store.transaction():  # one trip for the lookup and the send
+            card = self.contacts.find(peer)
+            return self.send_content(card, content, now=now, sender=sender, sender_card=sender_card)
+
+    def send_control(
+        self,
+        card: ContactCard,
+        kind: str,
+        data: bytes,
+        *,
+        now: float,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> tuple[MessageId, list[DeviceAddress]]:
+        """Send a control payload to ``card`` (as ``sender``, default our identity)."""
+        content = Content.control(kind, data, now_ms=int(now * 1000))
+        return self.send_content(card, content, now=now, sender=sender, sender_card=sender_card)
+
+    def send_content(
+        self,
+        card: ContactCard,
+        content: Content,
+        *,
+        now: float,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> tuple[MessageId, list[DeviceAddress]]:
+        """Fan ``content`` out to every device of ``card``'s identity (``send_as``)."""
+        waiting = self._send_as(card, content, now=now, sender=sender, sender_card=sender_card)
+        return content.message_id, waiting
 
     def edit(
         self, peer: str, target: MessageId, text: str, *, now: float

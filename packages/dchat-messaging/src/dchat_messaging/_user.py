@@ -332,6 +332,8 @@ class UserMessaging:
         try:
             with self._store.transaction():  # a refusal undoes only this control
                 update = self.conversations.apply(event, now=now)
+                if update is not None:  # in the event log with the change it reports
+                    self._store.log_event(update.kind, update.event(), now)
         except ConversationError as exc:
             self.stats.refuse(f"ConversationError.{exc.code}")
             return []

@@ -86,6 +86,7 @@ class MemoryMessageStore:
         self.messages: dict[bytes, StoredMessage] = {}
         self.outbox: dict[bytes, MemoryOutboxEntry] = {}
         self.contacts: dict[str, MemoryContact] = {}  # by identity id
+        self.events: list[tuple[str, dict[str, object], float]] = []
         self._seq = 0
         self.commits = 0
         self._depth = 0
@@ -99,13 +100,14 @@ class MemoryMessageStore:
             dict(self.outbox),
             dict(self.contacts),
             self._seq,
+            list(self.events),
         )
         self._depth += 1
         self._undos.append([])
         try:
             yield
         except BaseException:
-            self.state, self.messages, self.outbox, self.contacts, self._seq = saved
+            self.state, self.messages, self.outbox, self.contacts, self._seq, self.events = saved
             for undo in reversed(self._undos[-1]):
                 undo()
             raise
@@ -242,3 +244,6 @@ class MemoryMessageStore:
 
     def remove_contact(self, identity_id: str) -> bool:
         return self.contacts.pop(identity_id, None) is not None
+
+    def log_event(self, kind: str, data: dict[str, object], now: float) -> None:
+        self.events.append((kind, data, now))

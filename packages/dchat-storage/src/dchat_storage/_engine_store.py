@@ -121,3 +121,6 @@ class EngineStore:
 
     def remove_contact(self, identity_id: str) -> bool:
         return self._db.contacts.remove(identity_id)
+
+    def log_event(self, kind: str, data: dict[str, object], now: float) -> None:
+        self._db.events.append(kind, data, now)
