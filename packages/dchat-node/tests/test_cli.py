@@ -37,7 +37,7 @@ def test_init_contact_send_inbox(
     assert "queued dcmsg1" in _dchat(alice, "send", "bob", "hello from the command line")
 
     def bob_has_it() -> bool:
-        inbox = json.loads(_dchat(bob, "inbox", "--json"))
+        inbox = json.loads(_dchat(bob, "inbox", "--messages", "--json"))
         return [m["text"] for m in inbox] == ["hello from the command line"]
 
     wait_until(bob_has_it)

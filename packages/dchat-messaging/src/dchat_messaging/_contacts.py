@@ -20,6 +20,9 @@ worker, and reads no clock:
   :meth:`ContactBook.add_card_source`.
 * **replacing**: a contact whose key rotated (a recovery) keeps its name and
   gets the new card.
+* **removing and renaming** (:meth:`ContactBook.remove`, :meth:`ContactBook.rename`):
+  a removed contact's stored messages stay; its next message arrives as a
+  message request. A rename keeps the card and gives a new unique name.
 * **messages**: listing resolves a peer given by name, and names each
   message's peer; deleting a conversation removes every message with a peer.
 
@@ -229,6 +232,38 @@ class ContactBook:
         """Give the contact ``old`` a new card (its key rotated); None if unknown."""
         self._directory.add_card(card)
         return self._store.replace_contact(str(old), str(card.identity_id), card.to_bytes())
+
+    def remove(self, name: str) -> ContactEntry:
+        """Forget the contact ``name`` (its messages stay); returns what was stored.
+
+        Raises:
+            RequestError: ``unknown_contact``.
+        """
+        with self._store.transaction():
+            entry = self._store.contact_named(name)
+            if entry is None:
+                raise _unknown(name)
+            self._store.remove_contact(entry.identity_id)
+            if self.is_quiet(entry.identity_id):
+                self._quiet.discard(entry.identity_id)
+                self._store.put_state(
+                    QUIET_KEY, canonical_encode(sorted(i.encode() for i in self._quiet))
+                )
+        return entry
+
+    def rename(self, name: str, new_name: str, *, now: float) -> ContactEntry:
+        """Give the contact ``name`` the unique name ``new_name`` (same card).
+
+        Raises:
+            RequestError: ``unknown_contact``; the store's duplicate error if
+                ``new_name`` is taken.
+        """
+        with self._store.transaction():
+            entry = self._store.contact_named(name)
+            if entry is None:
+                raise _unknown(name)
+            self._store.remove_contact(entry.identity_id)
+            return self._store.add_contact(new_name, entry.identity_id, entry.card, now)
 
     # -- finding ---------------------------------------------------------------------
 

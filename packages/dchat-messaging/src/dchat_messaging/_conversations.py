@@ -69,7 +69,7 @@ from ._conversation import (
 from ._errors import ConversationError, RequestError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from ._contacts import MessageEntry, UserStore
     from ._events import MessageReceived
@@ -386,6 +386,35 @@ class Conversations:
         """The text shown for ``entry``: its latest edit, or its body."""
         note = self.note(entry.message_id)
         return note.edits[-1][1] if note is not None and note.edits else entry.body
+
+    def inbox(self, listed: Iterable[tuple[MessageEntry, str | None]]) -> list[dict[str, object]]:
+        """One line per conversation of ``listed`` (messages with their peer's name), the
+        most recent first: ``{"peer_id", "peer_name", "messages", "unread", "last_at",
+        "last_direction", "last_text"}`` (``last_at``: the sender's time of the latest)."""
+        names: dict[str, str | None] = {}
+        counts: dict[str, list[int]] = {}  # peer: [messages, unread]
+        latest: dict[str, MessageEntry] = {}
+        for entry, name in listed:
+            names[entry.peer_id] = name
+            count = counts.setdefault(entry.peer_id, [0, 0])
+            count[0] += 1
+            count[1] += entry.direction == "in" and entry.read_at is None
+            last = latest.get(entry.peer_id)
+            if last is None or (entry.stored_at, entry.sent_at) >= (last.stored_at, last.sent_at):
+                latest[entry.peer_id] = entry
+        order = sorted(latest, key=lambda p: (latest[p].stored_at, latest[p].sent_at), reverse=True)
+        return [
+            {
+                "peer_id": peer,
+                "peer_name": names[peer],
+                "messages": counts[peer][0],
+                "unread": counts[peer][1],
+                "last_at": latest[peer].sent_at,
+                "last_direction": latest[peer].direction,
+                "last_text": self.text_of(latest[peer]),
+            }
+            for peer in order
+        ]
 
     def row(self, entry: MessageEntry) -> dict[str, object]:
         """What a conversation view shows of one text (besides the stored fields)."""
