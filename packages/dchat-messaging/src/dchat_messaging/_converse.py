@@ -16,10 +16,10 @@ agree on what was read and the peer learns nothing.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ._content import Content
-from ._conversation import RECEIPT_KIND
 from ._errors import RequestError
 
 if TYPE_CHECKING:
@@ -174,12 +174,11 @@ class ConversationActions:
             if not ids or main is None:
                 return ids, waiting
             tell_peer = self.conversations.settings()["read_receipts"]
+            own = self.engines.own_devices(main)
             for receipt in self.conversations.receipts(ids, read=True, now=now):
                 if tell_peer:
                     waiting += self.engines.send_as(card, receipt, now=now)
-                else:
-                    sent = self.engines.send_to_own_devices(
-                        main, RECEIPT_KIND, receipt.data, now=now
-                    )
-                    waiting += sent or []
+                elif own:  # as a sent copy: it names the conversation (``peer``)
+                    copy = replace(receipt, peer=card.identity_id)
+                    waiting += main.send(copy, own, now=now, record=False)
             return ids, waiting
