@@ -160,8 +160,10 @@ class ConversationActions:
             content = self.conversations.typing(on, now=now)
             if content is None:
                 return False, []
-            card = self.contacts.find(peer)
-            return True, self.engines.send_as(card, content, now=now)
+            card, main = self.contacts.find(peer), self.engines.main()
+            if main is None:
+                return False, []
+            return True, self.engines.send(main, card, content, now=now, copies=False)
 
     def read(self, peer: str, *, now: float) -> tuple[list[MessageId], list[DeviceAddress]]:
         """Mark ``peer``'s texts read; a read receipt goes to them (if we send read
