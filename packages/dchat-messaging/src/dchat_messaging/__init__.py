@@ -24,6 +24,7 @@ from ._engine import MessagingEngine as MessagingEngine
 from ._envelope import SealedEnvelope as SealedEnvelope
 from ._errors import BundleRejectedError as BundleRejectedError
 from ._errors import ContentError as ContentError
+from ._errors import ConversationError as ConversationError
 from ._errors import DchatMessagingError as DchatMessagingError
 from ._errors import EngineStateError as EngineStateError
 from ._errors import EnvelopeRejectedError as EnvelopeRejectedError
@@ -48,6 +49,7 @@ __all__ = (
     "BundleRejectedError",
     "Content",
     "ContentError",
+    "ConversationError",
     "DchatMessagingError",
     "DeviceAddress",
     "DeviceDirectory",

@@ -8,7 +8,8 @@ Inside a ratchet message (see :mod:`._wire`) the sender writes the padded
      ["card": the sender's contact card],
      ["doc": the sender's identity document],
      ["peer": identity id(32)],
-     ["seq": n, "lc": n]}
+     ["seq": n, "lc": n],
+     ["re": message id(16)], ["fwd": 1]}
 
 ``card`` travels in the first message of each session, so a recipient who
 does not know the sender yet can answer (a message request); ``doc`` (the
@@ -21,7 +22,10 @@ carries its place in the conversation: ``seq`` counts the sending device's
 text messages in this conversation (1, 2, ...; a receiver that sees 5 after 3
 knows 4 is missing) and ``lc`` is a Lamport clock of the conversation (one
 more than the highest it had sent or seen), by which every device shows the
-conversation in the same order, whatever order envelopes arrived in. There is no
+conversation in the same order, whatever order envelopes arrived in. A text may
+also quote another message of the conversation (``re``, a reply) or be marked
+forwarded (``fwd``, nothing more: no link to where it came from); see
+:mod:`._conversation` for the control kinds around texts. There is no
 signature: the session authenticates the sender to the recipient and to no
 one else (see ``docs/rationale.md``, "Deniable messages").
 """
@@ -51,7 +55,9 @@ __all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
 MAX_TEXT: Final = 16_000
 MAX_CONTROL: Final = 48_000
 _KIND: Final = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
-_FIELDS: Final = frozenset({"v", "mid", "ts", "body", "card", "doc", "peer", "seq", "lc"})
+_FIELDS: Final = frozenset(
+    {"v", "mid", "ts", "body", "card", "doc", "peer", "seq", "lc", "re", "fwd"}
+)
 MAX_DOCUMENT: Final = 48_000
 _TEXT: Final = frozenset({"t", "text"})
 _CONTROL: Final = frozenset({"t", "kind", "data"})
@@ -86,6 +92,8 @@ class Content:
         seq: A text message's number among its sending device's texts in the
             conversation (from 1), if it carries one.
         lamport: A text message's Lamport clock in the conversation, if it carries one.
+        reply_to: The message a text quotes (a reply), if any.
+        forwarded: The text is a forwarded copy.
     """
 
     message_id: MessageId
@@ -98,6 +106,8 @@ class Content:
     document: bytes | None = None
     seq: int | None = None
     lamport: int | None = None
+    reply_to: MessageId | None = None
+    forwarded: bool = False
 
     @classmethod
     def text_message(
@@ -151,6 +161,10 @@ class Content:
             value["peer"] = bytes(self.peer)
         if self.seq is not None and self.lamport is not None:
             value["seq"], value["lc"] = self.seq, self.lamport
+        if self.reply_to is not None:
+            value["re"] = bytes(self.reply_to)
+        if self.forwarded:
+            value["fwd"] = 1
         try:
             return pad(canonical_encode(value))
         except PaddingTooLargeError:
@@ -180,6 +194,10 @@ class Content:
                     fields.get_int("seq", lo=1, hi=_MAX_TS),
                     fields.get_int("lc", hi=_MAX_TS),
                 )
+            reply_to = None
+            if fields.has("re"):
+                reply_to = MessageId(fields.get_bytes("re", size=MessageId.SIZE))
+            forwarded = fields.has("fwd") and fields.get_int("fwd", lo=1, hi=1) == 1
             return cls(
                 MessageId(fields.get_bytes("mid", size=MessageId.SIZE)),
                 fields.get_int("ts", hi=_MAX_TS),
@@ -191,6 +209,8 @@ class Content:
                 doc,
                 seq,
                 lamport,
+                reply_to,
+                forwarded,
             )
         except (DecodeError, PaddingError, InvalidCardError, ValueError):
             raise EnvelopeRejectedError from None

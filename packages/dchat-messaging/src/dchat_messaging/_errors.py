@@ -8,6 +8,9 @@
     │                                                   decryption, session, recipient, content)
     ├── BundleRejectedError(PeerError, ValueError)      a prekey bundle is forged, expired,
     │                                                   or not the device's
+    ├── ConversationError(PeerError, ValueError)        a receipt, edit, delete or reaction is
+    │                                                   refused (``code``: malformed,
+    │                                                   unknown_message, not_author)
     ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
     ├── EngineStateError(CallerError)                   the engine's stored state is unusable
     └── RequestError(CallerError)                       a message-request, block-list or contact
@@ -24,6 +27,7 @@ from dchat_core import CallerError, DchatError, PeerError
 __all__ = (
     "BundleRejectedError",
     "ContentError",
+    "ConversationError",
     "DchatMessagingError",
     "EngineStateError",
     "EnvelopeRejectedError",
@@ -53,6 +57,20 @@ class BundleRejectedError(DchatMessagingError, PeerError, ValueError):
 
 class ContentError(DchatMessagingError, CallerError, ValueError):
     """The message content given by the caller is invalid (e.g. too long)."""
+
+
+class ConversationError(DchatMessagingError, PeerError, ValueError):
+    """A peer's receipt, edit, delete or reaction cannot be applied; nothing was changed.
+
+    Attributes:
+        code: ``malformed`` (the payload), ``unknown_message`` (no such message
+            in that conversation), ``not_author`` (only a message's author edits
+            or deletes it).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class EngineStateError(DchatMessagingError, CallerError):

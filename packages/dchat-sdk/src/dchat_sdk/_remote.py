@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
 from ._replies import (
@@ -47,7 +48,7 @@ __all__ = (
 )
 
 
-class RemoteClient:
+class RemoteClient(ConversationCalls):
     """Synchronous client of one node's local API.
 
     Args:

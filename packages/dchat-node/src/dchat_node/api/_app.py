@@ -34,6 +34,7 @@ from dchat_storage import CursorExpiredError, DuplicateError
 from .._errors import NodeStateError
 from ._answers import ERROR_SCHEMA, ROUTING_CODES, error_of
 from ._burners import add_burner_routes
+from ._conversations import add_conversation_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
 from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
@@ -171,6 +172,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_burner_routes(app, node, auth)
     add_request_routes(app, node, auth)
     add_message_routes(app, node, auth)
+    add_conversation_routes(app, node, auth)
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     add_socket_route(app, node, feed)

@@ -29,6 +29,7 @@ from ._common import check_database_url_option, read_passphrase
 from ._common import err_console as _err
 from ._common import fail as _fail
 from ._common import guard as _guard
+from ._conversations import inbox_table, register_conversation_commands
 from ._guardians import guardian_app
 from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
@@ -275,6 +276,7 @@ def contact_list(ctx: typer.Context) -> None:
 register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 register_request_commands(app)
 register_watch_command(app)
+register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
 
 
 @app.command("send")
@@ -297,13 +299,27 @@ def send(
 @app.command("inbox")
 def inbox(
     ctx: typer.Context,
-    peer: Annotated[str | None, typer.Option(help="only this contact")] = None,
+    messages: Annotated[
+        bool, typer.Option("--messages", help="list stored messages instead of conversations")
+    ] = False,
+    peer: Annotated[str | None, typer.Option(help="messages: only this contact")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     after: Annotated[int | None, typer.Option(min=0, help="page: stored after this cursor")] = None,
     before: Annotated[int | None, typer.Option(min=0, help="page: stored before it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show stored messages, oldest first (the newest, or a page by cursor)."""
+    """Conversations, the most recent first, with unread counts and last message time.
+
+    ``--messages`` (or ``--peer``, ``--after``, ``--before``) lists stored
+    messages instead, oldest first; ``dchat show PEER`` shows one conversation.
+    """
+    if not (messages or peer is not None or after is not None or before is not None):
+        lines = _with_client(ctx, lambda c: c.conversations())
+        if as_json:
+            _out.print_json(json.dumps(lines))
+        else:
+            _out.print(inbox_table(lines))
+        return
     page = _with_client(ctx, lambda c: c.message_page(peer, limit, after=after, before=before))
     if as_json:
         _out.print_json(json.dumps([_as_dict(m) for m in page.messages]))
