@@ -24,7 +24,9 @@ relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
-:class:`ConnectionGate`, and UPnP IGD port mapping for relays behind a router
+:class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...)
+and their trio transfers (:func:`upload_blob`, :func:`download_blob`), and UPnP
+IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
 """
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 from dchat_core import RelayAddress as RelayAddress
 
+from ._blob_transfer import download_blob as download_blob
+from ._blob_transfer import upload_blob as upload_blob
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
 from ._errors import UpnpError as UpnpError
@@ -95,6 +99,12 @@ from ._relay import RelayTokenSet as RelayTokenSet
 from ._relay import RelayTokensHeld as RelayTokensHeld
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
+from ._relay_blob_wire import MAX_BLOB_PIECE as MAX_BLOB_PIECE
+from ._relay_blob_wire import BlobAt as BlobAt
+from ._relay_blob_wire import BlobData as BlobData
+from ._relay_blob_wire import BlobGet as BlobGet
+from ._relay_blob_wire import BlobOpen as BlobOpen
+from ._relay_blob_wire import BlobPut as BlobPut
 from ._relay_limits import DeliveredSet as DeliveredSet
 from ._relay_limits import PutBudget as PutBudget
 from ._relay_limits import RelayGuard as RelayGuard
@@ -106,6 +116,11 @@ from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
     "AuditAnswer",
+    "BlobAt",
+    "BlobData",
+    "BlobGet",
+    "BlobOpen",
+    "BlobPut",
     "ConnectionGate",
     "DeliveredSet",
     "DeliveryReceipt",
@@ -118,6 +133,7 @@ __all__ = (
     "LinkStateError",
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
+    "MAX_BLOB_PIECE",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
@@ -168,6 +184,7 @@ __all__ = (
     "check_audit",
     "check_probe_answer",
     "decode_relay_message",
+    "download_blob",
     "encode_relay_message",
     "merkle_path",
     "merkle_root",
@@ -175,5 +192,6 @@ __all__ = (
     "probe_once",
     "solve_pow",
     "token_hash",
+    "upload_blob",
     "verify_merkle_path",
 )
