@@ -14,7 +14,8 @@ upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
 :func:`is_postgres_target` (whether an :func:`open_database` target names PostgreSQL),
 and :func:`write_private` (a file replaced atomically and durably, mode 0600) with
 its reader :func:`read_private` (bounded in size), and a relay's blob store
-(:class:`RelayBlobStore`: sealed attachment files beside the mailboxes).
+(:class:`RelayBlobStore`: sealed attachment files beside the mailboxes), and
+the upload type rules (:func:`check_type`, :func:`normalize_type`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from ._relay_blobs import blob_hasher as blob_hasher
 from ._sealing import StorageKey as StorageKey
 from ._settings import DeviceRepo as DeviceRepo
 from ._settings import SettingsRepo as SettingsRepo
+from ._uploads import check_type as check_type
+from ._uploads import normalize_type as normalize_type
 
 __all__ = (
     "AttachmentRepo",
@@ -82,7 +85,9 @@ __all__ = (
     "TransactionDoomedError",
     "UploadTooLargeError",
     "blob_hasher",
+    "check_type",
     "is_postgres_target",
+    "normalize_type",
     "read_private",
     "write_private",
 )
