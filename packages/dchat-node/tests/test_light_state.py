@@ -17,10 +17,13 @@ from dchat_chain.lowlevel import (
     LightStateError,
     MerkleTree,
     StaleAnswerError,
+    WalletLightReader,
     encode_light_state,
 )
+from dchat_chain.lowlevel import light_state_path as state_path
+from dchat_chain.lowlevel import read_light_state as read_state
+from dchat_chain.lowlevel import write_light_state as write_state
 from dchat_crypto import BlsSecretKey, SigningKey
-from dchat_node.wallet._light import WalletLightReader, read_state, state_path, write_state
 
 
 def _set() -> ValidatorSet:

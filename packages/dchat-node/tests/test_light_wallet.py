@@ -30,12 +30,12 @@ from typer.testing import CliRunner
 
 from dchat_chain import CommitCertificate
 from dchat_chain.lowlevel import NetPlan
+from dchat_chain.lowlevel import read_light_state as read_state
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess
 from dchat_node.cli import app
 from dchat_node.cli._testnet import init_testnet
-from dchat_node.wallet._light import read_state
 from dchat_testing import running_validators, wait_until
 
 pytestmark = pytest.mark.slow

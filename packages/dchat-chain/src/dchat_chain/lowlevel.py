@@ -23,6 +23,8 @@ application of its own, a simulation or a test harness.
   ``headers_page``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
   ``LightRead``, ``genesis_anchor``, ``parse_headers``, ``parse_proof``,
   ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``
+  (and ``WalletLightReader`` with ``light_state_path``, ``read_light_state``,
+  ``write_light_state``: the reader over a fetch callback, kept in a file)
 - the validator driver (engine, timers, pacing, block sync, gossip around one
   validator, sans-IO) and its effects and peer wire: ``ValidatorDriver``,
   ``DriverEffect``, ``SaveCheckpoint``, ``StoreBlock``, ``StoreSynced``,
@@ -140,6 +142,10 @@ from ._light import UntrustedValidatorsError as UntrustedValidatorsError
 from ._light import UnverifiedHeaderError as UnverifiedHeaderError
 from ._light_answers import parse_headers as parse_headers
 from ._light_answers import parse_proof as parse_proof
+from ._light_file import WalletLightReader as WalletLightReader
+from ._light_file import light_state_path as light_state_path
+from ._light_file import read_light_state as read_light_state
+from ._light_file import write_light_state as write_light_state
 from ._light_reader import LightRead as LightRead
 from ._light_reader import LightReader as LightReader
 from ._light_reader import genesis_anchor as genesis_anchor
@@ -331,6 +337,7 @@ __all__ = (
     "ValidatorUpdate",
     "Vote",
     "VoteKind",
+    "WalletLightReader",
     "WrongChainError",
     "account_key",
     "answer_fields",
@@ -363,6 +370,7 @@ __all__ = (
     "handle_work_bits",
     "headers_page",
     "light_state_name",
+    "light_state_path",
     "load_snapshot",
     "normalize_handle",
     "operator_groups",
@@ -370,6 +378,7 @@ __all__ = (
     "parse_proof",
     "payment_channel_id",
     "plan_testnet",
+    "read_light_state",
     "relay_bond_key",
     "relay_directory",
     "relay_listing_key",
@@ -390,4 +399,5 @@ __all__ = (
     "validator_id_of",
     "verify_proof",
     "verify_tx_inclusion",
+    "write_light_state",
 )

@@ -10,8 +10,10 @@ under way, renamed to ``<id>.blob`` once complete and verified. So:
 * an upload is *resumable*: :meth:`RelayBlobStore.begin` answers how many
   bytes are held, and :meth:`RelayBlobStore.write` takes bytes only at exactly
   that offset (a piece lost in transit is simply sent again);
-* an upload is *verified*: when the last byte arrives the data is re-read in
-  chunks and hashed; a mismatch deletes it (nothing half-true is ever served);
+* an upload is *verified*: its bytes are hashed as they arrive (after a
+  restart, the held prefix is re-read once), and when the last one arrives
+  the hash must be the id; a mismatch deletes it (nothing half-true is ever
+  served);
 * nothing is held in memory beyond one piece (at most :data:`MAX_PIECE`);
 * quotas are counted at :meth:`begin`, from the declared size: a mailbox's
   blobs, complete or partial, stay under ``mailbox_quota`` and all of them
@@ -114,6 +116,7 @@ class RelayBlobStore:
         self._dir = Path(directory)
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._index: dict[bytes, BlobState] = {}
+        self._hashers: dict[bytes, Any] = {}  # running hashes of uploads under way
         self._swept = float("-inf")
         self._load()
 
@@ -186,6 +189,11 @@ class RelayBlobStore:
         if not 0 < len(data) <= MAX_PIECE or offset + len(data) > state.size:
             raise InvalidArgumentError("a piece is 1 to 512 KiB, within the declared size")
         path = self._path(blob_id, ".part")
+        hasher = self._hashers.pop(blob_id, None)
+        if hasher is None:  # first piece, or the relay restarted: hash what is held
+            hasher = blob_hasher()
+            for chunk in self._chunks(path, 0, offset):
+                hasher.update(chunk)
         with path.open("r+b") as file:
             file.seek(offset)
             file.write(data)
@@ -193,17 +201,17 @@ class RelayBlobStore:
             if offset + len(data) == state.size:
                 file.flush()
                 os.fsync(file.fileno())
+        hasher.update(data)
         state = replace(state, held=offset + len(data), touched=now)
         self._index[blob_id] = state
         if state.held == state.size:
-            self._complete(blob_id, state, now)
+            self._complete(blob_id, state, hasher.digest(), now)
+        else:
+            self._hashers[blob_id] = hasher
         return state.held
 
-    def _complete(self, blob_id: bytes, state: BlobState, now: float) -> None:
-        hasher = blob_hasher()
-        for chunk in self._chunks(self._path(blob_id, ".part"), 0, state.size):
-            hasher.update(chunk)
-        if hasher.digest() != blob_id:
+    def _complete(self, blob_id: bytes, state: BlobState, digest: bytes, now: float) -> None:
+        if digest != blob_id:
             self._remove(blob_id)
             raise BlobHashMismatchError("the blob's bytes do not hash to its id")
         done = replace(state, done=True, touched=now)
@@ -273,6 +281,7 @@ class RelayBlobStore:
 
     def _remove(self, blob_id: bytes) -> None:
         self._index.pop(blob_id, None)
+        self._hashers.pop(blob_id, None)
         for suffix in (".part", ".blob", ".json"):
             with contextlib.suppress(FileNotFoundError):
                 self._path(blob_id, suffix).unlink()

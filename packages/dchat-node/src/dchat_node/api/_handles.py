@@ -41,11 +41,12 @@ from dchat_chain.lowlevel import (
     light_state_name,
     normalize_handle,
 )
+from dchat_chain.lowlevel import light_state_path as state_path
+from dchat_chain.lowlevel import write_light_state as write_state
 from dchat_identity import ContactCard
 
 from .._errors import NodeStateError
 from ..validator._keys import VALIDATOR_GENESIS
-from ..wallet._light import state_path, write_state
 from ._roles import user_role
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ import typer
 from rich.console import Console
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import NetPlan, account_key, genesis_anchor
+from dchat_chain.lowlevel import NetPlan, WalletLightReader, account_key, genesis_anchor
+from dchat_chain.lowlevel import light_state_path as state_path
 from dchat_core import DchatError
 from dchat_crypto import KdfParams, SigningKey
 
@@ -34,7 +35,6 @@ from ..validator._keys import (
     load_validator_keys,
     load_wallet,
 )
-from ..wallet._light import WalletLightReader, state_path
 from ._common import err_console, read_passphrase
 from ._common import fail as _fail
 from ._testnet import init_testnet

@@ -42,16 +42,17 @@ from dchat_chain.lowlevel import (
     DirectoryRead,
     HomeRelays,
     RelayDiscovery,
+    WalletLightReader,
     choose_home_relays,
     genesis_anchor,
 )
+from dchat_chain.lowlevel import light_state_path as state_path
 from dchat_core import DchatError
 from dchat_storage.lowlevel import write_private
 
 from .._errors import DchatNodeError
 from ..api._relay import HOME_RELAYS_FILE
 from ..config import NodeConfig, load_config
-from ..wallet._light import WalletLightReader, state_path
 from ._common import err_console
 from ._common import fail as _fail
 from ._common import guard as _guard
