@@ -204,13 +204,14 @@ class MessagingEngine:
         return record
 
     def _keep_attachment(self, content: Content) -> None:
-        """Keep a message's attachment descriptor with it, pending (the caller's transaction).
+        """Keep a message's attachment descriptor with it (the caller's transaction).
 
-        A sending node marks its own stored once it names the local copy; the
-        engine does not know it.
+        A file is pending (a sending node marks its own stored once it names
+        the local copy, which the engine does not know); a location is complete.
         """
-        assert content.attachment is not None
-        entry = AttachmentEntry(content.attachment)
+        attachment = content.attachment
+        assert attachment is not None
+        entry = AttachmentEntry(attachment, "stored" if attachment.is_location else "pending")
         AttachmentBook(self._store).put(bytes(content.message_id), entry)
 
     def _save_session(self, device_id: bytes, record: SessionRecord) -> None:

@@ -10,21 +10,64 @@ the caller keeps what it got (e.g. in a partial file) and passes its length
 as ``offset`` to resume. Neither holds more than one piece in memory. Every
 relay refusal raises :class:`RelayProtocolError` (its code in the message),
 a full relay :class:`RelayBusyError` (``disk``).
+
+:func:`push_blob` and :func:`fetch_blob_file` dial the relay for one transfer
+each: an upload over a link proving ``node_key`` (the mailbox that pays for
+the blob), a download over an unlinkable link into a file that is appended
+to from its current length (a killed download resumes).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._errors import RelayProtocolError
+import trio
+
+from ._errors import RelayBusyError, RelayProtocolError
 from ._relay_blob_wire import MAX_BLOB_PIECE
+from ._session import relay_session
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+    from pathlib import Path
+
+    from dchat_core import RelayAddress
+    from dchat_crypto import SigningKey
 
     from ._session import RelaySession
 
-__all__ = ("download_blob", "upload_blob")
+__all__ = ("download_blob", "fetch_blob_file", "push_blob", "upload_blob")
+
+
+async def push_blob(
+    relay: RelayAddress,
+    node_key: SigningKey,
+    blob_id: bytes,
+    size: int,
+    source: Callable[[int], AsyncIterator[bytes]],
+) -> int:
+    """:func:`upload_blob` over a fresh link to ``relay`` proving ``node_key``."""
+    async with relay_session(
+        relay.host, relay.port, node_key=node_key, expected_peer=relay.node
+    ) as session:
+        return await upload_blob(session, blob_id, size, source)
+
+
+async def fetch_blob_file(relay: RelayAddress, blob_id: bytes, size: int, path: Path) -> None:
+    """Download the blob into ``path`` (made 0600), resuming from the bytes it holds."""
+    part = trio.Path(path)
+    await part.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    start = (await part.stat()).st_size if await part.exists() else 0
+    async with (
+        relay_session(relay.host, relay.port, expected_peer=relay.node) as session,
+        await trio.open_file(part, "ab") as out,
+    ):
+        await part.chmod(0o600)
+
+        async def sink(data: bytes) -> None:
+            await out.write(data)
+
+        await download_blob(session, blob_id, start, sink, expected_size=size)
 
 
 async def upload_blob(
@@ -32,9 +75,33 @@ async def upload_blob(
     blob_id: bytes,
     size: int,
     source: Callable[[int], AsyncIterator[bytes]],
+    *,
+    max_waits: int = 64,
 ) -> int:
-    """Make the relay hold all ``size`` bytes of the blob; returns the bytes this call sent."""
-    held = start = await session.blob_open(blob_id, size)
+    """Make the relay hold all ``size`` bytes of the blob; returns the bytes this call sent.
+
+    A ``busy`` (``rate``) answer is waited out (its retry-after, at most
+    ``max_waits`` times), then the upload goes on from what the relay holds.
+    """
+    start = held = await session.blob_open(blob_id, size)
+    for _ in range(max_waits):
+        try:
+            held = await _send_rest(session, blob_id, held, source)
+        except RelayBusyError as exc:
+            if exc.reason != "rate":
+                raise
+            await trio.sleep(exc.retry_after)
+            held = await session.blob_open(blob_id, size)
+            continue
+        if held != size:
+            raise RelayProtocolError(f"the blob source gave {held} of {size} bytes")
+        return held - start
+    raise RelayBusyError("rate", 0.0)
+
+
+async def _send_rest(
+    session: RelaySession, blob_id: bytes, held: int, source: Callable[[int], AsyncIterator[bytes]]
+) -> int:
     pending = bytearray()
     async for data in source(held):
         pending += data
@@ -43,9 +110,7 @@ async def upload_blob(
             del pending[:MAX_BLOB_PIECE]
     if pending:
         held = await _put(session, blob_id, held, bytes(pending))
-    if held != size:
-        raise RelayProtocolError(f"the blob source gave {held} of {size} bytes")
-    return held - start
+    return held
 
 
 async def _put(session: RelaySession, blob_id: bytes, offset: int, piece: bytes) -> int:

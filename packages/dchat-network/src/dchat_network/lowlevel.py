@@ -25,7 +25,8 @@ relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
 :class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...)
-and their trio transfers (:func:`upload_blob`, :func:`download_blob`), and UPnP
+and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
+:func:`push_blob`, :func:`fetch_blob_file`), and UPnP
 IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
@@ -36,6 +37,8 @@ from __future__ import annotations
 from dchat_core import RelayAddress as RelayAddress
 
 from ._blob_transfer import download_blob as download_blob
+from ._blob_transfer import fetch_blob_file as fetch_blob_file
+from ._blob_transfer import push_blob as push_blob
 from ._blob_transfer import upload_blob as upload_blob
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
@@ -186,10 +189,12 @@ __all__ = (
     "decode_relay_message",
     "download_blob",
     "encode_relay_message",
+    "fetch_blob_file",
     "merkle_path",
     "merkle_root",
     "pow_ok",
     "probe_once",
+    "push_blob",
     "solve_pow",
     "token_hash",
     "upload_blob",

@@ -20,7 +20,7 @@ from dchat_crypto import (
     encrypt_with_passphrase,
 )
 from dchat_network.lowlevel import PortMapper
-from dchat_storage.lowlevel import write_private
+from dchat_storage.lowlevel import RelayBlobStore, write_private
 
 from .._errors import ConfigError
 from ..config import parse_hostport
@@ -55,7 +55,8 @@ class RelayRole:
     def __init__(self, config: NodeConfig, store: AsyncStore, clock: Clock) -> None:
         self.config = config
         self.store = store
-        self.service = RelayService(store, clock, config.relay_limits)
+        blobs = RelayBlobStore(config.data_dir / "blobs")  # sealed attachments, files
+        self.service = RelayService(store, clock, config.relay_limits, blobs)
         self.mapper: PortMapper | None = None
 
     async def start(self, nursery: trio.Nursery, passphrase: bytes) -> tuple[str, NodeId]:

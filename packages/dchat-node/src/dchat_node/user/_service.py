@@ -238,6 +238,17 @@ class UserService(MailDelivery):
         burner) instead of this node's identity.
         """
         content = Content.text_message(text, now_ms=int(self._clock.now() * 1000))
+        return await self.send_content(to, content, sender=sender, sender_card=sender_card)
+
+    async def send_content(
+        self,
+        to: str,
+        content: Content,
+        *,
+        sender: Identity | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> MessageId:
+        """Queue a person's message ``content`` (a text, an attachment) for the contact ``to``."""
         send = functools.partial(self.agent.send_as, sender=sender, sender_card=sender_card)
 
         def find_and_send() -> list[DeviceAddress]:  # one trip to a worker thread for both
