@@ -19,6 +19,7 @@ from dchat_network import (
     LinkClosedError,
     RelayBusyError,
     RelayError,
+    RelayLimits,
     RelayProtocolError,
     RelayServer,
     relay_session,
@@ -32,6 +33,7 @@ from dchat_network.lowlevel import (
     BlobOpen,
     BlobPut,
     RelayBusy,
+    RelayGuard,
     decode_relay_message,
     download_blob,
     encode_relay_message,
@@ -159,17 +161,21 @@ def test_a_full_relay_is_busy_and_a_relay_without_a_store_unsupported(tmp_path: 
 
 
 @asynccontextmanager
-async def relay(store: RelayBlobStore) -> AsyncIterator[tuple[str, int]]:
+async def relay(
+    store: RelayBlobStore, limits: RelayLimits | None = None
+) -> AsyncIterator[tuple[str, int]]:
     server = server_with(store)
+    guard = RelayGuard(limits) if limits else None
 
     async def handle(link: Link) -> None:
         owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
+        budget = guard.budget(link.source, trio.current_time()) if guard else None
         while True:
             try:
                 data = await link.receive()
             except LinkClosedError:
                 return
-            reply = server.handle(owner, data, trio.current_time())
+            reply = server.handle(owner, data, trio.current_time(), budget)
             await link.send(reply.data)
             if reply.close:
                 await link.aclose()
@@ -238,3 +244,21 @@ async def test_a_full_relay_says_busy_to_the_uploader(tmp_path: Path) -> None:
         async with relay(store) as (host, port), relay_session(host, port) as session:
             with pytest.raises(RelayBusyError):
                 await session.blob_open(b"i" * 32, 11)
+
+
+async def test_an_upload_over_the_links_byte_rate_waits_and_completes(tmp_path: Path) -> None:
+    # 1 MiB/s with the minimum burst: 2.5 MiB cannot go at once; the uploader waits it out.
+    limits = RelayLimits(link_bytes=1024 * 1024, burst=1.0, source_bytes=0)
+    data = os.urandom(5 * MAX_BLOB_PIECE)
+    ident = blob_id(data)
+
+    async def pieces(offset: int) -> AsyncIterator[bytes]:
+        yield data[offset:]
+
+    store = RelayBlobStore(tmp_path)
+    with trio.fail_after(WAIT):
+        async with relay(store, limits) as (host, port), relay_session(host, port) as session:
+            start = trio.current_time()
+            assert await upload_blob(session, ident, len(data), pieces) == len(data)
+            assert trio.current_time() - start > 0.5  # it did wait for the buckets
+    assert store.read(ident, 0, 10)[0] == data[:10]

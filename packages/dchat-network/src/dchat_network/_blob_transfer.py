@@ -19,6 +19,7 @@ to from its current length (a killed download resumes).
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import trio
@@ -28,7 +29,7 @@ from ._relay_blob_wire import MAX_BLOB_PIECE
 from ._session import relay_session
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable
     from pathlib import Path
 
     from dchat_core import RelayAddress
@@ -44,7 +45,7 @@ async def push_blob(
     node_key: SigningKey,
     blob_id: bytes,
     size: int,
-    source: Callable[[int], AsyncIterator[bytes]],
+    source: Callable[[int], AsyncGenerator[bytes, None]],
 ) -> int:
     """:func:`upload_blob` over a fresh link to ``relay`` proving ``node_key``."""
     async with relay_session(
@@ -74,7 +75,7 @@ async def upload_blob(
     session: RelaySession,
     blob_id: bytes,
     size: int,
-    source: Callable[[int], AsyncIterator[bytes]],
+    source: Callable[[int], AsyncGenerator[bytes, None]],
     *,
     max_waits: int = 64,
 ) -> int:
@@ -100,14 +101,18 @@ async def upload_blob(
 
 
 async def _send_rest(
-    session: RelaySession, blob_id: bytes, held: int, source: Callable[[int], AsyncIterator[bytes]]
+    session: RelaySession,
+    blob_id: bytes,
+    held: int,
+    source: Callable[[int], AsyncGenerator[bytes, None]],
 ) -> int:
     pending = bytearray()
-    async for data in source(held):
-        pending += data
-        while len(pending) >= MAX_BLOB_PIECE:
-            held = await _put(session, blob_id, held, bytes(pending[:MAX_BLOB_PIECE]))
-            del pending[:MAX_BLOB_PIECE]
+    async with contextlib.aclosing(source(held)) as pieces:  # closed even when cut short
+        async for data in pieces:
+            pending += data
+            while len(pending) >= MAX_BLOB_PIECE:
+                held = await _put(session, blob_id, held, bytes(pending[:MAX_BLOB_PIECE]))
+                del pending[:MAX_BLOB_PIECE]
     if pending:
         held = await _put(session, blob_id, held, bytes(pending))
     return held

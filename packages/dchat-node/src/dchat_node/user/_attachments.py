@@ -27,7 +27,7 @@ from dchat_storage import EngineStore
 from .._errors import NodeStateError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
     from pathlib import Path
     from typing import Any
 
@@ -55,7 +55,7 @@ class AttachmentService:
         relay = self._user.home_relays[0]
         attachment = describe(record, key, blob_id, sealed, str(relay), **extra)
 
-        async def source_from(offset: int) -> AsyncIterator[bytes]:
+        async def source_from(offset: int) -> AsyncGenerator[bytes, None]:
             chunks = self._db.attachments.open(record.attachment_id)
             pieces = sealed_from(attachment.key, record.size, chunks, offset)
             while (piece := await self._user.run(next, pieces, None)) is not None:
