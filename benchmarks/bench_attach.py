@@ -25,7 +25,6 @@ link <L> MB/s, peak above idle alice <A> MiB, bob <B> MiB``.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -47,24 +46,13 @@ WAIT = 600.0
 
 
 def start_nodes(root: Path) -> dict[str, NodeProcess]:
-    """A relay and two user nodes with identities that hold each other's cards."""
-    from dchat_node import NodeProcess, free_port
+    """``bench_e2e``'s relay and two users, with a first message (the session) delivered."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_e2e
 
-    passphrase = secrets.token_urlsafe(16)
-    relay_addr = f"127.0.0.1:{free_port()}"
-    relay = NodeProcess(root / "relay", "relay", passphrase=passphrase, listen=relay_addr)
-    relay.start()
-    nodes = {"relay": relay}
-    for name in ("alice", "bob"):
-        node = NodeProcess(root / name, "user", passphrase=passphrase, relay=relay_addr)
-        node.start()
-        nodes[name] = node
-        with node.client() as client:
-            client.create_identity(name)
+    nodes = bench_e2e.start_nodes(root)
     with nodes["alice"].client() as alice, nodes["bob"].client() as bob:
-        alice.add_contact("bob", bob.card())
-        bob.add_contact("alice", alice.card())
-        alice.send("bob", "hello")  # sets up the session
+        alice.send("bob", "hello")
         _wait(lambda: any(m.direction == "in" for m in bob.messages()), "the first message")
     return nodes
 

@@ -48,12 +48,13 @@ chunk, whatever the file size.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, ClassVar, Final, NoReturn, Self
+from typing import TYPE_CHECKING, Final, NoReturn, Self
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from ._errors import DecryptionError, FileSizeError, InvalidKeyError
-from ._primitives import AEAD_FAILURES, AEAD_TAG_SIZE, constant_time_equal
+from ._errors import DecryptionError, FileSizeError
+from ._keys import _RawKey
+from ._primitives import AEAD_FAILURES, AEAD_TAG_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -77,40 +78,15 @@ _HEADER: Final = 8
 _MAX_SIZE: Final = 2**62
 
 
-class FileKey:
+class FileKey(_RawKey):
     """The 32-byte key that seals one file; ``repr`` never shows it."""
 
-    SIZE: ClassVar[int] = 32
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: bytes) -> None:
-        if not isinstance(raw, bytes | bytearray) or len(raw) != self.SIZE:
-            raise InvalidKeyError(f"a file key must be {self.SIZE} bytes")
-        self._raw = bytes(raw)
+    __slots__ = ()
 
     @classmethod
     def generate(cls) -> Self:
         """A fresh random key (use it for one file only)."""
         return cls(os.urandom(cls.SIZE))
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        """The key from its 32 raw bytes.
-
-        Raises:
-            InvalidKeyError: not 32 bytes.
-        """
-        return cls(data)
-
-    def to_bytes(self) -> bytes:
-        """The raw key."""
-        return self._raw
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FileKey) and constant_time_equal(self._raw, other._raw)
-
-    def __hash__(self) -> int:
-        return hash((FileKey, self._raw))
 
     def __repr__(self) -> str:
         return "FileKey(<secret>)"

@@ -22,7 +22,7 @@ from fastapi import Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_core import MessageId
+from dchat_core import DchatError, MessageId
 
 from .._errors import NodeStateError
 from ._roles import user_role
@@ -65,6 +65,11 @@ class BodyReader:
             return await self._chunks.__anext__()
         except StopAsyncIteration:
             return None
+
+    async def drain(self) -> None:
+        """Read and drop the rest of the body, so a refused client hears the answer."""
+        while not self._done:
+            self._done = await self._next() is None
 
     def read(self, size: int = -1, /) -> bytes:
         """Up to ``size`` bytes (all that is left if negative); b"" at the end."""
@@ -134,7 +139,11 @@ def add_attachment_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None
         send = functools.partial(
             service().send, name=name, caption=caption, duration_ms=duration_ms
         )
-        mid = await send(to, source, kind, media_type, waveform=bytes.fromhex(waveform))
+        try:
+            mid = await send(to, source, kind, media_type, waveform=bytes.fromhex(waveform))
+        except DchatError:
+            await source.drain()  # else the client sees a broken upload, not the refusal
+            raise
         return attachment_json(mid, await service().entry(mid))
 
     @app.post("/v1/locations", dependencies=auth, status_code=202)

@@ -49,6 +49,7 @@ class AttachmentService:
     async def send(self, to: str, source: Any, kind: str, media_type: str, **extra: Any) -> bytes:
         """Store, seal, upload and send a file read from ``source``; returns the message id."""
         owner, now = str(self._user.identity.identity_id), self._user.now()
+        await self._user.run(self._user.book.find, to)  # an unknown contact: before any byte
         upload = functools.partial(self._db.attachments.upload, name=extra.pop("name", ""))
         record, _ = await self._user.run(upload, owner, kind, media_type, source, now)
         key, blob_id, sealed = await self._sealed(record)
