@@ -163,6 +163,23 @@ def test_the_descriptor_is_kept_with_the_message_on_both_sides(net: Net) -> None
         assert entry.state == "pending"
 
 
+def test_a_sent_copy_gives_the_senders_other_devices_the_descriptor(net: Net) -> None:
+    alice, bob = net.person("alice"), net.person("bob")
+    laptop = net.linked(alice)
+    here = Attachment.location(1.5, 2.5, "here")
+    content = Content.attachment_message(here, now_ms=int(T0 * 1000))
+    waiting = alice.engine.send(content, [bob.address], now=T0, copies=[laptop.address])
+    for device in waiting:
+        alice.engine.bundle_received(device, net.relay.take_bundle(bytes(device.mailbox)), now=T0)
+    alice.flush()
+    laptop.fetch(now=T0 + 1)
+    entry = AttachmentBook(laptop.store).get(bytes(content.message_id))
+    assert entry is not None
+    assert entry.attachment == here
+    assert entry.state == "stored"  # a location is whole in its message
+    assert laptop.texts("out") == [here.summary()]
+
+
 @pytest.mark.parametrize(
     ("changes", "code"),
     [

@@ -1,11 +1,11 @@
 """Real processes: attachments from alice to bob through the relay's blob store.
 
-An image, a large file and a location go from alice to bob; bob gets the
-same bytes and the thumbnail; no file of the relay holds any plaintext; a
-download killed half way (bob's node killed) resumes from what it had; a file
-whose bytes disagree with its declared type is refused by the sender's node
-and, sent by a lying client, by the recipient's. One test, one set of
-processes (the suite's time budget).
+An image, a large file, a location and a voice note go from alice to bob;
+bob gets the same bytes, the thumbnail, the duration and waveform; no file of
+the relay holds any plaintext; a download killed half way (bob's node killed)
+resumes from what it had; a file whose bytes disagree with its declared type
+is refused by the sender's node and, sent by a lying client, by the
+recipient's. One test, one set of processes (the suite's time budget).
 
 The large file is ``DCHAT_TEST_ATTACH_MIB`` MiB (default 24, the suite's
 budget; the benchmark moves 100 MiB).
@@ -13,6 +13,7 @@ budget; the benchmark moves 100 MiB).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import signal
@@ -94,10 +95,13 @@ def test_image_file_and_location_arrive_identical_and_the_relay_sees_no_plaintex
     big = tmp_path / "notes.txt"
     started = time.monotonic()
     _big_file(big, BIG_MIB)
+    voice = tmp_path / "note.ogg"
+    voice.write_bytes(media_samples()["audio/ogg"])
     with alice.client() as a:
         a.send_file("bob", image, kind="image", caption="the view")
         sent = a.send_file("bob", big, kind="document", media_type="text/plain")
         a.send_location("bob", 48.858222, 2.2945, "Tour Eiffel")
+        a.send_file("bob", voice, kind="voice", duration_ms=4200, waveform=bytes(range(0, 250, 5)))
         # The sender's node refuses a file whose bytes are not its declared type.
         pdf = tmp_path / "scan.png"
         pdf.write_bytes(media_samples()["application/pdf"] + bytes(3 * 1024 * 1024))
@@ -107,8 +111,13 @@ def test_image_file_and_location_arrive_identical_and_the_relay_sees_no_plaintex
     uploaded = time.monotonic() - started
     assert sent["size"] == big.stat().st_size
 
-    first, second, third = _inbound_ids(bob, 3, wait_until)
+    first, second, third, fourth = _inbound_ids(bob, 4, wait_until)
     with bob.client() as b:
+        note = b.attachment(fourth)
+        assert (note["kind"], note["duration_ms"], note["type"]) == ("voice", 4200, "audio/ogg")
+        assert base64.b64decode(note["waveform"]) == bytes(range(0, 250, 5))
+        assert b.save_attachment(fourth, tmp_path / "got.ogg") == voice.stat().st_size
+        assert _sha(tmp_path / "got.ogg") == _sha(voice)
         photo = b.attachment(first)
         assert (photo["kind"], photo["width"], photo["height"]) == ("image", 640, 480)
         assert photo["thumbnail"]
@@ -151,7 +160,8 @@ def test_image_file_and_location_arrive_identical_and_the_relay_sees_no_plaintex
     assert _sha(tmp_path / "got.txt") == _sha(big)
     assert not partial.exists()
     # The relay's files (blob store, database) never held a plaintext byte run.
-    assert _files_hold(relay.data_dir, MARKER) == []
+    for needle in (MARKER, image.read_bytes()[16:80], voice.read_bytes()[:64]):
+        assert _files_hold(relay.data_dir, needle) == []
     assert list((relay.data_dir / "blobs").glob("*.blob"))
     print(f"{BIG_MIB} MiB: alice sent in {uploaded:.1f} s, bob resumed in {downloaded:.1f} s")
     _recipient_refuses_a_lie(relay, bob, deposit, crafted_message, wait_until)
