@@ -24,14 +24,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from dchat_storage import (
-    InvalidArgumentError,
-    NotFoundError,
-    QuotaExceededError,
-    StorageFullError,
-)
-from dchat_storage.lowlevel import BlobHashMismatchError, BlobOffsetError, UploadTooLargeError
-
 from ._relay import RelayBusy, RelayError
 from ._relay_blob_wire import BlobAt, BlobData, BlobGet, BlobOpen, BlobPut
 from ._relay_limits import retry_ms
@@ -45,14 +37,6 @@ __all__ = ("answer_blob",)
 
 _FULL_RETRY: Final = 600.0
 """The ``retry`` of a ``busy`` (``disk``) answer to a blob that does not fit (seconds)."""
-_CODES: Final = (
-    (BlobOffsetError, "bad_offset"),
-    (BlobHashMismatchError, "bad_blob"),
-    (UploadTooLargeError, "blob_size"),
-    (QuotaExceededError, "blob_quota"),
-    (NotFoundError, "no_blob"),
-    (InvalidArgumentError, "bad_blob"),
-)
 
 
 def answer_blob(
@@ -64,6 +48,27 @@ def answer_blob(
     """The answer to one blob request from the link of mailbox ``owner``."""
     if store is None:
         return RelayError(request.rid, "unsupported", "this relay stores no blobs")
+    # Imported here: only a relay with a blob store needs dchat-storage (and SQLAlchemy).
+    from dchat_storage import (
+        InvalidArgumentError,
+        NotFoundError,
+        QuotaExceededError,
+        StorageFullError,
+    )
+    from dchat_storage.lowlevel import (
+        BlobHashMismatchError,
+        BlobOffsetError,
+        UploadTooLargeError,
+    )
+
+    codes = (
+        (BlobOffsetError, "bad_offset"),
+        (BlobHashMismatchError, "bad_blob"),
+        (UploadTooLargeError, "blob_size"),
+        (QuotaExceededError, "blob_quota"),
+        (NotFoundError, "no_blob"),
+        (InvalidArgumentError, "bad_blob"),
+    )
     try:
         match request:
             case BlobOpen(rid, blob_id, size):
@@ -84,6 +89,6 @@ def answer_blob(
         BlobHashMismatchError,
         UploadTooLargeError,
     ) as exc:
-        code = next(code for kind, code in _CODES if isinstance(exc, kind))
+        code = next(code for kind, code in codes if isinstance(exc, kind))
         return RelayError(request.rid, code, str(exc)[:512])
     raise AssertionError("unreachable")  # pragma: no cover

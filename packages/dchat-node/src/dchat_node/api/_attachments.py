@@ -133,7 +133,7 @@ def add_attachment_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None
         name: Annotated[str, Query(max_length=255)] = "",
         caption: Annotated[str, Query(max_length=4000)] = "",
         duration_ms: Annotated[int, Query(ge=0, le=86_400_000)] = 0,
-        waveform: Annotated[str, Query(max_length=256, pattern="^[0-9a-f]*$")] = "",
+        waveform: Annotated[str, Query(max_length=256, pattern="^([0-9a-f]{2})*$")] = "",
     ) -> dict[str, Any]:
         source = BodyReader(request.stream().__aiter__())
         send = functools.partial(
