@@ -257,6 +257,10 @@ def test_a_resumed_upload_reseals_the_same_bytes_from_any_offset(
         chunks = sender.attachments.open(record.attachment_id)
         rest = b"".join(sealed_from(attachment.key, record.size, chunks, offset))
         assert rest == blob[offset:]
+        chunks = sender.attachments.open(record.attachment_id)
+        pieces = list(sealed_from(attachment.key, record.size, chunks, offset, 100_000))
+        assert b"".join(pieces) == blob[offset:]
+        assert all(len(p) >= 100_000 for p in pieces[:-1])
 
 
 def _ids(db: Database) -> list[bytes]:

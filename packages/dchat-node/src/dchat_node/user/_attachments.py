@@ -21,7 +21,7 @@ from dchat_crypto.hazmat import FileKey
 from dchat_messaging import Attachment, AttachmentRefusedError, Content
 from dchat_messaging.attachments import describe, seal_stored, sealed_from, store_received
 from dchat_messaging.lowlevel import AttachmentBook, AttachmentEntry
-from dchat_network.lowlevel import fetch_blob_file, push_blob
+from dchat_network.lowlevel import MAX_BLOB_PIECE, fetch_blob_file, push_blob
 from dchat_storage import EngineStore
 
 from .._errors import NodeStateError
@@ -58,7 +58,7 @@ class AttachmentService:
 
         async def source_from(offset: int) -> AsyncGenerator[bytes, None]:
             chunks = self._db.attachments.open(record.attachment_id)
-            pieces = sealed_from(attachment.key, record.size, chunks, offset)
+            pieces = sealed_from(attachment.key, record.size, chunks, offset, MAX_BLOB_PIECE)
             while (piece := await self._user.run(next, pieces, None)) is not None:
                 yield piece
 
