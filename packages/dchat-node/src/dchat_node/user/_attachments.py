@@ -44,7 +44,7 @@ class AttachmentService:
 
     def __init__(self, user: UserService, store: AsyncStore, directory: Path) -> None:
         self._user, self._dir, self._db = user, directory, store.db
-        self.book = AttachmentBook(EngineStore(self._db))
+        self.book, self._fetching = AttachmentBook(EngineStore(self._db)), trio.Lock()
 
     async def send(self, to: str, source: Any, kind: str, media_type: str, **extra: Any) -> bytes:
         """Store, seal, upload and send a file read from ``source``; returns the message id."""
@@ -77,12 +77,8 @@ class AttachmentService:
         return key, blob_id, sealed
 
     async def send_location(self, to: str, lat: float, lon: float, label: str = "") -> bytes:
-        """Send a location (no blob, no map tile)."""
-        try:
-            attachment = Attachment.location(lat, lon, label)
-        except ValueError as exc:
-            raise NodeStateError("invalid_request", f"bad location: {exc}") from None
-        return await self._send(to, attachment, b"")
+        """Send a location (no blob, no map tile); the API checks the ranges first."""
+        return await self._send(to, Attachment.location(lat, lon, label), b"")
 
     async def _send(self, to: str, attachment: Attachment, local: bytes) -> bytes:
         content = Content.attachment_message(attachment, now_ms=int(self._user.now() * 1000))
@@ -100,21 +96,23 @@ class AttachmentService:
 
     async def fetch(self, message_id: bytes) -> AttachmentEntry:
         """Download, open and re-validate a pending attachment; its record after."""
-        entry = await self.entry(message_id)
-        if entry.state != "pending" or entry.attachment.is_location:
+        async with self._fetching:  # one at a time: two downloads into one .part would mix
+            entry = await self.entry(message_id)
+            if entry.state != "pending" or entry.attachment.is_location:
+                return entry
+            att = entry.attachment
+            part = self._dir / (att.blob_id.hex() + ".part")
+            relay = RelayAddress.parse(att.relay)
+            await fetch_blob_file(relay, att.blob_id, att.sealed_size, part)
+            try:
+                record = await self._user.run(self._store_file, att, part)
+            except AttachmentRefusedError as exc:
+                entry = replace(entry, state="refused", code=exc.code)
+            else:
+                entry = replace(entry, state="stored", local=record.attachment_id)
+            await self._keep(message_id, entry)
+            await trio.Path(part).unlink(missing_ok=True)
             return entry
-        att = entry.attachment
-        part = self._dir / (att.blob_id.hex() + ".part")
-        await fetch_blob_file(RelayAddress.parse(att.relay), att.blob_id, att.sealed_size, part)
-        try:
-            record = await self._user.run(self._store_file, att, part)
-        except AttachmentRefusedError as exc:
-            entry = replace(entry, state="refused", code=exc.code)
-        else:
-            entry = replace(entry, state="stored", local=record.attachment_id)
-        await self._keep(message_id, entry)
-        await trio.Path(part).unlink(missing_ok=True)
-        return entry
 
     def _store_file(self, att: Attachment, part: Path) -> Any:
         with part.open("rb") as sealed:  # a worker thread: plain I/O
