@@ -29,7 +29,9 @@ from dchat_network.lowlevel import (
     MAX_BLOB_PIECE,
     BlobAt,
     BlobData,
+    BlobDelete,
     BlobGet,
+    BlobGone,
     BlobOpen,
     BlobPut,
     RelayBusy,
@@ -78,6 +80,8 @@ MESSAGES = st.one_of(
     st.builds(BlobAt, st.integers(0, 9), IDS, st.just(5), st.just(10)),
     st.builds(BlobGet, st.integers(0, 9), IDS, st.integers(0, 2**40), st.integers(1, 2**19)),
     st.builds(BlobData, st.integers(0, 9), st.just(3), st.just(10), st.binary(max_size=7)),
+    st.builds(BlobDelete, st.integers(0, 9), IDS),
+    st.builds(BlobGone, st.integers(0, 9), st.integers(0, 1)),
 )
 
 
@@ -97,6 +101,8 @@ def test_blob_messages_round_trip(message: object) -> None:
         {"t": "blob_at", "rid": 1, "id": b"x" * 32, "held": 11, "size": 10},
         {"t": "blob_data", "rid": 1, "off": 8, "size": 10, "data": b"abc"},
         {"t": "blob_get", "rid": 1, "id": b"x" * 32, "off": 0, "max": 5, "extra": 1},
+        {"t": "blob_del", "rid": 1, "id": b"x" * 33},
+        {"t": "blob_gone", "rid": 1, "n": 2},
     ],
 )
 def test_malformed_blob_messages_are_protocol_errors(body: dict[str, object]) -> None:
@@ -133,6 +139,19 @@ def test_refusals_have_their_codes(tmp_path: Path, message: object, code: str) -
     answer = ask(server, ALICE, message)
     assert isinstance(answer, RelayError)
     assert answer.code == code
+
+
+def test_only_the_uploaders_link_deletes_a_blob(tmp_path: Path) -> None:
+    store = RelayBlobStore(tmp_path)
+    server = server_with(store)
+    ident = blob_id(b"gone soon")
+    ask(server, ALICE, BlobOpen(1, ident, 9))
+    ask(server, ALICE, BlobPut(2, ident, 0, b"gone soon"))
+    assert ask(server, BOB, BlobDelete(3, ident)) == BlobGone(3, 0)
+    assert store.state(ident) is not None
+    assert ask(server, ALICE, BlobDelete(4, ident)) == BlobGone(4, 1)
+    assert store.state(ident) is None
+    assert ask(server, ALICE, BlobDelete(5, ident)) == BlobGone(5, 0)
 
 
 def test_forged_bytes_another_uploader_and_a_wrong_offset_are_refused(tmp_path: Path) -> None:
@@ -235,6 +254,8 @@ async def test_an_upload_cut_off_resumes_and_a_download_resumes_from_its_offset(
 
                 total = await download_blob(reader, ident, len(got), rest, expected_size=size)
                 assert total == size
+            async with relay_session(host, port, node_key=key) as session:
+                assert await session.blob_delete(ident)
             assert bytes(got) == data
 
 

@@ -95,7 +95,16 @@ from ._errors import RelayProtocolError
 from ._probe import MAX_CHALLENGE as MAX_PROBE_CHALLENGE
 from ._put_auth import MAX_POW_BITS, MAX_TOKENS_HELD, SEED_SIZE, PowChallenge, check_auth
 from ._receipts import MAX_RECEIPT
-from ._relay_blob_wire import BLOB_DECODERS, BlobAt, BlobData, BlobGet, BlobOpen, BlobPut
+from ._relay_blob_wire import (
+    BLOB_DECODERS,
+    BlobAt,
+    BlobData,
+    BlobDelete,
+    BlobGet,
+    BlobGone,
+    BlobOpen,
+    BlobPut,
+)
 
 __all__ = (
     "MAX_BATCH",
@@ -415,6 +424,8 @@ RelayMessage = (
     | BlobAt
     | BlobGet
     | BlobData
+    | BlobDelete
+    | BlobGone
 )
 
 
@@ -480,7 +491,7 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "audit", "root": root, "i": index}
         case RelayAuditAnswer(rid, entry_id, receipt, path):
             body = {"t": "audit_ok", "id": entry_id, "rcpt": receipt, "path": list(path)}
-        case BlobOpen() | BlobPut() | BlobAt() | BlobGet() | BlobData():
+        case BlobOpen() | BlobPut() | BlobAt() | BlobGet() | BlobData() | BlobDelete() | BlobGone():
             rid, body = message.rid, message.fields()
     return canonical_encode({**body, "rid": rid})
 

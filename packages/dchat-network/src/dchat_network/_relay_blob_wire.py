@@ -8,6 +8,8 @@
               -> {"t": "blob_at", ...}
     blob_get  {"t": "blob_get", "rid": n, "id": blob id(32), "off": n, "max": n}
               -> {"t": "blob_data", "rid": n, "off": n, "size": n, "data": bytes}
+    blob_del  {"t": "blob_del", "rid": n, "id": blob id(32)}
+              -> {"t": "blob_gone", "rid": n, "n": 0 | 1}
 
 A blob is a sealed file, opaque to the relay, stored under its blob id
 (BLAKE2b-256 of its bytes). ``blob_open`` starts or resumes an upload charged
@@ -16,6 +18,9 @@ to the link's mailbox and answers how many bytes the relay holds (``held`` =
 bytes at exactly ``held``. The piece that completes the blob has the relay
 hash it; a mismatch deletes the upload (``bad_blob``). ``blob_get`` reads up
 to ``max`` bytes at ``off`` of a complete blob, for anyone who knows its id.
+``blob_del`` deletes a blob (complete or not) that the link's mailbox
+uploaded; ``n`` says whether there was one (a disappearing message can take
+its file with it).
 The messages are plain dataclasses with a ``fields()`` method (their map
 without ``rid``); :mod:`._relay` encodes and decodes them with the others.
 """
@@ -36,6 +41,8 @@ __all__ = (
     "MAX_BLOB_SIZE",
     "BlobAt",
     "BlobData",
+    "BlobDelete",
+    "BlobGone",
     "BlobGet",
     "BlobOpen",
     "BlobPut",
@@ -117,6 +124,30 @@ class BlobData:
         return {"t": "blob_data", "off": self.offset, "size": self.size, "data": self.data}
 
 
+@dataclass(frozen=True, slots=True)
+class BlobDelete:
+    """Delete blob ``blob_id``, which the link's mailbox uploaded."""
+
+    rid: int
+    blob_id: bytes
+
+    def fields(self) -> dict[str, object]:
+        """The message's map, without ``rid``."""
+        return {"t": "blob_del", "id": self.blob_id}
+
+
+@dataclass(frozen=True, slots=True)
+class BlobGone:
+    """``deleted`` (0 or 1) blobs were deleted."""
+
+    rid: int
+    deleted: int
+
+    def fields(self) -> dict[str, object]:
+        """The message's map, without ``rid``."""
+        return {"t": "blob_gone", "n": self.deleted}
+
+
 def _fields(value: object, *names: str) -> tuple[Fields, int]:
     fields = Fields(value, "relay message", frozenset({"t", "rid", *names}))
     return fields, fields.get_int("rid", hi=_MAX_RID)
@@ -156,10 +187,22 @@ def _data(value: object) -> BlobData:
     return BlobData(rid, offset, size, data)
 
 
+def _del(value: object) -> BlobDelete:
+    f, rid = _fields(value, "id")
+    return BlobDelete(rid, f.get_bytes("id", size=_ID))
+
+
+def _gone(value: object) -> BlobGone:
+    f, rid = _fields(value, "n")
+    return BlobGone(rid, f.get_int("n", hi=1))
+
+
 BLOB_DECODERS: Final[dict[str, Callable[[object], object]]] = {
     "blob_open": _open,
     "blob_put": _put,
     "blob_at": _at,
     "blob_get": _get,
     "blob_data": _data,
+    "blob_del": _del,
+    "blob_gone": _gone,
 }

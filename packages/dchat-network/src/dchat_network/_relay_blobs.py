@@ -1,6 +1,6 @@
 """The relay's answers to blob requests, sans-IO, over a :class:`RelayBlobStore`.
 
-:func:`answer_blob` serves one ``blob_open``, ``blob_put`` or ``blob_get``
+:func:`answer_blob` serves one ``blob_open``, ``blob_put``, ``blob_get`` or ``blob_del``
 (see :mod:`._relay_blob_wire`) for a link that proved mailbox ``owner``, and
 translates the store's typed errors into the relay's error codes:
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ._relay import RelayBusy, RelayError
-from ._relay_blob_wire import BlobAt, BlobData, BlobGet, BlobOpen, BlobPut
+from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, BlobOpen, BlobPut
 from ._relay_limits import retry_ms
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ _FULL_RETRY: Final = 600.0
 def answer_blob(
     store: RelayBlobStore | None,
     owner: bytes,
-    request: BlobOpen | BlobPut | BlobGet,
+    request: BlobOpen | BlobPut | BlobGet | BlobDelete,
     now: float,
 ) -> RelayMessage:
     """The answer to one blob request from the link of mailbox ``owner``."""
@@ -80,6 +80,8 @@ def answer_blob(
             case BlobGet(rid, blob_id, offset, limit):
                 data, size = store.read(blob_id, offset, limit)
                 return BlobData(rid, offset, size, data)
+            case BlobDelete(rid, blob_id):
+                return BlobGone(rid, int(store.delete(owner, blob_id)))
     except StorageFullError:
         return RelayBusy(request.rid, "disk", retry_ms(_FULL_RETRY))
     except (

@@ -48,7 +48,7 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   (``no_batch`` for a root the relay does not hold). Without a node key a
   receipt is answered as covering 0 envelopes (not kept: the client stops
   sending them) and every audit is ``no_batch``.
-* ``blob_open``, ``blob_put`` and ``blob_get`` are served from the blob store
+* ``blob_open``, ``blob_put``, ``blob_get`` and ``blob_del`` are served from the blob store
   (:func:`~dchat_network._relay_blobs.answer_blob`): uploads are charged to
   the link's mailbox, reads are open to whoever names the blob; without a
   store they are ``unsupported``. A ``blob_put`` is a deposit for the rate
@@ -122,7 +122,7 @@ from ._relay import (
     decode_relay_message,
     encode_relay_message,
 )
-from ._relay_blob_wire import BlobAt, BlobData, BlobGet, BlobOpen, BlobPut
+from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, BlobOpen, BlobPut
 from ._relay_blobs import answer_blob
 from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
@@ -332,7 +332,7 @@ class RelayServer:
                 return self._reply(self._probe(request, now))
             case RelayReceipt() | RelayAudit():
                 return self._reply(self._receipt_request(owner, request, now))
-            case BlobOpen() | BlobPut() | BlobGet():
+            case BlobOpen() | BlobPut() | BlobGet() | BlobDelete():
                 return self._reply(answer_blob(self.blobs, owner, request, now))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
@@ -636,6 +636,10 @@ class RelayClient:
         """A request for up to ``limit`` bytes of a complete blob from ``offset``."""
         return self._request(BlobGet(self._next_rid(), blob_id, offset, limit))
 
+    def blob_delete(self, blob_id: bytes) -> bytes:
+        """A request to delete a blob our link's mailbox uploaded."""
+        return self._request(BlobDelete(self._next_rid(), blob_id))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -700,4 +704,5 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     BlobOpen: BlobAt,
     BlobPut: BlobAt,
     BlobGet: BlobData,
+    BlobDelete: BlobGone,
 }

@@ -43,7 +43,7 @@ from ._relay import (
     RelayStoredMany,
     RelayTokensHeld,
 )
-from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData
+from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
 from ._relay_server import RelayClient
 from ._trio import connect
 
@@ -225,6 +225,10 @@ class RelaySession:
         """Up to ``limit`` bytes of a complete blob from ``offset``, and the blob's size."""
         reply = await self._ask(lambda c: c.blob_get(blob_id, offset, limit), BlobData)
         return reply.data, reply.size
+
+    async def blob_delete(self, blob_id: bytes) -> bool:
+        """Delete a blob our link's mailbox uploaded; whether there was one."""
+        return bool((await self._ask(lambda c: c.blob_delete(blob_id), BlobGone)).deleted)
 
     async def aclose(self) -> None:
         """Close the link."""

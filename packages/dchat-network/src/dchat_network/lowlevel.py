@@ -105,7 +105,9 @@ from ._relay import encode_relay_message as encode_relay_message
 from ._relay_blob_wire import MAX_BLOB_PIECE as MAX_BLOB_PIECE
 from ._relay_blob_wire import BlobAt as BlobAt
 from ._relay_blob_wire import BlobData as BlobData
+from ._relay_blob_wire import BlobDelete as BlobDelete
 from ._relay_blob_wire import BlobGet as BlobGet
+from ._relay_blob_wire import BlobGone as BlobGone
 from ._relay_blob_wire import BlobOpen as BlobOpen
 from ._relay_blob_wire import BlobPut as BlobPut
 from ._relay_limits import DeliveredSet as DeliveredSet
@@ -121,7 +123,9 @@ __all__ = (
     "AuditAnswer",
     "BlobAt",
     "BlobData",
+    "BlobDelete",
     "BlobGet",
+    "BlobGone",
     "BlobOpen",
     "BlobPut",
     "ConnectionGate",
