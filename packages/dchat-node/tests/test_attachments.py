@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from typer.testing import CliRunner
 
 from dchat_core import NodeId, RelayAddress
 from dchat_crypto import SigningKey
@@ -32,6 +33,7 @@ from dchat_messaging import Attachment, Content, SealedEnvelope
 from dchat_messaging.attachments import seal_stored, sealed_from
 from dchat_network.lowlevel import push_blob
 from dchat_node import NodeProcess
+from dchat_node.cli import app
 from dchat_sdk import ApiError
 from dchat_storage.testing import image_bytes, media_samples
 
@@ -97,10 +99,10 @@ def test_image_file_and_location_arrive_identical_and_the_relay_sees_no_plaintex
     _big_file(big, BIG_MIB)
     voice = tmp_path / "note.ogg"
     voice.write_bytes(media_samples()["audio/ogg"])
+    assert "(image)" in _dchat(alice, "send", "bob", "the view", "--image", str(image))
     with alice.client() as a:
-        a.send_file("bob", image, kind="image", caption="the view")
         sent = a.send_file("bob", big, kind="document", media_type="text/plain")
-        a.send_location("bob", 48.858222, 2.2945, "Tour Eiffel")
+        _dchat(alice, "send", "bob", "--location", "48.858222,2.2945,Tour Eiffel")
         a.send_file("bob", voice, kind="voice", duration_ms=4200, waveform=bytes(range(0, 250, 5)))
         # The sender's node refuses a file whose bytes are not its declared type.
         pdf = tmp_path / "scan.png"
@@ -121,8 +123,10 @@ def test_image_file_and_location_arrive_identical_and_the_relay_sees_no_plaintex
         photo = b.attachment(first)
         assert (photo["kind"], photo["width"], photo["height"]) == ("image", 640, 480)
         assert photo["thumbnail"]
-        assert b.save_attachment(first, tmp_path / "got.png") == image.stat().st_size
+        saved = _dchat(bob, "attachment", "get", first, "--out", str(tmp_path / "got.png"))
+        assert f"saved {image.stat().st_size} bytes" in saved
         assert _sha(tmp_path / "got.png") == _sha(image)
+        assert "Tour Eiffel" in _dchat(bob, "attachment", "get", third)
         located = b.attachment(third)
         assert (located["lat"], located["lon"], located["label"]) == (
             48.858222,
@@ -165,6 +169,13 @@ def test_image_file_and_location_arrive_identical_and_the_relay_sees_no_plaintex
     assert list((relay.data_dir / "blobs").glob("*.blob"))
     print(f"{BIG_MIB} MiB: alice sent in {uploaded:.1f} s, bob resumed in {downloaded:.1f} s")
     _recipient_refuses_a_lie(relay, bob, deposit, crafted_message, wait_until)
+
+
+def _dchat(node: NodeProcess, *args: str) -> str:
+    """Run the ``dchat`` CLI against ``node``; its output (it must succeed)."""
+    result = CliRunner().invoke(app, ["--data-dir", str(node.data_dir), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def _quietly(action: Callable[[], object]) -> None:
