@@ -29,7 +29,7 @@ from dchat_messaging.attachments import (
     sealed_from,
     store_received,
 )
-from dchat_messaging.lowlevel import AttachmentBook
+from dchat_messaging.lowlevel import AttachmentBook, AttachmentEntry
 from dchat_privacy import pad
 from dchat_storage import Database, UploadLimits, open_database
 from dchat_storage.lowlevel import StorageKey
@@ -345,3 +345,31 @@ def test_the_opened_reader_streams_in_small_steps() -> None:
         assert len(piece) <= 7000
         out += piece
     assert bytes(out) == data
+
+
+def test_the_keeper_runs_a_send_and_a_receive_over_two_databases(
+    tmp_path: Path, dbs: tuple[Database, Database]
+) -> None:
+    from dchat_messaging import RequestError
+    from dchat_messaging.attachments import AttachmentKeeper
+
+    alice, bob = (AttachmentKeeper(db, piece=100_000) for db in dbs)
+    data = b"%PDF-1.4 " + os.urandom(250_000)
+    record = alice.store("alice", "document", "application/pdf", io.BytesIO(data), T0, "a.pdf")
+    key, blob_id, sealed = alice.sealing(record, T0)
+    assert alice.sealing(record, T0 + 1) == (key, blob_id, sealed)  # kept: a retry resumes
+    attachment = describe(record, key, blob_id, sealed, "127.0.0.1:4000")
+    blob = b"".join(alice.sealed_pieces(record, attachment.key, 0))
+    with pytest.raises(RequestError):
+        bob.entry(b"m" * 16)
+    entry = bob.keep(b"m" * 16, AttachmentEntry(attachment))
+    part = tmp_path / "blob.part"
+    part.write_bytes(blob[:-1])  # one byte short: refused, and the refusal is kept
+    assert bob.receive(b"m" * 16, entry, part, "bob", T0).code == "bad_blob"
+    assert bob.entry(b"m" * 16).state == "refused"
+    part.write_bytes(blob)
+    stored = bob.receive(
+        b"n" * 16, bob.keep(b"n" * 16, AttachmentEntry(attachment)), part, "bob", T0
+    )
+    assert stored.state == "stored"
+    assert b"".join(bob.chunks(stored)) == data

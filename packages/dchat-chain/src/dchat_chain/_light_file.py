@@ -1,12 +1,11 @@
-"""A light client kept in a file: :class:`LightReader` over a fetch callback (HTTP) and a file.
+"""A light client kept in a file: :class:`~dchat_chain.lowlevel.LightReader` over a fetch.
 
-The reader (verification, the order of requests) does no I/O. This
-synchronous shell (a wallet's, a CLI's) GETs what it asks for through the
-caller's ``fetch``, retries a stale answer for a few
-seconds (another node may lag a block), and keeps the verified state in one
-file per chain, written atomically and durably (a crash leaves the old or the
-new state, never a torn one). Whatever verified before a
-refusal is kept and saved.
+The reader (verification, the order of requests) does no I/O. This blocking
+shell (the wallet's, the node CLI's) GETs what it asks for through a
+``fetch`` callable, retries a stale answer for a few seconds (another node may
+lag a block), and keeps the verified state in one file per chain, written
+atomically and durably (a crash leaves the old or the new state, never a torn
+one). Whatever verified before a refusal is kept and saved.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ application of its own, a simulation or a test harness.
   ``ValidatorSetLog``, ``certified_height``, ``certified_query``,
   ``headers_page``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
   ``LightRead``, ``genesis_anchor``, ``parse_headers``, ``parse_proof``,
-  ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``
-  (and ``WalletLightReader`` with ``light_state_path``, ``read_light_state``,
-  ``write_light_state``: the reader over a fetch callback, kept in a file)
+  ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``; the
+  blocking shell keeping a reader in a file, ``WalletLightReader`` with
+  ``light_state_path``, ``read_light_state``, ``write_light_state``
 - the validator driver (engine, timers, pacing, block sync, gossip around one
   validator, sans-IO) and its effects and peer wire: ``ValidatorDriver``,
   ``DriverEffect``, ``SaveCheckpoint``, ``StoreBlock``, ``StoreSynced``,
@@ -34,8 +34,9 @@ application of its own, a simulation or a test harness.
   per-height timing bookkeeping ``HeightTimeline``
 - the relay directory and home-relay choice (sans-IO): ``DirectoryRead``,
   ``DirectoryView``, ``RelayListing``, ``decode_relay_index``,
-  ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``relay_listing_key``,
-  ``relay_bond_key``, ``DirectoryAnswerError``; ``choose_home_relays``,
+  ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``epoch_delivered``,
+  ``decode_relay_earnings``, ``relay_earnings_key``, ``relay_listing_key``, ``relay_bond_key``,
+  ``DirectoryAnswerError``; ``choose_home_relays``,
   ``ChoicePolicy``, ``RelayDiscovery``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
   ``NotEnoughRelaysError``), ``PinnedRelaysError``
@@ -179,10 +180,13 @@ from ._relay_directory import DirectoryRead as DirectoryRead
 from ._relay_directory import DirectoryView as DirectoryView
 from ._relay_directory import RelayListing as RelayListing
 from ._relay_directory import decode_relay_bond as decode_relay_bond
+from ._relay_directory import decode_relay_earnings as decode_relay_earnings
 from ._relay_directory import decode_relay_index as decode_relay_index
 from ._relay_directory import decode_relay_listing as decode_relay_listing
+from ._relay_directory import epoch_delivered as epoch_delivered
 from ._relay_directory import epoch_score as epoch_score
 from ._relay_directory import relay_bond_key as relay_bond_key
+from ._relay_directory import relay_earnings_key as relay_earnings_key
 from ._relay_directory import relay_listing_key as relay_listing_key
 from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
 from ._snapshot import SnapshotError as SnapshotError
@@ -351,6 +355,7 @@ __all__ = (
     "decode_light_state",
     "decode_message",
     "decode_relay_bond",
+    "decode_relay_earnings",
     "decode_relay_index",
     "decode_relay_listing",
     "decode_txs",
@@ -362,6 +367,7 @@ __all__ = (
     "encode_txs",
     "encode_validator_keys",
     "encode_wallet_key",
+    "epoch_delivered",
     "epoch_score",
     "execute_block",
     "genesis_anchor",
@@ -381,6 +387,7 @@ __all__ = (
     "read_light_state",
     "relay_bond_key",
     "relay_directory",
+    "relay_earnings_key",
     "relay_listing_key",
     "replay",
     "replay_store",

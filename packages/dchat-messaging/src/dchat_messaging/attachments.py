@@ -28,6 +28,9 @@ Recipient
     deleted and the attachment refused as a ``lie``. Every refusal is an
     :class:`AttachmentRefusedError` with a code; the message itself is kept.
 
+:class:`AttachmentKeeper` puts these steps over a node's database, one
+synchronous call each, for the node's trio shell to run in its worker.
+
 Nothing here holds a whole file in memory (images excepted, as in storage:
 up to the image limit, to decode them). This module imports
 :mod:`dchat_storage`, so :mod:`dchat_messaging` does not import it.
@@ -35,6 +38,8 @@ up to the image limit, to decode them). This module imports
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Protocol
 
 from dchat_crypto import DecryptionError
@@ -45,7 +50,13 @@ from dchat_crypto.hazmat import (
     seal_file_chunks,
     sealed_size,
 )
-from dchat_storage import InvalidArgumentError, UploadLimits, detect_media_type
+from dchat_storage import (
+    EngineStore,
+    InvalidArgumentError,
+    NotFoundError,
+    UploadLimits,
+    detect_media_type,
+)
 from dchat_storage.lowlevel import (
     ContentTypeMismatchError,
     DecompressionBombError,
@@ -56,16 +67,18 @@ from dchat_storage.lowlevel import (
     normalize_type,
 )
 
-from ._attachment import MAX_THUMBNAIL, Attachment
-from ._errors import AttachmentRefusedError
+from ._attachment import MAX_THUMBNAIL, Attachment, AttachmentBook, AttachmentEntry
+from ._errors import AttachmentRefusedError, RequestError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from pathlib import Path
 
-    from dchat_storage import AttachmentRecord
+    from dchat_storage import AttachmentRecord, Database
     from dchat_storage.lowlevel import AttachmentRepo
 
 __all__ = (
+    "AttachmentKeeper",
     "OpenedReader",
     "check_claim",
     "describe",
@@ -303,3 +316,83 @@ def store_received(
         repo.delete(record.attachment_id)
         raise AttachmentRefusedError("lie", "the file is not what its message declared")
     return record
+
+
+class AttachmentKeeper:
+    """A node's attachments over its database: every step a node's shell runs in its worker.
+
+    Each method is one synchronous call (the node runs it in its database
+    worker); the shell only moves bytes between them and the relay.
+
+    Args:
+        db: The node's database (its attachment store, settings and engine state).
+        piece: The size of the sealed pieces :meth:`sealed_pieces` yields.
+    """
+
+    def __init__(self, db: Database, piece: int = 512 * 1024) -> None:
+        self.db, self._piece = db, piece
+        self.book = AttachmentBook(EngineStore(db))
+
+    def store(
+        self, owner_id: str, kind: str, media_type: str, source: _Readable, now: float, name: str
+    ) -> AttachmentRecord:
+        """Store an outgoing file by the upload rules (see ``AttachmentRepo.upload``)."""
+        record, _ = self.db.attachments.upload(owner_id, kind, media_type, source, now, name=name)
+        return record
+
+    def sealing(self, record: AttachmentRecord, now: float) -> tuple[FileKey, bytes, int]:
+        """The file's key, blob id and sealed size, kept (sealed) so a retried send resumes."""
+        name = "attachment.seal." + record.attachment_id.hex()
+        if (kept := self.db.settings.get(name)) is not None:
+            return FileKey(kept[:32]), kept[32:64], int.from_bytes(kept[64:], "big")
+        chunks = self.db.attachments.open(record.attachment_id)
+        key, blob_id, sealed = seal_stored(record.size, chunks)
+        self.db.settings.set(name, key.to_bytes() + blob_id + sealed.to_bytes(8, "big"), now)
+        return key, blob_id, sealed
+
+    def sealed_pieces(self, record: AttachmentRecord, key: bytes, offset: int) -> Iterator[bytes]:
+        """The stored file sealed again from ``offset`` on, in pieces (for the relay push)."""
+        chunks = self.db.attachments.open(record.attachment_id)
+        return sealed_from(key, record.size, chunks, offset, self._piece)
+
+    def sent(self, message_id: bytes, attachment: Attachment, local: bytes) -> AttachmentEntry:
+        """Record a sent message's attachment: stored (ours, or a location)."""
+        state = "stored" if local or attachment.is_location else "pending"
+        return self.keep(message_id, AttachmentEntry(attachment, state, "", local))
+
+    def keep(self, message_id: bytes, entry: AttachmentEntry) -> AttachmentEntry:
+        """Keep a message's attachment record (and tie its stored file to the message)."""
+        self.book.put(message_id, entry)
+        # A message already gone leaves its file unreferenced: collected after the grace period.
+        with contextlib.suppress(NotFoundError):
+            if entry.local:
+                self.db.attachments.attach(message_id, entry.local)
+        return entry
+
+    def entry(self, message_id: bytes) -> AttachmentEntry:
+        """A message's attachment record.
+
+        Raises:
+            RequestError: ``not_found``: the message carries no attachment.
+        """
+        entry = self.book.get(message_id)
+        if entry is None:
+            raise RequestError("not_found", "that message carries no attachment")
+        return entry
+
+    def receive(
+        self, message_id: bytes, entry: AttachmentEntry, part: Path, owner_id: str, now: float
+    ) -> AttachmentEntry:
+        """Open the downloaded blob at ``part`` into the store; the record, stored or refused."""
+        try:
+            with part.open("rb") as sealed:
+                record = store_received(
+                    self.db.attachments, owner_id, entry.attachment, sealed, now
+                )
+        except AttachmentRefusedError as exc:
+            return self.keep(message_id, replace(entry, state="refused", code=exc.code))
+        return self.keep(message_id, replace(entry, state="stored", local=record.attachment_id))
+
+    def chunks(self, entry: AttachmentEntry) -> Iterator[bytes]:
+        """A stored attachment's bytes, chunk by chunk (each read is a database call)."""
+        return self.db.attachments.open(entry.local)

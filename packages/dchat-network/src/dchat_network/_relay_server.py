@@ -89,7 +89,7 @@ from dchat_core import NodeId
 
 from ._errors import LinkClosedError, ProbeError, RelayBusyError, RelayProtocolError
 from ._probe import answer_probe
-from ._receipts import ReceiptBook
+from ._receipts import ReceiptBook, ReceiptStore
 from ._relay import (
     MAX_BATCH,
     MAX_BATCH_BYTES,
@@ -231,6 +231,8 @@ class RelayServer:
         limits: The abuse limits (disk budget, replay window); None: neither.
         usage: Returns the envelopes and envelope bytes held by all mailboxes (for
             the disk budget; ``MailboxRepo.usage``).
+        receipts: Where the receipt book keeps receipts and batches durably
+            (``ReceiptRepo``; None: in memory only, lost on restart).
         blobs: The attachment blob store; without it ``blob_*`` requests are
             refused as ``unsupported``.
     """
@@ -244,9 +246,11 @@ class RelayServer:
         prekeys: PrekeyStore | None = None,
         limits: RelayLimits | None = None,
         usage: Callable[[], tuple[int, int]] | None = None,
+        receipts: ReceiptStore | None = None,
         blobs: RelayBlobStore | None = None,
     ) -> None:
         self._store = store
+        self._receipt_store = receipts
         self.blobs = blobs
         """The attachment blob store (None: blobs unsupported)."""
         self._limits = limits
@@ -285,7 +289,8 @@ class RelayServer:
     @node_key.setter
     def node_key(self, key: SigningKey) -> None:
         self._node_key = key
-        self.receipts = ReceiptBook(bytes(NodeId.derive(key.public_key.to_bytes())))
+        relay = bytes(NodeId.derive(key.public_key.to_bytes()))
+        self.receipts = ReceiptBook(relay, store=self._receipt_store)
 
     def handle(
         self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
@@ -503,7 +508,7 @@ class RelayServer:
             return RelayAuditAnswer(request.rid, answer.entry_id, answer.receipt, answer.path)
         assert book is not None
         try:  # only for entries this relay handed the owner (the book keeps which)
-            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt))
+            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt, now=now))
         except ProbeError as exc:
             return RelayError(request.rid, "bad_receipt", str(exc))
 

@@ -16,7 +16,10 @@ wake-up bookkeeping of held pulls, for hosts of the relay server), and the
 validators' probes (:class:`ProbeChallenge`, :func:`answer_probe`,
 :func:`check_probe_answer`, one probe over trio :func:`probe_once`,
 :class:`ProbeBook`), delivery receipts and their audits
-(:class:`DeliveryReceipt`, :class:`ReceiptBook`, :class:`ReceiptBatch`,
+(:class:`DeliveryReceipt`, :class:`ReceiptBook` and its :class:`ReceiptStore`,
+:class:`ReceiptBatch`, a relay's automatic claims (:class:`ClaimSettings`,
+the sans-IO :class:`ClaimPolicy` and its trio loop :func:`run_claims` with a
+:class:`StoreRunner`),
 :class:`AuditAnswer`, :func:`check_audit`, the RFC 6962 Merkle helpers
 :func:`merkle_root`, :func:`merkle_path`, :func:`verify_merkle_path`), the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
@@ -40,6 +43,10 @@ from ._blob_transfer import download_blob as download_blob
 from ._blob_transfer import fetch_blob_file as fetch_blob_file
 from ._blob_transfer import push_blob as push_blob
 from ._blob_transfer import upload_blob as upload_blob
+from ._claim_driver import StoreRunner as StoreRunner
+from ._claim_driver import run_claims as run_claims
+from ._claims import ClaimPolicy as ClaimPolicy
+from ._claims import ClaimSettings as ClaimSettings
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
 from ._errors import UpnpError as UpnpError
@@ -66,6 +73,7 @@ from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
 from ._receipts import ReceiptBook as ReceiptBook
+from ._receipts import ReceiptStore as ReceiptStore
 from ._receipts import check_audit as check_audit
 from ._receipts import merkle_path as merkle_path
 from ._receipts import merkle_root as merkle_root
@@ -128,6 +136,8 @@ __all__ = (
     "BlobGone",
     "BlobOpen",
     "BlobPut",
+    "ClaimPolicy",
+    "ClaimSettings",
     "ConnectionGate",
     "DeliveredSet",
     "DeliveryReceipt",
@@ -157,6 +167,7 @@ __all__ = (
     "PutBudget",
     "ReceiptBatch",
     "ReceiptBook",
+    "ReceiptStore",
     "RelayAck",
     "RelayAcked",
     "RelayAddress",
@@ -182,6 +193,7 @@ __all__ = (
     "RelayStoredMany",
     "RelayTokenSet",
     "RelayTokensHeld",
+    "StoreRunner",
     "StoredEntry",
     "TokenBucket",
     "UpnpError",
@@ -199,6 +211,7 @@ __all__ = (
     "pow_ok",
     "probe_once",
     "push_blob",
+    "run_claims",
     "solve_pow",
     "token_hash",
     "upload_blob",

@@ -42,6 +42,7 @@ from ._postgres import is_postgres_target as is_postgres_target
 from ._prekeys import PrekeyRepo as PrekeyRepo
 from ._private_dir import read_private as read_private
 from ._private_dir import write_private as write_private
+from ._receipts import ReceiptRepo as ReceiptRepo
 from ._records import BlockRecord as BlockRecord
 from ._records import ConversationRecord as ConversationRecord
 from ._records import DeviceRecord as DeviceRecord
@@ -79,6 +80,7 @@ __all__ = (
     "MessageRepo",
     "OutboxRepo",
     "PrekeyRepo",
+    "ReceiptRepo",
     "RelayBlobStore",
     "SettingsRepo",
     "StorageKey",

@@ -45,8 +45,8 @@ from dchat_chain.lowlevel import (
     WalletLightReader,
     choose_home_relays,
     genesis_anchor,
+    light_state_path,
 )
-from dchat_chain.lowlevel import light_state_path as state_path
 from dchat_core import DchatError
 from dchat_storage.lowlevel import write_private
 
@@ -104,7 +104,7 @@ def _reader(http: httpx.Client, api: str, genesis: str, data_dir: Path) -> Walle
 
     light = data_dir / "light"
     light.mkdir(mode=0o700, exist_ok=True)
-    path = state_path(light, genesis_anchor(anchor)[0])
+    path = light_state_path(light, genesis_anchor(anchor)[0])
     return WalletLightReader.open(fetch, path, anchor)
 
 

@@ -7,7 +7,7 @@ request runs in the database worker as a grouped call (``AsyncStore.run_grouped`
 transaction, shared with the requests of other links that arrive meanwhile,
 so a reply always follows a durable commit and a ``put_many`` of many
 envelopes, or many links' puts at once, cost one. Limits: ``[node.relay_limits]``.
-Attachment blobs are files in ``<data-dir>/blobs`` (``RelayBlobStore``).
+Delivery receipts and their sealed batches are kept in the database too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dchat_network import RelayHost, RelayLimits, RelayServer
 if TYPE_CHECKING:
     from dchat_core import Clock
     from dchat_storage import AsyncStore
-    from dchat_storage.lowlevel import RelayBlobStore
 
 __all__ = ("RelayService",)
 
@@ -28,12 +27,10 @@ __all__ = ("RelayService",)
 class RelayService(RelayHost):
     """Serves the relay protocol on accepted links, backed by the node database."""
 
-    def __init__(
-        self, store: AsyncStore, clock: Clock, limits: RelayLimits, blobs: RelayBlobStore
-    ) -> None:
+    def __init__(self, store: AsyncStore, clock: Clock, limits: RelayLimits) -> None:
         db, mailbox_of = store.db, SealedEnvelope.mailbox_of
-        boxes = db.mailboxes
+        mb = db.mailboxes
         server = RelayServer(
-            boxes, mailbox_of, prekeys=db.prekeys, limits=limits, usage=boxes.usage, blobs=blobs
+            mb, mailbox_of, prekeys=db.prekeys, limits=limits, usage=mb.usage, receipts=db.receipts
         )
         super().__init__(server, store.run_grouped, clock.now, read=store.run, limits=limits)

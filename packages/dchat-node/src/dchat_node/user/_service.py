@@ -231,24 +231,15 @@ class UserService(MailDelivery):
         *,
         sender: Identity | None = None,
         sender_card: ContactCard | None = None,
+        content: Content | None = None,
     ) -> MessageId:
         """Encrypt ``text`` for the contact ``to`` and queue it for delivery.
 
         ``sender`` and ``sender_card`` write as another local identity (a
-        burner) instead of this node's identity.
+        burner) instead of this node's identity. ``content``: send this (an
+        attachment) instead of ``text``.
         """
-        content = Content.text_message(text, now_ms=int(self._clock.now() * 1000))
-        return await self.send_content(to, content, sender=sender, sender_card=sender_card)
-
-    async def send_content(
-        self,
-        to: str,
-        content: Content,
-        *,
-        sender: Identity | None = None,
-        sender_card: ContactCard | None = None,
-    ) -> MessageId:
-        """Queue a person's message ``content`` (a text, an attachment) for the contact ``to``."""
+        content = content or Content.text_message(text, now_ms=int(self._clock.now() * 1000))
         send = functools.partial(self.agent.send_as, sender=sender, sender_card=sender_card)
 
         def find_and_send() -> list[DeviceAddress]:  # one trip to a worker thread for both
