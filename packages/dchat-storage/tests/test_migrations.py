@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from dchat_storage import Database, StorageUnavailableError, open_database
+from dchat_storage._database import HEAD_REVISION
 from dchat_storage._engine import WRITE_OPTION, create_sqlite_engine
 from dchat_storage._migrate import alembic_config, current_revision, head_revision, upgrade
 from dchat_storage._schema import metadata
@@ -253,3 +256,30 @@ def test_sealed_database_refuses_downgrade(db_path: Path) -> None:
             command.downgrade(alembic_config(c), "0001")
     finally:
         engine.dispose()
+
+
+def test_the_head_known_without_alembic_is_alembics_head() -> None:
+    assert head_revision() == HEAD_REVISION
+
+
+def test_an_up_to_date_database_opens_without_loading_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    open_database(path).close()  # created and migrated here
+    probe = (
+        "import sys; from dchat_storage import open_database; "
+        f"open_database({str(path)!r}).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_a_database_behind_head_is_still_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    engine = create_sqlite_engine(path)
+    with engine.connect() as conn, conn.begin():
+        upgrade(conn, "0007")
+    engine.dispose()
+    with open_database(path) as db, db._access.read("check") as conn:
+        assert current_revision(conn) == HEAD_REVISION
