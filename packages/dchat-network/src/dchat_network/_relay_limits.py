@@ -124,7 +124,7 @@ class RelayLimits:
     pow_max_bits: int = 22
     pow_window: float = 60.0
     max_put_tokens: int = 262144
-    anonymous_work: int = 8
+    anonymous_work: int = 16
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
