@@ -4,7 +4,8 @@ Inside a ratchet message (see :mod:`._wire`) the sender writes the padded
 (:func:`dchat_privacy.pad`) canonical encoding of::
 
     {"v": 1, "mid": message id(16), "ts": milliseconds since the epoch,
-     "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes},
+     "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes}
+           | {"t": "att", "v": 1, "kind": str, ...},
      ["card": the sender's contact card],
      ["doc": the sender's identity document],
      ["peer": identity id(32)],
@@ -28,6 +29,13 @@ forwarded (``fwd``, nothing more: no link to where it came from); see
 :mod:`._conversation` for the control kinds around texts. There is no
 signature: the session authenticates the sender to the recipient and to no
 one else (see ``docs/rationale.md``, "Deniable messages").
+
+Body kinds are told apart by ``t`` (:data:`_BODIES`, one reader each); a new
+kind is a new ``t`` with its own versioned map, beside the others. An
+attachment (``"att"``, :mod:`._attachment`) is a person's message like a
+text: its :attr:`Content.kind` is ``"text"``, its text the caption (or a
+one-line summary when there is none), and :attr:`Content.attachment` the
+descriptor.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from dchat_core import (
 from dchat_identity import ContactCard, InvalidCardError
 from dchat_privacy import PaddingError, PaddingTooLargeError, pad, unpad
 
+from ._attachment import Attachment
 from ._errors import ContentError, EnvelopeRejectedError
 
 __all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
@@ -94,6 +103,7 @@ class Content:
         lamport: A text message's Lamport clock in the conversation, if it carries one.
         reply_to: The message a text quotes (a reply), if any.
         forwarded: The text is a forwarded copy.
+        attachment: The attachment a person's message carries, if any.
     """
 
     message_id: MessageId
@@ -108,6 +118,7 @@ class Content:
     lamport: int | None = None
     reply_to: MessageId | None = None
     forwarded: bool = False
+    attachment: Attachment | None = None
 
     @classmethod
     def text_message(
@@ -121,6 +132,23 @@ class Content:
         if not isinstance(text, str) or not text or len(text) > MAX_TEXT:
             raise ContentError(f"message text must be 1-{MAX_TEXT} characters")
         return cls(message_id or MessageId.random(), now_ms, "text", text)
+
+    @classmethod
+    def attachment_message(
+        cls, attachment: Attachment, *, now_ms: int, message_id: MessageId | None = None
+    ) -> Content:
+        """A person's message carrying ``attachment`` (its caption is the text).
+
+        Raises:
+            ContentError: the descriptor does not encode (a field out of bounds).
+        """
+        try:
+            attachment = Attachment.from_map(attachment.to_map())
+        except ValueError as exc:
+            raise ContentError(f"invalid attachment: {exc}") from None
+        text = attachment.caption or attachment.summary()
+        mid = message_id or MessageId.random()
+        return cls(mid, now_ms, "text", text, attachment=attachment)
 
     @classmethod
     def control(
@@ -143,7 +171,9 @@ class Content:
             ContentError: the whole does not fit the largest padding bucket.
         """
         body: dict[str, object]
-        if self.kind == "text":
+        if self.attachment is not None:
+            body = self.attachment.to_map()
+        elif self.kind == "text":
             body = {"t": "text", "text": self.text}
         else:
             body = {"t": "ctl", "kind": self.kind, "data": self.data}
@@ -182,7 +212,12 @@ class Content:
             fields = Fields(canonical_decode(unpad(data), _LIMITS), "message", _FIELDS)
             if fields.get_int("v") != 1:
                 raise ValueError("version")
-            kind, text, payload = _body(fields.raw("body"))
+            raw = fields.raw("body")
+            content_type = raw.get("t") if isinstance(raw, dict) else None
+            reader = _BODIES.get(content_type) if isinstance(content_type, str) else None
+            if reader is None:
+                raise ValueError("content type")
+            kind, text, payload, attachment = reader(raw)
             card = None
             if fields.has("card"):
                 card = ContactCard.from_bytes(fields.get_bytes("card", max_size=2048))
@@ -211,20 +246,31 @@ class Content:
                 lamport,
                 reply_to,
                 forwarded,
+                attachment,
             )
         except (DecodeError, PaddingError, InvalidCardError, ValueError):
             raise EnvelopeRejectedError from None
 
 
-def _body(raw: object) -> tuple[str, str, bytes]:
-    content_type = Fields(raw, "body", _TEXT | _CONTROL).get_str("t", max_len=16)
-    if content_type == "text":
-        text = Fields(raw, "body", _TEXT).get_str("text", max_len=MAX_TEXT)
-        if not text:
-            raise ValueError("empty text")
-        return "text", text, b""
-    if content_type != "ctl":
-        raise ValueError("content type")
+_Body = tuple[str, str, bytes, Attachment | None]
+
+
+def _text_body(raw: object) -> _Body:
+    text = Fields(raw, "body", _TEXT).get_str("text", max_len=MAX_TEXT)
+    if not text:
+        raise ValueError("empty text")
+    return "text", text, b"", None
+
+
+def _control_body(raw: object) -> _Body:
     body = Fields(raw, "body", _CONTROL)
     kind = check_kind(body.get_str("kind", max_len=32))
-    return kind, "", body.get_bytes("data", max_size=MAX_CONTROL)
+    return kind, "", body.get_bytes("data", max_size=MAX_CONTROL), None
+
+
+def _attachment_body(raw: object) -> _Body:
+    attachment = Attachment.from_map(raw)
+    return "text", attachment.caption or attachment.summary(), b"", attachment
+
+
+_BODIES: Final = {"text": _text_body, "ctl": _control_body, "att": _attachment_body}

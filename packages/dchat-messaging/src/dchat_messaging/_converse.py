@@ -81,9 +81,13 @@ class ConversationActions:
         now: float,
         sender: Identity | None = None,
         sender_card: ContactCard | None = None,
+        content: Content | None = None,
     ) -> tuple[MessageId, list[DeviceAddress]]:
-        """Send ``text`` to the contact ``peer`` (as ``sender``, default our identity)."""
-        content = Content.text_message(text, now_ms=int(now * 1000))
+        """Send ``text`` to the contact ``peer`` (as ``sender``, default our identity).
+
+        ``content``: send this (an attachment, built by the caller) instead of ``text``.
+        """
+        content = content or Content.text_message(text, now_ms=int(now * 1000))
         with self._store.transaction():  # one trip for the lookup and the send
             card = self.contacts.find(peer)
             return self.send_content(card, content, now=now, sender=sender, sender_card=sender_card)

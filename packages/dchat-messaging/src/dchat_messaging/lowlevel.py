@@ -10,12 +10,18 @@ uploads, notices, receive counters, what a mailbox drain accepted, the
 duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
 kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
-(:class:`Conversations`, ``UserMessaging.conversations``) and the envelope
-and control size limits, for shells and test harnesses that drive the engine directly.
+(:class:`Conversations`, ``UserMessaging.conversations``), each message's
+attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`) and the
+envelope and control size limits, for shells and test harnesses that drive the
+engine directly.
 """
 
 from __future__ import annotations
 
+from ._attachment import ATTACHMENT_KEY as ATTACHMENT_KEY
+from ._attachment import ATTACHMENT_KINDS as ATTACHMENT_KINDS
+from ._attachment import AttachmentBook as AttachmentBook
+from ._attachment import AttachmentEntry as AttachmentEntry
 from ._contacts import ContactBook as ContactBook
 from ._contacts import ContactEntry as ContactEntry
 from ._contacts import ContactStore as ContactStore
@@ -56,7 +62,11 @@ from ._user import RawMailbox as RawMailbox
 from ._user import UserMailbox as UserMailbox
 
 __all__ = (
+    "ATTACHMENT_KEY",
+    "ATTACHMENT_KINDS",
     "Accepted",
+    "AttachmentBook",
+    "AttachmentEntry",
     "CONVERSATION_KINDS",
     "ContactBook",
     "ContactEntry",

@@ -27,7 +27,10 @@ relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
-:class:`ConnectionGate`, and UPnP IGD port mapping for relays behind a router
+:class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...)
+and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
+:func:`push_blob`, :func:`fetch_blob_file`), and UPnP
+IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
 """
@@ -36,6 +39,10 @@ from __future__ import annotations
 
 from dchat_core import RelayAddress as RelayAddress
 
+from ._blob_transfer import download_blob as download_blob
+from ._blob_transfer import fetch_blob_file as fetch_blob_file
+from ._blob_transfer import push_blob as push_blob
+from ._blob_transfer import upload_blob as upload_blob
 from ._claim_driver import StoreRunner as StoreRunner
 from ._claim_driver import run_claims as run_claims
 from ._claims import ClaimPolicy as ClaimPolicy
@@ -103,6 +110,14 @@ from ._relay import RelayTokenSet as RelayTokenSet
 from ._relay import RelayTokensHeld as RelayTokensHeld
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
+from ._relay_blob_wire import MAX_BLOB_PIECE as MAX_BLOB_PIECE
+from ._relay_blob_wire import BlobAt as BlobAt
+from ._relay_blob_wire import BlobData as BlobData
+from ._relay_blob_wire import BlobDelete as BlobDelete
+from ._relay_blob_wire import BlobGet as BlobGet
+from ._relay_blob_wire import BlobGone as BlobGone
+from ._relay_blob_wire import BlobOpen as BlobOpen
+from ._relay_blob_wire import BlobPut as BlobPut
 from ._relay_limits import DeliveredSet as DeliveredSet
 from ._relay_limits import PutBudget as PutBudget
 from ._relay_limits import RelayGuard as RelayGuard
@@ -114,6 +129,13 @@ from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
     "AuditAnswer",
+    "BlobAt",
+    "BlobData",
+    "BlobDelete",
+    "BlobGet",
+    "BlobGone",
+    "BlobOpen",
+    "BlobPut",
     "ClaimPolicy",
     "ClaimSettings",
     "ConnectionGate",
@@ -128,6 +150,7 @@ __all__ = (
     "LinkStateError",
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
+    "MAX_BLOB_PIECE",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
@@ -180,13 +203,17 @@ __all__ = (
     "check_audit",
     "check_probe_answer",
     "decode_relay_message",
+    "download_blob",
     "encode_relay_message",
+    "fetch_blob_file",
     "merkle_path",
     "merkle_root",
     "pow_ok",
     "probe_once",
+    "push_blob",
     "run_claims",
     "solve_pow",
     "token_hash",
+    "upload_blob",
     "verify_merkle_path",
 )

@@ -21,6 +21,7 @@ from dchat_sdk import RemoteClient
 
 from .._logging import configure_logging
 from ..config import load_config
+from ._attachments import attachment_app, send_attachment
 from ._backup import backup_app
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
@@ -61,6 +62,7 @@ wallet_app.add_typer(channel_app, name="channel")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
 app.add_typer(handle_app, name="handle")
+app.add_typer(attachment_app, name="attachment")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -279,14 +281,33 @@ register_watch_command(app)
 register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
 
 
+FileOption = Annotated[Path | None, typer.Option(exists=True, dir_okay=False)]
+
+
 @app.command("send")
 def send(
     ctx: typer.Context,
     to: str,
-    text: str,
+    text: Annotated[str, typer.Argument(help="The text, or an attachment's caption.")] = "",
     as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
+    file: FileOption = None,
+    image: FileOption = None,
+    voice: FileOption = None,
+    location: Annotated[str | None, typer.Option(help="LAT,LON[,label] in degrees.")] = None,
+    media_type: Annotated[str | None, typer.Option("--type", help="Media type.")] = None,
+    duration: Annotated[float, typer.Option(help="--voice: seconds.", min=0)] = 0.0,
 ) -> None:
-    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender."""
+    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender.
+
+    With --file, --image, --voice or --location the message carries that
+    attachment (end-to-end encrypted; TEXT is its caption).
+    """
+    if file or image or voice or location:
+        files = {"document": file, "image": image, "voice": voice}
+        send_attachment(ctx, to, text, files, location, media_type, duration)
+        return
+    if not text:
+        raise _fail("give TEXT or an attachment")
     if as_burner is not None:
         send_as_burner(ctx, as_burner, to, text)
         return

@@ -26,7 +26,7 @@ from dchat_crypto import (
     encrypt_with_passphrase,
 )
 from dchat_network.lowlevel import ClaimPolicy, PortMapper, run_claims
-from dchat_storage.lowlevel import write_private
+from dchat_storage.lowlevel import RelayBlobStore, write_private
 
 from .._errors import ConfigError, NodeStateError
 from ..config import parse_hostport
@@ -89,6 +89,7 @@ class RelayRole:
         self.config = config
         self.store = store
         self.service = RelayService(store, clock, config.relay_limits)
+        self.service.server.blobs = RelayBlobStore(config.data_dir / "blobs")  # sealed files
         self.mapper: PortMapper | None = None
         self.clock = clock
         self.claims: ClaimPolicy | None = None

@@ -232,14 +232,18 @@ class UserService(MailDelivery):
         *,
         sender: Identity | None = None,
         sender_card: ContactCard | None = None,
+        content: Content | None = None,
     ) -> MessageId:
         """Encrypt ``text`` for the contact ``to`` and queue it for delivery.
 
         ``sender`` and ``sender_card`` write as another local identity (a
-        burner) instead of this node's identity.
+        burner) instead of this node's identity. ``content``: send this (an
+        attachment) instead of ``text``.
         """
         send = self.agent.converse.send_text
-        return await self.act(send, to, text, sender=sender, sender_card=sender_card)
+        return await self.act(
+            send, to, text, sender=sender, sender_card=sender_card, content=content
+        )
 
     async def send_control(
         self,
