@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from dchat_core import Clock, IdentityId, MessageId
-    from dchat_messaging import DeviceAddress, MessageReceived
+    from dchat_messaging import Content, DeviceAddress, MessageReceived
     from dchat_messaging.lowlevel import ContactEntry
     from dchat_storage import AsyncStore
 
