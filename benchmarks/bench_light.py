@@ -31,10 +31,9 @@ from _common import arg_parser, interleaved_rounds, load_at_end, markers, publis
 from dchat_chain import CurrencyChainApp, LightClient
 from dchat_chain._block_commit import VoteKind, bitmap_indices, vote_sign_bytes
 from dchat_chain._light_sim import SignedChain
-from dchat_chain.lowlevel import NetPlan, genesis_anchor, plan_testnet
+from dchat_chain.lowlevel import NetPlan, WalletLightReader, genesis_anchor, plan_testnet
 from dchat_core import canonical_encode
 from dchat_crypto import bls_verify
-from dchat_node.wallet._light import WalletLightReader
 
 if TYPE_CHECKING:
     import argparse

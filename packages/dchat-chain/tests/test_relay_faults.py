@@ -210,13 +210,13 @@ def test_the_book_files_the_report_and_pending_slashes(validator_chain: Any) -> 
     book.resume(chain.signed.state, chain.signed.certificates[3], None, BLS[0], 0)
     every = int(chain.app.inner.params()["epoch_blocks"])
     assert book.probe_position() == (4 // every, 4 % every, every)
-    assert book.file_uptime(0, [(b"\x05" * 32, 7_000)]) == []
+    assert book.file_uptime(0, [(b"\x05" * 32, 7_000, 3)]) == []
     assert len(chain.app.mempool) == 1
     (tx,) = chain.app.mempool.reap(1 << 20, 10)
     chain.block([tx])
     assert chain.app.index[Transaction.decode(tx).hash].code == 0
     report = chain.app.inner.state.committed_get(b"report/" + bytes(8) + b"/" + PK0)
-    assert canonical_decode(report) == [[b"\x05" * 32, 7_000]]
+    assert canonical_decode(report) == [[b"\x05" * 32, 7_000, 3]]
 
 
 def test_the_chat_chain_book_has_no_epochs(validator_chain: Any) -> None:

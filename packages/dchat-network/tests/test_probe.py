@@ -11,7 +11,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_core import NodeId
+from dchat_core import MailboxId, NodeId
 from dchat_crypto import SigningKey
 from dchat_network import (
     ProbeError,
@@ -23,7 +23,9 @@ from dchat_network import (
     run_prober,
 )
 from dchat_network.lowlevel import (
+    DeliveryReceipt,
     ProbeChallenge,
+    ReceiptBook,
     RelayProbe,
     RelayProbeAnswer,
     answer_probe,
@@ -58,7 +60,7 @@ def test_a_relay_answers_a_fresh_challenge_and_the_prober_counts_it() -> None:
     challenge = prober.challenge(target(), 7, NOW)
     signature = answer_probe(RELAY, challenge.to_bytes(), NOW + 50_000)
     assert prober.answered(challenge, RELAY.public_key.to_bytes(), signature, NOW + 100)
-    assert prober.scores(7) == [(ACCOUNT, 10_000)]
+    assert prober.scores(7) == [(ACCOUNT, 10_000, 0)]
     assert prober.outstanding == 0
 
 
@@ -111,7 +113,7 @@ def test_a_wrong_late_or_replayed_answer_does_not_count() -> None:
     passed = prober.challenge(target(), 1, NOW)
     assert prober.answered(passed, key, answer_probe(RELAY, passed.to_bytes(), NOW), NOW + 10)
     assert not prober.answered(passed, key, answer_probe(RELAY, passed.to_bytes(), NOW), NOW)
-    assert prober.scores(1) == [(ACCOUNT, 10_000 * 1 // 4)]
+    assert prober.scores(1) == [(ACCOUNT, 10_000 * 1 // 4, 0)]
 
 
 def test_the_report_is_due_once_late_in_the_epoch_and_a_convicted_relay_scores_zero() -> None:
@@ -124,9 +126,64 @@ def test_the_report_is_due_once_late_in_the_epoch_and_a_convicted_relay_scores_z
     prober.failed(prober.challenge(target(account=other), 5, NOW))
     assert prober.take_report(5, 14, 20) is None  # before three quarters of the epoch
     prober.convict(5, ACCOUNT)
-    assert prober.take_report(5, 15, 20) == [(other, 5_000), (ACCOUNT, 0)]
+    assert prober.take_report(5, 15, 20) == [(other, 5_000, 0), (ACCOUNT, 0, 0)]
     assert prober.take_report(5, 19, 20) is None  # once only
     assert prober.take_report(6, 19, 20) is None  # nothing probed
+
+
+def _claimed(receipted: int, claimed: int) -> tuple[ProbeTarget, ReceiptBook]:
+    """A relay's book holding ``receipted`` receipted envelopes, claimed as ``claimed``."""
+    book = ReceiptBook(bytes(RELAY_ID))
+    owner = SigningKey(b"\x05" * 32)
+    mailbox = bytes(MailboxId.derive(owner.public_key.to_bytes()))
+    ids = [bytes([i]) * 32 for i in range(receipted)]
+    book.handed(mailbox, ids)
+    book.take(mailbox, DeliveryReceipt.sign(owner, bytes(RELAY_ID), ids).to_bytes())
+    batch = book.seal()
+    assert batch is not None
+    return ProbeTarget(ACCOUNT, "127.0.0.1", 1, RELAY_ID, (batch.root, claimed)), book
+
+
+def _audit(prober: Prober, relay: ProbeTarget, book: ReceiptBook, epoch: int) -> bool:
+    c = prober.challenge(relay, epoch, NOW)
+    prober.answered(c, RELAY.public_key.to_bytes(), answer_probe(RELAY, c.to_bytes(), NOW), NOW)
+    index = prober.audit_index(relay)
+    assert index is not None
+    assert relay.batch is not None
+    return prober.audited(relay, epoch, index, book.answer(relay.batch[0], index))
+
+
+def test_a_batch_counts_as_delivered_after_enough_audits_once_in_the_epoch_it_is_proven() -> None:
+    prober = Prober(VALIDATOR, audits=3, random_bytes=nonces())
+    relay, book = _claimed(7, 7)
+    for _ in range(2):
+        assert _audit(prober, relay, book, 4)
+    assert prober.scores(4) == [(ACCOUNT, 10_000, 0)]  # two audits: not proven yet
+    assert _audit(prober, relay, book, 5)
+    assert _audit(prober, relay, book, 5)
+    assert prober.scores(5) == [(ACCOUNT, 10_000, 7)]  # proven in epoch 5, counted once
+    assert _audit(prober, relay, book, 6)
+    assert prober.scores(6) == [(ACCOUNT, 10_000, 0)]  # the same root is not counted again
+
+
+def test_a_batch_proven_after_the_report_counts_in_the_next_epoch() -> None:
+    prober = Prober(VALIDATOR, audits=1, random_bytes=nonces())
+    relay, book = _claimed(3, 3)
+    earlier, earlier_book = _claimed(1, 1)
+    assert _audit(prober, earlier, earlier_book, 8)  # an earlier batch, proven in epoch 8
+    assert prober.take_report(8, 15, 20) == [(ACCOUNT, 10_000, 1)]
+    assert _audit(prober, relay, book, 8)  # proven late in epoch 8: after its report
+    assert prober.take_report(9, 15, 20) is None  # nothing probed in 9 yet
+    assert _audit(prober, relay, book, 9)  # counted once only
+    assert prober.take_report(9, 15, 20) == [(ACCOUNT, 10_000, 3)]
+
+
+def test_a_padded_batch_is_convicted_and_delivers_nothing() -> None:
+    prober = Prober(VALIDATOR, audits=1, random_bytes=nonces())
+    relay, book = _claimed(4, 64)  # 60 of its 64 claimed leaves are not backed
+    held = [_audit(prober, relay, book, 2) for _ in range(8)]
+    assert not all(held)
+    assert prober.scores(2) == [(ACCOUNT, 0, 0)]
 
 
 def test_a_directory_listing_yields_one_target_per_account() -> None:
@@ -190,7 +247,7 @@ async def test_probe_once_passes_against_a_live_relay_and_fails_against_an_impos
             assert not await probe_once(prober, target(port), 0, lambda: NOW, 5.0)
     with trio.fail_after(WAIT):  # nothing listens any more
         assert not await probe_once(prober, target(port), 0, lambda: NOW, 2.0)
-    assert prober.scores(0) == [(ACCOUNT, 10_000 // 3)]
+    assert prober.scores(0) == [(ACCOUNT, 10_000 // 3, 0)]
 
 
 class Book:
@@ -203,7 +260,7 @@ class Book:
     def probe_position(self) -> tuple[int, int, int] | None:
         return (2, next(self.offsets), 8)
 
-    def file_uptime(self, epoch: int, scores: list[tuple[bytes, int]]) -> list[Exception]:
+    def file_uptime(self, epoch: int, scores: list[tuple[bytes, int, int]]) -> list[Exception]:
         self.reports.append((epoch, scores))
         return [ValueError("refused")]  # logged, not fatal
 
@@ -229,7 +286,7 @@ async def test_run_prober_files_a_report_late_in_the_epoch() -> None:
                 )
                 await wait_until_async(lambda: book.reports, timeout=WAIT, what="a report")
                 nursery.cancel_scope.cancel()
-    assert book.reports == [(2, [(ACCOUNT, 10_000)])]
+    assert book.reports == [(2, [(ACCOUNT, 10_000, 0)])]
     other = Book()
     with trio.move_on_after(0.2):  # a reader that fails: nothing listed, nothing reported
         await run_prober(Prober(VALIDATOR), broken, other, lambda: NOW, interval=0.01)

@@ -274,10 +274,10 @@ async def test_the_mailbox_link_receipts_each_batch_and_validators_audit_the_cla
                     await probe_once(
                         prober, target, 0, lambda: int(trio.current_time() * 1000), 5.0
                     )
-        scores = dict(prober.scores(0))
-        assert scores[b"\xa1" * 32] == 10_000
-        assert scores[b"\xa3" * 32] == 0  # a batch the relay cannot show
-        assert scores[b"\xa2" * 32] == 0  # a count beyond its leaves: some audit missed
+        scores = {account: (score, count) for account, score, count in prober.scores(0)}
+        assert scores[b"\xa1" * 32] == (10_000, 5)  # proven after two audits, counted once
+        assert scores[b"\xa3" * 32] == (0, 0)  # a batch the relay cannot show
+        assert scores[b"\xa2" * 32] == (0, 0)  # a count beyond its leaves: some audit missed
         link.stop()
         await pool.aclose()
         assert got == envelopes

@@ -5,7 +5,8 @@ relay listed by a funded identity are committed by consensus and readable from
 any validator with a Merkle proof that verifies against the block's app hash.
 That relay, run as a real relay process with the identity's key as its node
 key, takes a delivery receipt, claims the sealed batch with ``dchat-node relay
-claim`` and backs an audited leaf of it.
+claim`` and backs an audited leaf of it; killed and restarted with ``chat_node``
+set, it still backs every leaf of that claim and claims its next batch itself.
 """
 
 from __future__ import annotations
@@ -232,6 +233,7 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
         assert done.exit_code == 0, done.output
         claimed = json.loads(done.output)
         assert (claimed["claimed"], claimed["count"], claimed["receipts"]) == (True, 3, 1)
+        assert claimed["committed"]
 
         def listed() -> dict[str, Any]:
             (entry,) = apis[2].get("/v1/chain/relays").json()["relays"]
@@ -252,6 +254,33 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
         assert check_audit(relay_id, root, 3, 2, answer)
         again = CliRunner().invoke(node_app, args)  # nothing new to claim
         assert json.loads(again.output)["claimed"] is False
+
+        # The relay crashes and comes back, now claiming on its own (chat_node set):
+        # the claimed batch is still backed, leaf by leaf, from the relay's database,
+        # and the next receipts are sealed and claimed without the operator.
+        relay_node.kill()
+        validator_dir = out / summary["validators"][2]["dir"]
+        (relay_dir / "dchat.toml").write_text(
+            f'[node]\nrole = "relay"\nchat_node = {json.dumps(str(validator_dir))}\n'
+            "[node.relay_claims]\ninterval = 1.0\nretry = 0.5\n"
+        )
+        relay_node = NodeProcess(relay_dir, "relay", passphrase=PASSPHRASE)
+        relay_node.start()
+        host, port = relay_node.info["link"].rsplit(":", 1)
+        for index in range(3):
+            answer = trio.run(_audit, host, int(port), root, index)
+            assert check_audit(relay_id, root, 3, index, answer)
+        assert trio.run(_give_receipt, host, int(port), wallet) == 3
+        wait_until(lambda: listed()["receipt_batches"] == 2, timeout=30)
+        batch = listed()["last_batch"]
+        assert batch["count"] == 3
+        assert batch["root"] != claimed["root"]
+        answer = trio.run(_audit, host, int(port), bytes.fromhex(batch["root"]), 1)
+        assert check_audit(relay_id, bytes.fromhex(batch["root"]), 3, 1, answer)
+        headers = {"Authorization": f"Bearer {relay_node.info['token']}"}
+        relay_status = httpx.get(relay_node.info["url"] + "/v1/relay/status", headers=headers)
+        receipts = relay_status.json()["receipts"]
+        assert (receipts["auto_claims"], receipts["unclaimed"], receipts["batches"]) == (1, 0, 2)
     finally:
         relay_node.kill()
     # Currency-only routes answer with a typed error on a chat validator.

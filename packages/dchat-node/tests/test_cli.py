@@ -37,11 +37,25 @@ def test_init_contact_send_inbox(
     assert "queued dcmsg1" in _dchat(alice, "send", "bob", "hello from the command line")
 
     def bob_has_it() -> bool:
-        inbox = json.loads(_dchat(bob, "inbox", "--json"))
+        inbox = json.loads(_dchat(bob, "inbox", "--messages", "--json"))
         return [m["text"] for m in inbox] == ["hello from the command line"]
 
     wait_until(bob_has_it)
     assert json.loads(_dchat(bob, "status"))["received"] == 1
+    (line,) = json.loads(_dchat(bob, "inbox", "--json"))  # conversations
+    assert (line["peer_name"], line["unread"], line["last_direction"]) == ("alice", 1, "in")
+    shown = json.loads(_dchat(bob, "show", "alice", "--json"))  # showing marks it read
+    mid = shown["messages"][0]["message_id"]
+    assert shown["marked_read"] == [mid]
+    assert json.loads(_dchat(bob, "inbox", "--json"))[0]["unread"] == 0
+    assert "reacted 👍" in _dchat(bob, "react", "alice", mid, "👍")
+    refused = runner.invoke(app, ["--data-dir", str(bob.data_dir), "delete", "alice", mid])
+    assert refused.exit_code == 1  # only the author deletes for everyone
+    assert "only your own" in refused.output
+    assert "renamed alice to al" in _dchat(bob, "contact", "rename", "alice", "al")
+    assert "blocked al" in _dchat(bob, "contact", "block", "al")
+    assert "removed al" in _dchat(bob, "contact", "remove", "al")
+    assert "al" not in _dchat(bob, "contact", "list")
 
 
 def test_no_running_node_is_a_clear_error(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from dchat_core import MessageId
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import (
     Content,
@@ -19,6 +20,7 @@ from dchat_messaging import (
     DeviceKeys,
     MessageReceived,
     MessagingEngine,
+    UserMessaging,
 )
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_storage import Database, EngineStore, open_database
@@ -158,3 +160,33 @@ def test_a_receive_in_a_failed_group_commit_can_be_repeated(db: Database) -> Non
     events = bob.receive(second, now=T0)
     assert [type(e) for e in events] == [MessageReceived]
     assert [m.body for m in db.messages.list(None, 10)] == ["first", "second"]
+
+
+def test_conversation_state_over_the_database(db: Database) -> None:
+    """What the conversation features keep: read marks, notes, events, contact removal."""
+    store = EngineStore(db)
+    agent = UserMessaging(store)
+    _, card, _ = _person("bob")
+    agent.contacts.add_card("bob", card, now=T0)
+    peer = str(card.identity_id)
+    with store.transaction():
+        assert store.add_message(b"m" * 16, "in", peer, "hi", T0, T0)
+    (listed,) = store.list_messages(peer, 10)
+    assert listed.read_at is None
+    [line] = agent.conversations.inbox(agent.contacts.messages(None, 10))
+    assert (line["peer_name"], line["unread"]) == ("bob", 1)
+    with store.transaction():
+        assert agent.conversations.mark_read(peer, now=T0 + 1) == [MessageId(b"m" * 16)]
+        store.log_event("receipt", {"peer": peer, "ids": ["x"], "read": True}, T0 + 1)
+    assert store.get_message(b"m" * 16).read_at == T0 + 1  # type: ignore[union-attr]
+    assert agent.conversations.mark_read(peer, now=T0 + 2) == []
+    assert [e.kind for e in db.events.page(0)][-1] == "receipt"
+    assert agent.conversations.set_settings(read_receipts=False)["read_receipts"] is False
+    assert UserMessaging(store).conversations.settings() == {
+        "read_receipts": False,
+        "typing": False,
+    }
+    agent.contacts.rename("bob", "robert", now=T0)
+    assert agent.contacts.remove("robert").identity_id == peer
+    assert store.list_contacts() == []
+    assert store.get_message(b"m" * 16) is not None  # the messages stay

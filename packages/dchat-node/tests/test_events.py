@@ -328,3 +328,15 @@ def test_requests_are_events_and_dchat_watch_prints_them(
 def test_dchat_watch_describes_relay_status_events() -> None:
     assert describe(Event(7, "status", {"relay": "unreachable"})).endswith("relay unreachable")
     assert describe(Event(8, "status", {"relay": "connected"})).endswith("relay connected")
+
+
+def test_dchat_watch_describes_conversation_events() -> None:
+    receipt = Event(9, "receipt", {"peer": "p", "by": "bob", "ids": ["m1", "m2"], "read": True})
+    assert describe(receipt).endswith("bob read m1, m2")
+    delivered = Event(10, "receipt", {"peer": "p", "by": "bob", "ids": ["m1"], "read": False})
+    assert describe(delivered).endswith("bob received m1")
+    reaction = Event(
+        11, "reaction", {"peer": "p", "by": "bob", "ids": ["m1"], "emoji": "👍", "on": True}
+    )
+    assert describe(reaction).endswith("bob reacted 👍 to m1")
+    assert describe(Event(12, "typing", {"by": "bob", "ids": [], "on": True})).endswith("is typing")

@@ -133,6 +133,7 @@ def test_relay_openapi_lists_no_user_routes(relay: NodeProcess) -> None:
         "/metrics",
         "/status",
         "/v1/relay/receipts/batch",
+        "/v1/relay/receipts/claimed",
         "/v1/relay/status",
     ]
     contacts = httpx.get(  # user routes still answer, with the usual error

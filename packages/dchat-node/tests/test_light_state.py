@@ -17,10 +17,13 @@ from dchat_chain.lowlevel import (
     LightStateError,
     MerkleTree,
     StaleAnswerError,
+    WalletLightReader,
     encode_light_state,
+    light_state_path,
+    read_light_state,
+    write_light_state,
 )
 from dchat_crypto import BlsSecretKey, SigningKey
-from dchat_node.wallet._light import WalletLightReader, read_state, state_path, write_state
 
 
 def _set() -> ValidatorSet:
@@ -40,15 +43,15 @@ GOOD = encode_light_state(LightClient("test-chain", VALS), VALS.hash())
 
 
 def test_state_is_written_atomically_and_read_back(tmp_path: Path) -> None:
-    path = state_path(tmp_path / "light", "test/chain")
+    path = light_state_path(tmp_path / "light", "test/chain")
     assert path.name == "test_chain.light"
-    write_state(path, GOOD)
+    write_light_state(path, GOOD)
     assert path.read_bytes() == GOOD
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp left
-    stored = read_state(path)
+    stored = read_light_state(path)
     assert stored is not None
     assert stored[1] == VALS.hash()
-    assert read_state(tmp_path / "absent.light") is None
+    assert read_light_state(tmp_path / "absent.light") is None
 
 
 def test_damaged_oversized_or_missing_state_is_refused(tmp_path: Path) -> None:
@@ -58,7 +61,7 @@ def test_damaged_oversized_or_missing_state_is_refused(tmp_path: Path) -> None:
         WalletLightReader.open(lambda _: {}, path, None)
     path.write_bytes(bytes(5 << 20))
     with pytest.raises(LightStateError, match="larger"):
-        read_state(path)
+        read_light_state(path)
     path.unlink()
     with pytest.raises(LightStateError, match="genesis"):
         WalletLightReader.open(lambda _: {}, path, None)  # no file and nothing to anchor at

@@ -29,13 +29,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dchat_chain import CommitCertificate
-from dchat_chain.lowlevel import NetPlan
+from dchat_chain.lowlevel import NetPlan, read_light_state
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import KdfParams
 from dchat_node import NodeProcess
 from dchat_node.cli import app
 from dchat_node.cli._testnet import init_testnet
-from dchat_node.wallet._light import read_state
 from dchat_testing import running_validators, wait_until
 
 pytestmark = pytest.mark.slow
@@ -177,7 +176,7 @@ def test_honest_node_across_a_validator_set_change(net: Net, tmp_path: Path) -> 
     first = json.loads(net.wallet("wallet", "balance", net.account(), light=light))
     assert first["balance"] == 10**12
     path = light / "dchat-testnet-currency.light"
-    stored = read_state(path)
+    stored = read_light_state(path)
     assert stored is not None
     client, anchor = stored
     assert client.height == first["height"] + 1
@@ -189,7 +188,7 @@ def test_honest_node_across_a_validator_set_change(net: Net, tmp_path: Path) -> 
     net.proxy.header_starts.clear()
     net.wallet("wallet", "balance", net.account(), light=light)
     assert net.proxy.header_starts[0] > client.height  # only new headers were fetched
-    after = read_state(path)
+    after = read_light_state(path)
     assert after is not None
     assert after[0].validators.hash() != anchor  # the client took the hand-off
     assert after[1] == anchor
@@ -212,7 +211,7 @@ def test_each_lie_is_refused_with_its_type(net: Net, tmp_path: Path, lie: str, e
     finally:
         net.proxy.lie = None
     assert f"refused the node's answer: {error}" in out
-    stored = read_state(tmp_path / "dchat-testnet-currency.light")
+    stored = read_light_state(tmp_path / "dchat-testnet-currency.light")
     if lie in ("certificate", "chain"):
         assert stored is None  # nothing verified, nothing saved
 

@@ -13,7 +13,6 @@ status`` shows one relay's load, quota and verified chain-side figures.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,40 +32,17 @@ from dchat_network import relay_session
 from dchat_network.lowlevel import DeliveryReceipt
 from dchat_node import NodeProcess
 from dchat_node.cli import node_app
-from dchat_node.cli._process import free_ports
 from dchat_node.cli._relays import discover_home_relays
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.config import load_config
 from dchat_node.relay._role import load_node_key
 from dchat_node.validator._keys import load_wallet
+from dchat_testing import certified, currency_copies, start_all, toml_listen
 
 PASSPHRASE = "relay directory test passphrase"
 REGIONS = ["eu", "eu", "us"]
 
 pytestmark = pytest.mark.slow
-
-
-def _currency_copies(net: Path, summary: dict[str, Any]) -> list[Path]:
-    """The chat validators' keys running the currency genesis, on other ports."""
-    old = [v["listen"] for v in summary["validators"]]
-    new = [f"127.0.0.1:{port}" for port in free_ports(len(old), "127.0.0.1")]
-    homes = []
-    for v in summary["validators"]:
-        home = net / f"currency-{v['dir']}"
-        shutil.copytree(net / v["dir"], home)
-        (home / "genesis.cbor").write_bytes((net / "genesis-currency.cbor").read_bytes())
-        toml = (home / "dchat.toml").read_text()
-        for before, after in zip(old, new, strict=True):
-            toml = toml.replace(before, after)
-        (home / "dchat.toml").write_text(toml)
-        homes.append(home)
-    return homes
-
-
-def _certified(proc: NodeProcess) -> bool:
-    headers = {"Authorization": f"Bearer {proc.info['token']}"}
-    answer = httpx.get(proc.info["url"] + "/v1/chain/status", headers=headers, timeout=5)
-    return bool((answer.json().get("certified_height") or 0) >= 1)
 
 
 @pytest.fixture
@@ -79,30 +55,22 @@ def network(tmp_path: Path, wait_until: Callable[..., None]) -> Iterator[dict[st
     )
     validators: list[dict[str, Any]] = summary["validators"]  # type: ignore[assignment]
     chat = [net / v["dir"] for v in validators]
-    currency = _currency_copies(net, summary)
+    currency = currency_copies(net, summary)
     procs = [
-        NodeProcess(home, "validator", passphrase=PASSPHRASE, listen=_toml_listen(home))
+        NodeProcess(home, "validator", passphrase=PASSPHRASE, listen=toml_listen(home))
         for home in chat + currency
     ]
     relays = [
         NodeProcess(tmp_path / f"relay-{i}", "relay", passphrase=PASSPHRASE) for i in range(3)
     ]
     try:
-        for proc in procs + relays:
-            proc.start()
+        start_all(procs + relays)
         for proc in procs:
-            wait_until(lambda proc=proc: _certified(proc), timeout=60)
+            wait_until(lambda proc=proc: certified(proc), timeout=60)
         yield {"net": net, "chat": chat[0], "currency": currency[1], "relays": relays}
     finally:
         for proc in procs + relays:
             proc.kill()
-
-
-def _toml_listen(directory: Path) -> str:
-    for line in (directory / "dchat.toml").read_text().splitlines():
-        if line.startswith("listen"):
-            return line.split('"')[1]
-    raise AssertionError("no listen address")
 
 
 class _LyingChatNode(ThreadingHTTPServer):
@@ -197,6 +165,9 @@ def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
     assert status["directory"]["address"].endswith("@" + network["relays"][2].info["link"])
     assert status["stake"]["bond"] == 50
     assert status["stake"]["balance"] > 0
+    assert status["stake"]["earnings"] == {"uptime": 0, "delivery": 0}  # no probers here
+    assert status["relay"]["receipts"]["taken"] == 0
+    assert status["relay"]["receipts"]["auto_claims"] is None  # no chat_node: manual claims
 
     user_dir = tmp_path / "user"
     user_dir.mkdir(mode=0o700)

@@ -2,12 +2,14 @@
 
 Four validators each run a :class:`~dchat_network.Prober` and a currency-chain
 application; every block goes to all four applications (what consensus gives
-them), which must agree on every state root. Three bonded relays: an honest
-one (answers every probe, backs every receipt it claims), a *dropper* (its
-node is gone: no probe is answered) and a *forger* (answers probes, but
-claims a receipt batch larger than the receipts it holds). Epoch by epoch the
-validators probe and audit, file their ``uptime_report``, and submit relay
-fault evidence once the chain records a fault.
+them), which must agree on every state root. Four bonded relays: two honest
+ones (answer every probe, back every receipt they claim; one delivered three
+times as much as the other), a *dropper* (its node is gone: no probe is
+answered) and a *forger* (answers probes, but claims a receipt batch larger
+than the receipts it holds). Epoch by epoch the validators probe and audit,
+file their ``uptime_report`` (scores and proven deliveries), and submit relay
+fault evidence once the chain records a fault. Half of each epoch's rewards
+follow the proven deliveries (``relay_delivery_permille`` 500), the rest uptime.
 """
 
 from __future__ import annotations
@@ -31,20 +33,28 @@ NOW = 1_800_000_000_000
 class Relay:
     """A relay: its stake account, node key, receipt book and behaviour."""
 
-    def __init__(self, seed: int, behaviour: str) -> None:
+    def __init__(self, seed: int, behaviour: str, delivered: int = 6) -> None:
         self.account = SigningKey(bytes([seed]) * 32)
         self.node = SigningKey(bytes([seed + 1]) * 32)
         self.node_id = NodeId.derive(self.node.public_key.to_bytes())
         self.behaviour = behaviour
         self.book = ReceiptBook(bytes(self.node_id))
-        user = SigningKey(bytes([seed + 2]) * 32)
-        mailbox = bytes(MailboxId.derive(user.public_key.to_bytes()))
-        ids = [bytes([seed, i]) * 16 for i in range(6)]
+        self.user = SigningKey(bytes([seed + 2]) * 32)
+        self.sent = 0
+        self.claim = (b"", 0)
+        self.deliver(delivered)
+
+    def deliver(self, n: int) -> None:
+        """``n`` envelopes delivered and receipted, sealed and claimed on the chat chain."""
+        mailbox = bytes(MailboxId.derive(self.user.public_key.to_bytes()))
+        ids = [bytes([self.sent + i]) * 32 for i in range(n)]
+        self.sent += n
         self.book.handed(mailbox, ids)
-        self.book.take(mailbox, DeliveryReceipt.sign(user, bytes(self.node_id), ids).to_bytes())
+        receipt = DeliveryReceipt.sign(self.user, bytes(self.node_id), ids)
+        self.book.take(mailbox, receipt.to_bytes())
         batch = self.book.seal()
         assert batch is not None
-        claimed = batch.count * 3 if behaviour == "forger" else batch.count
+        claimed = batch.count * 3 if self.behaviour == "forger" else batch.count
         self.claim = (batch.root, claimed)  # what it put on the chat chain
 
     @property
@@ -151,6 +161,10 @@ class Network:
             assert sorted(codes)[0] == 0
             assert sum(1 for c in codes if c == 0) == 1
 
+    def earnings(self, relay: Relay) -> dict[str, int]:
+        raw = self.apps[0].state.committed_get(b"earn/" + relay.account.public_key.to_bytes())
+        return {"u": 0, "d": 0} if raw is None else dict(canonical_decode(raw))
+
     def balance(self, relay: Relay) -> int:
         return self.apps[0].account(relay.account.public_key.to_bytes()).balance
 
@@ -169,18 +183,30 @@ def _counter(seed: int) -> Any:
     return random_bytes
 
 
-def test_honest_relays_earn_while_droppers_and_forgers_are_slashed_on_every_engine() -> None:
-    honest, dropper, forger = Relay(0x50, "honest"), Relay(0x60, "dropper"), Relay(0x70, "forger")
-    net = Network([honest, dropper, forger])
+def test_honest_relays_earn_by_uptime_and_proven_delivery_while_cheats_are_slashed() -> None:
+    honest, quiet = Relay(0x50, "honest", 6), Relay(0x80, "honest", 2)
+    dropper, forger = Relay(0x60, "dropper"), Relay(0x70, "forger")
+    net = Network([honest, quiet, dropper, forger])
     bonds = [net.tx(r.account, "relay_bond", {"amount": 1_000}) for r in net.relays]
-    assert net.block(*bonds) == [0, 0, 0]
+    assert net.block(*bonds) == [0, 0, 0, 0]
     earned = []
     start = net.balance(honest)
-    for _ in range(3):
-        net.epoch()
-        earned.append(net.balance(honest) - start)
+    net.epoch()  # both honest batches proven: 1,500 by deliveries (6:2), 1,500 by uptime (1:1)
+    assert net.earnings(honest) == {"u": 750, "d": 1_125}
+    assert net.earnings(quiet) == {"u": 750, "d": 375}
+    earned.append(net.balance(honest) - start)
+    net.epoch()  # nothing new claimed: the whole reward follows uptime
+    assert net.earnings(honest) == {"u": 750 + 1_500, "d": 1_125}
+    earned.append(net.balance(honest) - start)
+    quiet.deliver(9)  # a new batch: the quiet relay now delivered more this epoch
+    forger.deliver(4)
+    net.epoch()
+    assert net.earnings(quiet) == {"u": 750 + 1_500 + 750, "d": 375 + 1_500}
+    assert net.earnings(honest)["d"] == 1_125  # its batch was counted once, in epoch 0
+    earned.append(net.balance(honest) - start)
     assert 0 < earned[0] < earned[1] < earned[2]  # the honest relay's reward rises each epoch
     assert net.balance(dropper) == net.balance(forger) == 10_000 - 1_000  # never paid
-    assert net.bond(honest) == 1_000
+    assert net.earnings(forger) == net.earnings(dropper) == {"u": 0, "d": 0}
+    assert net.bond(honest) == net.bond(quiet) == 1_000
     assert net.bond(dropper) == net.bond(forger) == 900  # a fault after two bad epochs
     assert net.probers[0].scores(0) == []  # an epoch is forgotten once a later one reported

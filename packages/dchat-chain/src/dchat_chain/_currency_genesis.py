@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from dchat_core import DecodeError
 
 from ._bridge_headers import seed_bridge
-from ._currency_relays import POOL_KEY
+from ._currency_relays import DELIVERY_PERMILLE, POOL_KEY
 from ._currency_staking import load_validator, register_validator, validator_updates
 from ._errors import ChainArgumentError, InvalidTransactionError
 from ._state_genesis import ParamSpec, build_state
@@ -52,6 +52,9 @@ CURRENCY_PARAMS: Final[ParamSpec] = {
     "relay_fault_score": (5_000, 0, 10_000),
     "relay_fault_epochs": (3, 0, 1 << 20),
     "relay_slash_permille": (100, 0, 1000),
+    # The share of an epoch's relay rewards paid by proven deliveries (the rest by
+    # uptime; all by uptime in an epoch without any; see ._currency_relays).
+    "relay_delivery_permille": (DELIVERY_PERMILLE, 0, 1000),
 }
 
 

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any, Final
 from dchat_core import DchatError, DecodeLimits, Fields, NodeId, canonical_decode
 
 from ._chat_directory import MAX_LABEL_LEN, MAX_RELAYS, MAX_TAGS, RELAY_INDEX_KEY
-from ._currency_relays import MAX_SCORE, median_scores, relay_key
+from ._currency_relays import (
+    earnings_key,
+    median_deliveries,
+    median_scores,
+    parse_report_entry,
+    relay_key,
+)
 from ._errors import ChainAnswerError, ChainStateError
 from ._tx import MAX_AMOUNT
 
@@ -47,9 +53,12 @@ __all__ = (
     "RelayListing",
     "decode_relay_bond",
     "decode_relay_index",
+    "decode_relay_earnings",
     "decode_relay_listing",
+    "epoch_delivered",
     "epoch_score",
     "relay_bond_key",
+    "relay_earnings_key",
     "relay_listing_key",
 )
 
@@ -201,6 +210,22 @@ def decode_relay_bond(value: bytes | None) -> int:
     return raw
 
 
+def _report_tables(reports: list[bytes | None]) -> list[list[list[Any]]]:
+    """The proven ``report/<epoch>/<validator>`` values, decoded (None: absent, skipped)."""
+    tables = []
+    for value in reports:
+        if value is None:
+            continue
+        try:
+            raw = canonical_decode(value, _LIMITS)
+        except DchatError as exc:
+            raise _answer_error("uptime report", exc) from None
+        if not isinstance(raw, list) or not all(parse_report_entry(p) is not None for p in raw):
+            raise DirectoryAnswerError("uptime report: not [relay, score(, delivered)] entries")
+        tables.append(raw)
+    return tables
+
+
 def epoch_score(reports: list[bytes | None], relay: bytes) -> int:
     """``relay``'s score so far this epoch: the lower median over the proven reports.
 
@@ -210,25 +235,38 @@ def epoch_score(reports: list[bytes | None], relay: bytes) -> int:
     Raises:
         DirectoryAnswerError: A report does not decode.
     """
-    tables = []
-    for value in reports:
-        if value is None:
-            continue
-        try:
-            raw = canonical_decode(value, _LIMITS)
-        except DchatError as exc:
-            raise _answer_error("uptime report", exc) from None
-        if not isinstance(raw, list) or not all(
-            isinstance(p, list)
-            and len(p) == 2
-            and isinstance(p[0], bytes)
-            and type(p[1]) is int
-            and 0 <= p[1] <= MAX_SCORE
-            for p in raw
-        ):
-            raise DirectoryAnswerError("uptime report: not [relay, score] pairs")
-        tables.append(raw)
-    return median_scores(tables).get(relay, 0) if tables else 0
+    return median_scores(_report_tables(reports)).get(relay, 0)
+
+
+def epoch_delivered(reports: list[bytes | None], relay: bytes) -> int:
+    """``relay``'s proven deliveries so far this epoch: the lower median delivery count.
+
+    Raises:
+        DirectoryAnswerError: A report does not decode.
+    """
+    return median_deliveries(_report_tables(reports)).get(relay, 0)
+
+
+def relay_earnings_key(account: bytes) -> bytes:
+    """The currency-chain state key of ``account``'s cumulative relay earnings."""
+    return earnings_key(account)
+
+
+def decode_relay_earnings(value: bytes | None) -> dict[str, int]:
+    """The proven ``earn/<account>`` record as ``{"uptime": n, "delivery": n}`` (None: 0s).
+
+    Raises:
+        DirectoryAnswerError: The value is not an earnings record.
+    """
+    if value is None:
+        return {"uptime": 0, "delivery": 0}
+    try:
+        fields = Fields(canonical_decode(value, _LIMITS), "earnings", frozenset({"u", "d"}))
+        uptime = fields.get_int("u", hi=MAX_AMOUNT)
+        delivery = fields.get_int("d", hi=MAX_AMOUNT)
+    except DchatError as exc:
+        raise _answer_error("relay earnings", exc) from None
+    return {"uptime": uptime, "delivery": delivery}
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,9 @@ _LIMITS: Final = DecodeLimits(max_size=64 << 20, max_depth=6, max_items=1 << 22)
 ParamSpec = dict[str, tuple[int, int, int]]  # name -> (default, lo, hi)
 #: Parameters added after chains were started: stored only when the genesis gives
 #: them, so an older genesis keeps its state root; readers use :func:`param`.
-LATE_PARAMS: Final = frozenset({"relay_fault_score", "relay_fault_epochs", "relay_slash_permille"})
+LATE_PARAMS: Final = frozenset(
+    {"relay_fault_score", "relay_fault_epochs", "relay_slash_permille", "relay_delivery_permille"}
+)
 
 
 def param(params: Mapping[str, int], spec: ParamSpec, name: str) -> int:

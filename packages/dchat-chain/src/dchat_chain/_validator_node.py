@@ -237,12 +237,14 @@ class ValidatorBook:
         height = self._driver.engine.height
         return height // every, height % every, every
 
-    def file_uptime(self, epoch: int, scores: Iterable[tuple[bytes, int]]) -> list[DchatError]:
+    def file_uptime(self, epoch: int, scores: Iterable[tuple[bytes, int, int]]) -> list[DchatError]:
         """Submit this validator's ``uptime_report`` for ``epoch`` and pending relay slashes.
+
+        ``scores``: (relay account, score, proven deliveries) rows, sorted by account.
 
         Returns the mempool's refusals (e.g. the report of an epoch already past).
         """
-        body = {"epoch": epoch, "scores": [[account, score] for account, score in scores]}
+        body = {"epoch": epoch, "scores": [list(row) for row in scores]}
         txs = [_currency_tx(self.app, self._account, "uptime_report", body)]
         for evidence in pending_faults(self.app.inner.state):
             txs.append(slash_tx(self.app, self._account, evidence))

@@ -22,7 +22,9 @@ application of its own, a simulation or a test harness.
   ``ValidatorSetLog``, ``certified_height``, ``certified_query``,
   ``headers_page``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
   ``LightRead``, ``genesis_anchor``, ``parse_headers``, ``parse_proof``,
-  ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``
+  ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``; the
+  blocking shell keeping a reader in a file, ``WalletLightReader`` with
+  ``light_state_path``, ``read_light_state``, ``write_light_state``
 - the validator driver (engine, timers, pacing, block sync, gossip around one
   validator, sans-IO) and its effects and peer wire: ``ValidatorDriver``,
   ``DriverEffect``, ``SaveCheckpoint``, ``StoreBlock``, ``StoreSynced``,
@@ -32,8 +34,9 @@ application of its own, a simulation or a test harness.
   per-height timing bookkeeping ``HeightTimeline``
 - the relay directory and home-relay choice (sans-IO): ``DirectoryRead``,
   ``DirectoryView``, ``RelayListing``, ``decode_relay_index``,
-  ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``relay_listing_key``,
-  ``relay_bond_key``, ``DirectoryAnswerError``; ``choose_home_relays``,
+  ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``epoch_delivered``,
+  ``decode_relay_earnings``, ``relay_earnings_key``, ``relay_listing_key``, ``relay_bond_key``,
+  ``DirectoryAnswerError``; ``choose_home_relays``,
   ``ChoicePolicy``, ``RelayDiscovery``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
   ``NotEnoughRelaysError``), ``PinnedRelaysError``
@@ -140,6 +143,10 @@ from ._light import UntrustedValidatorsError as UntrustedValidatorsError
 from ._light import UnverifiedHeaderError as UnverifiedHeaderError
 from ._light_answers import parse_headers as parse_headers
 from ._light_answers import parse_proof as parse_proof
+from ._light_file import WalletLightReader as WalletLightReader
+from ._light_file import light_state_path as light_state_path
+from ._light_file import read_light_state as read_light_state
+from ._light_file import write_light_state as write_light_state
 from ._light_reader import LightRead as LightRead
 from ._light_reader import LightReader as LightReader
 from ._light_reader import genesis_anchor as genesis_anchor
@@ -173,10 +180,13 @@ from ._relay_directory import DirectoryRead as DirectoryRead
 from ._relay_directory import DirectoryView as DirectoryView
 from ._relay_directory import RelayListing as RelayListing
 from ._relay_directory import decode_relay_bond as decode_relay_bond
+from ._relay_directory import decode_relay_earnings as decode_relay_earnings
 from ._relay_directory import decode_relay_index as decode_relay_index
 from ._relay_directory import decode_relay_listing as decode_relay_listing
+from ._relay_directory import epoch_delivered as epoch_delivered
 from ._relay_directory import epoch_score as epoch_score
 from ._relay_directory import relay_bond_key as relay_bond_key
+from ._relay_directory import relay_earnings_key as relay_earnings_key
 from ._relay_directory import relay_listing_key as relay_listing_key
 from ._relay_faults import RelayFaultEvidence as RelayFaultEvidence
 from ._snapshot import SnapshotError as SnapshotError
@@ -331,6 +341,7 @@ __all__ = (
     "ValidatorUpdate",
     "Vote",
     "VoteKind",
+    "WalletLightReader",
     "WrongChainError",
     "account_key",
     "answer_fields",
@@ -344,6 +355,7 @@ __all__ = (
     "decode_light_state",
     "decode_message",
     "decode_relay_bond",
+    "decode_relay_earnings",
     "decode_relay_index",
     "decode_relay_listing",
     "decode_txs",
@@ -355,6 +367,7 @@ __all__ = (
     "encode_txs",
     "encode_validator_keys",
     "encode_wallet_key",
+    "epoch_delivered",
     "epoch_score",
     "execute_block",
     "genesis_anchor",
@@ -363,6 +376,7 @@ __all__ = (
     "handle_work_bits",
     "headers_page",
     "light_state_name",
+    "light_state_path",
     "load_snapshot",
     "normalize_handle",
     "operator_groups",
@@ -370,8 +384,10 @@ __all__ = (
     "parse_proof",
     "payment_channel_id",
     "plan_testnet",
+    "read_light_state",
     "relay_bond_key",
     "relay_directory",
+    "relay_earnings_key",
     "relay_listing_key",
     "replay",
     "replay_store",
@@ -390,4 +406,5 @@ __all__ = (
     "validator_id_of",
     "verify_proof",
     "verify_tx_inclusion",
+    "write_light_state",
 )

@@ -27,12 +27,13 @@ class _Id:
 
     PREFIX: ClassVar[str]
     SIZE: ClassVar[int] = 32
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "_text")
 
     def __init__(self, raw: bytes) -> None:
         if not isinstance(raw, bytes) or len(raw) != self.SIZE:
             raise InvalidIdError(f"{type(self).__name__} must be {self.SIZE} bytes")
         self._raw = raw
+        self._text: str | None = None  # the text form, computed on first use
 
     def __bytes__(self) -> bytes:
         return self._raw
@@ -47,8 +48,10 @@ class _Id:
         return hash((type(self).__name__, self._raw))
 
     def __str__(self) -> str:
-        text = base64.b32encode(self._raw).decode("ascii").rstrip("=").lower()
-        return f"{self.PREFIX}{text}"
+        if self._text is None:
+            text = base64.b32encode(self._raw).decode("ascii").rstrip("=").lower()
+            self._text = f"{self.PREFIX}{text}"
+        return self._text
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"

@@ -9,6 +9,7 @@ Every error derives from :class:`DchatCryptoError` and from one *kind* root of
         ├── BadSignatureError(PeerError)            a signature did not verify (opaque)
         ├── InvalidKeyError(CallerError, ValueError)  bad key length/format, low-order X25519 point
         ├── KeystoreFormatError(PeerError, ValueError)  passphrase blob structurally malformed
+        ├── FileSizeError(CallerError, ValueError)  a file to seal: more/fewer bytes than declared
         └── NoiseError
             ├── NoiseHandshakeError(PeerError)      malformed, short or unauthentic message
             ├── NoiseStateError(CallerError)        API misuse: wrong turn, split too early, ...
@@ -29,6 +30,7 @@ __all__ = (
     "BadSignatureError",
     "DchatCryptoError",
     "DecryptionError",
+    "FileSizeError",
     "InvalidKeyError",
     "KeystoreFormatError",
     "MessageTooLargeError",
@@ -88,3 +90,7 @@ class MessageTooLargeError(NoiseError, CallerError, ValueError):
 
 class NonceExhaustedError(NoiseError):
     """The cipher state's nonce reached 2**64-1 (reserved); the session must end."""
+
+
+class FileSizeError(DchatCryptoError, CallerError, ValueError):
+    """A file to seal is out of range, or got more or fewer bytes than declared."""

@@ -119,12 +119,13 @@ class SigningKey(_PrivateRawKey):
     """An Ed25519 private key, stored as its 32-byte seed."""
 
     SIGNATURE_SIZE: ClassVar[int] = 64
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_public")
     _key: Ed25519PrivateKey
 
     def __init__(self, raw: bytes) -> None:
         super().__init__(raw)
         self._key = Ed25519PrivateKey.from_private_bytes(self._raw)
+        self._public: bytes | None = None  # derived on first use (a scalar multiplication)
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -137,7 +138,9 @@ class SigningKey(_PrivateRawKey):
         return VerifyKey(self._public_bytes())
 
     def _public_bytes(self) -> bytes:
-        return self._key.public_key().public_bytes_raw()
+        if self._public is None:
+            self._public = self._key.public_key().public_bytes_raw()
+        return self._public
 
     def sign(self, message: bytes) -> bytes:
         """Sign ``message``; returns the 64-byte Ed25519 signature."""

@@ -9,7 +9,8 @@ It also holds what only protocol implementers and their tests need from the
 higher layers: the Noise transport and the specific errors beneath the
 everyday ones (each a subclass of an error :mod:`dchat_crypto` exports, so
 catching the everyday class still works), HKDF, and the BLS aggregate and
-proof-of-possession checks.
+proof-of-possession checks, and the chunked file cipher that attachments are
+sealed with (``dchat_messaging`` wraps it; a file key must seal one file only).
 """
 
 from __future__ import annotations
@@ -43,11 +44,21 @@ from ._bls import bls_verify_possession as bls_verify_possession
 from ._bls_errors import BlsEncodingError as BlsEncodingError
 from ._bls_errors import BlsSecretKeyError as BlsSecretKeyError
 from ._bls_errors import BlsUsageError as BlsUsageError
+from ._errors import FileSizeError as FileSizeError
 from ._errors import MessageTooLargeError as MessageTooLargeError
 from ._errors import NoiseHandshakeError as NoiseHandshakeError
 from ._errors import NoiseProtocolNameError as NoiseProtocolNameError
 from ._errors import NoiseStateError as NoiseStateError
 from ._errors import NonceExhaustedError as NonceExhaustedError
+from ._file_cipher import FILE_CHUNK as FILE_CHUNK
+from ._file_cipher import SEALED_CHUNK as SEALED_CHUNK
+from ._file_cipher import FileDecryptor as FileDecryptor
+from ._file_cipher import FileEncryptor as FileEncryptor
+from ._file_cipher import FileKey as FileKey
+from ._file_cipher import open_file_chunks as open_file_chunks
+from ._file_cipher import padded_size as padded_size
+from ._file_cipher import seal_file_chunks as seal_file_chunks
+from ._file_cipher import sealed_size as sealed_size
 from ._noise_transport import NoiseTransport as NoiseTransport
 from ._ratchet_types import RatchetArgumentError as RatchetArgumentError
 from ._ratchet_types import RatchetFormatError as RatchetFormatError
@@ -66,6 +77,11 @@ __all__ = (
     "CIPHERS",
     "CipherFunctions",
     "CipherState",
+    "FILE_CHUNK",
+    "FileDecryptor",
+    "FileEncryptor",
+    "FileKey",
+    "FileSizeError",
     "HASHES",
     "HashFunctions",
     "InvalidBundleError",
@@ -85,6 +101,7 @@ __all__ = (
     "RatchetArgumentError",
     "RatchetFormatError",
     "RatchetStateError",
+    "SEALED_CHUNK",
     "SymmetricState",
     "aesgcm_decrypt",
     "aesgcm_encrypt",
@@ -95,7 +112,11 @@ __all__ = (
     "chacha20poly1305_encrypt",
     "handshake_with_ephemeral",
     "hkdf_sha256",
+    "open_file_chunks",
+    "padded_size",
     "parse_protocol_name",
+    "seal_file_chunks",
+    "sealed_size",
 )
 
 

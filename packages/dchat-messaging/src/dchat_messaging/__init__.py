@@ -9,11 +9,14 @@ identities, fan-out), :class:`DocumentDirectory` (which devices speak for
 whom), :class:`MessageRequests` (mail from strangers, blocking, retired keys)
 and :class:`Notices`, all held together with a user node's rules (contacts,
 quiet contacts, what a received envelope came to, bundle backoff) by
-:class:`UserMessaging`.
+:class:`UserMessaging`. Attachments: a message may carry an :class:`Attachment`
+descriptor; sealing, opening and re-validating the file itself is in the
+named module :mod:`dchat_messaging.attachments` (which needs dchat-storage).
 """
 
 from __future__ import annotations
 
+from ._attachment import Attachment as Attachment
 from ._content import MAX_TEXT as MAX_TEXT
 from ._content import Content as Content
 from ._devices import DeviceAddress as DeviceAddress
@@ -22,8 +25,10 @@ from ._directory import DeviceDirectory as DeviceDirectory
 from ._directory import DocumentDirectory as DocumentDirectory
 from ._engine import MessagingEngine as MessagingEngine
 from ._envelope import SealedEnvelope as SealedEnvelope
+from ._errors import AttachmentRefusedError as AttachmentRefusedError
 from ._errors import BundleRejectedError as BundleRejectedError
 from ._errors import ContentError as ContentError
+from ._errors import ConversationError as ConversationError
 from ._errors import DchatMessagingError as DchatMessagingError
 from ._errors import EngineStateError as EngineStateError
 from ._errors import EnvelopeRejectedError as EnvelopeRejectedError
@@ -45,9 +50,12 @@ from ._store import StateStore as StateStore
 from ._user import UserMessaging as UserMessaging
 
 __all__ = (
+    "Attachment",
+    "AttachmentRefusedError",
     "BundleRejectedError",
     "Content",
     "ContentError",
+    "ConversationError",
     "DchatMessagingError",
     "DeviceAddress",
     "DeviceDirectory",

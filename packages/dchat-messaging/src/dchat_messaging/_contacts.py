@@ -20,6 +20,9 @@ worker, and reads no clock:
   :meth:`ContactBook.add_card_source`.
 * **replacing**: a contact whose key rotated (a recovery) keeps its name and
   gets the new card.
+* **removing and renaming** (:meth:`ContactBook.remove`, :meth:`ContactBook.rename`):
+  a removed contact's stored messages stay; its next message arrives as a
+  message request. A rename keeps the card and gives a new unique name.
 * **messages**: listing resolves a peer given by name, and names each
   message's peer; deleting a conversation removes every message with a peer.
 
@@ -78,6 +81,11 @@ class MessageEntry(Protocol):
     @property
     def stored_at(self) -> float: ...
     @property
+    def read_at(self) -> float | None:
+        """When the user read it (an incoming message), or None."""
+        ...
+
+    @property
     def cursor(self) -> int | None:
         """Its place in storage order, to page from (None if the store has none)."""
         ...
@@ -110,6 +118,15 @@ class ContactStore(Protocol):
         ...
 
     def delete_message(self, message_id: bytes) -> bool: ...
+    def get_message(self, message_id: bytes) -> MessageEntry | None: ...
+    def mark_read(self, message_id: bytes, read_at: float) -> bool:
+        """Record that the user read a message; False if it was read already."""
+        ...
+
+    def remove_contact(self, identity_id: str) -> bool: ...
+    def log_event(self, kind: str, data: dict[str, object], now: float) -> None:
+        """Append an event for the user's clients (in the open transaction)."""
+        ...
 
 
 class UserStore(MessageStore, ContactStore, Protocol):
@@ -215,6 +232,38 @@ class ContactBook:
         """Give the contact ``old`` a new card (its key rotated); None if unknown."""
         self._directory.add_card(card)
         return self._store.replace_contact(str(old), str(card.identity_id), card.to_bytes())
+
+    def remove(self, name: str) -> ContactEntry:
+        """Forget the contact ``name`` (its messages stay); returns what was stored.
+
+        Raises:
+            RequestError: ``unknown_contact``.
+        """
+        with self._store.transaction():
+            entry = self._store.contact_named(name)
+            if entry is None:
+                raise _unknown(name)
+            self._store.remove_contact(entry.identity_id)
+            if self.is_quiet(entry.identity_id):
+                self._quiet.discard(entry.identity_id)
+                self._store.put_state(
+                    QUIET_KEY, canonical_encode(sorted(i.encode() for i in self._quiet))
+                )
+        return entry
+
+    def rename(self, name: str, new_name: str, *, now: float) -> ContactEntry:
+        """Give the contact ``name`` the unique name ``new_name`` (same card).
+
+        Raises:
+            RequestError: ``unknown_contact``; the store's duplicate error if
+                ``new_name`` is taken.
+        """
+        with self._store.transaction():
+            entry = self._store.contact_named(name)
+            if entry is None:
+                raise _unknown(name)
+            self._store.remove_contact(entry.identity_id)
+            return self._store.add_contact(new_name, entry.identity_id, entry.card, now)
 
     # -- finding ---------------------------------------------------------------------
 

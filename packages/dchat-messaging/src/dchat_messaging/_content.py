@@ -4,11 +4,13 @@ Inside a ratchet message (see :mod:`._wire`) the sender writes the padded
 (:func:`dchat_privacy.pad`) canonical encoding of::
 
     {"v": 1, "mid": message id(16), "ts": milliseconds since the epoch,
-     "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes},
+     "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes}
+           | {"t": "att", "v": 1, "kind": str, ...},
      ["card": the sender's contact card],
      ["doc": the sender's identity document],
      ["peer": identity id(32)],
-     ["seq": n, "lc": n]}
+     ["seq": n, "lc": n],
+     ["re": message id(16)], ["fwd": 1]}
 
 ``card`` travels in the first message of each session, so a recipient who
 does not know the sender yet can answer (a message request); ``doc`` (the
@@ -21,9 +23,19 @@ carries its place in the conversation: ``seq`` counts the sending device's
 text messages in this conversation (1, 2, ...; a receiver that sees 5 after 3
 knows 4 is missing) and ``lc`` is a Lamport clock of the conversation (one
 more than the highest it had sent or seen), by which every device shows the
-conversation in the same order, whatever order envelopes arrived in. There is no
+conversation in the same order, whatever order envelopes arrived in. A text may
+also quote another message of the conversation (``re``, a reply) or be marked
+forwarded (``fwd``, nothing more: no link to where it came from); see
+:mod:`._conversation` for the control kinds around texts. There is no
 signature: the session authenticates the sender to the recipient and to no
 one else (see ``docs/rationale.md``, "Deniable messages").
+
+Body kinds are told apart by ``t`` (:data:`_BODIES`, one reader each); a new
+kind is a new ``t`` with its own versioned map, beside the others. An
+attachment (``"att"``, :mod:`._attachment`) is a person's message like a
+text: its :attr:`Content.kind` is ``"text"``, its text the caption (or a
+one-line summary when there is none), and :attr:`Content.attachment` the
+descriptor.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from dchat_core import (
 from dchat_identity import ContactCard, InvalidCardError
 from dchat_privacy import PaddingError, PaddingTooLargeError, pad, unpad
 
+from ._attachment import Attachment
 from ._errors import ContentError, EnvelopeRejectedError
 
 __all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
@@ -51,7 +64,9 @@ __all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
 MAX_TEXT: Final = 16_000
 MAX_CONTROL: Final = 48_000
 _KIND: Final = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
-_FIELDS: Final = frozenset({"v", "mid", "ts", "body", "card", "doc", "peer", "seq", "lc"})
+_FIELDS: Final = frozenset(
+    {"v", "mid", "ts", "body", "card", "doc", "peer", "seq", "lc", "re", "fwd"}
+)
 MAX_DOCUMENT: Final = 48_000
 _TEXT: Final = frozenset({"t", "text"})
 _CONTROL: Final = frozenset({"t", "kind", "data"})
@@ -86,6 +101,9 @@ class Content:
         seq: A text message's number among its sending device's texts in the
             conversation (from 1), if it carries one.
         lamport: A text message's Lamport clock in the conversation, if it carries one.
+        reply_to: The message a text quotes (a reply), if any.
+        forwarded: The text is a forwarded copy.
+        attachment: The attachment a person's message carries, if any.
     """
 
     message_id: MessageId
@@ -98,6 +116,9 @@ class Content:
     document: bytes | None = None
     seq: int | None = None
     lamport: int | None = None
+    reply_to: MessageId | None = None
+    forwarded: bool = False
+    attachment: Attachment | None = None
 
     @classmethod
     def text_message(
@@ -111,6 +132,23 @@ class Content:
         if not isinstance(text, str) or not text or len(text) > MAX_TEXT:
             raise ContentError(f"message text must be 1-{MAX_TEXT} characters")
         return cls(message_id or MessageId.random(), now_ms, "text", text)
+
+    @classmethod
+    def attachment_message(
+        cls, attachment: Attachment, *, now_ms: int, message_id: MessageId | None = None
+    ) -> Content:
+        """A person's message carrying ``attachment`` (its caption is the text).
+
+        Raises:
+            ContentError: the descriptor does not encode (a field out of bounds).
+        """
+        try:
+            attachment = Attachment.from_map(attachment.to_map())
+        except ValueError as exc:
+            raise ContentError(f"invalid attachment: {exc}") from None
+        text = attachment.caption or attachment.summary()
+        mid = message_id or MessageId.random()
+        return cls(mid, now_ms, "text", text, attachment=attachment)
 
     @classmethod
     def control(
@@ -133,7 +171,9 @@ class Content:
             ContentError: the whole does not fit the largest padding bucket.
         """
         body: dict[str, object]
-        if self.kind == "text":
+        if self.attachment is not None:
+            body = self.attachment.to_map()
+        elif self.kind == "text":
             body = {"t": "text", "text": self.text}
         else:
             body = {"t": "ctl", "kind": self.kind, "data": self.data}
@@ -151,6 +191,10 @@ class Content:
             value["peer"] = bytes(self.peer)
         if self.seq is not None and self.lamport is not None:
             value["seq"], value["lc"] = self.seq, self.lamport
+        if self.reply_to is not None:
+            value["re"] = bytes(self.reply_to)
+        if self.forwarded:
+            value["fwd"] = 1
         try:
             return pad(canonical_encode(value))
         except PaddingTooLargeError:
@@ -168,7 +212,12 @@ class Content:
             fields = Fields(canonical_decode(unpad(data), _LIMITS), "message", _FIELDS)
             if fields.get_int("v") != 1:
                 raise ValueError("version")
-            kind, text, payload = _body(fields.raw("body"))
+            raw = fields.raw("body")
+            content_type = raw.get("t") if isinstance(raw, dict) else None
+            reader = _BODIES.get(content_type) if isinstance(content_type, str) else None
+            if reader is None:
+                raise ValueError("content type")
+            kind, text, payload, attachment = reader(raw)
             card = None
             if fields.has("card"):
                 card = ContactCard.from_bytes(fields.get_bytes("card", max_size=2048))
@@ -180,6 +229,10 @@ class Content:
                     fields.get_int("seq", lo=1, hi=_MAX_TS),
                     fields.get_int("lc", hi=_MAX_TS),
                 )
+            reply_to = None
+            if fields.has("re"):
+                reply_to = MessageId(fields.get_bytes("re", size=MessageId.SIZE))
+            forwarded = fields.has("fwd") and fields.get_int("fwd", lo=1, hi=1) == 1
             return cls(
                 MessageId(fields.get_bytes("mid", size=MessageId.SIZE)),
                 fields.get_int("ts", hi=_MAX_TS),
@@ -191,20 +244,33 @@ class Content:
                 doc,
                 seq,
                 lamport,
+                reply_to,
+                forwarded,
+                attachment,
             )
         except (DecodeError, PaddingError, InvalidCardError, ValueError):
             raise EnvelopeRejectedError from None
 
 
-def _body(raw: object) -> tuple[str, str, bytes]:
-    content_type = Fields(raw, "body", _TEXT | _CONTROL).get_str("t", max_len=16)
-    if content_type == "text":
-        text = Fields(raw, "body", _TEXT).get_str("text", max_len=MAX_TEXT)
-        if not text:
-            raise ValueError("empty text")
-        return "text", text, b""
-    if content_type != "ctl":
-        raise ValueError("content type")
+_Body = tuple[str, str, bytes, Attachment | None]
+
+
+def _text_body(raw: object) -> _Body:
+    text = Fields(raw, "body", _TEXT).get_str("text", max_len=MAX_TEXT)
+    if not text:
+        raise ValueError("empty text")
+    return "text", text, b"", None
+
+
+def _control_body(raw: object) -> _Body:
     body = Fields(raw, "body", _CONTROL)
     kind = check_kind(body.get_str("kind", max_len=32))
-    return kind, "", body.get_bytes("data", max_size=MAX_CONTROL)
+    return kind, "", body.get_bytes("data", max_size=MAX_CONTROL), None
+
+
+def _attachment_body(raw: object) -> _Body:
+    attachment = Attachment.from_map(raw)
+    return "text", attachment.caption or attachment.summary(), b"", attachment
+
+
+_BODIES: Final = {"text": _text_body, "ctl": _control_body, "att": _attachment_body}

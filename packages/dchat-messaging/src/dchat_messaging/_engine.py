@@ -53,6 +53,7 @@ from dchat_crypto import (
     initiate_session,
 )
 
+from ._attachment import AttachmentBook, AttachmentEntry
 from ._bundle_wrap import unwrap_bundle
 from ._content import Content
 from ._controls import ControlQueue, QueuedControl, load_state
@@ -202,6 +203,17 @@ class MessagingEngine:
         self._store.on_rollback(lambda: self._sessions.drop(device_id))
         return record
 
+    def _keep_attachment(self, content: Content) -> None:
+        """Keep a message's attachment descriptor with it (the caller's transaction).
+
+        A file is pending (a sending node marks its own stored once it names
+        the local copy, which the engine does not know); a location is complete.
+        """
+        attachment = content.attachment
+        assert attachment is not None
+        entry = AttachmentEntry(attachment, "stored" if attachment.is_location else "pending")
+        AttachmentBook(self._store).put(bytes(content.message_id), entry)
+
     def _save_session(self, device_id: bytes, record: SessionRecord) -> None:
         self._store.put_state(self._key("sess", device_id.hex()), record.to_bytes())
         self._sessions.put(device_id, record)
@@ -263,6 +275,8 @@ class MessagingEngine:
                     bytes(content.message_id), "out", str(peer), content.text,
                     content.sent_at_ms / 1000, now, order=content.lamport,
                 )  # fmt: skip
+                if content.attachment is not None:
+                    self._keep_attachment(content)
             plain = content.to_padded()
             # The copy carrying our card goes only in a session's first messages:
             # encoded once, and only if some device needs it.
@@ -477,6 +491,8 @@ class MessagingEngine:
             )
             if new:
                 self.order.observe(conversation, device, content)
+            if new and content.attachment is not None:
+                self._keep_attachment(content)
         elif content.kind != RENEW_KIND:
             self._controls.push(content, inner.sender, device)
         events.append(MessageReceived(content, inner.sender, device, new=new))

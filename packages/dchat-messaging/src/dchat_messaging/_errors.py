@@ -6,8 +6,13 @@
     ├── MalformedEnvelopeError(PeerError, ValueError)   the outer envelope cannot be parsed
     ├── EnvelopeRejectedError(PeerError, ValueError)    opening failed (one opaque error:
     │                                                   decryption, session, recipient, content)
+    ├── AttachmentRefusedError(PeerError, ValueError)   an attachment is not what its message
+    │                                                   declared (``code`` says how)
     ├── BundleRejectedError(PeerError, ValueError)      a prekey bundle is forged, expired,
     │                                                   or not the device's
+    ├── ConversationError(PeerError, ValueError)        a receipt, edit, delete or reaction is
+    │                                                   refused (``code``: malformed,
+    │                                                   unknown_message, not_author)
     ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
     ├── EngineStateError(CallerError)                   the engine's stored state is unusable
     └── RequestError(CallerError)                       a message-request, block-list or contact
@@ -22,8 +27,10 @@ from __future__ import annotations
 from dchat_core import CallerError, DchatError, PeerError
 
 __all__ = (
+    "AttachmentRefusedError",
     "BundleRejectedError",
     "ContentError",
+    "ConversationError",
     "DchatMessagingError",
     "EngineStateError",
     "EnvelopeRejectedError",
@@ -55,6 +62,20 @@ class ContentError(DchatMessagingError, CallerError, ValueError):
     """The message content given by the caller is invalid (e.g. too long)."""
 
 
+class ConversationError(DchatMessagingError, PeerError, ValueError):
+    """A peer's receipt, edit, delete or reaction cannot be applied; nothing was changed.
+
+    Attributes:
+        code: ``malformed`` (the payload), ``unknown_message`` (no such message
+            in that conversation), ``not_author`` (only a message's author edits
+            or deletes it).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class EngineStateError(DchatMessagingError, CallerError):
     """The engine's stored state is missing or cannot be decoded."""
 
@@ -66,6 +87,25 @@ class RequestError(DchatMessagingError, CallerError):
         code: Machine-readable reason (``not_found``, ``no_card``,
             ``corrupt_state``, ``unknown_contact``, ``quiet_contact``); a node's
             API answers with it.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AttachmentRefusedError(DchatMessagingError, PeerError, ValueError):
+    """An attachment is not what its message declared, or its blob is damaged.
+
+    The message stays; its attachment is kept as refused with :attr:`code`.
+
+    Attributes:
+        code: ``type_mismatch`` (the bytes are not the declared type, or the
+            kind does not take it), ``too_large``, ``malformed`` (broken
+            content or a decompression bomb), ``bad_blob`` (the sealed bytes do
+            not hash to the id, have another length, or do not open under the
+            key), ``lie`` (size or dimensions other than declared),
+            ``bad_descriptor`` (a field that contradicts the kind).
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -36,6 +36,13 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   *raw* mailboxes (:meth:`UserMessaging.add_raw_mailbox`, a device sync
   mailbox) hold envelopes that are not sealed messages and are drained into
   their own handler.
+* **conversations** (:attr:`UserMessaging.conversations`, a
+  :class:`~dchat_messaging.lowlevel.Conversations`): receipts, edits, deletes
+  and reactions are applied as their envelope is opened (:meth:`UserMessaging.accept`);
+  each batch of new texts is answered with one delivery receipt per sender
+  who is a contact (:meth:`UserMessaging.accept_many`); the user's actions
+  (:attr:`UserMessaging.converse`, :mod:`._converse`) apply locally and send
+  in one transaction, returning ``(result, devices waiting for a bundle)``.
 * **control messages** (:meth:`UserMessaging.controls_due`): each control
   message an engine holds goes to the handler registered for its kind
   (:meth:`UserMessaging.on_control`), called with the receiving identity; in
@@ -51,14 +58,18 @@ state raises :class:`~dchat_messaging.RequestError` (``corrupt_state``).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from dchat_core import MailboxId
 
 from ._contacts import ContactBook
 from ._content import Content
+from ._conversation import CONVERSATION_KINDS
+from ._conversations import Conversations, ConversationUpdate
+from ._converse import ConversationActions
 from ._directory import DocumentDirectory
+from ._errors import ConversationError
 from ._events import MessageReceived, Rejected
 from ._local import LocalEngines, ReceiveStats
 from ._notices import Notices
@@ -69,7 +80,7 @@ from ._requests import MessageRequests
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from dchat_core import IdentityId
+    from dchat_core import IdentityId, MessageId
     from dchat_crypto import SigningKey
     from dchat_identity import ContactCard, Identity
 
@@ -103,6 +114,10 @@ class Accepted:
     """Documents a device's first message carried, by sender."""
     dropped: list[str]
     """Reasons of envelopes the engine rejected (for the log)."""
+    updates: list[ConversationUpdate] = field(default_factory=list)
+    """Receipts, edits, deletes, reactions and typing applied (for the event stream)."""
+    waiting: list[DeviceAddress] | None = None
+    """Receipts were queued (wake the outbox); these devices wait for a bundle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +186,17 @@ class UserMessaging:
         self._raw: dict[bytes, RawMailbox] = {}
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
-        self._controls: dict[str, ControlHandler] = {PUT_TOKEN_KIND: _handled_on_receipt}
-        self._device_controls: dict[str, DeviceControlHandler] = {
-            PUT_TOKEN_KIND: _handled_on_receipt_by_device
-        }
+        on_receipt = {PUT_TOKEN_KIND, *CONVERSATION_KINDS}  # applied by accept()
+        self._controls: dict[str, ControlHandler] = dict.fromkeys(on_receipt, _handled_on_receipt)
+        self._device_controls: dict[str, DeviceControlHandler] = dict.fromkeys(
+            on_receipt, _handled_on_receipt_by_device
+        )
+        self.conversations = Conversations(store)
+        """Replies, edits, deletes, reactions, receipts and their settings."""
+        self.converse = ConversationActions(
+            store, self.contacts, self.engines, self.conversations, self.send_as
+        )
+        """Our user's conversation actions (edit, delete, react, reply, forward, read)."""
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
         # Per engine, the control messages handed out and not yet done: with a
@@ -254,7 +276,30 @@ class UserMessaging:
                 results.resets.extend(one.resets)
                 results.learned.extend(one.learned)
                 results.dropped.extend(one.dropped)
-        return results
+                results.updates.extend(one.updates)
+            waiting = self._delivered(engine, results.texts, now)
+        return replace(results, waiting=waiting)
+
+    def _delivered(
+        self, engine: MessagingEngine, texts: list[MessageReceived], now: float
+    ) -> list[DeviceAddress] | None:
+        """Answer new texts with one delivery receipt per sender (contacts only).
+
+        Returns the devices waiting for a bundle, or None if no receipt was queued.
+        """
+        by_sender: dict[IdentityId, list[MessageId]] = {}
+        for text in texts:
+            if text.content.peer is None:  # not a copy of our own
+                by_sender.setdefault(text.sender, []).append(text.message_id)
+        waiting: list[DeviceAddress] | None = None
+        for sender, ids in by_sender.items():
+            card = self.contacts.card_of(sender)
+            if card is None:
+                continue  # a stranger learns nothing until the request is accepted
+            waiting = waiting or []
+            for receipt in self.conversations.receipts(ids, read=False, now=now):
+                waiting += self.engines.send(engine, card, receipt, now=now, copies=False)
+        return waiting
 
     def accept(self, engine: MessagingEngine, data: bytes, *, now: float) -> Accepted:
         """Open one envelope with ``engine``, count it, log its session resets."""
@@ -267,12 +312,32 @@ class UserMessaging:
         for reset in resets:
             self.notices.add("session_reset", reset.peer, at_ms=int(now * 1000))
         dropped = [event.reason for event in events if isinstance(event, Rejected)]
+        updates: list[ConversationUpdate] = []
         for event in events:
-            if isinstance(event, MessageReceived) and event.kind == PUT_TOKEN_KIND and event.new:
+            if not isinstance(event, MessageReceived) or not event.new or event.blocked:
+                continue
+            if event.kind == PUT_TOKEN_KIND:
                 card = self.contacts.card_of(event.sender) or event.sender_card
                 own = card is not None and card.identity_id == event.sender
                 self.tokens.learn(event.data, card.mailbox if own and card else None)
-        return Accepted(texts, resets, self.directory.take_learned(), dropped)
+            elif event.kind == "text":
+                self.conversations.stored(event.content)
+            elif event.kind in CONVERSATION_KINDS:
+                updates.extend(self._converse(event, now))
+        learned = self.directory.take_learned()
+        return Accepted(texts, resets, learned, dropped, updates)
+
+    def _converse(self, event: MessageReceived, now: float) -> list[ConversationUpdate]:
+        """Apply a received conversation control; a refused one is counted, nothing changes."""
+        try:
+            with self._store.transaction():  # a refusal undoes only this control
+                update = self.conversations.apply(event, now=now)
+                if update is not None:  # in the event log with the change it reports
+                    self._store.log_event(update.kind, update.event(), now)
+        except ConversationError as exc:
+            self.stats.refuse(f"ConversationError.{exc.code}")
+            return []
+        return [] if update is None else [update]
 
     def on_control(self, kind: str, handler: ControlHandler) -> None:
         """Route control messages of ``kind`` to ``handler(message, receiving_identity)``.
@@ -380,6 +445,8 @@ class UserMessaging:
             waiting = engines.send_as(
                 card, content, now=now, sender=sender, sender_card=sender_card
             )
+            if content.kind == "text":
+                self.conversations.stored(content)
             own, main = engines.primary_identity, engines.main()
             if sender is None and own is not None and main is not None:
                 if self.contacts.card_of(card.identity_id) is None:

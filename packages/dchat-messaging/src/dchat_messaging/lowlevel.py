@@ -9,12 +9,19 @@ return or keep (outbox entries and their ids, queued controls, prekey
 uploads, notices, receive counters, what a mailbox drain accepted, the
 duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
-kind :data:`PUT_TOKEN_KIND`) and the envelope and control size limits, for
-shells and test harnesses that drive the engine directly.
+kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
+(:class:`Conversations`, ``UserMessaging.conversations``), each message's
+attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`) and the
+envelope and control size limits, for shells and test harnesses that drive the
+engine directly.
 """
 
 from __future__ import annotations
 
+from ._attachment import ATTACHMENT_KEY as ATTACHMENT_KEY
+from ._attachment import ATTACHMENT_KINDS as ATTACHMENT_KINDS
+from ._attachment import AttachmentBook as AttachmentBook
+from ._attachment import AttachmentEntry as AttachmentEntry
 from ._contacts import ContactBook as ContactBook
 from ._contacts import ContactEntry as ContactEntry
 from ._contacts import ContactStore as ContactStore
@@ -22,6 +29,16 @@ from ._contacts import MessageEntry as MessageEntry
 from ._contacts import UserStore as UserStore
 from ._content import MAX_CONTROL as MAX_CONTROL
 from ._controls import QueuedControl as QueuedControl
+from ._conversation import CONVERSATION_KINDS as CONVERSATION_KINDS
+from ._conversation import MAX_RECEIPT_IDS as MAX_RECEIPT_IDS
+from ._conversation import Delete as Delete
+from ._conversation import Edit as Edit
+from ._conversation import Reaction as Reaction
+from ._conversation import Receipt as Receipt
+from ._conversation import Typing as Typing
+from ._conversation import decode_conversation as decode_conversation
+from ._conversations import Conversations as Conversations
+from ._conversations import ConversationUpdate as ConversationUpdate
 from ._engine import outbox_id as outbox_id
 from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
@@ -45,17 +62,27 @@ from ._user import RawMailbox as RawMailbox
 from ._user import UserMailbox as UserMailbox
 
 __all__ = (
+    "ATTACHMENT_KEY",
+    "ATTACHMENT_KINDS",
     "Accepted",
+    "AttachmentBook",
+    "AttachmentEntry",
+    "CONVERSATION_KINDS",
     "ContactBook",
     "ContactEntry",
     "ContactStore",
     "ConversationOrder",
+    "ConversationUpdate",
+    "Conversations",
+    "Delete",
     "Duplicate",
+    "Edit",
     "MAX_AHEAD",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
     "MAX_ENVELOPE",
+    "MAX_RECEIPT_IDS",
     "MessageEntry",
     "Notice",
     "OutboxEntry",
@@ -64,10 +91,14 @@ __all__ = (
     "PutTokens",
     "QueuedControl",
     "RawMailbox",
+    "Reaction",
+    "Receipt",
     "ReceiveStats",
     "SeenEnvelopes",
+    "Typing",
     "UserMailbox",
     "UserStore",
+    "decode_conversation",
     "deposits",
     "envelope_digest",
     "outbox_id",

@@ -50,6 +50,7 @@ class StoredMessage:
     stored_at: float
     seq: int = 0
     order: int | None = None
+    read_at: float | None = None
 
     @property
     def peer_id(self) -> str:
@@ -85,6 +86,7 @@ class MemoryMessageStore:
         self.messages: dict[bytes, StoredMessage] = {}
         self.outbox: dict[bytes, MemoryOutboxEntry] = {}
         self.contacts: dict[str, MemoryContact] = {}  # by identity id
+        self.events: list[tuple[str, dict[str, object], float]] = []
         self._seq = 0
         self.commits = 0
         self._depth = 0
@@ -98,13 +100,14 @@ class MemoryMessageStore:
             dict(self.outbox),
             dict(self.contacts),
             self._seq,
+            list(self.events),
         )
         self._depth += 1
         self._undos.append([])
         try:
             yield
         except BaseException:
-            self.state, self.messages, self.outbox, self.contacts, self._seq = saved
+            self.state, self.messages, self.outbox, self.contacts, self._seq, self.events = saved
             for undo in reversed(self._undos[-1]):
                 undo()
             raise
@@ -226,3 +229,21 @@ class MemoryMessageStore:
 
     def delete_message(self, message_id: bytes) -> bool:
         return self.messages.pop(message_id, None) is not None
+
+    def get_message(self, message_id: bytes) -> StoredMessage | None:
+        return self.messages.get(message_id)
+
+    def mark_read(self, message_id: bytes, read_at: float) -> bool:
+        found = self.messages.get(message_id)
+        if found is None:
+            raise KeyError(f"message {message_id.hex()} is not stored")
+        if found.read_at is not None:
+            return False
+        self.messages[message_id] = replace(found, read_at=read_at)
+        return True
+
+    def remove_contact(self, identity_id: str) -> bool:
+        return self.contacts.pop(identity_id, None) is not None
+
+    def log_event(self, kind: str, data: dict[str, object], now: float) -> None:
+        self.events.append((kind, data, now))

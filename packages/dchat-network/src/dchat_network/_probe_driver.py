@@ -51,8 +51,8 @@ class ProbeBook(Protocol):
         """(epoch, blocks of it past, epoch length), or None while there is nothing to report."""
         ...
 
-    def file_uptime(self, epoch: int, scores: list[tuple[bytes, int]]) -> Sequence[Exception]:
-        """Hand in ``epoch``'s report; the refusals, if any."""
+    def file_uptime(self, epoch: int, scores: list[tuple[bytes, int, int]]) -> Sequence[Exception]:
+        """Hand in ``epoch``'s report, (account, score, deliveries) rows; the refusals."""
         ...
 
 

@@ -21,10 +21,21 @@ it failed a receipt audit). With each probe the prober audits one random leaf
 has one: :meth:`Prober.audited` checks the relay's answer
 (:func:`~dchat_network._receipts.check_audit`) and convicts on failure.
 
-The report of an epoch is taken once, after
-``report_at`` of the epoch's blocks (so it rests on most of the epoch's probes
-and still lands inside the epoch, as the chain accepts reports for the
-current epoch only): :meth:`Prober.take_report`. Older epochs are forgotten.
+*Proven deliveries.* A claimed batch (by its root) whose leaves passed
+``audits`` of this prober's audits is *proven*: its count is added to the
+relay's delivery count of the epoch in which it became proven (of the next
+one when that epoch's report was taken already), once (the prober remembers
+the roots it counted, :data:`COUNTED_ROOTS` per relay).
+Several passes are asked for because one random leaf says little about a
+batch padded with unbacked leaves: a batch of which a fraction ``f`` is
+backed is counted with probability ``f ** audits`` per validator, while one
+failed audit convicts the relay for the epoch, and a convicted relay's count
+is 0. The report carries each relay's count beside its score (the currency
+chain pays part of the epoch's rewards by the median count). Only the last
+claimed batch is audited, so a batch the relay's next claim replaced before it
+was proven is never counted (its receipts earn nothing): the relay's claim
+policy (:class:`~dchat_network.lowlevel.ClaimPolicy`) claims at most once per interval,
+long enough for many probe rounds.
 
 Scores are keyed by the relay's *stake account* on the currency chain (the
 directory entry's stake reference): that is where rewards are paid and where
@@ -49,12 +60,15 @@ if TYPE_CHECKING:
 
     from dchat_crypto import SigningKey
 
-__all__ = ("MAX_SCORE", "MAX_TARGETS", "ProbeTarget", "Prober", "listing_targets")
+__all__ = ("MAX_SCORE", "MAX_TARGETS", "ProbeTarget", "Prober", "ReportRow", "listing_targets")
 
 #: A perfect score (the currency chain's ``uptime_report`` scale).
 MAX_SCORE: Final = 10_000
 #: The most relays one report scores (the currency chain's limit).
 MAX_TARGETS: Final = 256
+#: Counted batch roots remembered per relay (a root is counted once).
+COUNTED_ROOTS: Final = 64
+_COUNTED: Final = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +140,15 @@ def _batch(entry: dict[str, Any]) -> tuple[bytes, int] | None:
     return root, count
 
 
+ReportRow = tuple[bytes, int, int]
+"""One relay's entry of an uptime report: (stake account, score, proven deliveries)."""
+
+
 @dataclass(slots=True)
 class _Epoch:
     sent: Counter[bytes] = field(default_factory=Counter)
     passed: Counter[bytes] = field(default_factory=Counter)
+    delivered: Counter[bytes] = field(default_factory=Counter)
     convicted: set[bytes] = field(default_factory=set)
     reported: bool = False
 
@@ -141,6 +160,7 @@ class Prober:
         key: The validator's account key (signs the challenges).
         timeout_ms: An answer later than this after its challenge fails.
         report_at: The fraction of an epoch's blocks after which its report is due.
+        audits: Passed audits of a claimed batch before its count is proven.
         random_bytes: The nonce source.
     """
 
@@ -150,10 +170,14 @@ class Prober:
         *,
         timeout_ms: int = 10_000,
         report_at: float = 0.75,
+        audits: int = 2,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self._key, self._timeout, self._report_at = key, timeout_ms, report_at
+        self._audits = max(1, audits)
         self._random = random_bytes
+        # account -> batch root -> passed audits (or _COUNTED), least recently audited first
+        self._batches: dict[bytes, dict[bytes, int]] = {}
         self._epochs: dict[int, _Epoch] = {}
         self._pending: dict[bytes, tuple[ProbeTarget, ProbeChallenge]] = {}
 
@@ -201,14 +225,31 @@ class Prober:
     ) -> bool:
         """The relay's answer to the audit of leaf ``index`` (None: none); whether it held.
 
-        A relay that cannot back the leaf it claimed is convicted for ``epoch``.
+        A relay that cannot back the leaf it claimed is convicted for ``epoch``;
+        a batch that passed ``audits`` audits adds its count to the relay's
+        proven deliveries of ``epoch`` (once per root).
         """
         assert target.batch is not None
         root, count = target.batch
         held = answer is not None and check_audit(bytes(target.node), root, count, index, answer)
         if not held:
             self.convict(epoch, target.account)
-        return held
+            return False
+        batches = self._batches.pop(target.account, None) or {}
+        self._batches[target.account] = batches  # now the most recently audited
+        passes = batches.pop(root, 0)
+        if passes != _COUNTED:
+            passes += 1
+            if passes >= self._audits:  # proven: counted in the next report taken
+                later = epoch + 1 if self._epoch(epoch).reported else epoch
+                self._epoch(later).delivered[target.account] += count
+                passes = _COUNTED
+        batches[root] = passes
+        while len(batches) > COUNTED_ROOTS:
+            del batches[next(iter(batches))]
+        while len(self._batches) > 4 * MAX_TARGETS:
+            del self._batches[next(iter(self._batches))]
+        return True
 
     def convict(self, epoch: int, account: bytes) -> None:
         """``account``'s relay failed an audit in ``epoch``: it scores 0 in that epoch."""
@@ -219,18 +260,22 @@ class Prober:
         """Challenges without an outcome yet."""
         return len(self._pending)
 
-    def scores(self, epoch: int) -> list[tuple[bytes, int]]:
-        """Each probed relay's score in ``epoch``, sorted by account (at most 256)."""
+    def scores(self, epoch: int) -> list[ReportRow]:
+        """Each probed relay's (account, score, proven deliveries) in ``epoch``, by account.
+
+        At most 256; a convicted relay scores and delivers 0.
+        """
         book = self._epochs.get(epoch) or _Epoch()
         rows = []
         for account in sorted(book.sent)[:MAX_TARGETS]:
+            if account in book.convicted:
+                rows.append((account, 0, 0))
+                continue
             score = MAX_SCORE * book.passed[account] // book.sent[account]
-            rows.append((account, 0 if account in book.convicted else score))
+            rows.append((account, score, book.delivered[account]))
         return rows
 
-    def take_report(
-        self, epoch: int, offset: int, epoch_blocks: int
-    ) -> list[tuple[bytes, int]] | None:
+    def take_report(self, epoch: int, offset: int, epoch_blocks: int) -> list[ReportRow] | None:
         """``epoch``'s scores once ``report_at`` of it is past (``offset`` of ``epoch_blocks``).
 
         Returns None before then, after the report was taken, or when nothing was probed.

@@ -28,13 +28,29 @@ leaf names, with a valid signature, naming this relay and holding the
 entry id, and the leaf's Merkle path to the claimed root. A relay that claimed
 leaves it cannot back with receipts fails such an audit with the probability
 of picking one of them.
+
+Durability. With a :class:`ReceiptStore` (the relay's database,
+``dchat_storage``'s ``ReceiptRepo``) the book writes every receipt it keeps
+and every batch it seals, and rebuilds itself from the store on first use
+after a restart (:meth:`ReceiptBook.load`). A seal is written *before* the
+book changes, in one transaction of the store, so a batch whose root was ever
+handed out for a claim is stored with exactly the receipts its root covers:
+a relay that crashes and restarts still answers audits of every claimed
+batch. The book learns when a batch was claimed (:meth:`ReceiptBook.claimed`)
+and prunes: a batch is dropped once a *later* batch was claimed at least
+``audit_window`` seconds ago (validators audit only a relay's last claimed
+batch; the window covers probers that read the directory before the newer
+claim). At most ``keep`` batches are held in all; past it the oldest goes,
+never the newest claimed one. What the book does not keep across a restart is
+which entries it handed to whom (:meth:`ReceiptBook.handed`): receipts for
+entries handed before the restart are refused, the relay's loss alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self
 
 from dchat_core import (
     DecodeError,
@@ -60,6 +76,7 @@ __all__ = (
     "DeliveryReceipt",
     "ReceiptBatch",
     "ReceiptBook",
+    "ReceiptStore",
     "check_audit",
     "merkle_path",
     "merkle_root",
@@ -227,6 +244,35 @@ def _climb(digest: bytes, index: int, count: int, path: list[bytes]) -> bytes | 
 # -- the relay's book and the audit -------------------------------------------------------
 
 
+class ReceiptStore(Protocol):
+    """Where a :class:`ReceiptBook` keeps its receipts (``dchat_storage``'s ``ReceiptRepo``).
+
+    ``keep_receipt`` stores a pending receipt (once per digest);
+    ``forget_receipt`` deletes a pending one; ``save_batch`` records a sealed
+    batch (root, its receipts as (digest, receipt) pairs) atomically and
+    durably before it returns; ``claim_batch`` notes the claim time;
+    ``drop_batch`` deletes a batch with its receipts; ``load_receipts`` gives
+    the pending receipts and the batches (root, sealed at, claimed at or None,
+    receipts), each oldest first. Times are seconds since the Unix epoch.
+    """
+
+    def keep_receipt(self, digest: bytes, receipt: bytes, now: float) -> None: ...
+
+    def forget_receipt(self, digest: bytes) -> None: ...
+
+    def save_batch(
+        self, root: bytes, receipts: Sequence[tuple[bytes, bytes]], now: float
+    ) -> None: ...
+
+    def claim_batch(self, root: bytes, now: float) -> None: ...
+
+    def drop_batch(self, root: bytes) -> None: ...
+
+    def load_receipts(
+        self,
+    ) -> tuple[list[bytes], list[tuple[bytes, float, float | None, list[bytes]]]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AuditAnswer:
     """A relay's answer to an audit of leaf ``index``: the receipt and the leaf's path."""
@@ -285,17 +331,57 @@ class ReceiptBook:
 
     Args:
         relay: This relay's node id (receipts must name it).
-        keep: How many sealed batches to keep for audits (oldest dropped).
+        keep: How many sealed batches to keep for audits at most (oldest dropped).
         max_pending: Receipts held before a seal.
+        store: Where receipts and batches are kept durably (None: memory only).
+        audit_window: Seconds a batch is kept after a later batch was claimed.
     """
 
-    def __init__(self, relay: bytes, *, keep: int = 8, max_pending: int = 4096) -> None:
-        self.relay, self._keep, self._max = relay, keep, max_pending
+    def __init__(
+        self,
+        relay: bytes,
+        *,
+        keep: int = 16,
+        max_pending: int = 4096,
+        store: ReceiptStore | None = None,
+        audit_window: float = 3600.0,
+    ) -> None:
+        self.relay, self._keep, self._max = relay, max(1, keep), max_pending
+        self._store, self._window = store, audit_window
+        self._loaded = store is None
         self._pending: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}  # digest -> (bytes, ids)
-        self.batches: dict[bytes, ReceiptBatch] = {}  # root -> batch
+        self.batches: dict[bytes, ReceiptBatch] = {}  # root -> batch, oldest sealed first
+        self._claimed: dict[bytes, float] = {}  # root -> when claimed
         self.taken = 0
-        """Receipts accepted."""
+        """Receipts accepted (since start)."""
+        self.unreadable = 0
+        """Stored receipts or batches that did not rebuild at :meth:`load` (dropped)."""
         self._handed: dict[bytes, dict[bytes, None]] = {}  # owner -> entry ids (ordered sets)
+
+    def load(self) -> None:
+        """Rebuild the book from its store, once (every other method calls this first).
+
+        Call it where the store may be used (the database worker).
+        """
+        if self._loaded or self._store is None:
+            return
+        pending, batches = self._store.load_receipts()
+        self._loaded = True
+        for raw in pending[-self._max :]:
+            try:
+                receipt = DeliveryReceipt.from_bytes(raw)
+            except ProbeError:
+                self.unreadable += 1
+                continue
+            self._pending[receipt.digest()] = (raw, receipt.entry_ids)
+        for root, _, claimed_at, receipts in batches:
+            batch = _rebuild(receipts)
+            if batch is None or batch.root != root:
+                self.unreadable += 1
+                continue
+            self.batches[root] = batch
+            if claimed_at is not None:
+                self._claimed[root] = claimed_at
 
     def handed(self, owner: bytes, entry_ids: Sequence[bytes]) -> None:
         """The relay handed the owner of mailbox ``owner`` these entries (push or fetch)."""
@@ -310,7 +396,12 @@ class ReceiptBook:
             del self._handed[next(iter(self._handed))]
 
     def take(
-        self, owner: bytes, data: bytes, delivered: Callable[[bytes], bool] | None = None
+        self,
+        owner: bytes,
+        data: bytes,
+        delivered: Callable[[bytes], bool] | None = None,
+        *,
+        now: float = 0.0,
     ) -> int:
         """Accept a receipt from the owner of mailbox ``owner``; the entry ids it covers.
 
@@ -324,6 +415,7 @@ class ReceiptBook:
             ProbeError: Malformed or forged, for another relay or another mailbox,
                 or naming an envelope this relay did not deliver.
         """
+        self.load()
         receipt = DeliveryReceipt.from_bytes(data)
         if receipt.relay != self.relay:
             raise ProbeError("the receipt names another relay")
@@ -339,8 +431,14 @@ class ReceiptBook:
         for entry_id in receipt.entry_ids:  # each entry is receipted once
             handed.pop(entry_id, None)
         if len(self._pending) >= self._max:
-            del self._pending[next(iter(self._pending))]  # the oldest goes unclaimed
-        self._pending[receipt.digest()] = (receipt.to_bytes(), receipt.entry_ids)
+            oldest = next(iter(self._pending))  # goes unclaimed
+            del self._pending[oldest]
+            if self._store is not None:
+                self._store.forget_receipt(oldest)
+        raw, digest = receipt.to_bytes(), receipt.digest()
+        self._pending[digest] = (raw, receipt.entry_ids)
+        if self._store is not None:
+            self._store.keep_receipt(digest, raw, now)
         self.taken += 1
         return len(receipt.entry_ids)
 
@@ -349,26 +447,103 @@ class ReceiptBook:
         """Receipts not yet sealed into a batch."""
         return len(self._pending)
 
-    def seal(self) -> ReceiptBatch | None:
-        """Seal the pending receipts into a batch (None when there are none)."""
+    @property
+    def pending_entries(self) -> int:
+        """Entries the pending receipts cover (the count a seal would claim, about)."""
+        return sum(len(ids) for _, ids in self._pending.values())
+
+    def seal(self, now: float = 0.0) -> ReceiptBatch | None:
+        """Seal the pending receipts into a batch (None when there are none).
+
+        With a store the batch is durable before this returns (a store error
+        propagates and leaves the book as it was).
+        """
+        self.load()
         if not self._pending:
             return None
-        leaves: dict[bytes, bytes] = {}
-        for digest, (_, entry_ids) in self._pending.items():
-            for entry_id in entry_ids:
-                leaves.setdefault(entry_id, entry_id + digest)
-        receipts = {digest: raw for digest, (raw, _) in self._pending.items()}
-        batch = ReceiptBatch(tuple(leaves[i] for i in sorted(leaves)), receipts)
+        batch = _batch_of(self._pending)
+        if self._store is not None:
+            pairs = [(digest, raw) for digest, (raw, _) in self._pending.items()]
+            self._store.save_batch(batch.root, pairs, now)
         self._pending = {}
+        self.batches.pop(batch.root, None)
         self.batches[batch.root] = batch
-        while len(self.batches) > self._keep:
-            del self.batches[next(iter(self.batches))]
+        self._prune(now)
         return batch
+
+    def unclaimed(self) -> list[ReceiptBatch]:
+        """Sealed batches not yet claimed, oldest first."""
+        self.load()
+        return [b for root, b in self.batches.items() if root not in self._claimed]
+
+    def claimed(self, root: bytes, now: float) -> None:
+        """Batch ``root`` was claimed on chain at ``now`` (older batches may then go)."""
+        self.load()
+        if root not in self.batches:
+            return
+        self._claimed[root] = now
+        if self._store is not None:
+            self._store.claim_batch(root, now)
+        self._prune(now)
+
+    def last_claim(self) -> float | None:
+        """When the newest claim the book knows of was made (None: none)."""
+        self.load()
+        return max(self._claimed.values(), default=None)
+
+    def claimed_at(self, root: bytes) -> float | None:
+        """When batch ``root`` was claimed (None: not claimed, or not held)."""
+        return self._claimed.get(root)
+
+    def _prune(self, now: float) -> None:
+        """Drop batches a later claim superseded for ``audit_window``; then hold ``keep``."""
+        roots = list(self.batches)
+        doomed, superseded = [], False
+        for root in reversed(roots):  # newest first
+            if superseded:
+                doomed.append(root)
+            claimed = self._claimed.get(root)
+            if claimed is not None and claimed + self._window <= now:
+                superseded = True  # every older batch may go
+        excess = len(roots) - len(doomed) - self._keep
+        if excess > 0:
+            claimed_roots = [r for r in roots if r in self._claimed]
+            newest_claimed = claimed_roots[-1] if claimed_roots else None
+            spare = [r for r in roots if r not in doomed and r != newest_claimed]
+            doomed += spare[:excess]
+        for root in doomed:
+            del self.batches[root]
+            self._claimed.pop(root, None)
+            if self._store is not None:
+                self._store.drop_batch(root)
 
     def answer(self, root: bytes, index: int) -> AuditAnswer | None:
         """The audit answer for leaf ``index`` of the batch with ``root`` (None: unknown)."""
+        self.load()
         batch = self.batches.get(root)
         return None if batch is None else batch.answer(index)
+
+
+def _batch_of(pending: dict[bytes, tuple[bytes, tuple[bytes, ...]]]) -> ReceiptBatch:
+    """The batch of receipts ``digest -> (receipt, entry ids)``, in their order."""
+    leaves: dict[bytes, bytes] = {}
+    for digest, (_, entry_ids) in pending.items():
+        for entry_id in entry_ids:
+            leaves.setdefault(entry_id, entry_id + digest)
+    receipts = {digest: raw for digest, (raw, _) in pending.items()}
+    return ReceiptBatch(tuple(leaves[i] for i in sorted(leaves)), receipts)
+
+
+def _rebuild(receipts: Sequence[bytes]) -> ReceiptBatch | None:
+    """A stored batch from its receipts (None: one does not decode; it is not trusted)."""
+    pending: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {}
+    for raw in receipts:
+        try:
+            receipt = DeliveryReceipt.from_bytes(raw)
+        except ProbeError:
+            return None
+        pending[receipt.digest()] = (raw, receipt.entry_ids)
+    return _batch_of(pending) if pending else None
 
 
 def check_audit(relay: bytes, root: bytes, count: int, index: int, answer: AuditAnswer) -> bool:

@@ -95,6 +95,16 @@ from ._errors import RelayProtocolError
 from ._probe import MAX_CHALLENGE as MAX_PROBE_CHALLENGE
 from ._put_auth import MAX_POW_BITS, MAX_TOKENS_HELD, SEED_SIZE, PowChallenge, check_auth
 from ._receipts import MAX_RECEIPT
+from ._relay_blob_wire import (
+    BLOB_DECODERS,
+    BlobAt,
+    BlobData,
+    BlobDelete,
+    BlobGet,
+    BlobGone,
+    BlobOpen,
+    BlobPut,
+)
 
 __all__ = (
     "MAX_BATCH",
@@ -409,6 +419,13 @@ RelayMessage = (
     | RelayReceiptTaken
     | RelayAudit
     | RelayAuditAnswer
+    | BlobOpen
+    | BlobPut
+    | BlobAt
+    | BlobGet
+    | BlobData
+    | BlobDelete
+    | BlobGone
 )
 
 
@@ -474,6 +491,8 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             body = {"t": "audit", "root": root, "i": index}
         case RelayAuditAnswer(rid, entry_id, receipt, path):
             body = {"t": "audit_ok", "id": entry_id, "rcpt": receipt, "path": list(path)}
+        case BlobOpen() | BlobPut() | BlobAt() | BlobGet() | BlobData() | BlobDelete() | BlobGone():
+            rid, body = message.rid, message.fields()
     return canonical_encode({**body, "rid": rid})
 
 
@@ -487,9 +506,12 @@ def decode_relay_message(data: bytes) -> RelayMessage:
         value = canonical_decode(data, _LIMITS)
         kind = value.get("t") if isinstance(value, dict) else None
         decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
-        if decoder is None:
+        if decoder is not None:
+            return decoder(value)
+        blob = BLOB_DECODERS.get(kind) if isinstance(kind, str) else None
+        if blob is None:
             raise RelayProtocolError("unknown relay message type")
-        return decoder(value)
+        return blob(value)  # type: ignore[return-value]
     except DecodeError as exc:
         raise RelayProtocolError(f"malformed relay message: {exc}") from None
 

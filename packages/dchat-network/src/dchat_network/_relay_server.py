@@ -48,6 +48,11 @@ Rules the server enforces (see docs/protocol.md, "Relay protocol"):
   (``no_batch`` for a root the relay does not hold). Without a node key a
   receipt is answered as covering 0 envelopes (not kept: the client stops
   sending them) and every audit is ``no_batch``.
+* ``blob_open``, ``blob_put``, ``blob_get`` and ``blob_del`` are served from the blob store
+  (:func:`~dchat_network._relay_blobs.answer_blob`): uploads are charged to
+  the link's mailbox, reads are open to whoever names the blob; without a
+  store they are ``unsupported``. A ``blob_put`` is a deposit for the rate
+  buckets (one item, its bytes).
 * any error reply ends the link (``RelayReply.close``).
 
 Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
@@ -89,7 +94,7 @@ from dchat_core import NodeId
 
 from ._errors import LinkClosedError, ProbeError, RelayBusyError, RelayProtocolError
 from ._probe import answer_probe
-from ._receipts import ReceiptBook
+from ._receipts import ReceiptBook, ReceiptStore
 from ._relay import (
     MAX_BATCH,
     MAX_BATCH_BYTES,
@@ -122,6 +127,8 @@ from ._relay import (
     decode_relay_message,
     encode_relay_message,
 )
+from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, BlobOpen, BlobPut
+from ._relay_blobs import answer_blob
 from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
 
@@ -129,6 +136,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from dchat_crypto import SigningKey
+    from dchat_storage.lowlevel import RelayBlobStore
 
     from ._put_auth import PowChallenge
     from ._relay_limits import PutBudget
@@ -240,6 +248,10 @@ class RelayServer:
         limits: The abuse limits (disk budget, replay window); None: neither.
         usage: Returns the envelopes and envelope bytes held by all mailboxes (for
             the disk budget; ``MailboxRepo.usage``).
+        receipts: Where the receipt book keeps receipts and batches durably
+            (``ReceiptRepo``; None: in memory only, lost on restart).
+        blobs: The attachment blob store; without it ``blob_*`` requests are
+            refused as ``unsupported``.
     """
 
     def __init__(
@@ -251,8 +263,13 @@ class RelayServer:
         prekeys: PrekeyStore | None = None,
         limits: RelayLimits | None = None,
         usage: Callable[[], tuple[int, int]] | None = None,
+        receipts: ReceiptStore | None = None,
+        blobs: RelayBlobStore | None = None,
     ) -> None:
         self._store = store
+        self._receipt_store = receipts
+        self.blobs = blobs
+        """The attachment blob store (None: blobs unsupported)."""
         self._limits = limits
         self._usage = usage
         self._held: int | None = None  # all mailboxes' bytes, as last read plus stored since
@@ -289,7 +306,8 @@ class RelayServer:
     @node_key.setter
     def node_key(self, key: SigningKey) -> None:
         self._node_key = key
-        self.receipts = ReceiptBook(bytes(NodeId.derive(key.public_key.to_bytes())))
+        relay = bytes(NodeId.derive(key.public_key.to_bytes()))
+        self.receipts = ReceiptBook(relay, store=self._receipt_store)
 
     def handle(
         self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
@@ -369,6 +387,8 @@ class RelayServer:
                 return self._reply(self._probe(request, now))
             case RelayReceipt() | RelayAudit():
                 return self._reply(self._receipt_request(owner, request, now))
+            case BlobOpen() | BlobPut() | BlobGet() | BlobDelete():
+                return self._reply(answer_blob(self.blobs, owner, request, now))
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
     def resume(self, pull: RelayPull) -> RelayReply:
@@ -411,6 +431,8 @@ class RelayServer:
                 size = len(request.last) + sum(len(blob) for _, blob in request.one_time)
             case RelayPrekeyGet():
                 items, size = 1, 0
+            case BlobPut():
+                items, size = 1, len(request.data)
             case _:
                 return None
         if (wait := budget.charge(items, size, now)) > 0:
@@ -561,7 +583,7 @@ class RelayServer:
             return RelayAuditAnswer(request.rid, answer.entry_id, answer.receipt, answer.path)
         assert book is not None
         try:  # only for entries this relay handed the owner (the book keeps which)
-            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt))
+            return RelayReceiptTaken(request.rid, book.take(owner, request.receipt, now=now))
         except ProbeError as exc:
             return RelayError(request.rid, "bad_receipt", str(exc))
 
@@ -682,6 +704,22 @@ class RelayClient:
         """A request for leaf ``index`` of the receipt batch with ``root``."""
         return self._request(RelayAudit(self._next_rid(), root, index))
 
+    def blob_open(self, blob_id: bytes, size: int) -> bytes:
+        """A request to start or resume uploading a blob (charged to our link's mailbox)."""
+        return self._request(BlobOpen(self._next_rid(), blob_id, size))
+
+    def blob_put(self, blob_id: bytes, offset: int, data: bytes) -> bytes:
+        """A request to append ``data`` to a blob at ``offset`` (the bytes the relay holds)."""
+        return self._request(BlobPut(self._next_rid(), blob_id, offset, data))
+
+    def blob_get(self, blob_id: bytes, offset: int, limit: int) -> bytes:
+        """A request for up to ``limit`` bytes of a complete blob from ``offset``."""
+        return self._request(BlobGet(self._next_rid(), blob_id, offset, limit))
+
+    def blob_delete(self, blob_id: bytes) -> bytes:
+        """A request to delete a blob our link's mailbox uploaded."""
+        return self._request(BlobDelete(self._next_rid(), blob_id))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -712,7 +750,22 @@ class RelayClient:
             and len(reply.items) > pending.limit
         ):
             raise RelayProtocolError("relay answered more entries than asked")
+        _check_blob_reply(pending, reply)
         return reply
+
+
+def _check_blob_reply(pending: RelayMessage, reply: RelayMessage) -> None:
+    """A blob answer must name the asked blob, offset and size, and no more bytes than asked."""
+    if isinstance(pending, BlobOpen | BlobPut) and isinstance(reply, BlobAt):
+        size = pending.size if isinstance(pending, BlobOpen) else reply.size
+        if reply.blob_id != pending.blob_id or reply.size != size:
+            raise RelayProtocolError("relay answered for another blob")
+    if (
+        isinstance(pending, BlobGet)
+        and isinstance(reply, BlobData)
+        and (reply.offset != pending.offset or len(reply.data) > pending.limit)
+    ):
+        raise RelayProtocolError("relay answered another range")
 
 
 _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
@@ -728,4 +781,8 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     RelayProbe: RelayProbeAnswer,
     RelayReceipt: RelayReceiptTaken,
     RelayAudit: RelayAuditAnswer,
+    BlobOpen: BlobAt,
+    BlobPut: BlobAt,
+    BlobGet: BlobData,
+    BlobDelete: BlobGone,
 }

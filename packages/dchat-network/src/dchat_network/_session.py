@@ -43,6 +43,7 @@ from ._relay import (
     RelayStoredMany,
     RelayTokensHeld,
 )
+from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
 from ._relay_server import RelayClient
 from ._trio import connect
 
@@ -209,6 +210,25 @@ class RelaySession:
     async def audit(self, root: bytes, index: int, *, timeout: float = 30.0) -> RelayAuditAnswer:
         """Ask for leaf ``index`` of the relay's receipt batch ``root`` with its proof."""
         return await self._ask(lambda c: c.audit(root, index), RelayAuditAnswer, timeout=timeout)
+
+    async def blob_open(self, blob_id: bytes, size: int) -> int:
+        """Start or resume uploading a blob (our link's mailbox pays); the bytes held."""
+        return (await self._ask(lambda c: c.blob_open(blob_id, size), BlobAt)).held
+
+    async def blob_put(self, blob_id: bytes, offset: int, data: bytes) -> int:
+        """Append a piece at ``offset`` (the bytes held); the bytes now held."""
+        return (await self._ask(lambda c: c.blob_put(blob_id, offset, data), BlobAt)).held
+
+    async def blob_get(
+        self, blob_id: bytes, offset: int, limit: int = MAX_BLOB_PIECE
+    ) -> tuple[bytes, int]:
+        """Up to ``limit`` bytes of a complete blob from ``offset``, and the blob's size."""
+        reply = await self._ask(lambda c: c.blob_get(blob_id, offset, limit), BlobData)
+        return reply.data, reply.size
+
+    async def blob_delete(self, blob_id: bytes) -> bool:
+        """Delete a blob our link's mailbox uploaded; whether there was one."""
+        return bool((await self._ask(lambda c: c.blob_delete(blob_id), BlobGone)).deleted)
 
     async def aclose(self) -> None:
         """Close the link."""

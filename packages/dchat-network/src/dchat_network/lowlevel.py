@@ -16,7 +16,10 @@ wake-up bookkeeping of held pulls, for hosts of the relay server), and the
 validators' probes (:class:`ProbeChallenge`, :func:`answer_probe`,
 :func:`check_probe_answer`, one probe over trio :func:`probe_once`,
 :class:`ProbeBook`), delivery receipts and their audits
-(:class:`DeliveryReceipt`, :class:`ReceiptBook`, :class:`ReceiptBatch`,
+(:class:`DeliveryReceipt`, :class:`ReceiptBook` and its :class:`ReceiptStore`,
+:class:`ReceiptBatch`, a relay's automatic claims (:class:`ClaimSettings`,
+the sans-IO :class:`ClaimPolicy` and its trio loop :func:`run_claims` with a
+:class:`StoreRunner`),
 :class:`AuditAnswer`, :func:`check_audit`, the RFC 6962 Merkle helpers
 :func:`merkle_root`, :func:`merkle_path`, :func:`verify_merkle_path`), the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
@@ -26,7 +29,10 @@ server's :class:`RelayWork`), put authorization (the relay's
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
-:class:`ConnectionGate`, and UPnP IGD port mapping for relays behind a router
+:class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...)
+and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
+:func:`push_blob`, :func:`fetch_blob_file`), and UPnP
+IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
 """
@@ -35,6 +41,14 @@ from __future__ import annotations
 
 from dchat_core import RelayAddress as RelayAddress
 
+from ._blob_transfer import download_blob as download_blob
+from ._blob_transfer import fetch_blob_file as fetch_blob_file
+from ._blob_transfer import push_blob as push_blob
+from ._blob_transfer import upload_blob as upload_blob
+from ._claim_driver import StoreRunner as StoreRunner
+from ._claim_driver import run_claims as run_claims
+from ._claims import ClaimPolicy as ClaimPolicy
+from ._claims import ClaimSettings as ClaimSettings
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
 from ._errors import UpnpError as UpnpError
@@ -61,6 +75,7 @@ from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
 from ._receipts import ReceiptBook as ReceiptBook
+from ._receipts import ReceiptStore as ReceiptStore
 from ._receipts import check_audit as check_audit
 from ._receipts import merkle_path as merkle_path
 from ._receipts import merkle_root as merkle_root
@@ -97,6 +112,14 @@ from ._relay import RelayTokenSet as RelayTokenSet
 from ._relay import RelayTokensHeld as RelayTokensHeld
 from ._relay import decode_relay_message as decode_relay_message
 from ._relay import encode_relay_message as encode_relay_message
+from ._relay_blob_wire import MAX_BLOB_PIECE as MAX_BLOB_PIECE
+from ._relay_blob_wire import BlobAt as BlobAt
+from ._relay_blob_wire import BlobData as BlobData
+from ._relay_blob_wire import BlobDelete as BlobDelete
+from ._relay_blob_wire import BlobGet as BlobGet
+from ._relay_blob_wire import BlobGone as BlobGone
+from ._relay_blob_wire import BlobOpen as BlobOpen
+from ._relay_blob_wire import BlobPut as BlobPut
 from ._relay_limits import DeliveredSet as DeliveredSet
 from ._relay_limits import PutBudget as PutBudget
 from ._relay_limits import RelayGuard as RelayGuard
@@ -110,6 +133,15 @@ from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
     "AuditAnswer",
+    "BlobAt",
+    "BlobData",
+    "BlobDelete",
+    "BlobGet",
+    "BlobGone",
+    "BlobOpen",
+    "BlobPut",
+    "ClaimPolicy",
+    "ClaimSettings",
     "ConnectionGate",
     "DeliveredSet",
     "DeliveryReceipt",
@@ -122,6 +154,7 @@ __all__ = (
     "LinkStateError",
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
+    "MAX_BLOB_PIECE",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
@@ -138,6 +171,7 @@ __all__ = (
     "PutBudget",
     "ReceiptBatch",
     "ReceiptBook",
+    "ReceiptStore",
     "RelayAck",
     "RelayAcked",
     "RelayAddress",
@@ -164,6 +198,7 @@ __all__ = (
     "RelayTokenSet",
     "RelayTokensHeld",
     "RelayWork",
+    "StoreRunner",
     "StoredEntry",
     "TokenBucket",
     "UpnpError",
@@ -174,12 +209,17 @@ __all__ = (
     "check_audit",
     "check_probe_answer",
     "decode_relay_message",
+    "download_blob",
     "encode_relay_message",
+    "fetch_blob_file",
     "merkle_path",
     "merkle_root",
     "pow_ok",
     "probe_once",
+    "push_blob",
+    "run_claims",
     "solve_pow",
     "token_hash",
+    "upload_blob",
     "verify_merkle_path",
 )

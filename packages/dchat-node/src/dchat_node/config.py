@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from dchat_chain.lowlevel import RelayDiscovery
 from dchat_core import RelayAddress
 from dchat_network import RelayLimits
+from dchat_network.lowlevel import ClaimSettings
 from dchat_storage.lowlevel import is_postgres_target
 
 from ._errors import ConfigError
@@ -89,7 +90,7 @@ class NodeConfig(BaseModel):
     peers: tuple[str, ...] = Field(default=(), max_length=1024)
     currency_chain: str | None = Field(default=None, max_length=64)
     chat_chain: str | None = Field(default=None, max_length=64)
-    # user: @handles' chat chain: a validator's data dir (its api.json), a pinned genesis
+    # user: @handles' chat chain; relay: where receipt claims go. A validator's data dir
     chat_node: Path | None = None
     chat_genesis: Path | None = None  # default: chat_node's genesis.cbor, trusted on first use
     block_interval: float = Field(default=1.0, ge=0, le=60)
@@ -107,6 +108,7 @@ class NodeConfig(BaseModel):
     tracing_endpoint: str | None = None  # OTLP/HTTP traces URL (docs/operations.md, Tracing)
     tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
     relay_limits: RelayLimits = Field(default_factory=RelayLimits)  # [node.relay_limits]
+    relay_claims: ClaimSettings = Field(default_factory=ClaimSettings)  # [node.relay_claims]
     upnp: bool = False  # relay: map the link port on the router by UPnP IGD (docs/operations.md)
     upnp_igd: str | None = None  # relay: the gateway's description URL (else an SSDP search)
     # user: home relays from the chain's directory (cli/_relays.py); true = defaults

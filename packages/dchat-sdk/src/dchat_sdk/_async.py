@@ -2,21 +2,23 @@
 
 So far it covers what needs to wait: following the event stream
 (:meth:`AsyncRemoteClient.events`, an async iterator that resumes after a
-dropped connection without missing or repeating an event) and one page of
-events or messages. The resume logic is :class:`~dchat_sdk._events.EventReader`'s,
+dropped connection without missing or repeating an event), one page of
+events or messages, and attachments (a message's attachment, its bytes as an
+async stream). The resume logic is :class:`~dchat_sdk._events.EventReader`'s,
 shared with :meth:`RemoteClient.events`; this module only moves bytes.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import anyio
 import httpx
 
 from ._errors import NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
-from ._replies import MessagePage, answer, client_options, message_page, query, refusal
+from ._replies import MessagePage, answer, client_options, message_page, obj, query, refusal
 from ._socket import AsyncRemoteSocket
 
 if TYPE_CHECKING:
@@ -86,6 +88,27 @@ class AsyncRemoteClient:
         """One page of stored messages (as :meth:`RemoteClient.message_page`)."""
         params = query(peer=peer or None, limit=limit, after=after, before=before)
         return message_page(await self._get("/v1/messages", params))
+
+    async def attachment(self, message_id: str) -> dict[str, Any]:
+        """The attachment of message ``message_id`` (as :meth:`RemoteClient.attachment`)."""
+        return obj(await self._get(f"/v1/attachments/{quote(message_id, safe='')}", {}))
+
+    async def attachment_bytes(self, message_id: str) -> AsyncGenerator[bytes, None]:
+        """The attachment's bytes as they stream (fetched and checked by the node first).
+
+        Raises:
+            ApiError: ``attachment_refused`` (see :meth:`attachment` for why), ``not_found``.
+        """
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
+        url = f"/v1/attachments/{quote(message_id, safe='')}/content"
+        try:
+            async with self._http.stream("GET", url, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    raise refusal(response.status_code, await response.aread())
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
 
     async def event_page(
         self, after: int | None = None, limit: int = 100

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
 from ._replies import (
@@ -34,6 +35,17 @@ from ._replies import (
 )
 from ._socket import RemoteSocket
 
+UPLOAD_PIECE = 256 * 1024
+"""Bytes read from disk per piece of a streamed upload."""
+
+
+def guess_type(name: str) -> str:
+    """The media type a file name suggests (``application/octet-stream`` if none)."""
+    import mimetypes  # only for uploads: the CLI starts fast without it
+
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -47,7 +59,7 @@ __all__ = (
 )
 
 
-class RemoteClient:
+class RemoteClient(ConversationCalls):
     """Synchronous client of one node's local API.
 
     Args:
@@ -120,6 +132,82 @@ class RemoteClient:
             NodeUnreachableError: no answer.
         """
         return obj(self._call(method, path, body, params))
+
+    def send_file(
+        self,
+        to: str,
+        path: str | Path,
+        *,
+        kind: str = "document",
+        media_type: str | None = None,
+        caption: str = "",
+        duration_ms: int = 0,
+        waveform: bytes = b"",
+    ) -> dict[str, Any]:
+        """Send the file at ``path`` to ``to``, streamed from disk (never read whole).
+
+        ``kind``: image, video, audio, voice or document; ``media_type``:
+        guessed from the name when None (the node checks it against the bytes).
+        Returns the attachment's description (``message_id``, ``blob_id``, ...).
+
+        Raises:
+            ApiError: e.g. ``ContentTypeMismatchError`` (the bytes are not the
+                type), ``UploadTooLargeError``, ``QuotaExceededError``.
+        """
+        path = Path(path)
+        params: dict[str, str | int] = {
+            "to": to,
+            "kind": kind,
+            "type": media_type or guess_type(path.name),
+            "name": path.name,
+            "caption": caption,
+            "duration_ms": duration_ms,
+            "waveform": waveform.hex(),
+        }
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
+        with path.open("rb") as file:
+            chunks = iter(lambda: file.read(UPLOAD_PIECE), b"")
+            try:
+                response = self._http.post(
+                    "/v1/attachments", params=params, content=chunks, timeout=timeout
+                )
+            except httpx.HTTPError as exc:
+                raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
+        return obj(answer(response))
+
+    def send_location(self, to: str, lat: float, lon: float, label: str = "") -> dict[str, Any]:
+        """Send a location (coordinates in degrees, an optional label; no map is fetched)."""
+        body = {"to": to, "lat": lat, "lon": lon, "label": label}
+        return self.request("POST", "/v1/locations", body)
+
+    def attachment(self, message_id: str) -> dict[str, Any]:
+        """The attachment of message ``message_id`` (kind, type, size, state, ...)."""
+        return self.request("GET", f"/v1/attachments/{quote(message_id, safe='')}")
+
+    def save_attachment(self, message_id: str, path: str | Path) -> int:
+        """Fetch (if needed) and write the attachment's bytes to ``path``; returns their count.
+
+        The bytes are streamed into ``path.part`` and renamed once complete.
+
+        Raises:
+            ApiError: ``attachment_refused`` (the file was not what its message
+                declared: the message's attachment says why), ``not_found``.
+        """
+        path, count = Path(path), 0
+        part = path.with_name(path.name + ".part")
+        timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
+        url = f"/v1/attachments/{quote(message_id, safe='')}/content"
+        try:
+            with self._http.stream("GET", url, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    raise refusal(response.status_code, response.read())
+                with part.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        count += out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
+        part.replace(path)
+        return count
 
     def document(self) -> dict[str, Any]:
         """This identity's current identity document (summary and signed bytes)."""

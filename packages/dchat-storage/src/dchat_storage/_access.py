@@ -162,6 +162,7 @@ class Access:
             return
         with self._call(), self._write_lock, translate_errors(what):
             top = _Level()
+            self._current.ends = []
             try:
                 with (
                     self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
@@ -178,6 +179,10 @@ class Access:
             except BaseException:  # rolled back, or the commit failed
                 top.undo()  # still under the write lock: no other writer saw the caches
                 raise
+            finally:
+                ends, self._current.ends = self._current.ends, None
+                for end in ends:
+                    end()
 
     def _savepoint(self, conn: Connection, levels: list[_Level]) -> Iterator[Connection]:
         # Straight to the driver: a savepoint opens around every grouped call and
@@ -214,6 +219,21 @@ class Access:
         levels: list[_Level] | None = getattr(self._current, "levels", None)
         if levels:
             levels[-1].undos.append(undo)
+
+    def at_end(self, end: Callable[[], object]) -> None:
+        """Call ``end`` once this thread's outermost write transaction is over.
+
+        It runs whether the transaction committed or rolled back, after the
+        commit (so a reader on another thread may already see the result) and
+        still under the writer lock. For caches of committed rows: a write
+        marks its rows unsettled until ``end``. Outside a write transaction
+        ``end`` runs at once.
+        """
+        ends: list[Callable[[], object]] | None = getattr(self._current, "ends", None)
+        if ends is None:
+            end()
+        else:
+            ends.append(end)
 
     @contextmanager
     def raw(self, what: str) -> Iterator[Any]:

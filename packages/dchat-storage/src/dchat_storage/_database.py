@@ -24,6 +24,7 @@ from ._messages import MessageRepo, OutboxRepo
 from ._migrate import upgrade
 from ._postgres import claim_database, create_postgres_engine, is_postgres_target, postgres_url
 from ._prekeys import PrekeyRepo
+from ._receipts import ReceiptRepo
 from ._settings import DeviceRepo, SettingsRepo
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ class Database:
         attachments: Uploaded attachments (validated, deduplicated, streamed).
         mailboxes: Envelopes stored for others (relay role).
         prekeys: Prekey bundles handed out for others (relay role).
+        receipts: Delivery receipts given to this relay and their sealed batches (relay role).
         chain: Chain blocks and state.
         lifecycle: Retention, disappearing messages, TTLs and garbage collection.
     """
@@ -139,6 +141,7 @@ class Database:
         self.attachments = AttachmentRepo(self._access)
         self.mailboxes = MailboxRepo(self._access)
         self.prekeys = PrekeyRepo(self._access)
+        self.receipts = ReceiptRepo(self._access)
         self.chain = ChainRepo(self._access)
         self.lifecycle = Lifecycle(self._access)
         self._engine = engine

@@ -112,3 +112,15 @@ class EngineStore:
 
     def delete_message(self, message_id: bytes) -> bool:
         return self._db.messages.delete(message_id)
+
+    def get_message(self, message_id: bytes) -> MessageRecord | None:
+        return self._db.messages.get(message_id)
+
+    def mark_read(self, message_id: bytes, read_at: float) -> bool:
+        return self._db.messages.mark_read(message_id, read_at)
+
+    def remove_contact(self, identity_id: str) -> bool:
+        return self._db.contacts.remove(identity_id)
+
+    def log_event(self, kind: str, data: dict[str, object], now: float) -> None:
+        self._db.events.append(kind, data, now)

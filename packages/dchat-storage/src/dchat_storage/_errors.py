@@ -9,6 +9,7 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
         ├── ExposedDirectoryError(CallerError)             a data directory other users can reach
         ├── NotFoundError(CallerError, LookupError)        the record to change does not exist
         ├── InvalidArgumentError(CallerError, ValueError)  an argument is out of its domain
+        │   └── BlobOffsetError                            a blob piece not at the bytes held
         ├── DatabaseClosedError(CallerError)               the Database was used after close()
         ├── DatabaseInUseError(CallerError)                another process claimed the database
         ├── LockedError(CallerError)                       wrong or missing at-rest key/passphrase
@@ -20,7 +21,8 @@ Every error derives from :class:`DchatStorageError` and carries one *kind* from
         │   ├── ContentTypeMismatchError                   content is not what was declared
         │   ├── UploadTooLargeError                        over the per-kind size limit
         │   ├── DecompressionBombError                     an image decodes to too many pixels
-        │   └── MalformedContentError                      declared type right, content broken
+        │   ├── MalformedContentError                      declared type right, content broken
+        │   └── BlobHashMismatchError                      a relay blob does not hash to its id
         └── StorageUnavailableError(TransportError)        the database cannot be opened or used:
             │                                              I/O error, foreign file, server down,
             │                                              lock timeout, unknown schema revision
@@ -38,6 +40,8 @@ from __future__ import annotations
 from dchat_core import CallerError, DchatError, TransportError
 
 __all__ = (
+    "BlobHashMismatchError",
+    "BlobOffsetError",
     "ContentTypeMismatchError",
     "CursorExpiredError",
     "DatabaseClosedError",
@@ -166,3 +170,18 @@ class DatabaseInUseError(DchatStorageError, CallerError):
     """Another process holds the database's claim (:meth:`Database.claim_exclusive`)."""
 
     code = "database_in_use"
+
+
+class BlobHashMismatchError(UploadRejectedError):
+    """A complete blob's bytes do not hash to its id; the upload was deleted."""
+
+
+class BlobOffsetError(InvalidArgumentError):
+    """A blob piece was sent at an offset other than the bytes held (``held``).
+
+    The uploader asks again where to resume (nothing was written).
+    """
+
+    def __init__(self, held: int) -> None:
+        super().__init__(f"the relay holds {held} bytes of this blob")
+        self.held = held

@@ -6,6 +6,7 @@ contact is found by blind indexes of its identity id and its local name.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, insert, select
@@ -78,10 +79,51 @@ class IdentityRepo:
 
 
 class ContactRepo:
-    """The address book. Obtain it as :attr:`Database.contacts`."""
+    """The address book. Obtain it as :attr:`Database.contacts`.
+
+    Every send looks its contact up by name and every receive by identity id,
+    and each lookup opens a sealed row; so the repository keeps the records it
+    read in memory (bounded by :data:`CACHE_SIZE`). The cache holds committed
+    rows only: a write empties it and keeps it from filling until its
+    transaction is over (:meth:`Access.at_end`), and a read that overlapped a
+    write (the epoch moved) is not kept.
+    """
+
+    CACHE_SIZE = 1024
 
     def __init__(self, access: Access) -> None:
         self._access = access
+        self._cache: dict[tuple[str, str], ContactRecord | None] = {}
+        self._lock = threading.Lock()
+        self._epoch = 0  # moves at the start and the end of every write
+        self._writing = 0  # writes whose transaction is not over yet
+
+    def _changing(self) -> None:
+        """Called inside each write, before it touches a row."""
+        with self._lock:
+            self._writing += 1
+            self._epoch += 1
+            self._cache.clear()
+        self._access.at_end(self._settled)
+
+    def _settled(self) -> None:
+        with self._lock:
+            self._writing -= 1
+            self._epoch += 1
+            self._cache.clear()
+
+    def _cached(self, key: tuple[str, str], query: Prepared, index: str) -> ContactRecord | None:
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            epoch = self._epoch
+        record = self._one(query, CONTACTS.index(self._access.sealer, index, key[1]))
+        with self._lock:
+            if self._writing == 0 and self._epoch == epoch:
+                if len(self._cache) >= self.CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key] = record
+        return record
 
     def add(self, name: str, identity_id: str, card: bytes, added_at: float) -> ContactRecord:
         """Add a contact.
@@ -103,6 +145,7 @@ class ContactRepo:
         fields = {"name": name, "identity_id": identity_id, "card": card}
         row = CONTACTS.row(self._access.sealer, fields, {"added_at": added_at})
         with self._access.write("add contact") as conn:
+            self._changing()
             try:
                 conn.execute(insert(Contact).values(row))
             except IntegrityError as exc:
@@ -113,13 +156,11 @@ class ContactRepo:
 
     def get_by_name(self, name: str) -> ContactRecord | None:
         """Return the contact with local name ``name``, or None."""
-        ix = CONTACTS.index(self._access.sealer, "name_ix", name)
-        return self._one(_BY_NAME, ix)
+        return self._cached(("name", name), _BY_NAME, "name_ix")
 
     def get_by_identity(self, identity_id: str) -> ContactRecord | None:
         """Return the contact with identity id ``identity_id``, or None."""
-        ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)
-        return self._one(_BY_ID, ix)
+        return self._cached(("id", identity_id), _BY_ID, "id_ix")
 
     def list(self) -> builtins.list[ContactRecord]:
         """Return every contact, ordered by name."""
@@ -143,6 +184,7 @@ class ContactRepo:
         """
         ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)
         with self._access.write("replace contact") as conn:
+            self._changing()
             row = conn.execute(select(*_CONTACT_COLUMNS).where(Contact.id_ix == ix)).one_or_none()
             if row is None:
                 return None
@@ -160,6 +202,7 @@ class ContactRepo:
         """Delete the contact with ``identity_id``; return whether one was stored."""
         ix = CONTACTS.index(self._access.sealer, "id_ix", identity_id)
         with self._access.write("remove contact") as conn:
+            self._changing()
             return conn.execute(delete(Contact).where(Contact.id_ix == ix)).rowcount > 0
 
     def _one(self, query: Prepared, ix: bytes) -> ContactRecord | None:

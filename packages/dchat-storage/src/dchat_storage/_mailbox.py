@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ._access import check_limit
@@ -60,11 +60,13 @@ _RECOUNT = (
     " GROUP BY mailbox"
     " ON CONFLICT (mailbox) DO UPDATE SET entries = excluded.entries, size = excluded.size"
 )
-_ENTRY_COLUMNS = (
-    MailboxRow.entry_id,
-    MailboxRow.mailbox,
-    MailboxRow.envelope,
-    MailboxRow.received_at,
+# A push fetches and an acknowledgement deletes for every batch a mailbox link carries.
+_FETCH = Prepared(
+    "SELECT entry_id, mailbox, envelope, received_at FROM mailbox_entries"
+    " WHERE mailbox = :mailbox ORDER BY received_at, seq LIMIT :limit"
+)
+_ACK_ONE = Prepared(
+    "DELETE FROM mailbox_entries WHERE mailbox = :mailbox AND entry_id = :entry_id RETURNING size"
 )
 
 
@@ -177,15 +179,9 @@ class MailboxRepo:
             InvalidArgumentError: ``limit`` is below 1.
         """
         check_limit(limit)
-        query = (
-            select(*_ENTRY_COLUMNS)
-            .where(MailboxRow.mailbox == mailbox)
-            .order_by(MailboxRow.received_at, MailboxRow.seq)
-            .limit(limit)
-        )
         with self._access.read("fetch mailbox") as conn:
-            rows = conn.execute(query).all()
-        return [MailboxEntry(*row) for row in rows]
+            rows = _FETCH.run(conn, {"mailbox": mailbox, "limit": limit}).fetchall()
+        return [MailboxEntry(bytes(e), bytes(m), bytes(v), float(t)) for e, m, v, t in rows]
 
     def ack(self, mailbox: bytes, entry_ids: Sequence[bytes]) -> int:
         """Delete acknowledged entries of ``mailbox``; ids of other mailboxes are ignored.
@@ -198,16 +194,18 @@ class MailboxRepo:
         ids = list(dict.fromkeys(entry_ids))
         if not ids:
             return 0
-        deleted = 0
+        deleted = size = 0
         with self._access.write("ack entries", savepoint=False) as conn:
-            for start in range(0, len(ids), _CHUNK):
-                deleted += delete_entries(
-                    conn,
-                    and_(
-                        MailboxRow.mailbox == mailbox,
-                        MailboxRow.entry_id.in_(ids[start : start + _CHUNK]),
-                    ),
-                )
+            # One prepared delete per id (the unique (mailbox, entry_id) index finds
+            # each): an ack carries one link batch, a few dozen ids at most.
+            for entry_id in ids:
+                row = _ACK_ONE.one(conn, {"mailbox": mailbox, "entry_id": entry_id})
+                if row is not None:
+                    deleted += 1
+                    size += row[0]
+            if deleted:
+                _SUB.run(conn, {"mailbox": mailbox, "entries": deleted, "size": size})
+                _DROP_EMPTY.run(conn, {"mailbox": mailbox})
         return deleted
 
     def count(self, mailbox: bytes | None = None) -> int:

@@ -50,6 +50,8 @@ __all__ = (
     "Meta",
     "OutboxRow",
     "PrekeyRow",
+    "ReceiptBatchRow",
+    "ReceiptRow",
     "Setting",
     "metadata",
 )
@@ -336,6 +338,34 @@ class PrekeyRow(Base):
     prekey_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bundle: Mapped[bytes] = mapped_column(LargeBinary)
     stored_at: Mapped[float] = mapped_column(Float)
+
+
+class ReceiptRow(Base):
+    """A delivery receipt a relay was given: pending (``root`` NULL) or in a sealed batch.
+
+    ``digest`` is the receipt's SHA-256 (what a batch leaf names). Rows of one
+    batch are read back by ``seq``, the order they were taken in.
+    """
+
+    __tablename__ = "relay_receipts"
+    __table_args__ = (UniqueConstraint("digest"), Index(None, "root", "seq"))
+
+    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+    receipt: Mapped[bytes] = mapped_column(LargeBinary)
+    root: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    stored_at: Mapped[float] = mapped_column(Float)
+
+
+class ReceiptBatchRow(Base):
+    """A sealed receipt batch, by Merkle root: when sealed and when claimed on chain."""
+
+    __tablename__ = "relay_receipt_batches"
+
+    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    sealed_at: Mapped[float] = mapped_column(Float)
+    claimed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Block(Base):

@@ -13,7 +13,9 @@ upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
 :class:`DatabaseInUseError` (another process claimed the database), and
 :func:`is_postgres_target` (whether an :func:`open_database` target names PostgreSQL),
 and :func:`write_private` (a file replaced atomically and durably, mode 0600) with
-its reader :func:`read_private` (bounded in size).
+its reader :func:`read_private` (bounded in size), and a relay's blob store
+(:class:`RelayBlobStore`: sealed attachment files beside the mailboxes), and
+the upload type rules (:func:`check_type`, :func:`normalize_type`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 from ._attachments import AttachmentRepo as AttachmentRepo
 from ._chain import ChainRepo as ChainRepo
 from ._conversations import ConversationRepo as ConversationRepo
+from ._errors import BlobHashMismatchError as BlobHashMismatchError
+from ._errors import BlobOffsetError as BlobOffsetError
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
 from ._errors import DatabaseInUseError as DatabaseInUseError
 from ._errors import DecompressionBombError as DecompressionBombError
@@ -38,15 +42,26 @@ from ._postgres import is_postgres_target as is_postgres_target
 from ._prekeys import PrekeyRepo as PrekeyRepo
 from ._private_dir import read_private as read_private
 from ._private_dir import write_private as write_private
+from ._receipts import ReceiptRepo as ReceiptRepo
 from ._records import BlockRecord as BlockRecord
 from ._records import ConversationRecord as ConversationRecord
 from ._records import DeviceRecord as DeviceRecord
+from ._relay_blobs import BlobLimits as BlobLimits
+from ._relay_blobs import BlobState as BlobState
+from ._relay_blobs import RelayBlobStore as RelayBlobStore
+from ._relay_blobs import blob_hasher as blob_hasher
 from ._sealing import StorageKey as StorageKey
 from ._settings import DeviceRepo as DeviceRepo
 from ._settings import SettingsRepo as SettingsRepo
+from ._uploads import check_type as check_type
+from ._uploads import normalize_type as normalize_type
 
 __all__ = (
     "AttachmentRepo",
+    "BlobHashMismatchError",
+    "BlobLimits",
+    "BlobOffsetError",
+    "BlobState",
     "BlockRecord",
     "ChainRepo",
     "ContactRepo",
@@ -65,11 +80,16 @@ __all__ = (
     "MessageRepo",
     "OutboxRepo",
     "PrekeyRepo",
+    "ReceiptRepo",
+    "RelayBlobStore",
     "SettingsRepo",
     "StorageKey",
     "TransactionDoomedError",
     "UploadTooLargeError",
+    "blob_hasher",
+    "check_type",
     "is_postgres_target",
+    "normalize_type",
     "read_private",
     "write_private",
 )

@@ -10,7 +10,9 @@
 * Conformance: :class:`MailboxStoreConformance`, :func:`check_mailbox_store`,
   :class:`PrekeyStoreConformance`, :func:`check_prekey_store`.
 * Real processes: :class:`ChaosHarness`; :func:`wait_until` /
-  :func:`wait_until_async`, the one way tests wait for another process or task.
+  :func:`wait_until_async`, the one way tests wait for another process or task;
+  test networks: :func:`running_validators`, :func:`currency_copies`,
+  :func:`start_all`, :func:`certified`, :func:`toml_listen`.
 * Messaging engines over an in-memory relay: :class:`EngineNet`,
   :class:`EngineDevice`, :class:`MemoryRelay`, :class:`StubDirectory`,
   :func:`envelope_mailbox` (the ``net`` fixture).
@@ -52,7 +54,11 @@ from ._mailbox import MemoryEntry as MemoryEntry
 from ._mailbox import MemoryMailboxStore as MemoryMailboxStore
 from ._mailbox import MemoryPrekeyStore as MemoryPrekeyStore
 from ._mailbox import entry_id_of as entry_id_of
+from ._processes import certified as certified
+from ._processes import currency_copies as currency_copies
 from ._processes import running_validators as running_validators
+from ._processes import start_all as start_all
+from ._processes import toml_listen as toml_listen
 from ._seeded import SeededRng as SeededRng
 from ._seeded import seeded_random as seeded_random
 from ._strategies import contact_cards as contact_cards
@@ -88,10 +94,12 @@ __all__ = (
     "StubDirectory",
     "WaitTimeoutError",
     "autojump_clock",
+    "certified",
     "check_export_surfaces",
     "check_mailbox_store",
     "check_prekey_store",
     "contact_cards",
+    "currency_copies",
     "entry_id_of",
     "envelope_bytes",
     "envelope_mailbox",
@@ -108,6 +116,8 @@ __all__ = (
     "running_validators",
     "sealed_envelopes",
     "seeded_random",
+    "start_all",
+    "toml_listen",
     "wait_stable",
     "wait_until",
     "wait_until_async",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dchat_core import CallerError, DchatError, InvalidIdError, PeerError
 from dchat_identity import DchatIdentityError, InvalidCardError
 from dchat_identity.lowlevel import RecoveryRefusedError
-from dchat_messaging import ContentError, RequestError
+from dchat_messaging import AttachmentRefusedError, ContentError, RequestError
 from dchat_storage import CursorExpiredError, DuplicateError
 
 from .._errors import NodeStateError
@@ -39,10 +39,13 @@ ROUTING_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allo
 
 _STATE_STATUS = {
     "no_identity": 409,
+    "attachment_refused": 422,
     "invalid_request": 422,
     "identity_exists": 409,
     "no_relay": 409,
     "unknown_contact": 404,
+    "unknown_message": 404,
+    "not_author": 403,
     "wrong_role": 404,
     "wrong_chain": 404,
     "not_found": 404,
@@ -69,6 +72,8 @@ def error_of(exc: Exception) -> tuple[int, str, str] | None:
         return _STATE_STATUS.get(exc.code, 409), exc.code, str(exc)
     if isinstance(exc, CursorExpiredError):
         return 410, exc.code, str(exc)
+    if isinstance(exc, AttachmentRefusedError):  # a descriptor or file that lies, by reason
+        return 422, exc.code, str(exc)
     if isinstance(exc, DuplicateError):
         return 409, "duplicate", str(exc)
     if isinstance(exc, RecoveryRefusedError):  # named by type, as when it was the node's

@@ -33,7 +33,9 @@ from dchat_storage import CursorExpiredError, DuplicateError
 
 from .._errors import NodeStateError
 from ._answers import ERROR_SCHEMA, ROUTING_CODES, error_of
+from ._attachments import add_attachment_routes
 from ._burners import add_burner_routes
+from ._conversations import add_conversation_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
 from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
@@ -171,11 +173,14 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_burner_routes(app, node, auth)
     add_request_routes(app, node, auth)
     add_message_routes(app, node, auth)
+    add_conversation_routes(app, node, auth)
+    add_attachment_routes(app, node, auth)
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     add_socket_route(app, node, feed)
     app.add_middleware(NotifyAfterWrites, feed=feed)
-    app.add_middleware(LimitBody, max_body=node.config.api_max_body)
+    large = ("/v1/attachments",)  # limited per kind by the upload rules as it streams
+    app.add_middleware(LimitBody, max_body=node.config.api_max_body, large=large)
     app.add_middleware(RequireToken, token=token, open_paths=("/health",))  # outermost
     _list_only_role_routes(app, node.config.role)
     _declare_errors(app)

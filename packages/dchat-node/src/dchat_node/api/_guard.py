@@ -17,7 +17,9 @@ whole FastAPI app, outermost first:
   body_too_large``: at once when ``Content-Length`` says so, and otherwise
   (chunked bodies) while counting what the app reads: the chunk that crosses
   the cap is never handed to the app; the guard answers 413 itself and drops
-  whatever the app tries to send after that.
+  whatever the app tries to send after that. Paths in ``large`` (attachment
+  uploads, which the storage upload rules limit per kind as they stream in)
+  are capped at ``large_body`` instead.
 """
 
 from __future__ import annotations
@@ -87,16 +89,24 @@ class _TooLarge(Exception):
 class LimitBody:
     """Answer ``413 body_too_large`` to a request body over ``max_body`` bytes."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
-        self._app, self._max = app, max_body
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        large: Collection[str] = (),
+        large_body: int = 256 * 1024 * 1024,
+    ) -> None:
+        self._app, self._max_small = app, max_body
+        self._large, self._large_body = frozenset(large), large_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        cap = self._large_body if scope.get("path") in self._large else self._max_small
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self._max):
-            await self._refuse(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > cap):
+            await self._refuse(send, cap)
             return
         seen = 0
         refused = False
@@ -106,9 +116,9 @@ class LimitBody:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self._max and not refused:
+                if seen > cap and not refused:
                     refused = True
-                    await self._refuse(send)
+                    await self._refuse(send, cap)
                     raise _TooLarge
             return message
 
@@ -124,6 +134,6 @@ class LimitBody:
             if not refused:  # an app error of its own, not the one we raised into it
                 raise
 
-    async def _refuse(self, send: Send) -> None:
-        message = f"the request body is over {self._max} bytes"
+    async def _refuse(self, send: Send, cap: int) -> None:
+        message = f"the request body is over {cap} bytes"
         await _answer(send, 413, error_body("body_too_large", message))

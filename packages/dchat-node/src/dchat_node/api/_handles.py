@@ -39,13 +39,14 @@ from dchat_chain.lowlevel import (
     StaleAnswerError,
     genesis_anchor,
     light_state_name,
+    light_state_path,
     normalize_handle,
+    write_light_state,
 )
 from dchat_identity import ContactCard
 
 from .._errors import NodeStateError
 from ..validator._keys import VALIDATOR_GENESIS
-from ..wallet._light import state_path, write_state
 from ._roles import user_role
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class HandleDesk:
         return data
 
     def _state_file(self, chain_id: str) -> Path:
-        return state_path(self._node.config.data_dir / "light", chain_id)
+        return light_state_path(self._node.config.data_dir / "light", chain_id)
 
     async def _reader(self) -> LightReader:
         genesis = self._genesis()
@@ -153,7 +154,7 @@ class HandleDesk:
                 if reader.height != height:
                     file = self._state_file(reader.client.chain_id)
                     file.parent.mkdir(mode=0o700, exist_ok=True)
-                    await trio.to_thread.run_sync(write_state, file, reader.to_bytes())
+                    await trio.to_thread.run_sync(write_light_state, file, reader.to_bytes())
 
     # -- lookups --------------------------------------------------------------------------------
 

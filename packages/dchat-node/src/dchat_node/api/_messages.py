@@ -1,6 +1,7 @@
 """API routes for messages (user role): sending, and listing with cursor paging.
 
-``POST /v1/messages {to, text}`` queues a message. ``GET /v1/messages``
+``POST /v1/messages {to, text, [reply_to]}`` queues a message (a reply
+when ``reply_to`` names a message of the conversation). ``GET /v1/messages``
 lists stored ones, oldest first: without a cursor the newest ``limit``;
 ``after=C`` the ``limit`` stored after cursor ``C``; ``before=C`` the
 ``limit`` stored before it. The answer carries ``before`` (pass it to get
@@ -47,6 +48,7 @@ class SendMessage(BaseModel):
 
     to: str = Field(min_length=1, max_length=128)
     text: str = Field(min_length=1, max_length=16000)
+    reply_to: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 def message_json(record: MessageEntry, name: str | None) -> dict[str, Any]:
@@ -82,7 +84,11 @@ def add_message_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.post("/v1/messages", dependencies=auth, status_code=202)
     async def send_message(body: SendMessage) -> dict[str, Any]:
         user = user_role(node).user
-        mid = await traced_send(user, body.to, body.text)
+        if body.reply_to is not None:  # a reply quotes a message of the conversation
+            target = MessageId.parse(body.reply_to)
+            mid = await user.act(user.agent.converse.reply, body.to, target, body.text)
+        else:
+            mid = await traced_send(user, body.to, body.text)
         return {"message_id": str(mid), "relay": user.relay_state()}
 
     @app.get("/v1/messages", dependencies=auth)

@@ -1,20 +1,29 @@
 """Relay routes of the node API (relay role), and a user's home relays.
 
 * ``POST /v1/relay/receipts/batch``: seal the receipts given to this relay
-  since the last call into a Merkle batch (kept in memory for validators'
-  audits) and answer ``{"root": hex | null, "count": leaves, "receipts": n,
-  "taken": receipts accepted since start}``; the operator's ``dchat-node relay
-  claim`` then claims it on the chat chain (docs/protocol.md, section 5).
+  since the last seal into a Merkle batch (kept in the relay's database for
+  validators' audits) and answer ``{"root": hex | null, "count": leaves,
+  "receipts": n, "taken": receipts accepted since start}``; the operator's
+  ``dchat-node relay claim`` then claims it on the chat chain (docs/protocol.md,
+  section 5) and reports the claim with
+* ``POST /v1/relay/receipts/claimed`` ``{"root": hex}``: the batch was claimed
+  now (older batches are pruned once this claim is past the audit window);
+  ``{"known": bool}``. A relay with ``chat_node`` set claims on its own
+  (``[node.relay_claims]``) and needs neither.
 * ``GET /v1/relay/status``: what an operator watches on one relay: its node
   id and link address, its load (links open, held pulls, envelopes stored and
   delivered since start, refusals by code) and its quota use (mailboxes
   holding mail, their entries and bytes against the disk budget, the
-  per-mailbox quota). Chain-side figures (listing, bond, score, earnings) are
-  not the relay's to vouch for: ``dchat-node relay status`` reads them through
-  light clients and shows them beside this document.
+  per-mailbox quota) and its receipts (taken since start, pending, sealed
+  batches held and unclaimed, the last claim's time, automatic claims made
+  and failed since start, or null without them). Chain-side figures (listing,
+  bond, score, earnings by uptime and by delivery) are not the relay's to
+  vouch for: ``dchat-node relay status`` reads them through light clients and
+  shows them beside this document.
 
 The receipt book is used where the relay server uses it, in the database
-worker, so a seal never races a receipt being taken.
+worker, so a seal never races a receipt being taken (and its store, the
+database, may be used).
 
 A user node that discovered its home relays from the directory
 (``cli/_relays.py``) adds them to ``GET /status`` as ``home_relays``
@@ -26,6 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import trio
+from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_chain.lowlevel import HomeRelays, PinnedRelaysError
 
@@ -36,7 +46,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.params import Depends
 
-    from dchat_network.lowlevel import ReceiptBook
+    from dchat_network.lowlevel import ClaimPolicy, ReceiptBook
 
     from .._runtime import Node
 
@@ -45,8 +55,8 @@ __all__ = ("HOME_RELAYS_FILE", "add_relay_routes", "home_relays", "relay_status"
 HOME_RELAYS_FILE = "home-relays.json"
 
 
-def _seal(book: ReceiptBook) -> dict[str, Any]:
-    batch = book.seal()
+def _seal(book: ReceiptBook, now: float) -> dict[str, Any]:
+    batch = book.seal(now)
     if batch is None:
         return {"root": None, "count": 0, "receipts": 0, "taken": book.taken}
     return {
@@ -57,6 +67,34 @@ def _seal(book: ReceiptBook) -> dict[str, Any]:
     }
 
 
+class ClaimedBatch(BaseModel):
+    """``POST /v1/relay/receipts/claimed``: the root of the batch just claimed."""
+
+    model_config = ConfigDict(extra="forbid")
+    root: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+def _claimed(book: ReceiptBook, root: bytes, now: float) -> bool:
+    known = root in book.batches
+    book.claimed(root, now)
+    return known
+
+
+def _receipts(book: ReceiptBook | None, claims: ClaimPolicy | None) -> dict[str, Any] | None:
+    if book is None:
+        return None
+    book.load()
+    return {
+        "taken": book.taken,
+        "pending": book.pending,
+        "batches": len(book.batches),
+        "unclaimed": len(book.unclaimed()),
+        "last_claim": book.last_claim(),
+        "auto_claims": None if claims is None else claims.claims,
+        "auto_claim_failures": None if claims is None else claims.failures,
+    }
+
+
 async def relay_status(node: Node) -> dict[str, Any]:
     """The ``/v1/relay/status`` document."""
     role = relay_role(node)
@@ -64,6 +102,7 @@ async def relay_status(node: Node) -> dict[str, Any]:
     server, limits = host.server, host.limits
     mailboxes = await role.store.run(db.mailboxes.mailbox_count)
     entries, size = await role.store.run(db.mailboxes.usage)
+    receipts = await role.store.run(_receipts, server.receipts, role.claims)
     budget = limits.disk_budget
     return {
         "node_id": None if node.node_id is None else str(node.node_id),
@@ -86,6 +125,7 @@ async def relay_status(node: Node) -> dict[str, Any]:
             "disk_used": None if not budget else round(size / budget, 6),
             "mailbox_quota": limits.mailbox_quota,
         },
+        "receipts": receipts,
     }
 
 
@@ -109,8 +149,18 @@ def add_relay_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         book = role.service.server.receipts
         if book is None:
             raise NodeStateError("not_ready", "the relay has not started")
-        result: dict[str, Any] = await role.store.run(_seal, book)
+        result: dict[str, Any] = await role.store.run(_seal, book, node.clock.now())
         return result
+
+    @app.post("/v1/relay/receipts/claimed", dependencies=auth)
+    async def claimed(body: ClaimedBatch) -> dict[str, Any]:
+        role = relay_role(node)
+        book = role.service.server.receipts
+        if book is None:
+            raise NodeStateError("not_ready", "the relay has not started")
+        root = bytes.fromhex(body.root)
+        known = await role.store.run(_claimed, book, root, node.clock.now())
+        return {"known": known}
 
     @app.get("/v1/relay/status", dependencies=auth)
     async def status() -> dict[str, Any]:

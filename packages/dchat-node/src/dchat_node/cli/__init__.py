@@ -21,6 +21,7 @@ from dchat_sdk import RemoteClient
 
 from .._logging import configure_logging
 from ..config import load_config
+from ._attachments import attachment_app, send_attachment
 from ._backup import backup_app
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
@@ -29,6 +30,7 @@ from ._common import check_database_url_option, read_passphrase
 from ._common import err_console as _err
 from ._common import fail as _fail
 from ._common import guard as _guard
+from ._conversations import inbox_table, register_conversation_commands
 from ._guardians import guardian_app
 from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
@@ -60,6 +62,7 @@ wallet_app.add_typer(channel_app, name="channel")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
 app.add_typer(handle_app, name="handle")
+app.add_typer(attachment_app, name="attachment")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -275,16 +278,36 @@ def contact_list(ctx: typer.Context) -> None:
 register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 register_request_commands(app)
 register_watch_command(app)
+register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
+
+
+FileOption = Annotated[Path | None, typer.Option(exists=True, dir_okay=False)]
 
 
 @app.command("send")
 def send(
     ctx: typer.Context,
     to: str,
-    text: str,
+    text: Annotated[str, typer.Argument(help="The text, or an attachment's caption.")] = "",
     as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
+    file: FileOption = None,
+    image: FileOption = None,
+    voice: FileOption = None,
+    location: Annotated[str | None, typer.Option(help="LAT,LON[,label] in degrees.")] = None,
+    media_type: Annotated[str | None, typer.Option("--type", help="Media type.")] = None,
+    duration: Annotated[float, typer.Option(help="--voice: seconds.", min=0)] = 0.0,
 ) -> None:
-    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender."""
+    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender.
+
+    With --file, --image, --voice or --location the message carries that
+    attachment (end-to-end encrypted; TEXT is its caption).
+    """
+    if file or image or voice or location:
+        files = {"document": file, "image": image, "voice": voice}
+        send_attachment(ctx, to, text, files, location, media_type, duration)
+        return
+    if not text:
+        raise _fail("give TEXT or an attachment")
     if as_burner is not None:
         send_as_burner(ctx, as_burner, to, text)
         return
@@ -297,13 +320,27 @@ def send(
 @app.command("inbox")
 def inbox(
     ctx: typer.Context,
-    peer: Annotated[str | None, typer.Option(help="only this contact")] = None,
+    messages: Annotated[
+        bool, typer.Option("--messages", help="list stored messages instead of conversations")
+    ] = False,
+    peer: Annotated[str | None, typer.Option(help="messages: only this contact")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     after: Annotated[int | None, typer.Option(min=0, help="page: stored after this cursor")] = None,
     before: Annotated[int | None, typer.Option(min=0, help="page: stored before it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show stored messages, oldest first (the newest, or a page by cursor)."""
+    """Conversations, the most recent first, with unread counts and last message time.
+
+    ``--messages`` (or ``--peer``, ``--after``, ``--before``) lists stored
+    messages instead, oldest first; ``dchat show PEER`` shows one conversation.
+    """
+    if not (messages or peer is not None or after is not None or before is not None):
+        lines = _with_client(ctx, lambda c: c.conversations())
+        if as_json:
+            _out.print_json(json.dumps(lines))
+        else:
+            _out.print(inbox_table(lines))
+        return
     page = _with_client(ctx, lambda c: c.message_page(peer, limit, after=after, before=before))
     if as_json:
         _out.print_json(json.dumps([_as_dict(m) for m in page.messages]))

@@ -14,6 +14,7 @@ certificates from the chain's genesis validator set. The genesis comes from
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -24,7 +25,13 @@ import typer
 from rich.console import Console
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import NetPlan, account_key, genesis_anchor
+from dchat_chain.lowlevel import (
+    NetPlan,
+    WalletLightReader,
+    account_key,
+    genesis_anchor,
+    light_state_path,
+)
 from dchat_core import DchatError
 from dchat_crypto import KdfParams, SigningKey
 
@@ -34,12 +41,12 @@ from ..validator._keys import (
     load_validator_keys,
     load_wallet,
 )
-from ..wallet._light import WalletLightReader, state_path
 from ._common import err_console, read_passphrase
 from ._common import fail as _fail
 from ._testnet import init_testnet
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
 
 __all__ = ("chain_app", "wallet_app")
@@ -145,7 +152,7 @@ class _Api:
             chain = _guarded(lambda: genesis_anchor(pinned)[0])
         else:
             chain = str(self.call("GET", "/v1/chain/status").get("chain_id", ""))
-        path = state_path(self._light_dir, chain)
+        path = light_state_path(self._light_dir, chain)
         if genesis is None and not path.exists():
             found = self._node / VALIDATOR_GENESIS
             if not found.exists():
@@ -176,9 +183,13 @@ class _Api:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         # One short-lived client per call: a command makes a handful of calls,
-        # and nothing is left open when it exits or fails.
+        # and nothing is left open when it exits or fails. The TLS context is
+        # made once: building one loads the whole CA bundle (tens of ms, far
+        # more on a loaded machine), and a light-client read makes several calls.
         try:
-            with httpx.Client(base_url=self._url, headers=self._headers, timeout=10.0) as http:
+            with httpx.Client(
+                base_url=self._url, headers=self._headers, timeout=10.0, verify=_tls_context()
+            ) as http:
                 response = http.request(method, path, json=body)
             data = response.json()
         except httpx.HTTPError as exc:
@@ -188,6 +199,12 @@ class _Api:
         if response.status_code >= 400:
             raise _fail(str(data.get("error", {}).get("message", response.text)))
         return data
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The default TLS context of the API clients (httpx's: the CA bundle it ships)."""
+    return httpx.create_ssl_context()
 
 
 def _read_genesis(path: Path) -> bytes:

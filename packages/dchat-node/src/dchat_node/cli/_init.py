@@ -78,8 +78,8 @@ def render_config(
         relay_line=relay_line,
         database_line=database_line,
     )
-    table = {"relay": "relay_limits.toml", "user": "relay_discovery.toml"}.get(role)
-    tables = "\n" + _template(table) if table else ""
+    table = {"relay": ["relay_limits.toml", "relay_claims.toml"], "user": ["relay_discovery.toml"]}
+    tables = "".join("\n" + _template(name) for name in table.get(role, []))
     return text + _template("common.toml") + tables  # [node.X] tables after all node keys
 
 

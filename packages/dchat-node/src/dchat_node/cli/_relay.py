@@ -3,40 +3,45 @@
 The operator is an identity on the chat chain: the key in ``--wallet`` (a
 passphrase-encrypted wallet file, as for ``dchat wallet``). ``register``
 registers that identity first if the chain does not know it (paying the
-chain's proof of work, read by proof from its ``meta/chain`` record), then
-lists the relay whose data directory is ``--relay-dir``: its link key is
-unlocked from ``node.key`` with the same passphrase, so users can pin it, and
-its endpoint defaults to the address the running relay listens on.
+chain's proof of work, read by proof from its ``meta/chain`` record; sent just
+ahead of the listing, so both commit in one block), then lists the relay whose
+data directory is ``--relay-dir``: its link key is unlocked from ``node.key``
+with the same passphrase, so users can pin it, and its endpoint defaults to
+the address the running relay listens on.
 ``bond``/``unbond`` move relay stake on the currency chain under the same key
 (the default stake reference of a listing).
 
 ``status`` puts side by side what the relay reports of itself
 (``GET /v1/relay/status``: load and quota use) and what the chains say, each
 value verified by the light client: the listing, the bond, the delivery and
-vouch counters, the uptime score so far this epoch (the lower median of the
-validators' reports, as the payout computes it) and the stake account's
-balance, into which epoch rewards are paid (the chain keeps no separate
-record of earnings).
+vouch counters, the uptime score and the proven deliveries so far this epoch
+(the lower medians of the validators' reports, as the payout computes them),
+the stake account's balance, into which epoch rewards are paid, and the
+rewards earned so far by uptime and by delivery (the chain's ``earn/``
+record).
 
 Transactions are signed locally and submitted to a validator found by its
 data directory (``--chat-node``/``--currency-node``), which is not trusted:
 every answer the commands rely on is proven (see :mod:`._chain`).
 
-A relay keeps the delivery receipts its users' nodes give it (in memory, for
-validators' audits). ``claim`` asks the running relay (``--data-dir``, through
-its ``api.json``) to seal the receipts taken since the last claim into a Merkle
-batch, and claims that batch on the chat chain as ``receipt_batch {root,
-count}``, signed with the key of the chat-chain identity that listed the relay
-(the chain accepts batches only from a listed relay's identity): the operator's
-``--wallet`` for a relay listed with ``relay register``, else the relay's node
-key (unlocked with the node passphrase); it is sent to the chat validator of
-``--node``. Run it now and then (a
-timer); every claimed batch stays auditable while the relay runs.
+A relay keeps the delivery receipts its users' nodes give it (in its database,
+for validators' audits). A relay whose config names ``chat_node`` claims them
+on its own (``[node.relay_claims]``); ``claim`` does it by hand: it asks the
+running relay (``--data-dir``, through its ``api.json``) to seal the receipts
+taken since the last seal into a Merkle batch, claims that batch on the chat
+chain as ``receipt_batch {root, count}``, signed with the key of the chat-chain
+identity that listed the relay (the chain accepts batches only from a listed
+relay's identity): the operator's ``--wallet`` for a relay listed with ``relay
+register``, else the relay's node key (unlocked with the node passphrase),
+sent to the chat validator of ``--node``, and, once the claim is committed
+(within 60 s), tells the relay the batch was claimed. Every claimed batch
+stays auditable across restarts until a later claim is past the audit window.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,9 +53,12 @@ from dchat_chain.lowlevel import (
     DirectoryAnswerError,
     account_key,
     decode_relay_bond,
+    decode_relay_earnings,
     decode_relay_listing,
+    epoch_delivered,
     epoch_score,
     relay_bond_key,
+    relay_earnings_key,
     relay_listing_key,
     solve_pow,
 )
@@ -111,7 +119,13 @@ def _committed(api: _Api, key: SigningKey, kind: str, body: dict[str, Any], fee:
 
 
 def _ensure_identity(api: _Api, key: SigningKey) -> bytes:
-    """The operator's identity id, registered on the chat chain first if need be."""
+    """The operator's identity id, its registration submitted first if the chain lacks it.
+
+    The registration is not waited for: the listing signed next takes the
+    following nonce, so both commit together, in order (one block's wait, not
+    two); if the registration fails on chain, so does the listing, and
+    :func:`_committed` reports it.
+    """
     public = key.public_key.to_bytes()
     identity = bytes(IdentityId.derive(public))
     if _record(api, f"/v1/chain/identities/{identity.hex()}", b"id/" + identity) is not None:
@@ -120,7 +134,8 @@ def _ensure_identity(api: _Api, key: SigningKey) -> bytes:
     bits = int(meta["params"]["pow_bits"]) if isinstance(meta, dict) else 20
     err_console.print(f"registering the operator identity ({bits} bits of proof of work)")
     work = solve_pow(api.chain_id, public, bits)
-    _committed(api, key, "register_identity", {"pow": work, "doc": bytes(32)}, 0)
+    body = {"pow": work, "doc": bytes(32)}
+    _send(api, _signed_with(api, key, "register_identity", body, 0), False)
     return identity
 
 
@@ -270,8 +285,13 @@ def _currency_side(api: _Api, account: bytes) -> dict[str, Any]:
         for reporter in reporters:
             key = b"report/" + tag + b"/" + reporter
             reports.append(api.proven(_state_path(key), key)[1])
-        score = epoch_score(reports, account)
-        result |= {"epoch": epoch, "score": score, "reports": len(reports)}
+        score, delivered = epoch_score(reports, account), epoch_delivered(reports, account)
+        result |= {"epoch": epoch, "score": score, "delivered": delivered, "reports": len(reports)}
+    earned = relay_earnings_key(account)
+    try:
+        result["earnings"] = decode_relay_earnings(api.proven(_state_path(earned), earned)[1])
+    except DirectoryAnswerError as exc:
+        raise _fail(str(exc)) from None
     return result
 
 
@@ -289,7 +309,7 @@ def status(
     passphrase_file: PassFile = None,
     light_dir: LightDir = None,
 ) -> None:
-    """Show a relay's load and quota use and, verified, its listing, bond, score and balance."""
+    """Show a relay's load, quota use, receipts and, verified, listing, bond, score, earnings."""
     report: dict[str, Any] = {}
     if relay_dir is not None:
         info = _relay_info(relay_dir)
@@ -357,6 +377,21 @@ def claim(
         body={"root": bytes.fromhex(sealed["root"]), "count": sealed["count"]},
     )
     (result,) = chain.call("POST", "/v1/chain/txs", {"txs": [tx.raw.hex()]})["results"]
-    _out.print_json(json.dumps({"claimed": bool(result["accepted"]), **sealed, "tx": result}))
+    committed = result["accepted"] and _committed_ok(chain, result["hash"])
+    if committed:  # the relay keeps older batches until this claim's audits are over
+        _Api(data_dir).call("POST", "/v1/relay/receipts/claimed", {"root": sealed["root"]})
+    claimed = {"claimed": bool(result["accepted"]), "committed": committed}
+    _out.print_json(json.dumps({**claimed, **sealed, "tx": result}))
     if not result["accepted"]:
         raise typer.Exit(1)
+
+
+def _committed_ok(chain: _Api, digest: str, wait: float = 60.0) -> bool:
+    """Whether transaction ``digest`` is committed with code 0 within ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        status = chain.call("GET", f"/v1/chain/txs/{digest}")
+        if status["status"] == "committed":
+            return bool(status["code"] == 0)
+        time.sleep(0.2)
+    return False

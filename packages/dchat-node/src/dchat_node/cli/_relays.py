@@ -42,8 +42,10 @@ from dchat_chain.lowlevel import (
     DirectoryRead,
     HomeRelays,
     RelayDiscovery,
+    WalletLightReader,
     choose_home_relays,
     genesis_anchor,
+    light_state_path,
 )
 from dchat_core import DchatError
 from dchat_storage.lowlevel import write_private
@@ -51,7 +53,6 @@ from dchat_storage.lowlevel import write_private
 from .._errors import DchatNodeError
 from ..api._relay import HOME_RELAYS_FILE
 from ..config import NodeConfig, load_config
-from ..wallet._light import WalletLightReader, state_path
 from ._common import err_console
 from ._common import fail as _fail
 from ._common import guard as _guard
@@ -103,7 +104,7 @@ def _reader(http: httpx.Client, api: str, genesis: str, data_dir: Path) -> Walle
 
     light = data_dir / "light"
     light.mkdir(mode=0o700, exist_ok=True)
-    path = state_path(light, genesis_anchor(anchor)[0])
+    path = light_state_path(light, genesis_anchor(anchor)[0])
     return WalletLightReader.open(fetch, path, anchor)
 
 

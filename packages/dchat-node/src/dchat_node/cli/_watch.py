@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from dchat_sdk import RemoteClient
 from ._common import guard
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from dchat_sdk import Event
@@ -44,7 +45,20 @@ def describe(event: Event) -> str:
         return f"{clock} request from {event.data.get('identity_id')}: {event.data.get('state')}"
     if event.kind == "status":
         return f"{clock} relay {event.data.get('relay')}"
+    if event.kind in _CONVERSATION:  # receipts, edits, deletes, reactions, typing
+        d = event.data
+        what = _CONVERSATION[event.kind](d)
+        return f"{clock} {d.get('by')} {what} {', '.join(d.get('ids') or [])}".rstrip()
     return f"{clock} {event.kind}: {json.dumps(event.data)}"
+
+
+_CONVERSATION: dict[str, Callable[[dict[str, Any]], str]] = {
+    "receipt": lambda d: "read" if d.get("read") else "received",
+    "edit": lambda d: f"edited to {d.get('text')!r}:",
+    "delete": lambda _: "deleted",
+    "reaction": lambda d: f"{'reacted' if d.get('on') else 'took back'} {d.get('emoji')} to",
+    "typing": lambda d: "is typing" if d.get("on") else "stopped typing",
+}
 
 
 def _follow(client: RemoteClient, after: int | None, as_json: bool) -> None:

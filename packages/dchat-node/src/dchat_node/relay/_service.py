@@ -7,6 +7,7 @@ first). Each request runs in the database worker as a grouped call
 (``AsyncStore.run_grouped``): in one transaction, shared with other links' requests,
 so a reply always follows a durable commit and a ``put_many`` of many
 envelopes, or many links' puts at once, cost one. Limits: ``[node.relay_limits]``.
+Delivery receipts and their sealed batches are kept in the database too.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class RelayService(RelayHost):
 
     def __init__(self, store: AsyncStore, clock: Clock, limits: RelayLimits) -> None:
         db, mailbox_of = store.db, SealedEnvelope.mailbox_of
-        boxes = db.mailboxes
+        mb = db.mailboxes
         server = RelayServer(
-            boxes, mailbox_of, prekeys=db.prekeys, limits=limits, usage=boxes.usage
+            mb, mailbox_of, prekeys=db.prekeys, limits=limits, usage=mb.usage, receipts=db.receipts
         )
         super().__init__(server, store.run_grouped, clock.now, read=store.run, limits=limits)

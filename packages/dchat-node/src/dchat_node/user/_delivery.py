@@ -228,8 +228,12 @@ class MailDelivery:
         accepted = await self._store.run_grouped(accept, [envelope for _, envelope in batch])
         for reason in accepted.dropped:
             _log.warning("dropped an envelope: %s", reason)
-        if accepted.resets:
+        if accepted.resets or accepted.waiting:
             self._wake_sessions.set()
+        if accepted.waiting is not None:  # delivery receipts were queued
+            self._wake_outbox.set()
+        for notify in self._event_hooks if accepted.updates else []:  # logged with the batch
+            notify()
         for message in accepted.texts:
             for on_message in self._message_hooks:
                 await on_message(message)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._attachments import AttachmentService
 from ._burners import BurnerService
 from ._devices import DeviceService
 from ._documents import DocumentService
@@ -63,6 +64,7 @@ class UserRole:
         )
         self.burners = BurnerService(self.user, config)
         self.requests = RequestService(self.user, store)
+        self.attachments = AttachmentService(self.user, store, config.data_dir / "attachments")
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Load the stored state, then run the outbox, session and mailbox tasks."""

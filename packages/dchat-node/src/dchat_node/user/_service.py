@@ -42,12 +42,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
 from dchat_identity import ContactCard, Identity
-from dchat_messaging import Content, RequestError, UserMessaging
+from dchat_messaging import RequestError, UserMessaging
 from dchat_network import RelayPool
 from dchat_storage import EngineStore
 
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from dchat_core import Clock, IdentityId, MessageId
-    from dchat_messaging import DeviceAddress, MessageReceived
+    from dchat_messaging import Content, DeviceAddress, MessageReceived
     from dchat_messaging.lowlevel import ContactEntry
     from dchat_storage import AsyncStore
 
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = ("UserService",)
 
 _log = logging.getLogger("dchat.user")
+_T = TypeVar("_T")
 _NO_IDENTITY: Final = "this node has no identity yet: run `dchat init`"
 
 
@@ -231,20 +232,18 @@ class UserService(MailDelivery):
         *,
         sender: Identity | None = None,
         sender_card: ContactCard | None = None,
+        content: Content | None = None,
     ) -> MessageId:
         """Encrypt ``text`` for the contact ``to`` and queue it for delivery.
 
         ``sender`` and ``sender_card`` write as another local identity (a
-        burner) instead of this node's identity.
+        burner) instead of this node's identity. ``content``: send this (an
+        attachment) instead of ``text``.
         """
-        content = Content.text_message(text, now_ms=int(self._clock.now() * 1000))
-        send = functools.partial(self.agent.send_as, sender=sender, sender_card=sender_card)
-
-        def find_and_send() -> list[DeviceAddress]:  # one trip to a worker thread for both
-            return send(self.book.find(to), content, now=self._clock.now())
-
-        self._woken(await self._store.run_grouped(find_and_send))
-        return content.message_id
+        send = self.agent.converse.send_text
+        return await self.act(
+            send, to, text, sender=sender, sender_card=sender_card, content=content
+        )
 
     async def send_control(
         self,
@@ -256,21 +255,18 @@ class UserService(MailDelivery):
         sender_card: ContactCard | None = None,
     ) -> MessageId:
         """Send a control payload to ``card`` (from ``sender``, default this identity)."""
-        content = Content.control(kind, data, now_ms=int(self._clock.now() * 1000))
-        return await self._send_content(card, content, sender, sender_card)
+        send = self.agent.converse.send_control
+        return await self.act(send, card, kind, data, sender=sender, sender_card=sender_card)
 
-    async def _send_content(
-        self,
-        card: ContactCard,
-        content: Content,
-        sender: Identity | None,
-        sender_card: ContactCard | None,
-    ) -> MessageId:
-        """Fan ``content`` out to every device of ``card``'s identity (see ``send_as``)."""
-        now = self._clock.now()
-        send = functools.partial(self.agent.send_as, sender=sender, sender_card=sender_card)
-        self._woken(await self._store.run_grouped(send, card, content, now=now))
-        return content.message_id
+    async def act(
+        self, step: Callable[..., tuple[_T, list[DeviceAddress]]], *a: Any, **k: Any
+    ) -> _T:
+        """Run an agent step that sends (``step(*a, now=, **k)``: result, devices
+        waiting for a bundle) in the database worker, then wake the delivery tasks."""
+        step = functools.partial(step, *a, now=self._clock.now(), **k)
+        result, waiting = await self._store.run_grouped(step)
+        self._woken(waiting)
+        return result
 
     async def send_to_own_devices(self, kind: str, data: bytes) -> None:
         """Send a control payload to our identity's other devices (if any)."""

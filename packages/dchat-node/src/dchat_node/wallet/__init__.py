@@ -1,3 +1,3 @@
-"""Wallet-side files: the light-client reader over a validator's API, the payment-channel book."""
+"""Wallet-side files: the payment-channel book (the light-client file is dchat-chain's)."""
 
 from __future__ import annotations

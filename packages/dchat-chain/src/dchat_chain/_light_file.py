@@ -1,11 +1,11 @@
-"""The wallet's light client: :class:`dchat_chain.lowlevel.LightReader` over HTTP and a file.
+"""A light client kept in a file: :class:`~dchat_chain.lowlevel.LightReader` over a fetch.
 
-The reader (verification, the order of requests) is dchat-chain's and does no
-I/O. This shell GETs what it asks for, retries a stale answer for a few
-seconds (another node may lag a block), and keeps the verified state in one
-file per chain, written atomically and durably (a crash leaves the old or the
-new state, never a torn one). Whatever verified before a
-refusal is kept and saved.
+The reader (verification, the order of requests) does no I/O. This blocking
+shell (the wallet's, the node CLI's) GETs what it asks for through a
+``fetch`` callable, retries a stale answer for a few seconds (another node may
+lag a block), and keeps the verified state in one file per chain, written
+atomically and durably (a crash leaves the old or the new state, never a torn
+one). Whatever verified before a refusal is kept and saved.
 """
 
 from __future__ import annotations
@@ -13,30 +13,26 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_chain.lowlevel import (
-    MAX_LIGHT_STATE_SIZE,
-    LightReader,
-    LightStateError,
-    StaleAnswerError,
-    decode_light_state,
-    light_state_name,
-)
 from dchat_storage.lowlevel import read_private, write_private
+
+from ._errors import LightStateError, StaleAnswerError
+from ._light_reader import LightReader
+from ._light_state import MAX_LIGHT_STATE_SIZE, decode_light_state, light_state_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dchat_chain import LightClient
-    from dchat_chain.lowlevel import LightRead
+    from ._light import LightClient
+    from ._light_reader import LightRead
 
-__all__ = ("WalletLightReader", "read_state", "state_path", "write_state")
+__all__ = ("WalletLightReader", "light_state_path", "read_light_state", "write_light_state")
 
 STALE_WAIT: Final = 5.0
 RETRY_PAUSE: Final = 0.2
 
 
-def state_path(directory: Path, chain_id: str) -> Path:
+def light_state_path(directory: Path, chain_id: str) -> Path:
     """Where the light state of ``chain_id`` lives in ``directory``."""
     return directory / light_state_name(chain_id)
 
@@ -48,7 +44,7 @@ def _read_bytes(path: Path) -> bytes | None:
         raise LightStateError(f"cannot read {path.name}: {exc}") from None
 
 
-def read_state(path: Path) -> tuple[LightClient, bytes] | None:
+def read_light_state(path: Path) -> tuple[LightClient, bytes] | None:
     """The client and anchor stored at ``path``, or None when there is no file.
 
     Raises:
@@ -58,7 +54,7 @@ def read_state(path: Path) -> tuple[LightClient, bytes] | None:
     return None if data is None else decode_light_state(data)
 
 
-def write_state(path: Path, data: bytes) -> None:
+def write_light_state(path: Path, data: bytes) -> None:
     """Replace the state at ``path`` atomically and durably (see :func:`write_private`)."""
     try:
         write_private(path, data)
@@ -112,7 +108,7 @@ class WalletLightReader:
 
     def save(self) -> None:
         """Persist the verified state (atomic)."""
-        write_state(self._path, self.reader.to_bytes())
+        write_light_state(self._path, self.reader.to_bytes())
 
     def catch_up(self, height: int) -> int:
         """Verify headers until ``height``; returns how many were verified (saved)."""

@@ -1,0 +1,310 @@
+"""Conversation features between two user agents, driven without a network.
+
+Replies, forwards, edits, deletes, reactions, delivery and read receipts, and
+hostile controls (malformed, oversized, of others' texts, of unknown texts):
+each refused with a typed error and counted, nothing else in its batch lost.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dchat_core import MessageId, canonical_encode
+from dchat_identity import ContactCard, Identity
+from dchat_messaging import (
+    Content,
+    ConversationError,
+    MessageReceived,
+    RequestError,
+    UserMessaging,
+)
+from dchat_messaging.lowlevel import (
+    CONVERSATION_KINDS,
+    MAX_RECEIPT_IDS,
+    Edit,
+    Reaction,
+    Receipt,
+    decode_conversation,
+)
+from dchat_messaging.testing import MemoryMessageStore
+
+T0 = 1_000_000.0
+RELAY = "127.0.0.1:7400"
+
+
+class Node:
+    """One user node's messaging; its prekeys published to ``bundles``."""
+
+    def __init__(self, name: str, bundles: dict[bytes, bytes]) -> None:
+        self.identity = Identity.generate()
+        self.card = ContactCard.issue(self.identity, name=name, relay=RELAY)
+        self.store = MemoryMessageStore()
+        self.agent = UserMessaging(self.store)
+        self.agent.engines.set_main(self.identity, self.card)
+        engine = self.agent.engines.main()
+        assert engine is not None
+        self.engine = engine
+        self.bundles = bundles
+        upload = engine.prekey_upload(held=None, now=T0)
+        assert upload is not None
+        bundles[bytes(self.card.mailbox)] = upload.last_resort
+
+    def send(self, to: str, text: str) -> MessageId:
+        content = Content.text_message(text, now_ms=int(T0 * 1000))
+        self.agent.send_as(self.agent.contacts.find(to), content, now=T0)
+        return content.message_id
+
+    def outgoing(self) -> list[tuple[bytes, bytes]]:
+        """Every queued envelope as ``(mailbox, envelope)``, taken out of the outbox."""
+        for engine, device in self.agent.bundles_due(T0):
+            self.agent.bundle_received(engine, device, self.bundles[bytes(device.mailbox)], now=T0)
+        entries = list(self.agent.outbox.due(T0 + 3600, 1000))
+        for entry in entries:
+            self.agent.delivered(entry.message_id)
+        return [(entry.mailbox, entry.envelope) for entry in entries]
+
+    def row(self, message_id: MessageId) -> dict[str, object]:
+        entry = self.store.get_message(bytes(message_id))
+        assert entry is not None
+        return self.agent.conversations.row(entry)
+
+
+def deliver(src: Node, dst: Node) -> list[object]:
+    """Move ``src``'s queued mail for ``dst`` into ``dst`` as one batch; its updates."""
+    mine = [env for box, env in src.outgoing() if box == bytes(dst.card.mailbox)]
+    return list(dst.agent.accept_many(dst.engine, mine, now=T0 + 1).updates)
+
+
+@pytest.fixture
+def pair() -> tuple[Node, Node]:
+    bundles: dict[bytes, bytes] = {}
+    alice, bob = Node("alice", bundles), Node("bob", bundles)
+    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
+    bob.agent.contacts.add("alice", alice.card.to_text(), now=T0)
+    return alice, bob
+
+
+def test_texts_are_marked_delivered_then_read(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    ids = [alice.send("bob", f"m{i}") for i in range(3)]
+    deliver(alice, bob)
+    assert alice.row(ids[0])["delivered"] is False
+    updates = deliver(bob, alice)  # one delivery receipt for the batch
+    assert [(u.kind, u.detail) for u in updates] == [("receipt", {"read": False})]  # type: ignore[attr-defined]
+    assert [alice.row(i)["delivered"] for i in ids] == [True] * 3
+    assert [alice.row(i)["read"] for i in ids] == [False] * 3
+    read, _ = bob.agent.converse.read("alice", now=T0 + 5)
+    assert sorted(map(bytes, read)) == sorted(map(bytes, ids))
+    assert [bob.row(i)["read"] for i in ids] == [True] * 3
+    deliver(bob, alice)
+    assert [alice.row(i)["read"] for i in ids] == [True] * 3
+    logged = [(kind, data["read"]) for kind, data, _ in alice.store.events]
+    assert logged == [("receipt", False), ("receipt", True)]  # for the event stream
+    assert bob.agent.converse.read("alice", now=T0 + 6)[0] == []  # nothing unread: no receipt
+    assert bob.outgoing() == []
+
+
+def test_with_read_receipts_off_no_read_receipt_is_sent(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    mid = alice.send("bob", "hello")
+    deliver(alice, bob)
+    deliver(bob, alice)
+    bob.agent.conversations.set_settings(read_receipts=False)
+    read, _ = bob.agent.converse.read("alice", now=T0 + 5)
+    assert read == [mid]
+    assert bob.row(mid)["read"] is True
+    assert [box for box, _ in bob.outgoing() if box == bytes(alice.card.mailbox)] == []
+    assert alice.row(mid) == {**alice.row(mid), "delivered": True, "read": False}
+
+
+def test_a_reply_and_a_forward_carry_their_marks(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    first = alice.send("bob", "lunch?")
+    deliver(alice, bob)
+    reply, _ = bob.agent.converse.reply("alice", first, "yes", now=T0)
+    deliver(bob, alice)
+    assert alice.row(reply)["reply_to"] == str(first) == bob.row(reply)["reply_to"]
+    forwarded, _ = alice.agent.converse.forward(reply, "bob", now=T0)
+    deliver(alice, bob)
+    assert bob.row(forwarded)["forwarded"] is True
+    assert bob.row(forwarded)["text"] == "yes"
+    with pytest.raises(RequestError) as unknown:
+        bob.agent.converse.reply("alice", MessageId.random(), "?", now=T0)
+    assert unknown.value.code == "unknown_message"
+
+
+def test_only_the_author_edits_and_the_history_is_kept(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    mid = alice.send("bob", "helo")
+    deliver(alice, bob)
+    alice.agent.converse.edit("bob", mid, "hello", now=T0 + 1)
+    alice.agent.converse.edit("bob", mid, "hello!", now=T0 + 2)
+    deliver(alice, bob)
+    for node in (alice, bob):
+        row = node.row(mid)
+        assert (row["text"], row["edited"]) == ("hello!", True)
+        assert row["history"] == ["helo", "hello", "hello!"]
+    with pytest.raises(RequestError) as refused:
+        bob.agent.converse.edit("alice", mid, "bob's words", now=T0)
+    assert refused.value.code == "not_author"
+    # A hostile bob sends the edit anyway: alice refuses it, nothing changes.
+    hostile = Content.control("conv.edit", Edit(mid, "forged").encode(), now_ms=0)
+    bob.agent.send_as(bob.agent.contacts.find("alice"), hostile, now=T0)
+    deliver(bob, alice)
+    assert alice.row(mid)["text"] == "hello!"
+    assert alice.agent.stats.refusals["ConversationError.not_author"] == 1
+
+
+def test_delete_for_everyone_removes_the_text_on_both_sides(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    keep, gone = alice.send("bob", "keep"), alice.send("bob", "oops")
+    deliver(alice, bob)
+    alice.agent.converse.delete_for_everyone("bob", gone, now=T0)
+    deliver(alice, bob)
+    for node in (alice, bob):
+        assert node.store.get_message(bytes(gone)) is None
+        assert node.store.get_message(bytes(keep)) is not None
+    with pytest.raises(RequestError):
+        bob.agent.converse.delete_for_everyone("alice", keep, now=T0)  # not bob's
+
+
+def test_reactions_are_one_per_person_and_emoji_and_removable(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    mid = alice.send("bob", "news")
+    deliver(alice, bob)
+    bob.agent.converse.react("alice", mid, "👍", on=True, now=T0)
+    bob.agent.converse.react("alice", mid, "👍", on=True, now=T0)
+    alice.agent.converse.react("bob", mid, "🎉", on=True, now=T0)
+    deliver(bob, alice)
+    deliver(alice, bob)
+    expected = {str(bob.identity.identity_id): ["👍"], str(alice.identity.identity_id): ["🎉"]}
+    assert alice.row(mid)["reactions"] == expected == bob.row(mid)["reactions"]
+    bob.agent.converse.react("alice", mid, "👍", on=False, now=T0)
+    deliver(bob, alice)
+    assert alice.row(mid)["reactions"] == {str(alice.identity.identity_id): ["🎉"]}
+
+
+def test_controls_of_unknown_texts_are_refused_and_nothing_in_the_batch_is_lost(
+    pair: tuple[Node, Node],
+) -> None:
+    alice, bob = pair
+    card = bob.agent.contacts.find("alice")
+    stray = Reaction(MessageId.random(), "👍", on=True).encode()
+    bob.agent.send_as(card, Content.control("conv.react", stray, now_ms=0), now=T0)
+    bad = Content.control("conv.receipt", canonical_encode({"k": "x", "ids": []}), now_ms=0)
+    bob.agent.send_as(card, bad, now=T0)
+    after = bob.send("alice", "still here")
+    deliver(bob, alice)
+    assert alice.store.get_message(bytes(after)) is not None
+    refusals = alice.agent.stats.refusals
+    assert refusals["ConversationError.unknown_message"] == 1
+    assert refusals["ConversationError.malformed"] == 1
+
+
+def test_a_receipt_for_someone_elses_texts_changes_nothing(pair: tuple[Node, Node]) -> None:
+    alice, _bob = pair
+    carol = Node("carol", alice.bundles)
+    alice.agent.contacts.add("carol", carol.card.to_text(), now=T0)
+    carol.agent.contacts.add("alice", alice.card.to_text(), now=T0)
+    mid = alice.send("bob", "for bob only")
+    receipt = Content.control("conv.receipt", Receipt(True, (mid,)).encode(), now_ms=0)
+    carol.agent.send_as(carol.agent.contacts.find("alice"), receipt, now=T0)
+    deliver(carol, alice)
+    assert alice.row(mid)["read"] is False
+
+
+def test_a_stranger_gets_no_delivery_receipt(pair: tuple[Node, Node]) -> None:
+    alice, _ = pair
+    carol = Node("carol", alice.bundles)
+    carol.agent.contacts.add("alice", alice.card.to_text(), now=T0)
+    carol.send("alice", "hi, we have not met")
+    mailbox = bytes(alice.card.mailbox)
+    envelopes = [env for box, env in carol.outgoing() if box == mailbox]
+    accepted = alice.agent.accept_many(alice.engine, envelopes, now=T0)
+    assert len(accepted.texts) == 1
+    assert accepted.waiting is None
+
+
+def test_typing_indicators_are_off_unless_turned_on(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    assert alice.agent.converse.typing("bob", True, now=T0)[0] is False
+    alice.agent.conversations.set_settings(typing=True)
+    bob.agent.conversations.set_settings(typing=True)
+    assert alice.agent.converse.typing("bob", True, now=T0)[0] is True
+    assert [u.kind for u in deliver(alice, bob)] == ["typing"]  # type: ignore[attr-defined]
+
+
+def test_an_oversized_receipt_is_malformed() -> None:
+    ids = [bytes(MessageId.random()) for _ in range(MAX_RECEIPT_IDS + 1)]
+    with pytest.raises(ConversationError) as too_many:
+        decode_conversation("conv.receipt", canonical_encode({"k": "d", "ids": ids}))
+    assert too_many.value.code == "malformed"
+    receipts = UserMessaging(MemoryMessageStore()).conversations.receipts(
+        [MessageId.random() for _ in range(MAX_RECEIPT_IDS + 1)], read=False, now=T0
+    )
+    assert len(receipts) == 2  # more ids go in more receipts
+
+
+@given(st.sampled_from(sorted(CONVERSATION_KINDS)), st.binary(max_size=600))
+def test_hostile_control_payloads_decode_or_raise_a_typed_error(kind: str, data: bytes) -> None:
+    try:
+        decode_conversation(kind, data)
+    except ConversationError as exc:
+        code = exc.code
+    else:
+        code = "decoded"
+    assert code in {"malformed", "decoded"}
+
+
+@given(
+    st.sampled_from(sorted(CONVERSATION_KINDS)),
+    st.dictionaries(
+        st.sampled_from(["k", "ids", "id", "text", "e", "on", "x"]),
+        st.one_of(
+            st.integers(-2, 3),
+            st.text(max_size=40),
+            st.binary(max_size=20),
+            st.lists(st.binary(min_size=16, max_size=16), max_size=3),
+        ),
+        max_size=4,
+    ),
+)
+def test_hostile_control_maps_decode_or_raise_a_typed_error(
+    kind: str, value: dict[str, object]
+) -> None:
+    try:
+        decoded = decode_conversation(kind, canonical_encode(value))
+    except ConversationError as exc:
+        assert_malformed(exc)
+    else:
+        assert decode_conversation(kind, decoded.encode()) == decoded  # round trip
+
+
+def assert_malformed(exc: ConversationError) -> None:
+    assert exc.code == "malformed"
+
+
+def test_a_received_control_is_applied_once_per_message(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    mid = alice.send("bob", "x")
+    deliver(alice, bob)
+    content = Content.control("conv.react", Reaction(mid, "👀", on=True).encode(), now_ms=0)
+    message = MessageReceived(content, alice.identity.identity_id, b"", new=True)
+    update = bob.agent.conversations.apply(message, now=T0)
+    assert update is not None
+    assert update.kind == "reaction"
+    assert bob.agent.conversations.apply(message, now=T0) is not None  # idempotent
+    assert bob.row(mid)["reactions"] == {str(alice.identity.identity_id): ["👀"]}
+
+
+@given(st.binary(min_size=16, max_size=16), st.booleans())
+def test_replies_and_forwards_round_trip_in_content(target: bytes, forwarded: bool) -> None:
+    content = Content(MessageId(target), 5, "text", "t", reply_to=MessageId(target))
+    content = Content(**{**_fields(content), "forwarded": forwarded})
+    assert Content.from_padded(content.to_padded()) == content
+
+
+def _fields(content: Content) -> dict[str, object]:
+    return {name: getattr(content, name) for name in Content.__slots__}

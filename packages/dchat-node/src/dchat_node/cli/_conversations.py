@@ -1,0 +1,182 @@
+"""``dchat inbox``, ``show``, ``read``, ``reply``, ``edit``, ``delete``, ``react``,
+``forward``, ``typing``, ``conversation-settings`` and ``contact remove|rename|block``.
+
+``dchat show PEER`` marks the conversation read as it shows it (a read receipt
+goes to the peer if read receipts are on); ``--keep-unread`` does not.
+``dchat read PEER`` marks it read without showing it. Every command takes
+``--json`` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dchat_sdk import RemoteClient
+
+    WithClient = Callable[[typer.Context, Callable[[RemoteClient], Any]], Any]
+
+__all__ = ("register_conversation_commands",)
+
+_out = Console()
+Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+
+
+def _marks(m: dict[str, Any]) -> str:
+    """Delivered/read marks: ✓ delivered, ✓✓ read (ours); • unread (theirs)."""
+    if m["direction"] == "out":
+        return "✓✓" if m["read"] else "✓" if m["delivered"] else "…"
+    return "" if m["read"] else "•"
+
+
+def _line(m: dict[str, Any]) -> str:
+    text = m["text"]
+    if m["reply_to"]:
+        text = f"↪ {m['reply_to'][:14]}… {text}"
+    if m["forwarded"]:
+        text = f"[forwarded] {text}"
+    if m["edited"]:
+        text += " (edited)"
+    reactions = " ".join(e for emojis in m["reactions"].values() for e in emojis)
+    return f"{text}  {reactions}".rstrip()
+
+
+def inbox_table(lines: list[dict[str, Any]]) -> Table:
+    """The inbox as a table."""
+    table = Table("who", "unread", "last", "message")
+    for c in lines:
+        arrow = "→ " if c["last_direction"] == "out" else ""
+        who = c["peer_name"] or c["peer_id"]
+        table.add_row(who, str(c["unread"] or ""), _when(c["last_at"]), arrow + c["last_text"])
+    return table
+
+
+def register_conversation_commands(
+    app: typer.Typer, contact_app: typer.Typer, with_client: WithClient
+) -> None:
+    """Add the commands above to ``app`` and ``contact_app``."""
+
+    def show_json_or(as_json: bool, reply: Any, text: str) -> None:
+        if as_json:
+            _out.print_json(json.dumps(reply))
+        else:
+            _out.print(text, highlight=False)
+
+    @app.command("show")
+    def show(
+        ctx: typer.Context,
+        peer: str,
+        limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+        keep_unread: Annotated[bool, typer.Option(help="do not mark it read")] = False,
+        as_json: Json = False,
+    ) -> None:
+        """One conversation with times, direction, delivered (✓) and read (✓✓) marks.
+
+        Showing marks it read (a read receipt goes if read receipts are on).
+        """
+        reply = with_client(ctx, lambda c: c.conversation(peer, limit, mark_read=not keep_unread))
+        if as_json:
+            _out.print_json(json.dumps(reply))
+            return
+        table = Table("time", "", "id", "message", "")
+        for m in reply["messages"]:
+            arrow = "→" if m["direction"] == "out" else "←"
+            table.add_row(_when(m["sent_at"]), arrow, m["message_id"], _line(m), _marks(m))
+        _out.print(table)
+
+    @app.command("read")
+    def read(ctx: typer.Context, peer: str, as_json: Json = False) -> None:
+        """Mark PEER's messages read (a read receipt goes if read receipts are on)."""
+        reply = with_client(ctx, lambda c: c.mark_read(peer))
+        receipt = "a read receipt was sent" if reply["receipt_sent"] else "no read receipt sent"
+        show_json_or(as_json, reply, f"marked {len(reply['read'])} read; {receipt}")
+
+    @app.command("reply")
+    def reply_to(
+        ctx: typer.Context, peer: str, message_id: str, text: str, as_json: Json = False
+    ) -> None:
+        """Send TEXT to PEER quoting MESSAGE_ID."""
+        mid = with_client(ctx, lambda c: c.reply(peer, message_id, text))
+        show_json_or(as_json, {"message_id": mid}, f"queued {mid}")
+
+    @app.command("edit")
+    def edit(
+        ctx: typer.Context, peer: str, message_id: str, text: str, as_json: Json = False
+    ) -> None:
+        """Edit your message MESSAGE_ID to PEER (history is kept on each device)."""
+        reply = with_client(ctx, lambda c: c.edit(peer, message_id, text))
+        show_json_or(as_json, reply, f"edited {message_id}")
+
+    @app.command("delete")
+    def delete(ctx: typer.Context, peer: str, message_id: str, as_json: Json = False) -> None:
+        """Delete your message for everyone: best effort (see the note it prints)."""
+        reply = with_client(ctx, lambda c: c.delete_for_everyone(peer, message_id))
+        show_json_or(as_json, reply, reply["note"])
+
+    @app.command("react")
+    def react(
+        ctx: typer.Context,
+        peer: str,
+        message_id: str,
+        emoji: str,
+        remove: Annotated[bool, typer.Option("--remove", help="take it back")] = False,
+        as_json: Json = False,
+    ) -> None:
+        """React to a message with EMOJI (one per person and emoji; --remove takes it back)."""
+        reply = with_client(ctx, lambda c: c.react(peer, message_id, emoji, on=not remove))
+        show_json_or(as_json, reply, f"{'removed' if remove else 'reacted'} {emoji}")
+
+    @app.command("forward")
+    def forward(ctx: typer.Context, message_id: str, to: str, as_json: Json = False) -> None:
+        """Forward a stored message to TO (marked forwarded, no link to the original)."""
+        mid = with_client(ctx, lambda c: c.forward(message_id, to))
+        show_json_or(as_json, {"message_id": mid}, f"queued {mid}")
+
+    @app.command("conversation-settings")
+    def settings(
+        ctx: typer.Context,
+        read_receipts: Annotated[
+            bool | None, typer.Option("--read-receipts/--no-read-receipts")
+        ] = None,
+        typing: Annotated[bool | None, typer.Option("--typing/--no-typing")] = None,
+        as_json: Json = False,
+    ) -> None:
+        """Show or change whether you send read receipts (default on) and typing (off)."""
+        changes = {
+            k: v
+            for k, v in {"read_receipts": read_receipts, "typing": typing}.items()
+            if v is not None
+        }
+        reply = with_client(ctx, lambda c: c.conversation_settings(**changes))
+        text = ", ".join(f"{k}: {'on' if v else 'off'}" for k, v in reply.items())
+        show_json_or(as_json, reply, text)
+
+    @contact_app.command("remove")
+    def contact_remove(ctx: typer.Context, name: str, as_json: Json = False) -> None:
+        """Forget a contact (messages stay; their next message is a message request)."""
+        reply = with_client(ctx, lambda c: c.remove_contact(name))
+        show_json_or(as_json, reply, f"removed {name}")
+
+    @contact_app.command("rename")
+    def contact_rename(ctx: typer.Context, name: str, new_name: str, as_json: Json = False) -> None:
+        """Give a contact another name."""
+        reply = with_client(ctx, lambda c: c.rename_contact(name, new_name))
+        show_json_or(as_json, reply, f"renamed {name} to {new_name}")
+
+    @contact_app.command("block")
+    def contact_block(ctx: typer.Context, name: str, as_json: Json = False) -> None:
+        """Block a contact: their new messages are dropped unstored; earlier ones stay."""
+        reply = with_client(ctx, lambda c: c.block_contact(name))
+        show_json_or(as_json, reply, f"blocked {name}: their new messages are dropped")

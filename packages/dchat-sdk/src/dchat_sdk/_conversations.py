@@ -1,0 +1,97 @@
+"""Conversation calls of the node API, mixed into :class:`~dchat_sdk.RemoteClient`.
+
+Each maps one route of ``/v1/conversations``, ``/v1/messages/{id}/...``,
+``/v1/conversation-settings`` and ``/v1/contacts/{name}`` (see the node's
+``api/_conversations.py`` and docs/protocol.md) and returns its JSON object.
+Peers are a contact's name or an identity id; names are quoted into paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from ._replies import obj
+
+__all__ = ("ConversationCalls",)
+
+
+def _seg(text: str) -> str:
+    return quote(text, safe="")
+
+
+class ConversationCalls:
+    """Inbox, history, receipts, edits, deletes, reactions, settings, contact changes."""
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> Any:
+        raise NotImplementedError  # the client's
+
+    def conversations(self) -> list[dict[str, Any]]:
+        """The inbox: one line per conversation (unread count, last message time), newest first."""
+        return list(obj(self._call("GET", "/v1/conversations"))["conversations"])
+
+    def conversation(
+        self, peer: str, limit: int = 100, *, mark_read: bool = False
+    ) -> dict[str, Any]:
+        """One conversation: its messages with direction, times, delivered/read marks,
+        replies, edits and reactions; ``mark_read`` also marks it read."""
+        params: dict[str, str | int] = {"limit": limit, "mark_read": str(mark_read).lower()}
+        return obj(self._call("GET", f"/v1/conversations/{_seg(peer)}", params=params))
+
+    def mark_read(self, peer: str) -> dict[str, Any]:
+        """Mark ``peer``'s messages read (a read receipt goes if read receipts are on)."""
+        return obj(self._call("POST", f"/v1/conversations/{_seg(peer)}/read"))
+
+    def typing(self, peer: str, on: bool) -> bool:
+        """Tell ``peer`` we (stopped) typing; False when typing indicators are off."""
+        path = f"/v1/conversations/{_seg(peer)}/typing"
+        return bool(obj(self._call("POST", path, {"on": on}))["sent"])
+
+    def reply(self, to: str, message_id: str, text: str) -> str:
+        """Send ``text`` to ``to`` quoting ``message_id``; returns the new message's id."""
+        body = {"to": to, "text": text, "reply_to": message_id}
+        return str(obj(self._call("POST", "/v1/messages", body))["message_id"])
+
+    def edit(self, peer: str, message_id: str, text: str) -> dict[str, Any]:
+        """Edit our message ``message_id`` to ``peer`` (on every device of both of us)."""
+        body = {"peer": peer, "text": text}
+        return obj(self._call("POST", f"/v1/messages/{_seg(message_id)}/edit", body))
+
+    def delete_for_everyone(self, peer: str, message_id: str) -> dict[str, Any]:
+        """Delete our message here and ask every device of both of us to (best effort)."""
+        path = f"/v1/messages/{_seg(message_id)}/delete"
+        return obj(self._call("POST", path, {"peer": peer}))
+
+    def react(self, peer: str, message_id: str, emoji: str, *, on: bool = True) -> dict[str, Any]:
+        """Add (or, ``on=False``, remove) our reaction to a message of the conversation."""
+        body = {"peer": peer, "emoji": emoji, "on": on}
+        return obj(self._call("POST", f"/v1/messages/{_seg(message_id)}/react", body))
+
+    def forward(self, message_id: str, to: str) -> str:
+        """Forward a stored message to ``to`` (marked forwarded); returns the new id."""
+        path = f"/v1/messages/{_seg(message_id)}/forward"
+        return str(obj(self._call("POST", path, {"to": to}))["message_id"])
+
+    def conversation_settings(self, **changes: bool) -> dict[str, Any]:
+        """The settings ``read_receipts`` and ``typing``; keyword arguments change them."""
+        if not changes:
+            return obj(self._call("GET", "/v1/conversation-settings"))
+        return obj(self._call("PUT", "/v1/conversation-settings", dict(changes)))
+
+    def remove_contact(self, name: str) -> dict[str, Any]:
+        """Forget a contact (its messages stay; its next one is a message request)."""
+        return obj(self._call("DELETE", f"/v1/contacts/{_seg(name)}"))
+
+    def rename_contact(self, name: str, new_name: str) -> dict[str, Any]:
+        """Give a contact another name."""
+        return obj(self._call("PATCH", f"/v1/contacts/{_seg(name)}", {"name": new_name}))
+
+    def block_contact(self, name: str) -> dict[str, Any]:
+        """Block a contact: their new messages are dropped (not stored), earlier ones stay."""
+        return obj(self._call("POST", f"/v1/contacts/{_seg(name)}/block"))
