@@ -17,6 +17,7 @@ from dchat_network import (
     RelayError,
     RelayLimits,
     RelayProtocolError,
+    RelayReply,
     RelayServer,
 )
 from dchat_network._relay_limits import entry_id_of, source_of
@@ -28,9 +29,12 @@ from dchat_network.lowlevel import (
     RelayGuard,
     RelayStored,
     RelayStoredMany,
+    RelayWork,
     TokenBucket,
+    auth_token,
     decode_relay_message,
     encode_relay_message,
+    token_hash,
 )
 from dchat_testing import MemoryMailboxStore
 
@@ -225,6 +229,56 @@ def test_a_deposit_over_the_rate_is_busy_with_the_time_to_wait_and_stores_nothin
     assert server.refusals["busy_rate"] == 1
     put = client.put(OWNER, envelope_for(OWNER, b"x"))
     assert isinstance(client.receive(server.handle(SENDER, put, 0.6, budget).data), RelayStored)
+
+
+class _NoStore:
+    """A store that fails on any use: what triage may not touch."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"triage used the store ({name})")
+
+
+def test_triage_answers_over_rate_and_malformed_requests_without_the_store() -> None:
+    server = RelayServer(_NoStore(), mailbox_of, quota=1 << 30, limits=RelayLimits())  # type: ignore[arg-type]
+    budget = RelayGuard(RelayLimits(link_puts=1, burst=1)).budget("10.0.0.1", 0.0)
+    client = RelayClient()
+    first = server.triage(SENDER, client.put(OWNER, envelope_for(OWNER, b"a")), 0.0, budget)
+    assert isinstance(first, RelayWork)  # charged; the worker stores it (not here)
+    over = server.triage(SENDER, client.put(OWNER, envelope_for(OWNER, b"b")), 0.0, budget)
+    assert isinstance(over, RelayReply)
+    assert isinstance(over.message, RelayBusy)
+    assert over.message.reason == "rate"
+    assert not over.close
+    malformed = server.triage(SENDER, b"\xff not cbor", 0.0, budget)
+    assert isinstance(malformed, RelayReply)
+    assert malformed.close
+    assert dict(server.refusals) == {"busy_rate": 1, "malformed": 1}
+
+
+def test_token_deposits_and_links_of_token_holding_mailboxes_are_authorised_work() -> None:
+    server, _ = _server()
+    token = b"t" * 16
+    client = RelayClient()
+
+    def authorised(owner: bytes, request: bytes) -> bool:
+        work = server.triage(owner, request, 0.0)
+        assert isinstance(work, RelayWork)
+        return work.authorised
+
+    envelope = envelope_for(OWNER, b"x")
+    assert not authorised(OWNER, client.pull(OWNER, [], wait_ms=0))  # no tokens yet
+    assert not authorised(OWNER, client.set_tokens(OWNER, [token_hash(token)]))
+    client.receive(server.handle(OWNER, client.set_tokens(OWNER, [token_hash(token)]), 0.0).data)
+    assert authorised(OWNER, client.pull(OWNER, [], wait_ms=0))  # contacts write to it
+    assert not authorised(SENDER, client.pull(SENDER, [], wait_ms=0))
+    assert authorised(SENDER, client.put(OWNER, envelope, auth_token(token)))
+    assert not authorised(SENDER, client.put(OWNER, envelope, auth_token(b"u" * 16)))
+    assert not authorised(SENDER, client.put(OWNER, envelope))
+    stranger = (SENDER, envelope_for(SENDER, b"y"))
+    assert authorised(
+        SENDER, client.put_many([stranger, (OWNER, envelope)], [None, auth_token(token)])
+    )
+    assert not authorised(SENDER, client.put_many([stranger, (OWNER, envelope)]))
 
 
 def test_owner_requests_are_never_charged() -> None:

@@ -230,7 +230,7 @@ async def test_a_woken_pull_is_answered_through_the_read_path() -> None:
         await pool.aclose()
         nursery.cancel_scope.cancel()
     assert ran["read"] == ["resume"]
-    assert set(ran["run"]) == {"handle"}
+    assert set(ran["run"]) == {"serve"}
 
 
 async def test_a_burst_larger_than_a_batch_drains_and_is_acknowledged() -> None:

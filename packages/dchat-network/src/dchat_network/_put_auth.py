@@ -232,17 +232,31 @@ class PutAuthorizer:
             self._tokens.pop(mailbox, None)
         return len(new)
 
+    def has_tokens(self, mailbox: bytes) -> bool:
+        """Whether ``mailbox`` has put tokens registered (its owner gave contacts a way in)."""
+        return mailbox in self._tokens
+
+    def holds(self, mailbox: bytes, auth: bytes | None) -> bool:
+        """Whether ``auth`` is a put token registered for ``mailbox``.
+
+        Only reads (nothing is counted): the relay's host asks it from its
+        event loop to put token holders' deposits first while the database
+        worker may be registering tokens (a dict read is atomic there).
+        """
+        if auth is None or auth[0] != _TOKEN_TAG:
+            return False
+        held = self._tokens.get(mailbox)
+        return held is not None and token_hash(auth[1:]) in held
+
     # -- deposits ------------------------------------------------------------------
 
     def authorize(
         self, mailbox: bytes, entry_id: bytes, auth: bytes | None, now: float
     ) -> PowChallenge | None:
         """None if the deposit may be stored (and it is counted), else the challenge to meet."""
-        if auth is not None and auth[0] == _TOKEN_TAG:
-            held = self._tokens.get(mailbox)
-            if held is not None and token_hash(auth[1:]) in held:
-                self.counts["token"] += 1
-                return None
+        if self.holds(mailbox, auth):
+            self.counts["token"] += 1
+            return None
         bits = self.required_bits(mailbox, now)
         if bits > 0:
             if auth is None or auth[0] != _POW_TAG or not self._stamp_ok(auth, entry_id, bits, now):

@@ -3,10 +3,22 @@
 Theory of operation
 -------------------
 :class:`RelayHost` serves each accepted link in its own task: it reads one
-request, has the server answer it in the caller's worker (``run``: the relay
-node runs it in its database thread, inside one transaction, so a
-``put_many`` costs one commit and a reply always follows its commit), and
-sends the reply. Requests on one link are served one at a time, in order.
+request, has the server triage it in the event loop
+(:meth:`RelayServer.triage`: decode it, charge its rate; a malformed or
+over-rate request is answered there, at no cost to the store), then answer
+it in the caller's worker (``run``: the relay node runs it in its database
+thread, inside one transaction, so a ``put_many`` costs one commit and a
+reply always follows its commit), and sends the reply. Requests on one link
+are served one at a time, in order.
+
+Which requests the worker gets, and when, is the sans-IO
+:class:`~dchat_network.lowlevel.WorkQueue` (:attr:`RelayHost.queue`): at
+most :data:`WORK_SLOTS` at once, of them at most ``anonymous_work`` (a
+limit) anonymous; authorised work (put-token deposits, the links of
+mailboxes that have put tokens) first, then anonymous work, the sources
+taking turns within each. A flood of anonymous requests therefore waits
+in this queue instead of in the worker's, and an authorised request is
+never behind more than ``anonymous_work`` of them.
 
 A ``pull`` that finds its mailbox empty is *parked*: the task holds the
 reply until an envelope for that mailbox is stored or the pull's wait ends,
@@ -53,7 +65,9 @@ from . import tracing
 from ._errors import LinkClosedError, LinkTimeoutError, RelayProtocolError
 from ._link_stats import LinkStats
 from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_message
-from ._relay_limits import RelayGuard, RelayLimits, retry_ms
+from ._relay_limits import RelayGuard, RelayLimits, retry_ms, source_of
+from ._relay_queue import WorkQueue
+from ._relay_server import RelayWork
 from ._relay_wakeups import PullWakeups
 from ._trio import serve_links
 
@@ -73,6 +87,8 @@ __all__ = ("RelayHost",)
 _log = logging.getLogger("dchat.relay")
 IDLE_TIMEOUT: Final = 300.0
 FIRST_REQUEST_TIMEOUT: Final = 20.0
+WORK_SLOTS: Final = 64
+"""The most requests handed to the worker at once (one group commit's worth)."""
 
 
 class RelayHost:
@@ -80,14 +96,15 @@ class RelayHost:
 
     Args:
         server: The sans-IO relay server.
-        run: Runs a call (``server.handle`` or ``server.resume`` with its
-            arguments bound) where the server's store may be used, e.g. in the
-            database worker inside one transaction, and returns its result.
+        run: Runs a call (``server.serve`` with its arguments bound) where the
+            server's store may be used, e.g. in the database worker inside one
+            transaction, and returns its result.
         now: The wall clock (seconds since the epoch) for stored entries.
         idle_timeout: Close a link silent this long (default: the limits', else 300 s).
         read: Like ``run``, for a request that only reads (a parked pull's
             answer); default ``run``.
-        limits: The abuse limits (connection caps, rates); None: none.
+        limits: The abuse limits (connection caps, rates); None: none (the
+            work queue's ``anonymous_work`` is then the default's).
         first_request_timeout: Close a link that sends no first request this long
             (default: the limits', else 20 s).
     """
@@ -114,6 +131,10 @@ class RelayHost:
         self._read = read or run
         self._now = now
         self._idle = idle_timeout or self.limits.idle_timeout
+        self.queue: WorkQueue[trio.Event] = WorkQueue(
+            WORK_SLOTS, self.limits.anonymous_work or WORK_SLOTS
+        )
+        """Which requests the worker runs now (authorised first, sources in turn)."""
         self._wakeups = PullWakeups()
         self._events: dict[bytes, trio.Event] = {}  # of each watched mailbox's next bump
         self.parked = 0
@@ -201,9 +222,14 @@ class RelayHost:
                 return
             timeout, why = self._idle, "idle_timeout"
             seen = self._wakeups.version(owner)
-            call = functools.partial(self.server.handle, owner, data, self._now(), budget)
+            now = self._now()
             with tracing.active.span("dchat.relay.request") as span:
-                reply = await self._run(call)
+                work = self.server.triage(owner, data, now, budget)
+                if isinstance(work, RelayWork):
+                    call = functools.partial(self.server.serve, owner, work.request, now)
+                    reply = await self._in_turn(call, link.source, work.authorised)
+                else:
+                    reply = work  # refused without a turn in the worker
                 if span is not None:
                     _traced(span, reply)
             self._wake(reply.notify)
@@ -221,6 +247,27 @@ class RelayHost:
                 # mailbox link goes on.)
                 await trio.sleep(min(reply.message.retry_ms / 1000, self._idle))
             _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
+
+    async def _in_turn(
+        self, call: Callable[[], RelayReply], address: str, authorised: bool
+    ) -> RelayReply:
+        """Run ``call`` in the worker once :attr:`queue` gives it a slot."""
+        wake = trio.Event()
+        if not self.queue.arrive(wake, source_of(address), authorised):
+            try:
+                await wake.wait()
+            except BaseException:
+                if not self.queue.withdraw(wake):  # it was given a slot meanwhile: hand it on
+                    self._hand_on(authorised)
+                raise
+        try:
+            return await self._run(call)
+        finally:
+            self._hand_on(authorised)
+
+    def _hand_on(self, authorised: bool) -> None:
+        for wake in self.queue.finish(authorised):
+            wake.set()
 
     async def _parked(self, pull: RelayPull, owner: bytes, seen: int) -> RelayReply:
         self.parked += 1

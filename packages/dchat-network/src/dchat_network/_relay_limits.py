@@ -95,6 +95,9 @@ class RelayLimits:
         pow_max_bits: The most bits asked (0: proof of work off, every put served).
         pow_window: Seconds over which the load is measured (a decaying count).
         max_put_tokens: Put-token hashes all mailboxes together may register.
+        anonymous_work: Anonymous requests (not authorised by a put token, see
+            :class:`~dchat_network.lowlevel.WorkQueue`) in the database worker at
+            once; more wait their turn, behind authorised ones (0: no cap).
     """
 
     max_connections: int = 16384
@@ -121,6 +124,7 @@ class RelayLimits:
     pow_max_bits: int = 22
     pow_window: float = 60.0
     max_put_tokens: int = 262144
+    anonymous_work: int = 16
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):

@@ -59,8 +59,13 @@ Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
 
 * a deposit (``put``, ``put_many``, ``pk_put``, ``pk_get``) is charged to the
   link's :class:`PutBudget` when the shell passes one; if its buckets lack the
-  tokens the answer is ``busy`` (``rate``) and nothing is done. It runs where
-  the server runs (the node's database worker), so the buckets need no lock.
+  tokens the answer is ``busy`` (``rate``) and nothing is done. This is
+  :meth:`RelayServer.triage`, which touches no store: the host runs it in its
+  event loop (the only place the buckets are used, so they need no lock), and
+  a refusal costs no turn in the database worker; :meth:`RelayServer.serve`
+  does the rest there. Triage also says whether the request is *authorised*
+  work (:class:`RelayWork`), which the host hands to the worker before
+  anonymous work (:mod:`dchat_network._relay_queue`).
 * a deposit that would take the envelopes held by all mailboxes past
   ``disk_budget`` is answered ``busy`` (``disk``). The total is read from
   ``usage`` (one scan) at most once a second, and only when the running
@@ -142,6 +147,7 @@ __all__ = (
     "RelayClient",
     "RelayReply",
     "RelayServer",
+    "RelayWork",
     "StoredEntry",
 )
 
@@ -218,6 +224,17 @@ class RelayReply:
     """A pull to hold until its mailbox gets an entry or its wait ends (then :meth:`resume`)."""
 
 
+@dataclass(frozen=True, slots=True)
+class RelayWork:
+    """A request :meth:`RelayServer.triage` let through, for :meth:`RelayServer.serve`."""
+
+    request: RelayMessage
+    authorised: bool
+    """A deposit with an item carrying a put token registered for its mailbox, or a
+    request on a link whose own mailbox has put tokens registered (a user whom
+    contacts write to): the host hands these to the worker first."""
+
+
 class RelayServer:
     """Serves relay requests against ``store``.
 
@@ -273,8 +290,8 @@ class RelayServer:
         """Their bytes."""
         self.delivered = 0
         """Envelopes acknowledged by their mailbox's owner (and deleted)."""
-        self.refusals: Counter[str] = Counter()
-        """Refused requests and ``put_many`` items, by error code (a fixed set)."""
+        self._refused: Counter[str] = Counter()
+        self._refused_early: Counter[str] = Counter()  # by triage (the host's event loop)
         self._node_key: SigningKey | None = None
         self.receipts: ReceiptBook | None = None
         """The delivery receipts given to this relay (made when :attr:`node_key` is set)."""
@@ -298,14 +315,47 @@ class RelayServer:
         """Answer the request ``data`` from a peer that proved mailbox ``owner``.
 
         ``budget``: the link's rate buckets, charged for deposits (None: no rate limit).
+        The same as :meth:`triage`, then :meth:`serve` unless that answered.
+        """
+        work = self.triage(owner, data, now, budget)
+        return work if isinstance(work, RelayReply) else self.serve(owner, work.request, now)
+
+    def triage(
+        self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
+    ) -> RelayReply | RelayWork:
+        """Decode ``data`` and charge its rate: the answer if that settles it, else the work.
+
+        Touches no store (the host calls it from its event loop, so a request
+        refused here costs no turn in the database worker): a malformed
+        request is answered ``malformed``, a deposit over its link's or
+        source's rate ``busy`` (``rate``), charged to ``budget`` otherwise.
+        The work says whether it is authorised (:class:`RelayWork`), for the
+        host's :class:`~dchat_network.lowlevel.WorkQueue`.
         """
         try:
             request = decode_relay_message(data)
         except RelayProtocolError as exc:
-            return self._reply(RelayError(0, "malformed", str(exc)))
-        self._challenge = None
-        busy = self._limit(request, now, budget)
+            return self._reply(RelayError(0, "malformed", str(exc)), early=True)
+        busy = self._rate(request, now, budget)
         if busy is not None:
+            return self._reply(busy, early=True)
+        return RelayWork(request, self._authorised(owner, request))
+
+    def _authorised(self, owner: bytes, request: RelayMessage) -> bool:
+        """Whether ``request`` is authorised work (see :class:`RelayWork`); only reads."""
+        holds = self.authorizer.holds
+        match request:
+            case RelayPut():
+                return holds(request.mailbox, request.auth)
+            case RelayPutMany():
+                pairs = zip(request.items, request.auth, strict=False)  # auth: () or one each
+                return any(holds(box, a) for (box, _), a in pairs)
+        return self.authorizer.has_tokens(owner)
+
+    def serve(self, owner: bytes, request: RelayMessage, now: float) -> RelayReply:
+        """Answer a request :meth:`triage` let through (in the store's worker)."""
+        self._challenge = None
+        if (busy := self._over_disk(request, now)) is not None:
             return self._reply(busy)
         match request:
             case RelayPut():
@@ -345,18 +395,32 @@ class RelayServer:
         """The answer to a parked ``pull`` once woken or timed out (maybe still empty)."""
         return self._reply(self._fetch(pull.rid, pull.mailbox, pull.limit))
 
-    def _reply(self, message: RelayMessage, notify: tuple[bytes, ...] = ()) -> RelayReply:
+    @property
+    def refusals(self) -> Counter[str]:
+        """Refused requests and ``put_many`` items, by error code (a fixed set)."""
+        total = Counter(dict(self._refused))  # dict() copies in one step: no thread runs meanwhile
+        total.update(dict(self._refused_early))
+        return total
+
+    def _reply(
+        self, message: RelayMessage, notify: tuple[bytes, ...] = (), *, early: bool = False
+    ) -> RelayReply:
         close = isinstance(message, RelayError)
+        # Triage runs in the host's event loop, the rest in the store's worker:
+        # each counts in its own counter, so no count is lost between threads.
+        refused = self._refused_early if early else self._refused
         if isinstance(message, RelayError):
-            self.refusals[message.code] += 1
+            refused[message.code] += 1
         elif isinstance(message, RelayBusy):
-            self.refusals[f"busy_{message.reason}"] += 1
+            refused[f"busy_{message.reason}"] += 1
         return RelayReply(encode_relay_message(message), message, close, notify)
 
-    def _limit(
+    def _rate(
         self, request: RelayMessage, now: float, budget: PutBudget | None
     ) -> RelayBusy | None:
-        """A ``busy`` answer if the request is a deposit over a rate or the disk budget."""
+        """A ``busy`` answer if the request is a deposit over its rate, else it is charged."""
+        if budget is None:
+            return None
         match request:
             case RelayPut():
                 items, size = 1, len(request.envelope)
@@ -371,9 +435,20 @@ class RelayServer:
                 items, size = 1, len(request.data)
             case _:
                 return None
-        if budget is not None and (wait := budget.charge(items, size, now)) > 0:
+        if (wait := budget.charge(items, size, now)) > 0:
             return RelayBusy(request.rid, "rate", retry_ms(wait))
-        if isinstance(request, RelayPut | RelayPutMany) and self._over_budget(size, now):
+        return None
+
+    def _over_disk(self, request: RelayMessage, now: float) -> RelayBusy | None:
+        """A ``busy`` answer if the request is a deposit past the disk budget."""
+        match request:
+            case RelayPut():
+                size = len(request.envelope)
+            case RelayPutMany():
+                size = sum(len(env) for _, env in request.items)
+            case _:
+                return None
+        if self._over_budget(size, now):
             assert self._limits is not None
             return RelayBusy(request.rid, "disk", retry_ms(self._limits.disk_retry))
         return None
@@ -442,7 +517,7 @@ class RelayServer:
             if isinstance(result, str) and result not in ("delivered", "bad_envelope"):
                 refused[mailbox] = result  # the sender retries it
             results.append(result)
-        self.refusals.update(r for r in results if isinstance(r, str))  # each item, by code
+        self._refused.update(r for r in results if isinstance(r, str))  # each item, by code
         notify = {
             m for (m, _), r in zip(request.items, results, strict=True) if isinstance(r, bytes)
         }

@@ -23,7 +23,9 @@ the sans-IO :class:`ClaimPolicy` and its trio loop :func:`run_claims` with a
 :class:`AuditAnswer`, :func:`check_audit`, the RFC 6962 Merkle helpers
 :func:`merkle_root`, :func:`merkle_path`, :func:`verify_merkle_path`), the
 relay's abuse book (:class:`RelayGuard` with its :class:`TokenBucket` and
-:class:`PutBudget`, :class:`DeliveredSet`), put authorization (the relay's
+:class:`PutBudget`, :class:`DeliveredSet`), the order the relay host hands
+requests to its database worker in (:class:`WorkQueue`, fed by the
+server's :class:`RelayWork`), put authorization (the relay's
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
@@ -122,6 +124,8 @@ from ._relay_limits import DeliveredSet as DeliveredSet
 from ._relay_limits import PutBudget as PutBudget
 from ._relay_limits import RelayGuard as RelayGuard
 from ._relay_limits import TokenBucket as TokenBucket
+from ._relay_queue import WorkQueue as WorkQueue
+from ._relay_server import RelayWork as RelayWork
 from ._relay_server import StoredEntry as StoredEntry
 from ._relay_wakeups import PullWakeups as PullWakeups
 from ._trio import ConnectionGate as ConnectionGate
@@ -193,10 +197,12 @@ __all__ = (
     "RelayStoredMany",
     "RelayTokenSet",
     "RelayTokensHeld",
+    "RelayWork",
     "StoreRunner",
     "StoredEntry",
     "TokenBucket",
     "UpnpError",
+    "WorkQueue",
     "answer_probe",
     "auth_pow",
     "auth_token",

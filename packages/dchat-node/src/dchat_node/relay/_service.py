@@ -2,9 +2,9 @@
 
 The sans-IO :class:`dchat_network.RelayServer` keeps its mailboxes and prekeys
 in the node database; :class:`~dchat_network.RelayHost` serves it on links
-(one request at a time per link, pulls held until mail arrives). Each
-request runs in the database worker as a grouped call (``AsyncStore.run_grouped``): in one
-transaction, shared with the requests of other links that arrive meanwhile,
+(one request at a time per link, pulls held until mail arrives, put-token work
+first). Each request runs in the database worker as a grouped call
+(``AsyncStore.run_grouped``): in one transaction, shared with other links' requests,
 so a reply always follows a durable commit and a ``put_many`` of many
 envelopes, or many links' puts at once, cost one. Limits: ``[node.relay_limits]``.
 Delivery receipts and their sealed batches are kept in the database too.
