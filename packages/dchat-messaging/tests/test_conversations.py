@@ -20,6 +20,7 @@ from dchat_messaging import (
     RequestError,
     UserMessaging,
 )
+from dchat_messaging._user import RECEIPT_EVERY
 from dchat_messaging.lowlevel import (
     CONVERSATION_KINDS,
     MAX_RECEIPT_IDS,
@@ -308,3 +309,36 @@ def test_replies_and_forwards_round_trip_in_content(target: bytes, forwarded: bo
 
 def _fields(content: Content) -> dict[str, object]:
     return {name: getattr(content, name) for name in Content.__slots__}
+
+
+def test_delivery_receipts_to_one_sender_come_at_most_once_a_second(
+    pair: tuple[Node, Node],
+) -> None:
+    """The first batch is answered at once; later ones within RECEIPT_EVERY wait and go
+    together in one receipt when it is over (a receipt per text ping-pongs the ratchet)."""
+    alice, bob = pair
+
+    def to_bob_at(at: float, text: str) -> MessageId:
+        mid = alice.send("bob", text)
+        mine = [env for box, env in alice.outgoing() if box == bytes(bob.card.mailbox)]
+        accepted = bob.agent.accept_many(bob.engine, mine, now=at)
+        assert accepted.waiting is not None  # the shell is told to look at the receipts
+        return mid
+
+    def receipts_to_alice() -> list[object]:
+        mine = [env for box, env in bob.outgoing() if box == bytes(alice.card.mailbox)]
+        return list(alice.agent.accept_many(alice.engine, mine, now=T0 + 9).updates)
+
+    first = to_bob_at(T0 + 1.0, "one")
+    assert len(receipts_to_alice()) == 1  # answered at once
+    assert alice.row(first)["delivered"] is True
+    later = [to_bob_at(T0 + 1.2, "two"), to_bob_at(T0 + 1.5, "three")]
+    assert bob.agent.receipts_due_at() == T0 + 1.0 + RECEIPT_EVERY
+    assert receipts_to_alice() == []  # held
+    assert bob.agent.flush_receipts(now=T0 + 1.9) == []
+    assert receipts_to_alice() == []  # not due yet
+    bob.agent.flush_receipts(now=T0 + 2.0)
+    assert bob.agent.receipts_due_at() is None
+    (update,) = receipts_to_alice()  # one receipt for both
+    assert [alice.row(m)["delivered"] for m in later] == [True, True]
+    assert update.kind == "receipt"  # type: ignore[attr-defined]

@@ -39,8 +39,15 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
 * **conversations** (:attr:`UserMessaging.conversations`, a
   :class:`~dchat_messaging.lowlevel.Conversations`): receipts, edits, deletes
   and reactions are applied as their envelope is opened (:meth:`UserMessaging.accept`);
-  each batch of new texts is answered with one delivery receipt per sender
-  who is a contact (:meth:`UserMessaging.accept_many`); the user's actions
+  new texts are answered with delivery receipts to each sender who is a
+  contact (:meth:`UserMessaging.accept_many`), at most one per sender per
+  :data:`RECEIPT_EVERY` seconds: the first at once, the texts that arrive
+  within the next second together in one receipt when it is over
+  (:meth:`UserMessaging.receipts_due_at`, :meth:`UserMessaging.flush_receipts`).
+  A receipt per text made a stream of texts ping-pong the ratchet (a DH step
+  per message each way) and doubled the work per text; held receipts live in
+  memory, so a crash within that second loses them (the texts stay "sent" at
+  the sender until a read receipt, which implies delivery). The user's actions
   (:attr:`UserMessaging.converse`, :mod:`._converse`) apply locally and send
   in one transaction, returning ``(result, devices waiting for a bundle)``.
 * **control messages** (:meth:`UserMessaging.controls_due`): each control
@@ -100,6 +107,19 @@ if TYPE_CHECKING:
     """Handles a control message received by a local identity (the second argument)."""
     DeviceControlHandler = Callable[[MessageReceived], Awaitable[None]]
     """Handles a control message received in a linked device's own mailbox."""
+
+
+RECEIPT_EVERY: Final = 1.0
+"""Seconds between two delivery receipts to one sender (see the module docstring)."""
+
+
+@dataclass(slots=True)
+class _HeldReceipts:
+    """Delivery receipts waiting for their sender's :data:`RECEIPT_EVERY` to pass."""
+
+    engine: MessagingEngine
+    sender: IdentityId
+    ids: list[MessageId]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +213,9 @@ class UserMessaging:
         )
         self.conversations = Conversations(store)
         """Replies, edits, deletes, reactions, receipts and their settings."""
+        # Delivery receipts held back (see the module docstring), by (engine, sender).
+        self._receipts_held: dict[tuple[int, IdentityId], _HeldReceipts] = {}
+        self._receipts_sent: dict[tuple[int, IdentityId], float] = {}
         self.converse = ConversationActions(
             store, self.contacts, self.engines, self.conversations, self.send_as
         )
@@ -293,13 +316,56 @@ class UserMessaging:
                 by_sender.setdefault(text.sender, []).append(text.message_id)
         waiting: list[DeviceAddress] | None = None
         for sender, ids in by_sender.items():
-            card = self.contacts.card_of(sender)
-            if card is None:
+            if self.contacts.card_of(sender) is None:
                 continue  # a stranger learns nothing until the request is accepted
-            waiting = waiting or []
-            for receipt in self.conversations.receipts(ids, read=False, now=now):
-                waiting += self.engines.send(engine, card, receipt, now=now, copies=False)
+            waiting = waiting or []  # not None: the shell re-reads receipts_due_at
+            key = (id(engine), sender)
+            held = self._receipts_held.setdefault(key, _HeldReceipts(engine, sender, []))
+            held.ids.extend(ids)
+            self._store.on_rollback(functools.partial(self._unhold, key, len(ids)))
+        if waiting is None:
+            return None
+        return waiting + self._send_receipts(now)
+
+    def _unhold(self, key: tuple[int, IdentityId], count: int) -> None:
+        held = self._receipts_held.get(key)
+        if held is not None:
+            del held.ids[len(held.ids) - count :]
+            if not held.ids:
+                del self._receipts_held[key]
+
+    def receipts_due_at(self) -> float | None:
+        """When :meth:`flush_receipts` has receipts to send (None: none held)."""
+        held = list(self._receipts_held)  # one C-level copy: safe beside the worker thread
+        return min((self._receipts_sent.get(k, 0.0) + RECEIPT_EVERY for k in held), default=None)
+
+    def flush_receipts(self, *, now: float) -> list[DeviceAddress]:
+        """Send the held delivery receipts that are due; the devices waiting for a bundle."""
+        with self._store.transaction():
+            return self._send_receipts(now)
+
+    def _send_receipts(self, now: float) -> list[DeviceAddress]:
+        waiting: list[DeviceAddress] = []
+        for key, held in list(self._receipts_held.items()):
+            last = self._receipts_sent.get(key)
+            if last is not None and now - last < RECEIPT_EVERY:
+                continue
+            del self._receipts_held[key]
+            card = self.contacts.card_of(held.sender)
+            if card is None:
+                continue  # removed meanwhile
+            for receipt in self.conversations.receipts(held.ids, read=False, now=now):
+                waiting += self.engines.send(held.engine, card, receipt, now=now, copies=False)
+            self._receipts_sent[key] = now
+            self._store.on_rollback(functools.partial(self._rehold, key, held, last))
         return waiting
+
+    def _rehold(self, key: tuple[int, IdentityId], held: _HeldReceipts, last: float | None) -> None:
+        self._receipts_held[key] = held
+        if last is None:
+            self._receipts_sent.pop(key, None)
+        else:
+            self._receipts_sent[key] = last
 
     def accept(self, engine: MessagingEngine, data: bytes, *, now: float) -> Accepted:
         """Open one envelope with ``engine``, count it, log its session resets."""

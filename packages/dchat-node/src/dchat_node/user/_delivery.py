@@ -128,12 +128,19 @@ class MailDelivery:
         """Deliver queued envelopes forever; a failed one is retried after a backoff."""
         while True:
             self._wake_outbox = trio.Event()  # armed before reading: no wake-up is lost
+            if (at := self.agent.receipts_due_at()) is not None and at <= self._clock.now():
+                flush = functools.partial(self.agent.flush_receipts, now=self._clock.now())
+                if await self._store.run_grouped(flush):
+                    self._wake_sessions.set()
             while due := await self._store.run(self.agent.outbox.due, self._clock.now(), 256):
                 async with trio.open_nursery() as nursery:  # relays in parallel, each in order
                     for batches in relay_deposits(due):
                         nursery.start_soon(self._deposit, batches)
             held = functools.partial(self.agent.outbox.held_for, longest=self._config.poll_interval)
-            with trio.move_on_after(await self._store.run(held, self._clock.now())):
+            wait = await self._store.run(held, self._clock.now())
+            if (at := self.agent.receipts_due_at()) is not None:
+                wait = min(wait, max(0.0, at - self._clock.now()))
+            with trio.move_on_after(wait):
                 await self._wake_outbox.wait()
 
     async def _deposit(self, batches: list[list[OutboxEntry]]) -> None:
