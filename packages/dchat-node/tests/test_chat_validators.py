@@ -278,8 +278,16 @@ def test_chat_validators_register_an_identity_and_a_relay_with_proofs(
         answer = trio.run(_audit, host, int(port), bytes.fromhex(batch["root"]), 1)
         assert check_audit(relay_id, bytes.fromhex(batch["root"]), 3, 1, answer)
         headers = {"Authorization": f"Bearer {relay_node.info['token']}"}
-        relay_status = httpx.get(relay_node.info["url"] + "/v1/relay/status", headers=headers)
-        receipts = relay_status.json()["receipts"]
+        status_url = relay_node.info["url"] + "/v1/relay/status"
+
+        def relay_receipts() -> dict[str, Any]:
+            found: dict[str, Any] = httpx.get(status_url, headers=headers).json()["receipts"]
+            return found
+
+        # The chain can list the batch before the relay's own poll sees its claim
+        # committed (it counts a claim only then): wait for the relay too.
+        wait_until(lambda: relay_receipts()["auto_claims"] == 1, timeout=30)
+        receipts = relay_receipts()
         assert (receipts["auto_claims"], receipts["unclaimed"], receipts["batches"]) == (1, 0, 2)
     finally:
         relay_node.kill()
