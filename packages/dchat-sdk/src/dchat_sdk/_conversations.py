@@ -8,10 +8,13 @@ Peers are a contact's name or an identity id; names are quoted into paths.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ._replies import obj
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("ConversationCalls",)
 
@@ -23,14 +26,8 @@ def _seg(text: str) -> str:
 class ConversationCalls:
     """Inbox, history, receipts, edits, deletes, reactions, settings, contact changes."""
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str | int] | None = None,
-    ) -> Any:
-        raise NotImplementedError  # the client's
+    # One API round trip (method, path, JSON body, query parameters): RemoteClient's.
+    _call: Callable[..., Any]
 
     def conversations(self) -> list[dict[str, Any]]:
         """The inbox: one line per conversation (unread count, last message time), newest first."""
