@@ -214,8 +214,8 @@ class UserMessaging:
         self.conversations = Conversations(store)
         """Replies, edits, deletes, reactions, receipts and their settings."""
         # Delivery receipts held back (see the module docstring), by (engine, sender).
-        self._receipts_held: dict[tuple[int, IdentityId], _HeldReceipts] = {}
-        self._receipts_sent: dict[tuple[int, IdentityId], float] = {}
+        self._receipts_held: dict[tuple[IdentityId, IdentityId], _HeldReceipts] = {}
+        self._receipts_sent: dict[tuple[IdentityId, IdentityId], float] = {}
         self.converse = ConversationActions(
             store, self.contacts, self.engines, self.conversations, self.send_as
         )
@@ -319,7 +319,7 @@ class UserMessaging:
             if self.contacts.card_of(sender) is None:
                 continue  # a stranger learns nothing until the request is accepted
             waiting = waiting or []  # not None: the shell re-reads receipts_due_at
-            key = (id(engine), sender)
+            key = (engine.keys.identity, sender)  # (our identity, theirs)
             held = self._receipts_held.setdefault(key, _HeldReceipts(engine, sender, []))
             held.ids.extend(ids)
             self._store.on_rollback(functools.partial(self._unhold, key, len(ids)))
@@ -327,7 +327,7 @@ class UserMessaging:
             return None
         return waiting + self._send_receipts(now)
 
-    def _unhold(self, key: tuple[int, IdentityId], count: int) -> None:
+    def _unhold(self, key: tuple[IdentityId, IdentityId], count: int) -> None:
         held = self._receipts_held.get(key)
         if held is not None:
             del held.ids[len(held.ids) - count :]
@@ -360,7 +360,9 @@ class UserMessaging:
             self._store.on_rollback(functools.partial(self._rehold, key, held, last))
         return waiting
 
-    def _rehold(self, key: tuple[int, IdentityId], held: _HeldReceipts, last: float | None) -> None:
+    def _rehold(
+        self, key: tuple[IdentityId, IdentityId], held: _HeldReceipts, last: float | None
+    ) -> None:
         self._receipts_held[key] = held
         if last is None:
             self._receipts_sent.pop(key, None)
