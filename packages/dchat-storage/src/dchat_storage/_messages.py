@@ -31,6 +31,7 @@ __all__ = (
     "DIRECTIONS",
     "MESSAGES",
     "MESSAGE_COLUMNS",
+    "MESSAGE_NAMES",
     "OUTBOX",
     "MessageRepo",
     "OutboxRepo",
@@ -97,7 +98,7 @@ _QUEUED = Prepared(
     "SELECT message_ix, payload, attempts, next_attempt_at, enqueued_at FROM outbox"
     " ORDER BY seq LIMIT :limit OFFSET :offset"
 )
-_MESSAGE_NAMES = (
+MESSAGE_NAMES = (
     "seq",
     "message_ix",
     "direction",
@@ -113,7 +114,7 @@ _GET = Prepared(
     " conv_order FROM messages WHERE message_ix = :message_ix"
 )
 assert tuple(c.key for c in _OUTBOX_COLUMNS) == _OUTBOX_NAMES
-assert tuple(c.key for c in MESSAGE_COLUMNS) == _MESSAGE_NAMES
+assert tuple(c.key for c in MESSAGE_COLUMNS) == MESSAGE_NAMES
 
 
 def _timer(conn: Connection, conv_ix: bytes) -> float | None:
@@ -311,7 +312,7 @@ class MessageRepo:
             row = _GET.one(conn, {"message_ix": ix})
         if row is None:
             return None
-        return message_record(self._access.sealer, dict(zip(_MESSAGE_NAMES, row, strict=True)))
+        return message_record(self._access.sealer, dict(zip(MESSAGE_NAMES, row, strict=True)))
 
     def count(self) -> int:
         """Return the number of stored messages."""
