@@ -48,8 +48,7 @@ def intend(alice: AgentNode, amount: int = 25, note: str = "lunch") -> PaymentIn
         "bob", amount, note, chain_id="cur", message_id=mid
     )
     intent = PaymentIntent(mid, card.identity_id, replace(payment, tx_hash=TX), b"signed tx")
-    with alice.store.transaction():
-        alice.agent.payments.intend(intent)
+    alice.agent.payments.intend(intent)
     return intent
 
 
@@ -142,6 +141,14 @@ def test_a_claim_of_a_far_height_is_refused_at_the_deadline(
     assert bob.agent.settle_payment(mid, None, 50, now=T0).state == "pending"
     with pytest.raises(PaymentRefusedError, match="no such payment"):
         bob.agent.settle_payment(mid, None, 50, now=T0, give_up=True)
+
+
+def test_a_payment_on_another_chain_is_refused(pair: tuple[AgentNode, AgentNode]) -> None:
+    alice, bob = pair
+    mid = pay(alice, bob).message_id
+    with pytest.raises(PaymentRefusedError) as refused:
+        bob.agent.settle_payment(mid, proven(alice, bob), 7, now=T0, chain_id="other")
+    assert refused.value.code == "wrong_chain"
 
 
 def test_a_payment_naming_another_account_is_refused_without_a_proof(

@@ -126,7 +126,8 @@ class PaymentRefusedError(DchatMessagingError, PeerError, ValueError):
         code: ``not_found`` (the chain holds no transfer for the message's
             reference: forged, or naming another message's transfer),
             ``wrong_recipient``, ``wrong_amount``, ``wrong_payer`` (the proven
-            transfer differs from the claim), ``replayed`` (its reference was
+            transfer differs from the claim), ``wrong_chain`` (not the
+            currency chain this node follows), ``replayed`` (its reference was
             used before), ``too_many`` (too many payments wait for verification).
     """
 

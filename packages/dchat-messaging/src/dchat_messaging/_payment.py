@@ -385,13 +385,16 @@ class Payments:
         own_accounts: frozenset[bytes],
         now: float,
         give_up: bool = False,
+        chain_id: str | None = None,
     ) -> PaymentEntry:
         """Decide a pending payment from what the light client proved at ``state_height``.
 
         ``proven`` is the chain's record for the message's reference (None:
         absent in the state at ``state_height``). Absent at or after the height
         the message claims, the payment is refused ``not_found``; before it, it
-        stays pending unless ``give_up`` (the shell's deadline passed).
+        stays pending unless ``give_up`` (the shell's deadline passed). With
+        ``chain_id`` (the chain the light client follows), a payment claimed
+        on another chain is refused ``wrong_chain``.
 
         Returns:
             The entry as kept now.
@@ -399,7 +402,8 @@ class Payments:
         Raises:
             PaymentRefusedError: the payment was refused now (``code`` says why:
                 ``not_found``, ``wrong_recipient``, ``wrong_amount``,
-                ``wrong_payer``); the entry is kept refused and an event logged.
+                ``wrong_payer``, ``wrong_chain``); the entry is kept refused and an
+                event logged.
             DchatMessagingError: no pending payment has that message id.
         """
         refusal: PaymentRefusedError | None = None
@@ -408,6 +412,8 @@ class Payments:
             if entry is None or entry.direction != "in" or entry.state != "pending":
                 raise DchatMessagingError("no pending payment with that message id")
             try:
+                if chain_id is not None and entry.payment.chain_id != chain_id:
+                    raise PaymentRefusedError("wrong_chain", "the payment names another chain")
                 verdict = check_payment(entry.payment, proven, state_height, own_accounts, give_up)
             except PaymentRefusedError as exc:
                 refusal, verdict = exc, False
@@ -432,12 +438,12 @@ class Payments:
 
     def intend(self, intent: PaymentIntent) -> None:
         """Keep a payment about to be submitted (before the transfer leaves the node)."""
-        key = INTENT_KEY + bytes(intent.message_id).hex()
-        self._store.put_state(key, intent.to_bytes())
-        index = self._intent_ids()
-        if bytes(intent.message_id) not in index:
-            index.append(bytes(intent.message_id))
-            self._store.put_state(INTENT_KEY + "all", canonical_encode(index))
+        with self._store.transaction():
+            self._store.put_state(INTENT_KEY + bytes(intent.message_id).hex(), intent.to_bytes())
+            index = self._intent_ids()
+            if bytes(intent.message_id) not in index:
+                index.append(bytes(intent.message_id))
+                self._store.put_state(INTENT_KEY + "all", canonical_encode(index))
 
     def _intent_ids(self) -> list[bytes]:
         data = self._store.get_state(INTENT_KEY + "all")
@@ -457,9 +463,10 @@ class Payments:
 
     def drop_intent(self, message_id: MessageId) -> None:
         """Forget an intent (its message is sent in this transaction, or the transfer failed)."""
-        self._store.delete_state(INTENT_KEY + bytes(message_id).hex())
-        rest = [m for m in self._intent_ids() if m != bytes(message_id)]
-        self._store.put_state(INTENT_KEY + "all", canonical_encode(rest))
+        with self._store.transaction():
+            self._store.delete_state(INTENT_KEY + bytes(message_id).hex())
+            rest = [m for m in self._intent_ids() if m != bytes(message_id)]
+            self._store.put_state(INTENT_KEY + "all", canonical_encode(rest))
 
 
 def check_payment(

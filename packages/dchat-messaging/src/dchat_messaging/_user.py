@@ -543,6 +543,7 @@ class UserMessaging:
         *,
         now: float,
         give_up: bool = False,
+        chain_id: str | None = None,
     ) -> PaymentEntry:
         """Decide a received payment from what the light client proved (``Payments.settle``).
 
@@ -554,7 +555,7 @@ class UserMessaging:
         try:
             return self.payments.settle(
                 message_id, proven, state_height,
-                own_accounts=self.own_accounts(), now=now, give_up=give_up,
+                own_accounts=self.own_accounts(), now=now, give_up=give_up, chain_id=chain_id,
             )  # fmt: skip
         except PaymentRefusedError:
             entry = self.payments.get(bytes(message_id))
