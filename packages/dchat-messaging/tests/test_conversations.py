@@ -29,7 +29,7 @@ from dchat_messaging.lowlevel import (
     decode_conversation,
 )
 from dchat_messaging.testing import MemoryMessageStore
-from dchat_testing import AGENT_T0, AgentNode, deliver_mail
+from dchat_testing import AGENT_T0, AgentNode, agent_pair, deliver_mail
 
 T0 = AGENT_T0
 Node = AgentNode
@@ -38,11 +38,7 @@ deliver = deliver_mail
 
 @pytest.fixture
 def pair() -> tuple[Node, Node]:
-    bundles: dict[bytes, bytes] = {}
-    alice, bob = Node("alice", bundles), Node("bob", bundles)
-    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
-    bob.agent.contacts.add("alice", alice.card.to_text(), now=T0)
-    return alice, bob
+    return agent_pair()
 
 
 def test_texts_are_marked_delivered_then_read(pair: tuple[Node, Node]) -> None:

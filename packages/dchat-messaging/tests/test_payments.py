@@ -26,7 +26,7 @@ from dchat_messaging import (
 )
 from dchat_messaging.lowlevel import PaymentEntry, PaymentIntent, check_payment, payment_ref
 from dchat_privacy import pad
-from dchat_testing import AGENT_T0, AgentNode, deliver_mail
+from dchat_testing import AGENT_T0, AgentNode, agent_pair, deliver_mail
 
 T0 = AGENT_T0
 TX = b"\x11" * 32
@@ -34,11 +34,7 @@ TX = b"\x11" * 32
 
 @pytest.fixture
 def pair() -> tuple[AgentNode, AgentNode]:
-    bundles: dict[bytes, bytes] = {}
-    alice, bob = AgentNode("alice", bundles), AgentNode("bob", bundles)
-    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
-    bob.agent.contacts.add("alice", alice.card.to_text(), now=T0)
-    return alice, bob
+    return agent_pair()
 
 
 def intend(alice: AgentNode, amount: int = 25, note: str = "lunch") -> PaymentIntent:

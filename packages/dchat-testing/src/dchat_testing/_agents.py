@@ -2,7 +2,8 @@
 
 :class:`AgentNode` is one user node's messaging over a memory store, its
 prekeys published to a shared dict; :func:`deliver_mail` moves one node's
-queued envelopes for another into it as one batch. Conversation and payment
+queued envelopes for another into it as one batch; :func:`agent_pair` makes
+two that know each other. Conversation and payment
 tests drive two of them without a relay.
 """
 
@@ -17,7 +18,7 @@ from dchat_messaging.testing import MemoryMessageStore
 if TYPE_CHECKING:
     from dchat_core import MessageId
 
-__all__ = ("AGENT_T0", "AgentNode", "deliver_mail")
+__all__ = ("AGENT_T0", "AgentNode", "agent_pair", "deliver_mail")
 
 AGENT_T0: Final = 1_000_000.0
 """The agents' clock (seconds)."""
@@ -68,3 +69,12 @@ def deliver_mail(src: AgentNode, dst: AgentNode) -> list[object]:
     """Move ``src``'s queued mail for ``dst`` into ``dst`` as one batch; its updates."""
     mine = [env for box, env in src.outgoing() if box == bytes(dst.card.mailbox)]
     return list(dst.agent.accept_many(dst.engine, mine, now=AGENT_T0 + 1).updates)
+
+
+def agent_pair() -> tuple[AgentNode, AgentNode]:
+    """Alice and Bob, each in the other's contacts (as ``alice`` and ``bob``)."""
+    bundles: dict[bytes, bytes] = {}
+    alice, bob = AgentNode("alice", bundles), AgentNode("bob", bundles)
+    alice.agent.contacts.add("bob", bob.card.to_text(), now=AGENT_T0)
+    bob.agent.contacts.add("alice", alice.card.to_text(), now=AGENT_T0)
+    return alice, bob
