@@ -171,10 +171,25 @@ def test_a_replayed_payment_message_is_refused(pair: tuple[AgentNode, AgentNode]
     assert entry(bob, mid).state == "verified"
     # Deleted, then sent again: its reference was seen, so it is refused, never re-verified.
     assert bob.store.delete_message(bytes(mid))
+    bob.agent.payments.forget(bytes(mid))
+    assert bob.agent.payments.get(bytes(mid)) is None
     alice.agent.converse.send_payment(intent, 7, now=T0)
     deliver_mail(alice, bob)
     assert (entry(bob, mid).state, entry(bob, mid).code) == ("refused", "replayed")
     assert bob.agent.payments.pending() == []
+
+
+def test_a_payment_message_deleted_for_everyone_takes_its_record_along(
+    pair: tuple[AgentNode, AgentNode],
+) -> None:
+    alice, bob = pair
+    mid = pay(alice, bob).message_id
+    alice.agent.converse.delete_for_everyone("bob", mid, now=T0)
+    deliver_mail(alice, bob)
+    assert bob.store.get_message(bytes(mid)) is None
+    assert bob.agent.payments.get(bytes(mid)) is None
+    assert bob.agent.payments.pending() == []
+    assert alice.agent.payments.get(bytes(mid)) is None
 
 
 def test_the_message_and_the_payment_record_are_stored_together_or_not_at_all(

@@ -434,6 +434,19 @@ class Payments:
             event = {"message_id": str(message_id), "peer_id": str(entry.peer), **entry.view()}
             self._log_event("payment", event, now)
 
+    def forget(self, message_id: bytes) -> None:
+        """Drop a message's payment record (the message is deleted or disappeared).
+
+        Its reference stays seen, so the same payment message coming again is
+        refused ``replayed`` rather than verified a second time.
+        """
+        with self._store.transaction():
+            self._store.delete_state(PAY_KEY + message_id.hex())
+            pending = self._pending()
+            if message_id in pending:
+                pending.remove(message_id)
+                self._store.put_state(PENDING_KEY, canonical_encode(pending))
+
     # -- sending ----------------------------------------------------------------------
 
     def intend(self, intent: PaymentIntent) -> None:
