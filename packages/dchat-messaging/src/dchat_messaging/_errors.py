@@ -15,6 +15,8 @@
     ├── ConversationError(PeerError, ValueError)        a receipt, edit, delete or reaction is
     │                                                   refused (``code``: malformed,
     │                                                   unknown_message, not_author)
+    ├── GroupError(PeerError, ValueError)               a group update, sender key or group
+    │                                                   message is refused (``code`` says why)
     ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
     ├── EngineStateError(CallerError)                   the engine's stored state is unusable
     └── RequestError(CallerError)                       a message-request, block-list or contact
@@ -36,6 +38,7 @@ __all__ = (
     "DchatMessagingError",
     "EngineStateError",
     "EnvelopeRejectedError",
+    "GroupError",
     "MalformedEnvelopeError",
     "PaymentRefusedError",
     "RequestError",
@@ -129,6 +132,25 @@ class PaymentRefusedError(DchatMessagingError, PeerError, ValueError):
             transfer differs from the claim), ``wrong_chain`` (not the
             currency chain this node follows), ``replayed`` (its reference was
             used before), ``too_many`` (too many payments wait for verification).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class GroupError(DchatMessagingError, PeerError, ValueError):
+    """A received group update, sender key or group message is refused; nothing changed.
+
+    Attributes:
+        code: ``malformed``, ``unknown_group``, ``not_member`` (the sender is
+            not in the group), ``not_allowed`` (the group's settings do not let
+            the sender do it), ``left`` (a group this node is no longer in),
+            ``bad_signature`` (an update not signed by its
+            author), ``stale`` (an update on a version this node has passed),
+            ``unreadable`` (a message that does not authenticate: one opaque
+            code for signature and ciphertext), ``replay``, ``too_far``,
+            ``no_key`` (no sender key for that device and epoch), ``too_large``.
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -76,8 +76,9 @@ from ._conversation import CONVERSATION_KINDS
 from ._conversations import Conversations, ConversationUpdate
 from ._converse import ConversationActions
 from ._directory import DocumentDirectory
-from ._errors import ConversationError, PaymentRefusedError
+from ._errors import ConversationError, GroupError, PaymentRefusedError
 from ._events import MessageReceived, Rejected
+from ._group_book import GROUP_KINDS, Groups
 from ._local import LocalEngines, ReceiveStats
 from ._notices import Notices
 from ._outbox import Outbox
@@ -208,7 +209,7 @@ class UserMessaging:
         self._raw: dict[bytes, RawMailbox] = {}
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
-        on_receipt = {PUT_TOKEN_KIND, *CONVERSATION_KINDS}  # applied by accept()
+        on_receipt = {PUT_TOKEN_KIND, *CONVERSATION_KINDS, *GROUP_KINDS}  # applied by accept()
         self._controls: dict[str, ControlHandler] = dict.fromkeys(on_receipt, _handled_on_receipt)
         self._device_controls: dict[str, DeviceControlHandler] = dict.fromkeys(
             on_receipt, _handled_on_receipt_by_device
@@ -226,6 +227,8 @@ class UserMessaging:
         """Payment messages: records, verdicts and unsent intents (:mod:`._payment`)."""
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
+        self.groups = Groups(store, self.engines, self.contacts)
+        """Private groups: state, sender keys, actions, received controls (:mod:`._group_book`)."""
         # Per engine, the control messages handed out and not yet done: with a
         # mailbox link per home relay, two links' tasks may ask at once.
         self._handling: dict[MessagingEngine, set[bytes]] = {}
@@ -305,6 +308,9 @@ class UserMessaging:
                 results.dropped.extend(one.dropped)
                 results.updates.extend(one.updates)
             waiting = self._delivered(engine, results.texts, now)
+            sent = self.groups.take_waiting()
+            if sent is not None:  # keys shared as group controls arrived: wake the outbox
+                waiting = (waiting or []) + sent
         return replace(results, waiting=waiting)
 
     def _delivered(
@@ -396,6 +402,8 @@ class UserMessaging:
                 self.conversations.stored(event.content)
             elif event.kind in CONVERSATION_KINDS:
                 updates.extend(self._converse(event, now))
+            elif event.kind in GROUP_KINDS:
+                updates.extend(self._group(event, now))
         learned = self.directory.take_learned()
         return Accepted(texts, resets, learned, dropped, updates)
 
@@ -410,6 +418,15 @@ class UserMessaging:
             self.stats.refuse(f"ConversationError.{exc.code}")
             return []
         return [] if update is None else [update]
+
+    def _group(self, event: MessageReceived, now: float) -> list[ConversationUpdate]:
+        """Apply a received group control; a refused one is counted, nothing changes."""
+        try:
+            with self._store.transaction():  # a refusal undoes only this control
+                return self.groups.apply(event, now=now)
+        except GroupError as exc:
+            self.stats.refuse(f"GroupError.{exc.code}")
+            return []
 
     def on_control(self, kind: str, handler: ControlHandler) -> None:
         """Route control messages of ``kind`` to ``handler(message, receiving_identity)``.

@@ -45,7 +45,18 @@ from ._conversations import ConversationUpdate as ConversationUpdate
 from ._engine import outbox_id as outbox_id
 from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
+from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
+from ._group_book import GROUP_KINDS as GROUP_KINDS
+from ._group_book import Groups as Groups
+from ._group_store import GroupKeys as GroupKeys
+from ._group_store import GroupRecord as GroupRecord
+from ._groups import MAX_MEMBERS as MAX_MEMBERS
+from ._groups import GroupState as GroupState
+from ._groups import GroupUpdate as GroupUpdate
+from ._groups import Member as Member
+from ._groups import apply_update as apply_update
+from ._groups import update_wins as update_wins
 from ._local import ReceiveStats as ReceiveStats
 from ._notices import Notice as Notice
 from ._order import MAX_AHEAD as MAX_AHEAD
@@ -64,6 +75,13 @@ from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
 from ._seen import SeenEnvelopes as SeenEnvelopes
 from ._seen import envelope_digest as envelope_digest
+from ._sender_keys import MAX_SKIP as MAX_SKIP
+from ._sender_keys import MAX_SKIPPED as MAX_SKIPPED
+from ._sender_keys import GroupCiphertext as GroupCiphertext
+from ._sender_keys import SenderChain as SenderChain
+from ._sender_keys import decode_distribution as decode_distribution
+from ._sender_keys import encode_distribution as encode_distribution
+from ._sender_keys import message_hash as message_hash
 from ._store import OutboxEntry as OutboxEntry
 from ._user import Accepted as Accepted
 from ._user import RawMailbox as RawMailbox
@@ -85,12 +103,24 @@ __all__ = (
     "Delete",
     "Duplicate",
     "Edit",
+    "GROUP_KINDS",
+    "GroupCiphertext",
+    "GroupError",
+    "GroupKeys",
+    "GroupRecord",
+    "GroupState",
+    "GroupUpdate",
+    "Groups",
     "MAX_AHEAD",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
     "MAX_ENVELOPE",
+    "MAX_MEMBERS",
     "MAX_RECEIPT_IDS",
+    "MAX_SKIP",
+    "MAX_SKIPPED",
+    "Member",
     "MessageEntry",
     "Notice",
     "OutboxEntry",
@@ -106,15 +136,21 @@ __all__ = (
     "Receipt",
     "ReceiveStats",
     "SeenEnvelopes",
+    "SenderChain",
     "Typing",
     "UserMailbox",
     "UserStore",
+    "apply_update",
     "check_payment",
     "decode_conversation",
+    "decode_distribution",
     "deposits",
+    "encode_distribution",
     "envelope_digest",
+    "message_hash",
     "outbox_id",
     "path_outbox_id",
     "payment_ref",
     "relay_deposits",
+    "update_wins",
 )

@@ -1,0 +1,230 @@
+"""The stored state of a node's groups: records, sender keys, history, waiting controls.
+
+Everything is sealed state of the node's store (``StateStore``), canonical CBOR:
+
+* ``group.index``: the group ids, oldest first;
+* ``group.<id hex>``: a :class:`GroupRecord` ``{"st": state, ["pv": previous
+  state], ["up": the update that made "st"], ["own": 1 when we signed it],
+  "status": "active" | "invited" | "left", ["held": [updates ahead of "st"]]}``;
+* ``group.keys.<id hex>``: :class:`GroupKeys` ``{["own": this device's
+  chain], "q": its message number, "ph": its last message hash, "sh":
+  [identities that hold our chain], "p": [[identity, device, [chains]], ...]}``
+  (a chain map as :meth:`SenderChain.to_map`, the signing key only in ours);
+* ``group.log.<id hex>``: the newest :data:`MAX_LOG` messages, ``[message id
+  hex, sender, ms, text, "in" | "out", seq]``;
+* ``group.waiting``: received group controls that came before what they need,
+  ``[kind, sender, device, data]``, at most :data:`MAX_WAITING`.
+
+It also reads and writes the two payloads that are not :mod:`._groups` or
+:mod:`._sender_keys` records: an invitation ``{"v": 1, "st": state, ["up":
+update]}`` and a group message's plaintext ``{"mid": id(16), "ts": ms, "text": str}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from dchat_core import (
+    DchatError,
+    DecodeError,
+    DecodeLimits,
+    Fields,
+    MessageId,
+    canonical_decode,
+    canonical_encode,
+)
+
+from ._content import MAX_TEXT
+from ._errors import GroupError, RequestError
+from ._groups import GroupState, GroupUpdate
+from ._sender_keys import SenderChain
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._store import StateStore
+
+__all__ = (
+    "MAX_LOG",
+    "MAX_WAITING",
+    "GroupKeys",
+    "GroupRecord",
+    "GroupStore",
+    "invitation",
+    "read_invitation",
+    "read_plaintext",
+)
+
+MAX_LOG: Final = 500
+"""Messages kept per group (the newest)."""
+MAX_WAITING: Final = 256
+"""Received group controls kept waiting for what they need."""
+_LIMITS: Final = DecodeLimits(max_size=32 << 20, max_depth=6, max_items=1 << 20)
+_INDEX: Final = "group.index"
+_WAITING: Final = "group.waiting"
+
+
+@dataclass(slots=True)
+class GroupRecord:
+    """One group as this node holds it."""
+
+    state: GroupState
+    status: str = "active"
+    prev: GroupState | None = None
+    last: GroupUpdate | None = None
+    own: bool = False
+    held: list[bytes] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        value: dict[str, object] = {"st": self.state.to_bytes(), "status": self.status}
+        if self.prev is not None:
+            value["pv"] = self.prev.to_bytes()
+        if self.last is not None:
+            value["up"] = self.last.to_bytes()
+        if self.own:
+            value["own"] = 1
+        if self.held:
+            value["held"] = list(self.held)
+        return canonical_encode(value)
+
+    @classmethod
+    def decode(cls, data: bytes) -> GroupRecord:
+        f = Fields(
+            canonical_decode(data, _LIMITS),
+            "group",
+            frozenset({"st", "status", "pv", "up", "own", "held"}),
+        )
+        return cls(
+            GroupState.from_bytes(f.get_bytes("st")), f.get_str("status", max_len=8),
+            GroupState.from_bytes(f.get_bytes("pv")) if f.has("pv") else None,
+            GroupUpdate.from_bytes(f.get_bytes("up")) if f.has("up") else None,
+            f.has("own"), [bytes(b) for b in f.get_list("held")] if f.has("held") else [],
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class GroupKeys:
+    """This device's sender chain in one group, and the chains of the other member devices."""
+
+    own: SenderChain | None = None
+    seq: int = 0
+    prev_hash: bytes = bytes(32)
+    shared: set[bytes] = field(default_factory=set)
+    peers: dict[tuple[bytes, bytes], list[SenderChain]] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        value: dict[str, object] = {
+            "q": self.seq, "ph": self.prev_hash, "sh": sorted(self.shared),
+            "p": [[i, d, [c.to_map() for c in cs]] for (i, d), cs in sorted(self.peers.items())],
+        }  # fmt: skip
+        if self.own is not None:
+            value["own"] = self.own.to_map()
+        return canonical_encode(value)
+
+    @classmethod
+    def decode(cls, data: bytes) -> GroupKeys:
+        f = Fields(
+            canonical_decode(data, _LIMITS), "group keys", frozenset({"own", "q", "ph", "sh", "p"})
+        )
+        peers = {(i, d): [SenderChain.from_map(c) for c in cs] for i, d, cs in f.get_list("p")}
+        own = SenderChain.from_map(f.raw("own")) if f.has("own") else None
+        return cls(own, f.get_int("q"), f.get_bytes("ph", size=32), set(f.get_list("sh")), peers)
+
+
+class GroupStore:
+    """The groups' sealed state in a node's store (see the module docstring)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def _load(self, key: str, decode: Callable[[bytes], object]) -> object | None:
+        data = self._store.get_state(key)
+        if data is None:
+            return None
+        try:
+            return decode(data)
+        except (DchatError, ValueError, TypeError, KeyError):
+            raise RequestError(
+                "corrupt_state", f"stored group state {key!r} is malformed"
+            ) from None
+
+    def ids(self) -> list[bytes]:
+        """Every group this node holds, oldest first."""
+        value = self._load(_INDEX, lambda d: [bytes(g) for g in canonical_decode(d, _LIMITS)])
+        return value if isinstance(value, list) else []
+
+    def record(self, gid: bytes) -> GroupRecord | None:
+        value = self._load(f"group.{gid.hex()}", GroupRecord.decode)
+        return value if isinstance(value, GroupRecord) else None
+
+    def save(self, record: GroupRecord) -> None:
+        gid = record.state.group_id
+        self._store.put_state(f"group.{gid.hex()}", record.encode())
+        ids = self.ids()
+        if gid not in ids:
+            self._store.put_state(_INDEX, canonical_encode([*ids, gid]))
+
+    def keys(self, gid: bytes) -> GroupKeys:
+        value = self._load(f"group.keys.{gid.hex()}", GroupKeys.decode)
+        return value if isinstance(value, GroupKeys) else GroupKeys()
+
+    def save_keys(self, gid: bytes, keys: GroupKeys) -> None:
+        self._store.put_state(f"group.keys.{gid.hex()}", keys.encode())
+
+    def history(self, gid: bytes, limit: int) -> list[dict[str, object]]:
+        """The newest ``limit`` messages of a group, oldest first."""
+        log = self._load(f"group.log.{gid.hex()}", lambda d: canonical_decode(d, _LIMITS))
+        rows = log if isinstance(log, list) else []
+        keys = ("message_id", "by", "sent_at_ms", "text", "direction", "seq")
+        return [dict(zip(keys, row, strict=True)) for row in rows[-limit:]]
+
+    def log(self, gid: bytes, row: list[object]) -> None:
+        key = f"group.log.{gid.hex()}"
+        log = self._load(key, lambda d: canonical_decode(d, _LIMITS))
+        rows = [*(log if isinstance(log, list) else []), row][-MAX_LOG:]
+        self._store.put_state(key, canonical_encode(rows))
+
+    def wait(self, kind: str, sender: bytes, device: bytes, data: bytes) -> None:
+        waiting = self.waiting()
+        entry = (kind, sender, device, data)
+        if entry not in waiting:
+            rows = [list(e) for e in [*waiting, entry][-MAX_WAITING:]]
+            self._store.put_state(_WAITING, canonical_encode(rows))
+
+    def set_waiting(self, rows: list[tuple[str, bytes, bytes, bytes]]) -> None:
+        self._store.put_state(_WAITING, canonical_encode([list(e) for e in rows]))
+
+    def waiting(self) -> list[tuple[str, bytes, bytes, bytes]]:
+        value = self._load(_WAITING, lambda d: canonical_decode(d, _LIMITS))
+        rows = value if isinstance(value, list) else []
+        return [(str(k), bytes(s), bytes(d), bytes(x)) for k, s, d, x in rows]
+
+
+def invitation(state: GroupState, update: GroupUpdate | None) -> bytes:
+    value: dict[str, object] = {"v": 1, "st": state.to_bytes()}
+    if update is not None:
+        value["up"] = update.to_bytes()
+    return canonical_encode(value)
+
+
+def read_invitation(data: bytes) -> tuple[GroupState, GroupUpdate | None]:
+    try:
+        f = Fields(canonical_decode(data, _LIMITS), "invitation", frozenset({"v", "st", "up"}))
+        if f.get_int("v") != 1:
+            raise DecodeError("version")
+        state = GroupState.from_bytes(f.get_bytes("st"))
+        return state, GroupUpdate.from_bytes(f.get_bytes("up")) if f.has("up") else None
+    except (DecodeError, ValueError):
+        raise GroupError("malformed", "an invitation is malformed") from None
+
+
+def read_plaintext(data: bytes) -> tuple[bytes, int, str]:
+    try:
+        f = Fields(canonical_decode(data, _LIMITS), "group text", frozenset({"mid", "ts", "text"}))
+        text = f.get_str("text", max_len=MAX_TEXT)
+        if not text:
+            raise DecodeError("empty")
+        return f.get_bytes("mid", size=MessageId.SIZE), f.get_int("ts", hi=2**53), text
+    except (DecodeError, ValueError):
+        raise GroupError("malformed", "a group message's text is malformed") from None
