@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_messaging import Content, MessageReceived, RequestError
+from dchat_messaging._sender_keys import _split, _step
 from dchat_messaging.lowlevel import (
     MAX_SKIP,
     MAX_SKIPPED,
@@ -381,3 +382,13 @@ def test_hostile_group_controls_change_nothing(kind: str, value: object) -> None
 
 _HOSTILE = _nodes("alice", "bob")
 _HOSTILE_GID = _HOSTILE[0].agent.groups.create("h", now=T0)[0]
+
+
+def test_sender_chain_known_answer() -> None:
+    """The derivation of docs/protocol.md, section 27, byte for byte."""
+    message_key, next_chain = _step(bytes(range(32)))
+    assert message_key.hex() == "9b4c8120a4823a95f47cde17a244f4507244ee6e3957d1fab9fa29b44d3829b7"
+    assert next_chain.hex() == "4304c22c84a53755ab08ead8d97a8d429be5efa480682d7ad1da27f73e1fbe1d"
+    key, nonce = _split(message_key)
+    assert key.hex() == "9c5b2f734c3fb40047274be0274e0a86786d80c7b74323819e277fc8368ac5a0"
+    assert nonce.hex() == "eb8b7e5668260bbf9b7f3dc2"

@@ -18,6 +18,7 @@ import httpx
 from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
+from ._groups import GroupCalls
 from ._replies import (
     ContactInfo,
     MessageInfo,
@@ -59,7 +60,7 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls):
+class RemoteClient(ConversationCalls, GroupCalls):
     """Synchronous client of one node's local API.
 
     Args:

@@ -44,6 +44,8 @@ _STATE_STATUS = {
     "identity_exists": 409,
     "no_relay": 409,
     "unknown_contact": 404,
+    "unknown_group": 404,
+    "not_allowed": 403,
     "unknown_message": 404,
     "not_author": 403,
     "wrong_role": 404,

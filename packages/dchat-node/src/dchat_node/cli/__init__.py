@@ -31,6 +31,7 @@ from ._common import err_console as _err
 from ._common import fail as _fail
 from ._common import guard as _guard
 from ._conversations import inbox_table, register_conversation_commands
+from ._groups import group_app, register_group_commands
 from ._guardians import guardian_app
 from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
@@ -63,6 +64,7 @@ app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
 app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
+app.add_typer(group_app, name="group")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -279,6 +281,7 @@ register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 register_request_commands(app)
 register_watch_command(app)
 register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
+register_group_commands(lambda ctx, action: _with_client(ctx, action))
 
 
 FileOption = Annotated[Path | None, typer.Option(exists=True, dir_okay=False)]

@@ -1,0 +1,121 @@
+"""API routes for private groups (user role).
+
+* ``GET /v1/groups``: every group (id, title, status, version, member count).
+* ``POST /v1/groups {title}``: create one (we are its admin); 201 with its id.
+* ``GET /v1/groups/{group}``: its state, our status and its members (``group``
+  is the id, a unique prefix of 8+ hex digits, or the exact title).
+* ``GET /v1/groups/{group}/messages?limit=``: the newest messages, oldest first.
+* ``POST /v1/groups/{group}/messages {text}``: post (encrypted once under our
+  sender key, sent to every member device).
+* ``POST /v1/groups/{group}/members {contact, admin}``: invite a contact.
+* ``DELETE /v1/groups/{group}/members/{member}``: remove a member (a contact
+  name or identity id); every remaining member rotates its sender key.
+* ``POST /v1/groups/{group}/join``: accept an invitation; ``/leave``: leave.
+* ``PATCH /v1/groups/{group} {title}``: rename.
+
+Every step runs in the messaging agent (``UserMessaging.groups``, sans-IO);
+received group messages and updates reach the event stream as
+``group_message`` and ``group_update``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Path as PathParam
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._roles import user_role
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.params import Depends
+
+    from .._runtime import Node
+    from ..user._service import UserService
+
+__all__ = ("add_group_routes",)
+
+Group = Annotated[str, PathParam(min_length=1, max_length=128)]
+Member = Annotated[str, PathParam(min_length=1, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateBody(_Strict):
+    title: str = Field(min_length=1, max_length=128)
+
+
+class TextBody(_Strict):
+    text: str = Field(min_length=1, max_length=16000)
+
+
+class InviteBody(_Strict):
+    contact: str = Field(min_length=1, max_length=128)
+    admin: bool = False
+
+
+def add_group_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
+    """Add the routes above to ``app``."""
+
+    def user() -> UserService:
+        return user_role(node).user
+
+    @app.get("/v1/groups", dependencies=auth)
+    async def listing() -> dict[str, Any]:
+        u = user()
+        return {"groups": await u.run(u.agent.groups.listing)}
+
+    @app.post("/v1/groups", dependencies=auth, status_code=201)
+    async def create(body: CreateBody) -> dict[str, Any]:
+        u = user()
+        gid = await u.act(u.agent.groups.create, body.title)
+        return {"group_id": gid, "title": body.title}
+
+    @app.get("/v1/groups/{group}", dependencies=auth)
+    async def show(group: Group) -> dict[str, Any]:
+        u = user()
+        return dict(await u.run(u.agent.groups.show, group))
+
+    @app.patch("/v1/groups/{group}", dependencies=auth)
+    async def rename(group: Group, body: CreateBody) -> dict[str, Any]:
+        u = user()
+        version = await u.act(u.agent.groups.set_title, group, body.title)
+        return {"title": body.title, "version": version}
+
+    @app.get("/v1/groups/{group}/messages", dependencies=auth)
+    async def history(
+        group: Group, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    ) -> dict[str, Any]:
+        u = user()
+        return {"messages": await u.run(u.agent.groups.history, group, limit)}
+
+    @app.post("/v1/groups/{group}/messages", dependencies=auth, status_code=202)
+    async def post(group: Group, body: TextBody) -> dict[str, Any]:
+        u = user()
+        mid = await u.act(u.agent.groups.send_text, group, body.text)
+        return {"message_id": str(mid)}
+
+    @app.post("/v1/groups/{group}/members", dependencies=auth, status_code=202)
+    async def invite(group: Group, body: InviteBody) -> dict[str, Any]:
+        u = user()
+        added = await u.act(u.agent.groups.invite, group, body.contact, admin=body.admin)
+        return {"invited": added}
+
+    @app.delete("/v1/groups/{group}/members/{member}", dependencies=auth)
+    async def remove(group: Group, member: Member) -> dict[str, Any]:
+        u = user()
+        return {"removed": await u.act(u.agent.groups.remove, group, member)}
+
+    @app.post("/v1/groups/{group}/join", dependencies=auth)
+    async def join(group: Group) -> dict[str, Any]:
+        u = user()
+        return {"joined": await u.act(u.agent.groups.join, group)}
+
+    @app.post("/v1/groups/{group}/leave", dependencies=auth)
+    async def leave(group: Group) -> dict[str, Any]:
+        u = user()
+        return {"left": await u.act(u.agent.groups.leave, group)}

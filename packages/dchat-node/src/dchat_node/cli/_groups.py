@@ -1,0 +1,137 @@
+"""``dchat group create|invite|join|leave|remove|members|send|show|list|rename``.
+
+A group is named by its id, a unique prefix of 8+ hex digits, or its exact
+title. An invitation arrives as a ``group_update`` event (``op`` ``invited``)
+and shows in ``dchat group list`` as ``invited``; ``dchat group join`` accepts it.
+Every command takes ``--json`` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dchat_sdk import RemoteClient
+
+    WithClient = Callable[[typer.Context, Callable[[RemoteClient], Any]], Any]
+
+__all__ = ("group_app", "register_group_commands")
+
+_out = Console()
+Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+group_app = typer.Typer(help="Private groups (end-to-end encrypted).", no_args_is_help=True)
+
+
+def register_group_commands(with_client: WithClient) -> None:
+    """Add the commands above to :data:`group_app`."""
+
+    def say(as_json: bool, reply: Any, text: str) -> None:
+        if as_json:
+            _out.print_json(json.dumps(reply))
+        else:
+            _out.print(text, highlight=False)
+
+    @group_app.command("create")
+    def create(ctx: typer.Context, title: str, as_json: Json = False) -> None:
+        """Create a group titled TITLE (you are its admin); prints its id."""
+        gid = with_client(ctx, lambda c: c.create_group(title))
+        say(as_json, {"group_id": gid, "title": title}, gid)
+
+    @group_app.command("list")
+    def listing(ctx: typer.Context, as_json: Json = False) -> None:
+        """Your groups, with your status in each (active, invited, left)."""
+        rows = with_client(ctx, lambda c: c.groups())
+        table = Table("id", "title", "status", "members", "version")
+        for g in rows:
+            table.add_row(g["group_id"][:16], g["title"], g["status"], str(g["members"]),
+                          str(g["version"]))  # fmt: skip
+        if as_json:
+            _out.print_json(json.dumps(rows))
+        else:
+            _out.print(table)
+
+    @group_app.command("invite")
+    def invite(
+        ctx: typer.Context,
+        group: str,
+        contact: str,
+        admin: Annotated[bool, typer.Option(help="as an admin")] = False,
+        as_json: Json = False,
+    ) -> None:
+        """Add the contact CONTACT to GROUP and send them an invitation."""
+        who = with_client(ctx, lambda c: c.invite_to_group(group, contact, admin=admin))
+        say(as_json, {"invited": who}, f"invited {contact} ({who})")
+
+    @group_app.command("join")
+    def join(ctx: typer.Context, group: str, as_json: Json = False) -> None:
+        """Accept the invitation to GROUP."""
+        gid = with_client(ctx, lambda c: c.join_group(group))
+        say(as_json, {"joined": gid}, f"joined {gid}")
+
+    @group_app.command("leave")
+    def leave(ctx: typer.Context, group: str, as_json: Json = False) -> None:
+        """Leave GROUP (your node forgets its keys)."""
+        gid = with_client(ctx, lambda c: c.leave_group(group))
+        say(as_json, {"left": gid}, f"left {gid}")
+
+    @group_app.command("remove")
+    def remove(ctx: typer.Context, group: str, member: str, as_json: Json = False) -> None:
+        """Remove MEMBER (contact name or identity id); the others rotate their keys."""
+        who = with_client(ctx, lambda c: c.remove_from_group(group, member))
+        say(as_json, {"removed": who}, f"removed {who}")
+
+    @group_app.command("rename")
+    def rename(ctx: typer.Context, group: str, title: str, as_json: Json = False) -> None:
+        """Set GROUP's title."""
+        version = with_client(ctx, lambda c: c.rename_group(group, title))
+        say(as_json, {"title": title, "version": version}, f"renamed (version {version})")
+
+    @group_app.command("members")
+    def members(ctx: typer.Context, group: str, as_json: Json = False) -> None:
+        """GROUP's members and their roles."""
+        reply = with_client(ctx, lambda c: c.group(group))
+        table = Table("name", "contact", "role", "identity")
+        for m in reply["members"]:
+            table.add_row(m["name"], m["contact"] or "", m["role"], m["identity_id"])
+        if as_json:
+            _out.print_json(json.dumps(reply["members"]))
+        else:
+            _out.print(table)
+
+    @group_app.command("send")
+    def send(ctx: typer.Context, group: str, text: str, as_json: Json = False) -> None:
+        """Post TEXT to GROUP (encrypted once, sent to every member device)."""
+        mid = with_client(ctx, lambda c: c.send_to_group(group, text))
+        say(as_json, {"message_id": mid}, mid)
+
+    @group_app.command("show")
+    def show(
+        ctx: typer.Context,
+        group: str,
+        limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+        as_json: Json = False,
+    ) -> None:
+        """GROUP's state and newest messages."""
+        state, messages = with_client(
+            ctx, lambda c: (c.group(group), c.group_messages(group, limit))
+        )
+        if as_json:
+            _out.print_json(json.dumps({**state, "messages": messages}))
+            return
+        names = {m["identity_id"]: m["name"] for m in state["members"]}
+        _out.print(f"{state['title']} ({state['status']}, version {state['version']}, "
+                   f"{len(state['members'])} members)", highlight=False)  # fmt: skip
+        table = Table("time", "from", "message")
+        for m in messages:
+            at = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["sent_at_ms"] / 1000))
+            who = "me" if m["direction"] == "out" else names.get(m["by"], m["by"][:12])
+            table.add_row(at, who, m["text"])
+        _out.print(table)

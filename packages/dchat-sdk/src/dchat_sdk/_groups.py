@@ -1,0 +1,73 @@
+"""Private-group calls of the node API, mixed into :class:`~dchat_sdk.RemoteClient`.
+
+Each maps one route of ``/v1/groups`` (see the node's ``api/_groups.py`` and
+docs/protocol.md, "Private groups") and returns its JSON. A group is named by
+its id, a unique prefix of 8+ hex digits, or its exact title; names are
+quoted into paths. Received group messages and changes arrive on the event
+stream as ``group_message`` and ``group_update`` events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ._replies import obj
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ("GroupCalls",)
+
+
+def _path(group: str, *rest: str) -> str:
+    return "/".join(["/v1/groups", quote(group, safe=""), *(quote(r, safe="") for r in rest)])
+
+
+class GroupCalls:
+    """Create, invite, join, leave, remove, post and read private groups."""
+
+    # One API round trip (method, path, JSON body, query parameters): RemoteClient's.
+    _call: Callable[..., Any]
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every group of this node: id, title, status, version, member count."""
+        return list(obj(self._call("GET", "/v1/groups"))["groups"])
+
+    def create_group(self, title: str) -> str:
+        """Create a group (we are its only member and admin); returns its id."""
+        return str(obj(self._call("POST", "/v1/groups", {"title": title}))["group_id"])
+
+    def group(self, group: str) -> dict[str, Any]:
+        """A group's state: title, version, settings, our status, members with roles."""
+        return obj(self._call("GET", _path(group)))
+
+    def invite_to_group(self, group: str, contact: str, *, admin: bool = False) -> str:
+        """Invite the contact ``contact``; returns their identity id."""
+        body = {"contact": contact, "admin": admin}
+        return str(obj(self._call("POST", _path(group, "members"), body))["invited"])
+
+    def remove_from_group(self, group: str, member: str) -> str:
+        """Remove a member (contact name or identity id); returns their identity id."""
+        return str(obj(self._call("DELETE", _path(group, "members", member)))["removed"])
+
+    def join_group(self, group: str) -> str:
+        """Accept an invitation (start sharing our sender key and posting)."""
+        return str(obj(self._call("POST", _path(group, "join")))["joined"])
+
+    def leave_group(self, group: str) -> str:
+        """Leave a group."""
+        return str(obj(self._call("POST", _path(group, "leave")))["left"])
+
+    def rename_group(self, group: str, title: str) -> int:
+        """Set a group's title; returns its new version."""
+        return int(obj(self._call("PATCH", _path(group), {"title": title}))["version"])
+
+    def send_to_group(self, group: str, text: str) -> str:
+        """Post ``text`` (encrypted once, sent to every member device); returns its id."""
+        return str(obj(self._call("POST", _path(group, "messages"), {"text": text}))["message_id"])
+
+    def group_messages(self, group: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest ``limit`` messages of a group, oldest first."""
+        reply = self._call("GET", _path(group, "messages"), params={"limit": limit})
+        return list(obj(reply)["messages"])
