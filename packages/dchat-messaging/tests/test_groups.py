@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_messaging import Content, MessageReceived, RequestError
+from dchat_messaging._group_store import invitation
 from dchat_messaging._sender_keys import _split, _step
 from dchat_messaging.lowlevel import (
     MAX_SKIP,
@@ -392,3 +393,25 @@ def test_sender_chain_known_answer() -> None:
     key, nonce = _split(message_key)
     assert key.hex() == "9c5b2f734c3fb40047274be0274e0a86786d80c7b74323819e277fc8368ac5a0"
     assert nonce.hex() == "eb8b7e5668260bbf9b7f3dc2"
+
+
+def test_a_forged_invitation_does_not_replace_a_group_we_are_in(
+    trio_group: tuple[list[AgentNode], str],
+) -> None:
+    (alice, bob, carol), gid = trio_group
+    record = bob.agent.groups.db.record(bytes.fromhex(gid))
+    assert record is not None
+    # bob makes up a state in which he alone is admin, and "invites" carol to it.
+    fake = replace(
+        record.state,
+        version=1000,
+        members={
+            i: replace(m, role=1 if i == _sender(bob)[0] else 0)
+            for i, m in record.state.members.items()
+        },
+    )
+    title = GroupUpdate.make(fake, _sender(bob)[0], "title", "bob's now", bob.identity.signing_key)
+    _send_raw(bob, "group.inv", invitation(fake, title), carol)
+    pump([alice, bob, carol])
+    shown = carol.agent.groups.show(gid)
+    assert (shown["title"], shown["version"]) == ("team", 3)
