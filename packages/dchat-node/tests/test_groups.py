@@ -1,9 +1,11 @@
-"""A private group across real processes: three users over one relay.
+"""A private group across real processes: three users over one relay, bob on two devices.
 
-Alice creates a group and invites bob and carol (bob and carol are not each
-other's contacts); they join through the API and the SDK; everyone reads
-everyone; alice removes carol; what alice and bob post afterwards reaches bob
-and alice and never carol, whose node shows her out of the group. The event
+Alice creates a group and invites bob and carol (all contacts, so that each
+knows bob's laptop; the engine tests cover members who are strangers); they
+join through the API and the SDK (bob on his phone: his laptop follows);
+everyone reads everyone, bob's laptop too, and it posts; alice removes
+carol; what alice and bob post afterwards reaches alice and both of bob's
+devices and never carol, whose node shows her out of the group. The event
 stream carries ``group_update`` and ``group_message``.
 """
 
@@ -24,6 +26,26 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 
+def _state(client: RemoteClient) -> str:
+    return str(client.request("GET", "/v1/devices/pairing")["state"])
+
+
+def _link(primary: RemoteClient, new: RemoteClient, wait_until: Callable[..., None]) -> None:
+    session = primary.request("POST", "/v1/devices/link", {"ttl": 60})
+    new.request("POST", "/v1/devices/join", {"code": session["code"], "name": "laptop"})
+    wait_until(lambda: _state(primary) == "sas" and _state(new) == "sas")
+    new.request("POST", "/v1/devices/pairing/confirm")
+    primary.request("POST", "/v1/devices/pairing/confirm")
+    wait_until(lambda: _state(new) == "done")
+
+
+def _devices_of(client: RemoteClient, identity: str) -> int:
+    try:
+        return len(client.peer_document(identity).get("devices", ()))
+    except ApiError:
+        return 0
+
+
 def _texts(client: RemoteClient, gid: str) -> list[str]:
     return [m["text"] for m in client.group_messages(gid)]
 
@@ -35,23 +57,30 @@ def _status(client: RemoteClient, gid: str) -> str | None:
 def test_a_group_of_three_with_a_removal(
     make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None]
 ) -> None:
-    a, b, c = clients = [make_user(n).client() for n in ("alice", "bob", "carol")]
+    names = ("alice", "bob", "carol", "bob-laptop")
+    a, b, c, b2 = clients = [make_user(n).client() for n in names]
     try:
-        for client, name in zip(clients, ("alice", "bob", "carol"), strict=True):
-            client.create_identity(name)
-        for client, name in ((b, "bob"), (c, "carol")):
-            a.add_contact(name, client.card())
-            client.add_contact("alice", a.card())
+        ids = [
+            client.create_identity(name) for client, name in zip(clients, names[:3], strict=False)
+        ]
+        for x, y in ((0, 1), (0, 2), (1, 2)):  # contacts, so they learn bob's laptop
+            clients[x].add_contact(names[y], clients[y].card())
+            clients[y].add_contact(names[x], clients[x].card())
+        _link(b, b2, wait_until)
+        for client in (a, c):
+            wait_until(lambda client=client: _devices_of(client, ids[1]) == 2, timeout=40)
         gid = a.create_group("team")
         a.invite_to_group(gid, "bob")
         a.invite_to_group(gid, "carol")
         for client in (b, c):
             wait_until(lambda client=client: _status(client, gid) == "invited", timeout=30)
             client.join_group(gid)
+        wait_until(lambda: _status(b2, gid) == "active", timeout=30)  # his phone joined
         a.send_to_group(gid, "hello team")
         b.send_to_group(gid, "hi from bob")
         c.send_to_group(gid, "hi from carol")
-        want = ["hello team", "hi from bob", "hi from carol"]
+        b2.send_to_group(gid, "bob on his laptop")
+        want = ["bob on his laptop", "hello team", "hi from bob", "hi from carol"]
         for client in clients:
             wait_until(lambda client=client: sorted(_texts(client, gid)) == want, timeout=30)
         assert len(c.group(gid)["members"]) == 3
@@ -61,8 +90,8 @@ def test_a_group_of_three_with_a_removal(
         wait_until(lambda: len(b.group(gid)["members"]) == 2, timeout=30)
         a.send_to_group(gid, "after carol")
         b.send_to_group(gid, "bob after carol")
-        for client in (a, b):
-            wait_until(lambda client=client: len(_texts(client, gid)) == 5, timeout=30)
+        for client in (a, b, b2):
+            wait_until(lambda client=client: len(_texts(client, gid)) == 6, timeout=30)
         assert sorted(_texts(c, gid)) == want  # nothing after her removal
         with pytest.raises(ApiError) as refused:  # her node knows she is out
             c.send_to_group(gid, "still here?")
