@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from dchat_testing import link_device, peer_devices
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -19,26 +21,6 @@ if TYPE_CHECKING:
     from dchat_sdk import RemoteClient
 
 pytestmark = pytest.mark.slow
-
-
-def _state(client: RemoteClient) -> str:
-    return str(client.request("GET", "/v1/devices/pairing")["state"])
-
-
-def _link(primary: RemoteClient, new: RemoteClient, wait_until: Callable[..., None]) -> None:
-    session = primary.request("POST", "/v1/devices/link", {"ttl": 60})
-    new.request("POST", "/v1/devices/join", {"code": session["code"], "name": "laptop"})
-    wait_until(lambda: _state(primary) == "sas" and _state(new) == "sas")
-    new.request("POST", "/v1/devices/pairing/confirm")
-    primary.request("POST", "/v1/devices/pairing/confirm")
-    wait_until(lambda: _state(new) == "done")
-
-
-def _devices_of(client: RemoteClient, identity: str) -> int:
-    try:
-        return len(client.peer_document(identity).get("devices", ()))
-    except Exception:
-        return 0
 
 
 def _msg(client: RemoteClient, peer: str, mid: str) -> dict[str, Any] | None:
@@ -60,8 +42,8 @@ def test_receipts_edits_deletes_and_reactions_reach_every_device(
         alice, bob = a.create_identity("alice"), b1.create_identity("bob")
         a.add_contact("bob", b1.card())
         b1.add_contact("alice", a.card())
-        _link(b1, b2, wait_until)
-        wait_until(lambda: _devices_of(a, bob) == 2, timeout=40)
+        link_device(b1, b2, wait_until)
+        wait_until(lambda: peer_devices(a, bob) == 2, timeout=40)
         wait_until(lambda: "alice" in {c.name for c in b2.contacts()})
         bobs = (b1, b2)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dchat_sdk import ApiError
+from dchat_testing import link_device, peer_devices
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,26 +25,6 @@ if TYPE_CHECKING:
     from dchat_sdk import RemoteClient
 
 pytestmark = pytest.mark.slow
-
-
-def _state(client: RemoteClient) -> str:
-    return str(client.request("GET", "/v1/devices/pairing")["state"])
-
-
-def _link(primary: RemoteClient, new: RemoteClient, wait_until: Callable[..., None]) -> None:
-    session = primary.request("POST", "/v1/devices/link", {"ttl": 60})
-    new.request("POST", "/v1/devices/join", {"code": session["code"], "name": "laptop"})
-    wait_until(lambda: _state(primary) == "sas" and _state(new) == "sas")
-    new.request("POST", "/v1/devices/pairing/confirm")
-    primary.request("POST", "/v1/devices/pairing/confirm")
-    wait_until(lambda: _state(new) == "done")
-
-
-def _devices_of(client: RemoteClient, identity: str) -> int:
-    try:
-        return len(client.peer_document(identity).get("devices", ()))
-    except ApiError:
-        return 0
 
 
 def _texts(client: RemoteClient, gid: str) -> list[str]:
@@ -66,9 +47,9 @@ def test_a_group_of_three_with_a_removal(
         for x, y in ((0, 1), (0, 2), (1, 2)):  # contacts, so they learn bob's laptop
             clients[x].add_contact(names[y], clients[y].card())
             clients[y].add_contact(names[x], clients[x].card())
-        _link(b, b2, wait_until)
+        link_device(b, b2, wait_until)
         for client in (a, c):
-            wait_until(lambda client=client: _devices_of(client, ids[1]) == 2, timeout=40)
+            wait_until(lambda client=client: peer_devices(client, ids[1]) == 2, timeout=40)
         gid = a.create_group("team")
         a.invite_to_group(gid, "bob")
         a.invite_to_group(gid, "carol")

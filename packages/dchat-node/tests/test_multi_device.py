@@ -6,9 +6,11 @@ copy, every other device of the sender; a revoked device stops receiving.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+from dchat_testing import link_device, peer_devices
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,31 +21,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 
-def _state(client: RemoteClient) -> str:
-    return str(client.request("GET", "/v1/devices/pairing")["state"])
-
-
-def _link(
-    primary: RemoteClient, new: RemoteClient, name: str, wait_until: Callable[..., None]
-) -> None:
-    session = primary.request("POST", "/v1/devices/link", {"ttl": 60})
-    new.request("POST", "/v1/devices/join", {"code": session["code"], "name": name})
-    wait_until(lambda: _state(primary) == "sas" and _state(new) == "sas")
-    new.request("POST", "/v1/devices/pairing/confirm")
-    primary.request("POST", "/v1/devices/pairing/confirm")
-    wait_until(lambda: _state(new) == "done")
-
-
 def _seen(client: RemoteClient) -> set[tuple[str, str]]:
     return {(m.direction, m.text) for m in client.messages()}
-
-
-def _devices_of(client: RemoteClient, identity: str) -> int:
-    try:
-        document: dict[str, Any] = client.peer_document(identity)
-    except Exception:
-        return 0
-    return len(document.get("devices", ()))
 
 
 def test_every_device_sees_every_message_and_revocation_stops_delivery(
@@ -56,11 +35,11 @@ def test_every_device_sees_every_message_and_revocation_stops_delivery(
         alice, bob = a1.create_identity("alice"), b1.create_identity("bob")
         a1.add_contact("bob", b1.card())
         b1.add_contact("alice", a1.card())
-        _link(a1, a2, "laptop", wait_until)
-        _link(b1, b2, "laptop", wait_until)
+        link_device(a1, a2, wait_until)
+        link_device(b1, b2, wait_until)
         # Each side follows the other's document with both devices (and so do the laptops).
         for client, peer in ((a1, bob), (a2, bob), (b1, alice), (b2, alice)):
-            wait_until(lambda c=client, p=peer: _devices_of(c, p) == 2, timeout=40)
+            wait_until(lambda c=client, p=peer: peer_devices(c, p) == 2, timeout=40)
         wait_until(lambda: "bob" in {c.name for c in a2.contacts()})
         wait_until(lambda: "alice" in {c.name for c in b2.contacts()})
 
@@ -87,7 +66,7 @@ def test_every_device_sees_every_message_and_revocation_stops_delivery(
         wait_until(lambda: ("in", "after the revocation") in _seen(a1), timeout=40)
         wait_until(lambda: ("out", "after the revocation") in _seen(b2), timeout=40)
         wait_until(lambda: b1.status()["outbox"] == 0)
-        assert _devices_of(b1, alice) == 1  # bob fans out to alice's phone only
+        assert peer_devices(b1, alice) == 1  # bob fans out to alice's phone only
         assert ("in", "after the revocation") not in _seen(a2)
     finally:
         for client in clients:

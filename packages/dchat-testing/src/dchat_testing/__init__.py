@@ -37,6 +37,9 @@ from ._conformance import MailboxStoreConformance as MailboxStoreConformance
 from ._conformance import PrekeyStoreConformance as PrekeyStoreConformance
 from ._conformance import check_mailbox_store as check_mailbox_store
 from ._conformance import check_prekey_store as check_prekey_store
+from ._devices import ApiClient as ApiClient
+from ._devices import link_device as link_device
+from ._devices import peer_devices as peer_devices
 from ._engine_net import ENGINE_RELAY as ENGINE_RELAY
 from ._engine_net import EngineDevice as EngineDevice
 from ._engine_net import EngineNet as EngineNet
@@ -83,6 +86,7 @@ from ._waiting import wait_until_async as wait_until_async
 __all__ = (
     "AGENT_T0",
     "AgentNode",
+    "ApiClient",
     "AutojumpClock",
     "ChaosError",
     "ChaosHarness",
@@ -116,11 +120,13 @@ __all__ = (
     "holds_for",
     "hostile_bytes",
     "identities",
+    "link_device",
     "link_frames",
     "link_pair",
     "make_card",
     "make_identity",
     "make_signing_key",
+    "peer_devices",
     "pump_link",
     "relay_messages",
     "running_validators",
