@@ -415,3 +415,30 @@ def test_a_forged_invitation_does_not_replace_a_group_we_are_in(
     pump([alice, bob, carol])
     shown = carol.agent.groups.show(gid)
     assert (shown["title"], shown["version"]) == ("team", 3)
+
+
+def test_controls_that_come_before_what_they_need_wait() -> None:
+    nodes = _nodes("alice", "bob", "dave")
+    alice, bob, dave = nodes
+    gid, _ = alice.agent.groups.create("early", now=T0)
+    alice.agent.groups.invite(gid, "bob", now=T0)
+    pump(nodes)
+    bob.agent.groups.join(gid, now=T0)
+    pump(nodes)
+    alice.agent.groups.invite(gid, "dave", now=T0)
+    from_alice = alice.outgoing()  # the add for bob; the invitation and alice's key for dave
+
+    def to(node: AgentNode, mail: list[tuple[bytes, bytes]]) -> None:
+        mine = [e for box, e in mail if box == bytes(node.card.mailbox)]
+        node.agent.accept_many(node.engine, mine, now=T0 + 1)
+
+    to(bob, from_alice)  # bob applies the add and sends dave his key at once
+    to(dave, bob.outgoing())  # bob's key reaches dave before the invitation: it waits
+    assert dave.agent.groups.listing() == []
+    to(dave, from_alice)  # the invitation: the waiting key is applied
+    dave.agent.groups.join(gid, now=T0)
+    pump(nodes)
+    bob.agent.groups.send_text(gid, "can you read me?", now=T0)
+    pump(nodes)
+    assert texts(dave, gid) == ["can you read me?"]
+    assert refusals(dave) == {}

@@ -69,7 +69,7 @@ KEY_KIND: Final = "group.key"
 MESSAGE_KIND: Final = "group.msg"
 GROUP_KINDS: Final = frozenset({INVITE_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND})
 MAX_HELD: Final = 16
-_RETRY: Final = frozenset({"unknown_group", "no_key", "not_member", "held"})
+_RETRY: Final = frozenset({"unknown_group", "no_key", "not_member"})
 
 
 class Groups:
@@ -497,17 +497,22 @@ class Groups:
         self.db.save(record)
         return waiting + self._share_keys(record, now=now)
 
+    def _in_group(self, gid: bytes, what: str) -> GroupRecord:
+        """The group a received ``what`` is for, if this node is (or was invited) in it."""
+        record = self.db.record(gid)
+        if record is None:
+            raise GroupError("unknown_group", f"{what} of a group this node does not know")
+        if record.status == "left":
+            raise GroupError("left", f"{what} of a group this node is no longer in")
+        return record
+
     def _receive_key(
         self, sender: bytes, device: bytes, data: bytes, now: float
     ) -> list[ConversationUpdate]:
         gid, claimed, chain = decode_distribution(data)
         if claimed != device:
             raise GroupError("malformed", "a sender key for another device")
-        record = self.db.record(gid)
-        if record is None:
-            raise GroupError("unknown_group", "a sender key of a group this node does not know")
-        if record.status == "left":
-            raise GroupError("left", "a sender key of a group this node is no longer in")
+        record = self._in_group(gid, "a sender key")
         if sender not in record.state.members:
             raise GroupError("not_member", "a sender key from outside the group")
         keys = self.db.keys(gid)
@@ -529,11 +534,7 @@ class Groups:
         message = GroupCiphertext.from_bytes(data)
         if message.sender != sender or message.device != device:
             raise GroupError("malformed", "a group message from another sender than its session's")
-        record = self.db.record(message.group)
-        if record is None:
-            raise GroupError("unknown_group", "a message of a group this node does not know")
-        if record.status == "left":
-            raise GroupError("left", "a message of a group this node is no longer in")
+        record = self._in_group(message.group, "a message")
         if sender not in record.state.members:
             raise GroupError("not_allowed", "a message from someone outside the group")
         if not record.state.may(sender, "post"):
