@@ -21,6 +21,39 @@ def _dchat(node: NodeProcess, *args: str) -> str:
     return result.output
 
 
+def _groups_by_command_line(
+    alice: NodeProcess, bob: NodeProcess, wait_until: Callable[..., None]
+) -> None:
+    """``dchat group``: create, invite, join, send, show, members, remove."""
+    gid = json.loads(_dchat(alice, "group", "create", "lunch", "--json"))["group_id"]
+    assert "invited bob" in _dchat(alice, "group", "invite", "lunch", "bob")
+
+    def invited() -> bool:
+        return [g["status"] for g in json.loads(_dchat(bob, "group", "list", "--json"))] == [
+            "invited"
+        ]
+
+    wait_until(invited)
+    assert gid in _dchat(bob, "group", "join", gid[:12])
+    _dchat(alice, "group", "send", "lunch", "noon at the usual place?")
+
+    def bob_reads() -> list[str]:
+        shown = json.loads(_dchat(bob, "group", "show", "lunch", "--json"))
+        return [m["text"] for m in shown["messages"]]
+
+    wait_until(lambda: bob_reads() == ["noon at the usual place?"])
+    roles = {
+        m["name"]: m["role"] for m in json.loads(_dchat(bob, "group", "members", "lunch", "--json"))
+    }
+    assert roles == {"alice": "admin", "bob": "member"}
+    refused = runner.invoke(
+        app, ["--data-dir", str(bob.data_dir), "group", "remove", "lunch", "alice"]
+    )
+    assert refused.exit_code == 1  # a member does not remove the admin
+    assert "admin" in refused.output
+    assert "removed" in _dchat(alice, "group", "remove", "lunch", "bob")
+
+
 @pytest.mark.slow
 def test_init_contact_send_inbox(
     make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None]
@@ -52,6 +85,7 @@ def test_init_contact_send_inbox(
     refused = runner.invoke(app, ["--data-dir", str(bob.data_dir), "delete", "alice", mid])
     assert refused.exit_code == 1  # only the author deletes for everyone
     assert "only your own" in refused.output
+    _groups_by_command_line(alice, bob, wait_until)
     assert "renamed alice to al" in _dchat(bob, "contact", "rename", "alice", "al")
     assert "blocked al" in _dchat(bob, "contact", "block", "al")
     assert "removed al" in _dchat(bob, "contact", "remove", "al")
