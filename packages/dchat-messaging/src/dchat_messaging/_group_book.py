@@ -161,14 +161,17 @@ class Groups:
         gid, (me, engine) = record.state.group_id, self._me()
         keys = self.db.keys(gid)
         members = set(record.state.members)
-        for gone in [p for p in keys.peers if p[0] not in members]:
-            del keys.peers[gone]  # a member who comes back brings new chains
+        gone = [p for p in keys.peers if p[0] not in members]
+        for peer in gone:
+            del keys.peers[peer]  # a member who comes back brings new chains
         if keys.own is None or keys.shared - members:
             # A first chain starts at a random epoch, so a member who left and
             # came back never reuses an epoch number someone may still hold.
             epoch = secrets.randbelow(1 << 31) if keys.own is None else keys.own.epoch + 1
             keys.own, keys.shared = SenderChain.generate(epoch), set()
         missing = members - keys.shared - {me}
+        if not missing and not gone and me in keys.shared:
+            return []  # everyone holds our current chain: nothing to write
         cards = [record.state.members[i].card for i in sorted(missing)]
         data = encode_distribution(gid, engine.keys.device_id, keys.own)
         waiting = self._send(KEY_KIND, data, cards, now=now, copies=me not in keys.shared)
