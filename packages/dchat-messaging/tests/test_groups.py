@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_messaging import Content, MessageReceived, RequestError
-from dchat_messaging._group_store import invitation
+from dchat_messaging._group_store import invitation, read_invitation, read_plaintext
 from dchat_messaging._sender_keys import _split, _step
 from dchat_messaging.lowlevel import (
     MAX_SKIP,
@@ -348,6 +348,8 @@ def test_skipped_keys_are_bounded() -> None:
 @given(st.binary(max_size=400))
 def test_group_decoders_answer_garbage_with_a_typed_error(data: bytes) -> None:
     for decode in (
+        read_invitation,
+        read_plaintext,
         GroupCiphertext.from_bytes,
         GroupUpdate.from_bytes,
         GroupState.from_bytes,
@@ -442,3 +444,33 @@ def test_controls_that_come_before_what_they_need_wait() -> None:
     pump(nodes)
     assert texts(dave, gid) == ["can you read me?"]
     assert refusals(dave) == {}
+
+
+_VALUES = st.recursive(
+    st.none() | st.integers(-(2**63), 2**63 - 1) | st.binary(max_size=70) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_KEYS = ["v", "g", "s", "d", "e", "n", "q", "ph", "h", "ct", "sig", "ver", "prev", "by", "op",
+         "arg", "t", "m", "st", "up", "ch", "ck", "pk", "mid", "ts", "text"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=9))
+def test_group_decoders_answer_near_miss_maps_with_a_typed_error(value: dict[str, object]) -> None:
+    data, codes = canonical_encode(value), []
+    for decode in (
+        read_invitation,
+        read_plaintext,
+        GroupCiphertext.from_bytes,
+        GroupUpdate.from_bytes,
+        GroupState.from_bytes,
+        decode_distribution,
+    ):
+        try:  # a map that happens to be valid may decode; anything else is "malformed"
+            decode(data)  # type: ignore[operator]
+        except GroupError as exc:
+            codes.append(exc.code)
+    assert set(codes) <= {"malformed"}
