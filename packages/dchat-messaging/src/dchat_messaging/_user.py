@@ -76,7 +76,7 @@ from ._conversation import CONVERSATION_KINDS
 from ._conversations import Conversations, ConversationUpdate
 from ._converse import ConversationActions
 from ._directory import DocumentDirectory
-from ._errors import ConversationError, GroupError, PaymentRefusedError
+from ._errors import ContentError, ConversationError, GroupError, PaymentRefusedError
 from ._events import MessageReceived, Rejected
 from ._group_book import GROUP_KINDS, Groups
 from ._local import LocalEngines, ReceiveStats
@@ -426,6 +426,9 @@ class UserMessaging:
                 return self.groups.apply(event, now=now)
         except GroupError as exc:
             self.stats.refuse(f"GroupError.{exc.code}")
+            return []
+        except ContentError:  # our answer (a sender key) could not be queued: undone
+            self.stats.refuse("GroupError.send_failed")
             return []
 
     def on_control(self, kind: str, handler: ControlHandler) -> None:
