@@ -551,9 +551,9 @@ class Groups:
         plain = read_plaintext(chain.decrypt(message))
         self.db.save_keys(message.group, keys)
         mid, ts, text = plain
-        self.db.log(
-            message.group, [mid.hex(), str(IdentityId(sender)), ts, text, "in", message.seq]
-        )
+        direction = "out" if sender == self._me()[0] else "in"  # a copy from our other device
+        row: list[object] = [mid.hex(), str(IdentityId(sender)), ts, text, direction, message.seq]
+        self.db.log(message.group, row)
         return [
             self._event(
                 "group_message",
