@@ -252,6 +252,24 @@ class Database:
                 total += os.stat(f"{self.path}{suffix}").st_size
         return total
 
+    def truncate_log(self) -> None:
+        """Fold SQLite's write-ahead log into the file and truncate it (PostgreSQL: no-op).
+
+        ``secure_delete`` zeroes deleted rows in the pages a delete writes,
+        but the log still holds the older images of those pages until it is
+        overwritten: after deleting what must not stay on disk (an expired
+        disappearing message), this empties it. Readers still on an older
+        snapshot may keep part of the log; the next call finishes the job.
+        """
+        if self._access.dialect != "sqlite":
+            return
+        with self._access.raw("truncate the write-ahead log") as dbapi_connection:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                cursor.close()
+
     def integrity_check(self) -> str:
         """Check the database; return ``"ok"`` when sound, else the problems found.
 
