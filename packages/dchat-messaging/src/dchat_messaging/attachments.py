@@ -335,6 +335,7 @@ class AttachmentKeeper:
 
     def __init__(self, db: Database, piece: int = 512 * 1024, *, parts: Path | None = None) -> None:
         self.db, self._piece, self._parts, self._parts_due = db, piece, parts, 0.0
+        self._log_dirty = False  # an expiry's truncation of the WAL is still to finish
         store = EngineStore(db)
         self.book, self._conversations = AttachmentBook(store), Conversations(store)
 
@@ -344,7 +345,8 @@ class AttachmentKeeper:
         The texts, notes and attachment records go in one transaction
         (``Conversations.timers.expire``) with the files' content and keys; a
         download under way is deleted too, and the write-ahead log truncated
-        so no old page image of them stays on disk. At the first call and
+        so no old page image of them stays on disk (retried at the next calls
+        while a reader holds part of it). At the first call and
         hourly after, downloads abandoned for a day are deleted
         (:meth:`drop_stale_parts`).
 
@@ -378,8 +380,8 @@ class AttachmentKeeper:
                         blobs.append((entry.attachment.relay, entry.attachment.blob_id))
         for part in parts:  # once the deletion is committed
             self._drop_part(part)
-        if gone:
-            self.db.truncate_log()
+        if gone or self._log_dirty:  # retried each call until no reader holds the log
+            self._log_dirty = not self.db.truncate_log()
         return blobs
 
     def drop_stale_parts(self, now: float, age: float = 86400.0) -> int:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from dchat_storage import Database, InvalidArgumentError, LifecyclePolicy, NotFoundError
@@ -144,6 +148,20 @@ def test_a_policy_without_disappearing_leaves_expired_messages_alone(db: Databas
 
 def test_truncating_the_log_keeps_every_row(db: Database) -> None:
     db.messages.add(b"m", "in", "id-bob", "x", 0.0, 0.0)
-    db.truncate_log()
-    db.truncate_log()
+    assert db.truncate_log() is True  # no reader: the log is empty
+    assert db.truncate_log() is True
     assert _ids(db) == [b"m"]
+
+
+def test_a_reader_on_an_older_snapshot_delays_the_truncation(db: Database) -> None:
+    if db.path is None:
+        pytest.skip("PostgreSQL keeps no write-ahead log beside the database")
+    db.messages.add(b"m", "in", "id-bob", "x", 0.0, 0.0)
+    with contextlib.closing(sqlite3.connect(db.path)) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM messages").fetchall()  # holds this snapshot
+        db.messages.delete(b"m")
+        assert db.truncate_log() is False  # the reader still needs the log
+        reader.execute("COMMIT")
+    assert db.truncate_log() is True
+    assert Path(f"{db.path}-wal").stat().st_size == 0
