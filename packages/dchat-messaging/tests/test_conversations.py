@@ -31,6 +31,7 @@ from dchat_messaging.lowlevel import (
     CONVERSATION_KINDS,
     MAX_RECEIPT_IDS,
     MAX_TIMER,
+    MAX_TIMER_VERSION,
     TIMER_KIND,
     AttachmentBook,
     AttachmentEntry,
@@ -320,22 +321,30 @@ def _ids(node: Node) -> set[bytes]:
 
 def test_a_timer_round_trips_and_off_is_zero() -> None:
     for seconds in (0, 1, 3600, MAX_TIMER):
-        assert decode_conversation(TIMER_KIND, Timer(seconds).encode()) == Timer(seconds)
+        for version in (1, 7, MAX_TIMER_VERSION):
+            timer = Timer(seconds, version)
+            assert decode_conversation(TIMER_KIND, timer.encode()) == timer
 
 
 @pytest.mark.parametrize(
     "value",
     [
-        {"s": -1},
-        {"s": MAX_TIMER + 1},
-        {"s": 2**64 - 1},
-        {"s": -(2**63)},
-        {"s": "3600"},
-        {"s": True},
-        {"s": None},
-        {"s": [60]},
+        {"s": -1, "n": 1},
+        {"s": MAX_TIMER + 1, "n": 1},
+        {"s": 2**64 - 1, "n": 1},
+        {"s": -(2**63), "n": 1},
+        {"s": "3600", "n": 1},
+        {"s": True, "n": 1},
+        {"s": None, "n": 1},
+        {"s": [60], "n": 1},
+        {"s": 60, "n": 0},
+        {"s": 60, "n": -1},
+        {"s": 60, "n": MAX_TIMER_VERSION + 1},
+        {"s": 60, "n": "1"},
+        {"s": 60},
+        {"n": 1},
         {},
-        {"s": 60, "x": 1},
+        {"s": 60, "n": 1, "x": 1},
     ],
 )
 def test_hostile_timers_are_malformed(value: dict[str, object]) -> None:
@@ -347,10 +356,10 @@ def test_hostile_timers_are_malformed(value: dict[str, object]) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"\xa1\x61s\xc2\x49\x01" + bytes(8),  # {"s": 2**64} as a bignum (tag 2)
-        b"\xa1\x61s\xf9\x3e\x00",  # {"s": 1.5}
-        b"\xa1\x61s\xfb" + bytes(8),  # {"s": 0.0}
-        b"\xa1\x61s",  # truncated
+        b"\xa2\x61n\x01\x61s\xc2\x49\x01" + bytes(8),  # {"n": 1, "s": 2**64} (a bignum)
+        b"\xa2\x61n\x01\x61s\xf9\x3e\x00",  # {"n": 1, "s": 1.5}
+        b"\xa2\x61n\x01\x61s\xfb" + bytes(8),  # {"n": 1, "s": 0.0}
+        b"\xa2\x61n\x01\x61s",  # truncated
         b"",
     ],
 )
@@ -362,9 +371,9 @@ def test_non_integer_and_truncated_timers_are_malformed(data: bytes) -> None:
 
 @given(st.integers(min_value=-(2**63), max_value=2**64 - 1))
 def test_any_integer_is_a_timer_or_malformed(seconds: int) -> None:
-    data = canonical_encode({"s": seconds})
+    data = canonical_encode({"s": seconds, "n": 1})
     if 0 <= seconds <= MAX_TIMER:
-        assert decode_conversation(TIMER_KIND, data) == Timer(seconds)
+        assert decode_conversation(TIMER_KIND, data) == Timer(seconds, 1)
         return
     with pytest.raises(ConversationError) as refused:
         decode_conversation(TIMER_KIND, data)
@@ -472,28 +481,58 @@ def test_a_sent_copy_sets_the_timer_on_our_other_device(pair: tuple[Node, Node])
     assert laptop.store.messages[b"m" * 16].expires_at == T0 + 130
 
 
-def test_the_last_change_wins_whatever_order_it_arrives_in(pair: tuple[Node, Node]) -> None:
+def test_concurrent_changes_settle_alike_on_both_sides(pair: tuple[Node, Node]) -> None:
     alice, bob = pair
     alice_id, bob_id = str(alice.identity.identity_id), str(bob.identity.identity_id)
-    alice.agent.converse.disappear("bob", 60, now=T0)
-    bob.agent.converse.disappear("alice", 3600, now=T0 + 2)  # later: it wins on both sides
+    alice.agent.converse.disappear("bob", 60, now=T0 + 50)  # both at version 1, crossing:
+    bob.agent.converse.disappear("alice", 3600, now=T0)  # the greater identity id wins
     deliver(alice, bob)
     deliver(bob, alice)
-    assert alice.agent.conversations.timers.timer(bob_id) == 3600
-    assert bob.agent.conversations.timers.timer(alice_id) == 3600
+    winner = 60 if alice_id > bob_id else 3600
+    assert alice.agent.conversations.timers.timer(bob_id) == winner
+    assert bob.agent.conversations.timers.timer(alice_id) == winner
 
 
-def test_a_clock_in_the_future_does_not_pin_the_timer(pair: tuple[Node, Node]) -> None:
+def test_a_change_made_after_seeing_another_wins_whatever_the_clocks(
+    pair: tuple[Node, Node],
+) -> None:
+    alice, bob = pair
+    bob.agent.converse.disappear("alice", 3600, now=T0 + 50)  # bob's clock is ahead
+    deliver(bob, alice)
+    alice.agent.converse.disappear("bob", 60, now=T0 + 2)  # later, by a clock that is behind
+    deliver(alice, bob)
+    assert alice.agent.conversations.timers.timer(str(bob.identity.identity_id)) == 60
+    assert bob.agent.conversations.timers.timer(str(alice.identity.identity_id)) == 60
+
+
+def test_a_version_far_ahead_is_refused_and_an_old_one_ignored(pair: tuple[Node, Node]) -> None:
     alice, bob = pair
     alice_id = str(alice.identity.identity_id)
 
-    def timer_at(seconds: int, sent: float, now: float) -> object:
-        content = Content.control(TIMER_KIND, Timer(seconds).encode(), now_ms=int(sent * 1000))
+    def timer(seconds: int, version: int) -> object:
+        data = Timer(seconds, version).encode()
+        content = Content.control(TIMER_KIND, data, now_ms=int(T0 * 1000))
         message = MessageReceived(content, alice.identity.identity_id, b"", new=True)
-        return bob.agent.conversations.apply(message, now=now)
+        return bob.agent.conversations.apply(message, now=T0)
 
-    assert timer_at(60, T0 + 10**6, T0) is not None  # stamped far ahead: taken as now
-    assert timer_at(0, T0 + 1, T0 + 2) is not None  # a later change still wins
+    with pytest.raises(ConversationError) as ahead:  # would pin the timer against bob's changes
+        timer(60, MAX_TIMER_VERSION)
+    assert ahead.value.code == "malformed"
+    assert timer(60, 5) is not None
+    assert timer(30, 4) is None  # an older change arriving late
+    assert bob.agent.conversations.timers.timer(alice_id) == 60
+    bob.agent.converse.disappear("alice", 0, now=T0)  # bob's next change is version 6
     assert bob.agent.conversations.timers.timer(alice_id) is None
-    assert timer_at(30, T0 - 5, T0 + 3) is None  # an older one arriving late does not
-    assert bob.agent.conversations.timers.timer(alice_id) is None
+    alice_wins = alice_id > str(bob.identity.identity_id)  # a tie at version 6: by identity
+    assert (timer(90, 6) is not None) is alice_wins
+    assert bob.agent.conversations.timers.timer(alice_id) == (90 if alice_wins else None)
+
+
+def test_a_damaged_attachment_record_does_not_stop_the_expiry(pair: tuple[Node, Node]) -> None:
+    alice, _ = pair
+    alice.agent.converse.disappear("bob", 5, now=T0)
+    mid = alice.send("bob", "x")
+    alice.store.put_state("user.att." + bytes(mid).hex(), b"\xff not a record")
+    (gone,) = alice.agent.conversations.timers.expire(T0 + DAY)
+    assert (gone.message_id, gone.attachment) == (bytes(mid), None)
+    assert alice.store.get_state("user.att." + bytes(mid).hex()) is None

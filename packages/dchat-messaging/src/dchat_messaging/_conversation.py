@@ -14,8 +14,9 @@ message. Its ``data`` is the canonical encoding of one map:
 * ``conv.react`` ``{"id": message id, "e": emoji, "on": 0 | 1}``: add (1) or
   remove (0) the sender's reaction ``e`` (1 to :data:`MAX_EMOJI` characters).
 * ``conv.typing`` ``{"on": 0 | 1}``: the sender started or stopped typing.
-* ``conv.timer`` ``{"s": seconds}``: the sender set the conversation's
-  disappearing timer (1 to :data:`MAX_TIMER` seconds; 0 turns it off).
+* ``conv.timer`` ``{"s": seconds, "n": version}``: the sender set the
+  conversation's disappearing timer (1 to :data:`MAX_TIMER` seconds; 0 turns
+  it off); ``n`` counts the changes (1 to :data:`MAX_TIMER_VERSION`).
 
 Replies and forwards are fields of the text itself (``re``, ``fwd``; see
 :mod:`._content`). Anything else in a control of these kinds, or one too
@@ -47,6 +48,7 @@ __all__ = (
     "MAX_EMOJI",
     "MAX_RECEIPT_IDS",
     "MAX_TIMER",
+    "MAX_TIMER_VERSION",
     "REACT_KIND",
     "RECEIPT_KIND",
     "TIMER_KIND",
@@ -75,6 +77,8 @@ MAX_EMOJI: Final = 32
 """The longest reaction, in characters (an emoji with its modifiers)."""
 MAX_TIMER: Final = 365 * 86400
 """The longest disappearing timer, in seconds (a year)."""
+MAX_TIMER_VERSION: Final = 2**53
+"""The highest timer version (a counter of changes)."""
 _LIMITS: Final = DecodeLimits(max_size=48_000, max_depth=2, max_items=MAX_RECEIPT_IDS + 4)
 
 
@@ -141,13 +145,21 @@ class Typing:
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """The sender set the conversation's disappearing timer (``seconds``; 0: off)."""
+    """The sender set the conversation's disappearing timer (``seconds``; 0: off).
+
+    ``version`` orders changes (a Lamport counter: one above the highest the
+    sender had seen), so every device settles on the same timer without
+    trusting anyone's clock.
+    """
 
     seconds: int
+    version: int
 
     def encode(self) -> bytes:
         """The control payload."""
-        return canonical_encode({"s": check_timer(self.seconds)})
+        if not 1 <= self.version <= MAX_TIMER_VERSION:
+            raise ConversationError("malformed", "a timer version is 1 to 2**53")
+        return canonical_encode({"s": check_timer(self.seconds), "n": self.version})
 
 
 ConversationControl = Receipt | Edit | Delete | Reaction | Typing | Timer
@@ -207,7 +219,9 @@ def decode_conversation(kind: str, data: bytes) -> ConversationControl:
         if kind == TYPING_KIND:
             return Typing(Fields(value, "typing", frozenset({"on"})).get_int("on", hi=1) == 1)
         if kind == TIMER_KIND:
-            return Timer(check_timer(Fields(value, "timer", frozenset({"s"})).raw("s")))
+            f = Fields(value, "timer", frozenset({"s", "n"}))
+            version = f.get_int("n", lo=1, hi=MAX_TIMER_VERSION)
+            return Timer(check_timer(f.raw("s")), version)
     except (DecodeError, ValueError) as exc:
         if isinstance(exc, ConversationError):
             raise

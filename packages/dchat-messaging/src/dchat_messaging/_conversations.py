@@ -242,8 +242,7 @@ class Conversations:
                 return None
             return ConversationUpdate("typing", peer, by, detail={"on": control.on})
         if isinstance(control, Timer):
-            sent = message.content.sent_at_ms
-            if not self.timers.apply(control, peer, by, sent_ms=sent, now=now):
+            if not self.timers.apply(control, peer, by, now=now):
                 return None  # a later change is already held
             return ConversationUpdate("timer", peer, by, detail={"seconds": control.seconds})
         target = self._in_conversation(control.target, peer)

@@ -5,12 +5,14 @@ Theory of operation
 * **Setting.** Either participant sets the timer of a conversation
   (:meth:`Disappearing.set`); the ``conv.timer`` control goes to every device
   of the peer and, as a sent copy, to our other devices, like any control.
-  Each device applies it (:meth:`Disappearing.apply`) by *last writer wins*
-  on ``(time, identity id)``, so two users changing it at once end on the
-  same value everywhere whatever order their controls arrive in. The time
-  is the sender's clock, but never later than ours when it arrives: a peer
-  with a clock in the future cannot pin the timer against later changes.
-  The winning stamp is kept under ``conv.timer.<peer identity id>``.
+  Each change carries a version, one above the highest this device has seen
+  (a Lamport counter), and every device keeps the change with the greatest
+  ``(version, sender identity id)`` (:meth:`Disappearing.apply`): two users
+  changing it at once end on the same value everywhere, whatever order their
+  controls arrive in and whatever their clocks say. A version more than
+  :data:`MAX_STEP` above the one held is refused (``malformed``), so a peer
+  cannot spend the counter's range and pin the timer. The winning stamp is
+  kept under ``conv.timer.<peer identity id>``.
 * **Counting.** The timer itself lives in the store (``set_timer``), which
   stamps each text's expiry when its count starts: an incoming text when it
   is read here (or on another of our devices: their read receipt marks it
@@ -49,9 +51,11 @@ if TYPE_CHECKING:
 
     from ._contacts import UserStore
 
-__all__ = ("TIMER_PREFIX", "Disappearing", "Expired")
+__all__ = ("MAX_STEP", "TIMER_PREFIX", "Disappearing", "Expired")
 
 TIMER_PREFIX: Final = "conv.timer."
+MAX_STEP: Final = 1 << 16
+"""How far above the held version a received timer change may be."""
 EXPIRE_BATCH: Final = 500
 """The most texts one :meth:`Disappearing.expire` deletes (the next call takes the rest)."""
 _LIMITS: Final = DecodeLimits(max_size=1024, max_depth=1, max_items=8)
@@ -87,20 +91,20 @@ class Disappearing:
     def _stamp(self, peer: str) -> tuple[int, str]:
         stored = self._store.get_state(TIMER_PREFIX + peer)
         if stored is None:
-            return (-1, "")
+            return (0, "")
         try:
-            f = Fields(canonical_decode(stored, _LIMITS), "timer", frozenset({"s", "at", "by"}))
-            return f.get_int("at"), f.get_str("by", max_len=128)
+            f = Fields(canonical_decode(stored, _LIMITS), "timer", frozenset({"s", "n", "by"}))
+            return f.get_int("n"), f.get_str("by", max_len=128)
         except DchatError:
             raise RequestError("corrupt_state", "a stored timer stamp is malformed") from None
 
-    def _put(self, peer: str, seconds: int, at: int, by: str) -> bool:
-        """Take ``seconds`` if ``(at, by)`` is newer than the stamp held; say whether."""
-        if (at, by) <= self._stamp(peer):
+    def _put(self, peer: str, timer: Timer, by: str, now: float) -> bool:
+        """Take ``timer`` if ``(version, by)`` is above the stamp held; say whether."""
+        if (timer.version, by) <= self._stamp(peer):
             return False
-        stamp = {"s": seconds, "at": at, "by": by}
+        stamp = {"s": timer.seconds, "n": timer.version, "by": by}
         self._store.put_state(TIMER_PREFIX + peer, canonical_encode(stamp))
-        self._store.set_timer(peer, float(seconds) if seconds else None, at / 1000)
+        self._store.set_timer(peer, float(timer.seconds) if timer.seconds else None, now)
         return True
 
     def set(self, peer: str, seconds: int, *, by: str, now: float) -> Content:
@@ -110,16 +114,23 @@ class Disappearing:
             RequestError: ``invalid_request``: not 0 (off) to ``MAX_TIMER`` whole seconds.
         """
         try:
-            check_timer(seconds)
+            timer = Timer(check_timer(seconds), self._stamp(peer)[0] + 1)
+            data = timer.encode()
         except ConversationError as exc:
             raise RequestError("invalid_request", str(exc)) from None
-        at = max(int(now * 1000), self._stamp(peer)[0] + 1)  # ours is the latest word
-        self._put(peer, seconds, at, by)
-        return Content.control(TIMER_KIND, Timer(seconds).encode(), now_ms=int(now * 1000))
+        self._put(peer, timer, by, now)
+        return Content.control(TIMER_KIND, data, now_ms=int(now * 1000))
 
-    def apply(self, timer: Timer, peer: str, by: str, *, sent_ms: int, now: float) -> bool:
-        """Apply a received ``conv.timer``; False if a newer change is already held."""
-        return self._put(peer, timer.seconds, min(sent_ms, int(now * 1000)), by)
+    def apply(self, timer: Timer, peer: str, by: str, *, now: float) -> bool:
+        """Apply a received ``conv.timer``; False if a later change is already held.
+
+        Raises:
+            ConversationError: ``malformed``: a version over :data:`MAX_STEP`
+                above the one held.
+        """
+        if timer.version > self._stamp(peer)[0] + MAX_STEP:
+            raise ConversationError("malformed", "a timer version too far ahead")
+        return self._put(peer, timer, by, now)
 
     def expire(self, now: float) -> list[Expired]:
         """Delete the texts whose timer ran out by ``now`` (at most :data:`EXPIRE_BATCH`).
@@ -130,7 +141,11 @@ class Disappearing:
         gone: list[Expired] = []
         with self._store.transaction():
             for entry in self._store.expired_messages(now, EXPIRE_BATCH):
-                mid, attachment = entry.message_id, self._attachments.get(entry.message_id)
+                mid = entry.message_id
+                try:
+                    attachment = self._attachments.get(mid)
+                except (DchatError, ValueError):  # damaged: it goes with the text all the same
+                    attachment = None
                 gone.append(Expired(mid, entry.peer_id, entry.direction, attachment))
                 self._attachments.delete(mid)
                 self._forget_note(mid)

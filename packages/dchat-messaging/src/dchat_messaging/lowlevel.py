@@ -35,6 +35,7 @@ from ._controls import QueuedControl as QueuedControl
 from ._conversation import CONVERSATION_KINDS as CONVERSATION_KINDS
 from ._conversation import MAX_RECEIPT_IDS as MAX_RECEIPT_IDS
 from ._conversation import MAX_TIMER as MAX_TIMER
+from ._conversation import MAX_TIMER_VERSION as MAX_TIMER_VERSION
 from ._conversation import TIMER_KIND as TIMER_KIND
 from ._conversation import Delete as Delete
 from ._conversation import Edit as Edit
@@ -99,6 +100,7 @@ __all__ = (
     "MAX_ENVELOPE",
     "MAX_RECEIPT_IDS",
     "MAX_TIMER",
+    "MAX_TIMER_VERSION",
     "MessageEntry",
     "Notice",
     "OutboxEntry",
