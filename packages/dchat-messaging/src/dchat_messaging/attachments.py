@@ -364,6 +364,8 @@ class AttachmentKeeper:
         if now >= self._parts_due:
             self._parts_due = now + 3600.0
             self.drop_stale_parts(now)
+        if not self._log_dirty and not self.db.messages.expired(now, 1):
+            return []  # the usual second: one indexed read, no write transaction
         blobs: list[tuple[str, bytes]] = []
         parts: list[str] = []
         with self.db.transaction():
