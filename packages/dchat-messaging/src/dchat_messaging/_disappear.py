@@ -76,7 +76,7 @@ class Disappearing:
 
     Args:
         store: The node's store (the timer stamps are sealed state).
-        forget_note: Forgets what is noted about a text (``Conversations``).
+        forget_note: Forgets what is kept about a text: its note, its payment record.
     """
 
     def __init__(self, store: UserStore, forget_note: Callable[[bytes], None]) -> None:

@@ -82,11 +82,10 @@ class AttachmentService:
             entry = await self.entry(message_id)
             if entry.state != "pending" or entry.attachment.is_location:
                 return entry
-            att, owner = entry.attachment, str(self._user.identity.identity_id)
+            att, me, now = entry.attachment, str(self._user.identity.identity_id), self._user.now()
             part = self._dir / (att.blob_id.hex() + ".part")
             await fetch_blob_file(RelayAddress.parse(att.relay), att.blob_id, att.sealed_size, part)
-            receive = self.keeper.receive
-            return await self._user.run(receive, message_id, entry, part, owner, self._user.now())
+            return await self._user.run(self.keeper.receive, message_id, entry, part, me, now)
 
     async def content(self, entry: AttachmentEntry) -> AsyncGenerator[bytes, None]:
         """A stored attachment's bytes, chunk by chunk."""
