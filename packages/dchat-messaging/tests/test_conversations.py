@@ -4,9 +4,10 @@ Replies, forwards, edits, deletes, reactions, delivery and read receipts, and
 hostile controls (malformed, oversized, of others' texts, of unknown texts):
 each refused with a typed error and counted, nothing else in its batch lost.
 Disappearing messages (at the end): the ``conv.timer`` control, hostile
-values refused, the timer reaching both users and our other devices (last
-writer wins), texts counted from reading (theirs) or sending (ours), and the
-expiry deleting each text with its note and attachment record.
+values refused, the timer reaching both users and our other devices (the
+greatest version wins), texts counted from reading (theirs) or from the
+peer's read receipt (ours), and the expiry deleting each text with its note
+and attachment record.
 """
 
 from __future__ import annotations
