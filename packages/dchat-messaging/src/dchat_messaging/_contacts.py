@@ -91,6 +91,11 @@ class MessageEntry(Protocol):
         """Its place in storage order, to page from (None if the store has none)."""
         ...
 
+    @property
+    def expires_at(self) -> float | None:
+        """When its disappearing timer runs out, or None (no timer, or not started)."""
+        ...
+
 
 class ContactStore(Protocol):
     """Durable contacts and the listing of stored messages."""
@@ -122,6 +127,28 @@ class ContactStore(Protocol):
     def get_message(self, message_id: bytes) -> MessageEntry | None: ...
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
         """Record that the user read a message; False if it was read already."""
+        ...
+
+    def expired_messages(self, now: float, limit: int) -> Sequence[MessageEntry]:
+        """Up to ``limit`` messages whose ``expires_at`` is ``now`` or earlier."""
+        ...
+
+    def set_timer(self, peer: str, seconds: float | None, now: float) -> None:
+        """Set the disappearing timer of the conversation with ``peer`` (None: off).
+
+        Texts whose count starts later (an incoming one read here, an
+        outgoing one read by the peer) expire that many seconds after; an
+        outgoing one is stored with a fallback deadline (one day after sending,
+        or its timer if longer) in case no read receipt comes.
+        """
+        ...
+
+    def start_timer(self, message_id: bytes, at: float) -> bool:
+        """Start an outgoing text's count at ``at`` (keeping an earlier deadline)."""
+        ...
+
+    def timer_of(self, peer: str) -> float | None:
+        """The disappearing timer of the conversation with ``peer``, if it has one."""
         ...
 
     def remove_contact(self, identity_id: str) -> bool: ...

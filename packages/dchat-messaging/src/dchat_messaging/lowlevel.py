@@ -34,14 +34,20 @@ from ._content import MAX_CONTROL as MAX_CONTROL
 from ._controls import QueuedControl as QueuedControl
 from ._conversation import CONVERSATION_KINDS as CONVERSATION_KINDS
 from ._conversation import MAX_RECEIPT_IDS as MAX_RECEIPT_IDS
+from ._conversation import MAX_TIMER as MAX_TIMER
+from ._conversation import MAX_TIMER_VERSION as MAX_TIMER_VERSION
+from ._conversation import TIMER_KIND as TIMER_KIND
 from ._conversation import Delete as Delete
 from ._conversation import Edit as Edit
 from ._conversation import Reaction as Reaction
 from ._conversation import Receipt as Receipt
+from ._conversation import Timer as Timer
 from ._conversation import Typing as Typing
 from ._conversation import decode_conversation as decode_conversation
 from ._conversations import Conversations as Conversations
 from ._conversations import ConversationUpdate as ConversationUpdate
+from ._disappear import Disappearing as Disappearing
+from ._disappear import Expired as Expired
 from ._engine import outbox_id as outbox_id
 from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
@@ -83,14 +89,18 @@ __all__ = (
     "ConversationUpdate",
     "Conversations",
     "Delete",
+    "Disappearing",
     "Duplicate",
     "Edit",
+    "Expired",
     "MAX_AHEAD",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
     "MAX_ENVELOPE",
     "MAX_RECEIPT_IDS",
+    "MAX_TIMER",
+    "MAX_TIMER_VERSION",
     "MessageEntry",
     "Notice",
     "OutboxEntry",
@@ -106,6 +116,8 @@ __all__ = (
     "Receipt",
     "ReceiveStats",
     "SeenEnvelopes",
+    "TIMER_KIND",
+    "Timer",
     "Typing",
     "UserMailbox",
     "UserStore",

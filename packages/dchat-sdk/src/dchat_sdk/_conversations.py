@@ -53,6 +53,14 @@ class ConversationCalls:
         path = f"/v1/conversations/{_seg(peer)}/typing"
         return bool(obj(self._call("POST", path, {"on": on}))["sent"])
 
+    def disappear(self, peer: str, seconds: int) -> dict[str, Any]:
+        """Set the conversation's disappearing timer (0: off) on every device of both users.
+
+        Messages disappear ``seconds`` after they are read (ours: after they are sent).
+        """
+        path = f"/v1/conversations/{_seg(peer)}/disappear"
+        return obj(self._call("PUT", path, {"seconds": seconds}))
+
     def reply(self, to: str, message_id: str, text: str) -> str:
         """Send ``text`` to ``to`` quoting ``message_id``; returns the new message's id."""
         body = {"to": to, "text": text, "reply_to": message_id}

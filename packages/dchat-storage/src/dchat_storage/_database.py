@@ -13,7 +13,7 @@ from ._access import Access
 from ._attachments import AttachmentRepo
 from ._chain import ChainRepo
 from ._conversations import ConversationRepo
-from ._engine import create_sqlite_engine, translate_errors
+from ._engine import BUSY_TIMEOUT_S, create_sqlite_engine, translate_errors
 from ._errors import StorageUnavailableError
 from ._event_log import EventLog
 from ._keyring import unlock
@@ -251,6 +251,31 @@ class Database:
             with suppress(OSError):
                 total += os.stat(f"{self.path}{suffix}").st_size
         return total
+
+    def truncate_log(self) -> bool:
+        """Fold SQLite's write-ahead log into the file and truncate it (PostgreSQL: no-op).
+
+        ``secure_delete`` zeroes deleted rows in the pages a delete writes,
+        but the log still holds the older images of those pages until it is
+        overwritten: after deleting what must not stay on disk (an expired
+        disappearing message), this empties it. It waits at most a second
+        for readers on an older snapshot (holding the writer lock meanwhile).
+
+        Returns:
+            True if the log is empty now; False if a reader kept part of it
+            (call again later).
+        """
+        if self._access.dialect != "sqlite":
+            return True
+        with self._access.raw("truncate the write-ahead log") as dbapi_connection:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA busy_timeout=1000")
+                busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                cursor.close()
+        return int(busy) == 0
 
     def integrity_check(self) -> str:
         """Check the database; return ``"ok"`` when sound, else the problems found.

@@ -119,6 +119,19 @@ class EngineStore:
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
         return self._db.messages.mark_read(message_id, read_at)
 
+    def expired_messages(self, now: float, limit: int) -> list[MessageRecord]:
+        return self._db.messages.expired(now, limit)
+
+    def start_timer(self, message_id: bytes, at: float) -> bool:
+        return self._db.messages.start_timer(message_id, at)
+
+    def set_timer(self, peer: str, seconds: float | None, now: float) -> None:
+        self._db.conversations.set_timer(peer, seconds, now)
+
+    def timer_of(self, peer: str) -> float | None:
+        found = self._db.conversations.get(peer)
+        return None if found is None else found.disappear_after
+
     def remove_contact(self, identity_id: str) -> bool:
         return self._db.contacts.remove(identity_id)
 

@@ -15,7 +15,8 @@ upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
 and :func:`write_private` (a file replaced atomically and durably, mode 0600) with
 its reader :func:`read_private` (bounded in size), and a relay's blob store
 (:class:`RelayBlobStore`: sealed attachment files beside the mailboxes), and
-the upload type rules (:func:`check_type`, :func:`normalize_type`).
+the upload type rules (:func:`check_type`, :func:`normalize_type`), and
+:data:`SENT_HOLD` (how long a sent disappearing message waits for a read receipt).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ._event_log import EventLog as EventLog
 from ._local import ContactRepo as ContactRepo
 from ._local import IdentityRepo as IdentityRepo
 from ._mailbox import MailboxRepo as MailboxRepo
+from ._messages import SENT_HOLD as SENT_HOLD
 from ._messages import MessageRepo as MessageRepo
 from ._messages import OutboxRepo as OutboxRepo
 from ._postgres import is_postgres_target as is_postgres_target
@@ -82,6 +84,7 @@ __all__ = (
     "PrekeyRepo",
     "ReceiptRepo",
     "RelayBlobStore",
+    "SENT_HOLD",
     "SettingsRepo",
     "StorageKey",
     "TransactionDoomedError",
