@@ -83,6 +83,7 @@ from ._notices import Notices
 from ._outbox import Outbox
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
 from ._requests import MessageRequests
+from ._search import MessageSearch
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -220,6 +221,8 @@ class UserMessaging:
             store, self.contacts, self.engines, self.conversations, self.send_as
         )
         """Our user's conversation actions (edit, delete, react, reply, forward, read)."""
+        self.search = MessageSearch(store, self.contacts, self.conversations)
+        """Local full-text search over the stored texts."""
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
         # Per engine, the control messages handed out and not yet done: with a
