@@ -8,8 +8,11 @@ case-folded, split into runs of word characters, each at most
 (keyed BLAKE2b-256 under the database's ``search-term`` index key, derived
 with HKDF from the storage key like every other blind index, so it is
 unrelated to the keys of names, ids or payloads) beside the message's
-``seq``: one ``search_terms`` row per distinct term, written with the message
-in the same transaction (:func:`index_message`, one ``executemany``).
+``seq``: one row per distinct term, written with the message in the same
+transaction (``index_message``, one ``executemany``). They are written to
+``search_pending``, ordered by message, so storing a message appends to one
+B-tree instead of dirtying a page per word in a tree ordered by token; the
+next search moves them into ``search_terms`` in one pass (:meth:`SearchRepo.merge`).
 
 A query is cut the same way (:func:`query_terms`, bounded); the candidates
 are the messages that hold a row for every term (AND), newest first. The
@@ -35,12 +38,15 @@ from sqlalchemy import delete, func, insert, select
 from ._access import check_limit
 from ._errors import InvalidArgumentError
 from ._messages import MESSAGE_COLUMNS, message_record
+from ._prepared import Prepared
 from ._rowcodec import index_value
-from ._schema import Message, Meta, SearchTerm
+from ._schema import Message, Meta, SearchPending, SearchTerm
 from ._terms import READY_KEY, index_message, query_terms, term_token
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from sqlalchemy import Connection
 
     from ._access import Access
     from ._records import MessageRecord
@@ -49,6 +55,13 @@ __all__ = ("SearchRepo",)
 
 _READY: Final = b"v1"
 _BATCH: Final = 500
+# ``WHERE true``: SQLite needs it to parse ON CONFLICT after INSERT ... SELECT. A
+# conflict cannot arise (a message's rows are dropped before it is indexed again);
+# the clause only keeps a merge from failing the search if one ever did.
+_MERGE: Final = Prepared(
+    "INSERT INTO search_terms (term_ix, message_seq)"
+    " SELECT term_ix, message_seq FROM search_pending WHERE true ON CONFLICT DO NOTHING"
+)
 
 
 class SearchRepo:
@@ -90,6 +103,7 @@ class SearchRepo:
         check_limit(limit)
         if before is not None and before < 0:
             raise InvalidArgumentError(f"a cursor is never negative, got {before}")
+        self.merge()
         sealer = self._access.sealer
         tokens = [term_token(sealer, t) for t in terms]
         matching = (
@@ -109,6 +123,20 @@ class SearchRepo:
             rows = conn.execute(query_rows).all()
         return [message_record(sealer, row._mapping) for row in rows]
 
+    def merge(self) -> int:
+        """Move the rows of messages stored since the last search into the index proper.
+
+        Returns:
+            How many rows moved (none: no write transaction is opened).
+        """
+        with self._access.read("look for pending search rows") as conn:
+            if conn.execute(select(SearchPending.message_seq).limit(1)).first() is None:
+                return 0
+        with self._access.write("merge search rows") as conn:
+            moved = _MERGE.run(conn).rowcount
+            conn.execute(delete(SearchPending))
+        return int(moved)
+
     def reindex(self, message_id: bytes, text: str) -> bool:
         """Index ``text`` as the text of a stored message (an edit); False if not stored."""
         ix = index_value(self._access.sealer, "message-id", message_id)
@@ -116,17 +144,16 @@ class SearchRepo:
             seq = conn.execute(select(Message.seq).where(Message.message_ix == ix)).scalar()
             if seq is None:
                 return False
-            conn.execute(delete(SearchTerm).where(SearchTerm.message_seq == seq))
+            _drop_rows(conn, [int(seq)])
             index_message(conn, self._access.sealer, int(seq), text)
             return True
 
     def forget(self, message_id: bytes) -> int:
         """Drop a message's index rows (the message stays); returns how many went."""
         ix = index_value(self._access.sealer, "message-id", message_id)
-        seqs = select(Message.seq).where(Message.message_ix == ix)
         with self._access.write("forget indexed message") as conn:
-            statement = delete(SearchTerm).where(SearchTerm.message_seq.in_(seqs))
-            return int(conn.execute(statement).rowcount)
+            seq = conn.execute(select(Message.seq).where(Message.message_ix == ix)).scalar()
+            return 0 if seq is None else _drop_rows(conn, [int(seq)])
 
     def rebuild(self, text_of: Callable[[MessageRecord], str] | None = None) -> int:
         """Index every stored message again, then mark the index built.
@@ -151,7 +178,7 @@ class SearchRepo:
                     conn.execute(insert(Meta).values(name=READY_KEY, value=_READY))
                     return done
                 seqs = [row.seq for row in rows]
-                conn.execute(delete(SearchTerm).where(SearchTerm.message_seq.in_(seqs)))
+                _drop_rows(conn, seqs)
                 for row in rows:
                     record = message_record(sealer, row._mapping)
                     text = record.body if text_of is None else text_of(record)
@@ -159,6 +186,16 @@ class SearchRepo:
                 done, after = done + len(rows), seqs[-1]
 
     def count(self) -> int:
-        """Return the number of index rows (terms of all messages)."""
+        """Return the number of index rows (terms of all messages), merged or pending."""
         with self._access.read("count search index rows") as conn:
-            return int(conn.execute(select(func.count()).select_from(SearchTerm)).scalar_one())
+            return sum(
+                int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for table in (SearchTerm, SearchPending)
+            )
+
+
+def _drop_rows(conn: Connection, seqs: list[int]) -> int:
+    """Delete the index rows (merged and pending) of the messages ``seqs``; how many."""
+    merged = conn.execute(delete(SearchTerm).where(SearchTerm.message_seq.in_(seqs))).rowcount
+    pending = conn.execute(delete(SearchPending).where(SearchPending.message_seq.in_(seqs)))
+    return int(merged) + int(pending.rowcount)

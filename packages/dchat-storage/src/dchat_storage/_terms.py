@@ -16,7 +16,7 @@ from sqlalchemy import delete
 from ._errors import InvalidArgumentError
 from ._prepared import Prepared
 from ._rowcodec import index_value
-from ._schema import Meta, SearchTerm
+from ._schema import Meta, SearchPending, SearchTerm
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -47,7 +47,7 @@ MAX_QUERY_TERMS: Final = 16
 READY_KEY: Final = "search_index"
 _WORD: Final = re.compile(r"\w+")
 _INSERT: Final = Prepared(
-    "INSERT INTO search_terms (term_ix, message_seq) VALUES (:term_ix, :message_seq)"
+    "INSERT INTO search_pending (message_seq, term_ix) VALUES (:message_seq, :term_ix)"
 )
 
 
@@ -85,7 +85,11 @@ def term_token(sealer: Sealer, term: str) -> bytes:
 
 
 def index_message(conn: Connection, sealer: Sealer, seq: int, text: str) -> None:
-    """Write the index rows of message ``seq`` (in the caller's transaction)."""
+    """Write the index rows of message ``seq`` (in the caller's transaction).
+
+    They go to ``search_pending`` (appended in storage order, a page or two
+    per message); the next search merges them into ``search_terms``.
+    """
     terms = search_terms(text)[:MAX_MESSAGE_TERMS]
     if terms:
         _INSERT.many(conn, [{"term_ix": term_token(sealer, t), "message_seq": seq} for t in terms])
@@ -94,4 +98,5 @@ def index_message(conn: Connection, sealer: Sealer, seq: int, text: str) -> None
 def drop_search_index(conn: Connection) -> None:
     """Delete every index row and mark the index unbuilt (the keys changed)."""
     conn.execute(delete(SearchTerm))
+    conn.execute(delete(SearchPending))
     conn.execute(delete(Meta).where(Meta.name == READY_KEY))

@@ -119,3 +119,14 @@ def test_bad_limit_or_cursor_is_refused(db: Database) -> None:
         db.search.candidates("x", limit=0)
     with pytest.raises(InvalidArgumentError):
         db.search.candidates("x", before=-1)
+
+
+def test_new_rows_wait_in_storage_order_until_a_search_merges_them(db: Database) -> None:
+    _add(db, 1, "alpha beta")
+    assert _found(db, "alpha") == ["alpha beta"]  # the search merged the pending rows
+    assert db.search.merge() == 0
+    _add(db, 2, "alpha gamma")
+    assert db.search.merge() == 2
+    _add(db, 3, "alpha delta")  # pending, beside merged rows: both are searched
+    assert _found(db, "alpha") == ["alpha delta", "alpha gamma", "alpha beta"]
+    assert db.search.count() == 6

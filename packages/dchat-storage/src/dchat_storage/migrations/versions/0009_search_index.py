@@ -6,7 +6,9 @@ Create Date: 2026-12-07
 
 ``search_terms`` holds one row per distinct word of a stored message: the
 word's blind index (keyed BLAKE2b under the database's ``search-term`` index
-key) and the message's ``seq``; rows go with their message (ON DELETE
+key) and the message's ``seq``, clustered by token; ``search_pending`` the
+same rows for messages stored since the last search, clustered by message
+(the next search merges them). Rows go with their message (ON DELETE
 CASCADE). The index of messages stored before this revision is built the
 first time a search runs (``storage_meta`` ``search_index`` marks it built).
 Frozen snapshot: the table is spelled out here.
@@ -40,8 +42,22 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_search_terms_message_seq", "search_terms", ["message_seq"])
+    op.create_table(
+        "search_pending",
+        sa.Column("message_seq", _SEQ, nullable=False),
+        sa.Column("term_ix", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_seq"],
+            ["messages.seq"],
+            name="fk_search_pending_message_seq_messages",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("message_seq", "term_ix", name="pk_search_pending"),
+        sqlite_with_rowid=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("search_pending")
     op.drop_index("ix_search_terms_message_seq", "search_terms")
     op.drop_table("search_terms")
