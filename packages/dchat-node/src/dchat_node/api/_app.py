@@ -46,6 +46,7 @@ from ._metrics import add_metrics_route
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
+from ._search import add_search_routes
 from ._socket import add_socket_route
 from ._validator import add_chain_routes
 
@@ -174,6 +175,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_request_routes(app, node, auth)
     add_message_routes(app, node, auth)
     add_conversation_routes(app, node, auth)
+    add_search_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
