@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -98,6 +99,34 @@ def index_only(bodies: list[str]) -> float:
     return (time.process_time() - cpu) / len(bodies) * 1e6
 
 
+def scan_all(db: Database, query: str, count: int) -> float:
+    """ms to search without an index: open every sealed row and check its text."""
+    wanted = set(search_terms(query))
+    start = time.perf_counter()
+    found = [m for m in db.messages.list(limit=count) if wanted <= set(search_terms(m.body))]
+    assert len(found) == 1
+    return (time.perf_counter() - start) * 1000
+
+
+def index_bytes(workdir: Path, bodies: list[str]) -> float:
+    """Bytes of database pages in use per message that the index adds (once merged)."""
+    sizes = []
+    for indexed in (False, True):
+        path = workdir / f"size-{indexed}.sqlite3"
+        no_index = mock.patch.object(messages_module, "index_message", return_value=None)
+        with open_database(path, key=StorageKey.generate()) as db:
+            with contextlib.nullcontext() if indexed else no_index:
+                store(db, bodies, 0, batch=500)
+            db.search.merge()
+        with contextlib.closing(sqlite3.connect(path)) as raw:  # closed: WAL checkpointed
+            pages, free, size = (
+                raw.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("page_count", "freelist_count", "page_size")
+            )
+        sizes.append((pages - free) * size)  # pages in use (the merge frees pending ones)
+    return (sizes[1] - sizes[0]) / len(bodies)
+
+
 def latencies(db: Database, query: str, count: int) -> tuple[float, float]:
     """(median, p99) ms of ``count`` searches."""
     samples = []
@@ -141,7 +170,11 @@ def main(argv: list[str] | None = None) -> None:
             rare = latencies(db, "zanzibarquux", args.queries)
             common = latencies(db, "common", args.queries)
             rows_per_message = db.search.count() / args.messages
-    text = report(args, rounds, (alone, merge), terms, (rare, common), rows_per_message)
+            scan = scan_all(db, "zanzibarquux", args.messages)
+        size = index_bytes(workdir, many)
+    text = report(
+        args, rounds, (alone, merge), terms, (rare, common, scan), (rows_per_message, size)
+    )
     publish(NAME, text, args)
 
 
@@ -154,10 +187,10 @@ def report(
     rounds: dict[tuple[int, bool], list[tuple[float, float]]],
     parts: tuple[float, float],
     terms: float,
-    searches: tuple[tuple[float, float], tuple[float, float]],
-    rows: float,
+    searches: tuple[tuple[float, float], tuple[float, float], float],
+    sizes: tuple[float, float],
 ) -> str:
-    (alone, merge), (rare, common) = parts, searches
+    (alone, merge), (rare, common, scan), (rows, size) = parts, searches, sizes
     table = []
     for batch in BATCHES:
         with_cpu, without_cpu = _median(rounds[batch, True], 0), _median(rounds[batch, False], 0)
@@ -183,13 +216,15 @@ def report(
         f"| - | terms + tokens alone (no database) | {alone:.1f} | - |",
         f"| - | merged into `search_terms` later (by a search) | {merge:.1f} | - |",
         "",
-        f"Search over {args.messages} stored texts ({rows:.1f} index rows per text),"
-        f" `candidates(query, limit=20)`, {args.queries} queries:",
+        f"Search over {args.messages} stored texts ({rows:.1f} index rows per text, {size:.0f}"
+        f" bytes of database pages in use per text), `candidates(query, limit=20)`, {args.queries}"
+        " queries:",
         "",
         "| query | median ms | p99 ms |",
         "|---|---|---|",
         f"| a word in one text | {rare[0]:.2f} | {rare[1]:.2f} |",
         f"| a word in every text | {common[0]:.2f} | {common[1]:.2f} |",
+        f"| no index: open every sealed row, check its text (once) | {scan:.0f} | - |",
         END,
     ]
     return "\n".join(lines)
