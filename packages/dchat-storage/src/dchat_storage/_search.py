@@ -7,7 +7,7 @@ case-folded, split into runs of word characters, each at most
 :data:`MAX_TERM_CHARS`, distinct). Each term is stored as its blind index
 (keyed BLAKE2b-256 under the database's ``search-term`` index key, derived
 with HKDF from the storage key like every other blind index, so it is
-unrelated to the keys of names, ids or payloads) beside the message's
+unrelated to the keys of names, ids or payloads; cut to 128 bits) beside the message's
 ``seq``: one row per distinct term, written with the message in the same
 transaction (``index_message``, one ``executemany``). They are written to
 ``search_pending``, ordered by message, so storing a message appends to one
