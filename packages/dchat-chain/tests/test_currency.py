@@ -7,7 +7,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dchat_chain import ChainArgumentError, CurrencyChainApp, Transaction
-from dchat_chain.lowlevel import BlockContext, InvalidEvidenceError, validator_id_of, verify_proof
+from dchat_chain.lowlevel import (
+    BlockContext,
+    ChainAnswerError,
+    InvalidEvidenceError,
+    PaymentRecord,
+    decode_payment_record,
+    payment_key,
+    validator_id_of,
+    verify_proof,
+)
 from dchat_core import canonical_decode, canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
 
@@ -207,6 +216,41 @@ def test_queries_prove_committed_accounts() -> None:
     assert result.app_hash == chain.app.app_hash
     assert verify_proof(result.app_hash, result.key, result.value, result.proof)
     assert result.value == (10_001).to_bytes(8, "big") + bytes(8)
+
+
+def test_a_transfer_ref_is_recorded_once_with_a_proof() -> None:
+    chain = Chain()
+    ref = bytes(range(32))
+    assert chain.run(A, "transfer", {"to": PK[B], "amount": 25, "ref": ref}) == 0
+    result = chain.app.query(payment_key(ref))
+    assert result.value is not None
+    assert verify_proof(result.app_hash, result.key, result.value, result.proof)
+    assert decode_payment_record(result.value) == PaymentRecord(PK[A], PK[B], 25)
+    # The same reference pays once: refused (code 9), its amount stays, the fee is paid.
+    assert chain.run(B, "transfer", {"to": PK[B], "amount": 7, "ref": ref}) == 9
+    assert decode_payment_record(chain.app.query(payment_key(ref)).value or b"").amount == 25
+    assert chain.balance(B) == 10_025
+    # A failed transfer (too little money) records nothing.
+    other = bytes(32)
+    assert chain.run(A, "transfer", {"to": PK[B], "amount": 10**9, "ref": other}) == 6
+    assert chain.app.query(payment_key(other)).value is None
+    # A reference of the wrong size is a malformed body.
+    assert chain.run(A, "transfer", {"to": PK[B], "amount": 1, "ref": b"short"}) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"\xa0",
+        canonical_encode({"amt": 0, "from": bytes(32), "to": bytes(32)}),
+        canonical_encode({"amt": 1, "from": bytes(31), "to": bytes(32)}),
+        canonical_encode({"amt": 1, "from": bytes(32), "to": bytes(32), "x": 1}),
+    ],
+)
+def test_a_malformed_payment_record_is_an_answer_error(value: bytes) -> None:
+    with pytest.raises(ChainAnswerError):
+        decode_payment_record(value)
 
 
 def test_bad_genesis_documents_are_refused() -> None:

@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import MessageId, canonical_encode
-from dchat_identity import ContactCard, Identity
 from dchat_messaging import (
     Content,
     ConversationError,
@@ -32,69 +31,21 @@ from dchat_messaging.lowlevel import (
     Edit,
     Reaction,
     Receipt,
-    UserStore,
     decode_conversation,
 )
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_storage import Database, EngineStore, open_database
 from dchat_storage.lowlevel import StorageKey
+from dchat_testing import AGENT_T0, AgentNode, agent_pair, deliver_mail
 
-T0 = 1_000_000.0
-RELAY = "127.0.0.1:7400"
-
-
-class Node:
-    """One user node's messaging; its prekeys published to ``bundles``."""
-
-    def __init__(
-        self, name: str, bundles: dict[bytes, bytes], store: UserStore | None = None
-    ) -> None:
-        self.identity = Identity.generate()
-        self.card = ContactCard.issue(self.identity, name=name, relay=RELAY)
-        self.store: Any = store or MemoryMessageStore()
-        self.agent = UserMessaging(self.store)
-        self.agent.engines.set_main(self.identity, self.card)
-        engine = self.agent.engines.main()
-        assert engine is not None
-        self.engine = engine
-        self.bundles = bundles
-        upload = engine.prekey_upload(held=None, now=T0)
-        assert upload is not None
-        bundles[bytes(self.card.mailbox)] = upload.last_resort
-
-    def send(self, to: str, text: str) -> MessageId:
-        content = Content.text_message(text, now_ms=int(T0 * 1000))
-        self.agent.send_as(self.agent.contacts.find(to), content, now=T0)
-        return content.message_id
-
-    def outgoing(self) -> list[tuple[bytes, bytes]]:
-        """Every queued envelope as ``(mailbox, envelope)``, taken out of the outbox."""
-        for engine, device in self.agent.bundles_due(T0):
-            self.agent.bundle_received(engine, device, self.bundles[bytes(device.mailbox)], now=T0)
-        entries = list(self.agent.outbox.due(T0 + 3600, 1000))
-        for entry in entries:
-            self.agent.delivered(entry.message_id)
-        return [(entry.mailbox, entry.envelope) for entry in entries]
-
-    def row(self, message_id: MessageId) -> dict[str, object]:
-        entry = self.store.get_message(bytes(message_id))
-        assert entry is not None
-        return self.agent.conversations.row(entry)
-
-
-def deliver(src: Node, dst: Node) -> list[object]:
-    """Move ``src``'s queued mail for ``dst`` into ``dst`` as one batch; its updates."""
-    mine = [env for box, env in src.outgoing() if box == bytes(dst.card.mailbox)]
-    return list(dst.agent.accept_many(dst.engine, mine, now=T0 + 1).updates)
+T0 = AGENT_T0
+Node = AgentNode
+deliver = deliver_mail
 
 
 @pytest.fixture
 def pair() -> tuple[Node, Node]:
-    bundles: dict[bytes, bytes] = {}
-    alice, bob = Node("alice", bundles), Node("bob", bundles)
-    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
-    bob.agent.contacts.add("alice", alice.card.to_text(), now=T0)
-    return alice, bob
+    return agent_pair()
 
 
 def test_texts_are_marked_delivered_then_read(pair: tuple[Node, Node]) -> None:
@@ -360,13 +311,8 @@ def test_delivery_receipts_to_one_sender_come_at_most_once_a_second(
 @pytest.fixture
 def stored(tmp_path: Path) -> Iterator[tuple[Node, Node, Database, Database]]:
     """alice and bob over sealed node databases (the real search index)."""
-    bundles: dict[bytes, bytes] = {}
     dbs = [open_database(tmp_path / f"{n}.sqlite3", key=StorageKey.generate()) for n in "ab"]
-    alice, bob = (
-        Node(n, bundles, EngineStore(d)) for n, d in zip(("alice", "bob"), dbs, strict=True)
-    )
-    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
-    bob.agent.contacts.add("alice", alice.card.to_text(), now=T0)
+    alice, bob = agent_pair((EngineStore(dbs[0]), EngineStore(dbs[1])))
     yield alice, bob, dbs[0], dbs[1]
     for d in dbs:
         d.close()

@@ -19,29 +19,17 @@ from dchat_messaging import (
 )
 from dchat_messaging.lowlevel import PUT_TOKEN_KIND, PutTokens
 from dchat_messaging.testing import MemoryMessageStore
+from dchat_testing import AGENT_T0, AgentNode
 
-T0 = 1_000_000.0
+T0 = AGENT_T0
 RELAY = "127.0.0.1:7400"
 QUIET = "user.quiet_contacts"  # the stored key is part of a node's data directory
 
 
-class Node:
+class Node(AgentNode):
     """One user node's messaging, its prekeys published to ``bundles``."""
 
-    def __init__(self, name: str, bundles: dict[bytes, bytes]) -> None:
-        self.identity = Identity.generate()
-        self.card = ContactCard.issue(self.identity, name=name, relay=RELAY)
-        self.store = MemoryMessageStore()
-        self.agent = UserMessaging(self.store)
-        self.agent.engines.set_main(self.identity, self.card)
-        engine = self.agent.engines.main()
-        assert engine is not None
-        self.engine = engine
-        upload = engine.prekey_upload(held=None, now=T0)
-        assert upload is not None
-        bundles[bytes(self.card.mailbox)] = upload.last_resort
-
-    def send(self, to: ContactCard, text: str) -> None:
+    def send(self, to: ContactCard, text: str) -> None:  # type: ignore[override]
         content = Content.text_message(text, now_ms=int(T0 * 1000))
         self.agent.engines.send(self.engine, to, content, now=T0, copies=True)
 

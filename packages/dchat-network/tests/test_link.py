@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from dchat_core import NodeId, canonical_encode
 from dchat_crypto import HandshakeState, PrivateKey, SigningKey
 from dchat_crypto.hazmat import NoiseTransport
-from dchat_network import DEFAULT_MAX_MESSAGE, HandshakeFailedError, LinkProtocolError
+from dchat_network import (
+    DEFAULT_MAX_MESSAGE,
+    HandshakeFailedError,
+    LinkProtocolError,
+    RelayBusyError,
+)
 from dchat_network.lowlevel import (
     FrameTooLargeError,
     HandshakeComplete,
@@ -21,6 +26,7 @@ from dchat_network.lowlevel import (
     LinkState,
     LinkStateError,
     MessageReceived,
+    refusal_frame,
 )
 from dchat_testing import pump_link
 
@@ -479,3 +485,50 @@ def test_garbage_after_the_handshake_fails_the_link(garbage: bytes, framed: bool
     feed_until_error(server, frame(garbage) if framed else garbage)
     assert not any(isinstance(e, MessageReceived) for e in events(server))
     assert_dead(server)
+
+
+# -- refusing a connection before the handshake ------------------------------------------
+
+
+def test_a_refusal_frame_raises_busy_at_the_dialer_with_its_reason_and_wait() -> None:
+    dialer = LinkConnection(initiator=True, node_key=SigningKey.generate())
+    dialer.data_to_send()  # message 1, which the listener reads and does not answer
+    with pytest.raises(RelayBusyError) as caught:
+        dialer.receive_data(refusal_frame("source_connections", 1500))
+    assert (caught.value.reason, caught.value.retry_after) == ("source_connections", 1.5)
+    assert dialer.state is LinkState.ERROR  # terminal: nothing more is read or sent
+
+
+def test_a_refusal_frame_is_shorter_than_any_handshake_message_two() -> None:
+    frame = refusal_frame("a" + "_" * 31, 3_600_000)  # the longest refusal there is
+    responder = LinkConnection(initiator=False, node_key=SigningKey.generate())
+    dialer = LinkConnection(initiator=True, node_key=SigningKey.generate())
+    responder.receive_data(dialer.data_to_send())
+    message_two = responder.data_to_send()
+    assert len(frame) - 2 <= 64 < 96 <= len(message_two) - 2
+
+
+@pytest.mark.parametrize(
+    ("reason", "retry"), [("", 1), ("Busy", 1), ("x" * 33, 1), ("busy", 0), ("busy", 3_600_001)]
+)
+def test_a_listener_cannot_write_a_malformed_refusal(reason: str, retry: int) -> None:
+    with pytest.raises(ValueError, match=r"refusal reason|retry must be"):
+        refusal_frame(reason, retry)
+
+
+@given(st.binary(max_size=64))
+@settings(max_examples=300)
+def test_any_short_first_answer_is_a_typed_busy_or_a_failed_handshake(body: bytes) -> None:
+    dialer = LinkConnection(initiator=True, node_key=SigningKey.generate())
+    dialer.data_to_send()
+    with pytest.raises((RelayBusyError, HandshakeFailedError)):
+        dialer.receive_data(len(body).to_bytes(2, "big") + body)
+    assert dialer.state is LinkState.ERROR
+
+
+def test_a_responder_never_takes_a_short_frame_for_a_refusal() -> None:
+    # Only a dialer waiting for message 2 reads refusals: a listener given one
+    # as message 1 fails the handshake as for any other garbage.
+    responder = LinkConnection(initiator=False, node_key=SigningKey.generate())
+    with pytest.raises(HandshakeFailedError):
+        responder.receive_data(refusal_frame("connections", 10))

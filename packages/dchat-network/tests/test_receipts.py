@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -301,3 +303,34 @@ def test_a_full_book_drops_its_oldest_receipt_and_keeps_few_batches() -> None:
         roots.append(sealed.root)
     assert book.answer(roots[0], 0) is None  # dropped: only the last two are kept
     assert book.answer(roots[2], 0) is not None
+
+
+def test_receipts_taken_while_another_thread_records_handed_entries_are_not_refused() -> None:
+    # The relay host records handed entries in its read worker while receipts are
+    # taken in its commit worker. A receipt for entries handed earlier must never
+    # be refused because the other thread was updating the owner's record.
+    book = ReceiptBook(RELAY_ID, max_pending=100_000)
+    stop = threading.Event()
+
+    def record() -> None:  # the same entry again and again: the record does not grow
+        while not stop.is_set():
+            book.handed(BOX, [b"\xee" * 32])
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    recorder = threading.Thread(target=record)
+    recorder.start()
+    refused = 0
+    try:
+        for i in range(400):
+            entry = (10**9 + i).to_bytes(32, "big")
+            book.handed(BOX, [entry])
+            try:
+                book.take(BOX, DeliveryReceipt.sign(BOB, RELAY_ID, [entry]).to_bytes())
+            except ProbeError:
+                refused += 1
+    finally:
+        stop.set()
+        recorder.join(WAIT)
+        sys.setswitchinterval(before)
+    assert refused == 0

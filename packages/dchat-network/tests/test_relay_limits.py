@@ -19,6 +19,7 @@ from dchat_network import (
     RelayProtocolError,
     RelayReply,
     RelayServer,
+    _relay_limits,
 )
 from dchat_network._relay_limits import entry_id_of, source_of
 from dchat_network.lowlevel import (
@@ -135,7 +136,9 @@ _ops = st.lists(st.tuples(st.booleans(), st.integers(0, 3)), max_size=200)
 def test_connection_counts_follow_any_sequence_of_opens_and_closes(
     ops: list[tuple[bool, int]],
 ) -> None:
-    limits = RelayLimits(max_connections=5, max_connections_per_source=2, max_refusing=2)
+    limits = RelayLimits(
+        max_connections=5, max_connections_per_source=2, max_refusing=2, source_handshakes=0
+    )
     guard = RelayGuard(limits)
     open_: list[tuple[str, str | None]] = []
     for opening, host in ops:
@@ -393,3 +396,45 @@ def test_zero_turns_caps_and_rates_off() -> None:
     limits = RelayLimits(max_connections=0, max_connections_per_source=0, link_puts=0)
     guard = RelayGuard(limits)
     assert all(guard.connect("10.0.0.1", 0.0) is None for _ in range(100))
+
+
+def test_a_source_starting_connections_too_fast_is_refused_until_its_bucket_refills() -> None:
+    guard = RelayGuard(RelayLimits(source_handshakes=2, burst=2, max_connections_per_source=0))
+    verdicts = [guard.connect("10.0.0.1", 0.0) for _ in range(6)]
+    assert verdicts == [None] * 4 + ["source_rate"] * 2  # a burst of 2 s at 2/s
+    assert guard.connect("10.0.0.2", 0.0) is None  # another source has its own bucket
+    assert guard.retry_after("10.0.0.1", "source_rate", 0.0) == pytest.approx(0.5)
+    assert guard.retry_after("10.0.0.1", "source_connections", 0.0) == 1.0  # connection_retry
+    assert guard.connect("10.0.0.1", 0.5) is None  # one more token after half a second
+    assert guard.refusals["source_rate"] == 2
+    for verdict in verdicts:
+        guard.disconnect("10.0.0.1", verdict, 0.5)
+    guard.disconnect("10.0.0.1", None, 0.5)
+    guard.disconnect("10.0.0.2", None, 0.5)
+    # 10.0.0.2's bucket refilled and is forgotten; 10.0.0.1's is not full yet, so
+    # closing and reconnecting refills nothing.
+    assert guard.sources() == 1
+    assert guard.connect("10.0.0.1", 0.5) == "source_rate"
+    guard.disconnect("10.0.0.1", "source_rate", 0.5)
+    assert guard.connect("10.0.0.1", 100.0) is None
+    guard.disconnect("10.0.0.1", None, 101.0)  # its bucket is full again at its last close
+    assert guard.sources() == 0
+
+
+def test_the_connection_rate_can_be_turned_off() -> None:
+    guard = RelayGuard(RelayLimits(source_handshakes=0, max_connections_per_source=0))
+    assert all(guard.connect("10.0.0.1", 0.0) is None for _ in range(1000))
+
+
+def test_the_connection_rate_book_forgets_refilled_sources_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_relay_limits, "_MAX_RATE_SOURCES", 100)
+    guard = RelayGuard(RelayLimits(source_handshakes=1, burst=1))
+    for host in range(100):  # each source connects once and leaves: its bucket is not full
+        guard.disconnect(f"10.1.0.{host}", guard.connect(f"10.1.0.{host}", 0.0), 0.0)
+    assert guard.sources() == 100
+    assert guard.connect("10.2.0.1", 0.5) is None  # the book is full, nothing refilled yet
+    assert guard.sources() == 101
+    assert guard.connect("10.2.0.2", 5.0) is None  # everyone refilled: forgotten
+    assert guard.sources() == 2

@@ -19,11 +19,17 @@ from dchat_network import (
     LinkClosedError,
     LinkStats,
     LinkTimeoutError,
+    RelayBusyError,
     connect,
     open_link,
     serve_links,
 )
-from dchat_network.lowlevel import FrameTooLargeError, LinkConnection
+from dchat_network.lowlevel import (
+    ConnectionGate,
+    FrameTooLargeError,
+    LinkConnection,
+    refusal_frame,
+)
 from dchat_testing import wait_until_async
 
 CLIENT, SERVER, OTHER = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
@@ -48,6 +54,7 @@ async def server(
     handler: Callable[[Link], Awaitable[None]] = echo,
     handshake_timeout: float = 5.0,
     stats: LinkStats | None = None,
+    gate: ConnectionGate | None = None,
 ) -> AsyncIterator[tuple[str, int]]:
     async with trio.open_nursery() as nursery:
         with trio.fail_after(WAIT):
@@ -59,6 +66,7 @@ async def server(
                     node_key=SERVER,
                     handshake_timeout=handshake_timeout,
                     stats=stats,
+                    gate=gate,
                     task_status=task_status,
                 )
             )
@@ -357,3 +365,47 @@ async def test_aclose_is_bounded_even_if_the_stream_hangs(autojump_clock: object
         await client.aclose()
     assert trio.current_time() - start == pytest.approx(1, abs=0.01)
     await server.aclose()
+
+
+class OneAtATime:
+    """A gate that admits one connection at a time and refuses the rest (``connections``)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.closed: list[str | None] = []
+
+    def connect(self, address: str) -> str | None:
+        if self.open:
+            return "connections"
+        self.open += 1
+        return None
+
+    def retry_ms(self, address: str, verdict: str) -> int:
+        return 2500
+
+    def disconnect(self, address: str, verdict: str | None) -> None:
+        self.open -= verdict is None
+        self.closed.append(verdict)
+
+
+async def test_a_refused_connection_gets_a_refusal_frame_instead_of_a_handshake() -> None:
+    gate = OneAtATime()
+    async with server(gate=gate) as address:
+        with trio.fail_after(WAIT):
+            admitted = await connect(*address, node_key=CLIENT)
+            # A dialer over the cap gets busy, with the gate's reason and wait ...
+            with pytest.raises(RelayBusyError) as caught:
+                await connect(*address, node_key=OTHER)
+            assert (caught.value.reason, caught.value.retry_after) == ("connections", 2.5)
+            # ... and the listener answered its message 1 with the refusal frame and
+            # nothing else: no handshake message 2, so no public-key work.
+            raw = await trio.open_tcp_stream(*address)
+            dialer = LinkConnection(initiator=True, node_key=OTHER)
+            await raw.send_all(dialer.data_to_send())
+            assert await wait_for_close(raw) == refusal_frame("connections", 2500)
+            await raw.aclose()
+            assert await admitted.request(b"still served") == b"still served"
+            await admitted.aclose()
+        await wait_until_async(lambda: len(gate.closed) == 3, timeout=WAIT, what="closes")
+        assert sorted(gate.closed, key=str) == [None, "connections", "connections"]
+        await assert_served(address)  # the cap is free again

@@ -106,6 +106,10 @@ async def connect(args: argparse.Namespace) -> Counter[str]:
     async def attempt(wave: _Wave) -> None:
         try:
             session, own = await _session(args)
+        except RelayBusyError as exc:  # refused before the handshake
+            counts[_outcome(exc)] += 1
+            wave.answer()
+            return
         except (DchatNetworkError, OSError) as exc:
             counts[f"connect_{type(exc).__name__}"] += 1
             wave.answer()
@@ -163,10 +167,13 @@ async def slowloris(args: argparse.Namespace) -> dict[str, object]:
         await session.aclose()
 
     async with trio.open_nursery() as nursery:
-        for _ in range(args.half_open):
-            nursery.start_soon(half_open)
+        # The idle links first: they need a handshake, within the source's
+        # connection rate; a half-open connection refused by it is closed too.
         for _ in range(args.idle):
             nursery.start_soon(idle)
+        await trio.sleep(0.5)
+        for _ in range(args.half_open):
+            nursery.start_soon(half_open)
     return {
         "half_open_closed": len(closed_after),
         "half_open_max_s": max(closed_after, default=0.0),

@@ -54,7 +54,11 @@ DRIVER = Path(__file__).with_name("_abuse_driver.py")
 LIMITS = {
     "max_connections": 1000,
     "max_connections_per_source": 200,
-    "max_refusing": 64,
+    "max_refusing": 512,
+    # With burst 1: a source may start 100 connections at once, then 100 a
+    # second; the slowloris attacker opens its 50 idle links first, so they
+    # all get their handshake and show the idle timeout at work.
+    "source_handshakes": 100.0,
     "link_puts": 100.0,
     "link_bytes": 1024.0 * 1024,
     "source_puts": 200.0,
@@ -245,8 +249,11 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     assert set(flood) <= {"stored", "quota", "busy_rate", "pow"}
     connections = results["2,000 connections"]
     assert sum(connections.values()) == 2000
-    assert connections["busy_source_connections"] >= 2000 - 8 * 200
-    assert set(connections) <= {"served", "busy_source_connections"}  # none dropped unanswered
+    # Refused before their handshake: over the per-source cap, or starting
+    # connections faster than the source's rate (source_handshakes).
+    refused = connections.get("busy_source_connections", 0) + connections["busy_source_rate"]
+    assert refused >= 2000 - 8 * 200
+    assert set(connections) <= {"served", "busy_source_connections", "busy_source_rate"}
     loris = results["slowloris"]
     assert loris["half_open_closed"] == 100
     assert loris["half_open_max_s"] <= LIMITS["handshake_timeout"] + SLACK
@@ -266,10 +273,13 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
         for (name, labels), value in found.items()
         if name == "dchat_relay_connection_refusals_total"
     }
-    assert closed["source_connections"] >= connections["busy_source_connections"]
+    assert closed.get("source_connections", 0) >= connections.get("busy_source_connections", 0)
+    assert closed["source_rate"] >= connections["busy_source_rate"]
     assert closed["first_request_timeout"] >= 50
     handshakes = found["dchat_link_handshake_failures_total", (("kind", "LinkTimeoutError"),)]
-    assert handshakes >= 100
+    # The half-open connections that got a handshake were closed by its timeout
+    # (the source's rate let most of the 100 through; the rest were refused).
+    assert handshakes >= 50
 
     # Honest traffic: the issue asks for p99 within 3x of quiet. That does not
     # hold on this shared 2-core machine, so it is not what is asserted. Measured

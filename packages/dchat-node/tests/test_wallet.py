@@ -1,21 +1,28 @@
 """``dchat wallet`` against four real validator processes (one testnet for the module).
 
 Rapid transfers queue behind each other with the node's pending nonce; a replayed
-nonce is refused with its typed error.
+nonce is refused with its typed error. Alice pays Bob inside a conversation
+(``dchat pay``, two user nodes and a relay beside the validators); Bob's node
+shows it paid once its light client proved the transfer, and refuses a forged
+and a replayed payment message.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner
+
+if TYPE_CHECKING:
+    from dchat_messaging import SealedEnvelope
 
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
@@ -24,12 +31,15 @@ from dchat_chain.lowlevel import (
     decode_channel_text,
     encode_channel_text,
 )
+from dchat_core import MessageId
 from dchat_crypto import KdfParams
+from dchat_identity import ContactCard, Identity
+from dchat_messaging import Content, Payment
 from dchat_node import NodeProcess
 from dchat_node.cli import app
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
-from dchat_testing import running_validators, wait_until
+from dchat_testing import running_validators, start_all, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +95,7 @@ class Net:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     out = tmp_path_factory.mktemp("wallet") / "net"
-    plan = NetPlan(validators=4, accounts=4)  # tests share the net: each its own accounts
+    plan = NetPlan(validators=4, accounts=5)  # tests share the net: each its own accounts
     summary = init_testnet(
         out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.3
     )
@@ -251,3 +261,93 @@ def test_stale_unilateral_close_is_penalised_by_dispute(net: Net) -> None:
     assert net.balance(net.account(a), 3) == before[0] - 1  # the close fee
     assert json.loads(_chan(net, a, "list"))[0]["status"] == "closed"
     assert "not open" in _chan(net, a, "pay", chan, "1", ok=False)
+
+
+def _dchat(node: NodeProcess, *args: str) -> Any:
+    result = runner.invoke(app, ["--data-dir", str(node.data_dir), *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _payments_of(node: NodeProcess, peer: str) -> list[dict[str, Any]]:
+    shown = _dchat(node, "show", peer, "--keep-unread")["messages"]
+    return [m for m in shown if m["payment"] is not None]
+
+
+def test_alice_pays_bob_in_a_conversation(
+    net: Net,
+    tmp_path: Path,
+    relay: NodeProcess,
+    crafted_message: Callable[[Identity, ContactCard, Content], SealedEnvelope],
+    deposit: Callable[[SealedEnvelope], None],
+) -> None:
+    users = []
+    for name in ("alice", "bob"):  # payments read the currency chain of validator 0
+        (tmp_path / name).mkdir(mode=0o700)
+        chain = net.out / "validator-0"
+        (tmp_path / name / "dchat.toml").write_text(f'[node]\ncurrency_node = "{chain}"\n')
+        link = relay.info["link"]
+        users.append(NodeProcess(tmp_path / name, "user", passphrase=PASSPHRASE, relay=link))
+    try:
+        start_all(users)  # at once: each start is mostly the interpreter importing the node
+        _pay_and_refuse(net, relay, *users, crafted_message, deposit)
+    finally:
+        for user in users:
+            user.kill()
+
+
+def _pay_and_refuse(
+    net: Net,
+    relay: NodeProcess,
+    alice: NodeProcess,
+    bob: NodeProcess,
+    crafted_message: Callable[[Identity, ContactCard, Content], SealedEnvelope],
+    deposit: Callable[[SealedEnvelope], None],
+) -> None:
+    with alice.client() as a, bob.client() as b:
+        a.create_identity("alice")
+        b.create_identity("bob")
+        a.add_contact("bob", b.card())
+        b.add_contact("alice", a.card())
+        accounts = [ContactCard.from_text(c.card()).identity_key.to_bytes().hex() for c in (a, b)]
+    net.cli("wallet", "transfer", "--wallet", str(net.wallet(4)), accounts[0], "1000")
+    before = net.balance(accounts[1])
+    paid = _dchat(alice, "pay", "bob", "250", "--note", "for lunch")
+    paid["id"] = paid["message_id"]
+    assert net.balance(accounts[1]) == before + 250
+    assert [(m["text"], m["payment"]["state"]) for m in _payments_of(alice, "bob")] == [
+        ("for lunch", "sent")
+    ]
+    _until(lambda: [m["payment"]["state"] for m in _payments_of(bob, "alice")] == ["verified"])
+    (shown,) = _payments_of(bob, "alice")
+    assert shown["message_id"] == paid["message_id"]
+    assert (shown["payment"]["amount"], shown["payment"]["tx"]) == (250, paid["tx"])
+    # Mallory, another contact of Bob's, forges a payment and replays Alice's.
+    mallory = Identity.generate()
+    mallory_card = ContactCard.issue(mallory, name="mallory", relay=relay.info["link"])
+    with bob.client() as b:
+        b.add_contact("mallory", mallory_card.to_text())
+        bob_card = ContactCard.from_text(b.card())
+    claim = Payment(
+        250, net.summary["currency_chain"], bytes.fromhex(accounts[0]),
+        bytes.fromhex(accounts[1]), bytes.fromhex(paid["tx"]), paid["height"], "yours",
+    )  # fmt: skip
+    now_ms = int(time.time() * 1000)
+    for content in (
+        Content.payment_message(claim, now_ms=now_ms, message_id=MessageId.random()),  # replay
+        Content.payment_message(  # forged: no such transfer
+            replace(claim, tx_hash=bytes(32), amount=9999), now_ms=now_ms,
+            message_id=MessageId.random(),
+        ),
+        # Alice's own message again, word for word: stored once already, so dropped.
+        Content.payment_message(claim, now_ms=now_ms, message_id=MessageId.parse(paid["id"])),
+    ):  # fmt: skip
+        deposit(crafted_message(mallory, bob_card, content))
+
+    def refused() -> list[tuple[int, str | None]]:
+        rows = _payments_of(bob, "mallory")
+        return [(m["payment"]["amount"], m["payment"]["code"]) for m in rows]
+
+    _until(lambda: sorted(refused()) == [(250, "not_found"), (9999, "not_found")])
+    assert [m["payment"]["state"] for m in _payments_of(bob, "alice")] == ["verified"]
+    assert net.balance(accounts[1]) == before + 250

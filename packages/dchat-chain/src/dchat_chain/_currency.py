@@ -25,6 +25,7 @@ from . import _currency_staking as staking
 from . import _relay_faults as faults
 from ._bridge_headers import bridge_headers
 from ._currency_genesis import build_currency_state
+from ._payments import PAYMENT_REF_SIZE, PaymentRecord, record_payment
 from ._state_app import ChainApp
 from ._state_records import amount, body_fields, burn, credit, debit, get_record
 
@@ -125,8 +126,11 @@ class CurrencyChainApp(ChainApp):
 
 
 def _transfer(state: StateStore, tx: Transaction) -> None:
-    """``transfer {to, amount}``."""
-    fields = body_fields(tx.body, "transfer", {"to", "amount"})
+    """``transfer {to, amount, [ref]}``; a ``ref`` is recorded once (:mod:`._payments`)."""
+    fields = body_fields(tx.body, "transfer", {"to", "amount", "ref"})
     to, value = fields.get_bytes("to", size=32), amount(fields, "amount", lo=1)
+    ref = fields.get_bytes("ref", size=PAYMENT_REF_SIZE) if fields.has("ref") else None
     debit(state, tx.sender, value)
     credit(state, to, value)
+    if ref is not None:
+        record_payment(state, ref, PaymentRecord(tx.sender, to, value))

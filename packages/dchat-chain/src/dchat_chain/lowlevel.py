@@ -55,6 +55,8 @@ application of its own, a simulation or a test harness.
   ``encode_channel_text``, ``decode_channel_text``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
   ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``, ``relay_directory``
+- payments that name what they pay for (a transfer's ``ref``): ``payment_key``,
+  ``PaymentRecord``, ``decode_payment_record``
 - public handles (chat chain): ``normalize_handle``, ``handle_key``,
   ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
   verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
@@ -165,6 +167,9 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._payments import PaymentRecord as PaymentRecord
+from ._payments import decode_payment_record as decode_payment_record
+from ._payments import payment_key as payment_key
 from ._relay_choice import ChoicePolicy as ChoicePolicy
 from ._relay_choice import HomeRelays as HomeRelays
 from ._relay_choice import NotEnoughRelaysError as NotEnoughRelaysError
@@ -300,6 +305,7 @@ __all__ = (
     "NonceError",
     "NotCertifiedError",
     "NotEnoughRelaysError",
+    "PaymentRecord",
     "PeerStats",
     "PeerTag",
     "PinnedRelay",
@@ -354,6 +360,7 @@ __all__ = (
     "decode_inbound",
     "decode_light_state",
     "decode_message",
+    "decode_payment_record",
     "decode_relay_bond",
     "decode_relay_earnings",
     "decode_relay_index",
@@ -383,6 +390,7 @@ __all__ = (
     "parse_headers",
     "parse_proof",
     "payment_channel_id",
+    "payment_key",
     "plan_testnet",
     "read_light_state",
     "relay_bond_key",

@@ -80,9 +80,25 @@ class _DerivedId(_Id):
 
     @classmethod
     def derive(cls, public_key: bytes) -> Self:
-        """The id that belongs to ``public_key`` (raw public key bytes)."""
-        digest = hashlib.blake2b(public_key, digest_size=32, person=cls.DOMAIN).digest()
-        return cls(digest)
+        """The id that belongs to ``public_key`` (raw public key bytes).
+
+        Ids are immutable and keys public, so the same key yields the same
+        (shared) object from a bounded cache: the messaging path derives the
+        ids of its identities and contacts several times per message.
+        """
+        key = (cls, bytes(public_key))
+        found = _DERIVED.get(key)
+        if found is None:
+            if len(_DERIVED) >= _DERIVED_MAX:
+                _DERIVED.clear()
+            digest = hashlib.blake2b(key[1], digest_size=32, person=cls.DOMAIN).digest()
+            found = _DERIVED[key] = cls(digest)
+        assert isinstance(found, cls)
+        return found
+
+
+_DERIVED: dict[tuple[type[_DerivedId], bytes], _DerivedId] = {}
+_DERIVED_MAX = 4096
 
 
 class IdentityId(_DerivedId):

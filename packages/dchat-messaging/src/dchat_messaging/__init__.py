@@ -12,6 +12,9 @@ quiet contacts, what a received envelope came to, bundle backoff) by
 :class:`UserMessaging`. Attachments: a message may carry an :class:`Attachment`
 descriptor; sealing, opening and re-validating the file itself is in the
 named module :mod:`dchat_messaging.attachments` (which needs dchat-storage).
+Payments: a message may claim a :class:`Payment` on the currency chain, which
+the recipient's node checks against what its light client proved
+(:class:`ProvenPayment`); a refusal is a :class:`PaymentRefusedError`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ._errors import DchatMessagingError as DchatMessagingError
 from ._errors import EngineStateError as EngineStateError
 from ._errors import EnvelopeRejectedError as EnvelopeRejectedError
 from ._errors import MalformedEnvelopeError as MalformedEnvelopeError
+from ._errors import PaymentRefusedError as PaymentRefusedError
 from ._errors import RequestError as RequestError
 from ._events import EngineEvent as EngineEvent
 from ._events import MessageReceived as MessageReceived
@@ -42,6 +46,8 @@ from ._local import LocalEngines as LocalEngines
 from ._notices import Notices as Notices
 from ._outbox import Outbox as Outbox
 from ._outbox import RetryPolicy as RetryPolicy
+from ._payment import Payment as Payment
+from ._payment import ProvenPayment as ProvenPayment
 from ._prekey_policy import PrekeyPolicy as PrekeyPolicy
 from ._requests import MessageRequest as MessageRequest
 from ._requests import MessageRequests as MessageRequests
@@ -74,7 +80,10 @@ __all__ = (
     "MessagingEngine",
     "Notices",
     "Outbox",
+    "Payment",
+    "PaymentRefusedError",
     "PrekeyPolicy",
+    "ProvenPayment",
     "Rejected",
     "RequestError",
     "RetryPolicy",

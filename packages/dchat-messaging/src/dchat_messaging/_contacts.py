@@ -39,6 +39,7 @@ from dchat_core import DchatError, DecodeLimits, IdentityId, canonical_decode, c
 from dchat_identity import ContactCard, InvalidCardError
 
 from ._errors import RequestError
+from ._payment import Payments
 from ._search import SearchStore
 from ._store import MessageStore
 
@@ -340,6 +341,8 @@ class ContactBook:
         while batch := self._store.list_messages(peer, _DELETE_BATCH):
             with self._store.transaction():
                 done = sum(self._store.delete_message(m.message_id) for m in batch)
+                for m in batch:  # no payment record without its message
+                    Payments(self._store).forget(m.message_id)
             if not done:  # nothing listed could be deleted: stop rather than spin
                 return deleted
             deleted += done

@@ -5,7 +5,7 @@ Inside a ratchet message (see :mod:`._wire`) the sender writes the padded
 
     {"v": 1, "mid": message id(16), "ts": milliseconds since the epoch,
      "body": {"t": "text", "text": str} | {"t": "ctl", "kind": str, "data": bytes}
-           | {"t": "att", "v": 1, "kind": str, ...},
+           | {"t": "att", "v": 1, "kind": str, ...} | {"t": "pay", "v": 1, ...},
      ["card": the sender's contact card],
      ["doc": the sender's identity document],
      ["peer": identity id(32)],
@@ -35,7 +35,8 @@ kind is a new ``t`` with its own versioned map, beside the others. An
 attachment (``"att"``, :mod:`._attachment`) is a person's message like a
 text: its :attr:`Content.kind` is ``"text"``, its text the caption (or a
 one-line summary when there is none), and :attr:`Content.attachment` the
-descriptor.
+descriptor. A payment (``"pay"``, :mod:`._payment`) is one too: its text the
+note (or a summary), :attr:`Content.payment` the claim.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from dchat_privacy import PaddingError, PaddingTooLargeError, pad, unpad
 
 from ._attachment import Attachment
 from ._errors import ContentError, EnvelopeRejectedError
+from ._payment import Payment
 
 __all__ = ("MAX_CONTROL", "MAX_TEXT", "Content", "check_kind")
 
@@ -104,6 +106,7 @@ class Content:
         reply_to: The message a text quotes (a reply), if any.
         forwarded: The text is a forwarded copy.
         attachment: The attachment a person's message carries, if any.
+        payment: The payment a person's message claims, if any.
     """
 
     message_id: MessageId
@@ -119,6 +122,7 @@ class Content:
     reply_to: MessageId | None = None
     forwarded: bool = False
     attachment: Attachment | None = None
+    payment: Payment | None = None
 
     @classmethod
     def text_message(
@@ -151,6 +155,20 @@ class Content:
         return cls(mid, now_ms, "text", text, attachment=attachment)
 
     @classmethod
+    def payment_message(cls, payment: Payment, *, now_ms: int, message_id: MessageId) -> Content:
+        """A person's message carrying ``payment`` (its note is the text).
+
+        Raises:
+            ContentError: a field out of bounds.
+        """
+        try:
+            payment = Payment.from_map(payment.to_map())
+        except ValueError as exc:
+            raise ContentError(f"invalid payment: {exc}") from None
+        text = payment.note or payment.summary()
+        return cls(message_id, now_ms, "text", text, payment=payment)
+
+    @classmethod
     def control(
         cls, kind: str, data: bytes, *, now_ms: int, message_id: MessageId | None = None
     ) -> Content:
@@ -173,6 +191,8 @@ class Content:
         body: dict[str, object]
         if self.attachment is not None:
             body = self.attachment.to_map()
+        elif self.payment is not None:
+            body = self.payment.to_map()
         elif self.kind == "text":
             body = {"t": "text", "text": self.text}
         else:
@@ -217,7 +237,8 @@ class Content:
             reader = _BODIES.get(content_type) if isinstance(content_type, str) else None
             if reader is None:
                 raise ValueError("content type")
-            kind, text, payload, attachment = reader(raw)
+            kind, text, payload, extra = reader(raw)
+            attachment = extra if isinstance(extra, Attachment) else None
             card = None
             if fields.has("card"):
                 card = ContactCard.from_bytes(fields.get_bytes("card", max_size=2048))
@@ -247,12 +268,13 @@ class Content:
                 reply_to,
                 forwarded,
                 attachment,
+                extra if isinstance(extra, Payment) else None,
             )
         except (DecodeError, PaddingError, InvalidCardError, ValueError):
             raise EnvelopeRejectedError from None
 
 
-_Body = tuple[str, str, bytes, Attachment | None]
+_Body = tuple[str, str, bytes, Attachment | Payment | None]
 
 
 def _text_body(raw: object) -> _Body:
@@ -273,4 +295,14 @@ def _attachment_body(raw: object) -> _Body:
     return "text", attachment.caption or attachment.summary(), b"", attachment
 
 
-_BODIES: Final = {"text": _text_body, "ctl": _control_body, "att": _attachment_body}
+def _payment_body(raw: object) -> _Body:
+    payment = Payment.from_map(raw)
+    return "text", payment.note or payment.summary(), b"", payment
+
+
+_BODIES: Final = {
+    "text": _text_body,
+    "ctl": _control_body,
+    "att": _attachment_body,
+    "pay": _payment_body,
+}

@@ -67,6 +67,7 @@ from ._conversation import (
     decode_conversation,
 )
 from ._errors import ConversationError, RequestError
+from ._payment import Payments
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -301,6 +302,7 @@ class Conversations:
     def _delete(self, message_id: bytes) -> None:
         self._store.delete_message(message_id)
         self._store.delete_state(NOTE_PREFIX + message_id.hex())
+        Payments(self._store).forget(message_id)  # no payment record without its message
 
     # -- actions of our user (the caller sends what they return) ------------------------
 

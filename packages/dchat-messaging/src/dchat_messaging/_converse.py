@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ._content import Content
 from ._errors import RequestError
+from ._payment import Payment, PaymentIntent, Payments
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -118,6 +119,45 @@ class ConversationActions:
         """Fan ``content`` out to every device of ``card``'s identity (``send_as``)."""
         waiting = self._send_as(card, content, now=now, sender=sender, sender_card=sender_card)
         return content.message_id, waiting
+
+    def plan_payment(
+        self, peer: str, amount: int, note: str, *, chain_id: str, message_id: MessageId
+    ) -> tuple[ContactCard, Payment]:
+        """The payment to ``peer`` before its transfer exists: checked, and whom it pays.
+
+        The payee's account is the identity key on their contact card (see
+        ``docs/rationale.md``, "Payments in a conversation").
+
+        Raises:
+            RequestError: ``unknown_contact``, or ``no_identity`` (a linked device cannot pay).
+            ContentError: the amount or note is out of bounds.
+        """
+        own = self.engines.primary_identity
+        if own is None:
+            raise RequestError("no_identity", "only the identity's own node can pay")
+        card = self.contacts.find(peer)
+        payer = own.signing_key.public_key.to_bytes()
+        payee = card.identity_key.to_bytes()
+        payment = Payment(amount, chain_id, payer, payee, bytes(32), 0, note)
+        Content.payment_message(payment, now_ms=0, message_id=message_id)  # bounds
+        return card, payment
+
+    def send_payment(
+        self, intent: PaymentIntent, height: int, *, now: float
+    ) -> tuple[MessageId, list[DeviceAddress]]:
+        """Send the message of a committed payment and forget its intent: one transaction.
+
+        So a payment's message and the payment record in the chat are stored
+        together or not at all; until then the intent says what to resend.
+        """
+        payment = replace(intent.payment, height=height)
+        content = Content.payment_message(
+            payment, now_ms=int(now * 1000), message_id=intent.message_id
+        )
+        with self._store.transaction():
+            card = self.contacts.find(str(intent.peer))
+            Payments(self._store).drop_intent(intent.message_id)
+            return content.message_id, self._send_as(card, content, now=now)
 
     def edit(
         self, peer: str, target: MessageId, text: str, *, now: float

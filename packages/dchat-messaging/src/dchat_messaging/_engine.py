@@ -69,6 +69,7 @@ from ._errors import (
 )
 from ._events import Duplicate, EngineEvent, MessageReceived, Rejected, SessionReset
 from ._order import ConversationOrder
+from ._payment import Payments
 from ._prekey_policy import PrekeyKeeper, PrekeyPolicy, PrekeyUpload
 from ._recent import Recent
 from ._seen import SeenEnvelopes, envelope_digest
@@ -214,6 +215,15 @@ class MessagingEngine:
         entry = AttachmentEntry(attachment, "stored" if attachment.is_location else "pending")
         AttachmentBook(self._store).put(bytes(content.message_id), entry)
 
+    def _keep_payment(
+        self, content: Content, payer: IdentityId, payee: IdentityId, *, outgoing: bool
+    ) -> None:
+        """Keep a payment message's record (the caller's transaction); see :mod:`._payment`."""
+        assert content.payment is not None
+        Payments(self._store).keep(
+            content.message_id, content.payment, payer=payer, payee=payee, outgoing=outgoing
+        )
+
     def _save_session(self, device_id: bytes, record: SessionRecord) -> None:
         self._store.put_state(self._key("sess", device_id.hex()), record.to_bytes())
         self._sessions.put(device_id, record)
@@ -277,6 +287,8 @@ class MessagingEngine:
                 )  # fmt: skip
                 if content.attachment is not None:
                     self._keep_attachment(content)
+                if content.payment is not None:
+                    self._keep_payment(content, self.keys.identity, peer, outgoing=True)
             plain = content.to_padded()
             # The copy carrying our card goes only in a session's first messages:
             # encoded once, and only if some device needs it.
@@ -493,6 +505,11 @@ class MessagingEngine:
                 self.order.observe(conversation, device, content)
             if new and content.attachment is not None:
                 self._keep_attachment(content)
+            if new and content.payment is not None:
+                payee = content.peer if outgoing else self.keys.identity
+                payer = self.keys.identity if outgoing else inner.sender
+                assert payee is not None
+                self._keep_payment(content, payer, payee, outgoing=outgoing)
         elif content.kind != RENEW_KIND:
             self._controls.push(content, inner.sender, device)
         events.append(MessageReceived(content, inner.sender, device, new=new))

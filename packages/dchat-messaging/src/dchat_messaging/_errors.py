@@ -8,6 +8,8 @@
     │                                                   decryption, session, recipient, content)
     ├── AttachmentRefusedError(PeerError, ValueError)   an attachment is not what its message
     │                                                   declared (``code`` says how)
+    ├── PaymentRefusedError(PeerError, ValueError)      a payment message the chain does not
+    │                                                   back (``code`` says how)
     ├── BundleRejectedError(PeerError, ValueError)      a prekey bundle is forged, expired,
     │                                                   or not the device's
     ├── ConversationError(PeerError, ValueError)        a receipt, edit, delete or reaction is
@@ -35,6 +37,7 @@ __all__ = (
     "EngineStateError",
     "EnvelopeRejectedError",
     "MalformedEnvelopeError",
+    "PaymentRefusedError",
     "RequestError",
 )
 
@@ -106,6 +109,26 @@ class AttachmentRefusedError(DchatMessagingError, PeerError, ValueError):
             not hash to the id, have another length, or do not open under the
             key), ``lie`` (size or dimensions other than declared),
             ``bad_descriptor`` (a field that contradicts the kind).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PaymentRefusedError(DchatMessagingError, PeerError, ValueError):
+    """A received payment message is not backed by the transfer it claims.
+
+    The message stays; it is not shown as paid, and its payment is kept
+    refused with :attr:`code`.
+
+    Attributes:
+        code: ``not_found`` (the chain holds no transfer for the message's
+            reference: forged, or naming another message's transfer),
+            ``wrong_recipient``, ``wrong_amount``, ``wrong_payer`` (the proven
+            transfer differs from the claim), ``wrong_chain`` (not the
+            currency chain this node follows), ``replayed`` (its reference was
+            used before), ``too_many`` (too many payments wait for verification).
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -76,11 +76,12 @@ from ._conversation import CONVERSATION_KINDS
 from ._conversations import Conversations, ConversationUpdate
 from ._converse import ConversationActions
 from ._directory import DocumentDirectory
-from ._errors import ConversationError
+from ._errors import ConversationError, PaymentRefusedError
 from ._events import MessageReceived, Rejected
 from ._local import LocalEngines, ReceiveStats
 from ._notices import Notices
 from ._outbox import Outbox
+from ._payment import Payments
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
 from ._requests import MessageRequests
 from ._search import MessageSearch
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
     from ._devices import DeviceAddress
     from ._engine import MessagingEngine
     from ._events import SessionReset
+    from ._payment import PaymentEntry, ProvenPayment
     from ._store import OutboxEntry
 
 __all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "UserMailbox", "UserMessaging")
@@ -221,6 +223,8 @@ class UserMessaging:
             store, self.contacts, self.engines, self.conversations, self.send_as
         )
         """Our user's conversation actions (edit, delete, react, reply, forward, read)."""
+        self.payments = Payments(store, store.log_event)
+        """Payment messages: records, verdicts and unsent intents (:mod:`._payment`)."""
         self.search = MessageSearch(store, self.contacts, self.conversations)
         """Local full-text search over the stored texts."""
         self.tokens = PutTokens(store)
@@ -528,6 +532,39 @@ class UserMessaging:
                     gift = Content.control(PUT_TOKEN_KIND, data, now_ms=int(now * 1000))
                     waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
+
+    def own_accounts(self) -> frozenset[bytes]:
+        """The currency accounts payments to us may name: our identities' keys (their cards)."""
+        cards = [e.keys.card for e in self.engines.all()]
+        return frozenset(c.identity_key.to_bytes() for c in cards if c is not None)
+
+    def settle_payment(
+        self,
+        message_id: MessageId,
+        proven: ProvenPayment | None,
+        state_height: int,
+        *,
+        now: float,
+        give_up: bool = False,
+        chain_id: str | None = None,
+    ) -> PaymentEntry:
+        """Decide a received payment from what the light client proved (``Payments.settle``).
+
+        A refusal is also kept as a ``payment_refused`` notice, and raised.
+
+        Raises:
+            PaymentRefusedError: the chain does not back it (``code`` says how).
+        """
+        try:
+            return self.payments.settle(
+                message_id, proven, state_height,
+                own_accounts=self.own_accounts(), now=now, give_up=give_up, chain_id=chain_id,
+            )  # fmt: skip
+        except PaymentRefusedError:
+            entry = self.payments.get(bytes(message_id))
+            if entry is not None:
+                self.notices.add("payment_refused", entry.peer, at_ms=int(now * 1000))
+            raise
 
     def token_registration(self, mailbox: bytes) -> tuple[int, tuple[bytes, ...]]:
         """``(version, tokens)`` to register at the relay for ``mailbox`` (ours only)."""

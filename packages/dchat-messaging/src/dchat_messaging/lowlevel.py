@@ -11,8 +11,11 @@ duplicate event and the set of envelopes seen that multi-path delivery needs), t
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
 kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
 (:class:`Conversations`, ``UserMessaging.conversations``), local search
-(:class:`MessageSearch`, ``UserMessaging.search``, its hits and store protocol), each message's
-attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`) and the
+(:class:`MessageSearch`, ``UserMessaging.search``, its hits and store protocol), each
+message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
+payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
+:class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
+:func:`check_payment`) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -52,6 +55,11 @@ from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
 from ._outbox import relay_deposits as relay_deposits
+from ._payment import PaymentEntry as PaymentEntry
+from ._payment import PaymentIntent as PaymentIntent
+from ._payment import Payments as Payments
+from ._payment import check_payment as check_payment
+from ._payment import payment_ref as payment_ref
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
@@ -94,6 +102,9 @@ __all__ = (
     "Notice",
     "OutboxEntry",
     "PUT_TOKEN_KIND",
+    "PaymentEntry",
+    "PaymentIntent",
+    "Payments",
     "PrekeyUpload",
     "PutTokens",
     "QueuedControl",
@@ -107,10 +118,12 @@ __all__ = (
     "Typing",
     "UserMailbox",
     "UserStore",
+    "check_payment",
     "decode_conversation",
     "deposits",
     "envelope_digest",
     "outbox_id",
     "path_outbox_id",
+    "payment_ref",
     "relay_deposits",
 )

@@ -16,6 +16,15 @@ The responder sends its proof in message 2, the initiator in message 3; message 
 carries an empty payload. A proof that does not verify, or a key other than the
 one the dialer expected, ends the link with :class:`HandshakeFailedError`.
 
+A listener over a connection cap may *refuse* a connection instead of
+answering message 1: it sends one frame shorter than any message 2 could be
+(:data:`_REFUSAL_MAX` < 96 bytes: an ephemeral key, an encrypted static key and
+an authentication tag) holding ``canonical({"busy": reason, "retry": ms})``,
+and closes. The dialer raises :class:`RelayBusyError` with that reason and
+wait; the listener has done no public-key work for it. The frame is not
+authenticated (no keys are agreed yet): someone on the path could forge one,
+as they could cut the connection; a dialer only waits and tries again.
+
 After the handshake the plaintext of the transport messages is one byte stream
 that carries application messages, each a 4-byte big-endian length and that many
 bytes, at most ``max_message`` bytes. Messages larger than a Noise message are
@@ -38,11 +47,20 @@ dribbled in byte by byte is still copied only a bounded number of times.
 from __future__ import annotations
 
 import enum
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from dchat_core import DecodeError, DecodeLimits, Fields, NodeId, canonical_decode, canonical_encode
+from dchat_core import (
+    DchatError,
+    DecodeError,
+    DecodeLimits,
+    Fields,
+    NodeId,
+    canonical_decode,
+    canonical_encode,
+)
 from dchat_crypto import (
     BadSignatureError,
     DecryptionError,
@@ -60,6 +78,7 @@ from ._errors import (
     HandshakeFailedError,
     LinkProtocolError,
     LinkStateError,
+    RelayBusyError,
 )
 
 __all__ = (
@@ -70,6 +89,7 @@ __all__ = (
     "LinkEvent",
     "LinkState",
     "MessageReceived",
+    "refusal_frame",
 )
 
 PROTOCOL_NAME: Final = "Noise_XX_25519_ChaChaPoly_BLAKE2s"
@@ -80,6 +100,39 @@ _NOISE_MAX: Final = 65535
 _CHUNK: Final = NoiseTransport.MAX_PLAINTEXT
 _PROOF_FIELDS: Final = frozenset({"v", "key", "sig"})
 _PROOF_LIMITS: Final = DecodeLimits(max_size=256, max_depth=1, max_items=8)
+_REFUSAL_MAX: Final = 64  # bytes; a message 2 is at least 96
+_REFUSAL_FIELDS: Final = frozenset({"busy", "retry"})
+_REFUSAL_LIMITS: Final = DecodeLimits(max_size=_REFUSAL_MAX, max_depth=1, max_items=4)
+_REFUSAL_REASON: Final = re.compile(r"[a-z][a-z_]{0,31}")
+_MAX_REFUSAL_MS: Final = 3_600_000
+
+
+def refusal_frame(reason: str, retry_ms: int) -> bytes:
+    """The bytes a listener sends instead of handshake message 2 to refuse a connection.
+
+    Raises:
+        ValueError: ``reason`` is not a short lowercase name, or ``retry_ms`` is
+            outside 1 ms to one hour.
+    """
+    if not isinstance(reason, str) or _REFUSAL_REASON.fullmatch(reason) is None:
+        raise ValueError(f"not a refusal reason: {reason!r}")
+    if not 1 <= retry_ms <= _MAX_REFUSAL_MS:
+        raise ValueError(f"retry must be 1 to {_MAX_REFUSAL_MS} ms, got {retry_ms}")
+    body = canonical_encode({"busy": reason, "retry": retry_ms})
+    return len(body).to_bytes(2, "big") + body
+
+
+def _refused(message: bytes) -> DchatError:
+    """What a dialer raises for a refusal frame (or a malformed one)."""
+    try:
+        fields = Fields(canonical_decode(message, _REFUSAL_LIMITS), "refusal", _REFUSAL_FIELDS)
+        reason = fields.get_str("busy", max_len=32)
+        retry = fields.get_int("retry")
+    except DecodeError:
+        return HandshakeFailedError("handshake failed")
+    if _REFUSAL_REASON.fullmatch(reason) is None or not 1 <= retry <= _MAX_REFUSAL_MS:
+        return HandshakeFailedError("handshake failed")
+    return RelayBusyError(reason, retry / 1000)
 
 
 class LinkState(enum.Enum):
@@ -239,6 +292,9 @@ class LinkConnection:
             self._events.append(LinkClosed())
 
     def _handshake_step(self, message: bytes) -> None:
+        if self._initiator and self._step == 0 and len(message) <= _REFUSAL_MAX:
+            self._state = LinkState.ERROR  # terminal, whatever the frame says
+            raise _refused(message)
         try:
             payload = self._handshake.read_message(message)
         except NoiseError:

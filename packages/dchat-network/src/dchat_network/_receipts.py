@@ -49,6 +49,7 @@ entries handed before the restart are refused, the relay's loss alone.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self
 
@@ -357,6 +358,9 @@ class ReceiptBook:
         self.unreadable = 0
         """Stored receipts or batches that did not rebuild at :meth:`load` (dropped)."""
         self._handed: dict[bytes, dict[bytes, None]] = {}  # owner -> entry ids (ordered sets)
+        # The relay host records handed entries from its read worker while receipts
+        # are taken in its commit worker: the record's compound updates take turns.
+        self._handed_lock = threading.Lock()
 
     def load(self) -> None:
         """Rebuild the book from its store, once (every other method calls this first).
@@ -387,13 +391,14 @@ class ReceiptBook:
         """The relay handed the owner of mailbox ``owner`` these entries (push or fetch)."""
         if not entry_ids:
             return
-        ids = self._handed.pop(owner, None) or {}
-        self._handed[owner] = ids  # now the most recently served
-        ids.update(dict.fromkeys(entry_ids))
-        while len(ids) > HANDED_PER_OWNER:
-            del ids[next(iter(ids))]
-        while len(self._handed) > HANDED_OWNERS:
-            del self._handed[next(iter(self._handed))]
+        with self._handed_lock:
+            ids = self._handed.pop(owner, None) or {}
+            self._handed[owner] = ids  # now the most recently served
+            ids.update(dict.fromkeys(entry_ids))
+            while len(ids) > HANDED_PER_OWNER:
+                del ids[next(iter(ids))]
+            while len(self._handed) > HANDED_OWNERS:
+                del self._handed[next(iter(self._handed))]
 
     def take(
         self,
@@ -421,15 +426,16 @@ class ReceiptBook:
             raise ProbeError("the receipt names another relay")
         if receipt.mailbox != owner:
             raise ProbeError("the receipt is not for the link's own mailbox")
-        handed = self._handed.get(owner, {})
-        if delivered is None:
-            delivered = handed.__contains__
-        if len(set(receipt.entry_ids)) != len(receipt.entry_ids) or not all(
-            map(delivered, receipt.entry_ids)
-        ):
-            raise ProbeError("the receipt names an envelope this relay did not deliver")
-        for entry_id in receipt.entry_ids:  # each entry is receipted once
-            handed.pop(entry_id, None)
+        with self._handed_lock:
+            handed = self._handed.get(owner, {})
+            if delivered is None:
+                delivered = handed.__contains__
+            if len(set(receipt.entry_ids)) != len(receipt.entry_ids) or not all(
+                map(delivered, receipt.entry_ids)
+            ):
+                raise ProbeError("the receipt names an envelope this relay did not deliver")
+            for entry_id in receipt.entry_ids:  # each entry is receipted once
+                handed.pop(entry_id, None)
         if len(self._pending) >= self._max:
             oldest = next(iter(self._pending))  # goes unclaimed
             del self._pending[oldest]

@@ -38,8 +38,10 @@ which :class:`RelayClient` reads as the link closing) and closed.
 
 Abuse limits: the host is the listener's :class:`ConnectionGate`
 (:func:`serve_links` ``gate=host``), which asks its :class:`RelayGuard` to
-admit each connection; a link over a connection cap gets ``busy``
-(``connections``) as the answer to its first request and is closed. Each
+admit each connection; a connection over a cap is refused before its
+handshake (a refusal frame with the reason, ``connections``,
+``source_connections`` or ``source_rate``, and the retry-after; the dialer raises
+:class:`RelayBusyError`), so refusing costs the relay no public-key work. Each
 admitted link gets a :class:`PutBudget` (its own buckets and its source's),
 which the server charges for deposits, in the worker that runs it. After a
 ``busy`` answer the host reads nothing more from that link until the
@@ -170,6 +172,11 @@ class RelayHost:
         """The :class:`ConnectionGate` check: admit a connection from ``address``?"""
         return None if self.guard is None else self.guard.connect(address, self._now())
 
+    def retry_ms(self, address: str, verdict: str) -> int:
+        """The :class:`ConnectionGate` wait asked of a refused connection."""
+        assert self.guard is not None
+        return retry_ms(self.guard.retry_after(address, verdict, self._now()))
+
     def disconnect(self, address: str, verdict: str | None) -> None:
         """The :class:`ConnectionGate` close: a connection :meth:`connect` answered ended."""
         if self.guard is not None:
@@ -177,9 +184,6 @@ class RelayHost:
 
     async def handle(self, link: Link) -> None:
         """Serve requests on ``link`` until it closes, idles out or misbehaves."""
-        if link.refused is not None:
-            await self._refuse(link, link.refused)
-            return
         owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
         self._wakeups.opened(owner)
         self._events.setdefault(owner, trio.Event())
@@ -188,18 +192,6 @@ class RelayHost:
         finally:
             if self._wakeups.closed(owner):
                 del self._events[owner]
-
-    async def _refuse(self, link: Link, reason: str) -> None:
-        """Answer an over-cap link's first request ``busy`` (``connections``), then close it."""
-        assert self.guard is not None
-        try:
-            data = await link.receive(timeout=self._first)
-        except LinkClosedError:
-            return
-        rid = _rid(data)
-        wait = retry_ms(self.guard.limits.connection_retry)
-        # The guard counted the refusal when it refused the connection.
-        await link.send(encode_relay_message(RelayBusy(rid, reason, wait)), timeout=5.0)
 
     async def _idle_out(self, link: Link, why: str) -> None:
         """Tell a silent link it is closed (best effort), and count it."""

@@ -11,13 +11,16 @@ per request. Nothing here reads a clock: every call takes ``now``.
 
 * **Connections.** :meth:`RelayGuard.connect` is asked when a TCP connection
   is accepted, before the handshake. Up to ``max_connections`` in all and
-  ``max_connections_per_source`` per source are admitted. Past a cap the
-  connection is still *answered*: it may finish the handshake, and its first
-  request gets ``busy`` (``connections``) before the relay closes it, so a
-  client learns why and when to come back. Only while more than
-  ``max_refusing`` such refusals are under way at once is a connection closed
-  at once without an answer (``overflow``): answering costs a handshake, and a
-  flood must not make the relay spend without bound on refusing it.
+  ``max_connections_per_source`` per source are admitted, and a source may
+  start at most ``source_handshakes`` per second (a token bucket holding
+  ``burst`` seconds' worth): the handshake is the dearest thing a stranger can
+  make a relay do. Past a cap or that rate the connection is still
+  *answered*, before any handshake work: a refusal frame with the reason
+  (``connections``, ``source_connections``, ``source_rate``) and the wait
+  (:meth:`RelayGuard.retry_after`), so a client learns why and when to come
+  back. Only while more than ``max_refusing`` such refusals are under way at
+  once is a connection closed without an answer (``overflow``), so a flood
+  cannot make the relay spend without bound on refusing it.
 * **Rates.** Each link and each source address has two token buckets (puts
   per second and envelope bytes per second, each holding ``burst`` seconds'
   worth). A ``put``/``put_many``/``pk_put``/``pk_get`` costs its items and
@@ -61,6 +64,7 @@ __all__ = (
 )
 
 _OVERFLOW: Final = "overflow"
+_MAX_RATE_SOURCES: Final = 65536  # connection-rate buckets kept before refilled ones are pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +76,16 @@ class RelayLimits:
         max_connections_per_source: Connections open at once from one source (0: no cap).
         max_refusing: Over-cap connections being answered ``busy`` at once;
             past it they are closed unanswered.
+        source_handshakes: Connections per second one source may start (0: no
+            limit); a bucket holds ``burst`` seconds' worth, at least one.
         link_puts: Put items per second one link may send (0: no limit).
         link_bytes: Envelope bytes per second one link may send (0: no limit).
         source_puts: Put items per second one source address may send (0: no limit).
         source_bytes: Envelope bytes per second one source may send (0: no limit).
         burst: Seconds of rate a bucket holds (bytes buckets hold at least one
             largest request, :data:`~dchat_network.lowlevel.MAX_BATCH_BYTES`).
-        connection_retry: The ``retry`` of a ``busy`` answer to an over-cap connection.
+        connection_retry: The ``retry`` of a refusal of an over-cap connection
+            (one over ``source_handshakes`` is told when its source's bucket refills).
         disk_budget: The most envelope bytes all mailboxes together may hold (0: no budget).
         disk_retry: The ``retry`` of a ``busy`` answer for a full disk budget.
         replay_window: Seconds a delivered envelope's re-put is refused (0: off).
@@ -102,7 +109,8 @@ class RelayLimits:
 
     max_connections: int = 16384
     max_connections_per_source: int = 1024
-    max_refusing: int = 64
+    max_refusing: int = 1024
+    source_handshakes: float = 50.0
     link_puts: float = 2000.0
     link_bytes: float = 16 * 1024 * 1024
     source_puts: float = 4000.0
@@ -235,25 +243,35 @@ class RelayGuard:
         """Over-cap connections being answered ``busy`` now."""
         self._per_source: Counter[str] = Counter()
         self._source_buckets: dict[str, list[TokenBucket]] = {}
+        self._handshakes: dict[str, TokenBucket] = {}  # each source's connection rate
         self.refusals: Counter[str] = Counter()
         """Connections and requests refused here, by reason (a fixed set)."""
 
     def connect(self, address: str, now: float) -> str | None:
         """A connection from ``address`` was accepted: None (admitted) or why not.
 
-        ``connections`` or ``source_connections``: answer ``busy`` and close;
-        ``overflow``: close at once. Every call is paired with :meth:`disconnect`
-        with the same answer.
+        ``connections``, ``source_connections`` or ``source_rate``: refuse it
+        (answered, before the handshake); ``overflow``: close at once. Every call
+        is paired with :meth:`disconnect` with the same answer.
         """
         source, limits = source_of(address), self.limits
         over_total = limits.max_connections and self.connections >= limits.max_connections
         per_source = limits.max_connections_per_source
         over_source = per_source and self._per_source[source] >= per_source
-        if not (over_total or over_source):
+        over_rate = False
+        if not (over_total or over_source) and limits.source_handshakes:
+            bucket = self._handshake_bucket(source, now)
+            over_rate = bucket.wait(1, now) > 0
+            if not over_rate:
+                bucket.take(1, now)
+        if not (over_total or over_source or over_rate):
             self.connections += 1
             self._per_source[source] += 1
             return None
-        reason = "connections" if over_total else "source_connections"
+        if over_total:
+            reason = "connections"
+        else:
+            reason = "source_connections" if over_source else "source_rate"
         if self.refusing >= limits.max_refusing:
             reason = _OVERFLOW
         else:
@@ -261,19 +279,41 @@ class RelayGuard:
         self.refusals[reason] += 1
         return reason
 
+    def retry_after(self, address: str, verdict: str, now: float) -> float:
+        """Seconds a connection refused for ``verdict`` is asked to wait."""
+        bucket = self._handshakes.get(source_of(address))
+        if verdict == "source_rate" and bucket is not None:
+            return max(bucket.wait(1, now), 0.001)
+        return self.limits.connection_retry
+
+    def _handshake_bucket(self, source: str, now: float) -> TokenBucket:
+        bucket = self._handshakes.get(source)
+        if bucket is None:
+            if len(self._handshakes) >= _MAX_RATE_SOURCES:  # forget the sources refilled since
+                self._handshakes = {s: b for s, b in self._handshakes.items() if not b.full(now)}
+            rate = self.limits.source_handshakes
+            bucket = self._handshakes[source] = TokenBucket(
+                rate, max(rate * self.limits.burst, 1.0), now
+            )
+        return bucket
+
     def disconnect(self, address: str, admitted: str | None, now: float) -> None:
         """The connection :meth:`connect` answered ``admitted`` closed."""
+        source = source_of(address)
         if admitted is not None:
             self.refusing -= admitted != _OVERFLOW
+        else:
+            self.connections -= 1
+            self._per_source[source] -= 1
+        if self._per_source[source] > 0:
             return
-        source = source_of(address)
-        self.connections -= 1
-        self._per_source[source] -= 1
-        if self._per_source[source] <= 0:
-            del self._per_source[source]
-            buckets = self._source_buckets.get(source)
-            if buckets is not None and all(b.full(now) for b in buckets):
-                del self._source_buckets[source]
+        self._per_source.pop(source, None)
+        buckets = self._source_buckets.get(source)
+        if buckets is not None and all(b.full(now) for b in buckets):
+            del self._source_buckets[source]
+        handshakes = self._handshakes.get(source)
+        if handshakes is not None and handshakes.full(now):
+            del self._handshakes[source]
 
     def budget(self, address: str, now: float) -> PutBudget:
         """The buckets a new link from ``address`` is charged to."""
@@ -286,7 +326,7 @@ class RelayGuard:
 
     def sources(self) -> int:
         """Source addresses with connections or unrefilled buckets (bounded by the caps)."""
-        return len(self._source_buckets.keys() | self._per_source.keys())
+        return len(self._source_buckets.keys() | self._per_source.keys() | self._handshakes.keys())
 
 
 def entry_id_of(envelope: bytes) -> bytes:

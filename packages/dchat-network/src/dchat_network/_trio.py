@@ -31,6 +31,7 @@ from ._link import (
     LinkConnection,
     LinkEvent,
     LinkState,
+    refusal_frame,
 )
 from ._link_stats import LinkStats
 
@@ -106,8 +107,6 @@ class Link:
         self.peer_id: NodeId = done.peer_id
         self.source = ""
         """The peer's IP address, on links :func:`serve_links` accepted."""
-        self.refused: str | None = None
-        """Why the listener's gate refused this connection (None: admitted)."""
 
     async def send(self, data: bytes, *, timeout: float | None = 30.0) -> None:
         """Send one message.
@@ -272,6 +271,10 @@ class ConnectionGate(Protocol):
         """None to admit a connection from ``address``; else why not (``overflow``: drop it)."""
         ...
 
+    def retry_ms(self, address: str, verdict: str) -> int:
+        """How long a connection from ``address`` refused for ``verdict`` is asked to wait (ms)."""
+        ...
+
     def disconnect(self, address: str, verdict: str | None) -> None:
         """The connection ``connect`` answered ``verdict`` closed."""
         ...
@@ -283,6 +286,19 @@ def _peer_address(stream: trio.SocketStream) -> str:
     except OSError:
         return ""
     return str(peer[0]) if isinstance(peer, tuple) else ""
+
+
+async def _refuse(stream: trio.SocketStream, frame: bytes, timeout: float) -> None:
+    """Answer a refused connection's first bytes with ``frame``, then close it.
+
+    The dialer's message 1 is read first: closing a socket with unread input
+    resets the connection, and the reset could overtake the refusal.
+    """
+    with trio.move_on_after(timeout), suppress(*_TRANSPORT_ERRORS):
+        if await stream.receive_some(_READ_SIZE):
+            await stream.send_all(frame)
+    with trio.CancelScope(shield=True):
+        await stream.aclose()
 
 
 async def serve_links(
@@ -302,8 +318,10 @@ async def serve_links(
     logged and only that connection is closed. ``task_status.started`` receives
     the bound ``(host, port)``. ``stats``, if given, counts the connections.
     ``gate``, if given, is asked about each connection before its handshake: a
-    refused one still gets its link (``Link.refused`` says why, for the handler
-    to answer), except ``overflow``, which is closed at once. A handshake that
+    refused one is answered with a refusal frame instead of handshake message 2
+    (:func:`~dchat_network._link.refusal_frame`: the reason and the gate's
+    retry-after, no public-key work) once its message 1 has arrived, then
+    closed; ``overflow`` is closed at once. A handshake that
     does not complete within ``handshake_timeout`` is closed (half-open
     connections, e.g. slowloris, hold nothing longer).
     """
@@ -326,11 +344,17 @@ async def serve_links(
             with trio.CancelScope(shield=True):
                 await stream.aclose()
             return
+        if verdict is not None:
+            assert gate is not None
+            await _refuse(
+                stream, refusal_frame(verdict, gate.retry_ms(address, verdict)), handshake_timeout
+            )
+            return
         try:
             link = await open_link(
                 stream, initiator=False, node_key=node_key, timeout=handshake_timeout, turn=turn
             )
-            link.source, link.refused = address, verdict
+            link.source = address
             counts.open += 1
             await handler(link)
         except DchatError as exc:

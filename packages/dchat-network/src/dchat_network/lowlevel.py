@@ -58,6 +58,7 @@ from ._link import LinkConnection as LinkConnection
 from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
+from ._link import refusal_frame as refusal_frame
 from ._probe import ProbeChallenge as ProbeChallenge
 from ._probe import answer_probe as answer_probe
 from ._probe import check_probe_answer as check_probe_answer
@@ -217,6 +218,7 @@ __all__ = (
     "pow_ok",
     "probe_once",
     "push_blob",
+    "refusal_frame",
     "run_claims",
     "solve_pow",
     "token_hash",

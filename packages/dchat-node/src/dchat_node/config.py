@@ -93,6 +93,8 @@ class NodeConfig(BaseModel):
     # user: @handles' chat chain; relay: where receipt claims go. A validator's data dir
     chat_node: Path | None = None
     chat_genesis: Path | None = None  # default: chat_node's genesis.cbor, trusted on first use
+    currency_node: Path | None = None  # user: payments' currency chain (a validator's data dir)
+    currency_genesis: Path | None = None  # default: currency_node's genesis, trusted on first use
     block_interval: float = Field(default=1.0, ge=0, le=60)
     # Every this many blocks a validator stores a state snapshot, so a restart
     # replays only the blocks above it (0: never; see dchat_chain.lowlevel.replay_store).

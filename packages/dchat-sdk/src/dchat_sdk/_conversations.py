@@ -1,8 +1,9 @@
 """Conversation calls of the node API, mixed into :class:`~dchat_sdk.RemoteClient`.
 
 Each maps one route of ``/v1/conversations``, ``/v1/messages/{id}/...``,
-``/v1/conversation-settings``, ``/v1/search`` and ``/v1/contacts/{name}`` (see the node's
-``api/_conversations.py`` and docs/protocol.md) and returns its JSON object.
+``/v1/payments``, ``/v1/conversation-settings``, ``/v1/search`` and
+``/v1/contacts/{name}`` (see the node's ``api/_conversations.py``,
+``api/_search.py`` and docs/protocol.md) and returns its JSON object.
 Peers are a contact's name or an identity id; names are quoted into paths.
 """
 
@@ -16,7 +17,10 @@ from ._replies import obj
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("ConversationCalls",)
+__all__ = ("PAY_TIMEOUT", "ConversationCalls")
+
+PAY_TIMEOUT = 120.0
+"""Seconds :meth:`ConversationCalls.pay` waits: the node answers once the chain committed."""
 
 
 def _seg(text: str) -> str:
@@ -74,6 +78,20 @@ class ConversationCalls:
         """Forward a stored message to ``to`` (marked forwarded); returns the new id."""
         path = f"/v1/messages/{_seg(message_id)}/forward"
         return str(obj(self._call("POST", path, {"to": to}))["message_id"])
+
+    def pay(self, to: str, amount: int, note: str = "", *, fee: int = 1) -> dict[str, Any]:
+        """Pay the contact ``to`` ``amount`` on the currency chain, inside the conversation.
+
+        Returns once the transfer is committed and the message queued:
+        ``{"message_id", "tx", "height", "amount", "to"}``. The recipient's
+        node shows it pending until its light client proved the transfer.
+        """
+        body = {"to": to, "amount": amount, "note": note, "fee": fee}
+        return obj(self._call("POST", "/v1/payments", body, timeout=PAY_TIMEOUT))
+
+    def payments(self) -> dict[str, Any]:
+        """Received payments still unverified (``pending``), ours not yet sent (``unsent``)."""
+        return obj(self._call("GET", "/v1/payments"))
 
     def conversation_settings(self, **changes: bool) -> dict[str, Any]:
         """The settings ``read_receipts`` and ``typing``; keyword arguments change them."""

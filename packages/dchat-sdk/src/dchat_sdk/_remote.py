@@ -111,9 +111,11 @@ class RemoteClient(ConversationCalls):
         path: str,
         body: dict[str, Any] | None = None,
         params: dict[str, str | int] | None = None,
+        timeout: float | None = None,
     ) -> Any:
+        wait = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
-            response = self._http.request(method, path, json=body, params=params)
+            response = self._http.request(method, path, json=body, params=params, timeout=wait)
         except httpx.HTTPError as exc:
             raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
         return answer(response)

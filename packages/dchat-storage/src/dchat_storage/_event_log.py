@@ -11,13 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import select
-
 from ._access import check_limit
 from ._errors import InvalidArgumentError
 from ._events import EVENTS, MESSAGE_EVENT, append_event, check_cursor, head_cursor
-from ._messages import MESSAGE_COLUMNS, message_record
-from ._schema import EventRow, Message
+from ._messages import MESSAGE_NAMES, message_record
+from ._prepared import Prepared
 
 if TYPE_CHECKING:
     import builtins
@@ -29,6 +27,16 @@ if TYPE_CHECKING:
 __all__ = ("MAX_EVENT_PAGE", "EventLog", "EventRecord")
 
 MAX_EVENT_PAGE: Final = 1000
+
+# A page of events joined with their messages; a client following events reads one
+# per wake-up, so it runs about once per message.
+_PAGE_NAMES = ("cursor", "kind", "event_payload", "event_at", *MESSAGE_NAMES)
+_PAGE = Prepared(
+    "SELECT e.seq, e.kind, e.payload, e.created_at, m.seq, m.message_ix, m.direction,"
+    " m.payload, m.sent_at, m.stored_at, m.read_at, m.expires_at, m.conv_order"
+    " FROM events AS e LEFT OUTER JOIN messages AS m ON m.seq = e.message_seq"
+    " WHERE e.seq > :after ORDER BY e.seq LIMIT :limit"
+)
 """The most events one :meth:`EventLog.page` returns."""
 
 
@@ -110,24 +118,10 @@ class EventLog:
         check_limit(limit)
         if limit > MAX_EVENT_PAGE:
             raise InvalidArgumentError(f"limit must be at most {MAX_EVENT_PAGE}, got {limit}")
-        query = (
-            select(
-                EventRow.seq.label("cursor"),
-                EventRow.kind,
-                EventRow.payload.label("event_payload"),
-                EventRow.created_at.label("event_at"),
-                *MESSAGE_COLUMNS,
-            )
-            .select_from(EventRow)
-            .outerjoin(Message, Message.seq == EventRow.message_seq)
-            .where(EventRow.seq > after)
-            .order_by(EventRow.seq)
-            .limit(limit)
-        )
         with self._access.read("read events") as conn:
             check_cursor(conn, after)
-            rows = conn.execute(query).all()
-        return [self._record(row._mapping) for row in rows]
+            rows = _PAGE.run(conn, {"after": after, "limit": limit}).fetchall()
+        return [self._record(dict(zip(_PAGE_NAMES, row, strict=True))) for row in rows]
 
     def head(self) -> int:
         """The cursor of the newest event: following from it gives only new events."""

@@ -61,6 +61,9 @@ _APPEND = Prepared(  # prepared once: it runs for every message stored
     " VALUES (:kind, :message_seq, :payload, :created_at) RETURNING seq"
 )
 
+# Read with every page of events a client follows.
+_HORIZON_GET = Prepared("SELECT value FROM storage_meta WHERE name = :name")
+
 
 def check_kind(kind: str) -> str:
     """Return ``kind`` if it is a valid event kind (lowercase name, at most 32 characters).
@@ -90,8 +93,8 @@ def append_event(
 
 def horizon(conn: Connection) -> int:
     """The highest cursor retention has pruned (0: nothing pruned yet)."""
-    stored = conn.execute(select(Meta.value).where(Meta.name == _HORIZON)).scalar_one_or_none()
-    return 0 if stored is None else int.from_bytes(bytes(stored), "big")
+    found = _HORIZON_GET.one(conn, {"name": _HORIZON})
+    return 0 if found is None else int.from_bytes(bytes(found[0]), "big")
 
 
 def check_cursor(conn: Connection, after: int) -> None:

@@ -32,6 +32,7 @@ __all__ = (
     "DIRECTIONS",
     "MESSAGES",
     "MESSAGE_COLUMNS",
+    "MESSAGE_NAMES",
     "OUTBOX",
     "MessageRepo",
     "OutboxRepo",
@@ -88,6 +89,33 @@ _ENQUEUE = Prepared(
     " VALUES (:message_ix, :payload, :attempts, :enqueued_at, :next_attempt_at)"
 )
 _MARK_SENT = Prepared("DELETE FROM outbox WHERE message_ix = :message_ix")
+# The same columns in the statements below, which run on every message (or outbox pass).
+_OUTBOX_NAMES = ("message_ix", "payload", "attempts", "next_attempt_at", "enqueued_at")
+_DUE = Prepared(
+    "SELECT message_ix, payload, attempts, next_attempt_at, enqueued_at FROM outbox"
+    " WHERE next_attempt_at <= :now ORDER BY next_attempt_at, seq LIMIT :limit"
+)
+_QUEUED = Prepared(
+    "SELECT message_ix, payload, attempts, next_attempt_at, enqueued_at FROM outbox"
+    " ORDER BY seq LIMIT :limit OFFSET :offset"
+)
+MESSAGE_NAMES = (
+    "seq",
+    "message_ix",
+    "direction",
+    "payload",
+    "sent_at",
+    "stored_at",
+    "read_at",
+    "expires_at",
+    "conv_order",
+)
+_GET = Prepared(
+    "SELECT seq, message_ix, direction, payload, sent_at, stored_at, read_at, expires_at,"
+    " conv_order FROM messages WHERE message_ix = :message_ix"
+)
+assert tuple(c.key for c in _OUTBOX_COLUMNS) == _OUTBOX_NAMES
+assert tuple(c.key for c in MESSAGE_COLUMNS) == MESSAGE_NAMES
 
 
 def _timer(conn: Connection, conv_ix: bytes) -> float | None:
@@ -282,10 +310,11 @@ class MessageRepo:
     def get(self, message_id: bytes) -> MessageRecord | None:
         """Return the message with id ``message_id``, or None."""
         ix = index_value(self._access.sealer, "message-id", message_id)
-        query = select(*MESSAGE_COLUMNS).where(Message.message_ix == ix)
         with self._access.read("get message") as conn:
-            row = conn.execute(query).one_or_none()
-        return None if row is None else message_record(self._access.sealer, row._mapping)
+            row = _GET.one(conn, {"message_ix": ix})
+        if row is None:
+            return None
+        return message_record(self._access.sealer, dict(zip(MESSAGE_NAMES, row, strict=True)))
 
     def count(self) -> int:
         """Return the number of stored messages."""
@@ -329,15 +358,9 @@ class OutboxRepo:
             InvalidArgumentError: ``limit`` is below 1.
         """
         check_limit(limit)
-        query = (
-            select(*_OUTBOX_COLUMNS)
-            .where(OutboxRow.next_attempt_at <= now)
-            .order_by(OutboxRow.next_attempt_at, OutboxRow.seq)
-            .limit(limit)
-        )
         with self._access.read("list due outbox items") as conn:
-            rows = conn.execute(query).all()
-        return [self._item(row._mapping) for row in rows]
+            rows = _DUE.run(conn, {"now": now, "limit": limit}).fetchall()
+        return [self._item(dict(zip(_OUTBOX_NAMES, row, strict=True))) for row in rows]
 
     def oldest(self) -> float | None:
         """When the oldest queued item was queued (seconds since the epoch); None if none."""
@@ -354,11 +377,9 @@ class OutboxRepo:
             InvalidArgumentError: ``limit`` is below 1.
         """
         check_limit(limit)
-        query = select(*_OUTBOX_COLUMNS).order_by(OutboxRow.seq).offset(max(0, offset))
-        query = query.limit(limit)
         with self._access.read("list queued outbox items") as conn:
-            rows = conn.execute(query).all()
-        return [self._item(row._mapping) for row in rows]
+            rows = _QUEUED.run(conn, {"offset": max(0, offset), "limit": limit}).fetchall()
+        return [self._item(dict(zip(_OUTBOX_NAMES, row, strict=True))) for row in rows]
 
     def mark_sent(self, message_id: bytes) -> None:
         """Remove a delivered item.

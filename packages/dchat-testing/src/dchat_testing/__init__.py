@@ -13,6 +13,8 @@
   :func:`wait_until_async`, the one way tests wait for another process or task;
   test networks: :func:`running_validators`, :func:`currency_copies`,
   :func:`start_all`, :func:`certified`, :func:`toml_listen`.
+* Two user agents trading mail by hand: :class:`AgentNode`, :func:`agent_pair`,
+  :func:`deliver_mail`.
 * Messaging engines over an in-memory relay: :class:`EngineNet`,
   :class:`EngineDevice`, :class:`MemoryRelay`, :class:`StubDirectory`,
   :func:`envelope_mailbox` (the ``net`` fixture).
@@ -26,6 +28,10 @@ Only tests import this package.
 
 from __future__ import annotations
 
+from ._agents import AGENT_T0 as AGENT_T0
+from ._agents import AgentNode as AgentNode
+from ._agents import agent_pair as agent_pair
+from ._agents import deliver_mail as deliver_mail
 from ._chaos import ChaosHarness as ChaosHarness
 from ._conformance import MailboxStoreConformance as MailboxStoreConformance
 from ._conformance import PrekeyStoreConformance as PrekeyStoreConformance
@@ -75,6 +81,8 @@ from ._waiting import wait_until as wait_until
 from ._waiting import wait_until_async as wait_until_async
 
 __all__ = (
+    "AGENT_T0",
+    "AgentNode",
     "AutojumpClock",
     "ChaosError",
     "ChaosHarness",
@@ -93,6 +101,7 @@ __all__ = (
     "SimulationError",
     "StubDirectory",
     "WaitTimeoutError",
+    "agent_pair",
     "autojump_clock",
     "certified",
     "check_export_surfaces",
@@ -100,6 +109,7 @@ __all__ = (
     "check_prekey_store",
     "contact_cards",
     "currency_copies",
+    "deliver_mail",
     "entry_id_of",
     "envelope_bytes",
     "envelope_mailbox",

@@ -58,6 +58,7 @@ _STATE_STATUS = {
     "no_chain": 409,
     "chain_unreachable": 503,
     "handle_refused": 409,
+    "payment_failed": 409,
     "stale_handle": 409,
 }
 

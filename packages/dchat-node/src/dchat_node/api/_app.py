@@ -43,6 +43,7 @@ from ._handles import add_handle_routes
 from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
+from ._payments import add_payment_routes
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
@@ -177,6 +178,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_conversation_routes(app, node, auth)
     add_search_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
+    app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     add_socket_route(app, node, feed)

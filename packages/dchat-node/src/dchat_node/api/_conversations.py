@@ -5,7 +5,8 @@
   :data:`INBOX_SCAN` stored messages; open message requests are left out, as
   in ``/v1/messages``).
 * ``GET /v1/conversations/{peer}?limit=&mark_read=``: one conversation with
-  times, direction, delivered/read marks, replies, edits and reactions;
+  times, direction, delivered/read marks, replies, edits, reactions and
+  payments (``payment``: null, or its amount, note and state, see ``_payments.py``);
   ``mark_read=true`` also marks it read (as ``POST .../read``).
 * ``POST /v1/conversations/{peer}/read``: mark the peer's texts read; a
   read receipt goes to them if this user sends read receipts.
@@ -118,7 +119,11 @@ def add_conversation_routes(app: FastAPI, node: Node, auth: list[Depends]) -> No
 
         def listing() -> list[dict[str, Any]]:  # one worker trip for the texts and notes
             rows = u.book.messages(peer, limit)
-            return [{**message_json(r, n), **conversations.row(r)} for r, n in rows]
+            payments = u.agent.payments
+            return [
+                {**message_json(r, n), **conversations.row(r), **payments.row(r.message_id)}
+                for r, n in rows
+            ]
 
         card = await u.run(u.book.find, peer)
         return {

@@ -16,46 +16,31 @@ The chain work is dchat-chain's: :class:`~dchat_chain.lowlevel.HandleLookup`
 verifies each answer by commit certificates and Merkle proofs, and
 :class:`~dchat_chain.lowlevel.HandleOwner` builds the transactions. This module
 is their I/O: it reaches a chat-chain validator through the ``api.json`` in the
-configured ``chat_node`` directory, keeps the light client's verified headers in
-``DATA_DIR/light/<chain>.light`` and the own handle's name in the node's sealed
-settings. A stale answer (the node a block behind) is asked again for a few
-seconds; a lying node's answer is refused with the light client's typed error.
+configured ``chat_node`` directory (:class:`~._chain_link.ChainLink`) and keeps
+the own handle's name in the node's sealed settings. A stale answer (the node
+a block behind) is asked again for a few seconds; a lying node's answer is
+refused with the light client's typed error.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-import httpx
 import trio
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_chain.lowlevel import (
-    HandleLookup,
-    HandleOwner,
-    LightReader,
-    StaleAnswerError,
-    genesis_anchor,
-    light_state_name,
-    light_state_path,
-    normalize_handle,
-    write_light_state,
-)
+from dchat_chain.lowlevel import HandleLookup, HandleOwner, normalize_handle
 from dchat_identity import ContactCard
 
 from .._errors import NodeStateError
-from ..validator._keys import VALIDATOR_GENESIS
+from ._chain_link import ChainLink
 from ._roles import user_role
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from fastapi import FastAPI
     from fastapi.params import Depends
 
-    from dchat_chain import Transaction
     from dchat_chain.lowlevel import HandleRecord, LightRead
 
     from .._runtime import Node
@@ -63,9 +48,6 @@ if TYPE_CHECKING:
 __all__ = ("HandleDesk", "add_handle_routes")
 
 OWN_HANDLE: Final = "handle.own"  # settings key: the own handle's name
-STALE_WAIT: Final = 5.0
-COMMIT_WAIT: Final = 60.0
-POLL: Final = 0.1
 
 
 class HandleAction(BaseModel):
@@ -93,75 +75,17 @@ class HandleDesk:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self._lock = trio.Lock()  # one light client: one verified read at a time
-
-    # -- the chain node and the light client ------------------------------------------------
-
-    def _chain_dir(self) -> Path:
-        chat_node = self._node.config.chat_node
-        if chat_node is None:
-            raise NodeStateError("no_chain", "no chat chain configured (set chat_node)")
-        return chat_node
-
-    def _genesis(self) -> bytes:
-        path = self._node.config.chat_genesis or self._chain_dir() / VALIDATOR_GENESIS
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise NodeStateError("no_chain", f"cannot read the chat genesis: {exc}") from None
-
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        try:
-            info = json.loads(await trio.Path(self._chain_dir() / "api.json").read_text())
-            headers = {"Authorization": f"Bearer {info['token']}"}
-            async with httpx.AsyncClient(base_url=info["url"], headers=headers, timeout=10) as c:
-                answer = await c.request(method, path, json=body)
-            data = answer.json()
-        except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as exc:
-            raise NodeStateError("chain_unreachable", f"the chat chain node: {exc}") from None
-        if answer.status_code >= 400:
-            raise NodeStateError("chain_unreachable", f"the chat chain node: {data}")
-        return data
-
-    def _state_file(self, chain_id: str) -> Path:
-        return light_state_path(self._node.config.data_dir / "light", chain_id)
-
-    async def _reader(self) -> LightReader:
-        genesis = self._genesis()
-        chain_id = genesis_anchor(genesis)[0]
-        path = trio.Path(self._state_file(chain_id))
-        stored = await path.read_bytes() if await path.exists() else None
-        return LightReader.restore(stored, genesis, name=light_state_name(chain_id))
-
-    async def _verified(self, start: Any) -> Any:
-        """Run the read ``start(reader)`` makes to the end; retry stale answers; keep headers."""
-        async with self._lock:
-            reader = await self._reader()
-            height = reader.height
-            deadline = trio.current_time() + STALE_WAIT
-            try:
-                while True:
-                    read = start(reader)
-                    try:
-                        while (path := read.next_request()) is not None:
-                            read.receive(await self._call("GET", path))
-                        return read
-                    except StaleAnswerError:
-                        if trio.current_time() >= deadline:
-                            raise
-                        await trio.sleep(0.2)
-            finally:
-                if reader.height != height:
-                    file = self._state_file(reader.client.chain_id)
-                    file.parent.mkdir(mode=0o700, exist_ok=True)
-                    await trio.to_thread.run_sync(write_light_state, file, reader.to_bytes())
+        config = node.config
+        self._chain = ChainLink(
+            node, "chat", lambda: (config.chat_node, config.chat_genesis), "handle_refused"
+        )
 
     # -- lookups --------------------------------------------------------------------------------
 
     async def lookup(self, text: str) -> HandleRecord | None:
         """The live handle ``text``, verified; None if it is not registered."""
         normalize_handle(text)  # a name outside the rule is refused before any I/O
-        found: HandleLookup = await self._verified(lambda r: HandleLookup(r, text))
+        found: HandleLookup = await self._chain.verified(lambda r: HandleLookup(r, text))
         return found.result()
 
     async def show(self, text: str) -> dict[str, Any]:
@@ -194,7 +118,7 @@ class HandleDesk:
         return {"handle": record_json(record) if mine and record is not None else None}
 
     def _owner(self) -> HandleOwner:
-        return HandleOwner(user_role(self._node).user.identity.signing_key, self._genesis())
+        return HandleOwner(user_role(self._node).user.identity.signing_key, self._chain.genesis())
 
     async def act(self, body: HandleAction) -> dict[str, Any]:
         """``POST /v1/handle``."""
@@ -205,13 +129,13 @@ class HandleDesk:
             raise NodeStateError("invalid_request", "name the handle")
         normalize_handle(name)
         owner = self._owner()
-        account = await self._call("GET", f"/v1/chain/accounts/{owner.public_key.hex()}")
+        account = await self._chain.call("GET", f"/v1/chain/accounts/{owner.public_key.hex()}")
         nonce = int(account.get("next_nonce", 0))
         card = user.card.to_bytes()
         relays = relays_of(user.card)
         if body.action == "register":
             path, key = owner.identity_path
-            read: LightRead = await self._verified(lambda r: r.read(path, key))
+            read: LightRead = await self._chain.verified(lambda r: r.read(path, key))
             registered = read.result()[1] is not None
             document = (await user_role(self._node).documents.head()).to_bytes()
             txs = await trio.to_thread.run_sync(
@@ -235,40 +159,12 @@ class HandleDesk:
         else:
             txs = [owner.release(nonce, name)]
         for tx in txs:  # one by one: the handle needs the identity registered first
-            await self._submit(tx)
+            await self._chain.submit(tx)
         if body.action == "release":
             await user.state_delete(OWN_HANDLE)
             return {"handle": None}
         await user.state_put(OWN_HANDLE, txs[-1].body["name"].encode())
         return await self.own()
-
-    async def _submit(self, tx: Transaction) -> None:
-        """Submit ``tx``; wait until it is committed and a header certifies its result."""
-        result = (await self._call("POST", "/v1/chain/txs", {"txs": [tx.raw.hex()]}))["results"][0]
-        if not result["accepted"]:
-            raise NodeStateError("handle_refused", f"{result['error']}: {result['message']}")
-        with trio.move_on_after(COMMIT_WAIT) as scope:
-            status = await self._committed(tx.hash.hex())
-            if status["code"] != 0:
-                raise NodeStateError("handle_refused", str(status["log"]))
-            height = int(status["height"])
-            while True:  # polling a remote node: there is no event to wait for
-                if await self._certified(height):
-                    break
-                await trio.sleep(POLL)
-        if scope.cancelled_caught:
-            raise NodeStateError("chain_unreachable", "not committed in time")
-
-    async def _certified(self, height: int) -> bool:
-        status = await self._call("GET", "/v1/chain/status")
-        return bool(status.get("certified_height", 0) >= height)
-
-    async def _committed(self, digest: str) -> dict[str, Any]:
-        while True:
-            status: dict[str, Any] = await self._call("GET", f"/v1/chain/txs/{digest}")
-            if status["status"] == "committed":
-                return status
-            await trio.sleep(POLL)
 
 
 def found_name(text: str) -> str:

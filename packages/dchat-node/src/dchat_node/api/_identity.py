@@ -80,7 +80,7 @@ class RequestProfile(_Strict):
 
 
 async def identity_json(node: Node) -> dict[str, Any]:
-    """``GET /v1/identity``: id, name, card, role, document version and devices."""
+    """``GET /v1/identity``: id, name, card, currency account, role, document version, devices."""
     features = user_role(node).features
     card = await features.devices.card()
     local = await features.devices.load()
@@ -88,6 +88,7 @@ async def identity_json(node: Node) -> dict[str, Any]:
         "identity_id": str(card.identity_id),
         "name": card.name,
         "card": card.to_text(),
+        "account": card.identity_key.to_bytes().hex(),  # where payments to us go (protocol §25)
         "role": "primary" if user_role(node).user.has_identity else "linked",
         "this_device": None if local is None else local.device_key.public_key.to_bytes().hex(),
     }

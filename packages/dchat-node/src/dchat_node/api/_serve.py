@@ -17,6 +17,7 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
+import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
@@ -94,4 +95,7 @@ async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -
     if tls is not None:
         config.certfile, config.keyfile = (str(path) for path in tls)
     app: Any = create_app(node, token)  # hypercorn types ASGI apps more narrowly than Starlette
-    await hypercorn_serve(app, config, task_status=task_status)
+    async with trio.open_nursery() as tasks:
+        tasks.start_soon(app.state.payments.run)  # resumes and verifies payments (user role)
+        await hypercorn_serve(app, config, task_status=task_status)
+        tasks.cancel_scope.cancel()

@@ -1,4 +1,4 @@
-"""``dchat inbox``, ``show``, ``read``, ``reply``, ``edit``, ``delete``, ``react``,
+"""``dchat inbox``, ``show``, ``pay``, ``read``, ``reply``, ``edit``, ``delete``, ``react``,
 ``forward``, ``typing``, ``conversation-settings`` and ``contact remove|rename|block``.
 
 ``dchat show PEER`` marks the conversation read as it shows it (a read receipt
@@ -41,8 +41,20 @@ def _marks(m: dict[str, Any]) -> str:
     return "" if m["read"] else "•"
 
 
+def _paid(payment: dict[str, Any] | None) -> str:
+    """A payment's mark: verified, pending, refused (then not shown as paid) or sent."""
+    if payment is None:
+        return ""
+    amount, state = payment["amount"], payment["state"]
+    if state == "refused":
+        return f"[payment refused: {payment['code']}] "
+    return {"verified": f"[paid {amount} ✔] ", "sent": f"[paid {amount}] "}.get(
+        state, f"[payment {amount} pending] "
+    )
+
+
 def _line(m: dict[str, Any]) -> str:
-    text = m["text"]
+    text = _paid(m.get("payment")) + m["text"]
     if m["reply_to"]:
         text = f"↪ {m['reply_to'][:14]}… {text}"
     if m["forwarded"]:
@@ -95,6 +107,25 @@ def register_conversation_commands(
             arrow = "→" if m["direction"] == "out" else "←"
             table.add_row(_when(m["sent_at"]), arrow, m["message_id"], _line(m), _marks(m))
         _out.print(table)
+
+    @app.command("pay")
+    def pay(
+        ctx: typer.Context,
+        peer: str,
+        amount: Annotated[int, typer.Argument(min=1, max=2**63 - 1)],
+        note: Annotated[str, typer.Option(help="a note with the payment")] = "",
+        fee: Annotated[int, typer.Option(min=0)] = 1,
+        as_json: Json = False,
+    ) -> None:
+        """Pay PEER AMOUNT on the currency chain, inside the conversation.
+
+        Waits until the chain committed the transfer, then sends the message;
+        PEER's node shows it as paid once its light client proved the transfer.
+        """
+        reply = with_client(ctx, lambda c: c.pay(peer, amount, note, fee=fee))
+        text = f"paid {amount} at height {reply['height']} (tx {reply['tx']})"
+        text += f"; sent {reply['message_id']}"
+        show_json_or(as_json, reply, text)
 
     @app.command("read")
     def read(ctx: typer.Context, peer: str, as_json: Json = False) -> None:

@@ -51,6 +51,7 @@ def register_identity_commands(
         info = call(ctx, "GET", "/v1/identity")
         _out.print(f"identity  {info['identity_id']}")
         _out.print(f"name      {info['name']}")
+        _out.print(f"account   {info['account']} (currency: payments to you)", highlight=False)
         if info.get("restoring"):
             _out.print("restored from its phrase: waiting for a contact's copy of the document")
             _out.print("(run `dchat resync CONTACT...`)")
