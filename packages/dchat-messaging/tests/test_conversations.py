@@ -12,7 +12,10 @@ and attachment record.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -27,6 +30,7 @@ from dchat_messaging import (
     RequestError,
     UserMessaging,
 )
+from dchat_messaging._search import snippet
 from dchat_messaging._user import RECEIPT_EVERY
 from dchat_messaging.lowlevel import (
     CONVERSATION_KINDS,
@@ -43,6 +47,8 @@ from dchat_messaging.lowlevel import (
     decode_conversation,
 )
 from dchat_messaging.testing import MemoryMessageStore
+from dchat_storage import Database, EngineStore, open_database
+from dchat_storage.lowlevel import StorageKey
 from dchat_testing import AGENT_T0, AgentNode, agent_pair, deliver_mail
 
 T0 = AGENT_T0
@@ -537,3 +543,154 @@ def test_a_damaged_attachment_record_does_not_stop_the_expiry(pair: tuple[Node, 
     (gone,) = alice.agent.conversations.timers.expire(T0 + DAY)
     assert (gone.message_id, gone.attachment) == (bytes(mid), None)
     assert alice.store.get_state("user.att." + bytes(mid).hex()) is None
+
+
+# -- search ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> Iterator[tuple[Node, Node, Database, Database]]:
+    """alice and bob over sealed node databases (the real search index)."""
+    dbs = [open_database(tmp_path / f"{n}.sqlite3", key=StorageKey.generate()) for n in "ab"]
+    alice, bob = agent_pair((EngineStore(dbs[0]), EngineStore(dbs[1])))
+    yield alice, bob, dbs[0], dbs[1]
+    for d in dbs:
+        d.close()
+
+
+def _texts(node: Node, query: str, **kwargs: Any) -> list[str]:
+    return [hit.text for hit in node.agent.search.search(query, **kwargs)]
+
+
+def test_search_finds_sent_and_received_texts(
+    stored: tuple[Node, Node, Database, Database],
+) -> None:
+    alice, bob, _, _ = stored
+    alice.send("bob", "Shall we meet at the LIGHTHOUSE\n tomorrow at nine?")
+    deliver(alice, bob)
+    bob.send("alice", "which lighthouse?")
+    bob.send("alice", "the blue door")
+    hits = bob.agent.search.search("Lighthouse")
+    assert [(h.text, h.entry.direction, h.peer_name) for h in hits] == [
+        ("which lighthouse?", "out", "alice"),
+        ("Shall we meet at the LIGHTHOUSE\n tomorrow at nine?", "in", "alice"),
+    ]
+    first = hits[1]
+    assert first.snippet == "Shall we meet at the LIGHTHOUSE tomorrow at nine?"
+    assert first.snippet[first.match[0] : first.match[1]] == "LIGHTHOUSE"
+    assert _texts(bob, "lighthouse nine") == [first.text]
+    assert _texts(bob, "lighthouse", peer="alice", limit=1) == ["which lighthouse?"]
+    assert _texts(bob, "lighthouse", before=hits[0].entry.cursor) == [first.text]
+    assert _texts(bob, "purple") == []
+
+
+def test_an_edit_moves_the_text_in_the_index_on_both_sides(
+    stored: tuple[Node, Node, Database, Database],
+) -> None:
+    alice, bob, _, _ = stored
+    mid = alice.send("bob", "see you at helo point")
+    deliver(alice, bob)
+    for node in (alice, bob):  # the index is built before the edit
+        assert _texts(node, "helo") == ["see you at helo point"]
+    alice.agent.converse.edit("bob", mid, "see you at the harbour", now=T0 + 1)
+    deliver(alice, bob)
+    for node in (alice, bob):
+        assert _texts(node, "helo") == []
+        assert _texts(node, "harbour") == ["see you at the harbour"]
+
+
+def test_delete_for_everyone_drops_the_index_rows_on_both_sides(
+    stored: tuple[Node, Node, Database, Database],
+) -> None:
+    alice, bob, alice_db, bob_db = stored
+    keep, gone = alice.send("bob", "keep this"), alice.send("bob", "forget these words")
+    deliver(alice, bob)
+    assert alice_db.search.count() == bob_db.search.count() == 5
+    alice.agent.converse.delete_for_everyone("bob", gone, now=T0)
+    deliver(alice, bob)
+    assert alice_db.search.count() == bob_db.search.count() == 2
+    for node in (alice, bob):
+        assert _texts(node, "words") == []
+        assert node.store.get_message(bytes(keep)) is not None
+
+
+def test_the_real_text_decides_so_a_stale_index_gives_no_false_match(
+    stored: tuple[Node, Node, Database, Database],
+) -> None:
+    alice, _, alice_db, _ = stored
+    mid = alice.send("bob", "apples")
+    assert _texts(alice, "apples") == ["apples"]  # builds the index
+    alice_db.search.reindex(bytes(mid), "bananas")  # the index now lies about the text
+    assert alice_db.search.candidates("bananas") != []
+    assert _texts(alice, "bananas") == []
+
+
+def test_the_first_search_builds_the_index_with_the_latest_edits(
+    stored: tuple[Node, Node, Database, Database],
+) -> None:
+    alice, _, alice_db, _ = stored
+    mid = alice.send("bob", "draft words")
+    alice.agent.converse.edit("bob", mid, "final words", now=T0 + 1)
+    alice_db.search.forget(bytes(mid))  # as if stored before the index existed
+    assert alice_db.search.ready is False
+    assert _texts(alice, "final") == ["final words"]
+    assert alice_db.search.ready is True
+    assert alice.agent.search.rebuild() == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "kwargs"),
+    [
+        ("", {}),
+        ("?! -- ...", {}),
+        ("x" * 5000, {}),
+        (" ".join(f"w{i}" for i in range(10_000)), {}),
+        ("ok", {"limit": 0}),
+        ("ok", {"limit": 10_000}),
+        ("ok", {"before": -1}),
+    ],
+    ids=["empty", "punctuation", "huge", "10000-terms", "limit-0", "limit-huge", "cursor"],
+)
+def test_hostile_searches_are_refused_with_a_typed_error(
+    stored: tuple[Node, Node, Database, Database], query: str, kwargs: dict[str, Any]
+) -> None:
+    alice, _, _, _ = stored
+    alice.send("bob", "ok")
+    with pytest.raises(RequestError) as refused:
+        alice.agent.search.search(query, **kwargs)
+    assert refused.value.code == "invalid_request"
+    with pytest.raises(RequestError) as unknown:
+        alice.agent.search.search("ok", peer="mallory")
+    assert unknown.value.code == "unknown_contact"
+    assert _texts(alice, "ok") == ["ok"]  # nothing lost
+
+
+def test_the_memory_store_searches_like_the_database(pair: tuple[Node, Node]) -> None:
+    alice, bob = pair
+    mid = alice.send("bob", "tea at five")
+    deliver(alice, bob)
+    alice.agent.converse.edit("bob", mid, "coffee at five", now=T0 + 1)
+    deliver(alice, bob)
+    for node in (alice, bob):
+        assert _texts(node, "tea") == []
+        assert _texts(node, "COFFEE five") == ["coffee at five"]
+
+
+def test_a_snippet_is_cut_around_the_first_match() -> None:
+    text = "a" * 100 + " the\tNeedle in  the haystack " + "b" * 100
+    cut, (start, end) = snippet(text, ["needle"])
+    assert cut.startswith("…")
+    assert cut.endswith("…")
+    assert cut[start:end] == "Needle"
+    assert " the Needle in the haystack " in cut
+    assert snippet("no match here", ["x"]) == ("no match here", (0, 0))
+
+
+@given(st.text(max_size=200), st.text(alphabet="abcXYZé", min_size=1, max_size=10))
+def test_the_snippet_marks_a_word_that_matches(text: str, word: str) -> None:
+    from dchat_storage.lowlevel import search_terms
+
+    full = f"{text} {word} {text}"
+    term = search_terms(word)[0]
+    cut, (start, end) = snippet(full, [term])
+    assert term in search_terms(cut[start:end])

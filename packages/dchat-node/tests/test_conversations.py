@@ -162,6 +162,8 @@ def test_receipts_edits_deletes_and_reactions_reach_every_device(
         ):
             wait_until(lambda c=client, p=peer, m=mid, t=text: _has(c, p, m, text=t), timeout=40)
         assert _msg(b1, "alice", m1)["history"] == ["lunch at noon?", "lunch at 12:30?"]  # type: ignore[index]
+        found = [(r["message_id"], r["text"]) for r in b2.search("12:30", peer="alice")["results"]]
+        assert found == [(later, "12:30 works"), (m1, "lunch at 12:30?")]  # edits are searched
 
         # Reactions both ways; a delete for everyone.
         b2.react("alice", m1, "👍")
@@ -181,6 +183,7 @@ def test_receipts_edits_deletes_and_reactions_reach_every_device(
         for b in bobs:
             wait_until(lambda b=b: _msg(b, "alice", m2) is None, timeout=40)
         assert _msg(b1, "alice", m1) is not None  # only that one
+        assert b1.search("one")["results"] == []  # nor found by search
 
         kinds = [event.kind for event in a.event_page(0, 1000)[0]]
         assert {"receipt", "edit", "reaction"} <= set(kinds)

@@ -40,6 +40,7 @@ from dchat_identity import ContactCard, InvalidCardError
 
 from ._errors import RequestError
 from ._payment import Payments
+from ._search import SearchStore
 from ._store import MessageStore
 
 if TYPE_CHECKING:
@@ -157,8 +158,9 @@ class ContactStore(Protocol):
         ...
 
 
-class UserStore(MessageStore, ContactStore, Protocol):
-    """Everything a user node's messaging keeps: engine state, messages, outbox, contacts."""
+class UserStore(MessageStore, ContactStore, SearchStore, Protocol):
+    """Everything a user node's messaging keeps: engine state, messages, outbox, contacts,
+    and the messages' search index."""
 
 
 def _decode_quiet(stored: bytes | None) -> set[str]:

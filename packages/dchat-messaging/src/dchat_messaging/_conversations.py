@@ -309,6 +309,7 @@ class Conversations:
         note = self._update(message_id)
         note.edits = [*note.edits, (at, text)][-MAX_EDITS:]
         self._save(message_id, note)
+        self._store.reindex_message(message_id, text)  # search finds the text shown
 
     def _delete(self, message_id: bytes) -> None:
         self._store.delete_message(message_id)

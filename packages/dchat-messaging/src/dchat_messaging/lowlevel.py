@@ -10,8 +10,9 @@ uploads, notices, receive counters, what a mailbox drain accepted, the
 duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
 kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
-(:class:`Conversations`, ``UserMessaging.conversations``), each message's
-attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
+(:class:`Conversations`, ``UserMessaging.conversations``), local search
+(:class:`MessageSearch`, ``UserMessaging.search``, its hits and store protocol), each
+message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
 payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
 :func:`check_payment`) and the
@@ -68,6 +69,10 @@ from ._payment import payment_ref as payment_ref
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
+from ._search import MAX_SEARCH_LIMIT as MAX_SEARCH_LIMIT
+from ._search import MessageSearch as MessageSearch
+from ._search import SearchHit as SearchHit
+from ._search import SearchStore as SearchStore
 from ._seen import SeenEnvelopes as SeenEnvelopes
 from ._seen import envelope_digest as envelope_digest
 from ._store import OutboxEntry as OutboxEntry
@@ -99,9 +104,11 @@ __all__ = (
     "MAX_DEPOSIT_BYTES",
     "MAX_ENVELOPE",
     "MAX_RECEIPT_IDS",
+    "MAX_SEARCH_LIMIT",
     "MAX_TIMER",
     "MAX_TIMER_VERSION",
     "MessageEntry",
+    "MessageSearch",
     "Notice",
     "OutboxEntry",
     "PUT_TOKEN_KIND",
@@ -115,6 +122,8 @@ __all__ = (
     "Reaction",
     "Receipt",
     "ReceiveStats",
+    "SearchHit",
+    "SearchStore",
     "SeenEnvelopes",
     "TIMER_KIND",
     "Timer",

@@ -89,6 +89,8 @@ class MemoryMessageStore:
         self.contacts: dict[str, MemoryContact] = {}  # by identity id
         self.events: list[tuple[str, dict[str, object], float]] = []
         self.timers: dict[str, float] = {}  # disappearing timers by peer
+        self.indexed: dict[bytes, str] = {}
+        """Texts the search index holds instead of a message's own (edits)."""
         self._seq = 0
         self.commits = 0
         self._depth = 0
@@ -104,6 +106,7 @@ class MemoryMessageStore:
             self._seq,
             list(self.events),
             dict(self.timers),
+            dict(self.indexed),
         )
         self._depth += 1
         self._undos.append([])
@@ -118,6 +121,7 @@ class MemoryMessageStore:
                 self._seq,
                 self.events,
                 self.timers,
+                self.indexed,
             ) = saved
             for undo in reversed(self._undos[-1]):
                 undo()
@@ -241,10 +245,39 @@ class MemoryMessageStore:
         return page
 
     def delete_message(self, message_id: bytes) -> bool:
+        self.indexed.pop(message_id, None)
         return self.messages.pop(message_id, None) is not None
 
     def get_message(self, message_id: bytes) -> StoredMessage | None:
         return self.messages.get(message_id)
+
+    def search_candidates(
+        self, query: str, peer: str | None, limit: int, *, before: int | None = None
+    ) -> list[StoredMessage]:
+        from dchat_storage.lowlevel import query_terms, search_terms
+
+        terms = set(query_terms(query))
+        found = [
+            m
+            for m in self.messages.values()
+            if (peer is None or m.peer == peer)
+            and (before is None or m.seq < before)
+            and terms <= set(search_terms(self.indexed.get(m.message_id, m.text)))
+        ]
+        return sorted(found, key=lambda m: m.seq, reverse=True)[:limit]
+
+    def search_ready(self) -> bool:
+        return True
+
+    def rebuild_search(self, text_of: Callable[[StoredMessage], str]) -> int:
+        self.indexed = {mid: text_of(m) for mid, m in self.messages.items()}
+        return len(self.indexed)
+
+    def reindex_message(self, message_id: bytes, text: str) -> bool:
+        if message_id not in self.messages:
+            return False
+        self.indexed[message_id] = text
+        return True
 
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
         found = self.messages.get(message_id)

@@ -24,6 +24,7 @@ from ._messages import MessageRepo, OutboxRepo
 from ._postgres import claim_database, create_postgres_engine, is_postgres_target, postgres_url
 from ._prekeys import PrekeyRepo
 from ._receipts import ReceiptRepo
+from ._search import SearchRepo
 from ._settings import DeviceRepo, SettingsRepo
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def open_database(
     return database
 
 
-HEAD_REVISION: Final = "0008"
+HEAD_REVISION: Final = "0009"
 """The newest packaged migration (``test_migrations`` holds it to Alembic's head)."""
 
 _VERSION_TABLE: Final = {
@@ -135,6 +136,7 @@ class Database:
         contacts: The address book.
         conversations: Per-conversation retention and disappearing timers.
         messages: Delivered and sent messages.
+        search: The messages' search index (blind word tokens).
         outbox: Envelopes awaiting delivery to relays.
         events: The event log clients follow (messages stored, requests, ...).
         devices: Devices of identities.
@@ -159,6 +161,7 @@ class Database:
         self.contacts = ContactRepo(self._access)
         self.conversations = ConversationRepo(self._access)
         self.messages = MessageRepo(self._access)
+        self.search = SearchRepo(self._access)
         self.outbox = OutboxRepo(self._access)
         self.events = EventLog(self._access)
         self.devices = DeviceRepo(self._access)

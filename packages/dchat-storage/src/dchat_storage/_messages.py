@@ -17,6 +17,7 @@ from ._prepared import INTEGRITY_ERRORS, Prepared
 from ._records import MessageRecord, OutboxItem
 from ._rowcodec import SealedTable, index_value
 from ._schema import Message, OutboxRow
+from ._terms import index_message
 
 if TYPE_CHECKING:
     import builtins
@@ -221,6 +222,7 @@ class MessageRepo:
             if added is None:  # already stored
                 return False
             seq = int(added[0])
+            index_message(conn, self._access.sealer, seq, body)
             append_event(conn, self._access.sealer, MESSAGE_EVENT, {}, stored_at, message_seq=seq)
             return True
 

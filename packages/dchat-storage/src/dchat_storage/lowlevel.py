@@ -53,8 +53,13 @@ from ._relay_blobs import BlobState as BlobState
 from ._relay_blobs import RelayBlobStore as RelayBlobStore
 from ._relay_blobs import blob_hasher as blob_hasher
 from ._sealing import StorageKey as StorageKey
+from ._search import SearchRepo as SearchRepo
 from ._settings import DeviceRepo as DeviceRepo
 from ._settings import SettingsRepo as SettingsRepo
+from ._terms import MAX_QUERY_CHARS as MAX_QUERY_CHARS
+from ._terms import MAX_QUERY_TERMS as MAX_QUERY_TERMS
+from ._terms import query_terms as query_terms
+from ._terms import search_terms as search_terms
 from ._uploads import check_type as check_type
 from ._uploads import normalize_type as normalize_type
 
@@ -77,6 +82,8 @@ __all__ = (
     "EventLog",
     "ExposedDirectoryError",
     "IdentityRepo",
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_TERMS",
     "MailboxRepo",
     "MalformedContentError",
     "MessageRepo",
@@ -85,6 +92,7 @@ __all__ = (
     "ReceiptRepo",
     "RelayBlobStore",
     "SENT_HOLD",
+    "SearchRepo",
     "SettingsRepo",
     "StorageKey",
     "TransactionDoomedError",
@@ -93,6 +101,8 @@ __all__ = (
     "check_type",
     "is_postgres_target",
     "normalize_type",
+    "query_terms",
     "read_private",
+    "search_terms",
     "write_private",
 )
