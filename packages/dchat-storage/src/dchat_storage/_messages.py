@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, func, select, update
 
 from ._access import check_limit
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
@@ -90,6 +90,18 @@ _ADD = Prepared(
     " ON CONFLICT DO NOTHING RETURNING seq"
 )
 _TIMER = Prepared("SELECT disappear_s FROM conversations WHERE conv_ix = :conv_ix")
+# Run per id a read receipt names (and per message read or deleted).
+_TIMES = Prepared(
+    "SELECT conv_ix, read_at, expires_at FROM messages WHERE message_ix = :message_ix"
+)
+_SET_READ = Prepared(
+    "UPDATE messages SET read_at = :read_at, expires_at = :expires_at"
+    " WHERE message_ix = :message_ix"
+)
+_SET_EXPIRY = Prepared(
+    "UPDATE messages SET expires_at = :expires_at WHERE message_ix = :message_ix"
+)
+_DELETE = Prepared("DELETE FROM messages WHERE message_ix = :message_ix")
 _ENQUEUE = Prepared(
     "INSERT INTO outbox (message_ix, payload, attempts, enqueued_at, next_attempt_at)"
     " VALUES (:message_ix, :payload, :attempts, :enqueued_at, :next_attempt_at)"
@@ -237,17 +249,15 @@ class MessageRepo:
         """
         ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("mark read") as conn:
-            found = conn.execute(
-                select(Message.conv_ix, Message.read_at).where(Message.message_ix == ix)
-            ).one_or_none()
+            found = _TIMES.one(conn, {"message_ix": ix})
             if found is None:
                 raise NotFoundError(f"message {message_id.hex()} is not stored")
-            if found.read_at is not None:
+            conv_ix, read, _ = found
+            if read is not None:
                 return False
-            timer = _timer(conn, found.conv_ix)
+            timer = _timer(conn, bytes(conv_ix))
             expires = None if timer is None else read_at + timer
-            statement = update(Message).where(Message.message_ix == ix)
-            conn.execute(statement.values(read_at=read_at, expires_at=expires))
+            _SET_READ.run(conn, {"message_ix": ix, "read_at": read_at, "expires_at": expires})
             return True
 
     def start_timer(self, message_id: bytes, at: float) -> bool:
@@ -259,23 +269,21 @@ class MessageRepo:
         """
         ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("start a timer") as conn:
-            found = conn.execute(
-                select(Message.conv_ix, Message.expires_at).where(Message.message_ix == ix)
-            ).one_or_none()
-            timer = None if found is None else _timer(conn, found.conv_ix)
+            found = _TIMES.one(conn, {"message_ix": ix})
+            timer = None if found is None else _timer(conn, bytes(found[0]))
             if found is None or timer is None:
                 return False
-            expires = at + timer
-            if found.expires_at is not None and found.expires_at <= expires:
+            expires, due = at + timer, found[2]
+            if due is not None and due <= expires:
                 return False
-            conn.execute(update(Message).where(Message.message_ix == ix).values(expires_at=expires))
+            _SET_EXPIRY.run(conn, {"message_ix": ix, "expires_at": expires})
             return True
 
     def delete(self, message_id: bytes) -> bool:
         """Delete a message (and its attachment links); return whether it existed."""
         ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("delete message") as conn:
-            return conn.execute(delete(Message).where(Message.message_ix == ix)).rowcount > 0
+            return int(_DELETE.run(conn, {"message_ix": ix}).rowcount) > 0
 
     def list(
         self,
