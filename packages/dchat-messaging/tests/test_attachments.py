@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -373,3 +374,62 @@ def test_the_keeper_runs_a_send_and_a_receive_over_two_databases(
     )
     assert stored.state == "stored"
     assert b"".join(bob.chunks(stored)) == data
+
+
+def _raw(db_path: Path) -> bytes:
+    """Every byte of the database's files on disk (the file, its log and shared memory)."""
+    files = [db_path.with_name(db_path.name + s) for s in ("", "-wal", "-shm", "-journal")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
+
+
+def _secrets(db_path: Path) -> list[bytes]:
+    """Sealed bytes of the message row, its blind index, its file's chunks and keys."""
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        rows = conn.execute("SELECT payload, message_ix FROM messages").fetchall()
+        rows += conn.execute("SELECT data, blob_id FROM blob_chunks").fetchall()
+        rows += conn.execute("SELECT payload, blob_id FROM attachments").fetchall()
+        rows += conn.execute("SELECT payload, key_ix FROM settings").fetchall()
+    return [bytes(v)[:48] for row in rows for v in row if v is not None and len(v) >= 16]
+
+
+def test_an_expired_message_takes_its_file_key_and_download_off_the_disk(
+    tmp_path: Path, dbs: tuple[Database, Database]
+) -> None:
+    from dchat_messaging.attachments import AttachmentKeeper
+
+    db, peer = dbs[0], "dc1bob"
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    keeper, mid = AttachmentKeeper(db, parts=parts), b"m" * 16
+    data = b"%PDF-1.4 " + os.urandom(200_000)
+    record = keeper.store("alice", "document", "application/pdf", io.BytesIO(data), T0, "a.pdf")
+    key, blob_id, sealed = keeper.sealing(record, T0)
+    attachment = describe(record, key, blob_id, sealed, "127.0.0.1:4000")
+    db.conversations.set_timer(peer, 2.0, T0)
+    assert db.messages.add(mid, "out", peer, "", T0, T0)
+    keeper.sent(mid, attachment, record.attachment_id)
+    assert db.messages.start_timer(mid, T0)  # bob's read receipt: counting from T0
+    for name, age in ((blob_id.hex(), 0), ("abandoned", 2 * 86400), ("recent", 3600)):
+        (parts / f"{name}.part").write_bytes(b"x")
+        os.utime(parts / f"{name}.part", (T0 - age, T0 - age))
+    path = db.path
+    assert path is not None
+    before = _secrets(path)
+    assert before
+    assert all(s in _raw(path) for s in before)  # the scan finds them while they live
+
+    assert keeper.expire(T0 + 1) == []  # not yet; the day-old download is dropped at once
+    assert sorted(p.name for p in parts.iterdir()) == [f"{blob_id.hex()}.part", "recent.part"]
+    with contextlib.closing(sqlite3.connect(path)) as reader:  # a reader on the old snapshot
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM messages").fetchall()
+        assert keeper.expire(T0 + 2) == [("127.0.0.1:4000", blob_id)]  # the relay's copy: ours
+        reader.execute("COMMIT")
+    assert keeper.expire(T0 + 3) == []  # nothing more to delete, but the log is emptied now
+    assert db.messages.get(mid) is None
+    assert keeper.book.get(mid) is None
+    assert db.attachments.get(record.attachment_id) is None
+    assert sorted(p.name for p in parts.iterdir()) == ["recent.part"]
+    raw = _raw(path)
+    assert [s.hex() for s in before if s in raw and s not in _secrets(path)] == []
+    assert data[:4096] not in raw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_core import MailboxId
+from dchat_core import MailboxId, NodeId, RelayAddress
 from dchat_crypto import SigningKey
 from dchat_network import (
     Link,
@@ -38,9 +39,11 @@ from dchat_network.lowlevel import (
     RelayGuard,
     decode_relay_message,
     download_blob,
+    drop_blobs,
     encode_relay_message,
     upload_blob,
 )
+from dchat_storage import NotFoundError
 from dchat_storage.lowlevel import BlobLimits, RelayBlobStore, blob_hasher
 from dchat_testing import MemoryMailboxStore
 
@@ -283,3 +286,29 @@ async def test_an_upload_over_the_links_byte_rate_waits_and_completes(tmp_path: 
             assert await upload_blob(session, ident, len(data), pieces) == len(data)
             assert trio.current_time() - start > 0.5  # it did wait for the buckets
     assert store.read(ident, 0, 10)[0] == data[:10]
+
+
+async def test_drop_blobs_deletes_ours_and_skips_relays_that_fail(tmp_path: Path) -> None:
+    data = os.urandom(1000)
+    ident, key = blob_id(data), SigningKey.generate()
+
+    async def pieces(offset: int) -> AsyncIterator[bytes]:
+        yield data[offset:]
+
+    store = RelayBlobStore(tmp_path)
+    with trio.fail_after(WAIT):
+        async with relay(store) as (host, port):
+            async with relay_session(host, port, node_key=key) as session:
+                await upload_blob(session, ident, len(data), pieces)
+            pinned = str(RelayAddress(host, port, NodeId.derive(SERVER.public_key.to_bytes())))
+            with socket.socket() as closed:
+                closed.bind(("127.0.0.1", 0))
+                down = f"127.0.0.1:{closed.getsockname()[1]}"
+            stranger = SigningKey.generate()  # not the uploader: the relay keeps the blob
+            assert await drop_blobs([(pinned, ident)], stranger) == 0
+            assert store.read(ident, 0, 10)[0] == data[:10]
+            blobs = [(down, ident), ("not an address", ident), (pinned, ident)]
+            assert await drop_blobs(blobs, key) == 1
+            assert await drop_blobs([(pinned, ident)], key) == 0  # already gone
+    with pytest.raises(NotFoundError):
+        store.read(ident, 0, 10)

@@ -48,6 +48,10 @@ def test_state_errors_have_codes(user: NodeProcess) -> None:
         with pytest.raises(ApiError) as unknown:
             client.send("nobody", "hello")
         assert (unknown.value.status, unknown.value.code) == (404, "unknown_contact")
+        for query in ("?! ...", "x" * 1025, " ".join("abcdefghijklmnopq")):  # no word; long; 17
+            with pytest.raises(ApiError) as bad:
+                client.search(query)
+            assert (bad.value.status, bad.value.code) == (422, "invalid_request")
 
 
 def test_bad_cards_are_rejected_and_nothing_is_stored(user: NodeProcess) -> None:

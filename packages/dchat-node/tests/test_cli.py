@@ -81,6 +81,11 @@ def test_init_contact_send_inbox(
     mid = shown["messages"][0]["message_id"]
     assert shown["marked_read"] == [mid]
     assert json.loads(_dchat(bob, "inbox", "--json"))[0]["unread"] == 0
+    found = json.loads(_dchat(bob, "search", "LINE command", "--peer", "alice", "--json"))
+    assert [(r["message_id"], r["snippet"]) for r in found["results"]] == [
+        (mid, "hello from the command line")
+    ]
+    assert "indexed 1 messages" in _dchat(bob, "search", "command", "--rebuild")
     assert "reacted 👍" in _dchat(bob, "react", "alice", mid, "👍")
     refused = runner.invoke(app, ["--data-dir", str(bob.data_dir), "delete", "alice", mid])
     assert refused.exit_code == 1  # only the author deletes for everyone

@@ -340,3 +340,7 @@ def test_dchat_watch_describes_conversation_events() -> None:
     )
     assert describe(reaction).endswith("bob reacted 👍 to m1")
     assert describe(Event(12, "typing", {"by": "bob", "ids": [], "on": True})).endswith("is typing")
+    timer = Event(13, "timer", {"peer": "p", "by": "bob", "ids": [], "seconds": 60})
+    assert describe(timer).endswith("bob set disappearing messages to 60s")
+    off = Event(14, "timer", {"peer": "p", "by": "bob", "ids": [], "seconds": 0})
+    assert describe(off).endswith("bob set disappearing messages to off")

@@ -377,3 +377,11 @@ def test_from_data_dir_reaches_the_node_in_api_json(
     with RemoteClient.from_data_dir(tmp_path, timeout=5) as client:
         assert client.health() == {"status": "ok", "role": "user"}
     assert seen == [f"Bearer {TOKEN}"]
+
+
+def test_disappear() -> None:
+    node = Node(202, {"peer": "bob", "seconds": 3600, "message_id": "dcmsg1t"})
+    with node.client() as client:
+        assert client.disappear("bob", 3600)["seconds"] == 3600
+    assert (node.last.method, node.last.url.path) == ("PUT", "/v1/conversations/bob/disappear")
+    assert node.last_json() == {"seconds": 3600}

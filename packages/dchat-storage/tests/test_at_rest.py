@@ -140,3 +140,47 @@ def test_sample_media_leave_no_trace(db_path: Path) -> None:
         pdf = media_samples()["application/pdf"]
         db.attachments.upload("id", "document", "application/pdf", io.BytesIO(pdf), 1.0)
     assert all(b"/Type /Catalog" not in f.read_bytes() for f in _files(db_path))
+
+
+# Stored capitalised: the folded form below is what the search index would hold in clear.
+MARKER = "Quokkazebraphant"
+
+
+def _marked(db: Database) -> None:
+    for n in range(20):
+        db.messages.add(bytes([n]) * 16, "in", SECRETS["peer"], f"ask {MARKER} about it", n, n)
+
+
+def _holds_marker(path: Path) -> bool:
+    folded = MARKER.casefold().encode()
+    return any(folded in f.read_bytes() for f in _files(path))
+
+
+def test_the_search_index_holds_no_words_at_rest(db_path: Path, tmp_path: Path) -> None:
+    clear_path = tmp_path / "clear.sqlite3"
+    with open_database(clear_path) as clear:  # the scan can fail: a clear index holds the word
+        _marked(clear)
+        clear.search.rebuild()
+    assert _holds_marker(clear_path)
+    with open_database(db_path, key=StorageKey.generate()) as db:
+        _marked(db)
+        db.search.rebuild()
+        assert db.search.count() == 4 * 20
+        assert len(db.search.candidates(MARKER.upper(), limit=100)) == 20
+        assert _holds_marker(db_path) is False  # open: WAL and shared memory too
+    assert _holds_marker(db_path) is False
+
+
+def test_sealing_a_clear_database_drops_its_clear_index(db_path: Path) -> None:
+    with open_database(db_path) as db:
+        _marked(db)
+        db.search.rebuild()
+    key = StorageKey.generate()
+    with open_database(db_path, key=key) as db:
+        assert db.search.ready is False
+        assert db.search.count() == 0
+    assert _holds_marker(db_path) is False
+    with open_database(db_path, key=key) as db:
+        assert db.search.rebuild() == 20
+        assert len(db.search.candidates(MARKER, limit=100)) == 20
+    assert _holds_marker(db_path) is False

@@ -19,6 +19,11 @@ def test_each_role_has_its_policy() -> None:
     for role in ("user", "validator"):
         policy = SweepSchedule.for_role(role).policy
         assert (policy.mailbox_ttl, policy.attachment_grace) == (None, DAY)
+    # A user node's messaging layer expires disappearing messages (with their notes).
+    assert [SweepSchedule.for_role(r).policy.disappearing for r in ("user", "relay")] == [
+        False,
+        True,
+    ]
 
 
 def test_the_event_log_keeps_its_ttl() -> None:

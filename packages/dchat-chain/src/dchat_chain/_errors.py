@@ -45,6 +45,7 @@ __all__ = (
     "ChainAnswerError",
     "ChainStateError",
     "ChannelError",
+    "ChannelFileError",
     "CorruptStoreError",
     "DchatChainError",
     "InvalidBlockError",
@@ -133,6 +134,10 @@ class StaleAnswerError(ChainAnswerError):
 
 class LightStateError(ChainArgumentError):
     """A persisted light-client state is corrupt or anchored to another genesis."""
+
+
+class ChannelFileError(ChainArgumentError):
+    """A wallet's channel file cannot be read or unlocked, or holds another wallet's book."""
 
 
 class KeyRecordError(ChainArgumentError):

@@ -52,7 +52,8 @@ application of its own, a simulation or a test harness.
   ``validator_id_of``, ``RelayFaultEvidence``
 - payment channels off chain: ``ChannelBook``, ``ChannelRecord``,
   ``ChannelOffer``, ``ChannelConsent``, ``ChannelUpdate``, ``ChannelMessage``,
-  ``encode_channel_text``, ``decode_channel_text``
+  ``encode_channel_text``, ``decode_channel_text``; a wallet's book kept in a
+  file, ``ChannelFile``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
   ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``, ``relay_directory``
 - payments that name what they pay for (a transfer's ``ref``): ``payment_key``,
@@ -90,6 +91,7 @@ from ._blockstore import MemoryBlockStore as MemoryBlockStore
 from ._blockstore import replay as replay
 from ._channel_book import ChannelBook as ChannelBook
 from ._channel_book import ChannelRecord as ChannelRecord
+from ._channel_file import ChannelFile as ChannelFile
 from ._channel_messages import ChannelConsent as ChannelConsent
 from ._channel_messages import ChannelMessage as ChannelMessage
 from ._channel_messages import ChannelOffer as ChannelOffer
@@ -115,6 +117,7 @@ from ._currency_staking import EvidenceVerifier as EvidenceVerifier
 from ._currency_staking import validator_id_of as validator_id_of
 from ._errors import ChainAnswerError as ChainAnswerError
 from ._errors import ChannelError as ChannelError
+from ._errors import ChannelFileError as ChannelFileError
 from ._errors import CorruptStoreError as CorruptStoreError
 from ._errors import InvalidEvidenceError as InvalidEvidenceError
 from ._errors import InvalidProposalError as InvalidProposalError
@@ -256,6 +259,8 @@ __all__ = (
     "ChannelBook",
     "ChannelConsent",
     "ChannelError",
+    "ChannelFile",
+    "ChannelFileError",
     "ChannelMessage",
     "ChannelOffer",
     "ChannelRecord",

@@ -264,3 +264,7 @@ class AttachmentBook:
         """A message's attachment record, or None."""
         data = self._store.get_state(ATTACHMENT_KEY + message_id.hex())
         return None if data is None else AttachmentEntry.from_bytes(data)
+
+    def delete(self, message_id: bytes) -> None:
+        """Forget a message's attachment record (its key with it)."""
+        self._store.delete_state(ATTACHMENT_KEY + message_id.hex())

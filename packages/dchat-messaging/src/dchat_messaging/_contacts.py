@@ -40,6 +40,7 @@ from dchat_identity import ContactCard, InvalidCardError
 
 from ._errors import RequestError
 from ._payment import Payments
+from ._search import SearchStore
 from ._store import MessageStore
 
 if TYPE_CHECKING:
@@ -91,6 +92,11 @@ class MessageEntry(Protocol):
         """Its place in storage order, to page from (None if the store has none)."""
         ...
 
+    @property
+    def expires_at(self) -> float | None:
+        """When its disappearing timer runs out, or None (no timer, or not started)."""
+        ...
+
 
 class ContactStore(Protocol):
     """Durable contacts and the listing of stored messages."""
@@ -124,14 +130,37 @@ class ContactStore(Protocol):
         """Record that the user read a message; False if it was read already."""
         ...
 
+    def expired_messages(self, now: float, limit: int) -> Sequence[MessageEntry]:
+        """Up to ``limit`` messages whose ``expires_at`` is ``now`` or earlier."""
+        ...
+
+    def set_timer(self, peer: str, seconds: float | None, now: float) -> None:
+        """Set the disappearing timer of the conversation with ``peer`` (None: off).
+
+        Texts whose count starts later (an incoming one read here, an
+        outgoing one read by the peer) expire that many seconds after; an
+        outgoing one is stored with a fallback deadline (one day after sending,
+        or its timer if longer) in case no read receipt comes.
+        """
+        ...
+
+    def start_timer(self, message_id: bytes, at: float) -> bool:
+        """Start an outgoing text's count at ``at`` (keeping an earlier deadline)."""
+        ...
+
+    def timer_of(self, peer: str) -> float | None:
+        """The disappearing timer of the conversation with ``peer``, if it has one."""
+        ...
+
     def remove_contact(self, identity_id: str) -> bool: ...
     def log_event(self, kind: str, data: dict[str, object], now: float) -> None:
         """Append an event for the user's clients (in the open transaction)."""
         ...
 
 
-class UserStore(MessageStore, ContactStore, Protocol):
-    """Everything a user node's messaging keeps: engine state, messages, outbox, contacts."""
+class UserStore(MessageStore, ContactStore, SearchStore, Protocol):
+    """Everything a user node's messaging keeps: engine state, messages, outbox, contacts,
+    and the messages' search index."""
 
 
 def _decode_quiet(stored: bytes | None) -> set[str]:

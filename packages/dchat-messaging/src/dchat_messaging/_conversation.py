@@ -1,4 +1,4 @@
-"""The control messages around texts: receipts, edits, deletes, reactions, typing.
+"""The control messages around texts: receipts, edits, deletes, reactions, typing, timers.
 
 Each travels as a control message (``Content.control``) inside the ratchet
 session, sealed like any text, so a relay cannot tell a receipt from a
@@ -14,6 +14,9 @@ message. Its ``data`` is the canonical encoding of one map:
 * ``conv.react`` ``{"id": message id, "e": emoji, "on": 0 | 1}``: add (1) or
   remove (0) the sender's reaction ``e`` (1 to :data:`MAX_EMOJI` characters).
 * ``conv.typing`` ``{"on": 0 | 1}``: the sender started or stopped typing.
+* ``conv.timer`` ``{"s": seconds, "n": version}``: the sender set the
+  conversation's disappearing timer (1 to :data:`MAX_TIMER` seconds; 0 turns
+  it off); ``n`` counts the changes (1 to :data:`MAX_TIMER_VERSION`).
 
 Replies and forwards are fields of the text itself (``re``, ``fwd``; see
 :mod:`._content`). Anything else in a control of these kinds, or one too
@@ -44,13 +47,17 @@ __all__ = (
     "EDIT_KIND",
     "MAX_EMOJI",
     "MAX_RECEIPT_IDS",
+    "MAX_TIMER",
+    "MAX_TIMER_VERSION",
     "REACT_KIND",
     "RECEIPT_KIND",
+    "TIMER_KIND",
     "TYPING_KIND",
     "Delete",
     "Edit",
     "Reaction",
     "Receipt",
+    "Timer",
     "Typing",
     "decode_conversation",
 )
@@ -60,13 +67,18 @@ EDIT_KIND: Final = "conv.edit"
 DELETE_KIND: Final = "conv.delete"
 REACT_KIND: Final = "conv.react"
 TYPING_KIND: Final = "conv.typing"
+TIMER_KIND: Final = "conv.timer"
 CONVERSATION_KINDS: Final = frozenset(
-    {RECEIPT_KIND, EDIT_KIND, DELETE_KIND, REACT_KIND, TYPING_KIND}
+    {RECEIPT_KIND, EDIT_KIND, DELETE_KIND, REACT_KIND, TYPING_KIND, TIMER_KIND}
 )
 MAX_RECEIPT_IDS: Final = 256
 """The most message ids one receipt names (more go in several receipts)."""
 MAX_EMOJI: Final = 32
 """The longest reaction, in characters (an emoji with its modifiers)."""
+MAX_TIMER: Final = 365 * 86400
+"""The longest disappearing timer, in seconds (a year)."""
+MAX_TIMER_VERSION: Final = 2**53
+"""The highest timer version (a counter of changes)."""
 _LIMITS: Final = DecodeLimits(max_size=48_000, max_depth=2, max_items=MAX_RECEIPT_IDS + 4)
 
 
@@ -131,7 +143,33 @@ class Typing:
         return canonical_encode({"on": int(self.on)})
 
 
-ConversationControl = Receipt | Edit | Delete | Reaction | Typing
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """The sender set the conversation's disappearing timer (``seconds``; 0: off).
+
+    ``version`` orders changes (a Lamport counter: one above the highest the
+    sender had seen), so every device settles on the same timer without
+    trusting anyone's clock.
+    """
+
+    seconds: int
+    version: int
+
+    def encode(self) -> bytes:
+        """The control payload."""
+        if not 1 <= self.version <= MAX_TIMER_VERSION:
+            raise ConversationError("malformed", "a timer version is 1 to 2**53")
+        return canonical_encode({"s": check_timer(self.seconds), "n": self.version})
+
+
+ConversationControl = Receipt | Edit | Delete | Reaction | Typing | Timer
+
+
+def check_timer(seconds: object) -> int:
+    """``seconds`` if it is a valid timer: an int of 0 (off) to :data:`MAX_TIMER`."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= MAX_TIMER:
+        raise ConversationError("malformed", f"a timer is 0 (off) to {MAX_TIMER} whole seconds")
+    return seconds
 
 
 def check_text(text: str) -> str:
@@ -180,6 +218,10 @@ def decode_conversation(kind: str, data: bytes) -> ConversationControl:
             return Reaction(_target(f), emoji, f.get_int("on", hi=1) == 1)
         if kind == TYPING_KIND:
             return Typing(Fields(value, "typing", frozenset({"on"})).get_int("on", hi=1) == 1)
+        if kind == TIMER_KIND:
+            f = Fields(value, "timer", frozenset({"s", "n"}))
+            version = f.get_int("n", lo=1, hi=MAX_TIMER_VERSION)
+            return Timer(check_timer(f.raw("s")), version)
     except (DecodeError, ValueError) as exc:
         if isinstance(exc, ConversationError):
             raise

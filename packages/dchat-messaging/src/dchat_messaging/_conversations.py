@@ -26,6 +26,8 @@ synchronous and inside the caller's store transaction, with ``now`` passed in:
   :meth:`forward`, :meth:`mark_read`): each checks and applies the change
   locally and returns the content to send; the caller sends it to the peer
   and, as a sent copy, to our other devices, in the same transaction.
+* **timers** (``conv.timer``, :attr:`Conversations.timers`, :mod:`._disappear`):
+  the disappearing timer of each conversation, and the expiry of texts.
 * **settings** (``conv.settings``: ``{"read_receipts": 0|1, "typing": 0|1}``):
   whether this user sends read receipts (default on; off: a read receipt goes
   only to our own devices) and typing indicators (default off).
@@ -61,11 +63,13 @@ from ._conversation import (
     Edit,
     Reaction,
     Receipt,
+    Timer,
     Typing,
     check_emoji,
     check_text,
     decode_conversation,
 )
+from ._disappear import Disappearing
 from ._errors import ConversationError, RequestError
 from ._payment import Payments
 
@@ -143,9 +147,10 @@ _NOTE_FIELDS: Final = ("re", "fwd", "ed", "rx", "d", "r")
 class ConversationUpdate:
     """What an applied control changed, for the shell's event stream.
 
-    ``kind`` is ``receipt``, ``edit``, ``delete``, ``reaction`` or ``typing``
-    (the event's kind in the node's event log); ``ids`` the texts it touched;
-    ``by`` who did it; ``detail`` the rest (``read``; ``text``; ``emoji``, ``on``).
+    ``kind`` is ``receipt``, ``edit``, ``delete``, ``reaction``, ``typing`` or
+    ``timer`` (the event's kind in the node's event log); ``ids`` the texts it
+    touched; ``by`` who did it; ``detail`` the rest (``read``; ``text``;
+    ``emoji``, ``on``; ``seconds``, 0 for off).
     """
 
     def event(self) -> dict[str, object]:
@@ -168,6 +173,8 @@ class Conversations:
 
     def __init__(self, store: UserStore) -> None:
         self._store = store
+        self.timers = Disappearing(store, self._forget)
+        """The conversations' disappearing timers, and the expiry of texts."""
 
     # -- settings --------------------------------------------------------------------
 
@@ -234,6 +241,10 @@ class Conversations:
             if not self.settings()["typing"] or mine:
                 return None
             return ConversationUpdate("typing", peer, by, detail={"on": control.on})
+        if isinstance(control, Timer):
+            if not self.timers.apply(control, peer, by, now=now):
+                return None  # a later change is already held
+            return ConversationUpdate("timer", peer, by, detail={"seconds": control.seconds})
         target = self._in_conversation(control.target, peer)
         if isinstance(control, Reaction):
             self._react(target.message_id, by, control.emoji, on=control.on)
@@ -268,6 +279,7 @@ class Conversations:
             note = self._update(entry.message_id)
             if receipt.read and note.read_ms is None:
                 note.read_ms = at
+                self._store.start_timer(entry.message_id, at / 1000)  # disappearing: counts now
             note.delivered_ms = note.delivered_ms or at  # read implies delivered
             self._save(entry.message_id, note)
             done.append(str(mid))
@@ -297,9 +309,13 @@ class Conversations:
         note = self._update(message_id)
         note.edits = [*note.edits, (at, text)][-MAX_EDITS:]
         self._save(message_id, note)
+        self._store.reindex_message(message_id, text)  # search finds the text shown
 
     def _delete(self, message_id: bytes) -> None:
         self._store.delete_message(message_id)
+        self._forget(message_id)
+
+    def _forget(self, message_id: bytes) -> None:
         self._store.delete_state(NOTE_PREFIX + message_id.hex())
         Payments(self._store).forget(message_id)  # no payment record without its message
 
@@ -431,6 +447,7 @@ class Conversations:
             "reactions": note.reactions,
             "delivered": note.delivered_ms is not None if outgoing else None,
             "read": (note.read_ms is not None) if outgoing else entry.read_at is not None,
+            "expires_at": entry.expires_at,
         }
 
 

@@ -173,16 +173,25 @@ class ConversationActions:
         delete = self.conversations.delete
         return self._act(peer, lambda p: delete(p, target, now=now), now=now)
 
+    def _own(self) -> str:
+        main = self.engines.main()
+        if main is None:
+            raise RequestError("no_identity", "this node has no identity yet: run `dchat init`")
+        return str(main.keys.identity)
+
     def react(
         self, peer: str, target: MessageId, emoji: str, *, on: bool, now: float
     ) -> tuple[MessageId, list[DeviceAddress]]:
         """Add (``on``) or remove our reaction ``emoji`` to a text of the conversation."""
-        main = self.engines.main()
-        if main is None:
-            raise RequestError("no_identity", "this node has no identity yet: run `dchat init`")
-        own = str(main.keys.identity)
-        react = functools.partial(self.conversations.react, own=own, on=on, now=now)
+        react = functools.partial(self.conversations.react, own=self._own(), on=on, now=now)
         return self._act(peer, lambda p: react(p, target, emoji), now=now)
+
+    def disappear(
+        self, peer: str, seconds: int, *, now: float
+    ) -> tuple[MessageId, list[DeviceAddress]]:
+        """Set the conversation's disappearing timer (0: off) here and on every device of both."""
+        timer = functools.partial(self.conversations.timers.set, by=self._own(), now=now)
+        return self._act(peer, lambda p: timer(p, seconds), now=now)
 
     def reply(
         self, peer: str, target: MessageId, text: str, *, now: float

@@ -85,6 +85,7 @@ from ._outbox import Outbox
 from ._payment import Payments
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
 from ._requests import MessageRequests
+from ._search import MessageSearch
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -225,6 +226,8 @@ class UserMessaging:
         """Our user's conversation actions (edit, delete, react, reply, forward, read)."""
         self.payments = Payments(store, store.log_event)
         """Payment messages: records, verdicts and unsent intents (:mod:`._payment`)."""
+        self.search = MessageSearch(store, self.contacts, self.conversations)
+        """Local full-text search over the stored texts."""
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
         self.groups = Groups(store, self.engines, self.contacts)

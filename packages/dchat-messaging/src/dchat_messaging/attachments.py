@@ -51,6 +51,7 @@ from dchat_crypto.hazmat import (
     sealed_size,
 )
 from dchat_storage import (
+    DchatStorageError,
     EngineStore,
     InvalidArgumentError,
     NotFoundError,
@@ -68,6 +69,7 @@ from dchat_storage.lowlevel import (
 )
 
 from ._attachment import MAX_THUMBNAIL, Attachment, AttachmentBook, AttachmentEntry
+from ._conversations import Conversations
 from ._errors import AttachmentRefusedError, RequestError
 
 if TYPE_CHECKING:
@@ -261,6 +263,8 @@ class OpenedReader:
             ) from None
 
 
+_SEAL_KEY: Final = "attachment.seal."
+"""Settings key prefix of an outgoing file's key, blob id and sealed size."""
 _REFUSALS: Final = (
     (ContentTypeMismatchError, "type_mismatch"),
     (UploadTooLargeError, "too_large"),
@@ -329,9 +333,75 @@ class AttachmentKeeper:
         piece: The size of the sealed pieces :meth:`sealed_pieces` yields.
     """
 
-    def __init__(self, db: Database, piece: int = 512 * 1024) -> None:
-        self.db, self._piece = db, piece
-        self.book = AttachmentBook(EngineStore(db))
+    def __init__(self, db: Database, piece: int = 512 * 1024, *, parts: Path | None = None) -> None:
+        self.db, self._piece, self._parts, self._parts_due = db, piece, parts, 0.0
+        self._log_dirty = False  # an expiry's truncation of the WAL is still to finish
+        store = EngineStore(db)
+        self.book, self._conversations = AttachmentBook(store), Conversations(store)
+
+    def expire(self, now: float) -> list[tuple[str, bytes]]:
+        """Delete the texts whose disappearing timer ran out, with their files, now.
+
+        The texts, notes and attachment records go in one transaction
+        (``Conversations.timers.expire``) with the files' content and keys; a
+        download under way is deleted too, and the write-ahead log truncated
+        so no old page image of them stays on disk (retried at the next calls
+        while a reader holds part of it). At the first call and
+        hourly after, downloads abandoned for a day are deleted
+        (:meth:`drop_stale_parts`).
+
+        Returns:
+            ``(relay, blob id)`` of each blob we uploaded for them, for the
+            caller to delete from the relay. A failed expiry (disk trouble)
+            returns none and changes nothing: the next call retries it.
+        """
+        try:
+            return self._expire(now)
+        except DchatStorageError:
+            return []
+
+    def _expire(self, now: float) -> list[tuple[str, bytes]]:
+        if now >= self._parts_due:
+            self._parts_due = now + 3600.0
+            self.drop_stale_parts(now)
+        if not self._log_dirty and not self.db.messages.expired(now, 1):
+            return []  # the usual second: one indexed read, no write transaction
+        blobs: list[tuple[str, bytes]] = []
+        parts: list[str] = []
+        with self.db.transaction():
+            gone = self._conversations.timers.expire(now)
+            for expired in gone:
+                if (entry := expired.attachment) is None:
+                    continue
+                if entry.local:
+                    self.db.settings.delete(_SEAL_KEY + entry.local.hex())
+                    self.db.attachments.purge(entry.local)
+                if not entry.attachment.is_location:
+                    parts.append(entry.attachment.blob_id.hex() + ".part")
+                    if expired.direction == "out":
+                        blobs.append((entry.attachment.relay, entry.attachment.blob_id))
+        for part in parts:  # once the deletion is committed
+            self._drop_part(part)
+        if gone or self._log_dirty:  # retried each call until no reader holds the log
+            self._log_dirty = not self.db.truncate_log()
+        return blobs
+
+    def drop_stale_parts(self, now: float, age: float = 86400.0) -> int:
+        """Delete downloads abandoned over ``age`` seconds ago (``*.part``); how many."""
+        if self._parts is None or not self._parts.is_dir():
+            return 0
+        dropped = 0
+        for part in self._parts.glob("*.part"):
+            with contextlib.suppress(OSError):  # gone meanwhile: nothing to drop
+                if part.stat().st_mtime < now - age:
+                    part.unlink()
+                    dropped += 1
+        return dropped
+
+    def _drop_part(self, name: str) -> None:
+        if self._parts is not None:
+            with contextlib.suppress(OSError):
+                (self._parts / name).unlink(missing_ok=True)
 
     def store(
         self, owner_id: str, kind: str, media_type: str, source: _Readable, now: float, name: str
@@ -342,7 +412,7 @@ class AttachmentKeeper:
 
     def sealing(self, record: AttachmentRecord, now: float) -> tuple[FileKey, bytes, int]:
         """The file's key, blob id and sealed size, kept (sealed) so a retried send resumes."""
-        name = "attachment.seal." + record.attachment_id.hex()
+        name = _SEAL_KEY + record.attachment_id.hex()
         if (kept := self.db.settings.get(name)) is not None:
             return FileKey(kept[:32]), kept[32:64], int.from_bytes(kept[64:], "big")
         chunks = self.db.attachments.open(record.attachment_id)
@@ -383,14 +453,19 @@ class AttachmentKeeper:
     def receive(
         self, message_id: bytes, entry: AttachmentEntry, part: Path, owner_id: str, now: float
     ) -> AttachmentEntry:
-        """Open the downloaded blob at ``part`` into the store; the record, stored or refused."""
+        """Open the downloaded blob at ``part`` into the store; the record, stored or refused.
+
+        ``part`` is deleted once read (kept if reading it failed: the download resumes).
+        """
         try:
             with part.open("rb") as sealed:
                 record = store_received(
                     self.db.attachments, owner_id, entry.attachment, sealed, now
                 )
         except AttachmentRefusedError as exc:
+            part.unlink(missing_ok=True)
             return self.keep(message_id, replace(entry, state="refused", code=exc.code))
+        part.unlink(missing_ok=True)
         return self.keep(message_id, replace(entry, state="stored", local=record.attachment_id))
 
     def chunks(self, entry: AttachmentEntry) -> Iterator[bytes]:

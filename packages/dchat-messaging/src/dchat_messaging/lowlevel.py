@@ -10,8 +10,9 @@ uploads, notices, receive counters, what a mailbox drain accepted, the
 duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
 kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
-(:class:`Conversations`, ``UserMessaging.conversations``), each message's
-attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
+(:class:`Conversations`, ``UserMessaging.conversations``), local search
+(:class:`MessageSearch`, ``UserMessaging.search``, its hits and store protocol), each
+message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
 payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
 :func:`check_payment`) and the
@@ -34,14 +35,20 @@ from ._content import MAX_CONTROL as MAX_CONTROL
 from ._controls import QueuedControl as QueuedControl
 from ._conversation import CONVERSATION_KINDS as CONVERSATION_KINDS
 from ._conversation import MAX_RECEIPT_IDS as MAX_RECEIPT_IDS
+from ._conversation import MAX_TIMER as MAX_TIMER
+from ._conversation import MAX_TIMER_VERSION as MAX_TIMER_VERSION
+from ._conversation import TIMER_KIND as TIMER_KIND
 from ._conversation import Delete as Delete
 from ._conversation import Edit as Edit
 from ._conversation import Reaction as Reaction
 from ._conversation import Receipt as Receipt
+from ._conversation import Timer as Timer
 from ._conversation import Typing as Typing
 from ._conversation import decode_conversation as decode_conversation
 from ._conversations import Conversations as Conversations
 from ._conversations import ConversationUpdate as ConversationUpdate
+from ._disappear import Disappearing as Disappearing
+from ._disappear import Expired as Expired
 from ._engine import outbox_id as outbox_id
 from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
@@ -73,6 +80,10 @@ from ._payment import payment_ref as payment_ref
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
+from ._search import MAX_SEARCH_LIMIT as MAX_SEARCH_LIMIT
+from ._search import MessageSearch as MessageSearch
+from ._search import SearchHit as SearchHit
+from ._search import SearchStore as SearchStore
 from ._seen import SeenEnvelopes as SeenEnvelopes
 from ._seen import envelope_digest as envelope_digest
 from ._sender_keys import MAX_SKIP as MAX_SKIP
@@ -101,8 +112,10 @@ __all__ = (
     "ConversationUpdate",
     "Conversations",
     "Delete",
+    "Disappearing",
     "Duplicate",
     "Edit",
+    "Expired",
     "GROUP_KINDS",
     "GroupCiphertext",
     "GroupError",
@@ -118,10 +131,14 @@ __all__ = (
     "MAX_ENVELOPE",
     "MAX_MEMBERS",
     "MAX_RECEIPT_IDS",
+    "MAX_SEARCH_LIMIT",
     "MAX_SKIP",
     "MAX_SKIPPED",
+    "MAX_TIMER",
+    "MAX_TIMER_VERSION",
     "Member",
     "MessageEntry",
+    "MessageSearch",
     "Notice",
     "OutboxEntry",
     "PUT_TOKEN_KIND",
@@ -135,8 +152,12 @@ __all__ = (
     "Reaction",
     "Receipt",
     "ReceiveStats",
+    "SearchHit",
+    "SearchStore",
     "SeenEnvelopes",
     "SenderChain",
+    "TIMER_KIND",
+    "Timer",
     "Typing",
     "UserMailbox",
     "UserStore",

@@ -51,6 +51,7 @@ class StoredMessage:
     seq: int = 0
     order: int | None = None
     read_at: float | None = None
+    expires_at: float | None = None
 
     @property
     def peer_id(self) -> str:
@@ -87,6 +88,9 @@ class MemoryMessageStore:
         self.outbox: dict[bytes, MemoryOutboxEntry] = {}
         self.contacts: dict[str, MemoryContact] = {}  # by identity id
         self.events: list[tuple[str, dict[str, object], float]] = []
+        self.timers: dict[str, float] = {}  # disappearing timers by peer
+        self.indexed: dict[bytes, str] = {}
+        """Texts the search index holds instead of a message's own (edits)."""
         self._seq = 0
         self.commits = 0
         self._depth = 0
@@ -101,13 +105,24 @@ class MemoryMessageStore:
             dict(self.contacts),
             self._seq,
             list(self.events),
+            dict(self.timers),
+            dict(self.indexed),
         )
         self._depth += 1
         self._undos.append([])
         try:
             yield
         except BaseException:
-            self.state, self.messages, self.outbox, self.contacts, self._seq, self.events = saved
+            (
+                self.state,
+                self.messages,
+                self.outbox,
+                self.contacts,
+                self._seq,
+                self.events,
+                self.timers,
+                self.indexed,
+            ) = saved
             for undo in reversed(self._undos[-1]):
                 undo()
             raise
@@ -147,8 +162,10 @@ class MemoryMessageStore:
         if message_id in self.messages:
             return False
         self._seq += 1
+        timer = self.timers.get(peer) if direction == "out" else None
+        expires = None if timer is None else stored_at + max(timer, 86400.0)
         self.messages[message_id] = StoredMessage(
-            message_id, direction, peer, text, sent_at, stored_at, self._seq, order
+            message_id, direction, peer, text, sent_at, stored_at, self._seq, order, None, expires
         )
         return True
 
@@ -228,10 +245,39 @@ class MemoryMessageStore:
         return page
 
     def delete_message(self, message_id: bytes) -> bool:
+        self.indexed.pop(message_id, None)
         return self.messages.pop(message_id, None) is not None
 
     def get_message(self, message_id: bytes) -> StoredMessage | None:
         return self.messages.get(message_id)
+
+    def search_candidates(
+        self, query: str, peer: str | None, limit: int, *, before: int | None = None
+    ) -> list[StoredMessage]:
+        from dchat_storage.lowlevel import query_terms, search_terms
+
+        terms = set(query_terms(query))
+        found = [
+            m
+            for m in self.messages.values()
+            if (peer is None or m.peer == peer)
+            and (before is None or m.seq < before)
+            and terms <= set(search_terms(self.indexed.get(m.message_id, m.text)))
+        ]
+        return sorted(found, key=lambda m: m.seq, reverse=True)[:limit]
+
+    def search_ready(self) -> bool:
+        return True
+
+    def rebuild_search(self, text_of: Callable[[StoredMessage], str]) -> int:
+        self.indexed = {mid: text_of(m) for mid, m in self.messages.items()}
+        return len(self.indexed)
+
+    def reindex_message(self, message_id: bytes, text: str) -> bool:
+        if message_id not in self.messages:
+            return False
+        self.indexed[message_id] = text
+        return True
 
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
         found = self.messages.get(message_id)
@@ -239,8 +285,31 @@ class MemoryMessageStore:
             raise KeyError(f"message {message_id.hex()} is not stored")
         if found.read_at is not None:
             return False
-        self.messages[message_id] = replace(found, read_at=read_at)
+        timer = self.timers.get(found.peer)
+        expires = None if timer is None else read_at + timer
+        self.messages[message_id] = replace(found, read_at=read_at, expires_at=expires)
         return True
+
+    def expired_messages(self, now: float, limit: int) -> list[StoredMessage]:
+        due = [m for m in self.messages.values() if (m.expires_at or now + 1) <= now]
+        return sorted(due, key=lambda m: (m.expires_at or 0.0, m.seq))[:limit]
+
+    def start_timer(self, message_id: bytes, at: float) -> bool:
+        found = self.messages.get(message_id)
+        timer = None if found is None else self.timers.get(found.peer)
+        if found is None or timer is None or (found.expires_at or at + timer + 1) <= at + timer:
+            return False
+        self.messages[message_id] = replace(found, expires_at=at + timer)
+        return True
+
+    def set_timer(self, peer: str, seconds: float | None, now: float) -> None:
+        if seconds is None:
+            self.timers.pop(peer, None)
+        else:
+            self.timers[peer] = seconds
+
+    def timer_of(self, peer: str) -> float | None:
+        return self.timers.get(peer)
 
     def remove_contact(self, identity_id: str) -> bool:
         return self.contacts.pop(identity_id, None) is not None

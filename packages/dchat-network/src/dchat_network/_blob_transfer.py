@@ -14,7 +14,9 @@ a full relay :class:`RelayBusyError` (``disk``).
 :func:`push_blob` and :func:`fetch_blob_file` dial the relay for one transfer
 each: an upload over a link proving ``node_key`` (the mailbox that pays for
 the blob), a download over an unlinkable link into a file that is appended
-to from its current length (a killed download resumes).
+to from its current length (a killed download resumes). :func:`drop_blob`
+deletes an uploaded blob over a link proving the same key (an expired
+disappearing message takes its file with it).
 """
 
 from __future__ import annotations
@@ -24,20 +26,28 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._errors import RelayBusyError, RelayProtocolError
+from dchat_core import RelayAddress
+
+from ._errors import DchatNetworkError, RelayBusyError, RelayProtocolError
 from ._relay_blob_wire import MAX_BLOB_PIECE
 from ._session import relay_session
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
     from pathlib import Path
 
-    from dchat_core import RelayAddress
     from dchat_crypto import SigningKey
 
     from ._session import RelaySession
 
-__all__ = ("download_blob", "fetch_blob_file", "push_blob", "upload_blob")
+__all__ = (
+    "download_blob",
+    "drop_blob",
+    "drop_blobs",
+    "fetch_blob_file",
+    "push_blob",
+    "upload_blob",
+)
 
 
 async def push_blob(
@@ -52,6 +62,26 @@ async def push_blob(
         relay.host, relay.port, node_key=node_key, expected_peer=relay.node
     ) as session:
         return await upload_blob(session, blob_id, size, source)
+
+
+async def drop_blob(relay: RelayAddress, node_key: SigningKey, blob_id: bytes) -> bool:
+    """Delete a blob ``node_key``'s mailbox uploaded to ``relay``; whether it was there."""
+    async with relay_session(
+        relay.host, relay.port, node_key=node_key, expected_peer=relay.node
+    ) as session:
+        return await session.blob_delete(blob_id)
+
+
+async def drop_blobs(blobs: Iterable[tuple[str, bytes]], node_key: SigningKey) -> int:
+    """:func:`drop_blob` each ``(relay address, blob id)``, best effort; how many were deleted.
+
+    A relay that is down or refuses is skipped (its blob TTL deletes the blob later).
+    """
+    dropped = 0
+    for relay, blob_id in blobs:
+        with contextlib.suppress(DchatNetworkError, OSError, ValueError):
+            dropped += await drop_blob(RelayAddress.parse(relay), node_key, blob_id)
+    return dropped
 
 
 async def fetch_blob_file(relay: RelayAddress, blob_id: bytes, size: int, path: Path) -> None:

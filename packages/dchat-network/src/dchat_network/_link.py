@@ -89,6 +89,7 @@ __all__ = (
     "LinkEvent",
     "LinkState",
     "MessageReceived",
+    "link_proof",
     "refusal_frame",
 )
 
@@ -105,6 +106,12 @@ _REFUSAL_FIELDS: Final = frozenset({"busy", "retry"})
 _REFUSAL_LIMITS: Final = DecodeLimits(max_size=_REFUSAL_MAX, max_depth=1, max_items=4)
 _REFUSAL_REASON: Final = re.compile(r"[a-z][a-z_]{0,31}")
 _MAX_REFUSAL_MS: Final = 3_600_000
+
+
+def link_proof(node_key: SigningKey, static_public: bytes) -> bytes:
+    """The identity proof binding a Noise static public key to ``node_key`` (module docstring)."""
+    signature = node_key.sign(_BIND_DOMAIN + static_public)
+    return canonical_encode({"v": 1, "key": node_key.public_key.to_bytes(), "sig": signature})
 
 
 def refusal_frame(reason: str, retry_ms: int) -> bytes:
@@ -176,6 +183,8 @@ class LinkConnection:
         expected_peer: If set, the peer must prove exactly this node id.
         max_message: Largest application message accepted or sent, in bytes.
         static: This side's Noise static key; a fresh one by default.
+        proof: :func:`link_proof` of ``node_key`` over ``static``, if the caller
+            keeps one (a listener uses one static key for all its links).
     """
 
     def __init__(
@@ -186,8 +195,10 @@ class LinkConnection:
         expected_peer: NodeId | None = None,
         max_message: int = DEFAULT_MAX_MESSAGE,
         static: PrivateKey | None = None,
+        proof: bytes | None = None,
     ) -> None:
         static_key = static if static is not None else PrivateKey.generate()
+        self._proof_bytes = proof
         self._initiator = initiator
         self._node_key = node_key
         self._expected = expected_peer
@@ -319,10 +330,9 @@ class LinkConnection:
             raise HandshakeFailedError("handshake failed") from None
 
     def _proof(self) -> bytes:
-        signature = self._node_key.sign(_BIND_DOMAIN + self._static_public)
-        return canonical_encode(
-            {"v": 1, "key": self._node_key.public_key.to_bytes(), "sig": signature}
-        )
+        if self._proof_bytes is None:
+            self._proof_bytes = link_proof(self._node_key, self._static_public)
+        return self._proof_bytes
 
     def _check_proof(self, payload: bytes) -> VerifyKey:
         remote = self._handshake.remote_static

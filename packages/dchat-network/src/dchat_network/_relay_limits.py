@@ -222,7 +222,24 @@ class PutBudget:
 
 
 def source_of(address: str) -> str:
-    """The source an address is counted under: itself (IPv4), its /64 (IPv6), else as is."""
+    """The source an address is counted under: itself (IPv4), its /64 (IPv6), else as is.
+
+    Asked at every connect and disconnect, so recent answers are kept (parsing an
+    address with :mod:`ipaddress` cost more than the rest of admitting the
+    connection).
+    """
+    source = _SOURCES.get(address)
+    if source is None:
+        if len(_SOURCES) >= _MAX_RATE_SOURCES:
+            _SOURCES.clear()
+        source = _SOURCES[address] = _source_of(address)
+    return source
+
+
+_SOURCES: dict[str, str] = {}
+
+
+def _source_of(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from dchat_core import DchatError, NodeId
+from dchat_crypto import PrivateKey
 
 from ._errors import LinkClosedError, LinkTimeoutError
 from ._link import (
@@ -31,6 +32,7 @@ from ._link import (
     LinkConnection,
     LinkEvent,
     LinkState,
+    link_proof,
     refusal_frame,
 )
 from ._link_stats import LinkStats
@@ -206,6 +208,8 @@ async def open_link(
     timeout: float = 10.0,
     max_message: int = DEFAULT_MAX_MESSAGE,
     turn: trio.Semaphore | None = None,
+    static: PrivateKey | None = None,
+    proof: bytes | None = None,
 ) -> Link:
     """Run the link handshake over ``stream``.
 
@@ -213,14 +217,21 @@ async def open_link(
     processed (the public-key operations); a listener shares one among all its
     handshakes, so that they take turns, one step per scheduler pass, and a
     burst of connections cannot hold up established links for more than one
-    step.
+    step. ``static`` and ``proof`` (:func:`~dchat_network._link.link_proof`)
+    are this side's Noise static key and its identity proof, when the caller
+    keeps one for many links; by default each link has a fresh static key.
 
     Raises:
         HandshakeFailedError: the handshake or the peer's identity proof failed.
         LinkClosedError: the connection failed or the handshake timed out.
     """
     conn = LinkConnection(
-        initiator=initiator, node_key=node_key, expected_peer=expected_peer, max_message=max_message
+        initiator=initiator,
+        node_key=node_key,
+        expected_peer=expected_peer,
+        max_message=max_message,
+        static=static,
+        proof=proof,
     )
     with _translated(timeout):
         while True:
@@ -327,6 +338,11 @@ async def serve_links(
     """
     counts = LinkStats() if stats is None else stats
     turn = trio.Semaphore(1)  # handshakes take turns (see open_link)
+    # One Noise static key and identity proof for every link of this listener:
+    # each handshake then costs no key generation and no signature (forward
+    # secrecy comes from the ephemeral keys; the node key is public anyway).
+    static = PrivateKey.generate()
+    proof = link_proof(node_key, static.public_key.to_bytes())
 
     async def on_connection(stream: trio.SocketStream) -> None:
         address = _peer_address(stream)
@@ -352,7 +368,13 @@ async def serve_links(
             return
         try:
             link = await open_link(
-                stream, initiator=False, node_key=node_key, timeout=handshake_timeout, turn=turn
+                stream,
+                initiator=False,
+                node_key=node_key,
+                timeout=handshake_timeout,
+                turn=turn,
+                static=static,
+                proof=proof,
             )
             link.source = address
             counts.open += 1

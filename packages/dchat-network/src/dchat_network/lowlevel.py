@@ -31,7 +31,7 @@ server's :class:`RelayWork`), put authorization (the relay's
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
 :class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...)
 and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
-:func:`push_blob`, :func:`fetch_blob_file`), and UPnP
+:func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
@@ -42,6 +42,8 @@ from __future__ import annotations
 from dchat_core import RelayAddress as RelayAddress
 
 from ._blob_transfer import download_blob as download_blob
+from ._blob_transfer import drop_blob as drop_blob
+from ._blob_transfer import drop_blobs as drop_blobs
 from ._blob_transfer import fetch_blob_file as fetch_blob_file
 from ._blob_transfer import push_blob as push_blob
 from ._blob_transfer import upload_blob as upload_blob
@@ -211,6 +213,8 @@ __all__ = (
     "check_probe_answer",
     "decode_relay_message",
     "download_blob",
+    "drop_blob",
+    "drop_blobs",
     "encode_relay_message",
     "fetch_blob_file",
     "merkle_path",

@@ -1,8 +1,9 @@
 """Conversation calls of the node API, mixed into :class:`~dchat_sdk.RemoteClient`.
 
 Each maps one route of ``/v1/conversations``, ``/v1/messages/{id}/...``,
-``/v1/payments``, ``/v1/conversation-settings`` and ``/v1/contacts/{name}`` (see the node's
-``api/_conversations.py`` and docs/protocol.md) and returns its JSON object.
+``/v1/payments``, ``/v1/conversation-settings``, ``/v1/search`` and
+``/v1/contacts/{name}`` (see the node's ``api/_conversations.py``,
+``api/_search.py`` and docs/protocol.md) and returns its JSON object.
 Peers are a contact's name or an identity id; names are quoted into paths.
 """
 
@@ -27,7 +28,7 @@ def _seg(text: str) -> str:
 
 
 class ConversationCalls:
-    """Inbox, history, receipts, edits, deletes, reactions, settings, contact changes."""
+    """Inbox, history, receipts, edits, deletes, reactions, search, settings, contact changes."""
 
     # One API round trip (method, path, JSON body, query parameters): RemoteClient's.
     _call: Callable[..., Any]
@@ -52,6 +53,14 @@ class ConversationCalls:
         """Tell ``peer`` we (stopped) typing; False when typing indicators are off."""
         path = f"/v1/conversations/{_seg(peer)}/typing"
         return bool(obj(self._call("POST", path, {"on": on}))["sent"])
+
+    def disappear(self, peer: str, seconds: int) -> dict[str, Any]:
+        """Set the conversation's disappearing timer (0: off) on every device of both users.
+
+        Messages disappear ``seconds`` after they are read (ours: after they are sent).
+        """
+        path = f"/v1/conversations/{_seg(peer)}/disappear"
+        return obj(self._call("PUT", path, {"seconds": seconds}))
 
     def reply(self, to: str, message_id: str, text: str) -> str:
         """Send ``text`` to ``to`` quoting ``message_id``; returns the new message's id."""
@@ -97,6 +106,29 @@ class ConversationCalls:
         if not changes:
             return obj(self._call("GET", "/v1/conversation-settings"))
         return obj(self._call("PUT", "/v1/conversation-settings", dict(changes)))
+
+    def search(
+        self, query: str, *, peer: str | None = None, limit: int = 20, before: int | None = None
+    ) -> dict[str, Any]:
+        """Search the node's stored texts (sent and received) for every word of ``query``.
+
+        Returns ``{"query", "results", "next_before"}``: results newest first, each a
+        message with its ``text`` (latest edit), ``snippet`` and ``match`` (the matching
+        word's ``[start, end]`` in the snippet); pass ``next_before`` as ``before`` for
+        the next page. ``peer`` (a contact's name or identity id) narrows to one
+        conversation. A bad query (no word, too long, too many words) raises
+        :class:`~dchat_sdk.ApiError` ``invalid_request``.
+        """
+        params: dict[str, str | int] = {"q": query, "limit": limit}
+        if peer is not None:
+            params["peer"] = peer
+        if before is not None:
+            params["before"] = before
+        return obj(self._call("GET", "/v1/search", params=params))
+
+    def rebuild_search(self) -> int:
+        """Index every stored text again (normally automatic); returns how many."""
+        return int(obj(self._call("POST", "/v1/search/rebuild"))["indexed"])
 
     def remove_contact(self, name: str) -> dict[str, Any]:
         """Forget a contact (its messages stay; its next one is a message request)."""

@@ -27,7 +27,7 @@ from ._errors import (
 from ._images import process_image
 from ._records import AttachmentRecord
 from ._rowcodec import SealedTable, index_value
-from ._schema import AttachmentRow, Message, MessageAttachment
+from ._schema import AttachmentRow, BlobChunk, BlobRow, Message, MessageAttachment
 from ._sniff import SNIFF_SIZE, sniff
 from ._uploads import UploadLimits, check_type
 
@@ -281,6 +281,32 @@ class AttachmentRepo:
             conn.execute(delete(MessageAttachment).where(where))
             statement = delete(AttachmentRow).where(AttachmentRow.attachment_id == attachment_id)
             return conn.execute(statement).rowcount > 0
+
+    def purge(self, attachment_id: bytes) -> bool:
+        """Delete an attachment no message links to any more, and its content now.
+
+        For a disappearing message's file: nothing of it waits for the next
+        collection. The content stays while another attachment shares it
+        (storage deduplicates), and a linked attachment is left alone.
+
+        Returns:
+            Whether the attachment was deleted.
+        """
+        with self._access.write("purge attachment") as conn:
+            linked = select(MessageAttachment.message_seq).where(
+                MessageAttachment.attachment_id == attachment_id
+            )
+            blob = conn.execute(
+                select(AttachmentRow.blob_id).where(AttachmentRow.attachment_id == attachment_id)
+            ).scalar_one_or_none()
+            if blob is None or conn.execute(linked.limit(1)).first() is not None:
+                return False
+            conn.execute(delete(AttachmentRow).where(AttachmentRow.attachment_id == attachment_id))
+            shared = select(AttachmentRow.attachment_id).where(AttachmentRow.blob_id == blob)
+            if conn.execute(shared.limit(1)).first() is None:
+                conn.execute(delete(BlobChunk).where(BlobChunk.blob_id == blob))
+                conn.execute(delete(BlobRow).where(BlobRow.blob_id == blob))
+            return True
 
     def _record(self, row: Mapping[Any, Any]) -> AttachmentRecord:
         f = ATTACHMENTS.fields(self._access.sealer, row)

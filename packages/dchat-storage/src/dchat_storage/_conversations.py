@@ -99,6 +99,16 @@ class ConversationRepo:
         _check_period("disappear_after", seconds)
         self._update(conversation_id, disappear_s=seconds)
 
+    def set_timer(self, conversation_id: str, seconds: float | None, now: float) -> None:
+        """Set the disappearing timer, creating the conversation's settings if it has none.
+
+        Raises:
+            InvalidArgumentError: ``seconds`` is zero or negative.
+        """
+        _check_period("disappear_after", seconds)
+        self.create(conversation_id, now)
+        self._update(conversation_id, disappear_s=seconds)
+
     def get(self, conversation_id: str) -> ConversationRecord | None:
         """Return a conversation's settings, or None."""
         ix = CONVERSATIONS.index(self._access.sealer, "conv_ix", conversation_id)

@@ -13,7 +13,7 @@ from ._access import Access
 from ._attachments import AttachmentRepo
 from ._chain import ChainRepo
 from ._conversations import ConversationRepo
-from ._engine import create_sqlite_engine, translate_errors
+from ._engine import BUSY_TIMEOUT_S, create_sqlite_engine, translate_errors
 from ._errors import StorageUnavailableError
 from ._event_log import EventLog
 from ._keyring import unlock
@@ -24,6 +24,7 @@ from ._messages import MessageRepo, OutboxRepo
 from ._postgres import claim_database, create_postgres_engine, is_postgres_target, postgres_url
 from ._prekeys import PrekeyRepo
 from ._receipts import ReceiptRepo
+from ._search import SearchRepo
 from ._settings import DeviceRepo, SettingsRepo
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def open_database(
     return database
 
 
-HEAD_REVISION: Final = "0008"
+HEAD_REVISION: Final = "0009"
 """The newest packaged migration (``test_migrations`` holds it to Alembic's head)."""
 
 _VERSION_TABLE: Final = {
@@ -135,6 +136,7 @@ class Database:
         contacts: The address book.
         conversations: Per-conversation retention and disappearing timers.
         messages: Delivered and sent messages.
+        search: The messages' search index (blind word tokens).
         outbox: Envelopes awaiting delivery to relays.
         events: The event log clients follow (messages stored, requests, ...).
         devices: Devices of identities.
@@ -159,6 +161,7 @@ class Database:
         self.contacts = ContactRepo(self._access)
         self.conversations = ConversationRepo(self._access)
         self.messages = MessageRepo(self._access)
+        self.search = SearchRepo(self._access)
         self.outbox = OutboxRepo(self._access)
         self.events = EventLog(self._access)
         self.devices = DeviceRepo(self._access)
@@ -251,6 +254,31 @@ class Database:
             with suppress(OSError):
                 total += os.stat(f"{self.path}{suffix}").st_size
         return total
+
+    def truncate_log(self) -> bool:
+        """Fold SQLite's write-ahead log into the file and truncate it (PostgreSQL: no-op).
+
+        ``secure_delete`` zeroes deleted rows in the pages a delete writes,
+        but the log still holds the older images of those pages until it is
+        overwritten: after deleting what must not stay on disk (an expired
+        disappearing message), this empties it. It waits at most a second
+        for readers on an older snapshot (holding the writer lock meanwhile).
+
+        Returns:
+            True if the log is empty now; False if a reader kept part of it
+            (call again later).
+        """
+        if self._access.dialect != "sqlite":
+            return True
+        with self._access.raw("truncate the write-ahead log") as dbapi_connection:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA busy_timeout=1000")
+                busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                cursor.close()
+        return int(busy) == 0
 
     def integrity_check(self) -> str:
         """Check the database; return ``"ok"`` when sound, else the problems found.

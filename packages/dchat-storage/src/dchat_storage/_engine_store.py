@@ -4,9 +4,9 @@
 engine's ``MessageStore`` and the contact book's ``ContactStore``; structural
 protocols, this package does not import dchat-messaging) with the
 repositories of one :class:`Database`: state values live sealed in the
-settings table, messages in the message store, envelopes in the outbox,
-contacts in the address book, and :meth:`EngineStore.transaction` makes the
-engine's several calls one commit.
+settings table, messages in the message store (and their words in its
+search index), envelopes in the outbox, contacts in the address book, and
+:meth:`EngineStore.transaction` makes the engine's several calls one commit.
 """
 
 from __future__ import annotations
@@ -116,8 +116,35 @@ class EngineStore:
     def get_message(self, message_id: bytes) -> MessageRecord | None:
         return self._db.messages.get(message_id)
 
+    def search_candidates(
+        self, query: str, peer: str | None, limit: int, *, before: int | None = None
+    ) -> list[MessageRecord]:
+        return self._db.search.candidates(query, peer_id=peer, limit=limit, before=before)
+
+    def search_ready(self) -> bool:
+        return self._db.search.ready
+
+    def rebuild_search(self, text_of: Callable[[MessageRecord], str]) -> int:
+        return self._db.search.rebuild(text_of)
+
+    def reindex_message(self, message_id: bytes, text: str) -> bool:
+        return self._db.search.reindex(message_id, text)
+
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
         return self._db.messages.mark_read(message_id, read_at)
+
+    def expired_messages(self, now: float, limit: int) -> list[MessageRecord]:
+        return self._db.messages.expired(now, limit)
+
+    def start_timer(self, message_id: bytes, at: float) -> bool:
+        return self._db.messages.start_timer(message_id, at)
+
+    def set_timer(self, peer: str, seconds: float | None, now: float) -> None:
+        self._db.conversations.set_timer(peer, seconds, now)
+
+    def timer_of(self, peer: str) -> float | None:
+        found = self._db.conversations.get(peer)
+        return None if found is None else found.disappear_after
 
     def remove_contact(self, identity_id: str) -> bool:
         return self._db.contacts.remove(identity_id)

@@ -28,6 +28,7 @@ from ._rowcodec import row_ad
 from ._schema import BlobChunk, BlobRow, Meta
 from ._sealing import AeadSealer, Sealer, StorageKey
 from ._settings import DEVICES, SETTINGS
+from ._terms import drop_search_index
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -135,6 +136,7 @@ def _seal_database(
             return False
         moved = sum(_reseal(conn, spec, sealer) for spec in (*_TABLES, ATTACHMENTS))
         moved += _reseal_blobs(conn, sealer)
+        drop_search_index(conn)  # its clear terms go; rebuilt under the key when first searched
         if wrapped is not None:
             _put(conn, "wrapped_key", wrapped)
         _put(conn, "key_check", sealer.seal("key-check", b"", _CHECK))

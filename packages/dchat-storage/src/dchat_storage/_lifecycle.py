@@ -48,11 +48,16 @@ class LifecyclePolicy:
         event_ttl: Events older than this many seconds are pruned from the
             event log (None: never); a client further behind must re-list.
             Default 30 days.
+        disappearing: Delete messages whose disappearing timer ran out. A user
+            node turns it off: its messaging layer expires them itself, with
+            what it keeps about them (notes, attachments, relay blobs), on a
+            tighter schedule (``AttachmentKeeper.expire``).
     """
 
     mailbox_ttl: float | None = 30 * DAY
     attachment_grace: float = DAY
     event_ttl: float | None = 30 * DAY
+    disappearing: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +120,11 @@ class Lifecycle:
             Counts of what was deleted.
         """
         policy = policy or LifecyclePolicy()
-        with self._access.write("expire disappearing messages") as conn:
-            expired = and_(Message.expires_at.is_not(None), Message.expires_at <= now)
-            disappeared = _delete_messages(conn, expired)
+        disappeared = 0
+        if policy.disappearing:
+            with self._access.write("expire disappearing messages") as conn:
+                expired = and_(Message.expires_at.is_not(None), Message.expires_at <= now)
+                disappeared = _delete_messages(conn, expired)
         with self._access.write("apply retention") as conn:
             retention = _delete_messages(conn, _past_retention(now))
         entries = 0

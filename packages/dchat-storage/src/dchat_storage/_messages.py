@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, func, select, update
 
 from ._access import check_limit
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
@@ -17,6 +17,7 @@ from ._prepared import INTEGRITY_ERRORS, Prepared
 from ._records import MessageRecord, OutboxItem
 from ._rowcodec import SealedTable, index_value
 from ._schema import Message, OutboxRow
+from ._terms import index_message
 
 if TYPE_CHECKING:
     import builtins
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "DIRECTIONS",
+    "SENT_HOLD",
     "MESSAGES",
     "MESSAGE_COLUMNS",
     "MESSAGE_NAMES",
@@ -39,6 +41,11 @@ __all__ = (
 )
 
 DIRECTIONS = frozenset({"in", "out"})
+SENT_HOLD = 86400.0
+"""How long a sent message in a conversation with a disappearing timer waits for the
+peer's read receipt (which starts its count, :meth:`MessageRepo.start_timer`) before it
+disappears anyway (or its timer, if longer): a peer that never reads, or sends no read
+receipts, cannot keep our copy forever."""
 
 MESSAGES = SealedTable(
     Message,
@@ -83,6 +90,18 @@ _ADD = Prepared(
     " ON CONFLICT DO NOTHING RETURNING seq"
 )
 _TIMER = Prepared("SELECT disappear_s FROM conversations WHERE conv_ix = :conv_ix")
+# Run per id a read receipt names (and per message read or deleted).
+_TIMES = Prepared(
+    "SELECT conv_ix, read_at, expires_at FROM messages WHERE message_ix = :message_ix"
+)
+_SET_READ = Prepared(
+    "UPDATE messages SET read_at = :read_at, expires_at = :expires_at"
+    " WHERE message_ix = :message_ix"
+)
+_SET_EXPIRY = Prepared(
+    "UPDATE messages SET expires_at = :expires_at WHERE message_ix = :message_ix"
+)
+_DELETE = Prepared("DELETE FROM messages WHERE message_ix = :message_ix")
 _ENQUEUE = Prepared(
     "INSERT INTO outbox (message_ix, payload, attempts, enqueued_at, next_attempt_at)"
     " VALUES (:message_ix, :payload, :attempts, :enqueued_at, :next_attempt_at)"
@@ -166,8 +185,10 @@ class MessageRepo:
 
         This is what makes delivery to the application exactly-once: a
         redelivered envelope yields False and the caller does not show it again.
-        A sent message in a conversation with a disappearing timer starts its
-        timer now; a received one when it is read (:meth:`mark_read`).
+        A received message in a conversation with a disappearing timer starts
+        its count when it is read (:meth:`mark_read`); a sent one when the
+        peer's read receipt arrives (:meth:`start_timer`), and disappears
+        :data:`SENT_HOLD` (or its timer, if longer) after sending if none does.
 
         A new message also appends a ``message`` event to the event log in the
         same transaction (here rather than in a caller, so no path that stores
@@ -208,11 +229,12 @@ class MessageRepo:
         row = MESSAGES.row(self._access.sealer, fields, clear)
         with self._access.write("add message", savepoint=False) as conn:
             timer = _timer(conn, row["conv_ix"]) if direction == "out" else None
-            row["expires_at"] = None if timer is None else stored_at + timer
+            row["expires_at"] = None if timer is None else stored_at + max(timer, SENT_HOLD)
             added = _ADD.one(conn, row)
             if added is None:  # already stored
                 return False
             seq = int(added[0])
+            index_message(conn, self._access.sealer, seq, body)
             append_event(conn, self._access.sealer, MESSAGE_EVENT, {}, stored_at, message_seq=seq)
             return True
 
@@ -227,24 +249,41 @@ class MessageRepo:
         """
         ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("mark read") as conn:
-            found = conn.execute(
-                select(Message.conv_ix, Message.read_at).where(Message.message_ix == ix)
-            ).one_or_none()
+            found = _TIMES.one(conn, {"message_ix": ix})
             if found is None:
                 raise NotFoundError(f"message {message_id.hex()} is not stored")
-            if found.read_at is not None:
+            conv_ix, read, _ = found
+            if read is not None:
                 return False
-            timer = _timer(conn, found.conv_ix)
+            timer = _timer(conn, bytes(conv_ix))
             expires = None if timer is None else read_at + timer
-            statement = update(Message).where(Message.message_ix == ix)
-            conn.execute(statement.values(read_at=read_at, expires_at=expires))
+            _SET_READ.run(conn, {"message_ix": ix, "read_at": read_at, "expires_at": expires})
+            return True
+
+    def start_timer(self, message_id: bytes, at: float) -> bool:
+        """Start a message's disappearing count at ``at`` (the peer read our message).
+
+        It then expires at ``at`` plus its conversation's timer, unless it is
+        due earlier already. Returns whether that changed anything (False: no
+        such message, no timer, or an earlier deadline).
+        """
+        ix = index_value(self._access.sealer, "message-id", message_id)
+        with self._access.write("start a timer") as conn:
+            found = _TIMES.one(conn, {"message_ix": ix})
+            timer = None if found is None else _timer(conn, bytes(found[0]))
+            if found is None or timer is None:
+                return False
+            expires, due = at + timer, found[2]
+            if due is not None and due <= expires:
+                return False
+            _SET_EXPIRY.run(conn, {"message_ix": ix, "expires_at": expires})
             return True
 
     def delete(self, message_id: bytes) -> bool:
         """Delete a message (and its attachment links); return whether it existed."""
         ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("delete message") as conn:
-            return conn.execute(delete(Message).where(Message.message_ix == ix)).rowcount > 0
+            return int(_DELETE.run(conn, {"message_ix": ix}).rowcount) > 0
 
     def list(
         self,
@@ -313,6 +352,19 @@ class MessageRepo:
         if row is None:
             return None
         return message_record(self._access.sealer, dict(zip(MESSAGE_NAMES, row, strict=True)))
+
+    def expired(self, now: float, limit: int = 500) -> builtins.list[MessageRecord]:
+        """Up to ``limit`` messages whose disappearing timer ran out by ``now``, soonest first.
+
+        Raises:
+            InvalidArgumentError: ``limit`` is below 1.
+        """
+        check_limit(limit)
+        due = and_(Message.expires_at.is_not(None), Message.expires_at <= now)
+        query = select(*MESSAGE_COLUMNS).where(due).order_by(Message.expires_at).limit(limit)
+        with self._access.read("expired messages") as conn:
+            rows = conn.execute(query).all()
+        return [message_record(self._access.sealer, row._mapping) for row in rows]
 
     def count(self) -> int:
         """Return the number of stored messages."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from ._access import insert_ignore
+from ._prepared import Prepared
 from ._schema import PrekeyRow
 
 if TYPE_CHECKING:
@@ -116,10 +117,11 @@ def _insert(
     insert_ignore(conn, PrekeyRow, row)
 
 
+# Asked on each link of a mailbox owner (and by anyone who asks the relay).
+_COUNT = Prepared(
+    "SELECT count(*) FROM relay_prekeys WHERE mailbox = :mailbox AND prekey_id IS NOT NULL"
+)
+
+
 def _count(conn: Connection, mailbox: bytes) -> int:
-    query = (
-        select(func.count())
-        .select_from(PrekeyRow)
-        .where(PrekeyRow.mailbox == mailbox, PrekeyRow.prekey_id.is_not(None))
-    )
-    return int(conn.execute(query).scalar_one())
+    return int(_COUNT.one(conn, {"mailbox": mailbox})[0])

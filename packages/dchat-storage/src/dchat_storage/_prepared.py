@@ -27,7 +27,7 @@ import psycopg
 from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from sqlalchemy import Connection
 
@@ -59,6 +59,15 @@ class Prepared:
         driver = conn.connection.dbapi_connection
         sql = self._sql if isinstance(driver, sqlite3.Connection) else self._sql_pg
         return driver.execute(sql, params or {})  # type: ignore[union-attr]
+
+    def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per row of ``rows`` in one driver call (``executemany``)."""
+        driver = conn.connection.dbapi_connection
+        if isinstance(driver, sqlite3.Connection):
+            driver.executemany(self._sql, rows)
+            return
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.executemany(self._sql_pg, rows)
 
     def one(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """The first row (a tuple), or None."""

@@ -52,6 +52,8 @@ __all__ = (
     "PrekeyRow",
     "ReceiptBatchRow",
     "ReceiptRow",
+    "SearchPending",
+    "SearchTerm",
     "Setting",
     "metadata",
 )
@@ -147,6 +149,41 @@ class Message(Base):
     # Disappearing messages: the timer starts when the message is read.
     read_at: Mapped[float | None] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float)
+
+
+class SearchTerm(Base):
+    """The search index (``_search.py``): one row per distinct word of a message.
+
+    ``term_ix`` is the word's blind index (never the word, on a sealed
+    database); a row goes when its message goes (ON DELETE CASCADE). Rows
+    arrive through :class:`SearchPending`.
+    """
+
+    __tablename__ = "search_terms"
+    # Clustered by (term, message) on SQLite: one B-tree fewer to write per word.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    term_ix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    message_seq: Mapped[int] = mapped_column(
+        _Seq, ForeignKey("messages.seq", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SearchPending(Base):
+    """Index rows of messages stored since the last search, in storage order.
+
+    Written with each message: appended at the end of one B-tree (a page or
+    two per message) instead of scattered over ``search_terms`` by token;
+    the next search moves them there in one sorted pass.
+    """
+
+    __tablename__ = "search_pending"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    message_seq: Mapped[int] = mapped_column(
+        _Seq, ForeignKey("messages.seq", ondelete="CASCADE"), primary_key=True
+    )
+    term_ix: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
 
 
 class OutboxRow(Base):

@@ -11,7 +11,9 @@ also counts the sweeps and the rows deleted for the node's ``/status``.
 
 :meth:`SweepSchedule.for_role` holds the database-wide policy of each node
 role: a relay keeps undelivered envelopes for 30 days (a recipient offline
-longer must be re-sent to); user and validator nodes hold no mailboxes.
+longer must be re-sent to); user and validator nodes hold no mailboxes. A
+user node expires disappearing messages in its messaging layer (with their
+notes, files and relay blobs), so its sweep leaves them to it.
 Every role gives an unsent attachment a day before collecting it, and keeps
 its event log for ``event_ttl`` (30 days unless the node is configured otherwise).
 """
@@ -75,7 +77,9 @@ class SweepSchedule:
         if event_ttl is not None and not event_ttl > 0:
             raise InvalidArgumentError("the event TTL must be a positive number of seconds")
         ttl = 30 * DAY if role == "relay" else None
-        policy = LifecyclePolicy(mailbox_ttl=ttl, attachment_grace=DAY, event_ttl=event_ttl)
+        policy = LifecyclePolicy(
+            mailbox_ttl=ttl, attachment_grace=DAY, event_ttl=event_ttl, disappearing=role != "user"
+        )
         return cls(policy, interval)
 
     def wait(self, now: float) -> float:

@@ -15,7 +15,8 @@ upload-rejection errors beneath :class:`dchat_storage.UploadRejectedError`, and
 and :func:`write_private` (a file replaced atomically and durably, mode 0600) with
 its reader :func:`read_private` (bounded in size), and a relay's blob store
 (:class:`RelayBlobStore`: sealed attachment files beside the mailboxes), and
-the upload type rules (:func:`check_type`, :func:`normalize_type`).
+the upload type rules (:func:`check_type`, :func:`normalize_type`), and
+:data:`SENT_HOLD` (how long a sent disappearing message waits for a read receipt).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ._event_log import EventLog as EventLog
 from ._local import ContactRepo as ContactRepo
 from ._local import IdentityRepo as IdentityRepo
 from ._mailbox import MailboxRepo as MailboxRepo
+from ._messages import SENT_HOLD as SENT_HOLD
 from ._messages import MessageRepo as MessageRepo
 from ._messages import OutboxRepo as OutboxRepo
 from ._postgres import is_postgres_target as is_postgres_target
@@ -51,8 +53,13 @@ from ._relay_blobs import BlobState as BlobState
 from ._relay_blobs import RelayBlobStore as RelayBlobStore
 from ._relay_blobs import blob_hasher as blob_hasher
 from ._sealing import StorageKey as StorageKey
+from ._search import SearchRepo as SearchRepo
 from ._settings import DeviceRepo as DeviceRepo
 from ._settings import SettingsRepo as SettingsRepo
+from ._terms import MAX_QUERY_CHARS as MAX_QUERY_CHARS
+from ._terms import MAX_QUERY_TERMS as MAX_QUERY_TERMS
+from ._terms import query_terms as query_terms
+from ._terms import search_terms as search_terms
 from ._uploads import check_type as check_type
 from ._uploads import normalize_type as normalize_type
 
@@ -75,6 +82,8 @@ __all__ = (
     "EventLog",
     "ExposedDirectoryError",
     "IdentityRepo",
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_TERMS",
     "MailboxRepo",
     "MalformedContentError",
     "MessageRepo",
@@ -82,6 +91,8 @@ __all__ = (
     "PrekeyRepo",
     "ReceiptRepo",
     "RelayBlobStore",
+    "SENT_HOLD",
+    "SearchRepo",
     "SettingsRepo",
     "StorageKey",
     "TransactionDoomedError",
@@ -90,6 +101,8 @@ __all__ = (
     "check_type",
     "is_postgres_target",
     "normalize_type",
+    "query_terms",
     "read_private",
+    "search_terms",
     "write_private",
 )

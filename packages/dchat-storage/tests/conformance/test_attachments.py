@@ -126,3 +126,18 @@ def test_upload_abandoned_by_a_crash_is_collected_after_grace(db: Database) -> N
     assert db.lifecycle.sweep(DAY, policy).blobs == 0  # could still be streaming
     assert db.lifecycle.sweep(DAY + 11, policy).blobs == 1
     assert _rows(db) == (0, 0, 0)
+
+
+def test_purge_deletes_an_unlinked_attachment_and_its_content_at_once(db: Database) -> None:
+    mine, _ = _upload(db, "id-alice", PDF)
+    shared, _ = _upload(db, "id-bob", PDF)  # the same bytes: one blob, two attachments
+    db.messages.add(b"m1", "out", "id-bob", "see attached", 0.0, 0.0)
+    db.attachments.attach(b"m1", mine.attachment_id)
+    assert db.attachments.purge(mine.attachment_id) is False  # a message still links it
+    db.messages.delete(b"m1")
+    assert db.attachments.purge(mine.attachment_id) is True
+    assert db.attachments.get(mine.attachment_id) is None
+    assert db.attachments.read(shared.attachment_id) == PDF  # shared content stays
+    assert db.attachments.purge(shared.attachment_id) is True
+    assert _rows(db) == (0, 0, 0)  # no grace period, no sweep
+    assert db.attachments.purge(shared.attachment_id) is False

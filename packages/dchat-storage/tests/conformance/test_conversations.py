@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from dchat_storage import Database, InvalidArgumentError, LifecyclePolicy, NotFoundError
-from dchat_storage.lowlevel import ConversationRecord
+from dchat_storage.lowlevel import SENT_HOLD, ConversationRecord
 
 DAY = 86400.0
 
@@ -62,11 +66,19 @@ def test_disappearing_timer_starts_when_read(db: Database) -> None:
     assert _ids(db) == [b"m2"]
 
 
-def test_sent_messages_start_their_timer_when_sent(db: Database) -> None:
+def test_sent_messages_count_from_the_peers_read_receipt(db: Database) -> None:
     db.conversations.create("id-bob", 0.0, disappear_after=30.0)
     db.messages.add(b"out", "out", "id-bob", "bye", 5.0, 5.0)
+    db.messages.add(b"unread", "out", "id-bob", "never read", 5.0, 5.0)
     db.messages.add(b"other", "out", "id-carol", "stays", 5.0, 5.0)
-    assert db.lifecycle.sweep(35.0).disappeared == 1
+    assert db.lifecycle.sweep(35.0).disappeared == 0  # not read yet: held for a day
+    assert db.messages.start_timer(b"out", 100.0) is True  # the peer read it
+    assert db.messages.start_timer(b"out", 200.0) is False  # an earlier deadline stands
+    assert db.messages.start_timer(b"other", 100.0) is False  # no timer
+    assert db.messages.start_timer(b"gone", 100.0) is False
+    assert db.lifecycle.sweep(129.0).disappeared == 0
+    assert db.lifecycle.sweep(130.0).disappeared == 1
+    assert db.lifecycle.sweep(5.0 + SENT_HOLD).disappeared == 1  # no receipt ever came
     assert _ids(db) == [b"other"]
 
 
@@ -102,3 +114,54 @@ def test_sweep_is_idempotent(db: Database) -> None:
     assert (first.disappeared, first.retention, first.mailbox_entries) == (1, 4, 1)
     assert second.total == 0
     assert (_ids(db), db.mailboxes.count()) == state == ([], 1)
+
+
+def test_expired_lists_what_ran_out_soonest_first(db: Database) -> None:
+    db.conversations.set_timer("id-bob", 30.0, 0.0)  # creates the conversation's settings
+    assert db.conversations.get("id-bob") == ConversationRecord("id-bob", "", None, 30.0, 0.0)
+    db.messages.add(b"late", "in", "id-bob", "x", 9.0, 9.0)
+    db.messages.add(b"soon", "in", "id-bob", "x", 5.0, 5.0)
+    db.messages.add(b"in", "in", "id-bob", "unread: no timer yet", 1.0, 1.0)
+    db.messages.add(b"free", "in", "id-carol", "no timer", 1.0, 1.0)
+    db.messages.mark_read(b"late", 9.0)
+    db.messages.mark_read(b"soon", 5.0)
+    db.messages.mark_read(b"free", 5.0)
+    assert [m.message_id for m in db.messages.expired(35.0)] == [b"soon"]
+    assert [m.message_id for m in db.messages.expired(1e9)] == [b"soon", b"late"]
+    assert [m.message_id for m in db.messages.expired(1e9, limit=1)] == [b"soon"]
+    db.conversations.set_timer("id-bob", None, 50.0)  # off: running timers keep running
+    db.messages.add(b"after", "in", "id-bob", "x", 60.0, 60.0)
+    db.messages.mark_read(b"after", 60.0)
+    assert [m.message_id for m in db.messages.expired(1e9)] == [b"soon", b"late"]
+    with pytest.raises(InvalidArgumentError):
+        db.conversations.set_timer("id-bob", 0.0, 1.0)
+
+
+def test_a_policy_without_disappearing_leaves_expired_messages_alone(db: Database) -> None:
+    db.conversations.set_timer("id-bob", 5.0, 0.0)
+    db.messages.add(b"m", "in", "id-bob", "x", 0.0, 0.0)
+    db.messages.mark_read(b"m", 0.0)
+    assert db.lifecycle.sweep(10.0, LifecyclePolicy(disappearing=False)).disappeared == 0
+    assert _ids(db) == [b"m"]  # left to the messaging layer, which takes its notes too
+    assert db.lifecycle.sweep(10.0).disappeared == 1
+
+
+def test_truncating_the_log_keeps_every_row(db: Database) -> None:
+    db.messages.add(b"m", "in", "id-bob", "x", 0.0, 0.0)
+    assert db.truncate_log() is True  # no reader: the log is empty
+    assert db.truncate_log() is True
+    assert _ids(db) == [b"m"]
+
+
+def test_a_reader_on_an_older_snapshot_delays_the_truncation(db: Database) -> None:
+    if db.path is None:
+        pytest.skip("PostgreSQL keeps no write-ahead log beside the database")
+    db.messages.add(b"m", "in", "id-bob", "x", 0.0, 0.0)
+    with contextlib.closing(sqlite3.connect(db.path)) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM messages").fetchall()  # holds this snapshot
+        db.messages.delete(b"m")
+        assert db.truncate_log() is False  # the reader still needs the log
+        reader.execute("COMMIT")
+    assert db.truncate_log() is True
+    assert Path(f"{db.path}-wal").stat().st_size == 0

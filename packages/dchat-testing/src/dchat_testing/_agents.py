@@ -1,6 +1,7 @@
 """Two user agents (:class:`~dchat_messaging.UserMessaging`) that trade mail by hand.
 
-:class:`AgentNode` is one user node's messaging over a memory store, its
+:class:`AgentNode` is one user node's messaging over a memory store (or a
+given one), its
 prekeys published to a shared dict; :func:`deliver_mail` moves one node's
 queued envelopes for another into it as one batch; :func:`agent_pair` makes
 two that know each other. Conversation and payment
@@ -17,6 +18,7 @@ from dchat_messaging.testing import MemoryMessageStore
 
 if TYPE_CHECKING:
     from dchat_core import MessageId
+    from dchat_messaging.lowlevel import UserStore
 
 __all__ = ("AGENT_T0", "AgentNode", "agent_pair", "deliver_mail")
 
@@ -28,10 +30,12 @@ _RELAY: Final = "127.0.0.1:7400"
 class AgentNode:
     """One user node's messaging; its prekeys published to ``bundles``."""
 
-    def __init__(self, name: str, bundles: dict[bytes, bytes]) -> None:
+    def __init__(
+        self, name: str, bundles: dict[bytes, bytes], store: UserStore | None = None
+    ) -> None:
         self.identity = Identity.generate()
         self.card = ContactCard.issue(self.identity, name=name, relay=_RELAY)
-        self.store = MemoryMessageStore()
+        self.store: UserStore = MemoryMessageStore() if store is None else store
         self.agent = UserMessaging(self.store)
         self.agent.engines.set_main(self.identity, self.card)
         engine = self.agent.engines.main()
@@ -71,10 +75,15 @@ def deliver_mail(src: AgentNode, dst: AgentNode) -> list[object]:
     return list(dst.agent.accept_many(dst.engine, mine, now=AGENT_T0 + 1).updates)
 
 
-def agent_pair() -> tuple[AgentNode, AgentNode]:
-    """Alice and Bob, each in the other's contacts (as ``alice`` and ``bob``)."""
+def agent_pair(stores: tuple[UserStore, UserStore] | None = None) -> tuple[AgentNode, AgentNode]:
+    """Alice and Bob, each in the other's contacts (as ``alice`` and ``bob``).
+
+    Args:
+        stores: Their stores (a node database's ``EngineStore``); default: memory stores.
+    """
     bundles: dict[bytes, bytes] = {}
-    alice, bob = AgentNode("alice", bundles), AgentNode("bob", bundles)
+    alice_store, bob_store = stores or (None, None)
+    alice, bob = AgentNode("alice", bundles, alice_store), AgentNode("bob", bundles, bob_store)
     alice.agent.contacts.add("bob", bob.card.to_text(), now=AGENT_T0)
     bob.agent.contacts.add("alice", alice.card.to_text(), now=AGENT_T0)
     return alice, bob

@@ -48,6 +48,7 @@ from ._payments import add_payment_routes
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
+from ._search import add_search_routes
 from ._socket import add_socket_route
 from ._validator import add_chain_routes
 
@@ -177,6 +178,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_message_routes(app, node, auth)
     add_conversation_routes(app, node, auth)
     add_group_routes(app, node, auth)
+    add_search_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
     feed = EventFeed(node)

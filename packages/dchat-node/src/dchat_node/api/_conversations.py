@@ -12,6 +12,8 @@
   read receipt goes to them if this user sends read receipts.
 * ``POST /v1/conversations/{peer}/typing {on}``: a typing indicator (only if
   turned on in the settings).
+* ``PUT /v1/conversations/{peer}/disappear {seconds}``: set the conversation's
+  disappearing timer (0: off) on every device of both users.
 * ``POST /v1/messages/{id}/edit {peer, text}``, ``/delete {peer}``,
   ``/react {peer, emoji, on}``, ``/forward {to}``; a reply is
   ``POST /v1/messages {to, text, reply_to}`` (``_messages.py``).
@@ -33,6 +35,7 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_core import MessageId
+from dchat_messaging.lowlevel import MAX_TIMER
 
 from ._messages import message_json
 from ._roles import user_role
@@ -77,6 +80,10 @@ class ForwardBody(_Strict):
 
 class TypingBody(_Strict):
     on: bool
+
+
+class DisappearBody(_Strict):
+    seconds: int = Field(ge=0, le=MAX_TIMER, strict=True)
 
 
 class SettingsBody(_Strict):
@@ -126,8 +133,10 @@ def add_conversation_routes(app: FastAPI, node: Node, auth: list[Depends]) -> No
             ]
 
         card = await u.run(u.book.find, peer)
+        timer = await u.run(conversations.timers.timer, str(card.identity_id))
         return {
             "peer_id": str(card.identity_id),
+            "disappear_s": timer,
             "messages": await u.run(listing),
             "marked_read": [str(i) for i in read],
         }
@@ -146,6 +155,12 @@ def add_conversation_routes(app: FastAPI, node: Node, auth: list[Depends]) -> No
     async def typing(peer: Peer, body: TypingBody) -> dict[str, Any]:
         u = user()
         return {"sent": await u.act(u.agent.converse.typing, peer, body.on)}
+
+    @app.put("/v1/conversations/{peer}/disappear", dependencies=auth, status_code=202)
+    async def disappear(peer: Peer, body: DisappearBody) -> dict[str, Any]:
+        u = user()
+        mid = await u.act(u.agent.converse.disappear, peer, body.seconds)
+        return {"peer": peer, "seconds": body.seconds, "message_id": str(mid)}
 
     @app.post("/v1/messages/{mid}/edit", dependencies=auth, status_code=202)
     async def edit(mid: Id, body: EditBody) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from ._identity import register_identity_commands
 from ._relay import relay_app
 from ._relays import register_relays_command, resolve_for_run
 from ._requests import register_request_commands
+from ._search import register_search_command
 from ._watch import register_watch_command
 
 if TYPE_CHECKING:
@@ -282,6 +283,7 @@ register_request_commands(app)
 register_watch_command(app)
 register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
 register_group_commands(lambda ctx, action: _with_client(ctx, action))
+register_search_command(app, lambda ctx, action: _with_client(ctx, action))
 
 
 FileOption = Annotated[Path | None, typer.Option(exists=True, dir_okay=False)]

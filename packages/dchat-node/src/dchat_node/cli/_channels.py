@@ -11,7 +11,7 @@ publishes the latest state both signed (or an older one given with
 with a newer state; ``settle`` pays out after the window.
 
 States live in ``WALLET.channels``, encrypted with the wallet passphrase (see
-:mod:`._channel_file`; the rules are ``dchat_chain.lowlevel.ChannelBook``'s).
+``dchat_chain.lowlevel.ChannelFile``; the rules are its ``ChannelBook``'s).
 Every text from the peer is decoded with bounds and checked before anything is
 signed or stored.
 """
@@ -26,6 +26,7 @@ from rich.console import Console
 
 from dchat_chain.lowlevel import (
     ChannelConsent,
+    ChannelFile,
     ChannelOffer,
     ChannelUpdate,
     decode_channel_text,
@@ -34,7 +35,6 @@ from dchat_chain.lowlevel import (
 from dchat_core import DchatError, DecodeLimits, canonical_decode
 
 from ..validator._keys import load_wallet
-from ..wallet._channel_file import ChannelFile
 from ._chain import (
     GenesisFile,
     LightDir,

@@ -1,5 +1,10 @@
 """``dchat inbox``, ``show``, ``pay``, ``read``, ``reply``, ``edit``, ``delete``, ``react``,
-``forward``, ``typing``, ``conversation-settings`` and ``contact remove|rename|block``.
+``forward``, ``typing``, ``disappear``, ``conversation-settings`` and
+``contact remove|rename|block``.
+
+``dchat disappear PEER DURATION|off`` is a command of its own, not an option of
+``conversation-settings``: those settings are this user's alone and name no
+peer, while a timer belongs to one conversation and is announced to the peer.
 
 ``dchat show PEER`` marks the conversation read as it shows it (a read receipt
 goes to the peer if read receipts are on); ``--keep-unread`` does not.
@@ -53,6 +58,33 @@ def _paid(payment: dict[str, Any] | None) -> str:
     )
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of ``30s``, ``5m``, ``1h``, ``7d``, ``1w`` or a bare number; ``off`` is 0."""
+    text = text.strip().lower()
+    if text == "off":
+        return 0
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    if not number.isdigit() or len(number) > 9:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30s, 5m, 1h, 7d, 1w or off")
+    return int(number) * _UNITS[unit]
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(0.0, seconds):.0f}s"
+
+
+def _timer(m: dict[str, Any], now: float) -> str:
+    """⏱ and the time left, for a message whose disappearing timer runs."""
+    at = m.get("expires_at")
+    return "" if at is None else f"⏱ {_span(at - now)}"
+
+
 def _line(m: dict[str, Any]) -> str:
     text = _paid(m.get("payment")) + m["text"]
     if m["reply_to"]:
@@ -102,10 +134,14 @@ def register_conversation_commands(
         if as_json:
             _out.print_json(json.dumps(reply))
             return
-        table = Table("time", "", "id", "message", "")
+        table = Table("time", "", "id", "message", "", "")
+        now = time.time()
         for m in reply["messages"]:
             arrow = "→" if m["direction"] == "out" else "←"
-            table.add_row(_when(m["sent_at"]), arrow, m["message_id"], _line(m), _marks(m))
+            marks = (_marks(m), _timer(m, now))
+            table.add_row(_when(m["sent_at"]), arrow, m["message_id"], _line(m), *marks)
+        if reply.get("disappear_s"):
+            _out.print(f"disappearing messages: {_span(reply['disappear_s'])} after reading")
         _out.print(table)
 
     @app.command("pay")
@@ -174,6 +210,17 @@ def register_conversation_commands(
         """Forward a stored message to TO (marked forwarded, no link to the original)."""
         mid = with_client(ctx, lambda c: c.forward(message_id, to))
         show_json_or(as_json, {"message_id": mid}, f"queued {mid}")
+
+    @app.command("disappear")
+    def disappear(ctx: typer.Context, peer: str, duration: str, as_json: Json = False) -> None:
+        """Make messages with PEER disappear DURATION (30s, 5m, 1h, 7d, 1w) after reading, or off.
+
+        Both of you see the change; it applies to messages read (yours: sent) from now on.
+        """
+        seconds = parse_duration(duration)
+        reply = with_client(ctx, lambda c: c.disappear(peer, seconds))
+        text = f"disappearing messages {f'after {_span(seconds)}' if seconds else 'off'}"
+        show_json_or(as_json, reply, f"{text} with {peer}")
 
     @app.command("conversation-settings")
     def settings(

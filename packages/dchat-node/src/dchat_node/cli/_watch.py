@@ -58,6 +58,10 @@ _CONVERSATION: dict[str, Callable[[dict[str, Any]], str]] = {
     "delete": lambda _: "deleted",
     "reaction": lambda d: f"{'reacted' if d.get('on') else 'took back'} {d.get('emoji')} to",
     "typing": lambda d: "is typing" if d.get("on") else "stopped typing",
+    "timer": lambda d: (
+        f"set disappearing messages to {d.get('seconds') or 'off'}"
+        + ("s" if d.get("seconds") else "")
+    ),
 }
 
 

@@ -14,7 +14,7 @@ import trio
 from dchat_core import RelayAddress
 from dchat_messaging import Attachment, Content
 from dchat_messaging.attachments import AttachmentKeeper, describe
-from dchat_network.lowlevel import fetch_blob_file, push_blob
+from dchat_network.lowlevel import drop_blobs, fetch_blob_file, push_blob
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -33,7 +33,14 @@ class AttachmentService:
 
     def __init__(self, user: UserService, store: AsyncStore, directory: Path) -> None:
         self._user, self._dir, self._fetching = user, directory, trio.Lock()
-        self.keeper = AttachmentKeeper(store.db)
+        self.keeper = AttachmentKeeper(store.db, parts=directory)
+
+    async def run_expiry(self) -> None:
+        """Each second: expire disappearing messages, and the relay's copies of our blobs."""
+        while True:
+            if blobs := await self._user.run(self.keeper.expire, self._user.now()):
+                await drop_blobs(blobs, self._user.identity.signing_key)
+            await trio.sleep(1)
 
     async def send(self, to: str, source: Any, kind: str, media_type: str, **extra: Any) -> bytes:
         """Store, seal, upload and send a file read from ``source``; returns the message id."""
@@ -75,13 +82,10 @@ class AttachmentService:
             entry = await self.entry(message_id)
             if entry.state != "pending" or entry.attachment.is_location:
                 return entry
-            att, owner = entry.attachment, str(self._user.identity.identity_id)
+            att, me, now = entry.attachment, str(self._user.identity.identity_id), self._user.now()
             part = self._dir / (att.blob_id.hex() + ".part")
             await fetch_blob_file(RelayAddress.parse(att.relay), att.blob_id, att.sealed_size, part)
-            receive = self.keeper.receive
-            entry = await self._user.run(receive, message_id, entry, part, owner, self._user.now())
-            await trio.Path(part).unlink(missing_ok=True)
-            return entry
+            return await self._user.run(self.keeper.receive, message_id, entry, part, me, now)
 
     async def content(self, entry: AttachmentEntry) -> AsyncGenerator[bytes, None]:
         """A stored attachment's bytes, chunk by chunk."""

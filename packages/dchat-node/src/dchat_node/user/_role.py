@@ -78,6 +78,7 @@ class UserRole:
         nursery.start_soon(self.user.run_sessions)
         nursery.start_soon(self.user.run_mailbox)
         nursery.start_soon(self.user.run_status_events)
+        nursery.start_soon(self.attachments.run_expiry)
 
     async def status(self) -> dict[str, Any]:
         """The user part of ``/status``."""

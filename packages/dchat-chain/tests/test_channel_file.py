@@ -1,7 +1,8 @@
-"""The wallet's channel file: the chain's channel book, encrypted under the wallet passphrase.
+"""A wallet's channel file: the channel book, encrypted under the wallet passphrase.
 
-The book's rules are tested in dchat-chain (``test_channel_book.py``); here only
-what the node adds: sealing, the KDF cost, and unlocking errors as ``ConfigError``.
+The book's rules are tested in ``test_channel_book.py``; here only what the file
+adds: sealing, the KDF cost taken from the wallet file, and unlocking errors as
+``ChannelFileError``.
 """
 
 from __future__ import annotations
@@ -10,18 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from dchat_crypto import KdfParams, SigningKey
-from dchat_node import ConfigError
-from dchat_node.validator._keys import write_wallet
-from dchat_node.wallet._channel_file import ChannelFile
+from dchat_chain.lowlevel import ChannelFile, ChannelFileError
+from dchat_crypto import KdfParams, SigningKey, encrypt_with_passphrase
 
 SECRET = b"channel book passphrase"
 
 
 def _wallet(tmp_path: Path, name: str) -> tuple[SigningKey, Path]:
     key = SigningKey.generate()
-    wallet = tmp_path / f"{name}.wallet"
-    write_wallet(wallet, key, SECRET, kdf=KdfParams.TESTING)
+    wallet = tmp_path / f"{name}.wallet"  # only its KDF cost is read here
+    wallet.write_bytes(encrypt_with_passphrase(b"a wallet", SECRET, params=KdfParams.TESTING))
     return key, wallet
 
 
@@ -43,9 +42,9 @@ def test_the_book_is_sealed_and_reopened(tmp_path: Path) -> None:
     assert blob[5:9] == KdfParams.TESTING.memory_kib.to_bytes(4, "big")  # the wallet's cost
     again = ChannelFile.load(path, bob, SECRET, bob_wallet)[1]
     assert again.to_bytes() == book.to_bytes()
-    with pytest.raises(ConfigError, match="passphrase"):
+    with pytest.raises(ChannelFileError, match="passphrase"):
         ChannelFile.load(path, bob, b"wrong", bob_wallet)
-    with pytest.raises(ConfigError, match="another wallet"):
+    with pytest.raises(ChannelFileError, match="another wallet"):
         ChannelFile.load(path, alice, SECRET, alice_wallet)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ChannelFileError, match="cannot read"):
         ChannelFile.load(path, bob, SECRET, tmp_path / "missing.wallet")

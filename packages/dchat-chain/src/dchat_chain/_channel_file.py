@@ -1,17 +1,17 @@
-"""The wallet's channel book on disk: ``WALLET.channels``, encrypted under the passphrase.
+"""A wallet's channel book on disk: ``WALLET.channels``, encrypted under the passphrase.
 
-The book itself (:class:`dchat_chain.lowlevel.ChannelBook`) is dchat-chain's
-and does no I/O. The file is an ``encrypt_with_passphrase`` blob around the
-book's canonical map (``docs/protocol.md``, section 16), under the wallet's
-passphrase and the wallet file's own Argon2id cost (an existing channel file
-keeps its own), written atomically with mode 0600.
+The book itself (:class:`~dchat_chain.lowlevel.ChannelBook`) does no I/O;
+this blocking shell (the node CLI's ``wallet channel`` commands) keeps it.
+The file is an ``encrypt_with_passphrase`` blob around the book's canonical
+map (``docs/protocol.md``, section 16), under the wallet's passphrase and the
+wallet file's own Argon2id cost (an existing channel file keeps its own),
+written atomically with mode 0600.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dchat_chain.lowlevel import ChannelBook, ChannelError
 from dchat_crypto import (
     DecryptionError,
     KdfParams,
@@ -21,7 +21,8 @@ from dchat_crypto import (
 )
 from dchat_storage.lowlevel import write_private
 
-from .._errors import ConfigError
+from ._channel_book import ChannelBook
+from ._errors import ChannelError, ChannelFileError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,23 +59,23 @@ class ChannelFile:
         """Open ``path`` (an empty book if missing), with the wallet file's KDF cost for a new one.
 
         Raises:
-            ConfigError: Unreadable, wrong passphrase, another wallet's, or corrupt.
+            ChannelFileError: Unreadable, wrong passphrase, another wallet's, or corrupt.
         """
         try:
             kdf = _kdf_of(wallet.read_bytes())
             blob = path.read_bytes() if path.exists() else None
         except OSError as exc:
-            raise ConfigError(f"cannot read {path.name}: {exc.strerror}") from None
+            raise ChannelFileError(f"cannot read {path.name}: {exc.strerror}") from None
         if blob is None:
             return cls(path, passphrase, kdf), ChannelBook(key)
         try:
             plain = decrypt_with_passphrase(blob, passphrase)
         except (DecryptionError, KeystoreFormatError):
-            raise ConfigError(f"cannot unlock {path.name}: wrong passphrase?") from None
+            raise ChannelFileError(f"cannot unlock {path.name}: wrong passphrase?") from None
         try:
             book = ChannelBook.from_bytes(plain, key)
         except ChannelError as exc:
-            raise ConfigError(f"{path.name}: {exc}") from None
+            raise ChannelFileError(f"{path.name}: {exc}") from None
         return cls(path, passphrase, _kdf_of(blob)), book
 
     def save(self, book: ChannelBook) -> None:

@@ -1,3 +1,0 @@
-"""Wallet-side files: the payment-channel book (the light-client file is dchat-chain's)."""
-
-from __future__ import annotations
