@@ -81,16 +81,20 @@ def refusals(node: AgentNode) -> dict[str, int]:
 def trio_group() -> tuple[list[AgentNode], str]:
     """alice (admin), bob and carol in one group, every invitation accepted."""
     nodes = _nodes("alice", "bob", "carol")
-    alice, bob, carol = nodes
-    gid, _ = alice.agent.groups.create("team", now=T0)
-    alice.agent.groups.invite(gid, "bob", now=T0)
-    alice.agent.groups.invite(gid, "carol", now=T0)
+    return nodes, _group_of(nodes, "team", nodes[1:])
+
+
+def _group_of(nodes: list[AgentNode], title: str, members: list[AgentNode]) -> str:
+    """A group made by ``nodes[0]``, ``members`` invited, each invitation accepted."""
+    gid, _ = nodes[0].agent.groups.create(title, now=T0)
+    for node in members:
+        nodes[0].agent.groups.invite(gid, node.card.name, now=T0)
     pump(nodes)
-    for node in (bob, carol):
+    for node in members:
         assert node.agent.groups.show(gid)["status"] == "invited"
         node.agent.groups.join(gid, now=T0)
     pump(nodes)
-    return nodes, gid
+    return gid
 
 
 def test_members_agree_and_read_each_other(trio_group: tuple[list[AgentNode], str]) -> None:
@@ -173,11 +177,7 @@ def _send_raw(src: AgentNode, kind: str, data: bytes, *to: AgentNode) -> None:
 def test_a_member_joining_reads_from_joining_onward() -> None:
     nodes = _nodes("alice", "bob", "dave")
     alice, bob, dave = nodes
-    gid, _ = alice.agent.groups.create("club", now=T0)
-    alice.agent.groups.invite(gid, "bob", now=T0)
-    pump(nodes)
-    bob.agent.groups.join(gid, now=T0)
-    pump(nodes)
+    gid = _group_of(nodes, "club", [bob])
     alice.agent.groups.send_text(gid, "early", now=T0)
     early = [e for box, e in alice.outgoing() if box == bytes(bob.card.mailbox)]
     early_wire = _open_at(bob, early)[0]
@@ -422,11 +422,7 @@ def test_a_forged_invitation_does_not_replace_a_group_we_are_in(
 def test_controls_that_come_before_what_they_need_wait() -> None:
     nodes = _nodes("alice", "bob", "dave")
     alice, bob, dave = nodes
-    gid, _ = alice.agent.groups.create("early", now=T0)
-    alice.agent.groups.invite(gid, "bob", now=T0)
-    pump(nodes)
-    bob.agent.groups.join(gid, now=T0)
-    pump(nodes)
+    gid = _group_of(nodes, "early", [bob])
     alice.agent.groups.invite(gid, "dave", now=T0)
     from_alice = alice.outgoing()  # the add for bob; the invitation and alice's key for dave
 
