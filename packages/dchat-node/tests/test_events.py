@@ -344,3 +344,11 @@ def test_dchat_watch_describes_conversation_events() -> None:
     assert describe(timer).endswith("bob set disappearing messages to 60s")
     off = Event(14, "timer", {"peer": "p", "by": "bob", "ids": [], "seconds": 0})
     assert describe(off).endswith("bob set disappearing messages to off")
+
+
+def test_dchat_watch_describes_group_events() -> None:
+    data = {"peer": "group:ab", "by": "dcid1bob", "ids": [], "group": "ab" * 32}
+    posted = Event(10, "group_message", {**data, "message_id": "m", "text": "hi all", "seq": 1})
+    assert describe(posted).endswith(f"[group {'ab' * 6}] dcid1bob: hi all")
+    changed = Event(11, "group_update", {**data, "op": "invited", "version": 3})
+    assert describe(changed).endswith("dcid1bob: invited (v3)")

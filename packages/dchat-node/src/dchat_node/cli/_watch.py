@@ -45,6 +45,14 @@ def describe(event: Event) -> str:
         return f"{clock} request from {event.data.get('identity_id')}: {event.data.get('state')}"
     if event.kind == "status":
         return f"{clock} relay {event.data.get('relay')}"
+    if event.kind in {"group_message", "group_update"}:
+        d = event.data
+        what = (
+            d.get("text")
+            if event.kind == "group_message"
+            else f"{d.get('op')} (v{d.get('version')})"
+        )
+        return f"{clock} [group {str(d.get('group'))[:12]}] {str(d.get('by'))[:18]}: {what}"
     if event.kind in _CONVERSATION:  # receipts, edits, deletes, reactions, typing
         d = event.data
         what = _CONVERSATION[event.kind](d)
