@@ -21,7 +21,13 @@ from ._lifecycle import Lifecycle
 from ._local import ContactRepo, IdentityRepo
 from ._mailbox import MailboxRepo
 from ._messages import MessageRepo, OutboxRepo
-from ._postgres import claim_database, create_postgres_engine, is_postgres_target, postgres_url
+from ._postgres import (
+    claim_database,
+    create_postgres_engine,
+    is_postgres_target,
+    postgres_url,
+    release_claim,
+)
 from ._prekeys import PrekeyRepo
 from ._receipts import ReceiptRepo
 from ._search import SearchRepo
@@ -235,7 +241,7 @@ class Database:
         with translate_errors("close"):
             self._access.close()
             if self._claim is not None:
-                self._claim.close()
+                release_claim(self._claim)
                 self._claim = None
 
     def size_bytes(self) -> int:

@@ -31,6 +31,7 @@ lock when the holding session ends, so a crashed node leaves nothing stale.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Final
 
 import psycopg
@@ -112,3 +113,14 @@ def claim_database(url: URL) -> psycopg.Connection[tuple[object, ...]]:
         conn.close()
         raise DatabaseInUseError(f"another node is using the database {where}")
     return conn
+
+
+def release_claim(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Drop the claim :func:`claim_database` took, then close its connection.
+
+    The unlock is explicit: closing alone leaves the lock to the server
+    process's exit, which may come after the next node has already asked.
+    """
+    with contextlib.suppress(psycopg.Error):  # the server went away: so did the lock
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_CLAIM_KEY,))
+    conn.close()
