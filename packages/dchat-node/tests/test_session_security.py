@@ -150,8 +150,11 @@ def test_post_compromise_security_heals_after_both_sides_write(
     with alice.client() as a:
         a.send("bob", "after healing")
         wait_until(lambda: a.status()["outbox"] == 0)
+    # The message, and perhaps alice's delivery receipt for "bob 2" (receipts after
+    # the first of a burst are held up to a second, so it may land after bob stopped):
+    # the thief opens none of them.
     late = _stored(relay, mailbox)
-    assert len(late) == 1
+    assert 1 <= len(late) <= 2
     assert _attacker_opens(shutil.copytree(stolen, tmp_path / "stolen2"), late) == []
     bob.start()
     wait_until(lambda: "after healing" in _texts(bob))
