@@ -336,6 +336,8 @@ class AttachmentKeeper:
     def __init__(self, db: Database, piece: int = 512 * 1024, *, parts: Path | None = None) -> None:
         self.db, self._piece, self._parts, self._parts_due = db, piece, parts, 0.0
         self._log_dirty = False  # an expiry's truncation of the WAL is still to finish
+        self.expired_total = 0
+        """Texts deleted by expiry since start (each batch also logged ``expired`` events)."""
         store = EngineStore(db)
         self.book, self._conversations = AttachmentBook(store), Conversations(store)
 
@@ -370,6 +372,7 @@ class AttachmentKeeper:
         parts: list[str] = []
         with self.db.transaction():
             gone = self._conversations.timers.expire(now)
+            self.expired_total += len(gone)
             for expired in gone:
                 if (entry := expired.attachment) is None:
                     continue

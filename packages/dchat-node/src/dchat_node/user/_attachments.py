@@ -38,7 +38,11 @@ class AttachmentService:
     async def run_expiry(self) -> None:
         """Each second: expire disappearing messages, and the relay's copies of our blobs."""
         while True:
-            if blobs := await self._user.run(self.keeper.expire, self._user.now()):
+            before = self.keeper.expired_total
+            blobs = await self._user.run(self.keeper.expire, self._user.now())
+            if self.keeper.expired_total != before:  # ``expired`` events were logged
+                self._user.events_logged()
+            if blobs:
                 await drop_blobs(blobs, self._user.identity.signing_key)
             await trio.sleep(1)
 
