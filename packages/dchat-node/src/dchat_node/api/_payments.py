@@ -159,13 +159,14 @@ class PaymentDesk:
     async def _resume_one(self, intent: PaymentIntent) -> None:
         u = self._user
         digest = intent.payment.tx_hash.hex()
-        status = await self._chain.call("GET", f"/v1/chain/txs/{digest}")
-        if status["status"] == "unknown":  # never reached the chain (or was dropped)
-            result = await self._chain.send(intent.transaction)
-            if not result["accepted"]:
-                await u.run(u.agent.payments.drop_intent, intent.message_id)
-                log.warning("payment %s dropped: %s", intent.message_id, result["error"])
-                return
+        async with self._sending:  # never beside a pay() still submitting this very intent
+            status = await self._chain.call("GET", f"/v1/chain/txs/{digest}")
+            if status["status"] == "unknown":  # never reached the chain (or was dropped)
+                result = await self._chain.send(intent.transaction)
+                if not result["accepted"]:
+                    await u.run(u.agent.payments.drop_intent, intent.message_id)
+                    log.warning("payment %s dropped: %s", intent.message_id, result["error"])
+                    return
         height = await self._settled(intent)
         await u.act(u.agent.converse.send_payment, intent, height)
         log.info("payment %s: message sent on resumption", intent.message_id)
@@ -197,8 +198,7 @@ class PaymentDesk:
 
     async def _round(self) -> None:
         u = self._user
-        async with self._sending:  # not beside a pay() whose intent is still in flight
-            await self._resume()
+        await self._resume()
         try:
             pending = await u.run(u.agent.payments.pending)
         except DchatError as exc:
