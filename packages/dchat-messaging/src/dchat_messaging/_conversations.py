@@ -265,6 +265,7 @@ class Conversations:
         self, receipt: Receipt, peer: str, by: str, *, mine: bool, at: int
     ) -> ConversationUpdate | None:
         done: list[str] = []
+        timed: bool | None = None  # the conversation has a disappearing timer (read once)
         for mid in receipt.ids:
             entry = self._store.get_message(bytes(mid))
             if entry is None or entry.peer_id != peer:
@@ -279,7 +280,10 @@ class Conversations:
             note = self._update(entry.message_id)
             if receipt.read and note.read_ms is None:
                 note.read_ms = at
-                self._store.start_timer(entry.message_id, at / 1000)  # disappearing: counts now
+                if timed is None:
+                    timed = self._store.timer_of(peer) is not None
+                if timed:  # disappearing: counts now
+                    self._store.start_timer(entry.message_id, at / 1000)
             note.delivered_ms = note.delivered_ms or at  # read implies delivered
             self._save(entry.message_id, note)
             done.append(str(mid))
