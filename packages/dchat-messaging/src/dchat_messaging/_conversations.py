@@ -56,6 +56,7 @@ from ._conversation import (
     DELETE_KIND,
     EDIT_KIND,
     MAX_RECEIPT_IDS,
+    NOTE_PREFIX,
     REACT_KIND,
     RECEIPT_KIND,
     TYPING_KIND,
@@ -68,10 +69,10 @@ from ._conversation import (
     check_emoji,
     check_text,
     decode_conversation,
+    forget_records,
 )
 from ._disappear import Disappearing
 from ._errors import ConversationError, RequestError
-from ._payment import Payments
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
 
 __all__ = ("ConversationUpdate", "Conversations", "Note")
 
-NOTE_PREFIX: Final = "conv.note."
 SETTINGS_KEY: Final = "conv.settings"
 MAX_EDITS: Final = 32
 """Edits kept in a text's local history (the newest)."""
@@ -320,8 +320,7 @@ class Conversations:
         self._forget(message_id)
 
     def _forget(self, message_id: bytes) -> None:
-        self._store.delete_state(NOTE_PREFIX + message_id.hex())
-        Payments(self._store).forget(message_id)  # no payment record without its message
+        forget_records(self._store, message_id)  # nothing kept beside a deleted message
 
     # -- actions of our user (the caller sends what they return) ------------------------
 

@@ -440,6 +440,8 @@ class Payments:
         Its reference stays seen, so the same payment message coming again is
         refused ``replayed`` rather than verified a second time.
         """
+        if self._store.get_state(PAY_KEY + message_id.hex()) is None:
+            return  # not a payment message (the usual case): nothing to drop
         with self._store.transaction():
             self._store.delete_state(PAY_KEY + message_id.hex())
             pending = self._pending()
