@@ -651,6 +651,23 @@ def test_the_real_text_decides_so_a_stale_index_gives_no_false_match(
     assert _texts(alice, "bananas") == []
 
 
+def test_a_page_ending_on_a_stale_candidate_still_leads_to_older_matches(
+    stored: tuple[Node, Node, Database, Database],
+) -> None:
+    alice, _, alice_db, _ = stored
+    older = alice.send("bob", "bananas")
+    stale = alice.send("bob", "apples")
+    alice.send("bob", "bananas")
+    assert _texts(alice, "apples") == ["apples"]  # builds the index
+    alice_db.search.reindex(bytes(stale), "bananas")
+    newest, after = alice.agent.search.page("bananas", limit=2)
+    assert [h.text for h in newest] == ["bananas"]
+    assert after is not None
+    rest, end = alice.agent.search.page("bananas", limit=2, before=after)
+    assert [h.entry.message_id for h in rest] == [bytes(older)]
+    assert end is None
+
+
 def test_the_first_search_builds_the_index_with_the_latest_edits(
     stored: tuple[Node, Node, Database, Database],
 ) -> None:
