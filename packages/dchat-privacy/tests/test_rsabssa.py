@@ -88,7 +88,8 @@ def key() -> rsa.RSAPrivateKey:
 def test_round_trip_and_tampering(key: rsa.RSAPrivateKey, variant: BlindVariant) -> None:
     public = key.public_key()
     prepared = prepare(b"hello", variant)
-    assert prepared.endswith(b"hello") and len(prepared) == 5 + 32 * variant.randomized
+    assert prepared.endswith(b"hello")
+    assert len(prepared) == 5 + 32 * variant.randomized
     blinded = blind(public, prepared, variant)
     signature = finalize(public, prepared, blind_sign(key, blinded.message), blinded, variant)
     verify(public, prepared, signature, variant)

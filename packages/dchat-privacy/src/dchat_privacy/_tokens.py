@@ -32,6 +32,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -92,6 +93,8 @@ def _check_public(key: rsa.RSAPublicKey) -> None:
     bits = key.key_size
     if not 2048 <= bits <= 8 * MAX_MODULUS_BYTES or bits % 8:
         raise BlindInputError("token keys are RSA keys of 2048 to 4096 bits, whole bytes")
+    if not 3 <= key.public_numbers().e < 1 << 32:
+        raise BlindInputError("token keys have a public exponent below 2**32")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +141,7 @@ class TokenKey:
             raise _field_error(exc) from None
         try:
             key = serialization.load_der_public_key(spki)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise TokenMessageError("token key is not a valid public key") from None
         if not isinstance(key, rsa.RSAPublicKey):
             raise TokenMessageError("token key is not an RSA key")
@@ -195,7 +198,7 @@ class TokenIssuerKey:
             key = serialization.load_der_private_key(der, password=None)
         except DecodeError as exc:
             raise _field_error(exc) from None
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise TokenMessageError("issuer key is not a valid private key") from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise TokenMessageError("issuer key is not an RSA key")
