@@ -211,7 +211,11 @@ def test_wallet_keeps_takes_and_expires(issuer_key: TokenIssuerKey, tokens: list
     assert first is not None
     assert first.epoch == 10  # the oldest goes first
     assert loaded.drop_expired(11) == 3
-    assert {token.epoch for token in TokenWallet.from_bytes(loaded.to_bytes())._tokens} == {12}
+    reloaded = TokenWallet.from_bytes(loaded.to_bytes())
+    assert len(reloaded) == 2
+    kept = [reloaded.take(RELAY, oldest_epoch=0) for _ in range(2)]
+    assert [token.epoch for token in kept if token is not None] == [12, 12]
+    assert reloaded.take(RELAY, oldest_epoch=0) is None
     assert "signature" not in repr(tokens[0])
 
 
