@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ("RedeemedToken", "TokenRedeemer", "TokenWallet", "token_hash")
 
-DEFAULT_MAX_SPENT: Final = 1_000_000
+DEFAULT_MAX_SPENT: Final = 250_000  # about 107 bytes each in memory: ~27 MB per epoch
 MAX_WALLET_TOKENS: Final = 2048
 _RETIRED: Final = 256
 _REDEMPTION_FIELDS: Final = frozenset({"v", "k", "n", "p", "s"})
