@@ -24,6 +24,7 @@ import pytest
 from dchat_privacy import OnionPrivateKey, OnionPublicKey
 from dchat_privacy.lowlevel import (
     PACKET_SIZE,
+    SharedSecret,
     build_failure,
     build_onion,
     peel_onion,
@@ -41,7 +42,9 @@ def _load(vectors: Path, name: str) -> Any:
     path = vectors / "sphinx_bolt04" / name
     if not path.is_file():
         pytest.skip(f"BOLT 4 vector {path} not found")
-    return path.read_text(encoding="utf-8") if name.endswith(".md") else json.loads(path.read_text())
+    return (
+        path.read_text(encoding="utf-8") if name.endswith(".md") else json.loads(path.read_text())
+    )
 
 
 def _strip_length(framed: bytes) -> bytes:
@@ -108,9 +111,7 @@ def test_shared_secrets_and_failure_keys_match(vectors: Path) -> None:
             assert secret.key(b"um").hex() == hop["um_key"]
 
 
-def _secret_from_hex(text: str) -> Any:
-    from dchat_privacy.lowlevel import SharedSecret
-
+def _secret_from_hex(text: str) -> SharedSecret:
     return SharedSecret(bytes.fromhex(text))
 
 

@@ -1,0 +1,162 @@
+"""The BOLT 4 packet refuses what it must: tampering, wrong keys, bad framing, random bytes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dchat_privacy import (
+    InvalidPacketError,
+    MalformedPacketError,
+    OnionPrivateKey,
+    OnionPublicKey,
+    SphinxError,
+)
+from dchat_privacy.lowlevel import (
+    HOP_PAYLOADS_SIZE,
+    MAX_HOPS,
+    PACKET_SIZE,
+    SphinxUsageError,
+    build_failure,
+    build_onion,
+    peel_onion,
+    read_failure,
+    wrap_failure,
+)
+
+AD = b"associated"
+
+
+def _keys(seed: int, count: int) -> list[OnionPrivateKey]:
+    rng = random.Random(seed)
+    return [OnionPrivateKey.from_bytes(rng.randbytes(32)) for _ in range(count)]
+
+
+def _onion(hops: int = 3) -> tuple[bytes, list[OnionPrivateKey]]:
+    keys = _keys(1, hops)
+    route = [(k.public_key, f"hop {i}".encode()) for i, k in enumerate(keys)]
+    packet, _ = build_onion(route, session_key=_keys(2, 1)[0], associated_data=AD)
+    return packet, keys
+
+
+def test_a_route_peels_in_order_with_a_fixed_size() -> None:
+    packet, keys = _onion()
+    for index, key in enumerate(keys):
+        assert len(packet) == PACKET_SIZE
+        peeled = peel_onion(packet, key, associated_data=AD)
+        assert peeled.payload == f"hop {index}".encode()
+        if peeled.next_packet is None:
+            assert index == 2
+            break
+        packet = peeled.next_packet
+
+
+def test_packet_size_does_not_depend_on_route_or_payload() -> None:
+    sizes = set()
+    for hops, size in [(1, 1), (3, 50), (5, 200), (MAX_HOPS, 20)]:
+        route = [(k.public_key, bytes(size)) for k in _keys(hops, hops)]
+        sizes.add(len(build_onion(route, session_key=OnionPrivateKey.generate())[0]))
+    assert sizes == {PACKET_SIZE}
+
+
+@pytest.mark.parametrize("position", [40, 500, 1333, 1334, 1365])
+def test_a_flipped_byte_is_refused(position: int) -> None:
+    packet, keys = _onion()
+    tampered = bytearray(packet)
+    tampered[position] ^= 1
+    with pytest.raises(InvalidPacketError):
+        peel_onion(bytes(tampered), keys[0], associated_data=AD)
+
+
+def test_a_flipped_ephemeral_key_is_refused() -> None:
+    packet, keys = _onion()
+    tampered = bytearray(packet)
+    tampered[5] ^= 1
+    with pytest.raises((InvalidPacketError, MalformedPacketError)):
+        peel_onion(bytes(tampered), keys[0], associated_data=AD)
+
+
+def test_wrong_key_or_associated_data_is_one_opaque_error() -> None:
+    packet, keys = _onion()
+    with pytest.raises(InvalidPacketError) as wrong_key:
+        peel_onion(packet, keys[1], associated_data=AD)
+    with pytest.raises(InvalidPacketError) as wrong_ad:
+        peel_onion(packet, keys[0], associated_data=b"other")
+    assert str(wrong_key.value) == str(wrong_ad.value)
+
+
+def test_size_version_and_point_are_checked_first() -> None:
+    packet, keys = _onion()
+    with pytest.raises(MalformedPacketError):
+        peel_onion(packet[:-1], keys[0])
+    with pytest.raises(MalformedPacketError):
+        peel_onion(b"\x01" + packet[1:], keys[0])
+    with pytest.raises(MalformedPacketError):
+        peel_onion(packet[:1] + b"\x04" + packet[2:], keys[0])
+
+
+def test_route_and_payload_limits_are_usage_errors() -> None:
+    keys = _keys(3, MAX_HOPS + 1)
+    session = OnionPrivateKey.generate()
+    with pytest.raises(SphinxUsageError):
+        build_onion([], session_key=session)
+    with pytest.raises(SphinxUsageError):
+        build_onion([(k.public_key, b"x") for k in keys], session_key=session)
+    with pytest.raises(SphinxUsageError):
+        build_onion([(keys[0].public_key, b"")], session_key=session)
+    with pytest.raises(SphinxUsageError):
+        build_onion([(keys[0].public_key, bytes(HOP_PAYLOADS_SIZE - 32))], session_key=session)
+    largest = HOP_PAYLOADS_SIZE - 32 - 3
+    packet, _ = build_onion([(keys[0].public_key, bytes(largest))], session_key=session)
+    assert peel_onion(packet, keys[0]).payload == bytes(largest)
+
+
+def test_keys_parse_strictly_and_hide_secrets() -> None:
+    with pytest.raises(SphinxUsageError):
+        OnionPublicKey.from_bytes(b"\x02" + bytes(32))  # x = 0 is not on the curve
+    with pytest.raises(SphinxUsageError):
+        OnionPrivateKey.from_bytes(bytes(32))
+    key = OnionPrivateKey.generate()
+    assert key.to_bytes().hex() not in repr(key)
+    assert OnionPublicKey.from_bytes(key.public_key.to_bytes()) == key.public_key
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=PACKET_SIZE + 2))
+def test_random_bytes_give_only_typed_errors(data: bytes) -> None:
+    key = _keys(4, 1)[0]
+    with pytest.raises(SphinxError):
+        peel_onion(data, key)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=PACKET_SIZE - 34, max_size=PACKET_SIZE - 34))
+def test_random_packets_on_a_real_point_give_only_typed_errors(rest: bytes) -> None:
+    key = _keys(5, 1)[0]
+    with pytest.raises(SphinxError):
+        peel_onion(b"\x00" + key.public_key.to_bytes() + rest, key)
+
+
+def test_a_failure_from_the_middle_names_its_hop() -> None:
+    keys = _keys(6, 3)
+    route = [(k.public_key, b"p") for k in keys]
+    packet, circuit = build_onion(route, session_key=OnionPrivateKey.generate())
+    secret = peel_onion(peel_onion(packet, keys[0]).next_packet or b"", keys[1]).shared_secret
+    reply = wrap_failure(circuit.shared_secrets[0], build_failure(secret, b"no route"))
+    assert read_failure(circuit, reply) == (1, b"no route")
+    tampered = bytearray(reply)
+    tampered[100] ^= 1
+    with pytest.raises(InvalidPacketError):
+        read_failure(circuit, bytes(tampered))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=600))
+def test_random_failure_packets_give_only_typed_errors(data: bytes) -> None:
+    keys = _keys(7, 2)
+    _, circuit = build_onion([(k.public_key, b"p") for k in keys], session_key=keys[0])
+    with pytest.raises(SphinxError):
+        read_failure(circuit, data)
