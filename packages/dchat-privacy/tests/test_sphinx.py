@@ -20,10 +20,12 @@ from dchat_privacy.lowlevel import (
     MAX_HOPS,
     PACKET_SIZE,
     SphinxUsageError,
+    blind_path,
     build_failure,
     build_onion,
     peel_onion,
     read_failure,
+    unblind_hop,
     wrap_failure,
 )
 
@@ -160,3 +162,42 @@ def test_random_failure_packets_give_only_typed_errors(data: bytes) -> None:
     _, circuit = build_onion([(k.public_key, b"p") for k in keys], session_key=keys[0])
     with pytest.raises(SphinxError):
         read_failure(circuit, data)
+
+
+def test_a_blinded_path_opens_only_for_its_nodes_in_order() -> None:
+    nodes = _keys(8, 3)
+    path = blind_path(
+        [(n.public_key, f"data {i}".encode()) for i, n in enumerate(nodes)],
+        session_key=_keys(9, 1)[0],
+    )
+    assert path.first_node_id == nodes[0].public_key
+    assert {h.blinded_node_id for h in path.hops}.isdisjoint({n.public_key for n in nodes})
+    path_key = path.first_path_key
+    for index, (node, hop) in enumerate(zip(nodes, path.hops, strict=True)):
+        with pytest.raises(InvalidPacketError):
+            unblind_hop(nodes[(index + 1) % 3], path_key, hop.encrypted_data)
+        tampered = bytes([hop.encrypted_data[0] ^ 1]) + hop.encrypted_data[1:]
+        with pytest.raises(InvalidPacketError):
+            unblind_hop(node, path_key, tampered)
+        opened = unblind_hop(node, path_key, hop.encrypted_data)
+        assert opened.data == f"data {index}".encode()
+        assert opened.blinded_key.public_key == hop.blinded_node_id
+        path_key = opened.next_path_key
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=1400))
+def test_random_blinded_data_gives_only_typed_errors(data: bytes) -> None:
+    node, path = _keys(10, 2)
+    with pytest.raises(SphinxError):
+        unblind_hop(node, path.public_key, data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=40))
+def test_random_public_keys_give_only_typed_errors(data: bytes) -> None:
+    try:
+        key = OnionPublicKey.from_bytes(data)
+    except SphinxUsageError:
+        return
+    assert key.to_bytes() == data

@@ -9,8 +9,13 @@
   trace, every intermediate "error packet for node i". Its attribution data
   (attributable failures) is not implemented and not checked.
 
-The route-blinding vectors (``route-blinding-test.json``, ``blinded-*.json``)
-do not apply: route blinding is not implemented.
+* ``route-blinding-test.json``: the blinded path built from two segments
+  (blinded ids, sealed data, first path keys) and each hop's unblinding (its
+  data, blinded private key and next path key).
+
+The ``blinded-payment-onion-test.json`` and ``blinded-onion-message-onion-test.json``
+vectors do not apply: they check Lightning's payment and onion-message TLV
+payloads, which dchat does not use.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ import pytest
 from dchat_privacy import OnionPrivateKey, OnionPublicKey
 from dchat_privacy.lowlevel import (
     PACKET_SIZE,
+    BlindedHop,
     SharedSecret,
+    blind_path,
     build_failure,
     build_onion,
     peel_onion,
     read_failure,
+    unblind_hop,
     wrap_failure,
 )
 
@@ -143,3 +151,58 @@ def test_the_1024_byte_failure_trace_matches_at_every_node(vectors: Path) -> Non
         packet = wrap_failure(circuit.shared_secrets[node], packet)
         assert packet == packets[node]
     assert read_failure(circuit, packet) == (4, failure)
+
+
+def _segments(hops: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The generated route joins two blinded paths; each starts at a hop with a session key."""
+    segments: list[list[dict[str, Any]]] = []
+    for hop in hops:
+        if "session_key" in hop:
+            segments.append([])
+        segments[-1].append(hop)
+    return segments
+
+
+def test_route_blinding_generates_the_published_path(vectors: Path) -> None:
+    case = _load(vectors, "route-blinding-test.json")
+    published: list[BlindedHop] = []
+    for segment in _segments(case["generate"]["hops"]):
+        path = blind_path(
+            [(_public(hop["node_id"]), bytes.fromhex(hop["encoded_tlvs"])) for hop in segment],
+            session_key=OnionPrivateKey.from_bytes(bytes.fromhex(segment[0]["session_key"])),
+        )
+        assert path.first_path_key == _public(segment[0]["path_key"])
+        for hop, blinded in zip(segment, path.hops, strict=True):
+            assert blinded.blinded_node_id == _public(hop["blinded_node_id"])
+            assert blinded.encrypted_data.hex() == hop["encrypted_data"]
+        published += path.hops
+    route = case["route"]
+    assert [h.blinded_node_id.to_bytes().hex() for h in published] == [
+        h["blinded_node_id"] for h in route["hops"]
+    ]
+    assert [h.encrypted_data.hex() for h in published] == [
+        h["encrypted_data"] for h in route["hops"]
+    ]
+    assert route["first_node_id"] == case["generate"]["hops"][0]["node_id"]
+    assert route["first_path_key"] == case["generate"]["hops"][0]["path_key"]
+
+
+def test_each_blinded_hop_unblinds(vectors: Path) -> None:
+    case = _load(vectors, "route-blinding-test.json")
+    route_hops = case["route"]["hops"]
+    hops = case["unblind"]["hops"]
+    assert len(hops) == len(route_hops) == 4
+    for hop, published in zip(hops, route_hops, strict=True):
+        opened = unblind_hop(
+            OnionPrivateKey.from_bytes(bytes.fromhex(hop["node_privkey"])),
+            _public(hop["path_key"]),
+            bytes.fromhex(published["encrypted_data"]),
+        )
+        assert opened.data.hex() == hop["decrypted_data"]
+        assert opened.blinded_key.to_bytes().hex() == hop["blinded_privkey"]
+        assert opened.blinded_key.public_key == _public(published["blinded_node_id"])
+        assert opened.next_path_key == _public(hop["next_path_key"])
+
+
+def _public(text: str) -> OnionPublicKey:
+    return OnionPublicKey.from_bytes(bytes.fromhex(text))

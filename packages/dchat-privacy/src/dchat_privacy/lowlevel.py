@@ -7,7 +7,9 @@ of the Sphinx code: the BOLT 4 packet itself (:func:`build_onion`,
 :class:`OnionCircuit`, :class:`SharedSecret`), failure messages returned along a
 route (:func:`build_failure`, :func:`wrap_failure`, :func:`read_failure`), the
 replay cache (:class:`ReplayCache`), a reply block owner's :class:`ReplyKeys`,
-the sizes, and the errors a caller rarely catches.
+route blinding (:func:`blind_path`, :func:`unblind_hop`, :class:`BlindedPath`,
+:class:`BlindedHop`, :class:`UnblindedHop`), the sizes, and the errors a caller
+rarely catches.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from ._sphinx import SharedSecret as SharedSecret
 from ._sphinx import build_onion as build_onion
 from ._sphinx import peel_onion as peel_onion
 from ._sphinx import shared_secret_of as shared_secret_of
+from ._sphinx_blinding import BlindedHop as BlindedHop
+from ._sphinx_blinding import BlindedPath as BlindedPath
+from ._sphinx_blinding import UnblindedHop as UnblindedHop
+from ._sphinx_blinding import blind_path as blind_path
+from ._sphinx_blinding import unblind_hop as unblind_hop
 from ._sphinx_errors import ReplayCacheFullError as ReplayCacheFullError
 from ._sphinx_errors import SphinxUsageError as SphinxUsageError
 from ._sphinx_failure import FAILURE_BODY_SIZE as FAILURE_BODY_SIZE
@@ -36,6 +43,8 @@ from ._sphinx_surb import ReplyKeys as ReplyKeys
 
 __all__ = (
     "BODY_SIZE",
+    "BlindedHop",
+    "BlindedPath",
     "DEFAULT_REPLAY_ENTRIES",
     "FAILURE_BODY_SIZE",
     "HOP_PAYLOADS_SIZE",
@@ -50,10 +59,13 @@ __all__ = (
     "ReplyKeys",
     "SharedSecret",
     "SphinxUsageError",
+    "UnblindedHop",
+    "blind_path",
     "build_failure",
     "build_onion",
     "peel_onion",
     "read_failure",
     "shared_secret_of",
+    "unblind_hop",
     "wrap_failure",
 )
