@@ -98,6 +98,9 @@ def test_size_version_and_point_are_checked_first() -> None:
         peel_onion(b"\x01" + packet[1:], keys[0])
     with pytest.raises(MalformedPacketError):
         peel_onion(packet[:1] + b"\x04" + packet[2:], keys[0])
+    secret = peel_onion(packet, keys[0], associated_data=AD).shared_secret
+    with pytest.raises(MalformedPacketError):  # a precomputed secret skips no check
+        peel_onion(packet[:-1], keys[0], shared_secret=secret)
 
 
 def test_route_and_payload_limits_are_usage_errors() -> None:

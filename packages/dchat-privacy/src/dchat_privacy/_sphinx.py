@@ -295,8 +295,7 @@ class PeeledOnion:
         return self.next_packet is None
 
 
-def shared_secret_of(packet: bytes, private_key: OnionPrivateKey) -> SharedSecret:
-    """Check the packet's size, version and point; derive the hop's shared secret."""
+def _ephemeral_point(packet: bytes) -> coincurve.PublicKey:
     if len(packet) != PACKET_SIZE:
         raise MalformedPacketError(f"an onion packet is {PACKET_SIZE} bytes")
     if packet[0] != VERSION:
@@ -304,7 +303,16 @@ def shared_secret_of(packet: bytes, private_key: OnionPrivateKey) -> SharedSecre
     point = _parse_point(packet[1 : 1 + POINT_SIZE])
     if point is None:
         raise MalformedPacketError("onion ephemeral key is not a curve point")
-    return SharedSecret(_ecdh(point, private_key.to_bytes()))
+    return point
+
+
+def shared_secret_of(packet: bytes, private_key: OnionPrivateKey) -> SharedSecret:
+    """Check the packet's size, version and point; derive the hop's shared secret.
+
+    Raises:
+        MalformedPacketError: wrong size or version, or the point is not on the curve.
+    """
+    return SharedSecret(_ecdh(_ephemeral_point(packet), private_key.to_bytes()))
 
 
 def peel_onion(
@@ -325,7 +333,10 @@ def peel_onion(
         InvalidPacketError: the MAC does not hold (wrong key, tampering, wrong
             associated data); deliberately without detail.
     """
-    secret = shared_secret or shared_secret_of(packet, private_key)
+    point = _ephemeral_point(packet)
+    if shared_secret is None:
+        shared_secret = SharedSecret(_ecdh(point, private_key.to_bytes()))
+    secret = shared_secret
     header = packet[1 + POINT_SIZE : 1 + POINT_SIZE + HOP_PAYLOADS_SIZE]
     expected = hmac.digest(secret.key(b"mu"), header + associated_data, "sha256")
     if not hmac.compare_digest(expected, packet[-HMAC_SIZE:]):
@@ -339,7 +350,6 @@ def peel_onion(
     if hmac.compare_digest(next_hmac, _ZERO_HMAC):
         return PeeledOnion(plain[start:end], None, secret)
     ephemeral = packet[1 : 1 + POINT_SIZE]
-    point = coincurve.PublicKey(ephemeral)
     blinding = hashlib.sha256(ephemeral + secret._secret).digest()
     try:
         next_point = bytes(point.multiply(blinding).format(compressed=True))

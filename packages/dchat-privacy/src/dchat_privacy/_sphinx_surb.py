@@ -4,8 +4,9 @@ The block's owner (Alice) builds an ordinary onion header for a route of relays
 that ends at her own mailbox relay, whose hop payload names her mailbox; she
 keeps the route's shared secrets and a fresh 32-byte reply key, and gives the
 recipient (Bob) ``first hop key || header || reply key``. Bob seals his answer
-with ChaCha20-Poly1305 under the reply key (zero nonce: the key is used once)
-and sends ``header || sealed body`` to the first hop. Each relay peels the
+with ChaCha20-Poly1305 under the reply key and a random nonce (so that a block
+misused twice does not reuse a nonce) and sends ``header || nonce || sealed``
+to the first hop. Each relay peels the
 header and adds its body layer exactly as for a first message, so relays cannot
 tell a reply from a first message by its processing. The last relay reports the
 reply id (derived from its shared secret) with the delivery; Alice looks the
@@ -55,9 +56,10 @@ __all__ = (
 REPLY_BLOCK_VERSION: Final = 1
 REPLY_KEY_SIZE: Final = 32
 REPLY_BLOCK_SIZE: Final = 1 + POINT_SIZE + PACKET_SIZE + REPLY_KEY_SIZE  # 1432
-MAX_REPLY_DATA: Final = BODY_SIZE - 16 - 4
+_NONCE_SIZE: Final = 12
+_PADDED_SIZE: Final = BODY_SIZE - _NONCE_SIZE - 16  # 4068
+MAX_REPLY_DATA: Final = _PADDED_SIZE - 4  # 4064
 _REPLY_AD: Final = b"dchat onion reply v1"
-_NONCE: Final = bytes(12)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,17 +122,23 @@ def build_reply_block(
     return block, ReplyKeys(reply_id, circuit.shared_secrets, key)
 
 
-def write_reply(block: ReplyBlock, data: bytes) -> bytes:
+def write_reply(block: ReplyBlock, data: bytes, *, nonce: bytes | None = None) -> bytes:
     """The message to send to ``block.first_hop``: the header and ``data`` sealed.
 
+    ``nonce`` (12 bytes) defaults to random; pass one only to reproduce a message.
+
     Raises:
-        SphinxUsageError: ``data`` is longer than 4076 bytes.
+        SphinxUsageError: ``data`` is longer than 4064 bytes, or a bad nonce size.
     """
+    nonce = secrets.token_bytes(_NONCE_SIZE) if nonce is None else bytes(nonce)
+    if len(nonce) != _NONCE_SIZE:
+        raise SphinxUsageError("a reply nonce is 12 bytes")
     try:
-        padded = pad(data, (BODY_SIZE - 16,))
+        padded = pad(data, (_PADDED_SIZE,))
     except PaddingTooLargeError:
         raise SphinxUsageError(f"reply data is at most {MAX_REPLY_DATA} bytes") from None
-    return block.header + ChaCha20Poly1305(block.reply_key).encrypt(_NONCE, padded, _REPLY_AD)
+    sealed = ChaCha20Poly1305(block.reply_key).encrypt(nonce, padded, _REPLY_AD)
+    return block.header + nonce + sealed
 
 
 class ReplyBook:
@@ -168,13 +176,14 @@ class ReplyBook:
             raise InvalidPacketError("reply failed authentication")
         for secret in keys.shared_secrets:
             body = body_layer(secret, body)
+        nonce, sealed = body[:_NONCE_SIZE], body[_NONCE_SIZE:]
         try:
-            padded = ChaCha20Poly1305(keys.reply_key).decrypt(_NONCE, body, _REPLY_AD)
+            padded = ChaCha20Poly1305(keys.reply_key).decrypt(nonce, sealed, _REPLY_AD)
         except InvalidTag:
             raise InvalidPacketError("reply failed authentication") from None
         del self._pending[keys.reply_id]
         self._used.append(keys.reply_id)
         try:
-            return unpad(padded, (BODY_SIZE - 16,))
+            return unpad(padded, (_PADDED_SIZE,))
         except PaddingError:
             raise MalformedPacketError("reply body padding is malformed") from None
