@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import random
 
 import pytest
@@ -15,6 +16,7 @@ from dchat_privacy import (
     OnionPublicKey,
     SphinxError,
 )
+from dchat_privacy._sphinx import chacha20_xor, decode_bigsize, encode_bigsize, route_secrets
 from dchat_privacy.lowlevel import (
     HOP_PAYLOADS_SIZE,
     MAX_HOPS,
@@ -204,3 +206,38 @@ def test_random_public_keys_give_only_typed_errors(data: bytes) -> None:
     except SphinxUsageError:
         return
     assert key.to_bytes() == data
+
+
+def _authentic_packet(key: OnionPrivateKey, plain: bytes) -> bytes:
+    """A one-hop packet whose MAC holds but whose decrypted hop payloads are ``plain``."""
+    session = _keys(11, 1)[0]
+    first, (secret,) = route_secrets([key.public_key], session)
+    header = chacha20_xor(secret.key(b"rho"), plain)
+    mac = hmac.digest(secret.key(b"mu"), header, "sha256")
+    return b"\x00" + first + header + mac
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        b"\x00",  # empty payload
+        b"\xfd\x00\x10",  # 16 written in three bytes: not minimal
+        b"\xfd\x05\x00",  # 1280 bytes + 32 + 3 run past 1300
+        b"\xfe\x00\x01\x00\x00",  # not minimal and too long
+        b"\xff" + bytes(8),
+    ],
+)
+def test_an_authentic_packet_with_bad_framing_is_malformed(prefix: bytes) -> None:
+    key = _keys(12, 1)[0]
+    packet = _authentic_packet(key, prefix + bytes(HOP_PAYLOADS_SIZE - len(prefix)))
+    with pytest.raises(MalformedPacketError):
+        peel_onion(packet, key)
+
+
+@given(st.binary(max_size=12), st.integers(min_value=0, max_value=12))
+def test_bigsize_reading_is_total_and_round_trips(data: bytes, offset: int) -> None:
+    try:
+        value, end = decode_bigsize(data, offset)
+    except MalformedPacketError:
+        return
+    assert encode_bigsize(value) == data[offset:end]
