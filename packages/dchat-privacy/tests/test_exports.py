@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dchat_privacy
+import dchat_privacy.lowlevel
+from dchat_testing import check_export_surfaces
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -17,3 +19,7 @@ def test_all_lists_exactly_the_public_names() -> None:
 def test_all_is_a_sorted_tuple() -> None:
     assert isinstance(dchat_privacy.__all__, tuple)
     assert list(dchat_privacy.__all__) == sorted(dchat_privacy.__all__)
+
+
+def test_the_export_surfaces_follow_the_rules() -> None:
+    check_export_surfaces(dchat_privacy, dchat_privacy.lowlevel)

@@ -1,4 +1,7 @@
-"""dchat-privacy: privacy primitives: size-bucket padding; blind tokens (RFC 9474)."""
+"""dchat-privacy: privacy primitives.
+
+So far: size-bucket padding; blind tokens (RFC 9474); Sphinx onion packets (BOLT 4).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,21 @@ from ._padding import PaddingError as PaddingError
 from ._padding import PaddingTooLargeError as PaddingTooLargeError
 from ._padding import pad as pad
 from ._padding import unpad as unpad
+from ._sphinx import OnionPrivateKey as OnionPrivateKey
+from ._sphinx import OnionPublicKey as OnionPublicKey
+from ._sphinx_errors import InvalidPacketError as InvalidPacketError
+from ._sphinx_errors import MalformedPacketError as MalformedPacketError
+from ._sphinx_errors import ReplayedPacketError as ReplayedPacketError
+from ._sphinx_errors import SphinxError as SphinxError
+from ._sphinx_message import Deliver as Deliver
+from ._sphinx_message import Forward as Forward
+from ._sphinx_message import OnionRelay as OnionRelay
+from ._sphinx_message import build_message as build_message
+from ._sphinx_message import read_body as read_body
+from ._sphinx_surb import ReplyBlock as ReplyBlock
+from ._sphinx_surb import ReplyBook as ReplyBook
+from ._sphinx_surb import build_reply_block as build_reply_block
+from ._sphinx_surb import write_reply as write_reply
 from ._token_redeem import RedeemedToken as RedeemedToken
 from ._token_redeem import TokenRedeemer as TokenRedeemer
 from ._token_redeem import TokenWallet as TokenWallet
@@ -39,13 +57,24 @@ __all__ = (
     "BlindSigningFaultError",
     "DEFAULT_BUCKETS",
     "DchatPrivacyError",
+    "Deliver",
     "ExpiredTokenError",
+    "Forward",
+    "InvalidPacketError",
+    "MalformedPacketError",
+    "OnionPrivateKey",
+    "OnionPublicKey",
+    "OnionRelay",
     "PaddingError",
     "PaddingTooLargeError",
     "PendingTokens",
     "RedeemedToken",
+    "ReplayedPacketError",
+    "ReplyBlock",
+    "ReplyBook",
     "SpentSetFullError",
     "SpentTokenError",
+    "SphinxError",
     "Token",
     "TokenError",
     "TokenIssuance",
@@ -57,9 +86,13 @@ __all__ = (
     "TokenRequest",
     "TokenWallet",
     "UnknownKeyError",
+    "build_message",
+    "build_reply_block",
     "decode_token_issuance",
     "decode_token_request",
     "pad",
+    "read_body",
     "request_tokens",
     "unpad",
+    "write_reply",
 )
