@@ -11,6 +11,7 @@ from ._contact_proof import ContactRing as ContactRing
 from ._contact_proof import ContactSecret as ContactSecret
 from ._contact_proof import prove_contact as prove_contact
 from ._contact_proof import verify_contact as verify_contact
+from ._contact_verifier import ContactVerifier as ContactVerifier
 from ._padding import DEFAULT_BUCKETS as DEFAULT_BUCKETS
 from ._padding import DchatPrivacyError as DchatPrivacyError
 from ._padding import PaddingError as PaddingError
@@ -18,6 +19,7 @@ from ._padding import PaddingTooLargeError as PaddingTooLargeError
 from ._padding import pad as pad
 from ._padding import unpad as unpad
 from ._zk_errors import InvalidProofError as InvalidProofError
+from ._zk_errors import ReplayedProofError as ReplayedProofError
 from ._zk_errors import ZkDecodeError as ZkDecodeError
 from ._zk_errors import ZkError as ZkError
 from ._zk_errors import ZkInputError as ZkInputError
@@ -28,6 +30,7 @@ __all__ = (
     "ContactProof",
     "ContactRing",
     "ContactSecret",
+    "ContactVerifier",
     "DEFAULT_BUCKETS",
     "DchatPrivacyError",
     "InvalidProofError",
@@ -35,6 +38,7 @@ __all__ = (
     "PaddingError",
     "PaddingTooLargeError",
     "RING_SIZE_CLASSES",
+    "ReplayedProofError",
     "ZkDecodeError",
     "ZkError",
     "ZkInputError",

@@ -7,7 +7,8 @@ Tree (all under :class:`~dchat_privacy.DchatPrivacyError`)::
     │                       oversized ring, a context field out of range (CallerError, ValueError)
     ├── ZkDecodeError       malformed bytes from a peer: a non-canonical scalar, an
     │                       invalid or identity element, a malformed proof (PeerError, ValueError)
-    └── InvalidProofError   a well-formed proof that does not verify (PeerError)
+    ├── InvalidProofError   a well-formed proof that does not verify (PeerError)
+    └── ReplayedProofError  a proof on a nonce not issued, expired or already used (PeerError)
 
 :class:`InvalidProofError` is deliberately opaque: it never says which check
 failed, and no error message carries a secret.
@@ -19,7 +20,7 @@ from dchat_core import CallerError, PeerError
 
 from ._padding import DchatPrivacyError
 
-__all__ = ("InvalidProofError", "ZkDecodeError", "ZkError", "ZkInputError")
+__all__ = ("InvalidProofError", "ReplayedProofError", "ZkDecodeError", "ZkError", "ZkInputError")
 
 
 class ZkError(DchatPrivacyError):
@@ -39,3 +40,7 @@ class InvalidProofError(ZkError, PeerError):
 
     def __init__(self) -> None:
         super().__init__("invalid proof")
+
+
+class ReplayedProofError(ZkError, PeerError):
+    """The proof's nonce was not issued by this verifier, has expired or was already used."""
