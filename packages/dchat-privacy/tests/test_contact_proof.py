@@ -162,6 +162,7 @@ def test_secret_roundtrip_and_no_secret_in_repr() -> None:
     "body",
     [
         {"v": 2, "c": bytes(32), "s": bytes(32)},
+        {"v": True, "c": bytes(32), "s": bytes(32)},
         {"v": 1, "c": bytes(32), "s": bytes(64)},
         {"v": 1, "c": b"", "s": b""},
         {"v": 1, "c": bytes(31), "s": bytes(31)},

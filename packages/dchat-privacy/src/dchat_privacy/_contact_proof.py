@@ -246,7 +246,7 @@ class ContactProof:
         if not isinstance(body, dict) or set(body) - {"t"} != {"v", "c", "s"}:
             raise ZkDecodeError("contact proof has the wrong fields")
         challenges, responses, tag = body["c"], body["s"], body.get("t")
-        if body["v"] != _VERSION:
+        if type(body["v"]) is not int or body["v"] != _VERSION:  # CBOR true is not 1
             raise ZkDecodeError("contact proof has an unknown version")
         if not isinstance(challenges, bytes) or not isinstance(responses, bytes):
             raise ZkDecodeError("contact proof fields are not bytes")
