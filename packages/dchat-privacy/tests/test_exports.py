@@ -23,3 +23,12 @@ def test_all_is_a_sorted_tuple() -> None:
 
 def test_the_export_surfaces_follow_the_rules() -> None:
     check_export_surfaces(dchat_privacy, dchat_privacy.lowlevel)
+
+
+def test_lowlevel_all_lists_exactly_its_public_names() -> None:
+    import dchat_privacy.lowlevel as lowlevel
+
+    public = {name for name in vars(lowlevel) if not name.startswith("_")} - {"annotations"}
+    assert set(lowlevel.__all__) == public
+    assert list(lowlevel.__all__) == sorted(lowlevel.__all__)
+    assert not set(lowlevel.__all__) & set(dchat_privacy.__all__)

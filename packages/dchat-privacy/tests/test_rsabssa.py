@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dchat_privacy import BlindInputError, BlindSignatureError, BlindSigningFaultError
 from dchat_privacy import _rsabssa as rsabssa_module
 from dchat_privacy.lowlevel import (
     Blinded,
+    BlindInputError,
+    BlindSignatureError,
+    BlindSigningFaultError,
     BlindVariant,
     blind,
     blind_sign,

@@ -9,18 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_privacy import (
-    InvalidPacketError,
-    MalformedPacketError,
-    OnionPrivateKey,
-    OnionPublicKey,
-    SphinxError,
-)
+from dchat_privacy import InvalidPacketError, OnionPrivateKey, OnionPublicKey, SphinxError
 from dchat_privacy._sphinx import chacha20_xor, decode_bigsize, encode_bigsize, route_secrets
 from dchat_privacy.lowlevel import (
     HOP_PAYLOADS_SIZE,
     MAX_HOPS,
     PACKET_SIZE,
+    MalformedPacketError,
     SphinxUsageError,
     blind_path,
     build_failure,

@@ -10,20 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dchat_privacy import (
-    Deliver,
-    Forward,
     InvalidPacketError,
-    MalformedPacketError,
     OnionPrivateKey,
     OnionPublicKey,
     OnionRelay,
-    ReplayedPacketError,
-    ReplyBlock,
     ReplyBook,
     SphinxError,
     build_message,
     build_reply_block,
-    read_body,
     write_reply,
 )
 from dchat_privacy.lowlevel import (
@@ -31,9 +25,15 @@ from dchat_privacy.lowlevel import (
     MESSAGE_SIZE,
     PACKET_SIZE,
     REPLY_BLOCK_SIZE,
+    Deliver,
+    Forward,
+    MalformedPacketError,
     ReplayCache,
     ReplayCacheFullError,
+    ReplayedPacketError,
+    ReplyBlock,
     SphinxUsageError,
+    read_body,
 )
 
 

@@ -14,14 +14,16 @@ from dchat_privacy import (
     SpentTokenError,
     TokenIssuer,
     TokenIssuerKey,
-    TokenKey,
-    TokenMessageError,
     TokenRedeemer,
     TokenWallet,
     UnknownKeyError,
+    request_tokens,
+)
+from dchat_privacy.lowlevel import (
+    TokenKey,
+    TokenMessageError,
     decode_token_issuance,
     decode_token_request,
-    request_tokens,
 )
 
 if TYPE_CHECKING:

@@ -10,24 +10,26 @@ import pytest
 from dchat_core import canonical_decode, canonical_encode
 from dchat_privacy import (
     BadTokenError,
-    BlindInputError,
     ExpiredTokenError,
     PendingTokens,
-    SpentSetFullError,
     SpentTokenError,
     Token,
     TokenIssuer,
     TokenIssuerKey,
-    TokenKey,
-    TokenMessageError,
     TokenRedeemer,
     TokenWallet,
     UnknownKeyError,
-    decode_token_issuance,
-    decode_token_request,
     request_tokens,
 )
-from dchat_privacy.lowlevel import token_hash
+from dchat_privacy.lowlevel import (
+    BlindInputError,
+    SpentSetFullError,
+    TokenKey,
+    TokenMessageError,
+    decode_token_issuance,
+    decode_token_request,
+    token_hash,
+)
 
 RELAY = bytes(range(32))
 OTHER_RELAY = bytes(32)

@@ -1,20 +1,24 @@
-"""dchat-privacy: privacy primitives.
+"""dchat-privacy: privacy primitives (libraries; the node does not use them yet).
 
-So far: size-bucket padding; blind tokens (RFC 9474); Sphinx onion packets (BOLT 4).
+So far: size-bucket padding; blind tokens (RFC 9474); Sphinx onion packets
+(BOLT 4) with reply blocks; zero-knowledge contact proofs on ristretto255.
+The everyday names are here; the building blocks, wire records and the errors
+a caller rarely catches are in :mod:`dchat_privacy.lowlevel`.
 """
 
 from __future__ import annotations
 
 from ._blind_errors import BadTokenError as BadTokenError
-from ._blind_errors import BlindInputError as BlindInputError
-from ._blind_errors import BlindSignatureError as BlindSignatureError
-from ._blind_errors import BlindSigningFaultError as BlindSigningFaultError
 from ._blind_errors import ExpiredTokenError as ExpiredTokenError
-from ._blind_errors import SpentSetFullError as SpentSetFullError
 from ._blind_errors import SpentTokenError as SpentTokenError
 from ._blind_errors import TokenError as TokenError
-from ._blind_errors import TokenMessageError as TokenMessageError
 from ._blind_errors import UnknownKeyError as UnknownKeyError
+from ._contact_proof import ContactContext as ContactContext
+from ._contact_proof import ContactRing as ContactRing
+from ._contact_proof import ContactSecret as ContactSecret
+from ._contact_proof import prove_contact as prove_contact
+from ._contact_proof import verify_contact as verify_contact
+from ._contact_verifier import ContactVerifier as ContactVerifier
 from ._padding import DEFAULT_BUCKETS as DEFAULT_BUCKETS
 from ._padding import DchatPrivacyError as DchatPrivacyError
 from ._padding import PaddingError as PaddingError
@@ -24,75 +28,56 @@ from ._padding import unpad as unpad
 from ._sphinx import OnionPrivateKey as OnionPrivateKey
 from ._sphinx import OnionPublicKey as OnionPublicKey
 from ._sphinx_errors import InvalidPacketError as InvalidPacketError
-from ._sphinx_errors import MalformedPacketError as MalformedPacketError
-from ._sphinx_errors import ReplayedPacketError as ReplayedPacketError
 from ._sphinx_errors import SphinxError as SphinxError
-from ._sphinx_message import Deliver as Deliver
-from ._sphinx_message import Forward as Forward
 from ._sphinx_message import OnionRelay as OnionRelay
 from ._sphinx_message import build_message as build_message
-from ._sphinx_message import read_body as read_body
-from ._sphinx_surb import ReplyBlock as ReplyBlock
 from ._sphinx_surb import ReplyBook as ReplyBook
 from ._sphinx_surb import build_reply_block as build_reply_block
 from ._sphinx_surb import write_reply as write_reply
-from ._token_redeem import RedeemedToken as RedeemedToken
 from ._token_redeem import TokenRedeemer as TokenRedeemer
 from ._token_redeem import TokenWallet as TokenWallet
 from ._tokens import PendingTokens as PendingTokens
 from ._tokens import Token as Token
-from ._tokens import TokenIssuance as TokenIssuance
 from ._tokens import TokenIssuer as TokenIssuer
 from ._tokens import TokenIssuerKey as TokenIssuerKey
-from ._tokens import TokenKey as TokenKey
-from ._tokens import TokenRequest as TokenRequest
-from ._tokens import decode_token_issuance as decode_token_issuance
-from ._tokens import decode_token_request as decode_token_request
 from ._tokens import request_tokens as request_tokens
+from ._zk_errors import InvalidProofError as InvalidProofError
+from ._zk_errors import ZkError as ZkError
 
 __all__ = (
     "BadTokenError",
-    "BlindInputError",
-    "BlindSignatureError",
-    "BlindSigningFaultError",
+    "ContactContext",
+    "ContactRing",
+    "ContactSecret",
+    "ContactVerifier",
     "DEFAULT_BUCKETS",
     "DchatPrivacyError",
-    "Deliver",
     "ExpiredTokenError",
-    "Forward",
     "InvalidPacketError",
-    "MalformedPacketError",
+    "InvalidProofError",
     "OnionPrivateKey",
     "OnionPublicKey",
     "OnionRelay",
     "PaddingError",
     "PaddingTooLargeError",
     "PendingTokens",
-    "RedeemedToken",
-    "ReplayedPacketError",
-    "ReplyBlock",
     "ReplyBook",
-    "SpentSetFullError",
     "SpentTokenError",
     "SphinxError",
     "Token",
     "TokenError",
-    "TokenIssuance",
     "TokenIssuer",
     "TokenIssuerKey",
-    "TokenKey",
-    "TokenMessageError",
     "TokenRedeemer",
-    "TokenRequest",
     "TokenWallet",
     "UnknownKeyError",
+    "ZkError",
     "build_message",
     "build_reply_block",
-    "decode_token_issuance",
-    "decode_token_request",
     "pad",
-    "read_body",
+    "prove_contact",
     "request_tokens",
     "unpad",
+    "verify_contact",
     "write_reply",
 )
