@@ -360,7 +360,7 @@ async def test_an_expiry_wakes_the_event_followers() -> None:
     woken: list[float] = []
 
     class Keeper:
-        expired_total = 0
+        expired_total = expiry_failures = 0
 
         def expire(self, now: float) -> list[tuple[str, bytes]]:
             self.expired_total += 1 if now >= 0 else 0  # one text gone each second
