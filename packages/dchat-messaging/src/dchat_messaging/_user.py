@@ -565,7 +565,7 @@ class UserMessaging:
         state_height: int,
         *,
         now: float,
-        give_up: bool = False,
+        give_up: bool | None = None,
         chain_id: str | None = None,
     ) -> PaymentEntry:
         """Decide a received payment from what the light client proved (``Payments.settle``).

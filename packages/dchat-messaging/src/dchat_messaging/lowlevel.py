@@ -15,7 +15,7 @@ kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
 message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
 payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
-:func:`check_payment`) and the
+:func:`check_payment`, :data:`GIVE_UP_AFTER`) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -72,6 +72,7 @@ from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
 from ._outbox import relay_deposits as relay_deposits
+from ._payment import GIVE_UP_AFTER as GIVE_UP_AFTER
 from ._payment import PaymentEntry as PaymentEntry
 from ._payment import PaymentIntent as PaymentIntent
 from ._payment import Payments as Payments
@@ -116,6 +117,7 @@ __all__ = (
     "Duplicate",
     "Edit",
     "Expired",
+    "GIVE_UP_AFTER",
     "GROUP_KINDS",
     "GroupCiphertext",
     "GroupError",
