@@ -39,7 +39,7 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import decode_payment_record, genesis_anchor, payment_key
+from dchat_chain.lowlevel import decode_payment_record, payment_key
 from dchat_core import DchatError, MessageId
 from dchat_messaging import PaymentRefusedError, ProvenPayment
 from dchat_messaging.lowlevel import PaymentIntent, payment_ref
@@ -98,7 +98,7 @@ class PaymentDesk:
     async def pay(self, body: PayBody) -> dict[str, Any]:
         """``POST /v1/payments``."""
         u = self._user
-        chain_id = genesis_anchor(self._chain.genesis())[0]
+        chain_id = self._chain.chain_id()
         mid = MessageId.random()
         card, payment = await u.run(
             u.agent.converse.plan_payment, body.to, body.amount, body.note,
@@ -179,7 +179,7 @@ class PaymentDesk:
         if value is not None:
             record = decode_payment_record(value)
             proven = ProvenPayment(record.sender, record.recipient, record.amount)
-        chain_id = genesis_anchor(self._chain.genesis())[0]
+        chain_id = self._chain.chain_id()
         try:
             settled = await u.run(
                 u.agent.settle_payment, mid, proven, height, now=now, chain_id=chain_id
