@@ -130,6 +130,12 @@ from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_queue import WorkQueue as WorkQueue
 from ._relay_server import RelayWork as RelayWork
 from ._relay_server import StoredEntry as StoredEntry
+from ._relay_topic_wire import MAX_POST as MAX_POST
+from ._relay_topic_wire import TopicPosts as TopicPosts
+from ._relay_topic_wire import TopicPublish as TopicPublish
+from ._relay_topic_wire import TopicPublished as TopicPublished
+from ._relay_topic_wire import TopicRead as TopicRead
+from ._relay_topics import MemoryTopicStore as MemoryTopicStore
 from ._relay_wakeups import PullWakeups as PullWakeups
 from ._trio import ConnectionGate as ConnectionGate
 from ._upnp_mapper import PortMapper as PortMapper
@@ -158,11 +164,13 @@ __all__ = (
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
     "MAX_BLOB_PIECE",
+    "MAX_POST",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
+    "MemoryTopicStore",
     "MessageReceived",
     "PortMapper",
     "PowChallenge",
@@ -204,6 +212,10 @@ __all__ = (
     "StoreRunner",
     "StoredEntry",
     "TokenBucket",
+    "TopicPosts",
+    "TopicPublish",
+    "TopicPublished",
+    "TopicRead",
     "UpnpError",
     "WorkQueue",
     "answer_probe",
