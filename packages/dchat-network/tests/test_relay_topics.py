@@ -16,6 +16,7 @@ from dchat_network import (
     RelayError,
     RelayHost,
     RelayLimits,
+    RelayPool,
     RelayProtocolError,
     RelayReply,
     RelayServer,
@@ -31,6 +32,7 @@ from dchat_network.lowlevel import (
     TopicPublish,
     TopicPublished,
     TopicRead,
+    TopicSync,
     decode_relay_message,
     encode_relay_message,
 )
@@ -279,3 +281,47 @@ async def test_a_post_is_pushed_to_every_held_read_after_one_upload() -> None:
     assert server.posts_stored == 1
     assert server.topic_reads == 2
     assert host.parked == 0
+
+
+async def _nothing() -> list[tuple[bytes, str, int, int]]:
+    return []
+
+
+async def test_topic_sync_uploads_once_and_keeps_reads_standing() -> None:
+    server, pool = new_server(), RelayPool()
+    queued: list[tuple[bytes, bytes, bytes | None, str]] = []
+    got: dict[int, list[bytes]] = {0: [], 1: []}
+
+    async def pending() -> list[tuple[bytes, bytes, bytes | None, str]]:
+        return list(queued)
+
+    async def uploaded(data: bytes, relay: str) -> None:
+        queued[:] = [q for q in queued if q[1] != data or q[3] != relay]
+
+    async def receive(topic: bytes, r: str, items: list[tuple[int, bytes]], d: object) -> None:
+        got[int(r.startswith("localhost"))].extend(p for _, p in items)
+
+    def follower(relay: str) -> TopicSync:
+        async def follows() -> list[tuple[bytes, str, int, int]]:
+            return [(TOPIC, relay, 0, 0)]
+
+        nothing = _nothing  # no uploads
+        return TopicSync(pool, pending=nothing, uploaded=uploaded, follows=follows, receive=receive)  # type: ignore[arg-type]
+
+    async with relay(server) as (host, h, p), trio.open_nursery() as nursery:
+        for name in (h, "localhost"):  # two subscribers (two names for the relay)
+            nursery.start_soon(follower(f"{name}:{p}").run)
+        with trio.fail_after(WAIT):
+            await wait_until_async(lambda: host.parked == 2, what="both reads held")
+            queued.append((TOPIC, post(1), None, f"{h}:{p}"))
+            publisher = TopicSync(
+                pool, pending=pending, uploaded=uploaded, follows=_nothing, receive=receive
+            )
+            nursery.start_soon(publisher.run)
+            await wait_until_async(lambda: got[0] and got[1], what="the post pushed to both")
+        nursery.cancel_scope.cancel()
+    await pool.aclose()
+    assert got == {0: [post(1)], 1: [post(1)]}
+    assert publisher.uploads == 1
+    assert not queued
+    assert server.posts_stored == 1

@@ -29,7 +29,9 @@ server's :class:`RelayWork`), put authorization (the relay's
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
-:class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...)
+:class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...),
+the channel topic messages (:class:`TopicPublish`, ...), :class:`MemoryTopicStore`
+and a node's :class:`TopicSync`
 and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 :func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
@@ -137,6 +139,7 @@ from ._relay_topic_wire import TopicPublished as TopicPublished
 from ._relay_topic_wire import TopicRead as TopicRead
 from ._relay_topics import MemoryTopicStore as MemoryTopicStore
 from ._relay_wakeups import PullWakeups as PullWakeups
+from ._topic_sync import TopicSync as TopicSync
 from ._trio import ConnectionGate as ConnectionGate
 from ._upnp_mapper import PortMapper as PortMapper
 
@@ -216,6 +219,7 @@ __all__ = (
     "TopicPublish",
     "TopicPublished",
     "TopicRead",
+    "TopicSync",
     "UpnpError",
     "WorkQueue",
     "answer_probe",
