@@ -120,6 +120,7 @@ def test_the_channel_key_publishes_and_a_duplicate_is_stored_once() -> None:
     assert publish(server, first) == TopicPublished(1, 1, True)
     assert publish(server, first) == TopicPublished(1, 1, False)
     assert server.posts_stored == 1
+    assert server.post_uploads == 2
     assert read(server).items == ((1, first),)
 
 

@@ -279,6 +279,8 @@ class RelayServer:
         """The channel topics (None: topics unsupported)."""
         self.posts_stored = 0
         """Channel posts stored (the same post again is not counted)."""
+        self.post_uploads = 0
+        """Channel post uploads answered (``tp_pub`` requests, the same post again too)."""
         self.topic_reads = 0
         """Topic read answers sent (held ones counted when answered)."""
         self._receipt_store = receipts
@@ -404,6 +406,7 @@ class RelayServer:
             case BlobOpen() | BlobPut() | BlobGet() | BlobDelete():
                 return self._reply(answer_blob(self.blobs, owner, request, now))
             case TopicPublish():
+                self.post_uploads += 1
                 answer = publish_post(self.topics, request, now, self._limits)
                 new = isinstance(answer, TopicPublished) and answer.new
                 self.posts_stored += int(new)

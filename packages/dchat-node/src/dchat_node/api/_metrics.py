@@ -360,6 +360,11 @@ class NodeMetrics(Collector):
             server.posts_stored,
         )
         yield _counter(
+            "dchat_relay_channel_uploads_total",
+            "Channel post uploads answered (a post sent again counts again).",
+            server.post_uploads,
+        )
+        yield _counter(
             "dchat_relay_topic_reads_total",
             "Channel topic reads answered (held ones when answered).",
             server.topic_reads,
