@@ -92,10 +92,15 @@ def test_topic_messages_round_trip_through_the_codec() -> None:
         assert decode_relay_message(encode_relay_message(message)) == message
 
 
-def test_a_read_is_canonical_cbor_with_the_documented_key_order() -> None:
-    data = encode_relay_message(TopicRead(9, bytes(32), 0, 64, 20000, 0))
-    # {"t": "tp_read", "dn": 0, "tp": h'00..', "max": 64, "rid": 9, "wait": 20000, "after": 0}
-    assert data.hex().startswith("a7617467" + "74705f72656164" + "62646e00" + "627470")
+def test_the_examples_of_the_protocol_document() -> None:
+    # docs/protocol.md, section 28, "Relay topics".
+    read = "a7 6174 67 74705f72656164 62646e 00 627470 5820 {z} 636d6178 1840 63726964 09"
+    read += " 6477616974 194e20 656166746572 00"
+    expected = bytes.fromhex(read.format(z="00" * 32).replace(" ", ""))
+    assert encode_relay_message(TopicRead(9, bytes(32), 0, 64, 20000, 0)) == expected
+    ok = "a4 6174 65 74705f6f6b 636e6577 01 63726964 03 63736571 07"
+    assert encode_relay_message(TopicPublished(3, 7, True)) == bytes.fromhex(ok.replace(" ", ""))
+    assert topic_of(bytes(range(32))).hex().startswith("93f3092aee0f5d2f")
 
 
 @given(hostile_bytes())
@@ -224,6 +229,22 @@ def test_publishing_is_a_rate_limited_deposit() -> None:
     assert again.message.reason == "rate"
     reads = [encode_relay_message(TopicRead(3 + i, TOPIC, 0, 1, 0, 0)) for i in range(5)]
     assert all(isinstance(server.handle(OWNER, r, 0.0, budget).message, TopicPosts) for r in reads)
+
+
+def test_posts_count_against_the_relays_disk_budget() -> None:
+    store = MemoryTopicStore()
+    server = RelayServer(
+        MemoryMailboxStore(),
+        lambda e: None,
+        topics=store,
+        limits=RelayLimits(pow_max_bits=0, disk_budget=2500),
+        usage=lambda: (0, 0),  # no mail: only the posts fill the budget
+    )
+    results = [publish(server, post(q, bytes(1000)), now=10.0 * q) for q in range(1, 4)]
+    assert isinstance(results[1], TopicPublished)
+    assert isinstance(results[2], RelayBusy)
+    assert results[2].reason == "disk"
+    assert store.topic_total() == 2 * len(post(1, bytes(1000)))
 
 
 @given(st.lists(st.integers(1, 20), max_size=30))

@@ -66,8 +66,9 @@ Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
   does the rest there. Triage also says whether the request is *authorised*
   work (:class:`RelayWork`), which the host hands to the worker before
   anonymous work (:mod:`dchat_network._relay_queue`).
-* a deposit that would take the envelopes held by all mailboxes past
-  ``disk_budget`` is answered ``busy`` (``disk``). The total is read from
+* a deposit (or channel post) that would take the envelopes held by all
+  mailboxes, with the posts of all topics, past ``disk_budget`` is answered
+  ``busy`` (``disk``). The total is read from
   ``usage`` (one scan) at most once a second, and only when the running
   estimate (the last reading plus what was stored since, acks not subtracted,
   so it errs high) says the budget would be passed.
@@ -410,6 +411,8 @@ class RelayServer:
                 answer = publish_post(self.topics, request, now, self._limits)
                 new = isinstance(answer, TopicPublished) and answer.new
                 self.posts_stored += int(new)
+                if new and self._held is not None:
+                    self._held += len(request.post)
                 return self._reply(answer, (request.topic,) if new else ())
             case TopicRead():
                 answer = read_topic(self.topics, request)
@@ -496,7 +499,8 @@ class RelayServer:
             return False
         fresh = now - self._held_read >= _USAGE_REFRESH or now < self._held_read
         if (self._held is None or self._held + size > budget) and fresh:
-            self._held, self._held_read = self._usage()[1], now
+            topics = self.topics.topic_total() if self.topics is not None else 0
+            self._held, self._held_read = self._usage()[1] + topics, now
         assert self._held is not None
         return self._held + size > budget
 

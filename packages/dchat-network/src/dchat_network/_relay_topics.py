@@ -72,6 +72,10 @@ class TopicStore(Protocol):
         """Drop the oldest posts past ``max_bytes`` (0: none) or stored before ``before``."""
         ...
 
+    def topic_total(self) -> int:
+        """The post bytes all topics hold (for the relay's disk budget)."""
+        ...
+
 
 def publish(
     store: TopicStore | None, request: TopicPublish, now: float, limits: RelayLimits | None
@@ -186,6 +190,9 @@ class MemoryTopicStore:
             t.held -= len(post)
             dropped += 1
         return dropped
+
+    def topic_total(self) -> int:
+        return sum(t.held for t in self._topics.values())
 
     def held_bytes(self, topic: bytes) -> int:
         """The post bytes ``topic`` holds."""

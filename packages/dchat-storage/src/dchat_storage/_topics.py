@@ -122,6 +122,12 @@ class TopicRepo:
                 conn.execute(update(TopicRow).where(TopicRow.topic == topic).values(held=held))
         return dropped
 
+    def topic_total(self) -> int:
+        """The post bytes all topics hold (the relay's disk budget counts them)."""
+        with self._access.read("topics total") as conn:
+            total = conn.execute(select(func.coalesce(func.sum(TopicRow.held), 0)))
+            return int(total.scalar_one())
+
     def held_bytes(self, topic: bytes) -> int:
         """The post bytes ``topic`` holds."""
         with self._access.read("topic bytes") as conn:
