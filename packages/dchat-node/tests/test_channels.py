@@ -1,8 +1,8 @@
 """A broadcast channel across real processes: a publisher and two subscribers on one relay.
 
-Alice creates a channel and posts; bob subscribes through the API, carol
-through the SDK after the first post (the same calls, as a program would),
-and both read every post, pushed by the relay. The relay is asked one upload
+Alice creates a channel and posts; bob subscribes with the command line,
+carol through the SDK after the first post, and both read every post,
+pushed by the relay. The relay is asked one upload
 per post whatever the number of subscribers (its counters), holds the posts
 once, and holds no plaintext: neither in what it serves to any reader (the
 test reads the topic as a stranger) nor in its files. Nothing bob's node is
@@ -13,16 +13,19 @@ reaches the others. ``channel_post`` is on the event stream.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from dchat_core import RelayAddress
 from dchat_crypto.hazmat import ChannelPost, topic_of
 from dchat_network import relay_session
+from dchat_node.cli import app
 from dchat_sdk import ApiError
 
 if TYPE_CHECKING:
@@ -48,6 +51,12 @@ def _texts(client: RemoteClient, channel: str) -> list[str]:
     return [p["text"] for p in client.channel_posts(channel)]
 
 
+def _dchat(node: NodeProcess, *args: str) -> str:
+    result = CliRunner().invoke(app, ["--data-dir", str(node.data_dir), "channel", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 async def _topic_as_stranger(relay: str, topic: bytes) -> tuple[list[bytes], bytes | None]:
     """Every post the relay serves for ``topic`` to anyone (a fresh random key); its descriptor."""
     address = RelayAddress.parse(relay)
@@ -62,13 +71,14 @@ def test_a_channel_with_a_publisher_and_two_subscribers(
     relay: NodeProcess,
     wait_until: Callable[..., None],
 ) -> None:
-    a, b, c = clients = [make_user(n).client() for n in ("alice", "bob", "carol")]
+    nodes = [make_user(n) for n in ("alice", "bob", "carol")]
+    a, b, c = clients = [node.client() for node in nodes]
     try:
         carol_id = c.create_identity("carol")  # bob reads without one: reading needs none
         a.create_identity("alice")
         made = a.create_channel("news")
         cid, link = made["channel_id"], made["link"]
-        assert b.subscribe_channel(link) == cid
+        assert cid in _dchat(nodes[1], "subscribe", link)
         a.post_to_channel(cid, "first post: the plaintext alpha")
         wait_until(lambda: _texts(b, cid) == ["first post: the plaintext alpha"], timeout=30)
         assert c.subscribe_channel(link) == cid  # a second subscriber, later
@@ -101,15 +111,18 @@ def test_a_channel_with_a_publisher_and_two_subscribers(
         with pytest.raises(ApiError) as refused:
             b.post_to_channel(cid, "may I?")
         assert (refused.value.status, refused.value.code) == (403, "not_publisher")
-        assert a.add_channel_publisher(cid, b.channel(cid)["publisher_key"]) == 1
+        bob_key = json.loads(_dchat(nodes[1], "show", "news", "--json"))["publisher_key"]
+        assert "version 1" in _dchat(nodes[0], "add-publisher", "news", bob_key)
         wait_until(lambda: b.channel(cid)["role"] == "publisher", timeout=30)
-        b.post_to_channel(cid, "bob publishes too")
+        _dchat(nodes[1], "post", cid[:10], "bob publishes too")
         for client in (a, c):
             wait_until(lambda client=client: "bob publishes too" in _texts(client, cid), timeout=30)
         assert carol["gaps"] == 0
         assert c.channel(cid)["refused"] == 0
         kinds = {e.kind for e in c.event_page(after=0, limit=200)[0]}
         assert "channel_post" in kinds
+        listed = json.loads(_dchat(nodes[1], "posts", "news", "--json"))
+        assert [(p["text"], p["dir"]) for p in listed][-1] == ("bob publishes too", "out")
         with pytest.raises(ApiError) as unknown:
             c.channel("no such channel")
         assert (unknown.value.status, unknown.value.code) == (404, "unknown_channel")

@@ -10,8 +10,8 @@ callables that run in the caller's database worker:
   descriptor, relay)``; each is uploaded once to its relay over the pooled
   deposit links (:meth:`RelayPool.publish`) and ``uploaded(post, relay)``
   records it. One post costs one upload per relay, whatever the number of
-  readers. A relay that fails is retried after a backoff; one that refuses a
-  post (an error) is skipped until the next wake-up.
+  readers. What could not be uploaded (a relay down, busy or refusing) stays
+  pending and is tried again after a backoff, or at the next wake-up.
 * ``follows()`` lists what to read, ``(topic, relay, cursor, descriptor
   version)``. Each pair of topic and relay gets one standing link of its own
   (a fresh random key: a reader proves nothing and the relay cannot tie one
