@@ -298,10 +298,12 @@ class Channels:
                 return 0
             if desc is not None:
                 self._adopt(record, desc)
-            new = sum(self._one(topic, record, post, now) for _, post in items)
+            rows = [row for _, post in items if (row := self._one(topic, record, post, now))]
             record.cursors[relay] = max([record.cursors.get(relay, 0), *(s for s, _ in items)])
             self._put(topic, record)
-        return new
+            if rows:
+                self._keep(topic, *rows)  # one write of the log per batch
+        return len(rows)
 
     @staticmethod
     def _adopt(record: _Record, data: bytes) -> None:
@@ -314,7 +316,8 @@ class Channels:
         if desc.channel_key == record.ck and (held is None or desc.version > held.version):
             record.desc = data
 
-    def _one(self, topic: bytes, record: _Record, data: bytes, now: float) -> int:
+    def _one(self, topic: bytes, record: _Record, data: bytes, now: float) -> list[object]:
+        """A received post's log row if it is new and valid, else ``[]`` (refusals counted)."""
         try:
             post = ChannelPost.from_bytes(data)
             if post.topic != topic or not record.allows(post.publisher):
@@ -323,17 +326,15 @@ class Channels:
             if post.seq <= hi and post.seq not in gaps:
                 if self._known(topic, post.publisher, post.seq) not in (None, post.post_id.hex()):
                     raise ChannelError("replayed", "another post has this counter")
-                return 0  # the same post again (another relay, a re-read)
+                return []  # the same post again (another relay, a re-read)
             text = open_body(record.secret, topic, post.publisher, post.seq, post.body)
         except (ChannelRecordError, ChannelError):
             record.refused += 1
-            return 0
+            return []
         self._remember(record, post.publisher, post.seq)
-        row = [post.post_id.hex(), post.publisher.hex(), post.seq, post.time_ms, text, "in"]
-        self._keep(topic, row)
         detail = {"publisher": post.publisher.hex(), "q": post.seq, "text": text, "out": False}
         self._event("channel_post", topic, now, **detail)
-        return 1
+        return [post.post_id.hex(), post.publisher.hex(), post.seq, post.time_ms, text, "in"]
 
     @staticmethod
     def _remember(record: _Record, publisher: bytes, seq: int) -> None:
@@ -351,8 +352,8 @@ class Channels:
                 return str(row[0])
         return None
 
-    def _keep(self, topic: bytes, row: list[object]) -> None:
-        log = [*self._log(topic), row][-MAX_CHANNEL_LOG:]
+    def _keep(self, topic: bytes, *rows: list[object]) -> None:
+        log = [*self._log(topic), *rows][-MAX_CHANNEL_LOG:]
         self._store.put_state(f"channel.log.{topic.hex()}", canonical_encode(log))
 
     def _event(self, kind: str, topic: bytes, now: float, **detail: object) -> None:
