@@ -23,7 +23,7 @@ TOPIC = topic_of(KEY.public_key.to_bytes())
 
 
 def test_the_topic_known_answer() -> None:
-    # docs/protocol.md, section 28: BLAKE2b-256 personalised "dchat-topic".
+    # docs/protocol.md, section 31: BLAKE2b-256 personalised "dchat-topic".
     expected = "93f3092aee0f5d2fd7c8119f1b0da5e1cffbc3b3f5907324f0fd6d7a6362383e"
     assert topic_of(bytes(range(32))).hex() == expected
 

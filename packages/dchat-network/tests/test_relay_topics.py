@@ -93,7 +93,7 @@ def test_topic_messages_round_trip_through_the_codec() -> None:
 
 
 def test_the_examples_of_the_protocol_document() -> None:
-    # docs/protocol.md, section 28, "Relay topics".
+    # docs/protocol.md, section 31, "Relay topics".
     read = "a7 6174 67 74705f72656164 62646e 00 627470 5820 {z} 636d6178 1840 63726964 09"
     read += " 6477616974 194e20 656166746572 00"
     expected = bytes.fromhex(read.format(z="00" * 32).replace(" ", ""))

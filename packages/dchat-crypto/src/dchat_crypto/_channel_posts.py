@@ -1,4 +1,4 @@
-"""Broadcast channels' signed records: the descriptor and the post (protocol §28).
+"""Broadcast channels' signed records: the descriptor and the post (protocol §31).
 
 Both the relay (which lets only a channel's publishers fill its topic) and the
 subscribers' messaging engines (which check every post) read these records, so

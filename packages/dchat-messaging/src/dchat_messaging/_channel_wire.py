@@ -1,4 +1,4 @@
-"""Broadcast channels' invite links and post contents (protocol §28).
+"""Broadcast channels' invite links and post contents (protocol §31).
 
 An invite link is ``dchat-channel:`` and the unpadded base64url of the
 canonical map::

@@ -1,4 +1,4 @@
-"""Relay protocol messages for broadcast channel topics (protocol §28, "Relay topics").
+"""Relay protocol messages for broadcast channel topics (protocol §31, "Relay topics").
 
 ::
 
