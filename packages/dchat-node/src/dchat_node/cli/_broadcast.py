@@ -83,7 +83,7 @@ def register_broadcast_commands(with_client: WithClient) -> None:
 
     @broadcast_app.command("add-publisher")
     def add_publisher(ctx: typer.Context, channel: str, key: str, as_json: Json = False) -> None:
-        """Let the holder of publisher KEY (hex, from their `dchat channel show`) post in CHANNEL."""
+        """Let the holder of publisher KEY (hex: their `dchat channel show`) post in CHANNEL."""
         version = with_client(ctx, lambda c: c.add_channel_publisher(channel, key))
         say(as_json, {"version": version}, f"publishers changed (version {version})")
 
