@@ -179,3 +179,16 @@ def test_unsubscribing_forgets_the_channel() -> None:
     assert owner.pending() == []
     with pytest.raises(ChannelError):
         owner.show(cid)
+
+
+def test_our_other_devices_channels_are_followed_and_dropped() -> None:
+    owner, _, cid, link = owned()
+    device, _ = book()
+    assert owner.links() == {cid: link}
+    assert device.synced({cid: link, "ab" * 32: "not a link"}, now=2.0)
+    assert [c["role"] for c in device.listing()] == ["subscriber"]  # it reads; it holds no key
+    assert not device.synced({cid: link}, now=3.0)  # already followed
+    assert device.synced({cid: ""}, now=4.0)
+    assert device.listing() == []
+    assert not owner.synced({cid: ""}, now=5.0)  # our own channel is never dropped this way
+    assert [c["role"] for c in owner.listing()] == ["owner"]

@@ -5,7 +5,8 @@ carol through the SDK after the first post, and both read every post,
 pushed by the relay. The relay is asked one upload
 per post whatever the number of subscribers (its counters), holds the posts
 once, and holds no plaintext: neither in what it serves to any reader (the
-test reads the topic as a stranger) nor in its files. Nothing bob's node is
+test reads the topic as a stranger) nor in its files. Carol's device linked later
+follows the channel through the device sync. Nothing bob's node is
 handed names carol: no key, identity or mailbox of hers is in the topic's
 bytes. A subscriber cannot post until the owner lists its key; then its post
 reaches the others. ``channel_post`` is on the event stream.
@@ -27,6 +28,7 @@ from dchat_crypto.hazmat import ChannelPost, topic_of
 from dchat_network import relay_session
 from dchat_node.cli import app
 from dchat_sdk import ApiError
+from dchat_testing import link_device
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,6 +108,13 @@ def test_a_channel_with_a_publisher_and_two_subscribers(
         for path in relay.data_dir.rglob("*"):
             if path.is_file():
                 assert b"plaintext alpha" not in path.read_bytes(), path
+
+        # Carol's new device follows her channels (device sync) and reads the posts.
+        laptop = make_user("carol-laptop").client()
+        clients.append(laptop)
+        link_device(c, laptop, wait_until)
+        wait_until(lambda: _texts(laptop, cid)[:2] == want, timeout=40)
+        assert laptop.channel(cid)["role"] == "subscriber"
 
         # A subscriber may not post until the owner lists its key.
         with pytest.raises(ApiError) as refused:

@@ -32,6 +32,7 @@ batch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -44,6 +45,8 @@ from ._channel_wire import MAX_RELAYS, MAX_TITLE, ChannelLink, open_body, seal_b
 from ._errors import ChannelError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._contacts import UserStore
 
 __all__ = ("MAX_CHANNEL_LOG", "Channels")
@@ -208,6 +211,24 @@ class Channels:
             self._store.put_state(_UPLOADS, canonical_encode(kept))
             self._event("channel_update", topic, now, op="unsubscribe")
         return topic.hex()
+
+    def synced(self, links: Mapping[str, object], *, now: float) -> bool:
+        """Follow what our other devices follow: ``{channel id: link, "" once dropped}``.
+
+        A channel we own is never dropped this way (its key lives only here).
+        Returns whether anything changed.
+        """
+        changed = False
+        held = {topic.hex(): self._get(topic) for topic in self._ids()}
+        for cid, link in links.items():
+            record = held.get(cid)
+            if isinstance(link, str) and link and cid not in held:
+                with contextlib.suppress(ChannelError):  # a bad link changes nothing
+                    changed |= self.subscribe(link, now=now) == cid
+            elif link == "" and record is not None and record.owner is None:
+                self.unsubscribe(cid, now=now)
+                changed = True
+        return changed
 
     def post(self, ref: str, text: str, *, now: float) -> str:
         """Encrypt and sign ``text`` once, queue it for each relay; returns the post id (hex)."""
@@ -395,6 +416,11 @@ class Channels:
             "gaps": sum(len(gaps) for _, gaps in record.seen.values()),
             "refused": record.refused,
         }
+
+    def links(self) -> dict[str, str]:
+        """Every channel's invite link, by id (what our other devices should follow)."""
+        held = ((topic, self._get(topic)) for topic in self._ids())
+        return {topic.hex(): _link(record) for topic, record in held if record is not None}
 
     def posts(self, ref: str, limit: int = 100) -> list[dict[str, object]]:
         """The newest ``limit`` posts, oldest first."""

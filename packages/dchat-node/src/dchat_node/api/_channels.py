@@ -14,6 +14,11 @@
 * ``POST /v1/channels/{channel}/publishers {key}``: list another publisher
   (their ``publisher_key`` from ``GET``); owner only.
 
+Creating, subscribing and unsubscribing are recorded in the device sync
+(register ``channel/<id>``: the link, ``""`` once dropped), so the
+identity's other devices follow the same channels (as readers: publishing
+from another device needs that device's key listed).
+
 Every step runs in the messaging agent (``UserMessaging.channels``, sans-IO);
 the node's :class:`~dchat_network.lowlevel.TopicSync` does the uploads and
 the standing reads. Posts reach the event stream as ``channel_post``.
@@ -77,6 +82,10 @@ def add_channel_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             r.channels.wake()
         return result
 
+    async def synced(cid: str, link: str) -> None:
+        """Tell our other devices (device sync, off without any) what we follow."""
+        await role().features.sync.record([("set", f"channel/{cid}", link)])
+
     @app.get("/v1/channels", dependencies=auth)
     async def listing() -> dict[str, Any]:
         u = role().user
@@ -86,12 +95,16 @@ def add_channel_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def create(body: CreateBody) -> dict[str, Any]:
         u = role().user
         relays = body.relays or [str(r) for r in u.home_relays]
-        return dict(await step(u.agent.channels.create, body.title, relays, wake=True))
+        made = dict(await step(u.agent.channels.create, body.title, relays, wake=True))
+        await synced(made["channel_id"], made["link"])
+        return made
 
     @app.post("/v1/channels/subscribe", dependencies=auth)
     async def subscribe(body: LinkBody) -> dict[str, Any]:
         u = role().user
-        return {"channel_id": await step(u.agent.channels.subscribe, body.link, wake=True)}
+        cid = await step(u.agent.channels.subscribe, body.link, wake=True)
+        await synced(cid, body.link)
+        return {"channel_id": cid}
 
     @app.get("/v1/channels/{channel}", dependencies=auth)
     async def show(channel: Channel) -> dict[str, Any]:
@@ -106,7 +119,9 @@ def add_channel_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.delete("/v1/channels/{channel}", dependencies=auth)
     async def unsubscribe(channel: Channel) -> dict[str, Any]:
         u = role().user
-        return {"unsubscribed": await step(u.agent.channels.unsubscribe, channel, wake=True)}
+        cid = await step(u.agent.channels.unsubscribe, channel, wake=True)
+        await synced(cid, "")
+        return {"unsubscribed": cid}
 
     @app.get("/v1/channels/{channel}/posts", dependencies=auth)
     async def posts(

@@ -76,6 +76,7 @@ class UserRole:
             follows=lambda: u.run(book.follows),
             receive=lambda *read: u.logged(book.receive, *read, now=u.now()),
         )
+        self.features.sync.on_channels = self.channels.wake
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Load the stored state, then run the outbox, session and mailbox tasks."""
