@@ -26,6 +26,8 @@ from ._attachment import ATTACHMENT_KEY as ATTACHMENT_KEY
 from ._attachment import ATTACHMENT_KINDS as ATTACHMENT_KINDS
 from ._attachment import AttachmentBook as AttachmentBook
 from ._attachment import AttachmentEntry as AttachmentEntry
+from ._channel_book import Channels as Channels
+from ._channel_wire import ChannelLink as ChannelLink
 from ._contacts import ContactBook as ContactBook
 from ._contacts import ContactEntry as ContactEntry
 from ._contacts import ContactStore as ContactStore
@@ -52,6 +54,7 @@ from ._disappear import Expired as Expired
 from ._engine import outbox_id as outbox_id
 from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
+from ._errors import ChannelError as ChannelError
 from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
 from ._group_book import GROUP_KINDS as GROUP_KINDS
@@ -106,6 +109,9 @@ __all__ = (
     "AttachmentBook",
     "AttachmentEntry",
     "CONVERSATION_KINDS",
+    "ChannelError",
+    "ChannelLink",
+    "Channels",
     "ContactBook",
     "ContactEntry",
     "ContactStore",

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._channels import ChannelCalls
 from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
@@ -60,7 +61,7 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls, GroupCalls):
+class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls):
     """Synchronous client of one node's local API.
 
     Args:

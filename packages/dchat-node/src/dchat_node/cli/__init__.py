@@ -23,6 +23,7 @@ from .._logging import configure_logging
 from ..config import load_config
 from ._attachments import attachment_app, send_attachment
 from ._backup import backup_app
+from ._broadcast import broadcast_app, register_broadcast_commands
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
 from ._channels import channel_app
@@ -66,6 +67,7 @@ app.add_typer(burner_app, name="burner")
 app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")
+app.add_typer(broadcast_app, name="channel")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -283,6 +285,7 @@ register_request_commands(app)
 register_watch_command(app)
 register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
 register_group_commands(lambda ctx, action: _with_client(ctx, action))
+register_broadcast_commands(lambda ctx, action: _with_client(ctx, action))
 register_search_command(app, lambda ctx, action: _with_client(ctx, action))
 
 

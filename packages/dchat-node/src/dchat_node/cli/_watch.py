@@ -53,6 +53,9 @@ def describe(event: Event) -> str:
             else f"{d.get('op')} (v{d.get('version')})"
         )
         return f"{clock} [group {str(d.get('group'))[:12]}] {str(d.get('by'))[:18]}: {what}"
+    if event.kind == "channel_post":
+        d = event.data
+        return f"{clock} [channel {str(d.get('channel'))[:12]}] #{d.get('q')}: {d.get('text')}"
     if event.kind in _CONVERSATION:  # receipts, edits, deletes, reactions, typing
         d = event.data
         what = _CONVERSATION[event.kind](d)
