@@ -93,7 +93,8 @@ def test_a_payment_is_pending_until_its_proof_then_verified(
     assert received.ref == payment_ref(alice.card.identity_id, bob.card.identity_id, mid)
     row = bob.agent.payments.row(bytes(mid))["payment"]
     assert isinstance(row, dict)
-    assert (row["amount"], row["note"], row["state"], row["tx"]) == (25, "lunch", "pending", TX.hex())
+    shown = (row["amount"], row["note"], row["state"], row["tx"])
+    assert shown == (25, "lunch", "pending", TX.hex())
     # The light client proved the state below the commit height: not decidable yet.
     assert bob.agent.settle_payment(mid, None, 6, now=T0).state == "pending"
     done = bob.agent.settle_payment(mid, proven(alice, bob), 7, now=T0)
