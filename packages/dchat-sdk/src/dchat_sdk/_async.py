@@ -10,7 +10,6 @@ shared with :meth:`RemoteClient.events`; this module only moves bytes.
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -106,9 +105,8 @@ class AsyncRemoteClient:
             async with self._http.stream("GET", url, timeout=timeout) as response:
                 if response.status_code >= 400:
                     raise refusal(response.status_code, await response.aread())
-                async with aclosing(response.aiter_bytes()) as chunks:  # closed under trio too
-                    async for chunk in chunks:
-                        yield chunk
+                async for chunk in response.aiter_bytes():
+                    yield chunk
         except httpx.HTTPError as exc:
             raise NodeUnreachableError(f"node API unreachable: {type(exc).__name__}") from None
 
@@ -143,11 +141,10 @@ class AsyncRemoteClient:
                 ) as response:
                     if response.status_code >= 400:
                         raise refusal(response.status_code, await response.aread())
-                    async with aclosing(response.aiter_text()) as chunks:
-                        async for chunk in chunks:
-                            backoff.reset()
-                            for event in reader.feed(chunk):
-                                yield event
+                    async for chunk in response.aiter_text():
+                        backoff.reset()
+                        for event in reader.feed(chunk):
+                            yield event
             except httpx.HTTPError as exc:
                 failure = exc
             await anyio.sleep(backoff.after_drop(failure, retries, reader.retry_s))
