@@ -93,8 +93,10 @@ def test_the_echo_bot_runs_from_wheels_in_a_clean_virtualenv(
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile"]
     install = [*pip, "--find-links", str(wheels), "dchat-sdk[embedded]"]
-    subprocess.run(install, check=True, timeout=900, cwd=tmp_path)
+    done = subprocess.run(install, capture_output=True, timeout=900, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
     script = tmp_path / "echo_bot.py"
     shutil.copy(ECHO_BOT, script)
     echo_round_trip(str(venv / "bin" / "python"), script, tmp_path, relay, make_user("bob"))
+    # Measured on the 2-core dev machine under load: about 130 s, most of it pip.
     print(f"wheels, virtualenv, install and echo: {time.monotonic() - started:.1f} s")

@@ -218,11 +218,10 @@ def test_declared_dependencies_are_the_imported_ones(module: str) -> None:
     package = PACKAGE_MAP[module]
     internal = {PACKAGE_MAP[m].dist for m in package.imports & set(LAYERS) if m != module}
     used = internal | _third_party(package.imports)
-    declared = package.declared | package.optional
-    missing = sorted(used - declared)
+    missing = sorted(used - package.declared - package.optional)
     assert missing == [], f"{package.dist} imports undeclared {missing}"
     tested = {PACKAGE_MAP[m].dist for m in package.test_imports & set(LAYERS)}
-    unused = sorted(declared - used - tested - _third_party(package.test_imports))
+    unused = sorted(package.declared - used - tested - _third_party(package.test_imports))
     assert unused == [], f"{package.dist} declares {unused} but never imports them"
 
 
