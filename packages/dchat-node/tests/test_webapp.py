@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +155,9 @@ def test_two_users_chat_in_the_browser(
 
     shots = _artifacts()
     print(f"browser test screenshots: {shots}")
-    alice, bob = make_user("alice"), make_user("bob")
+    began = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:  # the two starts overlap
+        alice, bob = pool.map(make_user, ("alice", "bob"))
     with alice.client() as a, bob.client() as b:
         a.create_identity("alice")
         b.create_identity("bob")
@@ -161,6 +165,7 @@ def test_two_users_chat_in_the_browser(
     image = tmp_path / "dot.png"
     image.write_bytes(_png())
 
+    print(f"  two nodes with identities: {time.monotonic() - began:.1f} s")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=chromium, headless=True, args=CHROMIUM_FLAGS, timeout=30_000
@@ -181,8 +186,9 @@ def _chat(
     expect: Any,
 ) -> None:
     expect.set_options(timeout=15_000)
-    contexts = [browser.new_context(viewport={"width": 1000, "height": 760}) for _ in range(3)]
-    pa, pb, stranger = (ctx.new_page() for ctx in contexts)
+    started = time.monotonic()
+    contexts = [browser.new_context(viewport={"width": 1000, "height": 760}) for _ in range(2)]
+    pa, pb = (ctx.new_page() for ctx in contexts)
     errors: list[str] = []
     for page in (pa, pb):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -194,10 +200,11 @@ def _chat(
     expect(pa.locator("#me")).to_have_text("Signed in as alice")
     assert "#" not in pa.url
     assert alice.info["token"] not in pa.url
-    # the link worked once
-    stranger.goto(link)
-    expect(stranger.locator("#login-error")).to_contain_text("used or expired")
-    stranger.screenshot(path=shots / "00-link-used-twice.png")
+    # the link worked once (bob's browser tries it: no session, and so no cookie)
+    pb.goto(link)
+    expect(pb.locator("#login-error")).to_contain_text("used or expired")
+    pb.screenshot(path=shots / "00-link-used-twice.png")
+    print(f"  alice logged in, the link refused twice: {time.monotonic() - started:.1f} s")
 
     # alice adds bob by his card and sees her own card as a QR code
     pa.get_by_role("button", name="Contacts").click()
@@ -215,7 +222,8 @@ def _chat(
     expect(pa.locator("#messages li.out .text")).to_have_text(HOSTILE)
 
     # bob logs in, sees a message request live, accepts it
-    pb.goto(_login_link(bob))
+    with bob.client() as b:  # bob's link through the SDK
+        pb.goto(b.app_login_link())
     expect(pb.locator("#live")).to_have_text("live")
     expect(pb.locator("#requests-count")).to_have_text("1")
     pb.get_by_role("button", name="Requests").click()
@@ -224,6 +232,8 @@ def _chat(
     pb.get_by_label("Save as").fill("alice")
     pb.get_by_role("button", name="Accept").click()
     pb.get_by_role("button", name="Chats").click()
+    expect(pb.get_by_label("1 unread")).to_be_visible()
+    pb.screenshot(path=shots / "03-bob-unread.png")
     pb.locator("#conversations button[data-peer=alice]").click()
     expect(pb.locator("#messages li.in .text")).to_have_text(HOSTILE)
     assert pb.evaluate("window.pwned") is None
@@ -235,14 +245,16 @@ def _chat(
     pb.get_by_role("button", name="Send", exact=True).click()
     expect(pa.locator("#messages li.in .text")).to_have_text("hello alice")
     expect(pa.locator("#messages li.out .meta")).to_contain_text("read")
-    pa.screenshot(path=shots / "03-alice-reply-live.png")
+    pa.screenshot(path=shots / "04-alice-reply-live.png")
 
     # alice sends an image, previewed before it goes; bob sees it
     pa.get_by_label("Attachment").set_input_files(str(image))
     expect(pa.locator("#attach-preview")).to_be_visible()
     pa.get_by_role("button", name="Send attachment").click()
     expect(pb.locator("#messages img")).to_have_count(1)
-    pb.screenshot(path=shots / "04-bob-image.png")
+    loaded = "() => document.querySelector('#messages img')?.naturalWidth === 24"
+    pb.wait_for_function(loaded)
+    pb.screenshot(path=shots / "05-bob-image.png")
 
     # groups: alice creates one, invites bob and writes to it
     pa.get_by_role("button", name="Groups").click()
@@ -254,18 +266,19 @@ def _chat(
     pa.get_by_label("Message to the group").fill("hello friends")
     pa.get_by_role("button", name="Send", exact=True).click()
     expect(pa.locator("#group-messages")).to_contain_text("hello friends")
-    pa.screenshot(path=shots / "05-alice-group.png")
+    pa.screenshot(path=shots / "06-alice-group.png")
     pb.get_by_role("button", name="Groups").click()
     expect(pb.locator("#groups")).to_contain_text("Friends")
-    pb.screenshot(path=shots / "06-bob-groups.png")
+    pb.screenshot(path=shots / "07-bob-groups.png")
 
     # device linking shows the code and its QR code
     pa.get_by_role("button", name="Devices").click()
     pa.get_by_role("button", name="Link a new device").click()
     expect(pa.locator("#pairing-qr svg")).to_have_count(1)
-    pa.screenshot(path=shots / "07-alice-link-device.png")
+    pa.screenshot(path=shots / "08-alice-link-device.png")
     pa.get_by_role("button", name="Cancel").click()
 
+    print(f"  the chat, image, group and device steps: {time.monotonic() - started:.1f} s")
     _session_stays_in_its_lane(alice, contexts[0])
     assert errors == []
     for ctx in contexts:

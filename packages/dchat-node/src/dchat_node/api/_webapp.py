@@ -30,8 +30,8 @@ Theory of operation.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import hmac
+import ipaddress
 import secrets
 import time
 from importlib import resources

@@ -6,6 +6,7 @@
 const state = { view: "chats", peer: null, group: null, cursor: null, source: null,
   me: null, refreshing: false, again: false, pairing: null };
 const attachments = new Map();
+const images = new Map();
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -147,8 +148,12 @@ async function refreshConversation() {
       el("span", { class: "meta" }, `${who}, ${time(m.sent_at)}${marks(m)}`),
       el("span", { class: "text" }, m.text || (m.attachment && m.attachment.caption) || ""));
     if (m.attachment && m.attachment.kind === "image") {
-      item.append(el("img", { src: `/v1/attachments/${encodeURIComponent(m.message_id)}/content`,
-        alt: m.attachment.name || "image" }));
+      // one element per image, kept across refreshes so it is fetched once
+      if (!images.has(m.message_id)) {
+        images.set(m.message_id, el("img", { src: `/v1/attachments/${encodeURIComponent(m.message_id)}/content`,
+          alt: `Image ${m.attachment.name || ""}`.trim() }));
+      }
+      item.append(images.get(m.message_id));
     } else if (m.attachment && m.attachment.kind) {
       item.append(el("a", { href: `/v1/attachments/${encodeURIComponent(m.message_id)}/content`,
         download: m.attachment.name || "attachment" }, `Download ${m.attachment.name || "attachment"}`));
