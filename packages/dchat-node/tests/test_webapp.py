@@ -10,12 +10,14 @@ and a relay, and saves a screenshot of each step under the folder it prints
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +303,18 @@ def _session_stays_in_its_lane(node: NodeProcess, context: Any) -> None:
         assert http.post("/v1/messages", json=sent).status_code == 401  # no app header
         cross = {"x-dchat-app": "1", "sec-fetch-site": "same-site"}
         assert http.post("/v1/messages", json=sent, headers=cross).status_code == 401
+
+
+def test_the_apps_files_have_no_inline_script_and_the_policy_forbids_it() -> None:
+    assert "'unsafe-inline'" not in CSP
+    assert "'unsafe-eval'" not in CSP
+    assert "script-src 'self';" in CSP
+    web = resources.files("dchat_node.web")
+    html = web.joinpath("index.html").read_text()
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, flags=re.S)
+    assert scripts == [""]  # one script, by src
+    assert not re.search(r"\son[a-z]+\s*=", html)  # no inline handlers
+    script = web.joinpath("app.js").read_text()
+    assert "innerHTML" not in script
+    assert "insertAdjacentHTML" not in script
+    assert "eval(" not in script

@@ -273,7 +273,10 @@ function follow() {
     refresh();
   };
   source.onopen = () => { $("live").textContent = "live"; };
-  for (const kind of ["message", "request", "receipt", "group", "conversation", "status"]) {
+  // Every kind that changes what a view shows (typing is not shown, so it is not followed).
+  const kinds = ["message", "request", "receipt", "edit", "delete", "reaction", "timer",
+    "group_message", "group_update", "payment", "expired", "status"];
+  for (const kind of kinds) {
     source.addEventListener(kind, seen);
   }
   source.onmessage = seen;
