@@ -271,6 +271,12 @@ def _chat(
     pa.screenshot(path=shots / "06-alice-group.png")
     pb.get_by_role("button", name="Groups").click()
     expect(pb.locator("#groups")).to_contain_text("Friends")
+    pb.locator("#groups button").click()
+    pb.get_by_role("button", name="Join this group").click()
+    pb.get_by_label("Message to the group").fill("hi all")
+    pb.get_by_role("button", name="Send", exact=True).click()
+    expect(pa.locator("#group-messages li.in .text")).to_have_text("hi all")
+    expect(pa.locator("#group-messages li.in .meta")).to_contain_text("bob")
     pb.screenshot(path=shots / "07-bob-groups.png")
 
     # device linking shows the code and its QR code

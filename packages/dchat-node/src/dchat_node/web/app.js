@@ -187,18 +187,24 @@ async function refreshGroups() {
   $("groups").replaceChildren(...groups.map((g) => {
     const gid = g.group_id || g.id;
     return el("li", {}, el("button", { type: "button", "data-group": gid,
-      onclick: () => { state.group = gid; refresh(); } }, el("span", {}, g.title || gid)));
+      onclick: () => { state.group = gid; refresh(); } }, el("span", {}, g.title || gid),
+      g.status === "invited" ? el("span", { class: "badge" }, "invited") : null));
   }));
   if (!state.group) return;
   const info = await api("GET", `/v1/groups/${encodeURIComponent(state.group)}`);
   $("group").hidden = false;
   $("group-name").textContent = info.title || state.group;
-  const members = (info.members || []).map((m) => (typeof m === "string" ? m : (m.name || m.identity_id || "")));
+  const members = (info.members || []).map((m) => `${m.contact || m.name}${m.role === "admin" ? " (admin)" : ""}`);
   $("group-members").textContent = members.length ? `Members: ${members.join(", ")}` : "";
   const { messages } = await api("GET", `/v1/groups/${encodeURIComponent(state.group)}/messages`);
+  const names = new Map((info.members || []).map((m) => [m.identity_id, m.contact || m.name]));
   $("group-messages").replaceChildren(...messages.map((m) => el("li", { class: m.direction === "out" ? "out" : "in" },
-    el("span", { class: "meta" }, `${m.direction === "out" ? "You" : (m.sender_name || m.sender || "")}, ${time(m.sent_at || m.at)}`),
+    el("span", { class: "meta" }, `${m.direction === "out" ? "You" : (names.get(m.by) || m.by || "")}, ${time(m.sent_at_ms / 1000)}`),
     el("span", { class: "text" }, m.text || ""))));
+  const invited = info.status === "invited";
+  $("group-join").hidden = !invited;
+  $("group-compose").hidden = invited || info.status === "left";
+  $("group-invite").hidden = invited || info.status === "left";
   const { contacts } = await api("GET", "/v1/contacts");
   $("group-invitee").replaceChildren(...contacts.map((c) => el("option", { value: c.name }, c.name)));
 }
@@ -333,6 +339,8 @@ function wire() {
       $("group-text").value = "";
     });
   });
+  $("group-join").addEventListener("click", () =>
+    act(() => api("POST", `/v1/groups/${encodeURIComponent(state.group)}/join`)));
   $("group-invite").addEventListener("submit", (event) => {
     event.preventDefault();
     act(() => api("POST", `/v1/groups/${encodeURIComponent(state.group)}/members`, { contact: $("group-invitee").value }));
