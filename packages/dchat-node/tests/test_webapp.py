@@ -309,6 +309,17 @@ def _session_stays_in_its_lane(node: NodeProcess, context: Any) -> None:
         assert http.post("/v1/messages", json=sent).status_code == 401  # no app header
         cross = {"x-dchat-app": "1", "sec-fetch-site": "same-site"}
         assert http.post("/v1/messages", json=sent, headers=cross).status_code == 401
+        assert http.get("/app/nothing.js").status_code == 404
+    # the exchange itself: the app's header and a loopback name, and once only
+    with node.client() as api, httpx.Client(base_url=node.info["url"], timeout=10) as http:
+        code = api.app_login_link().split("#code=", 1)[1]
+        app = {"x-dchat-app": "1"}
+        assert http.post("/app/session", json={"code": code}).status_code == 401
+        rebound = {**app, "host": f"evil.example:{port}"}
+        assert http.post("/app/session", json={"code": code}, headers=rebound).status_code == 401
+        # the refusals did not spend the code; this use does
+        assert http.post("/app/session", json={"code": code}, headers=app).status_code == 204
+        assert http.post("/app/session", json={"code": code}, headers=app).status_code == 401
 
 
 def test_the_apps_files_have_no_inline_script_and_the_policy_forbids_it() -> None:
