@@ -237,6 +237,10 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls):
         """This node's contact card (text form), to hand to others."""
         return string(self._call("GET", "/v1/identity"), "card")
 
+    def app_login_link(self) -> str:
+        """A one-time link that logs a browser in to the node's chat app (60 s, works once)."""
+        return string(self._call("POST", "/v1/app/login"), "url")
+
     def add_contact(self, name: str, card: str) -> ContactInfo:
         """Add a contact from their card."""
         return contact(self._call("POST", "/v1/contacts", {"name": name, "card": card}))

@@ -40,6 +40,7 @@ ROUTING_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allo
 
 _STATE_STATUS = {
     "no_identity": 409,
+    "unauthorized": 401,
     "attachment_refused": 422,
     "invalid_request": 422,
     "identity_exists": 409,

@@ -52,6 +52,7 @@ from ._roles import user_role
 from ._search import add_search_routes
 from ._socket import add_socket_route
 from ._validator import add_chain_routes
+from ._webapp import AppSessions, add_webapp_routes
 
 if TYPE_CHECKING:
     from .._runtime import Node
@@ -189,7 +190,11 @@ def create_app(node: Node, token: str) -> FastAPI:
     app.add_middleware(NotifyAfterWrites, feed=feed)
     large = ("/v1/attachments",)  # limited per kind by the upload rules as it streams
     app.add_middleware(LimitBody, max_body=node.config.api_max_body, large=large)
-    app.add_middleware(RequireToken, token=token, open_paths=("/health",))  # outermost
+    sessions = AppSessions()
+    add_webapp_routes(app, sessions, auth)
+    app.add_middleware(  # outermost
+        RequireToken, token=token, open_paths=("/health",), open_prefix="/app/", sessions=sessions
+    )
     _list_only_role_routes(app, node.config.role)
     _declare_errors(app)
     return app

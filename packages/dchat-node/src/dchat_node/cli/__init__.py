@@ -36,6 +36,7 @@ from ._groups import group_app, register_group_commands
 from ._guardians import guardian_app
 from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
+from ._open import register_open_command
 from ._relay import relay_app
 from ._relays import register_relays_command, resolve_for_run
 from ._requests import register_request_commands
@@ -283,6 +284,7 @@ def contact_list(ctx: typer.Context) -> None:
 register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 register_request_commands(app)
 register_watch_command(app)
+register_open_command(app)
 register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
 register_group_commands(lambda ctx, action: _with_client(ctx, action))
 register_broadcast_commands(lambda ctx, action: _with_client(ctx, action))
