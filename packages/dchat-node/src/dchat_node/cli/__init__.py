@@ -23,6 +23,7 @@ from .._logging import configure_logging
 from ..config import load_config
 from ._attachments import attachment_app, send_attachment
 from ._backup import backup_app
+from ._bots import bot_app
 from ._broadcast import broadcast_app, register_broadcast_commands
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
@@ -65,6 +66,7 @@ app.add_typer(wallet_app, name="wallet")
 wallet_app.add_typer(channel_app, name="channel")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
+app.add_typer(bot_app, name="bot")
 app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")
