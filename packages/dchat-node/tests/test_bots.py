@@ -36,6 +36,12 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
         created = runner.invoke(app, ["--data-dir", str(bot.data_dir), "bot", "create", "echo"])
         assert created.exit_code == 0, created.output
         token = created.output.split("token: ", 1)[1].split()[0]
+        b.set_bot_commands({"start": "Begin"})  # the SDK's management calls
+        narrow = b.bot_token(["updates"])
+        assert _bot(bot, narrow, "getMyCommands").json()["result"] == [
+            {"command": "start", "description": "Begin"}
+        ]
+        assert _bot(bot, narrow, "sendMessage", chat_id=1, text="x").status_code == 403
         me = _bot(bot, token, "getMe").json()
         assert me["ok"] is True
         assert me["result"]["is_bot"] is True
