@@ -78,6 +78,13 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
             "error_code": 400,
             "description": "Bad Request: limit must be between 1 and 100",
         }
+        for body, kind in ((b"[" * 60_000, "application/json"), (b"\xff", "text/plain")):
+            hostile = httpx.post(
+                f"{bot.info['url']}/bot{token}/sendMessage",
+                content=body,
+                headers={"content-type": kind},
+            )
+            assert hostile.json()["error_code"] == 400
         admin = httpx.get(f"{bot.info['url']}/v1/bot", headers={"authorization": f"Bearer {token}"})
         assert admin.status_code == 401
         revoked = runner.invoke(app, ["--data-dir", str(bot.data_dir), "bot", "revoke", "1"])

@@ -229,7 +229,7 @@ async def _params(request: Request) -> dict[str, object]:
             return params | decoded
         if kind == "application/x-www-form-urlencoded":
             return params | dict(parse_qsl(body.decode(), keep_blank_values=True))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         raise BotApiError(400, "Bad Request: the body cannot be parsed") from None
     raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
 
