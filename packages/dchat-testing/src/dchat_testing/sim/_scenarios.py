@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 from .._errors import SimulationError
 from ._chain import ChainSpec, build_chain_world, crash_proposer_hook
+from ._group_world import GroupWorld
 from ._network import LinkProfile
 from ._user import UserParams
 from ._world import MessagingWorld, WorldSpec, build_world
@@ -281,6 +282,44 @@ def _build_slow_lossy(sim: Simulation, options: ScenarioOptions, duration: float
     return ScenarioPlan(duration, world.quiescent, settle_max=900.0, ledger=world.ledger)
 
 
+# -- private groups --------------------------------------------------------------------
+
+
+def _build_groups(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    rng = sim.rng("faults")
+    sim.network.default = LinkProfile(
+        latency=0.02, jitter=0.02, loss=rng.uniform(0.0, 0.05), rto=0.3, reset=0.005
+    )
+    spec = WorldSpec(relay_variant=options.relay, registered=True, users=5)
+    world = build_world(sim, spec, GroupWorld)
+    assert isinstance(world, GroupWorld)
+    acts = sim.rng("group-workload")
+    for number, creator in enumerate(rng.sample(world.users, 2)):  # two groups, two members each
+        sim.at(0.0, functools.partial(world.act, creator, "create", f"group {number}"))
+        friends = rng.sample([u for u in world.users if u is not creator], 2)
+        for when, (friend, admin) in enumerate(zip(friends, (True, False), strict=True)):
+            invite = functools.partial(
+                world.invite_by, creator, number, friend.name, admin
+            )
+            sim.at(0.1 + when * 0.1, invite)
+    start = 1.0
+    while (start := start + acts.expovariate(1.5)) < duration:
+        group = acts.randrange(2)
+        sim.at(start, functools.partial(world.random_act, group, acts))
+        if acts.random() < 0.25:  # another member acts at the same moment: concurrent updates
+            sim.at(start, functools.partial(world.random_act, group, acts))
+    start = 0.0
+    while (start := start + rng.uniform(1.0, duration / 3)) < duration:
+        length = rng.uniform(1.0, 8.0)
+        sim.at(start, lambda: _partition_episode(sim, world, rng))
+        sim.at(min(start + length, duration), sim.network.heal_all)
+        start += length
+    relay = rng.choice(world.relays)
+    _crash_for(sim, relay, rng.uniform(0.0, duration), rng.uniform(0.5, 4.0))
+    sim.on("relay_batch_sent", _chance_crash(sim, rng, 0.03, (0.2, 3.0)))
+    return ScenarioPlan(duration, world.quiescent)
+
+
 # -- the chain -------------------------------------------------------------------------
 
 #: Validators spread over the internet: tens of ms, some spikes, loss and resets.
@@ -392,6 +431,16 @@ register_scenario(
         "bandwidth, clocks skewed up to 2 min and drifting up to 5%",
         40.0,
         _build_slow_lossy,
+    )
+)
+register_scenario(
+    Scenario(
+        "group-membership",
+        "2 relays, 5 contacts; two private groups: posts, adds (some admins), removals, "
+        "re-adds and leaves, some at the same moment (concurrent updates), over lossy links "
+        "with resets, random partitions and relay crashes",
+        20.0,
+        _build_groups,
     )
 )
 register_scenario(

@@ -79,12 +79,12 @@ from ._node import NodeClock, SimNode
 from ._user_requests import BundleFetch, DepositLink, MailboxPuller
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dchat_core import NodeId
     from dchat_identity import Identity
     from dchat_messaging import DeviceAddress, MessagingEngine
-    from dchat_messaging.lowlevel import Accepted, OutboxEntry
+    from dchat_messaging.lowlevel import Accepted, GroupRecord, OutboxEntry
     from dchat_network.lowlevel import RelayBatch
 
     from ._loop import Timer
@@ -195,6 +195,8 @@ class UserNode(SimNode):
         self._link_failures: dict[str, int] = {}
         self._pump_timer: Timer | None = None
         self._prekeys_checked: dict[str, float] = {}
+        self.group_saved: Callable[[GroupRecord], None] | None = None
+        """Told every group record the engine stores (the group scenario's ground truth)."""
 
     @property
     def card(self) -> ContactCard:
@@ -211,6 +213,14 @@ class UserNode(SimNode):
         self.agent.outbox = Outbox(store, retry, rng=self.rng)
         self.agent.load()
         self.agent.engines.set_main(self.durable.identity, self.durable.card)
+        db, save = self.agent.groups.db, self.agent.groups.db.save
+
+        def saved(record: GroupRecord) -> None:
+            save(record)
+            if self.group_saved is not None:
+                self.group_saved(record)
+
+        db.save = saved  # type: ignore[method-assign]
         engine = self.agent.engines.main()
         assert engine is not None
         return engine
@@ -414,7 +424,10 @@ class UserNode(SimNode):
         def commit() -> None:
             envelopes = [raw for _, raw in batch.items]
             copies = self.agent.stats.duplicates
-            self._report(self.agent.accept_many(self.engine, envelopes, now=self.clock.now()))
+            accepted = self.agent.accept_many(self.engine, envelopes, now=self.clock.now())
+            self._report(accepted)
+            if accepted.waiting is not None:  # it sent (group keys, receipts): deliver them
+                self._deliver(accepted.waiting)
             if copies := self.agent.stats.duplicates - copies:
                 self.observe("duplicates", count=copies)  # copies via another relay, or again
             if not puller.ended:
@@ -431,3 +444,29 @@ class UserNode(SimNode):
             self.observe("dropped", reason=reason)  # redelivered copies: spent message keys
         for reset in accepted.resets:
             self.observe("session_reset", peer=str(reset.peer))
+        for update in accepted.updates:
+            if update.kind in ("group_update", "group_message"):
+                detail = {k: v for k, v in update.detail.items() if isinstance(v, str | int)}
+                self.observe(update.kind, by=update.by, **detail)
+
+    def _deliver(self, waiting: list[DeviceAddress]) -> None:
+        """The engine queued envelopes: fetch the bundles they wait for, pump the outbox."""
+        for address in waiting:
+            self._fetch_bundle(address)
+        self._pump()
+
+    # -- groups -------------------------------------------------------------------
+
+    def group_act(self, action: str, *args: object, **kwargs: object) -> object:
+        """The app calls ``agent.groups.<action>(*args)`` (``create``, ``invite``, ``join``,
+        ``remove``, ``leave``, ``send_text``) as the node's API does; returns its result.
+
+        Raises:
+            SimulationError: the node is down.
+            RequestError: the group's rules (as this node knows them) refuse it.
+        """
+        if not self.up:
+            raise SimulationError(f"{self.name} is down")
+        result, waiting = getattr(self.agent.groups, action)(*args, **kwargs, now=self.clock.now())
+        self._deliver(waiting)
+        return result
