@@ -106,10 +106,10 @@ def _forge_as(node: NodeProcess, gid: str, ops: list[tuple[str, object]]) -> Non
         groups = agent.groups
         state = groups.find(gid).state
         others = [m.card for i, m in state.members.items() if i != bytes(me.identity_id)]
-        with groups._store.transaction():  # noqa: SLF001 - what the modified client bypasses
+        with groups._store.transaction():  # what the modified client bypasses
             for op, arg in ops:
                 update = GroupUpdate.make(state, bytes(me.identity_id), op, arg, me.signing_key)
-                groups._send("group.upd", update.to_bytes(), others, now=time.time())  # noqa: SLF001
+                groups._send("group.upd", update.to_bytes(), others, now=time.time())
     node.start()
 
 
@@ -185,9 +185,10 @@ def test_five_users_two_relays_remove_re_add_and_a_modified_client(
         before = _show(alice, gid)
         _forge_as(dave, gid, [("remove", _raw(ids["alice"])), ("role", [_raw(ids["dave"]), 1])])
         with dave.client() as d:
-            d.send_to_group(gid, "dave, after his forgeries")  # behind them on every session
+            d.send_to_group(gid, "dave, after his forgeries")  # behind them on each session
+        last = "dave, after his forgeries"
         for node in (alice, bob, carol, erin):
-            wait_until(lambda node=node: "dave, after his forgeries" in _texts(node, gid), timeout=40)
+            wait_until(lambda node=node: last in _texts(node, gid), timeout=40)
             shown = _show(node, gid)
             assert shown["version"] == before["version"]
             roles = {m["identity_id"]: m["role"] for m in shown["members"]}  # type: ignore[union-attr]

@@ -29,8 +29,8 @@ Received controls that are refused raise :class:`~dchat_messaging.GroupError`
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 from typing import TYPE_CHECKING, Final
 
 from dchat_core import (
@@ -38,6 +38,7 @@ from dchat_core import (
     MessageId,
     canonical_encode,
 )
+from dchat_identity import ContactCard, InvalidCardError
 
 from ._content import MAX_TEXT, Content
 from ._conversations import ConversationUpdate
@@ -53,7 +54,7 @@ from ._sender_keys import (
 )
 
 if TYPE_CHECKING:
-    from dchat_identity import ContactCard, Identity
+    from dchat_identity import Identity
 
     from ._contacts import ContactBook, UserStore
     from ._devices import DeviceAddress
@@ -172,18 +173,14 @@ class Groups:
             return []
         gid, (me, engine) = record.state.group_id, self._me()
         keys = self.db.keys(gid)
-        members = set(record.state.members) - dropped
-        gone = [p for p in keys.peers if p[0] not in members]
-        for peer in gone:
-            del keys.peers[peer]  # a member who comes back brings new chains
-        if keys.own is None or keys.shared - members or rotate:
-            # A first chain starts at a random epoch, so a member who left and
-            # came back never reuses an epoch number someone may still hold.
-            epoch = secrets.randbelow(1 << 31) if keys.own is None else keys.own.epoch + 1
-            keys.own, keys.shared = SenderChain.generate(epoch), set()
+        # The chains of members gone stay: their messages wait (not members), and
+        # if the removal loses to a concurrent update, those in flight open.
+        # A member who comes back brings a chain of a higher epoch (see join).
+        if keys.own is None or keys.shared - (set(record.state.members) - dropped) or rotate:
+            keys.own, keys.shared = _next_chain(keys.own), set()
         members = set(record.state.members)
         missing = members - keys.shared - {me}
-        if not missing and not gone and me in keys.shared:
+        if not missing and me in keys.shared:
             return []  # everyone holds our current chain: nothing to write
         cards = [record.state.members[i].card for i in sorted(missing)]
         data = encode_distribution(gid, engine.keys.device_id, keys.own)
@@ -203,11 +200,16 @@ class Groups:
 
     # -- our actions ------------------------------------------------------------------
 
-    def create(self, title: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
-        """A new group, with us its only member and admin; returns its id (hex)."""
+    def create(
+        self, title: str, *, now: float, group_id: bytes | None = None
+    ) -> tuple[str, list[DeviceAddress]]:
+        """A new group, with us its only member and admin; returns its id (hex).
+
+        ``group_id``: 32 bytes to use rather than random ones (a simulation's, drawn from its seed).
+        """
         me, _, card = self._signer()
         with self._store.transaction():
-            state = GroupState.create(os.urandom(32), title, card)
+            state = GroupState.create(group_id or os.urandom(32), title, card)
             record = GroupRecord(state)
             self.db.save(record)
             waiting = self._send(INVITE_KIND, invitation(state, None), [], now=now)
@@ -263,7 +265,9 @@ class Groups:
         me, _, _ = self._signer()
         with self._store.transaction():
             record, _, waiting = self._change(ref, "remove", me, now=now)
-            self._store.delete_state(f"group.keys.{record.state.group_id.hex()}")
+            keys = self.db.keys(record.state.group_id)  # forget the others' chains; ours
+            keys.peers = {}  # keeps its epoch, should we come back (see _next_chain)
+            self.db.save_keys(record.state.group_id, keys)
         return record.state.group_id.hex(), waiting
 
     def set_title(self, ref: str, title: str, *, now: float) -> tuple[int, list[DeviceAddress]]:
@@ -292,9 +296,12 @@ class Groups:
         return record.state.group_id.hex(), waiting
 
     def send_text(
-        self, ref: str, text: str, *, now: float
+        self, ref: str, text: str, *, now: float, message_id: MessageId | None = None
     ) -> tuple[MessageId, list[DeviceAddress]]:
-        """Encrypt ``text`` once under our sender chain and send it to every member device."""
+        """Encrypt ``text`` once under our sender chain and send it to every member device.
+
+        ``message_id``: the id to give it rather than a random one (a simulation's).
+        """
         if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
             raise ContentError(f"message text must be 1-{MAX_TEXT} characters")
         me, engine = self._me()
@@ -305,7 +312,7 @@ class Groups:
             waiting = self._share_keys(record, now=now)
             gid, keys = record.state.group_id, self.db.keys(record.state.group_id)
             assert keys.own is not None  # made by _share_keys
-            mid, ts = MessageId.random(), int(now * 1000)
+            mid, ts = message_id or MessageId.random(), int(now * 1000)
             plain = canonical_encode({"mid": bytes(mid), "ts": ts, "text": text})
             wire = keys.own.encrypt(
                 plain, group=gid, sender=me, device=engine.keys.device_id,
@@ -426,13 +433,21 @@ class Groups:
             # A group we are in changes only by updates. Before we join, a newer
             # add of us (signed again after the first lost to a concurrent
             # update) starts it anew: as trustworthy as any first invitation.
-            _, chain = known.history()
+            if update is None:
+                return []
+            with contextlib.suppress(GroupError):  # the add of us: an update we may connect
+                events = self._receive_update(update, now)
+                known = self.db.record(new.group_id)
+                if known is None or update in known.history()[1]:
+                    return events
             newer = update is not None and new.version > known.state.version
-            if known.status != "invited" or not newer or update in chain:
+            if known.status != "invited" or not newer:
                 return []
         status = "active" if sender == me else "invited"
-        if known is not None:  # members dropped the chains of our old membership: start anew
-            self._store.delete_state(f"group.keys.{new.group_id.hex()}")
+        if known is not None:  # members dropped our old membership: a new chain for all
+            keys = self.db.keys(new.group_id)
+            keys.own, keys.shared = _next_chain(keys.own), set()
+            self.db.save_keys(new.group_id, keys)
         record = GroupRecord(
             new, status, state if update else None, update, held=known.held if known else []
         )
@@ -474,7 +489,11 @@ class Groups:
             apply_update(tip, update)  # on our state: its refusal is final, nothing is kept
         states, branch = _best_branch(base, [*chain, *held, update])
         fork = next(
-            (i for i, (a, b) in enumerate(zip(chain, branch, strict=False)) if a.hash() != b.hash()),
+            (
+                i
+                for i, (a, b) in enumerate(zip(chain, branch, strict=False))
+                if a.hash() != b.hash()
+            ),
             min(len(chain), len(branch)),
         )
         if fork == len(chain) == len(branch):  # ahead of us, or on a branch that loses: keep it
@@ -494,7 +513,11 @@ class Groups:
             states, branch = states[1:], branch[1:]
         me, _ = self._me()
         new = states[-1]
-        status = ("active" if record.status == "left" else record.status) if me in new.members else "left"
+        status = (
+            ("active" if record.status == "left" else record.status)
+            if me in new.members
+            else "left"
+        )
         record = GroupRecord(
             new, status, states[-2] if branch else None, branch[-1] if branch else None,
             bool(branch) and branch[-1].hash() in record.mine,
@@ -507,9 +530,13 @@ class Groups:
             for u in applied
         ]
         if status != "left":
-            dropped = frozenset(u.arg for u in applied if u.op == "remove" and u.arg != me)
+            dropped = frozenset(
+                u.arg
+                for u in applied
+                if u.op == "remove" and isinstance(u.arg, bytes) and u.arg != me
+            )
             rotate = was == "left" or any(u.op == "remove" and u.arg == me for u in chain[fork:])
-            self.waiting += self._share_keys(record, now=now, dropped=dropped, rotate=rotate)  # type: ignore[arg-type]
+            self.waiting += self._share_keys(record, now=now, dropped=dropped, rotate=rotate)
         if lost:
             self.waiting += self._rebase(record, lost, now)
         return updates
@@ -542,19 +569,32 @@ class Groups:
             try:
                 update = GroupUpdate.make(state, me, old.op, old.arg, identity.signing_key)
                 new = apply_update(state, update)
-            except GroupError:
-                continue  # no longer allowed, or done already (the member was added, removed)
+            except GroupError:  # no longer allowed, or done already (the member added, removed)
+                if old.op == "add" and isinstance(old.arg, list):  # it holds the losing branch
+                    with contextlib.suppress(ValueError, InvalidCardError):
+                        card = ContactCard.from_bytes(old.arg[0])
+                        if bytes(card.identity_id) not in state.members:
+                            waiting += self._tell_branch(record, card, now)
+                continue
             waiting += self._send(UPDATE_KIND, update.to_bytes(), self._others(state, me), now=now)
             record = self._advance(record, update, new, own=True)
             if update.op == "add":  # the new member may hold the losing branch: send it ours
                 card = new.members[max(set(new.members) - set(state.members))].card
                 invite = invitation(state, update)
                 waiting += self._send(INVITE_KIND, invite, [card], now=now, copies=False)
-                for past in record.chain:
-                    waiting += self._send(UPDATE_KIND, past.to_bytes(), [card], now=now, copies=False)
+                waiting += self._tell_branch(record, card, now)
             self.db.save(record)
             self._event("group_update", new.group_id, me, now, op=update.op, version=new.version)
         return waiting + self._share_keys(record, now=now)
+
+    def _tell_branch(
+        self, record: GroupRecord, card: ContactCard, now: float
+    ) -> list[DeviceAddress]:
+        """Send ``card`` the updates of our branch (it may hold one that lost)."""
+        waiting = []
+        for update in record.chain:
+            waiting += self._send(UPDATE_KIND, update.to_bytes(), [card], now=now, copies=False)
+        return waiting
 
     def _in_group(self, gid: bytes, what: str) -> GroupRecord:
         """The group a received ``what`` is for, if this node is (or was invited) in it."""
@@ -629,8 +669,8 @@ def _best_branch(
     """The branch every node holding ``known`` picks from ``base``, and its states.
 
     At each version, of the known updates on the state reached that apply,
-    the one with the lowest hash (:func:`~dchat_messaging.lowlevel.update_wins`); so two nodes that know
-    the same updates hold the same state, whatever order they came in.
+    the one with the lowest hash (``update_wins``); so two nodes that know the
+    same updates hold the same state, whatever order they came in.
     """
     states, branch = [base], []
     while True:
@@ -648,3 +688,15 @@ def _best_branch(
             break
         else:
             return states, branch
+
+
+def _next_chain(own: SenderChain | None) -> SenderChain:
+    """Our next sender chain: epoch + 1, or (a first one) a random epoch below 2^31.
+
+    Epochs only grow, so whoever holds our older chains keeps the new one
+    (receivers keep the two highest); the random start is drawn from the new
+    chain's fresh signing key.
+    """
+    fresh = SenderChain.generate(0)
+    fresh.epoch = int.from_bytes(fresh.public[:4], "big") >> 1 if own is None else own.epoch + 1
+    return fresh

@@ -19,7 +19,10 @@ then). The invariants:
 * :class:`GroupEpochs` (at every opened message): a node opens a message
   only if its user was a member in the sender's view when it was sent (a
   removed member opens nothing sent after the sender knew of the removal, a
-  new member nothing sent before the sender knew of its join); and at most once.
+  new member nothing sent before the sender knew of its join); and at most
+  once. To give it teeth, every post is also handed, as if its sender's
+  session had brought it, to every user outside the sender's view (removed,
+  not yet added, never added): what a relay stored, or a member forwarded.
 * :class:`GroupAgreement` (at the end, after healing): every node that holds
   itself a member of a group holds the same state (hash), and that state's
   members are exactly those nodes.
@@ -38,7 +41,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from dchat_core import IdentityId
+from dchat_core import IdentityId, MessageId
 from dchat_messaging import RequestError
 
 from ._simulation import Violation
@@ -58,6 +61,8 @@ __all__ = ("GroupAgreement", "GroupEpochs", "GroupLedger", "GroupNoLoss", "Group
 
 JOIN_DELAY: Final = 0.5
 """Seconds between an invitation reaching a user's app and the user joining."""
+LEAK_DELAY: Final = 0.05
+"""Seconds after a post that every user outside its sender's view is handed it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +227,6 @@ class GroupWorld(MessagingWorld):
     def __init__(self, sim: Simulation, relays: list[RelayNode], users: list[UserNode]) -> None:
         super().__init__(sim, relays, users)
         self.groups = GroupLedger()
-        self._acts = sim.rng("group-workload")
         self._later: dict[str, list[tuple[str, tuple[object, ...], dict[str, object]]]] = {}
         for user in self.users:
             user.group_saved = self.groups.stored
@@ -236,11 +240,11 @@ class GroupWorld(MessagingWorld):
         sim.on("group_update", self._on_group_update)
         sim.on("up", self._on_group_up)
 
-    def act(self, user: UserNode, action: str, *args: object, **kwargs: object) -> object | None:
-        """``user``'s app does ``action``; later if its node is down; None if refused."""
+    def act(self, user: UserNode, action: str, *args: object, **kwargs: object) -> None:
+        """``user``'s app does ``action`` (later if its node is down; a refusal is counted)."""
         if not user.up:
             self._later.setdefault(user.name, []).append((action, args, kwargs))
-            return None
+            return
         view = None
         try:
             if action == "send_text":
@@ -249,17 +253,25 @@ class GroupWorld(MessagingWorld):
         except RequestError as exc:
             self.groups.refused += 1
             user.observe("group_refused", action=action, code=exc.code)
-            return None
+            return
         if action == "create":
             self.groups.groups.append(str(result))
-        what = " ".join(str(a)[:8] for a in args)
-        user.observe("group_act", action=action, args=what, result=str(result)[:16])
+        user.observe("group_act", action=action, args=" ".join(str(a)[:8] for a in args))
         if view is not None:
             members = frozenset(str(IdentityId(i)) for i in view.members)
             sender = str(user.card.identity_id)
             send = GroupSend(str(args[0]), sender, self.sim.now, view.version, members)
             self.groups.sends[str(result)] = send
-        return result
+            # Everyone outside the sender's view is handed the ciphertext too (as a
+            # relay or a member could): none of them may open it.
+            for other in self.users:
+                if str(other.card.identity_id) not in members:
+                    leak = functools.partial(self._leak, other, user, user.group_wires[-1])
+                    self.sim.at(self.sim.now + LEAK_DELAY, leak)
+
+    def _leak(self, to: UserNode, sender: UserNode, wire: bytes) -> None:
+        if to.up:
+            to.group_leak(sender, wire)
 
     def _on_group_update(self, obs: Observation) -> None:
         if obs.data.get("op") == "invited":
@@ -295,7 +307,8 @@ class GroupWorld(MessagingWorld):
         members = [u for u in others if bytes(u.card.identity_id) in state.members]
         outside = [u for u in others if bytes(u.card.identity_id) not in state.members]
         if roll < 0.55:
-            self.act(user, "send_text", gid, f"{user.name} in {gid[:6]} {rng.randbytes(4).hex()}")
+            text, mid = f"{user.name} in {gid[:6]} {rng.randbytes(4).hex()}", rng.randbytes(16)
+            self.act(user, "send_text", gid, text, message_id=MessageId(mid))
         elif roll < 0.75 and outside:
             self.act(user, "invite", gid, rng.choice(outside).name, admin=rng.random() < 0.3)
         elif roll < 0.92 and members:

@@ -59,18 +59,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dchat_core import MessageId, RelayAddress
 from dchat_identity import ContactCard
 from dchat_messaging import (
     BundleRejectedError,
     Content,
+    MessageReceived,
     Outbox,
     RetryPolicy,
     UserMessaging,
 )
-from dchat_messaging.lowlevel import deposits, outbox_id, path_outbox_id
+from dchat_messaging.lowlevel import Accepted, GroupError, deposits, outbox_id, path_outbox_id
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import ReconnectPolicy, RelayClient
 
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
     from dchat_core import NodeId
     from dchat_identity import Identity
     from dchat_messaging import DeviceAddress, MessagingEngine
-    from dchat_messaging.lowlevel import Accepted, GroupRecord, OutboxEntry
+    from dchat_messaging.lowlevel import GroupRecord, OutboxEntry
     from dchat_network.lowlevel import RelayBatch
 
     from ._loop import Timer
@@ -197,6 +198,8 @@ class UserNode(SimNode):
         self._prekeys_checked: dict[str, float] = {}
         self.group_saved: Callable[[GroupRecord], None] | None = None
         """Told every group record the engine stores (the group scenario's ground truth)."""
+        self.group_wires: list[bytes] = []
+        """Every group message (``group.msg`` data) the engine sent, newest last."""
 
     @property
     def card(self) -> ContactCard:
@@ -221,6 +224,14 @@ class UserNode(SimNode):
                 self.group_saved(record)
 
         db.save = saved  # type: ignore[method-assign]
+        groups, send = self.agent.groups, self.agent.groups._send
+
+        def sent(kind: str, data: bytes, *args: Any, **kwargs: Any) -> list[DeviceAddress]:
+            if kind == "group.msg":
+                self.group_wires.append(data)
+            return send(kind, data, *args, **kwargs)
+
+        groups._send = sent  # type: ignore[method-assign]
         engine = self.agent.engines.main()
         assert engine is not None
         return engine
@@ -345,7 +356,7 @@ class UserNode(SimNode):
 
     def _mid(self, entry: OutboxEntry) -> str:
         sent = self.durable.sent.get(entry.message_id)
-        return entry.message_id.hex() if sent is None else sent.mid
+        return "control" if sent is None else sent.mid  # a control's id is random: not traced
 
     def _deposited(
         self, link: DepositLink, batch: list[OutboxEntry], results: list[object]
@@ -456,6 +467,19 @@ class UserNode(SimNode):
         self._pump()
 
     # -- groups -------------------------------------------------------------------
+
+    def group_leak(self, sender: UserNode, wire: bytes) -> None:
+        """An attacker's gift: ``wire``, a group message of ``sender``, handed to our
+        engine as if ``sender``'s session had brought it (whatever our membership)."""
+        device = sender.engine.keys.device_id
+        content = Content.control("group.msg", wire, now_ms=int(self.clock.now() * 1000))
+        event = MessageReceived(content, sender.card.identity_id, device, True)
+        try:
+            with self.durable.store.transaction():
+                updates = self.agent.groups.apply(event, now=self.clock.now())
+        except GroupError:
+            return
+        self._report(Accepted([], [], [], [], updates))
 
     def group_act(self, action: str, *args: object, **kwargs: object) -> object:
         """The app calls ``agent.groups.<action>(*args)`` (``create``, ``invite``, ``join``,
