@@ -440,20 +440,18 @@ class Groups:
                 known = self.db.record(new.group_id)
                 if known is None or update in known.history()[1]:
                     return events
-            newer = update is not None and new.version > known.state.version
-            if known.status != "invited" or not newer:
-                return []
+            if known.status != "invited" or new.version <= known.state.version:
+                # It may fit once we learn more (our removal, then this re-add): wait.
+                raise GroupError("not_member", "an invitation beside the branch this node holds")
         status = "active" if sender == me else "invited"
         if known is not None:  # members dropped our old membership: a new chain for all
             keys = self.db.keys(new.group_id)
             keys.own, keys.shared = _next_chain(keys.own), set()
             self.db.save_keys(new.group_id, keys)
-        record = GroupRecord(
-            new, status, state if update else None, update, held=known.held if known else []
-        )
+        record = GroupRecord(new, status, state if update else None, update)
         self.db.save(record)
         self.waiting += self._share_keys(record, now=now)
-        return [
+        events = [
             self._event(
                 "group_update",
                 new.group_id,
@@ -464,6 +462,10 @@ class Groups:
                 title=new.title,
             )
         ]
+        for held in known.held if known else []:  # updates that came before the invitation
+            with contextlib.suppress(GroupError):
+                events += self._receive_update(GroupUpdate.from_bytes(held), now)
+        return events
 
     def _receive_update(self, update: GroupUpdate, now: float) -> list[ConversationUpdate]:
         """Add ``update`` to what we know of the group; follow the branch that wins.
