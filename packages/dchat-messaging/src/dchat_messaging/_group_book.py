@@ -437,9 +437,9 @@ class Groups:
                 return []
             with contextlib.suppress(GroupError):  # the add of us: an update we may connect
                 events = self._receive_update(update, now)
-                known = self.db.record(new.group_id)
-                if known is None or update in known.history()[1]:
+                if update in (self.db.record(new.group_id) or known).history()[1]:
                     return events
+            known = self.db.record(new.group_id) or known
             if known.status != "invited" or new.version <= known.state.version:
                 # It may fit once we learn more (our removal, then this re-add): wait.
                 raise GroupError("not_member", "an invitation beside the branch this node holds")
