@@ -89,6 +89,8 @@ class GroupState:
     title: str
     members: dict[bytes, Member]
     settings: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    _encoded: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
+    """:meth:`to_bytes`, once computed (a state never changes: updates make new ones)."""
 
     @classmethod
     def create(cls, group_id: bytes, title: str, creator: ContactCard) -> GroupState:
@@ -108,13 +110,15 @@ class GroupState:
         return member.role == ADMIN or self.settings.get(action, ADMIN) == MEMBER
 
     def to_bytes(self) -> bytes:
-        return canonical_encode(
-            {
-                "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
-                "m": [[i, m.role, m.card.to_bytes()] for i, m in sorted(self.members.items())],
-                "s": dict(self.settings),
-            }
-        )  # fmt: skip
+        if not self._encoded:
+            self._encoded.append(canonical_encode(
+                {
+                    "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
+                    "m": [[i, m.role, m.card.to_bytes()] for i, m in sorted(self.members.items())],
+                    "s": dict(self.settings),
+                }
+            ))  # fmt: skip
+        return self._encoded[0]
 
     def hash(self) -> bytes:
         """What update ``version + 1`` signs over."""
