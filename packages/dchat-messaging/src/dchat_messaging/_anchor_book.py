@@ -190,7 +190,7 @@ class AnchorBook:
         self.missing.update(lost)
         while len(self.missing) > MAX_MISSING:
             self.missing.discard(min(self.missing, key=lambda x: x[2]))
-        detail = {"by": m.sender.hex(), "device": m.device.hex(), "missing": [q for *_, q in lost]}
+        detail = {"sender": m.sender.hex(), "device": m.device.hex(), "missing": [q for *_, q in lost]}
         return [Finding("gap", detail)]
 
     def _fork(self, who: bytes, why: str, a: bytes, b: bytes, now_ms: int) -> Finding:
@@ -218,7 +218,7 @@ class AnchorBook:
         known = {(e["k"], _digest(e["a"]), _digest(e["b"])) for e in self.evidence}
         if (kind, _digest(a), _digest(b)) not in known:
             self.evidence = [*self.evidence, evidence][-MAX_EVIDENCE:]
-        detail = {"kind": kind, "accused": who.hex(), "why": why}
+        detail = {"evidence": kind, "accused": who.hex(), "why": why}
         return Finding("equivocation", detail, evidence, tell)
 
     def _batch_with(self, h: bytes) -> bytes:
@@ -325,5 +325,5 @@ class AnchorBook:
             del self.listed[next(iter(self.listed))]
         listed = {e.hash for e in batch.entries}
         self.pending = [h for h in self.pending if h not in listed]
-        detail = {"first": batch.first, "last": batch.last, "by": batch.by.hex()}
+        detail = {"first": batch.first, "last": batch.last, "sequencer": batch.by.hex()}
         return [*findings, Finding("anchored", detail)]
