@@ -173,7 +173,9 @@ class Group:
             for gid, channel, first in anchors.checks():
                 value = self.chain.verified(order_key(channel, first))
                 record = None if value is None else decode_order_record(value)
-                chain = None if record is None else (record.last, record.root, record.by, record.height)
+                chain = (
+                    None if record is None else (record.last, record.root, record.by, record.height)
+                )
                 anchors.settle(gid, channel, first, chain, now=now)
         pump(self.nodes)
 
@@ -207,8 +209,12 @@ def test_an_honest_batch_anchors_every_message_on_every_member(honest: Group) ->
         assert sorted(str(r["text"]) for r in rows) == ["one", "three", "two"]
         assert {r["anchored"] for r in rows} == {0, 1, 2}, node.card.name
         view = honest.show(node)
-        assert view["enabled"] and view["anchored"] == 3 and view["equivocations"] == []
-        assert view["next"] == 3 and view["pending"] == 0 and view["unverified"] == 0
+        assert view["enabled"]
+        assert view["anchored"] == 3
+        assert view["equivocations"] == []
+        assert view["next"] == 3
+        assert view["pending"] == 0
+        assert view["unverified"] == 0
         assert "group_anchored" in [k for k, _, _ in node.store.events]
     orders = [[r["text"] for r in sorted(n.agent.groups.history(honest.gid),
                key=lambda r: r["anchored"])] for n in honest.nodes]  # fmt: skip

@@ -190,7 +190,8 @@ class AnchorBook:
         self.missing.update(lost)
         while len(self.missing) > MAX_MISSING:
             self.missing.discard(min(self.missing, key=lambda x: x[2]))
-        detail = {"sender": m.sender.hex(), "device": m.device.hex(), "missing": [q for *_, q in lost]}
+        missing = [q for *_, q in lost]
+        detail = {"sender": m.sender.hex(), "device": m.device.hex(), "missing": missing}
         return [Finding("gap", detail)]
 
     def _fork(self, who: bytes, why: str, a: bytes, b: bytes, now_ms: int) -> Finding:
