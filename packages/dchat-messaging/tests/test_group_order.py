@@ -139,6 +139,20 @@ def test_any_list_round_trips(items: list[tuple[int, bytes]]) -> None:
     assert OrderBatch.from_bytes(batch.to_bytes()) == batch
 
 
+def test_a_full_list_fits_one_control_and_round_trips() -> None:
+    batch = _batch([OrderEntry(S, D, q, _h(q % 256) if q < 256 else _h(0)[:31] + b"x")
+                    for q in range(1, MAX_BATCH + 1)])  # fmt: skip
+    assert len(batch.to_bytes()) < 48_000
+    assert OrderBatch.from_bytes(batch.to_bytes()) == batch
+
+
+def test_the_root_known_answer() -> None:
+    entry = OrderEntry(b"s" * 32, b"d" * 32, 1, hashlib.sha256(b"\x01").digest())
+    assert order_root([entry]).hex() == (
+        "a92e08a2d35601ad7ce76e553e551a0f2cfe090fbe7ab6664dbfa913eddd17af"
+    )
+
+
 def test_evidence_round_trips_and_refuses_unknown_kinds() -> None:
     evidence = Evidence(G, "fork", b"wire")
     assert decode_evidence(encode_evidence(evidence)) == evidence

@@ -71,7 +71,7 @@ _INFO: Final = b"dchat-group-ord-v1"
 _CHANNEL_DOMAIN: Final = b"dchat-channel-v1\x00"  # the chat chain's channel id (protocol.md §12)
 _BATCH: Final = frozenset({"v", "g", "ch", "f", "e", "by", "sig"})
 _EVIDENCE: Final = frozenset({"v", "g", "k", "a"})
-_LIMITS: Final = DecodeLimits(max_size=48_000, max_depth=4, max_items=4 * MAX_BATCH + 16)
+_LIMITS: Final = DecodeLimits(max_size=48_000, max_depth=4, max_items=6 * MAX_BATCH + 32)
 _MAX_SEQ: Final = 2**53
 EVIDENCE_KINDS: Final = frozenset({"fork", "order"})
 

@@ -54,8 +54,14 @@ from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
 from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
+from ._group_anchors import AnchorJob as AnchorJob
+from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
+from ._group_order import OrderBatch as OrderBatch
+from ._group_order import OrderEntry as OrderEntry
+from ._group_order import order_channel as order_channel
+from ._group_order import order_root as order_root
 from ._group_store import GroupKeys as GroupKeys
 from ._group_store import GroupRecord as GroupRecord
 from ._groups import MAX_MEMBERS as MAX_MEMBERS
@@ -102,6 +108,7 @@ __all__ = (
     "ATTACHMENT_KEY",
     "ATTACHMENT_KINDS",
     "Accepted",
+    "AnchorJob",
     "AttachmentBook",
     "AttachmentEntry",
     "CONVERSATION_KINDS",
@@ -117,6 +124,7 @@ __all__ = (
     "Edit",
     "Expired",
     "GROUP_KINDS",
+    "GroupAnchors",
     "GroupCiphertext",
     "GroupError",
     "GroupKeys",
@@ -140,6 +148,8 @@ __all__ = (
     "MessageEntry",
     "MessageSearch",
     "Notice",
+    "OrderBatch",
+    "OrderEntry",
     "OutboxEntry",
     "PUT_TOKEN_KIND",
     "PaymentEntry",
@@ -169,6 +179,8 @@ __all__ = (
     "encode_distribution",
     "envelope_digest",
     "message_hash",
+    "order_channel",
+    "order_root",
     "outbox_id",
     "path_outbox_id",
     "payment_ref",
