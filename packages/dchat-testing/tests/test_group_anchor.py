@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -37,12 +37,10 @@ from dchat_chain.lowlevel import (
 from dchat_core import canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
 from dchat_messaging._group_book import MESSAGE_KIND
-from dchat_messaging._group_order import order_channel
+from dchat_messaging._group_order import Evidence, OrderBatch, encode_evidence, order_channel
 from dchat_messaging._sender_keys import SenderChain, message_hash
+from dchat_messaging.lowlevel import GroupError
 from dchat_testing import AGENT_T0, AgentNode
-
-if TYPE_CHECKING:
-    from dchat_messaging._group_order import OrderBatch
 
 T0 = AGENT_T0
 BLS = [BlsSecretKey.from_seed(bytes([60 + i]) * 32) for i in range(4)]
@@ -308,3 +306,30 @@ def test_a_sequencer_showing_two_lists_is_caught_on_both_members_against_the_cha
     carol_view = group.show(carol)["equivocations"][0]
     assert carol_view["chain"]["root"] == batch.root().hex()  # the chain's root beside the list
     assert [r.get("anchored") for r in bob.agent.groups.history(group.gid)] == [0, 1]
+
+
+def test_forged_lists_and_evidence_are_refused_and_change_nothing(honest: Group) -> None:
+    alice, bob, carol = honest.nodes
+    anchors = bob.agent.groups.anchors
+    [raw] = anchors.book(bytes.fromhex(honest.gid)).batches
+    batch = OrderBatch.from_bytes(raw)
+    alice_id, carol_id = (bytes(n.identity.identity_id) for n in (alice, carol))
+    before = honest.show(bob)
+    tampered = replace(batch, first=batch.first + 3)  # alice's signature, another range
+    by_member = replace(batch, by=carol_id).signed(carol.identity.signing_key)
+    elsewhere = replace(batch, channel=bytes(32)).signed(alice.identity.signing_key)
+    cases = [
+        (alice_id, tampered.to_bytes(), "bad_signature"),
+        (carol_id, by_member.to_bytes(), "not_allowed"),  # carol is no admin
+        (alice_id, elsewhere.to_bytes(), "malformed"),  # not the group's channel
+        (carol_id, raw, "malformed"),  # relayed by someone else than its sequencer
+        (alice_id, raw[:-5], "malformed"),
+    ]
+    for sender, data, code in cases:
+        with pytest.raises(GroupError) as refused:
+            anchors.receive_order(sender, data, T0 + 30)
+        assert refused.value.code == code
+    forged_fork = encode_evidence(Evidence(bytes.fromhex(honest.gid), "fork", raw))
+    with pytest.raises(GroupError):
+        anchors.receive_evidence(carol_id, forged_fork, T0 + 30)
+    assert honest.show(bob) == before

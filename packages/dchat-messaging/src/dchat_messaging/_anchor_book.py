@@ -23,7 +23,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_core import DecodeLimits, Fields, canonical_decode, canonical_encode
+from dchat_core import DecodeLimits, Fields, IdentityId, canonical_decode, canonical_encode
 
 from ._group_order import OrderBatch, OrderEntry
 
@@ -191,7 +191,7 @@ class AnchorBook:
         while len(self.missing) > MAX_MISSING:
             self.missing.discard(min(self.missing, key=lambda x: x[2]))
         missing = [q for *_, q in lost]
-        detail = {"sender": m.sender.hex(), "device": m.device.hex(), "missing": missing}
+        detail = {"sender": str(IdentityId(m.sender)), "device": m.device.hex(), "missing": missing}
         return [Finding("gap", detail)]
 
     def _fork(self, who: bytes, why: str, a: bytes, b: bytes, now_ms: int) -> Finding:
@@ -219,7 +219,7 @@ class AnchorBook:
         known = {(e["k"], _digest(e["a"]), _digest(e["b"])) for e in self.evidence}
         if (kind, _digest(a), _digest(b)) not in known:
             self.evidence = [*self.evidence, evidence][-MAX_EVIDENCE:]
-        detail = {"evidence": kind, "accused": who.hex(), "why": why}
+        detail = {"evidence": kind, "accused": str(IdentityId(who)), "why": why}
         return Finding("equivocation", detail, evidence, tell)
 
     def _batch_with(self, h: bytes) -> bytes:
@@ -326,5 +326,5 @@ class AnchorBook:
             del self.listed[next(iter(self.listed))]
         listed = {e.hash for e in batch.entries}
         self.pending = [h for h in self.pending if h not in listed]
-        detail = {"first": batch.first, "last": batch.last, "sequencer": batch.by.hex()}
+        detail = {"first": batch.first, "last": batch.last, "sequencer": str(IdentityId(batch.by))}
         return [*findings, Finding("anchored", detail)]
