@@ -153,6 +153,7 @@ def test_a_payment_naming_another_account_is_refused_without_a_proof(
     alice, bob = pair
     intent = intend(alice)
     wrong = replace(intent, payment=replace(intent.payment, payee=b"\x03" * 32))
+    alice.agent.payments.intend(wrong)
     alice.agent.converse.send_payment(wrong, 7, now=T0)
     deliver_mail(alice, bob)
     with pytest.raises(PaymentRefusedError) as refused:
@@ -166,6 +167,7 @@ def test_a_replayed_payment_message_is_refused(pair: tuple[AgentNode, AgentNode]
     mid = intent.message_id
     bob.agent.settle_payment(mid, proven(alice, bob), 7, now=T0)
     # The same message again (a re-send): stored once, still verified.
+    alice.agent.payments.intend(intent)
     alice.agent.converse.send_payment(intent, 7, now=T0)
     deliver_mail(alice, bob)
     assert entry(bob, mid).state == "verified"
@@ -173,10 +175,25 @@ def test_a_replayed_payment_message_is_refused(pair: tuple[AgentNode, AgentNode]
     assert bob.store.delete_message(bytes(mid))
     bob.agent.payments.forget(bytes(mid))
     assert bob.agent.payments.get(bytes(mid)) is None
+    alice.agent.payments.intend(intent)
     alice.agent.converse.send_payment(intent, 7, now=T0)
     deliver_mail(alice, bob)
     assert (entry(bob, mid).state, entry(bob, mid).code) == ("refused", "replayed")
     assert bob.agent.payments.pending() == []
+
+
+def test_a_payment_message_is_sent_once_when_two_tasks_finish_it(
+    pair: tuple[AgentNode, AgentNode],
+) -> None:
+    """The request that paid and the resumption task may both finish one intent."""
+    alice, bob = pair
+    intent = intend(alice)
+    mid, first = alice.agent.converse.send_payment(intent, 7, now=T0)
+    again, second = alice.agent.converse.send_payment(intent, 7, now=T0)
+    assert (again, first != [], second) == (mid, True, [])
+    assert alice.agent.payments.intents() == []
+    deliver_mail(alice, bob)
+    assert entry(bob, mid).state == "pending"
 
 
 def test_a_payment_message_deleted_for_everyone_takes_its_record_along(

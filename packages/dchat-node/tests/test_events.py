@@ -23,6 +23,7 @@ import trio
 
 from dchat_node import NodeProcess
 from dchat_node.cli._watch import describe
+from dchat_node.user._attachments import AttachmentService
 from dchat_sdk import ApiError, AsyncRemoteClient, Event, RemoteClient
 from dchat_storage import LifecyclePolicy, open_database
 from dchat_testing.pytest_plugin import PASSPHRASE
@@ -362,3 +363,31 @@ def test_dchat_watch_describes_group_events() -> None:
     assert describe(posted).endswith(f"[group {'ab' * 6}] dcid1bob: hi all")
     changed = Event(11, "group_update", {**data, "op": "invited", "version": 3})
     assert describe(changed).endswith("dcid1bob: invited (v3)")
+
+
+async def test_an_expiry_wakes_the_event_followers() -> None:
+    """Expiry logs ``expired`` events from a background task: followers are woken at once."""
+    woken: list[float] = []
+
+    class Keeper:
+        expired_total = expiry_failures = 0
+
+        def expire(self, now: float) -> list[tuple[str, bytes]]:
+            self.expired_total += 1 if now >= 0 else 0  # one text gone each second
+            return []
+
+    class User:
+        def now(self) -> float:
+            return trio.current_time()
+
+        async def run(self, step: Callable[..., object], *args: object) -> object:
+            return step(*args)
+
+        def events_logged(self) -> None:
+            woken.append(trio.current_time())
+
+    service = AttachmentService.__new__(AttachmentService)
+    service._user, service.keeper = User(), Keeper()  # type: ignore[assignment]
+    with trio.move_on_after(1.5):
+        await service.run_expiry()
+    assert len(woken) == 2

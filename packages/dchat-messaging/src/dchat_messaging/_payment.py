@@ -440,6 +440,8 @@ class Payments:
         Its reference stays seen, so the same payment message coming again is
         refused ``replayed`` rather than verified a second time.
         """
+        if self._store.get_state(PAY_KEY + message_id.hex()) is None:
+            return  # not a payment message (the usual case): nothing to drop
         with self._store.transaction():
             self._store.delete_state(PAY_KEY + message_id.hex())
             pending = self._pending()
@@ -474,12 +476,19 @@ class Payments:
                 found.append(PaymentIntent.from_bytes(data))
         return found
 
-    def drop_intent(self, message_id: MessageId) -> None:
-        """Forget an intent (its message is sent in this transaction, or the transfer failed)."""
+    def drop_intent(self, message_id: MessageId) -> bool:
+        """Forget an intent (its message is sent in this transaction, or the transfer failed).
+
+        Returns whether it was held (``False``: already sent or dropped).
+        """
         with self._store.transaction():
+            index = self._intent_ids()
+            if bytes(message_id) not in index:
+                return False
             self._store.delete_state(INTENT_KEY + bytes(message_id).hex())
-            rest = [m for m in self._intent_ids() if m != bytes(message_id)]
+            rest = [m for m in index if m != bytes(message_id)]
             self._store.put_state(INTENT_KEY + "all", canonical_encode(rest))
+            return True
 
 
 def check_payment(

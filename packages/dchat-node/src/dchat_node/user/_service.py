@@ -184,6 +184,11 @@ class UserService(MailDelivery):
         """Call ``hook()`` after an event other than a message's is committed to the log."""
         self._event_hooks.append(hook)
 
+    def events_logged(self) -> None:
+        """Tell the event followers that a background task committed events."""
+        for hook in self._event_hooks:
+            hook()
+
     def on_document_learned(self, hook: Callable[[IdentityId, bytes], Awaitable[None]]) -> None:
         """Call ``hook(sender, document)`` for a document a device's first message carried."""
         self._learned_hooks.append(hook)
