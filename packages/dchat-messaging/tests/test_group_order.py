@@ -190,6 +190,14 @@ def test_two_messages_for_one_number_are_a_fork_with_both_signed_wires() -> None
     assert len(book.evidence) == 1
 
 
+def test_the_sequencer_never_lists_both_versions_of_a_fork() -> None:
+    book = AnchorBook()
+    (h1, m1), _ = _chain(2)
+    book.note(h1, m1, 0)
+    book.note(*_held(1, bytes(32), b"other"), 0)
+    assert [e.hash for e in book.due(10_000, 64, 1)] == [h1]
+
+
 def test_a_previous_hash_that_does_not_match_is_a_fork() -> None:
     book = AnchorBook()
     (h1, m1), _ = _chain(2)

@@ -144,12 +144,13 @@ class AnchorBook:
         slot = (held.sender, held.device, held.seq)
         if h in self.held:
             return []
+        taken = self.slot_hash(slot) is not None or self.listed_at(slot) is not None
         findings = self.conflicts(h, held, now_ms)
         findings += self._gaps(held)
         self.held[h] = held
         while len(self.held) > MAX_TRACKED:
             del self.held[next(iter(self.held))]
-        if h not in self.listed:
+        if h not in self.listed and not taken:  # a fork's second version is never sequenced
             if not self.pending:
                 self.pending_since = now_ms
             self.pending.append(h)
@@ -236,12 +237,12 @@ class AnchorBook:
             return []  # one batch in flight at a time: ranges are consecutive on the chain
         if len(self.pending) < count and now_ms - self.pending_since < interval_ms:
             return []
-        entries = []
+        entries: dict[Slot, OrderEntry] = {}
         for h in self.pending[: min(count, 256)]:
             m = self.held.get(h)
-            if m is not None:
-                entries.append(OrderEntry(m.sender, m.device, m.seq, h))
-        return entries
+            if m is not None and (m.sender, m.device, m.seq) not in entries:
+                entries[m.sender, m.device, m.seq] = OrderEntry(m.sender, m.device, m.seq, h)
+        return list(entries.values())
 
     def hold(self, batch: OrderBatch) -> None:
         """Our own batch, before the chain has it: what it lists is no longer pending."""
