@@ -2,8 +2,8 @@
 
 Alice creates a group with ``dchat group create --anchored``; her node (the
 sequencer) registers her identity on the chain, creates the group's channel
-and commits each batch's Merkle root with ``commit_order``, paying the chat
-chain's fee from her key's account (funded here by a transfer); bob's node checks
+and commits each batch's Merkle root with ``commit_order`` (channel
+transactions are paid by the identity's registration work, not fees); bob's node checks
 every list against the chain through its light client. Both show every
 message anchored, in one order, with no equivocation.
 """
@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from dchat_chain.lowlevel import NetPlan
 from dchat_crypto import KdfParams
-from dchat_identity import ContactCard
 from dchat_node.cli import app
 from dchat_node.cli._testnet import init_testnet
 from dchat_testing import running_validators
@@ -36,24 +35,14 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def chat_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A four-validator chat chain (cheap work for identities), one funded account."""
+    """A four-validator chat chain (cheap work for identities); its data directory."""
     out = tmp_path_factory.mktemp("anchor") / "chain"
-    plan = NetPlan(validators=4, accounts=1, chain="chat", pow_bits=4, handle_pow_bits=4)
+    plan = NetPlan(validators=4, accounts=0, chain="chat", pow_bits=4, handle_pow_bits=4)
     summary = init_testnet(
         out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.2
     )
-    (out / "passphrase").write_text(PASSPHRASE + "\n")
     with running_validators(out, summary, PASSPHRASE, timeout=90.0):
         yield out / "validator-0"
-
-
-def _fund(chain: Path, key: str) -> None:
-    """Chat-chain fees for ``key`` (the sequencer pays ``min_fee`` per channel transaction)."""
-    wallet = chain.parent / "wallets" / "account-0.wallet"
-    args = ["wallet", "transfer", "--node", str(chain), "--passphrase-file"]
-    args += [str(chain.parent / "passphrase"), "--wallet", str(wallet), key, "1000"]
-    result = runner.invoke(app, args, env={"DCHAT_LIGHT_DIR": str(chain.parent / "light")})
-    assert result.exit_code == 0, result.output
 
 
 def _user(
@@ -84,7 +73,6 @@ def test_an_anchored_group_commits_and_checks_its_order_on_the_chain(
     alice = _user(make_user, tmp_path, "alice", chat_node)
     bob = _user(make_user, tmp_path, "bob", chat_node)
     with alice.client() as a, bob.client() as b:
-        _fund(chat_node, ContactCard.from_text(a.card()).identity_key.to_bytes().hex())
         a.add_contact("bob", b.card())
         b.add_contact("alice", a.card())
         gid = _dchat(alice, "group", "create", "team", "--anchored").strip()

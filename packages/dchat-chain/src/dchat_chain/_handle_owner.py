@@ -66,9 +66,8 @@ class HandleOwner:
         return self._registration(nonce, document)
 
     def transaction(self, nonce: int, kind: str, body: dict[str, Any]) -> Transaction:
-        """Any other chat-chain transaction of this identity (e.g. a channel's), paying the
-        chain's ``min_fee`` from the key's fee account."""
-        return self._tx(nonce, kind, body, fee=int(self._params.get("min_fee", 0)))
+        """A fee-free chat-chain transaction of this identity (e.g. a group channel's)."""
+        return self._tx(nonce, kind, body)
 
     def _registration(self, nonce: int, document: bytes) -> Transaction:
         work = solve_pow(self.chain_id, self.public_key, self._params["pow_bits"])
