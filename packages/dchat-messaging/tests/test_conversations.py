@@ -708,7 +708,7 @@ def test_hostile_searches_are_refused_with_a_typed_error(
     assert _texts(alice, "ok") == ["ok"]  # nothing lost
 
 
-def test_the_memory_store_searches_like_the_database(pair: tuple[Node, Node]) -> None:
+def test_the_memory_store_search_follows_edits(pair: tuple[Node, Node]) -> None:
     alice, bob = pair
     mid = alice.send("bob", "tea at five")
     deliver(alice, bob)

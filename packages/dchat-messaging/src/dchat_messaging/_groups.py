@@ -94,6 +94,8 @@ class GroupState:
     settings: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     anchor: bytes | None = None
     """The identity owning the group's chat-chain channel, if its order is anchored."""
+    _encoded: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
+    """:meth:`to_bytes`, once computed (a state never changes: updates make new ones)."""
 
     @classmethod
     def create(cls, group_id: bytes, title: str, creator: ContactCard) -> GroupState:
@@ -121,14 +123,16 @@ class GroupState:
         return member.role == ADMIN or self.settings.get(action, ADMIN) == MEMBER
 
     def to_bytes(self) -> bytes:
-        value: dict[str, object] = {
-            "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
-            "m": [[i, m.role, m.card.to_bytes()] for i, m in sorted(self.members.items())],
-            "s": dict(self.settings),
-        }  # fmt: skip
-        if self.anchor is not None:
-            value["a"] = self.anchor
-        return canonical_encode(value)
+        if not self._encoded:
+            value: dict[str, object] = {
+                "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
+                "m": [[i, m.role, m.card.to_bytes()] for i, m in sorted(self.members.items())],
+                "s": dict(self.settings),
+            }  # fmt: skip
+            if self.anchor is not None:
+                value["a"] = self.anchor
+            self._encoded.append(canonical_encode(value))
+        return self._encoded[0]
 
     def hash(self) -> bytes:
         """What update ``version + 1`` signs over."""

@@ -15,7 +15,7 @@ kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
 message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
 payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
-:func:`check_payment`) and the
+:func:`check_payment`, :data:`GIVE_UP_AFTER`) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -26,6 +26,8 @@ from ._attachment import ATTACHMENT_KEY as ATTACHMENT_KEY
 from ._attachment import ATTACHMENT_KINDS as ATTACHMENT_KINDS
 from ._attachment import AttachmentBook as AttachmentBook
 from ._attachment import AttachmentEntry as AttachmentEntry
+from ._channel_book import Channels as Channels
+from ._channel_wire import ChannelLink as ChannelLink
 from ._contacts import ContactBook as ContactBook
 from ._contacts import ContactEntry as ContactEntry
 from ._contacts import ContactStore as ContactStore
@@ -52,6 +54,7 @@ from ._disappear import Expired as Expired
 from ._engine import outbox_id as outbox_id
 from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
+from ._errors import ChannelError as ChannelError
 from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
 from ._group_anchors import AnchorJob as AnchorJob
@@ -78,6 +81,7 @@ from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
 from ._outbox import relay_deposits as relay_deposits
+from ._payment import GIVE_UP_AFTER as GIVE_UP_AFTER
 from ._payment import PaymentEntry as PaymentEntry
 from ._payment import PaymentIntent as PaymentIntent
 from ._payment import Payments as Payments
@@ -112,6 +116,9 @@ __all__ = (
     "AttachmentBook",
     "AttachmentEntry",
     "CONVERSATION_KINDS",
+    "ChannelError",
+    "ChannelLink",
+    "Channels",
     "ContactBook",
     "ContactEntry",
     "ContactStore",
@@ -123,6 +130,7 @@ __all__ = (
     "Duplicate",
     "Edit",
     "Expired",
+    "GIVE_UP_AFTER",
     "GROUP_KINDS",
     "GroupAnchors",
     "GroupCiphertext",

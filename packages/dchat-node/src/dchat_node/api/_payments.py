@@ -39,7 +39,7 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import decode_payment_record, genesis_anchor, payment_key
+from dchat_chain.lowlevel import decode_payment_record, payment_key
 from dchat_core import DchatError, MessageId
 from dchat_messaging import PaymentRefusedError, ProvenPayment
 from dchat_messaging.lowlevel import PaymentIntent, payment_ref
@@ -64,8 +64,6 @@ log = logging.getLogger("dchat.payments")
 
 VERIFY_EVERY: Final = 2.0
 """Seconds between rounds over the payments still pending."""
-GIVE_UP_AFTER: Final = 120.0
-"""A payment still unproven this long after this node first tried is refused ``not_found``."""
 
 
 class PayBody(BaseModel):
@@ -90,7 +88,6 @@ class PaymentDesk:
         )
         self._sending = trio.Lock()  # one transfer's nonce at a time
         self._wake = trio.Event()
-        self._first_try: dict[bytes, float] = {}
 
     @property
     def _user(self) -> UserService:
@@ -101,7 +98,7 @@ class PaymentDesk:
     async def pay(self, body: PayBody) -> dict[str, Any]:
         """``POST /v1/payments``."""
         u = self._user
-        chain_id = genesis_anchor(self._chain.genesis())[0]
+        chain_id = self._chain.chain_id()
         mid = MessageId.random()
         card, payment = await u.run(
             u.agent.converse.plan_payment, body.to, body.amount, body.note,
@@ -182,18 +179,15 @@ class PaymentDesk:
         if value is not None:
             record = decode_payment_record(value)
             proven = ProvenPayment(record.sender, record.recipient, record.amount)
-        first = self._first_try.setdefault(bytes(mid), now)
-        chain_id = genesis_anchor(self._chain.genesis())[0]
+        chain_id = self._chain.chain_id()
         try:
             settled = await u.run(
-                u.agent.settle_payment, mid, proven, height, now=now,
-                give_up=now - first > GIVE_UP_AFTER, chain_id=chain_id,
+                u.agent.settle_payment, mid, proven, height, now=now, chain_id=chain_id
             )  # fmt: skip
         except PaymentRefusedError as exc:
             log.warning("payment %s refused: %s", mid, exc.code)
             settled = None
         if settled is None or settled.state != "pending":
-            self._first_try.pop(bytes(mid), None)
             u.events_logged()  # the verdict's ``payment`` event
 
     async def _round(self) -> None:

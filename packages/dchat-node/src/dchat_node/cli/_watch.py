@@ -56,6 +56,9 @@ def describe(event: Event) -> str:
     if event.kind in _ANCHOR:  # anchored groups: the chain's order, gaps, equivocation
         d = event.data
         return f"{clock} [group {str(d.get('group'))[:12]}] {_ANCHOR[event.kind](d)}"
+    if event.kind == "channel_post":
+        d = event.data
+        return f"{clock} [channel {str(d.get('channel'))[:12]}] #{d.get('q')}: {d.get('text')}"
     if event.kind in _CONVERSATION:  # receipts, edits, deletes, reactions, typing
         d = event.data
         what = _CONVERSATION[event.kind](d)

@@ -189,6 +189,12 @@ class UserService(MailDelivery):
         for hook in self._event_hooks:
             hook()
 
+    async def logged(self, step: Callable[..., _T], *a: Any, **k: Any) -> _T:
+        """Run ``step`` in the database worker, then :meth:`events_logged` (it logged events)."""
+        result = await self.run(functools.partial(step, *a, **k))
+        self.events_logged()
+        return result
+
     def on_document_learned(self, hook: Callable[[IdentityId, bytes], Awaitable[None]]) -> None:
         """Call ``hook(sender, document)`` for a document a device's first message carried."""
         self._learned_hooks.append(hook)
