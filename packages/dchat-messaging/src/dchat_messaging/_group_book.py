@@ -8,12 +8,13 @@ inside the caller's store transaction, ``now`` passed in. Received controls
 that came before what they need (the invitation, the sender key, an earlier
 update) wait, and are tried again after each change.
 
-Four control kinds travel over the pairwise sessions: ``group.inv`` (an
+Six control kinds travel over the pairwise sessions: ``group.inv`` (an
 invitation: the state before the ``add`` and the signed ``add``; from our own
 device, a new group's state alone), ``group.upd`` (a signed update),
 ``group.key`` (a device's sender chain, :func:`encode_distribution`) and
 ``group.msg`` (a sender-key ciphertext, :class:`GroupCiphertext`, encrypted
-once and sent to every member device).
+once and sent to every member device); for anchored groups, ``group.ord``
+and ``group.evi`` (:mod:`._group_anchors`).
 
 After every change of a group we are active in, :meth:`Groups._share_keys`
 reconciles: if a member who held our chain is gone, a new chain (epoch) is
@@ -43,6 +44,7 @@ from dchat_identity import ContactCard, InvalidCardError
 from ._content import MAX_TEXT, Content
 from ._conversations import ConversationUpdate
 from ._errors import ContentError, GroupError, RequestError
+from ._group_anchors import EVIDENCE_KIND, ORDER_KIND, GroupAnchors
 from ._group_store import GroupRecord, GroupStore, invitation, read_invitation, read_plaintext
 from ._groups import ADMIN, MEMBER, GroupState, GroupUpdate, apply_update
 from ._sender_keys import (
@@ -68,7 +70,9 @@ INVITE_KIND: Final = "group.inv"
 UPDATE_KIND: Final = "group.upd"
 KEY_KIND: Final = "group.key"
 MESSAGE_KIND: Final = "group.msg"
-GROUP_KINDS: Final = frozenset({INVITE_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND})
+GROUP_KINDS: Final = frozenset(
+    {INVITE_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND, ORDER_KIND, EVIDENCE_KIND}
+)
 MAX_HELD: Final = 64
 """Updates a node knows but has not applied (ahead of its state, or on another branch)."""
 MAX_CHAIN: Final = 32
@@ -92,12 +96,22 @@ class Groups:
         self.waiting: list[DeviceAddress] = []
         """Devices waiting for a bundle since a received control made us send."""
         self._sent = False
+        self.store = store
         self.db = GroupStore(store)
         """The groups' stored state."""
+        self.anchors = GroupAnchors(self)
+        """Anchored order (chat chain) of the groups that ask for it."""
 
     def history(self, ref: str, limit: int = 100) -> list[dict[str, object]]:
-        """The newest ``limit`` messages of a group, oldest first."""
-        return self.db.history(self.find(ref).state.group_id, limit)
+        """The newest ``limit`` messages of a group, oldest first (``anchored``: its order
+        number on the chain, for anchored groups; None until anchored)."""
+        record = self.find(ref)
+        rows = self.db.history(record.state.group_id, limit)
+        if record.state.anchor is not None:
+            marks = self.anchors.marks(record.state.group_id)
+            for row in rows:
+                row["anchored"] = marks.get(str(row.get("hash", "")))
+        return rows
 
     # -- who we are -----------------------------------------------------------------
 
@@ -106,6 +120,35 @@ class Groups:
         if engine is None or engine.keys.card is None:
             raise RequestError("no_identity", "this node has no identity yet: run `dchat init`")
         return bytes(engine.keys.identity), engine
+
+    def identity(self) -> bytes:
+        """Our identity id (raises ``no_identity``)."""
+        return self._me()[0]
+
+    def signer_id(self) -> bytes | None:
+        """Our identity id if this is the identity's own (primary) node, else None."""
+        identity = self._engines.primary_identity
+        return None if identity is None else bytes(identity.identity_id)
+
+    def signer(self) -> tuple[bytes, Identity, ContactCard]:
+        """Our identity id, identity and card (the identity's own node only)."""
+        return self._signer()
+
+    def send(
+        self, kind: str, data: bytes, to: list[ContactCard], *, now: float
+    ) -> list[DeviceAddress]:
+        """One group control to every device of ``to`` and our other devices."""
+        return self._send(kind, data, to, now=now)
+
+    def event(
+        self, kind: str, gid: bytes, by: bytes, now: float, **detail: object
+    ) -> ConversationUpdate:
+        """Log and return one group event."""
+        return self._event(kind, gid, by, now, **detail)
+
+    def in_group(self, gid: bytes, what: str) -> GroupRecord:
+        """The group a received ``what`` is for (raises ``unknown_group``, ``left``)."""
+        return self._in_group(gid, what)
 
     def _signer(self) -> tuple[bytes, Identity, ContactCard]:
         identity, card = self._engines.primary_identity, self._engines.primary_card
@@ -201,10 +244,11 @@ class Groups:
     # -- our actions ------------------------------------------------------------------
 
     def create(
-        self, title: str, *, now: float, group_id: bytes | None = None
+        self, title: str, *, anchored: bool = False, now: float, group_id: bytes | None = None
     ) -> tuple[str, list[DeviceAddress]]:
         """A new group, with us its only member and admin; returns its id (hex).
 
+        ``anchored``: its order is anchored on the chat chain, in a channel we own.
         ``group_id``: 32 bytes to use rather than random ones (a simulation's, drawn from its seed).
         """
         me, _, card = self._signer()
@@ -215,7 +259,16 @@ class Groups:
             waiting = self._send(INVITE_KIND, invitation(state, None), [], now=now)
             waiting += self._share_keys(record, now=now)
             self._event("group_update", state.group_id, me, now, op="create", version=1)
+            if anchored:
+                waiting += self._change(state.group_id.hex(), "anchor", me, now=now)[2]
         return state.group_id.hex(), waiting
+
+    def set_anchor(self, ref: str, on: bool, *, now: float) -> tuple[int, list[DeviceAddress]]:
+        """Anchor the group's order on the chat chain (a channel we own), or stop; its version."""
+        me, _, _ = self._signer()
+        with self._store.transaction():
+            record, _, waiting = self._change(ref, "anchor", me if on else b"", now=now)
+        return record.state.version, waiting
 
     def _change(
         self, ref: str, op: str, arg: object, *, now: float, tell: list[ContactCard] | None = None
@@ -314,15 +367,19 @@ class Groups:
             assert keys.own is not None  # made by _share_keys
             mid, ts = message_id or MessageId.random(), int(now * 1000)
             plain = canonical_encode({"mid": bytes(mid), "ts": ts, "text": text})
-            wire = keys.own.encrypt(
+            message = keys.own.encrypt(
                 plain, group=gid, sender=me, device=engine.keys.device_id,
                 seq=keys.seq + 1, prev_hash=keys.prev_hash,
-            ).to_bytes()  # fmt: skip
+            )  # fmt: skip
+            wire = message.to_bytes()
             keys.seq, keys.prev_hash = keys.seq + 1, message_hash(wire)
             self.db.save_keys(gid, keys)
             waiting += self._send(MESSAGE_KIND, wire, self._others(record.state, me), now=now)
-            self.db.log(gid, [bytes(mid).hex(), str(IdentityId(me)), ts, text, "out", keys.seq])
+            row = [bytes(mid).hex(), str(IdentityId(me)), ts, text, "out", keys.seq]
+            self.db.log(gid, [*row, message_hash(wire).hex()])
             self._event("group_message", gid, me, now, message_id=str(mid), text=text, seq=keys.seq)
+            self.anchors.note(record.state, message, wire, now)
+            waiting, self.waiting = waiting + self.waiting, []
         return mid, waiting
 
     def _member_id(self, state: GroupState, name: str) -> bytes:
@@ -356,6 +413,7 @@ class Groups:
         return {
             "group_id": state.group_id.hex(), "title": state.title, "status": record.status,
             "version": state.version, "settings": dict(state.settings),
+            "anchor": self.anchors.view(state),
             "members": [
                 {"identity_id": str(IdentityId(i)), "name": m.card.name,
                  "contact": names.get(str(IdentityId(i))),
@@ -393,6 +451,10 @@ class Groups:
             return self._receive_update(GroupUpdate.from_bytes(data), now)
         if kind == KEY_KIND:
             return self._receive_key(sender, device, data, now)
+        if kind == ORDER_KIND:
+            return self.anchors.receive_order(sender, data, now)
+        if kind == EVIDENCE_KIND:
+            return self.anchors.receive_evidence(sender, data, now)
         return self._receive_message(sender, device, data, now)
 
     def _retry(self, now: float) -> list[ConversationUpdate]:
@@ -651,8 +713,10 @@ class Groups:
         mid, ts, text = plain
         direction = "out" if sender == self._me()[0] else "in"  # a copy from our other device
         row: list[object] = [mid.hex(), str(IdentityId(sender)), ts, text, direction, message.seq]
-        self.db.log(message.group, row)
+        self.db.log(message.group, [*row, message_hash(data).hex()])
+        checked = self.anchors.note(record.state, message, data, now)
         return [
+            *checked,
             self._event(
                 "group_message",
                 message.group,
@@ -661,7 +725,7 @@ class Groups:
                 message_id=str(MessageId(mid)),
                 text=text,
                 seq=message.seq,
-            )
+            ),
         ]
 
 

@@ -14,7 +14,9 @@ Everything is sealed state of the node's store (``StateStore``), canonical CBOR:
   [identities that hold our chain], "p": [[identity, device, [chains]], ...]}``
   (a chain map as :meth:`SenderChain.to_map`, the signing key only in ours);
 * ``group.log.<id hex>``: the newest :data:`MAX_LOG` messages, ``[message id
-  hex, sender, ms, text, "in" | "out", seq]``;
+  hex, sender, ms, text, "in" | "out", seq, message hash hex]`` (rows from
+  before anchoring lack the hash);
+* ``group.anchor.<id hex>``: the group's anchored order (:mod:`._anchor_book`);
 * ``group.waiting``: received group controls that came before what they need,
   ``[kind, sender, device, data]``, at most :data:`MAX_WAITING`.
 
@@ -198,8 +200,8 @@ class GroupStore:
         """The newest ``limit`` messages of a group, oldest first."""
         log = self._load(f"group.log.{gid.hex()}", lambda d: canonical_decode(d, _LIMITS))
         rows = log if isinstance(log, list) else []
-        keys = ("message_id", "by", "sent_at_ms", "text", "direction", "seq")
-        return [dict(zip(keys, row, strict=True)) for row in rows[-limit:]]
+        keys = ("message_id", "by", "sent_at_ms", "text", "direction", "seq", "hash")
+        return [dict(zip(keys, row, strict=False)) for row in rows[-limit:]]
 
     def log(self, gid: bytes, row: list[object]) -> None:
         key = f"group.log.{gid.hex()}"
