@@ -20,7 +20,10 @@ author of the loser re-bases it (signs it again on the winner).
 
 Operations (``op``, ``arg``): ``add`` ``[card, role]``; ``remove`` identity
 id (a member may always remove itself: leaving); ``title`` text; ``role``
-``[identity id, role]``; ``settings`` ``{"add", "remove", "post", "edit"}``.
+``[identity id, role]``; ``settings`` ``{"add", "remove", "post", "edit"}``;
+``anchor`` an admin's identity id (the owner of the group's chat-chain
+channel: its order is anchored there, :mod:`._group_order`) or empty bytes
+(not anchored).
 A role is ``1`` (admin) or ``0`` (member); a setting is ``1`` (admins only)
 or ``0`` (any member). Changing a role or the settings is for admins only,
 and the last admin cannot leave or step down while others remain.
@@ -61,9 +64,9 @@ SETTINGS: Final = ("add", "remove", "post", "edit")
 DEFAULT_SETTINGS: Final = {"add": ADMIN, "remove": ADMIN, "post": MEMBER, "edit": ADMIN}
 _STATE_INFO: Final = b"dchat-group-state-v1"
 _UPDATE_INFO: Final = b"dchat-group-update-v1"
-_STATE: Final = frozenset({"v", "g", "ver", "t", "m", "s"})
+_STATE: Final = frozenset({"v", "g", "ver", "t", "m", "s", "a"})
 _UPDATE: Final = frozenset({"v", "g", "ver", "prev", "by", "op", "arg", "sig"})
-_OPS: Final = frozenset({"add", "remove", "title", "role", "settings"})
+_OPS: Final = frozenset({"add", "remove", "title", "role", "settings", "anchor"})
 _LIMITS: Final = DecodeLimits(max_size=256_000, max_depth=4, max_items=16 * MAX_MEMBERS)
 _MAX_VERSION: Final = 2**53
 
@@ -89,6 +92,10 @@ class GroupState:
     title: str
     members: dict[bytes, Member]
     settings: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    anchor: bytes | None = None
+    """The identity owning the group's chat-chain channel, if its order is anchored."""
+    _encoded: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
+    """:meth:`to_bytes`, once computed (a state never changes: updates make new ones)."""
 
     @classmethod
     def create(cls, group_id: bytes, title: str, creator: ContactCard) -> GroupState:
@@ -100,6 +107,14 @@ class GroupState:
     def admins(self) -> list[bytes]:
         return [i for i, m in self.members.items() if m.role == ADMIN]
 
+    def sequencer(self) -> bytes | None:
+        """Who commits the order (anchored groups): the channel's owner while an admin, else
+        the lowest admin identity (which the owner made a channel admin on the chain)."""
+        if self.anchor is None:
+            return None
+        admins = self.admins()
+        return self.anchor if self.anchor in admins else min(admins, default=None)
+
     def may(self, who: bytes, action: str) -> bool:
         """Whether member ``who`` may ``action`` (``add``, ``remove``, ``post``, ``edit``)."""
         member = self.members.get(who)
@@ -108,13 +123,16 @@ class GroupState:
         return member.role == ADMIN or self.settings.get(action, ADMIN) == MEMBER
 
     def to_bytes(self) -> bytes:
-        return canonical_encode(
-            {
+        if not self._encoded:
+            value: dict[str, object] = {
                 "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
                 "m": [[i, m.role, m.card.to_bytes()] for i, m in sorted(self.members.items())],
                 "s": dict(self.settings),
-            }
-        )  # fmt: skip
+            }  # fmt: skip
+            if self.anchor is not None:
+                value["a"] = self.anchor
+            self._encoded.append(canonical_encode(value))
+        return self._encoded[0]
 
     def hash(self) -> bytes:
         """What update ``version + 1`` signs over."""
@@ -142,7 +160,7 @@ class GroupState:
             return cls(
                 f.get_bytes("g", size=32), f.get_int("ver", lo=1, hi=_MAX_VERSION),
                 _check_title(f.get_str("t", max_len=MAX_TITLE)), members,
-                _check_settings(f.raw("s")),
+                _check_settings(f.raw("s")), f.get_bytes("a", size=32) if f.has("a") else None,
             )  # fmt: skip
         except (DecodeError, InvalidCardError, ValueError, TypeError):
             raise _malformed("state") from None
@@ -230,15 +248,18 @@ def apply_update(state: GroupState, update: GroupUpdate) -> GroupState:
     except BadSignatureError:
         raise GroupError("bad_signature", "an update not signed by its author") from None
     members, settings, title = dict(state.members), dict(state.settings), state.title
+    anchor = state.anchor
     try:
         _OPERATIONS[update.op](state, update, members, settings)
+        if update.op == "anchor":
+            anchor = _check_anchor(state, update)
     except (DecodeError, InvalidCardError, ValueError, TypeError, IndexError) as exc:
         if isinstance(exc, GroupError):
             raise
         raise _malformed("update argument") from None
     if update.op == "title":
         title = _check_title(update.arg)
-    return GroupState(state.group_id, update.version, title, members, settings)
+    return GroupState(state.group_id, update.version, title, members, settings, anchor)
 
 
 def _refuse(why: str) -> GroupError:
@@ -303,7 +324,21 @@ def _settings(
     settings.update(_check_settings(u.arg))
 
 
+def _anchor(state: GroupState, u: GroupUpdate, _m: dict[bytes, Member], _s: dict[str, int]) -> None:
+    if state.members[u.by].role != ADMIN:
+        raise _refuse("only an admin anchors the group's order")
+
+
+def _check_anchor(state: GroupState, u: GroupUpdate) -> bytes | None:
+    if not isinstance(u.arg, bytes) or len(u.arg) not in (0, 32):
+        raise ValueError("anchor")
+    if u.arg and (u.arg not in state.members or state.members[u.arg].role != ADMIN):
+        raise _refuse("the owner of the group's chain channel must be an admin")
+    return u.arg or None
+
+
 _OPERATIONS: Final = {
+    "anchor": _anchor,
     "add": _add,
     "remove": _remove,
     "title": _title,

@@ -2,7 +2,7 @@
 
 A bot is an identity on its own user node (messages to it stay end to end
 encrypted to that node). The node serves a Bot API in the shape of Telegram's
-(``/bot<token>/<method>``, docs/protocol.md section 33); this module holds
+(``/bot<token>/<method>``, docs/protocol.md section 34); this module holds
 what it decides: :class:`BotBook` (profile, commands, scoped tokens kept as
 SHA-256 digests, the confirmed update offset), the typed parameters of each
 method (``parse_*``), the Telegram-shaped objects (:func:`message_update`,

@@ -57,8 +57,14 @@ from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
 from ._errors import ChannelError as ChannelError
 from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
+from ._group_anchors import AnchorJob as AnchorJob
+from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
+from ._group_order import OrderBatch as OrderBatch
+from ._group_order import OrderEntry as OrderEntry
+from ._group_order import order_channel as order_channel
+from ._group_order import order_root as order_root
 from ._group_store import GroupKeys as GroupKeys
 from ._group_store import GroupRecord as GroupRecord
 from ._groups import MAX_MEMBERS as MAX_MEMBERS
@@ -106,6 +112,7 @@ __all__ = (
     "ATTACHMENT_KEY",
     "ATTACHMENT_KINDS",
     "Accepted",
+    "AnchorJob",
     "AttachmentBook",
     "AttachmentEntry",
     "CONVERSATION_KINDS",
@@ -125,6 +132,7 @@ __all__ = (
     "Expired",
     "GIVE_UP_AFTER",
     "GROUP_KINDS",
+    "GroupAnchors",
     "GroupCiphertext",
     "GroupError",
     "GroupKeys",
@@ -148,6 +156,8 @@ __all__ = (
     "MessageEntry",
     "MessageSearch",
     "Notice",
+    "OrderBatch",
+    "OrderEntry",
     "OutboxEntry",
     "PUT_TOKEN_KIND",
     "PaymentEntry",
@@ -177,6 +187,8 @@ __all__ = (
     "encode_distribution",
     "envelope_digest",
     "message_hash",
+    "order_channel",
+    "order_root",
     "outbox_id",
     "path_outbox_id",
     "payment_ref",

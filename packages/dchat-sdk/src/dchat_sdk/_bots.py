@@ -1,7 +1,7 @@
 """Bot management calls of the node API, mixed into :class:`~dchat_sdk.RemoteClient`.
 
 Each maps one route of ``/v1/bot`` (the node's ``api/_bots.py``, docs/protocol.md
-section 33): they make the node's identity a bot and manage its Bot API
+section 34): they make the node's identity a bot and manage its Bot API
 tokens and commands. The bot's program itself talks to the Bot API
 (``/bot<token>/<method>``) with any HTTP client or a Telegram-style library.
 """

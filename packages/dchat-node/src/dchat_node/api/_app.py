@@ -39,6 +39,7 @@ from ._burners import add_burner_routes
 from ._channels import add_channel_routes
 from ._conversations import add_conversation_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
+from ._group_anchor import GroupAnchorDesk
 from ._groups import add_group_routes
 from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
@@ -181,6 +182,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_message_routes(app, node, auth)
     add_conversation_routes(app, node, auth)
     add_group_routes(app, node, auth)
+    app.state.anchors = GroupAnchorDesk(node)  # its task: serve_api runs it
     add_channel_routes(app, node, auth)
     add_search_routes(app, node, auth)
     add_attachment_routes(app, node, auth)

@@ -7,7 +7,7 @@ token (shown once), ``GET /v1/bot``, ``POST /v1/bot/tokens {scopes}``, ``DELETE
 /v1/bot/tokens/{id}``, ``PUT /v1/bot/commands {commands}``, ``PUT
 /v1/bot/description {description}``.
 
-The Bot API (docs/protocol.md section 33) follows Telegram's shape:
+The Bot API (docs/protocol.md section 34) follows Telegram's shape:
 ``GET|POST /bot<token>/<method>`` with query, JSON or form parameters, answered
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description"}``.
 It passes the admin-token guard (its own token is checked here, against the
