@@ -8,9 +8,10 @@ inside the caller's store transaction, ``now`` passed in. Received controls
 that came before what they need (the invitation, the sender key, an earlier
 update) wait, and are tried again after each change.
 
-Four control kinds travel over the pairwise sessions: ``group.inv`` (an
-invitation: the state before the ``add`` and the signed ``add``; from our own
-device, a new group's state alone), ``group.upd`` (a signed update),
+Five control kinds travel over the pairwise sessions: ``group.inv`` and
+``group.part`` (an invitation in parts, :mod:`._group_invite`: the state
+before the ``add`` and the signed ``add``; from our own device, a new
+group's state alone), ``group.upd`` (a signed update),
 ``group.key`` (a device's sender chain, :func:`encode_distribution`) and
 ``group.msg`` (a sender-key ciphertext, :class:`GroupCiphertext`, encrypted
 once and sent to every member device).
@@ -42,7 +43,8 @@ from dchat_core import (
 from ._content import MAX_TEXT, Content
 from ._conversations import ConversationUpdate
 from ._errors import ContentError, GroupError, RequestError
-from ._group_store import GroupRecord, GroupStore, invitation, read_invitation, read_plaintext
+from ._group_invite import PART_KIND, InvitationParts, invitation_controls
+from ._group_store import GroupRecord, GroupStore, read_plaintext
 from ._groups import ADMIN, MEMBER, GroupState, GroupUpdate, apply_update, update_wins
 from ._sender_keys import (
     GroupCiphertext,
@@ -67,7 +69,7 @@ INVITE_KIND: Final = "group.inv"
 UPDATE_KIND: Final = "group.upd"
 KEY_KIND: Final = "group.key"
 MESSAGE_KIND: Final = "group.msg"
-GROUP_KINDS: Final = frozenset({INVITE_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND})
+GROUP_KINDS: Final = frozenset({INVITE_KIND, PART_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND})
 MAX_HELD: Final = 16
 _RETRY: Final = frozenset({"unknown_group", "no_key", "not_member"})
 
@@ -90,6 +92,8 @@ class Groups:
         self._sent = False
         self.db = GroupStore(store)
         """The groups' stored state."""
+        self.parts = InvitationParts(store)
+        """Invitations received in part."""
 
     def history(self, ref: str, limit: int = 100) -> list[dict[str, object]]:
         """The newest ``limit`` messages of a group, oldest first."""
@@ -151,6 +155,15 @@ class Groups:
         self.waiting, self._sent = [], False
         return waiting if sent else None
 
+    def _invite(
+        self, state: GroupState, update: GroupUpdate | None, to: list[ContactCard], *, now: float
+    ) -> list[DeviceAddress]:
+        """The invitation (head and parts) to ``to``, or without ``to`` to our other devices."""
+        waiting = []
+        for kind, data in invitation_controls(state, update):
+            waiting += self._send(kind, data, to, now=now, copies=not to)
+        return waiting
+
     def _others(self, state: GroupState, me: bytes) -> list[ContactCard]:
         return [m.card for i, m in sorted(state.members.items()) if i != me]
 
@@ -197,7 +210,7 @@ class Groups:
             state = GroupState.create(os.urandom(32), title, card)
             record = GroupRecord(state)
             self.db.save(record)
-            waiting = self._send(INVITE_KIND, invitation(state, None), [], now=now)
+            waiting = self._invite(state, None, [], now=now)
             waiting += self._share_keys(record, now=now)
             self._event("group_update", state.group_id, me, now, op="create", version=1)
         return state.group_id.hex(), waiting
@@ -233,9 +246,7 @@ class Groups:
             old = self.find(ref).state
             role = ADMIN if admin else MEMBER
             _, update, waiting = self._change(ref, "add", [card.to_bytes(), role], now=now)
-            waiting += self._send(
-                INVITE_KIND, invitation(old, update), [card], now=now, copies=False
-            )
+            waiting += self._invite(old, update, [card], now=now)
         return str(card.identity_id), waiting
 
     def remove(self, ref: str, member: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
@@ -369,8 +380,8 @@ class Groups:
     def _apply(
         self, kind: str, sender: bytes, device: bytes, data: bytes, now: float
     ) -> list[ConversationUpdate]:
-        if kind == INVITE_KIND:
-            return self._receiveinvitation(sender, data, now)
+        if kind in (INVITE_KIND, PART_KIND):
+            return self._receive_invitation(sender, kind, data, now)
         if kind == UPDATE_KIND:
             return self._receive_update(GroupUpdate.from_bytes(data), now)
         if kind == KEY_KIND:
@@ -395,11 +406,17 @@ class Groups:
                 break
         return updates
 
-    def _receiveinvitation(
-        self, sender: bytes, data: bytes, now: float
+    def _receive_invitation(
+        self, sender: bytes, kind: str, data: bytes, now: float
     ) -> list[ConversationUpdate]:
         me, _ = self._me()
-        state, update = read_invitation(data)
+        if kind == INVITE_KIND:
+            complete = self.parts.head(sender, data, own=sender == me)
+        else:
+            complete = self.parts.part(sender, data)
+        if complete is None:
+            return []  # more parts to come
+        state, update = complete
         if update is not None:
             new = apply_update(state, update)
         elif sender == me:  # our own device's new group
