@@ -40,7 +40,7 @@ on whichever one the other side writes on, and nothing in flight is lost.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from dchat_core import IdentityId, canonical_encode
@@ -114,6 +114,25 @@ def _ad(
 
 
 _V = TypeVar("_V")
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """The pending index and the lists one ``send`` touched (read lazily, per device)."""
+
+    index: dict[bytes, DeviceAddress]
+    items: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, engine: MessagingEngine) -> Callable[[], _Waiting]:
+        return lambda: cls(engine._pending())
+
+    def take(self, engine: MessagingEngine, device: DeviceAddress) -> list[tuple[bytes, bytes]]:
+        """``device``'s waiting list (added to the index), to append to."""
+        self.index.setdefault(device.device_id, device)
+        if device.device_id not in self.items:
+            self.items[device.device_id] = engine._pending_items(device.device_id)
+        return self.items[device.device_id]
 
 
 class _Lazy(Generic[_V]):
@@ -241,9 +260,9 @@ class MessagingEngine:
         """Drop the session and queued messages of a device (it was revoked)."""
         with self._store.transaction():
             self._delete_session(device_id)
-            pending = self._pending()
-            if pending.pop(device_id, None) is not None:
-                self._save_pending(pending)
+            index = self._pending()
+            if index.pop(device_id, None) is not None:
+                self._save_pending(index, {device_id: []})
 
     # -- sending -------------------------------------------------------------------
 
@@ -298,7 +317,7 @@ class MessagingEngine:
                 ).to_padded()
             )
             mirror_plain = _Lazy(lambda: replace(content, peer=peer).to_padded())
-            pending = _Lazy(self._pending)  # read only if some device has no session
+            pending = _Lazy(_Waiting.make(self))  # read only if some device has no session
             for device in to:
                 if not self._queue(device, content.message_id, plain, plain_card, pending, now):
                     waiting.append(device)
@@ -309,7 +328,7 @@ class MessagingEngine:
                 if not self._queue(device, content.message_id, mirror, mirror_plain, pending, now):
                     waiting.append(device)
             if waiting:
-                self._save_pending(pending.get())
+                self._save_pending(pending.get().index, pending.get().items)
         return waiting
 
     def _queue(
@@ -318,14 +337,14 @@ class MessagingEngine:
         message_id: MessageId,
         plain: bytes,
         plain_card: _Lazy[bytes],
-        pending: _Lazy[dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]],
+        pending: _Lazy[_Waiting],
         now: float,
     ) -> bool:
         """Encrypt for ``device`` now if a session exists, else queue it; True if sent."""
         oid = outbox_id(message_id, device.device_id)
         record = self._session_or_none(device.device_id)
         if record is None:
-            _, items = pending.get().setdefault(device.device_id, (device, []))
+            items = pending.get().take(self, device)
             if len(items) >= MAX_PENDING_PER_DEVICE:
                 raise ContentError("too many messages wait for this device's prekeys")
             items.append((oid, plain_card.get()))
@@ -362,11 +381,11 @@ class MessagingEngine:
 
     def pending_count(self) -> int:
         """Messages waiting for a session (not yet in the outbox)."""
-        return sum(len(items) for _, items in self._pending().values())
+        return sum(len(self._pending_items(device)) for device in self._pending())
 
     def needs_bundles(self) -> list[DeviceAddress]:
         """Devices with messages waiting for a session: fetch each one's prekey bundle."""
-        return [address for address, _ in self._pending().values()]
+        return list(self._pending().values())
 
     def bundle_received(self, device: DeviceAddress, bundle: bytes, *, now: float) -> int:
         """Set up a session to ``device`` from its (wrapped) ``bundle``; queue what waited.
@@ -398,39 +417,69 @@ class MessagingEngine:
         with self._store.transaction():
             old = self._session_or_none(device.device_id)
             record = SessionRecord(device.identity, slot, None if old is None else old.current)
-            pending = self._pending()
-            _, items = pending.pop(device.device_id, (device, []))
+            index = self._pending()
+            items = self._pending_items(device.device_id)
             for oid, plain in items:
                 self._enqueue(device, slot, oid, plain, now)
             self._save_session(device.device_id, record)
-            self._save_pending(pending)
+            if index.pop(device.device_id, None) is not None:
+                self._save_pending(index, {device.device_id: []})
         return len(items)
 
     # -- pending ---------------------------------------------------------------------
 
-    def _pending(self) -> dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]:
+    # The devices waiting are one small index (``pending``: their addresses); each
+    # one's messages are their own entry (``pend.<device hex>``), so queueing for
+    # one device of a thousand rewrites that device's list, not everyone's.
+
+    def _pending(self) -> dict[bytes, DeviceAddress]:
         raw = load_state(self._store, self._key("pending"))
         if raw is None:
             return {}
         if not isinstance(raw, list):
             raise EngineStateError("stored pending messages are damaged")
-        result: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]] = {}
+        if any(isinstance(a, list) for a in raw):
+            return self._pending_upgrade(raw)
+        if not all(isinstance(a, bytes) for a in raw):
+            raise EngineStateError("stored pending messages are damaged")
+        return {a.device_id: a for a in map(DeviceAddress.from_bytes, raw)}
+
+    def _pending_upgrade(self, raw: list[object]) -> dict[bytes, DeviceAddress]:
+        """Split the one list of older versions (``[[address, items], ...]``) by device."""
+        index, items = {}, {}
         for entry in raw:
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], bytes)):
                 raise EngineStateError("stored pending messages are damaged")
             address = DeviceAddress.from_bytes(entry[0])
-            items = [(i[0], i[1]) for i in entry[1] if isinstance(i, list) and len(i) == 2]
-            result[address.device_id] = (address, items)
-        return result
+            index[address.device_id] = address
+            listed = entry[1] if isinstance(entry[1], list) else []
+            items[address.device_id] = [
+                (i[0], i[1]) for i in listed if isinstance(i, list) and len(i) == 2
+            ]
+        self._save_pending(index, items)
+        return index
+
+    def _pending_items(self, device_id: bytes) -> list[tuple[bytes, bytes]]:
+        raw = load_state(self._store, self._key("pend", device_id.hex()))
+        if raw is not None and not isinstance(raw, list):
+            raise EngineStateError("stored pending messages are damaged")
+        return [(i[0], i[1]) for i in raw or [] if isinstance(i, list) and len(i) == 2]
 
     def _save_pending(
-        self, pending: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]
+        self, index: dict[bytes, DeviceAddress], items: dict[bytes, list[tuple[bytes, bytes]]]
     ) -> None:
-        if not pending:
+        """Write the index and the lists of ``items`` (an empty list: deleted)."""
+        for device_id, queued in items.items():
+            key = self._key("pend", device_id.hex())
+            if queued:
+                self._store.put_state(key, canonical_encode([list(i) for i in queued]))
+            else:
+                self._store.delete_state(key)
+        if not index:
             self._store.delete_state(self._key("pending"))
-            return
-        value = [[a.to_bytes(), [list(i) for i in items]] for a, items in pending.values()]
-        self._store.put_state(self._key("pending"), canonical_encode(value))
+        else:
+            value = [a.to_bytes() for a in index.values()]
+            self._store.put_state(self._key("pending"), canonical_encode(value))
 
     # -- receiving -------------------------------------------------------------------
 

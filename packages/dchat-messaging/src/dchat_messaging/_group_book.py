@@ -45,7 +45,7 @@ from ._conversations import ConversationUpdate
 from ._errors import ContentError, GroupError, RequestError
 from ._group_invite import PART_KIND, InvitationParts, invitation_controls
 from ._group_store import GroupRecord, GroupStore, read_plaintext
-from ._groups import ADMIN, MEMBER, GroupState, GroupUpdate, apply_update, update_wins
+from ._groups import ADMIN, MAX_BATCH, MEMBER, GroupState, GroupUpdate, apply_update, update_wins
 from ._sender_keys import (
     GroupCiphertext,
     SenderChain,
@@ -71,6 +71,8 @@ KEY_KIND: Final = "group.key"
 MESSAGE_KIND: Final = "group.msg"
 GROUP_KINDS: Final = frozenset({INVITE_KIND, PART_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND})
 MAX_HELD: Final = 16
+_BATCH_BYTES: Final = 32_000
+"""Cards in one ``adds`` update (it and an invitation head must fit a control)."""
 _RETRY: Final = frozenset({"unknown_group", "no_key", "not_member"})
 
 
@@ -248,6 +250,25 @@ class Groups:
             _, update, waiting = self._change(ref, "add", [card.to_bytes(), role], now=now)
             waiting += self._invite(old, update, [card], now=now)
         return str(card.identity_id), waiting
+
+    def invite_many(
+        self, ref: str, contacts: list[str], *, admin: bool = False, now: float
+    ) -> tuple[list[str], list[DeviceAddress]]:
+        """Add several contacts with as few updates as fit (``adds``); each gets its invitation.
+
+        Raises:
+            RequestError: ``unknown_contact``, ``not_allowed`` (nothing is added).
+        """
+        role, waiting = ADMIN if admin else MEMBER, []
+        with self._store.transaction():
+            cards = list({c.identity_id: c for c in map(self._contacts.find, contacts)}.values())
+            for batch in _batches(cards):
+                old = self.find(ref).state
+                rows = [[card.to_bytes(), role] for card in batch]
+                op, arg = ("add", rows[0]) if len(rows) == 1 else ("adds", rows)
+                _, update, sent = self._change(ref, op, arg, now=now)
+                waiting += sent + self._invite(old, update, batch, now=now)
+        return [str(card.identity_id) for card in cards], waiting
 
     def remove(self, ref: str, member: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
         """Remove ``member`` (a contact name or identity id); every remaining member rotates."""
@@ -582,3 +603,17 @@ class Groups:
                 seq=message.seq,
             )
         ]
+
+
+def _batches(cards: list[ContactCard]) -> list[list[ContactCard]]:
+    """``cards`` in runs of at most :data:`MAX_BATCH` and :data:`_BATCH_BYTES` of cards."""
+    batches: list[list[ContactCard]] = [[]]
+    used = 0
+    for card in cards:
+        size = len(card.to_bytes()) + 8
+        if batches[-1] and (len(batches[-1]) == MAX_BATCH or used + size > _BATCH_BYTES):
+            batches.append([])
+            used = 0
+        batches[-1].append(card)
+        used += size
+    return [b for b in batches if b]
