@@ -133,11 +133,14 @@ def test_a_removed_member_opens_nothing_sent_after(trio_group: tuple[list[AgentN
     raw = bytes.fromhex(gid)
     alice.agent.groups.send_text(gid, "before", now=T0)
     pump([alice, bob, carol])
-    held = carol.agent.groups.db.keys(raw)
+    alice_device = (bytes(alice.identity.identity_id), alice.engine.keys.device_id)
+    chains = carol.agent.groups.db.chains(raw, alice_device)
+    assert chains
     alice.agent.groups.remove(gid, "carol", now=T0)
     pump([alice, bob, carol])
     assert carol.agent.groups.show(gid)["status"] == "left"
-    assert carol.agent.groups.db.keys(raw).peers == {}
+    assert carol.agent.groups.db.keys(raw).peers == set()
+    assert carol.agent.groups.db.chains(raw, alice_device) == []  # forgotten
     alice.agent.groups.send_text(gid, "after-a", now=T0)
     out = alice.outgoing()
     assert [box for box, _ in out if box == bytes(carol.card.mailbox)] == []  # none for her
@@ -145,7 +148,6 @@ def test_a_removed_member_opens_nothing_sent_after(trio_group: tuple[list[AgentN
     assert texts(bob, gid)[-1] == "after-a"
     assert len(wires) == 1
     message = GroupCiphertext.from_bytes(wires[0])
-    chains = held.peers[(bytes(alice.identity.identity_id), alice.engine.keys.device_id)]
     assert all(c.epoch < message.epoch for c in chains)  # a new epoch after the removal
     for chain in chains:  # even forcing her old chain onto the new epoch's message
         with pytest.raises(GroupError) as caught:

@@ -178,15 +178,18 @@ class Groups:
         members = set(record.state.members)
         gone = [p for p in keys.peers if p[0] not in members]
         for peer in gone:
-            del keys.peers[peer]  # a member who comes back brings new chains
+            keys.peers.discard(peer)  # a member who comes back brings new chains
+            self.db.save_chains(gid, peer, [])
         if keys.own is None or keys.shared - members:
             # A first chain starts at a random epoch, so a member who left and
             # came back never reuses an epoch number someone may still hold.
             epoch = secrets.randbelow(1 << 31) if keys.own is None else keys.own.epoch + 1
             keys.own, keys.shared = SenderChain.generate(epoch), set()
         missing = members - keys.shared - {me}
-        if not missing and not gone and me in keys.shared:
-            return []  # everyone holds our current chain: nothing to write
+        if not missing and me in keys.shared:
+            if gone:
+                self.db.save_keys(gid, keys)
+            return []  # everyone holds our current chain: nothing to send
         cards = [record.state.members[i].card for i in sorted(missing)]
         data = encode_distribution(gid, engine.keys.device_id, keys.own)
         waiting = self._send(KEY_KIND, data, cards, now=now, copies=me not in keys.shared)
@@ -284,7 +287,7 @@ class Groups:
         me, _, _ = self._signer()
         with self._store.transaction():
             record, _, waiting = self._change(ref, "remove", me, now=now)
-            self._store.delete_state(f"group.keys.{record.state.group_id.hex()}")
+            self.db.forget_keys(record.state.group_id)
         return record.state.group_id.hex(), waiting
 
     def set_title(self, ref: str, title: str, *, now: float) -> tuple[int, list[DeviceAddress]]:
@@ -509,7 +512,7 @@ class Groups:
             )
         ]
         if status == "left":
-            self._store.delete_state(f"group.keys.{new.group_id.hex()}")
+            self.db.forget_keys(new.group_id)
         else:
             self.waiting += self._share_keys(record, now=now)
         if rebase is not None:
@@ -556,12 +559,14 @@ class Groups:
         record = self._in_group(gid, "a sender key")
         if sender not in record.state.members:
             raise GroupError("not_member", "a sender key from outside the group")
-        keys = self.db.keys(gid)
-        chains = keys.peers.setdefault((sender, device), [])
+        keys, peer = self.db.keys(gid), (sender, device)
+        chains = self.db.chains(gid, peer)
         if any(c.epoch == chain.epoch for c in chains):
             return []  # already held: never rewind a chain (a replay would open again)
-        keys.peers[(sender, device)] = sorted([*chains, chain], key=lambda c: c.epoch)[-2:]
-        self.db.save_keys(gid, keys)
+        self.db.save_chains(gid, peer, sorted([*chains, chain], key=lambda c: c.epoch)[-2:])
+        if peer not in keys.peers:
+            keys.peers.add(peer)
+            self.db.save_keys(gid, keys)
         me, _ = self._me()
         if sender == me and record.status == "invited":  # our other device joined
             record.status = "active"
@@ -580,14 +585,12 @@ class Groups:
             raise GroupError("not_allowed", "a message from someone outside the group")
         if not record.state.may(sender, "post"):
             raise GroupError("not_allowed", "the group's settings do not let this member post")
-        keys = self.db.keys(message.group)
-        chain = next(
-            (c for c in keys.peers.get((sender, device), []) if c.epoch == message.epoch), None
-        )
+        chains = self.db.chains(message.group, (sender, device))
+        chain = next((c for c in chains if c.epoch == message.epoch), None)
         if chain is None:
             raise GroupError("no_key", "no sender key for that device and epoch")
         plain = read_plaintext(chain.decrypt(message))
-        self.db.save_keys(message.group, keys)
+        self.db.save_chains(message.group, (sender, device), chains)
         mid, ts, text = plain
         direction = "out" if sender == self._me()[0] else "in"  # a copy from our other device
         row: list[object] = [mid.hex(), str(IdentityId(sender)), ts, text, direction, message.seq]

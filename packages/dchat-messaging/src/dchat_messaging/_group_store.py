@@ -8,8 +8,12 @@ Everything is sealed state of the node's store (``StateStore``), canonical CBOR:
   "status": "active" | "invited" | "left", ["held": [updates ahead of "st"]]}``;
 * ``group.keys.<id hex>``: :class:`GroupKeys` ``{["own": this device's
   chain], "q": its message number, "ph": its last message hash, "sh":
-  [identities that hold our chain], "p": [[identity, device, [chains]], ...]}``
-  (a chain map as :meth:`SenderChain.to_map`, the signing key only in ours);
+  [identities that hold our chain], "p": [[identity, device], ...]}`` (the
+  member devices whose chains we hold; a chain map as
+  :meth:`SenderChain.to_map`, the signing key only in ours);
+* ``group.chains.<id hex>.<identity hex>.<device hex>``: that device's
+  chains (the two newest epochs), each its own entry so that a message
+  received rewrites one device's chains, not the whole group's;
 * ``group.log.<id hex>``: the newest :data:`MAX_LOG` messages, ``[message id
   hex, sender, ms, text, "in" | "out", seq]``;
 * ``group.waiting``: received group controls that came before what they need,
@@ -112,12 +116,15 @@ class GroupKeys:
     seq: int = 0
     prev_hash: bytes = bytes(32)
     shared: set[bytes] = field(default_factory=set)
-    peers: dict[tuple[bytes, bytes], list[SenderChain]] = field(default_factory=dict)
+    peers: set[tuple[bytes, bytes]] = field(default_factory=set)
+    """The member devices whose chains we hold (:meth:`GroupStore.chains`)."""
+    inline: dict[tuple[bytes, bytes], list[SenderChain]] = field(default_factory=dict)
+    """Chains stored inside the keys by older versions (moved out on reading)."""
 
     def encode(self) -> bytes:
         value: dict[str, object] = {
             "q": self.seq, "ph": self.prev_hash, "sh": sorted(self.shared),
-            "p": [[i, d, [c.to_map() for c in cs]] for (i, d), cs in sorted(self.peers.items())],
+            "p": [[i, d] for i, d in sorted(self.peers)],
         }  # fmt: skip
         if self.own is not None:
             value["own"] = self.own.to_map()
@@ -128,9 +135,14 @@ class GroupKeys:
         f = Fields(
             canonical_decode(data, _LIMITS), "group keys", frozenset({"own", "q", "ph", "sh", "p"})
         )
-        peers = {(i, d): [SenderChain.from_map(c) for c in cs] for i, d, cs in f.get_list("p")}
+        rows = f.get_list("p")
+        inline = {
+            (r[0], r[1]): [SenderChain.from_map(c) for c in r[2]] for r in rows if len(r) == 3
+        }
+        peers = {(r[0], r[1]) for r in rows}
         own = SenderChain.from_map(f.raw("own")) if f.has("own") else None
-        return cls(own, f.get_int("q"), f.get_bytes("ph", size=32), set(f.get_list("sh")), peers)
+        shared = set(f.get_list("sh"))
+        return cls(own, f.get_int("q"), f.get_bytes("ph", size=32), shared, peers, inline)
 
 
 class GroupStore:
@@ -181,10 +193,41 @@ class GroupStore:
 
     def keys(self, gid: bytes) -> GroupKeys:
         value = self._load(f"group.keys.{gid.hex()}", GroupKeys.decode)
-        return value if isinstance(value, GroupKeys) else GroupKeys()
+        keys = value if isinstance(value, GroupKeys) else GroupKeys()
+        if keys.inline:  # an older version's keys: one entry per device from now on
+            for peer, chains in keys.inline.items():
+                self.save_chains(gid, peer, chains)
+            keys.inline = {}
+            self.save_keys(gid, keys)
+        return keys
 
     def save_keys(self, gid: bytes, keys: GroupKeys) -> None:
         self._store.put_state(f"group.keys.{gid.hex()}", keys.encode())
+
+    def _chain_key(self, gid: bytes, peer: tuple[bytes, bytes]) -> str:
+        return f"group.chains.{gid.hex()}.{peer[0].hex()}.{peer[1].hex()}"
+
+    def chains(self, gid: bytes, peer: tuple[bytes, bytes]) -> list[SenderChain]:
+        """The chains we hold of member device ``peer`` (identity, device), oldest first."""
+        value = self._load(
+            self._chain_key(gid, peer),
+            lambda d: [SenderChain.from_map(c) for c in canonical_decode(d, _LIMITS)],
+        )
+        return value if isinstance(value, list) else []
+
+    def save_chains(self, gid: bytes, peer: tuple[bytes, bytes], chains: list[SenderChain]) -> None:
+        """Keep ``chains`` for ``peer`` (none: forget it)."""
+        if chains:
+            value = canonical_encode([c.to_map() for c in chains])
+            self._store.put_state(self._chain_key(gid, peer), value)
+        else:
+            self._store.delete_state(self._chain_key(gid, peer))
+
+    def forget_keys(self, gid: bytes) -> None:
+        """Drop our chain and every chain we hold in group ``gid`` (we left it)."""
+        for peer in self.keys(gid).peers:
+            self.save_chains(gid, peer, [])
+        self._store.delete_state(f"group.keys.{gid.hex()}")
 
     def history(self, gid: bytes, limit: int) -> list[dict[str, object]]:
         """The newest ``limit`` messages of a group, oldest first."""
