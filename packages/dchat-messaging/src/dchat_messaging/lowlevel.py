@@ -56,8 +56,11 @@ from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
+from ._group_invite import InvitationParts as InvitationParts
+from ._group_invite import invitation_controls as invitation_controls
 from ._group_store import GroupKeys as GroupKeys
 from ._group_store import GroupRecord as GroupRecord
+from ._groups import MAX_BATCH as MAX_BATCH
 from ._groups import MAX_MEMBERS as MAX_MEMBERS
 from ._groups import GroupState as GroupState
 from ._groups import GroupUpdate as GroupUpdate
@@ -124,7 +127,9 @@ __all__ = (
     "GroupState",
     "GroupUpdate",
     "Groups",
+    "InvitationParts",
     "MAX_AHEAD",
+    "MAX_BATCH",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
@@ -168,6 +173,7 @@ __all__ = (
     "deposits",
     "encode_distribution",
     "envelope_digest",
+    "invitation_controls",
     "message_hash",
     "outbox_id",
     "path_outbox_id",
