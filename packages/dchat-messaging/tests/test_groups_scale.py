@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dchat_core import DecodeLimits, canonical_decode, canonical_encode
 from dchat_identity import ContactCard, Identity
+from dchat_messaging import DeviceAddress
 from dchat_messaging._group_invite import MAX_PENDING, InvitationParts, invitation_controls
 from dchat_messaging._groups import header_hash
 from dchat_messaging.lowlevel import (
@@ -320,3 +321,38 @@ def test_a_thousand_member_group() -> None:
     assert [r["text"] for r in bob.agent.groups.history(gid)] == ["after carol left"]
     assert carol.agent.groups.history(gid) == []
     assert carol.agent.groups.db.keys(raw).peers == set()  # her node dropped every chain
+
+
+def test_messages_waiting_for_sessions_are_kept_per_device_and_older_lists_still_read() -> None:
+    bundles: dict[bytes, bytes] = {}
+    alice, bob, carol = (AgentNode(n, bundles) for n in ("alice", "bob", "carol"))
+    for node in (bob, carol):
+        alice.agent.contacts.add(node.card.name, node.card.to_text(), now=T0)
+        node.agent.contacts.add("alice", alice.card.to_text(), now=T0)
+    alice.send("bob", "to bob")
+    alice.send("carol", "to carol")
+    engine, store = alice.engine, alice.store
+    index = store.get_state(engine._key("pending"))  # type: ignore[attr-defined]
+    assert index is not None
+    lists = {
+        k: v
+        for k, v in store.state.items()  # type: ignore[attr-defined]
+        if k.startswith(engine._key("pend") + ".")
+    }
+    assert len(lists) == 2  # one list per device waiting
+    # The single list older versions stored: [[address, [[outbox id, plaintext], ...]], ...]
+    legacy = []
+    for address in canonical_decode(index, _ANY):
+        device = DeviceAddress.from_bytes(address).device_id
+        legacy.append([address, canonical_decode(lists[engine._key("pend", device.hex())], _ANY)])
+    for key in lists:
+        store.delete_state(key)
+    store.put_state(engine._key("pending"), canonical_encode(legacy))
+    assert sorted(d.device_id for d in engine.needs_bundles()) == sorted(
+        bytes(n.engine.keys.device_id) for n in (bob, carol)
+    )
+    mail = alice.outgoing()
+    for node, text in ((bob, "to bob"), (carol, "to carol")):
+        mine = [env for box, env in mail if box == bytes(node.card.mailbox)]
+        node.agent.accept_many(node.engine, mine, now=T0 + 1)
+        assert text in [m.text for m in node.store.messages.values()]  # type: ignore[attr-defined]

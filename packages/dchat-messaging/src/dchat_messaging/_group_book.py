@@ -122,12 +122,12 @@ class Groups:
             RequestError: ``unknown_group``.
         """
         ref = ref.strip().lower()
+        ids = self.db.ids()
+        by_id = [gid for gid in ids if len(ref) >= 8 and gid.hex().startswith(ref)]
         found = []
-        for gid in self.db.ids():
+        for gid in by_id or ids:  # an id needs no record read; a title reads them all
             record = self.db.record(gid)
-            if record is None:
-                continue
-            if (len(ref) >= 8 and gid.hex().startswith(ref)) or record.state.title.lower() == ref:
+            if record is not None and (by_id or record.state.title.lower() == ref):
                 found.append(record)
         if len(found) != 1:
             raise RequestError("unknown_group", f"no single group matches {ref!r}")

@@ -173,20 +173,26 @@ class GroupStore:
         if data is None:
             return None
         digest = hashlib.sha256(data).digest()
-        record = self._records.pop(digest, None)
+        record = self._records.get(digest)
         if record is None:
             value = self._load(f"group.{gid.hex()}", GroupRecord.decode)
             if not isinstance(value, GroupRecord):
                 return None
             record = value
-        self._records[digest] = record  # newest last
+        self._keep(digest, record)
+        return replace(record, held=list(record.held))
+
+    def _keep(self, digest: bytes, record: GroupRecord) -> None:
+        self._records.pop(digest, None)
+        self._records[digest] = replace(record, held=list(record.held))  # newest last
         while len(self._records) > _CACHED:
             del self._records[next(iter(self._records))]
-        return replace(record, held=list(record.held))
 
     def save(self, record: GroupRecord) -> None:
         gid = record.state.group_id
-        self._store.put_state(f"group.{gid.hex()}", record.encode())
+        data = record.encode()
+        self._store.put_state(f"group.{gid.hex()}", data)
+        self._keep(hashlib.sha256(data).digest(), record)  # what we wrote: not decoded again
         ids = self.ids()
         if gid not in ids:
             self._store.put_state(_INDEX, canonical_encode([*ids, gid]))

@@ -105,12 +105,15 @@ class Member:
 
     role: int
     card: ContactCard
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    """The card's bytes when the caller has them (``card.to_bytes()``, not encoded again)."""
     leaf: bytes = field(init=False, compare=False, repr=False)
     """Its leaf in the state hash (:func:`member_leaf`), made once."""
 
     def __post_init__(self) -> None:
-        leaf = member_leaf(bytes(self.card.identity_id), self.role, self.card.to_bytes())
-        object.__setattr__(self, "leaf", leaf)
+        raw = self.raw or self.card.to_bytes()
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "leaf", member_leaf(bytes(self.card.identity_id), self.role, raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,7 @@ class GroupState:
 
     def member_rows(self) -> list[list[object]]:
         """``[[identity id, role, card bytes], ...]`` in id order (what invitations carry)."""
-        return [[i, m.role, m.card.to_bytes()] for i, m in sorted(self.members.items())]
+        return [[i, m.role, m.raw] for i, m in sorted(self.members.items())]
 
     def to_bytes(self) -> bytes:
         """The whole state, every card included (how a node stores it)."""
@@ -214,7 +217,7 @@ class GroupState:
                 card = ContactCard.from_bytes(item[2])
                 if bytes(card.identity_id) != item[0] or item[0] in members:
                     raise DecodeError("member card")
-                members[item[0]] = Member(item[1], card)
+                members[item[0]] = Member(item[1], card, bytes(item[2]))
         except (DecodeError, InvalidCardError, ValueError, TypeError):
             raise _malformed("state") from None
         state = cls(header.group_id, header.version, header.title, members, header.settings)
@@ -365,7 +368,7 @@ def _add(
         raise _refuse("already a member")
     if len(members) >= MAX_MEMBERS:
         raise GroupError("too_large", f"a group has at most {MAX_MEMBERS} members")
-    members[bytes(card.identity_id)] = Member(u.arg[1], card)
+    members[bytes(card.identity_id)] = Member(u.arg[1], card, bytes(u.arg[0]))
 
 
 def _adds(
