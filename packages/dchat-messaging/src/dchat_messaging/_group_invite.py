@@ -173,7 +173,8 @@ class InvitationParts:
             raise _malformed() from None
         stored = self._store.get_state(_key(sender))
         pending = canonical_decode(stored, _STORED) if stored else None
-        if not isinstance(pending, dict) or header_hash(pending["hd"]) != sh:
+        hd = pending.get("hd") if isinstance(pending, dict) else None
+        if not isinstance(pending, dict) or not isinstance(hd, bytes) or header_hash(hd) != sh:
             raise GroupError("unknown_group", "a part of an invitation not received (yet)")
         pending["m"] = [*pending["m"], *rows]
         return self._settle(sender, pending)
