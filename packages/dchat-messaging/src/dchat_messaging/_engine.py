@@ -77,7 +77,7 @@ from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from dchat_core import MessageId
 
@@ -120,8 +120,10 @@ _V = TypeVar("_V")
 class _Waiting:
     """The pending index and the lists one ``send`` touched (read lazily, per device)."""
 
-    index: dict[bytes, DeviceAddress]
-    items: dict[bytes, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    index: list[bytes]
+    items: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def make(cls, engine: MessagingEngine) -> Callable[[], _Waiting]:
@@ -129,10 +131,18 @@ class _Waiting:
 
     def take(self, engine: MessagingEngine, device: DeviceAddress) -> list[tuple[bytes, bytes]]:
         """``device``'s waiting list (added to the index), to append to."""
-        self.index.setdefault(device.device_id, device)
         if device.device_id not in self.items:
-            self.items[device.device_id] = engine._pending_items(device.device_id)
-        return self.items[device.device_id]
+            _, items = engine._pending_entry(device.device_id)
+            self.items[device.device_id] = (device, items)
+            if device.device_id not in self.index:
+                self.index.append(device.device_id)
+        return self.items[device.device_id][1]
+
+
+def _items(raw: object) -> list[tuple[bytes, bytes]]:
+    """Stored ``[[outbox id, plaintext], ...]`` (anything else in it is skipped)."""
+    listed = raw if isinstance(raw, list) else []
+    return [(i[0], i[1]) for i in listed if isinstance(i, list) and len(i) == 2]
 
 
 class _Lazy(Generic[_V]):
@@ -261,8 +271,9 @@ class MessagingEngine:
         with self._store.transaction():
             self._delete_session(device_id)
             index = self._pending()
-            if index.pop(device_id, None) is not None:
-                self._save_pending(index, {device_id: []})
+            if device_id in index:
+                index.remove(device_id)
+                self._save_pending(index, {device_id: None})
 
     # -- sending -------------------------------------------------------------------
 
@@ -381,11 +392,12 @@ class MessagingEngine:
 
     def pending_count(self) -> int:
         """Messages waiting for a session (not yet in the outbox)."""
-        return sum(len(self._pending_items(device)) for device in self._pending())
+        return sum(len(self._pending_entry(device)[1]) for device in self._pending())
 
     def needs_bundles(self) -> list[DeviceAddress]:
         """Devices with messages waiting for a session: fetch each one's prekey bundle."""
-        return list(self._pending().values())
+        found = (self._pending_entry(device)[0] for device in self._pending())
+        return [address for address in found if address is not None]
 
     def bundle_received(self, device: DeviceAddress, bundle: bytes, *, now: float) -> int:
         """Set up a session to ``device`` from its (wrapped) ``bundle``; queue what waited.
@@ -418,68 +430,74 @@ class MessagingEngine:
             old = self._session_or_none(device.device_id)
             record = SessionRecord(device.identity, slot, None if old is None else old.current)
             index = self._pending()
-            items = self._pending_items(device.device_id)
+            _, items = self._pending_entry(device.device_id)
             for oid, plain in items:
                 self._enqueue(device, slot, oid, plain, now)
             self._save_session(device.device_id, record)
-            if index.pop(device.device_id, None) is not None:
-                self._save_pending(index, {device.device_id: []})
+            if device.device_id in index:
+                index.remove(device.device_id)
+                self._save_pending(index, {device.device_id: None})
         return len(items)
 
     # -- pending ---------------------------------------------------------------------
 
-    # The devices waiting are one small index (``pending``: their addresses); each
-    # one's messages are their own entry (``pend.<device hex>``), so queueing for
-    # one device of a thousand rewrites that device's list, not everyone's.
+    # The devices waiting are one small index (``pending``: their device ids);
+    # each one's address and messages are its own entry (``pend.<device hex>``:
+    # ``[address, [[outbox id, plaintext], ...]]``), so queueing for or setting
+    # up one device of a thousand rewrites that device's entry and 32 bytes a
+    # device of index, not every device's messages.
 
-    def _pending(self) -> dict[bytes, DeviceAddress]:
+    def _pending(self) -> list[bytes]:
         raw = load_state(self._store, self._key("pending"))
         if raw is None:
-            return {}
+            return []
         if not isinstance(raw, list):
             raise EngineStateError("stored pending messages are damaged")
         if any(isinstance(a, list) for a in raw):
             return self._pending_upgrade(raw)
-        if not all(isinstance(a, bytes) for a in raw):
+        if not all(isinstance(a, bytes) and len(a) == 32 for a in raw):
             raise EngineStateError("stored pending messages are damaged")
-        return {a.device_id: a for a in map(DeviceAddress.from_bytes, raw)}
+        return raw
 
-    def _pending_upgrade(self, raw: list[object]) -> dict[bytes, DeviceAddress]:
+    def _pending_upgrade(self, raw: list[object]) -> list[bytes]:
         """Split the one list of older versions (``[[address, items], ...]``) by device."""
-        index, items = {}, {}
+        entries: dict[bytes, tuple[DeviceAddress | None, list[tuple[bytes, bytes]]] | None] = {}
         for entry in raw:
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], bytes)):
                 raise EngineStateError("stored pending messages are damaged")
             address = DeviceAddress.from_bytes(entry[0])
-            index[address.device_id] = address
-            listed = entry[1] if isinstance(entry[1], list) else []
-            items[address.device_id] = [
-                (i[0], i[1]) for i in listed if isinstance(i, list) and len(i) == 2
-            ]
-        self._save_pending(index, items)
+            entries[address.device_id] = (address, _items(entry[1]))
+        index = list(entries)
+        self._save_pending(index, entries)
         return index
 
-    def _pending_items(self, device_id: bytes) -> list[tuple[bytes, bytes]]:
+    def _pending_entry(
+        self, device_id: bytes
+    ) -> tuple[DeviceAddress | None, list[tuple[bytes, bytes]]]:
         raw = load_state(self._store, self._key("pend", device_id.hex()))
-        if raw is not None and not isinstance(raw, list):
+        if raw is None:
+            return None, []
+        if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], bytes)):
             raise EngineStateError("stored pending messages are damaged")
-        return [(i[0], i[1]) for i in raw or [] if isinstance(i, list) and len(i) == 2]
+        return DeviceAddress.from_bytes(raw[0]), _items(raw[1])
 
     def _save_pending(
-        self, index: dict[bytes, DeviceAddress], items: dict[bytes, list[tuple[bytes, bytes]]]
+        self,
+        index: list[bytes],
+        entries: Mapping[bytes, tuple[DeviceAddress | None, list[tuple[bytes, bytes]]] | None],
     ) -> None:
-        """Write the index and the lists of ``items`` (an empty list: deleted)."""
-        for device_id, queued in items.items():
+        """Write the index and ``entries`` (None, or no messages: deleted)."""
+        for device_id, entry in entries.items():
             key = self._key("pend", device_id.hex())
-            if queued:
-                self._store.put_state(key, canonical_encode([list(i) for i in queued]))
+            if entry is not None and entry[0] is not None and entry[1]:
+                value = [entry[0].to_bytes(), [list(i) for i in entry[1]]]
+                self._store.put_state(key, canonical_encode(value))
             else:
                 self._store.delete_state(key)
         if not index:
             self._store.delete_state(self._key("pending"))
         else:
-            value = [a.to_bytes() for a in index.values()]
-            self._store.put_state(self._key("pending"), canonical_encode(value))
+            self._store.put_state(self._key("pending"), canonical_encode(index))
 
     # -- receiving -------------------------------------------------------------------
 
