@@ -353,3 +353,25 @@ def test_messages_waiting_for_sessions_are_kept_per_device_and_older_lists_still
         mine = [env for box, env in mail if box == bytes(node.card.mailbox)]
         node.agent.accept_many(node.engine, mine, now=T0 + 1)
         assert text in [m.text for m in node.store.messages.values()]  # type: ignore[attr-defined]
+
+
+def test_sender_chains_stored_inside_the_keys_by_older_versions_still_open_messages() -> None:
+    bundles: dict[bytes, bytes] = {}
+    alice, bob = AgentNode("alice", bundles), AgentNode("bob", bundles)
+    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
+    bob.agent.contacts.add("alice", alice.card.to_text(), now=T0)
+    gid, _ = alice.agent.groups.create("old", now=T0)
+    alice.agent.groups.invite(gid, "bob", now=T0)
+    _deliver(bob, alice.outgoing())
+    raw, db = bytes.fromhex(gid), bob.agent.groups.db
+    peer = (bytes(alice.identity.identity_id), alice.engine.keys.device_id)
+    chains = db.chains(raw, peer)
+    assert len(chains) == 1
+    keys = canonical_decode(bob.store.get_state(f"group.keys.{gid}"), _ANY)
+    keys["p"] = [[*peer, [c.to_map() for c in chains]]]  # the single value older versions kept
+    bob.store.put_state(f"group.keys.{gid}", canonical_encode(keys))
+    db.save_chains(raw, peer, [])
+    alice.agent.groups.send_text(gid, "still readable", now=T0)
+    _deliver(bob, alice.outgoing())
+    assert [r["text"] for r in bob.agent.groups.history(gid)] == ["still readable"]
+    assert db.keys(raw).peers == {peer}

@@ -215,11 +215,16 @@ class GroupStore:
 
     def chains(self, gid: bytes, peer: tuple[bytes, bytes]) -> list[SenderChain]:
         """The chains we hold of member device ``peer`` (identity, device), oldest first."""
-        value = self._load(
-            self._chain_key(gid, peer),
-            lambda d: [SenderChain.from_map(c) for c in canonical_decode(d, _LIMITS)],
-        )
-        return value if isinstance(value, list) else []
+        for _ in range(2):
+            value = self._load(
+                self._chain_key(gid, peer),
+                lambda d: [SenderChain.from_map(c) for c in canonical_decode(d, _LIMITS)],
+            )
+            if isinstance(value, list):
+                return value
+            if not self.keys(gid).peers:  # an older version's keys are split on reading
+                break
+        return []
 
     def save_chains(self, gid: bytes, peer: tuple[bytes, bytes], chains: list[SenderChain]) -> None:
         """Keep ``chains`` for ``peer`` (none: forget it)."""
