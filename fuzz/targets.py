@@ -67,6 +67,14 @@ from dchat_network.lowlevel import (
     decode_relay_message,
     encode_relay_message,
 )
+from dchat_privacy import (
+    ContactContext,
+    ContactRing,
+    ContactSecret,
+    DchatPrivacyError,
+    prove_contact,
+)
+from dchat_privacy.lowlevel import ContactProof
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -304,6 +312,17 @@ def validator_links(data: bytes) -> None:
         _expect(DchatChainError, decode_message, inbound)
 
 
+# -- dchat_privacy: contact proofs and rings -------------------------------------------------
+
+
+def contact_proofs(data: bytes) -> None:
+    """Byte 0 picks the decoder: even, a contact proof; odd, a contact ring."""
+    decode = ContactRing.from_bytes if data[:1] and data[0] & 1 else ContactProof.from_bytes
+    value = _expect(DchatPrivacyError, decode, data[1:])
+    if value is not None:
+        assert value.to_bytes() == data[1:]
+
+
 TARGETS: dict[str, Target] = {
     "canonical_cbor": canonical_cbor,
     "canonical_values": canonical_values,
@@ -319,6 +338,7 @@ TARGETS: dict[str, Target] = {
     "certificates": certificates,
     "consensus_messages": consensus_messages,
     "validator_links": validator_links,
+    "contact_proofs": contact_proofs,
 }
 
 
@@ -397,6 +417,14 @@ def _block(txs: tuple[bytes, ...]) -> bytes:
     return Block(header=header, txs=txs, last_commit=None).to_bytes()
 
 
+def _contact_proof_seeds() -> list[bytes]:
+    secret = ContactSecret.generate()
+    ring = ContactRing.padded([secret.public_key])
+    context = ContactContext(b"mailbox", 1, bytes(16))
+    proofs = [prove_contact(secret, ring, context, linkable=m).to_bytes() for m in (False, True)]
+    return [b"\x00" + proofs[0], b"\x00" + proofs[1], b"\x01" + ring.to_bytes()]
+
+
 def seeds(name: str, vectors: Path | None = None) -> list[bytes]:
     """The starting inputs of target ``name`` (valid encodings from the real encoders)."""
     cbor = [canonical_encode({"a": [1, -2, b"x", "y", None, True]}), b"\xf6", b"\x80"]
@@ -417,5 +445,7 @@ def seeds(name: str, vectors: Path | None = None) -> list[bytes]:
     if name == "contact_cards":
         card = _card()
         return [card.to_bytes(), card.to_text().encode()]
+    if name == "contact_proofs":
+        return _contact_proof_seeds()
     tx = _transaction()
     return [tx] if name == "transactions" else [_block(()), _block((tx,))]

@@ -433,3 +433,26 @@ def test_an_expired_message_takes_its_file_key_and_download_off_the_disk(
     raw = _raw(path)
     assert [s.hex() for s in before if s in raw and s not in _secrets(path)] == []
     assert data[:4096] not in raw
+
+
+def test_a_damaged_record_fails_the_expiry_whole_and_is_counted(
+    dbs: tuple[Database, Database],
+) -> None:
+    """A DecodeError inside the expiry changes nothing, is counted, and never escapes."""
+    from dchat_messaging.attachments import AttachmentKeeper
+    from dchat_storage import EngineStore
+
+    db, peer, mid = dbs[0], "dc1bob", b"p" * 16
+    keeper, store = AttachmentKeeper(db), EngineStore(db)
+    db.conversations.set_timer(peer, 2.0, T0)
+    assert db.messages.add(mid, "out", peer, "", T0, T0)
+    assert db.messages.start_timer(mid, T0)
+    store.put_state("user.pay." + mid.hex(), b"a payment record")
+    store.put_state("user.pay.pending", b"\xff not cbor")  # damaged
+    assert keeper.expire(T0 + 3) == []
+    assert (keeper.expiry_failures, keeper.expiry_error) == (1, "DecodeError")
+    assert db.messages.get(mid) is not None  # rolled back whole: retried later
+    store.put_state("user.pay.pending", canonical_encode([]))
+    assert keeper.expire(T0 + 4) == []
+    assert db.messages.get(mid) is None
+    assert keeper.expiry_failures == 1

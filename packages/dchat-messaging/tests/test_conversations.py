@@ -458,6 +458,32 @@ def test_expiry_takes_the_note_and_the_attachment_record(pair: tuple[Node, Node]
     assert book.get(bytes(mid)) is None
 
 
+def test_every_way_a_message_goes_takes_its_note_and_attachment_record(
+    pair: tuple[Node, Node],
+) -> None:
+    """Deleted for everyone or with the contact's history: nothing stays beside the message."""
+    alice, bob = pair
+    location = AttachmentEntry(Attachment.location(1.0, 2.0), "stored", "", b"")
+    for node in (alice, bob):
+        AttachmentBook(node.store).put(b"\x00" * 16, location)  # someone else's: kept
+    gone, wiped = alice.send("bob", "oops"), alice.send("bob", "history")
+    deliver(alice, bob)
+    for node, peer in ((alice, "bob"), (bob, "alice")):
+        for mid in (gone, wiped):
+            AttachmentBook(node.store).put(bytes(mid), location)
+        node.agent.converse.react(peer, wiped, "👍", on=True, now=T0)
+    alice.agent.converse.delete_for_everyone("bob", gone, now=T0)
+    deliver(alice, bob)
+    assert bob.agent.contacts.delete_messages(str(alice.identity.identity_id)) == 1
+    for node in (alice, bob):
+        book = AttachmentBook(node.store)
+        assert book.get(bytes(gone)) is None
+        assert book.get(b"\x00" * 16) == location
+    assert AttachmentBook(alice.store).get(bytes(wiped)) == location  # alice kept hers
+    assert bob.agent.conversations.note(bytes(wiped)) is None
+    assert AttachmentBook(bob.store).get(bytes(wiped)) is None
+
+
 def test_turning_it_off_stops_new_counts_but_not_running_ones(pair: tuple[Node, Node]) -> None:
     alice, bob = pair
     alice.agent.converse.disappear("bob", 30, now=T0)
@@ -625,6 +651,23 @@ def test_the_real_text_decides_so_a_stale_index_gives_no_false_match(
     assert _texts(alice, "bananas") == []
 
 
+def test_a_page_ending_on_a_stale_candidate_still_leads_to_older_matches(
+    stored: tuple[Node, Node, Database, Database],
+) -> None:
+    alice, _, alice_db, _ = stored
+    older = alice.send("bob", "bananas")
+    stale = alice.send("bob", "apples")
+    alice.send("bob", "bananas")
+    assert _texts(alice, "apples") == ["apples"]  # builds the index
+    alice_db.search.reindex(bytes(stale), "bananas")
+    newest, after = alice.agent.search.page("bananas", limit=2)
+    assert [h.text for h in newest] == ["bananas"]
+    assert after is not None
+    rest, end = alice.agent.search.page("bananas", limit=2, before=after)
+    assert [h.entry.message_id for h in rest] == [bytes(older)]
+    assert end is None
+
+
 def test_the_first_search_builds_the_index_with_the_latest_edits(
     stored: tuple[Node, Node, Database, Database],
 ) -> None:
@@ -665,7 +708,7 @@ def test_hostile_searches_are_refused_with_a_typed_error(
     assert _texts(alice, "ok") == ["ok"]  # nothing lost
 
 
-def test_the_memory_store_searches_like_the_database(pair: tuple[Node, Node]) -> None:
+def test_the_memory_store_search_follows_edits(pair: tuple[Node, Node]) -> None:
     alice, bob = pair
     mid = alice.send("bob", "tea at five")
     deliver(alice, bob)

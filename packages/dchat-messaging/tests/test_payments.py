@@ -24,7 +24,14 @@ from dchat_messaging import (
     ProvenPayment,
     UserMessaging,
 )
-from dchat_messaging.lowlevel import PaymentEntry, PaymentIntent, check_payment, payment_ref
+from dchat_messaging.lowlevel import (
+    GIVE_UP_AFTER,
+    PaymentEntry,
+    PaymentIntent,
+    Payments,
+    check_payment,
+    payment_ref,
+)
 from dchat_privacy import pad
 from dchat_testing import AGENT_T0, AgentNode, agent_pair, deliver_mail
 
@@ -84,7 +91,10 @@ def test_a_payment_is_pending_until_its_proof_then_verified(
         "lunch",
     )
     assert received.ref == payment_ref(alice.card.identity_id, bob.card.identity_id, mid)
-    assert bob.agent.payments.row(bytes(mid))["payment"] == {**received.view(), "state": "pending"}
+    row = bob.agent.payments.row(bytes(mid))["payment"]
+    assert isinstance(row, dict)
+    shown = (row["amount"], row["note"], row["state"], row["tx"])
+    assert shown == (25, "lunch", "pending", TX.hex())
     # The light client proved the state below the commit height: not decidable yet.
     assert bob.agent.settle_payment(mid, None, 6, now=T0).state == "pending"
     done = bob.agent.settle_payment(mid, proven(alice, bob), 7, now=T0)
@@ -129,6 +139,44 @@ def test_a_forged_payment_without_a_chain_record_is_refused(
     assert bob.agent.payments.row(bytes(mid))["payment"]["state"] == "refused"  # type: ignore[index]
 
 
+def test_the_deadline_counts_from_the_first_round_across_restarts(
+    pair: tuple[AgentNode, AgentNode],
+) -> None:
+    alice, bob = pair
+    mid = pay(alice, bob, height=10**9).message_id
+    assert bob.agent.settle_payment(mid, None, 50, now=T0).state == "pending"
+    # A restart: nothing kept in memory; the first round's time is in the store.
+    ours = bob.agent.own_accounts()
+    restarted = Payments(bob.store)
+    later = restarted.settle(mid, None, 50, own_accounts=ours, now=T0 + GIVE_UP_AFTER)
+    assert later.state == "pending"
+    with pytest.raises(PaymentRefusedError) as refused:
+        Payments(bob.store).settle(mid, None, 50, own_accounts=ours, now=T0 + GIVE_UP_AFTER + 1)
+    assert refused.value.code == "not_found"
+
+
+def test_a_flood_of_claims_delays_real_payments_without_refusing_them(
+    pair: tuple[AgentNode, AgentNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dchat_messaging._payment as module
+
+    monkeypatch.setattr(module, "MAX_PENDING", 2)
+    monkeypatch.setattr(module, "MAX_WAITING", 2)
+    alice, bob = pair
+    floods = [pay(alice, bob, height=10**9).message_id for _ in range(2)]
+    real = [pay(alice, bob).message_id for _ in range(3)]
+    assert [m for m, _ in bob.agent.payments.pending()] == floods
+    assert [entry(bob, m).state for m in real] == ["pending", "pending", "refused"]
+    assert entry(bob, real[2]).code == "too_many"  # beyond both queues
+    for m in floods:
+        with pytest.raises(PaymentRefusedError):
+            bob.agent.settle_payment(m, None, 50, now=T0, give_up=True)
+    assert [m for m, _ in bob.agent.payments.pending()] == real[:2]  # they joined in order
+    assert bob.agent.settle_payment(real[0], proven(alice, bob), 8, now=T0).state == "verified"
+    bob.agent.payments.forget(bytes(real[1]))
+    assert bob.agent.payments.pending() == []
+
+
 def test_a_claim_of_a_far_height_is_refused_at_the_deadline(
     pair: tuple[AgentNode, AgentNode],
 ) -> None:
@@ -153,6 +201,7 @@ def test_a_payment_naming_another_account_is_refused_without_a_proof(
     alice, bob = pair
     intent = intend(alice)
     wrong = replace(intent, payment=replace(intent.payment, payee=b"\x03" * 32))
+    alice.agent.payments.intend(wrong)
     alice.agent.converse.send_payment(wrong, 7, now=T0)
     deliver_mail(alice, bob)
     with pytest.raises(PaymentRefusedError) as refused:
@@ -166,6 +215,7 @@ def test_a_replayed_payment_message_is_refused(pair: tuple[AgentNode, AgentNode]
     mid = intent.message_id
     bob.agent.settle_payment(mid, proven(alice, bob), 7, now=T0)
     # The same message again (a re-send): stored once, still verified.
+    alice.agent.payments.intend(intent)
     alice.agent.converse.send_payment(intent, 7, now=T0)
     deliver_mail(alice, bob)
     assert entry(bob, mid).state == "verified"
@@ -173,10 +223,25 @@ def test_a_replayed_payment_message_is_refused(pair: tuple[AgentNode, AgentNode]
     assert bob.store.delete_message(bytes(mid))
     bob.agent.payments.forget(bytes(mid))
     assert bob.agent.payments.get(bytes(mid)) is None
+    alice.agent.payments.intend(intent)
     alice.agent.converse.send_payment(intent, 7, now=T0)
     deliver_mail(alice, bob)
     assert (entry(bob, mid).state, entry(bob, mid).code) == ("refused", "replayed")
     assert bob.agent.payments.pending() == []
+
+
+def test_a_payment_message_is_sent_once_when_two_tasks_finish_it(
+    pair: tuple[AgentNode, AgentNode],
+) -> None:
+    """The request that paid and the resumption task may both finish one intent."""
+    alice, bob = pair
+    intent = intend(alice)
+    mid, first = alice.agent.converse.send_payment(intent, 7, now=T0)
+    again, second = alice.agent.converse.send_payment(intent, 7, now=T0)
+    assert (again, first != [], second) == (mid, True, [])
+    assert alice.agent.payments.intents() == []
+    deliver_mail(alice, bob)
+    assert entry(bob, mid).state == "pending"
 
 
 def test_a_payment_message_deleted_for_everyone_takes_its_record_along(

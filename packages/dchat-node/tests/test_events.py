@@ -23,6 +23,7 @@ import trio
 
 from dchat_node import NodeProcess
 from dchat_node.cli._watch import describe
+from dchat_node.user._attachments import AttachmentService
 from dchat_sdk import ApiError, AsyncRemoteClient, Event, RemoteClient
 from dchat_storage import LifecyclePolicy, open_database
 from dchat_testing.pytest_plugin import PASSPHRASE
@@ -330,6 +331,16 @@ def test_dchat_watch_describes_relay_status_events() -> None:
     assert describe(Event(8, "status", {"relay": "connected"})).endswith("relay connected")
 
 
+def test_dchat_watch_describes_anchored_group_events() -> None:
+    g = "ab" * 32
+    anchored = Event(3, "group_anchored", {"group": g, "first": 0, "last": 63})
+    assert describe(anchored).endswith(f"[group {g[:12]}] anchored on the chain: 0..63")
+    caught = {"group": g, "evidence": "fork", "accused": "cd" * 32, "why": "two messages"}
+    assert "EQUIVOCATION (fork) by cdcdcdcd" in describe(Event(4, "group_equivocation", caught))
+    gap = Event(5, "group_gap", {"group": g, "sender": "ef" * 32, "missing": [2, 3]})
+    assert describe(gap).endswith("missing messages [2, 3] of efefefefefefefef")
+
+
 def test_dchat_watch_describes_conversation_events() -> None:
     receipt = Event(9, "receipt", {"peer": "p", "by": "bob", "ids": ["m1", "m2"], "read": True})
     assert describe(receipt).endswith("bob read m1, m2")
@@ -352,3 +363,31 @@ def test_dchat_watch_describes_group_events() -> None:
     assert describe(posted).endswith(f"[group {'ab' * 6}] dcid1bob: hi all")
     changed = Event(11, "group_update", {**data, "op": "invited", "version": 3})
     assert describe(changed).endswith("dcid1bob: invited (v3)")
+
+
+async def test_an_expiry_wakes_the_event_followers() -> None:
+    """Expiry logs ``expired`` events from a background task: followers are woken at once."""
+    woken: list[float] = []
+
+    class Keeper:
+        expired_total = expiry_failures = 0
+
+        def expire(self, now: float) -> list[tuple[str, bytes]]:
+            self.expired_total += 1 if now >= 0 else 0  # one text gone each second
+            return []
+
+    class User:
+        def now(self) -> float:
+            return trio.current_time()
+
+        async def run(self, step: Callable[..., object], *args: object) -> object:
+            return step(*args)
+
+        def events_logged(self) -> None:
+            woken.append(trio.current_time())
+
+    service = AttachmentService.__new__(AttachmentService)
+    service._user, service.keeper = User(), Keeper()  # type: ignore[assignment]
+    with trio.move_on_after(1.5):
+        await service.run_expiry()
+    assert len(woken) == 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dchat_privacy
+import dchat_privacy.lowlevel
+from dchat_testing import check_export_surfaces
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -17,3 +19,16 @@ def test_all_lists_exactly_the_public_names() -> None:
 def test_all_is_a_sorted_tuple() -> None:
     assert isinstance(dchat_privacy.__all__, tuple)
     assert list(dchat_privacy.__all__) == sorted(dchat_privacy.__all__)
+
+
+def test_the_export_surfaces_follow_the_rules() -> None:
+    check_export_surfaces(dchat_privacy, dchat_privacy.lowlevel)
+
+
+def test_lowlevel_all_lists_exactly_its_public_names() -> None:
+    import dchat_privacy.lowlevel as lowlevel
+
+    public = {name for name in vars(lowlevel) if not name.startswith("_")} - {"annotations"}
+    assert set(lowlevel.__all__) == public
+    assert list(lowlevel.__all__) == sorted(lowlevel.__all__)
+    assert not set(lowlevel.__all__) & set(dchat_privacy.__all__)

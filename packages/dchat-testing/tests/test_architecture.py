@@ -5,6 +5,8 @@ layers are those of the design (``DESIGN.md``, "Packages"): a package may
 import only packages of a lower layer; dchat-testing may import anything and
 nothing imports it. Runtime imports count, including those inside functions
 (they hide cycles); imports under ``if TYPE_CHECKING:`` do not (they never run).
+One upward import is allowed by name (``OPTIONAL_UPWARD``): it must be an optional
+extra of its package.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ DISTRIBUTIONS = {
     "shamir_mnemonic": "shamir-mnemonic",
     "opentelemetry": "opentelemetry-sdk",  # the SDK brings the API (one namespace, two dists)
 }
+# Upward imports allowed by design, module -> packages. ``Client.embedded`` runs
+# dchat-node's own runtime in-process (never a copy of its steps): only this module
+# imports it, inside functions, and only as the extra ``dchat-sdk[embedded]``.
+OPTIONAL_UPWARD = {"dchat_sdk._embedded": {"dchat_node"}}
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Package:
     src: Path
     tests: Path
     declared: set[str]
+    optional: set[str]  # the dependencies of its extras
     graph: dict[str, set[str]] = field(default_factory=dict)
     imports: set[str] = field(default_factory=set)  # top-level names, from src
     test_imports: set[str] = field(default_factory=set)
@@ -111,9 +118,16 @@ def _load() -> dict[str, Package]:
     for directory in sorted(p for p in PACKAGES.iterdir() if (p / "pyproject.toml").exists()):
         project = tomllib.loads((directory / "pyproject.toml").read_text())["project"]
         declared = {_dist_name(d) for d in project.get("dependencies", [])}
+        extras = project.get("optional-dependencies", {}).values()
+        optional = {_dist_name(d) for deps in extras for d in deps}
         (module_dir,) = [p for p in (directory / "src").iterdir() if p.is_dir()]
         package = Package(
-            project["name"], module_dir.name, directory / "src", directory / "tests", declared
+            project["name"],
+            module_dir.name,
+            directory / "src",
+            directory / "tests",
+            declared,
+            optional,
         )
         for path in sorted(package.src.rglob("*.py")):
             name, is_package = _module_name(path, package.src)
@@ -154,11 +168,22 @@ def test_every_package_is_placed_in_a_layer() -> None:
 def test_imports_point_only_down_the_layers(module: str) -> None:
     package = PACKAGE_MAP[module]
     upward = sorted(
-        other
-        for other in package.imports & set(LAYERS)
-        if other != module and LAYERS[other] >= LAYERS[module]
+        f"{name} -> {other}"
+        for name, found in package.graph.items()
+        for other in {_top(m) for m in found} & set(LAYERS)
+        if other != module
+        and LAYERS[other] >= LAYERS[module]
+        and other not in OPTIONAL_UPWARD.get(name, set())
     )
     assert upward == [], f"{package.dist} imports {upward} (same layer or above)"
+
+
+def test_allowed_upward_imports_are_optional_extras() -> None:
+    for name, targets in OPTIONAL_UPWARD.items():
+        package = PACKAGE_MAP[name.split(".")[0]]
+        assert name in package.graph, f"{name} is gone: drop it from OPTIONAL_UPWARD"
+        dists = {PACKAGE_MAP[t].dist for t in targets}
+        assert dists <= package.optional - package.declared, f"{dists}: extras only"
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -193,7 +218,7 @@ def test_declared_dependencies_are_the_imported_ones(module: str) -> None:
     package = PACKAGE_MAP[module]
     internal = {PACKAGE_MAP[m].dist for m in package.imports & set(LAYERS) if m != module}
     used = internal | _third_party(package.imports)
-    missing = sorted(used - package.declared)
+    missing = sorted(used - package.declared - package.optional)
     assert missing == [], f"{package.dist} imports undeclared {missing}"
     tested = {PACKAGE_MAP[m].dist for m in package.test_imports & set(LAYERS)}
     unused = sorted(package.declared - used - tested - _third_party(package.test_imports))

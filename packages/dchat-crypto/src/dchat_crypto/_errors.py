@@ -7,6 +7,7 @@ Every error derives from :class:`DchatCryptoError` and from one *kind* root of
     └── DchatCryptoError
         ├── DecryptionError(PeerError)              any failed authentication/decryption (opaque)
         ├── BadSignatureError(PeerError)            a signature did not verify (opaque)
+        ├── ChannelRecordError(PeerError, ValueError)  a channel record malformed or forged
         ├── InvalidKeyError(CallerError, ValueError)  bad key length/format, low-order X25519 point
         ├── KeystoreFormatError(PeerError, ValueError)  passphrase blob structurally malformed
         ├── FileSizeError(CallerError, ValueError)  a file to seal: more/fewer bytes than declared
@@ -28,6 +29,7 @@ from dchat_core import CallerError, DchatError, PeerError
 
 __all__ = (
     "BadSignatureError",
+    "ChannelRecordError",
     "DchatCryptoError",
     "DecryptionError",
     "FileSizeError",
@@ -58,6 +60,10 @@ class BadSignatureError(DchatCryptoError, PeerError):
 
     def __init__(self) -> None:
         super().__init__("bad signature")
+
+
+class ChannelRecordError(DchatCryptoError, PeerError, ValueError):
+    """A broadcast channel's descriptor or post is malformed, out of range or badly signed."""
 
 
 class InvalidKeyError(DchatCryptoError, CallerError, ValueError):

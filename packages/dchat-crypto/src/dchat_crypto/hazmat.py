@@ -10,13 +10,21 @@ higher layers: the Noise transport and the specific errors beneath the
 everyday ones (each a subclass of an error :mod:`dchat_crypto` exports, so
 catching the everyday class still works), HKDF, and the BLS aggregate and
 proof-of-possession checks, and the chunked file cipher that attachments are
-sealed with (``dchat_messaging`` wraps it; a file key must seal one file only).
+sealed with (``dchat_messaging`` wraps it; a file key must seal one file only),
+and broadcast channels' signed records (:class:`ChannelDescriptor`,
+:class:`ChannelPost`, :func:`topic_of`), which relays check and
+``dchat_messaging`` builds.
 """
 
 from __future__ import annotations
 
 import typing
 
+from ._channel_posts import MAX_POST_BODY as MAX_POST_BODY
+from ._channel_posts import ChannelDescriptor as ChannelDescriptor
+from ._channel_posts import ChannelPost as ChannelPost
+from ._channel_posts import topic_of as topic_of
+from ._errors import ChannelRecordError as ChannelRecordError
 from ._noise_crypto import CIPHERS as CIPHERS
 from ._noise_crypto import HASHES as HASHES
 from ._noise_crypto import MAX_NONCE as MAX_NONCE
@@ -75,6 +83,9 @@ __all__ = (
     "BlsSecretKeyError",
     "BlsUsageError",
     "CIPHERS",
+    "ChannelDescriptor",
+    "ChannelPost",
+    "ChannelRecordError",
     "CipherFunctions",
     "CipherState",
     "FILE_CHUNK",
@@ -89,6 +100,7 @@ __all__ = (
     "InvalidPrekeyStateError",
     "InvalidSessionInitError",
     "MAX_NONCE",
+    "MAX_POST_BODY",
     "MessageTooLargeError",
     "NoiseHandshakeError",
     "NoiseProtocol",
@@ -117,6 +129,7 @@ __all__ = (
     "parse_protocol_name",
     "seal_file_chunks",
     "sealed_size",
+    "topic_of",
 )
 
 

@@ -27,8 +27,9 @@ which synced contacts the caller has yet to add.
 
 Layout of the replica: set ``contacts`` of identity ids, registers
 ``contact.card/<id>`` (card bytes) and ``contact.name/<id>``,
-``settings/<key>``, ``read/<peer>``, ``profile/<field>`` and
-``profile.vis/<field>``.
+``settings/<key>``, ``read/<peer>``, ``profile/<field>``,
+``profile.vis/<field>`` and ``channel/<id>`` (a broadcast channel's invite
+link, ``""`` once unsubscribed).
 """
 
 from __future__ import annotations
@@ -201,6 +202,12 @@ class SyncAgent:
         for name, identity_id, card in contacts:
             if identity_id not in members:
                 self.record(contact_changes(name, ContactCard.from_bytes(card)), now=now)
+
+    def registers(self, prefix: str) -> dict[str, Value]:
+        """The registers named ``prefix`` + a key (e.g. ``channel/<id>``), by that key."""
+        snap = self.replica.state.snapshot()["registers"]
+        assert isinstance(snap, dict)
+        return {k[len(prefix) :]: v for k, v in snap.items() if k.startswith(prefix)}
 
     def snapshot(self) -> dict[str, Any]:
         """Registers (but card bytes) and sets, as a user sees them."""

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Final, Protocol
 from dchat_core import DchatError, DecodeLimits, IdentityId, canonical_decode, canonical_encode
 from dchat_identity import ContactCard, InvalidCardError
 
+from ._conversation import forget_records
 from ._errors import RequestError
-from ._payment import Payments
 from ._search import SearchStore
 from ._store import MessageStore
 
@@ -368,8 +368,8 @@ class ContactBook:
         while batch := self._store.list_messages(peer, _DELETE_BATCH):
             with self._store.transaction():
                 done = sum(self._store.delete_message(m.message_id) for m in batch)
-                for m in batch:  # no payment record without its message
-                    Payments(self._store).forget(m.message_id)
+                for m in batch:  # no note, payment or attachment record without its message
+                    forget_records(self._store, m.message_id)
             if not done:  # nothing listed could be deleted: stop rather than spin
                 return deleted
             deleted += done

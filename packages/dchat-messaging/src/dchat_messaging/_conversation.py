@@ -27,7 +27,7 @@ large, is a :class:`ConversationError` with code ``malformed``;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from dchat_core import (
     DecodeError,
@@ -38,8 +38,13 @@ from dchat_core import (
     canonical_encode,
 )
 
+from ._attachment import AttachmentBook
 from ._content import MAX_TEXT
 from ._errors import ConversationError
+from ._payment import Payments
+
+if TYPE_CHECKING:
+    from ._store import StateStore
 
 __all__ = (
     "CONVERSATION_KINDS",
@@ -237,3 +242,18 @@ def _id_bytes(raw: object) -> bytes:
 
 def _target(fields: Fields) -> MessageId:
     return MessageId(fields.get_bytes("id", size=MessageId.SIZE))
+
+
+NOTE_PREFIX: Final = "conv.note."
+"""State key prefix of a message's note (replies, edits, reactions, receipts)."""
+
+
+def forget_records(store: StateStore, message_id: bytes) -> None:
+    """Drop what this node keeps beside a deleted message: note, payment and attachment records.
+
+    Every way a message goes (deleted for everyone, expired, a contact's
+    history deleted) calls this, so none leaves a record (or a file key) behind.
+    """
+    store.delete_state(NOTE_PREFIX + message_id.hex())
+    Payments(store).forget(message_id)
+    AttachmentBook(store).delete(message_id)

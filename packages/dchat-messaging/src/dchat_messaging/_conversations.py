@@ -56,6 +56,7 @@ from ._conversation import (
     DELETE_KIND,
     EDIT_KIND,
     MAX_RECEIPT_IDS,
+    NOTE_PREFIX,
     REACT_KIND,
     RECEIPT_KIND,
     TYPING_KIND,
@@ -68,10 +69,10 @@ from ._conversation import (
     check_emoji,
     check_text,
     decode_conversation,
+    forget_records,
 )
 from ._disappear import Disappearing
 from ._errors import ConversationError, RequestError
-from ._payment import Payments
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
 
 __all__ = ("ConversationUpdate", "Conversations", "Note")
 
-NOTE_PREFIX: Final = "conv.note."
 SETTINGS_KEY: Final = "conv.settings"
 MAX_EDITS: Final = 32
 """Edits kept in a text's local history (the newest)."""
@@ -265,6 +265,7 @@ class Conversations:
         self, receipt: Receipt, peer: str, by: str, *, mine: bool, at: int
     ) -> ConversationUpdate | None:
         done: list[str] = []
+        timed: bool | None = None  # the conversation has a disappearing timer (read once)
         for mid in receipt.ids:
             entry = self._store.get_message(bytes(mid))
             if entry is None or entry.peer_id != peer:
@@ -279,7 +280,10 @@ class Conversations:
             note = self._update(entry.message_id)
             if receipt.read and note.read_ms is None:
                 note.read_ms = at
-                self._store.start_timer(entry.message_id, at / 1000)  # disappearing: counts now
+                if timed is None:
+                    timed = self._store.timer_of(peer) is not None
+                if timed:  # disappearing: counts now
+                    self._store.start_timer(entry.message_id, at / 1000)
             note.delivered_ms = note.delivered_ms or at  # read implies delivered
             self._save(entry.message_id, note)
             done.append(str(mid))
@@ -316,8 +320,7 @@ class Conversations:
         self._forget(message_id)
 
     def _forget(self, message_id: bytes) -> None:
-        self._store.delete_state(NOTE_PREFIX + message_id.hex())
-        Payments(self._store).forget(message_id)  # no payment record without its message
+        forget_records(self._store, message_id)  # nothing kept beside a deleted message
 
     # -- actions of our user (the caller sends what they return) ------------------------
 

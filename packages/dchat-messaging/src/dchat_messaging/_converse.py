@@ -148,7 +148,9 @@ class ConversationActions:
         """Send the message of a committed payment and forget its intent: one transaction.
 
         So a payment's message and the payment record in the chat are stored
-        together or not at all; until then the intent says what to resend.
+        together or not at all; until then the intent says what to resend. An
+        intent no longer held was sent already (by the request that paid or by
+        the resumption task): nothing is sent twice.
         """
         payment = replace(intent.payment, height=height)
         content = Content.payment_message(
@@ -156,7 +158,8 @@ class ConversationActions:
         )
         with self._store.transaction():
             card = self.contacts.find(str(intent.peer))
-            Payments(self._store).drop_intent(intent.message_id)
+            if not Payments(self._store).drop_intent(intent.message_id):
+                return content.message_id, []
             return content.message_id, self._send_as(card, content, now=now)
 
     def edit(

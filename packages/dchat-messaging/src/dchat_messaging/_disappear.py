@@ -147,8 +147,7 @@ class Disappearing:
                 except (DchatError, ValueError):  # damaged: it goes with the text all the same
                     attachment = None
                 gone.append(Expired(mid, entry.peer_id, entry.direction, attachment))
-                self._attachments.delete(mid)
-                self._forget_note(mid)
+                self._forget_note(mid)  # and the attachment record
                 self._store.delete_message(mid)
             for peer in sorted({g.peer_id for g in gone}):
                 ids = [str(MessageId(g.message_id)) for g in gone if g.peer_id == peer]

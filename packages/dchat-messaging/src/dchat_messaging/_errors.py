@@ -17,6 +17,9 @@
     │                                                   unknown_message, not_author)
     ├── GroupError(PeerError, ValueError)               a group update, sender key or group
     │                                                   message is refused (``code`` says why)
+    ├── ChannelError(DchatMessagingError, ValueError)   a channel link, post or call is refused
+    │                                                   (``code``: bad_link, forged, replayed,
+    │                                                   undecryptable, unknown_channel, ...)
     ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
     ├── EngineStateError(CallerError)                   the engine's stored state is unusable
     └── RequestError(CallerError)                       a message-request, block-list or contact
@@ -33,6 +36,7 @@ from dchat_core import CallerError, DchatError, PeerError
 __all__ = (
     "AttachmentRefusedError",
     "BundleRejectedError",
+    "ChannelError",
     "ContentError",
     "ConversationError",
     "DchatMessagingError",
@@ -132,6 +136,22 @@ class PaymentRefusedError(DchatMessagingError, PeerError, ValueError):
             transfer differs from the claim), ``wrong_chain`` (not the
             currency chain this node follows), ``replayed`` (its reference was
             used before), ``too_many`` (too many payments wait for verification).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ChannelError(DchatMessagingError, ValueError):
+    """A broadcast channel's link, post or action is refused; nothing changed.
+
+    Attributes:
+        code: ``bad_link`` (a malformed invite link), ``forged`` (a post that
+            does not verify, is for another channel or by a key the channel
+            does not list), ``replayed`` (a publisher counter already used by
+            another post), ``undecryptable``, ``bad_text``, ``unknown_channel``,
+            ``not_publisher`` (we hold no key that may publish), ``exists``.
     """
 
     def __init__(self, code: str, message: str) -> None:

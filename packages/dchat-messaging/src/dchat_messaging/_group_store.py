@@ -5,7 +5,10 @@ Everything is sealed state of the node's store (``StateStore``), canonical CBOR:
 * ``group.index``: the group ids, oldest first;
 * ``group.<id hex>``: a :class:`GroupRecord` ``{"st": state, ["pv": previous
   state], ["up": the update that made "st"], ["own": 1 when we signed it],
-  "status": "active" | "invited" | "left", ["held": [updates ahead of "st"]]}``;
+  "status": "active" | "invited" | "left", ["held": [updates known but not
+  applied: ahead of "st", or on another branch]], ["base": the oldest state
+  kept, "ch": [the updates from "base" to "st"]], ["mine": [hashes of the
+  updates we signed]]}`` (see :mod:`._group_book` for how a branch is chosen);
 * ``group.keys.<id hex>``: :class:`GroupKeys` ``{["own": this device's
   chain], "q": its message number, "ph": its last message hash, "sh":
   [identities that hold our chain], "p": [[identity, device], ...]}`` (the
@@ -15,7 +18,9 @@ Everything is sealed state of the node's store (``StateStore``), canonical CBOR:
   chains (the two newest epochs), each its own entry so that a message
   received rewrites one device's chains, not the whole group's;
 * ``group.log.<id hex>``: the newest :data:`MAX_LOG` messages, ``[message id
-  hex, sender, ms, text, "in" | "out", seq]``;
+  hex, sender, ms, text, "in" | "out", seq, message hash hex]`` (rows from
+  before anchoring lack the hash);
+* ``group.anchor.<id hex>``: the group's anchored order (:mod:`._anchor_book`);
 * ``group.waiting``: received group controls that came before what they need,
   ``[kind, sender, device, data]``, at most :data:`MAX_WAITING`.
 
@@ -80,6 +85,17 @@ class GroupRecord:
     last: GroupUpdate | None = None
     own: bool = False
     held: list[bytes] = field(default_factory=list)
+    base: GroupState | None = None
+    chain: list[GroupUpdate] = field(default_factory=list)
+    mine: list[bytes] = field(default_factory=list)
+
+    def history(self) -> tuple[GroupState, list[GroupUpdate]]:
+        """The oldest state kept and the updates applied on it since (to ``state``)."""
+        if self.base is not None:
+            return self.base, list(self.chain)
+        if self.prev is not None and self.last is not None:  # a record from before "base"
+            return self.prev, [self.last]
+        return self.state, []
 
     def encode(self) -> bytes:
         value: dict[str, object] = {"st": self.state.to_bytes(), "status": self.status}
@@ -91,6 +107,11 @@ class GroupRecord:
             value["own"] = 1
         if self.held:
             value["held"] = list(self.held)
+        if self.base is not None:
+            value["base"] = self.base.to_bytes()
+            value["ch"] = [u.to_bytes() for u in self.chain]
+        if self.mine:
+            value["mine"] = list(self.mine)
         return canonical_encode(value)
 
     @classmethod
@@ -98,13 +119,16 @@ class GroupRecord:
         f = Fields(
             canonical_decode(data, _LIMITS),
             "group",
-            frozenset({"st", "status", "pv", "up", "own", "held"}),
+            frozenset({"st", "status", "pv", "up", "own", "held", "base", "ch", "mine"}),
         )
         return cls(
             GroupState.from_bytes(f.get_bytes("st")), f.get_str("status", max_len=8),
             GroupState.from_bytes(f.get_bytes("pv")) if f.has("pv") else None,
             GroupUpdate.from_bytes(f.get_bytes("up")) if f.has("up") else None,
             f.has("own"), [bytes(b) for b in f.get_list("held")] if f.has("held") else [],
+            GroupState.from_bytes(f.get_bytes("base")) if f.has("base") else None,
+            [GroupUpdate.from_bytes(b) for b in f.get_list("ch")] if f.has("ch") else [],
+            [bytes(b) for b in f.get_list("mine")] if f.has("mine") else [],
         )  # fmt: skip
 
 
@@ -244,8 +268,8 @@ class GroupStore:
         """The newest ``limit`` messages of a group, oldest first."""
         log = self._load(f"group.log.{gid.hex()}", lambda d: canonical_decode(d, _LIMITS))
         rows = log if isinstance(log, list) else []
-        keys = ("message_id", "by", "sent_at_ms", "text", "direction", "seq")
-        return [dict(zip(keys, row, strict=True)) for row in rows[-limit:]]
+        keys = ("message_id", "by", "sent_at_ms", "text", "direction", "seq", "hash")
+        return [dict(zip(keys, row, strict=False)) for row in rows[-limit:]]
 
     def log(self, gid: bytes, row: list[object]) -> None:
         key = f"group.log.{gid.hex()}"

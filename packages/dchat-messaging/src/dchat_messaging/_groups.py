@@ -28,7 +28,10 @@ header alone and the members in parts that are checked against it.
 Operations (``op``, ``arg``): ``add`` ``[card, role]``; ``adds`` ``[[card,
 role], ...]`` (1 to :data:`MAX_BATCH` members at once); ``remove`` identity
 id (a member may always remove itself: leaving); ``title`` text; ``role``
-``[identity id, role]``; ``settings`` ``{"add", "remove", "post", "edit"}``.
+``[identity id, role]``; ``settings`` ``{"add", "remove", "post", "edit"}``;
+``anchor`` an admin's identity id (the owner of the group's chat-chain
+channel: its order is anchored there, :mod:`._group_order`) or empty bytes
+(not anchored).
 A role is ``1`` (admin) or ``0`` (member); a setting is ``1`` (admins only)
 or ``0`` (any member). Changing a role or the settings is for admins only,
 and the last admin cannot leave or step down while others remain.
@@ -78,10 +81,10 @@ _STATE_INFO: Final = b"dchat-group-state-v2"
 _MEMBERS_INFO: Final = b"dchat-group-members-v2"
 _LEAF_INFO: Final = b"dchat-group-member-v2"
 _UPDATE_INFO: Final = b"dchat-group-update-v1"
-_STATE: Final = frozenset({"v", "g", "ver", "t", "m", "s"})
-_HEADER: Final = frozenset({"v", "g", "ver", "t", "s", "n", "mr"})
+_STATE: Final = frozenset({"v", "g", "ver", "t", "m", "s", "a"})
+_HEADER: Final = frozenset({"v", "g", "ver", "t", "s", "n", "mr", "a"})
 _UPDATE: Final = frozenset({"v", "g", "ver", "prev", "by", "op", "arg", "sig"})
-_OPS: Final = frozenset({"add", "adds", "remove", "title", "role", "settings"})
+_OPS: Final = frozenset({"add", "adds", "remove", "title", "role", "settings", "anchor"})
 _LIMITS: Final = DecodeLimits(max_size=400_000, max_depth=4, max_items=8 * MAX_BATCH + 64)
 _MAX_CARD: Final = 2048  # bytes of a contact card (dchat_identity)
 _STATE_LIMITS: Final = DecodeLimits(
@@ -125,7 +128,10 @@ class GroupState:
     title: str
     members: dict[bytes, Member]
     settings: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    anchor: bytes | None = None
+    """The identity owning the group's chat-chain channel, if its order is anchored."""
     _memo: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """Encodings once computed (a state never changes: updates make new ones)."""
 
     @classmethod
     def create(cls, group_id: bytes, title: str, creator: ContactCard) -> GroupState:
@@ -136,6 +142,14 @@ class GroupState:
 
     def admins(self) -> list[bytes]:
         return [i for i, m in self.members.items() if m.role == ADMIN]
+
+    def sequencer(self) -> bytes | None:
+        """Who commits the order (anchored groups): the channel's owner while an admin, else
+        the lowest admin identity (which the owner made a channel admin on the chain)."""
+        if self.anchor is None:
+            return None
+        admins = self.admins()
+        return self.anchor if self.anchor in admins else min(admins, default=None)
 
     def may(self, who: bytes, action: str) -> bool:
         """Whether member ``who`` may ``action`` (``add``, ``remove``, ``post``, ``edit``)."""
@@ -151,12 +165,13 @@ class GroupState:
     def to_bytes(self) -> bytes:
         """The whole state, every card included (how a node stores it)."""
         if "full" not in self._memo:
-            self._memo["full"] = canonical_encode(
-                {
-                    "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
-                    "m": self.member_rows(), "s": dict(self.settings),
-                }
-            )  # fmt: skip
+            value: dict[str, object] = {
+                "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
+                "m": self.member_rows(), "s": dict(self.settings),
+            }  # fmt: skip
+            if self.anchor is not None:
+                value["a"] = self.anchor
+            self._memo["full"] = canonical_encode(value)
         return self._memo["full"]
 
     def members_root(self) -> bytes:
@@ -165,14 +180,16 @@ class GroupState:
         return hashlib.sha256(_MEMBERS_INFO + leaves).digest()
 
     def header_bytes(self) -> bytes:
-        """What the state hash covers: everything but the members, who count by their root."""
+        """What the state hash covers: everything but the members, who count by their root
+        (``a``, the anchor, only when the group is anchored)."""
         if "header" not in self._memo:
-            self._memo["header"] = canonical_encode(
-                {
-                    "v": 2, "g": self.group_id, "ver": self.version, "t": self.title,
-                    "s": dict(self.settings), "n": len(self.members), "mr": self.members_root(),
-                }
-            )  # fmt: skip
+            value: dict[str, object] = {
+                "v": 2, "g": self.group_id, "ver": self.version, "t": self.title,
+                "s": dict(self.settings), "n": len(self.members), "mr": self.members_root(),
+            }  # fmt: skip
+            if self.anchor is not None:
+                value["a"] = self.anchor
+            self._memo["header"] = canonical_encode(value)
         return self._memo["header"]
 
     def hash(self) -> bytes:
@@ -193,7 +210,7 @@ class GroupState:
             header = GroupHeader(
                 f.get_bytes("g", size=32), f.get_int("ver", lo=1, hi=_MAX_VERSION),
                 _check_title(f.get_str("t", max_len=MAX_TITLE)), _check_settings(f.raw("s")),
-                0, b"",
+                0, b"", f.get_bytes("a", size=32) if f.has("a") else None,
             )  # fmt: skip
             return cls.assemble(header, f.get_list("m", max_len=MAX_MEMBERS), check=False)
         except (DecodeError, InvalidCardError, ValueError, TypeError):
@@ -220,7 +237,9 @@ class GroupState:
                 members[item[0]] = Member(item[1], card, bytes(item[2]))
         except (DecodeError, InvalidCardError, ValueError, TypeError):
             raise _malformed("state") from None
-        state = cls(header.group_id, header.version, header.title, members, header.settings)
+        state = cls(
+            header.group_id, header.version, header.title, members, header.settings, header.anchor
+        )
         if check and (len(members) != header.count or state.members_root() != header.root):
             raise _malformed("state")
         return state
@@ -236,6 +255,7 @@ class GroupHeader:
     settings: dict[str, int]
     count: int
     root: bytes
+    anchor: bytes | None = None
 
 
 def header_hash(header: bytes) -> bytes:
@@ -256,6 +276,7 @@ def read_header(raw: object) -> GroupHeader:
         f.get_bytes("g", size=32), f.get_int("ver", lo=1, hi=_MAX_VERSION),
         _check_title(f.get_str("t", max_len=MAX_TITLE)), _check_settings(f.raw("s")),
         f.get_int("n", lo=1, hi=MAX_MEMBERS), f.get_bytes("mr", size=32),
+        f.get_bytes("a", size=32) if f.has("a") else None,
     )  # fmt: skip
 
 
@@ -341,15 +362,18 @@ def apply_update(state: GroupState, update: GroupUpdate) -> GroupState:
     except BadSignatureError:
         raise GroupError("bad_signature", "an update not signed by its author") from None
     members, settings, title = dict(state.members), dict(state.settings), state.title
+    anchor = state.anchor
     try:
         _OPERATIONS[update.op](state, update, members, settings)
+        if update.op == "anchor":
+            anchor = _check_anchor(state, update)
     except (DecodeError, InvalidCardError, ValueError, TypeError, IndexError) as exc:
         if isinstance(exc, GroupError):
             raise
         raise _malformed("update argument") from None
     if update.op == "title":
         title = _check_title(update.arg)
-    return GroupState(state.group_id, update.version, title, members, settings)
+    return GroupState(state.group_id, update.version, title, members, settings, anchor)
 
 
 def _refuse(why: str) -> GroupError:
@@ -423,7 +447,21 @@ def _settings(
     settings.update(_check_settings(u.arg))
 
 
+def _anchor(state: GroupState, u: GroupUpdate, _m: dict[bytes, Member], _s: dict[str, int]) -> None:
+    if state.members[u.by].role != ADMIN:
+        raise _refuse("only an admin anchors the group's order")
+
+
+def _check_anchor(state: GroupState, u: GroupUpdate) -> bytes | None:
+    if not isinstance(u.arg, bytes) or len(u.arg) not in (0, 32):
+        raise ValueError("anchor")
+    if u.arg and (u.arg not in state.members or state.members[u.arg].role != ADMIN):
+        raise _refuse("the owner of the group's chain channel must be an admin")
+    return u.arg or None
+
+
 _OPERATIONS: Final = {
+    "anchor": _anchor,
     "add": _add,
     "adds": _adds,
     "remove": _remove,

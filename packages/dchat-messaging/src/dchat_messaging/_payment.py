@@ -31,8 +31,12 @@ at rest, in the transaction that stores the message):
   transfer is submitted and deleted in the transaction that sends the message
   (:meth:`Payments.intents` lists what a crash left; the node re-sends the
   message once the transfer is committed, or drops the intent if it failed).
-* ``user.pay.pending``: the message ids still to verify (at most
-  :data:`MAX_PENDING`; beyond it, new payments are refused ``too_many``).
+* ``user.pay.pending``: the message ids being verified (at most
+  :data:`MAX_PENDING`). Beyond it, new payments wait in ``user.pay.waiting``
+  (still ``pending``; at most :data:`MAX_WAITING`) and join as verdicts free
+  places; only beyond both are they refused ``too_many``. So a flood of
+  unfounded claims delays real payments (each claim is decided within
+  :data:`GIVE_UP_AFTER`) but does not refuse them.
 
 :meth:`Payments.settle` takes what the light client proved and decides. No
 I/O here: the node reads the chain.
@@ -66,7 +70,9 @@ if TYPE_CHECKING:
 
 __all__ = (
     "MAX_NOTE",
+    "GIVE_UP_AFTER",
     "MAX_PENDING",
+    "MAX_WAITING",
     "Payment",
     "PaymentEntry",
     "PaymentIntent",
@@ -78,15 +84,21 @@ __all__ = (
 
 MAX_NOTE: Final = 1000
 MAX_PENDING: Final = 256
+MAX_WAITING: Final = 4096
+"""Received payments waiting for a place among the :data:`MAX_PENDING` being verified."""
+GIVE_UP_AFTER: Final = 120.0
+"""A payment still unproven this long after its first verification round is refused."""
 MAX_PAY_AMOUNT: Final = 2**63 - 1
 PAY_DOMAIN: Final = b"dchat-pay-v1\x00"
 _MAX_HEIGHT: Final = 2**53
 _FIELDS: Final = frozenset({"t", "v", "amt", "chain", "from", "to", "tx", "h", "text"})
 _LIMITS: Final = DecodeLimits(max_size=8 * 1024, max_depth=4, max_items=32)
+_RECORD_LIMITS: Final = DecodeLimits(max_size=8 * 1024, max_depth=4, max_items=48)
 PAY_KEY: Final = "user.pay."
 REF_KEY: Final = "user.payref."
 INTENT_KEY: Final = "user.payout."
 PENDING_KEY: Final = "user.pay.pending"
+WAITING_KEY: Final = "user.pay.waiting"
 _STATES: Final = frozenset({"pending", "verified", "refused", "sent"})
 _INTENT: Final = frozenset({"mid", "peer", "pay", "tx"})
 
@@ -190,6 +202,7 @@ class PaymentEntry:
         state: ``pending``, ``verified``, ``refused`` (incoming) or ``sent``.
         code: Why a payment was refused, else empty.
         proven_at: The state height the record was proven at (0: not proven).
+        first_try: When this node first tried to verify it (0: not yet).
     """
 
     payment: Payment
@@ -199,6 +212,7 @@ class PaymentEntry:
     state: str
     code: str = ""
     proven_at: int = 0
+    first_try: float = 0.0
 
     def to_bytes(self) -> bytes:
         """The stored form."""
@@ -211,6 +225,7 @@ class PaymentEntry:
                 "st": self.state,
                 "code": self.code,
                 "at": self.proven_at,
+                **({"try": int(self.first_try * 1000)} if self.first_try else {}),
             }
         )
 
@@ -221,8 +236,8 @@ class PaymentEntry:
         Raises:
             DecodeError: malformed (stored state: corruption).
         """
-        keys = frozenset({"pay", "dir", "peer", "ref", "st", "code", "at"})
-        f = Fields(canonical_decode(data, _LIMITS), "payment record", keys)
+        keys = frozenset({"pay", "dir", "peer", "ref", "st", "code", "at", "try"})
+        f = Fields(canonical_decode(data, _RECORD_LIMITS), "payment record", keys)
         state = f.get_str("st", max_len=16)
         if state not in _STATES:
             raise DecodeError("payment record: unknown state")
@@ -234,6 +249,7 @@ class PaymentEntry:
             state,
             f.get_str("code", max_len=32),
             f.get_int("at", hi=_MAX_HEIGHT),
+            f.get_int("try", hi=_MAX_HEIGHT) / 1000 if f.has("try") else 0.0,
         )
 
     def view(self) -> dict[str, object]:
@@ -319,7 +335,8 @@ class Payments:
         """Keep a payment message's record (a sent one ``sent``, a received one ``pending``).
 
         A received payment whose reference was seen with another message, or
-        beyond :data:`MAX_PENDING` waiting ones, is kept ``refused``.
+        beyond :data:`MAX_PENDING` plus :data:`MAX_WAITING` undecided ones, is
+        kept ``refused``.
         """
         ref = payment_ref(payer, payee, message_id)
         peer = payee if outgoing else payer
@@ -330,11 +347,13 @@ class Payments:
         elif seen is not None:  # this reference came before (the message was deleted since)
             entry = replace(entry, state="refused", code="replayed")
         else:
-            pending = self._pending()
-            if len(pending) >= MAX_PENDING:
-                entry = replace(entry, state="refused", code="too_many")
-            else:
+            pending, waiting = self._pending(), self._ids(WAITING_KEY, MAX_WAITING)
+            if len(pending) < MAX_PENDING:
                 self._store.put_state(PENDING_KEY, canonical_encode([*pending, bytes(message_id)]))
+            elif len(waiting) < MAX_WAITING:
+                self._store.put_state(WAITING_KEY, canonical_encode([*waiting, bytes(message_id)]))
+            else:
+                entry = replace(entry, state="refused", code="too_many")
         self._store.put_state(REF_KEY + ref.hex(), bytes(message_id))
         self._store.put_state(PAY_KEY + bytes(message_id).hex(), entry.to_bytes())
         return entry
@@ -357,10 +376,14 @@ class Payments:
         return {"payment": None if entry is None else entry.view()}
 
     def _pending(self) -> list[bytes]:
-        data = self._store.get_state(PENDING_KEY)
+        return self._ids(PENDING_KEY, MAX_PENDING)
+
+    def _ids(self, key: str, most: int) -> list[bytes]:
+        data = self._store.get_state(key)
         if data is None:
             return []
-        items = canonical_decode(data, DecodeLimits(max_size=1 << 14, max_items=MAX_PENDING + 1))
+        limits = DecodeLimits(max_size=64 + 18 * most, max_items=most + 1)
+        items = canonical_decode(data, limits)
         if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
             raise DecodeError("payment pending list")
         return list(items)
@@ -384,7 +407,7 @@ class Payments:
         *,
         own_accounts: frozenset[bytes],
         now: float,
-        give_up: bool = False,
+        give_up: bool | None = None,
         chain_id: str | None = None,
     ) -> PaymentEntry:
         """Decide a pending payment from what the light client proved at ``state_height``.
@@ -392,7 +415,8 @@ class Payments:
         ``proven`` is the chain's record for the message's reference (None:
         absent in the state at ``state_height``). Absent at or after the height
         the message claims, the payment is refused ``not_found``; before it, it
-        stays pending unless ``give_up`` (the shell's deadline passed). With
+        stays pending until :data:`GIVE_UP_AFTER` seconds after the first call
+        for it (``give_up`` given: the caller decides instead). With
         ``chain_id`` (the chain the light client follows), a payment claimed
         on another chain is refused ``wrong_chain``.
 
@@ -411,6 +435,8 @@ class Payments:
             entry = self.get(bytes(message_id))
             if entry is None or entry.direction != "in" or entry.state != "pending":
                 raise DchatMessagingError("no pending payment with that message id")
+            if give_up is None:  # the deadline counts from this node's first round
+                give_up = now - (entry.first_try or now) > GIVE_UP_AFTER
             try:
                 if chain_id is not None and entry.payment.chain_id != chain_id:
                     raise PaymentRefusedError("wrong_chain", "the payment names another chain")
@@ -422,14 +448,16 @@ class Payments:
             if verdict:
                 entry = replace(entry, state="verified", proven_at=state_height)
                 self._finish(message_id, entry, now)
+            elif refusal is None and not entry.first_try:  # undecided: the deadline starts
+                entry = replace(entry, first_try=now)
+                self._store.put_state(PAY_KEY + bytes(message_id).hex(), entry.to_bytes())
         if refusal is not None:
             raise refusal  # after the commit: the refusal is kept
         return entry
 
     def _finish(self, message_id: MessageId, entry: PaymentEntry, now: float) -> None:
         self._store.put_state(PAY_KEY + bytes(message_id).hex(), entry.to_bytes())
-        rest = [m for m in self._pending() if m != bytes(message_id)]
-        self._store.put_state(PENDING_KEY, canonical_encode(rest))
+        self._unqueue(bytes(message_id))
         if self._log_event is not None:
             event = {"message_id": str(message_id), "peer_id": str(entry.peer), **entry.view()}
             self._log_event("payment", event, now)
@@ -440,12 +468,25 @@ class Payments:
         Its reference stays seen, so the same payment message coming again is
         refused ``replayed`` rather than verified a second time.
         """
+        if self._store.get_state(PAY_KEY + message_id.hex()) is None:
+            return  # not a payment message (the usual case): nothing to drop
         with self._store.transaction():
             self._store.delete_state(PAY_KEY + message_id.hex())
-            pending = self._pending()
-            if message_id in pending:
-                pending.remove(message_id)
-                self._store.put_state(PENDING_KEY, canonical_encode(pending))
+            self._unqueue(message_id)
+
+    def _unqueue(self, message_id: bytes) -> None:
+        """Take a payment out of the queues; the oldest waiting one takes a freed place."""
+        pending, waiting = self._pending(), self._ids(WAITING_KEY, MAX_WAITING)
+        if message_id in waiting:
+            waiting.remove(message_id)
+        elif message_id in pending:
+            pending.remove(message_id)
+            if waiting:
+                pending.append(waiting.pop(0))
+        else:
+            return
+        self._store.put_state(PENDING_KEY, canonical_encode(pending))
+        self._store.put_state(WAITING_KEY, canonical_encode(waiting))
 
     # -- sending ----------------------------------------------------------------------
 
@@ -474,12 +515,19 @@ class Payments:
                 found.append(PaymentIntent.from_bytes(data))
         return found
 
-    def drop_intent(self, message_id: MessageId) -> None:
-        """Forget an intent (its message is sent in this transaction, or the transfer failed)."""
+    def drop_intent(self, message_id: MessageId) -> bool:
+        """Forget an intent (its message is sent in this transaction, or the transfer failed).
+
+        Returns whether it was held (``False``: already sent or dropped).
+        """
         with self._store.transaction():
+            index = self._intent_ids()
+            if bytes(message_id) not in index:
+                return False
             self._store.delete_state(INTENT_KEY + bytes(message_id).hex())
-            rest = [m for m in self._intent_ids() if m != bytes(message_id)]
+            rest = [m for m in index if m != bytes(message_id)]
             self._store.put_state(INTENT_KEY + "all", canonical_encode(rest))
+            return True
 
 
 def check_payment(

@@ -132,7 +132,17 @@ class MessageSearch:
     def search(
         self, query: str, *, peer: str | None = None, limit: int = 20, before: int | None = None
     ) -> list[SearchHit]:
-        """The newest texts holding every word of ``query``, newest first.
+        """The newest texts holding every word of ``query``, newest first (:meth:`page`'s hits)."""
+        return self.page(query, peer=peer, limit=limit, before=before)[0]
+
+    def page(
+        self, query: str, *, peer: str | None = None, limit: int = 20, before: int | None = None
+    ) -> tuple[list[SearchHit], int | None]:
+        """One page of :meth:`search` and the cursor of the next (None: no more).
+
+        The next page starts after the last *candidate* the index gave, not the
+        last hit: a candidate whose real text does not match (a stale index) is
+        dropped from this page without ending the paging.
 
         Args:
             query: Words to find (case and Unicode compatibility forms ignored).
@@ -166,7 +176,8 @@ class MessageSearch:
             text = self._conversations.text_of(entry)
             if set(terms) <= set(search_terms(text)):  # the real text decides
                 hits.append(SearchHit(entry, name, text, *snippet(text, terms)))
-        return hits
+        full = len(found) == limit and found[-1].cursor is not None
+        return hits, found[-1].cursor if full else None
 
     def rebuild(self) -> int:
         """Index every stored text again (with its latest edit); returns how many."""

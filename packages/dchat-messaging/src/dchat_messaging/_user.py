@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from dchat_core import MailboxId
 
+from ._channel_book import Channels
 from ._contacts import ContactBook
 from ._content import Content
 from ._conversation import CONVERSATION_KINDS
@@ -232,6 +233,8 @@ class UserMessaging:
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
         self.groups = Groups(store, self.engines, self.contacts)
         """Private groups: state, sender keys, actions, received controls (:mod:`._group_book`)."""
+        self.channels = Channels(store)
+        """Broadcast channels: create, subscribe, post, received posts (:mod:`._channel_book`)."""
         # Per engine, the control messages handed out and not yet done: with a
         # mailbox link per home relay, two links' tasks may ask at once.
         self._handling: dict[MessagingEngine, set[bytes]] = {}
@@ -565,7 +568,7 @@ class UserMessaging:
         state_height: int,
         *,
         now: float,
-        give_up: bool = False,
+        give_up: bool | None = None,
         chain_id: str | None = None,
     ) -> PaymentEntry:
         """Decide a received payment from what the light client proved (``Payments.settle``).

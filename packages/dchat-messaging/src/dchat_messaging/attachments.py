@@ -42,6 +42,7 @@ import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Protocol
 
+from dchat_core import DchatError
 from dchat_crypto import DecryptionError
 from dchat_crypto.hazmat import (
     SEALED_CHUNK,
@@ -51,7 +52,6 @@ from dchat_crypto.hazmat import (
     sealed_size,
 )
 from dchat_storage import (
-    DchatStorageError,
     EngineStore,
     InvalidArgumentError,
     NotFoundError,
@@ -336,6 +336,12 @@ class AttachmentKeeper:
     def __init__(self, db: Database, piece: int = 512 * 1024, *, parts: Path | None = None) -> None:
         self.db, self._piece, self._parts, self._parts_due = db, piece, parts, 0.0
         self._log_dirty = False  # an expiry's truncation of the WAL is still to finish
+        self.expired_total = 0
+        """Texts deleted by expiry since start (each batch also logged ``expired`` events)."""
+        self.expiry_failures = 0
+        """Expiry calls that failed and changed nothing (retried at the next call)."""
+        self.expiry_error = ""
+        """The error type of the latest failed expiry."""
         store = EngineStore(db)
         self.book, self._conversations = AttachmentBook(store), Conversations(store)
 
@@ -352,12 +358,15 @@ class AttachmentKeeper:
 
         Returns:
             ``(relay, blob id)`` of each blob we uploaded for them, for the
-            caller to delete from the relay. A failed expiry (disk trouble)
-            returns none and changes nothing: the next call retries it.
+            caller to delete from the relay. A failed expiry (disk trouble, a
+            damaged record) returns none and changes nothing: the next call
+            retries it; :attr:`expiry_failures` and :attr:`expiry_error` say so.
         """
         try:
             return self._expire(now)
-        except DchatStorageError:
+        except DchatError as exc:
+            self.expiry_failures += 1
+            self.expiry_error = type(exc).__name__
             return []
 
     def _expire(self, now: float) -> list[tuple[str, bytes]]:
@@ -370,6 +379,7 @@ class AttachmentKeeper:
         parts: list[str] = []
         with self.db.transaction():
             gone = self._conversations.timers.expire(now)
+            self.expired_total += len(gone)
             for expired in gone:
                 if (entry := expired.attachment) is None:
                     continue

@@ -15,7 +15,7 @@ kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
 message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
 payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
-:func:`check_payment`) and the
+:func:`check_payment`, :data:`GIVE_UP_AFTER`) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -26,6 +26,8 @@ from ._attachment import ATTACHMENT_KEY as ATTACHMENT_KEY
 from ._attachment import ATTACHMENT_KINDS as ATTACHMENT_KINDS
 from ._attachment import AttachmentBook as AttachmentBook
 from ._attachment import AttachmentEntry as AttachmentEntry
+from ._channel_book import Channels as Channels
+from ._channel_wire import ChannelLink as ChannelLink
 from ._contacts import ContactBook as ContactBook
 from ._contacts import ContactEntry as ContactEntry
 from ._contacts import ContactStore as ContactStore
@@ -52,12 +54,19 @@ from ._disappear import Expired as Expired
 from ._engine import outbox_id as outbox_id
 from ._engine import path_outbox_id as path_outbox_id
 from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
+from ._errors import ChannelError as ChannelError
 from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
+from ._group_anchors import AnchorJob as AnchorJob
+from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
 from ._group_invite import InvitationParts as InvitationParts
 from ._group_invite import invitation_controls as invitation_controls
+from ._group_order import OrderBatch as OrderBatch
+from ._group_order import OrderEntry as OrderEntry
+from ._group_order import order_channel as order_channel
+from ._group_order import order_root as order_root
 from ._group_store import GroupKeys as GroupKeys
 from ._group_store import GroupRecord as GroupRecord
 from ._groups import MAX_BATCH as MAX_BATCH
@@ -75,6 +84,7 @@ from ._outbox import MAX_DEPOSIT as MAX_DEPOSIT
 from ._outbox import MAX_DEPOSIT_BYTES as MAX_DEPOSIT_BYTES
 from ._outbox import deposits as deposits
 from ._outbox import relay_deposits as relay_deposits
+from ._payment import GIVE_UP_AFTER as GIVE_UP_AFTER
 from ._payment import PaymentEntry as PaymentEntry
 from ._payment import PaymentIntent as PaymentIntent
 from ._payment import Payments as Payments
@@ -105,9 +115,13 @@ __all__ = (
     "ATTACHMENT_KEY",
     "ATTACHMENT_KINDS",
     "Accepted",
+    "AnchorJob",
     "AttachmentBook",
     "AttachmentEntry",
     "CONVERSATION_KINDS",
+    "ChannelError",
+    "ChannelLink",
+    "Channels",
     "ContactBook",
     "ContactEntry",
     "ContactStore",
@@ -119,7 +133,9 @@ __all__ = (
     "Duplicate",
     "Edit",
     "Expired",
+    "GIVE_UP_AFTER",
     "GROUP_KINDS",
+    "GroupAnchors",
     "GroupCiphertext",
     "GroupError",
     "GroupKeys",
@@ -145,6 +161,8 @@ __all__ = (
     "MessageEntry",
     "MessageSearch",
     "Notice",
+    "OrderBatch",
+    "OrderEntry",
     "OutboxEntry",
     "PUT_TOKEN_KIND",
     "PaymentEntry",
@@ -175,6 +193,8 @@ __all__ = (
     "envelope_digest",
     "invitation_controls",
     "message_hash",
+    "order_channel",
+    "order_root",
     "outbox_id",
     "path_outbox_id",
     "payment_ref",

@@ -29,6 +29,7 @@ from ._relay_server import PrekeyStore as PrekeyStore
 from ._relay_server import RelayClient as RelayClient
 from ._relay_server import RelayReply as RelayReply
 from ._relay_server import RelayServer as RelayServer
+from ._relay_topics import TopicStore as TopicStore
 from ._session import RelaySession as RelaySession
 from ._session import relay_session as relay_session
 from ._trio import Link as Link
@@ -63,6 +64,7 @@ __all__ = (
     "RelayReply",
     "RelayServer",
     "RelaySession",
+    "TopicStore",
     "connect",
     "links_state",
     "listing_targets",

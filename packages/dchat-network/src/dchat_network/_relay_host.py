@@ -20,6 +20,11 @@ taking turns within each. A flood of anonymous requests therefore waits
 in this queue instead of in the worker's, and an authorised request is
 never behind more than ``anonymous_work`` of them.
 
+A topic read (``tp_read`` with a ``wait``) that finds nothing new is parked
+the same way, on its topic: the host watches the topic while the read is
+held, and a stored post (``notify`` names its topic) wakes it. So a
+subscriber gets each post pushed on its open link, like a mailbox owner.
+
 A ``pull`` that finds its mailbox empty is *parked*: the task holds the
 reply until an envelope for that mailbox is stored or the pull's wait ends,
 then asks the server again (:meth:`RelayServer.resume`, which only reads: it
@@ -70,6 +75,7 @@ from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_me
 from ._relay_limits import RelayGuard, RelayLimits, retry_ms, source_of
 from ._relay_queue import WorkQueue
 from ._relay_server import RelayWork
+from ._relay_topic_wire import TopicRead
 from ._relay_wakeups import PullWakeups
 from ._trio import serve_links
 
@@ -185,13 +191,20 @@ class RelayHost:
     async def handle(self, link: Link) -> None:
         """Serve requests on ``link`` until it closes, idles out or misbehaves."""
         owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
-        self._wakeups.opened(owner)
-        self._events.setdefault(owner, trio.Event())
+        self._watch(owner)
         try:
             await self._serve(link, owner)
         finally:
-            if self._wakeups.closed(owner):
-                del self._events[owner]
+            self._unwatch(owner)
+
+    def _watch(self, key: bytes) -> None:
+        """Watch a mailbox (its owner's link is open) or a topic (a read is held on it)."""
+        self._wakeups.opened(key)
+        self._events.setdefault(key, trio.Event())
+
+    def _unwatch(self, key: bytes) -> None:
+        if self._wakeups.closed(key):
+            del self._events[key]
 
     async def _idle_out(self, link: Link, why: str) -> None:
         """Tell a silent link it is closed (best effort), and count it."""
@@ -213,20 +226,28 @@ class RelayHost:
             except LinkClosedError:
                 return
             timeout, why = self._idle, "idle_timeout"
-            seen = self._wakeups.version(owner)
             now = self._now()
             with tracing.active.span("dchat.relay.request") as span:
                 work = self.server.triage(owner, data, now, budget)
-                if isinstance(work, RelayWork):
-                    call = functools.partial(self.server.serve, owner, work.request, now)
-                    reply = await self._in_turn(call, link.source, work.authorised)
-                else:
-                    reply = work  # refused without a turn in the worker
-                if span is not None:
-                    _traced(span, reply)
-            self._wake(reply.notify)
-            if reply.park is not None:
-                reply = await self._parked(reply.park, owner, seen)
+                # A topic read that may be held watches its topic, from before the server looks.
+                key = _held_topic(work) or owner
+                if key != owner:
+                    self._watch(key)
+                seen = self._wakeups.version(key)
+                try:
+                    if isinstance(work, RelayWork):
+                        call = functools.partial(self.server.serve, owner, work.request, now)
+                        reply = await self._in_turn(call, link.source, work.authorised)
+                    else:
+                        reply = work  # refused without a turn in the worker
+                    if span is not None:
+                        _traced(span, reply)
+                    self._wake(reply.notify)
+                    if reply.park is not None:
+                        reply = await self._parked(reply.park, key, seen)
+                finally:
+                    if key != owner:
+                        self._unwatch(key)
             await link.send(reply.data)
             if reply.close:
                 assert isinstance(reply.message, RelayError)
@@ -261,12 +282,12 @@ class RelayHost:
         for wake in self.queue.finish(authorised):
             wake.set()
 
-    async def _parked(self, pull: RelayPull, owner: bytes, seen: int) -> RelayReply:
+    async def _parked(self, pull: RelayPull | TopicRead, key: bytes, seen: int) -> RelayReply:
         self.parked += 1
         try:
             with trio.move_on_after(pull.wait_ms / 1000):
-                while not self._wakeups.changed(owner, seen):
-                    await self._events[owner].wait()
+                while not self._wakeups.changed(key, seen):
+                    await self._events[key].wait()
         finally:
             self.parked -= 1
         with tracing.active.span("dchat.relay.push") as span:
@@ -286,6 +307,13 @@ def _traced(span: Span, reply: RelayReply) -> None:
     span.set_attribute("dchat.relay.reply", type(reply.message).__name__)
     span.set_attribute("dchat.relay.reply_bytes", len(reply.data))
     span.set_attribute("dchat.relay.mailboxes_woken", len(reply.notify))
+
+
+def _held_topic(work: RelayReply | RelayWork) -> bytes | None:
+    """The topic of a read the server may hold, else None."""
+    if isinstance(work, RelayWork) and isinstance(work.request, TopicRead):
+        return work.request.topic if work.request.wait_ms > 0 else None
+    return None
 
 
 def _rid(data: bytes) -> int:

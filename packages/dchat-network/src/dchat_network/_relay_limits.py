@@ -105,6 +105,9 @@ class RelayLimits:
         anonymous_work: Anonymous requests (not authorised by a put token, see
             :class:`~dchat_network.lowlevel.WorkQueue`) in the database worker at
             once; more wait their turn, behind authorised ones (0: no cap).
+        topic_quota: The most post bytes one channel topic holds; a new post
+            past it evicts the topic's oldest posts (0: no quota).
+        topic_retention: Seconds a topic's post is kept (0: until evicted).
     """
 
     max_connections: int = 16384
@@ -133,6 +136,8 @@ class RelayLimits:
     pow_window: float = 60.0
     max_put_tokens: int = 262144
     anonymous_work: int = 16
+    topic_quota: int = 16 * 1024 * 1024
+    topic_retention: float = 30 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):

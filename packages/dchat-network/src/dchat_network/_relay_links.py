@@ -354,6 +354,12 @@ class RelayPool:
                     again.append(i)
         return sorted(again)
 
+    async def publish(
+        self, host: str, port: int, topic: bytes, post: bytes, desc: bytes | None = None
+    ) -> int:
+        """Upload one channel post to the relay ``host:port``; the relay's number for it."""
+        return await self._call(host, port, lambda session: session.publish(topic, post, desc))
+
     async def get_prekeys(self, host: str, port: int, mailbox: bytes) -> bytes:
         """One (wrapped) prekey bundle of ``mailbox`` at the relay ``host:port``."""
         return await self._call(host, port, lambda session: session.get_prekeys(mailbox))

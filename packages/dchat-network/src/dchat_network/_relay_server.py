@@ -66,8 +66,9 @@ Abuse limits (given ``limits``, see :mod:`dchat_network._relay_limits`):
   does the rest there. Triage also says whether the request is *authorised*
   work (:class:`RelayWork`), which the host hands to the worker before
   anonymous work (:mod:`dchat_network._relay_queue`).
-* a deposit that would take the envelopes held by all mailboxes past
-  ``disk_budget`` is answered ``busy`` (``disk``). The total is read from
+* a deposit (or channel post) that would take the envelopes held by all
+  mailboxes, with the posts of all topics, past ``disk_budget`` is answered
+  ``busy`` (``disk``). The total is read from
   ``usage`` (one scan) at most once a second, and only when the running
   estimate (the last reading plus what was stored since, acks not subtracted,
   so it errs high) says the budget would be passed.
@@ -131,6 +132,9 @@ from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, B
 from ._relay_blobs import answer_blob
 from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
+from ._relay_topic_wire import TopicPosts, TopicPublish, TopicPublished, TopicRead
+from ._relay_topics import publish as publish_post
+from ._relay_topics import read as read_topic
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -140,6 +144,7 @@ if TYPE_CHECKING:
 
     from ._put_auth import PowChallenge
     from ._relay_limits import PutBudget
+    from ._relay_topics import TopicStore
 
 __all__ = (
     "MailboxStore",
@@ -220,8 +225,9 @@ class RelayReply:
     close: bool
     notify: tuple[bytes, ...] = ()
     """Mailboxes that got new entries (wake their parked pulls)."""
-    park: RelayPull | None = None
-    """A pull to hold until its mailbox gets an entry or its wait ends (then :meth:`resume`)."""
+    park: RelayPull | TopicRead | None = None
+    """A pull (or topic read) to hold until its mailbox (topic) gets an entry or its
+    wait ends (then :meth:`resume`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +258,8 @@ class RelayServer:
             (``ReceiptRepo``; None: in memory only, lost on restart).
         blobs: The attachment blob store; without it ``blob_*`` requests are
             refused as ``unsupported``.
+        topics: The broadcast channel topics (:mod:`._relay_topics`); without
+            it ``tp_*`` requests are refused as ``unsupported``.
     """
 
     def __init__(
@@ -265,8 +273,17 @@ class RelayServer:
         usage: Callable[[], tuple[int, int]] | None = None,
         receipts: ReceiptStore | None = None,
         blobs: RelayBlobStore | None = None,
+        topics: TopicStore | None = None,
     ) -> None:
         self._store = store
+        self.topics = topics
+        """The channel topics (None: topics unsupported)."""
+        self.posts_stored = 0
+        """Channel posts stored (the same post again is not counted)."""
+        self.post_uploads = 0
+        """Channel post uploads answered (``tp_pub`` requests, the same post again too)."""
+        self.topic_reads = 0
+        """Topic read answers sent (held ones counted when answered)."""
         self._receipt_store = receipts
         self.blobs = blobs
         """The attachment blob store (None: blobs unsupported)."""
@@ -389,10 +406,28 @@ class RelayServer:
                 return self._reply(self._receipt_request(owner, request, now))
             case BlobOpen() | BlobPut() | BlobGet() | BlobDelete():
                 return self._reply(answer_blob(self.blobs, owner, request, now))
+            case TopicPublish():
+                self.post_uploads += 1
+                answer = publish_post(self.topics, request, now, self._limits)
+                new = isinstance(answer, TopicPublished) and answer.new
+                self.posts_stored += int(new)
+                if new and self._held is not None:
+                    self._held += len(request.post)
+                return self._reply(answer, (request.topic,) if new else ())
+            case TopicRead():
+                answer = read_topic(self.topics, request)
+                empty = isinstance(answer, TopicPosts) and not answer.items
+                if empty and request.wait_ms > 0:
+                    return RelayReply(encode_relay_message(answer), answer, False, park=request)
+                self.topic_reads += 1
+                return self._reply(answer)
         return self._reply(RelayError(getattr(request, "rid", 0), "unexpected", "not a request"))
 
-    def resume(self, pull: RelayPull) -> RelayReply:
-        """The answer to a parked ``pull`` once woken or timed out (maybe still empty)."""
+    def resume(self, pull: RelayPull | TopicRead) -> RelayReply:
+        """The answer to a parked ``pull`` (or topic read) once woken or timed out (maybe empty)."""
+        if isinstance(pull, TopicRead):
+            self.topic_reads += 1
+            return self._reply(read_topic(self.topics, pull))
         return self._reply(self._fetch(pull.rid, pull.mailbox, pull.limit))
 
     @property
@@ -433,6 +468,8 @@ class RelayServer:
                 items, size = 1, 0
             case BlobPut():
                 items, size = 1, len(request.data)
+            case TopicPublish():
+                items, size = 1, len(request.post)
             case _:
                 return None
         if (wait := budget.charge(items, size, now)) > 0:
@@ -446,6 +483,8 @@ class RelayServer:
                 size = len(request.envelope)
             case RelayPutMany():
                 size = sum(len(env) for _, env in request.items)
+            case TopicPublish():
+                size = len(request.post)
             case _:
                 return None
         if self._over_budget(size, now):
@@ -460,7 +499,8 @@ class RelayServer:
             return False
         fresh = now - self._held_read >= _USAGE_REFRESH or now < self._held_read
         if (self._held is None or self._held + size > budget) and fresh:
-            self._held, self._held_read = self._usage()[1], now
+            topics = self.topics.topic_total() if self.topics is not None else 0
+            self._held, self._held_read = self._usage()[1] + topics, now
         assert self._held is not None
         return self._held + size > budget
 
@@ -720,6 +760,19 @@ class RelayClient:
         """A request to delete a blob our link's mailbox uploaded."""
         return self._request(BlobDelete(self._next_rid(), blob_id))
 
+    def publish(self, topic: bytes, post: bytes, desc: bytes | None = None) -> bytes:
+        """A request to store a signed channel ``post`` in ``topic`` (``desc``: its descriptor)."""
+        return self._request(TopicPublish(self._next_rid(), topic, post, desc))
+
+    def read_topic(
+        self, topic: bytes, after: int, *, limit: int = MAX_BATCH, wait_ms: int = 0, desc: int = 0
+    ) -> bytes:
+        """A request for posts of ``topic`` after ``after``, held up to ``wait_ms`` if none.
+
+        ``desc``: the descriptor version we hold (the relay sends a newer one).
+        """
+        return self._request(TopicRead(self._next_rid(), topic, after, limit, wait_ms, desc))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -766,6 +819,12 @@ def _check_blob_reply(pending: RelayMessage, reply: RelayMessage) -> None:
         and (reply.offset != pending.offset or len(reply.data) > pending.limit)
     ):
         raise RelayProtocolError("relay answered another range")
+    if (
+        isinstance(pending, TopicRead)
+        and isinstance(reply, TopicPosts)
+        and (len(reply.items) > pending.limit or any(s <= pending.after for s, _ in reply.items))
+    ):
+        raise RelayProtocolError("relay answered posts not asked for")
 
 
 _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
@@ -785,4 +844,6 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     BlobPut: BlobAt,
     BlobGet: BlobData,
     BlobDelete: BlobGone,
+    TopicPublish: TopicPublished,
+    TopicRead: TopicPosts,
 }

@@ -45,6 +45,7 @@ from ._relay import (
 )
 from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
 from ._relay_server import RelayClient
+from ._relay_topic_wire import MAX_TOPIC_WAIT_MS, TopicPosts, TopicPublished
 from ._trio import connect
 
 if TYPE_CHECKING:
@@ -146,6 +147,22 @@ class RelaySession:
             timeout=wait + 30.0,
         )
         return list(reply.items)
+
+    async def publish(self, topic: bytes, post: bytes, desc: bytes | None = None) -> int:
+        """Store a signed channel post in ``topic``; returns the relay's number for it."""
+        reply = await self._ask(lambda c: c.publish(topic, post, desc), TopicPublished)
+        return reply.seq
+
+    async def read_topic(
+        self, topic: bytes, after: int, *, wait: float = 0.0, desc: int = 0
+    ) -> TopicPosts:
+        """Posts of ``topic`` after ``after``; when none, held until one comes or ``wait`` ends."""
+        wait_ms = min(int(wait * 1000), MAX_TOPIC_WAIT_MS)
+        return await self._ask(
+            lambda c: c.read_topic(topic, after, wait_ms=wait_ms, desc=desc),
+            TopicPosts,
+            timeout=wait + 30.0,
+        )
 
     async def get_prekeys(self, mailbox: bytes) -> bytes:
         """One (wrapped) prekey bundle of anyone's ``mailbox``."""

@@ -29,7 +29,9 @@ server's :class:`RelayWork`), put authorization (the relay's
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
 :func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
-:class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...)
+:class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...),
+the channel topic messages (:class:`TopicPublish`, ...), :class:`MemoryTopicStore`
+and a node's :class:`TopicSync`
 and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 :func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
@@ -130,7 +132,14 @@ from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_queue import WorkQueue as WorkQueue
 from ._relay_server import RelayWork as RelayWork
 from ._relay_server import StoredEntry as StoredEntry
+from ._relay_topic_wire import MAX_POST as MAX_POST
+from ._relay_topic_wire import TopicPosts as TopicPosts
+from ._relay_topic_wire import TopicPublish as TopicPublish
+from ._relay_topic_wire import TopicPublished as TopicPublished
+from ._relay_topic_wire import TopicRead as TopicRead
+from ._relay_topics import MemoryTopicStore as MemoryTopicStore
 from ._relay_wakeups import PullWakeups as PullWakeups
+from ._topic_sync import TopicSync as TopicSync
 from ._trio import ConnectionGate as ConnectionGate
 from ._upnp_mapper import PortMapper as PortMapper
 
@@ -158,11 +167,13 @@ __all__ = (
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
     "MAX_BLOB_PIECE",
+    "MAX_POST",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
     "MAX_PREKEY_PUT",
     "MAX_RETRY_MS",
     "MAX_WAIT_MS",
+    "MemoryTopicStore",
     "MessageReceived",
     "PortMapper",
     "PowChallenge",
@@ -204,6 +215,11 @@ __all__ = (
     "StoreRunner",
     "StoredEntry",
     "TokenBucket",
+    "TopicPosts",
+    "TopicPublish",
+    "TopicPublished",
+    "TopicRead",
+    "TopicSync",
     "UpnpError",
     "WorkQueue",
     "answer_probe",

@@ -128,17 +128,31 @@ async def _wait_for_signal(cancel: trio.CancelScope) -> None:
             return
 
 
-async def run_node(config: NodeConfig, passphrase: bytes, *, clock: Clock | None = None) -> None:
-    """Run the node described by ``config`` until SIGINT/SIGTERM."""
+async def run_node(
+    config: NodeConfig,
+    passphrase: bytes,
+    *,
+    clock: Clock | None = None,
+    signals: bool = True,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the node described by ``config`` until SIGINT/SIGTERM (or cancelled).
+
+    Started (``nursery.start``) with the ``api.json`` contents once the API
+    serves; ``signals=False`` for a node embedded in another program's thread
+    (dchat-sdk's ``Client.embedded``), which stops it by cancelling.
+    """
     check_api_exposure(config)
     os.umask(0o077)  # whatever the node and its libraries create is the user's alone
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_private_directory(config.data_dir)
     with datadir_lock(config.data_dir):
-        await _run_locked(config, passphrase, clock or SystemClock())
+        await _run_locked(config, passphrase, clock or SystemClock(), signals, task_status)
 
 
-async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> None:
+async def _run_locked(
+    config: NodeConfig, passphrase: bytes, clock: Clock, signals: bool, task_status: Any
+) -> None:
     runfile = config.data_dir / "api.json"
     wrote_runfile = False
     db = await trio.to_thread.run_sync(_open_store, config, passphrase)
@@ -149,10 +163,12 @@ async def _run_locked(config: NodeConfig, passphrase: bytes, clock: Clock) -> No
         node = build_node(config, store, clock, passphrase)
         with trio.CancelScope() as cancel:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_wait_for_signal, cancel)
+                if signals:
+                    nursery.start_soon(_wait_for_signal, cancel)
                 info = await _start(node, nursery, passphrase)
                 write_private(runfile, json.dumps(info).encode())
                 wrote_runfile = True
+                task_status.started(info)
                 _log.info("node ready", extra={"role": config.role})
     finally:
         if wrote_runfile:  # never remove a file another (or a crashed) process wrote

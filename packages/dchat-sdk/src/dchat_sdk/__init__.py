@@ -1,6 +1,12 @@
 """dchat-sdk: clients for dchat.
 
-So far: :class:`RemoteClient` (synchronous) and :class:`AsyncRemoteClient`
+:class:`Client` (async, asyncio or trio) is the client to start with:
+``Client.connect(api_url, token)`` for a running node, or
+``Client.embedded(data_dir, passphrase, relay=...)`` to run the user node
+inside this process (``dchat-sdk[embedded]``); :class:`SyncClient` is its
+synchronous facade for scripts.
+
+Underneath: :class:`RemoteClient` (synchronous) and :class:`AsyncRemoteClient`
 (asyncio or trio) for a node's local API, including its event stream
 (:class:`Event`, resumable by cursor); :class:`RemoteSocket` and
 :class:`AsyncRemoteSocket` for the API's WebSocket (sends and events on one
@@ -10,9 +16,14 @@ connection, at a fraction of an HTTP request's cost to the node).
 from __future__ import annotations
 
 from ._async import AsyncRemoteClient as AsyncRemoteClient
+from ._client import Client as Client
+from ._client import SyncClient as SyncClient
 from ._errors import ApiError as ApiError
+from ._errors import DataDirLockedError as DataDirLockedError
 from ._errors import DchatSdkError as DchatSdkError
+from ._errors import EmbeddedNodeError as EmbeddedNodeError
 from ._errors import NodeUnreachableError as NodeUnreachableError
+from ._errors import WrongPassphraseError as WrongPassphraseError
 from ._events import Event as Event
 from ._remote import RemoteClient as RemoteClient
 from ._replies import ContactInfo as ContactInfo
@@ -26,8 +37,11 @@ __all__ = (
     "ApiError",
     "AsyncRemoteClient",
     "AsyncRemoteSocket",
+    "Client",
     "ContactInfo",
+    "DataDirLockedError",
     "DchatSdkError",
+    "EmbeddedNodeError",
     "Event",
     "MessageInfo",
     "MessagePage",
@@ -35,4 +49,6 @@ __all__ = (
     "RemoteClient",
     "RemoteSocket",
     "SocketReply",
+    "SyncClient",
+    "WrongPassphraseError",
 )

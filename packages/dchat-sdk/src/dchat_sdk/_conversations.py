@@ -101,7 +101,7 @@ class ConversationCalls:
         """Received payments still unverified (``pending``), ours not yet sent (``unsent``)."""
         return obj(self._call("GET", "/v1/payments"))
 
-    def conversation_settings(self, **changes: bool) -> dict[str, Any]:
+    def conversation_settings(self, /, **changes: bool) -> dict[str, Any]:
         """The settings ``read_receipts`` and ``typing``; keyword arguments change them."""
         if not changes:
             return obj(self._call("GET", "/v1/conversation-settings"))

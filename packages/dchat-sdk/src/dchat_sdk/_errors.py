@@ -4,6 +4,9 @@ DchatError
 └── DchatSdkError                              root of this package's errors
     ├── NodeUnreachableError(TransportError)   the node's API did not answer
     ├── ApiError(CallerError)                  the node refused (status and code)
+    ├── EmbeddedNodeError(CallerError)         ``Client.embedded`` could not start the node
+    │   ├── DataDirLockedError                 another node holds the data directory
+    │   └── WrongPassphraseError               the passphrase does not unlock its database
     └── _BadReplyError(PeerError, ValueError)  the answer is not the documented shape
         └── SseFormatError                     a broken event stream (``_sse``)
 """
@@ -12,7 +15,15 @@ from __future__ import annotations
 
 from dchat_core import CallerError, DchatError, PeerError, TransportError
 
-__all__ = ("ApiError", "DchatSdkError", "NodeUnreachableError", "_BadReplyError")
+__all__ = (
+    "ApiError",
+    "DataDirLockedError",
+    "DchatSdkError",
+    "EmbeddedNodeError",
+    "NodeUnreachableError",
+    "WrongPassphraseError",
+    "_BadReplyError",
+)
 
 
 class DchatSdkError(DchatError):
@@ -35,6 +46,21 @@ class ApiError(DchatSdkError, CallerError):
         super().__init__(f"{message} ({code}, HTTP {status})")
         self.status = status
         self.code = code
+
+
+class EmbeddedNodeError(DchatSdkError, CallerError):
+    """An embedded node could not start (bad configuration, unusable data directory).
+
+    The message is the node's own one-line reason.
+    """
+
+
+class DataDirLockedError(EmbeddedNodeError):
+    """Another node (a process, or an embedded client) is running on this data directory."""
+
+
+class WrongPassphraseError(EmbeddedNodeError):
+    """The passphrase does not unlock the data directory's database."""
 
 
 class _BadReplyError(DchatSdkError, PeerError, ValueError):

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._channels import ChannelCalls
 from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
@@ -60,7 +61,7 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls, GroupCalls):
+class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls):
     """Synchronous client of one node's local API.
 
     Args:
@@ -235,6 +236,10 @@ class RemoteClient(ConversationCalls, GroupCalls):
     def card(self) -> str:
         """This node's contact card (text form), to hand to others."""
         return string(self._call("GET", "/v1/identity"), "card")
+
+    def app_login_link(self) -> str:
+        """A one-time link that logs a browser in to the node's chat app (60 s, works once)."""
+        return string(self._call("POST", "/v1/app/login"), "url")
 
     def add_contact(self, name: str, card: str) -> ContactInfo:
         """Add a contact from their card."""

@@ -32,6 +32,7 @@ from ._prekeys import PrekeyRepo
 from ._receipts import ReceiptRepo
 from ._search import SearchRepo
 from ._settings import DeviceRepo, SettingsRepo
+from ._topics import TopicRepo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -87,7 +88,7 @@ def open_database(
     return database
 
 
-HEAD_REVISION: Final = "0009"
+HEAD_REVISION: Final = "0010"
 """The newest packaged migration (``test_migrations`` holds it to Alembic's head)."""
 
 _VERSION_TABLE: Final = {
@@ -151,6 +152,7 @@ class Database:
         mailboxes: Envelopes stored for others (relay role).
         prekeys: Prekey bundles handed out for others (relay role).
         receipts: Delivery receipts given to this relay and their sealed batches (relay role).
+        topics: Broadcast channel posts held for their readers (relay role).
         chain: Chain blocks and state.
         lifecycle: Retention, disappearing messages, TTLs and garbage collection.
     """
@@ -176,6 +178,7 @@ class Database:
         self.mailboxes = MailboxRepo(self._access)
         self.prekeys = PrekeyRepo(self._access)
         self.receipts = ReceiptRepo(self._access)
+        self.topics = TopicRepo(self._access)
         self.chain = ChainRepo(self._access)
         self.lifecycle = Lifecycle(self._access)
         self._engine = engine
@@ -267,8 +270,9 @@ class Database:
         ``secure_delete`` zeroes deleted rows in the pages a delete writes,
         but the log still holds the older images of those pages until it is
         overwritten: after deleting what must not stay on disk (an expired
-        disappearing message), this empties it. It waits at most a second
-        for readers on an older snapshot (holding the writer lock meanwhile).
+        disappearing message), this empties it. It waits at most 100 ms for
+        readers on an older snapshot, since it holds the writer lock meanwhile
+        and every write of the node waits behind it; the caller retries.
 
         Returns:
             True if the log is empty now; False if a reader kept part of it
@@ -279,7 +283,7 @@ class Database:
         with self._access.raw("truncate the write-ahead log") as dbapi_connection:
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute("PRAGMA busy_timeout=1000")
+                cursor.execute("PRAGMA busy_timeout=100")
                 busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             finally:
                 cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")

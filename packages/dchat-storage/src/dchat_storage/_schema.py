@@ -55,6 +55,8 @@ __all__ = (
     "SearchPending",
     "SearchTerm",
     "Setting",
+    "TopicPostRow",
+    "TopicRow",
     "metadata",
 )
 
@@ -374,6 +376,41 @@ class PrekeyRow(Base):
     mailbox: Mapped[bytes] = mapped_column(LargeBinary)
     prekey_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bundle: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[float] = mapped_column(Float)
+
+
+class TopicRow(Base):
+    """A broadcast channel topic a relay holds: its post bytes and newest descriptor."""
+
+    __tablename__ = "relay_topics"
+
+    topic: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    held: Mapped[int] = mapped_column(BigInteger)
+    desc_version: Mapped[int] = mapped_column(BigInteger)
+    descriptor: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class TopicPostRow(Base):
+    """A post a relay holds in a topic; ``seq`` is the relay's number for it.
+
+    An evicted post keeps its row with ``post`` NULL, so the same post sent
+    again is still answered as held instead of stored anew, and its
+    publisher's counter stays taken.
+    """
+
+    __tablename__ = "relay_topic_posts"
+    __table_args__ = (
+        UniqueConstraint("topic", "post_id"),
+        UniqueConstraint("topic", "publisher", "pseq"),
+        Index(None, "topic", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    topic: Mapped[bytes] = mapped_column(LargeBinary)
+    post_id: Mapped[bytes] = mapped_column(LargeBinary)
+    publisher: Mapped[bytes] = mapped_column(LargeBinary)
+    pseq: Mapped[int] = mapped_column(BigInteger)
+    post: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     stored_at: Mapped[float] = mapped_column(Float)
 
 

@@ -60,6 +60,7 @@ from ._terms import MAX_QUERY_CHARS as MAX_QUERY_CHARS
 from ._terms import MAX_QUERY_TERMS as MAX_QUERY_TERMS
 from ._terms import query_terms as query_terms
 from ._terms import search_terms as search_terms
+from ._topics import TopicRepo as TopicRepo
 from ._uploads import check_type as check_type
 from ._uploads import normalize_type as normalize_type
 
@@ -95,6 +96,7 @@ __all__ = (
     "SearchRepo",
     "SettingsRepo",
     "StorageKey",
+    "TopicRepo",
     "TransactionDoomedError",
     "UploadTooLargeError",
     "blob_hasher",

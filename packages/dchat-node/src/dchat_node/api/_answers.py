@@ -12,6 +12,7 @@ from dchat_core import CallerError, DchatError, InvalidIdError, PeerError
 from dchat_identity import DchatIdentityError, InvalidCardError
 from dchat_identity.lowlevel import RecoveryRefusedError
 from dchat_messaging import AttachmentRefusedError, ContentError, RequestError
+from dchat_messaging.lowlevel import ChannelError
 from dchat_storage import CursorExpiredError, DuplicateError
 
 from .._errors import NodeStateError
@@ -39,6 +40,7 @@ ROUTING_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allo
 
 _STATE_STATUS = {
     "no_identity": 409,
+    "unauthorized": 401,
     "attachment_refused": 422,
     "invalid_request": 422,
     "identity_exists": 409,
@@ -62,6 +64,14 @@ _STATE_STATUS = {
     "handle_refused": 409,
     "payment_failed": 409,
     "stale_handle": 409,
+    "unknown_channel": 404,
+    "not_publisher": 403,
+    "not_owner": 403,
+    "bad_link": 400,
+    "bad_key": 400,
+    "bad_text": 400,
+    "bad_title": 400,
+    "no_relays": 400,
 }
 
 
@@ -71,7 +81,7 @@ def error_of(exc: Exception) -> tuple[int, str, str] | None:
     One mapping for the HTTP routes (the handlers below) and the socket
     (``_socket.py``), so an error reads the same on both.
     """
-    if isinstance(exc, NodeStateError | RequestError):
+    if isinstance(exc, NodeStateError | RequestError | ChannelError):
         return _STATE_STATUS.get(exc.code, 409), exc.code, str(exc)
     if isinstance(exc, CursorExpiredError):
         return 410, exc.code, str(exc)

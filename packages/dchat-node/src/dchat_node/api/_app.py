@@ -35,8 +35,10 @@ from .._errors import NodeStateError
 from ._answers import ERROR_SCHEMA, ROUTING_CODES, error_of
 from ._attachments import add_attachment_routes
 from ._burners import add_burner_routes
+from ._channels import add_channel_routes
 from ._conversations import add_conversation_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
+from ._group_anchor import GroupAnchorDesk
 from ._groups import add_group_routes
 from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
@@ -51,6 +53,7 @@ from ._roles import user_role
 from ._search import add_search_routes
 from ._socket import add_socket_route
 from ._validator import add_chain_routes
+from ._webapp import AppSessions, add_webapp_routes
 
 if TYPE_CHECKING:
     from .._runtime import Node
@@ -178,6 +181,8 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_message_routes(app, node, auth)
     add_conversation_routes(app, node, auth)
     add_group_routes(app, node, auth)
+    app.state.anchors = GroupAnchorDesk(node)  # its task: serve_api runs it
+    add_channel_routes(app, node, auth)
     add_search_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
@@ -187,7 +192,11 @@ def create_app(node: Node, token: str) -> FastAPI:
     app.add_middleware(NotifyAfterWrites, feed=feed)
     large = ("/v1/attachments",)  # limited per kind by the upload rules as it streams
     app.add_middleware(LimitBody, max_body=node.config.api_max_body, large=large)
-    app.add_middleware(RequireToken, token=token, open_paths=("/health",))  # outermost
+    sessions = AppSessions()
+    add_webapp_routes(app, sessions, auth)
+    app.add_middleware(  # outermost
+        RequireToken, token=token, open_paths=("/health",), open_prefix="/app/", sessions=sessions
+    )
     _list_only_role_routes(app, node.config.role)
     _declare_errors(app)
     return app

@@ -64,6 +64,10 @@ class ChainLink:
     ) -> None:
         self._node, self._name, self._where, self._refused = node, name, where, refused
         self._lock = trio.Lock()  # one light client: one verified read at a time
+        self._genesis: bytes | None = None
+        self._light: LightReader | None = None  # restored once, then kept (and written back)
+        self._http: httpx.AsyncClient | None = None  # one connection pool, while api.json holds
+        self._http_for: tuple[str, str] | None = None
 
     def _chain_dir(self) -> Path:
         directory = self._where()[0]
@@ -74,22 +78,38 @@ class ChainLink:
         return directory
 
     def genesis(self) -> bytes:
-        """The chain's genesis document (the light client's anchor)."""
-        path = self._where()[1] or self._chain_dir() / VALIDATOR_GENESIS
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise NodeStateError(
-                "no_chain", f"cannot read the {self._name} genesis: {exc}"
-            ) from None
+        """The chain's genesis document (the light client's anchor), read once."""
+        if self._genesis is None:
+            path = self._where()[1] or self._chain_dir() / VALIDATOR_GENESIS
+            try:
+                self._genesis = path.read_bytes()
+            except OSError as exc:
+                raise NodeStateError(
+                    "no_chain", f"cannot read the {self._name} genesis: {exc}"
+                ) from None
+        return self._genesis
+
+    def chain_id(self) -> str:
+        """The chain's id, from its genesis."""
+        return str(genesis_anchor(self.genesis())[0])
+
+    async def _client(self) -> httpx.AsyncClient:
+        """The HTTP client for the validator ``api.json`` names (rebuilt when it changes)."""
+        info = json.loads(await trio.Path(self._chain_dir() / "api.json").read_text())
+        where = (str(info["url"]), str(info["token"]))
+        if self._http is None or self._http_for != where:
+            if self._http is not None:
+                await self._http.aclose()
+            headers = {"Authorization": f"Bearer {where[1]}"}
+            self._http = httpx.AsyncClient(base_url=where[0], headers=headers, timeout=10)
+            self._http_for = where
+        return self._http
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         """One API call to the chain's validator (its answers are not trusted)."""
         try:
-            info = json.loads(await trio.Path(self._chain_dir() / "api.json").read_text())
-            headers = {"Authorization": f"Bearer {info['token']}"}
-            async with httpx.AsyncClient(base_url=info["url"], headers=headers, timeout=10) as c:
-                answer = await c.request(method, path, json=body)
+            client = await self._client()
+            answer = await client.request(method, path, json=body)
             data = answer.json()
         except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as exc:
             raise NodeStateError(
@@ -103,11 +123,12 @@ class ChainLink:
         return light_state_path(self._node.config.data_dir / "light", chain_id)
 
     async def _reader(self) -> LightReader:
-        genesis = self.genesis()
-        chain_id = genesis_anchor(genesis)[0]
-        path = trio.Path(self._state_file(chain_id))
-        stored = await path.read_bytes() if await path.exists() else None
-        return LightReader.restore(stored, genesis, name=light_state_name(chain_id))
+        if self._light is None:
+            genesis, chain_id = self.genesis(), self.chain_id()
+            path = trio.Path(self._state_file(chain_id))
+            stored = await path.read_bytes() if await path.exists() else None
+            self._light = LightReader.restore(stored, genesis, name=light_state_name(chain_id))
+        return self._light
 
     async def verified(self, start: Any) -> Any:
         """Run the read ``start(reader)`` makes to the end; retry stale answers; keep headers."""

@@ -10,9 +10,12 @@ whole FastAPI app, outermost first:
   Bearer``) and its body is never read: neither a 64 MiB upload nor malformed
   JSON gets further than the headers, and an unknown path answers 401 too, so
   nothing about the routes leaks to a caller without the token. Only the
-  paths in ``open_paths`` (``/health``) pass without it; ``/openapi.json``
-  is not one of them. Other ASGI scopes than ``http`` (websockets) are closed
-  unless they carry the token; ``lifespan`` passes through.
+  paths in ``open_paths`` (``/health``) and under ``open_prefix`` (the browser
+  app's files, ``/app/``) pass without it; ``/openapi.json`` is not one of
+  them. A request without an ``Authorization`` header may instead carry the
+  browser app's session cookie, which ``sessions`` admits only for the app's
+  routes and from the app's own origin (:mod:`._webapp`). Other ASGI scopes
+  than ``http`` (websockets) are closed unless they carry the token; ``lifespan`` passes through.
 * :class:`LimitBody` then refuses a body over ``max_body`` bytes with ``413
   body_too_large``: at once when ``Content-Length`` says so, and otherwise
   (chunked bodies) while counting what the app reads: the chunk that crosses
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from ._webapp import AppSessions
 
 __all__ = ("LimitBody", "RequireToken", "error_body")
 
@@ -61,10 +66,18 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 class RequireToken:
     """Answer 401 to every request without ``Bearer <token>``, before its body is read."""
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: Collection[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        open_paths: Collection[str],
+        open_prefix: str | None = None,
+        sessions: AppSessions | None = None,
+    ) -> None:
         self._app = app
         self._expected = f"Bearer {token}".encode()
         self._open = frozenset(open_paths)
+        self._prefix, self._sessions = open_prefix, sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._allowed(scope):
@@ -76,10 +89,19 @@ class RequireToken:
             await _answer(send, 401, body, (b"www-authenticate", b"Bearer"))
 
     def _allowed(self, scope: Scope) -> bool:
-        if scope["type"] == "http" and scope.get("path") in self._open:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (
+            path in self._open or (self._prefix is not None and path.startswith(self._prefix))
+        ):
             return True
         given = _header(scope, b"authorization")
-        return given is not None and hmac.compare_digest(given, self._expected)
+        if given is not None:
+            return hmac.compare_digest(given, self._expected)
+        if self._sessions is None or scope["type"] != "http":
+            return False
+        headers = {bytes(k).lower(): bytes(v) for k, v in scope.get("headers", ())}
+        port = int((scope.get("server") or ("", 0))[1] or 0)
+        return self._sessions.admits(scope["method"], path, port, headers)
 
 
 class _TooLarge(Exception):

@@ -355,6 +355,21 @@ class NodeMetrics(Collector):
             "dchat_relay_stored_bytes_total", "Bytes of the envelopes stored.", server.stored_bytes
         )
         yield _counter(
+            "dchat_relay_channel_posts_stored_total",
+            "Broadcast channel posts stored (once each, whoever reads them).",
+            server.posts_stored,
+        )
+        yield _counter(
+            "dchat_relay_channel_uploads_total",
+            "Channel post uploads answered (a post sent again counts again).",
+            server.post_uploads,
+        )
+        yield _counter(
+            "dchat_relay_topic_reads_total",
+            "Channel topic reads answered (held ones when answered).",
+            server.topic_reads,
+        )
+        yield _counter(
             "dchat_relay_envelopes_delivered_total",
             "Envelopes their mailbox's owner acknowledged (then deleted).",
             server.delivered,

@@ -39,7 +39,7 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import decode_payment_record, genesis_anchor, payment_key
+from dchat_chain.lowlevel import decode_payment_record, payment_key
 from dchat_core import DchatError, MessageId
 from dchat_messaging import PaymentRefusedError, ProvenPayment
 from dchat_messaging.lowlevel import PaymentIntent, payment_ref
@@ -64,8 +64,6 @@ log = logging.getLogger("dchat.payments")
 
 VERIFY_EVERY: Final = 2.0
 """Seconds between rounds over the payments still pending."""
-GIVE_UP_AFTER: Final = 120.0
-"""A payment still unproven this long after this node first tried is refused ``not_found``."""
 
 
 class PayBody(BaseModel):
@@ -90,7 +88,6 @@ class PaymentDesk:
         )
         self._sending = trio.Lock()  # one transfer's nonce at a time
         self._wake = trio.Event()
-        self._first_try: dict[bytes, float] = {}
 
     @property
     def _user(self) -> UserService:
@@ -101,7 +98,7 @@ class PaymentDesk:
     async def pay(self, body: PayBody) -> dict[str, Any]:
         """``POST /v1/payments``."""
         u = self._user
-        chain_id = genesis_anchor(self._chain.genesis())[0]
+        chain_id = self._chain.chain_id()
         mid = MessageId.random()
         card, payment = await u.run(
             u.agent.converse.plan_payment, body.to, body.amount, body.note,
@@ -142,24 +139,34 @@ class PaymentDesk:
             raise
 
     async def _resume(self) -> None:
-        """Finish the payments a crash left between the transfer and the message."""
+        """Finish the payments a crash or a failed request left between transfer and message.
+
+        Runs before every verification round, so a payment whose ``POST`` failed
+        after its transfer left (chain unreachable, timeout) is told to the payee
+        once the transfer commits, without a restart; each intent on its own, so
+        one that cannot be sent does not hold the others.
+        """
         u = self._user
         for intent in await u.run(u.agent.payments.intents):
-            digest = intent.payment.tx_hash.hex()
+            try:
+                await self._resume_one(intent)
+            except (DchatError, KeyError, TypeError, ValueError) as exc:
+                log.warning("payment %s not sent yet: %s", intent.message_id, exc)
+
+    async def _resume_one(self, intent: PaymentIntent) -> None:
+        u = self._user
+        digest = intent.payment.tx_hash.hex()
+        async with self._sending:  # never beside a pay() still submitting this very intent
             status = await self._chain.call("GET", f"/v1/chain/txs/{digest}")
             if status["status"] == "unknown":  # never reached the chain (or was dropped)
                 result = await self._chain.send(intent.transaction)
                 if not result["accepted"]:
                     await u.run(u.agent.payments.drop_intent, intent.message_id)
                     log.warning("payment %s dropped: %s", intent.message_id, result["error"])
-                    continue
-            try:
-                height = await self._settled(intent)
-            except NodeStateError as exc:
-                log.warning("payment %s not sent: %s", intent.message_id, exc)
-                continue
-            await u.act(u.agent.converse.send_payment, intent, height)
-            log.info("payment %s: message sent after a restart", intent.message_id)
+                    return
+        height = await self._settled(intent)
+        await u.act(u.agent.converse.send_payment, intent, height)
+        log.info("payment %s: message sent on resumption", intent.message_id)
 
     # -- verifying ------------------------------------------------------------------------
 
@@ -172,22 +179,26 @@ class PaymentDesk:
         if value is not None:
             record = decode_payment_record(value)
             proven = ProvenPayment(record.sender, record.recipient, record.amount)
-        first = self._first_try.setdefault(bytes(mid), now)
-        chain_id = genesis_anchor(self._chain.genesis())[0]
+        chain_id = self._chain.chain_id()
         try:
             settled = await u.run(
-                u.agent.settle_payment, mid, proven, height, now=now,
-                give_up=now - first > GIVE_UP_AFTER, chain_id=chain_id,
+                u.agent.settle_payment, mid, proven, height, now=now, chain_id=chain_id
             )  # fmt: skip
         except PaymentRefusedError as exc:
             log.warning("payment %s refused: %s", mid, exc.code)
             settled = None
         if settled is None or settled.state != "pending":
-            self._first_try.pop(bytes(mid), None)
+            u.events_logged()  # the verdict's ``payment`` event
 
     async def _round(self) -> None:
         u = self._user
-        for mid, entry in await u.run(u.agent.payments.pending):
+        await self._resume()
+        try:
+            pending = await u.run(u.agent.payments.pending)
+        except DchatError as exc:
+            log.warning("pending payments unreadable: %s", type(exc).__name__)
+            return
+        for mid, entry in pending:
             try:
                 await self._verify(mid, entry)
             except (DchatError, KeyError, TypeError, ValueError) as exc:
@@ -203,10 +214,6 @@ class PaymentDesk:
         if self._node.config.role != "user" or self._node.config.currency_node is None:
             return
         self._user.on_message(self._received)
-        try:
-            await self._resume()
-        except (DchatError, KeyError, TypeError, ValueError) as exc:
-            log.warning("unsent payments wait for the next start: %s", exc)
         while True:
             await self._round()
             with trio.move_on_after(VERIFY_EVERY):
@@ -222,14 +229,7 @@ class PaymentDesk:
             "pending": [
                 {"message_id": str(m), "peer_id": str(e.peer), **e.view()} for m, e in pending
             ],
-            "unsent": [
-                {
-                    "message_id": str(i.message_id),
-                    "peer_id": str(i.peer),
-                    "amount": i.payment.amount,
-                }
-                for i in unsent
-            ],
+            "unsent": [_unsent_json(i) for i in unsent],
         }
 
 

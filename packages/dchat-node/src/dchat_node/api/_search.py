@@ -56,13 +56,12 @@ def add_search_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         before: Annotated[int | None, Query(ge=0)] = None,
     ) -> dict[str, Any]:
         u = user_role(node).user
-        find = functools.partial(u.agent.search.search, peer=peer, limit=limit, before=before)
-        hits = await u.run(find, q)
-        full = len(hits) == limit and hits[-1].entry.cursor is not None
+        find = functools.partial(u.agent.search.page, peer=peer, limit=limit, before=before)
+        hits, next_before = await u.run(find, q)
         return {
             "query": q,
             "results": [hit_json(hit) for hit in hits],
-            "next_before": hits[-1].entry.cursor if full else None,
+            "next_before": next_before,
         }
 
     @app.post("/v1/search/rebuild", dependencies=auth)

@@ -23,6 +23,7 @@ from .._logging import configure_logging
 from ..config import load_config
 from ._attachments import attachment_app, send_attachment
 from ._backup import backup_app
+from ._broadcast import broadcast_app, register_broadcast_commands
 from ._burners import burner_app, send_as_burner
 from ._chain import chain_app, wallet_app
 from ._channels import channel_app
@@ -35,6 +36,7 @@ from ._groups import group_app, register_group_commands
 from ._guardians import guardian_app
 from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
+from ._open import register_open_command
 from ._relay import relay_app
 from ._relays import register_relays_command, resolve_for_run
 from ._requests import register_request_commands
@@ -66,6 +68,7 @@ app.add_typer(burner_app, name="burner")
 app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")
+app.add_typer(broadcast_app, name="channel")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -281,8 +284,10 @@ def contact_list(ctx: typer.Context) -> None:
 register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
 register_request_commands(app)
 register_watch_command(app)
+register_open_command(app)
 register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
 register_group_commands(lambda ctx, action: _with_client(ctx, action))
+register_broadcast_commands(lambda ctx, action: _with_client(ctx, action))
 register_search_command(app, lambda ctx, action: _with_client(ctx, action))
 
 

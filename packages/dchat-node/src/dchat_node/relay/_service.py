@@ -7,7 +7,8 @@ first). Each request runs in the database worker as a grouped call
 (``AsyncStore.run_grouped``): in one transaction, shared with other links' requests,
 so a reply always follows a durable commit and a ``put_many`` of many
 envelopes, or many links' puts at once, cost one. Limits: ``[node.relay_limits]``.
-Delivery receipts and their sealed batches are kept in the database too.
+Delivery receipts and their sealed batches, and broadcast channel topics, are
+kept in the database too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class RelayService(RelayHost):
         db, mailbox_of = store.db, SealedEnvelope.mailbox_of
         mb = db.mailboxes
         server = RelayServer(
-            mb, mailbox_of, prekeys=db.prekeys, limits=limits, usage=mb.usage, receipts=db.receipts
+            mb,
+            mailbox_of,
+            prekeys=db.prekeys,
+            limits=limits,
+            usage=mb.usage,
+            receipts=db.receipts,
+            topics=db.topics,
         )
         super().__init__(server, store.run_grouped, clock.now, read=store.run, limits=limits)

@@ -7,6 +7,7 @@ pushes blobs to the first home relay and downloads them into
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
     from ._service import UserService
 
+log = logging.getLogger("dchat.attachments")
+
 __all__ = ("AttachmentService",)
 
 
@@ -37,8 +40,17 @@ class AttachmentService:
 
     async def run_expiry(self) -> None:
         """Each second: expire disappearing messages, and the relay's copies of our blobs."""
+        failures, told = 0, ""
         while True:
-            if blobs := await self._user.run(self.keeper.expire, self._user.now()):
+            before = self.keeper.expired_total
+            blobs = await self._user.run(self.keeper.expire, self._user.now())
+            if self.keeper.expired_total != before:  # ``expired`` events were logged
+                self._user.events_logged()
+            if self.keeper.expiry_failures != failures and self.keeper.expiry_error != told:
+                told = self.keeper.expiry_error  # once per kind of failure, not every second
+                log.warning("disappearing messages not expired yet: %s", told)
+            failures = self.keeper.expiry_failures
+            if blobs:
                 await drop_blobs(blobs, self._user.identity.signing_key)
             await trio.sleep(1)
 

@@ -2,7 +2,8 @@
 
 A user node runs the messaging shell (:class:`UserService`) and, around it,
 identity documents, the device features (devices, pairing, sync, profiles),
-guardians and recovery, burners and message requests. Each of those is a thin
+guardians and recovery, burners, message requests and broadcast channels
+(:class:`dchat_network.lowlevel.TopicSync` over ``agent.channels``). Each of those is a thin
 shell around its package's sans-IO agent; this module only builds them in the
 order their hooks need and starts their tasks.
 """
@@ -10,6 +11,8 @@ order their hooks need and starts their tasks.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from dchat_network.lowlevel import TopicSync
 
 from ._attachments import AttachmentService
 from ._burners import BurnerService
@@ -65,6 +68,15 @@ class UserRole:
         self.burners = BurnerService(self.user, config)
         self.requests = RequestService(self.user, store)
         self.attachments = AttachmentService(self.user, store, config.data_dir / "attachments")
+        u, book = self.user, self.user.agent.channels
+        self.channels = TopicSync(
+            u.pool,
+            pending=lambda: u.run(book.pending),
+            uploaded=lambda post, relay: u.run(book.uploaded, post, relay),
+            follows=lambda: u.run(book.follows),
+            receive=lambda *read: u.logged(book.receive, *read, now=u.now()),
+        )
+        self.features.sync.on_channels = self.channels.wake
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Load the stored state, then run the outbox, session and mailbox tasks."""
@@ -79,6 +91,7 @@ class UserRole:
         nursery.start_soon(self.user.run_mailbox)
         nursery.start_soon(self.user.run_status_events)
         nursery.start_soon(self.attachments.run_expiry)
+        nursery.start_soon(self.channels.run)
 
     async def status(self) -> dict[str, Any]:
         """The user part of ``/status``."""

@@ -184,6 +184,17 @@ class UserService(MailDelivery):
         """Call ``hook()`` after an event other than a message's is committed to the log."""
         self._event_hooks.append(hook)
 
+    def events_logged(self) -> None:
+        """Tell the event followers that a background task committed events."""
+        for hook in self._event_hooks:
+            hook()
+
+    async def logged(self, step: Callable[..., _T], *a: Any, **k: Any) -> _T:
+        """Run ``step`` in the database worker, then :meth:`events_logged` (it logged events)."""
+        result = await self.run(functools.partial(step, *a, **k))
+        self.events_logged()
+        return result
+
     def on_document_learned(self, hook: Callable[[IdentityId, bytes], Awaitable[None]]) -> None:
         """Call ``hook(sender, document)`` for a document a device's first message carried."""
         self._learned_hooks.append(hook)

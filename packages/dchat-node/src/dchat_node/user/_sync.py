@@ -6,8 +6,9 @@ shell keeps the replica sealed at rest under ``sync.replica``, drains the
 device's sync mailboxes (current and previous epoch) at the home relay,
 queues the agent's deliveries through the durable outbox, lets
 :class:`._devices_service.DeviceService` accept documents and rekeys, and
-adds synced contacts to the contacts table. Refused items are counted and
-their error code kept for ``GET /v1/sync``; they never block the mailbox.
+adds synced contacts to the contacts table and follows synced channels.
+Refused items are counted and their error code kept for ``GET /v1/sync``;
+they never block the mailbox.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ._guardian_state import queue_sealed
 from ._pairing import error_code
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dchat_crypto import SigningKey
     from dchat_identity import IdentityDocument
     from dchat_identity.lowlevel import LocalDevice, SyncDelivery, SyncedContact
@@ -54,6 +57,7 @@ class SyncService:
         self.applied = 0
         self.rejected = 0
         self.last_error: str | None = None
+        self.on_channels: Callable[[], None] = lambda: None
         user.on_contact_added(self._contact_added)
         devices.on_change(self._devices_changed)
 
@@ -125,12 +129,15 @@ class SyncService:
 
     async def _devices_changed(self, doc: IdentityDocument, rekeyed: bool) -> None:
         """Primary: send the new document (and rekey) and the whole state to every device."""
-        local = await self._devices.local()
+        local, channel_links = await self._devices.local(), self._user.agent.channels.links
         async with self._lock:
             agent = await self._load(local)
             entries = await self._user.run(self._user.book.entries)
             contacts = [(c.name, c.identity_id, c.card) for c in entries]
             agent.adopt_contacts(contacts, now=self._user.now())
+            held, links = agent.registers("channel/"), await self._user.run(channel_links)
+            sets = [("set", f"channel/{c}", link) for c, link in links.items() if c not in held]
+            agent.record(sets, now=self._user.now())  # followed before this device's first link
             await self._persist(agent)
             deliveries = agent.handover(
                 local, await self._devices.chain(), doc,
@@ -171,6 +178,10 @@ class SyncService:
                 known = [c.identity_id for c in await self._user.run(self._user.book.entries)]
                 for contact in agent.missing_contacts(known):
                     await self._add_contact(contact)
+                links, channels = agent.registers("channel/"), self._user.agent.channels
+            changed = await self._user.logged(channels.synced, links, now=self._user.now())
+            if changed:
+                self.on_channels()  # followed or dropped: the channel reads change
 
     async def _add_contact(self, contact: SyncedContact) -> None:
         card, add = ContactCard.from_bytes(contact.card), self._user.book.add_card

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from dchat_core import MailboxId, NodeId
 from dchat_messaging import SealedEnvelope
 from dchat_network import RelayServer
-from dchat_network.lowlevel import PullWakeups, RelayBatch
+from dchat_network.lowlevel import PullWakeups, RelayBatch, RelayPull
 
 from .._mailbox import MemoryMailboxStore, MemoryPrekeyStore
 from ._node import NodeClock, SimLink, SimNode
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from dchat_crypto import SigningKey
     from dchat_network import MailboxStore, PrekeyStore, RelayReply
-    from dchat_network.lowlevel import PutBudget, RelayPull
+    from dchat_network.lowlevel import PutBudget, TopicRead
 
     from ._loop import Timer
     from ._network import Endpoint
@@ -73,9 +73,10 @@ class DeleteOnFetchRelayServer(RelayServer):
         """Answer like the real server, then drop whatever the batch handed out."""
         return self._drop(owner, super().handle(owner, data, now, budget))
 
-    def resume(self, pull: RelayPull) -> RelayReply:
+    def resume(self, pull: RelayPull | TopicRead) -> RelayReply:
         """Answer a held pull like the real server, then drop what it handed out."""
-        return self._drop(pull.mailbox, super().resume(pull))
+        owner = pull.mailbox if isinstance(pull, RelayPull) else b""
+        return self._drop(owner, super().resume(pull))
 
     def _drop(self, owner: bytes, reply: RelayReply) -> RelayReply:
         if isinstance(reply.message, RelayBatch) and reply.message.items:
@@ -215,7 +216,7 @@ class RelayNode(SimNode):
         seen = self.wakeups.version(session.owner)  # before the server looks: see PullWakeups
         reply = self.server.handle(session.owner, data, self.clock.now())
         self._wake(reply.notify)
-        if reply.park is not None and self._live(session):
+        if isinstance(reply.park, RelayPull) and self._live(session):  # (it hosts no topics)
             self._park(session, reply.park, seen)
             return
         self._answer(session, reply)
