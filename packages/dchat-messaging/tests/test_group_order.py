@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_core import canonical_encode
+from dchat_core import DecodeLimits, canonical_decode, canonical_encode
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity
 from dchat_messaging._anchor_book import AnchorBook, Held
@@ -28,7 +28,7 @@ from dchat_messaging._group_order import (
     order_channel,
     order_root,
 )
-from dchat_messaging._groups import GroupState, GroupUpdate, apply_update
+from dchat_messaging._groups import GroupState, GroupUpdate, apply_update, read_header
 from dchat_messaging.lowlevel import GroupError
 
 S, D, G = b"s" * 32, b"d" * 32, b"g" * 32
@@ -332,6 +332,10 @@ def test_only_an_admin_anchors_and_only_on_an_admin_channel() -> None:
     assert on.sequencer() == ids[0]
     assert GroupState.from_bytes(on.to_bytes()) == on
     assert state.hash() != on.hash()
+    header = read_header(canonical_decode(on.header_bytes(), DecodeLimits(max_size=4096)))
+    assert header.anchor == ids[0]  # the anchor is in what the hash covers (the header)
+    assert GroupState.assemble(header, on.member_rows()).hash() == on.hash()  # an invitation
+    assert "a" not in canonical_decode(state.header_bytes(), DecodeLimits(max_size=4096))
     off = apply_update(on, GroupUpdate.make(on, ids[0], "anchor", b"", admin.signing_key))
     assert off.anchor is None
     assert off.to_bytes().count(b"anchor") == 0

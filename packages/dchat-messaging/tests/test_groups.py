@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_messaging import Content, MessageReceived, RequestError
-from dchat_messaging._group_store import invitation, read_invitation, read_plaintext
+from dchat_messaging._group_invite import InvitationParts, invitation_controls
+from dchat_messaging._group_store import read_plaintext
 from dchat_messaging._sender_keys import _split, _step
 from dchat_messaging.lowlevel import (
     MAX_SKIP,
@@ -28,6 +29,7 @@ from dchat_messaging.lowlevel import (
     SenderChain,
     decode_distribution,
 )
+from dchat_messaging.testing import MemoryMessageStore
 from dchat_testing import AGENT_T0, AgentNode
 
 T0 = AGENT_T0
@@ -131,7 +133,9 @@ def test_a_removed_member_opens_nothing_sent_after(trio_group: tuple[list[AgentN
     raw = bytes.fromhex(gid)
     alice.agent.groups.send_text(gid, "before", now=T0)
     pump([alice, bob, carol])
-    held = carol.agent.groups.db.keys(raw)
+    alice_device = (bytes(alice.identity.identity_id), alice.engine.keys.device_id)
+    chains = carol.agent.groups.db.chains(raw, alice_device)
+    assert chains
     alice.agent.groups.remove(gid, "carol", now=T0)
     pump([alice, bob, carol])
     assert carol.agent.groups.show(gid)["status"] == "left"
@@ -144,7 +148,6 @@ def test_a_removed_member_opens_nothing_sent_after(trio_group: tuple[list[AgentN
     assert texts(bob, gid)[-1] == "after-a"
     assert len(wires) == 1
     message = GroupCiphertext.from_bytes(wires[0])
-    chains = held.peers[(bytes(alice.identity.identity_id), alice.engine.keys.device_id)]
     assert all(c.epoch < message.epoch for c in chains)  # a new epoch after the removal
     for chain in chains:  # even forcing her old chain onto the new epoch's message
         with pytest.raises(GroupError) as caught:
@@ -347,11 +350,15 @@ def test_skipped_keys_are_bounded() -> None:
     assert caught.value.code == "too_far"
 
 
+def _read_invitation(data: bytes) -> object:
+    return InvitationParts(MemoryMessageStore()).head(bytes(32), data, own=True)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400))
 def test_group_decoders_answer_garbage_with_a_typed_error(data: bytes) -> None:
     for decode in (
-        read_invitation,
+        _read_invitation,
         read_plaintext,
         GroupCiphertext.from_bytes,
         GroupUpdate.from_bytes,
@@ -364,7 +371,7 @@ def test_group_decoders_answer_garbage_with_a_typed_error(data: bytes) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.sampled_from(["group.inv", "group.upd", "group.key", "group.msg"]),
+    st.sampled_from(["group.inv", "group.part", "group.upd", "group.key", "group.msg"]),
     st.recursive(
         st.none()
         | st.integers(-(2**63), 2**63 - 1)
@@ -416,7 +423,8 @@ def test_a_forged_invitation_does_not_replace_a_group_we_are_in(
         },
     )
     title = GroupUpdate.make(fake, _sender(bob)[0], "title", "bob's now", bob.identity.signing_key)
-    _send_raw(bob, "group.inv", invitation(fake, title), carol)
+    for kind, data in invitation_controls(fake, title):
+        _send_raw(bob, kind, data, carol)
     pump([alice, bob, carol])
     shown = carol.agent.groups.show(gid)
     assert (shown["title"], shown["version"]) == ("team", 3)
@@ -453,7 +461,8 @@ _VALUES = st.recursive(
     max_leaves=8,
 )
 _KEYS = ["v", "g", "s", "d", "e", "n", "q", "ph", "h", "ct", "sig", "ver", "prev", "by", "op",
-         "arg", "t", "m", "st", "up", "ch", "ck", "pk", "mid", "ts", "text"]  # fmt: skip
+         "arg", "t", "m", "st", "up", "ch", "ck", "pk", "mid", "ts", "text", "hd", "sh",
+         "mr"]  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
@@ -461,7 +470,7 @@ _KEYS = ["v", "g", "s", "d", "e", "n", "q", "ph", "h", "ct", "sig", "ver", "prev
 def test_group_decoders_answer_near_miss_maps_with_a_typed_error(value: dict[str, object]) -> None:
     data, codes = canonical_encode(value), []
     for decode in (
-        read_invitation,
+        _read_invitation,
         read_plaintext,
         GroupCiphertext.from_bytes,
         GroupUpdate.from_bytes,

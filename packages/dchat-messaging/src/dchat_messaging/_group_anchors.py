@@ -261,7 +261,7 @@ class GroupAnchors:
         if message.group != record.state.group_id:
             raise GroupError("malformed", "evidence of another group")
         keys = self._g.db.keys(message.group)
-        chains = list(keys.peers.get((message.sender, message.device), []))
+        chains = list(self._g.db.chains(message.group, (message.sender, message.device)))
         if keys.own is not None and message.sender == self._g.identity():
             chains.append(keys.own)
         chain = next((c for c in chains if c.epoch == message.epoch), None)

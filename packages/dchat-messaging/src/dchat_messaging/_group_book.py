@@ -8,9 +8,10 @@ inside the caller's store transaction, ``now`` passed in. Received controls
 that came before what they need (the invitation, the sender key, an earlier
 update) wait, and are tried again after each change.
 
-Six control kinds travel over the pairwise sessions: ``group.inv`` (an
-invitation: the state before the ``add`` and the signed ``add``; from our own
-device, a new group's state alone), ``group.upd`` (a signed update),
+Seven control kinds travel over the pairwise sessions: ``group.inv`` and
+``group.part`` (an invitation in parts, :mod:`._group_invite`: the state
+before the ``add`` and the signed ``add``; from our own device, a new
+group's state alone), ``group.upd`` (a signed update),
 ``group.key`` (a device's sender chain, :func:`encode_distribution`) and
 ``group.msg`` (a sender-key ciphertext, :class:`GroupCiphertext`, encrypted
 once and sent to every member device); for anchored groups, ``group.ord``
@@ -45,8 +46,9 @@ from ._content import MAX_TEXT, Content
 from ._conversations import ConversationUpdate
 from ._errors import ContentError, GroupError, RequestError
 from ._group_anchors import EVIDENCE_KIND, ORDER_KIND, GroupAnchors
-from ._group_store import GroupRecord, GroupStore, invitation, read_invitation, read_plaintext
-from ._groups import ADMIN, MEMBER, GroupState, GroupUpdate, apply_update
+from ._group_invite import PART_KIND, InvitationParts, invitation_controls
+from ._group_store import GroupRecord, GroupStore, read_plaintext
+from ._groups import ADMIN, MAX_BATCH, MEMBER, GroupState, GroupUpdate, apply_update
 from ._sender_keys import (
     GroupCiphertext,
     SenderChain,
@@ -71,12 +73,14 @@ UPDATE_KIND: Final = "group.upd"
 KEY_KIND: Final = "group.key"
 MESSAGE_KIND: Final = "group.msg"
 GROUP_KINDS: Final = frozenset(
-    {INVITE_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND, ORDER_KIND, EVIDENCE_KIND}
+    {INVITE_KIND, PART_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND, ORDER_KIND, EVIDENCE_KIND}
 )
 MAX_HELD: Final = 64
 """Updates a node knows but has not applied (ahead of its state, or on another branch)."""
 MAX_CHAIN: Final = 32
 """Updates kept behind a node's state: how deep a fork it can still undo."""
+_BATCH_BYTES: Final = 32_000
+"""Cards in one ``adds`` update (it and an invitation head must fit a control)."""
 _RETRY: Final = frozenset({"unknown_group", "no_key", "not_member", "left"})
 
 
@@ -99,6 +103,8 @@ class Groups:
         self.store = store
         self.db = GroupStore(store)
         """The groups' stored state."""
+        self.parts = InvitationParts(store)
+        """Invitations received in part."""
         self.anchors = GroupAnchors(self)
         """Anchored order (chat chain) of the groups that ask for it."""
 
@@ -163,12 +169,12 @@ class Groups:
             RequestError: ``unknown_group``.
         """
         ref = ref.strip().lower()
+        ids = self.db.ids()
+        by_id = [gid for gid in ids if len(ref) >= 8 and gid.hex().startswith(ref)]
         found = []
-        for gid in self.db.ids():
+        for gid in by_id or ids:  # an id needs no record read; a title reads them all
             record = self.db.record(gid)
-            if record is None:
-                continue
-            if (len(ref) >= 8 and gid.hex().startswith(ref)) or record.state.title.lower() == ref:
+            if record is not None and (by_id or record.state.title.lower() == ref):
                 found.append(record)
         if len(found) != 1:
             raise RequestError("unknown_group", f"no single group matches {ref!r}")
@@ -197,6 +203,15 @@ class Groups:
         waiting, sent = self.waiting, self._sent
         self.waiting, self._sent = [], False
         return waiting if sent else None
+
+    def _invite(
+        self, state: GroupState, update: GroupUpdate | None, to: list[ContactCard], *, now: float
+    ) -> list[DeviceAddress]:
+        """The invitation (head and parts) to ``to``, or without ``to`` to our other devices."""
+        waiting = []
+        for kind, data in invitation_controls(state, update):
+            waiting += self._send(kind, data, to, now=now, copies=not to)
+        return waiting
 
     def _others(self, state: GroupState, me: bytes) -> list[ContactCard]:
         return [m.card for i, m in sorted(state.members.items()) if i != me]
@@ -256,7 +271,7 @@ class Groups:
             state = GroupState.create(group_id or os.urandom(32), title, card)
             record = GroupRecord(state)
             self.db.save(record)
-            waiting = self._send(INVITE_KIND, invitation(state, None), [], now=now)
+            waiting = self._invite(state, None, [], now=now)
             waiting += self._share_keys(record, now=now)
             self._event("group_update", state.group_id, me, now, op="create", version=1)
             if anchored:
@@ -299,10 +314,27 @@ class Groups:
             old = self.find(ref).state
             role = ADMIN if admin else MEMBER
             _, update, waiting = self._change(ref, "add", [card.to_bytes(), role], now=now)
-            waiting += self._send(
-                INVITE_KIND, invitation(old, update), [card], now=now, copies=False
-            )
+            waiting += self._invite(old, update, [card], now=now)
         return str(card.identity_id), waiting
+
+    def invite_many(
+        self, ref: str, contacts: list[str], *, admin: bool = False, now: float
+    ) -> tuple[list[str], list[DeviceAddress]]:
+        """Add several contacts with as few updates as fit (``adds``); each gets its invitation.
+
+        Raises:
+            RequestError: ``unknown_contact``, ``not_allowed`` (nothing is added).
+        """
+        role, waiting = ADMIN if admin else MEMBER, []
+        with self._store.transaction():
+            cards = list({c.identity_id: c for c in map(self._contacts.find, contacts)}.values())
+            for batch in _batches(cards):
+                old = self.find(ref).state
+                rows = [[card.to_bytes(), role] for card in batch]
+                op, arg = ("add", rows[0]) if len(rows) == 1 else ("adds", rows)
+                _, update, sent = self._change(ref, op, arg, now=now)
+                waiting += sent + self._invite(old, update, batch, now=now)
+        return [str(card.identity_id) for card in cards], waiting
 
     def remove(self, ref: str, member: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
         """Remove ``member`` (a contact name or identity id); every remaining member rotates."""
@@ -318,9 +350,12 @@ class Groups:
         me, _, _ = self._signer()
         with self._store.transaction():
             record, _, waiting = self._change(ref, "remove", me, now=now)
-            keys = self.db.keys(record.state.group_id)  # forget the others' chains; ours
-            keys.peers = {}  # keeps its epoch, should we come back (see _next_chain)
-            self.db.save_keys(record.state.group_id, keys)
+            gid = record.state.group_id
+            keys = self.db.keys(gid)  # forget the others' chains; ours keeps its
+            for peer in keys.peers:  # epoch, should we come back (see _next_chain)
+                self.db.save_chains(gid, peer, [])
+            keys.peers = set()
+            self.db.save_keys(gid, keys)
         return record.state.group_id.hex(), waiting
 
     def set_title(self, ref: str, title: str, *, now: float) -> tuple[int, list[DeviceAddress]]:
@@ -445,8 +480,8 @@ class Groups:
     def _apply(
         self, kind: str, sender: bytes, device: bytes, data: bytes, now: float
     ) -> list[ConversationUpdate]:
-        if kind == INVITE_KIND:
-            return self._receiveinvitation(sender, data, now)
+        if kind in (INVITE_KIND, PART_KIND):
+            return self._receive_invitation(sender, kind, data, now)
         if kind == UPDATE_KIND:
             return self._receive_update(GroupUpdate.from_bytes(data), now)
         if kind == KEY_KIND:
@@ -475,11 +510,17 @@ class Groups:
                 break
         return updates
 
-    def _receiveinvitation(
-        self, sender: bytes, data: bytes, now: float
+    def _receive_invitation(
+        self, sender: bytes, kind: str, data: bytes, now: float
     ) -> list[ConversationUpdate]:
         me, _ = self._me()
-        state, update = read_invitation(data)
+        if kind == INVITE_KIND:
+            complete = self.parts.head(sender, data, own=sender == me)
+        else:
+            complete = self.parts.part(sender, data)
+        if complete is None:
+            return []  # more parts to come
+        state, update = complete
         if update is not None:
             new = apply_update(state, update)
         elif sender == me:  # our own device's new group
@@ -644,8 +685,7 @@ class Groups:
             record = self._advance(record, update, new, own=True)
             if update.op == "add":  # the new member may hold the losing branch: send it ours
                 card = new.members[max(set(new.members) - set(state.members))].card
-                invite = invitation(state, update)
-                waiting += self._send(INVITE_KIND, invite, [card], now=now, copies=False)
+                waiting += self._invite(state, update, [card], now=now)
                 waiting += self._tell_branch(record, card, now)
             self.db.save(record)
             self._event("group_update", new.group_id, me, now, op=update.op, version=new.version)
@@ -678,12 +718,14 @@ class Groups:
         record = self._in_group(gid, "a sender key")
         if sender not in record.state.members:
             raise GroupError("not_member", "a sender key from outside the group")
-        keys = self.db.keys(gid)
-        chains = keys.peers.setdefault((sender, device), [])
+        keys, peer = self.db.keys(gid), (sender, device)
+        chains = self.db.chains(gid, peer)
         if any(c.epoch == chain.epoch for c in chains):
             return []  # already held: never rewind a chain (a replay would open again)
-        keys.peers[(sender, device)] = sorted([*chains, chain], key=lambda c: c.epoch)[-2:]
-        self.db.save_keys(gid, keys)
+        self.db.save_chains(gid, peer, sorted([*chains, chain], key=lambda c: c.epoch)[-2:])
+        if peer not in keys.peers:
+            keys.peers.add(peer)
+            self.db.save_keys(gid, keys)
         me, _ = self._me()
         if sender == me and record.status == "invited":  # our other device joined
             record.status = "active"
@@ -702,14 +744,12 @@ class Groups:
             raise GroupError("not_member", "a message from someone outside the group")
         if not record.state.may(sender, "post"):
             raise GroupError("not_allowed", "the group's settings do not let this member post")
-        keys = self.db.keys(message.group)
-        chain = next(
-            (c for c in keys.peers.get((sender, device), []) if c.epoch == message.epoch), None
-        )
+        chains = self.db.chains(message.group, (sender, device))
+        chain = next((c for c in chains if c.epoch == message.epoch), None)
         if chain is None:
             raise GroupError("no_key", "no sender key for that device and epoch")
         plain = read_plaintext(chain.decrypt(message))
-        self.db.save_keys(message.group, keys)
+        self.db.save_chains(message.group, (sender, device), chains)
         mid, ts, text = plain
         direction = "out" if sender == self._me()[0] else "in"  # a copy from our other device
         row: list[object] = [mid.hex(), str(IdentityId(sender)), ts, text, direction, message.seq]
@@ -766,3 +806,17 @@ def _next_chain(own: SenderChain | None) -> SenderChain:
     fresh = SenderChain.generate(0)
     fresh.epoch = int.from_bytes(fresh.public[:4], "big") >> 1 if own is None else own.epoch + 1
     return fresh
+
+
+def _batches(cards: list[ContactCard]) -> list[list[ContactCard]]:
+    """``cards`` in runs of at most :data:`MAX_BATCH` and :data:`_BATCH_BYTES` of cards."""
+    batches: list[list[ContactCard]] = [[]]
+    used = 0
+    for card in cards:
+        size = len(card.to_bytes()) + 8
+        if batches[-1] and (len(batches[-1]) == MAX_BATCH or used + size > _BATCH_BYTES):
+            batches.append([])
+            used = 0
+        batches[-1].append(card)
+        used += size
+    return [b for b in batches if b]

@@ -61,12 +61,15 @@ from ._group_anchors import AnchorJob as AnchorJob
 from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
+from ._group_invite import InvitationParts as InvitationParts
+from ._group_invite import invitation_controls as invitation_controls
 from ._group_order import OrderBatch as OrderBatch
 from ._group_order import OrderEntry as OrderEntry
 from ._group_order import order_channel as order_channel
 from ._group_order import order_root as order_root
 from ._group_store import GroupKeys as GroupKeys
 from ._group_store import GroupRecord as GroupRecord
+from ._groups import MAX_BATCH as MAX_BATCH
 from ._groups import MAX_MEMBERS as MAX_MEMBERS
 from ._groups import GroupState as GroupState
 from ._groups import GroupUpdate as GroupUpdate
@@ -140,7 +143,9 @@ __all__ = (
     "GroupState",
     "GroupUpdate",
     "Groups",
+    "InvitationParts",
     "MAX_AHEAD",
+    "MAX_BATCH",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
@@ -186,6 +191,7 @@ __all__ = (
     "deposits",
     "encode_distribution",
     "envelope_digest",
+    "invitation_controls",
     "message_hash",
     "order_channel",
     "order_root",

@@ -15,6 +15,8 @@
 * ``POST /v1/groups/{group}/messages {text}``: post (encrypted once under our
   sender key, sent to every member device).
 * ``POST /v1/groups/{group}/members {contact, admin}``: invite a contact.
+* ``POST /v1/groups/{group}/invitations {contacts, admin}``: invite several
+  (added in as few signed updates as fit, ``adds``).
 * ``DELETE /v1/groups/{group}/members/{member}``: remove a member (a contact
   name or identity id); every remaining member rotates its sender key.
 * ``POST /v1/groups/{group}/join``: accept an invitation; ``/leave``: leave.
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_messaging.lowlevel import MAX_MEMBERS
 
 from ._roles import user_role
 
@@ -71,6 +75,13 @@ class TextBody(_Strict):
 
 class InviteBody(_Strict):
     contact: str = Field(min_length=1, max_length=128)
+    admin: bool = False
+
+
+class InviteManyBody(_Strict):
+    contacts: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=MAX_MEMBERS - 1
+    )
     admin: bool = False
 
 
@@ -126,6 +137,12 @@ def add_group_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         u = user()
         added = await u.act(u.agent.groups.invite, group, body.contact, admin=body.admin)
         return {"invited": added}
+
+    @app.post("/v1/groups/{group}/invitations", dependencies=auth, status_code=202)
+    async def invite_many(group: Group, body: InviteManyBody) -> dict[str, Any]:
+        u = user()
+        act = u.agent.groups.invite_many
+        return {"invited": await u.act(act, group, body.contacts, admin=body.admin)}
 
     @app.delete("/v1/groups/{group}/members/{member}", dependencies=auth)
     async def remove(group: Group, member: Member) -> dict[str, Any]:

@@ -86,13 +86,18 @@ def register_group_commands(with_client: WithClient) -> None:
     def invite(
         ctx: typer.Context,
         group: str,
-        contact: str,
+        contacts: list[str],
         admin: Annotated[bool, typer.Option(help="as an admin")] = False,
         as_json: Json = False,
     ) -> None:
-        """Add the contact CONTACT to GROUP and send them an invitation."""
-        who = with_client(ctx, lambda c: c.invite_to_group(group, contact, admin=admin))
-        say(as_json, {"invited": who}, f"invited {contact} ({who})")
+        """Add the contacts CONTACTS to GROUP (several: in bulk) and send them invitations."""
+        if len(contacts) == 1:
+            who = with_client(ctx, lambda c: c.invite_to_group(group, contacts[0], admin=admin))
+            say(as_json, {"invited": who}, f"invited {contacts[0]} ({who})")
+            return
+        ids = with_client(ctx, lambda c: c.invite_many_to_group(group, contacts, admin=admin))
+        lines = "\n".join(f"invited {n} ({i})" for n, i in zip(contacts, ids, strict=False))
+        say(as_json, {"invited": ids}, lines)
 
     @group_app.command("join")
     def join(ctx: typer.Context, group: str, as_json: Json = False) -> None:

@@ -209,6 +209,8 @@ class GroupNoLoss:
             for mid, sent in self._ledger.sends.items():
                 if sent.group != gid:
                     continue
+                if sent.version > final.version:
+                    continue  # sent on a branch that lost: the agreed history never got there
                 later = [chain[v] for v in range(sent.version, final.version + 1)]
                 for member in sorted(sent.members - {sent.sender}):
                     stayed = all(member in m and sent.sender in m for m in later)
