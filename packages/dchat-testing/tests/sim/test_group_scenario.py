@@ -21,9 +21,11 @@ from dchat_testing.sim._simulation import Observation
 CI_SEEDS = 200
 # A seed that still fails is a real bug left open, named here and in
 # docs/rationale.md ("Private groups"), never a flaky run (a seed replays).
-# 41: admins 0 and 1 both add member 3 at the same version while cut off;
-# member 3 ends on a state off the winning branch (membership agreement).
-KNOWN_FAILING = frozenset({41})
+# 29 and 137 (since the 1,000-member state hash changed which of two concurrent
+# updates wins): a message sent at v3 is never opened by one member that stayed
+# (no accepted message lost). Seed 41 (a member left on a losing branch) passes
+# under the new ordering, but its cause is not fixed.
+KNOWN_FAILING = frozenset({29, 137})
 
 
 @pytest.mark.slow
