@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
@@ -15,11 +16,18 @@ from .._errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
-__all__ = ("check_database_url_option", "err_console", "fail", "guard", "read_passphrase")
+__all__ = (
+    "DEFAULT_DIR",
+    "check_database_url_option",
+    "err_console",
+    "fail",
+    "guard",
+    "read_passphrase",
+)
 
 T = TypeVar("T")
+DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
 err_console = Console(stderr=True)
 
 
