@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
@@ -195,7 +196,9 @@ FileOption = Annotated[Path | None, typer.Option(exists=True, dir_okay=False)]
 def send(
     ctx: typer.Context,
     to: str,
-    text: Annotated[str, typer.Argument(help="The text, or an attachment's caption.")] = "",
+    text: Annotated[
+        str, typer.Argument(help="The text, or an attachment's caption; - reads it from stdin.")
+    ] = "",
     as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
     file: FileOption = None,
     image: FileOption = None,
@@ -209,6 +212,8 @@ def send(
     With --file, --image, --voice or --location the message carries that
     attachment (end-to-end encrypted; TEXT is its caption).
     """
+    if text == "-":
+        text = _guard(lambda: sys.stdin.read()).removesuffix("\n")
     if file or image or voice or location:
         files = {"document": file, "image": image, "voice": voice}
         send_attachment(ctx, to, text, files, location, media_type, duration)
