@@ -39,7 +39,7 @@ try:
     main()
 except SystemExit:
     pass
-print(json.dumps(sorted(sys.modules)))
+print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
 """
 
 

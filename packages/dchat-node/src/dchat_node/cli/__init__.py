@@ -11,6 +11,7 @@ imports the SDK and typer, never the node's server, storage or chain.
 from __future__ import annotations
 
 import os
+import sys
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 __all__ = ("app", "main", "node_app", "node_main")
 
 _HOMES = {"app": "._client", "node_app": "._node"}
+# httpcore loads trio and h2 when they are installed (for async and HTTP/2 use); the
+# client's HTTP is synchronous HTTP/1.1 to loopback, so it goes without (~0.4 s of CPU).
+# ``LazyGroups`` lets them load again for a group that needs them (``dchat wallet``).
+UNUSED_BY_THE_CLIENT = ("trio", "h2")
 
 
 def __getattr__(name: str) -> object:
@@ -31,6 +36,8 @@ def __getattr__(name: str) -> object:
 
 def main() -> None:
     """Entry point of ``dchat``."""
+    for name in UNUSED_BY_THE_CLIENT:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type] # "import name" fails
     from ._client import app
 
     app()

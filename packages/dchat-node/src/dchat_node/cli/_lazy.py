@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
 from typer.core import TyperGroup
+
+from . import UNUSED_BY_THE_CLIENT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,6 +31,9 @@ class _Placeholder(TyperGroup):
 
     def real(self) -> TyperGroup:
         """The group itself, built from its Typer app on first use."""
+        for name in UNUSED_BY_THE_CLIENT:  # main() kept them out: a group may need them
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
         group = typer.main.get_command(self._load())
         assert isinstance(group, TyperGroup)
         # built on its own, the group got the completion options: those are the root's
