@@ -105,6 +105,19 @@ def test_min_fee_applies_except_to_registration() -> None:
     assert canonical_decode(chain.app.state.committed_get(b"meta/burned")) == 5
 
 
+def test_a_group_channel_is_paid_in_registration_work_not_fees() -> None:
+    chain = Chain(min_fee=5)
+    assert chain.register(B) == 0  # B has no fee account at all
+    assert chain.run(B, "create_channel", {"name": "g"}) == 0
+    chan = chat_channel_id(ID[B], "g")
+    body = {"channel": chan, "first": 0, "last": 3, "root": b"r" * 32}
+    assert chain.run(B, "commit_order", body) == 0
+    assert chain.register(C) == 0
+    assert chain.run(B, "set_role", {"channel": chan, "member": ID[C], "role": 2}) == 0
+    with pytest.raises(UnauthorizedError):  # unregistered: no work paid, no channel
+        chain.app.check_tx(chain.tx(D, "create_channel", {"name": "g"}))
+
+
 def test_document_versions_must_increase(chain: Chain) -> None:
     chain.register(B)
     assert chain.run(B, "update_document", {"doc": b"\x02" * 32, "version": 3}) == 0

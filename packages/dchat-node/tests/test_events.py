@@ -331,6 +331,16 @@ def test_dchat_watch_describes_relay_status_events() -> None:
     assert describe(Event(8, "status", {"relay": "connected"})).endswith("relay connected")
 
 
+def test_dchat_watch_describes_anchored_group_events() -> None:
+    g = "ab" * 32
+    anchored = Event(3, "group_anchored", {"group": g, "first": 0, "last": 63})
+    assert describe(anchored).endswith(f"[group {g[:12]}] anchored on the chain: 0..63")
+    caught = {"group": g, "evidence": "fork", "accused": "cd" * 32, "why": "two messages"}
+    assert "EQUIVOCATION (fork) by cdcdcdcd" in describe(Event(4, "group_equivocation", caught))
+    gap = Event(5, "group_gap", {"group": g, "sender": "ef" * 32, "missing": [2, 3]})
+    assert describe(gap).endswith("missing messages [2, 3] of efefefefefefefef")
+
+
 def test_dchat_watch_describes_conversation_events() -> None:
     receipt = Event(9, "receipt", {"peer": "p", "by": "bob", "ids": ["m1", "m2"], "read": True})
     assert describe(receipt).endswith("bob read m1, m2")

@@ -51,8 +51,7 @@ def test_a_group_of_three_with_a_removal(
         for client in (a, c):
             wait_until(lambda client=client: peer_devices(client, ids[1]) == 2, timeout=40)
         gid = a.create_group("team")
-        a.invite_to_group(gid, "bob")
-        a.invite_to_group(gid, "carol")
+        assert a.invite_many_to_group(gid, ["bob", "carol"]) == ids[1:]  # one `adds` update
         for client in (b, c):
             wait_until(lambda client=client: _status(client, gid) == "invited", timeout=30)
             client.join_group(gid)

@@ -62,8 +62,12 @@ CHAT_PARAMS: Final[ParamSpec] = {
     "handle_term": (30 * 24 * 3600, 1, 1 << 40),  # blocks: 30 days of 1 s blocks
 }
 # Paid in work, not fees (a newcomer has no tokens); release_handle can succeed once.
+# A group's channel (create, roles, order commitments) is the registered identity's
+# too: only a registered identity (work paid once) acts, only channel admins commit,
+# and the chat chain has no transfers, so a user could never hold fees for them.
 FREE_KINDS: Final = frozenset(
     {"register_identity", "register_handle", "renew_handle", "release_handle"}
+    | {"create_channel", "set_role", "commit_order"}
 )
 VALIDATORS_KEY: Final = b"chatval"
 

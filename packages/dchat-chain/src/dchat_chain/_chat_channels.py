@@ -22,9 +22,13 @@ State: ``ch/<channel>`` -> ``{"owner", "name", "next"}``;
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from dchat_core import DecodeError, DecodeLimits, Fields, canonical_decode
+
 from ._chat_identity import identity_of, load_identity
+from ._errors import ChainAnswerError
 from ._state_records import body_fields, get_record, int_be, put_record
 from ._tx_errors import RejectedTransactionError, UnauthorizedError
 
@@ -37,9 +41,14 @@ __all__ = (
     "ADMIN",
     "MEMBER",
     "OWNER",
+    "OrderRecord",
+    "channel_key",
     "chat_channel_id",
     "commit_order",
     "create_channel",
+    "decode_channel_next",
+    "decode_order_record",
+    "order_key",
     "set_role",
     "transfer_channel",
 )
@@ -47,11 +56,65 @@ __all__ = (
 MEMBER, ADMIN, OWNER = 1, 2, 3
 CHANNEL_DOMAIN: Final = b"dchat-channel-v1\x00"
 MAX_RANGE: Final = 1 << 20
+_LIMITS: Final = DecodeLimits(max_size=512, max_depth=2, max_items=8)
 
 
 def chat_channel_id(creator: bytes, name: str) -> bytes:
     """The channel id: ``SHA-256(domain || creator id || name)``."""
     return hashlib.sha256(CHANNEL_DOMAIN + creator + name.encode()).digest()
+
+
+def channel_key(channel: bytes) -> bytes:
+    """The state key of channel ``channel``'s record (owner, name, next sequence number)."""
+    return b"ch/" + channel
+
+
+def order_key(channel: bytes, first: int) -> bytes:
+    """The state key of the order commitment of ``channel`` starting at ``first``."""
+    return b"ord/" + channel + int_be(first)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """A proven ``ord/`` value: the range's last number, its root, who committed it, when."""
+
+    last: int
+    root: bytes
+    by: bytes
+    height: int
+
+
+def decode_order_record(value: bytes) -> OrderRecord:
+    """Parse a proven ``ord/`` value.
+
+    Raises:
+        ChainAnswerError: not an order record.
+    """
+    try:
+        f = Fields(
+            canonical_decode(value, _LIMITS), "order", frozenset({"last", "root", "by", "h"})
+        )
+        return OrderRecord(
+            f.get_int("last"), f.get_bytes("root", size=32), f.get_bytes("by", size=32),
+            f.get_int("h"),
+        )  # fmt: skip
+    except DecodeError as exc:
+        raise ChainAnswerError(f"not an order record: {exc}") from None
+
+
+def decode_channel_next(value: bytes) -> int:
+    """The next sequence number of a proven ``ch/`` value.
+
+    Raises:
+        ChainAnswerError: not a channel record.
+    """
+    try:
+        fields = Fields(
+            canonical_decode(value, _LIMITS), "channel", frozenset({"owner", "name", "next"})
+        )
+        return fields.get_int("next")
+    except DecodeError as exc:
+        raise ChainAnswerError(f"not a channel record: {exc}") from None
 
 
 def _role(state: StateStore, channel: bytes, identity: bytes) -> int:

@@ -61,6 +61,14 @@ class HandleOwner:
             self._key, chain_id=self.chain_id, nonce=nonce, fee=fee, kind=kind, body=body
         )
 
+    def registration(self, nonce: int, document: bytes) -> Transaction:
+        """``register_identity`` of this key (its proof of work solved), alone."""
+        return self._registration(nonce, document)
+
+    def transaction(self, nonce: int, kind: str, body: dict[str, Any]) -> Transaction:
+        """A fee-free chat-chain transaction of this identity (e.g. a group channel's)."""
+        return self._tx(nonce, kind, body)
+
     def _registration(self, nonce: int, document: bytes) -> Transaction:
         work = solve_pow(self.chain_id, self.public_key, self._params["pow_bits"])
         doc = hashlib.sha256(document).digest()

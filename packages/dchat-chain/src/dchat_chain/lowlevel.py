@@ -55,7 +55,9 @@ application of its own, a simulation or a test harness.
   ``encode_channel_text``, ``decode_channel_text``; a wallet's book kept in a
   file, ``ChannelFile``
 - chain-specific helpers: ``ChannelState``, ``channel_open_terms``,
-  ``payment_channel_id``, ``chat_channel_id``, ``solve_pow``, ``relay_directory``
+  ``payment_channel_id``, ``chat_channel_id``, chat channels' order commitments
+  (``channel_key``, ``order_key``, ``OrderRecord``, ``decode_order_record``,
+  ``decode_channel_next``), ``solve_pow``, ``relay_directory``
 - payments that name what they pay for (a transfer's ``ref``): ``payment_key``,
   ``PaymentRecord``, ``decode_payment_record``
 - public handles (chat chain): ``normalize_handle``, ``handle_key``,
@@ -101,7 +103,12 @@ from ._channel_messages import encode_channel_text as encode_channel_text
 from ._channels import ChannelState as ChannelState
 from ._channels import channel_open_terms as channel_open_terms
 from ._channels import payment_channel_id as payment_channel_id
+from ._chat_channels import OrderRecord as OrderRecord
+from ._chat_channels import channel_key as channel_key
 from ._chat_channels import chat_channel_id as chat_channel_id
+from ._chat_channels import decode_channel_next as decode_channel_next
+from ._chat_channels import decode_order_record as decode_order_record
+from ._chat_channels import order_key as order_key
 from ._chat_directory import relay_directory as relay_directory
 from ._chat_handles import handle_key as handle_key
 from ._chat_identity import solve_pow as solve_pow
@@ -310,6 +317,7 @@ __all__ = (
     "NonceError",
     "NotCertifiedError",
     "NotEnoughRelaysError",
+    "OrderRecord",
     "PaymentRecord",
     "PeerStats",
     "PeerTag",
@@ -358,13 +366,16 @@ __all__ = (
     "answer_fields",
     "certified_height",
     "certified_query",
+    "channel_key",
     "channel_open_terms",
     "chat_channel_id",
     "choose_home_relays",
+    "decode_channel_next",
     "decode_channel_text",
     "decode_inbound",
     "decode_light_state",
     "decode_message",
+    "decode_order_record",
     "decode_payment_record",
     "decode_relay_bond",
     "decode_relay_earnings",
@@ -392,6 +403,7 @@ __all__ = (
     "load_snapshot",
     "normalize_handle",
     "operator_groups",
+    "order_key",
     "parse_headers",
     "parse_proof",
     "payment_channel_id",

@@ -40,7 +40,7 @@ on whichever one the other side writes on, and nothing in flight is lost.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from dchat_core import IdentityId, canonical_encode
@@ -77,7 +77,7 @@ from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from dchat_core import MessageId
 
@@ -114,6 +114,35 @@ def _ad(
 
 
 _V = TypeVar("_V")
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """The pending index and the lists one ``send`` touched (read lazily, per device)."""
+
+    index: list[bytes]
+    items: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]] = field(
+        default_factory=dict
+    )
+
+    @classmethod
+    def make(cls, engine: MessagingEngine) -> Callable[[], _Waiting]:
+        return lambda: cls(engine._pending())
+
+    def take(self, engine: MessagingEngine, device: DeviceAddress) -> list[tuple[bytes, bytes]]:
+        """``device``'s waiting list (added to the index), to append to."""
+        if device.device_id not in self.items:
+            _, items = engine._pending_entry(device.device_id)
+            self.items[device.device_id] = (device, items)
+            if device.device_id not in self.index:
+                self.index.append(device.device_id)
+        return self.items[device.device_id][1]
+
+
+def _items(raw: object) -> list[tuple[bytes, bytes]]:
+    """Stored ``[[outbox id, plaintext], ...]`` (anything else in it is skipped)."""
+    listed = raw if isinstance(raw, list) else []
+    return [(i[0], i[1]) for i in listed if isinstance(i, list) and len(i) == 2]
 
 
 class _Lazy(Generic[_V]):
@@ -241,9 +270,10 @@ class MessagingEngine:
         """Drop the session and queued messages of a device (it was revoked)."""
         with self._store.transaction():
             self._delete_session(device_id)
-            pending = self._pending()
-            if pending.pop(device_id, None) is not None:
-                self._save_pending(pending)
+            index = self._pending()
+            if device_id in index:
+                index.remove(device_id)
+                self._save_pending(index, {device_id: None})
 
     # -- sending -------------------------------------------------------------------
 
@@ -298,7 +328,7 @@ class MessagingEngine:
                 ).to_padded()
             )
             mirror_plain = _Lazy(lambda: replace(content, peer=peer).to_padded())
-            pending = _Lazy(self._pending)  # read only if some device has no session
+            pending = _Lazy(_Waiting.make(self))  # read only if some device has no session
             for device in to:
                 if not self._queue(device, content.message_id, plain, plain_card, pending, now):
                     waiting.append(device)
@@ -309,7 +339,7 @@ class MessagingEngine:
                 if not self._queue(device, content.message_id, mirror, mirror_plain, pending, now):
                     waiting.append(device)
             if waiting:
-                self._save_pending(pending.get())
+                self._save_pending(pending.get().index, pending.get().items)
         return waiting
 
     def _queue(
@@ -318,14 +348,14 @@ class MessagingEngine:
         message_id: MessageId,
         plain: bytes,
         plain_card: _Lazy[bytes],
-        pending: _Lazy[dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]],
+        pending: _Lazy[_Waiting],
         now: float,
     ) -> bool:
         """Encrypt for ``device`` now if a session exists, else queue it; True if sent."""
         oid = outbox_id(message_id, device.device_id)
         record = self._session_or_none(device.device_id)
         if record is None:
-            _, items = pending.get().setdefault(device.device_id, (device, []))
+            items = pending.get().take(self, device)
             if len(items) >= MAX_PENDING_PER_DEVICE:
                 raise ContentError("too many messages wait for this device's prekeys")
             items.append((oid, plain_card.get()))
@@ -362,11 +392,12 @@ class MessagingEngine:
 
     def pending_count(self) -> int:
         """Messages waiting for a session (not yet in the outbox)."""
-        return sum(len(items) for _, items in self._pending().values())
+        return sum(len(self._pending_entry(device)[1]) for device in self._pending())
 
     def needs_bundles(self) -> list[DeviceAddress]:
         """Devices with messages waiting for a session: fetch each one's prekey bundle."""
-        return [address for address, _ in self._pending().values()]
+        found = (self._pending_entry(device)[0] for device in self._pending())
+        return [address for address in found if address is not None]
 
     def bundle_received(self, device: DeviceAddress, bundle: bytes, *, now: float) -> int:
         """Set up a session to ``device`` from its (wrapped) ``bundle``; queue what waited.
@@ -398,39 +429,75 @@ class MessagingEngine:
         with self._store.transaction():
             old = self._session_or_none(device.device_id)
             record = SessionRecord(device.identity, slot, None if old is None else old.current)
-            pending = self._pending()
-            _, items = pending.pop(device.device_id, (device, []))
+            index = self._pending()
+            _, items = self._pending_entry(device.device_id)
             for oid, plain in items:
                 self._enqueue(device, slot, oid, plain, now)
             self._save_session(device.device_id, record)
-            self._save_pending(pending)
+            if device.device_id in index:
+                index.remove(device.device_id)
+                self._save_pending(index, {device.device_id: None})
         return len(items)
 
     # -- pending ---------------------------------------------------------------------
 
-    def _pending(self) -> dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]:
+    # The devices waiting are one small index (``pending``: their device ids);
+    # each one's address and messages are its own entry (``pend.<device hex>``:
+    # ``[address, [[outbox id, plaintext], ...]]``), so queueing for or setting
+    # up one device of a thousand rewrites that device's entry and 32 bytes a
+    # device of index, not every device's messages.
+
+    def _pending(self) -> list[bytes]:
         raw = load_state(self._store, self._key("pending"))
         if raw is None:
-            return {}
+            return []
         if not isinstance(raw, list):
             raise EngineStateError("stored pending messages are damaged")
-        result: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]] = {}
+        if any(isinstance(a, list) for a in raw):
+            return self._pending_upgrade(raw)
+        if not all(isinstance(a, bytes) and len(a) == 32 for a in raw):
+            raise EngineStateError("stored pending messages are damaged")
+        return raw
+
+    def _pending_upgrade(self, raw: list[object]) -> list[bytes]:
+        """Split the one list of older versions (``[[address, items], ...]``) by device."""
+        entries: dict[bytes, tuple[DeviceAddress | None, list[tuple[bytes, bytes]]] | None] = {}
         for entry in raw:
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], bytes)):
                 raise EngineStateError("stored pending messages are damaged")
             address = DeviceAddress.from_bytes(entry[0])
-            items = [(i[0], i[1]) for i in entry[1] if isinstance(i, list) and len(i) == 2]
-            result[address.device_id] = (address, items)
-        return result
+            entries[address.device_id] = (address, _items(entry[1]))
+        index = list(entries)
+        self._save_pending(index, entries)
+        return index
+
+    def _pending_entry(
+        self, device_id: bytes
+    ) -> tuple[DeviceAddress | None, list[tuple[bytes, bytes]]]:
+        raw = load_state(self._store, self._key("pend", device_id.hex()))
+        if raw is None:
+            return None, []
+        if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], bytes)):
+            raise EngineStateError("stored pending messages are damaged")
+        return DeviceAddress.from_bytes(raw[0]), _items(raw[1])
 
     def _save_pending(
-        self, pending: dict[bytes, tuple[DeviceAddress, list[tuple[bytes, bytes]]]]
+        self,
+        index: list[bytes],
+        entries: Mapping[bytes, tuple[DeviceAddress | None, list[tuple[bytes, bytes]]] | None],
     ) -> None:
-        if not pending:
+        """Write the index and ``entries`` (None, or no messages: deleted)."""
+        for device_id, entry in entries.items():
+            key = self._key("pend", device_id.hex())
+            if entry is not None and entry[0] is not None and entry[1]:
+                value = [entry[0].to_bytes(), [list(i) for i in entry[1]]]
+                self._store.put_state(key, canonical_encode(value))
+            else:
+                self._store.delete_state(key)
+        if not index:
             self._store.delete_state(self._key("pending"))
-            return
-        value = [[a.to_bytes(), [list(i) for i in items]] for a, items in pending.values()]
-        self._store.put_state(self._key("pending"), canonical_encode(value))
+        else:
+            self._store.put_state(self._key("pending"), canonical_encode(index))
 
     # -- receiving -------------------------------------------------------------------
 

@@ -22,6 +22,9 @@
     │                                                   undecryptable, unknown_channel, ...)
     ├── ContentError(CallerError, ValueError)           a message the caller built is invalid
     ├── EngineStateError(CallerError)                   the engine's stored state is unusable
+    ├── BotApiError(CallerError, ValueError)        a Bot API call is refused (``error_code``:
+    │                                               400 bad params, 401 bad/revoked token,
+    │                                               403 token lacks the scope, 404 no method)
     └── RequestError(CallerError)                       a message-request, block-list or contact
                                                         call does not fit the state (``code``
                                                         says why: not_found, no_card,
@@ -35,6 +38,7 @@ from dchat_core import CallerError, DchatError, PeerError
 
 __all__ = (
     "AttachmentRefusedError",
+    "BotApiError",
     "BundleRejectedError",
     "ChannelError",
     "ContentError",
@@ -176,3 +180,12 @@ class GroupError(DchatMessagingError, PeerError, ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class BotApiError(DchatMessagingError, CallerError, ValueError):
+    """A Bot API call is refused; ``error_code`` and ``description`` are Telegram's envelope."""
+
+    def __init__(self, error_code: int, description: str) -> None:
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description

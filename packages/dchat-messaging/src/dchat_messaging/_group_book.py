@@ -8,12 +8,14 @@ inside the caller's store transaction, ``now`` passed in. Received controls
 that came before what they need (the invitation, the sender key, an earlier
 update) wait, and are tried again after each change.
 
-Four control kinds travel over the pairwise sessions: ``group.inv`` (an
-invitation: the state before the ``add`` and the signed ``add``; from our own
-device, a new group's state alone), ``group.upd`` (a signed update),
+Seven control kinds travel over the pairwise sessions: ``group.inv`` and
+``group.part`` (an invitation in parts, :mod:`._group_invite`: the state
+before the ``add`` and the signed ``add``; from our own device, a new
+group's state alone), ``group.upd`` (a signed update),
 ``group.key`` (a device's sender chain, :func:`encode_distribution`) and
 ``group.msg`` (a sender-key ciphertext, :class:`GroupCiphertext`, encrypted
-once and sent to every member device).
+once and sent to every member device); for anchored groups, ``group.ord``
+and ``group.evi`` (:mod:`._group_anchors`).
 
 After every change of a group we are active in, :meth:`Groups._share_keys`
 reconciles: if a member who held our chain is gone, a new chain (epoch) is
@@ -29,8 +31,8 @@ Received controls that are refused raise :class:`~dchat_messaging.GroupError`
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 from typing import TYPE_CHECKING, Final
 
 from dchat_core import (
@@ -38,12 +40,15 @@ from dchat_core import (
     MessageId,
     canonical_encode,
 )
+from dchat_identity import ContactCard, InvalidCardError
 
 from ._content import MAX_TEXT, Content
 from ._conversations import ConversationUpdate
 from ._errors import ContentError, GroupError, RequestError
-from ._group_store import GroupRecord, GroupStore, invitation, read_invitation, read_plaintext
-from ._groups import ADMIN, MEMBER, GroupState, GroupUpdate, apply_update, update_wins
+from ._group_anchors import EVIDENCE_KIND, ORDER_KIND, GroupAnchors
+from ._group_invite import PART_KIND, InvitationParts, invitation_controls
+from ._group_store import GroupRecord, GroupStore, read_plaintext
+from ._groups import ADMIN, MAX_BATCH, MEMBER, GroupState, GroupUpdate, apply_update
 from ._sender_keys import (
     GroupCiphertext,
     SenderChain,
@@ -53,7 +58,7 @@ from ._sender_keys import (
 )
 
 if TYPE_CHECKING:
-    from dchat_identity import ContactCard, Identity
+    from dchat_identity import Identity
 
     from ._contacts import ContactBook, UserStore
     from ._devices import DeviceAddress
@@ -67,9 +72,16 @@ INVITE_KIND: Final = "group.inv"
 UPDATE_KIND: Final = "group.upd"
 KEY_KIND: Final = "group.key"
 MESSAGE_KIND: Final = "group.msg"
-GROUP_KINDS: Final = frozenset({INVITE_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND})
-MAX_HELD: Final = 16
-_RETRY: Final = frozenset({"unknown_group", "no_key", "not_member"})
+GROUP_KINDS: Final = frozenset(
+    {INVITE_KIND, PART_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND, ORDER_KIND, EVIDENCE_KIND}
+)
+MAX_HELD: Final = 64
+"""Updates a node knows but has not applied (ahead of its state, or on another branch)."""
+MAX_CHAIN: Final = 32
+"""Updates kept behind a node's state: how deep a fork it can still undo."""
+_BATCH_BYTES: Final = 32_000
+"""Cards in one ``adds`` update (it and an invitation head must fit a control)."""
+_RETRY: Final = frozenset({"unknown_group", "no_key", "not_member", "left"})
 
 
 class Groups:
@@ -88,12 +100,24 @@ class Groups:
         self.waiting: list[DeviceAddress] = []
         """Devices waiting for a bundle since a received control made us send."""
         self._sent = False
+        self.store = store
         self.db = GroupStore(store)
         """The groups' stored state."""
+        self.parts = InvitationParts(store)
+        """Invitations received in part."""
+        self.anchors = GroupAnchors(self)
+        """Anchored order (chat chain) of the groups that ask for it."""
 
     def history(self, ref: str, limit: int = 100) -> list[dict[str, object]]:
-        """The newest ``limit`` messages of a group, oldest first."""
-        return self.db.history(self.find(ref).state.group_id, limit)
+        """The newest ``limit`` messages of a group, oldest first (``anchored``: its order
+        number on the chain, for anchored groups; None until anchored)."""
+        record = self.find(ref)
+        rows = self.db.history(record.state.group_id, limit)
+        if record.state.anchor is not None:
+            marks = self.anchors.marks(record.state.group_id)
+            for row in rows:
+                row["anchored"] = marks.get(str(row.get("hash", "")))
+        return rows
 
     # -- who we are -----------------------------------------------------------------
 
@@ -102,6 +126,35 @@ class Groups:
         if engine is None or engine.keys.card is None:
             raise RequestError("no_identity", "this node has no identity yet: run `dchat init`")
         return bytes(engine.keys.identity), engine
+
+    def identity(self) -> bytes:
+        """Our identity id (raises ``no_identity``)."""
+        return self._me()[0]
+
+    def signer_id(self) -> bytes | None:
+        """Our identity id if this is the identity's own (primary) node, else None."""
+        identity = self._engines.primary_identity
+        return None if identity is None else bytes(identity.identity_id)
+
+    def signer(self) -> tuple[bytes, Identity, ContactCard]:
+        """Our identity id, identity and card (the identity's own node only)."""
+        return self._signer()
+
+    def send(
+        self, kind: str, data: bytes, to: list[ContactCard], *, now: float
+    ) -> list[DeviceAddress]:
+        """One group control to every device of ``to`` and our other devices."""
+        return self._send(kind, data, to, now=now)
+
+    def event(
+        self, kind: str, gid: bytes, by: bytes, now: float, **detail: object
+    ) -> ConversationUpdate:
+        """Log and return one group event."""
+        return self._event(kind, gid, by, now, **detail)
+
+    def in_group(self, gid: bytes, what: str) -> GroupRecord:
+        """The group a received ``what`` is for (raises ``unknown_group``, ``left``)."""
+        return self._in_group(gid, what)
 
     def _signer(self) -> tuple[bytes, Identity, ContactCard]:
         identity, card = self._engines.primary_identity, self._engines.primary_card
@@ -116,12 +169,12 @@ class Groups:
             RequestError: ``unknown_group``.
         """
         ref = ref.strip().lower()
+        ids = self.db.ids()
+        by_id = [gid for gid in ids if len(ref) >= 8 and gid.hex().startswith(ref)]
         found = []
-        for gid in self.db.ids():
+        for gid in by_id or ids:  # an id needs no record read; a title reads them all
             record = self.db.record(gid)
-            if record is None:
-                continue
-            if (len(ref) >= 8 and gid.hex().startswith(ref)) or record.state.title.lower() == ref:
+            if record is not None and (by_id or record.state.title.lower() == ref):
                 found.append(record)
         if len(found) != 1:
             raise RequestError("unknown_group", f"no single group matches {ref!r}")
@@ -151,26 +204,41 @@ class Groups:
         self.waiting, self._sent = [], False
         return waiting if sent else None
 
+    def _invite(
+        self, state: GroupState, update: GroupUpdate | None, to: list[ContactCard], *, now: float
+    ) -> list[DeviceAddress]:
+        """The invitation (head and parts) to ``to``, or without ``to`` to our other devices."""
+        waiting = []
+        for kind, data in invitation_controls(state, update):
+            waiting += self._send(kind, data, to, now=now, copies=not to)
+        return waiting
+
     def _others(self, state: GroupState, me: bytes) -> list[ContactCard]:
         return [m.card for i, m in sorted(state.members.items()) if i != me]
 
-    def _share_keys(self, record: GroupRecord, *, now: float) -> list[DeviceAddress]:
-        """Make sure every member (and our other devices) holds our current sender chain."""
+    def _share_keys(
+        self, record: GroupRecord, *, now: float, dropped: frozenset[bytes] = frozenset(),
+        rotate: bool = False,
+    ) -> list[DeviceAddress]:  # fmt: skip
+        """Make sure every member (and our other devices) holds our current sender chain.
+
+        ``dropped``: members removed on the way to this state (some may be back:
+        they come back with new chains, and ours must be new to them);
+        ``rotate``: members may have dropped our chain (they removed us, on a
+        branch that lost): a new one for everyone.
+        """
         if record.status != "active":
             return []
         gid, (me, engine) = record.state.group_id, self._me()
         keys = self.db.keys(gid)
+        # The chains of members gone stay: their messages wait (not members), and
+        # if the removal loses to a concurrent update, those in flight open.
+        # A member who comes back brings a chain of a higher epoch (see join).
+        if keys.own is None or keys.shared - (set(record.state.members) - dropped) or rotate:
+            keys.own, keys.shared = _next_chain(keys.own), set()
         members = set(record.state.members)
-        gone = [p for p in keys.peers if p[0] not in members]
-        for peer in gone:
-            del keys.peers[peer]  # a member who comes back brings new chains
-        if keys.own is None or keys.shared - members:
-            # A first chain starts at a random epoch, so a member who left and
-            # came back never reuses an epoch number someone may still hold.
-            epoch = secrets.randbelow(1 << 31) if keys.own is None else keys.own.epoch + 1
-            keys.own, keys.shared = SenderChain.generate(epoch), set()
         missing = members - keys.shared - {me}
-        if not missing and not gone and me in keys.shared:
+        if not missing and me in keys.shared:
             return []  # everyone holds our current chain: nothing to write
         cards = [record.state.members[i].card for i in sorted(missing)]
         data = encode_distribution(gid, engine.keys.device_id, keys.own)
@@ -190,17 +258,32 @@ class Groups:
 
     # -- our actions ------------------------------------------------------------------
 
-    def create(self, title: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
-        """A new group, with us its only member and admin; returns its id (hex)."""
+    def create(
+        self, title: str, *, anchored: bool = False, now: float, group_id: bytes | None = None
+    ) -> tuple[str, list[DeviceAddress]]:
+        """A new group, with us its only member and admin; returns its id (hex).
+
+        ``anchored``: its order is anchored on the chat chain, in a channel we own.
+        ``group_id``: 32 bytes to use rather than random ones (a simulation's, drawn from its seed).
+        """
         me, _, card = self._signer()
         with self._store.transaction():
-            state = GroupState.create(os.urandom(32), title, card)
+            state = GroupState.create(group_id or os.urandom(32), title, card)
             record = GroupRecord(state)
             self.db.save(record)
-            waiting = self._send(INVITE_KIND, invitation(state, None), [], now=now)
+            waiting = self._invite(state, None, [], now=now)
             waiting += self._share_keys(record, now=now)
             self._event("group_update", state.group_id, me, now, op="create", version=1)
+            if anchored:
+                waiting += self._change(state.group_id.hex(), "anchor", me, now=now)[2]
         return state.group_id.hex(), waiting
+
+    def set_anchor(self, ref: str, on: bool, *, now: float) -> tuple[int, list[DeviceAddress]]:
+        """Anchor the group's order on the chat chain (a channel we own), or stop; its version."""
+        me, _, _ = self._signer()
+        with self._store.transaction():
+            record, _, waiting = self._change(ref, "anchor", me if on else b"", now=now)
+        return record.state.version, waiting
 
     def _change(
         self, ref: str, op: str, arg: object, *, now: float, tell: list[ContactCard] | None = None
@@ -216,9 +299,7 @@ class Groups:
             raise RequestError("not_allowed", str(exc)) from None
         to = self._others(record.state, me) + (tell or [])
         waiting = self._send(UPDATE_KIND, update.to_bytes(), to, now=now)
-        record = GroupRecord(
-            new, "active" if me in new.members else "left", record.state, update, True
-        )
+        record = self._advance(record, update, new, own=True)
         self.db.save(record)
         waiting += self._share_keys(record, now=now)
         self._event("group_update", new.group_id, me, now, op=op, version=new.version)
@@ -233,10 +314,27 @@ class Groups:
             old = self.find(ref).state
             role = ADMIN if admin else MEMBER
             _, update, waiting = self._change(ref, "add", [card.to_bytes(), role], now=now)
-            waiting += self._send(
-                INVITE_KIND, invitation(old, update), [card], now=now, copies=False
-            )
+            waiting += self._invite(old, update, [card], now=now)
         return str(card.identity_id), waiting
+
+    def invite_many(
+        self, ref: str, contacts: list[str], *, admin: bool = False, now: float
+    ) -> tuple[list[str], list[DeviceAddress]]:
+        """Add several contacts with as few updates as fit (``adds``); each gets its invitation.
+
+        Raises:
+            RequestError: ``unknown_contact``, ``not_allowed`` (nothing is added).
+        """
+        role, waiting = ADMIN if admin else MEMBER, []
+        with self._store.transaction():
+            cards = list({c.identity_id: c for c in map(self._contacts.find, contacts)}.values())
+            for batch in _batches(cards):
+                old = self.find(ref).state
+                rows = [[card.to_bytes(), role] for card in batch]
+                op, arg = ("add", rows[0]) if len(rows) == 1 else ("adds", rows)
+                _, update, sent = self._change(ref, op, arg, now=now)
+                waiting += sent + self._invite(old, update, batch, now=now)
+        return [str(card.identity_id) for card in cards], waiting
 
     def remove(self, ref: str, member: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
         """Remove ``member`` (a contact name or identity id); every remaining member rotates."""
@@ -252,7 +350,12 @@ class Groups:
         me, _, _ = self._signer()
         with self._store.transaction():
             record, _, waiting = self._change(ref, "remove", me, now=now)
-            self._store.delete_state(f"group.keys.{record.state.group_id.hex()}")
+            gid = record.state.group_id
+            keys = self.db.keys(gid)  # forget the others' chains; ours keeps its
+            for peer in keys.peers:  # epoch, should we come back (see _next_chain)
+                self.db.save_chains(gid, peer, [])
+            keys.peers = set()
+            self.db.save_keys(gid, keys)
         return record.state.group_id.hex(), waiting
 
     def set_title(self, ref: str, title: str, *, now: float) -> tuple[int, list[DeviceAddress]]:
@@ -281,9 +384,12 @@ class Groups:
         return record.state.group_id.hex(), waiting
 
     def send_text(
-        self, ref: str, text: str, *, now: float
+        self, ref: str, text: str, *, now: float, message_id: MessageId | None = None
     ) -> tuple[MessageId, list[DeviceAddress]]:
-        """Encrypt ``text`` once under our sender chain and send it to every member device."""
+        """Encrypt ``text`` once under our sender chain and send it to every member device.
+
+        ``message_id``: the id to give it rather than a random one (a simulation's).
+        """
         if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
             raise ContentError(f"message text must be 1-{MAX_TEXT} characters")
         me, engine = self._me()
@@ -294,17 +400,21 @@ class Groups:
             waiting = self._share_keys(record, now=now)
             gid, keys = record.state.group_id, self.db.keys(record.state.group_id)
             assert keys.own is not None  # made by _share_keys
-            mid, ts = MessageId.random(), int(now * 1000)
+            mid, ts = message_id or MessageId.random(), int(now * 1000)
             plain = canonical_encode({"mid": bytes(mid), "ts": ts, "text": text})
-            wire = keys.own.encrypt(
+            message = keys.own.encrypt(
                 plain, group=gid, sender=me, device=engine.keys.device_id,
                 seq=keys.seq + 1, prev_hash=keys.prev_hash,
-            ).to_bytes()  # fmt: skip
+            )  # fmt: skip
+            wire = message.to_bytes()
             keys.seq, keys.prev_hash = keys.seq + 1, message_hash(wire)
             self.db.save_keys(gid, keys)
             waiting += self._send(MESSAGE_KIND, wire, self._others(record.state, me), now=now)
-            self.db.log(gid, [bytes(mid).hex(), str(IdentityId(me)), ts, text, "out", keys.seq])
+            row = [bytes(mid).hex(), str(IdentityId(me)), ts, text, "out", keys.seq]
+            self.db.log(gid, [*row, message_hash(wire).hex()])
             self._event("group_message", gid, me, now, message_id=str(mid), text=text, seq=keys.seq)
+            self.anchors.note(record.state, message, wire, now)
+            waiting, self.waiting = waiting + self.waiting, []
         return mid, waiting
 
     def _member_id(self, state: GroupState, name: str) -> bytes:
@@ -338,6 +448,7 @@ class Groups:
         return {
             "group_id": state.group_id.hex(), "title": state.title, "status": record.status,
             "version": state.version, "settings": dict(state.settings),
+            "anchor": self.anchors.view(state),
             "members": [
                 {"identity_id": str(IdentityId(i)), "name": m.card.name,
                  "contact": names.get(str(IdentityId(i))),
@@ -369,12 +480,16 @@ class Groups:
     def _apply(
         self, kind: str, sender: bytes, device: bytes, data: bytes, now: float
     ) -> list[ConversationUpdate]:
-        if kind == INVITE_KIND:
-            return self._receiveinvitation(sender, data, now)
+        if kind in (INVITE_KIND, PART_KIND):
+            return self._receive_invitation(sender, kind, data, now)
         if kind == UPDATE_KIND:
             return self._receive_update(GroupUpdate.from_bytes(data), now)
         if kind == KEY_KIND:
             return self._receive_key(sender, device, data, now)
+        if kind == ORDER_KIND:
+            return self.anchors.receive_order(sender, data, now)
+        if kind == EVIDENCE_KIND:
+            return self.anchors.receive_evidence(sender, data, now)
         return self._receive_message(sender, device, data, now)
 
     def _retry(self, now: float) -> list[ConversationUpdate]:
@@ -395,11 +510,17 @@ class Groups:
                 break
         return updates
 
-    def _receiveinvitation(
-        self, sender: bytes, data: bytes, now: float
+    def _receive_invitation(
+        self, sender: bytes, kind: str, data: bytes, now: float
     ) -> list[ConversationUpdate]:
         me, _ = self._me()
-        state, update = read_invitation(data)
+        if kind == INVITE_KIND:
+            complete = self.parts.head(sender, data, own=sender == me)
+        else:
+            complete = self.parts.part(sender, data)
+        if complete is None:
+            return []  # more parts to come
+        state, update = complete
         if update is not None:
             new = apply_update(state, update)
         elif sender == me:  # our own device's new group
@@ -412,12 +533,28 @@ class Groups:
             raise GroupError("not_member", "an invitation from outside the group")
         known = self.db.record(new.group_id)
         if known is not None and known.status != "left":
-            return []  # a group we are in changes only by updates (an invitation is not one)
+            # A group we are in changes only by updates. Before we join, a newer
+            # add of us (signed again after the first lost to a concurrent
+            # update) starts it anew: as trustworthy as any first invitation.
+            if update is None:
+                return []
+            with contextlib.suppress(GroupError):  # the add of us: an update we may connect
+                events = self._receive_update(update, now)
+                if update in (self.db.record(new.group_id) or known).history()[1]:
+                    return events
+            known = self.db.record(new.group_id) or known
+            if known.status != "invited" or new.version <= known.state.version:
+                # It may fit once we learn more (our removal, then this re-add): wait.
+                raise GroupError("not_member", "an invitation beside the branch this node holds")
         status = "active" if sender == me else "invited"
+        if known is not None:  # members dropped our old membership: a new chain for all
+            keys = self.db.keys(new.group_id)
+            keys.own, keys.shared = _next_chain(keys.own), set()
+            self.db.save_keys(new.group_id, keys)
         record = GroupRecord(new, status, state if update else None, update)
         self.db.save(record)
         self.waiting += self._share_keys(record, now=now)
-        return [
+        events = [
             self._event(
                 "group_update",
                 new.group_id,
@@ -428,77 +565,140 @@ class Groups:
                 title=new.title,
             )
         ]
+        for held in known.held if known else []:  # updates that came before the invitation
+            with contextlib.suppress(GroupError):
+                events += self._receive_update(GroupUpdate.from_bytes(held), now)
+        return events
 
     def _receive_update(self, update: GroupUpdate, now: float) -> list[ConversationUpdate]:
+        """Add ``update`` to what we know of the group; follow the branch that wins.
+
+        Every node keeps the updates behind its state (up to :data:`MAX_CHAIN`)
+        and those it knows but did not apply (ahead of it, or on another
+        branch: :data:`MAX_HELD`), and holds the branch :func:`_best_branch`
+        picks from them. When that branch changes, our own updates left off
+        it are signed again on the new state (if still allowed).
+        """
         record = self.db.record(update.group_id)
         if record is None:
             raise GroupError("unknown_group", "an update of a group this node does not know")
-        state, last = record.state, record.last
-        if update.version > state.version + 1:
-            if len(record.held) < MAX_HELD and update.to_bytes() not in record.held:
-                record.held.append(update.to_bytes())
-                self.db.save(record)
-            return []
-        if last is not None and update.version == state.version and update.hash() == last.hash():
-            return []  # a copy of what we applied
-        rebase = None
-        if (
-            last is not None
-            and record.prev is not None
-            and update.version == state.version
-            and update.prev == last.prev
-            and update_wins(update, last)
-        ):
-            new = apply_update(record.prev, update)  # the concurrent winner replaces ours
-            rebase = last if record.own else None
-            base = record.prev
-        else:
-            new, base = apply_update(state, update), state
-        me, _ = self._me()
-        status = record.status if me in new.members else "left"
-        record = GroupRecord(
-            new,
-            status,
-            base,
-            update,
-            False,
-            [h for h in record.held if GroupUpdate.from_bytes(h).version > new.version],
+        base, chain = record.history()
+        held = [GroupUpdate.from_bytes(h) for h in record.held]
+        digest = update.hash()
+        if any(u.hash() == digest for u in (*chain, *held)):
+            return []  # a copy of one we know
+        if update.version <= base.version:
+            raise GroupError("stale", "an update older than the history this node keeps")
+        tip = record.state
+        if update.version == tip.version + 1 and update.prev == tip.hash():
+            apply_update(tip, update)  # on our state: its refusal is final, nothing is kept
+        states, branch = _best_branch(base, [*chain, *held, update])
+        fork = next(
+            (
+                i
+                for i, (a, b) in enumerate(zip(chain, branch, strict=False))
+                if a.hash() != b.hash()
+            ),
+            min(len(chain), len(branch)),
         )
+        if fork == len(chain) == len(branch):  # ahead of us, or on a branch that loses: keep it
+            record.held = [*record.held, update.to_bytes()][-MAX_HELD:]
+            self.db.save(record)
+            me, _ = self._me()
+            if update.op == "remove" and update.arg == me and me in tip.members:
+                # Members who applied it (before the winner) dropped our chain.
+                self.waiting += self._share_keys(record, now=now, rotate=True)
+            return []
+        was = record.status
+        on_branch, before = {u.hash() for u in branch}, {u.hash() for u in chain}
+        applied = [u for u in branch if u.hash() not in before]
+        lost = [u for u in chain[fork:] if u.hash() in record.mine]
+        rest = [u for u in (*chain, *held, update) if u.hash() not in on_branch]
+        while len(branch) > MAX_CHAIN:  # forget the oldest: a fork below it is refused as stale
+            states, branch = states[1:], branch[1:]
+        me, _ = self._me()
+        new = states[-1]
+        status = (
+            ("active" if record.status == "left" else record.status)
+            if me in new.members
+            else "left"
+        )
+        record = GroupRecord(
+            new, status, states[-2] if branch else None, branch[-1] if branch else None,
+            bool(branch) and branch[-1].hash() in record.mine,
+            [u.to_bytes() for u in rest if u.version > states[0].version][-MAX_HELD:],
+            states[0], branch, record.mine,
+        )  # fmt: skip
         self.db.save(record)
         updates = [
-            self._event(
-                "group_update", new.group_id, update.by, now, op=update.op, version=new.version
-            )
+            self._event("group_update", new.group_id, u.by, now, op=u.op, version=u.version)
+            for u in applied
         ]
-        if status == "left":
-            self._store.delete_state(f"group.keys.{new.group_id.hex()}")
-        else:
-            self.waiting += self._share_keys(record, now=now)
-        if rebase is not None:
-            self.waiting += self._rebase(record, rebase, now)
-        for held in list(record.held):
-            try:
-                updates += self._receive_update(GroupUpdate.from_bytes(held), now)
-            except GroupError:
-                continue
+        if status != "left":
+            dropped = frozenset(
+                u.arg
+                for u in applied
+                if u.op == "remove" and isinstance(u.arg, bytes) and u.arg != me
+            )
+            rotate = was == "left" or any(u.op == "remove" and u.arg == me for u in chain[fork:])
+            self.waiting += self._share_keys(record, now=now, dropped=dropped, rotate=rotate)
+        if lost:
+            self.waiting += self._rebase(record, lost, now)
         return updates
 
-    def _rebase(self, record: GroupRecord, lost: GroupUpdate, now: float) -> list[DeviceAddress]:
-        """Sign our update that lost a tie again, on the winner (if still allowed)."""
+    def _advance(
+        self, record: GroupRecord, update: GroupUpdate, new: GroupState, *, own: bool
+    ) -> GroupRecord:
+        """``record`` with ``update`` (which made ``new``) applied on its state."""
+        me, _ = self._me()
+        base, chain = record.history()
+        chain = [*chain, update]
+        if len(chain) > MAX_CHAIN:
+            base, chain = apply_update(base, chain[0]), chain[1:]
+        mine = [*record.mine, update.hash()][-MAX_CHAIN:] if own else record.mine
+        status = record.status if me in new.members else "left"
+        held = [h for h in record.held if GroupUpdate.from_bytes(h).version > base.version]
+        return GroupRecord(new, status, record.state, update, own, held, base, chain, mine)
+
+    def _rebase(
+        self, record: GroupRecord, lost: list[GroupUpdate], now: float
+    ) -> list[DeviceAddress]:
+        """Sign our updates that lost (left off the winning branch) again, if still allowed."""
         try:
             me, identity, _ = self._signer()
-            update = GroupUpdate.make(record.state, me, lost.op, lost.arg, identity.signing_key)
-            new = apply_update(record.state, update)
-        except (GroupError, RequestError):
-            return []
-        waiting = self._send(
-            UPDATE_KIND, update.to_bytes(), self._others(record.state, me), now=now
-        )
-        record = GroupRecord(
-            new, record.status if me in new.members else "left", record.state, update, True
-        )
-        self.db.save(record)
+        except RequestError:
+            return []  # a linked device: the identity's own node re-signs
+        waiting: list[DeviceAddress] = []
+        for old in lost:
+            state = record.state
+            try:
+                update = GroupUpdate.make(state, me, old.op, old.arg, identity.signing_key)
+                new = apply_update(state, update)
+            except GroupError:  # no longer allowed, or done already (the member added, removed)
+                if old.op == "add" and isinstance(old.arg, list):  # it holds the losing branch
+                    with contextlib.suppress(ValueError, InvalidCardError):
+                        card = ContactCard.from_bytes(old.arg[0])
+                        if bytes(card.identity_id) not in state.members:
+                            waiting += self._tell_branch(record, card, now)
+                continue
+            waiting += self._send(UPDATE_KIND, update.to_bytes(), self._others(state, me), now=now)
+            record = self._advance(record, update, new, own=True)
+            if update.op == "add":  # the new member may hold the losing branch: send it ours
+                card = new.members[max(set(new.members) - set(state.members))].card
+                waiting += self._invite(state, update, [card], now=now)
+                waiting += self._tell_branch(record, card, now)
+            self.db.save(record)
+            self._event("group_update", new.group_id, me, now, op=update.op, version=new.version)
         return waiting + self._share_keys(record, now=now)
+
+    def _tell_branch(
+        self, record: GroupRecord, card: ContactCard, now: float
+    ) -> list[DeviceAddress]:
+        """Send ``card`` the updates of our branch (it may hold one that lost)."""
+        waiting = []
+        for update in record.chain:
+            waiting += self._send(UPDATE_KIND, update.to_bytes(), [card], now=now, copies=False)
+        return waiting
 
     def _in_group(self, gid: bytes, what: str) -> GroupRecord:
         """The group a received ``what`` is for, if this node is (or was invited) in it."""
@@ -518,12 +718,14 @@ class Groups:
         record = self._in_group(gid, "a sender key")
         if sender not in record.state.members:
             raise GroupError("not_member", "a sender key from outside the group")
-        keys = self.db.keys(gid)
-        chains = keys.peers.setdefault((sender, device), [])
+        keys, peer = self.db.keys(gid), (sender, device)
+        chains = self.db.chains(gid, peer)
         if any(c.epoch == chain.epoch for c in chains):
             return []  # already held: never rewind a chain (a replay would open again)
-        keys.peers[(sender, device)] = sorted([*chains, chain], key=lambda c: c.epoch)[-2:]
-        self.db.save_keys(gid, keys)
+        self.db.save_chains(gid, peer, sorted([*chains, chain], key=lambda c: c.epoch)[-2:])
+        if peer not in keys.peers:
+            keys.peers.add(peer)
+            self.db.save_keys(gid, keys)
         me, _ = self._me()
         if sender == me and record.status == "invited":  # our other device joined
             record.status = "active"
@@ -538,23 +740,23 @@ class Groups:
         if message.sender != sender or message.device != device:
             raise GroupError("malformed", "a group message from another sender than its session's")
         record = self._in_group(message.group, "a message")
-        if sender not in record.state.members:
-            raise GroupError("not_allowed", "a message from someone outside the group")
+        if sender not in record.state.members:  # its add may not have reached us yet: wait
+            raise GroupError("not_member", "a message from someone outside the group")
         if not record.state.may(sender, "post"):
             raise GroupError("not_allowed", "the group's settings do not let this member post")
-        keys = self.db.keys(message.group)
-        chain = next(
-            (c for c in keys.peers.get((sender, device), []) if c.epoch == message.epoch), None
-        )
+        chains = self.db.chains(message.group, (sender, device))
+        chain = next((c for c in chains if c.epoch == message.epoch), None)
         if chain is None:
             raise GroupError("no_key", "no sender key for that device and epoch")
         plain = read_plaintext(chain.decrypt(message))
-        self.db.save_keys(message.group, keys)
+        self.db.save_chains(message.group, (sender, device), chains)
         mid, ts, text = plain
         direction = "out" if sender == self._me()[0] else "in"  # a copy from our other device
         row: list[object] = [mid.hex(), str(IdentityId(sender)), ts, text, direction, message.seq]
-        self.db.log(message.group, row)
+        self.db.log(message.group, [*row, message_hash(data).hex()])
+        checked = self.anchors.note(record.state, message, data, now)
         return [
+            *checked,
             self._event(
                 "group_message",
                 message.group,
@@ -563,5 +765,58 @@ class Groups:
                 message_id=str(MessageId(mid)),
                 text=text,
                 seq=message.seq,
-            )
+            ),
         ]
+
+
+def _best_branch(
+    base: GroupState, known: list[GroupUpdate]
+) -> tuple[list[GroupState], list[GroupUpdate]]:
+    """The branch every node holding ``known`` picks from ``base``, and its states.
+
+    At each version, of the known updates on the state reached that apply,
+    the one with the lowest hash (``update_wins``); so two nodes that know the
+    same updates hold the same state, whatever order they came in.
+    """
+    states, branch = [base], []
+    while True:
+        state = states[-1]
+        at = state.hash()
+        nexts = sorted(
+            {u.hash(): u for u in known if u.version == state.version + 1 and u.prev == at}.items()
+        )
+        for _, update in nexts:
+            try:
+                states.append(apply_update(state, update))
+            except GroupError:
+                continue
+            branch.append(update)
+            break
+        else:
+            return states, branch
+
+
+def _next_chain(own: SenderChain | None) -> SenderChain:
+    """Our next sender chain: epoch + 1, or (a first one) a random epoch below 2^31.
+
+    Epochs only grow, so whoever holds our older chains keeps the new one
+    (receivers keep the two highest); the random start is drawn from the new
+    chain's fresh signing key.
+    """
+    fresh = SenderChain.generate(0)
+    fresh.epoch = int.from_bytes(fresh.public[:4], "big") >> 1 if own is None else own.epoch + 1
+    return fresh
+
+
+def _batches(cards: list[ContactCard]) -> list[list[ContactCard]]:
+    """``cards`` in runs of at most :data:`MAX_BATCH` and :data:`_BATCH_BYTES` of cards."""
+    batches: list[list[ContactCard]] = [[]]
+    used = 0
+    for card in cards:
+        size = len(card.to_bytes()) + 8
+        if batches[-1] and (len(batches[-1]) == MAX_BATCH or used + size > _BATCH_BYTES):
+            batches.append([])
+            used = 0
+        batches[-1].append(card)
+        used += size
+    return [b for b in batches if b]

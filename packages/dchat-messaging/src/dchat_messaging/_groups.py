@@ -18,9 +18,20 @@ hash: the lower one wins on every node (:func:`update_wins`); a node that
 applied the other rolls back one version and applies the winner, and the
 author of the loser re-bases it (signs it again on the winner).
 
-Operations (``op``, ``arg``): ``add`` ``[card, role]``; ``remove`` identity
+The state hash does not hash the whole state: each member is a 32-byte
+leaf (kept with the member, made once), the members a root over the leaves
+in id order, and the hash covers a small header with that root
+(:meth:`GroupState.header_bytes`). So an update costs a hash of 32 bytes per
+member, not a re-encoding of every card, and an invitation can carry the
+header alone and the members in parts that are checked against it.
+
+Operations (``op``, ``arg``): ``add`` ``[card, role]``; ``adds`` ``[[card,
+role], ...]`` (1 to :data:`MAX_BATCH` members at once); ``remove`` identity
 id (a member may always remove itself: leaving); ``title`` text; ``role``
-``[identity id, role]``; ``settings`` ``{"add", "remove", "post", "edit"}``.
+``[identity id, role]``; ``settings`` ``{"add", "remove", "post", "edit"}``;
+``anchor`` an admin's identity id (the owner of the group's chat-chain
+channel: its order is anchored there, :mod:`._group_order`) or empty bytes
+(not anchored).
 A role is ``1`` (admin) or ``0`` (member); a setting is ``1`` (admins only)
 or ``0`` (any member). Changing a role or the settings is for admins only,
 and the last admin cannot leave or step down while others remain.
@@ -43,33 +54,52 @@ if TYPE_CHECKING:
 
 __all__ = (
     "ADMIN",
+    "MAX_BATCH",
     "MAX_MEMBERS",
     "MEMBER",
+    "GroupHeader",
     "GroupState",
     "GroupUpdate",
     "Member",
     "apply_update",
+    "header_hash",
+    "member_leaf",
+    "read_header",
     "update_wins",
 )
 
 ADMIN: Final = 1
 MEMBER: Final = 0
-MAX_MEMBERS: Final = 100
-"""Members of one group: the whole state must fit one invitation (see docs/rationale.md)."""
+MAX_MEMBERS: Final = 1000
+"""Members of one group (an invitation travels in parts; see docs/rationale.md)."""
+MAX_BATCH: Final = 128
+"""Members one ``adds`` update may add."""
 MAX_TITLE: Final = 128
 SETTINGS: Final = ("add", "remove", "post", "edit")
 DEFAULT_SETTINGS: Final = {"add": ADMIN, "remove": ADMIN, "post": MEMBER, "edit": ADMIN}
-_STATE_INFO: Final = b"dchat-group-state-v1"
+_STATE_INFO: Final = b"dchat-group-state-v2"
+_MEMBERS_INFO: Final = b"dchat-group-members-v2"
+_LEAF_INFO: Final = b"dchat-group-member-v2"
 _UPDATE_INFO: Final = b"dchat-group-update-v1"
-_STATE: Final = frozenset({"v", "g", "ver", "t", "m", "s"})
+_STATE: Final = frozenset({"v", "g", "ver", "t", "m", "s", "a"})
+_HEADER: Final = frozenset({"v", "g", "ver", "t", "s", "n", "mr", "a"})
 _UPDATE: Final = frozenset({"v", "g", "ver", "prev", "by", "op", "arg", "sig"})
-_OPS: Final = frozenset({"add", "remove", "title", "role", "settings"})
-_LIMITS: Final = DecodeLimits(max_size=256_000, max_depth=4, max_items=16 * MAX_MEMBERS)
+_OPS: Final = frozenset({"add", "adds", "remove", "title", "role", "settings", "anchor"})
+_LIMITS: Final = DecodeLimits(max_size=400_000, max_depth=4, max_items=8 * MAX_BATCH + 64)
+_MAX_CARD: Final = 2048  # bytes of a contact card (dchat_identity)
+_STATE_LIMITS: Final = DecodeLimits(
+    max_size=MAX_MEMBERS * (_MAX_CARD + 64) + 4096, max_depth=4, max_items=8 * MAX_MEMBERS + 64
+)
 _MAX_VERSION: Final = 2**53
 
 
 def _malformed(what: str) -> GroupError:
     return GroupError("malformed", f"a group {what} is malformed")
+
+
+def member_leaf(identity: bytes, role: int, card: bytes) -> bytes:
+    """A member's leaf in the state hash: ``SHA-256(info || canonical([id, role, card]))``."""
+    return hashlib.sha256(_LEAF_INFO + canonical_encode([identity, role, card])).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +108,15 @@ class Member:
 
     role: int
     card: ContactCard
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    """The card's bytes when the caller has them (``card.to_bytes()``, not encoded again)."""
+    leaf: bytes = field(init=False, compare=False, repr=False)
+    """Its leaf in the state hash (:func:`member_leaf`), made once."""
+
+    def __post_init__(self) -> None:
+        raw = self.raw or self.card.to_bytes()
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "leaf", member_leaf(bytes(self.card.identity_id), self.role, raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +128,10 @@ class GroupState:
     title: str
     members: dict[bytes, Member]
     settings: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    anchor: bytes | None = None
+    """The identity owning the group's chat-chain channel, if its order is anchored."""
+    _memo: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """Encodings once computed (a state never changes: updates make new ones)."""
 
     @classmethod
     def create(cls, group_id: bytes, title: str, creator: ContactCard) -> GroupState:
@@ -100,6 +143,14 @@ class GroupState:
     def admins(self) -> list[bytes]:
         return [i for i, m in self.members.items() if m.role == ADMIN]
 
+    def sequencer(self) -> bytes | None:
+        """Who commits the order (anchored groups): the channel's owner while an admin, else
+        the lowest admin identity (which the owner made a channel admin on the chain)."""
+        if self.anchor is None:
+            return None
+        admins = self.admins()
+        return self.anchor if self.anchor in admins else min(admins, default=None)
+
     def may(self, who: bytes, action: str) -> bool:
         """Whether member ``who`` may ``action`` (``add``, ``remove``, ``post``, ``edit``)."""
         member = self.members.get(who)
@@ -107,45 +158,126 @@ class GroupState:
             return False
         return member.role == ADMIN or self.settings.get(action, ADMIN) == MEMBER
 
+    def member_rows(self) -> list[list[object]]:
+        """``[[identity id, role, card bytes], ...]`` in id order (what invitations carry)."""
+        return [[i, m.role, m.raw] for i, m in sorted(self.members.items())]
+
     def to_bytes(self) -> bytes:
-        return canonical_encode(
-            {
+        """The whole state, every card included (how a node stores it)."""
+        if "full" not in self._memo:
+            value: dict[str, object] = {
                 "v": 1, "g": self.group_id, "ver": self.version, "t": self.title,
-                "m": [[i, m.role, m.card.to_bytes()] for i, m in sorted(self.members.items())],
-                "s": dict(self.settings),
-            }
-        )  # fmt: skip
+                "m": self.member_rows(), "s": dict(self.settings),
+            }  # fmt: skip
+            if self.anchor is not None:
+                value["a"] = self.anchor
+            self._memo["full"] = canonical_encode(value)
+        return self._memo["full"]
+
+    def members_root(self) -> bytes:
+        """``SHA-256(info || leaf 1 || ... || leaf n)``, leaves in member id order."""
+        leaves = b"".join(m.leaf for _, m in sorted(self.members.items()))
+        return hashlib.sha256(_MEMBERS_INFO + leaves).digest()
+
+    def header_bytes(self) -> bytes:
+        """What the state hash covers: everything but the members, who count by their root
+        (``a``, the anchor, only when the group is anchored)."""
+        if "header" not in self._memo:
+            value: dict[str, object] = {
+                "v": 2, "g": self.group_id, "ver": self.version, "t": self.title,
+                "s": dict(self.settings), "n": len(self.members), "mr": self.members_root(),
+            }  # fmt: skip
+            if self.anchor is not None:
+                value["a"] = self.anchor
+            self._memo["header"] = canonical_encode(value)
+        return self._memo["header"]
 
     def hash(self) -> bytes:
         """What update ``version + 1`` signs over."""
-        return hashlib.sha256(_STATE_INFO + self.to_bytes()).digest()
+        return header_hash(self.header_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> GroupState:
-        """Parse a state (from an invitation, or our store).
+        """Parse a stored state (our store: up to :data:`MAX_MEMBERS` cards).
 
         Raises:
             GroupError: ``malformed`` (a card that is not its member's counts as malformed).
         """
         try:
-            f = Fields(canonical_decode(data, _LIMITS), "group state", _STATE)
+            f = Fields(canonical_decode(data, _STATE_LIMITS), "group state", _STATE)
             if f.get_int("v") != 1:
                 raise DecodeError("version")
-            members: dict[bytes, Member] = {}
-            for item in f.get_list("m", max_len=MAX_MEMBERS):
+            header = GroupHeader(
+                f.get_bytes("g", size=32), f.get_int("ver", lo=1, hi=_MAX_VERSION),
+                _check_title(f.get_str("t", max_len=MAX_TITLE)), _check_settings(f.raw("s")),
+                0, b"", f.get_bytes("a", size=32) if f.has("a") else None,
+            )  # fmt: skip
+            return cls.assemble(header, f.get_list("m", max_len=MAX_MEMBERS), check=False)
+        except (DecodeError, InvalidCardError, ValueError, TypeError):
+            raise _malformed("state") from None
+
+    @classmethod
+    def assemble(cls, header: GroupHeader, rows: list[object], *, check: bool = True) -> GroupState:
+        """The state of ``header`` with the members ``rows`` (``[id, role, card bytes]``).
+
+        With ``check``, the result must hash to ``header`` (its count and
+        members root): what a new member does with an invitation's parts.
+
+        Raises:
+            GroupError: ``malformed``.
+        """
+        members: dict[bytes, Member] = {}
+        try:
+            for item in rows:
                 if not isinstance(item, list) or len(item) != 3 or item[1] not in (0, 1):
                     raise DecodeError("member")
                 card = ContactCard.from_bytes(item[2])
                 if bytes(card.identity_id) != item[0] or item[0] in members:
                     raise DecodeError("member card")
-                members[item[0]] = Member(item[1], card)
-            return cls(
-                f.get_bytes("g", size=32), f.get_int("ver", lo=1, hi=_MAX_VERSION),
-                _check_title(f.get_str("t", max_len=MAX_TITLE)), members,
-                _check_settings(f.raw("s")),
-            )  # fmt: skip
+                members[item[0]] = Member(item[1], card, bytes(item[2]))
         except (DecodeError, InvalidCardError, ValueError, TypeError):
             raise _malformed("state") from None
+        state = cls(
+            header.group_id, header.version, header.title, members, header.settings, header.anchor
+        )
+        if check and (len(members) != header.count or state.members_root() != header.root):
+            raise _malformed("state")
+        return state
+
+
+@dataclass(frozen=True, slots=True)
+class GroupHeader:
+    """What a state hash covers (:meth:`GroupState.header_bytes`), read from an invitation."""
+
+    group_id: bytes
+    version: int
+    title: str
+    settings: dict[str, int]
+    count: int
+    root: bytes
+    anchor: bytes | None = None
+
+
+def header_hash(header: bytes) -> bytes:
+    """The state hash: ``SHA-256("dchat-group-state-v2" || canonical(header))``."""
+    return hashlib.sha256(_STATE_INFO + header).digest()
+
+
+def read_header(raw: object) -> GroupHeader:
+    """Check a decoded state header (untrusted).
+
+    Raises:
+        DecodeError, ValueError, TypeError: malformed.
+    """
+    f = Fields(raw, "group state header", _HEADER)
+    if f.get_int("v") != 2:
+        raise DecodeError("version")
+    return GroupHeader(
+        f.get_bytes("g", size=32), f.get_int("ver", lo=1, hi=_MAX_VERSION),
+        _check_title(f.get_str("t", max_len=MAX_TITLE)), _check_settings(f.raw("s")),
+        f.get_int("n", lo=1, hi=MAX_MEMBERS), f.get_bytes("mr", size=32),
+        f.get_bytes("a", size=32) if f.has("a") else None,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,15 +362,18 @@ def apply_update(state: GroupState, update: GroupUpdate) -> GroupState:
     except BadSignatureError:
         raise GroupError("bad_signature", "an update not signed by its author") from None
     members, settings, title = dict(state.members), dict(state.settings), state.title
+    anchor = state.anchor
     try:
         _OPERATIONS[update.op](state, update, members, settings)
+        if update.op == "anchor":
+            anchor = _check_anchor(state, update)
     except (DecodeError, InvalidCardError, ValueError, TypeError, IndexError) as exc:
         if isinstance(exc, GroupError):
             raise
         raise _malformed("update argument") from None
     if update.op == "title":
         title = _check_title(update.arg)
-    return GroupState(state.group_id, update.version, title, members, settings)
+    return GroupState(state.group_id, update.version, title, members, settings, anchor)
 
 
 def _refuse(why: str) -> GroupError:
@@ -257,7 +392,16 @@ def _add(
         raise _refuse("already a member")
     if len(members) >= MAX_MEMBERS:
         raise GroupError("too_large", f"a group has at most {MAX_MEMBERS} members")
-    members[bytes(card.identity_id)] = Member(u.arg[1], card)
+    members[bytes(card.identity_id)] = Member(u.arg[1], card, bytes(u.arg[0]))
+
+
+def _adds(
+    state: GroupState, u: GroupUpdate, members: dict[bytes, Member], s: dict[str, int]
+) -> None:
+    if not isinstance(u.arg, list) or not 0 < len(u.arg) <= MAX_BATCH:
+        raise ValueError("adds")
+    for item in u.arg:
+        _add(state, replace(u, arg=item), members, s)
 
 
 def _remove(
@@ -303,8 +447,23 @@ def _settings(
     settings.update(_check_settings(u.arg))
 
 
+def _anchor(state: GroupState, u: GroupUpdate, _m: dict[bytes, Member], _s: dict[str, int]) -> None:
+    if state.members[u.by].role != ADMIN:
+        raise _refuse("only an admin anchors the group's order")
+
+
+def _check_anchor(state: GroupState, u: GroupUpdate) -> bytes | None:
+    if not isinstance(u.arg, bytes) or len(u.arg) not in (0, 32):
+        raise ValueError("anchor")
+    if u.arg and (u.arg not in state.members or state.members[u.arg].role != ADMIN):
+        raise _refuse("the owner of the group's chain channel must be an admin")
+    return u.arg or None
+
+
 _OPERATIONS: Final = {
+    "anchor": _anchor,
     "add": _add,
+    "adds": _adds,
     "remove": _remove,
     "title": _title,
     "role": _role,

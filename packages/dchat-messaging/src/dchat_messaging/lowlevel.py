@@ -57,10 +57,19 @@ from ._envelope import MAX_ENVELOPE as MAX_ENVELOPE
 from ._errors import ChannelError as ChannelError
 from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
+from ._group_anchors import AnchorJob as AnchorJob
+from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
+from ._group_invite import InvitationParts as InvitationParts
+from ._group_invite import invitation_controls as invitation_controls
+from ._group_order import OrderBatch as OrderBatch
+from ._group_order import OrderEntry as OrderEntry
+from ._group_order import order_channel as order_channel
+from ._group_order import order_root as order_root
 from ._group_store import GroupKeys as GroupKeys
 from ._group_store import GroupRecord as GroupRecord
+from ._groups import MAX_BATCH as MAX_BATCH
 from ._groups import MAX_MEMBERS as MAX_MEMBERS
 from ._groups import GroupState as GroupState
 from ._groups import GroupUpdate as GroupUpdate
@@ -106,6 +115,7 @@ __all__ = (
     "ATTACHMENT_KEY",
     "ATTACHMENT_KINDS",
     "Accepted",
+    "AnchorJob",
     "AttachmentBook",
     "AttachmentEntry",
     "CONVERSATION_KINDS",
@@ -125,6 +135,7 @@ __all__ = (
     "Expired",
     "GIVE_UP_AFTER",
     "GROUP_KINDS",
+    "GroupAnchors",
     "GroupCiphertext",
     "GroupError",
     "GroupKeys",
@@ -132,7 +143,9 @@ __all__ = (
     "GroupState",
     "GroupUpdate",
     "Groups",
+    "InvitationParts",
     "MAX_AHEAD",
+    "MAX_BATCH",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
@@ -148,6 +161,8 @@ __all__ = (
     "MessageEntry",
     "MessageSearch",
     "Notice",
+    "OrderBatch",
+    "OrderEntry",
     "OutboxEntry",
     "PUT_TOKEN_KIND",
     "PaymentEntry",
@@ -176,7 +191,10 @@ __all__ = (
     "deposits",
     "encode_distribution",
     "envelope_digest",
+    "invitation_controls",
     "message_hash",
+    "order_channel",
+    "order_root",
     "outbox_id",
     "path_outbox_id",
     "payment_ref",

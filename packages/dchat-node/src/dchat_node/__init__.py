@@ -12,11 +12,11 @@ from ._errors import ConfigError as ConfigError
 from ._errors import DchatNodeError as DchatNodeError
 from ._errors import NodeStateError as NodeStateError
 from .cli._names import lazy_names as _lazy_names
+from .cli._process import NodeProcess as NodeProcess
+from .cli._process import free_port as free_port
 
-if _typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # these load on first use: ``dchat`` must not load the node's server
     from ._runtime import run_node as run_node
-    from .cli._process import NodeProcess as NodeProcess
-    from .cli._process import free_port as free_port
     from .config import NodeConfig as NodeConfig
     from .config import load_config as load_config
 
@@ -30,12 +30,6 @@ __all__ = (
     "load_config",
     "run_node",
 )
-# ``dchat`` (a client) must not load the node's server: these load on first use.
 __getattr__ = _lazy_names(
-    __name__,
-    {
-        ".config": ("NodeConfig", "load_config"),
-        "._runtime": ("run_node",),
-        ".cli._process": ("NodeProcess", "free_port"),
-    },
+    __name__, {".config": ("NodeConfig", "load_config"), "._runtime": ("run_node",)}
 )

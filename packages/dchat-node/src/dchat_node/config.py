@@ -94,6 +94,9 @@ class NodeConfig(BaseModel):
     chat_node: Path | None = None
     chat_genesis: Path | None = None  # default: chat_node's genesis.cbor, trusted on first use
     currency_node: Path | None = None  # user: payments' currency chain (a validator's data dir)
+    # user: anchored groups' batching policy (the sequencer commits one range per batch)
+    group_anchor_batch: int = Field(default=64, ge=1, le=256)
+    group_anchor_interval: float = Field(default=5.0, gt=0, le=3600)
     currency_genesis: Path | None = None  # default: currency_node's genesis, trusted on first use
     block_interval: float = Field(default=1.0, ge=0, le=60)
     # Every this many blocks a validator stores a state snapshot, so a restart

@@ -34,9 +34,19 @@ class GroupCalls:
         """Every group of this node: id, title, status, version, member count."""
         return list(obj(self._call("GET", "/v1/groups"))["groups"])
 
-    def create_group(self, title: str) -> str:
-        """Create a group (we are its only member and admin); returns its id."""
-        return str(obj(self._call("POST", "/v1/groups", {"title": title}))["group_id"])
+    def create_group(self, title: str, *, anchored: bool = False) -> str:
+        """Create a group (we are its only member and admin); returns its id.
+
+        ``anchored``: its message order is committed to the chat chain (the
+        node needs ``chat_node``); ``group(...)["anchor"]`` then shows what is
+        anchored, missing messages and any equivocation evidence.
+        """
+        body = {"title": title, "anchored": anchored}
+        return str(obj(self._call("POST", "/v1/groups", body))["group_id"])
+
+    def anchor_group(self, group: str, *, on: bool = True) -> int:
+        """Anchor a group's order on the chat chain (admins), or stop; its new version."""
+        return int(obj(self._call("POST", _path(group, "anchor"), {"on": on}))["version"])
 
     def group(self, group: str) -> dict[str, Any]:
         """A group's state: title, version, settings, our status, members with roles."""
@@ -46,6 +56,14 @@ class GroupCalls:
         """Invite the contact ``contact``; returns their identity id."""
         body = {"contact": contact, "admin": admin}
         return str(obj(self._call("POST", _path(group, "members"), body))["invited"])
+
+    def invite_many_to_group(
+        self, group: str, contacts: list[str], *, admin: bool = False
+    ) -> list[str]:
+        """Invite several contacts at once (few signed updates); returns their identity ids."""
+        body = {"contacts": list(contacts), "admin": admin}
+        answer = obj(self._call("POST", _path(group, "invitations"), body))["invited"]
+        return [str(i) for i in answer]
 
     def remove_from_group(self, group: str, member: str) -> str:
         """Remove a member (contact name or identity id); returns their identity id."""

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._bots import BotCalls
 from ._channels import ChannelCalls
 from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
@@ -61,7 +62,7 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls):
+class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls):
     """Synchronous client of one node's local API.
 
     Args:

@@ -270,8 +270,9 @@ class Database:
         ``secure_delete`` zeroes deleted rows in the pages a delete writes,
         but the log still holds the older images of those pages until it is
         overwritten: after deleting what must not stay on disk (an expired
-        disappearing message), this empties it. It waits at most a second
-        for readers on an older snapshot (holding the writer lock meanwhile).
+        disappearing message), this empties it. It waits at most 100 ms for
+        readers on an older snapshot, since it holds the writer lock meanwhile
+        and every write of the node waits behind it; the caller retries.
 
         Returns:
             True if the log is empty now; False if a reader kept part of it
@@ -282,7 +283,7 @@ class Database:
         with self._access.raw("truncate the write-ahead log") as dbapi_connection:
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute("PRAGMA busy_timeout=1000")
+                cursor.execute("PRAGMA busy_timeout=100")
                 busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             finally:
                 cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")

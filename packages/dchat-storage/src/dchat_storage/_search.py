@@ -60,8 +60,12 @@ _BATCH: Final = 500
 # the clause only keeps a merge from failing the search if one ever did.
 _MERGE: Final = Prepared(
     "INSERT INTO search_terms (term_ix, message_seq)"
-    " SELECT term_ix, message_seq FROM search_pending WHERE true ON CONFLICT DO NOTHING"
+    " SELECT term_ix, message_seq FROM search_pending WHERE message_seq <= :upto"
+    " ON CONFLICT DO NOTHING"
 )
+_MERGED: Final = Prepared("DELETE FROM search_pending WHERE message_seq <= :upto")
+MERGE_BATCH: Final = 2000
+"""Messages whose pending rows one merge transaction moves (others write in between)."""
 
 
 class SearchRepo:
@@ -129,13 +133,21 @@ class SearchRepo:
         Returns:
             How many rows moved (none: no write transaction is opened).
         """
-        with self._access.read("look for pending search rows") as conn:
-            if conn.execute(select(SearchPending.message_seq).limit(1)).first() is None:
-                return 0
-        with self._access.write("merge search rows") as conn:
-            moved = _MERGE.run(conn).rowcount
-            conn.execute(delete(SearchPending))
-        return int(moved)
+        moved = 0
+        while True:
+            with self._access.read("look for pending search rows") as conn:
+                seqs = (
+                    select(SearchPending.message_seq)
+                    .distinct()
+                    .order_by(SearchPending.message_seq)
+                    .limit(MERGE_BATCH)
+                )
+                upto = conn.execute(select(func.max(seqs.subquery().c.message_seq))).scalar()
+            if upto is None:
+                return moved
+            with self._access.write("merge search rows") as conn:  # one bounded batch
+                moved += int(_MERGE.run(conn, {"upto": upto}).rowcount)
+                _MERGED.run(conn, {"upto": upto})
 
     def reindex(self, message_id: bytes, text: str) -> bool:
         """Index ``text`` as the text of a stored message (an edit); False if not stored."""

@@ -132,3 +132,25 @@ def test_new_rows_wait_in_storage_order_until_a_search_merges_them(db: Database)
     _add(db, 3, "alpha delta")  # pending, beside merged rows: both are searched
     assert _found(db, "alpha") == ["alpha delta", "alpha gamma", "alpha beta"]
     assert db.search.count() == 6
+
+
+def test_a_large_merge_goes_in_bounded_batches(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dchat_storage._search as module
+
+    monkeypatch.setattr(module, "MERGE_BATCH", 2)
+    batches: list[str] = []
+    write = db.search._access.write  # type: ignore[attr-defined]
+
+    def counted(what: str):  # type: ignore[no-untyped-def]
+        batches.append(what)
+        return write(what)
+
+    for n in range(5):
+        _add(db, n + 1, f"word{n} shared")
+    monkeypatch.setattr(db.search._access, "write", counted)  # type: ignore[attr-defined]
+    assert db.search.merge() == 10
+    assert batches == ["merge search rows"] * 3  # 2 + 2 + 1 messages
+    assert db.search.merge() == 0
+    assert len(_found(db, "shared")) == 5

@@ -57,10 +57,12 @@ class AgentNode:
         for engine, device in self.agent.bundles_due(AGENT_T0):
             bundle = self.bundles[bytes(device.mailbox)]
             self.agent.bundle_received(engine, device, bundle, now=AGENT_T0)
-        entries = list(self.agent.outbox.due(AGENT_T0 + 3600, 1000))
-        for entry in entries:
-            self.agent.delivered(entry.message_id)
-        return [(entry.mailbox, entry.envelope) for entry in entries]
+        taken: list[tuple[bytes, bytes]] = []
+        while entries := list(self.agent.outbox.due(AGENT_T0 + 3600, 1000)):
+            for entry in entries:
+                self.agent.delivered(entry.message_id)
+            taken += [(entry.mailbox, entry.envelope) for entry in entries]
+        return taken
 
     def row(self, message_id: MessageId) -> dict[str, object]:
         """What a conversation view shows of a stored text."""

@@ -15,17 +15,18 @@ from dchat_testing.cli import main
 from dchat_testing.sim import SCENARIOS, ScenarioOptions, run_scenario, run_seeds
 
 CHAIN_SCENARIOS = ("byzantine-equivocation", "leader-crash")
+GROUP_SCENARIOS = ("group-membership",)  # its own budget: tests/sim/test_group_scenario.py
 
 pytestmark = pytest.mark.slow
 
 CI_SEEDS = 200
 # The chain scenarios carry no chat messages; tests/sim/test_chain_scenarios.py
 # runs them with their own invariants and seed budget.
-MESSAGING = sorted(name for name in SCENARIOS if name not in CHAIN_SCENARIOS)
+MESSAGING = sorted(n for n in SCENARIOS if n not in CHAIN_SCENARIOS + GROUP_SCENARIOS)
 
 
 def test_every_scenario_is_covered_by_one_budget() -> None:
-    assert set(MESSAGING) | set(CHAIN_SCENARIOS) == set(SCENARIOS)
+    assert set(MESSAGING) | set(CHAIN_SCENARIOS) | set(GROUP_SCENARIOS) == set(SCENARIOS)
     assert len(MESSAGING) >= 4
 
 

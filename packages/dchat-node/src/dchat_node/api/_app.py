@@ -34,10 +34,12 @@ from dchat_storage import CursorExpiredError, DuplicateError
 from .._errors import NodeStateError
 from ._answers import ERROR_SCHEMA, ROUTING_CODES, error_of
 from ._attachments import add_attachment_routes
+from ._bots import add_bot_routes
 from ._burners import add_burner_routes
 from ._channels import add_channel_routes
 from ._conversations import add_conversation_routes
 from ._events import EventFeed, NotifyAfterWrites, add_event_routes
+from ._group_anchor import GroupAnchorDesk
 from ._groups import add_group_routes
 from ._guard import LimitBody, RequireToken
 from ._guardians import add_guardian_routes
@@ -180,12 +182,14 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_message_routes(app, node, auth)
     add_conversation_routes(app, node, auth)
     add_group_routes(app, node, auth)
+    app.state.anchors = GroupAnchorDesk(node)  # its task: serve_api runs it
     add_channel_routes(app, node, auth)
     add_search_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
+    add_bot_routes(app, node, feed, auth)
     add_socket_route(app, node, feed)
     app.add_middleware(NotifyAfterWrites, feed=feed)
     large = ("/v1/attachments",)  # limited per kind by the upload rules as it streams
@@ -193,7 +197,11 @@ def create_app(node: Node, token: str) -> FastAPI:
     sessions = AppSessions()
     add_webapp_routes(app, sessions, auth)
     app.add_middleware(  # outermost
-        RequireToken, token=token, open_paths=("/health",), open_prefix="/app/", sessions=sessions
+        RequireToken,
+        token=token,
+        open_paths=("/health",),
+        open_prefix=("/app/", "/bot"),  # the Bot API checks its own tokens (_bots.py)
+        sessions=sessions,
     )
     _list_only_role_routes(app, node.config.role)
     _declare_errors(app)

@@ -101,6 +101,10 @@ class EventFeed:
         self._changed.set()
         self._changed = trio.Event()
 
+    def changed(self) -> trio.Event:
+        """The event the next :meth:`notify` sets (take it before reading, then wait)."""
+        return self._changed
+
     async def _received(self, _: MessageReceived) -> None:
         self.notify()
 

@@ -1,13 +1,22 @@
 """API routes for private groups (user role).
 
 * ``GET /v1/groups``: every group (id, title, status, version, member count).
-* ``POST /v1/groups {title}``: create one (we are its admin); 201 with its id.
+* ``POST /v1/groups {title, anchored}``: create one (we are its admin); 201
+  with its id. ``anchored``: its message order is committed to the chat chain
+  in a channel we own (``chat_node``; api/_group_anchor.py does the chain work).
 * ``GET /v1/groups/{group}``: its state, our status and its members (``group``
-  is the id, a unique prefix of 8+ hex digits, or the exact title).
-* ``GET /v1/groups/{group}/messages?limit=``: the newest messages, oldest first.
+  is the id, a unique prefix of 8+ hex digits, or the exact title), and
+  ``anchor``: enabled, owner, channel, sequencer, next, anchored, pending,
+  unverified, ``missing`` messages and ``equivocations`` (evidence, hex).
+* ``POST /v1/groups/{group}/anchor {on}``: anchor its order (admins) or stop.
+* ``GET /v1/groups/{group}/messages?limit=``: the newest messages, oldest first;
+  each with its ``hash`` and, in an anchored group, ``anchored`` (its number
+  in the chain's order, null until anchored).
 * ``POST /v1/groups/{group}/messages {text}``: post (encrypted once under our
   sender key, sent to every member device).
 * ``POST /v1/groups/{group}/members {contact, admin}``: invite a contact.
+* ``POST /v1/groups/{group}/invitations {contacts, admin}``: invite several
+  (added in as few signed updates as fit, ``adds``).
 * ``DELETE /v1/groups/{group}/members/{member}``: remove a member (a contact
   name or identity id); every remaining member rotates its sender key.
 * ``POST /v1/groups/{group}/join``: accept an invitation; ``/leave``: leave.
@@ -15,7 +24,8 @@
 
 Every step runs in the messaging agent (``UserMessaging.groups``, sans-IO);
 received group messages and updates reach the event stream as
-``group_message`` and ``group_update``.
+``group_message`` and ``group_update``; anchored groups add ``group_anchored``,
+``group_gap`` and ``group_equivocation``.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_messaging.lowlevel import MAX_MEMBERS
 
 from ._roles import user_role
 
@@ -49,12 +61,27 @@ class CreateBody(_Strict):
     title: str = Field(min_length=1, max_length=128)
 
 
+class NewGroupBody(CreateBody):
+    anchored: bool = False
+
+
+class AnchorBody(_Strict):
+    on: bool = True
+
+
 class TextBody(_Strict):
     text: str = Field(min_length=1, max_length=16000)
 
 
 class InviteBody(_Strict):
     contact: str = Field(min_length=1, max_length=128)
+    admin: bool = False
+
+
+class InviteManyBody(_Strict):
+    contacts: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=MAX_MEMBERS - 1
+    )
     admin: bool = False
 
 
@@ -70,10 +97,16 @@ def add_group_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         return {"groups": await u.run(u.agent.groups.listing)}
 
     @app.post("/v1/groups", dependencies=auth, status_code=201)
-    async def create(body: CreateBody) -> dict[str, Any]:
+    async def create(body: NewGroupBody) -> dict[str, Any]:
         u = user()
-        gid = await u.act(u.agent.groups.create, body.title)
-        return {"group_id": gid, "title": body.title}
+        gid = await u.act(u.agent.groups.create, body.title, anchored=body.anchored)
+        return {"group_id": gid, "title": body.title, "anchored": body.anchored}
+
+    @app.post("/v1/groups/{group}/anchor", dependencies=auth)
+    async def anchor(group: Group, body: AnchorBody) -> dict[str, Any]:
+        u = user()
+        version = await u.act(u.agent.groups.set_anchor, group, body.on)
+        return {"anchored": body.on, "version": version}
 
     @app.get("/v1/groups/{group}", dependencies=auth)
     async def show(group: Group) -> dict[str, Any]:
@@ -104,6 +137,12 @@ def add_group_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         u = user()
         added = await u.act(u.agent.groups.invite, group, body.contact, admin=body.admin)
         return {"invited": added}
+
+    @app.post("/v1/groups/{group}/invitations", dependencies=auth, status_code=202)
+    async def invite_many(group: Group, body: InviteManyBody) -> dict[str, Any]:
+        u = user()
+        act = u.agent.groups.invite_many
+        return {"invited": await u.act(act, group, body.contacts, admin=body.admin)}
 
     @app.delete("/v1/groups/{group}/members/{member}", dependencies=auth)
     async def remove(group: Group, member: Member) -> dict[str, Any]:

@@ -11,7 +11,8 @@ whole FastAPI app, outermost first:
   JSON gets further than the headers, and an unknown path answers 401 too, so
   nothing about the routes leaks to a caller without the token. Only the
   paths in ``open_paths`` (``/health``) and under ``open_prefix`` (the browser
-  app's files, ``/app/``) pass without it; ``/openapi.json`` is not one of
+  app's files, ``/app/``, and the Bot API, ``/bot<token>/``, which checks its
+  own tokens) pass without it; ``/openapi.json`` is not one of
   them. A request without an ``Authorization`` header may instead carry the
   browser app's session cookie, which ``sessions`` admits only for the app's
   routes and from the app's own origin (:mod:`._webapp`). Other ASGI scopes
@@ -71,7 +72,7 @@ class RequireToken:
         app: ASGIApp,
         token: str,
         open_paths: Collection[str],
-        open_prefix: str | None = None,
+        open_prefix: str | tuple[str, ...] | None = None,
         sessions: AppSessions | None = None,
     ) -> None:
         self._app = app

@@ -97,5 +97,6 @@ async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -
     app: Any = create_app(node, token)  # hypercorn types ASGI apps more narrowly than Starlette
     async with trio.open_nursery() as tasks:
         tasks.start_soon(app.state.payments.run)  # resumes and verifies payments (user role)
+        tasks.start_soon(app.state.anchors.run)  # anchored groups' chain work (user role)
         await hypercorn_serve(app, config, task_status=task_status)
         tasks.cancel_scope.cancel()

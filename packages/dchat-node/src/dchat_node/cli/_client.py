@@ -19,6 +19,7 @@ from rich.table import Table
 from dchat_sdk import RemoteClient
 
 from ._attachments import attachment_app, send_attachment
+from ._bots import bot_app
 from ._broadcast import broadcast_app, register_broadcast_commands
 from ._burners import burner_app, send_as_burner
 from ._common import DEFAULT_DIR as _DEFAULT_DIR
@@ -67,6 +68,7 @@ contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
+app.add_typer(bot_app, name="bot")
 app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")

@@ -1,7 +1,10 @@
-"""``dchat group create|invite|join|leave|remove|members|send|show|list|rename``.
+"""``dchat group create|invite|join|leave|remove|members|send|show|list|rename|anchor``.
 
 A group is named by its id, a unique prefix of 8+ hex digits, or its exact
-title. An invitation arrives as a ``group_update`` event (``op`` ``invited``)
+title. ``create --anchored`` (or ``anchor`` later, admins) commits the group's
+message order to the chat chain: ``show`` then marks anchored messages (``⚓``
+and their number in the chain's order), lists missing ones and any
+equivocation evidence. An invitation arrives as a ``group_update`` event (``op`` ``invited``)
 and shows in ``dchat group list`` as ``invited``; ``dchat group join`` accepts it.
 Every command takes ``--json`` for machine-readable output.
 """
@@ -40,10 +43,31 @@ def register_group_commands(with_client: WithClient) -> None:
             _out.print(text, highlight=False)
 
     @group_app.command("create")
-    def create(ctx: typer.Context, title: str, as_json: Json = False) -> None:
+    def create(
+        ctx: typer.Context,
+        title: str,
+        anchored: Annotated[bool, typer.Option(help="anchor its order on the chat chain")] = False,
+        as_json: Json = False,
+    ) -> None:
         """Create a group titled TITLE (you are its admin); prints its id."""
-        gid = with_client(ctx, lambda c: c.create_group(title))
-        say(as_json, {"group_id": gid, "title": title}, gid)
+        gid = with_client(ctx, lambda c: c.create_group(title, anchored=anchored))
+        say(as_json, {"group_id": gid, "title": title, "anchored": anchored}, gid)
+
+    @group_app.command("anchor")
+    def anchor(
+        ctx: typer.Context,
+        group: str,
+        off: Annotated[bool, typer.Option("--off", help="stop anchoring")] = False,
+        as_json: Json = False,
+    ) -> None:
+        """Anchor GROUP's message order on the chat chain (admins), or stop (--off)."""
+        version = with_client(ctx, lambda c: c.anchor_group(group, on=not off))
+        state = "off" if off else "on"
+        say(
+            as_json,
+            {"anchored": not off, "version": version},
+            f"anchoring {state} (version {version})",
+        )
 
     @group_app.command("list")
     def listing(ctx: typer.Context, as_json: Json = False) -> None:
@@ -62,13 +86,18 @@ def register_group_commands(with_client: WithClient) -> None:
     def invite(
         ctx: typer.Context,
         group: str,
-        contact: str,
+        contacts: list[str],
         admin: Annotated[bool, typer.Option(help="as an admin")] = False,
         as_json: Json = False,
     ) -> None:
-        """Add the contact CONTACT to GROUP and send them an invitation."""
-        who = with_client(ctx, lambda c: c.invite_to_group(group, contact, admin=admin))
-        say(as_json, {"invited": who}, f"invited {contact} ({who})")
+        """Add the contacts CONTACTS to GROUP (several: in bulk) and send them invitations."""
+        if len(contacts) == 1:
+            who = with_client(ctx, lambda c: c.invite_to_group(group, contacts[0], admin=admin))
+            say(as_json, {"invited": who}, f"invited {contacts[0]} ({who})")
+            return
+        ids = with_client(ctx, lambda c: c.invite_many_to_group(group, contacts, admin=admin))
+        lines = "\n".join(f"invited {n} ({i})" for n, i in zip(contacts, ids, strict=False))
+        say(as_json, {"invited": ids}, lines)
 
     @group_app.command("join")
     def join(ctx: typer.Context, group: str, as_json: Json = False) -> None:
@@ -129,9 +158,31 @@ def register_group_commands(with_client: WithClient) -> None:
         names = {m["identity_id"]: m["name"] for m in state["members"]}
         _out.print(f"{state['title']} ({state['status']}, version {state['version']}, "
                    f"{len(state['members'])} members)", highlight=False)  # fmt: skip
-        table = Table("time", "from", "message")
+        anchor = state.get("anchor", {})
+        table = Table("time", "from", "message", *(["order"] if anchor.get("enabled") else []))
         for m in messages:
             at = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["sent_at_ms"] / 1000))
             who = "me" if m["direction"] == "out" else names.get(m["by"], m["by"][:12])
-            table.add_row(at, who, m["text"])
+            order = m.get("anchored")
+            mark = [] if not anchor.get("enabled") else ["…" if order is None else f"⚓ {order}"]
+            table.add_row(at, who, m["text"], *mark)
         _out.print(table)
+        if anchor.get("enabled"):
+            _show_anchor(anchor, names)
+
+
+def _show_anchor(anchor: dict[str, Any], names: dict[str, str]) -> None:
+    """The anchored order's summary: what is anchored, missing, and any equivocation."""
+    sequencer = names.get(anchor["sequencer"], anchor["sequencer"])
+    summary = f"{anchor['anchored']} messages, next {anchor['next']}, {anchor['pending']} waiting"
+    _out.print(f"anchored on the chat chain: {summary}; sequencer {sequencer}", highlight=False)
+    for m in anchor["missing"]:
+        who = names.get(m["by"], m["by"][:12])
+        _out.print(f"missing: message {m['seq']} of {who}", highlight=False)
+    for e in anchor["equivocations"]:
+        who = names.get(e["accused"], e["accused"][:12])
+        sizes = f"{len(e['a']) // 2} + {len(e['b']) // 2} bytes"
+        _out.print(
+            f"[bold red]EQUIVOCATION[/] ({e['kind']}) by {who}: {e['why']} "
+            f"(evidence: two signed artefacts, {sizes})"
+        )

@@ -53,6 +53,9 @@ def describe(event: Event) -> str:
             else f"{d.get('op')} (v{d.get('version')})"
         )
         return f"{clock} [group {str(d.get('group'))[:12]}] {str(d.get('by'))[:18]}: {what}"
+    if event.kind in _ANCHOR:  # anchored groups: the chain's order, gaps, equivocation
+        d = event.data
+        return f"{clock} [group {str(d.get('group'))[:12]}] {_ANCHOR[event.kind](d)}"
     if event.kind == "channel_post":
         d = event.data
         return f"{clock} [channel {str(d.get('channel'))[:12]}] #{d.get('q')}: {d.get('text')}"
@@ -63,6 +66,13 @@ def describe(event: Event) -> str:
     return f"{clock} {event.kind}: {json.dumps(event.data)}"
 
 
+_ANCHOR: dict[str, Callable[[dict[str, Any]], str]] = {
+    "group_anchored": lambda d: f"anchored on the chain: {d.get('first')}..{d.get('last')}",
+    "group_gap": lambda d: f"missing messages {d.get('missing')} of {str(d.get('sender'))[:16]}",
+    "group_equivocation": lambda d: (
+        f"EQUIVOCATION ({d.get('evidence')}) by {str(d.get('accused'))[:16]}: {d.get('why')}"
+    ),
+}
 _CONVERSATION: dict[str, Callable[[dict[str, Any]], str]] = {
     "receipt": lambda d: "read" if d.get("read") else "received",
     "edit": lambda d: f"edited to {d.get('text')!r}:",

@@ -15,6 +15,13 @@ the second copy as a duplicate) while the relays keep crashing and coming
 back, sometimes both of a user's at once; every conversation must still come
 out whole, once and in order.
 
+``group-membership`` aims at private groups (:mod:`._group_world`): two
+groups whose members post, add (some as admins), remove, re-add and leave,
+some at the same moment (concurrent updates), while the network partitions
+and loses segments and a relay crashes; after healing, the members of each
+group agree on its state, nobody opened a message outside its epoch and
+every accepted message reached every member who stayed one.
+
 The chain scenarios (``leader-crash``, ``byzantine-equivocation``) run 4
 validators (:mod:`._chain`) instead of the messaging world. New scenarios are
 added with :func:`register_scenario`.
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 
 from .._errors import SimulationError
 from ._chain import ChainSpec, build_chain_world, crash_proposer_hook
+from ._group_world import GroupWorld
 from ._network import LinkProfile
 from ._user import UserParams
 from ._world import MessagingWorld, WorldSpec, build_world
@@ -281,6 +289,44 @@ def _build_slow_lossy(sim: Simulation, options: ScenarioOptions, duration: float
     return ScenarioPlan(duration, world.quiescent, settle_max=900.0, ledger=world.ledger)
 
 
+# -- private groups --------------------------------------------------------------------
+
+
+def _build_groups(sim: Simulation, options: ScenarioOptions, duration: float) -> ScenarioPlan:
+    rng = sim.rng("faults")
+    sim.network.default = LinkProfile(
+        latency=0.02, jitter=0.02, loss=rng.uniform(0.0, 0.05), rto=0.3, reset=0.005
+    )
+    spec = WorldSpec(relay_variant=options.relay, registered=True)
+    acts = sim.rng("group-workload")
+    world = build_world(sim, spec, GroupWorld)
+    assert isinstance(world, GroupWorld)
+    for number, creator in enumerate(rng.sample(world.users, 2)):  # two groups, two members each
+        gid = acts.randbytes(32)  # drawn from the seed: concurrent updates are ordered by hash
+        create = functools.partial(world.act, creator, "create", f"group {number}", group_id=gid)
+        sim.at(0.0, create)
+        friends = rng.sample([u for u in world.users if u is not creator], 2)
+        for when, (friend, admin) in enumerate(zip(friends, (True, False), strict=True)):
+            invite = functools.partial(world.invite_by, creator, number, friend.name, admin)
+            sim.at(0.1 + when * 0.1, invite)
+    start = 1.0
+    while (start := start + acts.expovariate(1.2)) < duration:
+        group = acts.randrange(2)
+        sim.at(start, functools.partial(world.random_act, group, acts))
+        if acts.random() < 0.25:  # another member acts at the same moment: concurrent updates
+            sim.at(start, functools.partial(world.random_act, group, acts))
+    start = 0.0
+    while (start := start + rng.uniform(1.0, duration / 3)) < duration:
+        length = rng.uniform(1.0, 8.0)
+        sim.at(start, lambda: _partition_episode(sim, world, rng))
+        sim.at(min(start + length, duration), sim.network.heal_all)
+        start += length
+    relay = rng.choice(world.relays)
+    _crash_for(sim, relay, rng.uniform(0.0, duration), rng.uniform(0.5, 4.0))
+    sim.on("relay_batch_sent", _chance_crash(sim, rng, 0.03, (0.2, 3.0)))
+    return ScenarioPlan(duration, world.quiescent)
+
+
 # -- the chain -------------------------------------------------------------------------
 
 #: Validators spread over the internet: tens of ms, some spikes, loss and resets.
@@ -392,6 +438,16 @@ register_scenario(
         "bandwidth, clocks skewed up to 2 min and drifting up to 5%",
         40.0,
         _build_slow_lossy,
+    )
+)
+register_scenario(
+    Scenario(
+        "group-membership",
+        "2 relays, 4 contacts; two private groups: posts, adds (some admins), removals, "
+        "re-adds and leaves, some at the same moment (concurrent updates), over lossy links "
+        "with resets, random partitions and relay crashes",
+        8.0,
+        _build_groups,
     )
 )
 register_scenario(

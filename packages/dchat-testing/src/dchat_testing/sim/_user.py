@@ -59,18 +59,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dchat_core import MessageId, RelayAddress
 from dchat_identity import ContactCard
 from dchat_messaging import (
     BundleRejectedError,
     Content,
+    MessageReceived,
     Outbox,
     RetryPolicy,
     UserMessaging,
 )
-from dchat_messaging.lowlevel import deposits, outbox_id, path_outbox_id
+from dchat_messaging.lowlevel import Accepted, GroupError, deposits, outbox_id, path_outbox_id
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import ReconnectPolicy, RelayClient
 
@@ -79,12 +80,12 @@ from ._node import NodeClock, SimNode
 from ._user_requests import BundleFetch, DepositLink, MailboxPuller
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dchat_core import NodeId
     from dchat_identity import Identity
     from dchat_messaging import DeviceAddress, MessagingEngine
-    from dchat_messaging.lowlevel import Accepted, OutboxEntry
+    from dchat_messaging.lowlevel import GroupRecord, OutboxEntry
     from dchat_network.lowlevel import RelayBatch
 
     from ._loop import Timer
@@ -195,6 +196,10 @@ class UserNode(SimNode):
         self._link_failures: dict[str, int] = {}
         self._pump_timer: Timer | None = None
         self._prekeys_checked: dict[str, float] = {}
+        self.group_saved: Callable[[GroupRecord], None] | None = None
+        """Told every group record the engine stores (the group scenario's ground truth)."""
+        self.group_wires: list[bytes] = []
+        """Every group message (``group.msg`` data) the engine sent, newest last."""
 
     @property
     def card(self) -> ContactCard:
@@ -211,6 +216,22 @@ class UserNode(SimNode):
         self.agent.outbox = Outbox(store, retry, rng=self.rng)
         self.agent.load()
         self.agent.engines.set_main(self.durable.identity, self.durable.card)
+        db, save = self.agent.groups.db, self.agent.groups.db.save
+
+        def saved(record: GroupRecord) -> None:
+            save(record)
+            if self.group_saved is not None:
+                self.group_saved(record)
+
+        db.save = saved  # type: ignore[method-assign]
+        groups, send = self.agent.groups, self.agent.groups._send
+
+        def sent(kind: str, data: bytes, *args: Any, **kwargs: Any) -> list[DeviceAddress]:
+            if kind == "group.msg":
+                self.group_wires.append(data)
+            return send(kind, data, *args, **kwargs)
+
+        groups._send = sent  # type: ignore[method-assign]
         engine = self.agent.engines.main()
         assert engine is not None
         return engine
@@ -335,7 +356,7 @@ class UserNode(SimNode):
 
     def _mid(self, entry: OutboxEntry) -> str:
         sent = self.durable.sent.get(entry.message_id)
-        return entry.message_id.hex() if sent is None else sent.mid
+        return "control" if sent is None else sent.mid  # a control's id is random: not traced
 
     def _deposited(
         self, link: DepositLink, batch: list[OutboxEntry], results: list[object]
@@ -414,7 +435,10 @@ class UserNode(SimNode):
         def commit() -> None:
             envelopes = [raw for _, raw in batch.items]
             copies = self.agent.stats.duplicates
-            self._report(self.agent.accept_many(self.engine, envelopes, now=self.clock.now()))
+            accepted = self.agent.accept_many(self.engine, envelopes, now=self.clock.now())
+            self._report(accepted)
+            if accepted.waiting is not None:  # it sent (group keys, receipts): deliver them
+                self._deliver(accepted.waiting)
             if copies := self.agent.stats.duplicates - copies:
                 self.observe("duplicates", count=copies)  # copies via another relay, or again
             if not puller.ended:
@@ -431,3 +455,42 @@ class UserNode(SimNode):
             self.observe("dropped", reason=reason)  # redelivered copies: spent message keys
         for reset in accepted.resets:
             self.observe("session_reset", peer=str(reset.peer))
+        for update in accepted.updates:
+            if update.kind in ("group_update", "group_message"):
+                detail = {k: v for k, v in update.detail.items() if isinstance(v, str | int)}
+                self.observe(update.kind, by=update.by, **detail)
+
+    def _deliver(self, waiting: list[DeviceAddress]) -> None:
+        """The engine queued envelopes: fetch the bundles they wait for, pump the outbox."""
+        for address in waiting:
+            self._fetch_bundle(address)
+        self._pump()
+
+    # -- groups -------------------------------------------------------------------
+
+    def group_leak(self, sender: UserNode, wire: bytes) -> None:
+        """An attacker's gift: ``wire``, a group message of ``sender``, handed to our
+        engine as if ``sender``'s session had brought it (whatever our membership)."""
+        device = sender.engine.keys.device_id
+        content = Content.control("group.msg", wire, now_ms=int(self.clock.now() * 1000))
+        event = MessageReceived(content, sender.card.identity_id, device, True)
+        try:
+            with self.durable.store.transaction():
+                updates = self.agent.groups.apply(event, now=self.clock.now())
+        except GroupError:
+            return
+        self._report(Accepted([], [], [], [], updates))
+
+    def group_act(self, action: str, *args: object, **kwargs: object) -> object:
+        """The app calls ``agent.groups.<action>(*args)`` (``create``, ``invite``, ``join``,
+        ``remove``, ``leave``, ``send_text``) as the node's API does; returns its result.
+
+        Raises:
+            SimulationError: the node is down.
+            RequestError: the group's rules (as this node knows them) refuse it.
+        """
+        if not self.up:
+            raise SimulationError(f"{self.name} is down")
+        result, waiting = getattr(self.agent.groups, action)(*args, **kwargs, now=self.clock.now())
+        self._deliver(waiting)
+        return result

@@ -119,8 +119,10 @@ class MessagingWorld:
         return rng.choice(names)
 
 
-def build_world(sim: Simulation, spec: WorldSpec) -> MessagingWorld:
-    """Create relays and users (keys, skewed clocks, cards) and the checkers."""
+def build_world(
+    sim: Simulation, spec: WorldSpec, world: type[MessagingWorld] = MessagingWorld
+) -> MessagingWorld:
+    """Create relays and users (keys, skewed clocks, cards) and the checkers (``world``'s)."""
     keys = sim.rng("identities")
     skews = sim.rng("clocks")
 
@@ -159,7 +161,7 @@ def build_world(sim: Simulation, spec: WorldSpec) -> MessagingWorld:
         for index, user in enumerate(users):
             for j in range(spec.homes):
                 user.register(relays[(index + j) % len(relays)])
-    world = MessagingWorld(sim, relays, users)
+    made = world(sim, relays, users)
     for node in [*relays, *users]:
         sim.add_node(node)
-    return world
+    return made

@@ -1,0 +1,474 @@
+"""Privacy libraries: Sphinx onion packets, blind tokens and contact proofs, each beside a baseline.
+
+Everything runs in one process, in the same run, with no I/O, on the public API
+of ``dchat_privacy`` (README of packages/dchat-privacy, docs/protocol.md
+sections 28-30):
+
+* Sphinx peel: ``OnionRelay.process`` on the first hop of a 3-hop first message
+  (5462 bytes: header, replay check, body layer), one relay core. The relay is
+  new each round so the same pre-built messages are not replays. Baseline: what
+  a relay would do with a plain onion layer of the same size: one X25519
+  exchange, SHA-256 of the secret, one ChaCha20-Poly1305 open (`cryptography`).
+* 3-hop latency: ``build_message`` over three relays plus the three
+  ``process`` calls, one message at a time, CPU time per message (median and
+  p99); baseline: three nested X25519 + ChaCha20-Poly1305 layers sealed by the
+  sender (a fresh ephemeral key each) and opened one per hop.
+* Blind tokens (RFC 9474, RSABSSA-SHA384-PSS-Randomized) at 2048 and 3072 bits,
+  in requests of 10: the client's ``request_tokens`` (prepare + blind), the
+  issuer's ``TokenIssuer.issue`` of the decoded request, the client's
+  ``PendingTokens.finalize`` (unblind + verify) and the relay's
+  ``TokenRedeemer.redeem`` (verify + spent set; a new redeemer each round).
+  Baseline: RSA-PSS (SHA-384, 48-byte salt) sign and verify with the same key
+  through `cryptography` (OpenSSL).
+* Contact proofs on ristretto255: ``prove_contact`` and ``verify_contact``
+  (unlinkable mode) for rings of 8, 64 and 256 keys. Baseline: one Ed25519
+  sign and one verify (`cryptography`).
+
+Implementations are measured interleaved (ours, baseline, ours, ...) for
+``--repeats`` rounds after a warm-up round, each round timed in process CPU time
+(``time.process_time``): the work is single threaded, so a rate is per core,
+and time spent waiting for a core that other processes hold is left out. The
+best round is reported with the median beside it.
+
+Usage::
+
+    uv run python benchmarks/bench_privacy.py [--packets N] [--samples N] [--tokens N]
+        [--proofs N] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from _common import (
+    arg_parser,
+    interleaved_rounds,
+    load_at_end,
+    load_averages,
+    markers,
+    publish,
+    run_lines,
+)
+from dchat_privacy import (
+    ContactContext,
+    ContactRing,
+    ContactSecret,
+    OnionPrivateKey,
+    OnionPublicKey,
+    OnionRelay,
+    TokenIssuer,
+    TokenIssuerKey,
+    TokenRedeemer,
+    build_message,
+    prove_contact,
+    request_tokens,
+    verify_contact,
+)
+from dchat_privacy.lowlevel import MESSAGE_SIZE, Deliver, Forward, decode_token_request, read_body
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+NAME = "bench_privacy"
+START, END = markers(NAME)
+
+TARGET_PEELS = 2_000  # issue 18: Sphinx packets peeled per second per relay core
+DATA = bytes(1000)  # a first message's data: a sealed envelope's worth
+BATCH = 10  # tokens per request
+REDEEMER = bytes(range(32))
+RING_SIZES = (8, 64, 256)
+NONCE = bytes(12)  # every baseline layer has a fresh X25519 key, hence a fresh AEAD key
+LAYER = 32 + 16  # ephemeral public key + tag
+PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
+
+
+@dataclass
+class Row:
+    label: str
+    count: int
+    seconds: list[float]
+
+    @property
+    def best(self) -> float:
+        """Operations per CPU-second in the fastest round."""
+        return self.count / min(self.seconds)
+
+    @property
+    def median(self) -> float:
+        return self.count / statistics.median(self.seconds)
+
+
+# (label, operations per round, run(n) -> CPU seconds); the first entry is dchat's.
+Case = list[tuple[str, int, "Callable[[int], float]"]]
+
+
+def timed(op: Callable[[int], object], n: int) -> float:
+    start = time.process_time()
+    for i in range(n):
+        op(i)
+    return time.process_time() - start
+
+
+# -- Sphinx ------------------------------------------------------------------------------------
+
+
+class Route:
+    """Three onion relays' keys and a route over them ending at a mailbox."""
+
+    def __init__(self) -> None:
+        self.keys = [OnionPrivateKey.generate() for _ in range(3)]
+        self.route: list[tuple[OnionPublicKey, bytes]] = [
+            (key.public_key, b"relay-%d" % i) for i, key in enumerate(self.keys)
+        ]
+        self.route[-1] = (self.keys[-1].public_key, b"mailbox")
+
+    def message(self) -> bytes:
+        return build_message(self.route, DATA, session_key=OnionPrivateKey.generate())[0]
+
+    def relays(self) -> list[OnionRelay]:
+        return [OnionRelay(key, epoch=1) for key in self.keys]
+
+
+def _seal(public: X25519PublicKey, plaintext: bytes) -> bytes:
+    ephemeral = X25519PrivateKey.generate()
+    key = hashlib.sha256(ephemeral.exchange(public)).digest()
+    sealed = ChaCha20Poly1305(key).encrypt(NONCE, plaintext, None)
+    return ephemeral.public_key().public_bytes_raw() + sealed
+
+
+def _open(private: X25519PrivateKey, layer: bytes) -> bytes:
+    key = hashlib.sha256(private.exchange(X25519PublicKey.from_public_bytes(layer[:32]))).digest()
+    return ChaCha20Poly1305(key).decrypt(NONCE, layer[32:], None)
+
+
+class PlainRoute:
+    """The baseline: three nested X25519 + ChaCha20-Poly1305 layers, as long as a Sphinx message."""
+
+    def __init__(self) -> None:
+        self.keys = [X25519PrivateKey.generate() for _ in range(3)]
+        self.publics = [key.public_key() for key in self.keys]
+
+    def message(self) -> bytes:
+        layer = DATA.ljust(MESSAGE_SIZE - 3 * LAYER, b"\0")
+        for public in reversed(self.publics):
+            layer = _seal(public, layer)
+        assert len(layer) == MESSAGE_SIZE
+        return layer
+
+
+def sphinx_cases(packets: int) -> dict[str, Case]:
+    route, plain = Route(), PlainRoute()
+    messages = [route.message() for _ in range(packets)]
+    layers = [plain.message() for _ in range(packets)]
+
+    def peel(n: int) -> float:
+        relay = OnionRelay(route.keys[0], epoch=1)  # an empty replay cache
+        return timed(lambda i: relay.process(messages[i]), n)
+
+    def peel_plain(n: int) -> float:
+        return timed(lambda i: _open(plain.keys[0], layers[i]), n)
+
+    return {
+        "Sphinx peel (1st of 3 hops)": [
+            ("dchat `OnionRelay.process`", packets, peel),
+            ("X25519 + ChaCha20-Poly1305 open", packets, peel_plain),
+        ]
+    }
+
+
+@dataclass
+class Latency:
+    label: str
+    total: list[float]
+    build: list[float]
+    hops: list[float]
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.total)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def three_hops(samples: int) -> tuple[Latency, Latency]:
+    """Build + peel at three hops, one message at a time, ours and the baseline alternating."""
+    route, plain = Route(), PlainRoute()
+    relays = route.relays()
+    ours, base = (
+        Latency("dchat", [], [], []),
+        Latency("nested X25519 + ChaCha20-Poly1305", [], [], []),
+    )
+    for _ in range(samples + samples // 10):  # the first tenth is a warm-up
+        start = time.process_time()
+        message = route.message()
+        built = time.process_time()
+        for relay in relays[:-1]:
+            forward = relay.process(message)
+            assert isinstance(forward, Forward)
+            message = forward.message
+        delivered = relays[-1].process(message)
+        done = time.process_time()
+        assert isinstance(delivered, Deliver)
+        assert read_body(delivered.body) == DATA
+        ours.total.append(done - start)
+        ours.build.append(built - start)
+        ours.hops.append((done - built) / 3)
+
+        start = time.process_time()
+        layer = plain.message()
+        built = time.process_time()
+        for key in plain.keys:
+            layer = _open(key, layer)
+        done = time.process_time()
+        assert layer.startswith(DATA)
+        base.total.append(done - start)
+        base.build.append(built - start)
+        base.hops.append((done - built) / 3)
+    for latency in (ours, base):
+        for series in (latency.total, latency.build, latency.hops):
+            del series[: samples // 10]
+    return ours, base
+
+
+# -- blind tokens ------------------------------------------------------------------------------
+
+
+def token_cases(bits: int, tokens: int) -> dict[str, Case]:
+    key = TokenIssuerKey.generate(epoch=1, bits=bits)
+    issuer = TokenIssuer([key])
+    public = key.public
+    requests = [request_tokens(public, REDEEMER, BATCH, b"payment") for _ in range(tokens // BATCH)]
+    wire = [request.to_bytes() for request, _ in requests]
+    answers = [issuer.issue(request, epoch=1).to_bytes() for request, _ in requests]
+    redemptions = [
+        token.redemption()
+        for (_, pending), answer in zip(requests, answers, strict=True)
+        for token in pending.finalize(answer)
+    ]
+    message = b"a token message of about the size dchat signs"
+    signatures = [key.private_key.sign(message, PSS, hashes.SHA384()) for _ in range(tokens)]
+    plain_public = key.private_key.public_key()
+
+    def batches(op: Callable[[int], object]) -> Callable[[int], float]:
+        return lambda n: timed(op, n // BATCH)
+
+    def redeem(n: int) -> float:
+        redeemer = TokenRedeemer(REDEEMER, epoch=1)  # an empty spent set
+        redeemer.add_key(public)
+        return timed(lambda i: redeemer.redeem(redemptions[i]), n)
+
+    def sign(n: int) -> float:
+        return timed(lambda _: key.private_key.sign(message, PSS, hashes.SHA384()), n)
+
+    def verify(n: int) -> float:
+        return timed(lambda i: plain_public.verify(signatures[i], message, PSS, hashes.SHA384()), n)
+
+    rsa = f"RSA-{bits}"
+    return {
+        f"{rsa} token request (client)": [
+            (
+                "dchat `request_tokens`",
+                tokens,
+                batches(lambda _: request_tokens(public, REDEEMER, BATCH, b"payment")),
+            ),
+        ],
+        f"{rsa} token issue (issuer)": [
+            (
+                "dchat `TokenIssuer.issue`",
+                tokens,
+                batches(lambda i: issuer.issue(decode_token_request(wire[i]), epoch=1)),
+            ),
+            ("RSA-PSS sign", tokens, sign),
+        ],
+        f"{rsa} token finalize (client)": [
+            (
+                "dchat `PendingTokens.finalize`",
+                tokens,
+                batches(lambda i: requests[i][1].finalize(answers[i])),
+            ),
+            ("RSA-PSS verify", tokens, verify),
+        ],
+        f"{rsa} token redeem (relay)": [
+            ("dchat `TokenRedeemer.redeem`", tokens, redeem),
+            ("RSA-PSS verify", tokens, verify),
+        ],
+    }
+
+
+# -- contact proofs ----------------------------------------------------------------------------
+
+
+def proof_cases(proofs: int) -> dict[str, Case]:
+    context = ContactContext(b"mailbox", 1, bytes(16))
+    ed_key = Ed25519PrivateKey.generate()
+    ed_public = ed_key.public_key()
+    ed_message = b"a contact request of about a proof's context size"
+    ed_signature = ed_key.sign(ed_message)
+    cases: dict[str, Case] = {}
+    for size in RING_SIZES:
+        secret = ContactSecret.generate()
+        ring = ContactRing.padded([secret.public_key], size=size)
+        proof = prove_contact(secret, ring, context)
+        count = max(2, proofs * RING_SIZES[0] // size)
+        ed_count = proofs * 20
+        cases[f"contact proof create, ring {size}"] = [
+            (
+                "dchat `prove_contact`",
+                count,
+                partial(timed, lambda _, s=secret, r=ring: prove_contact(s, r, context)),
+            ),
+            ("Ed25519 sign", ed_count, partial(timed, lambda _: ed_key.sign(ed_message))),
+        ]
+        cases[f"contact proof verify, ring {size}"] = [
+            (
+                "dchat `verify_contact`",
+                count,
+                partial(timed, lambda _, p=proof, r=ring: verify_contact(p, r, context)),
+            ),
+            (
+                "Ed25519 verify",
+                ed_count,
+                partial(timed, lambda _: ed_public.verify(ed_signature, ed_message)),
+            ),
+        ]
+    return cases
+
+
+# -- measuring and reporting -------------------------------------------------------------------
+
+
+def measure(cases: dict[str, Case], repeats: int) -> dict[str, list[Row]]:
+    results: dict[str, list[Row]] = {}
+    for title, runs in cases.items():
+        for _, count, run in runs:
+            run(count)  # warm-up
+        rounds = interleaved_rounds(
+            {label: partial(run, count) for label, count, run in runs}, repeats
+        )
+        rows = [Row(label, count, rounds[label]) for label, count, _ in runs]
+        for row in rows:
+            print(
+                f"{title:>34} {row.label:>34}: best {row.best:10,.0f}/s  "
+                f"median {row.median:10,.0f}/s",
+                file=sys.stderr,
+            )
+        results[title] = rows
+    return results
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f}"
+
+
+def table(results: dict[str, list[Row]]) -> list[str]:
+    lines = [
+        "| operation | implementation | best (ops/s per core) | median (ops/s) "
+        "| µs per op (best) | dchat time / baseline |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for title, rows in results.items():
+        ours = rows[0]
+        for row in rows:
+            ratio = "" if row is ours else f"{row.best / ours.best:.1f}x"
+            lines.append(
+                f"| {title} | {row.label} | {row.best:,.0f} | {row.median:,.0f} "
+                f"| {_us(1 / row.best)} | {ratio} |"
+            )
+    return lines
+
+
+def latency_table(pair: tuple[Latency, Latency]) -> list[str]:
+    lines = [
+        "| 3 hops, one message | median (µs) | p99 (µs) | build, median (µs) "
+        "| peel per hop, median (µs) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for latency in pair:
+        lines.append(
+            f"| {latency.label} | {_us(statistics.median(latency.total))} "
+            f"| {_us(latency.percentile(0.99))} | {_us(statistics.median(latency.build))} "
+            f"| {_us(statistics.median(latency.hops))} |"
+        )
+    return lines
+
+
+def section(
+    results: dict[str, list[Row]],
+    latency: tuple[Latency, Latency],
+    args: argparse.Namespace,
+    argv: list[str],
+    load: str,
+) -> str:
+    peel = next(iter(results.values()))[0]
+    verdict = "met" if peel.best >= TARGET_PEELS else "NOT met"
+    lines = [
+        START,
+        "## Privacy libraries: Sphinx, blind tokens, contact proofs (in-process)",
+        "",
+        *run_lines(NAME, argv, f"load average at start {load}", load_at_end()),
+        "- All rates are per CPU-second of one thread (process CPU time), i.e. per core; "
+        f"implementations interleaved for {args.repeats} rounds after a warm-up round, best "
+        "and median round reported. The machine was shared with other jobs (see the load "
+        "averages): CPU time leaves out waiting for a core, not cache or frequency effects.",
+        f"- Sphinx: {args.packets:,} pre-built 3-hop first messages ({MESSAGE_SIZE:,} bytes, "
+        f"{len(DATA):,} bytes of data) peeled by the first relay per round (a new relay each "
+        "round, so none is a replay); the replay cache check is included. Baseline: one "
+        "X25519 exchange + SHA-256 + ChaCha20-Poly1305 open of a layer as long "
+        "(`cryptography`). "
+        f"Target of issue 18: >= {TARGET_PEELS:,} peels/s per relay core: **{verdict}** "
+        f"({peel.best:,.0f}/s best, {peel.median:,.0f}/s median).",
+        f"- 3-hop latency: {args.samples:,} messages, each built (`build_message`) and "
+        "peeled by three relays in turn, CPU time per message (no network, no queueing); "
+        "baseline: three nested X25519 + ChaCha20-Poly1305 layers, sealed with a fresh "
+        "ephemeral key each and opened one per hop. Samples alternate with the baseline.",
+        f"- Blind tokens: RFC 9474 RSABSSA-SHA384-PSS-Randomized, {args.tokens:,} tokens per "
+        f"round in requests of {BATCH}; rates per token. Issue includes decoding the "
+        "request; redeem runs on a new `TokenRedeemer` each round (verify + spent set). "
+        "Baseline: RSA-PSS (SHA-384, 48-byte salt) sign / verify with the same key through "
+        "`cryptography` (OpenSSL). The client's request (prepare + blind) has no baseline.",
+        f"- Contact proofs: unlinkable mode, rings padded with decoys to {RING_SIZES}, one "
+        "context; `ContactVerifier`'s nonce bookkeeping is not included. Baseline: one "
+        "Ed25519 sign / verify (`cryptography`).",
+        "",
+        *table(results),
+        "",
+        *latency_table(latency),
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = arg_parser(__doc__)
+    parser.add_argument("--packets", type=int, default=500, help="Sphinx peels per round")
+    parser.add_argument("--samples", type=int, default=300, help="3-hop messages timed")
+    parser.add_argument("--tokens", type=int, default=40, help=f"per round, a multiple of {BATCH}")
+    parser.add_argument("--proofs", type=int, default=48, help="ring-8 proofs per round")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds per implementation")
+    args = parser.parse_args(argv)
+    if args.tokens < BATCH or args.tokens % BATCH:
+        parser.error(f"--tokens must be a positive multiple of {BATCH}")
+    load = load_averages()
+    cases = sphinx_cases(args.packets)
+    for bits in (2048, 3072):
+        cases |= token_cases(bits, args.tokens)
+    cases |= proof_cases(args.proofs)
+    results = measure(cases, args.repeats)
+    latency = three_hops(args.samples)
+    publish(NAME, section(results, latency, args, argv, load), args)
+
+
+if __name__ == "__main__":
+    main()

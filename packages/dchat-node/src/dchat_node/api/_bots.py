@@ -1,0 +1,336 @@
+"""The bot of a user node: management under ``/v1/bot`` and the Bot API under ``/bot<token>/``.
+
+A bot is this node's identity: messages to it are end to end encrypted to this
+node, like any user's. Management (the node's admin token): ``POST /v1/bot``
+``{name, description?}`` makes the node's identity a bot and answers its first
+token (shown once), ``GET /v1/bot``, ``POST /v1/bot/tokens {scopes}``, ``DELETE
+/v1/bot/tokens/{id}``, ``PUT /v1/bot/commands {commands}``, ``PUT
+/v1/bot/description {description}``.
+
+The Bot API (docs/protocol.md section 34) follows Telegram's shape:
+``GET|POST /bot<token>/<method>`` with query, JSON or form parameters, answered
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description"}``.
+It passes the admin-token guard (its own token is checked here, against the
+book's digests) and is left out of the OpenAPI document, whose error shape it
+does not use. The decisions (tokens, parameters, objects) are
+:mod:`dchat_messaging.bots`'; this module reads and writes the book file
+(``bot.json`` in the data directory, mode 0600, digests only) and the event log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from urllib.parse import parse_qsl
+
+import trio
+from fastapi import Path as PathParam
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_messaging.bots import (
+    BotApiError,
+    BotBook,
+    BotCommand,
+    bot_user,
+    chat_number,
+    error_answer,
+    message_update,
+    ok_answer,
+    parse_commands,
+    parse_get_updates,
+    parse_send_message,
+    sent_message,
+)
+
+from .._errors import NodeStateError
+from ._messages import traced_send
+from ._roles import user_role
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from fastapi import FastAPI
+    from fastapi.params import Depends
+
+    from .._runtime import Node
+    from ._events import EventFeed
+
+__all__ = ("add_bot_routes",)
+
+MAX_PARAMS = 64 * 1024
+"""Bytes of a Bot API call's body (a text is at most 4096 characters)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateBot(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=512)
+
+
+class IssueToken(_Strict):
+    scopes: list[str] = Field(default=["updates", "send", "manage"], min_length=1, max_length=3)
+
+
+class Command(_Strict):
+    command: str = Field(min_length=1, max_length=33)
+    description: str = Field(min_length=1, max_length=256)
+
+
+class SetCommands(_Strict):
+    commands: list[Command] = Field(max_length=100)
+
+
+class SetDescription(_Strict):
+    description: str = Field(max_length=512)
+
+
+def _state_error(exc: BotApiError) -> NodeStateError:
+    return NodeStateError("not_found" if exc.error_code == 404 else "invalid_request", str(exc))
+
+
+class BotShelf:
+    """The book file of this node's bot: read, changed and written under one lock."""
+
+    def __init__(self, node: Node) -> None:
+        self._path = node.config.data_dir / "bot.json"
+        self._lock = trio.Lock()
+
+    async def read(self) -> BotBook | None:
+        path = trio.Path(self._path)
+        if not await path.exists():
+            return None
+        return BotBook.from_json(await path.read_bytes())
+
+    async def change(self, step: Callable[[BotBook], Any]) -> Any:
+        """Apply ``step`` to the book and save it; ``step``'s answer."""
+        async with self._lock:
+            book = await self.read()
+            if book is None:
+                raise BotApiError(404, "Not Found: this node has no bot (dchat bot create)")
+            answer = step(book)
+            await self.write(book)
+            return answer
+
+    async def write(self, book: BotBook) -> None:
+        data, target = book.to_json(), self._path
+
+        def save() -> None:
+            temp = target.with_suffix(".tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(temp, target)
+
+        await trio.to_thread.run_sync(save)
+
+
+def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends]) -> None:
+    """Add the management routes and the Bot API (see the module docstring) to ``app``."""
+    shelf = BotShelf(node)
+    _add_management(app, node, shelf, feed, auth)
+    api = BotApi(node, shelf, feed)
+
+    @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
+    async def bot_call(
+        request: Request,
+        token: Annotated[str, PathParam(max_length=64)],
+        method: Annotated[str, PathParam(max_length=64)],
+    ) -> JSONResponse:
+        try:
+            params = await _params(request)
+            result = await api.call(token, method.lower(), params)
+        except BotApiError as exc:
+            return JSONResponse(error_answer(exc), status_code=exc.error_code)
+        return JSONResponse(ok_answer(result))
+
+
+def _add_management(
+    app: FastAPI, node: Node, shelf: BotShelf, feed: EventFeed, auth: list[Depends]
+) -> None:
+    async def changed(step: Callable[[BotBook], Any]) -> Any:
+        try:
+            return await shelf.change(step)
+        except BotApiError as exc:
+            raise _state_error(exc) from None
+
+    @app.post("/v1/bot", dependencies=auth, status_code=201)
+    async def create_bot(body: CreateBot) -> dict[str, Any]:
+        identity_id = str(user_role(node).user.card.identity_id)
+        if await shelf.read() is not None:
+            raise NodeStateError("bot_exists", "this node already has a bot")
+        book = BotBook(body.name, identity_id, body.description, offset=await feed.head() + 1)
+        token = book.issue(frozenset({"updates", "send", "manage"}), _secret(), time.time())
+        await shelf.write(book)
+        return {"bot": book.summary(), "token": token}
+
+    @app.get("/v1/bot", dependencies=auth)
+    async def show_bot() -> dict[str, Any]:
+        book = await shelf.read()
+        if book is None:
+            raise NodeStateError("not_found", "this node has no bot (dchat bot create)")
+        return book.summary()
+
+    @app.post("/v1/bot/tokens", dependencies=auth, status_code=201)
+    async def issue_token(body: IssueToken) -> dict[str, Any]:
+        scopes = frozenset(body.scopes)
+        token = await changed(lambda book: book.issue(scopes, _secret(), time.time()))
+        return {"token": token, "token_id": int(token.split(":", 1)[0])}
+
+    @app.delete("/v1/bot/tokens/{token_id}", dependencies=auth)
+    async def revoke_token(
+        token_id: Annotated[int, PathParam(ge=1, le=1_000_000)],
+    ) -> dict[str, Any]:
+        await changed(lambda book: book.revoke(token_id))
+        return {"revoked": token_id}
+
+    @app.put("/v1/bot/commands", dependencies=auth)
+    async def set_commands(body: SetCommands) -> dict[str, Any]:
+        try:
+            commands = [
+                BotCommand(c.command.removeprefix("/"), c.description) for c in body.commands
+            ]
+        except BotApiError as exc:
+            raise _state_error(exc) from None
+        await changed(lambda book: book.set_commands(commands))
+        return {"commands": [c.__dict__ for c in commands]}
+
+    @app.put("/v1/bot/description", dependencies=auth)
+    async def set_description(body: SetDescription) -> dict[str, Any]:
+        await changed(lambda book: book.set_description(body.description))
+        return {"description": body.description}
+
+
+def _secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+async def _params(request: Request) -> dict[str, object]:
+    """The call's parameters: the query, then a JSON object or a urlencoded form body."""
+    params: dict[str, object] = dict(request.query_params)
+    body = await request.body()
+    if len(body) > MAX_PARAMS:
+        raise BotApiError(413, "Request Entity Too Large")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not body.strip():
+        return params
+    try:
+        if kind == "application/json":
+            decoded = json.loads(body)
+            if not isinstance(decoded, dict):
+                raise BotApiError(400, "Bad Request: the JSON body must be an object")
+            return params | decoded
+        if kind == "application/x-www-form-urlencoded":
+            return params | dict(parse_qsl(body.decode(), keep_blank_values=True))
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        raise BotApiError(400, "Bad Request: the body cannot be parsed") from None
+    raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
+
+
+_Method: TypeAlias = "Callable[[BotBook, dict[str, object]], Awaitable[object]]"
+
+
+class BotApi:
+    """The Bot API's methods, each after the token is checked for its scope."""
+
+    def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed) -> None:
+        self._node, self._shelf, self._feed = node, shelf, feed
+        self._methods: dict[str, tuple[str | None, _Method]] = {
+            "getme": (None, self._get_me),
+            "getupdates": ("updates", self._get_updates),
+            "sendmessage": ("send", self._send_message),
+            "setmycommands": ("manage", self._set_commands),
+            "getmycommands": (None, self._get_commands),
+            "deletewebhook": ("updates", self._no_webhook),
+        }
+
+    async def call(self, token: str, method: str, params: dict[str, object]) -> object:
+        book = await self._shelf.read()
+        if book is None:
+            raise BotApiError(401, "Unauthorized")
+        scope, run = self._methods.get(method, (None, None))
+        book.authorize(token, scope)  # before saying whether the method exists
+        if run is None:
+            raise BotApiError(404, "Not Found: method not found")
+        return await run(book, params)
+
+    async def _get_me(self, book: BotBook, _: dict[str, object]) -> object:
+        return bot_user(book.identity_id, book.name)
+
+    async def _get_commands(self, book: BotBook, _: dict[str, object]) -> object:
+        return [c.__dict__ for c in book.commands]
+
+    async def _set_commands(self, _: BotBook, params: dict[str, object]) -> object:
+        commands = parse_commands(params)
+        await self._shelf.change(lambda book: book.set_commands(commands))
+        return True
+
+    async def _no_webhook(self, _: BotBook, __: dict[str, object]) -> object:
+        return True  # no webhooks yet: there is never one to delete
+
+    async def _get_updates(self, book: BotBook, params: dict[str, object]) -> object:
+        call = parse_get_updates(params)
+        if call.offset is not None and call.offset > book.offset:
+            offset = call.offset
+            await self._shelf.change(lambda b: b.confirm(offset))
+        start = max(book.offset, call.offset or 0) - 1
+        with trio.move_on_after(call.timeout):
+            while True:
+                changed = self._feed.changed()  # armed before the read: no lost wake-up
+                updates = await self._updates_after(start, call.limit)
+                if updates or call.timeout == 0:
+                    return updates
+                await changed.wait()
+        return []
+
+    async def _updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        updates: list[dict[str, Any]] = []
+        for _ in range(10):  # at most 10 pages of other events per call
+            events = await self._feed.page(after, 100)
+            for event in events:
+                data = event["data"]
+                if event["kind"] == "message" and data.get("direction") == "in":
+                    updates.append(
+                        message_update(
+                            event["cursor"],
+                            peer_id=data["peer_id"],
+                            peer_name=data["peer_name"],
+                            text=data["text"] or "",
+                            sent_at=data["sent_at"],
+                        )
+                    )
+                if len(updates) == limit:
+                    return updates
+            if len(events) < 100 or updates:
+                return updates
+            after = events[-1]["cursor"]
+        return updates
+
+    async def _send_message(self, book: BotBook, params: dict[str, object]) -> object:
+        call = parse_send_message(params)
+        user = user_role(self._node).user
+        contacts = await user.run(user.book.entries)
+        peer = None
+        for contact in contacts:
+            wanted = chat_number(contact.identity_id)
+            if call.chat_id in (wanted, contact.name, contact.identity_id):
+                peer = contact
+        if peer is None:
+            raise BotApiError(400, "Bad Request: chat not found")
+        mid = await traced_send(user, peer.identity_id, call.text)
+        number = int.from_bytes(bytes(mid)[:6], "big")
+        return sent_message(
+            number,
+            bot_id=book.identity_id,
+            bot_name=book.name,
+            peer_id=peer.identity_id,
+            text=call.text,
+            at=time.time(),
+        )
