@@ -15,6 +15,8 @@ import sys
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ._names import UNUSED_BY_THE_CLIENT
+
 if TYPE_CHECKING:
     from ._client import app as app
     from ._node import node_app as node_app
@@ -22,10 +24,6 @@ if TYPE_CHECKING:
 __all__ = ("app", "main", "node_app", "node_main")
 
 _HOMES = {"app": "._client", "node_app": "._node"}
-# httpcore loads trio and h2 when they are installed (for async and HTTP/2 use); the
-# client's HTTP is synchronous HTTP/1.1 to loopback, so it goes without (~0.4 s of CPU).
-# ``LazyGroups`` lets them load again for a group that needs them (``dchat wallet``).
-UNUSED_BY_THE_CLIENT = ("trio", "h2")
 
 
 def __getattr__(name: str) -> object:

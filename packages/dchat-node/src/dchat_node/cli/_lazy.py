@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import typer
 from typer.core import TyperGroup
 
-from . import UNUSED_BY_THE_CLIENT
+from ._names import UNUSED_BY_THE_CLIENT
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("lazy_names",)
+__all__ = ("UNUSED_BY_THE_CLIENT", "lazy_names")
+
+# httpcore loads trio and h2 when they are installed (for async and HTTP/2 use); the
+# client's HTTP is synchronous HTTP/1.1 to loopback, so it goes without (~0.4 s of CPU).
+# ``LazyGroups`` lets them load again for a group that needs them (``dchat wallet``).
+UNUSED_BY_THE_CLIENT = ("trio", "h2")
 
 
 def lazy_names(package: str, homes: dict[str, tuple[str, ...]]) -> Callable[[str], object]:
