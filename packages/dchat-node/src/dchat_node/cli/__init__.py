@@ -3,396 +3,47 @@
 ``dchat`` talks to a running node through its local API; it finds the node by its
 data directory (``--data-dir`` or ``DCHAT_DATA_DIR``). Errors print one line and
 exit with status 1; usage mistakes exit with status 2.
+
+The two live apart (``_client`` and ``_node``) and load on first use: ``dchat``
+imports the SDK and typer, never the node's server, storage or chain.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+import sys
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-import trio
-import typer
-from rich.console import Console
-from rich.table import Table
-
-from dchat_sdk import RemoteClient
-
-from .._logging import configure_logging
-from ..config import load_config
-from ._attachments import attachment_app, send_attachment
-from ._backup import backup_app
-from ._bots import bot_app
-from ._broadcast import broadcast_app, register_broadcast_commands
-from ._burners import burner_app, send_as_burner
-from ._chain import chain_app, wallet_app
-from ._channels import channel_app
-from ._common import check_database_url_option, read_passphrase
-from ._common import err_console as _err
-from ._common import fail as _fail
-from ._common import guard as _guard
-from ._conversations import inbox_table, register_conversation_commands
-from ._groups import group_app, register_group_commands
-from ._guardians import guardian_app
-from ._handles import add_by_handle, handle_app, is_handle
-from ._identity import register_identity_commands
-from ._open import register_open_command
-from ._relay import relay_app
-from ._relays import register_relays_command, resolve_for_run
-from ._requests import register_request_commands
-from ._search import register_search_command
-from ._watch import register_watch_command
+from ._names import UNUSED_BY_THE_CLIENT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from ._client import app as app
+    from ._node import node_app as node_app
 
 __all__ = ("app", "main", "node_app", "node_main")
 
-T = TypeVar("T")
-_DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
-_out = Console()
-
-node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
-node_app.add_typer(backup_app, name="backup")
-node_app.add_typer(chain_app, name="chain")
-node_app.add_typer(relay_app, name="relay")
-app = typer.Typer(
-    help="dchat: end-to-end encrypted chat, from the command line.", no_args_is_help=True
-)
-contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
-app.add_typer(contact_app, name="contact")
-app.add_typer(wallet_app, name="wallet")
-wallet_app.add_typer(channel_app, name="channel")
-app.add_typer(guardian_app, name="guardian")
-app.add_typer(burner_app, name="burner")
-app.add_typer(bot_app, name="bot")
-app.add_typer(handle_app, name="handle")
-app.add_typer(attachment_app, name="attachment")
-app.add_typer(group_app, name="group")
-app.add_typer(broadcast_app, name="channel")
-
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        help="user/relay: PostgreSQL URL of the node's database (default DATA_DIR/node.db); "
-        "no password here (use dchat.toml, DCHAT_DATABASE_URL or ~/.pgpass)"
-    ),
-]
+_HOMES = {"app": "._client", "node_app": "._node"}
 
 
-@node_app.command("run")
-def run(
-    data_dir: DataDir = _DEFAULT_DIR,
-    role: Annotated[str | None, typer.Option(help="user or relay")] = None,
-    listen: Annotated[
-        str | None, typer.Option(help="HOST:PORT: relay protocol (relay) or local API (user)")
-    ] = None,
-    api_listen: Annotated[str | None, typer.Option(help="HOST:PORT of a relay's API")] = None,
-    relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
-    relay_node: Annotated[str | None, typer.Option(help="user: pin the relay's node id")] = None,
-    poll_interval: Annotated[float | None, typer.Option(help="seconds between fetches")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="TOML file (default DATA_DIR/dchat.toml)")
-    ] = None,
-    passphrase_file: Annotated[
-        Path | None, typer.Option(help="file holding the passphrase")
-    ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
-    expose_api: Annotated[
-        bool | None,
-        typer.Option(
-            "--expose-api", help="allow the API off loopback (needs api_tls_cert/api_tls_key)"
-        ),
-    ] = None,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Run a node until SIGINT or SIGTERM."""
-    from dchat_network import tracing
-
-    from .._runtime import run_node
-
-    _guard(lambda: check_database_url_option(database_url))
-    overrides = {
-        "role": role,
-        "listen": listen,
-        "api_listen": api_listen,
-        "relay": relay,
-        "relay_node": relay_node,
-        "poll_interval": poll_interval,
-        "log_level": log_level,
-        "expose_api": expose_api,
-        "database_url": database_url,
-    }
-    cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
-    secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
-    cfg = resolve_for_run(cfg)
-    configure_logging(cfg.log_level)
-    file = cfg.tracing_file
-    traces = tracing.configure(
-        f"dchat-{cfg.role}",
-        endpoint=cfg.tracing_endpoint,
-        file=None if file is None else cfg.data_dir / file,  # an absolute file stays itself
-        fallback=cfg.data_dir / "traces.jsonl",
-    )
-    tracing.install(traces)
-    try:
-        _guard(lambda: trio.run(run_node, cfg, secret))
-    finally:
-        traces.shutdown()  # flushes the spans still batched
-
-
-@node_app.command("init")
-def init_node(
-    data_dir: DataDir = _DEFAULT_DIR,
-    role: Annotated[str, typer.Option(help="user, relay or validator")] = "user",
-    listen: Annotated[
-        str | None,
-        typer.Option(help="HOST:PORT (user 127.0.0.1:8470, relay :7400, validator :7500)"),
-    ] = None,
-    api_listen: Annotated[
-        str | None, typer.Option(help="relay/validator: HOST:PORT of the API (loopback)")
-    ] = None,
-    relay: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="user: a home relay, [NODEID@]HOST:PORT; repeat it for several (multi-path)"
-        ),
-    ] = None,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Write a commented ``dchat.toml`` for ROLE into the data directory (every option)."""
-    from ._init import render_config, write_config
-
-    _guard(lambda: check_database_url_option(database_url))
-    relays = tuple(relay or ())
-    text = _guard(
-        lambda: render_config(
-            role, listen=listen, api_listen=api_listen, relays=relays, database_url=database_url
-        )
-    )
-    _guard(lambda: write_config(data_dir, text))
-    _out.print(f"wrote {data_dir / 'dchat.toml'}", highlight=False)
-
-
-register_relays_command(node_app, _DEFAULT_DIR)
-
-
-@app.callback()
-def _options(ctx: typer.Context, data_dir: DataDir = _DEFAULT_DIR) -> None:
-    """Options shared by every ``dchat`` command."""
-    ctx.obj = data_dir
-
-
-def _with_client(ctx: typer.Context, action: Callable[[RemoteClient], T]) -> T:
-    data_dir: Path = ctx.find_root().obj
-    with _guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
-        return _guard(lambda: action(client))
-
-
-@app.command("init")
-def init_identity(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Option(help="The name shown on your contact card.")],
-    phrase: Annotated[
-        bool, typer.Option("--phrase", help="Derive the keys from a new recovery phrase.")
-    ] = False,
-    restore: Annotated[
-        bool, typer.Option("--restore", help="Restore the identity of a recovery phrase.")
-    ] = False,
-    phrase_file: Annotated[
-        Path | None, typer.Option(help="--restore: read the phrase from this file.")
-    ] = None,
-) -> None:
-    """Create this node's identity and print its contact card.
-
-    With ``--phrase`` the 24-word recovery phrase is printed once: write it
-    down, it is not stored anywhere. With ``--restore`` the identity of a
-    phrase comes back; then ``dchat resync CONTACT...`` asks contacts for its
-    identity document.
-    """
-    if phrase and restore:
-        raise _fail("use --phrase or --restore, not both")
-    body: dict[str, Any] = {"name": name}
-    if phrase:
-        body["recovery_phrase"] = True
-    if restore:
-        if phrase_file is not None:
-            text = _guard(lambda: phrase_file.read_text())
-        else:
-            text = typer.prompt("recovery phrase", hide_input=True)
-        body["restore_phrase"] = " ".join(text.split())
-    answer = _with_client(ctx, lambda c: c.request("POST", "/v1/identity", body))
-    _out.print(f"identity {answer['identity_id']}")
-    if phrase:
-        _out.print("recovery phrase (shown once; anyone who has it owns this identity):")
-        _out.print(f"  {answer['recovery_phrase']}", soft_wrap=True, highlight=False)
-    _out.print(answer["card"], soft_wrap=True)
-
-
-@app.command("resync")
-def resync(
-    ctx: typer.Context,
-    contacts: Annotated[list[str], typer.Argument(help="Contacts to ask.")],
-) -> None:
-    """After ``init --restore``: ask contacts for this identity's latest document."""
-    answer = _with_client(
-        ctx, lambda c: c.request("POST", "/v1/identity/resync", {"contacts": contacts})
-    )
-    _out.print(f"asked {answer['asked']} contact(s); see `dchat id` for the document version")
-
-
-@app.command("card")
-def card(ctx: typer.Context) -> None:
-    """Print this identity's contact card, to give to people who should reach you."""
-    _out.print(_with_client(ctx, lambda c: c.card()), soft_wrap=True, highlight=False)
-
-
-@contact_app.command("add")
-def contact_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="a name for the contact, or their @handle")],
-    card: Annotated[
-        str | None, typer.Argument(help="their card, or their @handle (looked up on chain)")
-    ] = None,
-) -> None:
-    """Add a contact from the card they gave you, or by their public @handle.
-
-    ``dchat contact add @alice`` (named alice) or ``dchat contact add al @alice``
-    looks the handle up on the chat chain, verified by the node's light client.
-    """
-    if card is None and not is_handle(name):
-        raise _fail("give their card, or their @handle")
-    if card is None or is_handle(card):
-        who, identity = add_by_handle(ctx, card or name, None if card is None else name)
-    else:
-        contact = _with_client(ctx, lambda c: c.add_contact(name, card))
-        who, identity = contact.name, contact.identity_id
-    _out.print(f"added {who} ({identity})", highlight=False)
-
-
-@contact_app.command("list")
-def contact_list(ctx: typer.Context) -> None:
-    """List contacts."""
-    table = Table("name", "identity")
-    for contact in _with_client(ctx, lambda c: c.contacts()):
-        table.add_row(contact.name, contact.identity_id)
-    _out.print(table)
-
-
-register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
-register_request_commands(app)
-register_watch_command(app)
-register_open_command(app)
-register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
-register_group_commands(lambda ctx, action: _with_client(ctx, action))
-register_broadcast_commands(lambda ctx, action: _with_client(ctx, action))
-register_search_command(app, lambda ctx, action: _with_client(ctx, action))
-
-
-FileOption = Annotated[Path | None, typer.Option(exists=True, dir_okay=False)]
-
-
-@app.command("send")
-def send(
-    ctx: typer.Context,
-    to: str,
-    text: Annotated[str, typer.Argument(help="The text, or an attachment's caption.")] = "",
-    as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
-    file: FileOption = None,
-    image: FileOption = None,
-    voice: FileOption = None,
-    location: Annotated[str | None, typer.Option(help="LAT,LON[,label] in degrees.")] = None,
-    media_type: Annotated[str | None, typer.Option("--type", help="Media type.")] = None,
-    duration: Annotated[float, typer.Option(help="--voice: seconds.", min=0)] = 0.0,
-) -> None:
-    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender.
-
-    With --file, --image, --voice or --location the message carries that
-    attachment (end-to-end encrypted; TEXT is its caption).
-    """
-    if file or image or voice or location:
-        files = {"document": file, "image": image, "voice": voice}
-        send_attachment(ctx, to, text, files, location, media_type, duration)
-        return
-    if not text:
-        raise _fail("give TEXT or an attachment")
-    if as_burner is not None:
-        send_as_burner(ctx, as_burner, to, text)
-        return
-    body = {"to": to, "text": text}
-    reply = _with_client(ctx, lambda c: c.request("POST", "/v1/messages", body))
-    note = ", relay unreachable" if reply.get("relay") == "unreachable" else ""
-    _out.print(f"queued {reply.get('message_id')}{note}", highlight=False)
-
-
-@app.command("inbox")
-def inbox(
-    ctx: typer.Context,
-    messages: Annotated[
-        bool, typer.Option("--messages", help="list stored messages instead of conversations")
-    ] = False,
-    peer: Annotated[str | None, typer.Option(help="messages: only this contact")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    after: Annotated[int | None, typer.Option(min=0, help="page: stored after this cursor")] = None,
-    before: Annotated[int | None, typer.Option(min=0, help="page: stored before it")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Conversations, the most recent first, with unread counts and last message time.
-
-    ``--messages`` (or ``--peer``, ``--after``, ``--before``) lists stored
-    messages instead, oldest first; ``dchat show PEER`` shows one conversation.
-    """
-    if not (messages or peer is not None or after is not None or before is not None):
-        lines = _with_client(ctx, lambda c: c.conversations())
-        if as_json:
-            _out.print_json(json.dumps(lines))
-        else:
-            _out.print(inbox_table(lines))
-        return
-    page = _with_client(ctx, lambda c: c.message_page(peer, limit, after=after, before=before))
-    if as_json:
-        _out.print_json(json.dumps([_as_dict(m) for m in page.messages]))
-        return
-    table = Table("", "who", "message")
-    for m in page.messages:
-        who = m.peer_name or m.peer_id
-        table.add_row("<-" if m.direction == "in" else "->", who, m.text)
-    _out.print(table)
-    if page.missing:
-        _err.print(f"{page.missing} message(s) missing so far: they will show when they arrive")
-    if after is not None or before is not None or page.before is not None:
-        older = "none" if page.before is None else f"--before {page.before}"
-        _err.print(f"older: {older}; newer: --after {page.after}", highlight=False)
-
-
-def _as_dict(message: Any) -> dict[str, Any]:
-    return {name: getattr(message, name) for name in message.__slots__}
-
-
-@app.command("status")
-def status(ctx: typer.Context) -> None:
-    """Show the node's status."""
-    _out.print_json(json.dumps(_with_client(ctx, lambda c: c.status())))
-
-
-@app.command("demo")
-def demo() -> None:
-    """Relay + two users as real processes: an E2E message to an offline recipient."""
-    from ._demo import run_demo
-
-    raise typer.Exit(run_demo(_out))
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name], __name__), name)
 
 
 def main() -> None:
     """Entry point of ``dchat``."""
+    for name in UNUSED_BY_THE_CLIENT:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type] # "import name" fails
+    from ._client import app
+
     app()
 
 
 def node_main() -> None:
     """Entry point of ``dchat-node``: what it creates (data, keys, backups) is private."""
+    from ._node import node_app
+
     os.umask(0o077)
     node_app()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import getpass
 import os
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dchat_core import DchatError
 
@@ -15,38 +20,95 @@ from .._errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
-__all__ = ("check_database_url_option", "err_console", "fail", "guard", "read_passphrase")
+__all__ = (
+    "DEFAULT_DIR",
+    "check_database_url_option",
+    "err_console",
+    "fail",
+    "guard",
+    "read_passphrase",
+)
 
 T = TypeVar("T")
+DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
 err_console = Console(stderr=True)
 
 
-def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr; the caller raises the returned exit (status 1)."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+def fail(message: str, hint: str | None = None) -> typer.Exit:
+    """Print ``error: message (hint)`` on one line of stderr; the caller raises the exit (1)."""
+    line = message if hint is None else f"{message} (hint: {hint})"
+    err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
 def guard(action: Callable[[], T]) -> T:
-    """Run ``action``, turning any dchat error into a one-line failure."""
+    """Run ``action``, turning a dchat error or a system error into a one-line failure.
+
+    The error may come wrapped in exception groups (a trio nursery's): its first
+    dchat or system error is the one reported. Anything else is a bug and keeps
+    its traceback.
+    """
     try:
         return action()
-    except DchatError as exc:
-        raise fail(str(exc)) from None
+    except (DchatError, OSError, BaseExceptionGroup) as exc:
+        known = _known(exc)
+        if known is None:
+            raise
+        raise fail(_message(known), hint_for(known)) from None
+
+
+def _known(exc: BaseException) -> DchatError | OSError | None:
+    if isinstance(exc, (DchatError, OSError)):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _known(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _message(exc: DchatError | OSError) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def hint_for(exc: BaseException) -> str | None:
+    """What to try next after ``exc`` (``None`` when the message says it already)."""
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return "another process (a node already running?) has the port: stop it or pick --listen"
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+        return "check the file's owner and mode, or the port (below 1024 needs privileges)"
+    if "validator.key" in text:
+        return "a validator needs its key in DATA_DIR: `dchat-node chain init-testnet` writes them"
+    if "wrong passphrase" in text:
+        return "use the passphrase given at init: DCHAT_PASSPHRASE, --passphrase-file or the prompt"
+    if "no running node" in text or "unreachable" in text.lower():
+        return "start it with `dchat-node run --data-dir DIR`, or point --data-dir at it"
+    if isinstance(exc, ConfigError):
+        return "check the flags and DATA_DIR/dchat.toml (`dchat-node init` writes a commented one)"
+    return None
 
 
 def read_passphrase(passphrase_file: Path | None, env_var: str, purpose: str) -> bytes:
-    """The passphrase from ``passphrase_file`` (trailing newline dropped) or ``env_var``."""
+    """The passphrase from ``passphrase_file`` (trailing newline dropped), ``env_var``, or asked.
+
+    Asked (without echo) only on a terminal; in a script a missing passphrase fails.
+    """
     if passphrase_file is not None:
         try:
             return passphrase_file.read_bytes().rstrip(b"\r\n")
         except OSError as exc:
             raise fail(f"cannot read the passphrase file: {exc.strerror}") from None
     value = os.environ.get(env_var)
+    if not value and sys.stdin.isatty():
+        value = getpass.getpass(f"passphrase to {purpose}: ")
     if not value:
-        raise fail(f"set {env_var} or pass --passphrase-file to {purpose}")
+        raise fail(f"no passphrase to {purpose}", f"set {env_var} or pass --passphrase-file")
     return value.encode()
 
 

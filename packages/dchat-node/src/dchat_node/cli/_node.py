@@ -1,0 +1,137 @@
+"""``dchat-node``: run and set up a node (the server side; ``dchat`` never imports this)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ._backup import backup_app
+from ._chain import chain_app
+from ._common import DEFAULT_DIR as _DEFAULT_DIR
+from ._common import check_database_url_option, read_passphrase
+from ._common import guard as _guard
+from ._relay import relay_app
+from ._relays import register_relays_command, resolve_for_run
+
+__all__ = ("node_app",)
+
+_out = Console()
+
+node_app = typer.Typer(help="Run and manage a dchat node.", no_args_is_help=True)
+node_app.add_typer(backup_app, name="backup")
+node_app.add_typer(chain_app, name="chain")
+node_app.add_typer(relay_app, name="relay")
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="user/relay: PostgreSQL URL of the node's database (default DATA_DIR/node.db); "
+        "no password here (use dchat.toml, DCHAT_DATABASE_URL or ~/.pgpass)"
+    ),
+]
+
+
+@node_app.command("run")
+def run(
+    data_dir: DataDir = _DEFAULT_DIR,
+    role: Annotated[str | None, typer.Option(help="user or relay")] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT: relay protocol (relay) or local API (user)")
+    ] = None,
+    api_listen: Annotated[str | None, typer.Option(help="HOST:PORT of a relay's API")] = None,
+    relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
+    relay_node: Annotated[str | None, typer.Option(help="user: pin the relay's node id")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between fetches")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file (default DATA_DIR/dchat.toml)")
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="file holding the passphrase")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+    expose_api: Annotated[
+        bool | None,
+        typer.Option(
+            "--expose-api", help="allow the API off loopback (needs api_tls_cert/api_tls_key)"
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run a node until SIGINT or SIGTERM."""
+    import trio
+
+    from dchat_network import tracing
+
+    from .._logging import configure_logging
+    from .._runtime import run_node
+    from ..config import load_config
+
+    _guard(lambda: check_database_url_option(database_url))
+    overrides = {
+        "role": role,
+        "listen": listen,
+        "api_listen": api_listen,
+        "relay": relay,
+        "relay_node": relay_node,
+        "poll_interval": poll_interval,
+        "log_level": log_level,
+        "expose_api": expose_api,
+        "database_url": database_url,
+    }
+    cfg = _guard(lambda: load_config(data_dir, config_file=config, overrides=overrides))
+    secret = read_passphrase(passphrase_file, "DCHAT_PASSPHRASE", "unlock the node's keys")
+    cfg = resolve_for_run(cfg)
+    configure_logging(cfg.log_level)
+    file = cfg.tracing_file
+    traces = tracing.configure(
+        f"dchat-{cfg.role}",
+        endpoint=cfg.tracing_endpoint,
+        file=None if file is None else cfg.data_dir / file,  # an absolute file stays itself
+        fallback=cfg.data_dir / "traces.jsonl",
+    )
+    tracing.install(traces)
+    try:
+        _guard(lambda: trio.run(run_node, cfg, secret))
+    finally:
+        traces.shutdown()  # flushes the spans still batched
+
+
+@node_app.command("init")
+def init_node(
+    data_dir: DataDir = _DEFAULT_DIR,
+    role: Annotated[str, typer.Option(help="user, relay or validator")] = "user",
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT (user 127.0.0.1:8470, relay :7400, validator :7500)"),
+    ] = None,
+    api_listen: Annotated[
+        str | None, typer.Option(help="relay/validator: HOST:PORT of the API (loopback)")
+    ] = None,
+    relay: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="user: a home relay, [NODEID@]HOST:PORT; repeat it for several (multi-path)"
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write a commented ``dchat.toml`` for ROLE into the data directory (every option)."""
+    from ._init import render_config, write_config
+
+    _guard(lambda: check_database_url_option(database_url))
+    relays = tuple(relay or ())
+    text = _guard(
+        lambda: render_config(
+            role, listen=listen, api_listen=api_listen, relays=relays, database_url=database_url
+        )
+    )
+    _guard(lambda: write_config(data_dir, text))
+    _out.print(f"wrote {data_dir / 'dchat.toml'}", highlight=False)
+
+
+register_relays_command(node_app, _DEFAULT_DIR)

@@ -1,0 +1,193 @@
+"""The ``dchat`` client stays light and its errors stay one line (issue 19, item 2)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from dchat_node import ConfigError
+from dchat_node.cli import _client, _common, app, node_app
+
+runner = CliRunner()
+
+# What a client command must never load: the node's server, storage, chain, event loop.
+# (pydantic is allowed: typer itself coerces a command's parameters with it.)
+HEAVY_TOPS = {
+    "alembic",
+    "dchat_chain",
+    "dchat_network",
+    "dchat_storage",
+    "fastapi",
+    "hypercorn",
+    "sqlalchemy",
+    "trio",
+}
+HEAVY_NODE = ("dchat_node._runtime", "dchat_node.api", "dchat_node.config", "dchat_node.user")
+_PROBE = """
+import json, sys
+sys.argv = ["dchat", *json.loads(sys.argv[1])]
+from dchat_node.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
+"""
+
+
+def _loaded_by(*args: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``dchat ARGS``."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(list(args))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY_TOPS or m.startswith(HEAVY_NODE))
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("--data-dir", "/nonexistent/dchat", "send", "bob", "hi")]
+)
+def test_client_commands_load_no_server_module(args: tuple[str, ...]) -> None:
+    loaded = _loaded_by(*args)
+    assert "dchat_sdk" in loaded  # the probe ran the command (it would pass on nothing)
+    assert _heavy(loaded) == []
+
+
+def test_the_heavy_check_sees_the_node() -> None:
+    """The same probe on a wallet command does load the chain (the check can fail)."""
+    assert "dchat_chain" in {m.split(".")[0] for m in _loaded_by("wallet", "--help")}
+
+
+def test_wallet_is_listed_and_runs_when_loaded() -> None:
+    top = runner.invoke(app, ["--help"])
+    assert top.exit_code == 0
+    assert "wallet" in top.output
+    wallet = runner.invoke(app, ["wallet", "--help"])
+    assert wallet.exit_code == 0, wallet.output
+    assert "transfer" in wallet.output
+    assert "install-completion" not in wallet.output  # only the root offers completion
+    channel = runner.invoke(app, ["wallet", "channel", "--help"])
+    assert channel.exit_code == 0, channel.output
+
+
+def test_shell_completion_is_offered() -> None:
+    assert "--install-completion" in runner.invoke(app, ["--help"]).output
+
+
+class _FakeClient:
+    sent: list[dict[str, Any]] = []  # noqa: RUF012 (a test's record)
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path) -> _FakeClient:
+        return cls()
+
+    def __enter__(self) -> _FakeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def request(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.sent.append(body)
+        return {"message_id": "m1"}
+
+
+def test_send_dash_reads_the_text_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_client, "RemoteClient", _FakeClient)
+    _FakeClient.sent.clear()
+    result = runner.invoke(app, ["send", "bob", "-"], input="two\nlines\n")
+    assert result.exit_code == 0, result.output
+    assert _FakeClient.sent == [{"to": "bob", "text": "two\nlines"}]
+
+
+def test_passphrase_is_asked_without_echo_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    monkeypatch.delenv("DCHAT_PASSPHRASE", raising=False)
+    monkeypatch.setattr(_common.sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(_common.getpass, "getpass", lambda prompt: asked.append(prompt) or "s3")
+    assert _common.read_passphrase(None, "DCHAT_PASSPHRASE", "unlock") == b"s3"
+    assert asked == ["passphrase to unlock: "]
+    monkeypatch.setenv("DCHAT_PASSPHRASE", "from-env")
+    assert _common.read_passphrase(None, "DCHAT_PASSPHRASE", "unlock") == b"from-env"
+    assert len(asked) == 1  # the environment variable still wins, no prompt
+
+
+def _one_line_failure(exc: BaseException, capsys: pytest.CaptureFixture[str]) -> str:
+    def boom() -> None:
+        raise exc
+
+    with pytest.raises(typer.Exit):
+        _common.guard(boom)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (ExceptionGroup("nursery", [OSError(errno.EADDRINUSE, "in use")]), "--listen"),
+        (ConfigError("cannot unlock the node key: wrong passphrase?"), "DCHAT_PASSPHRASE"),
+        (ConfigError("cannot read validator.key: gone"), "init-testnet"),
+    ],
+)
+def test_operator_errors_are_one_line_with_a_hint(
+    exc: BaseException, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _one_line_failure(exc, capsys)
+    assert line.startswith("error:")
+    assert "hint:" in line
+    assert words in line
+
+
+def test_a_validator_without_its_key_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real run: the error comes out of trio's nursery (an exception group)."""
+    monkeypatch.setenv("DCHAT_PASSPHRASE", "a passphrase")
+    assert (
+        runner.invoke(
+            node_app,
+            [
+                "init",
+                "--data-dir",
+                str(tmp_path),
+                "--role",
+                "validator",
+                "--listen",
+                "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
+            ],
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(node_app, ["run", "--data-dir", str(tmp_path), "--log-level", "error"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert "validator.key" in errors[0]
+    assert "hint:" in errors[0]
+
+
+def test_no_running_node_has_a_hint(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "inbox"])
+    assert result.exit_code == 1
+    assert "hint:" in result.output
+    assert "dchat-node run" in result.output
