@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_messaging import Content, MessageReceived, RequestError
+from dchat_messaging._group_book import KEY_KIND, _next_chain
 from dchat_messaging._group_invite import InvitationParts, invitation_controls
 from dchat_messaging._group_store import read_plaintext
 from dchat_messaging._sender_keys import _split, _step
@@ -28,6 +29,7 @@ from dchat_messaging.lowlevel import (
     GroupUpdate,
     SenderChain,
     decode_distribution,
+    encode_distribution,
 )
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_testing import AGENT_T0, AgentNode
@@ -542,3 +544,48 @@ def test_forks_of_several_updates_converge_and_the_losers_are_signed_again() -> 
     assert shows[0]["version"] == 5 + 2 + 2  # the winning branch, then the loser's two again
     records = [n.agent.groups.db.record(bytes.fromhex(gid)) for n in members]
     assert len({r.state.hash() for r in records if r is not None}) == 1
+
+
+def test_a_senders_older_key_that_comes_after_two_newer_ones_still_opens_its_message() -> None:
+    # Found by the simulator (group-membership, seed 29): a member's
+    # distributions of three epochs reached bob out of order, the oldest last;
+    # bob kept only the two newest epochs, so the oldest was dropped on arrival
+    # and the message of that epoch, waiting for it, was never opened.
+    nodes = _nodes("alice", "bob")
+    alice, bob = nodes
+    gid = _group_of(nodes, "club", [bob])
+    g, (me, device) = bytes.fromhex(gid), _sender(alice)
+    old = alice.agent.groups.db.keys(g).own
+    assert old is not None
+    bob.agent.groups.db.save_chains(g, (me, device), [])  # its distribution is late
+    alice.agent.groups.send_text(gid, "in the oldest epoch", now=T0)
+    message = alice.outgoing()
+    newer = _next_chain(old)
+    for chain in (newer, _next_chain(newer)):
+        bob.agent.groups._apply(KEY_KIND, me, device, encode_distribution(g, device, chain), T0)
+    _deliver(nodes, message)
+    assert "in the oldest epoch" not in texts(bob, gid)  # it waits for its key
+    bob.agent.groups._apply(KEY_KIND, me, device, encode_distribution(g, device, old), T0)
+    bob.agent.groups._retry(T0)
+    assert texts(bob, gid)[-1] == "in the oldest epoch"
+
+
+def test_a_leave_that_loses_a_fork_still_opens_what_was_sent_meanwhile(
+    trio_group: tuple[list[AgentNode], str],
+) -> None:
+    # Found by the simulator (group-membership, seed 137): two admins left at
+    # once; one leave won, the other could not be signed again (no admin would
+    # be left), so that admin stayed a member, but leaving had made it forget
+    # the others' chains: carol's message, sent before she knew of either
+    # leave, waited for a key that never came again.
+    (alice, bob, carol), gid = trio_group
+    nodes = [alice, bob, carol]
+    alice.agent.groups._change(gid, "role", [_sender(bob)[0], 1], now=T0)
+    pump(nodes)
+    carol.agent.groups.send_text(gid, "before the fork", now=T0)
+    alice.agent.groups.leave(gid, now=T0)
+    bob.agent.groups.leave(gid, now=T0)
+    pump(nodes)
+    stayed = [n for n in (alice, bob) if n.agent.groups.show(gid)["status"] == "active"]
+    assert len(stayed) == 1
+    assert "before the fork" in texts(stayed[0], gid)

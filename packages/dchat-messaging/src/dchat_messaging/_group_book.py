@@ -79,6 +79,10 @@ MAX_HELD: Final = 64
 """Updates a node knows but has not applied (ahead of its state, or on another branch)."""
 MAX_CHAIN: Final = 32
 """Updates kept behind a node's state: how deep a fork it can still undo."""
+MAX_EPOCHS: Final = 4
+"""Chains kept per member device, the newest epochs: a distribution may come after
+newer ones (each rotation sends one; sessions deliver them in any order), and the
+messages of its epoch wait for it."""
 _BATCH_BYTES: Final = 32_000
 """Cards in one ``adds`` update (it and an invitation head must fit a control)."""
 _RETRY: Final = frozenset({"unknown_group", "no_key", "not_member", "left"})
@@ -346,16 +350,15 @@ class Groups:
         return str(IdentityId(target)), waiting
 
     def leave(self, ref: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
-        """Leave the group (our node forgets its keys)."""
+        """Leave the group.
+
+        The others' chains stay: our removal may lose to a concurrent update,
+        and then the messages they sent meanwhile (waiting while we are out)
+        must still open; they rotate on our removal, so nothing newer does.
+        """
         me, _, _ = self._signer()
         with self._store.transaction():
             record, _, waiting = self._change(ref, "remove", me, now=now)
-            gid = record.state.group_id
-            keys = self.db.keys(gid)  # forget the others' chains; ours keeps its
-            for peer in keys.peers:  # epoch, should we come back (see _next_chain)
-                self.db.save_chains(gid, peer, [])
-            keys.peers = set()
-            self.db.save_keys(gid, keys)
         return record.state.group_id.hex(), waiting
 
     def set_title(self, ref: str, title: str, *, now: float) -> tuple[int, list[DeviceAddress]]:
@@ -722,7 +725,9 @@ class Groups:
         chains = self.db.chains(gid, peer)
         if any(c.epoch == chain.epoch for c in chains):
             return []  # already held: never rewind a chain (a replay would open again)
-        self.db.save_chains(gid, peer, sorted([*chains, chain], key=lambda c: c.epoch)[-2:])
+        self.db.save_chains(
+            gid, peer, sorted([*chains, chain], key=lambda c: c.epoch)[-MAX_EPOCHS:]
+        )
         if peer not in keys.peers:
             keys.peers.add(peer)
             self.db.save_keys(gid, keys)

@@ -15,7 +15,7 @@ Everything is sealed state of the node's store (``StateStore``), canonical CBOR:
   member devices whose chains we hold; a chain map as
   :meth:`SenderChain.to_map`, the signing key only in ours);
 * ``group.chains.<id hex>.<identity hex>.<device hex>``: that device's
-  chains (the two newest epochs), each its own entry so that a message
+  chains (the newest ``MAX_EPOCHS`` epochs), each its own entry so that a message
   received rewrites one device's chains, not the whole group's;
 * ``group.log.<id hex>``: the newest :data:`MAX_LOG` messages, ``[message id
   hex, sender, ms, text, "in" | "out", seq, message hash hex]`` (rows from

@@ -21,11 +21,11 @@ from dchat_testing.sim._simulation import Observation
 CI_SEEDS = 200
 # A seed that still fails is a real bug left open, named here and in
 # docs/rationale.md ("Private groups"), never a flaky run (a seed replays).
-# 29 and 137 (since the 1,000-member state hash changed which of two concurrent
-# updates wins): a message sent at v3 is never opened by one member that stayed
-# (no accepted message lost). Seed 41 (a member left on a losing branch) passes
-# under the new ordering, but its cause is not fixed.
-KNOWN_FAILING = frozenset({29, 137})
+# None in 200. 29 and 137 (a message never opened by one member that stayed)
+# are fixed: a late older sender key is kept (four epochs per device), and a
+# leave that loses a fork keeps the others' chains. Seed 41 (a member left on a
+# losing branch) passes under the new ordering, but its cause is not fixed.
+KNOWN_FAILING: frozenset[int] = frozenset()
 
 
 @pytest.mark.slow
