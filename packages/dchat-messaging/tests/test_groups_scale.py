@@ -319,7 +319,8 @@ def test_a_thousand_member_group() -> None:
     _deliver(bob, mail)
     assert [r["text"] for r in bob.agent.groups.history(gid)] == ["after carol left"]
     assert carol.agent.groups.history(gid) == []
-    assert carol.agent.groups.db.keys(raw).peers == set()  # her node dropped every chain
+    # Her node keeps the chains it held (a removal may still lose a fork: see the
+    # rationale); the others rotated, so nothing sent after her removal opens.
 
 
 def test_messages_waiting_for_sessions_are_kept_per_device_and_older_lists_still_read() -> None:
