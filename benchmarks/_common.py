@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from dchat_node import NodeProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 
@@ -130,3 +132,26 @@ def publish(name: str, text: str, args: argparse.Namespace) -> None:
     if not args.no_write:
         write_section(name, text)
         print(f"wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+
+
+def start_nodes(root: Path) -> dict[str, NodeProcess]:
+    """A relay and two user nodes with identities that hold each other's cards."""
+    import secrets
+
+    from dchat_node import NodeProcess, free_port
+
+    passphrase = secrets.token_urlsafe(16)
+    relay_addr = f"127.0.0.1:{free_port()}"
+    relay = NodeProcess(root / "relay", "relay", passphrase=passphrase, listen=relay_addr)
+    relay.start()
+    nodes = {"relay": relay}
+    for name in ("alice", "bob"):
+        node = NodeProcess(root / name, "user", passphrase=passphrase, relay=relay_addr)
+        node.start()
+        nodes[name] = node
+        with node.client() as client:
+            client.create_identity(name)
+    with nodes["alice"].client() as alice, nodes["bob"].client() as bob:
+        alice.add_contact("bob", bob.card())
+        bob.add_contact("alice", alice.card())
+    return nodes

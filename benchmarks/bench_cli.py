@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -35,7 +34,6 @@ import _common
 if TYPE_CHECKING:
     import argparse
 
-    from dchat_node import NodeProcess
 
 NAME = "bench_cli"
 _HTTPX = (
@@ -60,27 +58,6 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return cpu, wall
 
 
-def start_nodes(root: Path) -> dict[str, NodeProcess]:
-    """A relay and two user nodes whose identities hold each other's cards."""
-    from dchat_node import NodeProcess, free_port
-
-    passphrase = secrets.token_urlsafe(16)
-    relay_addr = f"127.0.0.1:{free_port()}"
-    relay = NodeProcess(root / "relay", "relay", passphrase=passphrase, listen=relay_addr)
-    relay.start()
-    nodes = {"relay": relay}
-    for name in ("alice", "bob"):
-        node = NodeProcess(root / name, "user", passphrase=passphrase, relay=relay_addr)
-        node.start()
-        nodes[name] = node
-        with node.client() as client:
-            client.create_identity(name)
-    with nodes["alice"].client() as alice, nodes["bob"].client() as bob:
-        alice.add_contact("bob", bob.card())
-        bob.add_contact("alice", alice.card())
-    return nodes
-
-
 def commands(alice: Path) -> dict[str, list[str]]:
     """Each row's command line."""
     dchat = shutil.which("dchat", path=str(Path(sys.executable).parent)) or "dchat"
@@ -99,7 +76,7 @@ def commands(alice: Path) -> dict[str, list[str]]:
 def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
     """Every row's (CPU, wall) per round."""
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
-        nodes = start_nodes(Path(tmp))
+        nodes = _common.start_nodes(Path(tmp))
         try:
             env = {**os.environ, "DCHAT_DATA_DIR": str(nodes["alice"].data_dir)}
             rows = commands(nodes["alice"].data_dir)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -204,27 +203,6 @@ def latencies(nodes: dict[str, NodeProcess], count: int) -> list[float]:
     return [seen[text] - at for text, at in sent.items()]
 
 
-def start_nodes(root: Path) -> dict[str, NodeProcess]:
-    """A relay and two user nodes with identities that hold each other's cards."""
-    from dchat_node import NodeProcess, free_port
-
-    passphrase = secrets.token_urlsafe(16)
-    relay_addr = f"127.0.0.1:{free_port()}"
-    relay = NodeProcess(root / "relay", "relay", passphrase=passphrase, listen=relay_addr)
-    relay.start()
-    nodes = {"relay": relay}
-    for name in ("alice", "bob"):
-        node = NodeProcess(root / name, "user", passphrase=passphrase, relay=relay_addr)
-        node.start()
-        nodes[name] = node
-        with node.client() as client:
-            client.create_identity(name)
-    with nodes["alice"].client() as alice, nodes["bob"].client() as bob:
-        alice.add_contact("bob", bob.card())
-        bob.add_contact("alice", alice.card())
-    return nodes
-
-
 def warm_up(nodes: dict[str, NodeProcess]) -> None:
     """Set up the session (the first message's X-Wing setup) and the links."""
     with api(nodes["alice"]) as alice, api(nodes["bob"]) as bob:
@@ -254,7 +232,7 @@ def link_ceiling(messages: int) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dchat-bench-e2e-") as tmp:
-        nodes = start_nodes(Path(tmp))
+        nodes = _common.start_nodes(Path(tmp))
         try:
             warm_up(nodes)
             pids = {name: node.pid for name, node in nodes.items()}
