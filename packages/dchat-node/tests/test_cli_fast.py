@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +161,9 @@ def test_a_validator_without_its_key_is_one_line(
 ) -> None:
     """The real run: the error comes out of trio's nursery (an exception group)."""
     monkeypatch.setenv("DCHAT_PASSPHRASE", "a passphrase")
+    root = logging.getLogger()  # `run` configures logging for the process: put it back after
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
     assert (
         runner.invoke(
             node_app,
