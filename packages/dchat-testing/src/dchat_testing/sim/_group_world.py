@@ -147,10 +147,8 @@ def _final(users: list[UserNode], gid: str) -> dict[str, GroupRecord]:
     return found
 
 
-class GroupAgreement:
-    """After healing, the members of each group hold one state, whose members they are."""
-
-    name = "group membership agreement"
+class _EndCheck:
+    """An invariant checked once, after healing, over the ledger and the users' final state."""
 
     def __init__(self, ledger: GroupLedger, users: list[UserNode]) -> None:
         self._ledger = ledger
@@ -158,6 +156,12 @@ class GroupAgreement:
 
     def observe(self, obs: Observation) -> Iterable[Violation]:
         return ()
+
+
+class GroupAgreement(_EndCheck):
+    """After healing, the members of each group hold one state, whose members they are."""
+
+    name = "group membership agreement"
 
     def finish(self, sim: Simulation) -> Iterable[Violation]:
         found = []
@@ -182,17 +186,10 @@ class GroupAgreement:
         return found
 
 
-class GroupNoLoss:
+class GroupNoLoss(_EndCheck):
     """After healing, each accepted message reached every member who stayed one."""
 
     name = "no accepted group message lost"
-
-    def __init__(self, ledger: GroupLedger, users: list[UserNode]) -> None:
-        self._ledger = ledger
-        self._users = users
-
-    def observe(self, obs: Observation) -> Iterable[Violation]:
-        return ()
 
     def finish(self, sim: Simulation) -> Iterable[Violation]:
         found = []
