@@ -107,7 +107,7 @@ def register_group_commands(with_client: WithClient) -> None:
 
     @group_app.command("leave")
     def leave(ctx: typer.Context, group: str, as_json: Json = False) -> None:
-        """Leave GROUP (your node forgets its keys)."""
+        """Leave GROUP (the others rotate their keys; nothing sent after opens here)."""
         gid = with_client(ctx, lambda c: c.leave_group(group))
         say(as_json, {"left": gid}, f"left {gid}")
 
