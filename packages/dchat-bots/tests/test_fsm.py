@@ -126,6 +126,7 @@ def test_sqlite_state_survives_a_restart_and_is_separate_per_bot(run, tmp_path) 
         return found
 
     run(write)
+    assert path.stat().st_mode & 0o777 == 0o600
     assert run(read) == ("Form:age", {"name": "Ada", "tags": ["a", 1, None], "n": 1.5}, None, {})
     with sqlite3.connect(path) as db:  # a finished conversation leaves no row
         assert db.execute("SELECT count(*) FROM dchat_bots_state").fetchone() == (0,)
@@ -148,6 +149,8 @@ def test_a_database_that_is_not_sqlite_is_a_typed_error(tmp_path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StateStorageError):
         SQLiteStorage(path)
+    with pytest.raises(StateStorageError):
+        SQLiteStorage(tmp_path / "no such folder" / "s.db")
 
 
 def test_state_names_come_from_the_group_and_unnamed_states_refuse() -> None:

@@ -114,11 +114,17 @@ class Dispatcher(Router):
         backend: Literal["asyncio", "trio"] = "asyncio",
         handle_signals: bool = True,
     ) -> None:
-        """Poll until stopped (SIGINT/SIGTERM by default): the blocking entry point."""
+        """Poll until stopped (SIGINT/SIGTERM by default): the blocking entry point.
+
+        Closes ``bot`` and the state storage when polling ends.
+        """
 
         async def main() -> None:
             async with bot:
-                await self.start_polling(bot, handle_signals=handle_signals)
+                try:
+                    await self.start_polling(bot, handle_signals=handle_signals)
+                finally:
+                    await self.storage.aclose()
 
         anyio.run(main, backend=backend)
 

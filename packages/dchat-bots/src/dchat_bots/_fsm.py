@@ -17,6 +17,7 @@ bot tested on :class:`MemoryStorage` behaves the same on SQLite.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -177,7 +178,9 @@ class SQLiteStorage:
 
     Each call runs in a worker thread (``anyio.to_thread``) on one connection
     behind a lock, so the event loop never waits on the disk. A row whose
-    state is ``None`` and data empty is deleted.
+    state is ``None`` and data empty is deleted. A new file is created readable
+    by its owner only (mode 0600); the data is not encrypted (see
+    docs/rationale.md, "The bot framework").
 
     Args:
         path: The database file (created with its table if missing).
@@ -187,10 +190,12 @@ class SQLiteStorage:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
+            if not self.path.exists():  # the bot's conversations: for its own user only
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StateStorageError(f"cannot open the state database: {exc}") from None
 
     def _run(self, statements: tuple[tuple[str, tuple[object, ...]], ...]) -> list[Any]:
