@@ -32,7 +32,7 @@ class FakeBotApi:
         self.confirmed = 0  # the offset: updates below it are gone
         self.sent: list[dict[str, Any]] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.script: list[Callable[[], httpx.Response]] = []  # the next answers, if any
+        self.script: list[Callable[[], httpx.Response | None]] = []  # the next answers
         self.replay_next = False  # serve the last batch again, once (a lost answer)
         self.revoked = False  # every call (a waiting long poll too) answers 401
         self._next_id = 100
@@ -93,7 +93,9 @@ class FakeBotApi:
         params = json.loads(request.content or b"{}")
         self.calls.append((method, params))
         if self.script:
-            return self.script.pop(0)()
+            scripted = self.script.pop(0)()
+            if scripted is not None:  # None: answer as usual
+                return scripted
         if prefix != f"/bot{TOKEN}" or self.revoked:
             return envelope(401, "Unauthorized")
         answer = getattr(self, f"_{method}", None)
@@ -156,6 +158,12 @@ def envelope(status: int, result: Any) -> httpx.Response:
 @pytest.fixture
 def api() -> FakeBotApi:
     return FakeBotApi()
+
+
+@pytest.fixture
+def new_api() -> type[FakeBotApi]:
+    """The class, for tests that need a fresh API per example (hypothesis)."""
+    return FakeBotApi
 
 
 @pytest.fixture(params=["asyncio", "trio"])

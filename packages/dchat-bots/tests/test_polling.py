@@ -100,21 +100,22 @@ def test_stop_ends_a_pending_long_poll_at_once(api, run) -> None:
     assert run(main) < 1  # the poll waits 5 s when nothing comes
 
 
-def test_no_answer_is_retried_and_a_revoked_token_stops_polling(api, run) -> None:
+def test_a_node_without_answer_is_retried_and_a_revoked_token_stops_polling(
+    api, run, monkeypatch
+) -> None:
+    monkeypatch.setattr("dchat_bots._dispatcher._BACKOFF_FIRST", 0.01)
     seen: list = []
     dp = echo_bot(seen)
 
     def down() -> httpx.Response:
         raise httpx.ConnectError("connection refused")
 
-    api.script += [down, down]  # getMe answers first; then two failed polls
-    api.script.insert(0, lambda: api.envelope(200, {"id": 1, "is_bot": True, "first_name": "b"}))
+    api.script += [down, down, lambda: None, down, down]  # getMe twice (starting), 2 polls
     api.text("after the outage")
 
     async def main() -> None:
         async with api.bot() as bot, anyio.create_task_group() as group:
             group.start_soon(dp.start_polling, bot)
-            await api.until(lambda: seen)
             await api.until(lambda: api.sent)
             api.revoke()
 
@@ -122,8 +123,9 @@ def test_no_answer_is_retried_and_a_revoked_token_stops_polling(api, run) -> Non
         run(main)
     assert raised.group_contains(UnauthorizedError)
     assert seen == [(1, "after the outage")]
-    polls = [m for m, _ in api.calls].count("getUpdates")
-    assert polls >= 4  # two without answer, one answered, one refused for good
+    methods = [m for m, _ in api.calls]
+    assert methods[:4] == ["getMe", "getMe", "getMe", "getUpdates"]
+    assert methods.count("getUpdates") >= 4  # two without answer, one answered, one refused
 
 
 def test_polling_twice_at_once_is_refused(api, run) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import re
 
+import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dchat_bots import (
     CallbackQuery,
@@ -218,3 +221,51 @@ def test_an_unhandled_error_is_logged_where_not_what(api, run, caplog) -> None:
     assert "in broken" in logged  # the frame
     assert "a private text" not in logged
     assert not re.search(r"LookupError: in", logged)
+
+
+def test_an_error_handler_that_fails_is_logged_and_the_next_update_goes_on(
+    api, run, caplog
+) -> None:
+    dp, child, seen = Dispatcher(), Router("child"), []
+    dp.include_router(child)
+
+    @child.message(Text("boom"))
+    async def boom(message: Message, ctx: Context) -> None:
+        raise KeyError("k")
+
+    @child.error()
+    async def clumsy(error: Exception, ctx: Context) -> None:
+        raise ZeroDivisionError  # not offered again, not to the root either
+
+    @dp.error()
+    async def root(error: Exception, ctx: Context) -> None:
+        seen.append(("root", type(error).__name__))
+
+    @dp.message(Text("next"))
+    async def after(message: Message, ctx: Context) -> None:
+        seen.append(("next", message.text))
+
+    api.text("boom")
+    api.text("next")
+    with caplog.at_level(logging.ERROR, logger="dchat_bots"):
+        assert run(handle_all, api, dp) == [True, True]
+    assert seen == [("next", "next")]
+    assert "ZeroDivisionError not handled" in caplog.text
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=40))
+def test_command_parsing_never_fails_on_any_text(new_api, text: str) -> None:
+    api = new_api()
+    api.text(text)
+    dp, seen = Dispatcher(), []
+
+    @dp.message(Command())
+    async def any_command(message: Message, ctx: Context) -> None:
+        assert ctx.command is not None
+        seen.append(ctx.command)
+
+    anyio.run(handle_all, api, dp)
+    if seen:
+        assert text.startswith("/")
+        assert text[1:].startswith(seen[0].name)

@@ -53,6 +53,9 @@ from ._fsm import State as State
 from ._fsm import StatesGroup as StatesGroup
 from ._fsm import StateStorage as StateStorage
 from ._fsm import StorageKey as StorageKey
+from ._router import ErrorHandler as ErrorHandler
+from ._router import Handler as Handler
+from ._router import Middleware as Middleware
 from ._router import Router as Router
 from ._types import BotCommand as BotCommand
 from ._types import CallbackQuery as CallbackQuery
@@ -78,9 +81,11 @@ __all__ = (
     "Context",
     "DchatBotsError",
     "Dispatcher",
+    "ErrorHandler",
     "FSMContext",
     "Filter",
     "ForbiddenError",
+    "Handler",
     "InState",
     "InlineQuery",
     "MalformedReplyError",
@@ -88,6 +93,7 @@ __all__ = (
     "Message",
     "MessageEntity",
     "MethodNotFoundError",
+    "Middleware",
     "NoChatError",
     "Regex",
     "Router",

@@ -94,15 +94,15 @@ class Dispatcher(Router):
         key = StorageKey(me.id, chat or 0, update.user_id or 0)
         ctx = Context(bot, update, FSMContext(self.storage, key))
         try:
-            return await self._route(update, kind, event, ctx, ())
+            try:
+                return await self._route(update, kind, event, ctx, ())
+            except UnhandledError:
+                raise
+            except Exception as error:  # a filter's or a middleware's: the root's handlers
+                if not await self._offer(error, ctx):
+                    raise UnhandledError(error) from error
         except UnhandledError as unhandled:
             _log_error(update, unhandled.error)
-        except Exception as error:  # a filter's or a middleware's: the root's handlers
-            for types, on_error in self._errors:
-                if isinstance(error, types):
-                    await on_error(error, ctx)
-                    return True
-            _log_error(update, error)
         return True
 
     # -- long polling ---------------------------------------------------------------------
@@ -139,11 +139,11 @@ class Dispatcher(Router):
             raise RuntimeError("this dispatcher is already polling")
         self._polling, self._stopping = True, False
         try:
-            await bot.me()
             async with anyio.create_task_group() as group:
                 if handle_signals:
                     group.start_soon(self._stop_on_signals)
-                await self._poll(bot)
+                if await self._introduce(bot):
+                    await self._poll(bot)
                 group.cancel_scope.cancel()
         finally:
             self._polling = False
@@ -156,6 +156,26 @@ class Dispatcher(Router):
         if self._poll_scope is not None:
             self._poll_scope.cancel()
 
+    async def _introduce(self, bot: Bot) -> bool:
+        """``getMe`` until the node answers (a node still starting); ``False`` if stopped."""
+        delay = _BACKOFF_FIRST
+        while not self._stopping:
+            try:
+                await bot.me()
+                return True
+            except (BotNetworkError, MalformedReplyError) as error:
+                logger.warning("getMe failed (%s); retrying", type(error).__name__)
+            await self._pause(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
+        return False
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless stopped meanwhile (a stop ends it at once)."""
+        with anyio.CancelScope() as scope:
+            self._poll_scope = scope
+            await anyio.sleep(seconds)
+        self._poll_scope = None
+
     async def _poll(self, bot: Bot) -> None:
         delay = _BACKOFF_FIRST
         while not self._stopping:
@@ -167,10 +187,7 @@ class Dispatcher(Router):
             if scope.cancelled_caught:
                 continue  # stopped: the loop's condition ends it
             if raw is None:  # no answer: wait, unless stopped meanwhile
-                with anyio.CancelScope() as scope:
-                    self._poll_scope = scope
-                    await anyio.sleep(delay)
-                self._poll_scope = None
+                await self._pause(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             delay = _BACKOFF_FIRST

@@ -14,8 +14,10 @@ middleware also wraps the handlers of its child routers (root first).
 
 An exception from a handler (or its inner middleware) goes to the error
 handlers of the handler's router, then of its parents up to the root; the
-first whose exception types match handles it. An exception no error handler
-takes reaches the dispatcher, which logs it and goes on with the next update.
+first whose exception types match handles it. An exception from a filter or
+a middleware goes to the root's error handlers. An exception no error handler
+takes, or one an error handler raises, reaches the dispatcher, which logs it
+and goes on with the next update.
 """
 
 from __future__ import annotations
@@ -159,14 +161,26 @@ class Router:
         try:
             await _wrap(function, chain)(event, ctx)
         except Exception as error:  # the bot's own code: offered to its error handlers
-            router: Router | None = self
-            while router is not None:
-                for types, on_error in router._errors:
-                    if isinstance(error, types):
+            if not await self._offer(error, ctx):
+                raise UnhandledError(error) from error
+
+    async def _offer(self, error: Exception, ctx: Context) -> bool:
+        """Give ``error`` to the first matching error handler, here or up the tree.
+
+        An error handler's own exception is not offered again: it is raised as
+        :class:`UnhandledError` (the dispatcher logs it).
+        """
+        router: Router | None = self
+        while router is not None:
+            for types, on_error in router._errors:
+                if isinstance(error, types):
+                    try:
                         await on_error(error, ctx)
-                        return
-                router = router._parent
-            raise UnhandledError(error) from error
+                    except Exception as again:
+                        raise UnhandledError(again) from again
+                    return True
+            router = router._parent
+        return False
 
 
 def _wrap(function: Handler, chain: tuple[Middleware, ...] | list[Middleware]) -> Handler:
