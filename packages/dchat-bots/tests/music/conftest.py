@@ -63,7 +63,7 @@ class AudioFiles:
     tag_wav = staticmethod(tag_wav)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def audio() -> AudioFiles:
     return AudioFiles()
 
