@@ -8,6 +8,7 @@ replies no honest server sends.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -15,20 +16,25 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dchat_bots.music import (
     InvalidQueryError,
     SubsonicApiError,
     SubsonicAuthError,
     SubsonicClient,
+    SubsonicError,
     SubsonicForbiddenError,
     SubsonicNotFoundError,
     SubsonicProtocolError,
     SubsonicUnreachableError,
     SubsonicVersionError,
     TrackTooLargeError,
+    share_track,
     subsonic_token,
 )
 from dchat_core import PeerError, TransportError
@@ -98,6 +104,36 @@ def test_search_get_stream_open_and_cover_against_supysonic(subsonic: tuple[str,
             == (music / "The Testers" / "Tones" / "cover.png").read_bytes()
         )
         assert sorted(t.title for t in client.search("n")) == ["Blue Moon", "Red Sun"]
+
+
+class _Sender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, dict]] = []
+
+    async def send_file(self, to: str, path: Path, **options) -> dict:
+        self.sent.append((to, await anyio.Path(path).read_bytes(), options))
+        self.path = path
+        return {"message_id": "m1"}
+
+
+async def test_a_supysonic_track_is_shared_from_a_temporary_copy(
+    subsonic: tuple[str, Path],
+) -> None:
+    url, music = subsonic
+    sender = _Sender()
+    with _client(url) as client:
+        (red,) = await anyio.to_thread.run_sync(lambda: client.search("sun"))
+        await share_track(sender, "peer", client, red)
+    ((to, data, options),) = sender.sent
+    original = await anyio.Path(music / "The Testers" / "Tones" / "02 red.wav").read_bytes()
+    assert (to, data) == ("peer", original)
+    assert options == {
+        "kind": "audio",
+        "media_type": "audio/wav",
+        "caption": "The Testers - Red Sun (0:01)",
+        "duration_ms": 1000,
+    }
+    assert not await anyio.Path(sender.path).exists()
 
 
 def test_supysonic_errors_become_typed_errors(subsonic: tuple[str, Path]) -> None:
@@ -274,6 +310,44 @@ def test_streams_are_capped_whether_or_not_the_length_is_declared() -> None:
         pytest.raises(SubsonicProtocolError),
     ):
         b"".join(client.stream("1"))
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(
+    ["id", "title", "track", "duration", "size", "coverArt", "suffix", "contentType"]
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    envelope=st.dictionaries(
+        st.sampled_from(["status", "version", "error", "song", "searchResult3"]), JSON
+    ),
+    song=st.dictionaries(KEYS, JSON),
+)
+def test_any_json_reply_gives_tracks_or_a_subsonic_error(envelope: dict, song: dict) -> None:
+    bodies = [
+        envelope,
+        {**envelope, "status": "ok", "song": song},
+        {"status": "ok", "searchResult3": {"song": [song]}},
+    ]
+    replies = iter(bodies * 2)
+    with _mock(lambda _: httpx.Response(200, json={"subsonic-response": next(replies)})) as client:
+        for _ in bodies:
+            with contextlib.suppress(SubsonicError):
+                client.get("1")
+            with contextlib.suppress(SubsonicError):
+                client.search("x")
 
 
 def test_a_timeout_is_a_transport_error() -> None:
