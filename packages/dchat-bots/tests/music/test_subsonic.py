@@ -1,9 +1,10 @@
-"""SubsonicClient against a real supysonic server (one process for the module), and hostile servers.
+"""SubsonicClient against a real supysonic server, and against hostile servers.
 
-supysonic speaks API 1.12 (no token auth): the client talks to it with
-``auth="password"`` over the loopback, and token auth is checked against the
-API documentation's own example and on the wire (httpx.MockTransport), as are
-replies no honest server sends.
+One supysonic process serves one test (xdist would start one per worker for a
+module fixture). It speaks API 1.12 (no token auth): the client talks to it
+with ``auth="password"`` over the loopback, and token auth is checked against
+the API documentation's own example and on the wire (httpx.MockTransport), as
+are replies no honest server sends.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ USER, PASSWORD = "alice", "correct horse"
 START_TIMEOUT = 90
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def subsonic(tmp_path_factory: pytest.TempPathFactory, audio) -> Iterator[tuple[str, Path]]:
     """(base URL, music dir) of a supysonic server on a free loopback port."""
     work = tmp_path_factory.mktemp("supysonic")
@@ -82,8 +83,13 @@ def _client(url: str, **options) -> SubsonicClient:
     return SubsonicClient(url, USER, options.pop("password", PASSWORD), auth="password", **options)
 
 
-def test_search_get_stream_open_and_cover_against_supysonic(subsonic: tuple[str, Path]) -> None:
-    url, music = subsonic
+async def test_against_a_real_supysonic_server(subsonic: tuple[str, Path]) -> None:
+    await anyio.to_thread.run_sync(_search_get_stream_open_and_cover, *subsonic)
+    await anyio.to_thread.run_sync(_errors_become_typed_errors, subsonic[0])
+    await _a_track_is_shared_from_a_temporary_copy(*subsonic)
+
+
+def _search_get_stream_open_and_cover(url: str, music: Path) -> None:
     with _client(url) as client:
         assert client.ping() == "1.12.0"
         assert PASSWORD not in repr(client)
@@ -116,10 +122,7 @@ class _Sender:
         return {"message_id": "m1"}
 
 
-async def test_a_supysonic_track_is_shared_from_a_temporary_copy(
-    subsonic: tuple[str, Path],
-) -> None:
-    url, music = subsonic
+async def _a_track_is_shared_from_a_temporary_copy(url: str, music: Path) -> None:
     sender = _Sender()
     with _client(url) as client:
         (red,) = await anyio.to_thread.run_sync(lambda: client.search("sun"))
@@ -136,8 +139,7 @@ async def test_a_supysonic_track_is_shared_from_a_temporary_copy(
     assert not await anyio.Path(sender.path).exists()
 
 
-def test_supysonic_errors_become_typed_errors(subsonic: tuple[str, Path]) -> None:
-    url, _ = subsonic
+def _errors_become_typed_errors(url: str) -> None:
     with _client(url, password="wrong") as client, pytest.raises(SubsonicAuthError) as denied:
         client.ping()
     assert denied.value.code == 40
