@@ -2,9 +2,9 @@
 
 A relay, bob's node, and the bot (a process embedding its own node).
 
-bob searches and plays; the track arrives as an audio attachment with the
-same bytes, its duration and caption; the relay's files never hold the
-track's plaintext (its tag carries a marker).
+bob searches (with the ``dchat`` CLI) and plays (with the SDK); the track
+arrives as an audio attachment with the same bytes, its duration and caption;
+the relay's files never hold the track's plaintext (its tag carries a marker).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from dchat_node import NodeProcess
+from dchat_node.cli import app
 from dchat_sdk import NodeUnreachableError, RemoteClient
 
 pytestmark = pytest.mark.slow
@@ -40,6 +42,13 @@ def _bot_api(bot_dir: Path, bot: subprocess.Popen[bytes], timeout: float) -> Rem
         except NodeUnreachableError:
             time.sleep(0.2)
     raise AssertionError("the music bot's node did not start")
+
+
+def _dchat(node: NodeProcess, *args: str) -> str:
+    """Run the ``dchat`` CLI against ``node``; its output (it must succeed)."""
+    result = CliRunner().invoke(app, ["--data-dir", str(node.data_dir), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def _files_hold(root: Path, needle: bytes) -> list[Path]:
@@ -71,7 +80,7 @@ def test_search_and_play_share_the_track_as_an_audio_attachment(
             api.create_identity("music")
             bob.create_identity("bob")
             bob.add_contact("music", api.card())
-            bob.send("music", "/search moon")
+            _dchat(bob_node, "send", "music", "/search moon")  # the CLI, then the SDK
 
             def inbound() -> list:
                 return [m for m in bob.messages("music") if m.direction == "in"]
@@ -86,12 +95,9 @@ def test_search_and_play_share_the_track_as_an_audio_attachment(
                 "audio/wav",
                 500,
             )
-            wait_until(
-                lambda: bob.save_attachment(inbound()[1].message_id, tmp_path / "got.wav") > 0,
-                timeout=60,
-                what="the track's bytes",
-            )
-            assert (tmp_path / "got.wav").read_bytes() == song.read_bytes()
+            got = tmp_path / "got.wav"
+            _dchat(bob_node, "attachment", "get", inbound()[1].message_id, "--out", str(got))
+            assert got.read_bytes() == song.read_bytes()
             assert _files_hold(relay.data_dir, MARKER.encode()) == []
     finally:
         bot.kill()
