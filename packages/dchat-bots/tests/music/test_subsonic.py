@@ -197,6 +197,15 @@ def _ok(**fields) -> httpx.Response:
     )
 
 
+def test_the_credentials_never_reach_httpx_log(caplog: pytest.LogCaptureFixture) -> None:
+    for auth in ("token", "password"):
+        with caplog.at_level("INFO", logger="httpx"), _mock(lambda _: _ok(), auth=auth) as client:
+            client.ping()
+    assert caplog.text.count("HTTP Request: GET http://music.test/rest/ping?u=alice") == 2
+    assert "t=" not in caplog.text
+    assert "p=enc" not in caplog.text
+
+
 def test_token_auth_sends_a_fresh_salt_and_never_the_password() -> None:
     seen: list[httpx.QueryParams] = []
 

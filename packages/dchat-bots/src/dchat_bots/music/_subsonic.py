@@ -19,8 +19,11 @@ itself (a man in the middle could otherwise make it send the password).
 
 Replies are outside data: JSON bodies are capped at 4 MiB, streams and covers
 at the client's caps, every field is type-checked and cleaned, and transport
-failures become :class:`SubsonicUnreachableError` without the request's URL
-(it holds the token).
+failures become :class:`SubsonicUnreachableError` without the request's URL.
+
+The credentials are added to the URL below httpx's client, by the transport
+(:class:`_Credentials`): httpx logs each request's URL at INFO, and the
+request it logs is the one without them.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ class SubsonicClient:
             base_url=str(base).rstrip("/") + "/rest/",
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
-            transport=transport,
+            transport=_Credentials(transport or httpx.HTTPTransport(), self._credentials),
         )
 
     def __repr__(self) -> str:
@@ -196,13 +199,16 @@ class SubsonicClient:
     # The wire
 
     def _params(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        params: dict[str, Any] = {"u": self._user, "c": self._client_name, "f": "json"}
+        version = API_VERSION if self._auth == "token" else LEGACY_VERSION
+        params = {"u": self._user, "c": self._client_name, "f": "json", "v": version}
+        return {**params, **(extra or {})}
+
+    def _credentials(self) -> dict[str, str]:
+        """A request's secret parameters: a fresh salt and token, or the encoded password."""
         if self._auth == "token":
             salt = self._salt()
-            params.update(v=API_VERSION, s=salt, t=subsonic_token(self._password, salt))
-        else:
-            params.update(v=LEGACY_VERSION, p="enc:" + self._password.encode().hex())
-        return {**params, **(extra or {})}
+            return {"s": salt, "t": subsonic_token(self._password, salt)}
+        return {"p": "enc:" + self._password.encode().hex()}
 
     def _call(self, method: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._request(method, extra) as response:
@@ -262,6 +268,24 @@ class SubsonicClient:
             code, message = 42, f"server API {clean_text(version, 20)} has no token auth: "
             message += 'use auth="password" (over https or the loopback only)'
         return _ERRORS.get(code, SubsonicApiError)(code, message)
+
+
+class _Credentials(httpx.BaseTransport):
+    """Adds the credentials to a copy of each request, so httpx's log line never shows them."""
+
+    def __init__(
+        self, inner: httpx.BaseTransport, credentials: Callable[[], dict[str, str]]
+    ) -> None:
+        self._inner, self._credentials = inner, credentials
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url.copy_merge_params(self._credentials())
+        signed = httpx.Request(request.method, url, headers=request.headers, stream=request.stream)
+        signed.extensions = request.extensions  # the timeouts
+        return self._inner.handle_request(signed)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def _older_than_1_13(version: str) -> bool:
