@@ -133,6 +133,15 @@ def test_a_size_cap_skips_large_files_and_refuses_one_that_grew(library_dir: Pat
             b"".join(library.stream(blue.id))
 
 
+def test_a_huge_file_is_skipped_unread_at_the_default_cap(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    with (tmp_path / "lib" / "huge.flac").open("wb") as sparse:
+        sparse.truncate(LocalLibrary.MAX_FILE_BYTES + 1)  # sparse: no disk used
+    with LocalLibrary(tmp_path / "lib") as library:
+        ((path, error),) = library.scan().errors
+    assert (path, type(error)) == ("huge.flac", TrackTooLargeError)
+
+
 @pytest.mark.parametrize(
     "path", ["../secret.wav", "/etc/passwd", "a/../../secret.wav", "", "a\\..\\..\\x", "a\x00b"]
 )
