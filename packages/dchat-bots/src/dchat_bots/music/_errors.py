@@ -1,6 +1,6 @@
 """Errors of the music integration: one root, each error with the dchat kind saying whose fault::
 
-    MusicError (DchatError)
+    MusicError (DchatBotsError, the package's root)
     ├── MusicDependencyError(CallerError, ImportError)   mutagen missing: install dchat-bots[music]
     ├── InvalidQueryError(CallerError, ValueError)       empty, too long or too many words
     ├── LibraryRootError(CallerError, ValueError)        the library root is not a directory
@@ -24,7 +24,9 @@ Files on disk and a Subsonic server are outside data: what they hold is a
 
 from __future__ import annotations
 
-from dchat_core import CallerError, DchatError, PeerError, TransportError
+from dchat_core import CallerError, PeerError, TransportError
+
+from .._errors import DchatBotsError
 
 __all__ = (
     "InvalidQueryError",
@@ -47,7 +49,7 @@ __all__ = (
 )
 
 
-class MusicError(DchatError):
+class MusicError(DchatBotsError):
     """Root of the errors raised by :mod:`dchat_bots.music`."""
 
 
