@@ -195,7 +195,7 @@ def test_answer_inline_query_sends_articles_within_one_control() -> None:
         ([{"type": "photo", "id": "1"}], "article"),
         ([_article(1, "")], "message text"),
         ("not a list", "JSON"),
-            ({"a": 1}, "array"),
+        ({"a": 1}, "array"),
     ):
         with pytest.raises(BotApiError, match=problem) as refused:
             parse_answer_inline({"inline_query_id": Q.hex(), "results": results})
@@ -210,7 +210,7 @@ def test_the_updates_are_telegrams_callback_query_and_inline_query() -> None:
         "message_number": 7,
         "text": "Vote?",
         "sent_at": 100,
-        "reply_markup": MARKUP,
+        "reply_markup": json.dumps(MARKUP),
         "data": "vote:yes",
         "bot_id": BOT,
         "bot_name": "poll",
@@ -266,10 +266,12 @@ def test_each_control_refuses_a_missing_extra_or_mistyped_field(kind: str) -> No
 
 @given(kind=st.sampled_from(sorted(BOT_KINDS)), data=st.binary(max_size=300))
 def test_any_bytes_decode_or_give_a_typed_error(kind: str, data: bytes) -> None:
+    code = "malformed"
     try:
         decode_control(kind, data)
     except BotControlError as exc:
-        assert exc.code == "malformed"
+        code = exc.code
+    assert code == "malformed"
 
 
 @given(
@@ -288,9 +290,10 @@ def test_any_keyboard_round_trips(rows: list[list[tuple[str, str]]]) -> None:
     try:
         keyboard = parse_reply_markup({"reply_markup": markup})
     except BotApiError as exc:  # text that is not UTF-8 (a lone surrogate)
-        assert exc.error_code == 400
+        keyboard, code = None, exc.error_code
+    if keyboard is None:
+        assert code == 400
         return
-    assert keyboard is not None
     assert keyboard.to_telegram() == markup
     data = encode_control(KEYBOARD_KIND, {"id": MID, "kb": keyboard.to_wire()})
     assert decode_control(KEYBOARD_KIND, data)["kb"] == keyboard

@@ -22,6 +22,7 @@ methods are here too (:func:`callback_update`, :func:`inline_update`,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -318,7 +319,10 @@ def _telegram_article(raw: object) -> Article:
 
 
 def callback_update(cursor: int, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The Telegram ``Update`` of a ``bot_callback`` event (a button pressed)."""
+    """The Telegram ``Update`` of a ``bot_callback`` event (a button pressed).
+
+    The event holds the keyboard as JSON text (``reply_markup``): the log keeps small maps.
+    """
     peer = data["peer_id"]
     user = {"id": chat_number(peer), "is_bot": False, "first_name": data["peer_name"] or peer}
     message = {
@@ -327,7 +331,7 @@ def callback_update(cursor: int, data: Mapping[str, Any]) -> dict[str, Any]:
         "chat": {"id": chat_number(peer), "type": "private", "first_name": user["first_name"]},
         "date": data["sent_at"],
         "text": data["text"],
-        "reply_markup": data["reply_markup"],
+        "reply_markup": json.loads(data["reply_markup"]),  # JSON text in the event
     }
     query = {
         "id": data["query_id"],

@@ -26,6 +26,7 @@ Questions wait in memory: a restart forgets them, as a timeout does.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import weakref
@@ -129,7 +130,12 @@ class BotControls:
         return user_role(self._node).user
 
     async def _log(self, kind: str, data: dict[str, Any], step: Any = None) -> None:
-        """Append an event (after ``step``, in one transaction) and wake the followers."""
+        """Append an event (after ``step``, in one transaction) and wake the followers.
+
+        The log keeps small maps (a sealed row decodes at most 4 levels and 256
+        items), so an event names what happened and the routes serve the rest:
+        a keyboard is shown with its message, results are the inline route's answer.
+        """
         db, now = self._node.store.db, self._user.now()
 
         def write() -> None:
@@ -192,7 +198,7 @@ class BotControls:
             "message_number": sent.number,
             "text": sent.text,
             "sent_at": sent.sent_at,
-            "reply_markup": sent.keyboard.to_telegram(),
+            "reply_markup": json.dumps(sent.keyboard.to_telegram()),  # one item (see _log)
             "data": fields["d"],
             "bot_id": book.identity_id,
             "bot_name": book.name,
@@ -260,7 +266,7 @@ class BotControls:
         data = {
             "peer_id": peer,
             "message_id": str(MessageId(mid)),
-            "reply_markup": keyboard.to_telegram(),
+            "buttons": len(keyboard.buttons()),
         }
         await self._log("bot_keyboard", data, lambda: self._received.accept(peer, mid, keyboard))
 
@@ -289,7 +295,7 @@ class BotControls:
         data = {
             "peer_id": str(message.sender),
             "query_id": fields["q"].hex(),
-            "results": [a.to_json() for a in fields["r"]],
+            "results": len(fields["r"]),
             "next_offset": fields["next"],
         }
         await self._log("bot_results", data)
