@@ -110,14 +110,18 @@ def test_the_bot_checks_a_press_against_the_keyboards_it_sent() -> None:
 
 
 def test_a_keyboard_shows_only_under_its_senders_message() -> None:
-    received = ReceivedKeyboards(MemoryMessageStore())
+    store = MemoryMessageStore()
+    store.add_message(MID, "in", BOT, "Vote?", 1.0, 1.0)
+    store.add_message(Q, "out", BOT, "mine", 1.0, 1.0)
+    received = ReceivedKeyboards(store)
     received.accept(BOT, MID, _keyboard())
     assert received.row(BOT, "in", MID) == {"reply_markup": MARKUP}
     assert received.row(MALLORY, "in", MID) == {}  # the message is not mallory's
     assert received.row(BOT, "out", MID) == {}
-    with pytest.raises(BotControlError) as refused:  # no one else takes the message over
-        received.accept(MALLORY, MID, _keyboard())
-    assert refused.value.code == "forged"
+    for sender, mid in ((MALLORY, MID), (BOT, Q), (BOT, bytes(16))):  # not a text from them
+        with pytest.raises(BotControlError) as refused:
+            received.accept(sender, mid, _keyboard())
+        assert refused.value.code == "forged"
     replaced = Keyboard(((Button("Again", data="again"),),))
     received.accept(BOT, MID, replaced)  # its sender may replace it
     assert received.get(BOT, MID) == replaced

@@ -44,6 +44,7 @@ from ._errors import BotApiError, BotControlError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._contacts import UserStore
     from ._store import StateStore
 
 __all__ = (
@@ -129,14 +130,21 @@ class SentKeyboards:
 class ReceivedKeyboards:
     """The user's node: the keyboards bots sent with their messages, by message id."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: UserStore) -> None:
         self._store = store
 
     def accept(self, sender: str, message_id: bytes, keyboard: Keyboard) -> None:
-        """Keep ``keyboard`` for ``message_id`` (its sender may replace it; no one else)."""
-        held = _load(self._store, RECEIVED_KEY + message_id.hex())
-        if held is not None and held.get("s") != sender:
-            raise BotControlError("forged", "another sender's message already has a keyboard")
+        """Keep ``keyboard`` for the message ``message_id`` that ``sender`` sent us.
+
+        The text travels first in the same session, so it is stored by now;
+        one keyboard per received message bounds what a sender can store.
+
+        Raises:
+            BotControlError: ``forged``: we hold no message of that id from ``sender``.
+        """
+        entry = self._store.get_message(message_id)
+        if entry is None or entry.peer_id != sender or entry.direction != "in":
+            raise BotControlError("forged", "no message of that id came from the sender")
         value = {"s": sender, "kb": keyboard.to_wire()}
         self._store.put_state(RECEIVED_KEY + message_id.hex(), canonical_encode(value))
 
