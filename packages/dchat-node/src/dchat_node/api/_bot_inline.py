@@ -107,11 +107,8 @@ class BotControls:
         self._arrived: dict[bytes, trio.Event] = {}
         self._cards: dict[str, ContactCard] = {}
         store = EngineStore(node.store.db)
-        self._store, self._sent, self._received = (
-            store,
-            SentKeyboards(store),
-            ReceivedKeyboards(store),
-        )
+        self._store, self._sent = store, SentKeyboards(store)
+        self._received = ReceivedKeyboards(store)
         if node.config.role == "user":
             handlers = {
                 KEYBOARD_KIND: self._on_keyboard,
