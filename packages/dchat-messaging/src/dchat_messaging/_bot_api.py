@@ -164,7 +164,7 @@ def bot_user(identity_id: str, name: str) -> dict[str, Any]:
         "username": name,
         "can_join_groups": False,
         "can_read_all_group_messages": False,
-        "supports_inline_queries": False,
+        "supports_inline_queries": True,
     }
 
 

@@ -9,6 +9,13 @@ method (``parse_*``), the Telegram-shaped objects (:func:`message_update`,
 :func:`bot_user`, :func:`sent_message`, :func:`chat_number`) and the answer
 envelope (:func:`ok_answer`, :func:`error_answer`). Refusals are
 :class:`BotApiError` with Telegram's ``error_code``.
+
+Inline keyboards, button presses, command lists and inline queries travel
+between the user's node and the bot's node as control messages
+(:func:`encode_control`, :func:`decode_control`, section 35); the books that
+decide which presses are real and which answers are awaited are
+:class:`SentKeyboards`, :class:`ReceivedKeyboards` and :class:`QueryBook`.
+A refused control is :class:`BotControlError`.
 """
 
 from __future__ import annotations
@@ -28,23 +35,73 @@ from ._bot_book import SCOPES as SCOPES
 from ._bot_book import BotBook as BotBook
 from ._bot_book import BotCommand as BotCommand
 from ._bot_book import BotToken as BotToken
+from ._bot_inline import AnswerCallback as AnswerCallback
+from ._bot_inline import AnswerInline as AnswerInline
+from ._bot_inline import QueryBook as QueryBook
+from ._bot_inline import ReceivedKeyboards as ReceivedKeyboards
+from ._bot_inline import SentKeyboard as SentKeyboard
+from ._bot_inline import SentKeyboards as SentKeyboards
+from ._bot_inline import callback_update as callback_update
+from ._bot_inline import inline_update as inline_update
+from ._bot_inline import parse_answer_callback as parse_answer_callback
+from ._bot_inline import parse_answer_inline as parse_answer_inline
+from ._bot_wire import ANSWER_KIND as ANSWER_KIND
+from ._bot_wire import BOT_KINDS as BOT_KINDS
+from ._bot_wire import COMMANDS_ASK_KIND as COMMANDS_ASK_KIND
+from ._bot_wire import COMMANDS_KIND as COMMANDS_KIND
+from ._bot_wire import INLINE_ASK_KIND as INLINE_ASK_KIND
+from ._bot_wire import INLINE_RESULTS_KIND as INLINE_RESULTS_KIND
+from ._bot_wire import KEYBOARD_KIND as KEYBOARD_KIND
+from ._bot_wire import PRESS_KIND as PRESS_KIND
+from ._bot_wire import Article as Article
+from ._bot_wire import Button as Button
+from ._bot_wire import Keyboard as Keyboard
+from ._bot_wire import decode_control as decode_control
+from ._bot_wire import encode_control as encode_control
+from ._bot_wire import parse_reply_markup as parse_reply_markup
 from ._errors import BotApiError as BotApiError
+from ._errors import BotControlError as BotControlError
 
 __all__ = (
+    "ANSWER_KIND",
+    "AnswerCallback",
+    "AnswerInline",
+    "Article",
+    "BOT_KINDS",
     "BotApiError",
     "BotBook",
     "BotCommand",
+    "BotControlError",
     "BotToken",
+    "Button",
+    "COMMANDS_ASK_KIND",
+    "COMMANDS_KIND",
     "GetUpdates",
+    "INLINE_ASK_KIND",
+    "INLINE_RESULTS_KIND",
+    "KEYBOARD_KIND",
+    "Keyboard",
+    "PRESS_KIND",
+    "QueryBook",
+    "ReceivedKeyboards",
     "SCOPES",
     "SendMessage",
+    "SentKeyboard",
+    "SentKeyboards",
     "bot_user",
+    "callback_update",
     "chat_number",
+    "decode_control",
+    "encode_control",
     "error_answer",
+    "inline_update",
     "message_update",
     "ok_answer",
+    "parse_answer_callback",
+    "parse_answer_inline",
     "parse_commands",
     "parse_get_updates",
+    "parse_reply_markup",
     "parse_send_message",
     "sent_message",
 )

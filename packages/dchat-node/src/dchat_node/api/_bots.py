@@ -12,7 +12,9 @@ The Bot API (docs/protocol.md section 34) follows Telegram's shape:
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description"}``.
 It passes the admin-token guard (its own token is checked here, against the
 book's digests) and is left out of the OpenAPI document, whose error shape it
-does not use. The decisions (tokens, parameters, objects) are
+does not use. Inline keyboards, callback queries, command lists and inline
+queries (``answerCallbackQuery``, ``answerInlineQuery``, the user's
+``/v1/bots/{peer}/...``) are :mod:`._bot_inline`'s. The decisions (tokens, parameters, objects) are
 :mod:`dchat_messaging.bots`'; this module reads and writes the book file
 (``bot.json`` in the data directory, mode 0600, digests only) and the event log.
 """
@@ -37,17 +39,21 @@ from dchat_messaging.bots import (
     BotBook,
     BotCommand,
     bot_user,
+    callback_update,
     chat_number,
     error_answer,
+    inline_update,
     message_update,
     ok_answer,
     parse_commands,
     parse_get_updates,
+    parse_reply_markup,
     parse_send_message,
     sent_message,
 )
 
 from .._errors import NodeStateError
+from ._bot_inline import BotControls, add_bot_user_routes
 from ._messages import traced_send
 from ._roles import user_role
 
@@ -136,7 +142,9 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
     """Add the management routes and the Bot API (see the module docstring) to ``app``."""
     shelf = BotShelf(node)
     _add_management(app, node, shelf, feed, auth)
-    api = BotApi(node, shelf, feed)
+    controls = BotControls.of(node, shelf)  # inline keyboards, commands, inline queries
+    add_bot_user_routes(app, controls, auth)
+    api = BotApi(node, shelf, feed, controls)
 
     @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
     async def bot_call(
@@ -234,14 +242,15 @@ async def _params(request: Request) -> dict[str, object]:
     raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
 
 
+_QUERY_UPDATES = {"bot_callback": callback_update, "bot_inline": inline_update}
 _Method: TypeAlias = "Callable[[BotBook, dict[str, object]], Awaitable[object]]"
 
 
 class BotApi:
     """The Bot API's methods, each after the token is checked for its scope."""
 
-    def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed) -> None:
-        self._node, self._shelf, self._feed = node, shelf, feed
+    def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed, controls: BotControls) -> None:
+        self._node, self._shelf, self._feed, self._controls = node, shelf, feed, controls
         self._methods: dict[str, tuple[str | None, _Method]] = {
             "getme": (None, self._get_me),
             "getupdates": ("updates", self._get_updates),
@@ -249,6 +258,8 @@ class BotApi:
             "setmycommands": ("manage", self._set_commands),
             "getmycommands": (None, self._get_commands),
             "deletewebhook": ("updates", self._no_webhook),
+            "answercallbackquery": ("send", controls.answer_callback),
+            "answerinlinequery": ("send", controls.answer_inline),
         }
 
     async def call(self, token: str, method: str, params: dict[str, object]) -> object:
@@ -306,6 +317,8 @@ class BotApi:
                             sent_at=data["sent_at"],
                         )
                     )
+                elif event["kind"] in _QUERY_UPDATES:  # a button pressed, an inline query
+                    updates.append(_QUERY_UPDATES[event["kind"]](event["cursor"], data))
                 if len(updates) == limit:
                     return updates
             if len(events) < 100 or updates:
@@ -315,6 +328,7 @@ class BotApi:
 
     async def _send_message(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_send_message(params)
+        markup = parse_reply_markup(params)  # refused before anything is sent
         user = user_role(self._node).user
         contacts = await user.run(user.book.entries)
         peer = None
@@ -326,7 +340,11 @@ class BotApi:
             raise BotApiError(400, "Bad Request: chat not found")
         mid = await traced_send(user, peer.identity_id, call.text)
         number = int.from_bytes(bytes(mid)[:6], "big")
-        return sent_message(
+        shown = {}
+        if markup is not None:  # the keyboard goes right behind its text
+            await self._controls.keyboard_sent(peer.identity_id, mid, number, call.text, markup)
+            shown = {"reply_markup": markup.to_telegram()}
+        return shown | sent_message(
             number,
             bot_id=book.identity_id,
             bot_name=book.name,
