@@ -12,8 +12,8 @@ Every other command block of the README is run here too (the quick benchmark)
 or named in :data:`ELSEWHERE` with the test or CI step that runs it, and that
 test is checked to exist: a new README command without one fails.
 
-The ``dchat`` and ``dchat-node`` lines of the README and of the longer tours in
-``docs/`` are also parsed against the command lines themselves, without
+The ``dchat`` and ``dchat-node`` commands of the README and of the longer tours in
+``docs/`` (blocks and inline code) are also parsed against the command lines, without
 running them: each subcommand and option they name must exist, with no more
 arguments than the command takes.
 """
@@ -92,21 +92,23 @@ def other_command_lines(text: str) -> list[str]:
 CLI = re.compile(r"^(?:uv run |sudo -u \S+ )?(?:/\S*/)?(dchat|dchat-node) (.*)$")
 
 
-def cli_lines(text: str) -> list[str]:
-    """The ``dchat`` and ``dchat-node`` commands of ``text``'s ``sh`` blocks, as ``dchat ...``.
+INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 
-    Continued lines (a trailing backslash) are joined, comments dropped and
-    ``a && b`` counted as two commands.
+
+def cli_lines(text: str) -> list[str]:
+    """The ``dchat`` and ``dchat-node`` commands in ``text``, as ``dchat ...``.
+
+    Those of its ``sh`` blocks (continued lines joined, comments dropped,
+    ``a && b`` counted as two), then those in inline code such as ``dchat open``.
     """
     commands = []
     for _, block in BLOCK.findall(text):
         joined = re.sub(r"\\\n\s*", " ", block)
         for line in joined.splitlines():
-            for command in line.split("  #")[0].split("&&"):
-                found = CLI.match(command.strip())
-                if found:
-                    commands.append(f"{found[1]} {found[2]}")
-    return commands
+            commands += line.split("  #")[0].split("&&")
+    commands += INLINE.findall(BLOCK.sub("", text))
+    found = [CLI.match(command.strip()) for command in commands]
+    return [f"{m[1]} {m[2]}" for m in found if m]
 
 
 def _option(command: Any, name: str) -> Any:
@@ -128,7 +130,7 @@ def parse_problem(line: str) -> str | None:
     path, arguments, i = words[0], 0, 1
     while i < len(words):
         word = words[i]
-        if word == "--help":
+        if word in ("--help", "..."):  # the rest is help, or left out
             return None
         if word.startswith("-") and word != "-":
             option = _option(command, word.split("=")[0])
