@@ -28,6 +28,28 @@ from ._bot_book import SCOPES as SCOPES
 from ._bot_book import BotBook as BotBook
 from ._bot_book import BotCommand as BotCommand
 from ._bot_book import BotToken as BotToken
+from ._bot_form import MAX_FORM as MAX_FORM
+from ._bot_form import Upload as Upload
+from ._bot_form import parse_form as parse_form
+from ._bot_media import MEDIA_METHODS as MEDIA_METHODS
+from ._bot_media import DeleteMessage as DeleteMessage
+from ._bot_media import EditText as EditText
+from ._bot_media import SendLocation as SendLocation
+from ._bot_media import SendMedia as SendMedia
+from ._bot_media import edited_update as edited_update
+from ._bot_media import file_id as file_id
+from ._bot_media import file_object as file_object
+from ._bot_media import find_chat as find_chat
+from ._bot_media import incoming_update as incoming_update
+from ._bot_media import media_message as media_message
+from ._bot_media import message_number as message_number
+from ._bot_media import parse_delete_message as parse_delete_message
+from ._bot_media import parse_edit_text as parse_edit_text
+from ._bot_media import parse_file_id as parse_file_id
+from ._bot_media import parse_file_path as parse_file_path
+from ._bot_media import parse_get_file as parse_get_file
+from ._bot_media import parse_send_location as parse_send_location
+from ._bot_media import parse_send_media as parse_send_media
 from ._errors import BotApiError as BotApiError
 
 __all__ = (
@@ -35,16 +57,38 @@ __all__ = (
     "BotBook",
     "BotCommand",
     "BotToken",
+    "DeleteMessage",
+    "EditText",
     "GetUpdates",
+    "MAX_FORM",
+    "MEDIA_METHODS",
     "SCOPES",
+    "SendLocation",
+    "SendMedia",
     "SendMessage",
+    "Upload",
     "bot_user",
     "chat_number",
+    "edited_update",
     "error_answer",
+    "file_id",
+    "file_object",
+    "find_chat",
+    "incoming_update",
+    "media_message",
+    "message_number",
     "message_update",
     "ok_answer",
     "parse_commands",
+    "parse_delete_message",
+    "parse_edit_text",
+    "parse_file_id",
+    "parse_file_path",
+    "parse_form",
+    "parse_get_file",
     "parse_get_updates",
+    "parse_send_location",
+    "parse_send_media",
     "parse_send_message",
     "sent_message",
 )
