@@ -7,8 +7,14 @@ what it decides: :class:`BotBook` (profile, commands, scoped tokens kept as
 SHA-256 digests, the confirmed update offset), the typed parameters of each
 method (``parse_*``), the Telegram-shaped objects (:func:`message_update`,
 :func:`bot_user`, :func:`sent_message`, :func:`chat_number`) and the answer
-envelope (:func:`ok_answer`, :func:`error_answer`). Refusals are
-:class:`BotApiError` with Telegram's ``error_code``.
+envelope (:func:`ok_answer`, :func:`error_answer`). Files, locations, edits
+and deletes: multipart bodies (:func:`parse_form`, :class:`Upload`), their
+calls (:func:`parse_send_media`, :func:`parse_send_location`,
+:func:`parse_edit_text`, :func:`parse_delete_message`, :func:`parse_get_file`),
+file ids (:func:`file_id`), message numbers (:func:`message_number`) and
+their objects (:func:`incoming_update`, :func:`edited_update`,
+:func:`media_message`, :func:`file_object`). Refusals are :class:`BotApiError`
+with Telegram's ``error_code``.
 """
 
 from __future__ import annotations
