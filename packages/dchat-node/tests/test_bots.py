@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_node.cli import app
-from dchat_storage.testing import image_bytes
+from dchat_storage.testing import image_bytes, media_samples
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,6 +85,16 @@ def _files_and_edits(
     assert again["result"]["document"]["file_size"] == 3000
     where = _bot(bot, token, "sendLocation", chat_id=chat, latitude=1.5, longitude=-2.25).json()
     assert where["result"]["location"] == {"latitude": 1.5, "longitude": -2.25}
+    samples = media_samples()  # uploaded without a type: the node reads it from the bytes
+    voice = _upload(
+        bot, token, "sendVoice", "voice", samples["audio/ogg"], chat_id=chat, duration=3
+    )
+    assert (voice["result"]["voice"]["mime_type"], voice["result"]["voice"]["duration"]) == (
+        "audio/ogg",
+        3,
+    )
+    song = _upload(bot, token, "sendAudio", "audio", samples["audio/mpeg"], chat_id=chat)
+    assert song["result"]["audio"]["mime_type"] == "audio/mpeg"
     draft = _bot(bot, token, "sendMessage", chat_id=chat, text="draft").json()["result"]
     edited = _bot(
         bot, token, "editMessageText", chat_id=chat, message_id=draft["message_id"], text="final"
