@@ -43,7 +43,6 @@ from dchat_messaging.bots import (
     chat_number,
     error_answer,
     inline_update,
-    message_update,
     ok_answer,
     parse_commands,
     parse_get_updates,
@@ -54,6 +53,7 @@ from dchat_messaging.bots import (
 
 from .._errors import NodeStateError
 from ._bot_inline import BotControls, add_bot_user_routes
+from ._bot_media import BotMedia, add_file_route, form_params, read_body
 from ._messages import traced_send
 from ._roles import user_role
 
@@ -145,6 +145,7 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
     controls = BotControls.of(node, shelf)  # inline keyboards, commands, inline queries
     add_bot_user_routes(app, controls, auth)
     api = BotApi(node, shelf, feed, controls)
+    add_file_route(app, api.media, api.check)
 
     @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
     async def bot_call(
@@ -153,6 +154,7 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
         method: Annotated[str, PathParam(max_length=64)],
     ) -> JSONResponse:
         try:
+            await api.check(token, None)  # a stranger's body is not read
             params = await _params(request)
             result = await api.call(token, method.lower(), params)
         except BotApiError as exc:
@@ -223,10 +225,10 @@ def _secret() -> bytes:
 async def _params(request: Request) -> dict[str, object]:
     """The call's parameters: the query, then a JSON object or a urlencoded form body."""
     params: dict[str, object] = dict(request.query_params)
-    body = await request.body()
-    if len(body) > MAX_PARAMS:
-        raise BotApiError(413, "Request Entity Too Large")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":  # a file upload (``_bot_media``)
+        return params | await form_params(request)
+    body = await read_body(request, MAX_PARAMS)
     if not body.strip():
         return params
     try:
@@ -251,7 +253,8 @@ class BotApi:
 
     def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed, controls: BotControls) -> None:
         self._node, self._shelf, self._feed, self._controls = node, shelf, feed, controls
-        self._methods: dict[str, tuple[str | None, _Method]] = {
+        self.media = BotMedia(node)
+        self._methods: dict[str, tuple[str | None, _Method]] = self.media.methods() | {
             "getme": (None, self._get_me),
             "getupdates": ("updates", self._get_updates),
             "sendmessage": ("send", self._send_message),
@@ -261,6 +264,14 @@ class BotApi:
             "answercallbackquery": ("send", controls.answer_callback),
             "answerinlinequery": ("send", controls.answer_inline),
         }
+
+    async def check(self, token: str, scope: str | None) -> BotBook:
+        """The bot's book, if ``token`` is live and has ``scope`` (else 401 / 403)."""
+        book = await self._shelf.read()
+        if book is None:
+            raise BotApiError(401, "Unauthorized")
+        book.authorize(token, scope)
+        return book
 
     async def call(self, token: str, method: str, params: dict[str, object]) -> object:
         book = await self._shelf.read()
@@ -305,22 +316,15 @@ class BotApi:
         updates: list[dict[str, Any]] = []
         for _ in range(10):  # at most 10 pages of other events per call
             events = await self._feed.page(after, 100)
-            for event in events:
-                data = event["data"]
-                if event["kind"] == "message" and data.get("direction") == "in":
-                    updates.append(
-                        message_update(
-                            event["cursor"],
-                            peer_id=data["peer_id"],
-                            peer_name=data["peer_name"],
-                            text=data["text"] or "",
-                            sent_at=data["sent_at"],
-                        )
-                    )
-                elif event["kind"] in _QUERY_UPDATES:  # a button pressed, an inline query
-                    updates.append(_QUERY_UPDATES[event["kind"]](event["cursor"], data))
-                if len(updates) == limit:
-                    return updates
+            page = await self.media.updates(events)  # texts, files, locations, edits
+            page += [  # a button pressed, an inline query
+                _QUERY_UPDATES[e["kind"]](e["cursor"], e["data"])
+                for e in events
+                if e["kind"] in _QUERY_UPDATES
+            ]
+            updates += sorted(page, key=lambda update: int(update["update_id"]))
+            if len(updates) >= limit:
+                return updates[:limit]
             if len(events) < 100 or updates:
                 return updates
             after = events[-1]["cursor"]
