@@ -196,8 +196,19 @@ def _ad(purpose: str, ad: bytes) -> bytes:
 
 
 def encode_payload(sealer: Sealer, purpose: str, ad: bytes, fields: Mapping[str, Any]) -> bytes:
-    """Encode ``fields`` as canonical CBOR and seal them."""
-    return sealer.seal(purpose, ad, canonical_encode(dict(fields)))
+    """Encode ``fields`` as canonical CBOR and seal them.
+
+    Raises:
+        InvalidArgumentError: :func:`decode_payload` could not read them back
+            (nested too deep, too many items or too large): stored, such a
+            record would fail every read of it, and of every page holding it.
+    """
+    plain = canonical_encode(dict(fields))
+    try:
+        canonical_decode(plain, _PAYLOAD_LIMITS)
+    except DecodeError as exc:
+        raise InvalidArgumentError(f"a record too big or too deep to store: {exc}") from None
+    return sealer.seal(purpose, ad, plain)
 
 
 def decode_payload(sealer: Sealer, purpose: str, ad: bytes, stored: bytes) -> dict[str, Any]:

@@ -74,6 +74,24 @@ def test_custom_events_round_trip_their_data(db: Database) -> None:
     assert event.message is None
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"items": list(range(300))},  # more items than a record may hold
+        {"a": {"b": {"c": {"d": {"e": 1}}}}},  # nested deeper than a record may be
+    ],
+)
+def test_an_event_that_could_not_be_read_back_is_refused(
+    db: Database, data: dict[str, object]
+) -> None:
+    # Stored, it would make every page holding it fail (the stream and getUpdates).
+    db.events.append("request", {"n": 1}, 1.0)
+    with pytest.raises(InvalidArgumentError, match="too big or too deep"):
+        db.events.append("request", data, 2.0)
+    db.events.append("request", {"n": 3}, 3.0)
+    assert [e.data for e in db.events.page(0)] == [{"n": 1}, {"n": 3}]
+
+
 def test_an_event_exists_exactly_while_its_message_does(db: Database) -> None:
     _add(db, 1)
     _add(db, 2)
