@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from dchat_node.cli import app
 
+from ._webhook_scenario import check_webhooks
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -63,6 +65,8 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
         again = _bot(bot, token, "getUpdates", offset=update["update_id"] + 1).json()
         assert again == {"ok": True, "result": []}
         assert b.request("GET", "/v1/bot")["offset"] == update["update_id"] + 1
+
+        check_webhooks(bot, token, a, wait_until)  # restarts the bot's node (b is stale after)
 
         # Hostile and revoked: Telegram's envelope with the right code, never the admin API.
         assert _bot(bot, token[:-2] + "xx", "getMe").status_code == 401

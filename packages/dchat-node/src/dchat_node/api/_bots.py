@@ -48,6 +48,7 @@ from dchat_messaging.bots import (
 )
 
 from .._errors import NodeStateError
+from ._bot_webhooks import add_webhook_routes
 from ._messages import traced_send
 from ._roles import user_role
 
@@ -137,6 +138,7 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
     shelf = BotShelf(node)
     _add_management(app, node, shelf, feed, auth)
     api = BotApi(node, shelf, feed)
+    app.state.webhooks = add_webhook_routes(app, node, shelf, feed, api, auth)  # serve_api runs it
 
     @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
     async def bot_call(
@@ -248,8 +250,15 @@ class BotApi:
             "sendmessage": ("send", self._send_message),
             "setmycommands": ("manage", self._set_commands),
             "getmycommands": (None, self._get_commands),
-            "deletewebhook": ("updates", self._no_webhook),
         }
+
+    def add_method(self, name: str, scope: str | None, run: _Method) -> None:
+        """Serve the method ``name`` (lower case) with ``run``, for tokens with ``scope``."""
+        self._methods[name] = (scope, run)
+
+    def method(self, name: str) -> tuple[str | None, _Method]:
+        """The scope and the function of the method ``name`` (to wrap it)."""
+        return self._methods[name]
 
     async def call(self, token: str, method: str, params: dict[str, object]) -> object:
         book = await self._shelf.read()
@@ -272,9 +281,6 @@ class BotApi:
         await self._shelf.change(lambda book: book.set_commands(commands))
         return True
 
-    async def _no_webhook(self, _: BotBook, __: dict[str, object]) -> object:
-        return True  # no webhooks yet: there is never one to delete
-
     async def _get_updates(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_get_updates(params)
         if call.offset is not None and call.offset > book.offset:
@@ -289,6 +295,10 @@ class BotApi:
                     return updates
                 await changed.wait()
         return []
+
+    async def updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` updates after the event cursor ``after`` (the webhook's too)."""
+        return await self._updates_after(after, limit)
 
     async def _updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         updates: list[dict[str, Any]] = []

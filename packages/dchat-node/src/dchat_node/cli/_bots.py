@@ -8,12 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ._bot_webhook import webhook_app
 from ._guardians import api_call
 
 __all__ = ("bot_app",)
 
 _out = Console()
 bot_app = typer.Typer(help="Bots: this node's identity as a bot (Bot API).", no_args_is_help=True)
+bot_app.add_typer(webhook_app, name="webhook")
 
 
 def _show(reply: dict[str, Any]) -> None:
