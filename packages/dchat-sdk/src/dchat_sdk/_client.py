@@ -241,6 +241,12 @@ class Client:
     rename_group = _awaited(RemoteClient.rename_group)
     send_to_group = _awaited(RemoteClient.send_to_group)
     group_messages = _awaited(RemoteClient.group_messages)
+    # A bot's webhook (receivers check deliveries with verify_webhook)
+    set_bot_webhook = _awaited(RemoteClient.set_bot_webhook)
+    bot_webhook = _awaited(RemoteClient.bot_webhook)
+    delete_bot_webhook = _awaited(RemoteClient.delete_bot_webhook)
+    bot_webhook_dead_letters = _awaited(RemoteClient.bot_webhook_dead_letters)
+    retry_bot_webhook_dead_letters = _awaited(RemoteClient.retry_bot_webhook_dead_letters)
 
 
 def _closed() -> Exception:
