@@ -18,6 +18,7 @@ from dchat_messaging.webhooks import (
     WebhookSettings,
     WebhookUrlError,
     check_webhook_url,
+    drop_pending,
     parse_set_webhook,
     sign_webhook,
     update_lane,
@@ -304,6 +305,18 @@ def test_set_webhook_reads_form_values_and_keeps_allowed_updates() -> None:
     assert later.allowed_updates == first.allowed_updates
     assert later.allows({"update_id": 1, "message": {}})
     assert not later.allows({"update_id": 1, "inline_query": {}})
+
+
+def test_drop_pending_updates_reads_json_and_form_values() -> None:
+    assert [drop_pending({"drop_pending_updates": v}) for v in (True, "true", "1", None)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert drop_pending({}) is False
+    with pytest.raises(BotApiError):
+        drop_pending({"drop_pending_updates": "maybe"})
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,9 @@ class WebhookSettings:
 
 
 def _flag(params: Mapping[str, object], name: str) -> bool:
-    value = params.get(name, False)
+    value = params.get(name)
+    if value is None:
+        return False
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", ""):
         return value.strip().lower() in ("true", "1")
     if not isinstance(value, bool):
