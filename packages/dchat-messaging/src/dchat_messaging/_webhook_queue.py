@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import BotApiError
@@ -80,6 +80,17 @@ class DeadLetter:
     attempts: int
     dead_at: float
     reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The letter as a JSON object (what the dead-letter list shows)."""
+        return {
+            "update_id": self.update_id,
+            "chat": self.chat,
+            "queued_at": self.queued_at,
+            "attempts": self.attempts,
+            "dead_at": self.dead_at,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -230,10 +241,12 @@ class WebhookQueue:
         return {
             "cursor": self.cursor,
             "max_connections": self.max_connections,
-            "waiting": [
-                asdict(d) | {"in_flight": False} for lane in self.lanes.values() for d in lane
+            "waiting": [  # [update_id, chat, queued_at, attempts, next_at], lane by lane
+                [d.update_id, d.chat, d.queued_at, d.attempts, d.next_at]
+                for lane in self.lanes.values()
+                for d in lane
             ],
-            "dead": [asdict(d) for d in self.dead],
+            "dead": [d.to_json() for d in self.dead],
             "dead_dropped": self.dead_dropped,
             "delivered": self.delivered,
             "last_error_date": self.last_error_date,
@@ -248,14 +261,14 @@ class WebhookQueue:
                 int(state["cursor"]),
                 int(state["max_connections"]),
                 policy or DeliveryPolicy(),
-                dead=[DeadLetter(**d) for d in state["dead"]],
+                dead=[DeadLetter(**d) for d in state["dead"]],  # keys checked by the dataclass
                 dead_dropped=int(state["dead_dropped"]),
                 delivered=int(state["delivered"]),
                 last_error_date=state["last_error_date"],
                 last_error_message=state["last_error_message"],
             )
-            for item in state["waiting"]:  # lane by lane, each in its order
-                delivery = Delivery(**item)
+            for update_id, chat, queued_at, attempts, next_at in state["waiting"]:
+                delivery = Delivery(int(update_id), str(chat), queued_at, int(attempts), next_at)
                 queue.lanes.setdefault(delivery.chat, deque()).append(delivery)
         except (KeyError, TypeError, ValueError) as exc:
             raise BotApiError(500, "Internal Server Error: the webhook state is damaged") from exc

@@ -4,8 +4,10 @@ Theory of operation. What to send, when, in which order and when to give up is
 :class:`dchat_messaging.webhooks.WebhookQueue`'s; this module is its shell. The
 state (settings with the signing secret, the queue, the dead letters) lives
 in ``bot-webhook.json`` beside the bot book (mode 0600), loaded once and
-saved after every change under one lock, so a restart resumes the deliveries
-that were waiting or on the wire. :meth:`WebhookDesk.run` (a task of
+changed under one lock; a change of the settings is saved at once, answered
+deliveries at most every :data:`SAVE_EVERY` seconds and at a clean stop, so a
+restart resumes the deliveries that were waiting or on the wire (after a crash
+a few answered ones are sent again, which at least once allows). :meth:`WebhookDesk.run` (a task of
 ``serve_api``) loops: take the bot's new updates in from the event log (the
 Bot API's own reading, so a webhook sees what ``getUpdates`` would), start
 an HTTP POST for each update that is due, then sleep until the event feed
@@ -29,7 +31,7 @@ import os
 import random
 import secrets
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import httpx
@@ -72,6 +74,8 @@ log = logging.getLogger("dchat.bot.webhook")
 
 CONNECT_TIMEOUT: Final = 5.0
 POST_TIMEOUT: Final = 10.0
+SAVE_EVERY: Final = 0.5
+"""Seconds between saves of answered deliveries (a crash in between sends them again)."""
 MAX_UPDATE: Final = 1 << 20
 """Bytes of one update's JSON; a larger one goes to the dead letters unsent."""
 CONFLICT: Final = (
@@ -107,6 +111,9 @@ class WebhookDesk:
         self._bodies: dict[int, bytes] = {}
         self._poked = trio.Event()
         self._rng = random.Random()
+        self._dirty = False
+        """The queue changed since the last save (saved at most every SAVE_EVERY s)."""
+        self._saved_at = -math.inf
 
     # -- state -------------------------------------------------------------------------
 
@@ -123,6 +130,7 @@ class WebhookDesk:
 
     async def _save(self, hook: Webhook) -> None:
         data, target = hook.to_json(), self._path
+        self._dirty, self._saved_at = False, trio.current_time()
 
         def save() -> None:
             temp = target.with_suffix(".tmp")
@@ -213,18 +221,23 @@ class WebhookDesk:
             return
         timeout = httpx.Timeout(POST_TIMEOUT, connect=CONNECT_TIMEOUT)
         http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
-        async with http, trio.open_nursery() as posts:
-            while True:
-                changed, poked = self._feed.changed(), self._poked  # armed before the read
-                try:
-                    wake = await self._round(http, posts)
-                except (DchatError, OSError, KeyError, TypeError, ValueError) as exc:
-                    log.warning("webhook round failed: %s", type(exc).__name__)
-                    wake = time.time() + 5.0
-                await _first(changed, poked, wake)
+        try:
+            async with http, trio.open_nursery() as posts:
+                while True:
+                    changed, poked = self._feed.changed(), self._poked  # armed before the read
+                    try:
+                        wake = await self._round(http, posts)
+                    except (DchatError, OSError, KeyError, TypeError, ValueError) as exc:
+                        log.warning("webhook round failed: %s", type(exc).__name__)
+                        wake = time.time() + 5.0
+                    await _first(changed, poked, wake)
+        finally:  # a clean stop saves the last answers (a crash only sends them again)
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                if self._dirty and self._hook is not None:
+                    await self._save(self._hook)
 
     async def _round(self, http: httpx.AsyncClient, posts: trio.Nursery) -> float:
-        """Take updates in, start the due POSTs; when to look again (wall clock)."""
+        """Take updates in, start the due POSTs, save now and then; when to look again."""
         async with self._lock:
             hook = await self._load()
             settings = hook.settings
@@ -232,20 +245,27 @@ class WebhookDesk:
                 return math.inf
             before = hook.queue.cursor
             more = await self._take_in(hook, settings)
-            if hook.queue.cursor != before:
+            self._dirty |= hook.queue.cursor != before
+            save_at = self._saved_at + SAVE_EVERY
+            if self._dirty and trio.current_time() >= save_at:
                 await self._save(hook)
             sends = hook.queue.due(time.time())
         for delivery in sends:
             posts.start_soon(self._post, http, settings, delivery)
         wake = hook.queue.next_wake()
-        return time.time() if more else (math.inf if wake is None else wake)
+        wake = math.inf if wake is None else wake
+        if self._dirty:  # the save this round skipped
+            wake = min(wake, time.time() + save_at - trio.current_time())
+        return time.time() if more else wake
 
     async def _take_in(self, hook: Webhook, settings: WebhookSettings) -> bool:
         """Queue the updates after the queue's cursor; True if more may be waiting."""
         queue = hook.queue
         room = min(queue.room(), 100)
+        if room == 0:
+            return False
         head = await self._feed.head()  # before the read: every event up to it is readable
-        if room == 0 or head <= queue.cursor:
+        if head <= queue.cursor:
             return False
         try:
             updates = await self._api.updates_after(queue.cursor, room)
@@ -309,7 +329,7 @@ class WebhookDesk:
                 queue.acknowledged(update_id)
             if all(d.update_id != update_id for lane in queue.lanes.values() for d in lane):
                 self._bodies.pop(update_id, None)
-            await self._save(hook)
+            self._dirty = True  # saved by the next round (at least once allows the delay)
         self._poke()
 
     async def _send(self, http: httpx.AsyncClient, settings: WebhookSettings, body: bytes) -> str:
@@ -415,7 +435,7 @@ def add_webhook_routes(
     @app.get("/v1/bot/webhook/dead-letters", dependencies=auth)
     async def dead_letters() -> dict[str, Any]:
         await bot()
-        return await desk.change(lambda h: {"dead_letters": [asdict(d) for d in h.queue.dead]})  # type: ignore[no-any-return]
+        return await desk.change(lambda h: {"dead_letters": [d.to_json() for d in h.queue.dead]})  # type: ignore[no-any-return]
 
     @app.post("/v1/bot/webhook/dead-letters/retry", dependencies=auth)
     async def retry_dead(body: RetryDead) -> dict[str, Any]:
