@@ -121,6 +121,11 @@ def check_webhooks(
             assert b.bot_webhook_dead_letters() == []
             assert b.retry_bot_webhook_dead_letters() == []
             assert b.bot_webhook()["delivered"] >= 3
+        cli = ["--data-dir", str(bot.data_dir), "bot", "webhook"]
+        for command, shown in (("show", receiver.url), ("dead-letters", '"dead_letters": []')):
+            result = CliRunner().invoke(app, [*cli, command])
+            assert result.exit_code == 0, result.output
+            assert shown in result.output
         assert _bot(bot, token, "deleteWebhook") == {"ok": True, "result": True}
         assert _bot(bot, token, "getUpdates") == {"ok": True, "result": []}  # delivered: confirmed
     finally:

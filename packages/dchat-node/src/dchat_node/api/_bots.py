@@ -15,6 +15,9 @@ book's digests) and is left out of the OpenAPI document, whose error shape it
 does not use. The decisions (tokens, parameters, objects) are
 :mod:`dchat_messaging.bots`'; this module reads and writes the book file
 (``bot.json`` in the data directory, mode 0600, digests only) and the event log.
+Webhooks (setWebhook, getWebhookInfo, deleteWebhook, ``/v1/bot/webhook`` and
+the task that posts) are :mod:`._bot_webhooks`', added through
+:meth:`BotApi.add_method`.
 """
 
 from __future__ import annotations
