@@ -340,6 +340,34 @@ def test_bad_set_webhook_calls_are_refused(params: dict[str, object], why: str) 
     assert why in caught.value.description
 
 
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=80),
+    st.lists(st.text(max_size=20), max_size=5),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+_NAMES = st.sampled_from(
+    ["url", "secret_token", "signing_secret", "max_connections", "allowed_updates",
+     "drop_pending_updates", "certificate", "ip_address", "other"]
+)  # fmt: skip
+
+
+@given(params=st.dictionaries(_NAMES, _VALUES, max_size=9))
+def test_hostile_set_webhook_parameters_are_settings_or_a_400(params: dict[str, object]) -> None:
+    codes = []
+    try:
+        parsed = parse_set_webhook(params, SECRET, None)
+        drop_pending(params)
+    except BotApiError as exc:
+        codes.append(exc.error_code)
+        parsed = None
+    assert codes in ([], [400])
+    assert parsed is None or check_webhook_url(parsed.url) == parsed.url
+
+
 def test_the_signature_is_the_documented_hmac() -> None:
     assert sign_webhook(VECTOR_SECRET, VECTOR_BODY, 1765000000) == VECTOR
     assert sign_webhook(VECTOR_SECRET, VECTOR_BODY + b" ", 1765000000) != VECTOR
