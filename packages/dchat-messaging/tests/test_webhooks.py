@@ -120,7 +120,9 @@ def test_at_most_max_connections_are_on_the_wire() -> None:
     for update_id in range(1, 11):
         queue.offer(update_id, f"chat{update_id}", 0.0)
     assert _ids(queue.due(0.0)) == [1, 2, 3]
+    assert queue.next_wake() is None  # full: an answer makes room, not the clock
     queue.acknowledged(2)
+    assert queue.next_wake() == 0.0
     assert _ids(queue.due(0.0)) == [4]
 
 

@@ -158,7 +158,14 @@ class WebhookQueue:
         return sends
 
     def next_wake(self) -> float | None:
-        """When the next waiting head may be sent (None: nothing waits on a timer)."""
+        """When the next waiting head may be sent (None: nothing waits on a timer).
+
+        None too while ``max_connections`` updates are on the wire: the next
+        answer, not the clock, makes room.
+        """
+        busy = sum(1 for lane in self.lanes.values() if lane and lane[0].in_flight)
+        if busy >= self.max_connections:
+            return None
         heads = [lane[0].next_at for lane in self.lanes.values() if lane and not lane[0].in_flight]
         return min(heads, default=None)
 
