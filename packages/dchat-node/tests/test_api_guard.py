@@ -113,6 +113,17 @@ async def test_a_chunked_body_over_the_cap_is_413_and_the_app_answer_is_dropped(
     assert await _call(_guarded(inner), _scope(headers=auth), [b"x" * 512] * 2) == (200, 1024)
 
 
+async def test_paths_under_a_large_prefix_get_the_large_cap() -> None:
+    """The Bot API (``/bot``) takes uploads past the API's cap: it limits them itself."""
+    inner = _App()
+    app = LimitBody(inner, max_body=1024, large_body=4096, large_prefix=("/bot",))
+    assert await _call(app, _scope("/bot1:abc/sendPhoto"), [b"x" * 2000] * 2) == (200, 4000)
+    status, _ = await _call(app, _scope("/bot1:abc/sendPhoto"), [b"x" * 2000] * 3)
+    assert status == 413
+    status, _ = await _call(app, _scope("/v1/x"), [b"x" * 2000])
+    assert status == 413
+
+
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     return write_self_signed_tls(tmp_path)

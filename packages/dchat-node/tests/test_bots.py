@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -9,13 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_node.cli import app
+from dchat_storage.testing import image_bytes, media_samples
 
 from ._webhook_scenario import check_webhooks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from dchat_node import NodeProcess
+    from dchat_sdk import RemoteClient
 
 runner = CliRunner()
 
@@ -25,9 +29,115 @@ def _bot(node: NodeProcess, token: str, method: str, **params: Any) -> httpx.Res
     return httpx.post(url, json=params, timeout=30)
 
 
+def _upload(
+    node: NodeProcess, token: str, method: str, field: str, data: bytes, **params: Any
+) -> Any:
+    """A multipart upload, as Telegram's clients send an ``InputFile``."""
+    url = f"{node.info['url']}/bot{token}/{method}"
+    files = {field: ("upload.bin", data, "application/octet-stream")}
+    return httpx.post(url, data=params, files=files, timeout=30).json()
+
+
+def _updates(node: NodeProcess, token: str, offset: int, count: int) -> list[dict[str, Any]]:
+    """Long-poll from ``offset`` until ``count`` updates are there (at most 20 s each poll)."""
+    found: list[dict[str, Any]] = []
+    for _ in range(5):
+        answer = _bot(node, token, "getUpdates", offset=offset, timeout=20).json()["result"]
+        found = answer
+        if len(found) >= count:
+            break
+    return found
+
+
+def _files_and_edits(
+    alice: RemoteClient,
+    bot: NodeProcess,
+    token: str,
+    offset: int,
+    tmp: Path,
+    wait_until: Callable[..., None],
+) -> None:
+    """Files, locations and edits both ways through the Bot API (section 34)."""
+    notes = tmp / "notes.bin"
+    notes.write_bytes(os.urandom(3000))  # a generic document: its bytes make no claim
+    first = alice.send("echo", "speling")
+    alice.send_file("echo", notes)
+    alice.send_location("echo", 52.52, 13.405)
+    updates = _updates(bot, token, offset, 3)
+    document, location = updates[1]["message"]["document"], updates[2]["message"]["location"]
+    assert document["file_size"] == 3000
+    assert location == {"latitude": 52.52, "longitude": 13.405}
+    alice.edit("echo", first, "spelling")
+    [edit] = _updates(bot, token, updates[-1]["update_id"] + 1, 1)
+    assert edit["edited_message"]["text"] == "spelling"
+    assert edit["edited_message"]["message_id"] == updates[0]["message"]["message_id"]
+    chat = edit["edited_message"]["chat"]["id"]
+
+    # getFile fetches the sealed blob from the relay; the bot's node opens it.
+    got = _bot(bot, token, "getFile", file_id=document["file_id"]).json()["result"]
+    url = f"{bot.info['url']}/file/bot{token}/{got['file_path']}"
+    assert httpx.get(url, timeout=30).content == notes.read_bytes()
+    assert httpx.get(url.replace(token, token[:-2] + "xx"), timeout=30).status_code == 401
+
+    photo = _upload(
+        bot, token, "sendPhoto", "photo", image_bytes("PNG"), chat_id=chat, caption="red"
+    )
+    assert photo["result"]["photo"][0]["width"] == 64
+    again = _bot(bot, token, "sendDocument", chat_id=chat, document=document["file_id"]).json()
+    assert again["result"]["document"]["file_size"] == 3000
+    where = _bot(bot, token, "sendLocation", chat_id=chat, latitude=1.5, longitude=-2.25).json()
+    assert where["result"]["location"] == {"latitude": 1.5, "longitude": -2.25}
+    samples = media_samples()  # uploaded without a type: the node reads it from the bytes
+    voice = _upload(
+        bot, token, "sendVoice", "voice", samples["audio/ogg"], chat_id=chat, duration=3
+    )
+    assert (voice["result"]["voice"]["mime_type"], voice["result"]["voice"]["duration"]) == (
+        "audio/ogg",
+        3,
+    )
+    song = _upload(bot, token, "sendAudio", "audio", samples["audio/mpeg"], chat_id=chat)
+    assert song["result"]["audio"]["mime_type"] == "audio/mpeg"
+    draft = _bot(bot, token, "sendMessage", chat_id=chat, text="draft").json()["result"]
+    edited = _bot(
+        bot, token, "editMessageText", chat_id=chat, message_id=draft["message_id"], text="final"
+    )
+    assert edited.json()["result"]["text"] == "final"
+
+    def shown() -> dict[str, str]:  # what alice's conversation view shows (edits applied)
+        rows = alice.conversation("echo")["messages"]
+        return {r["text"]: r["message_id"] for r in rows if r["direction"] == "in"}
+
+    wait_until(lambda: {"red", "final", "[location 1.500000,-2.250000]"} <= set(shown()))
+    assert alice.attachment(shown()["red"])["kind"] == "image"
+    gone = _bot(bot, token, "deleteMessage", chat_id=chat, message_id=draft["message_id"])
+    assert gone.json() == {"ok": True, "result": True}
+    wait_until(lambda: "final" not in shown())
+
+    # Hostile and impossible calls: Telegram's envelope with its code, nothing crashes.
+    theirs = updates[0]["message"]["message_id"]
+    refused = {
+        ("editMessageText", "can't be edited"): {"message_id": theirs, "text": "mine now"},
+        ("deleteMessage", "can't be deleted"): {"message_id": theirs},
+        ("deleteMessage", "to delete not found"): {"message_id": draft["message_id"]},
+        ("sendPhoto", "wrong file identifier"): {"photo": "AgACAgIAAxkBAAIB"},
+        ("sendPhoto", "by URL"): {"photo": "http://127.0.0.1:1/x.png"},
+        ("getFile", "invalid file_id"): {"file_id": "dcf1" + "A" * 22},
+        ("sendLocation", "latitude"): {"latitude": 91, "longitude": 0},
+    }
+    for (method, why), params in refused.items():
+        answer = _bot(bot, token, method, chat_id=chat, **params).json()
+        assert (answer["error_code"], why in answer["description"]) == (400, True), answer
+    unknown = _bot(bot, token, "sendDocument", chat_id=1, document=document["file_id"]).json()
+    assert unknown["description"] == "Bad Request: chat not found"
+    lie = _upload(bot, token, "sendPhoto", "photo", b"not a picture at all", chat_id=chat)
+    assert lie["error_code"] == 400
+    huge = _upload(bot, token, "sendPhoto", "photo", b"\0" * (10 * 2**20 + 1), chat_id=chat)
+    assert huge == {"ok": False, "error_code": 413, "description": "Request Entity Too Large"}
+
+
 @pytest.mark.slow
 def test_a_user_talks_to_a_bot_through_the_bot_api(
-    make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None]
+    make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None], tmp_path: Path
 ) -> None:
     alice, bot = make_user("alice"), make_user("echo")
     with alice.client() as a, bot.client() as b:
@@ -65,6 +175,7 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
         again = _bot(bot, token, "getUpdates", offset=update["update_id"] + 1).json()
         assert again == {"ok": True, "result": []}
         assert b.request("GET", "/v1/bot")["offset"] == update["update_id"] + 1
+        _files_and_edits(a, bot, token, update["update_id"] + 1, tmp_path, wait_until)
 
         check_webhooks(bot, token, a, wait_until)  # restarts the bot's node (b is stale after)
 

@@ -8,8 +8,10 @@ answers typed parameters or :class:`BotApiError`, and the JSON objects.
 Numbers. Telegram's clients want integer ids. A chat (a contact) is numbered
 by :func:`chat_number`: the first 6 bytes of SHA-256 of its identity id, a
 positive integer under 2**48 (exact in JSON and in JavaScript); the bot's own
-``id`` is numbered the same way. An update's ``update_id`` and an incoming
-message's ``message_id`` are the node's event cursor, so update ids only grow.
+``id`` is numbered the same way. An update's ``update_id`` is the node's
+event cursor, so update ids only grow; :func:`message_update` numbers the
+message by it too, and the node's updates renumber it by its message id
+(:func:`~dchat_messaging.bots.incoming_update`, so edits can name it).
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def bot_user(identity_id: str, name: str) -> dict[str, Any]:
         "username": name,
         "can_join_groups": False,
         "can_read_all_group_messages": False,
-        "supports_inline_queries": False,
+        "supports_inline_queries": True,
     }
 
 

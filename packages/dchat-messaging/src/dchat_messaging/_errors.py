@@ -25,6 +25,8 @@
     ├── BotApiError(CallerError, ValueError)        a Bot API call is refused (``error_code``:
     │                                               400 bad params, 401 bad/revoked token,
     │                                               403 token lacks the scope, 404 no method)
+    ├── BotControlError(PeerError, ValueError)      a bot control (keyboard, button press,
+    │                                               query, answer) is refused (``code``)
     └── RequestError(CallerError)                       a message-request, block-list or contact
                                                         call does not fit the state (``code``
                                                         says why: not_found, no_card,
@@ -39,6 +41,7 @@ from dchat_core import CallerError, DchatError, PeerError
 __all__ = (
     "AttachmentRefusedError",
     "BotApiError",
+    "BotControlError",
     "BundleRejectedError",
     "ChannelError",
     "ContentError",
@@ -189,3 +192,20 @@ class BotApiError(DchatMessagingError, CallerError, ValueError):
         super().__init__(description)
         self.error_code = error_code
         self.description = description
+
+
+class BotControlError(DchatMessagingError, PeerError, ValueError):
+    """A bot control message between a user's node and a bot's node is refused.
+
+    Attributes:
+        code: ``malformed`` (not the control's shape, or out of bounds),
+            ``forged`` (a press of a button the bot never sent that user),
+            ``unknown_query`` (an answer to a query never asked, asked of
+            another peer, or forgotten), ``replayed`` (a query or answer seen
+            before), ``expired`` (an answer after the query timed out),
+            ``not_a_bot`` (a question to a node that has no bot).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

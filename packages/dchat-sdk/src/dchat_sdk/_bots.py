@@ -4,11 +4,19 @@ Each maps one route of ``/v1/bot`` (the node's ``api/_bots.py``, docs/protocol.m
 section 34): they make the node's identity a bot and manage its Bot API
 tokens and commands. The bot's program itself talks to the Bot API
 (``/bot<token>/<method>``) with any HTTP client or a Telegram-style library.
+
+The user's side of a bot (``/v1/bots/{peer}/...``, section 35): press a button
+of a bot's message (:meth:`BotCalls.bot_press`), ask a bot for its commands
+(:meth:`BotCalls.bot_commands`), run an inline query and send the chosen
+result (:meth:`BotCalls.bot_inline`, :meth:`BotCalls.bot_pick`). Each travels
+end to end to the bot's node; a bot that does not answer in time is
+``ApiError`` ``bot_timeout`` (504).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ._replies import obj
 
@@ -16,6 +24,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = ("BotCalls",)
+
+
+def _seg(text: str) -> str:
+    return quote(text, safe="")
 
 
 class BotCalls:
@@ -50,3 +62,35 @@ class BotCalls:
     def set_bot_description(self, description: str) -> None:
         """Set what the bot says it does."""
         self._call("PUT", "/v1/bot/description", {"description": description})
+
+    def bot_press(
+        self, peer: str, message_id: str, button: str, *, wait: float = 0
+    ) -> dict[str, Any]:
+        """Press ``button`` (its number from 1, its text or its data) of a bot's message.
+
+        Returns ``{"query_id", "button", "url", "answer"}``: ``answer`` is the
+        bot's ``{"text", "show_alert", "url"}`` if it came within ``wait``
+        seconds (later it is a ``bot_answer`` event); a url button sends
+        nothing and returns its ``url``.
+        """
+        body = {"message_id": message_id, "button": button, "wait": wait}
+        return obj(self._call("POST", f"/v1/bots/{_seg(peer)}/press", body, timeout=wait + 10))
+
+    def bot_commands(self, peer: str, *, wait: float = 10) -> list[dict[str, str]]:
+        """The commands the bot ``peer`` lists (``{"command", "description"}``), asked E2E."""
+        path, params = f"/v1/bots/{_seg(peer)}/commands", {"wait": str(wait)}
+        reply = obj(self._call("GET", path, None, params, timeout=wait + 10))
+        return list(reply["commands"])
+
+    def bot_inline(
+        self, peer: str, query: str, *, offset: str = "", wait: float = 10
+    ) -> dict[str, Any]:
+        """Run an inline query: ``{"query_id", "results": [{"id", "title", "description",
+        "text"}], "next_offset"}`` (send one with :meth:`bot_pick`)."""
+        body = {"query": query, "offset": offset, "wait": wait}
+        return obj(self._call("POST", f"/v1/bots/{_seg(peer)}/inline", body, timeout=wait + 10))
+
+    def bot_pick(self, peer: str, query_id: str, result_id: str, to: str) -> dict[str, Any]:
+        """Send the result ``result_id`` of an inline query to ``to`` as a normal message."""
+        path = f"/v1/bots/{_seg(peer)}/inline/{_seg(query_id)}/pick"
+        return obj(self._call("POST", path, {"result_id": result_id, "to": to}))

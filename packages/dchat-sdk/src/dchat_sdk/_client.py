@@ -241,6 +241,11 @@ class Client:
     rename_group = _awaited(RemoteClient.rename_group)
     send_to_group = _awaited(RemoteClient.send_to_group)
     group_messages = _awaited(RemoteClient.group_messages)
+    # Bots, from the user's side
+    bot_press = _awaited(RemoteClient.bot_press)
+    bot_commands = _awaited(RemoteClient.bot_commands)
+    bot_inline = _awaited(RemoteClient.bot_inline)
+    bot_pick = _awaited(RemoteClient.bot_pick)
     # A bot's webhook (receivers check deliveries with verify_webhook)
     set_bot_webhook = _awaited(RemoteClient.set_bot_webhook)
     bot_webhook = _awaited(RemoteClient.bot_webhook)

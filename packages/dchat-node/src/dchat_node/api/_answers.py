@@ -56,6 +56,7 @@ _STATE_STATUS = {
     "unknown_device": 404,
     "no_pairing": 404,
     "rate_limited": 429,
+    "bot_timeout": 504,
     "burner_expired": 410,
     "not_ready": 503,
     "no_card": 409,

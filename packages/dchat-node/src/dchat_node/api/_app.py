@@ -193,14 +193,16 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_socket_route(app, node, feed)
     app.add_middleware(NotifyAfterWrites, feed=feed)
     large = ("/v1/attachments",)  # limited per kind by the upload rules as it streams
-    app.add_middleware(LimitBody, max_body=node.config.api_max_body, large=large)
+    app.add_middleware(  # the Bot API limits its own bodies: to Telegram's sizes (_bots.py)
+        LimitBody, max_body=node.config.api_max_body, large=large, large_prefix=("/bot",)
+    )
     sessions = AppSessions()
     add_webapp_routes(app, sessions, auth)
     app.add_middleware(  # outermost
         RequireToken,
         token=token,
         open_paths=("/health",),
-        open_prefix=("/app/", "/bot"),  # the Bot API checks its own tokens (_bots.py)
+        open_prefix=("/app/", "/bot", "/file/bot"),  # the Bot API checks its own tokens
         sessions=sessions,
     )
     _list_only_role_routes(app, node.config.role)

@@ -12,7 +12,9 @@ The Bot API (docs/protocol.md section 34) follows Telegram's shape:
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code", "description"}``.
 It passes the admin-token guard (its own token is checked here, against the
 book's digests) and is left out of the OpenAPI document, whose error shape it
-does not use. The decisions (tokens, parameters, objects) are
+does not use. Inline keyboards, callback queries, command lists and inline
+queries (``answerCallbackQuery``, ``answerInlineQuery``, the user's
+``/v1/bots/{peer}/...``) are :mod:`._bot_inline`'s. The decisions (tokens, parameters, objects) are
 :mod:`dchat_messaging.bots`'; this module reads and writes the book file
 (``bot.json`` in the data directory, mode 0600, digests only) and the event log.
 Webhooks (setWebhook, getWebhookInfo, deleteWebhook, ``/v1/bot/webhook`` and
@@ -40,17 +42,21 @@ from dchat_messaging.bots import (
     BotBook,
     BotCommand,
     bot_user,
+    callback_update,
     chat_number,
     error_answer,
-    message_update,
+    inline_update,
     ok_answer,
     parse_commands,
     parse_get_updates,
+    parse_reply_markup,
     parse_send_message,
     sent_message,
 )
 
 from .._errors import NodeStateError
+from ._bot_inline import BotControls, add_bot_user_routes
+from ._bot_media import BotMedia, add_file_route, form_params, read_body
 from ._bot_webhooks import add_webhook_routes
 from ._messages import traced_send
 from ._roles import user_role
@@ -140,7 +146,10 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
     """Add the management routes and the Bot API (see the module docstring) to ``app``."""
     shelf = BotShelf(node)
     _add_management(app, node, shelf, feed, auth)
-    api = BotApi(node, shelf, feed)
+    controls = BotControls.of(node, shelf)  # inline keyboards, commands, inline queries
+    add_bot_user_routes(app, controls, auth)
+    api = BotApi(node, shelf, feed, controls)
+    add_file_route(app, api.media, api.check)
     app.state.webhooks = add_webhook_routes(app, node, shelf, feed, api, auth)  # serve_api runs it
 
     @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
@@ -150,6 +159,7 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
         method: Annotated[str, PathParam(max_length=64)],
     ) -> JSONResponse:
         try:
+            await api.check(token, None)  # a stranger's body is not read
             params = await _params(request)
             result = await api.call(token, method.lower(), params)
         except BotApiError as exc:
@@ -220,10 +230,10 @@ def _secret() -> bytes:
 async def _params(request: Request) -> dict[str, object]:
     """The call's parameters: the query, then a JSON object or a urlencoded form body."""
     params: dict[str, object] = dict(request.query_params)
-    body = await request.body()
-    if len(body) > MAX_PARAMS:
-        raise BotApiError(413, "Request Entity Too Large")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":  # a file upload (``_bot_media``)
+        return params | await form_params(request)
+    body = await read_body(request, MAX_PARAMS)
     if not body.strip():
         return params
     try:
@@ -239,20 +249,24 @@ async def _params(request: Request) -> dict[str, object]:
     raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
 
 
+_QUERY_UPDATES = {"bot_callback": callback_update, "bot_inline": inline_update}
 _Method: TypeAlias = "Callable[[BotBook, dict[str, object]], Awaitable[object]]"
 
 
 class BotApi:
     """The Bot API's methods, each after the token is checked for its scope."""
 
-    def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed) -> None:
-        self._node, self._shelf, self._feed = node, shelf, feed
-        self._methods: dict[str, tuple[str | None, _Method]] = {
+    def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed, controls: BotControls) -> None:
+        self._node, self._shelf, self._feed, self._controls = node, shelf, feed, controls
+        self.media = BotMedia(node)
+        self._methods: dict[str, tuple[str | None, _Method]] = self.media.methods() | {
             "getme": (None, self._get_me),
             "getupdates": ("updates", self._get_updates),
             "sendmessage": ("send", self._send_message),
             "setmycommands": ("manage", self._set_commands),
             "getmycommands": (None, self._get_commands),
+            "answercallbackquery": ("send", controls.answer_callback),
+            "answerinlinequery": ("send", controls.answer_inline),
         }
 
     def add_method(self, name: str, scope: str | None, run: _Method) -> None:
@@ -262,6 +276,14 @@ class BotApi:
     def method(self, name: str) -> tuple[str | None, _Method]:
         """The scope and the function of the method ``name`` (to wrap it)."""
         return self._methods[name]
+
+    async def check(self, token: str, scope: str | None) -> BotBook:
+        """The bot's book, if ``token`` is live and has ``scope`` (else 401 / 403)."""
+        book = await self._shelf.read()
+        if book is None:
+            raise BotApiError(401, "Unauthorized")
+        book.authorize(token, scope)
+        return book
 
     async def call(self, token: str, method: str, params: dict[str, object]) -> object:
         book = await self._shelf.read()
@@ -307,20 +329,15 @@ class BotApi:
         updates: list[dict[str, Any]] = []
         for _ in range(10):  # at most 10 pages of other events per call
             events = await self._feed.page(after, 100)
-            for event in events:
-                data = event["data"]
-                if event["kind"] == "message" and data.get("direction") == "in":
-                    updates.append(
-                        message_update(
-                            event["cursor"],
-                            peer_id=data["peer_id"],
-                            peer_name=data["peer_name"],
-                            text=data["text"] or "",
-                            sent_at=data["sent_at"],
-                        )
-                    )
-                if len(updates) == limit:
-                    return updates
+            page = await self.media.updates(events)  # texts, files, locations, edits
+            page += [  # a button pressed, an inline query
+                _QUERY_UPDATES[e["kind"]](e["cursor"], e["data"])
+                for e in events
+                if e["kind"] in _QUERY_UPDATES
+            ]
+            updates += sorted(page, key=lambda update: int(update["update_id"]))
+            if len(updates) >= limit:
+                return updates[:limit]
             if len(events) < 100 or updates:
                 return updates
             after = events[-1]["cursor"]
@@ -328,6 +345,7 @@ class BotApi:
 
     async def _send_message(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_send_message(params)
+        markup = parse_reply_markup(params)  # refused before anything is sent
         user = user_role(self._node).user
         contacts = await user.run(user.book.entries)
         peer = None
@@ -339,7 +357,11 @@ class BotApi:
             raise BotApiError(400, "Bad Request: chat not found")
         mid = await traced_send(user, peer.identity_id, call.text)
         number = int.from_bytes(bytes(mid)[:6], "big")
-        return sent_message(
+        shown = {}
+        if markup is not None:  # the keyboard goes right behind its text
+            await self._controls.keyboard_sent(peer.identity_id, mid, number, call.text, markup)
+            shown = {"reply_markup": markup.to_telegram()}
+        return shown | sent_message(
             number,
             bot_id=book.identity_id,
             bot_name=book.name,

@@ -35,7 +35,9 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_core import MessageId
+from dchat_messaging.bots import ReceivedKeyboards
 from dchat_messaging.lowlevel import MAX_TIMER
+from dchat_storage import EngineStore
 
 from ._messages import message_json
 from ._roles import user_role
@@ -106,6 +108,8 @@ def add_conversation_routes(app: FastAPI, node: Node, auth: list[Depends]) -> No
     def user() -> UserService:
         return user_role(node).user
 
+    keyboards = ReceivedKeyboards(EngineStore(node.store.db))  # bots' inline keyboards
+
     @app.get("/v1/conversations", dependencies=auth)
     async def inbox() -> dict[str, Any]:
         u = user()
@@ -129,6 +133,7 @@ def add_conversation_routes(app: FastAPI, node: Node, auth: list[Depends]) -> No
             payments = u.agent.payments
             return [
                 {**message_json(r, n), **conversations.row(r), **payments.row(r.message_id)}
+                | keyboards.row(r.peer_id, r.direction, r.message_id)
                 for r, n in rows
             ]
 

@@ -23,7 +23,8 @@ whole FastAPI app, outermost first:
   the cap is never handed to the app; the guard answers 413 itself and drops
   whatever the app tries to send after that. Paths in ``large`` (attachment
   uploads, which the storage upload rules limit per kind as they stream in)
-  are capped at ``large_body`` instead.
+  are capped at ``large_body`` instead, as are paths under ``large_prefix``
+  (the Bot API, whose uploads ``_bot_media`` limits to Telegram's sizes).
 """
 
 from __future__ import annotations
@@ -118,15 +119,19 @@ class LimitBody:
         max_body: int,
         large: Collection[str] = (),
         large_body: int = 256 * 1024 * 1024,
+        large_prefix: tuple[str, ...] = (),
     ) -> None:
         self._app, self._max_small = app, max_body
         self._large, self._large_body = frozenset(large), large_body
+        self._large_prefix = large_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        cap = self._large_body if scope.get("path") in self._large else self._max_small
+        path = scope.get("path", "")
+        large = path in self._large or path.startswith(self._large_prefix)
+        cap = self._large_body if large else self._max_small
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
             await self._refuse(send, cap)

@@ -1,15 +1,30 @@
-"""``dchat bot ...``: make this node's identity a bot and manage its Bot API tokens."""
+"""``dchat bot ...``: make this node's identity a bot and manage its Bot API tokens.
+
+And the user's side of other people's bots (end to end, to the bot's node):
+``dchat bot press PEER MESSAGE_ID BUTTON`` presses a button of a bot's
+message (``dchat show PEER`` lists the buttons under it), ``dchat bot
+commands PEER`` lists a bot's commands, ``dchat bot inline PEER QUERY [--in
+CONVERSATION --pick N]`` runs an inline query and sends the chosen result as
+a normal message (or later: ``dchat bot pick PEER QUERY_ID RESULT_ID --in
+CONVERSATION``).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from dchat_sdk import RemoteClient
+
 from ._bot_webhook import webhook_app
+from ._common import fail, guard
 from ._guardians import api_call
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ("bot_app",)
 
@@ -76,3 +91,87 @@ def set_commands(
 def set_description(ctx: typer.Context, description: str) -> None:
     """Set what the bot says it does."""
     _show(api_call(ctx, "PUT", "/v1/bot/description", {"description": description}))
+
+
+def _remote(ctx: typer.Context) -> RemoteClient:
+    data_dir: Path = ctx.find_root().obj
+    return guard(lambda: RemoteClient.from_data_dir(data_dir))
+
+
+Wait = Annotated[float, typer.Option(min=0, max=30, help="Seconds to wait for the bot.")]
+
+
+@bot_app.command("press")
+def press(ctx: typer.Context, peer: str, message_id: str, button: str, wait: Wait = 10) -> None:
+    """Press BUTTON (its number from 1, its text or its data) under a bot's message."""
+    with _remote(ctx) as client:
+        reply = guard(lambda: client.bot_press(peer, message_id, button, wait=wait))
+    if reply["url"] is not None:
+        _out.print(f"[{reply['button']}] opens {reply['url']}", highlight=False)
+        return
+    answer = reply["answer"]
+    _out.print(f"pressed [{reply['button']}] (query {reply['query_id']})", highlight=False)
+    if answer is None:
+        _out.print("no answer yet (it comes as a bot_answer event)", highlight=False)
+    elif answer["text"]:
+        mark = "alert" if answer["show_alert"] else "answer"
+        _out.print(f"{mark}: {answer['text']}", highlight=False)
+
+
+@bot_app.command("commands")
+def commands(ctx: typer.Context, peer: str, wait: Wait = 10) -> None:
+    """The commands the bot PEER lists (asked end to end)."""
+    with _remote(ctx) as client:
+        listed = guard(lambda: client.bot_commands(peer, wait=wait))
+    for command in listed:
+        _out.print(f"/{command['command']}  {command['description']}", highlight=False)
+    if not listed:
+        _out.print("the bot lists no commands", highlight=False)
+
+
+@bot_app.command("inline")
+def inline(
+    ctx: typer.Context,
+    peer: str,
+    query: str,
+    into: Annotated[
+        str | None, typer.Option("--in", help="The conversation a picked result goes to.")
+    ] = None,
+    pick: Annotated[str | None, typer.Option(help="Send result N (from 1) or this id.")] = None,
+    offset: Annotated[str, typer.Option(help="The next_offset of earlier results.")] = "",
+    wait: Wait = 10,
+) -> None:
+    """Run the inline query QUERY of the bot PEER; with --pick and --in, send a result."""
+    if pick is not None and into is None:
+        raise fail("--pick needs --in CONVERSATION")
+    with _remote(ctx) as client:
+        reply = guard(lambda: client.bot_inline(peer, query, offset=offset, wait=wait))
+        results = reply["results"]
+        if pick is None or into is None:
+            _out.print(f"query {reply['query_id']}", highlight=False)
+            for n, result in enumerate(results, 1):
+                about = f" - {result['description']}" if result["description"] else ""
+                _out.print(f"{n}. {result['title']}{about}  (id {result['id']})", highlight=False)
+            if reply["next_offset"]:
+                _out.print(f"more: --offset {reply['next_offset']}", highlight=False)
+            return
+        ids = [r["id"] for r in results]
+        chosen = ids[int(pick) - 1] if pick.isdigit() and 1 <= int(pick) <= len(ids) else pick
+        if chosen not in ids:
+            raise fail(f"no result {pick!r} among {len(ids)}")
+        sent = guard(lambda: client.bot_pick(peer, reply["query_id"], chosen, into))
+    _out.print(f"sent to {into}: {sent['text']}", highlight=False)
+
+
+@bot_app.command("pick")
+def pick_result(
+    ctx: typer.Context,
+    peer: str,
+    query_id: str,
+    result_id: str,
+    into: Annotated[str, typer.Option("--in", help="The conversation it goes to.")],
+) -> None:
+    """Send the result RESULT_ID of an earlier inline query as a normal message."""
+    with _remote(ctx) as client:
+        sent = guard(lambda: client.bot_pick(peer, query_id, result_id, into))
+    _out.print(f"sent to {into}: {sent['text']}", highlight=False)

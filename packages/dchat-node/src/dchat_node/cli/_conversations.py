@@ -94,7 +94,22 @@ def _line(m: dict[str, Any]) -> str:
     if m["edited"]:
         text += " (edited)"
     reactions = " ".join(e for emojis in m["reactions"].values() for e in emojis)
-    return f"{text}  {reactions}".rstrip()
+    return f"{text}  {reactions}".rstrip() + _buttons(m.get("reply_markup"))
+
+
+def _buttons(markup: dict[str, Any] | None) -> str:
+    """A bot's inline keyboard under its message: numbered buttons, a row a line."""
+    if not markup:
+        return ""
+    lines, n = [], 0
+    for row in markup["inline_keyboard"]:
+        cells = []
+        for button in row:
+            n += 1
+            link = " ↗" if "url" in button else ""
+            cells.append(f"[{n}: {button['text']}{link}]")
+        lines.append(" ".join(cells))
+    return "\n" + "\n".join(lines)
 
 
 def inbox_table(lines: list[dict[str, Any]]) -> Table:

@@ -17,12 +17,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from dchat_sdk import RemoteClient
-
 from .._errors import DchatNodeError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from dchat_sdk import RemoteClient
 
 __all__ = ("NodeProcess", "free_port", "free_ports")
 
@@ -142,6 +142,10 @@ class NodeProcess:
 
     def client(self, timeout: float = 10.0) -> RemoteClient:
         """A client for this node's API."""
+        # Imported here: every node process imports this module (dchat_node
+        # exports NodeProcess), and a node never needs the SDK.
+        from dchat_sdk import RemoteClient
+
         return RemoteClient(self.info["url"], self.info["token"], timeout=timeout)
 
     def stop(self, timeout: float = 15.0) -> int:
