@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from dchat_node.cli import app
 from dchat_storage.testing import image_bytes, media_samples
 
+from ._webhook_scenario import check_webhooks
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -174,6 +176,8 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
         assert again == {"ok": True, "result": []}
         assert b.request("GET", "/v1/bot")["offset"] == update["update_id"] + 1
         _files_and_edits(a, bot, token, update["update_id"] + 1, tmp_path, wait_until)
+
+        check_webhooks(bot, token, a, wait_until)  # restarts the bot's node (b is stale after)
 
         # Hostile and revoked: Telegram's envelope with the right code, never the admin API.
         assert _bot(bot, token[:-2] + "xx", "getMe").status_code == 401

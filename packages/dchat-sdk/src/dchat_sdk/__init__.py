@@ -11,6 +11,7 @@ Underneath: :class:`RemoteClient` (synchronous) and :class:`AsyncRemoteClient`
 (:class:`Event`, resumable by cursor); :class:`RemoteSocket` and
 :class:`AsyncRemoteSocket` for the API's WebSocket (sends and events on one
 connection, at a fraction of an HTTP request's cost to the node).
+:func:`verify_webhook` checks the signature of a bot webhook delivery.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from ._replies import MessagePage as MessagePage
 from ._socket import AsyncRemoteSocket as AsyncRemoteSocket
 from ._socket import RemoteSocket as RemoteSocket
 from ._socket import SocketReply as SocketReply
+from ._webhooks import WebhookSignatureError as WebhookSignatureError
+from ._webhooks import verify_webhook as verify_webhook
 
 __all__ = (
     "ApiError",
@@ -50,5 +53,7 @@ __all__ = (
     "RemoteSocket",
     "SocketReply",
     "SyncClient",
+    "WebhookSignatureError",
     "WrongPassphraseError",
+    "verify_webhook",
 )

@@ -246,6 +246,12 @@ class Client:
     bot_commands = _awaited(RemoteClient.bot_commands)
     bot_inline = _awaited(RemoteClient.bot_inline)
     bot_pick = _awaited(RemoteClient.bot_pick)
+    # A bot's webhook (receivers check deliveries with verify_webhook)
+    set_bot_webhook = _awaited(RemoteClient.set_bot_webhook)
+    bot_webhook = _awaited(RemoteClient.bot_webhook)
+    delete_bot_webhook = _awaited(RemoteClient.delete_bot_webhook)
+    bot_webhook_dead_letters = _awaited(RemoteClient.bot_webhook_dead_letters)
+    retry_bot_webhook_dead_letters = _awaited(RemoteClient.retry_bot_webhook_dead_letters)
 
 
 def _closed() -> Exception:

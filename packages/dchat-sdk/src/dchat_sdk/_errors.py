@@ -7,8 +7,9 @@ DchatError
     ├── EmbeddedNodeError(CallerError)         ``Client.embedded`` could not start the node
     │   ├── DataDirLockedError                 another node holds the data directory
     │   └── WrongPassphraseError               the passphrase does not unlock its database
-    └── _BadReplyError(PeerError, ValueError)  the answer is not the documented shape
-        └── SseFormatError                     a broken event stream (``_sse``)
+    ├── _BadReplyError(PeerError, ValueError)  the answer is not the documented shape
+    │   └── SseFormatError                     a broken event stream (``_sse``)
+    └── WebhookSignatureError(PeerError, ValueError)  a webhook delivery does not verify
 """
 
 from __future__ import annotations

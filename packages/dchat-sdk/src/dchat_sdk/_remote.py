@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ._bot_webhooks import WebhookCalls
 from ._bots import BotCalls
 from ._channels import ChannelCalls
 from ._conversations import ConversationCalls
@@ -62,7 +63,7 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls):
+class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls):
     """Synchronous client of one node's local API.
 
     Args:

@@ -17,6 +17,9 @@ queries (``answerCallbackQuery``, ``answerInlineQuery``, the user's
 ``/v1/bots/{peer}/...``) are :mod:`._bot_inline`'s. The decisions (tokens, parameters, objects) are
 :mod:`dchat_messaging.bots`'; this module reads and writes the book file
 (``bot.json`` in the data directory, mode 0600, digests only) and the event log.
+Webhooks (setWebhook, getWebhookInfo, deleteWebhook, ``/v1/bot/webhook`` and
+the task that posts) are :mod:`._bot_webhooks`', added through
+:meth:`BotApi.add_method`.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from dchat_messaging.bots import (
 from .._errors import NodeStateError
 from ._bot_inline import BotControls, add_bot_user_routes
 from ._bot_media import BotMedia, add_file_route, form_params, read_body
+from ._bot_webhooks import add_webhook_routes
 from ._messages import traced_send
 from ._roles import user_role
 
@@ -146,6 +150,7 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
     add_bot_user_routes(app, controls, auth)
     api = BotApi(node, shelf, feed, controls)
     add_file_route(app, api.media, api.check)
+    app.state.webhooks = add_webhook_routes(app, node, shelf, feed, api, auth)  # serve_api runs it
 
     @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
     async def bot_call(
@@ -260,10 +265,17 @@ class BotApi:
             "sendmessage": ("send", self._send_message),
             "setmycommands": ("manage", self._set_commands),
             "getmycommands": (None, self._get_commands),
-            "deletewebhook": ("updates", self._no_webhook),
             "answercallbackquery": ("send", controls.answer_callback),
             "answerinlinequery": ("send", controls.answer_inline),
         }
+
+    def add_method(self, name: str, scope: str | None, run: _Method) -> None:
+        """Serve the method ``name`` (lower case) with ``run``, for tokens with ``scope``."""
+        self._methods[name] = (scope, run)
+
+    def method(self, name: str) -> tuple[str | None, _Method]:
+        """The scope and the function of the method ``name`` (to wrap it)."""
+        return self._methods[name]
 
     async def check(self, token: str, scope: str | None) -> BotBook:
         """The bot's book, if ``token`` is live and has ``scope`` (else 401 / 403)."""
@@ -294,9 +306,6 @@ class BotApi:
         await self._shelf.change(lambda book: book.set_commands(commands))
         return True
 
-    async def _no_webhook(self, _: BotBook, __: dict[str, object]) -> object:
-        return True  # no webhooks yet: there is never one to delete
-
     async def _get_updates(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_get_updates(params)
         if call.offset is not None and call.offset > book.offset:
@@ -311,6 +320,10 @@ class BotApi:
                     return updates
                 await changed.wait()
         return []
+
+    async def updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` updates after the event cursor ``after`` (the webhook's too)."""
+        return await self._updates_after(after, limit)
 
     async def _updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         updates: list[dict[str, Any]] = []

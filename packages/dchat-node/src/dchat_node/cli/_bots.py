@@ -19,6 +19,7 @@ from rich.console import Console
 
 from dchat_sdk import RemoteClient
 
+from ._bot_webhook import webhook_app
 from ._common import fail, guard
 from ._guardians import api_call
 
@@ -29,6 +30,7 @@ __all__ = ("bot_app",)
 
 _out = Console()
 bot_app = typer.Typer(help="Bots: this node's identity as a bot (Bot API).", no_args_is_help=True)
+bot_app.add_typer(webhook_app, name="webhook")
 
 
 def _show(reply: dict[str, Any]) -> None:
