@@ -19,6 +19,7 @@ from dchat_messaging.bots import (
     parse_commands,
     parse_get_updates,
     parse_send_message,
+    stranger_name,
 )
 
 SECRET = bytes(range(32))
@@ -81,6 +82,30 @@ def test_the_offset_only_moves_forward_and_token_ids_are_not_reused() -> None:
     with pytest.raises(BotApiError) as caught:
         book.revoke(7)
     assert caught.value.error_code == 404
+
+
+def test_a_bot_answers_strangers_unless_turned_off_and_the_setting_is_kept() -> None:
+    book = _book()
+    assert book.open is True  # as on Telegram: anyone may write to a bot
+    assert BotBook.from_json(book.to_json()).open is True
+    book.set_open(False)
+    assert book.summary()["open"] is False
+    assert BotBook.from_json(book.to_json()).open is False
+    older = json.loads(book.to_json())
+    del older["open"]  # a book written before the setting existed
+    assert BotBook.from_json(json.dumps(older).encode()).open is True
+
+
+@given(st.text(min_size=1, max_size=64), st.text(min_size=8, max_size=60))
+def test_a_stranger_gets_a_marked_contact_name_that_tells_two_alices_apart(
+    card_name: str, identity_id: str
+) -> None:
+    name = stranger_name(card_name, identity_id)
+    assert name.startswith("~")
+    assert name.endswith(identity_id[-8:])
+    assert len(name) <= 50
+    other = "x" * 8 if identity_id[-8:] != "x" * 8 else "y" * 8
+    assert stranger_name(card_name, identity_id[:-8] + other) != name
 
 
 def test_a_damaged_book_is_a_typed_error() -> None:

@@ -11,6 +11,11 @@ Unauthorized`` for a malformed, unknown, revoked or wrong token. Each token has
 scopes (:data:`SCOPES`): ``updates`` (getUpdates), ``send`` (sendMessage) and
 ``manage`` (getMe needs none; setMyCommands needs ``manage``). Bot tokens are
 not the node's admin token and open nothing but the Bot API.
+
+An *open* bot (:attr:`BotBook.open`, on unless turned off, as on Telegram)
+answers strangers: its node accepts a message request as soon as it comes,
+making the sender a contact named by :func:`stranger_name` (a leading ``~``
+marks it as one the bot accepted, not the owner).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any, Final
 
 from ._errors import BotApiError
 
-__all__ = ("SCOPES", "BotBook", "BotCommand", "BotToken")
+__all__ = ("SCOPES", "BotBook", "BotCommand", "BotToken", "stranger_name")
 
 SCOPES: Final = frozenset({"updates", "send", "manage"})
 MAX_TOKENS: Final = 32
@@ -33,6 +38,17 @@ MAX_COMMANDS: Final = 100
 SECRET_BYTES: Final = 32
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 _TOKEN = re.compile(r"([0-9]{1,9}):([A-Za-z0-9_-]{43})")
+STRANGER_MARK: Final = "~"
+
+
+def stranger_name(card_name: str, identity_id: str) -> str:
+    """The contact name an open bot gives a stranger it accepted (unique, at most 50).
+
+    ``~``, the first 40 characters of the name on their card, a space and the
+    last 8 characters of their identity id (a card's name is no one's
+    promise: two strangers may both say "Alice").
+    """
+    return f"{STRANGER_MARK}{card_name[:40]} {identity_id[-8:]}"
 
 
 def _refused(description: str = "Bad Request: invalid parameters") -> BotApiError:
@@ -84,6 +100,8 @@ class BotBook:
     tokens: list[BotToken] = field(default_factory=list)
     offset: int = 0
     """The first update id not yet confirmed by ``getUpdates`` (an event cursor)."""
+    open: bool = True
+    """Whether strangers' message requests are accepted as they come."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.name) <= 64:
@@ -148,6 +166,10 @@ class BotBook:
             raise _refused("Bad Request: a description is at most 512 characters")
         self.description = description
 
+    def set_open(self, on: bool) -> None:
+        """Answer strangers (accept their message requests as they come) or not."""
+        self.open = on
+
     def confirm(self, offset: int) -> None:
         """Forget the updates before ``offset`` (the offset only moves forward)."""
         self.offset = max(self.offset, offset)
@@ -161,6 +183,7 @@ class BotBook:
             "commands": [c.__dict__ for c in self.commands],
             "tokens": [t.summary() for t in self.tokens],
             "offset": self.offset,
+            "open": self.open,
         }
 
     def to_json(self) -> bytes:
@@ -191,6 +214,7 @@ class BotBook:
                 commands,
                 tokens,
                 int(state["offset"]),
+                bool(state.get("open", True)),  # a book from before the setting: open
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise BotApiError(500, "Internal Server Error: the bot book is damaged") from exc

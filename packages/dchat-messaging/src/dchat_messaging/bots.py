@@ -6,7 +6,8 @@ encrypted to that node). The node serves a Bot API in the shape of Telegram's
 what it decides: :class:`BotBook` (profile, commands, scoped tokens kept as
 SHA-256 digests, the confirmed update offset), the typed parameters of each
 method (``parse_*``), the Telegram-shaped objects (:func:`message_update`,
-:func:`bot_user`, :func:`sent_message`, :func:`chat_number`) and the answer
+:func:`bot_user`, :func:`sent_message`, :func:`chat_number`), the contact
+name an open bot gives a stranger (:func:`stranger_name`) and the answer
 envelope (:func:`ok_answer`, :func:`error_answer`). Files, locations, edits
 and deletes: multipart bodies (:func:`parse_form`, :class:`Upload`), their
 calls (:func:`parse_send_media`, :func:`parse_send_location`,
@@ -41,6 +42,7 @@ from ._bot_book import SCOPES as SCOPES
 from ._bot_book import BotBook as BotBook
 from ._bot_book import BotCommand as BotCommand
 from ._bot_book import BotToken as BotToken
+from ._bot_book import stranger_name as stranger_name
 from ._bot_form import MAX_FORM as MAX_FORM
 from ._bot_form import Upload as Upload
 from ._bot_form import parse_form as parse_form
@@ -154,4 +156,5 @@ __all__ = (
     "parse_send_media",
     "parse_send_message",
     "sent_message",
+    "stranger_name",
 )
