@@ -135,6 +135,43 @@ def _files_and_edits(
     assert huge == {"ok": False, "error_code": 413, "description": "Request Entity Too Large"}
 
 
+def _a_stranger_writes(
+    carol: RemoteClient,
+    b: RemoteClient,
+    bot: NodeProcess,
+    token: str,
+    wait_until: Callable[..., None],
+) -> None:
+    """Someone who is not the bot's contact writes: a request while closed, answered when open."""
+    carol.create_identity("carol")
+    carol.add_contact("echo", b.card())  # carol has the bot's card; the bot has not hers
+    closed = runner.invoke(app, ["--data-dir", str(bot.data_dir), "bot", "set-open", "off"])
+    assert closed.exit_code == 0, closed.output
+    carol.send("echo", "anyone there?")
+    wait_until(lambda: [r["name"] for r in b.requests()] == ["carol"], timeout=20)
+    [request] = b.requests()
+    refused = _bot(bot, token, "sendMessage", chat_id=request["identity_id"], text="hi")
+    assert refused.json()["description"] == "Bad Request: chat not found"
+
+    b.set_bot_open(True)  # the SDK's call; on is also the default of a new bot
+    offset = b.request("GET", "/v1/bot")["offset"]
+    carol.send("echo", "/start")
+
+    def heard() -> list[dict[str, Any]]:
+        got = _bot(bot, token, "getUpdates", offset=offset, timeout=5).json()["result"]
+        return [u for u in got if u.get("message", {}).get("text") == "/start"]
+
+    wait_until(heard, timeout=30)
+    [update] = heard()
+    sent = _bot(bot, token, "sendMessage", chat_id=update["message"]["chat"]["id"], text="hi carol")
+    assert sent.json()["ok"] is True
+    wait_until(lambda: "hi carol" in [m.text for m in carol.messages(peer="echo")], timeout=20)
+    assert b.requests() == []  # accepted, as `dchat request accept` would
+    [stranger] = [c for c in b.contacts() if c.identity_id == request["identity_id"]]
+    assert stranger.name.startswith("~carol ")  # marked: the bot accepted, not its owner
+    _bot(bot, token, "getUpdates", offset=update["update_id"] + 1)
+
+
 @pytest.mark.slow
 def test_a_user_talks_to_a_bot_through_the_bot_api(
     make_user: Callable[[str], NodeProcess], wait_until: Callable[..., None], tmp_path: Path
@@ -176,6 +213,8 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
         assert again == {"ok": True, "result": []}
         assert b.request("GET", "/v1/bot")["offset"] == update["update_id"] + 1
         _files_and_edits(a, bot, token, update["update_id"] + 1, tmp_path, wait_until)
+        with make_user("carol").client() as c:
+            _a_stranger_writes(c, b, bot, token, wait_until)
 
         check_webhooks(bot, token, a, wait_until)  # restarts the bot's node (b is stale after)
 

@@ -63,6 +63,10 @@ class BotCalls:
         """Set what the bot says it does."""
         self._call("PUT", "/v1/bot/description", {"description": description})
 
+    def set_bot_open(self, on: bool) -> None:
+        """Let strangers write to the bot (their message requests accepted as they come) or not."""
+        self._call("PUT", "/v1/bot/open", {"open": on})
+
     def bot_press(
         self, peer: str, message_id: str, button: str, *, wait: float = 0
     ) -> dict[str, Any]:

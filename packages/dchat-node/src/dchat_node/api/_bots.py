@@ -5,7 +5,8 @@ node, like any user's. Management (the node's admin token): ``POST /v1/bot``
 ``{name, description?}`` makes the node's identity a bot and answers its first
 token (shown once), ``GET /v1/bot``, ``POST /v1/bot/tokens {scopes}``, ``DELETE
 /v1/bot/tokens/{id}``, ``PUT /v1/bot/commands {commands}``, ``PUT
-/v1/bot/description {description}``.
+/v1/bot/description {description}``, ``PUT /v1/bot/open {open}`` (whether
+strangers' message requests are accepted: :mod:`._bot_open`).
 
 The Bot API (docs/protocol.md section 34) follows Telegram's shape:
 ``GET|POST /bot<token>/<method>`` with query, JSON or form parameters, answered
@@ -57,6 +58,7 @@ from dchat_messaging.bots import (
 from .._errors import NodeStateError
 from ._bot_inline import BotControls, add_bot_user_routes
 from ._bot_media import BotMedia, add_file_route, form_params, read_body
+from ._bot_open import BotDoor
 from ._bot_webhooks import add_webhook_routes
 from ._messages import traced_send
 from ._roles import user_role
@@ -100,6 +102,10 @@ class SetCommands(_Strict):
 
 class SetDescription(_Strict):
     description: str = Field(max_length=512)
+
+
+class SetOpen(_Strict):
+    open: bool
 
 
 def _state_error(exc: BotApiError) -> NodeStateError:
@@ -222,6 +228,11 @@ def _add_management(
         await changed(lambda book: book.set_description(body.description))
         return {"description": body.description}
 
+    @app.put("/v1/bot/open", dependencies=auth)
+    async def set_open(body: SetOpen) -> dict[str, Any]:
+        await changed(lambda book: book.set_open(body.open))
+        return {"open": body.open}
+
 
 def _secret() -> bytes:
     return secrets.token_bytes(32)
@@ -258,7 +269,7 @@ class BotApi:
 
     def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed, controls: BotControls) -> None:
         self._node, self._shelf, self._feed, self._controls = node, shelf, feed, controls
-        self.media = BotMedia(node)
+        self.media, self.door = BotMedia(node), BotDoor.of(node, shelf)
         self._methods: dict[str, tuple[str | None, _Method]] = self.media.methods() | {
             "getme": (None, self._get_me),
             "getupdates": ("updates", self._get_updates),
@@ -343,16 +354,21 @@ class BotApi:
             after = events[-1]["cursor"]
         return updates
 
+    async def _contact(self, chat_id: int | str) -> Any:
+        user = user_role(self._node).user
+        peer = None
+        for contact in await user.run(user.book.entries):
+            if chat_id in (chat_number(contact.identity_id), contact.name, contact.identity_id):
+                peer = contact
+        return peer
+
     async def _send_message(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_send_message(params)
         markup = parse_reply_markup(params)  # refused before anything is sent
         user = user_role(self._node).user
-        contacts = await user.run(user.book.entries)
-        peer = None
-        for contact in contacts:
-            wanted = chat_number(contact.identity_id)
-            if call.chat_id in (wanted, contact.name, contact.identity_id):
-                peer = contact
+        peer = await self._contact(call.chat_id)
+        if peer is None and await self.door.admit(call.chat_id):  # a stranger, accepted now
+            peer = await self._contact(call.chat_id)
         if peer is None:
             raise BotApiError(400, "Bad Request: chat not found")
         mid = await traced_send(user, peer.identity_id, call.text)

@@ -93,6 +93,14 @@ def set_description(ctx: typer.Context, description: str) -> None:
     _show(api_call(ctx, "PUT", "/v1/bot/description", {"description": description}))
 
 
+@bot_app.command("set-open")
+def set_open(ctx: typer.Context, state: str) -> None:
+    """Whether strangers may write to the bot (on: their message requests are accepted)."""
+    if state not in ("on", "off"):
+        raise fail(f"say on or off, not {state!r}")
+    _show(api_call(ctx, "PUT", "/v1/bot/open", {"open": state == "on"}))
+
+
 def _remote(ctx: typer.Context) -> RemoteClient:
     data_dir: Path = ctx.find_root().obj
     return guard(lambda: RemoteClient.from_data_dir(data_dir))
