@@ -153,12 +153,23 @@ def _a_stranger_writes(
     refused = _bot(bot, token, "sendMessage", chat_id=request["identity_id"], text="hi")
     assert refused.json()["description"] == "Bad Request: chat not found"
 
+    # Blocked stays blocked, open or not: the message is dropped, no contact is made.
+    b.block(request["identity_id"])
     b.set_bot_open(True)  # the SDK's call; on is also the default of a new bot
     offset = b.request("GET", "/v1/bot")["offset"]
+    refused_before = b.status()["refusals"].get("BlockedSenderError", 0)
+    carol.send("echo", "let me in")
+    wait_until(
+        lambda: b.status()["refusals"].get("BlockedSenderError", 0) > refused_before, timeout=20
+    )
+    assert request["identity_id"] not in [c.identity_id for c in b.contacts()]
+    b.unblock(request["identity_id"])
     carol.send("echo", "/start")
 
     def heard() -> list[dict[str, Any]]:
         got = _bot(bot, token, "getUpdates", offset=offset, timeout=5).json()["result"]
+        texts = [u.get("message", {}).get("text") for u in got]
+        assert "let me in" not in texts
         return [u for u in got if u.get("message", {}).get("text") == "/start"]
 
     wait_until(heard, timeout=30)

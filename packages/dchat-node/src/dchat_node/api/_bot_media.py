@@ -98,8 +98,11 @@ def _refusal(exc: DchatError) -> BotApiError:
 class BotMedia:
     """The methods above, and the updates of received files and edits."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(
+        self, node: Node, admit: Callable[[int | str], Awaitable[bool]] | None = None
+    ) -> None:
         self._node = node
+        self._admit = admit  # accepts a stranger's open request (an open bot, ``_bot_open``)
 
     def methods(self) -> dict[str, tuple[str | None, Any]]:
         """Method name (lower-case): (the scope it needs, the call)."""
@@ -119,6 +122,12 @@ class BotMedia:
     async def _chat(self, chat_id: int | str) -> str:
         user = user_role(self._node).user
         contacts = await user.run(user.book.entries)
+        try:
+            return find_chat(chat_id, [(c.identity_id, c.name) for c in contacts])
+        except BotApiError:
+            if self._admit is None or not await self._admit(chat_id):
+                raise
+        contacts = await user.run(user.book.entries)  # the stranger is a contact now
         return find_chat(chat_id, [(c.identity_id, c.name) for c in contacts])
 
     # -- sending --------------------------------------------------------------------------

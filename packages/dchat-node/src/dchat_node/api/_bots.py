@@ -269,7 +269,8 @@ class BotApi:
 
     def __init__(self, node: Node, shelf: BotShelf, feed: EventFeed, controls: BotControls) -> None:
         self._node, self._shelf, self._feed, self._controls = node, shelf, feed, controls
-        self.media, self.door = BotMedia(node), BotDoor.of(node, shelf)
+        self.door = BotDoor.of(node, shelf)  # strangers, while the bot is open
+        self.media = BotMedia(node, self.door.admit)
         self._methods: dict[str, tuple[str | None, _Method]] = self.media.methods() | {
             "getme": (None, self._get_me),
             "getupdates": ("updates", self._get_updates),
