@@ -259,3 +259,9 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
             "error_code": 401,
             "description": "Unauthorized",
         }
+
+
+def test_set_open_takes_on_or_off(tmp_path: Path) -> None:
+    refused = runner.invoke(app, ["--data-dir", str(tmp_path), "bot", "set-open", "yes"])
+    assert refused.exit_code == 1
+    assert "say on or off" in refused.output
