@@ -19,7 +19,7 @@ from dchat_messaging import Content, MessageReceived, RequestError
 from dchat_messaging._group_book import KEY_KIND, _next_chain
 from dchat_messaging._group_invite import InvitationParts, invitation_controls
 from dchat_messaging._group_store import read_plaintext
-from dchat_messaging._sender_keys import _split, _step
+from dchat_messaging._sender_keys import _split, _step, decode_keyed
 from dchat_messaging.lowlevel import (
     MAX_SKIP,
     MAX_SKIPPED,
@@ -120,12 +120,17 @@ def test_members_agree_and_read_each_other(trio_group: tuple[list[AgentNode], st
 
 
 def _open_at(node: AgentNode, envelopes: list[bytes]) -> list[bytes]:
-    """Open ``envelopes`` with ``node``'s engine and apply them; the group ciphertexts inside."""
+    """Open ``envelopes`` with ``node``'s engine and apply them; the group ciphertexts inside.
+
+    A chain rotated by a removal travels with the sender's next message
+    (``group.kmsg``: the chain and the ciphertext), which is opened too.
+    """
     wires = []
     for envelope in envelopes:
         for event in node.engine.receive(envelope, now=T0 + 2):
-            if isinstance(event, MessageReceived) and event.kind == "group.msg":
-                wires.append(event.data)
+            if isinstance(event, MessageReceived) and event.kind in ("group.msg", "group.kmsg"):
+                keyed = event.kind == "group.kmsg"
+                wires.append(decode_keyed(event.data)[1] if keyed else event.data)
                 node.agent.groups.apply(event, now=T0 + 2)
     return wires
 
