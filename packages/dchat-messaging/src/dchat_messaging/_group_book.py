@@ -8,14 +8,16 @@ inside the caller's store transaction, ``now`` passed in. Received controls
 that came before what they need (the invitation, the sender key, an earlier
 update) wait, and are tried again after each change.
 
-Seven control kinds travel over the pairwise sessions: ``group.inv`` and
+Ten control kinds travel over the pairwise sessions: ``group.inv`` and
 ``group.part`` (an invitation in parts, :mod:`._group_invite`: the state
 before the ``add`` and the signed ``add``; from our own device, a new
 group's state alone), ``group.upd`` (a signed update),
 ``group.key`` (a device's sender chain, :func:`encode_distribution`) and
 ``group.msg`` (a sender-key ciphertext, :class:`GroupCiphertext`, encrypted
 once and sent to every member device); for anchored groups, ``group.ord``
-and ``group.evi`` (:mod:`._group_anchors`).
+and ``group.evi`` (:mod:`._group_anchors`); ``group.kmsg`` (a message with
+the sender's chain, after a rotation); ``group.join`` and ``group.jno`` (a
+request to join by invite link and its refusal, :mod:`._group_links`).
 
 After every change of a group we are active in, :meth:`Groups._share_keys`
 reconciles: if a member who held our chain is gone, a new chain (epoch) is
@@ -650,7 +652,9 @@ class Groups:
             raise GroupError("stale", "an update older than the history this node keeps")
         tip = record.state
         if update.version == tip.version + 1 and update.prev == tip.hash():
-            apply_update(tip, update)  # on our state: its refusal is final, nothing is kept
+            new = apply_update(tip, update)  # on our state: its refusal is final, nothing kept
+            if record.status != "left" and all(h.version <= tip.version for h in held):
+                return self._extend(record, update, new, now)  # nothing held competes
         states, branch = _best_branch(base, [*chain, *held, update])
         fork = next(
             (
@@ -706,6 +710,25 @@ class Groups:
         if lost:
             self.waiting += self._rebase(record, lost, now)
         return updates
+
+    def _extend(
+        self, record: GroupRecord, update: GroupUpdate, new: GroupState, now: float
+    ) -> list[ConversationUpdate]:
+        """A received ``update`` (which made ``new``) on our state, no held update beside or
+        ahead of it: the branch :func:`_best_branch` would pick, without applying the kept
+        history again (at 1,000 members that replay was most of a removal's cost)."""
+        me, _ = self._me()
+        record = self._advance(record, update, new, own=False)
+        self.db.save(record)
+        event = self._event(
+            "group_update", new.group_id, update.by, now, op=update.op, version=update.version
+        )
+        if record.status != "left":
+            arg = update.arg
+            gone = update.op == "remove" and isinstance(arg, bytes) and arg != me
+            dropped = frozenset([arg]) if gone and isinstance(arg, bytes) else frozenset[bytes]()
+            self.waiting += self._share_keys(record, now=now, dropped=dropped, lazy=True)
+        return [event]
 
     def _advance(
         self, record: GroupRecord, update: GroupUpdate, new: GroupState, *, own: bool
