@@ -198,9 +198,9 @@ def section(
         "",
         "| change | CPU (ms) | envelopes | bytes |",
         "|---|---:|---:|---:|",
-        f"| add one, {big - 1:,} → {big:,} (alice: `add` to all, invitation, her chain) "
+        f"| add one, {big - 1:,} → {big:,} (alice: `add` to all, invitation) "
         f"| {_median(c, 0) * 1e3:,.1f} | {_median(c, 1):,.0f} | {_median(c, 2):,.0f} |",
-        f"| remove one, {big:,} → {big - 1:,} (alice: `remove` to all, her new chain to the rest) "
+        f"| remove one, {big:,} → {big - 1:,} (alice: `remove` to all; she rotates) "
         f"| {_median(c, 3) * 1e3:,.1f} | {_median(c, 4):,.0f} | {_median(c, 5):,.0f} |",
         f"| the removal at one member (apply, rotate; the new chain waits for its next message) "
         f"| {_median(c, 6) * 1e3:,.1f} | {_median(c, 7):,.0f} | {_median(c, 8):,.0f} |",

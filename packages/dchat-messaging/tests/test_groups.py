@@ -169,6 +169,31 @@ def test_a_removed_member_opens_nothing_sent_after(trio_group: tuple[list[AgentN
     assert texts(carol, gid) == ["before"]
 
 
+def test_a_removal_hands_out_new_chains_with_the_next_message(
+    trio_group: tuple[list[AgentNode], str],
+) -> None:
+    """Lazy rotation: applying a removal sends nothing; the member's next message carries
+    its new chain in the same envelope (``group.kmsg``), one per remaining member."""
+    (alice, bob, carol), gid = trio_group
+    raw, box = bytes.fromhex(gid), bytes(bob.card.mailbox)
+    bob.agent.groups.send_text(gid, "bob before", now=T0)
+    pump([alice, bob, carol])
+    old_epoch = bob.agent.groups.db.keys(raw).own.epoch  # type: ignore[union-attr]
+    alice.agent.groups.remove(gid, "carol", now=T0)
+    mail = alice.outgoing()
+    bob.agent.accept_many(bob.engine, [e for b, e in mail if b == box], now=T0 + 1)
+    assert bob.agent.groups.show(gid)["version"] == alice.agent.groups.show(gid)["version"]
+    assert bob.outgoing() == []  # nothing sent on the removal itself
+    assert bob.agent.groups.db.keys(raw).own.epoch == old_epoch + 1  # type: ignore[union-attr]
+    bob.agent.groups.send_text(gid, "bob after", now=T0)
+    sent = bob.outgoing()
+    assert [b for b, _ in sent] == [bytes(alice.card.mailbox)]  # one envelope, none for carol
+    carol.agent.accept_many(carol.engine, [e for b, e in mail if b != box], now=T0 + 1)
+    alice.agent.accept_many(alice.engine, [e for _, e in sent], now=T0 + 2)
+    assert texts(alice, gid)[-1] == "bob after"
+    assert "bob after" not in texts(carol, gid)
+
+
 def _control(node: AgentNode, kind: str, data: bytes) -> MessageReceived:
     """A control as ``node``'s session would have authenticated it."""
     return MessageReceived(
