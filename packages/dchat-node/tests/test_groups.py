@@ -80,7 +80,8 @@ def test_a_group_of_three_with_a_removal(
         assert (refused.value.status, refused.value.code) == (403, "not_allowed")
         # Carol comes back by an invite link (one use), as a stranger would.
         made = a.create_group_link(gid, uses=1, expires_in=600)
-        assert made["link"].startswith("dchat-group:") and made["state"] == "live"
+        assert made["link"].startswith("dchat-group:")
+        assert made["state"] == "live"
         with pytest.raises(ApiError) as bad:
             c.join_group_by_link(made["link"][:-6])
         assert (bad.value.status, bad.value.code) == (400, "bad_link")
