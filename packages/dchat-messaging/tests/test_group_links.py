@@ -213,3 +213,21 @@ def test_a_link_round_trips() -> None:
     link = GroupLink(bytes(range(32)), bytes(32), 1_800_000_000, "t", card)
     assert GroupLink.from_text(link.to_text()) == link
     assert GroupLink.from_text("  " + link.to_text() + "\n") == link
+
+
+def test_a_link_to_a_group_we_are_invited_to_accepts_the_invitation(
+    world: tuple[list[AgentNode], str],
+) -> None:
+    (alice, bob, carol, _), gid = world
+    alice.agent.contacts.add("carol", carol.card.to_text(), now=T0)
+    alice.agent.groups.invite(gid, "carol", now=T0)
+    pump([alice, bob, carol])
+    assert carol.agent.groups.show(gid)["status"] == "invited"
+    link = str(alice.agent.groups.links.create(gid, now=T0)["link"])
+    assert carol.agent.groups.links.join(link, now=T0)[0] == gid
+    assert carol.agent.groups.show(gid)["status"] == "active"
+    pump([alice, bob, carol])
+    assert alice.agent.groups.links.listing(gid, now=T0)[0]["used"] == 0  # nothing asked
+    with pytest.raises(RequestError) as caught:
+        carol.agent.groups.links.join(link, now=T0)
+    assert caught.value.code == "not_allowed"

@@ -321,6 +321,8 @@ class GroupLinks:
     def join(self, text: str, *, now: float) -> tuple[str, list[DeviceAddress]]:
         """Ask the inviter of link ``text`` to add us; returns the group id (hex).
 
+        Invited to that group already, we join it (as ``dchat group join``).
+
         Raises:
             RequestError: ``bad_link``, ``link_expired``, ``not_allowed`` (in it already).
         """
@@ -332,7 +334,9 @@ class GroupLinks:
             raise RequestError("not_allowed", "that is our own link")
         with self._store.transaction():
             known = self._groups.db.record(link.group_id)
-            if known is not None and known.status == "active" and me in known.state.members:
+            if known is not None and known.status != "left" and me in known.state.members:
+                if known.status == "invited":  # added already: the link accepts it
+                    return self._groups.join(link.group_id.hex(), now=now)
                 raise RequestError("not_allowed", "already a member of that group")
             data = canonical_encode({"v": 1, "g": link.group_id, "k": link.secret,
                                      "c": card.to_bytes()})  # fmt: skip
