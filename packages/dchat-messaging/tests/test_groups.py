@@ -19,7 +19,7 @@ from dchat_messaging import Content, MessageReceived, RequestError
 from dchat_messaging._group_book import KEY_KIND, _next_chain
 from dchat_messaging._group_invite import InvitationParts, invitation_controls
 from dchat_messaging._group_store import read_plaintext
-from dchat_messaging._sender_keys import _split, _step
+from dchat_messaging._sender_keys import _split, _step, decode_keyed
 from dchat_messaging.lowlevel import (
     MAX_SKIP,
     MAX_SKIPPED,
@@ -120,12 +120,17 @@ def test_members_agree_and_read_each_other(trio_group: tuple[list[AgentNode], st
 
 
 def _open_at(node: AgentNode, envelopes: list[bytes]) -> list[bytes]:
-    """Open ``envelopes`` with ``node``'s engine and apply them; the group ciphertexts inside."""
+    """Open ``envelopes`` with ``node``'s engine and apply them; the group ciphertexts inside.
+
+    A chain rotated by a removal travels with the sender's next message
+    (``group.kmsg``: the chain and the ciphertext), which is opened too.
+    """
     wires = []
     for envelope in envelopes:
         for event in node.engine.receive(envelope, now=T0 + 2):
-            if isinstance(event, MessageReceived) and event.kind == "group.msg":
-                wires.append(event.data)
+            if isinstance(event, MessageReceived) and event.kind in ("group.msg", "group.kmsg"):
+                keyed = event.kind == "group.kmsg"
+                wires.append(decode_keyed(event.data)[1] if keyed else event.data)
                 node.agent.groups.apply(event, now=T0 + 2)
     return wires
 
@@ -162,6 +167,31 @@ def test_a_removed_member_opens_nothing_sent_after(trio_group: tuple[list[AgentN
     )  # fmt: skip
     assert carol.agent.groups.apply(forged, now=T0 + 3) == []  # kept waiting, unopened
     assert texts(carol, gid) == ["before"]
+
+
+def test_a_removal_hands_out_new_chains_with_the_next_message(
+    trio_group: tuple[list[AgentNode], str],
+) -> None:
+    """Lazy rotation: applying a removal sends nothing; the member's next message carries
+    its new chain in the same envelope (``group.kmsg``), one per remaining member."""
+    (alice, bob, carol), gid = trio_group
+    raw, box = bytes.fromhex(gid), bytes(bob.card.mailbox)
+    bob.agent.groups.send_text(gid, "bob before", now=T0)
+    pump([alice, bob, carol])
+    old_epoch = bob.agent.groups.db.keys(raw).own.epoch  # type: ignore[union-attr]
+    alice.agent.groups.remove(gid, "carol", now=T0)
+    mail = alice.outgoing()
+    bob.agent.accept_many(bob.engine, [e for b, e in mail if b == box], now=T0 + 1)
+    assert bob.agent.groups.show(gid)["version"] == alice.agent.groups.show(gid)["version"]
+    assert bob.outgoing() == []  # nothing sent on the removal itself
+    assert bob.agent.groups.db.keys(raw).own.epoch == old_epoch + 1  # type: ignore[union-attr]
+    bob.agent.groups.send_text(gid, "bob after", now=T0)
+    sent = bob.outgoing()
+    assert [b for b, _ in sent] == [bytes(alice.card.mailbox)]  # one envelope, none for carol
+    carol.agent.accept_many(carol.engine, [e for b, e in mail if b != box], now=T0 + 1)
+    alice.agent.accept_many(alice.engine, [e for _, e in sent], now=T0 + 2)
+    assert texts(alice, gid)[-1] == "bob after"
+    assert "bob after" not in texts(carol, gid)
 
 
 def _control(node: AgentNode, kind: str, data: bytes) -> MessageReceived:

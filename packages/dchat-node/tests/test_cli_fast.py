@@ -195,3 +195,37 @@ def test_no_running_node_has_a_hint(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "hint:" in result.output
     assert "dchat-node run" in result.output
+
+
+class _LinkClient(_FakeClient):
+    calls: list[tuple[str, object]] = []  # noqa: RUF012
+
+    def create_group_link(self, group: str, *, uses: int, expires_in: int) -> dict[str, Any]:
+        self.calls.append(("create", (group, uses, expires_in)))
+        return {"link": "dchat-group:abc", "id": "00ff"}
+
+    def join_group_by_link(self, link: str) -> str:
+        self.calls.append(("link", link))
+        return "ab" * 32
+
+    def join_group(self, group: str) -> str:
+        self.calls.append(("join", group))
+        return group
+
+
+def test_group_links_from_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_client, "RemoteClient", _LinkClient)
+    _LinkClient.calls.clear()
+    made = runner.invoke(
+        app, ["group", "link", "create", "team", "--uses", "3", "--expires", "12h"]
+    )
+    assert made.exit_code == 0, made.output
+    assert made.output.strip() == "dchat-group:abc"
+    assert runner.invoke(app, ["group", "join", "dchat-group:abc"]).exit_code == 0
+    assert runner.invoke(app, ["group", "join", "team"]).exit_code == 0  # an invitation
+    assert _LinkClient.calls == [
+        ("create", ("team", 3, 12 * 3600)), ("link", "dchat-group:abc"), ("join", "team"),
+    ]  # fmt: skip
+    bad = runner.invoke(app, ["group", "link", "create", "team", "--expires", "soon"])
+    assert bad.exit_code != 0
+    assert len(_LinkClient.calls) == 3  # nothing asked of the node

@@ -341,6 +341,14 @@ def test_dchat_watch_describes_anchored_group_events() -> None:
     assert describe(gap).endswith("missing messages [2, 3] of efefefefefefefef")
 
 
+def test_dchat_watch_describes_invite_link_events() -> None:
+    g = "ab" * 32
+    refused = Event(6, "group_join_refused", {"group": g, "by": "cd" * 32, "why": "link_used"})
+    assert describe(refused).endswith(f"[group {g[:12]}] join by link refused: link_used")
+    joined = Event(7, "group_link", {"group": g, "by": "ef" * 32, "op": "joined"})
+    assert describe(joined).endswith("invite link: joined efefefefefefefef")
+
+
 def test_dchat_watch_describes_conversation_events() -> None:
     receipt = Event(9, "receipt", {"peer": "p", "by": "bob", "ids": ["m1", "m2"], "read": True})
     assert describe(receipt).endswith("bob read m1, m2")

@@ -5,8 +5,10 @@ knows bob's laptop; the engine tests cover members who are strangers); they
 join through the API and the SDK (bob on his phone: his laptop follows);
 everyone reads everyone, bob's laptop too, and it posts; alice removes
 carol; what alice and bob post afterwards reaches alice and both of bob's
-devices and never carol, whose node shows her out of the group. The event
-stream carries ``group_update`` and ``group_message``.
+devices and never carol, whose node shows her out of the group. Then alice
+makes an invite link and carol comes back by it (the join by link, its use
+counted, its revocation). The event stream carries ``group_update``,
+``group_message`` and ``group_link``.
 """
 
 from __future__ import annotations
@@ -76,11 +78,27 @@ def test_a_group_of_three_with_a_removal(
         with pytest.raises(ApiError) as refused:  # her node knows she is out
             c.send_to_group(gid, "still here?")
         assert (refused.value.status, refused.value.code) == (403, "not_allowed")
+        # Carol comes back by an invite link (one use), as a stranger would.
+        made = a.create_group_link(gid, uses=1, expires_in=600)
+        assert made["link"].startswith("dchat-group:")
+        assert made["state"] == "live"
+        with pytest.raises(ApiError) as bad:
+            c.join_group_by_link(made["link"][:-6])
+        assert (bad.value.status, bad.value.code) == (400, "bad_link")
+        assert c.join_group_by_link(made["link"]) == gid
+        wait_until(lambda: _status(c, gid) == "active", timeout=30)  # she asked: no join step
+        wait_until(lambda: len(b.group(gid)["members"]) == 3, timeout=30)
+        c.send_to_group(gid, "carol is back")
+        for client in (a, b, b2):
+            wait_until(lambda client=client: "carol is back" in _texts(client, gid), timeout=30)
+        assert [(x["state"], x["used"]) for x in a.group_links(gid)] == [("used", 1)]
+        assert a.revoke_group_link(gid, made["id"])["state"] == "revoked"
         with pytest.raises(ApiError) as unknown:
             b.group("no such group")
         assert (unknown.value.status, unknown.value.code) == (404, "unknown_group")
         kinds = {e.kind for e in b.event_page(after=0, limit=200)[0]}
         assert {"group_update", "group_message"} <= kinds
+        assert "group_link" in {e.kind for e in a.event_page(after=0, limit=500)[0]}
     finally:
         for client in clients:
             client.close()

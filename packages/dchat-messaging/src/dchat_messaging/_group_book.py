@@ -8,21 +8,27 @@ inside the caller's store transaction, ``now`` passed in. Received controls
 that came before what they need (the invitation, the sender key, an earlier
 update) wait, and are tried again after each change.
 
-Seven control kinds travel over the pairwise sessions: ``group.inv`` and
+Ten control kinds travel over the pairwise sessions: ``group.inv`` and
 ``group.part`` (an invitation in parts, :mod:`._group_invite`: the state
 before the ``add`` and the signed ``add``; from our own device, a new
 group's state alone), ``group.upd`` (a signed update),
 ``group.key`` (a device's sender chain, :func:`encode_distribution`) and
 ``group.msg`` (a sender-key ciphertext, :class:`GroupCiphertext`, encrypted
 once and sent to every member device); for anchored groups, ``group.ord``
-and ``group.evi`` (:mod:`._group_anchors`).
+and ``group.evi`` (:mod:`._group_anchors`); ``group.kmsg`` (a message with
+the sender's chain, after a rotation); ``group.join`` and ``group.jno`` (a
+request to join by invite link and its refusal, :mod:`._group_links`).
 
 After every change of a group we are active in, :meth:`Groups._share_keys`
 reconciles: if a member who held our chain is gone, a new chain (epoch) is
-made; every member (and our other devices) who does not hold the current
-chain is sent it. So a removed member never receives a chain that encrypts
-anything after its removal, and a new member receives chains at their current
-iteration, which cannot decrypt what came before.
+made at once; every member (and our other devices) who does not hold the
+current chain is sent it. A new chain is handed out lazily, with our next
+message (a removal at 1,000 members would otherwise make every member seal
+its chain to every other one at once: a million envelopes for the group,
+most of them from members who never post again); a chain already handed out
+goes to a new member at once. So a removed member never receives a chain
+that encrypts anything after its removal, and a new member receives chains
+at their current iteration, which cannot decrypt what came before.
 
 Received controls that are refused raise :class:`~dchat_messaging.GroupError`
 (counted by the caller); our own actions that the group's rules refuse raise
@@ -42,18 +48,21 @@ from dchat_core import (
 )
 from dchat_identity import ContactCard, InvalidCardError
 
-from ._content import MAX_TEXT, Content
+from ._content import MAX_CONTROL, MAX_TEXT, Content
 from ._conversations import ConversationUpdate
 from ._errors import ContentError, GroupError, RequestError
 from ._group_anchors import EVIDENCE_KIND, ORDER_KIND, GroupAnchors
 from ._group_invite import PART_KIND, InvitationParts, invitation_controls
-from ._group_store import GroupRecord, GroupStore, read_plaintext
+from ._group_links import JOIN_KIND, REFUSED_KIND, GroupLinks
+from ._group_store import GroupKeys, GroupRecord, GroupStore, read_plaintext
 from ._groups import ADMIN, MAX_BATCH, MEMBER, GroupState, GroupUpdate, apply_update
 from ._sender_keys import (
     GroupCiphertext,
     SenderChain,
     decode_distribution,
+    decode_keyed,
     encode_distribution,
+    encode_keyed,
     message_hash,
 )
 
@@ -72,9 +81,11 @@ INVITE_KIND: Final = "group.inv"
 UPDATE_KIND: Final = "group.upd"
 KEY_KIND: Final = "group.key"
 MESSAGE_KIND: Final = "group.msg"
+KEYED_KIND: Final = "group.kmsg"
 GROUP_KINDS: Final = frozenset(
-    {INVITE_KIND, PART_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND, ORDER_KIND, EVIDENCE_KIND}
-)
+    {INVITE_KIND, PART_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND, KEYED_KIND, ORDER_KIND,
+     EVIDENCE_KIND, JOIN_KIND, REFUSED_KIND}
+)  # fmt: skip
 MAX_HELD: Final = 64
 """Updates a node knows but has not applied (ahead of its state, or on another branch)."""
 MAX_CHAIN: Final = 32
@@ -111,6 +122,8 @@ class Groups:
         """Invitations received in part."""
         self.anchors = GroupAnchors(self)
         """Anchored order (chat chain) of the groups that ask for it."""
+        self.links = GroupLinks(self)
+        """Invite links: ours, and our requests to join by one (:mod:`._group_links`)."""
 
     def history(self, ref: str, limit: int = 100) -> list[dict[str, object]]:
         """The newest ``limit`` messages of a group, oldest first (``anchored``: its order
@@ -222,14 +235,17 @@ class Groups:
 
     def _share_keys(
         self, record: GroupRecord, *, now: float, dropped: frozenset[bytes] = frozenset(),
-        rotate: bool = False,
+        rotate: bool = False, lazy: bool = False,
     ) -> list[DeviceAddress]:  # fmt: skip
         """Make sure every member (and our other devices) holds our current sender chain.
 
         ``dropped``: members removed on the way to this state (some may be back:
         they come back with new chains, and ours must be new to them);
         ``rotate``: members may have dropped our chain (they removed us, on a
-        branch that lost): a new one for everyone.
+        branch that lost): a new one for everyone;
+        ``lazy`` (a membership change): a new chain is made at once but handed
+        out with our next message (:meth:`send_text`), as is one not handed out
+        yet; a chain already handed out still goes to new members at once.
         """
         if record.status != "active":
             return []
@@ -240,6 +256,11 @@ class Groups:
         # A member who comes back brings a chain of a higher epoch (see join).
         if keys.own is None or keys.shared - (set(record.state.members) - dropped) or rotate:
             keys.own, keys.shared = _next_chain(keys.own), set()
+            if lazy:  # nobody holds it yet: one distribution, on our next message
+                self.db.save_keys(gid, keys)
+                return []
+        if lazy and not keys.shared:
+            return []  # rotated already, not handed out yet
         members = set(record.state.members)
         missing = members - keys.shared - {me}
         if not missing and me in keys.shared:
@@ -305,7 +326,7 @@ class Groups:
         waiting = self._send(UPDATE_KIND, update.to_bytes(), to, now=now)
         record = self._advance(record, update, new, own=True)
         self.db.save(record)
-        waiting += self._share_keys(record, now=now)
+        waiting += self._share_keys(record, now=now, lazy=True)
         self._event("group_update", new.group_id, me, now, op=op, version=new.version)
         return record, update, waiting
 
@@ -315,11 +336,17 @@ class Groups:
         """Add the contact ``contact`` to the group and send them an invitation."""
         with self._store.transaction():
             card = self._contacts.find(contact)
-            old = self.find(ref).state
-            role = ADMIN if admin else MEMBER
-            _, update, waiting = self._change(ref, "add", [card.to_bytes(), role], now=now)
-            waiting += self._invite(old, update, [card], now=now)
+            waiting = self.add_by_link(self.find(ref).state.group_id, card, admin=admin, now=now)
         return str(card.identity_id), waiting
+
+    def add_by_link(
+        self, gid: bytes, card: ContactCard, *, admin: bool = False, now: float
+    ) -> list[DeviceAddress]:
+        """Add ``card`` (a contact, or who asked by link) and send it the invitation."""
+        old = self.find(gid.hex()).state
+        role = ADMIN if admin else MEMBER
+        _, update, waiting = self._change(gid.hex(), "add", [card.to_bytes(), role], now=now)
+        return waiting + self._invite(old, update, [card], now=now)
 
     def invite_many(
         self, ref: str, contacts: list[str], *, admin: bool = False, now: float
@@ -400,9 +427,10 @@ class Groups:
             record = self.find(ref)
             if record.status != "active" or not record.state.may(me, "post"):
                 raise RequestError("not_allowed", "this node may not post in that group")
-            waiting = self._share_keys(record, now=now)
             gid, keys = record.state.group_id, self.db.keys(record.state.group_id)
-            assert keys.own is not None  # made by _share_keys
+            if keys.own is None or keys.shared - set(record.state.members):
+                keys.own, keys.shared = _next_chain(keys.own), set()
+            dist = encode_distribution(gid, engine.keys.device_id, keys.own)  # before it moves
             mid, ts = message_id or MessageId.random(), int(now * 1000)
             plain = canonical_encode({"mid": bytes(mid), "ts": ts, "text": text})
             message = keys.own.encrypt(
@@ -411,14 +439,35 @@ class Groups:
             )  # fmt: skip
             wire = message.to_bytes()
             keys.seq, keys.prev_hash = keys.seq + 1, message_hash(wire)
+            waiting = self._post(record.state, keys, dist, wire, now=now)
             self.db.save_keys(gid, keys)
-            waiting += self._send(MESSAGE_KIND, wire, self._others(record.state, me), now=now)
             row = [bytes(mid).hex(), str(IdentityId(me)), ts, text, "out", keys.seq]
             self.db.log(gid, [*row, message_hash(wire).hex()])
             self._event("group_message", gid, me, now, message_id=str(mid), text=text, seq=keys.seq)
             self.anchors.note(record.state, message, wire, now)
             waiting, self.waiting = waiting + self.waiting, []
         return mid, waiting
+
+    def _post(
+        self, state: GroupState, keys: GroupKeys, dist: bytes, wire: bytes, *, now: float
+    ) -> list[DeviceAddress]:
+        """Send message ``wire``: with our chain (``dist``) to whoever lacks it, else alone."""
+        me, _ = self._me()
+        missing = set(state.members) - keys.shared - {me}
+        ours = me not in keys.shared  # our other devices lack it too
+        keyed = [state.members[i].card for i in sorted(missing)]
+        plain = [m.card for i, m in sorted(state.members.items()) if i != me and i not in missing]
+        waiting: list[DeviceAddress] = []
+        if keyed or ours:
+            both = encode_keyed(dist, wire)
+            if len(both) <= MAX_CONTROL:
+                waiting += self._send(KEYED_KIND, both, keyed, now=now, copies=ours)
+            else:  # a long text: the chain, then the message, as two controls
+                waiting += self._send(KEY_KIND, dist, keyed, now=now, copies=ours)
+                waiting += self._send(MESSAGE_KIND, wire, keyed, now=now, copies=ours)
+        waiting += self._send(MESSAGE_KIND, wire, plain, now=now, copies=not ours)
+        keys.shared |= missing | {me}
+        return waiting
 
     def _member_id(self, state: GroupState, name: str) -> bytes:
         for i in state.members:
@@ -489,6 +538,14 @@ class Groups:
             return self._receive_update(GroupUpdate.from_bytes(data), now)
         if kind == KEY_KIND:
             return self._receive_key(sender, device, data, now)
+        if kind == JOIN_KIND:
+            return self.links.receive_request(sender, data, now)
+        if kind == REFUSED_KIND:
+            return self.links.receive_refusal(sender, data, now)
+        if kind == KEYED_KIND:
+            dist, data = decode_keyed(data)
+            self._receive_key(sender, device, dist, now)  # a copy: nothing changes
+            return self._receive_message(sender, device, data, now)
         if kind == ORDER_KIND:
             return self.anchors.receive_order(sender, data, now)
         if kind == EVIDENCE_KIND:
@@ -549,7 +606,8 @@ class Groups:
             if known.status != "invited" or new.version <= known.state.version:
                 # It may fit once we learn more (our removal, then this re-add): wait.
                 raise GroupError("not_member", "an invitation beside the branch this node holds")
-        status = "active" if sender == me else "invited"
+        asked = sender != me and self.links.asked(new.group_id, sender, now)  # joined by link
+        status = "active" if sender == me or asked else "invited"
         if known is not None:  # members dropped our old membership: a new chain for all
             keys = self.db.keys(new.group_id)
             keys.own, keys.shared = _next_chain(keys.own), set()
@@ -563,7 +621,7 @@ class Groups:
                 new.group_id,
                 sender,
                 now,
-                op="invited" if status == "invited" else "create",
+                op="invited" if status == "invited" else "joined" if asked else "create",
                 version=new.version,
                 title=new.title,
             )
@@ -594,7 +652,9 @@ class Groups:
             raise GroupError("stale", "an update older than the history this node keeps")
         tip = record.state
         if update.version == tip.version + 1 and update.prev == tip.hash():
-            apply_update(tip, update)  # on our state: its refusal is final, nothing is kept
+            new = apply_update(tip, update)  # on our state: its refusal is final, nothing kept
+            if record.status != "left" and all(h.version <= tip.version for h in held):
+                return self._extend(record, update, new, now)  # nothing held competes
         states, branch = _best_branch(base, [*chain, *held, update])
         fork = next(
             (
@@ -644,10 +704,31 @@ class Groups:
                 if u.op == "remove" and isinstance(u.arg, bytes) and u.arg != me
             )
             rotate = was == "left" or any(u.op == "remove" and u.arg == me for u in chain[fork:])
-            self.waiting += self._share_keys(record, now=now, dropped=dropped, rotate=rotate)
+            self.waiting += self._share_keys(
+                record, now=now, dropped=dropped, rotate=rotate, lazy=True
+            )
         if lost:
             self.waiting += self._rebase(record, lost, now)
         return updates
+
+    def _extend(
+        self, record: GroupRecord, update: GroupUpdate, new: GroupState, now: float
+    ) -> list[ConversationUpdate]:
+        """A received ``update`` (which made ``new``) on our state, no held update beside or
+        ahead of it: the branch :func:`_best_branch` would pick, without applying the kept
+        history again (at 1,000 members that replay was most of a removal's cost)."""
+        me, _ = self._me()
+        record = self._advance(record, update, new, own=False)
+        self.db.save(record)
+        event = self._event(
+            "group_update", new.group_id, update.by, now, op=update.op, version=update.version
+        )
+        if record.status != "left":
+            arg = update.arg
+            gone = update.op == "remove" and isinstance(arg, bytes) and arg != me
+            dropped = frozenset([arg]) if gone and isinstance(arg, bytes) else frozenset[bytes]()
+            self.waiting += self._share_keys(record, now=now, dropped=dropped, lazy=True)
+        return [event]
 
     def _advance(
         self, record: GroupRecord, update: GroupUpdate, new: GroupState, *, own: bool

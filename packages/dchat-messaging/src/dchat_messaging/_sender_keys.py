@@ -51,7 +51,9 @@ __all__ = (
     "GroupCiphertext",
     "SenderChain",
     "decode_distribution",
+    "decode_keyed",
     "encode_distribution",
+    "encode_keyed",
     "message_hash",
 )
 
@@ -278,3 +280,32 @@ def decode_distribution(data: bytes) -> tuple[bytes, bytes, SenderChain]:
         return f.get_bytes("g", size=32), f.get_bytes("d", size=32), chain
     except (DecodeError, ValueError, TypeError):
         raise GroupError("malformed", "a sender key is malformed") from None
+
+
+_KEYED: Final = frozenset({"v", "k", "m"})
+_KEYED_LIMITS: Final = DecodeLimits(max_size=66_000, max_depth=2, max_items=8)
+
+
+def encode_keyed(distribution: bytes, message: bytes) -> bytes:
+    """The data of a ``group.kmsg`` control: a message with the chain that opens it.
+
+    ``{"v": 1, "k": distribution (a ``group.key``'s data), "m": message (a
+    ``group.msg``'s data)}``: how a chain rotated by a membership change is
+    handed out, with the sender's next message (one envelope per member, not two).
+    """
+    return canonical_encode({"v": 1, "k": distribution, "m": message})
+
+
+def decode_keyed(data: bytes) -> tuple[bytes, bytes]:
+    """``(distribution, message)`` of a ``group.kmsg`` control (each checked by its reader).
+
+    Raises:
+        GroupError: ``malformed``.
+    """
+    try:
+        f = Fields(canonical_decode(data, _KEYED_LIMITS), "keyed group message", _KEYED)
+        if f.get_int("v") != 1:
+            raise DecodeError("version")
+        return f.get_bytes("k", max_size=1024), f.get_bytes("m", max_size=64_000)
+    except (DecodeError, ValueError, TypeError):
+        raise GroupError("malformed", "a keyed group message is malformed") from None

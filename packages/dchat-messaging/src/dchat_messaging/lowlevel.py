@@ -63,6 +63,9 @@ from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
 from ._group_invite import InvitationParts as InvitationParts
 from ._group_invite import invitation_controls as invitation_controls
+from ._group_links import LINK_PREFIX as LINK_PREFIX
+from ._group_links import MAX_LINK_TTL as MAX_LINK_TTL
+from ._group_links import GroupLink as GroupLink
 from ._group_order import OrderBatch as OrderBatch
 from ._group_order import OrderEntry as OrderEntry
 from ._group_order import order_channel as order_channel
@@ -104,7 +107,9 @@ from ._sender_keys import MAX_SKIPPED as MAX_SKIPPED
 from ._sender_keys import GroupCiphertext as GroupCiphertext
 from ._sender_keys import SenderChain as SenderChain
 from ._sender_keys import decode_distribution as decode_distribution
+from ._sender_keys import decode_keyed as decode_keyed
 from ._sender_keys import encode_distribution as encode_distribution
+from ._sender_keys import encode_keyed as encode_keyed
 from ._sender_keys import message_hash as message_hash
 from ._store import OutboxEntry as OutboxEntry
 from ._user import Accepted as Accepted
@@ -139,17 +144,20 @@ __all__ = (
     "GroupCiphertext",
     "GroupError",
     "GroupKeys",
+    "GroupLink",
     "GroupRecord",
     "GroupState",
     "GroupUpdate",
     "Groups",
     "InvitationParts",
+    "LINK_PREFIX",
     "MAX_AHEAD",
     "MAX_BATCH",
     "MAX_CONTROL",
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
     "MAX_ENVELOPE",
+    "MAX_LINK_TTL",
     "MAX_MEMBERS",
     "MAX_RECEIPT_IDS",
     "MAX_SEARCH_LIMIT",
@@ -188,8 +196,10 @@ __all__ = (
     "check_payment",
     "decode_conversation",
     "decode_distribution",
+    "decode_keyed",
     "deposits",
     "encode_distribution",
+    "encode_keyed",
     "envelope_digest",
     "invitation_controls",
     "message_hash",

@@ -73,6 +73,31 @@ class GroupCalls:
         """Accept an invitation (start sharing our sender key and posting)."""
         return str(obj(self._call("POST", _path(group, "join")))["joined"])
 
+    def create_group_link(
+        self, group: str, *, uses: int = 0, expires_in: int = 86400
+    ) -> dict[str, Any]:
+        """An invite link to ``group`` (``uses``: how many may join by it, 0 any number;
+        ``expires_in``: seconds). ``["link"]`` is the ``dchat-group:...`` text to share."""
+        body = {"uses": uses, "expires_in": expires_in}
+        return obj(self._call("POST", _path(group, "links"), body))
+
+    def group_links(self, group: str) -> list[dict[str, Any]]:
+        """A group's invite links: id, expiry, uses, used, state (never their secrets)."""
+        return list(obj(self._call("GET", _path(group, "links")))["links"])
+
+    def revoke_group_link(self, group: str, link: str) -> dict[str, Any]:
+        """Revoke an invite link (its id); later requests by it are refused."""
+        return obj(obj(self._call("DELETE", _path(group, "links", link)))["revoked"])
+
+    def join_group_by_link(self, link: str) -> str:
+        """Ask the inviter of ``link`` to add us; returns the group id.
+
+        The group arrives as a ``group_update`` event (``op`` ``joined``), or a
+        ``group_join_refused`` event says why not (``link_expired``, ``link_used``,
+        ``link_revoked``, ``not_allowed``).
+        """
+        return str(obj(self._call("POST", "/v1/groups/join-link", {"link": link}))["group_id"])
+
     def leave_group(self, group: str) -> str:
         """Leave a group."""
         return str(obj(self._call("POST", _path(group, "leave")))["left"])

@@ -69,6 +69,7 @@ _STATE_STATUS = {
     "not_publisher": 403,
     "not_owner": 403,
     "bad_link": 400,
+    "link_expired": 410,
     "bad_key": 400,
     "bad_text": 400,
     "bad_title": 400,

@@ -21,11 +21,22 @@
   name or identity id); every remaining member rotates its sender key.
 * ``POST /v1/groups/{group}/join``: accept an invitation; ``/leave``: leave.
 * ``PATCH /v1/groups/{group} {title}``: rename.
+* ``POST /v1/groups/{group}/links {uses, expires_in}``: an invite link (who may
+  add: admins, or anyone if the settings say so); 201 with ``link`` (the
+  ``dchat-group:...`` text), ``id``, ``expires_at``, ``uses`` (0: any number).
+  ``GET /v1/groups/{group}/links``: the group's links (ids, never secrets);
+  ``DELETE /v1/groups/{group}/links/{link}``: revoke one (its id).
+* ``POST /v1/groups/join-link {link}``: ask a link's inviter to add us (a
+  ``group.join`` control; the group then arrives as a ``group_update`` event,
+  ``op`` ``joined``; a refusal as ``group_join_refused`` with ``why``
+  ``link_expired``, ``link_used``, ``link_revoked`` or ``not_allowed``). Bad
+  links are 400 ``bad_link``, expired ones 410 ``link_expired``.
 
 Every step runs in the messaging agent (``UserMessaging.groups``, sans-IO);
 received group messages and updates reach the event stream as
 ``group_message`` and ``group_update``; anchored groups add ``group_anchored``,
-``group_gap`` and ``group_equivocation``.
+``group_gap`` and ``group_equivocation``; links add ``group_link`` (``op``
+``joined``, ``refused``, ``requested``, ``revoke``).
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_messaging.lowlevel import MAX_MEMBERS
+from dchat_messaging.lowlevel import MAX_LINK_TTL, MAX_MEMBERS
 
 from ._roles import user_role
 
@@ -51,6 +62,7 @@ __all__ = ("add_group_routes",)
 
 Group = Annotated[str, PathParam(min_length=1, max_length=128)]
 Member = Annotated[str, PathParam(min_length=1, max_length=128)]
+LinkId = Annotated[str, PathParam(min_length=1, max_length=64)]
 
 
 class _Strict(BaseModel):
@@ -83,6 +95,15 @@ class InviteManyBody(_Strict):
         min_length=1, max_length=MAX_MEMBERS - 1
     )
     admin: bool = False
+
+
+class LinkBody(_Strict):
+    uses: int = Field(default=0, ge=0, le=10_000)
+    expires_in: int = Field(default=86400, ge=60, le=MAX_LINK_TTL)
+
+
+class JoinLinkBody(_Strict):
+    link: str = Field(min_length=1, max_length=4096)
 
 
 def add_group_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
@@ -153,6 +174,27 @@ def add_group_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def join(group: Group) -> dict[str, Any]:
         u = user()
         return {"joined": await u.act(u.agent.groups.join, group)}
+
+    @app.post("/v1/groups/{group}/links", dependencies=auth, status_code=201)
+    async def create_link(group: Group, body: LinkBody) -> dict[str, Any]:
+        u = user()
+        make = u.agent.groups.links.create
+        return dict(await u.run(make, group, uses=body.uses, ttl=body.expires_in, now=u.now()))
+
+    @app.get("/v1/groups/{group}/links", dependencies=auth)
+    async def links(group: Group) -> dict[str, Any]:
+        u = user()
+        return {"links": await u.run(u.agent.groups.links.listing, group, now=u.now())}
+
+    @app.delete("/v1/groups/{group}/links/{link}", dependencies=auth)
+    async def revoke_link(group: Group, link: LinkId) -> dict[str, Any]:
+        u = user()
+        return {"revoked": await u.run(u.agent.groups.links.revoke, group, link, now=u.now())}
+
+    @app.post("/v1/groups/join-link", dependencies=auth, status_code=202)
+    async def join_link(body: JoinLinkBody) -> dict[str, Any]:
+        u = user()
+        return {"group_id": await u.act(u.agent.groups.links.join, body.link), "requested": True}
 
     @app.post("/v1/groups/{group}/leave", dependencies=auth)
     async def leave(group: Group) -> dict[str, Any]:

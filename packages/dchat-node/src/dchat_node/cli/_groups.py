@@ -1,4 +1,4 @@
-"""``dchat group create|invite|join|leave|remove|members|send|show|list|rename|anchor``.
+"""``dchat group create|invite|join|leave|remove|members|send|show|list|rename|anchor|link``.
 
 A group is named by its id, a unique prefix of 8+ hex digits, or its exact
 title. ``create --anchored`` (or ``anchor`` later, admins) commits the group's
@@ -6,6 +6,9 @@ message order to the chat chain: ``show`` then marks anchored messages (``⚓``
 and their number in the chain's order), lists missing ones and any
 equivocation evidence. An invitation arrives as a ``group_update`` event (``op`` ``invited``)
 and shows in ``dchat group list`` as ``invited``; ``dchat group join`` accepts it.
+``dchat group link create GROUP [--uses N] [--expires 1d]`` prints an invite
+link (``dchat-group:...``) for anyone, contact or not; ``dchat group join LINK``
+on their node asks you to add them; ``link list`` and ``link revoke`` manage them.
 Every command takes ``--json`` for machine-readable output.
 """
 
@@ -31,6 +34,20 @@ __all__ = ("group_app", "register_group_commands")
 _out = Console()
 Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 group_app = typer.Typer(help="Private groups (end-to-end encrypted).", no_args_is_help=True)
+link_app = typer.Typer(help="Invite links: create, list, revoke.", no_args_is_help=True)
+group_app.add_typer(link_app, name="link")
+_LINK_PREFIX = "dchat-group:"  # dchat_messaging's LINK_PREFIX (not imported: the CLI starts fast)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    """Seconds in ``30m``, ``12h``, ``1d`` or a plain number of seconds."""
+    text = text.strip().lower()
+    unit = _UNITS.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    if not number.isdigit():
+        raise typer.BadParameter(f"{text!r}: a duration like 30m, 12h, 1d")
+    return int(number) * (unit or 1)
 
 
 def register_group_commands(with_client: WithClient) -> None:
@@ -101,9 +118,54 @@ def register_group_commands(with_client: WithClient) -> None:
 
     @group_app.command("join")
     def join(ctx: typer.Context, group: str, as_json: Json = False) -> None:
-        """Accept the invitation to GROUP."""
+        """Accept the invitation to GROUP, or join by an invite link (dchat-group:...).
+
+        By link, the inviter's node adds you (a group_update event, op joined,
+        follows) or says why not (a group_join_refused event: link_expired,
+        link_used, link_revoked, not_allowed); a link that is not one is refused
+        at once (bad_link).
+        """
+        if group.strip().startswith(_LINK_PREFIX):
+            gid = with_client(ctx, lambda c: c.join_group_by_link(group))
+            say(as_json, {"group_id": gid, "requested": True},
+                f"asked to join {gid}; `dchat group list` shows it once added")  # fmt: skip
+            return
         gid = with_client(ctx, lambda c: c.join_group(group))
         say(as_json, {"joined": gid}, f"joined {gid}")
+
+    @link_app.command("create")
+    def link_create(
+        ctx: typer.Context,
+        group: str,
+        uses: Annotated[int, typer.Option(min=0, max=10_000, help="joins allowed (0: any)")] = 0,
+        expires: Annotated[
+            str, typer.Option(help="lifetime: 30m, 12h, 1d, 7d (at most 30d)")
+        ] = "1d",
+        as_json: Json = False,
+    ) -> None:
+        """An invite link to GROUP; whoever holds it may ask you to add them."""
+        ttl = _duration(expires)
+        reply = with_client(ctx, lambda c: c.create_group_link(group, uses=uses, expires_in=ttl))
+        say(as_json, reply, reply["link"])
+
+    @link_app.command("list")
+    def link_list(ctx: typer.Context, group: str, as_json: Json = False) -> None:
+        """GROUP's invite links (ids, expiry, uses; never the links themselves)."""
+        rows = with_client(ctx, lambda c: c.group_links(group))
+        table = Table("id", "state", "used", "uses", "expires")
+        for r in rows:
+            at = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["expires_at"]))
+            table.add_row(r["id"], r["state"], str(r["used"]), str(r["uses"] or "any"), at)
+        if as_json:
+            _out.print_json(json.dumps(rows))
+        else:
+            _out.print(table)
+
+    @link_app.command("revoke")
+    def link_revoke(ctx: typer.Context, group: str, link: str, as_json: Json = False) -> None:
+        """Revoke GROUP's invite link LINK (its id from `link list`)."""
+        reply = with_client(ctx, lambda c: c.revoke_group_link(group, link))
+        say(as_json, reply, f"revoked {reply['id']}")
 
     @group_app.command("leave")
     def leave(ctx: typer.Context, group: str, as_json: Json = False) -> None:

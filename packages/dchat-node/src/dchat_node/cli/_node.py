@@ -39,11 +39,16 @@ DatabaseUrl = Annotated[
 @node_app.command("run")
 def run(
     data_dir: DataDir = _DEFAULT_DIR,
-    role: Annotated[str | None, typer.Option(help="user or relay")] = None,
-    listen: Annotated[
-        str | None, typer.Option(help="HOST:PORT: relay protocol (relay) or local API (user)")
+    role: Annotated[
+        str | None, typer.Option(help="user, relay or validator (default: dchat.toml's)")
     ] = None,
-    api_listen: Annotated[str | None, typer.Option(help="HOST:PORT of a relay's API")] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT: link listener (relay, validator) or local API (user)"),
+    ] = None,
+    api_listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT of a relay's or validator's API")
+    ] = None,
     relay: Annotated[str | None, typer.Option(help="user: HOST:PORT of the home relay")] = None,
     relay_node: Annotated[str | None, typer.Option(help="user: pin the relay's node id")] = None,
     poll_interval: Annotated[float | None, typer.Option(help="seconds between fetches")] = None,

@@ -72,6 +72,10 @@ _ANCHOR: dict[str, Callable[[dict[str, Any]], str]] = {
     "group_equivocation": lambda d: (
         f"EQUIVOCATION ({d.get('evidence')}) by {str(d.get('accused'))[:16]}: {d.get('why')}"
     ),
+    "group_link": lambda d: (
+        f"invite link: {d.get('op')} {str(d.get('by'))[:16]} {d.get('why') or ''}".rstrip()
+    ),
+    "group_join_refused": lambda d: f"join by link refused: {d.get('why')}",
 }
 _CONVERSATION: dict[str, Callable[[dict[str, Any]], str]] = {
     "receipt": lambda d: "read" if d.get("read") else "received",

@@ -71,7 +71,14 @@ from dchat_messaging import (
     RetryPolicy,
     UserMessaging,
 )
-from dchat_messaging.lowlevel import Accepted, GroupError, deposits, outbox_id, path_outbox_id
+from dchat_messaging.lowlevel import (
+    Accepted,
+    GroupError,
+    decode_keyed,
+    deposits,
+    outbox_id,
+    path_outbox_id,
+)
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_network import ReconnectPolicy, RelayClient
 
@@ -199,7 +206,8 @@ class UserNode(SimNode):
         self.group_saved: Callable[[GroupRecord], None] | None = None
         """Told every group record the engine stores (the group scenario's ground truth)."""
         self.group_wires: list[bytes] = []
-        """Every group message (``group.msg`` data) the engine sent, newest last."""
+        """Every group message (``group.msg`` data, alone or in a ``group.kmsg``) the engine
+        sent, newest last."""
 
     @property
     def card(self) -> ContactCard:
@@ -227,8 +235,8 @@ class UserNode(SimNode):
         groups, send = self.agent.groups, self.agent.groups._send
 
         def sent(kind: str, data: bytes, *args: Any, **kwargs: Any) -> list[DeviceAddress]:
-            if kind == "group.msg":
-                self.group_wires.append(data)
+            if kind in ("group.msg", "group.kmsg"):  # a kmsg: a new chain and a message
+                self.group_wires.append(decode_keyed(data)[1] if kind == "group.kmsg" else data)
             return send(kind, data, *args, **kwargs)
 
         groups._send = sent  # type: ignore[method-assign]
