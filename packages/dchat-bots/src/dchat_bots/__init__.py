@@ -27,12 +27,15 @@ from __future__ import annotations
 from ._bot import Bot as Bot
 from ._context import Context as Context
 from ._context import NoChatError as NoChatError
+from ._context import WrongUpdateKindError as WrongUpdateKindError
 from ._dispatcher import Dispatcher as Dispatcher
 from ._errors import BadRequestError as BadRequestError
 from ._errors import BotApiError as BotApiError
+from ._errors import BotFileError as BotFileError
 from ._errors import BotNetworkError as BotNetworkError
 from ._errors import ConflictError as ConflictError
 from ._errors import DchatBotsError as DchatBotsError
+from ._errors import FileTooLargeError as FileTooLargeError
 from ._errors import ForbiddenError as ForbiddenError
 from ._errors import MalformedReplyError as MalformedReplyError
 from ._errors import MethodNotFoundError as MethodNotFoundError
@@ -53,24 +56,37 @@ from ._fsm import State as State
 from ._fsm import StatesGroup as StatesGroup
 from ._fsm import StateStorage as StateStorage
 from ._fsm import StorageKey as StorageKey
+from ._markup import InlineKeyboardButton as InlineKeyboardButton
+from ._markup import InlineKeyboardMarkup as InlineKeyboardMarkup
+from ._markup import InlineQueryResultArticle as InlineQueryResultArticle
+from ._markup import InputFile as InputFile
 from ._router import ErrorHandler as ErrorHandler
 from ._router import Handler as Handler
 from ._router import Middleware as Middleware
 from ._router import Router as Router
+from ._types import Audio as Audio
 from ._types import BotCommand as BotCommand
 from ._types import CallbackQuery as CallbackQuery
 from ._types import Chat as Chat
+from ._types import Document as Document
+from ._types import File as File
 from ._types import InlineQuery as InlineQuery
+from ._types import Location as Location
 from ._types import Message as Message
 from ._types import MessageEntity as MessageEntity
+from ._types import PhotoSize as PhotoSize
 from ._types import Update as Update
 from ._types import User as User
+from ._types import Video as Video
+from ._types import Voice as Voice
 
 __all__ = (
+    "Audio",
     "BadRequestError",
     "Bot",
     "BotApiError",
     "BotCommand",
+    "BotFileError",
     "BotNetworkError",
     "CallbackQuery",
     "Chat",
@@ -81,13 +97,21 @@ __all__ = (
     "Context",
     "DchatBotsError",
     "Dispatcher",
+    "Document",
     "ErrorHandler",
     "FSMContext",
+    "File",
+    "FileTooLargeError",
     "Filter",
     "ForbiddenError",
     "Handler",
     "InState",
+    "InlineKeyboardButton",
+    "InlineKeyboardMarkup",
     "InlineQuery",
+    "InlineQueryResultArticle",
+    "InputFile",
+    "Location",
     "MalformedReplyError",
     "MemoryStorage",
     "Message",
@@ -95,6 +119,7 @@ __all__ = (
     "MethodNotFoundError",
     "Middleware",
     "NoChatError",
+    "PhotoSize",
     "Regex",
     "Router",
     "SQLiteStorage",
@@ -108,4 +133,7 @@ __all__ = (
     "UnauthorizedError",
     "Update",
     "User",
+    "Video",
+    "Voice",
+    "WrongUpdateKindError",
 )

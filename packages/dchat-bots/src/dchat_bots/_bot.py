@@ -4,8 +4,11 @@ Every call is ``POST <api_url>/bot<token>/<method>`` with a JSON body; the answe
 is Telegram's envelope ``{"ok": true, "result": ...}`` or ``{"ok": false,
 "error_code", "description"}``. :meth:`Bot.call` does one such call and answers
 the ``result`` (or raises the typed error); the typed methods are a line or two
-each over it, so a method the node learns (``sendPhoto``, ``answerCallbackQuery``)
-is one more small method here, and any method can be called by name meanwhile.
+each over it, so a method the node learns is one more small method here, and
+any method can be called by name meanwhile. A file to send goes as
+``multipart/form-data`` (the file a part with a ``filename``, the other
+parameters text parts; structured ones as JSON text), and a file's bytes come
+from ``GET <api_url>/file/bot<token>/<file_path>``, read up to a cap.
 
 httpx runs on anyio, so a ``Bot`` works under asyncio and trio alike. The
 token is a secret: it is never in ``repr``, and the filter installed on the
@@ -16,24 +19,48 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Final, Self, cast
+from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias, cast
 
+import anyio
 import httpx
 
-from ._errors import BotNetworkError, MalformedReplyError, api_error
-from ._types import BotCommand, Message, Update, User
+from ._errors import (
+    BotFileError,
+    BotNetworkError,
+    DchatBotsError,
+    FileTooLargeError,
+    MalformedReplyError,
+    api_error,
+)
+from ._markup import InlineKeyboardMarkup, InlineQueryResultArticle, InputFile
+from ._types import BotCommand, File, Message, Update, User
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterable
+    from collections.abc import AsyncGenerator, Iterable, Sequence
     from types import TracebackType
 
 __all__ = ("Bot",)
 
 MAX_REPLY: Final = 16 * 1024 * 1024
 """Bytes of one answer at most (100 updates of 4096 characters are well under 2 MiB)."""
+
+MAX_PHOTO: Final = 10 * 1024 * 1024
+"""Bytes of a photo to upload at most (the node's and Telegram's limit)."""
+
+MAX_FILE: Final = 50 * 1024 * 1024
+"""Bytes of another file to upload, and of a download by default, at most."""
+
+MIN_FILE_TIMEOUT: Final = 60.0
+"""Seconds an upload or a download gets at least (the node seals and relays the file)."""
+
+FileInput: TypeAlias = "bytes | os.PathLike[str] | InputFile | str"
+"""A file to send: bytes, a path (read here), an :class:`InputFile`, or a ``file_id`` (``str``)."""
+
+_FILE_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_./-]{0,127}")
 
 _TOKEN_IN_PATH = re.compile(r"(?<!/)/bot[^/\s]+/")  # not "//bot.example"
 
@@ -116,16 +143,27 @@ class Bot:
             BotNetworkError: No answer (refused, reset, timed out).
             MalformedReplyError: The answer is not a Bot API envelope.
         """
+        return await self._post(method, params, None, request_timeout)
+
+    async def _post(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        files: dict[str, tuple[str, bytes, str | None]] | None,
+        request_timeout: float | None,
+    ) -> Any:
         body = {name: value for name, value in params.items() if value is not None}
         url = f"{self.api_url}/bot{self._token}/{method}"
+        sent: dict[str, Any] = {"json": body}
+        if files:  # multipart: text parts, structured values as JSON text
+            sent = {"data": {k: _form_value(v) for k, v in body.items()}, "files": files}
         try:
             async with self._http.stream(
-                "POST", url, json=body, timeout=request_timeout or self.timeout
+                "POST", url, timeout=request_timeout or self.timeout, **sent
             ) as response:
                 content = await _read_capped(response, method)
         except httpx.TransportError as exc:  # never the URL: it holds the token
-            reason = _hidden(f"{type(exc).__name__}: {exc}")
-            raise BotNetworkError(f"{method}: no answer from the bot's node ({reason})") from None
+            raise _no_answer(method, exc) from None
         return _result(method, response.status_code, content)
 
     # -- the methods the node serves (docs/protocol.md section 34) ------------------------
@@ -167,10 +205,161 @@ class Bot:
             raise MalformedReplyError("getUpdates: result must be an array")
         return result
 
-    async def send_message(self, chat_id: int | str, text: str, **extra: Any) -> Message:
-        """``sendMessage``: ``text`` to the chat ``chat_id`` (a chat number or a contact)."""
-        result = await self.call("sendMessage", chat_id=chat_id, text=text, **extra)
+    async def send_message(
+        self,
+        chat_id: int | str,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        **extra: Any,
+    ) -> Message:
+        """``sendMessage``: ``text`` to the chat ``chat_id`` (a chat number or a contact).
+
+        ``reply_markup``: buttons under the message (their presses come back as
+        ``callback_query`` updates).
+        """
+        markup = None if reply_markup is None else reply_markup.to_json()
+        result = await self.call(
+            "sendMessage", chat_id=chat_id, text=text, reply_markup=markup, **extra
+        )
         return Message.from_json(result, "sendMessage")
+
+    async def send_photo(
+        self, chat_id: int | str, photo: FileInput, *, caption: str | None = None, **extra: Any
+    ) -> Message:
+        """``sendPhoto``: a photo (at most 10 MiB) as an encrypted attachment.
+
+        ``photo`` is bytes, a path, an :class:`InputFile` (all uploaded) or a
+        ``file_id`` of this node's (a ``str``, sent again without an upload).
+
+        Raises:
+            BotFileError: A path that cannot be read.
+            FileTooLargeError: An upload over the limit (checked before sending).
+        """
+        return await self._send_file("sendPhoto", "photo", chat_id, photo, caption, extra)
+
+    async def send_document(
+        self, chat_id: int | str, document: FileInput, *, caption: str | None = None, **extra: Any
+    ) -> Message:
+        """``sendDocument``: any file (at most 50 MiB); ``document`` as in :meth:`send_photo`."""
+        return await self._send_file("sendDocument", "document", chat_id, document, caption, extra)
+
+    async def send_audio(
+        self,
+        chat_id: int | str,
+        audio: FileInput,
+        *,
+        caption: str | None = None,
+        duration: int | None = None,
+        **extra: Any,
+    ) -> Message:
+        """``sendAudio``: music (at most 50 MiB; ``duration`` in seconds), as :meth:`send_photo`."""
+        extra["duration"] = duration
+        return await self._send_file("sendAudio", "audio", chat_id, audio, caption, extra)
+
+    async def send_voice(
+        self,
+        chat_id: int | str,
+        voice: FileInput,
+        *,
+        caption: str | None = None,
+        duration: int | None = None,
+        **extra: Any,
+    ) -> Message:
+        """``sendVoice``: a voice note (at most 50 MiB), as :meth:`send_photo`."""
+        extra["duration"] = duration
+        return await self._send_file("sendVoice", "voice", chat_id, voice, caption, extra)
+
+    async def send_location(
+        self, chat_id: int | str, latitude: float, longitude: float, **extra: Any
+    ) -> Message:
+        """``sendLocation``: a point (degrees; checked here: -90..90, -180..180, finite)."""
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):  # NaN fails too
+            raise ValueError("latitude is -90..90 and longitude -180..180 degrees")
+        result = await self.call(
+            "sendLocation", chat_id=chat_id, latitude=latitude, longitude=longitude, **extra
+        )
+        return Message.from_json(result, "sendLocation")
+
+    async def get_file(self, file_id: str) -> File:
+        """``getFile``: the node fetches and checks the file, and answers where to download it."""
+        return File.from_json(await self.call("getFile", file_id=file_id), "getFile")
+
+    async def download_file(self, file: File | str, *, max_size: int = MAX_FILE) -> bytes:
+        """The bytes of ``file`` (a :class:`File` from :meth:`get_file`, or its ``file_path``).
+
+        Raises:
+            FileTooLargeError: The file is over ``max_size`` bytes (said or read).
+            BotFileError: No or a malformed ``file_path``.
+            BotApiError: The node refused (401, 404, ... in the Bot API's envelope).
+            BotNetworkError: No answer.
+        """
+        path = file.file_path if isinstance(file, File) else file
+        if path is None or not _FILE_PATH.fullmatch(path) or ".." in path:
+            raise BotFileError("download_file: no or a malformed file_path")
+        url = f"{self.api_url}/file/bot{self._token}/{path}"
+        timeout = max(self.timeout, MIN_FILE_TIMEOUT)
+        try:
+            async with self._http.stream("GET", url, timeout=timeout) as response:
+                if response.status_code != httpx.codes.OK:
+                    content = await _read_capped(response, "download_file")
+                    _result("download_file", response.status_code, content)  # raises if refused
+                    raise MalformedReplyError(
+                        f"download_file: HTTP {response.status_code} without a file"
+                    )
+                said = response.headers.get("content-length", "")
+                if said.isdigit() and int(said) > max_size:
+                    raise FileTooLargeError(f"download_file: the file is over {max_size} bytes")
+                return await _read_capped(response, "download_file", max_size, FileTooLargeError)
+        except httpx.TransportError as exc:
+            raise _no_answer("download_file", exc) from None
+
+    async def edit_message_text(
+        self, chat_id: int | str, message_id: int, text: str, **extra: Any
+    ) -> Message:
+        """``editMessageText``: a new text for a message the bot sent; answers the edited one."""
+        result = await self.call(
+            "editMessageText", chat_id=chat_id, message_id=message_id, text=text, **extra
+        )
+        return Message.from_json(result, "editMessageText")
+
+    async def delete_message(self, chat_id: int | str, message_id: int) -> bool:
+        """``deleteMessage``: deletes a message the bot sent, for everyone."""
+        return await self.call("deleteMessage", chat_id=chat_id, message_id=message_id) is True
+
+    async def answer_callback_query(
+        self,
+        callback_query_id: str,
+        text: str | None = None,
+        *,
+        show_alert: bool = False,
+        url: str | None = None,
+    ) -> bool:
+        """``answerCallbackQuery``: the answer to a button press (once, within 30 s)."""
+        result = await self.call(
+            "answerCallbackQuery",
+            callback_query_id=callback_query_id,
+            text=text,
+            show_alert=show_alert or None,
+            url=url,
+        )
+        return result is True
+
+    async def answer_inline_query(
+        self,
+        inline_query_id: str,
+        results: Sequence[InlineQueryResultArticle],
+        *,
+        next_offset: str | None = None,
+    ) -> bool:
+        """``answerInlineQuery``: at most 50 article results (once, within 30 s)."""
+        result = await self.call(
+            "answerInlineQuery",
+            inline_query_id=inline_query_id,
+            results=[r.to_json() for r in results],
+            next_offset=next_offset,
+        )
+        return result is True
 
     async def set_my_commands(self, commands: Mapping[str, str] | Iterable[BotCommand]) -> bool:
         """``setMyCommands``: the commands the bot lists (name -> description, or a list)."""
@@ -190,15 +379,68 @@ class Bot:
         """``deleteWebhook`` (the updates come by ``getUpdates``)."""
         return await self.call("deleteWebhook") is True
 
+    async def _send_file(
+        self,
+        method: str,
+        kind: str,
+        chat_id: int | str,
+        file: FileInput,
+        caption: str | None,
+        extra: dict[str, Any],
+    ) -> Message:
+        params = {"chat_id": chat_id, "caption": caption, **extra}
+        if isinstance(file, str):  # a file_id: JSON, no upload
+            result = await self._post(method, {**params, kind: file}, None, None)
+        else:
+            cap = MAX_PHOTO if kind == "photo" else MAX_FILE
+            upload = await _input_file(file, kind, cap)
+            files = {kind: (upload.filename, upload.content, upload.mime_type)}
+            timeout = max(self.timeout, MIN_FILE_TIMEOUT)
+            result = await self._post(method, params, files, timeout)
+        return Message.from_json(result, method)
 
-async def _read_capped(response: httpx.Response, method: str) -> bytes:
+
+async def _input_file(file: bytes | os.PathLike[str] | InputFile, kind: str, cap: int) -> InputFile:
+    """The upload ``file`` stands for, refused before reading if over ``cap`` bytes."""
+    if isinstance(file, bytes | bytearray | memoryview):
+        file = InputFile(bytes(file), kind)
+    elif not isinstance(file, InputFile):
+        path = anyio.Path(os.fspath(file))
+        try:
+            if (await path.stat()).st_size > cap:
+                raise FileTooLargeError(f"{path.name}: over {cap} bytes, the {kind} limit")
+            file = InputFile(await path.read_bytes(), path.name or kind)
+        except OSError as exc:
+            raise BotFileError(f"{path.name}: cannot be read ({type(exc).__name__})") from None
+    if len(file.content) > cap:
+        raise FileTooLargeError(f"{file.filename}: over {cap} bytes, the {kind} limit")
+    return file
+
+
+def _form_value(value: object) -> str:
+    """A parameter as a multipart text part: text as is, anything else as JSON text."""
+    return value if isinstance(value, str) else json.dumps(value, allow_nan=False)
+
+
+def _no_answer(method: str, exc: httpx.TransportError) -> BotNetworkError:
+    reason = _hidden(f"{type(exc).__name__}: {exc}")  # never the URL: it holds the token
+    return BotNetworkError(f"{method}: no answer from the bot's node ({reason})")
+
+
+async def _read_capped(
+    response: httpx.Response,
+    method: str,
+    cap: int | None = None,
+    error: type[DchatBotsError] = MalformedReplyError,
+) -> bytes:
+    cap = MAX_REPLY if cap is None else cap  # read now: tests lower it
     chunks, size = [], 0
     chunks_of = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())  # it is one
     async with aclosing(chunks_of) as stream:
         async for chunk in stream:
             size += len(chunk)
-            if size > MAX_REPLY:
-                raise MalformedReplyError(f"{method}: the answer is over {MAX_REPLY} bytes")
+            if size > cap:
+                raise error(f"{method}: the answer is over {cap} bytes")
             chunks.append(chunk)
     return b"".join(chunks)
 

@@ -10,6 +10,8 @@ DchatError
     │   └── ConflictError                          409: another consumer of the updates
     ├── BotNetworkError(TransportError)            the node did not answer (refused, timeout)
     ├── MalformedReplyError(PeerError, ValueError) an answer or update is not the documented shape
+    ├── BotFileError(CallerError, ValueError)      a file to send or fetch is unusable
+    │   └── FileTooLargeError                      over the upload or download size cap
     └── StateStorageError(CallerError)             conversation state cannot be stored
         └── StateDataError(TypeError)              state data that is not JSON
 """
@@ -21,9 +23,11 @@ from dchat_core import CallerError, DchatError, PeerError, TransportError
 __all__ = (
     "BadRequestError",
     "BotApiError",
+    "BotFileError",
     "BotNetworkError",
     "ConflictError",
     "DchatBotsError",
+    "FileTooLargeError",
     "ForbiddenError",
     "MalformedReplyError",
     "MethodNotFoundError",
@@ -92,6 +96,14 @@ class BotNetworkError(DchatBotsError, TransportError):
 
 class MalformedReplyError(DchatBotsError, PeerError, ValueError):
     """An answer or an update is not the documented shape (not JSON, a field of the wrong type)."""
+
+
+class BotFileError(DchatBotsError, CallerError, ValueError):
+    """A file to send or download is unusable (unreadable, not a file, a bad file path)."""
+
+
+class FileTooLargeError(BotFileError):
+    """A file is over the cap: an upload over the node's limit, a download over ``max_size``."""
 
 
 class StateStorageError(DchatBotsError, CallerError):

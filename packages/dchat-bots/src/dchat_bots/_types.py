@@ -13,19 +13,27 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import MalformedReplyError
+from ._markup import InlineKeyboardMarkup
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = (
+    "Audio",
     "BotCommand",
     "CallbackQuery",
     "Chat",
+    "Document",
+    "File",
     "InlineQuery",
+    "Location",
     "Message",
     "MessageEntity",
+    "PhotoSize",
     "Update",
     "User",
+    "Video",
+    "Voice",
 )
 
 T = TypeVar("T")
@@ -64,6 +72,13 @@ def _opt(
 ) -> T | None:
     value = raw.get(name)
     return None if value is None else parse(value, f"{where}.{name}")
+
+
+def _float(raw: Mapping[str, Any], name: str, where: str) -> float:
+    value = raw.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise MalformedReplyError(f"{where}.{name} must be a number")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +149,170 @@ def _entities(value: object, where: str) -> tuple[MessageEntity, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class PhotoSize:
+    """One size of a received photo (the node sends one: the photo as it came)."""
+
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "photo") -> PhotoSize:
+        raw = _object(value, where)
+        return cls(
+            _str(raw, "file_id", where),
+            _opt_str(raw, "file_unique_id", where),
+            _opt_int(raw, "file_size", where),
+            _opt_int(raw, "width", where),
+            _opt_int(raw, "height", where),
+        )
+
+
+def _photo(value: object, where: str) -> tuple[PhotoSize, ...]:
+    if not isinstance(value, list):
+        raise MalformedReplyError(f"{where} must be an array")
+    return tuple(PhotoSize.from_json(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A received file of any kind; fetch it with ``bot.get_file(file_id)``."""
+
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    file_name: str | None = None
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "document") -> Document:
+        raw = _object(value, where)
+        return cls(
+            _str(raw, "file_id", where),
+            _opt_str(raw, "file_unique_id", where),
+            _opt_int(raw, "file_size", where),
+            _opt_str(raw, "mime_type", where),
+            _opt_str(raw, "file_name", where),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """A received music file (``duration`` in seconds)."""
+
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    file_name: str | None = None
+    duration: int | None = None
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "audio") -> Audio:
+        raw = _object(value, where)
+        return cls(
+            _str(raw, "file_id", where),
+            _opt_str(raw, "file_unique_id", where),
+            _opt_int(raw, "file_size", where),
+            _opt_str(raw, "mime_type", where),
+            _opt_str(raw, "file_name", where),
+            _opt_int(raw, "duration", where),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """A received voice note (``duration`` in seconds)."""
+
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    duration: int | None = None
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "voice") -> Voice:
+        raw = _object(value, where)
+        return cls(
+            _str(raw, "file_id", where),
+            _opt_str(raw, "file_unique_id", where),
+            _opt_int(raw, "file_size", where),
+            _opt_str(raw, "mime_type", where),
+            _opt_int(raw, "duration", where),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Video:
+    """A received video."""
+
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+    mime_type: str | None = None
+    file_name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "video") -> Video:
+        raw = _object(value, where)
+        return cls(
+            _str(raw, "file_id", where),
+            _opt_str(raw, "file_unique_id", where),
+            _opt_int(raw, "file_size", where),
+            _opt_str(raw, "mime_type", where),
+            _opt_str(raw, "file_name", where),
+            _opt_int(raw, "width", where),
+            _opt_int(raw, "height", where),
+            _opt_int(raw, "duration", where),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A point on the map, in degrees."""
+
+    latitude: float
+    longitude: float
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "location") -> Location:
+        raw = _object(value, where)
+        return cls(_float(raw, "latitude", where), _float(raw, "longitude", where))
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """``getFile``'s answer: download it with ``bot.download_file(file)``."""
+
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+    file_path: str | None = None
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "file") -> File:
+        raw = _object(value, where)
+        return cls(
+            _str(raw, "file_id", where),
+            _opt_str(raw, "file_unique_id", where),
+            _opt_int(raw, "file_size", where),
+            _opt_str(raw, "file_path", where),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """A message in a chat. ``from_user`` is Telegram's ``from`` (a keyword in Python)."""
+    """A message in a chat. ``from_user`` is Telegram's ``from`` (a keyword in Python).
+
+    A received file has its ``caption`` (if any) and one of ``photo``,
+    ``document``, ``audio``, ``voice``, ``video``; a location has ``location``;
+    a message with buttons has ``reply_markup``.
+    """
 
     message_id: int
     chat: Chat
@@ -145,6 +322,13 @@ class Message:
     caption: str | None = None
     entities: tuple[MessageEntity, ...] = ()
     edit_date: int | None = None
+    photo: tuple[PhotoSize, ...] = ()
+    document: Document | None = None
+    audio: Audio | None = None
+    voice: Voice | None = None
+    video: Video | None = None
+    location: Location | None = None
+    reply_markup: InlineKeyboardMarkup | None = None
 
     @classmethod
     def from_json(cls, value: object, where: str = "message") -> Message:
@@ -158,6 +342,13 @@ class Message:
             caption=_opt_str(raw, "caption", where),
             entities=_opt(raw, "entities", where, _entities) or (),
             edit_date=_opt_int(raw, "edit_date", where),
+            photo=_opt(raw, "photo", where, _photo) or (),
+            document=_opt(raw, "document", where, Document.from_json),
+            audio=_opt(raw, "audio", where, Audio.from_json),
+            voice=_opt(raw, "voice", where, Voice.from_json),
+            video=_opt(raw, "video", where, Video.from_json),
+            location=_opt(raw, "location", where, Location.from_json),
+            reply_markup=_opt(raw, "reply_markup", where, InlineKeyboardMarkup.from_json),
         )
 
 
