@@ -107,7 +107,7 @@ class AnchorBook:
     @classmethod
     def decode(cls, data: bytes) -> AnchorBook:
         f = Fields(canonical_decode(data, _LIMITS), "group anchor", _FIELDS)
-        own = f.get_list("o", max_len=MAX_BATCHES) if f.has("o") else []
+        own = f.get_list("o", max_len=2 * MAX_BATCHES) if f.has("o") else []
         return cls(
             {h: Held(s, d, q, ph, w) for h, s, d, q, ph, w in f.get_list("m", max_len=1 << 16)},
             [bytes(h) for h in f.get_list("p", max_len=1 << 16)], f.get_int("ps"),
@@ -259,6 +259,8 @@ class AnchorBook:
         if raw not in self.unverified:
             self.unverified = [*self.unverified, raw][-MAX_BATCHES:]
         self.own[_digest(raw)] = now_ms
+        known = {_digest(b) for b in [*self.unverified, *self.batches]}
+        self.own = {d: t for d, t in self.own.items() if d in known}  # at most 2 * MAX_BATCHES
         listed = {e.hash for e in batch.entries}
         self.pending = [h for h in self.pending if h not in listed]
 
@@ -288,8 +290,6 @@ class AnchorBook:
         members never got (a crash between commit and send) is sent again.
         """
         mine = [raw for raw in self.unverified if OrderBatch.from_bytes(raw).by == me]
-        known = {_digest(raw) for raw in [*mine, *self.batches]}
-        self.own = {d: t for d, t in self.own.items() if d in known}
         out = []
         for raw in mine:
             tried = self.own.get(_digest(raw), 0)  # 0: held by a book from before "o"

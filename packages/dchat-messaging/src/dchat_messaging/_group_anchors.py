@@ -203,10 +203,7 @@ class GroupAnchors:
             record = self._g.db.record(gid)
             if record is None or record.status != "active" or record.state.anchor is None:
                 continue
-            with self._g.store.transaction():
-                book = self.book(gid)
-                found = book.resends(me, _ms(now), grace, restarted=restarted)
-                self._save(gid, book)
+            found = self.book(gid).resends(me, _ms(now), grace, restarted=restarted)
             sequencer = record.state.sequencer() == me
             for commit, raw in found:
                 batch = OrderBatch.from_bytes(raw)
