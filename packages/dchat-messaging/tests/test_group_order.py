@@ -290,7 +290,7 @@ def test_the_sequencer_batches_by_count_or_time_one_range_at_a_time() -> None:
     assert len(book.due(2000, 2, 5000)) == 2
     assert len(book.due(6000, 64, 5000)) == 3
     batch = _batch(book.due(6000, 64, 5000))
-    book.hold(batch)
+    book.hold(batch, 6000)
     assert book.pending == []
     assert book.due(99_000, 1, 1) == []
     book.abandon(0)
@@ -339,3 +339,87 @@ def test_only_an_admin_anchors_and_only_on_an_admin_channel() -> None:
     off = apply_update(on, GroupUpdate.make(on, ids[0], "anchor", b"", admin.signing_key))
     assert off.anchor is None
     assert off.to_bytes().count(b"anchor") == 0
+
+
+# -- the sequencer's crashes --------------------------------------------------------------
+
+ME = SEQ.public_key.to_bytes()
+
+
+def _proposed(n: int = 3) -> tuple[AnchorBook, OrderBatch]:
+    """The sequencer's book after it signed a batch of ``n`` messages, before the chain."""
+    book = AnchorBook()
+    for h, m in _chain(n):
+        book.note(h, m, 1000)
+    batch = _batch(book.due(6000, 64, 5000))
+    book.hold(batch, 6000)
+    return book, batch
+
+
+def _restart(book: AnchorBook) -> AnchorBook:
+    return AnchorBook.decode(book.encode())
+
+
+def test_a_list_the_chain_never_got_is_committed_again_the_same_after_a_crash() -> None:
+    book, batch = _proposed()
+    raw = batch.to_bytes()
+    book = _restart(book)  # crashed before commit_order reached the chain
+    assert book.settle(CH, 0, None, 7000) == []
+    assert book.due(99_000, 1, 1) == []  # one range in flight: nothing new meanwhile
+    assert book.resends(ME, 7000, 15_000) == []  # within the grace period
+    assert book.resends(ME, 7000, 15_000, restarted=True) == [(True, raw)]
+    assert book.resends(ME, 21_000, 15_000) == [(True, raw)]  # or after it
+    assert book.resends(b"x" * 32, 21_000, 15_000) == []  # only our own lists
+    assert book.retry(raw, 0, 21_000)  # its range is still the channel's next
+    assert book.resends(ME, 22_000, 15_000) == []  # tried again just now
+    book = _restart(book)
+    [anchored] = book.settle(CH, 0, _record(batch), 23_000)
+    assert anchored.kind == "anchored"
+    assert book.resends(ME, 23_000, 15_000) == [(False, raw)]  # committed, never sent
+    book.sent(raw)
+    assert _restart(book).resends(ME, 99_000, 15_000, restarted=True) == []
+
+
+def test_a_list_whose_range_the_channel_moved_past_is_dropped_and_rebatched() -> None:
+    book, batch = _proposed()
+    assert not book.retry(batch.to_bytes(), 5, 30_000)  # someone else's range took it
+    assert book.unverified == []
+    assert book.own == {}
+    assert len(book.due(30_000, 64, 5000)) == 3  # its messages go into the next batch
+    assert book.retry(batch.to_bytes(), 0, 30_000) is False  # dropped: never again
+
+
+def test_our_unsent_list_beaten_on_the_chain_is_no_evidence_against_us() -> None:
+    book, batch = _proposed()
+    other = _batch(list(reversed(batch.entries)))
+    assert book.settle(CH, 0, _record(other), 30_000) == []
+    assert book.evidence == []
+    assert book.unverified == []
+    assert len(book.pending) == 3
+    sent, ours = _proposed()
+    sent.sent(ours.to_bytes())  # once sent to the members, a mismatch is evidence as before
+    [found] = sent.settle(CH, 0, _record(other), 30_000)
+    assert found.detail["evidence"] == "order"
+
+
+def test_a_resent_list_changes_nothing_on_a_member_that_holds_it() -> None:
+    book = AnchorBook()
+    batch = _batch(_entries(_chain(2)))
+    assert book.receive(batch, 0) == []
+    assert book.receive(batch, 1) == []  # before the chain is read
+    assert len(book.unverified) == 1
+    book.settle(CH, 0, _record(batch), 2)
+    before = book.encode()
+    assert book.receive(batch, 3) == []  # after
+    assert book.encode() == before
+
+
+def test_a_book_stored_before_the_resend_key_reads_and_recovers_its_stuck_list() -> None:
+    book, batch = _proposed()
+    old = canonical_decode(book.encode(), DecodeLimits(max_size=1 << 20, max_depth=4))
+    del old["o"]
+    restored = AnchorBook.decode(canonical_encode(old))
+    assert restored.own == {}
+    assert restored.resends(ME, 7000, 15_000, restarted=True) == [(True, batch.to_bytes())]
+    assert restored.retry(batch.to_bytes(), 0, 7000)
+    assert restored.own  # from now on it is tracked until sent

@@ -333,3 +333,103 @@ def test_forged_lists_and_evidence_are_refused_and_change_nothing(honest: Group)
     with pytest.raises(GroupError):
         anchors.receive_evidence(carol_id, forged_fork, T0 + 30)
     assert honest.show(bob) == before
+
+
+# -- the sequencer crashes between its steps ----------------------------------------------
+
+
+def _resend(group: Group, now: float, *, restarted: bool) -> list[str]:
+    """alice's node after a start: what the desk's resend step does, on this chain."""
+    anchors = group.nodes[0].agent.groups.anchors
+    done = []
+    for r in anchors.resends(now, interval=5.0, restarted=restarted):
+        if r.commit:
+            value = group.chain.verified(channel_key(r.channel))
+            next_first = 0 if value is None else decode_channel_next(value)
+            if group.chain.verified(order_key(r.channel, r.first)) is not None:
+                continue
+            if not anchors.retry(r.group, r.batch, next_first, now):
+                done.append("dropped")
+                continue
+            group.commit(OrderBatch.from_bytes(r.batch))
+            done.append("committed")
+        anchors.publish(r.batch, now=now)
+        done.append("sent")
+    pump(group.nodes)
+    return done
+
+
+def _anchored_everywhere(group: Group, texts: list[str]) -> None:
+    for node in group.nodes:
+        rows = node.agent.groups.history(group.gid)
+        assert sorted(str(r["text"]) for r in rows) == sorted(texts), node.card.name
+        assert {r["anchored"] for r in rows} == set(range(len(texts))), node.card.name
+        assert group.show(node)["equivocations"] == [], node.card.name
+
+
+def test_a_crash_before_the_commit_is_repaired_with_the_same_list() -> None:
+    group = Group()
+    alice, bob, carol = group.nodes
+    bob.agent.groups.send_text(group.gid, "one", now=T0)
+    carol.agent.groups.send_text(group.gid, "two", now=T0)
+    pump(group.nodes)
+    batch = group.propose(T0 + 10)  # alice's node dies before commit_order leaves it
+    group.verify_all(T0 + 11)
+    anchors = alice.agent.groups.anchors
+    assert anchors.jobs(T0 + 99, count=1, interval=1.0) == []  # today: stalled for good
+    assert _resend(group, T0 + 12, restarted=False) == []  # within the grace period
+    assert _resend(group, T0 + 12, restarted=True) == ["committed", "sent"]  # after a start
+    group.verify_all(T0 + 13)
+    _anchored_everywhere(group, ["one", "two"])
+    book = bob.agent.groups.anchors.book(bytes.fromhex(group.gid))
+    assert book.batches == [batch.to_bytes()]  # the list signed before the crash, no other
+    assert _resend(group, T0 + 99, restarted=True) == []
+    alice.agent.groups.send_text(group.gid, "three", now=T0 + 100)  # anchoring goes on
+    pump(group.nodes)
+    group.commit(group.propose(T0 + 110))
+    assert _resend(group, T0 + 111, restarted=False) == []  # not yet: the chain is read first
+    group.verify_all(T0 + 111)
+    assert _resend(group, T0 + 112, restarted=False) == ["sent"]
+    group.verify_all(T0 + 112)
+    _anchored_everywhere(group, ["one", "two", "three"])
+
+
+def test_a_crash_between_commit_and_send_is_repaired_by_sending_the_list() -> None:
+    group = Group()
+    alice, bob, _ = group.nodes
+    bob.agent.groups.send_text(group.gid, "one", now=T0)
+    pump(group.nodes)
+    batch = group.propose(T0 + 10)
+    group.commit(batch)  # alice's node dies before the list goes to the members
+    group.verify_all(T0 + 11)
+    assert bob.agent.groups.anchors.checks() == []  # bob waits for a list he never gets
+    assert group.show(bob)["anchored"] == 0
+    assert _resend(group, T0 + 12, restarted=True) == ["sent"]
+    group.verify_all(T0 + 13)
+    _anchored_everywhere(group, ["one"])
+    assert _resend(group, T0 + 99, restarted=True) == []  # sent once
+    before = group.show(bob)
+    alice.agent.groups.anchors.publish(batch.to_bytes(), now=T0 + 100)  # sent twice anyway
+    pump(group.nodes)
+    assert group.show(bob) == before
+
+
+def test_a_list_whose_range_someone_else_took_is_dropped_and_rebatched() -> None:
+    group = Group()
+    alice, bob, _ = group.nodes
+    bob.agent.groups.send_text(group.gid, "one", now=T0)
+    pump(group.nodes)
+    lost = group.propose(T0 + 10)  # crash; meanwhile the channel moves on without it
+    body = {"channel": lost.channel, "first": 0, "last": 4, "root": bytes(32)}
+    assert group.chain.send(alice.identity.signing_key, "commit_order", body) == 0
+    assert _resend(group, T0 + 12, restarted=True) == []  # the chain has a record at 0
+    group.verify_all(T0 + 13)  # not our list: dropped, no evidence against ourselves
+    assert group.show(alice)["equivocations"] == []
+    assert group.show(alice)["unverified"] == 0
+    batch = group.propose(T0 + 20)  # its message goes into the next range
+    assert batch.first == 5
+    group.commit(batch)
+    alice.agent.groups.anchors.publish(batch.to_bytes(), now=T0 + 20)
+    pump(group.nodes)
+    group.verify_all(T0 + 21)
+    assert [r["anchored"] for r in bob.agent.groups.history(group.gid)] == [5]

@@ -8,7 +8,9 @@ batch yet, arrival order), "ps": ms the oldest of them arrived, "l": [[hash,
 s, d, q, order], ...] (listed by a verified batch), "b": [batch, ...]
 (verified), "u": [batch, ...] (unverified), "t": [[s, d, top q], ...], "x":
 [[s, d, q], ...] (missing), "ev": [evidence, ...], "gr": [identity, ...]
-(granted the channel's admin role on chain)}``.
+(granted the channel's admin role on chain), "o": [[SHA-256 of batch, ms],
+...] (our own lists not yet sent to the members, with the time of the last
+``commit_order`` for them; a book stored before this key has none)}``.
 
 An evidence record is ``{"k": "fork" | "order", "who": accused identity,
 "why": text, "a": artefact, "b": artefact, ["c": [first, last, root,
@@ -39,7 +41,7 @@ MAX_BATCHES: Final = 64
 MAX_EVIDENCE: Final = 32
 MAX_MISSING: Final = 256
 _LIMITS: Final = DecodeLimits(max_size=96 << 20, max_depth=4, max_items=1 << 20)
-_FIELDS: Final = frozenset({"m", "p", "ps", "l", "b", "u", "t", "x", "ev", "gr"})
+_FIELDS: Final = frozenset({"m", "p", "ps", "l", "b", "u", "t", "x", "ev", "gr", "o"})
 
 Slot = tuple[bytes, bytes, int]
 
@@ -87,6 +89,7 @@ class AnchorBook:
     missing: set[Slot] = field(default_factory=set)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     granted: set[bytes] = field(default_factory=set)
+    own: dict[bytes, int] = field(default_factory=dict)
 
     # -- storage ------------------------------------------------------------------------
 
@@ -98,12 +101,13 @@ class AnchorBook:
             "b": list(self.batches), "u": list(self.unverified),
             "t": [[s, d, q] for (s, d), q in sorted(self.tops.items())],
             "x": [list(x) for x in sorted(self.missing)], "ev": list(self.evidence),
-            "gr": sorted(self.granted),
+            "gr": sorted(self.granted), "o": [[d, t] for d, t in self.own.items()],
         })  # fmt: skip
 
     @classmethod
     def decode(cls, data: bytes) -> AnchorBook:
         f = Fields(canonical_decode(data, _LIMITS), "group anchor", _FIELDS)
+        own = f.get_list("o", max_len=2 * MAX_BATCHES) if f.has("o") else []
         return cls(
             {h: Held(s, d, q, ph, w) for h, s, d, q, ph, w in f.get_list("m", max_len=1 << 16)},
             [bytes(h) for h in f.get_list("p", max_len=1 << 16)], f.get_int("ps"),
@@ -112,6 +116,7 @@ class AnchorBook:
             {(s, d): q for s, d, q in f.get_list("t", max_len=1 << 16)},
             {(s, d, q) for s, d, q in f.get_list("x", max_len=1 << 16)},
             list(f.get_list("ev")), {bytes(g) for g in f.get_list("gr")},
+            {bytes(d): int(t) for d, t in own},
         )  # fmt: skip
 
     # -- views --------------------------------------------------------------------------
@@ -244,21 +249,74 @@ class AnchorBook:
                 entries[m.sender, m.device, m.seq] = OrderEntry(m.sender, m.device, m.seq, h)
         return list(entries.values())
 
-    def hold(self, batch: OrderBatch) -> None:
-        """Our own batch, before the chain has it: what it lists is no longer pending."""
+    def hold(self, batch: OrderBatch, now_ms: int) -> None:
+        """Our own batch, before the chain has it: what it lists is no longer pending.
+
+        It is ours to commit (now) and to send to the members once the chain
+        has it (:meth:`resends`, :meth:`sent`).
+        """
         raw = batch.to_bytes()
         if raw not in self.unverified:
             self.unverified = [*self.unverified, raw][-MAX_BATCHES:]
+        self.own[_digest(raw)] = now_ms
+        known = {_digest(b) for b in [*self.unverified, *self.batches]}
+        self.own = {d: t for d, t in self.own.items() if d in known}  # at most 2 * MAX_BATCHES
         listed = {e.hash for e in batch.entries}
         self.pending = [h for h in self.pending if h not in listed]
 
     def abandon(self, first: int) -> None:
         """Our batch at ``first`` never reached the chain: its messages wait again."""
         for raw in list(self.unverified):
-            batch = OrderBatch.from_bytes(raw)
-            if batch.first == first:
+            if OrderBatch.from_bytes(raw).first == first:
                 self.unverified.remove(raw)
-                self.pending = [e.hash for e in batch.entries if e.hash in self.held] + self.pending
+                self._drop(raw)
+
+    def _drop(self, raw: bytes) -> None:
+        """Our list ``raw`` will never be on the chain: its messages wait again."""
+        batch = OrderBatch.from_bytes(raw)
+        self.own.pop(_digest(raw), None)
+        again = [e.hash for e in batch.entries if e.hash in self.held and e.hash not in self.listed]
+        self.pending = again + [h for h in self.pending if h not in again]
+
+    def resends(
+        self, me: bytes, now_ms: int, grace_ms: int, *, restarted: bool = False
+    ) -> list[tuple[bool, bytes]]:
+        """Our lists to commit again (``True``) or to send to the members (``False``).
+
+        A list of ours (signed by ``me``) the chain has not certified is
+        committed again ``grace_ms`` after the last try, or at once after a
+        restart: the same signed bytes, so no member ever sees two lists of
+        ours for one range. One the chain certified (settled) that the
+        members never got (a crash between commit and send) is sent again.
+        """
+        mine = [raw for raw in self.unverified if OrderBatch.from_bytes(raw).by == me]
+        out = []
+        for raw in mine:
+            tried = self.own.get(_digest(raw), 0)  # 0: held by a book from before "o"
+            if restarted or now_ms - tried >= grace_ms:
+                out.append((True, raw))
+        out += [(False, raw) for raw in self.batches if _digest(raw) in self.own]
+        return out
+
+    def retry(self, raw: bytes, next_first: int, now_ms: int) -> bool:
+        """Our list ``raw`` is not on the chain, whose channel's next is ``next_first``.
+
+        True: commit it again (its range is still the next). False: the
+        channel moved past it without it, so it never will be: it is dropped
+        (never sent to anyone) and its messages wait for the next batch.
+        """
+        batch = OrderBatch.from_bytes(raw)
+        if raw not in self.unverified:
+            return False
+        if next_first == batch.first:
+            self.own[_digest(raw)] = now_ms
+            return True
+        self.abandon(batch.first)
+        return False
+
+    def sent(self, raw: bytes) -> None:
+        """Our list ``raw`` went to the members: never sent again."""
+        self.own.pop(_digest(raw), None)
 
     # -- batches from the sequencer, checked against the chain ----------------------------
 
@@ -301,6 +359,9 @@ class AnchorBook:
             self.unverified.remove(raw)
             if (batch.last, batch.root(), batch.by) == (last, root, by):
                 findings += self._accept(batch, raw, now_ms)
+                continue
+            if _digest(raw) in self.own:  # ours, never sent: the range went to another list
+                self._drop(raw)
                 continue
             good = next((b for b in self.verified() if b.first == first), None)
             why = "an order list that is not the one the chain certifies"

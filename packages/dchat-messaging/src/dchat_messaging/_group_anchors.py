@@ -14,6 +14,10 @@ node shell does the chain's I/O and calls back in.
   identity) asks :meth:`jobs` what is due, reads the channel's next number,
   signs the batch (:meth:`propose`), commits ``commit_order`` and sends the
   list to every member (:meth:`publish`); if the chain refuses, :meth:`abandon`.
+  A crash (or a chain that did not answer) between those steps is repaired
+  by :meth:`resends`: a list of ours the chain never got is committed again,
+  the same signed bytes (:meth:`retry`), and one the chain holds but the
+  members never got is sent to them.
 * Every member keeps received lists (``group.ord``, :meth:`receive_order`)
   until the shell has read the chain's record of their range through its
   light client (:meth:`checks`, :meth:`settle`): then messages are anchored
@@ -46,10 +50,12 @@ if TYPE_CHECKING:
     from ._group_store import GroupRecord
     from ._groups import GroupState
 
-__all__ = ("EVIDENCE_KIND", "ORDER_KIND", "AnchorJob", "GroupAnchors")
+__all__ = ("EVIDENCE_KIND", "ORDER_KIND", "AnchorJob", "AnchorResend", "GroupAnchors")
 
 ORDER_KIND: Final = "group.ord"
 EVIDENCE_KIND: Final = "group.evi"
+RESEND_INTERVALS: Final = 3
+"""Batch intervals after which a list of ours the chain still lacks is committed again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,17 @@ class AnchorJob:
     owner: bytes
     entries: tuple[OrderEntry, ...]
     grant: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorResend:
+    """A list of ours to commit again (``commit``) or to send to the members."""
+
+    group: bytes
+    channel: bytes
+    first: int
+    batch: bytes
+    commit: bool
 
 
 def _ms(now: float) -> int:
@@ -151,19 +168,60 @@ class GroupAnchors:
         batch = draft.signed(identity.signing_key)
         with self._g.store.transaction():
             book = self.book(job.group)
-            book.hold(batch)
+            book.hold(batch, _ms(now))
             self._save(job.group, book)
         return batch
 
     def publish(self, batch: bytes, *, now: float) -> tuple[None, list[DeviceAddress]]:
-        """Send our committed list to every member device (and our other devices)."""
+        """Send our committed list to every member device (and our other devices), once."""
         parsed = OrderBatch.from_bytes(batch)
-        record = self._g.db.record(parsed.group)
-        if record is None:
-            return None, []
-        me = self._g.identity()
-        others = [m.card for i, m in sorted(record.state.members.items()) if i != me]
-        return None, self._g.send(ORDER_KIND, batch, others, now=now)
+        with self._g.store.transaction():
+            record = self._g.db.record(parsed.group)
+            if record is None:
+                return None, []
+            book = self.book(parsed.group)
+            book.sent(batch)
+            self._save(parsed.group, book)
+            me = self._g.identity()
+            others = [m.card for i, m in sorted(record.state.members.items()) if i != me]
+            return None, self._g.send(ORDER_KIND, batch, others, now=now)
+
+    def resends(
+        self, now: float, *, interval: float, restarted: bool = False
+    ) -> list[AnchorResend]:
+        """Our lists a crash left behind: to commit again or to send (see the module docstring).
+
+        ``restarted``: the first call since the node started (commit at once
+        instead of ``RESEND_INTERVALS`` batch intervals after the last try).
+        """
+        me = self._g.signer_id()
+        if me is None:
+            return []
+        out = []
+        grace = int(interval * RESEND_INTERVALS * 1000)
+        for gid in self._g.db.ids():
+            record = self._g.db.record(gid)
+            if record is None or record.status != "active" or record.state.anchor is None:
+                continue
+            found = self.book(gid).resends(me, _ms(now), grace, restarted=restarted)
+            sequencer = record.state.sequencer() == me
+            for commit, raw in found:
+                batch = OrderBatch.from_bytes(raw)
+                if sequencer or not commit:
+                    out.append(AnchorResend(gid, batch.channel, batch.first, raw, commit))
+        return out
+
+    def retry(self, gid: bytes, batch: bytes, next_first: int, now: float) -> bool:
+        """Whether to commit our ``batch`` again (else it is dropped).
+
+        The chain has no record at its first number, and its channel's next
+        is ``next_first``: see :meth:`AnchorBook.retry`.
+        """
+        with self._g.store.transaction():
+            book = self.book(gid)
+            again = book.retry(batch, next_first, _ms(now))
+            self._save(gid, book)
+        return again
 
     def abandon(self, gid: bytes, first: int) -> None:
         """The chain did not take our batch at ``first``: its messages wait for the next."""

@@ -58,6 +58,7 @@ from ._errors import ChannelError as ChannelError
 from ._errors import GroupError as GroupError
 from ._events import Duplicate as Duplicate
 from ._group_anchors import AnchorJob as AnchorJob
+from ._group_anchors import AnchorResend as AnchorResend
 from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
@@ -121,6 +122,7 @@ __all__ = (
     "ATTACHMENT_KINDS",
     "Accepted",
     "AnchorJob",
+    "AnchorResend",
     "AttachmentBook",
     "AttachmentEntry",
     "CONVERSATION_KINDS",

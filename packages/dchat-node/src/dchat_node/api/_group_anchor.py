@@ -11,7 +11,11 @@ I/O over the configured chat chain (``chat_node``, :class:`~._chain_link.ChainLi
   (``group_anchor_batch`` messages or ``group_anchor_interval`` seconds) and
   send the signed list to the members;
 * as any member: read the chain's record of every received list's range
-  through the light client (a proof against a certified header) and settle it.
+  through the light client (a proof against a certified header) and settle it;
+* as the sequencer after a crash or a chain that did not answer: commit
+  again a list of ours the chain still lacks while its range is the
+  channel's next (the same signed list), and send one the chain holds but
+  the members never got (``GroupAnchors.resends``).
 
 A chain that is down or lies only delays anchoring: lists wait, and a
 refused batch's messages go into the next one.
@@ -32,6 +36,7 @@ from dchat_chain.lowlevel import (
     order_key,
 )
 from dchat_core import DchatError
+from dchat_messaging.lowlevel import OrderBatch
 
 from .._errors import NodeStateError
 from ._chain_link import ChainLink
@@ -39,7 +44,7 @@ from ._roles import user_role
 
 if TYPE_CHECKING:
     from dchat_chain import Transaction
-    from dchat_messaging.lowlevel import AnchorJob
+    from dchat_messaging.lowlevel import AnchorJob, AnchorResend
 
     from .._runtime import Node
     from ..user._service import UserService
@@ -60,6 +65,7 @@ class GroupAnchorDesk:
             node, "chat", lambda: (config.chat_node, config.chat_genesis), "anchor_refused"
         )
         self._refused: set[tuple[bytes, bytes]] = set()  # grants the chain refused (this run)
+        self._started = False  # a round has run since the node started
 
     async def run(self) -> None:
         """Sequence and check anchored groups until cancelled (a task; user role with a chain)."""
@@ -92,6 +98,13 @@ class GroupAnchorDesk:
             r = decode_order_record(value)
             chain = (r.last, r.root, r.by, r.height)
             await u.act(anchors.settle, gid, channel, first, chain)
+        resends = await u.run(
+            anchors.resends, u.now(), interval=config.group_anchor_interval,
+            restarted=not self._started,
+        )  # fmt: skip
+        self._started = True
+        for resend in resends:
+            await self._resend(u, resend)
 
     async def _read(self, key: bytes) -> bytes | None:
         read = await self._chain.verified(lambda r: r.read(f"/v1/chain/state/{key.hex()}", key))
@@ -142,7 +155,31 @@ class GroupAnchorDesk:
         try:
             await self._chain.submit(owner.transaction(nonce, "commit_order", body))
         except NodeStateError as exc:
-            await u.run(anchors.abandon, job.group, first)
-            log.info("group order batch not committed: %s", exc.code)
+            if exc.code == "anchor_refused":  # the chain will not take it: re-batched
+                await u.run(anchors.abandon, job.group, first)
+            log.info("group order batch not committed: %s", exc.code)  # else: resent later
             return
         await u.act(anchors.publish, batch.to_bytes())
+
+    async def _resend(self, u: UserService, resend: AnchorResend) -> None:
+        anchors = u.agent.groups.anchors
+        if not resend.commit:
+            await u.act(anchors.publish, resend.batch)
+            return
+        value = await self._read(channel_key(resend.channel))  # the next, then the record
+        next_first = 0 if value is None else decode_channel_next(value)
+        if await self._read(order_key(resend.channel, resend.first)) is not None:
+            return  # on the chain after all: settled and sent next round
+        if not await u.run(anchors.retry, resend.group, resend.batch, next_first, u.now()):
+            return
+        batch = OrderBatch.from_bytes(resend.batch)
+        owner = HandleOwner(u.identity.signing_key, self._chain.genesis())
+        body = {"channel": batch.channel, "first": batch.first, "last": batch.last}
+        body["root"] = batch.root()
+        try:
+            tx = owner.transaction(await self._nonce(owner), "commit_order", body)
+            await self._chain.submit(tx)
+        except NodeStateError as exc:
+            log.info("group order batch not committed again: %s", exc.code)
+            return
+        await u.act(anchors.publish, resend.batch)
