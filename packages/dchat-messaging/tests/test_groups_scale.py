@@ -407,3 +407,26 @@ def test_sender_chains_stored_inside_the_keys_by_older_versions_still_open_messa
     _deliver(bob, alice.outgoing())
     assert [r["text"] for r in bob.agent.groups.history(gid)] == ["still readable"]
     assert db.keys(raw).peers == {peer}
+
+
+def test_hostile_parts_leave_a_pending_invitation_as_it_was() -> None:
+    controls = invitation_controls(_BIG, _ADD)
+    store = MemoryMessageStore()
+    parts = InvitationParts(store)
+    _take(parts, controls[:2])
+    key = f"group.inv.{_ME.hex()}"
+    before = store.state[key]
+    row = canonical_decode(controls[2][1], _ANY)["m"][0]
+    other = _state(3).hash()
+    for data, code in (
+        (canonical_encode({"v": 2, "sh": other, "m": [row]}), "unknown_group"),  # another state
+        (canonical_encode({"v": 2, "sh": _BIG.hash(), "m": [row[:2]]}), "malformed"),
+        (canonical_encode({"v": 2, "sh": _BIG.hash()[:31], "m": [row]}), "malformed"),
+        (canonical_encode({"v": 3, "sh": _BIG.hash(), "m": [row]}), "malformed"),
+        (canonical_encode({"v": 2, "sh": _BIG.hash(), "m": [row] * 200}), "malformed"),  # > 48 kB
+    ):
+        with pytest.raises(GroupError) as caught:
+            parts.part(_ME, data)
+        assert caught.value.code == code
+        assert store.state[key] == before
+    assert _take(parts, controls[2:]) is not None  # the real parts still complete it
