@@ -146,7 +146,38 @@ def test_an_invitation_of_a_full_group_travels_in_parts_and_rebuilds_the_state()
     assert state.hash() == _BIG.hash() == _ADD.prev
     assert update == _ADD
     assert len(apply_update(state, _ADD).members) == MAX_MEMBERS
+    parts.done(_ME)  # taken by the group book
     with pytest.raises(GroupError) as caught:  # done: a copy of a part finds nothing pending
+        parts.part(_ME, controls[-1][1])
+    assert caught.value.code == "unknown_group"
+
+
+def test_copies_of_parts_add_nothing_and_a_complete_invitation_waits_whole() -> None:
+    # A reviewer's note, confirmed: the parts were forgotten as soon as the count
+    # was reached, before the group book's membership check. When that check
+    # said "wait" (the invitation came before what it needs), only the last part
+    # waited, and it found nothing to complete: that invitation could never
+    # complete again (the part stayed waiting, tried on every group control).
+    # A copy of a part (a sender trying again) overflowed the count and dropped
+    # the invitation. Now copies add nothing, and a complete invitation is kept
+    # (checked, once) until the book takes it or refuses it for good.
+    controls = invitation_controls(_BIG, _ADD)
+    store = MemoryMessageStore()
+    parts = InvitationParts(store)
+    assert _take(parts, controls[:2]) is None
+    assert _take(parts, controls[1:2]) is None  # a copy of the first part
+    assert _take(parts, controls[1:-1]) is None  # the parts again, the last one missing
+    complete = parts.part(_ME, controls[-1][1])
+    assert complete is not None
+    assert complete[0].hash() == _BIG.hash()
+    for kind, data in (controls[-1], controls[2], controls[0]):  # waiting ones tried again
+        again = _take(parts, [(kind, data)])
+        assert again is not None
+        assert again[0].hash() == _BIG.hash()
+        assert again[1] == _ADD
+    assert len(store.state[f"group.inv.{_ME.hex()}"]) < 2 * len(_BIG.to_bytes())
+    parts.done(_ME)
+    with pytest.raises(GroupError) as caught:
         parts.part(_ME, controls[-1][1])
     assert caught.value.code == "unknown_group"
 
@@ -376,3 +407,26 @@ def test_sender_chains_stored_inside_the_keys_by_older_versions_still_open_messa
     _deliver(bob, alice.outgoing())
     assert [r["text"] for r in bob.agent.groups.history(gid)] == ["still readable"]
     assert db.keys(raw).peers == {peer}
+
+
+def test_hostile_parts_leave_a_pending_invitation_as_it_was() -> None:
+    controls = invitation_controls(_BIG, _ADD)
+    store = MemoryMessageStore()
+    parts = InvitationParts(store)
+    _take(parts, controls[:2])
+    key = f"group.inv.{_ME.hex()}"
+    before = store.state[key]
+    row = canonical_decode(controls[2][1], _ANY)["m"][0]
+    other = _state(3).hash()
+    for data, code in (
+        (canonical_encode({"v": 2, "sh": other, "m": [row]}), "unknown_group"),  # another state
+        (canonical_encode({"v": 2, "sh": _BIG.hash(), "m": [row[:2]]}), "malformed"),
+        (canonical_encode({"v": 2, "sh": _BIG.hash()[:31], "m": [row]}), "malformed"),
+        (canonical_encode({"v": 3, "sh": _BIG.hash(), "m": [row]}), "malformed"),
+        (canonical_encode({"v": 2, "sh": _BIG.hash(), "m": [row] * 200}), "malformed"),  # > 48 kB
+    ):
+        with pytest.raises(GroupError) as caught:
+            parts.part(_ME, data)
+        assert caught.value.code == code
+        assert store.state[key] == before
+    assert _take(parts, controls[2:]) is not None  # the real parts still complete it

@@ -580,7 +580,19 @@ class Groups:
             complete = self.parts.part(sender, data)
         if complete is None:
             return []  # more parts to come
-        state, update = complete
+        try:
+            events = self._take_invitation(sender, *complete, now)
+        except GroupError as exc:
+            if exc.code not in _RETRY:
+                self.parts.done(sender)
+            raise  # else kept whole: the control that waits completes it again
+        self.parts.done(sender)
+        return events
+
+    def _take_invitation(
+        self, sender: bytes, state: GroupState, update: GroupUpdate | None, now: float
+    ) -> list[ConversationUpdate]:
+        me, _ = self._me()
         if update is not None:
             new = apply_update(state, update)
         elif sender == me:  # our own device's new group

@@ -13,17 +13,25 @@ control of at most :data:`MAX_CONTROL` bytes.
 The receiver trusts nothing before the end: the head's update must sign over
 the header's hash (checked on arrival, one SHA-256), the parts only gather
 rows (their shape checked, at most the header's count, only from the head's
-sender over its authenticated session), and when the count is reached the
-rows must rebuild the header's members root (cards checked then, once each).
-Only then does :mod:`._group_book` check the update itself (its signer a
-member of that state, its signature, its permission). A hostile invitation
-thus costs at most one stored pending state per sender (at most
-:data:`MAX_PENDING` senders, the oldest dropped) and, once, one card check
-per member it names, then it is refused and forgotten.
+sender over its authenticated session; a row of a member already gathered, a
+copy of a part, adds nothing), and when the count is reached the rows must
+rebuild the header's members root (cards checked then). Only then does
+:mod:`._group_book` check the update itself (its signer a member of that
+state, its signature, its permission). A hostile invitation thus costs at
+most one stored pending state per sender (at most :data:`MAX_PENDING`
+senders, the oldest dropped) and one card check per member it names, then it
+is refused and forgotten.
+
+A complete invitation is kept, as its state, until the group book takes it or
+refuses it for good (:meth:`InvitationParts.done`): when the book must wait
+(the invitation came before what it needs, say our removal before this re-add)
+only the control that completed it waits, and tried again (as is any copy of
+its head or parts) it finds the invitation complete.
 
 Stored (sealed state): ``group.invs`` the senders with a pending invitation,
 oldest first; ``group.inv.<sender hex>`` ``{"hd": header, ["up": update],
-"m": [rows so far]}``.
+"m": [rows so far]}``, once complete ``{"hd": header, ["up": update],
+"st": state}``.
 """
 
 from __future__ import annotations
@@ -111,6 +119,11 @@ class InvitationParts:
         data = self._store.get_state(_INDEX)
         return [bytes(s) for s in canonical_decode(data, _STORED)] if data else []
 
+    def _pending(self, sender: bytes) -> dict[str, object] | None:
+        stored = self._store.get_state(_key(sender))
+        pending = canonical_decode(stored, _STORED) if stored else None
+        return pending if isinstance(pending, dict) else None
+
     def _forget(self, sender: bytes) -> None:
         self._store.delete_state(_key(sender))
         self._store.put_state(_INDEX, canonical_encode([s for s in self._senders() if s != sender]))
@@ -145,6 +158,10 @@ class InvitationParts:
             raise _malformed()  # the update must sign over this very state
         if len(rows) > header.count:
             raise _malformed()
+        kept = self._pending(sender)
+        up = update.to_bytes() if update is not None else None
+        if kept is not None and "st" in kept and kept.get("hd") == hd and kept.get("up") == up:
+            return self._complete(kept)  # a copy of a head we hold complete: not anew
         senders = [s for s in self._senders() if s != sender] + [sender]
         for old in senders[:-MAX_PENDING]:
             self._forget(old)
@@ -156,6 +173,9 @@ class InvitationParts:
 
     def part(self, sender: bytes, data: bytes) -> tuple[GroupState, GroupUpdate | None] | None:
         """Take a part of ``sender``'s pending invitation; the invitation once complete.
+
+        A part of an invitation complete already returns it again (see the
+        module docstring).
 
         Raises:
             GroupError: ``malformed`` (the pending invitation is dropped if the
@@ -171,13 +191,22 @@ class InvitationParts:
             sh, rows = f.get_bytes("sh", size=32), _rows(f.raw("m"))
         except (DecodeError, ValueError, TypeError):
             raise _malformed() from None
-        stored = self._store.get_state(_key(sender))
-        pending = canonical_decode(stored, _STORED) if stored else None
-        hd = pending.get("hd") if isinstance(pending, dict) else None
-        if not isinstance(pending, dict) or not isinstance(hd, bytes) or header_hash(hd) != sh:
+        pending = self._pending(sender)
+        hd = pending.get("hd") if pending is not None else None
+        if pending is None or not isinstance(hd, bytes) or header_hash(hd) != sh:
             raise GroupError("unknown_group", "a part of an invitation not received (yet)")
-        pending["m"] = [*pending["m"], *rows]
+        if "st" in pending:  # complete, waiting for what its membership check needs
+            return self._complete(pending)
+        held = pending["m"]
+        if not isinstance(held, list):
+            raise _malformed()
+        seen = {row[0] for row in held if isinstance(row, list) and row}
+        pending["m"] = [*held, *(row for row in rows if row[0] not in seen)]  # copies add nothing
         return self._settle(sender, pending)
+
+    def done(self, sender: bytes) -> None:
+        """Forget ``sender``'s invitation: taken, or refused for good."""
+        self._forget(sender)
 
     def _settle(
         self, sender: bytes, pending: dict[str, object]
@@ -190,9 +219,28 @@ class InvitationParts:
         if len(rows) < header.count:
             self._store.put_state(_key(sender), canonical_encode(pending))
             return None
-        self._forget(sender)
         if len(rows) > header.count:
+            self._forget(sender)
             raise _malformed()
-        state = GroupState.assemble(header, rows)  # the members root must match
-        up = pending.get("up")
-        return state, GroupUpdate.from_bytes(up) if isinstance(up, bytes) else None
+        try:
+            state = GroupState.assemble(header, rows)  # the members root must match
+        except GroupError:
+            self._forget(sender)
+            raise
+        complete = {
+            "hd": hd,
+            "st": state.to_bytes(),
+            **({"up": pending["up"]} if "up" in pending else {}),
+        }
+        self._store.put_state(_key(sender), canonical_encode(complete))
+        return self._complete(complete)
+
+    @staticmethod
+    def _complete(pending: dict[str, object]) -> tuple[GroupState, GroupUpdate | None]:
+        """A complete invitation as kept (its cards checked once, when it completed)."""
+        st, up = pending.get("st"), pending.get("up")
+        if not isinstance(st, bytes):
+            raise _malformed()
+        return GroupState.from_bytes(st), GroupUpdate.from_bytes(up) if isinstance(
+            up, bytes
+        ) else None
