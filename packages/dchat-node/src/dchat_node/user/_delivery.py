@@ -195,11 +195,12 @@ class MailDelivery:
             while True:
                 self._wake_links = trio.Event()
                 self._reconcile(nursery)
-                await self._wake_links.wait()
+                with trio.move_on_after(self.agent.tags_change_in(self._clock.now())):
+                    await self._wake_links.wait()  # or the rotating tags move on
 
     def _reconcile(self, nursery: trio.Nursery) -> None:
         """Start a link for each mailbox and home relay that has none; stop the unwanted ones."""
-        wanted = self.agent.mailbox_links(self._config.home_relays)
+        wanted = self.agent.mailbox_links(self._config.home_relays, now=self._clock.now())
         for gone in set(self.links) - set(wanted):
             self.links.pop(gone).stop()
         for key, (box, relay) in wanted.items():
@@ -209,11 +210,9 @@ class MailDelivery:
 
     def _link(self, box: UserMailbox | RawMailbox, relay: RelayAddress) -> MailboxLink:
         host, port, pinned = relay.host, relay.port, relay.node
-        if not isinstance(box, UserMailbox):
-            drain = box.take
-            return MailboxLink(
-                host, port, box.key, drain, expected_peer=pinned, on_state=self._link_state
-            )
+        if not isinstance(box, UserMailbox):  # raw or a rotating tag: no prekeys there
+            return MailboxLink(host, port, box.key, box.take, on_idle=box.drained, wait=box.wait,
+                expected_peer=pinned, on_state=self._link_state)  # fmt: skip
         publish = functools.partial(self._publish_prekeys, engine=box.engine)
         return MailboxLink(
             host,

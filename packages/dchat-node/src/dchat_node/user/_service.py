@@ -94,6 +94,7 @@ class UserService(MailDelivery):
         agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
+        agent.use_tags(self._accept, store.run, epoch=config.tag_epoch)  # rotating mailbox tags
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
         self.senders, self.engines = self.agent.requests, self.agent.engines
         # Declared in MailDelivery, which consumes them:
