@@ -28,7 +28,7 @@ def _send(node: AgentNode, to: str, text: str, at: float) -> list[tuple[bytes, b
     entries = list(node.agent.outbox.due(at + 1, 1000))
     for entry in entries:
         node.agent.delivered(entry.message_id)
-    return [(entry.mailbox, entry.envelope) for entry in entries]
+    return node.agent.route(entries, at)  # as the node deposits them
 
 
 def _introduced() -> tuple[AgentNode, AgentNode]:
@@ -87,7 +87,7 @@ def test_the_recipient_watches_exactly_what_senders_skewed_by_one_epoch_use() ->
 
 
 def test_catch_up_drains_each_missed_epoch_once_per_relay_then_moves_the_mark() -> None:
-    alice, bob = _introduced()
+    _, bob = _introduced()
     relays = ["r1:1", "r2:2"]
     later = T0 + 5 * EPOCH  # bob was away: epochs e0 .. e0+3 are behind the live window
     tags = bob.agent.tags
@@ -179,3 +179,23 @@ def test_the_secret_goes_once_survives_a_restart_and_the_control_is_handled() ->
     )
     kinds = [box for box, _ in _send(bob, "alice", "no second secret", T0)]
     assert len(kinds) == 1
+
+
+def test_mail_written_offline_goes_to_the_tag_of_when_it_is_deposited() -> None:
+    alice, bob = _introduced()
+    content = Content.text_message("written on a plane", now_ms=int(T0 * 1000))
+    alice.agent.send_as(alice.agent.contacts.find("bob"), content, now=T0)
+    entries = list(alice.agent.outbox.due(T0 + 1, 10))
+    assert [e.mailbox for e in entries] == [bytes(bob.card.mailbox)]  # queued unrouted
+    landed = T0 + 6 * EPOCH
+    ((box, envelope),) = alice.agent.route(entries, landed)
+    ((early, copy),) = alice.agent.route(entries, T0)  # the same envelope, another epoch
+    assert box != early
+    live = {t.mailbox for t, _, back in bob.agent.tags.watch(landed, [RELAY]) if not back}
+    assert box in live
+    assert [t.text for t in bob.agent.accept(bob.engine, envelope, now=landed).texts] == [
+        "written on a plane"
+    ]
+    bob.agent.tags.watch(T0, [RELAY])  # the engine accepts the early tag too
+    assert bob.agent.accept(bob.engine, copy, now=landed).texts == []  # a duplicate
+    assert bob.agent.stats.duplicates == 1

@@ -19,7 +19,6 @@ import pytest
 from dchat_identity import ContactCard
 from dchat_network.lowlevel import ARRIVAL_GRANULARITY
 from dchat_node import NodeProcess
-from dchat_testing import wait_until
 from dchat_testing.pytest_plugin import PASSPHRASE
 
 pytestmark = pytest.mark.slow

@@ -34,6 +34,9 @@ def test_a_known_answer_pins_the_derivation() -> None:
     info = b"dchat-mailbox-tag-v1" + (493_000).to_bytes(8, "big")
     expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(A)
     assert tag_seed(A, 493_000) == expected
+    # The example of docs/protocol.md section 35.
+    pinned = "ade953397918c7eae7a35c6d3b3d3fcf1544933eb5b07ad3e2846164f680f458"
+    assert tag_seed(bytes(range(32)), 493_000).hex() == pinned
 
 
 @pytest.mark.parametrize(

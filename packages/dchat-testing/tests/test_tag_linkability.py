@@ -32,7 +32,7 @@ def _send(node: AgentNode, to: str, text: str, at: float) -> list[tuple[bytes, b
     entries = list(node.agent.outbox.due(at + 1, 1000))
     for entry in entries:
         node.agent.delivered(entry.message_id)
-    return [(entry.mailbox, entry.envelope) for entry in entries]
+    return node.agent.route(entries, at)  # as the node deposits them
 
 
 def _befriend(a: tuple[str, AgentNode], b: tuple[str, AgentNode], at: float) -> None:

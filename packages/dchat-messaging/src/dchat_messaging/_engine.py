@@ -43,7 +43,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
-from dchat_core import IdentityId, MailboxId, canonical_encode
+from dchat_core import IdentityId, canonical_encode
 from dchat_crypto import (
     DchatCryptoError,
     PrekeyBundle,
@@ -208,8 +208,6 @@ class MessagingEngine:
         """Each conversation's sequence numbers, clock and missing texts."""
         self.paths: int | None = None
         """How many of a device's relays each envelope goes to (``None``: all; multi-path)."""
-        self.address: Callable[[bytes, float], bytes | None] | None = None
-        """Where to send a device's mail at a time (its owner's rotating tag), else None."""
         self.tags: Container[bytes] = frozenset()
         """Rotating tags of our mailbox whose mail this engine opens (besides our mailbox)."""
         self.seen = SeenEnvelopes(store, self._key("seen"))
@@ -384,10 +382,10 @@ class MessagingEngine:
         inner = SessionEnvelope(
             self.keys.identity, self.keys.device_key.public_key, slot.init, message
         )
-        tag = None if self.address is None else self.address(bytes(device.mailbox), now)
-        to = device.mailbox if tag is None else MailboxId(tag)  # a rotating tag (_mailbox_tags)
-        envelope = seal_session_envelope(inner, mailbox=to, device_key=device.exchange_key)
-        raw, mailbox = envelope.to_bytes(), bytes(to)
+        envelope = seal_session_envelope(
+            inner, mailbox=device.mailbox, device_key=device.exchange_key
+        )
+        raw, mailbox = envelope.to_bytes(), bytes(device.mailbox)
         for index, relay in enumerate(device.paths(self.paths)):
             # One outbox item per relay: each relay's queue keeps its own order and
             # retries, so a dead relay holds back only its own copies.
@@ -513,8 +511,13 @@ class MessagingEngine:
         """
         try:
             envelope = SealedEnvelope.from_bytes(data)
-            if envelope.mailbox != self.keys.mailbox and bytes(envelope.mailbox) not in self.tags:
-                raise EnvelopeRejectedError
+            if envelope.mailbox != self.keys.mailbox:
+                if bytes(envelope.mailbox) not in self.tags:
+                    raise EnvelopeRejectedError
+                # Routed to a rotating tag: sealed to our mailbox (the seal binds it), and
+                # seen as that (a copy routed to another epoch's tag is the same envelope).
+                envelope = SealedEnvelope(self.keys.mailbox, envelope.ciphertext)
+                data = envelope.to_bytes()
         except (MalformedEnvelopeError, EnvelopeRejectedError) as exc:
             return [Rejected(type(exc).__name__)]
         digest = envelope_digest(data)

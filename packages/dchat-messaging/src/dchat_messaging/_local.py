@@ -36,7 +36,7 @@ from ._errors import RequestError
 from ._events import Duplicate, MessageReceived, Rejected, SessionReset
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Container, Sequence
+    from collections.abc import Container, Sequence
 
     from dchat_crypto import PrivateKey, SigningKey
     from dchat_identity import ContactCard, Identity
@@ -67,9 +67,8 @@ class LocalEngines:
         self._dropped = dropped
         self.paths: int | None = None
         """Relays of a device each envelope goes to (``None``: all); given to new engines."""
-        self.address: Callable[[bytes, float], bytes | None] | None = None
         self.tags: Container[bytes] = frozenset()
-        """Rotating tags (``MailboxTags``): given to the primary identity's engine only."""
+        """Our rotating tags (``MailboxTags.known``): the primary identity's engine opens them."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
         self.linked: DeviceKeys | None = None
@@ -120,7 +119,7 @@ class LocalEngines:
             )
             engine = self._new(keys)
             if self._main is not None and identity.identity_id == self._main[0].identity_id:
-                engine.address, engine.tags = self.address, self.tags  # not a burner's
+                engine.tags = self.tags  # not a burner's
         elif card is not None and engine.keys.card != card:
             engine.keys = replace(engine.keys, card=card)
         return engine

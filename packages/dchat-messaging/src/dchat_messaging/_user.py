@@ -77,6 +77,7 @@ from ._conversation import CONVERSATION_KINDS
 from ._conversations import Conversations, ConversationUpdate
 from ._converse import ConversationActions
 from ._directory import DocumentDirectory
+from ._envelope import SealedEnvelope
 from ._errors import ContentError, ConversationError, GroupError, PaymentRefusedError
 from ._events import MessageReceived, Rejected
 from ._group_book import GROUP_KINDS, Groups
@@ -267,7 +268,7 @@ class UserMessaging:
         self.tags = MailboxTags(store)
         """Rotating mailbox tags: secrets issued and held, the tags to watch."""
         self.tags.changed = lambda: self.mailboxes_changed()
-        self.engines.address, self.engines.tags = self.tags.address, self.tags.known
+        self.engines.tags = self.tags.known
         self.tag_sink: TagSink = _no_sink
         """Opens a batch pulled from a tag (the shell's handler for its own mailbox)."""
         self.groups = Groups(store, self.engines, self.contacts)
@@ -709,6 +710,25 @@ class UserMessaging:
         """A relay confirmed it stored the queued envelope ``outbox_id``."""
         self.outbox.delivered(outbox_id)
         self.sent += 1
+
+    def route(self, entries: Sequence[OutboxEntry], now: float) -> list[tuple[bytes, bytes]]:
+        """The ``(mailbox, envelope)`` to deposit for each outbox entry, as of ``now``.
+
+        Mail to a mailbox whose owner gave our identity a tag secret goes to
+        the current epoch's tag (:meth:`MailboxTags.address`): only the
+        envelope's outer mailbox changes (the seal binds the published one),
+        so an envelope that waited in the outbox, e.g. written offline, still
+        lands where the recipient looks now. Everything else is unchanged.
+        """
+        routed: list[tuple[bytes, bytes]] = []
+        for entry in entries:
+            tag = self.tags.address(entry.mailbox, now)
+            if tag is None:
+                routed.append((entry.mailbox, entry.envelope))
+            else:
+                sealed = SealedEnvelope.from_bytes(entry.envelope)
+                routed.append((tag, SealedEnvelope(MailboxId(tag), sealed.ciphertext).to_bytes()))
+        return routed
 
     def relay_busy(
         self, entries: Sequence[OutboxEntry], retry_after: float, *, now: float

@@ -61,7 +61,7 @@ class AgentNode:
         while entries := list(self.agent.outbox.due(AGENT_T0 + 3600, 1000)):
             for entry in entries:
                 self.agent.delivered(entry.message_id)
-            taken += [(entry.mailbox, entry.envelope) for entry in entries]
+            taken += self.agent.route(entries, AGENT_T0)  # as a node deposits them
         return taken
 
     def mailboxes(self) -> set[bytes]:

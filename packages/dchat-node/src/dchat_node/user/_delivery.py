@@ -146,7 +146,7 @@ class MailDelivery:
     async def _deposit(self, batches: list[list[OutboxEntry]]) -> None:
         """Deposit one relay's batches in order (a busy relay holds the rest)."""
         for batch in batches:
-            items = [(entry.mailbox, entry.envelope) for entry in batch]
+            items = self.agent.route(batch, self._clock.now())  # rotating tags, if any
             try:
                 results: list[bytes | str] = await self.pool.put_many(
                     *parse_hostport(batch[0].relay), items
