@@ -29,6 +29,12 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   for the sender's mailbox as its card names it (:meth:`UserMessaging.accept`).
   The mailbox link registers :meth:`UserMessaging.token_registration`, and
   the deposit pool attaches :meth:`PutTokens.token_for` when a relay asks for work.
+* **rotating tags** (:attr:`UserMessaging.tags`, :class:`~dchat_messaging.lowlevel.MailboxTags`):
+  with the put token, the first mail to a contact hands it a tag secret
+  (``mb.tag``); one received is kept for the sender's mailbox. Deposits go to
+  the current tag of a mailbox we hold a secret for (:meth:`UserMessaging.route`),
+  and :meth:`UserMessaging.mailbox_links` (given ``now``) adds a link per tag
+  to watch (:class:`TagMailbox`, opened with our engine through :attr:`tag_sink`).
 * **mailboxes** (:meth:`UserMessaging.mailboxes`): which mailboxes to drain,
   each with the key that proves the right to it and the engine that opens
   its mail: the node's identity's (or, on a linked device, the device's own)
