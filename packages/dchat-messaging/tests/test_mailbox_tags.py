@@ -199,3 +199,19 @@ def test_mail_written_offline_goes_to_the_tag_of_when_it_is_deposited() -> None:
     bob.agent.tags.watch(T0, [RELAY])  # the engine accepts the early tag too
     assert bob.agent.accept(bob.engine, copy, now=landed).texts == []  # a duplicate
     assert bob.agent.stats.duplicates == 1
+
+
+def test_issuing_a_secret_asks_the_shell_to_watch_the_new_tags() -> None:
+    _, bob = agent_pair()
+    woken: list[int] = []
+    bob.agent.mailboxes_changed = lambda: woken.append(1)
+    bob.agent.mailbox_links([RELAY], now=T0)
+    bob.agent.tags.notify()
+    assert woken == []  # nothing new
+    _send(bob, "alice", "hi", T0)  # issues alice's secret
+    bob.agent.tags.notify()
+    assert woken == [1]
+    links = bob.agent.mailbox_links([RELAY], now=T0)
+    assert len([b for b, _ in links.values() if isinstance(b, TagMailbox)]) == 3
+    bob.agent.tags.notify()
+    assert woken == [1]

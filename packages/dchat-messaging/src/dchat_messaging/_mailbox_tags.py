@@ -121,6 +121,7 @@ class MailboxTags:
         self._keys: dict[tuple[bytes, int], TagKey] = {}
         self._swept: set[tuple[bytes, str]] = set()
         self._relays: tuple[str, ...] = ()
+        self._watching: frozenset[bytes] = frozenset()  # the secrets of the last watch()
         self.known: dict[bytes, int] = {}
         """Tag mailboxes handed out to watch, with their epoch (the engine accepts them)."""
         self.changed: Callable[[], None] = lambda: None
@@ -236,6 +237,7 @@ class MailboxTags:
         """
         self._relays = tuple(relays)
         secrets = sorted(self._issued.values())
+        self._watching = frozenset(secrets)
         live = self.schedule.live(now)
         out = [(self.tag(s, e), r, False) for e in live for s in secrets for r in relays]
         if self._done is not None:
@@ -276,6 +278,16 @@ class MailboxTags:
             if self.worker is not None:
                 await self.worker(self._save_done)
         self.changed()
+
+    def notify(self) -> None:
+        """Call :attr:`changed` if secrets were issued since the last :meth:`watch`.
+
+        Issuing happens in a store transaction (a worker thread); the shell
+        calls this from its own thread after sends, so the new contact's tags
+        are watched before its first reply can arrive.
+        """
+        if frozenset(self._issued.values()) != self._watching:
+            self.changed()
 
     def next_change(self, now: float) -> float:
         """Seconds until the live window moves (the links to keep change)."""

@@ -128,6 +128,7 @@ class MailDelivery:
         """Deliver queued envelopes forever; a failed one is retried after a backoff."""
         while True:
             self._wake_outbox = trio.Event()  # armed before reading: no wake-up is lost
+            self.agent.tags.notify()  # a send may have issued a tag secret: watch its tags
             if (at := self.agent.receipts_due_at()) is not None and at <= self._clock.now():
                 flush = functools.partial(self.agent.flush_receipts, now=self._clock.now())
                 if await self._store.run_grouped(flush):
