@@ -14,6 +14,7 @@ from dchat_privacy.lowlevel import (
     TagInputError,
     TagSchedule,
     tag_seed,
+    tag_token,
 )
 
 A, B = b"a" * TAG_SECRET_SIZE, b"b" * TAG_SECRET_SIZE
@@ -95,3 +96,12 @@ def test_bad_epoch_lengths_are_refused(seconds: object) -> None:
 def test_bad_times_are_refused(now: float) -> None:
     with pytest.raises(TagInputError):
         TagSchedule().epoch(now)
+
+
+def test_tag_tokens_differ_per_epoch_and_from_the_seed() -> None:
+    tokens = {tag_token(A, e) for e in range(50)}
+    assert len(tokens) == 50
+    assert all(len(t) == 16 for t in tokens)
+    assert tag_token(A, 3) != tag_seed(A, 3)[:16]
+    with pytest.raises(TagInputError):
+        tag_token(b"x", 3)

@@ -52,7 +52,13 @@ from dchat_core import (
     canonical_encode,
 )
 from dchat_crypto import SigningKey
-from dchat_privacy.lowlevel import MAX_TAG_EPOCH, TAG_SECRET_SIZE, TagSchedule, tag_seed
+from dchat_privacy.lowlevel import (
+    MAX_TAG_EPOCH,
+    TAG_SECRET_SIZE,
+    TagSchedule,
+    tag_seed,
+    tag_token,
+)
 
 from ._controls import load_state
 from ._errors import EngineStateError
@@ -97,11 +103,12 @@ def decode_tag_secret(data: bytes) -> tuple[bytes, bytes, int] | None:
 
 @dataclass(frozen=True, slots=True)
 class TagKey:
-    """One contact's tag of one epoch: the key that drains it and its mailbox id."""
+    """One contact's tag of one epoch: the key that drains it, its mailbox id, its put token."""
 
     key: SigningKey
     mailbox: bytes
     epoch: int
+    token: bytes
 
 
 class MailboxTags:
@@ -119,6 +126,7 @@ class MailboxTags:
         self._held: dict[bytes, tuple[bytes, int]] = {}  # mailbox: (secret, epoch seconds)
         self._done: int | None = None
         self._keys: dict[tuple[bytes, int], TagKey] = {}
+        self._tokens: dict[bytes, bytes] = {}  # tag mailbox: its put token
         self._swept: set[tuple[bytes, str]] = set()
         self._relays: tuple[str, ...] = ()
         self._watching: frozenset[bytes] = frozenset()  # the secrets of the last watch()
@@ -215,9 +223,12 @@ class MailboxTags:
         if found is None:
             if len(self._keys) >= _KEYS_KEPT:
                 self._keys.clear()
+                self._tokens.clear()
             key = SigningKey(tag_seed(secret, epoch))
             mailbox = bytes(MailboxId.derive(key.public_key.to_bytes()))
-            found = self._keys[(secret, epoch)] = TagKey(key, mailbox, epoch)
+            token = tag_token(secret, epoch)
+            found = self._keys[(secret, epoch)] = TagKey(key, mailbox, epoch, token)
+            self._tokens[mailbox] = token
         return found
 
     def address(self, mailbox: bytes, now: float) -> bytes | None:
@@ -227,6 +238,15 @@ class MailboxTags:
             return None
         secret, seconds = held
         return self.tag(secret, TagSchedule(seconds).epoch(now)).mailbox
+
+    def token_for(self, mailbox: bytes) -> bytes | None:
+        """The put token of a tag derived lately (routed to, or watched), else None.
+
+        A contact attaches it when the relay asks for work (as a put token,
+        protocol section 5); the owner registers it on the tag's link. One
+        per tag, so it links nothing across epochs.
+        """
+        return self._tokens.get(mailbox)
 
     def watch(self, now: float, relays: Sequence[str]) -> list[tuple[TagKey, str, bool]]:
         """The tags to drain now at each relay: ``(tag, relay, catch-up?)``.

@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from dchat_core import MailboxId
 
@@ -178,6 +178,8 @@ class RawMailbox:
     """Called (with the relay session) when a pull finds the mailbox empty."""
     wait: float | None = None
     """How long a pull may wait for mail (``None``: the link's default; 0: drain and stop)."""
+    connected: Callable[[_TokenSession], Awaitable[None]] | None = None
+    """Called with the relay session when the link (re)connects (a tag registers its token)."""
 
     @property
     def mailbox(self) -> bytes:
@@ -202,6 +204,17 @@ class TagMailbox(RawMailbox):
     async def take(self, batch: list[tuple[bytes, bytes]]) -> None:
         """Open a pushed batch with the engine, through the shell's :attr:`sink`."""
         await self.sink(self.engine, self.identity, batch)
+
+
+class _TokenSession(Protocol):
+    async def sync_tokens(
+        self, mailbox: bytes, registration: tuple[int, Sequence[bytes]]
+    ) -> None: ...
+
+
+async def _register_token(mailbox: bytes, token: bytes, session: _TokenSession) -> None:
+    """Register a tag's put token on its link (protocol section 35)."""
+    await session.sync_tokens(mailbox, (1, (token,)))
 
 
 async def _no_handler(_envelope: bytes) -> None:  # pragma: no cover (TagMailbox.take)
@@ -351,6 +364,7 @@ class UserMessaging:
             drained = functools.partial(self.tags.drained, tag.mailbox, relay, now)
             box = TagMailbox(
                 tag.key, _no_handler, drained if catch_up else None, 0.0 if catch_up else None,
+                functools.partial(_register_token, tag.mailbox, tag.token),
                 engine=engine, identity=own, sink=self.tag_sink,
             )  # fmt: skip
             links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
@@ -716,6 +730,10 @@ class UserMessaging:
         """A relay confirmed it stored the queued envelope ``outbox_id``."""
         self.outbox.delivered(outbox_id)
         self.sent += 1
+
+    def token_for(self, mailbox: bytes) -> bytes | None:
+        """The put token to attach to a deposit into ``mailbox``: a contact's, or a tag's."""
+        return self.tokens.token_for(mailbox) or self.tags.token_for(mailbox)
 
     def route(self, entries: Sequence[OutboxEntry], now: float) -> list[tuple[bytes, bytes]]:
         """The ``(mailbox, envelope)`` to deposit for each outbox entry, as of ``now``.

@@ -44,6 +44,7 @@ __all__ = (
     "TagInputError",
     "TagSchedule",
     "tag_seed",
+    "tag_token",
 )
 
 TAG_EPOCH: Final = 3600
@@ -74,6 +75,20 @@ def tag_seed(secret: bytes, epoch: int) -> bytes:
         raise TagInputError("a tag epoch is a u64")
     info = _INFO + epoch.to_bytes(8, "big")
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+
+def tag_token(secret: bytes, epoch: int) -> bytes:
+    """The 16-byte put token of the tag for ``epoch``: a contact attaches it to deposits there.
+
+    ``HKDF-SHA256(ikm=secret, salt="", info="dchat-mailbox-tag-token-v1" || u64be(epoch))``:
+    another value of every epoch, so a relay that sees it links nothing.
+
+    Raises:
+        TagInputError: as :func:`tag_seed`.
+    """
+    tag_seed(secret, epoch)  # the same checks
+    info = b"dchat-mailbox-tag-token-v1" + epoch.to_bytes(8, "big")
+    return HKDF(algorithm=hashes.SHA256(), length=16, salt=None, info=info).derive(secret)
 
 
 @dataclass(frozen=True, slots=True)

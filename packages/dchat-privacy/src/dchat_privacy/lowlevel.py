@@ -24,7 +24,7 @@ first messages and reply blocks, and contact proofs. This module holds the rest:
   (``prove_or``, ``verify_or``), ``SigmaProof``, ``OrProof``, ``MAX_BASES``,
   ``MAX_BRANCHES``; the contact proof's parts (``ContactKey``, ``ContactProof``,
   ``MAX_RING_SIZE``, ``RING_SIZE_CLASSES``)
-- rotating mailbox tags (the node's messaging uses them): ``tag_seed``,
+- rotating mailbox tags (the node's messaging uses them): ``tag_seed``, ``tag_token``,
   ``TagSchedule``, ``TAG_EPOCH``, ``TAG_SECRET_SIZE``, ``MAX_TAG_EPOCH``, ``MAX_CATCH_UP``,
   ``TagInputError``
 - the errors a caller rarely catches apart from their base class
@@ -50,6 +50,7 @@ from ._mailbox_tags import TAG_SECRET_SIZE as TAG_SECRET_SIZE
 from ._mailbox_tags import TagInputError as TagInputError
 from ._mailbox_tags import TagSchedule as TagSchedule
 from ._mailbox_tags import tag_seed as tag_seed
+from ._mailbox_tags import tag_token as tag_token
 from ._ristretto import GROUP_ORDER as GROUP_ORDER
 from ._ristretto import Element as Element
 from ._ristretto import Scalar as Scalar
@@ -190,6 +191,7 @@ __all__ = (
     "read_failure",
     "shared_secret_of",
     "tag_seed",
+    "tag_token",
     "token_hash",
     "token_message",
     "unblind_hop",

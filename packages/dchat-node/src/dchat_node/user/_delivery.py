@@ -213,7 +213,8 @@ class MailDelivery:
         host, port, pinned = relay.host, relay.port, relay.node
         if not isinstance(box, UserMailbox):  # raw or a rotating tag: no prekeys there
             return MailboxLink(host, port, box.key, box.take, on_idle=box.drained, wait=box.wait,
-                expected_peer=pinned, on_state=self._link_state)  # fmt: skip
+                on_connect=box.connected, expected_peer=pinned, on_state=self._link_state,
+            )  # fmt: skip
         publish = functools.partial(self._publish_prekeys, engine=box.engine)
         return MailboxLink(
             host,
