@@ -150,8 +150,8 @@ def test_a_removed_member_opens_nothing_sent_after(trio_group: tuple[list[AgentN
     # the removal): they are of the epochs before it, and open nothing after.
     alice.agent.groups.send_text(gid, "after-a", now=T0)
     out = alice.outgoing()
-    assert [box for box, _ in out if box == bytes(carol.card.mailbox)] == []  # none for her
-    wires = _open_at(bob, [e for box, e in out if box == bytes(bob.card.mailbox)])
+    assert [box for box, _ in out if box in carol.mailboxes()] == []  # none for her
+    wires = _open_at(bob, [e for box, e in out if box in bob.mailboxes()])
     assert texts(bob, gid)[-1] == "after-a"
     assert len(wires) == 1
     message = GroupCiphertext.from_bytes(wires[0])
@@ -214,7 +214,7 @@ def test_a_member_joining_reads_from_joining_onward() -> None:
     alice, bob, dave = nodes
     gid = _group_of(nodes, "club", [bob])
     alice.agent.groups.send_text(gid, "early", now=T0)
-    early = [e for box, e in alice.outgoing() if box == bytes(bob.card.mailbox)]
+    early = [e for box, e in alice.outgoing() if box in bob.mailboxes()]
     early_wire = _open_at(bob, early)[0]
     alice.agent.groups.invite(gid, "dave", now=T0)
     pump(nodes)
@@ -470,7 +470,7 @@ def test_controls_that_come_before_what_they_need_wait() -> None:
     from_alice = alice.outgoing()  # the add for bob; the invitation and alice's key for dave
 
     def to(node: AgentNode, mail: list[tuple[bytes, bytes]]) -> None:
-        mine = [e for box, e in mail if box == bytes(node.card.mailbox)]
+        mine = [e for box, e in mail if box in node.mailboxes()]
         node.agent.accept_many(node.engine, mine, now=T0 + 1)
 
     to(bob, from_alice)  # bob applies the add and sends dave his key at once
@@ -534,7 +534,7 @@ def test_a_message_that_overtakes_its_senders_add_waits_for_it() -> None:
     gid = _group_of(nodes, "club", [bob])
     alice.agent.groups.invite(gid, "dave", now=T0)
     out = alice.outgoing()
-    late = [(box, e) for box, e in out if box == bytes(bob.card.mailbox)]
+    late = [(box, e) for box, e in out if box in bob.mailboxes()]
     _deliver(nodes, [(box, e) for box, e in out if box != bytes(bob.card.mailbox)])
     pump(nodes)  # the invitation reaches dave, the add is not at bob yet
     dave.agent.groups.join(gid, now=T0)

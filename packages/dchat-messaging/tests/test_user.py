@@ -17,7 +17,7 @@ from dchat_messaging import (
     MessageReceived,
     UserMessaging,
 )
-from dchat_messaging.lowlevel import PUT_TOKEN_KIND, PutTokens
+from dchat_messaging.lowlevel import MAILBOX_TAG_KIND, PUT_TOKEN_KIND, PutTokens
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_testing import AGENT_T0, AgentNode
 
@@ -324,7 +324,7 @@ def test_the_first_mail_to_a_contact_carries_a_token_the_contact_keeps_for_our_m
 ) -> None:
     alice, bob, bundles = pair
     envelopes = send_and_flush(alice, bob.card, "hi", bundles)
-    assert len(envelopes) == 2  # the text and the put.token control
+    assert len(envelopes) == 3  # the text, the put.token and the mb.tag controls
     token = alice.agent.tokens.issued_to(bob.card.identity_id)
     assert token is not None
     version, registered = alice.agent.token_registration(bytes(alice.card.mailbox))
@@ -336,7 +336,10 @@ def test_the_first_mail_to_a_contact_carries_a_token_the_contact_keeps_for_our_m
     assert bob.agent.tokens.token_for(bytes(alice.card.mailbox)) == token
     # The control is handled on receipt: its queue entry runs a no-op handler, not a refusal.
     due = bob.agent.controls_due(bob.engine, bob.identity)
-    assert [(m.kind, h is not None) for m, h in due] == [(PUT_TOKEN_KIND, True)]
+    assert [(m.kind, h is not None) for m, h in due] == [
+        (PUT_TOKEN_KIND, True),
+        (MAILBOX_TAG_KIND, True),
+    ]
     assert bob.agent.stats.rejected == 0
     # Only the first mail carries one; the token survives a restart.
     assert len(send_and_flush(alice, bob.card, "again", bundles)) == 1

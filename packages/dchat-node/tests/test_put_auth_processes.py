@@ -87,8 +87,10 @@ def test_contacts_deposit_with_tokens_while_a_tokenless_flood_is_refused_with_po
         assert auth.get("work", 0) >= 2
         assert auth.get("free", 0) == 0  # nothing is free on this relay
         # Each side registered the token it issued once its mailbox link synced (at the
-        # latest when its held pull returns).
-        wait_until(lambda: gauge(relay, "dchat_relay_put_tokens") == 2, timeout=60, what="tokens")
+        # latest when its held pull returns), and each of its 3 live tags' token (the
+        # other holds its tag secret: section 38) on the tag's own link.
+        registered = lambda: gauge(relay, "dchat_relay_put_tokens") >= 2 + 2 * 3  # noqa: E731
+        wait_until(registered, timeout=60, what="tokens")
 
         box = ContactCard.from_text(b.card()).mailbox
         host, port = relay.info["link"].rsplit(":", 1)

@@ -77,7 +77,7 @@ from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Container, Mapping, Sequence
 
     from dchat_core import MessageId
 
@@ -208,6 +208,8 @@ class MessagingEngine:
         """Each conversation's sequence numbers, clock and missing texts."""
         self.paths: int | None = None
         """How many of a device's relays each envelope goes to (``None``: all; multi-path)."""
+        self.tags: Container[bytes] = frozenset()
+        """Rotating tags of our mailbox whose mail this engine opens (besides our mailbox)."""
         self.seen = SeenEnvelopes(store, self._key("seen"))
         """Digests of the envelopes received lately (a copy via another relay is a duplicate)."""
 
@@ -510,7 +512,12 @@ class MessagingEngine:
         try:
             envelope = SealedEnvelope.from_bytes(data)
             if envelope.mailbox != self.keys.mailbox:
-                raise EnvelopeRejectedError
+                if bytes(envelope.mailbox) not in self.tags:
+                    raise EnvelopeRejectedError
+                # Routed to a rotating tag: sealed to our mailbox (the seal binds it), and
+                # seen as that (a copy routed to another epoch's tag is the same envelope).
+                envelope = SealedEnvelope(self.keys.mailbox, envelope.ciphertext)
+                data = envelope.to_bytes()
         except (MalformedEnvelopeError, EnvelopeRejectedError) as exc:
             return [Rejected(type(exc).__name__)]
         digest = envelope_digest(data)

@@ -36,7 +36,7 @@ from ._errors import RequestError
 from ._events import Duplicate, MessageReceived, Rejected, SessionReset
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Container, Sequence
 
     from dchat_crypto import PrivateKey, SigningKey
     from dchat_identity import ContactCard, Identity
@@ -67,6 +67,8 @@ class LocalEngines:
         self._dropped = dropped
         self.paths: int | None = None
         """Relays of a device each envelope goes to (``None``: all); given to new engines."""
+        self.tags: Container[bytes] = frozenset()
+        """Our rotating tags (``MailboxTags.known``): the primary identity's engine opens them."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
         self.linked: DeviceKeys | None = None
@@ -116,6 +118,8 @@ class LocalEngines:
                 card,
             )
             engine = self._new(keys)
+            if self._main is not None and identity.identity_id == self._main[0].identity_id:
+                engine.tags = self.tags  # not a burner's
         elif card is not None and engine.keys.card != card:
             engine.keys = replace(engine.keys, card=card)
         return engine

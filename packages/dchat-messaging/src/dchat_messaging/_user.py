@@ -29,6 +29,12 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   for the sender's mailbox as its card names it (:meth:`UserMessaging.accept`).
   The mailbox link registers :meth:`UserMessaging.token_registration`, and
   the deposit pool attaches :meth:`PutTokens.token_for` when a relay asks for work.
+* **rotating tags** (:attr:`UserMessaging.tags`, :class:`~dchat_messaging.lowlevel.MailboxTags`):
+  with the put token, the first mail to a contact hands it a tag secret
+  (``mb.tag``); one received is kept for the sender's mailbox. Deposits go to
+  the current tag of a mailbox we hold a secret for (:meth:`UserMessaging.route`),
+  and :meth:`UserMessaging.mailbox_links` (given ``now``) adds a link per tag
+  to watch (:class:`TagMailbox`, opened with our engine through :attr:`tag_sink`).
 * **mailboxes** (:meth:`UserMessaging.mailboxes`): which mailboxes to drain,
   each with the key that proves the right to it and the engine that opens
   its mail: the node's identity's (or, on a linked device, the device's own)
@@ -66,7 +72,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from dchat_core import MailboxId
 
@@ -77,10 +83,12 @@ from ._conversation import CONVERSATION_KINDS
 from ._conversations import Conversations, ConversationUpdate
 from ._converse import ConversationActions
 from ._directory import DocumentDirectory
+from ._envelope import SealedEnvelope
 from ._errors import ContentError, ConversationError, GroupError, PaymentRefusedError
 from ._events import MessageReceived, Rejected
 from ._group_book import GROUP_KINDS, Groups
 from ._local import LocalEngines, ReceiveStats
+from ._mailbox_tags import MAILBOX_TAG_KIND, MailboxTags, encode_tag_secret
 from ._notices import Notices
 from ._outbox import Outbox
 from ._payment import Payments
@@ -102,7 +110,7 @@ if TYPE_CHECKING:
     from ._payment import PaymentEntry, ProvenPayment
     from ._store import OutboxEntry
 
-__all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "UserMailbox", "UserMessaging")
+__all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "TagMailbox", "UserMailbox", "UserMessaging")
 
 _Relay = TypeVar("_Relay")
 MAX_BACKOFF: Final = 60.0
@@ -112,6 +120,10 @@ if TYPE_CHECKING:
     """Handles a control message received by a local identity (the second argument)."""
     DeviceControlHandler = Callable[[MessageReceived], Awaitable[None]]
     """Handles a control message received in a linked device's own mailbox."""
+    TagSink = Callable[
+        [MessagingEngine, Identity | None, list[tuple[bytes, bytes]]], Awaitable[None]
+    ]
+    """Opens a batch pulled from a tag mailbox (see :class:`TagMailbox`)."""
 
 
 RECEIPT_EVERY: Final = 1.0
@@ -162,6 +174,12 @@ class RawMailbox:
     key: SigningKey
     handler: Callable[[bytes], Awaitable[None]]
     """Returns once an envelope is durably processed."""
+    drained: Callable[[object], Awaitable[None]] | None = None
+    """Called (with the relay session) when a pull finds the mailbox empty."""
+    wait: float | None = None
+    """How long a pull may wait for mail (``None``: the link's default; 0: drain and stop)."""
+    connected: Callable[[_TokenSession], Awaitable[None]] | None = None
+    """Called with the relay session when the link (re)connects (a tag registers its token)."""
 
     @property
     def mailbox(self) -> bytes:
@@ -172,6 +190,41 @@ class RawMailbox:
         """Hand each envelope of a pushed batch of ``(entry id, envelope)`` to the handler."""
         for _entry_id, envelope in batch:
             await self.handler(envelope)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagMailbox(RawMailbox):
+    """A rotating tag of our mailbox (:mod:`._mailbox_tags`): its mail is opened by ``engine``."""
+
+    engine: MessagingEngine
+    identity: Identity | None
+    sink: TagSink
+    """The shell's batch handler: opens a batch with ``engine`` (as for our mailbox)."""
+
+    async def take(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Open a pushed batch with the engine, through the shell's :attr:`sink`."""
+        await self.sink(self.engine, self.identity, batch)
+
+
+class _TokenSession(Protocol):
+    async def sync_tokens(
+        self, mailbox: bytes, registration: tuple[int, Sequence[bytes]]
+    ) -> None: ...
+
+
+async def _register_token(mailbox: bytes, token: bytes, session: _TokenSession) -> None:
+    """Register a tag's put token on its link (protocol section 38)."""
+    await session.sync_tokens(mailbox, (1, (token,)))
+
+
+async def _no_handler(_envelope: bytes) -> None:  # pragma: no cover (TagMailbox.take)
+    """A tag mailbox's unused per-envelope handler."""
+
+
+async def _no_sink(
+    _engine: MessagingEngine, _identity: Identity | None, _batch: list[tuple[bytes, bytes]]
+) -> None:
+    raise RuntimeError("no sink for tag mailboxes: set UserMessaging.tag_sink")
 
 
 async def _handled_on_receipt(_message: MessageReceived, _identity: Identity) -> None:
@@ -211,7 +264,7 @@ class UserMessaging:
         self._raw: dict[bytes, RawMailbox] = {}
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
-        on_receipt = {PUT_TOKEN_KIND, *CONVERSATION_KINDS, *GROUP_KINDS}  # applied by accept()
+        on_receipt = {PUT_TOKEN_KIND, MAILBOX_TAG_KIND, *CONVERSATION_KINDS, *GROUP_KINDS}
         self._controls: dict[str, ControlHandler] = dict.fromkeys(on_receipt, _handled_on_receipt)
         self._device_controls: dict[str, DeviceControlHandler] = dict.fromkeys(
             on_receipt, _handled_on_receipt_by_device
@@ -231,6 +284,12 @@ class UserMessaging:
         """Local full-text search over the stored texts."""
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
+        self.tags = MailboxTags(store)
+        """Rotating mailbox tags: secrets issued and held, the tags to watch."""
+        self.tags.changed = lambda: self.mailboxes_changed()
+        self.engines.tags = self.tags.known
+        self.tag_sink: TagSink = _no_sink
+        """Opens a batch pulled from a tag (the shell's handler for its own mailbox)."""
         self.groups = Groups(store, self.engines, self.contacts)
         """Private groups: state, sender keys, actions, received controls (:mod:`._group_book`)."""
         self.channels = Channels(store)
@@ -248,6 +307,7 @@ class UserMessaging:
         self.contacts.load()
         self.requests.load()
         self.tokens.load()
+        self.tags.load()
 
     # -- local identities ------------------------------------------------------------
 
@@ -285,15 +345,49 @@ class UserMessaging:
         return list(self._raw.values())
 
     def mailbox_links(
-        self, relays: Sequence[_Relay]
+        self, relays: Sequence[_Relay], *, now: float | None = None
     ) -> dict[tuple[bytes, str], tuple[UserMailbox | RawMailbox, _Relay]]:
-        """The standing links to keep: one per mailbox (ours and raw ones) and home relay.
+        """The links to keep: one per mailbox (ours, raw ones, tags) and home relay.
 
         Keyed by ``(mailbox public key, str(relay))``, so a shell reconciles
         the links it runs with this map as mailboxes and relays come and go.
+        With ``now``, the primary identity's rotating tags are included
+        (:meth:`MailboxTags.watch`: live ones, and catch-up ones until drained).
         """
         boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
-        return {(b.key.public_key.to_bytes(), str(r)): (b, r) for b in boxes for r in relays}
+        links = {(b.key.public_key.to_bytes(), str(r)): (b, r) for b in boxes for r in relays}
+        own, by_name = self.engines.primary_identity, {str(r): r for r in relays}
+        if now is None or own is None or self.engines.linked is not None:
+            return links
+        engine = self.engines.for_identity(own)
+        for tag, relay, catch_up in self.tags.watch(now, list(by_name)):
+            drained = functools.partial(self.tags.drained, tag.mailbox, relay, now)
+            box = TagMailbox(
+                tag.key, _no_handler, drained if catch_up else None, 0.0 if catch_up else None,
+                functools.partial(_register_token, tag.mailbox, tag.token),
+                engine=engine, identity=own, sink=self.tag_sink,
+            )  # fmt: skip
+            links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
+        return links
+
+    def use_tags(
+        self,
+        sink: TagSink,
+        worker: Callable[[Callable[[], None]], Awaitable[None]],
+        *,
+        epoch: int | None = None,
+    ) -> None:
+        """Wire the rotating tags to the shell: the batch ``sink``, the database ``worker``.
+
+        ``epoch``: the length of our tags' epochs in seconds (default one hour).
+        """
+        self.tag_sink, self.tags.worker = sink, worker
+        if epoch is not None:
+            self.tags.set_epoch(epoch)
+
+    def tags_change_in(self, now: float) -> float:
+        """Seconds until the live tags change (the shell re-reads :meth:`mailbox_links`)."""
+        return self.tags.next_change(now)
 
     def _box(self, identity: Identity) -> UserMailbox:
         return UserMailbox(identity.mailbox_key, self.engines.for_identity(identity), identity)
@@ -400,10 +494,11 @@ class UserMessaging:
         for event in events:
             if not isinstance(event, MessageReceived) or not event.new or event.blocked:
                 continue
-            if event.kind == PUT_TOKEN_KIND:
+            if event.kind in (PUT_TOKEN_KIND, MAILBOX_TAG_KIND):
                 card = self.contacts.card_of(event.sender) or event.sender_card
                 own = card is not None and card.identity_id == event.sender
-                self.tokens.learn(event.data, card.mailbox if own and card else None)
+                learn = self.tokens.learn if event.kind == PUT_TOKEN_KIND else self.tags.learn
+                learn(event.data, card.mailbox if own and card else None)
             elif event.kind == "text":
                 self.conversations.stored(event.content)
             elif event.kind in CONVERSATION_KINDS:
@@ -554,6 +649,12 @@ class UserMessaging:
                     data = encode_put_token(bytes(own.mailbox_id), token)
                     gift = Content.control(PUT_TOKEN_KIND, data, now_ms=int(now * 1000))
                     waiting += engines.send(main, card, gift, now=now, copies=False)
+                secret = self.tags.issue(card.identity_id, now=now)
+                if secret is not None:  # from now on the contact writes to our rotating tags
+                    epoch = self.tags.schedule.epoch_seconds
+                    data = encode_tag_secret(bytes(own.mailbox_id), secret, epoch)
+                    gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
+                    waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
 
     def own_accounts(self) -> frozenset[bytes]:
@@ -629,6 +730,29 @@ class UserMessaging:
         """A relay confirmed it stored the queued envelope ``outbox_id``."""
         self.outbox.delivered(outbox_id)
         self.sent += 1
+
+    def token_for(self, mailbox: bytes) -> bytes | None:
+        """The put token to attach to a deposit into ``mailbox``: a contact's, or a tag's."""
+        return self.tokens.token_for(mailbox) or self.tags.token_for(mailbox)
+
+    def route(self, entries: Sequence[OutboxEntry], now: float) -> list[tuple[bytes, bytes]]:
+        """The ``(mailbox, envelope)`` to deposit for each outbox entry, as of ``now``.
+
+        Mail to a mailbox whose owner gave our identity a tag secret goes to
+        the current epoch's tag (:meth:`MailboxTags.address`): only the
+        envelope's outer mailbox changes (the seal binds the published one),
+        so an envelope that waited in the outbox, e.g. written offline, still
+        lands where the recipient looks now. Everything else is unchanged.
+        """
+        routed: list[tuple[bytes, bytes]] = []
+        for entry in entries:
+            tag = self.tags.address(entry.mailbox, now)
+            if tag is None:
+                routed.append((entry.mailbox, entry.envelope))
+            else:
+                sealed = SealedEnvelope.from_bytes(entry.envelope)
+                routed.append((tag, SealedEnvelope(MailboxId(tag), sealed.ciphertext).to_bytes()))
+        return routed
 
     def relay_busy(
         self, entries: Sequence[OutboxEntry], retry_after: float, *, now: float

@@ -9,7 +9,9 @@ return or keep (outbox entries and their ids, queued controls, prekey
 uploads, notices, receive counters, what a mailbox drain accepted, the
 duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
-kind :data:`PUT_TOKEN_KIND`), the conversation controls and their engine
+kind :data:`PUT_TOKEN_KIND`), the rotating mailbox tags (:class:`MailboxTags`,
+``UserMessaging.tags``, :class:`TagKey`, :class:`TagMailbox`, :data:`MAILBOX_TAG_KIND`,
+:data:`CATCH_UP_LINKS`), the conversation controls and their engine
 (:class:`Conversations`, ``UserMessaging.conversations``), local search
 (:class:`MessageSearch`, ``UserMessaging.search``, its hits and store protocol), each
 message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
@@ -81,6 +83,10 @@ from ._groups import Member as Member
 from ._groups import apply_update as apply_update
 from ._groups import update_wins as update_wins
 from ._local import ReceiveStats as ReceiveStats
+from ._mailbox_tags import CATCH_UP_LINKS as CATCH_UP_LINKS
+from ._mailbox_tags import MAILBOX_TAG_KIND as MAILBOX_TAG_KIND
+from ._mailbox_tags import MailboxTags as MailboxTags
+from ._mailbox_tags import TagKey as TagKey
 from ._notices import Notice as Notice
 from ._order import MAX_AHEAD as MAX_AHEAD
 from ._order import ConversationOrder as ConversationOrder
@@ -115,6 +121,7 @@ from ._sender_keys import message_hash as message_hash
 from ._store import OutboxEntry as OutboxEntry
 from ._user import Accepted as Accepted
 from ._user import RawMailbox as RawMailbox
+from ._user import TagMailbox as TagMailbox
 from ._user import UserMailbox as UserMailbox
 
 __all__ = (
@@ -125,6 +132,7 @@ __all__ = (
     "AnchorResend",
     "AttachmentBook",
     "AttachmentEntry",
+    "CATCH_UP_LINKS",
     "CONVERSATION_KINDS",
     "ChannelError",
     "ChannelLink",
@@ -153,6 +161,7 @@ __all__ = (
     "Groups",
     "InvitationParts",
     "LINK_PREFIX",
+    "MAILBOX_TAG_KIND",
     "MAX_AHEAD",
     "MAX_BATCH",
     "MAX_CONTROL",
@@ -167,6 +176,7 @@ __all__ = (
     "MAX_SKIPPED",
     "MAX_TIMER",
     "MAX_TIMER_VERSION",
+    "MailboxTags",
     "Member",
     "MessageEntry",
     "MessageSearch",
@@ -190,6 +200,8 @@ __all__ = (
     "SeenEnvelopes",
     "SenderChain",
     "TIMER_KIND",
+    "TagKey",
+    "TagMailbox",
     "Timer",
     "Typing",
     "UserMailbox",

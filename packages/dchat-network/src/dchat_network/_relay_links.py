@@ -94,7 +94,7 @@ class MailboxLink:
         on_idle: Called with the session when a pull ended without mail.
         after_batch: Called with the session after each handled batch.
         expected_peer: The relay's pinned node id, if known.
-        wait: How long a pull may be held.
+        wait: How long a pull may be held (``None``: :data:`PULL_WAIT`; 0: never).
         policy: Backoff between reconnections.
         rng: Jitter source.
         on_state: Called with the new :attr:`state` each time it changes.
@@ -112,7 +112,7 @@ class MailboxLink:
         on_idle: Callable[[RelaySession], Awaitable[None]] | None = None,
         after_batch: Callable[[RelaySession], Awaitable[None]] | None = None,
         expected_peer: NodeId | None = None,
-        wait: float = PULL_WAIT,
+        wait: float | None = PULL_WAIT,
         policy: ReconnectPolicy | None = None,
         rng: random.Random | None = None,
         on_state: Callable[[str], None] | None = None,
@@ -125,7 +125,7 @@ class MailboxLink:
         self._dial = (host, port, key, expected_peer)
         self._handle, self._on_connect = handle, on_connect
         self._on_idle, self._after_batch = on_idle, after_batch
-        self._wait = wait
+        self._wait = PULL_WAIT if wait is None else wait
         self._policy = policy or ReconnectPolicy()
         self._rng = rng or random.Random()
         self._cancel = trio.CancelScope()

@@ -11,7 +11,8 @@ reply answers the request that is outstanding.
 Rules the server enforces (see docs/protocol.md, "Relay protocol"):
 
 * ``put`` is answered ``stored`` only after ``MailboxStore.put`` returned, i.e.
-  after the envelope is durable; the same envelope twice is stored once.
+  after the envelope is durable; the same envelope twice is stored once. The
+  arrival time stored is coarsened to :data:`ARRIVAL_GRANULARITY`.
 * the envelope's own mailbox (found by the ``envelope_mailbox`` callback) must be
   the ``mb`` of the request, and the mailbox quota must not be exceeded.
 * ``fetch``, ``ack`` and ``pull`` name a mailbox, which must be the one the
@@ -147,6 +148,7 @@ if TYPE_CHECKING:
     from ._relay_topics import TopicStore
 
 __all__ = (
+    "ARRIVAL_GRANULARITY",
     "MailboxStore",
     "PrekeyStore",
     "RelayClient",
@@ -161,6 +163,14 @@ _REFUSALS: Final = {
     "quota": "mailbox is full",
     "delivered": "already delivered to its owner",
 }
+ARRIVAL_GRANULARITY: Final = 60.0
+"""Stored arrival times are rounded down to a multiple of this many seconds.
+
+A relay's store (or a copy of it) then does not say to the sub-second which
+envelopes arrived together: sender and recipient stay harder to pair by
+timing. Order within a mailbox is the store's insertion sequence (ties), and
+the TTL sweep may expire an entry up to this much early.
+"""
 _USAGE_REFRESH: Final = 1.0
 _TOKENS_RETRY: Final = 60.0
 """The ``retry`` of a ``busy`` (``tokens``) answer: the relay's token budget is spent."""
@@ -536,7 +546,8 @@ class RelayServer:
         size = held[mailbox] if mailbox in held else self._store.total_bytes(mailbox)
         if size + len(envelope) > self._quota:
             return "quota"
-        entry_id, created = self._store.put(mailbox, envelope, now)
+        arrived = now - now % ARRIVAL_GRANULARITY  # coarsened (ARRIVAL_GRANULARITY)
+        entry_id, created = self._store.put(mailbox, envelope, arrived)
         held[mailbox] = size + len(envelope) * created
         self.stored += int(created)
         self.stored_bytes += len(envelope) * created

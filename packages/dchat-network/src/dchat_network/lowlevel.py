@@ -130,6 +130,7 @@ from ._relay_limits import PutBudget as PutBudget
 from ._relay_limits import RelayGuard as RelayGuard
 from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_queue import WorkQueue as WorkQueue
+from ._relay_server import ARRIVAL_GRANULARITY as ARRIVAL_GRANULARITY
 from ._relay_server import RelayWork as RelayWork
 from ._relay_server import StoredEntry as StoredEntry
 from ._relay_topic_wire import MAX_POST as MAX_POST
@@ -144,6 +145,7 @@ from ._trio import ConnectionGate as ConnectionGate
 from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
+    "ARRIVAL_GRANULARITY",
     "AuditAnswer",
     "BlobAt",
     "BlobData",

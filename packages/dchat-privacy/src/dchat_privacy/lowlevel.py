@@ -24,6 +24,9 @@ first messages and reply blocks, and contact proofs. This module holds the rest:
   (``prove_or``, ``verify_or``), ``SigmaProof``, ``OrProof``, ``MAX_BASES``,
   ``MAX_BRANCHES``; the contact proof's parts (``ContactKey``, ``ContactProof``,
   ``MAX_RING_SIZE``, ``RING_SIZE_CLASSES``)
+- rotating mailbox tags (the node's messaging uses them): ``tag_seed``, ``tag_token``,
+  ``TagSchedule``, ``TAG_EPOCH``, ``TAG_SECRET_SIZE``, ``MAX_TAG_EPOCH``, ``MAX_CATCH_UP``,
+  ``TagInputError``
 - the errors a caller rarely catches apart from their base class
 
 Every name is importable from exactly one of :mod:`dchat_privacy` and this module.
@@ -40,6 +43,14 @@ from ._contact_proof import MAX_RING_SIZE as MAX_RING_SIZE
 from ._contact_proof import RING_SIZE_CLASSES as RING_SIZE_CLASSES
 from ._contact_proof import ContactKey as ContactKey
 from ._contact_proof import ContactProof as ContactProof
+from ._mailbox_tags import MAX_CATCH_UP as MAX_CATCH_UP
+from ._mailbox_tags import MAX_TAG_EPOCH as MAX_TAG_EPOCH
+from ._mailbox_tags import TAG_EPOCH as TAG_EPOCH
+from ._mailbox_tags import TAG_SECRET_SIZE as TAG_SECRET_SIZE
+from ._mailbox_tags import TagInputError as TagInputError
+from ._mailbox_tags import TagSchedule as TagSchedule
+from ._mailbox_tags import tag_seed as tag_seed
+from ._mailbox_tags import tag_token as tag_token
 from ._ristretto import GROUP_ORDER as GROUP_ORDER
 from ._ristretto import Element as Element
 from ._ristretto import Scalar as Scalar
@@ -126,8 +137,10 @@ __all__ = (
     "HOP_PAYLOADS_SIZE",
     "MAX_BASES",
     "MAX_BRANCHES",
+    "MAX_CATCH_UP",
     "MAX_HOPS",
     "MAX_RING_SIZE",
+    "MAX_TAG_EPOCH",
     "MAX_TOKENS_PER_REQUEST",
     "MESSAGE_SIZE",
     "MalformedPacketError",
@@ -149,6 +162,10 @@ __all__ = (
     "SigmaProof",
     "SpentSetFullError",
     "SphinxUsageError",
+    "TAG_EPOCH",
+    "TAG_SECRET_SIZE",
+    "TagInputError",
+    "TagSchedule",
     "TokenIssuance",
     "TokenKey",
     "TokenMessageError",
@@ -173,6 +190,8 @@ __all__ = (
     "read_body",
     "read_failure",
     "shared_secret_of",
+    "tag_seed",
+    "tag_token",
     "token_hash",
     "token_message",
     "unblind_hop",

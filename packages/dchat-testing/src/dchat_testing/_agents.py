@@ -61,8 +61,13 @@ class AgentNode:
         while entries := list(self.agent.outbox.due(AGENT_T0 + 3600, 1000)):
             for entry in entries:
                 self.agent.delivered(entry.message_id)
-            taken += [(entry.mailbox, entry.envelope) for entry in entries]
+            taken += self.agent.route(entries, AGENT_T0)  # as a node deposits them
         return taken
+
+    def mailboxes(self) -> set[bytes]:
+        """Where mail for this node goes: its published mailbox and its rotating tags."""
+        watched = self.agent.tags.watch(AGENT_T0 + 1, [_RELAY])  # the engine accepts them now
+        return {bytes(self.card.mailbox)} | {tag.mailbox for tag, _, _ in watched}
 
     def row(self, message_id: MessageId) -> dict[str, object]:
         """What a conversation view shows of a stored text."""
@@ -73,7 +78,8 @@ class AgentNode:
 
 def deliver_mail(src: AgentNode, dst: AgentNode) -> list[object]:
     """Move ``src``'s queued mail for ``dst`` into ``dst`` as one batch; its updates."""
-    mine = [env for box, env in src.outgoing() if box == bytes(dst.card.mailbox)]
+    boxes = dst.mailboxes()
+    mine = [env for box, env in src.outgoing() if box in boxes]
     return list(dst.agent.accept_many(dst.engine, mine, now=AGENT_T0 + 1).updates)
 
 

@@ -88,6 +88,11 @@ class MemoryMailboxStore:
                 deleted += 1
         return deleted
 
+    def entries(self) -> list[MemoryEntry]:
+        """Every stored entry of every mailbox, in the order they were stored."""
+        every = (entry for box in self._boxes.values() for entry in box.values())
+        return sorted(every, key=lambda entry: entry.seq)
+
     def total_bytes(self, mailbox: bytes) -> int:
         """Summed envelope size of ``mailbox``."""
         return sum(len(e.envelope) for e in self._boxes.get(bytes(mailbox), {}).values())

@@ -128,6 +128,7 @@ class MailDelivery:
         """Deliver queued envelopes forever; a failed one is retried after a backoff."""
         while True:
             self._wake_outbox = trio.Event()  # armed before reading: no wake-up is lost
+            self.agent.tags.notify()  # a send may have issued a tag secret: watch its tags
             if (at := self.agent.receipts_due_at()) is not None and at <= self._clock.now():
                 flush = functools.partial(self.agent.flush_receipts, now=self._clock.now())
                 if await self._store.run_grouped(flush):
@@ -146,7 +147,7 @@ class MailDelivery:
     async def _deposit(self, batches: list[list[OutboxEntry]]) -> None:
         """Deposit one relay's batches in order (a busy relay holds the rest)."""
         for batch in batches:
-            items = [(entry.mailbox, entry.envelope) for entry in batch]
+            items = self.agent.route(batch, self._clock.now())  # rotating tags, if any
             try:
                 results: list[bytes | str] = await self.pool.put_many(
                     *parse_hostport(batch[0].relay), items
@@ -195,11 +196,12 @@ class MailDelivery:
             while True:
                 self._wake_links = trio.Event()
                 self._reconcile(nursery)
-                await self._wake_links.wait()
+                with trio.move_on_after(self.agent.tags_change_in(self._clock.now())):
+                    await self._wake_links.wait()  # or the rotating tags move on
 
     def _reconcile(self, nursery: trio.Nursery) -> None:
         """Start a link for each mailbox and home relay that has none; stop the unwanted ones."""
-        wanted = self.agent.mailbox_links(self._config.home_relays)
+        wanted = self.agent.mailbox_links(self._config.home_relays, now=self._clock.now())
         for gone in set(self.links) - set(wanted):
             self.links.pop(gone).stop()
         for key, (box, relay) in wanted.items():
@@ -209,11 +211,10 @@ class MailDelivery:
 
     def _link(self, box: UserMailbox | RawMailbox, relay: RelayAddress) -> MailboxLink:
         host, port, pinned = relay.host, relay.port, relay.node
-        if not isinstance(box, UserMailbox):
-            drain = box.take
-            return MailboxLink(
-                host, port, box.key, drain, expected_peer=pinned, on_state=self._link_state
-            )
+        if not isinstance(box, UserMailbox):  # raw or a rotating tag: no prekeys there
+            return MailboxLink(host, port, box.key, box.take, on_idle=box.drained, wait=box.wait,
+                on_connect=box.connected, expected_peer=pinned, on_state=self._link_state,
+            )  # fmt: skip
         publish = functools.partial(self._publish_prekeys, engine=box.engine)
         return MailboxLink(
             host,

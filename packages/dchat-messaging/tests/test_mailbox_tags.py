@@ -1,0 +1,217 @@
+"""Rotating mailbox tags in UserMessaging: secrets handed out, mail addressed, tags watched."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dchat_core import canonical_encode
+from dchat_messaging import Content
+from dchat_messaging.lowlevel import CATCH_UP_LINKS, MAILBOX_TAG_KIND, MailboxTags, TagMailbox
+from dchat_messaging.testing import MemoryMessageStore
+from dchat_testing import AGENT_T0, AgentNode, agent_pair
+
+T0 = AGENT_T0
+RELAY = "127.0.0.1:7400"
+EPOCH = 3600
+
+
+def _send(node: AgentNode, to: str, text: str, at: float) -> list[tuple[bytes, bytes]]:
+    """``node`` sends ``text`` at time ``at``; the ``(mailbox, envelope)`` pairs it queued."""
+    content = Content.text_message(text, now_ms=int(at * 1000))
+    node.agent.send_as(node.agent.contacts.find(to), content, now=at)
+    for engine, device in node.agent.bundles_due(at):
+        node.agent.bundle_received(engine, device, node.bundles[bytes(device.mailbox)], now=at)
+    entries = list(node.agent.outbox.due(at + 1, 1000))
+    for entry in entries:
+        node.agent.delivered(entry.message_id)
+    return node.agent.route(entries, at)  # as the node deposits them
+
+
+def _introduced() -> tuple[AgentNode, AgentNode]:
+    """Alice and Bob; Bob wrote first, so Alice holds Bob's tag secret (and Bob hers)."""
+    alice, bob = agent_pair()
+    mail = _send(bob, "alice", "hello", T0)
+    accepted = alice.agent.accept_many(alice.engine, [e for _, e in mail], now=T0)
+    assert [t.text for t in accepted.texts] == ["hello"]
+    mail = _send(alice, "bob", "hi", T0)
+    bob.agent.accept_many(bob.engine, [e for _, e in mail], now=T0)
+    return alice, bob
+
+
+def test_a_contact_writes_to_a_tag_that_changes_each_epoch_and_differs_per_contact() -> None:
+    alice, bob = _introduced()
+    carol = AgentNode("carol", alice.bundles)
+    carol.agent.contacts.add("bob", bob.card.to_text(), now=T0)
+    bob.agent.contacts.add("carol", carol.card.to_text(), now=T0)
+    carol_mail = _send(carol, "bob", "first from carol", T0)  # a prekey message: not a tag yet
+    assert {box for box, _ in carol_mail} == {bytes(bob.card.mailbox)}
+    reply = _send(bob, "carol", "welcome", T0)
+    carol.agent.accept_many(carol.engine, [e for _, e in reply], now=T0)
+    published = bytes(bob.card.mailbox)
+    boxes = []
+    for epoch in range(3):
+        at = T0 + epoch * EPOCH
+        sent = {box for box, _ in _send(alice, "bob", f"e{epoch}", at)}
+        assert published not in sent  # never the fixed mailbox again
+        assert len(sent) == 1
+        boxes.append(sent.pop())
+        assert {box for box, _ in _send(carol, "bob", f"c{epoch}", at)} != {boxes[-1]}
+    assert len(set(boxes)) == 3
+
+
+def test_the_recipient_watches_exactly_what_senders_skewed_by_one_epoch_use() -> None:
+    alice, bob = _introduced()
+    now = T0 + 10 * EPOCH
+    watched = bob.agent.mailbox_links([RELAY], now=now)
+    live = {
+        bytes(box.mailbox)
+        for box, _ in watched.values()
+        if isinstance(box, TagMailbox) and box.wait is None
+    }
+    sent = {}
+    for skew in (-EPOCH, -1.0, 0.0, 1.0, EPOCH - 1):
+        (box,) = {b for b, _ in _send(alice, "bob", f"skew {skew}", now + skew)}
+        sent[skew] = box
+    assert set(sent.values()) <= live
+    assert len(live) == 3  # one contact holds a secret: its tags of e-1, e, e+1
+    # Bob opens each (the engine accepts the tags it watches), and nothing else.
+    (box, env), *_ = _send(alice, "bob", "opened", now)
+    assert [t.text for t in bob.agent.accept(bob.engine, env, now=now).texts] == ["opened"]
+    far = _send(alice, "bob", "two epochs ahead", now + 2 * EPOCH)
+    assert far[0][0] not in live
+    assert bob.agent.accept(bob.engine, far[0][1], now=now).dropped == ["EnvelopeRejectedError"]
+
+
+def test_catch_up_drains_each_missed_epoch_once_per_relay_then_moves_the_mark() -> None:
+    _, bob = _introduced()
+    relays = ["r1:1", "r2:2"]
+    later = T0 + 5 * EPOCH  # bob was away: epochs e0 .. e0+3 are behind the live window
+    tags = bob.agent.tags
+    first = tags.watch(later, relays)
+    catch_up = [(tag, relay) for tag, relay, back in first if back]
+    assert len(catch_up) == 2 * 5  # one contact, 2 relays, epochs e0-1 .. e0+3 (not live)
+    assert len([t for t, _, back in first if not back]) == 3 * 2
+    saved: list[object] = []
+
+    async def worker(call: object) -> None:
+        saved.append(call)
+        call()  # type: ignore[operator]
+
+    tags.worker = worker
+    changed: list[int] = []
+    tags.changed = lambda: changed.append(1)
+    for tag, relay in [(t, r) for t, r in catch_up if r == "r1:1"]:
+        asyncio.run(tags.drained(tag.mailbox, relay, later, None))
+    assert saved == []  # drained at one relay only: the mark stays
+    assert {r for _, r, back in tags.watch(later, relays) if back} == {"r2:2"}
+    for tag, relay in [(t, r) for t, r in catch_up if r == "r2:2"]:
+        asyncio.run(tags.drained(tag.mailbox, relay, later, None))
+    assert len(changed) == len(catch_up)
+    assert saved  # the mark moved and was saved
+    assert not [t for t, _, back in tags.watch(later, relays) if back]
+    reloaded = MailboxTags(bob.store)
+    reloaded.load()
+    assert not [t for t, _, back in reloaded.watch(later, relays) if back]
+    # The epoch that leaves the live window next is drained once more (late deposits).
+    moved = [t.epoch for t, _, back in reloaded.watch(later + EPOCH, relays) if back]
+    assert moved == [tags.schedule.live(later).start] * 2
+
+
+def test_catch_up_opens_at_most_a_few_links_per_relay() -> None:
+    tags = MailboxTags(MemoryMessageStore())
+    peers = [AgentNode(f"p{i}", {}).identity.identity_id for i in range(5)]
+    for peer in peers:
+        with tags._store.transaction():  # type: ignore[attr-defined]
+            tags.issue(peer, now=T0)
+    out = tags.watch(T0 + 50 * EPOCH, [RELAY])
+    assert len([1 for _, _, back in out if back]) == CATCH_UP_LINKS
+    assert len([1 for _, _, back in out if not back]) == 3 * len(peers)
+
+
+def test_a_secret_for_another_mailbox_is_not_kept_and_a_burner_never_uses_one() -> None:
+    tags = MailboxTags(MemoryMessageStore())
+    payload = canonical_encode({"v": 1, "mb": b"A" * 32, "ep": 60, "sec": b"s" * 32})
+    assert not tags.learn(payload, None)
+    assert not tags.learn(payload, b"B" * 32)  # type: ignore[arg-type]
+    assert tags.address(b"A" * 32, T0) is None
+    assert tags.learn(payload, b"A" * 32)  # type: ignore[arg-type]
+    assert tags.address(b"A" * 32, T0) == tags.address(b"A" * 32, T0 + 59.9 - T0 % 60)
+    assert tags.address(b"A" * 32, T0) != tags.address(b"A" * 32, T0 + 60)
+
+
+@given(data=st.binary(max_size=200))
+def test_hostile_tag_payloads_are_refused_quietly(data: bytes) -> None:
+    tags = MailboxTags(MemoryMessageStore())
+    if not tags.learn(data, b"A" * 32):  # type: ignore[arg-type]
+        assert tags.address(b"A" * 32, T0) is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"v": 1, "mb": b"A" * 32, "ep": 0, "sec": b"s" * 32},
+        {"v": 1, "mb": b"A" * 32, "ep": 7 * 86400 + 1, "sec": b"s" * 32},
+        {"v": 1, "mb": b"A" * 32, "ep": 60, "sec": b"s" * 31},
+        {"v": 2, "mb": b"A" * 32, "ep": 60, "sec": b"s" * 32},
+        {"v": 1, "mb": b"A" * 32, "ep": 60, "sec": b"s" * 32, "x": 1},
+    ],
+)
+def test_malformed_tag_payloads_are_refused(payload: dict[str, object]) -> None:
+    tags = MailboxTags(MemoryMessageStore())
+    assert not tags.learn(canonical_encode(payload), b"A" * 32)  # type: ignore[arg-type]
+
+
+def test_the_secret_goes_once_survives_a_restart_and_the_control_is_handled() -> None:
+    alice, bob = _introduced()
+    secret = bob.agent.tags.issued_to(alice.identity.identity_id)
+    assert secret is not None
+    due = alice.agent.controls_due(alice.engine, alice.identity)
+    assert MAILBOX_TAG_KIND in [m.kind for m, h in due if h is not None]
+    assert alice.agent.stats.rejected == 0
+    again = MailboxTags(alice.store)
+    again.load()
+    assert again.address(bytes(bob.card.mailbox), T0) == alice.agent.tags.address(
+        bytes(bob.card.mailbox), T0
+    )
+    kinds = [box for box, _ in _send(bob, "alice", "no second secret", T0)]
+    assert len(kinds) == 1
+
+
+def test_mail_written_offline_goes_to_the_tag_of_when_it_is_deposited() -> None:
+    alice, bob = _introduced()
+    content = Content.text_message("written on a plane", now_ms=int(T0 * 1000))
+    alice.agent.send_as(alice.agent.contacts.find("bob"), content, now=T0)
+    entries = list(alice.agent.outbox.due(T0 + 1, 10))
+    assert [e.mailbox for e in entries] == [bytes(bob.card.mailbox)]  # queued unrouted
+    landed = T0 + 6 * EPOCH
+    ((box, envelope),) = alice.agent.route(entries, landed)
+    ((early, copy),) = alice.agent.route(entries, T0)  # the same envelope, another epoch
+    assert box != early
+    live = {t.mailbox for t, _, back in bob.agent.tags.watch(landed, [RELAY]) if not back}
+    assert box in live
+    assert [t.text for t in bob.agent.accept(bob.engine, envelope, now=landed).texts] == [
+        "written on a plane"
+    ]
+    bob.agent.tags.watch(T0, [RELAY])  # the engine accepts the early tag too
+    assert bob.agent.accept(bob.engine, copy, now=landed).texts == []  # a duplicate
+    assert bob.agent.stats.duplicates == 1
+
+
+def test_issuing_a_secret_asks_the_shell_to_watch_the_new_tags() -> None:
+    _, bob = agent_pair()
+    woken: list[int] = []
+    bob.agent.mailboxes_changed = lambda: woken.append(1)
+    bob.agent.mailbox_links([RELAY], now=T0)
+    bob.agent.tags.notify()
+    assert woken == []  # nothing new
+    _send(bob, "alice", "hi", T0)  # issues alice's secret
+    bob.agent.tags.notify()
+    assert woken == [1]
+    links = bob.agent.mailbox_links([RELAY], now=T0)
+    assert len([b for b, _ in links.values() if isinstance(b, TagMailbox)]) == 3
+    bob.agent.tags.notify()
+    assert woken == [1]
