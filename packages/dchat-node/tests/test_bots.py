@@ -209,6 +209,9 @@ def test_a_user_talks_to_a_bot_through_the_bot_api(
         a.send("echo", "/start hello")
         updates = _bot(bot, token, "getUpdates", timeout=20).json()["result"]
         assert [u["message"]["text"] for u in updates] == ["/start hello"]
+        # A short poll (Telegram's default, timeout 0) answers what waits, too.
+        assert _bot(bot, token, "getUpdates").json()["result"] == updates
+        assert _bot(bot, token, "getUpdates", timeout=0).json()["result"] == updates
         update = updates[0]
         chat = update["message"]["chat"]["id"]
         sent = _bot(bot, token, "sendMessage", chat_id=chat, text="hello, alice")

@@ -324,13 +324,19 @@ class BotApi:
             offset = call.offset
             await self._shelf.change(lambda b: b.confirm(offset))
         start = max(book.offset, call.offset or 0) - 1
+        changed = self._feed.changed()  # armed before the read: no lost wake-up
+        # The first read is outside the deadline: with timeout 0 (a short poll) the
+        # deadline has passed at once and would cancel it, answering [] with updates waiting.
+        updates = await self._updates_after(start, call.limit)
+        if updates or call.timeout == 0:
+            return updates
         with trio.move_on_after(call.timeout):
             while True:
-                changed = self._feed.changed()  # armed before the read: no lost wake-up
-                updates = await self._updates_after(start, call.limit)
-                if updates or call.timeout == 0:
-                    return updates
                 await changed.wait()
+                changed = self._feed.changed()
+                updates = await self._updates_after(start, call.limit)
+                if updates:
+                    return updates
         return []
 
     async def updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
