@@ -213,6 +213,8 @@ def test_locations_edits_and_deletes_parse_and_refuse() -> None:
         {"chat_id": 3, "message_id": 1, "text": " "},
         {"chat_id": 3, "message_id": 1, "text": "x" * 4097},
         {"inline_message_id": "abc", "text": "t"},
+        # Digits that str.isdigit() takes and int() does not (found by hypothesis in CI).
+        {"chat_id": 3, "message_id": "\u00b2", "text": "t"},
     ):
         with pytest.raises(BotApiError) as caught:
             parse_edit_text(bad)

@@ -308,7 +308,7 @@ class Bot:
                         f"download_file: HTTP {response.status_code} without a file"
                     )
                 said = response.headers.get("content-length", "")
-                if said.isdigit() and int(said) > max_size:
+                if said.isdecimal() and int(said) > max_size:
                     raise FileTooLargeError(f"download_file: the file is over {max_size} bytes")
                 return await _read_capped(response, "download_file", max_size, FileTooLargeError)
         except httpx.TransportError as exc:

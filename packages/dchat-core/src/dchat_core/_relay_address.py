@@ -69,7 +69,7 @@ class RelayAddress:
             raise InvalidRelayAddressError(f"an IPv6 host goes in brackets: {text!r}")
         if not colon or not host or "@" in host or "[" in host or "]" in host:
             raise InvalidRelayAddressError(f"not HOST:PORT: {text!r}")
-        if not port.isdigit() or not 0 < int(port) <= 65535:
+        if not port.isdecimal() or not 0 < int(port) <= 65535:
             raise InvalidRelayAddressError(f"not a port (1-65535): {text!r}")
         return cls(host, int(port), node)
 

@@ -68,7 +68,7 @@ def _int(params: Mapping[str, object], name: str, default: int, low: int, high: 
     value = params.get(name)
     if value is None:
         return default
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 24:
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal() and len(value) < 24:
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool):
         raise _bad(name, "must be an integer")
@@ -101,7 +101,7 @@ class SendMessage:
 
 def parse_send_message(params: Mapping[str, object]) -> SendMessage:
     chat = params.get("chat_id")
-    if isinstance(chat, str) and chat.strip().isdigit() and len(chat) < 20:
+    if isinstance(chat, str) and chat.strip().isdecimal() and len(chat) < 20:
         chat = int(chat)
     if isinstance(chat, bool) or not isinstance(chat, int | str) or chat in ("", None):
         raise _bad("chat_id", "is required (a chat number or a contact)")

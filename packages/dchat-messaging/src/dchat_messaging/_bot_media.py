@@ -115,7 +115,7 @@ def parse_file_id(text: object) -> bytes:
 
 def _chat(params: Mapping[str, object]) -> int | str:
     chat = params.get("chat_id")
-    if isinstance(chat, str) and chat.strip().isdigit() and len(chat) < 20:
+    if isinstance(chat, str) and chat.strip().isdecimal() and len(chat) < 20:
         chat = int(chat)
     if isinstance(chat, bool) or not isinstance(chat, int | str) or chat == "":
         raise _bad("chat_id is required (a chat number or a contact)")
@@ -140,7 +140,7 @@ def find_chat(chat_id: int | str, contacts: Iterable[tuple[str, str]]) -> str:
 
 def _number(params: Mapping[str, object], name: str) -> int:
     value = params.get(name)
-    if isinstance(value, str) and value.strip().isdigit() and len(value) < 20:
+    if isinstance(value, str) and value.strip().isdecimal() and len(value) < 20:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 48:
         raise _bad(f"{name} must be a message number")
@@ -186,7 +186,7 @@ def parse_send_media(method: str, params: Mapping[str, object]) -> SendMedia:
         value = params.get(value.removeprefix("attach://"), value)
     caption = _text(params, "caption", MAX_CAPTION, empty=True)
     duration = params.get("duration", 0)
-    if isinstance(duration, str) and duration.strip().isdigit() and len(duration) < 8:
+    if isinstance(duration, str) and duration.strip().isdecimal() and len(duration) < 8:
         duration = int(duration)
     if isinstance(duration, bool) or not isinstance(duration, int):
         raise _bad("duration must be an integer")

@@ -169,7 +169,7 @@ class Keyboard:
             BotControlError: ``forged`` when no button matches.
         """
         buttons = self.buttons()
-        if which.isdigit() and 1 <= int(which) <= len(buttons):
+        if which.isdecimal() and 1 <= int(which) <= len(buttons):
             return buttons[int(which) - 1]
         for button in buttons:
             if which in (button.text, button.data):

@@ -188,7 +188,7 @@ def parse_set_webhook(
     if not isinstance(secret, str) or not _SIGNING_SECRET.fullmatch(secret):
         raise BotApiError(400, "Bad Request: signing_secret is 32-128 of A-Z, a-z, 0-9, _ and -")
     connections = params.get("max_connections", 40)
-    if isinstance(connections, str) and connections.strip().isdigit() and len(connections) < 5:
+    if isinstance(connections, str) and connections.strip().isdecimal() and len(connections) < 5:
         connections = int(connections)
     if not isinstance(connections, int) or isinstance(connections, bool):
         raise BotApiError(400, "Bad Request: max_connections must be an integer")

@@ -101,7 +101,7 @@ class ProbeTarget:
         """
         node_text, at, address = endpoint.partition("@")
         host, colon, port = address.rpartition(":")
-        if len(stake_ref) != 32 or not (at and colon and host and port.isdigit()):
+        if len(stake_ref) != 32 or not (at and colon and host and port.isdecimal()):
             raise ProbeError(f"not a probeable directory entry: {endpoint!r}")
         try:
             node = NodeId.parse(node_text)

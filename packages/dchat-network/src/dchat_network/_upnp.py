@@ -94,7 +94,7 @@ def parse_http_response(data: bytes) -> tuple[int, dict[str, str], bytes]:
     parts = lines[0].split(" ", 2)
     if not sep:
         body = b""
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdecimal():
         raise UpnpError("not an HTTP response")
     headers = {}
     for line in lines[1:]:
@@ -103,7 +103,7 @@ def parse_http_response(data: bytes) -> tuple[int, dict[str, str], bytes]:
             headers[name.strip().lower()] = value.strip()
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = _unchunk(body)
-    elif (length := headers.get("content-length", "")).isdigit():
+    elif (length := headers.get("content-length", "")).isdecimal():
         body = body[: int(length)]
     return int(parts[1]), headers, body
 
@@ -202,7 +202,7 @@ def parse_soap_reply(status: int, body: bytes, action: str) -> dict[str, str]:
             code = fields.get("errorCode", "")
             text = fields.get("errorDescription", "")[:200]
             raise UpnpError(
-                f"{action} refused: {code} {text}", int(code) if code.isdigit() else None
+                f"{action} refused: {code} {text}", int(code) if code.isdecimal() else None
             )
         if _local(element.tag) == f"{action}Response" and status == 200:
             return {_local(child.tag): (child.text or "").strip() for child in element}

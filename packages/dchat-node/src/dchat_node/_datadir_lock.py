@@ -53,7 +53,7 @@ def datadir_lock(data_dir: Path) -> Iterator[None]:
 
 def _in_use(data_dir: Path, fd: int) -> NodeStateError:
     holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    who = f"another node (pid {holder})" if holder.isdigit() else "another node"
+    who = f"another node (pid {holder})" if holder.isdecimal() else "another node"
     return NodeStateError(
         "data_dir_in_use", f"data directory {data_dir} is in use by {who}; stop it first"
     )

@@ -52,7 +52,7 @@ def parse_hostport(text: str) -> tuple[str, int]:
         ConfigError: not a valid address.
     """
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not port.isdecimal() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"not a HOST:PORT address: {text!r}")
     return host.strip("[]"), int(port)
 

@@ -65,7 +65,7 @@ def parse_cursor(text: str) -> int:
     Raises:
         _BadReplyError: It is not one.
     """
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+    if not (text.isascii() and text.isdecimal()) or len(text) > 19:
         raise _BadReplyError(f"not an event cursor: {text[:40]!r}")
     return int(text)
 

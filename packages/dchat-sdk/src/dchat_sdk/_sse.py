@@ -96,7 +96,7 @@ class SseDecoder:
             self._event = value
         elif name == "id" and "\0" not in value:
             self._id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdecimal():
             self.retry_ms = int(value)
 
     def _dispatch(self, frames: list[SseFrame]) -> None:

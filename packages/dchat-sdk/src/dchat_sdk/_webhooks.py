@@ -47,7 +47,7 @@ def _fields(header: str) -> tuple[int, list[str]]:
         key, sep, value = part.strip().partition("=")
         if not sep:
             raise WebhookSignatureError
-        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
+        if key == "t" and value.isascii() and value.isdecimal() and len(value) <= 12:
             at = int(value)
         elif key == "v1":
             signatures.append(value)

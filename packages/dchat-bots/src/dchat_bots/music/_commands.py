@@ -129,7 +129,7 @@ class MusicCommands:
     def _pick(self, chat: _Chat, number: str) -> Track:
         if not chat.results:
             raise InvalidQueryError("search first: /search WORDS")
-        if not number.isdigit() or not 1 <= int(number) <= len(chat.results):
+        if not number.isdecimal() or not 1 <= int(number) <= len(chat.results):
             raise InvalidQueryError(f"pick a number from 1 to {len(chat.results)}")
         return chat.results[int(number) - 1]
 

@@ -236,7 +236,7 @@ class SubsonicClient:
             if response.status_code != 200:
                 raise SubsonicProtocolError(f"{method}: HTTP {response.status_code}")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > cap:
+            if declared.isdecimal() and int(declared) > cap:
                 raise TrackTooLargeError(f"{method}: {declared} bytes (cap {cap})")
             received = 0
             for chunk in _iter_bytes(response, method):
@@ -290,7 +290,7 @@ class _Credentials(httpx.BaseTransport):
 
 def _older_than_1_13(version: str) -> bool:
     parts = version.split(".")[:2]
-    if not all(p.isdigit() for p in parts) or len(parts) < 2:
+    if not all(p.isdecimal() for p in parts) or len(parts) < 2:
         return True
     return (int(parts[0]), int(parts[1])) < (1, 13)
 

@@ -153,5 +153,5 @@ def _track_no(value: object) -> int:
         number = value
     else:
         head = str(value)[:16].split("/")[0].strip()
-        number = int(head) if head.isascii() and head.isdigit() else 0
+        number = int(head) if head.isascii() and head.isdecimal() else 0
     return number if 0 <= number < 100_000 else 0

@@ -81,7 +81,7 @@ def _last_event_id(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_CURSOR:
+    if not (text.isascii() and text.isdecimal()) or int(text) > MAX_CURSOR:
         raise NodeStateError("invalid_request", "Last-Event-ID must be an event cursor")
     return int(text)
 

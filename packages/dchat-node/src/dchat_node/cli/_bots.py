@@ -164,7 +164,7 @@ def inline(
                 _out.print(f"more: --offset {reply['next_offset']}", highlight=False)
             return
         ids = [r["id"] for r in results]
-        chosen = ids[int(pick) - 1] if pick.isdigit() and 1 <= int(pick) <= len(ids) else pick
+        chosen = ids[int(pick) - 1] if pick.isdecimal() and 1 <= int(pick) <= len(ids) else pick
         if chosen not in ids:
             raise fail(f"no result {pick!r} among {len(ids)}")
         sent = guard(lambda: client.bot_pick(peer, reply["query_id"], chosen, into))

@@ -67,7 +67,7 @@ def parse_duration(text: str) -> int:
     if text == "off":
         return 0
     number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
-    if not number.isdigit() or len(number) > 9:
+    if not number.isdecimal() or len(number) > 9:
         raise typer.BadParameter(f"{text!r} is not a duration like 30s, 5m, 1h, 7d, 1w or off")
     return int(number) * _UNITS[unit]
 

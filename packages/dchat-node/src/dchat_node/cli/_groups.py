@@ -45,7 +45,7 @@ def _duration(text: str) -> int:
     text = text.strip().lower()
     unit = _UNITS.get(text[-1:], 0)
     number = text[:-1] if unit else text
-    if not number.isdigit():
+    if not number.isdecimal():
         raise typer.BadParameter(f"{text!r}: a duration like 30m, 12h, 1d")
     return int(number) * (unit or 1)
 
