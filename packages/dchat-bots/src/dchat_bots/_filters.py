@@ -14,6 +14,7 @@ at that, so one filter serves commands, buttons and queries.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import re
 from dataclasses import dataclass
@@ -54,11 +55,12 @@ def event_text(event: object) -> str | None:
     return None
 
 
-class Filter:
-    """Base of the filters: override :meth:`check`."""
+class Filter(abc.ABC):
+    """Base of the filters: a subclass says what :meth:`check` decides."""
 
+    @abc.abstractmethod
     async def check(self, event: Any, ctx: Context) -> Verdict:
-        raise NotImplementedError
+        """Whether ``event`` passes (a dict of values passes and hands them to the handler)."""
 
     def __and__(self, other: FilterLike) -> Filter:
         return _All((self, as_filter(other)))
