@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from dchat_core import canonical_encode
 from dchat_crypto import KdfParams
 from dchat_storage import InvalidArgumentError, LockedError, StorageCorruptError
-from dchat_storage._sealing import AeadSealer, Sealer
+from dchat_storage._sealing import AeadSealer, Sealer, decode_payload, encode_payload
 from dchat_storage.lowlevel import StorageKey
 from dchat_testing import hostile_bytes
 
@@ -78,3 +79,36 @@ def test_any_flipped_byte_fails_authentication(data: bytes, position: int, flip:
 def test_garbage_never_opens(data: bytes) -> None:
     with pytest.raises(StorageCorruptError):
         AeadSealer(KEY).open("p", b"", data)
+
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=3)
+)
+_NESTED = st.recursive(
+    _SCALARS | st.lists(st.integers(0, 9), min_size=100, max_size=300),  # near the item limit
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=3), _NESTED, max_size=4))
+@example({"a": {"b": {"c": {"d": {}}}}})  # the edges: at the depth limit, empty and not
+@example({"a": {"b": {"c": {"d": {"e": 1}}}}})
+@example({"x": list(range(254))})  # 256 items (the entry counts twice), and one more
+@example({"x": list(range(255))})
+def test_a_record_is_refused_exactly_when_it_could_not_be_read_back(
+    record: dict[str, object],
+) -> None:
+    # encode_payload checks the shape without decoding (every stored record passes it):
+    # it must agree with what decode_payload accepts.
+    sealer = AeadSealer(KEY)
+    try:
+        stored = encode_payload(sealer, "test", b"", record)
+    except InvalidArgumentError:
+        sealed = sealer.seal("test", b"", canonical_encode(record))  # stored regardless
+        with pytest.raises(StorageCorruptError):
+            decode_payload(sealer, "test", b"", sealed)
+    else:
+        assert decode_payload(sealer, "test", b"", stored) == record

@@ -203,12 +203,35 @@ def encode_payload(sealer: Sealer, purpose: str, ad: bytes, fields: Mapping[str,
             (nested too deep, too many items or too large): stored, such a
             record would fail every read of it, and of every page holding it.
     """
-    plain = canonical_encode(dict(fields))
-    try:
-        canonical_decode(plain, _PAYLOAD_LIMITS)
-    except DecodeError as exc:
-        raise InvalidArgumentError(f"a record too big or too deep to store: {exc}") from None
+    record = dict(fields)
+    plain = canonical_encode(record)
+    why = "too large" if len(plain) > _PAYLOAD_LIMITS.max_size else _shape_error(record)
+    if why is not None:
+        raise InvalidArgumentError(f"a record too big or too deep to store: {why}")
     return sealer.seal(purpose, ad, plain)
+
+
+def _shape_error(record: dict[str, Any]) -> str | None:
+    """Why decoding ``record`` under the payload limits would fail (None: it would not).
+
+    Counts as the decoder does (a map's entries twice, a list's once, over the
+    whole record; a non-empty container at the depth limit fails) without
+    encoding or decoding anything: every stored record passes through here.
+    """
+    max_items, max_depth = _PAYLOAD_LIMITS.max_items, _PAYLOAD_LIMITS.max_depth
+    items = 0
+    todo: list[tuple[Any, int]] = [(record, 0)]  # dict, list, tuple: what canonical CBOR nests
+    while todo:
+        node, depth = todo.pop()
+        children = node.values() if type(node) is dict else node  # map keys: str or int
+        count = 2 * len(node) if children is not node else len(node)
+        items += count
+        if items > max_items:
+            return "too many items"
+        if count and depth >= max_depth:
+            return "nesting too deep"
+        todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list | tuple))
+    return None
 
 
 def decode_payload(sealer: Sealer, purpose: str, ad: bytes, stored: bytes) -> dict[str, Any]:
