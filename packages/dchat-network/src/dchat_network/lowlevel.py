@@ -28,7 +28,11 @@ requests to its database worker in (:class:`WorkQueue`, fed by the
 server's :class:`RelayWork`), put authorization (the relay's
 :class:`PutAuthorizer`, the sender's :class:`PutAuthClient`, a
 :class:`PowChallenge`, :func:`token_hash`, :func:`auth_token`,
-:func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`), a listener's
+:func:`auth_pow`, :func:`solve_pow`, :func:`pow_ok`; by contact proof, section
+41: the relay's :class:`ContactRings`, :class:`ProofContexts`,
+:func:`auth_proof`, :func:`prove_deposits`, :class:`PutProofError` and the
+messages :class:`RingSet`, :class:`RingHeld`, :class:`ZkGet`,
+:class:`ZkContexts`), a listener's
 :class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...),
 the channel topic messages (:class:`TopicPublish`, ...), :class:`MemoryTopicStore`
 and a node's :class:`TopicSync`
@@ -76,6 +80,11 @@ from ._put_auth import auth_token as auth_token
 from ._put_auth import pow_ok as pow_ok
 from ._put_auth import solve_pow as solve_pow
 from ._put_auth import token_hash as token_hash
+from ._put_proofs import ContactRings as ContactRings
+from ._put_proofs import ProofContexts as ProofContexts
+from ._put_proofs import PutProofError as PutProofError
+from ._put_proofs import auth_proof as auth_proof
+from ._put_proofs import prove_deposits as prove_deposits
 from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
@@ -129,6 +138,10 @@ from ._relay_limits import DeliveredSet as DeliveredSet
 from ._relay_limits import PutBudget as PutBudget
 from ._relay_limits import RelayGuard as RelayGuard
 from ._relay_limits import TokenBucket as TokenBucket
+from ._relay_proof_wire import RingHeld as RingHeld
+from ._relay_proof_wire import RingSet as RingSet
+from ._relay_proof_wire import ZkContexts as ZkContexts
+from ._relay_proof_wire import ZkGet as ZkGet
 from ._relay_queue import WorkQueue as WorkQueue
 from ._relay_server import ARRIVAL_GRANULARITY as ARRIVAL_GRANULARITY
 from ._relay_server import RelayWork as RelayWork
@@ -157,6 +170,7 @@ __all__ = (
     "ClaimPolicy",
     "ClaimSettings",
     "ConnectionGate",
+    "ContactRings",
     "DeliveredSet",
     "DeliveryReceipt",
     "FrameTooLargeError",
@@ -181,10 +195,12 @@ __all__ = (
     "PowChallenge",
     "ProbeBook",
     "ProbeChallenge",
+    "ProofContexts",
     "PullWakeups",
     "PutAuthClient",
     "PutAuthorizer",
     "PutBudget",
+    "PutProofError",
     "ReceiptBatch",
     "ReceiptBook",
     "ReceiptStore",
@@ -214,6 +230,8 @@ __all__ = (
     "RelayTokenSet",
     "RelayTokensHeld",
     "RelayWork",
+    "RingHeld",
+    "RingSet",
     "StoreRunner",
     "StoredEntry",
     "TokenBucket",
@@ -224,8 +242,11 @@ __all__ = (
     "TopicSync",
     "UpnpError",
     "WorkQueue",
+    "ZkContexts",
+    "ZkGet",
     "answer_probe",
     "auth_pow",
+    "auth_proof",
     "auth_token",
     "check_audit",
     "check_probe_answer",
@@ -239,6 +260,7 @@ __all__ = (
     "merkle_root",
     "pow_ok",
     "probe_once",
+    "prove_deposits",
     "push_blob",
     "refusal_frame",
     "run_claims",
