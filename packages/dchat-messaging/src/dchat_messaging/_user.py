@@ -29,6 +29,10 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   for the sender's mailbox as its card names it (:meth:`UserMessaging.accept`).
   The mailbox link registers :meth:`UserMessaging.token_registration`, and
   the deposit pool attaches :meth:`PutTokens.token_for` when a relay asks for work.
+  With :attr:`UserMessaging.put_auth` ``"proof"`` a ``put.proof`` control hands
+  the contact a contact secret instead (:class:`~dchat_messaging.lowlevel.PutProofs`),
+  the mailbox link registers :meth:`UserMessaging.ring_registration` and
+  no token (section 41); a secret we hold goes before a token (:meth:`secret_for`).
 * **rotating tags** (:attr:`UserMessaging.tags`, :class:`~dchat_messaging.lowlevel.MailboxTags`):
   with the put token, the first mail to a contact hands it a tag secret
   (``mb.tag``); one received is kept for the sender's mailbox. Deposits go to
@@ -92,6 +96,7 @@ from ._mailbox_tags import MAILBOX_TAG_KIND, MailboxTags, encode_tag_secret
 from ._notices import Notices
 from ._outbox import Outbox
 from ._payment import Payments
+from ._put_proofs import PUT_PROOF_KIND, PutProofs, encode_put_proof
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
 from ._requests import MessageRequests
 from ._search import MessageSearch
@@ -102,6 +107,7 @@ if TYPE_CHECKING:
     from dchat_core import IdentityId, MessageId
     from dchat_crypto import SigningKey
     from dchat_identity import ContactCard, Identity
+    from dchat_privacy import ContactSecret
 
     from ._contacts import UserStore
     from ._devices import DeviceAddress
@@ -128,6 +134,8 @@ if TYPE_CHECKING:
 
 RECEIPT_EVERY: Final = 1.0
 """Seconds between two delivery receipts to one sender (see the module docstring)."""
+_CLEARED: Final = -2
+"""A registration version no link has sent: an empty set that removes an earlier one."""
 
 
 @dataclass(slots=True)
@@ -264,7 +272,8 @@ class UserMessaging:
         self._raw: dict[bytes, RawMailbox] = {}
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
-        on_receipt = {PUT_TOKEN_KIND, MAILBOX_TAG_KIND, *CONVERSATION_KINDS, *GROUP_KINDS}
+        on_receipt = {PUT_TOKEN_KIND, PUT_PROOF_KIND, MAILBOX_TAG_KIND}
+        on_receipt |= {*CONVERSATION_KINDS, *GROUP_KINDS}
         self._controls: dict[str, ControlHandler] = dict.fromkeys(on_receipt, _handled_on_receipt)
         self._device_controls: dict[str, DeviceControlHandler] = dict.fromkeys(
             on_receipt, _handled_on_receipt_by_device
@@ -284,6 +293,10 @@ class UserMessaging:
         """Local full-text search over the stored texts."""
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
+        self.proofs = PutProofs(store)
+        """Contact-proof secrets: issued to our contacts, and theirs (section 41)."""
+        self.put_auth = "token"
+        """What contacts get for our mailbox: ``"token"`` or ``"proof"`` (config ``put_auth``)."""
         self.tags = MailboxTags(store)
         """Rotating mailbox tags: secrets issued and held, the tags to watch."""
         self.tags.changed = lambda: self.mailboxes_changed()
@@ -307,6 +320,7 @@ class UserMessaging:
         self.contacts.load()
         self.requests.load()
         self.tokens.load()
+        self.proofs.load()
         self.tags.load()
 
     # -- local identities ------------------------------------------------------------
@@ -494,11 +508,13 @@ class UserMessaging:
         for event in events:
             if not isinstance(event, MessageReceived) or not event.new or event.blocked:
                 continue
-            if event.kind in (PUT_TOKEN_KIND, MAILBOX_TAG_KIND):
+            if event.kind in (PUT_TOKEN_KIND, PUT_PROOF_KIND, MAILBOX_TAG_KIND):
                 card = self.contacts.card_of(event.sender) or event.sender_card
                 own = card is not None and card.identity_id == event.sender
-                learn = self.tokens.learn if event.kind == PUT_TOKEN_KIND else self.tags.learn
-                learn(event.data, card.mailbox if own and card else None)
+                learn = {PUT_TOKEN_KIND: self.tokens.learn, PUT_PROOF_KIND: self.proofs.learn}
+                learn.get(event.kind, self.tags.learn)(
+                    event.data, card.mailbox if own and card else None
+                )
             elif event.kind == "text":
                 self.conversations.stored(event.content)
             elif event.kind in CONVERSATION_KINDS:
@@ -644,11 +660,7 @@ class UserMessaging:
             if sender is None and own is not None and main is not None:
                 if self.contacts.card_of(card.identity_id) is None:
                     return waiting
-                token = self.tokens.issue(card.identity_id)
-                if token is not None:
-                    data = encode_put_token(bytes(own.mailbox_id), token)
-                    gift = Content.control(PUT_TOKEN_KIND, data, now_ms=int(now * 1000))
-                    waiting += engines.send(main, card, gift, now=now, copies=False)
+                waiting += self._hand_out(card, own, main, now)
                 secret = self.tags.issue(card.identity_id, now=now)
                 if secret is not None:  # from now on the contact writes to our rotating tags
                     epoch = self.tags.schedule.epoch_seconds
@@ -656,6 +668,24 @@ class UserMessaging:
                     gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
                     waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
+
+    def _hand_out(
+        self, card: ContactCard, own: Identity, main: MessagingEngine, now: float
+    ) -> list[DeviceAddress]:
+        """A put token or contact secret (by ``put_auth``) for our mailbox with a first mail."""
+        mailbox = bytes(own.mailbox_id)
+        if self.put_auth == "proof":
+            secret = self.proofs.issue(card.identity_id)
+            data = None if secret is None else encode_put_proof(mailbox, secret)
+            kind = PUT_PROOF_KIND
+        else:
+            token = self.tokens.issue(card.identity_id)
+            data = None if token is None else encode_put_token(mailbox, token)
+            kind = PUT_TOKEN_KIND
+        if data is None:
+            return []
+        gift = Content.control(kind, data, now_ms=int(now * 1000))
+        return self.engines.send(main, card, gift, now=now, copies=False)
 
     def own_accounts(self) -> frozenset[bytes]:
         """The currency accounts payments to us may name: our identities' keys (their cards)."""
@@ -695,7 +725,22 @@ class UserMessaging:
         own = self.engines.primary_identity
         if own is None or bytes(own.mailbox_id) != mailbox:
             return (0, ())
+        if self.put_auth == "proof":  # none at the relay; clears what an earlier link set
+            return (_CLEARED, ()) if self.tokens.registration[1] else (0, ())
         return self.tokens.registration
+
+    def ring_registration(self, mailbox: bytes) -> tuple[int, bytes]:
+        """``(version, ring)`` to register at the relay for ``mailbox`` (ours only, section 41)."""
+        own = self.engines.primary_identity
+        if own is None or bytes(own.mailbox_id) != mailbox:
+            return (0, b"")
+        if self.put_auth != "proof":  # as above: a ring an earlier link set is removed
+            return (_CLEARED, b"") if self.proofs.registration[1] else (0, b"")
+        return self.proofs.registration
+
+    def secret_for(self, mailbox: bytes) -> ContactSecret | None:
+        """The contact secret to prove with for a deposit into ``mailbox`` (section 41)."""
+        return self.proofs.secret_for(mailbox)
 
     # -- sessions and delivery --------------------------------------------------------
 

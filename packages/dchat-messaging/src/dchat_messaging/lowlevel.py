@@ -9,7 +9,9 @@ return or keep (outbox entries and their ids, queued controls, prekey
 uploads, notices, receive counters, what a mailbox drain accepted, the
 duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
-kind :data:`PUT_TOKEN_KIND`), the rotating mailbox tags (:class:`MailboxTags`,
+kind :data:`PUT_TOKEN_KIND`), the contact-proof secrets (:class:`PutProofs`,
+``UserMessaging.proofs``, control kind :data:`PUT_PROOF_KIND`, section 41), the
+rotating mailbox tags (:class:`MailboxTags`,
 ``UserMessaging.tags``, :class:`TagKey`, :class:`TagMailbox`, :data:`MAILBOX_TAG_KIND`,
 :data:`CATCH_UP_LINKS`), the conversation controls and their engine
 (:class:`Conversations`, ``UserMessaging.conversations``), local search
@@ -101,6 +103,8 @@ from ._payment import Payments as Payments
 from ._payment import check_payment as check_payment
 from ._payment import payment_ref as payment_ref
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
+from ._put_proofs import PUT_PROOF_KIND as PUT_PROOF_KIND
+from ._put_proofs import PutProofs as PutProofs
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
 from ._search import MAX_SEARCH_LIMIT as MAX_SEARCH_LIMIT
@@ -184,11 +188,13 @@ __all__ = (
     "OrderBatch",
     "OrderEntry",
     "OutboxEntry",
+    "PUT_PROOF_KIND",
     "PUT_TOKEN_KIND",
     "PaymentEntry",
     "PaymentIntent",
     "Payments",
     "PrekeyUpload",
+    "PutProofs",
     "PutTokens",
     "QueuedControl",
     "RawMailbox",
