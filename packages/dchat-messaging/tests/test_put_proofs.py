@@ -7,11 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
+from dchat_crypto import VerifyKey
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import Content, DchatMessagingError
 from dchat_messaging.lowlevel import MAILBOX_TAG_KIND, PUT_PROOF_KIND, PutProofs
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_privacy import ContactRing, ContactSecret
+from dchat_privacy.lowlevel import ring_statement
 from dchat_testing import AGENT_T0, AgentNode
 
 T0 = AGENT_T0
@@ -50,12 +52,14 @@ def test_in_proof_mode_the_first_mail_carries_a_contact_secret_and_no_token(
     secret = alice.agent.proofs.issued_to(bob.card.identity_id)
     assert secret is not None
     assert alice.agent.token_registration(mine) == (0, ())  # no per-contact pseudonym
-    version, ring = alice.agent.ring_registration(mine)
+    version, ring, key, signature = alice.agent.ring_registration(mine)
     assert version == 1
+    assert key == alice.identity.mailbox_key.public_key.to_bytes()  # the mailbox's own key
+    VerifyKey.from_bytes(key).verify(signature, ring_statement(mine, ring))
     keys = ContactRing.from_bytes(ring)
     assert len(keys) == 8  # one contact among seven decoys
     assert ContactSecret.from_bytes(secret).public_key in keys
-    assert alice.agent.ring_registration(bytes(bob.card.mailbox)) == (0, b"")  # not ours
+    assert alice.agent.ring_registration(bytes(bob.card.mailbox))[:2] == (0, b"")  # not ours
     for envelope in envelopes:
         assert bob.agent.accept_many(bob.engine, [envelope], now=T0).dropped == []
     held = bob.agent.secret_for(mine)
@@ -95,13 +99,13 @@ def test_switching_modes_clears_what_the_other_mode_registered(
     alice.agent.put_auth = "token"
     send_and_flush(alice, bob.card, "hi", bundles)
     assert alice.agent.token_registration(mine)[1]
-    assert alice.agent.ring_registration(mine) == (0, b"")
+    assert alice.agent.ring_registration(mine)[:2] == (0, b"")
     alice.agent.put_auth = "proof"
     assert alice.agent.token_registration(mine) == (-2, ())  # an empty set clears the relay's
     send_and_flush(alice, bob.card, "again", bundles)
     assert alice.agent.proofs.issued == 1  # the contact gets a secret with the next mail
     alice.agent.put_auth = "token"
-    assert alice.agent.ring_registration(mine) == (-2, b"")
+    assert alice.agent.ring_registration(mine)[:2] == (-2, b"")
 
 
 def test_a_secret_for_another_mailbox_than_the_senders_is_not_kept() -> None:

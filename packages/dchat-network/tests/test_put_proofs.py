@@ -11,7 +11,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dchat_core import canonical_encode
+from dchat_core import MailboxId, canonical_encode
 from dchat_crypto import SigningKey
 from dchat_network import (
     RelayHost,
@@ -38,9 +38,12 @@ from dchat_network.lowlevel import (
     prove_deposits,
 )
 from dchat_privacy import ContactContext, ContactRing, ContactSecret, prove_contact
+from dchat_privacy.lowlevel import ring_statement
 from dchat_testing import MemoryMailboxStore
 
-A, B = b"A" * 32, b"B" * 32
+KEY_A, KEY_B = SigningKey.generate(), SigningKey.generate()
+A, B = (bytes(MailboxId.derive(k.public_key.to_bytes())) for k in (KEY_A, KEY_B))
+KEYS = {A: KEY_A, B: KEY_B}
 WAIT = 20.0
 NOW = 6000.0
 
@@ -49,10 +52,17 @@ def ring_of(*secrets: ContactSecret, size: int = 8) -> ContactRing:
     return ContactRing.padded([s.public_key for s in secrets], size=size)
 
 
+def signed(mailbox: bytes, ring: ContactRing, key: SigningKey | None = None) -> tuple[bytes, ...]:
+    """``(ring, key, signature)`` as the owner of ``mailbox`` registers it."""
+    key = key or KEYS[mailbox]
+    raw = ring.to_bytes()
+    return raw, key.public_key.to_bytes(), key.sign(ring_statement(mailbox, raw))
+
+
 def book_with(ring: ContactRing, *mailboxes: bytes) -> ContactRings:
     book = ContactRings()
     for mailbox in mailboxes:
-        assert book.set_ring(mailbox, ring.to_bytes()) == len(ring)
+        assert book.set_ring(mailbox, *signed(mailbox, ring)) == len(ring)
     return book
 
 
@@ -142,32 +152,45 @@ def test_the_previous_epoch_is_still_accepted_across_a_boundary() -> None:
 
 def test_rings_are_bounded_and_checked() -> None:
     book = ContactRings(max_keys=16)
-    assert book.set_ring(A, ring_of(size=8).to_bytes()) == 8
-    assert book.set_ring(B, ring_of(size=64).to_bytes()) is None  # past the bound
+    assert book.set_ring(A, *signed(A, ring_of(size=8))) == 8
+    assert book.set_ring(B, *signed(B, ring_of(size=64))) is None  # past the bound
     assert not book.has_ring(B)
-    assert book.set_ring(B, ring_of(size=8).to_bytes()) == 8
+    assert book.set_ring(B, *signed(B, ring_of(size=8))) == 8
     assert book.keys_held == 16
-    with pytest.raises(PutProofError) as caught:
-        book.set_ring(A, b"\xff" * 32)  # not a valid element
-    assert caught.value.code == "bad_ring"
-    assert book.keys_held == 16  # unchanged by the refusal
+    bad = b"\xff" * 32
+    for args in (
+        (bad, KEY_A.public_key.to_bytes(), KEY_A.sign(ring_statement(A, bad))),  # not an element
+        signed(A, ring_of(size=8), KEY_B),  # signed by another mailbox's key
+        (*signed(A, ring_of(size=8))[:2], b"\x00" * 64),  # a bad signature
+        (ring_of(size=8).to_bytes(), b"", b""),  # none
+    ):
+        with pytest.raises(PutProofError) as caught:
+            book.set_ring(A, *args)
+        assert caught.value.code == "bad_ring"
+    assert book.keys_held == 16  # unchanged by the refusals
 
 
 def test_the_nonce_book_forgets_the_oldest_past_its_bound() -> None:
     bob = ContactSecret.generate()
     book = ContactRings(max_outstanding=4)
-    book.set_ring(A, ring_of(bob).to_bytes())
+    book.set_ring(A, *signed(A, ring_of(bob)))
     first = one_proof(bob, book, A, NOW)
     book.contexts(A, 4, NOW)
     assert book.outstanding() == 4
     assert refusal(book, A, first) == "proof_replayed"
 
 
-def test_a_sender_does_not_prove_against_a_ring_smaller_than_eight() -> None:
+def test_a_sender_proves_only_against_a_ring_its_owner_signed_of_eight_or_more() -> None:
     bob = ContactSecret.generate()
+    nonce = (os.urandom(32),)
+    assert len(prove_deposits(bob, A, ProofContexts(1, nonce, *signed(A, ring_of(bob))))) == 1
     small = ContactRing.padded([bob.public_key], size=4)
-    contexts = ProofContexts(1, (os.urandom(32),), small.to_bytes())
-    assert prove_deposits(bob, A, contexts) == []
+    assert prove_deposits(bob, A, ProofContexts(1, nonce, *signed(A, small))) == []
+    # a relay's tailored ring (our key and its own decoys) is not signed by A's owner
+    tailored = ProofContexts(1, nonce, *signed(A, ring_of(bob), SigningKey.generate()))
+    assert prove_deposits(bob, A, tailored) == []
+    unsigned = ProofContexts(1, nonce, ring_of(bob).to_bytes())
+    assert prove_deposits(bob, A, unsigned) == []
 
 
 # -- the relay server -----------------------------------------------------------------------
@@ -191,12 +214,14 @@ def test_the_relay_takes_proofs_in_place_of_work_and_holds_no_token() -> None:
     bob = ContactSecret.generate()
     server = strict_server()
     ring = ring_of(bob)
-    assert ask(server, A, RingSet(1, A, ring.to_bytes())) == RingHeld(1, 8)
-    assert ask(server, B, RingSet(2, A, ring.to_bytes())).code == "forbidden"  # type: ignore[attr-defined]
+    assert ask(server, A, RingSet(1, A, *signed(A, ring))) == RingHeld(1, 8)
+    refused = ask(server, B, RingSet(2, A, *signed(A, ring)))
+    assert refused.code == "forbidden"  # type: ignore[attr-defined]
     got = ask(server, B, ZkGet(3, A, 3))
     assert isinstance(got, ZkContexts)
-    assert got.ring == ring.to_bytes()
-    proofs = prove_deposits(bob, A, ProofContexts(got.epoch, got.nonces, got.ring))
+    assert (got.ring, got.key, got.signature) == signed(A, ring)
+    contexts = ProofContexts(got.epoch, got.nonces, got.ring, got.key, got.signature)
+    proofs = prove_deposits(bob, A, contexts)
     items = tuple((A, A + bytes([i])) for i in range(3))
     reply = ask(server, B, RelayPutMany(4, items, tuple(proofs)))
     assert isinstance(reply, RelayStoredMany)
@@ -216,13 +241,13 @@ def test_the_relay_takes_proofs_in_place_of_work_and_holds_no_token() -> None:
 
 
 def test_the_proof_messages_round_trip_through_the_codec() -> None:
-    ring = ring_of(size=8).to_bytes()
+    ring = signed(A, ring_of(size=8))
     for message in (
-        RingSet(1, A, ring),
+        RingSet(1, A, *ring),
         RingSet(2, A, b""),
         RingHeld(3, 8),
         ZkGet(4, A, 64),
-        ZkContexts(5, 2**40, (b"n" * 32, b"m" * 32), ring),
+        ZkContexts(5, 2**40, (b"n" * 32, b"m" * 32), *ring),
         ZkContexts(6, 0, (), b""),
     ):
         assert decode_relay_message(encode_relay_message(message)) == message  # type: ignore[arg-type]
@@ -231,13 +256,24 @@ def test_the_proof_messages_round_trip_through_the_codec() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"t": "ring_set", "rid": 1, "mb": A, "ring": b"x" * 33},
-        {"t": "ring_set", "rid": 1, "mb": A, "ring": b"x" * (32 * 1025)},
+        {"t": "ring_set", "rid": 1, "mb": A, "ring": b"x" * 33, "pk": b"k" * 32, "sig": b"s" * 64},
+        {"t": "ring_set", "rid": 1, "mb": A, "ring": b"x" * 32 * 1025, "pk": b"", "sig": b""},
+        {"t": "ring_set", "rid": 1, "mb": A, "ring": b"x" * 32, "pk": b"", "sig": b""},
+        {"t": "ring_set", "rid": 1, "mb": A, "ring": b"", "pk": b"k" * 32, "sig": b"s" * 64},
+        {"t": "ring_set", "rid": 1, "mb": A, "ring": b"x" * 32},
         {"t": "zk_get", "rid": 1, "mb": A, "n": 0},
         {"t": "zk_get", "rid": 1, "mb": A, "n": 65},
         {"t": "zk_ctx", "rid": 1, "ep": 1, "nonces": [b"n" * 31], "ring": b"x" * 32},
-        {"t": "zk_ctx", "rid": 1, "ep": 1, "nonces": [b"n" * 32], "ring": b""},
-        {"t": "zk_ctx", "rid": 1, "ep": -1, "nonces": [], "ring": b""},
+        {
+            "t": "zk_ctx",
+            "rid": 1,
+            "ep": 1,
+            "nonces": [b"n" * 32],
+            "ring": b"",
+            "pk": b"",
+            "sig": b"",
+        },
+        {"t": "zk_ctx", "rid": 1, "ep": -1, "nonces": [], "ring": b"", "pk": b"", "sig": b""},
         {"t": "put", "rid": 1, "mb": A, "env": b"e", "auth": b"\x04" + b"x" * 40},
     ],
 )
@@ -250,10 +286,11 @@ def test_malformed_proof_messages_are_protocol_errors(body: dict[str, object]) -
 @given(
     kind=st.sampled_from(["ring_set", "ring_held", "zk_get", "zk_ctx"]),
     fields=st.dictionaries(
-        st.sampled_from(["rid", "mb", "ring", "n", "ep", "nonces", "x"]),
+        st.sampled_from(["rid", "mb", "ring", "n", "ep", "nonces", "pk", "sig", "x"]),
         st.one_of(
-            st.integers(-5, 2**65),
+            st.integers(-5, 2**64 - 1),
             st.binary(max_size=80),
+            st.sampled_from([b"", b"k" * 32, b"s" * 64]),
             st.lists(st.binary(min_size=30, max_size=34), max_size=3),
             st.none(),
             st.booleans(),
@@ -305,7 +342,7 @@ async def relay(server: RelayServer) -> AsyncIterator[tuple[str, int]]:
 async def test_the_pool_proves_contact_where_work_is_asked_and_falls_back_to_work() -> None:
     bob = ContactSecret.generate()
     server = strict_server()
-    server.authorizer.rings.set_ring(A, ring_of(bob).to_bytes())
+    server.authorizer.rings.set_ring(A, *signed(A, ring_of(bob)))
     async with relay(server) as (h, p):
         pool = RelayPool(secrets={A: bob, B: bob}.get, max_bits=16)
         with trio.fail_after(WAIT):
@@ -315,7 +352,7 @@ async def test_the_pool_proves_contact_where_work_is_asked_and_falls_back_to_wor
             assert server.authorizer.counts["proof"] == 4
             assert server.authorizer.counts["work"] == 0
             # a mailbox whose ring lacks our key: the pool pays the work instead
-            server.authorizer.rings.set_ring(B, ring_of().to_bytes())
+            server.authorizer.rings.set_ring(B, *signed(B, ring_of()))
             results = await pool.put_many(h, p, [(B, B + b"x")])
             assert isinstance(results[0], bytes)
             assert server.authorizer.counts["work"] == 1

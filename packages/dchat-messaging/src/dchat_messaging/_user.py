@@ -79,6 +79,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from dchat_core import MailboxId
+from dchat_privacy.lowlevel import ring_statement
 
 from ._channel_book import Channels
 from ._contacts import ContactBook
@@ -219,6 +220,14 @@ class _TokenSession(Protocol):
         self, mailbox: bytes, registration: tuple[int, Sequence[bytes]]
     ) -> None: ...
 
+    async def sync_ring(
+        self, mailbox: bytes, registration: tuple[int, bytes, bytes, bytes]
+    ) -> None: ...
+
+
+class _AuthClient(Protocol):
+    secrets: Callable[[bytes], ContactSecret | None]
+
 
 async def _register_token(mailbox: bytes, token: bytes, session: _TokenSession) -> None:
     """Register a tag's put token on its link (protocol section 38)."""
@@ -296,6 +305,7 @@ class UserMessaging:
         self.proofs = PutProofs(store)
         """Contact-proof secrets: issued to our contacts, and theirs (section 41)."""
         self.put_auth = "token"
+        self._ring_signed: tuple[int, bytes, bytes, bytes] = (0, b"", b"", b"")
         """What contacts get for our mailbox: ``"token"`` or ``"proof"`` (config ``put_auth``)."""
         self.tags = MailboxTags(store)
         """Rotating mailbox tags: secrets issued and held, the tags to watch."""
@@ -729,14 +739,35 @@ class UserMessaging:
             return (_CLEARED, ()) if self.tokens.registration[1] else (0, ())
         return self.tokens.registration
 
-    def ring_registration(self, mailbox: bytes) -> tuple[int, bytes]:
-        """``(version, ring)`` to register at the relay for ``mailbox`` (ours only, section 41)."""
+    def ring_registration(self, mailbox: bytes) -> tuple[int, bytes, bytes, bytes]:
+        """``(version, ring, key, signature)`` to register for ``mailbox`` (ours; section 41).
+
+        The ring is signed with the mailbox's key (``ring_statement``), so
+        senders take it from the relay only as we made it.
+        """
         own = self.engines.primary_identity
         if own is None or bytes(own.mailbox_id) != mailbox:
-            return (0, b"")
+            return (0, b"", b"", b"")
         if self.put_auth != "proof":  # as above: a ring an earlier link set is removed
-            return (_CLEARED, b"") if self.proofs.registration[1] else (0, b"")
-        return self.proofs.registration
+            return (_CLEARED, b"", b"", b"") if self.proofs.registration[1] else (0, b"", b"", b"")
+        version, ring = self.proofs.registration
+        if not ring:
+            return (version, b"", b"", b"")
+        if self._ring_signed[:2] != (version, ring):
+            signature = own.mailbox_key.sign(ring_statement(mailbox, ring))
+            key = own.mailbox_key.public_key.to_bytes()
+            self._ring_signed = (version, ring, key, signature)
+        return self._ring_signed
+
+    def use_put_auth(self, mode: str, client: _AuthClient) -> None:
+        """Set :attr:`put_auth` and let a deposit pool's ``client`` prove with our secrets."""
+        self.put_auth = mode
+        client.secrets = self.secret_for
+
+    async def register_put_auth(self, session: _TokenSession, mailbox: bytes) -> None:
+        """Register ``mailbox``'s put tokens and contact ring on a relay link (ours only)."""
+        await session.sync_tokens(mailbox, self.token_registration(mailbox))
+        await session.sync_ring(mailbox, self.ring_registration(mailbox))
 
     def secret_for(self, mailbox: bytes) -> ContactSecret | None:
         """The contact secret to prove with for a deposit into ``mailbox`` (section 41)."""

@@ -7,10 +7,13 @@ token is a per-contact pseudonym. A contact proof tells it only "one of this
 mailbox's contacts". The mailbox's owner registers a *ring* at its relay over
 its authenticated mailbox link (``ring_set``): the contact keys it handed out
 (:class:`~dchat_privacy.ContactSecret`, one per contact, inside the end-to-end
-session) padded with decoys to a size class. A sender asks the relay for one
-or more one-use *contexts* (``zk_get``: the relay's epoch, fresh nonces and
-the ring), proves membership with a CDS OR-proof bound to the mailbox, the
-epoch and one nonce (:func:`~dchat_privacy.prove_contact`), and attaches
+session) padded with decoys to a size class, signed with the mailbox's key
+(:func:`~dchat_privacy.lowlevel.ring_statement`). A sender asks the relay for
+one or more one-use *contexts* (``zk_get``: the relay's epoch, fresh nonces,
+the ring and the owner's signature), checks the signature (so the relay
+cannot hand it a ring tailored to single it out), proves membership with a
+CDS OR-proof bound to the mailbox, the epoch and one nonce
+(:func:`~dchat_privacy.prove_contact`), and attaches
 ``0x04 || epoch(8) || nonce(32) || proof`` to the deposit.
 
 :class:`ContactRings` is the relay's book. :meth:`ContactRings.check` refuses,
@@ -42,7 +45,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from dchat_core import PeerError
+from dchat_core import MailboxId, PeerError
+from dchat_crypto import BadSignatureError, InvalidKeyError, VerifyKey
 from dchat_privacy import (
     ContactContext,
     ContactRing,
@@ -50,7 +54,13 @@ from dchat_privacy import (
     prove_contact,
     verify_contact,
 )
-from dchat_privacy.lowlevel import MAX_RING_SIZE, ContactProof, ZkDecodeError, ZkInputError
+from dchat_privacy.lowlevel import (
+    MAX_RING_SIZE,
+    ContactProof,
+    ZkDecodeError,
+    ZkInputError,
+    ring_statement,
+)
 
 from ._errors import DchatNetworkError
 
@@ -70,6 +80,7 @@ __all__ = (
     "auth_proof",
     "check_proof_auth",
     "prove_deposits",
+    "ring_signed",
     "split_proof_auth",
 )
 
@@ -104,6 +115,21 @@ class ProofContexts:
     nonces: tuple[bytes, ...]
     ring: bytes
     """The ring's keys, concatenated in increasing order (empty: no ring registered)."""
+    key: bytes = b""
+    """The mailbox's public key (its :class:`~dchat_core.MailboxId` is the mailbox)."""
+    signature: bytes = b""
+    """``key``'s Ed25519 signature over :func:`~dchat_privacy.lowlevel.ring_statement`."""
+
+
+def ring_signed(mailbox: bytes, ring: bytes, key: bytes, signature: bytes) -> bool:
+    """Whether the owner of ``mailbox`` (``key``) signed ``ring`` with ``signature``."""
+    try:
+        if bytes(MailboxId.derive(key)) != mailbox:
+            return False
+        VerifyKey.from_bytes(key).verify(signature, ring_statement(mailbox, ring))
+    except (BadSignatureError, InvalidKeyError, ValueError):
+        return False
+    return True
 
 
 def auth_proof(epoch: int, nonce: bytes, proof: bytes) -> bytes:
@@ -143,16 +169,22 @@ class ContactRings:
         self._max_outstanding = max_outstanding
         self._ttl = ttl
         self._rng = rng
-        self._rings: dict[bytes, tuple[ContactRing, bytes]] = {}
+        self._rings: dict[bytes, tuple[ContactRing, ProofContexts]] = {}
         self._nonces: OrderedDict[bytes, tuple[bytes, int, float]] = OrderedDict()
         self.keys_held = 0
         """Ring keys registered by all mailboxes together."""
 
-    def set_ring(self, mailbox: bytes, ring: bytes) -> int | None:
+    def set_ring(
+        self, mailbox: bytes, ring: bytes, key: bytes = b"", signature: bytes = b""
+    ) -> int | None:
         """Replace ``mailbox``'s ring (empty bytes: remove it); its size, or None past the bound.
 
+        ``key`` and ``signature``: the owner's over the ring (:func:`ring_signed`),
+        kept to hand senders with the ring.
+
         Raises:
-            PutProofError: ``bad_ring``, not 1 to 1024 valid keys in increasing order.
+            PutProofError: ``bad_ring``, not 1 to 1024 valid keys in increasing
+                order, or not signed by the mailbox's key.
         """
         old = len(self._rings[mailbox][0]) if mailbox in self._rings else 0
         if not ring:
@@ -163,11 +195,13 @@ class ContactRings:
             parsed = ContactRing.from_bytes(ring)
         except (ZkDecodeError, ZkInputError):
             raise PutProofError("bad_ring") from None
+        if not ring_signed(mailbox, ring, key, signature):
+            raise PutProofError("bad_ring")
         held = self.keys_held - old + len(parsed)
         if held > self._max_keys and len(parsed) > old:
             return None
         self.keys_held = held
-        self._rings[mailbox] = (parsed, ring)
+        self._rings[mailbox] = (parsed, ProofContexts(0, (), ring, key, signature))
         return len(parsed)
 
     def has_ring(self, mailbox: bytes) -> bool:
@@ -196,7 +230,7 @@ class ContactRings:
             while len(self._nonces) >= self._max_outstanding:
                 self._nonces.popitem(last=False)
             self._nonces[nonce] = (mailbox, epoch, now + self._ttl)
-        return ProofContexts(epoch, nonces, held[1])
+        return ProofContexts(epoch, nonces, held[1].ring, held[1].key, held[1].signature)
 
     def check(self, mailbox: bytes, auth: bytes, now: float) -> None:
         """Accept the proof authorization ``auth`` for a deposit into ``mailbox``, once.
@@ -242,12 +276,14 @@ MIN_RING: Final = 8
 def prove_deposits(secret: ContactSecret, mailbox: bytes, contexts: ProofContexts) -> list[bytes]:
     """A sender's proof authorizations for ``mailbox``, one per nonce of ``contexts``.
 
-    None (an empty list) when the ring is missing, smaller than
-    :data:`MIN_RING` (an owner pads to 8 at least: a smaller ring is a relay
-    singling us out) or lacks our key: the caller falls back to a token or work.
+    None (an empty list) when the ring is missing, not signed by the
+    mailbox's owner, smaller than :data:`MIN_RING` (an owner pads to 8 at
+    least) or lacks our key: the caller falls back to a token or work.
     CPU-bound (milliseconds per proof): a trio shell runs it in a worker thread.
     """
     if len(contexts.ring) < MIN_RING * KEY_SIZE or not contexts.nonces:
+        return []
+    if not ring_signed(mailbox, contexts.ring, contexts.key, contexts.signature):
         return []
     try:
         ring = ContactRing.from_bytes(contexts.ring)

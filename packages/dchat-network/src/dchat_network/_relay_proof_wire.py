@@ -2,19 +2,22 @@
 
 ::
 
-    ring_set {"t": "ring_set", "rid": n, "mb": mailbox(32), "ring": keys(32 * 0..1024)}
+    ring_set {"t": "ring_set", "rid": n, "mb": mailbox(32), "ring": keys(32 * 0..1024),
+              "pk": key(32) or empty, "sig": signature(64) or empty}
              -> {"t": "ring_held", "rid": n, "n": keys held}
     zk_get   {"t": "zk_get", "rid": n, "mb": mailbox(32), "n": 1..64}
              -> {"t": "zk_ctx", "rid": n, "ep": epoch, "nonces": [nonce(32), ...],
-                 "ring": keys(32 * 0..1024)}
+                 "ring": keys(32 * 0..1024), "pk": key, "sig": signature}
 
 ``ring_set`` is the owner's (like ``tok_set``): it replaces the mailbox's
 ring, the contact keys concatenated in strictly increasing order (empty:
-remove it); the server checks every key (``bad_ring`` otherwise) and answers
+remove it), signed by the mailbox's key ``pk`` (whose mailbox id is ``mb``)
+over :func:`~dchat_privacy.lowlevel.ring_statement`; the server checks every
+key and the signature (``bad_ring`` otherwise) and answers
 ``busy`` ``rings`` past its memory bound. ``zk_get`` is anyone's: up to
 ``n`` one-use nonces of the relay's current proof epoch for a deposit into
-``mb``, with the ring to prove against (no nonces and an empty ring: the
-mailbox has none). The codec checks shapes and sizes only.
+``mb``, with the ring to prove against and its signature (no nonces and
+empty fields: the mailbox has none). The codec checks shapes and sizes only.
 """
 
 from __future__ import annotations
@@ -42,10 +45,13 @@ class RingSet:
     rid: int
     mailbox: bytes
     ring: bytes
+    key: bytes = b""
+    signature: bytes = b""
 
     def fields(self) -> dict[str, object]:
         """The message's map, without ``rid``."""
-        return {"t": "ring_set", "mb": self.mailbox, "ring": self.ring}
+        body = {"t": "ring_set", "mb": self.mailbox, "ring": self.ring}
+        return {**body, "pk": self.key, "sig": self.signature}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +87,13 @@ class ZkContexts:
     epoch: int
     nonces: tuple[bytes, ...]
     ring: bytes
+    key: bytes = b""
+    signature: bytes = b""
 
     def fields(self) -> dict[str, object]:
         """The message's map, without ``rid``."""
-        return {"t": "zk_ctx", "ep": self.epoch, "nonces": list(self.nonces), "ring": self.ring}
+        body = {"t": "zk_ctx", "ep": self.epoch, "nonces": list(self.nonces), "ring": self.ring}
+        return {**body, "pk": self.key, "sig": self.signature}
 
 
 def _fields(value: object, *names: str) -> tuple[Fields, int]:
@@ -99,9 +108,17 @@ def _ring(f: Fields) -> bytes:
     return ring
 
 
+def _signed(f: Fields, ring: bytes) -> tuple[bytes, bytes]:
+    key, signature = f.get_bytes("pk", max_size=_ID), f.get_bytes("sig", max_size=64)
+    if (len(key), len(signature)) != ((_ID, 64) if ring else (0, 0)):
+        raise DecodeError("a ring comes with a 32-byte key and a 64-byte signature")
+    return key, signature
+
+
 def _ring_set(value: object) -> RingSet:
-    f, rid = _fields(value, "mb", "ring")
-    return RingSet(rid, f.get_bytes("mb", size=_ID), _ring(f))
+    f, rid = _fields(value, "mb", "ring", "pk", "sig")
+    ring = _ring(f)
+    return RingSet(rid, f.get_bytes("mb", size=_ID), ring, *_signed(f, ring))
 
 
 def _ring_held(value: object) -> RingHeld:
@@ -115,14 +132,15 @@ def _zk_get(value: object) -> ZkGet:
 
 
 def _zk_ctx(value: object) -> ZkContexts:
-    f, rid = _fields(value, "ep", "nonces", "ring")
+    f, rid = _fields(value, "ep", "nonces", "ring", "pk", "sig")
     nonces = f.get_list("nonces", max_len=MAX_CONTEXTS)
     if not all(isinstance(n, bytes) and len(n) == NONCE_SIZE for n in nonces):
         raise DecodeError("proof nonces are 32 bytes each")
     ring = _ring(f)
     if bool(nonces) != bool(ring):
         raise DecodeError("nonces come with a ring, and only with one")
-    return ZkContexts(rid, f.get_int("ep", hi=2**64 - 1), tuple(nonces), ring)
+    epoch = f.get_int("ep", hi=2**64 - 1)
+    return ZkContexts(rid, epoch, tuple(nonces), ring, *_signed(f, ring))
 
 
 PROOF_DECODERS: Final[dict[str, Callable[[object], object]]] = {

@@ -94,7 +94,7 @@ deposit whose contact proof fails is refused with the proof's code
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Protocol
 
 from dchat_core import NodeId
@@ -424,7 +424,8 @@ class RelayServer:
                 return self._reply(self._set_ring(request))
             case ZkGet():
                 ctx = self.authorizer.rings.contexts(request.mailbox, request.count, now)
-                return self._reply(ZkContexts(request.rid, ctx.epoch, ctx.nonces, ctx.ring))
+                answer = ZkContexts(request.rid, ctx.epoch, ctx.nonces, ctx.ring)
+                return self._reply(replace(answer, key=ctx.key, signature=ctx.signature))
             case RelayFetch() | RelayAck() | RelayPull() | RelayTokenSet() | RingSet():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
             case RelayProbe():
@@ -539,9 +540,11 @@ class RelayServer:
 
     def _set_ring(self, request: RingSet) -> RelayMessage:
         try:
-            count = self.authorizer.rings.set_ring(request.mailbox, request.ring)
+            count = self.authorizer.rings.set_ring(
+                request.mailbox, request.ring, request.key, request.signature
+            )
         except PutProofError as exc:
-            return RelayError(request.rid, exc.code, "a ring key is not a valid group element")
+            return RelayError(request.rid, exc.code, "a ring key or its signature is not valid")
         if count is None:
             return RelayBusy(request.rid, "rings", retry_ms(_TOKENS_RETRY))
         return RingHeld(request.rid, count)
@@ -741,9 +744,9 @@ class RelayClient:
         """A request to replace the put-token hashes of our own ``mailbox``."""
         return self._request(RelayTokenSet(self._next_rid(), mailbox, tuple(hashes)))
 
-    def set_ring(self, mailbox: bytes, ring: bytes) -> bytes:
+    def set_ring(self, mailbox: bytes, ring: bytes, key: bytes, signature: bytes) -> bytes:
         """A request to replace the contact ring of our own ``mailbox`` (section 41)."""
-        return self._request(RingSet(self._next_rid(), mailbox, ring))
+        return self._request(RingSet(self._next_rid(), mailbox, ring, key, signature))
 
     def proof_contexts(self, mailbox: bytes, count: int) -> bytes:
         """A request for ``count`` one-use contact-proof nonces for ``mailbox``."""

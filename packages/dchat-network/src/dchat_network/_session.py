@@ -136,17 +136,20 @@ class RelaySession:
             return
         self.tokens_sent = version
 
-    async def sync_ring(self, mailbox: bytes, registration: tuple[int, bytes]) -> None:
+    async def sync_ring(
+        self, mailbox: bytes, registration: tuple[int, bytes, bytes, bytes]
+    ) -> None:
         """Register our own ``mailbox``'s contact ring (section 41), unless this link did.
 
-        ``registration``: ``(version, ring bytes)``; an empty ring that never
-        changed (version 0) is not sent; ``busy`` is asked again next call.
+        ``registration``: ``(version, ring, key, signature)``; an empty ring
+        that never changed (version 0) is not sent; ``busy`` is asked again
+        next call.
         """
-        version, ring = registration
+        version, ring, key, signature = registration
         if version == self.ring_sent or (version == 0 and not ring):
             return
         try:
-            await self._ask(lambda c: c.set_ring(mailbox, ring), RingHeld)
+            await self._ask(lambda c: c.set_ring(mailbox, ring, key, signature), RingHeld)
         except RelayBusyError:
             return
         self.ring_sent = version
@@ -154,7 +157,7 @@ class RelaySession:
     async def proof_contexts(self, mailbox: bytes, count: int) -> ProofContexts:
         """Up to ``count`` one-use proof nonces for ``mailbox``, with its ring (section 41)."""
         got = await self._ask(lambda c: c.proof_contexts(mailbox, count), ZkContexts)
-        return ProofContexts(got.epoch, got.nonces, got.ring)
+        return ProofContexts(got.epoch, got.nonces, got.ring, got.key, got.signature)
 
     async def pull(
         self, mailbox: bytes, ack: Sequence[bytes] = (), *, wait: float = 0.0

@@ -84,6 +84,7 @@ class NodeConfig(BaseModel):
     unlinkable_sends: bool = Field(
         default=False, description="user: a fresh link and key per deposit (slower, unlinkable)"
     )
+    put_auth: Literal["token", "proof"] = "token"  # user: what contacts get (section 41)
     tag_epoch: int = Field(
         default=3600, ge=1, le=7 * 86400, description="user: seconds per rotating mailbox tag"
     )

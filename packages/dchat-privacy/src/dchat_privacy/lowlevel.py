@@ -23,7 +23,8 @@ first messages and reply blocks, and contact proofs. This module holds the rest:
   Chaum-Pedersen (``prove_dleq``, ``verify_dleq``), CDS OR-proofs
   (``prove_or``, ``verify_or``), ``SigmaProof``, ``OrProof``, ``MAX_BASES``,
   ``MAX_BRANCHES``; the contact proof's parts (``ContactKey``, ``ContactProof``,
-  ``MAX_RING_SIZE``, ``RING_SIZE_CLASSES``)
+  ``MAX_RING_SIZE``, ``RING_SIZE_CLASSES``, ``ring_statement``: what an owner
+  signs over the ring it registers, protocol section 41)
 - rotating mailbox tags (the node's messaging uses them): ``tag_seed``, ``tag_token``,
   ``TagSchedule``, ``TAG_EPOCH``, ``TAG_SECRET_SIZE``, ``MAX_TAG_EPOCH``, ``MAX_CATCH_UP``,
   ``TagInputError``
@@ -43,6 +44,7 @@ from ._contact_proof import MAX_RING_SIZE as MAX_RING_SIZE
 from ._contact_proof import RING_SIZE_CLASSES as RING_SIZE_CLASSES
 from ._contact_proof import ContactKey as ContactKey
 from ._contact_proof import ContactProof as ContactProof
+from ._contact_proof import ring_statement as ring_statement
 from ._mailbox_tags import MAX_CATCH_UP as MAX_CATCH_UP
 from ._mailbox_tags import MAX_TAG_EPOCH as MAX_TAG_EPOCH
 from ._mailbox_tags import TAG_EPOCH as TAG_EPOCH
@@ -189,6 +191,7 @@ __all__ = (
     "prove_or",
     "read_body",
     "read_failure",
+    "ring_statement",
     "shared_secret_of",
     "tag_seed",
     "tag_token",

@@ -231,6 +231,11 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
         """Role, identity, counters."""
         return obj(self._call("GET", "/status"))
 
+    def put_auth(self) -> dict[str, Any]:
+        """What the node hands contacts for its mailbox: ``mode`` (``"token"`` or ``"proof"``,
+        the ``put_auth`` setting), tokens and contact secrets issued, the ring registered."""
+        return obj(self._call("GET", "/v1/put-auth"))
+
     def create_identity(self, name: str) -> str:
         """Create this node's identity; returns the identity id."""
         return string(self._call("POST", "/v1/identity", {"name": name}), "identity_id")

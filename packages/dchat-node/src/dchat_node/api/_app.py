@@ -48,6 +48,7 @@ from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
+from ._put_auth import add_put_auth_routes, put_auth_status
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
@@ -112,7 +113,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
-        return await node.status() | await home_relays(node)
+        return await node.status() | await home_relays(node) | put_auth_status(node)
 
     add_metrics_route(app, node, auth)
 
@@ -175,6 +176,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     add_chain_routes(app, node, auth)
     add_relay_routes(app, node, auth)
+    add_put_auth_routes(app, node, auth)
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)

@@ -384,7 +384,7 @@ class NodeMetrics(Collector):
         yield _by(
             CounterMetricFamily,
             "dchat_relay_put_authorizations_total",
-            "Deposits by authorization: token, work, free (quiet), refused (work asked).",
+            "Deposits by authorization: token, proof, work, free (quiet), refused (work asked).",
             "kind",
             dict(server.authorizer.counts),
         )
@@ -392,6 +392,11 @@ class NodeMetrics(Collector):
             "dchat_relay_put_tokens",
             "Put-token hashes registered by all mailboxes.",
             server.authorizer.tokens_held,
+        )
+        yield _gauge(
+            "dchat_relay_contact_ring_keys",
+            "Contact-ring keys (section 41) registered by all mailboxes.",
+            server.authorizer.rings.keys_held,
         )
         yield _gauge(
             "dchat_relay_mailbox_envelopes",

@@ -91,6 +91,7 @@ class UserService(MailDelivery):
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
         self.pool = RelayPool(unlinkable=config.unlinkable_sends, tokens=agent.token_for)
+        agent.use_put_auth(config.put_auth, self.pool.auth)  # tokens or contact proofs (§41)
         agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
