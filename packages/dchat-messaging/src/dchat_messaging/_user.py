@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypedDict, TypeVar
 
 from dchat_core import MailboxId
 from dchat_privacy.lowlevel import ring_statement
@@ -225,7 +225,15 @@ class _TokenSession(Protocol):
     ) -> None: ...
 
 
-class _AuthClient(Protocol):
+class _PutAuthSetting(Protocol):
+    @property
+    def put_auth(self) -> str: ...
+
+
+class _DepositAuth(TypedDict):
+    """What a deposit pool attaches from (``RelayPool(**auth)``): our tokens and secrets."""
+
+    tokens: Callable[[bytes], bytes | None]
     secrets: Callable[[bytes], ContactSecret | None]
 
 
@@ -759,10 +767,10 @@ class UserMessaging:
             self._ring_signed = (version, ring, key, signature)
         return self._ring_signed
 
-    def use_put_auth(self, mode: str, client: _AuthClient) -> None:
-        """Set :attr:`put_auth` and let a deposit pool's ``client`` prove with our secrets."""
-        self.put_auth = mode
-        client.secrets = self.secret_for
+    def auth_for(self, config: _PutAuthSetting) -> _DepositAuth:
+        """Take :attr:`put_auth` from ``config``; the deposit pool's sources of tokens, secrets."""
+        self.put_auth = config.put_auth
+        return {"tokens": self.token_for, "secrets": self.secret_for}
 
     async def register_put_auth(self, session: _TokenSession, mailbox: bytes) -> None:
         """Register ``mailbox``'s put tokens and contact ring on a relay link (ours only)."""

@@ -424,8 +424,8 @@ class RelayServer:
                 return self._reply(self._set_ring(request))
             case ZkGet():
                 ctx = self.authorizer.rings.contexts(request.mailbox, request.count, now)
-                answer = ZkContexts(request.rid, ctx.epoch, ctx.nonces, ctx.ring)
-                return self._reply(replace(answer, key=ctx.key, signature=ctx.signature))
+                nonces = ZkContexts(request.rid, ctx.epoch, ctx.nonces, ctx.ring)
+                return self._reply(replace(nonces, key=ctx.key, signature=ctx.signature))
             case RelayFetch() | RelayAck() | RelayPull() | RelayTokenSet() | RingSet():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
             case RelayProbe():

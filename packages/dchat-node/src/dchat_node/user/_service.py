@@ -90,8 +90,7 @@ class UserService(MailDelivery):
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
-        self.pool = RelayPool(unlinkable=config.unlinkable_sends, tokens=agent.token_for)
-        agent.use_put_auth(config.put_auth, self.pool.auth)  # tokens or contact proofs (§41)
+        self.pool = RelayPool(unlinkable=config.unlinkable_sends, **agent.auth_for(config))
         agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
