@@ -6,14 +6,21 @@ pay the work; with them each hands the other a contact secret (not a put
 token) and registers a signed ring of contact keys padded with decoys. The
 relay then holds two rings of 8 keys and no put-token hash for either
 published mailbox (only the rotating tags' own tokens, section 38), and the
-nodes' API says which mode they run. Later mail goes to the rotating tags
-(section 38), so the proofs themselves are exercised over real links in
-``dchat-network``'s ``test_put_proofs.py`` (relay server and deposit pool).
+nodes' API says which mode they run. Mail between them then goes to the
+rotating tags (section 38, each tag with its own token), so a third user,
+carol, plays a contact that writes to alice's published mailbox (a sender
+that ignores ``mb.tag``, ``_old_contact_driver.py``: the messaging engine and
+the relay client in a process of its own): alice's first mail hands her a
+contact secret, and her reply is stored by contact proof, with no token and
+less work than the relay asks.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +33,7 @@ from dchat_testing import wait_until
 
 pytestmark = pytest.mark.slow
 
+DRIVER = Path(__file__).with_name("_old_contact_driver.py")
 LIMITS = "pow_free_mailbox = 0.0\npow_min_bits = 8\npow_max_bits = 10\n"
 
 
@@ -108,4 +116,34 @@ def test_contacts_get_secrets_and_the_relay_holds_rings_not_token_pseudonyms(
 
         b.send("alice", "over the tag")
         wait_until(lambda: len(inbound(a)) == 2, timeout=60, what="bob's second message")
-    assert relay_put_auth(relay)["token_hashes"] == 6  # still no per-contact token
+
+        host, port = relay.info["link"].rsplit(":", 1)
+        with subprocess.Popen(
+            [sys.executable, str(DRIVER), host, port],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as carol:
+            assert carol.stdin is not None
+            assert carol.stdout is not None
+            try:
+                a.add_contact("carol", carol.stdout.readline().strip())
+                carol.stdin.write(a.card() + "\n")
+                carol.stdin.flush()
+                a.send("carol", "hi carol")
+                outcome = json.loads(carol.stdout.readline())
+                assert carol.wait(timeout=120) == 0
+            finally:
+                carol.kill()
+        assert outcome["secret"]
+        assert all(len(r) == 64 for r in outcome["results"]), outcome  # all stored
+        texts = ["hello alice", "over the tag", "hello alice, by proof"]
+        wait_until(lambda: inbound(a) == texts, timeout=60, what="carol's text")
+    status = relay_put_auth(relay)
+    authorized = status["authorized"]
+    assert isinstance(authorized, dict)
+    assert authorized["proof"] == len(outcome["results"])  # each of carol's deposits
+    print(f"\ncarol's deposits: {outcome}; relay: {status}")
+    # 3 live tags' tokens per contact holding a tag secret (alice's at bob, bob's and
+    # carol's at alice), and none for a published mailbox: no per-contact pseudonym there.
+    assert status["token_hashes"] == 9
