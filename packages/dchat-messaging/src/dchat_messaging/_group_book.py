@@ -893,7 +893,7 @@ class Groups:
                 text=text,
                 seq=message.seq,
                 title=record.state.title,
-                sent_at=ts / 1000,
+                sent_at_ms=ts,
                 sender_name=record.state.members[sender].card.name,
             ),
         ]

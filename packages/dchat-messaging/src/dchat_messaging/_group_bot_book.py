@@ -91,7 +91,7 @@ class GroupBots:
         return [
             self._groups.event(
                 "group_message", gid, sender, now, message_id=str(MessageId(mid)), text=text,
-                seq=0, title=state.title, sent_at=ts / 1000, command=True,
+                seq=0, title=state.title, sent_at_ms=ts, command=True,
                 sender_name=state.members[sender].card.name,
             )
         ]  # fmt: skip
