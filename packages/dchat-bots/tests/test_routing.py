@@ -272,7 +272,7 @@ def test_command_parsing_never_fails_on_any_text(new_api, text: str) -> None:
 
 
 def test_group_chats_reach_handlers_and_answers_go_back_to_the_group(api, run) -> None:
-    """A group's update (the node's shape, docs/protocol.md section 39): a negative chat id,
+    """A group's update (the node's shape, docs/protocol.md section 44): a negative chat id,
     ``type`` group and its title; ``ctx.answer`` posts to the group."""
     dp, seen = Dispatcher(), []
 

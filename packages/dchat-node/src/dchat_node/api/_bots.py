@@ -10,7 +10,7 @@ strangers' message requests are accepted: :mod:`._bot_open`), ``PUT
 /v1/bot/groups {read, post, admin}`` (what the bot asks for in groups, shown
 to users before they add it: ``dchat bot info``).
 
-In groups the bot's node is a member like any (docs/protocol.md section 39):
+In groups the bot's node is a member like any (docs/protocol.md section 44):
 ``getUpdates`` and the webhook hand it each ``group_message`` another member
 wrote that reached it (every one if its grant reads all, else the commands
 sent to it) with a ``chat`` of ``type`` ``"group"`` and a negative id;

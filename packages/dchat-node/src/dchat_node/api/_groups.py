@@ -24,7 +24,7 @@
   it reach it, pairwise; it holds no sender key) or ``all``, ``post``,
   ``admin`` (add members, remove members who are not admins). ``PUT
   /v1/groups/{group}/bots/{bot} {read, post, admin}``: change its grant.
-  Members enforce the grant (docs/protocol.md section 39); ``GET`` of the
+  Members enforce the grant (docs/protocol.md section 44); ``GET`` of the
   group shows each bot's grant (``role`` ``bot``, ``bot`` its grant).
 * ``POST /v1/groups/{group}/join``: accept an invitation; ``/leave``: leave.
 * ``PATCH /v1/groups/{group} {title}``: rename.
