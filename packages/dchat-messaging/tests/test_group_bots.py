@@ -290,3 +290,27 @@ def test_command_decoding_is_total(data: bytes) -> None:
 )  # fmt: skip
 def test_which_texts_are_commands_to_a_bot(text: str, to_helper: bool) -> None:
     assert addressed(text, "Helper") is to_helper
+
+
+def test_an_anchored_groups_order_lists_skip_a_commands_only_bot() -> None:
+    """The signed order lists name every message: a bot that reads commands only gets none."""
+    bundles: dict[bytes, bytes] = {}
+    alice, bob, bot = (AgentNode(n, bundles) for n in ("alice", "bob", "helper"))
+    for node in (alice, bob, bot):
+        _watch(node)
+        if node is not alice:
+            alice.agent.contacts.add(node.card.name, node.card.to_text(), now=T0)
+            node.agent.contacts.add("alice", alice.card.to_text(), now=T0)
+    gid, _ = alice.agent.groups.create("anchored", anchored=True, now=T0)
+    alice.agent.groups.invite(gid, "bob", now=T0)
+    alice.agent.groups.bots.add(gid, "helper", COMMANDS, now=T0)
+    pump([alice, bob, bot])
+    bob.agent.groups.join(gid, now=T0)
+    pump([alice, bob, bot])
+    alice.agent.groups.send_text(gid, "to be anchored", now=T0)
+    [job] = alice.agent.groups.anchors.jobs(T0 + 60, count=1, interval=1)
+    batch = alice.agent.groups.anchors.propose(job, 0, now=T0 + 60)
+    alice.agent.groups.anchors.publish(batch.to_bytes(), now=T0 + 60)
+    opened = pump([alice, bob, bot])
+    assert "group.ord" in opened["bob"]
+    assert "group.ord" not in opened["helper"]
