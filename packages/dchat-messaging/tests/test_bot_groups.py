@@ -24,6 +24,7 @@ from dchat_messaging.bots import (
     message_number,
     parse_send_message,
 )
+from dchat_messaging.webhooks import update_lane
 
 GID = "ab" * 32
 
@@ -54,6 +55,7 @@ def test_a_group_message_is_a_telegram_group_update() -> None:
     assert message["message_id"] == message_number(bytes(mid))
     assert message["date"] == 1_700_000_000
     assert message["entities"] == [{"type": "bot_command", "offset": 0, "length": 5}]
+    assert update_lane(update) == f"chat:{group_chat_number(GID)}"  # a webhook lane per group
     sent = group_sent_message(
         bytes(mid), bot_id="bot-id", bot_name="helper", group_id=GID, title="team", text="7",
         at=5.0,

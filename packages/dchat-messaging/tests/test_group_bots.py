@@ -314,3 +314,31 @@ def test_an_anchored_groups_order_lists_skip_a_commands_only_bot() -> None:
     opened = pump([alice, bob, bot])
     assert "group.ord" in opened["bob"]
     assert "group.ord" not in opened["helper"]
+
+
+def test_a_bot_added_on_a_losing_branch_is_added_again_and_told(
+    team: tuple[list[AgentNode], str],
+) -> None:
+    (alice, bob, bot), gid = team
+    alice.agent.groups._change(gid, "role", [_me(bob), 1], now=T0)  # bob: an admin too
+    pump([alice, bob, bot])
+    base = _state(bob, gid)
+    alice.agent.groups.bots.add(gid, "helper", COMMANDS, now=T0)
+    record = alice.agent.groups.db.record(bytes.fromhex(gid))
+    assert record is not None
+    ours = record.chain[-1]
+    title = next(  # bob's concurrent rename, one that wins (the lower hash)
+        t
+        for t in (f"renamed {n}" for n in range(64))
+        if GroupUpdate.make(base, _me(bob), "title", t, bob.identity.signing_key).hash()
+        < ours.hash()
+    )
+    bob.agent.groups.set_title(gid, title, now=T0)
+    pump([alice, bob, bot])
+    states = [_state(n, gid) for n in (alice, bob, bot)]
+    assert len({s.hash() for s in states}) == 1  # all three on one branch
+    assert states[0].title == title
+    assert states[0].members[_me(bot)].bot == COMMANDS
+    bob.agent.groups.send_text(gid, "/ping", now=T0)
+    pump([alice, bob, bot])
+    assert texts(bot, gid) == ["/ping"]

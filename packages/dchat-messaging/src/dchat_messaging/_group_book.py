@@ -800,7 +800,7 @@ class Groups:
                 update = GroupUpdate.make(state, me, old.op, old.arg, identity.signing_key)
                 new = apply_update(state, update)
             except GroupError:  # no longer allowed, or done already (the member added, removed)
-                if old.op == "add" and isinstance(old.arg, list):  # it holds the losing branch
+                if old.op in ("add", "bot") and isinstance(old.arg, list):  # on the losing branch
                     with contextlib.suppress(ValueError, InvalidCardError):
                         card = ContactCard.from_bytes(old.arg[0])
                         if bytes(card.identity_id) not in state.members:
@@ -808,7 +808,7 @@ class Groups:
                 continue
             waiting += self._send(UPDATE_KIND, update.to_bytes(), self._others(state, me), now=now)
             record = self._advance(record, update, new, own=True)
-            if update.op == "add":  # the new member may hold the losing branch: send it ours
+            if update.op in ("add", "bot"):  # the new member may hold the losing branch
                 card = new.members[max(set(new.members) - set(state.members))].card
                 waiting += self._invite(state, update, [card], now=now)
                 waiting += self._tell_branch(record, card, now)
