@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_node.cli import app
+from dchat_sdk import ApiError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -97,3 +98,17 @@ def test_a_commands_only_bot_never_sees_plain_texts_until_granted_all(
         offset = updates[-1]["update_id"] + 1
         later = _bot(helper, token, "getUpdates", offset=offset, timeout=10)["result"]
         assert [u["message"]["text"] for u in later] == ["plain two"]
+
+        # Refusals: an unknown group, a grant the API does not know, a bot without post.
+        stranger = _bot(helper, token, "sendMessage", chat_id=-1, text="anyone?")
+        assert (stranger["error_code"], stranger["description"]) == (
+            400,
+            "Bad Request: chat not found",
+        )
+        with pytest.raises(ApiError) as bad:
+            a.add_bot_to_group(gid, "helper", read="everything")
+        assert bad.value.status == 422
+        _cli(alice, "group", "grant-bot", gid, "helper", "--no-post")
+        wait_until(lambda: members()["helper"]["post"] is False, timeout=30)
+        mute = _bot(helper, token, "sendMessage", chat_id=chat["id"], text="still here")
+        assert mute["error_code"] == 403
