@@ -14,7 +14,8 @@ order, before the next one:
   validator signed leaves the process unless it would survive a crash.
 * ``StoreBlock`` / ``StoreSynced``: the decided (or synced) blocks and
   certificates are stored durably; new validator sets are kept for light clients.
-* ``SendToPeers``: posted to every peer's queue (:mod:`._links`).
+* ``SendToPeers``: posted to every peer's queue (a :class:`dchat_network.QueuedLink`
+  per peer: posting never blocks, a full queue drops and counts).
 * ``RequestSync``: sent to one connected peer (a random one).
 * ``ReportEvidence``: logged and handed to the book (below), which keeps it
   and on the currency chain submits a ``slash`` transaction.
@@ -50,6 +51,8 @@ import trio
 from dchat_chain.lowlevel import (
     DurableBlockStore,
     IndexedApp,
+    PeerAddressError,
+    PeerStats,
     ReportEvidence,
     RequestSync,
     SaveCheckpoint,
@@ -58,25 +61,34 @@ from dchat_chain.lowlevel import (
     StoreSynced,
     ValidatorBook,
     ValidatorSetLog,
+    parse_peer,
     replay_store,
     sent_step,
+    sync_response_payload,
 )
 from dchat_core import DchatError
-from dchat_network import LinkStats, Prober, ProbeTarget, listing_targets, run_prober, serve_links
+from dchat_network import (
+    LinkStats,
+    Prober,
+    ProbeTarget,
+    QueuedLink,
+    listing_targets,
+    run_prober,
+    serve_links,
+)
 from dchat_storage import ChainBlockLog
 
 from .._errors import ConfigError
 from ..config import parse_hostport
 from ._keys import CURRENCY_GENESIS, VALIDATOR_GENESIS
-from ._links import PeerLink
 from ._peers import InboundHandler
 from ._trace import HeightTrace
-from ._wire import parse_peer
 
 if TYPE_CHECKING:
     from dchat_chain import ConsensusEngine
     from dchat_chain.lowlevel import (
         DriverEffect,
+        PeerAddress,
         StateSnapshot,
         SyncRequest,
         SyncResponse,
@@ -127,13 +139,21 @@ class ValidatorService:
         self.config, self.keys, self._store, self._clock = config, keys, store, clock
         self.blocks = DurableBlockStore(ChainBlockLog(store.db.chain, self.app.chain_id))
         self.sets = ValidatorSetLog(self.blocks)
-        self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
+        try:
+            self.peers = [self._link(parse_peer(p)) for p in config.peers]
+        except PeerAddressError as exc:
+            raise ConfigError(str(exc)) from None
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes, float]](INBOX)
         self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](GOSSIP_IN)
         self.book = ValidatorBook(self.app, keys.account, config.snapshot_interval)
         self._nursery: trio.Nursery | None = None
         self.trace = HeightTrace()  # debug-level timelines; inert otherwise
         self.links = LinkStats()  # the inbound listener's counters (metrics)
+
+    def _link(self, peer: PeerAddress) -> QueuedLink[PeerStats]:
+        stats = PeerStats(str(peer.node_id))
+        key = self.keys.account
+        return QueuedLink(peer.host, peer.port, peer.node_id, key, stats, self._on_sync)
 
     @property
     def driver(self) -> ValidatorDriver:
@@ -164,7 +184,7 @@ class ValidatorService:
         _log.info("validator at height %d after replay", state.height - 1)
         await self._note_sets()
         self._nursery = nursery
-        inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
+        inbound = InboundHandler(self, {p.peer for p in self.peers})
         host, port = parse_hostport(self.config.listen)
         serve = functools.partial(serve_links, node_key=self.keys.account, stats=self.links)
         bound = await nursery.start(serve, inbound.handle, host, port)
@@ -295,9 +315,16 @@ class ValidatorService:
         """Answer a peer's sync request from the block store (in a worker thread)."""
         return await self._store.run(self.blocks.serve_sync, request)
 
-    async def _on_sync(self, peer: PeerLink, payload: bytes) -> None:
+    async def _on_sync(self, peer: QueuedLink[PeerStats], data: bytes) -> bool:
+        """A frame on our link to ``peer``: only sync responses come that way."""
+        try:
+            payload = sync_response_payload(data)
+        except DchatError:
+            _log.info("peer %s sent an unexpected message; closing", peer.peer)
+            return False
         with trio.move_on_after(10):
             await self._inbox_send.send(("sync", payload, 0.0))
+        return True
 
     # -- transactions -----------------------------------------------------------------
 
