@@ -1,16 +1,19 @@
-"""QueuedLink over real TCP on 127.0.0.1: drain, read back, drop when full, redial."""
+"""QueuedLink and read_known_peer over real TCP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+import pytest
 import trio
 
 from dchat_core import NodeId
 from dchat_crypto import SigningKey
-from dchat_network import Link, LinkClosedError, QueuedLink, serve_links
+from dchat_network import Link, LinkClosedError, connect, serve_links
+from dchat_network.lowlevel import QueuedLink, read_known_peer
 from dchat_testing import wait_until_async
 
 CLIENT, SERVER = SigningKey.generate(), SigningKey.generate()
@@ -118,3 +121,54 @@ async def test_a_refused_frame_or_a_closed_link_redials() -> None:
         link.post(b"bye")  # the peer closes: the link is dialled again
         await wait_until_async(lambda: link.stats.dials >= 3, timeout=WAIT)
         nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def known_peers_server(
+    allowed: set[NodeId], frames: list[bytes]
+) -> AsyncIterator[tuple[str, int]]:
+    async def on_frame(link: Link, data: bytes) -> bool:
+        frames.append(data)
+        if data != b"bad":
+            await link.send(data.upper())
+        return data != b"bad"
+
+    handler = partial(read_known_peer, allowed=allowed, on_frame=on_frame)
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(WAIT):
+            serve = partial(serve_links, node_key=SERVER)
+            address = await nursery.start(serve, handler, "127.0.0.1", 0)
+        yield address
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_known_peer_is_read_until_it_sends_a_refused_frame() -> None:
+    frames: list[bytes] = []
+    client = NodeId.derive(CLIENT.public_key.to_bytes())
+    async with known_peers_server({client}, frames) as address:
+        with trio.fail_after(WAIT):
+            link = await connect(*address, node_key=CLIENT)
+            try:
+                await link.send(b"hello")
+                assert await link.receive() == b"HELLO"
+                await link.send(b"bad")
+                with pytest.raises(LinkClosedError):
+                    await link.receive()
+            finally:
+                await link.aclose()
+    assert frames == [b"hello", b"bad"]
+
+
+async def test_an_unknown_node_is_refused_before_any_frame_is_read() -> None:
+    frames: list[bytes] = []
+    async with known_peers_server(set(), frames) as address:
+        with trio.fail_after(WAIT):
+            link = await connect(*address, node_key=CLIENT)
+            try:
+                with contextlib.suppress(LinkClosedError):
+                    await link.send(b"hello")
+                with pytest.raises(LinkClosedError):
+                    await link.receive()
+            finally:
+                await link.aclose()
+    assert frames == []

@@ -16,8 +16,6 @@ from ._probe_driver import run_prober as run_prober
 from ._prober import Prober as Prober
 from ._prober import ProbeTarget as ProbeTarget
 from ._prober import listing_targets as listing_targets
-from ._queued_link import DialSchedule as DialSchedule
-from ._queued_link import QueuedLink as QueuedLink
 from ._relay import RelayError as RelayError
 from ._relay import RelayMessage as RelayMessage
 from ._relay_host import RelayHost as RelayHost
@@ -42,7 +40,6 @@ from ._trio import serve_links as serve_links
 __all__ = (
     "DEFAULT_MAX_MESSAGE",
     "DchatNetworkError",
-    "DialSchedule",
     "HandshakeFailedError",
     "Link",
     "LinkClosedError",
@@ -55,7 +52,6 @@ __all__ = (
     "ProbeError",
     "ProbeTarget",
     "Prober",
-    "QueuedLink",
     "ReconnectPolicy",
     "RelayBusyError",
     "RelayClient",

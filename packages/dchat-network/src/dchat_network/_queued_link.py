@@ -1,4 +1,4 @@
-"""A standing outbound link to one pinned peer, fed by a bounded queue, in trio.
+"""Links between known peers, in trio: outbound fed by a bounded queue, inbound read.
 
 Theory of operation
 -------------------
@@ -12,6 +12,12 @@ catches up by sync). The counters and the redial wait are the caller's
 :class:`DialSchedule` (a sans-IO object: ``dial_failed`` returns the seconds
 to wait before the next dial). Reading times out quietly: a peer that only
 answers now and then is not dead for being silent.
+
+:func:`read_known_peer` is the other side, a handler for
+:func:`~dchat_network.serve_links`: it serves only peers whose node id (proven
+in the handshake) is in ``allowed``, and hands their frames to ``on_frame``
+until the link ends, stays silent for ``idle_timeout`` seconds (peers that keep
+a link up send often) or ``on_frame`` refuses a frame (returns False).
 """
 
 from __future__ import annotations
@@ -23,24 +29,25 @@ import trio
 
 from dchat_core import DchatError
 
-from ._errors import LinkTimeoutError
+from ._errors import LinkClosedError, LinkTimeoutError
 from ._trio import connect
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Container
 
     from dchat_core import NodeId
     from dchat_crypto import SigningKey
 
     from ._trio import Link
 
-__all__ = ("DialSchedule", "QueuedLink")
+__all__ = ("DialSchedule", "QueuedLink", "read_known_peer")
 
 _log = logging.getLogger("dchat.network")
 QUEUE: Final = 512
 DIAL_TIMEOUT: Final = 5.0
 SEND_TIMEOUT: Final = 10.0
 READ_TIMEOUT: Final = 30.0
+IDLE_TIMEOUT: Final = 60.0
 
 
 class DialSchedule(Protocol):
@@ -152,3 +159,24 @@ class QueuedLink(Generic[_S]):
                 continue  # silence is normal
             if not await self._on_frame(self, data):
                 return
+
+
+async def read_known_peer(
+    link: Link,
+    allowed: Container[NodeId],
+    on_frame: Callable[[Link, bytes], Awaitable[bool]],
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> None:
+    """Hand an allowed peer's frames to ``on_frame`` until the link ends (see the module)."""
+    if link.peer_id not in allowed:
+        _log.info("refused a link from a node that is not a configured peer")
+        return
+    while True:
+        try:
+            data = await link.receive(timeout=idle_timeout)
+        except (LinkClosedError, LinkTimeoutError):
+            return
+        if not await on_frame(link, data):
+            _log.info("peer sent a malformed message; closing its link")
+            return

@@ -14,11 +14,16 @@ order, before the next one:
   validator signed leaves the process unless it would survive a crash.
 * ``StoreBlock`` / ``StoreSynced``: the decided (or synced) blocks and
   certificates are stored durably; new validator sets are kept for light clients.
-* ``SendToPeers``: posted to every peer's queue (a :class:`dchat_network.QueuedLink`
+* ``SendToPeers``: posted to every peer's queue (a :class:`dchat_network.lowlevel.QueuedLink`
   per peer: posting never blocks, a full queue drops and counts).
 * ``RequestSync``: sent to one connected peer (a random one).
 * ``ReportEvidence``: logged and handed to the book (below), which keeps it
   and on the currency chain submits a ``slash`` transaction.
+
+Links that configured peers dial to us (:func:`dchat_network.lowlevel.read_known_peer`)
+carry consensus messages (queued to the engine task), gossip (queued for
+admission) and sync requests (answered on the same link from the block store);
+a malformed frame closes the link.
 
 The chain is the one ``genesis.cbor`` in the data directory names (its
 ``"kind"``), or the currency chain of ``genesis-currency.cbor`` in data
@@ -53,35 +58,31 @@ from dchat_chain.lowlevel import (
     IndexedApp,
     PeerAddressError,
     PeerStats,
+    PeerTag,
     ReportEvidence,
     RequestSync,
     SaveCheckpoint,
     SendToPeers,
     StoreBlock,
     StoreSynced,
+    SyncRequest,
     ValidatorBook,
     ValidatorSetLog,
+    decode_inbound,
+    encode_peer_message,
     parse_peer,
     replay_store,
     sent_step,
     sync_response_payload,
 )
 from dchat_core import DchatError
-from dchat_network import (
-    LinkStats,
-    Prober,
-    ProbeTarget,
-    QueuedLink,
-    listing_targets,
-    run_prober,
-    serve_links,
-)
+from dchat_network import LinkStats, Prober, ProbeTarget, listing_targets, run_prober, serve_links
+from dchat_network.lowlevel import QueuedLink, read_known_peer
 from dchat_storage import ChainBlockLog
 
 from .._errors import ConfigError
 from ..config import parse_hostport
 from ._keys import CURRENCY_GENESIS, VALIDATOR_GENESIS
-from ._peers import InboundHandler
 from ._trace import HeightTrace
 
 if TYPE_CHECKING:
@@ -90,12 +91,12 @@ if TYPE_CHECKING:
         DriverEffect,
         PeerAddress,
         StateSnapshot,
-        SyncRequest,
         SyncResponse,
         ValidatorDriver,
         ValidatorKeys,
     )
     from dchat_core import Clock
+    from dchat_network import Link
     from dchat_storage import AsyncStore
 
     from ..config import NodeConfig
@@ -107,6 +108,7 @@ INBOX: Final = 2048
 GOSSIP_INTERVAL: Final = 0.02
 GOSSIP_IN: Final = 16  # peers' tx batches waiting for admission (each up to 2,048 txs)
 CHUNK: Final = 64  # transactions admitted between two scheduler checkpoints
+SEND_TIMEOUT: Final = 30.0  # a sync response to a peer that dialled us
 
 
 class ValidatorService:
@@ -184,10 +186,11 @@ class ValidatorService:
         _log.info("validator at height %d after replay", state.height - 1)
         await self._note_sets()
         self._nursery = nursery
-        inbound = InboundHandler(self, {p.peer for p in self.peers})
+        allowed = {p.peer for p in self.peers}  # inbound links only from configured peers
+        inbound = functools.partial(read_known_peer, allowed=allowed, on_frame=self._inbound)
         host, port = parse_hostport(self.config.listen)
         serve = functools.partial(serve_links, node_key=self.keys.account, stats=self.links)
-        bound = await nursery.start(serve, inbound.handle, host, port)
+        bound = await nursery.start(serve, inbound, host, port)
         for peer in self.peers:
             nursery.start_soon(peer.run)
         nursery.start_soon(self._run_engine)
@@ -310,6 +313,22 @@ class ValidatorService:
         live = [p for p in self.peers if p.stats.connected]
         if not live or not random.choice(live).post(data):
             self.driver.sync_unsent()
+
+    async def _inbound(self, link: Link, data: bytes) -> bool:
+        """A frame from a peer that dialled us; False (the link closes) if malformed."""
+        try:
+            message = decode_inbound(data)
+        except DchatError:
+            return False
+        if isinstance(message, SyncRequest):  # answered on the same link
+            response = await self.serve_sync(message)
+            reply = encode_peer_message(PeerTag.SYNC_RESPONSE, response.to_bytes())
+            await link.send(reply, timeout=SEND_TIMEOUT)
+        elif isinstance(message, list):
+            await self.admit_gossip(message)
+        else:
+            await self.inbox_put(message)  # the engine task checks it
+        return True
 
     async def serve_sync(self, request: SyncRequest) -> SyncResponse:
         """Answer a peer's sync request from the block store (in a worker thread)."""
