@@ -32,7 +32,8 @@ application of its own, a simulation or a test harness.
   ``store_effect``, ``PeerTag``, ``encode_peer_message``,
   ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``;
   peers' configured addresses ``PeerAddress``, ``parse_peer``,
-  ``PeerAddressError``; per-height timing bookkeeping ``HeightTimeline``
+  ``PeerAddressError``; per-height timing bookkeeping ``HeightTimeline``,
+  ``HeightTrace``
 - the relay directory and home-relay choice (sans-IO): ``DirectoryRead``,
   ``DirectoryView``, ``RelayListing``, ``decode_relay_index``,
   ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``epoch_delivered``,
@@ -145,6 +146,7 @@ from ._handle_names import normalize_handle as normalize_handle
 from ._handle_names import solve_handle_pow as solve_handle_pow
 from ._handle_owner import HandleOwner as HandleOwner
 from ._height_timeline import HeightTimeline as HeightTimeline
+from ._height_timeline import HeightTrace as HeightTrace
 from ._height_timeline import sent_step as sent_step
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
@@ -295,6 +297,7 @@ __all__ = (
     "HandleOwner",
     "HandleRecord",
     "HeightTimeline",
+    "HeightTrace",
     "HomeRelays",
     "IndexedApp",
     "InsufficientFundsError",

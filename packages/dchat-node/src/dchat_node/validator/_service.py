@@ -83,7 +83,7 @@ from dchat_storage import ChainBlockLog
 from .._errors import ConfigError
 from ..config import parse_hostport
 from ._keys import CURRENCY_GENESIS, VALIDATOR_GENESIS
-from ._trace import HeightTrace
+from ._trace import height_trace, watch_lag
 
 if TYPE_CHECKING:
     from dchat_chain import ConsensusEngine
@@ -149,7 +149,7 @@ class ValidatorService:
         self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](GOSSIP_IN)
         self.book = ValidatorBook(self.app, keys.account, config.snapshot_interval)
         self._nursery: trio.Nursery | None = None
-        self.trace = HeightTrace()  # debug-level timelines; inert otherwise
+        self.trace = height_trace()  # debug-level timelines; inert otherwise
         self.links = LinkStats()  # the inbound listener's counters (metrics)
 
     def _link(self, peer: PeerAddress) -> QueuedLink[PeerStats]:
@@ -196,7 +196,7 @@ class ValidatorService:
         nursery.start_soon(self._run_engine)
         nursery.start_soon(self._run_gossip)
         nursery.start_soon(self._run_admission)
-        nursery.start_soon(self.trace.watch_lag)
+        nursery.start_soon(watch_lag, self.trace)
         if self.config.probe_directory is not None and self.app.kind == "currency":
             run = functools.partial(run_prober, interval=self.config.probe_interval)
             nursery.start_soon(run, Prober(self.keys.account), self._listed, self.book, self.now_ms)
