@@ -40,7 +40,9 @@ and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 :func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
-(from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
+(from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
+standing links between known peers (validators): :class:`QueuedLink` with its
+:class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ from ._put_proofs import ProofContexts as ProofContexts
 from ._put_proofs import PutProofError as PutProofError
 from ._put_proofs import auth_proof as auth_proof
 from ._put_proofs import prove_deposits as prove_deposits
+from ._queued_link import DialSchedule as DialSchedule
+from ._queued_link import QueuedLink as QueuedLink
+from ._queued_link import read_known_peer as read_known_peer
 from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
@@ -173,6 +178,7 @@ __all__ = (
     "ContactRings",
     "DeliveredSet",
     "DeliveryReceipt",
+    "DialSchedule",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -201,6 +207,7 @@ __all__ = (
     "PutAuthorizer",
     "PutBudget",
     "PutProofError",
+    "QueuedLink",
     "ReceiptBatch",
     "ReceiptBook",
     "ReceiptStore",
@@ -262,6 +269,7 @@ __all__ = (
     "probe_once",
     "prove_deposits",
     "push_blob",
+    "read_known_peer",
     "refusal_frame",
     "run_claims",
     "solve_pow",
