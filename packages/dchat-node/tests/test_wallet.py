@@ -164,6 +164,45 @@ def test_replayed_nonce_is_refused_with_its_type(net: Net) -> None:
     assert shown["height"] >= committed
 
 
+# -- stealth payments (docs/protocol.md §43) ------------------------------------------
+
+
+def test_stealth_payments_are_found_by_scanning_and_swept(net: Net) -> None:
+    payer, payee = str(net.wallet(4)), str(net.wallet(2))
+    address = ["wallet", "stealth-address", "--wallet", payee, "--passphrase-file"]
+    meta = runner.invoke(app, [*address, str(net.passfile)]).stdout.strip()
+    assert meta.startswith("dchat-stealth:")
+    paid = []
+    for amount in ("35", "70"):
+        out = net.cli("wallet", "pay", "--wallet", payer, "--stealth", meta, amount)
+        paid.append(out.split("one-time account ")[1].split()[0])
+    assert paid[0] != paid[1]
+    assert all(p not in meta for p in paid)
+    # On chain the two transfers share no field: other accounts, other memos.
+    found = []
+    assert [net.balance(p) for p in paid] == [35, 70]
+    for height in range(1, net.height() + 1):
+        for raw in net.get(f"/v1/chain/blocks/{height}/txs")["txs"]:
+            body = Transaction.decode(bytes.fromhex(raw)).body
+            if "stealth" in body:
+                found.append(body)
+    assert len(found) == 2
+    assert {b["to"].hex() for b in found} == set(paid)
+    assert found[0]["stealth"] != found[1]["stealth"]
+    # Another wallet's scan finds nothing; the payee's finds both, balances proven.
+    assert json.loads(net.cli("wallet", "scan", "--wallet", payer))["accounts"] == []
+    shown = json.loads(net.cli("wallet", "scan", "--wallet", payee))
+    assert sorted(r["account"] for r in shown["accounts"]) == sorted(paid)
+    assert shown["stealth_balance"] == 105
+    assert json.loads(net.cli("wallet", "balance", "--wallet", payee))["stealth_balance"] == 105
+    # Sweeping signs with each one-time key (an ordinary Ed25519 signature to the chain).
+    sink = "ab" * 32
+    assert "swept 103" in net.cli("wallet", "sweep", "--wallet", payee, sink)
+    _until(lambda: net.balance(sink, 1) == 103)
+    assert json.loads(net.cli("wallet", "scan", "--wallet", payee))["stealth_balance"] == 0
+    assert "TO:" in net.cli("wallet", "pay", "--wallet", payer, "--stealth", "x", "1", ok=False)
+
+
 # -- payment channels ------------------------------------------------------------------
 
 

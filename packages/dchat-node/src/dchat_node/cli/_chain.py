@@ -315,11 +315,15 @@ def balance(
     """Show an account's balance and nonce, verified by light client and Merkle proof.
 
     ``next_nonce`` and ``validator`` are the node's word (not covered by the proof).
+    With --wallet, ``stealth_balance`` sums the one-time accounts the last
+    ``dchat wallet scan`` found (each balance proven too).
     """
+    key = None
     if account is None:
         if wallet is None:
             raise _fail("give an ACCOUNT or --wallet")
-        owner = load_wallet(wallet, _passphrase(passphrase_file)).public_key.to_bytes()
+        key = load_wallet(wallet, _passphrase(passphrase_file))
+        owner = key.public_key.to_bytes()
     else:
         try:
             owner = bytes.fromhex(account)
@@ -327,9 +331,17 @@ def balance(
             raise _fail("ACCOUNT must be 64 hex digits") from None
         if len(owner) != 32:
             raise _fail("ACCOUNT must be 64 hex digits")
-    answer = _account(_Api(node, genesis, light_dir, wallet), owner)
+    api = _Api(node, genesis, light_dir, wallet)
+    answer = _account(api, owner)
     shown = ("account", "balance", "nonce", "next_nonce", "height", "validator")
-    _out.print_json(json.dumps({k: answer[k] for k in shown}))
+    doc = {k: answer[k] for k in shown}
+    if key is not None and wallet is not None:
+        from ._stealth import stealth_total
+
+        stealth = stealth_total(api, wallet, key)
+        if stealth is not None:  # the one-time accounts `dchat wallet scan` found
+            doc["stealth_balance"] = stealth
+    _out.print_json(json.dumps(doc))
 
 
 @wallet_app.command("transfer")
