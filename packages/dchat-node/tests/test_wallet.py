@@ -39,6 +39,7 @@ from dchat_node import NodeProcess
 from dchat_node.cli import app
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
+from dchat_sdk import ApiError
 from dchat_testing import running_validators, start_all, wait_until
 
 pytestmark = pytest.mark.slow
@@ -390,3 +391,23 @@ def _pay_and_refuse(
     _until(lambda: sorted(refused()) == [(250, "not_found"), (9999, "not_found")])
     assert [m["payment"]["state"] for m in _payments_of(bob, "alice")] == ["verified"]
     assert net.balance(accounts[1]) == before + 250
+    _stealth_through_the_api(net, alice, bob, accounts[1])
+
+
+def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob_at: str) -> None:
+    """The same stealth payment through the user nodes' API and the SDK (protocol §43)."""
+    before = net.balance(bob_at)
+    with alice.client() as a, bob.client() as b:
+        meta = b.stealth_address()
+        paid = a.stealth_pay(meta, 40)
+        assert paid["account"] not in (bob_at, meta)
+        found = b.stealth_scan()
+        assert [(r["account"], r["balance"]) for r in found["accounts"]] == [(paid["account"], 40)]
+        assert found["stealth_balance"] == 40
+        assert a.stealth_scan()["accounts"] == []  # not Alice's to find
+        swept = b.stealth_sweep()  # to Bob's own account, signed by the one-time key
+        assert (swept["swept"], swept["to"]) == (39, bob_at)
+        assert b.stealth_scan()["stealth_balance"] == 0
+        with pytest.raises(ApiError, match="bad_key"):
+            a.stealth_pay("dchat-stealth:" + "00" * 64, 1)
+    assert net.balance(bob_at) == before + 39
