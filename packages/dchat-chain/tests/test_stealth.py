@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nacl.bindings import crypto_core_ed25519_add
 
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
@@ -117,13 +118,20 @@ def test_decoders_take_any_bytes(data: bytes) -> None:
 
 
 @given(st.binary(min_size=33, max_size=33))
-def test_memo_decoder_accepts_exactly_valid_points(data: bytes) -> None:
-    try:
-        memo = StealthMemo.from_bytes(data)
-    except StealthFormatError:
-        return
+def test_any_memo_decodes_and_a_random_one_matches_nothing(data: bytes) -> None:
+    memo = StealthMemo.from_bytes(data)
     assert memo.to_bytes() == data
-    assert not BOB.owns(b"\x00" * 32, memo)
+    account, real = stealth_payment(BOB.meta_address)
+    assert not BOB.owns(account, memo) or memo == real
+
+
+def test_a_memo_key_with_a_small_order_part_finds_nothing() -> None:
+    # R + T (T of order 4) is outside the prime-order subgroup: libsodium refuses it.
+    account, memo = stealth_payment(BOB.meta_address)
+    order_four = bytes(32)  # y = 0: a point of order 4
+    shifted = crypto_core_ed25519_add(memo.ephemeral, order_four)
+    assert not BOB.owns(account, StealthMemo(shifted, memo.view_tag))
+    assert not BOB.owns(account, StealthMemo(order_four, memo.view_tag))
 
 
 # -- on the chain ---------------------------------------------------------------------

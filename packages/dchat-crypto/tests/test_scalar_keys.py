@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st
-from nacl.bindings import crypto_sign_open
+from nacl.bindings import crypto_core_ed25519_add, crypto_sign_open
 
 from dchat_crypto import BadSignatureError, InvalidKeyError
 from dchat_crypto.hazmat import (
@@ -75,6 +75,14 @@ def test_bad_points_are_typed_errors() -> None:
             ed25519_mul(s, point)
         with pytest.raises(InvalidKeyError):
             ed25519_add(point, ed25519_base_mul(s))
+
+
+def test_a_point_with_a_small_order_component_is_refused() -> None:
+    point = ed25519_base_mul(ed25519_scalar_from_hash(b"r"))
+    shifted = crypto_core_ed25519_add(point, bytes(32))  # plus a point of order 4
+    assert not ed25519_point_ok(shifted)
+    with pytest.raises(InvalidKeyError):
+        ed25519_mul(ed25519_scalar_from_hash(b"s"), shifted)
 
 
 def test_diffie_hellman_commutes() -> None:

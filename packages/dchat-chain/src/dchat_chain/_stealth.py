@@ -17,6 +17,12 @@ secret scalar is ``p + tweak`` and :class:`~dchat_crypto.hazmat.ScalarSigningKey
 signs for it. The scan key alone finds payments (a watch-only wallet); only the
 spend key spends them.
 
+A memo's ``R`` is checked where it is used: libsodium's scalar multiplication
+refuses any point that is not canonical, on the curve and in the prime-order
+subgroup (so no small-order component can make ``Z`` reveal anything about
+``s``), and such a memo matches nothing. The meta-address is checked when
+decoded, so a sender never multiplies a bad point either.
+
 Every payment has a fresh ``r``, so two payments to one meta-address share no
 field on chain: different accounts, different ``R``, independent tags. What the
 chain still shows is in ``docs/rationale.md`` (the payer, amounts, times, and
@@ -139,14 +145,14 @@ class StealthMemo:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StealthMemo:
-        """Decode a memo from a transfer (untrusted).
+        """Decode a memo from a transfer (untrusted; the key is checked when used).
 
         Raises:
-            StealthFormatError: Not 33 bytes, or the ephemeral key is no valid point.
+            StealthFormatError: Not 33 bytes.
         """
         if not isinstance(data, bytes) or len(data) != STEALTH_MEMO_SIZE:
             raise StealthFormatError(f"a stealth memo is {STEALTH_MEMO_SIZE} bytes")
-        return cls(_checked_point(data[:_POINT], "the ephemeral key"), data[_POINT])
+        return cls(data[:_POINT], data[_POINT])
 
 
 def _derive(shared: bytes, ephemeral: bytes, spend_key: bytes) -> tuple[bytes, int]:
@@ -187,7 +193,7 @@ class StealthKeys:
     @classmethod
     def from_seed(cls, seed: bytes) -> StealthKeys:
         """The stealth keys derived from a secret seed (a wallet key's 32 bytes)."""
-        scan = ScalarSigningKey.from_seed(seed, _SCAN).to_bytes()[:_POINT]
+        scan = ed25519_scalar_from_hash(_SCAN + b"\x00" + seed)
         return cls(scan, ScalarSigningKey.from_seed(seed, _SPEND))
 
     @property
@@ -199,7 +205,7 @@ class StealthKeys:
         """The tweak if ``account`` with ``memo`` is one of ours, else None."""
         try:
             shared = ed25519_mul(self._scan, memo.ephemeral)
-        except InvalidKeyError:  # memos are checked on decoding; a hand-made one may not be
+        except InvalidKeyError:  # not a usable point: no payment of ours
             return None
         tweak, tag = _derive(shared, memo.ephemeral, self._meta.spend_key)
         if tag != memo.view_tag:

@@ -22,8 +22,10 @@ through PyNaCl's bindings (``crypto_scalarmult_ed25519_base_noclamp``,
 ``crypto_scalarmult_ed25519_noclamp``, ``crypto_core_ed25519_add``,
 ``crypto_core_ed25519_scalar_{add,mul,reduce}``,
 ``crypto_core_ed25519_is_valid_point``); this module hashes and orders the calls.
-Points from outside are checked by :func:`ed25519_point_ok` (on the curve,
-canonical, in the prime-order subgroup, not of small order).
+Points from outside
+are checked by :func:`ed25519_point_ok` (on the curve, canonical, in the
+prime-order subgroup, not of small order); libsodium's scalar multiplication
+makes the same checks itself, so a point that is only multiplied needs none.
 """
 
 from __future__ import annotations
@@ -86,15 +88,21 @@ def ed25519_base_mul(scalar: bytes) -> bytes:
 
 
 def ed25519_mul(scalar: bytes, point: bytes) -> bytes:
-    """``scalar·point`` (no clamping), for a checked ``point``.
+    """``scalar·point`` (no clamping), for an untrusted ``point``.
+
+    libsodium itself refuses a point that :func:`ed25519_point_ok` refuses
+    (not canonical, not on the curve, outside the prime-order subgroup, of
+    small order), so the product never depends on a small-order component.
 
     Raises:
-        InvalidKeyError: ``point`` fails :func:`ed25519_point_ok`, or the product is the identity.
+        InvalidKeyError: libsodium refuses ``point``, or the product is the identity.
     """
+    if not isinstance(point, bytes) or len(point) != _SIZE:
+        raise InvalidKeyError("an Ed25519 point is 32 bytes")
     try:
-        return bytes(sodium.crypto_scalarmult_ed25519_noclamp(_scalar(scalar), _point(point)))
+        return bytes(sodium.crypto_scalarmult_ed25519_noclamp(_scalar(scalar), point))
     except SodiumRuntimeError:
-        raise InvalidKeyError("the product is the identity") from None
+        raise InvalidKeyError("not a usable Ed25519 point") from None
 
 
 def ed25519_add(p: bytes, q: bytes) -> bytes:

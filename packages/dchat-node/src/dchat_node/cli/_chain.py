@@ -27,6 +27,7 @@ from rich.console import Console
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
     NetPlan,
+    StealthScanFile,
     WalletLightReader,
     account_key,
     genesis_anchor,
@@ -221,6 +222,11 @@ def _guarded(action: Callable[[], T]) -> T:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
 
 
+def stealth_file(wallet: Path, key: SigningKey) -> StealthScanFile:
+    """The wallet's stealth scan, ``WALLET.stealth`` (sealed under a key from the wallet key)."""
+    return StealthScanFile(wallet.with_name(wallet.name + ".stealth"), key.to_bytes())
+
+
 def _account(api: _Api, owner: bytes) -> dict[str, Any]:
     """The account's answer, with balance and nonce taken from the verified value."""
     doc, value = api.proven(f"/v1/chain/accounts/{owner.hex()}", account_key(owner))
@@ -336,11 +342,10 @@ def balance(
     shown = ("account", "balance", "nonce", "next_nonce", "height", "validator")
     doc = {k: answer[k] for k in shown}
     if key is not None and wallet is not None:
-        from ._stealth import stealth_total
-
-        stealth = stealth_total(api, wallet, key)
-        if stealth is not None:  # the one-time accounts `dchat wallet scan` found
-            doc["stealth_balance"] = stealth
+        scan = stealth_file(wallet, key)
+        if scan.path.exists():  # the one-time accounts `dchat wallet scan` found
+            finds = _guarded(lambda: scan.load(None).finds)
+            doc["stealth_balance"] = sum(int(_account(api, f.account)["balance"]) for f in finds)
     _out.print_json(json.dumps(doc))
 
 

@@ -23,7 +23,6 @@ from rich.console import Console
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
     StealthMetaAddress,
-    StealthScanFile,
     genesis_anchor,
     stealth_payment,
 )
@@ -42,16 +41,17 @@ from ._chain import (
     _read_genesis,
     _send,
     _signed_with,
+    stealth_file,
 )
 from ._common import fail as _fail
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dchat_chain.lowlevel import StealthFind, StealthScan
+    from dchat_chain.lowlevel import StealthFind, StealthScan, StealthScanFile
     from dchat_crypto import SigningKey
 
-__all__ = ("pay", "scan", "stealth_address", "stealth_total", "sweep")
+__all__ = ("pay", "scan", "stealth_address", "sweep")
 
 _out = Console()
 
@@ -63,13 +63,9 @@ def _key(wallet: Path, passphrase_file: Path | None) -> SigningKey:
         raise _fail(str(exc)) from None
 
 
-def _scan_file(wallet: Path, key: SigningKey) -> StealthScanFile:
-    return StealthScanFile(wallet.with_name(wallet.name + ".stealth"), key.to_bytes())
-
-
 def stealth_address(wallet: WalletFile, passphrase_file: PassFile = None) -> None:
     """Print the wallet's stealth meta-address (publish it; payments to it are unlinkable)."""
-    keys = _scan_file(wallet, _key(wallet, passphrase_file)).keys
+    keys = stealth_file(wallet, _key(wallet, passphrase_file)).keys
     _out.print(keys.meta_address.to_text(), highlight=False, soft_wrap=True)
 
 
@@ -149,18 +145,6 @@ def _balances(api: _Api, finds: list[StealthFind]) -> list[dict[str, Any]]:
     return rows
 
 
-def stealth_total(api: _Api, wallet: Path, key: SigningKey) -> int | None:
-    """The proven balance of the one-time accounts the last scan found (None: never scanned)."""
-    file = _scan_file(wallet, key)
-    if not file.path.exists():
-        return None
-    try:
-        finds = file.load(None).finds
-    except DchatError as exc:
-        raise _fail(str(exc)) from None
-    return sum(int(r["balance"]) for r in _balances(api, finds))
-
-
 def scan(
     node: NodeDir,
     wallet: WalletFile,
@@ -171,7 +155,7 @@ def scan(
     """Scan new blocks for stealth payments to this wallet; show their proven balances."""
     key = _key(wallet, passphrase_file)
     api = _Api(node, genesis, light_dir, wallet)
-    state = _run_scan(api, _scan_file(wallet, key), node, genesis)
+    state = _run_scan(api, stealth_file(wallet, key), node, genesis)
     rows = _balances(api, state.finds)
     total = sum(r["balance"] for r in rows)
     doc = {"scanned_to": state.height, "accounts": rows, "stealth_balance": total}
@@ -198,7 +182,7 @@ def sweep(
     if len(target) != 32:
         raise _fail("TO must be 64 hex digits")
     api = _Api(node, genesis, light_dir, wallet)
-    file = _scan_file(wallet, key)
+    file = stealth_file(wallet, key)
     state = _run_scan(api, file, node, genesis)
     moved = 0
     for find, row in zip(state.finds, _balances(api, state.finds), strict=True):
