@@ -405,7 +405,7 @@ def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob
         assert [(r["account"], r["balance"]) for r in found["accounts"]] == [(paid["account"], 40)]
         assert found["stealth_balance"] == 40
         assert a.stealth_scan()["accounts"] == []  # not Alice's to find
-        swept = b.stealth_sweep()  # to Bob's own account, signed by the one-time key
+        swept = b.stealth_sweep(bob_at)  # signed by the one-time key
         assert (swept["swept"], swept["to"]) == (39, bob_at)
         assert b.stealth_scan()["stealth_balance"] == 0
         with pytest.raises(ApiError, match="bad_key"):

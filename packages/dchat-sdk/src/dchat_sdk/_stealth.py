@@ -45,10 +45,11 @@ class StealthCalls:
         """
         return obj(self._call("POST", "/v1/stealth/scan", None, timeout=PAY_TIMEOUT))
 
-    def stealth_sweep(self, to: str | None = None, *, fee: int = 1) -> dict[str, Any]:
-        """Move every stealth balance found (less ``fee`` each) to ``to`` (default: own account).
+    def stealth_sweep(self, to: str, *, fee: int = 1) -> dict[str, Any]:
+        """Move every stealth balance found (less ``fee`` each) to the account ``to`` (hex).
 
+        Sweeping several one-time accounts to one account links them on chain.
         Returns ``{"swept", "to", "txs"}``.
         """
-        body: dict[str, Any] = {"fee": fee} if to is None else {"to": to, "fee": fee}
+        body = {"to": to, "fee": fee}
         return obj(self._call("POST", "/v1/stealth/sweep", body, timeout=2 * PAY_TIMEOUT))

@@ -12,9 +12,9 @@ Routes (user role, bearer token like the rest of the API; docs/protocol.md §43)
   block's transactions checked against its certified header) and answer
   ``{"scanned_to", "accounts": [{"account", "height", "balance"}],
   "stealth_balance"}``, balances proven by the light client.
-* ``POST /v1/stealth/sweep {to?, fee?}``: move every found balance (less the
-  fee) to ``to`` (hex; default: the identity's account), each transfer signed
-  by its one-time key: ``{"swept", "txs"}``.
+* ``POST /v1/stealth/sweep {to, fee?}``: move every found balance (less the
+  fee) to the account ``to`` (hex), each transfer signed by its one-time key:
+  ``{"swept", "to", "txs"}``. Sweeping several to one account links them.
 
 The scan and the reads are dchat_chain's (``StealthScan``, ``StealthScanFile``,
 the light reader); this module is their I/O through :class:`~._chain_link.ChainLink`.
@@ -64,7 +64,7 @@ class StealthPayBody(BaseModel):
 
 class SweepBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+    to: str = Field(pattern="^[0-9a-f]{64}$")
     fee: int = Field(default=1, ge=0, le=_MAX)
 
 
@@ -158,8 +158,7 @@ class StealthDesk:
 
     async def sweep(self, body: SweepBody) -> dict[str, Any]:
         """``POST /v1/stealth/sweep``."""
-        own = user_role(self._node).user.identity.signing_key.public_key.to_bytes()
-        target = own if body.to is None else bytes.fromhex(body.to)
+        target = bytes.fromhex(body.to)
         swept, txs = 0, []
         async with self._lock:
             file, state = await self._scan()
@@ -196,5 +195,5 @@ def add_stealth_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         return await desk.scan()
 
     @app.post("/v1/stealth/sweep", dependencies=auth)
-    async def sweep(body: SweepBody | None = None) -> dict[str, Any]:
-        return await desk.sweep(body or SweepBody())
+    async def sweep(body: SweepBody) -> dict[str, Any]:
+        return await desk.sweep(body)

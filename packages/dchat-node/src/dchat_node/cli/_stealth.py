@@ -8,8 +8,8 @@ scan has not seen (each block's transactions checked against its certified
 header by the scan's own light client), keeps what is ours in ``WALLET.stealth``
 (sealed under the wallet key) and shows each one-time account's balance, read
 by the wallet's light client with a Merkle proof. ``sweep`` moves every found
-balance (less the fee) to one account (default: the wallet's), signed by the
-one-time keys. See docs/protocol.md §43 and docs/rationale.md.
+balance (less the fee) to the account TO, signed by the one-time keys (the
+user names TO: sweeping several to one account links them). See docs/protocol.md §43 and docs/rationale.md.
 """
 
 from __future__ import annotations
@@ -166,8 +166,12 @@ def sweep(
     node: NodeDir,
     wallet: WalletFile,
     to: Annotated[
-        str | None, typer.Argument(help="Account to sweep to (hex); default: the wallet's.")
-    ] = None,
+        str,
+        typer.Argument(
+            help="Account to sweep to (hex). Sweeping several to one account, or to a "
+            "published one, links them (docs/rationale.md)."
+        ),
+    ],
     fee: Annotated[int, typer.Option(min=0)] = 1,
     passphrase_file: PassFile = None,
     genesis: GenesisFile = None,
@@ -176,7 +180,7 @@ def sweep(
     """Move every stealth balance found (less the fee) to TO, signed by the one-time keys."""
     key = _key(wallet, passphrase_file)
     try:
-        target = key.public_key.to_bytes() if to is None else bytes.fromhex(to)
+        target = bytes.fromhex(to)
     except ValueError:
         raise _fail("TO must be 64 hex digits") from None
     if len(target) != 32:
