@@ -124,7 +124,9 @@ class StealthDesk:
         state.scan_to(int((await self._chain.call("GET", "/v1/chain/status"))["height"]))
         try:
             while (request := state.next_request()) is not None:
-                state.receive(await self._chain.call("GET", request))
+                answer = await self._chain.call("GET", request)
+                # Certificates and matches are CPU work: off the event loop (under the lock).
+                await trio.to_thread.run_sync(state.receive, answer)
         except DchatError as exc:
             if isinstance(exc, NodeStateError):
                 raise

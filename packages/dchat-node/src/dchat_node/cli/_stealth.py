@@ -9,7 +9,8 @@ header by the scan's own light client), keeps what is ours in ``WALLET.stealth``
 (sealed under the wallet key) and shows each one-time account's balance, read
 by the wallet's light client with a Merkle proof. ``sweep`` moves every found
 balance (less the fee) to the account TO, signed by the one-time keys (the
-user names TO: sweeping several to one account links them). See docs/protocol.md §43 and docs/rationale.md.
+user names TO: sweeping several to one account links them). See
+docs/protocol.md §43 and docs/rationale.md.
 """
 
 from __future__ import annotations
