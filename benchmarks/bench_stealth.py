@@ -195,7 +195,10 @@ def section(
             f"thread; best and median of {args.repeats} interleaved rounds after a warm-up.",
             "- Match: `StealthKeys.owns` on another wallet's memos (the common case: one "
             "scalar multiplication, the view tag) and on ours (then the one-time account is "
-            "derived and compared). Baseline: one X25519 exchange (`cryptography`).",
+            "derived and compared). Baseline: one X25519 exchange (`cryptography`). "
+            "libsodium's `crypto_scalarmult_ed25519_noclamp` first checks that the point lies "
+            "in the prime-order subgroup (a multiplication by L) and works on Edwards "
+            "coordinates; X25519 does neither, hence most of the gap.",
             "- Pay: `stealth_payment` (ephemeral key, shared point, tweak, one-time account). "
             "Sign: `ScalarSigningKey.sign` (a one-time key's Ed25519 signature, 200-byte "
             "message). Baseline of both: Ed25519 signing with `cryptography`.",
