@@ -38,6 +38,7 @@ from ._replies import (
     string,
 )
 from ._socket import RemoteSocket
+from ._stealth import StealthCalls
 
 UPLOAD_PIECE = 256 * 1024
 """Bytes read from disk per piece of a streamed upload."""
@@ -63,7 +64,9 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls):
+class RemoteClient(
+    ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls, StealthCalls
+):
     """Synchronous client of one node's local API.
 
     Args:

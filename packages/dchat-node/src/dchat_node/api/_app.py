@@ -54,6 +54,7 @@ from ._requests import add_request_routes
 from ._roles import user_role
 from ._search import add_search_routes
 from ._socket import add_socket_route
+from ._stealth import add_stealth_routes
 from ._validator import add_chain_routes
 from ._webapp import AppSessions, add_webapp_routes
 
@@ -189,6 +190,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_search_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
+    add_stealth_routes(app, node, auth)
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     add_bot_routes(app, node, feed, auth)

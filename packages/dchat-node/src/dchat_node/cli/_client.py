@@ -50,8 +50,13 @@ _out = Console()
 def _wallet_app() -> typer.Typer:
     from ._chain import wallet_app
     from ._channels import channel_app
+    from ._stealth import pay, scan, stealth_address, sweep
 
     wallet_app.add_typer(channel_app, name="channel")
+    wallet_app.command("stealth-address")(stealth_address)
+    wallet_app.command("pay")(pay)
+    wallet_app.command("scan")(scan)
+    wallet_app.command("sweep")(sweep)
     return wallet_app
 
 
