@@ -279,10 +279,9 @@ class CoverTraffic:
     def due(self, now: float, home: Sequence[str]) -> list[CoverDeposit]:
         """The cover envelopes to deposit now (loops at a home relay in ``home``)."""
         self._expire(now)
-        if self.scheduler is None or not home:
-            return []
-        out = []
-        for send in self.scheduler.due(now):
+        sends = [] if self.scheduler is None else self.scheduler.due(now)
+        out: list[CoverDeposit] = []
+        for send in sends if home else []:  # no home relay yet: the slots pass unused
             if send.kind == "loop":
                 loop_id = os.urandom(16)
                 mailbox = self.tag(now).mailbox
@@ -367,7 +366,7 @@ class CoverTraffic:
         self.rtt_mean = rtt if self.rtt_mean is None else self.rtt_mean + (rtt - self.rtt_mean) / n
 
     def _expire(self, now: float) -> None:
-        late = [i for i, at in self._pending.items() if now - at > LOOP_TIMEOUT]
+        late = [i for i, at in self._pending.items() if now - at >= LOOP_TIMEOUT]
         for loop_id in late:
             del self._pending[loop_id]
         self.counters["loops_missing"] += len(late)
