@@ -161,12 +161,14 @@ def test_the_budget_set_at_run_time_is_kept_and_wins_over_the_setting() -> None:
     assert cover.watch(T0) == []
     assert cover.wait(T0) == float("inf")
     cover.set_budget(5000)
+    cover.save()
     assert (cover.status()["on"], cover.status()["source"]) == (True, "set")
     tags = [t.mailbox for t in cover.watch(T0)]
     again = _cover(0, store)  # a restart: the node's setting is still off
     assert (again.budget, again.status()["on"]) == (5000, True)
     assert [t.mailbox for t in again.watch(T0)] == tags  # the same secret
     again.set_budget(0)
+    again.save()
     assert _cover(9000, store).budget == 0  # "off" set by the user stays off
 
 

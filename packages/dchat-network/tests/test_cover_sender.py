@@ -48,14 +48,15 @@ async def test_deposits_fall_due_go_through_put_and_are_settled(autojump_clock: 
     book = Book(every=2.0)
     puts: list[tuple[str, float]] = []
 
-    async def put(relay: str, items: list[tuple[bytes, bytes]]) -> list[bytes | str]:
+    async def put(host: str, port: int, items: list[tuple[bytes, bytes]]) -> list[bytes | str]:
+        relay = f"{host}:{port}"
         puts.append((relay, trio.current_time()))
         if relay == "dead:1":
             await trio.sleep(10)  # a dead relay times out ...
             raise DchatError("down")
         return [b"entry"] * len(items)
 
-    sender = CoverSender(book, put, trio.current_time, lambda: ["home:1"])
+    sender = CoverSender(book, put, trio.current_time, ["home:1"])
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sender.run)
         await trio.sleep(11.0)

@@ -33,7 +33,8 @@ Every real envelope the node deposits (:meth:`CoverTraffic.real_sent`, from
 ``UserMessaging.route``) takes a drop's slot.
 
 On or off: the budget comes from the node's setting (``cover_traffic``) until
-the user sets it at run time (:meth:`CoverTraffic.set_budget`, kept in the
+the user sets it at run time (:meth:`CoverTraffic.set_budget` in the shell's
+thread, then :meth:`CoverTraffic.save` in the store's worker: kept in the
 ``cover`` state); 0 is off. Nothing here does I/O; ``now`` is passed in.
 """
 
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from ._store import StateStore
 
 __all__ = (
+    "DEFAULT_COVER_BUDGET",
     "LOOP_TIMEOUT",
     "CoverDeposit",
     "CoverTag",
@@ -87,6 +89,8 @@ __all__ = (
     "envelope_size",
 )
 
+DEFAULT_COVER_BUDGET: Final = 100
+"""Bytes per second when cover is turned on without a budget: one envelope every ~6.6 s."""
 LOOP_TIMEOUT: Final = 60.0
 """Seconds after which a loop that has not come back counts as missing."""
 LOOP = 1
@@ -224,10 +228,13 @@ class CoverTraffic:
                     self._set = fields.get_int("budget", lo=0, hi=MAX_COVER_BUDGET)
             except (DecodeError, ValueError):
                 raise EngineStateError("stored cover state is damaged") from None
+        fresh = self._secret is None
         self._start()
+        if fresh and self._secret is not None:
+            self.save()  # the cover tags stay the same across restarts
 
     def set_budget(self, budget: int) -> None:
-        """Turn cover on at ``budget`` bytes/s (0: off), kept across restarts.
+        """Turn cover on at ``budget`` bytes/s (0: off) now; :meth:`save` keeps the choice.
 
         Raises:
             CoverInputError: a budget out of range, or too small for one envelope a minute.
@@ -235,6 +242,15 @@ class CoverTraffic:
         self._check(budget)
         self._set = budget
         self._start()
+
+    def save(self) -> None:
+        """Store the secret and the budget set at run time (in the store's worker)."""
+        self._secret = self._secret or os.urandom(TAG_SECRET_SIZE)
+        value: dict[str, object] = {"v": 1, "sec": self._secret}
+        if self._set is not None:
+            value["budget"] = self._set
+        with self._store.transaction():
+            self._store.put_state(_KEY, canonical_encode(value))
 
     @property
     def budget(self) -> int:
@@ -252,13 +268,8 @@ class CoverTraffic:
             for name, count in self.scheduler.counters.items():
                 self._before[name] = self._before.get(name, 0) + count
         policy = self._check(self.budget)
-        if self._secret is None or self._set is not None:
-            self._secret = self._secret or os.urandom(TAG_SECRET_SIZE)
-            value: dict[str, object] = {"v": 1, "sec": self._secret}
-            if self._set is not None:
-                value["budget"] = self._set
-            with self._store.transaction():
-                self._store.put_state(_KEY, canonical_encode(value))
+        if policy is not None and self._secret is None:
+            self._secret = os.urandom(TAG_SECRET_SIZE)  # stored by save()
         if policy is None:
             self.scheduler = None
             self._pending.clear()

@@ -20,7 +20,7 @@ payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :func:`check_payment`, :data:`GIVE_UP_AFTER`), cover traffic (:class:`CoverTraffic`,
 ``UserMessaging.cover``, :class:`CoverDeposit`, :class:`CoverTag`, the cover payload's
 :func:`encode_cover` and :func:`decode_cover`, :func:`envelope_size`,
-:data:`LOOP_TIMEOUT`) and the
+:data:`LOOP_TIMEOUT`, :data:`DEFAULT_COVER_BUDGET`) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -54,6 +54,7 @@ from ._conversation import Typing as Typing
 from ._conversation import decode_conversation as decode_conversation
 from ._conversations import Conversations as Conversations
 from ._conversations import ConversationUpdate as ConversationUpdate
+from ._cover import DEFAULT_COVER_BUDGET as DEFAULT_COVER_BUDGET
 from ._cover import LOOP_TIMEOUT as LOOP_TIMEOUT
 from ._cover import CoverDeposit as CoverDeposit
 from ._cover import CoverTag as CoverTag
@@ -156,6 +157,7 @@ __all__ = (
     "CoverDeposit",
     "CoverTag",
     "CoverTraffic",
+    "DEFAULT_COVER_BUDGET",
     "Delete",
     "Disappearing",
     "Duplicate",

@@ -18,14 +18,14 @@ the schedule (cover turned on or off).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import trio
 
-from dchat_core import DchatError
+from dchat_core import DchatError, RelayAddress
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 __all__ = ("CoverSender",)
 
@@ -41,31 +41,36 @@ class _Deposit(Protocol):
     def envelope(self) -> bytes: ...
 
 
-class _Cover(Protocol):
+_D = TypeVar("_D", bound=_Deposit)
+
+
+class _Cover(Protocol[_D]):
     def wait(self, now: float) -> float: ...
-    def due(self, now: float, home: Sequence[str]) -> Sequence[_Deposit]: ...
-    def settled(self, deposits: Sequence[_Deposit], results: Sequence[object]) -> None: ...
+    def due(self, now: float, home: Sequence[str]) -> Sequence[_D]: ...
+    def settled(self, deposits: Sequence[_D], results: Sequence[object]) -> None: ...
 
 
-class CoverSender:
+class CoverSender(Generic[_D]):
     """Deposits a node's cover envelopes as they fall due (see the module docstring).
 
     Args:
         cover: The sans-IO book (``wait``, ``due``, ``settled``).
-        put: Deposit ``(mailbox, envelope)`` items at a relay (``host:port``);
-            per item its entry id or what failed.
+        put: Deposit ``(mailbox, envelope)`` items at the relay at ``host``,
+            ``port`` (as :meth:`RelayPool.put_many`); per item its entry id
+            or what failed.
         clock: The node's clock.
-        home: The home relays (``host:port``), read at each round.
+        home: The home relays (``[NODEID@]HOST:PORT`` or relay addresses).
     """
 
     def __init__(
         self,
-        cover: _Cover,
-        put: Callable[[str, list[tuple[bytes, bytes]]], Awaitable[list[bytes | str]]],
+        cover: _Cover[_D],
+        put: Callable[[str, int, list[tuple[bytes, bytes]]], Awaitable[list[bytes | str]]],
         clock: Callable[[], float],
-        home: Callable[[], Sequence[str]],
+        home: Iterable[object],
     ) -> None:
-        self._cover, self._put, self._clock, self._home = cover, put, clock, home
+        self._cover, self._put, self._clock = cover, put, clock
+        self._home = tuple(str(relay) for relay in home)
         self._wake = trio.Event()
 
     def wake(self) -> None:
@@ -81,14 +86,14 @@ class CoverSender:
                 if wait > 0:
                     with trio.move_on_after(wait):  # inf while cover is off: until woken
                         await self._wake.wait()
-                for deposit in self._cover.due(self._clock(), self._home()):
+                for deposit in self._cover.due(self._clock(), self._home):
                     nursery.start_soon(self._deposit, deposit)
 
-    async def _deposit(self, deposit: _Deposit) -> None:
+    async def _deposit(self, deposit: _D) -> None:
         try:
-            results: list[bytes | str] = await self._put(
-                deposit.relay, [(deposit.mailbox, deposit.envelope)]
-            )
+            relay = RelayAddress.parse(deposit.relay)
+            items = [(deposit.mailbox, deposit.envelope)]
+            results: list[bytes | str] = await self._put(relay.host, relay.port, items)
         except DchatError as exc:
             _log.info("cover deposit failed: %s", type(exc).__name__)
             results = [type(exc).__name__]

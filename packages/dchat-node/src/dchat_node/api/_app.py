@@ -48,6 +48,7 @@ from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
+from ._privacy import add_privacy_routes
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
@@ -185,6 +186,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     app.state.anchors = GroupAnchorDesk(node)  # its task: serve_api runs it
     add_channel_routes(app, node, auth)
     add_search_routes(app, node, auth)
+    add_privacy_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
     feed = EventFeed(node)
