@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +11,9 @@ from rich.console import Console
 from dchat_sdk import RemoteClient
 
 from ._common import guard
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ("privacy_app",)
 
