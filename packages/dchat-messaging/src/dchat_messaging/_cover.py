@@ -306,7 +306,7 @@ class CoverTraffic:
             return math.inf
         at = self.scheduler.next_at()
         if self._pending:
-            at = min(at, min(self._pending.values()) + LOOP_TIMEOUT)
+            at = min(at, self._pending[next(iter(self._pending))] + LOOP_TIMEOUT)
         return max(0.0, at - now)
 
     def due(self, now: float, home: Sequence[str]) -> list[CoverDeposit]:
@@ -402,10 +402,12 @@ class CoverTraffic:
         self.rtt_mean = rtt if self.rtt_mean is None else self.rtt_mean + (rtt - self.rtt_mean) / n
 
     def _expire(self, now: float) -> None:
-        late = [i for i, at in self._pending.items() if now - at >= LOOP_TIMEOUT]
-        for loop_id in late:
-            del self._pending[loop_id]
-        self.counters["loops_missing"] += len(late)
+        while self._pending:  # in the order sent: stop at the first one still awaited
+            first = next(iter(self._pending))
+            if now - self._pending[first] < LOOP_TIMEOUT:
+                break
+            del self._pending[first]
+            self.counters["loops_missing"] += 1
 
     def status(self) -> dict[str, object]:
         """What ``/status`` shows under ``cover``."""
