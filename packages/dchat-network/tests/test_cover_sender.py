@@ -34,7 +34,7 @@ class Book:
         self.homes.append(list(home))
         out = []
         while self.on and self.next <= now:
-            relay = "dead:1" if self.made == 2 else home[0]  # the third one hangs
+            relay = {2: "dead:1", 5: "no address"}.get(self.made, home[0])  # 3rd hangs
             out.append(Deposit(relay, b"m" * 32, bytes([len(out)]) * 10))
             self.made += 1
             self.next += self.every
@@ -68,6 +68,9 @@ async def test_deposits_fall_due_go_through_put_and_are_settled(autojump_clock: 
         book.on, book.next = True, trio.current_time() + 1.0
         sender.wake()  # on again: the schedule is read at once
         await trio.sleep(1.5)
+        assert len(book.results) == 6  # the 6th deposit (a bad address): no put
+        assert book.results[-1] == ("no address", "InvalidRelayAddressError")
+        await trio.sleep(2.0)
         assert len(puts) == 6
         nursery.cancel_scope.cancel()
     assert ("home:1", b"entry") in book.results
