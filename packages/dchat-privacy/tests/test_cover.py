@@ -176,6 +176,7 @@ def test_no_loops_when_the_loop_share_is_zero() -> None:
         {"budget": True},
         {"budget": "100"},
         {"budget": 20_000_000.0},
+        {"budget": 10**400},  # too large for a float: still a typed error
         {"size": 0},
         {"size": 2.5},
         {"loop_share": 1.5},
@@ -192,7 +193,7 @@ def test_bad_settings_are_typed_errors(kwargs: dict[str, object]) -> None:
 
 def test_bad_times_and_sizes_are_typed_errors() -> None:
     scheduler = CoverScheduler(CoverPolicy(budget=1000.0, size=SIZE), now=0.0, rng=random.Random(1))
-    for bad in (math.nan, -1.0, math.inf):
+    for bad in (math.nan, -1.0, math.inf, 10**400):
         with pytest.raises(CoverInputError):
             scheduler.due(bad)
     with pytest.raises(CoverInputError):

@@ -89,9 +89,13 @@ class CoverSend:
 def _number(value: object, what: str, lo: float, hi: float, *, open_lo: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CoverInputError(f"{what} is a number")
-    if not math.isfinite(value) or value > hi or value < lo or (open_lo and value == lo):
+    try:
+        number = float(value)  # an int too large for a float raises OverflowError
+    except OverflowError:
+        raise CoverInputError(f"{what} is out of range") from None
+    if not math.isfinite(number) or number > hi or number < lo or (open_lo and number == lo):
         raise CoverInputError(f"{what} is out of range")
-    return float(value)
+    return number
 
 
 @dataclass(frozen=True, slots=True)
