@@ -502,7 +502,7 @@ def cover_cpu(count: int, repeats: int) -> dict[str, Row]:
     """CPU per cover envelope: building loops and drops, opening a loop back; bare seal."""
     now = [0.0]
     cover = CoverTraffic(MemoryMessageStore(), rng=random.Random(1))
-    cover.configure(1_000_000, lambda: now[0])
+    cover.configure(100_000, lambda: now[0])
     cover.load()
     home, key = ["127.0.0.1:1"], PrivateKey.generate().public_key
     plain = bytes(envelope_size() - 80)

@@ -68,8 +68,9 @@ __all__ = (
 
 COVER_WINDOW: Final = 60.0
 """Seconds over which the budget is a hard cap (by default)."""
-MAX_COVER_BUDGET: Final = 10_000_000
-"""The largest budget accepted, bytes per second (10 MB/s: far past any sane setting)."""
+MAX_COVER_BUDGET: Final = 100_000
+"""The largest budget accepted, bytes per second (100 kB/s, ~190 small envelopes a second:
+far past any sane setting, and a node building them spends a third of a core)."""
 CoverKind = Literal["loop", "drop"]
 
 

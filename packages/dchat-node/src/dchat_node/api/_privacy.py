@@ -30,7 +30,7 @@ __all__ = ("add_privacy_routes",)
 
 class CoverSetting(Strict):
     on: bool
-    budget: int | None = Field(default=None, ge=1, le=10_000_000)  # bytes/s (MAX_COVER_BUDGET)
+    budget: int | None = Field(default=None, ge=1, le=100_000)  # bytes/s (MAX_COVER_BUDGET)
 
 
 def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
