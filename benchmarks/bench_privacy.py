@@ -30,6 +30,14 @@ sections 28-30):
   timing). Baseline: the put-token check a relay does instead
   (``PutAuthorizer.authorize`` with a registered token).
 
+* Cover traffic (``--case cover``, its own section): a user's loop and drop
+  streams (``dchat_privacy.lowlevel.CoverScheduler``) run for a simulated day at
+  each budget, no real mail, giving envelopes/s and bytes/s up (deposits) and
+  down (loops coming back) and drops left at relays per day; the CPU of one
+  cover envelope (``dchat_messaging``'s ``CoverTraffic``: build a loop or a drop,
+  open a returned loop) timed beside a bare ``dchat_crypto.seal`` of the same
+  size, and the two multiplied into CPU seconds per hour of cover.
+
 Implementations are measured interleaved (ours, baseline, ours, ...) for
 ``--repeats`` rounds after a warm-up round, each round timed in process CPU time
 (``time.process_time``): the work is single threaded, so a rate is per core,
@@ -39,12 +47,13 @@ best round is reported with the median beside it.
 Usage::
 
     uv run python benchmarks/bench_privacy.py [--packets N] [--samples N] [--tokens N]
-        [--proofs N] [--repeats N]
+        [--proofs N] [--repeats N] [--case all|cover]
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import statistics
 import sys
 import time
@@ -68,7 +77,14 @@ from _common import (
     run_lines,
 )
 from dchat_core import MailboxId
-from dchat_crypto import SigningKey
+from dchat_crypto import PrivateKey, SigningKey, seal
+from dchat_messaging.lowlevel import (
+    DEFAULT_COVER_BUDGET,
+    CoverDeposit,
+    CoverTraffic,
+    envelope_size,
+)
+from dchat_messaging.testing import MemoryMessageStore
 from dchat_network.lowlevel import (
     ContactRings,
     PutAuthorizer,
@@ -93,6 +109,7 @@ from dchat_privacy import (
 )
 from dchat_privacy.lowlevel import (
     MESSAGE_SIZE,
+    CoverScheduler,
     Deliver,
     Forward,
     decode_token_request,
@@ -106,6 +123,8 @@ if TYPE_CHECKING:
 
 NAME = "bench_privacy"
 START, END = markers(NAME)
+COVER_NAME = "bench_privacy_cover"
+COVER_BUDGETS = (DEFAULT_COVER_BUDGET, 1_000, 8_000)  # bytes/s; the first is `cover on`'s
 
 TARGET_PEELS = 2_000  # issue 18: Sphinx packets peeled per second per relay core
 DATA = bytes(1000)  # a first message's data: a sealed envelope's worth
@@ -525,6 +544,110 @@ def section(
     return "\n".join(lines)
 
 
+# -- cover traffic ----------------------------------------------------------------------------
+
+
+def cover_day(budget: int) -> dict[str, float]:
+    """A simulated day of one user's cover at ``budget``: rates, no CPU."""
+    size, day = envelope_size(), 86_400.0
+    policy = CoverTraffic.policy(budget)  # as a node runs it
+    assert policy is not None
+    scheduler = CoverScheduler(policy, now=0.0, rng=random.Random(budget))
+    while (at := scheduler.next_at()) <= day:
+        scheduler.due(at)
+    loops, drops = scheduler.counters["loops"], scheduler.counters["drops"]
+    return {
+        "envelopes": (loops + drops) / day,
+        "up": (loops + drops) * size / day,
+        "down": loops * size / day,
+        "drops_day": drops * size,
+        "skipped": scheduler.counters["skipped"]
+        / max(1, loops + drops + scheduler.counters["skipped"]),
+        "window": policy.window,
+    }
+
+
+def cover_cpu(count: int, repeats: int) -> dict[str, Row]:
+    """CPU per cover envelope: building loops and drops, opening a loop back; bare seal."""
+    now = [0.0]
+    cover = CoverTraffic(MemoryMessageStore(), rng=random.Random(1))
+    cover.configure(100_000, lambda: now[0])
+    cover.load()
+    home, key = ["127.0.0.1:1"], PrivateKey.generate().public_key
+    plain = bytes(envelope_size() - 80)
+    built: list[CoverDeposit] = []
+
+    def build() -> float:  # CPU seconds for ``count`` envelopes
+        built.clear()
+        start = time.process_time()
+        while len(built) < count:
+            now[0] += cover.wait(now[0])
+            built.extend(cover.due(now[0], home))
+        return (time.process_time() - start) * count / len(built)
+
+    def open_loops() -> float:  # CPU seconds for ``count`` loops opened
+        loops = [d.envelope for d in built if d.loop_id is not None]
+        start = time.process_time()
+        for envelope in loops:
+            cover.arrived(envelope, now[0])
+        return (time.process_time() - start) * count / max(1, len(loops))
+
+    runs = {  # in this order in every round: the loops opened are the round's
+        "build (loops and drops)": build,
+        "open a loop back": open_loops,
+        "bare seal, same size": partial(timed, lambda _: seal(key, plain), count),
+    }
+    build()
+    open_loops()
+    rounds = interleaved_rounds(runs, repeats)
+    assert cover.counters["loops_returned"] > 0
+    return {label: Row(label, count, rounds[label]) for label in runs}
+
+
+def cover_section(argv: list[str], load: str, count: int, repeats: int) -> str:
+    start, end = markers(COVER_NAME)
+    cpu = cover_cpu(count, repeats)
+    build, back = 1 / cpu["build (loops and drops)"].best, 1 / cpu["open a loop back"].best
+    lines = [
+        start,
+        "## Cover traffic: bandwidth and CPU per user (issue 18, item 3)",
+        "",
+        *run_lines(NAME, argv, f"load average at start {load}", load_at_end()),
+        f"- Envelopes are {envelope_size()} bytes (a real short message's size class). "
+        "Rates: the scheduler run over one simulated day per budget (fill 0.8, half loops, "
+        "no real mail: real mail would take drop slots and add nothing); the budget is a hard "
+        "cap over a window that holds 128 envelopes (at least 60 s), slots past it are "
+        "skipped. Up: deposits; down: "
+        "loops pushed back by the home relay; drops stay at a relay until it expires them "
+        "(30 days by default): kept per user = 30 x the daily figure. Deposit framing over "
+        "the Noise link (about 40 bytes) is not counted.",
+        f"- CPU: best of {repeats} interleaved rounds of {count:,} envelopes, process time of "
+        "one thread. Per hour = envelopes per hour x (build + half of them opened back); "
+        "the trio task, the link's encryption and the relay's own work are not included.",
+        "",
+        "| budget (B/s) | envelopes/s | up (B/s) | down (B/s) | drops at a relay per day "
+        "| cap window, slots skipped | CPU per hour (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for budget in COVER_BUDGETS:
+        day = cover_day(budget)
+        per_hour = day["envelopes"] * 3600 * (build + back / 2)
+        lines.append(
+            f"| {budget:,}{' (default on)' if budget == DEFAULT_COVER_BUDGET else ''} "
+            f"| {day['envelopes']:.3f} | {day['up']:,.1f} | {day['down']:,.1f} "
+            f"| {day['drops_day'] / 1e6:,.1f} MB | {day['window']:,.0f} s, {day['skipped']:.2%} "
+            f"| {per_hour:.2f} |"
+        )
+    lines += [
+        "",
+        "| operation | µs per envelope (best) | median (µs) |",
+        "|---|---:|---:|",
+        *(f"| {r.label} | {_us(1 / r.best)} | {_us(1 / r.median)} |" for r in cpu.values()),
+        end,
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = arg_parser(__doc__)
@@ -533,10 +656,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=40, help=f"per round, a multiple of {BATCH}")
     parser.add_argument("--proofs", type=int, default=48, help="ring-8 proofs per round")
     parser.add_argument("--repeats", type=int, default=5, help="rounds per implementation")
+    parser.add_argument("--case", choices=("all", "cover"), default="all", help="what to run")
     args = parser.parse_args(argv)
     if args.tokens < BATCH or args.tokens % BATCH:
         parser.error(f"--tokens must be a positive multiple of {BATCH}")
     load = load_averages()
+    publish(COVER_NAME, cover_section(argv, load, 2 * args.packets, args.repeats), args)
+    if args.case == "cover":
+        return
     cases = sphinx_cases(args.packets)
     for bits in (2048, 3072):
         cases |= token_cases(bits, args.tokens)

@@ -39,6 +39,10 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   the current tag of a mailbox we hold a secret for (:meth:`UserMessaging.route`),
   and :meth:`UserMessaging.mailbox_links` (given ``now``) adds a link per tag
   to watch (:class:`TagMailbox`, opened with our engine through :attr:`tag_sink`).
+* **cover traffic** (:attr:`UserMessaging.cover`, :class:`~dchat_messaging.lowlevel.CoverTraffic`):
+  loop and drop envelopes when it is on; each routed real envelope takes a
+  drop's slot (:meth:`UserMessaging.route`), and the cover tags are drained
+  like our tags (:meth:`UserMessaging.mailbox_links`) into ``cover.arrived``.
 * **mailboxes** (:meth:`UserMessaging.mailboxes`): which mailboxes to drain,
   each with the key that proves the right to it and the engine that opens
   its mail: the node's identity's (or, on a linked device, the device's own)
@@ -87,6 +91,7 @@ from ._content import Content
 from ._conversation import CONVERSATION_KINDS
 from ._conversations import Conversations, ConversationUpdate
 from ._converse import ConversationActions
+from ._cover import CoverTraffic
 from ._directory import DocumentDirectory
 from ._envelope import SealedEnvelope
 from ._errors import ContentError, ConversationError, GroupError, PaymentRefusedError
@@ -320,6 +325,8 @@ class UserMessaging:
         self.tags.changed = lambda: self.mailboxes_changed()
         self.engines.tags = self.tags.known
         self.tag_sink: TagSink = _no_sink
+        self.cover = CoverTraffic(store)
+        """Cover traffic (off unless configured or turned on): loops, drops, their books."""
         """Opens a batch pulled from a tag (the shell's handler for its own mailbox)."""
         self.groups = Groups(store, self.engines, self.contacts)
         """Private groups: state, sender keys, actions, received controls (:mod:`._group_book`)."""
@@ -340,6 +347,7 @@ class UserMessaging:
         self.tokens.load()
         self.proofs.load()
         self.tags.load()
+        self.cover.load()
 
     # -- local identities ------------------------------------------------------------
 
@@ -389,6 +397,10 @@ class UserMessaging:
         boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
         links = {(b.key.public_key.to_bytes(), str(r)): (b, r) for b in boxes for r in relays}
         own, by_name = self.engines.primary_identity, {str(r): r for r in relays}
+        for cover in self.cover.watch(now) if now is not None else []:
+            register = functools.partial(_register_token, cover.mailbox, cover.token)
+            box = RawMailbox(cover.key, self._cover_arrived, connected=register)
+            links.update({(cover.key.public_key.to_bytes(), str(r)): (box, r) for r in relays})
         if now is None or own is None or self.engines.linked is not None:
             return links
         engine = self.engines.for_identity(own)
@@ -401,6 +413,9 @@ class UserMessaging:
             )  # fmt: skip
             links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
         return links
+
+    async def _cover_arrived(self, envelope: bytes) -> None:
+        self.cover.arrived(envelope, self.cover.clock())
 
     def use_tags(
         self,
@@ -631,7 +646,8 @@ class UserMessaging:
         """The status counters: envelopes sent, then what received ones came to.
 
         ``{"sent", "received", "rejected", "rejected_retired", "session_resets",
-        "duplicates", "refusals"}``, the last one a count per refusal reason.
+        "duplicates", "refusals", "cover"}``: ``refusals`` a count per refusal
+        reason, ``cover`` the cover traffic's state (:meth:`CoverTraffic.status`).
         """
         stats = self.stats
         return {
@@ -642,6 +658,7 @@ class UserMessaging:
             "session_resets": stats.session_resets,
             "duplicates": stats.duplicates,
             "refusals": dict(stats.refusals),
+            "cover": self.cover.status(),
         }
 
     def notice_rows(self) -> list[dict[str, object]]:
@@ -817,7 +834,8 @@ class UserMessaging:
 
     def token_for(self, mailbox: bytes) -> bytes | None:
         """The put token to attach to a deposit into ``mailbox``: a contact's, or a tag's."""
-        return self.tokens.token_for(mailbox) or self.tags.token_for(mailbox)
+        found = self.tokens.token_for(mailbox) or self.tags.token_for(mailbox)
+        return found or self.cover.token_for(mailbox)
 
     def route(self, entries: Sequence[OutboxEntry], now: float) -> list[tuple[bytes, bytes]]:
         """The ``(mailbox, envelope)`` to deposit for each outbox entry, as of ``now``.
@@ -827,6 +845,7 @@ class UserMessaging:
         envelope's outer mailbox changes (the seal binds the published one),
         so an envelope that waited in the outbox, e.g. written offline, still
         lands where the recipient looks now. Everything else is unchanged.
+        Each envelope takes a cover drop's slot (:meth:`CoverTraffic.real_sent`).
         """
         routed: list[tuple[bytes, bytes]] = []
         for entry in entries:
@@ -836,6 +855,7 @@ class UserMessaging:
             else:
                 sealed = SealedEnvelope.from_bytes(entry.envelope)
                 routed.append((tag, SealedEnvelope(MailboxId(tag), sealed.ciphertext).to_bytes()))
+            self.cover.real_sent(entry.relay, len(routed[-1][1]), now)
         return routed
 
     def relay_busy(

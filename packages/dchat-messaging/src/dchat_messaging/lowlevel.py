@@ -19,7 +19,10 @@ rotating mailbox tags (:class:`MailboxTags`,
 message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
 payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
-:func:`check_payment`, :data:`GIVE_UP_AFTER`) and the
+:func:`check_payment`, :data:`GIVE_UP_AFTER`), cover traffic (:class:`CoverTraffic`,
+``UserMessaging.cover``, :class:`CoverDeposit`, :class:`CoverTag`, the cover payload's
+:func:`encode_cover` and :func:`decode_cover`, :func:`envelope_size`,
+:data:`LOOP_TIMEOUT`, :data:`DEFAULT_COVER_BUDGET`) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -53,6 +56,14 @@ from ._conversation import Typing as Typing
 from ._conversation import decode_conversation as decode_conversation
 from ._conversations import Conversations as Conversations
 from ._conversations import ConversationUpdate as ConversationUpdate
+from ._cover import DEFAULT_COVER_BUDGET as DEFAULT_COVER_BUDGET
+from ._cover import LOOP_TIMEOUT as LOOP_TIMEOUT
+from ._cover import CoverDeposit as CoverDeposit
+from ._cover import CoverTag as CoverTag
+from ._cover import CoverTraffic as CoverTraffic
+from ._cover import decode_cover as decode_cover
+from ._cover import encode_cover as encode_cover
+from ._cover import envelope_size as envelope_size
 from ._disappear import Disappearing as Disappearing
 from ._disappear import Expired as Expired
 from ._engine import outbox_id as outbox_id
@@ -149,6 +160,10 @@ __all__ = (
     "ConversationOrder",
     "ConversationUpdate",
     "Conversations",
+    "CoverDeposit",
+    "CoverTag",
+    "CoverTraffic",
+    "DEFAULT_COVER_BUDGET",
     "Delete",
     "Disappearing",
     "Duplicate",
@@ -167,6 +182,7 @@ __all__ = (
     "Groups",
     "InvitationParts",
     "LINK_PREFIX",
+    "LOOP_TIMEOUT",
     "MAILBOX_TAG_KIND",
     "MAX_AHEAD",
     "MAX_BATCH",
@@ -217,12 +233,15 @@ __all__ = (
     "apply_update",
     "check_payment",
     "decode_conversation",
+    "decode_cover",
     "decode_distribution",
     "decode_keyed",
     "deposits",
+    "encode_cover",
     "encode_distribution",
     "encode_keyed",
     "envelope_digest",
+    "envelope_size",
     "invitation_controls",
     "message_hash",
     "order_channel",

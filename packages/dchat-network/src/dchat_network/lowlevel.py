@@ -35,7 +35,7 @@ messages :class:`RingSet`, :class:`RingHeld`, :class:`ZkGet`,
 :class:`ZkContexts`), a listener's
 :class:`ConnectionGate`, the attachment blob messages (:class:`BlobOpen`, ...),
 the channel topic messages (:class:`TopicPublish`, ...), :class:`MemoryTopicStore`
-and a node's :class:`TopicSync`
+and a node's :class:`TopicSync`, its cover traffic's :class:`CoverSender`
 and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 :func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
@@ -59,6 +59,7 @@ from ._claim_driver import StoreRunner as StoreRunner
 from ._claim_driver import run_claims as run_claims
 from ._claims import ClaimPolicy as ClaimPolicy
 from ._claims import ClaimSettings as ClaimSettings
+from ._cover_sender import CoverSender as CoverSender
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
 from ._errors import UpnpError as UpnpError
@@ -176,6 +177,7 @@ __all__ = (
     "ClaimSettings",
     "ConnectionGate",
     "ContactRings",
+    "CoverSender",
     "DeliveredSet",
     "DeliveryReceipt",
     "DialSchedule",

@@ -412,3 +412,18 @@ class RemoteClient(
     def notices(self) -> list[dict[str, Any]]:
         """Notices for the user, e.g. ``{"kind": "session_reset", "peer": ..., "at_ms": ...}``."""
         return [obj(n) for n in items(self._call("GET", "/v1/notices"), "notices")]
+
+    def cover_traffic(self) -> dict[str, Any]:
+        """The cover traffic's state: ``on``, ``budget`` (bytes/s), loops sent, back, missing ..."""
+        return obj(self._call("GET", "/v1/privacy/cover"))
+
+    def set_cover_traffic(self, on: bool, budget: int | None = None) -> dict[str, Any]:
+        """Turn cover traffic on (at ``budget`` bytes/s; default: the node's) or off; its state.
+
+        Kept across the node's restarts. A budget too small to carry one
+        envelope a minute is refused (``CoverInputError``).
+        """
+        body: dict[str, Any] = {"on": on}
+        if budget is not None:
+            body["budget"] = budget
+        return obj(self._call("PUT", "/v1/privacy/cover", body))

@@ -49,6 +49,7 @@ from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
 from ._put_auth import add_put_auth_routes, put_auth_status
+from ._privacy import add_privacy_routes
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
@@ -188,6 +189,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     app.state.anchors = GroupAnchorDesk(node)  # its task: serve_api runs it
     add_channel_routes(app, node, auth)
     add_search_routes(app, node, auth)
+    add_privacy_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
     add_stealth_routes(app, node, auth)

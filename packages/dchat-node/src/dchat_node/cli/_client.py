@@ -33,6 +33,7 @@ from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
 from ._lazy import LazyGroups
 from ._open import register_open_command
+from ._privacy import privacy_app
 from ._requests import register_request_commands
 from ._search import register_search_command
 from ._watch import register_watch_command
@@ -78,6 +79,7 @@ app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")
 app.add_typer(broadcast_app, name="channel")
+app.add_typer(privacy_app, name="privacy")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")

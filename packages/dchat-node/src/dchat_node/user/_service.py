@@ -95,6 +95,7 @@ class UserService(MailDelivery):
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
         agent.use_tags(self._accept, store.run, epoch=config.tag_epoch)  # rotating mailbox tags
+        agent.cover.configure(config.cover_traffic, clock.now)  # off at 0 bytes/s
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
         self.senders, self.engines = self.agent.requests, self.agent.engines
         # Declared in MailDelivery, which consumes them:
