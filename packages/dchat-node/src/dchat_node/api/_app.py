@@ -48,8 +48,8 @@ from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
-from ._put_auth import add_put_auth_routes, put_auth_status
 from ._privacy import add_privacy_routes
+from ._put_auth import add_put_auth_routes, put_auth_status
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
