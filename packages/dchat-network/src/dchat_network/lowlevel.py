@@ -36,7 +36,9 @@ and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 :func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
-(from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
+(from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
+standing links between known peers (validators): :class:`QueuedLink` with its
+:class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ from ._put_auth import auth_token as auth_token
 from ._put_auth import pow_ok as pow_ok
 from ._put_auth import solve_pow as solve_pow
 from ._put_auth import token_hash as token_hash
+from ._queued_link import DialSchedule as DialSchedule
+from ._queued_link import QueuedLink as QueuedLink
+from ._queued_link import read_known_peer as read_known_peer
 from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
@@ -159,6 +164,7 @@ __all__ = (
     "ConnectionGate",
     "DeliveredSet",
     "DeliveryReceipt",
+    "DialSchedule",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -185,6 +191,7 @@ __all__ = (
     "PutAuthClient",
     "PutAuthorizer",
     "PutBudget",
+    "QueuedLink",
     "ReceiptBatch",
     "ReceiptBook",
     "ReceiptStore",
@@ -240,6 +247,7 @@ __all__ = (
     "pow_ok",
     "probe_once",
     "push_blob",
+    "read_known_peer",
     "refusal_frame",
     "run_claims",
     "solve_pow",
