@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import typing as _typing
 
-from .cli._names import NODE_NAMES as _NODE_NAMES
 from .cli._names import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:  # each loads on first use: ``dchat --help`` loads none of them
@@ -31,4 +30,12 @@ __all__ = (
     "load_config",
     "run_node",
 )
-__getattr__ = _lazy_names(__name__, _NODE_NAMES)
+__getattr__ = _lazy_names(
+    __name__,
+    {
+        "._errors": ("ConfigError", "DchatNodeError", "NodeStateError"),
+        ".cli._process": ("NodeProcess", "free_port"),
+        ".config": ("NodeConfig", "load_config"),
+        "._runtime": ("run_node",),
+    },
+)

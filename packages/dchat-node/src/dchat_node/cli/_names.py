@@ -9,16 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("NODE_NAMES", "UNUSED_BY_THE_CLIENT", "lazy_names", "let_unused_in")
-
-# Where the names of ``dchat_node`` live: each loads on first use, so ``dchat``
-# (which imports the package) starts without dchat_core, the server or sockets.
-NODE_NAMES = {
-    "._errors": ("ConfigError", "DchatNodeError", "NodeStateError"),
-    ".cli._process": ("NodeProcess", "free_port"),
-    ".config": ("NodeConfig", "load_config"),
-    "._runtime": ("run_node",),
-}
+__all__ = ("UNUSED_BY_THE_CLIENT", "lazy_names", "let_unused_in")
 
 # httpcore loads trio and h2 when they are installed (for async and HTTP/2 use); the
 # client's HTTP is synchronous HTTP/1.1 to loopback, so it goes without (~0.4 s of CPU).
