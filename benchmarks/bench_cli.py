@@ -52,7 +52,7 @@ _STDLIB = (
     "u = urllib.parse.urlsplit(url); c = http.client.HTTPConnection(u.hostname, u.port); "
     "c.request('POST', '/v1/messages', json.dumps({'to': 'bob', 'text': 'hi'}), "
     "{'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'}); "
-    "r = c.getresponse(); r.read(); assert r.status == 200, r.status"
+    "r = c.getresponse(); r.read(); assert r.status < 300, r.status"
 )
 
 
