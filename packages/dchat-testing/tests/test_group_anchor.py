@@ -36,7 +36,7 @@ from dchat_chain.lowlevel import (
 )
 from dchat_core import canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
-from dchat_messaging._group_book import MESSAGE_KIND
+from dchat_messaging._group_core import MESSAGE_KIND
 from dchat_messaging._group_order import Evidence, OrderBatch, encode_evidence, order_channel
 from dchat_messaging._sender_keys import SenderChain, message_hash
 from dchat_messaging.lowlevel import GroupError
