@@ -29,3 +29,17 @@ def test_onion_mode_queues_for_onion_deposit_and_is_kept() -> None:
     assert not bob.engine.onion
     alice.engine.set_onion(False)
     assert _send(alice, bob, "direct again", T0 + 2) == bob.card.relay
+
+
+def test_local_engines_keep_the_mode_per_identity_even_before_an_engine_exists() -> None:
+    from dchat_core import IdentityId
+    from dchat_messaging import LocalEngines
+    from dchat_messaging.testing import MemoryMessageStore
+
+    store = MemoryMessageStore()
+    engines = LocalEngines(store, directory=None, dropped=set())  # type: ignore[arg-type]
+    burner = IdentityId.derive(b"burner key")
+    assert not engines.onion_mode(burner)
+    engines.set_onion_mode(burner, True)
+    assert engines.onion_mode(burner)
+    assert store.get_state(f"msg.{burner}.onion") == b"\x01"  # where its engine will look

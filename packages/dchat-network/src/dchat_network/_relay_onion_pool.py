@@ -68,7 +68,8 @@ class OnionPool(RelayPool):
 
     Args:
         onion_relays: The relays onion routes are drawn from (pinned
-            ``NODEID@HOST:PORT``; the mailbox relay is added as the last hop).
+            ``NODEID@HOST:PORT``, or their text; the mailbox relay is added as
+            the last hop). Raises ``InvalidRelayAddressError`` for a bad text.
         rng: Draws routes (a system RNG by default).
         now: The wall clock (key records have epochs in Unix time).
         hops: Relays per route, the mailbox relay included.
@@ -78,14 +79,16 @@ class OnionPool(RelayPool):
     def __init__(
         self,
         *,
-        onion_relays: Sequence[RelayAddress] = (),
+        onion_relays: Sequence[RelayAddress | str] = (),
         rng: random.Random | None = None,
         now: Callable[[], float] = time.time,
         hops: int = ONION_HOPS,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.onion_relays = tuple(onion_relays)
+        self.onion_relays = tuple(
+            r if isinstance(r, RelayAddress) else RelayAddress.parse(r) for r in onion_relays
+        )
         """Where onion routes' first hops come from."""
         self._rng = rng or random.SystemRandom()
         self._now = now

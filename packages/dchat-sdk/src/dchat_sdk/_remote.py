@@ -231,6 +231,23 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
         """Role, identity, counters."""
         return obj(self._call("GET", "/status"))
 
+    def onion_mode(self) -> dict[str, Any]:
+        """Each local identity's onion mode (``identities``: id -> on) and the onion relays."""
+        return obj(self._call("GET", "/v1/privacy/onion"))
+
+    def set_onion_mode(self, on: bool, *, identity: str | None = None) -> dict[str, Any]:
+        """Turn onion mode on or off for our identity, or for the burner ``identity``.
+
+        In onion mode every envelope the identity sends reaches the recipient's
+        mailbox relay through three relays (protocol §39), so that relay never
+        sees the sender's address. Refused (``no_onion_relays``) while the node
+        has fewer than two ``onion_relays`` configured.
+        """
+        body: dict[str, Any] = {"on": on}
+        if identity is not None:
+            body["identity"] = identity
+        return obj(self._call("PUT", "/v1/privacy/onion", body))
+
     def create_identity(self, name: str) -> str:
         """Create this node's identity; returns the identity id."""
         return string(self._call("POST", "/v1/identity", {"name": name}), "identity_id")

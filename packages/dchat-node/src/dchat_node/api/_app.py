@@ -48,6 +48,7 @@ from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
+from ._privacy import add_privacy_routes, onion_status
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
@@ -112,7 +113,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
-        return await node.status() | await home_relays(node)
+        return await node.status() | await home_relays(node) | await onion_status(node)
 
     add_metrics_route(app, node, auth)
 
@@ -178,6 +179,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)
+    add_privacy_routes(app, node, auth)
     add_request_routes(app, node, auth)
     add_message_routes(app, node, auth)
     add_conversation_routes(app, node, auth)

@@ -33,6 +33,7 @@ from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
 from ._lazy import LazyGroups
 from ._open import register_open_command
+from ._privacy import privacy_app
 from ._requests import register_request_commands
 from ._search import register_search_command
 from ._watch import register_watch_command
@@ -68,6 +69,7 @@ contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(bot_app, name="bot")
 app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
