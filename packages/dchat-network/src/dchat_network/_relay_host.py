@@ -289,6 +289,7 @@ class RelayHost(OnionHosting):
         """Record a request in the observe log (what this relay could keep about it)."""
         assert self.observer is not None
         request = work.request if isinstance(work, RelayWork) else work.message
+        packet = {"pkt": digest(request.packet)} if isinstance(request, OnionPut) else {}
         self.observer.write(
             "request",
             peer=source,
@@ -297,6 +298,7 @@ class RelayHost(OnionHosting):
             mb=named_mailboxes(request),
             size=len(data),
             digest=digest(data),
+            **packet,
         )
 
     async def _in_turn(

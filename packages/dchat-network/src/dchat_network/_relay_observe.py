@@ -5,9 +5,12 @@ appends one JSON line per event it witnesses: a connection (peer address and
 the link's proven key, as a short id), each request (its kind, the mailboxes
 it names, its size and a digest of its bytes), each onion it forwards (to
 which relay, and the forwarded packet's digest) and each onion deposit (the
-mailbox, the envelope's size and digest). It is what a curious or subpoenaed
-relay could keep; a test hands all relays' logs to an adversary script. Time
-is the relay's wall clock, unrounded. Never on in production.
+mailbox, the envelope's size and digest). The record of a forward does not
+say which request brought the onion in (that pairing is the peel itself, which
+a relay following the protocol keeps no record of; the times still order
+them). It is what a curious or subpoenaed relay could keep; a test hands all
+relays' logs to an adversary script. Time is the relay's wall clock,
+unrounded. Never on in production.
 """
 
 from __future__ import annotations

@@ -76,9 +76,9 @@ class OnionHosting:
             return _reply(OnionDone(request.rid, exc.code))
         if isinstance(step, OnionHop):
             if self.observer is not None:
-                self.observer.write(
-                    "forward", peer=source, to=step.to.hostport, digest=digest(step.packet)
-                )
+                # Not paired with the request it came in (``peer``): a relay
+                # that follows the protocol keeps no record of that pairing.
+                self.observer.write("forward", to=step.to.hostport, digest=digest(step.packet))
             return _reply(OnionDone(request.rid, await forwarder.forward(step.to, step.packet)))
         if self.observer is not None:
             self.observer.write(
