@@ -78,8 +78,8 @@ class OnionPool(RelayPool):
 
     def __init__(
         self,
-        *,
         onion_relays: Sequence[RelayAddress | str] = (),
+        *,
         rng: random.Random | None = None,
         now: Callable[[], float] = time.time,
         hops: int = ONION_HOPS,

@@ -8,9 +8,8 @@ the links are dchat-network's.
 
 * **outbox** (:meth:`run_outbox`): woken by every send, it drains everything
   due, in queue order per destination, as ``put_many`` deposits over the
-  pooled links (:class:`dchat_network.RelayPool`, one per relay, random key;
-  through three relays for an identity in onion mode, ``OnionPool``;
-  the relays of a round in parallel, so a dead one does not delay the others),
+  pooled links (``OnionPool``, one per relay, random key; via 3 relays in onion
+  mode; the relays of a round in parallel, so a dead one does not delay the others),
   and applies each deposit's per-envelope results in one transaction. It
   re-reads the queue after each round, so a wake-up during a round is never
   lost; it sleeps only when nothing is due (retries wake it after at most

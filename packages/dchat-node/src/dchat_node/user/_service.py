@@ -90,11 +90,8 @@ class UserService(MailDelivery):
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
-        self.pool = OnionPool(  # direct deposits, and onion ones (identities in onion mode)
-            unlinkable=config.unlinkable_sends,
-            tokens=agent.token_for,
-            onion_relays=config.onion_relays,
-        )
+        relays, unlinkable = config.onion_relays, config.unlinkable_sends  # onion mode's hops
+        self.pool = OnionPool(relays, unlinkable=unlinkable, tokens=agent.token_for)
         agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
