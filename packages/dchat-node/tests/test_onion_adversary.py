@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from dchat_node import NodeProcess
+from dchat_node.cli import app
 from dchat_node.cli._process import free_ports
+from dchat_sdk import ApiError
 from dchat_testing.pytest_plugin import PASSPHRASE
 
 pytestmark = pytest.mark.slow
@@ -97,6 +100,11 @@ def who_wrote_to_whom(logs: list[list[Event]], users: dict[str, str]) -> set[tup
         for box in e["mb"]:
             pairs |= {(who, reader) for reader in readers.get(box, set()) if reader != who}
     return pairs
+
+
+def _dchat(node: NodeProcess, *args: str) -> None:
+    result = CliRunner().invoke(app, ["--data-dir", str(node.data_dir), *args])
+    assert result.exit_code == 0, result.output
 
 
 def _relay(path: Path, port: int) -> NodeProcess:
@@ -182,9 +190,15 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
         wait_until(lambda: _settled(users, {"bob": ["a1"], "alice": ["c1"]}), what="phase A")
         phase_a = _logs(relays, start)
         middle = max(e["at"] for log in phase_a for e in log)
-        # Phase B: onion mode on for every identity.
-        for client in clients.values():
-            client.set_onion_mode(True)
+        # Phase B: onion mode on for every identity (carol's through the CLI).
+        a.set_onion_mode(True)
+        b.set_onion_mode(True)
+        _dchat(users["carol"], "privacy", "onion", "on")
+        burner = a.request("POST", "/v1/burners", {"ttl": 600})["burner_id"]
+        _dchat(users["alice"], "privacy", "onion", "on", "--identity", burner)
+        with pytest.raises(ApiError) as unknown:
+            a.set_onion_mode(True, identity="not-a-burner")
+        assert unknown.value.status == 404
         a.send("bob", "a2")
         c.send("alice", "c2")
         b.send("alice", "b2")
@@ -198,7 +212,8 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
     finally:
         for client in clients.values():
             client.close()
-    assert status["onion"]["identities"] == {status["identity_id"]: True}
+    assert status["onion"]["identities"] == {status["identity_id"]: True, burner: True}
+    assert len(status["onion"]["relays"]) == 3
     named_a = who_wrote_to_whom(phase_a, USERS)
     assert {("alice", "bob"), ("carol", "alice")} <= named_a  # the script works
     deposits_b = [e for log in phase_b for e in log if e["ev"] == "deposit"]
