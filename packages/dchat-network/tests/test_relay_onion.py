@@ -22,10 +22,12 @@ from dchat_network.lowlevel import (
     OnionKeys,
     OnionRefusedError,
     OnionRouteError,
+    Reassembly,
     auth_token,
     build_onion_put,
     choose_onion_route,
     decode_relay_message,
+    split_envelope,
 )
 
 PERIOD = 3600
@@ -179,3 +181,46 @@ def test_routes_take_distinct_groups_and_end_at_the_mailbox_relay() -> None:
     assert len(set(route)) == 3
     with pytest.raises(OnionRouteError):
         choose_onion_route([others[0], last], last, random.Random(1))
+
+
+def test_a_long_envelope_goes_in_pieces_put_together_at_the_mailbox_relay(
+    relays: list[Relay],
+) -> None:
+    envelope = bytes(range(256)) * 40  # 10,240 bytes: three onions
+    pieces = split_envelope(envelope, b"k" * 16)
+    assert [f for _, f in pieces] == [(b"k" * 16, i, 3) for i in range(3)]
+    last = relays[-1]
+    book = Reassembly()
+    deposits = []
+    for piece, fragment in reversed(pieces):  # any order
+        packet = build_onion_put(_route(relays)[-1:], bytes(32), piece, fragment=fragment)
+        step = last.keys.peel(packet, NOW)
+        assert isinstance(step, OnionDeposit)
+        assert step.fragment == fragment
+        if fragment[1]:  # a copy of a piece adds nothing
+            assert book.add(step, NOW) is None
+        deposits.append(book.add(step, NOW))
+    assert deposits[:2] == [None, None]
+    assert deposits[2] == OnionDeposit(bytes(32), envelope, None)
+    assert len(book) == 0
+    with pytest.raises(OnionRouteError):
+        split_envelope(bytes(MAX_ONION_ENVELOPE * 24 + 1), b"k" * 16)
+
+
+def test_pieces_that_disagree_expire_or_overflow_are_refused() -> None:
+    book = Reassembly(max_bytes=100)
+    first = OnionDeposit(bytes(32), b"a" * 60, None, (b"i" * 16, 0, 2))
+    assert book.add(first, NOW) is None
+    for other in (
+        OnionDeposit(b"\x01" * 32, b"b", None, (b"i" * 16, 1, 2)),  # another mailbox
+        OnionDeposit(bytes(32), b"b", None, (b"i" * 16, 1, 3)),  # another count
+    ):
+        with pytest.raises(OnionRefusedError) as refused:
+            book.add(other, NOW)
+        assert refused.value.code == "bad_onion"
+    with pytest.raises(OnionRefusedError) as full:
+        book.add(OnionDeposit(bytes(32), b"c" * 60, None, (b"j" * 16, 0, 2)), NOW)
+    assert full.value.code == "busy"
+    late = OnionDeposit(bytes(32), b"d" * 60, None, (b"j" * 16, 0, 2))
+    assert book.add(late, NOW + 121) is None  # the first one expired: room again
+    assert len(book) == 1

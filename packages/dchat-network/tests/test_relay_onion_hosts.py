@@ -59,17 +59,22 @@ async def test_an_onion_deposit_lands_at_the_mailbox_relay_through_two_others(
     tmp_path: Path,
 ) -> None:
     box = bytes(MailboxId.derive(SigningKey.generate().public_key.to_bytes()))
-    envelope = box + b"sealed" * 100
+    envelope, long = box + b"sealed" * 100, box + b"long" * 3000  # one onion, three
     async with relays(tmp_path) as hosts:
         (_, a), (_, b), (last_host, c) = hosts
         pool = OnionPool(onion_relays=[a, b], now=trio.current_time)
         with trio.fail_after(WAIT):
-            (result,) = await pool.deposit(onion_route(c.hostport), [(box, envelope)])
-        assert isinstance(result, bytes)  # stored: its entry id
-        assert [e.envelope for e in last_host.store.fetch(box)] == [envelope]  # type: ignore[attr-defined]
+            items = [(box, envelope), (box, long)]
+            results = await pool.deposit(onion_route(c.hostport), items)
+        assert all(isinstance(result, bytes) for result in results)  # stored: entry ids
+        held = [e.envelope for e in last_host.store.fetch(box)]  # type: ignore[attr-defined]
+        assert held == [envelope, long]
         await pool.aclose()
     deposits = [e for n in range(3) for e in _log(tmp_path, n) if e["ev"] == "deposit"]
-    (deposit,) = deposits
+    assert [d["size"] for d in deposits] == [len(envelope), len(long)]  # put together
+    onions = [e for n in range(2) for e in _log(tmp_path, n) if e.get("op") == "OnionPut"]
+    assert len(onions) == 4 * 2  # 1 + 3 onions, each seen by the first two hops
+    deposit = deposits[0]
     assert deposit["mb"] == [box.hex()]
     sender_links = {e["peer"] for e in _log(tmp_path, 2) if e["ev"] == "connect"}
     # The mailbox relay saw links from the other relays only (and one fetching its key).

@@ -23,12 +23,16 @@ the node, so a forwarded onion's next hop is dialled pinned to it.
 Hop payloads (canonical CBOR maps inside the BOLT 4 hop payloads)::
 
     forward  {"to": "NODEID@HOST:PORT"}            the next relay, pinned
-    deposit  {"mb": mailbox(32), ?"auth": bytes}    the last hop: where to put
-                                                    the body's data (the envelope)
+    deposit  {"mb": mailbox(32), ?"auth": bytes,    the last hop: where to put
+              ?"frag": [id(16), index, count]}      the body's data (the envelope,
+                                                    or piece ``index`` of ``count``)
 
 The deposit is then served exactly as a ``put`` of that envelope into that
 mailbox with that authorization (put tokens, proof of work, quotas, the
-replay window), so the put rules stay the mailbox relay's.
+replay window), so the put rules stay the mailbox relay's. An envelope longer
+than one body (4092 bytes) travels in up to :data:`MAX_FRAGMENTS` onions, each
+on its own route, that the mailbox relay puts together (:class:`Reassembly`,
+bounded in bytes and time) before the put.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ __all__ = (
     "OnionHop",
     "OnionKeyRecord",
     "OnionKeys",
+    "Reassembly",
     "build_onion_put",
     "choose_onion_route",
 )
@@ -84,6 +89,10 @@ DEFAULT_ONION_PERIOD: Final = 86400.0
 ONION_HOPS: Final = 3
 MAX_ONION_ENVELOPE: Final = BODY_SIZE - 4
 """The largest envelope one onion carries (the body's padding takes 4 bytes)."""
+MAX_FRAGMENTS: Final = 24
+"""The most onions one envelope is split into (24 bodies hold a 96 KiB envelope)."""
+FRAGMENT_TTL: Final = 120.0
+"""Seconds a mailbox relay keeps the pieces of an envelope it has not all of."""
 _RECORD_DOMAIN: Final = b"dchat onion key v1\x00"
 _LIMITS: Final = DecodeLimits(max_size=1024, max_depth=2, max_items=16)
 
@@ -198,6 +207,59 @@ class OnionDeposit:
     mailbox: bytes
     envelope: bytes
     auth: bytes | None
+    fragment: tuple[bytes, int, int] | None = None
+    """``(id, index, count)`` when ``envelope`` is one piece of a longer envelope."""
+
+
+class Reassembly:
+    """A mailbox relay's pieces of envelopes that came in several onions (sans-IO).
+
+    Pieces are kept by their random 16-byte id for :data:`FRAGMENT_TTL`
+    seconds, at most ``max_bytes`` in all (a new piece past it is refused
+    ``busy``); a piece that disagrees with the first of its id (another
+    mailbox, count or authorization) is ``bad_onion``.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self._max = max_bytes
+        self._held = 0
+        # id -> (first seen, (mailbox, auth, count) of its first piece, pieces by index)
+        self._pending: dict[bytes, tuple[float, tuple[object, ...], dict[int, bytes]]] = {}
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, (at, _, _) in self._pending.items() if now - at > FRAGMENT_TTL]:
+            self._held -= sum(len(p) for p in self._pending.pop(key)[2].values())
+
+    def add(self, piece: OnionDeposit, now: float) -> OnionDeposit | None:
+        """Keep ``piece``; the whole deposit once every piece of it is here, else None.
+
+        Raises:
+            OnionRefusedError: ``bad_onion`` (disagrees with its id's first
+                piece), ``busy`` (no room).
+        """
+        assert piece.fragment is not None
+        key, index, count = piece.fragment
+        self._expire(now)
+        shape = (piece.mailbox, piece.auth, count)
+        _, first, pieces = self._pending.setdefault(key, (now, shape, {}))
+        if first != shape:
+            raise OnionRefusedError("bad_onion")
+        if index not in pieces:
+            if self._held + len(piece.envelope) > self._max:
+                if not pieces:
+                    del self._pending[key]
+                raise OnionRefusedError("busy")
+            pieces[index] = piece.envelope
+            self._held += len(piece.envelope)
+        if len(pieces) < count:
+            return None
+        del self._pending[key]
+        self._held -= sum(len(p) for p in pieces.values())
+        whole = b"".join(pieces[i] for i in range(count))
+        return OnionDeposit(piece.mailbox, whole, piece.auth)
+
+    def __len__(self) -> int:
+        return len(self._pending)
 
 
 class OnionKeys:
@@ -265,8 +327,9 @@ class OnionKeys:
         try:
             step = self._relay.process(packet)
             if isinstance(step, Deliver):
-                mailbox, auth = _read_deposit(step.payload)
-                result: OnionHop | OnionDeposit = OnionDeposit(mailbox, read_body(step.body), auth)
+                mailbox, auth, fragment = _read_deposit(step.payload)
+                data = read_body(step.body)
+                result: OnionHop | OnionDeposit = OnionDeposit(mailbox, data, auth, fragment)
             else:
                 result = OnionHop(_read_forward(step.payload), step.message)
         except ReplayedPacketError:
@@ -290,12 +353,27 @@ def _read_forward(payload: bytes) -> RelayAddress:
     return address
 
 
-def _read_deposit(payload: bytes) -> tuple[bytes, bytes | None]:
-    f = Fields(canonical_decode(payload, _LIMITS), "onion deposit", frozenset({"mb", "auth"}))
+def _read_deposit(payload: bytes) -> tuple[bytes, bytes | None, tuple[bytes, int, int] | None]:
+    keys = frozenset({"mb", "auth", "frag"})
+    f = Fields(canonical_decode(payload, _LIMITS), "onion deposit", keys)
     auth = f.get_bytes("auth", max_size=64) if f.has("auth") else None
     if auth is not None and not check_auth(auth):
         raise DecodeError("malformed put authorization in an onion")
-    return f.get_bytes("mb", size=32), auth
+    fragment = _read_fragment(f.raw("frag")) if f.has("frag") else None
+    return f.get_bytes("mb", size=32), auth, fragment
+
+
+def _read_fragment(value: object) -> tuple[bytes, int, int]:
+    if not (isinstance(value, list) and len(value) == 3):
+        raise DecodeError("frag must be [id, index, count]")
+    key, index, count = value
+    if not (isinstance(key, bytes) and len(key) == 16):
+        raise DecodeError("a fragment id is 16 bytes")
+    if not (type(count) is int and 2 <= count <= MAX_FRAGMENTS):
+        raise DecodeError(f"a fragmented envelope has 2 to {MAX_FRAGMENTS} pieces")
+    if not (type(index) is int and 0 <= index < count):
+        raise DecodeError("fragment index out of range")
+    return key, index, count
 
 
 def build_onion_put(
@@ -305,11 +383,14 @@ def build_onion_put(
     auth: bytes | None = None,
     *,
     session_key: OnionPrivateKey | None = None,
+    fragment: tuple[bytes, int, int] | None = None,
 ) -> bytes:
     """The onion that deposits ``envelope`` into ``mailbox`` at the last relay of ``route``.
 
     ``route``: each hop's address and verified key record, the first hop
     first, the mailbox relay last. Returns the packet for the first hop.
+    ``fragment``: ``(id, index, count)`` when ``envelope`` is one piece of a
+    longer one (:func:`split_envelope`).
 
     Raises:
         OnionRouteError: an empty route, or an envelope over :data:`MAX_ONION_ENVELOPE`.
@@ -323,6 +404,8 @@ def build_onion_put(
     deposit: dict[str, object] = {"mb": mailbox}
     if auth is not None:
         deposit["auth"] = auth
+    if fragment is not None:
+        deposit["frag"] = list(fragment)
     hops.append((route[-1][1].onion_key, canonical_encode(deposit)))
     key = session_key or OnionPrivateKey.generate()
     packet, _circuit = build_message(hops, envelope, session_key=key)
@@ -363,3 +446,18 @@ def choose_onion_route(
         if len(chosen) < hops - 1 and relay not in chosen:
             chosen.append(relay)
     return [*chosen, last]
+
+
+def split_envelope(envelope: bytes, key: bytes) -> list[tuple[bytes, tuple[bytes, int, int]]]:
+    """``envelope`` in pieces of at most :data:`MAX_ONION_ENVELOPE` bytes, each with its
+    ``(key, index, count)``; a single piece (no fragment) when it fits one onion.
+
+    Raises:
+        OnionRouteError: it needs more than :data:`MAX_FRAGMENTS` pieces, or ``key``
+            is not 16 bytes.
+    """
+    size = MAX_ONION_ENVELOPE
+    count = max(1, -(-len(envelope) // size))
+    if count > MAX_FRAGMENTS or len(key) != 16:
+        raise OnionRouteError(f"an envelope goes in at most {MAX_FRAGMENTS} onions")
+    return [(envelope[i * size : (i + 1) * size], (key, i, count)) for i in range(count)]

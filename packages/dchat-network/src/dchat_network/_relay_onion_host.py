@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ._errors import OnionRefusedError
 from ._relay import RelayBusy, RelayError, RelayPut, RelayStored, encode_relay_message
 from ._relay_observe import digest
-from ._relay_onion import OnionHop, OnionKeys
+from ._relay_onion import OnionHop, OnionKeys, Reassembly
 from ._relay_onion_pool import OnionPool
 from ._relay_onion_wire import ONION_RESULTS, OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
 from ._relay_server import RelayReply
@@ -47,11 +47,14 @@ class OnionHosting:
     """The relay's onion keys (None until it serves with a node key)."""
     forwarder: OnionPool | None = None
     """Links to the next hops of the onions this relay forwards."""
+    pieces: Reassembly | None = None
+    """Pieces of envelopes that came in several onions, until the last one."""
 
     def start_onions(self, node_key: SigningKey) -> None:
         """Draw the first onion key (signed by ``node_key``) and open the next-hop pool."""
         self.onion = OnionKeys(node_key, now=self._now(), period=self.limits.onion_period)
         self.forwarder = OnionPool()
+        self.pieces = Reassembly()
 
     async def _in_turn(
         self, call: Callable[[], RelayReply], address: str, authorised: bool
@@ -65,13 +68,18 @@ class OnionHosting:
         self, request: OnionKeyQuery | OnionPut, source: str, now: float
     ) -> RelayReply:
         """The answer to an ``okey`` or ``onion`` request from a link at ``source``."""
-        keys, forwarder = self.onion, self.forwarder
-        if keys is None or forwarder is None:
+        keys, forwarder, pieces = self.onion, self.forwarder, self.pieces
+        if keys is None or forwarder is None or pieces is None:
             return _reply(RelayError(request.rid, "unsupported", "this relay peels no onions"))
         if isinstance(request, OnionKeyQuery):
             return _reply(OnionKeyIs(request.rid, keys.record(now)))
         try:
             step = keys.peel(request.packet, now)
+            if not isinstance(step, OnionHop) and step.fragment is not None:
+                whole = pieces.add(step, now)
+                if whole is None:
+                    return _reply(OnionDone(request.rid, "partial"))
+                step = whole
         except OnionRefusedError as exc:
             return _reply(OnionDone(request.rid, exc.code))
         if isinstance(step, OnionHop):

@@ -11,7 +11,10 @@ epoch over a pooled link and verified against the relay's pinned node id, or
 the key its link proved. The first hop answers once the last one stored the
 envelope (or refused it), so the outbox settles onion deposits like direct
 ones; the answer carries no entry id, so the pool reports the envelope's
-(:func:`entry_id_of`, the id every relay gives it).
+(:func:`entry_id_of`, the id every relay gives it). An envelope longer than one
+onion's body goes in pieces (:func:`split_envelope`), one onion each, each on
+a route of its own, one after another; the mailbox relay answers ``partial``
+until the last piece, then as for a whole envelope.
 
 A relay forwards through the same pool (:meth:`OnionPool.forward`): one
 pooled link per next relay, with a random key, pinned to the node id the
@@ -20,6 +23,8 @@ onion named.
 
 from __future__ import annotations
 
+import functools
+import os
 import random
 import time
 from collections import Counter
@@ -33,17 +38,17 @@ from ._errors import OnionKeyError, OnionRouteError, RelayBusyError
 from ._relay_limits import entry_id_of
 from ._relay_links import RelayPool
 from ._relay_onion import (
-    MAX_ONION_ENVELOPE,
     ONION_HOPS,
     OnionKeyRecord,
     build_onion_put,
     choose_onion_route,
+    split_envelope,
 )
+from ._session import RelaySession
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ._session import RelaySession
 
 __all__ = ("ONION_PREFIX", "OnionPool", "onion_route", "split_route")
 
@@ -119,16 +124,11 @@ class OnionPool(RelayPool):
         return results
 
     async def _onion_one(self, last: RelayAddress, mailbox: bytes, envelope: bytes) -> bytes | str:
-        if len(envelope) > MAX_ONION_ENVELOPE:
-            self.onion_results["too_big"] += 1
-            return "too_big"  # never sent directly instead: retried (and visible) in the outbox
         try:
-            route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
-            hops = [(relay, await self.onion_key(relay)) for relay in route]
-            result = await self._send(hops, mailbox, envelope, retry=False)
+            result = await self._send(last, mailbox, envelope, retry=False)
             if result == _ASKS_WORK:  # the mailbox relay asks work: a token if we hold one
                 self.auth.asked(last.hostport, trio.current_time())
-                result = await self._send(hops, mailbox, envelope, retry=True)
+                result = await self._send(last, mailbox, envelope, retry=True)
         except RelayBusyError:
             result = "busy"
         except (OnionRouteError, OnionKeyError, DchatError) as exc:
@@ -137,20 +137,24 @@ class OnionPool(RelayPool):
         return entry_id_of(envelope) if result == "stored" else result
 
     async def _send(
-        self,
-        hops: list[tuple[RelayAddress, OnionKeyRecord]],
-        mailbox: bytes,
-        envelope: bytes,
-        *,
-        retry: bool,
+        self, last: RelayAddress, mailbox: bytes, envelope: bytes, *, retry: bool
     ) -> str:
-        last = hops[-1][0]
+        """Send ``envelope`` in one onion, or in pieces (each its own route); the last answer."""
         (auth,) = self.auth.first(last.hostport, [mailbox], trio.current_time())
         if retry and auth is None:
             return _ASKS_WORK
-        packet = build_onion_put(hops, mailbox, envelope, auth)
-        first = hops[0][0]
-        return await self._call(first.host, first.port, lambda session: session.onion(packet))
+        pieces = split_envelope(envelope, os.urandom(16))
+        result = "bad_onion"
+        for number, (piece, fragment) in enumerate(pieces):
+            route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            hops = [(relay, await self.onion_key(relay)) for relay in route]
+            frag = fragment if len(pieces) > 1 else None
+            packet = build_onion_put(hops, mailbox, piece, auth, fragment=frag)
+            send = functools.partial(RelaySession.onion, packet=packet)
+            result = await self._call(route[0].host, route[0].port, send)
+            if result != "partial" or number == len(pieces) - 1:
+                break  # a refusal ends the envelope (it is retried whole, new pieces)
+        return "bad_onion" if result == "partial" else result
 
     async def onion_key(self, relay: RelayAddress) -> OnionKeyRecord:
         """``relay``'s verified onion key record for now (fetched once per epoch).

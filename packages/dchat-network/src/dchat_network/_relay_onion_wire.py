@@ -46,6 +46,7 @@ MAX_KEY_RECORD: Final = 512
 ONION_RESULTS: Final = frozenset(
     {
         "stored",  # the last hop stored the envelope (or held it already)
+        "partial",  # the last hop keeps this piece of an envelope until the rest arrives
         "bad_onion",  # a hop could not authenticate its layer, or its payload was malformed
         "replayed",  # a hop saw this onion before (in this key epoch)
         "unreachable",  # a hop could not reach the next one

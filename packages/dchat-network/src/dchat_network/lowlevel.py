@@ -38,7 +38,8 @@ IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
 onion deposits (protocol §39): a relay's :class:`OnionKeys` and their signed
-:class:`OnionKeyRecord`, :func:`build_onion_put`, :func:`choose_onion_route`,
+:class:`OnionKeyRecord`, :func:`build_onion_put`, :func:`choose_onion_route`, :func:`split_envelope`
+and the mailbox relay's :class:`Reassembly`,
 :func:`split_route`, the messages (:class:`OnionPut`, ...), the relay's debug
 :class:`ObserveLog`, and :func:`set_source_address` (the local address links
 are dialled from).
@@ -143,8 +144,10 @@ from ._relay_onion import OnionDeposit as OnionDeposit
 from ._relay_onion import OnionHop as OnionHop
 from ._relay_onion import OnionKeyRecord as OnionKeyRecord
 from ._relay_onion import OnionKeys as OnionKeys
+from ._relay_onion import Reassembly as Reassembly
 from ._relay_onion import build_onion_put as build_onion_put
 from ._relay_onion import choose_onion_route as choose_onion_route
+from ._relay_onion import split_envelope as split_envelope
 from ._relay_onion_pool import OnionPool as OnionPool
 from ._relay_onion_pool import onion_route as onion_route
 from ._relay_onion_pool import split_route as split_route
@@ -225,6 +228,7 @@ __all__ = (
     "PutAuthClient",
     "PutAuthorizer",
     "PutBudget",
+    "Reassembly",
     "ReceiptBatch",
     "ReceiptBook",
     "ReceiptStore",
@@ -287,6 +291,7 @@ __all__ = (
     "run_claims",
     "set_source_address",
     "solve_pow",
+    "split_envelope",
     "split_route",
     "token_hash",
     "upload_blob",
