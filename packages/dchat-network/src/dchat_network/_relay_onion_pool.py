@@ -78,19 +78,23 @@ class OnionPool(RelayPool):
         rng: Draws routes (a system RNG by default).
         now: The wall clock (key records have epochs in Unix time).
         hops: Relays per route, the mailbox relay included.
-        **kwargs: As :class:`RelayPool`.
+        unlinkable: As :class:`RelayPool` (for direct deposits and key fetches).
+        tokens: As :class:`RelayPool`.
+        **kwargs: As :class:`RelayPool` (``timeout``, ``max_bits``).
     """
 
     def __init__(
         self,
         onion_relays: Sequence[RelayAddress | str] = (),
+        unlinkable: bool = False,
+        tokens: Callable[[bytes], bytes | None] | None = None,
         *,
         rng: random.Random | None = None,
         now: Callable[[], float] = time.time,
         hops: int = ONION_HOPS,
         **kwargs: object,
     ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(unlinkable=unlinkable, tokens=tokens, **kwargs)  # type: ignore[arg-type]
         self.onion_relays = tuple(
             r if isinstance(r, RelayAddress) else RelayAddress.parse(r) for r in onion_relays
         )

@@ -90,8 +90,7 @@ class UserService(MailDelivery):
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
-        relays, unlinkable = config.onion_relays, config.unlinkable_sends  # onion mode's hops
-        self.pool = OnionPool(relays, unlinkable=unlinkable, tokens=agent.token_for)
+        self.pool = OnionPool(config.onion_relays, config.unlinkable_sends, agent.token_for)
         agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
