@@ -37,9 +37,11 @@ and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
+standing links between known peers (validators): :class:`QueuedLink` with its
+:class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in;
 onion deposits (protocol §39): a relay's :class:`OnionKeys` and their signed
-:class:`OnionKeyRecord`, :func:`build_onion_put`, :func:`choose_onion_route`, :func:`split_envelope`
-and the mailbox relay's :class:`Reassembly`,
+:class:`OnionKeyRecord`, :func:`build_onion_put`, :func:`choose_onion_route`,
+:func:`split_envelope` and the mailbox relay's :class:`Reassembly`,
 :func:`split_route`, the messages (:class:`OnionPut`, ...), the relay's debug
 :class:`ObserveLog`, and :func:`set_source_address` (the local address links
 are dialled from).
@@ -85,6 +87,9 @@ from ._put_auth import auth_token as auth_token
 from ._put_auth import pow_ok as pow_ok
 from ._put_auth import solve_pow as solve_pow
 from ._put_auth import token_hash as token_hash
+from ._queued_link import DialSchedule as DialSchedule
+from ._queued_link import QueuedLink as QueuedLink
+from ._queued_link import read_known_peer as read_known_peer
 from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
@@ -187,6 +192,7 @@ __all__ = (
     "ConnectionGate",
     "DeliveredSet",
     "DeliveryReceipt",
+    "DialSchedule",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -228,6 +234,7 @@ __all__ = (
     "PutAuthClient",
     "PutAuthorizer",
     "PutBudget",
+    "QueuedLink",
     "Reassembly",
     "ReceiptBatch",
     "ReceiptBook",
@@ -287,6 +294,7 @@ __all__ = (
     "pow_ok",
     "probe_once",
     "push_blob",
+    "read_known_peer",
     "refusal_frame",
     "run_claims",
     "set_source_address",
