@@ -71,7 +71,6 @@ def run(
     import trio
 
     from dchat_network import tracing
-    from dchat_network.lowlevel import set_source_address
 
     from .._logging import configure_logging
     from .._runtime import run_node
@@ -101,7 +100,6 @@ def run(
         fallback=cfg.data_dir / "traces.jsonl",
     )
     tracing.install(traces)
-    set_source_address(cfg.link_source)  # every link this process dials leaves from it
     try:
         _guard(lambda: trio.run(run_node, cfg, secret))
     finally:
