@@ -105,3 +105,7 @@ async def test_bad_and_replayed_onions_are_answered_and_the_link_goes_on(tmp_pat
                 assert await session.onion(packet) == "replayed"
                 again = build_onion_put(route, box, box + b"y")
                 assert await session.onion(again) == "stored"
+        status = hosts[0][0].onion_status()
+        assert status["peeled"] == 2
+        assert status["refused"] == 3  # two bad, one replayed: the relay went on serving
+        assert status["forwarded"] == {"stored": 2}

@@ -209,11 +209,14 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
         )
         status = a.status()
         phase_b = _logs(relays, middle)
+        with relays[0].client() as relay:
+            onions = relay.status()["onions"]
     finally:
         for client in clients.values():
             client.close()
     assert status["onion"]["identities"] == {status["identity_id"]: True, burner: True}
     assert len(status["onion"]["relays"]) == 3
+    assert onions["peeled"] >= 1
     named_a = who_wrote_to_whom(phase_a, USERS)
     assert {("alice", "bob"), ("carol", "alice")} <= named_a  # the script works
     deposits_b = [e for log in phase_b for e in log if e["ev"] == "deposit"]

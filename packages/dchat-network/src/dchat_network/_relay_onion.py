@@ -310,6 +310,11 @@ class OnionKeys:
             self._relay.rotate(key, epoch=epoch)
             self._record = self._sign(key, epoch)
 
+    @property
+    def epoch(self) -> int:
+        """The current key's epoch."""
+        return self._relay.epoch
+
     def record(self, now: float) -> bytes:
         """The current epoch's signed key record (rotating first if an epoch began)."""
         self._advance(now)

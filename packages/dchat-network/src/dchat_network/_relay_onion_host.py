@@ -56,6 +56,17 @@ class OnionHosting:
         self.forwarder = OnionPool()
         self.pieces = Reassembly()
 
+    def onion_status(self) -> dict[str, object]:
+        """Onion counters for the relay's status: peeled, refused, next hops' answers, pieces."""
+        keys, forwarder, pieces = self.onion, self.forwarder, self.pieces
+        return {
+            "epoch": None if keys is None else keys.epoch,
+            "peeled": 0 if keys is None else keys.peeled,
+            "refused": 0 if keys is None else keys.refused,
+            "forwarded": {} if forwarder is None else dict(forwarder.forwarded),
+            "pieces_waiting": 0 if pieces is None else len(pieces),
+        }
+
     async def _in_turn(
         self, call: Callable[[], RelayReply], address: str, authorised: bool
     ) -> RelayReply:
