@@ -15,6 +15,7 @@ from dchat_network import RelayHost, RelayLimits, RelayReply, RelayServer, relay
 from dchat_network.lowlevel import (
     ONION_PACKET_SIZE,
     OnionKeyRecord,
+    OnionKeys,
     OnionPool,
     build_onion_put,
     onion_route,
@@ -109,3 +110,21 @@ async def test_bad_and_replayed_onions_are_answered_and_the_link_goes_on(tmp_pat
         assert status["peeled"] == 2
         assert status["refused"] == 3  # two bad, one replayed: the relay went on serving
         assert status["forwarded"] == {"stored": 2}
+
+
+async def test_after_a_relay_restarts_with_a_new_key_the_sender_fetches_it_again(
+    tmp_path: Path,
+) -> None:
+    box = bytes(32)
+    async with relays(tmp_path) as hosts:
+        (_, a), (_, b), (last_host, c) = hosts
+        pool = OnionPool(onion_relays=[a, b], now=trio.current_time)
+        route = onion_route(c.hostport)
+        with trio.fail_after(WAIT):
+            assert isinstance((await pool.deposit(route, [(box, box + b"1")]))[0], bytes)
+            node_key = last_host.server.node_key
+            assert node_key is not None
+            last_host.onion = OnionKeys(node_key, now=trio.current_time())  # as after a restart
+            assert await pool.deposit(route, [(box, box + b"2")]) == ["bad_onion"]
+            assert isinstance((await pool.deposit(route, [(box, box + b"3")]))[0], bytes)
+        await pool.aclose()

@@ -144,7 +144,7 @@ class RelayLimits:
     anonymous_work: int = 16
     topic_quota: int = 16 * 1024 * 1024
     topic_retention: float = 30 * 24 * 3600.0
-    onion_period: float = 86400.0
+    onion_period: float = 3600.0
     observe_log: str = ""
 
     def __post_init__(self) -> None:

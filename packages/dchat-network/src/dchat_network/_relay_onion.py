@@ -11,7 +11,9 @@ arrive from another relay, never from the sender's address; the first relay
 sees the sender's address but not where the onion goes.
 
 Onion keys. Each relay draws a fresh secp256k1 onion key per epoch
-(``period`` seconds, from the Unix epoch), kept in memory only: a restart
+(``period`` seconds, from the Unix epoch; an hour by default, so the replay
+cache of 250,000 tags per epoch holds about 70 onions a second), kept in
+memory only: a restart
 draws a new one, so the replay cache, also in memory, never meets a packet
 for a key it forgot. The previous epoch's key still peels (onions built just
 before a rotation), then both are gone. A sender learns a key from its
@@ -85,7 +87,7 @@ __all__ = (
     "choose_onion_route",
 )
 
-DEFAULT_ONION_PERIOD: Final = 86400.0
+DEFAULT_ONION_PERIOD: Final = 3600.0
 ONION_HOPS: Final = 3
 MAX_ONION_ENVELOPE: Final = BODY_SIZE - 4
 """The largest envelope one onion carries (the body's padding takes 4 bytes)."""

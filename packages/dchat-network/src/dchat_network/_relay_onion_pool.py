@@ -156,6 +156,9 @@ class OnionPool(RelayPool):
             packet = build_onion_put(hops, mailbox, piece, auth, fragment=frag)
             send = functools.partial(RelaySession.onion, packet=packet)
             result = await self._call(route[0].host, route[0].port, send)
+            if result == "bad_onion":  # e.g. a hop restarted (a new key): fetch them anew
+                for relay in route:
+                    self._records.pop(relay.hostport, None)
             if result != "partial" or number == len(pieces) - 1:
                 break  # a refusal ends the envelope (it is retried whole, new pieces)
         return "bad_onion" if result == "partial" else result
