@@ -86,9 +86,11 @@ class NodeConfig(BaseModel):
     )
     onion_relays: tuple[str, ...] = Field(default=(), max_length=64)  # user: NODEID@HOST:PORT hops
     link_source: str | None = Field(default=None, description="local address links dial from")
+    put_auth: Literal["token", "proof"] = "token"  # user: what contacts get (section 41)
     tag_epoch: int = Field(
         default=3600, ge=1, le=7 * 86400, description="user: seconds per rotating mailbox tag"
     )
+    cover_traffic: int = Field(default=0, ge=0, le=100_000)  # user: cover bytes/s, 0 off
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Validator settings (see _validator_service): peers as NODEID@HOST:PORT, the
     # chain ids the genesis files must declare, and the least time between blocks.

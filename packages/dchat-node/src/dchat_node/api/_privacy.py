@@ -1,12 +1,21 @@
-"""HTTP routes for metadata privacy: onion mode per identity and per burner (protocol §39).
+"""HTTP routes for metadata privacy settings: cover traffic, onion mode (token auth, strict bodies).
+
+``GET /v1/privacy/cover`` answers the cover traffic's state (as ``/status``
+shows it under ``cover``); ``PUT /v1/privacy/cover`` turns it on (at
+``budget`` bytes/s, default :data:`~dchat_messaging.lowlevel.DEFAULT_COVER_BUDGET`
+or the node's configured budget) or off. The choice is kept across restarts
+and wins over the ``cover_traffic`` setting. A budget too small to carry one
+envelope a minute is a 400 ``CoverInputError``.
 
 ``PUT /v1/privacy/onion`` ``{"on": bool, "identity": burner id (optional)}``
 turns onion mode on or off for the node's identity, or for one of its live
-burners; ``GET /v1/privacy/onion`` shows the modes and the onion relays.
-With onion mode on, each envelope the identity sends is deposited through
-three relays (:class:`dchat_network.lowlevel.OnionPool`), so the recipient's
-mailbox relay never sees the sender's address. ``not_found`` (404) for an
-identity that is neither ours nor a live burner.
+burners; ``GET /v1/privacy/onion`` shows the modes and the onion relays (as
+``/status`` shows them under ``onion``). With onion mode on, each envelope
+the identity sends is deposited through three relays
+(:class:`dchat_network.lowlevel.OnionPool`, protocol §39), so the
+recipient's mailbox relay never sees the sender's address. ``not_found``
+(404) for an identity that is neither ours nor a live burner,
+``no_onion_relays`` (409) to turn it on with fewer than two ``onion_relays``.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from dchat_core import IdentityId
+from dchat_messaging.lowlevel import DEFAULT_COVER_BUDGET
 
 from .._errors import NodeStateError
 from ._guardians import Strict
@@ -28,6 +38,11 @@ if TYPE_CHECKING:
     from .._runtime import Node
 
 __all__ = ("add_privacy_routes", "onion_status")
+
+
+class CoverSetting(Strict):
+    on: bool
+    budget: int | None = Field(default=None, ge=1, le=100_000)  # bytes/s (MAX_COVER_BUDGET)
 
 
 class OnionMode(Strict):
@@ -63,7 +78,25 @@ async def onion_status(node: Node) -> dict[str, Any]:
 
 
 def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
-    """Mount ``/v1/privacy``."""
+    """Mount ``/v1/privacy/cover`` and ``/v1/privacy/onion``."""
+
+    @app.get("/v1/privacy/cover", dependencies=auth)
+    async def cover_state() -> dict[str, Any]:
+        return user_role(node).user.agent.cover.status()
+
+    @app.put("/v1/privacy/cover", dependencies=auth)
+    async def set_cover(body: CoverSetting) -> dict[str, Any]:
+        role = user_role(node)
+        user, cover = role.user, role.user.agent.cover
+        budget = 0
+        if body.on:
+            budget = body.budget or cover.budget or node.config.cover_traffic
+            budget = budget or DEFAULT_COVER_BUDGET
+        cover.set_budget(budget)  # in this thread: the sender reads it here
+        await user.run(cover.save)
+        user.mailboxes_changed()  # the cover tags' links start or stop
+        role.cover.wake()
+        return cover.status()
 
     @app.get("/v1/privacy/onion", dependencies=auth)
     async def show() -> dict[str, Any]:

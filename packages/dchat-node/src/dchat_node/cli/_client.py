@@ -51,8 +51,13 @@ _out = Console()
 def _wallet_app() -> typer.Typer:
     from ._chain import wallet_app
     from ._channels import channel_app
+    from ._stealth import pay, scan, stealth_address, sweep
 
     wallet_app.add_typer(channel_app, name="channel")
+    wallet_app.command("stealth-address")(stealth_address)
+    wallet_app.command("pay")(pay)
+    wallet_app.command("scan")(scan)
+    wallet_app.command("sweep")(sweep)
     return wallet_app
 
 
@@ -69,12 +74,12 @@ contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(burner_app, name="burner")
-app.add_typer(privacy_app, name="privacy")
 app.add_typer(bot_app, name="bot")
 app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")
 app.add_typer(broadcast_app, name="channel")
+app.add_typer(privacy_app, name="privacy")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
