@@ -13,6 +13,14 @@ sections 28-30):
   ``process`` calls, one message at a time, CPU time per message (median and
   p99); baseline: three nested X25519 + ChaCha20-Poly1305 layers sealed by the
   sender (a fresh ephemeral key each) and opened one per hop.
+* Onion deposits on loopback (protocol §39): three relay hosts
+  (``dchat_network.RelayHost`` over in-memory mailboxes) in this process, on
+  127.0.0.1; the wall-clock time of one deposit of a 1,000-byte envelope
+  through three hops (``OnionPool.deposit`` of an ``onion:`` route: build, three
+  links, three peels, the store) against a direct ``put_many`` of the same
+  envelope at the same relay over a pooled link, alternating, one at a time.
+  All hops share this process's one thread, so their CPU time adds up (on
+  separate machines it would overlap with the network's).
 * Blind tokens (RFC 9474, RSABSSA-SHA384-PSS-Randomized) at 2048 and 3072 bits,
   in requests of 10: the client's ``request_tokens`` (prepare + blind), the
   issuer's ``TokenIssuer.issue`` of the decoded request, the client's
@@ -47,7 +55,7 @@ best round is reported with the median beside it.
 Usage::
 
     uv run python benchmarks/bench_privacy.py [--packets N] [--samples N] [--tokens N]
-        [--proofs N] [--repeats N] [--case all|cover]
+        [--proofs N] [--deposits N] [--repeats N] [--case all|cover]
 """
 
 from __future__ import annotations
@@ -282,6 +290,83 @@ def three_hops(samples: int) -> tuple[Latency, Latency]:
     return ours, base
 
 
+# -- onion deposits over loopback ----------------------------------------------------------------
+
+
+def _mailbox_of(envelope: bytes) -> bytes | None:
+    return envelope[:32] if len(envelope) >= 32 else None
+
+
+async def _deposits(count: int) -> tuple[Latency, Latency]:
+    import trio
+
+    from dchat_core import NodeId, RelayAddress
+    from dchat_crypto import SigningKey
+    from dchat_network import RelayHost, RelayServer
+    from dchat_network.lowlevel import OnionPool, onion_route
+    from dchat_testing import MemoryMailboxStore
+
+    async def run(call: Callable[[], object]) -> object:
+        return call()
+
+    onion = Latency("3 hops (onion)", [], [], [])  # total: wall clock; build: CPU (all hops)
+    direct = Latency("direct put", [], [], [])
+    async with trio.open_nursery() as nursery:
+        relays = []
+        for _ in range(3):
+            host = RelayHost(RelayServer(MemoryMailboxStore(), _mailbox_of), run, time.time)  # type: ignore[arg-type]
+            key = SigningKey.generate()
+            h, p = await nursery.start(host.serve, "127.0.0.1", 0, key)
+            relays.append(RelayAddress(h, p, NodeId.derive(key.public_key.to_bytes())))
+        pool = OnionPool(onion_relays=relays[:2])
+        last = relays[2]
+        for n in range(count + count // 10):  # the first tenth warms the links up
+            box = hashlib.sha256(n.to_bytes(4, "big")).digest()
+            envelope = box + bytes(len(DATA) - 32)
+            start, cpu = time.perf_counter(), time.process_time()
+            (stored,) = await pool.deposit(onion_route(last.hostport), [(box, envelope)])
+            onion.total.append(time.perf_counter() - start)
+            onion.build.append(time.process_time() - cpu)
+            assert isinstance(stored, bytes), stored
+            again = box + b"\x01" + bytes(len(DATA) - 33)
+            start, cpu = time.perf_counter(), time.process_time()
+            (stored,) = await pool.put_many(last.host, last.port, [(box, again)])
+            direct.total.append(time.perf_counter() - start)
+            direct.build.append(time.process_time() - cpu)
+            assert isinstance(stored, bytes), stored
+        await pool.aclose()
+        nursery.cancel_scope.cancel()
+    for latency in (onion, direct):
+        del latency.total[: count // 10]
+        del latency.build[: count // 10]
+    return onion, direct
+
+
+def deposits(count: int) -> tuple[Latency, Latency]:
+    """Wall-clock latency of onion deposits (3 hops) and direct puts on loopback."""
+    import trio
+
+    return trio.run(_deposits, count)
+
+
+def deposit_table(pair: tuple[Latency, Latency]) -> list[str]:
+    onion, direct = pair
+    added = statistics.median(onion.total) - statistics.median(direct.total)
+    cpu = statistics.median(onion.build) - statistics.median(direct.build)
+    lines = [
+        "| deposit of one 1,000-byte envelope, loopback | wall, median (µs) | wall, p99 (µs) "
+        "| CPU of all hops, median (µs) |",
+        "|---|---:|---:|---:|",
+    ]
+    for latency in pair:
+        lines.append(
+            f"| {latency.label} | {_us(statistics.median(latency.total))} "
+            f"| {_us(latency.percentile(0.99))} | {_us(statistics.median(latency.build))} |"
+        )
+    lines.append(f"| added by 3 hops (median) | {_us(added)} | | {_us(cpu)} |")
+    return lines
+
+
 # -- blind tokens ------------------------------------------------------------------------------
 
 
@@ -496,6 +581,7 @@ def latency_table(pair: tuple[Latency, Latency]) -> list[str]:
 def section(
     results: dict[str, list[Row]],
     latency: tuple[Latency, Latency],
+    onion: tuple[Latency, Latency],
     args: argparse.Namespace,
     argv: list[str],
     load: str,
@@ -522,6 +608,12 @@ def section(
         "peeled by three relays in turn, CPU time per message (no network, no queueing); "
         "baseline: three nested X25519 + ChaCha20-Poly1305 layers, sealed with a fresh "
         "ephemeral key each and opened one per hop. Samples alternate with the baseline.",
+        f"- Onion deposits: {args.deposits:,} deposits of a {len(DATA):,}-byte envelope, "
+        "wall-clock time each, through three relay hosts on 127.0.0.1 in this process "
+        "(in-memory mailboxes, pooled links, build + 3 links + 3 peels + store) against a "
+        "direct `put_many` at the same relay, alternating; the hops share this process's "
+        "one thread, so their CPU adds up. CPU: process time during the deposit (every hop's "
+        "work); on a loaded machine the wall time is mostly waiting for a core.",
         f"- Blind tokens: RFC 9474 RSABSSA-SHA384-PSS-Randomized, {args.tokens:,} tokens per "
         f"round in requests of {BATCH}; rates per token. Issue includes decoding the "
         "request; redeem runs on a new `TokenRedeemer` each round (verify + spent set). "
@@ -539,6 +631,8 @@ def section(
         *table(results),
         "",
         *latency_table(latency),
+        "",
+        *deposit_table(onion),
         END,
     ]
     return "\n".join(lines)
@@ -655,6 +749,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=300, help="3-hop messages timed")
     parser.add_argument("--tokens", type=int, default=40, help=f"per round, a multiple of {BATCH}")
     parser.add_argument("--proofs", type=int, default=48, help="ring-8 proofs per round")
+    parser.add_argument("--deposits", type=int, default=300, help="onion and direct deposits")
     parser.add_argument("--repeats", type=int, default=5, help="rounds per implementation")
     parser.add_argument("--case", choices=("all", "cover"), default="all", help="what to run")
     args = parser.parse_args(argv)
@@ -671,7 +766,8 @@ def main(argv: list[str] | None = None) -> None:
     cases |= put_proof_cases(args.proofs)
     results = measure(cases, args.repeats)
     latency = three_hops(args.samples)
-    publish(NAME, section(results, latency, args, argv, load), args)
+    onion = deposits(args.deposits)
+    publish(NAME, section(results, latency, onion, args, argv, load), args)
 
 
 if __name__ == "__main__":

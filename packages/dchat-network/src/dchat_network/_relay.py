@@ -107,6 +107,7 @@ from ._relay_blob_wire import (
     BlobOpen,
     BlobPut,
 )
+from ._relay_onion_wire import ONION_DECODERS, OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
 from ._relay_proof_wire import PROOF_DECODERS, RingHeld, RingSet, ZkContexts, ZkGet
 from ._relay_topic_wire import (
     TOPIC_DECODERS,
@@ -170,7 +171,12 @@ MAX_RETRY_MS: Final = 3_600_000
 #: The longest Merkle path an audit answer may carry.
 MAX_AUDIT_PATH: Final = 64
 _MAX_RID: Final = 2**63 - 1
-_OTHER_DECODERS: Final = {**BLOB_DECODERS, **TOPIC_DECODERS, **PROOF_DECODERS}
+_OTHER_DECODERS: Final = {
+    **BLOB_DECODERS,
+    **TOPIC_DECODERS,
+    **ONION_DECODERS,
+    **PROOF_DECODERS,
+}
 _LIMITS: Final = DecodeLimits(
     max_size=8 * 1024 * 1024,
     max_depth=3,
@@ -441,6 +447,10 @@ RelayMessage = (
     | TopicPublished
     | TopicRead
     | TopicPosts
+    | OnionKeyQuery
+    | OnionKeyIs
+    | OnionPut
+    | OnionDone
     | RingSet
     | RingHeld
     | ZkGet
@@ -513,6 +523,8 @@ def encode_relay_message(message: RelayMessage) -> bytes:
         case BlobOpen() | BlobPut() | BlobAt() | BlobGet() | BlobData() | BlobDelete() | BlobGone():
             rid, body = message.rid, message.fields()
         case TopicPublish() | TopicPublished() | TopicRead() | TopicPosts():
+            rid, body = message.rid, message.fields()
+        case OnionKeyQuery() | OnionKeyIs() | OnionPut() | OnionDone():
             rid, body = message.rid, message.fields()
         case RingSet() | RingHeld() | ZkGet() | ZkContexts():
             rid, body = message.rid, message.fields()

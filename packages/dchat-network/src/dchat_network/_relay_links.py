@@ -278,6 +278,8 @@ class RelayPool:
         """How deposits are authorized."""
         self._links: dict[tuple[str, int], RelaySession] = {}
         self._dialling: dict[tuple[str, int], trio.Lock] = {}
+        self.pins: dict[tuple[str, int], NodeId] = {}
+        """Node ids the pooled links to these relays must prove (else any key)."""
 
     async def put_many(
         self, host: str, port: int, items: Sequence[tuple[bytes, bytes]]
@@ -454,8 +456,8 @@ class RelayPool:
             if session is not None:
                 return session, False
             host, port = address
-            key = SigningKey.generate()
-            link = await connect(host, port, node_key=key, timeout=self._timeout)
+            key, pin = SigningKey.generate(), self.pins.get(address)
+            link = await connect(host, port, node_key=key, expected_peer=pin, timeout=self._timeout)
             session = self._links[address] = RelaySession(link)
             return session, True
 

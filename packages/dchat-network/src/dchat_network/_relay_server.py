@@ -138,6 +138,7 @@ from ._relay import (
 from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, BlobOpen, BlobPut
 from ._relay_blobs import answer_blob
 from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
+from ._relay_onion_wire import OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
 from ._relay_proof_wire import RingHeld, RingSet, ZkContexts, ZkGet
 from ._relay_topic_wire import TopicPosts, TopicPublish, TopicPublished, TopicRead
@@ -498,6 +499,8 @@ class RelayServer:
                 items, size = 1, len(request.data)
             case TopicPublish():
                 items, size = 1, len(request.post)
+            case OnionPut():
+                items, size = 1, len(request.packet)
             case _:
                 return None
         if (wait := budget.charge(items, size, now)) > 0:
@@ -826,6 +829,14 @@ class RelayClient:
         """
         return self._request(TopicRead(self._next_rid(), topic, after, limit, wait_ms, desc))
 
+    def onion_key(self) -> bytes:
+        """A request for the relay's signed onion key record."""
+        return self._request(OnionKeyQuery(self._next_rid()))
+
+    def onion(self, packet: bytes) -> bytes:
+        """A request to peel ``packet`` and forward or deposit what it carries."""
+        return self._request(OnionPut(self._next_rid(), packet))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -901,4 +912,6 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     BlobDelete: BlobGone,
     TopicPublish: TopicPublished,
     TopicRead: TopicPosts,
+    OnionKeyQuery: OnionKeyIs,
+    OnionPut: OnionDone,
 }

@@ -45,6 +45,7 @@ from ._relay import (
     RelayTokensHeld,
 )
 from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
+from ._relay_onion_wire import OnionDone, OnionKeyIs
 from ._relay_proof_wire import RingHeld, ZkContexts
 from ._relay_server import RelayClient
 from ._relay_topic_wire import MAX_TOPIC_WAIT_MS, TopicPosts, TopicPublished
@@ -273,6 +274,14 @@ class RelaySession:
     async def blob_delete(self, blob_id: bytes) -> bool:
         """Delete a blob our link's mailbox uploaded; whether there was one."""
         return bool((await self._ask(lambda c: c.blob_delete(blob_id), BlobGone)).deleted)
+
+    async def onion_key(self) -> bytes:
+        """The relay's signed onion key record (verify it: :class:`OnionKeyRecord`)."""
+        return (await self._ask(lambda c: c.onion_key(), OnionKeyIs)).record
+
+    async def onion(self, packet: bytes, *, timeout: float = 30.0) -> str:
+        """Hand the relay an onion; what became of it (``stored``, ``bad_onion``, ...)."""
+        return (await self._ask(lambda c: c.onion(packet), OnionDone, timeout=timeout)).result
 
     async def aclose(self) -> None:
         """Close the link."""

@@ -267,6 +267,23 @@ class RemoteClient(
         """Role, identity, counters."""
         return obj(self._call("GET", "/status"))
 
+    def onion_mode(self) -> dict[str, Any]:
+        """Each local identity's onion mode (``identities``: id -> on) and the onion relays."""
+        return obj(self._call("GET", "/v1/privacy/onion"))
+
+    def set_onion_mode(self, on: bool, *, identity: str | None = None) -> dict[str, Any]:
+        """Turn onion mode on or off for our identity, or for the burner ``identity``.
+
+        In onion mode every envelope the identity sends reaches the recipient's
+        mailbox relay through three relays (protocol §39), so that relay never
+        sees the sender's address. Refused (``no_onion_relays``) while the node
+        has fewer than two ``onion_relays`` configured.
+        """
+        body: dict[str, Any] = {"on": on}
+        if identity is not None:
+            body["identity"] = identity
+        return obj(self._call("PUT", "/v1/privacy/onion", body))
+
     def put_auth(self) -> dict[str, Any]:
         """What the node hands contacts for its mailbox: ``mode`` (``"token"`` or ``"proof"``,
         the ``put_auth`` setting), tokens and contact secrets issued, the ring registered."""

@@ -48,7 +48,7 @@ from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
-from ._privacy import add_privacy_routes
+from ._privacy import add_privacy_routes, onion_status
 from ._put_auth import add_put_auth_routes, put_auth_status
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
@@ -115,7 +115,12 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
-        return await node.status() | await home_relays(node) | put_auth_status(node)
+        return (
+            await node.status()
+            | await home_relays(node)
+            | put_auth_status(node)
+            | await onion_status(node)
+        )
 
     add_metrics_route(app, node, auth)
 
