@@ -53,6 +53,9 @@ class FrameTooLargeError(LinkProtocolError):
 class RelayProtocolError(DchatNetworkError, PeerError, ValueError):
     """A relay protocol message is malformed or unexpected."""
 
+    code: str | None = None
+    """The relay's error code when it refused the request (``error`` reply), else None."""
+
 
 class ProbeError(DchatNetworkError, PeerError, ValueError):
     """A probe challenge, a delivery receipt or an audit answer does not hold."""

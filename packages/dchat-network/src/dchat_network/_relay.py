@@ -105,6 +105,13 @@ from ._relay_blob_wire import (
     BlobOpen,
     BlobPut,
 )
+from ._relay_token_wire import (
+    TOKEN_DECODERS,
+    TokenBuy,
+    TokenIssued,
+    TokenOfferAsk,
+    TokenOffered,
+)
 from ._relay_topic_wire import (
     TOPIC_DECODERS,
     TopicPosts,
@@ -167,7 +174,7 @@ MAX_RETRY_MS: Final = 3_600_000
 #: The longest Merkle path an audit answer may carry.
 MAX_AUDIT_PATH: Final = 64
 _MAX_RID: Final = 2**63 - 1
-_OTHER_DECODERS: Final = {**BLOB_DECODERS, **TOPIC_DECODERS}
+_OTHER_DECODERS: Final = {**BLOB_DECODERS, **TOPIC_DECODERS, **TOKEN_DECODERS}
 _LIMITS: Final = DecodeLimits(
     max_size=8 * 1024 * 1024,
     max_depth=3,
@@ -438,6 +445,10 @@ RelayMessage = (
     | TopicPublished
     | TopicRead
     | TopicPosts
+    | TokenOfferAsk
+    | TokenOffered
+    | TokenBuy
+    | TokenIssued
 )
 
 
@@ -507,6 +518,8 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             rid, body = message.rid, message.fields()
         case TopicPublish() | TopicPublished() | TopicRead() | TopicPosts():
             rid, body = message.rid, message.fields()
+        case TokenOfferAsk() | TokenOffered() | TokenBuy() | TokenIssued():
+            rid, body = message.rid, message.fields()
     return canonical_encode({**body, "rid": rid})
 
 
@@ -522,9 +535,7 @@ def decode_relay_message(data: bytes) -> RelayMessage:
         decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
         if decoder is not None:
             return decoder(value)
-        blob = (
-            (BLOB_DECODERS.get(kind) or TOPIC_DECODERS.get(kind)) if isinstance(kind, str) else None
-        )
+        blob = _OTHER_DECODERS.get(kind) if isinstance(kind, str) else None
         if blob is None:
             raise RelayProtocolError("unknown relay message type")
         return blob(value)  # type: ignore[return-value]

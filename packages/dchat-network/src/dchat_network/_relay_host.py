@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import MailboxId
+from dchat_core import DchatError, MailboxId
 
 from . import tracing
 from ._errors import LinkClosedError, LinkTimeoutError, RelayProtocolError
@@ -74,9 +74,11 @@ from ._link_stats import LinkStats
 from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_message
 from ._relay_limits import RelayGuard, RelayLimits, retry_ms, source_of
 from ._relay_queue import WorkQueue
-from ._relay_server import RelayWork
+from ._relay_server import RelayReply, RelayWork
+from ._relay_token_wire import TokenBuy
 from ._relay_topic_wire import TopicRead
 from ._relay_wakeups import PullWakeups
+from ._token_shop import decode_purchase, purchase_ref
 from ._trio import serve_links
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ if TYPE_CHECKING:
     from dchat_crypto import SigningKey
 
     from ._relay import RelayPull
-    from ._relay_server import RelayReply, RelayServer
+    from ._relay_server import RelayServer
     from ._trio import Link
 
 __all__ = ("RelayHost",)
@@ -149,6 +151,12 @@ class RelayHost:
         """Pulls waiting for mail right now."""
         self.links = LinkStats()
         """The listener's counters (pass it to :func:`serve_links` as ``stats``)."""
+        self.payments: Callable[[bytes], Awaitable[tuple[bytes, int] | None]] | None = None
+        """Reads the proven currency-chain payment of a reference: ``(payee, amount)`` or None.
+
+        Set with :attr:`RelayServer.tokens` to sell tokens (``tk_buy``); it may raise
+        :class:`~dchat_core.DchatError` when the chain cannot be read.
+        """
 
     async def serve(
         self,
@@ -235,7 +243,9 @@ class RelayHost:
                     self._watch(key)
                 seen = self._wakeups.version(key)
                 try:
-                    if isinstance(work, RelayWork):
+                    if isinstance(work, RelayWork) and isinstance(work.request, TokenBuy):
+                        reply = await self._sell(work, link.source, now)
+                    elif isinstance(work, RelayWork):
                         call = functools.partial(self.server.serve, owner, work.request, now)
                         reply = await self._in_turn(call, link.source, work.authorised)
                     else:
@@ -260,6 +270,21 @@ class RelayHost:
                 # mailbox link goes on.)
                 await trio.sleep(min(reply.message.retry_ms / 1000, self._idle))
             _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
+
+    async def _sell(self, work: RelayWork, address: str, now: float) -> RelayReply:
+        """A ``tk_buy``: read its payment from the chain here, then sell in the worker."""
+        buy = work.request
+        assert isinstance(buy, TokenBuy)
+        paid: tuple[bytes, int] | None = None
+        if self.payments is not None and self.server.tokens is not None:
+            try:
+                paid = await self.payments(purchase_ref(decode_purchase(buy.request)))
+            except DchatError as exc:  # a malformed request, or the chain is unreachable
+                code = getattr(exc, "code", None) or "chain_unreachable"
+                error = RelayError(buy.rid, str(code), type(exc).__name__)
+                return RelayReply(encode_relay_message(error), error, True)
+        call = functools.partial(self.server.sell, buy, paid, now)
+        return await self._in_turn(call, address, work.authorised)
 
     async def _in_turn(
         self, call: Callable[[], RelayReply], address: str, authorised: bool

@@ -320,7 +320,7 @@ class RelayPool:
             if reply.pow is None or not todo:
                 break
             self.auth.asked(relay, trio.current_time())
-            todo = await self._answer(reply.pow, items, auth, todo)
+            todo = await self._answer(reply.pow, items, auth, todo, relay)
             if not todo:
                 break
         return results
@@ -331,12 +331,13 @@ class RelayPool:
         items: Sequence[tuple[bytes, bytes]],
         auth: list[bytes | None],
         refused: list[int],
+        relay: str = "",
     ) -> list[int]:
-        """Set a token or a solved stamp as ``auth`` of each refused item; those to resend."""
+        """Set a token, paid token or solved stamp as ``auth`` of each refused item; to resend."""
         work: list[int] = []
         again: list[int] = []
         for i in refused:
-            answer = self.auth.retry(items[i][0], auth[i], challenge)
+            answer = self.auth.retry(items[i][0], auth[i], challenge, relay)
             if isinstance(answer, bytes):
                 auth[i] = answer
                 again.append(i)
