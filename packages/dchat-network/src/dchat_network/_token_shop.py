@@ -7,7 +7,9 @@ and redeemer of :mod:`dchat_privacy` at once. Time is cut into epochs of
 ``epoch_seconds``; each epoch has its own RSA issuer key, made on first use
 and kept in the relay's :class:`TokenStore` (so a restart signs and accepts
 with the same keys). A key's tokens are redeemable from its epoch through
-``window`` epochs after it.
+``window`` epochs after it. Stored issuer keys are sealed
+(ChaCha20-Poly1305) under a key derived from the relay's node key, which is
+itself kept encrypted under the node passphrase.
 
 * **Offer** (:class:`TokenOffer`): the current epoch's public key, the account
   to pay (``payee``, by default the relay's node key's account), the ``price``
@@ -36,6 +38,7 @@ redemptions. Nothing here reads a clock or does I/O: every call takes ``now``.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
@@ -48,6 +51,7 @@ from dchat_core import (
     canonical_encode,
 )
 from dchat_crypto import BadSignatureError, VerifyKey
+from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
 from dchat_privacy import TokenError, TokenIssuer, TokenIssuerKey, TokenRedeemer, request_tokens
 from dchat_privacy.lowlevel import TokenKey, TokenMessageError, decode_token_request
 
@@ -73,6 +77,7 @@ __all__ = (
 OFFER_DOMAIN: Final = b"dchat-token-offer-v1"
 PURCHASE_DOMAIN: Final = b"dchat-token-buy-v1"
 MAX_OFFER: Final = 2048
+_SEAL_INFO: Final = b"dchat-token-issuer-seal-v1"
 PAID_AUTH_CODES: Final = frozenset({"bad_token", "spent", "unknown_key", "expired", "full"})
 """Item codes a relay answers a deposit's paid token with (besides storing it)."""
 _OFFER_FIELDS: Final = frozenset({"v", "r", "k", "pay", "price", "max", "sig"})
@@ -260,13 +265,27 @@ class TokenShop:
         """Read the stored keys and spent sets (in the store's worker, at start-up)."""
         oldest = self.epoch(now) - self.settings.window
         self._store.forget_tokens(oldest)
-        for _epoch, blob in self._store.token_keys():
-            self._add(TokenIssuerKey.from_bytes(blob))
+        for epoch, blob in self._store.token_keys():
+            self._add(TokenIssuerKey.from_bytes(self._unseal(epoch, blob)))
         spent: dict[int, list[bytes]] = {}
         for epoch, digest in self._store.spent_tokens(oldest):
             spent.setdefault(epoch, []).append(digest)
         for epoch, digests in spent.items():
             self._redeemer.load_spent(epoch, digests)
+
+    def _seal_key(self) -> bytes:
+        secret = self._node_key.to_bytes()
+        return hkdf_sha256(secret, salt=b"", info=_SEAL_INFO, length=32)
+
+    def _seal(self, epoch: int, blob: bytes) -> bytes:
+        """An issuer key as stored: sealed under a key derived from the node key."""
+        nonce = os.urandom(12)
+        ad = epoch.to_bytes(8, "big", signed=True)
+        return nonce + chacha20poly1305_encrypt(self._seal_key(), nonce, blob, ad)
+
+    def _unseal(self, epoch: int, stored: bytes) -> bytes:
+        ad = epoch.to_bytes(8, "big", signed=True)
+        return chacha20poly1305_decrypt(self._seal_key(), stored[:12], stored[12:], ad)
 
     def _add(self, key: TokenIssuerKey) -> None:
         self._keys[key.epoch] = key
@@ -280,7 +299,7 @@ class TokenShop:
         key = self._keys.get(epoch)
         if key is None:
             key = TokenIssuerKey.generate(epoch, self.settings.key_bits)
-            self._store.keep_token_key(epoch, key.to_bytes())
+            self._store.keep_token_key(epoch, self._seal(epoch, key.to_bytes()))
             self._add(key)
             for old in [e for e in self._keys if e < epoch - self.settings.window]:
                 del self._keys[old]
