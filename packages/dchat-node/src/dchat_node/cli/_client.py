@@ -35,6 +35,7 @@ from ._lazy import LazyGroups
 from ._open import register_open_command
 from ._requests import register_request_commands
 from ._search import register_search_command
+from ._tokens import tokens_app
 from ._watch import register_watch_command
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ app.add_typer(handle_app, name="handle")
 app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")
 app.add_typer(broadcast_app, name="channel")
+app.add_typer(tokens_app, name="tokens")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
