@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,6 +34,7 @@ from dchat_network.lowlevel import (
 )
 from dchat_privacy import ExpiredTokenError, Token, TokenIssuerKey, UnknownKeyError
 from dchat_privacy.lowlevel import TokenRequest
+from dchat_storage import open_database
 from dchat_testing import MemoryMailboxStore
 
 NODE = SigningKey.generate()
@@ -307,3 +309,28 @@ def test_the_sender_spends_a_paid_token_before_solving_work_and_never_twice() ->
     assert client.retry(BOX, None, challenge, "r:1") == auth_paid(b"redemption")
     assert client.retry(BOX, auth_paid(b"redemption"), challenge, "r:1") == challenge
     assert client.retry(BOX, None, challenge, "r:2") == challenge
+
+
+def test_over_the_relay_database_a_double_spend_after_a_restart_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The shop's state in the node's database: a restarted relay refuses a spent token."""
+    path = tmp_path / "relay.db"
+    db = open_database(path)
+    shop = new_shop(db.tokens)  # type: ignore[arg-type]
+    first, second = buy(shop, 2)
+    server = new_server(shop)
+    assert isinstance(put(server, b"one", auth_paid(first.redemption())), RelayStored)
+    db.close()
+    again = open_database(path)
+    restarted = new_shop(again.tokens)  # type: ignore[arg-type]
+    server = new_server(restarted)
+    client = RelayClient()
+    data = client.put(BOX, BOX + b"again", auth_paid(first.redemption()))
+    with pytest.raises(RelayProtocolError) as refused:
+        client.receive(server.handle(b"S" * 32, data, NOW).data)
+    assert refused.value.code == "spent"
+    assert isinstance(put(server, b"two", auth_paid(second.redemption())), RelayStored)
+    # The issuer key came back from the database (sealed), so the offer is the same key.
+    assert restarted.offer(NOW).key == shop.offer(NOW).key
+    again.close()

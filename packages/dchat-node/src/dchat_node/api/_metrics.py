@@ -384,7 +384,7 @@ class NodeMetrics(Collector):
         yield _by(
             CounterMetricFamily,
             "dchat_relay_put_authorizations_total",
-            "Deposits by authorization: token, work, free (quiet), refused (work asked).",
+            "Deposits by authorization: token, work, free, paid, refused (work asked, bad token).",
             "kind",
             dict(server.authorizer.counts),
         )
