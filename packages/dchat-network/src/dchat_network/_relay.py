@@ -75,8 +75,10 @@ this relay for ``retry`` milliseconds (at most :data:`MAX_RETRY_MS`). Unlike
 over the relay's connection cap, and the relay closes it after answering).
 
 Put authorization (:mod:`dchat_network._put_auth`): a deposit may carry an
-``authorization`` (a put token, ``0x01 || token(16)``, or a proof-of-work
-stamp, ``0x02 || seed(16) || nonce(8)``). A deposit the relay will not take
+``authorization`` (a put token, ``0x01 || token(16)``, a proof-of-work
+stamp, ``0x02 || seed(16) || nonce(8)``, or a paid blind token,
+``0x03 || redemption``, bought with ``tk_offer`` / ``tk_buy``: see
+:mod:`._relay_token_wire` and :mod:`._token_shop`). A deposit the relay will not take
 without work is answered ``busy`` with ``why`` ``pow`` and ``retry`` 0 (a
 ``put``) or the item code ``pow`` (a ``put_many``), and the answer's ``pow``
 field says what work to do. ``tok_set`` (the owner's, like ``pk_put``)

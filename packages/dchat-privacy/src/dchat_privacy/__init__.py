@@ -1,4 +1,4 @@
-"""dchat-privacy: privacy primitives (libraries; the node does not use them yet).
+"""dchat-privacy: privacy primitives (libraries; relays sell and take the blind tokens).
 
 So far: size-bucket padding; blind tokens (RFC 9474); Sphinx onion packets
 (BOLT 4) with reply blocks; zero-knowledge contact proofs on ristretto255.
