@@ -52,7 +52,15 @@ from dchat_core import (
 )
 from dchat_crypto import BadSignatureError, VerifyKey
 from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
-from dchat_privacy import TokenError, TokenIssuer, TokenIssuerKey, TokenRedeemer, request_tokens
+from dchat_privacy import (
+    ExpiredTokenError,
+    TokenError,
+    TokenIssuer,
+    TokenIssuerKey,
+    TokenRedeemer,
+    UnknownKeyError,
+    request_tokens,
+)
 from dchat_privacy.lowlevel import TokenKey, TokenMessageError, decode_token_request
 
 from ._errors import DchatNetworkError
@@ -252,6 +260,7 @@ class TokenShop:
         self.payee = bytes.fromhex(settings.payee) if settings.payee else public
         self._store = store
         self._keys: dict[int, TokenIssuerKey] = {}
+        self._retired: set[bytes] = set()  # ids of keys dropped (one a day: stays small)
         self._issuer = TokenIssuer(())
         self._redeemer = TokenRedeemer(redeemer, epoch=self.epoch(now), window=settings.window)
         self.counts = {"sold": 0, "redeemed": 0, "refused": 0}
@@ -302,7 +311,7 @@ class TokenShop:
             self._store.keep_token_key(epoch, self._seal(epoch, key.to_bytes()))
             self._add(key)
             for old in [e for e in self._keys if e < epoch - self.settings.window]:
-                del self._keys[old]
+                self._retired.add(self._keys.pop(old).public.key_id)
         return key
 
     def offer(self, now: float) -> TokenOffer:
@@ -333,14 +342,27 @@ class TokenShop:
             raise TokenSaleError("wrong_payee", "the payment went to another account")
         if amount < self.settings.price * len(request.blinded):
             raise TokenSaleError("underpaid", "the payment does not cover these tokens")
-        key = self._current(now)
-        if request.key_id != key.public.key_id:
-            self._issuer.issue(request, epoch=key.epoch)  # raises the key's typed error
+        key = self._sale_key(request.key_id, now)
         if not self._store.use_payment(purchase_ref(request), now):
             raise TokenSaleError("payment_used", "this payment already bought tokens")
         issuance = self._issuer.issue(request, epoch=key.epoch)
         self.counts["sold"] += len(request.blinded)
         return issuance.to_bytes()
+
+    def _sale_key(self, key_id: bytes, now: float) -> TokenIssuerKey:
+        """The key a purchase names: this epoch's, or the last one's (a sale across the change).
+
+        Raises:
+            UnknownKeyError: no key of this shop has that id.
+            ExpiredTokenError: the key is older, or its tokens would not be accepted.
+        """
+        current = self._current(now)
+        key = next((k for k in self._keys.values() if k.public.key_id == key_id), None)
+        if key is None:
+            raise ExpiredTokenError if key_id in self._retired else UnknownKeyError
+        if key.epoch < current.epoch - min(1, self.settings.window):
+            raise ExpiredTokenError
+        return key
 
     def redeem(self, redemption: bytes, now: float) -> str | None:
         """Accept a deposit's paid token once: None, or the refusal code.

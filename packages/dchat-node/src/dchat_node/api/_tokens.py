@@ -130,7 +130,10 @@ class TokenDesk:
         wallet = (self._wallets or {}).get(relay)
         if wallet is None or not len(wallet):
             return None
-        redeemer = bytes(NodeId.parse(self._ids[relay]))
+        try:
+            redeemer = bytes(NodeId.parse(self._ids[relay]))
+        except (KeyError, DchatError):
+            return None
         token = wallet.take(redeemer, oldest_epoch=0)
         if token is None:
             return None
