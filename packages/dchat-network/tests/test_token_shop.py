@@ -337,3 +337,26 @@ def test_over_the_relay_database_a_double_spend_after_a_restart_is_refused(
     # The issuer key came back from the database (sealed), so the offer is the same key.
     assert restarted.offer(NOW).key == shop.offer(NOW).key
     again.close()
+
+
+SHOP = new_shop()
+(GOOD,) = buy(SHOP, 1)
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.binary(max_size=700)
+    | st.builds(lambda b: GOOD.redemption()[:-1] + b, st.binary(min_size=1, max_size=1))
+)
+def test_hostile_redemptions_never_pass_and_get_a_typed_code(data: bytes) -> None:
+    if data == GOOD.redemption():
+        return
+    assert SHOP.redeem(data, NOW) in {"bad_token", "unknown_key", "expired"}
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000))
+def test_hostile_purchases_are_typed_refusals(data: bytes) -> None:
+    with pytest.raises(TokenSaleError) as refused:
+        SHOP.sell(data, (PAYEE, 10**6), NOW)
+    assert refused.value.code == "bad_request"
