@@ -409,8 +409,8 @@ def _buy_and_send(net: Net, relay: NodeProcess, carol: NodeProcess, dan: NodePro
     assert (bought["bought"], bought["paid"]) == (8, 16)
     assert net.balance(payee) == before + 16
     assert net.balance(account) == 100 - 16 - 1
-    held = _dchat(carol, "tokens")
-    assert held["total"] == bought["held"]  # (her node may have spent some already)
+    held = _dchat(carol, "tokens")  # her node may be spending some already
+    assert 0 < held["total"] <= bought["held"] <= 8
     assert sum(held["relays"][0]["epochs"].values()) == held["total"]
     with carol.client() as c, dan.client() as d:
         texts = [f"paid message {i}" for i in range(3)]
