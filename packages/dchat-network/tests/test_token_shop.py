@@ -360,3 +360,10 @@ def test_hostile_purchases_are_typed_refusals(data: bytes) -> None:
     with pytest.raises(TokenSaleError) as refused:
         SHOP.sell(data, (PAYEE, 10**6), NOW)
     assert refused.value.code == "bad_request"
+
+
+def test_the_buy_reference_example_of_the_protocol_document() -> None:
+    request = TokenRequest(bytes(32), b"", (bytes(range(256)),))
+    assert purchase_ref(request).hex() == (
+        "9ba3e1dbcb34a6b025ae074b54ef95447900c8fca1e9635ea7987368ca580b5a"
+    )
