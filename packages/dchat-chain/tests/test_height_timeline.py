@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dchat_chain.lowlevel import HeightTimeline, Vote, VoteKind, sent_step
+from dchat_chain.lowlevel import HeightTimeline, HeightTrace, Vote, VoteKind, sent_step
 from dchat_crypto import BlsSecretKey
 
 
@@ -39,3 +39,43 @@ def test_a_broadcast_marks_its_step_only_at_the_current_height() -> None:
     assert sent_step(precommit, 5) == "precommit_r0"
     assert sent_step(prevote, 6) is None
     assert sent_step(b"other", 5) is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_trace_records_only_when_enabled() -> None:
+    lines: list[str] = []
+    clock = Clock()
+    trace = HeightTrace(clock, lines.append, enabled=False)
+    trace.mark("proposed")
+    trace.cost("engine", 1.0)
+    trace.flush(1, 0, 0)
+    assert lines == []
+
+
+def test_a_trace_reads_the_clock_times_collections_and_keeps_the_worst_lag() -> None:
+    lines: list[str] = []
+    clock = Clock()
+    trace = HeightTrace(clock, lines.append, enabled=True)
+    clock.now = 100.010
+    trace.mark("proposed")
+    trace.mark("big_queued", at=100.002)
+    trace.on_gc("start", {"generation": 2})
+    clock.now = 100.014
+    trace.on_gc("stop", {"generation": 2})
+    trace.lag(0.003)
+    trace.lag(0.001)
+    clock.now = 100.5
+    trace.flush(4, 0, 2)
+    assert lines == [
+        "height 4 round 0 txs 2 t0=100.0000 total=500 | proposed=10 big_queued=2 "
+        "| gc2=4 gc2_max=4 | lag_max=3"
+    ]
+    trace.flush(5, 0, 0)
+    assert lines[1].endswith("lag_max=0")  # the worst lag is per height

@@ -510,6 +510,7 @@ def test_received_guardian_messages_are_one_step_by_kind() -> None:
     veto = deliver(vetoes, KIND_VETO, g1)
     agent = g1.guardian()
     assert agent.needs(KIND_VETO, veto) == [alice.id]  # the owners of the shares it holds
+    agent.believe(None)  # a chain the caller does not follow: nothing to believe
     for subject in agent.needs(KIND_VETO, veto):
         agent.believe(g1.chains[subject])
     step = agent.receive(KIND_VETO, g1.identity, alice.id, veto, now=NOW + 13)

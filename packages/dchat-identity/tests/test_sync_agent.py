@@ -22,6 +22,7 @@ from dchat_identity import (
 from dchat_identity.lowlevel import (
     LocalDevice,
     SyncAgent,
+    SyncCounters,
     SyncDelivery,
     SyncedContact,
     SyncKey,
@@ -239,3 +240,26 @@ def test_hostile_bytes_give_typed_errors(data: bytes) -> None:
 def test_a_synced_contact_whose_name_is_taken_tries_numbered_names_then_gives_up() -> None:
     names = list(SyncedContact("bob", "dchat-id", b"").names())
     assert names == ["bob", *(f"bob-{n}" for n in range(2, 10))]
+
+
+def test_channels_followed_before_a_link_are_adopted_once() -> None:
+    _, _, phone, _ = _devices("laptop")
+    phone.agent.record([("set", "channel/a", "link-a")], now=NOW)
+    ops = phone.agent.adopt_channels({"a": "other", "b": "link-b"}, now=NOW)
+    assert len(ops) == 1  # "a" is held already: its register is not overwritten
+    assert phone.agent.registers("channel/") == {"a": "link-a", "b": "link-b"}
+    assert phone.agent.adopt_channels({"b": "link-b"}, now=NOW) == []
+
+
+def test_the_counters_keep_the_latest_refusal() -> None:
+    counters = SyncCounters()
+    counters.applied += 3
+    counters.refused("tampered")
+    counters.refused("unknown_device")
+    assert counters.status(active=True) == {
+        "active": True,
+        "applied": 3,
+        "rejected": 2,
+        "last_error": "unknown_device",
+    }
+    assert SyncCounters().status(active=False)["last_error"] is None

@@ -62,6 +62,15 @@ def test_a_stranger_becomes_a_request_with_its_card_and_a_count(net: Net) -> Non
     assert request.card == alice.card  # the first message carried it: bob can reply
     assert policy.pending() == {str(alice.card.identity_id)}
     assert bob.texts() == ["hi, it is alice", "from the conference"]  # stored, held back
+    assert request.row("from the conference") == {
+        "identity_id": str(alice.card.identity_id),
+        "name": alice.card.name,
+        "messages": 2,
+        "first_ms": int(T0 * 1000),
+        "preview": "from the conference",
+        "can_reply": True,
+    }
+    assert replace(request, card=None).row(None)["can_reply"] is False
 
 
 def test_a_contact_a_control_or_a_redelivery_makes_no_request(net: Net) -> None:

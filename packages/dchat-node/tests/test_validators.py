@@ -16,12 +16,11 @@ import httpx
 import pytest
 
 from dchat_chain import Transaction
-from dchat_chain.lowlevel import NetPlan
+from dchat_chain.lowlevel import NetPlan, parse_peer
 from dchat_crypto import KdfParams
 from dchat_node import ConfigError, NodeProcess
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_validator_keys, load_wallet
-from dchat_node.validator._wire import parse_peer
 from dchat_testing import holds_for, wait_stable, wait_until
 
 PASSPHRASE = "validator test passphrase"

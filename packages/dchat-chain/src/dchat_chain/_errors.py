@@ -24,8 +24,9 @@
     │   │                                                anchored to another genesis
     │   ├── InvalidHandleError                           a handle breaks the naming rule
     │   │                                                (_handle_names)
-    │   └── KeyRecordError                               a key record is corrupt, of another
-    │                                                    kind or holds an invalid key
+    │   ├── KeyRecordError                               a key record is corrupt, of another
+    │   │                                                kind or holds an invalid key
+    │   └── PeerAddressError                             a peer is not NODEID@HOST:PORT
     └── ChainStateError(CallerError)                     a call in the wrong state or order
         ├── SnapshotError                                a stored state snapshot is corrupt or
         │                                                not the stored chain's (_snapshot)
@@ -59,6 +60,7 @@ __all__ = (
     "KeyRecordError",
     "LightStateError",
     "NotCertifiedError",
+    "PeerAddressError",
     "StaleAnswerError",
     "SyncError",
 )
@@ -138,6 +140,10 @@ class LightStateError(ChainArgumentError):
 
 class ChannelFileError(ChainArgumentError):
     """A wallet's channel file cannot be read or unlocked, or holds another wallet's book."""
+
+
+class PeerAddressError(ChainArgumentError):
+    """A validator peer's address is not ``NODEID@HOST:PORT``."""
 
 
 class KeyRecordError(ChainArgumentError):

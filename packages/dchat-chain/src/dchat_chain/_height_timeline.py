@@ -10,15 +10,24 @@ the next one at the given time.
 
 Every time is passed in by the caller (seconds on its monotonic clock); this
 module reads no clock, so a shell decides how it measures and where the line
-goes.
+goes. :class:`HeightTrace` is what a shell holds: a timeline that records only
+when tracing is on (otherwise every method returns at its first line), reads
+the shell's ``clock`` when no time is given, times garbage collections from
+the interpreter's ``gc`` callback phases, keeps the worst event-loop lag the
+shell measured, and hands each finished line to ``emit``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._block_commit import VoteKind
 from ._consensus_messages import Proposal, Vote
 
-__all__ = ("HeightTimeline", "sent_step")
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ("HeightTimeline", "HeightTrace", "sent_step")
 
 
 def sent_step(message: object, height: int) -> str | None:
@@ -67,3 +76,57 @@ class HeightTimeline:
         )
         self.start, self._marks, self._costs = now, [], {}
         return line
+
+
+class HeightTrace:
+    """A :class:`HeightTimeline` that records only when ``enabled`` (see the module).
+
+    Args:
+        clock: The shell's monotonic clock, in seconds.
+        emit: Called with each finished height's line.
+        enabled: Whether anything is recorded at all.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float], emit: Callable[[str], None], *, enabled: bool
+    ) -> None:
+        self.enabled = enabled
+        self._clock, self._emit = clock, emit
+        self._timeline = HeightTimeline(clock())
+        self._lag_max = 0.0
+        self._gc_began = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """A ``gc.callbacks`` hook: collections' durations, by generation (total and longest)."""
+        if phase == "start":
+            self._gc_began = self._clock()
+            return
+        took = self._clock() - self._gc_began
+        self.cost(f"gc{info['generation']}", took)
+        self.peak(f"gc{info['generation']}_max", took)
+
+    def mark(self, name: str, at: float | None = None) -> None:
+        """Note that step ``name`` happened (now, or ``at``); the first time per height counts."""
+        if self.enabled:
+            self._timeline.mark(name, self._clock() if at is None else at)
+
+    def cost(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to this height's total for ``name``."""
+        if self.enabled:
+            self._timeline.cost(name, seconds)
+
+    def peak(self, name: str, seconds: float) -> None:
+        """Keep the largest ``seconds`` seen for ``name`` this height."""
+        if self.enabled:
+            self._timeline.peak(name, seconds)
+
+    def lag(self, seconds: float) -> None:
+        """The event loop ran a task ``seconds`` late; the height's line shows the worst."""
+        self._lag_max = max(self._lag_max, seconds)
+
+    def flush(self, height: int, round_: int, txs: int) -> None:
+        """Emit the finished height's line and start the next height."""
+        if self.enabled:
+            line = self._timeline.finish(height, round_, txs, self._clock())
+            self._emit(f"{line} | lag_max={self._lag_max * 1000:.0f}")
+            self._lag_max = 0.0

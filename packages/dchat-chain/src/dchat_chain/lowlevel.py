@@ -31,7 +31,9 @@ application of its own, a simulation or a test harness.
   ``SendToPeers``, ``RequestSync``, ``ReportEvidence``, ``resume_point``,
   ``store_effect``, ``PeerTag``, ``encode_peer_message``,
   ``split_peer_message``, ``encode_txs``, ``decode_txs``, ``MAX_GOSSIP_TXS``;
-  per-height timing bookkeeping ``HeightTimeline``
+  peers' configured addresses ``PeerAddress``, ``parse_peer``,
+  ``PeerAddressError``; per-height timing bookkeeping ``HeightTimeline``,
+  ``HeightTrace``
 - the relay directory and home-relay choice (sans-IO): ``DirectoryRead``,
   ``DirectoryView``, ``RelayListing``, ``decode_relay_index``,
   ``decode_relay_listing``, ``decode_relay_bond``, ``epoch_score``, ``epoch_delivered``,
@@ -133,6 +135,7 @@ from ._errors import InvalidVoteError as InvalidVoteError
 from ._errors import KeyRecordError as KeyRecordError
 from ._errors import LightStateError as LightStateError
 from ._errors import NotCertifiedError as NotCertifiedError
+from ._errors import PeerAddressError as PeerAddressError
 from ._errors import StaleAnswerError as StaleAnswerError
 from ._evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
 from ._handle_lookup import HandleLookup as HandleLookup
@@ -143,6 +146,7 @@ from ._handle_names import normalize_handle as normalize_handle
 from ._handle_names import solve_handle_pow as solve_handle_pow
 from ._handle_owner import HandleOwner as HandleOwner
 from ._height_timeline import HeightTimeline as HeightTimeline
+from ._height_timeline import HeightTrace as HeightTrace
 from ._height_timeline import sent_step as sent_step
 from ._indexed_app import IndexedApp as IndexedApp
 from ._indexed_app import TxStatus as TxStatus
@@ -244,6 +248,8 @@ from ._validator_keys import encode_wallet_key as encode_wallet_key
 from ._validator_node import PeerStats as PeerStats
 from ._validator_node import ValidatorBook as ValidatorBook
 from ._validator_node import slash_tx as slash_tx
+from ._validator_peers import PeerAddress as PeerAddress
+from ._validator_peers import parse_peer as parse_peer
 from ._validator_wire import MAX_GOSSIP_TXS as MAX_GOSSIP_TXS
 from ._validator_wire import PeerTag as PeerTag
 from ._validator_wire import decode_inbound as decode_inbound
@@ -291,6 +297,7 @@ __all__ = (
     "HandleOwner",
     "HandleRecord",
     "HeightTimeline",
+    "HeightTrace",
     "HomeRelays",
     "IndexedApp",
     "InsufficientFundsError",
@@ -319,6 +326,8 @@ __all__ = (
     "NotEnoughRelaysError",
     "OrderRecord",
     "PaymentRecord",
+    "PeerAddress",
+    "PeerAddressError",
     "PeerStats",
     "PeerTag",
     "PinnedRelay",
@@ -405,6 +414,7 @@ __all__ = (
     "operator_groups",
     "order_key",
     "parse_headers",
+    "parse_peer",
     "parse_proof",
     "payment_channel_id",
     "payment_key",

@@ -137,9 +137,14 @@ class GuardianAgent:
         """The maps this agent changed, encoded: store each under its key."""
         return {key: encode_map(self._maps[key]) for key in GUARDIAN_STATE if key in self._dirty}
 
-    def believe(self, chain: DocumentChain) -> None:
-        """Tell the agent the document chain the caller follows for ``chain.subject``."""
-        self._chains[chain.subject] = chain
+    def believe(self, chain: DocumentChain | None) -> None:
+        """Tell the agent the document chain the caller follows for ``chain.subject``.
+
+        ``None`` (the caller follows no chain for an identity the agent asked
+        about) changes nothing: a step that needs that chain refuses.
+        """
+        if chain is not None:
+            self._chains[chain.subject] = chain
 
     def held_subjects(self) -> list[IdentityId]:
         """The identities whose shares we hold (the chains worth :meth:`believe`-ing)."""

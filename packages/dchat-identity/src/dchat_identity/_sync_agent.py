@@ -49,7 +49,7 @@ from ._records import Rng, default_rng
 from ._sync import SyncKey, open_sync_message, seal_sync_message
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from dchat_crypto import SigningKey
 
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = (
     "Change",
     "SyncAgent",
+    "SyncCounters",
     "SyncDelivery",
     "SyncedContact",
     "contact_changes",
@@ -142,6 +143,29 @@ def state_ops(state: SyncState) -> list[SyncOp]:
     return ops
 
 
+@dataclass(slots=True)
+class SyncCounters:
+    """What this device's sync mailbox did since start (``GET /v1/sync`` shows it)."""
+
+    applied: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+
+    def refused(self, code: str) -> None:
+        """An item was refused with the error ``code``; it never blocks the mailbox."""
+        self.rejected += 1
+        self.last_error = code
+
+    def status(self, *, active: bool) -> dict[str, Any]:
+        """The counters, and whether this node syncs at all (it is a device of an identity)."""
+        return {
+            "active": active,
+            "applied": self.applied,
+            "rejected": self.rejected,
+            "last_error": self.last_error,
+        }
+
+
 class SyncAgent:
     """One device's replica and the sync decisions around it.
 
@@ -202,6 +226,16 @@ class SyncAgent:
         for name, identity_id, card in contacts:
             if identity_id not in members:
                 self.record(contact_changes(name, ContactCard.from_bytes(card)), now=now)
+
+    def adopt_channels(self, links: Mapping[str, Value], *, now: float) -> list[SyncOp]:
+        """Record the followed channels (id -> link) the replica holds no register for yet.
+
+        The primary calls it when a device is linked, so channels followed
+        before the identity's first linked device reach it too.
+        """
+        held = self.registers("channel/")
+        changes = [("set", f"channel/{c}", link) for c, link in links.items() if c not in held]
+        return self.record(changes, now=now)
 
     def registers(self, prefix: str) -> dict[str, Value]:
         """The registers named ``prefix`` + a key (e.g. ``channel/<id>``), by that key."""

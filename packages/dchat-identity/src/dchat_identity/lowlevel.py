@@ -21,7 +21,7 @@ kept apart:
 - The device agents the node drives (sans-IO: ``now`` in, items and events
   out): :class:`PairingSession` (with :class:`PairingOutput`,
   :class:`Certify`, :class:`JoinedDevice`), :class:`SyncAgent` (with
-  :class:`SyncDelivery`, :class:`SyncedContact`, :func:`contact_changes`,
+  :class:`SyncDelivery`, :class:`SyncedContact`, :class:`SyncCounters`, :func:`contact_changes`,
   :func:`open_ops`, :func:`state_ops`), :class:`LocalDevice` and the device-list
   rules (:func:`find_devices`, :func:`plan_revocation`, :class:`Revocation`,
   :func:`device_rows`), :class:`ProfileAgent` (with :class:`CachedProfile`,
@@ -172,6 +172,7 @@ from ._sync import SyncKey as SyncKey
 from ._sync import open_sync_message as open_sync_message
 from ._sync import seal_sync_message as seal_sync_message
 from ._sync_agent import SyncAgent as SyncAgent
+from ._sync_agent import SyncCounters as SyncCounters
 from ._sync_agent import SyncDelivery as SyncDelivery
 from ._sync_agent import SyncedContact as SyncedContact
 from ._sync_agent import contact_changes as contact_changes
@@ -249,6 +250,7 @@ __all__ = (
     "ShareRelease",
     "StaleDocumentError",
     "SyncAgent",
+    "SyncCounters",
     "SyncDelivery",
     "SyncItem",
     "SyncKey",

@@ -8,7 +8,7 @@ inside the caller's store transaction, ``now`` passed in. Received controls
 that came before what they need (the invitation, the sender key, an earlier
 update) wait, and are tried again after each change.
 
-Ten control kinds travel over the pairwise sessions: ``group.inv`` and
+Eleven control kinds travel over the pairwise sessions: ``group.inv`` and
 ``group.part`` (an invitation in parts, :mod:`._group_invite`: the state
 before the ``add`` and the signed ``add``; from our own device, a new
 group's state alone), ``group.upd`` (a signed update),
@@ -17,10 +17,13 @@ group's state alone), ``group.upd`` (a signed update),
 once and sent to every member device); for anchored groups, ``group.ord``
 and ``group.evi`` (:mod:`._group_anchors`); ``group.kmsg`` (a message with
 the sender's chain, after a rotation); ``group.join`` and ``group.jno`` (a
-request to join by invite link and its refusal, :mod:`._group_links`).
+request to join by invite link and its refusal, :mod:`._group_links`);
+``group.cmd`` (a command to a bot that reads commands only, sent to it
+pairwise: :mod:`._group_bots`, :mod:`._group_bot_book`).
 
 After every change of a group we are active in, :meth:`Groups._share_keys`
-reconciles: if a member who held our chain is gone, a new chain (epoch) is
+reconciles (over the *readers*: every person and the bots that read all,
+:meth:`GroupState.readers`): if a member who held our chain is gone, a new chain (epoch) is
 made at once; every member (and our other devices) who does not hold the
 current chain is sent it. A new chain is handed out lazily, with our next
 message (a removal at 1,000 members would otherwise make every member seal
@@ -52,6 +55,8 @@ from ._content import MAX_CONTROL, MAX_TEXT, Content
 from ._conversations import ConversationUpdate
 from ._errors import ContentError, GroupError, RequestError
 from ._group_anchors import EVIDENCE_KIND, ORDER_KIND, GroupAnchors
+from ._group_bot_book import GroupBots
+from ._group_bots import COMMAND_KIND, encode_command
 from ._group_invite import PART_KIND, InvitationParts, invitation_controls
 from ._group_links import JOIN_KIND, REFUSED_KIND, GroupLinks
 from ._group_store import GroupKeys, GroupRecord, GroupStore, read_plaintext
@@ -84,7 +89,7 @@ MESSAGE_KIND: Final = "group.msg"
 KEYED_KIND: Final = "group.kmsg"
 GROUP_KINDS: Final = frozenset(
     {INVITE_KIND, PART_KIND, UPDATE_KIND, KEY_KIND, MESSAGE_KIND, KEYED_KIND, ORDER_KIND,
-     EVIDENCE_KIND, JOIN_KIND, REFUSED_KIND}
+     EVIDENCE_KIND, JOIN_KIND, REFUSED_KIND, COMMAND_KIND}
 )  # fmt: skip
 MAX_HELD: Final = 64
 """Updates a node knows but has not applied (ahead of its state, or on another branch)."""
@@ -124,6 +129,8 @@ class Groups:
         """Anchored order (chat chain) of the groups that ask for it."""
         self.links = GroupLinks(self)
         """Invite links: ours, and our requests to join by one (:mod:`._group_links`)."""
+        self.bots = GroupBots(self, contacts)
+        """Bots in our groups: adding them, their grants, commands to us as a bot."""
 
     def history(self, ref: str, limit: int = 100) -> list[dict[str, object]]:
         """The newest ``limit`` messages of a group, oldest first (``anchored``: its order
@@ -168,6 +175,20 @@ class Groups:
     ) -> ConversationUpdate:
         """Log and return one group event."""
         return self._event(kind, gid, by, now, **detail)
+
+    def change(
+        self, ref: str, op: str, arg: object, *, now: float, invite: ContactCard | None = None
+    ) -> tuple[GroupRecord, list[DeviceAddress]]:
+        """Sign ``op`` on the group and send it (``invite``: who it adds, sent its invitation)."""
+        old = self.find(ref).state
+        record, update, waiting = self._change(ref, op, arg, now=now)
+        if invite is not None:
+            waiting += self._invite(old, update, [invite], now=now)
+        return record, waiting
+
+    def member_id(self, state: GroupState, name: str) -> bytes:
+        """The member named ``name`` (identity id or contact name; raises ``not_found``)."""
+        return self._member_id(state, name)
 
     def in_group(self, gid: bytes, what: str) -> GroupRecord:
         """The group a received ``what`` is for (raises ``unknown_group``, ``left``)."""
@@ -254,15 +275,15 @@ class Groups:
         # The chains of members gone stay: their messages wait (not members), and
         # if the removal loses to a concurrent update, those in flight open.
         # A member who comes back brings a chain of a higher epoch (see join).
-        if keys.own is None or keys.shared - (set(record.state.members) - dropped) or rotate:
+        readers = record.state.readers() | {me}  # a bot that reads commands still posts
+        if keys.own is None or keys.shared - (readers - dropped) or rotate:
             keys.own, keys.shared = _next_chain(keys.own), set()
             if lazy:  # nobody holds it yet: one distribution, on our next message
                 self.db.save_keys(gid, keys)
                 return []
         if lazy and not keys.shared:
             return []  # rotated already, not handed out yet
-        members = set(record.state.members)
-        missing = members - keys.shared - {me}
+        missing = readers - keys.shared - {me}
         if not missing and me in keys.shared:
             return []  # everyone holds our current chain: nothing to write
         cards = [record.state.members[i].card for i in sorted(missing)]
@@ -428,7 +449,7 @@ class Groups:
             if record.status != "active" or not record.state.may(me, "post"):
                 raise RequestError("not_allowed", "this node may not post in that group")
             gid, keys = record.state.group_id, self.db.keys(record.state.group_id)
-            if keys.own is None or keys.shared - set(record.state.members):
+            if keys.own is None or keys.shared - record.state.readers() - {me}:
                 keys.own, keys.shared = _next_chain(keys.own), set()
             dist = encode_distribution(gid, engine.keys.device_id, keys.own)  # before it moves
             mid, ts = message_id or MessageId.random(), int(now * 1000)
@@ -440,6 +461,9 @@ class Groups:
             wire = message.to_bytes()
             keys.seq, keys.prev_hash = keys.seq + 1, message_hash(wire)
             waiting = self._post(record.state, keys, dist, wire, now=now)
+            bots = [record.state.members[i].card for i in record.state.commanded(text) if i != me]
+            if bots:  # they hold no chain: this one text, pairwise
+                waiting += self._send(COMMAND_KIND, encode_command(gid, plain), bots, now=now)
             self.db.save_keys(gid, keys)
             row = [bytes(mid).hex(), str(IdentityId(me)), ts, text, "out", keys.seq]
             self.db.log(gid, [*row, message_hash(wire).hex()])
@@ -453,10 +477,11 @@ class Groups:
     ) -> list[DeviceAddress]:
         """Send message ``wire``: with our chain (``dist``) to whoever lacks it, else alone."""
         me, _ = self._me()
-        missing = set(state.members) - keys.shared - {me}
+        readers = state.readers()
+        missing = readers - keys.shared - {me}
         ours = me not in keys.shared  # our other devices lack it too
         keyed = [state.members[i].card for i in sorted(missing)]
-        plain = [m.card for i, m in sorted(state.members.items()) if i != me and i not in missing]
+        plain = [state.members[i].card for i in sorted(readers - missing - {me})]
         waiting: list[DeviceAddress] = []
         if keyed or ours:
             both = encode_keyed(dist, wire)
@@ -504,7 +529,8 @@ class Groups:
             "members": [
                 {"identity_id": str(IdentityId(i)), "name": m.card.name,
                  "contact": names.get(str(IdentityId(i))),
-                 "role": "admin" if m.role == ADMIN else "member"}
+                 "role": "admin" if m.role == ADMIN else "bot" if m.bot else "member"}
+                | ({"bot": m.bot.to_json()} if m.bot else {})
                 for i, m in sorted(state.members.items())
             ],
         }  # fmt: skip
@@ -548,6 +574,8 @@ class Groups:
             return self._receive_message(sender, device, data, now)
         if kind == ORDER_KIND:
             return self.anchors.receive_order(sender, data, now)
+        if kind == COMMAND_KIND:
+            return self.bots.receive_command(sender, data, now)
         if kind == EVIDENCE_KIND:
             return self.anchors.receive_evidence(sender, data, now)
         return self._receive_message(sender, device, data, now)
@@ -619,7 +647,8 @@ class Groups:
                 # It may fit once we learn more (our removal, then this re-add): wait.
                 raise GroupError("not_member", "an invitation beside the branch this node holds")
         asked = sender != me and self.links.asked(new.group_id, sender, now)  # joined by link
-        status = "active" if sender == me or asked else "invited"
+        bot = new.members[me].bot is not None  # a bot is in when added, as on Telegram
+        status = "active" if sender == me or asked or bot else "invited"
         if known is not None:  # members dropped our old membership: a new chain for all
             keys = self.db.keys(new.group_id)
             keys.own, keys.shared = _next_chain(keys.own), set()
@@ -771,7 +800,7 @@ class Groups:
                 update = GroupUpdate.make(state, me, old.op, old.arg, identity.signing_key)
                 new = apply_update(state, update)
             except GroupError:  # no longer allowed, or done already (the member added, removed)
-                if old.op == "add" and isinstance(old.arg, list):  # it holds the losing branch
+                if old.op in ("add", "bot") and isinstance(old.arg, list):  # on the losing branch
                     with contextlib.suppress(ValueError, InvalidCardError):
                         card = ContactCard.from_bytes(old.arg[0])
                         if bytes(card.identity_id) not in state.members:
@@ -779,7 +808,7 @@ class Groups:
                 continue
             waiting += self._send(UPDATE_KIND, update.to_bytes(), self._others(state, me), now=now)
             record = self._advance(record, update, new, own=True)
-            if update.op == "add":  # the new member may hold the losing branch: send it ours
+            if update.op in ("add", "bot"):  # the new member may hold the losing branch
                 card = new.members[max(set(new.members) - set(state.members))].card
                 waiting += self._invite(state, update, [card], now=now)
                 waiting += self._tell_branch(record, card, now)
@@ -863,6 +892,9 @@ class Groups:
                 message_id=str(MessageId(mid)),
                 text=text,
                 seq=message.seq,
+                title=record.state.title,
+                sent_at_ms=ts,
+                sender_name=record.state.members[sender].card.name,
             ),
         ]
 

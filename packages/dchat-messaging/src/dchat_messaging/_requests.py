@@ -76,6 +76,17 @@ class MessageRequest:
     messages: int
     card: ContactCard | None
 
+    def row(self, preview: str | None) -> dict[str, object]:
+        """The request as the API lists it, with ``preview`` (its latest message's text)."""
+        return {
+            "identity_id": str(self.identity),
+            "name": None if self.card is None else self.card.name,
+            "messages": self.messages,
+            "first_ms": self.first_ms,
+            "preview": preview,
+            "can_reply": self.card is not None,
+        }
+
 
 def _corrupt(what: str) -> RequestError:
     return RequestError("corrupt_state", f"the stored {what} is malformed")

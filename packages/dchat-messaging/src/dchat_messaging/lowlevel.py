@@ -64,6 +64,7 @@ from ._group_anchors import AnchorResend as AnchorResend
 from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
+from ._group_bots import BotGrant as BotGrant
 from ._group_invite import InvitationParts as InvitationParts
 from ._group_invite import invitation_controls as invitation_controls
 from ._group_links import LINK_PREFIX as LINK_PREFIX
@@ -132,6 +133,7 @@ __all__ = (
     "AnchorResend",
     "AttachmentBook",
     "AttachmentEntry",
+    "BotGrant",
     "CATCH_UP_LINKS",
     "CONVERSATION_KINDS",
     "ChannelError",

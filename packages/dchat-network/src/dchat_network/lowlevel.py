@@ -39,7 +39,9 @@ IGD port mapping for relays behind a router
 relays (:class:`TokenShop` with its :class:`TokenSettings`, :class:`TokenStore`,
 signed :class:`TokenOffer`, :func:`buy_request`, :func:`purchase_ref`,
 :func:`auth_paid`, :class:`TokenSaleError`, the ``tk_*`` messages); :class:`RelayAddress`
-(from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays).
+(from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
+standing links between known peers (validators): :class:`QueuedLink` with its
+:class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in.
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ from ._put_auth import auth_token as auth_token
 from ._put_auth import pow_ok as pow_ok
 from ._put_auth import solve_pow as solve_pow
 from ._put_auth import token_hash as token_hash
+from ._queued_link import DialSchedule as DialSchedule
+from ._queued_link import QueuedLink as QueuedLink
+from ._queued_link import read_known_peer as read_known_peer
 from ._receipts import AuditAnswer as AuditAnswer
 from ._receipts import DeliveryReceipt as DeliveryReceipt
 from ._receipts import ReceiptBatch as ReceiptBatch
@@ -174,6 +179,7 @@ __all__ = (
     "ConnectionGate",
     "DeliveredSet",
     "DeliveryReceipt",
+    "DialSchedule",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -200,6 +206,7 @@ __all__ = (
     "PutAuthClient",
     "PutAuthorizer",
     "PutBudget",
+    "QueuedLink",
     "ReceiptBatch",
     "ReceiptBook",
     "ReceiptStore",
@@ -267,6 +274,7 @@ __all__ = (
     "probe_once",
     "purchase_ref",
     "push_blob",
+    "read_known_peer",
     "refusal_frame",
     "run_claims",
     "solve_pow",

@@ -157,9 +157,7 @@ class GuardianService:
         with state_errors():
             subjects = set(wanted(agent))
         for subject in subjects:
-            chain = await self._documents.peer_chain(subject)
-            if chain is not None:
-                agent.believe(chain)
+            agent.believe(await self._documents.peer_chain(subject))
         return agent
 
     # -- owner ---------------------------------------------------------------------

@@ -81,18 +81,8 @@ class RequestService:
         """Open requests, oldest first, with a preview of the latest message."""
         rows = []
         for request in self._policy.listing():
-            who = str(request.identity)
-            messages = await self._store.run(self._user.book.messages, who, 1)
-            rows.append(
-                {
-                    "identity_id": who,
-                    "name": None if request.card is None else request.card.name,
-                    "messages": request.messages,
-                    "first_ms": request.first_ms,
-                    "preview": messages[-1][0].body if messages else None,
-                    "can_reply": request.card is not None,
-                }
-            )
+            messages = await self._store.run(self._user.book.messages, str(request.identity), 1)
+            rows.append(request.row(messages[-1][0].body if messages else None))
         return rows
 
     async def accept(self, who: str, name: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import trio
 
 from dchat_core import DchatError
 from dchat_identity import ContactCard, IdentityArgumentError
-from dchat_identity.lowlevel import SyncAgent, contact_changes
+from dchat_identity.lowlevel import SyncAgent, SyncCounters, contact_changes
 from dchat_messaging import SealedEnvelope
 from dchat_storage import DuplicateError
 
@@ -54,9 +54,7 @@ class SyncService:
         self._agent: SyncAgent | None = None
         self._lock = trio.Lock()
         self._mailboxes: list[SigningKey] = []
-        self.applied = 0
-        self.rejected = 0
-        self.last_error: str | None = None
+        self.counters = SyncCounters()
         self.on_channels: Callable[[], None] = lambda: None
         user.on_contact_added(self._contact_added)
         devices.on_change(self._devices_changed)
@@ -119,8 +117,7 @@ class SyncService:
     async def snapshot(self) -> dict[str, Any]:
         """Registers and sets as this device sees them, and the sync counters."""
         local = await self._devices.load()
-        out: dict[str, Any] = {"active": local is not None, "applied": self.applied}
-        out.update(rejected=self.rejected, last_error=self.last_error)
+        out = self.counters.status(active=local is not None)
         if local is not None:
             async with self._lock:
                 seen = (await self._load(local)).snapshot()
@@ -135,9 +132,7 @@ class SyncService:
             entries = await self._user.run(self._user.book.entries)
             contacts = [(c.name, c.identity_id, c.card) for c in entries]
             agent.adopt_contacts(contacts, now=self._user.now())
-            held, links = agent.registers("channel/"), await self._user.run(channel_links)
-            sets = [("set", f"channel/{c}", link) for c, link in links.items() if c not in held]
-            agent.record(sets, now=self._user.now())  # followed before this device's first link
+            agent.adopt_channels(await self._user.run(channel_links), now=self._user.now())
             await self._persist(agent)
             deliveries = agent.handover(
                 local, await self._devices.chain(), doc,
@@ -152,9 +147,8 @@ class SyncService:
         try:
             await self._apply(raw)
         except DchatError as exc:
-            self.rejected += 1
-            self.last_error = error_code(exc)
-            _log.warning("sync item refused: %s", self.last_error)
+            self.counters.refused(error_code(exc))
+            _log.warning("sync item refused: %s", self.counters.last_error)
 
     async def _apply(self, raw: bytes) -> None:
         local = await self._devices.load()
@@ -174,7 +168,7 @@ class SyncService:
                 agent = await self._load(local)
                 applied = agent.receive_ops(item.ops, local, chain, now=self._user.now())
                 await self._persist(agent)
-                self.applied += applied
+                self.counters.applied += applied
                 known = [c.identity_id for c in await self._user.run(self._user.book.entries)]
                 for contact in agent.missing_contacts(known):
                     await self._add_contact(contact)

@@ -14,10 +14,16 @@ order, before the next one:
   validator signed leaves the process unless it would survive a crash.
 * ``StoreBlock`` / ``StoreSynced``: the decided (or synced) blocks and
   certificates are stored durably; new validator sets are kept for light clients.
-* ``SendToPeers``: posted to every peer's queue (:mod:`._links`).
+* ``SendToPeers``: posted to every peer's queue (a :class:`dchat_network.lowlevel.QueuedLink`
+  per peer: posting never blocks, a full queue drops and counts).
 * ``RequestSync``: sent to one connected peer (a random one).
 * ``ReportEvidence``: logged and handed to the book (below), which keeps it
   and on the currency chain submits a ``slash`` transaction.
+
+Links that configured peers dial to us (:func:`dchat_network.lowlevel.read_known_peer`)
+carry consensus messages (queued to the engine task), gossip (queued for
+admission) and sync requests (answered on the same link from the block store);
+a malformed frame closes the link.
 
 The chain is the one ``genesis.cbor`` in the data directory names (its
 ``"kind"``), or the currency chain of ``genesis-currency.cbor`` in data
@@ -50,40 +56,47 @@ import trio
 from dchat_chain.lowlevel import (
     DurableBlockStore,
     IndexedApp,
+    PeerAddressError,
+    PeerStats,
+    PeerTag,
     ReportEvidence,
     RequestSync,
     SaveCheckpoint,
     SendToPeers,
     StoreBlock,
     StoreSynced,
+    SyncRequest,
     ValidatorBook,
     ValidatorSetLog,
+    decode_inbound,
+    encode_peer_message,
+    parse_peer,
     replay_store,
     sent_step,
+    sync_response_payload,
 )
 from dchat_core import DchatError
 from dchat_network import LinkStats, Prober, ProbeTarget, listing_targets, run_prober, serve_links
+from dchat_network.lowlevel import QueuedLink, read_known_peer
 from dchat_storage import ChainBlockLog
 
 from .._errors import ConfigError
 from ..config import parse_hostport
 from ._keys import CURRENCY_GENESIS, VALIDATOR_GENESIS
-from ._links import PeerLink
-from ._peers import InboundHandler
-from ._trace import HeightTrace
-from ._wire import parse_peer
+from ._trace import height_trace, watch_lag
 
 if TYPE_CHECKING:
     from dchat_chain import ConsensusEngine
     from dchat_chain.lowlevel import (
         DriverEffect,
+        PeerAddress,
         StateSnapshot,
-        SyncRequest,
         SyncResponse,
         ValidatorDriver,
         ValidatorKeys,
     )
     from dchat_core import Clock
+    from dchat_network import Link
     from dchat_storage import AsyncStore
 
     from ..config import NodeConfig
@@ -95,6 +108,7 @@ INBOX: Final = 2048
 GOSSIP_INTERVAL: Final = 0.02
 GOSSIP_IN: Final = 16  # peers' tx batches waiting for admission (each up to 2,048 txs)
 CHUNK: Final = 64  # transactions admitted between two scheduler checkpoints
+SEND_TIMEOUT: Final = 30.0  # a sync response to a peer that dialled us
 
 
 class ValidatorService:
@@ -127,13 +141,21 @@ class ValidatorService:
         self.config, self.keys, self._store, self._clock = config, keys, store, clock
         self.blocks = DurableBlockStore(ChainBlockLog(store.db.chain, self.app.chain_id))
         self.sets = ValidatorSetLog(self.blocks)
-        self.peers = [PeerLink(parse_peer(p), keys.account, self._on_sync) for p in config.peers]
+        try:
+            self.peers = [self._link(parse_peer(p)) for p in config.peers]
+        except PeerAddressError as exc:
+            raise ConfigError(str(exc)) from None
         self._inbox_send, self._inbox = trio.open_memory_channel[tuple[str, bytes, float]](INBOX)
         self._gossip_in_send, self._gossip_in = trio.open_memory_channel[list[bytes]](GOSSIP_IN)
         self.book = ValidatorBook(self.app, keys.account, config.snapshot_interval)
         self._nursery: trio.Nursery | None = None
-        self.trace = HeightTrace()  # debug-level timelines; inert otherwise
+        self.trace = height_trace()  # debug-level timelines; inert otherwise
         self.links = LinkStats()  # the inbound listener's counters (metrics)
+
+    def _link(self, peer: PeerAddress) -> QueuedLink[PeerStats]:
+        stats = PeerStats(str(peer.node_id))
+        key = self.keys.account
+        return QueuedLink(peer.host, peer.port, peer.node_id, key, stats, self._on_sync)
 
     @property
     def driver(self) -> ValidatorDriver:
@@ -164,16 +186,17 @@ class ValidatorService:
         _log.info("validator at height %d after replay", state.height - 1)
         await self._note_sets()
         self._nursery = nursery
-        inbound = InboundHandler(self, {p.address.node_id for p in self.peers})
+        allowed = {p.peer for p in self.peers}  # inbound links only from configured peers
+        inbound = functools.partial(read_known_peer, allowed=allowed, on_frame=self._inbound)
         host, port = parse_hostport(self.config.listen)
         serve = functools.partial(serve_links, node_key=self.keys.account, stats=self.links)
-        bound = await nursery.start(serve, inbound.handle, host, port)
+        bound = await nursery.start(serve, inbound, host, port)
         for peer in self.peers:
             nursery.start_soon(peer.run)
         nursery.start_soon(self._run_engine)
         nursery.start_soon(self._run_gossip)
         nursery.start_soon(self._run_admission)
-        nursery.start_soon(self.trace.watch_lag)
+        nursery.start_soon(watch_lag, self.trace)
         if self.config.probe_directory is not None and self.app.kind == "currency":
             run = functools.partial(run_prober, interval=self.config.probe_interval)
             nursery.start_soon(run, Prober(self.keys.account), self._listed, self.book, self.now_ms)
@@ -291,13 +314,36 @@ class ValidatorService:
         if not live or not random.choice(live).post(data):
             self.driver.sync_unsent()
 
+    async def _inbound(self, link: Link, data: bytes) -> bool:
+        """A frame from a peer that dialled us; False (the link closes) if malformed."""
+        try:
+            message = decode_inbound(data)
+        except DchatError:
+            return False
+        if isinstance(message, SyncRequest):  # answered on the same link
+            response = await self.serve_sync(message)
+            reply = encode_peer_message(PeerTag.SYNC_RESPONSE, response.to_bytes())
+            await link.send(reply, timeout=SEND_TIMEOUT)
+        elif isinstance(message, list):
+            await self.admit_gossip(message)
+        else:
+            await self.inbox_put(message)  # the engine task checks it
+        return True
+
     async def serve_sync(self, request: SyncRequest) -> SyncResponse:
         """Answer a peer's sync request from the block store (in a worker thread)."""
         return await self._store.run(self.blocks.serve_sync, request)
 
-    async def _on_sync(self, peer: PeerLink, payload: bytes) -> None:
+    async def _on_sync(self, peer: QueuedLink[PeerStats], data: bytes) -> bool:
+        """A frame on our link to ``peer``: only sync responses come that way."""
+        try:
+            payload = sync_response_payload(data)
+        except DchatError:
+            _log.info("peer %s sent an unexpected message; closing", peer.peer)
+            return False
         with trio.move_on_after(10):
             await self._inbox_send.send(("sync", payload, 0.0))
+        return True
 
     # -- transactions -----------------------------------------------------------------
 
