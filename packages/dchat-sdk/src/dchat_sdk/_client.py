@@ -187,6 +187,7 @@ class Client:
     # Node and identity
     health = _awaited(RemoteClient.health)
     status = _awaited(RemoteClient.status)
+    put_auth = _awaited(RemoteClient.put_auth)
     create_identity = _awaited(RemoteClient.create_identity)
     card = _awaited(RemoteClient.card)
     document = _awaited(RemoteClient.document)

@@ -38,6 +38,7 @@ from ._replies import (
     string,
 )
 from ._socket import RemoteSocket
+from ._stealth import StealthCalls
 
 UPLOAD_PIECE = 256 * 1024
 """Bytes read from disk per piece of a streamed upload."""
@@ -63,7 +64,9 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls):
+class RemoteClient(
+    ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls, StealthCalls
+):
     """Synchronous client of one node's local API.
 
     Args:
@@ -230,6 +233,11 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
     def status(self) -> dict[str, Any]:
         """Role, identity, counters."""
         return obj(self._call("GET", "/status"))
+
+    def put_auth(self) -> dict[str, Any]:
+        """What the node hands contacts for its mailbox: ``mode`` (``"token"`` or ``"proof"``,
+        the ``put_auth`` setting), tokens and contact secrets issued, the ring registered."""
+        return obj(self._call("GET", "/v1/put-auth"))
 
     def create_identity(self, name: str) -> str:
         """Create this node's identity; returns the identity id."""
@@ -404,3 +412,18 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
     def notices(self) -> list[dict[str, Any]]:
         """Notices for the user, e.g. ``{"kind": "session_reset", "peer": ..., "at_ms": ...}``."""
         return [obj(n) for n in items(self._call("GET", "/v1/notices"), "notices")]
+
+    def cover_traffic(self) -> dict[str, Any]:
+        """The cover traffic's state: ``on``, ``budget`` (bytes/s), loops sent, back, missing ..."""
+        return obj(self._call("GET", "/v1/privacy/cover"))
+
+    def set_cover_traffic(self, on: bool, budget: int | None = None) -> dict[str, Any]:
+        """Turn cover traffic on (at ``budget`` bytes/s; default: the node's) or off; its state.
+
+        Kept across the node's restarts. A budget too small to carry one
+        envelope a minute is refused (``CoverInputError``).
+        """
+        body: dict[str, Any] = {"on": on}
+        if budget is not None:
+            body["budget"] = budget
+        return obj(self._call("PUT", "/v1/privacy/cover", body))

@@ -33,6 +33,7 @@ from ._handles import add_by_handle, handle_app, is_handle
 from ._identity import register_identity_commands
 from ._lazy import LazyGroups
 from ._open import register_open_command
+from ._privacy import privacy_app
 from ._requests import register_request_commands
 from ._search import register_search_command
 from ._tokens import tokens_app
@@ -51,8 +52,13 @@ _out = Console()
 def _wallet_app() -> typer.Typer:
     from ._chain import wallet_app
     from ._channels import channel_app
+    from ._stealth import pay, scan, stealth_address, sweep
 
     wallet_app.add_typer(channel_app, name="channel")
+    wallet_app.command("stealth-address")(stealth_address)
+    wallet_app.command("pay")(pay)
+    wallet_app.command("scan")(scan)
+    wallet_app.command("sweep")(sweep)
     return wallet_app
 
 
@@ -75,6 +81,7 @@ app.add_typer(attachment_app, name="attachment")
 app.add_typer(group_app, name="group")
 app.add_typer(broadcast_app, name="channel")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(privacy_app, name="privacy")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
