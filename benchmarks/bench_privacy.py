@@ -28,6 +28,12 @@ sections 28-30):
   ``TokenRedeemer.redeem`` (verify + spent set; a new redeemer each round).
   Baseline: RSA-PSS (SHA-384, 48-byte salt) sign and verify with the same key
   through `cryptography` (OpenSSL).
+* Paid tokens at a relay (protocol section 40), RSA-2048: ``TokenShop.sell``
+  (decode, payment checks, the payment recorded as used, blind signatures;
+  an in-memory store) against ``TokenIssuer.issue`` alone, and a paid deposit
+  through ``RelayServer.handle`` (a ``put`` with a ``0x03`` token on a relay
+  that asks every stranger for work: verify, spent set, store) against a
+  ``put`` with no authorization on a quiet relay (an in-memory mailbox store).
 * Contact proofs on ristretto255: ``prove_contact`` and ``verify_contact``
   (unlinkable mode) for rings of 8, 64 and 256 keys. Baseline: one Ed25519
   sign and one verify (`cryptography`).
@@ -84,7 +90,7 @@ from _common import (
     publish,
     run_lines,
 )
-from dchat_core import MailboxId
+from dchat_core import MailboxId, NodeId
 from dchat_crypto import PrivateKey, SigningKey, seal
 from dchat_messaging.lowlevel import (
     DEFAULT_COVER_BUDGET,
@@ -93,10 +99,17 @@ from dchat_messaging.lowlevel import (
     envelope_size,
 )
 from dchat_messaging.testing import MemoryMessageStore
+from dchat_network import RelayLimits, RelayServer
 from dchat_network.lowlevel import (
     ContactRings,
     PutAuthorizer,
+    RelayPut,
+    TokenSettings,
+    TokenShop,
+    auth_paid,
     auth_token,
+    buy_request,
+    encode_relay_message,
     prove_deposits,
     token_hash,
 )
@@ -432,6 +445,128 @@ def token_cases(bits: int, tokens: int) -> dict[str, Case]:
     }
 
 
+class _MemoryTokenStore:
+    """The relay database's token tables, in memory (the shop's own cost, without SQL)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, bytes] = {}
+        self.used: set[bytes] = set()
+
+    def token_keys(self) -> list[tuple[int, bytes]]:
+        return sorted(self.keys.items())
+
+    def keep_token_key(self, epoch: int, key: bytes) -> None:
+        self.keys[epoch] = key
+
+    def use_payment(self, ref: bytes, now: float) -> bool:
+        new = ref not in self.used
+        self.used.add(ref)
+        return new
+
+    def spend_token(self, epoch: int, digest: bytes) -> bool:
+        new = digest not in self.used
+        self.used.add(digest)
+        return new
+
+    def spent_tokens(self, since_epoch: int) -> list[tuple[int, bytes]]:
+        return []
+
+    def forget_tokens(self, before_epoch: int) -> None:
+        return None
+
+
+def shop_cases(tokens: int) -> dict[str, Case]:
+    """Paid tokens at a relay (protocol section 40): a sale and a paid deposit, RSA-2048."""
+    node = SigningKey.generate()
+    relay = bytes(NodeId.derive(node.public_key.to_bytes()))
+    settings = TokenSettings(enabled=True, price=1, max_per_payment=BATCH)
+    now = 1_000_000.0
+    # One shop's key serves every round; each round gets a fresh store (a payment buys once).
+    key_store = _MemoryTokenStore()
+    TokenShop(settings, node, relay, key_store, now).offer(now)
+
+    def new_shop() -> TokenShop:
+        store = _MemoryTokenStore()
+        store.keys = dict(key_store.keys)
+        shop = TokenShop(settings, node, relay, store, now)
+        shop.load(now)
+        return shop
+
+    offer = new_shop().offer(now)
+    requests = [buy_request(offer.key, relay, BATCH) for _ in range(tokens // BATCH)]
+    wire = [request.to_bytes() for request, _ in requests]
+    answers = [new_shop().sell(w, (offer.payee, BATCH), now) for w in wire]
+    redemptions = [
+        auth_paid(token.redemption())
+        for (_, pending), answer in zip(requests, answers, strict=True)
+        for token in pending.finalize(answer)
+    ]
+    issuer_key = TokenIssuerKey.from_bytes(new_shop()._unseal(*next(iter(key_store.keys.items()))))
+    issuer = TokenIssuer([issuer_key])
+    box = bytes(32)
+
+    def sell(n: int) -> float:
+        shop = new_shop()
+        return timed(lambda i: shop.sell(wire[i], (offer.payee, BATCH), now), n // BATCH)
+
+    def issue(n: int) -> float:
+        return timed(
+            lambda i: issuer.issue(decode_token_request(wire[i]), epoch=issuer_key.epoch),
+            n // BATCH,
+        )
+
+    def server(shop: TokenShop | None) -> RelayServer:
+        limits = RelayLimits(pow_free_relay=0.0, pow_free_mailbox=0.0, mailbox_quota=1 << 40)
+        relay_server = RelayServer(_Mailboxes(), lambda env: env[:32], limits=limits)
+        if shop is not None:
+            relay_server.tokens = shop
+        return relay_server
+
+    def paid_put(n: int) -> float:
+        relay_server = server(new_shop())
+        puts = [
+            encode_relay_message(RelayPut(1, box, box + b"%d" % i, redemptions[i]))
+            for i in range(n)
+        ]
+        return timed(lambda i: relay_server.handle(b"s" * 32, puts[i], now), n)
+
+    def free_put(n: int) -> float:
+        relay_server = RelayServer(_Mailboxes(), lambda env: env[:32])
+        puts = [encode_relay_message(RelayPut(1, box, box + b"%d" % i)) for i in range(n)]
+        return timed(lambda i: relay_server.handle(b"s" * 32, puts[i], now), n)
+
+    return {
+        "RSA-2048 paid token sale (relay)": [
+            ("dchat `TokenShop.sell`", tokens, sell),
+            ("`TokenIssuer.issue` alone", tokens, issue),
+        ],
+        "paid deposit at a busy relay (relay)": [
+            ("dchat `RelayServer` put + `0x03` token", tokens, paid_put),
+            ("`RelayServer` put, no authorization (quiet relay)", tokens, free_put),
+        ],
+    }
+
+
+class _Mailboxes:
+    """A minimal in-memory mailbox store (the relay server's store protocol)."""
+
+    def __init__(self) -> None:
+        self.held: dict[bytes, int] = {}
+
+    def put(self, mailbox: bytes, envelope: bytes, received_at: float) -> tuple[bytes, bool]:
+        self.held[mailbox] = self.held.get(mailbox, 0) + len(envelope)
+        return hashlib.sha256(envelope).digest(), True
+
+    def fetch(self, mailbox: bytes, limit: int = 100) -> list[object]:
+        return []
+
+    def ack(self, mailbox: bytes, entry_ids: object) -> int:
+        return 0
+
+    def total_bytes(self, mailbox: bytes) -> int:
+        return self.held.get(mailbox, 0)
+
+
 # -- contact proofs ----------------------------------------------------------------------------
 
 
@@ -619,6 +754,11 @@ def section(
         "request; redeem runs on a new `TokenRedeemer` each round (verify + spent set). "
         "Baseline: RSA-PSS (SHA-384, 48-byte salt) sign / verify with the same key through "
         "`cryptography` (OpenSSL). The client's request (prepare + blind) has no baseline.",
+        "- Paid tokens at a relay (RSA-2048, protocol section 40): `TokenShop.sell` with its "
+        "payment checks and used-payment record (in-memory store) against `TokenIssuer.issue` "
+        "alone; a paid deposit (`put` with a `0x03` token on a relay asking every stranger "
+        "for work: verify, spent set, store) against a `put` without authorization on a quiet "
+        "relay (in-memory mailboxes, no SQL).",
         f"- Contact proofs: unlinkable mode, rings padded with decoys to {RING_SIZES}, one "
         "context; `ContactVerifier`'s nonce bookkeeping is not included. Baseline: one "
         "Ed25519 sign / verify (`cryptography`).",
@@ -762,6 +902,7 @@ def main(argv: list[str] | None = None) -> None:
     cases = sphinx_cases(args.packets)
     for bits in (2048, 3072):
         cases |= token_cases(bits, args.tokens)
+    cases |= shop_cases(args.tokens)
     cases |= proof_cases(args.proofs)
     cases |= put_proof_cases(args.proofs)
     results = measure(cases, args.repeats)

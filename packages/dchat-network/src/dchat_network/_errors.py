@@ -59,6 +59,9 @@ class FrameTooLargeError(LinkProtocolError):
 class RelayProtocolError(DchatNetworkError, PeerError, ValueError):
     """A relay protocol message is malformed or unexpected."""
 
+    code: str | None = None
+    """The relay's error code when it refused the request (``error`` reply), else None."""
+
 
 class OnionRefusedError(RelayProtocolError):
     """An onion this relay cannot take: ``code`` is its ``onion_done`` answer.
@@ -67,6 +70,8 @@ class OnionRefusedError(RelayProtocolError):
     is malformed), ``replayed`` (seen in this key epoch), ``busy`` (the
     epoch's replay cache is full). Never says which check failed.
     """
+
+    code: str
 
     def __init__(self, code: str) -> None:
         super().__init__(f"onion refused: {code}")

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import MailboxId
+from dchat_core import DchatError, MailboxId
 
 from . import tracing
 from ._errors import LinkClosedError, LinkTimeoutError, RelayProtocolError
@@ -77,9 +77,11 @@ from ._relay_observe import ObserveLog, digest, named_mailboxes
 from ._relay_onion_host import OnionHosting
 from ._relay_onion_wire import OnionKeyQuery, OnionPut
 from ._relay_queue import WorkQueue
-from ._relay_server import RelayWork
+from ._relay_server import RelayReply, RelayWork
+from ._relay_token_wire import TokenBuy
 from ._relay_topic_wire import TopicRead
 from ._relay_wakeups import PullWakeups
+from ._token_shop import decode_purchase, purchase_ref
 from ._trio import serve_links
 
 if TYPE_CHECKING:
@@ -90,7 +92,7 @@ if TYPE_CHECKING:
     from dchat_crypto import SigningKey
 
     from ._relay import RelayPull
-    from ._relay_server import RelayReply, RelayServer
+    from ._relay_server import RelayServer
     from ._trio import Link
 
 __all__ = ("RelayHost",)
@@ -155,6 +157,12 @@ class RelayHost(OnionHosting):
         log = self.limits.observe_log
         self.observer = ObserveLog(log, now) if log else None
         """The debug record of all this relay sees (``observe_log``; None: off)."""
+        self.payments: Callable[[bytes], Awaitable[tuple[bytes, int] | None]] | None = None
+        """Reads the proven currency-chain payment of a reference: ``(payee, amount)`` or None.
+
+        Set with :attr:`RelayServer.tokens` to sell tokens (``tk_buy``); it may raise
+        :class:`~dchat_core.DchatError` when the chain cannot be read.
+        """
 
     async def serve(
         self,
@@ -257,6 +265,8 @@ class RelayHost(OnionHosting):
                         work.request, OnionKeyQuery | OnionPut
                     ):
                         reply = await self.answer_onion(work.request, link.source, now)
+                    elif isinstance(work, RelayWork) and isinstance(work.request, TokenBuy):
+                        reply = await self._sell(work, link.source, now)
                     elif isinstance(work, RelayWork):
                         call = functools.partial(self.server.serve, owner, work.request, now)
                         reply = await self._in_turn(call, link.source, work.authorised)
@@ -300,6 +310,21 @@ class RelayHost(OnionHosting):
             digest=digest(data),
             **packet,
         )
+
+    async def _sell(self, work: RelayWork, address: str, now: float) -> RelayReply:
+        """A ``tk_buy``: read its payment from the chain here, then sell in the worker."""
+        buy = work.request
+        assert isinstance(buy, TokenBuy)
+        paid: tuple[bytes, int] | None = None
+        if self.payments is not None and self.server.tokens is not None:
+            try:
+                paid = await self.payments(purchase_ref(decode_purchase(buy.request)))
+            except DchatError as exc:  # a malformed request, or the chain is unreachable
+                code = getattr(exc, "code", None) or "chain_unreachable"
+                error = RelayError(buy.rid, str(code), type(exc).__name__)
+                return RelayReply(encode_relay_message(error), error, True)
+        call = functools.partial(self.server.sell, buy, paid, now)
+        return await self._in_turn(call, address, work.authorised)
 
     async def _in_turn(
         self, call: Callable[[], RelayReply], address: str, authorised: bool

@@ -341,12 +341,13 @@ class RelayPool:
         auth: list[bytes | None],
         refused: list[int],
     ) -> list[int]:
-        """Set a proof, token or solved stamp as ``auth`` of each refused item; those to resend."""
+        """Set a proof, token, paid token or solved stamp as ``auth`` of each refused item."""
         work: list[int] = []
         again: list[int] = []
         proofs: dict[bytes, list[int]] = {}
+        name = f"{relay[0]}:{relay[1]}"  # as the paid tokens' wallet names the relay
         for i in refused:
-            answer = self.auth.retry(items[i][0], auth[i], challenge)
+            answer = self.auth.retry(items[i][0], auth[i], challenge, name)
             if isinstance(answer, ContactSecret):
                 proofs.setdefault(items[i][0], []).append(i)
                 continue
@@ -361,7 +362,7 @@ class RelayPool:
                 auth[i] = one
                 again.append(i)
             for i in waiting[len(proven) :]:  # no ring, or not ours: a token or work instead
-                answer = self.auth.retry(mailbox, auth[i], challenge, prove=False)
+                answer = self.auth.retry(mailbox, auth[i], challenge, name, prove=False)
                 if isinstance(answer, bytes):
                     auth[i] = answer
                     again.append(i)

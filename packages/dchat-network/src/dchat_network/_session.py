@@ -48,6 +48,7 @@ from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
 from ._relay_onion_wire import OnionDone, OnionKeyIs
 from ._relay_proof_wire import RingHeld, ZkContexts
 from ._relay_server import RelayClient
+from ._relay_token_wire import TokenIssued, TokenOffered
 from ._relay_topic_wire import MAX_TOPIC_WAIT_MS, TopicPosts, TopicPublished
 from ._trio import connect
 
@@ -180,6 +181,16 @@ class RelaySession:
         """Store a signed channel post in ``topic``; returns the relay's number for it."""
         reply = await self._ask(lambda c: c.publish(topic, post, desc), TopicPublished)
         return reply.seq
+
+    async def token_offer(self) -> bytes:
+        """The relay's signed token offer (verify it with ``TokenOffer.from_bytes``)."""
+        reply = await self._ask(lambda c: c.token_offer(), TokenOffered)
+        return reply.offer
+
+    async def token_buy(self, request: bytes) -> bytes:
+        """The blind signatures of the paid token ``request`` (its issuance bytes)."""
+        reply = await self._ask(lambda c: c.token_buy(request), TokenIssued)
+        return reply.issuance
 
     async def read_topic(
         self, topic: bytes, after: int, *, wait: float = 0.0, desc: int = 0

@@ -39,7 +39,10 @@ and a node's :class:`TopicSync`, its cover traffic's :class:`CoverSender`
 and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 :func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
-(:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
+(:class:`PortMapper` and its error :class:`UpnpError`); paid blind tokens at
+relays (:class:`TokenShop` with its :class:`TokenSettings`, :class:`TokenStore`,
+signed :class:`TokenOffer`, :func:`buy_request`, :func:`purchase_ref`,
+:func:`auth_paid`, :class:`TokenSaleError`, the ``tk_*`` messages); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
 standing links between known peers (validators): :class:`QueuedLink` with its
 :class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in;
@@ -87,6 +90,7 @@ from ._probe_driver import probe_once as probe_once
 from ._put_auth import PowChallenge as PowChallenge
 from ._put_auth import PutAuthClient as PutAuthClient
 from ._put_auth import PutAuthorizer as PutAuthorizer
+from ._put_auth import auth_paid as auth_paid
 from ._put_auth import auth_pow as auth_pow
 from ._put_auth import auth_token as auth_token
 from ._put_auth import pow_ok as pow_ok
@@ -179,6 +183,10 @@ from ._relay_queue import WorkQueue as WorkQueue
 from ._relay_server import ARRIVAL_GRANULARITY as ARRIVAL_GRANULARITY
 from ._relay_server import RelayWork as RelayWork
 from ._relay_server import StoredEntry as StoredEntry
+from ._relay_token_wire import TokenBuy as TokenBuy
+from ._relay_token_wire import TokenIssued as TokenIssued
+from ._relay_token_wire import TokenOfferAsk as TokenOfferAsk
+from ._relay_token_wire import TokenOffered as TokenOffered
 from ._relay_topic_wire import MAX_POST as MAX_POST
 from ._relay_topic_wire import TopicPosts as TopicPosts
 from ._relay_topic_wire import TopicPublish as TopicPublish
@@ -186,6 +194,13 @@ from ._relay_topic_wire import TopicPublished as TopicPublished
 from ._relay_topic_wire import TopicRead as TopicRead
 from ._relay_topics import MemoryTopicStore as MemoryTopicStore
 from ._relay_wakeups import PullWakeups as PullWakeups
+from ._token_shop import TokenOffer as TokenOffer
+from ._token_shop import TokenSaleError as TokenSaleError
+from ._token_shop import TokenSettings as TokenSettings
+from ._token_shop import TokenShop as TokenShop
+from ._token_shop import TokenStore as TokenStore
+from ._token_shop import buy_request as buy_request
+from ._token_shop import purchase_ref as purchase_ref
 from ._topic_sync import TopicSync as TopicSync
 from ._trio import ConnectionGate as ConnectionGate
 from ._trio import set_source_address as set_source_address
@@ -288,6 +303,15 @@ __all__ = (
     "StoreRunner",
     "StoredEntry",
     "TokenBucket",
+    "TokenBuy",
+    "TokenIssued",
+    "TokenOffer",
+    "TokenOfferAsk",
+    "TokenOffered",
+    "TokenSaleError",
+    "TokenSettings",
+    "TokenShop",
+    "TokenStore",
     "TopicPosts",
     "TopicPublish",
     "TopicPublished",
@@ -298,10 +322,12 @@ __all__ = (
     "ZkContexts",
     "ZkGet",
     "answer_probe",
+    "auth_paid",
     "auth_pow",
     "auth_proof",
     "auth_token",
     "build_onion_put",
+    "buy_request",
     "check_audit",
     "check_probe_answer",
     "choose_onion_route",
@@ -317,6 +343,7 @@ __all__ = (
     "pow_ok",
     "probe_once",
     "prove_deposits",
+    "purchase_ref",
     "push_blob",
     "read_known_peer",
     "refusal_frame",

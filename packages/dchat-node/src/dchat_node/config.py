@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from dchat_chain.lowlevel import RelayDiscovery
 from dchat_core import RelayAddress
 from dchat_network import RelayLimits
-from dchat_network.lowlevel import ClaimSettings
+from dchat_network.lowlevel import ClaimSettings, TokenSettings
 from dchat_storage.lowlevel import is_postgres_target
 
 from ._errors import ConfigError
@@ -121,6 +121,7 @@ class NodeConfig(BaseModel):
     tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
     relay_limits: RelayLimits = Field(default_factory=RelayLimits)  # [node.relay_limits]
     relay_claims: ClaimSettings = Field(default_factory=ClaimSettings)  # [node.relay_claims]
+    relay_tokens: TokenSettings = Field(default_factory=TokenSettings)  # [node.relay_tokens]
     upnp: bool = False  # relay: map the link port on the router by UPnP IGD (docs/operations.md)
     upnp_igd: str | None = None  # relay: the gateway's description URL (else an SSDP search)
     # user: home relays from the chain's directory (cli/_relays.py); true = defaults

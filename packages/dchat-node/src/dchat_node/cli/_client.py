@@ -254,8 +254,12 @@ class _ClientGroup(LazyGroups):
         "profile": ("Your profile and the profiles of others.", _identity),
         "requests": ("Message requests: mail from people who are not contacts.", _requests),
         "wallet": ("A currency-chain wallet.", _wallet),
+        "tokens": (
+            "Paid tokens that let your mail past busy relays without work.",
+            _app_of("._tokens", "tokens_app", "tokens"),
+        ),
         "privacy": (
-            "Metadata privacy: cover traffic.",
+            "Metadata privacy: cover traffic, onion mode.",
             _app_of("._privacy", "privacy_app", "privacy"),
         ),
     }
