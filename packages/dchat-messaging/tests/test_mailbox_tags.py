@@ -215,3 +215,45 @@ def test_issuing_a_secret_asks_the_shell_to_watch_the_new_tags() -> None:
     assert len([b for b, _ in links.values() if isinstance(b, TagMailbox)]) == 3
     bob.agent.tags.notify()
     assert woken == [1]
+
+
+def _drain_until(bob: AgentNode, start: float, end: float) -> set[bytes]:
+    """Bob's node from ``start`` to ``end``: at each epoch boundary it re-reads its tags
+    and drains every catch-up tag it is handed (finding each empty); returns all watched."""
+    tags, seen = bob.agent.tags, set[bytes]()
+    at = start
+    while at <= end:
+        for _ in range(1000):  # catch-up comes CATCH_UP_LINKS at a time per relay
+            out = tags.watch(at, [RELAY])
+            seen |= {t.mailbox for t, _, _ in out}
+            back = [t for t, _, b in out if b]
+            if not back:
+                break
+            for tag in back:
+                asyncio.run(tags.drained(tag.mailbox, RELAY, at, None))
+        at = tags.schedule.next_change(at)
+    return seen
+
+
+def test_mail_from_a_sender_three_hours_behind_is_drained_by_the_skew_sweep() -> None:
+    alice, bob = _introduced()
+    now = T0 + 10 * EPOCH
+    _drain_until(bob, T0, now)  # bob is up to date: the mark is past e-2
+    ((box, envelope),) = _send(alice, "bob", "from a slow clock", now - 3 * EPOCH)
+    sweep = bob.agent.tags.schedule.skew_sweep
+    assert box in _drain_until(bob, now + 1, now + sweep + EPOCH)
+    assert [t.text for t in bob.agent.accept(bob.engine, envelope, now=now).texts] == [
+        "from a slow clock"
+    ]
+    # The cost is bounded: per sweep, one link per contact, relay and epoch of the band.
+    band, _ = bob.agent.tags.schedule.sweep(now)
+    assert len(band) == 16
+    assert sweep == 4 * EPOCH
+
+
+def test_mail_from_a_sender_ahead_is_drained_when_its_epoch_goes_live() -> None:
+    alice, bob = _introduced()
+    now = T0 + 10 * EPOCH
+    ((box, _),) = _send(alice, "bob", "from a fast clock", now + 3 * EPOCH)
+    live = {t.mailbox for t, _, b in bob.agent.tags.watch(now + 2 * EPOCH, [RELAY]) if not b}
+    assert box in live

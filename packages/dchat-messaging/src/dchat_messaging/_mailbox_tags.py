@@ -26,6 +26,11 @@ state key (canonical CBOR ``{"v": 1, "issued": {identity id: secret},
   is drained at every relay (:meth:`drained`), ``done`` moves past it and is
   saved, so a node that was offline drains what it missed, and an epoch
   that leaves the live window is drained once more (late deposits).
+  Every ``skew_sweep`` (4 h, at an epoch boundary; the first one after start) the
+  mark goes back to the start of the *skew band* (16 h behind the live
+  window, :meth:`~dchat_privacy.lowlevel.TagSchedule.sweep`), so those
+  epochs are drained once more the same way: mail from a contact whose
+  clock is hours behind arrives within one sweep period.
 * *held* (:meth:`learn`, :meth:`address`): the secret a contact gave us for
   its mailbox (as its card names it) and the length of its epochs (the
   recipient chooses it: ``tag_epoch``); the engine seals mail to that
@@ -130,6 +135,7 @@ class MailboxTags:
         self._swept: set[tuple[bytes, str]] = set()
         self._relays: tuple[str, ...] = ()
         self._watching: frozenset[bytes] = frozenset()  # the secrets of the last watch()
+        self._sweep_at: float | None = None  # when the next skew sweep is due
         self.known: dict[bytes, int] = {}
         """Tag mailboxes handed out to watch, with their epoch (the engine accepts them)."""
         self.changed: Callable[[], None] = lambda: None
@@ -259,6 +265,12 @@ class MailboxTags:
         secrets = sorted(self._issued.values())
         self._watching = frozenset(secrets)
         live = self.schedule.live(now)
+        band, due = self.schedule.sweep(now)
+        if self._sweep_at is None:  # the first sweep one period after start
+            self._sweep_at = due
+        elif self._done is not None and now >= self._sweep_at:
+            self._sweep_at = due
+            self._done = min(self._done, band.start)  # drain the band once more (slow clocks)
         out = [(self.tag(s, e), r, False) for e in live for s in secrets for r in relays]
         if self._done is not None:
             wanted = dict.fromkeys(relays, CATCH_UP_LINKS)
