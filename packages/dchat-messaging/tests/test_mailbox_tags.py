@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
+from dchat_identity import ContactCard, Identity
 from dchat_messaging import Content
 from dchat_messaging.lowlevel import CATCH_UP_LINKS, MAILBOX_TAG_KIND, MailboxTags, TagMailbox
 from dchat_messaging.testing import MemoryMessageStore
@@ -257,3 +258,35 @@ def test_mail_from_a_sender_ahead_is_drained_when_its_epoch_goes_live() -> None:
     ((box, _),) = _send(alice, "bob", "from a fast clock", now + 3 * EPOCH)
     live = {t.mailbox for t, _, b in bob.agent.tags.watch(now + 2 * EPOCH, [RELAY]) if not b}
     assert box in live
+
+
+def test_a_burner_never_writes_to_a_tag_its_owner_was_given() -> None:
+    alice, bob = _introduced()  # alice's own identity holds bob's tag secret
+    burner = Identity.generate()
+    card = ContactCard.issue(burner, name="burner", relay=RELAY)
+    alice.agent.add_identity(burner)
+    engine = alice.agent.engines.for_identity(burner, card)
+    alice.bundles[bytes(card.mailbox)] = engine.prekey_upload(held=None, now=T0).last_resort  # type: ignore[union-attr]
+    at = T0 + 5 * EPOCH
+    content = Content.text_message("anonymous", now_ms=int(at * 1000))
+    alice.agent.send_as(
+        alice.agent.contacts.find("bob"), content, now=at, sender=burner, sender_card=card
+    )
+    for waiting, device in alice.agent.bundles_due(at):
+        alice.agent.bundle_received(waiting, device, alice.bundles[bytes(device.mailbox)], now=at)
+    entries = list(alice.agent.outbox.due(at + 1, 100))
+    routed = alice.agent.route(entries, at)
+    owner_tag = alice.agent.tags.address(bytes(bob.card.mailbox), at)
+    assert owner_tag is not None
+    assert [box for box, _ in routed] == [bytes(bob.card.mailbox)]  # not the owner's tag
+    ((_, envelope),) = routed
+    assert [t.text for t in bob.agent.accept(bob.engine, envelope, now=at).texts] == ["anonymous"]
+    reloaded = MailboxTags(alice.store)  # the mark survives a restart ...
+    reloaded.load()
+    assert [reloaded.plain(e.message_id) for e in entries] == [True]
+    alice.agent.deposited(entries, [b"stored"], now=at)  # ... until the relay stores it
+    assert not alice.agent.tags.plain(entries[0].message_id)
+    reloaded.load()
+    assert not reloaded.plain(entries[0].message_id)
+    # The owner's own mail to bob still goes to the tag.
+    assert {box for box, _ in _send(alice, "bob", "as myself", at)} == {owner_tag}

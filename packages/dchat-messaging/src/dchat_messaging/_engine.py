@@ -210,6 +210,8 @@ class MessagingEngine:
         """How many of a device's relays each envelope goes to (``None``: all; multi-path)."""
         self.tags: Container[bytes] = frozenset()
         """Rotating tags of our mailbox whose mail this engine opens (besides our mailbox)."""
+        self.untagged: Callable[[Sequence[bytes]], None] | None = None
+        """Told the outbox keys of every envelope queued (a burner's: never routed to a tag)."""
         self.seen = SeenEnvelopes(store, self._key("seen"))
         """Digests of the envelopes received lately (a copy via another relay is a duplicate)."""
 
@@ -386,6 +388,9 @@ class MessagingEngine:
             inner, mailbox=device.mailbox, device_key=device.exchange_key
         )
         raw, mailbox = envelope.to_bytes(), bytes(device.mailbox)
+        if self.untagged is not None:
+            rest = device.paths(self.paths)[1:]
+            self.untagged([oid, *(path_outbox_id(oid, relay) for relay in rest)])
         for index, relay in enumerate(device.paths(self.paths)):
             # One outbox item per relay: each relay's queue keeps its own order and
             # retries, so a dead relay holds back only its own copies.

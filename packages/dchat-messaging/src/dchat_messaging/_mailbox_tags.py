@@ -36,6 +36,13 @@ state key (canonical CBOR ``{"v": 1, "issued": {identity id: secret},
   recipient chooses it: ``tag_epoch``); the engine seals mail to that
   mailbox for the tag of the current epoch instead.
 
+*Untagged* (:meth:`untag`, :meth:`plain`): the outbox keys of what another
+local identity (a burner) queued, under the ``mailbox_tags.plain`` state key
+(a canonical CBOR list of keys), until settled (:meth:`settled`): the
+secrets we hold were given to our identity, and a burner's mail on such a
+tag would tell the relay (and the recipient) whose burner it is, so it
+always goes to the published mailbox.
+
 First contact is unchanged: a sender holding no secret (a stranger, a
 message request, the first prekey message) writes to the published mailbox,
 which the recipient keeps draining. Reads are from memory (the trio thread
@@ -84,6 +91,8 @@ CATCH_UP_LINKS: Final = 8
 MAX_ISSUED: Final = 1024
 """The most contacts holding a tag secret of ours."""
 _KEY: Final = "mailbox_tags"
+_PLAIN_KEY: Final = "mailbox_tags.plain"
+_PLAIN_LIMITS: Final = DecodeLimits(max_size=2**22, max_depth=1, max_items=2**17)
 _LIMITS: Final = DecodeLimits(max_size=256, max_depth=1, max_items=8)
 _KEYS_KEPT: Final = 8192
 
@@ -136,6 +145,7 @@ class MailboxTags:
         self._relays: tuple[str, ...] = ()
         self._watching: frozenset[bytes] = frozenset()  # the secrets of the last watch()
         self._sweep_at: float | None = None  # when the next skew sweep is due
+        self._plain: set[bytes] = set()  # outbox keys of a burner's mail
         self.known: dict[bytes, int] = {}
         """Tag mailboxes handed out to watch, with their epoch (the engine accepts them)."""
         self.changed: Callable[[], None] = lambda: None
@@ -157,6 +167,15 @@ class MailboxTags:
         Raises:
             EngineStateError: the stored value is damaged.
         """
+        plain = self._store.get_state(_PLAIN_KEY)
+        if plain is not None:
+            try:
+                keys = canonical_decode(plain, _PLAIN_LIMITS)
+            except DecodeError:
+                raise EngineStateError("stored mailbox tags are damaged") from None
+            if not isinstance(keys, list) or not all(isinstance(k, bytes) for k in keys):
+                raise EngineStateError("stored mailbox tags are damaged")
+            self._plain = set(keys)
         raw = load_state(self._store, _KEY)
         if raw is None:
             return
@@ -220,6 +239,30 @@ class MailboxTags:
     def _save_done(self) -> None:
         with self._store.transaction():
             self._save()
+
+    def untag(self, keys: Sequence[bytes]) -> None:
+        """Outbox ``keys`` queued by another local identity: never route them to a tag.
+
+        Called in the store transaction that queues them (undone with it).
+        """
+        before = set(self._plain)
+        self._plain.update(keys)
+        self._store.on_rollback(lambda: setattr(self, "_plain", before))
+        self._store.put_state(_PLAIN_KEY, canonical_encode(sorted(self._plain)))
+
+    def plain(self, outbox_key: bytes) -> bool:
+        """Whether the outbox entry ``outbox_key`` goes to the published mailbox (a burner's)."""
+        return outbox_key in self._plain
+
+    def settled(self, keys: Sequence[bytes]) -> None:
+        """These outbox entries are gone (stored at a relay): forget them."""
+        gone = self._plain.intersection(keys)
+        if gone:
+            with self._store.transaction():
+                before = set(self._plain)
+                self._plain -= gone
+                self._store.on_rollback(lambda: setattr(self, "_plain", before))
+                self._store.put_state(_PLAIN_KEY, canonical_encode(sorted(self._plain)))
 
     # -- tags ----------------------------------------------------------------------------
 

@@ -288,6 +288,7 @@ class UserMessaging:
         """Rotating mailbox tags: secrets issued and held, the tags to watch."""
         self.tags.changed = lambda: self.mailboxes_changed()
         self.engines.tags = self.tags.known
+        self.engines.untagged = self.tags.untag
         self.tag_sink: TagSink = _no_sink
         """Opens a batch pulled from a tag (the shell's handler for its own mailbox)."""
         self.groups = Groups(store, self.engines, self.contacts)
@@ -730,6 +731,7 @@ class UserMessaging:
         """A relay confirmed it stored the queued envelope ``outbox_id``."""
         self.outbox.delivered(outbox_id)
         self.sent += 1
+        self.tags.settled([outbox_id])
 
     def token_for(self, mailbox: bytes) -> bytes | None:
         """The put token to attach to a deposit into ``mailbox``: a contact's, or a tag's."""
@@ -746,7 +748,8 @@ class UserMessaging:
         """
         routed: list[tuple[bytes, bytes]] = []
         for entry in entries:
-            tag = self.tags.address(entry.mailbox, now)
+            plain = self.tags.plain(entry.message_id)  # a burner's: never a tag
+            tag = None if plain else self.tags.address(entry.mailbox, now)
             if tag is None:
                 routed.append((entry.mailbox, entry.envelope))
             else:
@@ -765,5 +768,9 @@ class UserMessaging:
     ) -> int:
         """A deposit's per-entry results (entry ids, or what failed); returns how many failed."""
         stored = self.outbox.settle(entries, results, now)
+        pairs = zip(entries, results, strict=True)
+        self.tags.settled(
+            [e.message_id for e, r in pairs if isinstance(r, bytes) or r == "delivered"]
+        )
         self.sent += stored
         return len(entries) - stored
