@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
-from dchat_identity import ContactCard, Identity
-from dchat_messaging import Content
+from dchat_crypto import PrivateKey, SigningKey
+from dchat_identity import ContactCard, DeviceCertificate, DocumentChain, Identity, IdentityDocument
+from dchat_messaging import Content, MessagingEngine, UserMessaging
 from dchat_messaging.lowlevel import CATCH_UP_LINKS, MAILBOX_TAG_KIND, MailboxTags, TagMailbox
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_testing import AGENT_T0, AgentNode, agent_pair
@@ -290,3 +291,57 @@ def test_a_burner_never_writes_to_a_tag_its_owner_was_given() -> None:
     assert not reloaded.plain(entries[0].message_id)
     # The owner's own mail to bob still goes to the tag.
     assert {box for box, _ in _send(alice, "bob", "as myself", at)} == {owner_tag}
+
+
+def _laptop_of(alice: AgentNode, bob: AgentNode) -> tuple[UserMessaging, MessagingEngine]:
+    """A linked device of alice's identity that bob knows (from alice's document)."""
+    laptop, exchange = SigningKey.generate(), PrivateKey.generate()
+    cert = DeviceCertificate.issue(
+        alice.identity.signing_key, alice.identity.identity_id, laptop.public_key,
+        exchange.public_key, name="laptop", now=T0,
+    )  # fmt: skip
+    doc = IdentityDocument.genesis(
+        alice.identity.signing_key, alice.identity.encryption_key.public_key, now=T0,
+        devices=(cert,),
+    )  # fmt: skip
+    bob.agent.engines.directory.set_chain(DocumentChain(doc, now=T0))
+    device = UserMessaging(MemoryMessageStore())
+    engine = device.engines.link_device(laptop, exchange, alice.card)
+    upload = engine.prekey_upload(held=None, now=T0)
+    assert upload is not None
+    alice.bundles[bytes(engine.keys.mailbox)] = upload.last_resort
+    device.contacts.add("bob", bob.card.to_text(), now=T0)
+    return device, engine
+
+
+def test_a_linked_device_gets_mail_on_its_own_rotating_tags() -> None:
+    alice, bob = _introduced()
+    laptop, engine = _laptop_of(alice, bob)
+    at = T0 + 3 * EPOCH
+    # The laptop writes to bob once: with it goes a secret for the laptop's own mailbox.
+    content = Content.text_message("from my laptop", now_ms=int(at * 1000))
+    laptop.send_as(laptop.contacts.find("bob"), content, now=at)
+    for waiting, device in laptop.bundles_due(at):
+        laptop.bundle_received(waiting, device, alice.bundles[bytes(device.mailbox)], now=at)
+    mail = laptop.route(list(laptop.outbox.due(at + 1, 100)), at)
+    accepted = bob.agent.accept_many(bob.engine, [e for _, e in mail], now=at)
+    assert [t.text for t in accepted.texts] == ["from my laptop"]
+    # Bob's mail reaches both of alice's devices; the laptop's copy on the laptop's own tag.
+    later = at + 2 * EPOCH
+    routed = dict(_send(bob, "alice", "to both", later))
+    assert len(routed) == 2
+    assert bytes(engine.keys.mailbox) not in routed  # before: the laptop's fixed mailbox
+    laptop_tags = {
+        bytes(box.mailbox)
+        for box, _ in laptop.mailbox_links([RELAY], now=later).values()
+        if isinstance(box, TagMailbox)
+    }
+    alice_tags = {t.mailbox for t, _, _ in alice.agent.tags.watch(later, [RELAY])}
+    boxes = [b for b, _ in laptop.mailbox_links([RELAY], now=later).values()]
+    live = [b for b in boxes if isinstance(b, TagMailbox) and b.wait is None]
+    assert len(live) == 3  # one contact: e-1, e, e+1
+    assert laptop_tags.isdisjoint(alice_tags)  # separate secrets: the relay cannot join them
+    ((on_laptop, copy),) = [(box, env) for box, env in routed.items() if box in laptop_tags]
+    assert [t.text for t in laptop.accept(engine, copy, now=later).texts] == ["to both"]
+    ((_, other),) = [(box, env) for box, env in routed.items() if box != on_laptop]
+    assert [t.text for t in alice.agent.accept(alice.engine, other, now=later).texts] == ["to both"]

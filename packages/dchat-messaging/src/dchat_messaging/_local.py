@@ -103,7 +103,9 @@ class LocalEngines:
         )
         self.linked = keys
         self.directory.add_card(card)
-        return self._new(keys)
+        engine = self._new(keys)
+        engine.tags = self.tags  # its own rotating tags (it hands out their secrets)
+        return engine
 
     def for_identity(self, identity: Identity, card: ContactCard | None = None) -> MessagingEngine:
         """The engine of a local identity (created on first use; ``card`` updates it)."""

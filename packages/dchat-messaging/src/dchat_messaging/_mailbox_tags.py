@@ -220,6 +220,14 @@ class MailboxTags:
             self._change(lambda: self._held.__setitem__(mailbox, (secret, epoch)), self._done)
         return True
 
+    def learn_device(self, data: bytes, sender_device: bytes) -> bool:
+        """Keep the secret of an ``mb.tag`` payload for the sending linked device's own mailbox.
+
+        A linked device hands out secrets for its own mailbox: ``mb`` must be
+        the mailbox of the (authenticated) device key that sent it.
+        """
+        return self.learn(data, MailboxId.derive(sender_device))
+
     def _change(self, apply: Callable[[], object], done: int | None) -> None:
         before = (dict(self._issued), dict(self._held), self._done)
 

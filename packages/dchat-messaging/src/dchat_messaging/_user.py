@@ -358,9 +358,9 @@ class UserMessaging:
         boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
         links = {(b.key.public_key.to_bytes(), str(r)): (b, r) for b in boxes for r in relays}
         own, by_name = self.engines.primary_identity, {str(r): r for r in relays}
-        if now is None or own is None or self.engines.linked is not None:
+        engine = self.engines.main()  # our primary device's, or a linked device's own
+        if now is None or engine is None:
             return links
-        engine = self.engines.for_identity(own)
         for tag, relay, catch_up in self.tags.watch(now, list(by_name)):
             drained = functools.partial(self.tags.drained, tag.mailbox, relay, now)
             box = TagMailbox(
@@ -499,7 +499,8 @@ class UserMessaging:
                 card = self.contacts.card_of(event.sender) or event.sender_card
                 own = card is not None and card.identity_id == event.sender
                 learn = self.tokens.learn if event.kind == PUT_TOKEN_KIND else self.tags.learn
-                learn(event.data, card.mailbox if own and card else None)
+                if not learn(event.data, card.mailbox if own and card else None) and own:
+                    self.tags.learn_device(event.data, event.sender_device)
             elif event.kind == "text":
                 self.conversations.stored(event.content)
             elif event.kind in CONVERSATION_KINDS:
@@ -642,6 +643,8 @@ class UserMessaging:
             if content.kind == "text":
                 self.conversations.stored(content)
             own, main = engines.primary_identity, engines.main()
+            if sender is None and main is not None and engines.linked is not None:
+                waiting += self._issue_tag(main, card, bytes(engines.linked.mailbox), now)
             if sender is None and own is not None and main is not None:
                 if self.contacts.card_of(card.identity_id) is None:
                     return waiting
@@ -657,6 +660,19 @@ class UserMessaging:
                     gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
                     waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
+
+    def _issue_tag(
+        self, engine: MessagingEngine, card: ContactCard, mailbox: bytes, now: float
+    ) -> list[DeviceAddress]:
+        """Hand ``card`` a tag secret for ``mailbox`` (a linked device's) with its first mail."""
+        if self.contacts.card_of(card.identity_id) is None:
+            return []
+        secret = self.tags.issue(card.identity_id, now=now)
+        if secret is None:
+            return []
+        data = encode_tag_secret(mailbox, secret, self.tags.schedule.epoch_seconds)
+        gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
+        return self.engines.send(engine, card, gift, now=now, copies=False)
 
     def own_accounts(self) -> frozenset[bytes]:
         """The currency accounts payments to us may name: our identities' keys (their cards)."""
