@@ -10,9 +10,10 @@ addresses our primary device's mail to the epoch's tag
 (:func:`dchat_privacy.lowlevel.tag_seed`, made an Ed25519 key; the tag is
 its :class:`~dchat_core.MailboxId`), a different mailbox every
 :data:`~dchat_privacy.lowlevel.TAG_EPOCH` seconds and for every contact.
-One secret per contact (not per device of ours): the secret travels once,
-to every device of the contact, and only our primary device's mailbox uses
-tags (a linked device keeps its own fixed mailbox).
+One secret per contact and device of ours: the secret travels once, to
+every device of the contact; our primary device's covers its mailbox, and a
+linked device hands out its own for its own mailbox (:meth:`learn_device`
+on the contact's side), so no secret is synced between our devices.
 
 :class:`MailboxTags` keeps both sides durably under the ``mailbox_tags``
 state key (canonical CBOR ``{"v": 1, "issued": {identity id: secret},
