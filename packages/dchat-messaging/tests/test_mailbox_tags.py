@@ -261,7 +261,7 @@ def test_mail_from_a_sender_ahead_is_drained_when_its_epoch_goes_live() -> None:
     assert box in live
 
 
-def test_a_burner_never_writes_to_a_tag_its_owner_was_given() -> None:
+def test_a_burner_never_writes_to_its_owners_tags_and_gets_mail_on_its_own() -> None:
     alice, bob = _introduced()  # alice's own identity holds bob's tag secret
     burner = Identity.generate()
     card = ContactCard.issue(burner, name="burner", relay=RELAY)
@@ -279,18 +279,38 @@ def test_a_burner_never_writes_to_a_tag_its_owner_was_given() -> None:
     routed = alice.agent.route(entries, at)
     owner_tag = alice.agent.tags.address(bytes(bob.card.mailbox), at)
     assert owner_tag is not None
-    assert [box for box, _ in routed] == [bytes(bob.card.mailbox)]  # not the owner's tag
-    ((_, envelope),) = routed
-    assert [t.text for t in bob.agent.accept(bob.engine, envelope, now=at).texts] == ["anonymous"]
+    # The text, and the burner's own tag secret: both to the published mailbox.
+    assert [box for box, _ in routed] == [bytes(bob.card.mailbox)] * 2  # not the owner's tag
+    accepted = bob.agent.accept_many(bob.engine, [e for _, e in routed], now=at)
+    assert [t.text for t in accepted.texts] == ["anonymous"]
     reloaded = MailboxTags(alice.store)  # the mark survives a restart ...
     reloaded.load()
-    assert [reloaded.plain(e.message_id) for e in entries] == [True]
-    alice.agent.deposited(entries, [b"stored"], now=at)  # ... until the relay stores it
+    burner_id = str(burner.identity_id)
+    assert [reloaded.plain(e.message_id) for e in entries] == [burner_id] * 2
+    alice.agent.deposited(entries, [b"stored"] * 2, now=at)  # ... until the relay stores it
     assert not alice.agent.tags.plain(entries[0].message_id)
     reloaded.load()
     assert not reloaded.plain(entries[0].message_id)
     # The owner's own mail to bob still goes to the tag.
     assert {box for box, _ in _send(alice, "bob", "as myself", at)} == {owner_tag}
+    # Bob answers the burner on the burner's own tags, which alice's node watches
+    # with the burner's engine; they share nothing with alice's own tags.
+    bob.agent.contacts.add("burner", card.to_text(), now=at)
+    answer = _send(bob, "burner", "who are you?", at)  # with bob's own secret for it
+    boxes = {box for box, _ in answer}
+    assert bytes(card.mailbox) not in boxes
+    links = alice.agent.mailbox_links([RELAY], now=at).values()
+    tag_boxes = {bytes(b.mailbox): b for b, _ in links if isinstance(b, TagMailbox)}
+    assert boxes <= set(tag_boxes)
+    assert {tag_boxes[box].engine for box in boxes} == {engine}
+    assert boxes.isdisjoint(t.mailbox for t, _, _ in alice.agent.tags.watch(at, [RELAY]))
+    accepted = alice.agent.accept_many(engine, [e for _, e in answer], now=at)
+    assert [t.text for t in accepted.texts] == ["who are you?"]
+    assert not accepted.dropped
+    # Bob's secret for the burner is kept by the burner's tags, not by alice's.
+    assert alice.agent.tags.address(bytes(bob.card.mailbox), at) == owner_tag
+    burner_tag = alice.agent.tags.burners[burner_id].address(bytes(bob.card.mailbox), at)
+    assert burner_tag not in (None, owner_tag)
 
 
 def _laptop_of(alice: AgentNode, bob: AgentNode) -> tuple[UserMessaging, MessagingEngine]:

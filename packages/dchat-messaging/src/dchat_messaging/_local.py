@@ -69,7 +69,7 @@ class LocalEngines:
         """Relays of a device each envelope goes to (``None``: all); given to new engines."""
         self.tags: Container[bytes] = frozenset()
         """Our rotating tags (``MailboxTags.known``): the primary identity's engine opens them."""
-        self.untagged: Callable[[Sequence[bytes]], None] = lambda _keys: None
+        self.untagged: Callable[[IdentityId, Sequence[bytes]], None] = lambda _id, _keys: None
         """Told the outbox keys another local identity (a burner) queues: never sent to tags."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
@@ -125,7 +125,8 @@ class LocalEngines:
             if self._main is not None and identity.identity_id == self._main[0].identity_id:
                 engine.tags = self.tags  # not a burner's
             else:  # a burner: its mail must not go to a tag given to our identity
-                engine.untagged = lambda keys: self.untagged(keys)
+                burner = identity.identity_id
+                engine.untagged = lambda keys: self.untagged(burner, keys)
         elif card is not None and engine.keys.card != card:
             engine.keys = replace(engine.keys, card=card)
         return engine

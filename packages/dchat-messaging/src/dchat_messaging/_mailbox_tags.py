@@ -39,7 +39,7 @@ state key (canonical CBOR ``{"v": 1, "issued": {identity id: secret},
 
 *Untagged* (:meth:`untag`, :meth:`plain`): the outbox keys of what another
 local identity (a burner) queued, under the ``mailbox_tags.plain`` state key
-(a canonical CBOR list of keys), until settled (:meth:`settled`): the
+(canonical CBOR: the key in hex to the burner's identity id), until settled (:meth:`settled`): the
 secrets we hold were given to our identity, and a burner's mail on such a
 tag would tell the relay (and the recipient) whose burner it is, so it
 always goes to the published mailbox.
@@ -134,8 +134,11 @@ class MailboxTags:
         schedule: Epoch length and catch-up bound.
     """
 
-    def __init__(self, store: StateStore, schedule: TagSchedule | None = None) -> None:
+    def __init__(
+        self, store: StateStore, schedule: TagSchedule | None = None, *, key: str = _KEY
+    ) -> None:
         self._store = store
+        self._key = key  # a burner's tags: "mailbox_tags.<identity id>"
         self.schedule = schedule or TagSchedule()
         self._issued: dict[str, bytes] = {}
         self._held: dict[bytes, tuple[bytes, int]] = {}  # mailbox: (secret, epoch seconds)
@@ -146,7 +149,9 @@ class MailboxTags:
         self._relays: tuple[str, ...] = ()
         self._watching: frozenset[bytes] = frozenset()  # the secrets of the last watch()
         self._sweep_at: float | None = None  # when the next skew sweep is due
-        self._plain: set[bytes] = set()  # outbox keys of a burner's mail
+        self.burners: dict[str, MailboxTags] = {}
+        """Each local burner's own tags, by identity id (the main identity's object holds them)."""
+        self._plain: dict[bytes, str] = {}  # outbox keys of a burner's mail: the burner
         self.known: dict[bytes, int] = {}
         """Tag mailboxes handed out to watch, with their epoch (the engine accepts them)."""
         self.changed: Callable[[], None] = lambda: None
@@ -168,16 +173,17 @@ class MailboxTags:
         Raises:
             EngineStateError: the stored value is damaged.
         """
-        plain = self._store.get_state(_PLAIN_KEY)
+        plain = self._store.get_state(_PLAIN_KEY) if self._key == _KEY else None
         if plain is not None:
             try:
                 keys = canonical_decode(plain, _PLAIN_LIMITS)
             except DecodeError:
                 raise EngineStateError("stored mailbox tags are damaged") from None
-            if not isinstance(keys, list) or not all(isinstance(k, bytes) for k in keys):
-                raise EngineStateError("stored mailbox tags are damaged")
-            self._plain = set(keys)
-        raw = load_state(self._store, _KEY)
+            try:
+                self._plain = {bytes.fromhex(k): str(v) for k, v in dict(keys).items()}
+            except (ValueError, TypeError, AttributeError):
+                raise EngineStateError("stored mailbox tags are damaged") from None
+        raw = load_state(self._store, self._key)
         if raw is None:
             return
         try:
@@ -243,35 +249,40 @@ class MailboxTags:
     def _save(self) -> None:
         held = {mailbox.hex(): list(pair) for mailbox, pair in self._held.items()}
         value = {"v": 1, "issued": self._issued, "held": held, "done": self._done}
-        self._store.put_state(_KEY, canonical_encode(value))
+        self._store.put_state(self._key, canonical_encode(value))
 
     def _save_done(self) -> None:
         with self._store.transaction():
             self._save()
 
-    def untag(self, keys: Sequence[bytes]) -> None:
-        """Outbox ``keys`` queued by another local identity: never route them to a tag.
+    def untag(self, identity: IdentityId, keys: Sequence[bytes]) -> None:
+        """Outbox ``keys`` queued by another local ``identity``: never route them to our tags.
 
         Called in the store transaction that queues them (undone with it).
         """
-        before = set(self._plain)
-        self._plain.update(keys)
+        before = dict(self._plain)
+        self._plain.update(dict.fromkeys(keys, str(identity)))
         self._store.on_rollback(lambda: setattr(self, "_plain", before))
-        self._store.put_state(_PLAIN_KEY, canonical_encode(sorted(self._plain)))
+        self._store.put_state(
+            _PLAIN_KEY, canonical_encode({k.hex(): v for k, v in self._plain.items()})
+        )
 
-    def plain(self, outbox_key: bytes) -> bool:
-        """Whether the outbox entry ``outbox_key`` goes to the published mailbox (a burner's)."""
-        return outbox_key in self._plain
+    def plain(self, outbox_key: bytes) -> str | None:
+        """The burner (identity id) that queued the outbox entry ``outbox_key``, if one did."""
+        return self._plain.get(outbox_key)
 
     def settled(self, keys: Sequence[bytes]) -> None:
         """These outbox entries are gone (stored at a relay): forget them."""
-        gone = self._plain.intersection(keys)
+        gone = self._plain.keys() & set(keys)
         if gone:
             with self._store.transaction():
-                before = set(self._plain)
-                self._plain -= gone
+                before = dict(self._plain)
+                for key in gone:
+                    del self._plain[key]
                 self._store.on_rollback(lambda: setattr(self, "_plain", before))
-                self._store.put_state(_PLAIN_KEY, canonical_encode(sorted(self._plain)))
+                self._store.put_state(
+                    _PLAIN_KEY, canonical_encode({k.hex(): v for k, v in self._plain.items()})
+                )
 
     # -- tags ----------------------------------------------------------------------------
 
@@ -372,6 +383,8 @@ class MailboxTags:
         """
         if frozenset(self._issued.values()) != self._watching:
             self.changed()
+        for other in self.burners.values():
+            other.notify()
 
     def next_change(self, now: float) -> float:
         """Seconds until the live window moves (the links to keep change)."""

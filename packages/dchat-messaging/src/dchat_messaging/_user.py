@@ -315,11 +315,21 @@ class UserMessaging:
     def add_identity(self, identity: Identity) -> None:
         """Also drain the mailbox of ``identity`` (another local identity, e.g. a burner)."""
         self._extra[identity.identity_id] = identity
+        tags = MailboxTags(
+            self._store, self.tags.schedule, key=f"mailbox_tags.{identity.identity_id}"
+        )
+        tags.load()
+        tags.changed, tags.worker = self.tags.changed, self.tags.worker
+        self.tags.burners[str(identity.identity_id)] = (
+            tags  # its own secrets: links nothing to ours
+        )
+        self.engines.for_identity(identity).tags = tags.known
         self.mailboxes_changed()
 
     def remove_identity(self, identity_id: IdentityId) -> None:
         """Stop draining an extra identity's mailbox."""
         self._extra.pop(identity_id, None)
+        self.tags.burners.pop(str(identity_id), None)
         self.mailboxes_changed()
 
     def mailboxes(self) -> list[UserMailbox]:
@@ -352,7 +362,7 @@ class UserMessaging:
 
         Keyed by ``(mailbox public key, str(relay))``, so a shell reconciles
         the links it runs with this map as mailboxes and relays come and go.
-        With ``now``, the primary identity's rotating tags are included
+        With ``now``, our rotating tags are included, and each burner's own
         (:meth:`MailboxTags.watch`: live ones, and catch-up ones until drained).
         """
         boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
@@ -361,14 +371,21 @@ class UserMessaging:
         engine = self.engines.main()  # our primary device's, or a linked device's own
         if now is None or engine is None:
             return links
-        for tag, relay, catch_up in self.tags.watch(now, list(by_name)):
-            drained = functools.partial(self.tags.drained, tag.mailbox, relay, now)
-            box = TagMailbox(
-                tag.key, _no_handler, drained if catch_up else None, 0.0 if catch_up else None,
-                functools.partial(_register_token, tag.mailbox, tag.token),
-                engine=engine, identity=own, sink=self.tag_sink,
-            )  # fmt: skip
-            links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
+        watched = [(self.tags, engine, own)] + [
+            (self.tags.burners[str(i.identity_id)], self.engines.for_identity(i), i)
+            for i in self._extra.values()
+            if str(i.identity_id) in self.tags.burners
+        ]  # each burner's own tags, opened by its engine
+        for tags, opener, identity in watched:
+            for tag, relay, catch_up in tags.watch(now, list(by_name)):
+                drained = functools.partial(tags.drained, tag.mailbox, relay, now)
+                box = TagMailbox(
+                    tag.key, _no_handler, drained if catch_up else None,
+                    0.0 if catch_up else None,
+                    functools.partial(_register_token, tag.mailbox, tag.token),
+                    engine=opener, identity=identity, sink=self.tag_sink,
+                )  # fmt: skip
+                links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
         return links
 
     def use_tags(
@@ -385,6 +402,8 @@ class UserMessaging:
         self.tag_sink, self.tags.worker = sink, worker
         if epoch is not None:
             self.tags.set_epoch(epoch)
+        for tags in self.tags.burners.values():
+            tags.worker, tags.schedule = worker, self.tags.schedule
 
     def tags_change_in(self, now: float) -> float:
         """Seconds until the live tags change (the shell re-reads :meth:`mailbox_links`)."""
@@ -498,9 +517,10 @@ class UserMessaging:
             if event.kind in (PUT_TOKEN_KIND, MAILBOX_TAG_KIND):
                 card = self.contacts.card_of(event.sender) or event.sender_card
                 own = card is not None and card.identity_id == event.sender
-                learn = self.tokens.learn if event.kind == PUT_TOKEN_KIND else self.tags.learn
+                tags = self.tags.burners.get(str(engine.keys.identity), self.tags)  # the receiver's
+                learn = self.tokens.learn if event.kind == PUT_TOKEN_KIND else tags.learn
                 if not learn(event.data, card.mailbox if own and card else None) and own:
-                    self.tags.learn_device(event.data, event.sender_device)
+                    tags.learn_device(event.data, event.sender_device)
             elif event.kind == "text":
                 self.conversations.stored(event.content)
             elif event.kind in CONVERSATION_KINDS:
@@ -645,6 +665,11 @@ class UserMessaging:
             own, main = engines.primary_identity, engines.main()
             if sender is None and main is not None and engines.linked is not None:
                 waiting += self._issue_tag(main, card, bytes(engines.linked.mailbox), now)
+            burner = None if sender is None else self.tags.burners.get(str(sender.identity_id))
+            if burner is not None and sender is not None:  # the burner's own secret
+                mailbox = bytes(sender.mailbox_id)
+                engine = engines.for_identity(sender)
+                waiting += self._issue_tag(engine, card, mailbox, now, burner, sender_card)
             if sender is None and own is not None and main is not None:
                 if self.contacts.card_of(card.identity_id) is None:
                     return waiting
@@ -662,17 +687,24 @@ class UserMessaging:
         return waiting
 
     def _issue_tag(
-        self, engine: MessagingEngine, card: ContactCard, mailbox: bytes, now: float
+        self,
+        engine: MessagingEngine,
+        card: ContactCard,
+        mailbox: bytes,
+        now: float,
+        tags: MailboxTags | None = None,
+        sender_card: ContactCard | None = None,
     ) -> list[DeviceAddress]:
         """Hand ``card`` a tag secret for ``mailbox`` (a linked device's) with its first mail."""
         if self.contacts.card_of(card.identity_id) is None:
             return []
-        secret = self.tags.issue(card.identity_id, now=now)
+        tags = tags or self.tags
+        secret = tags.issue(card.identity_id, now=now)
         if secret is None:
             return []
-        data = encode_tag_secret(mailbox, secret, self.tags.schedule.epoch_seconds)
+        data = encode_tag_secret(mailbox, secret, tags.schedule.epoch_seconds)
         gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
-        return self.engines.send(engine, card, gift, now=now, copies=False)
+        return self.engines.send(engine, card, gift, now=now, copies=False, sender_card=sender_card)
 
     def own_accounts(self) -> frozenset[bytes]:
         """The currency accounts payments to us may name: our identities' keys (their cards)."""
@@ -751,7 +783,12 @@ class UserMessaging:
 
     def token_for(self, mailbox: bytes) -> bytes | None:
         """The put token to attach to a deposit into ``mailbox``: a contact's, or a tag's."""
-        return self.tokens.token_for(mailbox) or self.tags.token_for(mailbox)
+        burners = (t.token_for(mailbox) for t in self.tags.burners.values())
+        return (
+            self.tokens.token_for(mailbox)
+            or self.tags.token_for(mailbox)
+            or next((token for token in burners if token is not None), None)
+        )
 
     def route(self, entries: Sequence[OutboxEntry], now: float) -> list[tuple[bytes, bytes]]:
         """The ``(mailbox, envelope)`` to deposit for each outbox entry, as of ``now``.
@@ -764,8 +801,9 @@ class UserMessaging:
         """
         routed: list[tuple[bytes, bytes]] = []
         for entry in entries:
-            plain = self.tags.plain(entry.message_id)  # a burner's: never a tag
-            tag = None if plain else self.tags.address(entry.mailbox, now)
+            burner = self.tags.plain(entry.message_id)  # a burner's: only its own secrets
+            tags = self.tags if burner is None else self.tags.burners.get(burner)
+            tag = None if tags is None else tags.address(entry.mailbox, now)
             if tag is None:
                 routed.append((entry.mailbox, entry.envelope))
             else:
