@@ -23,6 +23,20 @@ sections 28-30):
 * Contact proofs on ristretto255: ``prove_contact`` and ``verify_contact``
   (unlinkable mode) for rings of 8, 64 and 256 keys. Baseline: one Ed25519
   sign and one verify (`cryptography`).
+* Put authorization by contact proof (protocol section 41), the whole path
+  per deposit: the sender's ``prove_deposits`` (ring decoded, the owner's
+  signature checked, one proof) and the relay's ``ContactRings.check``
+  (nonce consumed, proof decoded and verified; nonces issued outside the
+  timing). Baseline: the put-token check a relay does instead
+  (``PutAuthorizer.authorize`` with a registered token).
+
+* Cover traffic (``--case cover``, its own section): a user's loop and drop
+  streams (``dchat_privacy.lowlevel.CoverScheduler``) run for a simulated day at
+  each budget, no real mail, giving envelopes/s and bytes/s up (deposits) and
+  down (loops coming back) and drops left at relays per day; the CPU of one
+  cover envelope (``dchat_messaging``'s ``CoverTraffic``: build a loop or a drop,
+  open a returned loop) timed beside a bare ``dchat_crypto.seal`` of the same
+  size, and the two multiplied into CPU seconds per hour of cover.
 
 Implementations are measured interleaved (ours, baseline, ours, ...) for
 ``--repeats`` rounds after a warm-up round, each round timed in process CPU time
@@ -33,16 +47,17 @@ best round is reported with the median beside it.
 Usage::
 
     uv run python benchmarks/bench_privacy.py [--packets N] [--samples N] [--tokens N]
-        [--proofs N] [--repeats N]
+        [--proofs N] [--repeats N] [--case all|cover]
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -61,6 +76,22 @@ from _common import (
     publish,
     run_lines,
 )
+from dchat_core import MailboxId
+from dchat_crypto import PrivateKey, SigningKey, seal
+from dchat_messaging.lowlevel import (
+    DEFAULT_COVER_BUDGET,
+    CoverDeposit,
+    CoverTraffic,
+    envelope_size,
+)
+from dchat_messaging.testing import MemoryMessageStore
+from dchat_network.lowlevel import (
+    ContactRings,
+    PutAuthorizer,
+    auth_token,
+    prove_deposits,
+    token_hash,
+)
 from dchat_privacy import (
     ContactContext,
     ContactRing,
@@ -76,7 +107,15 @@ from dchat_privacy import (
     request_tokens,
     verify_contact,
 )
-from dchat_privacy.lowlevel import MESSAGE_SIZE, Deliver, Forward, decode_token_request, read_body
+from dchat_privacy.lowlevel import (
+    MESSAGE_SIZE,
+    CoverScheduler,
+    Deliver,
+    Forward,
+    decode_token_request,
+    read_body,
+    ring_statement,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -84,6 +123,8 @@ if TYPE_CHECKING:
 
 NAME = "bench_privacy"
 START, END = markers(NAME)
+COVER_NAME = "bench_privacy_cover"
+COVER_BUDGETS = (DEFAULT_COVER_BUDGET, 1_000, 8_000)  # bytes/s; the first is `cover on`'s
 
 TARGET_PEELS = 2_000  # issue 18: Sphinx packets peeled per second per relay core
 DATA = bytes(1000)  # a first message's data: a sealed envelope's worth
@@ -345,6 +386,55 @@ def proof_cases(proofs: int) -> dict[str, Case]:
     return cases
 
 
+def put_proof_cases(proofs: int) -> dict[str, Case]:
+    key = SigningKey.generate()
+    mailbox = bytes(MailboxId.derive(key.public_key.to_bytes()))
+    token = bytes(16)
+    tokens = PutAuthorizer()
+    tokens.set_tokens(mailbox, [token_hash(token)])
+    entry = bytes(32)
+
+    def check_tokens(n: int) -> float:
+        auth = auth_token(token)
+        start = time.process_time()
+        for _ in range(n):
+            tokens.authorize(mailbox, entry, auth, 1000.0)
+        return time.process_time() - start
+
+    cases: dict[str, Case] = {}
+    for size in RING_SIZES:
+        secret = ContactSecret.generate()
+        raw = ContactRing.padded([secret.public_key], size=size).to_bytes()
+        signature = key.sign(ring_statement(mailbox, raw))
+        book = ContactRings(max_outstanding=1 << 20)
+        book.set_ring(mailbox, raw, key.public_key.to_bytes(), signature)
+        count = max(2, proofs * RING_SIZES[0] // size)
+
+        def prove(n: int, b: ContactRings = book, s: ContactSecret = secret) -> float:
+            contexts = b.contexts(mailbox, n, 1000.0)
+            start = time.process_time()
+            for nonce in contexts.nonces:
+                prove_deposits(s, mailbox, replace(contexts, nonces=(nonce,)))
+            return time.process_time() - start
+
+        def check(n: int, b: ContactRings = book, s: ContactSecret = secret) -> float:
+            auths = prove_deposits(s, mailbox, b.contexts(mailbox, n, 1000.0))
+            start = time.process_time()
+            for auth in auths:
+                b.check(mailbox, auth, 1000.0)
+            return time.process_time() - start
+
+        cases[f"put proof (sender), ring {size}"] = [
+            ("dchat `prove_deposits`", min(count, 64), prove),
+            ("put-token check (relay)", proofs * 200, check_tokens),
+        ]
+        cases[f"put proof check (relay), ring {size}"] = [
+            ("dchat `ContactRings.check`", min(count, 64), check),
+            ("put-token check (relay)", proofs * 200, check_tokens),
+        ]
+    return cases
+
+
 # -- measuring and reporting -------------------------------------------------------------------
 
 
@@ -440,11 +530,120 @@ def section(
         f"- Contact proofs: unlinkable mode, rings padded with decoys to {RING_SIZES}, one "
         "context; `ContactVerifier`'s nonce bookkeeping is not included. Baseline: one "
         "Ed25519 sign / verify (`cryptography`).",
+        "- Put authorization by contact proof (protocol section 41), per deposit: the "
+        "sender's `prove_deposits` (ring decoded, the owner's signature checked, one proof) "
+        "and the relay's `ContactRings.check` (nonce consumed, proof decoded and verified). "
+        "Baseline: the relay's put-token check (`PutAuthorizer.authorize` with a registered "
+        "token: BLAKE2b of the token, a set lookup).",
         "",
         *table(results),
         "",
         *latency_table(latency),
         END,
+    ]
+    return "\n".join(lines)
+
+
+# -- cover traffic ----------------------------------------------------------------------------
+
+
+def cover_day(budget: int) -> dict[str, float]:
+    """A simulated day of one user's cover at ``budget``: rates, no CPU."""
+    size, day = envelope_size(), 86_400.0
+    policy = CoverTraffic.policy(budget)  # as a node runs it
+    assert policy is not None
+    scheduler = CoverScheduler(policy, now=0.0, rng=random.Random(budget))
+    while (at := scheduler.next_at()) <= day:
+        scheduler.due(at)
+    loops, drops = scheduler.counters["loops"], scheduler.counters["drops"]
+    return {
+        "envelopes": (loops + drops) / day,
+        "up": (loops + drops) * size / day,
+        "down": loops * size / day,
+        "drops_day": drops * size,
+        "skipped": scheduler.counters["skipped"]
+        / max(1, loops + drops + scheduler.counters["skipped"]),
+        "window": policy.window,
+    }
+
+
+def cover_cpu(count: int, repeats: int) -> dict[str, Row]:
+    """CPU per cover envelope: building loops and drops, opening a loop back; bare seal."""
+    now = [0.0]
+    cover = CoverTraffic(MemoryMessageStore(), rng=random.Random(1))
+    cover.configure(100_000, lambda: now[0])
+    cover.load()
+    home, key = ["127.0.0.1:1"], PrivateKey.generate().public_key
+    plain = bytes(envelope_size() - 80)
+    built: list[CoverDeposit] = []
+
+    def build() -> float:  # CPU seconds for ``count`` envelopes
+        built.clear()
+        start = time.process_time()
+        while len(built) < count:
+            now[0] += cover.wait(now[0])
+            built.extend(cover.due(now[0], home))
+        return (time.process_time() - start) * count / len(built)
+
+    def open_loops() -> float:  # CPU seconds for ``count`` loops opened
+        loops = [d.envelope for d in built if d.loop_id is not None]
+        start = time.process_time()
+        for envelope in loops:
+            cover.arrived(envelope, now[0])
+        return (time.process_time() - start) * count / max(1, len(loops))
+
+    runs = {  # in this order in every round: the loops opened are the round's
+        "build (loops and drops)": build,
+        "open a loop back": open_loops,
+        "bare seal, same size": partial(timed, lambda _: seal(key, plain), count),
+    }
+    build()
+    open_loops()
+    rounds = interleaved_rounds(runs, repeats)
+    assert cover.counters["loops_returned"] > 0
+    return {label: Row(label, count, rounds[label]) for label in runs}
+
+
+def cover_section(argv: list[str], load: str, count: int, repeats: int) -> str:
+    start, end = markers(COVER_NAME)
+    cpu = cover_cpu(count, repeats)
+    build, back = 1 / cpu["build (loops and drops)"].best, 1 / cpu["open a loop back"].best
+    lines = [
+        start,
+        "## Cover traffic: bandwidth and CPU per user (issue 18, item 3)",
+        "",
+        *run_lines(NAME, argv, f"load average at start {load}", load_at_end()),
+        f"- Envelopes are {envelope_size()} bytes (a real short message's size class). "
+        "Rates: the scheduler run over one simulated day per budget (fill 0.8, half loops, "
+        "no real mail: real mail would take drop slots and add nothing); the budget is a hard "
+        "cap over a window that holds 128 envelopes (at least 60 s), slots past it are "
+        "skipped. Up: deposits; down: "
+        "loops pushed back by the home relay; drops stay at a relay until it expires them "
+        "(30 days by default): kept per user = 30 x the daily figure. Deposit framing over "
+        "the Noise link (about 40 bytes) is not counted.",
+        f"- CPU: best of {repeats} interleaved rounds of {count:,} envelopes, process time of "
+        "one thread. Per hour = envelopes per hour x (build + half of them opened back); "
+        "the trio task, the link's encryption and the relay's own work are not included.",
+        "",
+        "| budget (B/s) | envelopes/s | up (B/s) | down (B/s) | drops at a relay per day "
+        "| cap window, slots skipped | CPU per hour (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for budget in COVER_BUDGETS:
+        day = cover_day(budget)
+        per_hour = day["envelopes"] * 3600 * (build + back / 2)
+        lines.append(
+            f"| {budget:,}{' (default on)' if budget == DEFAULT_COVER_BUDGET else ''} "
+            f"| {day['envelopes']:.3f} | {day['up']:,.1f} | {day['down']:,.1f} "
+            f"| {day['drops_day'] / 1e6:,.1f} MB | {day['window']:,.0f} s, {day['skipped']:.2%} "
+            f"| {per_hour:.2f} |"
+        )
+    lines += [
+        "",
+        "| operation | µs per envelope (best) | median (µs) |",
+        "|---|---:|---:|",
+        *(f"| {r.label} | {_us(1 / r.best)} | {_us(1 / r.median)} |" for r in cpu.values()),
+        end,
     ]
     return "\n".join(lines)
 
@@ -457,14 +656,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=40, help=f"per round, a multiple of {BATCH}")
     parser.add_argument("--proofs", type=int, default=48, help="ring-8 proofs per round")
     parser.add_argument("--repeats", type=int, default=5, help="rounds per implementation")
+    parser.add_argument("--case", choices=("all", "cover"), default="all", help="what to run")
     args = parser.parse_args(argv)
     if args.tokens < BATCH or args.tokens % BATCH:
         parser.error(f"--tokens must be a positive multiple of {BATCH}")
     load = load_averages()
+    publish(COVER_NAME, cover_section(argv, load, 2 * args.packets, args.repeats), args)
+    if args.case == "cover":
+        return
     cases = sphinx_cases(args.packets)
     for bits in (2048, 3072):
         cases |= token_cases(bits, args.tokens)
     cases |= proof_cases(args.proofs)
+    cases |= put_proof_cases(args.proofs)
     results = measure(cases, args.repeats)
     latency = three_hops(args.samples)
     publish(NAME, section(results, latency, args, argv, load), args)

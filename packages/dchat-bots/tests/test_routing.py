@@ -269,3 +269,26 @@ def test_command_parsing_never_fails_on_any_text(new_api, text: str) -> None:
     if seen:
         assert text.startswith("/")
         assert text[1:].startswith(seen[0].name)
+
+
+def test_group_chats_reach_handlers_and_answers_go_back_to_the_group(api, run) -> None:
+    """A group's update (the node's shape, docs/protocol.md section 44): a negative chat id,
+    ``type`` group and its title; ``ctx.answer`` posts to the group."""
+    dp, seen = Dispatcher(), []
+
+    @dp.message(Command("roll"), ChatFilter(type="group"))
+    async def roll(message: Message, ctx: Context) -> None:
+        seen.append((message.chat.title, message.from_user.first_name if message.from_user else ""))
+        await ctx.answer("4")
+
+    @dp.message(ChatFilter(type="private"))
+    async def private(message: Message, ctx: Context) -> None:
+        seen.append(("private", message.text))
+
+    group = {"id": -123456789, "type": "group", "title": "team"}
+    alice = {"id": 77, "is_bot": False, "first_name": "alice"}
+    api.push({"message": {**api_message(), "text": "/roll@echo_bot", "chat": group, "from": alice}})
+    api.text("hello")  # a private chat
+    assert run(handle_all, api, dp) == [True, True]
+    assert seen == [("team", "alice"), ("private", "hello")]
+    assert api.texts() == [(-123456789, "4")]

@@ -24,6 +24,7 @@ from dchat_chain.lowlevel import (
     ValidatorSetLog,
     account_key,
     answer_fields,
+    block_txs_answer,
     certified_query,
     headers_page,
 )
@@ -33,6 +34,7 @@ from dchat_crypto import BlsSecretKey, SigningKey
 BLS = [BlsSecretKey.from_seed(bytes([80 + i]) * 32) for i in range(4)]
 ACCOUNTS = [SigningKey(bytes([90 + i]) * 32) for i in range(4)]
 PK = [a.public_key.to_bytes() for a in ACCOUNTS]
+_BLOCK_TXS = re.compile(r"/v1/chain/blocks/(\d+)/txs")
 _HEADERS = re.compile(r"/v1/chain/headers\?from=(\d+)&limit=(\d+)")
 _ACCOUNT = re.compile(r"/v1/chain/accounts/([0-9a-f]{64})")
 _STATE = re.compile(r"/v1/chain/(state|relays)/((?:[0-9a-f]{2})+)")
@@ -120,6 +122,11 @@ class ValidatorChain:
 
     def fetch(self, path: str) -> dict[str, Any]:
         """Answer a light-client path of the node API, as the node does."""
+        found = _BLOCK_TXS.fullmatch(path)
+        if found:
+            answer = block_txs_answer(self.store, int(found[1]))
+            assert answer is not None, path
+            return answer
         found = _HEADERS.fullmatch(path)
         if found:
             start, limit = int(found[1]), int(found[2])

@@ -183,7 +183,9 @@ def test_notices_and_unhandled_controls_are_reported() -> None:
         ("session_resets", 1),
         ("duplicates", 0),
         ("refusals", {"UnexpectedRecoveryError": 1}),
+        ("cover", node.agent.cover.status()),
     ]
+    assert node.agent.counters()["cover"]["on"] is False  # type: ignore[index]
 
 
 def test_the_mailboxes_to_drain_follow_the_local_identities() -> None:

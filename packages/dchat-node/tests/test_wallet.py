@@ -39,6 +39,7 @@ from dchat_node import NodeProcess
 from dchat_node.cli import app
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
+from dchat_sdk import ApiError
 from dchat_testing import running_validators, start_all, wait_until
 
 pytestmark = pytest.mark.slow
@@ -162,6 +163,45 @@ def test_replayed_nonce_is_refused_with_its_type(net: Net) -> None:
     shown = json.loads(net.cli("wallet", "balance", net.account(3)))
     assert shown["nonce"] == 1
     assert shown["height"] >= committed
+
+
+# -- stealth payments (docs/protocol.md §43) ------------------------------------------
+
+
+def test_stealth_payments_are_found_by_scanning_and_swept(net: Net) -> None:
+    payer, payee = str(net.wallet(4)), str(net.wallet(2))
+    address = ["wallet", "stealth-address", "--wallet", payee, "--passphrase-file"]
+    meta = runner.invoke(app, [*address, str(net.passfile)]).stdout.strip()
+    assert meta.startswith("dchat-stealth:")
+    paid = []
+    for amount in ("35", "70"):
+        out = net.cli("wallet", "pay", "--wallet", payer, "--stealth", meta, amount)
+        paid.append(out.split("one-time account ")[1].split()[0])
+    assert paid[0] != paid[1]
+    assert all(p not in meta for p in paid)
+    # On chain the two transfers share no field: other accounts, other memos.
+    found = []
+    assert [net.balance(p) for p in paid] == [35, 70]
+    for height in range(1, net.height() + 1):
+        for raw in net.get(f"/v1/chain/blocks/{height}/txs")["txs"]:
+            body = Transaction.decode(bytes.fromhex(raw)).body
+            if "stealth" in body:
+                found.append(body)
+    assert len(found) == 2
+    assert {b["to"].hex() for b in found} == set(paid)
+    assert found[0]["stealth"] != found[1]["stealth"]
+    # The payee's scan finds both, balances proven (that another wallet's scan of
+    # the same blocks finds nothing is test_stealth.py's: a scan from genesis costs).
+    shown = json.loads(net.cli("wallet", "scan", "--wallet", payee))
+    assert sorted(r["account"] for r in shown["accounts"]) == sorted(paid)
+    assert shown["stealth_balance"] == 105
+    assert json.loads(net.cli("wallet", "balance", "--wallet", payee))["stealth_balance"] == 105
+    # Sweeping signs with each one-time key (an ordinary Ed25519 signature to the chain).
+    sink = "ab" * 32
+    assert "swept 103" in net.cli("wallet", "sweep", "--wallet", payee, sink)
+    _until(lambda: net.balance(sink, 1) == 103)
+    assert json.loads(net.cli("wallet", "scan", "--wallet", payee))["stealth_balance"] == 0
+    assert "TO:" in net.cli("wallet", "pay", "--wallet", payer, "--stealth", "x", "1", ok=False)
 
 
 # -- payment channels ------------------------------------------------------------------
@@ -351,3 +391,22 @@ def _pay_and_refuse(
     _until(lambda: sorted(refused()) == [(250, "not_found"), (9999, "not_found")])
     assert [m["payment"]["state"] for m in _payments_of(bob, "alice")] == ["verified"]
     assert net.balance(accounts[1]) == before + 250
+    _stealth_through_the_api(net, alice, bob, accounts[1])
+
+
+def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob_at: str) -> None:
+    """The same stealth payment through the user nodes' API and the SDK (protocol §43)."""
+    before = net.balance(bob_at)
+    with alice.client() as a, bob.client() as b:
+        meta = b.stealth_address()
+        paid = a.stealth_pay(meta, 40)
+        assert paid["account"] not in (bob_at, meta)
+        found = b.stealth_scan()
+        assert [(r["account"], r["balance"]) for r in found["accounts"]] == [(paid["account"], 40)]
+        assert found["stealth_balance"] == 40
+        swept = b.stealth_sweep(bob_at)  # signed by the one-time key
+        assert (swept["swept"], swept["to"]) == (39, bob_at)
+        assert b.stealth_scan()["stealth_balance"] == 0
+        with pytest.raises(ApiError, match="bad_key"):
+            a.stealth_pay("dchat-stealth:" + "00" * 64, 1)
+    assert net.balance(bob_at) == before + 39

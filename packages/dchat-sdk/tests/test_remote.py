@@ -92,6 +92,14 @@ def test_health_and_status() -> None:
         assert (node.last.method, node.last.url.path) == ("GET", "/status")
 
 
+def test_put_auth() -> None:
+    reply = {"mode": "proof", "tokens_issued": 0, "secrets_issued": 2, "ring_size": 8}
+    node = Node(reply=reply)
+    with node.client() as client:
+        assert client.put_auth()["mode"] == "proof"
+    assert (node.last.method, node.last.url.path) == ("GET", "/v1/put-auth")
+
+
 def test_create_identity() -> None:
     node = Node(201, {"identity_id": "dcid1me", "card": "dchat-card:xyz"})
     with node.client() as client:

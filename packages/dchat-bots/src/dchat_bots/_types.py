@@ -108,7 +108,8 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Chat:
-    """A conversation: ``type`` is ``private`` for a contact (the only kind served today)."""
+    """A conversation: ``type`` is ``private`` for a contact, ``group`` for a private group
+    (a negative ``id``, its ``title``)."""
 
     id: int
     type: str

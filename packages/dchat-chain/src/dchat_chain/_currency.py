@@ -28,6 +28,7 @@ from ._currency_genesis import build_currency_state
 from ._payments import PAYMENT_REF_SIZE, PaymentRecord, record_payment
 from ._state_app import ChainApp
 from ._state_records import amount, body_fields, burn, credit, debit, get_record
+from ._stealth import STEALTH_MEMO_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -126,10 +127,16 @@ class CurrencyChainApp(ChainApp):
 
 
 def _transfer(state: StateStore, tx: Transaction) -> None:
-    """``transfer {to, amount, [ref]}``; a ``ref`` is recorded once (:mod:`._payments`)."""
-    fields = body_fields(tx.body, "transfer", {"to", "amount", "ref"})
+    """``transfer {to, amount, [ref], [stealth]}``; a ``ref`` is recorded once (:mod:`._payments`).
+
+    ``stealth`` is the 33-byte memo of a payment to a one-time account
+    (:mod:`._stealth`): opaque to the chain, which only checks its size; wallets scan for it.
+    """
+    fields = body_fields(tx.body, "transfer", {"to", "amount", "ref", "stealth"})
     to, value = fields.get_bytes("to", size=32), amount(fields, "amount", lo=1)
     ref = fields.get_bytes("ref", size=PAYMENT_REF_SIZE) if fields.has("ref") else None
+    if fields.has("stealth"):
+        fields.get_bytes("stealth", size=STEALTH_MEMO_SIZE)
     debit(state, tx.sender, value)
     credit(state, to, value)
     if ref is not None:

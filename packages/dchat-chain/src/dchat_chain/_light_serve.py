@@ -15,7 +15,8 @@ its chain state as blocks are decided, synced or replayed
 state table, so it can still serve old hand-offs after a restart.
 
 The documents are the node API's (``docs/protocol.md`` §15): :func:`headers_page`
-is ``GET /v1/chain/headers``, :func:`answer_fields` the proof part every proven
+is ``GET /v1/chain/headers``, :func:`block_txs_answer` ``GET
+/v1/chain/blocks/{h}/txs``, :func:`answer_fields` the proof part every proven
 answer carries; :mod:`._light_answers` parses both on the client side. The
 functions taking a :class:`DurableBlockStore` block while it does; a shell
 runs them in a worker thread.
@@ -39,6 +40,7 @@ __all__ = (
     "MAX_HEADERS",
     "ValidatorSetLog",
     "answer_fields",
+    "block_txs_answer",
     "certified_height",
     "certified_query",
     "headers_page",
@@ -124,6 +126,19 @@ def headers_page(
             }
         )
     return {"chain_id": chain_id, "tip": blocks.height(), "headers": items}
+
+
+def block_txs_answer(blocks: DurableBlockStore, height: int) -> dict[str, Any] | None:
+    """The ``/v1/chain/blocks/{h}/txs`` document: a stored block's raw transactions.
+
+    A wallet scanning for stealth payments checks them against the certified
+    header's ``txs_root`` (:class:`~._stealth_scan.StealthScan`). None: no such block.
+    """
+    loaded = blocks.range(height, 1)
+    if not loaded:
+        return None
+    block = loaded[0][0]
+    return {"height": block.header.height, "txs": [t.hex() for t in block.txs]}
 
 
 def answer_fields(answer: AppQueryResult) -> dict[str, Any]:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from dchat_core import DecodeError, DecodeLimits, Fields, canonical_decode, canonical_encode
 from dchat_crypto import BadSignatureError, SigningKey, VerifyKey
 
 from ._tx_errors import BadTransactionSignatureError, MalformedTransactionError, WrongChainError
+
+if TYPE_CHECKING:
+    from dchat_crypto.hazmat import ScalarSigningKey
 
 __all__ = ("MAX_AMOUNT", "MAX_TX_BYTES", "SIGN_DOMAIN", "Transaction", "tx_hash")
 
@@ -100,7 +103,7 @@ class Transaction:
     @classmethod
     def create(
         cls,
-        key: SigningKey,
+        key: SigningKey | ScalarSigningKey,
         *,
         chain_id: str,
         nonce: int,
@@ -108,7 +111,11 @@ class Transaction:
         kind: str,
         body: dict[str, Any],
     ) -> Self:
-        """Build and sign a transaction with ``key`` as the sender."""
+        """Build and sign a transaction with ``key`` as the sender.
+
+        ``key`` may be a :class:`~dchat_crypto.hazmat.ScalarSigningKey` (a stealth
+        one-time account's): its signatures are ordinary Ed25519 ones.
+        """
         sender = key.public_key.to_bytes()
         unsigned = cls._unsigned(chain_id, sender, nonce, fee, kind, body)
         signature = key.sign(SIGN_DOMAIN + canonical_encode(unsigned))

@@ -20,7 +20,7 @@ application of its own, a simulation or a test harness.
   ``account_key``
 - serving and reading certified state (light clients over a node API):
   ``ValidatorSetLog``, ``certified_height``, ``certified_query``,
-  ``headers_page``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
+  ``headers_page``, ``block_txs_answer``, ``answer_fields``, ``MAX_HEADERS``; ``LightReader``,
   ``LightRead``, ``genesis_anchor``, ``parse_headers``, ``parse_proof``,
   ``encode_light_state``, ``decode_light_state``, ``MAX_LIGHT_STATE_SIZE``; the
   blocking shell keeping a reader in a file, ``WalletLightReader`` with
@@ -62,6 +62,11 @@ application of its own, a simulation or a test harness.
   ``decode_channel_next``), ``solve_pow``, ``relay_directory``
 - payments that name what they pay for (a transfer's ``ref``): ``payment_key``,
   ``PaymentRecord``, ``decode_payment_record``
+- stealth payments to one-time accounts (a transfer's ``stealth`` memo):
+  ``StealthKeys``, ``StealthMetaAddress``, ``StealthMemo``, ``stealth_payment``,
+  ``StealthFormatError``, ``STEALTH_MEMO_SIZE``, ``META_ADDRESS_PREFIX``; the
+  wallet's verified scan ``StealthScan``, ``StealthFind``, ``stealth_transfers``,
+  ``MAX_STEALTH_FINDS``, kept sealed in a file by ``StealthScanFile``
 - public handles (chat chain): ``normalize_handle``, ``handle_key``,
   ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
   verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
@@ -169,6 +174,7 @@ from ._light_reader import genesis_anchor as genesis_anchor
 from ._light_serve import MAX_HEADERS as MAX_HEADERS
 from ._light_serve import ValidatorSetLog as ValidatorSetLog
 from ._light_serve import answer_fields as answer_fields
+from ._light_serve import block_txs_answer as block_txs_answer
 from ._light_serve import certified_height as certified_height
 from ._light_serve import certified_query as certified_query
 from ._light_serve import headers_page as headers_page
@@ -212,6 +218,18 @@ from ._snapshot import SnapshotError as SnapshotError
 from ._snapshot import StateSnapshot as StateSnapshot
 from ._state import StateStore as StateStore
 from ._state_records import account_key as account_key
+from ._stealth import META_ADDRESS_PREFIX as META_ADDRESS_PREFIX
+from ._stealth import STEALTH_MEMO_SIZE as STEALTH_MEMO_SIZE
+from ._stealth import StealthFormatError as StealthFormatError
+from ._stealth import StealthKeys as StealthKeys
+from ._stealth import StealthMemo as StealthMemo
+from ._stealth import StealthMetaAddress as StealthMetaAddress
+from ._stealth import stealth_payment as stealth_payment
+from ._stealth_file import StealthScanFile as StealthScanFile
+from ._stealth_scan import MAX_STEALTH_FINDS as MAX_STEALTH_FINDS
+from ._stealth_scan import StealthFind as StealthFind
+from ._stealth_scan import StealthScan as StealthScan
+from ._stealth_scan import stealth_transfers as stealth_transfers
 from ._sync import BlockSyncClient as BlockSyncClient
 from ._sync import SyncRequest as SyncRequest
 from ._sync import SyncResponse as SyncResponse
@@ -314,6 +332,8 @@ __all__ = (
     "MAX_GOSSIP_TXS",
     "MAX_HEADERS",
     "MAX_LIGHT_STATE_SIZE",
+    "MAX_STEALTH_FINDS",
+    "META_ADDRESS_PREFIX",
     "MalformedTransactionError",
     "MemoryBlockLog",
     "MemoryBlockStore",
@@ -342,6 +362,7 @@ __all__ = (
     "ReplayedNonceError",
     "ReportEvidence",
     "RequestSync",
+    "STEALTH_MEMO_SIZE",
     "SaveCheckpoint",
     "SendToPeers",
     "SignatureCache",
@@ -350,6 +371,13 @@ __all__ = (
     "StaleAnswerError",
     "StateSnapshot",
     "StateStore",
+    "StealthFind",
+    "StealthFormatError",
+    "StealthKeys",
+    "StealthMemo",
+    "StealthMetaAddress",
+    "StealthScan",
+    "StealthScanFile",
     "Step",
     "StoreBlock",
     "StoreSynced",
@@ -373,6 +401,7 @@ __all__ = (
     "WrongChainError",
     "account_key",
     "answer_fields",
+    "block_txs_answer",
     "certified_height",
     "certified_query",
     "channel_key",
@@ -433,6 +462,8 @@ __all__ = (
     "solve_handle_pow",
     "solve_pow",
     "split_peer_message",
+    "stealth_payment",
+    "stealth_transfers",
     "store_effect",
     "sync_response_payload",
     "tx_hash",

@@ -11,6 +11,8 @@ everyday ones (each a subclass of an error :mod:`dchat_crypto` exports, so
 catching the everyday class still works), HKDF, and the BLS aggregate and
 proof-of-possession checks, and the chunked file cipher that attachments are
 sealed with (``dchat_messaging`` wraps it; a file key must seal one file only),
+the Ed25519 scalar keys and group steps of stealth addresses
+(:class:`ScalarSigningKey`, ``ed25519_*``; ``dchat_chain`` builds them),
 and broadcast channels' signed records (:class:`ChannelDescriptor`,
 :class:`ChannelPost`, :func:`topic_of`), which relays check and
 ``dchat_messaging`` builds.
@@ -71,6 +73,12 @@ from ._noise_transport import NoiseTransport as NoiseTransport
 from ._ratchet_types import RatchetArgumentError as RatchetArgumentError
 from ._ratchet_types import RatchetFormatError as RatchetFormatError
 from ._ratchet_types import RatchetStateError as RatchetStateError
+from ._scalar_keys import ScalarSigningKey as ScalarSigningKey
+from ._scalar_keys import ed25519_add as ed25519_add
+from ._scalar_keys import ed25519_base_mul as ed25519_base_mul
+from ._scalar_keys import ed25519_mul as ed25519_mul
+from ._scalar_keys import ed25519_point_ok as ed25519_point_ok
+from ._scalar_keys import ed25519_scalar_from_hash as ed25519_scalar_from_hash
 from ._session_errors import InvalidBundleError as InvalidBundleError
 from ._session_errors import InvalidPrekeyStateError as InvalidPrekeyStateError
 from ._session_errors import InvalidSessionInitError as InvalidSessionInitError
@@ -114,6 +122,7 @@ __all__ = (
     "RatchetFormatError",
     "RatchetStateError",
     "SEALED_CHUNK",
+    "ScalarSigningKey",
     "SymmetricState",
     "aesgcm_decrypt",
     "aesgcm_encrypt",
@@ -122,6 +131,11 @@ __all__ = (
     "bls_verify_possession",
     "chacha20poly1305_decrypt",
     "chacha20poly1305_encrypt",
+    "ed25519_add",
+    "ed25519_base_mul",
+    "ed25519_mul",
+    "ed25519_point_ok",
+    "ed25519_scalar_from_hash",
     "handshake_with_ephemeral",
     "hkdf_sha256",
     "open_file_chunks",

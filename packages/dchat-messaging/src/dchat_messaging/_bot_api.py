@@ -95,14 +95,14 @@ def parse_get_updates(params: Mapping[str, object]) -> GetUpdates:
 @dataclass(frozen=True)
 class SendMessage:
     chat_id: int | str
-    """A chat number, or a contact's name or identity id."""
+    """A chat number (a group's is negative), or a contact's name or identity id."""
     text: str
 
 
 def parse_send_message(params: Mapping[str, object]) -> SendMessage:
     chat = params.get("chat_id")
-    if isinstance(chat, str) and chat.strip().isdecimal() and len(chat) < 20:
-        chat = int(chat)
+    if isinstance(chat, str) and chat.strip().removeprefix("-").isdecimal() and len(chat) < 20:
+        chat = int(chat)  # a group's number is negative
     if isinstance(chat, bool) or not isinstance(chat, int | str) or chat in ("", None):
         raise _bad("chat_id", "is required (a chat number or a contact)")
     if isinstance(chat, str) and len(chat) > 128:
@@ -160,12 +160,12 @@ def message_update(
     return {"update_id": cursor, "message": message}
 
 
-def bot_user(identity_id: str, name: str) -> dict[str, Any]:
-    """``getMe``'s ``User``."""
+def bot_user(identity_id: str, name: str, *, reads_all: bool = False) -> dict[str, Any]:
+    """``getMe``'s ``User`` (``reads_all``: the bot asks to read every group message)."""
     return _user(identity_id, name, is_bot=True) | {
         "username": name,
-        "can_join_groups": False,
-        "can_read_all_group_messages": False,
+        "can_join_groups": True,
+        "can_read_all_group_messages": reads_all,
         "supports_inline_queries": True,
     }
 

@@ -16,6 +16,11 @@ An *open* bot (:attr:`BotBook.open`, on unless turned off, as on Telegram)
 answers strangers: its node accepts a message request as soon as it comes,
 making the sender a contact named by :func:`stranger_name` (a leading ``~``
 marks it as one the bot accepted, not the owner).
+
+What the bot asks for in groups (:attr:`BotBook.groups`, a
+:class:`~dchat_messaging.lowlevel.BotGrant`; by default commands only and
+post, Telegram's privacy mode) is shown to a user before they add it
+(``dchat bot info``); the group's admin grants it, more or less.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ._errors import BotApiError
+from ._group_bots import BotGrant
 
 __all__ = ("SCOPES", "BotBook", "BotCommand", "BotToken", "stranger_name")
 
@@ -102,6 +108,8 @@ class BotBook:
     """The first update id not yet confirmed by ``getUpdates`` (an event cursor)."""
     open: bool = True
     """Whether strangers' message requests are accepted as they come."""
+    groups: BotGrant = field(default_factory=BotGrant)
+    """What the bot asks for in groups (shown before it is added; the admin grants)."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.name) <= 64:
@@ -170,6 +178,10 @@ class BotBook:
         """Answer strangers (accept their message requests as they come) or not."""
         self.open = on
 
+    def set_groups(self, grant: BotGrant) -> None:
+        """Ask for ``grant`` in the groups the bot is added to from now on."""
+        self.groups = grant
+
     def confirm(self, offset: int) -> None:
         """Forget the updates before ``offset`` (the offset only moves forward)."""
         self.offset = max(self.offset, offset)
@@ -184,6 +196,7 @@ class BotBook:
             "tokens": [t.summary() for t in self.tokens],
             "offset": self.offset,
             "open": self.open,
+            "groups": self.groups.to_json(),
         }
 
     def to_json(self) -> bytes:
@@ -207,6 +220,7 @@ class BotBook:
                 for t in state["tokens"]
             ]
             commands = [BotCommand(c["command"], c["description"]) for c in state["commands"]]
+            asked = state.get("groups", {"read": "commands", "post": True, "admin": False})
             return cls(
                 str(state["name"]),
                 str(state["identity_id"]),
@@ -215,6 +229,9 @@ class BotBook:
                 tokens,
                 int(state["offset"]),
                 bool(state.get("open", True)),  # a book from before the setting: open
+                BotGrant.parse(
+                    str(asked["read"]), post=bool(asked["post"]), admin=bool(asked["admin"])
+                ),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise BotApiError(500, "Internal Server Error: the bot book is damaged") from exc

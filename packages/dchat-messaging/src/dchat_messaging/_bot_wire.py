@@ -32,6 +32,7 @@ from dchat_core import DecodeError, DecodeLimits, canonical_decode, canonical_en
 
 from ._content import MAX_CONTROL
 from ._errors import BotApiError, BotControlError
+from ._group_bots import BotGrant
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -252,7 +253,7 @@ _FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     PRESS_KIND: (frozenset({"q", "id", "d"}), frozenset()),
     ANSWER_KIND: (frozenset({"q", "text", "alert"}), frozenset({"u"})),
     COMMANDS_ASK_KIND: (frozenset({"q"}), frozenset()),
-    COMMANDS_KIND: (frozenset({"q", "c"}), frozenset()),
+    COMMANDS_KIND: (frozenset({"q", "c"}), frozenset({"about", "grant"})),
     INLINE_ASK_KIND: (frozenset({"q", "query", "off"}), frozenset()),
     INLINE_RESULTS_KIND: (frozenset({"q", "r", "next"}), frozenset()),
 }
@@ -310,6 +311,13 @@ def _typed(fields: dict[str, Any]) -> dict[str, Any]:
         _url(fields["u"])
     if "c" in fields:
         out["c"] = _commands(fields["c"])
+    if "about" in fields:  # the bot's description, and what it asks for in groups
+        _text(fields["about"], 512, "a description", low=0)
+    if "grant" in fields:
+        try:
+            out["grant"] = BotGrant.from_wire(fields["grant"])
+        except ValueError:
+            raise _malformed("grant is an integer 0-7") from None
     if "query" in fields:
         _text(fields["query"], MAX_QUERY, "a query", low=0)
     for name, high in (("off", MAX_OFFSET), ("next", MAX_OFFSET)):

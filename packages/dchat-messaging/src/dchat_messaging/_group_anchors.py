@@ -9,7 +9,8 @@ node shell does the chain's I/O and calls back in.
 
 * Every message we accept or send is noted (:meth:`note`): forks and gaps
   become ``group_equivocation`` and ``group_gap`` events, and a fork's
-  artefacts are sent to the other members (``group.evi``).
+  artefacts are sent to the other members (``group.evi``; like the lists,
+  to readers only: a bot that reads commands only hears of no other message).
 * The sequencer's node (``GroupState.sequencer``, the primary device of that
   identity) asks :meth:`jobs` what is due, reads the channel's next number,
   signs the batch (:meth:`propose`), commits ``commit_order`` and sends the
@@ -128,7 +129,7 @@ class GroupAnchors:
             for evi_kind, artefact in finding.tell if tell else ():
                 data = encode_evidence(Evidence(state.group_id, evi_kind, artefact))
                 try:
-                    others = [m.card for i, m in sorted(state.members.items()) if i != me]
+                    others = [state.members[i].card for i in sorted(state.readers() - {me})]
                     self._g.waiting += self._g.send(EVIDENCE_KIND, data, others, now=now)
                 except ContentError:
                     continue  # too large for one control: kept here, not told
@@ -150,7 +151,7 @@ class GroupAnchors:
             if state.sequencer() != me:
                 continue
             book = self.book(gid)
-            entries = book.due(_ms(now), count, int(interval * 1000))
+            entries = book.due(_ms(now), count, int(interval * 1000), me=me)
             grant: tuple[bytes, ...] = ()
             if state.anchor == me:
                 grant = tuple(
@@ -183,7 +184,8 @@ class GroupAnchors:
             book.sent(batch)
             self._save(parsed.group, book)
             me = self._g.identity()
-            others = [m.card for i, m in sorted(record.state.members.items()) if i != me]
+            readers = record.state.readers() - {me}  # a commands-only bot: not its business
+            others = [record.state.members[i].card for i in sorted(readers)]
             return None, self._g.send(ORDER_KIND, batch, others, now=now)
 
     def resends(

@@ -57,7 +57,7 @@ _MAX_ROW: Final = 2048 + 64
 _LIMITS: Final = DecodeLimits(max_size=MAX_CONTROL, max_depth=3, max_items=4 * 1024)
 _STORED: Final = DecodeLimits(
     max_size=MAX_MEMBERS * (_MAX_ROW + 16) + 2 * MAX_CONTROL, max_depth=3,
-    max_items=4 * MAX_MEMBERS + 64,
+    max_items=5 * MAX_MEMBERS + 64,
 )  # fmt: skip
 _INDEX: Final = "group.invs"
 
@@ -101,10 +101,15 @@ def _rows(raw: object) -> list[list[object]]:
         raise DecodeError("rows")
     for row in raw:
         if not (
-            isinstance(row, list) and len(row) == 3 and isinstance(row[0], bytes)
-            and len(row[0]) == 32 and row[1] in (0, 1) and not isinstance(row[1], bool)
-            and isinstance(row[2], bytes) and len(row[2]) <= _MAX_ROW
-        ):  # fmt: skip
+            isinstance(row, list)
+            and len(row) in (3, 4)
+            and isinstance(row[0], bytes)
+            and len(row[0]) == 32
+            and row[1] in (0, 1)
+            and not isinstance(row[1], bool)
+            and isinstance(row[2], bytes)
+            and len(row[2]) <= _MAX_ROW
+        ):  # fmt: skip (a bot's row has its grant last, checked with the state)
             raise DecodeError("row")
     return raw
 

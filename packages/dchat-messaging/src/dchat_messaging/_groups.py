@@ -31,7 +31,11 @@ id (a member may always remove itself: leaving); ``title`` text; ``role``
 ``[identity id, role]``; ``settings`` ``{"add", "remove", "post", "edit"}``;
 ``anchor`` an admin's identity id (the owner of the group's chat-chain
 channel: its order is anchored there, :mod:`._group_order`) or empty bytes
-(not anchored).
+(not anchored); ``bot`` ``[card, grant]`` (a bot, admins only) and ``grant``
+``[identity id, grant]`` (a bot's new grant, admins only): :mod:`._group_bots`.
+A bot's member row carries its grant as a fourth field (a person's has
+three: their leaves hash as before). A bot's role is ``0``; what it may do is
+its grant alone (no setting gives it more), and a role update never names it.
 A role is ``1`` (admin) or ``0`` (member); a setting is ``1`` (admins only)
 or ``0`` (any member). Changing a role or the settings is for admins only,
 and the last admin cannot leave or step down while others remain.
@@ -48,6 +52,7 @@ from dchat_crypto import BadSignatureError
 from dchat_identity import ContactCard, InvalidCardError
 
 from ._errors import ContentError, GroupError
+from ._group_bots import BotGrant, addressed
 
 if TYPE_CHECKING:
     from dchat_crypto import SigningKey
@@ -84,7 +89,9 @@ _UPDATE_INFO: Final = b"dchat-group-update-v1"
 _STATE: Final = frozenset({"v", "g", "ver", "t", "m", "s", "a"})
 _HEADER: Final = frozenset({"v", "g", "ver", "t", "s", "n", "mr", "a"})
 _UPDATE: Final = frozenset({"v", "g", "ver", "prev", "by", "op", "arg", "sig"})
-_OPS: Final = frozenset({"add", "adds", "remove", "title", "role", "settings", "anchor"})
+_OPS: Final = frozenset(
+    {"add", "adds", "remove", "title", "role", "settings", "anchor", "bot", "grant"}
+)
 _LIMITS: Final = DecodeLimits(max_size=400_000, max_depth=4, max_items=8 * MAX_BATCH + 64)
 _MAX_CARD: Final = 2048  # bytes of a contact card (dchat_identity)
 _STATE_LIMITS: Final = DecodeLimits(
@@ -97,9 +104,13 @@ def _malformed(what: str) -> GroupError:
     return GroupError("malformed", f"a group {what} is malformed")
 
 
-def member_leaf(identity: bytes, role: int, card: bytes) -> bytes:
-    """A member's leaf in the state hash: ``SHA-256(info || canonical([id, role, card]))``."""
-    return hashlib.sha256(_LEAF_INFO + canonical_encode([identity, role, card])).digest()
+def member_leaf(identity: bytes, role: int, card: bytes, bot: BotGrant | None = None) -> bytes:
+    """A member's leaf in the state hash: ``SHA-256(info || canonical(row))``, the row
+    ``[id, role, card]`` (a bot's: ``[id, role, card, grant]``)."""
+    row: list[object] = [identity, role, card]
+    if bot is not None:
+        row.append(bot.to_wire())
+    return hashlib.sha256(_LEAF_INFO + canonical_encode(row)).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +121,21 @@ class Member:
     card: ContactCard
     raw: bytes = field(default=b"", compare=False, repr=False)
     """The card's bytes when the caller has them (``card.to_bytes()``, not encoded again)."""
+    bot: BotGrant | None = None
+    """A bot's grant (None: a person)."""
     leaf: bytes = field(init=False, compare=False, repr=False)
     """Its leaf in the state hash (:func:`member_leaf`), made once."""
 
     def __post_init__(self) -> None:
         raw = self.raw or self.card.to_bytes()
         object.__setattr__(self, "raw", raw)
-        object.__setattr__(self, "leaf", member_leaf(bytes(self.card.identity_id), self.role, raw))
+        leaf = member_leaf(bytes(self.card.identity_id), self.role, raw, self.bot)
+        object.__setattr__(self, "leaf", leaf)
+
+    def row(self) -> list[object]:
+        """``[identity id, role, card bytes]``, a bot's with its grant last."""
+        row: list[object] = [bytes(self.card.identity_id), self.role, self.raw]
+        return row if self.bot is None else [*row, self.bot.to_wire()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +171,31 @@ class GroupState:
         return self.anchor if self.anchor in admins else min(admins, default=None)
 
     def may(self, who: bytes, action: str) -> bool:
-        """Whether member ``who`` may ``action`` (``add``, ``remove``, ``post``, ``edit``)."""
+        """Whether member ``who`` may ``action`` (``add``, ``remove``, ``post``, ``edit``);
+        a bot by its grant alone (``post``; ``add`` and ``remove`` if it administers)."""
         member = self.members.get(who)
         if member is None:
             return False
+        if member.bot is not None:
+            return member.bot.post if action == "post" else member.bot.admin and action != "edit"
         return member.role == ADMIN or self.settings.get(action, ADMIN) == MEMBER
 
+    def readers(self) -> set[bytes]:
+        """Who is handed the sender chains: every person, and the bots that read all."""
+        return {i for i, m in self.members.items() if m.bot is None or m.bot.read_all}
+
+    def commanded(self, text: str) -> list[bytes]:
+        """The bots that read commands only and that ``text`` is a command to."""
+        return [
+            i
+            for i, m in sorted(self.members.items())
+            if m.bot is not None and not m.bot.read_all and addressed(text, m.card.name)
+        ]
+
     def member_rows(self) -> list[list[object]]:
-        """``[[identity id, role, card bytes], ...]`` in id order (what invitations carry)."""
-        return [[i, m.role, m.raw] for i, m in sorted(self.members.items())]
+        """``[[identity id, role, card bytes(, grant)], ...]`` in id order (what invitations
+        carry)."""
+        return [m.row() for _, m in sorted(self.members.items())]
 
     def to_bytes(self) -> bytes:
         """The whole state, every card included (how a node stores it)."""
@@ -229,12 +264,15 @@ class GroupState:
         members: dict[bytes, Member] = {}
         try:
             for item in rows:
-                if not isinstance(item, list) or len(item) != 3 or item[1] not in (0, 1):
+                if not isinstance(item, list) or len(item) not in (3, 4) or item[1] not in (0, 1):
                     raise DecodeError("member")
+                bot = BotGrant.from_wire(item[3]) if len(item) == 4 else None
+                if bot is not None and item[1] != MEMBER:
+                    raise DecodeError("a bot is no admin")
                 card = ContactCard.from_bytes(item[2])
                 if bytes(card.identity_id) != item[0] or item[0] in members:
                     raise DecodeError("member card")
-                members[item[0]] = Member(item[1], card, bytes(item[2]))
+                members[item[0]] = Member(item[1], card, bytes(item[2]), bot)
         except (DecodeError, InvalidCardError, ValueError, TypeError):
             raise _malformed("state") from None
         state = cls(
@@ -361,6 +399,8 @@ def apply_update(state: GroupState, update: GroupUpdate) -> GroupState:
         signer.card.identity_key.verify(update.signature, update.signed_bytes())
     except BadSignatureError:
         raise GroupError("bad_signature", "an update not signed by its author") from None
+    if signer.bot is not None and update.op not in _BOT_OPS:
+        raise _refuse("a bot only adds and removes members, and only if it administers")
     members, settings, title = dict(state.members), dict(state.settings), state.title
     anchor = state.anchor
     try:
@@ -435,6 +475,8 @@ def _role(
         raise _refuse("only an admin changes roles")
     if not isinstance(target, bytes) or target not in members:
         raise ValueError("role target")
+    if members[target].bot is not None:
+        raise _refuse("a bot has no role: its grant says what it may do")
     members[target] = replace(members[target], role=role)
     _keep_an_admin(members)
 
@@ -460,7 +502,38 @@ def _check_anchor(state: GroupState, u: GroupUpdate) -> bytes | None:
     return u.arg or None
 
 
+def _bot(
+    state: GroupState, u: GroupUpdate, members: dict[bytes, Member], _s: dict[str, int]
+) -> None:
+    if not isinstance(u.arg, list) or len(u.arg) != 2:
+        raise ValueError("bot")
+    card, grant = ContactCard.from_bytes(u.arg[0]), BotGrant.from_wire(u.arg[1])
+    if state.members[u.by].role != ADMIN:
+        raise _refuse("only an admin adds a bot")
+    if bytes(card.identity_id) in members:
+        raise _refuse("already a member")
+    if len(members) >= MAX_MEMBERS:
+        raise GroupError("too_large", f"a group has at most {MAX_MEMBERS} members")
+    members[bytes(card.identity_id)] = Member(MEMBER, card, bytes(u.arg[0]), grant)
+
+
+def _grant(
+    state: GroupState, u: GroupUpdate, members: dict[bytes, Member], _s: dict[str, int]
+) -> None:
+    if not isinstance(u.arg, list) or len(u.arg) != 2 or not isinstance(u.arg[0], bytes):
+        raise ValueError("grant")
+    target, grant = members.get(u.arg[0]), BotGrant.from_wire(u.arg[1])
+    if state.members[u.by].role != ADMIN:
+        raise _refuse("only an admin changes a bot's grant")
+    if target is None or target.bot is None:
+        raise ValueError("grant target")
+    members[u.arg[0]] = replace(target, bot=grant)
+
+
+_BOT_OPS: Final = frozenset({"add", "adds", "remove"})
 _OPERATIONS: Final = {
+    "bot": _bot,
+    "grant": _grant,
     "anchor": _anchor,
     "add": _add,
     "adds": _adds,

@@ -29,12 +29,20 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   for the sender's mailbox as its card names it (:meth:`UserMessaging.accept`).
   The mailbox link registers :meth:`UserMessaging.token_registration`, and
   the deposit pool attaches :meth:`PutTokens.token_for` when a relay asks for work.
+  With :attr:`UserMessaging.put_auth` ``"proof"`` a ``put.proof`` control hands
+  the contact a contact secret instead (:class:`~dchat_messaging.lowlevel.PutProofs`),
+  the mailbox link registers :meth:`UserMessaging.ring_registration` and
+  no token (section 41); a secret we hold goes before a token (:meth:`secret_for`).
 * **rotating tags** (:attr:`UserMessaging.tags`, :class:`~dchat_messaging.lowlevel.MailboxTags`):
   with the put token, the first mail to a contact hands it a tag secret
   (``mb.tag``); one received is kept for the sender's mailbox. Deposits go to
   the current tag of a mailbox we hold a secret for (:meth:`UserMessaging.route`),
   and :meth:`UserMessaging.mailbox_links` (given ``now``) adds a link per tag
   to watch (:class:`TagMailbox`, opened with our engine through :attr:`tag_sink`).
+* **cover traffic** (:attr:`UserMessaging.cover`, :class:`~dchat_messaging.lowlevel.CoverTraffic`):
+  loop and drop envelopes when it is on; each routed real envelope takes a
+  drop's slot (:meth:`UserMessaging.route`), and the cover tags are drained
+  like our tags (:meth:`UserMessaging.mailbox_links`) into ``cover.arrived``.
 * **mailboxes** (:meth:`UserMessaging.mailboxes`): which mailboxes to drain,
   each with the key that proves the right to it and the engine that opens
   its mail: the node's identity's (or, on a linked device, the device's own)
@@ -72,9 +80,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypedDict, TypeVar
 
 from dchat_core import MailboxId
+from dchat_privacy.lowlevel import ring_statement
 
 from ._channel_book import Channels
 from ._contacts import ContactBook
@@ -82,6 +91,7 @@ from ._content import Content
 from ._conversation import CONVERSATION_KINDS
 from ._conversations import Conversations, ConversationUpdate
 from ._converse import ConversationActions
+from ._cover import CoverTraffic
 from ._directory import DocumentDirectory
 from ._envelope import SealedEnvelope
 from ._errors import ContentError, ConversationError, GroupError, PaymentRefusedError
@@ -92,6 +102,7 @@ from ._mailbox_tags import MAILBOX_TAG_KIND, MailboxTags, encode_tag_secret
 from ._notices import Notices
 from ._outbox import Outbox
 from ._payment import Payments
+from ._put_proofs import PUT_PROOF_KIND, PutProofs, encode_put_proof
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
 from ._requests import MessageRequests
 from ._search import MessageSearch
@@ -102,6 +113,7 @@ if TYPE_CHECKING:
     from dchat_core import IdentityId, MessageId
     from dchat_crypto import SigningKey
     from dchat_identity import ContactCard, Identity
+    from dchat_privacy import ContactSecret
 
     from ._contacts import UserStore
     from ._devices import DeviceAddress
@@ -128,6 +140,8 @@ if TYPE_CHECKING:
 
 RECEIPT_EVERY: Final = 1.0
 """Seconds between two delivery receipts to one sender (see the module docstring)."""
+_CLEARED: Final = -2
+"""A registration version no link has sent: an empty set that removes an earlier one."""
 
 
 @dataclass(slots=True)
@@ -211,6 +225,22 @@ class _TokenSession(Protocol):
         self, mailbox: bytes, registration: tuple[int, Sequence[bytes]]
     ) -> None: ...
 
+    async def sync_ring(
+        self, mailbox: bytes, registration: tuple[int, bytes, bytes, bytes]
+    ) -> None: ...
+
+
+class _PutAuthSetting(Protocol):
+    @property
+    def put_auth(self) -> str: ...
+
+
+class _DepositAuth(TypedDict):
+    """What a deposit pool attaches from (``RelayPool(**auth)``): our tokens and secrets."""
+
+    tokens: Callable[[bytes], bytes | None]
+    secrets: Callable[[bytes], ContactSecret | None]
+
 
 async def _register_token(mailbox: bytes, token: bytes, session: _TokenSession) -> None:
     """Register a tag's put token on its link (protocol section 38)."""
@@ -264,7 +294,8 @@ class UserMessaging:
         self._raw: dict[bytes, RawMailbox] = {}
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
-        on_receipt = {PUT_TOKEN_KIND, MAILBOX_TAG_KIND, *CONVERSATION_KINDS, *GROUP_KINDS}
+        on_receipt = {PUT_TOKEN_KIND, PUT_PROOF_KIND, MAILBOX_TAG_KIND}
+        on_receipt |= {*CONVERSATION_KINDS, *GROUP_KINDS}
         self._controls: dict[str, ControlHandler] = dict.fromkeys(on_receipt, _handled_on_receipt)
         self._device_controls: dict[str, DeviceControlHandler] = dict.fromkeys(
             on_receipt, _handled_on_receipt_by_device
@@ -284,12 +315,19 @@ class UserMessaging:
         """Local full-text search over the stored texts."""
         self.tokens = PutTokens(store)
         """Put tokens: issued to our contacts, and theirs for their mailboxes."""
+        self.proofs = PutProofs(store)
+        """Contact-proof secrets: issued to our contacts, and theirs (section 41)."""
+        self.put_auth = "token"
+        self._ring_signed: tuple[int, bytes, bytes, bytes] = (0, b"", b"", b"")
+        """What contacts get for our mailbox: ``"token"`` or ``"proof"`` (config ``put_auth``)."""
         self.tags = MailboxTags(store)
         """Rotating mailbox tags: secrets issued and held, the tags to watch."""
         self.tags.changed = lambda: self.mailboxes_changed()
         self.engines.tags = self.tags.known
         self.engines.untagged = self.tags.untag
         self.tag_sink: TagSink = _no_sink
+        self.cover = CoverTraffic(store)
+        """Cover traffic (off unless configured or turned on): loops, drops, their books."""
         """Opens a batch pulled from a tag (the shell's handler for its own mailbox)."""
         self.groups = Groups(store, self.engines, self.contacts)
         """Private groups: state, sender keys, actions, received controls (:mod:`._group_book`)."""
@@ -308,7 +346,9 @@ class UserMessaging:
         self.contacts.load()
         self.requests.load()
         self.tokens.load()
+        self.proofs.load()
         self.tags.load()
+        self.cover.load()
 
     # -- local identities ------------------------------------------------------------
 
@@ -368,6 +408,10 @@ class UserMessaging:
         boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
         links = {(b.key.public_key.to_bytes(), str(r)): (b, r) for b in boxes for r in relays}
         own, by_name = self.engines.primary_identity, {str(r): r for r in relays}
+        for cover in self.cover.watch(now) if now is not None else []:
+            register = functools.partial(_register_token, cover.mailbox, cover.token)
+            box = RawMailbox(cover.key, self._cover_arrived, connected=register)
+            links.update({(cover.key.public_key.to_bytes(), str(r)): (box, r) for r in relays})
         engine = self.engines.main()  # our primary device's, or a linked device's own
         if now is None or engine is None:
             return links
@@ -387,6 +431,9 @@ class UserMessaging:
                 )  # fmt: skip
                 links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
         return links
+
+    async def _cover_arrived(self, envelope: bytes) -> None:
+        self.cover.arrived(envelope, self.cover.clock())
 
     def use_tags(
         self,
@@ -514,12 +561,13 @@ class UserMessaging:
         for event in events:
             if not isinstance(event, MessageReceived) or not event.new or event.blocked:
                 continue
-            if event.kind in (PUT_TOKEN_KIND, MAILBOX_TAG_KIND):
+            if event.kind in (PUT_TOKEN_KIND, PUT_PROOF_KIND, MAILBOX_TAG_KIND):
                 card = self.contacts.card_of(event.sender) or event.sender_card
                 own = card is not None and card.identity_id == event.sender
                 tags = self.tags.burners.get(str(engine.keys.identity), self.tags)  # the receiver's
-                learn = self.tokens.learn if event.kind == PUT_TOKEN_KIND else tags.learn
-                if not learn(event.data, card.mailbox if own and card else None) and own:
+                learn = {PUT_TOKEN_KIND: self.tokens.learn, PUT_PROOF_KIND: self.proofs.learn}
+                mailbox = card.mailbox if own and card else None
+                if not learn.get(event.kind, tags.learn)(event.data, mailbox) and own:
                     tags.learn_device(event.data, event.sender_device)
             elif event.kind == "text":
                 self.conversations.stored(event.content)
@@ -619,7 +667,8 @@ class UserMessaging:
         """The status counters: envelopes sent, then what received ones came to.
 
         ``{"sent", "received", "rejected", "rejected_retired", "session_resets",
-        "duplicates", "refusals"}``, the last one a count per refusal reason.
+        "duplicates", "refusals", "cover"}``: ``refusals`` a count per refusal
+        reason, ``cover`` the cover traffic's state (:meth:`CoverTraffic.status`).
         """
         stats = self.stats
         return {
@@ -630,6 +679,7 @@ class UserMessaging:
             "session_resets": stats.session_resets,
             "duplicates": stats.duplicates,
             "refusals": dict(stats.refusals),
+            "cover": self.cover.status(),
         }
 
     def notice_rows(self) -> list[dict[str, object]]:
@@ -673,11 +723,7 @@ class UserMessaging:
             if sender is None and own is not None and main is not None:
                 if self.contacts.card_of(card.identity_id) is None:
                     return waiting
-                token = self.tokens.issue(card.identity_id)
-                if token is not None:
-                    data = encode_put_token(bytes(own.mailbox_id), token)
-                    gift = Content.control(PUT_TOKEN_KIND, data, now_ms=int(now * 1000))
-                    waiting += engines.send(main, card, gift, now=now, copies=False)
+                waiting += self._hand_out(card, own, main, now)
                 secret = self.tags.issue(card.identity_id, now=now)
                 if secret is not None:  # from now on the contact writes to our rotating tags
                     epoch = self.tags.schedule.epoch_seconds
@@ -705,6 +751,24 @@ class UserMessaging:
         data = encode_tag_secret(mailbox, secret, tags.schedule.epoch_seconds)
         gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
         return self.engines.send(engine, card, gift, now=now, copies=False, sender_card=sender_card)
+
+    def _hand_out(
+        self, card: ContactCard, own: Identity, main: MessagingEngine, now: float
+    ) -> list[DeviceAddress]:
+        """A put token or contact secret (by ``put_auth``) for our mailbox with a first mail."""
+        mailbox = bytes(own.mailbox_id)
+        if self.put_auth == "proof":
+            secret = self.proofs.issue(card.identity_id)
+            data = None if secret is None else encode_put_proof(mailbox, secret)
+            kind = PUT_PROOF_KIND
+        else:
+            token = self.tokens.issue(card.identity_id)
+            data = None if token is None else encode_put_token(mailbox, token)
+            kind = PUT_TOKEN_KIND
+        if data is None:
+            return []
+        gift = Content.control(kind, data, now_ms=int(now * 1000))
+        return self.engines.send(main, card, gift, now=now, copies=False)
 
     def own_accounts(self) -> frozenset[bytes]:
         """The currency accounts payments to us may name: our identities' keys (their cards)."""
@@ -744,7 +808,43 @@ class UserMessaging:
         own = self.engines.primary_identity
         if own is None or bytes(own.mailbox_id) != mailbox:
             return (0, ())
+        if self.put_auth == "proof":  # none at the relay; clears what an earlier link set
+            return (_CLEARED, ()) if self.tokens.registration[1] else (0, ())
         return self.tokens.registration
+
+    def ring_registration(self, mailbox: bytes) -> tuple[int, bytes, bytes, bytes]:
+        """``(version, ring, key, signature)`` to register for ``mailbox`` (ours; section 41).
+
+        The ring is signed with the mailbox's key (``ring_statement``), so
+        senders take it from the relay only as we made it.
+        """
+        own = self.engines.primary_identity
+        if own is None or bytes(own.mailbox_id) != mailbox:
+            return (0, b"", b"", b"")
+        if self.put_auth != "proof":  # as above: a ring an earlier link set is removed
+            return (_CLEARED, b"", b"", b"") if self.proofs.registration[1] else (0, b"", b"", b"")
+        version, ring = self.proofs.registration
+        if not ring:
+            return (version, b"", b"", b"")
+        if self._ring_signed[:2] != (version, ring):
+            signature = own.mailbox_key.sign(ring_statement(mailbox, ring))
+            key = own.mailbox_key.public_key.to_bytes()
+            self._ring_signed = (version, ring, key, signature)
+        return self._ring_signed
+
+    def auth_for(self, config: _PutAuthSetting) -> _DepositAuth:
+        """Take :attr:`put_auth` from ``config``; the deposit pool's sources of tokens, secrets."""
+        self.put_auth = config.put_auth
+        return {"tokens": self.token_for, "secrets": self.secret_for}
+
+    async def register_put_auth(self, session: _TokenSession, mailbox: bytes) -> None:
+        """Register ``mailbox``'s put tokens and contact ring on a relay link (ours only)."""
+        await session.sync_tokens(mailbox, self.token_registration(mailbox))
+        await session.sync_ring(mailbox, self.ring_registration(mailbox))
+
+    def secret_for(self, mailbox: bytes) -> ContactSecret | None:
+        """The contact secret to prove with for a deposit into ``mailbox`` (section 41)."""
+        return self.proofs.secret_for(mailbox)
 
     # -- sessions and delivery --------------------------------------------------------
 
@@ -784,11 +884,9 @@ class UserMessaging:
     def token_for(self, mailbox: bytes) -> bytes | None:
         """The put token to attach to a deposit into ``mailbox``: a contact's, or a tag's."""
         burners = (t.token_for(mailbox) for t in self.tags.burners.values())
-        return (
-            self.tokens.token_for(mailbox)
-            or self.tags.token_for(mailbox)
-            or next((token for token in burners if token is not None), None)
-        )
+        found = self.tokens.token_for(mailbox) or self.tags.token_for(mailbox)
+        found = found or next((token for token in burners if token is not None), None)
+        return found or self.cover.token_for(mailbox)
 
     def route(self, entries: Sequence[OutboxEntry], now: float) -> list[tuple[bytes, bytes]]:
         """The ``(mailbox, envelope)`` to deposit for each outbox entry, as of ``now``.
@@ -798,6 +896,7 @@ class UserMessaging:
         envelope's outer mailbox changes (the seal binds the published one),
         so an envelope that waited in the outbox, e.g. written offline, still
         lands where the recipient looks now. Everything else is unchanged.
+        Each envelope takes a cover drop's slot (:meth:`CoverTraffic.real_sent`).
         """
         routed: list[tuple[bytes, bytes]] = []
         for entry in entries:
@@ -809,6 +908,7 @@ class UserMessaging:
             else:
                 sealed = SealedEnvelope.from_bytes(entry.envelope)
                 routed.append((tag, SealedEnvelope(MailboxId(tag), sealed.ciphertext).to_bytes()))
+            self.cover.real_sent(entry.relay, len(routed[-1][1]), now)
         return routed
 
     def relay_busy(

@@ -23,6 +23,12 @@ between the user's node and the bot's node as control messages
 decide which presses are real and which answers are awaited are
 :class:`SentKeyboards`, :class:`ReceivedKeyboards` and :class:`QueryBook`.
 A refused control is :class:`BotControlError`.
+
+In groups (:mod:`._bot_groups`): a group's negative chat number
+(:func:`group_chat_number`), its ``Chat`` (:func:`group_chat`), the update of
+a group message (:func:`group_message_update`) and a post's ``Message``
+(:func:`group_sent_message`); what a bot asks for and is granted there is a
+:class:`BotGrant`.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ from ._bot_book import stranger_name as stranger_name
 from ._bot_form import MAX_FORM as MAX_FORM
 from ._bot_form import Upload as Upload
 from ._bot_form import parse_form as parse_form
+from ._bot_groups import group_chat as group_chat
+from ._bot_groups import group_chat_number as group_chat_number
+from ._bot_groups import group_message_update as group_message_update
+from ._bot_groups import group_sent_message as group_sent_message
 from ._bot_inline import AnswerCallback as AnswerCallback
 from ._bot_inline import AnswerInline as AnswerInline
 from ._bot_inline import QueryBook as QueryBook
@@ -91,6 +101,7 @@ from ._bot_wire import encode_control as encode_control
 from ._bot_wire import parse_reply_markup as parse_reply_markup
 from ._errors import BotApiError as BotApiError
 from ._errors import BotControlError as BotControlError
+from ._group_bots import BotGrant as BotGrant
 
 __all__ = (
     "ANSWER_KIND",
@@ -102,6 +113,7 @@ __all__ = (
     "BotBook",
     "BotCommand",
     "BotControlError",
+    "BotGrant",
     "BotToken",
     "Button",
     "COMMANDS_ASK_KIND",
@@ -135,6 +147,10 @@ __all__ = (
     "file_id",
     "file_object",
     "find_chat",
+    "group_chat",
+    "group_chat_number",
+    "group_message_update",
+    "group_sent_message",
     "incoming_update",
     "inline_update",
     "media_message",

@@ -9,7 +9,9 @@ return or keep (outbox entries and their ids, queued controls, prekey
 uploads, notices, receive counters, what a mailbox drain accepted, the
 duplicate event and the set of envelopes seen that multi-path delivery needs), the
 put-token book (:class:`PutTokens`, ``UserMessaging.tokens``, and its control
-kind :data:`PUT_TOKEN_KIND`), the rotating mailbox tags (:class:`MailboxTags`,
+kind :data:`PUT_TOKEN_KIND`), the contact-proof secrets (:class:`PutProofs`,
+``UserMessaging.proofs``, control kind :data:`PUT_PROOF_KIND`, section 41), the
+rotating mailbox tags (:class:`MailboxTags`,
 ``UserMessaging.tags``, :class:`TagKey`, :class:`TagMailbox`, :data:`MAILBOX_TAG_KIND`,
 :data:`CATCH_UP_LINKS`), the conversation controls and their engine
 (:class:`Conversations`, ``UserMessaging.conversations``), local search
@@ -17,7 +19,10 @@ kind :data:`PUT_TOKEN_KIND`), the rotating mailbox tags (:class:`MailboxTags`,
 message's attachment record (:class:`AttachmentBook`, :class:`AttachmentEntry`), the
 payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :class:`PaymentEntry`, :class:`PaymentIntent`, :func:`payment_ref`,
-:func:`check_payment`, :data:`GIVE_UP_AFTER`) and the
+:func:`check_payment`, :data:`GIVE_UP_AFTER`), cover traffic (:class:`CoverTraffic`,
+``UserMessaging.cover``, :class:`CoverDeposit`, :class:`CoverTag`, the cover payload's
+:func:`encode_cover` and :func:`decode_cover`, :func:`envelope_size`,
+:data:`LOOP_TIMEOUT`, :data:`DEFAULT_COVER_BUDGET`) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -51,6 +56,14 @@ from ._conversation import Typing as Typing
 from ._conversation import decode_conversation as decode_conversation
 from ._conversations import Conversations as Conversations
 from ._conversations import ConversationUpdate as ConversationUpdate
+from ._cover import DEFAULT_COVER_BUDGET as DEFAULT_COVER_BUDGET
+from ._cover import LOOP_TIMEOUT as LOOP_TIMEOUT
+from ._cover import CoverDeposit as CoverDeposit
+from ._cover import CoverTag as CoverTag
+from ._cover import CoverTraffic as CoverTraffic
+from ._cover import decode_cover as decode_cover
+from ._cover import encode_cover as encode_cover
+from ._cover import envelope_size as envelope_size
 from ._disappear import Disappearing as Disappearing
 from ._disappear import Expired as Expired
 from ._engine import outbox_id as outbox_id
@@ -64,6 +77,7 @@ from ._group_anchors import AnchorResend as AnchorResend
 from ._group_anchors import GroupAnchors as GroupAnchors
 from ._group_book import GROUP_KINDS as GROUP_KINDS
 from ._group_book import Groups as Groups
+from ._group_bots import BotGrant as BotGrant
 from ._group_invite import InvitationParts as InvitationParts
 from ._group_invite import invitation_controls as invitation_controls
 from ._group_links import LINK_PREFIX as LINK_PREFIX
@@ -101,6 +115,8 @@ from ._payment import Payments as Payments
 from ._payment import check_payment as check_payment
 from ._payment import payment_ref as payment_ref
 from ._prekey_policy import PrekeyUpload as PrekeyUpload
+from ._put_proofs import PUT_PROOF_KIND as PUT_PROOF_KIND
+from ._put_proofs import PutProofs as PutProofs
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
 from ._search import MAX_SEARCH_LIMIT as MAX_SEARCH_LIMIT
@@ -132,6 +148,7 @@ __all__ = (
     "AnchorResend",
     "AttachmentBook",
     "AttachmentEntry",
+    "BotGrant",
     "CATCH_UP_LINKS",
     "CONVERSATION_KINDS",
     "ChannelError",
@@ -143,6 +160,10 @@ __all__ = (
     "ConversationOrder",
     "ConversationUpdate",
     "Conversations",
+    "CoverDeposit",
+    "CoverTag",
+    "CoverTraffic",
+    "DEFAULT_COVER_BUDGET",
     "Delete",
     "Disappearing",
     "Duplicate",
@@ -161,6 +182,7 @@ __all__ = (
     "Groups",
     "InvitationParts",
     "LINK_PREFIX",
+    "LOOP_TIMEOUT",
     "MAILBOX_TAG_KIND",
     "MAX_AHEAD",
     "MAX_BATCH",
@@ -184,11 +206,13 @@ __all__ = (
     "OrderBatch",
     "OrderEntry",
     "OutboxEntry",
+    "PUT_PROOF_KIND",
     "PUT_TOKEN_KIND",
     "PaymentEntry",
     "PaymentIntent",
     "Payments",
     "PrekeyUpload",
+    "PutProofs",
     "PutTokens",
     "QueuedControl",
     "RawMailbox",
@@ -209,12 +233,15 @@ __all__ = (
     "apply_update",
     "check_payment",
     "decode_conversation",
+    "decode_cover",
     "decode_distribution",
     "decode_keyed",
     "deposits",
+    "encode_cover",
     "encode_distribution",
     "encode_keyed",
     "envelope_digest",
+    "envelope_size",
     "invitation_controls",
     "message_hash",
     "order_channel",

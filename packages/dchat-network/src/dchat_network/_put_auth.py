@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A deposit (``put``, a ``put_many`` item) may carry an *authorization*, one
-of two kinds, so the relay can tell mail somebody asked for from a flood
+of three kinds, so the relay can tell mail somebody asked for from a flood
 without learning who sent it:
 
 * **A put token** (``0x01 || token``, 16 random bytes). A mailbox's owner
@@ -20,6 +20,9 @@ without learning who sent it:
   one solution pays for one envelope, and to a relay's seed that changes
   every :data:`SEED_PERIOD` seconds (the current and the previous one are
   accepted), so work cannot be stockpiled for a flood later.
+* **A contact proof** (``0x04 || epoch || nonce || proof``, :mod:`._put_proofs`):
+  "one of this mailbox's contacts", without saying which; checked against
+  the ring the owner registered (``ring_set``) and a one-use relay nonce.
 
 :class:`PutAuthorizer` is the relay's book. Without a valid token a deposit
 is a *stranger's*: it is served without work while the relay is quiet, and
@@ -31,13 +34,15 @@ zero bits, plus ``pow_step_bits`` for each doubling of the load past the
 allowance, at most ``pow_max_bits`` (0 turns proof of work off). A refused
 deposit gets a typed answer carrying the challenge (:class:`PowChallenge`):
 ``busy`` ``pow`` to a ``put``, the item code ``pow`` and the reply's ``pow``
-field in a ``stored_many``. Token holders never pay work and do not count
-towards the meters.
+field in a ``stored_many``. Token holders and contacts with a valid proof
+never pay work and do not count towards the meters; a proof that fails is
+refused with its own code (:class:`~dchat_network.lowlevel.PutProofError`).
 
 :class:`PutAuthClient` is the sender's side: which deposits to send with
 which authorization. It attaches tokens only to a relay that asked for
 work within :data:`ASK_MEMORY` seconds (so a quiet relay sees no
-pseudonyms at all), and answers a refusal by attaching the token if it holds
+pseudonyms at all), and answers a refusal by proving contact if it holds a
+contact secret for the mailbox, else by attaching the token if it holds
 one, else by solving the challenge (:func:`solve_pow`, which the trio shell
 runs in a worker thread) up to ``max_bits``.
 
@@ -53,8 +58,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from ._put_proofs import PROOF_TAG, ContactRings, check_proof_auth
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+
+    from dchat_privacy import ContactSecret
 
 __all__ = (
     "ASK_MEMORY",
@@ -119,6 +128,8 @@ def check_auth(auth: bytes) -> bool:
         return False
     if auth[0] == _TOKEN_TAG:
         return len(auth) == 1 + TOKEN_SIZE
+    if auth[0] == PROOF_TAG:
+        return check_proof_auth(auth)
     return auth[0] == _POW_TAG and len(auth) == 1 + SEED_SIZE + NONCE_SIZE
 
 
@@ -187,6 +198,7 @@ class PutAuthorizer:
         max_bits: The most bits asked (0: never ask, proof of work off).
         window: The meters' time constant, seconds.
         max_tokens: Token hashes all mailboxes together may register (the memory bound).
+        max_ring_keys: Contact-ring keys all mailboxes together may register.
         secret: The seeds' key (random per process by default).
     """
 
@@ -200,6 +212,7 @@ class PutAuthorizer:
         max_bits: int = 22,
         window: float = 60.0,
         max_tokens: int = 262144,
+        max_ring_keys: int = 262144,
         secret: bytes | None = None,
     ) -> None:
         self._free = (free_relay, free_mailbox)
@@ -211,9 +224,11 @@ class PutAuthorizer:
         self._tokens: dict[bytes, frozenset[bytes]] = {}
         self.tokens_held = 0
         """Token hashes registered by all mailboxes together."""
+        self.rings = ContactRings(max_keys=max_ring_keys)
+        """Contact rings and proof nonces (:mod:`._put_proofs`)."""
         self._relay_load = _Meter()
         self._mailbox_load: OrderedDict[bytes, _Meter] = OrderedDict()
-        self.counts = {"token": 0, "work": 0, "free": 0, "refused": 0}
+        self.counts = {"token": 0, "proof": 0, "work": 0, "free": 0, "refused": 0}
         """Deposits by how they were authorized (``refused``: answered ``pow``)."""
 
     # -- tokens --------------------------------------------------------------------
@@ -233,8 +248,8 @@ class PutAuthorizer:
         return len(new)
 
     def has_tokens(self, mailbox: bytes) -> bool:
-        """Whether ``mailbox`` has put tokens registered (its owner gave contacts a way in)."""
-        return mailbox in self._tokens
+        """Whether ``mailbox`` has put tokens or a ring registered (contacts have a way in)."""
+        return mailbox in self._tokens or self.rings.has_ring(mailbox)
 
     def holds(self, mailbox: bytes, auth: bytes | None) -> bool:
         """Whether ``auth`` is a put token registered for ``mailbox``.
@@ -253,9 +268,17 @@ class PutAuthorizer:
     def authorize(
         self, mailbox: bytes, entry_id: bytes, auth: bytes | None, now: float
     ) -> PowChallenge | None:
-        """None if the deposit may be stored (and it is counted), else the challenge to meet."""
+        """None if the deposit may be stored (and it is counted), else the challenge to meet.
+
+        Raises:
+            PutProofError: ``auth`` is a contact proof the relay refuses (``code`` says why).
+        """
         if self.holds(mailbox, auth):
             self.counts["token"] += 1
+            return None
+        if auth is not None and auth[0] == PROOF_TAG:
+            self.rings.check(mailbox, auth, now)
+            self.counts["proof"] += 1
             return None
         bits = self.required_bits(mailbox, now)
         if bits > 0:
@@ -322,12 +345,18 @@ class PutAuthClient:
     Args:
         tokens: The put token we hold for a mailbox, or None.
         max_bits: The most work this sender pays for one envelope.
+        secrets: The contact secret we hold for a mailbox (section 41), or None.
     """
 
     def __init__(
-        self, tokens: Callable[[bytes], bytes | None] | None = None, *, max_bits: int = 24
+        self,
+        tokens: Callable[[bytes], bytes | None] | None = None,
+        *,
+        max_bits: int = 24,
+        secrets: Callable[[bytes], ContactSecret | None] | None = None,
     ) -> None:
         self.tokens = tokens or (lambda _mailbox: None)
+        self.secrets = secrets or (lambda _mailbox: None)
         self.max_bits = max_bits
         self._asked: dict[str, float] = {}  # relay: when it last asked for work
 
@@ -342,14 +371,19 @@ class PutAuthClient:
         self._asked[relay] = now
 
     def retry(
-        self, mailbox: bytes, sent: bytes | None, challenge: PowChallenge
-    ) -> bytes | PowChallenge | None:
-        """For an item refused ``pow``: a token to attach, the work to do, or None (give up).
+        self, mailbox: bytes, sent: bytes | None, challenge: PowChallenge, *, prove: bool = True
+    ) -> bytes | PowChallenge | ContactSecret | None:
+        """For an item refused ``pow``: what to attach, prove or pay; None: give up.
 
-        A token we hold and did not send goes first; if the relay refused the
-        token (it does not know it), or we hold none, we pay the work if it
-        is at most ``max_bits``.
+        A contact secret we hold goes first (the caller proves with it, unless
+        it sent a proof already, or ``prove`` is false: the relay's ring lacks
+        our key); then a token we hold and did not send; if the
+        relay refused those, or we hold none, we pay the work if it is at most
+        ``max_bits``.
         """
+        secret = self.secrets(mailbox)
+        if prove and secret is not None and (sent is None or sent[0] != PROOF_TAG):
+            return secret
         token = self._token(mailbox)
         if token is not None and sent != token:
             return token

@@ -81,7 +81,9 @@ without work is answered ``busy`` with ``why`` ``pow`` and ``retry`` 0 (a
 ``put``) or the item code ``pow`` (a ``put_many``), and the answer's ``pow``
 field says what work to do. ``tok_set`` (the owner's, like ``pk_put``)
 replaces the mailbox's registered token hashes (at most
-:data:`MAX_TOKENS_HELD`).
+:data:`MAX_TOKENS_HELD`). A contact proof (``0x04 || epoch(8) || nonce(32)
+|| proof``) is the third kind; its messages ``ring_set`` and ``zk_get`` are
+in :mod:`._relay_proof_wire` (protocol section 41).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ from ._relay_blob_wire import (
     BlobOpen,
     BlobPut,
 )
+from ._relay_proof_wire import PROOF_DECODERS, RingHeld, RingSet, ZkContexts, ZkGet
 from ._relay_topic_wire import (
     TOPIC_DECODERS,
     TopicPosts,
@@ -167,7 +170,7 @@ MAX_RETRY_MS: Final = 3_600_000
 #: The longest Merkle path an audit answer may carry.
 MAX_AUDIT_PATH: Final = 64
 _MAX_RID: Final = 2**63 - 1
-_OTHER_DECODERS: Final = {**BLOB_DECODERS, **TOPIC_DECODERS}
+_OTHER_DECODERS: Final = {**BLOB_DECODERS, **TOPIC_DECODERS, **PROOF_DECODERS}
 _LIMITS: Final = DecodeLimits(
     max_size=8 * 1024 * 1024,
     max_depth=3,
@@ -438,6 +441,10 @@ RelayMessage = (
     | TopicPublished
     | TopicRead
     | TopicPosts
+    | RingSet
+    | RingHeld
+    | ZkGet
+    | ZkContexts
 )
 
 
@@ -507,6 +514,8 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             rid, body = message.rid, message.fields()
         case TopicPublish() | TopicPublished() | TopicRead() | TopicPosts():
             rid, body = message.rid, message.fields()
+        case RingSet() | RingHeld() | ZkGet() | ZkContexts():
+            rid, body = message.rid, message.fields()
     return canonical_encode({**body, "rid": rid})
 
 
@@ -522,9 +531,7 @@ def decode_relay_message(data: bytes) -> RelayMessage:
         decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
         if decoder is not None:
             return decoder(value)
-        blob = (
-            (BLOB_DECODERS.get(kind) or TOPIC_DECODERS.get(kind)) if isinstance(kind, str) else None
-        )
+        blob = _OTHER_DECODERS.get(kind) if isinstance(kind, str) else None
         if blob is None:
             raise RelayProtocolError("unknown relay message type")
         return blob(value)  # type: ignore[return-value]

@@ -44,10 +44,12 @@ import trio
 
 from dchat_core import DchatError, InvalidRelayAddressError, MailboxId, NodeId, RelayAddress
 from dchat_crypto import SigningKey
+from dchat_privacy import ContactSecret
 
 from . import tracing
 from ._errors import LinkClosedError, RelayBusyError, RelayProtocolError
 from ._put_auth import PowChallenge, PutAuthClient, auth_pow, solve_pow
+from ._put_proofs import prove_deposits
 from ._receipts import MAX_IDS, DeliveryReceipt
 from ._relay_limits import entry_id_of
 from ._session import RelaySession, relay_session
@@ -246,8 +248,10 @@ def links_state(links: Iterable[MailboxLink], configured: bool) -> str:
 class RelayPool:
     """Links for deposits and bundle fetches, one per relay, each with a random key.
 
-    Deposits are authorized by :class:`PutAuthClient` rules: put tokens once a
-    relay asked for work, else proof of work solved in a worker thread; an
+    Deposits are authorized by :class:`PutAuthClient` rules: once a relay asked
+    for work, a contact proof (nonces and ring from ``zk_get``, proven in a
+    worker thread) where we hold a contact secret, else a put token, else
+    proof of work solved in a worker thread; an
     item whose work the relay asks is over ``max_bits`` keeps its
     ``pow`` refusal (the caller retries it later).
 
@@ -256,6 +260,7 @@ class RelayPool:
         timeout: For each connection and handshake.
         tokens: The put token we hold for a mailbox, or None (default: none).
         max_bits: The most proof of work paid for one envelope.
+        secrets: The contact secret we hold for a mailbox, or None (section 41).
     """
 
     def __init__(
@@ -265,10 +270,11 @@ class RelayPool:
         timeout: float = 10.0,
         tokens: Callable[[bytes], bytes | None] | None = None,
         max_bits: int = 24,
+        secrets: Callable[[bytes], ContactSecret | None] | None = None,
     ) -> None:
         self._unlinkable = unlinkable
         self._timeout = timeout
-        self.auth = PutAuthClient(tokens, max_bits=max_bits)
+        self.auth = PutAuthClient(tokens, max_bits=max_bits, secrets=secrets)
         """How deposits are authorized."""
         self._links: dict[tuple[str, int], RelaySession] = {}
         self._dialling: dict[tuple[str, int], trio.Lock] = {}
@@ -320,28 +326,45 @@ class RelayPool:
             if reply.pow is None or not todo:
                 break
             self.auth.asked(relay, trio.current_time())
-            todo = await self._answer(reply.pow, items, auth, todo)
+            todo = await self._answer((host, port), reply.pow, items, auth, todo)
             if not todo:
                 break
         return results
 
     async def _answer(
         self,
+        relay: tuple[str, int],
         challenge: PowChallenge,
         items: Sequence[tuple[bytes, bytes]],
         auth: list[bytes | None],
         refused: list[int],
     ) -> list[int]:
-        """Set a token or a solved stamp as ``auth`` of each refused item; those to resend."""
+        """Set a proof, token or solved stamp as ``auth`` of each refused item; those to resend."""
         work: list[int] = []
         again: list[int] = []
+        proofs: dict[bytes, list[int]] = {}
         for i in refused:
             answer = self.auth.retry(items[i][0], auth[i], challenge)
+            if isinstance(answer, ContactSecret):
+                proofs.setdefault(items[i][0], []).append(i)
+                continue
             if isinstance(answer, bytes):
                 auth[i] = answer
                 again.append(i)
             elif answer is not None:
                 work.append(i)
+        for mailbox, waiting in proofs.items():
+            proven = await self._prove(relay, mailbox, len(waiting))
+            for i, one in zip(waiting, proven, strict=False):
+                auth[i] = one
+                again.append(i)
+            for i in waiting[len(proven) :]:  # no ring, or not ours: a token or work instead
+                answer = self.auth.retry(mailbox, auth[i], challenge, prove=False)
+                if isinstance(answer, bytes):
+                    auth[i] = answer
+                    again.append(i)
+                elif answer is not None:
+                    work.append(i)
         if work:
             seed, bits = challenge.seed, challenge.bits
             ids = [entry_id_of(items[i][1]) for i in work]
@@ -353,6 +376,18 @@ class RelayPool:
                     auth[i] = auth_pow(seed, nonce)
                     again.append(i)
         return sorted(again)
+
+    async def _prove(self, relay: tuple[str, int], mailbox: bytes, count: int) -> list[bytes]:
+        """Up to ``count`` contact-proof authorizations for ``mailbox`` at ``relay`` (or none)."""
+        secret = self.auth.secrets(mailbox)
+        if secret is None:  # pragma: no cover (retry returned it a moment ago)
+            return []
+        try:
+            contexts = await self._call(*relay, lambda s: s.proof_contexts(mailbox, count))
+        except DchatError:
+            return []
+        prove = functools.partial(prove_deposits, secret, mailbox, contexts)
+        return await trio.to_thread.run_sync(prove, abandon_on_cancel=True)
 
     async def publish(
         self, host: str, port: int, topic: bytes, post: bytes, desc: bytes | None = None

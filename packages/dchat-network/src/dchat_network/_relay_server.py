@@ -83,19 +83,25 @@ or served free while the relay is quiet; otherwise it is refused with the
 challenge (``busy`` ``pow`` to a ``put``, the item code ``pow`` and the
 reply's ``pow`` field in ``stored_many``). ``tok_set`` (owner only) replaces
 the mailbox's token hashes; past the relay's token budget it is answered
-``busy`` (``tokens``).
+``busy`` (``tokens``). ``ring_set`` (owner only) replaces the mailbox's
+contact ring (``bad_ring`` if a key is invalid, ``busy`` ``rings`` past the
+budget) and ``zk_get`` hands anyone one-use proof nonces and the ring; a
+deposit whose contact proof fails is refused with the proof's code
+(``proof_stale``, ``proof_replayed``, ``proof_mailbox``, ``proof_no_ring``,
+``proof_invalid``; :mod:`dchat_network._put_proofs`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Protocol
 
 from dchat_core import NodeId
 
 from ._errors import LinkClosedError, ProbeError, RelayBusyError, RelayProtocolError
 from ._probe import answer_probe
+from ._put_proofs import PROOF_TAG, PutProofError
 from ._receipts import ReceiptBook, ReceiptStore
 from ._relay import (
     MAX_BATCH,
@@ -133,6 +139,7 @@ from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, B
 from ._relay_blobs import answer_blob
 from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
+from ._relay_proof_wire import RingHeld, RingSet, ZkContexts, ZkGet
 from ._relay_topic_wire import TopicPosts, TopicPublish, TopicPublished, TopicRead
 from ._relay_topics import publish as publish_post
 from ._relay_topics import read as read_topic
@@ -162,6 +169,11 @@ _REFUSALS: Final = {
     "bad_envelope": "malformed or for another mailbox",
     "quota": "mailbox is full",
     "delivered": "already delivered to its owner",
+    "proof_stale": "contact proof for an old epoch",
+    "proof_replayed": "contact proof nonce not issued, expired or used",
+    "proof_mailbox": "contact proof nonce issued for another mailbox",
+    "proof_no_ring": "the mailbox has no contact ring",
+    "proof_invalid": "contact proof does not verify",
 }
 ARRIVAL_GRANULARITY: Final = 60.0
 """Stored arrival times are rounded down to a multiple of this many seconds.
@@ -408,7 +420,13 @@ class RelayServer:
                 return self._reply(self._prekey_request(owner, request, now))
             case RelayTokenSet() if request.mailbox == owner:
                 return self._reply(self._set_tokens(request))
-            case RelayFetch() | RelayAck() | RelayPull() | RelayTokenSet():
+            case RingSet() if request.mailbox == owner:
+                return self._reply(self._set_ring(request))
+            case ZkGet():
+                ctx = self.authorizer.rings.contexts(request.mailbox, request.count, now)
+                nonces = ZkContexts(request.rid, ctx.epoch, ctx.nonces, ctx.ring)
+                return self._reply(replace(nonces, key=ctx.key, signature=ctx.signature))
+            case RelayFetch() | RelayAck() | RelayPull() | RelayTokenSet() | RingSet():
                 return self._reply(RelayError(request.rid, "forbidden", "not your mailbox"))
             case RelayProbe():
                 return self._reply(self._probe(request, now))
@@ -474,7 +492,7 @@ class RelayServer:
             case RelayPrekeyPut():
                 items = 1
                 size = len(request.last) + sum(len(blob) for _, blob in request.one_time)
-            case RelayPrekeyGet():
+            case RelayPrekeyGet() | ZkGet():
                 items, size = 1, 0
             case BlobPut():
                 items, size = 1, len(request.data)
@@ -520,6 +538,17 @@ class RelayServer:
             return RelayBusy(request.rid, "tokens", retry_ms(_TOKENS_RETRY))
         return RelayTokensHeld(request.rid, count)
 
+    def _set_ring(self, request: RingSet) -> RelayMessage:
+        try:
+            count = self.authorizer.rings.set_ring(
+                request.mailbox, request.ring, request.key, request.signature
+            )
+        except PutProofError as exc:
+            return RelayError(request.rid, exc.code, "a ring key or its signature is not valid")
+        if count is None:
+            return RelayBusy(request.rid, "rings", retry_ms(_TOKENS_RETRY))
+        return RingHeld(request.rid, count)
+
     def _store_one(
         self,
         mailbox: bytes,
@@ -540,8 +569,11 @@ class RelayServer:
         recent = self.recently_delivered
         if recent and (mailbox, entry, now) in recent:
             return "delivered"
-        if self._needs_work(mailbox, entry, auth, now):
-            return "pow"
+        try:
+            if self._needs_work(mailbox, entry, auth, now):
+                return "pow"
+        except PutProofError as exc:
+            return exc.code
         held = {} if held is None else held
         size = held[mailbox] if mailbox in held else self._store.total_bytes(mailbox)
         if size + len(envelope) > self._quota:
@@ -581,6 +613,8 @@ class RelayServer:
         """An item held behind a refused one: still weighed as load (``pow`` if due), unstored."""
         if self._envelope_mailbox(envelope) != mailbox:
             return "bad_envelope"
+        if auth is not None and auth[0] == PROOF_TAG:
+            return None  # its nonce is not spent on an item that is not stored
         return "pow" if self._needs_work(mailbox, entry_id_of(envelope), auth, now) else None
 
     def _needs_work(self, mailbox: bytes, entry: bytes, auth: bytes | None, now: float) -> bool:
@@ -709,6 +743,14 @@ class RelayClient:
     def set_tokens(self, mailbox: bytes, hashes: Sequence[bytes]) -> bytes:
         """A request to replace the put-token hashes of our own ``mailbox``."""
         return self._request(RelayTokenSet(self._next_rid(), mailbox, tuple(hashes)))
+
+    def set_ring(self, mailbox: bytes, ring: bytes, key: bytes, signature: bytes) -> bytes:
+        """A request to replace the contact ring of our own ``mailbox`` (section 41)."""
+        return self._request(RingSet(self._next_rid(), mailbox, ring, key, signature))
+
+    def proof_contexts(self, mailbox: bytes, count: int) -> bytes:
+        """A request for ``count`` one-use contact-proof nonces for ``mailbox``."""
+        return self._request(ZkGet(self._next_rid(), mailbox, count))
 
     def pull(
         self, mailbox: bytes, ack: Sequence[bytes], *, limit: int = MAX_BATCH, wait_ms: int = 0
@@ -848,6 +890,8 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     RelayPutMany: RelayStoredMany,
     RelayPull: RelayBatch,
     RelayTokenSet: RelayTokensHeld,
+    RingSet: RingHeld,
+    ZkGet: ZkContexts,
     RelayProbe: RelayProbeAnswer,
     RelayReceipt: RelayReceiptTaken,
     RelayAudit: RelayAuditAnswer,

@@ -29,6 +29,7 @@ from dchat_crypto import SigningKey
 
 from ._errors import RelayBusyError, RelayProtocolError
 from ._put_auth import token_hash
+from ._put_proofs import ProofContexts
 from ._relay import (
     MAX_BATCH,
     MAX_WAIT_MS,
@@ -44,6 +45,7 @@ from ._relay import (
     RelayTokensHeld,
 )
 from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
+from ._relay_proof_wire import RingHeld, ZkContexts
 from ._relay_server import RelayClient
 from ._relay_topic_wire import MAX_TOPIC_WAIT_MS, TopicPosts, TopicPublished
 from ._trio import connect
@@ -76,6 +78,8 @@ class RelaySession:
         self._lock = trio.Lock()
         self.tokens_sent = -1
         """The version of the put-token set this link registered (-1: none yet)."""
+        self.ring_sent = -1
+        """The version of the contact ring this link registered (-1: none yet)."""
 
     async def _ask(
         self, build: Callable[[RelayClient], bytes], expected: type[_R], *, timeout: float = 30.0
@@ -131,6 +135,29 @@ class RelaySession:
         except RelayBusyError:
             return
         self.tokens_sent = version
+
+    async def sync_ring(
+        self, mailbox: bytes, registration: tuple[int, bytes, bytes, bytes]
+    ) -> None:
+        """Register our own ``mailbox``'s contact ring (section 41), unless this link did.
+
+        ``registration``: ``(version, ring, key, signature)``; an empty ring
+        that never changed (version 0) is not sent; ``busy`` is asked again
+        next call.
+        """
+        version, ring, key, signature = registration
+        if version == self.ring_sent or (version == 0 and not ring):
+            return
+        try:
+            await self._ask(lambda c: c.set_ring(mailbox, ring, key, signature), RingHeld)
+        except RelayBusyError:
+            return
+        self.ring_sent = version
+
+    async def proof_contexts(self, mailbox: bytes, count: int) -> ProofContexts:
+        """Up to ``count`` one-use proof nonces for ``mailbox``, with its ring (section 41)."""
+        got = await self._ask(lambda c: c.proof_contexts(mailbox, count), ZkContexts)
+        return ProofContexts(got.epoch, got.nonces, got.ring, got.key, got.signature)
 
     async def pull(
         self, mailbox: bytes, ack: Sequence[bytes] = (), *, wait: float = 0.0

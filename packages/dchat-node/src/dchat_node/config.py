@@ -84,9 +84,11 @@ class NodeConfig(BaseModel):
     unlinkable_sends: bool = Field(
         default=False, description="user: a fresh link and key per deposit (slower, unlinkable)"
     )
+    put_auth: Literal["token", "proof"] = "token"  # user: what contacts get (section 41)
     tag_epoch: int = Field(
         default=3600, ge=1, le=7 * 86400, description="user: seconds per rotating mailbox tag"
     )
+    cover_traffic: int = Field(default=0, ge=0, le=100_000)  # user: cover bytes/s, 0 off
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Validator settings (see _validator_service): peers as NODEID@HOST:PORT, the
     # chain ids the genesis files must declare, and the least time between blocks.

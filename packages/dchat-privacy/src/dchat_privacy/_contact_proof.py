@@ -45,6 +45,7 @@ __all__ = (
     "ContactRing",
     "ContactSecret",
     "prove_contact",
+    "ring_statement",
     "verify_contact",
 )
 
@@ -52,6 +53,7 @@ MAX_RING_SIZE: Final = 1024
 RING_SIZE_CLASSES: Final = (8, 64, 256, 1024)
 _PROTOCOL: Final = b"dchat-contact-proof-v1"
 _TAG_DOMAIN: Final = b"dchat-contact-tag-v1"
+_RING_DOMAIN: Final = b"dchat-contact-ring-v1"
 _VERSION: Final = 1
 _E: Final = Element.SIZE
 
@@ -179,6 +181,16 @@ class ContactRing:
 
     def __contains__(self, key: object) -> bool:
         return key in self.keys
+
+
+def ring_statement(mailbox: bytes, ring: bytes) -> bytes:
+    """What a mailbox's owner signs over the ring it registers (protocol section 41).
+
+    ``"dchat-contact-ring-v1" || u8 len(mailbox) || mailbox || ring``: senders
+    check the signature before proving, so a relay can serve only rings the
+    owner made (not one tailored to single a sender out).
+    """
+    return _RING_DOMAIN + bytes((len(mailbox),)) + mailbox + ring
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,13 @@ first messages and reply blocks, and contact proofs. This module holds the rest:
   Chaum-Pedersen (``prove_dleq``, ``verify_dleq``), CDS OR-proofs
   (``prove_or``, ``verify_or``), ``SigmaProof``, ``OrProof``, ``MAX_BASES``,
   ``MAX_BRANCHES``; the contact proof's parts (``ContactKey``, ``ContactProof``,
-  ``MAX_RING_SIZE``, ``RING_SIZE_CLASSES``)
+  ``MAX_RING_SIZE``, ``RING_SIZE_CLASSES``, ``ring_statement``: what an owner
+  signs over the ring it registers, protocol section 41)
 - rotating mailbox tags (the node's messaging uses them): ``tag_seed``, ``tag_token``,
   ``TagSchedule``, ``TAG_EPOCH``, ``TAG_SECRET_SIZE``, ``MAX_TAG_EPOCH``, ``MAX_CATCH_UP``,
   ``TagInputError``
+- cover traffic (the node's messaging uses it): ``CoverScheduler``, ``CoverPolicy``,
+  ``CoverSend``, ``COVER_WINDOW``, ``MAX_COVER_BUDGET``, ``CoverInputError``
 - the errors a caller rarely catches apart from their base class
 
 Every name is importable from exactly one of :mod:`dchat_privacy` and this module.
@@ -43,6 +46,13 @@ from ._contact_proof import MAX_RING_SIZE as MAX_RING_SIZE
 from ._contact_proof import RING_SIZE_CLASSES as RING_SIZE_CLASSES
 from ._contact_proof import ContactKey as ContactKey
 from ._contact_proof import ContactProof as ContactProof
+from ._contact_proof import ring_statement as ring_statement
+from ._cover import COVER_WINDOW as COVER_WINDOW
+from ._cover import MAX_COVER_BUDGET as MAX_COVER_BUDGET
+from ._cover import CoverInputError as CoverInputError
+from ._cover import CoverPolicy as CoverPolicy
+from ._cover import CoverScheduler as CoverScheduler
+from ._cover import CoverSend as CoverSend
 from ._mailbox_tags import MAX_CATCH_UP as MAX_CATCH_UP
 from ._mailbox_tags import MAX_TAG_EPOCH as MAX_TAG_EPOCH
 from ._mailbox_tags import TAG_EPOCH as TAG_EPOCH
@@ -126,8 +136,13 @@ __all__ = (
     "Blinded",
     "BlindedHop",
     "BlindedPath",
+    "COVER_WINDOW",
     "ContactKey",
     "ContactProof",
+    "CoverInputError",
+    "CoverPolicy",
+    "CoverScheduler",
+    "CoverSend",
     "DEFAULT_REPLAY_ENTRIES",
     "Deliver",
     "Element",
@@ -138,6 +153,7 @@ __all__ = (
     "MAX_BASES",
     "MAX_BRANCHES",
     "MAX_CATCH_UP",
+    "MAX_COVER_BUDGET",
     "MAX_HOPS",
     "MAX_RING_SIZE",
     "MAX_TAG_EPOCH",
@@ -189,6 +205,7 @@ __all__ = (
     "prove_or",
     "read_body",
     "read_failure",
+    "ring_statement",
     "shared_secret_of",
     "tag_seed",
     "tag_token",

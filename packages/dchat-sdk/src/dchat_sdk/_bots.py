@@ -7,7 +7,8 @@ tokens and commands. The bot's program itself talks to the Bot API
 
 The user's side of a bot (``/v1/bots/{peer}/...``, section 35): press a button
 of a bot's message (:meth:`BotCalls.bot_press`), ask a bot for its commands
-(:meth:`BotCalls.bot_commands`), run an inline query and send the chosen
+(:meth:`BotCalls.bot_commands`) or what it is and asks for in groups
+(:meth:`BotCalls.bot_info`), run an inline query and send the chosen
 result (:meth:`BotCalls.bot_inline`, :meth:`BotCalls.bot_pick`). Each travels
 end to end to the bot's node; a bot that does not answer in time is
 ``ApiError`` ``bot_timeout`` (504).
@@ -85,6 +86,19 @@ class BotCalls:
         path, params = f"/v1/bots/{_seg(peer)}/commands", {"wait": str(wait)}
         reply = obj(self._call("GET", path, None, params, timeout=wait + 10))
         return list(reply["commands"])
+
+    def bot_info(self, peer: str, *, wait: float = 10) -> dict[str, Any]:
+        """What the bot ``peer`` says it is, asked E2E: ``{"commands", "description",
+        "groups"}``, ``groups`` what it asks for in a group (``{"read", "post", "admin"}``;
+        None from a bot node that predates group grants)."""
+        path, params = f"/v1/bots/{_seg(peer)}/info", {"wait": str(wait)}
+        return obj(self._call("GET", path, None, params, timeout=wait + 10))
+
+    def set_bot_groups(
+        self, *, read: str = "commands", post: bool = True, admin: bool = False
+    ) -> None:
+        """What this node's bot asks for in groups (shown to users before they add it)."""
+        self._call("PUT", "/v1/bot/groups", {"read": read, "post": post, "admin": admin})
 
     def bot_inline(
         self, peer: str, query: str, *, offset: str = "", wait: float = 10

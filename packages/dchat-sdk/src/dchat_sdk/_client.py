@@ -187,6 +187,7 @@ class Client:
     # Node and identity
     health = _awaited(RemoteClient.health)
     status = _awaited(RemoteClient.status)
+    put_auth = _awaited(RemoteClient.put_auth)
     create_identity = _awaited(RemoteClient.create_identity)
     card = _awaited(RemoteClient.card)
     document = _awaited(RemoteClient.document)
@@ -244,10 +245,13 @@ class Client:
     join_group_by_link = _awaited(RemoteClient.join_group_by_link)
     rename_group = _awaited(RemoteClient.rename_group)
     send_to_group = _awaited(RemoteClient.send_to_group)
+    add_bot_to_group = _awaited(RemoteClient.add_bot_to_group)
+    set_bot_grant = _awaited(RemoteClient.set_bot_grant)
     group_messages = _awaited(RemoteClient.group_messages)
     # Bots, from the user's side
     bot_press = _awaited(RemoteClient.bot_press)
     bot_commands = _awaited(RemoteClient.bot_commands)
+    bot_info = _awaited(RemoteClient.bot_info)
     bot_inline = _awaited(RemoteClient.bot_inline)
     bot_pick = _awaited(RemoteClient.bot_pick)
     # A bot's webhook (receivers check deliveries with verify_webhook)

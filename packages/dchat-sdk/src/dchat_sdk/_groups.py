@@ -65,6 +65,28 @@ class GroupCalls:
         answer = obj(self._call("POST", _path(group, "invitations"), body))["invited"]
         return [str(i) for i in answer]
 
+    def add_bot_to_group(
+        self, group: str, bot: str, *, read: str = "commands", post: bool = True,
+        admin: bool = False,
+    ) -> str:  # fmt: skip
+        """Add the bot ``bot`` (a contact; admins only) with a grant; returns its identity id.
+
+        ``read``: ``"commands"`` (only commands to it reach it; members never
+        hand it the group's keys) or ``"all"``; ``post``: it may post;
+        ``admin``: it may add members and remove those who are not admins. See
+        what it asks for first with :meth:`~dchat_sdk.RemoteClient.bot_info`.
+        """
+        body = {"bot": bot, "read": read, "post": post, "admin": admin}
+        return str(obj(self._call("POST", _path(group, "bots"), body))["bot"])
+
+    def set_bot_grant(
+        self, group: str, bot: str, *, read: str = "commands", post: bool = True,
+        admin: bool = False,
+    ) -> int:  # fmt: skip
+        """Change what the bot ``bot`` may do in ``group`` (admins); the group's new version."""
+        body = {"read": read, "post": post, "admin": admin}
+        return int(obj(self._call("PUT", _path(group, "bots", bot), body))["version"])
+
     def remove_from_group(self, group: str, member: str) -> str:
         """Remove a member (contact name or identity id); returns their identity id."""
         return str(obj(self._call("DELETE", _path(group, "members", member)))["removed"])

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from ._bot_webhooks import WebhookCalls
 from ._bots import BotCalls
 from ._channels import ChannelCalls
@@ -22,11 +20,13 @@ from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
 from ._groups import GroupCalls
+from ._plainhttp import PlainHttp
 from ._replies import (
     ContactInfo,
     MessageInfo,
     MessagePage,
     answer,
+    answer_json,
     client_options,
     contact,
     integer,
@@ -37,7 +37,7 @@ from ._replies import (
     refusal,
     string,
 )
-from ._socket import RemoteSocket
+from ._stealth import StealthCalls
 
 UPLOAD_PIECE = 256 * 1024
 """Bytes read from disk per piece of a streamed upload."""
@@ -53,6 +53,10 @@ def guess_type(name: str) -> str:
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import httpx
+
+    from ._socket import RemoteSocket
+
 __all__ = (
     "ApiError",
     "ContactInfo",
@@ -63,8 +67,14 @@ __all__ = (
 )
 
 
-class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls):
+class RemoteClient(
+    ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls, StealthCalls
+):
     """Synchronous client of one node's local API.
+
+    Plain calls to an ``http://`` API use the standard library (``_plainhttp``:
+    a script starts without httpx); streams and uploads, ``https://`` and a
+    ``transport`` use httpx, imported then.
 
     Args:
         base_url: For example ``http://127.0.0.1:8470``.
@@ -81,8 +91,21 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(**client_options(base_url, token, timeout, transport))
+        self._options = client_options(base_url, token, timeout, transport)
+        self._httpx: httpx.Client | None = None
+        self._plain = None
+        if transport is None and base_url.startswith("http://"):
+            self._plain = PlainHttp(base_url, self._options["headers"], timeout)
         self._socket_args = (base_url, token, timeout)
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The httpx client, made on first use (streams, uploads, https, a transport)."""
+        if self._httpx is None:
+            import httpx
+
+            self._httpx = httpx.Client(**self._options)
+        return self._httpx
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path, *, timeout: float = 10.0) -> RemoteClient:
@@ -96,12 +119,17 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
 
     def socket(self) -> RemoteSocket:
         """Open the node API's WebSocket (sends and events on one connection; ``with``)."""
+        from ._socket import RemoteSocket  # wsproto and anyio: not for plain requests
+
         base_url, token, timeout = self._socket_args
         return RemoteSocket(base_url, token, timeout=timeout)
 
     def close(self) -> None:
-        """Release the HTTP connection pool."""
-        self._http.close()
+        """Release the HTTP connections."""
+        if self._plain is not None:
+            self._plain.close()
+        if self._httpx is not None:
+            self._httpx.close()
 
     def __enter__(self) -> RemoteClient:
         return self
@@ -117,6 +145,10 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
         params: dict[str, str | int] | None = None,
         timeout: float | None = None,
     ) -> Any:
+        if self._plain is not None:
+            return answer_json(*self._plain.request(method, path, body, params, timeout))
+        import httpx
+
         wait = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
             response = self._http.request(method, path, json=body, params=params, timeout=wait)
@@ -160,6 +192,8 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
             ApiError: e.g. ``ContentTypeMismatchError`` (the bytes are not the
                 type), ``UploadTooLargeError``, ``QuotaExceededError``.
         """
+        import httpx
+
         path = Path(path)
         params: dict[str, str | int] = {
             "to": to,
@@ -199,6 +233,8 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
             ApiError: ``attachment_refused`` (the file was not what its message
                 declared: the message's attachment says why), ``not_found``.
         """
+        import httpx
+
         path, count = Path(path), 0
         part = path.with_name(path.name + ".part")
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
@@ -230,6 +266,11 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
     def status(self) -> dict[str, Any]:
         """Role, identity, counters."""
         return obj(self._call("GET", "/status"))
+
+    def put_auth(self) -> dict[str, Any]:
+        """What the node hands contacts for its mailbox: ``mode`` (``"token"`` or ``"proof"``,
+        the ``put_auth`` setting), tokens and contact secrets issued, the ring registered."""
+        return obj(self._call("GET", "/v1/put-auth"))
 
     def create_identity(self, name: str) -> str:
         """Create this node's identity; returns the identity id."""
@@ -325,7 +366,7 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
         ``before=C``: the ``limit`` stored before it; neither: the newest.
         ``page.before`` pages back (None at the oldest), ``page.after`` forward.
         """
-        # Encoded by httpx: names may hold '&', '#', '+'.
+        # Encoded by the client: names may hold '&', '#', '+'.
         params = query(peer=peer or None, limit=limit, after=after, before=before)
         return message_page(self._call("GET", "/v1/messages", params=params))
 
@@ -357,6 +398,8 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
                 now), ``unauthorized``, or ``invalid_request``.
             NodeUnreachableError: ``retries`` reconnections failed in a row.
         """
+        import httpx
+
         reader, backoff = EventReader(after), Backoff()
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
         while True:
@@ -404,3 +447,18 @@ class RemoteClient(ConversationCalls, GroupCalls, ChannelCalls, BotCalls, Webhoo
     def notices(self) -> list[dict[str, Any]]:
         """Notices for the user, e.g. ``{"kind": "session_reset", "peer": ..., "at_ms": ...}``."""
         return [obj(n) for n in items(self._call("GET", "/v1/notices"), "notices")]
+
+    def cover_traffic(self) -> dict[str, Any]:
+        """The cover traffic's state: ``on``, ``budget`` (bytes/s), loops sent, back, missing ..."""
+        return obj(self._call("GET", "/v1/privacy/cover"))
+
+    def set_cover_traffic(self, on: bool, budget: int | None = None) -> dict[str, Any]:
+        """Turn cover traffic on (at ``budget`` bytes/s; default: the node's) or off; its state.
+
+        Kept across the node's restarts. A budget too small to carry one
+        envelope a minute is refused (``CoverInputError``).
+        """
+        body: dict[str, Any] = {"on": on}
+        if budget is not None:
+            body["budget"] = budget
+        return obj(self._call("PUT", "/v1/privacy/cover", body))

@@ -48,11 +48,14 @@ from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
+from ._privacy import add_privacy_routes
+from ._put_auth import add_put_auth_routes, put_auth_status
 from ._relay import add_relay_routes, home_relays
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._search import add_search_routes
 from ._socket import add_socket_route
+from ._stealth import add_stealth_routes
 from ._validator import add_chain_routes
 from ._webapp import AppSessions, add_webapp_routes
 
@@ -112,7 +115,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
-        return await node.status() | await home_relays(node)
+        return await node.status() | await home_relays(node) | put_auth_status(node)
 
     add_metrics_route(app, node, auth)
 
@@ -175,6 +178,7 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     add_chain_routes(app, node, auth)
     add_relay_routes(app, node, auth)
+    add_put_auth_routes(app, node, auth)
     add_identity_routes(app, node, auth)
     add_guardian_routes(app, node, auth)
     add_burner_routes(app, node, auth)
@@ -185,8 +189,10 @@ def create_app(node: Node, token: str) -> FastAPI:
     app.state.anchors = GroupAnchorDesk(node)  # its task: serve_api runs it
     add_channel_routes(app, node, auth)
     add_search_routes(app, node, auth)
+    add_privacy_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
+    add_stealth_routes(app, node, auth)
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     add_bot_routes(app, node, feed, auth)

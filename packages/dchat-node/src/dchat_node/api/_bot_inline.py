@@ -13,7 +13,9 @@ serves the routes:
   ``answerCallbackQuery`` and ``answerInlineQuery`` send the answers; a
   command-list question is answered from the bot's book at once.
 * the user's node (admin token): ``POST /v1/bots/{peer}/press``,
-  ``GET /v1/bots/{peer}/commands``, ``POST /v1/bots/{peer}/inline`` and
+  ``GET /v1/bots/{peer}/commands``, ``GET /v1/bots/{peer}/info`` (its
+  commands, description and what it asks for in groups, from the same
+  answer: shown before a user adds it to a group), ``POST /v1/bots/{peer}/inline`` and
   ``POST /v1/bots/{peer}/inline/{query_id}/pick`` (the chosen result goes as a
   normal text); received keyboards, answers, results and command lists are
   logged as ``bot_keyboard``, ``bot_answer``, ``bot_results`` and
@@ -222,7 +224,8 @@ class BotControls:
         fields = decode_control(COMMANDS_ASK_KIND, message.data)
         _, card = await self._card(message, identity)
         listed = [[c.command, c.description] for c in book.commands]
-        data = encode_control(COMMANDS_KIND, {"q": fields["q"], "c": listed})
+        answer = {"q": fields["q"], "c": listed, "about": book.description}
+        data = encode_control(COMMANDS_KIND, answer | {"grant": book.groups.to_wire()})
         await self._user.send_control(card, COMMANDS_KIND, data)
 
     async def _answered(self, query: bytes, kind: str) -> ContactCard:
@@ -283,7 +286,10 @@ class BotControls:
     async def _on_commands(self, message: MessageReceived, _: Identity) -> None:
         fields = decode_control(COMMANDS_KIND, message.data)
         commands = [{"command": c, "description": d} for c, d in fields["c"]]
-        self._take(message, COMMANDS_KIND, commands, fields["q"])
+        grant = fields.get("grant")  # None from a bot node older than group grants
+        info = {"commands": commands, "description": fields.get("about", ""),
+                "groups": None if grant is None else grant.to_json()}  # fmt: skip
+        self._take(message, COMMANDS_KIND, info, fields["q"])
         await self._log("bot_commands", {"peer_id": str(message.sender), "commands": commands})
 
     async def _on_results(self, message: MessageReceived, _: Identity) -> None:
@@ -401,10 +407,20 @@ def add_bot_user_routes(app: FastAPI, controls: BotControls, auth: list[Depends]
         peer: Peer, wait: Annotated[float, Query(ge=0.1, le=MAX_WAIT)] = 10
     ) -> dict[str, Any]:
         """Ask the bot for its commands (end to end) and wait for the list."""
-        _, listed = await controls.ask(peer, COMMANDS_ASK_KIND, COMMANDS_KIND, {}, wait)
-        if listed is None:
+        _, info = await controls.ask(peer, COMMANDS_ASK_KIND, COMMANDS_KIND, {}, wait)
+        if info is None:
             raise _timeout(wait)
-        return {"commands": listed}
+        return {"commands": info["commands"]}
+
+    @app.get("/v1/bots/{peer}/info", dependencies=auth)
+    async def info(
+        peer: Peer, wait: Annotated[float, Query(ge=0.1, le=MAX_WAIT)] = 10
+    ) -> dict[str, Any]:
+        """Ask the bot what it is: commands, description, what it asks for in groups."""
+        _, got = await controls.ask(peer, COMMANDS_ASK_KIND, COMMANDS_KIND, {}, wait)
+        if got is None:
+            raise _timeout(wait)
+        return dict(got)
 
     @app.post("/v1/bots/{peer}/inline", dependencies=auth)
     async def inline(peer: Peer, body: InlineAsk) -> dict[str, Any]:

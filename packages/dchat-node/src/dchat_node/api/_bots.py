@@ -6,7 +6,15 @@ node, like any user's. Management (the node's admin token): ``POST /v1/bot``
 token (shown once), ``GET /v1/bot``, ``POST /v1/bot/tokens {scopes}``, ``DELETE
 /v1/bot/tokens/{id}``, ``PUT /v1/bot/commands {commands}``, ``PUT
 /v1/bot/description {description}``, ``PUT /v1/bot/open {open}`` (whether
-strangers' message requests are accepted: :mod:`._bot_open`).
+strangers' message requests are accepted: :mod:`._bot_open`), ``PUT
+/v1/bot/groups {read, post, admin}`` (what the bot asks for in groups, shown
+to users before they add it: ``dchat bot info``).
+
+In groups the bot's node is a member like any (docs/protocol.md section 44):
+``getUpdates`` and the webhook hand it each ``group_message`` another member
+wrote that reached it (every one if its grant reads all, else the commands
+sent to it) with a ``chat`` of ``type`` ``"group"`` and a negative id;
+``sendMessage`` to that id posts to the group if its grant lets it.
 
 The Bot API (docs/protocol.md section 34) follows Telegram's shape:
 ``GET|POST /bot<token>/<method>`` with query, JSON or form parameters, answered
@@ -29,7 +37,7 @@ import json
 import os
 import secrets
 import time
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from urllib.parse import parse_qsl
 
 import trio
@@ -38,14 +46,19 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from dchat_messaging import RequestError
 from dchat_messaging.bots import (
     BotApiError,
     BotBook,
     BotCommand,
+    BotGrant,
     bot_user,
     callback_update,
     chat_number,
     error_answer,
+    group_chat_number,
+    group_message_update,
+    group_sent_message,
     inline_update,
     ok_answer,
     parse_commands,
@@ -106,6 +119,12 @@ class SetDescription(_Strict):
 
 class SetOpen(_Strict):
     open: bool
+
+
+class AskGroups(_Strict):
+    read: Literal["commands", "all"] = "commands"
+    post: bool = True
+    admin: bool = False
 
 
 def _state_error(exc: BotApiError) -> NodeStateError:
@@ -233,6 +252,12 @@ def _add_management(
         await changed(lambda book: book.set_open(body.open))
         return {"open": body.open}
 
+    @app.put("/v1/bot/groups", dependencies=auth)
+    async def ask_groups(body: AskGroups) -> dict[str, Any]:
+        grant = BotGrant.parse(body.read, post=body.post, admin=body.admin)
+        await changed(lambda book: book.set_groups(grant))
+        return {"groups": grant.to_json()}
+
 
 def _secret() -> bytes:
     return secrets.token_bytes(32)
@@ -308,7 +333,7 @@ class BotApi:
         return await run(book, params)
 
     async def _get_me(self, book: BotBook, _: dict[str, object]) -> object:
-        return bot_user(book.identity_id, book.name)
+        return bot_user(book.identity_id, book.name, reads_all=book.groups.read_all)
 
     async def _get_commands(self, book: BotBook, _: dict[str, object]) -> object:
         return [c.__dict__ for c in book.commands]
@@ -353,6 +378,12 @@ class BotApi:
                 for e in events
                 if e["kind"] in _QUERY_UPDATES
             ]
+            me = str(user_role(self._node).user.card.identity_id)
+            page += [  # what other members wrote in our groups (not our own posts)
+                group_message_update(e["cursor"], e["data"])
+                for e in events
+                if e["kind"] == "group_message" and e["data"].get("by") != me
+            ]
             updates += sorted(page, key=lambda update: int(update["update_id"]))
             if len(updates) >= limit:
                 return updates[:limit]
@@ -369,10 +400,37 @@ class BotApi:
                 peer = contact
         return peer
 
+    async def _group(self, chat_id: int | str) -> dict[str, Any] | None:
+        """The listing of the group whose chat id is ``chat_id`` (None: not a group's)."""
+        if not isinstance(chat_id, int) or chat_id >= 0:
+            return None
+        user = user_role(self._node).user
+        for group in await user.run(user.agent.groups.listing):
+            if group_chat_number(str(group["group_id"])) == chat_id:
+                return dict(group)
+        raise BotApiError(400, "Bad Request: chat not found")
+
+    async def _post(self, book: BotBook, group: dict[str, Any], text: str) -> object:
+        user = user_role(self._node).user
+        gid = str(group["group_id"])
+        try:
+            mid = await user.act(user.agent.groups.send_text, gid, text)
+        except RequestError as exc:  # our grant does not let us post, or we left
+            raise BotApiError(403, f"Forbidden: {exc}") from None
+        return group_sent_message(
+            bytes(mid), bot_id=book.identity_id, bot_name=book.name, group_id=gid,
+            title=str(group["title"]), text=text, at=time.time(),
+        )  # fmt: skip
+
     async def _send_message(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_send_message(params)
         markup = parse_reply_markup(params)  # refused before anything is sent
         user = user_role(self._node).user
+        group = await self._group(call.chat_id)
+        if group is not None:  # a group's (negative) chat id: post there, if granted
+            if markup is not None:
+                raise BotApiError(400, "Bad Request: inline keyboards go to private chats only")
+            return await self._post(book, group, call.text)
         peer = await self._contact(call.chat_id)
         if peer is None and await self.door.admit(call.chat_id):  # a stranger, accepted now
             peer = await self._contact(call.chat_id)

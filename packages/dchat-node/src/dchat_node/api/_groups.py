@@ -19,6 +19,13 @@
   (added in as few signed updates as fit, ``adds``).
 * ``DELETE /v1/groups/{group}/members/{member}``: remove a member (a contact
   name or identity id); every remaining member rotates its sender key.
+* ``POST /v1/groups/{group}/bots {bot, read, post, admin}``: add a bot (a
+  contact; admins only) with a grant: ``read`` ``commands`` (only commands to
+  it reach it, pairwise; it holds no sender key) or ``all``, ``post``,
+  ``admin`` (add members, remove members who are not admins). ``PUT
+  /v1/groups/{group}/bots/{bot} {read, post, admin}``: change its grant.
+  Members enforce the grant (docs/protocol.md section 44); ``GET`` of the
+  group shows each bot's grant (``role`` ``bot``, ``bot`` its grant).
 * ``POST /v1/groups/{group}/join``: accept an invitation; ``/leave``: leave.
 * ``PATCH /v1/groups/{group} {title}``: rename.
 * ``POST /v1/groups/{group}/links {uses, expires_in}``: an invite link (who may
@@ -41,13 +48,13 @@ received group messages and updates reach the event stream as
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path as PathParam
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from dchat_messaging.lowlevel import MAX_LINK_TTL, MAX_MEMBERS
+from dchat_messaging.lowlevel import MAX_LINK_TTL, MAX_MEMBERS, BotGrant
 
 from ._roles import user_role
 
@@ -95,6 +102,19 @@ class InviteManyBody(_Strict):
         min_length=1, max_length=MAX_MEMBERS - 1
     )
     admin: bool = False
+
+
+class GrantBody(_Strict):
+    read: Literal["commands", "all"] = "commands"
+    post: bool = True
+    admin: bool = False
+
+    def grant(self) -> BotGrant:
+        return BotGrant.parse(self.read, post=self.post, admin=self.admin)
+
+
+class BotBody(GrantBody):
+    bot: str = Field(min_length=1, max_length=128)
 
 
 class LinkBody(_Strict):
@@ -164,6 +184,18 @@ def add_group_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         u = user()
         act = u.agent.groups.invite_many
         return {"invited": await u.act(act, group, body.contacts, admin=body.admin)}
+
+    @app.post("/v1/groups/{group}/bots", dependencies=auth, status_code=202)
+    async def add_bot(group: Group, body: BotBody) -> dict[str, Any]:
+        u = user()
+        added = await u.act(u.agent.groups.bots.add, group, body.bot, body.grant())
+        return {"bot": added, "grant": body.grant().to_json()}
+
+    @app.put("/v1/groups/{group}/bots/{bot}", dependencies=auth)
+    async def grant_bot(group: Group, bot: Member, body: GrantBody) -> dict[str, Any]:
+        u = user()
+        version = await u.act(u.agent.groups.bots.set_grant, group, bot, body.grant())
+        return {"grant": body.grant().to_json(), "version": version}
 
     @app.delete("/v1/groups/{group}/members/{member}", dependencies=auth)
     async def remove(group: Group, member: Member) -> dict[str, Any]:

@@ -150,6 +150,27 @@ def _guard(service: RelayService) -> Iterator[Metric]:
         )
 
 
+def _cover(status: dict[str, Any]) -> Iterator[Metric]:
+    """Cover traffic (all zero while it is off): what went out, what came back."""
+    for kind, doc in (
+        ("loops_sent", "Cover loop messages sent (to the node's own cover tag)."),
+        ("drops_sent", "Cover drop messages sent (to a throwaway mailbox)."),
+        ("loops_returned", "Cover loops that came back."),
+        ("loops_missing", "Cover loops not back within a minute (a relay dropping mail?)."),
+        ("replaced", "Cover drop slots taken by real envelopes."),
+        ("skipped", "Cover slots skipped to keep within the budget."),
+        ("failed", "Cover deposits a relay refused or could not take."),
+    ):
+        yield _counter(f"dchat_cover_{kind}_total", doc, status[kind])
+    yield _gauge(
+        "dchat_cover_budget_bytes", "Cover budget, bytes per second (0: off).", status["budget"]
+    )
+    rtt = status["loop_rtt_ms"]
+    yield _gauge(
+        "dchat_cover_loop_rtt_seconds", "Mean round trip of cover loops.", (rtt or 0) / 1000
+    )
+
+
 class NodeMetrics(Collector):
     """Reads a node's figures at scrape time (a prometheus-client custom collector)."""
 
@@ -295,6 +316,7 @@ class NodeMetrics(Collector):
         )
         yield from self._outbox(agent.outbox.latency, user.now())
         yield from self._mailbox_links(role)
+        yield from _cover(agent.cover.status())
 
     def _outbox(self, latency: Histogram, now: float) -> Iterator[Metric]:
         stored = self._stored
@@ -384,7 +406,7 @@ class NodeMetrics(Collector):
         yield _by(
             CounterMetricFamily,
             "dchat_relay_put_authorizations_total",
-            "Deposits by authorization: token, work, free (quiet), refused (work asked).",
+            "Deposits by authorization: token, proof, work, free (quiet), refused (work asked).",
             "kind",
             dict(server.authorizer.counts),
         )
@@ -392,6 +414,11 @@ class NodeMetrics(Collector):
             "dchat_relay_put_tokens",
             "Put-token hashes registered by all mailboxes.",
             server.authorizer.tokens_held,
+        )
+        yield _gauge(
+            "dchat_relay_contact_ring_keys",
+            "Contact-ring keys (section 41) registered by all mailboxes.",
+            server.authorizer.rings.keys_held,
         )
         yield _gauge(
             "dchat_relay_mailbox_envelopes",

@@ -14,9 +14,11 @@
   id and link address, its load (links open, held pulls, envelopes stored and
   delivered since start, refusals by code) and its quota use (mailboxes
   holding mail, their entries and bytes against the disk budget, the
-  per-mailbox quota) and its receipts (taken since start, pending, sealed
-  batches held and unclaimed, the last claim's time, automatic claims made
-  and failed since start, or null without them). Chain-side figures (listing,
+  per-mailbox quota), its put authorization (token hashes, contact rings and
+  their keys held, deposits by how they were authorized) and its receipts
+  (taken since start, pending, sealed batches held and unclaimed, the last
+  claim's time, automatic claims made and failed since start, or null
+  without them). Chain-side figures (listing,
   bond, score, earnings by uptime and by delivery) are not the relay's to
   vouch for: ``dchat-node relay status`` reads them through light clients and
   shows them beside this document.
@@ -116,6 +118,12 @@ async def relay_status(node: Node) -> dict[str, Any]:
             "stored_bytes": server.stored_bytes,
             "delivered": server.delivered,
             "refusals": dict(server.refusals),
+        },
+        "put_auth": {  # per-contact pseudonyms (token hashes) and contact rings (section 41)
+            "token_hashes": server.authorizer.tokens_held,
+            "rings": server.authorizer.rings.rings,
+            "ring_keys": server.authorizer.rings.keys_held,
+            "authorized": dict(server.authorizer.counts),
         },
         "quota": {
             "mailboxes": mailboxes,

@@ -4,6 +4,8 @@ Routes (bearer token like the rest of the API; binary values are hex):
 
 * ``GET  /v1/chain/status``: height, last block hash, app hash, round, validator set, peers
 * ``GET  /v1/chain/blocks/{height}``: header, transaction hashes, commit certificate
+* ``GET  /v1/chain/blocks/{height}/txs``: the block's raw transactions (hex), which a
+  wallet scanning for stealth payments checks against the certified header (§43)
 * ``GET  /v1/chain/headers?from=H&limit=N``: up to N (at most 64) canonical headers
   from H with their commit certificates and, where a header changes the
   validator set, the new set (what a light client needs; docs/protocol.md §15)
@@ -46,6 +48,7 @@ from dchat_chain.lowlevel import (
     NotCertifiedError,
     account_key,
     answer_fields,
+    block_txs_answer,
     certified_query,
     handle_key,
     headers_page,
@@ -158,6 +161,13 @@ def add_chain_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
             raise NodeStateError("not_found", f"no block at height {height}")
         blk, cert = loaded[0]
         return block_json(blk, cert, [tx_hash(t) for t in blk.txs])
+
+    @app.get("/v1/chain/blocks/{height}/txs", dependencies=auth)
+    async def block_txs(height: Annotated[int, PathParam(ge=1, le=1 << 53)]) -> dict[str, Any]:
+        answer = await _read_store(node, block_txs_answer, _service(node).blocks, height)
+        if answer is None:
+            raise NodeStateError("not_found", f"no block at height {height}")
+        return answer
 
     @app.get("/v1/chain/headers", dependencies=auth)
     async def headers(

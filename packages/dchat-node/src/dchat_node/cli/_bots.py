@@ -3,7 +3,9 @@
 And the user's side of other people's bots (end to end, to the bot's node):
 ``dchat bot press PEER MESSAGE_ID BUTTON`` presses a button of a bot's
 message (``dchat show PEER`` lists the buttons under it), ``dchat bot
-commands PEER`` lists a bot's commands, ``dchat bot inline PEER QUERY [--in
+commands PEER`` lists a bot's commands, ``dchat bot info PEER`` also its
+description and what it asks for in groups (``dchat bot set-groups`` on the
+bot's node says that; ``dchat group add-bot`` grants it), ``dchat bot inline PEER QUERY [--in
 CONVERSATION --pick N]`` runs an inline query and sends the chosen result as
 a normal message (or later: ``dchat bot pick PEER QUERY_ID RESULT_ID --in
 CONVERSATION``).
@@ -21,6 +23,7 @@ from dchat_sdk import RemoteClient
 
 from ._bot_webhook import webhook_app
 from ._common import fail, guard
+from ._group_bots import describe_grant
 from ._guardians import api_call
 
 if TYPE_CHECKING:
@@ -135,6 +138,33 @@ def commands(ctx: typer.Context, peer: str, wait: Wait = 10) -> None:
         _out.print(f"/{command['command']}  {command['description']}", highlight=False)
     if not listed:
         _out.print("the bot lists no commands", highlight=False)
+
+
+@bot_app.command("info")
+def info(ctx: typer.Context, peer: str, wait: Wait = 10) -> None:
+    """What the bot PEER is: description, commands, what it asks for in groups."""
+    with _remote(ctx) as client:
+        got = guard(lambda: client.bot_info(peer, wait=wait))
+    _out.print(got["description"] or "(no description)", highlight=False)
+    asked = got["groups"]
+    shown = "nothing said (an older bot node)" if asked is None else describe_grant(asked)
+    _out.print(f"in groups it asks for: {shown}", highlight=False)
+    for command in got["commands"]:
+        _out.print(f"/{command['command']}  {command['description']}", highlight=False)
+
+
+@bot_app.command("set-groups")
+def set_groups(
+    ctx: typer.Context,
+    read: Annotated[str, typer.Option(help="commands (only commands to it) or all")] = "commands",
+    post: Annotated[bool, typer.Option("--post/--no-post", help="to post")] = True,
+    admin: Annotated[bool, typer.Option("--admin/--no-admin", help="to add, remove")] = False,
+) -> None:
+    """What this bot asks for in groups (users see it before they add it: `dchat bot info`)."""
+    if read not in ("commands", "all"):
+        raise fail(f"--read is commands or all, not {read!r}")
+    body = {"read": read, "post": post, "admin": admin}
+    _show(api_call(ctx, "PUT", "/v1/bot/groups", body))
 
 
 @bot_app.command("inline")

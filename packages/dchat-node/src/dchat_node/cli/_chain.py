@@ -27,6 +27,7 @@ from rich.console import Console
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
     NetPlan,
+    StealthScanFile,
     WalletLightReader,
     account_key,
     genesis_anchor,
@@ -221,6 +222,11 @@ def _guarded(action: Callable[[], T]) -> T:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
 
 
+def stealth_file(wallet: Path, key: SigningKey) -> StealthScanFile:
+    """The wallet's stealth scan, ``WALLET.stealth`` (sealed under a key from the wallet key)."""
+    return StealthScanFile(wallet.with_name(wallet.name + ".stealth"), key.to_bytes())
+
+
 def _account(api: _Api, owner: bytes) -> dict[str, Any]:
     """The account's answer, with balance and nonce taken from the verified value."""
     doc, value = api.proven(f"/v1/chain/accounts/{owner.hex()}", account_key(owner))
@@ -315,11 +321,15 @@ def balance(
     """Show an account's balance and nonce, verified by light client and Merkle proof.
 
     ``next_nonce`` and ``validator`` are the node's word (not covered by the proof).
+    With --wallet, ``stealth_balance`` sums the one-time accounts the last
+    ``dchat wallet scan`` found (each balance proven too).
     """
+    key = None
     if account is None:
         if wallet is None:
             raise _fail("give an ACCOUNT or --wallet")
-        owner = load_wallet(wallet, _passphrase(passphrase_file)).public_key.to_bytes()
+        key = load_wallet(wallet, _passphrase(passphrase_file))
+        owner = key.public_key.to_bytes()
     else:
         try:
             owner = bytes.fromhex(account)
@@ -327,9 +337,16 @@ def balance(
             raise _fail("ACCOUNT must be 64 hex digits") from None
         if len(owner) != 32:
             raise _fail("ACCOUNT must be 64 hex digits")
-    answer = _account(_Api(node, genesis, light_dir, wallet), owner)
+    api = _Api(node, genesis, light_dir, wallet)
+    answer = _account(api, owner)
     shown = ("account", "balance", "nonce", "next_nonce", "height", "validator")
-    _out.print_json(json.dumps({k: answer[k] for k in shown}))
+    doc = {k: answer[k] for k in shown}
+    if key is not None and wallet is not None:
+        scan = stealth_file(wallet, key)
+        if scan.path.exists():  # the one-time accounts `dchat wallet scan` found
+            finds = _guarded(lambda: scan.load(None).finds)
+            doc["stealth_balance"] = sum(int(_account(api, f.account)["balance"]) for f in finds)
+    _out.print_json(json.dumps(doc))
 
 
 @wallet_app.command("transfer")

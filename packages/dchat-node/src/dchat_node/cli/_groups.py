@@ -1,4 +1,5 @@
-"""``dchat group create|invite|join|leave|remove|members|send|show|list|rename|anchor|link``.
+"""``dchat group create|invite|join|leave|remove|members|send|show|list|rename|anchor|link``
+and ``add-bot|grant-bot`` (bots with what each may read, post, administer: :mod:`._group_bots`).
 
 A group is named by its id, a unique prefix of 8+ hex digits, or its exact
 title. ``create --anchored`` (or ``anchor`` later, admins) commits the group's
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from ._group_bots import describe_grant, register_group_bot_commands
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,6 +61,8 @@ def register_group_commands(with_client: WithClient) -> None:
             _out.print_json(json.dumps(reply))
         else:
             _out.print(text, highlight=False)
+
+    register_group_bot_commands(group_app, with_client)
 
     @group_app.command("create")
     def create(
@@ -191,7 +196,8 @@ def register_group_commands(with_client: WithClient) -> None:
         reply = with_client(ctx, lambda c: c.group(group))
         table = Table("name", "contact", "role", "identity")
         for m in reply["members"]:
-            table.add_row(m["name"], m["contact"] or "", m["role"], m["identity_id"])
+            role = f"bot: {describe_grant(m['bot'])}" if m.get("bot") else m["role"]
+            table.add_row(m["name"], m["contact"] or "", role, m["identity_id"])
         if as_json:
             _out.print_json(json.dumps(reply["members"]))
         else:

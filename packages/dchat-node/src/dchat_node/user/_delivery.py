@@ -280,7 +280,7 @@ class MailDelivery:
         concurrent counts would both ask for a top-up.
         """
         mailbox, now = bytes(engine.keys.mailbox), self._clock.now()
-        await relay.sync_tokens(mailbox, self.agent.token_registration(mailbox))  # put tokens
+        await self.agent.register_put_auth(relay, mailbox)  # put tokens, contact ring (§41)
         if every and now - self._prekeys_checked.get(mailbox, 0.0) < PREKEY_CHECK:
             return
         async with self._publishing:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dchat_network.lowlevel import TopicSync
+from dchat_network.lowlevel import CoverSender, TopicSync
 
 from ._attachments import AttachmentService
 from ._burners import BurnerService
@@ -77,6 +77,7 @@ class UserRole:
             receive=lambda *read: u.logged(book.receive, *read, now=u.now()),
         )
         self.features.sync.on_channels = self.channels.wake
+        self.cover = CoverSender(u.agent.cover, u.pool.put_many, u.now, config.home_relays)
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Load the stored state, then run the outbox, session and mailbox tasks."""
@@ -92,6 +93,7 @@ class UserRole:
         nursery.start_soon(self.user.run_status_events)
         nursery.start_soon(self.attachments.run_expiry)
         nursery.start_soon(self.channels.run)
+        nursery.start_soon(self.cover.run)
 
     async def status(self) -> dict[str, Any]:
         """The user part of ``/status``."""

@@ -90,11 +90,12 @@ class UserService(MailDelivery):
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
-        self.pool = RelayPool(unlinkable=config.unlinkable_sends, tokens=agent.token_for)
+        self.pool = RelayPool(unlinkable=config.unlinkable_sends, **agent.auth_for(config))
         agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
         agent.use_tags(self._accept, store.run, epoch=config.tag_epoch)  # rotating mailbox tags
+        agent.cover.configure(config.cover_traffic, clock.now)  # off at 0 bytes/s
         self.outbox, self.directory = self.agent.outbox, self.agent.directory
         self.senders, self.engines = self.agent.requests, self.agent.engines
         # Declared in MailDelivery, which consumes them:

@@ -1,0 +1,201 @@
+"""Stealth payments on a user node: publish a meta-address, pay one, scan, sweep.
+
+Routes (user role, bearer token like the rest of the API; docs/protocol.md §43):
+
+* ``GET  /v1/stealth/address``: ``{"meta_address": "dchat-stealth:..."}``, the
+  identity's meta-address (its stealth keys derive from the identity key).
+* ``POST /v1/stealth/pay {to, amount, fee?}``: pay ``amount`` from the identity's
+  account to a fresh one-time account of the meta-address ``to``; answers once
+  committed and certified: ``{"account", "tx", "height", "amount"}``. 409
+  ``payment_failed`` if the chain refuses it.
+* ``POST /v1/stealth/scan``: scan the committed blocks not scanned yet (each
+  block's transactions checked against its certified header) and answer
+  ``{"scanned_to", "accounts": [{"account", "height", "balance"}],
+  "stealth_balance"}``, balances proven by the light client.
+* ``POST /v1/stealth/sweep {to, fee?}``: move every found balance (less the
+  fee) to the account ``to`` (hex), each transfer signed by its one-time key:
+  ``{"swept", "to", "txs"}``. Sweeping several to one account links them.
+
+The scan and the reads are dchat_chain's (``StealthScan``, ``StealthScanFile``,
+the light reader); this module is their I/O through :class:`~._chain_link.ChainLink`.
+The scan is kept in ``DATA_DIR/stealth.scan``, sealed under a key derived from
+the identity key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+from pydantic import BaseModel, ConfigDict, Field
+
+from dchat_chain import Transaction
+from dchat_chain.lowlevel import (
+    StealthMetaAddress,
+    StealthScanFile,
+    account_key,
+    stealth_payment,
+)
+from dchat_core import DchatError
+
+from .._errors import NodeStateError
+from ._chain_link import ChainLink
+from ._roles import user_role
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.params import Depends
+
+    from dchat_chain.lowlevel import StealthScan
+
+    from .._runtime import Node
+
+__all__ = ("add_stealth_routes",)
+
+_MAX = 2**63 - 1
+
+
+class StealthPayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(min_length=1, max_length=200)
+    amount: int = Field(ge=1, le=_MAX)
+    fee: int = Field(default=1, ge=0, le=_MAX)
+
+
+class SweepBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(pattern="^[0-9a-f]{64}$")
+    fee: int = Field(default=1, ge=0, le=_MAX)
+
+
+class StealthDesk:
+    """The user node's stealth payments (see the module docstring)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        config = node.config
+        self._chain = ChainLink(
+            node,
+            "currency",
+            lambda: (config.currency_node, config.currency_genesis),
+            "payment_failed",
+        )
+        self._lock = trio.Lock()  # one scan and one account's nonces at a time
+
+    def _file(self) -> StealthScanFile:
+        key = user_role(self._node).user.identity.signing_key
+        return StealthScanFile(self._node.config.data_dir / "stealth.scan", key.to_bytes())
+
+    def address(self) -> dict[str, Any]:
+        """``GET /v1/stealth/address``."""
+        return {"meta_address": self._file().keys.meta_address.to_text()}
+
+    async def _next_nonce(self, account: bytes) -> int:
+        doc = await self._chain.call("GET", f"/v1/chain/accounts/{account.hex()}")
+        return int(doc.get("next_nonce", 0))  # a lie only gets the transfer refused
+
+    async def pay(self, body: StealthPayBody) -> dict[str, Any]:
+        """``POST /v1/stealth/pay``."""
+        try:
+            meta = StealthMetaAddress.from_text(body.to)
+        except DchatError as exc:
+            raise NodeStateError("bad_key", f"to: {exc}") from None
+        key = user_role(self._node).user.identity.signing_key
+        account, memo = stealth_payment(meta)
+        transfer = {"to": account, "amount": body.amount, "stealth": memo.to_bytes()}
+        async with self._lock:
+            tx = Transaction.create(
+                key, chain_id=self._chain.chain_id(), fee=body.fee, kind="transfer",
+                nonce=await self._next_nonce(key.public_key.to_bytes()), body=transfer,
+            )  # fmt: skip
+            height = await self._chain.submit(tx)
+        return {
+            "account": account.hex(),
+            "tx": tx.hash.hex(),
+            "height": height,
+            "amount": body.amount,
+        }
+
+    async def _scan(self) -> tuple[StealthScanFile, StealthScan]:
+        file = self._file()
+        exists = await trio.Path(file.path).exists()
+        genesis = None if exists else self._chain.genesis()
+        state = await trio.to_thread.run_sync(file.load, genesis)
+        state.scan_to(int((await self._chain.call("GET", "/v1/chain/status"))["height"]))
+        try:
+            while (request := state.next_request()) is not None:
+                answer = await self._chain.call("GET", request)
+                # Certificates and matches are CPU work: off the event loop (under the lock).
+                await trio.to_thread.run_sync(state.receive, answer)
+        except DchatError as exc:
+            if isinstance(exc, NodeStateError):
+                raise
+            raise NodeStateError(
+                "chain_unreachable", f"answer refused: {type(exc).__name__}: {exc}"
+            ) from None
+        finally:
+            await trio.to_thread.run_sync(file.save, state)
+        return file, state
+
+    async def _balance(self, account: bytes) -> int:
+        key = account_key(account)
+        read = await self._chain.verified(
+            lambda r: r.read(f"/v1/chain/accounts/{account.hex()}", key)
+        )
+        value = read.result()[1]
+        return 0 if value is None else int.from_bytes(value[:8])
+
+    async def scan(self) -> dict[str, Any]:
+        """``POST /v1/stealth/scan``."""
+        async with self._lock:
+            _, state = await self._scan()
+            rows: list[dict[str, Any]] = []
+            total = 0
+            for find in state.finds:
+                balance = await self._balance(find.account)
+                rows.append({"account": find.account.hex(), "height": find.height})
+                rows[-1]["balance"] = balance
+                total += balance
+        return {"scanned_to": state.height, "accounts": rows, "stealth_balance": total}
+
+    async def sweep(self, body: SweepBody) -> dict[str, Any]:
+        """``POST /v1/stealth/sweep``."""
+        target = bytes.fromhex(body.to)
+        swept, txs = 0, []
+        async with self._lock:
+            file, state = await self._scan()
+            for find in state.finds:
+                balance = await self._balance(find.account)
+                if balance <= body.fee:
+                    continue
+                one_time = file.keys.spending_key(find.account, find.memo)
+                tx = Transaction.create(
+                    one_time, chain_id=self._chain.chain_id(), fee=body.fee, kind="transfer",
+                    nonce=await self._next_nonce(find.account),
+                    body={"to": target, "amount": balance - body.fee},
+                )  # fmt: skip
+                await self._chain.submit(tx)
+                swept += balance - body.fee
+                txs.append(tx.hash.hex())
+        return {"swept": swept, "to": target.hex(), "txs": txs}
+
+
+def add_stealth_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
+    """Install the ``/v1/stealth`` routes on ``app``."""
+    desk = StealthDesk(node)
+
+    @app.get("/v1/stealth/address", dependencies=auth)
+    async def address() -> dict[str, Any]:
+        return desk.address()
+
+    @app.post("/v1/stealth/pay", dependencies=auth)
+    async def pay(body: StealthPayBody) -> dict[str, Any]:
+        return await desk.pay(body)
+
+    @app.post("/v1/stealth/scan", dependencies=auth)
+    async def scan() -> dict[str, Any]:
+        return await desk.scan()
+
+    @app.post("/v1/stealth/sweep", dependencies=auth)
+    async def sweep(body: SweepBody) -> dict[str, Any]:
+        return await desk.sweep(body)

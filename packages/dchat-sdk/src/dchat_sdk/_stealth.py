@@ -1,0 +1,55 @@
+"""Stealth-payment calls of the node API, mixed into :class:`~dchat_sdk.RemoteClient`.
+
+Each maps one route of ``/v1/stealth`` (the node's ``api/_stealth.py``,
+docs/protocol.md §43) and returns its JSON object. A meta-address is the
+``dchat-stealth:...`` text a recipient publishes; payments to it go to fresh
+one-time accounts that nobody else can link to it or to each other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._conversations import PAY_TIMEOUT
+from ._replies import obj
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ("StealthCalls",)
+
+
+class StealthCalls:
+    """Publish a meta-address, pay one, scan for payments, sweep them."""
+
+    # One API round trip (method, path, JSON body, query parameters): RemoteClient's.
+    _call: Callable[..., Any]
+
+    def stealth_address(self) -> str:
+        """This identity's stealth meta-address (``dchat-stealth:...``), to publish."""
+        return str(obj(self._call("GET", "/v1/stealth/address"))["meta_address"])
+
+    def stealth_pay(self, to: str, amount: int, *, fee: int = 1) -> dict[str, Any]:
+        """Pay ``amount`` to a fresh one-time account of the meta-address ``to``.
+
+        Returns once committed and certified: ``{"account", "tx", "height", "amount"}``.
+        """
+        body = {"to": to, "amount": amount, "fee": fee}
+        return obj(self._call("POST", "/v1/stealth/pay", body, timeout=PAY_TIMEOUT))
+
+    def stealth_scan(self) -> dict[str, Any]:
+        """Scan new blocks for payments to this identity's meta-address.
+
+        Returns ``{"scanned_to", "accounts": [{"account", "height", "balance"}],
+        "stealth_balance"}`` (balances proven by the node's light client).
+        """
+        return obj(self._call("POST", "/v1/stealth/scan", None, timeout=PAY_TIMEOUT))
+
+    def stealth_sweep(self, to: str, *, fee: int = 1) -> dict[str, Any]:
+        """Move every stealth balance found (less ``fee`` each) to the account ``to`` (hex).
+
+        Sweeping several one-time accounts to one account links them on chain.
+        Returns ``{"swept", "to", "txs"}``.
+        """
+        body = {"to": to, "fee": fee}
+        return obj(self._call("POST", "/v1/stealth/sweep", body, timeout=2 * PAY_TIMEOUT))
