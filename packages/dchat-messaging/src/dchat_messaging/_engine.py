@@ -214,6 +214,8 @@ class MessagingEngine:
         self.tags: Container[bytes] = frozenset()
         """Rotating tags of our mailbox whose mail this engine opens (besides our mailbox)."""
         self._onion: bool | None = None  # read from the store on first use
+        self.untagged: Callable[[Sequence[bytes]], None] | None = None
+        """Told the outbox keys of every envelope queued (a burner's: never routed to a tag)."""
         self.seen = SeenEnvelopes(store, self._key("seen"))
         """Digests of the envelopes received lately (a copy via another relay is a duplicate)."""
 
@@ -391,6 +393,9 @@ class MessagingEngine:
         )
         raw, mailbox = envelope.to_bytes(), bytes(device.mailbox)
         onion = self.onion
+        if self.untagged is not None:
+            rest = device.paths(self.paths)[1:]
+            self.untagged([oid, *(path_outbox_id(oid, relay) for relay in rest)])
         for index, relay in enumerate(device.paths(self.paths)):
             # One outbox item per relay: each relay's queue keeps its own order and
             # retries, so a dead relay holds back only its own copies.
