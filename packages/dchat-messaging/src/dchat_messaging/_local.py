@@ -145,6 +145,24 @@ class LocalEngines:
             return self._engines[self.linked.identity]
         return None if self._main is None else self.for_identity(self._main[0])
 
+    def onion_mode(self, identity: IdentityId) -> bool:
+        """Whether ``identity`` (ours, a device's or a burner's) sends through onions.
+
+        Reads the store (in its worker) if the identity has no engine yet.
+        """
+        engine = self._engines.get(identity)
+        if engine is not None:
+            return engine.onion
+        return self._store.get_state(f"msg.{identity}.onion") == b"\x01"
+
+    def set_onion_mode(self, identity: IdentityId, on: bool) -> None:
+        """Turn ``identity``'s onion mode on or off (kept in the store, per identity)."""
+        engine = self._engines.get(identity)
+        if engine is not None:
+            engine.set_onion(on)
+        else:  # the key its engine reads (``msg.<identity>`` namespace, ``onion``)
+            self._store.put_state(f"msg.{identity}.onion", b"\x01" if on else b"\x00")
+
     def all(self) -> list[MessagingEngine]:
         """Every engine created so far."""
         return list(self._engines.values())
