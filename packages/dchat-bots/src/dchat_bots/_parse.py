@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, Self
 from ._errors import MalformedReplyError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
 __all__ = (
     "BOOL",
@@ -33,7 +33,6 @@ __all__ = (
     "ArrayOf",
     "Field",
     "Parsed",
-    "json_object",
     "opt",
     "req",
 )
@@ -69,13 +68,6 @@ class Field(NamedTuple):
     required: bool
     default: object  # an optional field's value when missing or null
     missing: object  # what a required field reads when its key is absent (None: an error)
-
-
-def json_object(value: object, where: str) -> Mapping[str, Any]:
-    """``value`` as a JSON object, or the typed error naming ``where``."""
-    if not isinstance(value, dict):
-        raise MalformedReplyError(f"{where} must be an object")
-    return value
 
 
 def _int(value: object, where: str, key: str) -> int:
