@@ -10,13 +10,9 @@ objects (photos, keyboards, ...) still parses. Integers are never booleans.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import MalformedReplyError
 from ._markup import InlineKeyboardMarkup
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+from ._parse import BOOL, FLOAT, INT, STR, ArrayOf, Parsed, opt, req
 
 __all__ = (
     "Audio",
@@ -36,53 +32,9 @@ __all__ = (
     "Voice",
 )
 
-T = TypeVar("T")
-
-
-def _object(value: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise MalformedReplyError(f"{where} must be an object")
-    return value
-
-
-def _int(raw: Mapping[str, Any], name: str, where: str) -> int:
-    value = raw.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise MalformedReplyError(f"{where}.{name} must be an integer")
-    return value
-
-
-def _str(raw: Mapping[str, Any], name: str, where: str) -> str:
-    value = raw.get(name)
-    if not isinstance(value, str):
-        raise MalformedReplyError(f"{where}.{name} must be a string")
-    return value
-
-
-def _opt_str(raw: Mapping[str, Any], name: str, where: str) -> str | None:
-    return None if raw.get(name) is None else _str(raw, name, where)
-
-
-def _opt_int(raw: Mapping[str, Any], name: str, where: str) -> int | None:
-    return None if raw.get(name) is None else _int(raw, name, where)
-
-
-def _opt(
-    raw: Mapping[str, Any], name: str, where: str, parse: Callable[[object, str], T]
-) -> T | None:
-    value = raw.get(name)
-    return None if value is None else parse(value, f"{where}.{name}")
-
-
-def _float(raw: Mapping[str, Any], name: str, where: str) -> float:
-    value = raw.get(name)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise MalformedReplyError(f"{where}.{name} must be a number")
-    return float(value)
-
 
 @dataclass(frozen=True, slots=True)
-class User:
+class User(Parsed):
     """A person or a bot (``from`` of a message, ``getMe``)."""
 
     id: int
@@ -91,23 +43,18 @@ class User:
     last_name: str | None = None
     username: str | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "user") -> User:
-        raw = _object(value, where)
-        is_bot = raw.get("is_bot", False)
-        if not isinstance(is_bot, bool):
-            raise MalformedReplyError(f"{where}.is_bot must be a boolean")
-        return cls(
-            _int(raw, "id", where),
-            is_bot,
-            _str(raw, "first_name", where),
-            _opt_str(raw, "last_name", where),
-            _opt_str(raw, "username", where),
-        )
+    _WHERE = "user"
+    _FIELDS = (
+        req("id", INT),
+        req("is_bot", BOOL, missing=False),
+        req("first_name", STR),
+        opt("last_name", STR),
+        opt("username", STR),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class Chat:
+class Chat(Parsed):
     """A conversation: ``type`` is ``private`` for a contact, ``group`` for a private group
     (a negative ``id``, its ``title``)."""
 
@@ -117,197 +64,129 @@ class Chat:
     username: str | None = None
     first_name: str | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "chat") -> Chat:
-        raw = _object(value, where)
-        return cls(
-            _int(raw, "id", where),
-            _str(raw, "type", where),
-            _opt_str(raw, "title", where),
-            _opt_str(raw, "username", where),
-            _opt_str(raw, "first_name", where),
-        )
+    _WHERE = "chat"
+    _FIELDS = (
+        req("id", INT),
+        req("type", STR),
+        opt("title", STR),
+        opt("username", STR),
+        opt("first_name", STR),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class MessageEntity:
+class MessageEntity(Parsed):
     """A marked span of a text: ``bot_command``, ``url``, ... (offsets in UTF-16 units)."""
 
     type: str
     offset: int
     length: int
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "entity") -> MessageEntity:
-        raw = _object(value, where)
-        return cls(_str(raw, "type", where), _int(raw, "offset", where), _int(raw, "length", where))
-
-
-def _entities(value: object, where: str) -> tuple[MessageEntity, ...]:
-    if not isinstance(value, list):
-        raise MalformedReplyError(f"{where} must be an array")
-    return tuple(MessageEntity.from_json(item, f"{where}[{i}]") for i, item in enumerate(value))
+    _WHERE = "entity"
+    _FIELDS = (req("type", STR), req("offset", INT), req("length", INT))
 
 
 @dataclass(frozen=True, slots=True)
-class PhotoSize:
+class _ReceivedFile(Parsed):
+    """The fields every file object starts with (a photo, a document, ``getFile``'s answer)."""
+
+    file_id: str
+    file_unique_id: str | None = None
+    file_size: int | None = None
+
+
+_FILE_FIELDS = (req("file_id", STR), opt("file_unique_id", STR), opt("file_size", INT))
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoSize(_ReceivedFile):
     """One size of a received photo (the node sends one: the photo as it came)."""
 
-    file_id: str
-    file_unique_id: str | None = None
-    file_size: int | None = None
     width: int | None = None
     height: int | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "photo") -> PhotoSize:
-        raw = _object(value, where)
-        return cls(
-            _str(raw, "file_id", where),
-            _opt_str(raw, "file_unique_id", where),
-            _opt_int(raw, "file_size", where),
-            _opt_int(raw, "width", where),
-            _opt_int(raw, "height", where),
-        )
-
-
-def _photo(value: object, where: str) -> tuple[PhotoSize, ...]:
-    if not isinstance(value, list):
-        raise MalformedReplyError(f"{where} must be an array")
-    return tuple(PhotoSize.from_json(item, f"{where}[{i}]") for i, item in enumerate(value))
+    _WHERE = "photo"
+    _FIELDS = (*_FILE_FIELDS, opt("width", INT), opt("height", INT))
 
 
 @dataclass(frozen=True, slots=True)
-class Document:
+class Document(_ReceivedFile):
     """A received file of any kind; fetch it with ``bot.get_file(file_id)``."""
 
-    file_id: str
-    file_unique_id: str | None = None
-    file_size: int | None = None
     mime_type: str | None = None
     file_name: str | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "document") -> Document:
-        raw = _object(value, where)
-        return cls(
-            _str(raw, "file_id", where),
-            _opt_str(raw, "file_unique_id", where),
-            _opt_int(raw, "file_size", where),
-            _opt_str(raw, "mime_type", where),
-            _opt_str(raw, "file_name", where),
-        )
+    _WHERE = "document"
+    _FIELDS = (*_FILE_FIELDS, opt("mime_type", STR), opt("file_name", STR))
 
 
 @dataclass(frozen=True, slots=True)
-class Audio:
+class Audio(_ReceivedFile):
     """A received music file (``duration`` in seconds)."""
 
-    file_id: str
-    file_unique_id: str | None = None
-    file_size: int | None = None
     mime_type: str | None = None
     file_name: str | None = None
     duration: int | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "audio") -> Audio:
-        raw = _object(value, where)
-        return cls(
-            _str(raw, "file_id", where),
-            _opt_str(raw, "file_unique_id", where),
-            _opt_int(raw, "file_size", where),
-            _opt_str(raw, "mime_type", where),
-            _opt_str(raw, "file_name", where),
-            _opt_int(raw, "duration", where),
-        )
+    _WHERE = "audio"
+    _FIELDS = (*_FILE_FIELDS, opt("mime_type", STR), opt("file_name", STR), opt("duration", INT))
 
 
 @dataclass(frozen=True, slots=True)
-class Voice:
+class Voice(_ReceivedFile):
     """A received voice note (``duration`` in seconds)."""
 
-    file_id: str
-    file_unique_id: str | None = None
-    file_size: int | None = None
     mime_type: str | None = None
     duration: int | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "voice") -> Voice:
-        raw = _object(value, where)
-        return cls(
-            _str(raw, "file_id", where),
-            _opt_str(raw, "file_unique_id", where),
-            _opt_int(raw, "file_size", where),
-            _opt_str(raw, "mime_type", where),
-            _opt_int(raw, "duration", where),
-        )
+    _WHERE = "voice"
+    _FIELDS = (*_FILE_FIELDS, opt("mime_type", STR), opt("duration", INT))
 
 
 @dataclass(frozen=True, slots=True)
-class Video:
+class Video(_ReceivedFile):
     """A received video."""
 
-    file_id: str
-    file_unique_id: str | None = None
-    file_size: int | None = None
     mime_type: str | None = None
     file_name: str | None = None
     width: int | None = None
     height: int | None = None
     duration: int | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "video") -> Video:
-        raw = _object(value, where)
-        return cls(
-            _str(raw, "file_id", where),
-            _opt_str(raw, "file_unique_id", where),
-            _opt_int(raw, "file_size", where),
-            _opt_str(raw, "mime_type", where),
-            _opt_str(raw, "file_name", where),
-            _opt_int(raw, "width", where),
-            _opt_int(raw, "height", where),
-            _opt_int(raw, "duration", where),
-        )
+    _WHERE = "video"
+    _FIELDS = (
+        *_FILE_FIELDS,
+        opt("mime_type", STR),
+        opt("file_name", STR),
+        opt("width", INT),
+        opt("height", INT),
+        opt("duration", INT),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class Location:
+class Location(Parsed):
     """A point on the map, in degrees."""
 
     latitude: float
     longitude: float
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "location") -> Location:
-        raw = _object(value, where)
-        return cls(_float(raw, "latitude", where), _float(raw, "longitude", where))
+    _WHERE = "location"
+    _FIELDS = (req("latitude", FLOAT), req("longitude", FLOAT))
 
 
 @dataclass(frozen=True, slots=True)
-class File:
+class File(_ReceivedFile):
     """``getFile``'s answer: download it with ``bot.download_file(file)``."""
 
-    file_id: str
-    file_unique_id: str | None = None
-    file_size: int | None = None
     file_path: str | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "file") -> File:
-        raw = _object(value, where)
-        return cls(
-            _str(raw, "file_id", where),
-            _opt_str(raw, "file_unique_id", where),
-            _opt_int(raw, "file_size", where),
-            _opt_str(raw, "file_path", where),
-        )
+    _WHERE = "file"
+    _FIELDS = (*_FILE_FIELDS, opt("file_path", STR))
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class Message(Parsed):
     """A message in a chat. ``from_user`` is Telegram's ``from`` (a keyword in Python).
 
     A received file has its ``caption`` (if any) and one of ``photo``,
@@ -331,30 +210,28 @@ class Message:
     location: Location | None = None
     reply_markup: InlineKeyboardMarkup | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "message") -> Message:
-        raw = _object(value, where)
-        return cls(
-            message_id=_int(raw, "message_id", where),
-            chat=Chat.from_json(raw.get("chat"), f"{where}.chat"),
-            date=_int(raw, "date", where),
-            from_user=_opt(raw, "from", where, User.from_json),
-            text=_opt_str(raw, "text", where),
-            caption=_opt_str(raw, "caption", where),
-            entities=_opt(raw, "entities", where, _entities) or (),
-            edit_date=_opt_int(raw, "edit_date", where),
-            photo=_opt(raw, "photo", where, _photo) or (),
-            document=_opt(raw, "document", where, Document.from_json),
-            audio=_opt(raw, "audio", where, Audio.from_json),
-            voice=_opt(raw, "voice", where, Voice.from_json),
-            video=_opt(raw, "video", where, Video.from_json),
-            location=_opt(raw, "location", where, Location.from_json),
-            reply_markup=_opt(raw, "reply_markup", where, InlineKeyboardMarkup.from_json),
-        )
+    _WHERE = "message"
+    _FIELDS = (
+        req("message_id", INT),
+        req("chat", Chat),
+        req("date", INT),
+        opt("from_user", User, key="from"),
+        opt("text", STR),
+        opt("caption", STR),
+        opt("entities", ArrayOf(MessageEntity), default=()),
+        opt("edit_date", INT),
+        opt("photo", ArrayOf(PhotoSize), default=()),
+        opt("document", Document),
+        opt("audio", Audio),
+        opt("voice", Voice),
+        opt("video", Video),
+        opt("location", Location),
+        opt("reply_markup", InlineKeyboardMarkup),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class CallbackQuery:
+class CallbackQuery(Parsed):
     """A press of an inline keyboard button; answer it with ``answerCallbackQuery``."""
 
     id: str
@@ -363,20 +240,18 @@ class CallbackQuery:
     message: Message | None = None
     chat_instance: str | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "callback_query") -> CallbackQuery:
-        raw = _object(value, where)
-        return cls(
-            id=_str(raw, "id", where),
-            from_user=User.from_json(raw.get("from"), f"{where}.from"),
-            data=_opt_str(raw, "data", where),
-            message=_opt(raw, "message", where, Message.from_json),
-            chat_instance=_opt_str(raw, "chat_instance", where),
-        )
+    _WHERE = "callback_query"
+    _FIELDS = (
+        req("id", STR),
+        req("from_user", User, key="from"),
+        opt("data", STR),
+        opt("message", Message),
+        opt("chat_instance", STR),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class InlineQuery:
+class InlineQuery(Parsed):
     """A user's inline query to the bot; answer it with ``answerInlineQuery``."""
 
     id: str
@@ -384,16 +259,13 @@ class InlineQuery:
     query: str
     offset: str = ""
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "inline_query") -> InlineQuery:
-        raw = _object(value, where)
-        offset = _opt_str(raw, "offset", where) or ""
-        return cls(
-            _str(raw, "id", where),
-            User.from_json(raw.get("from"), f"{where}.from"),
-            _str(raw, "query", where),
-            offset,
-        )
+    _WHERE = "inline_query"
+    _FIELDS = (
+        req("id", STR),
+        req("from_user", User, key="from"),
+        req("query", STR),
+        opt("offset", STR, default=""),
+    )
 
 
 Event = Message | CallbackQuery | InlineQuery
@@ -401,7 +273,7 @@ Event = Message | CallbackQuery | InlineQuery
 
 
 @dataclass(frozen=True, slots=True)
-class Update:
+class Update(Parsed):
     """One update from ``getUpdates``: its id and at most one event.
 
     An update of a kind this framework does not know keeps only its id
@@ -414,16 +286,14 @@ class Update:
     callback_query: CallbackQuery | None = None
     inline_query: InlineQuery | None = None
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "update") -> Update:
-        raw = _object(value, where)
-        return cls(
-            update_id=_int(raw, "update_id", where),
-            message=_opt(raw, "message", where, Message.from_json),
-            edited_message=_opt(raw, "edited_message", where, Message.from_json),
-            callback_query=_opt(raw, "callback_query", where, CallbackQuery.from_json),
-            inline_query=_opt(raw, "inline_query", where, InlineQuery.from_json),
-        )
+    _WHERE = "update"
+    _FIELDS = (
+        req("update_id", INT),
+        opt("message", Message),
+        opt("edited_message", Message),
+        opt("callback_query", CallbackQuery),
+        opt("inline_query", InlineQuery),
+    )
 
     @property
     def kind(self) -> str | None:
@@ -457,16 +327,14 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
-class BotCommand:
+class BotCommand(Parsed):
     """A command the bot lists (``setMyCommands``): ``command`` without its ``/``."""
 
     command: str
     description: str
 
-    @classmethod
-    def from_json(cls, value: object, where: str = "command") -> BotCommand:
-        raw = _object(value, where)
-        return cls(_str(raw, "command", where), _str(raw, "description", where))
+    _WHERE = "command"
+    _FIELDS = (req("command", STR), req("description", STR))
 
     def to_json(self) -> dict[str, str]:
         return {"command": self.command, "description": self.description}
