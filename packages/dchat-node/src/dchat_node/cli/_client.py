@@ -98,22 +98,14 @@ def _group(module: str, attribute: str, name: str) -> typer.Typer:
 
 
 @functools.cache
-def _groups() -> typer.Typer:
-    from ._groups import group_app, register_group_commands
+def _registered(module: str, attribute: str, register: str, name: str) -> typer.Typer:
+    """Like :func:`_group`, for a module whose commands are registered with a client opener."""
+    from importlib import import_module
 
-    register_group_commands(with_client)
+    loaded = import_module(module, __package__)
+    getattr(loaded, register)(with_client)
     part = new_part()
-    part.add_typer(group_app, name="group")
-    return part
-
-
-@functools.cache
-def _channels() -> typer.Typer:
-    from ._broadcast import broadcast_app, register_broadcast_commands
-
-    register_broadcast_commands(with_client)
-    part = new_part()
-    part.add_typer(broadcast_app, name="channel")
+    part.add_typer(getattr(loaded, attribute), name=name)
     return part
 
 
@@ -248,8 +240,22 @@ class _ClientGroup(LazyGroups):
             "Attachments of received and sent messages.",
             _app_of("._attachments", "attachment_app", "attachment"),
         ),
-        "group": ("Private groups (end-to-end encrypted).", _groups),
-        "channel": ("Broadcast channels (encrypted posts fanned out by relays).", _channels),
+        "group": (
+            "Private groups (end-to-end encrypted).",
+            functools.partial(
+                _registered, "._groups", "group_app", "register_group_commands", "group"
+            ),
+        ),
+        "channel": (
+            "Broadcast channels (encrypted posts fanned out by relays).",
+            functools.partial(
+                _registered,
+                "._broadcast",
+                "broadcast_app",
+                "register_broadcast_commands",
+                "channel",
+            ),
+        ),
         "device": ("Link, list and revoke this identity's devices.", _identity),
         "profile": ("Your profile and the profiles of others.", _identity),
         "requests": ("Message requests: mail from people who are not contacts.", _requests),
