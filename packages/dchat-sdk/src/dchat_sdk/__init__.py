@@ -26,6 +26,7 @@ from ._errors import EmbeddedNodeError as EmbeddedNodeError
 from ._errors import NodeUnreachableError as NodeUnreachableError
 from ._errors import WrongPassphraseError as WrongPassphraseError
 from ._events import Event as Event
+from ._events import StealthReceived as StealthReceived
 from ._remote import RemoteClient as RemoteClient
 from ._replies import ContactInfo as ContactInfo
 from ._replies import MessageInfo as MessageInfo
@@ -52,6 +53,7 @@ __all__ = (
     "RemoteClient",
     "RemoteSocket",
     "SocketReply",
+    "StealthReceived",
     "SyncClient",
     "WebhookSignatureError",
     "WrongPassphraseError",

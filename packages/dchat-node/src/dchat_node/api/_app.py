@@ -115,7 +115,9 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
-        return await node.status() | await home_relays(node) | put_auth_status(node)
+        parts = await node.status() | await home_relays(node) | put_auth_status(node)
+        stealth: dict[str, Any] = await app.state.stealth.status_part()
+        return parts | stealth
 
     add_metrics_route(app, node, auth)
 
@@ -192,7 +194,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_privacy_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
-    add_stealth_routes(app, node, auth)
+    app.state.stealth = add_stealth_routes(app, node, auth)  # its task: the background scan
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     add_bot_routes(app, node, feed, auth)

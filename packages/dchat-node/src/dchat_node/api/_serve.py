@@ -99,5 +99,6 @@ async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -
         tasks.start_soon(app.state.payments.run)  # resumes and verifies payments (user role)
         tasks.start_soon(app.state.anchors.run)  # anchored groups' chain work (user role)
         tasks.start_soon(app.state.webhooks.run)  # posts the bot's updates (user role)
+        tasks.start_soon(app.state.stealth.run)  # background stealth scans (user role)
         await hypercorn_serve(app, config, task_status=task_status)
         tasks.cancel_scope.cancel()
