@@ -48,7 +48,6 @@ from ._chain import (
     stealth_file,
 )
 from ._common import fail as _fail
-from ._common import guard as _guard
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -76,13 +75,13 @@ def stealth_address(wallet: WalletFile, passphrase_file: PassFile = None) -> Non
 
 def _meta_address(ctx: typer.Context, to: str) -> StealthMetaAddress:
     """TO's meta-address: TO itself, or the one on the contact TO's verified card."""
-    if not to.startswith(META_ADDRESS_PREFIX):
-        from dchat_sdk import RemoteClient
-
-        data_dir: Path = ctx.find_root().obj
-        with _guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
-            to = _guard(lambda: client.stealth_address(to))
     try:
+        if not to.startswith(META_ADDRESS_PREFIX):
+            from dchat_sdk import RemoteClient
+
+            data_dir: Path = ctx.find_root().obj
+            with RemoteClient.from_data_dir(data_dir) as client:
+                to = client.stealth_address(to)
         return StealthMetaAddress.from_text(to)
     except DchatError as exc:
         raise _fail(f"TO: {exc}") from None
