@@ -7,11 +7,15 @@ kernel's accounting of waited-for children. In one run, rounds interleaved:
 - **python -c pass**: the interpreter's own floor;
 - **httpx send / httpx inbox**: ``python -c`` importing httpx and making the same
   HTTP call the command makes (``POST /v1/messages``, ``GET /v1/conversations``),
-  URL and token given on its command line: the floor of any Python client;
+  URL and token given on its command line: a Python script's usual client;
+- **http.client send**: the same send with the standard library only: the floor
+  of any Python client;
 - **dchat --help**, **dchat send bob TEXT**, **dchat inbox**: the real
   entry point (``.venv/bin/dchat``) against alice's node.
 
-Medians over ``--repeats`` rounds after one warm-up round (bytecode cached). The
+Medians over ``--repeats`` rounds after one warm-up round (bytecode cached: with
+``PYTHONDONTWRITEBYTECODE`` set, as on this machine, the commands write their
+bytecode to a private ``PYTHONPYCACHEPREFIX`` instead of compiling every run). The
 target (issue 19) is under 0.3 s of CPU for ``--help`` and ``send``. The last
 printed line is ``cli: --help <A> s CPU, send <B> s CPU, python -c pass <C> s``.
 """
@@ -43,6 +47,13 @@ _HTTPX = (
     "if what == 'send' else httpx.get(url + '/v1/conversations', headers=h); "
     "r.raise_for_status()"
 )
+_STDLIB = (
+    "import sys, json, http.client, urllib.parse; url, token = sys.argv[1:3]; "
+    "u = urllib.parse.urlsplit(url); c = http.client.HTTPConnection(u.hostname, u.port); "
+    "c.request('POST', '/v1/messages', json.dumps({'to': 'bob', 'text': 'hi'}), "
+    "{'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'}); "
+    "r = c.getresponse(); r.read(); assert r.status < 300, r.status"
+)
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -67,6 +78,7 @@ def commands(alice: Path) -> dict[str, list[str]]:
         "python -c pass": [py, "-c", "pass"],
         "httpx: POST /v1/messages": [py, "-c", _HTTPX, info["url"], info["token"], "send"],
         "httpx: GET /v1/conversations": [py, "-c", _HTTPX, info["url"], info["token"], "inbox"],
+        "http.client: POST /v1/messages": [py, "-c", _STDLIB, info["url"], info["token"]],
         "dchat --help": [dchat, "--help"],
         "dchat send bob TEXT": [dchat, "send", "bob", "hi"],
         "dchat inbox": [dchat, "inbox"],
@@ -79,6 +91,8 @@ def run(args: argparse.Namespace) -> dict[str, list[tuple[float, float]]]:
         nodes = _common.start_nodes(Path(tmp))
         try:
             env = {**os.environ, "DCHAT_DATA_DIR": str(nodes["alice"].data_dir)}
+            if env.pop("PYTHONDONTWRITEBYTECODE", None):
+                env.setdefault("PYTHONPYCACHEPREFIX", str(Path(tmp) / "pycache"))
             rows = commands(nodes["alice"].data_dir)
             runs = {name: (lambda c=command: timed(c, env)) for name, command in rows.items()}
             _common.interleaved_rounds(runs, 1)  # warm-up: bytecode, the session to bob
@@ -117,10 +131,14 @@ def section(results: dict[str, list[tuple[float, float]]], argv: list[str]) -> s
         )
     lines += [
         "",
-        "CPU is user + system of the child process (it waits on it). `dchat` imports the SDK,",
-        "typer and rich only; the node's server, storage and chain load in `dchat-node`",
-        "(and `dchat wallet`). The httpx rows are the floor of a Python client making the",
-        "same call; the difference is typer, rich and the SDK's import.",
+        "CPU is user + system of the child process (it waits on it). `dchat` imports typer",
+        "and its command table; a command loads only its own module and what it calls:",
+        "`send` the SDK's `RemoteClient`, whose plain calls use `http.client` (no httpx, no",
+        "pydantic, no rich); `inbox` adds rich for its table. The node's server, storage and",
+        "chain load in `dchat-node` (and `dchat wallet`). The httpx rows import httpx as a",
+        "script would (httpcore then loads trio and anyio); the `http.client` row is the",
+        "floor of any Python client making the call: the difference to `dchat send` is",
+        "typer, the command table and the SDK.",
         end,
     ]
     return "\n".join(lines)

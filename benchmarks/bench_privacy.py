@@ -13,6 +13,14 @@ sections 28-30):
   ``process`` calls, one message at a time, CPU time per message (median and
   p99); baseline: three nested X25519 + ChaCha20-Poly1305 layers sealed by the
   sender (a fresh ephemeral key each) and opened one per hop.
+* Onion deposits on loopback (protocol §39): three relay hosts
+  (``dchat_network.RelayHost`` over in-memory mailboxes) in this process, on
+  127.0.0.1; the wall-clock time of one deposit of a 1,000-byte envelope
+  through three hops (``OnionPool.deposit`` of an ``onion:`` route: build, three
+  links, three peels, the store) against a direct ``put_many`` of the same
+  envelope at the same relay over a pooled link, alternating, one at a time.
+  All hops share this process's one thread, so their CPU time adds up (on
+  separate machines it would overlap with the network's).
 * Blind tokens (RFC 9474, RSABSSA-SHA384-PSS-Randomized) at 2048 and 3072 bits,
   in requests of 10: the client's ``request_tokens`` (prepare + blind), the
   issuer's ``TokenIssuer.issue`` of the decoded request, the client's
@@ -20,6 +28,12 @@ sections 28-30):
   ``TokenRedeemer.redeem`` (verify + spent set; a new redeemer each round).
   Baseline: RSA-PSS (SHA-384, 48-byte salt) sign and verify with the same key
   through `cryptography` (OpenSSL).
+* Paid tokens at a relay (protocol section 40), RSA-2048: ``TokenShop.sell``
+  (decode, payment checks, the payment recorded as used, blind signatures;
+  an in-memory store) against ``TokenIssuer.issue`` alone, and a paid deposit
+  through ``RelayServer.handle`` (a ``put`` with a ``0x03`` token on a relay
+  that asks every stranger for work: verify, spent set, store) against a
+  ``put`` with no authorization on a quiet relay (an in-memory mailbox store).
 * Contact proofs on ristretto255: ``prove_contact`` and ``verify_contact``
   (unlinkable mode) for rings of 8, 64 and 256 keys. Baseline: one Ed25519
   sign and one verify (`cryptography`).
@@ -47,7 +61,7 @@ best round is reported with the median beside it.
 Usage::
 
     uv run python benchmarks/bench_privacy.py [--packets N] [--samples N] [--tokens N]
-        [--proofs N] [--repeats N] [--case all|cover]
+        [--proofs N] [--deposits N] [--repeats N] [--case all|cover]
 """
 
 from __future__ import annotations
@@ -76,7 +90,7 @@ from _common import (
     publish,
     run_lines,
 )
-from dchat_core import MailboxId
+from dchat_core import MailboxId, NodeId
 from dchat_crypto import PrivateKey, SigningKey, seal
 from dchat_messaging.lowlevel import (
     DEFAULT_COVER_BUDGET,
@@ -85,10 +99,17 @@ from dchat_messaging.lowlevel import (
     envelope_size,
 )
 from dchat_messaging.testing import MemoryMessageStore
+from dchat_network import RelayLimits, RelayServer
 from dchat_network.lowlevel import (
     ContactRings,
     PutAuthorizer,
+    RelayPut,
+    TokenSettings,
+    TokenShop,
+    auth_paid,
     auth_token,
+    buy_request,
+    encode_relay_message,
     prove_deposits,
     token_hash,
 )
@@ -282,6 +303,83 @@ def three_hops(samples: int) -> tuple[Latency, Latency]:
     return ours, base
 
 
+# -- onion deposits over loopback ----------------------------------------------------------------
+
+
+def _mailbox_of(envelope: bytes) -> bytes | None:
+    return envelope[:32] if len(envelope) >= 32 else None
+
+
+async def _deposits(count: int) -> tuple[Latency, Latency]:
+    import trio
+
+    from dchat_core import NodeId, RelayAddress
+    from dchat_crypto import SigningKey
+    from dchat_network import RelayHost, RelayServer
+    from dchat_network.lowlevel import OnionPool, onion_route
+    from dchat_testing import MemoryMailboxStore
+
+    async def run(call: Callable[[], object]) -> object:
+        return call()
+
+    onion = Latency("3 hops (onion)", [], [], [])  # total: wall clock; build: CPU (all hops)
+    direct = Latency("direct put", [], [], [])
+    async with trio.open_nursery() as nursery:
+        relays = []
+        for _ in range(3):
+            host = RelayHost(RelayServer(MemoryMailboxStore(), _mailbox_of), run, time.time)  # type: ignore[arg-type]
+            key = SigningKey.generate()
+            h, p = await nursery.start(host.serve, "127.0.0.1", 0, key)
+            relays.append(RelayAddress(h, p, NodeId.derive(key.public_key.to_bytes())))
+        pool = OnionPool(onion_relays=relays[:2])
+        last = relays[2]
+        for n in range(count + count // 10):  # the first tenth warms the links up
+            box = hashlib.sha256(n.to_bytes(4, "big")).digest()
+            envelope = box + bytes(len(DATA) - 32)
+            start, cpu = time.perf_counter(), time.process_time()
+            (stored,) = await pool.deposit(onion_route(last.hostport), [(box, envelope)])
+            onion.total.append(time.perf_counter() - start)
+            onion.build.append(time.process_time() - cpu)
+            assert isinstance(stored, bytes), stored
+            again = box + b"\x01" + bytes(len(DATA) - 33)
+            start, cpu = time.perf_counter(), time.process_time()
+            (stored,) = await pool.put_many(last.host, last.port, [(box, again)])
+            direct.total.append(time.perf_counter() - start)
+            direct.build.append(time.process_time() - cpu)
+            assert isinstance(stored, bytes), stored
+        await pool.aclose()
+        nursery.cancel_scope.cancel()
+    for latency in (onion, direct):
+        del latency.total[: count // 10]
+        del latency.build[: count // 10]
+    return onion, direct
+
+
+def deposits(count: int) -> tuple[Latency, Latency]:
+    """Wall-clock latency of onion deposits (3 hops) and direct puts on loopback."""
+    import trio
+
+    return trio.run(_deposits, count)
+
+
+def deposit_table(pair: tuple[Latency, Latency]) -> list[str]:
+    onion, direct = pair
+    added = statistics.median(onion.total) - statistics.median(direct.total)
+    cpu = statistics.median(onion.build) - statistics.median(direct.build)
+    lines = [
+        "| deposit of one 1,000-byte envelope, loopback | wall, median (µs) | wall, p99 (µs) "
+        "| CPU of all hops, median (µs) |",
+        "|---|---:|---:|---:|",
+    ]
+    for latency in pair:
+        lines.append(
+            f"| {latency.label} | {_us(statistics.median(latency.total))} "
+            f"| {_us(latency.percentile(0.99))} | {_us(statistics.median(latency.build))} |"
+        )
+    lines.append(f"| added by 3 hops (median) | {_us(added)} | | {_us(cpu)} |")
+    return lines
+
+
 # -- blind tokens ------------------------------------------------------------------------------
 
 
@@ -345,6 +443,128 @@ def token_cases(bits: int, tokens: int) -> dict[str, Case]:
             ("RSA-PSS verify", tokens, verify),
         ],
     }
+
+
+class _MemoryTokenStore:
+    """The relay database's token tables, in memory (the shop's own cost, without SQL)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, bytes] = {}
+        self.used: set[bytes] = set()
+
+    def token_keys(self) -> list[tuple[int, bytes]]:
+        return sorted(self.keys.items())
+
+    def keep_token_key(self, epoch: int, key: bytes) -> None:
+        self.keys[epoch] = key
+
+    def use_payment(self, ref: bytes, now: float) -> bool:
+        new = ref not in self.used
+        self.used.add(ref)
+        return new
+
+    def spend_token(self, epoch: int, digest: bytes) -> bool:
+        new = digest not in self.used
+        self.used.add(digest)
+        return new
+
+    def spent_tokens(self, since_epoch: int) -> list[tuple[int, bytes]]:
+        return []
+
+    def forget_tokens(self, before_epoch: int) -> None:
+        return None
+
+
+def shop_cases(tokens: int) -> dict[str, Case]:
+    """Paid tokens at a relay (protocol section 40): a sale and a paid deposit, RSA-2048."""
+    node = SigningKey.generate()
+    relay = bytes(NodeId.derive(node.public_key.to_bytes()))
+    settings = TokenSettings(enabled=True, price=1, max_per_payment=BATCH)
+    now = 1_000_000.0
+    # One shop's key serves every round; each round gets a fresh store (a payment buys once).
+    key_store = _MemoryTokenStore()
+    TokenShop(settings, node, relay, key_store, now).offer(now)
+
+    def new_shop() -> TokenShop:
+        store = _MemoryTokenStore()
+        store.keys = dict(key_store.keys)
+        shop = TokenShop(settings, node, relay, store, now)
+        shop.load(now)
+        return shop
+
+    offer = new_shop().offer(now)
+    requests = [buy_request(offer.key, relay, BATCH) for _ in range(tokens // BATCH)]
+    wire = [request.to_bytes() for request, _ in requests]
+    answers = [new_shop().sell(w, (offer.payee, BATCH), now) for w in wire]
+    redemptions = [
+        auth_paid(token.redemption())
+        for (_, pending), answer in zip(requests, answers, strict=True)
+        for token in pending.finalize(answer)
+    ]
+    issuer_key = TokenIssuerKey.from_bytes(new_shop()._unseal(*next(iter(key_store.keys.items()))))
+    issuer = TokenIssuer([issuer_key])
+    box = bytes(32)
+
+    def sell(n: int) -> float:
+        shop = new_shop()
+        return timed(lambda i: shop.sell(wire[i], (offer.payee, BATCH), now), n // BATCH)
+
+    def issue(n: int) -> float:
+        return timed(
+            lambda i: issuer.issue(decode_token_request(wire[i]), epoch=issuer_key.epoch),
+            n // BATCH,
+        )
+
+    def server(shop: TokenShop | None) -> RelayServer:
+        limits = RelayLimits(pow_free_relay=0.0, pow_free_mailbox=0.0, mailbox_quota=1 << 40)
+        relay_server = RelayServer(_Mailboxes(), lambda env: env[:32], limits=limits)
+        if shop is not None:
+            relay_server.tokens = shop
+        return relay_server
+
+    def paid_put(n: int) -> float:
+        relay_server = server(new_shop())
+        puts = [
+            encode_relay_message(RelayPut(1, box, box + b"%d" % i, redemptions[i]))
+            for i in range(n)
+        ]
+        return timed(lambda i: relay_server.handle(b"s" * 32, puts[i], now), n)
+
+    def free_put(n: int) -> float:
+        relay_server = RelayServer(_Mailboxes(), lambda env: env[:32])
+        puts = [encode_relay_message(RelayPut(1, box, box + b"%d" % i)) for i in range(n)]
+        return timed(lambda i: relay_server.handle(b"s" * 32, puts[i], now), n)
+
+    return {
+        "RSA-2048 paid token sale (relay)": [
+            ("dchat `TokenShop.sell`", tokens, sell),
+            ("`TokenIssuer.issue` alone", tokens, issue),
+        ],
+        "paid deposit at a busy relay (relay)": [
+            ("dchat `RelayServer` put + `0x03` token", tokens, paid_put),
+            ("`RelayServer` put, no authorization (quiet relay)", tokens, free_put),
+        ],
+    }
+
+
+class _Mailboxes:
+    """A minimal in-memory mailbox store (the relay server's store protocol)."""
+
+    def __init__(self) -> None:
+        self.held: dict[bytes, int] = {}
+
+    def put(self, mailbox: bytes, envelope: bytes, received_at: float) -> tuple[bytes, bool]:
+        self.held[mailbox] = self.held.get(mailbox, 0) + len(envelope)
+        return hashlib.sha256(envelope).digest(), True
+
+    def fetch(self, mailbox: bytes, limit: int = 100) -> list[object]:
+        return []
+
+    def ack(self, mailbox: bytes, entry_ids: object) -> int:
+        return 0
+
+    def total_bytes(self, mailbox: bytes) -> int:
+        return self.held.get(mailbox, 0)
 
 
 # -- contact proofs ----------------------------------------------------------------------------
@@ -496,6 +716,7 @@ def latency_table(pair: tuple[Latency, Latency]) -> list[str]:
 def section(
     results: dict[str, list[Row]],
     latency: tuple[Latency, Latency],
+    onion: tuple[Latency, Latency],
     args: argparse.Namespace,
     argv: list[str],
     load: str,
@@ -522,11 +743,22 @@ def section(
         "peeled by three relays in turn, CPU time per message (no network, no queueing); "
         "baseline: three nested X25519 + ChaCha20-Poly1305 layers, sealed with a fresh "
         "ephemeral key each and opened one per hop. Samples alternate with the baseline.",
+        f"- Onion deposits: {args.deposits:,} deposits of a {len(DATA):,}-byte envelope, "
+        "wall-clock time each, through three relay hosts on 127.0.0.1 in this process "
+        "(in-memory mailboxes, pooled links, build + 3 links + 3 peels + store) against a "
+        "direct `put_many` at the same relay, alternating; the hops share this process's "
+        "one thread, so their CPU adds up. CPU: process time during the deposit (every hop's "
+        "work); on a loaded machine the wall time is mostly waiting for a core.",
         f"- Blind tokens: RFC 9474 RSABSSA-SHA384-PSS-Randomized, {args.tokens:,} tokens per "
         f"round in requests of {BATCH}; rates per token. Issue includes decoding the "
         "request; redeem runs on a new `TokenRedeemer` each round (verify + spent set). "
         "Baseline: RSA-PSS (SHA-384, 48-byte salt) sign / verify with the same key through "
         "`cryptography` (OpenSSL). The client's request (prepare + blind) has no baseline.",
+        "- Paid tokens at a relay (RSA-2048, protocol section 40): `TokenShop.sell` with its "
+        "payment checks and used-payment record (in-memory store) against `TokenIssuer.issue` "
+        "alone; a paid deposit (`put` with a `0x03` token on a relay asking every stranger "
+        "for work: verify, spent set, store) against a `put` without authorization on a quiet "
+        "relay (in-memory mailboxes, no SQL).",
         f"- Contact proofs: unlinkable mode, rings padded with decoys to {RING_SIZES}, one "
         "context; `ContactVerifier`'s nonce bookkeeping is not included. Baseline: one "
         "Ed25519 sign / verify (`cryptography`).",
@@ -539,6 +771,8 @@ def section(
         *table(results),
         "",
         *latency_table(latency),
+        "",
+        *deposit_table(onion),
         END,
     ]
     return "\n".join(lines)
@@ -655,6 +889,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=300, help="3-hop messages timed")
     parser.add_argument("--tokens", type=int, default=40, help=f"per round, a multiple of {BATCH}")
     parser.add_argument("--proofs", type=int, default=48, help="ring-8 proofs per round")
+    parser.add_argument("--deposits", type=int, default=300, help="onion and direct deposits")
     parser.add_argument("--repeats", type=int, default=5, help="rounds per implementation")
     parser.add_argument("--case", choices=("all", "cover"), default="all", help="what to run")
     args = parser.parse_args(argv)
@@ -667,11 +902,13 @@ def main(argv: list[str] | None = None) -> None:
     cases = sphinx_cases(args.packets)
     for bits in (2048, 3072):
         cases |= token_cases(bits, args.tokens)
+    cases |= shop_cases(args.tokens)
     cases |= proof_cases(args.proofs)
     cases |= put_proof_cases(args.proofs)
     results = measure(cases, args.repeats)
     latency = three_hops(args.samples)
-    publish(NAME, section(results, latency, args, argv, load), args)
+    onion = deposits(args.deposits)
+    publish(NAME, section(results, latency, onion, args, argv, load), args)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,10 @@ from dchat_network.lowlevel import (
     MessageReceived,
     RelayFetch,
     RelayPut,
+    TokenBuy,
+    TokenIssued,
+    TokenOfferAsk,
+    auth_paid,
     decode_relay_message,
     encode_relay_message,
 )
@@ -381,7 +385,15 @@ def _link_seeds(vectors: Path | None) -> list[bytes]:
 
 def _relay_seeds() -> list[bytes]:
     put = RelayPut(7, bytes(32), SealedEnvelope(MailboxId(bytes(32)), b"x" * 40).to_bytes())
-    return [encode_relay_message(put), encode_relay_message(RelayFetch(1, bytes(32), 10))]
+    paid = RelayPut(8, bytes(32), put.envelope, auth_paid(b"\xa5" + bytes(300)))
+    return [
+        encode_relay_message(put),
+        encode_relay_message(RelayFetch(1, bytes(32), 10)),
+        encode_relay_message(paid),
+        encode_relay_message(TokenOfferAsk(2)),
+        encode_relay_message(TokenBuy(3, b"request")),
+        encode_relay_message(TokenIssued(4, b"issuance")),
+    ]
 
 
 def _card() -> ContactCard:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from dchat_core import DecodeLimits, canonical_decode, canonical_encode
 from dchat_crypto import SigningKey
 from dchat_identity import ContactCard, Identity
-from dchat_messaging._anchor_book import AnchorBook, Held
+from dchat_messaging._anchor_book import AnchorBook, Held, received_grace
 from dchat_messaging._group_order import (
     MAX_BATCH,
     Evidence,
@@ -423,3 +423,83 @@ def test_a_book_stored_before_the_resend_key_reads_and_recovers_its_stuck_list()
     assert restored.resends(ME, 7000, 15_000, restarted=True) == [(True, batch.to_bytes())]
     assert restored.retry(batch.to_bytes(), 0, 7000)
     assert restored.own  # from now on it is tracked until sent
+
+
+# -- another admin's list that never reaches the chain -------------------------------------
+
+HOSTILE = SigningKey(b"h" * 32)
+
+
+def _waiting(n: int = 3) -> AnchorBook:
+    """The sequencer's book holding ``n`` messages that arrived at 1 s, in no batch yet."""
+    book = AnchorBook()
+    for h, m in _chain(n):
+        book.note(h, m, 1000)
+    return book
+
+
+def test_a_hostile_admins_list_never_committed_stops_holding_back_the_sequencer() -> None:
+    book = _waiting()
+    hostile = _batch(_entries(_chain(2)), first=0, key=HOSTILE)  # signed, sent, never committed
+    assert book.receive(hostile, 2000) == []
+    assert received_grace(5000) == 15_000
+    assert book.due(16_000, 64, 5000, me=ME) == []  # within the grace: it may still land
+    entries = book.due(17_000, 64, 5000, me=ME)  # 15 s after it arrived: we sequence past it
+    assert [e.seq for e in entries] == [1, 2, 3]
+    ours = _batch(entries, first=0)
+    book.hold(ours, 17_000)
+    assert book.due(99_000, 1, 1, me=ME) == []  # our own list: one in flight, as before
+    book = _restart(book)  # the arrival time is stored
+    assert book.due(17_000, 1, 1, me=ME) == []
+    found = book.settle(CH, 0, _record(ours), 18_000)  # the chain holds ours at 0
+    assert sorted(f.kind for f in found) == ["anchored", "equivocation"]
+    assert book.evidence[0]["who"] == HOSTILE.public_key.to_bytes()
+    assert book.unverified == []
+    assert book.got == {}
+    assert {v[3] for v in book.listed.values()} == {0, 1, 2}  # anchored once, by our list
+    assert book.receive(hostile, 19_000) == []  # sent back as evidence: known, not kept again
+    assert book.unverified == []
+
+
+def test_a_slow_honest_admins_list_that_lands_within_the_grace_is_accepted() -> None:
+    book = _waiting()
+    honest = _batch(_entries(_chain(3)), first=0, key=HOSTILE)
+    book.receive(honest, 2000)
+    assert book.settle(CH, 0, None, 10_000) == []  # not on the chain yet (a slow read)
+    assert book.due(10_000, 1, 1000, me=ME) == []  # the least grace is 10 s whatever the interval
+    [anchored] = book.settle(CH, 0, _record(honest), 11_000)
+    assert anchored.kind == "anchored"
+    assert book.evidence == []
+    assert book.pending == []
+    assert book.due(99_000, 1, 1, me=ME) == []  # nothing to sequence again
+
+
+def test_a_received_list_inside_a_verified_range_stops_waiting_at_once() -> None:
+    book = _waiting(4)
+    ours = _batch(_entries(_chain(4))[:2], first=0)
+    inside = _batch(_entries(_chain(4))[2:], first=1, key=HOSTILE)  # first 1: inside [0, 1]
+    book.hold(ours, 2000)
+    book.receive(inside, 2000)
+    book.settle(CH, 0, _record(ours), 3000)
+    assert book.unverified == []  # never certifiable: no record starts at 1
+    assert len(book.due(9000, 64, 5000, me=ME)) == 2
+
+
+def test_received_lists_never_push_our_own_list_out() -> None:
+    book, ours = _proposed()
+    for first in range(1, 100):
+        book.receive(_batch([OrderEntry(S, D, 1, _h(1))], first=first, key=HOSTILE), 7000)
+    assert ours.to_bytes() in book.unverified
+    assert len(book.unverified) == 64
+    assert len(book.got) == 63
+    assert book.due(99_000, 1, 1, me=ME) == []  # ours still holds the next range
+
+
+def test_a_book_stored_before_the_arrival_key_does_not_stall_on_a_received_list() -> None:
+    book = _waiting()
+    book.receive(_batch(_entries(_chain(1)), first=0, key=HOSTILE), 2000)
+    old = canonical_decode(book.encode(), DecodeLimits(max_size=1 << 20, max_depth=4))
+    del old["r"]
+    restored = AnchorBook.decode(canonical_encode(old))
+    assert restored.due(30_000, 1, 5000) == []  # no identity given: every list counts as ours
+    assert len(restored.due(30_000, 1, 5000, me=ME)) == 1  # arrival unknown: overdue

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
 from dchat_messaging import Content, MessageReceived, RequestError
-from dchat_messaging._group_book import KEY_KIND, _next_chain
+from dchat_messaging._group_core import KEY_KIND
 from dchat_messaging._group_invite import InvitationParts, invitation_controls
+from dchat_messaging._group_keys import next_chain as _next_chain
 from dchat_messaging._group_store import read_plaintext
 from dchat_messaging._sender_keys import _split, _step, decode_keyed
 from dchat_messaging.lowlevel import (

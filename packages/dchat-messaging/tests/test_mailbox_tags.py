@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
-from dchat_messaging import Content
+from dchat_crypto import PrivateKey, SigningKey
+from dchat_identity import ContactCard, DeviceCertificate, DocumentChain, Identity, IdentityDocument
+from dchat_messaging import Content, MessagingEngine, UserMessaging
 from dchat_messaging.lowlevel import CATCH_UP_LINKS, MAILBOX_TAG_KIND, MailboxTags, TagMailbox
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_testing import AGENT_T0, AgentNode, agent_pair
@@ -215,3 +217,151 @@ def test_issuing_a_secret_asks_the_shell_to_watch_the_new_tags() -> None:
     assert len([b for b, _ in links.values() if isinstance(b, TagMailbox)]) == 3
     bob.agent.tags.notify()
     assert woken == [1]
+
+
+def _drain_until(bob: AgentNode, start: float, end: float) -> set[bytes]:
+    """Bob's node from ``start`` to ``end``: at each epoch boundary it re-reads its tags
+    and drains every catch-up tag it is handed (finding each empty); returns all watched."""
+    tags, seen = bob.agent.tags, set[bytes]()
+    at = start
+    while at <= end:
+        for _ in range(1000):  # catch-up comes CATCH_UP_LINKS at a time per relay
+            out = tags.watch(at, [RELAY])
+            seen |= {t.mailbox for t, _, _ in out}
+            back = [t for t, _, b in out if b]
+            if not back:
+                break
+            for tag in back:
+                asyncio.run(tags.drained(tag.mailbox, RELAY, at, None))
+        at = tags.schedule.next_change(at)
+    return seen
+
+
+def test_mail_from_a_sender_three_hours_behind_is_drained_by_the_skew_sweep() -> None:
+    alice, bob = _introduced()
+    now = T0 + 10 * EPOCH
+    _drain_until(bob, T0, now)  # bob is up to date: the mark is past e-2
+    ((box, envelope),) = _send(alice, "bob", "from a slow clock", now - 3 * EPOCH)
+    sweep = bob.agent.tags.schedule.skew_sweep
+    assert box in _drain_until(bob, now + 1, now + sweep + EPOCH)
+    assert [t.text for t in bob.agent.accept(bob.engine, envelope, now=now).texts] == [
+        "from a slow clock"
+    ]
+    # The cost is bounded: per sweep, one link per contact, relay and epoch of the band.
+    band, _ = bob.agent.tags.schedule.sweep(now)
+    assert len(band) == 16
+    assert sweep == 4 * EPOCH
+
+
+def test_mail_from_a_sender_ahead_is_drained_when_its_epoch_goes_live() -> None:
+    alice, bob = _introduced()
+    now = T0 + 10 * EPOCH
+    ((box, _),) = _send(alice, "bob", "from a fast clock", now + 3 * EPOCH)
+    live = {t.mailbox for t, _, b in bob.agent.tags.watch(now + 2 * EPOCH, [RELAY]) if not b}
+    assert box in live
+
+
+def test_a_burner_never_writes_to_its_owners_tags_and_gets_mail_on_its_own() -> None:
+    alice, bob = _introduced()  # alice's own identity holds bob's tag secret
+    burner = Identity.generate()
+    card = ContactCard.issue(burner, name="burner", relay=RELAY)
+    alice.agent.add_identity(burner)
+    engine = alice.agent.engines.for_identity(burner, card)
+    alice.bundles[bytes(card.mailbox)] = engine.prekey_upload(held=None, now=T0).last_resort  # type: ignore[union-attr]
+    at = T0 + 5 * EPOCH
+    content = Content.text_message("anonymous", now_ms=int(at * 1000))
+    alice.agent.send_as(
+        alice.agent.contacts.find("bob"), content, now=at, sender=burner, sender_card=card
+    )
+    for waiting, device in alice.agent.bundles_due(at):
+        alice.agent.bundle_received(waiting, device, alice.bundles[bytes(device.mailbox)], now=at)
+    entries = list(alice.agent.outbox.due(at + 1, 100))
+    routed = alice.agent.route(entries, at)
+    owner_tag = alice.agent.tags.address(bytes(bob.card.mailbox), at)
+    assert owner_tag is not None
+    # The text, and the burner's own tag secret: both to the published mailbox.
+    assert [box for box, _ in routed] == [bytes(bob.card.mailbox)] * 2  # not the owner's tag
+    accepted = bob.agent.accept_many(bob.engine, [e for _, e in routed], now=at)
+    assert [t.text for t in accepted.texts] == ["anonymous"]
+    reloaded = MailboxTags(alice.store)  # the mark survives a restart ...
+    reloaded.load()
+    burner_id = str(burner.identity_id)
+    assert [reloaded.plain(e.message_id) for e in entries] == [burner_id] * 2
+    alice.agent.deposited(entries, [b"stored"] * 2, now=at)  # ... until the relay stores it
+    assert not alice.agent.tags.plain(entries[0].message_id)
+    reloaded.load()
+    assert not reloaded.plain(entries[0].message_id)
+    # The owner's own mail to bob still goes to the tag.
+    assert {box for box, _ in _send(alice, "bob", "as myself", at)} == {owner_tag}
+    # Bob answers the burner on the burner's own tags, which alice's node watches
+    # with the burner's engine; they share nothing with alice's own tags.
+    bob.agent.contacts.add("burner", card.to_text(), now=at)
+    answer = _send(bob, "burner", "who are you?", at)  # with bob's own secret for it
+    boxes = {box for box, _ in answer}
+    assert bytes(card.mailbox) not in boxes
+    links = alice.agent.mailbox_links([RELAY], now=at).values()
+    tag_boxes = {bytes(b.mailbox): b for b, _ in links if isinstance(b, TagMailbox)}
+    assert boxes <= set(tag_boxes)
+    assert {tag_boxes[box].engine for box in boxes} == {engine}
+    assert boxes.isdisjoint(t.mailbox for t, _, _ in alice.agent.tags.watch(at, [RELAY]))
+    accepted = alice.agent.accept_many(engine, [e for _, e in answer], now=at)
+    assert [t.text for t in accepted.texts] == ["who are you?"]
+    assert not accepted.dropped
+    # Bob's secret for the burner is kept by the burner's tags, not by alice's.
+    assert alice.agent.tags.address(bytes(bob.card.mailbox), at) == owner_tag
+    burner_tag = alice.agent.tags.burners[burner_id].address(bytes(bob.card.mailbox), at)
+    assert burner_tag not in (None, owner_tag)
+
+
+def _laptop_of(alice: AgentNode, bob: AgentNode) -> tuple[UserMessaging, MessagingEngine]:
+    """A linked device of alice's identity that bob knows (from alice's document)."""
+    laptop, exchange = SigningKey.generate(), PrivateKey.generate()
+    cert = DeviceCertificate.issue(
+        alice.identity.signing_key, alice.identity.identity_id, laptop.public_key,
+        exchange.public_key, name="laptop", now=T0,
+    )  # fmt: skip
+    doc = IdentityDocument.genesis(
+        alice.identity.signing_key, alice.identity.encryption_key.public_key, now=T0,
+        devices=(cert,),
+    )  # fmt: skip
+    bob.agent.engines.directory.set_chain(DocumentChain(doc, now=T0))
+    device = UserMessaging(MemoryMessageStore())
+    engine = device.engines.link_device(laptop, exchange, alice.card)
+    upload = engine.prekey_upload(held=None, now=T0)
+    assert upload is not None
+    alice.bundles[bytes(engine.keys.mailbox)] = upload.last_resort
+    device.contacts.add("bob", bob.card.to_text(), now=T0)
+    return device, engine
+
+
+def test_a_linked_device_gets_mail_on_its_own_rotating_tags() -> None:
+    alice, bob = _introduced()
+    laptop, engine = _laptop_of(alice, bob)
+    at = T0 + 3 * EPOCH
+    # The laptop writes to bob once: with it goes a secret for the laptop's own mailbox.
+    content = Content.text_message("from my laptop", now_ms=int(at * 1000))
+    laptop.send_as(laptop.contacts.find("bob"), content, now=at)
+    for waiting, device in laptop.bundles_due(at):
+        laptop.bundle_received(waiting, device, alice.bundles[bytes(device.mailbox)], now=at)
+    mail = laptop.route(list(laptop.outbox.due(at + 1, 100)), at)
+    accepted = bob.agent.accept_many(bob.engine, [e for _, e in mail], now=at)
+    assert [t.text for t in accepted.texts] == ["from my laptop"]
+    # Bob's mail reaches both of alice's devices; the laptop's copy on the laptop's own tag.
+    later = at + 2 * EPOCH
+    routed = dict(_send(bob, "alice", "to both", later))
+    assert len(routed) == 2
+    assert bytes(engine.keys.mailbox) not in routed  # before: the laptop's fixed mailbox
+    laptop_tags = {
+        bytes(box.mailbox)
+        for box, _ in laptop.mailbox_links([RELAY], now=later).values()
+        if isinstance(box, TagMailbox)
+    }
+    alice_tags = {t.mailbox for t, _, _ in alice.agent.tags.watch(later, [RELAY])}
+    boxes = [b for b, _ in laptop.mailbox_links([RELAY], now=later).values()]
+    live = [b for b in boxes if isinstance(b, TagMailbox) and b.wait is None]
+    assert len(live) == 3  # one contact: e-1, e, e+1
+    assert laptop_tags.isdisjoint(alice_tags)  # separate secrets: the relay cannot join them
+    ((on_laptop, copy),) = [(box, env) for box, env in routed.items() if box in laptop_tags]
+    assert [t.text for t in laptop.accept(engine, copy, now=later).texts] == ["to both"]
+    ((_, other),) = [(box, env) for box, env in routed.items() if box != on_laptop]
+    assert [t.text for t in alice.agent.accept(alice.engine, other, now=later).texts] == ["to both"]

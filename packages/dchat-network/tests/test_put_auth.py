@@ -155,7 +155,9 @@ def test_the_tok_set_example_of_the_protocol_document() -> None:
         {"t": "tok_set", "rid": 1, "mb": OWNER, "hashes": [b"h" * 15]},
         {"t": "tok_set", "rid": 1, "mb": OWNER, "hashes": [b"h" * 16, b"h" * 16]},
         {"t": "tok_set", "rid": 1, "mb": OWNER, "hashes": [b"h" * 16] * 1025},
-        {"t": "put", "rid": 1, "mb": OWNER, "env": b"e", "auth": b"\x03" + b"x" * 16},
+        {"t": "put", "rid": 1, "mb": OWNER, "env": b"e", "auth": b"\x7f" + b"x" * 16},
+        {"t": "put", "rid": 1, "mb": OWNER, "env": b"e", "auth": b"\x03"},
+        {"t": "put", "rid": 1, "mb": OWNER, "env": b"e", "auth": b"\x03" + b"x" * 1025},
     ],
 )
 def test_malformed_authorization_messages_are_refused(body: dict[str, object]) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import typer
+from hypothesis import example, given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dchat_node import ConfigError
@@ -32,6 +34,12 @@ HEAVY_TOPS = {
     "trio",
 }
 HEAVY_NODE = ("dchat_node._runtime", "dchat_node.api", "dchat_node.config", "dchat_node.user")
+# What ``dchat send`` does without (issue 19: under 0.3 s of CPU): rich, pydantic (typer
+# converts values with it, see cli/_coerce), the SDK's async client and WebSocket.
+NOT_FOR_SEND = {"anyio", "h2", "httpcore", "httpx", "pydantic", "rich", "wsproto"}
+NOT_FOR_SEND_SDK = ("dchat_sdk._async", "dchat_sdk._client", "dchat_sdk._socket")
+# ``dchat --help`` loads no more than typer and the command list.
+NOT_FOR_HELP = NOT_FOR_SEND | {"dchat_core", "dchat_sdk"}
 _PROBE = """
 import json, sys
 sys.argv = ["dchat", *json.loads(sys.argv[1])]
@@ -60,13 +68,27 @@ def _heavy(modules: set[str]) -> list[str]:
     return sorted(m for m in modules if m.split(".")[0] in HEAVY_TOPS or m.startswith(HEAVY_NODE))
 
 
-@pytest.mark.parametrize(
-    "args", [("--help",), ("--data-dir", "/nonexistent/dchat", "send", "bob", "hi")]
-)
-def test_client_commands_load_no_server_module(args: tuple[str, ...]) -> None:
-    loaded = _loaded_by(*args)
-    assert "dchat_sdk" in loaded  # the probe ran the command (it would pass on nothing)
+def _tops(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_help_loads_only_typer_and_the_command_list() -> None:
+    loaded = _loaded_by("--help")
+    assert "dchat_node.cli._client" in loaded  # the probe ran (it would pass on nothing)
     assert _heavy(loaded) == []
+    assert sorted(_tops(loaded) & NOT_FOR_HELP) == []
+    assert not any(m.startswith("dchat_node.cli._") for m in loaded - _LIGHT_CLI)
+
+
+_LIGHT_CLI = {f"dchat_node.cli.{m}" for m in ("_client", "_coerce", "_common", "_lazy", "_names")}
+
+
+def test_send_loads_the_sync_client_only() -> None:
+    loaded = _loaded_by("--data-dir", "/nonexistent/dchat", "send", "bob", "hi")
+    assert "dchat_sdk._remote" in loaded  # it got as far as the node's address
+    assert _heavy(loaded) == []
+    assert sorted(_tops(loaded) & NOT_FOR_SEND) == []
+    assert [m for m in loaded if m.startswith(NOT_FOR_SEND_SDK)] == []
 
 
 def test_the_heavy_check_sees_the_node() -> None:
@@ -88,6 +110,99 @@ def test_wallet_is_listed_and_runs_when_loaded() -> None:
 
 def test_shell_completion_is_offered() -> None:
     assert "--install-completion" in runner.invoke(app, ["--help"]).output
+    script = runner.invoke(app, ["--show-completion", "bash"], prog_name="dchat")
+    assert script.exit_code == 0, script.output
+    assert "_DCHAT_COMPLETE=complete_bash" in script.output
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("dchat se", {"search", "send"}),
+        ("dchat contact ", {"add", "list", "remove", "rename", "block"}),  # a lazy group
+        ("dchat send --", {"--as", "--file", "--image", "--help"}),
+    ],
+)
+def test_completion_reaches_lazy_commands(words: str, expected: set[str]) -> None:
+    env = {"_DCHAT_COMPLETE": "complete_bash", "COMP_WORDS": words}
+    env["COMP_CWORD"] = str(len(words.split(" ")) - 1)
+    result = runner.invoke(app, [], prog_name="dchat", env=env)
+    assert result.exit_code == 0, result.output
+    assert expected <= set(result.output.split()), result.output
+
+
+def test_every_lazy_command_loads_and_is_listed_with_its_own_help() -> None:
+    """The one-line help in ``_client``'s table is what the command itself says."""
+    root = typer.main.get_command(app)
+    ctx = root.make_context("dchat", ["status"])
+    for name in _client._ClientGroup.lazy:
+        placeholder = root.get_command(ctx, name)
+        assert placeholder is not None
+        real = placeholder.real(ctx)  # type: ignore[attr-defined]
+        assert real.name == name
+        assert placeholder.get_short_help_str(200) == real.get_short_help_str(200), name
+
+
+def _typer_converts(param: Any, value: str) -> Any:
+    from typer._coercion import build_runtime_param
+
+    return build_runtime_param(param.type_descriptor)._coerce_value(value, param, None)
+
+
+def _params(command: str) -> dict[str, Any]:
+    root = typer.main.get_command(app)
+    ctx = root.make_context("dchat", [command])
+    real = root.get_command(ctx, command).real(ctx)  # type: ignore[union-attr]
+    return {p.name: p for p in real.params}
+
+
+def _converted(convert: Any, param: Any, text: str) -> Any:
+    try:
+        return convert(text, param, None)
+    except typer.BadParameter:
+        return typer.BadParameter
+
+
+_NUMBERS = st.text(alphabet="0123456789+-_. eE\u0663\u00b2naif", max_size=8)
+
+
+@pytest.mark.parametrize(
+    ("command", "name"), [("inbox", "limit"), ("inbox", "after"), ("send", "duration")]
+)
+@given(text=_NUMBERS)
+@example(text="50")
+@example(text="0")
+@example(text="1001")
+@example(text=" 7 ")
+@example(text="1_0")
+@example(text="\u0663")
+@example(text="+5")
+@example(text="-0")
+@example(text="1e3")
+@example(text="nan")
+@example(text="-inf")
+def test_plain_numbers_convert_as_typer_does(command: str, name: str, text: str) -> None:
+    """A value the plain converter takes gets typer's result; any other, typer's refusal."""
+    from typer._coercion import build_runtime_param
+
+    param = _params(command)[name]  # int 1..1000, int >= 0, float >= 0
+    typer_s = build_runtime_param(param.type_descriptor)._coerce_value
+    expected = _converted(typer_s, param, text)
+    got = _converted(param.get_runtime_param()._coerce_value, param, text)
+    assert got == expected
+    assert type(got) is type(expected)
+
+
+def test_bad_values_keep_typer_s_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dchat_sdk.RemoteClient", _FakeClient)
+    for args in (
+        ["inbox", "--limit", "0"],
+        ["inbox", "--limit", "x"],
+        ["send", "b", "--file", "/nx"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "Invalid value" in result.output
 
 
 class _FakeClient:
@@ -109,7 +224,7 @@ class _FakeClient:
 
 
 def test_send_dash_reads_the_text_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_client, "RemoteClient", _FakeClient)
+    monkeypatch.setattr("dchat_sdk.RemoteClient", _FakeClient)
     _FakeClient.sent.clear()
     result = runner.invoke(app, ["send", "bob", "-"], input="two\nlines\n")
     assert result.exit_code == 0, result.output
@@ -214,7 +329,7 @@ class _LinkClient(_FakeClient):
 
 
 def test_group_links_from_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_client, "RemoteClient", _LinkClient)
+    monkeypatch.setattr("dchat_sdk.RemoteClient", _LinkClient)
     _LinkClient.calls.clear()
     made = runner.invoke(
         app, ["group", "link", "create", "team", "--uses", "3", "--expires", "12h"]

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dchat_network import RelayLimits
-from dchat_network.lowlevel import ClaimSettings
+from dchat_network.lowlevel import ClaimSettings, TokenSettings
 from dchat_node import ConfigError, load_config
 from dchat_node.cli import node_app
 from dchat_node.cli._init import ROLE_ADDRESSES, render_config, write_config
@@ -80,6 +80,13 @@ def test_every_claim_setting_is_documented_in_its_table() -> None:
     documented = {name for name, _ in _DEFAULT_LINE.findall(tables["relay_claims"])}
     examples = set(_EXAMPLE_LINE.findall(tables["relay_claims"]))
     assert documented | examples == {field.name for field in dataclasses.fields(ClaimSettings)}
+
+
+def test_every_token_setting_is_documented_in_its_table() -> None:
+    _, tables = _tables(render_config("relay"))
+    documented = {name for name, _ in _DEFAULT_LINE.findall(tables["relay_tokens"])}
+    examples = set(_EXAMPLE_LINE.findall(tables["relay_tokens"]))
+    assert documented | examples == {field.name for field in dataclasses.fields(TokenSettings)}
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -176,7 +176,7 @@ async def test_a_relays_stores_refusals_and_mailboxes_show(make_node: Any) -> No
     assert value(text, "dchat_links_open") == 0
     assert other.hex() not in text
     assert value(text, "dchat_relay_put_authorizations_total", kind="free") == 1  # quiet relay
-    kinds = {"token", "proof", "work", "free", "refused"}  # a fixed set of put authorization kinds
+    kinds = {"token", "proof", "work", "free", "refused", "paid"}  # a fixed set of kinds
     assert label_values(text) <= {"relay", "bad_envelope", *kinds}  # role and codes only
 
 
@@ -200,7 +200,7 @@ async def test_a_relays_abuse_refusals_show_by_reason(make_node: Any) -> None:
     assert value(text, "dchat_relay_connections") == 1
     assert value(text, "dchat_relay_replay_entries") == 0
     assert "192.0.2.1" not in text
-    kinds = {"token", "proof", "work", "free", "refused"}  # put authorization kinds (a fixed set)
+    kinds = {"token", "proof", "work", "free", "refused", "paid"}  # put authorization kinds
     assert label_values(text) <= {"relay", "busy_rate", "source_connections", *kinds}
 
 

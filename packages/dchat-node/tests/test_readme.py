@@ -143,7 +143,7 @@ def parse_problem(line: str) -> str | None:
             if found is None:
                 return f"{path} has no command {word}"
             real = getattr(found, "real", None)  # a lazy group (`dchat wallet`) loads itself
-            command, path = (real() if real else found), f"{path} {word}"
+            command, path = (real(typer.Context(command)) if real else found), f"{path} {word}"
         else:
             arguments += 1
         i += 1

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ from dchat_core import MessageId
 from dchat_crypto import KdfParams
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import Content, Payment
-from dchat_node import NodeProcess
+from dchat_node import NodeProcess, free_port
 from dchat_node.cli import app
 from dchat_node.cli._testnet import init_testnet
 from dchat_node.validator._keys import load_wallet
@@ -438,3 +439,88 @@ def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob
         events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
         assert [e.amount for e in events] == [40, 7]
     assert net.balance(bob_at) == before + 39
+
+
+def _relay_status(relay: NodeProcess) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {relay.info['token']}"}
+    answer = httpx.get(relay.info["url"] + "/v1/relay/status", headers=headers, timeout=10)
+    status: dict[str, Any] = answer.json()
+    return status
+
+
+def test_a_stranger_buys_tokens_and_its_mail_passes_a_busy_relay_without_work(
+    net: Net, tmp_path: Path
+) -> None:
+    """Paid tokens (protocol §40): bought on the currency chain, spent in place of work.
+
+    The relay asks every stranger's deposit for 30 bits of work, more than a
+    sender pays (24): without a token nothing of Carol's could be stored.
+    """
+    chain = net.out / "validator-0"
+    relay_dir = tmp_path / "relay"
+    relay_dir.mkdir(mode=0o700)
+    (relay_dir / "dchat.toml").write_text(
+        f'[node]\ncurrency_node = "{chain}"\n'
+        "[node.relay_limits]\npow_free_mailbox = 0.0\npow_min_bits = 30\npow_max_bits = 30\n"
+        "[node.relay_tokens]\nenabled = true\nprice = 2\nmax_per_payment = 16\n"
+    )
+    relay = NodeProcess(
+        relay_dir, "relay", passphrase=PASSPHRASE, listen=f"127.0.0.1:{free_port()}"
+    )
+    relay.start()
+    users = []
+    try:
+        for name in ("carol", "dan"):
+            (tmp_path / name).mkdir(mode=0o700)
+            (tmp_path / name / "dchat.toml").write_text(f'[node]\ncurrency_node = "{chain}"\n')
+            link = relay.info["link"]
+            users.append(NodeProcess(tmp_path / name, "user", passphrase=PASSPHRASE, relay=link))
+        start_all(users)
+        _buy_and_send(net, relay, *users)
+    finally:
+        for node in (*users, relay):
+            node.kill()
+
+
+def _buy_and_send(net: Net, relay: NodeProcess, carol: NodeProcess, dan: NodeProcess) -> None:
+    with carol.client() as c, dan.client() as d:
+        c.create_identity("carol")
+        d.create_identity("dan")
+        c.add_contact("dan", d.card())  # dan never writes back: carol holds no put token
+        d.add_contact("carol", c.card())
+        account = ContactCard.from_text(c.card()).identity_key.to_bytes().hex()
+    net.cli("wallet", "transfer", "--wallet", str(net.wallet(4)), account, "100")
+    payee = _relay_status(relay)["tokens"]["payee"]
+    before = net.balance(payee)
+    bought = _dchat(carol, "tokens", "buy", relay.info["link"], "8")
+    assert (bought["bought"], bought["paid"]) == (8, 16)
+    assert net.balance(payee) == before + 16
+    assert net.balance(account) == 100 - 16 - 1
+    held = _dchat(carol, "tokens")  # her node may be spending some already
+    assert 0 < held["total"] <= bought["held"] <= 8
+    assert sum(held["relays"][0]["epochs"].values()) == held["total"]
+    with carol.client() as c, dan.client() as d:
+        texts = [f"paid message {i}" for i in range(3)]
+        for text in texts:
+            c.send("dan", text)
+        inbound = lambda: [m.text for m in d.messages(limit=100) if m.direction == "in"]  # noqa: E731
+        _until(lambda: sorted(inbound()) == texts)
+        held = c.status()["tokens"]["held"]
+    status = _relay_status(relay)
+    print(f"\nrelay tokens: {status['tokens']}, refusals: {status['load']['refusals']}")
+    tokens = status["tokens"]
+    assert (tokens["sold"], tokens["refused"]) == (8, 0)
+    # Carol's three messages (and the controls her node queued for dan when she
+    # added him) each spent one token; none was wasted: the wallet holds the rest.
+    assert tokens["redeemed"] >= 3
+    assert held == 8 - tokens["redeemed"]
+    headers = {"Authorization": f"Bearer {relay.info['token']}"}
+    text = httpx.get(relay.info["url"] + "/metrics", headers=headers, timeout=10).text
+    kinds = {
+        sample.labels["kind"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "dchat_relay_put_authorizations_total"
+    }
+    assert kinds["paid"] == tokens["redeemed"]
+    assert kinds["work"] == 0  # no deposit of carol's was stored for work

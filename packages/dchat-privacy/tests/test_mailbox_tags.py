@@ -105,3 +105,29 @@ def test_tag_tokens_differ_per_epoch_and_from_the_seed() -> None:
     assert tag_token(A, 3) != tag_seed(A, 3)[:16]
     with pytest.raises(TagInputError):
         tag_token(b"x", 3)
+
+
+@given(
+    now=st.floats(min_value=20 * 86400, max_value=2**40),
+    behind=st.integers(min_value=2, max_value=16),
+)
+def test_the_skew_sweep_reaches_a_sender_up_to_sixteen_hours_behind(
+    now: float, behind: int
+) -> None:
+    schedule = TagSchedule(TAG_EPOCH)
+    band, due = schedule.sweep(now)
+    sender = schedule.epoch(now - behind * TAG_EPOCH)
+    assert sender in band or sender in schedule.live(now)
+    assert len(band) == 16
+    assert band.stop == schedule.live(now).start  # never the live window twice
+    assert due % TAG_EPOCH == 0  # at an epoch boundary, where the shell re-reads the tags
+    assert 3 * TAG_EPOCH < due - now <= 4 * TAG_EPOCH
+
+
+def test_the_skew_band_never_reaches_past_retention_or_zero() -> None:
+    assert TagSchedule(TAG_EPOCH, max_catch_up=2 * TAG_EPOCH).sweep(1e7)[0] == range(2774, 2776)
+    assert TagSchedule(10).sweep(25.0)[0] == range(0, 1)
+    with pytest.raises(TagInputError):
+        TagSchedule(skew_band=-1)
+    with pytest.raises(TagInputError):
+        TagSchedule(skew_sweep=0)

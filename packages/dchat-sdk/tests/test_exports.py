@@ -6,6 +6,8 @@ import dchat_sdk
 
 
 def test_all_lists_exactly_the_public_names() -> None:
+    for name in dchat_sdk.__all__:  # each loads on first use (PEP 562)
+        getattr(dchat_sdk, name)
     public = {name for name in vars(dchat_sdk) if not name.startswith("_")}
     public -= {"annotations"}
     submodules = {

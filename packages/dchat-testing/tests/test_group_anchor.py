@@ -36,7 +36,7 @@ from dchat_chain.lowlevel import (
 )
 from dchat_core import canonical_encode
 from dchat_crypto import BlsSecretKey, SigningKey
-from dchat_messaging._group_book import MESSAGE_KIND
+from dchat_messaging._group_core import MESSAGE_KIND
 from dchat_messaging._group_order import Evidence, OrderBatch, encode_evidence, order_channel
 from dchat_messaging._sender_keys import SenderChain, message_hash
 from dchat_messaging.lowlevel import GroupError
@@ -433,3 +433,44 @@ def test_a_list_whose_range_someone_else_took_is_dropped_and_rebatched() -> None
     pump(group.nodes)
     group.verify_all(T0 + 21)
     assert [r["anchored"] for r in bob.agent.groups.history(group.gid)] == [5]
+
+
+# -- another admin's list that never reaches the chain -------------------------------------
+
+
+def test_a_hostile_admins_uncommitted_list_delays_the_anchor_only_for_the_grace() -> None:
+    group = Group()
+    alice, bob, carol = group.nodes
+    gid = bytes.fromhex(group.gid)
+    alice.agent.groups._change(group.gid, "role", [bytes(bob.identity.identity_id), 1], now=T0)
+    pump(group.nodes)
+    bob_id = bytes(bob.identity.identity_id)
+    alice.agent.groups.anchors.granted(gid, bob_id)  # the channel's admin role, on the chain
+    bob.agent.groups.send_text(group.gid, "one", now=T0)
+    carol.agent.groups.send_text(group.gid, "two", now=T0)
+    pump(group.nodes)
+    [job] = alice.agent.groups.anchors.jobs(T0 + 10, count=64, interval=5.0)
+    forged = OrderBatch(gid, job.channel, 0, job.entries, bob_id).signed(bob.identity.signing_key)
+    groups = bob.agent.groups  # bob's modified client: signs the next range, never commits it
+    to = [alice.card, carol.card]
+    groups._send("group.ord", forged.to_bytes(), to, now=T0 + 10, copies=False)
+    pump(group.nodes)
+    group.verify_all(T0 + 11)  # not on the chain: it waits
+    anchors = alice.agent.groups.anchors
+    assert group.show(alice)["unverified"] == 1
+    assert anchors.jobs(T0 + 15, count=1, interval=5.0) == []  # within the grace (15 s)
+    batch = group.propose(T0 + 16)  # it arrived at T0 + 1: alice now sequences past it
+    assert batch.first == 0
+    group.commit(batch)
+    anchors.publish(batch.to_bytes(), now=T0 + 16)
+    pump(group.nodes)
+    group.verify_all(T0 + 17)
+    group.verify_all(T0 + 18)  # bob's list as the others' evidence: checked once, then known
+    for node in group.nodes:
+        rows = node.agent.groups.history(group.gid)
+        assert {r["anchored"] for r in rows} == {0, 1}, node.card.name
+        assert group.show(node)["unverified"] == 0, node.card.name
+    for node in (alice, carol):  # who got bob's list holds it against him, beside the chain's
+        [found] = group.show(node)["equivocations"]
+        assert found["accused"] == str(bob.identity.identity_id)
+        assert found["chain"]["root"] == batch.root().hex()

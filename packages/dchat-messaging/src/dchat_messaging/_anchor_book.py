@@ -10,7 +10,16 @@ s, d, q, order], ...] (listed by a verified batch), "b": [batch, ...]
 [[s, d, q], ...] (missing), "ev": [evidence, ...], "gr": [identity, ...]
 (granted the channel's admin role on chain), "o": [[SHA-256 of batch, ms],
 ...] (our own lists not yet sent to the members, with the time of the last
-``commit_order`` for them; a book stored before this key has none)}``.
+``commit_order`` for them; a book stored before this key has none), "r":
+[[SHA-256 of batch, ms], ...] (lists in "u" we received, with the time they
+arrived; a book stored before this key has none, so its received lists count
+as overdue)}``.
+
+A received list holds back the sequencer's next batch (:meth:`AnchorBook.due`)
+only while it may still be the chain's next range: for
+:func:`received_grace` after it arrived, and never once a verified range
+covers its first number. Our own lists hold it back until the chain settles
+them (one batch of ours in flight).
 
 An evidence record is ``{"k": "fork" | "order", "who": accused identity,
 "why": text, "a": artefact, "b": artefact, ["c": [first, last, root,
@@ -32,7 +41,7 @@ from ._group_order import OrderBatch, OrderEntry
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ("MAX_TRACKED", "AnchorBook", "Finding", "Held")
+__all__ = ("MAX_TRACKED", "AnchorBook", "Finding", "Held", "received_grace")
 
 MAX_TRACKED: Final = 1024
 """Messages (with their wires, for evidence) kept per anchored group."""
@@ -40,8 +49,12 @@ MAX_LISTED: Final = 4096
 MAX_BATCHES: Final = 64
 MAX_EVIDENCE: Final = 32
 MAX_MISSING: Final = 256
+RECEIVED_GRACE_INTERVALS: Final = 3
+"""Batch intervals a received list may take to show on the chain before we sequence past it."""
+RECEIVED_GRACE_MIN_MS: Final = 10_000
+"""The least such wait whatever the interval (a commit, two headers and a light read)."""
 _LIMITS: Final = DecodeLimits(max_size=96 << 20, max_depth=4, max_items=1 << 20)
-_FIELDS: Final = frozenset({"m", "p", "ps", "l", "b", "u", "t", "x", "ev", "gr", "o"})
+_FIELDS: Final = frozenset({"m", "p", "ps", "l", "b", "u", "t", "x", "ev", "gr", "o", "r"})
 
 Slot = tuple[bytes, bytes, int]
 
@@ -75,6 +88,11 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def received_grace(interval_ms: int) -> int:
+    """How long a received list not yet on the chain holds back the sequencer (ms)."""
+    return max(RECEIVED_GRACE_INTERVALS * interval_ms, RECEIVED_GRACE_MIN_MS)
+
+
 @dataclass(slots=True)
 class AnchorBook:
     """One anchored group's order as this node knows it (see the module docstring)."""
@@ -90,6 +108,7 @@ class AnchorBook:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     granted: set[bytes] = field(default_factory=set)
     own: dict[bytes, int] = field(default_factory=dict)
+    got: dict[bytes, int] = field(default_factory=dict)
 
     # -- storage ------------------------------------------------------------------------
 
@@ -102,12 +121,14 @@ class AnchorBook:
             "t": [[s, d, q] for (s, d), q in sorted(self.tops.items())],
             "x": [list(x) for x in sorted(self.missing)], "ev": list(self.evidence),
             "gr": sorted(self.granted), "o": [[d, t] for d, t in self.own.items()],
+            "r": [[d, t] for d, t in self.got.items()],
         })  # fmt: skip
 
     @classmethod
     def decode(cls, data: bytes) -> AnchorBook:
         f = Fields(canonical_decode(data, _LIMITS), "group anchor", _FIELDS)
         own = f.get_list("o", max_len=2 * MAX_BATCHES) if f.has("o") else []
+        got = f.get_list("r", max_len=2 * MAX_BATCHES) if f.has("r") else []
         return cls(
             {h: Held(s, d, q, ph, w) for h, s, d, q, ph, w in f.get_list("m", max_len=1 << 16)},
             [bytes(h) for h in f.get_list("p", max_len=1 << 16)], f.get_int("ps"),
@@ -116,7 +137,7 @@ class AnchorBook:
             {(s, d): q for s, d, q in f.get_list("t", max_len=1 << 16)},
             {(s, d, q) for s, d, q in f.get_list("x", max_len=1 << 16)},
             list(f.get_list("ev")), {bytes(g) for g in f.get_list("gr")},
-            {bytes(d): int(t) for d, t in own},
+            {bytes(d): int(t) for d, t in own}, {bytes(d): int(t) for d, t in got},
         )  # fmt: skip
 
     # -- views --------------------------------------------------------------------------
@@ -236,9 +257,15 @@ class AnchorBook:
 
     # -- the sequencer ------------------------------------------------------------------
 
-    def due(self, now_ms: int, count: int, interval_ms: int) -> list[OrderEntry]:
-        """The next batch's entries, if ``count`` wait or the oldest waited ``interval_ms``."""
-        if self.unverified or not self.pending:
+    def due(
+        self, now_ms: int, count: int, interval_ms: int, *, me: bytes | None = None
+    ) -> list[OrderEntry]:
+        """The next batch's entries, if ``count`` wait or the oldest waited ``interval_ms``.
+
+        Nothing while a list holds the next range back (:meth:`blocking`;
+        ``me``: the sequencer's identity, None counts every list as ours).
+        """
+        if not self.pending or self.blocking(now_ms, interval_ms, me):
             return []  # one batch in flight at a time: ranges are consecutive on the chain
         if len(self.pending) < count and now_ms - self.pending_since < interval_ms:
             return []
@@ -249,6 +276,26 @@ class AnchorBook:
                 entries[m.sender, m.device, m.seq] = OrderEntry(m.sender, m.device, m.seq, h)
         return list(entries.values())
 
+    def blocking(self, now_ms: int, interval_ms: int, me: bytes | None) -> bool:
+        """Whether a list not yet settled may still be the chain's next range.
+
+        Ours (signed by ``me``) always, until the chain settles or the repair
+        drops it. A received one (another admin's) only within
+        :func:`received_grace` of its arrival and while no verified range
+        covers its first number: an honest admin sends a list only once the
+        chain holds it, so one that does not show by then (a hostile admin's,
+        or one whose commit never landed) no longer stalls the group. It is
+        still checked against the chain like any other.
+        """
+        grace, after = received_grace(interval_ms), self.next_first()
+        for raw in self.unverified:
+            batch = OrderBatch.from_bytes(raw)
+            if me is None or batch.by == me:
+                return True
+            if batch.first >= after and now_ms - self.got.get(_digest(raw), 0) < grace:
+                return True
+        return False
+
     def hold(self, batch: OrderBatch, now_ms: int) -> None:
         """Our own batch, before the chain has it: what it lists is no longer pending.
 
@@ -257,7 +304,7 @@ class AnchorBook:
         """
         raw = batch.to_bytes()
         if raw not in self.unverified:
-            self.unverified = [*self.unverified, raw][-MAX_BATCHES:]
+            self._keep(raw)
         self.own[_digest(raw)] = now_ms
         known = {_digest(b) for b in [*self.unverified, *self.batches]}
         self.own = {d: t for d, t in self.own.items() if d in known}  # at most 2 * MAX_BATCHES
@@ -323,7 +370,7 @@ class AnchorBook:
     def receive(self, batch: OrderBatch, now_ms: int) -> list[Finding]:
         """A signed list (checked by the caller): kept until the chain is read for it."""
         raw = batch.to_bytes()
-        if raw in self.batches or raw in self.unverified:
+        if raw in self.batches or raw in self.unverified or self._convicted(raw, batch):
             return []
         for known in [*self.verified(), *(OrderBatch.from_bytes(u) for u in self.unverified)]:
             same_range = (known.first, known.channel, known.by) == (
@@ -337,8 +384,35 @@ class AnchorBook:
                 return [
                     self._record("order", batch.by, why, known.to_bytes(), raw, now_ms, tell=tell)
                 ]
-        self.unverified = [*self.unverified, raw][-MAX_BATCHES:]
+        self.got[_digest(raw)] = now_ms
+        self._keep(raw)
         return []
+
+    def _convicted(self, raw: bytes, batch: OrderBatch) -> bool:
+        """Whether ``raw`` is already evidence against its sequencer for a settled range.
+
+        The other members send it back as their evidence; keeping it again
+        would have every member settle and tell it to the others round after round.
+        """
+        if batch.first >= self.next_first():
+            return False
+        return any(e["k"] == "order" and bytes(e["a"]) == raw for e in self.evidence)
+
+    def _keep(self, raw: bytes) -> None:
+        """``raw`` waits for the chain; past MAX_BATCHES the oldest received list goes first.
+
+        So received lists (a hostile admin can send many) never push out one of ours.
+        """
+        self.unverified = [*self.unverified, raw]
+        while len(self.unverified) > MAX_BATCHES:
+            old = next((u for u in self.unverified if _digest(u) in self.got), self.unverified[0])
+            self.unverified.remove(old)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Arrival times only for received lists still waiting."""
+        waiting = {_digest(u) for u in self.unverified}
+        self.got = {d: t for d, t in self.got.items() if d in waiting}
 
     def settle(
         self, channel: bytes, first: int, chain: tuple[int, bytes, bytes, int] | None, now_ms: int
@@ -370,7 +444,20 @@ class AnchorBook:
             findings.append(
                 self._record("order", batch.by, why, raw, other, now_ms, record, (("order", raw),))
             )
+        self._forget()
         return findings
+
+    def _covered(self, batch: OrderBatch) -> None:
+        """Received lists starting inside the verified ``batch``'s range: never on the chain.
+
+        The chain keeps one record per range, at its first number, so such a
+        list will never be certified; it stops waiting (and being read).
+        """
+        for raw in list(self.unverified):
+            other = OrderBatch.from_bytes(raw)
+            inside = batch.first < other.first <= batch.last
+            if inside and other.channel == batch.channel and _digest(raw) in self.got:
+                self.unverified.remove(raw)
 
     def _accept(self, batch: OrderBatch, raw: bytes, now_ms: int) -> list[Finding]:
         if all(b != raw for b in self.batches):
@@ -388,5 +475,6 @@ class AnchorBook:
             del self.listed[next(iter(self.listed))]
         listed = {e.hash for e in batch.entries}
         self.pending = [h for h in self.pending if h not in listed]
+        self._covered(batch)
         detail = {"first": batch.first, "last": batch.last, "sequencer": str(IdentityId(batch.by))}
         return [*findings, Finding("anchored", detail)]

@@ -92,6 +92,9 @@ SESSIONS_KEPT: Final = 1024
 """Session records an engine keeps decoded in memory (the most recently used)."""
 _DEFAULT_RATCHET: Final = RatchetPolicy()
 RENEW_KIND: Final = "session.renew"
+ONION_PREFIX: Final = "onion:"
+"""An outbox relay text that starts so is deposited through onions (dchat-network's
+``onion_route``/``split_route`` write and read the same form)."""
 """The control a device sends to set up a new session after it lost the old one."""
 
 
@@ -210,6 +213,9 @@ class MessagingEngine:
         """How many of a device's relays each envelope goes to (``None``: all; multi-path)."""
         self.tags: Container[bytes] = frozenset()
         """Rotating tags of our mailbox whose mail this engine opens (besides our mailbox)."""
+        self._onion: bool | None = None  # read from the store on first use
+        self.untagged: Callable[[Sequence[bytes]], None] | None = None
+        """Told the outbox keys of every envelope queued (a burner's: never routed to a tag)."""
         self.seen = SeenEnvelopes(store, self._key("seen"))
         """Digests of the envelopes received lately (a copy via another relay is a duplicate)."""
 
@@ -386,11 +392,34 @@ class MessagingEngine:
             inner, mailbox=device.mailbox, device_key=device.exchange_key
         )
         raw, mailbox = envelope.to_bytes(), bytes(device.mailbox)
+        onion = self.onion
+        if self.untagged is not None:
+            rest = device.paths(self.paths)[1:]
+            self.untagged([oid, *(path_outbox_id(oid, relay) for relay in rest)])
         for index, relay in enumerate(device.paths(self.paths)):
             # One outbox item per relay: each relay's queue keeps its own order and
             # retries, so a dead relay holds back only its own copies.
             key = oid if index == 0 else path_outbox_id(oid, relay)
-            self._store.enqueue(key, relay, mailbox, raw, now)
+            self._store.enqueue(key, ONION_PREFIX + relay if onion else relay, mailbox, raw, now)
+
+    @property
+    def onion(self) -> bool:
+        """This identity's onion mode: its envelopes go to the mailbox relay through onions.
+
+        Kept in the store (one value per identity); the outbox entries of an
+        identity in onion mode name the relay as ``onion:HOST:PORT``, which the
+        node's deposit pool (dchat-network's ``OnionPool``) sends as Sphinx
+        onions over three relays (protocol §39). Off by default.
+        """
+        if self._onion is None:
+            self._onion = self._store.get_state(self._key("onion")) == b"\x01"
+        return self._onion
+
+    def set_onion(self, on: bool) -> None:
+        """Turn onion mode on or off for what this identity sends from now on."""
+        self._store.put_state(self._key("onion"), b"\x01" if on else b"\x00")
+        self._onion = on
+        self._store.on_rollback(lambda: setattr(self, "_onion", None))
 
     def pending_count(self) -> int:
         """Messages waiting for a session (not yet in the outbox)."""

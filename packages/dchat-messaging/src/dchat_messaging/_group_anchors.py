@@ -151,7 +151,7 @@ class GroupAnchors:
             if state.sequencer() != me:
                 continue
             book = self.book(gid)
-            entries = book.due(_ms(now), count, int(interval * 1000))
+            entries = book.due(_ms(now), count, int(interval * 1000), me=me)
             grant: tuple[bytes, ...] = ()
             if state.anchor == me:
                 grant = tuple(

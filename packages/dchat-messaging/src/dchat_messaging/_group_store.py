@@ -8,7 +8,7 @@ Everything is sealed state of the node's store (``StateStore``), canonical CBOR:
   "status": "active" | "invited" | "left", ["held": [updates known but not
   applied: ahead of "st", or on another branch]], ["base": the oldest state
   kept, "ch": [the updates from "base" to "st"]], ["mine": [hashes of the
-  updates we signed]]}`` (see :mod:`._group_book` for how a branch is chosen);
+  updates we signed]]}`` (see :mod:`._group_branches` for how a branch is chosen);
 * ``group.keys.<id hex>``: :class:`GroupKeys` ``{["own": this device's
   chain], "q": its message number, "ph": its last message hash, "sh":
   [identities that hold our chain], "p": [[identity, device], ...]}`` (the

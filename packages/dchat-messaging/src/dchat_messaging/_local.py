@@ -36,7 +36,7 @@ from ._errors import RequestError
 from ._events import Duplicate, MessageReceived, Rejected, SessionReset
 
 if TYPE_CHECKING:
-    from collections.abc import Container, Sequence
+    from collections.abc import Callable, Container, Sequence
 
     from dchat_crypto import PrivateKey, SigningKey
     from dchat_identity import ContactCard, Identity
@@ -69,6 +69,8 @@ class LocalEngines:
         """Relays of a device each envelope goes to (``None``: all); given to new engines."""
         self.tags: Container[bytes] = frozenset()
         """Our rotating tags (``MailboxTags.known``): the primary identity's engine opens them."""
+        self.untagged: Callable[[IdentityId, Sequence[bytes]], None] = lambda _id, _keys: None
+        """Told the outbox keys another local identity (a burner) queues: never sent to tags."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
         self.linked: DeviceKeys | None = None
@@ -101,7 +103,9 @@ class LocalEngines:
         )
         self.linked = keys
         self.directory.add_card(card)
-        return self._new(keys)
+        engine = self._new(keys)
+        engine.tags = self.tags  # its own rotating tags (it hands out their secrets)
+        return engine
 
     def for_identity(self, identity: Identity, card: ContactCard | None = None) -> MessagingEngine:
         """The engine of a local identity (created on first use; ``card`` updates it)."""
@@ -120,6 +124,9 @@ class LocalEngines:
             engine = self._new(keys)
             if self._main is not None and identity.identity_id == self._main[0].identity_id:
                 engine.tags = self.tags  # not a burner's
+            else:  # a burner: its mail must not go to a tag given to our identity
+                burner = identity.identity_id
+                engine.untagged = lambda keys: self.untagged(burner, keys)
         elif card is not None and engine.keys.card != card:
             engine.keys = replace(engine.keys, card=card)
         return engine
@@ -144,6 +151,24 @@ class LocalEngines:
         if self.linked is not None:
             return self._engines[self.linked.identity]
         return None if self._main is None else self.for_identity(self._main[0])
+
+    def onion_mode(self, identity: IdentityId) -> bool:
+        """Whether ``identity`` (ours, a device's or a burner's) sends through onions.
+
+        Reads the store (in its worker) if the identity has no engine yet.
+        """
+        engine = self._engines.get(identity)
+        if engine is not None:
+            return engine.onion
+        return self._store.get_state(f"msg.{identity}.onion") == b"\x01"
+
+    def set_onion_mode(self, identity: IdentityId, on: bool) -> None:
+        """Turn ``identity``'s onion mode on or off (kept in the store, per identity)."""
+        engine = self._engines.get(identity)
+        if engine is not None:
+            engine.set_onion(on)
+        else:  # the key its engine reads (``msg.<identity>`` namespace, ``onion``)
+            self._store.put_state(f"msg.{identity}.onion", b"\x01" if on else b"\x00")
 
     def all(self) -> list[MessagingEngine]:
         """Every engine created so far."""

@@ -10,9 +10,10 @@ addresses our primary device's mail to the epoch's tag
 (:func:`dchat_privacy.lowlevel.tag_seed`, made an Ed25519 key; the tag is
 its :class:`~dchat_core.MailboxId`), a different mailbox every
 :data:`~dchat_privacy.lowlevel.TAG_EPOCH` seconds and for every contact.
-One secret per contact (not per device of ours): the secret travels once,
-to every device of the contact, and only our primary device's mailbox uses
-tags (a linked device keeps its own fixed mailbox).
+One secret per contact and device of ours: the secret travels once, to
+every device of the contact; our primary device's covers its mailbox, and a
+linked device hands out its own for its own mailbox (:meth:`learn_device`
+on the contact's side), so no secret is synced between our devices.
 
 :class:`MailboxTags` keeps both sides durably under the ``mailbox_tags``
 state key (canonical CBOR ``{"v": 1, "issued": {identity id: secret},
@@ -26,10 +27,22 @@ state key (canonical CBOR ``{"v": 1, "issued": {identity id: secret},
   is drained at every relay (:meth:`drained`), ``done`` moves past it and is
   saved, so a node that was offline drains what it missed, and an epoch
   that leaves the live window is drained once more (late deposits).
+  Every ``skew_sweep`` (4 h, at an epoch boundary; the first one after start) the
+  mark goes back to the start of the *skew band* (16 h behind the live
+  window, :meth:`~dchat_privacy.lowlevel.TagSchedule.sweep`), so those
+  epochs are drained once more the same way: mail from a contact whose
+  clock is hours behind arrives within one sweep period.
 * *held* (:meth:`learn`, :meth:`address`): the secret a contact gave us for
   its mailbox (as its card names it) and the length of its epochs (the
   recipient chooses it: ``tag_epoch``); the engine seals mail to that
   mailbox for the tag of the current epoch instead.
+
+*Untagged* (:meth:`untag`, :meth:`plain`): the outbox keys of what another
+local identity (a burner) queued, under the ``mailbox_tags.plain`` state key
+(canonical CBOR: the key in hex to the burner's identity id), until settled (:meth:`settled`): the
+secrets we hold were given to our identity, and a burner's mail on such a
+tag would tell the relay (and the recipient) whose burner it is, so it
+always goes to the published mailbox.
 
 First contact is unchanged: a sender holding no secret (a stranger, a
 message request, the first prekey message) writes to the published mailbox,
@@ -79,6 +92,8 @@ CATCH_UP_LINKS: Final = 8
 MAX_ISSUED: Final = 1024
 """The most contacts holding a tag secret of ours."""
 _KEY: Final = "mailbox_tags"
+_PLAIN_KEY: Final = "mailbox_tags.plain"
+_PLAIN_LIMITS: Final = DecodeLimits(max_size=2**22, max_depth=1, max_items=2**17)
 _LIMITS: Final = DecodeLimits(max_size=256, max_depth=1, max_items=8)
 _KEYS_KEPT: Final = 8192
 
@@ -119,8 +134,11 @@ class MailboxTags:
         schedule: Epoch length and catch-up bound.
     """
 
-    def __init__(self, store: StateStore, schedule: TagSchedule | None = None) -> None:
+    def __init__(
+        self, store: StateStore, schedule: TagSchedule | None = None, *, key: str = _KEY
+    ) -> None:
         self._store = store
+        self._key = key  # a burner's tags: "mailbox_tags.<identity id>"
         self.schedule = schedule or TagSchedule()
         self._issued: dict[str, bytes] = {}
         self._held: dict[bytes, tuple[bytes, int]] = {}  # mailbox: (secret, epoch seconds)
@@ -130,6 +148,10 @@ class MailboxTags:
         self._swept: set[tuple[bytes, str]] = set()
         self._relays: tuple[str, ...] = ()
         self._watching: frozenset[bytes] = frozenset()  # the secrets of the last watch()
+        self._sweep_at: float | None = None  # when the next skew sweep is due
+        self.burners: dict[str, MailboxTags] = {}
+        """Each local burner's own tags, by identity id (the main identity's object holds them)."""
+        self._plain: dict[bytes, str] = {}  # outbox keys of a burner's mail: the burner
         self.known: dict[bytes, int] = {}
         """Tag mailboxes handed out to watch, with their epoch (the engine accepts them)."""
         self.changed: Callable[[], None] = lambda: None
@@ -151,7 +173,17 @@ class MailboxTags:
         Raises:
             EngineStateError: the stored value is damaged.
         """
-        raw = load_state(self._store, _KEY)
+        plain = self._store.get_state(_PLAIN_KEY) if self._key == _KEY else None
+        if plain is not None:
+            try:
+                keys = canonical_decode(plain, _PLAIN_LIMITS)
+            except DecodeError:
+                raise EngineStateError("stored mailbox tags are damaged") from None
+            try:
+                self._plain = {bytes.fromhex(k): str(v) for k, v in dict(keys).items()}
+            except (ValueError, TypeError, AttributeError):
+                raise EngineStateError("stored mailbox tags are damaged") from None
+        raw = load_state(self._store, self._key)
         if raw is None:
             return
         try:
@@ -195,6 +227,14 @@ class MailboxTags:
             self._change(lambda: self._held.__setitem__(mailbox, (secret, epoch)), self._done)
         return True
 
+    def learn_device(self, data: bytes, sender_device: bytes) -> bool:
+        """Keep the secret of an ``mb.tag`` payload for the sending linked device's own mailbox.
+
+        A linked device hands out secrets for its own mailbox: ``mb`` must be
+        the mailbox of the (authenticated) device key that sent it.
+        """
+        return self.learn(data, MailboxId.derive(sender_device))
+
     def _change(self, apply: Callable[[], object], done: int | None) -> None:
         before = (dict(self._issued), dict(self._held), self._done)
 
@@ -209,11 +249,40 @@ class MailboxTags:
     def _save(self) -> None:
         held = {mailbox.hex(): list(pair) for mailbox, pair in self._held.items()}
         value = {"v": 1, "issued": self._issued, "held": held, "done": self._done}
-        self._store.put_state(_KEY, canonical_encode(value))
+        self._store.put_state(self._key, canonical_encode(value))
 
     def _save_done(self) -> None:
         with self._store.transaction():
             self._save()
+
+    def untag(self, identity: IdentityId, keys: Sequence[bytes]) -> None:
+        """Outbox ``keys`` queued by another local ``identity``: never route them to our tags.
+
+        Called in the store transaction that queues them (undone with it).
+        """
+        before = dict(self._plain)
+        self._plain.update(dict.fromkeys(keys, str(identity)))
+        self._store.on_rollback(lambda: setattr(self, "_plain", before))
+        self._store.put_state(
+            _PLAIN_KEY, canonical_encode({k.hex(): v for k, v in self._plain.items()})
+        )
+
+    def plain(self, outbox_key: bytes) -> str | None:
+        """The burner (identity id) that queued the outbox entry ``outbox_key``, if one did."""
+        return self._plain.get(outbox_key)
+
+    def settled(self, keys: Sequence[bytes]) -> None:
+        """These outbox entries are gone (stored at a relay): forget them."""
+        gone = self._plain.keys() & set(keys)
+        if gone:
+            with self._store.transaction():
+                before = dict(self._plain)
+                for key in gone:
+                    del self._plain[key]
+                self._store.on_rollback(lambda: setattr(self, "_plain", before))
+                self._store.put_state(
+                    _PLAIN_KEY, canonical_encode({k.hex(): v for k, v in self._plain.items()})
+                )
 
     # -- tags ----------------------------------------------------------------------------
 
@@ -259,6 +328,12 @@ class MailboxTags:
         secrets = sorted(self._issued.values())
         self._watching = frozenset(secrets)
         live = self.schedule.live(now)
+        band, due = self.schedule.sweep(now)
+        if self._sweep_at is None:  # the first sweep one period after start
+            self._sweep_at = due
+        elif self._done is not None and now >= self._sweep_at:
+            self._sweep_at = due
+            self._done = min(self._done, band.start)  # drain the band once more (slow clocks)
         out = [(self.tag(s, e), r, False) for e in live for s in secrets for r in relays]
         if self._done is not None:
             wanted = dict.fromkeys(relays, CATCH_UP_LINKS)
@@ -308,6 +383,8 @@ class MailboxTags:
         """
         if frozenset(self._issued.values()) != self._watching:
             self.changed()
+        for other in self.burners.values():
+            other.notify()
 
     def next_change(self, now: float) -> float:
         """Seconds until the live window moves (the links to keep change)."""

@@ -327,6 +327,7 @@ class UserMessaging:
         """Rotating mailbox tags: secrets issued and held, the tags to watch."""
         self.tags.changed = lambda: self.mailboxes_changed()
         self.engines.tags = self.tags.known
+        self.engines.untagged = self.tags.untag
         self.tag_sink: TagSink = _no_sink
         self.cover = CoverTraffic(store)
         """Cover traffic (off unless configured or turned on): loops, drops, their books."""
@@ -357,11 +358,21 @@ class UserMessaging:
     def add_identity(self, identity: Identity) -> None:
         """Also drain the mailbox of ``identity`` (another local identity, e.g. a burner)."""
         self._extra[identity.identity_id] = identity
+        tags = MailboxTags(
+            self._store, self.tags.schedule, key=f"mailbox_tags.{identity.identity_id}"
+        )
+        tags.load()
+        tags.changed, tags.worker = self.tags.changed, self.tags.worker
+        self.tags.burners[str(identity.identity_id)] = (
+            tags  # its own secrets: links nothing to ours
+        )
+        self.engines.for_identity(identity).tags = tags.known
         self.mailboxes_changed()
 
     def remove_identity(self, identity_id: IdentityId) -> None:
         """Stop draining an extra identity's mailbox."""
         self._extra.pop(identity_id, None)
+        self.tags.burners.pop(str(identity_id), None)
         self.mailboxes_changed()
 
     def mailboxes(self) -> list[UserMailbox]:
@@ -394,7 +405,7 @@ class UserMessaging:
 
         Keyed by ``(mailbox public key, str(relay))``, so a shell reconciles
         the links it runs with this map as mailboxes and relays come and go.
-        With ``now``, the primary identity's rotating tags are included
+        With ``now``, our rotating tags are included, and each burner's own
         (:meth:`MailboxTags.watch`: live ones, and catch-up ones until drained).
         """
         boxes: list[UserMailbox | RawMailbox] = [*self.mailboxes(), *self.raw_mailboxes()]
@@ -404,17 +415,24 @@ class UserMessaging:
             register = functools.partial(_register_token, cover.mailbox, cover.token)
             box = RawMailbox(cover.key, self._cover_arrived, connected=register)
             links.update({(cover.key.public_key.to_bytes(), str(r)): (box, r) for r in relays})
-        if now is None or own is None or self.engines.linked is not None:
+        engine = self.engines.main()  # our primary device's, or a linked device's own
+        if now is None or engine is None:
             return links
-        engine = self.engines.for_identity(own)
-        for tag, relay, catch_up in self.tags.watch(now, list(by_name)):
-            drained = functools.partial(self.tags.drained, tag.mailbox, relay, now)
-            box = TagMailbox(
-                tag.key, _no_handler, drained if catch_up else None, 0.0 if catch_up else None,
-                functools.partial(_register_token, tag.mailbox, tag.token),
-                engine=engine, identity=own, sink=self.tag_sink,
-            )  # fmt: skip
-            links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
+        watched = [(self.tags, engine, own)] + [
+            (self.tags.burners[str(i.identity_id)], self.engines.for_identity(i), i)
+            for i in self._extra.values()
+            if str(i.identity_id) in self.tags.burners
+        ]  # each burner's own tags, opened by its engine
+        for tags, opener, identity in watched:
+            for tag, relay, catch_up in tags.watch(now, list(by_name)):
+                drained = functools.partial(tags.drained, tag.mailbox, relay, now)
+                box = TagMailbox(
+                    tag.key, _no_handler, drained if catch_up else None,
+                    0.0 if catch_up else None,
+                    functools.partial(_register_token, tag.mailbox, tag.token),
+                    engine=opener, identity=identity, sink=self.tag_sink,
+                )  # fmt: skip
+                links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
         return links
 
     async def _cover_arrived(self, envelope: bytes) -> None:
@@ -434,6 +452,8 @@ class UserMessaging:
         self.tag_sink, self.tags.worker = sink, worker
         if epoch is not None:
             self.tags.set_epoch(epoch)
+        for tags in self.tags.burners.values():
+            tags.worker, tags.schedule = worker, self.tags.schedule
 
     def tags_change_in(self, now: float) -> float:
         """Seconds until the live tags change (the shell re-reads :meth:`mailbox_links`)."""
@@ -547,10 +567,11 @@ class UserMessaging:
             if event.kind in (PUT_TOKEN_KIND, PUT_PROOF_KIND, MAILBOX_TAG_KIND):
                 card = self.contacts.card_of(event.sender) or event.sender_card
                 own = card is not None and card.identity_id == event.sender
+                tags = self.tags.burners.get(str(engine.keys.identity), self.tags)  # the receiver's
                 learn = {PUT_TOKEN_KIND: self.tokens.learn, PUT_PROOF_KIND: self.proofs.learn}
-                learn.get(event.kind, self.tags.learn)(
-                    event.data, card.mailbox if own and card else None
-                )
+                mailbox = card.mailbox if own and card else None
+                if not learn.get(event.kind, tags.learn)(event.data, mailbox) and own:
+                    tags.learn_device(event.data, event.sender_device)
             elif event.kind == "text":
                 self.conversations.stored(event.content)
             elif event.kind in CONVERSATION_KINDS:
@@ -695,6 +716,13 @@ class UserMessaging:
             if content.kind == "text":
                 self.conversations.stored(content)
             own, main = engines.primary_identity, engines.main()
+            if sender is None and main is not None and engines.linked is not None:
+                waiting += self._issue_tag(main, card, bytes(engines.linked.mailbox), now)
+            burner = None if sender is None else self.tags.burners.get(str(sender.identity_id))
+            if burner is not None and sender is not None:  # the burner's own secret
+                mailbox = bytes(sender.mailbox_id)
+                engine = engines.for_identity(sender)
+                waiting += self._issue_tag(engine, card, mailbox, now, burner, sender_card)
             if sender is None and own is not None and main is not None:
                 if self.contacts.card_of(card.identity_id) is None:
                     return waiting
@@ -706,6 +734,26 @@ class UserMessaging:
                     gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
                     waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
+
+    def _issue_tag(
+        self,
+        engine: MessagingEngine,
+        card: ContactCard,
+        mailbox: bytes,
+        now: float,
+        tags: MailboxTags | None = None,
+        sender_card: ContactCard | None = None,
+    ) -> list[DeviceAddress]:
+        """Hand ``card`` a tag secret for ``mailbox`` (a linked device's) with its first mail."""
+        if self.contacts.card_of(card.identity_id) is None:
+            return []
+        tags = tags or self.tags
+        secret = tags.issue(card.identity_id, now=now)
+        if secret is None:
+            return []
+        data = encode_tag_secret(mailbox, secret, tags.schedule.epoch_seconds)
+        gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
+        return self.engines.send(engine, card, gift, now=now, copies=False, sender_card=sender_card)
 
     def _hand_out(
         self, card: ContactCard, own: Identity, main: MessagingEngine, now: float
@@ -834,10 +882,13 @@ class UserMessaging:
         """A relay confirmed it stored the queued envelope ``outbox_id``."""
         self.outbox.delivered(outbox_id)
         self.sent += 1
+        self.tags.settled([outbox_id])
 
     def token_for(self, mailbox: bytes) -> bytes | None:
         """The put token to attach to a deposit into ``mailbox``: a contact's, or a tag's."""
+        burners = (t.token_for(mailbox) for t in self.tags.burners.values())
         found = self.tokens.token_for(mailbox) or self.tags.token_for(mailbox)
+        found = found or next((token for token in burners if token is not None), None)
         return found or self.cover.token_for(mailbox)
 
     def route(self, entries: Sequence[OutboxEntry], now: float) -> list[tuple[bytes, bytes]]:
@@ -852,7 +903,9 @@ class UserMessaging:
         """
         routed: list[tuple[bytes, bytes]] = []
         for entry in entries:
-            tag = self.tags.address(entry.mailbox, now)
+            burner = self.tags.plain(entry.message_id)  # a burner's: only its own secrets
+            tags = self.tags if burner is None else self.tags.burners.get(burner)
+            tag = None if tags is None else tags.address(entry.mailbox, now)
             if tag is None:
                 routed.append((entry.mailbox, entry.envelope))
             else:
@@ -872,5 +925,9 @@ class UserMessaging:
     ) -> int:
         """A deposit's per-entry results (entry ids, or what failed); returns how many failed."""
         stored = self.outbox.settle(entries, results, now)
+        pairs = zip(entries, results, strict=True)
+        self.tags.settled(
+            [e.message_id for e, r in pairs if isinstance(r, bytes) or r == "delivered"]
+        )
         self.sent += stored
         return len(entries) - stored

@@ -7,6 +7,9 @@
     │   ├── HandshakeFailedError            the Noise handshake or identity proof failed
     │   └── FrameTooLargeError              a frame or message exceeded the size limit
     ├── RelayProtocolError(PeerError, ValueError)  a relay request or reply is malformed
+    │   └── OnionRefusedError               an onion does not peel (``code`` says why)
+    ├── OnionKeyError(PeerError, ValueError)  a relay's onion key record does not verify
+    ├── OnionRouteError(CallerError, ValueError)  no onion route: too few relays, envelope too big
     ├── ProbeError(PeerError, ValueError)   a probe, receipt or audit answer does not hold
     ├── RelayBusyError(TransportError)      the relay answered ``busy``: retry after a delay
     ├── UpnpError(TransportError)           no internet gateway, or it refused or garbled a call
@@ -27,6 +30,9 @@ __all__ = (
     "LinkProtocolError",
     "LinkStateError",
     "LinkTimeoutError",
+    "OnionKeyError",
+    "OnionRefusedError",
+    "OnionRouteError",
     "ProbeError",
     "RelayBusyError",
     "RelayProtocolError",
@@ -52,6 +58,32 @@ class FrameTooLargeError(LinkProtocolError):
 
 class RelayProtocolError(DchatNetworkError, PeerError, ValueError):
     """A relay protocol message is malformed or unexpected."""
+
+    code: str | None = None
+    """The relay's error code when it refused the request (``error`` reply), else None."""
+
+
+class OnionRefusedError(RelayProtocolError):
+    """An onion this relay cannot take: ``code`` is its ``onion_done`` answer.
+
+    ``bad_onion`` (it does not authenticate under a current key, or its layer
+    is malformed), ``replayed`` (seen in this key epoch), ``busy`` (the
+    epoch's replay cache is full). Never says which check failed.
+    """
+
+    code: str
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"onion refused: {code}")
+        self.code = code
+
+
+class OnionKeyError(DchatNetworkError, PeerError, ValueError):
+    """A relay's onion key record is malformed, expired or not signed by the expected node."""
+
+
+class OnionRouteError(DchatNetworkError, CallerError, ValueError):
+    """No onion route can carry this deposit (too few relays, or the envelope is too big)."""
 
 
 class ProbeError(DchatNetworkError, PeerError, ValueError):

@@ -20,6 +20,11 @@ without learning who sent it:
   one solution pays for one envelope, and to a relay's seed that changes
   every :data:`SEED_PERIOD` seconds (the current and the previous one are
   accepted), so work cannot be stockpiled for a flood later.
+* **A paid blind token** (``0x03 || redemption``, see :mod:`._token_shop`):
+  bought from this relay against a currency-chain payment, accepted in place
+  of work, once. The relay learns that somebody who paid came, not who.
+  A refused one is answered with its code (``bad_token``, ``spent``,
+  ``unknown_key``, ``expired``, ``full``), never with a challenge.
 * **A contact proof** (``0x04 || epoch || nonce || proof``, :mod:`._put_proofs`):
   "one of this mailbox's contacts", without saying which; checked against
   the ring the owner registered (``ring_set``) and a one-use relay nonce.
@@ -43,7 +48,8 @@ which authorization. It attaches tokens only to a relay that asked for
 work within :data:`ASK_MEMORY` seconds (so a quiet relay sees no
 pseudonyms at all), and answers a refusal by proving contact if it holds a
 contact secret for the mailbox, else by attaching the token if it holds
-one, else by solving the challenge (:func:`solve_pow`, which the trio shell
+one, else a paid token for that relay if it holds one (:attr:`PutAuthClient.paid`),
+else by solving the challenge (:func:`solve_pow`, which the trio shell
 runs in a worker thread) up to ``max_bits``.
 
 Nothing here reads a clock or does I/O: every call takes ``now``.
@@ -72,6 +78,7 @@ __all__ = (
     "PowChallenge",
     "PutAuthClient",
     "PutAuthorizer",
+    "auth_paid",
     "auth_pow",
     "auth_token",
     "check_auth",
@@ -95,6 +102,9 @@ ASK_MEMORY: Final = 300.0
 _POW_PERSON: Final = b"dchat-put-pow"
 _TOKEN_TAG: Final = 0x01
 _POW_TAG: Final = 0x02
+_PAID_TAG: Final = 0x03
+MAX_REDEMPTION: Final = 1024
+"""The largest paid-token redemption a deposit may carry."""
 _METERED_MAILBOXES: Final = 65536
 """Mailboxes whose stranger load is remembered (the memory bound; oldest forgotten first)."""
 
@@ -122,12 +132,24 @@ def auth_pow(seed: bytes, nonce: bytes) -> bytes:
     return bytes([_POW_TAG]) + seed + nonce
 
 
+def auth_paid(redemption: bytes) -> bytes:
+    """A paid blind token's redemption as a deposit's authorization."""
+    return bytes([_PAID_TAG]) + redemption
+
+
+def is_paid(auth: bytes | None) -> bool:
+    """Whether ``auth`` is a paid blind token."""
+    return auth is not None and len(auth) > 0 and auth[0] == _PAID_TAG
+
+
 def check_auth(auth: bytes) -> bool:
     """Whether ``auth`` has the shape of an authorization (the codec's check)."""
     if not auth:
         return False
     if auth[0] == _TOKEN_TAG:
         return len(auth) == 1 + TOKEN_SIZE
+    if auth[0] == _PAID_TAG:
+        return 2 <= len(auth) <= 1 + MAX_REDEMPTION
     if auth[0] == PROOF_TAG:
         return check_proof_auth(auth)
     return auth[0] == _POW_TAG and len(auth) == 1 + SEED_SIZE + NONCE_SIZE
@@ -228,8 +250,10 @@ class PutAuthorizer:
         """Contact rings and proof nonces (:mod:`._put_proofs`)."""
         self._relay_load = _Meter()
         self._mailbox_load: OrderedDict[bytes, _Meter] = OrderedDict()
-        self.counts = {"token": 0, "proof": 0, "work": 0, "free": 0, "refused": 0}
+        self.counts = {"token": 0, "proof": 0, "work": 0, "free": 0, "refused": 0, "paid": 0}
         """Deposits by how they were authorized (``refused``: answered ``pow``)."""
+        self.redeem: Callable[[bytes, float], str | None] | None = None
+        """Accepts a paid token's redemption once (None: or its refusal code); None: none sold."""
 
     # -- tokens --------------------------------------------------------------------
 
@@ -267,8 +291,10 @@ class PutAuthorizer:
 
     def authorize(
         self, mailbox: bytes, entry_id: bytes, auth: bytes | None, now: float
-    ) -> PowChallenge | None:
+    ) -> PowChallenge | str | None:
         """None if the deposit may be stored (and it is counted), else the challenge to meet.
+
+        A paid token is redeemed (spent) here; a refused one is answered with its code.
 
         Raises:
             PutProofError: ``auth`` is a contact proof the relay refuses (``code`` says why).
@@ -276,6 +302,11 @@ class PutAuthorizer:
         if self.holds(mailbox, auth):
             self.counts["token"] += 1
             return None
+        if is_paid(auth) and self.redeem is not None:
+            assert auth is not None
+            refused = self.redeem(auth[1:], now)
+            self.counts["paid" if refused is None else "refused"] += 1
+            return refused
         if auth is not None and auth[0] == PROOF_TAG:
             self.rings.check(mailbox, auth, now)
             self.counts["proof"] += 1
@@ -358,6 +389,8 @@ class PutAuthClient:
         self.tokens = tokens or (lambda _mailbox: None)
         self.secrets = secrets or (lambda _mailbox: None)
         self.max_bits = max_bits
+        self.paid: Callable[[str], bytes | None] = lambda _relay: None
+        """Takes one paid token's redemption for the relay ``host:port`` (spent once taken)."""
         self._asked: dict[str, float] = {}  # relay: when it last asked for work
 
     def first(self, relay: str, mailboxes: Sequence[bytes], now: float) -> list[bytes | None]:
@@ -371,15 +404,21 @@ class PutAuthClient:
         self._asked[relay] = now
 
     def retry(
-        self, mailbox: bytes, sent: bytes | None, challenge: PowChallenge, *, prove: bool = True
+        self,
+        mailbox: bytes,
+        sent: bytes | None,
+        challenge: PowChallenge,
+        relay: str = "",
+        *,
+        prove: bool = True,
     ) -> bytes | PowChallenge | ContactSecret | None:
         """For an item refused ``pow``: what to attach, prove or pay; None: give up.
 
         A contact secret we hold goes first (the caller proves with it, unless
         it sent a proof already, or ``prove`` is false: the relay's ring lacks
-        our key); then a token we hold and did not send; if the
-        relay refused those, or we hold none, we pay the work if it is at most
-        ``max_bits``.
+        our key); then a token we hold and did not send; if the relay refused
+        those, or we hold none, a paid token for ``relay`` if we hold one, else
+        we pay the work if it is at most ``max_bits``.
         """
         secret = self.secrets(mailbox)
         if prove and secret is not None and (sent is None or sent[0] != PROOF_TAG):
@@ -387,6 +426,8 @@ class PutAuthClient:
         token = self._token(mailbox)
         if token is not None and sent != token:
             return token
+        if not is_paid(sent) and (paid := self.paid(relay)) is not None:
+            return auth_paid(paid)
         return challenge if challenge.bits <= self.max_bits else None
 
     def _token(self, mailbox: bytes) -> bytes | None:

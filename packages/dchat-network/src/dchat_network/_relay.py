@@ -75,8 +75,10 @@ this relay for ``retry`` milliseconds (at most :data:`MAX_RETRY_MS`). Unlike
 over the relay's connection cap, and the relay closes it after answering).
 
 Put authorization (:mod:`dchat_network._put_auth`): a deposit may carry an
-``authorization`` (a put token, ``0x01 || token(16)``, or a proof-of-work
-stamp, ``0x02 || seed(16) || nonce(8)``). A deposit the relay will not take
+``authorization`` (a put token, ``0x01 || token(16)``, a proof-of-work
+stamp, ``0x02 || seed(16) || nonce(8)``, or a paid blind token,
+``0x03 || redemption``, bought with ``tk_offer`` / ``tk_buy``: see
+:mod:`._relay_token_wire` and :mod:`._token_shop`). A deposit the relay will not take
 without work is answered ``busy`` with ``why`` ``pow`` and ``retry`` 0 (a
 ``put``) or the item code ``pow`` (a ``put_many``), and the answer's ``pow``
 field says what work to do. ``tok_set`` (the owner's, like ``pk_put``)
@@ -107,7 +109,15 @@ from ._relay_blob_wire import (
     BlobOpen,
     BlobPut,
 )
+from ._relay_onion_wire import ONION_DECODERS, OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
 from ._relay_proof_wire import PROOF_DECODERS, RingHeld, RingSet, ZkContexts, ZkGet
+from ._relay_token_wire import (
+    TOKEN_DECODERS,
+    TokenBuy,
+    TokenIssued,
+    TokenOfferAsk,
+    TokenOffered,
+)
 from ._relay_topic_wire import (
     TOPIC_DECODERS,
     TopicPosts,
@@ -170,7 +180,13 @@ MAX_RETRY_MS: Final = 3_600_000
 #: The longest Merkle path an audit answer may carry.
 MAX_AUDIT_PATH: Final = 64
 _MAX_RID: Final = 2**63 - 1
-_OTHER_DECODERS: Final = {**BLOB_DECODERS, **TOPIC_DECODERS, **PROOF_DECODERS}
+_OTHER_DECODERS: Final = {
+    **BLOB_DECODERS,
+    **TOPIC_DECODERS,
+    **ONION_DECODERS,
+    **PROOF_DECODERS,
+    **TOKEN_DECODERS,
+}
 _LIMITS: Final = DecodeLimits(
     max_size=8 * 1024 * 1024,
     max_depth=3,
@@ -441,6 +457,14 @@ RelayMessage = (
     | TopicPublished
     | TopicRead
     | TopicPosts
+    | OnionKeyQuery
+    | OnionKeyIs
+    | OnionPut
+    | OnionDone
+    | TokenOfferAsk
+    | TokenOffered
+    | TokenBuy
+    | TokenIssued
     | RingSet
     | RingHeld
     | ZkGet
@@ -514,7 +538,11 @@ def encode_relay_message(message: RelayMessage) -> bytes:
             rid, body = message.rid, message.fields()
         case TopicPublish() | TopicPublished() | TopicRead() | TopicPosts():
             rid, body = message.rid, message.fields()
+        case OnionKeyQuery() | OnionKeyIs() | OnionPut() | OnionDone():
+            rid, body = message.rid, message.fields()
         case RingSet() | RingHeld() | ZkGet() | ZkContexts():
+            rid, body = message.rid, message.fields()
+        case TokenOfferAsk() | TokenOffered() | TokenBuy() | TokenIssued():
             rid, body = message.rid, message.fields()
     return canonical_encode({**body, "rid": rid})
 

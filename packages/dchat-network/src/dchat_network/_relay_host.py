@@ -66,17 +66,22 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import MailboxId
+from dchat_core import DchatError, MailboxId
 
 from . import tracing
 from ._errors import LinkClosedError, LinkTimeoutError, RelayProtocolError
 from ._link_stats import LinkStats
 from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_message
 from ._relay_limits import RelayGuard, RelayLimits, retry_ms, source_of
+from ._relay_observe import ObserveLog, digest, named_mailboxes
+from ._relay_onion_host import OnionHosting
+from ._relay_onion_wire import OnionKeyQuery, OnionPut
 from ._relay_queue import WorkQueue
-from ._relay_server import RelayWork
+from ._relay_server import RelayReply, RelayWork
+from ._relay_token_wire import TokenBuy
 from ._relay_topic_wire import TopicRead
 from ._relay_wakeups import PullWakeups
+from ._token_shop import decode_purchase, purchase_ref
 from ._trio import serve_links
 
 if TYPE_CHECKING:
@@ -87,7 +92,7 @@ if TYPE_CHECKING:
     from dchat_crypto import SigningKey
 
     from ._relay import RelayPull
-    from ._relay_server import RelayReply, RelayServer
+    from ._relay_server import RelayServer
     from ._trio import Link
 
 __all__ = ("RelayHost",)
@@ -99,8 +104,8 @@ WORK_SLOTS: Final = 64
 """The most requests handed to the worker at once (one group commit's worth)."""
 
 
-class RelayHost:
-    """Serves :class:`RelayServer` on links.
+class RelayHost(OnionHosting):
+    """Serves :class:`RelayServer` on links (and peels onions: :class:`OnionHosting`).
 
     Args:
         server: The sans-IO relay server.
@@ -149,6 +154,15 @@ class RelayHost:
         """Pulls waiting for mail right now."""
         self.links = LinkStats()
         """The listener's counters (pass it to :func:`serve_links` as ``stats``)."""
+        log = self.limits.observe_log
+        self.observer = ObserveLog(log, now) if log else None
+        """The debug record of all this relay sees (``observe_log``; None: off)."""
+        self.payments: Callable[[bytes], Awaitable[tuple[bytes, int] | None]] | None = None
+        """Reads the proven currency-chain payment of a reference: ``(payee, amount)`` or None.
+
+        Set with :attr:`RelayServer.tokens` to sell tokens (``tk_buy``); it may raise
+        :class:`~dchat_core.DchatError` when the chain cannot be read.
+        """
 
     async def serve(
         self,
@@ -163,16 +177,24 @@ class RelayHost:
         ``node_key`` also answers validators' probes (:attr:`RelayServer.node_key`).
         """
         self.server.node_key = node_key
-        await serve_links(
-            self.handle,
-            host,
-            port,
-            node_key=node_key,
-            handshake_timeout=self.limits.handshake_timeout,
-            stats=self.links,
-            gate=self,
-            task_status=task_status,
-        )
+        self.start_onions(node_key)
+        try:
+            await serve_links(
+                self.handle,
+                host,
+                port,
+                node_key=node_key,
+                handshake_timeout=self.limits.handshake_timeout,
+                stats=self.links,
+                gate=self,
+                task_status=task_status,
+            )
+        finally:
+            if self.observer is not None:
+                self.observer.close()
+            if self.forwarder is not None:
+                with trio.CancelScope(shield=True):  # the next hops' links
+                    await self.forwarder.aclose()
 
     def connect(self, address: str) -> str | None:
         """The :class:`ConnectionGate` check: admit a connection from ``address``?"""
@@ -191,6 +213,8 @@ class RelayHost:
     async def handle(self, link: Link) -> None:
         """Serve requests on ``link`` until it closes, idles out or misbehaves."""
         owner = bytes(MailboxId.derive(link.peer_key.to_bytes()))
+        if self.observer is not None:
+            self.observer.write("connect", peer=link.source, link=owner.hex()[:16])
         self._watch(owner)
         try:
             await self._serve(link, owner)
@@ -229,13 +253,21 @@ class RelayHost:
             now = self._now()
             with tracing.active.span("dchat.relay.request") as span:
                 work = self.server.triage(owner, data, now, budget)
+                if self.observer is not None:
+                    self._observe(link.source, owner, data, work)
                 # A topic read that may be held watches its topic, from before the server looks.
                 key = _held_topic(work) or owner
                 if key != owner:
                     self._watch(key)
                 seen = self._wakeups.version(key)
                 try:
-                    if isinstance(work, RelayWork):
+                    if isinstance(work, RelayWork) and isinstance(
+                        work.request, OnionKeyQuery | OnionPut
+                    ):
+                        reply = await self.answer_onion(work.request, link.source, now)
+                    elif isinstance(work, RelayWork) and isinstance(work.request, TokenBuy):
+                        reply = await self._sell(work, link.source, now)
+                    elif isinstance(work, RelayWork):
                         call = functools.partial(self.server.serve, owner, work.request, now)
                         reply = await self._in_turn(call, link.source, work.authorised)
                     else:
@@ -260,6 +292,39 @@ class RelayHost:
                 # mailbox link goes on.)
                 await trio.sleep(min(reply.message.retry_ms / 1000, self._idle))
             _log.debug("relay request served", extra={"reply": type(reply.message).__name__})
+
+    def _observe(
+        self, source: str, owner: bytes, data: bytes, work: RelayReply | RelayWork
+    ) -> None:
+        """Record a request in the observe log (what this relay could keep about it)."""
+        assert self.observer is not None
+        request = work.request if isinstance(work, RelayWork) else work.message
+        packet = {"pkt": digest(request.packet)} if isinstance(request, OnionPut) else {}
+        self.observer.write(
+            "request",
+            peer=source,
+            link=owner.hex()[:16],
+            op=type(request).__name__,
+            mb=named_mailboxes(request),
+            size=len(data),
+            digest=digest(data),
+            **packet,
+        )
+
+    async def _sell(self, work: RelayWork, address: str, now: float) -> RelayReply:
+        """A ``tk_buy``: read its payment from the chain here, then sell in the worker."""
+        buy = work.request
+        assert isinstance(buy, TokenBuy)
+        paid: tuple[bytes, int] | None = None
+        if self.payments is not None and self.server.tokens is not None:
+            try:
+                paid = await self.payments(purchase_ref(decode_purchase(buy.request)))
+            except DchatError as exc:  # a malformed request, or the chain is unreachable
+                code = getattr(exc, "code", None) or "chain_unreachable"
+                error = RelayError(buy.rid, str(code), type(exc).__name__)
+                return RelayReply(encode_relay_message(error), error, True)
+        call = functools.partial(self.server.sell, buy, paid, now)
+        return await self._in_turn(call, address, work.authorised)
 
     async def _in_turn(
         self, call: Callable[[], RelayReply], address: str, authorised: bool

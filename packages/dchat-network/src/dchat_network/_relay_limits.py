@@ -108,6 +108,12 @@ class RelayLimits:
         topic_quota: The most post bytes one channel topic holds; a new post
             past it evicts the topic's oldest posts (0: no quota).
         topic_retention: Seconds a topic's post is kept (0: until evicted).
+        onion_period: Seconds per onion-key epoch (a fresh onion key each; the
+            previous one still peels for one more epoch).
+        observe_log: Debug only: append every connection, request, onion
+            forward and deposit this relay sees (peer address, link key id,
+            mailbox, size, digest, time) to this file as JSON lines ("": off).
+            For adversarial tests of metadata privacy, never for production.
     """
 
     max_connections: int = 16384
@@ -138,10 +144,14 @@ class RelayLimits:
     anonymous_work: int = 16
     topic_quota: int = 16 * 1024 * 1024
     topic_retention: float = 30 * 24 * 3600.0
+    onion_period: float = 3600.0
+    observe_log: str = ""
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
-            positive = name in ("burst", "pow_window") or name.endswith("timeout")
+            if name == "observe_log":
+                continue
+            positive = name in ("burst", "pow_window", "onion_period") or name.endswith("timeout")
             if isinstance(value, bool) or value < 0 or (positive and value == 0):
                 raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0")
         if self.pow_max_bits > MAX_POW_BITS or self.pow_min_bits > MAX_POW_BITS:

@@ -278,6 +278,8 @@ class RelayPool:
         """How deposits are authorized."""
         self._links: dict[tuple[str, int], RelaySession] = {}
         self._dialling: dict[tuple[str, int], trio.Lock] = {}
+        self.pins: dict[tuple[str, int], NodeId] = {}
+        """Node ids the pooled links to these relays must prove (else any key)."""
 
     async def put_many(
         self, host: str, port: int, items: Sequence[tuple[bytes, bytes]]
@@ -339,12 +341,13 @@ class RelayPool:
         auth: list[bytes | None],
         refused: list[int],
     ) -> list[int]:
-        """Set a proof, token or solved stamp as ``auth`` of each refused item; those to resend."""
+        """Set a proof, token, paid token or solved stamp as ``auth`` of each refused item."""
         work: list[int] = []
         again: list[int] = []
         proofs: dict[bytes, list[int]] = {}
+        name = f"{relay[0]}:{relay[1]}"  # as the paid tokens' wallet names the relay
         for i in refused:
-            answer = self.auth.retry(items[i][0], auth[i], challenge)
+            answer = self.auth.retry(items[i][0], auth[i], challenge, name)
             if isinstance(answer, ContactSecret):
                 proofs.setdefault(items[i][0], []).append(i)
                 continue
@@ -359,7 +362,7 @@ class RelayPool:
                 auth[i] = one
                 again.append(i)
             for i in waiting[len(proven) :]:  # no ring, or not ours: a token or work instead
-                answer = self.auth.retry(mailbox, auth[i], challenge, prove=False)
+                answer = self.auth.retry(mailbox, auth[i], challenge, name, prove=False)
                 if isinstance(answer, bytes):
                     auth[i] = answer
                     again.append(i)
@@ -454,8 +457,8 @@ class RelayPool:
             if session is not None:
                 return session, False
             host, port = address
-            key = SigningKey.generate()
-            link = await connect(host, port, node_key=key, timeout=self._timeout)
+            key, pin = SigningKey.generate(), self.pins.get(address)
+            link = await connect(host, port, node_key=key, expected_peer=pin, timeout=self._timeout)
             session = self._links[address] = RelaySession(link)
             return session, True
 

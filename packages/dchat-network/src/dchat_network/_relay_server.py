@@ -98,9 +98,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, Protocol
 
 from dchat_core import NodeId
+from dchat_privacy import TokenError
 
 from ._errors import LinkClosedError, ProbeError, RelayBusyError, RelayProtocolError
 from ._probe import answer_probe
+from ._put_auth import is_paid
 from ._put_proofs import PROOF_TAG, PutProofError
 from ._receipts import ReceiptBook, ReceiptStore
 from ._relay import (
@@ -138,11 +140,14 @@ from ._relay import (
 from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, BlobOpen, BlobPut
 from ._relay_blobs import answer_blob
 from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
+from ._relay_onion_wire import OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
 from ._relay_proof_wire import RingHeld, RingSet, ZkContexts, ZkGet
+from ._relay_token_wire import TokenBuy, TokenIssued, TokenOfferAsk, TokenOffered
 from ._relay_topic_wire import TopicPosts, TopicPublish, TopicPublished, TopicRead
 from ._relay_topics import publish as publish_post
 from ._relay_topics import read as read_topic
+from ._token_shop import TokenSaleError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -153,6 +158,7 @@ if TYPE_CHECKING:
     from ._put_auth import PowChallenge
     from ._relay_limits import PutBudget
     from ._relay_topics import TopicStore
+    from ._token_shop import TokenShop
 
 __all__ = (
     "ARRIVAL_GRANULARITY",
@@ -169,6 +175,11 @@ _REFUSALS: Final = {
     "bad_envelope": "malformed or for another mailbox",
     "quota": "mailbox is full",
     "delivered": "already delivered to its owner",
+    "bad_token": "the paid token does not hold",
+    "spent": "the paid token was spent already",
+    "unknown_key": "the paid token's key is not this relay's",
+    "expired": "the paid token's key epoch is over",
+    "full": "this epoch's spent tokens are at their bound",
     "proof_stale": "contact proof for an old epoch",
     "proof_replayed": "contact proof nonce not issued, expired or used",
     "proof_mailbox": "contact proof nonce issued for another mailbox",
@@ -336,6 +347,7 @@ class RelayServer:
         """The delivery receipts given to this relay (made when :attr:`node_key` is set)."""
         self.probes = 0
         """Probe challenges answered."""
+        self._tokens: TokenShop | None = None
 
     @property
     def node_key(self) -> SigningKey | None:
@@ -347,6 +359,29 @@ class RelayServer:
         self._node_key = key
         relay = bytes(NodeId.derive(key.public_key.to_bytes()))
         self.receipts = ReceiptBook(relay, store=self._receipt_store)
+
+    @property
+    def tokens(self) -> TokenShop | None:
+        """The paid tokens sold and redeemed here (None: none; ``tk_*`` answer ``unsupported``)."""
+        return self._tokens
+
+    @tokens.setter
+    def tokens(self, shop: TokenShop) -> None:
+        self._tokens = shop
+        self.authorizer.redeem = shop.redeem
+
+    def sell(self, request: TokenBuy, paid: tuple[bytes, int] | None, now: float) -> RelayReply:
+        """Answer a ``tk_buy`` whose payment record (``(payee, amount)``, or None) was read.
+
+        In the store's worker: the payment is recorded as used in its transaction.
+        """
+        if self._tokens is None:
+            return self._reply(RelayError(request.rid, "unsupported", "this relay sells no tokens"))
+        try:
+            issuance = self._tokens.sell(request.request, paid, now)
+        except (TokenSaleError, TokenError) as exc:
+            return self._reply(RelayError(request.rid, exc.code, str(exc)))
+        return self._reply(TokenIssued(request.rid, issuance))
 
     def handle(
         self, owner: bytes, data: bytes, now: float, budget: PutBudget | None = None
@@ -442,6 +477,10 @@ class RelayServer:
                 if new and self._held is not None:
                     self._held += len(request.post)
                 return self._reply(answer, (request.topic,) if new else ())
+            case TokenOfferAsk() if self._tokens is not None:
+                return self._reply(TokenOffered(request.rid, self._tokens.offer(now).to_bytes()))
+            case TokenOfferAsk() | TokenBuy():
+                return self._reply(RelayError(request.rid, "unsupported", "no token sales here"))
             case TopicRead():
                 answer = read_topic(self.topics, request)
                 empty = isinstance(answer, TopicPosts) and not answer.items
@@ -498,6 +537,8 @@ class RelayServer:
                 items, size = 1, len(request.data)
             case TopicPublish():
                 items, size = 1, len(request.post)
+            case OnionPut():
+                items, size = 1, len(request.packet)
             case _:
                 return None
         if (wait := budget.charge(items, size, now)) > 0:
@@ -570,8 +611,8 @@ class RelayServer:
         if recent and (mailbox, entry, now) in recent:
             return "delivered"
         try:
-            if self._needs_work(mailbox, entry, auth, now):
-                return "pow"
+            if (refused := self._needs_work(mailbox, entry, auth, now)) is not None:
+                return refused
         except PutProofError as exc:
             return exc.code
         held = {} if held is None else held
@@ -613,18 +654,26 @@ class RelayServer:
         """An item held behind a refused one: still weighed as load (``pow`` if due), unstored."""
         if self._envelope_mailbox(envelope) != mailbox:
             return "bad_envelope"
-        if auth is not None and auth[0] == PROOF_TAG:
-            return None  # its nonce is not spent on an item that is not stored
-        return "pow" if self._needs_work(mailbox, entry_id_of(envelope), auth, now) else None
+        if is_paid(auth) or (auth is not None and auth[0] == PROOF_TAG):
+            return None  # a paid token or proof nonce is not spent on an item not stored
+        needs = self._needs_work(mailbox, entry_id_of(envelope), auth, now)
+        return "pow" if needs is not None else None
 
-    def _needs_work(self, mailbox: bytes, entry: bytes, auth: bytes | None, now: float) -> bool:
-        """Weigh a deposit as load; True if it needs work (the challenge is kept for the reply)."""
+    def _needs_work(
+        self, mailbox: bytes, entry: bytes, auth: bytes | None, now: float
+    ) -> str | None:
+        """Weigh a deposit as load; None if it may be stored, else ``pow`` or a paid token's code.
+
+        A challenge is kept for the reply.
+        """
         challenge = self.authorizer.authorize(mailbox, entry, auth, now)
+        if isinstance(challenge, str):
+            return challenge
         if challenge is not None and (
             self._challenge is None or challenge.bits > self._challenge.bits
         ):
             self._challenge = challenge
-        return challenge is not None
+        return None if challenge is None else "pow"
 
     def _fetch(self, rid: int, mailbox: bytes, limit: int) -> RelayBatch:
         items: list[tuple[bytes, bytes]] = []
@@ -817,6 +866,14 @@ class RelayClient:
         """A request to store a signed channel ``post`` in ``topic`` (``desc``: its descriptor)."""
         return self._request(TopicPublish(self._next_rid(), topic, post, desc))
 
+    def token_offer(self) -> bytes:
+        """Ask for the relay's signed token offer."""
+        return self._request(TokenOfferAsk(self._next_rid()))
+
+    def token_buy(self, request: bytes) -> bytes:
+        """Ask for the blind signatures of a paid token request."""
+        return self._request(TokenBuy(self._next_rid(), request))
+
     def read_topic(
         self, topic: bytes, after: int, *, limit: int = MAX_BATCH, wait_ms: int = 0, desc: int = 0
     ) -> bytes:
@@ -825,6 +882,14 @@ class RelayClient:
         ``desc``: the descriptor version we hold (the relay sends a newer one).
         """
         return self._request(TopicRead(self._next_rid(), topic, after, limit, wait_ms, desc))
+
+    def onion_key(self) -> bytes:
+        """A request for the relay's signed onion key record."""
+        return self._request(OnionKeyQuery(self._next_rid()))
+
+    def onion(self, packet: bytes) -> bytes:
+        """A request to peel ``packet`` and forward or deposit what it carries."""
+        return self._request(OnionPut(self._next_rid(), packet))
 
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
@@ -839,7 +904,9 @@ class RelayClient:
         if isinstance(reply, RelayError):
             if reply.code == "idle" and reply.rid == 0:  # the relay closed a silent link
                 raise LinkClosedError("the relay closed the idle link")
-            raise RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
+            refused = RelayProtocolError(f"relay refused: {reply.code}: {reply.message}")
+            refused.code = reply.code
+            raise refused
         if isinstance(reply, RelayBusy):
             raise RelayBusyError(reply.reason, reply.retry_ms / 1000, reply.pow)
         if type(reply) is not _EXPECTED.get(type(pending)) or reply.rid != pending.rid:
@@ -901,4 +968,8 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     BlobDelete: BlobGone,
     TopicPublish: TopicPublished,
     TopicRead: TopicPosts,
+    OnionKeyQuery: OnionKeyIs,
+    OnionPut: OnionDone,
+    TokenOfferAsk: TokenOffered,
+    TokenBuy: TokenIssued,
 }

@@ -45,8 +45,10 @@ from ._relay import (
     RelayTokensHeld,
 )
 from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
+from ._relay_onion_wire import OnionDone, OnionKeyIs
 from ._relay_proof_wire import RingHeld, ZkContexts
 from ._relay_server import RelayClient
+from ._relay_token_wire import TokenIssued, TokenOffered
 from ._relay_topic_wire import MAX_TOPIC_WAIT_MS, TopicPosts, TopicPublished
 from ._trio import connect
 
@@ -180,6 +182,16 @@ class RelaySession:
         reply = await self._ask(lambda c: c.publish(topic, post, desc), TopicPublished)
         return reply.seq
 
+    async def token_offer(self) -> bytes:
+        """The relay's signed token offer (verify it with ``TokenOffer.from_bytes``)."""
+        reply = await self._ask(lambda c: c.token_offer(), TokenOffered)
+        return reply.offer
+
+    async def token_buy(self, request: bytes) -> bytes:
+        """The blind signatures of the paid token ``request`` (its issuance bytes)."""
+        reply = await self._ask(lambda c: c.token_buy(request), TokenIssued)
+        return reply.issuance
+
     async def read_topic(
         self, topic: bytes, after: int, *, wait: float = 0.0, desc: int = 0
     ) -> TopicPosts:
@@ -273,6 +285,14 @@ class RelaySession:
     async def blob_delete(self, blob_id: bytes) -> bool:
         """Delete a blob our link's mailbox uploaded; whether there was one."""
         return bool((await self._ask(lambda c: c.blob_delete(blob_id), BlobGone)).deleted)
+
+    async def onion_key(self) -> bytes:
+        """The relay's signed onion key record (verify it: :class:`OnionKeyRecord`)."""
+        return (await self._ask(lambda c: c.onion_key(), OnionKeyIs)).record
+
+    async def onion(self, packet: bytes, *, timeout: float = 30.0) -> str:
+        """Hand the relay an onion; what became of it (``stored``, ``bad_onion``, ...)."""
+        return (await self._ask(lambda c: c.onion(packet), OnionDone, timeout=timeout)).result
 
     async def aclose(self) -> None:
         """Close the link."""

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from dchat_crypto import SigningKey, VerifyKey
 
-__all__ = ("ConnectionGate", "Link", "connect", "open_link", "serve_links")
+__all__ = ("ConnectionGate", "Link", "connect", "open_link", "serve_links", "set_source_address")
 
 _log = logging.getLogger("dchat.network")
 _READ_SIZE = 65536
@@ -249,6 +249,18 @@ async def open_link(
                     conn.receive_data(data)
 
 
+_source: list[str | None] = [None]
+
+
+def set_source_address(address: str | None) -> None:
+    """Bind every outgoing link of this process to the local ``address`` (None: any).
+
+    A node with several addresses (or a test giving each user its own
+    loopback address, 127.0.0.2, 127.0.0.3, ...) says which one it dials from.
+    """
+    _source[0] = address
+
+
 async def connect(
     host: str,
     port: int,
@@ -260,7 +272,7 @@ async def connect(
     """Dial ``host:port`` over TCP and open a link, all within ``timeout``."""
     deadline = trio.current_time() + timeout
     with _translated(timeout):
-        stream = await trio.open_tcp_stream(host, port)
+        stream = await trio.open_tcp_stream(host, port, local_address=_source[0])
     try:
         return await open_link(
             stream,

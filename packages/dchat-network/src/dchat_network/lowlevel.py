@@ -39,10 +39,19 @@ and a node's :class:`TopicSync`, its cover traffic's :class:`CoverSender`
 and their trio transfers (:func:`upload_blob`, :func:`download_blob`,
 :func:`push_blob`, :func:`fetch_blob_file`, :func:`drop_blob`), and UPnP
 IGD port mapping for relays behind a router
-(:class:`PortMapper` and its error :class:`UpnpError`); :class:`RelayAddress`
+(:class:`PortMapper` and its error :class:`UpnpError`); paid blind tokens at
+relays (:class:`TokenShop` with its :class:`TokenSettings`, :class:`TokenStore`,
+signed :class:`TokenOffer`, :func:`buy_request`, :func:`purchase_ref`,
+:func:`auth_paid`, :class:`TokenSaleError`, the ``tk_*`` messages); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
 standing links between known peers (validators): :class:`QueuedLink` with its
-:class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in.
+:class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in;
+onion deposits (protocol §39): a relay's :class:`OnionKeys` and their signed
+:class:`OnionKeyRecord`, :func:`build_onion_put`, :func:`choose_onion_route`,
+:func:`split_envelope` and the mailbox relay's :class:`Reassembly`,
+:func:`split_route`, the messages (:class:`OnionPut`, ...), the relay's debug
+:class:`ObserveLog`, and :func:`set_source_address` (the local address links
+are dialled from).
 """
 
 from __future__ import annotations
@@ -62,6 +71,9 @@ from ._claims import ClaimSettings as ClaimSettings
 from ._cover_sender import CoverSender as CoverSender
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
+from ._errors import OnionKeyError as OnionKeyError
+from ._errors import OnionRefusedError as OnionRefusedError
+from ._errors import OnionRouteError as OnionRouteError
 from ._errors import UpnpError as UpnpError
 from ._link import HandshakeComplete as HandshakeComplete
 from ._link import LinkClosed as LinkClosed
@@ -78,6 +90,7 @@ from ._probe_driver import probe_once as probe_once
 from ._put_auth import PowChallenge as PowChallenge
 from ._put_auth import PutAuthClient as PutAuthClient
 from ._put_auth import PutAuthorizer as PutAuthorizer
+from ._put_auth import auth_paid as auth_paid
 from ._put_auth import auth_pow as auth_pow
 from ._put_auth import auth_token as auth_token
 from ._put_auth import pow_ok as pow_ok
@@ -144,6 +157,24 @@ from ._relay_limits import DeliveredSet as DeliveredSet
 from ._relay_limits import PutBudget as PutBudget
 from ._relay_limits import RelayGuard as RelayGuard
 from ._relay_limits import TokenBucket as TokenBucket
+from ._relay_observe import ObserveLog as ObserveLog
+from ._relay_onion import MAX_ONION_ENVELOPE as MAX_ONION_ENVELOPE
+from ._relay_onion import OnionDeposit as OnionDeposit
+from ._relay_onion import OnionHop as OnionHop
+from ._relay_onion import OnionKeyRecord as OnionKeyRecord
+from ._relay_onion import OnionKeys as OnionKeys
+from ._relay_onion import Reassembly as Reassembly
+from ._relay_onion import build_onion_put as build_onion_put
+from ._relay_onion import choose_onion_route as choose_onion_route
+from ._relay_onion import split_envelope as split_envelope
+from ._relay_onion_pool import OnionPool as OnionPool
+from ._relay_onion_pool import onion_route as onion_route
+from ._relay_onion_pool import split_route as split_route
+from ._relay_onion_wire import ONION_PACKET_SIZE as ONION_PACKET_SIZE
+from ._relay_onion_wire import OnionDone as OnionDone
+from ._relay_onion_wire import OnionKeyIs as OnionKeyIs
+from ._relay_onion_wire import OnionKeyQuery as OnionKeyQuery
+from ._relay_onion_wire import OnionPut as OnionPut
 from ._relay_proof_wire import RingHeld as RingHeld
 from ._relay_proof_wire import RingSet as RingSet
 from ._relay_proof_wire import ZkContexts as ZkContexts
@@ -152,6 +183,10 @@ from ._relay_queue import WorkQueue as WorkQueue
 from ._relay_server import ARRIVAL_GRANULARITY as ARRIVAL_GRANULARITY
 from ._relay_server import RelayWork as RelayWork
 from ._relay_server import StoredEntry as StoredEntry
+from ._relay_token_wire import TokenBuy as TokenBuy
+from ._relay_token_wire import TokenIssued as TokenIssued
+from ._relay_token_wire import TokenOfferAsk as TokenOfferAsk
+from ._relay_token_wire import TokenOffered as TokenOffered
 from ._relay_topic_wire import MAX_POST as MAX_POST
 from ._relay_topic_wire import TopicPosts as TopicPosts
 from ._relay_topic_wire import TopicPublish as TopicPublish
@@ -159,8 +194,16 @@ from ._relay_topic_wire import TopicPublished as TopicPublished
 from ._relay_topic_wire import TopicRead as TopicRead
 from ._relay_topics import MemoryTopicStore as MemoryTopicStore
 from ._relay_wakeups import PullWakeups as PullWakeups
+from ._token_shop import TokenOffer as TokenOffer
+from ._token_shop import TokenSaleError as TokenSaleError
+from ._token_shop import TokenSettings as TokenSettings
+from ._token_shop import TokenShop as TokenShop
+from ._token_shop import TokenStore as TokenStore
+from ._token_shop import buy_request as buy_request
+from ._token_shop import purchase_ref as purchase_ref
 from ._topic_sync import TopicSync as TopicSync
 from ._trio import ConnectionGate as ConnectionGate
+from ._trio import set_source_address as set_source_address
 from ._upnp_mapper import PortMapper as PortMapper
 
 __all__ = (
@@ -191,6 +234,7 @@ __all__ = (
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
     "MAX_BLOB_PIECE",
+    "MAX_ONION_ENVELOPE",
     "MAX_POST",
     "MAX_PREKEYS_HELD",
     "MAX_PREKEY_BUNDLE",
@@ -199,6 +243,20 @@ __all__ = (
     "MAX_WAIT_MS",
     "MemoryTopicStore",
     "MessageReceived",
+    "ONION_PACKET_SIZE",
+    "ObserveLog",
+    "OnionDeposit",
+    "OnionDone",
+    "OnionHop",
+    "OnionKeyError",
+    "OnionKeyIs",
+    "OnionKeyQuery",
+    "OnionKeyRecord",
+    "OnionKeys",
+    "OnionPool",
+    "OnionPut",
+    "OnionRefusedError",
+    "OnionRouteError",
     "PortMapper",
     "PowChallenge",
     "ProbeBook",
@@ -210,6 +268,7 @@ __all__ = (
     "PutBudget",
     "PutProofError",
     "QueuedLink",
+    "Reassembly",
     "ReceiptBatch",
     "ReceiptBook",
     "ReceiptStore",
@@ -244,6 +303,15 @@ __all__ = (
     "StoreRunner",
     "StoredEntry",
     "TokenBucket",
+    "TokenBuy",
+    "TokenIssued",
+    "TokenOffer",
+    "TokenOfferAsk",
+    "TokenOffered",
+    "TokenSaleError",
+    "TokenSettings",
+    "TokenShop",
+    "TokenStore",
     "TopicPosts",
     "TopicPublish",
     "TopicPublished",
@@ -254,11 +322,15 @@ __all__ = (
     "ZkContexts",
     "ZkGet",
     "answer_probe",
+    "auth_paid",
     "auth_pow",
     "auth_proof",
     "auth_token",
+    "build_onion_put",
+    "buy_request",
     "check_audit",
     "check_probe_answer",
+    "choose_onion_route",
     "decode_relay_message",
     "download_blob",
     "drop_blob",
@@ -267,14 +339,19 @@ __all__ = (
     "fetch_blob_file",
     "merkle_path",
     "merkle_root",
+    "onion_route",
     "pow_ok",
     "probe_once",
     "prove_deposits",
+    "purchase_ref",
     "push_blob",
     "read_known_peer",
     "refusal_frame",
     "run_claims",
+    "set_source_address",
     "solve_pow",
+    "split_envelope",
+    "split_route",
     "token_hash",
     "upload_blob",
     "verify_merkle_path",

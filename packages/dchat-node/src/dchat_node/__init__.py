@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import typing as _typing
 
-from ._errors import ConfigError as ConfigError
-from ._errors import DchatNodeError as DchatNodeError
-from ._errors import NodeStateError as NodeStateError
 from .cli._names import lazy_names as _lazy_names
-from .cli._process import NodeProcess as NodeProcess
-from .cli._process import free_port as free_port
 
-if _typing.TYPE_CHECKING:  # these load on first use: ``dchat`` must not load the node's server
+if _typing.TYPE_CHECKING:  # each loads on first use: ``dchat --help`` loads none of them
+    from ._errors import ConfigError as ConfigError
+    from ._errors import DchatNodeError as DchatNodeError
+    from ._errors import NodeStateError as NodeStateError
     from ._runtime import run_node as run_node
+    from .cli._process import NodeProcess as NodeProcess
+    from .cli._process import free_port as free_port
     from .config import NodeConfig as NodeConfig
     from .config import load_config as load_config
 
@@ -31,5 +31,11 @@ __all__ = (
     "run_node",
 )
 __getattr__ = _lazy_names(
-    __name__, {".config": ("NodeConfig", "load_config"), "._runtime": ("run_node",)}
+    __name__,
+    {
+        "._errors": ("ConfigError", "DchatNodeError", "NodeStateError"),
+        ".cli._process": ("NodeProcess", "free_port"),
+        ".config": ("NodeConfig", "load_config"),
+        "._runtime": ("run_node",),
+    },
 )

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from dchat_core import Clock, NodeId, SystemClock
+from dchat_network.lowlevel import set_source_address
 from dchat_storage import (
     AsyncStore,
     Database,
@@ -143,6 +144,7 @@ async def run_node(
     (dchat-sdk's ``Client.embedded``), which stops it by cancelling.
     """
     check_api_exposure(config)
+    set_source_address(config.link_source)  # every link this process dials leaves from it
     os.umask(0o077)  # whatever the node and its libraries create is the user's alone
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_private_directory(config.data_dir)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from dchat_chain.lowlevel import RelayDiscovery
 from dchat_core import RelayAddress
 from dchat_network import RelayLimits
-from dchat_network.lowlevel import ClaimSettings
+from dchat_network.lowlevel import ClaimSettings, TokenSettings
 from dchat_storage.lowlevel import is_postgres_target
 
 from ._errors import ConfigError
@@ -84,6 +84,8 @@ class NodeConfig(BaseModel):
     unlinkable_sends: bool = Field(
         default=False, description="user: a fresh link and key per deposit (slower, unlinkable)"
     )
+    onion_relays: tuple[str, ...] = Field(default=(), max_length=64)  # user: NODEID@HOST:PORT hops
+    link_source: str | None = Field(default=None, description="local address links dial from")
     put_auth: Literal["token", "proof"] = "token"  # user: what contacts get (section 41)
     tag_epoch: int = Field(
         default=3600, ge=1, le=7 * 86400, description="user: seconds per rotating mailbox tag"
@@ -120,6 +122,7 @@ class NodeConfig(BaseModel):
     tracing_file: Path | None = None  # or: append spans here as JSON lines (relative: data dir)
     relay_limits: RelayLimits = Field(default_factory=RelayLimits)  # [node.relay_limits]
     relay_claims: ClaimSettings = Field(default_factory=ClaimSettings)  # [node.relay_claims]
+    relay_tokens: TokenSettings = Field(default_factory=TokenSettings)  # [node.relay_tokens]
     upnp: bool = False  # relay: map the link port on the router by UPnP IGD (docs/operations.md)
     upnp_igd: str | None = None  # relay: the gateway's description URL (else an SSDP search)
     # user: home relays from the chain's directory (cli/_relays.py); true = defaults

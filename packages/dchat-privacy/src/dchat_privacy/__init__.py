@@ -1,7 +1,10 @@
-"""dchat-privacy: privacy primitives (libraries; the node does not use them yet).
+"""dchat-privacy: the privacy primitives dchat's relays and nodes use.
 
-So far: size-bucket padding; blind tokens (RFC 9474); Sphinx onion packets
-(BOLT 4) with reply blocks; zero-knowledge contact proofs on ristretto255.
+Size-bucket padding; rotating mailbox tags; a cover-traffic scheduler; Sphinx
+onion packets (BOLT 4) for onion deposits, with reply blocks (a library: the
+node does not use them yet); blind tokens (RFC 9474) that relays sell for
+deposits; zero-knowledge contact proofs on ristretto255 (put authorization).
+
 The everyday names are here; the building blocks, wire records and the errors
 a caller rarely catches are in :mod:`dchat_privacy.lowlevel`.
 """

@@ -20,6 +20,12 @@ window ``e-1, e, e+1`` (a sender's clock may be an epoch off either way, and
 mail sealed just before a boundary arrives just after it), and the *catch-up*
 epochs it was not watching (offline) since the last epoch it had drained,
 at most ``max_catch_up`` seconds back (the relays' retention: older mail is gone).
+
+A sender whose clock is more than an epoch *behind* writes to an epoch that
+has already left the live window (and been drained once): the *skew sweep*
+(:meth:`TagSchedule.sweep`) drains again, every ``skew_sweep`` (4 h), the
+epochs up to ``skew_band`` (16 h) behind the live window. A sender
+*ahead* needs nothing: its epoch becomes live later and is drained then.
 Time is a parameter; nothing here reads a clock.
 """
 
@@ -54,6 +60,11 @@ MAX_TAG_EPOCH: Final = 7 * 86400
 """The longest epoch a recipient may choose (a week)."""
 MAX_CATCH_UP: Final = 30 * 86400
 """Seconds back a returning recipient drains at most: 30 days, the relays' default mailbox TTL."""
+SKEW_BAND: Final = 16 * 3600
+"""How far (seconds) behind the live window the skew sweep reaches: a clock set to
+the wrong time zone (up to 14 h off) still gets through."""
+SKEW_SWEEP: Final = 4 * 3600
+"""Seconds between two skew sweeps: the most that mail from a slow clock waits."""
 _INFO: Final = b"dchat-mailbox-tag-v1"
 _U64: Final = 2**64
 
@@ -98,6 +109,8 @@ class TagSchedule:
     Args:
         epoch_seconds: Length of an epoch, 1 to :data:`MAX_TAG_EPOCH`.
         max_catch_up: How far back (seconds) a returning recipient drains at most.
+        skew_band: How far (seconds) behind the live window the skew sweep reaches.
+        skew_sweep: Seconds between two skew sweeps (rounded up to whole epochs).
 
     Raises:
         TagInputError: a length out of range.
@@ -105,12 +118,16 @@ class TagSchedule:
 
     epoch_seconds: int = TAG_EPOCH
     max_catch_up: int = MAX_CATCH_UP
+    skew_band: int = SKEW_BAND
+    skew_sweep: int = SKEW_SWEEP
 
     def __post_init__(self) -> None:
         if isinstance(self.epoch_seconds, bool) or not isinstance(self.epoch_seconds, int):
             raise TagInputError("an epoch is a whole number of seconds")
         if not 1 <= self.epoch_seconds <= MAX_TAG_EPOCH or self.max_catch_up < 0:
             raise TagInputError("an epoch lasts 1 s to a week; catch-up is not negative")
+        if self.skew_band < 0 or self.skew_sweep < 1:
+            raise TagInputError("the skew band is not negative; sweeps are at least 1 s apart")
 
     def epoch(self, now: float) -> int:
         """The epoch ``now`` (seconds since the Unix epoch) falls in: senders use it."""
@@ -135,6 +152,19 @@ class TagSchedule:
         back = -(-self.max_catch_up // self.epoch_seconds)  # epochs, rounded up
         start = max(drained_before, first_live - back, 0)
         return range(start, max(start, first_live))
+
+    def sweep(self, now: float) -> tuple[range, float]:
+        """A skew sweep started at ``now``: the epochs to drain again, and when the next is due.
+
+        The epochs are those up to :attr:`skew_band` seconds behind the live
+        window (never further back than catch-up reaches); the next sweep is
+        due at an epoch boundary (the shell re-reads the tags there).
+        """
+        first_live = self.live(now).start
+        band = -(-min(self.skew_band, self.max_catch_up) // self.epoch_seconds)
+        every = -(-self.skew_sweep // self.epoch_seconds)
+        start = max(0, first_live - band)
+        return range(start, first_live), float((self.epoch(now) + every) * self.epoch_seconds)
 
     def next_change(self, now: float) -> float:
         """When :meth:`live` next changes (the start of the next epoch)."""

@@ -16,26 +16,30 @@ connection, at a fraction of an HTTP request's cost to the node).
 
 from __future__ import annotations
 
-from ._async import AsyncRemoteClient as AsyncRemoteClient
-from ._client import Client as Client
-from ._client import SyncClient as SyncClient
-from ._errors import ApiError as ApiError
-from ._errors import DataDirLockedError as DataDirLockedError
-from ._errors import DchatSdkError as DchatSdkError
-from ._errors import EmbeddedNodeError as EmbeddedNodeError
-from ._errors import NodeUnreachableError as NodeUnreachableError
-from ._errors import WrongPassphraseError as WrongPassphraseError
-from ._events import Event as Event
-from ._events import StealthReceived as StealthReceived
-from ._remote import RemoteClient as RemoteClient
-from ._replies import ContactInfo as ContactInfo
-from ._replies import MessageInfo as MessageInfo
-from ._replies import MessagePage as MessagePage
-from ._socket import AsyncRemoteSocket as AsyncRemoteSocket
-from ._socket import RemoteSocket as RemoteSocket
-from ._socket import SocketReply as SocketReply
-from ._webhooks import WebhookSignatureError as WebhookSignatureError
-from ._webhooks import verify_webhook as verify_webhook
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): see _HOMES
+    from ._async import AsyncRemoteClient as AsyncRemoteClient
+    from ._client import Client as Client
+    from ._client import SyncClient as SyncClient
+    from ._errors import ApiError as ApiError
+    from ._errors import DataDirLockedError as DataDirLockedError
+    from ._errors import DchatSdkError as DchatSdkError
+    from ._errors import EmbeddedNodeError as EmbeddedNodeError
+    from ._errors import NodeUnreachableError as NodeUnreachableError
+    from ._errors import WrongPassphraseError as WrongPassphraseError
+    from ._events import Event as Event
+    from ._events import StealthReceived as StealthReceived
+    from ._remote import RemoteClient as RemoteClient
+    from ._replies import ContactInfo as ContactInfo
+    from ._replies import MessageInfo as MessageInfo
+    from ._replies import MessagePage as MessagePage
+    from ._socket import AsyncRemoteSocket as AsyncRemoteSocket
+    from ._socket import RemoteSocket as RemoteSocket
+    from ._socket import SocketReply as SocketReply
+    from ._webhooks import WebhookSignatureError as WebhookSignatureError
+    from ._webhooks import verify_webhook as verify_webhook
 
 __all__ = (
     "ApiError",
@@ -59,3 +63,57 @@ __all__ = (
     "WrongPassphraseError",
     "verify_webhook",
 )
+
+# Where each name lives. ``from dchat_sdk import RemoteClient`` loads only the sync
+# client's modules (httpx), not the async client, anyio, wsproto or the embedded node:
+# the ``dchat`` command line starts in a fraction of the time.
+_HOMES = {
+    name: module
+    for module, names in {
+        "._async": ("AsyncRemoteClient",),
+        "._client": (
+            "Client",
+            "SyncClient",
+        ),
+        "._errors": (
+            "ApiError",
+            "DataDirLockedError",
+            "DchatSdkError",
+            "EmbeddedNodeError",
+            "NodeUnreachableError",
+            "WrongPassphraseError",
+        ),
+        "._events": (
+            "Event",
+            "StealthReceived",
+        ),
+        "._remote": ("RemoteClient",),
+        "._replies": (
+            "ContactInfo",
+            "MessageInfo",
+            "MessagePage",
+        ),
+        "._socket": (
+            "AsyncRemoteSocket",
+            "RemoteSocket",
+            "SocketReply",
+        ),
+        "._webhooks": (
+            "WebhookSignatureError",
+            "verify_webhook",
+        ),
+    }.items()
+    for name in names
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(_HOMES[name], __name__), name)
+    globals()[name] = value  # loaded once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

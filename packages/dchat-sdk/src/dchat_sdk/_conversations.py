@@ -101,6 +101,20 @@ class ConversationCalls:
         """Received payments still unverified (``pending``), ours not yet sent (``unsent``)."""
         return obj(self._call("GET", "/v1/payments"))
 
+    def buy_tokens(self, relay: str, count: int, *, fee: int = 1) -> dict[str, Any]:
+        """Buy ``count`` paid tokens from ``relay`` (``[NODEID@]HOST:PORT``) on the currency chain.
+
+        Returns once the transfer committed and the relay signed:
+        ``{"relay", "bought", "paid", "tx", "held"}``. The node then spends
+        them on deposits the relay would otherwise ask proof of work for.
+        """
+        body = {"relay": relay, "count": count, "fee": fee}
+        return obj(self._call("POST", "/v1/tokens", body, timeout=PAY_TIMEOUT))
+
+    def tokens(self) -> dict[str, Any]:
+        """The paid tokens held: ``{"total", "relays": [{"relay", "node_id", "count", ...}]}``."""
+        return obj(self._call("GET", "/v1/tokens"))
+
     def conversation_settings(self, /, **changes: bool) -> dict[str, Any]:
         """The settings ``read_receipts`` and ``typing``; keyword arguments change them."""
         if not changes:

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from ._bot_webhooks import WebhookCalls
 from ._bots import BotCalls
 from ._channels import ChannelCalls
@@ -22,11 +20,13 @@ from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
 from ._groups import GroupCalls
+from ._plainhttp import PlainHttp
 from ._replies import (
     ContactInfo,
     MessageInfo,
     MessagePage,
     answer,
+    answer_json,
     client_options,
     contact,
     integer,
@@ -37,7 +37,6 @@ from ._replies import (
     refusal,
     string,
 )
-from ._socket import RemoteSocket
 from ._stealth import StealthCalls
 
 UPLOAD_PIECE = 256 * 1024
@@ -54,6 +53,10 @@ def guess_type(name: str) -> str:
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import httpx
+
+    from ._socket import RemoteSocket
+
 __all__ = (
     "ApiError",
     "ContactInfo",
@@ -68,6 +71,10 @@ class RemoteClient(
     ConversationCalls, GroupCalls, ChannelCalls, BotCalls, WebhookCalls, StealthCalls
 ):
     """Synchronous client of one node's local API.
+
+    Plain calls to an ``http://`` API use the standard library (``_plainhttp``:
+    a script starts without httpx); streams and uploads, ``https://`` and a
+    ``transport`` use httpx, imported then.
 
     Args:
         base_url: For example ``http://127.0.0.1:8470``.
@@ -84,8 +91,21 @@ class RemoteClient(
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(**client_options(base_url, token, timeout, transport))
+        self._options = client_options(base_url, token, timeout, transport)
+        self._httpx: httpx.Client | None = None
+        self._plain = None
+        if transport is None and base_url.startswith("http://"):
+            self._plain = PlainHttp(base_url, self._options["headers"], timeout)
         self._socket_args = (base_url, token, timeout)
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The httpx client, made on first use (streams, uploads, https, a transport)."""
+        if self._httpx is None:
+            import httpx
+
+            self._httpx = httpx.Client(**self._options)
+        return self._httpx
 
     @classmethod
     def from_data_dir(cls, data_dir: str | Path, *, timeout: float = 10.0) -> RemoteClient:
@@ -99,12 +119,17 @@ class RemoteClient(
 
     def socket(self) -> RemoteSocket:
         """Open the node API's WebSocket (sends and events on one connection; ``with``)."""
+        from ._socket import RemoteSocket  # wsproto and anyio: not for plain requests
+
         base_url, token, timeout = self._socket_args
         return RemoteSocket(base_url, token, timeout=timeout)
 
     def close(self) -> None:
-        """Release the HTTP connection pool."""
-        self._http.close()
+        """Release the HTTP connections."""
+        if self._plain is not None:
+            self._plain.close()
+        if self._httpx is not None:
+            self._httpx.close()
 
     def __enter__(self) -> RemoteClient:
         return self
@@ -120,6 +145,10 @@ class RemoteClient(
         params: dict[str, str | int] | None = None,
         timeout: float | None = None,
     ) -> Any:
+        if self._plain is not None:
+            return answer_json(*self._plain.request(method, path, body, params, timeout))
+        import httpx
+
         wait = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
             response = self._http.request(method, path, json=body, params=params, timeout=wait)
@@ -163,6 +192,8 @@ class RemoteClient(
             ApiError: e.g. ``ContentTypeMismatchError`` (the bytes are not the
                 type), ``UploadTooLargeError``, ``QuotaExceededError``.
         """
+        import httpx
+
         path = Path(path)
         params: dict[str, str | int] = {
             "to": to,
@@ -202,6 +233,8 @@ class RemoteClient(
             ApiError: ``attachment_refused`` (the file was not what its message
                 declared: the message's attachment says why), ``not_found``.
         """
+        import httpx
+
         path, count = Path(path), 0
         part = path.with_name(path.name + ".part")
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
@@ -233,6 +266,23 @@ class RemoteClient(
     def status(self) -> dict[str, Any]:
         """Role, identity, counters."""
         return obj(self._call("GET", "/status"))
+
+    def onion_mode(self) -> dict[str, Any]:
+        """Each local identity's onion mode (``identities``: id -> on) and the onion relays."""
+        return obj(self._call("GET", "/v1/privacy/onion"))
+
+    def set_onion_mode(self, on: bool, *, identity: str | None = None) -> dict[str, Any]:
+        """Turn onion mode on or off for our identity, or for the burner ``identity``.
+
+        In onion mode every envelope the identity sends reaches the recipient's
+        mailbox relay through three relays (protocol §39), so that relay never
+        sees the sender's address. Refused (``no_onion_relays``) while the node
+        has fewer than two ``onion_relays`` configured.
+        """
+        body: dict[str, Any] = {"on": on}
+        if identity is not None:
+            body["identity"] = identity
+        return obj(self._call("PUT", "/v1/privacy/onion", body))
 
     def put_auth(self) -> dict[str, Any]:
         """What the node hands contacts for its mailbox: ``mode`` (``"token"`` or ``"proof"``,
@@ -333,7 +383,7 @@ class RemoteClient(
         ``before=C``: the ``limit`` stored before it; neither: the newest.
         ``page.before`` pages back (None at the oldest), ``page.after`` forward.
         """
-        # Encoded by httpx: names may hold '&', '#', '+'.
+        # Encoded by the client: names may hold '&', '#', '+'.
         params = query(peer=peer or None, limit=limit, after=after, before=before)
         return message_page(self._call("GET", "/v1/messages", params=params))
 
@@ -365,6 +415,8 @@ class RemoteClient(
                 now), ``unauthorized``, or ``invalid_request``.
             NodeUnreachableError: ``retries`` reconnections failed in a row.
         """
+        import httpx
+
         reader, backoff = EventReader(after), Backoff()
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
         while True:

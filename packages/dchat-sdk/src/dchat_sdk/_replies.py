@@ -20,6 +20,7 @@ __all__ = (
     "MessageInfo",
     "MessagePage",
     "answer",
+    "answer_json",
     "api_error",
     "client_options",
     "contact",
@@ -95,12 +96,17 @@ def answer(response: httpx.Response) -> Any:
         ApiError: The node answered an error.
         _BadReplyError: The answer is not JSON.
     """
+    return answer_json(response.status_code, response.content)
+
+
+def answer_json(status: int, body: bytes) -> Any:
+    """:func:`answer` from the status and the body's bytes."""
     try:
-        payload = response.json()
+        payload = json.loads(body)
     except ValueError:
         raise _BadReplyError("node sent a non-JSON reply") from None
-    if response.status_code >= 400:
-        raise api_error(response.status_code, payload)
+    if status >= 400:
+        raise api_error(status, payload)
     return payload
 
 

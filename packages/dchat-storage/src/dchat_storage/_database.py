@@ -32,6 +32,7 @@ from ._prekeys import PrekeyRepo
 from ._receipts import ReceiptRepo
 from ._search import SearchRepo
 from ._settings import DeviceRepo, SettingsRepo
+from ._tokens import TokenRepo
 from ._topics import TopicRepo
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def open_database(
     return database
 
 
-HEAD_REVISION: Final = "0010"
+HEAD_REVISION: Final = "0011"
 """The newest packaged migration (``test_migrations`` holds it to Alembic's head)."""
 
 _VERSION_TABLE: Final = {
@@ -153,6 +154,7 @@ class Database:
         prekeys: Prekey bundles handed out for others (relay role).
         receipts: Delivery receipts given to this relay and their sealed batches (relay role).
         topics: Broadcast channel posts held for their readers (relay role).
+        tokens: Paid blind tokens: issuer keys, used payments, spent tokens (relay role).
         chain: Chain blocks and state.
         lifecycle: Retention, disappearing messages, TTLs and garbage collection.
     """
@@ -179,6 +181,7 @@ class Database:
         self.prekeys = PrekeyRepo(self._access)
         self.receipts = ReceiptRepo(self._access)
         self.topics = TopicRepo(self._access)
+        self.tokens = TokenRepo(self._access)
         self.chain = ChainRepo(self._access)
         self.lifecycle = Lifecycle(self._access)
         self._engine = engine

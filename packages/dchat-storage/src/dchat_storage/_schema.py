@@ -442,6 +442,33 @@ class ReceiptBatchRow(Base):
     claimed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class TokenKeyRow(Base):
+    """A relay's blind-token issuer key of one epoch, sealed by the token shop."""
+
+    __tablename__ = "relay_token_keys"
+
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TokenPaymentRow(Base):
+    """A currency-chain payment reference that bought tokens (it never buys again)."""
+
+    __tablename__ = "relay_token_payments"
+
+    ref: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    used_at: Mapped[float] = mapped_column(Float)
+
+
+class TokenSpentRow(Base):
+    """A redeemed blind token's spent hash, with its key's epoch."""
+
+    __tablename__ = "relay_token_spent"
+
+    digest: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 class Block(Base):
     """A chain's blocks, by height and by hash (public data, stored in clear)."""
 

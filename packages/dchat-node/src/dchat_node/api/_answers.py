@@ -45,6 +45,7 @@ _STATE_STATUS = {
     "invalid_request": 422,
     "identity_exists": 409,
     "no_relay": 409,
+    "no_onion_relays": 409,
     "unknown_contact": 404,
     "unknown_group": 404,
     "not_allowed": 403,

@@ -48,14 +48,16 @@ from ._identity import add_identity_routes, identity_json
 from ._messages import add_message_routes
 from ._metrics import add_metrics_route
 from ._payments import add_payment_routes
-from ._privacy import add_privacy_routes
+from ._privacy import add_privacy_routes, onion_status
 from ._put_auth import add_put_auth_routes, put_auth_status
 from ._relay import add_relay_routes, home_relays
+from ._relay_tokens import RelayTokenSales
 from ._requests import add_request_routes
 from ._roles import user_role
 from ._search import add_search_routes
 from ._socket import add_socket_route
 from ._stealth import add_stealth_routes
+from ._tokens import add_token_routes
 from ._validator import add_chain_routes
 from ._webapp import AppSessions, add_webapp_routes
 
@@ -115,9 +117,16 @@ def create_app(node: Node, token: str) -> FastAPI:
 
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
-        parts = await node.status() | await home_relays(node) | put_auth_status(node)
+        tokens: dict[str, Any] = await app.state.tokens.status()  # paid tokens (user role)
         stealth: dict[str, Any] = await app.state.stealth.status_part()
-        return parts | stealth
+        return (
+            await node.status()
+            | await home_relays(node)
+            | put_auth_status(node)
+            | await onion_status(node)
+            | tokens
+            | stealth
+        )
 
     add_metrics_route(app, node, auth)
 
@@ -195,6 +204,8 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
     app.state.stealth = add_stealth_routes(app, node, auth)  # its task: the background scan
+    app.state.tokens = add_token_routes(app, node, auth)  # and this one's (user role)
+    app.state.token_sales = RelayTokenSales(node)  # and this one's (relay role)
     feed = EventFeed(node)
     add_event_routes(app, feed, auth)
     add_bot_routes(app, node, feed, auth)

@@ -406,7 +406,7 @@ class NodeMetrics(Collector):
         yield _by(
             CounterMetricFamily,
             "dchat_relay_put_authorizations_total",
-            "Deposits by authorization: token, proof, work, free (quiet), refused (work asked).",
+            "Deposits by authorization: token, proof, paid, work, free, refused (work asked).",
             "kind",
             dict(server.authorizer.counts),
         )

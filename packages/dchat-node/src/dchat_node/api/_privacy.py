@@ -1,4 +1,4 @@
-"""HTTP routes for metadata privacy settings: cover traffic (token auth, strict bodies).
+"""HTTP routes for metadata privacy settings: cover traffic, onion mode (token auth, strict bodies).
 
 ``GET /v1/privacy/cover`` answers the cover traffic's state (as ``/status``
 shows it under ``cover``); ``PUT /v1/privacy/cover`` turns it on (at
@@ -6,6 +6,16 @@ shows it under ``cover``); ``PUT /v1/privacy/cover`` turns it on (at
 or the node's configured budget) or off. The choice is kept across restarts
 and wins over the ``cover_traffic`` setting. A budget too small to carry one
 envelope a minute is a 400 ``CoverInputError``.
+
+``PUT /v1/privacy/onion`` ``{"on": bool, "identity": burner id (optional)}``
+turns onion mode on or off for the node's identity, or for one of its live
+burners; ``GET /v1/privacy/onion`` shows the modes and the onion relays (as
+``/status`` shows them under ``onion``). With onion mode on, each envelope
+the identity sends is deposited through three relays
+(:class:`dchat_network.lowlevel.OnionPool`, protocol §39), so the
+recipient's mailbox relay never sees the sender's address. ``not_found``
+(404) for an identity that is neither ours nor a live burner,
+``no_onion_relays`` (409) to turn it on with fewer than two ``onion_relays``.
 """
 
 from __future__ import annotations
@@ -14,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from dchat_core import IdentityId
 from dchat_messaging.lowlevel import DEFAULT_COVER_BUDGET
 
+from .._errors import NodeStateError
 from ._guardians import Strict
 from ._roles import user_role
 
@@ -25,7 +37,7 @@ if TYPE_CHECKING:
 
     from .._runtime import Node
 
-__all__ = ("add_privacy_routes",)
+__all__ = ("add_privacy_routes", "onion_status")
 
 
 class CoverSetting(Strict):
@@ -33,8 +45,40 @@ class CoverSetting(Strict):
     budget: int | None = Field(default=None, ge=1, le=100_000)  # bytes/s (MAX_COVER_BUDGET)
 
 
+class OnionMode(Strict):
+    on: bool
+    identity: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+async def _local(node: Node, text: str | None) -> IdentityId:
+    """The node's identity (``None``), or the live burner ``text``."""
+    role = user_role(node)
+    main = role.user.engines.main()
+    if main is None:
+        raise NodeStateError("no_identity", "create an identity first")
+    if text is None or text == str(main.keys.identity):
+        return main.keys.identity
+    burners = {row["burner_id"] for row in await role.burners.describe()}
+    if text not in burners:
+        raise NodeStateError("not_found", "no such identity or live burner here")
+    return IdentityId.parse(text)
+
+
+async def onion_status(node: Node) -> dict[str, Any]:
+    """The ``onion`` part of ``/status`` (user nodes): each local identity's mode."""
+    if node.config.role != "user" or user_role(node).user.engines.main() is None:
+        return {}
+    role = user_role(node)
+    ids = [await _local(node, None)]
+    ids += [IdentityId.parse(row["burner_id"]) for row in await role.burners.describe()]
+    engines = role.user.engines
+    modes = await role.user.run(lambda: {str(i): engines.onion_mode(i) for i in ids})
+    relays = [str(relay) for relay in node.config.onion_relays]
+    return {"onion": {"identities": modes, "relays": relays}}
+
+
 def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
-    """Mount ``/v1/privacy/cover``."""
+    """Mount ``/v1/privacy/cover`` and ``/v1/privacy/onion``."""
 
     @app.get("/v1/privacy/cover", dependencies=auth)
     async def cover_state() -> dict[str, Any]:
@@ -53,3 +97,16 @@ def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         user.mailboxes_changed()  # the cover tags' links start or stop
         role.cover.wake()
         return cover.status()
+
+    @app.get("/v1/privacy/onion", dependencies=auth)
+    async def show() -> dict[str, Any]:
+        return await onion_status(node) or {"onion": {"identities": {}, "relays": []}}
+
+    @app.put("/v1/privacy/onion", dependencies=auth)
+    async def set_mode(body: OnionMode) -> dict[str, Any]:
+        identity = await _local(node, body.identity)
+        if body.on and len(node.config.onion_relays) < 2:
+            raise NodeStateError("no_onion_relays", "configure two or more onion_relays first")
+        engines = user_role(node).user.engines
+        await user_role(node).user.run(engines.set_onion_mode, identity, body.on)
+        return await onion_status(node)

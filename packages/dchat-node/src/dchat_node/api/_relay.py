@@ -15,10 +15,11 @@
   delivered since start, refusals by code) and its quota use (mailboxes
   holding mail, their entries and bytes against the disk budget, the
   per-mailbox quota), its put authorization (token hashes, contact rings and
-  their keys held, deposits by how they were authorized) and its receipts
+  their keys held, deposits by how they were authorized), its receipts
   (taken since start, pending, sealed batches held and unclaimed, the last
   claim's time, automatic claims made and failed since start, or null
-  without them). Chain-side figures (listing,
+  without them) and its paid tokens (sold, redeemed, refused since start,
+  spent this epoch, price, payee; null when it sells none). Chain-side figures (listing,
   bond, score, earnings by uptime and by delivery) are not the relay's to
   vouch for: ``dchat-node relay status`` reads them through light clients and
   shows them beside this document.
@@ -42,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dchat_chain.lowlevel import HomeRelays, PinnedRelaysError
 
 from .._errors import NodeStateError
+from ._relay_tokens import token_status
 from ._roles import relay_role
 
 if TYPE_CHECKING:
@@ -134,6 +136,7 @@ async def relay_status(node: Node) -> dict[str, Any]:
             "mailbox_quota": limits.mailbox_quota,
         },
         "receipts": receipts,
+        "tokens": token_status(server.tokens, node.clock.now()),
     }
 
 

@@ -1,54 +1,125 @@
 """``dchat``: the user's client, a thin shell over the SDK's ``RemoteClient``.
 
-It must stay light (issue 19): no node server, storage or chain at import; the
-wallet commands (which use the chain) load only when ``dchat wallet`` runs.
+It must start fast (issue 19: ``dchat --help`` and ``dchat send`` under 0.3 s of
+CPU): this module imports typer and nothing else heavy. Every command is
+registered lazily (``_lazy``): its module, the SDK (httpx), rich, and for the
+wallet the chain, load only when that command runs.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from dchat_sdk import RemoteClient
-
-from ._attachments import attachment_app, send_attachment
-from ._bots import bot_app
-from ._broadcast import broadcast_app, register_broadcast_commands
-from ._burners import burner_app, send_as_burner
 from ._common import DEFAULT_DIR as _DEFAULT_DIR
-from ._common import err_console as _err
-from ._common import fail as _fail
-from ._common import guard as _guard
-from ._conversations import inbox_table, register_conversation_commands
-from ._groups import group_app, register_group_commands
-from ._guardians import guardian_app
-from ._handles import add_by_handle, handle_app, is_handle
-from ._identity import register_identity_commands
-from ._lazy import LazyGroups
-from ._open import register_open_command
-from ._privacy import privacy_app
-from ._requests import register_request_commands
-from ._search import register_search_command
-from ._watch import register_watch_command
+from ._common import with_client
+from ._lazy import LazyGroups, new_part
+from ._names import let_unused_in
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from ._lazy import Loader
 
 __all__ = ("app",)
 
-T = TypeVar("T")
-_out = Console()
+
+def _basics() -> typer.Typer:
+    from ._basics import basics
+
+    return basics
 
 
 @functools.cache
-def _wallet_app() -> typer.Typer:
+def _conversations() -> typer.Typer:
+    from ._basics import contact_app
+    from ._conversations import register_conversation_commands
+
+    part = new_part()
+    part.add_typer(contact_app, name="contact")
+    register_conversation_commands(part, contact_app, with_client)
+    return part
+
+
+@functools.cache
+def _identity() -> typer.Typer:
+    from ._identity import register_identity_commands
+
+    part = new_part()
+    register_identity_commands(part, with_client)
+    return part
+
+
+@functools.cache
+def _requests() -> typer.Typer:
+    from ._requests import register_request_commands
+
+    part = new_part()
+    register_request_commands(part)
+    return part
+
+
+@functools.cache
+def _watch() -> typer.Typer:
+    from ._watch import register_watch_command
+
+    part = new_part()
+    register_watch_command(part)
+    return part
+
+
+@functools.cache
+def _open() -> typer.Typer:
+    from ._open import register_open_command
+
+    part = new_part()
+    register_open_command(part)
+    return part
+
+
+@functools.cache
+def _search() -> typer.Typer:
+    from ._search import register_search_command
+
+    part = new_part()
+    register_search_command(part, with_client)
+    return part
+
+
+@functools.cache
+def _group(module: str, attribute: str, name: str) -> typer.Typer:
+    """A part holding one group: ``module``'s Typer app ``attribute``, named ``name``."""
+    from importlib import import_module
+
+    part = new_part()
+    part.add_typer(getattr(import_module(module, __package__), attribute), name=name)
+    return part
+
+
+@functools.cache
+def _groups() -> typer.Typer:
+    from ._groups import group_app, register_group_commands
+
+    register_group_commands(with_client)
+    part = new_part()
+    part.add_typer(group_app, name="group")
+    return part
+
+
+@functools.cache
+def _channels() -> typer.Typer:
+    from ._broadcast import broadcast_app, register_broadcast_commands
+
+    register_broadcast_commands(with_client)
+    part = new_part()
+    part.add_typer(broadcast_app, name="channel")
+    return part
+
+
+@functools.cache
+def _wallet() -> typer.Typer:
+    let_unused_in()  # the light client runs on trio
     from ._chain import wallet_app
     from ._channels import channel_app
     from ._stealth import pay, scan, stealth_address, sweep
@@ -58,28 +129,150 @@ def _wallet_app() -> typer.Typer:
     wallet_app.command("pay")(pay)
     wallet_app.command("scan")(scan)
     wallet_app.command("sweep")(sweep)
-    return wallet_app
+    part = new_part()
+    part.add_typer(wallet_app, name="wallet")
+    return part
+
+
+def _app_of(module: str, attribute: str, name: str) -> Loader:
+    return functools.partial(_group, module, attribute, name)
 
 
 class _ClientGroup(LazyGroups):
-    lazy: ClassVar = {"wallet": ("A currency-chain wallet.", _wallet_app)}
+    # Every ``dchat`` command: name -> (its one-line help, the loader of the part that
+    # registers it), listed by ``dchat --help`` in this order without loading anything.
+    # To add a command or group: write it in its own module (import rich, the SDK and
+    # other heavy modules inside the functions that use them, or keep the module off
+    # the fast path), add a loader above returning a part (``new_part()``) on which it
+    # is registered under its name, and add the name here with the first line of its
+    # help. test_cli_startup checks the help matches and that ``--help`` stays light.
+    lazy: ClassVar[dict[str, tuple[str, Loader]]] = {
+        "init": ("Create this node's identity and print its contact card.", _basics),
+        "resync": (
+            "After ``init --restore``: ask contacts for this identity's latest document.",
+            _basics,
+        ),
+        "card": (
+            "Print this identity's contact card, to give to people who should reach you.",
+            _basics,
+        ),
+        "id": (
+            "Show this identity: id, name, role of this device, document version, devices.",
+            _identity,
+        ),
+        "block": (
+            "Block an identity: its messages are dropped after decryption and counted.",
+            _requests,
+        ),
+        "unblock": ("Let a blocked identity's messages through again.", _requests),
+        "blocked": ("List blocked identities.", _requests),
+        "notices": (
+            'Notices such as "the session with X was reset" (safety number changes).',
+            _requests,
+        ),
+        "watch": (
+            "Print events (new messages, requests, relay status) as they arrive, until Ctrl-C.",
+            _watch,
+        ),
+        "open": (
+            "Open the chat app in the browser (a login link that works once, for 60 s).",
+            _open,
+        ),
+        "show": (
+            "One conversation with times, direction, delivered (✓) and read (✓✓) marks.",
+            _conversations,
+        ),
+        "pay": ("Pay PEER AMOUNT on the currency chain, inside the conversation.", _conversations),
+        "read": (
+            "Mark PEER's messages read (a read receipt goes if read receipts are on).",
+            _conversations,
+        ),
+        "reply": ("Send TEXT to PEER quoting MESSAGE_ID.", _conversations),
+        "edit": (
+            "Edit your message MESSAGE_ID to PEER (history is kept on each device).",
+            _conversations,
+        ),
+        "delete": (
+            "Delete your message for everyone: best effort (see the note it prints).",
+            _conversations,
+        ),
+        "react": (
+            "React to a message with EMOJI (one per person and emoji; --remove takes it back).",
+            _conversations,
+        ),
+        "forward": (
+            "Forward a stored message to TO (marked forwarded, no link to the original).",
+            _conversations,
+        ),
+        "disappear": (
+            "Make messages with PEER disappear DURATION (30s, 5m, 1h, 7d, 1w) after reading, "
+            "or off.",
+            _conversations,
+        ),
+        "conversation-settings": (
+            "Show or change whether you send read receipts (default on) and typing (off).",
+            _conversations,
+        ),
+        "search": (
+            "Search your stored messages (sent and received) for every word of QUERY.",
+            _search,
+        ),
+        "send": (
+            "Send TEXT to TO: a contact's name, or the identity id of a message request's sender.",
+            _basics,
+        ),
+        "inbox": (
+            "Conversations, the most recent first, with unread counts and last message time.",
+            _basics,
+        ),
+        "status": ("Show the node's status.", _basics),
+        "demo": (
+            "Relay + two users as real processes: an E2E message to an offline recipient.",
+            _basics,
+        ),
+        "contact": ("Manage contacts.", _conversations),
+        "guardian": (
+            "Guardians: who can give your identity back.",
+            _app_of("._guardians", "guardian_app", "guardian"),
+        ),
+        "burner": ("Burners: throwaway identities.", _app_of("._burners", "burner_app", "burner")),
+        "bot": (
+            "Bots: this node's identity as a bot (Bot API).",
+            _app_of("._bots", "bot_app", "bot"),
+        ),
+        "handle": (
+            "Your public @handle on the chat chain.",
+            _app_of("._handles", "handle_app", "handle"),
+        ),
+        "attachment": (
+            "Attachments of received and sent messages.",
+            _app_of("._attachments", "attachment_app", "attachment"),
+        ),
+        "group": ("Private groups (end-to-end encrypted).", _groups),
+        "channel": ("Broadcast channels (encrypted posts fanned out by relays).", _channels),
+        "device": ("Link, list and revoke this identity's devices.", _identity),
+        "profile": ("Your profile and the profiles of others.", _identity),
+        "requests": ("Message requests: mail from people who are not contacts.", _requests),
+        "wallet": ("A currency-chain wallet.", _wallet),
+        "tokens": (
+            "Paid tokens that let your mail past busy relays without work.",
+            _app_of("._tokens", "tokens_app", "tokens"),
+        ),
+        "privacy": (
+            "Metadata privacy: cover traffic, onion mode.",
+            _app_of("._privacy", "privacy_app", "privacy"),
+        ),
+    }
 
 
 app = typer.Typer(
     help="dchat: end-to-end encrypted chat, from the command line.",
     no_args_is_help=True,
     cls=_ClientGroup,
+    rich_markup_mode=None,  # plain help: rich costs ~0.1 s of start-up
+    pretty_exceptions_enable=False,
+    context_settings={"max_content_width": 120},  # up to 120 columns when the terminal has them
 )
-contact_app = typer.Typer(help="Manage contacts.", no_args_is_help=True)
-app.add_typer(contact_app, name="contact")
-app.add_typer(guardian_app, name="guardian")
-app.add_typer(burner_app, name="burner")
-app.add_typer(bot_app, name="bot")
-app.add_typer(handle_app, name="handle")
-app.add_typer(attachment_app, name="attachment")
-app.add_typer(group_app, name="group")
-app.add_typer(broadcast_app, name="channel")
-app.add_typer(privacy_app, name="privacy")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="DCHAT_DATA_DIR", help="The node's data directory.")
@@ -90,207 +283,3 @@ DataDir = Annotated[
 def _options(ctx: typer.Context, data_dir: DataDir = _DEFAULT_DIR) -> None:
     """Options shared by every ``dchat`` command."""
     ctx.obj = data_dir
-
-
-def _with_client(ctx: typer.Context, action: Callable[[RemoteClient], T]) -> T:
-    data_dir: Path = ctx.find_root().obj
-    with _guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
-        return _guard(lambda: action(client))
-
-
-@app.command("init")
-def init_identity(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Option(help="The name shown on your contact card.")],
-    phrase: Annotated[
-        bool, typer.Option("--phrase", help="Derive the keys from a new recovery phrase.")
-    ] = False,
-    restore: Annotated[
-        bool, typer.Option("--restore", help="Restore the identity of a recovery phrase.")
-    ] = False,
-    phrase_file: Annotated[
-        Path | None, typer.Option(help="--restore: read the phrase from this file.")
-    ] = None,
-) -> None:
-    """Create this node's identity and print its contact card.
-
-    With ``--phrase`` the 24-word recovery phrase is printed once: write it
-    down, it is not stored anywhere. With ``--restore`` the identity of a
-    phrase comes back; then ``dchat resync CONTACT...`` asks contacts for its
-    identity document.
-    """
-    if phrase and restore:
-        raise _fail("use --phrase or --restore, not both")
-    body: dict[str, Any] = {"name": name}
-    if phrase:
-        body["recovery_phrase"] = True
-    if restore:
-        if phrase_file is not None:
-            text = _guard(lambda: phrase_file.read_text())
-        else:
-            text = typer.prompt("recovery phrase", hide_input=True)
-        body["restore_phrase"] = " ".join(text.split())
-    answer = _with_client(ctx, lambda c: c.request("POST", "/v1/identity", body))
-    _out.print(f"identity {answer['identity_id']}")
-    if phrase:
-        _out.print("recovery phrase (shown once; anyone who has it owns this identity):")
-        _out.print(f"  {answer['recovery_phrase']}", soft_wrap=True, highlight=False)
-    _out.print(answer["card"], soft_wrap=True)
-
-
-@app.command("resync")
-def resync(
-    ctx: typer.Context,
-    contacts: Annotated[list[str], typer.Argument(help="Contacts to ask.")],
-) -> None:
-    """After ``init --restore``: ask contacts for this identity's latest document."""
-    answer = _with_client(
-        ctx, lambda c: c.request("POST", "/v1/identity/resync", {"contacts": contacts})
-    )
-    _out.print(f"asked {answer['asked']} contact(s); see `dchat id` for the document version")
-
-
-@app.command("card")
-def card(ctx: typer.Context) -> None:
-    """Print this identity's contact card, to give to people who should reach you."""
-    _out.print(_with_client(ctx, lambda c: c.card()), soft_wrap=True, highlight=False)
-
-
-@contact_app.command("add")
-def contact_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="a name for the contact, or their @handle")],
-    card: Annotated[
-        str | None, typer.Argument(help="their card, or their @handle (looked up on chain)")
-    ] = None,
-) -> None:
-    """Add a contact from the card they gave you, or by their public @handle.
-
-    ``dchat contact add @alice`` (named alice) or ``dchat contact add al @alice``
-    looks the handle up on the chat chain, verified by the node's light client.
-    """
-    if card is None and not is_handle(name):
-        raise _fail("give their card, or their @handle")
-    if card is None or is_handle(card):
-        who, identity = add_by_handle(ctx, card or name, None if card is None else name)
-    else:
-        contact = _with_client(ctx, lambda c: c.add_contact(name, card))
-        who, identity = contact.name, contact.identity_id
-    _out.print(f"added {who} ({identity})", highlight=False)
-
-
-@contact_app.command("list")
-def contact_list(ctx: typer.Context) -> None:
-    """List contacts."""
-    table = Table("name", "identity")
-    for contact in _with_client(ctx, lambda c: c.contacts()):
-        table.add_row(contact.name, contact.identity_id)
-    _out.print(table)
-
-
-register_identity_commands(app, lambda ctx, action: _with_client(ctx, action))
-register_request_commands(app)
-register_watch_command(app)
-register_open_command(app)
-register_conversation_commands(app, contact_app, lambda ctx, action: _with_client(ctx, action))
-register_group_commands(lambda ctx, action: _with_client(ctx, action))
-register_broadcast_commands(lambda ctx, action: _with_client(ctx, action))
-register_search_command(app, lambda ctx, action: _with_client(ctx, action))
-
-
-FileOption = Annotated[Path | None, typer.Option(exists=True, dir_okay=False)]
-
-
-@app.command("send")
-def send(
-    ctx: typer.Context,
-    to: str,
-    text: Annotated[
-        str, typer.Argument(help="The text, or an attachment's caption; - reads it from stdin.")
-    ] = "",
-    as_burner: Annotated[str | None, typer.Option("--as", help="Send as this burner.")] = None,
-    file: FileOption = None,
-    image: FileOption = None,
-    voice: FileOption = None,
-    location: Annotated[str | None, typer.Option(help="LAT,LON[,label] in degrees.")] = None,
-    media_type: Annotated[str | None, typer.Option("--type", help="Media type.")] = None,
-    duration: Annotated[float, typer.Option(help="--voice: seconds.", min=0)] = 0.0,
-) -> None:
-    """Send TEXT to TO: a contact's name, or the identity id of a message request's sender.
-
-    With --file, --image, --voice or --location the message carries that
-    attachment (end-to-end encrypted; TEXT is its caption).
-    """
-    if text == "-":
-        text = _guard(lambda: sys.stdin.read()).removesuffix("\n")
-    if file or image or voice or location:
-        files = {"document": file, "image": image, "voice": voice}
-        send_attachment(ctx, to, text, files, location, media_type, duration)
-        return
-    if not text:
-        raise _fail("give TEXT or an attachment")
-    if as_burner is not None:
-        send_as_burner(ctx, as_burner, to, text)
-        return
-    body = {"to": to, "text": text}
-    reply = _with_client(ctx, lambda c: c.request("POST", "/v1/messages", body))
-    note = ", relay unreachable" if reply.get("relay") == "unreachable" else ""
-    _out.print(f"queued {reply.get('message_id')}{note}", highlight=False)
-
-
-@app.command("inbox")
-def inbox(
-    ctx: typer.Context,
-    messages: Annotated[
-        bool, typer.Option("--messages", help="list stored messages instead of conversations")
-    ] = False,
-    peer: Annotated[str | None, typer.Option(help="messages: only this contact")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    after: Annotated[int | None, typer.Option(min=0, help="page: stored after this cursor")] = None,
-    before: Annotated[int | None, typer.Option(min=0, help="page: stored before it")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Conversations, the most recent first, with unread counts and last message time.
-
-    ``--messages`` (or ``--peer``, ``--after``, ``--before``) lists stored
-    messages instead, oldest first; ``dchat show PEER`` shows one conversation.
-    """
-    if not (messages or peer is not None or after is not None or before is not None):
-        lines = _with_client(ctx, lambda c: c.conversations())
-        if as_json:
-            _out.print_json(json.dumps(lines))
-        else:
-            _out.print(inbox_table(lines))
-        return
-    page = _with_client(ctx, lambda c: c.message_page(peer, limit, after=after, before=before))
-    if as_json:
-        _out.print_json(json.dumps([_as_dict(m) for m in page.messages]))
-        return
-    table = Table("", "who", "message")
-    for m in page.messages:
-        who = m.peer_name or m.peer_id
-        table.add_row("<-" if m.direction == "in" else "->", who, m.text)
-    _out.print(table)
-    if page.missing:
-        _err.print(f"{page.missing} message(s) missing so far: they will show when they arrive")
-    if after is not None or before is not None or page.before is not None:
-        older = "none" if page.before is None else f"--before {page.before}"
-        _err.print(f"older: {older}; newer: --after {page.after}", highlight=False)
-
-
-def _as_dict(message: Any) -> dict[str, Any]:
-    return {name: getattr(message, name) for name in message.__slots__}
-
-
-@app.command("status")
-def status(ctx: typer.Context) -> None:
-    """Show the node's status."""
-    _out.print_json(json.dumps(_with_client(ctx, lambda c: c.status())))
-
-
-@app.command("demo")
-def demo() -> None:
-    """Relay + two users as real processes: an E2E message to an offline recipient."""
-    from ._demo import run_demo
-
-    raise typer.Exit(run_demo(_out))

@@ -1,4 +1,9 @@
-"""What every dchat command line shares: one-line errors, passphrase and database URL input."""
+"""What every dchat command line shares: one-line errors, passphrase and database URL input.
+
+It imports neither rich nor the SDK (``dchat --help`` and ``dchat send`` start
+without them): ``err_console`` is a rich console made on first use,
+``with_client`` imports the SDK when it runs.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,14 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-
-from dchat_core import DchatError
-
-from .._errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from rich.console import Console
+
+    from dchat_core import DchatError
+    from dchat_sdk import RemoteClient
 
 __all__ = (
     "DEFAULT_DIR",
@@ -28,18 +32,37 @@ __all__ = (
     "fail",
     "guard",
     "read_passphrase",
+    "with_client",
 )
 
 T = TypeVar("T")
 DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dchat"
-err_console = Console(stderr=True)
+err_console: Console  # rich, made on first use by __getattr__ below
+
+
+def __getattr__(name: str) -> Console:
+    if name != "err_console":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    console = globals()["err_console"] = Console(stderr=True)
+    return console
 
 
 def fail(message: str, hint: str | None = None) -> typer.Exit:
     """Print ``error: message (hint)`` on one line of stderr; the caller raises the exit (1)."""
     line = message if hint is None else f"{message} (hint: {hint})"
-    err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+    typer.echo(f"{typer.style('error:', fg='red')} {line}", err=True)
     return typer.Exit(1)
+
+
+def with_client(ctx: typer.Context, action: Callable[[RemoteClient], T]) -> T:
+    """``action`` on a client of the node that ``dchat --data-dir`` names; errors in one line."""
+    from dchat_sdk import RemoteClient
+
+    data_dir: Path = ctx.find_root().obj
+    with guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
+        return guard(lambda: action(client))
 
 
 def guard(action: Callable[[], T]) -> T:
@@ -49,6 +72,8 @@ def guard(action: Callable[[], T]) -> T:
     dchat or system error is the one reported. Anything else is a bug and keeps
     its traceback.
     """
+    from dchat_core import DchatError
+
     try:
         return action()
     except (DchatError, OSError, BaseExceptionGroup) as exc:
@@ -59,6 +84,8 @@ def guard(action: Callable[[], T]) -> T:
 
 
 def _known(exc: BaseException) -> DchatError | OSError | None:
+    from dchat_core import DchatError
+
     if isinstance(exc, (DchatError, OSError)):
         return exc
     if isinstance(exc, BaseExceptionGroup):
@@ -78,6 +105,8 @@ def _message(exc: DchatError | OSError) -> str:
 
 def hint_for(exc: BaseException) -> str | None:
     """What to try next after ``exc`` (``None`` when the message says it already)."""
+    from .._errors import ConfigError
+
     text = str(exc)
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return "another process (a node already running?) has the port: stop it or pick --listen"
@@ -118,6 +147,8 @@ def check_database_url_option(url: str | None) -> None:
     Raises:
         ConfigError: the URL holds a password.
     """
+    from .._errors import ConfigError
+
     if url and urlsplit(url).password is not None:
         raise ConfigError(
             "--database-url holds a password, which other users can read from the process "

@@ -78,7 +78,10 @@ def render_config(
         relay_line=relay_line,
         database_line=database_line,
     )
-    table = {"relay": ["relay_limits.toml", "relay_claims.toml"], "user": ["relay_discovery.toml"]}
+    table = {
+        "relay": ["relay_limits.toml", "relay_claims.toml", "relay_tokens.toml"],
+        "user": ["relay_discovery.toml"],
+    }
     tables = "".join("\n" + _template(name) for name in table.get(role, []))
     return text + _template("common.toml") + tables  # [node.X] tables after all node keys
 

@@ -1,44 +1,68 @@
-"""Command groups that import their module only when they run (``dchat`` stays fast).
+"""Commands and groups that import their module only when they run (``dchat`` stays fast).
 
-``dchat --help`` lists a lazy group by its one-line help; ``dchat wallet ...``
-(or completing it) imports the group's module then and hands over to it.
+``dchat --help`` lists a lazy command by the one-line help it is registered
+with; ``dchat send ...`` (or completing it) loads the command's *part* then and
+hands over to it. A part is a small Typer app, built by a cached loader, on
+which the command or group is registered under its name; one part may hold
+several (the conversation commands come together).
 """
 
 from __future__ import annotations
 
-import sys
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from ._names import UNUSED_BY_THE_CLIENT
+from ._coerce import plain_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("LazyGroups",)
+    from typer import _click as click
+
+    Loader = Callable[[], typer.Typer]
+
+__all__ = ("LazyGroups", "new_part")
 
 _COMPLETION = {"install_completion", "show_completion"}
 
 
-class _Placeholder(TyperGroup):
-    """Stands for a group until it is used; then the real group parses and runs."""
+def new_part() -> typer.Typer:
+    """An empty part: plain help (no rich) and no completion options of its own."""
+    return typer.Typer(add_completion=False, rich_markup_mode=None)
 
-    def __init__(self, name: str, help_text: str, load: Callable[[], typer.Typer]) -> None:
-        super().__init__(name=name, help=help_text)
+
+@functools.cache
+def _built(load: Loader) -> click.Command:
+    return typer.main.get_command(load())
+
+
+def _no_rich(command: click.Command) -> click.Command:
+    """``command`` (and its subcommands) with plain help, as ``dchat --help`` has."""
+    if isinstance(command, (TyperCommand, TyperGroup)):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _no_rich(sub)
+    return command
+
+
+class _Placeholder(TyperCommand):
+    """Stands for a command or group until it is used; then the real one parses and runs."""
+
+    def __init__(self, name: str, help_text: str, load: Loader) -> None:
+        super().__init__(name=name, help=help_text, rich_markup_mode=None)
         self._load = load
 
-    def real(self) -> TyperGroup:
-        """The group itself, built from its Typer app on first use."""
-        for name in UNUSED_BY_THE_CLIENT:  # main() kept them out: a group may need them
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-        group = typer.main.get_command(self._load())
-        assert isinstance(group, TyperGroup)
-        # built on its own, the group got the completion options: those are the root's
-        group.params = [p for p in group.params if p.name not in _COMPLETION]
-        return group
+    def real(self, parent: click.Context) -> click.Command:
+        """The command itself, from its part (built once per process)."""
+        part = _built(self._load)
+        commands: dict[str, click.Command] = getattr(part, "commands", {self.name: part})
+        command = commands[str(self.name)]
+        # a part built on its own may get the completion options: those are the root's
+        command.params = [p for p in command.params if p.name not in _COMPLETION]
+        return plain_values(_no_rich(command), parent)
 
     def make_context(
         self,
@@ -47,15 +71,19 @@ class _Placeholder(TyperGroup):
         parent: Any = None,
         **extra: Any,
     ) -> Any:
-        return self.real().make_context(info_name, args, parent=parent, **extra)
+        return self.real(parent).make_context(info_name, args, parent=parent, **extra)
 
 
 class LazyGroups(TyperGroup):
-    """A Typer group with extra sub-groups, ``lazy``: name -> (one-line help, loader)."""
+    """A Typer group with lazy commands, ``lazy``: name -> (one-line help, part loader)."""
 
-    lazy: ClassVar[dict[str, tuple[str, Callable[[], typer.Typer]]]] = {}
+    lazy: ClassVar[dict[str, tuple[str, Loader]]] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         for name, (help_text, load) in self.lazy.items():
             self.add_command(_Placeholder(name, help_text, load), name)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        plain_values(self, ctx)  # here: typer adds the completion options after __init__
+        return super().parse_args(ctx, args)

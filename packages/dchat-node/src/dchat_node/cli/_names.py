@@ -9,12 +9,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("UNUSED_BY_THE_CLIENT", "lazy_names")
+__all__ = ("UNUSED_BY_THE_CLIENT", "lazy_names", "let_unused_in")
 
 # httpcore loads trio and h2 when they are installed (for async and HTTP/2 use); the
 # client's HTTP is synchronous HTTP/1.1 to loopback, so it goes without (~0.4 s of CPU).
-# ``LazyGroups`` lets them load again for a group that needs them (``dchat wallet``).
-UNUSED_BY_THE_CLIENT = ("trio", "h2")
+# httpx imports its own command line (rich, click, pygments: ~0.05 s) if it can.
+# A command that needs trio (``dchat wallet``) calls ``let_unused_in`` before its imports.
+UNUSED_BY_THE_CLIENT = ("trio", "h2", "httpx._main")
+
+
+def let_unused_in() -> None:
+    """Undo what ``dchat``'s ``main()`` did: the modules it kept out may load again."""
+    for name in UNUSED_BY_THE_CLIENT:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 def lazy_names(package: str, homes: dict[str, tuple[str, ...]]) -> Callable[[str], object]:

@@ -1,9 +1,9 @@
-"""``dchat privacy ...``: metadata privacy settings of the node (cover traffic)."""
+"""``dchat privacy ...``: metadata privacy settings of the node (cover traffic, onion mode)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -11,6 +11,7 @@ from rich.console import Console
 from dchat_sdk import RemoteClient
 
 from ._common import guard
+from ._guardians import api_call
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ("privacy_app",)
 
 _out = Console()
-privacy_app = typer.Typer(help="Metadata privacy: cover traffic.", no_args_is_help=True)
+privacy_app = typer.Typer(help="Metadata privacy: cover traffic, onion mode.", no_args_is_help=True)
 
 
 @privacy_app.command("cover")
@@ -43,4 +44,26 @@ def cover(
             reply: dict[str, Any] = guard(client.cover_traffic)
         else:
             reply = guard(lambda: client.set_cover_traffic(state == "on", budget))
+    _out.print_json(json.dumps(reply))
+
+
+@privacy_app.command("onion")
+def onion(
+    ctx: typer.Context,
+    mode: Annotated[
+        Literal["on", "off", "show"] | None,
+        typer.Argument(help="on, off, or show (the default)."),
+    ] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity", help="A burner id (default: your identity).")
+    ] = None,
+) -> None:
+    """Send through three relays (onion mode), so the recipient's relay never sees your address."""
+    if mode in (None, "show"):
+        reply = api_call(ctx, "GET", "/v1/privacy/onion")
+    else:
+        body: dict[str, object] = {"on": mode == "on"}
+        if identity is not None:
+            body["identity"] = identity
+        reply = api_call(ctx, "PUT", "/v1/privacy/onion", body)
     _out.print_json(json.dumps(reply))

@@ -123,5 +123,6 @@ class RelayRole:
             "stored": self.service.server.stored,
             "delivered": self.service.server.delivered,
             "parked_pulls": self.service.parked,
+            "onions": self.service.onion_status(),  # protocol section 39
             "upnp": None if self.mapper is None else self.mapper.status(),
         }

@@ -8,8 +8,8 @@ the links are dchat-network's.
 
 * **outbox** (:meth:`run_outbox`): woken by every send, it drains everything
   due, in queue order per destination, as ``put_many`` deposits over the
-  pooled links (:class:`dchat_network.RelayPool`, one per relay, random key;
-  the relays of a round in parallel, so a dead one does not delay the others),
+  pooled links (``OnionPool``, one per relay, random key; via 3 relays in onion
+  mode; the relays of a round in parallel, so a dead one does not delay the others),
   and applies each deposit's per-envelope results in one transaction. It
   re-reads the queue after each round, so a wake-up during a round is never
   lost; it sleeps only when nothing is due (retries wake it after at most
@@ -39,10 +39,9 @@ import trio
 
 from dchat_core import DchatError
 from dchat_messaging.lowlevel import UserMailbox, relay_deposits
-from dchat_network import MailboxLink, RelayBusyError, RelayPool, links_state, relay_session
+from dchat_network import MailboxLink, RelayBusyError, links_state, relay_session
 
 from .._errors import NodeStateError
-from ..config import parse_hostport
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
     )
     from dchat_messaging.lowlevel import OutboxEntry, RawMailbox
     from dchat_network import RelaySession
+    from dchat_network.lowlevel import OnionPool
     from dchat_storage import AsyncStore
 
     from ..config import NodeConfig
@@ -85,7 +85,7 @@ class MailDelivery:
     _wake_status: trio.Event
     agent: UserMessaging
     engines: LocalEngines
-    pool: RelayPool
+    pool: OnionPool
     links: dict[tuple[bytes, str], MailboxLink]
 
     @property
@@ -149,9 +149,7 @@ class MailDelivery:
         for batch in batches:
             items = self.agent.route(batch, self._clock.now())  # rotating tags, if any
             try:
-                results: list[bytes | str] = await self.pool.put_many(
-                    *parse_hostport(batch[0].relay), items
-                )
+                results: list[bytes | str] = await self.pool.deposit(batch[0].relay, items)
             except RelayBusyError as exc:
                 busy = functools.partial(self.agent.relay_busy, now=self._clock.now())
                 await self._store.run_grouped(busy, batch, exc.retry_after)

@@ -49,7 +49,7 @@ import trio
 from dchat_chain.lowlevel import StealthKeys
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import RequestError, UserMessaging
-from dchat_network import RelayPool
+from dchat_network.lowlevel import OnionPool
 from dchat_storage import EngineStore
 
 from .._errors import NodeStateError
@@ -91,7 +91,9 @@ class UserService(MailDelivery):
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
-        self.pool = RelayPool(unlinkable=config.unlinkable_sends, **agent.auth_for(config))
+        self.pool = OnionPool(
+            config.onion_relays, config.unlinkable_sends, **agent.auth_for(config)
+        )
         agent.engines.paths = config.multipath_k
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed

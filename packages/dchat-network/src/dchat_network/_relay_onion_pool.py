@@ -1,0 +1,203 @@
+"""Onion deposits in trio: a sender's route through three relays, a relay's next hop.
+
+:class:`OnionPool` is a :class:`RelayPool` (pooled links with random keys)
+that also deposits through onions (:mod:`._relay_onion`): an outbox entry
+whose relay text is an onion route (:func:`onion_route`, ``onion:`` in front
+of the mailbox relay's address) is wrapped, one onion per envelope, for a
+route of :data:`~dchat_network._relay_onion.ONION_HOPS` relays: two drawn
+from :attr:`OnionPool.onion_relays` (distinct hosts where possible), then
+the mailbox relay. Each relay's signed onion key record is fetched once per
+epoch over a pooled link and verified against the relay's pinned node id, or
+the key its link proved. The first hop answers once the last one stored the
+envelope (or refused it), so the outbox settles onion deposits like direct
+ones; the answer carries no entry id, so the pool reports the envelope's
+(:func:`entry_id_of`, the id every relay gives it). An envelope longer than one
+onion's body goes in pieces (:func:`split_envelope`), one onion each, each on
+a route of its own, one after another; the mailbox relay answers ``partial``
+until the last piece, then as for a whole envelope.
+
+A relay forwards through the same pool (:meth:`OnionPool.forward`): one
+pooled link per next relay, with a random key, pinned to the node id the
+onion named.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from dchat_core import DchatError, RelayAddress
+
+from ._errors import OnionKeyError, OnionRouteError, RelayBusyError
+from ._relay_limits import entry_id_of
+from ._relay_links import RelayPool
+from ._relay_onion import (
+    ONION_HOPS,
+    OnionKeyRecord,
+    build_onion_put,
+    choose_onion_route,
+    split_envelope,
+)
+from ._session import RelaySession
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+
+__all__ = ("ONION_PREFIX", "OnionPool", "onion_route", "split_route")
+
+ONION_PREFIX: Final = "onion:"
+_ASKS_WORK: Final = "pow"
+
+
+def onion_route(relay: str) -> str:
+    """The outbox relay text that deposits at ``relay`` through onions."""
+    return relay if relay.startswith(ONION_PREFIX) else ONION_PREFIX + relay
+
+
+def split_route(relay: str) -> tuple[bool, str]:
+    """``(through onions?, the mailbox relay's address text)`` of an outbox relay text."""
+    if relay.startswith(ONION_PREFIX):
+        return True, relay[len(ONION_PREFIX) :]
+    return False, relay
+
+
+class OnionPool(RelayPool):
+    """A :class:`RelayPool` that also deposits through onions and forwards them.
+
+    Args:
+        onion_relays: The relays onion routes are drawn from (pinned
+            ``NODEID@HOST:PORT``, or their text; the mailbox relay is added as
+            the last hop). Raises ``InvalidRelayAddressError`` for a bad text.
+        rng: Draws routes (a system RNG by default).
+        now: The wall clock (key records have epochs in Unix time).
+        hops: Relays per route, the mailbox relay included.
+        unlinkable: As :class:`RelayPool` (for direct deposits and key fetches).
+        tokens: As :class:`RelayPool`.
+        **kwargs: As :class:`RelayPool` (``timeout``, ``max_bits``).
+    """
+
+    def __init__(
+        self,
+        onion_relays: Sequence[RelayAddress | str] = (),
+        unlinkable: bool = False,
+        tokens: Callable[[bytes], bytes | None] | None = None,
+        *,
+        rng: random.Random | None = None,
+        now: Callable[[], float] = time.time,
+        hops: int = ONION_HOPS,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(unlinkable=unlinkable, tokens=tokens, **kwargs)  # type: ignore[arg-type]
+        self.onion_relays = tuple(
+            r if isinstance(r, RelayAddress) else RelayAddress.parse(r) for r in onion_relays
+        )
+        """Where onion routes' first hops come from."""
+        self._rng = rng or random.SystemRandom()
+        self._now = now
+        self._hops = hops
+        self._records: dict[str, OnionKeyRecord] = {}
+        self.onion_results: Counter[str] = Counter()
+        """What became of the onions sent (``stored``, ``bad_onion``, ...)."""
+        self.forwarded: Counter[str] = Counter()
+        """What the next hops answered to the onions this relay forwarded."""
+
+    async def deposit(self, relay: str, items: Sequence[tuple[bytes, bytes]]) -> list[bytes | str]:
+        """Deposit ``(mailbox, envelope)`` items at an outbox relay text, maybe through onions.
+
+        Per item its entry id or why it failed; after a failed onion the rest
+        fail with the same code (they are retried later, in order).
+        """
+        through_onions, text = split_route(relay)
+        address = RelayAddress.parse(text)
+        if not through_onions:
+            return await self.put_many(address.host, address.port, items)
+        results: list[bytes | str] = []
+        for mailbox, envelope in items:
+            result = await self._onion_one(address, mailbox, envelope)
+            results.append(result)
+            if isinstance(result, str):
+                results += [result] * (len(items) - len(results))
+                break
+        return results
+
+    async def _onion_one(self, last: RelayAddress, mailbox: bytes, envelope: bytes) -> bytes | str:
+        try:
+            result = await self._send(last, mailbox, envelope, retry=False)
+            if result == _ASKS_WORK:  # the mailbox relay asks work: a token if we hold one
+                self.auth.asked(last.hostport, trio.current_time())
+                result = await self._send(last, mailbox, envelope, retry=True)
+        except RelayBusyError:
+            result = "busy"
+        except (OnionRouteError, OnionKeyError, DchatError) as exc:
+            result = type(exc).__name__
+        self.onion_results[result] += 1
+        return entry_id_of(envelope) if result == "stored" else result
+
+    async def _send(
+        self, last: RelayAddress, mailbox: bytes, envelope: bytes, *, retry: bool
+    ) -> str:
+        """Send ``envelope`` in one onion, or in pieces (each its own route); the last answer."""
+        (auth,) = self.auth.first(last.hostport, [mailbox], trio.current_time())
+        if retry and auth is None:
+            return _ASKS_WORK
+        pieces = split_envelope(envelope, os.urandom(16))
+        result = "bad_onion"
+        for number, (piece, fragment) in enumerate(pieces):
+            route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            hops = [(relay, await self.onion_key(relay)) for relay in route]
+            frag = fragment if len(pieces) > 1 else None
+            packet = build_onion_put(hops, mailbox, piece, auth, fragment=frag)
+            send = functools.partial(RelaySession.onion, packet=packet)
+            result = await self._call(route[0].host, route[0].port, send)
+            if result == "bad_onion":  # e.g. a hop restarted (a new key): fetch them anew
+                for relay in route:
+                    self._records.pop(relay.hostport, None)
+            if result != "partial" or number == len(pieces) - 1:
+                break  # a refusal ends the envelope (it is retried whole, new pieces)
+        return "bad_onion" if result == "partial" else result
+
+    async def onion_key(self, relay: RelayAddress) -> OnionKeyRecord:
+        """``relay``'s verified onion key record for now (fetched once per epoch).
+
+        Raises:
+            OnionKeyError: the relay's record does not verify.
+            DchatError: the relay cannot be reached.
+        """
+        now = self._now()
+        cached = self._records.get(relay.hostport)
+        if cached is not None and now < cached.usable_until:
+            return cached
+        if relay.node is not None:
+            self.pins[(relay.host, relay.port)] = relay.node
+
+        async def fetch(session: RelaySession) -> OnionKeyRecord:
+            data = await session.onion_key()
+            proven = session.link.peer_key.to_bytes()
+            return OnionKeyRecord.verify(data, node=relay.node, now=now, link_key=proven)
+
+        record = await self._call(relay.host, relay.port, fetch)
+        self._records[relay.hostport] = record
+        return record
+
+    async def forward(self, to: RelayAddress, packet: bytes, *, timeout: float = 30.0) -> str:
+        """Hand ``packet`` to the next relay ``to`` (pinned): its answer, or ``unreachable``."""
+        if to.node is not None:
+            self.pins[(to.host, to.port)] = to.node
+        try:
+            with trio.fail_after(timeout):
+                result = await self._call(
+                    to.host, to.port, lambda session: session.onion(packet, timeout=timeout)
+                )
+        except RelayBusyError:
+            result = "busy"
+        except (DchatError, trio.TooSlowError):
+            result = "unreachable"
+        self.forwarded[result] += 1
+        return result

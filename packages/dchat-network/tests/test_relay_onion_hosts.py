@@ -1,0 +1,130 @@
+"""Onion deposits over three real relay hosts on loopback (in-memory stores)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from dchat_core import MailboxId, NodeId, RelayAddress
+from dchat_crypto import SigningKey
+from dchat_network import RelayHost, RelayLimits, RelayReply, RelayServer, relay_session
+from dchat_network.lowlevel import (
+    ONION_PACKET_SIZE,
+    OnionKeyRecord,
+    OnionKeys,
+    OnionPool,
+    build_onion_put,
+    onion_route,
+)
+from dchat_testing import MemoryMailboxStore
+
+WAIT = 20
+
+
+def _mailbox_of(envelope: bytes) -> bytes | None:
+    return envelope[:32] if len(envelope) >= 32 else None
+
+
+@asynccontextmanager
+async def relays(tmp: Path, count: int = 3) -> AsyncIterator[list[tuple[RelayHost, RelayAddress]]]:
+    """``count`` relay hosts on free loopback ports, each logging what it sees."""
+
+    async def run(call: Callable[[], RelayReply]) -> RelayReply:
+        return call()
+
+    started: list[tuple[RelayHost, RelayAddress]] = []
+    async with trio.open_nursery() as nursery:
+        for number in range(count):
+            store = MemoryMailboxStore()
+            limits = RelayLimits(observe_log=str(tmp / f"relay{number}.jsonl"))
+            host = RelayHost(RelayServer(store, _mailbox_of), run, trio.current_time, limits=limits)
+            host.store = store  # type: ignore[attr-defined]
+            key = SigningKey.generate()
+            with trio.fail_after(WAIT):
+                h, p = await nursery.start(host.serve, "127.0.0.1", 0, key)
+            started.append((host, RelayAddress(h, p, NodeId.derive(key.public_key.to_bytes()))))
+        yield started
+        nursery.cancel_scope.cancel()
+
+
+def _log(tmp: Path, number: int) -> list[dict[str, object]]:
+    lines = (tmp / f"relay{number}.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+async def test_an_onion_deposit_lands_at_the_mailbox_relay_through_two_others(
+    tmp_path: Path,
+) -> None:
+    box = bytes(MailboxId.derive(SigningKey.generate().public_key.to_bytes()))
+    envelope, long = box + b"sealed" * 100, box + b"long" * 3000  # one onion, three
+    async with relays(tmp_path) as hosts:
+        (_, a), (_, b), (last_host, c) = hosts
+        pool = OnionPool(onion_relays=[a, b], now=trio.current_time)
+        with trio.fail_after(WAIT):
+            items = [(box, envelope), (box, long)]
+            results = await pool.deposit(onion_route(c.hostport), items)
+        assert all(isinstance(result, bytes) for result in results)  # stored: entry ids
+        held = [e.envelope for e in last_host.store.fetch(box)]  # type: ignore[attr-defined]
+        assert held == [envelope, long]
+        await pool.aclose()
+    deposits = [e for n in range(3) for e in _log(tmp_path, n) if e["ev"] == "deposit"]
+    assert [d["size"] for d in deposits] == [len(envelope), len(long)]  # put together
+    onions = [e for n in range(2) for e in _log(tmp_path, n) if e.get("op") == "OnionPut"]
+    assert len(onions) == 4 * 2  # 1 + 3 onions, each seen by the first two hops
+    deposit = deposits[0]
+    assert deposit["mb"] == [box.hex()]
+    sender_links = {e["peer"] for e in _log(tmp_path, 2) if e["ev"] == "connect"}
+    # The mailbox relay saw links from the other relays only (and one fetching its key).
+    assert deposit["peer"] in sender_links
+    first_hop_requests = [e for e in _log(tmp_path, 0) if e["ev"] == "request"]
+    assert all(e["mb"] == [] for e in first_hop_requests)  # the first hop never sees the mailbox
+    assert all(e["size"] < ONION_PACKET_SIZE + 64 for e in first_hop_requests)
+
+
+async def test_bad_and_replayed_onions_are_answered_and_the_link_goes_on(tmp_path: Path) -> None:
+    box = bytes(32)
+    async with relays(tmp_path) as hosts:
+        (_, a), (_, b), (_, c) = hosts
+        async with relay_session(a.host, a.port, expected_peer=a.node) as session:
+            with trio.fail_after(WAIT):
+                assert await session.onion(bytes(ONION_PACKET_SIZE)) == "bad_onion"
+                assert await session.onion(b"\x00" + bytes(range(256)) * 21 + bytes(85)) == (
+                    "bad_onion"
+                )
+                route = []
+                for relay in (a, b, c):
+                    async with relay_session(relay.host, relay.port) as other:
+                        record = await other.onion_key()
+                    now = trio.current_time()
+                    route.append((relay, OnionKeyRecord.verify(record, node=relay.node, now=now)))
+                packet = build_onion_put(route, box, box + b"x")
+                assert await session.onion(packet) == "stored"
+                assert await session.onion(packet) == "replayed"
+                again = build_onion_put(route, box, box + b"y")
+                assert await session.onion(again) == "stored"
+        status = hosts[0][0].onion_status()
+        assert status["peeled"] == 2
+        assert status["refused"] == 3  # two bad, one replayed: the relay went on serving
+        assert status["forwarded"] == {"stored": 2}
+
+
+async def test_after_a_relay_restarts_with_a_new_key_the_sender_fetches_it_again(
+    tmp_path: Path,
+) -> None:
+    box = bytes(32)
+    async with relays(tmp_path) as hosts:
+        (_, a), (_, b), (last_host, c) = hosts
+        pool = OnionPool(onion_relays=[a, b], now=trio.current_time)
+        route = onion_route(c.hostport)
+        with trio.fail_after(WAIT):
+            assert isinstance((await pool.deposit(route, [(box, box + b"1")]))[0], bytes)
+            node_key = last_host.server.node_key
+            assert node_key is not None
+            last_host.onion = OnionKeys(node_key, now=trio.current_time())  # as after a restart
+            assert await pool.deposit(route, [(box, box + b"2")]) == ["bad_onion"]
+            assert isinstance((await pool.deposit(route, [(box, box + b"3")]))[0], bytes)
+        await pool.aclose()
