@@ -439,6 +439,13 @@ def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob
         events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
         assert [e.amount for e in events] == [40, 7]
     assert net.balance(bob_at) == before + 39
+    bob.kill()  # no clean shutdown: what was told is the database's word
+    bob.start()
+    with bob.client() as b:
+        b.stealth_scan()  # a rescan after the restart (the background one runs as well)
+        assert b.stealth_status()["received"] == 2
+        events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
+        assert [e.amount for e in events] == [40, 7]
 
 
 def _relay_status(relay: NodeProcess) -> dict[str, Any]:
