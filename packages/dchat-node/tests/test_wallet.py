@@ -326,7 +326,9 @@ def test_alice_pays_bob_in_a_conversation(
     for name in ("alice", "bob"):  # payments read the currency chain of validator 0
         (tmp_path / name).mkdir(mode=0o700)
         chain = net.out / "validator-0"
-        (tmp_path / name / "dchat.toml").write_text(f'[node]\ncurrency_node = "{chain}"\n')
+        # Bob's node scans for stealth payments in the background (protocol §43).
+        scan = "stealth_scan_interval = 1\n" if name == "bob" else ""
+        (tmp_path / name / "dchat.toml").write_text(f'[node]\ncurrency_node = "{chain}"\n{scan}')
         link = relay.info["link"]
         users.append(NodeProcess(tmp_path / name, "user", passphrase=PASSPHRASE, relay=link))
     try:
@@ -396,21 +398,54 @@ def _pay_and_refuse(
 
 
 def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob_at: str) -> None:
-    """The same stealth payment through the user nodes' API and the SDK (protocol §43)."""
+    """The same stealth payment through the user nodes' API and the SDK (protocol §43):
+    Alice pays Bob by contact name (the meta-address on his card); Bob's background scan
+    finds it and tells it once as a ``stealth_received`` event, however often he rescans."""
     before = net.balance(bob_at)
     with alice.client() as a, bob.client() as b:
         meta = b.stealth_address()
-        paid = a.stealth_pay(meta, 40)
+        assert a.stealth_address("bob") == meta  # read from Bob's verified card
+        _, cursor = b.event_page(None)
+        paid = a.stealth_pay("bob", 40)
         assert paid["account"] not in (bob_at, meta)
+        # Nobody asks for a scan (its first walks from genesis: up to a minute under load).
+        wait_until(lambda: b.stealth_status()["received"] == 1, timeout=150.0)
+        assert b.status()["stealth"]["scanned_to"] >= paid["height"]
+        assert a.stealth_status() == {"scanned_to": 0, "received": 0, "scan_interval": 0}
         found = b.stealth_scan()
         assert [(r["account"], r["balance"]) for r in found["accounts"]] == [(paid["account"], 40)]
         assert found["stealth_balance"] == 40
         swept = b.stealth_sweep(bob_at)  # signed by the one-time key
         assert (swept["swept"], swept["to"]) == (39, bob_at)
         assert b.stealth_scan()["stealth_balance"] == 0
+        events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
+        assert [(e.account, e.amount, e.height) for e in events] == [
+            (paid["account"], 40, paid["height"])
+        ]
         with pytest.raises(ApiError, match="bad_key"):
             a.stealth_pay("dchat-stealth:" + "00" * 64, 1)
+        with pytest.raises(ApiError, match="no_stealth_address"):
+            b.stealth_pay("mallory", 1)  # her card publishes none
+        # The CLI wallet pays Bob by contact name too, looked up on Alice's node.
+        node_dir, wallet = str(net.out / "validator-0"), str(net.wallet(4))
+        paid_by_cli = runner.invoke(
+            app,
+            ["--data-dir", str(alice.data_dir), "wallet", "pay", "--node", node_dir,
+             "--passphrase-file", str(net.passfile), "--wallet", wallet, "--stealth", "bob", "7"],
+            env=net.env,
+        )  # fmt: skip
+        assert paid_by_cli.exit_code == 0, paid_by_cli.output
+        wait_until(lambda: b.stealth_status()["received"] == 2, timeout=60.0)
+        events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
+        assert [e.amount for e in events] == [40, 7]
     assert net.balance(bob_at) == before + 39
+    bob.kill()  # no clean shutdown: what was told is the database's word
+    bob.start()
+    with bob.client() as b:
+        b.stealth_scan()  # a rescan after the restart (the background one runs as well)
+        assert b.stealth_status()["received"] == 2
+        events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
+        assert [e.amount for e in events] == [40, 7]
 
 
 def _relay_status(relay: NodeProcess) -> dict[str, Any]:

@@ -17,7 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_sdk import ApiError, AsyncRemoteClient, Event, NodeUnreachableError, RemoteClient
+from dchat_sdk import (
+    ApiError,
+    AsyncRemoteClient,
+    DchatSdkError,
+    Event,
+    NodeUnreachableError,
+    RemoteClient,
+)
 from dchat_sdk._events import Backoff, EventReader
 from dchat_sdk._sse import SseDecoder, SseFormatError, SseFrame
 
@@ -280,3 +287,30 @@ async def test_async_pages() -> None:
         assert await client.event_page() == ([], 12)
         page = await client.message_page(after=4)
     assert (page.messages[0].text, page.before, page.after) == ("hi", 5, 5)
+
+
+# -- stealth_received (docs/protocol.md §43) --------------------------------------------------
+
+
+def test_a_stealth_event_reads_as_a_payment_and_other_kinds_as_none() -> None:
+    data = {"account": "ab" * 32, "amount": 40, "height": 12}
+    found = Event(3, "stealth_received", data).stealth
+    assert found is not None
+    assert (found.account, found.amount, found.height) == ("ab" * 32, 40, 12)
+    assert Event(4, "message", data).stealth is None
+
+
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["account", "amount", "height"]),
+        st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=70)),
+    )
+)
+def test_a_malformed_stealth_event_is_a_typed_error(data: dict[str, Any]) -> None:
+    try:
+        found = Event(1, "stealth_received", data).stealth
+    except DchatSdkError:
+        return
+    assert found is not None
+    assert len(found.account) == 64
+    assert min(found.amount, found.height) >= 0

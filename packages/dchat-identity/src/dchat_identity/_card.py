@@ -13,6 +13,13 @@ with two or more is version 2 (``relays``, a list of address texts, at most
 :data:`MAX_RELAYS`). Each card has exactly one encoding: a version 2 card with
 fewer than two relays is refused.
 
+A card may also carry ``stealth``: the owner's stealth meta-address (64 bytes,
+scan key || spend key, two valid Ed25519 points; docs/protocol.md §43), so a
+contact can pay it unlinkably without being handed the text form. The field
+is optional and only written when present: a card without it is byte for byte
+what it was, so readers older than the field read such cards unchanged (they
+refuse a card that carries it, as they refuse any unknown field).
+
 Text form: ``dchat-card:`` followed by unpadded base64url of the canonical
 encoding. The signed message is ``b"dchat-card-v1\\x00" || canonical(fields)``.
 """
@@ -36,6 +43,7 @@ from dchat_core import (
     canonical_encode,
 )
 from dchat_crypto import BadSignatureError, InvalidKeyError, PublicKey, VerifyKey
+from dchat_crypto.hazmat import ed25519_point_ok
 
 from ._errors import ExpiredError, InvalidCardError
 
@@ -59,6 +67,7 @@ _FIELDS = frozenset(
         "relay_node",
         "relays",
         "exp",
+        "stealth",
         "sig",
     }
 )
@@ -69,6 +78,8 @@ MAX_NAME = 64
 MAX_RELAY = 255
 MAX_RELAYS = 8
 """Home relays one card may list."""
+STEALTH_SIZE = 64
+"""Bytes of a stealth meta-address (scan key || spend key)."""
 
 
 # Cards verified lately, by their exact encoding (canonical: one encoding per card).
@@ -91,6 +102,8 @@ class ContactCard:
     """The home relays, first the preferred one: ``[NODEID@]ADDRESS`` texts."""
     signature: bytes
     expires_ms: int | None = None
+    stealth: bytes | None = None
+    """The owner's stealth meta-address (scan key || spend key), if published."""
 
     @property
     def relay(self) -> str:
@@ -117,21 +130,25 @@ class ContactCard:
         relay_node: NodeId | None = None,
         relays: Sequence[str] = (),
         expires: float | None = None,
+        stealth: bytes | None = None,
     ) -> ContactCard:
         """Create and sign a card for ``identity`` whose mail waits at its home relays.
 
         The relays are ``relays`` (address texts, ``[NODEID@]HOST:PORT``) or
         the one ``relay`` (pinned to ``relay_node`` if given). ``expires``
         (seconds since the epoch) limits the card's life (burners); recipients
-        check it with :meth:`check_not_expired`.
+        check it with :meth:`check_not_expired`. ``stealth`` publishes a stealth
+        meta-address (64 bytes: scan key || spend key).
 
         Raises:
-            InvalidCardError: no relay, both forms, too many, or bad text.
+            InvalidCardError: no relay, both forms, too many, bad text, or a
+                stealth meta-address that is not two valid points.
         """
         if (relay is None) == (not relays):
             raise InvalidCardError("give either one relay or a list of relays")
         listed = tuple(relays) if relays else (RelayAddress.join(relay_node, relay or ""),)
         _check_text(name, listed)
+        _check_stealth(stealth)
         unsigned = cls(
             name=name,
             identity_key=identity.signing_key.public_key,
@@ -140,6 +157,7 @@ class ContactCard:
             relays=listed,
             signature=b"",
             expires_ms=None if expires is None else int(expires * 1000),
+            stealth=stealth,
         )
         signature = identity.signing_key.sign(_DOMAIN + canonical_encode(unsigned._fields()))
         card = replace(unsigned, signature=signature)
@@ -163,6 +181,8 @@ class ContactCard:
                 fields["relay_node"] = bytes(self.relay_node)
         if self.expires_ms is not None:
             fields["exp"] = self.expires_ms
+        if self.stealth is not None:
+            fields["stealth"] = self.stealth
         return fields
 
     def check_not_expired(self, now: float) -> None:
@@ -199,8 +219,12 @@ class ContactCard:
                 relays=_decode_relays(fields),
                 signature=fields.get_bytes("sig", size=64),
                 expires_ms=fields.get_int("exp") if fields.has("exp") else None,
+                stealth=fields.get_bytes("stealth", size=STEALTH_SIZE)
+                if fields.has("stealth")
+                else None,
             )
             _check_text(card.name, card.relays)
+            _check_stealth(card.stealth)
             card.identity_key.verify(card.signature, _DOMAIN + canonical_encode(card._fields()))
         except (DecodeError, InvalidKeyError, ValueError) as exc:
             raise InvalidCardError(f"malformed contact card: {exc}") from None
@@ -256,3 +280,12 @@ def _check_text(name: str, relays: tuple[str, ...]) -> None:
                 RelayAddress.parse(relay)
             except ValueError as exc:
                 raise InvalidCardError(str(exc)) from None
+
+
+def _check_stealth(stealth: bytes | None) -> None:
+    if stealth is None:
+        return
+    if not isinstance(stealth, bytes) or len(stealth) != STEALTH_SIZE:
+        raise InvalidCardError(f"a stealth meta-address is {STEALTH_SIZE} bytes")
+    if not (ed25519_point_ok(stealth[:32]) and ed25519_point_ok(stealth[32:])):
+        raise InvalidCardError("a stealth meta-address is two valid Ed25519 points")

@@ -342,6 +342,19 @@ class ContactBook:
                 return card
         raise _unknown(name)
 
+    def stealth_address(self, name: str) -> bytes:
+        """The stealth meta-address (64 bytes) published on the verified card of ``name``.
+
+        Raises:
+            RequestError: ``unknown_contact``, or ``no_stealth_address`` (the card has none).
+        """
+        card = self.find(name)
+        if card.stealth is None:
+            raise RequestError(
+                "no_stealth_address", f"{name!r}'s card publishes no stealth address"
+            )
+        return card.stealth
+
     # -- messages --------------------------------------------------------------------
 
     def messages(

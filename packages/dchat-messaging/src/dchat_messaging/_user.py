@@ -106,6 +106,7 @@ from ._put_proofs import PUT_PROOF_KIND, PutProofs, encode_put_proof
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
 from ._requests import MessageRequests
 from ._search import MessageSearch
+from ._stealth_inbox import StealthInbox
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -310,6 +311,8 @@ class UserMessaging:
         )
         """Our user's conversation actions (edit, delete, react, reply, forward, read)."""
         self.payments = Payments(store, store.log_event)
+        self.stealth = StealthInbox(store, store.log_event)
+        """Stealth payments found by the node's scan, each told once (:mod:`._stealth_inbox`)."""
         """Payment messages: records, verdicts and unsent intents (:mod:`._payment`)."""
         self.search = MessageSearch(store, self.contacts, self.conversations)
         """Local full-text search over the stored texts."""

@@ -91,6 +91,7 @@ class NodeConfig(BaseModel):
         default=3600, ge=1, le=7 * 86400, description="user: seconds per rotating mailbox tag"
     )
     cover_traffic: int = Field(default=0, ge=0, le=100_000)  # user: cover bytes/s, 0 off
+    stealth_scan_interval: float = Field(default=0, ge=0, le=86400)  # user: s, 0 off (§43)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Validator settings (see _validator_service): peers as NODEID@HOST:PORT, the
     # chain ids the genesis files must declare, and the least time between blocks.

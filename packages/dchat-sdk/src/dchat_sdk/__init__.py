@@ -30,6 +30,7 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._errors import NodeUnreachableError as NodeUnreachableError
     from ._errors import WrongPassphraseError as WrongPassphraseError
     from ._events import Event as Event
+    from ._events import StealthReceived as StealthReceived
     from ._remote import RemoteClient as RemoteClient
     from ._replies import ContactInfo as ContactInfo
     from ._replies import MessageInfo as MessageInfo
@@ -56,6 +57,7 @@ __all__ = (
     "RemoteClient",
     "RemoteSocket",
     "SocketReply",
+    "StealthReceived",
     "SyncClient",
     "WebhookSignatureError",
     "WrongPassphraseError",
@@ -81,7 +83,10 @@ _HOMES = {
             "NodeUnreachableError",
             "WrongPassphraseError",
         ),
-        "._events": ("Event",),
+        "._events": (
+            "Event",
+            "StealthReceived",
+        ),
         "._remote": ("RemoteClient",),
         "._replies": (
             "ContactInfo",

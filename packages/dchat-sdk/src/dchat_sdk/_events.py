@@ -28,6 +28,7 @@ __all__ = (
     "Backoff",
     "Event",
     "EventReader",
+    "StealthReceived",
     "event_from_json",
     "event_page",
     "parse_cursor",
@@ -57,6 +58,37 @@ class Event:
     def message(self) -> MessageInfo | None:
         """The message of a ``message`` event; None for other kinds."""
         return message(self.data) if self.kind == "message" else None
+
+    @property
+    def stealth(self) -> StealthReceived | None:
+        """The payment of a ``stealth_received`` event; None for other kinds.
+
+        Raises:
+            _BadReplyError: The event's data is not a stealth payment.
+        """
+        if self.kind != "stealth_received":
+            return None
+        account, amount, height = (self.data.get(k) for k in ("account", "amount", "height"))
+        if not isinstance(account, str) or len(account) != 64:
+            raise _BadReplyError("a stealth payment names its 64-hex-digit account")
+        if not (isinstance(amount, int) and isinstance(height, int) and min(amount, height) >= 0):
+            raise _BadReplyError("a stealth payment's amount and height are counts")
+        return StealthReceived(account, amount, height)
+
+
+@dataclass(frozen=True, slots=True)
+class StealthReceived:
+    """A stealth payment the node's scan found (``Event.stealth``).
+
+    Attributes:
+        account: The one-time account it went to (hex); its key never leaves the node.
+        amount: The amount the committed transfer names.
+        height: The block holding it.
+    """
+
+    account: str
+    amount: int
+    height: int
 
 
 def parse_cursor(text: str) -> int:

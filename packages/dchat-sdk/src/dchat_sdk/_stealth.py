@@ -4,6 +4,9 @@ Each maps one route of ``/v1/stealth`` (the node's ``api/_stealth.py``,
 docs/protocol.md §43) and returns its JSON object. A meta-address is the
 ``dchat-stealth:...`` text a recipient publishes; payments to it go to fresh
 one-time accounts that nobody else can link to it or to each other.
+
+Each payment a scan finds (asked for, or the node's background scan) is one
+``stealth_received`` event (:attr:`Event.stealth`): ``account``, ``amount``, ``height``.
 """
 
 from __future__ import annotations
@@ -25,12 +28,23 @@ class StealthCalls:
     # One API round trip (method, path, JSON body, query parameters): RemoteClient's.
     _call: Callable[..., Any]
 
-    def stealth_address(self) -> str:
-        """This identity's stealth meta-address (``dchat-stealth:...``), to publish."""
-        return str(obj(self._call("GET", "/v1/stealth/address"))["meta_address"])
+    def stealth_address(self, peer: str | None = None) -> str:
+        """This identity's stealth meta-address (``dchat-stealth:...``), to publish.
+
+        With ``peer`` (a contact's name or id): the one published on that
+        contact's verified card (``no_stealth_address`` if it publishes none).
+        """
+        params = None if peer is None else {"peer": peer}
+        return str(obj(self._call("GET", "/v1/stealth/address", None, params))["meta_address"])
+
+    def stealth_status(self) -> dict[str, Any]:
+        """``{"scanned_to", "received", "scan_interval"}``: the node's last scanned block,
+        the stealth payments found, the background scan's period in seconds (0: off)."""
+        return obj(self._call("GET", "/v1/stealth/status"))
 
     def stealth_pay(self, to: str, amount: int, *, fee: int = 1) -> dict[str, Any]:
-        """Pay ``amount`` to a fresh one-time account of the meta-address ``to``.
+        """Pay ``amount`` to a fresh one-time account of ``to``: a meta-address, or a
+        contact (name or id) whose verified card publishes one.
 
         Returns once committed and certified: ``{"account", "tx", "height", "amount"}``.
         """

@@ -65,6 +65,7 @@ _STATE_STATUS = {
     "chain_unreachable": 503,
     "handle_refused": 409,
     "payment_failed": 409,
+    "no_stealth_address": 409,
     "stale_handle": 409,
     "unknown_channel": 404,
     "not_publisher": 403,

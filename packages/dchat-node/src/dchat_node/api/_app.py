@@ -118,12 +118,14 @@ def create_app(node: Node, token: str) -> FastAPI:
     @app.get("/status", dependencies=auth)
     async def status() -> dict[str, Any]:
         tokens: dict[str, Any] = await app.state.tokens.status()  # paid tokens (user role)
+        stealth: dict[str, Any] = await app.state.stealth.status_part()
         return (
             await node.status()
             | await home_relays(node)
             | put_auth_status(node)
             | await onion_status(node)
             | tokens
+            | stealth
         )
 
     add_metrics_route(app, node, auth)
@@ -201,7 +203,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_privacy_routes(app, node, auth)
     add_attachment_routes(app, node, auth)
     app.state.payments = add_payment_routes(app, node, auth)  # its task: serve_api runs it
-    add_stealth_routes(app, node, auth)
+    app.state.stealth = add_stealth_routes(app, node, auth)  # its task: the background scan
     app.state.tokens = add_token_routes(app, node, auth)  # and this one's (user role)
     app.state.token_sales = RelayTokenSales(node)  # and this one's (relay role)
     feed = EventFeed(node)

@@ -99,6 +99,7 @@ async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -
         tasks.start_soon(app.state.payments.run)  # resumes and verifies payments (user role)
         tasks.start_soon(app.state.anchors.run)  # anchored groups' chain work (user role)
         tasks.start_soon(app.state.webhooks.run)  # posts the bot's updates (user role)
+        tasks.start_soon(app.state.stealth.run)  # background stealth scans (user role)
         tasks.start_soon(app.state.tokens.run)  # spends paid tokens on deposits (user role)
         tasks.start_soon(app.state.token_sales.run)  # sells paid tokens (relay role)
         await hypercorn_serve(app, config, task_status=task_status)

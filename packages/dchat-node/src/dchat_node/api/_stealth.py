@@ -3,9 +3,13 @@
 Routes (user role, bearer token like the rest of the API; docs/protocol.md §43):
 
 * ``GET  /v1/stealth/address``: ``{"meta_address": "dchat-stealth:..."}``, the
-  identity's meta-address (its stealth keys derive from the identity key).
+  identity's meta-address (its stealth keys derive from the identity key; a
+  new identity's contact card publishes it). ``?peer=NAME_OR_ID``: the one
+  published on that contact's verified card (404 ``unknown_contact``, 409
+  ``no_stealth_address``).
 * ``POST /v1/stealth/pay {to, amount, fee?}``: pay ``amount`` from the identity's
-  account to a fresh one-time account of the meta-address ``to``; answers once
+  account to a fresh one-time account of ``to``: a meta-address, or a contact
+  (name or id) whose card publishes one; answers once
   committed and certified: ``{"account", "tx", "height", "amount"}``. 409
   ``payment_failed`` if the chain refuses it.
 * ``POST /v1/stealth/scan``: scan the committed blocks not scanned yet (each
@@ -15,6 +19,13 @@ Routes (user role, bearer token like the rest of the API; docs/protocol.md §43)
 * ``POST /v1/stealth/sweep {to, fee?}``: move every found balance (less the
   fee) to the account ``to`` (hex), each transfer signed by its one-time key:
   ``{"swept", "to", "txs"}``. Sweeping several to one account links them.
+* ``GET  /v1/stealth/status``: ``{"scanned_to", "received", "scan_interval"}``,
+  the last block scanned, the payments found, the background period (0: off).
+
+Each scan (asked for, or every ``stealth_scan_interval`` seconds in the
+background when configured) hands its finds to ``UserMessaging.stealth``,
+which logs one ``stealth_received`` event per payment (``account``,
+``amount``, ``height``), once across rescans and restarts.
 
 The scan and the reads are dchat_chain's (``StealthScan``, ``StealthScanFile``,
 the light reader); this module is their I/O through :class:`~._chain_link.ChainLink`.
@@ -24,13 +35,17 @@ the identity key.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import trio
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
+    META_ADDRESS_PREFIX,
+    StealthFormatError,
     StealthMetaAddress,
     StealthScanFile,
     account_key,
@@ -53,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = ("add_stealth_routes",)
 
 _MAX = 2**63 - 1
+log = logging.getLogger("dchat_node.stealth")
 
 
 class StealthPayBody(BaseModel):
@@ -86,9 +102,21 @@ class StealthDesk:
         key = user_role(self._node).user.identity.signing_key
         return StealthScanFile(self._node.config.data_dir / "stealth.scan", key.to_bytes())
 
-    def address(self) -> dict[str, Any]:
+    async def address(self, peer: str | None) -> dict[str, Any]:
         """``GET /v1/stealth/address``."""
-        return {"meta_address": self._file().keys.meta_address.to_text()}
+        if peer is None:
+            return {"meta_address": self._file().keys.meta_address.to_text()}
+        return {"meta_address": (await self._meta(peer)).to_text(), "peer": peer}
+
+    async def _meta(self, to: str) -> StealthMetaAddress:
+        """The meta-address ``to`` names: its text, or a contact's verified card's."""
+        try:
+            if to.startswith(META_ADDRESS_PREFIX):
+                return StealthMetaAddress.from_text(to)
+            u = user_role(self._node).user
+            return StealthMetaAddress.from_bytes(await u.run(u.agent.contacts.stealth_address, to))
+        except StealthFormatError as exc:
+            raise NodeStateError("bad_key", f"to: {exc}") from None
 
     async def _next_nonce(self, account: bytes) -> int:
         doc = await self._chain.call("GET", f"/v1/chain/accounts/{account.hex()}")
@@ -96,10 +124,7 @@ class StealthDesk:
 
     async def pay(self, body: StealthPayBody) -> dict[str, Any]:
         """``POST /v1/stealth/pay``."""
-        try:
-            meta = StealthMetaAddress.from_text(body.to)
-        except DchatError as exc:
-            raise NodeStateError("bad_key", f"to: {exc}") from None
+        meta = await self._meta(body.to)
         key = user_role(self._node).user.identity.signing_key
         account, memo = stealth_payment(meta)
         transfer = {"to": account, "amount": body.amount, "stealth": memo.to_bytes()}
@@ -135,6 +160,9 @@ class StealthDesk:
             ) from None
         finally:
             await trio.to_thread.run_sync(file.save, state)
+        finds = [(f.account, f.height, f.amount) for f in state.finds]
+        u = user_role(self._node).user
+        await u.logged(u.agent.stealth.record, state.height, finds, u.now())
         return file, state
 
     async def _balance(self, account: bytes) -> int:
@@ -179,14 +207,45 @@ class StealthDesk:
                 txs.append(tx.hash.hex())
         return {"swept": swept, "to": target.hex(), "txs": txs}
 
+    async def status(self) -> dict[str, Any]:
+        """``GET /v1/stealth/status``."""
+        u = user_role(self._node).user
+        found = await u.run(u.agent.stealth.status)
+        return {**found, "scan_interval": self._node.config.stealth_scan_interval}
 
-def add_stealth_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
-    """Install the ``/v1/stealth`` routes on ``app``."""
+    async def status_part(self) -> dict[str, Any]:
+        """``{"stealth": status}`` on a user node, else ``{}`` (a part of ``GET /status``)."""
+        return {"stealth": await self.status()} if self._node.config.role == "user" else {}
+
+    async def run(self) -> None:
+        """Scan every ``stealth_scan_interval`` seconds (a task; off at 0 or without a chain)."""
+        config = self._node.config
+        period = config.stealth_scan_interval
+        if config.role != "user" or config.currency_node is None or period <= 0:
+            return
+        while True:
+            await trio.sleep(period)
+            if not user_role(self._node).user.has_identity:
+                continue
+            try:
+                async with self._lock:
+                    await self._scan()
+            except DchatError as exc:  # the chain node is down or lies: next round
+                log.info("background stealth scan: %s", type(exc).__name__)
+
+
+def add_stealth_routes(app: FastAPI, node: Node, auth: list[Depends]) -> StealthDesk:
+    """Install the ``/v1/stealth`` routes on ``app``; the desk's :meth:`~StealthDesk.run`
+    is the background scan (``serve_api`` runs it)."""
     desk = StealthDesk(node)
 
     @app.get("/v1/stealth/address", dependencies=auth)
-    async def address() -> dict[str, Any]:
-        return desk.address()
+    async def address(peer: str | None = Query(default=None, max_length=128)) -> dict[str, Any]:
+        return await desk.address(peer)
+
+    @app.get("/v1/stealth/status", dependencies=auth)
+    async def status() -> dict[str, Any]:
+        return await desk.status()
 
     @app.post("/v1/stealth/pay", dependencies=auth)
     async def pay(body: StealthPayBody) -> dict[str, Any]:
@@ -199,3 +258,5 @@ def add_stealth_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.post("/v1/stealth/sweep", dependencies=auth)
     async def sweep(body: SweepBody) -> dict[str, Any]:
         return await desk.sweep(body)
+
+    return desk

@@ -2,8 +2,10 @@
 
 The wallet's stealth keys derive from its key (``dchat_chain.lowlevel.StealthKeys``);
 ``stealth-address`` prints the meta-address to publish (``dchat-stealth:...``).
-``pay --stealth META AMOUNT`` sends AMOUNT to a fresh one-time account of META
-with the memo its owner finds it by. ``scan`` walks the committed blocks the
+``pay --stealth TO AMOUNT`` sends AMOUNT to a fresh one-time account of TO
+with the memo its owner finds it by; TO is a meta-address, or a contact's name
+or id, whose meta-address the user node (``dchat --data-dir``) reads from the
+contact's verified card. ``scan`` walks the committed blocks the
 scan has not seen (each block's transactions checked against its certified
 header by the scan's own light client), keeps what is ours in ``WALLET.stealth``
 (sealed under the wallet key) and shows each one-time account's balance, read
@@ -23,6 +25,7 @@ from rich.console import Console
 
 from dchat_chain import Transaction
 from dchat_chain.lowlevel import (
+    META_ADDRESS_PREFIX,
     StealthMetaAddress,
     genesis_anchor,
     stealth_payment,
@@ -70,10 +73,31 @@ def stealth_address(wallet: WalletFile, passphrase_file: PassFile = None) -> Non
     _out.print(keys.meta_address.to_text(), highlight=False, soft_wrap=True)
 
 
+def _meta_address(ctx: typer.Context, to: str) -> StealthMetaAddress:
+    """TO's meta-address: TO itself, or the one on the contact TO's verified card."""
+    try:
+        if not to.startswith(META_ADDRESS_PREFIX):
+            from dchat_sdk import RemoteClient
+
+            data_dir: Path = ctx.find_root().obj
+            with RemoteClient.from_data_dir(data_dir) as client:
+                to = client.stealth_address(to)
+        return StealthMetaAddress.from_text(to)
+    except DchatError as exc:
+        raise _fail(f"TO: {exc}") from None
+
+
 def pay(
+    ctx: typer.Context,
     node: NodeDir,
     wallet: WalletFile,
-    to: Annotated[str, typer.Argument(help="A dchat-stealth: meta-address (with --stealth).")],
+    to: Annotated[
+        str,
+        typer.Argument(
+            help="A dchat-stealth: meta-address, or a contact (name or id) whose card "
+            "publishes one (with --stealth)."
+        ),
+    ],
     amount: Annotated[int, typer.Argument(min=1)],
     stealth: Annotated[bool, typer.Option("--stealth", help="Pay a one-time account.")] = False,
     fee: Annotated[int, typer.Option(min=0)] = 1,
@@ -82,13 +106,10 @@ def pay(
     genesis: GenesisFile = None,
     light_dir: LightDir = None,
 ) -> None:
-    """Pay AMOUNT to a fresh one-time account of the meta-address TO (``--stealth``)."""
+    """Pay AMOUNT to a fresh one-time account of TO, a meta-address or contact (``--stealth``)."""
     if not stealth:
         raise _fail("only --stealth payments here; `dchat wallet transfer` pays an account")
-    try:
-        meta = StealthMetaAddress.from_text(to.strip())
-    except DchatError as exc:
-        raise _fail(f"TO: {exc}") from None
+    meta = _meta_address(ctx, to.strip())
     key = _key(wallet, passphrase_file)
     api = _Api(node, genesis, light_dir, wallet)
     account, memo = stealth_payment(meta)

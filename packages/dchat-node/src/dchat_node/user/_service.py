@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
+from dchat_chain.lowlevel import StealthKeys
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import RequestError, UserMessaging
 from dchat_network.lowlevel import OnionPool
@@ -159,7 +160,8 @@ class UserService(MailDelivery):
             identity = Identity.generate()
         else:
             identity = await trio.to_thread.run_sync(Identity.from_phrase, phrase)
-        card = ContactCard.issue(identity, name=name, relays=relays)
+        stealth = StealthKeys.from_seed(identity.signing_key.to_bytes()).meta_address.to_bytes()
+        card = ContactCard.issue(identity, name=name, relays=relays, stealth=stealth)
         keystore = await trio.to_thread.run_sync(identity.to_keystore, self._passphrase)
         await self._store.run(
             self._store.db.identity.save,
