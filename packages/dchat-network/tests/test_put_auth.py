@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dchat_core import canonical_encode
@@ -24,6 +24,7 @@ from dchat_network import (
     RelayServer,
     serve_links,
 )
+from dchat_network._put_auth import MAX_REDEMPTION
 from dchat_network._relay_limits import entry_id_of
 from dchat_network.lowlevel import (
     PowChallenge,
@@ -110,6 +111,9 @@ def test_hostile_authorizations_never_pass_without_the_work(
 
 
 @given(data=st.binary(max_size=200))
+@example(data=b"\x03\x00")  # a paid token's shape (section 40): its content is checked later
+@example(data=b"\x03")
+@example(data=b"\x05" + bytes(24))
 def test_hostile_put_authorizations_decode_or_raise_the_protocol_error(data: bytes) -> None:
     body = {"t": "put_many", "rid": 1, "items": [[OWNER, OWNER + b"x", data]]}
     try:
@@ -118,7 +122,10 @@ def test_hostile_put_authorizations_decode_or_raise_the_protocol_error(data: byt
         return
     assert isinstance(message, RelayPutMany)
     assert message.auth == (data,)
-    assert len(data) in (17, 25) or (data[0] == 4 and len(data) > 41)  # token, stamp, proof
+    token, stamp = data[0] == 1 and len(data) == 17, data[0] == 2 and len(data) == 25
+    paid = data[0] == 3 and 2 <= len(data) <= 1 + MAX_REDEMPTION  # decoded when redeemed
+    proof = data[0] == 4 and len(data) > 41
+    assert token or stamp or paid or proof
 
 
 def test_auth_tokens_and_challenges_round_trip_through_the_codec() -> None:
