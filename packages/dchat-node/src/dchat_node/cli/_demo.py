@@ -137,7 +137,10 @@ def _script(
     who = f"{message.peer_name} ({message.peer_id[:20]}…)"
     step(f"bob reads from {who}, authenticated by the session:")
     out.print(f"      {message.text!r}", highlight=False)
-    remaining = len(_relay_rows(relay.data_dir))
+    # Bob's node acknowledges after storing the message (acks are batched): wait for it.
+    deadline = time.monotonic() + 15
+    while (remaining := len(_relay_rows(relay.data_dir))) and time.monotonic() < deadline:
+        time.sleep(0.1)
     step(f"bob acknowledged; the relay now holds {remaining} envelope(s)")
     ok = message.text == _TEXT and message.peer_name == "alice" and leaked == "none"
     ok = ok and remaining == 0
