@@ -24,7 +24,7 @@ from ._relay_onion_wire import ONION_RESULTS, OnionDone, OnionKeyIs, OnionKeyQue
 from ._relay_server import RelayReply
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from dchat_crypto import SigningKey
 
@@ -43,6 +43,9 @@ class OnionHosting:
     limits: RelayLimits
     observer: ObserveLog | None
     _now: Callable[[], float]
+    # RelayHost's: run a server call in the worker in its turn; wake readers of mailboxes.
+    _in_turn: Callable[[Callable[[], RelayReply], str, bool], Awaitable[RelayReply]]
+    _wake: Callable[[tuple[bytes, ...]], None]
     onion: OnionKeys | None = None
     """The relay's onion keys (None until it serves with a node key)."""
     forwarder: OnionPool | None = None
@@ -66,14 +69,6 @@ class OnionHosting:
             "forwarded": {} if forwarder is None else dict(forwarder.forwarded),
             "pieces_waiting": 0 if pieces is None else len(pieces),
         }
-
-    async def _in_turn(
-        self, call: Callable[[], RelayReply], address: str, authorised: bool
-    ) -> RelayReply:
-        raise NotImplementedError  # pragma: no cover (RelayHost's)
-
-    def _wake(self, mailboxes: tuple[bytes, ...]) -> None:
-        raise NotImplementedError  # pragma: no cover (RelayHost's)
 
     async def answer_onion(
         self, request: OnionKeyQuery | OnionPut, source: str, now: float
