@@ -42,7 +42,7 @@ from ..validator._keys import (
     load_validator_keys,
     load_wallet,
 )
-from ._common import err_console, read_passphrase
+from ._common import err_console, key_bytes, read_passphrase
 from ._common import fail as _fail
 from ._testnet import init_testnet
 
@@ -331,12 +331,7 @@ def balance(
         key = load_wallet(wallet, _passphrase(passphrase_file))
         owner = key.public_key.to_bytes()
     else:
-        try:
-            owner = bytes.fromhex(account)
-        except ValueError:
-            raise _fail("ACCOUNT must be 64 hex digits") from None
-        if len(owner) != 32:
-            raise _fail("ACCOUNT must be 64 hex digits")
+        owner = key_bytes(account, "ACCOUNT")
     api = _Api(node, genesis, light_dir, wallet)
     answer = _account(api, owner)
     shown = ("account", "balance", "nonce", "next_nonce", "height", "validator")
@@ -362,12 +357,7 @@ def transfer(
     light_dir: LightDir = None,
 ) -> None:
     """Send AMOUNT to TO."""
-    try:
-        recipient = bytes.fromhex(to)
-    except ValueError:
-        raise _fail("TO must be 64 hex digits") from None
-    if len(recipient) != 32:
-        raise _fail("TO must be 64 hex digits")
+    recipient = key_bytes(to, "TO")
     api = _Api(node, genesis, light_dir, wallet)
     body = {"to": recipient, "amount": amount}
     _send(api, _signed(api, wallet, _passphrase(passphrase_file), "transfer", body, fee), wait)

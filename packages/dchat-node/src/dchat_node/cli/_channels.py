@@ -47,6 +47,7 @@ from ._chain import (
     _signed_with,
 )
 from ._common import fail as _fail
+from ._common import key_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -158,12 +159,7 @@ def open_channel(
     if consent is None:
         if peer is None:
             raise _fail("give --peer (to make an offer) or --consent (to open)")
-        try:
-            peer_key = bytes.fromhex(peer)
-        except ValueError:
-            raise _fail("--peer must be 64 hex digits") from None
-        if len(peer_key) != 32:
-            raise _fail("--peer must be 64 hex digits")
+        peer_key = key_bytes(peer, "--peer")
         chain = s.api.chain_id
         nonce = s.api.call("GET", f"/v1/chain/accounts/{s.key.public_key.to_bytes().hex()}")
         offer = _guard_book(

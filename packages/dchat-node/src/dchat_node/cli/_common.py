@@ -56,6 +56,17 @@ def fail(message: str, hint: str | None = None) -> typer.Exit:
     return typer.Exit(1)
 
 
+def key_bytes(text: str, name: str) -> bytes:
+    """``text`` as the 32 bytes of a key or account, or a one-line failure naming ``name``."""
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise fail(f"{name} must be 64 hex digits") from None
+    if len(value) != 32:
+        raise fail(f"{name} must be 64 hex digits")
+    return value
+
+
 def with_client(ctx: typer.Context, action: Callable[[RemoteClient], T]) -> T:
     """``action`` on a client of the node that ``dchat --data-dir`` names; errors in one line."""
     from dchat_sdk import RemoteClient

@@ -48,6 +48,7 @@ from ._chain import (
     stealth_file,
 )
 from ._common import fail as _fail
+from ._common import key_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -201,12 +202,7 @@ def sweep(
 ) -> None:
     """Move every stealth balance found (less the fee) to TO, signed by the one-time keys."""
     key = _key(wallet, passphrase_file)
-    try:
-        target = bytes.fromhex(to)
-    except ValueError:
-        raise _fail("TO must be 64 hex digits") from None
-    if len(target) != 32:
-        raise _fail("TO must be 64 hex digits")
+    target = key_bytes(to, "TO")
     api = _Api(node, genesis, light_dir, wallet)
     file = stealth_file(wallet, key)
     state = _run_scan(api, file, node, genesis)
