@@ -299,7 +299,9 @@ def test_forged_and_replayed_approvals_change_nothing() -> None:
     with pytest.raises(ForgedRecordError):  # guardian 0's approval, sent by guardian 1
         new.recovery().approval_received(new.identity, world.guardians[1].id, good, now=NOW + 21)
     answer = ApprovalMessage.from_bytes(good)
-    wrong = ShareRelease(answer.release.index, answer.release.sealed[:-1] + b"\x00")
+    wrong = ShareRelease(
+        answer.release.index, answer.release.sealed[:-1] + bytes([answer.release.sealed[-1] ^ 1])
+    )
     with pytest.raises(InvalidShareError):  # a genuine approval with a tampered share
         receive_approval(world, 0, ApprovalMessage(answer.approval, wrong).to_bytes())
     assert new.recovery().status(now=NOW + 22)["approvals"] == 0

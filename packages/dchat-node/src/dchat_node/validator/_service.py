@@ -230,10 +230,7 @@ class ValidatorService:
 
     async def _input(self, kind: str, payload: bytes, queued_at: float) -> None:
         if kind == "sync":
-            effects = self.driver.receive_sync(payload, self.now_ms())
-            if effects:
-                _log.info("block sync: now at height %d", self.engine.height - 1)
-            await self._execute(effects)
+            await self._execute(self.driver.receive_sync(payload, self.now_ms()))
             return
         trace = self.trace
         if trace.enabled:
@@ -267,6 +264,9 @@ class ValidatorService:
             elif isinstance(effect, StoreSynced):
                 await self._store.run(self.blocks.save_many, effect.blocks)  # one transaction
                 await self._stored(effect.blocks[-1][0].height)
+                # Logged here, not where the response arrived: one that came during a
+                # pacing hold is executed later, from the driver's queue.
+                _log.info("block sync: now at height %d", effect.blocks[-1][0].height)
             elif isinstance(effect, SendToPeers):
                 if trace.enabled and (step := sent_step(effect.message, self.engine.height)):
                     trace.mark(step)
