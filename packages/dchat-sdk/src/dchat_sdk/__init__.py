@@ -31,6 +31,21 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._errors import WrongPassphraseError as WrongPassphraseError
     from ._events import Event as Event
     from ._events import StealthReceived as StealthReceived
+    from ._models import CoverTraffic as CoverTraffic
+    from ._models import OnionModes as OnionModes
+    from ._models import OnionStatus as OnionStatus
+    from ._models import Payments as Payments
+    from ._models import PaymentSent as PaymentSent
+    from ._models import PutAuth as PutAuth
+    from ._models import RelayTokens as RelayTokens
+    from ._models import StealthAccount as StealthAccount
+    from ._models import StealthPayment as StealthPayment
+    from ._models import StealthScan as StealthScan
+    from ._models import StealthStatus as StealthStatus
+    from ._models import StealthSweep as StealthSweep
+    from ._models import TokenPurchase as TokenPurchase
+    from ._models import TokenWallet as TokenWallet
+    from ._models import UnsentPayment as UnsentPayment
     from ._remote import RemoteClient as RemoteClient
     from ._replies import ContactInfo as ContactInfo
     from ._replies import MessageInfo as MessageInfo
@@ -47,6 +62,7 @@ __all__ = (
     "AsyncRemoteSocket",
     "Client",
     "ContactInfo",
+    "CoverTraffic",
     "DataDirLockedError",
     "DchatSdkError",
     "EmbeddedNodeError",
@@ -54,11 +70,25 @@ __all__ = (
     "MessageInfo",
     "MessagePage",
     "NodeUnreachableError",
+    "OnionModes",
+    "OnionStatus",
+    "PaymentSent",
+    "Payments",
+    "PutAuth",
+    "RelayTokens",
     "RemoteClient",
     "RemoteSocket",
     "SocketReply",
+    "StealthAccount",
+    "StealthPayment",
     "StealthReceived",
+    "StealthScan",
+    "StealthStatus",
+    "StealthSweep",
     "SyncClient",
+    "TokenPurchase",
+    "TokenWallet",
+    "UnsentPayment",
     "WebhookSignatureError",
     "WrongPassphraseError",
     "verify_webhook",
@@ -86,6 +116,23 @@ _HOMES = {
         "._events": (
             "Event",
             "StealthReceived",
+        ),
+        "._models": (
+            "CoverTraffic",
+            "OnionModes",
+            "OnionStatus",
+            "PaymentSent",
+            "Payments",
+            "PutAuth",
+            "RelayTokens",
+            "StealthAccount",
+            "StealthPayment",
+            "StealthScan",
+            "StealthStatus",
+            "StealthSweep",
+            "TokenPurchase",
+            "TokenWallet",
+            "UnsentPayment",
         ),
         "._remote": ("RemoteClient",),
         "._replies": (
