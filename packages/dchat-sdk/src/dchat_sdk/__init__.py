@@ -29,6 +29,15 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._errors import EmbeddedNodeError as EmbeddedNodeError
     from ._errors import NodeUnreachableError as NodeUnreachableError
     from ._errors import WrongPassphraseError as WrongPassphraseError
+    from ._event_kinds import EVENT_KINDS as EVENT_KINDS
+    from ._event_kinds import BotUpdate as BotUpdate
+    from ._event_kinds import ChannelUpdate as ChannelUpdate
+    from ._event_kinds import ConversationChange as ConversationChange
+    from ._event_kinds import Expired as Expired
+    from ._event_kinds import GroupUpdate as GroupUpdate
+    from ._event_kinds import PaymentVerdict as PaymentVerdict
+    from ._event_kinds import RelayStatus as RelayStatus
+    from ._event_kinds import RequestChange as RequestChange
     from ._events import Event as Event
     from ._events import StealthReceived as StealthReceived
     from ._models import CoverTraffic as CoverTraffic
@@ -60,24 +69,33 @@ __all__ = (
     "ApiError",
     "AsyncRemoteClient",
     "AsyncRemoteSocket",
+    "BotUpdate",
+    "ChannelUpdate",
     "Client",
     "ContactInfo",
+    "ConversationChange",
     "CoverTraffic",
     "DataDirLockedError",
     "DchatSdkError",
+    "EVENT_KINDS",
     "EmbeddedNodeError",
     "Event",
+    "Expired",
+    "GroupUpdate",
     "MessageInfo",
     "MessagePage",
     "NodeUnreachableError",
     "OnionModes",
     "OnionStatus",
     "PaymentSent",
+    "PaymentVerdict",
     "Payments",
     "PutAuth",
+    "RelayStatus",
     "RelayTokens",
     "RemoteClient",
     "RemoteSocket",
+    "RequestChange",
     "SocketReply",
     "StealthAccount",
     "StealthPayment",
@@ -112,6 +130,17 @@ _HOMES = {
             "EmbeddedNodeError",
             "NodeUnreachableError",
             "WrongPassphraseError",
+        ),
+        "._event_kinds": (
+            "EVENT_KINDS",
+            "BotUpdate",
+            "ChannelUpdate",
+            "ConversationChange",
+            "Expired",
+            "GroupUpdate",
+            "PaymentVerdict",
+            "RelayStatus",
+            "RequestChange",
         ),
         "._events": (
             "Event",

@@ -6,7 +6,7 @@ while a type checker knows every key and its type. :func:`shaped` checks
 that a reply carries a model's required keys before it is returned, so a
 node of another version fails as :class:`_BadReplyError` at the call, not
 as a ``KeyError`` later. The routes and their fields: docs/protocol.md
-§25 (payments), §38 (put auth), §39 (onion), §40 (tokens), §42 (cover), §43
+§25 (payments), §39 (onion), §40 (tokens), §41 (put auth), §42 (cover), §43
 (stealth).
 """
 
