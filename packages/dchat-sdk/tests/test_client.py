@@ -74,6 +74,8 @@ def test_asyncio_program_chats_through_two_node_processes(
             assert (await bob.cover_traffic())["on"] is False
             assert (await alice.tokens())["total"] == 0
             assert (await alice.payments())["unsent"] == []
+            async with alice.socket() as sock:  # the API's WebSocket, from Client too
+                assert isinstance(await sock.send("bob", "over the socket"), str)
 
     anyio.run(program, backend="asyncio")
 
