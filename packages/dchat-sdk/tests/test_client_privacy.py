@@ -103,7 +103,7 @@ def test_stealth_calls(client: Client) -> None:
 def test_payments_and_paid_tokens(client: Client) -> None:
     async def program() -> None:
         assert await client.payments() == {"pending": [], "unsent": []}
-        assert await client.tokens() == {"total": 0, "relays": []}
+        assert await client.tokens() == {"total": 0, "relays": [], "pending": []}
         with pytest.raises(ApiError) as no_chain:
             await client.pay("nobody", 5)
         assert no_chain.value.code == "no_chain"

@@ -45,6 +45,7 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._models import OnionStatus as OnionStatus
     from ._models import Payments as Payments
     from ._models import PaymentSent as PaymentSent
+    from ._models import PendingPurchase as PendingPurchase
     from ._models import PutAuth as PutAuth
     from ._models import RelayTokens as RelayTokens
     from ._models import StealthAccount as StealthAccount
@@ -90,6 +91,7 @@ __all__ = (
     "PaymentSent",
     "PaymentVerdict",
     "Payments",
+    "PendingPurchase",
     "PutAuth",
     "RelayStatus",
     "RelayTokens",
@@ -152,6 +154,7 @@ _HOMES = {
             "OnionStatus",
             "PaymentSent",
             "Payments",
+            "PendingPurchase",
             "PutAuth",
             "RelayTokens",
             "StealthAccount",

@@ -113,7 +113,8 @@ class ConversationCalls:
         return shaped(self._call("POST", "/v1/tokens", body, timeout=PAY_TIMEOUT), TokenPurchase)
 
     def tokens(self) -> TokenWallet:
-        """The paid tokens held: ``{"total", "relays": [{"relay", "node_id", "count", ...}]}``."""
+        """The paid tokens held: ``{"total", "relays": [{"relay", "node_id", "count", ...}],
+        "pending": [{"relay", "paid", "tx", "since"}]}`` (paid, not signed yet)."""
         return shaped(self._call("GET", "/v1/tokens"), TokenWallet)
 
     def conversation_settings(self, /, **changes: bool) -> dict[str, Any]:

@@ -22,6 +22,7 @@ __all__ = (
     "OnionStatus",
     "PaymentSent",
     "Payments",
+    "PendingPurchase",
     "PutAuth",
     "RelayTokens",
     "StealthAccount",
@@ -191,8 +192,18 @@ class RelayTokens(TypedDict):
     epochs: dict[str, int]
 
 
+class PendingPurchase(TypedDict):
+    """A purchase paid whose tokens the relay has not signed yet (the node keeps asking)."""
+
+    relay: str
+    paid: int
+    tx: str
+    since: float
+
+
 class TokenWallet(TypedDict):
-    """``GET /v1/tokens``."""
+    """``GET /v1/tokens``: the tokens held, per relay, and the purchases still pending."""
 
     total: int
     relays: list[RelayTokens]
+    pending: list[PendingPurchase]
