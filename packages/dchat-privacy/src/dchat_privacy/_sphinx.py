@@ -85,6 +85,10 @@ class SharedSecret:
         """The BOLT 4 key ``name`` (``rho``, ``mu``, ``um``, ``ammag``, ...) of this secret."""
         return derive_key(name, self._secret)
 
+    def to_bytes(self) -> bytes:
+        """The secret itself (to persist a reply block's keys; keep it as secret as a key)."""
+        return self._secret
+
     def replay_tag(self) -> bytes:
         """16 bytes that identify this packet in a replay cache (not the secret)."""
         return hashlib.sha256(b"dchat sphinx replay tag" + self._secret).digest()[:16]

@@ -8,6 +8,7 @@
         ├── MalformedPacketError (PeerError, ValueError)   wrong size, version, point or framing
         ├── InvalidPacketError (PeerError, ValueError)     authentication failed (one opaque error)
         ├── ReplayedPacketError (PeerError, ValueError)    a packet (or a reply block) seen before
+        ├── ExpiredReplyError (PeerError, ValueError)      a reply under a block past its key epoch
         └── ReplayCacheFullError (PeerError)               the epoch's replay cache is full: rotate
 
 :class:`InvalidPacketError` never says which check failed or which key was tried.
@@ -21,6 +22,7 @@ from dchat_core import CallerError, PeerError
 from ._padding import DchatPrivacyError
 
 __all__ = (
+    "ExpiredReplyError",
     "InvalidPacketError",
     "MalformedPacketError",
     "ReplayCacheFullError",
@@ -48,6 +50,10 @@ class InvalidPacketError(SphinxError, PeerError, ValueError):
 
 class ReplayedPacketError(SphinxError, PeerError, ValueError):
     """This packet (or single-use reply block) was already processed."""
+
+
+class ExpiredReplyError(SphinxError, PeerError, ValueError):
+    """A reply came under a reply block whose key epoch has ended (the block is dropped)."""
 
 
 class ReplayCacheFullError(SphinxError, PeerError):

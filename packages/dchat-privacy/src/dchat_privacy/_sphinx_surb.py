@@ -21,6 +21,7 @@ key epoch ends.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from ._padding import PaddingError, PaddingTooLargeError, pad, unpad
 from ._sphinx import PACKET_SIZE, POINT_SIZE, OnionPublicKey, SharedSecret, build_onion
 from ._sphinx_errors import (
+    ExpiredReplyError,
     InvalidPacketError,
     MalformedPacketError,
     ReplayedPacketError,
@@ -95,6 +97,8 @@ class ReplyKeys:
     reply_id: bytes
     shared_secrets: tuple[SharedSecret, ...] = field(repr=False)
     reply_key: bytes = field(repr=False)
+    until: float = math.inf
+    """When the block's route stops peeling it (its first relay's key epoch ends)."""
 
 
 def build_reply_block(
@@ -102,11 +106,13 @@ def build_reply_block(
     *,
     session_key: OnionPrivateKey,
     reply_key: bytes | None = None,
+    until: float = math.inf,
 ) -> tuple[ReplyBlock, ReplyKeys]:
     """A reply block for ``route`` (its last hop delivers to the owner's mailbox).
 
     ``session_key`` and ``reply_key`` must be fresh and random (``reply_key``
-    defaults to 32 random bytes).
+    defaults to 32 random bytes). ``until``: when the route's keys expire (a
+    reply opened later is refused).
 
     Raises:
         SphinxUsageError: a bad route (see :func:`build_onion`) or reply key size.
@@ -119,7 +125,7 @@ def build_reply_block(
     )
     block = ReplyBlock(route[0][0], header, key)
     reply_id = reply_id_of(circuit.shared_secrets[-1])
-    return block, ReplyKeys(reply_id, circuit.shared_secrets, key)
+    return block, ReplyKeys(reply_id, circuit.shared_secrets, key, until)
 
 
 def write_reply(block: ReplyBlock, data: bytes, *, nonce: bytes | None = None) -> bytes:
@@ -158,10 +164,32 @@ class ReplyBook:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def open(self, reply_id: bytes, body: bytes) -> bytes:
+    def pending(self) -> list[ReplyKeys]:
+        """The blocks not used yet, oldest first."""
+        return list(self._pending.values())
+
+    def used(self) -> list[bytes]:
+        """The ids of the blocks that opened a reply (remembered to refuse replays)."""
+        return list(self._used)
+
+    def forget_used(self, reply_id: bytes) -> None:
+        """Remember ``reply_id`` as used (restoring a persisted book)."""
+        self._used.append(bytes(reply_id))
+
+    def expire(self, now: float) -> int:
+        """Drop the blocks whose route expired by ``now``; how many."""
+        old = [k.reply_id for k in self._pending.values() if k.until <= now]
+        for reply_id in old:
+            del self._pending[reply_id]
+        return len(old)
+
+    def open(self, reply_id: bytes, body: bytes, *, now: float | None = None) -> bytes:
         """The reply data delivered with ``reply_id``; the block is then used up.
 
+        ``now``: the current time, to refuse a reply under an expired block.
+
         Raises:
+            ExpiredReplyError: the block's key epoch had ended by ``now`` (it is dropped).
             ReplayedPacketError: this block already opened a reply.
             InvalidPacketError: unknown block, or the body fails authentication
                 (the block stays pending: a forgery does not burn it).
@@ -174,6 +202,9 @@ class ReplyBook:
             if bytes(reply_id) in self._used:
                 raise ReplayedPacketError("reply block already used")
             raise InvalidPacketError("reply failed authentication")
+        if now is not None and keys.until <= now:
+            del self._pending[keys.reply_id]
+            raise ExpiredReplyError("reply block expired")
         for secret in keys.shared_secrets:
             body = body_layer(secret, body)
         nonce, sealed = body[:_NONCE_SIZE], body[_NONCE_SIZE:]

@@ -15,7 +15,10 @@ first messages and reply blocks, and contact proofs. This module holds the rest:
   what ``OnionRelay`` returns (``Forward``, ``Deliver``, ``read_body``), failure
   messages returned along a route (``build_failure``, ``wrap_failure``,
   ``read_failure``), the replay cache (``ReplayCache``), reply blocks' parts
-  (``ReplyBlock``, ``ReplyKeys``), route blinding (``blind_path``,
+  (``ReplyBlock``, ``ReplyKeys``, ``MAX_REPLY_DATA``, ``ExpiredReplyError``), the
+  supply of reply blocks given to a contact and the owner's persisted book
+  (``ReplyGift``, ``encode_supply``, ``decode_supply``, ``MAX_SUPPLY``,
+  ``book_to_bytes``, ``book_from_bytes``; protocol section 45), route blinding (``blind_path``,
   ``unblind_hop``, ``BlindedPath``, ``BlindedHop``, ``UnblindedHop``), the sizes
 - zero-knowledge proofs: the Ristretto255 group over libsodium (``Scalar``,
   ``Element``, ``GROUP_ORDER``), the Fiat-Shamir ``Transcript`` (framed
@@ -97,6 +100,7 @@ from ._sphinx_blinding import blind_path as blind_path
 from ._sphinx_blinding import unblind_hop as unblind_hop
 from ._sphinx_errors import MalformedPacketError as MalformedPacketError
 from ._sphinx_errors import ReplayCacheFullError as ReplayCacheFullError
+from ._sphinx_errors import ExpiredReplyError as ExpiredReplyError
 from ._sphinx_errors import ReplayedPacketError as ReplayedPacketError
 from ._sphinx_errors import SphinxUsageError as SphinxUsageError
 from ._sphinx_failure import FAILURE_BODY_SIZE as FAILURE_BODY_SIZE
@@ -112,7 +116,14 @@ from ._sphinx_replay import DEFAULT_REPLAY_ENTRIES as DEFAULT_REPLAY_ENTRIES
 from ._sphinx_replay import ReplayCache as ReplayCache
 from ._sphinx_surb import REPLY_BLOCK_SIZE as REPLY_BLOCK_SIZE
 from ._sphinx_surb import ReplyBlock as ReplyBlock
+from ._sphinx_surb import MAX_REPLY_DATA as MAX_REPLY_DATA
 from ._sphinx_surb import ReplyKeys as ReplyKeys
+from ._surb_supply import MAX_SUPPLY as MAX_SUPPLY
+from ._surb_supply import ReplyGift as ReplyGift
+from ._surb_supply import book_from_bytes as book_from_bytes
+from ._surb_supply import book_to_bytes as book_to_bytes
+from ._surb_supply import decode_supply as decode_supply
+from ._surb_supply import encode_supply as encode_supply
 from ._token_redeem import RedeemedToken as RedeemedToken
 from ._token_redeem import token_hash as token_hash
 from ._tokens import MAX_TOKENS_PER_REQUEST as MAX_TOKENS_PER_REQUEST
@@ -146,6 +157,7 @@ __all__ = (
     "DEFAULT_REPLAY_ENTRIES",
     "Deliver",
     "Element",
+    "ExpiredReplyError",
     "FAILURE_BODY_SIZE",
     "Forward",
     "GROUP_ORDER",
@@ -155,7 +167,9 @@ __all__ = (
     "MAX_CATCH_UP",
     "MAX_COVER_BUDGET",
     "MAX_HOPS",
+    "MAX_REPLY_DATA",
     "MAX_RING_SIZE",
+    "MAX_SUPPLY",
     "MAX_TAG_EPOCH",
     "MAX_TOKENS_PER_REQUEST",
     "MESSAGE_SIZE",
@@ -172,6 +186,7 @@ __all__ = (
     "ReplayedPacketError",
     "ReplayedProofError",
     "ReplyBlock",
+    "ReplyGift",
     "ReplyKeys",
     "Scalar",
     "SharedSecret",
@@ -193,10 +208,14 @@ __all__ = (
     "blind",
     "blind_path",
     "blind_sign",
+    "book_from_bytes",
+    "book_to_bytes",
     "build_failure",
     "build_onion",
+    "decode_supply",
     "decode_token_issuance",
     "decode_token_request",
+    "encode_supply",
     "finalize",
     "peel_onion",
     "prepare",
