@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -14,7 +15,6 @@ from dchat_privacy import (
     OnionPrivateKey,
     OnionRelay,
     ReplyBook,
-    SphinxError,
     build_reply_block,
     write_reply,
 )
@@ -105,7 +105,7 @@ def test_a_tampered_reply_fails_with_one_opaque_error() -> None:
 
 def test_supplies_refuse_unpinned_relays_and_too_many_blocks() -> None:
     _, gift, _ = _block(6)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at most"):
         encode_supply([gift] * (MAX_SUPPLY + 1))
     unpinned = canonical_encode({"v": 1, "s": [["127.0.0.1:7000", gift.block.to_bytes(), 5]]})
     with pytest.raises(MalformedPacketError):
@@ -129,10 +129,8 @@ _ITEM = st.lists(
     )
 )
 def test_random_supplies_give_only_typed_errors(data: bytes) -> None:
-    try:
+    with contextlib.suppress(MalformedPacketError):
         decode_supply(data)
-    except MalformedPacketError:
-        pass
 
 
 @settings(max_examples=60, deadline=None)
@@ -147,7 +145,5 @@ def test_random_supplies_give_only_typed_errors(data: bytes) -> None:
     )
 )
 def test_random_books_give_only_typed_errors(data: bytes) -> None:
-    try:
+    with contextlib.suppress(MalformedPacketError):  # and no other error
         book_from_bytes(data)
-    except SphinxError as exc:
-        assert isinstance(exc, MalformedPacketError)

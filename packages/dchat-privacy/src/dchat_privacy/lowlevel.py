@@ -98,9 +98,9 @@ from ._sphinx_blinding import BlindedPath as BlindedPath
 from ._sphinx_blinding import UnblindedHop as UnblindedHop
 from ._sphinx_blinding import blind_path as blind_path
 from ._sphinx_blinding import unblind_hop as unblind_hop
+from ._sphinx_errors import ExpiredReplyError as ExpiredReplyError
 from ._sphinx_errors import MalformedPacketError as MalformedPacketError
 from ._sphinx_errors import ReplayCacheFullError as ReplayCacheFullError
-from ._sphinx_errors import ExpiredReplyError as ExpiredReplyError
 from ._sphinx_errors import ReplayedPacketError as ReplayedPacketError
 from ._sphinx_errors import SphinxUsageError as SphinxUsageError
 from ._sphinx_failure import FAILURE_BODY_SIZE as FAILURE_BODY_SIZE
@@ -114,9 +114,9 @@ from ._sphinx_message import Forward as Forward
 from ._sphinx_message import read_body as read_body
 from ._sphinx_replay import DEFAULT_REPLAY_ENTRIES as DEFAULT_REPLAY_ENTRIES
 from ._sphinx_replay import ReplayCache as ReplayCache
+from ._sphinx_surb import MAX_REPLY_DATA as MAX_REPLY_DATA
 from ._sphinx_surb import REPLY_BLOCK_SIZE as REPLY_BLOCK_SIZE
 from ._sphinx_surb import ReplyBlock as ReplyBlock
-from ._sphinx_surb import MAX_REPLY_DATA as MAX_REPLY_DATA
 from ._sphinx_surb import ReplyKeys as ReplyKeys
 from ._surb_supply import MAX_SUPPLY as MAX_SUPPLY
 from ._surb_supply import ReplyGift as ReplyGift
