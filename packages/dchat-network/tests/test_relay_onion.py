@@ -224,3 +224,49 @@ def test_pieces_that_disagree_expire_or_overflow_are_refused() -> None:
     late = OnionDeposit(bytes(32), b"d" * 60, None, (b"j" * 16, 0, 2))
     assert book.add(late, NOW + 121) is None  # the first one expired: room again
     assert len(book) == 1
+
+
+def test_a_reply_blocks_route_peels_to_a_whole_body_deposit(relays: list[Relay]) -> None:
+    from dchat_network.lowlevel import build_reply_gift
+    from dchat_privacy import write_reply
+    from dchat_privacy.lowlevel import BODY_SIZE
+
+    gift, keys = build_reply_gift(_route(relays), bytes(range(32)))
+    assert gift.first_relay == relays[0].address
+    assert gift.until == (NOW // PERIOD + 1) * PERIOD
+    message = write_reply(gift.block, b"answer")
+    for relay in relays:
+        step = relay.keys.peel(message, NOW)
+        if isinstance(step, OnionHop):
+            message = step.packet
+    assert isinstance(step, OnionDeposit)
+    assert step.reply_id == keys.reply_id
+    assert step.mailbox == bytes(range(32))
+    assert len(step.envelope) == BODY_SIZE
+    assert step.fragment is None
+    with pytest.raises(OnionRouteError):
+        build_reply_gift(_route(relays)[:1], bytes(32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(st.booleans(), st.integers(-9, 9), st.binary(max_size=4)), st.booleans())
+def test_malformed_reply_deposits_are_bad_onions(rp: object, frag: bool) -> None:
+    from dchat_privacy import OnionPrivateKey, build_message
+
+    keys = OnionKeys(SigningKey.generate(), now=NOW, period=PERIOD)
+    record = OnionKeyRecord.verify(keys.record(NOW), node=None, now=NOW)
+    deposit: dict[str, object] = {"mb": bytes(32), "rp": rp}
+    if frag:
+        deposit["frag"] = [bytes(16), 0, 2]
+    payload = canonical_encode(deposit)
+    packet, _ = build_message(
+        [(record.onion_key, payload)], b"e", session_key=OnionPrivateKey.generate()
+    )
+    if rp is True and not frag:
+        step = keys.peel(packet, NOW)
+        assert isinstance(step, OnionDeposit)
+        assert step.reply_id is not None
+        return
+    with pytest.raises(OnionRefusedError) as refused:
+        keys.peel(packet, NOW)
+    assert refused.value.code == "bad_onion"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 
 from dchat_core import MailboxId, NodeId, RelayAddress
@@ -19,7 +20,11 @@ from dchat_network.lowlevel import (
     OnionPool,
     build_onion_put,
     onion_route,
+    reply_route,
+    split_reply_route,
 )
+from dchat_privacy import ReplyBook
+from dchat_privacy.lowlevel import MAX_REPLY_DATA, ReplayedPacketError, ReplyGift
 from dchat_testing import MemoryMailboxStore
 
 WAIT = 20
@@ -128,3 +133,78 @@ async def test_after_a_relay_restarts_with_a_new_key_the_sender_fetches_it_again
             assert await pool.deposit(route, [(box, box + b"2")]) == ["bad_onion"]
             assert isinstance((await pool.deposit(route, [(box, box + b"3")]))[0], bytes)
         await pool.aclose()
+
+
+def _wrap(mailbox: bytes, reply_id: bytes, body: bytes) -> bytes:
+    return mailbox + reply_id + body  # the tests' envelopes start with their mailbox
+
+
+async def test_an_answer_under_a_reply_block_reaches_the_owner_once(tmp_path: Path) -> None:
+    box = bytes(MailboxId.derive(SigningKey.generate().public_key.to_bytes()))
+    peer = b"\x07" * 32
+    async with relays(tmp_path) as hosts:
+        for host, _ in hosts:
+            host.wrap_reply = _wrap
+        (first_host, a), (_, b), (last_host, c) = hosts
+        owner = OnionPool(onion_relays=[a, b], now=trio.current_time)
+        answerer = OnionPool(now=trio.current_time)
+        with trio.fail_after(WAIT):
+            ((gift, keys),) = await owner.reply_gifts(c, box, 1)
+            assert gift.first_relay.hostport != c.hostport  # the answerer never learns c
+            book = ReplyBook()
+            book.add(keys)
+            given = [gift, gift]  # a misbehaving answerer tries the block twice
+
+            async def take(who: bytes) -> ReplyGift | None:
+                assert who == peer
+                return given.pop() if given else None
+
+            answerer.reply_blocks = take
+            route = reply_route(peer)
+            assert split_reply_route(route) == peer
+            answer = b"a receipt, sealed for the owner"
+            assert isinstance((await answerer.deposit(route, [(box, answer)]))[0], bytes)
+            assert await answerer.deposit(route, [(box, answer + b"!")]) == ["replayed"]
+            assert await answerer.deposit(route, [(box, answer)]) == ["no_reply_block"]
+        (held,) = [e.envelope for e in last_host.store.fetch(box)]  # type: ignore[attr-defined]
+        assert held[:32] == box
+        reply_id, body = held[32:48], held[48:]
+        assert book.open(reply_id, body, now=trio.current_time()) == answer
+        with pytest.raises(ReplayedPacketError):
+            book.open(reply_id, body)
+        assert answerer.reply_results == {"stored": 1, "replayed": 1, "no_reply_block": 1}
+        # Under a block of a key epoch that ended (here: a restarted first relay) it fails.
+        with trio.fail_after(WAIT):
+            ((old, _),) = await owner.reply_gifts(c, box, 1)
+            node_key = first_host.server.node_key
+            assert node_key is not None
+            first_host.onion = OnionKeys(node_key, now=trio.current_time())
+            given.append(old)
+            assert await answerer.deposit(route, [(box, answer)]) == ["bad_onion"]
+        await owner.aclose()
+        await answerer.aclose()
+    answerer_peers = {e["peer"] for n in (1, 2) for e in _log(tmp_path, n) if e["ev"] == "deposit"}
+    assert len(answerer_peers) == 1  # the mailbox relay got it from the middle relay only
+
+
+async def test_a_relay_without_reply_filing_refuses_replies(tmp_path: Path) -> None:
+    box = bytes(32)
+    async with relays(tmp_path) as hosts:
+        (_, a), (_, b), (last_host, c) = hosts
+        owner = OnionPool(onion_relays=[a, b], now=trio.current_time)
+        answerer = OnionPool(now=trio.current_time)
+        with trio.fail_after(WAIT):
+            ((gift, _),) = await owner.reply_gifts(c, box, 1)
+
+            async def take(_who: bytes) -> ReplyGift | None:
+                return gift
+
+            answerer.reply_blocks = take
+            assert await answerer.deposit(reply_route(b"p"), [(box, b"x")]) == ["bad_onion"]
+            too_long = bytes(MAX_REPLY_DATA + 1)
+            assert await answerer.deposit(reply_route(b"p"), [(box, too_long)]) == [
+                "too_long_for_reply"
+            ]
+        assert last_host.store.fetch(box) == []  # type: ignore[attr-defined]
+        await owner.aclose()
+        await answerer.aclose()

@@ -26,8 +26,10 @@ Hop payloads (canonical CBOR maps inside the BOLT 4 hop payloads)::
 
     forward  {"to": "NODEID@HOST:PORT"}            the next relay, pinned
     deposit  {"mb": mailbox(32), ?"auth": bytes,    the last hop: where to put
-              ?"frag": [id(16), index, count]}      the body's data (the envelope,
-                                                    or piece ``index`` of ``count``)
+              ?"frag": [id(16), index, count],      the body's data (the envelope,
+              ?"rp": true}                          or piece ``index`` of ``count``;
+                                                    with ``rp``: a reply block's
+                                                    route, the body kept whole, §45)
 
 The deposit is then served exactly as a ``put`` of that envelope into that
 mailbox with that authorization (put tokens, proof of work, quotas, the
@@ -211,6 +213,9 @@ class OnionDeposit:
     auth: bytes | None
     fragment: tuple[bytes, int, int] | None = None
     """``(id, index, count)`` when ``envelope`` is one piece of a longer envelope."""
+    reply_id: bytes | None = None
+    """Set when the onion came under a reply block (§45): ``envelope`` is then the
+    raw 4096-byte body, which the relay files as a reply envelope with this id."""
 
 
 class Reassembly:
@@ -334,9 +339,13 @@ class OnionKeys:
         try:
             step = self._relay.process(packet)
             if isinstance(step, Deliver):
-                mailbox, auth, fragment = _read_deposit(step.payload)
-                data = read_body(step.body)
-                result: OnionHop | OnionDeposit = OnionDeposit(mailbox, data, auth, fragment)
+                mailbox, auth, fragment, reply = _read_deposit(step.payload)
+                if reply:  # a reply's body is sealed for the block's owner: kept whole
+                    result: OnionHop | OnionDeposit = OnionDeposit(
+                        mailbox, step.body, auth, None, step.reply_id
+                    )
+                else:
+                    result = OnionDeposit(mailbox, read_body(step.body), auth, fragment)
             else:
                 result = OnionHop(_read_forward(step.payload), step.message)
         except ReplayedPacketError:
@@ -360,14 +369,19 @@ def _read_forward(payload: bytes) -> RelayAddress:
     return address
 
 
-def _read_deposit(payload: bytes) -> tuple[bytes, bytes | None, tuple[bytes, int, int] | None]:
-    keys = frozenset({"mb", "auth", "frag"})
+def _read_deposit(
+    payload: bytes,
+) -> tuple[bytes, bytes | None, tuple[bytes, int, int] | None, bool]:
+    keys = frozenset({"mb", "auth", "frag", "rp"})
     f = Fields(canonical_decode(payload, _LIMITS), "onion deposit", keys)
     auth = f.get_bytes("auth", max_size=64) if f.has("auth") else None
     if auth is not None and not check_auth(auth):
         raise DecodeError("malformed put authorization in an onion")
     fragment = _read_fragment(f.raw("frag")) if f.has("frag") else None
-    return f.get_bytes("mb", size=32), auth, fragment
+    reply = f.has("rp")
+    if reply and (f.raw("rp") is not True or fragment is not None):
+        raise DecodeError("a reply deposit is marked rp: true and is never in pieces")
+    return f.get_bytes("mb", size=32), auth, fragment, reply
 
 
 def _read_fragment(value: object) -> tuple[bytes, int, int]:
@@ -381,6 +395,18 @@ def _read_fragment(value: object) -> tuple[bytes, int, int]:
     if not (type(index) is int and 0 <= index < count):
         raise DecodeError("fragment index out of range")
     return key, index, count
+
+
+def deposit_hops(
+    route: Sequence[tuple[RelayAddress, OnionKeyRecord]], deposit: dict[str, object]
+) -> list[tuple[OnionPublicKey, bytes]]:
+    """The hop payloads of ``route``: each names the next relay, the last says ``deposit``."""
+    hops: list[tuple[OnionPublicKey, bytes]] = []
+    for (_, record), (nxt, nxt_record) in itertools.pairwise(route):
+        to = RelayAddress(nxt.host, nxt.port, nxt_record.node)
+        hops.append((record.onion_key, canonical_encode({"to": str(to)})))
+    hops.append((route[-1][1].onion_key, canonical_encode(deposit)))
+    return hops
 
 
 def build_onion_put(
@@ -404,16 +430,12 @@ def build_onion_put(
     """
     if not route or len(envelope) > MAX_ONION_ENVELOPE:
         raise OnionRouteError(f"an onion carries 1+ hops and at most {MAX_ONION_ENVELOPE} bytes")
-    hops: list[tuple[OnionPublicKey, bytes]] = []
-    for (_, record), (nxt, nxt_record) in itertools.pairwise(route):
-        to = RelayAddress(nxt.host, nxt.port, nxt_record.node)
-        hops.append((record.onion_key, canonical_encode({"to": str(to)})))
     deposit: dict[str, object] = {"mb": mailbox}
     if auth is not None:
         deposit["auth"] = auth
     if fragment is not None:
         deposit["frag"] = list(fragment)
-    hops.append((route[-1][1].onion_key, canonical_encode(deposit)))
+    hops = deposit_hops(route, deposit)
     key = session_key or OnionPrivateKey.generate()
     packet, _circuit = build_message(hops, envelope, session_key=key)
     return packet

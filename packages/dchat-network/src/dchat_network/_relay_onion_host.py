@@ -12,13 +12,14 @@ answers, never link errors.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import TYPE_CHECKING
 
 from ._errors import OnionRefusedError
 from ._relay import RelayBusy, RelayError, RelayPut, RelayStored, encode_relay_message
 from ._relay_observe import digest
-from ._relay_onion import OnionHop, OnionKeys, Reassembly
+from ._relay_onion import OnionDeposit, OnionHop, OnionKeys, Reassembly
 from ._relay_onion_pool import OnionPool
 from ._relay_onion_wire import ONION_RESULTS, OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
 from ._relay_server import RelayReply
@@ -52,6 +53,9 @@ class OnionHosting:
     """Links to the next hops of the onions this relay forwards."""
     pieces: Reassembly | None = None
     """Pieces of envelopes that came in several onions, until the last one."""
+    wrap_reply: Callable[[bytes, bytes, bytes], bytes] | None = None
+    """``(mailbox, reply id, body) -> envelope``: how a reply that came under a
+    reply block is filed (§45); None: such onions are refused ``bad_onion``."""
 
     def start_onions(self, node_key: SigningKey) -> None:
         """Draw the first onion key (signed by ``node_key``) and open the next-hop pool."""
@@ -86,6 +90,8 @@ class OnionHosting:
                 if whole is None:
                     return _reply(OnionDone(request.rid, "partial"))
                 step = whole
+            if not isinstance(step, OnionHop) and step.reply_id is not None:
+                step = self._as_reply(step)
         except OnionRefusedError as exc:
             return _reply(OnionDone(request.rid, exc.code))
         if isinstance(step, OnionHop):
@@ -108,6 +114,12 @@ class OnionHosting:
         reply = await self._in_turn(call, source, authorised)
         self._wake(reply.notify)
         return _reply(OnionDone(request.rid, _result(reply.message)))
+
+    def _as_reply(self, step: OnionDeposit) -> OnionDeposit:
+        if self.wrap_reply is None or step.reply_id is None:
+            raise OnionRefusedError("bad_onion")
+        envelope = self.wrap_reply(step.mailbox, step.reply_id, step.envelope)
+        return dataclasses.replace(step, envelope=envelope, reply_id=None)
 
 
 def _result(message: RelayMessage) -> str:

@@ -16,6 +16,13 @@ onion's body goes in pieces (:func:`split_envelope`), one onion each, each on
 a route of its own, one after another; the mailbox relay answers ``partial``
 until the last piece, then as for a whole envelope.
 
+An outbox entry whose relay text is ``reply:<peer>`` (:func:`reply_route`)
+goes under one of the reply blocks the peer gave (protocol §45), taken
+from :attr:`OnionPool.reply_blocks` at send time, to the block's first relay
+only; with none left the entry fails ``no_reply_block`` and waits in the
+outbox for the next supply (never a direct put). :meth:`OnionPool.reply_gifts`
+builds the blocks a user in onion mode gives away.
+
 A relay forwards through the same pool (:meth:`OnionPool.forward`): one
 pooled link per next relay, with a random key, pinned to the node id the
 onion named.
@@ -33,6 +40,8 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from dchat_core import DchatError, RelayAddress
+from dchat_privacy import write_reply
+from dchat_privacy.lowlevel import MAX_REPLY_DATA
 
 from ._errors import OnionKeyError, OnionRouteError, RelayBusyError
 from ._relay_limits import entry_id_of
@@ -44,10 +53,13 @@ from ._relay_onion import (
     choose_onion_route,
     split_envelope,
 )
+from ._relay_onion_reply import build_reply_gift, split_reply_route
 from ._session import RelaySession
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from dchat_privacy.lowlevel import ReplyGift, ReplyKeys
 
 
 __all__ = ("ONION_PREFIX", "OnionPool", "onion_route", "split_route")
@@ -107,6 +119,10 @@ class OnionPool(RelayPool):
         """What became of the onions sent (``stored``, ``bad_onion``, ...)."""
         self.forwarded: Counter[str] = Counter()
         """What the next hops answered to the onions this relay forwarded."""
+        self.reply_blocks: Callable[[bytes], Awaitable[ReplyGift | None]] | None = None
+        """Takes (uses up) a reply block a peer gave; set by the user node."""
+        self.reply_results: Counter[str] = Counter()
+        """What became of the answers sent under reply blocks."""
 
     async def deposit(self, relay: str, items: Sequence[tuple[bytes, bytes]]) -> list[bytes | str]:
         """Deposit ``(mailbox, envelope)`` items at an outbox relay text, maybe through onions.
@@ -114,6 +130,9 @@ class OnionPool(RelayPool):
         Per item its entry id or why it failed; after a failed onion the rest
         fail with the same code (they are retried later, in order).
         """
+        peer = split_reply_route(relay)
+        if peer is not None:
+            return await self._answer(peer, items)
         through_onions, text = split_route(relay)
         address = RelayAddress.parse(text)
         if not through_onions:
@@ -126,6 +145,50 @@ class OnionPool(RelayPool):
                 results += [result] * (len(items) - len(results))
                 break
         return results
+
+    async def _answer(self, peer: bytes, items: Sequence[tuple[bytes, bytes]]) -> list[bytes | str]:
+        """Each envelope under a reply block of ``peer``'s, one block each, in order."""
+        results: list[bytes | str] = []
+        for _mailbox, envelope in items:
+            result = await self._answer_one(peer, envelope)
+            self.reply_results[result] += 1
+            if result != "stored":
+                return [*results, *[result] * (len(items) - len(results))]
+            results.append(entry_id_of(envelope))
+        return results
+
+    async def _answer_one(self, peer: bytes, envelope: bytes) -> str:
+        if len(envelope) > MAX_REPLY_DATA:
+            return "too_long_for_reply"
+        gift = None if self.reply_blocks is None else await self.reply_blocks(peer)
+        if gift is None:
+            return "no_reply_block"
+        packet = write_reply(gift.block, envelope)
+        first = gift.first_relay
+        send = functools.partial(RelaySession.onion, packet=packet)
+        try:
+            return str(await self._call(first.host, first.port, send))
+        except RelayBusyError:
+            return "busy"
+        except DchatError as exc:
+            return type(exc).__name__
+
+    async def reply_gifts(
+        self, last: RelayAddress, mailbox: bytes, count: int
+    ) -> list[tuple[ReplyGift, ReplyKeys]]:
+        """``count`` fresh reply blocks into ``mailbox`` at ``last`` (our mailbox relay),
+        each over its own route (two of :attr:`onion_relays`, then ``last``).
+
+        Raises:
+            OnionRouteError: too few onion relays.
+            OnionKeyError, DchatError: a relay's key could not be had.
+        """
+        gifts = []
+        for _ in range(count):
+            route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            hops = [(relay, await self.onion_key(relay)) for relay in route]
+            gifts.append(build_reply_gift(hops, mailbox))
+        return gifts
 
     async def _onion_one(self, last: RelayAddress, mailbox: bytes, envelope: bytes) -> bytes | str:
         try:

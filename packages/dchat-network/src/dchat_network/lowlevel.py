@@ -50,6 +50,8 @@ standing links between known peers (validators): :class:`QueuedLink` with its
 :class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in;
 onion deposits (protocol §39): a relay's :class:`OnionKeys` and their signed
 :class:`OnionKeyRecord`, :func:`build_onion_put`, :func:`choose_onion_route`,
+reply blocks over relays (protocol §45: :func:`build_reply_gift`, :func:`reply_route`,
+:func:`split_reply_route`, ``REPLY_PREFIX``),
 :func:`split_envelope` and the mailbox relay's :class:`Reassembly`,
 :func:`split_route`, the messages (:class:`OnionPut`, ...), the relay's debug
 :class:`ObserveLog`, and :func:`set_source_address` (the local address links
@@ -172,6 +174,10 @@ from ._relay_onion import split_envelope as split_envelope
 from ._relay_onion_pool import OnionPool as OnionPool
 from ._relay_onion_pool import onion_route as onion_route
 from ._relay_onion_pool import split_route as split_route
+from ._relay_onion_reply import REPLY_PREFIX as REPLY_PREFIX
+from ._relay_onion_reply import build_reply_gift as build_reply_gift
+from ._relay_onion_reply import reply_route as reply_route
+from ._relay_onion_reply import split_reply_route as split_reply_route
 from ._relay_onion_wire import ONION_PACKET_SIZE as ONION_PACKET_SIZE
 from ._relay_onion_wire import OnionDone as OnionDone
 from ._relay_onion_wire import OnionKeyIs as OnionKeyIs
@@ -275,6 +281,7 @@ __all__ = (
     "PutBudget",
     "PutProofError",
     "QueuedLink",
+    "REPLY_PREFIX",
     "Reassembly",
     "ReceiptBatch",
     "ReceiptBook",
@@ -335,6 +342,7 @@ __all__ = (
     "auth_proof",
     "auth_token",
     "build_onion_put",
+    "build_reply_gift",
     "buy_request",
     "check_audit",
     "check_probe_answer",
@@ -355,10 +363,12 @@ __all__ = (
     "push_blob",
     "read_known_peer",
     "refusal_frame",
+    "reply_route",
     "run_claims",
     "set_source_address",
     "solve_pow",
     "split_envelope",
+    "split_reply_route",
     "split_route",
     "token_hash",
     "upload_blob",
