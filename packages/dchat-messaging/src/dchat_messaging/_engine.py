@@ -52,6 +52,7 @@ from dchat_crypto import (
     accept_session,
     initiate_session,
 )
+from dchat_privacy import SphinxError
 
 from ._attachment import AttachmentBook, AttachmentEntry
 from ._bundle_wrap import unwrap_bundle
@@ -72,6 +73,7 @@ from ._order import ConversationOrder
 from ._payment import Payments
 from ._prekey_policy import PrekeyKeeper, PrekeyPolicy, PrekeyUpload
 from ._recent import Recent
+from ._reply_blocks import reply_relay
 from ._seen import SeenEnvelopes, envelope_digest
 from ._sessions import SessionRecord, SessionSlot, init_hash
 from ._wire import SessionEnvelope, open_session_envelope, seal_session_envelope
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from dchat_core import MessageId
 
     from ._devices import DeviceKeys
+    from ._reply_blocks import ReplyBlocks
     from ._store import MessageStore
 
 __all__ = ("MessagingEngine", "outbox_id", "path_outbox_id")
@@ -216,6 +219,8 @@ class MessagingEngine:
         self._onion: bool | None = None  # read from the store on first use
         self.untagged: Callable[[Sequence[bytes]], None] | None = None
         """Told the outbox keys of every envelope queued (a burner's: never routed to a tag)."""
+        self.replies: ReplyBlocks | None = None
+        """Reply blocks given and held (node-wide, protocol §45); None: not used."""
         self.seen = SeenEnvelopes(store, self._key("seen"))
         """Digests of the envelopes received lately (a copy via another relay is a duplicate)."""
 
@@ -385,13 +390,22 @@ class MessagingEngine:
         self, device: DeviceAddress, slot: SessionSlot, oid: bytes, plain: bytes, now: float
     ) -> None:
         message = slot.ratchet.encrypt(plain, now=now)
+        peer, replies = bytes(device.identity), self.replies
         inner = SessionEnvelope(
-            self.keys.identity, self.keys.device_key.public_key, slot.init, message
+            self.keys.identity,
+            self.keys.device_key.public_key,
+            slot.init,
+            message,
+            None if replies is None else replies.attach(peer),
         )
         envelope = seal_session_envelope(
             inner, mailbox=device.mailbox, device_key=device.exchange_key
         )
         raw, mailbox = envelope.to_bytes(), bytes(device.mailbox)
+        if replies is not None and replies.answers_by_block(peer):
+            # The peer gave reply blocks: never a relay of its card (§45).
+            self._store.enqueue(oid, reply_relay(peer), mailbox, raw, now)
+            return
         onion = self.onion
         if self.untagged is not None:
             rest = device.paths(self.paths)[1:]
@@ -540,6 +554,8 @@ class MessagingEngine:
         """
         try:
             envelope = SealedEnvelope.from_bytes(data)
+            if envelope.reply_id is not None:
+                return self._reply(envelope, now)
             if envelope.mailbox != self.keys.mailbox:
                 if bytes(envelope.mailbox) not in self.tags:
                     raise EnvelopeRejectedError
@@ -561,6 +577,9 @@ class MessagingEngine:
                     return [Rejected("UnknownDeviceError")]
                 events = self._receive(inner, device, now, vouch=not known)
                 self.seen.add(digest)  # committed with the message, or not at all
+                authentic = not any(isinstance(e, Rejected) for e in events)
+                if inner.surbs is not None and self.replies is not None and authentic:
+                    self.replies.hold(bytes(inner.sender), inner.surbs, now)
                 return events
         except _UnknownDeviceError:
             return [Rejected("UnknownDeviceError")]
@@ -570,6 +589,23 @@ class MessagingEngine:
             return [Rejected(type(exc).__name__)]
         except EngineStateError:
             return [Rejected("EngineStateError")]
+
+    def _reply(self, envelope: SealedEnvelope, now: float) -> list[EngineEvent]:
+        """Open a reply that came under one of our reply blocks, then receive what it holds."""
+        if self.replies is None or envelope.mailbox != self.keys.mailbox:
+            return [Rejected("EnvelopeRejectedError")]
+        assert envelope.reply_id is not None
+        try:
+            with self._store.transaction():
+                inside = self.replies.open(envelope.reply_id, envelope.ciphertext, now)
+        except SphinxError as exc:
+            return [Rejected(type(exc).__name__)]
+        try:
+            if SealedEnvelope.from_bytes(inside).reply_id is not None:
+                raise MalformedEnvelopeError("a reply inside a reply")
+        except MalformedEnvelopeError:
+            return [Rejected("MalformedEnvelopeError")]
+        return self.receive(inside, now=now)
 
     def _receive(
         self, inner: SessionEnvelope, device: bytes, now: float, *, vouch: bool

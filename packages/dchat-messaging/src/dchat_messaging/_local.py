@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ._devices import DeviceAddress
     from ._directory import DocumentDirectory
     from ._events import EngineEvent
+    from ._reply_blocks import ReplyBlocks
     from ._requests import MessageRequests
     from ._store import MessageStore
 
@@ -70,6 +71,8 @@ class LocalEngines:
         self.tags: Container[bytes] = frozenset()
         """Our rotating tags (``MailboxTags.known``): the primary identity's engine opens them."""
         self.untagged: Callable[[IdentityId, Sequence[bytes]], None] = lambda _id, _keys: None
+        self.replies: ReplyBlocks | None = None
+        """Reply blocks given and held (§45), shared by every engine made after it is set."""
         """Told the outbox keys another local identity (a burner) queues: never sent to tags."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
         self._main: tuple[Identity, ContactCard] | None = None
@@ -86,6 +89,7 @@ class LocalEngines:
             blocked=self._dropped,
         )
         engine.paths = self.paths
+        engine.replies = self.replies
         self._engines[keys.identity] = engine
         return engine
 

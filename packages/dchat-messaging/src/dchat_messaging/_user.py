@@ -104,6 +104,7 @@ from ._outbox import Outbox
 from ._payment import Payments
 from ._put_proofs import PUT_PROOF_KIND, PutProofs, encode_put_proof
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
+from ._reply_blocks import ReplyBlocks
 from ._requests import MessageRequests
 from ._search import MessageSearch
 from ._stealth_inbox import StealthInbox
@@ -286,6 +287,9 @@ class UserMessaging:
         self.requests = MessageRequests(store)
         self.notices = Notices(store)
         self.engines = LocalEngines(store, self.directory, self.requests.dropped)
+        self.replies = ReplyBlocks(store)
+        """Single-use reply blocks given to peers and held from them (protocol §45)."""
+        self.engines.replies = self.replies
         self.contacts = ContactBook(store, self.directory, lambda: self.engines.primary)
         self.stats = ReceiveStats()
         self.sent = 0

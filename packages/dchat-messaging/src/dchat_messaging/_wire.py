@@ -7,11 +7,14 @@ A :class:`SealedEnvelope` (``{"v": 1, "mb": mailbox, "ct": sealed}``, see
 as context, of the canonical map::
 
     {"v": 2, "from": sender identity id(32), "dev": sender device key(32),
-     ["init": SessionInit], "msg": ratchet message}
+     ["init": SessionInit], "msg": ratchet message, ["surbs": supply]}
 
 ``init`` is present on the first message of a session (X-Wing session setup
-to the recipient device's prekey bundle); ``msg`` is a Double Ratchet message
-with encrypted header whose plaintext is a padded :class:`~._content.Content`.
+to the recipient device's prekey bundle); ``surbs``, when present, is a
+supply of reply blocks the sender gives the recipient (protocol §45,
+:mod:`._reply_blocks`), kept only once the message authenticates; ``msg``
+is a Double Ratchet message with encrypted header whose plaintext is a
+padded :class:`~._content.Content`.
 
 The sealed box hides who writes from the relay; the recipient uses ``from``
 and ``dev`` only to pick the session, and the session then authenticates them
@@ -53,9 +56,10 @@ from ._errors import EnvelopeRejectedError
 __all__ = ("SessionEnvelope", "open_session_envelope", "seal_session_envelope")
 
 _CONTEXT: Final = b"dchat-envelope-v2\x00"
-_FIELDS: Final = frozenset({"v", "from", "dev", "init", "msg"})
+_FIELDS: Final = frozenset({"v", "from", "dev", "init", "msg", "surbs"})
 _LIMITS: Final = DecodeLimits(max_size=72_000, max_depth=1, max_items=16)
 _MAX_RATCHET: Final = 68_000
+_MAX_SURBS: Final = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class SessionEnvelope:
     sender_device: VerifyKey
     init: SessionInit | None
     message: bytes
+    surbs: bytes | None = None
+    """Reply blocks the sender gives (a supply, protocol §45), or None."""
 
 
 def seal_session_envelope(
@@ -80,6 +86,8 @@ def seal_session_envelope(
     }
     if inner.init is not None:
         value["init"] = inner.init.to_bytes()
+    if inner.surbs is not None:
+        value["surbs"] = inner.surbs
     sealed = seal(device_key, canonical_encode(value), context=_CONTEXT + bytes(mailbox))
     return SealedEnvelope(mailbox, sealed)
 
@@ -104,6 +112,7 @@ def open_session_envelope(envelope: SealedEnvelope, device_key: PrivateKey) -> S
             VerifyKey.from_bytes(fields.get_bytes("dev", size=32)),
             init,
             fields.get_bytes("msg", max_size=_MAX_RATCHET),
+            fields.get_bytes("surbs", max_size=_MAX_SURBS) if fields.has("surbs") else None,
         )
     except (DecryptionError, DecodeError, InvalidKeyError, InvalidSessionInitError, ValueError):
         raise EnvelopeRejectedError from None

@@ -22,7 +22,9 @@ payment records and their check (:class:`Payments`, ``UserMessaging.payments``,
 :func:`check_payment`, :data:`GIVE_UP_AFTER`), cover traffic (:class:`CoverTraffic`,
 ``UserMessaging.cover``, :class:`CoverDeposit`, :class:`CoverTag`, the cover payload's
 :func:`encode_cover` and :func:`decode_cover`, :func:`envelope_size`,
-:data:`LOOP_TIMEOUT`, :data:`DEFAULT_COVER_BUDGET`) and the
+:data:`LOOP_TIMEOUT`, :data:`DEFAULT_COVER_BUDGET`), single-use reply blocks given
+and held (:class:`ReplyBlocks`, ``UserMessaging.replies``, :func:`reply_relay`,
+:data:`REPLY_PREFIX`, :data:`MAX_HELD`; protocol §45) and the
 envelope and control size limits, for shells and test harnesses that drive the
 engine directly.
 """
@@ -119,6 +121,10 @@ from ._put_proofs import PUT_PROOF_KIND as PUT_PROOF_KIND
 from ._put_proofs import PutProofs as PutProofs
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
+from ._reply_blocks import MAX_HELD as MAX_HELD
+from ._reply_blocks import REPLY_PREFIX as REPLY_PREFIX
+from ._reply_blocks import ReplyBlocks as ReplyBlocks
+from ._reply_blocks import reply_relay as reply_relay
 from ._search import MAX_SEARCH_LIMIT as MAX_SEARCH_LIMIT
 from ._search import MessageSearch as MessageSearch
 from ._search import SearchHit as SearchHit
@@ -190,6 +196,7 @@ __all__ = (
     "MAX_DEPOSIT",
     "MAX_DEPOSIT_BYTES",
     "MAX_ENVELOPE",
+    "MAX_HELD",
     "MAX_LINK_TTL",
     "MAX_MEMBERS",
     "MAX_RECEIPT_IDS",
@@ -215,10 +222,12 @@ __all__ = (
     "PutProofs",
     "PutTokens",
     "QueuedControl",
+    "REPLY_PREFIX",
     "RawMailbox",
     "Reaction",
     "Receipt",
     "ReceiveStats",
+    "ReplyBlocks",
     "SearchHit",
     "SearchStore",
     "SeenEnvelopes",
@@ -250,5 +259,6 @@ __all__ = (
     "path_outbox_id",
     "payment_ref",
     "relay_deposits",
+    "reply_relay",
     "update_wins",
 )
