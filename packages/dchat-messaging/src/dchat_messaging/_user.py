@@ -82,7 +82,7 @@ import functools
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Protocol, TypedDict, TypeVar
 
-from dchat_core import MailboxId
+from dchat_core import MailboxId, RelayAddress
 from dchat_privacy.lowlevel import ring_statement
 
 from ._channel_book import Channels
@@ -738,6 +738,33 @@ class UserMessaging:
                     gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
                     waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
+
+    def reply_blocks_wanted(
+        self,
+        peer: str,
+        sender: Identity | None,
+        sender_card: ContactCard | None,
+        supply: int,
+        *,
+        now: float,
+    ) -> tuple[bytes, bytes, RelayAddress, int] | None:
+        """What to build before a message to the contact ``peer`` (protocol §45).
+
+        ``(peer id, our mailbox, our first home relay, how many blocks)`` when
+        the writing identity (``sender``, default ours) is in onion mode and
+        the peer holds fewer than ``supply`` of our live reply blocks; else None.
+        """
+        identity = sender or self.engines.primary_identity
+        card = sender_card or self.engines.primary_card
+        if supply <= 0 or identity is None or card is None or not card.relays:
+            return None
+        if not self.engines.onion_mode(identity.identity_id):
+            return None
+        them = bytes(self.contacts.find(peer).identity_id)
+        count = supply - self.replies.outstanding(them, now)
+        if count <= 0:
+            return None
+        return them, bytes(identity.mailbox_id), RelayAddress.parse(card.relays[0]), count
 
     def _issue_tag(
         self,

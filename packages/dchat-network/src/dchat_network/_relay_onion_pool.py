@@ -132,7 +132,7 @@ class OnionPool(RelayPool):
         """
         peer = split_reply_route(relay)
         if peer is not None:
-            return await self._answer(peer, items)
+            return await self._under_blocks(peer, items)
         through_onions, text = split_route(relay)
         address = RelayAddress.parse(text)
         if not through_onions:
@@ -146,18 +146,20 @@ class OnionPool(RelayPool):
                 break
         return results
 
-    async def _answer(self, peer: bytes, items: Sequence[tuple[bytes, bytes]]) -> list[bytes | str]:
+    async def _under_blocks(
+        self, peer: bytes, items: Sequence[tuple[bytes, bytes]]
+    ) -> list[bytes | str]:
         """Each envelope under a reply block of ``peer``'s, one block each, in order."""
         results: list[bytes | str] = []
         for _mailbox, envelope in items:
-            result = await self._answer_one(peer, envelope)
+            result = await self._under_block(peer, envelope)
             self.reply_results[result] += 1
             if result != "stored":
                 return [*results, *[result] * (len(items) - len(results))]
             results.append(entry_id_of(envelope))
         return results
 
-    async def _answer_one(self, peer: bytes, envelope: bytes) -> str:
+    async def _under_block(self, peer: bytes, envelope: bytes) -> str:
         if len(envelope) > MAX_REPLY_DATA:
             return "too_long_for_reply"
         gift = None if self.reply_blocks is None else await self.reply_blocks(peer)

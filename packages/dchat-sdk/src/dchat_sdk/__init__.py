@@ -48,6 +48,7 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._models import PendingPurchase as PendingPurchase
     from ._models import PutAuth as PutAuth
     from ._models import RelayTokens as RelayTokens
+    from ._models import ReplyBlockCounts as ReplyBlockCounts
     from ._models import StealthAccount as StealthAccount
     from ._models import StealthPayment as StealthPayment
     from ._models import StealthScan as StealthScan
@@ -97,6 +98,7 @@ __all__ = (
     "RelayTokens",
     "RemoteClient",
     "RemoteSocket",
+    "ReplyBlockCounts",
     "RequestChange",
     "SocketReply",
     "StealthAccount",
@@ -157,6 +159,7 @@ _HOMES = {
             "PendingPurchase",
             "PutAuth",
             "RelayTokens",
+            "ReplyBlockCounts",
             "StealthAccount",
             "StealthPayment",
             "StealthScan",

@@ -25,6 +25,7 @@ __all__ = (
     "PendingPurchase",
     "PutAuth",
     "RelayTokens",
+    "ReplyBlockCounts",
     "StealthAccount",
     "StealthPayment",
     "StealthScan",
@@ -79,11 +80,26 @@ class CoverTraffic(TypedDict):
     loop_rtt_last_ms: float | None
 
 
+class ReplyBlockCounts(TypedDict):
+    """Single-use reply blocks (protocol §45): ``held`` (live, from peers), ``given``
+    (ours, not used yet), ``peers`` (that gave some), ``refused`` (supplies that did not
+    decode), ``supply`` (per contact, config ``reply_blocks``) and ``answers`` (what
+    became of the answers sent under blocks: ``stored``, ``no_reply_block``, ...)."""
+
+    held: int
+    given: int
+    peers: int
+    refused: int
+    supply: int
+    answers: dict[str, int]
+
+
 class OnionModes(TypedDict):
-    """Each local identity's onion mode (id -> on) and the configured onion relays."""
+    """Each local identity's onion mode (id -> on), the onion relays and reply blocks."""
 
     identities: dict[str, bool]
     relays: list[str]
+    reply_blocks: ReplyBlockCounts
 
 
 class OnionStatus(TypedDict):

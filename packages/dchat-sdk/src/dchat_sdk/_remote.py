@@ -269,7 +269,8 @@ class RemoteClient(
         return obj(self._call("GET", "/status"))
 
     def onion_mode(self) -> OnionStatus:
-        """Each local identity's onion mode (``identities``: id -> on) and the onion relays."""
+        """Each local identity's onion mode (``identities``: id -> on), the onion relays,
+        and ``reply_blocks`` (protocol §45, :class:`ReplyBlockCounts`)."""
         return shaped(self._call("GET", "/v1/privacy/onion"), OnionStatus)
 
     def set_onion_mode(self, on: bool, *, identity: str | None = None) -> OnionStatus:

@@ -10,8 +10,11 @@ envelope a minute is a 400 ``CoverInputError``.
 ``PUT /v1/privacy/onion`` ``{"on": bool, "identity": burner id (optional)}``
 turns onion mode on or off for the node's identity, or for one of its live
 burners; ``GET /v1/privacy/onion`` shows the modes and the onion relays (as
-``/status`` shows them under ``onion``). With onion mode on, each envelope
-the identity sends is deposited through three relays
+``/status`` shows them under ``onion``), and ``reply_blocks``: single-use
+reply blocks (protocol §45) ``held`` from peers, ``given`` to peers and not
+used yet, ``peers`` that gave some, the configured ``supply`` and what became
+of the ``answers`` sent under blocks (``stored``, ``no_reply_block``, ...).
+With onion mode on, each envelope the identity sends is deposited through three relays
 (:class:`dchat_network.lowlevel.OnionPool`, protocol §39), so the
 recipient's mailbox relay never sees the sender's address. ``not_found``
 (404) for an identity that is neither ours nor a live burner,
@@ -74,7 +77,11 @@ async def onion_status(node: Node) -> dict[str, Any]:
     engines = role.user.engines
     modes = await role.user.run(lambda: {str(i): engines.onion_mode(i) for i in ids})
     relays = [str(relay) for relay in node.config.onion_relays]
-    return {"onion": {"identities": modes, "relays": relays}}
+    now = role.user.now()
+    counts = await role.user.run(role.user.agent.replies.counts, now)
+    answers = dict(role.user.pool.reply_results)
+    blocks = {**counts, "supply": node.config.reply_blocks, "answers": answers}
+    return {"onion": {"identities": modes, "relays": relays, "reply_blocks": blocks}}
 
 
 def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:

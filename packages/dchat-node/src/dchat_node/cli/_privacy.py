@@ -60,7 +60,11 @@ def onion(
         str | None, typer.Option("--identity", help="A burner id (default: your identity).")
     ] = None,
 ) -> None:
-    """Send through three relays (onion mode), so the recipient's relay never sees your address."""
+    """Send through three relays (onion mode), so the recipient's relay never sees your address.
+
+    In onion mode each contact also gets single-use reply blocks, so its answers reach
+    you without it learning your relays; ``show`` counts them under ``reply_blocks``.
+    """
     if mode in (None, "show"):
         reply = api_call(ctx, "GET", "/v1/privacy/onion")
     else:

@@ -41,3 +41,4 @@ class RelayService(RelayHost):
             topics=db.topics,
         )
         super().__init__(server, store.run_grouped, clock.now, read=store.run, limits=limits)
+        self.wrap_reply = SealedEnvelope.onion_reply  # answers under reply blocks (§45)

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from dchat_chain.lowlevel import StealthKeys
+from dchat_core import DchatError
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import RequestError, UserMessaging
 from dchat_network.lowlevel import OnionPool
@@ -95,6 +96,7 @@ class UserService(MailDelivery):
             config.onion_relays, config.unlinkable_sends, **agent.auth_for(config)
         )
         agent.engines.paths = config.multipath_k
+        self.pool.reply_blocks = lambda peer: store.run(agent.replies.take, peer, clock.now())
         self.book = self.agent.contacts
         self.agent.mailboxes_changed = self.mailboxes_changed
         agent.use_tags(self._accept, store.run, epoch=config.tag_epoch)  # rotating mailbox tags
@@ -265,10 +267,26 @@ class UserService(MailDelivery):
         burner) instead of this node's identity. ``content``: send this (an
         attachment) instead of ``text``.
         """
+        await self._give_reply_blocks(to, sender, sender_card)
         send = self.agent.converse.send_text
         return await self.act(
             send, to, text, sender=sender, sender_card=sender_card, content=content
         )
+
+    async def _give_reply_blocks(
+        self, to: str, sender: Identity | None, sender_card: ContactCard | None
+    ) -> None:
+        """In onion mode, top ``to`` up with reply blocks into our mailbox (protocol §45)."""
+        wanted = functools.partial(self.agent.reply_blocks_wanted, now=self._clock.now())
+        asked = await self.run(wanted, to, sender, sender_card, self._config.reply_blocks)
+        if asked is not None:
+            peer, mailbox, relay, count = asked
+            try:
+                gifts = await self.pool.reply_gifts(relay, mailbox, count)
+            except DchatError as exc:  # sent without: the peer answers as before it had any
+                _log.info("no reply blocks made: %s", type(exc).__name__)
+                return
+            await self.run(self.agent.replies.stock, peer, gifts)
 
     async def send_control(
         self,
