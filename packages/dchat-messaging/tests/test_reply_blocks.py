@@ -77,7 +77,7 @@ def test_a_reply_travels_under_a_block_and_opens_once_even_after_a_restart() -> 
     alice.engine.replies.stock(bytes(bob.card.identity_id), route.gifts(2))
     alice.send([bob.address], "hello stranger", now=T0)
     bob.fetch(now=T0)
-    assert bob.engine.replies.counts(T0) == {"held": 2, "given": 0, "peers": 1}
+    assert bob.engine.replies.counts(T0) == {"held": 2, "given": 0, "peers": 1, "refused": 0}
     assert alice.engine.replies.outstanding(bytes(bob.card.identity_id), T0) == 2
     envelope = _answer(bob, alice, "hello back", T0 + 1)
     gift = bob.engine.replies.take(bytes(alice.card.identity_id), T0 + 1)

@@ -11,12 +11,16 @@ each other twice: first with onion mode off (phase A), then with it on for
 every identity (phase B). :func:`who_wrote_to_whom` holds all three logs and
 the address book of the users; what it tries is written there. It names
 alice -> bob and carol -> alice from phase A's events, and no writer at all
-from phase B's.
+from phase B's. Then (phase C) bob answers alice, who wrote to him in onion
+mode and so gave him single-use reply blocks (protocol §45): the answer reaches
+alice, and no log shows bob's address at alice's mailbox relay or bob's
+connections naming any mailbox or tag alice reads.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -167,6 +171,14 @@ def _settled(users: dict[str, NodeProcess], texts: dict[str, list[str]]) -> bool
     return True
 
 
+def _host(event: Event) -> str:
+    return str(event.get("peer", "")).rsplit(":", 1)[0]
+
+
+def _got(client: Any, text: str) -> bool:
+    return text in {m.text for m in client.messages(limit=100) if m.direction == "in"}
+
+
 def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
     network: tuple[list[NodeProcess], dict[str, NodeProcess]], wait_until: Callable[..., None]
 ) -> None:
@@ -186,7 +198,10 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
         start = _logs(relays, 0)[0][-1]["at"] if _logs(relays, 0)[0] else 0.0
         # Phase A: onion mode off.
         a.send("bob", "a1")
+        sent_at = time.monotonic()
         c.send("alice", "c1")
+        wait_until(lambda: _got(a, "c1"), what="c1 direct")
+        direct_seconds = time.monotonic() - sent_at
         wait_until(lambda: _settled(users, {"bob": ["a1"], "alice": ["c1"]}), what="phase A")
         phase_a = _logs(relays, start)
         middle = max(e["at"] for log in phase_a for e in log)
@@ -211,6 +226,16 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
         phase_b = _logs(relays, middle)
         with relays[0].client() as relay:
             onions = relay.status()["onions"]
+        # Phase C: bob answers alice under one of the reply blocks her a2 carried.
+        late = max(e["at"] for log in phase_b for e in log)
+        assert b.onion_mode()["onion"]["reply_blocks"]["held"] >= 1
+        sent_at = time.monotonic()
+        b.send("alice", "c3 under a reply block")
+        wait_until(lambda: _got(a, "c3 under a reply block"), timeout=60, what="phase C")
+        reply_seconds = time.monotonic() - sent_at
+        phase_c = _logs(relays, late)
+        answered = b.onion_mode()["onion"]["reply_blocks"]["answers"]
+        given = a.onion_mode()["onion"]["reply_blocks"]
     finally:
         for client in clients.values():
             client.close()
@@ -223,3 +248,20 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
     assert len(deposits_b) >= 3  # every phase B envelope arrived as an onion deposit
     assert not [e for log in phase_b for e in log if e.get("op") in DEPOSITS]  # none directly
     assert who_wrote_to_whom(phase_b, USERS) == set()  # and no writer can be named
+    # Phase C: the answer went under alice's block, never near her relay or mailbox.
+    assert answered.get("stored", 0) >= 1
+    assert given["supply"] == 3
+    alice_boxes = {
+        box
+        for log in _logs(relays, 0)
+        for e in log
+        if e["ev"] == "request" and e["op"] in OWNER_READS and _host(e) == USERS["alice"]
+        for box in e["mb"]
+    }
+    replies = [e for e in phase_c[0] if e["ev"] == "deposit" and set(e["mb"]) & alice_boxes]
+    assert replies  # it reached alice's mailbox relay as an onion's last hop
+    bob = [e for log in phase_c for e in log if _host(e) == USERS["bob"]]
+    assert bob  # bob's node did talk to a relay (the block's first hop)
+    assert not [e for e in phase_c[0] if _host(e) == USERS["bob"]]
+    assert not [e for e in bob if set(e.get("mb", ())) & alice_boxes]
+    print(f"to alice: direct {direct_seconds:.2f} s, under a reply block {reply_seconds:.2f} s")

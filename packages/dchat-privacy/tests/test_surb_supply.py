@@ -103,6 +103,11 @@ def test_a_tampered_reply_fails_with_one_opaque_error() -> None:
     assert book.open(delivered.reply_id, delivered.body) == b"real"
 
 
+def test_a_full_supply_decodes() -> None:
+    gifts = [_block(seed)[1] for seed in range(MAX_SUPPLY)]
+    assert len(decode_supply(encode_supply(gifts))) == MAX_SUPPLY
+
+
 def test_supplies_refuse_unpinned_relays_and_too_many_blocks() -> None:
     _, gift, _ = _block(6)
     with pytest.raises(ValueError, match="at most"):

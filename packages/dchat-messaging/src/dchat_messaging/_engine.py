@@ -53,6 +53,7 @@ from dchat_crypto import (
     initiate_session,
 )
 from dchat_privacy import SphinxError
+from dchat_privacy.lowlevel import MAX_REPLY_DATA
 
 from ._attachment import AttachmentBook, AttachmentEntry
 from ._bundle_wrap import unwrap_bundle
@@ -402,8 +403,9 @@ class MessagingEngine:
             inner, mailbox=device.mailbox, device_key=device.exchange_key
         )
         raw, mailbox = envelope.to_bytes(), bytes(device.mailbox)
-        if replies is not None and replies.answers_by_block(peer):
-            # The peer gave reply blocks: never a relay of its card (§45).
+        if replies is not None and replies.answers_by_block(peer) and len(raw) <= MAX_REPLY_DATA:
+            # The peer gave reply blocks: not a relay of its card (§45). A longer
+            # envelope than one block carries takes the usual path (onions if on).
             self._store.enqueue(oid, reply_relay(peer), mailbox, raw, now)
             return
         onion = self.onion

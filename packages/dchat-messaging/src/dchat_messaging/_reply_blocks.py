@@ -165,12 +165,13 @@ class ReplyBlocks:
         return decode_supply(blocks[0])[0] if blocks else None
 
     def counts(self, now: float) -> dict[str, int]:
-        """``held`` (live blocks from peers), ``given`` (ours not used yet), ``peers``."""
+        """``held`` (live blocks from peers), ``given`` (ours not used yet), ``peers``
+        (that gave some), ``refused`` (supplies that did not decode, since start)."""
         held = self._held()
         book = self._book()
         given = sum(1 for k in book.pending() if k.until > now)
         live = sum(len(_live(blocks, now)) for blocks in held.values())
-        return {"held": live, "given": given, "peers": len(held)}
+        return {"held": live, "given": given, "peers": len(held), "refused": self.refused}
 
 
 def _live(blocks: list[bytes], now: float) -> list[bytes]:

@@ -753,6 +753,8 @@ class UserMessaging:
         ``(peer id, our mailbox, our first home relay, how many blocks)`` when
         the writing identity (``sender``, default ours) is in onion mode and
         the peer holds fewer than ``supply`` of our live reply blocks; else None.
+        One at a time to a peer we answer under its blocks, so that the message
+        still fits under one (two users both in onion mode keep each other supplied).
         """
         identity = sender or self.engines.primary_identity
         card = sender_card or self.engines.primary_card
@@ -762,6 +764,8 @@ class UserMessaging:
             return None
         them = bytes(self.contacts.find(peer).identity_id)
         count = supply - self.replies.outstanding(them, now)
+        if self.replies.answers_by_block(them):  # one block a message: it must fit under theirs
+            count = min(count, 1)
         if count <= 0:
             return None
         return them, bytes(identity.mailbox_id), RelayAddress.parse(card.relays[0]), count

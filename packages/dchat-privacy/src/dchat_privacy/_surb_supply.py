@@ -55,7 +55,7 @@ MAX_SUPPLY: Final = 8
 """The most reply blocks one supply carries."""
 _MAX_HOPS: Final = 20
 _MAX_UNTIL: Final = 2**40
-_SUPPLY_LIMITS: Final = DecodeLimits(max_size=16 * 1024, max_depth=3, max_items=MAX_SUPPLY + 4)
+_SUPPLY_LIMITS: Final = DecodeLimits(max_size=16 * 1024, max_depth=3, max_items=4 * MAX_SUPPLY + 4)
 _BOOK_LIMITS: Final = DecodeLimits(max_size=1 << 20, max_depth=4, max_items=8192)
 
 
