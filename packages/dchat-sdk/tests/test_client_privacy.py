@@ -71,6 +71,8 @@ def test_onion_mode_and_put_auth(client: Client) -> None:
         modes = await client.onion_mode()
         assert modes["onion"]["identities"] == {me: False}
         assert len(modes["onion"]["relays"]) == 2
+        blocks = modes["onion"]["reply_blocks"]  # protocol §45: none given or held yet
+        assert (blocks["held"], blocks["given"], blocks["supply"]) == (0, 0, 3)
         assert (await client.set_onion_mode(True))["onion"]["identities"][me] is True
         assert (await client.onion_mode())["onion"]["identities"][me] is True
         with pytest.raises(ApiError) as refused:
