@@ -187,6 +187,9 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._onion_routes import NoDiverseRouteError as NoDiverseRouteError
+from ._onion_routes import OnionDirectory as OnionDirectory
+from ._onion_routes import OnionDirectoryError as OnionDirectoryError
 from ._payments import PaymentRecord as PaymentRecord
 from ._payments import decode_payment_record as decode_payment_record
 from ._payments import payment_key as payment_key
@@ -343,7 +346,10 @@ __all__ = (
     "NetPlan",
     "NonceError",
     "NotCertifiedError",
+    "NoDiverseRouteError",
     "NotEnoughRelaysError",
+    "OnionDirectory",
+    "OnionDirectoryError",
     "OrderRecord",
     "PaymentRecord",
     "PeerAddress",
