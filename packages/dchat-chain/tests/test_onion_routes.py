@@ -24,7 +24,7 @@ from dchat_chain.lowlevel import (
     SingleOperatorViewError,
     UnsafeDirectoryError,
 )
-from dchat_core import NodeId
+from dchat_core import NodeId, RelayAddress
 
 from .test_relay_choice import views
 
@@ -138,3 +138,13 @@ def test_stored_form_round_trips_and_refuses_garbage() -> None:
                 json.dumps({"v": 1, "candidates": [unpinned]})]:  # fmt: skip
         with pytest.raises(OnionDirectoryError):
             OnionDirectory.from_json(bad)
+
+
+def test_route_addresses_are_pinned_and_end_with_the_given_relay() -> None:
+    entries = tuple(_listing(i, i, region=r) for i, r in enumerate(["eu", "us", "asia"], 1))
+    view = DirectoryView(entries, {e.stake_ref: 5 for e in entries})
+    last = RelayAddress("192.0.2.9", 7400, NodeId.derive(bytes(32)))
+    route = OnionDirectory.from_view(view, 5).route_addresses(last, random.Random(3))
+    assert route[-1] is last
+    assert len(route) == 3
+    assert {str(hop) for hop in route[:-1]} <= {e.address for e in entries}

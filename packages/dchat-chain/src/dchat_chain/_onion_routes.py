@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from dchat_core import NodeId
+from dchat_core import NodeId, RelayAddress
 
 from ._errors import ChainArgumentError
 from ._relay_choice import (
@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
     from ._relay_directory import DirectoryView
 
-__all__ = ("NoDiverseRouteError", "OnionDirectory", "OnionDirectoryError")
+__all__ = ("ONION_DIRECTORY_FILE", "NoDiverseRouteError", "OnionDirectory", "OnionDirectoryError")
+
+ONION_DIRECTORY_FILE: Final = "onion-directory.json"
+"""Where a user node keeps the onion directory of its last relay discovery (data directory)."""
 
 MAX_CANDIDATES: Final = 4096
 _MAX_TAGS: Final = 32
@@ -127,6 +130,10 @@ class OnionDirectory:
                 f"the directory holds no {hops}-hop route of distinct operators and networks"
             )
         return [*(str(c.listing.identity) for c in found), last]
+
+    def route_addresses(self, last: RelayAddress, rng: random.Random) -> list[RelayAddress]:
+        """:meth:`route` (3 hops) as relay addresses, ending with ``last`` itself."""
+        return [*(RelayAddress.parse(a) for a in self.route(str(last), rng)[:-1]), last]
 
     def to_json(self) -> str:
         """The stored form."""

@@ -187,6 +187,7 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._onion_routes import ONION_DIRECTORY_FILE as ONION_DIRECTORY_FILE
 from ._onion_routes import NoDiverseRouteError as NoDiverseRouteError
 from ._onion_routes import OnionDirectory as OnionDirectory
 from ._onion_routes import OnionDirectoryError as OnionDirectoryError
@@ -281,6 +282,7 @@ from ._validator_wire import split_peer_message as split_peer_message
 from ._validator_wire import sync_response_payload as sync_response_payload
 
 __all__ = (
+    "ONION_DIRECTORY_FILE",
     "AppQueryResult",
     "BadTransactionSignatureError",
     "BlockContext",

@@ -6,7 +6,12 @@ whose relay text is an onion route (:func:`onion_route`, ``onion:`` in front
 of the mailbox relay's address) is wrapped, one onion per envelope, for a
 route of :data:`~dchat_network._relay_onion.ONION_HOPS` relays: two drawn
 from :attr:`OnionPool.onion_relays` (distinct hosts where possible), then
-the mailbox relay. Each relay's signed onion key record is fetched once per
+the mailbox relay; or, given ``routes`` (a user node with relay discovery:
+:meth:`dchat_chain.lowlevel.OnionDirectory.route`), the whole route from the
+chain's directory, each hop of another operator and network. A route that
+cannot be had is an onion failure (its error's name, e.g.
+``NoDiverseRouteError``, kept in :attr:`OnionPool.route_error`), never a
+direct put. Each relay's signed onion key record is fetched once per
 epoch over a pooled link and verified against the relay's pinned node id, or
 the key its link proved. The first hop answers once the last one stored the
 envelope (or refused it), so the outbox settles onion deposits like direct
@@ -78,6 +83,9 @@ class OnionPool(RelayPool):
         rng: Draws routes (a system RNG by default).
         now: The wall clock (key records have epochs in Unix time).
         hops: Relays per route, the mailbox relay included.
+        routes: Chooses a whole route ``(mailbox relay, rng) -> hops`` in place
+            of drawing from ``onion_relays`` (raises a ``DchatError`` when the
+            directory holds no acceptable route).
         unlinkable: As :class:`RelayPool` (for direct deposits and key fetches).
         tokens: As :class:`RelayPool`.
         **kwargs: As :class:`RelayPool` (``timeout``, ``max_bits``).
@@ -92,6 +100,7 @@ class OnionPool(RelayPool):
         rng: random.Random | None = None,
         now: Callable[[], float] = time.time,
         hops: int = ONION_HOPS,
+        routes: Callable[[RelayAddress, random.Random], Sequence[RelayAddress]] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(unlinkable=unlinkable, tokens=tokens, **kwargs)  # type: ignore[arg-type]
@@ -102,6 +111,9 @@ class OnionPool(RelayPool):
         self._rng = rng or random.SystemRandom()
         self._now = now
         self._hops = hops
+        self._routes = routes
+        self.route_error: str | None = None
+        """Why the last route could not be chosen (None: it was)."""
         self._records: dict[str, OnionKeyRecord] = {}
         self.onion_results: Counter[str] = Counter()
         """What became of the onions sent (``stored``, ``bad_onion``, ...)."""
@@ -150,7 +162,7 @@ class OnionPool(RelayPool):
         pieces = split_envelope(envelope, os.urandom(16))
         result = "bad_onion"
         for number, (piece, fragment) in enumerate(pieces):
-            route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            route = self.route_to(last)
             hops = [(relay, await self.onion_key(relay)) for relay in route]
             frag = fragment if len(pieces) > 1 else None
             packet = build_onion_put(hops, mailbox, piece, auth, fragment=frag)
@@ -162,6 +174,30 @@ class OnionPool(RelayPool):
             if result != "partial" or number == len(pieces) - 1:
                 break  # a refusal ends the envelope (it is retried whole, new pieces)
         return "bad_onion" if result == "partial" else result
+
+    @property
+    def from_directory(self) -> bool:
+        """Whether routes come from the chain's directory (else from ``onion_relays``)."""
+        return self._routes is not None
+
+    def route_to(self, last: RelayAddress) -> list[RelayAddress]:
+        """A route ending at ``last`` (the mailbox relay).
+
+        Raises:
+            OnionRouteError: too few ``onion_relays``.
+            DchatError: the directory holds no acceptable route.
+        """
+        try:
+            if self._routes is None:
+                route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            else:
+                *hops, _ = self._routes(last, self._rng)
+                route = [*hops, last]
+        except DchatError as exc:
+            self.route_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.route_error = None
+        return route
 
     async def onion_key(self, relay: RelayAddress) -> OnionKeyRecord:
         """``relay``'s verified onion key record for now (fetched once per epoch).

@@ -9,13 +9,17 @@ envelope a minute is a 400 ``CoverInputError``.
 
 ``PUT /v1/privacy/onion`` ``{"on": bool, "identity": burner id (optional)}``
 turns onion mode on or off for the node's identity, or for one of its live
-burners; ``GET /v1/privacy/onion`` shows the modes and the onion relays (as
-``/status`` shows them under ``onion``). With onion mode on, each envelope
+burners; ``GET /v1/privacy/onion`` shows the modes, the onion relays, where routes
+come from (``routes``: ``directory`` with relay discovery on and no
+``onion_relays``, else ``manual``) and why the last route could not be chosen
+(``route_error``, e.g. ``NoDiverseRouteError: ...``; envelopes then wait, they
+never go direct), as ``/status`` shows them under ``onion``. With onion mode on, each envelope
 the identity sends is deposited through three relays
 (:class:`dchat_network.lowlevel.OnionPool`, protocol §39), so the
 recipient's mailbox relay never sees the sender's address. ``not_found``
 (404) for an identity that is neither ours nor a live burner,
-``no_onion_relays`` (409) to turn it on with fewer than two ``onion_relays``.
+``no_onion_relays`` (409) to turn it on with fewer than two ``onion_relays``
+and no directory.
 """
 
 from __future__ import annotations
@@ -74,7 +78,11 @@ async def onion_status(node: Node) -> dict[str, Any]:
     engines = role.user.engines
     modes = await role.user.run(lambda: {str(i): engines.onion_mode(i) for i in ids})
     relays = [str(relay) for relay in node.config.onion_relays]
-    return {"onion": {"identities": modes, "relays": relays}}
+    pool = role.user.pool
+    routes = "directory" if pool.from_directory else "manual"
+    # Why onions wait (e.g. NoDiverseRouteError): never a silent direct put.
+    state = {"routes": routes, "route_error": pool.route_error}
+    return {"onion": {"identities": modes, "relays": relays} | state}
 
 
 def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
@@ -105,8 +113,11 @@ def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.put("/v1/privacy/onion", dependencies=auth)
     async def set_mode(body: OnionMode) -> dict[str, Any]:
         identity = await _local(node, body.identity)
-        if body.on and len(node.config.onion_relays) < 2:
-            raise NodeStateError("no_onion_relays", "configure two or more onion_relays first")
+        from_directory = user_role(node).user.pool.from_directory
+        if body.on and not from_directory and len(node.config.onion_relays) < 2:
+            raise NodeStateError(
+                "no_onion_relays", "turn on relay_discovery or configure two or more onion_relays"
+            )
         engines = user_role(node).user.engines
         await user_role(node).user.run(engines.set_onion_mode, identity, body.on)
         return await onion_status(node)
