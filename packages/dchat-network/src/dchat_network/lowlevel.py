@@ -71,6 +71,7 @@ from ._claims import ClaimSettings as ClaimSettings
 from ._cover_sender import CoverSender as CoverSender
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
+from ._errors import OnionFetchError as OnionFetchError
 from ._errors import OnionKeyError as OnionKeyError
 from ._errors import OnionRefusedError as OnionRefusedError
 from ._errors import OnionRouteError as OnionRouteError
@@ -82,6 +83,11 @@ from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
 from ._link import refusal_frame as refusal_frame
+from ._onion_fetch import FETCH_ANSWER_SIZE as FETCH_ANSWER_SIZE
+from ._onion_fetch import MAX_FETCHED as MAX_FETCHED
+from ._onion_fetch import answer_fetch as answer_fetch
+from ._onion_fetch import build_onion_fetch as build_onion_fetch
+from ._onion_fetch import open_fetch_reply as open_fetch_reply
 from ._probe import ProbeChallenge as ProbeChallenge
 from ._probe import answer_probe as answer_probe
 from ._probe import check_probe_answer as check_probe_answer
@@ -160,6 +166,7 @@ from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_observe import ObserveLog as ObserveLog
 from ._relay_onion import MAX_ONION_ENVELOPE as MAX_ONION_ENVELOPE
 from ._relay_onion import OnionDeposit as OnionDeposit
+from ._relay_onion import OnionFetch as OnionFetch
 from ._relay_onion import OnionHop as OnionHop
 from ._relay_onion import OnionKeyRecord as OnionKeyRecord
 from ._relay_onion import OnionKeys as OnionKeys
@@ -248,7 +255,14 @@ __all__ = (
     "OnionDeposit",
     "OnionDone",
     "OnionHop",
+    "FETCH_ANSWER_SIZE",
+    "MAX_FETCHED",
+    "OnionFetch",
+    "OnionFetchError",
     "OnionKeyError",
+    "answer_fetch",
+    "build_onion_fetch",
+    "open_fetch_reply",
     "OnionKeyIs",
     "OnionKeyQuery",
     "OnionKeyRecord",
