@@ -21,6 +21,11 @@ onion's body goes in pieces (:func:`split_envelope`), one onion each, each on
 a route of its own, one after another; the mailbox relay answers ``partial``
 until the last piece, then as for a whole envelope.
 
+In onion mode a prekey-bundle fetch goes through an onion too
+(:meth:`OnionPool.get_prekeys_from` with ``onion=True``, protocol §46): a
+route as for a deposit, the answer back through a single-use reply block
+(:mod:`._onion_fetch`) the pool's :attr:`OnionPool.replies` book opens.
+
 A relay forwards through the same pool (:meth:`OnionPool.forward`): one
 pooled link per next relay, with a random key, pinned to the node id the
 onion named.
@@ -37,9 +42,16 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import DchatError, RelayAddress
+from dchat_core import DchatError, InvalidRelayAddressError, RelayAddress
+from dchat_privacy import ReplyBook
 
-from ._errors import OnionKeyError, OnionRouteError, RelayBusyError
+from ._errors import (
+    OnionFetchError,
+    OnionKeyError,
+    OnionRouteError,
+    RelayBusyError,
+)
+from ._onion_fetch import build_onion_fetch, open_fetch_reply
 from ._relay_limits import entry_id_of
 from ._relay_links import RelayPool
 from ._relay_onion import (
@@ -49,6 +61,7 @@ from ._relay_onion import (
     choose_onion_route,
     split_envelope,
 )
+from ._relay_onion_wire import OnionFetched
 from ._session import RelaySession
 
 if TYPE_CHECKING:
@@ -117,6 +130,8 @@ class OnionPool(RelayPool):
         self._records: dict[str, OnionKeyRecord] = {}
         self.onion_results: Counter[str] = Counter()
         """What became of the onions sent (``stored``, ``bad_onion``, ...)."""
+        self.replies = ReplyBook(max_pending=256)
+        """The reply blocks of this pool's fetches still waiting for their answer."""
         self.forwarded: Counter[str] = Counter()
         """What the next hops answered to the onions this relay forwarded."""
 
@@ -221,6 +236,60 @@ class OnionPool(RelayPool):
         record = await self._call(relay.host, relay.port, fetch)
         self._records[relay.hostport] = record
         return record
+
+    async def get_prekeys_from(
+        self, relays: Sequence[str], mailbox: bytes, *, onion: bool = False
+    ) -> bytes:
+        """A bundle of ``mailbox`` from the first of ``relays`` that answers.
+
+        ``onion``: each fetch goes through an onion (§46), so no relay of
+        ``relays`` sees who asks; never falls back to a direct fetch.
+
+        Raises:
+            OnionFetchError, OnionRouteError, DchatError: the last relay's failure.
+        """
+        if not onion:
+            return await super().get_prekeys_from(relays, mailbox)
+        for number, text in enumerate(relays):
+            try:
+                return await self._fetch_one(RelayAddress.parse(split_route(text)[1]), mailbox)
+            except DchatError as exc:
+                self.onion_results[f"fetch_{getattr(exc, 'code', type(exc).__name__)}"] += 1
+                if number == len(relays) - 1:
+                    raise
+        raise InvalidRelayAddressError("no relay to fetch a prekey bundle from")
+
+    async def _fetch_one(self, last: RelayAddress, mailbox: bytes) -> bytes:
+        route = self.route_to(last)
+        hops = [(relay, await self.onion_key(relay)) for relay in route]
+        packet = build_onion_fetch(hops, mailbox, self.replies)
+        send = functools.partial(RelaySession.onion_fetch, packet=packet)
+        answer: OnionFetched = await self._call(route[0].host, route[0].port, send)
+        if answer.result != "ok":
+            if answer.result == "bad_onion":  # e.g. a hop restarted (a new key)
+                for relay in route:
+                    self._records.pop(relay.hostport, None)
+            raise OnionFetchError(answer.result)
+        bundle = open_fetch_reply(self.replies, answer.data)
+        self.onion_results["fetched"] += 1
+        return bundle
+
+    async def forward_fetch(
+        self, to: RelayAddress, packet: bytes, *, timeout: float = 30.0
+    ) -> OnionFetched:
+        """Hand the fetch onion ``packet`` to the next relay ``to``: its answer."""
+        if to.node is not None:
+            self.pins[(to.host, to.port)] = to.node
+        try:
+            with trio.fail_after(timeout):
+                send = functools.partial(RelaySession.onion_fetch, packet=packet, timeout=timeout)
+                answer: OnionFetched = await self._call(to.host, to.port, send)
+        except RelayBusyError:
+            answer = OnionFetched(0, "busy")
+        except (DchatError, trio.TooSlowError):
+            answer = OnionFetched(0, "unreachable")
+        self.forwarded[f"fetch_{answer.result}"] += 1
+        return answer
 
     async def forward(self, to: RelayAddress, packet: bytes, *, timeout: float = 30.0) -> str:
         """Hand ``packet`` to the next relay ``to`` (pinned): its answer, or ``unreachable``."""

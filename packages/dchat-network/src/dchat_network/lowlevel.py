@@ -49,7 +49,10 @@ standing links between known peers (validators): :class:`QueuedLink` with its
 onion deposits (protocol §39): a relay's :class:`OnionKeys` and their signed
 :class:`OnionKeyRecord`, :func:`build_onion_put`, :func:`choose_onion_route`,
 :func:`split_envelope` and the mailbox relay's :class:`Reassembly`,
-:func:`split_route`, the messages (:class:`OnionPut`, ...), the relay's debug
+:func:`split_route`, the messages (:class:`OnionPut`, ...); prekey fetches
+through onions (protocol §46): :func:`build_onion_fetch`, the mailbox relay's
+:func:`answer_fetch`, :func:`open_fetch_reply`, :class:`OnionFetchError`,
+the ``onion_fetch`` messages (:class:`OnionFetchPut`, :class:`OnionFetched`); the relay's debug
 :class:`ObserveLog`, and :func:`set_source_address` (the local address links
 are dialled from).
 """
@@ -179,6 +182,8 @@ from ._relay_onion_pool import onion_route as onion_route
 from ._relay_onion_pool import split_route as split_route
 from ._relay_onion_wire import ONION_PACKET_SIZE as ONION_PACKET_SIZE
 from ._relay_onion_wire import OnionDone as OnionDone
+from ._relay_onion_wire import OnionFetched as OnionFetched
+from ._relay_onion_wire import OnionFetchPut as OnionFetchPut
 from ._relay_onion_wire import OnionKeyIs as OnionKeyIs
 from ._relay_onion_wire import OnionKeyQuery as OnionKeyQuery
 from ._relay_onion_wire import OnionPut as OnionPut
@@ -231,6 +236,7 @@ __all__ = (
     "DeliveredSet",
     "DeliveryReceipt",
     "DialSchedule",
+    "FETCH_ANSWER_SIZE",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -241,6 +247,7 @@ __all__ = (
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
     "MAX_BLOB_PIECE",
+    "MAX_FETCHED",
     "MAX_ONION_ENVELOPE",
     "MAX_POST",
     "MAX_PREKEYS_HELD",
@@ -254,15 +261,12 @@ __all__ = (
     "ObserveLog",
     "OnionDeposit",
     "OnionDone",
-    "OnionHop",
-    "FETCH_ANSWER_SIZE",
-    "MAX_FETCHED",
     "OnionFetch",
     "OnionFetchError",
+    "OnionFetchPut",
+    "OnionFetched",
+    "OnionHop",
     "OnionKeyError",
-    "answer_fetch",
-    "build_onion_fetch",
-    "open_fetch_reply",
     "OnionKeyIs",
     "OnionKeyQuery",
     "OnionKeyRecord",
@@ -335,11 +339,13 @@ __all__ = (
     "WorkQueue",
     "ZkContexts",
     "ZkGet",
+    "answer_fetch",
     "answer_probe",
     "auth_paid",
     "auth_pow",
     "auth_proof",
     "auth_token",
+    "build_onion_fetch",
     "build_onion_put",
     "buy_request",
     "check_audit",
@@ -354,6 +360,7 @@ __all__ = (
     "merkle_path",
     "merkle_root",
     "onion_route",
+    "open_fetch_reply",
     "pow_ok",
     "probe_once",
     "prove_deposits",
