@@ -69,20 +69,24 @@ async def _local(node: Node, text: str | None) -> IdentityId:
 
 
 async def onion_status(node: Node) -> dict[str, Any]:
-    """The ``onion`` part of ``/status`` (user nodes): each local identity's mode."""
-    if node.config.role != "user" or user_role(node).user.engines.main() is None:
+    """The ``onion`` part of ``/status`` (user nodes): each local identity's mode, the routes."""
+    if node.config.role != "user":
         return {}
     role = user_role(node)
+    pool = role.user.pool
+    # Where routes come from, and why onions wait (e.g. NoDiverseRouteError): never a direct put.
+    routes = {
+        "relays": [str(relay) for relay in node.config.onion_relays],
+        "routes": "directory" if pool.from_directory else "manual",
+        "route_error": pool.route_error,
+    }
+    if role.user.engines.main() is None:
+        return {"onion": {"identities": {}} | routes}
     ids = [await _local(node, None)]
     ids += [IdentityId.parse(row["burner_id"]) for row in await role.burners.describe()]
     engines = role.user.engines
     modes = await role.user.run(lambda: {str(i): engines.onion_mode(i) for i in ids})
-    relays = [str(relay) for relay in node.config.onion_relays]
-    pool = role.user.pool
-    routes = "directory" if pool.from_directory else "manual"
-    # Why onions wait (e.g. NoDiverseRouteError): never a silent direct put.
-    state = {"routes": routes, "route_error": pool.route_error}
-    return {"onion": {"identities": modes, "relays": relays} | state}
+    return {"onion": {"identities": modes} | routes}
 
 
 def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
