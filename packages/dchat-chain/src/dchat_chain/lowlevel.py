@@ -41,7 +41,9 @@ application of its own, a simulation or a test harness.
   ``DirectoryAnswerError``; ``choose_home_relays``,
   ``ChoicePolicy``, ``RelayDiscovery``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
-  ``NotEnoughRelaysError``), ``PinnedRelaysError``
+  ``NotEnoughRelaysError``, ``NoDiverseRouteError``), ``PinnedRelaysError``; onion routes
+  from the same view: ``OnionDirectory`` (stored as ``ONION_DIRECTORY_FILE``,
+  ``OnionDirectoryError``)
   per-height timing bookkeeping ``HeightTimeline``, ``sent_step``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
@@ -282,7 +284,6 @@ from ._validator_wire import split_peer_message as split_peer_message
 from ._validator_wire import sync_response_payload as sync_response_payload
 
 __all__ = (
-    "ONION_DIRECTORY_FILE",
     "AppQueryResult",
     "BadTransactionSignatureError",
     "BlockContext",
@@ -346,10 +347,11 @@ __all__ = (
     "MerkleProof",
     "MerkleTree",
     "NetPlan",
+    "NoDiverseRouteError",
     "NonceError",
     "NotCertifiedError",
-    "NoDiverseRouteError",
     "NotEnoughRelaysError",
+    "ONION_DIRECTORY_FILE",
     "OnionDirectory",
     "OnionDirectoryError",
     "OrderRecord",
