@@ -88,3 +88,25 @@ def test_arbitrary_bytes_are_a_meta_address_only_if_two_valid_points(value: byte
     else:
         with pytest.raises(InvalidCardError):
             ContactCard.from_bytes(data)
+
+
+# -- re-issuing an old card with a meta-address (its owner, on the next export) ---------------
+
+
+@settings(max_examples=10, deadline=None)
+@given(expires=st.one_of(st.none(), st.integers(2_000_000_000, 3_000_000_000)))
+def test_an_old_card_is_reissued_with_its_fields_and_a_meta_address(expires: int | None) -> None:
+    old = ContactCard.issue(_alice(), name="alice", relays=[RELAY, "b.example:1"], expires=expires)
+    new = old.with_stealth(_alice(), _meta(b"a"))
+    assert ContactCard.from_bytes(new.to_bytes()) == new  # signed by the owner
+    assert (new.name, new.relays, new.expires_ms) == (old.name, old.relays, old.expires_ms)
+    assert new.stealth == _meta(b"a")
+    assert new.with_stealth(_alice(), _meta(b"a")) is new  # nothing to re-issue
+
+
+def test_only_the_owner_reissues_and_only_with_a_meta_address() -> None:
+    old = ContactCard.issue(_alice(), name="alice", relay=RELAY)
+    with pytest.raises(InvalidCardError, match="owner"):
+        old.with_stealth(Identity.generate(), _meta(b"a"))
+    with pytest.raises(InvalidCardError):
+        old.with_stealth(_alice(), b"\x00" * 64)

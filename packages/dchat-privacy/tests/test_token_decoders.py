@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from dchat_privacy import (
     BadTokenError,
+    PendingTokens,
     SpentTokenError,
     TokenIssuer,
     TokenIssuerKey,
@@ -42,6 +43,7 @@ SAMPLES: dict[str, bytes] = {
     "issuer_key": KEY.to_bytes(),
     "wallet": TokenWallet(TOKENS).to_bytes(),
     "redemption": TOKENS[0].redemption(),
+    "pending": PENDING.to_bytes(),
 }
 
 
@@ -59,6 +61,7 @@ DECODERS: dict[str, tuple[Callable[[bytes], object], tuple[type[Exception], ...]
     "wallet": (TokenWallet.from_bytes, (TokenMessageError,)),
     "redemption": (_redeem, (BadTokenError, UnknownKeyError, SpentTokenError)),
     "finalize": (PENDING.finalize, (TokenMessageError, BadTokenError)),
+    "pending": (PendingTokens.from_bytes, (TokenMessageError,)),
 }
 SAMPLES["finalize"] = SAMPLES["issuance"]
 

@@ -190,6 +190,29 @@ def test_client_refuses_a_bad_issuance(issuer_key: TokenIssuerKey) -> None:
     assert isinstance(pending, PendingTokens)
 
 
+def test_pending_state_kept_as_bytes_finishes_the_purchase_and_only_for_its_key(
+    issuer_key: TokenIssuerKey,
+) -> None:
+    """A client that stored its pending state before paying can finish after a restart."""
+    request, pending = request_tokens(issuer_key.public, RELAY, 3, b"ref")
+    kept = PendingTokens.from_bytes(pending.to_bytes())
+    assert kept == pending
+    answer = TokenIssuer([issuer_key]).issue(request, epoch=10)
+    tokens = kept.finalize(answer.to_bytes())
+    assert [t.redemption() for t in tokens] == [
+        t.redemption() for t in pending.finalize(answer.to_bytes())
+    ]
+    # An item moved under another redeemer or key is refused when read back.
+    fields = canonical_decode(pending.to_bytes())
+    with pytest.raises(TokenMessageError):
+        PendingTokens.from_bytes(canonical_encode({**fields, "r": OTHER_RELAY}))
+    other = TokenIssuerKey.generate(epoch=11).public.to_bytes()
+    with pytest.raises(TokenMessageError):
+        PendingTokens.from_bytes(canonical_encode({**fields, "k": other}))
+    with pytest.raises(TokenMessageError):
+        PendingTokens.from_bytes(canonical_encode({**fields, "i": []}))
+
+
 def test_request_arguments_are_checked(issuer_key: TokenIssuerKey) -> None:
     for count, redeemer, ref in (
         (0, RELAY, b""),

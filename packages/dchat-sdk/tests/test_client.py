@@ -69,6 +69,13 @@ def test_asyncio_program_chats_through_two_node_processes(
             page, _ = await bob.event_page(after=event.cursor)
             assert message_id not in {e.message.message_id for e in page if e.message}
             assert isinstance(await bob.reply("alice", message_id, "got it"), str)
+            # Privacy and payment calls reach the node process too (typed replies).
+            assert await alice.stealth_address("bob") == await bob.stealth_address()
+            assert (await bob.cover_traffic())["on"] is False
+            assert (await alice.tokens())["total"] == 0
+            assert (await alice.payments())["unsent"] == []
+            async with alice.socket() as sock:  # the API's WebSocket, from Client too
+                assert isinstance(await sock.send("bob", "over the socket"), str)
 
     anyio.run(program, backend="asyncio")
 

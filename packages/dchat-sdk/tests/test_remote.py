@@ -94,10 +94,34 @@ def test_health_and_status() -> None:
 
 def test_put_auth() -> None:
     reply = {"mode": "proof", "tokens_issued": 0, "secrets_issued": 2, "ring_size": 8}
+    reply["ring_version"] = 1
     node = Node(reply=reply)
     with node.client() as client:
         assert client.put_auth()["mode"] == "proof"
     assert (node.last.method, node.last.url.path) == ("GET", "/v1/put-auth")
+
+
+@pytest.mark.parametrize(
+    ("call", "reply"),
+    [
+        (lambda c: c.cover_traffic(), {"on": True, "budget": 100}),
+        (lambda c: c.onion_mode(), {"identities": {}}),
+        (lambda c: c.put_auth(), {"mode": "token"}),
+        (lambda c: c.stealth_status(), {"scanned_to": 3}),
+        (lambda c: c.stealth_scan(), {"scanned_to": 3, "accounts": []}),
+        (lambda c: c.stealth_pay("bob", 1), {"account": "00" * 32}),
+        (lambda c: c.stealth_sweep("00" * 32), {"swept": 0}),
+        (lambda c: c.pay("bob", 1), {"message_id": "m"}),
+        (lambda c: c.payments(), {"pending": []}),
+        (lambda c: c.buy_tokens("r:1", 1), {"relay": "r:1"}),
+        (lambda c: c.tokens(), {"relays": []}),
+    ],
+)
+def test_a_typed_reply_missing_a_field_is_a_bad_reply(
+    call: Callable[[RemoteClient], Any], reply: dict[str, Any]
+) -> None:
+    with Node(reply=reply).client() as client, pytest.raises(DchatSdkError, match="lacks"):
+        call(client)
 
 
 def test_create_identity() -> None:

@@ -13,6 +13,7 @@ from dchat_core import CallerError, TransportError
 from dchat_storage import (
     Database,
     DatabaseClosedError,
+    NotFoundError,
     StorageUnavailableError,
     open_database,
 )
@@ -140,3 +141,13 @@ def test_mailbox_count_counts_distinct_mailboxes_with_mail(db: Database) -> None
     assert db.mailboxes.usage() == (3, 6)
     db.mailboxes.ack(b"b", [entry.entry_id for entry in db.mailboxes.fetch(b"b")])
     assert db.mailboxes.mailbox_count() == 1
+
+
+def test_set_card_replaces_the_stored_identity_card(db: Database) -> None:
+    with pytest.raises(NotFoundError):
+        db.identity.set_card(b"card")
+    db.identity.save("id", b"keystore", b"old card", 5.0)
+    db.identity.set_card(b"new card")
+    record = db.identity.get()
+    assert record is not None
+    assert (record.identity_id, record.keystore, record.card) == ("id", b"keystore", b"new card")

@@ -165,6 +165,26 @@ class ContactCard:
             raise InvalidCardError(f"a card is at most {MAX_CARD} bytes: fewer or shorter relays")
         return card
 
+    def with_stealth(self, identity: Identity, stealth: bytes) -> ContactCard:
+        """This card re-issued by its owner with the stealth meta-address ``stealth``.
+
+        Name, relays and expiry stay; a card that already publishes
+        ``stealth`` is returned as it is. For cards issued before stealth
+        payments existed (their owners re-issue them on the next export).
+
+        Raises:
+            InvalidCardError: ``identity`` is not the card's owner, or ``stealth``
+                is not a meta-address.
+        """
+        if identity.signing_key.public_key.to_bytes() != self.identity_key.to_bytes():
+            raise InvalidCardError("only the card's owner can re-issue it")
+        if self.stealth == stealth:
+            return self
+        expires = None if self.expires_ms is None else self.expires_ms / 1000
+        return ContactCard.issue(
+            identity, name=self.name, relays=self.relays, expires=expires, stealth=stealth
+        )
+
     def _fields(self) -> dict[str, object]:
         fields: dict[str, object] = {
             "v": 1 if len(self.relays) == 1 else 2,

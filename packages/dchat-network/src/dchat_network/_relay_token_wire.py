@@ -12,7 +12,7 @@
 :func:`~dchat_network.lowlevel.purchase_ref`, ``iss`` a
 :class:`~dchat_privacy.lowlevel.TokenIssuance`; each is checked by its own
 decoder, not here. A refused purchase is an ``error`` with the code
-(``unpaid``, ``underpaid``, ``wrong_payee``, ``payment_used``,
+(``unpaid``, ``underpaid``, ``wrong_payee``,
 ``bad_request``, ``too_many``, ``unknown_key``, ``expired``, ``unsupported``,
 ``chain_unreachable``).
 """

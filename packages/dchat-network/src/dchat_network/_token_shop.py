@@ -22,14 +22,18 @@ itself kept encrypted under the node passphrase.
   relay's caller reads the chain's ``payref/<ref>`` record through its light
   client (a commit certificate proves it) and hands it here; the shop checks
   payee and amount, records the reference as used in the same store
-  transaction (a payment buys once, also after a restart), and blind-signs.
+  transaction, and blind-signs. A payment buys once, also after a restart:
+  the reference binds the exact blinded messages, and RSA blind signing is
+  deterministic, so the same request sent again (its answer was lost) gets
+  the same signatures, which unblind to the same tokens (spent once each);
+  any other request has another reference, which no payment pays.
 * **Redemption** (:meth:`TokenShop.redeem`): a deposit's authorization
   ``0x03 || redemption`` (see :mod:`._put_auth`) is verified by the
   :class:`~dchat_privacy.TokenRedeemer` and its spent-set hash stored in the
   deposit's transaction; the spent sets are reloaded at start-up.
 
 Refusals are typed: :class:`TokenSaleError` (``code``: ``unpaid``,
-``underpaid``, ``wrong_payee``, ``payment_used``, ``bad_request``,
+``underpaid``, ``wrong_payee``, ``bad_request``,
 ``too_many``) for sales, the :class:`~dchat_privacy.TokenError` codes
 (``bad_token``, ``spent``, ``unknown_key``, ``expired``, ``full``) for keys and
 redemptions. Nothing here reads a clock or does I/O: every call takes ``now``.
@@ -128,7 +132,7 @@ class TokenSaleError(DchatNetworkError, PeerError, ValueError):
 
     code: str
     codes: ClassVar[frozenset[str]] = frozenset(
-        {"unpaid", "underpaid", "wrong_payee", "payment_used", "bad_request", "too_many"}
+        {"unpaid", "underpaid", "wrong_payee", "bad_request", "too_many"}
     )
 
     def __init__(self, code: str, message: str) -> None:
@@ -263,7 +267,7 @@ class TokenShop:
         self._retired: set[bytes] = set()  # ids of keys dropped (one a day: stays small)
         self._issuer = TokenIssuer(())
         self._redeemer = TokenRedeemer(redeemer, epoch=self.epoch(now), window=settings.window)
-        self.counts = {"sold": 0, "redeemed": 0, "refused": 0}
+        self.counts = {"sold": 0, "resent": 0, "redeemed": 0, "refused": 0}
         """Tokens sold and redeemed, redemptions refused."""
 
     def epoch(self, now: float) -> int:
@@ -329,7 +333,7 @@ class TokenShop:
 
         Raises:
             TokenSaleError: malformed, unpaid, underpaid, paid to another account,
-                the payment already bought tokens, or more tokens than allowed.
+                or more tokens than allowed.
             TokenError: the request names an unknown key or one of another epoch.
         """
         request = decode_purchase(request_bytes)
@@ -343,10 +347,10 @@ class TokenShop:
         if amount < self.settings.price * len(request.blinded):
             raise TokenSaleError("underpaid", "the payment does not cover these tokens")
         key = self._sale_key(request.key_id, now)
-        if not self._store.use_payment(purchase_ref(request), now):
-            raise TokenSaleError("payment_used", "this payment already bought tokens")
+        first = self._store.use_payment(purchase_ref(request), now)
+        # Sent again (the buyer lost our answer): the same signatures, so no new token.
         issuance = self._issuer.issue(request, epoch=key.epoch)
-        self.counts["sold"] += len(request.blinded)
+        self.counts["sold" if first else "resent"] += len(request.blinded)
         return issuance.to_bytes()
 
     def _sale_key(self, key_id: bytes, now: float) -> TokenIssuerKey:

@@ -42,7 +42,9 @@ IGD port mapping for relays behind a router
 (:class:`PortMapper` and its error :class:`UpnpError`); paid blind tokens at
 relays (:class:`TokenShop` with its :class:`TokenSettings`, :class:`TokenStore`,
 signed :class:`TokenOffer`, :func:`buy_request`, :func:`purchase_ref`,
-:func:`auth_paid`, :class:`TokenSaleError`, the ``tk_*`` messages); :class:`RelayAddress`
+:func:`auth_paid`, :class:`TokenSaleError`, the ``tk_*`` messages; a buyer's
+:class:`TokenPurchases` book of :class:`PendingPurchase` records, kept from payment until
+signed, with :class:`PurchaseBookError`); :class:`RelayAddress`
 (from dchat-core: ``[NODEID@]HOST:PORT``, how a user names its home relays);
 standing links between known peers (validators): :class:`QueuedLink` with its
 :class:`DialSchedule`, and :func:`read_known_peer` for the links they dial in;
@@ -206,6 +208,9 @@ from ._relay_topic_wire import TopicPublished as TopicPublished
 from ._relay_topic_wire import TopicRead as TopicRead
 from ._relay_topics import MemoryTopicStore as MemoryTopicStore
 from ._relay_wakeups import PullWakeups as PullWakeups
+from ._token_purchases import PendingPurchase as PendingPurchase
+from ._token_purchases import PurchaseBookError as PurchaseBookError
+from ._token_purchases import TokenPurchases as TokenPurchases
 from ._token_shop import TokenOffer as TokenOffer
 from ._token_shop import TokenSaleError as TokenSaleError
 from ._token_shop import TokenSettings as TokenSettings
@@ -275,12 +280,14 @@ __all__ = (
     "OnionPut",
     "OnionRefusedError",
     "OnionRouteError",
+    "PendingPurchase",
     "PortMapper",
     "PowChallenge",
     "ProbeBook",
     "ProbeChallenge",
     "ProofContexts",
     "PullWakeups",
+    "PurchaseBookError",
     "PutAuthClient",
     "PutAuthorizer",
     "PutBudget",
@@ -326,6 +333,7 @@ __all__ = (
     "TokenOffer",
     "TokenOfferAsk",
     "TokenOffered",
+    "TokenPurchases",
     "TokenSaleError",
     "TokenSettings",
     "TokenShop",

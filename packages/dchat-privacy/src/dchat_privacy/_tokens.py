@@ -385,6 +385,59 @@ class PendingTokens:
             )
         return tokens
 
+    def to_bytes(self) -> bytes:
+        """The secret state for safe keeping until the answer comes (seal it: it unblinds).
+
+        Canonical CBOR ``{"v": 1, "k": key, "r": redeemer, "i": [[nonce,
+        prepared, blinded message, inverse], ...]}``; a client that stores it
+        before paying can finish the purchase after a restart.
+        """
+        items = [[i.nonce, i.prepared, i.blinded.message, i.blinded.inverse] for i in self.items]
+        return canonical_encode({"v": 1, "k": self.key.to_bytes(), "r": self.redeemer, "i": items})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PendingTokens:
+        """Decode :meth:`to_bytes` (checked: each item is a token message of this key).
+
+        Raises:
+            TokenMessageError: malformed, or an item that does not belong to the key.
+        """
+        try:
+            fields = Fields(canonical_decode(data, _PENDING_LIMITS), "pending tokens", _PENDING)
+            fields.get_int("v", lo=1, hi=1)
+            key = TokenKey.from_bytes(fields.get_bytes("k", max_size=4096))
+            redeemer = fields.get_bytes("r", size=ID_SIZE)
+            raw = fields.get_list("i", max_len=MAX_TOKENS_PER_REQUEST)
+        except DecodeError as exc:
+            raise _field_error(exc) from None
+        size = key.modulus_bytes
+        items = []
+        for item in raw:
+            if not (
+                isinstance(item, list)
+                and len(item) == 4
+                and all(isinstance(part, bytes) for part in item)
+            ):
+                raise TokenMessageError("pending tokens: bad item")
+            nonce, prepared, message, inverse = item
+            expected = token_message(key.key_id, redeemer, nonce)
+            if (
+                len(nonce) != NONCE_SIZE
+                or len(prepared) != PREFIX_SIZE + len(expected)
+                or prepared[PREFIX_SIZE:] != expected
+                or len(message) != size
+                or len(inverse) != size
+            ):
+                raise TokenMessageError("pending tokens: an item does not belong to this key")
+            items.append(_Pending(nonce, prepared, Blinded(message, inverse)))
+        if not items:
+            raise TokenMessageError("pending tokens: no item")
+        return cls(key, redeemer, tuple(items))
+
+
+_PENDING: Final = frozenset({"v", "k", "r", "i"})
+_PENDING_LIMITS: Final = DecodeLimits(max_size=80_000, max_depth=3, max_items=300)
+
 
 def request_tokens(
     key: TokenKey, redeemer: bytes, count: int, payment_ref: bytes

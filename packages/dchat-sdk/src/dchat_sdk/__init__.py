@@ -29,8 +29,33 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._errors import EmbeddedNodeError as EmbeddedNodeError
     from ._errors import NodeUnreachableError as NodeUnreachableError
     from ._errors import WrongPassphraseError as WrongPassphraseError
+    from ._event_kinds import EVENT_KINDS as EVENT_KINDS
+    from ._event_kinds import BotUpdate as BotUpdate
+    from ._event_kinds import ChannelUpdate as ChannelUpdate
+    from ._event_kinds import ConversationChange as ConversationChange
+    from ._event_kinds import Expired as Expired
+    from ._event_kinds import GroupUpdate as GroupUpdate
+    from ._event_kinds import PaymentVerdict as PaymentVerdict
+    from ._event_kinds import RelayStatus as RelayStatus
+    from ._event_kinds import RequestChange as RequestChange
     from ._events import Event as Event
     from ._events import StealthReceived as StealthReceived
+    from ._models import CoverTraffic as CoverTraffic
+    from ._models import OnionModes as OnionModes
+    from ._models import OnionStatus as OnionStatus
+    from ._models import Payments as Payments
+    from ._models import PaymentSent as PaymentSent
+    from ._models import PendingPurchase as PendingPurchase
+    from ._models import PutAuth as PutAuth
+    from ._models import RelayTokens as RelayTokens
+    from ._models import StealthAccount as StealthAccount
+    from ._models import StealthPayment as StealthPayment
+    from ._models import StealthScan as StealthScan
+    from ._models import StealthStatus as StealthStatus
+    from ._models import StealthSweep as StealthSweep
+    from ._models import TokenPurchase as TokenPurchase
+    from ._models import TokenWallet as TokenWallet
+    from ._models import UnsentPayment as UnsentPayment
     from ._remote import RemoteClient as RemoteClient
     from ._replies import ContactInfo as ContactInfo
     from ._replies import MessageInfo as MessageInfo
@@ -45,20 +70,45 @@ __all__ = (
     "ApiError",
     "AsyncRemoteClient",
     "AsyncRemoteSocket",
+    "BotUpdate",
+    "ChannelUpdate",
     "Client",
     "ContactInfo",
+    "ConversationChange",
+    "CoverTraffic",
     "DataDirLockedError",
     "DchatSdkError",
+    "EVENT_KINDS",
     "EmbeddedNodeError",
     "Event",
+    "Expired",
+    "GroupUpdate",
     "MessageInfo",
     "MessagePage",
     "NodeUnreachableError",
+    "OnionModes",
+    "OnionStatus",
+    "PaymentSent",
+    "PaymentVerdict",
+    "Payments",
+    "PendingPurchase",
+    "PutAuth",
+    "RelayStatus",
+    "RelayTokens",
     "RemoteClient",
     "RemoteSocket",
+    "RequestChange",
     "SocketReply",
+    "StealthAccount",
+    "StealthPayment",
     "StealthReceived",
+    "StealthScan",
+    "StealthStatus",
+    "StealthSweep",
     "SyncClient",
+    "TokenPurchase",
+    "TokenWallet",
+    "UnsentPayment",
     "WebhookSignatureError",
     "WrongPassphraseError",
     "verify_webhook",
@@ -83,9 +133,38 @@ _HOMES = {
             "NodeUnreachableError",
             "WrongPassphraseError",
         ),
+        "._event_kinds": (
+            "EVENT_KINDS",
+            "BotUpdate",
+            "ChannelUpdate",
+            "ConversationChange",
+            "Expired",
+            "GroupUpdate",
+            "PaymentVerdict",
+            "RelayStatus",
+            "RequestChange",
+        ),
         "._events": (
             "Event",
             "StealthReceived",
+        ),
+        "._models": (
+            "CoverTraffic",
+            "OnionModes",
+            "OnionStatus",
+            "PaymentSent",
+            "Payments",
+            "PendingPurchase",
+            "PutAuth",
+            "RelayTokens",
+            "StealthAccount",
+            "StealthPayment",
+            "StealthScan",
+            "StealthStatus",
+            "StealthSweep",
+            "TokenPurchase",
+            "TokenWallet",
+            "UnsentPayment",
         ),
         "._remote": ("RemoteClient",),
         "._replies": (

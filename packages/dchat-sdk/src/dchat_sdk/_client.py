@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._events import Event
+    from ._socket import AsyncRemoteSocket
 
 __all__ = ("Client", "SyncClient")
 
@@ -45,16 +46,22 @@ START_TIMEOUT = 60.0
 
 
 def _awaited(
-    method: Callable[Concatenate[RemoteClient, P], T],
+    method: Callable[Concatenate[RemoteClient, P], T], example: str = ""
 ) -> Callable[Concatenate[Client, P], Coroutine[Any, Any, T]]:
-    """``method`` of :class:`RemoteClient` as an async method of :class:`Client`."""
+    """``method`` of :class:`RemoteClient` as an async method of :class:`Client`.
+
+    ``example``: lines of code shown under "Example::" in the method's docstring.
+    """
 
     async def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
         run = functools.partial(method, self._remote(), *args, **kwargs)
         return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
 
     functools.update_wrapper(call, method)
-    call.__doc__ = f"``await``: {method.__doc__}"
+    call.__doc__ = f"``await``: {(method.__doc__ or '').rstrip()}"
+    if example:
+        lines = "".join(f"\n            {line}" for line in example.splitlines())
+        call.__doc__ += f"\n\n        Example::\n{lines}\n"
     return call
 
 
@@ -187,7 +194,6 @@ class Client:
     # Node and identity
     health = _awaited(RemoteClient.health)
     status = _awaited(RemoteClient.status)
-    put_auth = _awaited(RemoteClient.put_auth)
     create_identity = _awaited(RemoteClient.create_identity)
     card = _awaited(RemoteClient.card)
     document = _awaited(RemoteClient.document)
@@ -260,6 +266,80 @@ class Client:
     delete_bot_webhook = _awaited(RemoteClient.delete_bot_webhook)
     bot_webhook_dead_letters = _awaited(RemoteClient.bot_webhook_dead_letters)
     retry_bot_webhook_dead_letters = _awaited(RemoteClient.retry_bot_webhook_dead_letters)
+    # A bot's own settings and tokens
+    create_bot = _awaited(RemoteClient.create_bot)
+    bot = _awaited(RemoteClient.bot)
+    bot_token = _awaited(RemoteClient.bot_token)
+    revoke_bot_token = _awaited(RemoteClient.revoke_bot_token)
+    set_bot_commands = _awaited(RemoteClient.set_bot_commands)
+    set_bot_description = _awaited(RemoteClient.set_bot_description)
+    set_bot_open = _awaited(RemoteClient.set_bot_open)
+    set_bot_groups = _awaited(RemoteClient.set_bot_groups)
+    # More of groups, contacts, search, apps
+    anchor_group = _awaited(RemoteClient.anchor_group)
+    invite_many_to_group = _awaited(RemoteClient.invite_many_to_group)
+    block_contact = _awaited(RemoteClient.block_contact)
+    rebuild_search = _awaited(RemoteClient.rebuild_search)
+    app_login_link = _awaited(RemoteClient.app_login_link)
+    # Channels
+    channels = _awaited(RemoteClient.channels)
+    create_channel = _awaited(RemoteClient.create_channel)
+    subscribe_channel = _awaited(RemoteClient.subscribe_channel)
+    unsubscribe_channel = _awaited(RemoteClient.unsubscribe_channel)
+    channel = _awaited(RemoteClient.channel)
+    channel_link = _awaited(RemoteClient.channel_link)
+    post_to_channel = _awaited(RemoteClient.post_to_channel)
+    channel_posts = _awaited(RemoteClient.channel_posts)
+    add_channel_publisher = _awaited(RemoteClient.add_channel_publisher)
+    # Metadata privacy: cover traffic, onion mode, mailbox put authorization
+    cover_traffic = _awaited(
+        RemoteClient.cover_traffic,
+        'cover = await client.cover_traffic()\nprint(cover["on"], cover["loops_sent"])',
+    )
+    set_cover_traffic = _awaited(
+        RemoteClient.set_cover_traffic, "cover = await client.set_cover_traffic(True, 400)"
+    )
+    onion_mode = _awaited(
+        RemoteClient.onion_mode, 'modes = (await client.onion_mode())["onion"]["identities"]'
+    )
+    set_onion_mode = _awaited(
+        RemoteClient.set_onion_mode, "await client.set_onion_mode(True)  # our identity"
+    )
+    put_auth = _awaited(
+        RemoteClient.put_auth, 'if (await client.put_auth())["mode"] == "proof": ...'
+    )
+    # Payments: in a conversation, stealth, paid relay tokens
+    pay = _awaited(RemoteClient.pay, 'sent = await client.pay("bob", 40, "lunch")\nsent["tx"]')
+    payments = _awaited(RemoteClient.payments, 'for p in (await client.payments())["pending"]: ...')
+    stealth_address = _awaited(
+        RemoteClient.stealth_address, "meta = await client.stealth_address()  # publish it"
+    )
+    stealth_status = _awaited(
+        RemoteClient.stealth_status, 'found = (await client.stealth_status())["received"]'
+    )
+    stealth_pay = _awaited(
+        RemoteClient.stealth_pay, 'paid = await client.stealth_pay("bob", 40)\npaid["account"]'
+    )
+    stealth_scan = _awaited(
+        RemoteClient.stealth_scan, 'total = (await client.stealth_scan())["stealth_balance"]'
+    )
+    stealth_sweep = _awaited(
+        RemoteClient.stealth_sweep, 'swept = (await client.stealth_sweep(account_hex))["swept"]'
+    )
+    buy_tokens = _awaited(
+        RemoteClient.buy_tokens, 'await client.buy_tokens("relay.example:8460", 100)'
+    )
+    tokens = _awaited(RemoteClient.tokens, 'held = (await client.tokens())["total"]')
+
+    def socket(self) -> AsyncRemoteSocket:
+        """The node API's WebSocket (``async with``): sends and events on one connection.
+
+        Example::
+
+            async with client.socket() as socket:
+                await socket.send("bob", "hi")
+        """
+        return self._stream().socket()
 
 
 def _closed() -> Exception:

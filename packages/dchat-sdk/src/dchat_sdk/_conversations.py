@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ._models import Payments, PaymentSent, TokenPurchase, TokenWallet, shaped
 from ._replies import obj
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class ConversationCalls:
         path = f"/v1/messages/{_seg(message_id)}/forward"
         return str(obj(self._call("POST", path, {"to": to}))["message_id"])
 
-    def pay(self, to: str, amount: int, note: str = "", *, fee: int = 1) -> dict[str, Any]:
+    def pay(self, to: str, amount: int, note: str = "", *, fee: int = 1) -> PaymentSent:
         """Pay the contact ``to`` ``amount`` on the currency chain, inside the conversation.
 
         Returns once the transfer is committed and the message queued:
@@ -95,13 +96,13 @@ class ConversationCalls:
         node shows it pending until its light client proved the transfer.
         """
         body = {"to": to, "amount": amount, "note": note, "fee": fee}
-        return obj(self._call("POST", "/v1/payments", body, timeout=PAY_TIMEOUT))
+        return shaped(self._call("POST", "/v1/payments", body, timeout=PAY_TIMEOUT), PaymentSent)
 
-    def payments(self) -> dict[str, Any]:
+    def payments(self) -> Payments:
         """Received payments still unverified (``pending``), ours not yet sent (``unsent``)."""
-        return obj(self._call("GET", "/v1/payments"))
+        return shaped(self._call("GET", "/v1/payments"), Payments)
 
-    def buy_tokens(self, relay: str, count: int, *, fee: int = 1) -> dict[str, Any]:
+    def buy_tokens(self, relay: str, count: int, *, fee: int = 1) -> TokenPurchase:
         """Buy ``count`` paid tokens from ``relay`` (``[NODEID@]HOST:PORT``) on the currency chain.
 
         Returns once the transfer committed and the relay signed:
@@ -109,11 +110,12 @@ class ConversationCalls:
         them on deposits the relay would otherwise ask proof of work for.
         """
         body = {"relay": relay, "count": count, "fee": fee}
-        return obj(self._call("POST", "/v1/tokens", body, timeout=PAY_TIMEOUT))
+        return shaped(self._call("POST", "/v1/tokens", body, timeout=PAY_TIMEOUT), TokenPurchase)
 
-    def tokens(self) -> dict[str, Any]:
-        """The paid tokens held: ``{"total", "relays": [{"relay", "node_id", "count", ...}]}``."""
-        return obj(self._call("GET", "/v1/tokens"))
+    def tokens(self) -> TokenWallet:
+        """The paid tokens held: ``{"total", "relays": [{"relay", "node_id", "count", ...}],
+        "pending": [{"relay", "paid", "tx", "since"}]}`` (paid, not signed yet)."""
+        return shaped(self._call("GET", "/v1/tokens"), TokenWallet)
 
     def conversation_settings(self, /, **changes: bool) -> dict[str, Any]:
         """The settings ``read_receipts`` and ``typing``; keyword arguments change them."""

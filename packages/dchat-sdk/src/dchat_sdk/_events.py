@@ -17,9 +17,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ._errors import ApiError, NodeUnreachableError, _BadReplyError
+from ._event_kinds import (
+    EVENT_KINDS,
+    BotUpdate,
+    ChannelUpdate,
+    ConversationChange,
+    Expired,
+    GroupUpdate,
+    PaymentVerdict,
+    RelayStatus,
+    RequestChange,
+)
+from ._models import shaped
 from ._replies import MessageInfo, integer, items, message
 from ._sse import SseDecoder
 
@@ -34,6 +46,8 @@ __all__ = (
     "parse_cursor",
 )
 
+M = TypeVar("M")
+
 STREAM_READ_TIMEOUT: Final = 45.0
 """Seconds without a byte after which a stream is taken as dropped (the node
 says ``keep-alive`` every 15 s)."""
@@ -45,7 +59,9 @@ class Event:
 
     Attributes:
         cursor: Its place in the log; resume with ``after=cursor``.
-        kind: ``message``, ``request``, ... (new kinds may appear: skip unknown ones).
+        kind: ``message``, ``request``, ... (:data:`EVENT_KINDS` lists them, with the
+            property that reads each kind's data typed; new kinds may appear:
+            skip unknown ones).
         data: The event's JSON (for ``message``: the message as ``GET /v1/messages``
             shows it).
     """
@@ -58,6 +74,52 @@ class Event:
     def message(self) -> MessageInfo | None:
         """The message of a ``message`` event; None for other kinds."""
         return message(self.data) if self.kind == "message" else None
+
+    def _as(self, reader: str, model: type[M]) -> M | None:
+        """``data`` as ``model`` if :data:`EVENT_KINDS` reads this kind with ``reader``."""
+        if EVENT_KINDS.get(self.kind, ("", dict))[0] != reader:
+            return None
+        return shaped(self.data, model)
+
+    @property
+    def request(self) -> RequestChange | None:
+        """A ``request`` event's change: ``identity_id``, ``state``; None for other kinds."""
+        return self._as("request", RequestChange)
+
+    @property
+    def relay(self) -> RelayStatus | None:
+        """A ``status`` event's ``relay`` state; None for other kinds."""
+        return self._as("relay", RelayStatus)
+
+    @property
+    def payment(self) -> PaymentVerdict | None:
+        """A ``payment`` event's verdict on a received payment; None for other kinds."""
+        return self._as("payment", PaymentVerdict)
+
+    @property
+    def expired(self) -> Expired | None:
+        """An ``expired`` event's disappeared messages; None for other kinds."""
+        return self._as("expired", Expired)
+
+    @property
+    def conversation(self) -> ConversationChange | None:
+        """A receipt, edit, delete, reaction, typing or timer change; None for other kinds."""
+        return self._as("conversation", ConversationChange)
+
+    @property
+    def group(self) -> GroupUpdate | None:
+        """A ``group_*`` event's data; None for other kinds."""
+        return self._as("group", GroupUpdate)
+
+    @property
+    def channel(self) -> ChannelUpdate | None:
+        """A ``channel_update`` or ``channel_post`` event's data; None for other kinds."""
+        return self._as("channel", ChannelUpdate)
+
+    @property
+    def bot(self) -> BotUpdate | None:
+        """A ``bot_*`` event's data; None for other kinds."""
+        return self._as("bot", BotUpdate)
 
     @property
     def stealth(self) -> StealthReceived | None:

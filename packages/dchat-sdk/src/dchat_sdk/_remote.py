@@ -20,6 +20,7 @@ from ._conversations import ConversationCalls
 from ._errors import ApiError, DchatSdkError, NodeUnreachableError
 from ._events import STREAM_READ_TIMEOUT, Backoff, Event, EventReader, event_page
 from ._groups import GroupCalls
+from ._models import CoverTraffic, OnionStatus, PutAuth, shaped
 from ._plainhttp import PlainHttp
 from ._replies import (
     ContactInfo,
@@ -267,16 +268,16 @@ class RemoteClient(
         """Role, identity, counters."""
         return obj(self._call("GET", "/status"))
 
-    def onion_mode(self) -> dict[str, Any]:
+    def onion_mode(self) -> OnionStatus:
         """Each local identity's onion mode (``identities``: id -> on) and the onion relays.
 
         ``routes`` says where routes come from (``directory``: the chain's relay
         directory, every hop of another operator; ``manual``: ``onion_relays``);
         ``route_error`` why the last route could not be chosen (None: it was).
         """
-        return obj(self._call("GET", "/v1/privacy/onion"))
+        return shaped(self._call("GET", "/v1/privacy/onion"), OnionStatus)
 
-    def set_onion_mode(self, on: bool, *, identity: str | None = None) -> dict[str, Any]:
+    def set_onion_mode(self, on: bool, *, identity: str | None = None) -> OnionStatus:
         """Turn onion mode on or off for our identity, or for the burner ``identity``.
 
         In onion mode every envelope the identity sends reaches the recipient's
@@ -288,12 +289,12 @@ class RemoteClient(
         body: dict[str, Any] = {"on": on}
         if identity is not None:
             body["identity"] = identity
-        return obj(self._call("PUT", "/v1/privacy/onion", body))
+        return shaped(self._call("PUT", "/v1/privacy/onion", body), OnionStatus)
 
-    def put_auth(self) -> dict[str, Any]:
+    def put_auth(self) -> PutAuth:
         """What the node hands contacts for its mailbox: ``mode`` (``"token"`` or ``"proof"``,
         the ``put_auth`` setting), tokens and contact secrets issued, the ring registered."""
-        return obj(self._call("GET", "/v1/put-auth"))
+        return shaped(self._call("GET", "/v1/put-auth"), PutAuth)
 
     def create_identity(self, name: str) -> str:
         """Create this node's identity; returns the identity id."""
@@ -471,11 +472,11 @@ class RemoteClient(
         """Notices for the user, e.g. ``{"kind": "session_reset", "peer": ..., "at_ms": ...}``."""
         return [obj(n) for n in items(self._call("GET", "/v1/notices"), "notices")]
 
-    def cover_traffic(self) -> dict[str, Any]:
+    def cover_traffic(self) -> CoverTraffic:
         """The cover traffic's state: ``on``, ``budget`` (bytes/s), loops sent, back, missing ..."""
-        return obj(self._call("GET", "/v1/privacy/cover"))
+        return shaped(self._call("GET", "/v1/privacy/cover"), CoverTraffic)
 
-    def set_cover_traffic(self, on: bool, budget: int | None = None) -> dict[str, Any]:
+    def set_cover_traffic(self, on: bool, budget: int | None = None) -> CoverTraffic:
         """Turn cover traffic on (at ``budget`` bytes/s; default: the node's) or off; its state.
 
         Kept across the node's restarts. A budget too small to carry one
@@ -484,4 +485,4 @@ class RemoteClient(
         body: dict[str, Any] = {"on": on}
         if budget is not None:
             body["budget"] = budget
-        return obj(self._call("PUT", "/v1/privacy/cover", body))
+        return shaped(self._call("PUT", "/v1/privacy/cover", body), CoverTraffic)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._conversations import PAY_TIMEOUT
+from ._models import StealthPayment, StealthScan, StealthStatus, StealthSweep, shaped
 from ._replies import obj
 
 if TYPE_CHECKING:
@@ -37,33 +38,36 @@ class StealthCalls:
         params = None if peer is None else {"peer": peer}
         return str(obj(self._call("GET", "/v1/stealth/address", None, params))["meta_address"])
 
-    def stealth_status(self) -> dict[str, Any]:
+    def stealth_status(self) -> StealthStatus:
         """``{"scanned_to", "received", "scan_interval"}``: the node's last scanned block,
         the stealth payments found, the background scan's period in seconds (0: off)."""
-        return obj(self._call("GET", "/v1/stealth/status"))
+        return shaped(self._call("GET", "/v1/stealth/status"), StealthStatus)
 
-    def stealth_pay(self, to: str, amount: int, *, fee: int = 1) -> dict[str, Any]:
+    def stealth_pay(self, to: str, amount: int, *, fee: int = 1) -> StealthPayment:
         """Pay ``amount`` to a fresh one-time account of ``to``: a meta-address, or a
         contact (name or id) whose verified card publishes one.
 
         Returns once committed and certified: ``{"account", "tx", "height", "amount"}``.
         """
         body = {"to": to, "amount": amount, "fee": fee}
-        return obj(self._call("POST", "/v1/stealth/pay", body, timeout=PAY_TIMEOUT))
+        reply = self._call("POST", "/v1/stealth/pay", body, timeout=PAY_TIMEOUT)
+        return shaped(reply, StealthPayment)
 
-    def stealth_scan(self) -> dict[str, Any]:
+    def stealth_scan(self) -> StealthScan:
         """Scan new blocks for payments to this identity's meta-address.
 
         Returns ``{"scanned_to", "accounts": [{"account", "height", "balance"}],
         "stealth_balance"}`` (balances proven by the node's light client).
         """
-        return obj(self._call("POST", "/v1/stealth/scan", None, timeout=PAY_TIMEOUT))
+        reply = self._call("POST", "/v1/stealth/scan", None, timeout=PAY_TIMEOUT)
+        return shaped(reply, StealthScan)
 
-    def stealth_sweep(self, to: str, *, fee: int = 1) -> dict[str, Any]:
+    def stealth_sweep(self, to: str, *, fee: int = 1) -> StealthSweep:
         """Move every stealth balance found (less ``fee`` each) to the account ``to`` (hex).
 
         Sweeping several one-time accounts to one account links them on chain.
         Returns ``{"swept", "to", "txs"}``.
         """
         body = {"to": to, "fee": fee}
-        return obj(self._call("POST", "/v1/stealth/sweep", body, timeout=2 * PAY_TIMEOUT))
+        reply = self._call("POST", "/v1/stealth/sweep", body, timeout=2 * PAY_TIMEOUT)
+        return shaped(reply, StealthSweep)

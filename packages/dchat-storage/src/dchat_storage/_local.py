@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ._errors import DuplicateError
+from ._errors import DuplicateError, NotFoundError
 from ._prepared import Prepared
 from ._records import ContactRecord, IdentityRecord
 from ._rowcodec import SealedTable
@@ -66,6 +66,21 @@ class IdentityRepo:
                 conn.execute(insert(Identity).values(row))
             except IntegrityError as exc:
                 raise DuplicateError("a local identity is already stored") from exc
+
+    def set_card(self, card: bytes) -> None:
+        """Replace the stored identity's card (its owner re-issued it).
+
+        Raises:
+            NotFoundError: No identity is stored.
+            StorageUnavailableError: The database cannot be written.
+        """
+        with self._access.write("set identity card") as conn:
+            row = conn.execute(select(Identity.slot, Identity.payload)).one_or_none()
+            if row is None:
+                raise NotFoundError("no local identity is stored")
+            fields = {**IDENTITY.fields(self._access.sealer, row._mapping), "card": card}
+            sealed = IDENTITY.row(self._access.sealer, fields, {"slot": row[0]})
+            conn.execute(update(Identity).values(payload=sealed["payload"]))
 
     def get(self) -> IdentityRecord | None:
         """Return the local identity, or None before :meth:`save`."""

@@ -11,11 +11,13 @@ Routes (user role, bearer token like the rest of the API):
   committed and certified, then ask for the blind signatures and keep the
   unblinded tokens. Answers ``{"relay", "bought", "paid", "tx", "held"}``.
   Typed refusals: 409 with the relay's code (``unpaid``, ``underpaid``,
-  ``payment_used``, ``unknown_key``, ``expired``, ...), ``payment_failed``,
-  ``no_chain``, ``chain_unreachable``, ``bad_offer``, 422 ``too_many``.
-* ``GET /v1/tokens``: the tokens held, per relay and key epoch:
-  ``{"total": n, "relays": [{"relay": "HOST:PORT", "node_id", "count", "epochs": {...}}]}``.
-  ``GET /status`` has ``tokens`` ``{"held": n, "relays": {"HOST:PORT": n}}``.
+  ``unknown_key``, ``expired``, ...), ``payment_failed``, ``no_chain``,
+  ``chain_unreachable``, ``bad_offer``, ``pending`` (paid, not yet signed: see
+  below), ``too_many_pending``, 422 ``too_many``.
+* ``GET /v1/tokens``: the tokens held, per relay and key epoch, and the
+  purchases waiting: ``{"total": n, "relays": [{"relay": "HOST:PORT",
+  "node_id", "count", "epochs": {...}}], "pending": [{"relay", "paid", "tx", "since"}]}``.
+  ``GET /status`` has ``tokens`` ``{"held": n, "relays": {"HOST:PORT": n}, "pending": n}``.
 
 The tokens are kept (sealed at rest) in the node's settings table. The node's
 deposits use them on their own: when a relay asks for proof of work, a
@@ -25,15 +27,21 @@ deposit is dropped from the wallet at once; the wallet is written back
 within a second (a crash in between may offer a spent token again: the
 relay answers ``spent`` and the deposit falls back to work).
 
-What is not done yet: a purchase whose transfer committed but whose
-signatures were never fetched (the relay went down in between) is retried
-three times within the request, not after a restart (the blinding secrets
-are not persisted), so that payment is lost.
+A purchase survives the relay or this node going down between payment and
+signing: before paying, the desk records the request and its blinding
+secrets (:class:`dchat_network.lowlevel.TokenPurchases`, sealed in the
+settings table); if the answer does not come within the request (three
+tries), ``POST /v1/tokens`` answers 409 ``pending`` and the node asks the
+relay again every ``RETRY_EVERY`` seconds, also after a restart, until the
+tokens come (the relay sends the same signatures again: never a second
+sale) or a final refusal or a week gives it up (logged). ``GET /v1/tokens``
+lists such purchases under ``pending``; ``/status`` counts them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,8 +59,16 @@ from dchat_core import (
     canonical_encode,
 )
 from dchat_network import RelayProtocolError, relay_session
-from dchat_network.lowlevel import TokenOffer, TokenSaleError, buy_request, purchase_ref
-from dchat_privacy import TokenError, TokenWallet
+from dchat_network.lowlevel import (
+    PendingPurchase,
+    PurchaseBookError,
+    TokenOffer,
+    TokenPurchases,
+    TokenSaleError,
+    buy_request,
+    purchase_ref,
+)
+from dchat_privacy import PendingTokens, TokenError, TokenWallet
 
 from .._errors import NodeStateError
 from ._chain_link import ChainLink
@@ -72,7 +88,9 @@ __all__ = ("TokenDesk", "add_token_routes")
 log = logging.getLogger("dchat.tokens")
 
 WALLET_KEY: Final = "tokens.wallets"
+PENDING_KEY: Final = "tokens.pending"
 SAVE_EVERY: Final = 1.0
+RETRY_EVERY: Final = 30.0
 BUY_TRIES: Final = 3
 _LIMITS: Final = DecodeLimits(max_size=4 * 1024 * 1024, max_depth=2, max_items=4096)
 
@@ -97,6 +115,7 @@ class TokenDesk:
             "payment_failed",
         )
         self._wallets: dict[str, TokenWallet] | None = None
+        self._purchases: TokenPurchases | None = None
         self._ids: dict[str, str] = {}  # relay HOST:PORT -> its node id (as bought)
         self._dirty = False
         self._lock = trio.Lock()  # one purchase (one transfer nonce) at a time
@@ -118,6 +137,25 @@ class TokenDesk:
                 except (DecodeError, TokenError, ValueError, TypeError) as exc:
                     log.warning("token wallet unreadable, starting empty: %s", exc)
         return self._wallets
+
+    async def _book(self) -> TokenPurchases:
+        if self._purchases is None:
+            blob = await self._user.state_get(PENDING_KEY)
+            try:
+                self._purchases = TokenPurchases.from_bytes(blob) if blob else TokenPurchases()
+            except PurchaseBookError as exc:
+                log.warning("pending token purchases unreadable: %s", exc)
+                self._purchases = TokenPurchases()
+        return self._purchases
+
+    async def _save_book(self) -> None:
+        book = await self._book()
+        for purchase, why in book.given_up:
+            log.warning(
+                "token purchase at %s given up (%s): tx %s", purchase.relay, why, purchase.tx
+            )
+        book.given_up.clear()
+        await self._user.state_put(PENDING_KEY, book.to_bytes())
 
     async def _save(self) -> None:
         wallets = await self._load()
@@ -146,6 +184,7 @@ class TokenDesk:
             return
         await self._load()
         self._user.pool.auth.paid = self.take
+        retry_at = trio.current_time()  # purchases left unfinished by the last run: at once
         while True:
             await trio.sleep(SAVE_EVERY)
             if self._dirty:
@@ -153,6 +192,48 @@ class TokenDesk:
                     await self._save()
                 except DchatError as exc:
                     log.warning("token wallet not saved: %s", type(exc).__name__)
+            if trio.current_time() >= retry_at:
+                retry_at = trio.current_time() + RETRY_EVERY
+                try:
+                    async with self._lock:
+                        await self._finish_pending()
+                except DchatError as exc:
+                    log.warning("pending token purchases not retried: %s", type(exc).__name__)
+
+    async def _finish_pending(self) -> None:
+        """Ask the relays again for the signatures of paid purchases still waiting."""
+        book = await self._book()
+        for purchase in book.due(time.time()):
+            try:
+                where = RelayAddress.parse(purchase.relay)
+                answer = await self._ask(where, purchase.request)
+                tokens = PendingTokens.from_bytes(purchase.pending).finalize(answer)
+            except RelayProtocolError as exc:
+                book.refused(purchase.ref, exc.code)
+                continue
+            except TokenError as exc:  # a bad answer (or state): nothing more to ask for
+                book.refused(purchase.ref, exc.code)
+                continue
+            except (OSError, DchatError):  # unreachable: later
+                continue
+            await self._keep(where, tokens)
+            book.finish(purchase.ref)
+            log.info("token purchase from %s finished: %d tokens", purchase.relay, len(tokens))
+        await self._save_book()
+
+    async def _keep(self, where: RelayAddress, tokens: list[Token]) -> int:
+        """Add bought ``tokens`` to the wallet of relay ``where`` and save it; how many it holds."""
+        relay = f"{where.host}:{where.port}"
+        wallets = await self._load()
+        wallets.setdefault(relay, TokenWallet()).add(tokens)
+        self._ids[relay] = str(NodeId(tokens[0].redeemer))
+        await self._save()
+        return len(wallets[relay])
+
+    @staticmethod
+    async def _ask(where: RelayAddress, request: bytes) -> bytes:
+        async with relay_session(where.host, where.port, expected_peer=where.node) as session:
+            return await session.token_buy(request)
 
     # -- buying -----------------------------------------------------------------------------
 
@@ -170,11 +251,7 @@ class TokenDesk:
                 raise NodeStateError(exc.code, str(exc)) from None
             except RelayProtocolError as exc:
                 raise NodeStateError(exc.code or "relay_refused", str(exc)) from None
-            wallets = await self._load()
-            wallets.setdefault(relay, TokenWallet()).add(tokens)
-            self._ids[relay] = str(NodeId(tokens[0].redeemer))
-            await self._save()
-        held = len(wallets[relay])
+            held = await self._keep(where, tokens)
         return {"relay": relay, "bought": len(tokens), "paid": paid, "tx": tx, "held": held}
 
     async def _buy(self, where: RelayAddress, body: BuyBody) -> tuple[list[Token], int, str]:
@@ -194,20 +271,44 @@ class TokenDesk:
             u.identity.signing_key, chain_id=self._chain.chain_id(),
             nonce=int(account.get("next_nonce", 0)), fee=body.fee, kind="transfer", body=transfer,
         )  # fmt: skip
-        await self._chain.submit(tx)
+        # Recorded before paying: if the answer never comes, the purchase is finished later.
+        book, ref = await self._book(), purchase_ref(request)
+        pinned = RelayAddress(where.host, where.port, NodeId(redeemer))
+        purchase = PendingPurchase(
+            str(pinned), ref, request.to_bytes(), pending.to_bytes(), amount, tx.hash.hex(),
+            int(time.time()),
+        )  # fmt: skip
+        try:
+            book.add(purchase)
+        except OverflowError:
+            raise NodeStateError("too_many_pending", "64 purchases wait for their tokens") from None
+        await self._save_book()
+        try:
+            await self._chain.submit(tx)
+        except NodeStateError as exc:
+            if exc.code == "payment_failed":  # refused by the chain: nothing was paid
+                book.finish(ref)
+                await self._save_book()
+            raise
         for attempt in range(BUY_TRIES):
             try:
-                async with relay_session(
-                    where.host, where.port, expected_peer=NodeId(redeemer)
-                ) as session:
-                    answer = await session.token_buy(request.to_bytes())
-                return pending.finalize(answer), amount, tx.hash.hex()
+                answer = await self._ask(pinned, request.to_bytes())
+                tokens = pending.finalize(answer)
             except RelayProtocolError as exc:
-                retry = exc.code in ("unpaid", "chain_unreachable", None)
-                if not retry or attempt == BUY_TRIES - 1:
+                if not book.refused(ref, exc.code):
+                    await self._save_book()
                     raise
+            except (OSError, DchatError):
+                pass  # the relay is unreachable: retried below, then in the background
+            else:
+                book.finish(ref)
+                await self._save_book()
+                return tokens, amount, tx.hash.hex()
+            if attempt < BUY_TRIES - 1:
                 await trio.sleep(1.0 + attempt)  # the relay's light client may lag a block
-        raise AssertionError("unreachable")
+        raise NodeStateError(
+            "pending", "paid; the relay has not signed yet: the node keeps asking (dchat tokens)"
+        )
 
     async def status(self) -> dict[str, Any]:
         """The ``tokens`` part of a user node's ``/status``: held in all, per relay."""
@@ -218,7 +319,8 @@ class TokenDesk:
         except DchatError:
             return {}
         held = {relay: len(wallet) for relay, wallet in sorted(wallets.items())}
-        return {"tokens": {"held": sum(held.values()), "relays": held}}
+        waiting = len(await self._book())
+        return {"tokens": {"held": sum(held.values()), "relays": held, "pending": waiting}}
 
     async def listing(self) -> dict[str, Any]:
         """``GET /v1/tokens``."""
@@ -238,7 +340,8 @@ class TokenDesk:
                     "epochs": {str(e): n for e, n in sorted(epochs.items())},
                 }
             )
-        return {"total": sum(r["count"] for r in relays), "relays": relays}
+        pending = (await self._book()).listing()
+        return {"total": sum(r["count"] for r in relays), "relays": relays, "pending": pending}
 
 
 def add_token_routes(app: FastAPI, node: Node, auth: list[Depends]) -> TokenDesk:

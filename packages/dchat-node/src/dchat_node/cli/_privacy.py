@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -15,6 +15,8 @@ from ._guardians import api_call
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from dchat_sdk import CoverTraffic
 
 __all__ = ("privacy_app",)
 
@@ -41,7 +43,7 @@ def cover(
     data_dir: Path = ctx.find_root().obj
     with guard(lambda: RemoteClient.from_data_dir(data_dir)) as client:
         if state is None:
-            reply: dict[str, Any] = guard(client.cover_traffic)
+            reply: CoverTraffic = guard(client.cover_traffic)
         else:
             reply = guard(lambda: client.set_cover_traffic(state == "on", budget))
     _out.print_json(json.dumps(reply))

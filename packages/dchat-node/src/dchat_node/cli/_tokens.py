@@ -54,6 +54,11 @@ def balance(ctx: typer.Context, as_json: Json = False) -> None:
     for relay in reply["relays"]:
         epochs = ", ".join(f"epoch {e}: {n}" for e, n in relay["epochs"].items())
         lines.append(f"{relay['relay']}  {relay['count']}  ({epochs or 'none'})")
+    for waiting in reply.get("pending", []):
+        lines.append(
+            f"paid {waiting['paid']} at {waiting['relay']} (tx {waiting['tx']}): "
+            "waiting for the relay's signatures; the node keeps asking"
+        )
     show_json_or(as_json, reply, "\n".join(lines))
 
 

@@ -105,7 +105,7 @@ class DeviceService:
         local = await self.load()
         if local is not None and local.linked:
             return ContactCard.from_bytes(local.card)
-        return self._user.card
+        return await self._user.exported_card()
 
     def _identity_key(self) -> SigningKey:
         if not self._user.has_identity:

@@ -163,8 +163,7 @@ class UserService(MailDelivery):
             identity = Identity.generate()
         else:
             identity = await trio.to_thread.run_sync(Identity.from_phrase, phrase)
-        stealth = StealthKeys.from_seed(identity.signing_key.to_bytes()).meta_address.to_bytes()
-        card = ContactCard.issue(identity, name=name, relays=relays, stealth=stealth)
+        card = ContactCard.issue(identity, name=name, relays=relays, stealth=_stealth(identity))
         keystore = await trio.to_thread.run_sync(identity.to_keystore, self._passphrase)
         await self._store.run(
             self._store.db.identity.save,
@@ -178,6 +177,15 @@ class UserService(MailDelivery):
         _log.info("identity created")
         await self.publish_prekeys_now(identity)
         return identity
+
+    async def exported_card(self) -> ContactCard:
+        """The card to hand out: one issued before stealth payments is re-issued (and
+        stored) with the identity's meta-address first."""
+        card = self.card.with_stealth(self.identity, _stealth(self.identity))
+        if card is not self.card:
+            await self._store.run(self._store.db.identity.set_card, card.to_bytes())
+            self.engines.set_main(self.identity, card)
+        return card
 
     def mailboxes_changed(self) -> None:
         """The mailboxes to drain changed: the mailbox task re-reads them."""
@@ -302,6 +310,11 @@ class UserService(MailDelivery):
         if waiting:
             self._wake_sessions.set()
         self._wake_outbox.set()
+
+
+def _stealth(identity: Identity) -> bytes:
+    """The stealth meta-address an identity's cards publish (derived from its key)."""
+    return StealthKeys.from_seed(identity.signing_key.to_bytes()).meta_address.to_bytes()
 
 
 def _directory_routes(config: NodeConfig) -> Callable[..., Any] | None:
