@@ -15,6 +15,7 @@ from dchat_crypto import SigningKey
 from dchat_network import RelayHost, RelayLimits, RelayReply, RelayServer, relay_session
 from dchat_network.lowlevel import (
     ONION_PACKET_SIZE,
+    OnionFetchError,
     OnionKeyRecord,
     OnionKeys,
     OnionPool,
@@ -25,7 +26,7 @@ from dchat_network.lowlevel import (
 )
 from dchat_privacy import ReplyBook
 from dchat_privacy.lowlevel import MAX_REPLY_DATA, ReplayedPacketError, ReplyGift
-from dchat_testing import MemoryMailboxStore
+from dchat_testing import MemoryMailboxStore, MemoryPrekeyStore
 
 WAIT = 20
 
@@ -46,7 +47,8 @@ async def relays(tmp: Path, count: int = 3) -> AsyncIterator[list[tuple[RelayHos
         for number in range(count):
             store = MemoryMailboxStore()
             limits = RelayLimits(observe_log=str(tmp / f"relay{number}.jsonl"))
-            host = RelayHost(RelayServer(store, _mailbox_of), run, trio.current_time, limits=limits)
+            server = RelayServer(store, _mailbox_of, prekeys=MemoryPrekeyStore())
+            host = RelayHost(server, run, trio.current_time, limits=limits)
             host.store = store  # type: ignore[attr-defined]
             key = SigningKey.generate()
             with trio.fail_after(WAIT):
@@ -88,6 +90,36 @@ async def test_an_onion_deposit_lands_at_the_mailbox_relay_through_two_others(
     first_hop_requests = [e for e in _log(tmp_path, 0) if e["ev"] == "request"]
     assert all(e["mb"] == [] for e in first_hop_requests)  # the first hop never sees the mailbox
     assert all(e["size"] < ONION_PACKET_SIZE + 64 for e in first_hop_requests)
+
+
+async def test_a_prekey_fetch_goes_through_an_onion_and_no_relay_sees_who_asks(
+    tmp_path: Path,
+) -> None:
+    mailbox_key = SigningKey.generate()
+    box = bytes(MailboxId.derive(mailbox_key.public_key.to_bytes()))
+    async with relays(tmp_path) as hosts:
+        (_, a), (_, b), (_, c) = hosts
+        async with relay_session(c.host, c.port, node_key=mailbox_key) as owner:
+            with trio.fail_after(WAIT):
+                await owner.put_prekeys(box, b"last", [(1, b"one-time-1")], replace=True)
+        pool = OnionPool(onion_relays=[a, b], now=trio.current_time)
+        with trio.fail_after(WAIT):
+            first = await pool.get_prekeys_from([c.hostport], box, onion=True)
+            second = await pool.get_prekeys_from([c.hostport], box, onion=True)
+        assert (first, second) == (b"one-time-1", b"last")  # taken as a direct fetch takes
+        assert pool.onion_results["fetched"] == 2
+        other = bytes(32)  # a mailbox with no bundle: a typed failure, never a direct fetch
+        with trio.fail_after(WAIT), pytest.raises(OnionFetchError) as none:
+            await pool.get_prekeys_from([c.hostport], other, onion=True)
+        assert none.value.code == "none"
+        await pool.aclose()
+    # Only the mailbox relay learns the mailbox, from an onion relay b handed it (loopback
+    # addresses are all alike here; the node's adversary test compares real addresses).
+    fetches = [(n, e["mb"]) for n in range(3) for e in _log(tmp_path, n) if e["ev"] == "fetch"]
+    assert fetches == [(2, [box.hex()])] * 2 + [(2, [bytes(32).hex()])]
+    assert all(e["mb"] == [] for n in (0, 1) for e in _log(tmp_path, n) if e["ev"] == "request")
+    ops = {e.get("op") for e in _log(tmp_path, 2) if e["ev"] == "request"}
+    assert "RelayPrekeyGet" not in ops
 
 
 async def test_bad_and_replayed_onions_are_answered_and_the_link_goes_on(tmp_path: Path) -> None:

@@ -11,10 +11,15 @@ each other twice: first with onion mode off (phase A), then with it on for
 every identity (phase B). :func:`who_wrote_to_whom` holds all three logs and
 the address book of the users; what it tries is written there. It names
 alice -> bob and carol -> alice from phase A's events, and no writer at all
-from phase B's. Then (phase C) bob answers alice, who wrote to him in onion
-mode and so gave him single-use reply blocks (protocol §45): the answer reaches
-alice, and no log shows bob's address at alice's mailbox relay or bob's
-connections naming any mailbox or tag alice reads.
+from phase B's. :func:`who_fetched_whose_keys` does the same for
+prekey bundle fetches (a fetch by address is a contact link too): it names
+carol fetching alice's bundle and alice bob's before phase B (adding a contact
+sets its session up), and nobody in phase B, where bob and carol add each
+other and set their sessions up through onion fetches (protocol §46). Then
+(phase C) bob answers alice, who wrote to him in onion mode and so gave him
+single-use reply blocks (protocol §45): the answer reaches alice, and no log
+shows bob's address at alice's mailbox relay or bob's connections naming any
+mailbox or tag alice reads.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ pytestmark = pytest.mark.slow
 USERS = {"alice": "127.0.0.2", "bob": "127.0.0.3", "carol": "127.0.0.4"}
 DEPOSITS = {"RelayPut", "RelayPutMany"}
 OWNER_READS = {"RelayPull", "RelayFetch"}
+OWNER_WRITES = {"RelayPrekeyPut", "RelayPrekeyCount"}
 
 Event = dict[str, Any]
 
@@ -104,6 +110,46 @@ def who_wrote_to_whom(logs: list[list[Event]], users: dict[str, str]) -> set[tup
         for box in e["mb"]:
             pairs |= {(who, reader) for reader in readers.get(box, set()) if reader != who}
     return pairs
+
+
+def who_fetched_whose_keys(
+    logs: list[list[Event]], users: dict[str, str], owners_from: list[list[Event]]
+) -> set[tuple[str, str]]:
+    """The (asker, owner) pairs of prekey bundle fetches an adversary holding every log can name.
+
+    What it tries, for each fetch any relay saw (a ``prekeys_get`` request, or
+    the ``fetch`` at the last hop of a fetch onion): the asker is the user
+    whose address the fetching connection came from or, for an onion fetch,
+    the user whose connection handed the previous relay the very packet it
+    forwarded (as :func:`who_wrote_to_whom` follows deposits); the owner is
+    the user whose connection publishes prekeys to, or reads, the mailbox the
+    fetch names (from ``owners_from``: all the logs, since links outlive phases).
+    Not tried: timing (see :func:`who_wrote_to_whom`).
+    """
+    by_address = {address: name for name, address in users.items()}
+
+    def user_at(peer: str) -> str | None:
+        return by_address.get(peer.rsplit(":", 1)[0])
+
+    owners: dict[str, str] = {}
+    for e in (e for log in owners_from for e in log):
+        own = e["ev"] == "request" and e["op"] in OWNER_READS | OWNER_WRITES
+        if own and (who := user_at(e["peer"])):
+            owners |= dict.fromkeys(e["mb"], who)
+    events = [e for log in logs for e in log]
+    received = [e for e in events if e["ev"] == "request" and "pkt" in e]
+    forwarded = {e["digest"]: e for e in events if e["ev"] == "forward"}
+    pairs: set[tuple[str, str]] = set()
+    for e in events:
+        direct = e["ev"] == "request" and e["op"] == "RelayPrekeyGet"
+        if not direct and e["ev"] != "fetch":
+            continue
+        asker = user_at(e["peer"])
+        for onion in (r for r in received if asker is None and r["peer"] == e["peer"]):
+            if onion["pkt"] in forwarded:  # the hop before logs no sender with it
+                asker = asker or user_at(forwarded[onion["pkt"]].get("peer", ""))
+        pairs |= {(asker, owners[box]) for box in e["mb"] if asker and box in owners}
+    return {(asker, owner) for asker, owner in pairs if asker != owner}
 
 
 def _dchat(node: NodeProcess, *args: str) -> None:
@@ -217,13 +263,18 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
         a.send("bob", "a2")
         c.send("alice", "c2")
         b.send("alice", "b2")
+        # New contacts in onion mode: their sessions start with prekey fetches through onions.
+        b.add_contact("carol", c.card())
+        c.add_contact("bob", b.card())
+        b.send("carol", "b3")
         wait_until(
-            lambda: _settled(users, {"bob": ["a2"], "alice": ["c2", "b2"]}),
+            lambda: _settled(users, {"bob": ["a2"], "alice": ["c2", "b2"], "carol": ["b3"]}),
             timeout=60,
             what="phase B through onions",
         )
         status = a.status()
         phase_b = _logs(relays, middle)
+        everything = _logs(relays, 0)
         with relays[0].client() as relay:
             onions = relay.status()["onions"]
         # Phase C: bob answers alice under one of the reply blocks her a2 carried.
@@ -241,6 +292,8 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
             client.close()
     assert status["onion"]["identities"] == {status["identity_id"]: True, burner: True}
     assert len(status["onion"]["relays"]) == 3
+    assert status["onion"]["routes"] == "manual"  # onion_relays set: the manual override
+    assert status["onion"]["route_error"] is None
     assert onions["peeled"] >= 1
     named_a = who_wrote_to_whom(phase_a, USERS)
     assert {("alice", "bob"), ("carol", "alice")} <= named_a  # the script works
@@ -248,6 +301,14 @@ def test_relays_logging_everything_cannot_say_who_wrote_to_whom_in_onion_mode(
     assert len(deposits_b) >= 3  # every phase B envelope arrived as an onion deposit
     assert not [e for log in phase_b for e in log if e.get("op") in DEPOSITS]  # none directly
     assert who_wrote_to_whom(phase_b, USERS) == set()  # and no writer can be named
+    # Prekey fetches: by address before B (the script works), through onions in B.
+    before_b = [[e for e in log if e["at"] <= middle] for log in everything]
+    named = who_fetched_whose_keys(before_b, USERS, everything)
+    assert {("carol", "alice"), ("alice", "bob")} <= named
+    fetches_b = [e for log in phase_b for e in log if e["ev"] == "fetch"]
+    assert fetches_b  # bob's fetch of carol's bundle arrived as an onion fetch
+    assert not [e for log in phase_b for e in log if e.get("op") == "RelayPrekeyGet"]
+    assert who_fetched_whose_keys(phase_b, USERS, everything) == set()
     # Phase C: the answer went under alice's block, never near her relay or mailbox.
     assert answered.get("stored", 0) >= 1
     assert given["supply"] == 3

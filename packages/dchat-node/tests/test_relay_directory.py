@@ -13,6 +13,7 @@ status`` shows one relay's load, quota and verified chain-side figures.
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,13 @@ import pytest
 import trio
 from typer.testing import CliRunner
 
-from dchat_chain.lowlevel import InvalidStateProofError, NetPlan
+from dchat_chain.lowlevel import (
+    ONION_DIRECTORY_FILE,
+    InvalidStateProofError,
+    NetPlan,
+    NoDiverseRouteError,
+    OnionDirectory,
+)
 from dchat_core import IdentityId, MailboxId, NodeId, canonical_decode, canonical_encode
 from dchat_crypto import KdfParams, SigningKey
 from dchat_messaging import SealedEnvelope
@@ -200,6 +207,16 @@ def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
             CliRunner().invoke(node_app, ["relays", "--data-dir", str(user_dir), "--json"]).output
         )
         assert shown["relays"] == home["relays"]
+        # Onion hops come from the same view; two of its three relays share "eu",
+        # so no route of three distinct operators and regions exists: refused.
+        onions = OnionDirectory.from_json((user_dir / ONION_DIRECTORY_FILE).read_text())
+        listed = sorted(f"{by_link[link]}@{link}" for link in links)
+        assert sorted(address for address, _, _ in onions.candidates) == listed
+        for address, _, _ in onions.candidates:
+            with pytest.raises(NoDiverseRouteError):
+                onions.route(address, random.Random(1))
+        mode = httpx.get(user.info["url"] + "/v1/privacy/onion", headers=headers, timeout=5)
+        assert mode.json()["onion"]["routes"] == "directory"
     finally:
         user.kill()
     # A restart keeps the pinned relays (nothing became ineligible).

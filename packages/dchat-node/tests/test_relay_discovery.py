@@ -6,6 +6,7 @@ validators) is in test_relay_directory.py; these tests need no process.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,37 @@ def test_relays_shows_the_pinned_choice(tmp_path: Path) -> None:
     assert HomeRelays.from_json(out) == PINNED
     code, out = _run("relays", "--data-dir", str(tmp_path), "--refresh")
     assert (code, "DiscoveryError" in out) == (1, True)  # discovery is not configured
+
+
+def test_onion_routes_come_from_the_stored_directory_unless_onion_relays_are_set(
+    tmp_path: Path,
+) -> None:
+    from dchat_chain.lowlevel import (
+        ONION_DIRECTORY_FILE,
+        DirectoryView,
+        OnionDirectory,
+        RelayListing,
+    )
+    from dchat_core import RelayAddress
+    from dchat_node.user._service import _directory_routes
+
+    regions = ["eu", "us", "asia"]
+    entries = tuple(
+        RelayListing(bytes([i]) * 32, f"10.0.0.{i}:7400", r, bytes([i]) * 32, bytes([i]) * 32)
+        for i, r in enumerate(regions, 1)
+    )
+    view = DirectoryView(entries, {e.stake_ref: 1 for e in entries})
+    (tmp_path / ONION_DIRECTORY_FILE).write_text(OnionDirectory.from_view(view, 1).to_json())
+    routes = _directory_routes(_config(tmp_path))
+    assert routes is not None
+    last = RelayAddress.parse(entries[0].address)
+    route = routes(last, random.Random(2))
+    assert route[-1] == last
+    assert {str(hop) for hop in route[:-1]} == {entries[1].address, entries[2].address}
+    manual = load_config(
+        tmp_path,
+        overrides={"relay_discovery": True, "onion_relays": [entries[1].address]},
+        environ={},
+    )
+    assert _directory_routes(manual) is None  # the manual override wins
+    assert _directory_routes(load_config(tmp_path, environ={})) is None  # discovery off

@@ -41,7 +41,9 @@ application of its own, a simulation or a test harness.
   ``DirectoryAnswerError``; ``choose_home_relays``,
   ``ChoicePolicy``, ``RelayDiscovery``, ``HomeRelays``, ``PinnedRelay``, ``operator_groups`` and
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
-  ``NotEnoughRelaysError``), ``PinnedRelaysError``
+  ``NotEnoughRelaysError``, ``NoDiverseRouteError``), ``PinnedRelaysError``; onion routes
+  from the same view: ``OnionDirectory`` (stored as ``ONION_DIRECTORY_FILE``,
+  ``OnionDirectoryError``)
   per-height timing bookkeeping ``HeightTimeline``, ``sent_step``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
@@ -187,6 +189,10 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._onion_routes import ONION_DIRECTORY_FILE as ONION_DIRECTORY_FILE
+from ._onion_routes import NoDiverseRouteError as NoDiverseRouteError
+from ._onion_routes import OnionDirectory as OnionDirectory
+from ._onion_routes import OnionDirectoryError as OnionDirectoryError
 from ._payments import PaymentRecord as PaymentRecord
 from ._payments import decode_payment_record as decode_payment_record
 from ._payments import payment_key as payment_key
@@ -341,9 +347,13 @@ __all__ = (
     "MerkleProof",
     "MerkleTree",
     "NetPlan",
+    "NoDiverseRouteError",
     "NonceError",
     "NotCertifiedError",
     "NotEnoughRelaysError",
+    "ONION_DIRECTORY_FILE",
+    "OnionDirectory",
+    "OnionDirectoryError",
     "OrderRecord",
     "PaymentRecord",
     "PeerAddress",

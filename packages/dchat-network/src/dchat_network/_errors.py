@@ -78,6 +78,21 @@ class OnionRefusedError(RelayProtocolError):
         self.code = code
 
 
+class OnionFetchError(RelayProtocolError):
+    """A prekey fetch through an onion failed: ``code`` says how (protocol §46).
+
+    ``bad_reply`` (malformed or forged answer), ``replayed`` (its reply block
+    already opened one), ``none`` (the mailbox relay holds no bundle),
+    ``too_big``, or an ``onion_done`` result of a hop (``unreachable``, ...).
+    """
+
+    code: str
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"onion fetch failed: {code} {detail}".rstrip())
+        self.code = code
+
+
 class OnionKeyError(DchatNetworkError, PeerError, ValueError):
     """A relay's onion key record is malformed, expired or not signed by the expected node."""
 

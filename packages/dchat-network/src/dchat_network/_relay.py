@@ -109,7 +109,15 @@ from ._relay_blob_wire import (
     BlobOpen,
     BlobPut,
 )
-from ._relay_onion_wire import ONION_DECODERS, OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
+from ._relay_onion_wire import (
+    ONION_DECODERS,
+    OnionDone,
+    OnionFetched,
+    OnionFetchPut,
+    OnionKeyIs,
+    OnionKeyQuery,
+    OnionPut,
+)
 from ._relay_proof_wire import PROOF_DECODERS, RingHeld, RingSet, ZkContexts, ZkGet
 from ._relay_token_wire import (
     TOKEN_DECODERS,
@@ -461,6 +469,8 @@ RelayMessage = (
     | OnionKeyIs
     | OnionPut
     | OnionDone
+    | OnionFetchPut
+    | OnionFetched
     | TokenOfferAsk
     | TokenOffered
     | TokenBuy
@@ -539,6 +549,8 @@ def encode_relay_message(message: RelayMessage) -> bytes:
         case TopicPublish() | TopicPublished() | TopicRead() | TopicPosts():
             rid, body = message.rid, message.fields()
         case OnionKeyQuery() | OnionKeyIs() | OnionPut() | OnionDone():
+            rid, body = message.rid, message.fields()
+        case OnionFetchPut() | OnionFetched():
             rid, body = message.rid, message.fields()
         case RingSet() | RingHeld() | ZkGet() | ZkContexts():
             rid, body = message.rid, message.fields()

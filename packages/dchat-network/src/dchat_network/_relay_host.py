@@ -75,7 +75,7 @@ from ._relay import RelayBusy, RelayError, decode_relay_message, encode_relay_me
 from ._relay_limits import RelayGuard, RelayLimits, retry_ms, source_of
 from ._relay_observe import ObserveLog, digest, named_mailboxes
 from ._relay_onion_host import OnionHosting
-from ._relay_onion_wire import OnionKeyQuery, OnionPut
+from ._relay_onion_wire import OnionFetchPut, OnionKeyQuery, OnionPut
 from ._relay_queue import WorkQueue
 from ._relay_server import RelayReply, RelayWork
 from ._relay_token_wire import TokenBuy
@@ -262,7 +262,7 @@ class RelayHost(OnionHosting):
                 seen = self._wakeups.version(key)
                 try:
                     if isinstance(work, RelayWork) and isinstance(
-                        work.request, OnionKeyQuery | OnionPut
+                        work.request, OnionKeyQuery | OnionPut | OnionFetchPut
                     ):
                         reply = await self.answer_onion(work.request, link.source, now)
                     elif isinstance(work, RelayWork) and isinstance(work.request, TokenBuy):
@@ -299,7 +299,8 @@ class RelayHost(OnionHosting):
         """Record a request in the observe log (what this relay could keep about it)."""
         assert self.observer is not None
         request = work.request if isinstance(work, RelayWork) else work.message
-        packet = {"pkt": digest(request.packet)} if isinstance(request, OnionPut) else {}
+        onion = request if isinstance(request, OnionPut | OnionFetchPut) else None
+        packet = {"pkt": digest(onion.packet)} if onion is not None else {}
         self.observer.write(
             "request",
             peer=source,

@@ -19,7 +19,15 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._relay import RelayFetch, RelayPull, RelayPut, RelayPutMany
+from ._relay import (
+    RelayFetch,
+    RelayPrekeyCount,
+    RelayPrekeyGet,
+    RelayPrekeyPut,
+    RelayPull,
+    RelayPut,
+    RelayPutMany,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +47,8 @@ def named_mailboxes(request: RelayMessage) -> list[str]:
     """The mailboxes (or tags) a request names, in hex."""
     match request:
         case RelayPut() | RelayFetch() | RelayPull():
+            return [request.mailbox.hex()]
+        case RelayPrekeyGet() | RelayPrekeyPut() | RelayPrekeyCount():  # whose keys
             return [request.mailbox.hex()]
         case RelayPutMany():
             return [mailbox.hex() for mailbox, _ in request.items]

@@ -61,9 +61,11 @@ from dchat_privacy import OnionPrivateKey, OnionPublicKey, OnionRelay, SphinxErr
 from dchat_privacy.lowlevel import (
     BODY_SIZE,
     DEFAULT_REPLAY_ENTRIES,
+    REPLY_BLOCK_SIZE,
     Deliver,
     ReplayCacheFullError,
     ReplayedPacketError,
+    ReplyBlock,
     read_body,
 )
 
@@ -81,6 +83,7 @@ __all__ = (
     "MAX_ONION_ENVELOPE",
     "ONION_HOPS",
     "OnionDeposit",
+    "OnionFetch",
     "OnionHop",
     "OnionKeyRecord",
     "OnionKeys",
@@ -218,6 +221,14 @@ class OnionDeposit:
     raw 4096-byte body, which the relay files as a reply envelope with this id."""
 
 
+@dataclass(frozen=True, slots=True)
+class OnionFetch:
+    """The last hop of a fetch onion (§46): answer ``mailbox``'s prekey bundle through ``block``."""
+
+    mailbox: bytes
+    block: ReplyBlock
+
+
 class Reassembly:
     """A mailbox relay's pieces of envelopes that came in several onions (sans-IO).
 
@@ -327,7 +338,7 @@ class OnionKeys:
         self._advance(now)
         return self._record
 
-    def peel(self, packet: bytes, now: float) -> OnionHop | OnionDeposit:
+    def peel(self, packet: bytes, now: float) -> OnionHop | OnionDeposit | OnionFetch:
         """Peel one layer of ``packet``: where it goes next, or what to deposit.
 
         Raises:
@@ -338,12 +349,13 @@ class OnionKeys:
         self._advance(now)
         try:
             step = self._relay.process(packet)
-            if isinstance(step, Deliver):
+            result: OnionHop | OnionDeposit | OnionFetch
+            if isinstance(step, Deliver) and _is_fetch(step.payload):
+                result = _read_fetch(step.payload, read_body(step.body))
+            elif isinstance(step, Deliver):
                 mailbox, auth, fragment, reply = _read_deposit(step.payload)
                 if reply:  # a reply's body is sealed for the block's owner: kept whole
-                    result: OnionHop | OnionDeposit = OnionDeposit(
-                        mailbox, step.body, auth, None, step.reply_id
-                    )
+                    result = OnionDeposit(mailbox, step.body, auth, None, step.reply_id)
                 else:
                     result = OnionDeposit(mailbox, read_body(step.body), auth, fragment)
             else:
@@ -359,6 +371,50 @@ class OnionKeys:
             raise OnionRefusedError("bad_onion") from None
         self.peeled += 1
         return result
+
+    def peel_reply(self, message: bytes, now: float) -> bytes:
+        """Peel one layer of a fetch's reply on its way back (§46): what to answer.
+
+        A relay that forwarded a fetch onion peels the answer it got back: its
+        reply-block layer names no next hop (``{"back": 1}``), the answer goes
+        to whoever handed it the onion. The result is the next relay's message,
+        or, for the reply block's last hop (the sender's first relay),
+        ``reply id (16) || body (4096)`` for the sender to open.
+
+        Raises:
+            OnionRefusedError: as :meth:`peel` (``bad_onion``, ``replayed``, ``busy``).
+        """
+        self._advance(now)
+        try:
+            step = self._relay.process(message)
+            if Fields(canonical_decode(step.payload, _LIMITS), "reply hop", frozenset({"back"})
+                      ).get_int("back", hi=1) != 1:  # fmt: skip
+                raise DecodeError("a reply hop says back")
+        except ReplayedPacketError:
+            self.refused += 1
+            raise OnionRefusedError("replayed") from None
+        except ReplayCacheFullError:
+            self.refused += 1
+            raise OnionRefusedError("busy") from None
+        except (SphinxError, DecodeError):
+            self.refused += 1
+            raise OnionRefusedError("bad_onion") from None
+        self.peeled += 1
+        return step.reply_id + step.body if isinstance(step, Deliver) else step.message
+
+
+def _is_fetch(payload: bytes) -> bool:
+    value = canonical_decode(payload, _LIMITS)
+    return isinstance(value, dict) and "fetch" in value
+
+
+def _read_fetch(payload: bytes, body: bytes) -> OnionFetch:
+    f = Fields(canonical_decode(payload, _LIMITS), "onion fetch", frozenset({"fetch", "what"}))
+    if f.get_str("what", max_len=16) != "prekeys":
+        raise DecodeError("an onion fetch asks for prekeys")
+    if len(body) != REPLY_BLOCK_SIZE:
+        raise DecodeError("an onion fetch carries one reply block")
+    return OnionFetch(f.get_bytes("fetch", size=32), ReplyBlock.from_bytes(body))
 
 
 def _read_forward(payload: bytes) -> RelayAddress:

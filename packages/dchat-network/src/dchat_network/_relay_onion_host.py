@@ -8,6 +8,11 @@ deposit is served as a ``put`` of its envelope into its mailbox
 (:meth:`RelayServer.serve`, in the worker, in the work queue's turn, woken
 pulls included), so every put rule applies. Refusals are ``onion_done``
 answers, never link errors.
+
+``onion_fetch`` (§46) is peeled the same way; a forwarding relay peels the
+answer it gets back (:meth:`OnionKeys.peel_reply`) before it answers; the
+mailbox relay takes one prekey bundle as a ``prekeys_get`` would (in the
+worker, in its turn) and answers it through the fetch's reply block.
 """
 
 from __future__ import annotations
@@ -17,11 +22,28 @@ import functools
 from typing import TYPE_CHECKING
 
 from ._errors import OnionRefusedError
-from ._relay import RelayBusy, RelayError, RelayPut, RelayStored, encode_relay_message
+from ._onion_fetch import answer_fetch
+from ._relay import (
+    RelayBusy,
+    RelayError,
+    RelayPrekeyBundle,
+    RelayPrekeyGet,
+    RelayPut,
+    RelayStored,
+    encode_relay_message,
+)
 from ._relay_observe import digest
-from ._relay_onion import OnionDeposit, OnionHop, OnionKeys, Reassembly
+from ._relay_onion import OnionDeposit, OnionFetch, OnionHop, OnionKeys, Reassembly
 from ._relay_onion_pool import OnionPool
-from ._relay_onion_wire import ONION_RESULTS, OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
+from ._relay_onion_wire import (
+    ONION_RESULTS,
+    OnionDone,
+    OnionFetched,
+    OnionFetchPut,
+    OnionKeyIs,
+    OnionKeyQuery,
+    OnionPut,
+)
 from ._relay_server import RelayReply
 
 if TYPE_CHECKING:
@@ -75,16 +97,20 @@ class OnionHosting:
         }
 
     async def answer_onion(
-        self, request: OnionKeyQuery | OnionPut, source: str, now: float
+        self, request: OnionKeyQuery | OnionPut | OnionFetchPut, source: str, now: float
     ) -> RelayReply:
-        """The answer to an ``okey`` or ``onion`` request from a link at ``source``."""
+        """The answer to an ``okey``, ``onion`` or ``onion_fetch`` request from ``source``."""
         keys, forwarder, pieces = self.onion, self.forwarder, self.pieces
         if keys is None or forwarder is None or pieces is None:
             return _reply(RelayError(request.rid, "unsupported", "this relay peels no onions"))
         if isinstance(request, OnionKeyQuery):
             return _reply(OnionKeyIs(request.rid, keys.record(now)))
+        if isinstance(request, OnionFetchPut):
+            return _reply(await self._answer_fetch(keys, forwarder, request, source, now))
         try:
             step = keys.peel(request.packet, now)
+            if isinstance(step, OnionFetch):  # a fetch sent as a deposit
+                return _reply(OnionDone(request.rid, "bad_onion"))
             if not isinstance(step, OnionHop) and step.fragment is not None:
                 whole = pieces.add(step, now)
                 if whole is None:
@@ -114,6 +140,39 @@ class OnionHosting:
         reply = await self._in_turn(call, source, authorised)
         self._wake(reply.notify)
         return _reply(OnionDone(request.rid, _result(reply.message)))
+
+    async def _answer_fetch(
+        self,
+        keys: OnionKeys,
+        forwarder: OnionPool,
+        request: OnionFetchPut,
+        source: str,
+        now: float,
+    ) -> OnionFetched:
+        try:
+            step = keys.peel(request.packet, now)
+        except OnionRefusedError as exc:
+            return OnionFetched(request.rid, exc.code)
+        if isinstance(step, OnionHop):
+            if self.observer is not None:
+                self.observer.write("forward", to=step.to.hostport, digest=digest(step.packet))
+            answer = await forwarder.forward_fetch(step.to, step.packet)
+            if answer.result != "ok":
+                return OnionFetched(request.rid, answer.result)
+            try:  # our layer of the reply block: the answer changes here too
+                return OnionFetched(request.rid, "ok", keys.peel_reply(answer.data, self._now()))
+            except OnionRefusedError as exc:
+                return OnionFetched(request.rid, exc.code)
+        if not isinstance(step, OnionFetch):  # a deposit sent as a fetch
+            return OnionFetched(request.rid, "bad_onion")
+        if self.observer is not None:  # the peer is a relay, never the sender
+            self.observer.write("fetch", peer=source, mb=[step.mailbox.hex()])
+        get = RelayPrekeyGet(request.rid, step.mailbox)
+        call = functools.partial(self.server.serve, b"", get, now)
+        reply = await self._in_turn(call, source, False)
+        message = reply.message
+        bundle = message.bundle if isinstance(message, RelayPrekeyBundle) else None
+        return OnionFetched(request.rid, "ok", answer_fetch(step.block, bundle))
 
     def _as_reply(self, step: OnionDeposit) -> OnionDeposit:
         if self.wrap_reply is None or step.reply_id is None:

@@ -6,7 +6,12 @@ whose relay text is an onion route (:func:`onion_route`, ``onion:`` in front
 of the mailbox relay's address) is wrapped, one onion per envelope, for a
 route of :data:`~dchat_network._relay_onion.ONION_HOPS` relays: two drawn
 from :attr:`OnionPool.onion_relays` (distinct hosts where possible), then
-the mailbox relay. Each relay's signed onion key record is fetched once per
+the mailbox relay; or, given ``routes`` (a user node with relay discovery:
+:meth:`dchat_chain.lowlevel.OnionDirectory.route`), the whole route from the
+chain's directory, each hop of another operator and network. A route that
+cannot be had is an onion failure (its error's name, e.g.
+``NoDiverseRouteError``, kept in :attr:`OnionPool.route_error`), never a
+direct put. Each relay's signed onion key record is fetched once per
 epoch over a pooled link and verified against the relay's pinned node id, or
 the key its link proved. The first hop answers once the last one stored the
 envelope (or refused it), so the outbox settles onion deposits like direct
@@ -22,6 +27,10 @@ from :attr:`OnionPool.reply_blocks` at send time, to the block's first relay
 only; with none left the entry fails ``no_reply_block`` and waits in the
 outbox for the next supply (never a direct put). :meth:`OnionPool.reply_gifts`
 builds the blocks a user in onion mode gives away.
+In onion mode a prekey-bundle fetch goes through an onion too
+(:meth:`OnionPool.get_prekeys_from` with ``onion=True``, protocol §46): a
+route as for a deposit, the answer back through a single-use reply block
+(:mod:`._onion_fetch`) the pool's :attr:`OnionPool.replies` book opens.
 
 A relay forwards through the same pool (:meth:`OnionPool.forward`): one
 pooled link per next relay, with a random key, pinned to the node id the
@@ -39,11 +48,17 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from dchat_core import DchatError, RelayAddress
-from dchat_privacy import write_reply
+from dchat_core import DchatError, InvalidRelayAddressError, RelayAddress
+from dchat_privacy import ReplyBook, write_reply
 from dchat_privacy.lowlevel import MAX_REPLY_DATA
 
-from ._errors import OnionKeyError, OnionRouteError, RelayBusyError
+from ._errors import (
+    OnionFetchError,
+    OnionKeyError,
+    OnionRouteError,
+    RelayBusyError,
+)
+from ._onion_fetch import build_onion_fetch, open_fetch_reply
 from ._relay_limits import entry_id_of
 from ._relay_links import RelayPool
 from ._relay_onion import (
@@ -54,6 +69,7 @@ from ._relay_onion import (
     split_envelope,
 )
 from ._relay_onion_reply import build_reply_gift, split_reply_route
+from ._relay_onion_wire import OnionFetched
 from ._session import RelaySession
 
 if TYPE_CHECKING:
@@ -90,6 +106,9 @@ class OnionPool(RelayPool):
         rng: Draws routes (a system RNG by default).
         now: The wall clock (key records have epochs in Unix time).
         hops: Relays per route, the mailbox relay included.
+        routes: Chooses a whole route ``(mailbox relay, rng) -> hops`` in place
+            of drawing from ``onion_relays`` (raises a ``DchatError`` when the
+            directory holds no acceptable route).
         unlinkable: As :class:`RelayPool` (for direct deposits and key fetches).
         tokens: As :class:`RelayPool`.
         **kwargs: As :class:`RelayPool` (``timeout``, ``max_bits``).
@@ -104,6 +123,7 @@ class OnionPool(RelayPool):
         rng: random.Random | None = None,
         now: Callable[[], float] = time.time,
         hops: int = ONION_HOPS,
+        routes: Callable[[RelayAddress, random.Random], Sequence[RelayAddress]] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(unlinkable=unlinkable, tokens=tokens, **kwargs)  # type: ignore[arg-type]
@@ -114,9 +134,14 @@ class OnionPool(RelayPool):
         self._rng = rng or random.SystemRandom()
         self._now = now
         self._hops = hops
+        self._routes = routes
+        self.route_error: str | None = None
+        """Why the last route could not be chosen (None: it was)."""
         self._records: dict[str, OnionKeyRecord] = {}
         self.onion_results: Counter[str] = Counter()
         """What became of the onions sent (``stored``, ``bad_onion``, ...)."""
+        self.replies = ReplyBook(max_pending=256)
+        """The reply blocks of this pool's fetches still waiting for their answer."""
         self.forwarded: Counter[str] = Counter()
         """What the next hops answered to the onions this relay forwarded."""
         self.reply_blocks: Callable[[bytes], Awaitable[ReplyGift | None]] | None = None
@@ -179,7 +204,8 @@ class OnionPool(RelayPool):
         self, last: RelayAddress, mailbox: bytes, count: int
     ) -> list[tuple[ReplyGift, ReplyKeys]]:
         """``count`` fresh reply blocks into ``mailbox`` at ``last`` (our mailbox relay),
-        each over its own route (two of :attr:`onion_relays`, then ``last``).
+        each over its own route (:meth:`route_to`: two relays of the directory's
+        routes or :attr:`onion_relays`, then ``last``).
 
         Raises:
             OnionRouteError: too few onion relays.
@@ -187,7 +213,7 @@ class OnionPool(RelayPool):
         """
         gifts = []
         for _ in range(count):
-            route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            route = self.route_to(last)
             hops = [(relay, await self.onion_key(relay)) for relay in route]
             gifts.append(build_reply_gift(hops, mailbox))
         return gifts
@@ -215,7 +241,7 @@ class OnionPool(RelayPool):
         pieces = split_envelope(envelope, os.urandom(16))
         result = "bad_onion"
         for number, (piece, fragment) in enumerate(pieces):
-            route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            route = self.route_to(last)
             hops = [(relay, await self.onion_key(relay)) for relay in route]
             frag = fragment if len(pieces) > 1 else None
             packet = build_onion_put(hops, mailbox, piece, auth, fragment=frag)
@@ -227,6 +253,30 @@ class OnionPool(RelayPool):
             if result != "partial" or number == len(pieces) - 1:
                 break  # a refusal ends the envelope (it is retried whole, new pieces)
         return "bad_onion" if result == "partial" else result
+
+    @property
+    def from_directory(self) -> bool:
+        """Whether routes come from the chain's directory (else from ``onion_relays``)."""
+        return self._routes is not None
+
+    def route_to(self, last: RelayAddress) -> list[RelayAddress]:
+        """A route ending at ``last`` (the mailbox relay).
+
+        Raises:
+            OnionRouteError: too few ``onion_relays``.
+            DchatError: the directory holds no acceptable route.
+        """
+        try:
+            if self._routes is None:
+                route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
+            else:
+                *hops, _ = self._routes(last, self._rng)
+                route = [*hops, last]
+        except DchatError as exc:
+            self.route_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.route_error = None
+        return route
 
     async def onion_key(self, relay: RelayAddress) -> OnionKeyRecord:
         """``relay``'s verified onion key record for now (fetched once per epoch).
@@ -250,6 +300,60 @@ class OnionPool(RelayPool):
         record = await self._call(relay.host, relay.port, fetch)
         self._records[relay.hostport] = record
         return record
+
+    async def get_prekeys_from(
+        self, relays: Sequence[str], mailbox: bytes, *, onion: bool = False
+    ) -> bytes:
+        """A bundle of ``mailbox`` from the first of ``relays`` that answers.
+
+        ``onion``: each fetch goes through an onion (§46), so no relay of
+        ``relays`` sees who asks; never falls back to a direct fetch.
+
+        Raises:
+            OnionFetchError, OnionRouteError, DchatError: the last relay's failure.
+        """
+        if not onion:
+            return await super().get_prekeys_from(relays, mailbox)
+        for number, text in enumerate(relays):
+            try:
+                return await self._fetch_one(RelayAddress.parse(split_route(text)[1]), mailbox)
+            except DchatError as exc:
+                self.onion_results[f"fetch_{getattr(exc, 'code', type(exc).__name__)}"] += 1
+                if number == len(relays) - 1:
+                    raise
+        raise InvalidRelayAddressError("no relay to fetch a prekey bundle from")
+
+    async def _fetch_one(self, last: RelayAddress, mailbox: bytes) -> bytes:
+        route = self.route_to(last)
+        hops = [(relay, await self.onion_key(relay)) for relay in route]
+        packet = build_onion_fetch(hops, mailbox, self.replies)
+        send = functools.partial(RelaySession.onion_fetch, packet=packet)
+        answer: OnionFetched = await self._call(route[0].host, route[0].port, send)
+        if answer.result != "ok":
+            if answer.result == "bad_onion":  # e.g. a hop restarted (a new key)
+                for relay in route:
+                    self._records.pop(relay.hostport, None)
+            raise OnionFetchError(answer.result)
+        bundle = open_fetch_reply(self.replies, answer.data)
+        self.onion_results["fetched"] += 1
+        return bundle
+
+    async def forward_fetch(
+        self, to: RelayAddress, packet: bytes, *, timeout: float = 30.0
+    ) -> OnionFetched:
+        """Hand the fetch onion ``packet`` to the next relay ``to``: its answer."""
+        if to.node is not None:
+            self.pins[(to.host, to.port)] = to.node
+        try:
+            with trio.fail_after(timeout):
+                send = functools.partial(RelaySession.onion_fetch, packet=packet, timeout=timeout)
+                answer: OnionFetched = await self._call(to.host, to.port, send)
+        except RelayBusyError:
+            answer = OnionFetched(0, "busy")
+        except (DchatError, trio.TooSlowError):
+            answer = OnionFetched(0, "unreachable")
+        self.forwarded[f"fetch_{answer.result}"] += 1
+        return answer
 
     async def forward(self, to: RelayAddress, packet: bytes, *, timeout: float = 30.0) -> str:
         """Hand ``packet`` to the next relay ``to`` (pinned): its answer, or ``unreachable``."""

@@ -7,6 +7,9 @@
     onion  {"t": "onion", "rid": n, "pkt": bytes(5462)}
            -> {"t": "onion_done", "rid": n, "res": result code}
 
+    onion_fetch  {"t": "onion_fetch", "rid": n, "pkt": bytes(5462)}
+           -> {"t": "onion_fetched", "rid": n, "res": result code, "data": bytes}
+
 ``okey`` asks the relay for its current onion key, as a record signed with
 its node key (:mod:`._relay_onion`). ``onion`` hands it one Sphinx message of
 exactly :data:`ONION_PACKET_SIZE` bytes; the relay peels its layer and either
@@ -16,6 +19,12 @@ relay answered) or, as the last hop, deposits the envelope it carries as a
 not authenticate or was seen before is answered (``bad_onion``,
 ``replayed``), not an error: a relay-to-relay link carries many senders'
 onions and one bad one must not end it.
+
+``onion_fetch`` (§46) is a fetch onion (:mod:`._onion_fetch`): peeled and
+forwarded as ``onion`` is; the last hop answers ``res`` ``ok`` with the
+reply-block message in ``data`` (5462 bytes), each relay on the way back
+peels its layer of ``data``, the first one answers 4112 bytes; any other
+``res`` (an :data:`ONION_RESULTS` code) has an empty ``data``.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ __all__ = (
     "ONION_PACKET_SIZE",
     "ONION_RESULTS",
     "OnionDone",
+    "OnionFetchPut",
+    "OnionFetched",
     "OnionKeyIs",
     "OnionKeyQuery",
     "OnionPut",
@@ -107,6 +118,31 @@ class OnionDone:
         return {"t": "onion_done", "res": self.result}
 
 
+@dataclass(frozen=True, slots=True)
+class OnionFetchPut:
+    """Peel ``packet`` (a fetch onion) and forward it, or answer it as its mailbox relay."""
+
+    rid: int
+    packet: bytes
+
+    def fields(self) -> dict[str, object]:
+        """The message's map, without ``rid``."""
+        return {"t": "onion_fetch", "pkt": self.packet}
+
+
+@dataclass(frozen=True, slots=True)
+class OnionFetched:
+    """A fetch onion's answer: ``ok`` and the reply (peeled so far), or why not."""
+
+    rid: int
+    result: str
+    data: bytes = b""
+
+    def fields(self) -> dict[str, object]:
+        """The message's map, without ``rid``."""
+        return {"t": "onion_fetched", "res": self.result, "data": self.data}
+
+
 def _fields(value: object, *names: str) -> tuple[Fields, int]:
     fields = Fields(value, "relay message", frozenset({"t", "rid", *names}))
     return fields, fields.get_int("rid", hi=_MAX_RID)
@@ -134,9 +170,25 @@ def _done(value: object) -> OnionDone:
     return OnionDone(rid, result)
 
 
+def _fetch(value: object) -> OnionFetchPut:
+    f, rid = _fields(value, "pkt")
+    return OnionFetchPut(rid, f.get_bytes("pkt", size=ONION_PACKET_SIZE))
+
+
+def _fetched(value: object) -> OnionFetched:
+    f, rid = _fields(value, "res", "data")
+    result = f.get_str("res", max_len=16)
+    data = f.get_bytes("data", max_size=ONION_PACKET_SIZE)
+    if result not in ONION_RESULTS | {"ok"} or (result == "ok") != bool(data):
+        raise DecodeError("unknown onion fetch result")
+    return OnionFetched(rid, result, data)
+
+
 ONION_DECODERS: Final[dict[str, Callable[[object], object]]] = {
     "okey": _query,
     "okey_is": _key_is,
     "onion": _put,
     "onion_done": _done,
+    "onion_fetch": _fetch,
+    "onion_fetched": _fetched,
 }

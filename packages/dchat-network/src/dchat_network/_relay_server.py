@@ -140,7 +140,14 @@ from ._relay import (
 from ._relay_blob_wire import BlobAt, BlobData, BlobDelete, BlobGet, BlobGone, BlobOpen, BlobPut
 from ._relay_blobs import answer_blob
 from ._relay_limits import DeliveredSet, RelayLimits, entry_id_of, retry_ms
-from ._relay_onion_wire import OnionDone, OnionKeyIs, OnionKeyQuery, OnionPut
+from ._relay_onion_wire import (
+    OnionDone,
+    OnionFetched,
+    OnionFetchPut,
+    OnionKeyIs,
+    OnionKeyQuery,
+    OnionPut,
+)
 from ._relay_prekeys import BadPrekeysError, check_prekey_put
 from ._relay_proof_wire import RingHeld, RingSet, ZkContexts, ZkGet
 from ._relay_token_wire import TokenBuy, TokenIssued, TokenOfferAsk, TokenOffered
@@ -537,7 +544,7 @@ class RelayServer:
                 items, size = 1, len(request.data)
             case TopicPublish():
                 items, size = 1, len(request.post)
-            case OnionPut():
+            case OnionPut() | OnionFetchPut():
                 items, size = 1, len(request.packet)
             case _:
                 return None
@@ -891,6 +898,10 @@ class RelayClient:
         """A request to peel ``packet`` and forward or deposit what it carries."""
         return self._request(OnionPut(self._next_rid(), packet))
 
+    def onion_fetch(self, packet: bytes) -> bytes:
+        """A request to peel a fetch onion (§46) and forward or answer it."""
+        return self._request(OnionFetchPut(self._next_rid(), packet))
+
     def receive(self, data: bytes) -> RelayMessage:
         """Parse the reply to the outstanding request.
 
@@ -970,6 +981,7 @@ _EXPECTED: Final[dict[type[RelayMessage], type[RelayMessage]]] = {
     TopicRead: TopicPosts,
     OnionKeyQuery: OnionKeyIs,
     OnionPut: OnionDone,
+    OnionFetchPut: OnionFetched,
     TokenOfferAsk: TokenOffered,
     TokenBuy: TokenIssued,
 }

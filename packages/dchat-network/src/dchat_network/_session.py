@@ -45,7 +45,7 @@ from ._relay import (
     RelayTokensHeld,
 )
 from ._relay_blob_wire import MAX_BLOB_PIECE, BlobAt, BlobData, BlobGone
-from ._relay_onion_wire import OnionDone, OnionKeyIs
+from ._relay_onion_wire import OnionDone, OnionFetched, OnionKeyIs
 from ._relay_proof_wire import RingHeld, ZkContexts
 from ._relay_server import RelayClient
 from ._relay_token_wire import TokenIssued, TokenOffered
@@ -293,6 +293,10 @@ class RelaySession:
     async def onion(self, packet: bytes, *, timeout: float = 30.0) -> str:
         """Hand the relay an onion; what became of it (``stored``, ``bad_onion``, ...)."""
         return (await self._ask(lambda c: c.onion(packet), OnionDone, timeout=timeout)).result
+
+    async def onion_fetch(self, packet: bytes, *, timeout: float = 30.0) -> OnionFetched:
+        """Hand the relay a fetch onion (§46): ``ok`` and the reply so far, or why not."""
+        return await self._ask(lambda c: c.onion_fetch(packet), OnionFetched, timeout=timeout)
 
     async def aclose(self) -> None:
         """Close the link."""

@@ -53,7 +53,10 @@ onion deposits (protocol §39): a relay's :class:`OnionKeys` and their signed
 reply blocks over relays (protocol §45: :func:`build_reply_gift`, :func:`reply_route`,
 :func:`split_reply_route`, ``REPLY_PREFIX``),
 :func:`split_envelope` and the mailbox relay's :class:`Reassembly`,
-:func:`split_route`, the messages (:class:`OnionPut`, ...), the relay's debug
+:func:`split_route`, the messages (:class:`OnionPut`, ...); prekey fetches
+through onions (protocol §46): :func:`build_onion_fetch`, the mailbox relay's
+:func:`answer_fetch`, :func:`open_fetch_reply`, :class:`OnionFetchError`,
+the ``onion_fetch`` messages (:class:`OnionFetchPut`, :class:`OnionFetched`); the relay's debug
 :class:`ObserveLog`, and :func:`set_source_address` (the local address links
 are dialled from).
 """
@@ -75,6 +78,7 @@ from ._claims import ClaimSettings as ClaimSettings
 from ._cover_sender import CoverSender as CoverSender
 from ._errors import FrameTooLargeError as FrameTooLargeError
 from ._errors import LinkStateError as LinkStateError
+from ._errors import OnionFetchError as OnionFetchError
 from ._errors import OnionKeyError as OnionKeyError
 from ._errors import OnionRefusedError as OnionRefusedError
 from ._errors import OnionRouteError as OnionRouteError
@@ -86,6 +90,11 @@ from ._link import LinkEvent as LinkEvent
 from ._link import LinkState as LinkState
 from ._link import MessageReceived as MessageReceived
 from ._link import refusal_frame as refusal_frame
+from ._onion_fetch import FETCH_ANSWER_SIZE as FETCH_ANSWER_SIZE
+from ._onion_fetch import MAX_FETCHED as MAX_FETCHED
+from ._onion_fetch import answer_fetch as answer_fetch
+from ._onion_fetch import build_onion_fetch as build_onion_fetch
+from ._onion_fetch import open_fetch_reply as open_fetch_reply
 from ._probe import ProbeChallenge as ProbeChallenge
 from ._probe import answer_probe as answer_probe
 from ._probe import check_probe_answer as check_probe_answer
@@ -164,6 +173,7 @@ from ._relay_limits import TokenBucket as TokenBucket
 from ._relay_observe import ObserveLog as ObserveLog
 from ._relay_onion import MAX_ONION_ENVELOPE as MAX_ONION_ENVELOPE
 from ._relay_onion import OnionDeposit as OnionDeposit
+from ._relay_onion import OnionFetch as OnionFetch
 from ._relay_onion import OnionHop as OnionHop
 from ._relay_onion import OnionKeyRecord as OnionKeyRecord
 from ._relay_onion import OnionKeys as OnionKeys
@@ -180,6 +190,8 @@ from ._relay_onion_reply import reply_route as reply_route
 from ._relay_onion_reply import split_reply_route as split_reply_route
 from ._relay_onion_wire import ONION_PACKET_SIZE as ONION_PACKET_SIZE
 from ._relay_onion_wire import OnionDone as OnionDone
+from ._relay_onion_wire import OnionFetched as OnionFetched
+from ._relay_onion_wire import OnionFetchPut as OnionFetchPut
 from ._relay_onion_wire import OnionKeyIs as OnionKeyIs
 from ._relay_onion_wire import OnionKeyQuery as OnionKeyQuery
 from ._relay_onion_wire import OnionPut as OnionPut
@@ -235,6 +247,7 @@ __all__ = (
     "DeliveredSet",
     "DeliveryReceipt",
     "DialSchedule",
+    "FETCH_ANSWER_SIZE",
     "FrameTooLargeError",
     "HandshakeComplete",
     "LinkClosed",
@@ -245,6 +258,7 @@ __all__ = (
     "MAX_BATCH",
     "MAX_BATCH_BYTES",
     "MAX_BLOB_PIECE",
+    "MAX_FETCHED",
     "MAX_ONION_ENVELOPE",
     "MAX_POST",
     "MAX_PREKEYS_HELD",
@@ -258,6 +272,10 @@ __all__ = (
     "ObserveLog",
     "OnionDeposit",
     "OnionDone",
+    "OnionFetch",
+    "OnionFetchError",
+    "OnionFetchPut",
+    "OnionFetched",
     "OnionHop",
     "OnionKeyError",
     "OnionKeyIs",
@@ -336,11 +354,13 @@ __all__ = (
     "WorkQueue",
     "ZkContexts",
     "ZkGet",
+    "answer_fetch",
     "answer_probe",
     "auth_paid",
     "auth_pow",
     "auth_proof",
     "auth_token",
+    "build_onion_fetch",
     "build_onion_put",
     "build_reply_gift",
     "buy_request",
@@ -356,6 +376,7 @@ __all__ = (
     "merkle_path",
     "merkle_root",
     "onion_route",
+    "open_fetch_reply",
     "pow_ok",
     "probe_once",
     "prove_deposits",

@@ -84,7 +84,8 @@ class NodeConfig(BaseModel):
     unlinkable_sends: bool = Field(
         default=False, description="user: a fresh link and key per deposit (slower, unlinkable)"
     )
-    onion_relays: tuple[str, ...] = Field(default=(), max_length=64)  # user: NODEID@HOST:PORT hops
+    # user: NODEID@HOST:PORT hops; set, they override routes from the directory (relay_discovery)
+    onion_relays: tuple[str, ...] = Field(default=(), max_length=64)
     reply_blocks: int = Field(default=3, ge=0, le=8)  # user: reply blocks per contact (§45)
     link_source: str | None = Field(default=None, description="local address links dial from")
     put_auth: Literal["token", "proof"] = "token"  # user: what contacts get (section 41)

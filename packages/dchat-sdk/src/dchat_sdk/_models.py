@@ -12,7 +12,7 @@ as a ``KeyError`` later. The routes and their fields: docs/protocol.md
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, TypeVar, cast
+from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast
 
 from ._errors import _BadReplyError
 
@@ -95,11 +95,19 @@ class ReplyBlockCounts(TypedDict):
 
 
 class OnionModes(TypedDict):
-    """Each local identity's onion mode (id -> on), the onion relays and reply blocks."""
+    """Each local identity's onion mode (id -> on) and the configured onion relays;
+    ``reply_blocks``: single-use reply blocks (protocol §45, :class:`ReplyBlockCounts`).
+
+        ``routes``: where onion routes come from (``directory``: the chain's relay
+        directory, each hop of another operator; ``manual``: ``onion_relays``);
+        ``route_error``: why the last route could not be chosen (None: it was).
+    """
 
     identities: dict[str, bool]
     relays: list[str]
-    reply_blocks: ReplyBlockCounts
+    routes: NotRequired[Literal["directory", "manual"]]
+    route_error: NotRequired[str | None]
+    reply_blocks: NotRequired[ReplyBlockCounts]
 
 
 class OnionStatus(TypedDict):

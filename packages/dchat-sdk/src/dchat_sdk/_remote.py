@@ -269,8 +269,13 @@ class RemoteClient(
         return obj(self._call("GET", "/status"))
 
     def onion_mode(self) -> OnionStatus:
-        """Each local identity's onion mode (``identities``: id -> on), the onion relays,
-        and ``reply_blocks`` (protocol §45, :class:`ReplyBlockCounts`)."""
+        """Each local identity's onion mode (``identities``: id -> on) and the onion relays.
+
+        ``routes`` says where routes come from (``directory``: the chain's relay
+        directory, every hop of another operator; ``manual``: ``onion_relays``);
+        ``route_error`` why the last route could not be chosen (None: it was);
+        ``reply_blocks`` the single-use reply blocks (protocol §45, :class:`ReplyBlockCounts`).
+        """
         return shaped(self._call("GET", "/v1/privacy/onion"), OnionStatus)
 
     def set_onion_mode(self, on: bool, *, identity: str | None = None) -> OnionStatus:
@@ -278,8 +283,9 @@ class RemoteClient(
 
         In onion mode every envelope the identity sends reaches the recipient's
         mailbox relay through three relays (protocol §39), so that relay never
-        sees the sender's address. Refused (``no_onion_relays``) while the node
-        has fewer than two ``onion_relays`` configured.
+        sees the sender's address (prekey fetches go through onions too). Refused
+        (``no_onion_relays``) while the node has neither relay discovery nor
+        two ``onion_relays`` configured.
         """
         body: dict[str, Any] = {"on": on}
         if identity is not None:

@@ -9,16 +9,21 @@ envelope a minute is a 400 ``CoverInputError``.
 
 ``PUT /v1/privacy/onion`` ``{"on": bool, "identity": burner id (optional)}``
 turns onion mode on or off for the node's identity, or for one of its live
-burners; ``GET /v1/privacy/onion`` shows the modes and the onion relays (as
-``/status`` shows them under ``onion``), and ``reply_blocks``: single-use
-reply blocks (protocol §45) ``held`` from peers, ``given`` to peers and not
-used yet, ``peers`` that gave some, the configured ``supply`` and what became
-of the ``answers`` sent under blocks (``stored``, ``no_reply_block``, ...).
-With onion mode on, each envelope the identity sends is deposited through three relays
+burners; ``GET /v1/privacy/onion`` shows the modes, the onion relays, where routes
+come from (``routes``: ``directory`` with relay discovery on and no
+``onion_relays``, else ``manual``) and why the last route could not be chosen
+(``route_error``, e.g. ``NoDiverseRouteError: ...``; envelopes then wait, they
+never go direct), and ``reply_blocks``: single-use reply blocks (protocol
+§45) ``held`` from peers, ``given`` to peers and not used yet, ``peers``
+that gave some, the configured ``supply`` and what became of the
+``answers`` sent under blocks (``stored``, ``no_reply_block``, ...), as
+``/status`` shows them under ``onion``. With onion mode on, each envelope
+the identity sends is deposited through three relays
 (:class:`dchat_network.lowlevel.OnionPool`, protocol §39), so the
 recipient's mailbox relay never sees the sender's address. ``not_found``
 (404) for an identity that is neither ours nor a live burner,
-``no_onion_relays`` (409) to turn it on with fewer than two ``onion_relays``.
+``no_onion_relays`` (409) to turn it on with fewer than two ``onion_relays``
+and no directory.
 """
 
 from __future__ import annotations
@@ -68,20 +73,28 @@ async def _local(node: Node, text: str | None) -> IdentityId:
 
 
 async def onion_status(node: Node) -> dict[str, Any]:
-    """The ``onion`` part of ``/status`` (user nodes): each local identity's mode."""
-    if node.config.role != "user" or user_role(node).user.engines.main() is None:
+    """The ``onion`` part of ``/status`` (user nodes): each local identity's mode, the routes."""
+    if node.config.role != "user":
         return {}
     role = user_role(node)
+    pool = role.user.pool
+    # Where routes come from, and why onions wait (e.g. NoDiverseRouteError): never a direct put.
+    routes = {
+        "relays": [str(relay) for relay in node.config.onion_relays],
+        "routes": "directory" if pool.from_directory else "manual",
+        "route_error": pool.route_error,
+    }
+    if role.user.engines.main() is None:
+        return {"onion": {"identities": {}} | routes}
     ids = [await _local(node, None)]
     ids += [IdentityId.parse(row["burner_id"]) for row in await role.burners.describe()]
     engines = role.user.engines
     modes = await role.user.run(lambda: {str(i): engines.onion_mode(i) for i in ids})
-    relays = [str(relay) for relay in node.config.onion_relays]
     now = role.user.now()
     counts = await role.user.run(role.user.agent.replies.counts, now)
     answers = dict(role.user.pool.reply_results)
     blocks = {**counts, "supply": node.config.reply_blocks, "answers": answers}
-    return {"onion": {"identities": modes, "relays": relays, "reply_blocks": blocks}}
+    return {"onion": {"identities": modes, "reply_blocks": blocks} | routes}
 
 
 def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
@@ -112,8 +125,11 @@ def add_privacy_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     @app.put("/v1/privacy/onion", dependencies=auth)
     async def set_mode(body: OnionMode) -> dict[str, Any]:
         identity = await _local(node, body.identity)
-        if body.on and len(node.config.onion_relays) < 2:
-            raise NodeStateError("no_onion_relays", "configure two or more onion_relays first")
+        from_directory = user_role(node).user.pool.from_directory
+        if body.on and not from_directory and len(node.config.onion_relays) < 2:
+            raise NodeStateError(
+                "no_onion_relays", "turn on relay_discovery or configure two or more onion_relays"
+            )
         engines = user_role(node).user.engines
         await user_role(node).user.run(engines.set_onion_mode, identity, body.on)
         return await onion_status(node)

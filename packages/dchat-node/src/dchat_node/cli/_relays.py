@@ -18,6 +18,11 @@ token in ``DCHAT_CHAIN_API_TOKEN``; it is never trusted. Without ``chat_api``
 the chat chain is the one the node's handles read (``chat_node``, and
 ``chat_genesis`` unless the table names its own).
 
+The same view's eligible relays, with their operator groups and tags, are
+stored in ``DATA_DIR/onion-directory.json``: with onion mode on and no
+``onion_relays`` set by hand, every onion route is drawn from it, each hop of
+another operator and network (:class:`dchat_chain.lowlevel.OnionDirectory`).
+
 ``dchat-node relays`` shows the pinned choice; ``--refresh`` resolves it now.
 Discovery runs here, in the command line, so the node shell stays a thin
 composition of engines; the verified state of each light client is kept in
@@ -39,8 +44,10 @@ from rich.console import Console
 from rich.table import Table
 
 from dchat_chain.lowlevel import (
+    ONION_DIRECTORY_FILE,
     DirectoryRead,
     HomeRelays,
+    OnionDirectory,
     RelayDiscovery,
     WalletLightReader,
     choose_home_relays,
@@ -157,6 +164,9 @@ def discover_home_relays(config: NodeConfig, now: float | None = None) -> HomeRe
     view = read_directory(config)
     when = time.time() if now is None else now
     policy = config.relay_discovery.policy
+    # Onion hops come from the same verified view (the node reads them at start).
+    onions = OnionDirectory.from_view(view, policy.min_bond).to_json().encode()
+    write_private(config.data_dir / ONION_DIRECTORY_FILE, onions)
     home = choose_home_relays(view, pinned, policy, when, random.SystemRandom())
     if home != pinned:
         write_private(config.data_dir / HOME_RELAYS_FILE, home.to_json().encode())

@@ -178,7 +178,9 @@ class MailDelivery:
     async def _set_up(self, engine: MessagingEngine, device: DeviceAddress) -> None:
         now = self._clock.now()
         try:  # from its first relay that answers
-            bundle = await self.pool.get_prekeys_from(device.paths(), bytes(device.mailbox))
+            bundle = await self.pool.get_prekeys_from(
+                device.paths(), bytes(device.mailbox), onion=engine.onion
+            )  # in onion mode through an onion (protocol §46): no relay sees who asks
             await self._store.run(self.agent.bundle_received, engine, device, bundle, now=now)
         except DchatError as exc:  # its relays are down, or it published no (valid) bundle yet
             self.agent.bundle_failed(device, now=now, interval=self._config.poll_interval)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
-from dchat_chain.lowlevel import StealthKeys
+from dchat_chain.lowlevel import ONION_DIRECTORY_FILE, OnionDirectory, StealthKeys
 from dchat_core import DchatError
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import RequestError, UserMessaging
@@ -93,7 +93,10 @@ class UserService(MailDelivery):
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
         self.pool = OnionPool(
-            config.onion_relays, config.unlinkable_sends, **agent.auth_for(config)
+            config.onion_relays,
+            config.unlinkable_sends,
+            routes=_directory_routes(config),
+            **agent.auth_for(config),
         )
         agent.engines.paths = config.multipath_k
         self.pool.reply_blocks = lambda peer: store.run(agent.replies.take, peer, clock.now())
@@ -330,3 +333,11 @@ class UserService(MailDelivery):
 def _stealth(identity: Identity) -> bytes:
     """The stealth meta-address an identity's cards publish (derived from its key)."""
     return StealthKeys.from_seed(identity.signing_key.to_bytes()).meta_address.to_bytes()
+
+
+def _directory_routes(config: NodeConfig) -> Callable[..., Any] | None:
+    """Onion routes from the stored directory view (relay discovery on, no ``onion_relays``)."""
+    path = config.data_dir / ONION_DIRECTORY_FILE
+    if config.onion_relays or not config.relay_discovery.enabled or not path.exists():
+        return None
+    return OnionDirectory.from_json(path.read_text()).route_addresses
