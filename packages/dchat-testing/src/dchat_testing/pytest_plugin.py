@@ -25,7 +25,8 @@ Fixtures:
   server can be had; with the variable set, an unreachable server is an error.
 
 The run's child processes (node processes, ``dchat`` commands) share compiled
-bytecode: see :func:`pytest_configure`.
+bytecode: see :func:`pytest_configure`. Under xdist the ``slow`` tests start
+first, spread over the workers: see :func:`pytest_collection_modifyitems`.
 """
 
 from __future__ import annotations
@@ -94,6 +95,50 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PYTHONPYCACHEPREFIX"] = prefix
     sys.dont_write_bytecode = False
     sys.pycache_prefix = prefix
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, put the ``slow`` tests at the head of every worker's share.
+
+    xdist's ``worksteal`` scheduler hands each worker one contiguous slice of
+    the collection and lets an idle worker take the second half of another's
+    queue. In file order the multi-process modules (each a minute or more)
+    sat in the middle and end of the list, so a run often ended with one
+    worker alone in a long test. Here each worker's slice begins with whole
+    slow modules (alternating between the slices, so module-scoped process
+    fixtures stay on one worker) and ends with the quick tests, which are what
+    an idle worker steals and what the run finishes on. Outside xdist the
+    order is left alone. Every worker computes the same order (xdist checks).
+    """
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
+    if workers < 2:
+        return
+    items[:] = _slow_first(items, workers)
+
+
+def _slow_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """``items`` reordered so each of ``workers`` slices starts with slow modules."""
+    modules: dict[str, list[pytest.Item]] = {}
+    quick: list[pytest.Item] = []
+    for item in items:
+        if item.get_closest_marker("slow") is None:
+            quick.append(item)
+        else:
+            modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for index, group in enumerate(modules.values()):
+        heads[index % workers].extend(group)
+    # The slice sizes worksteal cuts: len // workers for the first, and so on.
+    ordered: list[pytest.Item] = []
+    remaining = len(items)
+    for index, head in enumerate(heads):
+        size = remaining // (workers - index)
+        remaining -= size
+        ordered += head
+        take = max(0, size - len(head))
+        ordered += quick[:take]
+        del quick[:take]
+    return ordered + quick
 
 
 def _private_pycache() -> str:
