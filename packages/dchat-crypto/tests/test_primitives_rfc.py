@@ -18,7 +18,12 @@ from dchat_crypto import (
     VerifyKey,
     constant_time_equal,
 )
-from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
+from dchat_crypto.hazmat import (
+    ChaCha20Poly1305Key,
+    chacha20poly1305_decrypt,
+    chacha20poly1305_encrypt,
+    hkdf_sha256,
+)
 
 
 def _cases(vectors: Path, name: str) -> dict[str, Any]:
@@ -98,6 +103,27 @@ def test_chacha20poly1305_rfc8439(vectors: Path) -> None:
     assert chacha20poly1305_decrypt(key, nonce, sealed, aad) == msg
     with pytest.raises(DecryptionError, match=r"^decryption failed$"):
         chacha20poly1305_decrypt(key, nonce, sealed, aad + b"!")
+
+
+def test_a_key_set_up_once_seals_as_the_functions_do(vectors: Path) -> None:
+    test = _cases(vectors, "rfc8439_key_cases.json")["cases"][0]["test"]
+    key, nonce, aad = (bytes.fromhex(test[k]) for k in ("key", "iv", "aad"))
+    msg = bytes.fromhex(test["msg"])
+    cipher = ChaCha20Poly1305Key(key)
+    for _ in range(2):  # the same object, again
+        sealed = cipher.encrypt(nonce, msg, aad)
+        assert sealed.hex() == test["ct"] + test["tag"]
+        assert sealed == chacha20poly1305_encrypt(key, nonce, msg, aad)
+        assert cipher.decrypt(nonce, sealed, aad) == msg
+    with pytest.raises(DecryptionError, match=r"^decryption failed$"):
+        cipher.decrypt(nonce, sealed, aad + b"!")
+    with pytest.raises(DecryptionError):
+        cipher.decrypt(nonce, sealed[:10], aad)
+    with pytest.raises(InvalidKeyError):
+        ChaCha20Poly1305Key(key[:31])
+    with pytest.raises(InvalidKeyError):
+        cipher.encrypt(nonce[:11], msg, aad)
+    assert key.hex() not in repr(cipher)
 
 
 @pytest.mark.parametrize("cls", [SigningKey, VerifyKey, PrivateKey, PublicKey])

@@ -30,6 +30,7 @@ __all__ = (
     "AEAD_KEY_SIZE",
     "AEAD_NONCE_SIZE",
     "AEAD_TAG_SIZE",
+    "ChaCha20Poly1305Key",
     "aesgcm_decrypt",
     "aesgcm_encrypt",
     "chacha20poly1305_decrypt",
@@ -103,6 +104,45 @@ def chacha20poly1305_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: by
         return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, ad)
     except AEAD_FAILURES:
         raise DecryptionError from None
+
+
+class ChaCha20Poly1305Key:
+    """ChaCha20-Poly1305 under one long-lived key, set up once for many messages.
+
+    Gives exactly what :func:`chacha20poly1305_encrypt` and
+    :func:`chacha20poly1305_decrypt` give for the same key (the same bytes, the
+    same :class:`DecryptionError`), without building the ``cryptography`` object
+    again for every message. For keys that seal many values (a storage subkey);
+    a key used once gains nothing from it. The key is never shown (``repr``).
+
+    Raises:
+        InvalidKeyError: If ``key`` is not 32 bytes.
+    """
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != AEAD_KEY_SIZE:
+            raise InvalidKeyError(f"AEAD key must be {AEAD_KEY_SIZE} bytes")
+        self._aead = ChaCha20Poly1305(bytes(key))
+
+    def encrypt(self, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
+        """Encrypt; returns ciphertext || 16-byte tag."""
+        if len(nonce) != AEAD_NONCE_SIZE:
+            raise InvalidKeyError(f"AEAD nonce must be {AEAD_NONCE_SIZE} bytes")
+        return self._aead.encrypt(nonce, plaintext, ad)
+
+    def decrypt(self, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
+        """Decrypt; raises :class:`DecryptionError` on any failure."""
+        if len(nonce) != AEAD_NONCE_SIZE:
+            raise InvalidKeyError(f"AEAD nonce must be {AEAD_NONCE_SIZE} bytes")
+        try:
+            return self._aead.decrypt(nonce, ciphertext, ad)
+        except AEAD_FAILURES:
+            raise DecryptionError from None
+
+    def __repr__(self) -> str:
+        return "<ChaCha20Poly1305Key>"
 
 
 def aesgcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:

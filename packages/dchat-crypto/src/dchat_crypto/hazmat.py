@@ -9,8 +9,10 @@ It also holds what only protocol implementers and their tests need from the
 higher layers: the Noise transport and the specific errors beneath the
 everyday ones (each a subclass of an error :mod:`dchat_crypto` exports, so
 catching the everyday class still works), HKDF, and the BLS aggregate and
-proof-of-possession checks, and the chunked file cipher that attachments are
-sealed with (``dchat_messaging`` wraps it; a file key must seal one file only),
+proof-of-possession checks, a ChaCha20-Poly1305 key set up once for many
+values (:class:`ChaCha20Poly1305Key`; the storage sealer's subkeys), and the
+chunked file cipher that attachments are sealed with (``dchat_messaging``
+wraps it; a file key must seal one file only),
 the Ed25519 scalar keys and group steps of stealth addresses
 (:class:`ScalarSigningKey`, ``ed25519_*``; ``dchat_chain`` builds them),
 and broadcast channels' signed records (:class:`ChannelDescriptor`,
@@ -37,6 +39,7 @@ from ._noise_crypto import SymmetricState as SymmetricState
 from ._noise_handshake import HandshakeState as _HandshakeState
 from ._noise_patterns import NoiseProtocol as NoiseProtocol
 from ._noise_patterns import parse_protocol_name as parse_protocol_name
+from ._primitives import ChaCha20Poly1305Key as ChaCha20Poly1305Key
 from ._primitives import aesgcm_decrypt as aesgcm_decrypt
 from ._primitives import aesgcm_encrypt as aesgcm_encrypt
 from ._primitives import chacha20poly1305_decrypt as chacha20poly1305_decrypt
@@ -91,6 +94,7 @@ __all__ = (
     "BlsSecretKeyError",
     "BlsUsageError",
     "CIPHERS",
+    "ChaCha20Poly1305Key",
     "ChannelDescriptor",
     "ChannelPost",
     "ChannelRecordError",

@@ -23,6 +23,15 @@ kept, nor a transaction PostgreSQL has already aborted committed. Savepoints
 are plain ``SAVEPOINT`` statements issued here: SQLAlchemy's nested
 transactions cost several times more per level, and each engine send opens two.
 
+A write that only replaces a value by key (a setting) may be *deferred*
+(:meth:`Access.defer`): inside a write transaction it is held by the open level
+and written once, just before the outermost commit, with the last value given
+for its key; reads of the same thread see it (:meth:`Access.deferred`). A
+savepoint that rolls back drops the values deferred in it; one that is released
+hands them to the enclosing level. The engine replaces the same few state values
+(a session, a conversation's order) once per message, so a commit group of
+many messages writes and seals each of them once instead of once per message.
+
 The :attr:`Access.sealer` seals payloads and computes blind indexes; it starts
 in clear mode and is replaced once the database is unlocked (``_keyring``).
 """
@@ -43,7 +52,7 @@ from ._prepared import Prepared
 from ._sealing import Sealer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Hashable, Iterator
 
     from sqlalchemy import Connection, Engine
 
@@ -57,11 +66,12 @@ _DOOMED = "a write failed inside this transaction and the error was caught; noth
 class _Level:
     """One open level of a thread's write transaction: the outermost or a savepoint."""
 
-    __slots__ = ("doomed", "undos")
+    __slots__ = ("deferred", "doomed", "undos")
 
     def __init__(self) -> None:
         self.doomed = False
         self.undos: list[Callable[[], object]] = []
+        self.deferred: dict[Hashable, tuple[object, Callable[[Connection, object], object]]] = {}
 
     def undo(self) -> None:
         """The level was rolled back: run its undo callbacks, newest first."""
@@ -174,6 +184,8 @@ class Access:
                         if top.doomed:
                             transaction.rollback()
                             raise TransactionDoomedError(_DOOMED)
+                        for value, flush in top.deferred.values():  # once per key, then commit
+                            flush(conn, value)
                     finally:
                         self._current.conn = self._current.levels = None
             except BaseException:  # rolled back, or the commit failed
@@ -206,6 +218,7 @@ class Access:
         levels.pop()
         release.run(conn)
         levels[-1].undos += level.undos  # undone too if the enclosing level rolls back
+        levels[-1].deferred.update(level.deferred)  # newer values win
 
     def on_rollback(self, undo: Callable[[], object]) -> None:
         """Call ``undo`` if this thread's innermost open write level is rolled back.
@@ -219,6 +232,36 @@ class Access:
         levels: list[_Level] | None = getattr(self._current, "levels", None)
         if levels:
             levels[-1].undos.append(undo)
+
+    def defer(
+        self, key: Hashable, value: object, flush: Callable[[Connection, object], object]
+    ) -> bool:
+        """Hold a keyed write until this thread's outermost write transaction commits.
+
+        ``flush(conn, value)`` runs once per ``key``, with the last value
+        deferred for it, just before the commit (a failure rolls everything
+        back). Returns False outside a write transaction (nothing is held:
+        the caller writes at once).
+
+        Raises:
+            TransactionDoomedError: A write of the open level failed earlier.
+        """
+        levels: list[_Level] | None = getattr(self._current, "levels", None)
+        if not levels:
+            return False
+        _check_alive(levels)
+        levels[-1].deferred[key] = (value, flush)
+        return True
+
+    def deferred(self, key: Hashable) -> tuple[object] | None:
+        """The value deferred for ``key`` in this thread's transaction (as a 1-tuple), or None."""
+        levels: list[_Level] | None = getattr(self._current, "levels", None)
+        if levels:
+            for level in reversed(levels):
+                held = level.deferred.get(key)
+                if held is not None:
+                    return (held[0],)
+        return None
 
     def at_end(self, end: Callable[[], object]) -> None:
         """Call ``end`` once this thread's outermost write transaction is over.

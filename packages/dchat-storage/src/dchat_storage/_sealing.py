@@ -35,7 +35,7 @@ from dchat_crypto import (
     decrypt_with_passphrase,
     encrypt_with_passphrase,
 )
-from dchat_crypto.hazmat import chacha20poly1305_decrypt, chacha20poly1305_encrypt, hkdf_sha256
+from dchat_crypto.hazmat import ChaCha20Poly1305Key, hkdf_sha256
 
 from ._errors import InvalidArgumentError, LockedError, StorageCorruptError
 
@@ -147,6 +147,14 @@ class AeadSealer(Sealer):
         """Derive subkeys lazily from ``key``."""
         self._root = key.to_bytes()
         self._subkeys: dict[tuple[str, str], bytes] = {}
+        # Each purpose's sealing key set up once (several seals per message use few keys).
+        self._ciphers: dict[str, ChaCha20Poly1305Key] = {}
+
+    def _cipher(self, purpose: str) -> ChaCha20Poly1305Key:
+        cipher = self._ciphers.get(purpose)
+        if cipher is None:
+            cipher = self._ciphers[purpose] = ChaCha20Poly1305Key(self._subkey("seal", purpose))
+        return cipher
 
     def _subkey(self, job: str, purpose: str) -> bytes:
         cached = self._subkeys.get((job, purpose))
@@ -159,8 +167,7 @@ class AeadSealer(Sealer):
     def seal(self, purpose: str, ad: bytes, plaintext: bytes) -> bytes:
         """Encrypt under the purpose's key with a fresh random nonce."""
         nonce = os.urandom(_NONCE_SIZE)
-        key = self._subkey("seal", purpose)
-        return _FORMAT + nonce + chacha20poly1305_encrypt(key, nonce, plaintext, _ad(purpose, ad))
+        return _FORMAT + nonce + self._cipher(purpose).encrypt(nonce, plaintext, _ad(purpose, ad))
 
     def open(self, purpose: str, ad: bytes, stored: bytes) -> bytes:
         """Decrypt and authenticate a value made by :meth:`seal`.
@@ -174,9 +181,7 @@ class AeadSealer(Sealer):
             raise StorageCorruptError("a stored record failed authentication")
         nonce, body = stored[1 : 1 + _NONCE_SIZE], stored[1 + _NONCE_SIZE :]
         try:
-            return chacha20poly1305_decrypt(
-                self._subkey("seal", purpose), nonce, body, _ad(purpose, ad)
-            )
+            return self._cipher(purpose).decrypt(nonce, body, _ad(purpose, ad))
         except DecryptionError:
             raise StorageCorruptError("a stored record failed authentication") from None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,8 @@ from ._schema import DeviceRow, Setting
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Mapping
+
+    from sqlalchemy import Connection
 
     from ._access import Access
 
@@ -37,6 +39,8 @@ _UPSERT = Prepared(
     " ON CONFLICT (key_ix) DO UPDATE SET payload = excluded.payload,"
     " updated_at = excluded.updated_at"
 )
+_Held = tuple[str, bytes | None, float]
+"""A deferred setting: its key, its value (None: deleted) and the time it was set."""
 _GET = Prepared("SELECT payload FROM settings WHERE key_ix = :key_ix")
 _DELETE = Prepared("DELETE FROM settings WHERE key_ix = :key_ix")
 _DEVICE_COLUMNS = (
@@ -55,13 +59,19 @@ class SettingsRepo:
         self._access = access
 
     def set(self, key: str, value: bytes, now: float) -> None:
-        """Store ``value`` under ``key``, replacing any previous value."""
-        row = SETTINGS.row(self._access.sealer, {"key": key, "value": value}, {"updated_at": now})
-        with self._access.write("set setting", savepoint=False) as conn:
-            _UPSERT.run(conn, row)
+        """Store ``value`` under ``key``, replacing any previous value.
+
+        Inside a write transaction the value is written (and sealed) once, at
+        the commit, with the last value set for ``key`` (``Access.defer``).
+        """
+        if not self._access.defer(("setting", key), (key, value, now), self._flush):
+            self._write(key, value, now)
 
     def get(self, key: str) -> bytes | None:
         """Return the value stored under ``key``, or None."""
+        held = self._access.deferred(("setting", key))
+        if held is not None:
+            return cast("_Held", held[0])[1]
         ix = SETTINGS.index(self._access.sealer, "key_ix", key)
         with self._access.read("get setting") as conn:
             found = _GET.one(conn, {"key_ix": ix})
@@ -73,9 +83,28 @@ class SettingsRepo:
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it was set."""
+        held = self._access.deferred(("setting", key))
+        if held is not None:  # set earlier in this transaction, or deleted (None)
+            found = cast("_Held", held[0])[1] is not None
+            self._access.defer(("setting", key), (key, None, 0.0), self._flush)
+            return found
         ix = SETTINGS.index(self._access.sealer, "key_ix", key)
         with self._access.write("delete setting", savepoint=False) as conn:
             return int(_DELETE.run(conn, {"key_ix": ix}).rowcount) > 0
+
+    def _write(self, key: str, value: bytes, now: float) -> None:
+        row = SETTINGS.row(self._access.sealer, {"key": key, "value": value}, {"updated_at": now})
+        with self._access.write("set setting", savepoint=False) as conn:
+            _UPSERT.run(conn, row)
+
+    def _flush(self, conn: Connection, held: object) -> None:
+        """Write a deferred value (None: delete the key) in the committing transaction."""
+        key, value, now = cast("_Held", held)
+        if value is None:
+            _DELETE.run(conn, {"key_ix": SETTINGS.index(self._access.sealer, "key_ix", key)})
+        else:
+            sealed = {"key": key, "value": value}
+            _UPSERT.run(conn, SETTINGS.row(self._access.sealer, sealed, {"updated_at": now}))
 
 
 class DeviceRepo:

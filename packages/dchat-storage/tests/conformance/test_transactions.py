@@ -175,3 +175,63 @@ def test_a_closed_database_refuses_a_transaction(db: Database) -> None:
     db.close()
     with pytest.raises(DatabaseClosedError):
         _in_transaction(db)
+
+
+# -- deferred settings writes (Access.defer) ----------------------------------------------
+
+
+def test_a_setting_replaced_many_times_in_a_transaction_is_written_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dchat_storage import _settings
+
+    upserts: list[object] = []
+    real = _settings._UPSERT
+
+    class Counting:
+        def run(self, conn: object, params: object = None) -> object:
+            upserts.append(params)
+            return real.run(conn, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_settings, "_UPSERT", Counting())
+    with db.transaction():
+        for i in range(5):
+            with db.transaction():  # as the group commit runs each call in a savepoint
+                db.settings.set("session", b"v%d" % i, float(i))
+            assert db.settings.get("session") == b"v%d" % i  # read-your-writes
+    assert len(upserts) == 1
+    assert db.settings.get("session") == b"v4"
+
+
+def test_a_rolled_back_savepoint_never_serves_or_stores_its_deferred_value(db: Database) -> None:
+    db.settings.set("k", b"stored", 1.0)
+    with db.transaction():
+        db.settings.set("k", b"outer", 2.0)
+        seen: list[bytes | None] = []
+        inner = (
+            lambda: db.settings.set("k", b"inner", 3.0),
+            lambda: seen.append(db.settings.get("k")),
+        )
+        with pytest.raises(Boom):
+            _in_transaction(db, *inner, _boom)
+        assert seen == [b"inner"]
+        assert db.settings.get("k") == b"outer"
+        with db.transaction():
+            db.settings.set("k", b"released", 4.0)
+        assert db.settings.get("k") == b"released"
+    assert db.settings.get("k") == b"released"
+    with pytest.raises(Boom):
+        _in_transaction(db, lambda: db.settings.set("k", b"lost", 5.0), _boom)
+    assert db.settings.get("k") == b"released"
+
+
+def test_a_deferred_setting_deleted_in_the_same_transaction_is_gone(db: Database) -> None:
+    db.settings.set("k", b"stored", 1.0)
+    with db.transaction():
+        db.settings.set("k", b"new", 2.0)
+        assert db.settings.delete("k") is True
+        assert db.settings.get("k") is None
+        assert db.settings.delete("k") is False
+        db.settings.set("j", b"later", 3.0)
+    assert db.settings.get("k") is None
+    assert db.settings.get("j") == b"later"
