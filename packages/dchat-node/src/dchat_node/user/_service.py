@@ -311,4 +311,4 @@ class UserService(MailDelivery):
 
 def _stealth(identity: Identity) -> bytes:
     """The stealth meta-address an identity's cards publish (derived from its key)."""
-    return StealthKeys.of_identity(identity).meta_address.to_bytes()
+    return StealthKeys.from_seed(identity.signing_key.to_bytes()).meta_address.to_bytes()
