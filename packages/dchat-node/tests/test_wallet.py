@@ -479,6 +479,9 @@ def _burner_stealth(alice: NodeProcess, bob: NodeProcess, bob_at: str) -> None:
         assert b.stealth_sweep(bob_at)["swept"] == 6  # Bob's own 7: the burner's stays apart
         after = {r["account"]: r["balance"] for r in b.stealth_scan()["accounts"]}
         assert after[paid["account"]] == 30
+        with pytest.raises(ApiError, match="not_found"):
+            b.stealth_sweep(bob_at, identity="no-such-burner")
+    assert "--wallet" in _cli(bob, "wallet", "sweep", bob_at, ok=False)  # whose: say it
     out = _cli(bob, "wallet", "sweep", bob_at, "--identity", shadow["burner_id"])
     assert out.strip() == f"swept 29 to {bob_at}"
     _cli(bob, "burner", "discard", shadow["burner_id"])
