@@ -16,8 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.bindings import crypto_core_ed25519_add
 
-from dchat_chain import Transaction
+from dchat_chain import ChainArgumentError, Transaction
 from dchat_chain.lowlevel import (
+    MAX_STEALTH_OWNERS,
     ChainAnswerError,
     LightReader,
     LightStateError,
@@ -32,10 +33,13 @@ from dchat_chain.lowlevel import (
 )
 from dchat_crypto import SigningKey
 from dchat_crypto.hazmat import ed25519_base_mul, ed25519_scalar_from_hash
+from dchat_identity import Identity
 from dchat_testing import hostile_bytes
 
 BOB = StealthKeys.from_seed(b"b" * 32)
 EVE = StealthKeys.from_seed(b"e" * 32)
+BURNER_1 = StealthKeys.from_seed(b"1" * 32)
+BURNER_2 = StealthKeys.from_seed(b"2" * 32)
 
 
 def _counter_rng() -> Any:
@@ -137,8 +141,8 @@ def test_a_memo_key_with_a_small_order_part_finds_nothing() -> None:
 # -- on the chain ---------------------------------------------------------------------
 
 
-def _pay(chain: Any, sender: int, amount: int) -> tuple[bytes, bytes]:
-    account, memo = stealth_payment(BOB.meta_address)
+def _pay(chain: Any, sender: int, amount: int, to: StealthKeys = BOB) -> tuple[bytes, bytes]:
+    account, memo = stealth_payment(to.meta_address)
     body = {"to": account, "amount": amount, "stealth": memo.to_bytes()}
     return account, chain.tx(sender, "transfer", body)
 
@@ -236,3 +240,78 @@ def test_the_chain_refuses_a_memo_of_another_size(validator_chain: Any) -> None:
 def test_a_corrupt_scan_state_is_a_typed_error(data: bytes) -> None:
     with contextlib.suppress(LightStateError):
         StealthScan.restore(data, None, BOB)
+
+
+# -- one scan for an identity and its burners ------------------------------------------
+
+
+def test_a_burners_keys_derive_from_its_own_seed_unlinkably_and_deterministically() -> None:
+    owner, one, two = (Identity.generate() for _ in range(3))
+    metas = [StealthKeys.of_identity(i).meta_address.to_bytes() for i in (owner, one, two)]
+    assert StealthKeys.of_identity(one).meta_address.to_bytes() == metas[1]  # deterministic
+    assert metas[0] == StealthKeys.from_seed(owner.signing_key.to_bytes()).meta_address.to_bytes()
+    for a, b in itertools.combinations(metas, 2):
+        assert not _shares_a_run(a, b)
+    # Nothing public of a burner is the owner's either: its identity key, its meta-address.
+    assert not _shares_a_run(metas[1], owner.signing_key.public_key.to_bytes())
+    # Each one's keys find only payments to its own meta-address.
+    keys = [StealthKeys.of_identity(i) for i in (owner, one, two)]
+    for payee, finder in itertools.product(range(3), repeat=2):
+        account, memo = stealth_payment(keys[payee].meta_address)
+        assert keys[finder].owns(account, memo) is (payee == finder)
+
+
+def test_one_pass_finds_the_owners_and_two_burners_payments_each_attributed(
+    validator_chain: Any,
+) -> None:
+    chain = validator_chain()
+    ring = {b"": BOB, b"burner-1": BURNER_1, b"burner-2": BURNER_2}
+    paid = [_pay(chain, 0, 40, BURNER_1), _pay(chain, 1, 25, BOB), _pay(chain, 2, 7, BURNER_2)]
+    chain.block([paid[0][1], paid[1][1]])
+    chain.block([paid[2][1], chain.transfer(3).raw])
+    chain.block()
+    asked: list[str] = []
+    scan = StealthScan.restore(None, chain.genesis, ring)
+    _scan(chain, scan, lambda p: asked.append(p) or chain.fetch(p))
+    assert {(f.account, f.amount, f.owner) for f in scan.finds} == {
+        (paid[0][0], 40, b"burner-1"), (paid[1][0], 25, b""), (paid[2][0], 7, b"burner-2"),
+    }  # fmt: skip
+    assert scan.transfers_checked == 3  # each stealth transfer once, against every key
+    assert sum("/txs" in p for p in asked) == 2  # each block's transactions fetched once
+    # Each owner spends its own: the burner's spend key signs for its one-time account.
+    (find,) = scan.finds_of(b"burner-1")
+    assert BURNER_1.spending_key(find.account, find.memo).public_key.to_bytes() == find.account
+    with pytest.raises(StealthFormatError):
+        BOB.spending_key(find.account, find.memo)
+    # The finds and their owners survive the stored state.
+    again = StealthScan.restore(scan.to_bytes(), None, ring)
+    assert again.finds == scan.finds
+
+
+def test_a_destroyed_burner_drops_out_of_the_scan_with_its_finds(validator_chain: Any) -> None:
+    chain = validator_chain()
+    _, tx = _pay(chain, 0, 40, BURNER_1)
+    chain.block([tx])
+    chain.block()
+    scan = StealthScan.restore(None, chain.genesis, {b"": BOB, b"burner-1": BURNER_1})
+    _scan(chain, scan)
+    assert [f.owner for f in scan.finds] == [b"burner-1"]
+    # The burner is destroyed: the next round's keyring lacks it.
+    after = StealthScan.restore(scan.to_bytes(), None, {b"": BOB})
+    assert after.finds == []
+    later, tx = _pay(chain, 1, 9, BURNER_1)
+    mine, tx_bob = _pay(chain, 2, 5, BOB)
+    chain.block([tx, tx_bob])
+    chain.block()
+    _scan(chain, after)
+    assert [(f.account, f.owner) for f in after.finds] == [(mine, b"")]
+    assert later not in {f.account for f in after.finds}
+
+
+def test_a_keyring_too_large_is_refused(validator_chain: Any) -> None:
+    genesis = validator_chain().genesis
+    ring = {i.to_bytes(2): BOB for i in range(MAX_STEALTH_OWNERS + 1)}
+    with pytest.raises(ChainArgumentError):
+        StealthScan.restore(None, genesis, ring)
+    with pytest.raises(ChainArgumentError):
+        StealthScan.restore(None, genesis, {b"x" * 65: BOB})

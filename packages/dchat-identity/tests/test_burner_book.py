@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dchat_core import IdentityId, canonical_encode
-from dchat_identity import BurnerStore, InvalidCardError, MalformedRecordError
+from dchat_crypto.hazmat import ed25519_base_mul, ed25519_scalar_from_hash
+from dchat_identity import BurnerStore, Identity, InvalidCardError, MalformedRecordError
 from dchat_identity.lowlevel import BURNER_KEYS, BurnerBook, BurnerStateError, encode_map
 
 NOW = 1_700_000_000.0
@@ -148,3 +149,33 @@ def test_any_stored_blob_loads_or_raises_a_typed_error(key: str, blob: bytes) ->
     except MalformedRecordError:
         failure = "malformed store"
     assert failure in {None, "corrupt_state", "malformed store" if key == STORE else None}
+
+
+def _meta_of(identity: Identity) -> bytes:
+    """A stand-in for the chain's derivation: two valid points from the burner's seed."""
+    seed = identity.signing_key.to_bytes()
+    return b"".join(ed25519_base_mul(ed25519_scalar_from_hash(t + seed)) for t in (b"s", b"p"))
+
+
+def test_a_burner_card_publishes_the_burners_own_meta_address() -> None:
+    book = fresh()
+    burner, card = book.create(now=NOW, ttl=600.0, name="b", relay=RELAY, stealth_of=_meta_of)
+    assert card.stealth == _meta_of(burner.identity)
+    again = BurnerBook.from_blobs(book.blobs(), now=NOW + 1)
+    assert again.card(burner.identity_id).stealth == card.stealth
+    assert again.add_stealth(_meta_of) == 0  # already there: nothing re-issued
+    assert not again.changed
+
+
+def test_an_old_burner_card_is_reissued_with_its_meta_address_once() -> None:
+    book = fresh()
+    old_id = create(book, name="old")  # issued before burners had meta-addresses
+    book = BurnerBook.from_blobs(book.blobs(), now=NOW + 1)
+    burner, old = book.live(old_id, now=NOW + 1)
+    assert old.stealth is None
+    assert book.add_stealth(_meta_of) == 1
+    assert book.changed
+    new = BurnerBook.from_blobs(book.blobs(), now=NOW + 2).card(burner.identity_id)
+    assert new.stealth == _meta_of(burner.identity)
+    assert (new.name, new.expires_ms, new.relays) == (old.name, old.expires_ms, old.relays)
+    assert new.identity_key == burner.identity.signing_key.public_key  # signed by the burner

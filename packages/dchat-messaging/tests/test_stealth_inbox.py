@@ -45,8 +45,11 @@ def test_a_contact_card_s_meta_address_is_found_by_name_and_id() -> None:
     assert unknown.value.code == "unknown_contact"
 
 
-def _find(n: int, height: int) -> tuple[bytes, int, int]:
-    return bytes([n]) * 32, height, 100 + n
+ME = "id-of-the-identity-or-burner"
+
+
+def _find(n: int, height: int, identity: str = ME) -> tuple[bytes, int, int, str]:
+    return bytes([n]) * 32, height, 100 + n, identity
 
 
 def test_each_payment_is_told_once_across_rescans_and_restarts() -> None:
@@ -54,22 +57,31 @@ def test_each_payment_is_told_once_across_rescans_and_restarts() -> None:
     agent = _node(store)
     assert agent.stealth.status() == {"scanned_to": 0, "received": 0}
     first = agent.stealth.record(10, [_find(1, 4)], T0)
-    assert first == [{"account": (b"\x01" * 32).hex(), "amount": 101, "height": 4}]
+    assert first == [{"account": (b"\x01" * 32).hex(), "amount": 101, "height": 4, "identity": ME}]
     assert agent.stealth.record(12, [_find(1, 4)], T0) == []  # a rescan finds it again
     restarted = _node(store)  # a new node process over the same database
     assert restarted.stealth.record(20, [_find(2, 15), _find(1, 4)], T0) == [
-        {"account": (b"\x02" * 32).hex(), "amount": 102, "height": 15}
+        {"account": (b"\x02" * 32).hex(), "amount": 102, "height": 15, "identity": ME}
     ]
     assert restarted.stealth.record(5, [_find(1, 4), _find(2, 15)], T0) == []  # rebuilt scan
     assert [e["height"] for e in _received(store)] == [4, 15]
     assert restarted.stealth.status() == {"scanned_to": 20, "received": 2}
 
 
-def test_an_event_carries_no_key_only_the_account_amount_and_height() -> None:
+def test_an_event_carries_no_key_only_the_account_amount_height_and_identity() -> None:
     store = MemoryMessageStore()
     _node(store).stealth.record(3, [_find(7, 3)], T0)
     (event,) = _received(store)
-    assert set(event) == {"account", "amount", "height"}
+    assert set(event) == {"account", "amount", "height", "identity"}
+
+
+def test_each_event_names_the_identity_or_burner_that_was_paid() -> None:
+    store = MemoryMessageStore()
+    agent = _node(store)
+    finds = [_find(1, 3, "main"), _find(2, 3, "burner-a"), _find(3, 4, "burner-b")]
+    agent.stealth.record(4, finds, T0)
+    told = [(e["account"], e["identity"]) for e in _received(store)]
+    assert told == [(f[0].hex(), f[3]) for f in finds]
 
 
 def test_events_and_the_told_set_commit_together() -> None:

@@ -446,6 +446,47 @@ def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob
         assert b.stealth_status()["received"] == 2
         events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
         assert [e.amount for e in events] == [40, 7]
+    _burner_stealth(alice, bob, bob_at)
+
+
+def _cli(node: NodeProcess, *args: str, ok: bool = True) -> str:
+    result = runner.invoke(app, ["--data-dir", str(node.data_dir), *args])
+    assert (result.exit_code == 0) is ok, result.output
+    return result.output
+
+
+def _burner_stealth(alice: NodeProcess, bob: NodeProcess, bob_at: str) -> None:
+    """A burner of Bob's is paid at the meta-address on its own card; Bob's one scan
+    finds it beside his own payments, tells whose it is, refuses to destroy the burner
+    until its payment is swept (``--identity``), and forgets its keys after."""
+    shadow = json.loads(_cli(bob, "burner", "new", "--name", "shadow"))
+    burner_card = ContactCard.from_text(shadow["card"])
+    assert burner_card.stealth is not None
+    meta = "dchat-stealth:" + burner_card.stealth.hex()
+    with alice.client() as a, bob.client() as b:
+        assert meta != b.stealth_address()  # its own keys, nothing of Bob's
+        _, cursor = b.event_page(None)
+        paid = a.stealth_pay(meta, 30)
+        found = b.stealth_scan()
+        whose = {r["account"]: (r["identity"], r["balance"]) for r in found["accounts"]}
+        assert whose[paid["account"]] == (shadow["burner_id"], 30)
+        bob_id = str(ContactCard.from_text(b.card()).identity_id)
+        assert {i for i, _ in whose.values()} == {shadow["burner_id"], bob_id}
+        wait_until(lambda: any(e.stealth for e in b.event_page(cursor, 1000)[0]), timeout=30.0)
+        (told,) = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
+        assert (told.account, told.identity) == (paid["account"], shadow["burner_id"])
+        assert "unswept_funds" in _cli(bob, "burner", "discard", shadow["burner_id"], ok=False)
+        assert b.stealth_sweep(bob_at)["swept"] == 6  # Bob's own 7: the burner's stays apart
+        after = {r["account"]: r["balance"] for r in b.stealth_scan()["accounts"]}
+        assert after[paid["account"]] == 30
+        with pytest.raises(ApiError, match="not_found"):
+            b.stealth_sweep(bob_at, identity="no-such-burner")
+    assert "--wallet" in _cli(bob, "wallet", "sweep", bob_at, ok=False)  # whose: say it
+    out = _cli(bob, "wallet", "sweep", bob_at, "--identity", shadow["burner_id"])
+    assert out.strip() == f"swept 29 to {bob_at}"
+    _cli(bob, "burner", "discard", shadow["burner_id"])
+    with bob.client() as b:
+        assert paid["account"] not in {r["account"] for r in b.stealth_scan()["accounts"]}
 
 
 def _relay_status(relay: NodeProcess) -> dict[str, Any]:

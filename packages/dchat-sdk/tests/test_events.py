@@ -298,11 +298,21 @@ def test_a_stealth_event_reads_as_a_payment_and_other_kinds_as_none() -> None:
     assert found is not None
     assert (found.account, found.amount, found.height) == ("ab" * 32, 40, 12)
     assert Event(4, "message", data).stealth is None
+    assert found.identity is None  # a node from before burners' stealth payments
+
+
+def test_a_stealth_event_names_the_identity_or_burner_paid() -> None:
+    data = {"account": "ab" * 32, "amount": 40, "height": 12, "identity": "burner-id"}
+    found = Event(3, "stealth_received", data).stealth
+    assert found is not None
+    assert found.identity == "burner-id"
+    with pytest.raises(DchatSdkError):
+        _ = Event(3, "stealth_received", {**data, "identity": 7}).stealth
 
 
 @given(
     data=st.dictionaries(
-        st.sampled_from(["account", "amount", "height"]),
+        st.sampled_from(["account", "amount", "height", "identity"]),
         st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=70)),
     )
 )

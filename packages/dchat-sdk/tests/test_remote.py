@@ -101,6 +101,16 @@ def test_put_auth() -> None:
     assert (node.last.method, node.last.url.path) == ("GET", "/v1/put-auth")
 
 
+def test_a_burners_stealth_accounts_are_swept_by_naming_it() -> None:
+    node = Node(reply={"swept": 39, "to": "00" * 32, "txs": ["ab"]})
+    with node.client() as client:
+        client.stealth_sweep("00" * 32)
+        assert node.last_json() == {"to": "00" * 32, "fee": 1}  # the identity's own
+        assert client.stealth_sweep("00" * 32, identity="burner-id")["swept"] == 39
+    assert (node.last.method, node.last.url.path) == ("POST", "/v1/stealth/sweep")
+    assert node.last_json() == {"to": "00" * 32, "fee": 1, "identity": "burner-id"}
+
+
 @pytest.mark.parametrize(
     ("call", "reply"),
     [

@@ -56,6 +56,8 @@ from ._errors import ChainArgumentError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from dchat_identity import Identity
+
 __all__ = (
     "META_ADDRESS_PREFIX",
     "STEALTH_MEMO_SIZE",
@@ -195,6 +197,15 @@ class StealthKeys:
         """The stealth keys derived from a secret seed (a wallet key's 32 bytes)."""
         scan = ed25519_scalar_from_hash(_SCAN + b"\x00" + seed)
         return cls(scan, ScalarSigningKey.from_seed(seed, _SPEND))
+
+    @classmethod
+    def of_identity(cls, identity: Identity) -> StealthKeys:
+        """The stealth keys of an identity (a node's own, or a burner): from its key's seed.
+
+        A burner's derive from the burner's own random seed, never the owner's,
+        so its meta-address shares nothing with the owner's or another burner's.
+        """
+        return cls.from_seed(identity.signing_key.to_bytes())
 
     @property
     def meta_address(self) -> StealthMetaAddress:

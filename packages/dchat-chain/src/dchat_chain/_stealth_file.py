@@ -8,11 +8,17 @@ file is sealed: ChaCha20-Poly1305 under ``HKDF-SHA256(wallet seed, info =
 needs no passphrase round, so a scan can save after every page), written
 atomically with mode 0600. Layout: ``nonce || ciphertext`` of
 :meth:`StealthScan.to_bytes`, with ``"dchat-stealth-scan"`` as associated data.
+
+A user node's file also scans for its burners: ``others`` maps each live
+burner's label to the burner's own seed (its stealth keys derive from it as
+the wallet's do from the wallet seed); the file stays sealed under the main
+seed's key.
 """
 
 from __future__ import annotations
 
 import os
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from dchat_crypto import DecryptionError
@@ -28,6 +34,7 @@ from ._stealth import StealthKeys
 from ._stealth_scan import StealthScan
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 __all__ = ("StealthScanFile",)
@@ -44,11 +51,16 @@ class StealthScanFile:
     Args:
         path: The scan file (created on first save).
         seed: The wallet key's 32-byte seed (derives the stealth keys and the file key).
+        others: More owners to scan for in the same pass: label -> 32-byte seed.
     """
 
-    def __init__(self, path: Path, seed: bytes) -> None:
+    def __init__(
+        self, path: Path, seed: bytes, others: Mapping[bytes, bytes] = MappingProxyType({})
+    ) -> None:
         self.path = path
         self.keys = StealthKeys.from_seed(seed)
+        self.keyring = {b"": self.keys} | {o: StealthKeys.from_seed(s) for o, s in others.items()}
+        """Every owner's keys, the wallet's own under ``b""``."""
         self._key = hkdf_sha256(seed, salt=b"", info=_INFO, length=32)
 
     def load(self, genesis: bytes | None) -> StealthScan:
@@ -63,14 +75,14 @@ class StealthScanFile:
         except (OSError, ValueError) as exc:
             raise LightStateError(f"cannot read {self.path.name}: {exc}") from None
         if blob is None:
-            return StealthScan.restore(None, genesis, self.keys)
+            return StealthScan.restore(None, genesis, self.keyring)
         if len(blob) < _NONCE + 16:
             raise LightStateError(f"{self.path.name} is not this wallet's or is damaged")
         try:
             data = chacha20poly1305_decrypt(self._key, blob[:_NONCE], blob[_NONCE:], _AD)
         except DecryptionError:
             raise LightStateError(f"{self.path.name} is not this wallet's or is damaged") from None
-        return StealthScan.restore(data, None, self.keys)
+        return StealthScan.restore(data, None, self.keyring)
 
     def save(self, scan: StealthScan) -> None:
         """Seal and replace the file (atomic, mode 0600)."""

@@ -16,6 +16,16 @@ resumes without missing one.
 A find says a transfer *was committed* to one of our accounts, not that it
 succeeded: balances come from proven account reads (the wallet's light reader).
 
+One scan serves several recipients at once (a user node's identity and its
+burners): it holds a *keyring*, owner label -> :class:`StealthKeys`, and each
+stealth transfer of a block is offered to every key of the ring in the same
+pass, so adding a burner costs one scalar multiplication per stealth transfer,
+never a second walk over the chain. A find carries its owner's label (``b""``
+for the wallet's own keys). Restoring a scan with a ring that lacks an owner
+(a burner destroyed since) drops that owner's finds with its keys. An owner
+added later needs no rescan: its meta-address did not exist before, so no
+block already scanned can pay it.
+
 The object does no I/O; the shell loops::
 
     scan.scan_to(height)
@@ -26,13 +36,14 @@ The object does no I/O; the shell loops::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import DchatError, DecodeLimits, Fields, canonical_decode, canonical_encode
 
 from ._block_merkle import EMPTY_ROOT, txs_root
-from ._errors import ChainAnswerError, ChainStateError, LightStateError
+from ._errors import ChainAnswerError, ChainArgumentError, ChainStateError, LightStateError
 from ._light_answers import parse_headers
 from ._light_reader import HEADERS_PAGE, genesis_anchor
 from ._light_state import MAX_LIGHT_STATE_SIZE, decode_light_state, encode_light_state
@@ -49,14 +60,23 @@ if TYPE_CHECKING:
     from ._stealth import StealthKeys
     from ._validators import ValidatorSet
 
-__all__ = ("MAX_STEALTH_FINDS", "StealthFind", "StealthScan", "stealth_transfers")
+__all__ = (
+    "MAX_STEALTH_FINDS",
+    "MAX_STEALTH_OWNERS",
+    "StealthFind",
+    "StealthScan",
+    "stealth_transfers",
+)
 
 MAX_STEALTH_FINDS: Final = 100_000
+MAX_STEALTH_OWNERS: Final = 256
+"""Most keys one scan checks (an identity and its burners)."""
+_MAX_OWNER: Final = 64  # bytes of an owner label
 _MAX_TXS_ANSWER: Final = 8 << 20  # hex of a 4 MiB block
 _LIMITS: Final = DecodeLimits(
     max_size=MAX_LIGHT_STATE_SIZE + 64 * MAX_STEALTH_FINDS,
     max_depth=3,
-    max_items=4 * MAX_STEALTH_FINDS + 8,
+    max_items=5 * MAX_STEALTH_FINDS + 8,
 )
 
 _STATE_FIELDS: Final = frozenset({"v", "light", "found"})
@@ -74,12 +94,14 @@ class StealthFind:
         height: The block that holds the transfer.
         amount: The amount the transfer names (its success is the chain's word:
             read the account's proven balance).
+        owner: Whose keys found it: the keyring's label (``b""``: the wallet's own).
     """
 
     account: bytes
     memo: StealthMemo
     height: int
     amount: int
+    owner: bytes = b""
 
 
 def stealth_transfers(raw_txs: Iterable[bytes]) -> list[tuple[bytes, StealthMemo, int]]:
@@ -98,32 +120,46 @@ def stealth_transfers(raw_txs: Iterable[bytes]) -> list[tuple[bytes, StealthMemo
     return out
 
 
+Keyring = Mapping[bytes, "StealthKeys"]
+"""Owner label (at most 64 bytes; ``b""`` for the wallet's own) -> its stealth keys."""
+
+
+def _ring(keys: StealthKeys | Keyring) -> dict[bytes, StealthKeys]:
+    ring = dict(keys) if isinstance(keys, Mapping) else {b"": keys}
+    if len(ring) > MAX_STEALTH_OWNERS or any(len(o) > _MAX_OWNER for o in ring):
+        raise ChainArgumentError(f"a stealth scan checks at most {MAX_STEALTH_OWNERS} short labels")
+    return ring
+
+
 class StealthScan:
-    """A resumable, verified scan of committed blocks for one wallet's stealth payments.
+    """A resumable, verified scan of committed blocks for stealth payments to a keyring.
 
     Args:
         client: The scan's own light client (its height: the last block scanned).
         anchor: The hash of the genesis set ``client`` started from.
-        keys: The wallet's stealth keys (only the scan secret is used).
-        finds: What earlier rounds found.
+        keys: The wallet's stealth keys, or a keyring (owner label -> keys);
+            only the scan secrets are used to find.
+        finds: What earlier rounds found (those of owners not in the ring are dropped).
     """
 
     def __init__(
         self,
         client: LightClient,
         anchor: bytes,
-        keys: StealthKeys,
+        keys: StealthKeys | Keyring,
         finds: Iterable[StealthFind] = (),
     ) -> None:
-        self.client, self._anchor, self._keys = client, anchor, keys
-        self._finds = {f.account: f for f in finds}
+        self.client, self._anchor, self.keyring = client, anchor, _ring(keys)
+        self._finds = {f.account: f for f in finds if f.owner in self.keyring}
         self._target = client.height
         self._page: list[_Item] = []
         self._waiting: _Item | None = None  # a header whose transactions were asked for
         self.transfers_checked = 0
 
     @classmethod
-    def restore(cls, stored: bytes | None, genesis: bytes | None, keys: StealthKeys) -> StealthScan:
+    def restore(
+        cls, stored: bytes | None, genesis: bytes | None, keys: StealthKeys | Keyring
+    ) -> StealthScan:
         """The scan kept in ``stored``, or a new one from ``genesis`` (block 1 on).
 
         Raises:
@@ -150,7 +186,7 @@ class StealthScan:
 
     def to_bytes(self) -> bytes:
         """The scan's state (the light client at the last scanned block, the finds)."""
-        found = [[f.account, f.memo.to_bytes(), f.height, f.amount] for f in self._finds.values()]
+        found = [_encode_find(f) for f in self._finds.values()]
         light = encode_light_state(self.client, self._anchor)
         return canonical_encode({"v": 1, "light": light, "found": found})
 
@@ -163,6 +199,10 @@ class StealthScan:
     def finds(self) -> list[StealthFind]:
         """Our stealth transfers found so far, oldest first."""
         return sorted(self._finds.values(), key=lambda f: f.height)
+
+    def finds_of(self, owner: bytes) -> list[StealthFind]:
+        """The finds of one owner of the keyring, oldest first."""
+        return [f for f in self.finds if f.owner == owner]
 
     def scan_to(self, height: int) -> None:
         """Scan on until block ``height`` (a target below the scanned height does nothing)."""
@@ -213,12 +253,20 @@ class StealthScan:
             raise ChainAnswerError("the transactions are not the certified block's")
         for account, memo, amount in stealth_transfers(raws):
             self.transfers_checked += 1
-            if account not in self._finds and self._keys.owns(account, memo):
+            owner = None if account in self._finds else self._owner(account, memo)
+            if owner is not None:
                 if len(self._finds) >= MAX_STEALTH_FINDS:
                     raise ChainStateError("too many stealth payments kept")
-                self._finds[account] = StealthFind(account, memo, header.height, amount)
+                self._finds[account] = StealthFind(account, memo, header.height, amount, owner)
         self.client.update(*item)
         self._waiting = None
+
+    def _owner(self, account: bytes, memo: StealthMemo) -> bytes | None:
+        """The owner whose keys find ``account`` (every key of the ring, one transfer)."""
+        for owner, keys in self.keyring.items():
+            if keys.owns(account, memo):
+                return owner
+        return None
 
 
 def _parse_txs(doc: Any, height: int) -> list[bytes]:
@@ -234,12 +282,20 @@ def _parse_txs(doc: Any, height: int) -> list[bytes]:
         raise ChainAnswerError("a block's transactions are hex") from None
 
 
+def _encode_find(f: StealthFind) -> list[object]:
+    row: list[object] = [f.account, f.memo.to_bytes(), f.height, f.amount]
+    return [*row, f.owner] if f.owner else row  # the wallet's own: as before owners
+
+
 def _decode_find(item: Any) -> StealthFind:
-    if not isinstance(item, list) or len(item) != 4:
-        raise LightStateError("a stealth find is [account, memo, height, amount]")
-    account, memo, height, amount = item
+    if not isinstance(item, list) or len(item) not in (4, 5):
+        raise LightStateError("a stealth find is [account, memo, height, amount, owner?]")
+    account, memo, height, amount = item[:4]
+    owner = item[4] if len(item) == 5 else b""
+    if len(item) == 5 and not (isinstance(owner, bytes) and 0 < len(owner) <= _MAX_OWNER):
+        raise LightStateError("a stealth find's owner is a label of 1 to 64 bytes")
     if not isinstance(account, bytes) or len(account) != 32:
         raise LightStateError("a stealth find's account is 32 bytes")
     if not all(isinstance(n, int) and n >= 0 for n in (height, amount)):
         raise LightStateError("a stealth find's height and amount are counts")
-    return StealthFind(account, StealthMemo.from_bytes(memo), height, amount)
+    return StealthFind(account, StealthMemo.from_bytes(memo), height, amount, owner)

@@ -68,7 +68,8 @@ application of its own, a simulation or a test harness.
   ``StealthKeys``, ``StealthMetaAddress``, ``StealthMemo``, ``stealth_payment``,
   ``StealthFormatError``, ``STEALTH_MEMO_SIZE``, ``META_ADDRESS_PREFIX``; the
   wallet's verified scan ``StealthScan``, ``StealthFind``, ``stealth_transfers``,
-  ``MAX_STEALTH_FINDS``, kept sealed in a file by ``StealthScanFile``
+  ``MAX_STEALTH_FINDS``, ``MAX_STEALTH_OWNERS`` (one scan, several keys), kept
+  sealed in a file by ``StealthScanFile``
 - public handles (chat chain): ``normalize_handle``, ``handle_key``,
   ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
   verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
@@ -233,6 +234,7 @@ from ._stealth import StealthMetaAddress as StealthMetaAddress
 from ._stealth import stealth_payment as stealth_payment
 from ._stealth_file import StealthScanFile as StealthScanFile
 from ._stealth_scan import MAX_STEALTH_FINDS as MAX_STEALTH_FINDS
+from ._stealth_scan import MAX_STEALTH_OWNERS as MAX_STEALTH_OWNERS
 from ._stealth_scan import StealthFind as StealthFind
 from ._stealth_scan import StealthScan as StealthScan
 from ._stealth_scan import stealth_transfers as stealth_transfers
@@ -339,6 +341,7 @@ __all__ = (
     "MAX_HEADERS",
     "MAX_LIGHT_STATE_SIZE",
     "MAX_STEALTH_FINDS",
+    "MAX_STEALTH_OWNERS",
     "META_ADDRESS_PREFIX",
     "MalformedTransactionError",
     "MemoryBlockLog",

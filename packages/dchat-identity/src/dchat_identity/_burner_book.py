@@ -15,6 +15,9 @@ the expiry.
   the next stored copy); the ids of the expired ones are remembered, the
   most recent :data:`MAX_EXPIRED` of them, with the time they were dropped.
 * A deliberately discarded burner is forgotten outright (``not_found`` next).
+* A burner's card publishes the burner's own stealth meta-address (the
+  caller derives it from the burner's identity: ``stealth_of``); a card
+  issued before that is re-issued with it by :meth:`BurnerBook.add_stealth`.
 * :attr:`BurnerBook.changed` says whether the blobs must be written back;
   :meth:`BurnerBook.blobs` lists the keys' store first, so a crash between
   writes never leaves the keys of a discarded burner behind.
@@ -42,11 +45,12 @@ from ._errors import (
 from ._stored_maps import decode_map, encode_map
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from dchat_core import NodeId
 
     from ._burners import Burner
+    from ._identity import Identity
     from ._stored_maps import EntryMap
 
 __all__ = ("BURNER_KEYS", "MAX_EXPIRED", "BurnerBook", "burner_row", "parse_burner_id")
@@ -134,8 +138,10 @@ class BurnerBook:
         relay: str | None = None,
         relay_node: NodeId | None = None,
         relays: Sequence[str] = (),
+        stealth_of: Callable[[Identity], bytes] | None = None,
     ) -> tuple[Burner, ContactCard]:
-        """A new burner valid for ``ttl`` seconds and its card (which carries the expiry).
+        """A new burner valid for ``ttl`` seconds and its card (which carries the expiry,
+        and ``stealth_of(burner identity)``, its meta-address, when given).
 
         Raises:
             BurnerStateError: ``rate_limited``; the rate limit's state changed
@@ -148,12 +154,29 @@ class BurnerBook:
             message = f"too many burners; retry in {exc.retry_after:.0f} s"
             raise BurnerStateError("rate_limited", message) from None
         try:
-            card = burner.card(name=name, relay=relay, relay_node=relay_node, relays=relays)
+            stealth = None if stealth_of is None else stealth_of(burner.identity)
+            card = burner.card(
+                name=name, relay=relay, relay_node=relay_node, relays=relays, stealth=stealth
+            )
         except DchatIdentityError:  # e.g. a name too long: no burner without a card
             self.store.discard(burner.identity_id)
             raise
         self._cards[bytes(burner.identity_id)] = [card.to_bytes()]
         return burner, card
+
+    def add_stealth(self, stealth_of: Callable[[Identity], bytes]) -> int:
+        """Re-issue every live burner's card that publishes no meta-address with
+        ``stealth_of(its identity)``; returns how many were re-issued."""
+        reissued = 0
+        for burner_id in self.ids():
+            card = self.card(burner_id)
+            if card.stealth is None:
+                identity = self.store.get(burner_id).identity
+                new = card.with_stealth(identity, stealth_of(identity))
+                self._cards[bytes(burner_id)] = [new.to_bytes()]
+                reissued += 1
+        self.changed = self.changed or reissued > 0
+        return reissued
 
     def card(self, burner_id: IdentityId) -> ContactCard:
         """The card of a burner in the book."""

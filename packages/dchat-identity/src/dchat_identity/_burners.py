@@ -91,8 +91,13 @@ class Burner:
         relay: str | None = None,
         relay_node: NodeId | None = None,
         relays: Sequence[str] = (),
+        stealth: bytes | None = None,
     ) -> ContactCard:
-        """A contact card for the burner (at ``relay`` or ``relays``), expiring with it."""
+        """A contact card for the burner (at ``relay`` or ``relays``), expiring with it.
+
+        ``stealth``: the burner's own stealth meta-address (derived from the
+        burner's key, never the owner's), so strangers can pay the burner.
+        """
         return ContactCard.issue(
             self.identity,
             name=name,
@@ -100,6 +105,7 @@ class Burner:
             relay_node=relay_node,
             relays=relays,
             expires=self.expires_ms / 1000,
+            stealth=stealth,
         )
 
     def __repr__(self) -> str:

@@ -2,8 +2,9 @@
 
 The scan itself is dchat_chain's (``StealthScan``, kept in a sealed file); the
 node hands every round's finds here. :meth:`StealthInbox.record` logs one
-``stealth_received`` event (``account``, ``amount``, ``height``: never a key)
-per one-time account not told before, and remembers those accounts and the
+``stealth_received`` event (``account``, ``amount``, ``height``, and
+``identity``: the id of the node's identity or burner whose meta-address was
+paid; never a key) per one-time account not told before, and remembers those accounts and the
 scanned height under the state key ``stealth.inbox``, all in one transaction
 with the events. So a rescan, a restart, or a scan file lost and rebuilt from
 genesis tells nobody twice, and a crash before the commit tells it on the next
@@ -32,8 +33,9 @@ MAX_TOLD: Final = 100_000
 _KEY: Final = "stealth.inbox"
 _FIELDS: Final = frozenset({"v", "scanned", "told"})
 
-Find = tuple[bytes, int, int]
-"""(one-time account, height, amount) of a committed stealth transfer to us."""
+Find = tuple[bytes, int, int, str]
+"""(one-time account, height, amount, identity id text) of a committed stealth
+transfer to us: to our identity's meta-address or to one of our burners'."""
 
 
 class StealthInbox:
@@ -70,7 +72,7 @@ class StealthInbox:
         """Log an event for each find not told before; remember them and ``scanned_to``.
 
         Returns:
-            The events logged (``{"account", "amount", "height"}``), oldest first.
+            The events logged (``{"account", "amount", "height", "identity"}``), oldest first.
 
         Raises:
             EngineStateError: The stored state is damaged, or too many accounts were told.
@@ -78,13 +80,14 @@ class StealthInbox:
         with self._store.transaction():
             scanned, told = self._load()
             new = []
-            for account, height, amount in sorted(finds, key=lambda f: f[1]):
+            for account, height, amount, identity in sorted(finds, key=lambda f: f[1]):
                 if account in told:
                     continue
                 if len(told) >= MAX_TOLD:
                     raise EngineStateError("too many stealth payments told")
                 told.add(account)
                 event = {"account": account.hex(), "amount": amount, "height": height}
+                event["identity"] = identity
                 self._log_event(STEALTH_EVENT, event, now)
                 new.append(event)
             state = {"v": 1, "scanned": max(scanned, scanned_to), "told": sorted(told)}

@@ -135,7 +135,10 @@ class Event:
             raise _BadReplyError("a stealth payment names its 64-hex-digit account")
         if not (isinstance(amount, int) and isinstance(height, int) and min(amount, height) >= 0):
             raise _BadReplyError("a stealth payment's amount and height are counts")
-        return StealthReceived(account, amount, height)
+        identity = self.data.get("identity")
+        if identity is not None and not isinstance(identity, str):
+            raise _BadReplyError("a stealth payment's identity is an id's text")
+        return StealthReceived(account, amount, height, identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +149,14 @@ class StealthReceived:
         account: The one-time account it went to (hex); its key never leaves the node.
         amount: The amount the committed transfer names.
         height: The block holding it.
+        identity: Whose meta-address was paid: the node's identity id or one
+            of its burners' (None from nodes older than burner stealth payments).
     """
 
     account: str
     amount: int
     height: int
+    identity: str | None = None
 
 
 def parse_cursor(text: str) -> int:

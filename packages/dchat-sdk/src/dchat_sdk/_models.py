@@ -144,11 +144,13 @@ class StealthPayment(TypedDict):
 
 
 class StealthAccount(TypedDict):
-    """One one-time account a scan found, with its proven balance."""
+    """One one-time account a scan found, with its proven balance and whose it is
+    (``identity``: the node's identity id, or the paid burner's)."""
 
     account: str
     height: int
     balance: int
+    identity: str
 
 
 class StealthScan(TypedDict):

@@ -6,7 +6,10 @@ docs/protocol.md §43) and returns its JSON object. A meta-address is the
 one-time accounts that nobody else can link to it or to each other.
 
 Each payment a scan finds (asked for, or the node's background scan) is one
-``stealth_received`` event (:attr:`Event.stealth`): ``account``, ``amount``, ``height``.
+``stealth_received`` event (:attr:`Event.stealth`): ``account``, ``amount``,
+``height``, ``identity`` (the node's identity or the burner that was paid: a
+burner's card publishes its own meta-address, and the scan checks every live
+burner's keys too).
 """
 
 from __future__ import annotations
@@ -56,18 +59,22 @@ class StealthCalls:
     def stealth_scan(self) -> StealthScan:
         """Scan new blocks for payments to this identity's meta-address.
 
-        Returns ``{"scanned_to", "accounts": [{"account", "height", "balance"}],
-        "stealth_balance"}`` (balances proven by the node's light client).
+        Returns ``{"scanned_to", "accounts": [{"account", "height", "balance",
+        "identity"}], "stealth_balance"}`` (balances proven by the node's light
+        client; ``identity``: ours, or the burner whose meta-address was paid).
         """
         reply = self._call("POST", "/v1/stealth/scan", None, timeout=PAY_TIMEOUT)
         return shaped(reply, StealthScan)
 
-    def stealth_sweep(self, to: str, *, fee: int = 1) -> StealthSweep:
-        """Move every stealth balance found (less ``fee`` each) to the account ``to`` (hex).
+    def stealth_sweep(self, to: str, *, fee: int = 1, identity: str | None = None) -> StealthSweep:
+        """Move every stealth balance found for our identity (or, with ``identity``,
+        for that live burner) less ``fee`` each to the account ``to`` (hex).
 
-        Sweeping several one-time accounts to one account links them on chain.
-        Returns ``{"swept", "to", "txs"}``.
+        Sweeping several one-time accounts to one account links them on chain
+        (a burner's and ours: the burner to us). Returns ``{"swept", "to", "txs"}``.
         """
-        body = {"to": to, "fee": fee}
+        body: dict[str, Any] = {"to": to, "fee": fee}
+        if identity is not None:
+            body["identity"] = identity
         reply = self._call("POST", "/v1/stealth/sweep", body, timeout=2 * PAY_TIMEOUT)
         return shaped(reply, StealthSweep)

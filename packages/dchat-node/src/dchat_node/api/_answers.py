@@ -66,6 +66,7 @@ _STATE_STATUS = {
     "handle_refused": 409,
     "payment_failed": 409,
     "no_stealth_address": 409,
+    "unswept_funds": 409,
     "stale_handle": 409,
     "unknown_channel": 404,
     "not_publisher": 403,

@@ -1,7 +1,9 @@
 """HTTP routes for burners (token auth, strict bodies, one error shape).
 
 ``rate_limited`` (429) when this device made too many burners lately,
-``burner_expired`` (410) when a burner's lifetime is over.
+``burner_expired`` (410) when a burner's lifetime is over, ``unswept_funds``
+(409) when a burner to destroy still holds stealth payments (its keys alone
+can move them: sweep first, or ``?force=true`` to give them up; §43).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Path as PathParam
+from fastapi import Query
 from pydantic import Field
 
 from ._guardians import Strict
@@ -52,7 +55,9 @@ def add_burner_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         return {"burners": await user_role(node).burners.describe()}
 
     @app.delete("/v1/burners/{burner_id}", dependencies=auth)
-    async def discard(burner_id: BurnerId) -> dict[str, Any]:
+    async def discard(burner_id: BurnerId, force: bool = Query(default=False)) -> dict[str, Any]:
+        if not force:  # the desk is installed after these routes, read at call time
+            await app.state.stealth.refuse_unswept(burner_id)
         await user_role(node).burners.discard(burner_id)
         return {"discarded": burner_id}
 

@@ -14,18 +14,26 @@ Routes (user role, bearer token like the rest of the API; docs/protocol.md §43)
   ``payment_failed`` if the chain refuses it.
 * ``POST /v1/stealth/scan``: scan the committed blocks not scanned yet (each
   block's transactions checked against its certified header) and answer
-  ``{"scanned_to", "accounts": [{"account", "height", "balance"}],
-  "stealth_balance"}``, balances proven by the light client.
-* ``POST /v1/stealth/sweep {to, fee?}``: move every found balance (less the
-  fee) to the account ``to`` (hex), each transfer signed by its one-time key:
-  ``{"swept", "to", "txs"}``. Sweeping several to one account links them.
+  ``{"scanned_to", "accounts": [{"account", "height", "balance", "identity"}],
+  "stealth_balance"}``, balances proven by the light client; ``identity``
+  says whose meta-address was paid (the identity's id or a live burner's).
+* ``POST /v1/stealth/sweep {to, fee?, identity?}``: move every balance found
+  for the identity (or, with ``identity``, for that live burner; 404
+  ``not_found`` else) less the fee to the account ``to`` (hex), each transfer
+  signed by its one-time key: ``{"swept", "to", "txs"}``. Sweeping several
+  to one account links them; a burner's and the identity's, their owner.
 * ``GET  /v1/stealth/status``: ``{"scanned_to", "received", "scan_interval"}``,
   the last block scanned, the payments found, the background period (0: off).
 
 Each scan (asked for, or every ``stealth_scan_interval`` seconds in the
-background when configured) hands its finds to ``UserMessaging.stealth``,
-which logs one ``stealth_received`` event per payment (``account``,
-``amount``, ``height``), once across rescans and restarts.
+background when configured) checks the identity's keys and every live
+burner's in one pass over the blocks, and hands its finds to
+``UserMessaging.stealth``, which logs one ``stealth_received`` event per
+payment (``account``, ``amount``, ``height``, ``identity``), once across
+rescans and restarts. A destroyed or expired burner's keys leave the scan
+with its finds; ``DELETE /v1/burners/{id}`` refuses (409 ``unswept_funds``)
+while the burner's one-time accounts hold a balance, unless ``?force=true``
+(:meth:`StealthDesk.refuse_unswept`).
 
 The scan and the reads are dchat_chain's (``StealthScan``, ``StealthScanFile``,
 the light reader); this module is their I/O through :class:`~._chain_link.ChainLink`.
@@ -51,7 +59,7 @@ from dchat_chain.lowlevel import (
     account_key,
     stealth_payment,
 )
-from dchat_core import DchatError
+from dchat_core import DchatError, IdentityId
 
 from .._errors import NodeStateError
 from ._chain_link import ChainLink
@@ -82,6 +90,7 @@ class SweepBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(pattern="^[0-9a-f]{64}$")
     fee: int = Field(default=1, ge=0, le=_MAX)
+    identity: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class StealthDesk:
@@ -99,8 +108,31 @@ class StealthDesk:
         self._lock = trio.Lock()  # one scan and one account's nonces at a time
 
     def _file(self) -> StealthScanFile:
+        """The identity's own scan file, its keys alone (for the meta-address)."""
         key = user_role(self._node).user.identity.signing_key
         return StealthScanFile(self._node.config.data_dir / "stealth.scan", key.to_bytes())
+
+    async def _ring_file(self) -> tuple[StealthScanFile, dict[bytes, str]]:
+        """The scan file with every live burner's keys too, and owner label -> identity id."""
+        role = user_role(self._node)
+        burners = await role.burners.identities()
+        seeds = {bytes(i): b.signing_key.to_bytes() for i, b in burners.items()}
+        key = role.user.identity.signing_key
+        names = {b"": str(role.user.identity.identity_id)} | {bytes(i): str(i) for i in burners}
+        path = self._node.config.data_dir / "stealth.scan"
+        return StealthScanFile(path, key.to_bytes(), seeds), names
+
+    def _owner(self, names: dict[bytes, str], identity: str | None) -> bytes:
+        """The keyring label of ``identity`` (None: the node's own identity)."""
+        if identity is None or identity == names[b""]:
+            return b""
+        try:
+            label = bytes(IdentityId.parse(identity))
+        except ValueError:
+            label = b"?"
+        if label not in names:
+            raise NodeStateError("not_found", "no such identity or live burner here")
+        return label
 
     async def address(self, peer: str | None) -> dict[str, Any]:
         """``GET /v1/stealth/address``."""
@@ -141,8 +173,8 @@ class StealthDesk:
             "amount": body.amount,
         }
 
-    async def _scan(self) -> tuple[StealthScanFile, StealthScan]:
-        file = self._file()
+    async def _scan(self) -> tuple[StealthScanFile, StealthScan, dict[bytes, str]]:
+        file, names = await self._ring_file()
         exists = await trio.Path(file.path).exists()
         genesis = None if exists else self._chain.genesis()
         state = await trio.to_thread.run_sync(file.load, genesis)
@@ -160,10 +192,10 @@ class StealthDesk:
             ) from None
         finally:
             await trio.to_thread.run_sync(file.save, state)
-        finds = [(f.account, f.height, f.amount) for f in state.finds]
+        finds = [(f.account, f.height, f.amount, names[f.owner]) for f in state.finds]
         u = user_role(self._node).user
         await u.logged(u.agent.stealth.record, state.height, finds, u.now())
-        return file, state
+        return file, state, names
 
     async def _balance(self, account: bytes) -> int:
         key = account_key(account)
@@ -176,13 +208,13 @@ class StealthDesk:
     async def scan(self) -> dict[str, Any]:
         """``POST /v1/stealth/scan``."""
         async with self._lock:
-            _, state = await self._scan()
+            _, state, names = await self._scan()
             rows: list[dict[str, Any]] = []
             total = 0
             for find in state.finds:
                 balance = await self._balance(find.account)
                 rows.append({"account": find.account.hex(), "height": find.height})
-                rows[-1]["balance"] = balance
+                rows[-1].update(balance=balance, identity=names[find.owner])
                 total += balance
         return {"scanned_to": state.height, "accounts": rows, "stealth_balance": total}
 
@@ -191,12 +223,13 @@ class StealthDesk:
         target = bytes.fromhex(body.to)
         swept, txs = 0, []
         async with self._lock:
-            file, state = await self._scan()
-            for find in state.finds:
+            file, state, names = await self._scan()
+            owner = self._owner(names, body.identity)
+            for find in state.finds_of(owner):
                 balance = await self._balance(find.account)
                 if balance <= body.fee:
                     continue
-                one_time = file.keys.spending_key(find.account, find.memo)
+                one_time = file.keyring[owner].spending_key(find.account, find.memo)
                 tx = Transaction.create(
                     one_time, chain_id=self._chain.chain_id(), fee=body.fee, kind="transfer",
                     nonce=await self._next_nonce(find.account),
@@ -206,6 +239,30 @@ class StealthDesk:
                 swept += balance - body.fee
                 txs.append(tx.hash.hex())
         return {"swept": swept, "to": target.hex(), "txs": txs}
+
+    async def refuse_unswept(self, burner_id: str) -> None:
+        """Refuse to destroy a burner whose one-time accounts hold a balance (a scan
+        first): its keys, the only ones that can move the funds, would go with it.
+
+        Raises:
+            NodeStateError: ``unswept_funds``; ``chain_unreachable`` (the chain
+                could not say: destroy with force, or try again).
+        """
+        if self._node.config.currency_node is None:
+            return  # no chain to scan: nothing can have been found
+        async with self._lock:
+            _, state, names = await self._scan()
+            try:
+                owner = self._owner(names, burner_id)
+            except NodeStateError:
+                return  # not a live burner: destroying it says why
+            held = [await self._balance(f.account) for f in state.finds_of(owner)]
+        if owner and sum(held) > 0:
+            raise NodeStateError(
+                "unswept_funds",
+                f"the burner's stealth accounts hold {sum(held)}: sweep them "
+                "(POST /v1/stealth/sweep with its identity) or destroy it with force",
+            )
 
     async def status(self) -> dict[str, Any]:
         """``GET /v1/stealth/status``."""

@@ -40,9 +40,21 @@ def list_burners(ctx: typer.Context) -> None:
 
 
 @burner_app.command("discard")
-def discard(ctx: typer.Context, burner_id: str) -> None:
-    """Delete a burner's keys for good."""
-    _show(api_call(ctx, "DELETE", f"/v1/burners/{burner_id}"))
+def discard(
+    ctx: typer.Context,
+    burner_id: str,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Even if its stealth payments are not swept (they are lost with its keys).",
+        ),
+    ] = False,
+) -> None:
+    """Delete a burner's keys for good (sweep its stealth payments first:
+    `dchat wallet sweep TO --identity BURNER`)."""
+    query = "?force=true" if force else ""
+    _show(api_call(ctx, "DELETE", f"/v1/burners/{burner_id}{query}"))
 
 
 @burner_app.command("contact")

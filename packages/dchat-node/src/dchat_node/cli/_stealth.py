@@ -11,13 +11,17 @@ header by the scan's own light client), keeps what is ours in ``WALLET.stealth``
 (sealed under the wallet key) and shows each one-time account's balance, read
 by the wallet's light client with a Merkle proof. ``sweep`` moves every found
 balance (less the fee) to the account TO, signed by the one-time keys (the
-user names TO: sweeping several to one account links them). See
-docs/protocol.md §43 and docs/rationale.md.
+user names TO: sweeping several to one account links them). ``sweep TO
+--identity ID`` sweeps instead what the user node (``dchat --data-dir``)
+found for one of its burners (or for its identity, by its id): a burner's card
+publishes its own meta-address and the node's scan checks every live
+burner's keys. See docs/protocol.md §43 and docs/rationale.md.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -51,8 +55,6 @@ from ._common import fail as _fail
 from ._common import key_bytes
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from dchat_chain.lowlevel import StealthFind, StealthScan, StealthScanFile
     from dchat_crypto import SigningKey
 
@@ -185,9 +187,37 @@ def scan(
     _out.print_json(json.dumps(doc))
 
 
+_NodeOpt = Annotated[
+    Path | None,
+    typer.Option("--node", envvar="DCHAT_CHAIN_NODE", help="A validator's data directory."),
+]
+_WalletOpt = Annotated[
+    Path | None, typer.Option("--wallet", help="Encrypted wallet or validator.key.")
+]
+_IdentityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--identity",
+        help="A burner id (or your identity's id): sweep what the user node of "
+        "`dchat --data-dir` found for it, instead of --wallet's.",
+    ),
+]
+
+
+def _sweep_on_node(ctx: typer.Context, to: str, fee: int, identity: str) -> None:
+    from dchat_sdk import RemoteClient
+
+    data_dir: Path = ctx.find_root().obj
+    try:
+        with RemoteClient.from_data_dir(data_dir) as client:
+            reply = client.stealth_sweep(to, fee=fee, identity=identity)
+    except DchatError as exc:
+        raise _fail(str(exc)) from None
+    _out.print(f"swept {reply['swept']} to {reply['to']}", highlight=False)
+
+
 def sweep(
-    node: NodeDir,
-    wallet: WalletFile,
+    ctx: typer.Context,
     to: Annotated[
         str,
         typer.Argument(
@@ -195,12 +225,24 @@ def sweep(
             "published one, links them (docs/rationale.md)."
         ),
     ],
+    node: _NodeOpt = None,
+    wallet: _WalletOpt = None,
+    identity: _IdentityOpt = None,
     fee: Annotated[int, typer.Option(min=0)] = 1,
     passphrase_file: PassFile = None,
     genesis: GenesisFile = None,
     light_dir: LightDir = None,
 ) -> None:
     """Move every stealth balance found (less the fee) to TO, signed by the one-time keys."""
+    if (wallet is None) == (identity is None):
+        raise _fail("name --wallet (its stealth accounts) or --identity (a burner's, on the node)")
+    if identity is not None:
+        key_bytes(to, "TO")
+        _sweep_on_node(ctx, to, fee, identity)
+        return
+    assert wallet is not None
+    if node is None:
+        raise _fail("--wallet needs --node (a validator's data directory)")
     key = _key(wallet, passphrase_file)
     target = key_bytes(to, "TO")
     api = _Api(node, genesis, light_dir, wallet)

@@ -18,6 +18,11 @@ Expiry is enforced: the node discards expired burners (keys gone from the
 next stored copy) and using one answers ``burner_expired``. The rules (which
 burners are live, expired, rate-limited) are :class:`dchat_identity.lowlevel.BurnerBook`'s;
 this shell loads and stores its blobs under one lock and runs the expiry task.
+
+Each burner's card publishes the burner's own stealth meta-address (derived
+from the burner's key like the identity's from its own); older cards are
+re-issued with it the next time the book is opened. The node's stealth scan
+checks every live burner's keys (:meth:`BurnerService.identities`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from dchat_chain.lowlevel import StealthKeys
 from dchat_identity.lowlevel import BURNER_KEYS, BurnerBook, BurnerStateError, burner_row
 
 from .._errors import NodeStateError
@@ -36,7 +42,8 @@ from ._guardian_state import commit
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from dchat_core import MessageId
+    from dchat_core import IdentityId, MessageId
+    from dchat_identity import Identity
     from dchat_messaging.lowlevel import ContactEntry
 
     from ..config import NodeConfig
@@ -73,6 +80,7 @@ class BurnerService:
                     self._user.agent.remove_identity(burner_id)
                 if gone:
                     _log.info("expired burners discarded", extra={"count": len(gone)})
+                book.add_stealth(_meta_address)
                 try:
                     yield book
                 finally:
@@ -92,8 +100,9 @@ class BurnerService:
         relays = [str(relay) for relay in self._user.home_relays]
         async with self._book() as book:
             burner, card = book.create(
-                now=self._user.now(), ttl=ttl, name=name or "burner", relays=relays
-            )
+                now=self._user.now(), ttl=ttl, name=name or "burner", relays=relays,
+                stealth_of=_meta_address,
+            )  # fmt: skip
         self._user.agent.add_identity(burner.identity)
         self._user.engines.for_identity(burner.identity, card)
         _log.info("burner created")
@@ -104,6 +113,11 @@ class BurnerService:
         """The live burners."""
         async with self._book() as book:
             return book.rows()
+
+    async def identities(self) -> dict[IdentityId, Identity]:
+        """The live burners' identities (whose stealth keys the node's scan checks)."""
+        async with self._book() as book:
+            return {i: book.store.get(i).identity for i in book.ids()}
 
     async def discard(self, burner_id: str) -> None:
         """Delete the burner's keys for good and stop fetching its mail."""
@@ -130,3 +144,8 @@ class BurnerService:
             if self._user.has_identity:
                 async with self._book():
                     pass
+
+
+def _meta_address(identity: Identity) -> bytes:
+    """A burner's own stealth meta-address (from its key, never the owner's)."""
+    return StealthKeys.of_identity(identity).meta_address.to_bytes()
