@@ -19,7 +19,10 @@ from dchat_network.lowlevel import (
     OnionKeyRecord,
     OnionKeys,
     OnionPool,
+    TokenSettings,
+    TokenShop,
     build_onion_put,
+    buy_request,
     onion_route,
     reply_route,
     split_reply_route,
@@ -28,7 +31,11 @@ from dchat_privacy import ReplyBook
 from dchat_privacy.lowlevel import MAX_REPLY_DATA, ReplayedPacketError, ReplyGift
 from dchat_testing import MemoryMailboxStore, MemoryPrekeyStore
 
+from .test_token_shop import MemoryTokenStore
+
 WAIT = 20
+SHOP_KEY = SigningKey.generate()
+SHOP_RELAY = bytes(NodeId.derive(SHOP_KEY.public_key.to_bytes()))
 
 
 def _mailbox_of(envelope: bytes) -> bytes | None:
@@ -36,8 +43,13 @@ def _mailbox_of(envelope: bytes) -> bytes | None:
 
 
 @asynccontextmanager
-async def relays(tmp: Path, count: int = 3) -> AsyncIterator[list[tuple[RelayHost, RelayAddress]]]:
-    """``count`` relay hosts on free loopback ports, each logging what it sees."""
+async def relays(
+    tmp: Path, count: int = 3, last: RelayServer | None = None
+) -> AsyncIterator[list[tuple[RelayHost, RelayAddress]]]:
+    """``count`` relay hosts on free loopback ports, each logging what it sees.
+
+    ``last``: the server of the last relay (the mailbox relay of the tests), if not a plain one.
+    """
 
     async def run(call: Callable[[], RelayReply]) -> RelayReply:
         return call()
@@ -48,8 +60,10 @@ async def relays(tmp: Path, count: int = 3) -> AsyncIterator[list[tuple[RelayHos
             store = MemoryMailboxStore()
             limits = RelayLimits(observe_log=str(tmp / f"relay{number}.jsonl"))
             server = RelayServer(store, _mailbox_of, prekeys=MemoryPrekeyStore())
+            if last is not None and number == count - 1:
+                server = last
             host = RelayHost(server, run, trio.current_time, limits=limits)
-            host.store = store  # type: ignore[attr-defined]
+            host.store = store if server is not last else None  # type: ignore[attr-defined]
             key = SigningKey.generate()
             with trio.fail_after(WAIT):
                 h, p = await nursery.start(host.serve, "127.0.0.1", 0, key)
@@ -90,6 +104,42 @@ async def test_an_onion_deposit_lands_at_the_mailbox_relay_through_two_others(
     first_hop_requests = [e for e in _log(tmp_path, 0) if e["ev"] == "request"]
     assert all(e["mb"] == [] for e in first_hop_requests)  # the first hop never sees the mailbox
     assert all(e["size"] < ONION_PACKET_SIZE + 64 for e in first_hop_requests)
+
+
+async def test_a_loaded_mailbox_relay_takes_a_paid_token_through_an_onion(tmp_path: Path) -> None:
+    """Work cannot travel in an onion; a paid token (protocol §40) can, and is spent once."""
+    now = trio.current_time()
+    shop = TokenShop(
+        TokenSettings(enabled=True, price=3, max_per_payment=8),
+        SHOP_KEY, SHOP_RELAY, MemoryTokenStore(), now,
+    )  # fmt: skip
+    shop.load(now)
+    limits = RelayLimits(pow_free_relay=1.0, pow_free_mailbox=1.0)
+    server = RelayServer(MemoryMailboxStore(), _mailbox_of, limits=limits)
+    server.tokens = shop
+    offer = shop.offer(now)
+    request, pending = buy_request(offer.key, SHOP_RELAY, 1)
+    (token,) = pending.finalize(shop.sell(request.to_bytes(), (offer.payee, 3), now))
+    box = bytes(MailboxId.derive(SigningKey.generate().public_key.to_bytes()))
+    async with relays(tmp_path, last=server) as hosts:
+        (_, a), (_, b), (_, c) = hosts
+        pool = OnionPool(onion_relays=[a, b], now=trio.current_time)
+        wallet = {c.hostport: [token.redemption()]}
+        with trio.fail_after(WAIT):
+            # A stranger's deposits until the relay asks for work (no token held yet).
+            for i in range(8):
+                (result,) = await pool.deposit(onion_route(c.hostport), [(box, box + b"%d" % i)])
+                if result == "pow":
+                    break
+            assert result == "pow"
+            pool.auth.paid = lambda relay: (wallet.get(relay) or [None]).pop()
+            (paid,) = await pool.deposit(onion_route(c.hostport), [(box, box + b"paid")])
+            assert isinstance(paid, bytes), paid  # stored
+            (again,) = await pool.deposit(onion_route(c.hostport), [(box, box + b"again")])
+            assert again == "pow"  # the wallet is empty: work asked again, nothing sent
+        await pool.aclose()
+    assert shop.counts["redeemed"] == 1
+    assert server.authorizer.counts["paid"] == 1
 
 
 async def test_a_prekey_fetch_goes_through_an_onion_and_no_relay_sees_who_asks(

@@ -70,7 +70,7 @@ from dchat_privacy.lowlevel import (
 )
 
 from ._errors import OnionKeyError, OnionRefusedError, OnionRouteError
-from ._put_auth import check_auth
+from ._put_auth import MAX_REDEMPTION, check_auth
 
 if TYPE_CHECKING:
     import random
@@ -430,7 +430,7 @@ def _read_deposit(
 ) -> tuple[bytes, bytes | None, tuple[bytes, int, int] | None, bool]:
     keys = frozenset({"mb", "auth", "frag", "rp"})
     f = Fields(canonical_decode(payload, _LIMITS), "onion deposit", keys)
-    auth = f.get_bytes("auth", max_size=64) if f.has("auth") else None
+    auth = f.get_bytes("auth", max_size=1 + MAX_REDEMPTION) if f.has("auth") else None
     if auth is not None and not check_auth(auth):
         raise DecodeError("malformed put authorization in an onion")
     fragment = _read_fragment(f.raw("frag")) if f.has("frag") else None

@@ -59,6 +59,7 @@ from ._errors import (
     RelayBusyError,
 )
 from ._onion_fetch import build_onion_fetch, open_fetch_reply
+from ._put_auth import auth_paid
 from ._relay_limits import entry_id_of
 from ._relay_links import RelayPool
 from ._relay_onion import (
@@ -237,7 +238,12 @@ class OnionPool(RelayPool):
         """Send ``envelope`` in one onion, or in pieces (each its own route); the last answer."""
         (auth,) = self.auth.first(last.hostport, [mailbox], trio.current_time())
         if retry and auth is None:
-            return _ASKS_WORK
+            # No put token: a paid one (protocol §40) goes through onions as well. Work
+            # cannot: the relay's challenge would need an answer path to the sender.
+            paid = self.auth.paid(last.hostport)
+            if paid is None:
+                return _ASKS_WORK
+            auth = auth_paid(paid)
         pieces = split_envelope(envelope, os.urandom(16))
         result = "bad_onion"
         for number, (piece, fragment) in enumerate(pieces):
