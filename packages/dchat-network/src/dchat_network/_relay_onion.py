@@ -41,6 +41,7 @@ bounded in bytes and time) before the put.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ from ._put_auth import MAX_REDEMPTION, check_auth
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from dchat_crypto import SigningKey
 
@@ -347,7 +348,7 @@ class OnionKeys:
                 ``replayed`` (seen in this key epoch), ``busy`` (cache full).
         """
         self._advance(now)
-        try:
+        with self._refusing():
             step = self._relay.process(packet)
             result: OnionHop | OnionDeposit | OnionFetch
             if isinstance(step, Deliver) and _is_fetch(step.payload):
@@ -360,6 +361,14 @@ class OnionKeys:
                     result = OnionDeposit(mailbox, read_body(step.body), auth, fragment)
             else:
                 result = OnionHop(_read_forward(step.payload), step.message)
+        self.peeled += 1
+        return result
+
+    @contextlib.contextmanager
+    def _refusing(self) -> Iterator[None]:
+        """Count a refused layer and raise it as its :class:`OnionRefusedError` code."""
+        try:
+            yield
         except ReplayedPacketError:
             self.refused += 1
             raise OnionRefusedError("replayed") from None
@@ -369,8 +378,6 @@ class OnionKeys:
         except (SphinxError, DecodeError, InvalidRelayAddressError):
             self.refused += 1
             raise OnionRefusedError("bad_onion") from None
-        self.peeled += 1
-        return result
 
     def peel_reply(self, message: bytes, now: float) -> bytes:
         """Peel one layer of a fetch's reply on its way back (§46): what to answer.
@@ -385,20 +392,11 @@ class OnionKeys:
             OnionRefusedError: as :meth:`peel` (``bad_onion``, ``replayed``, ``busy``).
         """
         self._advance(now)
-        try:
+        with self._refusing():
             step = self._relay.process(message)
             if Fields(canonical_decode(step.payload, _LIMITS), "reply hop", frozenset({"back"})
                       ).get_int("back", hi=1) != 1:  # fmt: skip
                 raise DecodeError("a reply hop says back")
-        except ReplayedPacketError:
-            self.refused += 1
-            raise OnionRefusedError("replayed") from None
-        except ReplayCacheFullError:
-            self.refused += 1
-            raise OnionRefusedError("busy") from None
-        except (SphinxError, DecodeError):
-            self.refused += 1
-            raise OnionRefusedError("bad_onion") from None
         self.peeled += 1
         return step.reply_id + step.body if isinstance(step, Deliver) else step.message
 
