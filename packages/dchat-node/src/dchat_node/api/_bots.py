@@ -137,12 +137,19 @@ class BotShelf:
     def __init__(self, node: Node) -> None:
         self._path = node.config.data_dir / "bot.json"
         self._lock = trio.Lock()
+        self.seen: list[Callable[[BotBook | None], None]] = []
+        """Called with the book each time it is read or written (None: no bot)."""
+
+    def peek(self) -> BotBook | None:
+        """The book, read without the event loop (once, while the API is built)."""
+        return BotBook.from_json(self._path.read_bytes()) if self._path.exists() else None
 
     async def read(self) -> BotBook | None:
         path = trio.Path(self._path)
-        if not await path.exists():
-            return None
-        return BotBook.from_json(await path.read_bytes())
+        book = BotBook.from_json(await path.read_bytes()) if await path.exists() else None
+        for seen in self.seen:
+            seen(book)
+        return book
 
     async def change(self, step: Callable[[BotBook], Any]) -> Any:
         """Apply ``step`` to the book and save it; ``step``'s answer."""
@@ -165,12 +172,15 @@ class BotShelf:
             os.replace(temp, target)
 
         await trio.to_thread.run_sync(save)
+        for seen in self.seen:
+            seen(book)
 
 
 def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends]) -> None:
     """Add the management routes and the Bot API (see the module docstring) to ``app``."""
     shelf = BotShelf(node)
-    _add_management(app, node, shelf, feed, auth)
+    door = BotDoor.of(node, shelf)  # strangers: accepted while open, always limited
+    _add_management(app, node, shelf, feed, auth, door)
     controls = BotControls.of(node, shelf)  # inline keyboards, commands, inline queries
     add_bot_user_routes(app, controls, auth)
     api = BotApi(node, shelf, feed, controls)
@@ -193,7 +203,7 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
 
 
 def _add_management(
-    app: FastAPI, node: Node, shelf: BotShelf, feed: EventFeed, auth: list[Depends]
+    app: FastAPI, node: Node, shelf: BotShelf, feed: EventFeed, auth: list[Depends], door: BotDoor
 ) -> None:
     async def changed(step: Callable[[BotBook], Any]) -> Any:
         try:
@@ -216,7 +226,7 @@ def _add_management(
         book = await shelf.read()
         if book is None:
             raise NodeStateError("not_found", "this node has no bot (dchat bot create)")
-        return book.summary()
+        return book.summary() | {"strangers": door.report()}
 
     @app.post("/v1/bot/tokens", dependencies=auth, status_code=201)
     async def issue_token(body: IssueToken) -> dict[str, Any]:
@@ -369,9 +379,20 @@ class BotApi:
         return await self._updates_after(after, limit)
 
     async def _updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """The updates (see :meth:`updates_after`), handed to the bot: strangers' slots free."""
+        read: list[dict[str, Any]] = []
+        updates = await self._read_updates(after, limit, read)
+        if updates:
+            self.door.handed(read, int(updates[-1]["update_id"]))
+        return updates
+
+    async def _read_updates(
+        self, after: int, limit: int, read: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         updates: list[dict[str, Any]] = []
         for _ in range(10):  # at most 10 pages of other events per call
             events = await self._feed.page(after, 100)
+            read += events
             page = await self.media.updates(events)  # texts, files, locations, edits
             page += [  # a button pressed, an inline query
                 _QUERY_UPDATES[e["kind"]](e["cursor"], e["data"])
