@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl
 import trio
 from fastapi import Path as PathParam
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse  # noqa: TC002 (FastAPI reads the annotation)
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_messaging import RequestError
@@ -55,12 +55,10 @@ from dchat_messaging.bots import (
     bot_user,
     callback_update,
     chat_number,
-    error_answer,
     group_chat_number,
     group_message_update,
     group_sent_message,
     inline_update,
-    ok_answer,
     parse_commands,
     parse_get_updates,
     parse_reply_markup,
@@ -69,6 +67,7 @@ from dchat_messaging.bots import (
 )
 
 from .._errors import NodeStateError
+from ._bot_answer import bot_answer
 from ._bot_inline import BotControls, add_bot_user_routes
 from ._bot_media import BotMedia, add_file_route, form_params, read_body
 from ._bot_open import BotDoor
@@ -89,6 +88,8 @@ __all__ = ("add_bot_routes",)
 
 MAX_PARAMS = 64 * 1024
 """Bytes of a Bot API call's body (a text is at most 4096 characters)."""
+MAX_METHOD = 64
+"""Characters of a method's name (longer: no such method)."""
 
 
 class _Strict(BaseModel):
@@ -188,18 +189,15 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
     app.state.webhooks = add_webhook_routes(app, node, shelf, feed, api, auth)  # serve_api runs it
 
     @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
-    async def bot_call(
-        request: Request,
-        token: Annotated[str, PathParam(max_length=64)],
-        method: Annotated[str, PathParam(max_length=64)],
-    ) -> JSONResponse:
-        try:
+    async def bot_call(request: Request, token: str, method: str) -> JSONResponse:
+        async def run() -> object:
             await api.check(token, None)  # a stranger's body is not read
             params = await _params(request)
-            result = await api.call(token, method.lower(), params)
-        except BotApiError as exc:
-            return JSONResponse(error_answer(exc), status_code=exc.error_code)
-        return JSONResponse(ok_answer(result))
+            if len(method) > MAX_METHOD:
+                raise BotApiError(404, "Not Found: method not found")
+            return await api.call(token, method.lower(), params)
+
+        return await bot_answer(run)  # in Telegram's envelope, whatever fails
 
 
 def _add_management(
@@ -282,17 +280,18 @@ async def _params(request: Request) -> dict[str, object]:
     body = await read_body(request, MAX_PARAMS)
     if not body.strip():
         return params
-    try:
+    if kind not in ("application/json", "application/x-www-form-urlencoded"):
+        raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
+    try:  # ValueError: not UTF-8, not JSON, an integer of over 4,300 digits
         if kind == "application/json":
             decoded = json.loads(body)
-            if not isinstance(decoded, dict):
-                raise BotApiError(400, "Bad Request: the JSON body must be an object")
-            return params | decoded
-        if kind == "application/x-www-form-urlencoded":
-            return params | dict(parse_qsl(body.decode(), keep_blank_values=True))
+        else:
+            decoded = dict(parse_qsl(body.decode(), keep_blank_values=True))
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         raise BotApiError(400, "Bad Request: the body cannot be parsed") from None
-    raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
+    if not isinstance(decoded, dict):
+        raise BotApiError(400, "Bad Request: the JSON body must be an object")
+    return params | decoded
 
 
 _QUERY_UPDATES = {"bot_callback": callback_update, "bot_inline": inline_update}
@@ -355,10 +354,12 @@ class BotApi:
 
     async def _get_updates(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_get_updates(params)
-        if call.offset is not None and call.offset > book.offset:
-            offset = call.offset
+        # An offset past every update confirms them all, no more: kept as it came, it
+        # would hide the updates of the next events (the offset only moves forward).
+        offset = None if call.offset is None else min(call.offset, await self._feed.head() + 1)
+        if offset is not None and offset > book.offset:
             await self._shelf.change(lambda b: b.confirm(offset))
-        start = max(book.offset, call.offset or 0) - 1
+        start = max(book.offset, offset or 0) - 1
         changed = self._feed.changed()  # armed before the read: no lost wake-up
         # The first read is outside the deadline: with timeout 0 (a short poll) the
         # deadline has passed at once and would cancel it, answering [] with updates waiting.
