@@ -95,6 +95,7 @@ def test_contacts_burners_and_a_node_without_a_bot_are_never_limited() -> None:
     assert codes(made, stranger(1), 1) == [None]  # the stranger holds every slot there is
     assert codes(made, FRIEND, 50) == [None] * 50
     assert all(made.check(BURNER, stranger(2), "text", T0) == (False, None) for _ in range(9))
+    assert all(made.check(BOT, BOT, "text", T0) == (False, None) for _ in range(9))  # own devices
     made.bot = None
     assert codes(made, stranger(3), 20) == [None] * 20
     assert made.pending_total() == 1

@@ -6,8 +6,9 @@ updates queue (``getUpdates``, the webhook) and push its contacts' updates
 behind a flood. The bot identity's engine asks :meth:`StrangerGate.check` for
 every text *before* it stores it, in the transaction that would store it:
 
-* a text to another local identity (a burner), or from a contact the owner
-  added, passes untouched: strangers never limit contacts;
+* a text to another local identity (a burner), from our own devices, or
+  from a contact the owner added, passes untouched: strangers never limit
+  contacts;
 * a *stranger* (not a contact, or a contact the open bot accepted, whose name
   starts with :data:`~dchat_messaging.bots.STRANGER_MARK`) takes one token from
   its own bucket (``rate`` per second, holding ``burst``) and one *pending slot*:
@@ -142,7 +143,9 @@ class StrangerGate:
         text = kind == "text"
         if not text and kind not in GATED_CONTROLS:
             return False, None
-        if self.bot is None or receiver != self.bot or self.is_contact(sender):
+        if self.bot is None or receiver != self.bot or sender == receiver:
+            return False, None  # no bot, a burner's, or our own device's sent copy
+        if self.is_contact(sender):
             return False, None
         try:
             self.admit(str(sender), now, slot=text)
