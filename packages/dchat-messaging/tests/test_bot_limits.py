@@ -139,6 +139,15 @@ def test_the_tracked_strangers_are_bounded_and_idle_ones_are_forgotten_first() -
     assert made.report()["strangers"] == 2
 
 
+def test_settling_frees_every_slot_and_keeps_the_counts() -> None:
+    made = gate(rate=0, pending=1)
+    assert codes(made, stranger(1), 2) == [None, "pending"]
+    made.settle()
+    assert made.pending_total() == 0
+    assert codes(made, stranger(1), 1) == [None]
+    assert (made.admitted, made.refused["pending"]) == (2, 1)
+
+
 def test_release_of_an_unknown_sender_changes_nothing() -> None:
     made = gate(rate=0)
     made.release(str(stranger(9)))

@@ -22,7 +22,9 @@ node's refusals. A text once stored is never dropped by these limits. The
 shell calls :meth:`StrangerGate.handed` for each stranger's update it hands to
 the bot (a ``getUpdates`` answer, the webhook's queue), which frees the slot;
 a store that rolls back, or a text already stored, frees it at once
-(:meth:`StrangerGate.release`).
+(:meth:`StrangerGate.release`). When the bot has taken every update there is,
+the shell calls :meth:`StrangerGate.settle`: no slot is held any more, also
+those of texts deleted before the bot took them (an ignored request's).
 
 Memory is bounded: at most ``senders`` strangers are tracked; one whose bucket
 is full again and who holds no slot is forgotten first, and while every tracked
@@ -202,6 +204,11 @@ class StrangerGate:
     def handed(self, sender: str) -> None:
         """One of ``sender``'s updates was handed to the bot: its slot is free."""
         self.release(sender)
+
+    def settle(self) -> None:
+        """The bot took every update there is: no stranger holds a slot any more."""
+        self._pending.clear()
+        self._total = 0
 
     def pending_of(self, sender: str) -> int:
         """Slots ``sender`` holds."""

@@ -79,9 +79,18 @@ class BotDoor:
     def _seen(self, book: BotBook | None) -> None:
         self.gate.bot = None if book is None else IdentityId.parse(book.identity_id)
 
-    def handed(self, events: list[dict[str, Any]], through: int) -> None:
+    def handed(self, events: list[dict[str, Any]], through: int, *, everything: bool) -> None:
         """The updates among ``events`` (event log entries) up to the cursor ``through``
-        went to the bot: each stranger's text among them frees its sender's slot once."""
+        went to the bot: each stranger's text among them frees its sender's slot once.
+
+        ``everything``: the bot has taken every update there is (its read reached
+        the log's end), so no slot is held any more: those of texts deleted before
+        the bot took them (an ignored or blocked request's) are freed too.
+        """
+        if everything:
+            self.gate.settle()
+            self._handed_through = max(self._handed_through, through)
+            return
         for event in events:
             cursor, data = event["cursor"], event["data"]
             if event["kind"] != "message" or not self._handed_through < cursor <= through:

@@ -375,21 +375,31 @@ class BotApi:
                     return updates
         return []
 
-    async def updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
-        """The first ``limit`` updates after the event cursor ``after`` (the webhook's too)."""
+    async def updates_after(
+        self, after: int, limit: int, *, handed: bool = True
+    ) -> list[dict[str, Any]]:
+        """The first ``limit`` updates after the event cursor ``after`` (the webhook's too).
+
+        ``handed``: they go to the bot now (strangers' slots are freed), not read again.
+        """
+        if not handed:
+            return (await self._read_updates(after, limit, []))[0]
         return await self._updates_after(after, limit)
 
     async def _updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         """The updates (see :meth:`updates_after`), handed to the bot: strangers' slots free."""
         read: list[dict[str, Any]] = []
-        updates = await self._read_updates(after, limit, read)
-        if updates:
-            self.door.handed(read, int(updates[-1]["update_id"]))
+        updates, end = await self._read_updates(after, limit, read)
+        through = int(updates[-1]["update_id"]) if updates else after
+        # At the end of the log every stranger's text is handed, or was deleted unhanded
+        # (an ignored or blocked request's): then no slot is held any more.
+        self.door.handed(read, through, everything=end)
         return updates
 
     async def _read_updates(
         self, after: int, limit: int, read: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The first ``limit`` updates after ``after``, and whether the log's end was read."""
         updates: list[dict[str, Any]] = []
         for _ in range(10):  # at most 10 pages of other events per call
             events = await self._feed.page(after, 100)
@@ -407,12 +417,13 @@ class BotApi:
                 if e["kind"] == "group_message" and e["data"].get("by") != me
             ]
             updates += sorted(page, key=lambda update: int(update["update_id"]))
+            end = len(events) < 100
             if len(updates) >= limit:
-                return updates[:limit]
-            if len(events) < 100 or updates:
-                return updates
+                return updates[:limit], end and len(updates) == limit
+            if end or updates:
+                return updates, end
             after = events[-1]["cursor"]
-        return updates
+        return updates, False
 
     async def _contact(self, chat_id: int | str) -> Any:
         user = user_role(self._node).user
