@@ -22,7 +22,8 @@ limits before it is stored; this module configures it
 (``[node.bot_limits]``), names the bot to it whenever the book is read or
 written (no bot: nothing is limited), and frees a stranger's slot when
 :meth:`BotDoor.handed` is told its update went to the bot (a ``getUpdates``
-answer, the webhook's queue). ``GET /v1/bot`` shows :meth:`BotDoor.report`.
+answer, the webhook's queue), and every slot when the bot has taken every
+update there is. ``GET /v1/bot`` shows :meth:`BotDoor.report`.
 """
 
 from __future__ import annotations
