@@ -204,6 +204,7 @@ async def test_strangers_slots_are_freed_as_the_bot_takes_their_updates(
     assert [u["message"]["text"] for u in taken] == ["one"]
     await api.get(f"/bot{token}/getUpdates?limit=1")  # the same one again: freed once only
     assert gate.pending_of(str(STRANGER)) == 1
+    assert "dchat_bot_stranger_slots 1.0" in (await api.get("/metrics")).text
     await api.get(f"/bot{token}/getUpdates")  # to the log's end: every slot is free
     shown = (await api.get("/v1/bot")).json()["strangers"]
     assert (shown["pending"], shown["admitted"], shown["refused"]["pending"]) == (0, 2, 1)
