@@ -246,3 +246,12 @@ async def test_any_json_call_answers_in_the_envelope_and_never_fails_inside(
     if not answer["ok"]:
         assert response.status_code == answer["error_code"]
         assert 400 <= answer["error_code"] < 500, answer
+
+
+async def test_a_damaged_book_fails_each_call_in_the_envelope_not_the_node(
+    node: Node, token: str
+) -> None:
+    (node.config.data_dir / "bot.json").write_bytes(b"{not json")
+    transport = httpx.ASGITransport(app=create_app(node, ADMIN))  # builds: no bot named
+    async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
+        await refused(client.get(f"/bot{token}/getMe"), 500, "Internal Server Error: the bot")

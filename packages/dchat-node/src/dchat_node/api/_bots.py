@@ -142,8 +142,12 @@ class BotShelf:
         """Called with the book each time it is read or written (None: no bot)."""
 
     def peek(self) -> BotBook | None:
-        """The book, read without the event loop (once, while the API is built)."""
-        return BotBook.from_json(self._path.read_bytes()) if self._path.exists() else None
+        """The book, read without the event loop (once, while the API is built; a damaged
+        one is None here, and each Bot API call says it is damaged)."""
+        try:
+            return BotBook.from_json(self._path.read_bytes())
+        except (OSError, BotApiError):
+            return None
 
     async def read(self) -> BotBook | None:
         path = trio.Path(self._path)
