@@ -174,6 +174,9 @@ def _a_stranger_writes(
 
     wait_until(heard, timeout=30)
     [update] = heard()
+    strangers = b.bot()["strangers"]  # carol's texts were a stranger's: limited, not refused
+    assert strangers["admitted"] >= 2
+    assert (strangers["pending"], sum(strangers["refused"].values())) == (0, 0)  # all taken
     sent = _bot(bot, token, "sendMessage", chat_id=update["message"]["chat"]["id"], text="hi carol")
     assert sent.json()["ok"] is True
     wait_until(lambda: "hi carol" in [m.text for m in carol.messages(peer="echo")], timeout=20)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from dchat_messaging.bots import BotLimits
 from dchat_network import RelayLimits
 from dchat_network.lowlevel import ClaimSettings, TokenSettings
 from dchat_node import ConfigError, load_config
@@ -67,6 +68,18 @@ def test_every_option_is_documented_for_every_role(role: str) -> None:
     ignored = {name.strip() for name in re.sub(r"\(.*?\)|#", "", not_used).split(",")}
     assert defaults | examples | active | ignored == set(NodeConfig.model_fields) - {"data_dir"}
     assert not (defaults | examples | active) & ignored
+
+
+def test_every_bot_limit_is_documented_in_its_table() -> None:
+    _, tables = _tables(render_config("user"))
+    documented = {name for name, _ in _DEFAULT_LINE.findall(tables["bot_limits"])}
+    assert documented == {field.name for field in dataclasses.fields(BotLimits)}
+
+
+def test_bot_limits_out_of_range_are_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "dchat.toml").write_text("[node.bot_limits]\nburst = 0\n")
+    with pytest.raises(ConfigError, match="bot_limits"):
+        load_config(tmp_path, environ={})
 
 
 def test_every_relay_limit_is_documented_in_its_table() -> None:

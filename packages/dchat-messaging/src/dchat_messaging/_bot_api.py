@@ -123,7 +123,7 @@ def parse_commands(params: Mapping[str, object]) -> list[BotCommand]:
             raise _bad("commands", "are too long")
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise _bad("commands", "must be a JSON array") from None
     if not isinstance(raw, list) or len(raw) > 100:
         raise _bad("commands", "must be an array of at most 100 commands")

@@ -311,6 +311,12 @@ class ContactBook:
         entry = self._store.contact_of(str(identity_id))
         return None if entry is None else ContactCard.from_bytes(entry.card)
 
+    def chosen(self, identity_id: IdentityId | str, stranger_mark: str) -> bool:
+        """Whether ``identity_id`` is a contact the user chose (its name does not start
+        with ``stranger_mark``, which marks one an open bot accepted)."""
+        entry = self._store.contact_of(str(identity_id))
+        return entry is not None and not entry.name.startswith(stranger_mark)
+
     def named(self, name: str, *, quiet_ok: bool = True) -> ContactCard:
         """The card of the contact ``name``, by name only (a quiet one only if ``quiet_ok``).
 

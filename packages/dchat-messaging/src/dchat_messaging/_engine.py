@@ -39,6 +39,7 @@ on whichever one the other side writes on, and nothing in flight is lost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
 
     from dchat_core import MessageId
 
+    from ._bot_limits import StrangerGate
     from ._devices import DeviceKeys
     from ._reply_blocks import ReplyBlocks
     from ._store import MessageStore
@@ -205,6 +207,8 @@ class MessagingEngine:
         self._ns = namespace
         self.directory: DeviceDirectory = directory or PrimaryOnly()
         self.blocked: set[IdentityId] = blocked if blocked is not None else set()
+        self.strangers: StrangerGate | None = None
+        """Limits strangers' messages to a bot identity (:mod:`._bot_limits`); None: none."""
         self._ratchet_policy = ratchet_policy
         self._prekey_policy = prekey_policy or PrekeyPolicy()
         self._prekeys = PrekeyKeeper(store, self._key("prekeys"), self._prekey_policy)
@@ -629,6 +633,15 @@ class MessagingEngine:
         if inner.sender in self.blocked:
             events.append(MessageReceived(content, inner.sender, device, new=False, blocked=True))
             return events
+        slot = False
+        if self.strangers is not None:  # a bot's node: strangers are limited
+            me, kind = self.keys.identity, content.kind
+            slot, refused = self.strangers.check(me, inner.sender, kind, now)
+            if refused is not None:
+                reason = f"StrangerLimitError.{refused}"
+                dropped = MessageReceived(content, inner.sender, device, new=False, blocked=True)
+                events.append(replace(dropped, refused=reason))
+                return events
         new = True
         if content.kind == "text":
             outgoing = content.peer is not None
@@ -644,6 +657,8 @@ class MessagingEngine:
             )
             if new:
                 self.order.observe(conversation, device, content)
+            if slot:  # a stranger's slot: given back unless this text is stored for good
+                self._give_back(inner.sender, new=new)
             if new and content.attachment is not None:
                 self._keep_attachment(content)
             if new and content.payment is not None:
@@ -655,6 +670,14 @@ class MessagingEngine:
             self._controls.push(content, inner.sender, device)
         events.append(MessageReceived(content, inner.sender, device, new=new))
         return events
+
+    def _give_back(self, sender: IdentityId, *, new: bool) -> None:
+        assert self.strangers is not None
+        release = functools.partial(self.strangers.release, str(sender))
+        if new:
+            self._store.on_rollback(release)
+        else:
+            release()
 
     def _open(
         self, inner: SessionEnvelope, device: bytes, record: SessionRecord | None, now: float

@@ -27,6 +27,9 @@
     │                                               403 token lacks the scope, 404 no method)
     ├── BotControlError(PeerError, ValueError)      a bot control (keyboard, button press,
     │                                               query, answer) is refused (``code``)
+    ├── StrangerLimitError(PeerError, ValueError)   a stranger's text to a bot is over a
+    │                                               per-stranger limit (``code``: rate,
+    │                                               pending, pending_total, senders)
     └── RequestError(CallerError)                       a message-request, block-list or contact
                                                         call does not fit the state (``code``
                                                         says why: not_found, no_card,
@@ -53,6 +56,7 @@ __all__ = (
     "MalformedEnvelopeError",
     "PaymentRefusedError",
     "RequestError",
+    "StrangerLimitError",
 )
 
 
@@ -204,6 +208,21 @@ class BotControlError(DchatMessagingError, PeerError, ValueError):
             another peer, or forgotten), ``replayed`` (a query or answer seen
             before), ``expired`` (an answer after the query timed out),
             ``not_a_bot`` (a question to a node that has no bot).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StrangerLimitError(DchatMessagingError, PeerError, ValueError):
+    """A stranger's text to this node's bot is refused before it is stored.
+
+    Attributes:
+        code: ``rate`` (the stranger's bucket is empty), ``pending`` (the
+            stranger holds as many updates the bot has not taken as it may),
+            ``pending_total`` (all strangers together do), ``senders`` (as many
+            strangers as the node tracks are all busy).
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -24,6 +24,8 @@ class MessageReceived:
         sender_device: The authenticated device key (raw).
         new: False when the message id was already stored (a redelivery).
         blocked: The sender is blocked: the message was dropped, not stored.
+        refused: Why a stranger's message to the bot was dropped, not stored
+            (``StrangerLimitError.<code>``; ``blocked`` is then true too).
         contact: Whether the sender is in the contact book, as read in the
             transaction that stored the message (None: not looked up; the user
             agent looks it up for new texts).
@@ -35,6 +37,7 @@ class MessageReceived:
     new: bool
     blocked: bool = False
     contact: bool | None = None
+    refused: str | None = None
 
     @property
     def message_id(self) -> MessageId:

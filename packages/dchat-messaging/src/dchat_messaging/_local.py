@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from dchat_crypto import PrivateKey, SigningKey
     from dchat_identity import ContactCard, Identity
 
+    from ._bot_limits import StrangerGate
     from ._devices import DeviceAddress
     from ._directory import DocumentDirectory
     from ._events import EngineEvent
@@ -72,6 +73,8 @@ class LocalEngines:
         """Our rotating tags (``MailboxTags.known``): the primary identity's engine opens them."""
         self.untagged: Callable[[IdentityId, Sequence[bytes]], None] = lambda _id, _keys: None
         self.replies: ReplyBlocks | None = None
+        self.strangers: StrangerGate | None = None
+        """Limits strangers' messages to the node's bot (:mod:`._bot_limits`); for new engines."""
         """Reply blocks given and held (§45), shared by every engine made after it is set."""
         """Told the outbox keys another local identity (a burner) queues: never sent to tags."""
         self._engines: dict[IdentityId, MessagingEngine] = {}
@@ -90,6 +93,7 @@ class LocalEngines:
         )
         engine.paths = self.paths
         engine.replies = self.replies
+        engine.strangers = self.strangers
         self._engines[keys.identity] = engine
         return engine
 
@@ -311,6 +315,8 @@ class ReceiveStats:
             elif isinstance(event, SessionReset):
                 self.session_resets += 1
                 resets.append(event)
+            elif event.refused is not None:  # a stranger over the bot's limits
+                self.refuse(event.refused)
             elif event.blocked:
                 reason = requests.refusal(event.sender)
                 self.refuse(reason)

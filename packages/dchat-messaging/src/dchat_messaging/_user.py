@@ -85,6 +85,8 @@ from typing import TYPE_CHECKING, Final, Protocol, TypedDict, TypeVar
 from dchat_core import MailboxId, RelayAddress
 from dchat_privacy.lowlevel import ring_statement
 
+from ._bot_book import STRANGER_MARK
+from ._bot_limits import StrangerGate
 from ._channel_book import Channels
 from ._contacts import ContactBook
 from ._content import Content
@@ -291,6 +293,11 @@ class UserMessaging:
         """Single-use reply blocks given to peers and held from them (protocol §45)."""
         self.engines.replies = self.replies
         self.contacts = ContactBook(store, self.directory, lambda: self.engines.primary)
+        self.strangers = StrangerGate()
+        """Per-stranger limits of the node's bot (off until the shell names the bot)."""
+        chosen = functools.partial(self.contacts.chosen, stranger_mark=STRANGER_MARK)
+        self.strangers.is_contact = chosen
+        self.engines.strangers = self.strangers
         self.stats = ReceiveStats()
         self.sent = 0
         """Envelopes the relays confirmed they stored."""

@@ -152,7 +152,7 @@ def _allowed(raw: object) -> tuple[str, ...] | None:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw) if len(raw) < 4096 else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raw = None
     if not isinstance(raw, list) or not all(isinstance(k, str) for k in raw):
         raise BotApiError(400, "Bad Request: allowed_updates must be a JSON array of strings")

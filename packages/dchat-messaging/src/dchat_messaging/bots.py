@@ -24,6 +24,11 @@ decide which presses are real and which answers are awaited are
 :class:`SentKeyboards`, :class:`ReceivedKeyboards` and :class:`QueryBook`.
 A refused control is :class:`BotControlError`.
 
+Strangers (anyone but the contacts the owner chose) are limited at the bot's
+node by :class:`StrangerGate` under :class:`BotLimits` (a
+:class:`StrangerBucket` each, caps on pending updates); an over-limit text is
+refused with a :class:`StrangerLimitError` code (section 49).
+
 In groups (:mod:`._bot_groups`): a group's negative chat number
 (:func:`group_chat_number`), its ``Chat`` (:func:`group_chat`), the update of
 a group message (:func:`group_message_update`) and a post's ``Message``
@@ -45,6 +50,7 @@ from ._bot_api import parse_get_updates as parse_get_updates
 from ._bot_api import parse_send_message as parse_send_message
 from ._bot_api import sent_message as sent_message
 from ._bot_book import SCOPES as SCOPES
+from ._bot_book import STRANGER_MARK as STRANGER_MARK
 from ._bot_book import BotBook as BotBook
 from ._bot_book import BotCommand as BotCommand
 from ._bot_book import BotToken as BotToken
@@ -66,6 +72,10 @@ from ._bot_inline import callback_update as callback_update
 from ._bot_inline import inline_update as inline_update
 from ._bot_inline import parse_answer_callback as parse_answer_callback
 from ._bot_inline import parse_answer_inline as parse_answer_inline
+from ._bot_limits import GATED_CONTROLS as GATED_CONTROLS
+from ._bot_limits import BotLimits as BotLimits
+from ._bot_limits import StrangerBucket as StrangerBucket
+from ._bot_limits import StrangerGate as StrangerGate
 from ._bot_media import MEDIA_METHODS as MEDIA_METHODS
 from ._bot_media import DeleteMessage as DeleteMessage
 from ._bot_media import EditText as EditText
@@ -101,6 +111,7 @@ from ._bot_wire import encode_control as encode_control
 from ._bot_wire import parse_reply_markup as parse_reply_markup
 from ._errors import BotApiError as BotApiError
 from ._errors import BotControlError as BotControlError
+from ._errors import StrangerLimitError as StrangerLimitError
 from ._group_bots import BotGrant as BotGrant
 
 __all__ = (
@@ -114,12 +125,14 @@ __all__ = (
     "BotCommand",
     "BotControlError",
     "BotGrant",
+    "BotLimits",
     "BotToken",
     "Button",
     "COMMANDS_ASK_KIND",
     "COMMANDS_KIND",
     "DeleteMessage",
     "EditText",
+    "GATED_CONTROLS",
     "GetUpdates",
     "INLINE_ASK_KIND",
     "INLINE_RESULTS_KIND",
@@ -131,11 +144,15 @@ __all__ = (
     "QueryBook",
     "ReceivedKeyboards",
     "SCOPES",
+    "STRANGER_MARK",
     "SendLocation",
     "SendMedia",
     "SendMessage",
     "SentKeyboard",
     "SentKeyboards",
+    "StrangerBucket",
+    "StrangerGate",
+    "StrangerLimitError",
     "Upload",
     "bot_user",
     "callback_update",

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from dchat_chain.lowlevel import RelayDiscovery
 from dchat_core import RelayAddress
+from dchat_messaging.bots import BotLimits
 from dchat_network import RelayLimits
 from dchat_network.lowlevel import ClaimSettings, TokenSettings
 from dchat_storage.lowlevel import is_postgres_target
@@ -129,6 +130,7 @@ class NodeConfig(BaseModel):
     upnp_igd: str | None = None  # relay: the gateway's description URL (else an SSDP search)
     # user: home relays from the chain's directory (cli/_relays.py); true = defaults
     relay_discovery: RelayDiscovery = Field(default_factory=RelayDiscovery)
+    bot_limits: BotLimits = Field(default_factory=BotLimits)  # user: [node.bot_limits]
 
     @field_validator("relay_discovery", mode="before")
     @classmethod

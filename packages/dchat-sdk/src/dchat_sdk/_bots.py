@@ -43,7 +43,8 @@ class BotCalls:
         return str(obj(self._call("POST", "/v1/bot", body))["token"])
 
     def bot(self) -> dict[str, Any]:
-        """The bot: name, identity id, description, commands, tokens (no secrets), offset."""
+        """The bot: name, identity id, description, commands, tokens (no secrets), offset,
+        and ``strangers``: the limits on strangers and what they came to (refusals by code)."""
         return obj(self._call("GET", "/v1/bot"))
 
     def bot_token(self, scopes: list[str] | None = None) -> str:

@@ -16,9 +16,8 @@ are :mod:`dchat_messaging.bots`'; a refusal is a :class:`BotApiError`.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from dchat_core import CallerError, DchatError, MessageId, TransportError
@@ -44,6 +43,7 @@ from dchat_messaging.bots import (
 from dchat_storage import QuotaExceededError, detect_media_type
 from dchat_storage.lowlevel import UploadTooLargeError
 
+from ._bot_answer import bot_error
 from ._roles import user_role
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ __all__ = ("BotMedia", "add_file_route", "read_body")
 SCAN: Final = 1000
 """The newest messages of a chat searched for a ``message_id`` (older ones: not found)."""
 _GENERIC: Final = ("", "application/octet-stream")
+MAX_FILE_PATH: Final = 128
+"""Characters of a ``file_path`` (``<folder>/<file_id>``); longer names no file."""
 
 
 async def read_body(request: Request, cap: int) -> bytes:
@@ -353,12 +355,12 @@ def add_file_route(
     """``GET /file/bot<token>/<file_path>``: a file's bytes (``check``: the token, its scope)."""
 
     @app.get("/file/bot{token}/{file_path:path}", include_in_schema=False, response_model=None)
-    async def bot_file(
-        token: Annotated[str, PathParam(max_length=64)],
-        file_path: Annotated[str, PathParam(max_length=128)],
-    ) -> StreamingResponse | JSONResponse:
+    async def bot_file(token: str, file_path: str) -> StreamingResponse | JSONResponse:
         try:
             await check(token, "updates")
+            if len(file_path) > MAX_FILE_PATH:
+                raise BotApiError(404, "Not Found: no such file")
             return await media.download(file_path)
-        except BotApiError as exc:
-            return JSONResponse(error_answer(exc), status_code=exc.error_code)
+        except Exception as exc:
+            refused = bot_error(exc)
+            return JSONResponse(error_answer(refused), status_code=refused.error_code)

@@ -15,6 +15,15 @@ answer can come while the request is still open: the send methods ask
 request of that chat then (one lock: never twice). A request without a card
 (nothing to reply to) stays a request; a blocked sender makes none (its
 messages are dropped before any hook).
+
+Limits (docs/protocol.md section 49): the user agent's
+:class:`dchat_messaging.bots.StrangerGate` refuses a stranger's text over its
+limits before it is stored; this module configures it
+(``[node.bot_limits]``), names the bot to it whenever the book is read or
+written (no bot: nothing is limited), and frees a stranger's slot when
+:meth:`BotDoor.handed` is told its update went to the bot (a ``getUpdates``
+answer, the webhook's queue), and every slot when the bot has taken every
+update there is. ``GET /v1/bot`` shows :meth:`BotDoor.report`.
 """
 
 from __future__ import annotations
@@ -26,12 +35,15 @@ from typing import TYPE_CHECKING
 import trio
 
 from dchat_core import DchatError, IdentityId
-from dchat_messaging.bots import BotApiError, find_chat, stranger_name
+from dchat_messaging.bots import BotApiError, StrangerGate, find_chat, stranger_name
 
 from ._roles import user_role
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from dchat_messaging import MessageReceived
+    from dchat_messaging.bots import BotBook
 
     from .._runtime import Node
     from ._bots import BotShelf
@@ -55,8 +67,42 @@ class BotDoor:
     def __init__(self, node: Node, shelf: BotShelf) -> None:
         self._node, self._shelf = node, shelf
         self._lock = trio.Lock()
+        self._handed_through = 0  # the newest event cursor handed to the bot
+        self.gate = StrangerGate()  # a stand-in off the user role: never named a bot
         if node.config.role == "user":  # after the request service's hook, which notes
-            user_role(node).user.on_message(self._received)
+            user = user_role(node).user
+            user.on_message(self._received)
+            self.gate = user.agent.strangers
+            self.gate.limits = node.config.bot_limits
+            shelf.seen.append(self._seen)
+            self._seen(shelf.peek())
+
+    def _seen(self, book: BotBook | None) -> None:
+        self.gate.bot = None if book is None else IdentityId.parse(book.identity_id)
+
+    def handed(self, events: list[dict[str, Any]], through: int, *, everything: bool) -> None:
+        """The updates among ``events`` (event log entries) up to the cursor ``through``
+        went to the bot: each stranger's text among them frees its sender's slot once.
+
+        ``everything``: the bot has taken every update there is (its read reached
+        the log's end), so no slot is held any more: those of texts deleted before
+        the bot took them (an ignored or blocked request's) are freed too.
+        """
+        if everything:
+            self.gate.settle()
+            self._handed_through = max(self._handed_through, through)
+            return
+        for event in events:
+            cursor, data = event["cursor"], event["data"]
+            if event["kind"] != "message" or not self._handed_through < cursor <= through:
+                continue
+            if data.get("direction") == "in":
+                self.gate.handed(str(data["peer_id"]))
+        self._handed_through = max(self._handed_through, through)
+
+    def report(self) -> dict[str, object]:
+        """The strangers' limits and counts (``GET /v1/bot``'s ``strangers``)."""
+        return self.gate.report()
 
     async def _received(self, message: MessageReceived) -> None:
         if message.kind == "text" and not message.blocked and message.new:

@@ -287,7 +287,7 @@ class WebhookDesk:
 
     async def _reread(self, update_id: int) -> bytes | None:
         try:
-            updates = await self._api.updates_after(update_id - 1, 1)
+            updates = await self._api.updates_after(update_id - 1, 1, handed=False)
         except CursorExpiredError:
             return None
         if updates and updates[0]["update_id"] == update_id:

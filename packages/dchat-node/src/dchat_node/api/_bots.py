@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl
 import trio
 from fastapi import Path as PathParam
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse  # noqa: TC002 (FastAPI reads the annotation)
 from pydantic import BaseModel, ConfigDict, Field
 
 from dchat_messaging import RequestError
@@ -55,12 +55,10 @@ from dchat_messaging.bots import (
     bot_user,
     callback_update,
     chat_number,
-    error_answer,
     group_chat_number,
     group_message_update,
     group_sent_message,
     inline_update,
-    ok_answer,
     parse_commands,
     parse_get_updates,
     parse_reply_markup,
@@ -69,6 +67,7 @@ from dchat_messaging.bots import (
 )
 
 from .._errors import NodeStateError
+from ._bot_answer import bot_answer
 from ._bot_inline import BotControls, add_bot_user_routes
 from ._bot_media import BotMedia, add_file_route, form_params, read_body
 from ._bot_open import BotDoor
@@ -89,6 +88,8 @@ __all__ = ("add_bot_routes",)
 
 MAX_PARAMS = 64 * 1024
 """Bytes of a Bot API call's body (a text is at most 4096 characters)."""
+MAX_METHOD = 64
+"""Characters of a method's name (longer: no such method)."""
 
 
 class _Strict(BaseModel):
@@ -137,12 +138,23 @@ class BotShelf:
     def __init__(self, node: Node) -> None:
         self._path = node.config.data_dir / "bot.json"
         self._lock = trio.Lock()
+        self.seen: list[Callable[[BotBook | None], None]] = []
+        """Called with the book each time it is read or written (None: no bot)."""
+
+    def peek(self) -> BotBook | None:
+        """The book, read without the event loop (once, while the API is built; a damaged
+        one is None here, and each Bot API call says it is damaged)."""
+        try:
+            return BotBook.from_json(self._path.read_bytes())
+        except (OSError, BotApiError):
+            return None
 
     async def read(self) -> BotBook | None:
         path = trio.Path(self._path)
-        if not await path.exists():
-            return None
-        return BotBook.from_json(await path.read_bytes())
+        book = BotBook.from_json(await path.read_bytes()) if await path.exists() else None
+        for seen in self.seen:
+            seen(book)
+        return book
 
     async def change(self, step: Callable[[BotBook], Any]) -> Any:
         """Apply ``step`` to the book and save it; ``step``'s answer."""
@@ -165,12 +177,15 @@ class BotShelf:
             os.replace(temp, target)
 
         await trio.to_thread.run_sync(save)
+        for seen in self.seen:
+            seen(book)
 
 
 def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends]) -> None:
     """Add the management routes and the Bot API (see the module docstring) to ``app``."""
     shelf = BotShelf(node)
-    _add_management(app, node, shelf, feed, auth)
+    door = BotDoor.of(node, shelf)  # strangers: accepted while open, always limited
+    _add_management(app, node, shelf, feed, auth, door)
     controls = BotControls.of(node, shelf)  # inline keyboards, commands, inline queries
     add_bot_user_routes(app, controls, auth)
     api = BotApi(node, shelf, feed, controls)
@@ -178,22 +193,19 @@ def add_bot_routes(app: FastAPI, node: Node, feed: EventFeed, auth: list[Depends
     app.state.webhooks = add_webhook_routes(app, node, shelf, feed, api, auth)  # serve_api runs it
 
     @app.api_route("/bot{token}/{method}", methods=["GET", "POST"], include_in_schema=False)
-    async def bot_call(
-        request: Request,
-        token: Annotated[str, PathParam(max_length=64)],
-        method: Annotated[str, PathParam(max_length=64)],
-    ) -> JSONResponse:
-        try:
+    async def bot_call(request: Request, token: str, method: str) -> JSONResponse:
+        async def run() -> object:
             await api.check(token, None)  # a stranger's body is not read
             params = await _params(request)
-            result = await api.call(token, method.lower(), params)
-        except BotApiError as exc:
-            return JSONResponse(error_answer(exc), status_code=exc.error_code)
-        return JSONResponse(ok_answer(result))
+            if len(method) > MAX_METHOD:
+                raise BotApiError(404, "Not Found: method not found")
+            return await api.call(token, method.lower(), params)
+
+        return await bot_answer(run)  # in Telegram's envelope, whatever fails
 
 
 def _add_management(
-    app: FastAPI, node: Node, shelf: BotShelf, feed: EventFeed, auth: list[Depends]
+    app: FastAPI, node: Node, shelf: BotShelf, feed: EventFeed, auth: list[Depends], door: BotDoor
 ) -> None:
     async def changed(step: Callable[[BotBook], Any]) -> Any:
         try:
@@ -216,7 +228,7 @@ def _add_management(
         book = await shelf.read()
         if book is None:
             raise NodeStateError("not_found", "this node has no bot (dchat bot create)")
-        return book.summary()
+        return book.summary() | {"strangers": door.report()}
 
     @app.post("/v1/bot/tokens", dependencies=auth, status_code=201)
     async def issue_token(body: IssueToken) -> dict[str, Any]:
@@ -272,17 +284,18 @@ async def _params(request: Request) -> dict[str, object]:
     body = await read_body(request, MAX_PARAMS)
     if not body.strip():
         return params
-    try:
+    if kind not in ("application/json", "application/x-www-form-urlencoded"):
+        raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
+    try:  # ValueError: not UTF-8, not JSON, an integer of over 4,300 digits
         if kind == "application/json":
             decoded = json.loads(body)
-            if not isinstance(decoded, dict):
-                raise BotApiError(400, "Bad Request: the JSON body must be an object")
-            return params | decoded
-        if kind == "application/x-www-form-urlencoded":
-            return params | dict(parse_qsl(body.decode(), keep_blank_values=True))
+        else:
+            decoded = dict(parse_qsl(body.decode(), keep_blank_values=True))
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         raise BotApiError(400, "Bad Request: the body cannot be parsed") from None
-    raise BotApiError(400, "Bad Request: send JSON or a urlencoded form")
+    if not isinstance(decoded, dict):
+        raise BotApiError(400, "Bad Request: the JSON body must be an object")
+    return params | decoded
 
 
 _QUERY_UPDATES = {"bot_callback": callback_update, "bot_inline": inline_update}
@@ -345,10 +358,12 @@ class BotApi:
 
     async def _get_updates(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_get_updates(params)
-        if call.offset is not None and call.offset > book.offset:
-            offset = call.offset
+        # An offset past every update confirms them all, no more: kept as it came, it
+        # would hide the updates of the next events (the offset only moves forward).
+        offset = None if call.offset is None else min(call.offset, await self._feed.head() + 1)
+        if offset is not None and offset > book.offset:
             await self._shelf.change(lambda b: b.confirm(offset))
-        start = max(book.offset, call.offset or 0) - 1
+        start = max(book.offset, offset or 0) - 1
         changed = self._feed.changed()  # armed before the read: no lost wake-up
         # The first read is outside the deadline: with timeout 0 (a short poll) the
         # deadline has passed at once and would cancel it, answering [] with updates waiting.
@@ -364,14 +379,35 @@ class BotApi:
                     return updates
         return []
 
-    async def updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
-        """The first ``limit`` updates after the event cursor ``after`` (the webhook's too)."""
+    async def updates_after(
+        self, after: int, limit: int, *, handed: bool = True
+    ) -> list[dict[str, Any]]:
+        """The first ``limit`` updates after the event cursor ``after`` (the webhook's too).
+
+        ``handed``: they go to the bot now (strangers' slots are freed), not read again.
+        """
+        if not handed:
+            return (await self._read_updates(after, limit, []))[0]
         return await self._updates_after(after, limit)
 
     async def _updates_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """The updates (see :meth:`updates_after`), handed to the bot: strangers' slots free."""
+        read: list[dict[str, Any]] = []
+        updates, end = await self._read_updates(after, limit, read)
+        through = int(updates[-1]["update_id"]) if updates else after
+        # At the end of the log every stranger's text is handed, or was deleted unhanded
+        # (an ignored or blocked request's): then no slot is held any more.
+        self.door.handed(read, through, everything=end)
+        return updates
+
+    async def _read_updates(
+        self, after: int, limit: int, read: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The first ``limit`` updates after ``after``, and whether the log's end was read."""
         updates: list[dict[str, Any]] = []
         for _ in range(10):  # at most 10 pages of other events per call
             events = await self._feed.page(after, 100)
+            read += events
             page = await self.media.updates(events)  # texts, files, locations, edits
             page += [  # a button pressed, an inline query
                 _QUERY_UPDATES[e["kind"]](e["cursor"], e["data"])
@@ -385,12 +421,13 @@ class BotApi:
                 if e["kind"] == "group_message" and e["data"].get("by") != me
             ]
             updates += sorted(page, key=lambda update: int(update["update_id"]))
+            end = len(events) < 100
             if len(updates) >= limit:
-                return updates[:limit]
-            if len(events) < 100 or updates:
-                return updates
+                return updates[:limit], end and len(updates) == limit
+            if end or updates:
+                return updates, end
             after = events[-1]["cursor"]
-        return updates
+        return updates, False
 
     async def _contact(self, chat_id: int | str) -> Any:
         user = user_role(self._node).user

@@ -308,6 +308,11 @@ class NodeMetrics(Collector):
             "reason",
             refusals,
         )
+        yield _gauge(
+            "dchat_bot_stranger_slots",
+            "Strangers' texts stored that the bot has not taken yet (protocol section 49).",
+            agent.strangers.pending_total(),
+        )
         yield _counter("dchat_session_resets_total", "Sessions set up again.", stats.session_resets)
         yield _counter(
             "dchat_envelopes_duplicate_total",

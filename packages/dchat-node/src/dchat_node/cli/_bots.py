@@ -54,7 +54,7 @@ def create(
 
 @bot_app.command("show")
 def show(ctx: typer.Context) -> None:
-    """The bot: name, description, commands, tokens (ids and scopes only)."""
+    """The bot: name, description, commands, tokens (ids and scopes only), strangers' limits."""
     _show(api_call(ctx, "GET", "/v1/bot"))
 
 

@@ -80,7 +80,7 @@ def render_config(
     )
     table = {
         "relay": ["relay_limits.toml", "relay_claims.toml", "relay_tokens.toml"],
-        "user": ["relay_discovery.toml"],
+        "user": ["relay_discovery.toml", "bot_limits.toml"],
     }
     tables = "".join("\n" + _template(name) for name in table.get(role, []))
     return text + _template("common.toml") + tables  # [node.X] tables after all node keys
