@@ -368,3 +368,31 @@ def test_a_lone_validator_decides_one_height_per_call() -> None:
         outputs = alone.tick(now)
         assert [type(o) for o in outputs].count(Decision) == 1
         assert alone.height == now + 2
+
+
+def test_the_signature_cache_checks_each_aggregate_once_and_never_passes_a_bad_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dchat_chain._consensus_votes as votes_module
+    from dchat_crypto import BadSignatureError, bls_aggregate
+
+    message, keys = b"commit", [k.public_key for k in KEYS[:3]]
+    good = bls_aggregate([k.sign(message) for k in KEYS[:3]])
+    single = KEYS[0].sign(message)
+    cache = SignatureCache()
+    cache.verify(keys[0], message, single)
+    with pytest.raises(BadSignatureError):  # a single key's success is not an aggregate's
+        cache.verify_aggregate(keys[:1] + keys[1:2], message, single)
+    for _ in range(2):  # a failure is not remembered
+        with pytest.raises(BadSignatureError):
+            cache.verify_aggregate(keys, b"other", good)
+    checks: list[int] = []
+    real = votes_module.bls_fast_aggregate_verify
+    monkeypatch.setattr(
+        votes_module,
+        "bls_fast_aggregate_verify",
+        lambda *args: checks.append(1) or real(*args),
+    )
+    cache.verify_aggregate(keys, message, good)
+    cache.verify_aggregate(keys, message, good)
+    assert checks == [1]  # the second certificate check was a lookup

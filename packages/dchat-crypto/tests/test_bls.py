@@ -275,3 +275,30 @@ class TestPossession:
             bls_verify_possession(key.public_key, key.sign(pk_bytes))
         with pytest.raises(BadSignatureError):
             bls_verify(key.public_key, pk_bytes, key.prove_possession())
+
+
+def test_a_signature_decoded_again_reuses_the_checked_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dchat_crypto._bls as bls_module
+    from dchat_crypto.hazmat import BlsEncodingError
+
+    raw = BlsSecretKey.from_seed(b"\x05" * 32).sign(b"rebroadcast vote").to_bytes()
+    first = BlsSignature.from_bytes(raw)
+    decodes: list[bytes] = []
+    backend = type(bls_module._BACKEND)
+    real = backend.g2_from_bytes
+    monkeypatch.setattr(
+        backend, "g2_from_bytes", lambda self, data: decodes.append(data) or real(self, data)
+    )
+    again = BlsSignature.from_bytes(raw)
+    assert again == first
+    assert again.to_bytes() == raw
+    assert decodes == []  # the re-sent copy cost a dictionary lookup
+    # Only checked canonical encodings are remembered: a flipped byte is decoded
+    # (and refused) every time.
+    bad = raw[:-1] + bytes([raw[-1] ^ 1])
+    for _ in range(2):
+        with pytest.raises(BlsEncodingError):
+            BlsSignature.from_bytes(bad)
+    assert decodes == [bad, bad]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ._app import Application
     from ._block_commit import CommitCertificate
+    from ._consensus_votes import SignatureCache
 
 __all__ = ("ChainState", "execute_block")
 
@@ -79,12 +80,19 @@ class ChainState:
         )
         return Block(header, tuple(txs), last_commit)
 
-    def validate_block(self, block: Block, *, check_last_commit: bool = True) -> None:
+    def validate_block(
+        self,
+        block: Block,
+        *,
+        check_last_commit: bool = True,
+        signatures: SignatureCache | None = None,
+    ) -> None:
         """Check that ``block`` may be block ``height`` of this chain.
 
         Everything but the application's verdict on the transactions and the
         block's own certificate: structure, every header field against this
-        state, and (unless told otherwise) the previous block's certificate.
+        state, and (unless told otherwise) the previous block's certificate
+        (through ``signatures``, a cache of successes, when given).
 
         Raises:
             InvalidBlockError: The block breaks a rule.
@@ -106,7 +114,7 @@ class ChainState:
         if check_last_commit and block.last_commit is not None:
             assert self.last_validators is not None  # height > 1 whenever a commit is present
             try:
-                block.last_commit.verify(self.last_validators, self.chain_id)
+                block.last_commit.verify(self.last_validators, self.chain_id, signatures=signatures)
             except DchatError as exc:
                 raise InvalidBlockError(f"bad last commit: {exc}") from None
 

@@ -29,6 +29,7 @@ from ._validators import MAX_VALIDATORS
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ._consensus_votes import SignatureCache
     from ._validators import ValidatorSet
 
 __all__ = (
@@ -106,10 +107,13 @@ class CommitCertificate:
     signers: bytes
     signature: BlsSignature
 
-    def verify(self, validators: ValidatorSet, chain_id: str) -> None:
+    def verify(
+        self, validators: ValidatorSet, chain_id: str, *, signatures: SignatureCache | None = None
+    ) -> None:
         """Check the certificate against the validator set of its height.
 
-        One pairing check (``bls_fast_aggregate_verify``) whatever the set size.
+        One pairing check (``bls_fast_aggregate_verify``) whatever the set size,
+        none if ``signatures`` (a cache of successes) already saw this one pass.
 
         Raises:
             InvalidCertificateError: Bad bitmap, not more than 2/3 of the power,
@@ -125,10 +129,12 @@ class CommitCertificate:
         message = vote_sign_bytes(
             chain_id, VoteKind.PRECOMMIT, self.height, self.round, self.block_hash
         )
+        keys = [members[i].bls_public_key for i in indices]
         try:
-            bls_fast_aggregate_verify(
-                [members[i].bls_public_key for i in indices], message, self.signature
-            )
+            if signatures is None:
+                bls_fast_aggregate_verify(keys, message, self.signature)
+            else:
+                signatures.verify_aggregate(keys, message, self.signature)
         except DchatError:
             raise InvalidCertificateError("commit certificate does not verify") from None
 

@@ -308,7 +308,7 @@ class ConsensusEngine:
     def _on_proposal(self, proposal: Proposal) -> None:
         if proposal.round in self._proposals:
             return  # a re-send, or a second proposal by an equivocating proposer
-        proposal.verify(self._state.validators, self._state.chain_id)
+        proposal.verify(self._state.validators, self._state.chain_id, signatures=self._signatures)
         self._accept_proposal(proposal)
 
     def _accept_proposal(self, proposal: Proposal) -> None:
@@ -328,7 +328,9 @@ class ConsensusEngine:
             self._announce_sync(height + 1)  # the sender is deciding the height after it
         if height != self.height:
             return
-        decided.certificate.verify(self._state.validators, self._state.chain_id)
+        decided.certificate.verify(
+            self._state.validators, self._state.chain_id, signatures=self._signatures
+        )
         if not self._valid(decided.block):
             raise InvalidCertificateError("a certified block that is not valid here")
         self._decide(decided.block, decided.certificate)
@@ -581,7 +583,7 @@ class ConsensusEngine:
         verdict = self._validity.get(block_hash)
         if verdict is None:
             try:
-                self._state.validate_block(block)
+                self._state.validate_block(block, signatures=self._signatures)
                 for tx in block.txs:
                     self._app.tx_meta(tx)
                 verdict = True

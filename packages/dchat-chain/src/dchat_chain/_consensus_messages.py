@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from dchat_crypto import BlsSecretKey
 
+    from ._consensus_votes import SignatureCache
     from ._validators import ValidatorSet
 
 __all__ = ("ConsensusMessage", "Decided", "Proposal", "Vote", "decided_height", "decode_message")
@@ -178,8 +179,12 @@ class Proposal:
         message = proposal_sign_bytes(chain_id, block.height, round_, pol_round, block.hash())
         return cls(block.height, round_, pol_round, block, key.sign(message))
 
-    def verify(self, validators: ValidatorSet, chain_id: str) -> None:
+    def verify(
+        self, validators: ValidatorSet, chain_id: str, *, signatures: SignatureCache | None = None
+    ) -> None:
         """Check it is signed by the proposer of its round in ``validators``.
+
+        ``signatures`` (a cache of successes), when given, checks the signature.
 
         Raises:
             InvalidProposalError: Wrong height in the block, bad ``pol_round``, a
@@ -199,7 +204,10 @@ class Proposal:
             chain_id, self.height, self.round, self.pol_round, self.block.hash()
         )
         try:
-            bls_verify(proposer.bls_public_key, message, self.signature)
+            if signatures is None:
+                bls_verify(proposer.bls_public_key, message, self.signature)
+            else:
+                signatures.verify(proposer.bls_public_key, message, self.signature)
         except DchatError:
             raise InvalidProposalError("proposal is not signed by the round's proposer") from None
 

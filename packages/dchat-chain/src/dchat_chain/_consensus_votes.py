@@ -12,10 +12,13 @@ from collections import OrderedDict, defaultdict
 from typing import TYPE_CHECKING
 
 from dchat_crypto import bls_aggregate, bls_verify
+from dchat_crypto.hazmat import bls_fast_aggregate_verify
 
 from ._block_commit import CommitCertificate, VoteKind, make_bitmap
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dchat_crypto import BlsPublicKey, BlsSignature
 
     from ._consensus_messages import Vote
@@ -49,6 +52,30 @@ class SignatureCache:
             self._seen.move_to_end(entry)
             return
         bls_verify(key, message, signature)
+        self._remember(entry)
+
+    def verify_aggregate(
+        self, keys: Sequence[BlsPublicKey], message: bytes, signature: BlsSignature
+    ) -> None:
+        """Like :func:`dchat_crypto.hazmat.bls_fast_aggregate_verify`, each success checked once.
+
+        A commit certificate is checked by every engine that validates the next
+        block, and a proposal's signature by every engine it reaches; engines that
+        share this cache pay for one pairing check each.
+
+        Raises:
+            BadSignatureError: The aggregate does not verify.
+        """
+        # A one-byte tag keeps an aggregate's key field (1 + 48n bytes) apart
+        # from a single key's (48 bytes).
+        entry = (b"\x01" + b"".join(k.to_bytes() for k in keys), message, signature.to_bytes())
+        if entry in self._seen:
+            self._seen.move_to_end(entry)
+            return
+        bls_fast_aggregate_verify(keys, message, signature)
+        self._remember(entry)
+
+    def _remember(self, entry: tuple[bytes, bytes, bytes]) -> None:
         self._seen[entry] = None
         if len(self._seen) > self._capacity:
             self._seen.popitem(last=False)

@@ -21,6 +21,7 @@ from dchat_crypto import BlsSecretKey, bls_aggregate
 
 from ._block_chain import ChainState, execute_block
 from ._block_commit import CommitCertificate, VoteKind, make_bitmap, vote_sign_bytes
+from ._consensus_votes import SignatureCache
 from ._validators import ValidatorSet, validator_set_of
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ class SignedChain:
         self.next_sets: dict[int, ValidatorSet] = {}  # the set announced for h + 1 by header h
         self.results: dict[int, BlockResult] = {}
         self._last_commit: CommitCertificate | None = None
+        # The certificate checked when its block is made is checked again as the
+        # next block's last commit: the second time is a lookup.
+        self._signatures = SignatureCache()
 
     @property
     def height(self) -> int:
@@ -103,9 +107,9 @@ class SignedChain:
         """Build, certify, validate and execute the next block."""
         height = self.state.height
         block = self.state.make_block(0, height * 1000, txs, self._last_commit)
-        self.state.validate_block(block)
+        self.state.validate_block(block, signatures=self._signatures)
         certificate = self.certify(block.header)
-        certificate.verify(self.state.validators, self.state.chain_id)
+        certificate.verify(self.state.validators, self.state.chain_id, signatures=self._signatures)
         self.blocks[height] = block
         self.headers[height] = block.header
         self.certificates[height] = certificate

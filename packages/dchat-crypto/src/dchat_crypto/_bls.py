@@ -103,6 +103,14 @@ class BlsPublicKey:
         return f"BlsPublicKey({self._raw.hex()})"
 
 
+# Signatures that decoded and passed the subgroup check, by their canonical bytes.
+# A validator receives every vote again on each of its peers' rebroadcasts, and
+# decoding a G2 point (with the subgroup check) costs a tenth of a verification;
+# a hit gives the very point the first decode made (points are immutable).
+_DECODED_G2: dict[bytes, object] = {}
+_DECODED_G2_MAX: Final = 4096
+
+
 class BlsSignature:
     """A BLS signature (or aggregate, or possession proof): a compressed G2 point of 96 bytes."""
 
@@ -112,8 +120,16 @@ class BlsSignature:
     _raw: bytes
 
     def __init__(self, data: bytes) -> None:
+        point = _DECODED_G2.get(data) if type(data) is bytes else None
+        if point is not None:
+            self._decoded, self._raw = point, data
+            return
         self._decoded = point = _BACKEND.g2_from_bytes(data)
         self._raw = _BACKEND.g2_to_bytes(point)
+        if self._raw == data:
+            if len(_DECODED_G2) >= _DECODED_G2_MAX:
+                _DECODED_G2.clear()
+            _DECODED_G2[self._raw] = point
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

@@ -157,11 +157,14 @@ class PrivateKey(_PrivateRawKey):
     """An X25519 private key (32 bytes; clamping happens inside the DH)."""
 
     __slots__ = ("_key",)
-    _key: X25519PrivateKey
+    _key: X25519PrivateKey | None
 
     def __init__(self, raw: bytes) -> None:
         super().__init__(raw)
-        self._key = X25519PrivateKey.from_private_bytes(self._raw)
+        # Built on first use: any 32 bytes are a valid X25519 scalar, so nothing is
+        # checked later, and a holder of many keys (stored one-time prekeys, decoded
+        # on every accepted SessionInit) pays only for the one it uses.
+        self._key = None
 
     @classmethod
     def generate(cls) -> PrivateKey:
@@ -177,7 +180,12 @@ class PrivateKey(_PrivateRawKey):
         return PublicKey(self._public_bytes())
 
     def _public_bytes(self) -> bytes:
-        return self._key.public_key().public_bytes_raw()
+        return self._x25519().public_key().public_bytes_raw()
+
+    def _x25519(self) -> X25519PrivateKey:
+        if self._key is None:
+            self._key = X25519PrivateKey.from_private_bytes(self._raw)
+        return self._key
 
     def exchange(self, peer: PublicKey) -> bytes:
         """Compute the 32-byte X25519 shared secret with ``peer``.
@@ -186,7 +194,7 @@ class PrivateKey(_PrivateRawKey):
             InvalidKeyError: If the result is all zeros (a low-order peer point).
         """
         try:
-            shared = self._key.exchange(X25519PublicKey.from_public_bytes(peer.to_bytes()))
+            shared = self._x25519().exchange(X25519PublicKey.from_public_bytes(peer.to_bytes()))
         except ValueError:
             # OpenSSL refuses all-zero outputs itself; report it like our own check.
             raise InvalidKeyError("X25519 with a low-order point") from None

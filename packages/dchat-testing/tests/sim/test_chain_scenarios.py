@@ -3,7 +3,8 @@
 Fast: a few seeds of each chain scenario, their invariants and determinism, the
 CLI's replay line, and a planted fault (two colluding double-signers, more than
 the f = 1 that 4 validators tolerate) that the agreement checker must catch.
-Slow: 100 seeds of each scenario.
+Slow: 100 seeds of each scenario, in chunks of 20 that xdist's workers share
+(one 100-seed test ran 2-3 minutes and could be the last thing a run waited for).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from dchat_testing.sim import (
 CHAIN_SCENARIOS = ("byzantine-equivocation", "leader-crash")
 FAST_SEEDS = range(2)
 SLOW_SEEDS = range(100)
+SEED_CHUNK = 20
+SLOW_CHUNKS = [SLOW_SEEDS[i : i + SEED_CHUNK] for i in range(0, len(SLOW_SEEDS), SEED_CHUNK)]
 
 
 def committed(seed: int, name: str) -> tuple[Simulation, list[Observation]]:
@@ -117,8 +120,13 @@ def test_the_cli_runs_a_chain_scenario() -> None:
     assert "failures    0" in out.getvalue()
 
 
+def test_the_slow_chunks_cover_the_100_seeds_once() -> None:
+    assert [seed for chunk in SLOW_CHUNKS for seed in chunk] == list(range(100))
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("seeds", SLOW_CHUNKS, ids=lambda s: f"seeds{s.start}-{s.stop - 1}")
 @pytest.mark.parametrize("name", CHAIN_SCENARIOS)
-def test_chain_scenarios_keep_their_invariants_over_100_seeds(name: str) -> None:
-    results = run_seeds(name, SLOW_SEEDS)
+def test_chain_scenarios_keep_their_invariants_over_100_seeds(name: str, seeds: range) -> None:
+    results = run_seeds(name, seeds)
     assert [f"{r.violations[0]} -- {r.repro}" for r in results if not r.ok] == []
