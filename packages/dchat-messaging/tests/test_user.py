@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_core import IdentityId, MailboxId, canonical_encode
+from dchat_core import IdentityId, MailboxId, RelayAddress, canonical_encode
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import (
@@ -230,6 +230,65 @@ def test_raw_mailboxes_are_drained_into_their_own_handler_until_removed() -> Non
     agent.remove_raw_mailbox(sync_key)
     agent.remove_raw_mailbox(sync_key)  # removing twice is harmless
     assert [box.key for box in agent.raw_mailboxes()] == [other_key]
+
+
+def test_raw_items_go_to_every_home_relay_and_are_handled_once() -> None:
+    sender_store, store = MemoryMessageStore(), MemoryMessageStore()
+    sender, receiver = UserMessaging(sender_store), UserMessaging(store)
+    key = SigningKey.generate()
+    mailbox = bytes(MailboxId.derive(key.public_key.to_bytes()))
+    relays = [RelayAddress.parse(r) for r in ("127.0.0.1:7401", "127.0.0.1:7402", RELAY)]
+    sender.queue_sealed(relays, [(mailbox, b"sync item"), (mailbox, b"another")], T0)
+    due = sender.outbox.due(T0, 64)
+    assert sorted(e.relay for e in due) == sorted([r.hostport for r in relays] * 2)
+    copies = {e.relay: e.envelope for e in due[:3]}  # queued item by item, relay by relay
+    assert len(set(copies.values())) == 1  # the same bytes at each relay: one digest
+    assert len({e.message_id for e in due}) == 6  # each copy its own outbox entry
+    sender.engines.paths = 1  # multipath_k: the first k home relays only
+    sender.queue_sealed(relays, [(mailbox, b"k of n")], T0)
+    assert [e.relay for e in sender.outbox.due(T0, 64)[6:]] == ["127.0.0.1:7401"]
+
+    handled: list[bytes] = []
+
+    async def handler(envelope: bytes) -> None:
+        await asyncio.sleep(0)  # another relay's copy may arrive meanwhile
+        handled.append(envelope)
+
+    receiver.add_raw_mailbox(key, handler)
+    (box,) = receiver.raw_mailboxes()
+    first, second, third = (copies[r.hostport] for r in relays)
+
+    async def pushes() -> None:  # relay 1 and 2 push at once, relay 3 later
+        await asyncio.gather(box.take([(b"e1", first)]), box.take([(b"e9", second)]))
+        await box.take([(b"e4", third)])
+
+    asyncio.run(pushes())
+    assert handled == [first]
+    assert receiver.raw_seen.duplicates == 2
+    restarted = UserMessaging(store)  # the digest is durable: a late copy after a restart
+    restarted.add_raw_mailbox(key, handler)
+    asyncio.run(restarted.raw_mailboxes()[0].take([(b"e5", first)]))
+    assert handled == [first]
+    assert restarted.raw_seen.duplicates == 1
+
+
+def test_a_raw_item_whose_handler_failed_is_handled_when_pushed_again() -> None:
+    agent, key = UserMessaging(MemoryMessageStore()), SigningKey.generate()
+    calls: list[bytes] = []
+
+    async def flaky(envelope: bytes) -> None:
+        calls.append(envelope)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+
+    agent.add_raw_mailbox(key, flaky)
+    (box,) = agent.raw_mailboxes()
+    with pytest.raises(RuntimeError):
+        asyncio.run(box.take([(b"e1", b"item")]))
+    asyncio.run(box.take([(b"e1", b"item")]))  # the relay pushes it again: not a duplicate
+    asyncio.run(box.take([(b"e2", b"item")]))  # then another relay's copy is one
+    assert calls == [b"item", b"item"]
+    assert agent.raw_seen.duplicates == 1
 
 
 def _deliver_controls(

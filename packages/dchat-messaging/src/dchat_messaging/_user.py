@@ -49,7 +49,9 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   and each extra local identity's (a burner's, :meth:`UserMessaging.add_identity`);
   *raw* mailboxes (:meth:`UserMessaging.add_raw_mailbox`, a device sync
   mailbox) hold envelopes that are not sealed messages and are drained into
-  their own handler.
+  their own handler; raw items are queued at every home relay
+  (:meth:`UserMessaging.queue_sealed`) and one copy of each is handled
+  (:attr:`UserMessaging.raw_seen`, :mod:`._raw_seen`).
 * **conversations** (:attr:`UserMessaging.conversations`, a
   :class:`~dchat_messaging.lowlevel.Conversations`): receipts, edits, deletes
   and reactions are applied as their envelope is opened (:meth:`UserMessaging.accept`);
@@ -104,6 +106,7 @@ from ._outbox import Outbox
 from ._payment import Payments
 from ._put_proofs import PUT_PROOF_KIND, PutProofs, encode_put_proof
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
+from ._raw_seen import RawSeen
 from ._reply_blocks import ReplyBlocks
 from ._requests import MessageRequests
 from ._search import MessageSearch
@@ -122,6 +125,7 @@ if TYPE_CHECKING:
     from ._engine import MessagingEngine
     from ._events import SessionReset
     from ._payment import PaymentEntry, ProvenPayment
+    from ._raw_seen import Worker
     from ._store import OutboxEntry
 
 __all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "TagMailbox", "UserMailbox", "UserMessaging")
@@ -196,6 +200,8 @@ class RawMailbox:
     """How long a pull may wait for mail (``None``: the link's default; 0: drain and stop)."""
     connected: Callable[[_TokenSession], Awaitable[None]] | None = None
     """Called with the relay session when the link (re)connects (a tag registers its token)."""
+    seen: RawSeen | None = None
+    """Handles one copy of an envelope that arrives via several home relays (None: each)."""
 
     @property
     def mailbox(self) -> bytes:
@@ -203,9 +209,15 @@ class RawMailbox:
         return bytes(MailboxId.derive(self.key.public_key.to_bytes()))
 
     async def take(self, batch: list[tuple[bytes, bytes]]) -> None:
-        """Hand each envelope of a pushed batch of ``(entry id, envelope)`` to the handler."""
+        """Hand each envelope of a pushed batch of ``(entry id, envelope)`` to the handler.
+
+        With :attr:`seen`, a copy handled already (via another home relay) is skipped.
+        """
         for _entry_id, envelope in batch:
-            await self.handler(envelope)
+            if self.seen is None:
+                await self.handler(envelope)
+            else:
+                await self.seen.handle(envelope, self.handler)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,6 +309,8 @@ class UserMessaging:
         self._retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
         self._extra: dict[IdentityId, Identity] = {}
         self._raw: dict[bytes, RawMailbox] = {}
+        self.raw_seen = RawSeen(store)
+        """Raw envelopes handled lately: one copy of each, whichever relay it came by."""
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
         on_receipt = {PUT_TOKEN_KIND, PUT_PROOF_KIND, MAILBOX_TAG_KIND}
@@ -390,7 +404,7 @@ class UserMessaging:
 
     def add_raw_mailbox(self, key: SigningKey, handler: Callable[[bytes], Awaitable[None]]) -> None:
         """Also drain the mailbox of ``key`` into ``handler``."""
-        self._raw[key.public_key.to_bytes()] = RawMailbox(key, handler)
+        self._raw[key.public_key.to_bytes()] = RawMailbox(key, handler, seen=self.raw_seen)
         self.mailboxes_changed()
 
     def remove_raw_mailbox(self, key: SigningKey) -> None:
@@ -401,6 +415,20 @@ class UserMessaging:
     def raw_mailboxes(self) -> list[RawMailbox]:
         """The raw mailboxes to drain."""
         return list(self._raw.values())
+
+    def queue_sealed(
+        self, relays: Sequence[RelayAddress], items: Sequence[tuple[bytes, bytes]], now: float
+    ) -> None:
+        """Queue raw ``(mailbox, ciphertext)`` items at the recipient's home ``relays``.
+
+        Raw items go to our own identity's devices (sync) or to a pairing
+        peer that drains its home relays, so ``relays`` are ours: each item
+        goes to every one (the first :attr:`LocalEngines.paths`, like a
+        message), and the receiver handles one copy (:class:`RawSeen`).
+        """
+        k = self.engines.paths
+        chosen = relays if k is None else relays[: max(1, k)]
+        self.outbox.enqueue_sealed(list(dict.fromkeys(r.hostport for r in chosen)), items, now)
 
     def mailbox_links(
         self, relays: Sequence[_Relay], *, now: float | None = None
@@ -445,15 +473,16 @@ class UserMessaging:
     def use_tags(
         self,
         sink: TagSink,
-        worker: Callable[[Callable[[], None]], Awaitable[None]],
+        worker: Worker,
         *,
         epoch: int | None = None,
     ) -> None:
         """Wire the rotating tags to the shell: the batch ``sink``, the database ``worker``.
 
+        The raw mailboxes' duplicate check (:attr:`raw_seen`) uses ``worker`` too.
         ``epoch``: the length of our tags' epochs in seconds (default one hour).
         """
-        self.tag_sink, self.tags.worker = sink, worker
+        self.tag_sink, self.tags.worker, self.raw_seen.worker = sink, worker, worker
         if epoch is not None:
             self.tags.set_epoch(epoch)
         for tags in self.tags.burners.values():
