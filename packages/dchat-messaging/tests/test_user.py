@@ -412,6 +412,39 @@ def test_the_first_mail_to_a_contact_carries_a_token_the_contact_keeps_for_our_m
     assert bob_again.token_for(bytes(alice.card.mailbox)) == token
 
 
+def test_removing_or_blocking_a_contact_revokes_its_put_token(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    carol = Node("carol", bundles)
+    alice.agent.contacts.add("carol", carol.card.to_text(), now=T0)
+    send_and_flush(alice, bob.card, "hi bob", bundles)
+    send_and_flush(alice, carol.card, "hi carol", bundles)
+    mine = bytes(alice.card.mailbox)
+    bob_token = alice.agent.tokens.issued_to(bob.card.identity_id)
+    carol_token = alice.agent.tokens.issued_to(carol.card.identity_id)
+    assert sorted(alice.agent.token_registration(mine)[1]) == sorted([bob_token, carol_token])
+    with pytest.raises(DchatMessagingError):
+        alice.agent.remove_contact("nobody")  # unknown: nothing revoked
+    assert alice.agent.token_registration(mine)[0] == 2
+    assert alice.agent.remove_contact("bob").identity_id == str(bob.card.identity_id)
+    assert alice.agent.tokens.issued_to(bob.card.identity_id) is None
+    version, registered = alice.agent.token_registration(mine)
+    assert (version, registered) == (3, (carol_token,))  # a new version: the links re-register
+    assert alice.agent.block(carol.card.identity_id) is False  # no open request
+    assert alice.agent.token_registration(mine) == (4, ())
+    assert carol.card.identity_id in alice.agent.requests.blocked()
+    reloaded = PutTokens(alice.store)  # durable
+    reloaded.load()
+    assert reloaded.registration == (4, ())
+    # Bob added again and written to: a fresh token, never the revoked one.
+    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
+    send_and_flush(alice, bob.card, "back", bundles)
+    fresh = alice.agent.tokens.issued_to(bob.card.identity_id)
+    assert fresh is not None
+    assert fresh != bob_token
+
+
 def test_no_token_goes_to_a_card_that_is_not_a_contact() -> None:
     bundles: dict[bytes, bytes] = {}
     alice, carol = Node("alice", bundles), Node("carol", bundles)

@@ -22,7 +22,8 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   bundles to fetch now; a device whose fetch failed waits with exponential
   backoff (``interval * 2**attempts``, at most :data:`MAX_BACKOFF` seconds).
 * **delivery**: what left the outbox is counted in :attr:`UserMessaging.sent`.
-* **put tokens** (:attr:`UserMessaging.tokens`, :class:`~dchat_messaging.lowlevel.PutTokens`):
+* **put tokens** (:attr:`UserMessaging.tokens`, :class:`~dchat_messaging.lowlevel.PutTokens`;
+  withdrawn when the contact is removed or blocked, :meth:`UserMessaging.revoke_put_auth`):
   the first time the node's identity sends to a contact
   (:meth:`UserMessaging.send_as`), a ``put.token`` control hands the contact
   a token for our mailbox in the same transaction; one received is kept
@@ -84,7 +85,7 @@ import functools
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Protocol, TypedDict, TypeVar
 
-from dchat_core import MailboxId, RelayAddress
+from dchat_core import IdentityId, MailboxId, RelayAddress
 from dchat_privacy.lowlevel import ring_statement
 
 from ._channel_book import Channels
@@ -115,12 +116,12 @@ from ._stealth_inbox import StealthInbox
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from dchat_core import IdentityId, MessageId
+    from dchat_core import MessageId
     from dchat_crypto import SigningKey
     from dchat_identity import ContactCard, Identity
     from dchat_privacy import ContactSecret
 
-    from ._contacts import UserStore
+    from ._contacts import ContactEntry, UserStore
     from ._devices import DeviceAddress
     from ._engine import MessagingEngine
     from ._events import SessionReset
@@ -370,6 +371,40 @@ class UserMessaging:
         self.proofs.load()
         self.tags.load()
         self.cover.load()
+
+    # -- removing and blocking contacts ------------------------------------------------
+
+    def revoke_put_auth(self, peer: IdentityId) -> bool:
+        """Withdraw the put token and contact secret we gave ``peer``; True if it held one.
+
+        One transaction; the registration versions move on, so each mailbox
+        link registers the smaller set at its relay on its next sync (on
+        connecting, after a pull without mail, after a batch), and from then
+        on the relay takes ``peer``'s deposits as a stranger's: served while
+        quiet, asked for work (``busy`` ``pow``) when loaded. A later first
+        send to ``peer`` issues a fresh token.
+        """
+        with self._store.transaction():
+            token = self.tokens.revoke(peer)
+            secret = self.proofs.revoke(peer)
+        return token or secret
+
+    def remove_contact(self, name: str) -> ContactEntry:
+        """Forget the contact ``name`` and revoke its put authorization, in one transaction.
+
+        Raises:
+            RequestError: ``unknown_contact``.
+        """
+        with self._store.transaction():
+            entry = self.contacts.remove(name)
+            self.revoke_put_auth(IdentityId.parse(entry.identity_id))
+        return entry
+
+    def block(self, identity: IdentityId) -> bool:
+        """Block ``identity`` (:meth:`MessageRequests.block`) and revoke its put authorization."""
+        with self._store.transaction():
+            self.revoke_put_auth(identity)
+            return self.requests.block(identity)
 
     # -- local identities ------------------------------------------------------------
 
