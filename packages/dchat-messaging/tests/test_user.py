@@ -431,8 +431,24 @@ def test_removing_or_blocking_a_contact_revokes_its_put_token(
     assert alice.agent.tokens.issued_to(bob.card.identity_id) is None
     version, registered = alice.agent.token_registration(mine)
     assert (version, registered) == (3, (carol_token,))  # a new version: the links re-register
+    assert alice.agent.tags.issued_to(bob.card.identity_id) is not None  # a request still
+    carol_secret = alice.agent.tags.issued_to(carol.card.identity_id)
+    assert carol_secret is not None
+    changed: list[bool] = []
+    alice.agent.tags.changed = lambda: changed.append(True)
+    alice.agent.tags.watch(T0, [RELAY])
     assert alice.agent.block(carol.card.identity_id) is False  # no open request
     assert alice.agent.token_registration(mine) == (4, ())
+    assert alice.agent.tags.issued_to(carol.card.identity_id) is None  # its tags: not watched
+    alice.agent.tags.notify()
+    assert changed == [True]
+    live = {tag.mailbox for tag, _, _ in alice.agent.tags.watch(T0, [RELAY])}
+    epoch = alice.agent.tags.schedule.epoch(T0)
+    assert alice.agent.tags.tag(carol_secret, epoch).mailbox not in live
+    assert (
+        alice.agent.tags.tag(alice.agent.tags.issued_to(bob.card.identity_id), epoch).mailbox
+        in live
+    )
     assert carol.card.identity_id in alice.agent.requests.blocked()
     reloaded = PutTokens(alice.store)  # durable
     reloaded.load()

@@ -217,6 +217,19 @@ class MailboxTags:
         self._change(lambda: self._issued.__setitem__(str(peer), secret), done)
         return secret
 
+    def revoke(self, peer: IdentityId) -> bool:
+        """Forget ``peer``'s secret: its tags are no longer watched (a blocked contact's).
+
+        :meth:`notify` then tells the shell, which stops the tags' links, so
+        their tokens are registered no more; a tag in the live window may keep
+        its token at a relay until that relay restarts, and the contact's
+        later tags are never registered. True if ``peer`` held one.
+        """
+        if str(peer) not in self._issued:
+            return False
+        self._change(lambda: self._issued.pop(str(peer)), self._done)
+        return True
+
     def learn(self, data: bytes, sender_mailbox: MailboxId | None) -> bool:
         """Keep the secret of an ``mb.tag`` payload if it is for ``sender_mailbox``."""
         decoded = decode_tag_secret(data)

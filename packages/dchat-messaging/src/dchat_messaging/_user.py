@@ -401,9 +401,17 @@ class UserMessaging:
         return entry
 
     def block(self, identity: IdentityId) -> bool:
-        """Block ``identity`` (:meth:`MessageRequests.block`) and revoke its put authorization."""
+        """Block ``identity`` (:meth:`MessageRequests.block`); revoke its put token and tags.
+
+        Unlike a removed contact (whose next message is a request, so its tags
+        stay watched), a blocked one's tag secrets are forgotten too, ours and
+        each burner's: its tags are no longer drained nor their tokens
+        registered (the shell calls :meth:`MailboxTags.notify` after this).
+        """
         with self._store.transaction():
             self.revoke_put_auth(identity)
+            for tags in [self.tags, *self.tags.burners.values()]:
+                tags.revoke(identity)
             return self.requests.block(identity)
 
     # -- local identities ------------------------------------------------------------
