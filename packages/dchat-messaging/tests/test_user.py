@@ -431,7 +431,15 @@ def test_removing_or_blocking_a_contact_revokes_its_put_token(
     assert alice.agent.tokens.issued_to(bob.card.identity_id) is None
     version, registered = alice.agent.token_registration(mine)
     assert (version, registered) == (3, (carol_token,))  # a new version: the links re-register
-    assert alice.agent.tags.issued_to(bob.card.identity_id) is not None  # a request still
+    bob_secret = alice.agent.tags.issued_to(bob.card.identity_id)
+    assert bob_secret is not None  # its tags are still drained: its next mail is a request
+    epoch = alice.agent.tags.schedule.epoch(T0)
+    bob_tag = alice.agent.tags.tag(bob_secret, epoch).mailbox
+    muted = [t for t, _, _ in alice.agent.tags.watch(T0, [RELAY]) if t.mailbox == bob_tag]
+    assert muted
+    assert all(t.token == b"" for t in muted)  # but its links register no token
+    links = alice.agent.mailbox_links([RELAY], now=T0)
+    assert any(key.endswith(b"/muted") for key, _ in links)  # new links: they clear the set
     carol_secret = alice.agent.tags.issued_to(carol.card.identity_id)
     assert carol_secret is not None
     changed: list[bool] = []
@@ -443,12 +451,8 @@ def test_removing_or_blocking_a_contact_revokes_its_put_token(
     alice.agent.tags.notify()
     assert changed == [True]
     live = {tag.mailbox for tag, _, _ in alice.agent.tags.watch(T0, [RELAY])}
-    epoch = alice.agent.tags.schedule.epoch(T0)
     assert alice.agent.tags.tag(carol_secret, epoch).mailbox not in live
-    assert (
-        alice.agent.tags.tag(alice.agent.tags.issued_to(bob.card.identity_id), epoch).mailbox
-        in live
-    )
+    assert bob_tag in live
     assert carol.card.identity_id in alice.agent.requests.blocked()
     reloaded = PutTokens(alice.store)  # durable
     reloaded.load()
@@ -459,6 +463,9 @@ def test_removing_or_blocking_a_contact_revokes_its_put_token(
     fresh = alice.agent.tokens.issued_to(bob.card.identity_id)
     assert fresh is not None
     assert fresh != bob_token
+    tokens = {t.token for t, _, _ in alice.agent.tags.watch(T0, [RELAY]) if t.mailbox == bob_tag}
+    assert tokens
+    assert b"" not in tokens  # its tags count again
 
 
 def test_no_token_goes_to_a_card_that_is_not_a_contact() -> None:

@@ -258,8 +258,8 @@ class _DepositAuth(TypedDict):
 
 
 async def _register_token(mailbox: bytes, token: bytes, session: _TokenSession) -> None:
-    """Register a tag's put token on its link (protocol section 38)."""
-    await session.sync_tokens(mailbox, (1, (token,)))
+    """Register a tag's put token on its link (protocol section 38); none: clear the set."""
+    await session.sync_tokens(mailbox, (1, (token,)) if token else (_CLEARED, ()))
 
 
 async def _no_handler(_envelope: bytes) -> None:  # pragma: no cover (TagMailbox.take)
@@ -392,12 +392,18 @@ class UserMessaging:
     def remove_contact(self, name: str) -> ContactEntry:
         """Forget the contact ``name`` and revoke its put authorization, in one transaction.
 
+        Its tags stay drained, so its next message still arrives (as a message
+        request), but they are muted (:meth:`MailboxTags.mute`): their links
+        register no token, and the relay takes its deposits as a stranger's.
+        The shell calls :meth:`MailboxTags.notify` after this.
+
         Raises:
             RequestError: ``unknown_contact``.
         """
         with self._store.transaction():
             entry = self.contacts.remove(name)
             self.revoke_put_auth(IdentityId.parse(entry.identity_id))
+            self.tags.mute(IdentityId.parse(entry.identity_id))  # drained, but a stranger's
         return entry
 
     def block(self, identity: IdentityId) -> bool:
@@ -507,7 +513,8 @@ class UserMessaging:
                     functools.partial(_register_token, tag.mailbox, tag.token),
                     engine=opener, identity=identity, sink=self.tag_sink,
                 )  # fmt: skip
-                links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
+                muted = b"" if tag.token else b"/muted"  # a new link: it clears the token set
+                links[(tag.key.public_key.to_bytes() + muted, relay)] = (box, by_name[relay])
         return links
 
     async def _cover_arrived(self, envelope: bytes) -> None:
@@ -803,6 +810,7 @@ class UserMessaging:
                 if self.contacts.card_of(card.identity_id) is None:
                     return waiting
                 waiting += self._hand_out(card, own, main, now)
+                self.tags.mute(card.identity_id, False)  # a contact again: its tags count
                 secret = self.tags.issue(card.identity_id, now=now)
                 if secret is not None:  # from now on the contact writes to our rotating tags
                     epoch = self.tags.schedule.epoch_seconds
