@@ -311,6 +311,11 @@ def test_a_burner_never_writes_to_its_owners_tags_and_gets_mail_on_its_own() -> 
     assert alice.agent.tags.address(bytes(bob.card.mailbox), at) == owner_tag
     burner_tag = alice.agent.tags.burners[burner_id].address(bytes(bob.card.mailbox), at)
     assert burner_tag not in (None, owner_tag)
+    # Alice removes bob: the burner's tags for him are muted too (drained, no token).
+    own = alice.agent.tags.burners[burner_id]
+    assert {t.token != b"" for t, _, _ in own.watch(at, [RELAY])} == {True}
+    alice.agent.remove_contact("bob")
+    assert {t.token for t, _, _ in own.watch(at, [RELAY])} == {b""}
 
 
 def _laptop_of(alice: AgentNode, bob: AgentNode) -> tuple[UserMessaging, MessagingEngine]:

@@ -392,9 +392,10 @@ class UserMessaging:
     def remove_contact(self, name: str) -> ContactEntry:
         """Forget the contact ``name`` and revoke its put authorization, in one transaction.
 
-        Its tags stay drained, so its next message still arrives (as a message
-        request), but they are muted (:meth:`MailboxTags.mute`): their links
-        register no token, and the relay takes its deposits as a stranger's.
+        Its tags (ours and each burner's) stay drained, so its next message
+        still arrives (as a message request), but they are muted
+        (:meth:`MailboxTags.mute`): their links register no token, and the
+        relay takes its deposits as a stranger's.
         The shell calls :meth:`MailboxTags.notify` after this.
 
         Raises:
@@ -403,7 +404,8 @@ class UserMessaging:
         with self._store.transaction():
             entry = self.contacts.remove(name)
             self.revoke_put_auth(IdentityId.parse(entry.identity_id))
-            self.tags.mute(IdentityId.parse(entry.identity_id))  # drained, but a stranger's
+            for tags in [self.tags, *self.tags.burners.values()]:  # drained, but a stranger's
+                tags.mute(IdentityId.parse(entry.identity_id))
         return entry
 
     def block(self, identity: IdentityId) -> bool:
@@ -803,6 +805,7 @@ class UserMessaging:
                 waiting += self._issue_tag(main, card, bytes(engines.linked.mailbox), now)
             burner = None if sender is None else self.tags.burners.get(str(sender.identity_id))
             if burner is not None and sender is not None:  # the burner's own secret
+                burner.mute(card.identity_id, False)  # written to: its tags count again
                 mailbox = bytes(sender.mailbox_id)
                 engine = engines.for_identity(sender)
                 waiting += self._issue_tag(engine, card, mailbox, now, burner, sender_card)
