@@ -13,6 +13,7 @@ from dchat_chain._chat_handles import parse_relay_text
 from dchat_chain._handle_names import handle_pow_ok, handle_skeleton
 from dchat_chain.lowlevel import (
     BlockContext,
+    ChainAnswerError,
     HandleOwner,
     InvalidHandleError,
     handle_key,
@@ -354,6 +355,48 @@ def test_the_handle_follows_a_key_rotation(chain: Chain) -> None:
     record = chain.handle("alice")
     assert (record["id"], record["card"]) == (ident(A), card(NEW))  # same identity, new card
     assert chain.run(NEW, "release_handle", {"name": "alice"}) == 0
+
+
+def test_after_a_key_rotation_the_new_key_registers_for_the_same_identity(chain: Chain) -> None:
+    chain = Chain()
+    chain.register(B)
+    chain.register(A, [ident(B)], 1)
+    assert chain.take(A, "alice") == 0
+    assert chain.run(B, "recovery_request", {"identity": ident(A), "new_key": pk(NEW)}) == 0
+    assert chain.run(B, "recovery_execute", {"identity": ident(A)}) == 0
+    rotated, old = (
+        HandleOwner(NEW.signing_key, chain.genesis),
+        HandleOwner(A.signing_key, chain.genesis),
+    )
+    # What the shell reads (verified) to learn which identity the key speaks for.
+    path, key = rotated.key_path
+    assert (path, key) == (f"/v1/chain/state/{key.hex()}", b"idkey/" + pk(NEW))
+    value = chain.app.state.committed_get(key)
+    assert rotated.chain_identity(value) == ident(A) != rotated.identity
+    assert old.chain_identity(chain.app.state.committed_get(old.key_path[1])) is None
+    assert chain.run(NEW, "release_handle", {"name": "alice"}) == 0
+    nonce = chain.nonces[pk(NEW)]
+    naive = rotated.register(nonce, "alice-new", RELAYS, card(NEW), registered=True)
+    assert chain.block([naive[0].raw]) == [UNAUTHORIZED]  # work bound to an id nobody holds
+    (tx,) = rotated.register(
+        nonce + 1, "alice-new", RELAYS, card(NEW), registered=True, identity=ident(A)
+    )  # a refused transaction spends its nonce too
+    assert chain.block([tx.raw]) == [0]
+    chain.nonces[pk(NEW)] = nonce + 2
+    record = chain.handle("alice-new")
+    assert (record["id"], record["card"]) == (ident(A), card(NEW))
+    # The retired key can neither take it back nor register for the identity.
+    again = old.register(chain.nonces[pk(A)], "alice", RELAYS, card(A), registered=True)
+    chain.nonces[pk(A)] += 1
+    assert chain.block([again[0].raw]) == [UNAUTHORIZED]
+    body = {"name": "alice-new", "to": ident(C), "relays": RELAYS, "card": card(C)}
+    assert chain.run(A, "transfer_handle", body) == UNAUTHORIZED
+
+
+@pytest.mark.parametrize("value", [canonical_encode(b"short"), canonical_encode("text"), b"\xff"])
+def test_a_malformed_idkey_value_is_a_typed_answer_error(value: bytes) -> None:
+    with pytest.raises(ChainAnswerError):
+        HandleOwner.chain_identity(value)
 
 
 def test_the_owner_plan_registers_renews_and_releases() -> None:

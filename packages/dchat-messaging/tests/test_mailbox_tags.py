@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from dchat_core import canonical_encode
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, DeviceCertificate, DocumentChain, Identity, IdentityDocument
-from dchat_messaging import Content, MessagingEngine, UserMessaging
+from dchat_messaging import Content, DchatMessagingError, MessagingEngine, UserMessaging
 from dchat_messaging.lowlevel import CATCH_UP_LINKS, MAILBOX_TAG_KIND, MailboxTags, TagMailbox
 from dchat_messaging.testing import MemoryMessageStore
 from dchat_testing import AGENT_T0, AgentNode, agent_pair
@@ -311,6 +311,11 @@ def test_a_burner_never_writes_to_its_owners_tags_and_gets_mail_on_its_own() -> 
     assert alice.agent.tags.address(bytes(bob.card.mailbox), at) == owner_tag
     burner_tag = alice.agent.tags.burners[burner_id].address(bytes(bob.card.mailbox), at)
     assert burner_tag not in (None, owner_tag)
+    # Alice removes bob: the burner's tags for him are muted too (drained, no token).
+    own = alice.agent.tags.burners[burner_id]
+    assert {t.token != b"" for t, _, _ in own.watch(at, [RELAY])} == {True}
+    alice.agent.remove_contact("bob")
+    assert {t.token for t, _, _ in own.watch(at, [RELAY])} == {b""}
 
 
 def _laptop_of(alice: AgentNode, bob: AgentNode) -> tuple[UserMessaging, MessagingEngine]:
@@ -365,3 +370,22 @@ def test_a_linked_device_gets_mail_on_its_own_rotating_tags() -> None:
     assert [t.text for t in laptop.accept(engine, copy, now=later).texts] == ["to both"]
     ((_, other),) = [(box, env) for box, env in routed.items() if box != on_laptop]
     assert [t.text for t in alice.agent.accept(alice.engine, other, now=later).texts] == ["to both"]
+
+
+def test_a_muted_contact_stays_muted_after_a_restart_and_a_damaged_mark_is_refused() -> None:
+    store = MemoryMessageStore()
+    tags, peer, other = MailboxTags(store), Identity.generate(), Identity.generate()
+    assert tags.mute(peer.identity_id) is False  # no secret: nothing to mute
+    tags.issue(peer.identity_id, now=AGENT_T0)
+    assert tags.mute(peer.identity_id) is True
+    assert tags.mute(peer.identity_id) is False
+    reloaded = MailboxTags(store)
+    reloaded.load()
+    assert {t.token for t, _, _ in reloaded.watch(AGENT_T0, ["r:1"])} == {b""}
+    reloaded.issue(other.identity_id, now=AGENT_T0)
+    assert reloaded.revoke(peer.identity_id) is True  # blocked: forgotten, mute and all
+    assert reloaded.revoke(peer.identity_id) is False
+    assert b"" not in {t.token for t, _, _ in reloaded.watch(AGENT_T0, ["r:1"])}
+    store.put_state("mailbox_tags.muted", canonical_encode([1, 2]))
+    with pytest.raises(DchatMessagingError):
+        MailboxTags(store).load()

@@ -41,6 +41,24 @@ def send_and_flush(
     return [entry.envelope for entry in entries]
 
 
+def test_removing_a_contact_takes_its_key_out_of_the_ring(
+    pair: tuple[AgentNode, AgentNode, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    mine = bytes(alice.card.mailbox)
+    send_and_flush(alice, bob.card, "hi", bundles)
+    secret = alice.agent.proofs.issued_to(bob.card.identity_id)
+    assert secret is not None
+    public = ContactSecret.from_bytes(secret).public_key
+    assert public in ContactRing.from_bytes(alice.agent.ring_registration(mine)[1])
+    assert alice.agent.revoke_put_auth(bob.card.identity_id) is True
+    assert alice.agent.revoke_put_auth(bob.card.identity_id) is False  # nothing left
+    assert alice.agent.proofs.issued_to(bob.card.identity_id) is None
+    version, ring, _key, _signature = alice.agent.ring_registration(mine)
+    assert version == 2
+    assert ring == b""  # no contact left: the relay's ring is cleared
+
+
 def test_in_proof_mode_the_first_mail_carries_a_contact_secret_and_no_token(
     pair: tuple[AgentNode, AgentNode, dict[bytes, bytes]],
 ) -> None:

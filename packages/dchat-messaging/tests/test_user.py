@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dchat_core import IdentityId, MailboxId, canonical_encode
+from dchat_core import IdentityId, MailboxId, RelayAddress, canonical_encode
 from dchat_crypto import PrivateKey, SigningKey
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import (
@@ -232,6 +232,65 @@ def test_raw_mailboxes_are_drained_into_their_own_handler_until_removed() -> Non
     assert [box.key for box in agent.raw_mailboxes()] == [other_key]
 
 
+def test_raw_items_go_to_every_home_relay_and_are_handled_once() -> None:
+    sender_store, store = MemoryMessageStore(), MemoryMessageStore()
+    sender, receiver = UserMessaging(sender_store), UserMessaging(store)
+    key = SigningKey.generate()
+    mailbox = bytes(MailboxId.derive(key.public_key.to_bytes()))
+    relays = [RelayAddress.parse(r) for r in ("127.0.0.1:7401", "127.0.0.1:7402", RELAY)]
+    sender.queue_sealed(relays, [(mailbox, b"sync item"), (mailbox, b"another")], T0)
+    due = sender.outbox.due(T0, 64)
+    assert sorted(e.relay for e in due) == sorted([r.hostport for r in relays] * 2)
+    copies = {e.relay: e.envelope for e in due[:3]}  # queued item by item, relay by relay
+    assert len(set(copies.values())) == 1  # the same bytes at each relay: one digest
+    assert len({e.message_id for e in due}) == 6  # each copy its own outbox entry
+    sender.engines.paths = 1  # multipath_k: the first k home relays only
+    sender.queue_sealed(relays, [(mailbox, b"k of n")], T0)
+    assert [e.relay for e in sender.outbox.due(T0, 64)[6:]] == ["127.0.0.1:7401"]
+
+    handled: list[bytes] = []
+
+    async def handler(envelope: bytes) -> None:
+        await asyncio.sleep(0)  # another relay's copy may arrive meanwhile
+        handled.append(envelope)
+
+    receiver.add_raw_mailbox(key, handler)
+    (box,) = receiver.raw_mailboxes()
+    first, second, third = (copies[r.hostport] for r in relays)
+
+    async def pushes() -> None:  # relay 1 and 2 push at once, relay 3 later
+        await asyncio.gather(box.take([(b"e1", first)]), box.take([(b"e9", second)]))
+        await box.take([(b"e4", third)])
+
+    asyncio.run(pushes())
+    assert handled == [first]
+    assert receiver.raw_seen.duplicates == 2
+    restarted = UserMessaging(store)  # the digest is durable: a late copy after a restart
+    restarted.add_raw_mailbox(key, handler)
+    asyncio.run(restarted.raw_mailboxes()[0].take([(b"e5", first)]))
+    assert handled == [first]
+    assert restarted.raw_seen.duplicates == 1
+
+
+def test_a_raw_item_whose_handler_failed_is_handled_when_pushed_again() -> None:
+    agent, key = UserMessaging(MemoryMessageStore()), SigningKey.generate()
+    calls: list[bytes] = []
+
+    async def flaky(envelope: bytes) -> None:
+        calls.append(envelope)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+
+    agent.add_raw_mailbox(key, flaky)
+    (box,) = agent.raw_mailboxes()
+    with pytest.raises(RuntimeError):
+        asyncio.run(box.take([(b"e1", b"item")]))
+    asyncio.run(box.take([(b"e1", b"item")]))  # the relay pushes it again: not a duplicate
+    asyncio.run(box.take([(b"e2", b"item")]))  # then another relay's copy is one
+    assert calls == [b"item", b"item"]
+    assert agent.raw_seen.duplicates == 1
+
+
 def _deliver_controls(
     alice: Node, bob: Node, bundles: dict[bytes, bytes], kinds: list[str]
 ) -> None:
@@ -351,6 +410,62 @@ def test_the_first_mail_to_a_contact_carries_a_token_the_contact_keeps_for_our_m
     bob_again = PutTokens(bob.store)
     bob_again.load()
     assert bob_again.token_for(bytes(alice.card.mailbox)) == token
+
+
+def test_removing_or_blocking_a_contact_revokes_its_put_token(
+    pair: tuple[Node, Node, dict[bytes, bytes]],
+) -> None:
+    alice, bob, bundles = pair
+    carol = Node("carol", bundles)
+    alice.agent.contacts.add("carol", carol.card.to_text(), now=T0)
+    send_and_flush(alice, bob.card, "hi bob", bundles)
+    send_and_flush(alice, carol.card, "hi carol", bundles)
+    mine = bytes(alice.card.mailbox)
+    bob_token = alice.agent.tokens.issued_to(bob.card.identity_id)
+    carol_token = alice.agent.tokens.issued_to(carol.card.identity_id)
+    assert sorted(alice.agent.token_registration(mine)[1]) == sorted([bob_token, carol_token])
+    with pytest.raises(DchatMessagingError):
+        alice.agent.remove_contact("nobody")  # unknown: nothing revoked
+    assert alice.agent.token_registration(mine)[0] == 2
+    assert alice.agent.remove_contact("bob").identity_id == str(bob.card.identity_id)
+    assert alice.agent.tokens.issued_to(bob.card.identity_id) is None
+    version, registered = alice.agent.token_registration(mine)
+    assert (version, registered) == (3, (carol_token,))  # a new version: the links re-register
+    bob_secret = alice.agent.tags.issued_to(bob.card.identity_id)
+    assert bob_secret is not None  # its tags are still drained: its next mail is a request
+    epoch = alice.agent.tags.schedule.epoch(T0)
+    bob_tag = alice.agent.tags.tag(bob_secret, epoch).mailbox
+    muted = [t for t, _, _ in alice.agent.tags.watch(T0, [RELAY]) if t.mailbox == bob_tag]
+    assert muted
+    assert all(t.token == b"" for t in muted)  # but its links register no token
+    links = alice.agent.mailbox_links([RELAY], now=T0)
+    assert any(key.endswith(b"/muted") for key, _ in links)  # new links: they clear the set
+    carol_secret = alice.agent.tags.issued_to(carol.card.identity_id)
+    assert carol_secret is not None
+    changed: list[bool] = []
+    alice.agent.tags.changed = lambda: changed.append(True)
+    alice.agent.tags.watch(T0, [RELAY])
+    assert alice.agent.block(carol.card.identity_id) is False  # no open request
+    assert alice.agent.token_registration(mine) == (4, ())
+    assert alice.agent.tags.issued_to(carol.card.identity_id) is None  # its tags: not watched
+    alice.agent.tags.notify()
+    assert changed == [True]
+    live = {tag.mailbox for tag, _, _ in alice.agent.tags.watch(T0, [RELAY])}
+    assert alice.agent.tags.tag(carol_secret, epoch).mailbox not in live
+    assert bob_tag in live
+    assert carol.card.identity_id in alice.agent.requests.blocked()
+    reloaded = PutTokens(alice.store)  # durable
+    reloaded.load()
+    assert reloaded.registration == (4, ())
+    # Bob added again and written to: a fresh token, never the revoked one.
+    alice.agent.contacts.add("bob", bob.card.to_text(), now=T0)
+    send_and_flush(alice, bob.card, "back", bundles)
+    fresh = alice.agent.tokens.issued_to(bob.card.identity_id)
+    assert fresh is not None
+    assert fresh != bob_token
+    tokens = {t.token for t, _, _ in alice.agent.tags.watch(T0, [RELAY]) if t.mailbox == bob_tag}
+    assert tokens
+    assert b"" not in tokens  # its tags count again
 
 
 def test_no_token_goes_to_a_card_that_is_not_a_contact() -> None:

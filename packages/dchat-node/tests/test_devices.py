@@ -1,20 +1,26 @@
-"""Linking a second device between real node processes, syncing contacts, revoking it."""
+"""Linking a second device between real node processes, syncing contacts, revoking it.
+
+Both devices have two home relays: pairing and sync items go to each (raw
+mailboxes are multi-path), so sync goes on after the first relay dies.
+"""
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from typer.testing import CliRunner
 
 from dchat_identity import ContactCard, Identity
+from dchat_node import NodeProcess, free_port
 from dchat_node.cli import app
 from dchat_sdk import ApiError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
-    from dchat_node import NodeProcess
     from dchat_sdk import RemoteClient
 
 
@@ -34,11 +40,50 @@ def _stranger_card(relay: NodeProcess, name: str) -> str:
     return ContactCard.issue(Identity.generate(), name=name, relay=relay.info["link"]).to_text()
 
 
+@pytest.fixture
+def second_relay(tmp_path: Path) -> Iterator[NodeProcess]:
+    node = NodeProcess(
+        tmp_path / "relay-2",
+        "relay",
+        passphrase=secrets.token_urlsafe(12),
+        listen=f"127.0.0.1:{free_port()}",
+    )
+    node.start()
+    yield node
+    node.kill()
+
+
+@pytest.fixture
+def make_device(
+    tmp_path: Path, relay: NodeProcess, second_relay: NodeProcess
+) -> Iterator[Callable[[str], NodeProcess]]:
+    """User nodes with two home relays (``relay`` first); killed after the test."""
+    started: list[NodeProcess] = []
+    homes = f'relays = ["{relay.info["link"]}", "{second_relay.info["link"]}"]'
+
+    def make(name: str) -> NodeProcess:
+        (tmp_path / name).mkdir(mode=0o700)
+        (tmp_path / name / "dchat.toml").write_text(f"[node]\n{homes}\n")
+        node = NodeProcess(
+            tmp_path / name, "user", passphrase=secrets.token_urlsafe(12), poll_interval=0.2
+        )
+        node.start()
+        started.append(node)
+        return node
+
+    yield make
+    for node in started:
+        node.kill()
+
+
 @pytest.mark.slow
 def test_link_sync_and_revoke_a_device(
-    make_user: Callable[[str], NodeProcess], relay: NodeProcess, wait_until: Callable[..., Any]
+    make_device: Callable[[str], NodeProcess],
+    relay: NodeProcess,
+    second_relay: NodeProcess,
+    wait_until: Callable[..., Any],
 ) -> None:
-    one, two = make_user("phone"), make_user("laptop")
+    one, two = make_device("phone"), make_device("laptop")
     with one.client() as a1, two.client() as a2:
         alice = a1.create_identity("alice")
         a1.add_contact("bob", _stranger_card(relay, "bob"))  # before any device exists
@@ -103,6 +148,13 @@ def test_link_sync_and_revoke_a_device(
         wait_until(
             lambda: a2.request("GET", "/v1/sync")["registers"].get("settings/theme") == "dark"
         )
+        # The first home relay dies: sync items went to both, so nothing waits for it.
+        relay.kill()
+        a1.add_contact("frank", _stranger_card(second_relay, "frank"))
+        wait_until(lambda: "frank" in _names(a2))
+        a2.add_contact("grace", _stranger_card(second_relay, "grace"))
+        wait_until(lambda: "grace" in _names(a1))
+        assert a2.request("GET", "/v1/sync")["rejected"] == 0  # copies: handled once
 
         # Revoked: the laptop's later changes are refused by the phone.
         revoked = a1.request("POST", "/v1/devices/revoke", {"device": "laptop"})

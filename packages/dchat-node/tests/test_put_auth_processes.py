@@ -6,6 +6,8 @@ nodes that are each other's contacts exchange put tokens with their first
 messages and afterwards deposit with them; a flooder without a token is
 answered ``pow`` (a typed refusal carrying the challenge) and stores almost
 nothing, while the contact's messages during the flood all arrive, in order.
+Once the recipient removes the contact, its tokens leave the relay and its
+next deposit pays work like a stranger's.
 """
 
 from __future__ import annotations
@@ -122,3 +124,20 @@ def test_contacts_deposit_with_tokens_while_a_tokenless_flood_is_refused_with_po
     print(f"relay put authorizations: {auth}")
     assert auth["token"] >= 10  # alice's later messages went with bob's token
     assert auth["refused"] >= flood["pow"]
+
+    # Bob removes alice: the token he gave her leaves the relay, and so do the tokens of
+    # his tags she writes to (muted: still drained), so her next deposit pays work like a
+    # stranger's and arrives as a message request.
+    with alice.client() as a, bob.client() as b:
+        held = gauge(relay, "dchat_relay_put_tokens")
+        b.remove_contact("alice")
+        revoked = lambda: gauge(relay, "dchat_relay_put_tokens") <= held - 4  # noqa: E731
+        wait_until(revoked, timeout=90, what="bob's token and tag tokens revoked")
+        before = counters(relay, "dchat_relay_put_authorizations_total", "kind")
+        a.send("bob", "after removal")
+        alice_id = a.request("GET", "/v1/identity")["identity_id"]
+        asked = lambda: any(r["identity_id"] == alice_id for r in b.requests())  # noqa: E731
+        wait_until(asked, timeout=90, what="alice's message as a request")
+        after = counters(relay, "dchat_relay_put_authorizations_total", "kind")
+        print(f"tokens held {held} -> {gauge(relay, 'dchat_relay_put_tokens')}; {after}")
+        assert after["work"] > before["work"]  # her revoked tokens were refused: she paid

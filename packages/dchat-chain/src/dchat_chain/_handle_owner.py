@@ -10,6 +10,13 @@ the identity is registered yet and, for a renewal, the current expiry height
 identity that is not on the chain yet is registered in the same batch, at the
 nonce before the handle's. Solving the proofs of work is CPU work of about
 ``2**bits`` hashes: the shell runs these methods in a worker thread.
+
+After a key rotation (a guardian recovery on the chain moved the identity to
+this key) the identity's id is no longer the one this key derives. The shell
+reads ``idkey/<key>`` (:attr:`HandleOwner.key_path`, a verified read) and
+:meth:`HandleOwner.chain_identity` says which identity the key speaks for (or
+None: the key is not on the chain, register it); a new registration's work is
+then bound to that identity, as a renewal's is to the record's.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from dchat_core import IdentityId
+from dchat_core import DecodeError, DecodeLimits, IdentityId, canonical_decode
 
 from ._chat import ChatChainApp
 from ._chat_identity import solve_pow
+from ._errors import ChainAnswerError
 from ._handle_names import handle_work_bits, normalize_handle, solve_handle_pow
 from ._tx import Transaction
 
@@ -52,9 +60,27 @@ class HandleOwner:
         self.identity = bytes(IdentityId.derive(self.public_key))
 
     @property
-    def identity_path(self) -> tuple[str, bytes]:
-        """The API path and state key of this identity's registration (a verified read)."""
-        return f"/v1/chain/identities/{self.identity.hex()}", b"id/" + self.identity
+    def key_path(self) -> tuple[str, bytes]:
+        """The API path and state key naming the identity this key speaks for (a verified read)."""
+        key = b"idkey/" + self.public_key
+        return f"/v1/chain/state/{key.hex()}", key
+
+    @staticmethod
+    def chain_identity(value: bytes | None) -> bytes | None:
+        """The identity id a verified ``idkey/`` value names (None: the key is not registered).
+
+        Raises:
+            ChainAnswerError: The value is not an identity id.
+        """
+        if value is None:
+            return None
+        try:
+            identity = canonical_decode(value, DecodeLimits(max_size=64, max_depth=1))
+        except DecodeError:
+            identity = None
+        if not isinstance(identity, bytes) or len(identity) != 32:
+            raise ChainAnswerError("malformed idkey record: not an identity id")
+        return identity
 
     def _tx(self, nonce: int, kind: str, body: dict[str, Any], fee: int = 0) -> Transaction:
         return Transaction.create(
@@ -87,15 +113,20 @@ class HandleOwner:
         *,
         registered: bool,
         document: bytes = b"",
+        identity: bytes | None = None,
     ) -> list[Transaction]:
         """``register_handle`` for ``text``, after ``register_identity`` unless ``registered``.
 
         ``document`` is the identity document whose hash a new registration
-        records. Raises :class:`InvalidHandleError` for a name outside the rule.
+        records. ``identity`` is the one the chain says this key speaks for
+        (:meth:`chain_identity`; after a key rotation not the id the key
+        derives): the work is bound to it. Raises :class:`InvalidHandleError`
+        for a name outside the rule.
         """
         name = normalize_handle(text)
         txs = [] if registered else [self._registration(nonce, document)]
-        body = {"name": name, "pow": self._work(name, 0), "relays": list(relays), "card": card}
+        work = self._work(name, 0, identity)
+        body = {"name": name, "pow": work, "relays": list(relays), "card": card}
         txs.append(self._tx(nonce + len(txs), "register_handle", body))
         return txs
 

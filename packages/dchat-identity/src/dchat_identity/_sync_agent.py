@@ -4,7 +4,7 @@ Theory of operation. Each device keeps a :class:`SyncReplica` (HLC-stamped
 CRDT: last-writer-wins registers, observed-remove sets, :mod:`._crdt`) whose
 replica id is its device key; :class:`SyncAgent` holds it and decides what
 to send and what to accept, and the caller stores its :meth:`SyncAgent.to_bytes`
-and carries the :class:`SyncDelivery` values to the home relay.
+and carries the :class:`SyncDelivery` values to the home relays.
 
 Sending: a local change becomes operations, signed by the device key and
 encrypted under the epoch's sync key (:func:`seal_sync_message`) in chunks of
@@ -79,7 +79,7 @@ _BIG = DecodeLimits(max_size=64 << 20, max_items=4_000_000)
 
 @dataclass(frozen=True, slots=True)
 class SyncDelivery:
-    """Put ``ciphertext`` (a sealed sync item) into ``mailbox`` at the home relay."""
+    """Put ``ciphertext`` (a sealed sync item) into ``mailbox`` at the home relays."""
 
     mailbox: MailboxId
     ciphertext: bytes

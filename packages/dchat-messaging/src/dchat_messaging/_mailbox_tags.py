@@ -53,7 +53,7 @@ asks); writes happen in store transactions and are undone with them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from dchat_core import (
@@ -147,7 +147,8 @@ class MailboxTags:
         self._tokens: dict[bytes, bytes] = {}  # tag mailbox: its put token
         self._swept: set[tuple[bytes, str]] = set()
         self._relays: tuple[str, ...] = ()
-        self._watching: frozenset[bytes] = frozenset()  # the secrets of the last watch()
+        self._watching: frozenset[tuple[bytes, bool]] = frozenset()  # (secret, muted) last watched
+        self._muted: set[str] = set()  # removed contacts: tags drained, their tokens not registered
         self._sweep_at: float | None = None  # when the next skew sweep is due
         self.burners: dict[str, MailboxTags] = {}
         """Each local burner's own tags, by identity id (the main identity's object holds them)."""
@@ -183,6 +184,13 @@ class MailboxTags:
                 self._plain = {bytes.fromhex(k): str(v) for k, v in dict(keys).items()}
             except (ValueError, TypeError, AttributeError):
                 raise EngineStateError("stored mailbox tags are damaged") from None
+        muted = self._store.get_state(self._key + ".muted")
+        if muted is not None:
+            try:
+                peers = canonical_decode(muted, _PLAIN_LIMITS)
+                self._muted = {str(p, "ascii") for p in peers}
+            except (DecodeError, ValueError, TypeError):
+                raise EngineStateError("stored mailbox tags are damaged") from None
         raw = load_state(self._store, self._key)
         if raw is None:
             return
@@ -216,6 +224,38 @@ class MailboxTags:
         done = self.schedule.live(now).start if self._done is None else self._done
         self._change(lambda: self._issued.__setitem__(str(peer), secret), done)
         return secret
+
+    def revoke(self, peer: IdentityId) -> bool:
+        """Forget ``peer``'s secret: its tags are no longer watched (a blocked contact's).
+
+        :meth:`notify` then tells the shell, which stops the tags' links, so
+        their tokens are registered no more; a tag in the live window may keep
+        its token at a relay until that relay restarts, and the contact's
+        later tags are never registered. True if ``peer`` held one.
+        """
+        if str(peer) not in self._issued:
+            return False
+        self.mute(peer, False)
+        self._change(lambda: self._issued.pop(str(peer)), self._done)
+        return True
+
+    def mute(self, peer: IdentityId, muted: bool = True) -> bool:
+        """Keep draining ``peer``'s tags but register no token for them (a removed contact).
+
+        Its mail still arrives (as a message request), but the relay takes its
+        deposits as a stranger's: the tags' links register an empty token set
+        (new links: :meth:`watch` gives muted tags no token). ``muted`` False
+        undoes it (written to again). True if the state changed.
+        """
+        name = str(peer)
+        if (name in self._muted) == muted or (muted and name not in self._issued):
+            return False
+        before = set(self._muted)
+        self._muted = before | {name} if muted else before - {name}
+        self._store.on_rollback(lambda: setattr(self, "_muted", before))
+        peers = sorted(p.encode("ascii") for p in self._muted)
+        self._store.put_state(self._key + ".muted", canonical_encode(peers))
+        return True
 
     def learn(self, data: bytes, sender_mailbox: MailboxId | None) -> bool:
         """Keep the secret of an ``mb.tag`` payload if it is for ``sender_mailbox``."""
@@ -326,7 +366,8 @@ class MailboxTags:
         """
         self._relays = tuple(relays)
         secrets = sorted(self._issued.values())
-        self._watching = frozenset(secrets)
+        self._watching = self._watch_state()
+        muted = {secret for secret, off in self._watching if off}
         live = self.schedule.live(now)
         band, due = self.schedule.sweep(now)
         if self._sweep_at is None:  # the first sweep one period after start
@@ -334,14 +375,19 @@ class MailboxTags:
         elif self._done is not None and now >= self._sweep_at:
             self._sweep_at = due
             self._done = min(self._done, band.start)  # drain the band once more (slow clocks)
-        out = [(self.tag(s, e), r, False) for e in live for s in secrets for r in relays]
+
+        def key(secret: bytes, epoch: int) -> TagKey:  # muted: drained, no token registered
+            tag = self.tag(secret, epoch)
+            return replace(tag, token=b"") if secret in muted else tag
+
+        out = [(key(s, e), r, False) for e in live for s in secrets for r in relays]
         if self._done is not None:
             wanted = dict.fromkeys(relays, CATCH_UP_LINKS)
             for e in self.schedule.catch_up(now, self._done):
                 if not any(wanted.values()):
                     break
                 for s in secrets:
-                    tag = self.tag(s, e)
+                    tag = key(s, e)
                     for r, left in wanted.items():
                         if left and (tag.mailbox, r) not in self._swept:
                             out.append((tag, r, True))
@@ -375,16 +421,19 @@ class MailboxTags:
         self.changed()
 
     def notify(self) -> None:
-        """Call :attr:`changed` if secrets were issued since the last :meth:`watch`.
+        """Call :attr:`changed` if secrets were issued, revoked or muted since :meth:`watch`.
 
         Issuing happens in a store transaction (a worker thread); the shell
         calls this from its own thread after sends, so the new contact's tags
         are watched before its first reply can arrive.
         """
-        if frozenset(self._issued.values()) != self._watching:
+        if self._watch_state() != self._watching:
             self.changed()
         for other in self.burners.values():
             other.notify()
+
+    def _watch_state(self) -> frozenset[tuple[bytes, bool]]:
+        return frozenset((secret, peer in self._muted) for peer, secret in self._issued.items())
 
     def next_change(self, now: float) -> float:
         """Seconds until the live window moves (the links to keep change)."""

@@ -110,12 +110,20 @@ class Outbox:
         """Queue an envelope that is not a session message (pairing, sync)."""
         self._store.enqueue(outbox_id, relay, mailbox, envelope, now)
 
-    def enqueue_sealed(self, relay: str, items: Sequence[tuple[bytes, bytes]], now: float) -> None:
-        """Queue ``(mailbox, ciphertext)`` items as sealed envelopes, each under a random id."""
+    def enqueue_sealed(
+        self, relays: Sequence[str], items: Sequence[tuple[bytes, bytes]], now: float
+    ) -> None:
+        """Queue ``(mailbox, ciphertext)`` items as sealed envelopes at each of ``relays``.
+
+        Each item is sealed once and queued once per relay (the same bytes,
+        each copy under its own random id), like a message's copies: the
+        recipient drains the mailbox at each relay and handles one copy.
+        """
         with self._store.transaction():
             for mailbox, ciphertext in items:
                 envelope = SealedEnvelope(MailboxId(mailbox), ciphertext).to_bytes()
-                self._store.enqueue(bytes(MessageId.random()), relay, mailbox, envelope, now)
+                for relay in relays:
+                    self._store.enqueue(bytes(MessageId.random()), relay, mailbox, envelope, now)
 
     def due(self, now: float, limit: int = 64) -> list[OutboxEntry]:
         """Up to ``limit`` entries to deliver now, in queue order, none overtaking a held one."""

@@ -22,7 +22,8 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   bundles to fetch now; a device whose fetch failed waits with exponential
   backoff (``interval * 2**attempts``, at most :data:`MAX_BACKOFF` seconds).
 * **delivery**: what left the outbox is counted in :attr:`UserMessaging.sent`.
-* **put tokens** (:attr:`UserMessaging.tokens`, :class:`~dchat_messaging.lowlevel.PutTokens`):
+* **put tokens** (:attr:`UserMessaging.tokens`, :class:`~dchat_messaging.lowlevel.PutTokens`;
+  withdrawn when the contact is removed or blocked, :meth:`UserMessaging.revoke_put_auth`):
   the first time the node's identity sends to a contact
   (:meth:`UserMessaging.send_as`), a ``put.token`` control hands the contact
   a token for our mailbox in the same transaction; one received is kept
@@ -49,7 +50,9 @@ decisions; the node's trio shell only connects, fetches, sends and sleeps:
   and each extra local identity's (a burner's, :meth:`UserMessaging.add_identity`);
   *raw* mailboxes (:meth:`UserMessaging.add_raw_mailbox`, a device sync
   mailbox) hold envelopes that are not sealed messages and are drained into
-  their own handler.
+  their own handler; raw items are queued at every home relay
+  (:meth:`UserMessaging.queue_sealed`) and one copy of each is handled
+  (:attr:`UserMessaging.raw_seen`, :mod:`._raw_seen`).
 * **conversations** (:attr:`UserMessaging.conversations`, a
   :class:`~dchat_messaging.lowlevel.Conversations`): receipts, edits, deletes
   and reactions are applied as their envelope is opened (:meth:`UserMessaging.accept`);
@@ -82,7 +85,7 @@ import functools
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Protocol, TypedDict, TypeVar
 
-from dchat_core import MailboxId, RelayAddress
+from dchat_core import IdentityId, MailboxId, RelayAddress
 from dchat_privacy.lowlevel import ring_statement
 
 from ._bot_book import STRANGER_MARK
@@ -106,6 +109,7 @@ from ._outbox import Outbox
 from ._payment import Payments
 from ._put_proofs import PUT_PROOF_KIND, PutProofs, encode_put_proof
 from ._put_tokens import PUT_TOKEN_KIND, PutTokens, encode_put_token
+from ._raw_seen import RawSeen
 from ._reply_blocks import ReplyBlocks
 from ._requests import MessageRequests
 from ._search import MessageSearch
@@ -114,16 +118,17 @@ from ._stealth_inbox import StealthInbox
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from dchat_core import IdentityId, MessageId
+    from dchat_core import MessageId
     from dchat_crypto import SigningKey
     from dchat_identity import ContactCard, Identity
     from dchat_privacy import ContactSecret
 
-    from ._contacts import UserStore
+    from ._contacts import ContactEntry, UserStore
     from ._devices import DeviceAddress
     from ._engine import MessagingEngine
     from ._events import SessionReset
     from ._payment import PaymentEntry, ProvenPayment
+    from ._raw_seen import Worker
     from ._store import OutboxEntry
 
 __all__ = ("MAX_BACKOFF", "Accepted", "RawMailbox", "TagMailbox", "UserMailbox", "UserMessaging")
@@ -198,6 +203,8 @@ class RawMailbox:
     """How long a pull may wait for mail (``None``: the link's default; 0: drain and stop)."""
     connected: Callable[[_TokenSession], Awaitable[None]] | None = None
     """Called with the relay session when the link (re)connects (a tag registers its token)."""
+    seen: RawSeen | None = None
+    """Handles one copy of an envelope that arrives via several home relays (None: each)."""
 
     @property
     def mailbox(self) -> bytes:
@@ -205,9 +212,15 @@ class RawMailbox:
         return bytes(MailboxId.derive(self.key.public_key.to_bytes()))
 
     async def take(self, batch: list[tuple[bytes, bytes]]) -> None:
-        """Hand each envelope of a pushed batch of ``(entry id, envelope)`` to the handler."""
+        """Hand each envelope of a pushed batch of ``(entry id, envelope)`` to the handler.
+
+        With :attr:`seen`, a copy handled already (via another home relay) is skipped.
+        """
         for _entry_id, envelope in batch:
-            await self.handler(envelope)
+            if self.seen is None:
+                await self.handler(envelope)
+            else:
+                await self.seen.handle(envelope, self.handler)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,8 +260,8 @@ class _DepositAuth(TypedDict):
 
 
 async def _register_token(mailbox: bytes, token: bytes, session: _TokenSession) -> None:
-    """Register a tag's put token on its link (protocol section 38)."""
-    await session.sync_tokens(mailbox, (1, (token,)))
+    """Register a tag's put token on its link (protocol section 38); none: clear the set."""
+    await session.sync_tokens(mailbox, (1, (token,)) if token else (_CLEARED, ()))
 
 
 async def _no_handler(_envelope: bytes) -> None:  # pragma: no cover (TagMailbox.take)
@@ -304,6 +317,8 @@ class UserMessaging:
         self._retry: dict[bytes, tuple[int, float]] = {}  # device: (attempts, due)
         self._extra: dict[IdentityId, Identity] = {}
         self._raw: dict[bytes, RawMailbox] = {}
+        self.raw_seen = RawSeen(store)
+        """Raw envelopes handled lately: one copy of each, whichever relay it came by."""
         self.mailboxes_changed: Callable[[], None] = lambda: None
         """Called when the set of mailboxes to drain changes (the shell re-reads it)."""
         on_receipt = {PUT_TOKEN_KIND, PUT_PROOF_KIND, MAILBOX_TAG_KIND}
@@ -364,6 +379,56 @@ class UserMessaging:
         self.tags.load()
         self.cover.load()
 
+    # -- removing and blocking contacts ------------------------------------------------
+
+    def revoke_put_auth(self, peer: IdentityId) -> bool:
+        """Withdraw the put token and contact secret we gave ``peer``; True if it held one.
+
+        One transaction; the registration versions move on, so each mailbox
+        link registers the smaller set at its relay on its next sync (on
+        connecting, after a pull without mail, after a batch), and from then
+        on the relay takes ``peer``'s deposits as a stranger's: served while
+        quiet, asked for work (``busy`` ``pow``) when loaded. A later first
+        send to ``peer`` issues a fresh token.
+        """
+        with self._store.transaction():
+            token = self.tokens.revoke(peer)
+            secret = self.proofs.revoke(peer)
+        return token or secret
+
+    def remove_contact(self, name: str) -> ContactEntry:
+        """Forget the contact ``name`` and revoke its put authorization, in one transaction.
+
+        Its tags (ours and each burner's) stay drained, so its next message
+        still arrives (as a message request), but they are muted
+        (:meth:`MailboxTags.mute`): their links register no token, and the
+        relay takes its deposits as a stranger's.
+        The shell calls :meth:`MailboxTags.notify` after this.
+
+        Raises:
+            RequestError: ``unknown_contact``.
+        """
+        with self._store.transaction():
+            entry = self.contacts.remove(name)
+            self.revoke_put_auth(IdentityId.parse(entry.identity_id))
+            for tags in [self.tags, *self.tags.burners.values()]:  # drained, but a stranger's
+                tags.mute(IdentityId.parse(entry.identity_id))
+        return entry
+
+    def block(self, identity: IdentityId) -> bool:
+        """Block ``identity`` (:meth:`MessageRequests.block`); revoke its put token and tags.
+
+        Unlike a removed contact (whose next message is a request, so its tags
+        stay watched), a blocked one's tag secrets are forgotten too, ours and
+        each burner's: its tags are no longer drained nor their tokens
+        registered (the shell calls :meth:`MailboxTags.notify` after this).
+        """
+        with self._store.transaction():
+            self.revoke_put_auth(identity)
+            for tags in [self.tags, *self.tags.burners.values()]:
+                tags.revoke(identity)
+            return self.requests.block(identity)
+
     # -- local identities ------------------------------------------------------------
 
     def add_identity(self, identity: Identity) -> None:
@@ -397,7 +462,7 @@ class UserMessaging:
 
     def add_raw_mailbox(self, key: SigningKey, handler: Callable[[bytes], Awaitable[None]]) -> None:
         """Also drain the mailbox of ``key`` into ``handler``."""
-        self._raw[key.public_key.to_bytes()] = RawMailbox(key, handler)
+        self._raw[key.public_key.to_bytes()] = RawMailbox(key, handler, seen=self.raw_seen)
         self.mailboxes_changed()
 
     def remove_raw_mailbox(self, key: SigningKey) -> None:
@@ -408,6 +473,20 @@ class UserMessaging:
     def raw_mailboxes(self) -> list[RawMailbox]:
         """The raw mailboxes to drain."""
         return list(self._raw.values())
+
+    def queue_sealed(
+        self, relays: Sequence[RelayAddress], items: Sequence[tuple[bytes, bytes]], now: float
+    ) -> None:
+        """Queue raw ``(mailbox, ciphertext)`` items at the recipient's home ``relays``.
+
+        Raw items go to our own identity's devices (sync) or to a pairing
+        peer that drains its home relays, so ``relays`` are ours: each item
+        goes to every one (the first :attr:`LocalEngines.paths`, like a
+        message), and the receiver handles one copy (:class:`RawSeen`).
+        """
+        k = self.engines.paths
+        chosen = relays if k is None else relays[: max(1, k)]
+        self.outbox.enqueue_sealed(list(dict.fromkeys(r.hostport for r in chosen)), items, now)
 
     def mailbox_links(
         self, relays: Sequence[_Relay], *, now: float | None = None
@@ -443,7 +522,8 @@ class UserMessaging:
                     functools.partial(_register_token, tag.mailbox, tag.token),
                     engine=opener, identity=identity, sink=self.tag_sink,
                 )  # fmt: skip
-                links[(tag.key.public_key.to_bytes(), relay)] = (box, by_name[relay])
+                muted = b"" if tag.token else b"/muted"  # a new link: it clears the token set
+                links[(tag.key.public_key.to_bytes() + muted, relay)] = (box, by_name[relay])
         return links
 
     async def _cover_arrived(self, envelope: bytes) -> None:
@@ -452,15 +532,16 @@ class UserMessaging:
     def use_tags(
         self,
         sink: TagSink,
-        worker: Callable[[Callable[[], None]], Awaitable[None]],
+        worker: Worker,
         *,
         epoch: int | None = None,
     ) -> None:
         """Wire the rotating tags to the shell: the batch ``sink``, the database ``worker``.
 
+        The raw mailboxes' duplicate check (:attr:`raw_seen`) uses ``worker`` too.
         ``epoch``: the length of our tags' epochs in seconds (default one hour).
         """
-        self.tag_sink, self.tags.worker = sink, worker
+        self.tag_sink, self.tags.worker, self.raw_seen.worker = sink, worker, worker
         if epoch is not None:
             self.tags.set_epoch(epoch)
         for tags in self.tags.burners.values():
@@ -731,6 +812,7 @@ class UserMessaging:
                 waiting += self._issue_tag(main, card, bytes(engines.linked.mailbox), now)
             burner = None if sender is None else self.tags.burners.get(str(sender.identity_id))
             if burner is not None and sender is not None:  # the burner's own secret
+                burner.mute(card.identity_id, False)  # written to: its tags count again
                 mailbox = bytes(sender.mailbox_id)
                 engine = engines.for_identity(sender)
                 waiting += self._issue_tag(engine, card, mailbox, now, burner, sender_card)
@@ -738,6 +820,7 @@ class UserMessaging:
                 if self.contacts.card_of(card.identity_id) is None:
                     return waiting
                 waiting += self._hand_out(card, own, main, now)
+                self.tags.mute(card.identity_id, False)  # a contact again: its tags count
                 secret = self.tags.issue(card.identity_id, now=now)
                 if secret is not None:  # from now on the contact writes to our rotating tags
                     epoch = self.tags.schedule.epoch_seconds

@@ -121,6 +121,7 @@ from ._put_proofs import PUT_PROOF_KIND as PUT_PROOF_KIND
 from ._put_proofs import PutProofs as PutProofs
 from ._put_tokens import PUT_TOKEN_KIND as PUT_TOKEN_KIND
 from ._put_tokens import PutTokens as PutTokens
+from ._raw_seen import RawSeen as RawSeen
 from ._reply_blocks import MAX_HELD as MAX_HELD
 from ._reply_blocks import REPLY_PREFIX as REPLY_PREFIX
 from ._reply_blocks import ReplyBlocks as ReplyBlocks
@@ -224,6 +225,7 @@ __all__ = (
     "QueuedControl",
     "REPLY_PREFIX",
     "RawMailbox",
+    "RawSeen",
     "Reaction",
     "Receipt",
     "ReceiveStats",

@@ -147,7 +147,11 @@ class ConversationCalls:
         return int(obj(self._call("POST", "/v1/search/rebuild"))["indexed"])
 
     def remove_contact(self, name: str) -> dict[str, Any]:
-        """Forget a contact (its messages stay; its next one is a message request)."""
+        """Forget a contact (its messages stay; its next one is a message request).
+
+        The put token it held for our mailbox is revoked: the relay takes its
+        deposits as a stranger's from the mailbox link's next sync.
+        """
         return obj(self._call("DELETE", f"/v1/contacts/{_seg(name)}"))
 
     def rename_contact(self, name: str, new_name: str) -> dict[str, Any]:

@@ -210,7 +210,8 @@ def add_conversation_routes(app: FastAPI, node: Node, auth: list[Depends]) -> No
     @app.delete("/v1/contacts/{name}", dependencies=auth)
     async def remove_contact(name: Peer) -> dict[str, Any]:
         u = user()
-        entry = await u.run(u.book.remove, name)
+        entry = await u.run(u.agent.remove_contact, name)  # its put token revoked too
+        u.agent.tags.notify()  # its tags' links come back without their tokens
         return {"removed": entry.name, "identity_id": entry.identity_id}
 
     @app.patch("/v1/contacts/{name}", dependencies=auth)

@@ -24,6 +24,7 @@ refused with the light client's typed error.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import trio
@@ -134,14 +135,15 @@ class HandleDesk:
         card = user.card.to_bytes()
         relays = relays_of(user.card)
         if body.action == "register":
-            path, key = owner.identity_path
+            path, key = owner.key_path  # which identity the key speaks for (after a rotation)
             read: LightRead = await self._chain.verified(lambda r: r.read(path, key))
-            registered = read.result()[1] is not None
+            identity = owner.chain_identity(read.result()[1])
             document = (await user_role(self._node).documents.head()).to_bytes()
+            plan = functools.partial(
+                owner.register, registered=identity is not None, document=document
+            )
             txs = await trio.to_thread.run_sync(
-                lambda: owner.register(
-                    nonce, name, relays, card, registered=registered, document=document
-                )
+                lambda: plan(nonce, name, relays, card, identity=identity)
             )
         elif body.action == "renew":
             record = await self.lookup(name)

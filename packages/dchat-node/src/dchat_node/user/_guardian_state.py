@@ -6,7 +6,7 @@ blobs from the settings table (``UserService.state_get``, sealed at rest;
 ``now``, then :func:`commit`: store the blobs the step changed and send the
 :class:`~dchat_identity.lowlevel.Outgoing` items it returned
 (:func:`queue_sealed` for the raw items a pairing session or the sync agent
-addresses to a mailbox at the home relay). Maps are in the format of
+addresses to a mailbox at each home relay). Maps are in the format of
 :func:`dchat_identity.lowlevel.decode_map` (the guardian and recovery agents
 and the burner service keep their state this way). :func:`state_errors`
 turns the agents' :class:`RecoveryStateError` into the node's
@@ -59,9 +59,9 @@ async def load(user: UserService, key: str, decode: Callable[[bytes], _T]) -> _T
 
 
 async def queue_sealed(user: UserService, items: Iterable[tuple[MailboxId, bytes]]) -> None:
-    """Queue ``(mailbox, ciphertext)`` items for the first home relay through the durable outbox."""
-    enqueue, relay = user.agent.outbox.enqueue_sealed, user.home_relays[0].hostport
-    await user.run(enqueue, relay, [(bytes(m), data) for m, data in items], user.now())
+    """Queue ``(mailbox, ciphertext)`` items at every home relay through the durable outbox."""
+    queue, relays = user.agent.queue_sealed, user.home_relays
+    await user.run(queue, relays, [(bytes(m), data) for m, data in items], user.now())
     user.wake_outbox()
 
 

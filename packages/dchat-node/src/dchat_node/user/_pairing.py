@@ -2,7 +2,7 @@
 
 The protocol (hello, keys, reveal, SAS, welcome), its checks and its state
 table live in the session; this shell gives it the rendezvous mailboxes at the
-home relay (it drains ``session.inbox`` and queues items into
+home relays (it drains ``session.inbox`` and queues items into
 ``session.outbox`` through the durable outbox), the clock, and the storage
 steps it asks for: the host publishes a document listing the new device
 (:class:`Certify`) before the welcome goes out, the joiner adopts the

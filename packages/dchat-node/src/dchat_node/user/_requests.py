@@ -104,7 +104,9 @@ class RequestService:
     async def block(self, who: str) -> int:
         """Block an identity (a requester or anyone): its messages are dropped from now on."""
         identity = IdentityId.parse(who)
-        if not await self._store.run(self._policy.block, identity):
+        requested = await self._store.run(self._user.agent.block, identity)  # token, tags revoked
+        self._user.agent.tags.notify()  # its tags' links stop
+        if not requested:
             return 0
         deleted = await self._store.run(self._user.book.delete_messages, who)
         await self._resolved(identity, "blocked")

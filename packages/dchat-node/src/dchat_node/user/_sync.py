@@ -3,7 +3,7 @@
 The agent holds this device's replica and decides what goes to which device
 and what an incoming item may change (see its module for the theory). This
 shell keeps the replica sealed at rest under ``sync.replica``, drains the
-device's sync mailboxes (current and previous epoch) at the home relay,
+device's sync mailboxes (current and previous epoch) at each home relay,
 queues the agent's deliveries through the durable outbox, lets
 :class:`._devices_service.DeviceService` accept documents and rekeys, and
 adds synced contacts to the contacts table and follows synced channels.
