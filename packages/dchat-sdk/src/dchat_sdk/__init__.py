@@ -41,6 +41,7 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._events import Event as Event
     from ._events import StealthReceived as StealthReceived
     from ._models import CoverTraffic as CoverTraffic
+    from ._models import OnionGuard as OnionGuard
     from ._models import OnionModes as OnionModes
     from ._models import OnionStatus as OnionStatus
     from ._models import Payments as Payments
@@ -87,6 +88,7 @@ __all__ = (
     "MessageInfo",
     "MessagePage",
     "NodeUnreachableError",
+    "OnionGuard",
     "OnionModes",
     "OnionStatus",
     "PaymentSent",
@@ -152,6 +154,7 @@ _HOMES = {
         ),
         "._models": (
             "CoverTraffic",
+            "OnionGuard",
             "OnionModes",
             "OnionStatus",
             "PaymentSent",
