@@ -25,9 +25,10 @@ Routes (user role, bearer token like the rest of the API; docs/protocol.md §43)
 * ``GET  /v1/stealth/status``: ``{"scanned_to", "received", "scan_interval"}``,
   the last block scanned, the payments found, the background period (0: off).
 
-Each scan (asked for, or every ``stealth_scan_interval`` seconds in the
-background when configured) checks the identity's keys and every live
-burner's in one pass over the blocks, and hands its finds to
+Each scan (asked for, or about every ``stealth_scan_interval`` seconds in the
+background when configured, each wait jittered by up to half the period)
+checks the identity's keys and every live burner's in one pass over the
+blocks, and hands its finds to
 ``UserMessaging.stealth``, which logs one ``stealth_received`` event per
 payment (``account``, ``amount``, ``height``, ``identity``), once across
 rescans and restarts. A destroyed or expired burner's keys leave the scan
@@ -44,6 +45,7 @@ the identity key.
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -57,6 +59,7 @@ from dchat_chain.lowlevel import (
     StealthMetaAddress,
     StealthScanFile,
     account_key,
+    scan_delay,
     stealth_payment,
 )
 from dchat_core import DchatError, IdentityId
@@ -275,13 +278,15 @@ class StealthDesk:
         return {"stealth": await self.status()} if self._node.config.role == "user" else {}
 
     async def run(self) -> None:
-        """Scan every ``stealth_scan_interval`` seconds (a task; off at 0 or without a chain)."""
+        """Scan about every ``stealth_scan_interval`` seconds, each wait drawn from half to
+        one and a half times it (a task; off at 0 or without a chain)."""
         config = self._node.config
         period = config.stealth_scan_interval
         if config.role != "user" or config.currency_node is None or period <= 0:
             return
+        rng = random.SystemRandom()
         while True:
-            await trio.sleep(period)
+            await trio.sleep(scan_delay(period, rng))  # jittered: no fixed rhythm to see
             if not user_role(self._node).user.has_identity:
                 continue
             try:
