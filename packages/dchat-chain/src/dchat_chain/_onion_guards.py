@@ -146,6 +146,9 @@ class GuardedRoutes:
         rng: Picks guards when :meth:`refresh` is given none (a system RNG by default).
     """
 
+    KEY: Final = GUARDS_KEY
+    """The settings key a user node keeps its guards under."""
+
     def __init__(
         self,
         directory: OnionDirectory,
@@ -205,6 +208,17 @@ class GuardedRoutes:
         """The stored form (clears :attr:`changed`)."""
         self.changed = False
         return json.dumps({"v": 1, "guards": self.rows()})
+
+    def resume(self, text: str | bytes | None) -> bool:
+        """At start: :meth:`restore` the stored guards, then :meth:`refresh`. False when
+        the stored ones were unreadable (new guards are picked; the caller says so)."""
+        readable = True
+        try:
+            self.restore(text)
+        except OnionGuardsError:
+            self.guards, readable = (), False
+        self.refresh()
+        return readable
 
     def restore(self, text: str | bytes | None) -> None:
         """Take back the guards :meth:`to_json` stored (nothing stored: none yet).

@@ -44,7 +44,7 @@ import os
 import random
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 import trio
 
@@ -87,6 +87,16 @@ _A = TypeVar("_A")
 _ASKS_WORK: Final = "pow"
 
 
+class GuardedSource(Protocol):
+    """Routes that start at pinned guards (``dchat_chain.lowlevel.GuardedRoutes``)."""
+
+    def route(self, last: RelayAddress, rng: random.Random) -> list[RelayAddress]: ...
+
+    def free_route(self, last: RelayAddress, rng: random.Random) -> list[RelayAddress]: ...
+
+    def mark(self, relay: RelayAddress, reachable: bool) -> None: ...
+
+
 def onion_route(relay: str) -> str:
     """The outbox relay text that deposits at ``relay`` through onions."""
     return relay if relay.startswith(ONION_PREFIX) else ONION_PREFIX + relay
@@ -116,6 +126,9 @@ class OnionPool(RelayPool):
             (:class:`dchat_chain.lowlevel.GuardedRoutes`).
         gift_routes: Chooses the routes of reply blocks given away (entered by
             peers: no guard); ``routes`` by default.
+        guarded: Sets ``routes`` (its ``route``), ``gift_routes`` (``free_route``)
+            and :attr:`first_hop` (``mark``) at once: a
+            :class:`dchat_chain.lowlevel.GuardedRoutes`.
         unlinkable: As :class:`RelayPool` (for direct deposits and key fetches).
         tokens: As :class:`RelayPool`.
         **kwargs: As :class:`RelayPool` (``timeout``, ``max_bits``).
@@ -132,6 +145,7 @@ class OnionPool(RelayPool):
         hops: int = ONION_HOPS,
         routes: _Routes | None = None,
         gift_routes: _Routes | None = None,
+        guarded: GuardedSource | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(unlinkable=unlinkable, tokens=tokens, **kwargs)  # type: ignore[arg-type]
@@ -142,9 +156,13 @@ class OnionPool(RelayPool):
         self._rng = rng or random.SystemRandom()
         self._now = now
         self._hops = hops
+        if guarded is not None:
+            routes, gift_routes = guarded.route, guarded.free_route
         self._routes = routes
         self._gift_routes = gift_routes or routes
-        self.first_hop: Callable[[RelayAddress, bool], None] | None = None
+        self.first_hop: Callable[[RelayAddress, bool], None] | None = (
+            None if guarded is None else guarded.mark
+        )
         """Told whether each route's first hop answered (the node marks its guards)."""
         self.route_error: str | None = None
         """Why the last route could not be chosen (None: it was)."""

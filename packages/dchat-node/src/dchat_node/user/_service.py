@@ -46,14 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
-from dchat_chain.lowlevel import (
-    GUARDS_KEY,
-    ONION_DIRECTORY_FILE,
-    GuardedRoutes,
-    OnionDirectory,
-    OnionGuardsError,
-    StealthKeys,
-)
+from dchat_chain.lowlevel import ONION_DIRECTORY_FILE, GuardedRoutes, OnionDirectory, StealthKeys
 from dchat_core import DchatError
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import RequestError, UserMessaging
@@ -99,15 +92,13 @@ class UserService(MailDelivery):
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
-        self.guards = guards = _directory_routes(config, clock)
+        self.guards = _directory_routes(config, clock)  # onion routes start at its guards
         self.pool = OnionPool(
             config.onion_relays,
             config.unlinkable_sends,
-            routes=None if guards is None else guards.route,
-            gift_routes=None if guards is None else guards.free_route,
+            guarded=self.guards,
             **agent.auth_for(config),
         )
-        self.pool.first_hop = None if guards is None else guards.mark
         agent.engines.paths = config.multipath_k
         self.pool.reply_blocks = lambda peer: store.run(agent.replies.take, peer, clock.now())
         self.book = self.agent.contacts
@@ -133,18 +124,15 @@ class UserService(MailDelivery):
             self.engines.set_main(identity, ContactCard.from_bytes(record.card))
         try:
             await self.run(self.agent.load)
-            if self.guards is not None:  # onion routes start at the guards kept
-                self.guards.restore(await self.state_get(GUARDS_KEY))
-                self.guards.refresh()  # shown at once, kept by the outbox task
-        except OnionGuardsError:
-            _log.warning("stored onion guards unreadable: new ones are picked")
+            if self.guards and not self.guards.resume(await self.state_get(self.guards.KEY)):
+                _log.warning("stored onion guards unreadable: new ones are picked")
         except RequestError as exc:
             raise NodeStateError(exc.code, str(exc)) from None
 
     async def keep_guards(self) -> None:
         """Store the onion guards if they changed (picked, rotated, marked down)."""
         if self.guards is not None and self.guards.changed:
-            await self.state_put(GUARDS_KEY, self.guards.to_json().encode())
+            await self.state_put(self.guards.KEY, self.guards.to_json().encode())
 
     @property
     def identity(self) -> Identity:
