@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._errors import WrongPassphraseError as WrongPassphraseError
     from ._event_kinds import EVENT_KINDS as EVENT_KINDS
     from ._event_kinds import BotUpdate as BotUpdate
+    from ._event_kinds import BurnerSeed as BurnerSeed
     from ._event_kinds import ChannelUpdate as ChannelUpdate
     from ._event_kinds import ConversationChange as ConversationChange
     from ._event_kinds import Expired as Expired
@@ -73,6 +74,7 @@ __all__ = (
     "AsyncRemoteClient",
     "AsyncRemoteSocket",
     "BotUpdate",
+    "BurnerSeed",
     "ChannelUpdate",
     "Client",
     "ContactInfo",
@@ -140,6 +142,7 @@ _HOMES = {
         "._event_kinds": (
             "EVENT_KINDS",
             "BotUpdate",
+            "BurnerSeed",
             "ChannelUpdate",
             "ConversationChange",
             "Expired",

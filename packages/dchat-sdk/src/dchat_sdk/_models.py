@@ -143,11 +143,14 @@ class PutAuth(TypedDict):
 
 
 class StealthStatus(TypedDict):
-    """``GET /v1/stealth/status``: last block scanned, payments found, background period (s)."""
+    """``GET /v1/stealth/status``: last block scanned, payments found, background period (s);
+    ``held_burners``: expired burners whose seed the node keeps for their stealth funds
+    (``burner_id``, ``expired``: when; sweep with ``identity=burner_id``)."""
 
     scanned_to: int
     received: int
     scan_interval: float
+    held_burners: NotRequired[list[dict[str, Any]]]
 
 
 class StealthPayment(TypedDict):
