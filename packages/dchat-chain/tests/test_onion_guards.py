@@ -167,3 +167,19 @@ def test_stored_guards_round_trip_and_garbage_is_refused() -> None:
     for bad in ["", "[]", '{"v": 2}', '{"v": 1, "guards": [{"address": 1}]}']:
         with pytest.raises(OnionGuardsError):
             again.restore(bad)
+
+
+def test_resume_at_start_keeps_stored_guards_and_replaces_unreadable_ones() -> None:
+    routes, _ = _routes(_four())
+    guards = routes.refresh(random.Random(5))
+    again, _ = _routes(_four())
+    assert again.resume(routes.to_json())
+    assert again.guards == guards
+    assert again.KEY == "onion.guards"
+    broken, _ = _routes(_four())
+    assert not broken.resume("{not json")  # the node logs it; new guards at once
+    assert len(broken.guards) == 2
+    assert broken.changed
+    fresh, _ = _routes(_four())
+    assert fresh.resume(None)
+    assert len(fresh.guards) == 2
