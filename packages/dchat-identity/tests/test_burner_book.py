@@ -13,7 +13,7 @@ from dchat_identity.lowlevel import BURNER_KEYS, BurnerBook, BurnerStateError, e
 
 NOW = 1_700_000_000.0
 RELAY = "relay.example:7400"
-STORE, CARDS, EXPIRED = BURNER_KEYS
+HELD, STORE, CARDS, EXPIRED = BURNER_KEYS
 
 
 def fresh() -> BurnerBook:
@@ -35,8 +35,8 @@ def code_of(call: object) -> str:
 
 
 def test_the_stored_keys_keep_their_names_and_order() -> None:
-    assert BURNER_KEYS == ("burners.store", "burners.cards", "burners.expired")
-    assert list(fresh().blobs()) == list(BURNER_KEYS)  # the keys are written first
+    assert BURNER_KEYS == ("burners.held", "burners.store", "burners.cards", "burners.expired")
+    assert list(fresh().blobs()) == list(BURNER_KEYS)  # held seeds, then the keys, first
 
 
 def test_a_burner_survives_a_round_trip_through_its_blobs() -> None:
@@ -142,8 +142,10 @@ def test_any_stored_blob_loads_or_raises_a_typed_error(key: str, blob: bytes) ->
     failure = None
     try:
         book = BurnerBook.from_blobs({key: blob}, now=NOW)
-        book.expire(now=NOW)
+        book.expire(now=NOW, hold=True)
         book.rows()
+        book.held()
+        book.held_rows()
     except BurnerStateError as exc:
         failure = exc.code
     except MalformedRecordError:
@@ -179,3 +181,47 @@ def test_an_old_burner_card_is_reissued_with_its_meta_address_once() -> None:
     assert new.stealth == _meta_of(burner.identity)
     assert (new.name, new.expires_ms, new.relays) == (old.name, old.expires_ms, old.relays)
     assert new.identity_key == burner.identity.signing_key.public_key  # signed by the burner
+
+
+def _with_stealth(book: BurnerBook, ttl: float = 60.0) -> tuple[IdentityId, bytes]:
+    burner, _ = book.create(now=NOW, ttl=ttl, name="b", relay=RELAY, stealth_of=_meta_of)
+    return burner.identity_id, burner.identity.signing_key.to_bytes()
+
+
+def test_an_expiring_burner_with_a_meta_address_keeps_its_seed_until_released() -> None:
+    """Its stealth keys derive from its seed: dropping it would lose unswept funds."""
+    book = fresh()
+    burner_id, seed = _with_stealth(book)
+    plain = IdentityId.parse(create(book, ttl=60))  # no meta-address: nothing to hold
+    book = BurnerBook.from_blobs(book.blobs(), now=NOW + 61)
+    assert set(book.expire(now=NOW + 61, hold=True)) == {burner_id, plain}
+    assert book.newly_held == [burner_id]
+    assert book.ids() == []  # gone for mail and use
+    assert code_of(lambda: book.live(str(burner_id), now=NOW + 61)) == "burner_expired"
+    held = BurnerBook.from_blobs(book.blobs(), now=NOW + 62)  # kept across a restart
+    assert {i: k.to_bytes() for i, k in held.held().items()} == {burner_id: seed}
+    assert held.held_rows() == [{"burner_id": str(burner_id), "expired": NOW + 60}]
+    assert held.expire(now=NOW + 62, hold=True) == []
+    assert held.newly_held == []  # told once
+    assert held.release(burner_id)
+    assert held.changed
+    assert not held.release(burner_id)
+    assert BurnerBook.from_blobs(held.blobs(), now=NOW + 63).held() == {}
+
+
+def test_without_hold_an_expiring_burner_loses_its_seed_as_before() -> None:
+    book = fresh()
+    _with_stealth(book)
+    book.expire(now=NOW + 61)
+    assert book.held() == {}
+    assert book.newly_held == []
+
+
+def test_discarding_a_held_burner_deletes_its_seed() -> None:
+    """The user's explicit choice (the node asks for force while funds are there)."""
+    book = fresh()
+    burner_id, _ = _with_stealth(book)
+    book.expire(now=NOW + 61, hold=True)
+    assert book.discard(str(burner_id), now=NOW + 61) == burner_id
+    assert book.held() == {}
+    assert code_of(lambda: book.discard(str(burner_id), now=NOW + 61)) == "burner_expired"

@@ -108,3 +108,15 @@ def test_damaged_state_is_a_typed_error(value: object) -> None:
     store.state[KEY] = raw
     with pytest.raises(EngineStateError):
         agent.stealth.status()
+
+
+def test_a_held_burner_and_its_release_are_told_as_events() -> None:
+    store = MemoryMessageStore()
+    agent = _node(store)
+    agent.stealth.burner_held("dcid1burner", T0)
+    agent.stealth.burner_released("dcid1burner", "empty", T0 + 5)
+    told = [(kind, data) for kind, data, _ in store.events if kind.startswith("burner_")]
+    assert told == [
+        ("burner_held", {"burner_id": "dcid1burner", "reason": "expired"}),
+        ("burner_released", {"burner_id": "dcid1burner", "reason": "empty"}),
+    ]

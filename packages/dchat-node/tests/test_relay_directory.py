@@ -217,6 +217,10 @@ def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
                 onions.route(address, random.Random(1))
         mode = httpx.get(user.info["url"] + "/v1/privacy/onion", headers=headers, timeout=5)
         assert mode.json()["onion"]["routes"] == "directory"
+        # Two guards (every route would start at one): of two operators and regions.
+        guards = mode.json()["onion"]["guards"]
+        assert len(guards) == 2
+        assert {links[g["address"].partition("@")[2]] == 2 for g in guards} == {True, False}
     finally:
         user.kill()
     # A restart keeps the pinned relays (nothing became ineligible).
@@ -225,6 +229,8 @@ def test_relays_register_bond_and_a_user_node_picks_two_diverse_ones(
         again = json.loads((user_dir / "home-relays.json").read_text())
         assert again == home
         headers = {"Authorization": f"Bearer {user.info['token']}"}
+        mode = httpx.get(user.info["url"] + "/v1/privacy/onion", headers=headers, timeout=5)
+        assert mode.json()["onion"]["guards"] == guards  # kept in the store, not drawn anew
         wrong = httpx.get(user.info["url"] + "/v1/relay/status", headers=headers, timeout=5)
         assert wrong.json()["error"]["code"] == "wrong_role"
     finally:

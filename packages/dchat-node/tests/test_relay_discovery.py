@@ -129,7 +129,7 @@ def test_onion_routes_come_from_the_stored_directory_unless_onion_relays_are_set
         OnionDirectory,
         RelayListing,
     )
-    from dchat_core import RelayAddress
+    from dchat_core import RelayAddress, SystemClock
     from dchat_node.user._service import _directory_routes
 
     regions = ["eu", "us", "asia"]
@@ -139,16 +139,18 @@ def test_onion_routes_come_from_the_stored_directory_unless_onion_relays_are_set
     )
     view = DirectoryView(entries, {e.stake_ref: 1 for e in entries})
     (tmp_path / ONION_DIRECTORY_FILE).write_text(OnionDirectory.from_view(view, 1).to_json())
-    routes = _directory_routes(_config(tmp_path))
+    routes = _directory_routes(_config(tmp_path), SystemClock())
     assert routes is not None
     last = RelayAddress.parse(entries[0].address)
-    route = routes(last, random.Random(2))
+    route = routes.route(last, random.Random(2))
     assert route[-1] == last
     assert {str(hop) for hop in route[:-1]} == {entries[1].address, entries[2].address}
+    assert str(route[0]) in {guard.address for guard in routes.guards}  # starts at a guard
     manual = load_config(
         tmp_path,
         overrides={"relay_discovery": True, "onion_relays": [entries[1].address]},
         environ={},
     )
-    assert _directory_routes(manual) is None  # the manual override wins
-    assert _directory_routes(load_config(tmp_path, environ={})) is None  # discovery off
+    assert _directory_routes(manual, SystemClock()) is None  # the manual override wins
+    discovery_off = load_config(tmp_path, environ={})
+    assert _directory_routes(discovery_off, SystemClock()) is None

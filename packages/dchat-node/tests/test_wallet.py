@@ -411,7 +411,8 @@ def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob
         # Nobody asks for a scan (its first walks from genesis: up to a minute under load).
         wait_until(lambda: b.stealth_status()["received"] == 1, timeout=150.0)
         assert b.status()["stealth"]["scanned_to"] >= paid["height"]
-        assert a.stealth_status() == {"scanned_to": 0, "received": 0, "scan_interval": 0}
+        idle = {"scanned_to": 0, "received": 0, "scan_interval": 0, "held_burners": []}
+        assert a.stealth_status() == idle
         found = b.stealth_scan()
         assert [(r["account"], r["balance"]) for r in found["accounts"]] == [(paid["account"], 40)]
         assert found["stealth_balance"] == 40
@@ -447,6 +448,7 @@ def _stealth_through_the_api(net: Net, alice: NodeProcess, bob: NodeProcess, bob
         events = [e.stealth for e in b.event_page(cursor, 1000)[0] if e.stealth is not None]
         assert [e.amount for e in events] == [40, 7]
     _burner_stealth(alice, bob, bob_at)
+    _expiring_burner(alice, bob, bob_at)
 
 
 def _cli(node: NodeProcess, *args: str, ok: bool = True) -> str:
@@ -487,6 +489,33 @@ def _burner_stealth(alice: NodeProcess, bob: NodeProcess, bob_at: str) -> None:
     _cli(bob, "burner", "discard", shadow["burner_id"])
     with bob.client() as b:
         assert paid["account"] not in {r["account"] for r in b.stealth_scan()["accounts"]}
+
+
+def _expiring_burner(alice: NodeProcess, bob: NodeProcess, bob_at: str) -> None:
+    """A burner that expires holding a stealth payment keeps its seed (event, status)
+    until the payment is swept; the next scan finds its account empty and drops it."""
+    brief = json.loads(_cli(bob, "burner", "new", "--name", "brief", "--ttl", "6s"))
+    stealth = ContactCard.from_text(brief["card"]).stealth
+    assert stealth is not None
+    with alice.client() as a, bob.client() as b:
+        _, cursor = b.event_page(None)
+        a.stealth_pay("dchat-stealth:" + stealth.hex(), 20)
+
+        def told() -> list[Any]:
+            return [e.burner for e in b.event_page(cursor, 1000)[0] if e.burner is not None]
+
+        wait_until(lambda: bool(told()), timeout=30.0)  # expired (Bob scans every second)
+        assert told() == [{"burner_id": brief["burner_id"], "reason": "expired"}]
+        b.stealth_scan()  # its account holds 20: the seed stays
+        (held,) = b.stealth_status()["held_burners"]
+        assert held["burner_id"] == brief["burner_id"]
+        assert "burner_expired" in _cli(
+            bob, "burner", "send", brief["burner_id"], "x", "hi", ok=False
+        )
+        assert b.stealth_sweep(bob_at, identity=brief["burner_id"])["swept"] == 19
+        b.stealth_scan()
+        assert b.stealth_status()["held_burners"] == []
+        assert told()[-1] == {"burner_id": brief["burner_id"], "reason": "empty"}
 
 
 def _relay_status(relay: NodeProcess) -> dict[str, Any]:

@@ -90,7 +90,8 @@ def test_stealth_calls(client: Client) -> None:
     async def program() -> None:
         meta = await client.stealth_address()
         assert meta.startswith("dchat-stealth:")
-        assert await client.stealth_status() == {"scanned_to": 0, "received": 0, "scan_interval": 0}
+        idle = {"scanned_to": 0, "received": 0, "scan_interval": 0, "held_burners": []}
+        assert await client.stealth_status() == idle
         with pytest.raises(ApiError) as unknown:
             await client.stealth_pay("nobody", 5)
         assert unknown.value.code == "unknown_contact"

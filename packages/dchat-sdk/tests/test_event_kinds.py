@@ -25,7 +25,10 @@ LOGGING = re.compile(
     r'|[A-Z_]*EVENT: Final = "([a-z_]+)"'
 )
 ANCHOR_FINDING = re.compile(r'Finding\("([a-z]+)"')  # logged as group_<kind> (_group_anchors)
-PROPERTIES = {"request", "relay", "payment", "expired", "conversation", "group", "channel", "bot"}
+PROPERTIES = {
+    *("request", "relay", "payment", "expired", "conversation", "group", "channel", "bot"),
+    "burner",
+}
 
 
 def _logged_by_the_node() -> set[str]:
@@ -74,6 +77,8 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "group_gap": ("group", {"group": "ab", "by": "dcid1b", "peer": "group:ab", "missing": [3]}),
     "channel_post": ("channel", {"channel": "cd", "text": "hi"}),
     "bot_answer": ("bot", {"peer_id": "dcid1b", "text": "ok"}),
+    "burner_held": ("burner", {"burner_id": "dcid1c", "reason": "expired"}),
+    "burner_released": ("burner", {"burner_id": "dcid1c", "reason": "empty"}),
 }
 
 

@@ -42,6 +42,7 @@ from ._relay_choice import (
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Sequence
 
     from ._relay_directory import DirectoryView
 
@@ -107,8 +108,13 @@ class OnionDirectory:
             return self._by_node[node]
         return self._by_endpoint.get(_endpoint_of(relay))
 
-    def route(self, last: str, rng: random.Random, *, hops: int = 3) -> list[str]:
+    def route(
+        self, last: str, rng: random.Random, *, hops: int = 3, first: Sequence[str] | None = None
+    ) -> list[str]:
         """``hops`` addresses ending with ``last`` (the mailbox relay), pairwise diverse.
+
+        ``first``: the route starts at one of these (a node's guards), tried in
+        order; none of them listed and diverse from ``last``: no route.
 
         Raises:
             SingleOperatorViewError: every candidate has one operator.
@@ -124,12 +130,32 @@ class OnionDirectory:
         fixed = [unlisted if end is None else self._candidate(end)]
         pool = [self._candidate(i) for i in range(len(self.candidates)) if i != end]
         rng.shuffle(pool)
-        found = _search(fixed, pool, hops - 1)
+        found = (
+            _search(fixed, pool, hops - 1)
+            if first is None
+            else self._from(first, fixed, pool, hops)
+        )
         if found is None:
+            start = "" if first is None else " starting at a guard"
             raise NoDiverseRouteError(
-                f"the directory holds no {hops}-hop route of distinct operators and networks"
+                f"the directory holds no {hops}-hop route{start} of distinct operators and networks"
             )
         return [*(str(c.listing.identity) for c in found), last]
+
+    def _from(
+        self, first: Sequence[str], fixed: list[_Candidate], pool: list[_Candidate], hops: int
+    ) -> list[_Candidate] | None:
+        """The first of ``first`` that completes a diverse route with the last hop
+        (``fixed``), then the middle hops."""
+        for address in first:
+            i = self._index_of(address)
+            if i is None or (guard := self._candidate(i)).clashes(fixed[0]):
+                continue  # not listed, or the mailbox relay's operator or network
+            rest = [c for c in pool if c.listing.identity != guard.listing.identity]
+            found = _search([*fixed, guard], rest, hops - 2)
+            if found is not None:
+                return [guard, *found]
+        return None
 
     def route_addresses(self, last: RelayAddress, rng: random.Random) -> list[RelayAddress]:
         """:meth:`route` (3 hops) as relay addresses, ending with ``last`` itself."""

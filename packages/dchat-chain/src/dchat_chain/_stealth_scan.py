@@ -32,6 +32,9 @@ The object does no I/O; the shell loops::
     while (request := scan.next_request()) is not None:
         scan.receive(get_json(request))
     store(scan.to_bytes())
+
+A shell that scans in the background waits :func:`scan_delay` between rounds:
+the period drawn anew each time, so the node it asks sees no fixed rhythm.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from ._tx import Transaction
 from ._tx_errors import MalformedTransactionError
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Iterable
 
     from ._block import BlockHeader
@@ -63,8 +67,10 @@ if TYPE_CHECKING:
 __all__ = (
     "MAX_STEALTH_FINDS",
     "MAX_STEALTH_OWNERS",
+    "SCAN_JITTER",
     "StealthFind",
     "StealthScan",
+    "scan_delay",
     "stealth_transfers",
 )
 
@@ -299,3 +305,19 @@ def _decode_find(item: Any) -> StealthFind:
     if not all(isinstance(n, int) and n >= 0 for n in (height, amount)):
         raise LightStateError("a stealth find's height and amount are counts")
     return StealthFind(account, StealthMemo.from_bytes(memo), height, amount, owner)
+
+
+SCAN_JITTER: Final = 0.5
+"""How far a background scan's wait strays from the period, as a fraction of it."""
+
+
+def scan_delay(period: float, rng: random.Random) -> float:
+    """Seconds to wait before the next background scan: uniform in
+    ``period * (1 - SCAN_JITTER)`` .. ``period * (1 + SCAN_JITTER)`` (mean ``period``).
+
+    Raises:
+        ChainArgumentError: ``period`` is not positive.
+    """
+    if not period > 0:
+        raise ChainArgumentError("a scan period is positive")
+    return period * rng.uniform(1 - SCAN_JITTER, 1 + SCAN_JITTER)

@@ -43,7 +43,8 @@ application of its own, a simulation or a test harness.
   ``UnsafeDirectoryError`` (``SingleOperatorViewError``,
   ``NotEnoughRelaysError``, ``NoDiverseRouteError``), ``PinnedRelaysError``; onion routes
   from the same view: ``OnionDirectory`` (stored as ``ONION_DIRECTORY_FILE``,
-  ``OnionDirectoryError``)
+  ``OnionDirectoryError``), started at a node's pinned guards: ``GuardedRoutes``,
+  ``GuardPolicy``, ``Guard``, ``pick_guards`` (stored under ``GUARDS_KEY``, ``OnionGuardsError``)
   per-height timing bookkeeping ``HeightTimeline``, ``sent_step``
 - validator set-up (sans-IO): ``ValidatorKeys`` and its key-file records
   ``encode_validator_keys``, ``decode_validator_keys``, ``encode_wallet_key``,
@@ -69,7 +70,8 @@ application of its own, a simulation or a test harness.
   ``StealthFormatError``, ``STEALTH_MEMO_SIZE``, ``META_ADDRESS_PREFIX``; the
   wallet's verified scan ``StealthScan``, ``StealthFind``, ``stealth_transfers``,
   ``MAX_STEALTH_FINDS``, ``MAX_STEALTH_OWNERS`` (one scan, several keys), kept
-  sealed in a file by ``StealthScanFile``
+  sealed in a file by ``StealthScanFile``; background scans wait ``scan_delay``
+  (``SCAN_JITTER``)
 - public handles (chat chain): ``normalize_handle``, ``handle_key``,
   ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
   verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
@@ -190,6 +192,12 @@ from ._mempool import MempoolFullError as MempoolFullError
 from ._merkle import MerkleProof as MerkleProof
 from ._merkle import MerkleTree as MerkleTree
 from ._merkle import verify_proof as verify_proof
+from ._onion_guards import GUARDS_KEY as GUARDS_KEY
+from ._onion_guards import Guard as Guard
+from ._onion_guards import GuardedRoutes as GuardedRoutes
+from ._onion_guards import GuardPolicy as GuardPolicy
+from ._onion_guards import OnionGuardsError as OnionGuardsError
+from ._onion_guards import pick_guards as pick_guards
 from ._onion_routes import ONION_DIRECTORY_FILE as ONION_DIRECTORY_FILE
 from ._onion_routes import NoDiverseRouteError as NoDiverseRouteError
 from ._onion_routes import OnionDirectory as OnionDirectory
@@ -235,8 +243,10 @@ from ._stealth import stealth_payment as stealth_payment
 from ._stealth_file import StealthScanFile as StealthScanFile
 from ._stealth_scan import MAX_STEALTH_FINDS as MAX_STEALTH_FINDS
 from ._stealth_scan import MAX_STEALTH_OWNERS as MAX_STEALTH_OWNERS
+from ._stealth_scan import SCAN_JITTER as SCAN_JITTER
 from ._stealth_scan import StealthFind as StealthFind
 from ._stealth_scan import StealthScan as StealthScan
+from ._stealth_scan import scan_delay as scan_delay
 from ._stealth_scan import stealth_transfers as stealth_transfers
 from ._sync import BlockSyncClient as BlockSyncClient
 from ._sync import SyncRequest as SyncRequest
@@ -319,6 +329,10 @@ __all__ = (
     "EvidenceVerifier",
     "FeeTooLowError",
     "FutureNonceError",
+    "GUARDS_KEY",
+    "Guard",
+    "GuardPolicy",
+    "GuardedRoutes",
     "HandleLookup",
     "HandleOwner",
     "HandleRecord",
@@ -357,6 +371,7 @@ __all__ = (
     "ONION_DIRECTORY_FILE",
     "OnionDirectory",
     "OnionDirectoryError",
+    "OnionGuardsError",
     "OrderRecord",
     "PaymentRecord",
     "PeerAddress",
@@ -375,6 +390,7 @@ __all__ = (
     "ReplayedNonceError",
     "ReportEvidence",
     "RequestSync",
+    "SCAN_JITTER",
     "STEALTH_MEMO_SIZE",
     "SaveCheckpoint",
     "SendToPeers",
@@ -460,6 +476,7 @@ __all__ = (
     "parse_proof",
     "payment_channel_id",
     "payment_key",
+    "pick_guards",
     "plan_testnet",
     "read_light_state",
     "relay_bond_key",
@@ -469,6 +486,7 @@ __all__ = (
     "replay",
     "replay_store",
     "resume_point",
+    "scan_delay",
     "sent_step",
     "serve_sync",
     "slash_tx",

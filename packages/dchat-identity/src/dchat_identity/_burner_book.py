@@ -15,12 +15,21 @@ the expiry.
   the next stored copy); the ids of the expired ones are remembered, the
   most recent :data:`MAX_EXPIRED` of them, with the time they were dropped.
 * A deliberately discarded burner is forgotten outright (``not_found`` next).
+* An expiring burner whose card published a stealth meta-address may hold
+  funds nobody swept: its keys derive from its identity seed, so dropping the
+  seed would lose them. With ``hold`` (the node's choice), :meth:`BurnerBook.expire`
+  keeps that seed alone (no encryption or mailbox key, no card: the burner is
+  gone for mail) in the *held* map until the caller, having found its
+  accounts empty or swept, calls :meth:`BurnerBook.release`. Held burners
+  answer ``burner_expired`` like the others; :attr:`BurnerBook.newly_held`
+  lists the ones an operation put there, to tell the user.
 * A burner's card publishes the burner's own stealth meta-address (the
   caller derives it from the burner's identity: ``stealth_of``); a card
   issued before that is re-issued with it by :meth:`BurnerBook.add_stealth`.
 * :attr:`BurnerBook.changed` says whether the blobs must be written back;
-  :meth:`BurnerBook.blobs` lists the keys' store first, so a crash between
-  writes never leaves the keys of a discarded burner behind.
+  :meth:`BurnerBook.blobs` lists the held seeds, then the keys' store: a
+  crash between writes never loses an expiring burner's seed, and never
+  leaves a discarded burner's keys behind (discarding changes the store alone).
 
 Nothing here reads a clock: ``now`` is passed in. Malformed stored maps raise
 :class:`BurnerStateError` (``corrupt_state``); a malformed key store raises
@@ -32,6 +41,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from dchat_core import IdentityId
+from dchat_crypto import SigningKey
 
 from ._burners import BurnerStore
 from ._card import ContactCard
@@ -51,14 +61,16 @@ if TYPE_CHECKING:
 
     from ._burners import Burner
     from ._identity import Identity
-    from ._stored_maps import EntryMap
+    from ._stored_maps import Entry, EntryMap
 
 __all__ = ("BURNER_KEYS", "MAX_EXPIRED", "BurnerBook", "burner_row", "parse_burner_id")
+
+HELD_KEY: Final = "burners.held"  # burner id -> [identity seed, expiry ms]; private
 
 STORE_KEY: Final = "burners.store"
 CARDS_KEY: Final = "burners.cards"  # burner id -> [card]
 EXPIRED_KEY: Final = "burners.expired"  # burner id -> [expiry ms]; public ids only
-BURNER_KEYS: Final = (STORE_KEY, CARDS_KEY, EXPIRED_KEY)
+BURNER_KEYS: Final = (HELD_KEY, STORE_KEY, CARDS_KEY, EXPIRED_KEY)
 """The settings keys a node keeps its burners under, in the order they are written."""
 MAX_EXPIRED: Final = 256
 """How many expired burner ids are remembered (oldest forgotten first)."""
@@ -82,14 +94,25 @@ class BurnerBook:
         store: The burners' keys and the rate limit.
         cards: Burner id -> ``[card bytes]``.
         expired: Burner id -> ``[when it was dropped, ms]``.
+        held: Burner id -> ``[identity seed, expiry ms]`` of expired burners
+            whose stealth funds may not be swept yet.
     """
 
-    def __init__(self, store: BurnerStore, cards: EntryMap, expired: EntryMap) -> None:
+    def __init__(
+        self,
+        store: BurnerStore,
+        cards: EntryMap,
+        expired: EntryMap,
+        held: EntryMap | None = None,
+    ) -> None:
         self.store = store
         self._cards = cards
         self._expired = expired
+        self._held = {} if held is None else held
         self.changed = False
         """Whether :meth:`blobs` differ from what was loaded."""
+        self.newly_held: list[IdentityId] = []
+        """The burners :meth:`expire` moved to the held map (tell the user)."""
 
     @classmethod
     def from_blobs(cls, blobs: Mapping[str, bytes | None], *, now: float) -> BurnerBook:
@@ -100,11 +123,13 @@ class BurnerBook:
             store,
             _decode(blobs.get(CARDS_KEY), CARDS_KEY),
             _decode(blobs.get(EXPIRED_KEY), EXPIRED_KEY),
+            _decode(blobs.get(HELD_KEY), HELD_KEY),
         )
 
     def blobs(self) -> dict[str, bytes]:
-        """What to store under each key, the key store first."""
+        """What to store under each key, the held seeds and the key store first."""
         return {
+            HELD_KEY: encode_map(self._held),
             STORE_KEY: self.store.to_bytes(),
             CARDS_KEY: encode_map(self._cards),
             EXPIRED_KEY: encode_map(self._expired),
@@ -114,8 +139,17 @@ class BurnerBook:
         """The burners that have a card (the live ones, after :meth:`expire`)."""
         return [IdentityId(raw) for raw in self._cards]
 
-    def expire(self, *, now: float) -> list[IdentityId]:
-        """Discard the burners expired at ``now``; returns their ids."""
+    def expire(self, *, now: float, hold: bool = False) -> list[IdentityId]:
+        """Discard the burners expired at ``now``; returns their ids.
+
+        ``hold``: keep the identity seed of each whose card published a stealth
+        meta-address (see the module docstring) until :meth:`release`.
+        """
+        for burner in self.store.expired(now=now) if hold else ():
+            if self._has_stealth(burner.identity_id):
+                seed = burner.identity.signing_key.to_bytes()
+                self._held[bytes(burner.identity_id)] = [seed, burner.expires_ms]
+                self.newly_held.append(burner.identity_id)
         gone = self.store.discard_expired(now=now)
         if gone:
             self._forget(gone, now=now, expired=True)
@@ -178,6 +212,44 @@ class BurnerBook:
         self.changed = self.changed or reissued > 0
         return reissued
 
+    def _has_stealth(self, burner_id: IdentityId) -> bool:
+        return bytes(burner_id) in self._cards and self.card(burner_id).stealth is not None
+
+    def held(self) -> dict[IdentityId, SigningKey]:
+        """The expired burners whose seed is kept: id -> its identity key (stealth keys'
+        seed).
+
+        Raises:
+            BurnerStateError: ``corrupt_state``, a held entry is malformed.
+        """
+        return {IdentityId(raw): self._seed(entry) for raw, entry in self._held.items()}
+
+    @staticmethod
+    def _seed(entry: Entry) -> SigningKey:
+        try:
+            seed = entry[0]
+            if not isinstance(seed, bytes):
+                raise TypeError("a seed is bytes")
+            return SigningKey.from_bytes(seed)
+        except (IndexError, TypeError, ValueError):
+            raise BurnerStateError("corrupt_state", "a held burner seed is malformed") from None
+
+    def held_rows(self) -> list[dict[str, Any]]:
+        """The held burners as the node's status shows them (ids and expiry, no key)."""
+        return [
+            {"burner_id": str(IdentityId(raw)), "expired": entry[1] / 1000}
+            for raw, entry in self._held.items()
+            if len(entry) == 2 and isinstance(entry[1], int)
+        ]
+
+    def release(self, burner_id: IdentityId) -> bool:
+        """Delete a held burner's seed for good (its funds were swept, or it had none);
+        whether it was held."""
+        if self._held.pop(bytes(burner_id), None) is None:
+            return False
+        self.changed = True
+        return True
+
     def card(self, burner_id: IdentityId) -> ContactCard:
         """The card of a burner in the book."""
         entry = self._cards.get(bytes(burner_id))
@@ -204,7 +276,10 @@ class BurnerBook:
         return burner, self.card(target)
 
     def discard(self, burner_id: str, *, now: float) -> IdentityId:
-        """Delete a live burner's keys for good; returns its id."""
+        """Delete a live burner's keys, or a held burner's seed, for good; returns its id."""
+        target = parse_burner_id(burner_id)
+        if self.release(target):
+            return target
         burner, _ = self.live(burner_id, now=now)
         self.store.discard(burner.identity_id)
         self._forget([burner.identity_id], now=now, expired=False)

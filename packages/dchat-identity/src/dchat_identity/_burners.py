@@ -166,6 +166,10 @@ class BurnerStore:
         self.get(burner_id)
         del self._burners[burner_id]
 
+    def expired(self, *, now: float) -> list[Burner]:
+        """The burners expired at ``now`` (still in the store)."""
+        return [b for b in self._burners.values() if b.expires_ms <= to_ms(now)]
+
     def discard_expired(self, *, now: float) -> list[IdentityId]:
         """Discard every expired burner; returns their ids."""
         gone = [i for i, b in self._burners.items() if b.expires_ms <= to_ms(now)]

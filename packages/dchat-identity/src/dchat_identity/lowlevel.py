@@ -53,7 +53,8 @@ kept apart:
   :class:`RecoveryRefusedError` and its subclasses refuse a peer's recovery message.
   Catch the family roots exported by :mod:`dchat_identity` instead.
 - A device's burners as the node keeps them: :class:`BurnerBook` (keys, cards,
-  recently expired ids; stored under :data:`BURNER_KEYS`), :func:`burner_row`,
+  recently expired ids, the seeds of expired burners held for their stealth
+  funds; stored under :data:`BURNER_KEYS`), :func:`burner_row`,
   and :class:`BurnerStateError`, whose ``code`` the node answers with.
 """
 

@@ -10,6 +10,11 @@ with the events. So a rescan, a restart, or a scan file lost and rebuilt from
 genesis tells nobody twice, and a crash before the commit tells it on the next
 round. Stored as canonical CBOR ``{"v": 1, "scanned": height, "told":
 [account, ...]}``, at most :data:`MAX_TOLD` accounts.
+
+An expired burner whose stealth keys the node keeps (funds may be unswept)
+is told as ``burner_held`` ``{"burner_id", "reason": "expired"}``; when the keys go (its accounts
+found empty, or the user discarded it) as ``burner_released``
+``{"burner_id", "reason"}`` (:meth:`StealthInbox.burner_held`, ``burner_released``).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ if TYPE_CHECKING:
 
     from ._store import StateStore
 
-__all__ = ("STEALTH_EVENT", "StealthInbox")
+__all__ = ("BURNER_HELD_EVENT", "BURNER_RELEASED_EVENT", "STEALTH_EVENT", "StealthInbox")
 
 STEALTH_EVENT: Final = "stealth_received"
+BURNER_HELD_EVENT: Final = "burner_held"
+BURNER_RELEASED_EVENT: Final = "burner_released"
 MAX_TOLD: Final = 100_000
 _KEY: Final = "stealth.inbox"
 _FIELDS: Final = frozenset({"v", "scanned", "told"})
@@ -93,6 +100,18 @@ class StealthInbox:
             state = {"v": 1, "scanned": max(scanned, scanned_to), "told": sorted(told)}
             self._store.put_state(_KEY, canonical_encode(state))
         return new
+
+    def burner_held(self, burner_id: object, now: float) -> None:
+        """Tell that an expired burner's stealth keys are kept until its funds are swept."""
+        with self._store.transaction():
+            self._log_event(
+                BURNER_HELD_EVENT, {"burner_id": str(burner_id), "reason": "expired"}, now
+            )
+
+    def burner_released(self, burner_id: str, reason: str, now: float) -> None:
+        """Tell that a held burner's keys are gone (``reason``: ``empty``, ``discarded``)."""
+        with self._store.transaction():
+            self._log_event(BURNER_RELEASED_EVENT, {"burner_id": burner_id, "reason": reason}, now)
 
     def status(self) -> dict[str, int]:
         """``{"scanned_to", "received"}``: the last block scanned, the payments told."""

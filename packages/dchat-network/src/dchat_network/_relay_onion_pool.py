@@ -44,11 +44,11 @@ import os
 import random
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 import trio
 
-from dchat_core import DchatError, InvalidRelayAddressError, RelayAddress
+from dchat_core import DchatError, InvalidRelayAddressError, RelayAddress, TransportError
 from dchat_privacy import ReplyBook, write_reply
 from dchat_privacy.lowlevel import MAX_REPLY_DATA
 
@@ -82,7 +82,19 @@ if TYPE_CHECKING:
 __all__ = ("ONION_PREFIX", "OnionPool", "onion_route", "split_route")
 
 ONION_PREFIX: Final = "onion:"
+_Routes: TypeAlias = "Callable[[RelayAddress, random.Random], Sequence[RelayAddress]]"
+_A = TypeVar("_A")
 _ASKS_WORK: Final = "pow"
+
+
+class GuardedSource(Protocol):
+    """Routes that start at pinned guards (``dchat_chain.lowlevel.GuardedRoutes``)."""
+
+    def route(self, last: RelayAddress, rng: random.Random) -> list[RelayAddress]: ...
+
+    def free_route(self, last: RelayAddress, rng: random.Random) -> list[RelayAddress]: ...
+
+    def mark(self, relay: RelayAddress, reachable: bool) -> None: ...
 
 
 def onion_route(relay: str) -> str:
@@ -109,7 +121,14 @@ class OnionPool(RelayPool):
         hops: Relays per route, the mailbox relay included.
         routes: Chooses a whole route ``(mailbox relay, rng) -> hops`` in place
             of drawing from ``onion_relays`` (raises a ``DchatError`` when the
-            directory holds no acceptable route).
+            directory holds no acceptable route); with relay discovery its
+            first hop is one of the node's guards
+            (:class:`dchat_chain.lowlevel.GuardedRoutes`).
+        gift_routes: Chooses the routes of reply blocks given away (entered by
+            peers: no guard); ``routes`` by default.
+        guarded: Sets ``routes`` (its ``route``), ``gift_routes`` (``free_route``)
+            and :attr:`first_hop` (``mark``) at once: a
+            :class:`dchat_chain.lowlevel.GuardedRoutes`.
         unlinkable: As :class:`RelayPool` (for direct deposits and key fetches).
         tokens: As :class:`RelayPool`.
         **kwargs: As :class:`RelayPool` (``timeout``, ``max_bits``).
@@ -124,7 +143,9 @@ class OnionPool(RelayPool):
         rng: random.Random | None = None,
         now: Callable[[], float] = time.time,
         hops: int = ONION_HOPS,
-        routes: Callable[[RelayAddress, random.Random], Sequence[RelayAddress]] | None = None,
+        routes: _Routes | None = None,
+        gift_routes: _Routes | None = None,
+        guarded: GuardedSource | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(unlinkable=unlinkable, tokens=tokens, **kwargs)  # type: ignore[arg-type]
@@ -135,7 +156,14 @@ class OnionPool(RelayPool):
         self._rng = rng or random.SystemRandom()
         self._now = now
         self._hops = hops
+        if guarded is not None:
+            routes, gift_routes = guarded.route, guarded.free_route
         self._routes = routes
+        self._gift_routes = gift_routes or routes
+        self.first_hop: Callable[[RelayAddress, bool], None] | None = (
+            None if guarded is None else guarded.mark
+        )
+        """Told whether each route's first hop answered (the node marks its guards)."""
         self.route_error: str | None = None
         """Why the last route could not be chosen (None: it was)."""
         self._records: dict[str, OnionKeyRecord] = {}
@@ -214,8 +242,8 @@ class OnionPool(RelayPool):
         """
         gifts = []
         for _ in range(count):
-            route = self.route_to(last)
-            hops = [(relay, await self.onion_key(relay)) for relay in route]
+            route = self.route_to(last, gift=True)
+            hops = await self._keyed(route)
             gifts.append(build_reply_gift(hops, mailbox))
         return gifts
 
@@ -248,11 +276,11 @@ class OnionPool(RelayPool):
         result = "bad_onion"
         for number, (piece, fragment) in enumerate(pieces):
             route = self.route_to(last)
-            hops = [(relay, await self.onion_key(relay)) for relay in route]
+            hops = await self._keyed(route)
             frag = fragment if len(pieces) > 1 else None
             packet = build_onion_put(hops, mailbox, piece, auth, fragment=frag)
             send = functools.partial(RelaySession.onion, packet=packet)
-            result = await self._call(route[0].host, route[0].port, send)
+            result = await self._first(route[0], send)
             if result == "bad_onion":  # e.g. a hop restarted (a new key): fetch them anew
                 for relay in route:
                     self._records.pop(relay.hostport, None)
@@ -265,8 +293,35 @@ class OnionPool(RelayPool):
         """Whether routes come from the chain's directory (else from ``onion_relays``)."""
         return self._routes is not None
 
-    def route_to(self, last: RelayAddress) -> list[RelayAddress]:
-        """A route ending at ``last`` (the mailbox relay).
+    async def _keyed(
+        self, route: Sequence[RelayAddress]
+    ) -> list[tuple[RelayAddress, OnionKeyRecord]]:
+        """Each relay of ``route`` with its onion key (the first hop's reachability told)."""
+        first = await self._first(route[0], None)
+        return [(route[0], first), *[(relay, await self.onion_key(relay)) for relay in route[1:]]]
+
+    async def _first(
+        self, relay: RelayAddress, send: Callable[[RelaySession], Awaitable[_A]] | None
+    ) -> Any:
+        """Call the first hop (``send`` None: fetch its onion key), telling
+        :attr:`first_hop` whether it answered."""
+        try:
+            if send is None:
+                answer: Any = await self.onion_key(relay)
+            else:
+                answer = await self._call(relay.host, relay.port, send)
+        except RelayBusyError:
+            raise  # it answered
+        except TransportError:
+            if self.first_hop is not None:
+                self.first_hop(relay, False)
+            raise
+        if self.first_hop is not None:
+            self.first_hop(relay, True)
+        return answer
+
+    def route_to(self, last: RelayAddress, *, gift: bool = False) -> list[RelayAddress]:
+        """A route ending at ``last`` (the mailbox relay); ``gift``: for a reply block given away.
 
         Raises:
             OnionRouteError: too few ``onion_relays``.
@@ -276,7 +331,9 @@ class OnionPool(RelayPool):
             if self._routes is None:
                 route = choose_onion_route(self.onion_relays, last, self._rng, hops=self._hops)
             else:
-                *hops, _ = self._routes(last, self._rng)
+                choose = self._gift_routes if gift else self._routes
+                assert choose is not None
+                *hops, _ = choose(last, self._rng)
                 route = [*hops, last]
         except DchatError as exc:
             self.route_error = f"{type(exc).__name__}: {exc}"
@@ -331,10 +388,10 @@ class OnionPool(RelayPool):
 
     async def _fetch_one(self, last: RelayAddress, mailbox: bytes) -> bytes:
         route = self.route_to(last)
-        hops = [(relay, await self.onion_key(relay)) for relay in route]
+        hops = await self._keyed(route)
         packet = build_onion_fetch(hops, mailbox, self.replies)
         send = functools.partial(RelaySession.onion_fetch, packet=packet)
-        answer: OnionFetched = await self._call(route[0].host, route[0].port, send)
+        answer: OnionFetched = await self._first(route[0], send)
         if answer.result != "ok":
             if answer.result == "bad_onion":  # e.g. a hop restarted (a new key)
                 for relay in route:

@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._errors import WrongPassphraseError as WrongPassphraseError
     from ._event_kinds import EVENT_KINDS as EVENT_KINDS
     from ._event_kinds import BotUpdate as BotUpdate
+    from ._event_kinds import BurnerSeed as BurnerSeed
     from ._event_kinds import ChannelUpdate as ChannelUpdate
     from ._event_kinds import ConversationChange as ConversationChange
     from ._event_kinds import Expired as Expired
@@ -41,6 +42,7 @@ if _typing.TYPE_CHECKING:  # each name loads its module on first use (PEP 562): 
     from ._events import Event as Event
     from ._events import StealthReceived as StealthReceived
     from ._models import CoverTraffic as CoverTraffic
+    from ._models import OnionGuard as OnionGuard
     from ._models import OnionModes as OnionModes
     from ._models import OnionStatus as OnionStatus
     from ._models import Payments as Payments
@@ -72,6 +74,7 @@ __all__ = (
     "AsyncRemoteClient",
     "AsyncRemoteSocket",
     "BotUpdate",
+    "BurnerSeed",
     "ChannelUpdate",
     "Client",
     "ContactInfo",
@@ -87,6 +90,7 @@ __all__ = (
     "MessageInfo",
     "MessagePage",
     "NodeUnreachableError",
+    "OnionGuard",
     "OnionModes",
     "OnionStatus",
     "PaymentSent",
@@ -138,6 +142,7 @@ _HOMES = {
         "._event_kinds": (
             "EVENT_KINDS",
             "BotUpdate",
+            "BurnerSeed",
             "ChannelUpdate",
             "ConversationChange",
             "Expired",
@@ -152,6 +157,7 @@ _HOMES = {
         ),
         "._models": (
             "CoverTraffic",
+            "OnionGuard",
             "OnionModes",
             "OnionStatus",
             "PaymentSent",

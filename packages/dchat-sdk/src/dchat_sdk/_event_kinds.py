@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, TypedDict
 __all__ = (
     "EVENT_KINDS",
     "BotUpdate",
+    "BurnerSeed",
     "ChannelUpdate",
     "ConversationChange",
     "Expired",
@@ -99,6 +100,16 @@ class ChannelUpdate(TypedDict):
     channel: str
 
 
+class BurnerSeed(TypedDict):
+    """``burner_held`` (``reason``: ``expired``): an expired burner's seed is kept for
+    its stealth funds (sweep them: ``stealth_sweep(..., identity=burner_id)``);
+    ``burner_released``: it is gone (``reason``: ``empty``, its accounts hold
+    nothing; ``discarded``)."""
+
+    burner_id: str
+    reason: str
+
+
 class BotUpdate(TypedDict):
     """``bot_*``: a bot conversation's button press, inline query, keyboard, answer,
     command list or inline results, with the peer it concerns (docs/protocol.md §35)."""
@@ -130,6 +141,8 @@ EVENT_KINDS: Final[dict[str, tuple[str, type[Any]]]] = {
     "channel_update": ("channel", ChannelUpdate),
     "channel_post": ("channel", ChannelUpdate),
     **{kind: ("bot", BotUpdate) for kind in _BOT},
+    "burner_held": ("burner", BurnerSeed),
+    "burner_released": ("burner", BurnerSeed),
 }
 """Each kind the node logs -> (the :class:`~dchat_sdk.Event` property that reads it,
 the model of its data). ``message`` reads as :class:`~dchat_sdk.MessageInfo` and

@@ -23,6 +23,7 @@ from ._errors import ApiError, NodeUnreachableError, _BadReplyError
 from ._event_kinds import (
     EVENT_KINDS,
     BotUpdate,
+    BurnerSeed,
     ChannelUpdate,
     ConversationChange,
     Expired,
@@ -120,6 +121,11 @@ class Event:
     def bot(self) -> BotUpdate | None:
         """A ``bot_*`` event's data; None for other kinds."""
         return self._as("bot", BotUpdate)
+
+    @property
+    def burner(self) -> BurnerSeed | None:
+        """A ``burner_held`` or ``burner_released`` event's burner; None for other kinds."""
+        return self._as("burner", BurnerSeed)
 
     @property
     def stealth(self) -> StealthReceived | None:

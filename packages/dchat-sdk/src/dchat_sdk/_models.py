@@ -18,6 +18,7 @@ from ._errors import _BadReplyError
 
 __all__ = (
     "CoverTraffic",
+    "OnionGuard",
     "OnionModes",
     "OnionStatus",
     "PaymentSent",
@@ -94,19 +95,34 @@ class ReplyBlockCounts(TypedDict):
     answers: dict[str, int]
 
 
+class OnionGuard(TypedDict):
+    """One of the node's onion guards: every onion route it sends starts at one.
+
+    ``address`` (``NODEID@HOST:PORT``), ``since`` it was picked, ``until`` it is
+    rotated (30-60 days later), ``down_since`` it stopped answering (None: it
+    answers; replaced after a day)."""
+
+    address: str
+    since: float
+    until: float
+    down_since: float | None
+
+
 class OnionModes(TypedDict):
     """Each local identity's onion mode (id -> on) and the configured onion relays;
     ``reply_blocks``: single-use reply blocks (protocol §45, :class:`ReplyBlockCounts`).
 
         ``routes``: where onion routes come from (``directory``: the chain's relay
         directory, each hop of another operator; ``manual``: ``onion_relays``);
-        ``route_error``: why the last route could not be chosen (None: it was).
+        ``route_error``: why the last route could not be chosen (None: it was);
+        ``guards``: the pinned first hops of directory routes (:class:`OnionGuard`).
     """
 
     identities: dict[str, bool]
     relays: list[str]
     routes: NotRequired[Literal["directory", "manual"]]
     route_error: NotRequired[str | None]
+    guards: NotRequired[list[OnionGuard]]
     reply_blocks: NotRequired[ReplyBlockCounts]
 
 
@@ -127,11 +143,14 @@ class PutAuth(TypedDict):
 
 
 class StealthStatus(TypedDict):
-    """``GET /v1/stealth/status``: last block scanned, payments found, background period (s)."""
+    """``GET /v1/stealth/status``: last block scanned, payments found, background period (s);
+    ``held_burners``: expired burners whose seed the node keeps for their stealth funds
+    (``burner_id``, ``expired``: when; sweep with ``identity=burner_id``)."""
 
     scanned_to: int
     received: int
     scan_interval: float
+    held_burners: NotRequired[list[dict[str, Any]]]
 
 
 class StealthPayment(TypedDict):

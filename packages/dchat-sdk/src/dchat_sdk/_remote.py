@@ -274,6 +274,7 @@ class RemoteClient(
         ``routes`` says where routes come from (``directory``: the chain's relay
         directory, every hop of another operator; ``manual``: ``onion_relays``);
         ``route_error`` why the last route could not be chosen (None: it was);
+        ``guards`` the pinned first hops of directory routes (:class:`OnionGuard`);
         ``reply_blocks`` the single-use reply blocks (protocol §45, :class:`ReplyBlockCounts`).
         """
         return shaped(self._call("GET", "/v1/privacy/onion"), OnionStatus)

@@ -42,8 +42,11 @@ class StealthCalls:
         return str(obj(self._call("GET", "/v1/stealth/address", None, params))["meta_address"])
 
     def stealth_status(self) -> StealthStatus:
-        """``{"scanned_to", "received", "scan_interval"}``: the node's last scanned block,
-        the stealth payments found, the background scan's period in seconds (0: off)."""
+        """``{"scanned_to", "received", "scan_interval", "held_burners"}``: the node's last
+        scanned block, the stealth payments found, the background scan's mean period in
+        seconds (0: off), and the expired burners whose seed is kept for their funds
+        (``[{"burner_id", "expired"}]``: sweep with ``identity=burner_id``; the next
+        scan that finds them empty drops the seed)."""
         return shaped(self._call("GET", "/v1/stealth/status"), StealthStatus)
 
     def stealth_pay(self, to: str, amount: int, *, fee: int = 1) -> StealthPayment:
@@ -68,7 +71,8 @@ class StealthCalls:
 
     def stealth_sweep(self, to: str, *, fee: int = 1, identity: str | None = None) -> StealthSweep:
         """Move every stealth balance found for our identity (or, with ``identity``,
-        for that live burner) less ``fee`` each to the account ``to`` (hex).
+        for that live burner, or an expired one whose seed is held) less ``fee`` each
+        to the account ``to`` (hex).
 
         Sweeping several one-time accounts to one account links them on chain
         (a burner's and ours: the burner to us). Returns ``{"swept", "to", "txs"}``.

@@ -3,7 +3,10 @@
 ``rate_limited`` (429) when this device made too many burners lately,
 ``burner_expired`` (410) when a burner's lifetime is over, ``unswept_funds``
 (409) when a burner to destroy still holds stealth payments (its keys alone
-can move them: sweep first, or ``?force=true`` to give them up; §43).
+can move them: sweep first, or ``?force=true`` to give them up; §43). The
+same holds for an expired burner whose seed the node still holds for its
+stealth funds (``held_burners`` in ``GET /v1/stealth/status``, §48): deleting
+it drops the seed (event ``burner_released``, reason ``discarded``).
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def add_burner_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
     async def discard(burner_id: BurnerId, force: bool = Query(default=False)) -> dict[str, Any]:
         if not force:  # the desk is installed after these routes, read at call time
             await app.state.stealth.refuse_unswept(burner_id)
-        await user_role(node).burners.discard(burner_id)
+        if not await app.state.stealth.release(burner_id, "discarded"):  # an expired one's seed
+            await user_role(node).burners.discard(burner_id)
         return {"discarded": burner_id}
 
     @app.post("/v1/burners/{burner_id}/contacts", dependencies=auth, status_code=201)

@@ -11,7 +11,10 @@ envelope a minute is a 400 ``CoverInputError``.
 turns onion mode on or off for the node's identity, or for one of its live
 burners; ``GET /v1/privacy/onion`` shows the modes, the onion relays, where routes
 come from (``routes``: ``directory`` with relay discovery on and no
-``onion_relays``, else ``manual``) and why the last route could not be chosen
+``onion_relays``, else ``manual``), the node's onion ``guards`` (directory
+routes only: ``address``, ``since``, ``until`` when it rotates, ``down_since``
+when it stopped answering; every route the node sends starts at one, see
+:class:`dchat_chain.lowlevel.GuardedRoutes`) and why the last route could not be chosen
 (``route_error``, e.g. ``NoDiverseRouteError: ...``; envelopes then wait, they
 never go direct), and ``reply_blocks``: single-use reply blocks (protocol
 §45) ``held`` from peers, ``given`` to peers and not used yet, ``peers``
@@ -79,10 +82,12 @@ async def onion_status(node: Node) -> dict[str, Any]:
     role = user_role(node)
     pool = role.user.pool
     # Where routes come from, and why onions wait (e.g. NoDiverseRouteError): never a direct put.
+    guards = role.user.guards
     routes = {
         "relays": [str(relay) for relay in node.config.onion_relays],
         "routes": "directory" if pool.from_directory else "manual",
         "route_error": pool.route_error,
+        "guards": [] if guards is None else guards.rows(),
     }
     if role.user.engines.main() is None:
         return {"onion": {"identities": {}} | routes}

@@ -25,15 +25,19 @@ Routes (user role, bearer token like the rest of the API; docs/protocol.md §43)
 * ``GET  /v1/stealth/status``: ``{"scanned_to", "received", "scan_interval"}``,
   the last block scanned, the payments found, the background period (0: off).
 
-Each scan (asked for, or every ``stealth_scan_interval`` seconds in the
-background when configured) checks the identity's keys and every live
-burner's in one pass over the blocks, and hands its finds to
+Each scan (asked for, or about every ``stealth_scan_interval`` seconds in the
+background when configured, each wait jittered by up to half the period)
+checks the identity's keys and every live burner's in one pass over the
+blocks, and hands its finds to
 ``UserMessaging.stealth``, which logs one ``stealth_received`` event per
 payment (``account``, ``amount``, ``height``, ``identity``), once across
-rescans and restarts. A destroyed or expired burner's keys leave the scan
-with its finds; ``DELETE /v1/burners/{id}`` refuses (409 ``unswept_funds``)
-while the burner's one-time accounts hold a balance, unless ``?force=true``
-(:meth:`StealthDesk.refuse_unswept`).
+rescans and restarts. A destroyed burner's keys leave the scan with its
+finds; ``DELETE /v1/burners/{id}`` refuses (409 ``unswept_funds``) while
+the burner's one-time accounts hold a balance, unless ``?force=true``
+(:meth:`StealthDesk.refuse_unswept`). An *expired* burner's seed stays in
+the scan while its accounts may hold funds (``held_burners`` in the status;
+:meth:`StealthDesk._settle_held` drops it once a scan finds them empty;
+protocol §48).
 
 The scan and the reads are dchat_chain's (``StealthScan``, ``StealthScanFile``,
 the light reader); this module is their I/O through :class:`~._chain_link.ChainLink`.
@@ -44,6 +48,7 @@ the identity key.
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -57,6 +62,7 @@ from dchat_chain.lowlevel import (
     StealthMetaAddress,
     StealthScanFile,
     account_key,
+    scan_delay,
     stealth_payment,
 )
 from dchat_core import DchatError, IdentityId
@@ -113,12 +119,15 @@ class StealthDesk:
         return StealthScanFile(self._node.config.data_dir / "stealth.scan", key.to_bytes())
 
     async def _ring_file(self) -> tuple[StealthScanFile, dict[bytes, str]]:
-        """The scan file with every live burner's keys too, and owner label -> identity id."""
+        """The scan file with every live burner's keys too, and every expired burner's
+        whose seed is held (:meth:`_settle_held`); and owner label -> identity id."""
         role = user_role(self._node)
         burners = await role.burners.identities()
+        held = await role.burners.with_book(lambda book: book.held())
         seeds = {bytes(i): b.signing_key.to_bytes() for i, b in burners.items()}
+        seeds |= {bytes(i): key.to_bytes() for i, key in held.items()}
         key = role.user.identity.signing_key
-        names = {b"": str(role.user.identity.identity_id)} | {bytes(i): str(i) for i in burners}
+        names = {b"": str(role.user.identity.identity_id)} | {o: str(IdentityId(o)) for o in seeds}
         path = self._node.config.data_dir / "stealth.scan"
         return StealthScanFile(path, key.to_bytes(), seeds), names
 
@@ -195,7 +204,31 @@ class StealthDesk:
         finds = [(f.account, f.height, f.amount, names[f.owner]) for f in state.finds]
         u = user_role(self._node).user
         await u.logged(u.agent.stealth.record, state.height, finds, u.now())
+        await self._settle_held(state)
         return file, state, names
+
+    async def _settle_held(self, state: StealthScan) -> None:
+        """Release the held seed of every expired burner whose accounts, scanned to the
+        chain's height just now, hold nothing (a balance keeps it, however small)."""
+        role = user_role(self._node)
+        for burner_id in await role.burners.with_book(lambda book: list(book.held())):
+            finds = state.finds_of(bytes(burner_id))
+            if not [f for f in finds if await self._balance(f.account) > 0]:
+                await self.release(str(burner_id), "empty")
+
+    async def release(self, burner_id: str, reason: str) -> bool:
+        """Delete an expired burner's held seed and tell the user (``burner_released``);
+        whether it was held."""
+        try:
+            target = IdentityId.parse(burner_id)
+        except ValueError:
+            return False
+        role = user_role(self._node)
+        if not await role.burners.with_book(lambda book: book.release(target)):
+            return False
+        u = role.user
+        await u.logged(u.agent.stealth.burner_released, burner_id, reason, u.now())
+        return True
 
     async def _balance(self, account: bytes) -> int:
         key = account_key(account)
@@ -266,22 +299,26 @@ class StealthDesk:
 
     async def status(self) -> dict[str, Any]:
         """``GET /v1/stealth/status``."""
-        u = user_role(self._node).user
-        found = await u.run(u.agent.stealth.status)
-        return {**found, "scan_interval": self._node.config.stealth_scan_interval}
+        role = user_role(self._node)
+        found = await role.user.run(role.user.agent.stealth.status)
+        held = await role.burners.with_book(lambda book: book.held_rows())
+        interval = self._node.config.stealth_scan_interval
+        return {**found, "scan_interval": interval, "held_burners": held}
 
     async def status_part(self) -> dict[str, Any]:
         """``{"stealth": status}`` on a user node, else ``{}`` (a part of ``GET /status``)."""
         return {"stealth": await self.status()} if self._node.config.role == "user" else {}
 
     async def run(self) -> None:
-        """Scan every ``stealth_scan_interval`` seconds (a task; off at 0 or without a chain)."""
+        """Scan about every ``stealth_scan_interval`` seconds, each wait drawn from half to
+        one and a half times it (a task; off at 0 or without a chain)."""
         config = self._node.config
         period = config.stealth_scan_interval
         if config.role != "user" or config.currency_node is None or period <= 0:
             return
+        rng = random.SystemRandom()
         while True:
-            await trio.sleep(period)
+            await trio.sleep(scan_delay(period, rng))  # jittered: no fixed rhythm to see
             if not user_role(self._node).user.has_identity:
                 continue
             try:

@@ -63,7 +63,8 @@ def onion(
     """Send through three relays (onion mode), so the recipient's relay never sees your address.
 
     In onion mode each contact also gets single-use reply blocks, so its answers reach
-    you without it learning your relays; ``show`` counts them under ``reply_blocks``.
+    you without it learning your relays; ``show`` counts them under ``reply_blocks``
+    and lists the node's onion ``guards`` (every route starts at one; relay discovery).
     """
     if mode in (None, "show"):
         reply = api_call(ctx, "GET", "/v1/privacy/onion")

@@ -19,6 +19,9 @@ next stored copy) and using one answers ``burner_expired``. The rules (which
 burners are live, expired, rate-limited) are :class:`dchat_identity.lowlevel.BurnerBook`'s;
 this shell loads and stores its blobs under one lock and runs the expiry task.
 
+Expiry holds the seed of a burner with a meta-address (``burner_held``) until
+the stealth desk finds its accounts empty: never keys that may hold funds.
+
 Each burner's card publishes the burner's own stealth meta-address (derived
 from the burner's key like the identity's from its own); older cards are
 re-issued with it the next time the book is opened. The node's stealth scan
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -40,7 +43,7 @@ from .._errors import NodeStateError
 from ._guardian_state import commit
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from dchat_core import IdentityId, MessageId
     from dchat_identity import Identity
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ("BurnerService",)
 
 _log = logging.getLogger("dchat.burners")
+_T = TypeVar("_T")
 
 
 class BurnerService:
@@ -75,7 +79,7 @@ class BurnerService:
             try:
                 stored = {key: await self._user.state_get(key) for key in BURNER_KEYS}
                 book = BurnerBook.from_blobs(stored, now=now)
-                gone = book.expire(now=now)
+                gone = book.expire(now=now, hold=True)  # seeds with stealth funds kept
                 for burner_id in gone:
                     self._user.agent.remove_identity(burner_id)
                 if gone:
@@ -86,6 +90,8 @@ class BurnerService:
                 finally:
                     if book.changed:
                         await commit(self._user, book.blobs())
+                    for held in book.newly_held:  # told once it is kept (committed)
+                        await self._user.logged(self._user.agent.stealth.burner_held, held, now)
             except BurnerStateError as exc:
                 raise NodeStateError(exc.code, str(exc)) from None
 
@@ -118,6 +124,11 @@ class BurnerService:
         """The live burners' identities (whose stealth keys the node's scan checks)."""
         async with self._book() as book:
             return {i: book.store.get(i).identity for i in book.ids()}
+
+    async def with_book(self, step: Callable[[BurnerBook], _T]) -> _T:
+        """``step(book)`` under the lock (e.g. the held seeds); stored if it changed."""
+        async with self._book() as book:
+            return step(book)
 
     async def discard(self, burner_id: str) -> None:
         """Delete the burner's keys for good and stop fetching its mail."""

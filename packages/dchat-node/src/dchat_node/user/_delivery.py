@@ -86,6 +86,7 @@ class MailDelivery:
     agent: UserMessaging
     engines: LocalEngines
     pool: OnionPool
+    keep_guards: Callable[[], Awaitable[None]]
     links: dict[tuple[bytes, str], MailboxLink]
 
     @property
@@ -137,6 +138,7 @@ class MailDelivery:
                 async with trio.open_nursery() as nursery:  # relays in parallel, each in order
                     for batches in relay_deposits(due):
                         nursery.start_soon(self._deposit, batches)
+            await self.keep_guards()  # onion guards picked or marked by these deposits
             held = functools.partial(self.agent.outbox.held_for, longest=self._config.poll_interval)
             wait = await self._store.run(held, self._clock.now())
             if (at := self.agent.receipts_due_at()) is not None:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
-from dchat_chain.lowlevel import ONION_DIRECTORY_FILE, OnionDirectory, StealthKeys
+from dchat_chain.lowlevel import ONION_DIRECTORY_FILE, GuardedRoutes, OnionDirectory, StealthKeys
 from dchat_core import DchatError
 from dchat_identity import ContactCard, Identity
 from dchat_messaging import RequestError, UserMessaging
@@ -92,10 +92,11 @@ class UserService(MailDelivery):
         self.run = store.run
         """Run a synchronous call (an agent's step) in the database worker."""
         self.agent = agent = UserMessaging(EngineStore(store.db))
+        self.guards = _directory_routes(config, clock)  # onion routes start at its guards
         self.pool = OnionPool(
             config.onion_relays,
             config.unlinkable_sends,
-            routes=_directory_routes(config),
+            guarded=self.guards,
             **agent.auth_for(config),
         )
         agent.engines.paths = config.multipath_k
@@ -123,8 +124,15 @@ class UserService(MailDelivery):
             self.engines.set_main(identity, ContactCard.from_bytes(record.card))
         try:
             await self.run(self.agent.load)
+            if self.guards and not self.guards.resume(await self.state_get(self.guards.KEY)):
+                _log.warning("stored onion guards unreadable: new ones are picked")
         except RequestError as exc:
             raise NodeStateError(exc.code, str(exc)) from None
+
+    async def keep_guards(self) -> None:
+        """Store the onion guards if they changed (picked, rotated, marked down)."""
+        if self.guards is not None and self.guards.changed:
+            await self.state_put(self.guards.KEY, self.guards.to_json().encode())
 
     @property
     def identity(self) -> Identity:
@@ -335,9 +343,10 @@ def _stealth(identity: Identity) -> bytes:
     return StealthKeys.from_seed(identity.signing_key.to_bytes()).meta_address.to_bytes()
 
 
-def _directory_routes(config: NodeConfig) -> Callable[..., Any] | None:
-    """Onion routes from the stored directory view (relay discovery on, no ``onion_relays``)."""
+def _directory_routes(config: NodeConfig, clock: Clock) -> GuardedRoutes | None:
+    """Onion routes from the stored directory view (relay discovery on, no ``onion_relays``),
+    each starting at one of the node's guards."""
     path = config.data_dir / ONION_DIRECTORY_FILE
     if config.onion_relays or not config.relay_discovery.enabled or not path.exists():
         return None
-    return OnionDirectory.from_json(path.read_text()).route_addresses
+    return GuardedRoutes(OnionDirectory.from_json(path.read_text()), clock.now)
