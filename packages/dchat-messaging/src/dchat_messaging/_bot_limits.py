@@ -1,7 +1,7 @@
 """Per-stranger limits of a bot's node: a token bucket per stranger, caps on pending updates.
 
 Theory of operation. An open bot takes texts from anyone (docs/protocol.md
-section 49). Without limits one stranger could fill the bot's node and its
+section 48). Without limits one stranger could fill the bot's node and its
 updates queue (``getUpdates``, the webhook) and push its contacts' updates
 behind a flood. The bot identity's engine asks :meth:`StrangerGate.check` for
 every text *before* it stores it, in the transaction that would store it:

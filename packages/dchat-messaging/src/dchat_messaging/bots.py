@@ -27,7 +27,7 @@ A refused control is :class:`BotControlError`.
 Strangers (anyone but the contacts the owner chose) are limited at the bot's
 node by :class:`StrangerGate` under :class:`BotLimits` (a
 :class:`StrangerBucket` each, caps on pending updates); an over-limit text is
-refused with a :class:`StrangerLimitError` code (section 49).
+refused with a :class:`StrangerLimitError` code (section 48).
 
 In groups (:mod:`._bot_groups`): a group's negative chat number
 (:func:`group_chat_number`), its ``Chat`` (:func:`group_chat`), the update of

@@ -16,7 +16,7 @@ request of that chat then (one lock: never twice). A request without a card
 (nothing to reply to) stays a request; a blocked sender makes none (its
 messages are dropped before any hook).
 
-Limits (docs/protocol.md section 49): the user agent's
+Limits (docs/protocol.md section 48): the user agent's
 :class:`dchat_messaging.bots.StrangerGate` refuses a stranger's text over its
 limits before it is stored; this module configures it
 (``[node.bot_limits]``), names the bot to it whenever the book is read or

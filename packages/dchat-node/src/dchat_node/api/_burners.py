@@ -5,7 +5,7 @@
 (409) when a burner to destroy still holds stealth payments (its keys alone
 can move them: sweep first, or ``?force=true`` to give them up; §43). The
 same holds for an expired burner whose seed the node still holds for its
-stealth funds (``held_burners`` in ``GET /v1/stealth/status``, §48): deleting
+stealth funds (``held_burners`` in ``GET /v1/stealth/status``, §47): deleting
 it drops the seed (event ``burner_released``, reason ``discarded``).
 """
 

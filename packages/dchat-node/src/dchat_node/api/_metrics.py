@@ -310,7 +310,7 @@ class NodeMetrics(Collector):
         )
         yield _gauge(
             "dchat_bot_stranger_slots",
-            "Strangers' texts stored that the bot has not taken yet (protocol section 49).",
+            "Strangers' texts stored that the bot has not taken yet (protocol section 48).",
             agent.strangers.pending_total(),
         )
         yield _counter("dchat_session_resets_total", "Sessions set up again.", stats.session_resets)

@@ -37,7 +37,7 @@ the burner's one-time accounts hold a balance, unless ``?force=true``
 (:meth:`StealthDesk.refuse_unswept`). An *expired* burner's seed stays in
 the scan while its accounts may hold funds (``held_burners`` in the status;
 :meth:`StealthDesk._settle_held` drops it once a scan finds them empty;
-protocol §48).
+protocol §47).
 
 The scan and the reads are dchat_chain's (``StealthScan``, ``StealthScanFile``,
 the light reader); this module is their I/O through :class:`~._chain_link.ChainLink`.
