@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 from pathlib import Path
 from typing import Annotated
@@ -102,15 +103,19 @@ def run(
     )
     tracing.install(traces)
 
-    async def serve() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(run_node, cfg, secret)
-            _settle_heap()
-
+    # Told when the node is up (its errors reach _guard unwrapped, as before).
+    up = functools.partial(run_node, cfg, secret, task_status=_SettleWhenUp())
     try:
-        _guard(lambda: trio.run(serve))
+        _guard(lambda: trio.run(up))
     finally:
         traces.shutdown()  # flushes the spans still batched
+
+
+class _SettleWhenUp:
+    """The ``task_status`` of the node run by ``dchat-node run``: settles the heap once up."""
+
+    def started(self, value: object = None) -> None:
+        _settle_heap()
 
 
 def _settle_heap() -> None:
