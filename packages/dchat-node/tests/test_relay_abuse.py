@@ -74,7 +74,9 @@ LIMITS = {
     "first_request_timeout": 4.0,
     "idle_timeout": 30.0,
 }
-HONEST_MESSAGES = 200
+HONEST_MESSAGES = 200  # timed during the attacks (all of them: from the first deposit)
+QUIET_MESSAGES = 400  # timed before them (more, so one stall of the machine weighs less)
+WARM_UP = 20  # quiet deposits not timed: the first of a fresh relay and fresh links
 HONEST_RATE = 40.0  # messages per second
 SLACK = 3.0  # seconds a timeout may be late on a loaded 2-core machine
 P99_FLOOR = 0.1  # seconds: the quiet p99 the 3x bound is taken of, at least (see below)
@@ -155,8 +157,12 @@ def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
-async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> list[float]:
+async def honest_latencies(
+    relay: NodeProcess, count: int = HONEST_MESSAGES, warm_up: int = 0
+) -> list[float]:
     """Deposit ``count`` envelopes at ``HONEST_RATE``; seconds from each deposit to its receipt.
+
+    ``warm_up`` more are deposited first, at the same rate, and not timed.
 
     The sender honours ``busy`` (waits its retry-after, then deposits again);
     that wait counts in the latency. It is the owner's contact: it deposits
@@ -167,6 +173,7 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
     box = bytes(MailboxId.derive(owner.public_key.to_bytes()))
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
+    total = count + warm_up
     done, registered = trio.Event(), trio.Event()
     token = secrets.token_bytes(16)
 
@@ -175,7 +182,7 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
             await session.sync_tokens(box, (1, [token]))
             registered.set()
             ack: list[bytes] = []
-            while len(latencies) < count:
+            while len(latencies) < total:
                 batch = await session.pull(box, ack, wait=5.0)
                 now = trio.current_time()
                 bodies = [SealedEnvelope.from_bytes(e).ciphertext for _, e in batch]
@@ -187,7 +194,7 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
     async def send() -> None:
         await registered.wait()
         async with relay_session(host, port) as session:
-            for _ in range(count):
+            for _ in range(total):
                 body = secrets.token_bytes(1024)
                 envelope = SealedEnvelope(MailboxId(box), body).to_bytes()
                 sent[body] = trio.current_time()
@@ -207,13 +214,13 @@ async def honest_latencies(relay: NodeProcess, count: int = HONEST_MESSAGES) -> 
             nursery.start_soon(receive)
             nursery.start_soon(send)
             await done.wait()
-    return latencies
+    return latencies[warm_up:]  # in deposit order: one sender, one mailbox, fetched in order
 
 
 def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     relay: NodeProcess,
 ) -> None:
-    quiet = trio.run(honest_latencies, relay)
+    quiet = trio.run(honest_latencies, relay, QUIET_MESSAGES, WARM_UP)
     victim = bytes(MailboxId.derive(SigningKey.generate().public_key.to_bytes())).hex()
     attackers = {
         "disk fill (random mailboxes)": attack(
@@ -229,10 +236,10 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     during = trio.run(honest_latencies, relay)
     results = {name: outcome(process) for name, process in attackers.items()}
 
-    print(f"\nhonest deposit-to-receipt latency, {len(quiet)} messages at {HONEST_RATE:.0f}/s:")
+    print(f"\nhonest deposit-to-receipt latency at {HONEST_RATE:.0f}/s:")
     for name, figures in (("quiet", quiet), ("attack", during)):
         p50_ms, p99_ms = statistics.median(figures) * 1000, p99(figures) * 1000
-        print(f"  {name}: p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms")
+        print(f"  {name}: {len(figures)} messages, p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms")
     print(f"  ratio of p99s: {p99(during) / p99(quiet):.2f}")
     for name, result in results.items():
         print(f"  {name}: {result}")
@@ -294,6 +301,14 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     # the order of this machine's run-to-run jitter): every run of the present
     # relay met it; it catches a relay that collapses under the attack (the
     # relay before met it at load 3 to 4, not at 12 to 20).
+    # Session 15 (docs/rationale.md, "Where the rest of the tail went"): the
+    # worst stalls were full garbage collections (350 to 860 ms), gone since
+    # the node freezes its start-up heap; most of what is left is the disk
+    # (an honest commit: 1 ms of CPU, up to 300 ms of fsync under the
+    # attack). Quiet is now 400 deposits after 20 untimed ones. Interleaved
+    # runs at load 4.5 to 6.6: attack p99 221 to 351 ms before, 115 to 210 ms
+    # after; 3x of the same run's quiet p99 held in 2 of 6 runs after (1.6x
+    # to 14x), so the 100 ms floor stays (figures in docs/rationale.md).
     assert p99(during) <= 3 * max(p99(quiet), P99_FLOOR)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -100,10 +102,36 @@ def run(
         fallback=cfg.data_dir / "traces.jsonl",
     )
     tracing.install(traces)
+
+    # Told when the node is up (its errors reach _guard unwrapped, as before).
+    up = functools.partial(run_node, cfg, secret, task_status=_SettleWhenUp())
     try:
-        _guard(lambda: trio.run(run_node, cfg, secret))
+        _guard(lambda: trio.run(up))
     finally:
         traces.shutdown()  # flushes the spans still batched
+
+
+class _SettleWhenUp:
+    """The ``task_status`` of the node run by ``dchat-node run``: settles the heap once up."""
+
+    def started(self, value: object = None) -> None:
+        _settle_heap()
+
+
+def _settle_heap() -> None:
+    """Freeze what start-up built (modules, config, roles) out of the garbage collector's scans.
+
+    A full collection otherwise walks every object the process holds, some
+    180,000 for a relay once up: measured under a connection flood on a busy
+    2-core machine, such a pass stopped the relay's event loop and its
+    database worker together for 350 to 860 ms, the worst of its honest
+    latency. Frozen, a full pass walks only what came after start-up (some
+    30,000 objects under that flood). Only the process that runs the node
+    freezes: a node embedded in another program leaves that program's heap
+    alone.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @node_app.command("init")
