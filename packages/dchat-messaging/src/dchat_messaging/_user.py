@@ -739,6 +739,18 @@ class UserMessaging:
                     waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
 
+    def no_reply_blocks(self, sender: Identity | None, supply: int) -> bool:
+        """Whether :meth:`reply_blocks_wanted` is None for sure, known without the store.
+
+        True when no supply is asked, or the writing identity's engine holds
+        its onion mode in memory and it is off: the shell then sends without a
+        trip to the database worker first (a trip per message, on the hot path).
+        """
+        identity = sender or self.engines.primary_identity
+        if supply <= 0 or identity is None:
+            return True
+        return self.engines.onion_mode_known(identity.identity_id) is False
+
     def reply_blocks_wanted(
         self,
         peer: str,
