@@ -43,3 +43,37 @@ def test_local_engines_keep_the_mode_per_identity_even_before_an_engine_exists()
     engines.set_onion_mode(burner, True)
     assert engines.onion_mode(burner)
     assert store.get_state(f"msg.{burner}.onion") == b"\x01"  # where its engine will look
+
+
+def test_the_mode_known_in_memory_is_never_stale() -> None:
+    """What the node reads outside the store's worker (to skip a trip before a send)."""
+    net = EngineNet()
+    alice = net.person("alice")
+    alice.restart()  # a new engine: the mode is not read yet
+    assert alice.engine.onion_known is None  # unknown: the caller must read the store
+    assert not alice.engine.onion
+    assert alice.engine.onion_known is False
+    alice.engine.set_onion(True)
+    assert alice.engine.onion_known is True
+    try:
+        with alice.store.transaction():
+            alice.engine.set_onion(False)
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert alice.engine.onion_known is None  # never the rolled-back value
+    assert alice.engine.onion  # read again: still on
+
+
+def test_reply_blocks_are_skipped_without_a_read_only_when_onion_mode_is_known_off() -> None:
+    from dchat_testing import AgentNode
+
+    node = AgentNode("alice", {})
+    agent, me = node.agent, node.identity.identity_id
+    assert agent.no_reply_blocks(None, 0)  # no supply configured
+    agent.engines.set_onion_mode(me, True)
+    assert not agent.no_reply_blocks(None, 5)  # on: the worker decides what to build
+    agent.engines.set_onion_mode(me, False)
+    assert agent.no_reply_blocks(None, 5)  # known off
+    node.engine._onion = None  # as after a rollback: unknown
+    assert not agent.no_reply_blocks(None, 5)  # so the worker reads it

@@ -435,6 +435,15 @@ class MessagingEngine:
             self._onion = self._store.get_state(self._key("onion")) == b"\x01"
         return self._onion
 
+    @property
+    def onion_known(self) -> bool | None:
+        """:attr:`onion` if it is held in memory (None: reading it takes the store).
+
+        Safe to read outside the store's worker: a rolled-back change of the
+        mode resets it to None.
+        """
+        return self._onion
+
     def set_onion(self, on: bool) -> None:
         """Turn onion mode on or off for what this identity sends from now on."""
         self._store.put_state(self._key("onion"), b"\x01" if on else b"\x00")

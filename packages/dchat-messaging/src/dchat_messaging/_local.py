@@ -170,6 +170,11 @@ class LocalEngines:
             return engine.onion
         return self._store.get_state(f"msg.{identity}.onion") == b"\x01"
 
+    def onion_mode_known(self, identity: IdentityId) -> bool | None:
+        """:meth:`onion_mode` if known without reading the store (None: it must read)."""
+        engine = self._engines.get(identity)
+        return None if engine is None else engine.onion_known
+
     def set_onion_mode(self, identity: IdentityId, on: bool) -> None:
         """Turn ``identity``'s onion mode on or off (kept in the store, per identity)."""
         engine = self._engines.get(identity)

@@ -154,7 +154,9 @@ class Outbox:
         """
         until = now + max(0.0, retry_after) * self._rng.uniform(1.0, 1.25)
         relay = entries[0].relay
-        self._held[relay] = max(self._held.get(relay, until), until)
+        held = {relay: at for relay, at in self._held.items() if at > now}  # released: dropped
+        held[relay] = max(held.get(relay, until), until)
+        self._held = held  # one assignment: a reader beside this worker sees old or new
         self.busy_answers += 1
         with self._store.transaction():
             for entry in entries:
@@ -162,9 +164,14 @@ class Outbox:
         return until
 
     def held_for(self, now: float, longest: float) -> float:
-        """Seconds until the first held relay is released, at most ``longest``."""
-        self._held = {relay: until for relay, until in self._held.items() if until > now}
-        return min([longest, *(until - now for until in self._held.values())])
+        """Seconds until the first held relay is released, at most ``longest``.
+
+        Reads memory only (no store), so the shell calls it in its event loop
+        beside the store's worker: a trip to the worker for it, after each
+        delivery round, cost as much as the answer.
+        """
+        held = list(self._held.values())  # one C-level copy: safe beside the worker
+        return min([longest, *(until - now for until in held if until > now)])
 
     def oldest(self) -> float | None:
         """When the oldest queued envelope was queued (None: the outbox is empty)."""

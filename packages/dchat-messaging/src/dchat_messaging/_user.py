@@ -177,7 +177,7 @@ class Accepted:
     updates: list[ConversationUpdate] = field(default_factory=list)
     """Receipts, edits, deletes, reactions and typing applied (for the event stream)."""
     waiting: list[DeviceAddress] | None = None
-    """Receipts were queued (wake the outbox); these devices wait for a bundle."""
+    """Receipts went out or began to wait (wake the outbox); these devices wait for a bundle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,24 +580,28 @@ class UserMessaging:
     ) -> list[DeviceAddress] | None:
         """Answer new texts with one delivery receipt per sender (contacts only).
 
-        Returns the devices waiting for a bundle, or None if no receipt was queued.
+        Returns the devices waiting for a bundle, or None if the outbox need
+        not look: no receipt went out now and no sender's receipts started to
+        wait (texts joining receipts already held leave :meth:`receipts_due_at`
+        as it was, and the outbox already sleeps until then). Waking it for
+        each pushed batch cost the receiver two trips to the database a batch.
         """
         by_sender: dict[IdentityId, list[MessageId]] = {}
         for text in texts:
             if text.content.peer is None:  # not a copy of our own
                 by_sender.setdefault(text.sender, []).append(text.message_id)
-        waiting: list[DeviceAddress] | None = None
+        new_due = False  # a sender's receipts started to wait: a new due time
         for sender, ids in by_sender.items():
             if self.contacts.card_of(sender) is None:
                 continue  # a stranger learns nothing until the request is accepted
-            waiting = waiting or []  # not None: the shell re-reads receipts_due_at
             key = (engine.keys.identity, sender)  # (our identity, theirs)
+            new_due = new_due or key not in self._receipts_held
             held = self._receipts_held.setdefault(key, _HeldReceipts(engine, sender, []))
             held.ids.extend(ids)
             self._store.on_rollback(functools.partial(self._unhold, key, len(ids)))
-        if waiting is None:
-            return None
-        return waiting + self._send_receipts(now)
+        if not new_due:
+            return None  # held ones already due go out when the outbox timer fires
+        return self._send_receipts(now)
 
     def _unhold(self, key: tuple[IdentityId, IdentityId], count: int) -> None:
         held = self._receipts_held.get(key)
@@ -828,6 +832,18 @@ class UserMessaging:
                     gift = Content.control(MAILBOX_TAG_KIND, data, now_ms=int(now * 1000))
                     waiting += engines.send(main, card, gift, now=now, copies=False)
         return waiting
+
+    def no_reply_blocks(self, sender: Identity | None, supply: int) -> bool:
+        """Whether :meth:`reply_blocks_wanted` is None for sure, known without the store.
+
+        True when no supply is asked, or the writing identity's engine holds
+        its onion mode in memory and it is off: the shell then sends without a
+        trip to the database worker first (a trip per message, on the hot path).
+        """
+        identity = sender or self.engines.primary_identity
+        if supply <= 0 or identity is None:
+            return True
+        return self.engines.onion_mode_known(identity.identity_id) is False
 
     def reply_blocks_wanted(
         self,

@@ -139,8 +139,7 @@ class MailDelivery:
                     for batches in relay_deposits(due):
                         nursery.start_soon(self._deposit, batches)
             await self.keep_guards()  # onion guards picked or marked by these deposits
-            held = functools.partial(self.agent.outbox.held_for, longest=self._config.poll_interval)
-            wait = await self._store.run(held, self._clock.now())
+            wait = self.agent.outbox.held_for(self._clock.now(), self._config.poll_interval)
             if (at := self.agent.receipts_due_at()) is not None:
                 wait = min(wait, max(0.0, at - self._clock.now()))
             with trio.move_on_after(wait):

@@ -288,6 +288,8 @@ class UserService(MailDelivery):
         self, to: str, sender: Identity | None, sender_card: ContactCard | None
     ) -> None:
         """In onion mode, top ``to`` up with reply blocks into our mailbox (protocol §45)."""
+        if self.agent.no_reply_blocks(sender, self._config.reply_blocks):
+            return  # known without a trip to the worker (the usual case: onion mode off)
         wanted = functools.partial(self.agent.reply_blocks_wanted, now=self._clock.now())
         asked = await self.run(wanted, to, sender, sender_card, self._config.reply_blocks)
         if asked is not None:
