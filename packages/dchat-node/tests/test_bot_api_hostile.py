@@ -104,8 +104,8 @@ HOSTILE_BODIES = [
                  400, "Bad Request: latitude", id="nan"),
     pytest.param("getUpdates", {"params": {"offset": "99999999999999999999999"}}, 400,
                  "Bad Request: offset", id="offset-huge"),
-    pytest.param("getUpdates", {"params": {"offset": "-1"}}, 400, "Bad Request: offset",
-                 id="offset-negative"),
+    pytest.param("getUpdates", {"params": {"offset": "-101"}}, 400, "Bad Request: offset",
+                 id="offset-too-negative"),
     pytest.param("getUpdates", {"params": {"limit": "1000000"}}, 400, "Bad Request: limit",
                  id="limit-huge"),
     pytest.param("getUpdates", {"params": {"timeout": "3600"}}, 400, "Bad Request: timeout",
@@ -185,6 +185,24 @@ async def test_an_offset_past_every_update_confirms_them_all_but_hides_no_later_
     _incoming(node, FRIEND, "after")  # kept as given, the offset would hide this one forever
     later = (await api.get(f"/bot{token}/getUpdates")).json()["result"]
     assert [u["message"]["text"] for u in later] == ["after"]
+
+
+async def test_a_negative_offset_keeps_the_last_updates_and_forgets_the_rest(
+    api: httpx.AsyncClient, token: str, node: Node
+) -> None:
+    assert (await api.get(f"/bot{token}/getUpdates?offset=-1")).json()["result"] == []
+    for text in ("one", "two", "three"):
+        _incoming(node, FRIEND, text)
+    kept = (await api.get(f"/bot{token}/getUpdates", params={"offset": -2})).json()["result"]
+    assert [u["message"]["text"] for u in kept] == ["two", "three"]
+    # "one" is forgotten: a plain read starts at "two" (not confirmed yet).
+    again = (await api.get(f"/bot{token}/getUpdates")).json()["result"]
+    assert [u["message"]["text"] for u in again] == ["two", "three"]
+    last = (await api.get(f"/bot{token}/getUpdates", params={"offset": -1})).json()["result"]
+    assert [u["message"]["text"] for u in last] == ["three"]
+    _incoming(node, FRIEND, "four")
+    later = (await api.get(f"/bot{token}/getUpdates", params={"offset": -5})).json()["result"]
+    assert [u["message"]["text"] for u in later] == ["three", "four"]
 
 
 async def test_strangers_slots_are_freed_as_the_bot_takes_their_updates(

@@ -85,8 +85,12 @@ class GetUpdates:
 
 
 def parse_get_updates(params: Mapping[str, object]) -> GetUpdates:
-    """``offset`` (optional; not negative here), ``limit`` 1-100, ``timeout`` 0-50 s."""
-    offset = _int(params, "offset", -1, 0, MAX_OFFSET) if "offset" in params else None
+    """``offset`` (optional), ``limit`` 1-100, ``timeout`` 0-50 s.
+
+    A negative ``offset`` -N (N at most 100) asks, as in Telegram, for the last
+    N updates waiting, and forgets every update before them.
+    """
+    offset = _int(params, "offset", -1, -MAX_LIMIT, MAX_OFFSET) if "offset" in params else None
     limit = _int(params, "limit", MAX_LIMIT, 1, MAX_LIMIT)
     timeout = _int(params, "timeout", 0, 0, MAX_TIMEOUT)
     return GetUpdates(offset, limit, timeout)

@@ -37,6 +37,7 @@ import json
 import os
 import secrets
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from urllib.parse import parse_qsl
 
@@ -298,6 +299,9 @@ async def _params(request: Request) -> dict[str, object]:
     return params | decoded
 
 
+# A negative getUpdates offset reads the waiting updates forward, this many reads at most
+# (each up to ten pages of 100 events).
+_TAIL_READS = 1000
 _QUERY_UPDATES = {"bot_callback": callback_update, "bot_inline": inline_update}
 _Method: TypeAlias = "Callable[[BotBook, dict[str, object]], Awaitable[object]]"
 
@@ -358,9 +362,12 @@ class BotApi:
 
     async def _get_updates(self, book: BotBook, params: dict[str, object]) -> object:
         call = parse_get_updates(params)
-        # An offset past every update confirms them all, no more: kept as it came, it
-        # would hide the updates of the next events (the offset only moves forward).
-        offset = None if call.offset is None else min(call.offset, await self._feed.head() + 1)
+        if call.offset is not None and call.offset < 0:  # the last -offset updates
+            offset: int | None = await self._offset_from_end(book, -call.offset)
+        else:
+            # An offset past every update confirms them all, no more: kept as it came, it
+            # would hide the updates of the next events (the offset only moves forward).
+            offset = None if call.offset is None else min(call.offset, await self._feed.head() + 1)
         if offset is not None and offset > book.offset:
             await self._shelf.change(lambda b: b.confirm(offset))
         start = max(book.offset, offset or 0) - 1
@@ -378,6 +385,26 @@ class BotApi:
                 if updates:
                     return updates
         return []
+
+    async def _offset_from_end(self, book: BotBook, count: int) -> int:
+        """The offset that keeps only the last ``count`` updates waiting (Telegram's ``-count``).
+
+        Reads the waiting updates forward (at most ``_TAIL_READS`` reads of up to
+        ten event pages each); none waiting: the offset past every event.
+
+        Raises:
+            BotApiError: 400 if more updates wait than that bound lets us read.
+        """
+        tail: deque[int] = deque(maxlen=count)
+        after = book.offset - 1
+        for _ in range(_TAIL_READS):
+            read: list[dict[str, Any]] = []
+            updates, end = await self._read_updates(after, 100, read)
+            tail.extend(int(update["update_id"]) for update in updates)
+            if end or not read:
+                return tail[0] if tail else await self._feed.head() + 1
+            after = int(updates[-1]["update_id"]) if updates else int(read[-1]["cursor"])
+        raise BotApiError(400, "Bad Request: too many updates wait; confirm them with an offset")
 
     async def updates_after(
         self, after: int, limit: int, *, handed: bool = True
