@@ -193,6 +193,8 @@ async def test_a_negative_offset_keeps_the_last_updates_and_forgets_the_rest(
     assert (await api.get(f"/bot{token}/getUpdates?offset=-1")).json()["result"] == []
     for text in ("one", "two", "three"):
         _incoming(node, FRIEND, text)
+    unset = await api.post(f"/bot{token}/getUpdates", json={"offset": None})
+    assert [u["message"]["text"] for u in unset.json()["result"]] == ["one", "two", "three"]
     kept = (await api.get(f"/bot{token}/getUpdates", params={"offset": -2})).json()["result"]
     assert [u["message"]["text"] for u in kept] == ["two", "three"]
     # "one" is forgotten: a plain read starts at "two" (not confirmed yet).

@@ -90,7 +90,8 @@ def parse_get_updates(params: Mapping[str, object]) -> GetUpdates:
     A negative ``offset`` -N (N at most 100) asks, as in Telegram, for the last
     N updates waiting, and forgets every update before them.
     """
-    offset = _int(params, "offset", -1, -MAX_LIMIT, MAX_OFFSET) if "offset" in params else None
+    given = params.get("offset") is not None  # a null offset is no offset
+    offset = _int(params, "offset", 0, -MAX_LIMIT, MAX_OFFSET) if given else None
     limit = _int(params, "limit", MAX_LIMIT, 1, MAX_LIMIT)
     timeout = _int(params, "timeout", 0, 0, MAX_TIMEOUT)
     return GetUpdates(offset, limit, timeout)
