@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from dchat_core import IdentityId
 from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocument
 from dchat_identity.lowlevel import (
@@ -66,6 +68,9 @@ class DocumentService:
     def __init__(self, user: UserService) -> None:
         self._user = user
         self._rotation: list[_RotationCallback] = []
+        # One contact document at a time: versions arriving through two links at once
+        # would each extend the chain both found, and the later would be refused.
+        self._following = trio.Lock()
         user.agent.on_control(LOOKUP_KIND, self._lookup_received)
         user.agent.on_control(HEAD_KIND, self._head_received)
         for kind in (DOCUMENT_KIND, PEER_KIND):
@@ -225,21 +230,22 @@ class DocumentService:
     async def _follow_peer(
         self, route: str, data: bytes, sender: IdentityId, card: ContactCard | None
     ) -> None:
-        doc = IdentityDocument.from_bytes(data)
-        trust = DocumentTrust(
-            self._user.directory.own_identity, linked=self._user.engines.linked is not None
-        )
-        step = trust.accept(
-            route, await self.peer_chain(doc.subject), doc, sender=sender, card=card,
-            now=self._user.now(),
-        )  # fmt: skip
-        if step is None:
-            return
-        if step.rotated_from is not None and card is not None:
-            for callback in self._rotation:
-                await callback(step.chain, step.rotated_from, card)
-        await self._user.state_put(_PEER + str(doc.subject), step.chain.to_bytes())
-        self._user.directory.set_chain(step.chain)
-        _log.info("accepted an identity document", extra={"seq": doc.seq})
-        if step.forward:
-            await self._user.send_to_own_devices(PEER_KIND, data)
+        async with self._following:
+            doc = IdentityDocument.from_bytes(data)
+            trust = DocumentTrust(
+                self._user.directory.own_identity, linked=self._user.engines.linked is not None
+            )
+            step = trust.accept(
+                route, await self.peer_chain(doc.subject), doc, sender=sender, card=card,
+                now=self._user.now(),
+            )  # fmt: skip
+            if step is None:
+                return
+            if step.rotated_from is not None and card is not None:
+                for callback in self._rotation:
+                    await callback(step.chain, step.rotated_from, card)
+            await self._user.state_put(_PEER + str(doc.subject), step.chain.to_bytes())
+            self._user.directory.set_chain(step.chain)
+            _log.info("accepted an identity document", extra={"seq": doc.seq})
+            if step.forward:
+                await self._user.send_to_own_devices(PEER_KIND, data)
