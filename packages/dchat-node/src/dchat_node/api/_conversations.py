@@ -212,6 +212,7 @@ def add_conversation_routes(app: FastAPI, node: Node, auth: list[Depends]) -> No
         u = user()
         entry = await u.run(u.agent.remove_contact, name)  # its put token revoked too
         u.agent.tags.notify()  # its tags' links come back without their tokens
+        u.put_auth_changed(u.identity)  # and the relays forget its token now, not at the next sync
         return {"removed": entry.name, "identity_id": entry.identity_id}
 
     @app.patch("/v1/contacts/{name}", dependencies=auth)

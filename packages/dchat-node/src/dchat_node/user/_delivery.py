@@ -200,6 +200,13 @@ class MailDelivery:
                 with trio.move_on_after(self.agent.tags_change_in(self._clock.now())):
                     await self._wake_links.wait()  # or the rotating tags move on
 
+    def put_auth_changed(self, identity: Identity) -> None:
+        """Tokens were revoked: reopen ``identity``'s mailbox links (they register on connect)."""
+        mailbox = bytes(self.engines.for_identity(identity).keys.mailbox)
+        for key in [key for key, link in self.links.items() if link.mailbox == mailbox]:
+            self.links.pop(key).stop()  # unacknowledged mail is pushed again, and deduplicated
+        self._wake_links.set()
+
     def _reconcile(self, nursery: trio.Nursery) -> None:
         """Start a link for each mailbox and home relay that has none; stop the unwanted ones."""
         wanted = self.agent.mailbox_links(self._config.home_relays, now=self._clock.now())

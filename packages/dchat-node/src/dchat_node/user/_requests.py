@@ -106,6 +106,7 @@ class RequestService:
         identity = IdentityId.parse(who)
         requested = await self._store.run(self._user.agent.block, identity)  # token, tags revoked
         self._user.agent.tags.notify()  # its tags' links stop
+        self._user.put_auth_changed(self._user.identity)  # its token leaves the relays now
         if not requested:
             return 0
         deleted = await self._store.run(self._user.book.delete_messages, who)
