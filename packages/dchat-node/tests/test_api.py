@@ -94,6 +94,15 @@ def test_invalid_bodies_get_422_with_the_error_shape(
     assert response.json()["error"]["code"] == "invalid_request"
 
 
+def test_a_cursor_past_sqlites_integers_is_a_422_not_a_500(user: NodeProcess) -> None:
+    # Schemathesis found it (CI run 13): ``before`` went to SQLite unbounded.
+    token = user.info["token"]
+    for path in ("/v1/search?q=x&before=9223372036854775808", "/v1/messages?before=" + "9" * 30):
+        response = _raw(user, "GET", path, token)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_request"
+
+
 def test_non_json_body_is_rejected(user: NodeProcess) -> None:
     response = _raw(user, "POST", "/v1/identity", user.info["token"], content=b"\xff\x00{")
     assert response.status_code == 422

@@ -54,6 +54,7 @@ from dchat_messaging.webhooks import (
 from dchat_storage import CursorExpiredError
 
 from .._errors import NodeStateError
+from ._messages import MAX_CURSOR
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -391,7 +392,9 @@ class SetWebhookBody(_Strict):
 
 
 class RetryDead(_Strict):
-    update_ids: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, max_length=1000)
+    update_ids: list[Annotated[int, Field(ge=0, le=MAX_CURSOR)]] | None = Field(
+        default=None, max_length=1000
+    )
 
 
 def _refused(exc: BotApiError) -> NodeStateError:

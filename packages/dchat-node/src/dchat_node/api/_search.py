@@ -20,7 +20,7 @@ from fastapi import Query
 from dchat_messaging.lowlevel import MAX_SEARCH_LIMIT
 from dchat_storage.lowlevel import MAX_QUERY_CHARS
 
-from ._messages import message_json
+from ._messages import Cursor, message_json
 from ._roles import user_role
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def add_search_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
         peer: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT)] = 20,
-        before: Annotated[int | None, Query(ge=0)] = None,
+        before: Cursor = None,  # at most 2**63 - 1 (SQLite's integers)
     ) -> dict[str, Any]:
         u = user_role(node).user
         find = functools.partial(u.agent.search.page, peer=peer, limit=limit, before=before)
