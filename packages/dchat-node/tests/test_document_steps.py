@@ -17,7 +17,7 @@ import trio.testing
 from dchat_core import DchatError
 from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocument
 from dchat_identity.lowlevel import DOCUMENT_KIND
-from dchat_node.user._documents import _PEER, DocumentService
+from dchat_node.user._documents import _OWN, _PEER, DocumentService
 
 NOW = 1_800_000_000.0
 
@@ -88,3 +88,55 @@ def test_two_versions_arriving_at_once_both_extend_the_chain() -> None:
     assert refused == []
     stored = DocumentChain.from_bytes(user.blobs[_PEER + str(bob.identity_id)])
     assert stored.head.seq == v3.seq
+
+
+class PublishingUser(GatedUser):
+    """A user with an identity and no contacts, for our own document's steps."""
+
+    def __init__(self, identity: Identity) -> None:
+        super().__init__()
+        self.identity = identity
+        self.book = types.SimpleNamespace(announced=lambda: [])
+        self.directory = types.SimpleNamespace(set_chain=lambda chain, own: None)
+        self.engines = types.SimpleNamespace(set_document=lambda doc: None)
+
+    async def state_get(self, key: str) -> bytes | None:
+        found = self.blobs.get(key)  # read before waiting: the second step reads the same
+        self._reads += 1
+        if self._reads == 1:
+            await self.gate.wait()
+        return found
+
+    async def run(self, step: Any, *args: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        return step(*args)
+
+
+def test_two_publishes_at_once_make_two_versions_keeping_both_changes() -> None:
+    """Without the lock both signed a version 2 (a fork sent to contacts), one change lost."""
+    alice = Identity.generate()
+    user = PublishingUser(alice)
+    first = DocumentChain(
+        IdentityDocument.genesis(alice.signing_key, alice.encryption_key.public_key, now=NOW),
+        now=NOW,
+    )
+    user.blobs[_OWN] = first.to_bytes()
+    service = DocumentService(user)  # type: ignore[arg-type]
+    published: list[IdentityDocument] = []
+
+    async def both() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: publish(profile=b"\x01" * 32))
+            await trio.testing.wait_all_tasks_blocked()  # the first is reading our chain
+            nursery.start_soon(lambda: publish(guardians=b"\x02" * 32))
+            await trio.testing.wait_all_tasks_blocked()
+            user.gate.set()
+
+    async def publish(**changes: Any) -> None:
+        published.append(await service.publish(**changes))
+
+    trio.run(both)
+    assert sorted(doc.seq for doc in published) == [2, 3]
+    head = DocumentChain.from_bytes(user.blobs[_OWN]).head
+    assert head.seq == 3
+    assert (head.profile, head.guardians) == (b"\x01" * 32, b"\x02" * 32)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from dchat_identity import ContactCard, DocumentChain, IdentityDocument
 from dchat_identity.lowlevel import (
     DocumentTrust,
@@ -27,7 +29,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import load
+from ._guardian_state import load, one_step_at_a_time
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -52,6 +54,7 @@ class DeviceService:
         self._user, self._documents = user, documents
         self._local: LocalDevice | None = None
         self._hooks: list[Callable[[IdentityDocument, bool], Awaitable[None]]] = []
+        self._steps = trio.Lock()  # device-list edits read the list, then publish: one at a time
 
     def on_change(self, hook: Callable[[IdentityDocument, bool], Awaitable[None]]) -> None:
         """Call ``hook(new_document, rekeyed)`` after the device list changes."""
@@ -120,6 +123,7 @@ class DeviceService:
 
     # -- primary: certify and revoke ---------------------------------------------
 
+    @one_step_at_a_time
     async def add_device(self, cert: DeviceCertificate, facts: dict[str, str]) -> IdentityDocument:
         """Publish a document listing ``cert`` and remember its attested facts."""
         self._identity_key()
@@ -131,6 +135,7 @@ class DeviceService:
         await self._documents.share_with_own_devices()
         return doc
 
+    @one_step_at_a_time
     async def revoke(self, which: str) -> DeviceCertificate:
         """Revoke the device named ``which`` (its name, or a prefix of its key in hex)."""
         key = self._identity_key()
@@ -166,9 +171,10 @@ class DeviceService:
 
     async def accept_document(self, data: bytes) -> None:
         """A linked device learns the next document version (a known one changes nothing)."""
-        chain = await self._documents.own_chain()
-        if DocumentTrust.follow_own(chain, data, now=self._user.now()) is not None:
-            await self._documents.replace_own(chain)
+        async with self._documents.own_steps:  # versions may arrive through two links at once
+            chain = await self._documents.own_chain()
+            if DocumentTrust.follow_own(chain, data, now=self._user.now()) is not None:
+                await self._documents.replace_own(chain)
 
     async def accept_rekey(self, moved: LocalDevice | None) -> None:
         """Move a linked device to a newer sync epoch (``None``: it was not newer)."""

@@ -71,6 +71,8 @@ class DocumentService:
         # One contact document at a time: versions arriving through two links at once
         # would each extend the chain both found, and the later would be refused.
         self._following = trio.Lock()
+        # Our own chain likewise (two publishes at once would sign two different next versions).
+        self.own_steps = trio.Lock()
         user.agent.on_control(LOOKUP_KIND, self._lookup_received)
         user.agent.on_control(HEAD_KIND, self._head_received)
         for kind in (DOCUMENT_KIND, PEER_KIND):
@@ -128,13 +130,14 @@ class DocumentService:
         ``signer`` is the identity signing it (default ours); it differs only
         for a recovery, whose ``changes`` then carry the certificate.
         """
-        chain = await self.own_chain()
-        identity = signer if signer is not None else self._user.identity
-        doc = DocumentTrust.next_version(
-            chain, identity.signing_key, now=self._user.now(), **changes
-        )
-        await self._user.state_put(_OWN, chain.to_bytes())
-        self._follow_own(chain)
+        async with self.own_steps:
+            chain = await self.own_chain()
+            identity = signer if signer is not None else self._user.identity
+            doc = DocumentTrust.next_version(
+                chain, identity.signing_key, now=self._user.now(), **changes
+            )
+            await self._user.state_put(_OWN, chain.to_bytes())
+            self._follow_own(chain)
         await self.announce(doc, sender=identity)
         return doc
 

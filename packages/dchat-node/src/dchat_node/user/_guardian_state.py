@@ -12,13 +12,18 @@ and the burner service keep their state this way). :func:`state_errors`
 turns the agents' :class:`RecoveryStateError` into the node's
 :class:`NodeStateError` with the same code (``corrupt_state``,
 ``not_found``, ...), which the API maps to HTTP; :func:`check_main` keeps
-burners out of guardian business.
+burners out of guardian business. :func:`one_step_at_a_time` runs a shell's
+steps under its ``_steps`` lock: a step loads state, changes it and stores it
+back across awaits, and two at once (messages through two mailbox links, an
+API call beside a message) would each start from the same state, the later
+write undoing the earlier.
 """
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 from dchat_identity.lowlevel import (
     RecoveryStateError,
@@ -30,7 +35,9 @@ from dchat_identity.lowlevel import (
 from .._errors import NodeStateError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+
+    import trio
 
     from dchat_core import MailboxId
     from dchat_identity import Identity
@@ -38,11 +45,13 @@ if TYPE_CHECKING:
 
     from ._service import UserService
 
+
 __all__ = (
     "check_main",
     "commit",
     "load",
     "load_map",
+    "one_step_at_a_time",
     "queue_sealed",
     "send_all",
     "state_errors",
@@ -104,3 +113,25 @@ async def load_map(user: UserService, key: str) -> EntryMap:
 async def store_map(user: UserService, key: str, value: EntryMap) -> None:
     """Durably replace the map under ``key``."""
     await user.state_put(key, encode_map(value))
+
+
+class _Stepped(Protocol):
+    _steps: trio.Lock
+
+
+_S = TypeVar("_S", bound=_Stepped)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def one_step_at_a_time(
+    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
+) -> Callable[Concatenate[_S, _P], Awaitable[_R]]:
+    """Run ``method`` under its service's ``_steps`` lock (see the module's text)."""
+
+    @functools.wraps(method)
+    async def serialized(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        async with self._steps:
+            return await method(self, *args, **kwargs)
+
+    return serialized

@@ -22,9 +22,8 @@ and recovery secrets are never logged.
 
 from __future__ import annotations
 
-import functools
 import logging
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -42,10 +41,10 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import check_main, commit, send_all, state_errors
+from ._guardian_state import check_main, commit, one_step_at_a_time, send_all, state_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Callable, Iterable
 
     from dchat_identity import ContactCard, DocumentChain, Identity, IdentityDocument, RecoveryVeto
     from dchat_messaging import MessageReceived as OpenedMessage
@@ -59,29 +58,6 @@ _log = logging.getLogger("dchat.guardians")
 _rlog = logging.getLogger("dchat.recovery")
 if TYPE_CHECKING:
     _Wanted = Callable[[GuardianAgent], Iterable[IdentityId]]
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_S = TypeVar("_S", "RecoveryService", "GuardianService")
-
-
-def _one_step_at_a_time(
-    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
-) -> Callable[Concatenate[_S, _P], Awaitable[_R]]:
-    """Run ``method`` under the services' shared lock.
-
-    A step loads the agent's stored maps, changes them and stores them back
-    across awaits. Two steps at once (control messages from two guardians
-    reach us through two mailbox links; an API call beside a message) would
-    each start from the same stored state and the later write would undo the
-    earlier: two recovery requests for one recovery, a lost approval.
-    """
-
-    @functools.wraps(method)
-    async def serialized(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        async with self._steps:
-            return await method(self, *args, **kwargs)
-
-    return serialized
 
 
 class RecoveryService:
@@ -99,7 +75,7 @@ class RecoveryService:
         with state_errors():
             return RecoveryAgent(stored)
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def start(
         self, subject: IdentityId, guardians: list[str], *, lock: float, name: str | None
     ) -> dict[str, Any]:
@@ -117,7 +93,7 @@ class RecoveryService:
         await commit(self._user, agent.changes(), lookups)
         return await self.status()
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def _info_received(self, message: OpenedMessage, identity: Identity) -> None:
         check_main(self._user, identity)
         agent = await self._agent()
@@ -128,7 +104,7 @@ class RecoveryService:
             await commit(self._user, agent.changes(), requests)
             _rlog.info("recovery request sent to the guardians")
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def _approval_received(self, message: OpenedMessage, identity: Identity) -> None:
         check_main(self._user, identity)
         agent = await self._agent()
@@ -148,7 +124,7 @@ class RecoveryService:
             _rlog.warning("the identity's current key vetoed this recovery")
         return True
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def finish(self) -> dict[str, Any]:
         """Complete the recovery (after the lock, with M approvals); announce it."""
         if not self._user.has_identity:  # the identity is made when a recovery starts
@@ -194,7 +170,7 @@ class GuardianService:
 
     # -- owner ---------------------------------------------------------------------
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def setup(self, names: list[str], threshold: int) -> dict[str, Any]:
         """Make the contacts ``names`` our guardians, ``threshold`` of them needed."""
         guardians = [
@@ -215,7 +191,7 @@ class GuardianService:
         with state_errors():
             return (await self._agent()).describe()
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def veto(self, request_id: str) -> dict[str, Any]:
         """Refuse a recovery request with the current key (before its time lock ends)."""
         if not self._user.has_identity:  # alerts come only to an identity
@@ -229,7 +205,7 @@ class GuardianService:
 
     # -- guardian --------------------------------------------------------------------
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def _received(self, message: OpenedMessage, identity: Identity) -> None:
         """A guardian control message to our identity: one agent step."""
         check_main(self._user, identity)
@@ -254,7 +230,7 @@ class GuardianService:
         with state_errors():
             return (await self._agent()).requests()
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def approve(self, request_id: str) -> dict[str, Any]:
         """Approve a request: sign it and release our share to its new key.
 
@@ -273,7 +249,7 @@ class GuardianService:
 
     # -- contact ---------------------------------------------------------------------
 
-    @_one_step_at_a_time
+    @one_step_at_a_time
     async def _contact_rotated(
         self, chain: DocumentChain, previous: IdentityDocument, card: ContactCard
     ) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from dchat_core import IdentityId
 from dchat_identity import ContactCard, MalformedRecordError, Profile
 from dchat_identity.lowlevel import (
@@ -26,7 +28,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
-from ._guardian_state import load
+from ._guardian_state import load, one_step_at_a_time
 
 if TYPE_CHECKING:
     from dchat_identity import Visibility
@@ -49,6 +51,7 @@ class ProfileService:
     def __init__(self, user: UserService, documents: DocumentService, sync: SyncService) -> None:
         self._user, self._documents, self._sync = user, documents, sync
         self._agent = ProfileAgent()
+        self._steps = trio.Lock()  # two sets at once would each revise the stored profile
         user.agent.on_control(PROFILE_REQUEST_KIND, self._on_request)
         user.agent.on_control(PROFILE_VIEW_KIND, self._on_view)
 
@@ -56,6 +59,7 @@ class ProfileService:
         key = self._user.identity.signing_key.public_key
         return await load(self._user, _OWN, lambda stored: Profile.from_bytes(stored, key))
 
+    @one_step_at_a_time
     async def set(self, changes: dict[str, str], visibility: Visibility) -> dict[str, Any]:
         """Set ``changes`` (field -> value) with ``visibility``, sign, publish, sync."""
         identity = self._user.identity
