@@ -3,11 +3,7 @@
 One relay, the owner, a contact, five guardians, a thief and the owner's new
 node, all real processes. The thief's attempt is vetoed by the owner's
 device; then the owner loses every device and recovers on a new node; the
-contact follows the new key and refuses the old one. A four-validator chat
-chain runs beside them: the owner's guardian set goes on it, the approving
-guardians put the recovery on it, and the new node executes it, so the
-chain's identity record holds the new key and the old key speaks for no one
-(protocol §49-recochain).
+contact follows the new key and refuses the old one.
 """
 
 from __future__ import annotations
@@ -17,13 +13,11 @@ import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dchat_chain.lowlevel import NetPlan
 from dchat_core import DecodeLimits, IdentityId, canonical_decode
-from dchat_crypto import KdfParams, PrivateKey, seal
+from dchat_crypto import PrivateKey, seal
 from dchat_identity import ContactCard, Identity, RecoveryRequest, approve_recovery
 from dchat_identity.lowlevel import (
     ApprovalMessage,
@@ -35,10 +29,8 @@ from dchat_identity.lowlevel import (
 from dchat_messaging import Content
 from dchat_node import NodeProcess
 from dchat_node.cli import app
-from dchat_node.cli._testnet import init_testnet
 from dchat_sdk import ApiError, RemoteClient
 from dchat_storage import open_database
-from dchat_testing import running_validators
 from dchat_testing.pytest_plugin import PASSPHRASE
 
 if TYPE_CHECKING:
@@ -59,41 +51,14 @@ def _dchat(node: NodeProcess, *args: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def chat_chain(tmp_path: Path) -> Iterator[Path]:
-    """A four-validator chat chain (cheap work, no chain time lock); validator 0's directory."""
-    out = tmp_path / "chain"
-    plan = NetPlan(
-        validators=4, accounts=0, chain="chat", pow_bits=4, handle_pow_bits=4, recovery_delay_ms=0
-    )
-    summary = init_testnet(
-        out, plan, PASSPHRASE.encode(), kdf=KdfParams.TESTING, block_interval=0.2
-    )
-    with running_validators(out, summary, PASSPHRASE):
-        yield out / "validator-0"
-
-
-def _on_chain(chain: Path, key: str) -> Any:
-    """The chat chain's value at state ``key`` (hex), straight from the validator."""
-    info = json.loads((chain / "api.json").read_text())
-    headers = {"Authorization": f"Bearer {info['token']}"}
-    answer = httpx.get(f"{info['url']}/v1/chain/state/{key}", headers=headers, timeout=10)
-    value = answer.json()["value"]
-    return None if value is None else canonical_decode(bytes.fromhex(value))
-
-
-@pytest.fixture
-def start_user(
-    tmp_path: Path, relay: NodeProcess, chat_chain: Path
-) -> Iterator[Callable[[str], NodeProcess]]:
+def start_user(tmp_path: Path, relay: NodeProcess) -> Iterator[Callable[[str], NodeProcess]]:
     started: list[NodeProcess] = []
 
     def start(name: str) -> NodeProcess:
         data = tmp_path / name
         data.mkdir()
-        # A short guardian policy, so the test's time locks are accepted; the chat chain.
-        (data / "dchat.toml").write_text(
-            f'[node]\nguardian_min_lock = 2.0\nchat_node = "{chat_chain}"\n'
-        )
+        # A short guardian policy, so the test's time locks are accepted.
+        (data / "dchat.toml").write_text("[node]\nguardian_min_lock = 2.0\n")
         node = NodeProcess(
             data, "user", passphrase=PASSPHRASE, relay=relay.info["link"], poll_interval=0.2
         )
@@ -134,7 +99,6 @@ def _request_at(client: RemoteClient, request_id: str) -> dict[str, Any] | None:
 @pytest.mark.slow
 def test_recovery_through_three_of_five_guardians(
     start_user: Callable[[str], NodeProcess],
-    chat_chain: Path,
     relay: NodeProcess,
     deposit: Callable[[SealedEnvelope], None],
     crafted: Callable[[Identity, ContactCard, str, bytes], SealedEnvelope],
@@ -165,11 +129,6 @@ def test_recovery_through_three_of_five_guardians(
         )
         wait_until(lambda: all(g.peer_document(alice_id)["seq"] == 2 for g in gs))
         assert gs[0].request("GET", "/v1/guardians/held")["held"][0]["subject"] == alice_id
-        # ... and on the chat chain: Alice's identity registered with the set.
-        wait_until(lambda: a.request("GET", "/v1/guardians")["chain"]["state"] == "done")
-        alice_hex = bytes(IdentityId.parse(alice_id)).hex()
-        record = _on_chain(chat_chain, (b"id/".hex() + alice_hex))
-        assert (len(record["g"]), record["th"]) == (5, 3)
 
         # A thief asks the guardians for Alice's identity; Alice's phone still works and vetoes.
         mallory = start_user("mallory")
@@ -196,7 +155,6 @@ def test_recovery_through_three_of_five_guardians(
         mallory.kill()
 
         # Alice loses every device. On a new node she names her guardians again.
-        old_key = ContactCard.from_text(a.card()).identity_key.to_bytes()
         alice.kill()
         alice2 = start_user("alice-new")
         a2 = stack.enter_context(alice2.client())
@@ -240,9 +198,6 @@ def test_recovery_through_three_of_five_guardians(
         # state and one was lost (the shells now take one step at a time,
         # test_guardian_steps.py); the longer wait stays for a loaded machine.
         wait_until(lambda: a2.request("GET", "/v1/recovery")["approvals"] == 2, timeout=60)
-        # Both approvals are on the chain too (each guardian registered on the way).
-        wait_until(lambda: _on_chain(chat_chain, b"rec/".hex() + alice_hex) is not None)
-        wait_until(lambda: len(_on_chain(chat_chain, b"rec/".hex() + alice_hex)["ok"]) == 2)
         wait_until(lambda: time.time() >= status["not_before"] + 0.2)
         with pytest.raises(ApiError) as short:
             a2.request("POST", "/v1/recovery/finish")
@@ -287,13 +242,6 @@ def test_recovery_through_three_of_five_guardians(
         doc = a2.document()
         assert (doc["subject"], doc["seq"], doc["recovered"]) == (alice_id, 3, True)
         assert doc["identity_key"] == a2_card.identity_key.to_bytes().hex()
-        # The new node executes the recovery on the chain: the record holds the new key,
-        # the old key speaks for no one there.
-        wait_until(lambda: a2.request("GET", "/v1/recovery")["chain"]["state"] == "done")
-        new_key = a2_card.identity_key.to_bytes()
-        assert _on_chain(chat_chain, b"id/".hex() + alice_hex)["key"] == new_key
-        assert _on_chain(chat_chain, (b"idkey/" + new_key).hex()) == bytes.fromhex(alice_hex)
-        assert _on_chain(chat_chain, (b"idkey/" + old_key).hex()) is None
 
         # Bob, whom Alice adds again, follows the new key: same contact, new card.
         a2.add_contact("bob", b.card())

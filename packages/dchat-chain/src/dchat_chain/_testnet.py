@@ -52,7 +52,6 @@ class NetPlan:
     chain: str = "currency"  # the application the validators run
     pow_bits: int = 20  # chat chain: proof-of-work bits an identity registration costs
     handle_pow_bits: int = 22  # chat chain: the base work of a public handle
-    recovery_delay_ms: int | None = None  # chat chain: a guardian recovery's time lock (default)
 
     def check(self) -> None:
         """Refuse sizes out of range and unknown chains (before any key is made).
@@ -176,10 +175,7 @@ def _handle_param(plan: NetPlan) -> dict[str, int]:
     # Named only when it differs from the chain's default, so the genesis bytes of
     # the plans made before handles existed stay what they were.
     default = CHAT_PARAMS["handle_pow_bits"][0]
-    params = {} if plan.handle_pow_bits == default else {"handle_pow_bits": plan.handle_pow_bits}
-    if plan.recovery_delay_ms is not None:
-        params["recovery_delay_ms"] = plan.recovery_delay_ms
-    return params
+    return {} if plan.handle_pow_bits == default else {"handle_pow_bits": plan.handle_pow_bits}
 
 
 def _chat_genesis(plan: NetPlan, vals: list[ValidatorKeys], accts: list[bytes]) -> bytes:

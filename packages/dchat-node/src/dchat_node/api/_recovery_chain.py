@@ -39,7 +39,10 @@ from ._roles import user_role
 if TYPE_CHECKING:
     from typing import Literal
 
+    from dchat_chain.lowlevel import ChainStep
+
     from .._runtime import Node
+    from ..user._documents import DocumentService
     from ..user._service import UserService
 
 __all__ = ("RecoveryChainDesk",)
@@ -62,10 +65,10 @@ def request_task(row: dict[str, Any], role: Literal["approval", "veto"]) -> Reco
 class RecoveryChainDesk:
     """The chain side of guardian recovery (see the module docstring)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, chain: ChainLink | None = None) -> None:
         self._node = node
         config = node.config
-        self._chain = ChainLink(
+        self._chain = chain or ChainLink(
             node, "chat", lambda: (config.chat_node, config.chat_genesis), "recovery_refused"
         )
         self._wake = trio.Event()
@@ -117,7 +120,11 @@ class RecoveryChainDesk:
 
     async def round(self) -> None:
         """One pass over the due tasks."""
-        u = user_role(self._node).user
+        role = user_role(self._node)
+        await self.step(role.user, role.documents)
+
+    async def step(self, u: UserService, documents: DocumentService) -> None:
+        """One pass over ``u``'s due tasks (``documents`` gives a registration's document)."""
         if not u.has_identity:
             return
         async with self._lock:
@@ -126,7 +133,7 @@ class RecoveryChainDesk:
             try:
                 for task in book.due(tasks, _ms(u)):
                     try:
-                        step = await self._attempt(u, task)
+                        step = await self._attempt(u, documents, task)
                     except NodeStateError as exc:
                         book.failed(task, exc.code, str(exc), _ms(u))
                     except DchatError as exc:  # a light-client refusal of an answer
@@ -138,7 +145,9 @@ class RecoveryChainDesk:
                 if book.changed:
                     await u.state_put(BOOK, book.to_bytes())
 
-    async def _attempt(self, u: UserService, task: RecoveryTask) -> Any:
+    async def _attempt(
+        self, u: UserService, documents: DocumentService, task: RecoveryTask
+    ) -> ChainStep:
         planner = RecoveryChain(u.identity.signing_key, self._chain.genesis())
         values: dict[bytes, bytes | None] = {}
         while keys := planner.missing(task, values):
@@ -150,7 +159,7 @@ class RecoveryChainDesk:
         nonce, now_ms = int(account.get("next_nonce", 0)), _ms(u)
         document = b""
         if task.role in ("guardians", "approval"):  # a registration records its hash
-            document = (await user_role(self._node).documents.head()).to_bytes()
+            document = (await documents.head()).to_bytes()
         step = await trio.to_thread.run_sync(
             lambda: planner.plan(task, values, nonce=nonce, now_ms=now_ms, document=document)
         )
