@@ -88,6 +88,7 @@ class Driver:
         self.book = RecoveryChainBook()
         self.reader = LightReader.restore(None, net.chain.genesis)
         self.clock: int | None = None  # None: the chain's block time
+        self.height = 0
 
     @property
     def now_ms(self) -> int:
@@ -97,7 +98,7 @@ class Driver:
         read = self.reader.read(f"/v1/chain/state/{key.hex()}", key)
         while (path := read.next_request()) is not None:
             read.receive(self.net.chain.fetch(path))
-        value: bytes | None = read.result()[1]
+        _, value, self.height = read.result()
         return value
 
     def step(self, task: RecoveryTask) -> ChainStep:
@@ -105,7 +106,11 @@ class Driver:
         while keys := self.planner.missing(task, values):
             values.update((key, self.read(key)) for key in keys)
         nonce = self.net.nonce(_pk(self.who))
-        step = self.planner.plan(task, values, nonce=nonce, now_ms=self.now_ms, document=b"doc")
+        card = ContactCard.issue(self.who, name="me", relay="127.0.0.1:7001").to_bytes()
+        step = self.planner.plan(
+            task, values, nonce=nonce, now_ms=self.now_ms, document=b"doc", card=card,
+            height=self.height,
+        )  # fmt: skip
         for tx in step.txs:
             assert self.net.submit(tx) == 0, step
         self.book.stepped(task, step, self.now_ms)
@@ -174,7 +179,7 @@ def test_a_recovery_moves_the_identity_on_the_chain(net: Net) -> None:
     assert new.states(_execution()) == ["approving"]
     assert new.step(_execution()).detail == "1 of 2 guardians approved on the chain"
     assert Driver(net, G2).states(_approval()) == ["approving", "done"]  # registered on the way
-    assert new.states(_execution()) == ["executing", "done"]
+    assert new.states(_execution()) == ["executing", "renewing_handle", "done"]
 
     assert net.identity_key(OWNER) == _pk(NEW)
     assert net.value(b"idkey/" + _pk(OWNER)) is None  # the lost key speaks for no one
@@ -184,7 +189,8 @@ def test_a_recovery_moves_the_identity_on_the_chain(net: Net) -> None:
         lookup.receive(_handle_answer(net, path))
     record = lookup.result()
     assert record is not None
-    assert (record.key, record.card_current) == (_pk(NEW), False)  # by proof: the new key
+    assert (record.key, record.card_current) == (_pk(NEW), True)  # by proof: the new key
+    assert ContactCard.from_bytes(record.card).relays == ("127.0.0.1:7001",)  # its card
     # The old key can no longer act for the identity (e.g. point its prekeys elsewhere).
     stale = Transaction.create(
         OWNER.signing_key, chain_id="chat", nonce=net.nonce(_pk(OWNER)), fee=0,
@@ -274,6 +280,7 @@ def test_malformed_answers_and_wrong_calls_are_typed(net: Net) -> None:
     values: dict[bytes, bytes | None] = {
         b"id/" + _id(OWNER): canonical_encode({"key": 5}),
         b"rec/" + _id(OWNER): None,
+        b"hid/" + _id(OWNER): None,
     }
     with pytest.raises(ChainAnswerError):
         planner.plan(task, values, nonce=0, now_ms=0)

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from dchat_chain import ChatChainApp
-from dchat_chain.lowlevel import BlockContext, RecoveryChainBook
+from dchat_chain.lowlevel import BlockContext, HandleOwner, RecoveryChainBook
 from dchat_core import DecodeLimits, canonical_decode, canonical_encode
 from dchat_identity import DocumentChain, IdentityDocument
 from dchat_identity.lowlevel import LookupMessage, RecoveryAgent, RequestMessage
 from dchat_node._errors import NodeStateError
+from dchat_node.api._handles import OWN_HANDLE
 from dchat_node.api._recovery_chain import BOOK, RecoveryChainDesk
 
 from .test_guardian_steps import NOW, Peer, YieldingUser, _guardian_agent, _world
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from dchat_chain import Transaction
 
 # A fee, as on the testnet: users' keys hold no chat-chain tokens.
-PARAMS = {"pow_bits": 2, "recovery_delay_ms": 0, "min_fee": 1}
+PARAMS = {"pow_bits": 2, "handle_pow_bits": 2, "recovery_delay_ms": 0, "min_fee": 1}
 
 
 class LocalChain:
@@ -150,6 +151,11 @@ def test_the_desks_move_the_identity_to_the_new_key_on_the_chain() -> None:
     guardian_ids = sorted(bytes(g.id) for g in guardians)
     record = canonical_decode(chain.app.query(b"id/" + bytes(alice.id)).value or b"")
     assert (record["g"], record["th"]) == (guardian_ids, 2)
+    owner = HandleOwner(alice.identity.signing_key, chain.genesis())
+    nonce = chain.app.account(owner.public_key).nonce
+    card = alice.card.to_bytes()
+    for tx in owner.register(nonce, "alice", ["127.0.0.1:1"], card, registered=True):
+        trio.run(chain.submit, tx)
 
     waiting = _step(chain, new)
     assert waiting[0]["state"] == "waiting_for_guardians"
@@ -165,9 +171,10 @@ def test_the_desks_move_the_identity_to_the_new_key_on_the_chain() -> None:
     assert _step(chain, guardians[1])[0]["state"] == "approving"
     user.at += 3
     assert _step(chain, new, user)[0]["state"] == "executing"
-    assert _step(chain, new, user) == [
-        {"state": "done", "done": True, "detail": "the chain holds the new key"}
-    ]
+    assert _step(chain, new, user)[0]["state"] == "renewing_handle"  # @alice gets our card
+    done = "the chain holds the new key, and @alice the new card"
+    assert _step(chain, new, user) == [{"state": "done", "done": True, "detail": done}]
+    assert new.blobs[OWN_HANDLE] == b"alice"  # GET /v1/handle shows it
     assert chain.key_of(alice) == new.identity.signing_key.public_key.to_bytes()
     old = b"idkey/" + alice.identity.signing_key.public_key.to_bytes()
     assert chain.app.query(old).value is None  # the lost key speaks for no one on the chain

@@ -21,7 +21,10 @@ it (:mod:`._chat_identity` has the transactions). A node has four kinds of
   it may still submit it).
 * ``execution`` (the recovering node, after finishing off-chain; its key is
   the new one): ``recovery_execute`` once the chain's request has ``th``
-  approvals and its time lock (``recovery_delay_ms`` of block time) ended.
+  approvals and its time lock (``recovery_delay_ms`` of block time) ended;
+  then, if the identity holds a live handle (``hid/<id>``) whose card is the
+  old key's, ``renew_handle`` with the node's new card (the handle's work
+  paid again), so a lookup's card is current and contacts can add it.
 
 For each due task the shell reads the state keys :meth:`RecoveryChain.missing`
 names (verified reads, repeated until nothing is missing), then asks
@@ -40,11 +43,21 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from dchat_core import DecodeError, DecodeLimits, IdentityId, canonical_decode, canonical_encode
+from dchat_core import (
+    DchatError,
+    DecodeError,
+    DecodeLimits,
+    IdentityId,
+    canonical_decode,
+    canonical_encode,
+)
+from dchat_identity import ContactCard
 
 from ._chat import FREE_KINDS, ChatChainApp
 from ._chat_identity import solve_pow
 from ._errors import ChainAnswerError, ChainArgumentError
+from ._handle_lookup import decode_handle_record
+from ._handle_owner import HandleOwner
 from ._tx import Transaction
 
 if TYPE_CHECKING:
@@ -107,6 +120,7 @@ class ChainStep:
         done: The task needs nothing more.
         wait: Seconds until the task is worth looking at again.
         detail: A line for people (approvals counted, the unlock time, ...).
+        handle: The identity's handle this step renews ("" if none).
     """
 
     state: str
@@ -114,6 +128,7 @@ class ChainStep:
     done: bool = False
     wait: float = 0.0
     detail: str = ""
+    handle: str = ""
 
 
 def _record(value: bytes | None, what: str) -> Any:
@@ -177,6 +192,7 @@ class RecoveryChain:
 
     def __init__(self, key: SigningKey, genesis: bytes) -> None:
         app = ChatChainApp.from_genesis(genesis)
+        self._genesis = genesis
         self.chain_id = app.chain_id
         self._params = app.params()
         self._key = key
@@ -197,7 +213,10 @@ class RecoveryChain:
             if own in values:
                 wanted.append(b"id/" + (_id_of(values[own]) or _derived(self.public_key)))
         elif task.role == "execution":
-            wanted = [b"id/" + subject, b"rec/" + subject]
+            wanted = [b"id/" + subject, b"rec/" + subject, b"hid/" + subject]
+            skeleton = _record(values.get(b"hid/" + subject), "hid")
+            if isinstance(skeleton, str):
+                wanted.append(b"handle/" + skeleton.encode("ascii", "replace"))
         else:
             wanted = [own, b"id/" + subject, b"rec/" + subject]
         return [key for key in wanted if key not in values]
@@ -212,11 +231,15 @@ class RecoveryChain:
         nonce: int,
         now_ms: int,
         document: bytes = b"",
+        card: bytes = b"",
+        height: int = 0,
     ) -> ChainStep:
         """The next step of ``task`` given the verified ``values`` (see the module docstring).
 
         ``nonce`` is the sender's next nonce; ``document`` the node's identity
-        document (its hash goes into a registration).
+        document (its hash goes into a registration); ``card`` the node's
+        contact card and ``height`` the height of the state ``values`` were
+        proven in (an ``execution`` renews the handle with them).
 
         Raises:
             ChainArgumentError: A value :meth:`missing` names was not given.
@@ -232,7 +255,10 @@ class RecoveryChain:
             return self._approval(task, values, nonce, document)
         if task.role == "veto":
             return self._veto(task, values, nonce)
-        return self._execution(task, values, nonce, now_ms)
+        step = self._execution(task, values, nonce, now_ms)
+        if step.state == "moved":
+            return self._handle(task, values, nonce, card, height)
+        return step
 
     def _tx(self, nonce: int, kind: str, body: dict[str, Any]) -> Transaction:
         fee = 0 if kind in FREE_KINDS else int(self._params["min_fee"])
@@ -318,7 +344,7 @@ class RecoveryChain:
             detail = "the identity was never on the chain: nothing to move"
             return ChainStep("not_on_chain", done=True, detail=detail)
         if record["key"] == task.new_key:
-            return ChainStep("done", done=True, detail="the chain holds the new key")
+            return ChainStep("moved")
         pending = _request_record(values[b"rec/" + subject])
         if pending is None:
             return ChainStep("waiting_for_guardians", wait=_SOON)
@@ -332,6 +358,36 @@ class RecoveryChain:
             return ChainStep("time_locked", wait=wait, detail=f"unlock at {pending['unlock']} ms")
         tx = self._tx(nonce, "recovery_execute", {"identity": subject})
         return ChainStep("executing", (tx,), detail=_count(pending, record))
+
+    def _handle(
+        self,
+        task: RecoveryTask,
+        values: Mapping[bytes, bytes | None],
+        nonce: int,
+        card: bytes,
+        height: int,
+    ) -> ChainStep:
+        moved = "the chain holds the new key"
+        skeleton = _record(values[b"hid/" + task.subject], "hid")
+        if skeleton is None or not card:
+            return ChainStep("done", done=True, detail=moved)
+        if not isinstance(skeleton, str):
+            raise ChainAnswerError("malformed hid record")
+        value = values[b"handle/" + skeleton.encode("ascii", "replace")]
+        record = None if value is None else decode_handle_record(value, height)
+        if record is None or record.identity != task.subject or record.expires <= height:
+            return ChainStep("done", done=True, detail=moved)
+        detail = f"{moved}, and @{record.name} the new card"
+        try:
+            current = ContactCard.from_bytes(record.card).identity_key.to_bytes()
+        except DchatError:
+            current = b""
+        if current == self.public_key:
+            return ChainStep("done", done=True, detail=detail, handle=record.name)
+        relays = list(ContactCard.from_bytes(card).relays)
+        owner = HandleOwner(self._key, self._genesis)
+        tx = owner.renew(nonce, record.name, record.expires, relays, card, identity=task.subject)
+        return ChainStep("renewing_handle", (tx,), detail=detail, handle=record.name)
 
 
 def _count(pending: dict[str, Any], record: dict[str, Any]) -> str:

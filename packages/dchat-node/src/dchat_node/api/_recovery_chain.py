@@ -13,7 +13,9 @@ round derives the tasks from the guardian and recovery agents' stored state:
 * each alert we vetoed as the owner: ``recovery_veto`` with our key while the
   chain holds that request;
 * a finished recovery (we hold the new key): ``recovery_execute`` once the
-  chain's request has its approvals and its time lock ended.
+  chain's request has its approvals and its time lock ended, then
+  ``renew_handle`` with our card if the identity holds a handle (which
+  becomes this node's own handle, ``GET /v1/handle``).
 
 Failures (a chain that does not answer, a refused transaction) are kept and
 retried with a growing delay, and every task's chain state shows in the
@@ -34,6 +36,7 @@ from dchat_identity.lowlevel import GUARDIAN_STATE, RECOVERY_STATE, GuardianAgen
 
 from .._errors import NodeStateError
 from ._chain_link import ChainLink
+from ._handles import OWN_HANDLE
 from ._roles import user_role
 
 if TYPE_CHECKING:
@@ -150,21 +153,29 @@ class RecoveryChainDesk:
     ) -> ChainStep:
         planner = RecoveryChain(u.identity.signing_key, self._chain.genesis())
         values: dict[bytes, bytes | None] = {}
+        height = 0
         while keys := planner.missing(task, values):
             for key in keys:
                 path = f"/v1/chain/state/{key.hex()}"
                 read = await self._chain.verified(lambda r, p=path, k=key: r.read(p, k))
-                values[key] = read.result()[1]
+                _, values[key], proven = read.result()
+                height = max(height, proven)
         account = await self._chain.call("GET", f"/v1/chain/accounts/{planner.public_key.hex()}")
         nonce, now_ms = int(account.get("next_nonce", 0)), _ms(u)
         document = b""
         if task.role in ("guardians", "approval"):  # a registration records its hash
             document = (await documents.head()).to_bytes()
+        card = u.card.to_bytes()  # an execution renews the handle with it
         step = await trio.to_thread.run_sync(
-            lambda: planner.plan(task, values, nonce=nonce, now_ms=now_ms, document=document)
-        )
+            lambda: planner.plan(
+                task, values, nonce=nonce, now_ms=now_ms, document=document, card=card,
+                height=height,
+            )
+        )  # fmt: skip
         for tx in step.txs:  # in order: a registration comes before the act
             await self._chain.submit(tx)
+        if step.handle:  # the recovered identity's handle is ours now (GET /v1/handle)
+            await u.state_put(OWN_HANDLE, step.handle.encode())
         return step
 
     # -- what the answers show -------------------------------------------------------------
