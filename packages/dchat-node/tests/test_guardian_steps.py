@@ -92,6 +92,7 @@ def _world() -> tuple[Peer, list[Peer], Peer]:
     agent = GuardianAgent(alice.blobs, min_lock=0.0)
     named = [(f"g{i}", g.card) for i, g in enumerate(guardians)]
     gset, shares = agent.setup(alice.card, alice.id, named, 2)
+    alice.blobs.update(agent.changes())
     key = alice.identity.signing_key
     v1 = IdentityDocument.genesis(key, alice.identity.encryption_key.public_key, now=NOW)
     v2 = v1.successor(key, now=NOW + 1, guardians=gset.set_hash)

@@ -65,9 +65,14 @@ CHAT_PARAMS: Final[ParamSpec] = {
 # A group's channel (create, roles, order commitments) is the registered identity's
 # too: only a registered identity (work paid once) acts, only channel admins commit,
 # and the chat chain has no transfers, so a user could never hold fees for them.
+# Guardian recovery likewise: the guardians, the owner's veto and the recovered key
+# are users' keys (only registered guardians request and approve, only the current
+# key vetoes; an execution succeeds once per approved, unlocked request).
 FREE_KINDS: Final = frozenset(
     {"register_identity", "register_handle", "renew_handle", "release_handle"}
     | {"create_channel", "set_role", "commit_order"}
+    | {"set_guardians", "recovery_request", "recovery_approve", "recovery_veto"}
+    | {"recovery_execute"}
 )
 VALIDATORS_KEY: Final = b"chatval"
 

@@ -76,6 +76,9 @@ application of its own, a simulation or a test harness.
   ``handle_work_bits``, ``solve_handle_pow``, ``InvalidHandleError``; the
   verified lookup ``HandleLookup`` and its ``HandleRecord``; the owner's
   transactions ``HandleOwner``
+- guardian recovery on the chat chain (a user node's side): the planner
+  ``RecoveryChain`` of ``RecoveryTask`` s into ``ChainStep`` s, and the node's
+  memory of them ``RecoveryChainBook``
 - the fine-grained errors under the roots that :mod:`dchat_chain` exports (the
   typed transaction rejections, vote, proposal, evidence, validator-set,
   snapshot, store, mempool, light-client, answer and channel errors); catching
@@ -205,6 +208,10 @@ from ._onion_routes import OnionDirectoryError as OnionDirectoryError
 from ._payments import PaymentRecord as PaymentRecord
 from ._payments import decode_payment_record as decode_payment_record
 from ._payments import payment_key as payment_key
+from ._recovery_book import RecoveryChainBook as RecoveryChainBook
+from ._recovery_chain import ChainStep as ChainStep
+from ._recovery_chain import RecoveryChain as RecoveryChain
+from ._recovery_chain import RecoveryTask as RecoveryTask
 from ._relay_choice import ChoicePolicy as ChoicePolicy
 from ._relay_choice import HomeRelays as HomeRelays
 from ._relay_choice import NotEnoughRelaysError as NotEnoughRelaysError
@@ -305,6 +312,7 @@ __all__ = (
     "BlockStore",
     "BlockSyncClient",
     "ChainAnswerError",
+    "ChainStep",
     "ChannelBook",
     "ChannelConsent",
     "ChannelError",
@@ -383,6 +391,9 @@ __all__ = (
     "PlannedTestnet",
     "PlannedValidator",
     "Proposal",
+    "RecoveryChain",
+    "RecoveryChainBook",
+    "RecoveryTask",
     "RejectedTransactionError",
     "RelayDiscovery",
     "RelayFaultEvidence",

@@ -238,6 +238,10 @@ class GuardianAgent:
         mine = self._map(_MINE)
         return GuardianSet.from_bytes(entry_bytes(mine[b"set"], 0)) if mine else None
 
+    def own_set(self) -> GuardianSet | None:
+        """Our guardian set (None before a setup), e.g. for a node to mirror on a chain."""
+        return self._gset()
+
     def describe(self) -> dict[str, Any]:
         """Our guardian set (names, ids, threshold) and the recovery alerts received."""
         report: dict[str, Any] = {"threshold": None, "guardians": [], "alerts": []}

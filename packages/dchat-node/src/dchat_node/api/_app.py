@@ -191,7 +191,7 @@ def create_app(node: Node, token: str) -> FastAPI:
     add_relay_routes(app, node, auth)
     add_put_auth_routes(app, node, auth)
     add_identity_routes(app, node, auth)
-    add_guardian_routes(app, node, auth)
+    app.state.recovery_chain = add_guardian_routes(app, node, auth)  # serve_api runs its task
     add_burner_routes(app, node, auth)
     add_request_routes(app, node, auth)
     add_message_routes(app, node, auth)

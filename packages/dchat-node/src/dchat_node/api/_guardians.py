@@ -23,6 +23,7 @@ from dchat_identity.lowlevel import (
 )
 
 from .._errors import NodeStateError
+from ._recovery_chain import RecoveryChainDesk
 from ._roles import user_role
 
 if TYPE_CHECKING:
@@ -79,19 +80,26 @@ def _recovery_errors() -> Iterator[None]:
         raise NodeStateError(code, str(exc)) from None
 
 
-def add_guardian_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
-    """Mount ``/v1/guardians`` and ``/v1/recovery``."""
+def add_guardian_routes(app: FastAPI, node: Node, auth: list[Depends]) -> RecoveryChainDesk:
+    """Mount ``/v1/guardians`` and ``/v1/recovery``; the desk keeps the chat chain in step.
+
+    With a chat chain configured, the answers carry each step's chain state
+    under ``chain`` (:mod:`._recovery_chain`).
+    """
     deps = auth
+    desk = RecoveryChainDesk(node)
 
     @app.post("/v1/guardians", dependencies=deps, status_code=201)
     async def setup(body: SetupGuardians) -> dict[str, Any]:
         if len(set(body.names)) != len(body.names) or body.threshold > len(body.names):
             raise NodeStateError("invalid_guardians", "distinct names, threshold <= guardians")
-        return await user_role(node).guardians.setup(body.names, body.threshold)
+        report = await user_role(node).guardians.setup(body.names, body.threshold)
+        desk.wake()
+        return await desk.guardians(report)
 
     @app.get("/v1/guardians", dependencies=deps)
     async def describe() -> dict[str, Any]:
-        return await user_role(node).guardians.describe()
+        return await desk.guardians(await user_role(node).guardians.describe())
 
     @app.get("/v1/guardians/held", dependencies=deps)
     async def held() -> dict[str, Any]:
@@ -99,17 +107,21 @@ def add_guardian_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
     @app.get("/v1/guardians/requests", dependencies=deps)
     async def requests() -> dict[str, Any]:
-        return {"requests": await user_role(node).guardians.requests()}
+        return {"requests": await desk.requests(await user_role(node).guardians.requests())}
 
     @app.post("/v1/guardians/requests/{request_id}/approve", dependencies=deps)
     async def approve(request_id: RequestId) -> dict[str, Any]:
         with _recovery_errors():
-            return await user_role(node).guardians.approve(request_id)
+            report = await user_role(node).guardians.approve(request_id)
+        desk.wake()
+        return report
 
     @app.post("/v1/guardians/alerts/{request_id}/veto", dependencies=deps)
     async def veto(request_id: RequestId) -> dict[str, Any]:
         with _recovery_errors():
-            return await user_role(node).guardians.veto(request_id)
+            report = await user_role(node).guardians.veto(request_id)
+        desk.wake()
+        return report
 
     @app.post("/v1/recovery", dependencies=deps, status_code=202)
     async def start(body: StartRecovery) -> dict[str, Any]:
@@ -120,9 +132,13 @@ def add_guardian_routes(app: FastAPI, node: Node, auth: list[Depends]) -> None:
 
     @app.get("/v1/recovery", dependencies=deps)
     async def status() -> dict[str, Any]:
-        return await user_role(node).guardians.recovery.status()
+        return await desk.recovery(await user_role(node).guardians.recovery.status())
 
     @app.post("/v1/recovery/finish", dependencies=deps)
     async def finish() -> dict[str, Any]:
         with _recovery_errors():
-            return await user_role(node).guardians.recovery.finish()
+            status = await user_role(node).guardians.recovery.finish()
+        desk.wake()
+        return await desk.recovery(status)
+
+    return desk

@@ -98,6 +98,7 @@ async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -
     async with trio.open_nursery() as tasks:
         tasks.start_soon(app.state.payments.run)  # resumes and verifies payments (user role)
         tasks.start_soon(app.state.anchors.run)  # anchored groups' chain work (user role)
+        tasks.start_soon(app.state.recovery_chain.run)  # guardian recovery on the chat chain
         tasks.start_soon(app.state.webhooks.run)  # posts the bot's updates (user role)
         tasks.start_soon(app.state.stealth.run)  # background stealth scans (user role)
         tasks.start_soon(app.state.tokens.run)  # spends paid tokens on deposits (user role)
