@@ -87,13 +87,16 @@ def test_levels_in_a_savepoint_with_no_write_yet_share_it_and_undo_only_their_ow
             db.messages.mark_read(b"nope", 1.0)
         with pytest.raises(Boom):  # two levels deep
             _in_transaction(db, lambda: _in_transaction(db, lambda: add(b"undone"), _boom))
-        add(b"after")  # the call goes on after catching it
+        with pytest.raises(TransactionDoomedError):  # a failed statement (PostgreSQL aborts)
+            _in_transaction(db, lambda: add(b"undone too"), lambda: _caught_duplicate(db))
+        add(b"after")  # the call goes on after catching them
 
     def written_first() -> None:
         add(b"before")
         with pytest.raises(Boom):
-            _in_transaction(db, lambda: add(b"undone too"), _boom)
+            _in_transaction(db, lambda: add(b"undone as well"), _boom)
 
+    db.outbox.enqueue(b"m1", "relay", b"box", b"env", 1.0)
     with db.transaction():  # a commit group of two calls, each in its savepoint
         _in_transaction(db, clean_so_far)
         _in_transaction(db, written_first)
