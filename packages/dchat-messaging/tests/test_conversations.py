@@ -179,6 +179,24 @@ def test_controls_of_unknown_texts_are_refused_and_nothing_in_the_batch_is_lost(
     assert refusals["ConversationError.malformed"] == 1
 
 
+def test_receipts_never_read_the_texts_they_name(pair: tuple[Node, Node]) -> None:
+    """A receipt needs each id's direction and peer only: the stored text is not read."""
+    alice, bob = pair
+    ids = [alice.send("bob", f"m{i}") for i in range(3)]
+    deliver(alice, bob)
+
+    def no_reading(message_id: bytes) -> None:
+        raise AssertionError("a receipt read a whole message")
+
+    alice.store.get_message = no_reading  # type: ignore[method-assign]
+    deliver(bob, alice)
+    assert [bool(alice.agent.conversations.note(bytes(i))) for i in ids] == [True] * 3
+    bob.agent.converse.read("alice", now=T0 + 5)
+    deliver(bob, alice)
+    notes = [alice.agent.conversations.note(bytes(i)) for i in ids]
+    assert [n is not None and n.read_ms is not None for n in notes] == [True] * 3
+
+
 def test_a_receipt_for_someone_elses_texts_changes_nothing(pair: tuple[Node, Node]) -> None:
     alice, _bob = pair
     carol = Node("carol", alice.bundles)

@@ -128,3 +128,46 @@ def test_a_supply_from_a_message_that_does_not_authenticate_is_not_kept() -> Non
     assert not bob.engine.replies.answers_by_block(bytes(alice.card.identity_id))
     store = MemoryMessageStore()
     assert ReplyBlocks(store).take(b"y" * 32, T0) is None
+
+
+def test_whether_a_peer_answers_by_block_is_read_once_and_follows_writes_and_rollbacks() -> None:
+    store = MemoryMessageStore()
+    replies = ReplyBlocks(store)
+    peer = b"p" * 32
+    supply = encode_supply([g for g, _ in Route(4).gifts(1)])
+    assert not replies.answers_by_block(peer)
+    store.state["surb.held"] = b"garbage"  # behind its back: the answer is held in memory
+    assert not replies.answers_by_block(peer)
+    del store.state["surb.held"]
+    try:
+        with store.transaction():
+            assert replies.hold(peer, supply, T0) == 1
+            assert replies.answers_by_block(peer)  # the write replaced what was held
+            raise RuntimeError("the transaction fails")
+    except RuntimeError:
+        pass
+    assert not replies.answers_by_block(peer)  # rolled back: forgotten with it
+    with store.transaction():
+        replies.hold(peer, supply, T0)
+    assert replies.answers_by_block(peer)
+
+
+def test_a_read_that_raced_a_write_does_not_keep_what_it_read() -> None:
+    """The shell asks outside the writer: a write landing during that read wins."""
+    peer = b"p" * 32
+    supply = encode_supply([g for g, _ in Route(5).gifts(1)])
+
+    class Racing(MemoryMessageStore):
+        write_during_read = True
+
+        def get_state(self, key: str) -> bytes | None:
+            found = super().get_state(key)  # the committed value, read first...
+            if key == "surb.held" and self.write_during_read:
+                self.write_during_read = False
+                replies.hold(peer, supply, T0)  # ...then a writer replaces it
+            return found
+
+    store = Racing()
+    replies = ReplyBlocks(store)
+    assert not replies.answers_by_block(peer)  # what this read saw
+    assert replies.answers_by_block(peer)  # not kept: the write's answer is

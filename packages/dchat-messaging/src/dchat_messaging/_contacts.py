@@ -126,6 +126,13 @@ class ContactStore(Protocol):
 
     def delete_message(self, message_id: bytes) -> bool: ...
     def get_message(self, message_id: bytes) -> MessageEntry | None: ...
+    def message_direction(self, message_id: bytes, peer: str) -> str | None:
+        """``"in"`` or ``"out"`` if the message is stored and is of ``peer``, else None.
+
+        What a receipt needs of each id it names, without reading the text.
+        """
+        ...
+
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
         """Record that the user read a message; False if it was read already."""
         ...

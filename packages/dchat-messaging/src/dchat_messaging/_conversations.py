@@ -267,25 +267,27 @@ class Conversations:
         done: list[str] = []
         timed: bool | None = None  # the conversation has a disappearing timer (read once)
         for mid in receipt.ids:
-            entry = self._store.get_message(bytes(mid))
-            if entry is None or entry.peer_id != peer:
+            # Whether it is stored and of this conversation, without reading its text.
+            message_id = bytes(mid)
+            direction = self._store.message_direction(message_id, peer)
+            if direction is None:
                 continue  # deleted here since, or not of this conversation
             if mine:  # our other device read it: so did we
-                if receipt.read and entry.direction == "in":
-                    self._store.mark_read(entry.message_id, at / 1000)
+                if receipt.read and direction == "in":
+                    self._store.mark_read(message_id, at / 1000)
                     done.append(str(mid))
                 continue
-            if entry.direction != "out":
+            if direction != "out":
                 continue
-            note = self._update(entry.message_id)
+            note = self._update(message_id)
             if receipt.read and note.read_ms is None:
                 note.read_ms = at
                 if timed is None:
                     timed = self._store.timer_of(peer) is not None
                 if timed:  # disappearing: counts now
-                    self._store.start_timer(entry.message_id, at / 1000)
+                    self._store.start_timer(message_id, at / 1000)
             note.delivered_ms = note.delivered_ms or at  # read implies delivered
-            self._save(entry.message_id, note)
+            self._save(message_id, note)
             done.append(str(mid))
         if not done:
             return None

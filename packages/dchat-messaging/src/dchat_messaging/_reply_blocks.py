@@ -27,6 +27,7 @@ engine then receives as any other.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Final
 
 from dchat_core import DecodeError, DecodeLimits, canonical_decode, canonical_encode
@@ -70,6 +71,14 @@ class ReplyBlocks:
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._out: dict[bytes, bytes] = {}  # peer -> supply to attach to its next envelope
+        # Peers of ``surb.held`` (asked on every send): read once, replaced by each write
+        # of the key (only this class writes it), forgotten if that write rolls back.
+        # A read outside the writer (the shell asks before a send) keeps what it read
+        # only if no write came meanwhile (``_held_version``): it may have read the
+        # last committed value while a write in flight already replaced it here.
+        self._held_peers: frozenset[bytes] | None = None
+        self._held_version = 0
+        self._held_lock = threading.Lock()
         self.refused = 0
         """Supplies or replies from peers that did not decode or open."""
 
@@ -134,6 +143,13 @@ class ReplyBlocks:
     def _save_held(self, held: dict[bytes, list[bytes]]) -> None:
         value = {peer.hex(): blocks for peer, blocks in held.items()}
         self._store.put_state("surb.held", canonical_encode(value))
+        self._keep_held(frozenset(held))
+        self._store.on_rollback(lambda: self._keep_held(None))
+
+    def _keep_held(self, peers: frozenset[bytes] | None) -> None:
+        with self._held_lock:
+            self._held_peers = peers
+            self._held_version += 1
 
     def hold(self, peer: bytes, supply: bytes, now: float) -> int:
         """Keep the blocks of ``supply`` from ``peer``; how many (0 if malformed)."""
@@ -152,7 +168,14 @@ class ReplyBlocks:
 
     def answers_by_block(self, peer: bytes) -> bool:
         """Whether envelopes to ``peer`` go under its reply blocks (it gave us some)."""
-        return peer in self._held()
+        with self._held_lock:
+            peers, version = self._held_peers, self._held_version
+        if peers is None:
+            peers = frozenset(self._held())
+            with self._held_lock:
+                if self._held_version == version:
+                    self._held_peers = peers
+        return peer in peers
 
     def take(self, peer: bytes, now: float) -> ReplyGift | None:
         """Use up one live block of ``peer``'s (the oldest); None when none is left."""

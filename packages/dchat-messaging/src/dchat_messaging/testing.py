@@ -251,6 +251,10 @@ class MemoryMessageStore:
     def get_message(self, message_id: bytes) -> StoredMessage | None:
         return self.messages.get(message_id)
 
+    def message_direction(self, message_id: bytes, peer: str) -> str | None:
+        found = self.messages.get(message_id)
+        return None if found is None or found.peer != peer else found.direction
+
     def search_candidates(
         self, query: str, peer: str | None, limit: int, *, before: int | None = None
     ) -> list[StoredMessage]:

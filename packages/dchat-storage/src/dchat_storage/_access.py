@@ -23,6 +23,17 @@ kept, nor a transaction PostgreSQL has already aborted committed. Savepoints
 are plain ``SAVEPOINT`` statements issued here: SQLAlchemy's nested
 transactions cost several times more per level, and each engine send opens two.
 
+A savepoint level nested in another savepoint level in which nothing was
+written yet *shares* that level's savepoint instead of opening its own:
+rolling back to it undoes the inner level's writes and nothing else, since
+the outer one had none. A level has written once a repository write ran in
+it (a write is assumed to run statements; a read never does) or a level that
+had was released into it; :meth:`Database.transaction` levels only group
+calls (``write(..., group=True)``) and start clean. So a grouped call, the
+user agent's transaction around a send and the engine's inside it take one
+SAVEPOINT and one RELEASE between them instead of three of each. The outermost
+level has no savepoint to share: its direct children always open their own.
+
 A write that only replaces a value by key (a setting) may be *deferred*
 (:meth:`Access.defer`): inside a write transaction it is held by the open level
 and written once, just before the outermost commit, with the last value given
@@ -64,11 +75,18 @@ _DOOMED = "a write failed inside this transaction and the error was caught; noth
 
 
 class _Level:
-    """One open level of a thread's write transaction: the outermost or a savepoint."""
+    """One open level of a thread's write transaction: the outermost or a savepoint.
 
-    __slots__ = ("deferred", "doomed", "undos")
+    ``savepoint`` is the depth whose SAVEPOINT undoes the level (0: the
+    outermost, none); ``wrote`` says whether a statement may have run in it
+    (directly, or in a level released into it).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("deferred", "doomed", "savepoint", "undos", "wrote")
+
+    def __init__(self, savepoint: int = 0, *, wrote: bool = False) -> None:
+        self.savepoint = savepoint
+        self.wrote = wrote
         self.doomed = False
         self.undos: list[Callable[[], object]] = []
         self.deferred: dict[Hashable, tuple[object, Callable[[Connection, object], object]]] = {}
@@ -134,7 +152,9 @@ class Access:
             yield conn
 
     @contextmanager
-    def write(self, what: str, *, savepoint: bool = True) -> Iterator[Connection]:
+    def write(
+        self, what: str, *, savepoint: bool = True, group: bool = False
+    ) -> Iterator[Connection]:
         """Run a write transaction; it is committed (and fsynced) on normal exit.
 
         Args:
@@ -143,6 +163,9 @@ class Access:
                 in a SAVEPOINT. With ``False`` it runs in the enclosing level,
                 and if it raises, that level is doomed (see the module
                 docstring): for writes no caller catches the errors of.
+            group: The block runs other repository calls only, no statement of
+                its own (``Database.transaction``): nested, it may share the
+                enclosing level's savepoint (see the module docstring).
 
         Yields:
             A connection inside a ``BEGIN IMMEDIATE`` transaction. An exception
@@ -160,6 +183,7 @@ class Access:
             levels: list[_Level] = self._current.levels
             _check_alive(levels)
             if not savepoint:
+                levels[-1].wrote = True
                 try:
                     with translate_errors(what):
                         yield outer
@@ -168,7 +192,7 @@ class Access:
                     raise
                 return
             with translate_errors(what):
-                yield from self._savepoint(outer, levels)
+                yield from self._savepoint(outer, levels, wrote=not group)
             return
         with self._call(), self._write_lock, translate_errors(what):
             top = _Level()
@@ -196,12 +220,20 @@ class Access:
                 for end in ends:
                     end()
 
-    def _savepoint(self, conn: Connection, levels: list[_Level]) -> Iterator[Connection]:
+    def _savepoint(
+        self, conn: Connection, levels: list[_Level], *, wrote: bool
+    ) -> Iterator[Connection]:
         # Straight to the driver: a savepoint opens around every grouped call and
         # many repository writes, and SQLAlchemy's execution path costs more than it.
-        begin, release, rollback = _savepoint_statements(len(levels))
-        begin.run(conn)
-        level = _Level()
+        parent = levels[-1]
+        # An enclosing savepoint level in which nothing was written yet is shared:
+        # rolling back to its savepoint undoes this level's writes and nothing else.
+        shared = parent.savepoint > 0 and not parent.wrote
+        depth = parent.savepoint if shared else len(levels)
+        begin, release, rollback = _savepoint_statements(depth)
+        if not shared:
+            begin.run(conn)
+        level = _Level(depth, wrote=wrote)
         levels.append(level)
         try:
             yield conn
@@ -211,14 +243,17 @@ class Access:
             levels.pop()
             try:
                 rollback.run(conn)
-                release.run(conn)
+                if not shared:
+                    release.run(conn)
             finally:
                 level.undo()
             raise
         levels.pop()
-        release.run(conn)
-        levels[-1].undos += level.undos  # undone too if the enclosing level rolls back
-        levels[-1].deferred.update(level.deferred)  # newer values win
+        if not shared:
+            release.run(conn)
+        parent.wrote = parent.wrote or level.wrote
+        parent.undos += level.undos  # undone too if the enclosing level rolls back
+        parent.deferred.update(level.deferred)  # newer values win
 
     def on_rollback(self, undo: Callable[[], object]) -> None:
         """Call ``undo`` if this thread's innermost open write level is rolled back.

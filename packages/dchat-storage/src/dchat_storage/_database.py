@@ -202,7 +202,7 @@ class Database:
                 db.messages.add(...)
                 db.outbox.enqueue(...)
         """
-        with self._access.write("transaction"):
+        with self._access.write("transaction", group=True):
             yield
 
     def on_rollback(self, undo: Callable[[], object]) -> None:

@@ -116,6 +116,9 @@ class EngineStore:
     def get_message(self, message_id: bytes) -> MessageRecord | None:
         return self._db.messages.get(message_id)
 
+    def message_direction(self, message_id: bytes, peer: str) -> str | None:
+        return self._db.messages.direction(message_id, peer)
+
     def search_candidates(
         self, query: str, peer: str | None, limit: int, *, before: int | None = None
     ) -> list[MessageRecord]:

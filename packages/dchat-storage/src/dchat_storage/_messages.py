@@ -132,6 +132,10 @@ _GET = Prepared(
     "SELECT seq, message_ix, direction, payload, sent_at, stored_at, read_at, expires_at,"
     " conv_order FROM messages WHERE message_ix = :message_ix"
 )
+# A receipt names ids: it needs only whether each is ours and to whom, not the text.
+_DIRECTION = Prepared(
+    "SELECT direction FROM messages WHERE message_ix = :message_ix AND peer_ix = :peer_ix"
+)
 assert tuple(c.key for c in _OUTBOX_COLUMNS) == _OUTBOX_NAMES
 assert tuple(c.key for c in MESSAGE_COLUMNS) == MESSAGE_NAMES
 
@@ -352,6 +356,21 @@ class MessageRepo:
         if row is None:
             return None
         return message_record(self._access.sealer, dict(zip(MESSAGE_NAMES, row, strict=True)))
+
+    def direction(self, message_id: bytes, peer_id: str) -> str | None:
+        """``"in"`` or ``"out"`` if a message with this id and peer is stored, else None.
+
+        Matched by the blind indexes alone: no payload is read or unsealed (a
+        receipt names many ids and needs nothing else of them).
+        """
+        sealer = self._access.sealer
+        params = {
+            "message_ix": index_value(sealer, "message-id", message_id),
+            "peer_ix": index_value(sealer, "identity-id", peer_id),
+        }
+        with self._access.read("message direction") as conn:
+            row = _DIRECTION.one(conn, params)
+        return None if row is None else str(row[0])
 
     def expired(self, now: float, limit: int = 500) -> builtins.list[MessageRecord]:
         """Up to ``limit`` messages whose disappearing timer ran out by ``now``, soonest first.

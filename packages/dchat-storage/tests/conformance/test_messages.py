@@ -25,6 +25,18 @@ def test_message_round_trip(db: Database) -> None:
     assert db.messages.get(b"m2") is None
 
 
+def test_direction_matches_id_and_peer_by_index(db: Database) -> None:
+    db.messages.add(b"m1", "out", "id-bob", "to bob", 1.0, 2.0)
+    db.messages.add(b"m2", "in", "id-bob", "from bob", 1.0, 2.0)
+    assert db.messages.direction(b"m1", "id-bob") == "out"
+    assert db.messages.direction(b"m2", "id-bob") == "in"
+    assert db.messages.direction(b"m1", "id-carol") is None  # not of that conversation
+    assert db.messages.direction(b"m3", "id-bob") is None
+    with db.transaction():  # sees the open transaction's rows
+        db.messages.add(b"m3", "in", "id-bob", "new", 3.0, 3.0)
+        assert db.messages.direction(b"m3", "id-bob") == "in"
+
+
 def test_redelivered_message_is_stored_once(db: Database) -> None:
     assert db.messages.add(b"m1", "in", "id-bob", "first", 1.0, 2.0) is True
     assert db.messages.add(b"m1", "in", "id-eve", "forged", 3.0, 4.0) is False

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dchat_storage import Database, DatabaseClosedError, DuplicateError
+from dchat_storage import Database, DatabaseClosedError, DuplicateError, NotFoundError
+from dchat_storage._prepared import Prepared
 from dchat_storage.lowlevel import TransactionDoomedError
 
 if TYPE_CHECKING:
@@ -58,6 +59,49 @@ def test_a_failed_savepoint_write_is_undone_alone(db: Database) -> None:
     assert db.settings.get("kept") == b"1"
     assert db.settings.get("kept too") == b"3"
     assert db.settings.get("undone") is None
+
+
+def test_levels_in_a_savepoint_with_no_write_yet_share_it_and_undo_only_their_own(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grouped call, the agent's transaction and the engine's: one SAVEPOINT, not three.
+
+    Sharing is safe only while the enclosing level wrote nothing: once it has,
+    an inner level opens its own (else its rollback would take the earlier write).
+    """
+    opened: list[str] = []
+    run = Prepared.run
+
+    def counting(self: Prepared, conn: object, params: object = None) -> object:
+        if repr(self).startswith("Prepared('SAVEPOINT"):
+            opened.append(repr(self))
+        return run(self, conn, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Prepared, "run", counting)
+
+    def add(name: bytes) -> None:
+        db.messages.add(name, "out", "id-bob", "text", 1.0, 1.0)
+
+    def clean_so_far() -> None:
+        with pytest.raises(NotFoundError):  # a write with a savepoint that fails at once
+            db.messages.mark_read(b"nope", 1.0)
+        with pytest.raises(Boom):  # two levels deep
+            _in_transaction(db, lambda: _in_transaction(db, lambda: add(b"undone"), _boom))
+        with pytest.raises(TransactionDoomedError):  # a failed statement (PostgreSQL aborts)
+            _in_transaction(db, lambda: add(b"undone too"), lambda: _caught_duplicate(db))
+        add(b"after")  # the call goes on after catching them
+
+    def written_first() -> None:
+        add(b"before")
+        with pytest.raises(Boom):
+            _in_transaction(db, lambda: add(b"undone as well"), _boom)
+
+    db.outbox.enqueue(b"m1", "relay", b"box", b"env", 1.0)
+    with db.transaction():  # a commit group of two calls, each in its savepoint
+        _in_transaction(db, clean_so_far)
+        _in_transaction(db, written_first)
+    assert [m.message_id for m in db.messages.list()] == [b"after", b"before"]
+    assert len(opened) == 3  # one per call, and the inner level of the second
 
 
 def test_a_caught_failure_of_a_write_without_savepoint_dooms_the_transaction(
