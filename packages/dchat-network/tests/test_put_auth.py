@@ -34,6 +34,7 @@ from dchat_network.lowlevel import (
     RelayBusy,
     RelayPut,
     RelayPutMany,
+    RelayStored,
     RelayStoredMany,
     RelayTokenSet,
     RelayTokensHeld,
@@ -367,3 +368,23 @@ async def test_work_over_the_senders_limit_stays_refused_for_a_later_retry() -> 
         assert results == ["pow"]
         assert server.stored == 0
         await pool.aclose()
+
+
+def test_strangers_large_envelopes_pass_the_relay_byte_allowance_and_are_asked_work() -> None:
+    # Each put goes to a fresh mailbox and the put count stays far below its
+    # allowance: only the relay-wide byte meter says the relay is busy.
+    server = new_server(pow_free_relay=1e6, pow_free_mailbox=1e6, pow_free_relay_bytes=64 * 1024)
+    answers = [put(server, os.urandom(32), bytes(16 * 1024), None, 0.0) for _ in range(8)]
+    stored = [a for a in answers if isinstance(a, RelayStored)]
+    assert len(stored) == 4  # 4 x 16 KiB (+ headers) pass 64 KiB: the fifth pays
+    assert all(isinstance(a, RelayBusy) and a.reason == "pow" for a in answers[4:])
+    # Small envelopes are not held back by the same count of puts.
+    small = new_server(pow_free_relay=1e6, pow_free_mailbox=1e6, pow_free_relay_bytes=64 * 1024)
+    assert all(
+        isinstance(put(small, os.urandom(32), b"x", None, 0.0), RelayStored) for _ in range(8)
+    )
+    # A put token is never charged to the byte meter.
+    token = os.urandom(16)
+    set_tokens = encode_relay_message(RelayTokenSet(1, OWNER, (token_hash(token),)))
+    server.handle(OWNER, set_tokens, 0.0)
+    assert isinstance(put(server, OWNER, bytes(16 * 1024), auth_token(token), 0.0), RelayStored)

@@ -18,7 +18,10 @@ the driver). They stand for hosts elsewhere on the network, whose CPU is
 their own: on this 2-core test machine their own work (their handshakes,
 their envelopes) would otherwise take CPU from the relay and from the
 honest clients, and the measurement would show the test machine's
-contention rather than the relay's defences. The relay itself runs at
+contention rather than the relay's defences (measured in session 16,
+alternating, on the machine loaded by other work: attack p99 365 to 530 ms
+with the attackers at nice 0, 162 to 192 ms at nice 19; docs/rationale.md,
+"Who pays for the tail"). The relay itself runs at
 normal priority and all its work on the attack counts: accepting and
 handshaking the connections, answering refusals, storing what it accepts,
 closing slow links, all in the measured relay process while honest traffic
@@ -65,6 +68,10 @@ LIMITS = {
     "source_bytes": 2048.0 * 1024,
     "burst": 1.0,
     "mailbox_quota": 2 * 1024 * 1024,
+    # Strangers' envelope bytes the whole relay stores per pow_window (60 s)
+    # before it asks work: scaled like the rates, so the disk fill passes it
+    # in about two seconds and is then asked work it does not pay.
+    "pow_free_relay_bytes": 4.0 * 1024 * 1024,
     "replay_window": 3600.0,
     # 4 s rather than 2: with this machine loaded by other work (1-minute load
     # 12 to 20 on 2 cores), a burst of 250 handshakes, taking turns one step per
@@ -247,6 +254,9 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     fill = results["disk fill (random mailboxes)"]
     assert fill["busy_rate"] > 0
     assert fill["stored"] > 0
+    # Past the relay-wide byte allowance for strangers (pow_free_relay_bytes,
+    # which the flood's stores count towards too) the relay asks work.
+    assert fill["pow"] > 0
     assert set(fill) <= {"stored", "busy_rate", "pow"}  # typed answers only
     flood = results["mailbox flood"]
     # Without a put token, one mailbox's free allowance is soon spent and the
@@ -309,6 +319,9 @@ def test_floods_connections_and_slowloris_are_throttled_and_honest_p99_holds(
     # runs at load 4.5 to 6.6: attack p99 221 to 351 ms before, 115 to 210 ms
     # after; 3x of the same run's quiet p99 held in 2 of 6 runs after (1.6x
     # to 14x), so the 100 ms floor stays (figures in docs/rationale.md).
+    # Session 16 ("Who pays for the tail"): with the attackers at nice 19 and
+    # the relay-wide byte allowance, 8 runs at load 4.9 to 10.6 gave attack
+    # p99 105 to 359 ms, 5.4x to 12x of quiet; the floor stays at 100 ms.
     assert p99(during) <= 3 * max(p99(quiet), P99_FLOOR)
 
 
@@ -320,11 +333,16 @@ def test_a_delivered_envelope_replayed_is_refused_and_not_stored_again(
     box = bytes(MailboxId.derive(owner.public_key.to_bytes()))
     envelope = SealedEnvelope(MailboxId(box), secrets.token_bytes(512)).to_bytes()
 
+    token = secrets.token_bytes(16)
+
     async def deliver() -> list[tuple[bytes, bytes]]:
-        async with relay_session(host, port) as sender:
-            (stored,) = await sender.put_many([(box, envelope)])
-            assert isinstance(stored, bytes)
         async with relay_session(host, port, node_key=owner) as session:
+            # A contact's deposit (with the owner's put token): served whether
+            # or not an attack before made the relay ask strangers for work.
+            await session.sync_tokens(box, (1, [token]))
+            async with relay_session(host, port) as sender:
+                (stored,) = await sender.put_many([(box, envelope)], [auth_token(token)])
+                assert isinstance(stored, bytes)
             batch = await session.pull(box, [])
             assert [e for _, e in batch] == [envelope]
             return await session.pull(box, [entry_id for entry_id, _ in batch])

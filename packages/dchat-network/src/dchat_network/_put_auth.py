@@ -31,10 +31,11 @@ without learning who sent it:
 
 :class:`PutAuthorizer` is the relay's book. Without a valid token a deposit
 is a *stranger's*: it is served without work while the relay is quiet, and
-counted in two decaying meters (puts in about the last ``pow_window``
-seconds), one for the whole relay and one for the target mailbox. When
-either meter passes its free allowance (``pow_free_relay``,
-``pow_free_mailbox``) the relay asks strangers for work: ``pow_min_bits``
+counted in decaying meters (about the last ``pow_window`` seconds' worth):
+the whole relay's puts and envelope bytes, and the target mailbox's puts.
+When any meter passes its free allowance (``pow_free_relay``,
+``pow_free_relay_bytes``, ``pow_free_mailbox``) the relay asks strangers for
+work: ``pow_min_bits``
 zero bits, plus ``pow_step_bits`` for each doubling of the load past the
 allowance, at most ``pow_max_bits`` (0 turns proof of work off). A refused
 deposit gets a typed answer carrying the challenge (:class:`PowChallenge`):
@@ -215,6 +216,9 @@ class PutAuthorizer:
     Args:
         free_relay: Stranger puts per ``window`` the whole relay serves without work.
         free_mailbox: Stranger puts per ``window`` one mailbox gets without work.
+        free_relay_bytes: Stranger envelope bytes per ``window`` the whole relay
+            stores without work (so many sources' large envelopes together are
+            bounded, not only their count).
         min_bits: Bits asked as soon as a meter passes its allowance.
         step_bits: Bits added per doubling of the load past the allowance.
         max_bits: The most bits asked (0: never ask, proof of work off).
@@ -236,8 +240,9 @@ class PutAuthorizer:
         max_tokens: int = 262144,
         max_ring_keys: int = 262144,
         secret: bytes | None = None,
+        free_relay_bytes: float = 256.0 * 1024 * 1024,
     ) -> None:
-        self._free = (free_relay, free_mailbox)
+        self._free = (free_relay, free_mailbox, free_relay_bytes)
         self._bits = (min_bits, step_bits, min(max_bits, MAX_POW_BITS))
         self._window = window
         self._max_tokens = max_tokens
@@ -249,6 +254,7 @@ class PutAuthorizer:
         self.rings = ContactRings(max_keys=max_ring_keys)
         """Contact rings and proof nonces (:mod:`._put_proofs`)."""
         self._relay_load = _Meter()
+        self._relay_bytes = _Meter()
         self._mailbox_load: OrderedDict[bytes, _Meter] = OrderedDict()
         self.counts = {"token": 0, "proof": 0, "work": 0, "free": 0, "refused": 0, "paid": 0}
         """Deposits by how they were authorized (``refused``: answered ``pow``)."""
@@ -290,9 +296,11 @@ class PutAuthorizer:
     # -- deposits ------------------------------------------------------------------
 
     def authorize(
-        self, mailbox: bytes, entry_id: bytes, auth: bytes | None, now: float
+        self, mailbox: bytes, entry_id: bytes, auth: bytes | None, now: float, size: int = 0
     ) -> PowChallenge | str | None:
         """None if the deposit may be stored (and it is counted), else the challenge to meet.
+
+        ``size``: the envelope's bytes, for the relay's byte meter.
 
         A paid token is redeemed (spent) here; a refused one is answered with its code.
 
@@ -319,7 +327,7 @@ class PutAuthorizer:
             self.counts["work"] += 1
         else:
             self.counts["free"] += 1
-        self._count(mailbox, now)
+        self._count(mailbox, now, size)
         return None
 
     def required_bits(self, mailbox: bytes, now: float) -> int:
@@ -331,6 +339,7 @@ class PutAuthorizer:
         loads = (
             self._relay_load.value(now, self._window),
             0.0 if meter is None else meter.value(now, self._window),
+            self._relay_bytes.value(now, self._window),
         )
         pairs = zip(loads, self._free, strict=True)
         ratio = max(load / free if free > 0 else math.inf for load, free in pairs)
@@ -358,8 +367,9 @@ class PutAuthorizer:
             return False
         return pow_ok(seed, entry_id, nonce, bits)
 
-    def _count(self, mailbox: bytes, now: float) -> None:
+    def _count(self, mailbox: bytes, now: float, size: int = 0) -> None:
         self._relay_load.add(1.0, now, self._window)
+        self._relay_bytes.add(float(size), now, self._window)
         meter = self._mailbox_load.get(mailbox)
         if meter is None:
             meter = self._mailbox_load[mailbox] = _Meter()

@@ -97,6 +97,8 @@ class RelayLimits:
         pow_free_relay: Strangers' puts (no valid put token) per ``pow_window`` the
             whole relay serves without proof of work.
         pow_free_mailbox: Strangers' puts per ``pow_window`` one mailbox gets without work.
+        pow_free_relay_bytes: Strangers' envelope bytes per ``pow_window`` the whole
+            relay stores without proof of work (many sources together included).
         pow_min_bits: Zero bits asked once a load passes its allowance.
         pow_step_bits: Bits added per doubling of the load past the allowance.
         pow_max_bits: The most bits asked (0: proof of work off, every put served).
@@ -136,6 +138,7 @@ class RelayLimits:
     idle_timeout: float = 300.0
     pow_free_relay: float = 6000.0
     pow_free_mailbox: float = 60.0
+    pow_free_relay_bytes: float = 256.0 * 1024 * 1024
     pow_min_bits: int = 8
     pow_step_bits: int = 2
     pow_max_bits: int = 22
@@ -162,6 +165,7 @@ class RelayLimits:
         return PutAuthorizer(
             free_relay=self.pow_free_relay,
             free_mailbox=self.pow_free_mailbox,
+            free_relay_bytes=self.pow_free_relay_bytes,
             min_bits=self.pow_min_bits,
             step_bits=self.pow_step_bits,
             max_bits=self.pow_max_bits,

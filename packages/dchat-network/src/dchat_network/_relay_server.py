@@ -618,7 +618,7 @@ class RelayServer:
         if recent and (mailbox, entry, now) in recent:
             return "delivered"
         try:
-            if (refused := self._needs_work(mailbox, entry, auth, now)) is not None:
+            if (refused := self._needs_work(mailbox, entry, auth, now, len(envelope))) is not None:
                 return refused
         except PutProofError as exc:
             return exc.code
@@ -667,13 +667,13 @@ class RelayServer:
         return "pow" if needs is not None else None
 
     def _needs_work(
-        self, mailbox: bytes, entry: bytes, auth: bytes | None, now: float
+        self, mailbox: bytes, entry: bytes, auth: bytes | None, now: float, size: int = 0
     ) -> str | None:
         """Weigh a deposit as load; None if it may be stored, else ``pow`` or a paid token's code.
 
         A challenge is kept for the reply.
         """
-        challenge = self.authorizer.authorize(mailbox, entry, auth, now)
+        challenge = self.authorizer.authorize(mailbox, entry, auth, now, size)
         if isinstance(challenge, str):
             return challenge
         if challenge is not None and (
