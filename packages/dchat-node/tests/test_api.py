@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -10,13 +10,29 @@ import pytest
 from dchat_identity import ContactCard, Identity
 from dchat_node import NodeProcess
 from dchat_sdk import ApiError, RemoteClient
+from dchat_testing.pytest_plugin import start_user
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def user(make_user: Callable[[str], NodeProcess]) -> NodeProcess:
+    """A fresh user node without an identity, for tests that change its state."""
     return make_user("carol")
+
+
+@pytest.fixture(scope="module")
+def pristine(
+    tmp_path_factory: pytest.TempPathFactory, module_relay: NodeProcess
+) -> Iterator[NodeProcess]:
+    """A user node without an identity shared by the tests that only get refusals.
+
+    Each of them asserts its own refusal, so one that changed the node would
+    fail itself rather than pass on a node another test changed.
+    """
+    node = start_user(tmp_path_factory.mktemp("pristine") / "carol", module_relay)
+    yield node
+    node.kill()
 
 
 def _raw(
@@ -27,13 +43,13 @@ def _raw(
         return http.request(method, path, headers=headers, **kw)  # type: ignore[arg-type]
 
 
-def test_health_is_open_everything_else_needs_the_token(user: NodeProcess) -> None:
-    assert _raw(user, "GET", "/health", None).json() == {"status": "ok", "role": "user"}
-    for token in (None, "wrong", user.info["token"] + "x", user.info["token"][:-1]):
-        response = _raw(user, "GET", "/status", token)
+def test_health_is_open_everything_else_needs_the_token(pristine: NodeProcess) -> None:
+    assert _raw(pristine, "GET", "/health", None).json() == {"status": "ok", "role": "user"}
+    for token in (None, "wrong", pristine.info["token"] + "x", pristine.info["token"][:-1]):
+        response = _raw(pristine, "GET", "/status", token)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
-    assert _raw(user, "GET", "/status", user.info["token"]).status_code == 200
+    assert _raw(pristine, "GET", "/status", pristine.info["token"]).status_code == 200
 
 
 def test_state_errors_have_codes(user: NodeProcess) -> None:
@@ -87,24 +103,24 @@ def test_bad_cards_are_rejected_and_nothing_is_stored(user: NodeProcess) -> None
     ],
 )
 def test_invalid_bodies_get_422_with_the_error_shape(
-    user: NodeProcess, path: str, body: dict[str, object]
+    pristine: NodeProcess, path: str, body: dict[str, object]
 ) -> None:
-    response = _raw(user, "POST", path, user.info["token"], json=body)
+    response = _raw(pristine, "POST", path, pristine.info["token"], json=body)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_a_cursor_past_sqlites_integers_is_a_422_not_a_500(user: NodeProcess) -> None:
+def test_a_cursor_past_sqlites_integers_is_a_422_not_a_500(pristine: NodeProcess) -> None:
     # Schemathesis found it (CI run 13): ``before`` went to SQLite unbounded.
-    token = user.info["token"]
+    token = pristine.info["token"]
     for path in ("/v1/search?q=x&before=9223372036854775808", "/v1/messages?before=" + "9" * 30):
-        response = _raw(user, "GET", path, token)
+        response = _raw(pristine, "GET", path, token)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_non_json_body_is_rejected(user: NodeProcess) -> None:
-    response = _raw(user, "POST", "/v1/identity", user.info["token"], content=b"\xff\x00{")
+def test_non_json_body_is_rejected(pristine: NodeProcess) -> None:
+    response = _raw(pristine, "POST", "/v1/identity", pristine.info["token"], content=b"\xff\x00{")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
 

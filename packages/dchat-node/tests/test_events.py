@@ -200,25 +200,30 @@ def test_message_paging_by_cursor_keeps_the_default(carol: NodeProcess) -> None:
         {"format": "xml"},
     ],
 )
-def test_malformed_cursors_and_limits_get_422(carol: NodeProcess, query: dict[str, str]) -> None:
+def test_malformed_cursors_and_limits_get_422(
+    module_carol: NodeProcess, query: dict[str, str]
+) -> None:
     for path in ("/v1/events", "/v1/messages"):
         if path == "/v1/messages" and "format" in query:
             continue
-        reply = _get(carol, path, params={"format": "json", **query})
+        reply = _get(module_carol, path, params={"format": "json", **query})
         assert reply.status_code == 422, (path, query)
         assert reply.json()["error"]["code"] == "invalid_request"
-    bad_id = _get(carol, "/v1/events", headers={"Last-Event-ID": "12x"})
+    bad_id = _get(module_carol, "/v1/events", headers={"Last-Event-ID": "12x"})
     assert bad_id.status_code == 422
     assert "Last-Event-ID" in bad_id.json()["error"]["message"]
 
 
-def test_events_need_the_token(carol: NodeProcess) -> None:
+def test_events_need_the_token(module_carol: NodeProcess) -> None:
     for token in (None, "wrong"):
         for params in ({}, {"format": "json"}):
-            reply = _get(carol, "/v1/events", token=token, params=params)
+            reply = _get(module_carol, "/v1/events", token=token, params=params)
             assert reply.status_code == 401
             assert reply.json()["error"]["code"] == "unauthorized"
-    with RemoteClient(carol.info["url"], "wrong") as stranger, pytest.raises(ApiError) as refused:
+    with (
+        RemoteClient(module_carol.info["url"], "wrong") as stranger,
+        pytest.raises(ApiError) as refused,
+    ):
         next(stranger.events())
     assert refused.value.code == "unauthorized"
 

@@ -15,7 +15,7 @@ import ssl
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +24,7 @@ import pytest
 from dchat_node import NodeProcess
 from dchat_sdk import RemoteClient
 from dchat_testing import write_self_signed_tls
-from dchat_testing.pytest_plugin import PASSPHRASE
+from dchat_testing.pytest_plugin import PASSPHRASE, start_user
 
 pytestmark = pytest.mark.slow
 
@@ -63,9 +63,14 @@ def _post_head(path: str, length: int, token: str | None = None) -> str:
     )
 
 
-@pytest.fixture
-def user(make_user: Callable[[str], NodeProcess]) -> NodeProcess:
-    return make_user("carol")
+@pytest.fixture(scope="module")
+def user(
+    tmp_path_factory: pytest.TempPathFactory, module_relay: NodeProcess
+) -> Iterator[NodeProcess]:
+    """A user node shared by the tests that only get refusals (each asserts its own)."""
+    node = start_user(tmp_path_factory.mktemp("hardening") / "carol", module_relay)
+    yield node
+    node.kill()
 
 
 def test_the_token_is_checked_before_the_body_arrives(user: NodeProcess) -> None:
@@ -122,10 +127,10 @@ def test_openapi_needs_the_token(user: NodeProcess) -> None:
     assert schema.json()["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
 
 
-def test_relay_openapi_lists_no_user_routes(relay: NodeProcess) -> None:
+def test_relay_openapi_lists_no_user_routes(module_relay: NodeProcess) -> None:
     schema = httpx.get(
-        relay.info["url"] + "/openapi.json",
-        headers={"Authorization": f"Bearer {relay.info['token']}"},
+        module_relay.info["url"] + "/openapi.json",
+        headers={"Authorization": f"Bearer {module_relay.info['token']}"},
         timeout=10,
     ).json()
     assert sorted(schema["paths"]) == [
@@ -137,8 +142,8 @@ def test_relay_openapi_lists_no_user_routes(relay: NodeProcess) -> None:
         "/v1/relay/status",
     ]
     contacts = httpx.get(  # user routes still answer, with the usual error
-        relay.info["url"] + "/v1/contacts",
-        headers={"Authorization": f"Bearer {relay.info['token']}"},
+        module_relay.info["url"] + "/v1/contacts",
+        headers={"Authorization": f"Bearer {module_relay.info['token']}"},
         timeout=10,
     )
     assert contacts.json()["error"]["code"] == "wrong_role"

@@ -178,10 +178,10 @@ HOSTILE = [
 ]
 
 
-def test_hostile_frames_get_typed_answers_and_the_socket_goes_on(carol: NodeProcess) -> None:
-    with carol.client() as api:
+def test_hostile_frames_get_typed_answers_and_the_socket_goes_on(module_carol: NodeProcess) -> None:
+    with module_carol.client() as api:
         before = len(api.messages())
-    raw = Raw(carol)
+    raw = Raw(module_carol)
     assert raw.opened
     for frame, rid in HOSTILE:
         raw.send(frame)
@@ -200,39 +200,39 @@ def test_hostile_frames_get_typed_answers_and_the_socket_goes_on(carol: NodeProc
     sent = next(f for f in frames if f.get("id") == 11)
     event = next(f for f in frames if "event" in f)
     assert event["event"]["data"]["message_id"] == sent["ok"]["message_id"]
-    with carol.client() as api:
+    with module_carol.client() as api:
         texts = [m.text for m in api.messages()]
     assert len(texts) == before + 1
     assert texts[-1] == "still here"
 
 
-def test_hostile_frames_answer_in_order_when_pipelined(carol: NodeProcess) -> None:
-    raw = Raw(carol)
+def test_hostile_frames_answer_in_order_when_pipelined(module_carol: NodeProcess) -> None:
+    raw = Raw(module_carol)
     for i in range(50):
         raw.send(json.dumps({"id": i, "op": "status"}) if i % 2 else "{broken")
     answers = [raw.answer() for _ in range(50)]
     assert [a["id"] for a in answers] == [None if i % 2 == 0 else i for i in range(50)]
 
 
-def test_binary_and_oversized_frames_close_the_socket(carol: NodeProcess) -> None:
-    raw = Raw(carol)
+def test_binary_and_oversized_frames_close_the_socket(module_carol: NodeProcess) -> None:
+    raw = Raw(module_carol)
     raw.send(b"\x00\x01")
     assert raw.wait_closed() == 1003
-    raw = Raw(carol)
+    raw = Raw(module_carol)
     raw.send("x" * (4 * 1024 * 1024 + 1))  # over api_max_body
     assert raw.wait_closed() == 1009
-    with carol.client() as api:
+    with module_carol.client() as api:
         assert api.health()["status"] == "ok"
 
 
-def test_the_socket_needs_the_token(carol: NodeProcess) -> None:
-    assert Raw(carol, token="wrong").opened is False
+def test_the_socket_needs_the_token(module_carol: NodeProcess) -> None:
+    assert Raw(module_carol, token="wrong").opened is False
     with pytest.raises(ApiError):
-        RemoteSocket(carol.info["url"], "wrong")
+        RemoteSocket(module_carol.info["url"], "wrong")
 
 
-def test_another_role_says_wrong_role(relay: NodeProcess) -> None:
-    raw = Raw(relay)
+def test_another_role_says_wrong_role(module_relay: NodeProcess) -> None:
+    raw = Raw(module_relay)
     assert raw.opened
     answer = raw.answer()
     assert answer["error"]["code"] == "wrong_role"

@@ -15,6 +15,8 @@ Fixtures:
   straight into a mailbox, as any stranger can), ``crafted`` and
   ``crafted_message`` (genuine engine messages from an identity that has no
   node, for hostile-input tests).
+* Shared by a module's tests (for tests whose outcome does not depend on what
+  the others did): ``module_relay`` and ``module_carol``.
 * ``net``: an :class:`dchat_testing.EngineNet`, messaging engines wired through
   an in-memory relay (a test module's own ``net`` fixture takes precedence).
 * PostgreSQL (see :mod:`dchat_storage.testing`): ``pg_server`` (the server's
@@ -199,20 +201,40 @@ def relay(tmp_path: Path) -> Iterator[NodeProcess]:
     node.kill()
 
 
+@pytest.fixture(scope="module")
+def module_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """A relay node process shared by a module's tests.
+
+    A node's start is seconds of CPU (mostly importing the node); use it where
+    a test's outcome does not depend on what the module's other tests did.
+    """
+    node = NodeProcess(
+        tmp_path_factory.mktemp("module-relay") / "relay",
+        "relay",
+        passphrase=PASSPHRASE,
+        listen=f"127.0.0.1:{free_port()}",
+    )
+    node.start()
+    yield node
+    node.kill()
+
+
+def start_user(data_dir: Path, relay: NodeProcess) -> NodeProcess:
+    """A user node process homed on ``relay`` (the caller kills it)."""
+    node = NodeProcess(
+        data_dir, "user", passphrase=PASSPHRASE, relay=relay.info["link"], poll_interval=0.2
+    )
+    node.start()
+    return node
+
+
 @pytest.fixture
 def make_user(tmp_path: Path, relay: NodeProcess) -> Iterator[Callable[[str], NodeProcess]]:
     """Start user node processes homed on ``relay``; all are killed after the test."""
     started: list[NodeProcess] = []
 
     def make(name: str) -> NodeProcess:
-        node = NodeProcess(
-            tmp_path / name,
-            "user",
-            passphrase=PASSPHRASE,
-            relay=relay.info["link"],
-            poll_interval=0.2,
-        )
-        node.start()
+        node = start_user(tmp_path / name, relay)
         started.append(node)
         return node
 
@@ -236,7 +258,26 @@ def user_pair(make_user: Callable[[str], NodeProcess]) -> tuple[NodeProcess, Nod
 @pytest.fixture
 def carol(make_user: Callable[[str], NodeProcess]) -> NodeProcess:
     """A user with an identity and a contact ``dave`` (whose relay is never reached)."""
-    node = make_user("carol")
+    return _as_carol(make_user("carol"))
+
+
+@pytest.fixture(scope="module")
+def module_carol(
+    tmp_path_factory: pytest.TempPathFactory, module_relay: NodeProcess
+) -> Iterator[NodeProcess]:
+    """``carol`` shared by a module's tests, homed on ``module_relay``.
+
+    Only for tests that hold whatever the others sent or asked before them
+    (refusals, framing, answers relative to what was there before).
+    """
+    node = start_user(tmp_path_factory.mktemp("module-carol") / "carol", module_relay)
+    try:
+        yield _as_carol(node)
+    finally:
+        node.kill()
+
+
+def _as_carol(node: NodeProcess) -> NodeProcess:
     with node.client() as api:
         api.create_identity("carol")
         dave = ContactCard.issue(Identity.generate(), name="dave", relay="127.0.0.1:1")
