@@ -89,11 +89,13 @@ def test_second_node_on_a_data_dir_refuses_and_leaves_the_first_alone(
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
     assert second.returncode == 1
-    assert time.monotonic() - started < 15  # at once: no database open, no API start
+    # At once: no database open, no API start (the bound is loose: starting Python and importing
+    # the node alone took 18 s at load 12 on this 2-core machine).
+    assert time.monotonic() - started < 25
     assert f"{first.data_dir} is in use by another node (pid {first.pid})" in second.stderr
     assert "Traceback" not in second.stderr
     assert runfile.read_bytes() == before
