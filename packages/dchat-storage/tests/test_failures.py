@@ -166,3 +166,23 @@ def test_tampered_record_is_a_corruption_error(db_path: Path) -> None:
         with pytest.raises(StorageCorruptError):
             db.messages.get(b"m1")
         assert db.messages.get(b"m2") is not None  # the rest stays readable
+
+
+def test_a_schema_damaged_into_bad_utf8_is_a_corruption_error(db_path: Path) -> None:
+    """SQLite names the damaged schema's bytes in its message; Python could not decode it.
+
+    CI run found it: a random corruption of the middle of the file hit the
+    schema and opening raised ``UnicodeDecodeError`` instead of a typed error.
+    """
+    with open_database(db_path, key=StorageKey.generate()):
+        pass
+    data = bytearray(db_path.read_bytes())
+    at = data.index(b"CREATE INDEX")
+    on = data.index(b" ON ", at) + 4
+    name_end = data.index(b" ", on)
+    data[on:name_end] = b"\x94" * (name_end - on)  # the indexed table's name, as bad UTF-8
+    db_path.write_bytes(bytes(data))
+    damaged = db_path.read_bytes()
+    with pytest.raises(StorageCorruptError):
+        open_database(db_path, key=StorageKey.generate())
+    assert db_path.read_bytes() == damaged

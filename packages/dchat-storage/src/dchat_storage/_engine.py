@@ -97,6 +97,10 @@ def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         for pragma in _PRAGMAS:
             cursor.execute(pragma)
         mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+    except UnicodeDecodeError:
+        # Python's sqlite3 decodes SQLite's message; a damaged schema puts the file's
+        # bytes in it ("no such table: main.<bytes>"): a corruption, not a crash.
+        raise sqlite3.DatabaseError("Could not decode to UTF-8: the schema is damaged") from None
     finally:
         cursor.close()
     if mode != "wal":
