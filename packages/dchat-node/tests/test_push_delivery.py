@@ -59,6 +59,14 @@ def _inbound(node: NodeProcess) -> list[str]:
         return [m.text for m in client.messages(limit=1000) if m.direction == "in"]
 
 
+def _conversation(node: NodeProcess) -> list[str]:
+    """Alice's texts as bob's conversation with her shows them, with none missing."""
+    with node.client() as client:
+        listing = client.request("GET", "/v1/messages", params={"peer": "alice", "limit": 1000})
+    assert listing["missing"] == 0
+    return [m["text"] for m in listing["messages"] if m["direction"] == "in"]
+
+
 def test_a_burst_larger_than_a_batch_arrives_without_waiting_for_a_timer(
     pair: tuple[NodeProcess, NodeProcess],
 ) -> None:
@@ -69,7 +77,11 @@ def test_a_burst_larger_than_a_batch_arrives_without_waiting_for_a_timer(
             a.send("bob", text)
     # Well under the 120 s retry timer: the wake-ups and the push did it.
     wait_until(lambda: len(_inbound(bob)) >= len(sent), timeout=60, what="the burst delivered")
-    assert _inbound(bob) == sent
+    # Exactly once each. Bob's node lists all its mail in arrival order, and the mail
+    # comes in over two links (his mailbox and a rotating tag), so only the conversation
+    # is in send order: by the sequence inside each sealed message (issue 13, item 4).
+    assert sorted(_inbound(bob)) == sent
+    assert _conversation(bob) == sent
     with alice.client() as a:
         assert a.status()["outbox"] == 0
 
@@ -98,11 +110,8 @@ def test_queue_order_survives_three_relay_kills_during_200_sends(
     sender.join(timeout=120)
     assert not sender.is_alive()
     wait_until(lambda: len(_inbound(bob)) >= len(sent), timeout=120, what="all delivered")
-    assert _inbound(bob) == sent  # exactly once each, in the order they were sent
-    with bob.client() as b:
-        listing = b.request("GET", "/v1/messages", params={"peer": "alice", "limit": 1000})
-    assert [m["text"] for m in listing["messages"]] == sent  # the conversation's order
-    assert listing["missing"] == 0
+    assert sorted(_inbound(bob)) == sent  # exactly once each (listed in arrival order)
+    assert _conversation(bob) == sent  # the conversation's order: the order they were sent
 
 
 def test_status_and_send_say_when_the_relay_is_unreachable(
