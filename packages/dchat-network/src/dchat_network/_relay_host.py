@@ -18,7 +18,11 @@ limit) anonymous; authorised work (put-token deposits, the links of
 mailboxes that have put tokens) first, then anonymous work, the sources
 taking turns within each. A flood of anonymous requests therefore waits
 in this queue instead of in the worker's, and an authorised request is
-never behind more than ``anonymous_work`` of them.
+never behind more than ``anonymous_work`` of them. In the worker, anonymous
+work may run in a lane of its own (``run_later``; the relay node's group
+commit keeps it out of authorised work's transactions and commits it only
+when no authorised work waits), so an authorised deposit's commit never
+carries strangers' envelopes and waits at most for one small one of theirs.
 
 A topic read (``tp_read`` with a ``wait``) that finds nothing new is parked
 the same way, on its topic: the host watches the topic while the read is
@@ -120,6 +124,9 @@ class RelayHost(OnionHosting):
             work queue's ``anonymous_work`` is then the default's).
         first_request_timeout: Close a link that sends no first request this long
             (default: the limits', else 20 s).
+        run_later: Like ``run``, for anonymous work, e.g. in a background lane
+            that never commits it together with authorised work (the relay node's
+            ``AsyncStore.run_grouped_later``); default ``run``.
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class RelayHost(OnionHosting):
         read: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]] | None = None,
         limits: RelayLimits | None = None,
         first_request_timeout: float | None = None,
+        run_later: Callable[[Callable[[], RelayReply]], Awaitable[RelayReply]] | None = None,
     ) -> None:
         self.server = server
         self.guard = RelayGuard(limits) if limits is not None else None
@@ -141,6 +149,7 @@ class RelayHost(OnionHosting):
         )
         self._first = first_request_timeout or self.limits.first_request_timeout
         self._run = run
+        self._run_later = run_later or run
         self._read = read or run
         self._now = now
         self._idle = idle_timeout or self.limits.idle_timeout
@@ -340,7 +349,7 @@ class RelayHost(OnionHosting):
                     self._hand_on(authorised)
                 raise
         try:
-            return await self._run(call)
+            return await (self._run if authorised else self._run_later)(call)
         finally:
             self._hand_on(authorised)
 

@@ -18,6 +18,17 @@ There is no leader task: the first waiting caller whose call is still queued
 runs the next commit. A caller cancelled before its call ran takes the call
 out of the queue; one cancelled while its group commits still has it
 committed (as with ``trio.to_thread``, a running call is not abandoned).
+
+Two lanes: :meth:`AsyncStore.run_grouped_later` queues a call in the
+*background* lane, for work that may wait (a relay's deposits from
+strangers). Background calls commit in groups of their own, never in the
+same transaction as a :meth:`~AsyncStore.run_grouped` call, at most
+``later_batch`` at a time, and only when no ``run_grouped`` call is queued
+or the oldest background call has waited ``later_wait`` seconds. So a
+foreground call waits at most for the one commit already under way (whose
+background group is small), and its own commit carries no background
+writes; background work takes the foreground's spare capacity, and under
+a foreground that never pauses still one group per ``later_wait``.
 """
 
 from __future__ import annotations
@@ -38,15 +49,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 GROUP: Final = 64
 """The most calls one group commit runs."""
+LATER_GROUP: Final = 8
+"""The most background calls one group commit runs (see :meth:`AsyncStore.run_grouped_later`)."""
+LATER_WAIT: Final = 0.5
+"""Seconds the oldest background call waits at most before its group goes ahead."""
 
 
 class _Call:
     """One grouped call: what to run, then its value or the exception it raised."""
 
-    __slots__ = ("done", "error", "fn", "ran", "value")
+    __slots__ = ("at", "done", "error", "fn", "ran", "value")
 
     def __init__(self, fn: Callable[[], object]) -> None:
         self.fn = fn
+        self.at = trio.current_time()
         self.ran = self.done = False
         self.value: object = None
         self.error: BaseException | None = None
@@ -72,13 +88,27 @@ class AsyncStore:
         threads: The most worker threads in use at once (SQLite has one writer
             at a time anyway; readers may overlap it).
         batch: The most calls in one group commit.
+        later_batch: The most background calls in one group commit.
+        later_wait: Seconds after which the oldest background call's group
+            commits even though foreground calls are queued.
     """
 
-    def __init__(self, db: Database, *, threads: int = 2, batch: int = GROUP) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        threads: int = 2,
+        batch: int = GROUP,
+        later_batch: int = LATER_GROUP,
+        later_wait: float = LATER_WAIT,
+    ) -> None:
         self.db = db
         self._limiter = trio.CapacityLimiter(threads)
         self._batch = batch
+        self._later_batch = later_batch
+        self._later_wait = later_wait
         self._queued: list[_Call] = []
+        self._later: list[_Call] = []
         self._committing = False
         self._turn = trio.Event()
         self.group_commits = 0
@@ -95,7 +125,19 @@ class AsyncStore:
         Returns (or raises) once the commit holding the call is durable.
         """
         call = _Call(functools.partial(fn, *args, **kwargs))
-        self._queued.append(call)
+        return await self._grouped(call, self._queued)  # type: ignore[return-value]
+
+    async def run_grouped_later(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Like :meth:`run_grouped`, in the background lane (see the module's docstring).
+
+        The call commits with other background calls only, once no
+        :meth:`run_grouped` call is queued.
+        """
+        call = _Call(functools.partial(fn, *args, **kwargs))
+        return await self._grouped(call, self._later)  # type: ignore[return-value]
+
+    async def _grouped(self, call: _Call, lane: list[_Call]) -> object:
+        lane.append(call)
         try:
             while not call.done:
                 if self._committing:
@@ -103,15 +145,22 @@ class AsyncStore:
                 else:
                     await self._commit_next(call)
         except BaseException:
-            if call in self._queued:  # cancelled before it ran: it never will
-                self._queued.remove(call)
+            if call in lane:  # cancelled before it ran: it never will
+                lane.remove(call)
             raise
         if call.error is not None:
             raise call.error
-        return call.value  # type: ignore[return-value]
+        return call.value
 
     async def _commit_next(self, leader: _Call) -> None:
-        group, self._queued = self._queued[: self._batch], self._queued[self._batch :]
+        # The foreground lane first; a background group when it is empty, or has
+        # kept the oldest background call waiting for later_wait.
+        later = self._later and (
+            not self._queued or trio.current_time() - self._later[0].at >= self._later_wait
+        )
+        lane, size = (self._later, self._later_batch) if later else (self._queued, self._batch)
+        group = lane[:size]
+        del lane[:size]
         self._committing = True
         try:
             await self.run(_commit_group, self.db, group)
@@ -120,7 +169,7 @@ class AsyncStore:
                 member.ran, member.error = True, exc
         finally:
             # Cut short before it ran (the leader was cancelled): the others wait on.
-            self._queued[:0] = [m for m in group if not m.ran and m is not leader]
+            lane[:0] = [m for m in group if not m.ran and m is not leader]
             for member in group:
                 member.done = member.ran
             self._committing = False

@@ -6,7 +6,9 @@ in the node database; :class:`~dchat_network.RelayHost` serves it on links
 first). Each request runs in the database worker as a grouped call
 (``AsyncStore.run_grouped``): in one transaction, shared with other links' requests,
 so a reply always follows a durable commit and a ``put_many`` of many
-envelopes, or many links' puts at once, cost one. Limits: ``[node.relay_limits]``.
+envelopes, or many links' puts at once, cost one. Anonymous work (strangers'
+deposits) runs in the store's background lane (``run_grouped_later``): small
+groups of its own, committed when no authorised work waits. Limits: ``[node.relay_limits]``.
 Delivery receipts and their sealed batches, and broadcast channel topics, are
 kept in the database too.
 """
@@ -40,5 +42,12 @@ class RelayService(RelayHost):
             receipts=db.receipts,
             topics=db.topics,
         )
-        super().__init__(server, store.run_grouped, clock.now, read=store.run, limits=limits)
+        super().__init__(
+            server,
+            store.run_grouped,
+            clock.now,
+            read=store.run,
+            limits=limits,
+            run_later=store.run_grouped_later,
+        )
         self.wrap_reply = SealedEnvelope.onion_reply  # answers under reply blocks (§45)
