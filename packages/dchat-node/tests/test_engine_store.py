@@ -236,6 +236,26 @@ def test_a_member_rolled_back_in_its_savepoint_leaves_no_ratchet_step_behind(
     assert [m.body for m in db.messages.list(None, 10)] == ["1", "2", "4", "3"]
 
 
+def test_a_member_rolled_back_in_its_savepoint_leaves_no_trace_in_the_order(
+    db: Database,
+) -> None:
+    # The conversation's order state is also encoded at the commit: what a
+    # rolled-back member saw (text 4, so text 3 would be missing) is not kept.
+    bob, alice_device, (first, second, _, fourth) = _first_contact(db, "1", "2", "3", "4")
+    assert isinstance(bob.receive(first, now=T0)[0], MessageReceived)
+    peer = str(alice_device.identity)
+
+    def receive_then_fail() -> None:
+        assert isinstance(bob.receive(fourth, now=T0)[0], MessageReceived)
+        assert bob.order.missing(peer) == 1
+        raise _Failed
+
+    _grouped(db, lambda: bob.receive(second, now=T0), receive_then_fail)
+    assert bob.order.missing(peer) == 0
+    again = MessagingEngine(bob.keys, EngineStore(db), namespace="msg.bob")
+    assert again.order.missing(peer) == 0
+
+
 def test_a_restart_after_a_commit_that_never_happened_reuses_no_message_key(
     tmp_path: Path,
 ) -> None:
