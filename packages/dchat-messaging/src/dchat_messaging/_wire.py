@@ -62,6 +62,7 @@ def _sender(raw: bytes) -> IdentityId:
     """One id object per sender lately seen: its text form (a conversation's key) is made once."""
     return IdentityId(raw)
 
+
 _CONTEXT: Final = b"dchat-envelope-v2\x00"
 _FIELDS: Final = frozenset({"v", "from", "dev", "init", "msg", "surbs"})
 _LIMITS: Final = DecodeLimits(max_size=72_000, max_depth=1, max_items=16)
