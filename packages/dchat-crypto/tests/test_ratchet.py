@@ -92,6 +92,22 @@ def test_out_of_order_within_a_chain() -> None:
     assert bob.skipped_key_count == 0
 
 
+def test_a_copy_is_the_same_state_and_goes_its_own_way() -> None:
+    alice, bob = make_pair()
+    messages = send(alice, 3, "a")
+    bob.decrypt(messages[2][0], now=0.0)  # two skipped keys in the state
+    twin = bob.copy()
+    assert twin.to_bytes() == bob.to_bytes()
+    assert bob.decrypt(messages[0][0], now=0.0) == messages[0][1]
+    assert bob.to_bytes() != twin.to_bytes()
+    assert twin.skipped_key_count == 2  # what the original used up, the copy still holds
+    assert twin.decrypt(messages[0][0], now=0.0) == messages[0][1]
+    later = send(alice, 1, "b")[0]
+    assert twin.decrypt(later[0], now=0.0) == later[1]
+    assert_rejected(twin, later[0])
+    assert bob.decrypt(later[0], now=0.0) == later[1]  # the original's chain did not move
+
+
 def test_out_of_order_across_chains() -> None:
     alice, bob = make_pair()
     first = send(alice, 4, "a1-")

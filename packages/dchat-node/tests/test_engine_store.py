@@ -190,3 +190,118 @@ def test_conversation_state_over_the_database(db: Database) -> None:
     assert agent.contacts.remove("robert").identity_id == peer
     assert store.list_contacts() == []
     assert store.get_message(b"m" * 16) is not None  # the messages stay
+
+
+class _Failed(Exception):
+    """A group member that fails after its ratchet step."""
+
+
+def _grouped(db: Database, *calls: object) -> list[object]:
+    """Run ``calls`` as a group commit does: one transaction, a savepoint each."""
+    results: list[object] = []
+    with db.transaction():
+        for call in calls:
+            try:
+                with db.transaction():
+                    results.append(call())  # type: ignore[operator]
+            except _Failed as exc:
+                results.append(exc)
+    return results
+
+
+def test_a_member_rolled_back_in_its_savepoint_leaves_no_ratchet_step_behind(
+    db: Database,
+) -> None:
+    # Session records are encoded once, at the commit; a member that stepped the
+    # ratchet and was rolled back alone must not leave its step in the record
+    # the commit stores, or its envelope could never be opened when it comes again.
+    bob, _, (first, second, third, fourth) = _first_contact(db, "1", "2", "3", "4")
+    assert isinstance(bob.receive(first, now=T0)[0], MessageReceived)
+
+    def receive_then_fail() -> None:
+        assert isinstance(bob.receive(third, now=T0)[0], MessageReceived)
+        raise _Failed
+
+    group = (
+        lambda: bob.receive(second, now=T0),
+        receive_then_fail,
+        lambda: bob.receive(fourth, now=T0),
+    )
+    done = _grouped(db, *group)
+    assert isinstance(done[1], _Failed)
+    assert [m.body for m in db.messages.list(None, 10)] == ["1", "2", "4"]
+    # What was stored, read back by an engine that holds nothing in memory.
+    again = MessagingEngine(bob.keys, EngineStore(db), namespace="msg.bob")
+    assert [type(e) for e in again.receive(third, now=T0)] == [MessageReceived]
+    assert [m.body for m in db.messages.list(None, 10)] == ["1", "2", "4", "3"]
+
+
+def test_a_member_rolled_back_in_its_savepoint_leaves_no_trace_in_the_order(
+    db: Database,
+) -> None:
+    # The conversation's order state is also encoded at the commit: what a
+    # rolled-back member saw (text 4, so text 3 would be missing) is not kept.
+    bob, alice_device, (first, second, _, fourth) = _first_contact(db, "1", "2", "3", "4")
+    assert isinstance(bob.receive(first, now=T0)[0], MessageReceived)
+    peer = str(alice_device.identity)
+
+    def receive_then_fail() -> None:
+        assert isinstance(bob.receive(fourth, now=T0)[0], MessageReceived)
+        assert bob.order.missing(peer) == 1
+        raise _Failed
+
+    _grouped(db, lambda: bob.receive(second, now=T0), receive_then_fail)
+    assert bob.order.missing(peer) == 0
+    again = MessagingEngine(bob.keys, EngineStore(db), namespace="msg.bob")
+    assert again.order.missing(peer) == 0
+
+
+def test_a_restart_after_a_commit_that_never_happened_reuses_no_message_key(
+    tmp_path: Path,
+) -> None:
+    # The sender's ratchet state commits with the envelopes it encrypted, in the
+    # same transaction: after a crash (a group that never commits, then a new
+    # engine on the reopened database) no message key is used twice, and what
+    # the peer got opens.
+    path = tmp_path / "node.db"
+    db = open_database(path, passphrase=b"correct horse")
+    _, bob_card, bob_keys = _person("bob")
+    _, alice_card, alice_keys = _person("alice")
+    bob = MessagingEngine(bob_keys, EngineStore(db), namespace="msg.bob")
+    alice_store = MemoryMessageStore()
+    alice = MessagingEngine(alice_keys, alice_store)
+    upload = bob.prekey_upload(held=None, now=T0)
+    assert upload is not None
+    bob_device, alice_device = DeviceAddress.primary(bob_card), DeviceAddress.primary(alice_card)
+    alice.send(Content.text_message("hello", now_ms=1), [bob_device], now=T0)
+    alice.bundle_received(bob_device, upload.one_time[0][1], now=T0)
+    (envelope,) = [entry.envelope for entry in alice_store.due(T0, 10)]
+    assert isinstance(bob.receive(envelope, now=T0)[0], MessageReceived)
+
+    def send(text: str) -> object:
+        return bob.send(Content.text_message(text, now_ms=2), [alice_device], now=T0)
+
+    _grouped(db, lambda: send("a"), lambda: send("b"))
+
+    class Crash(BaseException):
+        pass
+
+    def never_committed() -> None:
+        with db.transaction():
+            _grouped(db, lambda: send("c"), lambda: send("d"))
+            raise Crash  # the process dies before this transaction commits
+
+    with pytest.raises(Crash):
+        never_committed()
+    db.close()
+
+    db = open_database(path, passphrase=b"correct horse")
+    try:
+        restarted = MessagingEngine(bob_keys, EngineStore(db), namespace="msg.bob")
+        restarted.send(Content.text_message("e", now_ms=3), [alice_device], now=T0)
+        envelopes = [item.envelope for item in db.outbox.due(T0, 10)]
+    finally:
+        db.close()
+    got = [e for raw in envelopes for e in alice.receive(raw, now=T0)]
+    assert [type(e) for e in got] == [MessageReceived] * 3
+    assert [e.content.text for e in got if isinstance(e, MessageReceived)] == ["a", "b", "e"]

@@ -364,6 +364,16 @@ class RatchetSession:
 
     # -- storage ---------------------------------------------------------------------
 
+    def copy(self) -> Self:
+        """An independent copy of the whole state, as :meth:`to_bytes` and back would give.
+
+        Cheaper than that round trip: for a caller that must be able to go back
+        to this state (a step it later rolls back) without encoding it.
+        """
+        twin = type(self)(self._state.copy(), self._skipped.copy(), self._policy, self._ad_prime)
+        twin._ciphers = self._ciphers  # a cache of keys both hold anyway
+        return twin
+
     def to_bytes(self) -> bytes:
         """Encode the whole state (keys included) for storage; keep it secret."""
         return encode_state(self._state, self._skipped, self._policy, self._ad_prime[4:])

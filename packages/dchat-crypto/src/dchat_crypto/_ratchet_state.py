@@ -136,6 +136,12 @@ class SkippedKeys:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def copy(self) -> SkippedKeys:
+        """An independent copy (same keys, same order, same limit)."""
+        twin = SkippedKeys(self._limit)
+        twin._keys, twin._chains = dict(self._keys), dict(self._chains)
+        return twin
+
     def header_keys(self) -> list[bytes]:
         """The distinct header keys with stored message keys, oldest chain first."""
         return list(self._chains)

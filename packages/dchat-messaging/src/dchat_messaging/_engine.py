@@ -239,16 +239,27 @@ class MessagingEngine:
 
         Records are kept decoded (:class:`Recent`): the caller changes the
         record it gets in place (the ratchet steps), then saves it or raises,
-        and a rollback drops it from memory either way.
+        and a rollback drops it from memory either way. A record saved is
+        encoded at the commit (``put_state_later``), so the store may still
+        hold this very object for an enclosing level: a rollback first puts
+        it back as it was when this level took it (:meth:`SessionRecord.snapshot`).
         """
         record = self._sessions.get(device_id)
         if record is None:
             data = self._store.get_state(self._key("sess", device_id.hex()))
             if data is None:
                 return None
-            record = SessionRecord.from_bytes(data)
+            record = SessionRecord.from_bytes(data)  # a new object: no one else holds it
             self._sessions.put(device_id, record)
-        self._store.on_rollback(lambda: self._sessions.drop(device_id))
+            self._store.on_rollback(lambda: self._sessions.drop(device_id))
+            return record
+        restore = record.snapshot()
+
+        def undo() -> None:
+            restore()
+            self._sessions.drop(device_id)
+
+        self._store.on_rollback(undo)
         return record
 
     def _keep_attachment(self, content: Content) -> None:
@@ -272,7 +283,8 @@ class MessagingEngine:
         )
 
     def _save_session(self, device_id: bytes, record: SessionRecord) -> None:
-        self._store.put_state(self._key("sess", device_id.hex()), record.to_bytes())
+        # Encoded once per transaction, at its commit: the record as it is then.
+        self._store.put_state_later(self._key("sess", device_id.hex()), record)
         self._sessions.put(device_id, record)
         self._store.on_rollback(lambda: self._sessions.drop(device_id))
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._content import Content
-    from ._store import StateStore
+    from ._store import MessageStore
 
 __all__ = ("MAX_AHEAD", "ConversationOrder")
 
@@ -54,7 +54,7 @@ class ConversationOrder:
         key: Makes this engine's state key from a name (engines share a store).
     """
 
-    def __init__(self, store: StateStore, key: Callable[..., str]) -> None:
+    def __init__(self, store: MessageStore, key: Callable[..., str]) -> None:
         self._store = store
         self._key = key
         # Decoded states of the conversations in use lately, write-through like the
@@ -78,6 +78,7 @@ class ConversationOrder:
         next_seq, clock, seen = self._current(peer)
         low, above = seen.get(device, (0, []))
         if content.seq > low and content.seq not in above:
+            seen = dict(seen)  # saved states are never changed: the store may hold one still
             above = sorted([*above, content.seq])
             while above and above[0] == low + 1:
                 low = above.pop(0)
@@ -119,8 +120,26 @@ class ConversationOrder:
             raise EngineStateError("stored conversation order is damaged") from None
 
     def _save(self, peer: str, state: _State) -> None:
-        next_seq, clock, seen = state
-        value = [next_seq, clock, {d.hex(): [low, above] for d, (low, above) in seen.items()}]
-        self._store.put_state(self._key("order", peer), canonical_encode(value))
+        # Encoded at the commit, once per transaction (the last state saved wins).
+        self._store.put_state_later(self._key("order", peer), _Saved(state))
         self._states.put(peer, state)
         self._store.on_rollback(lambda: self._states.drop(peer))
+
+
+class _Saved:
+    """One conversation's order state as saved; encoded when the store writes it.
+
+    A state is never changed once saved (:meth:`ConversationOrder.observe`
+    copies the map it changes), so it is what the saving call meant however
+    late it is encoded, and a level that rolls back only has to drop it.
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    def to_bytes(self) -> bytes:
+        next_seq, clock, seen = self._state
+        value = [next_seq, clock, {d.hex(): [low, above] for d, (low, above) in seen.items()}]
+        return canonical_encode(value)

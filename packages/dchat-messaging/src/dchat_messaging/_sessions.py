@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from dchat_core import (
     DecodeError,
@@ -34,6 +34,9 @@ from dchat_crypto import RatchetSession, SessionInit
 from dchat_crypto.hazmat import RatchetFormatError
 
 from ._errors import EngineStateError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("SessionRecord", "SessionSlot", "init_hash")
 
@@ -86,6 +89,24 @@ class SessionRecord:
     def knows_init(self, digest: bytes) -> SessionSlot | None:
         """The slot set up by the init with hash ``digest``, if any."""
         return next((s for s in self.slots() if s.init_hash == digest), None)
+
+    def snapshot(self) -> Callable[[], None]:
+        """A way back to this record's present state, in place.
+
+        The ratchet steps change the record where it is, and a store may hold
+        the record itself to encode at its commit; a step that is rolled back
+        must leave no trace in it. Copying the sessions costs a fraction of
+        encoding them.
+        """
+        kept = [(s, s.ratchet.copy(), s.init, s.init_hash) for s in self.slots()]
+        current, previous = self.current, self.previous
+
+        def restore() -> None:
+            for slot, ratchet, init, digest in kept:
+                slot.ratchet, slot.init, slot.init_hash = ratchet.copy(), init, digest
+            self.current, self.previous = current, previous
+
+        return restore
 
     def to_bytes(self) -> bytes:
         value: dict[str, object] = {"v": 1, "peer": bytes(self.peer), "cur": self.current.encode()}

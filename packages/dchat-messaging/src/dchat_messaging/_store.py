@@ -11,7 +11,11 @@ consumed them are committed together or not at all.
 The engine assumes it is the only writer of its state keys, and keeps what it
 read and wrote decoded in memory (write-through: every change is stored in the
 same transaction, and :meth:`StateStore.on_rollback` drops what a failed one
-left in memory).
+left in memory). Session records, replaced on every message, are handed over
+as objects (:meth:`MessageStore.put_state_later`) and encoded once, at the
+commit; the engine puts a record back as it was if a level that stepped its
+ratchet rolls back, so what is encoded is always the state of the calls that
+committed.
 
 Values stored with :meth:`MessageStore.put_state` hold secrets (session and
 prekey state, queued plaintexts): an implementation must keep them encrypted
@@ -26,7 +30,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
 
-__all__ = ("MessageStore", "OutboxEntry", "StateStore")
+__all__ = ("MessageStore", "OutboxEntry", "StateStore", "StateValue")
+
+
+class StateValue(Protocol):
+    """A state value kept as an object until it is written."""
+
+    def to_bytes(self) -> bytes: ...
 
 
 class OutboxEntry(Protocol):
@@ -81,6 +91,16 @@ class StateStore(Protocol):
 
 class MessageStore(StateStore, Protocol):
     """Durable state of one node's messaging: key/value state, messages, outbox."""
+
+    def put_state_later(self, key: str, value: StateValue) -> None:
+        """Set ``key`` to ``value.to_bytes()`` as it is when the transaction commits.
+
+        Inside a transaction the value is encoded once however often it is set;
+        the caller keeps ``value`` equal to what it means to store (and puts it
+        back if a nested level that changed it rolls back). A read of ``key``
+        sees ``value`` as it is now. Outside a transaction: written at once.
+        """
+        ...
 
     def add_message(
         self,

@@ -26,6 +26,7 @@ sealed sender); the content has the ratchet's forward secrecy.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,6 +55,13 @@ from ._envelope import SealedEnvelope
 from ._errors import EnvelopeRejectedError
 
 __all__ = ("SessionEnvelope", "open_session_envelope", "seal_session_envelope")
+
+
+@functools.lru_cache(maxsize=1024)
+def _sender(raw: bytes) -> IdentityId:
+    """One id object per sender lately seen: its text form (a conversation's key) is made once."""
+    return IdentityId(raw)
+
 
 _CONTEXT: Final = b"dchat-envelope-v2\x00"
 _FIELDS: Final = frozenset({"v", "from", "dev", "init", "msg", "surbs"})
@@ -108,7 +116,7 @@ def open_session_envelope(envelope: SealedEnvelope, device_key: PrivateKey) -> S
         if fields.has("init"):
             init = SessionInit.from_bytes(fields.get_bytes("init", max_size=4096))
         return SessionEnvelope(
-            IdentityId(fields.get_bytes("from", size=32)),
+            _sender(fields.get_bytes("from", size=32)),
             VerifyKey.from_bytes(fields.get_bytes("dev", size=32)),
             init,
             fields.get_bytes("msg", max_size=_MAX_RATCHET),

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from ._store import StateValue
+
 __all__ = ("MemoryContact", "MemoryMessageStore", "MemoryOutboxEntry", "StoredMessage")
 
 
@@ -84,6 +86,8 @@ class MemoryMessageStore:
 
     def __init__(self) -> None:
         self.state: dict[str, bytes] = {}
+        self.later: dict[str, StateValue] = {}
+        """Values set by ``put_state_later`` in the open transaction, encoded at its commit."""
         self.messages: dict[bytes, StoredMessage] = {}
         self.outbox: dict[bytes, MemoryOutboxEntry] = {}
         self.contacts: dict[str, MemoryContact] = {}  # by identity id
@@ -107,6 +111,7 @@ class MemoryMessageStore:
             list(self.events),
             dict(self.timers),
             dict(self.indexed),
+            dict(self.later),
         )
         self._depth += 1
         self._undos.append([])
@@ -122,6 +127,7 @@ class MemoryMessageStore:
                 self.events,
                 self.timers,
                 self.indexed,
+                self.later,
             ) = saved
             for undo in reversed(self._undos[-1]):
                 undo()
@@ -130,6 +136,8 @@ class MemoryMessageStore:
             self._depth -= 1
             undos = self._undos.pop()
         if self._depth == 0:
+            self.state.update((k, v.to_bytes()) for k, v in self.later.items())
+            self.later.clear()
             self.commits += 1
         else:  # undone too if the enclosing transaction rolls back
             self._undos[-1] += undos
@@ -140,12 +148,21 @@ class MemoryMessageStore:
             self._undos[-1].append(undo)
 
     def get_state(self, key: str) -> bytes | None:
-        return self.state.get(key)
+        held = self.later.get(key)
+        return self.state.get(key) if held is None else held.to_bytes()
 
     def put_state(self, key: str, value: bytes) -> None:
+        self.later.pop(key, None)
         self.state[key] = bytes(value)
 
+    def put_state_later(self, key: str, value: StateValue) -> None:
+        if self._depth:
+            self.later[key] = value  # encoded when the outermost transaction commits
+        else:
+            self.state[key] = value.to_bytes()
+
     def delete_state(self, key: str) -> None:
+        self.later.pop(key, None)
         self.state.pop(key, None)
 
     def add_message(

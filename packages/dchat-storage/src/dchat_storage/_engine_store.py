@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from ._database import Database
     from ._records import ContactRecord, MessageRecord, OutboxItem
+    from ._settings import Encodes
 
 __all__ = ("EngineStore",)
 
@@ -47,6 +48,9 @@ class EngineStore:
 
     def put_state(self, key: str, value: bytes) -> None:
         self._db.settings.set(key, value, self._now)
+
+    def put_state_later(self, key: str, value: Encodes) -> None:
+        self._db.settings.set_later(key, value, self._now)
 
     def delete_state(self, key: str) -> None:
         self._db.settings.delete(key)

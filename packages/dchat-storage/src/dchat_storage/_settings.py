@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ._access import Access
 
-__all__ = ("DEVICES", "SETTINGS", "DeviceRepo", "SettingsRepo")
+__all__ = ("DEVICES", "SETTINGS", "DeviceRepo", "Encodes", "SettingsRepo")
 
 SETTINGS = SealedTable(
     Setting, key="key_ix", indexes={"key_ix": ("setting", "key")}, ad=("key_ix",)
@@ -39,7 +39,15 @@ _UPSERT = Prepared(
     " ON CONFLICT (key_ix) DO UPDATE SET payload = excluded.payload,"
     " updated_at = excluded.updated_at"
 )
-_Held = tuple[str, bytes | None, float]
+
+
+class Encodes(Protocol):
+    """A value whose bytes are taken when it is written (:meth:`SettingsRepo.set_later`)."""
+
+    def to_bytes(self) -> bytes: ...
+
+
+_Held = tuple[str, bytes | Encodes | None, float]
 """A deferred setting: its key, its value (None: deleted) and the time it was set."""
 _GET = Prepared("SELECT payload FROM settings WHERE key_ix = :key_ix")
 _DELETE = Prepared("DELETE FROM settings WHERE key_ix = :key_ix")
@@ -67,11 +75,27 @@ class SettingsRepo:
         if not self._access.defer(("setting", key), (key, value, now), self._flush):
             self._write(key, value, now)
 
+    def set_later(self, key: str, value: Encodes, now: float) -> None:
+        """Store ``value.to_bytes()`` under ``key``, taken when the transaction commits.
+
+        For a value that changes in place and is set again and again in one
+        transaction (a session record, set on every message): it is encoded
+        once, at the commit, instead of once per set. The caller keeps
+        ``value`` equal to what it means to store until then; in particular,
+        if a savepoint level that changed it rolls back, the caller puts it
+        back as it was (this repository forgets only what the level set).
+        Reads of the same thread encode it as it is. Outside a write
+        transaction it is written at once.
+        """
+        if not self._access.defer(("setting", key), (key, value, now), self._flush):
+            self._write(key, value.to_bytes(), now)
+
     def get(self, key: str) -> bytes | None:
         """Return the value stored under ``key``, or None."""
         held = self._access.deferred(("setting", key))
         if held is not None:
-            return cast("_Held", held[0])[1]
+            kept = cast("_Held", held[0])[1]
+            return kept if kept is None or isinstance(kept, bytes) else kept.to_bytes()
         ix = SETTINGS.index(self._access.sealer, "key_ix", key)
         with self._access.read("get setting") as conn:
             found = _GET.one(conn, {"key_ix": ix})
@@ -103,7 +127,8 @@ class SettingsRepo:
         if value is None:
             _DELETE.run(conn, {"key_ix": SETTINGS.index(self._access.sealer, "key_ix", key)})
         else:
-            sealed = {"key": key, "value": value}
+            data = value if isinstance(value, bytes) else value.to_bytes()
+            sealed = {"key": key, "value": data}
             _UPSERT.run(conn, SETTINGS.row(self._access.sealer, sealed, {"updated_at": now}))
 
 

@@ -279,3 +279,44 @@ def test_a_deferred_setting_deleted_in_the_same_transaction_is_gone(db: Database
         db.settings.set("j", b"later", 3.0)
     assert db.settings.get("k") is None
     assert db.settings.get("j") == b"later"
+
+
+class _Counter:
+    """A value that changes in place, counting its encodings."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.encoded = 0
+
+    def to_bytes(self) -> bytes:
+        self.encoded += 1
+        return b"n%d" % self.value
+
+
+def test_a_value_set_later_is_encoded_once_at_the_commit_as_it_is_then(db: Database) -> None:
+    counter = _Counter()
+    with db.transaction():
+        for _ in range(5):
+            with db.transaction():  # as the group commit runs each call in a savepoint
+                counter.value += 1
+                db.settings.set_later("counter", counter, 1.0)
+        assert counter.encoded == 0
+        assert db.settings.get("counter") == b"n5"  # a read encodes it as it is now
+        counter.value += 1  # changed after the last set: the commit takes it too
+    assert counter.encoded == 2
+    assert db.settings.get("counter") == b"n6"
+
+
+def test_a_value_set_later_in_a_rolled_back_savepoint_is_never_stored(db: Database) -> None:
+    kept, lost = _Counter(), _Counter()
+    lost.value = 99
+    with db.transaction():
+        db.settings.set_later("k", kept, 1.0)
+        with pytest.raises(Boom):
+            _in_transaction(db, lambda: db.settings.set_later("k", lost, 2.0), _boom)
+        assert db.settings.get("k") == b"n0"
+    assert lost.encoded == 0
+    assert db.settings.get("k") == b"n0"
+    db.settings.set_later("k", lost, 3.0)  # outside a transaction: written at once
+    assert lost.encoded == 1
+    assert db.settings.get("k") == b"n99"
