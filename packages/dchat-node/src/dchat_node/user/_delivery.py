@@ -10,10 +10,12 @@ the links are dchat-network's.
   due, in queue order per destination, as ``put_many`` deposits over the
   pooled links (``OnionPool``, one per relay, random key; via 3 relays in onion
   mode; the relays of a round in parallel, so a dead one does not delay the others),
-  and applies each deposit's per-envelope results in one transaction. It
-  re-reads the queue after each round, so a wake-up during a round is never
-  lost; it sleeps only when nothing is due (retries wake it after at most
-  ``poll_interval``; a relay that answered ``busy`` is held its retry-after).
+  and applies each deposit's per-envelope results in one transaction. The
+  wake-up is armed before each read, so one during a round is never lost; a
+  round that stored all of a read that saw the whole queue left nothing due
+  but what a send (which woke it) queued, so it re-reads only when woken, and
+  at once after any other round; retries wake it after at most
+  ``poll_interval``; a relay that answered ``busy`` is held its retry-after.
 * **sessions** (:meth:`run_sessions`): fetch the prekey bundle of each device
   a message waits for and hand it to the engine; a relay that is down, or a
   device that published nothing yet, is retried with backoff.
