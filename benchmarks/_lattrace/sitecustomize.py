@@ -215,6 +215,17 @@ def _install() -> None:
         return events
 
     _events.EventFeed.page = page
+    orig_recent = getattr(_events.EventFeed, "recent", None)
+
+    def recent(self, after, limit):  # type: ignore[no-untyped-def]
+        events = orig_recent(self, after, limit)
+        for e in events or []:
+            if e["kind"] == "message":
+                t("b.page", e["data"]["message_id"], e["data"]["direction"])
+        return events
+
+    if orig_recent is not None:  # the feed's events from memory (no page read)
+        _events.EventFeed.recent = recent
     orig_sock_send = _socket._Socket._send
 
     async def sock_send(self, frame):  # type: ignore[no-untyped-def]

@@ -134,3 +134,18 @@ def test_a_dead_relays_backlog_does_not_hold_back_another_relays_entries() -> No
     retry_at = outbox.failed(first, T0)  # the dead relay's first entry holds its queue
     assert [e.message_id for e in outbox.due(T0, limit=4)] == [b"b1", b"b2"]
     assert [e.message_id for e in outbox.due(retry_at, limit=1)] == [b"a0000"]
+
+
+def test_read_to_end_says_whether_due_saw_the_whole_queue() -> None:
+    """The shell skips its re-read after a round only when the read saw every entry."""
+    store = MemoryMessageStore()
+    outbox = queue(store, [(f"{i:03d}", "r", A, 1) for i in range(3)])
+    assert len(outbox.due(T0, limit=10)) == 3
+    assert outbox.read_to_end
+    assert len(outbox.due(T0, limit=2)) == 2  # stopped at the limit: more may be due
+    assert not outbox.read_to_end
+    big = queue(MemoryMessageStore(), [(f"{i:04d}", "r", A, 1) for i in range(100)])
+    (first,) = big.due(T0, limit=1)
+    big.failed(first, T0)  # holds the other 99: one page (4 entries) read, none due
+    assert big.due(T0, limit=1) == []
+    assert not big.read_to_end  # pages left unread

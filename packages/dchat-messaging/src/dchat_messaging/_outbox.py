@@ -103,6 +103,9 @@ class Outbox:
         self._held: dict[str, float] = {}  # relay: held until (it answered busy)
         self.busy_answers = 0
         """Deposits a relay answered ``busy`` (each held its relay for a while)."""
+        self.read_to_end = False
+        """Whether the last :meth:`due` saw the whole queue: if so, and each entry it
+        returned is stored, nothing is due before a new send or a retry time."""
 
     def enqueue(
         self, outbox_id: bytes, relay: str, mailbox: bytes, envelope: bytes, now: float
@@ -131,6 +134,7 @@ class Outbox:
         ready: list[OutboxEntry] = []
         busy = {relay for relay, until in self._held.items() if until > now}
         page = limit * _LOOKAHEAD
+        self.read_to_end = False
         for number in range(MAX_PAGES):
             entries = self._store.queued(page, number * page)
             for entry in entries:
@@ -144,6 +148,7 @@ class Outbox:
                 if len(ready) == limit:
                     return ready
             if len(entries) < page or ready:
+                self.read_to_end = len(entries) < page
                 break  # the queue's end, or work enough for this round
         return ready
 

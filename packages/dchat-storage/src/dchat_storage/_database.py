@@ -16,6 +16,7 @@ from ._conversations import ConversationRepo
 from ._engine import BUSY_TIMEOUT_S, create_sqlite_engine, translate_errors
 from ._errors import StorageUnavailableError
 from ._event_log import EventLog
+from ._event_tail import EventTail
 from ._keyring import unlock
 from ._lifecycle import Lifecycle
 from ._local import ContactRepo, IdentityRepo
@@ -170,10 +171,11 @@ class Database:
         self.identity = IdentityRepo(self._access)
         self.contacts = ContactRepo(self._access)
         self.conversations = ConversationRepo(self._access)
-        self.messages = MessageRepo(self._access)
+        tail = EventTail(self._access)  # the newest committed events, for followers
+        self.messages = MessageRepo(self._access, tail)
         self.search = SearchRepo(self._access)
         self.outbox = OutboxRepo(self._access)
-        self.events = EventLog(self._access)
+        self.events = EventLog(self._access, tail)
         self.devices = DeviceRepo(self._access)
         self.settings = SettingsRepo(self._access)
         self.attachments = AttachmentRepo(self._access)
@@ -183,7 +185,7 @@ class Database:
         self.topics = TopicRepo(self._access)
         self.tokens = TokenRepo(self._access)
         self.chain = ChainRepo(self._access)
-        self.lifecycle = Lifecycle(self._access)
+        self.lifecycle = Lifecycle(self._access, tail)
         self._engine = engine
         self._claim: psycopg.Connection[tuple[object, ...]] | None = None
 

@@ -8,7 +8,6 @@ last cursor it holds, so memory stays bounded however far behind it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ._access import check_limit
@@ -16,13 +15,14 @@ from ._errors import InvalidArgumentError
 from ._events import EVENTS, MESSAGE_EVENT, append_event, check_cursor, head_cursor
 from ._messages import MESSAGE_NAMES, message_record
 from ._prepared import Prepared
+from ._records import EventRecord
 
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Callable, Mapping
 
     from ._access import Access
-    from ._records import MessageRecord
+    from ._event_tail import EventTail
 
 __all__ = ("MAX_EVENT_PAGE", "EventLog", "EventRecord")
 
@@ -40,30 +40,12 @@ _PAGE = Prepared(
 """The most events one :meth:`EventLog.page` returns."""
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """One event of the log.
-
-    Attributes:
-        cursor: Its place in the log; resume after it to get the events that follow.
-        kind: What happened (``message``, ``request``, ...).
-        created_at: When it was appended, seconds since the Unix epoch.
-        data: The event's data (empty for a ``message`` event).
-        message: The stored message, for a ``message`` event; else None.
-    """
-
-    cursor: int
-    kind: str
-    created_at: float
-    data: dict[str, Any] = field(repr=False)
-    message: MessageRecord | None = field(default=None, repr=False)
-
-
 class EventLog:
     """The event log. Obtain it as :attr:`Database.events`."""
 
-    def __init__(self, access: Access) -> None:
+    def __init__(self, access: Access, tail: EventTail) -> None:
         self._access = access
+        self._tail = tail
 
     def append(self, kind: str, data: Mapping[str, Any], now: float) -> int:
         """Append an event (joining this thread's transaction, if any); returns its cursor.
@@ -81,7 +63,9 @@ class EventLog:
         if kind == MESSAGE_EVENT:
             raise InvalidArgumentError("message events come with their message")
         with self._access.write("append event") as conn:
-            return append_event(conn, self._access.sealer, kind, data, now)
+            cursor = append_event(conn, self._access.sealer, kind, data, now)
+            self._tail.appended(EventRecord(cursor, kind, now, dict(data)))
+            return cursor
 
     def append_after(
         self, change: Callable[[], object], kind: str, data: Mapping[str, Any], now: float
@@ -122,6 +106,18 @@ class EventLog:
             check_cursor(conn, after)
             rows = _PAGE.run(conn, {"after": after, "limit": limit}).fetchall()
         return [self._record(dict(zip(_PAGE_NAMES, row, strict=True))) for row in rows]
+
+    def recent(self, after: int, limit: int = 100) -> builtins.list[EventRecord] | None:
+        """As :meth:`page`, from memory, without a read: None when memory cannot tell.
+
+        The newest committed events are kept in memory (``_event_tail.py``
+        tells how, and why nothing is missed); a follower that is caught up
+        gets the events after its cursor from there. None means: read
+        :meth:`page`. The check of the cursor against retention is the
+        page's; pruning empties the memory, so a cursor answered here is
+        never behind the retained window.
+        """
+        return self._tail.after(after, limit)
 
     def head(self) -> int:
         """The cursor of the newest event: following from it gives only new events."""

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Connection
 
     from ._access import Access
+    from ._event_tail import EventTail
 
 __all__ = ("Lifecycle", "LifecyclePolicy", "SweepReport")
 
@@ -106,8 +107,9 @@ def _delete_messages(conn: Connection, condition: ColumnElement[bool]) -> int:
 class Lifecycle:
     """Runs the lifecycle rules. Obtain it as :attr:`Database.lifecycle`."""
 
-    def __init__(self, access: Access) -> None:
+    def __init__(self, access: Access, tail: EventTail) -> None:
         self._access = access
+        self._tail = tail  # emptied by each rule that deletes messages or events
 
     def sweep(self, now: float, policy: LifecyclePolicy | None = None) -> SweepReport:
         """Apply every rule as of ``now``; each rule commits on its own.
@@ -123,9 +125,11 @@ class Lifecycle:
         disappeared = 0
         if policy.disappearing:
             with self._access.write("expire disappearing messages") as conn:
+                self._tail.changing()
                 expired = and_(Message.expires_at.is_not(None), Message.expires_at <= now)
                 disappeared = _delete_messages(conn, expired)
         with self._access.write("apply retention") as conn:
+            self._tail.changing()
             retention = _delete_messages(conn, _past_retention(now))
         entries = 0
         if policy.mailbox_ttl is not None:
@@ -137,6 +141,7 @@ class Lifecycle:
         events = 0
         if policy.event_ttl is not None:
             with self._access.write("prune events") as conn:
+                self._tail.changing()
                 events = prune_events(conn, now - policy.event_ttl)
         return SweepReport(disappeared, retention, entries, attachments, blobs, events)
 

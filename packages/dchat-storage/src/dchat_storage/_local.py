@@ -112,6 +112,7 @@ class ContactRepo:
         self._lock = threading.Lock()
         self._epoch = 0  # moves at the start and the end of every write
         self._writing = 0  # writes whose transaction is not over yet
+        self._names: dict[str, str] | None = None  # identity id -> name, as of the epoch
 
     def _changing(self) -> None:
         """Called inside each write, before it touches a row."""
@@ -119,6 +120,7 @@ class ContactRepo:
             self._writing += 1
             self._epoch += 1
             self._cache.clear()
+            self._names = None
         self._access.at_end(self._settled)
 
     def _settled(self) -> None:
@@ -126,6 +128,7 @@ class ContactRepo:
             self._writing -= 1
             self._epoch += 1
             self._cache.clear()
+            self._names = None
 
     def _cached(self, key: tuple[str, str], query: Prepared, index: str) -> ContactRecord | None:
         with self._lock:
@@ -183,6 +186,23 @@ class ContactRepo:
             rows = conn.execute(select(*_CONTACT_COLUMNS)).all()
         # Names are sealed, so the database cannot order them; an address book is small.
         return sorted((self._record(row._mapping) for row in rows), key=lambda c: c.name)
+
+    def names(self) -> Mapping[str, str]:
+        """Each contact's name by identity id; kept in memory (as the records) until a write."""
+        with self._lock:
+            if self._names is not None:
+                return self._names
+            epoch = self._epoch
+        names = {contact.identity_id: contact.name for contact in self.list()}
+        with self._lock:
+            if self._writing == 0 and self._epoch == epoch:
+                self._names = names
+        return names
+
+    def names_in_memory(self) -> Mapping[str, str] | None:
+        """:meth:`names` if it is in memory, else None: never reads (for an event loop)."""
+        with self._lock:
+            return self._names
 
     def replace(self, identity_id: str, new_identity_id: str, card: bytes) -> ContactRecord | None:
         """Give the contact ``identity_id`` a new id and card, keeping its name and date.

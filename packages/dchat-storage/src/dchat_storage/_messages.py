@@ -14,7 +14,7 @@ from ._access import check_limit
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
 from ._events import MESSAGE_EVENT, append_event
 from ._prepared import INTEGRITY_ERRORS, Prepared
-from ._records import MessageRecord, OutboxItem
+from ._records import EventRecord, MessageRecord, OutboxItem
 from ._rowcodec import SealedTable, index_value
 from ._schema import Message, OutboxRow
 from ._terms import index_message
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from ._access import Access
+    from ._event_tail import EventTail
     from ._sealing import Sealer
 
 __all__ = (
@@ -170,8 +171,9 @@ def message_record(sealer: Sealer, row: Mapping[Any, Any]) -> MessageRecord:
 class MessageRepo:
     """Messages delivered to and sent by the user. Obtain it as :attr:`Database.messages`."""
 
-    def __init__(self, access: Access) -> None:
+    def __init__(self, access: Access, tail: EventTail) -> None:
         self._access = access
+        self._tail = tail
 
     def add(
         self,
@@ -239,7 +241,14 @@ class MessageRepo:
                 return False
             seq = int(added[0])
             index_message(conn, self._access.sealer, seq, body)
-            append_event(conn, self._access.sealer, MESSAGE_EVENT, {}, stored_at, message_seq=seq)
+            cursor = append_event(
+                conn, self._access.sealer, MESSAGE_EVENT, {}, stored_at, message_seq=seq
+            )
+            record = MessageRecord(
+                message_id, direction, peer_id, body, sent_at, stored_at, conversation_id,
+                None, row["expires_at"], cursor=seq,
+            )  # fmt: skip
+            self._tail.appended(EventRecord(cursor, MESSAGE_EVENT, stored_at, {}, record))
             return True
 
     def mark_read(self, message_id: bytes, read_at: float) -> bool:
@@ -259,6 +268,7 @@ class MessageRepo:
             conv_ix, read, _ = found
             if read is not None:
                 return False
+            self._tail.changing()
             timer = _timer(conn, bytes(conv_ix))
             expires = None if timer is None else read_at + timer
             _SET_READ.run(conn, {"message_ix": ix, "read_at": read_at, "expires_at": expires})
@@ -280,6 +290,7 @@ class MessageRepo:
             expires, due = at + timer, found[2]
             if due is not None and due <= expires:
                 return False
+            self._tail.changing()
             _SET_EXPIRY.run(conn, {"message_ix": ix, "expires_at": expires})
             return True
 
@@ -287,6 +298,7 @@ class MessageRepo:
         """Delete a message (and its attachment links); return whether it existed."""
         ix = index_value(self._access.sealer, "message-id", message_id)
         with self._access.write("delete message") as conn:
+            self._tail.changing()
             return int(_DELETE.run(conn, {"message_ix": ix}).rowcount) > 0
 
     def list(

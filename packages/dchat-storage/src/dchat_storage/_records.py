@@ -7,6 +7,7 @@ ciphertext are left out of ``repr`` so that logging a record never leaks them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = (
     "AttachmentRecord",
@@ -14,6 +15,7 @@ __all__ = (
     "ContactRecord",
     "ConversationRecord",
     "DeviceRecord",
+    "EventRecord",
     "IdentityRecord",
     "MailboxEntry",
     "MessageRecord",
@@ -216,3 +218,22 @@ class AttachmentRecord:
     thumbnail: bytes = field(repr=False)
     location_kept: bool
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event of the log.
+
+    Attributes:
+        cursor: Its place in the log; resume after it to get the events that follow.
+        kind: What happened (``message``, ``request``, ...).
+        created_at: When it was appended, seconds since the Unix epoch.
+        data: The event's data (empty for a ``message`` event).
+        message: The stored message, for a ``message`` event; else None.
+    """
+
+    cursor: int
+    kind: str
+    created_at: float
+    data: dict[str, Any] = field(repr=False)
+    message: MessageRecord | None = field(default=None, repr=False)

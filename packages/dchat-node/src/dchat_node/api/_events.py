@@ -17,6 +17,14 @@ module follows it for clients:
   one read (:meth:`EventFeed.follow`, for the SSE stream and the socket). The
   keep-alive tick re-reads as well, which bounds the delay of an event
   committed by a path that does not notify.
+* **From memory when caught up.** A follower one message behind would read
+  exactly the event just committed: storage keeps the newest committed
+  events in memory, each with the cursor its append returned
+  (``Database.events.recent``), and the contacts' names between writes, so
+  the follower takes them from there without a worker trip
+  (:meth:`EventFeed.recent`). Memory answers only when it holds every event
+  after the follower's cursor; otherwise, and at each keep-alive, the page
+  is read from the database as before. Order and cursors are the log's.
 * **Bounded.** Each read is one page of at most :data:`PAGE` events, sent
   before the next is read; a slow client holds back its own stream (the
   server's send waits) and never makes the node buffer the log.
@@ -50,7 +58,7 @@ from ._messages import MAX_CURSOR, Cursor, message_json
 from ._roles import user_role
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
 
     from fastapi import FastAPI
     from fastapi.params import Depends
@@ -119,14 +127,25 @@ class EventFeed:
         Raises:
             CursorExpiredError: Retention pruned events after ``after``.
         """
-        user, events = user_role(self._node).user, self._node.store.db.events
+        user, db = user_role(self._node).user, self._node.store.db
 
-        def read() -> tuple[list[EventRecord], list[tuple[Any, str | None]]]:
-            records = events.page(after, limit)  # one worker trip for both reads
-            return records, user.book.with_names([r.message for r in records if r.message])
+        def read() -> tuple[list[EventRecord], Mapping[str, str]]:
+            return db.events.page(after, limit), db.contacts.names()  # one worker trip
 
-        records, named = await user.run(read)
-        names = {record.message_id: name for record, name in named}
+        records, names = await user.run(read)
+        return [_event_json(r, names) for r in records]
+
+    def recent(self, after: int, limit: int) -> list[dict[str, Any]] | None:
+        """As :meth:`page` from storage's memory of the newest commits, or None (read a page).
+
+        No worker trip: a follower that is caught up takes the event of the
+        message just committed from there (the cursor is the one its append
+        returned; ``Database.events.recent`` says why none is missed).
+        """
+        db = self._node.store.db
+        records, names = db.events.recent(after, limit), db.contacts.names_in_memory()
+        if records is None or names is None:
+            return None
         return [_event_json(r, names) for r in records]
 
     async def follow(self, after: int) -> AsyncIterator[list[dict[str, Any]]]:
@@ -149,7 +168,9 @@ class EventFeed:
                     await changed.wait()
                 quiet = not changed.is_set()
             changed = self._changed  # armed before the read: no lost wake-up
-            events = await self.page(after, PAGE)
+            events = None if quiet else self.recent(after, PAGE)
+            if events is None:
+                events = await self.page(after, PAGE)
             if events:
                 after = events[-1]["cursor"]
                 yield events
@@ -218,10 +239,10 @@ class EventPage(BaseModel):
     next: int
 
 
-def _event_json(record: EventRecord, names: dict[bytes, str | None]) -> dict[str, Any]:
+def _event_json(record: EventRecord, names: Mapping[str, str]) -> dict[str, Any]:
     data = record.data
     if record.message is not None:
-        data = message_json(record.message, names.get(record.message.message_id))
+        data = message_json(record.message, names.get(record.message.peer_id))
     return {"cursor": record.cursor, "kind": record.kind, "at": record.created_at, "data": data}
 
 

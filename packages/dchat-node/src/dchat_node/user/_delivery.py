@@ -10,10 +10,12 @@ the links are dchat-network's.
   due, in queue order per destination, as ``put_many`` deposits over the
   pooled links (``OnionPool``, one per relay, random key; via 3 relays in onion
   mode; the relays of a round in parallel, so a dead one does not delay the others),
-  and applies each deposit's per-envelope results in one transaction. It
-  re-reads the queue after each round, so a wake-up during a round is never
-  lost; it sleeps only when nothing is due (retries wake it after at most
-  ``poll_interval``; a relay that answered ``busy`` is held its retry-after).
+  and applies each deposit's per-envelope results in one transaction. The
+  wake-up is armed before each read, so one during a round is never lost; a
+  round that stored all of a read that saw the whole queue left nothing due
+  but what a send (which woke it) queued, so it re-reads only when woken, and
+  at once after any other round; retries wake it after at most
+  ``poll_interval``; a relay that answered ``busy`` is held its retry-after.
 * **sessions** (:meth:`run_sessions`): fetch the prekey bundle of each device
   a message waits for and hand it to the engine; a relay that is down, or a
   device that published nothing yet, is retried with backoff.
@@ -135,9 +137,12 @@ class MailDelivery:
                 if await self._store.run_grouped(flush):
                     self._wake_sessions.set()
             while due := await self._store.run(self.agent.outbox.due, self._clock.now(), 256):
+                stored: list[bool] = []  # one per relay whose every batch was stored
                 async with trio.open_nursery() as nursery:  # relays in parallel, each in order
-                    for batches in relay_deposits(due):
-                        nursery.start_soon(self._deposit, batches)
+                    for batches in (rounds := relay_deposits(due)):
+                        nursery.start_soon(self._deposit, batches, stored)
+                if self.agent.outbox.read_to_end and len(stored) == len(rounds):
+                    break  # nothing left due but what a send queued since (it set the wake-up)
             await self.keep_guards()  # onion guards picked or marked by these deposits
             wait = self.agent.outbox.held_for(self._clock.now(), self._config.poll_interval)
             if (at := self.agent.receipts_due_at()) is not None:
@@ -145,8 +150,11 @@ class MailDelivery:
             with trio.move_on_after(wait):
                 await self._wake_outbox.wait()
 
-    async def _deposit(self, batches: list[list[OutboxEntry]]) -> None:
-        """Deposit one relay's batches in order (a busy relay holds the rest)."""
+    async def _deposit(self, batches: list[list[OutboxEntry]], stored: list[bool]) -> None:
+        """Deposit one relay's batches in order (a busy relay holds the rest).
+
+        Appends to ``stored`` once every batch was stored.
+        """
         for batch in batches:
             items = self.agent.route(batch, self._clock.now())  # rotating tags, if any
             try:
@@ -164,6 +172,7 @@ class MailDelivery:
             if failed := await self._store.run_grouped(deposited, batch, results):
                 _log.info("%d envelopes refused by the relay, retried later", failed)
                 return  # the rest wait for the next round, behind the failed ones (order)
+        stored.append(True)
 
     # -- sessions -------------------------------------------------------------------
 
