@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dchat_node import ConfigError
-from dchat_node.cli import _client, _common, app, node_app
+from dchat_node.cli import _client, _common, _node, app, node_app
 
 runner = CliRunner()
 
@@ -52,10 +52,10 @@ print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
 """
 
 
-def _loaded_by(*args: str) -> set[str]:
+def _loaded_by(*args: str, probe: str = _PROBE) -> set[str]:
     """The modules a fresh interpreter holds after running ``dchat ARGS``."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(list(args))],
+        [sys.executable, "-c", probe, json.dumps(list(args))],
         capture_output=True,
         text=True,
         timeout=120,
@@ -129,6 +129,29 @@ def test_completion_reaches_lazy_commands(words: str, expected: set[str]) -> Non
     result = runner.invoke(app, [], prog_name="dchat", env=env)
     assert result.exit_code == 0, result.output
     assert expected <= set(result.output.split()), result.output
+
+
+def test_node_help_loads_no_node() -> None:
+    """``dchat-node --help`` lists every command without the server, storage or chain."""
+    probe = _PROBE.replace('"dchat"', '"dchat-node"').replace("import main", "import node_main")
+    loaded = _loaded_by("--help", probe=probe.replace("    main()", "    node_main()"))
+    assert "dchat_node.cli._node" in loaded  # the probe ran (it would pass on nothing)
+    assert _heavy(loaded) == []
+    assert "rich" not in _tops(loaded)
+
+
+def test_every_lazy_node_command_is_listed_with_its_own_help() -> None:
+    """``_node``'s table says what each group and command says of itself."""
+    root = typer.main.get_command(node_app)
+    listed = set(runner.invoke(node_app, ["--help"]).output.split())
+    ctx = root.make_context("dchat-node", ["run"])
+    for name in _node._NodeGroup.lazy:
+        placeholder = root.get_command(ctx, name)
+        assert placeholder is not None
+        real = placeholder.real(ctx)  # type: ignore[attr-defined]
+        assert real.name == name
+        assert name in listed
+        assert placeholder.get_short_help_str(200) == real.get_short_help_str(200), name
 
 
 def test_every_lazy_command_loads_and_is_listed_with_its_own_help() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,26 @@ def test_open_creates_parent_directories(tmp_path: Path) -> None:
         assert db.path == path.resolve()
         assert db.integrity_check() == "ok"
     assert path.is_file()
+
+
+_OPEN_SQLITE = """
+import sys
+from dchat_storage import open_database
+open_database(sys.argv[1], passphrase=b"pw").close()
+print("psycopg" in sys.modules, "dchat_storage._engine" in sys.modules)
+"""
+
+
+def test_a_sqlite_database_opens_without_loading_the_postgresql_driver(tmp_path: Path) -> None:
+    """psycopg is some 0.04 s of every node start; only a PostgreSQL database loads it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_SQLITE, str(tmp_path / "node.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", "True"]
 
 
 def test_every_connection_gets_the_durability_pragmas(db: Database) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import and_, func, select, update
 from ._access import check_limit
 from ._errors import DuplicateError, InvalidArgumentError, NotFoundError
 from ._events import MESSAGE_EVENT, append_event
-from ._prepared import INTEGRITY_ERRORS, Prepared
+from ._prepared import Prepared, integrity_errors
 from ._records import EventRecord, MessageRecord, OutboxItem
 from ._rowcodec import SealedTable, index_value
 from ._schema import Message, OutboxRow
@@ -429,7 +429,7 @@ class OutboxRepo:
         with self._access.write("enqueue", savepoint=False) as conn:
             try:
                 _ENQUEUE.run(conn, row)
-            except INTEGRITY_ERRORS as exc:
+            except integrity_errors() as exc:
                 raise DuplicateError(f"message {message_id.hex()} is already queued") from exc
 
     def due(self, now: float, limit: int = 50) -> builtins.list[OutboxItem]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Final
 
-import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -43,6 +42,7 @@ from ._engine import BUSY_TIMEOUT_S
 from ._errors import DatabaseInUseError, InvalidArgumentError, StorageUnavailableError
 
 if TYPE_CHECKING:
+    import psycopg
     from sqlalchemy import URL, Engine
 
 __all__ = ("claim_database", "create_postgres_engine", "is_postgres_target", "postgres_url")
@@ -98,6 +98,8 @@ def claim_database(url: URL) -> psycopg.Connection[tuple[object, ...]]:
         DatabaseInUseError: Another session holds the claim.
         StorageUnavailableError: The server cannot be reached.
     """
+    import psycopg  # here: a node on SQLite never loads the driver (see ``_engine``)
+
     plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
     where = url.render_as_string(hide_password=True)
     try:
@@ -121,6 +123,8 @@ def release_claim(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     The unlock is explicit: closing alone leaves the lock to the server
     process's exit, which may come after the next node has already asked.
     """
+    import psycopg
+
     with contextlib.suppress(psycopg.Error):  # the server went away: so did the lock
         conn.execute("SELECT pg_advisory_unlock(%s)", (_CLAIM_KEY,))
     conn.close()

@@ -14,7 +14,7 @@ rewritten once to its ``%(name)s`` style; the SQL must therefore hold no other
 
 Driver errors are translated at the same boundary as every other
 (``_engine.translate_errors``); a unique-key violation is one of
-:data:`INTEGRITY_ERRORS`.
+:func:`integrity_errors`.
 """
 
 from __future__ import annotations
@@ -23,18 +23,22 @@ import re
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
-import psycopg
 from sqlalchemy.exc import IntegrityError
+
+from ._engine import pg_errors
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from sqlalchemy import Connection
 
-__all__ = ("INTEGRITY_ERRORS", "Prepared")
+__all__ = ("Prepared", "integrity_errors")
 
-INTEGRITY_ERRORS: Final = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
-"""A unique-key (or other constraint) violation, from SQLAlchemy or either driver."""
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """A unique-key (or other constraint) violation, from SQLAlchemy or either driver."""
+    return (IntegrityError, sqlite3.IntegrityError, *pg_errors("IntegrityError"))
+
 
 _PARAM: Final = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 

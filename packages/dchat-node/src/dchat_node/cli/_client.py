@@ -16,7 +16,7 @@ import typer
 
 from ._common import DEFAULT_DIR as _DEFAULT_DIR
 from ._common import with_client
-from ._lazy import LazyGroups, new_part
+from ._lazy import LazyGroups, group_of, new_part
 from ._names import let_unused_in
 
 if TYPE_CHECKING:
@@ -88,18 +88,8 @@ def _search() -> typer.Typer:
 
 
 @functools.cache
-def _group(module: str, attribute: str, name: str) -> typer.Typer:
-    """A part holding one group: ``module``'s Typer app ``attribute``, named ``name``."""
-    from importlib import import_module
-
-    part = new_part()
-    part.add_typer(getattr(import_module(module, __package__), attribute), name=name)
-    return part
-
-
-@functools.cache
 def _registered(module: str, attribute: str, register: str, name: str) -> typer.Typer:
-    """Like :func:`_group`, for a module whose commands are registered with a client opener."""
+    """Like a :func:`._lazy.group_of` part, for a module that registers with a client opener."""
     from importlib import import_module
 
     loaded = import_module(module, __package__)
@@ -124,10 +114,6 @@ def _wallet() -> typer.Typer:
     part = new_part()
     part.add_typer(wallet_app, name="wallet")
     return part
-
-
-def _app_of(module: str, attribute: str, name: str) -> Loader:
-    return functools.partial(_group, module, attribute, name)
 
 
 class _ClientGroup(LazyGroups):
@@ -225,20 +211,20 @@ class _ClientGroup(LazyGroups):
         "contact": ("Manage contacts.", _conversations),
         "guardian": (
             "Guardians: who can give your identity back.",
-            _app_of("._guardians", "guardian_app", "guardian"),
+            group_of("._guardians", "guardian_app", "guardian"),
         ),
-        "burner": ("Burners: throwaway identities.", _app_of("._burners", "burner_app", "burner")),
+        "burner": ("Burners: throwaway identities.", group_of("._burners", "burner_app", "burner")),
         "bot": (
             "Bots: this node's identity as a bot (Bot API).",
-            _app_of("._bots", "bot_app", "bot"),
+            group_of("._bots", "bot_app", "bot"),
         ),
         "handle": (
             "Your public @handle on the chat chain.",
-            _app_of("._handles", "handle_app", "handle"),
+            group_of("._handles", "handle_app", "handle"),
         ),
         "attachment": (
             "Attachments of received and sent messages.",
-            _app_of("._attachments", "attachment_app", "attachment"),
+            group_of("._attachments", "attachment_app", "attachment"),
         ),
         "group": (
             "Private groups (end-to-end encrypted).",
@@ -262,11 +248,11 @@ class _ClientGroup(LazyGroups):
         "wallet": ("A currency-chain wallet.", _wallet),
         "tokens": (
             "Paid tokens that let your mail past busy relays without work.",
-            _app_of("._tokens", "tokens_app", "tokens"),
+            group_of("._tokens", "tokens_app", "tokens"),
         ),
         "privacy": (
             "Metadata privacy: cover traffic, onion mode.",
-            _app_of("._privacy", "privacy_app", "privacy"),
+            group_of("._privacy", "privacy_app", "privacy"),
         ),
     }
 

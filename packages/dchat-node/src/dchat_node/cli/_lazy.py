@@ -10,6 +10,7 @@ several (the conversation commands come together).
 from __future__ import annotations
 
 import functools
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     Loader = Callable[[], typer.Typer]
 
-__all__ = ("LazyGroups", "new_part")
+__all__ = ("LazyGroups", "group_of", "new_part")
 
 _COMPLETION = {"install_completion", "show_completion"}
 
@@ -32,6 +33,19 @@ _COMPLETION = {"install_completion", "show_completion"}
 def new_part() -> typer.Typer:
     """An empty part: plain help (no rich) and no completion options of its own."""
     return typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@functools.cache
+def _group(module: str, attribute: str, name: str) -> typer.Typer:
+    """A part holding one group: ``module``'s Typer app ``attribute``, named ``name``."""
+    part = new_part()
+    part.add_typer(getattr(import_module(module, __package__), attribute), name=name)
+    return part
+
+
+def group_of(module: str, attribute: str, name: str) -> Loader:
+    """The loader of a part holding the group ``attribute`` of ``module`` (in this package)."""
+    return functools.partial(_group, module, attribute, name)
 
 
 @functools.cache
