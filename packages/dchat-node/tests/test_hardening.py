@@ -15,6 +15,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -262,3 +263,23 @@ def test_what_a_node_creates_is_private(
     assert {"node.db", "api.json", "node.lock"} <= created
     assert _loose(alice.data_dir) == []
     assert _loose(relay.data_dir) == []
+
+
+def test_an_idle_keep_alive_connection_outlives_the_clients_expiry(
+    module_relay: NodeProcess,
+) -> None:
+    # httpx (the SDK, the CLI) keeps an idle connection 5 s. If the server closed
+    # it at the same moment, a request sent on it would get no answer; the API
+    # keeps it longer, so the second request on the same connection is answered.
+    host, port = module_relay.info["url"].removeprefix("http://").rsplit(":", 1)
+    request = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        for pause in (0.0, httpx.Limits().keepalive_expiry + 1.0):  # type: ignore[operator]
+            time.sleep(pause)
+            conn.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                chunk = conn.recv(65536)
+                assert chunk, f"closed without an answer after {pause:.0f} s idle"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200"), answer

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -83,6 +83,10 @@ def check_api_exposure(config: NodeConfig) -> None:
             raise ConfigError(problem) from None
 
 
+KEEP_ALIVE_S: Final = 30.0
+"""Seconds the API keeps an idle HTTP/1.1 connection open (hypercorn's default is 5)."""
+
+
 async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -> None:
     """Serve the node's API on ``address`` (TLS when configured); starts with its URLs."""
     config = HypercornConfig()
@@ -90,6 +94,10 @@ async def serve_api(node: Node, address: str, token: str, *, task_status: Any) -
     config.accesslog = None
     config.errorlog = logging.getLogger("dchat.api")
     config.graceful_timeout = 2.0
+    # Idle keep-alive connections stay open longer than clients keep them (httpx, and so
+    # the SDK and the CLI: 5 s). At equal times a client could send on a connection the
+    # server was closing, and get "disconnected without a response" (seen in CI).
+    config.keep_alive_timeout = KEEP_ALIVE_S
     config.websocket_max_message_size = node.config.api_max_body
     tls = _tls_files(node.config)
     if tls is not None:
