@@ -62,7 +62,7 @@ class _Call:
 
     def __init__(self, fn: Callable[[], object]) -> None:
         self.fn = fn
-        self.at = trio.current_time()
+        self.at = 0.0  # when a background call was queued (run_grouped_later)
         self.ran = self.done = False
         self.value: object = None
         self.error: BaseException | None = None
@@ -134,6 +134,7 @@ class AsyncStore:
         :meth:`run_grouped` call is queued.
         """
         call = _Call(functools.partial(fn, *args, **kwargs))
+        call.at = trio.current_time()
         return await self._grouped(call, self._later)  # type: ignore[return-value]
 
     async def _grouped(self, call: _Call, lane: list[_Call]) -> object:

@@ -54,12 +54,15 @@ class EventTail:
         self._events: deque[EventRecord] = deque(maxlen=size)
         self._pending: list[EventRecord] = []  # appended in the open write transaction
         self._writing = 0  # writes that changed messages and are not over yet
+        self._armed = False  # _settle is due at the end of the open write transaction
 
     def appended(self, record: EventRecord) -> None:
         """``record`` was appended in this write transaction (its cursor from the insert)."""
         self._pending.append(record)
         self._access.on_rollback(lambda: self._drop(record))
-        self._access.at_end(self._settle)
+        if not self._armed:  # once per transaction, not once per event
+            self._armed = True
+            self._access.at_end(self._settle)
 
     def changing(self) -> None:
         """Called inside a write that changes or deletes messages or prunes events."""
@@ -82,7 +85,7 @@ class EventTail:
     def _settle(self) -> None:
         # Runs under the writer lock once the outermost transaction is over;
         # what a rollback did not drop was committed.
-        settled, self._pending = self._pending, []
+        settled, self._pending, self._armed = self._pending, [], False
         with self._lock:
             self._events.extend(settled)
 
